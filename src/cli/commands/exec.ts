@@ -1,0 +1,6 @@
+// jailyard exec — see docs/cli.md#exec
+import type { RegisterVerb } from '../context.ts';
+
+export const register: RegisterVerb = (_program, _io) => {
+  // not yet implemented
+};

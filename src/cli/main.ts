@@ -1,0 +1,38 @@
+// The jailyard command line: a thin dispatcher. One verb = one file in ./commands.
+
+import { Command, CommanderError } from 'commander';
+import { isJailyardError } from '../errors.ts';
+import { processIO, type CliIO } from './context.ts';
+import { verbs } from './commands/index.ts';
+
+export function buildProgram(io: CliIO = processIO): Command {
+  const program = new Command('jailyard')
+    .description('a jail manager: FreeBSD jail(8) semantics on Linux and FreeBSD')
+    .option('--state <dir>', 'state folder (default $JAILYARD_STATE or /var/db/jailyard)')
+    .option('--host <url>', 'talk to a daemon (unix:///path or https://host:port) instead of the local store')
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.replace(/\n$/, '')), writeErr: (s) => io.err(s.replace(/\n$/, '')) });
+  for (const register of verbs) register(program, io);
+  return program;
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage). */
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return 2;
+    }
+    if (isJailyardError(e)) {
+      io.err(`jailyard: ${e.describe()}`);
+      return e.code === 'JY_ERR_USAGE' ? 2 : 1;
+    }
+    io.err(`jailyard: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    return 1;
+  }
+}

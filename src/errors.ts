@@ -1,0 +1,110 @@
+// One error type for the whole project. Every error has a stable code (listed, with its
+// meaning and HTTP status, in docs/errors.md), a message that says what failed, and the
+// place it concerns: a file position, a jail, a parameter, a metadata key, a step.
+
+/** Where an error happened in a configuration file (1-based line and column). */
+export interface SourcePosition {
+  file: string;
+  line: number;
+  col: number;
+}
+
+export interface ErrorPlace {
+  /** file:line:col of the offending text. */
+  pos?: SourcePosition;
+  /** The jail the error is about. */
+  jail?: string;
+  /** The jail parameter the error is about. */
+  param?: string;
+  /** The meta/env key the error is about. */
+  key?: string;
+  /** The lifecycle step that failed (exec.prestart, mount, create, ...). */
+  step?: string;
+  /** Output of a failed command (stderr, then stdout), trimmed. */
+  output?: string;
+  /** An excerpt of the source with a caret under the column. */
+  excerpt?: string;
+}
+
+/**
+ * Stable error codes. Each module adds its own here (one registry, one doc: docs/errors.md).
+ * The value is the HTTP status the API answers with.
+ */
+export const ERROR_CODES = {
+  // generic
+  JY_ERR_INTERNAL: 500,
+  JY_ERR_USAGE: 400,
+  JY_ERR_NOT_ROOT: 403,
+  // jail.conf / rc.conf (src/conf)
+  JY_ERR_CONF_SYNTAX: 400,
+  JY_ERR_CONF_INCLUDE: 400,
+  JY_ERR_CONF_VARIABLE: 400,
+  JY_ERR_PARAM_UNKNOWN: 400,
+  JY_ERR_PARAM_VALUE: 400,
+  JY_ERR_JAIL_NAME: 400,
+  // meta/env and selectors (src/meta)
+  JY_ERR_META_KEY: 400,
+  JY_ERR_META_TOO_LARGE: 413,
+  JY_ERR_SELECTOR: 400,
+  // store and lifecycle (src/store, src/runtime)
+  JY_ERR_JAIL_EXISTS: 409,
+  JY_ERR_JAIL_NOT_FOUND: 404,
+  JY_ERR_REVISION_CONFLICT: 412,
+  JY_ERR_REVISION_GONE: 410,
+  JY_ERR_INVALID_TRANSITION: 409,
+  JY_ERR_STEP_FAILED: 500,
+  JY_ERR_DEPEND: 424,
+  JY_ERR_ADDRESS: 400,
+  // skeletons and mounts (src/skeleton)
+  JY_ERR_SKELETON_NOT_FOUND: 404,
+  JY_ERR_SKELETON_IN_USE: 409,
+  JY_ERR_PATH: 400,
+  JY_ERR_MOUNT: 500,
+  JY_ERR_UPGRADE_CONFLICT: 409,
+  // platform
+  JY_ERR_PLATFORM: 500,
+  // API
+  JY_ERR_UNAUTHORIZED: 401,
+  JY_ERR_BODY_TOO_LARGE: 413,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class JailyardError extends Error {
+  readonly code: ErrorCode;
+  readonly place: ErrorPlace;
+
+  constructor(code: ErrorCode, message: string, place: ErrorPlace = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'JailyardError';
+    this.code = code;
+    this.place = place;
+  }
+
+  get httpStatus(): number {
+    return ERROR_CODES[this.code];
+  }
+
+  /** The message with its place first, the way jail(8) names the jail first. */
+  describe(): string {
+    const p = this.place;
+    const where: string[] = [];
+    if (p.pos) where.push(`${p.pos.file}:${p.pos.line}:${p.pos.col}`);
+    if (p.jail) where.push(`jail "${p.jail}"`);
+    if (p.param) where.push(`parameter "${p.param}"`);
+    if (p.key) where.push(`key "${p.key}"`);
+    if (p.step) where.push(`step ${p.step}`);
+    let text = where.length ? `${where.join(', ')}: ${this.message}` : this.message;
+    if (p.excerpt) text += `\n${p.excerpt}`;
+    if (p.output) text += `\n${p.output}`;
+    return text;
+  }
+
+  toJSON(): { code: ErrorCode; message: string } & ErrorPlace {
+    return { code: this.code, message: this.message, ...this.place };
+  }
+}
+
+export function isJailyardError(e: unknown): e is JailyardError {
+  return e instanceof JailyardError;
+}

@@ -1,0 +1,131 @@
+// The one interface between the pure core / runtime and the operating system.
+// Drivers execute; they decide nothing about order (src/runtime owns the step table) and
+// report facts (pids, mounts, links, cgroups) that the runtime records in the store, so that
+// stop, reconcile and crash recovery can undo exactly what was done.
+
+import type { JailSpec } from '../conf/spec.ts';
+import type { MountPlan } from '../skeleton/plan.ts';
+
+/** Everything a driver needs to know about the jail it works on. */
+export interface JailContext {
+  spec: JailSpec;
+  /** = spec.name */
+  name: string;
+  /** Jail id, allocated by the store before the jail is created (like jls' jid). */
+  jid: number;
+  /** The jail's root directory on the host (its `path`). */
+  path: string;
+  /** jailyard's own per-jail folder (state/jails/NAME): logs, guest dir, writable parts. */
+  stateDir: string;
+  /** The parent jail's facts for a nested jail ("parent.child"); undefined for top level. */
+  parent?: CreateFacts;
+}
+
+export interface NetworkFacts {
+  /** Linux: named network namespace (ip netns) holding the jail's interfaces. */
+  netns?: string;
+  /** Linux: host side and jail side of the veth pair. */
+  veth?: { host: string; jail: string };
+  /** Linux: the bridge the host side is attached to (created on demand, shared). */
+  bridge?: string;
+  /** Addresses configured, as given in ip4.addr / ip6.addr (with prefix). */
+  addresses: string[];
+}
+
+export interface MountFacts {
+  /** Targets actually mounted, in the order they were mounted (host paths). */
+  mounted: string[];
+  /** Directories and symlinks the plan created (removed on undo only if jailyard made them). */
+  created: string[];
+}
+
+export interface CreateFacts {
+  /** Host pid of the jail's pid 1 (Linux: the reaper inside the new pid namespace). */
+  initPid: number;
+  /** Host pid of the process that holds the namespaces from outside (Linux: unshare), if any. */
+  holderPid?: number;
+  /** /proc/<pid>/ns/* inode identities at creation, to detect pid reuse. */
+  nsIds?: Record<string, string>;
+  /** cgroup directories created for the jail (v1: one per controller; v2: one). */
+  cgroups: string[];
+  /** Process start time (from /proc/<pid>/stat field 22) to detect pid reuse. */
+  startTime?: string;
+}
+
+export interface ExecResult {
+  code: number;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ExecOptions {
+  /** Environment added on top of the clean one (JID, JNAME, JPATH are always set). */
+  env?: Record<string, string>;
+  /** Run as this user (jexec -U / exec.jail_user). */
+  user?: string;
+  /** 'pipe' collects output into the result; 'inherit' passes the caller's stdio through. */
+  stdio?: 'pipe' | 'inherit';
+  /** Kill after this many milliseconds (exec.timeout). */
+  timeoutMs?: number;
+  /** Working directory (inside the jail for runInJail). */
+  cwd?: string;
+}
+
+/** Limits from the spec's limits.* parameters, already parsed. */
+export interface Limits {
+  memoryBytes?: number;
+  maxProcs?: number;
+  /** CPU in percent of one core (100 = one core). */
+  cpuPercent?: number;
+}
+
+/** What is on the system that jailyard could have made (for `reconcile`). */
+export interface Leftovers {
+  mounts: string[];
+  netns: string[];
+  links: string[];
+  cgroups: string[];
+  /** Host pids of jail init processes found alive. */
+  pids: number[];
+}
+
+export interface Driver {
+  readonly platform: 'linux' | 'freebsd';
+
+  /** Throws JY_ERR_PLATFORM / JY_ERR_NOT_ROOT naming what is missing. */
+  preflight(): Promise<void>;
+
+  /** The addresses step (before create): netns, veth, bridge, ip4.addr/ip6.addr. */
+  setupNetwork(ctx: JailContext): Promise<NetworkFacts>;
+  teardownNetwork(ctx: JailContext, facts: NetworkFacts): Promise<void>;
+
+  /**
+   * The mounts step: make every directory, symlink and mount of the plan in order.
+   * On failure it undoes what it made itself and throws (JY_ERR_MOUNT with source/target).
+   */
+  mount(ctx: JailContext, plan: MountPlan): Promise<MountFacts>;
+  /** Unmount in reverse order; tolerates targets already gone. */
+  unmount(ctx: JailContext, facts: MountFacts): Promise<void>;
+
+  /** The create step: namespaces/jail(2), pid 1, hostname, limits, dropped privileges. */
+  create(ctx: JailContext, net: NetworkFacts, limits: Limits): Promise<CreateFacts>;
+  /** Remove the jail: SIGTERM to every process, then SIGKILL after timeoutMs; cgroups removed. */
+  destroy(ctx: JailContext, facts: CreateFacts, timeoutMs: number): Promise<void>;
+  /** Whether the jail described by facts still exists (pid alive and the same process). */
+  isAlive(facts: CreateFacts): boolean;
+  /** Change limits / hostname of a running jail in place (jail -m). */
+  modify(ctx: JailContext, facts: CreateFacts, changes: { hostname?: string; limits?: Limits }): Promise<void>;
+
+  /** exec.prepare, exec.prestart, exec.created, exec.poststart, exec.poststop, exec.release:
+   * `/bin/sh -c command` on the host with JID, JNAME, JPATH set. */
+  runHost(ctx: JailContext, command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** exec.start, exec.stop, command, `jailyard exec`: argv inside every namespace and the
+   * cgroup of the jail, clean environment, dropped capabilities (like jexec). */
+  runInJail(ctx: JailContext, facts: CreateFacts, argv: string[], opts?: ExecOptions): Promise<ExecResult>;
+
+  /** Everything of jailyard's found on the system (named by prefix) for reconcile. */
+  scanLeftovers(): Promise<Leftovers>;
+  /** Remove one leftover found by scanLeftovers (kind + id as reported there). */
+  removeLeftover(kind: keyof Leftovers, id: string | number): Promise<void>;
+}

@@ -1,0 +1,115 @@
+// The embedded state store's contract (implemented in src/store/sqlite.ts over SQLite).
+// The CLI and the daemon share it; neither needs the other. Every state change is one
+// transaction that also appends one event with the next global revision.
+
+import type { Params } from '../conf/spec.ts';
+import type { CreateFacts, MountFacts, NetworkFacts } from '../platform/driver.ts';
+import type { MetaOp } from '../meta/ops.ts';
+
+/** Jail status as a state machine; see ALLOWED_TRANSITIONS. */
+export type JailState = 'stopped' | 'starting' | 'running' | 'stopping';
+
+export const ALLOWED_TRANSITIONS: Readonly<Record<JailState, readonly JailState[]>> = {
+  stopped: ['starting'],
+  // a failed start unwinds back to stopped
+  starting: ['running', 'stopped'],
+  // a jail found dead (reconcile) goes straight to stopped
+  running: ['stopping', 'stopped'],
+  // a failed stop stays stopping until reconcile finishes it
+  stopping: ['stopped'],
+};
+
+/** What the runtime did to the system for a jail: enough to undo it after a crash. */
+export interface RuntimeFacts {
+  /** Names of the start steps completed, in order (the undo stack). */
+  steps: string[];
+  network?: NetworkFacts;
+  mounts?: MountFacts;
+  create?: CreateFacts;
+}
+
+export interface JailRecord {
+  name: string;
+  /** Jail id while running (allocated when starting), 0 when stopped. */
+  jid: number;
+  state: JailState;
+  /** Resolved parameters, without meta and env (those are below). */
+  params: Params;
+  meta: string;
+  env: string;
+  /** Grows on every change of this jail (parameters, meta, env, state). */
+  revision: number;
+  runtime: RuntimeFacts | null;
+  lastError: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface JailEvent {
+  /** Global revision: strictly increasing, one per event, never reused. */
+  revision: number;
+  type: EventType;
+  name: string;
+  /** The jail after the change (for DELETED: as it was when removed). */
+  jail: JailRecord;
+  at: string;
+}
+
+/** One write to a jail: parameters set/unset, meta and env key operations, in order. */
+export interface JailChange {
+  params?: Params;
+  unset?: string[];
+  meta?: MetaOp[];
+  env?: MetaOp[];
+}
+
+export interface WriteOptions {
+  /** Compare-and-swap: fail with JY_ERR_REVISION_CONFLICT unless the jail's revision is this. */
+  ifRevision?: number;
+}
+
+/** Host-wide settings, like FreeBSD's security.jail.* sysctls. */
+export interface Settings {
+  /** security.jail.meta_maxbufsize: bytes including the trailing NUL (default 4096). */
+  meta_maxbufsize: number;
+  /** 1: a parent's meta_maxbufsize also covers the meta and env of all its descendants. */
+  meta_hierarchical: number;
+  /** How many events the log keeps at least before compaction (default 100000). */
+  event_history: number;
+}
+
+export interface Store {
+  readonly dir: string;
+  close(): void;
+
+  createJail(input: { name: string; params: Params; meta?: MetaOp[]; env?: MetaOp[] }): JailRecord;
+  getJail(name: string): JailRecord | undefined;
+  /** Throws JY_ERR_JAIL_NOT_FOUND. */
+  requireJail(name: string): JailRecord;
+  /** All jails (or those matching the label selector), ordered by name. */
+  listJails(filter?: { selector?: string }): JailRecord[];
+  /** Apply a change atomically; meta/env ops are applied to the CURRENT value inside the
+   * transaction (so concurrent key writers never lose each other's keys). */
+  modifyJail(name: string, change: JailChange, opts?: WriteOptions): JailRecord;
+  /** State machine step; throws JY_ERR_INVALID_TRANSITION "invalid transition from X to Y".
+   * Going to 'starting' allocates a jid; going to 'stopped' clears it. */
+  transition(
+    name: string,
+    from: JailState,
+    to: JailState,
+    patch?: { runtime?: RuntimeFacts | null; lastError?: string | null },
+  ): JailRecord;
+  /** Record progress (runtime facts) without changing state; bumps revision, no event. */
+  recordRuntime(name: string, runtime: RuntimeFacts | null): void;
+  removeJail(name: string, opts?: WriteOptions): void;
+
+  currentRevision(): number;
+  /** Events with revision > since, oldest first. Throws JY_ERR_REVISION_GONE when events
+   * after `since` have already been compacted away (the client must re-list). */
+  eventsSince(since: number, limit?: number): JailEvent[];
+
+  getSettings(): Settings;
+  setSetting<K extends keyof Settings>(name: K, value: Settings[K]): void;
+}

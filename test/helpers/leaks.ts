@@ -1,0 +1,93 @@
+// Leak checks for tests that create jails: what a test made must be gone at its end.
+// Reads the system directly (/proc/self/mountinfo, ip netns, ip link, cgroupfs, /proc).
+
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import assert from 'node:assert/strict';
+
+export interface SystemSnapshot {
+  mounts: string[];
+  netns: string[];
+  links: string[];
+  cgroups: string[];
+  pids: number[];
+}
+
+function mountTargets(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ')[4]!.replace(/\\040/g, ' '));
+}
+
+function netns(): string[] {
+  try {
+    return readdirSync('/run/netns');
+  } catch {
+    return [];
+  }
+}
+
+function links(): string[] {
+  const out = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(': ')[1]!.split('@')[0]!);
+}
+
+function cgroupDirs(): string[] {
+  const found: string[] = [];
+  for (const base of ['/sys/fs/cgroup/memory', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/cpu', '/sys/fs/cgroup/unified', '/sys/fs/cgroup']) {
+    if (!existsSync(base)) continue;
+    const walk = (dir: string, depth: number): void => {
+      if (depth > 4) return;
+      let entries;
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        if (!e.isDirectory()) continue;
+        const p = `${dir}/${e.name}`;
+        if (e.name.includes('jailyard') || e.name.startsWith('jy')) found.push(p);
+        walk(p, depth + 1);
+      }
+    };
+    walk(base, 0);
+  }
+  return [...new Set(found)];
+}
+
+function pids(): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number);
+}
+
+export function snapshot(): SystemSnapshot {
+  return { mounts: mountTargets(), netns: netns(), links: links(), cgroups: cgroupDirs(), pids: pids() };
+}
+
+/**
+ * Asserts nothing new of the kinds jails make exists now compared to `before`:
+ * mounts, network namespaces, links, cgroups, and processes whose command line mentions
+ * `marker` (a string unique to the test, e.g. its state folder or jail name prefix).
+ */
+export function assertNoLeaks(before: SystemSnapshot, marker: string): void {
+  const now = snapshot();
+  const added = <T>(a: T[], b: T[]) => a.filter((x) => !b.includes(x));
+  assert.deepEqual(added(now.mounts, before.mounts), [], 'mounts left behind');
+  assert.deepEqual(added(now.netns, before.netns), [], 'network namespaces left behind');
+  assert.deepEqual(added(now.links, before.links), [], 'links left behind');
+  assert.deepEqual(added(now.cgroups, before.cgroups), [], 'cgroups left behind');
+  const stray = added(now.pids, before.pids).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker) && pid !== process.pid;
+    } catch {
+      return false;
+    }
+  });
+  assert.deepEqual(stray, [], `processes mentioning ${marker} left behind`);
+}
