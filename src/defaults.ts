@@ -1,0 +1,33 @@
+// Loads defaults/defaults.json: the one file that holds default directory lists and settings.
+import { readFileSync } from 'node:fs';
+
+export type Platform = 'linux' | 'freebsd';
+
+export interface Defaults {
+  skeleton: {
+    strategy: 'nullfs' | 'basejail' | 'overlay' | 'full';
+    root: string;
+    romounts: Record<Platform, string[]>;
+    rwmounts: Record<Platform, string[]>;
+    writable: Record<Platform, string[]>;
+    basejail: string;
+  };
+  network: { bridge: string; range: string; gateway: string };
+  limits: { cgroupParent: string };
+  stop: { timeout: number };
+}
+
+let cached: Defaults | undefined;
+
+/** The defaults file's content (read once). JAILYARD_DEFAULTS names another file (tests). */
+export function loadDefaults(): Defaults {
+  if (!cached) {
+    const file = process.env.JAILYARD_DEFAULTS ?? new URL('../defaults/defaults.json', import.meta.url);
+    cached = JSON.parse(readFileSync(file, 'utf8')) as Defaults;
+  }
+  return cached;
+}
+
+export function currentPlatform(): Platform {
+  return process.platform === 'freebsd' ? 'freebsd' : 'linux';
+}

@@ -1,0 +1,41 @@
+// The operations every front end (CLI, HTTP API, rollout) uses on jails. Implemented locally
+// over the store + a driver (src/runtime/service.ts) and remotely over HTTP
+// (src/api/client.ts), so `jailyard --host ...` prints exactly what the local CLI prints.
+
+import type { JailSpec } from '../conf/spec.ts';
+import type { MetaOp } from '../meta/ops.ts';
+import type { JailChange, JailRecord, WriteOptions } from '../store/types.ts';
+
+export interface BatchOptions {
+  /** Run up to this many independent jails at once (jail -p). Default 1. */
+  parallel?: number;
+  /** Print the plan, change nothing. */
+  dryRun?: boolean;
+}
+
+export interface JailOutcome {
+  name: string;
+  status: 'ok' | 'failed' | 'skipped';
+  /** For failed: the error's describe(); for skipped: why (the failed dependency). */
+  message?: string;
+  code?: string;
+}
+
+export interface BatchResult {
+  outcomes: JailOutcome[];
+  /** True when every jail succeeded. */
+  ok: boolean;
+}
+
+export interface JailService {
+  list(filter?: { selector?: string }): Promise<JailRecord[]>;
+  get(name: string): Promise<JailRecord>;
+  create(input: { spec: JailSpec; meta?: MetaOp[]; env?: MetaOp[] }): Promise<JailRecord>;
+  /** jail -m: parameters, meta and env key operations; applied in place when running. */
+  modify(name: string, change: JailChange, opts?: WriteOptions): Promise<JailRecord>;
+  start(names: string[], opts?: BatchOptions): Promise<BatchResult>;
+  stop(names: string[], opts?: BatchOptions): Promise<BatchResult>;
+  restart(names: string[], opts?: BatchOptions): Promise<BatchResult>;
+  /** Stops the jail first if it runs, then forgets it. */
+  remove(names: string[], opts?: BatchOptions): Promise<BatchResult>;
+}
