@@ -20,6 +20,8 @@ export function buildProgram(io: CliIO = processIO): Command {
 /** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
   const program = buildProgram(io);
+  // verbs report failure through process.exitCode; main() owns it and hands it back
+  process.exitCode = 0;
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -34,5 +36,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     }
     io.err(`jailyard: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     return 1;
+  } finally {
+    process.exitCode = undefined;
   }
 }

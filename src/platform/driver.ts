@@ -70,6 +70,10 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Working directory (inside the jail for runInJail). */
   cwd?: string;
+  /** Append stdout and stderr to this host file instead of piping them (exec.consolelog);
+   * the call then resolves when the process exits, not when the daemons it started close
+   * their inherited output. */
+  consoleLog?: string;
 }
 
 /** Limits from the spec's limits.* parameters, already parsed. */

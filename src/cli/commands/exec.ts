@@ -1,6 +1,29 @@
-// jailyard exec — see docs/cli.md#exec
+// jailyard exec — run a command inside a running jail, like jexec(8). See docs/cli.md#exec
 import type { RegisterVerb } from '../context.ts';
+import { JailyardError } from '../../errors.ts';
+import { withSession } from '../jails.ts';
+import { buildContext } from '../../runtime/jailplan.ts';
+import { loadDriver } from '../../platform/index.ts';
 
-export const register: RegisterVerb = (_program, _io) => {
-  // not yet implemented
+export const register: RegisterVerb = (program, io) => {
+  program
+    .command('exec')
+    .description('run a command in a jail (all its namespaces, its cgroup, a clean environment)')
+    .argument('<name>', 'the jail')
+    .argument('[command...]', 'the command and its arguments (default: /bin/sh)')
+    .option('-U, --user <user>', 'run as this user of the jail')
+    .passThroughOptions()
+    .action(async (name: string, command: string[], o: { user?: string }) => {
+      await withSession(program, io, async ({ store, stateDir }) => {
+        if (!store) throw new JailyardError('JY_ERR_USAGE', 'exec runs on the jail host itself, not through --host');
+        const j = store.requireJail(name);
+        if (j.state !== 'running' || !j.runtime?.create) throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail is ${j.state}, not running`, { jail: name });
+        const driver = await loadDriver();
+        const r = await driver.runInJail(buildContext(stateDir, j), j.runtime.create, command.length ? command : ['/bin/sh'], {
+          stdio: 'inherit',
+          ...(o.user ? { user: o.user } : {}),
+        });
+        process.exitCode = r.signal ? 128 + 9 : r.code;
+      });
+    });
 };

@@ -1,6 +1,19 @@
-// jailyard remove — see docs/cli.md#remove
+// jailyard remove — stop (if running) and forget jails. See docs/cli.md#remove
 import type { RegisterVerb } from '../context.ts';
+import { printBatch, targets, withSession } from '../jails.ts';
 
-export const register: RegisterVerb = (_program, _io) => {
-  // not yet implemented
+export const register: RegisterVerb = (program, io) => {
+  program
+    .command('remove')
+    .alias('rm')
+    .description('stop jails if they run, then remove them and their writable parts')
+    .argument('[name...]', 'jails to remove')
+    .option('-l, --selector <selector>', 'every jail whose labels match')
+    .option('--json', 'print the outcome per jail as JSON')
+    .action(async (names: string[], o: { selector?: string; json?: boolean }) => {
+      await withSession(program, io, async ({ service }) => {
+        const list = await targets(service, names, o.selector);
+        printBatch(io, 'removed', await service.remove(list), !!o.json);
+      }, { progress: true });
+    });
 };

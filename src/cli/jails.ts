@@ -1,0 +1,68 @@
+// What the jail verbs share: the service they talk to (local store + driver, or a daemon with
+// --host), how targets are chosen (names or -l selector), how a batch result is printed.
+
+import type { Command } from 'commander';
+import { JailyardError } from '../errors.ts';
+import type { JailService, BatchResult } from '../runtime/types.ts';
+import type { Store } from '../store/types.ts';
+import { stateDir, type CliIO } from './context.ts';
+
+export interface Session {
+  service: JailService;
+  /** The local store (undefined with --host). */
+  store?: Store;
+  stateDir: string;
+  close(): void;
+}
+
+/** Opens the service the verbs work on: the daemon named by --host, else the local store. */
+export async function openSession(program: Command, io: CliIO, opts: { progress?: boolean } = {}): Promise<Session> {
+  const host = program.opts<{ host?: string }>().host ?? process.env.JAILYARD_HOST;
+  const dir = stateDir(program);
+  if (host) {
+    const { createRemoteService } = await import('../api/client.ts');
+    const token = process.env.JAILYARD_TOKEN;
+    return { service: createRemoteService(host, token ? { token } : {}), stateDir: dir, close: () => {} };
+  }
+  const { openStore } = await import('../store/sqlite.ts');
+  const { createLocalService } = await import('../runtime/service.ts');
+  const { skeletonHooks } = await import('../skeleton/hooks.ts');
+  const store = openStore(dir);
+  const service = createLocalService({
+    store,
+    stateDir: dir,
+    skeletons: skeletonHooks(),
+    ...(opts.progress ? { progress: (jail: string, text: string) => io.err(`${jail}: ${text}`) } : {}),
+  });
+  return { service, store, stateDir: dir, close: () => store.close() };
+}
+
+/** Jail names from the arguments, or from `-l/--selector` (every jail whose labels match). */
+export async function targets(service: JailService, names: string[], selector: string | undefined): Promise<string[]> {
+  if (selector !== undefined) {
+    const matched = (await service.list({ selector })).map((j) => j.name);
+    return [...new Set([...names, ...matched])];
+  }
+  if (names.length === 0) throw new JailyardError('JY_ERR_USAGE', 'name at least one jail, or select jails with -l');
+  return names;
+}
+
+/** One line per jail to stderr (jail(8) style), JSON on stdout with --json; sets the exit code. */
+export function printBatch(io: CliIO, verb: string, result: BatchResult, json: boolean): void {
+  if (json) io.out(JSON.stringify(result));
+  for (const o of result.outcomes) {
+    if (o.status === 'ok') io.err(`${o.name}: ${verb}`);
+    else io.err(`${o.name}: ${o.status === 'skipped' ? '' : 'failed: '}${o.message ?? o.status}`);
+  }
+  if (!result.ok) process.exitCode = 1;
+}
+
+/** Runs a verb's body with a session, closing it whatever happens. */
+export async function withSession<T>(program: Command, io: CliIO, fn: (s: Session) => Promise<T>, opts: { progress?: boolean } = {}): Promise<T> {
+  const s = await openSession(program, io, opts);
+  try {
+    return await fn(s);
+  } finally {
+    s.close();
+  }
+}

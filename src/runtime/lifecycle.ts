@@ -1,0 +1,235 @@
+// The lifecycle as data (jail(8)'s command.c: startcommands[] / stopcommands[]): each start
+// step is paired with the stop step that undoes it. Starting runs the pairs in order and
+// records each finished one in the store at once; a failure undoes only the finished steps,
+// newest first; stopping walks the recorded steps backwards. So stop, a failed start and
+// crash recovery (reconcile) are one and the same loop.
+
+import { appendFileSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { JailyardError } from '../errors.ts';
+import type { Driver, ExecOptions, ExecResult, JailContext } from '../platform/driver.ts';
+import type { JailRecord, RuntimeFacts, Store } from '../store/types.ts';
+import type { MountPlan } from '../skeleton/plan.ts';
+import { hookCommands, jailLimits, paramBool, paramInt, paramString } from './params.ts';
+
+export type StartStep =
+  | 'exec.prepare'
+  | 'addresses'
+  | 'mounts'
+  | 'exec.prestart'
+  | 'create'
+  | 'exec.created'
+  | 'exec.start'
+  | 'exec.poststart';
+
+export type StopStep =
+  | 'exec.prestop'
+  | 'exec.stop'
+  | 'remove'
+  | 'exec.poststop'
+  | 'unmount'
+  | 'addresses.remove'
+  | 'exec.release';
+
+/** jail(8)'s order. Reversed, the `undo` column is exactly jail -r's order. */
+export const LIFECYCLE: readonly { step: StartStep; undo: StopStep | null }[] = [
+  { step: 'exec.prepare', undo: 'exec.release' },
+  { step: 'addresses', undo: 'addresses.remove' },
+  { step: 'mounts', undo: 'unmount' },
+  { step: 'exec.prestart', undo: 'exec.poststop' },
+  { step: 'create', undo: 'remove' },
+  { step: 'exec.created', undo: null },
+  { step: 'exec.start', undo: 'exec.stop' },
+  { step: 'exec.poststart', undo: 'exec.prestop' },
+];
+
+export interface LifecycleDeps {
+  store: Store;
+  driver: Driver;
+  /** Builds the jail's driver context (path, state dir, parent facts). */
+  contextFor(record: JailRecord): JailContext;
+  /** Builds the jail's complete mount plan (skeleton, mount, mount.fstab, devfs, guest dir). */
+  planFor(record: JailRecord, ctx: JailContext): MountPlan;
+  /** Progress lines for humans ("www: exec.prestart"). */
+  progress?(jail: string, text: string): void;
+}
+
+/** Where a jail's hooks write their output unless exec.consolelog says otherwise. */
+function consoleLogOf(ctx: JailContext): string {
+  return paramString(ctx.spec.params, 'exec.consolelog') ?? `${ctx.stateDir}/console.log`;
+}
+
+/** Runs one exec.* hook list; a non-zero exit fails the step with the command's output. */
+async function runHook(deps: LifecycleDeps, ctx: JailContext, hook: string, inJail: boolean, runtime: RuntimeFacts): Promise<void> {
+  const commands = hookCommands(ctx.spec.params, hook);
+  if (commands.length === 0) return;
+  const log = consoleLogOf(ctx);
+  mkdirSync(dirname(log), { recursive: true });
+  const timeout = paramInt(ctx.spec.params, 'exec.timeout');
+  for (const command of commands) {
+    deps.progress?.(ctx.name, `${hook}: ${command}`);
+    const before = fileSize(log);
+    appendFileSync(log, `# ${new Date().toISOString()} ${hook}: ${command}\n`);
+    const opts: ExecOptions = { consoleLog: log, ...(timeout ? { timeoutMs: timeout * 1000 } : {}) };
+    let result: ExecResult;
+    if (inJail) {
+      if (!runtime.create) throw new JailyardError('JY_ERR_INTERNAL', `${hook} needs a created jail`, { jail: ctx.name, step: hook });
+      const user = paramString(ctx.spec.params, 'exec.jail_user');
+      result = await deps.driver.runInJail(ctx, runtime.create, ['/bin/sh', '-c', command], { ...opts, ...(user ? { user } : {}) });
+    } else {
+      result = await deps.driver.runHost(ctx, command, opts);
+    }
+    if (result.code !== 0) {
+      const output = (result.stderr + result.stdout || readSince(log, before)).trim().split('\n').slice(-20).join('\n');
+      const why = result.signal ? `killed by ${result.signal}` : `exited ${result.code}`;
+      throw new JailyardError('JY_ERR_STEP_FAILED', `${hook} command failed (${why}): ${command}`, { jail: ctx.name, step: hook, output });
+    }
+  }
+}
+
+function fileSize(p: string): number {
+  try {
+    return statSync(p).size;
+  } catch {
+    return 0;
+  }
+}
+
+function readSince(p: string, offset: number): string {
+  try {
+    return readFileSync(p).subarray(offset).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+async function doStep(deps: LifecycleDeps, step: StartStep, ctx: JailContext, record: JailRecord, rt: RuntimeFacts): Promise<void> {
+  switch (step) {
+    case 'exec.prepare':
+    case 'exec.prestart':
+    case 'exec.created':
+    case 'exec.poststart':
+      return runHook(deps, ctx, step, false, rt);
+    case 'addresses':
+      rt.network = await deps.driver.setupNetwork(ctx);
+      return;
+    case 'mounts':
+      rt.mounts = await deps.driver.mount(ctx, deps.planFor(record, ctx));
+      return;
+    case 'create':
+      rt.create = await deps.driver.create(ctx, rt.network ?? { addresses: [] }, jailLimits(ctx.spec.params, ctx.name));
+      return;
+    case 'exec.start':
+      await runHook(deps, ctx, 'exec.start', true, rt);
+      await runHook(deps, ctx, 'command', true, rt);
+      return;
+  }
+}
+
+async function undoStep(deps: LifecycleDeps, step: StopStep, ctx: JailContext, rt: RuntimeFacts): Promise<void> {
+  switch (step) {
+    case 'exec.prestop':
+    case 'exec.poststop':
+    case 'exec.release':
+      return runHook(deps, ctx, step, false, rt);
+    case 'exec.stop':
+      if (rt.create && deps.driver.isAlive(rt.create)) await runHook(deps, ctx, 'exec.stop', true, rt);
+      return;
+    case 'remove': {
+      if (!rt.create) return;
+      const timeout = paramInt(ctx.spec.params, 'stop.timeout') ?? 10;
+      await deps.driver.destroy(ctx, rt.create, timeout * 1000);
+      delete rt.create;
+      return;
+    }
+    case 'unmount':
+      if (rt.mounts) await deps.driver.unmount(ctx, rt.mounts);
+      delete rt.mounts;
+      return;
+    case 'addresses.remove':
+      if (rt.network) await deps.driver.teardownNetwork(ctx, rt.network);
+      delete rt.network;
+      return;
+  }
+}
+
+/**
+ * Walks the finished steps of `rt` backwards, running each one's undo. Every undo is tried
+ * even when an earlier one failed (so as much as possible is released); the first error is
+ * rethrown at the end. The store is updated after every undone step.
+ */
+async function unwind(deps: LifecycleDeps, ctx: JailContext, rt: RuntimeFacts, failedStart: boolean): Promise<void> {
+  let first: unknown;
+  while (rt.steps.length > 0) {
+    const done = rt.steps[rt.steps.length - 1] as StartStep;
+    const undo = LIFECYCLE.find((s) => s.step === done)?.undo ?? null;
+    if (undo) {
+      deps.progress?.(ctx.name, failedStart ? `undo ${done}: ${undo}` : undo);
+      try {
+        await undoStep(deps, undo, ctx, rt);
+      } catch (e) {
+        first ??= e;
+        // hooks failing during a stop do not keep the jail's resources held; OS steps do
+        if (!undo.startsWith('exec.')) {
+          deps.store.recordRuntime(ctx.name, rt);
+          throw first;
+        }
+      }
+    }
+    rt.steps.pop();
+    deps.store.recordRuntime(ctx.name, rt);
+  }
+  if (first) throw first;
+}
+
+/** Starts one jail (store state stopped → starting → running). */
+export async function startJail(deps: LifecycleDeps, name: string): Promise<JailRecord> {
+  let record = deps.store.transition(name, 'stopped', 'starting', { runtime: { steps: [] }, lastError: null });
+  const ctx = deps.contextFor(record);
+  const rt: RuntimeFacts = { steps: [] };
+  try {
+    for (const { step } of LIFECYCLE) {
+      deps.progress?.(name, step);
+      await doStep(deps, step, ctx, record, rt);
+      rt.steps.push(step);
+      deps.store.recordRuntime(name, rt);
+    }
+  } catch (e) {
+    let cleanup = '';
+    try {
+      await unwind(deps, ctx, rt, true);
+    } catch (u) {
+      cleanup = ` (and undoing it failed: ${u instanceof JailyardError ? u.describe() : String(u)}; run jailyard reconcile)`;
+    }
+    const message = (e instanceof JailyardError ? e.describe() : String(e)) + cleanup;
+    if (rt.steps.length === 0) deps.store.transition(name, 'starting', 'stopped', { runtime: null, lastError: message });
+    if (e instanceof JailyardError && cleanup) e.message += cleanup;
+    throw e;
+  }
+  record = deps.store.transition(name, 'starting', 'running', { runtime: rt });
+  if (!paramBool(record.params, 'persist') && hookCommands(record.params, 'exec.start').length === 0 && hookCommands(record.params, 'command').length === 0) {
+    // jail(8): without persist and without a command the jail has no process and goes away
+    deps.progress?.(name, 'no persist and no command: the jail is removed (set persist to keep it)');
+    return await stopJail(deps, name);
+  }
+  return record;
+}
+
+/** Stops one jail: the recorded start steps undone in reverse (jail -r's order). */
+export async function stopJail(deps: LifecycleDeps, name: string): Promise<JailRecord> {
+  const record = deps.store.transition(name, 'running', 'stopping');
+  return await finishStop(deps, record);
+}
+
+/** Completes a stop (also for a jail left 'starting' or 'stopping' by a crashed process). */
+export async function finishStop(deps: LifecycleDeps, record: JailRecord): Promise<JailRecord> {
+  const ctx = deps.contextFor(record);
+  const rt: RuntimeFacts = structuredClone(record.runtime ?? { steps: [] });
+  try {
+    await unwind(deps, ctx, rt, false);
+  } catch (e) {
+    deps.store.recordRuntime(record.name, rt);
+    throw e;
+  }
+  return deps.store.transition(record.name, deps.store.requireJail(record.name).state, 'stopped', { runtime: null });
+}

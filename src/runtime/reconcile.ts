@@ -1,0 +1,91 @@
+// Crash recovery: compare the store with the system and undo what a crashed run left.
+// 1. Jails the store says are starting/stopping (a process died mid-way), or running while
+//    their pid 1 is gone: finish stopping them by walking their recorded steps backwards.
+// 2. Things of jailyard's on the system that no stored jail accounts for (mounts below the
+//    state folder; with `all`, also netns, links, cgroups and jail processes of any state
+//    folder): removed.
+
+import type { Driver, Leftovers } from '../platform/driver.ts';
+import type { Store } from '../store/types.ts';
+import { JailyardError } from '../errors.ts';
+
+export interface ReconcileReport {
+  recovered: string[];
+  failed: { jail: string; message: string }[];
+  removed: { kind: keyof Leftovers; id: string | number }[];
+}
+
+export async function reconcile(opts: {
+  store: Store;
+  driver: Driver;
+  stateDir: string;
+  recover: (name: string) => Promise<unknown>;
+  all?: boolean;
+  dryRun?: boolean;
+}): Promise<ReconcileReport> {
+  const { store, driver, stateDir } = opts;
+  const report: ReconcileReport = { recovered: [], failed: [], removed: [] };
+  for (const j of store.listJails()) {
+    let needs = j.state === 'starting' || j.state === 'stopping';
+    if (j.state === 'running' && (!j.runtime?.create || !driver.isAlive(j.runtime.create))) {
+      needs = true;
+      if (!opts.dryRun) store.transition(j.name, 'running', 'stopping', { lastError: 'pid 1 of the jail was gone' });
+    }
+    if (!needs) continue;
+    if (opts.dryRun) {
+      report.recovered.push(j.name);
+      continue;
+    }
+    try {
+      await opts.recover(j.name);
+      report.recovered.push(j.name);
+    } catch (e) {
+      report.failed.push({ jail: j.name, message: e instanceof JailyardError ? e.describe() : String(e) });
+    }
+  }
+
+  // what the stored jails still account for
+  const known = { mounts: new Set<string>(), netns: new Set<string>(), links: new Set<string>(), cgroups: new Set<string>(), pids: new Set<number>() };
+  for (const j of store.listJails()) {
+    const rt = j.runtime;
+    if (!rt) continue;
+    for (const m of rt.mounts?.mounted ?? []) known.mounts.add(m);
+    if (rt.mounts) for (const m of rt.mounts.mounted) known.mounts.add(m);
+    if (rt.network?.netns) known.netns.add(rt.network.netns);
+    if (rt.network?.veth) known.links.add(rt.network.veth.host);
+    for (const c of rt.create?.cgroups ?? []) known.cgroups.add(c);
+    if (rt.create) {
+      known.pids.add(rt.create.initPid);
+      if (rt.create.holderPid) known.pids.add(rt.create.holderPid);
+    }
+  }
+  const found = await driver.scanLeftovers();
+  const here = (p: string) => p === stateDir || p.startsWith(stateDir + '/');
+  const todo: { kind: keyof Leftovers; id: string | number }[] = [];
+  // processes first, then mounts (deepest first), then links, netns, cgroups
+  for (const pid of found.pids) if (opts.all && !known.pids.has(pid)) todo.push({ kind: 'pids', id: pid });
+  for (const m of [...found.mounts].sort((a, b) => b.length - a.length)) {
+    if ((here(m) || opts.all) && !known.mounts.has(m) && !isRootSelfBindOfKnown(m, known.mounts)) todo.push({ kind: 'mounts', id: m });
+  }
+  for (const l of found.links) if (opts.all && !known.links.has(l)) todo.push({ kind: 'links', id: l });
+  for (const n of found.netns) if (opts.all && !known.netns.has(n)) todo.push({ kind: 'netns', id: n });
+  for (const c of found.cgroups) if (opts.all && !known.cgroups.has(c)) todo.push({ kind: 'cgroups', id: c });
+  for (const t of todo) {
+    if (!opts.dryRun) {
+      try {
+        await driver.removeLeftover(t.kind, t.id);
+      } catch (e) {
+        report.failed.push({ jail: '-', message: `${t.kind} ${t.id}: ${e instanceof Error ? e.message : String(e)}` });
+        continue;
+      }
+    }
+    report.removed.push(t);
+  }
+  return report;
+}
+
+/** A jail root's self-bind is not listed in its mounted targets but belongs to it. */
+function isRootSelfBindOfKnown(m: string, known: Set<string>): boolean {
+  for (const k of known) if (k.startsWith(m + '/')) return true;
+  return false;
+}

@@ -1,0 +1,239 @@
+// The local JailService: jail operations over the store and the platform driver. The CLI
+// uses it directly (no daemon needed); the daemon serves the same object over HTTP.
+
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { JailyardError } from '../errors.ts';
+import type { JailSpec } from '../conf/spec.ts';
+import type { MetaOp } from '../meta/ops.ts';
+import type { Driver } from '../platform/driver.ts';
+import type { MountPlan } from '../skeleton/plan.ts';
+import type { JailChange, JailRecord, Store, WriteOptions } from '../store/types.ts';
+import type { BatchOptions, BatchResult, JailOutcome, JailService } from './types.ts';
+import { buildContext, completePlan, guestDir, jailRoot, jailStateDir } from './jailplan.ts';
+import { finishStop, startJail, stopJail, type LifecycleDeps } from './lifecycle.ts';
+import { buildGraph, runBatch, withDependencies } from './order.ts';
+import { dependsOf, jailLimits, paramString } from './params.ts';
+import { loadDriver } from '../platform/index.ts';
+
+/** Parameters jail(8) cannot change on a running jail (jail -m refuses them). */
+export const IMMUTABLE_WHILE_RUNNING = new Set([
+  'path',
+  'skeleton',
+  'skeleton.strategy',
+  'skeleton.romounts',
+  'skeleton.rwmounts',
+  'mount',
+  'mount.fstab',
+  'mount.devfs',
+  'mount.procfs',
+  'ip4.addr',
+  'ip6.addr',
+  'vnet',
+  'interface',
+  'children.max',
+]);
+
+/** Hooks the skeleton module provides: seeding a jail's writable part and its base plan. */
+export interface SkeletonHooks {
+  /** Called at create for a jail with a `skeleton`: makes its writable part. */
+  prepare(stateDir: string, record: JailRecord): Promise<void>;
+  /** The skeleton's mount plan for the jail (before mount/fstab/devfs/guest). */
+  plan(stateDir: string, record: JailRecord, root: string): MountPlan;
+  /** Called at remove, after the jail is stopped. */
+  release?(stateDir: string, record: JailRecord): Promise<void>;
+}
+
+export interface LocalServiceOptions {
+  store: Store;
+  stateDir: string;
+  driver?: Driver;
+  skeletons?: SkeletonHooks;
+  progress?: (jail: string, text: string) => void;
+}
+
+/** Writes the jail's env where the jail reads it (/run/jailyard/env): temp file, then rename,
+ * so a reader never sees half a value. */
+export function writeGuestEnv(stateDir: string, name: string, env: string): void {
+  const dir = guestDir(stateDir, name);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const tmp = join(dir, `.env.${process.pid}.tmp`);
+  writeFileSync(tmp, env, { mode: 0o644 });
+  renameSync(tmp, join(dir, 'env'));
+}
+
+/** Mount points at or below `dir` (from /proc/self/mountinfo). */
+function mountsBelow(dir: string): string[] {
+  let text = '';
+  try {
+    text = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ')[4]!.replace(/\\040/g, ' '))
+    .filter((m) => m === dir || m.startsWith(dir + '/'));
+}
+
+function summarize(outcomes: JailOutcome[]): BatchResult {
+  return { outcomes, ok: outcomes.every((o) => o.status === 'ok') };
+}
+
+export function createLocalService(opts: LocalServiceOptions): JailService & {
+  /** The complete mount plan start would execute (for --dry-run). */
+  planOf(name: string): MountPlan;
+  /** Finishes stopping jails left half-started or half-stopped by a crashed process. */
+  recover(name: string): Promise<JailRecord>;
+} {
+  const { store, stateDir } = opts;
+  let driver: Driver | undefined = opts.driver;
+  const getDriver = async (): Promise<Driver> => (driver ??= await loadDriver());
+
+  const planOf = (record: JailRecord): MountPlan => {
+    const root = jailRoot(stateDir, record);
+    const base = paramString(record.params, 'skeleton') && opts.skeletons ? opts.skeletons.plan(stateDir, record, root) : undefined;
+    return completePlan(stateDir, record, root, base);
+  };
+
+  const deps = async (): Promise<LifecycleDeps> => ({
+    store,
+    driver: await getDriver(),
+    contextFor: (r) => {
+      const parentName = r.name.includes('.') ? r.name.slice(0, r.name.lastIndexOf('.')) : undefined;
+      const parent = parentName ? store.getJail(parentName)?.runtime?.create : undefined;
+      return buildContext(stateDir, r, parent);
+    },
+    planFor: (r) => planOf(r),
+    ...(opts.progress ? { progress: opts.progress } : {}),
+  });
+
+  const dependsOfName = (n: string): string[] => dependsOf(store.requireJail(n).params);
+
+  const service = {
+    async list(filter?: { selector?: string }): Promise<JailRecord[]> {
+      return store.listJails(filter);
+    },
+
+    async get(name: string): Promise<JailRecord> {
+      return store.requireJail(name);
+    },
+
+    async create(input: { spec: JailSpec; meta?: MetaOp[]; env?: MetaOp[] }): Promise<JailRecord> {
+      const { name, params } = input.spec;
+      const { name: _n, meta: _m, env: _e, ...rest } = params;
+      const nested = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : undefined;
+      if (nested) store.requireJail(nested);
+      jailLimits(rest, name); // validates sizes before anything is written
+      const record = store.createJail({
+        name,
+        params: rest,
+        ...(input.meta ? { meta: input.meta } : {}),
+        ...(input.env ? { env: input.env } : {}),
+      });
+      try {
+        jailRoot(stateDir, record);
+        mkdirSync(jailStateDir(stateDir, name), { recursive: true, mode: 0o700 });
+        writeGuestEnv(stateDir, name, record.env);
+        if (paramString(record.params, 'skeleton') && opts.skeletons) await opts.skeletons.prepare(stateDir, record);
+      } catch (e) {
+        // nothing half-created: forget the jail and its folder again
+        store.removeJail(name);
+        if (mountsBelow(jailStateDir(stateDir, name)).length === 0) rmSync(jailStateDir(stateDir, name), { recursive: true, force: true });
+        throw e;
+      }
+      return store.requireJail(name);
+    },
+
+    async modify(name: string, change: JailChange, wopts?: WriteOptions): Promise<JailRecord> {
+      const before = store.requireJail(name);
+      const running = before.state !== 'stopped';
+      if (running) {
+        const touched = [...Object.keys(change.params ?? {}), ...(change.unset ?? [])];
+        const fixed = touched.find((p) => IMMUTABLE_WHILE_RUNNING.has(p) && JSON.stringify(change.params?.[p]) !== JSON.stringify(before.params[p]));
+        if (fixed) {
+          throw new JailyardError('JY_ERR_PARAM_VALUE', `${fixed} cannot be changed while the jail is ${before.state}; stop it first`, { jail: name, param: fixed });
+        }
+        if (change.params) jailLimits({ ...before.params, ...change.params }, name);
+      }
+      const after = store.modifyJail(name, change, wopts);
+      if (after.env !== before.env) writeGuestEnv(stateDir, name, after.env);
+      if (after.state === 'running' && after.runtime?.create) {
+        const hostChanged = after.params['host.hostname'] !== before.params['host.hostname'];
+        const limitsChanged = ['limits.memory', 'limits.procs', 'limits.cpu'].some((p) => after.params[p] !== before.params[p]);
+        if (hostChanged || limitsChanged) {
+          const d = await getDriver();
+          await d.modify(buildContext(stateDir, after), after.runtime.create, {
+            ...(hostChanged ? { hostname: paramString(after.params, 'host.hostname') ?? name } : {}),
+            ...(limitsChanged ? { limits: jailLimits(after.params, name) } : {}),
+          });
+        }
+      }
+      return after;
+    },
+
+    async start(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+      for (const n of names) store.requireJail(n);
+      // like jail -c: what a jail depends on is started first, unless it already runs
+      const all = withDependencies(names, dependsOfName).filter((n) => names.includes(n) || store.requireJail(n).state === 'stopped');
+      const graph = buildGraph(all, dependsOfName);
+      const d = await deps();
+      return summarize(await runBatch(all, graph, 'start', bopts.parallel ?? 1, async (n) => void (await startJail(d, n))));
+    },
+
+    async stop(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+      for (const n of names) store.requireJail(n);
+      const graph = buildGraph(names, dependsOfName);
+      const d = await deps();
+      return summarize(await runBatch(names, graph, 'stop', bopts.parallel ?? 1, async (n) => void (await stopJail(d, n))));
+    },
+
+    async restart(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+      const running = names.filter((n) => store.requireJail(n).state === 'running');
+      const stopped = await service.stop(running, bopts);
+      const failedStops = new Set(stopped.outcomes.filter((o) => o.status !== 'ok').map((o) => o.name));
+      const started = await service.start(names.filter((n) => !failedStops.has(n)), bopts);
+      const outcomes = names.map((n) => stopped.outcomes.find((o) => o.name === n && o.status !== 'ok') ?? started.outcomes.find((o) => o.name === n)!);
+      return summarize(outcomes);
+    },
+
+    async remove(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+      for (const n of names) store.requireJail(n);
+      const running = names.filter((n) => store.requireJail(n).state !== 'stopped');
+      const stopped = running.length ? await service.stop(running, bopts) : { outcomes: [], ok: true };
+      const outcomes: JailOutcome[] = [];
+      for (const n of names) {
+        const failed = stopped.outcomes.find((o) => o.name === n && o.status !== 'ok');
+        if (failed) {
+          outcomes.push(failed);
+          continue;
+        }
+        try {
+          const record = store.requireJail(n);
+          const dir = jailStateDir(stateDir, n);
+          const left = mountsBelow(dir);
+          if (left.length) {
+            throw new JailyardError('JY_ERR_MOUNT', `still mounted below ${dir}: ${left.join(', ')}; run jailyard reconcile`, { jail: n });
+          }
+          if (opts.skeletons?.release) await opts.skeletons.release(stateDir, record);
+          store.removeJail(n);
+          if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+          outcomes.push({ name: n, status: 'ok' });
+        } catch (e) {
+          outcomes.push({ name: n, status: 'failed', message: e instanceof JailyardError ? e.describe() : String(e), ...(e instanceof JailyardError ? { code: e.code } : {}) });
+        }
+      }
+      return summarize(outcomes);
+    },
+
+    planOf(name: string): MountPlan {
+      return planOf(store.requireJail(name));
+    },
+
+    async recover(name: string): Promise<JailRecord> {
+      return await finishStop(await deps(), store.requireJail(name));
+    },
+  };
+  return service;
+}
