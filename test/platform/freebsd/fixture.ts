@@ -1,0 +1,43 @@
+// Shared setup for the FreeBSD driver tests: a real temporary jail root (directories and
+// symlinks are real files), and a context whose commands go to the strict fake runner.
+
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JailContext } from '../../../src/platform/driver.ts';
+import type { Params } from '../../../src/conf/spec.ts';
+
+export interface Sandbox {
+  dir: string;
+  root: string;
+  ctx: JailContext;
+  cleanup(): void;
+}
+
+export function sandbox(name: string, params: Params = {}): Sandbox {
+  const dir = mkdtempSync(join(tmpdir(), 'jyfb-'));
+  const root = join(dir, 'root');
+  mkdirSync(root);
+  const ctx: JailContext = {
+    spec: { name, params: { name, path: root, ...params } },
+    name,
+    jid: 3,
+    path: root,
+    stateDir: join(dir, 'state'),
+  };
+  return { dir, root, ctx, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A fake clock: sleeping advances it, so stop.timeout paths run instantly. */
+export function fakeClock(): { now: () => number; sleep: (ms: number) => Promise<void>; slept: number[] } {
+  let t = 1_000_000;
+  const slept: number[] = [];
+  return {
+    now: () => t,
+    sleep: async (ms) => {
+      slept.push(ms);
+      t += ms;
+    },
+    slept,
+  };
+}
