@@ -10,6 +10,7 @@ export function buildProgram(io: CliIO = processIO): Command {
     .description('a jail manager: FreeBSD jail(8) semantics on Linux and FreeBSD')
     .option('--state <dir>', 'state folder (default $JAILYARD_STATE or /var/db/jailyard)')
     .option('--host <url>', 'talk to a daemon (unix:///path or https://host:port) instead of the local store')
+    .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.replace(/\n$/, '')), writeErr: (s) => io.err(s.replace(/\n$/, '')) });
