@@ -61,11 +61,18 @@ export const ERROR_CODES = {
   JY_ERR_PATH: 400,
   JY_ERR_MOUNT: 500,
   JY_ERR_UPGRADE_CONFLICT: 409,
+  JY_ERR_SKELETON_CREATE: 500,
   // platform
   JY_ERR_PLATFORM: 500,
   // API
   JY_ERR_UNAUTHORIZED: 401,
   JY_ERR_BODY_TOO_LARGE: 413,
+  JY_ERR_ROUTE_NOT_FOUND: 404,
+  JY_ERR_DAEMON_UNREACHABLE: 503,
+  // load balancer and rollout (src/lb)
+  JY_ERR_HAPROXY: 502,
+  JY_ERR_UNHEALTHY: 503,
+  JY_ERR_ROLLOUT: 409,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,6 +1,87 @@
-// jailyard rollout — see docs/cli.md#rollout
+// jailyard rollout — see docs/lb.md#rollout
+import { resolve } from 'node:path';
+import { JailyardError } from '../../errors.ts';
+import { loadConf } from '../../conf/evaluate.ts';
+import type { JailSpec } from '../../conf/spec.ts';
+import { abortRollout, newRolloutState, readRolloutState, rolloutFileFor, runRollout, type RolloutState } from '../../lb/rollout.ts';
 import type { RegisterVerb } from '../context.ts';
+import { withSession } from '../jails.ts';
 
-export const register: RegisterVerb = (_program, _io) => {
-  // not yet implemented
+function loadTemplate(file: string | undefined, jail: string | undefined): JailSpec {
+  if (!file) throw new JailyardError('JY_ERR_USAGE', '--template <jail.conf> is required', { param: 'template' });
+  const specs = loadConf(file);
+  const spec = jail ? specs.find((s) => s.name === jail) : specs[0];
+  if (!spec) throw new JailyardError('JY_ERR_USAGE', jail ? `no jail "${jail}" in ${file}` : `no jail in ${file}`, { param: 'template-jail' });
+  if (!jail && specs.length > 1) throw new JailyardError('JY_ERR_USAGE', `${file} has ${specs.length} jails: name one with --template-jail`, { param: 'template-jail' });
+  return spec;
+}
+
+export const register: RegisterVerb = (program, io) => {
+  program
+    .command('rollout')
+    .description('replace the jails of one version by healthy jails of another, without downtime')
+    .requiredOption('-l, --selector <selector>', 'the service, e.g. app=www')
+    .option('--from <labels>', 'the old version, e.g. version=v1')
+    .option('--to <labels>', 'the new version, e.g. version=v2')
+    .option('--replicas <n>', 'how many new jails serve at the end')
+    .option('--max-surge <n>', 'extra jails allowed during the rollout', '1')
+    .option('--max-unavailable <n>', 'jails allowed below --replicas during the rollout', '0')
+    .option('--template <jail.conf>', 'the jail.conf whose jail new jails copy')
+    .option('--template-jail <name>', 'which jail of the template file')
+    .option('--port <port>', 'HTTP port the jails serve (health check and `port` label)', '80')
+    .option('--health-path <path>', 'health check path (GET answers 200)', '/')
+    .option('--health-timeout <seconds>', 'how long a new jail may take to become healthy', '30')
+    .option('--admin-socket <path>', 'HAProxy admin socket: wait for the pool (a `lb haproxy` controller must run)')
+    .option('--backend <name>', 'HAProxy backend', 'www')
+    .option('--resume', 'continue the saved rollout of --selector')
+    .option('--abort', 'go back to --from: remove the new jails this rollout created')
+    .option('--json', 'print the final rollout state as JSON')
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      const str = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
+      const num = (k: string): number => {
+        const n = Number(str(k));
+        if (!Number.isInteger(n) || n < 0) throw new JailyardError('JY_ERR_USAGE', `--${k} must be a non-negative integer, got "${str(k)}"`, { param: k });
+        return n;
+      };
+      await withSession(program, io, async ({ service, stateDir }) => {
+        const selector = str('selector')!;
+        const stateFile = rolloutFileFor(stateDir, selector);
+        const saved = readRolloutState(stateFile);
+        const adminSocket = str('adminSocket');
+        const lb = adminSocket ? { adminSocket, backend: str('backend') ?? 'www' } : undefined;
+        const progress = (line: string) => io.err(`rollout: ${line}`);
+        const deps = { service, stateFile, progress, healthTimeoutMs: num('healthTimeout') * 1000, ...(lb ? { lb } : {}) };
+        let state: RolloutState;
+        if (o.abort) {
+          if (!saved) throw new JailyardError('JY_ERR_ROLLOUT', `no rollout saved for ${selector}`, { param: 'selector' });
+          state = await abortRollout(saved, deps);
+        } else if (o.resume) {
+          if (!saved) throw new JailyardError('JY_ERR_ROLLOUT', `no rollout saved for ${selector}`, { param: 'selector' });
+          state = await runRollout(saved, { ...deps, template: loadTemplate(saved.templateFile, saved.templateJail) });
+        } else {
+          if (saved && (saved.phase === 'running' || saved.phase === 'failed')) {
+            throw new JailyardError('JY_ERR_ROLLOUT', `a rollout of ${selector} is ${saved.phase} (${saved.from} → ${saved.to}): use --resume or --abort`, { param: 'selector' });
+          }
+          for (const k of ['from', 'to', 'replicas', 'template']) {
+            if (!str(k)) throw new JailyardError('JY_ERR_USAGE', `--${k} is required`, { param: k });
+          }
+          const template = loadTemplate(str('template'), str('templateJail'));
+          state = newRolloutState({
+            selector,
+            from: str('from')!,
+            to: str('to')!,
+            replicas: num('replicas'),
+            maxSurge: num('maxSurge'),
+            maxUnavailable: num('maxUnavailable'),
+            port: num('port'),
+            healthPath: str('healthPath') ?? '/',
+            templateFile: resolve(str('template')!),
+            ...(str('templateJail') ? { templateJail: str('templateJail')! } : {}),
+            prefix: template.name,
+          });
+          state = await runRollout(state, { ...deps, template });
+        }
+        if (o.json) io.out(JSON.stringify(state));
+      });
+    });
 };

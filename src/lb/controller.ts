@@ -1,0 +1,243 @@
+// The HAProxy controller: keeps a backend's servers equal to the RUNNING jails that match a
+// label selector (and are not marked for draining), adding each only once HAProxy's own
+// health check passed, and removing each only after it drained. Every event and a periodic
+// tick run the same full reconcile (desired set vs `show servers state`), so a missed event
+// or a failed Runtime API command cannot leave a wrong pool for long.
+
+import { JailyardError, isJailyardError } from '../errors.ts';
+import { parseSelector } from '../meta/selector.ts';
+import { paramList } from '../runtime/params.ts';
+import { CHECK_TIMING, sleep } from './haproxy-process.ts';
+import { ADMIN_FDRAIN, ADMIN_FMAINT, CHECK_PASSED, HaproxyRuntime, isServing, type ServerState } from './haproxy-runtime.ts';
+import type { JailSource, LbJail } from './source.ts';
+
+/** Label that takes a running jail out of the pool (drained, then deleted) while it keeps
+ * running: what `rollout` sets before it stops an old jail. */
+export const DRAIN_LABEL = 'jailyard.lb/drain';
+/** Label naming the port a jail serves on (else the controller's `port` option). */
+export const PORT_LABEL = 'port';
+/** Prefix of the servers the controller owns; others in the backend are left alone. */
+export const SERVER_PREFIX = 'jy-';
+
+export function serverNameOf(jail: string): string {
+  return SERVER_PREFIX + jail.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+export interface DesiredServer {
+  server: string;
+  jail: string;
+  addr: string;
+  port: number;
+}
+
+/**
+ * The servers a set of jails should give (pure): running, matching, not draining, with an
+ * ip4 address and a port. Jails that match but cannot be served are reported in `skipped`.
+ */
+export function desiredServers(
+  jails: Iterable<LbJail>,
+  selector: string,
+  defaultPort: number | undefined,
+): { servers: Map<string, DesiredServer>; skipped: { jail: string; reason: string }[] } {
+  const sel = parseSelector(selector);
+  const servers = new Map<string, DesiredServer>();
+  const skipped: { jail: string; reason: string }[] = [];
+  for (const j of jails) {
+    if (j.state !== 'running' || !sel.matches(j.labels)) continue;
+    if (j.labels[DRAIN_LABEL] !== undefined && j.labels[DRAIN_LABEL] !== '' && j.labels[DRAIN_LABEL] !== 'false') continue;
+    const addr = paramList(j.params, 'ip4.addr')
+      .flatMap((a) => a.split(','))
+      .map((a) => a.trim().replace(/\/\d+$/, '').replace(/^[^|]*\|/, ''))
+      .find((a) => a !== '');
+    if (!addr) {
+      skipped.push({ jail: j.name, reason: 'no ip4.addr' });
+      continue;
+    }
+    const portText = j.labels[PORT_LABEL];
+    const port = portText !== undefined ? Number(portText) : defaultPort;
+    if (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
+      skipped.push({ jail: j.name, reason: portText !== undefined ? `invalid port label "${portText}"` : 'no port label and no --port' });
+      continue;
+    }
+    servers.set(serverNameOf(j.name), { server: serverNameOf(j.name), jail: j.name, addr, port });
+  }
+  return { servers, skipped };
+}
+
+export interface ControllerOptions {
+  source: JailSource;
+  selector: string;
+  backend: string;
+  adminSocket: string;
+  /** Port for jails without a `port` label. */
+  port?: number;
+  signal: AbortSignal;
+  /** Longest wait for a draining server's sessions to end before they are cut (default 30 s). */
+  drainTimeoutMs?: number;
+  /** Reconcile at least this often (default 200 ms): picks up passed health checks. */
+  tickMs?: number;
+  log?: (line: string) => void;
+}
+
+/** Runs until `signal` aborts. Servers stay in HAProxy when the controller stops. */
+export async function runHaproxyController(o: ControllerOptions): Promise<void> {
+  parseSelector(o.selector); // a bad selector fails now, with its column
+  const rt = new HaproxyRuntime(o.adminSocket);
+  const log = o.log ?? (() => {});
+  const jails = new Map<string, LbJail>();
+  const draining = new Map<string, Promise<void>>();
+  const skippedLogged = new Set<string>();
+  let synced = false;
+  let dirty = true;
+  let wake: (() => void) | undefined;
+  const poke = () => {
+    dirty = true;
+    wake?.();
+  };
+
+  const drain = async (s: ServerState): Promise<void> => {
+    const name = s.name;
+    try {
+      const neverServed = (s.adminState & ADMIN_FMAINT) !== 0;
+      if (!neverServed) {
+        if ((s.adminState & ADMIN_FDRAIN) === 0) {
+          await rt.setServerState(o.backend, name, 'drain');
+          log(`drain ${name}`);
+        }
+        const deadline = Date.now() + (o.drainTimeoutMs ?? 30_000);
+        while ((await rt.sessionsOf(o.backend, name)) > 0 && Date.now() < deadline && !o.signal.aborted) await sleep(50);
+      }
+      await rt.setServerState(o.backend, name, 'maint');
+      // `del server` also needs no idle connection: retry while HAProxy releases them, then
+      // cut what is left.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await rt.deleteServer(o.backend, name);
+          break;
+        } catch (e) {
+          if (attempt === 20) await rt.shutdownSessions(o.backend, name);
+          if (attempt >= 40 || o.signal.aborted) throw e;
+          await sleep(100);
+        }
+      }
+      log(`removed ${name}`);
+    } catch (e) {
+      log(`removing ${name} failed: ${isJailyardError(e) ? e.describe() : String(e)}`);
+    }
+  };
+
+  const reconcile = async (): Promise<void> => {
+    const { servers: desired, skipped } = desiredServers(jails.values(), o.selector, o.port);
+    for (const s of skipped) {
+      const key = `${s.jail}:${s.reason}`;
+      if (!skippedLogged.has(key)) log(`skip jail ${s.jail}: ${s.reason}`);
+      skippedLogged.add(key);
+    }
+    const actual = (await rt.showServersState(o.backend)).filter((s) => s.name.startsWith(SERVER_PREFIX));
+    const actualByName = new Map(actual.map((s) => [s.name, s]));
+    for (const s of actual) {
+      if (draining.has(s.name)) continue;
+      const want = desired.get(s.name);
+      // a changed address counts as a different server: drain the old one, add anew
+      if (!want || want.addr !== s.addr || want.port !== s.port) {
+        const p = drain(s).finally(() => {
+          draining.delete(s.name);
+          poke();
+        });
+        draining.set(s.name, p);
+        continue;
+      }
+      // added and checked, not yet enabled: enable once HAProxy's check passed
+      if ((s.adminState & ADMIN_FMAINT) !== 0 && s.checkResult === CHECK_PASSED) {
+        await rt.enableServer(o.backend, s.name);
+        log(`ready ${s.name} (${s.addr}:${s.port}, check passed)`);
+      }
+    }
+    for (const want of desired.values()) {
+      if (actualByName.has(want.server) || draining.has(want.server)) continue;
+      await rt.addServer(o.backend, want.server, want.addr, want.port, { check: true, ...CHECK_TIMING });
+      await rt.enableHealth(o.backend, want.server);
+      log(`add ${want.server} ${want.addr}:${want.port} (jail ${want.jail}), waiting for its check`);
+    }
+  };
+
+  const consume = async (): Promise<void> => {
+    while (!o.signal.aborted) {
+      try {
+        for await (const e of o.source.events(o.selector, o.signal)) {
+          if (e.type === 'SYNC') {
+            jails.clear();
+            for (const j of e.jails) jails.set(j.name, j);
+            synced = true;
+          } else if (e.type === 'DELETED') {
+            jails.delete(e.jail.name);
+          } else {
+            jails.set(e.jail.name, e.jail);
+          }
+          poke();
+        }
+      } catch (e) {
+        if (o.signal.aborted) return;
+        log(`source failed: ${isJailyardError(e) ? e.describe() : String(e)}; restarting in 1 s`);
+        await sleep(1000);
+      }
+    }
+  };
+
+  const onAbort = () => wake?.();
+  o.signal.addEventListener('abort', onAbort);
+  const consuming = consume();
+  const tickMs = o.tickMs ?? 200;
+  let lastError = '';
+  try {
+    while (!o.signal.aborted) {
+      // never reconcile against an empty picture: that would drain the whole pool at start
+      if (synced && dirty) {
+        dirty = false;
+        try {
+          await reconcile();
+          lastError = '';
+        } catch (e) {
+          dirty = true;
+          const text = isJailyardError(e) ? e.describe() : String(e);
+          if (text !== lastError) log(`reconcile failed: ${text}`);
+          lastError = text;
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          dirty = true;
+          done();
+        }, tickMs);
+        wake = done;
+        if (o.signal.aborted) done();
+      });
+    }
+  } finally {
+    o.signal.removeEventListener('abort', onAbort);
+    await consuming;
+    await Promise.all(draining.values());
+  }
+}
+
+/** Waits until `server` is in the backend and serving (UP, no maint/drain), or throws. */
+export async function waitForServer(rt: HaproxyRuntime, backend: string, server: string, want: 'serving' | 'absent', timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = (await rt.showServersState(backend)).find((x) => x.name === server);
+    if (want === 'absent' ? !s : s !== undefined && isServing(s)) return;
+    if (Date.now() > deadline) {
+      throw new JailyardError(
+        want === 'serving' ? 'JY_ERR_UNHEALTHY' : 'JY_ERR_HAPROXY',
+        want === 'serving' ? `server ${backend}/${server} did not become UP within ${timeoutMs} ms` : `server ${backend}/${server} still in the pool after ${timeoutMs} ms`,
+        { step: `haproxy server ${backend}/${server}` },
+      );
+    }
+    await sleep(100);
+  }
+}

@@ -1,0 +1,310 @@
+// Zero-downtime rollout: replaces the jails matching `selector,from` by `replicas` new jails
+// labelled `selector,to`, built from a jail.conf template. One step at a time, each recomputed
+// from the jails as they are (so --resume after a crash just carries on), the progress saved
+// after every step (temp file, then rename). New jails enter the pool only once healthy;
+// old ones leave it (drain label → the controller drains and deletes the server) before they
+// are stopped. A new jail that never becomes healthy is removed and the rollout stops.
+
+import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { request } from 'undici';
+import { JailyardError, isJailyardError } from '../errors.ts';
+import type { JailSpec, Params } from '../conf/spec.ts';
+import type { MetaOp } from '../meta/ops.ts';
+import { parseSelector } from '../meta/selector.ts';
+import { labelsOf } from '../meta/labels.ts';
+import { paramList } from '../runtime/params.ts';
+import type { JailService } from '../runtime/types.ts';
+import type { JailRecord } from '../store/types.ts';
+import { DRAIN_LABEL, PORT_LABEL, serverNameOf, waitForServer } from './controller.ts';
+import { sleep } from './haproxy-process.ts';
+import { HaproxyRuntime } from './haproxy-runtime.ts';
+
+export interface RolloutPlanInput {
+  selector: string;
+  from: string;
+  to: string;
+  replicas: number;
+  maxSurge: number;
+  maxUnavailable: number;
+  /** Port the jails serve HTTP on (health check, `port` label). */
+  port: number;
+  /** Path of the health check (GET, expects 200). */
+  healthPath: string;
+  /** The template's file and jail, so --resume can load it again. */
+  templateFile?: string;
+  templateJail?: string;
+  /** New jails are named `<prefix>-<to value>-<n>`. */
+  prefix: string;
+  /** Host numbers N of 198.51.100.N new jails may take (default 2..254). */
+  addressRange?: [number, number];
+}
+
+export interface RolloutState extends RolloutPlanInput {
+  version: 1;
+  phase: 'running' | 'done' | 'failed' | 'aborted';
+  /** New jails this rollout created (what --abort removes). */
+  created: string[];
+  /** Old jails it removed. */
+  removed: string[];
+  log: { at: string; text: string }[];
+  error?: string;
+}
+
+export interface RolloutDeps {
+  service: JailService;
+  template: JailSpec;
+  /** The progress file. */
+  stateFile: string;
+  /** When given: new jails must be UP in this backend, old ones leave it before they stop. */
+  lb?: { adminSocket: string; backend: string };
+  /** How long a new jail may take to answer 200 (default 30 s). */
+  healthTimeoutMs?: number;
+  /** How long the controller may take to add / remove a server (default 30 s). */
+  poolTimeoutMs?: number;
+  progress?: (line: string) => void;
+}
+
+/** `k=v,k2=v2` (or `k==v`) → labels; anything else is not something a new jail can carry. */
+export function labelsFromPairs(text: string, param: string): Record<string, string> {
+  parseSelector(text);
+  const labels: Record<string, string> = {};
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([^=!<>\s]+)\s*==?\s*([^=!<>\s]*)$/.exec(part);
+    if (!m) throw new JailyardError('JY_ERR_USAGE', `"${part}" is not key=value: --${param} must be labels a new jail can carry`, { param });
+    labels[m[1]!] = m[2]!;
+  }
+  return labels;
+}
+
+export function rolloutFileFor(stateDir: string, selector: string): string {
+  return join(stateDir, 'rollouts', `${selector.replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
+}
+
+export function readRolloutState(file: string): RolloutState | undefined {
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as RolloutState;
+}
+
+function saveState(file: string, state: RolloutState): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n');
+  renameSync(tmp, file);
+}
+
+/** The first free 198.51.100.N (N in 2..254) not used by any jail's ip4.addr. */
+export function freeAddress(jails: readonly Pick<JailRecord, 'params'>[], range: [number, number] = [2, 254]): string {
+  const used = new Set<string>();
+  for (const j of jails) {
+    for (const a of paramList(j.params, 'ip4.addr').flatMap((x) => x.split(','))) used.add(a.trim().replace(/^[^|]*\|/, '').replace(/\/\d+$/, ''));
+  }
+  for (let n = Math.max(2, range[0]); n <= Math.min(254, range[1]); n++) {
+    const addr = `198.51.100.${n}`;
+    if (!used.has(addr)) return addr;
+  }
+  throw new JailyardError('JY_ERR_ADDRESS', `no free address left in 198.51.100.${range[0]}-${range[1]}`, { param: 'ip4.addr' });
+}
+
+function firstAddress(j: JailRecord): string | undefined {
+  return paramList(j.params, 'ip4.addr').flatMap((x) => x.split(',')).map((a) => a.trim().replace(/^[^|]*\|/, '').replace(/\/\d+$/, '')).find(Boolean);
+}
+
+/** The template's parameters for a new jail: its name, its address; the template's own name
+ * in host.hostname / path is replaced by the new one. */
+export function specForNewJail(template: JailSpec, name: string, addr: string): JailSpec {
+  const params: Params = {};
+  for (const [k, v] of Object.entries(template.params)) {
+    if ((k === 'host.hostname' || k === 'path') && typeof v === 'string') {
+      params[k] = k === 'host.hostname' && v === template.name ? name : v.split('/').map((c) => (c === template.name ? name : c)).join('/');
+    } else {
+      params[k] = v;
+    }
+  }
+  params.name = name;
+  params['ip4.addr'] = [`${addr}/24`];
+  return { name, params };
+}
+
+/** GET http://addr:port/path answers 200 within timeoutMs (polled). */
+export async function waitHttpHealthy(addr: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const r = await request(`http://${addr}:${port}${path}`, { headersTimeout: 1000, bodyTimeout: 1000, reset: true });
+      await r.body.dump();
+      if (r.statusCode === 200) return true;
+    } catch {
+      // not listening yet
+    }
+    await sleep(200);
+  }
+  return false;
+}
+
+export function newRolloutState(input: RolloutPlanInput): RolloutState {
+  if (!Number.isInteger(input.replicas) || input.replicas < 1) throw new JailyardError('JY_ERR_USAGE', `--replicas must be a positive integer, got ${input.replicas}`, { param: 'replicas' });
+  if (input.maxSurge < 0 || input.maxUnavailable < 0 || input.maxSurge + input.maxUnavailable === 0) {
+    throw new JailyardError('JY_ERR_USAGE', `--max-surge (${input.maxSurge}) and --max-unavailable (${input.maxUnavailable}) must not both be 0`, { param: 'max-surge' });
+  }
+  const from = labelsFromPairs(input.from, 'from');
+  const to = labelsFromPairs(input.to, 'to');
+  if (!Object.entries(to).some(([k, v]) => from[k] !== undefined && from[k] !== v)) {
+    throw new JailyardError('JY_ERR_USAGE', `--from ${input.from} and --to ${input.to} must differ in a label's value, or old and new jails cannot be told apart`, { param: 'to' });
+  }
+  labelsFromPairs(input.selector, 'selector');
+  return { version: 1, ...input, phase: 'running', created: [], removed: [], log: [] };
+}
+
+/** Runs (or resumes) a rollout until done; throws (state saved as failed) when it cannot. */
+export async function runRollout(state: RolloutState, deps: RolloutDeps): Promise<RolloutState> {
+  const { service } = deps;
+  const rt = deps.lb ? new HaproxyRuntime(deps.lb.adminSocket) : undefined;
+  const poolTimeout = deps.poolTimeoutMs ?? 30_000;
+  const step = (text: string) => {
+    state.log.push({ at: new Date().toISOString(), text });
+    saveState(deps.stateFile, state);
+    deps.progress?.(text);
+  };
+  const oldSel = `${state.selector},${state.from}`;
+  const newSel = `${state.selector},${state.to}`;
+  const toLabels = labelsFromPairs(state.to, 'to');
+  const newLabels = { ...labelsFromPairs(state.selector, 'selector'), ...toLabels, [PORT_LABEL]: String(state.port) };
+  const suffix = Object.values(toLabels)[0]?.replace(/[^A-Za-z0-9_-]/g, '_') || 'new';
+  state.phase = 'running';
+  delete state.error;
+  step(`rollout ${oldSel} → ${newSel}, ${state.replicas} replicas (surge ${state.maxSurge}, unavailable ${state.maxUnavailable})`);
+
+  const fail = async (e: unknown): Promise<never> => {
+    state.phase = 'failed';
+    state.error = isJailyardError(e) ? e.describe() : String(e);
+    step(`failed: ${state.error}`);
+    throw e;
+  };
+
+  /** Makes a new jail serve: start, HTTP health, pool. Unhealthy → removed, rollout fails. */
+  const known = new Set<string>();
+  const bringUp = async (j: JailRecord): Promise<void> => {
+    if (known.has(j.name) && j.state === 'running') return;
+    if (j.state !== 'running') {
+      step(`start ${j.name}`);
+      const r = await service.start([j.name]);
+      if (!r.ok) throw new JailyardError('JY_ERR_UNHEALTHY', `new jail did not start: ${r.outcomes[0]?.message ?? 'failed'}`, { jail: j.name, step: 'start' });
+      j = await service.get(j.name);
+    }
+    const addr = firstAddress(j);
+    const healthy = addr !== undefined && (await waitHttpHealthy(addr, state.port, state.healthPath, deps.healthTimeoutMs ?? 30_000));
+    if (!healthy) {
+      throw new JailyardError('JY_ERR_UNHEALTHY', `new jail never answered 200 on http://${addr}:${state.port}${state.healthPath} within ${deps.healthTimeoutMs ?? 30_000} ms; removed it, the old jails keep serving`, { jail: j.name, step: 'health' });
+    }
+    step(`${j.name} healthy at ${addr}:${state.port}`);
+    if (rt && deps.lb) {
+      await waitForServer(rt, deps.lb.backend, serverNameOf(j.name), 'serving', poolTimeout);
+      step(`${j.name} serving in ${deps.lb.backend}`);
+    }
+    known.add(j.name);
+  };
+
+  const removeJail = async (name: string): Promise<void> => {
+    const r = await service.remove([name]);
+    if (!r.ok) throw new JailyardError('JY_ERR_STEP_FAILED', `cannot remove: ${r.outcomes[0]?.message ?? 'failed'}`, { jail: name, step: 'remove' });
+  };
+
+  try {
+    for (;;) {
+      const olds = await service.list({ selector: oldSel });
+      const news = await service.list({ selector: newSel });
+      const healthyNews: JailRecord[] = [];
+      for (const j of news) {
+        try {
+          await bringUp(j);
+          healthyNews.push(j);
+        } catch (e) {
+          if (!isJailyardError(e) || e.code !== 'JY_ERR_UNHEALTHY') throw e;
+          step(`${j.name} unhealthy: removing it`);
+          await removeJail(j.name);
+          state.created = state.created.filter((n) => n !== j.name);
+          throw e;
+        }
+      }
+      if (news.length >= state.replicas && olds.length === 0) break;
+      if (news.length < state.replicas && olds.length + news.length < state.replicas + state.maxSurge) {
+        const all = await service.list();
+        const names = new Set(all.map((j) => j.name));
+        let n = 1;
+        while (names.has(`${state.prefix}-${suffix}-${n}`)) n++;
+        const name = `${state.prefix}-${suffix}-${n}`;
+        const addr = freeAddress(all, state.addressRange);
+        // recorded before it exists: an abort after a crash here still finds it
+        state.created.push(name);
+        step(`create ${name} at ${addr} (${news.length + 1}/${state.replicas})`);
+        const meta: MetaOp[] = Object.entries(newLabels).map(([key, value]) => ({ op: 'set', key, value }));
+        await service.create({ spec: specForNewJail(deps.template, name, addr), meta });
+        continue;
+      }
+      const runningOlds = olds.filter((j) => j.state === 'running' && labelsOf(j.meta, j.env)[DRAIN_LABEL] === undefined);
+      const available = healthyNews.length + runningOlds.length;
+      const victim = olds.find((j) => j.state !== 'running' || labelsOf(j.meta, j.env)[DRAIN_LABEL] !== undefined) ?? olds[0];
+      const stillAvailable = victim && runningOlds.includes(victim) ? available - 1 : available;
+      if (victim && stillAvailable >= state.replicas - state.maxUnavailable) {
+        if (rt && deps.lb) {
+          step(`drain ${victim.name}`);
+          await service.modify(victim.name, { meta: [{ op: 'set', key: DRAIN_LABEL, value: '1' }] });
+          await waitForServer(rt, deps.lb.backend, serverNameOf(victim.name), 'absent', poolTimeout);
+        }
+        step(`remove ${victim.name} (${olds.length - 1} old left)`);
+        await removeJail(victim.name);
+        state.removed.push(victim.name);
+        continue;
+      }
+      throw new JailyardError('JY_ERR_ROLLOUT', `stuck: ${olds.length} old, ${news.length} new, ${available} available; raise --max-surge or --max-unavailable`, { step: 'rollout' });
+    }
+  } catch (e) {
+    return fail(e);
+  }
+  state.phase = 'done';
+  step(`done: ${state.replicas} jails ${newSel}, no ${oldSel} left`);
+  return state;
+}
+
+/** Back to the old version: old jails rejoin the pool, the new ones this rollout created leave
+ * it and are removed. Old jails already removed are not recreated (no template for them). */
+export async function abortRollout(state: RolloutState, deps: Omit<RolloutDeps, 'template'>): Promise<RolloutState> {
+  const { service } = deps;
+  const rt = deps.lb ? new HaproxyRuntime(deps.lb.adminSocket) : undefined;
+  const poolTimeout = deps.poolTimeoutMs ?? 30_000;
+  const step = (text: string) => {
+    state.log.push({ at: new Date().toISOString(), text });
+    saveState(deps.stateFile, state);
+    deps.progress?.(text);
+  };
+  step(`abort: back to ${state.selector},${state.from}`);
+  for (const j of await service.list({ selector: `${state.selector},${state.from}` })) {
+    if (labelsOf(j.meta, j.env)[DRAIN_LABEL] !== undefined) {
+      step(`undrain ${j.name}`);
+      await service.modify(j.name, { meta: [{ op: 'remove', key: DRAIN_LABEL }] });
+    }
+    if (j.state === 'stopped') {
+      step(`start ${j.name}`);
+      await service.start([j.name]);
+    }
+    if (rt && deps.lb) await waitForServer(rt, deps.lb.backend, serverNameOf(j.name), 'serving', poolTimeout);
+  }
+  for (const name of [...state.created]) {
+    const exists = (await service.list()).some((j) => j.name === name);
+    if (exists) {
+      if (rt && deps.lb) {
+        step(`drain ${name}`);
+        await service.modify(name, { meta: [{ op: 'set', key: DRAIN_LABEL, value: '1' }] });
+        await waitForServer(rt, deps.lb.backend, serverNameOf(name), 'absent', poolTimeout);
+      }
+      step(`remove ${name}`);
+      const r = await service.remove([name]);
+      if (!r.ok) throw new JailyardError('JY_ERR_STEP_FAILED', `cannot remove: ${r.outcomes[0]?.message ?? 'failed'}`, { jail: name, step: 'abort' });
+    }
+    state.created = state.created.filter((n) => n !== name);
+  }
+  state.phase = 'aborted';
+  step('aborted: old jails serve, new ones removed');
+  return state;
+}

@@ -1,0 +1,132 @@
+// The controller against a REAL haproxy; loopback HTTP servers (127.0.0.x) stand in for
+// jails, fed through the in-memory source. Load runs through HAProxy while servers swap.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startHaproxy, CHECK_TIMING, sleep, type HaproxyProcess } from '../../src/lb/haproxy-process.ts';
+import { DRAIN_LABEL, desiredServers, runHaproxyController, serverNameOf, waitForServer } from '../../src/lb/controller.ts';
+import { MemorySource, type LbJail } from '../../src/lb/source.ts';
+import { freePort, runLoad, startVersionServer, type VersionServer } from './fixtures.ts';
+
+function jail(name: string, s: VersionServer, labels: Record<string, string>, state: LbJail['state'] = 'running'): LbJail {
+  return { name, state, labels: { ...labels, port: String(s.port) }, params: { 'ip4.addr': [`${s.addr}/24`] } };
+}
+
+describe('desiredServers (pure)', () => {
+  test('running, matching, not draining, with address and port', () => {
+    const jails: LbJail[] = [
+      { name: 'a', state: 'running', labels: { app: 'www', port: '80' }, params: { 'ip4.addr': ['198.51.100.5/24', '198.51.100.6/24'] } },
+      { name: 'b', state: 'stopped', labels: { app: 'www' }, params: { 'ip4.addr': '198.51.100.7' } },
+      { name: 'c', state: 'running', labels: { app: 'db' }, params: { 'ip4.addr': '198.51.100.8' } },
+      { name: 'd', state: 'running', labels: { app: 'www', [DRAIN_LABEL]: '1' }, params: { 'ip4.addr': '198.51.100.9' } },
+      { name: 'e', state: 'running', labels: { app: 'www' }, params: {} },
+      { name: 'f', state: 'running', labels: { app: 'www', port: 'x' }, params: { 'ip4.addr': '198.51.100.10' } },
+      { name: 'g', state: 'stopping', labels: { app: 'www' }, params: { 'ip4.addr': '198.51.100.11' } },
+      { name: 'h', state: 'running', labels: { app: 'www' }, params: { 'ip4.addr': '198.51.100.12/24' } },
+    ];
+    const { servers, skipped } = desiredServers(jails, 'app=www', 8080);
+    assert.deepEqual([...servers.values()], [
+      { server: 'jy-a', jail: 'a', addr: '198.51.100.5', port: 80 },
+      { server: 'jy-h', jail: 'h', addr: '198.51.100.12', port: 8080 },
+    ]);
+    assert.deepEqual(skipped, [
+      { jail: 'e', reason: 'no ip4.addr' },
+      { jail: 'f', reason: 'invalid port label "x"' },
+    ]);
+    assert.equal(serverNameOf('web/1 x'), 'jy-web_1_x');
+  });
+
+  test('a bad selector throws JY_ERR_SELECTOR', () => {
+    assert.throws(() => desiredServers([], 'app in (', 80), { code: 'JY_ERR_SELECTOR' });
+  });
+});
+
+describe('haproxy controller (real haproxy, loopback servers as jails)', () => {
+  let dir: string;
+  let hp: HaproxyProcess;
+  let port: number;
+  const servers: VersionServer[] = [];
+  const abort = new AbortController();
+  let controller: Promise<void> | undefined;
+  const logLines: string[] = [];
+  const source = new MemorySource();
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'jy-lb-ctl-'));
+    port = await freePort('127.0.0.30');
+    hp = await startHaproxy({ dir, port, bindAddress: '127.0.0.30' });
+    for (const [addr, v] of [['127.0.0.31', 'v1'], ['127.0.0.32', 'v1'], ['127.0.0.41', 'v2'], ['127.0.0.42', 'v2'], ['127.0.0.43', 'bad']] as const) {
+      servers.push(await startVersionServer(addr, v));
+    }
+    servers[4]!.healthy = false;
+  });
+  after(async () => {
+    abort.abort();
+    await controller;
+    await hp?.stop();
+    for (const s of servers) await s.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('stale servers go at the first sync; matching ones come in only after their check', async () => {
+    // left over by an earlier run: not in the jail set, so it must be removed
+    await hp.runtime.addServer('www', 'jy-ghost', '127.0.0.99', 9, { check: true, ...CHECK_TIMING });
+    await hp.runtime.addServer('www', 'static', '127.0.0.98', 9);
+    source.set(jail('w1', servers[0]!, { app: 'www', version: 'v1' }));
+    source.set(jail('w2', servers[1]!, { app: 'www', version: 'v1' }));
+    source.set(jail('other', servers[2]!, { app: 'db' }));
+    controller = runHaproxyController({ source, selector: 'app=www', backend: 'www', adminSocket: hp.adminSocket, signal: abort.signal, drainTimeoutMs: 5000, log: (l) => logLines.push(l) });
+    await waitForServer(hp.runtime, 'www', 'jy-w1', 'serving', 5000);
+    await waitForServer(hp.runtime, 'www', 'jy-w2', 'serving', 5000);
+    await waitForServer(hp.runtime, 'www', 'jy-ghost', 'absent', 5000);
+    const names = (await hp.runtime.showServersState('www')).map((s) => s.name).sort();
+    assert.deepEqual(names, ['jy-w1', 'jy-w2', 'static'], 'servers not owned by jailyard are left alone');
+  });
+
+  test('an unhealthy jail never gets traffic', async () => {
+    const load = runLoad(`http://127.0.0.30:${port}/`, { concurrency: 4, maxMs: 10_000 });
+    source.set(jail('bad1', servers[4]!, { app: 'www', version: 'v2' }));
+    await sleep(1500);
+    const st = (await hp.runtime.showServersState('www')).find((s) => s.name === 'jy-bad1');
+    assert.ok(st, 'added');
+    assert.equal(st.adminState & 1, 1, 'kept in maint: its check never passed');
+    source.delete('bad1');
+    await waitForServer(hp.runtime, 'www', 'jy-bad1', 'absent', 5000);
+    const r = await load.stop();
+    assert.equal(r.failed, 0, r.errors.join('\n'));
+    assert.equal(servers[4]!.hits > 0, true, 'it was checked');
+    assert.equal(r.versions.bad, undefined);
+  });
+
+  test('swap v1 → v2 under load: zero failed requests', async () => {
+    const load = runLoad(`http://127.0.0.30:${port}/`, { concurrency: 8, maxMs: 30_000 });
+    await sleep(300);
+    // v2 in
+    source.set(jail('w3', servers[2]!, { app: 'www', version: 'v2' }));
+    source.set(jail('w4', servers[3]!, { app: 'www', version: 'v2' }));
+    await waitForServer(hp.runtime, 'www', 'jy-w3', 'serving', 5000);
+    await waitForServer(hp.runtime, 'www', 'jy-w4', 'serving', 5000);
+    await sleep(300);
+    // v1 out: first drained by label (still running), then stopped once gone from the pool
+    source.set(jail('w1', servers[0]!, { app: 'www', version: 'v1', [DRAIN_LABEL]: '1' }));
+    await waitForServer(hp.runtime, 'www', 'jy-w1', 'absent', 10_000);
+    source.set(jail('w1', servers[0]!, { app: 'www', version: 'v1' }, 'stopped'));
+    // the other one simply stops (state stopping): drained as well
+    source.set(jail('w2', servers[1]!, { app: 'www', version: 'v1' }, 'stopping'));
+    await waitForServer(hp.runtime, 'www', 'jy-w2', 'absent', 10_000);
+    source.delete('w2');
+    await sleep(300);
+    const before = { ...load.result.versions };
+    await sleep(500);
+    const r = await load.stop();
+    assert.equal(r.failed, 0, r.errors.join('\n'));
+    assert.ok(r.ok > 100, `enough requests went through (${r.ok})`);
+    assert.equal((r.versions.v1 ?? 0) - (before.v1 ?? 0), 0, 'no v1 answer after the swap');
+    assert.ok(r.versions.v2! > 0);
+    const names = (await hp.runtime.showServersState('www')).map((s) => s.name).sort();
+    assert.deepEqual(names, ['jy-w3', 'jy-w4', 'static']);
+    assert.ok(logLines.some((l) => l.startsWith('drain jy-w1')));
+  });
+});
