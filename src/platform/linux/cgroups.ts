@@ -1,0 +1,175 @@
+// Limits: one cgroup per jail. cgroup v1 (one hierarchy per controller: memory, pids, cpu)
+// or v2 (one unified directory). The parent group sits below the calling process's own
+// group (it may be nested, e.g. memory:/some/service) or at the hierarchy root.
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync, readdirSync } from 'node:fs';
+import { JailyardError } from '../../errors.ts';
+import type { Limits } from '../driver.ts';
+import { sleep } from './proc.ts';
+
+const CGROOT = '/sys/fs/cgroup';
+const V1_CONTROLLERS = ['memory', 'pids', 'cpu'] as const;
+const CPU_PERIOD_US = 100_000;
+
+export interface CgroupConfig {
+  /** Name of the parent group, e.g. "jailyard". */
+  parent: string;
+  /** 'self': below the calling process's own group; 'root': at the hierarchy root. */
+  base: 'self' | 'root';
+}
+
+type Layout = { version: 1; dirs: Record<(typeof V1_CONTROLLERS)[number], string> } | { version: 2; dir: string };
+
+/** The caller's group path for a v1 controller ("memory") or v2 (""), from /proc/self/cgroup. */
+function ownPath(controller: string): string {
+  for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+    const [, ctrls, path] = line.split(':');
+    if (ctrls === undefined || path === undefined) continue;
+    if (controller === '' ? ctrls === '' : ctrls.split(',').includes(controller)) return path;
+  }
+  return '/';
+}
+
+/** The parent directories jailyard uses on this machine (one per v1 controller, or one). */
+export function parentDirs(cfg: CgroupConfig): Layout {
+  const at = (ctrlRoot: string, controller: string) =>
+    `${ctrlRoot}${cfg.base === 'self' ? ownPath(controller) : '/'}`.replace(/\/+$/, '') + `/${cfg.parent}`;
+  if (existsSync(`${CGROOT}/memory/cgroup.procs`)) {
+    return { version: 1, dirs: { memory: at(`${CGROOT}/memory`, 'memory'), pids: at(`${CGROOT}/pids`, 'pids'), cpu: at(`${CGROOT}/cpu`, 'cpu') } };
+  }
+  if (existsSync(`${CGROOT}/cgroup.controllers`)) return { version: 2, dir: at(CGROOT, '') };
+  throw new JailyardError('JY_ERR_PLATFORM', `no usable cgroup hierarchy under ${CGROOT} (need v1 memory/pids/cpu or v2)`, { step: 'create' });
+}
+
+export function jailGroupName(jid: number): string {
+  return `jy-${jid}`;
+}
+
+function mkdirOnce(dir: string, jail: string): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      mkdirSync(dir);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // Another jail's destroy may just have removed the empty parent: make it again.
+      if (code === 'ENOENT' && attempt < 3) {
+        mkdirSync(dir.slice(0, dir.lastIndexOf('/')), { recursive: true });
+        continue;
+      }
+      fail(code);
+    }
+  }
+  function fail(code: string | undefined): never {
+    const what = code === 'EEXIST' ? 'already exists (a leftover? run reconcile)' : `cannot be created (${code})`;
+    throw new JailyardError('JY_ERR_PLATFORM', `cgroup ${dir} ${what}`, { jail, step: 'create' });
+  }
+}
+
+/** Creates the jail's groups with its limits; returns their directories. */
+export function createGroups(cfg: CgroupConfig, jid: number, jail: string, limits: Limits): string[] {
+  const layout = parentDirs(cfg);
+  const made: string[] = [];
+  try {
+    if (layout.version === 1) {
+      for (const c of V1_CONTROLLERS) {
+        mkdirSync(layout.dirs[c], { recursive: true });
+        const dir = `${layout.dirs[c]}/${jailGroupName(jid)}`;
+        mkdirOnce(dir, jail);
+        made.push(dir);
+      }
+    } else {
+      mkdirSync(layout.dir, { recursive: true });
+      enableV2Controllers(layout.dir);
+      const dir = `${layout.dir}/${jailGroupName(jid)}`;
+      mkdirOnce(dir, jail);
+      made.push(dir);
+    }
+    applyLimits(made, limits, jail);
+    return made;
+  } catch (e) {
+    for (const d of made.reverse()) tryRmdir(d);
+    throw e;
+  }
+}
+
+function enableV2Controllers(parentDir: string): void {
+  // Each level from the hierarchy root down must delegate the controllers to its children.
+  const rel = parentDir.slice(CGROOT.length).split('/').filter(Boolean);
+  let dir = CGROOT;
+  for (const part of ['', ...rel]) {
+    if (part) dir = `${dir}/${part}`;
+    try {
+      writeFileSync(`${dir}/cgroup.subtree_control`, '+memory +pids +cpu');
+    } catch {
+      // a controller may be unavailable; limits on it then fail loudly in applyLimits
+    }
+  }
+}
+
+function writeLimit(file: string, value: string, jail: string, param: string): void {
+  try {
+    writeFileSync(file, value);
+  } catch (e) {
+    throw new JailyardError('JY_ERR_PLATFORM', `cannot set ${file} to ${value}: ${(e as Error).message}`, { jail, param, step: 'create' });
+  }
+}
+
+/** Writes limits into the jail's groups (also used by modify). Undefined = leave as is. */
+export function applyLimits(dirs: string[], limits: Limits, jail: string): void {
+  for (const dir of dirs) {
+    const v2 = !/\/(memory|pids|cpu)\//.test(dir.slice(CGROOT.length) + '/') || existsSync(`${dir}/cgroup.controllers`);
+    if (v2) {
+      if (limits.memoryBytes !== undefined) writeLimit(`${dir}/memory.max`, String(limits.memoryBytes), jail, 'limits.memory');
+      if (limits.maxProcs !== undefined) writeLimit(`${dir}/pids.max`, String(limits.maxProcs), jail, 'limits.maxprocs');
+      if (limits.cpuPercent !== undefined) writeLimit(`${dir}/cpu.max`, `${Math.round(limits.cpuPercent * 1000)} ${CPU_PERIOD_US}`, jail, 'limits.cpu');
+      continue;
+    }
+    if (dir.startsWith(`${CGROOT}/memory/`) && limits.memoryBytes !== undefined) {
+      writeLimit(`${dir}/memory.limit_in_bytes`, String(limits.memoryBytes), jail, 'limits.memory');
+    }
+    if (dir.startsWith(`${CGROOT}/pids/`) && limits.maxProcs !== undefined) {
+      writeLimit(`${dir}/pids.max`, String(limits.maxProcs), jail, 'limits.maxprocs');
+    }
+    if (dir.startsWith(`${CGROOT}/cpu/`) && limits.cpuPercent !== undefined) {
+      writeLimit(`${dir}/cpu.cfs_period_us`, String(CPU_PERIOD_US), jail, 'limits.cpu');
+      writeLimit(`${dir}/cpu.cfs_quota_us`, String(Math.round(limits.cpuPercent * 1000)), jail, 'limits.cpu');
+    }
+  }
+}
+
+/** Moves pids into every group (v1: each controller; v2: the one). */
+export function joinGroups(dirs: string[], pids: number[]): void {
+  for (const dir of dirs) for (const pid of pids) writeFileSync(`${dir}/cgroup.procs`, String(pid));
+}
+
+function tryRmdir(dir: string): boolean {
+  try {
+    rmdirSync(dir);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+/** Removes the groups once their processes are gone (retries briefly while they exit). */
+export async function removeGroups(dirs: string[], jail: string, timeoutMs = 2000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let left = [...dirs];
+  for (;;) {
+    left = left.filter((d) => !tryRmdir(d));
+    if (!left.length) break;
+    if (Date.now() > end) {
+      throw new JailyardError('JY_ERR_PLATFORM', `cannot remove cgroup(s) ${left.join(', ')}: still in use`, { jail, step: 'destroy' });
+    }
+    await sleep(20);
+  }
+  // The parent group goes too once no jail uses it (concurrent creators retry their mkdir).
+  for (const d of dirs) {
+    const parent = d.slice(0, d.lastIndexOf('/'));
+    try {
+      if (!readdirSync(parent, { withFileTypes: true }).some((e) => e.isDirectory())) rmdirSync(parent);
+    } catch {
+      // in use by another jail, or already gone
+    }
+  }
+}

@@ -1,0 +1,212 @@
+// The create step and its undo: a detached unshare holds the jail's mount, pid, uts and ipc
+// namespaces (inside the netns made by the addresses step); its child runs stage.sh, which
+// mounts /proc, sets the hostname, pivot_roots and execs tini as the jail's pid 1 with a
+// reduced capability bounding set. The child is charged to the jail's cgroups before the
+// stage does anything: it blocks on stdin until the driver has moved it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { JailyardError } from '../../errors.ts';
+import type { CreateFacts, JailContext, Limits, NetworkFacts } from '../driver.ts';
+import { JAIL_BOUNDING_SET } from './caps.ts';
+import { resolveInside } from './paths.ts';
+import { applyLimits, createGroups, joinGroups, removeGroups, type CgroupConfig } from './cgroups.ts';
+import { childrenOf, killTree, minimalEnv, nsIdsOf, pidAlive, pidsInNamespace, run, startTimeOf, waitFor } from './proc.ts';
+
+export const STAGE_SCRIPT = fileURLToPath(new URL('./stage.sh', import.meta.url));
+
+export interface LifeConfig {
+  cgroups: CgroupConfig;
+  /** Static tini on the host, bound read-only into every jail as /.jailyard/tini. */
+  tini: string;
+  /** What pid 1 (tini) keeps running while the jail lives. */
+  holder: string[];
+  /** How long the stage may take to become ready. */
+  readyTimeoutMs: number;
+}
+
+/** Lines from a child's stdout, awaited one at a time. */
+function lineReader(child: ChildProcess): () => Promise<string | undefined> {
+  const lines: string[] = [];
+  let ended = false;
+  let waiter: (() => void) | undefined;
+  let buf = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+    waiter?.();
+  });
+  const end = () => {
+    ended = true;
+    waiter?.();
+  };
+  child.stdout!.on('close', end);
+  child.on('exit', end);
+  return async () => {
+    while (!lines.length && !ended) await new Promise<void>((r) => (waiter = r));
+    return lines.shift();
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), ms)))]).finally(() => clearTimeout(t));
+}
+
+function logTail(file: string, from: number): string {
+  try {
+    return readFileSync(file, 'utf8').slice(from).trim().slice(-4000);
+  } catch {
+    return '';
+  }
+}
+
+function hasDev(root: string): boolean {
+  try {
+    return lstatSync(`${root}/dev/null`).isCharacterDevice();
+  } catch {
+    return false;
+  }
+}
+
+export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits, cfg: LifeConfig): Promise<CreateFacts> {
+  const place = { jail: ctx.name, step: 'create' };
+  mkdirSync(ctx.stateDir, { recursive: true });
+  const log = `${ctx.stateDir}/console.log`;
+  let logStart = 0;
+  try {
+    logStart = statSync(log).size;
+  } catch {
+    // new log
+  }
+  const hostnameParam = ctx.spec.params['host.hostname'];
+  const hostname = typeof hostnameParam === 'string' && hostnameParam ? hostnameParam : ctx.name;
+  // Mount points the stage needs, made here (safely under the root) to spare it processes.
+  const procDir = resolveInside(ctx.path, `${ctx.path}/proc`, ctx.name);
+  const tiniDir = resolveInside(ctx.path, `${ctx.path}/.jailyard`, ctx.name);
+  mkdirSync(procDir, { recursive: true });
+  mkdirSync(tiniDir, { recursive: true });
+  if (!existsSync(`${tiniDir}/tini`)) closeSync(openSync(`${tiniDir}/tini`, 'a'));
+  const cgroups = createGroups(cfg.cgroups, ctx.jid, ctx.name, limits);
+
+  const argv = [
+    ...(net.netns ? ['nsenter', `--net=/run/netns/${net.netns}`, '--'] : []),
+    'unshare', '--mount', '--pid', '--uts', '--ipc', ...(net.netns ? [] : ['--net']), '--fork', '--propagation', 'private', '--',
+    '/bin/sh', STAGE_SCRIPT, ctx.path, hostname, cfg.tini, JAIL_BOUNDING_SET, hasDev(ctx.path) ? 'keepdev' : 'makedev', ...cfg.holder,
+  ];
+  const logFd = openSync(log, 'a');
+  // detached: its own session, so it outlives jailyard and no terminal signal reaches it.
+  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['pipe', 'pipe', logFd], env: minimalEnv(), cwd: '/' });
+  closeSync(logFd);
+  child.stdin!.on('error', () => {});
+  const nextLine = lineReader(child);
+  const failed = async (what: string, extra = ''): Promise<never> => {
+    if (child.pid) killTree(child.pid, 'SIGKILL');
+    if (child.pid) await waitFor(() => !pidAlive(child.pid!), 2000);
+    await removeGroups(cgroups, ctx.name).catch(() => {});
+    const output = [extra, logTail(log, logStart)].filter(Boolean).join('\n');
+    throw new JailyardError('JY_ERR_PLATFORM', `cannot create the jail: ${what}`, { ...place, output });
+  };
+  if (!child.pid) return failed('cannot spawn unshare');
+  const holderPid = child.pid;
+
+  const first = await withTimeout(nextLine(), cfg.readyTimeoutMs);
+  if (first !== 'wait') return failed(first === 'timeout' ? 'the stage did not start in time' : 'the stage died before it started');
+  const initPid = childrenOf(holderPid)[0];
+  if (!initPid) return failed('no stage process below unshare');
+  try {
+    joinGroups(cgroups, [holderPid, initPid]);
+  } catch (e) {
+    return failed('cannot move the jail into its cgroups', (e as Error).message);
+  }
+  child.stdin!.write('go\n');
+  const second = await withTimeout(nextLine(), cfg.readyTimeoutMs);
+  if (second !== 'ready') return failed(second === 'timeout' ? 'the stage did not get ready in time' : 'the stage failed');
+  // "ready" comes right before the exec: pid 1 is up once it runs tini.
+  const isTini = () => {
+    try {
+      return readFileSync(`/proc/${initPid}/comm`, 'utf8').trim() === 'tini';
+    } catch {
+      return false;
+    }
+  };
+  if (!(await waitFor(isTini, cfg.readyTimeoutMs, 2))) return failed('pid 1 did not become tini (setpriv failed?)');
+  child.stdin!.end();
+  child.stdout!.destroy();
+  child.unref();
+  const startTime = startTimeOf(initPid);
+  return { initPid, holderPid, nsIds: nsIdsOf(initPid), cgroups, ...(startTime ? { startTime } : {}) };
+}
+
+export function isAlive(facts: CreateFacts): boolean {
+  if (!pidAlive(facts.initPid)) return false;
+  if (facts.startTime !== undefined && startTimeOf(facts.initPid) !== facts.startTime) return false;
+  if (facts.nsIds?.pid) {
+    try {
+      return readlinkSync(`/proc/${facts.initPid}/ns/pid`) === facts.nsIds.pid;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * jail -r: SIGTERM every process of the jail except pid 1 and its holder child, wait up to
+ * timeoutMs for them to go, then SIGKILL pid 1 (the kernel kills whatever is left in the
+ * pid namespace). Killing tini's child first would make tini exit at once and the kernel
+ * SIGKILL the rest without a grace period.
+ */
+export async function destroy(ctx: JailContext, facts: CreateFacts, timeoutMs: number): Promise<void> {
+  if (isAlive(facts)) {
+    const pidNs = facts.nsIds?.pid ?? readlinkSync(`/proc/${facts.initPid}/ns/pid`);
+    const holder = holderChild(facts.initPid);
+    const others = () => pidsInNamespace(pidNs).filter((p) => p !== facts.initPid && p !== holder);
+    const first = others();
+    for (const p of first) {
+      try {
+        process.kill(p, 'SIGTERM');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    if (first.length) await waitFor(() => others().every((p) => !pidAlive(p)), timeoutMs, 20);
+    try {
+      process.kill(facts.initPid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+    await waitFor(() => pidsInNamespace(pidNs).every((p) => !pidAlive(p)), 5000, 5);
+  }
+  if (facts.holderPid !== undefined) await waitFor(() => !pidAlive(facts.holderPid!) || !isHolder(facts.holderPid!), 5000, 5);
+  await removeGroups(facts.cgroups, ctx.name);
+}
+
+/** tini's own child (the holder): the oldest of its children, the rest are adopted orphans. */
+function holderChild(initPid: number): number | undefined {
+  const kids = childrenOf(initPid).map((p) => ({ p, t: Number(startTimeOf(p) ?? Infinity) }));
+  kids.sort((a, b) => a.t - b.t || a.p - b.p);
+  return kids[0]?.p;
+}
+
+function isHolder(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(STAGE_SCRIPT);
+  } catch {
+    return false;
+  }
+}
+
+export async function modify(ctx: JailContext, facts: CreateFacts, changes: { hostname?: string; limits?: Limits }): Promise<void> {
+  if (changes.limits) applyLimits(facts.cgroups, changes.limits, ctx.name);
+  if (changes.hostname !== undefined) {
+    const r = await run(['nsenter', `--target=${facts.initPid}`, '--uts', '--', 'hostname', changes.hostname]);
+    if (r.code !== 0) {
+      throw new JailyardError('JY_ERR_PLATFORM', `cannot set hostname ${changes.hostname}`, { jail: ctx.name, param: 'host.hostname', output: r.stderr.trim() });
+    }
+  }
+}

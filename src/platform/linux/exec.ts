@@ -1,0 +1,86 @@
+// exec.* hooks: on the host (/bin/sh -c, jail(8)'s JID/JNAME/JPATH), and inside the jail
+// like jexec: every namespace of its pid 1, its root, its cgroups, a clean environment and
+// the same reduced capability bounding set as pid 1.
+import { readFileSync } from 'node:fs';
+import { JailyardError } from '../../errors.ts';
+import type { CreateFacts, ExecOptions, ExecResult, JailContext } from '../driver.ts';
+import { JAIL_BOUNDING_SET } from './caps.ts';
+import { minimalEnv, run } from './proc.ts';
+
+export const JAIL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * Joins the cgroup directories given as arguments ($1 = how many), then execs the rest.
+ * Fixed text: the directories and the command only ever arrive as positional arguments.
+ * The shell writes its own pid before the exec, so the entered process and every child it
+ * forks are charged to the jail from their first instruction.
+ */
+const JOIN_CGROUPS = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs" || exit 125; shift; n=$((n-1)); done; exec "$@"';
+
+function jailEnv(ctx: JailContext): Record<string, string> {
+  return { JID: String(ctx.jid), JNAME: ctx.name, JPATH: ctx.path };
+}
+
+export function runHost(ctx: JailContext, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+  return run(['/bin/sh', '-c', command], {
+    env: minimalEnv({ ...jailEnv(ctx), ...opts.env }),
+    cwd: opts.cwd ?? '/',
+    ...(opts.stdio ? { stdio: opts.stdio } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    ...(opts.consoleLog ? { consoleLog: opts.consoleLog } : {}),
+  });
+}
+
+interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+}
+
+/** The user as the jail knows it: read through pid 1's root, never the host's files. */
+function lookupUser(facts: CreateFacts, user: string, jail: string): PasswdEntry {
+  let text = '';
+  try {
+    text = readFileSync(`/proc/${facts.initPid}/root/etc/passwd`, 'utf8');
+  } catch {
+    // no passwd file: no users
+  }
+  for (const line of text.split('\n')) {
+    const [name = '', , uid = '', gid = '', , home = '/', shell = '/bin/sh'] = line.split(':');
+    if (name === user || (/^\d+$/.test(user) && uid === user)) return { name, uid: Number(uid), gid: Number(gid), home, shell };
+  }
+  throw new JailyardError('JY_ERR_USAGE', `no user "${user}" in the jail's /etc/passwd`, { jail, param: 'exec.jail_user' });
+}
+
+export async function runInJail(ctx: JailContext, facts: CreateFacts, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  if (!argv.length) throw new JailyardError('JY_ERR_USAGE', 'no command to run in the jail', { jail: ctx.name });
+  const who = opts.user ? lookupUser(facts, opts.user, ctx.name) : undefined;
+  const env: Record<string, string> = {
+    PATH: JAIL_PATH,
+    HOME: who?.home ?? '/root',
+    TERM: process.env.TERM ?? 'dumb',
+    USER: who?.name ?? 'root',
+    LOGNAME: who?.name ?? 'root',
+    SHELL: who?.shell ?? '/bin/sh',
+    ...jailEnv(ctx),
+    ...opts.env,
+  };
+  const full = [
+    '/bin/sh', '-c', JOIN_CGROUPS, 'jailyard-join', String(facts.cgroups.length), ...facts.cgroups,
+    'nsenter', `--target=${facts.initPid}`, '--mount', '--uts', '--ipc', '--net', '--pid', '--root', '--wd', '--',
+    // From here on every program is the jail's own (resolved after entering its root). The
+    // environment is the clean one this spawn gets: nothing of jailyard's own passes.
+    ...(opts.cwd ? ['/usr/bin/env', '-C', opts.cwd] : []),
+    'setpriv', '--bounding-set', JAIL_BOUNDING_SET,
+    ...(who ? ['--reuid', String(who.uid), '--regid', String(who.gid), '--init-groups'] : []),
+    '--', ...argv,
+  ];
+  return run(full, {
+    env,
+    ...(opts.stdio ? { stdio: opts.stdio } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    ...(opts.consoleLog ? { consoleLog: opts.consoleLog } : {}),
+  });
+}

@@ -1,0 +1,73 @@
+// The Linux driver: named netns + veth on a shared bridge, host-side mounts under the jail
+// root, unshare + pivot_root + tini as pid 1, cgroup limits, nsenter-based exec.
+import { existsSync } from 'node:fs';
+import { loadDefaults } from '../../defaults.ts';
+import { JailyardError } from '../../errors.ts';
+import type { Driver } from '../driver.ts';
+import * as life from './create.ts';
+import { runHost, runInJail } from './exec.ts';
+import { removeLeftover, scanLeftovers } from './leftovers.ts';
+import { mount, unmount } from './mounts.ts';
+import { removeBridgeIfUnused, setupNetwork, teardownNetwork } from './network.ts';
+
+export interface LinuxDriverOptions {
+  bridge?: string;
+  /** The bridge's address with prefix (defaults: network.gateway). */
+  gateway?: string;
+  /** Where jail IPv4 addresses must lie (defaults: network.range). */
+  range?: string;
+  /** Name of the parent cgroup (defaults: limits.cgroupParent). */
+  cgroupParent?: string;
+  /** 'self' (default): the parent group sits below this process's own; 'root': at the top. */
+  cgroupBase?: 'self' | 'root';
+  /** Folders whose mounts are jailyard's, for scanLeftovers (e.g. the state dir). */
+  stateRoots?: string[];
+  /** Static tini binary bound into every jail. */
+  tini?: string;
+}
+
+export interface LinuxDriver extends Driver {
+  /** Deletes the shared bridge when no jail is attached (tests, reconcile). */
+  removeBridgeIfUnused(): Promise<boolean>;
+}
+
+const TOOLS = ['ip', 'mount', 'umount', 'unshare', 'nsenter', 'setpriv', 'hostname'];
+
+export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
+  const defaults = loadDefaults();
+  const net = {
+    bridge: opts.bridge ?? defaults.network.bridge,
+    gateway: opts.gateway ?? defaults.network.gateway,
+    range: opts.range ?? defaults.network.range,
+  };
+  const cgroups = { parent: opts.cgroupParent ?? defaults.limits.cgroupParent, base: opts.cgroupBase ?? 'self' };
+  const lifeCfg: life.LifeConfig = {
+    cgroups,
+    tini: opts.tini ?? '/usr/bin/tini-static',
+    holder: ['sleep', 'infinity'],
+    readyTimeoutMs: 10_000,
+  };
+  return {
+    platform: 'linux',
+    async preflight() {
+      if (process.getuid?.() !== 0) throw new JailyardError('JY_ERR_NOT_ROOT', 'the Linux driver needs root (namespaces, mounts, cgroups)');
+      const dirs = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+      const missing = TOOLS.filter((t) => !dirs.some((d) => existsSync(`${d}/${t}`)));
+      if (!existsSync(lifeCfg.tini)) missing.push(lifeCfg.tini);
+      if (missing.length) throw new JailyardError('JY_ERR_PLATFORM', `missing tools: ${missing.join(', ')} (util-linux, iproute2, tini)`);
+    },
+    setupNetwork: (ctx) => setupNetwork(ctx, net),
+    teardownNetwork: (_ctx, facts) => teardownNetwork(facts),
+    mount,
+    unmount,
+    create: (ctx, netFacts, limits) => life.create(ctx, netFacts, limits, lifeCfg),
+    destroy: life.destroy,
+    isAlive: life.isAlive,
+    modify: life.modify,
+    runHost,
+    runInJail,
+    scanLeftovers: () => scanLeftovers({ stateRoots: opts.stateRoots ?? [], cgroups }),
+    removeLeftover,
+    removeBridgeIfUnused: () => removeBridgeIfUnused(net.bridge),
+  };
+}

@@ -1,0 +1,81 @@
+// What jailyard may have left on the system (for `jailyard reconcile`): mounts below the
+// state roots, jy-* netns, jyh* veths, jy-* cgroups below the parent groups, and live jail
+// pid-1 processes (children of an unshare running stage.sh).
+import { readdirSync, readFileSync } from 'node:fs';
+import type { Leftovers } from '../driver.ts';
+import { parentDirs, removeGroups, type CgroupConfig } from './cgroups.ts';
+import { STAGE_SCRIPT } from './create.ts';
+import { unmountAll } from './mounts.ts';
+import { isUnder } from './paths.ts';
+import { childrenOf, killTree, run } from './proc.ts';
+import { teardownNetwork } from './network.ts';
+
+export interface LeftoverConfig {
+  /** Folders whose mounts are all jailyard's (state dirs, jail roots). */
+  stateRoots: string[];
+  cgroups: CgroupConfig;
+}
+
+function mountTargets(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ')[4]!.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+}
+
+function jailInitPids(): number[] {
+  const found: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (argv[0]?.endsWith('unshare') && argv.includes(STAGE_SCRIPT)) found.push(...childrenOf(Number(d)));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
+export async function scanLeftovers(cfg: LeftoverConfig): Promise<Leftovers> {
+  // Mounts in mountinfo order: removing them newest first means walking this list backwards.
+  const mounts = mountTargets().filter((t) => cfg.stateRoots.some((r) => isUnder(r, t)));
+  let netns: string[] = [];
+  try {
+    netns = readdirSync('/run/netns').filter((n) => n.startsWith('jy-'));
+  } catch {
+    // none
+  }
+  const links = readdirSync('/sys/class/net').filter((n) => /^jyh\d+$/.test(n));
+  const cgroups: string[] = [];
+  const layout = parentDirs(cfg.cgroups);
+  for (const parent of layout.version === 1 ? Object.values(layout.dirs) : [layout.dir]) {
+    try {
+      for (const e of readdirSync(parent, { withFileTypes: true })) if (e.isDirectory() && e.name.startsWith('jy-')) cgroups.push(`${parent}/${e.name}`);
+    } catch {
+      // no parent group: nothing there
+    }
+  }
+  return { mounts: [...new Set(mounts)], netns, links, cgroups, pids: jailInitPids() };
+}
+
+export async function removeLeftover(kind: keyof Leftovers, id: string | number): Promise<void> {
+  switch (kind) {
+    case 'mounts': {
+      // Everything stacked on or below it goes first (umount -R), lazily if busy.
+      const r = await run(['umount', '-R', String(id)]);
+      if (r.code !== 0) await unmountAll([String(id)]);
+      return;
+    }
+    case 'netns':
+      return teardownNetwork({ netns: String(id), addresses: [] });
+    case 'links':
+      return teardownNetwork({ veth: { host: String(id), jail: 'eth0' }, addresses: [] });
+    case 'cgroups':
+      return removeGroups([String(id)], '', 2000);
+    case 'pids':
+      // SIGKILL to a pid namespace's init ends every process in it.
+      killTree(Number(id), 'SIGKILL');
+      return;
+  }
+}

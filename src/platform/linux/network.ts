@@ -1,0 +1,143 @@
+// The addresses step: a named netns per jail, a veth pair whose host side joins the shared
+// bridge, the jail's ip4.addr/ip6.addr on eth0 inside. No default route: jails reach the
+// bridge network only.
+import { existsSync, readdirSync } from 'node:fs';
+import { JailyardError } from '../../errors.ts';
+import type { JailContext, NetworkFacts } from '../driver.ts';
+import { jailAddresses, inNetwork, networksOverlap, type JailAddress } from './addresses.ts';
+import { run, outputOf } from './proc.ts';
+
+export interface NetworkConfig {
+  bridge: string;
+  /** The bridge's own address with prefix, e.g. 198.51.100.1/24. */
+  gateway: string;
+  /** Where IPv4 jail addresses must lie, e.g. 198.51.100.0/24. */
+  range: string;
+}
+
+export const netnsName = (jid: number) => `jy-${jid}`;
+export const hostVethName = (jid: number) => `jyh${jid}`;
+
+async function ipBatch(lines: string[], netns?: string, force = false): Promise<{ code: number; stderr: string }> {
+  const argv = ['ip', ...(netns ? ['-n', netns] : []), ...(force ? ['-force'] : []), '-batch', '-'];
+  return run(argv, { input: lines.join('\n') + '\n' });
+}
+
+/** Creates the bridge with its gateway address if missing (several callers may race). */
+export async function ensureBridge(cfg: NetworkConfig): Promise<void> {
+  if (existsSync(`/sys/class/net/${cfg.bridge}/bridge`)) return;
+  // -force: a concurrent caller may have made it meanwhile ("File exists" is fine).
+  await ipBatch([`link add ${cfg.bridge} type bridge`, `addr add ${cfg.gateway} dev ${cfg.bridge}`, `link set ${cfg.bridge} up`], undefined, true);
+  if (!existsSync(`/sys/class/net/${cfg.bridge}`)) {
+    throw new JailyardError('JY_ERR_PLATFORM', `cannot create bridge ${cfg.bridge}`, { step: 'addresses' });
+  }
+}
+
+/** Deletes the bridge when no veth is attached any more (tests, reconcile). */
+export async function removeBridgeIfUnused(bridge: string): Promise<boolean> {
+  let ports: string[];
+  try {
+    ports = readdirSync(`/sys/class/net/${bridge}/brif`);
+  } catch {
+    return false;
+  }
+  if (ports.length) return false;
+  return (await run(['ip', 'link', 'del', bridge])).code === 0;
+}
+
+interface HostAddr {
+  ifname: string;
+  cidr: string;
+  netns?: string;
+}
+
+function parseAddrs(text: string, netns?: string): HostAddr[] {
+  const out: HostAddr[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\d+:\s+(\S+)\s+inet6?\s+(\S+)/.exec(line);
+    if (m) out.push({ ifname: m[1]!, cidr: m[2]!, ...(netns ? { netns } : {}) });
+  }
+  return out;
+}
+
+/** Addresses on the host and in every other jailyard netns (jy-*). */
+async function addressesInUse(): Promise<HostAddr[]> {
+  const host = parseAddrs((await run(['ip', '-o', 'addr', 'show'])).stdout);
+  let names: string[] = [];
+  try {
+    names = readdirSync('/run/netns').filter((n) => n.startsWith('jy-'));
+  } catch {
+    // no named netns at all
+  }
+  const inJails = await Promise.all(names.map(async (n) => parseAddrs((await run(['ip', '-n', n, '-o', 'addr', 'show'])).stdout, n)));
+  return [...host, ...inJails.flat()];
+}
+
+/** Refuses addresses outside the range, on the host, or on another jail (JY_ERR_ADDRESS). */
+export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wanted: JailAddress[]): Promise<void> {
+  if (!wanted.length) return;
+  const inUse = await addressesInUse();
+  const gatewayAddr = cfg.gateway.split('/')[0]!;
+  // The range itself must be free on the host except for our bridge.
+  for (const h of inUse) {
+    if (h.netns || (h.ifname === cfg.bridge && h.cidr.split('/')[0] === gatewayAddr)) continue;
+    if (!h.cidr.includes(':') && networksOverlap(h.cidr, cfg.range)) {
+      throw new JailyardError('JY_ERR_ADDRESS', `the jail range ${cfg.range} overlaps host address ${h.cidr} on ${h.ifname}`, { jail: ctx.name, step: 'addresses' });
+    }
+  }
+  for (const w of wanted) {
+    const place = { jail: ctx.name, param: w.param, step: 'addresses' };
+    if (w.family === 4 && !inNetwork(w.address, cfg.range)) {
+      throw new JailyardError('JY_ERR_ADDRESS', `address ${w.address} is outside the jail range ${cfg.range}`, place);
+    }
+    if (w.address === gatewayAddr) {
+      throw new JailyardError('JY_ERR_ADDRESS', `address ${w.address} is the bridge gateway`, place);
+    }
+    for (const h of inUse) {
+      if (h.netns === netnsName(ctx.jid) || h.cidr.startsWith('fe80:') || h.ifname === 'lo') continue;
+      const hostAddr = h.cidr.split('/')[0]!;
+      const clash = hostAddr === w.address || (w.family === 6 && !h.netns && h.cidr.includes(':') && inNetwork(w.address, h.cidr));
+      if (clash) {
+        const where = h.netns ? `netns ${h.netns}` : `host interface ${h.ifname}`;
+        throw new JailyardError('JY_ERR_ADDRESS', `address ${w.address} is already used by ${where} (${h.cidr})`, place);
+      }
+    }
+  }
+}
+
+export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promise<NetworkFacts> {
+  const wanted = jailAddresses(ctx.name, ctx.spec.params);
+  await ensureBridge(cfg);
+  await checkAddresses(ctx, cfg, wanted);
+  const netns = netnsName(ctx.jid);
+  const host = hostVethName(ctx.jid);
+  const facts: NetworkFacts = { netns, veth: { host, jail: 'eth0' }, bridge: cfg.bridge, addresses: wanted.map((w) => w.cidr) };
+  // The jail side is created directly inside the netns, so "eth0" never meets the host's.
+  const outside = await ipBatch([`netns add ${netns}`, `link add ${host} type veth peer name eth0 netns ${netns}`, `link set ${host} master ${cfg.bridge} up`]);
+  if (outside.code !== 0) {
+    await teardownNetwork(facts);
+    throw new JailyardError('JY_ERR_PLATFORM', `cannot create netns ${netns} / veth ${host}`, { jail: ctx.name, step: 'addresses', output: outside.stderr.trim() });
+  }
+  const inside = await ipBatch([
+    'link set lo up',
+    ...wanted.map((w) => `addr add ${w.cidr} dev eth0${w.family === 6 ? ' nodad' : ''}`),
+    'link set eth0 up',
+  ], netns);
+  if (inside.code !== 0) {
+    await teardownNetwork(facts);
+    throw new JailyardError('JY_ERR_ADDRESS', `cannot configure addresses ${facts.addresses.join(', ')}`, { jail: ctx.name, step: 'addresses', output: inside.stderr.trim() });
+  }
+  return facts;
+}
+
+/** Deletes the veth (its peer goes with it) and the netns; tolerates both being gone. */
+export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
+  const lines: string[] = [];
+  if (facts.veth && existsSync(`/sys/class/net/${facts.veth.host}`)) lines.push(`link del ${facts.veth.host}`);
+  if (facts.netns && existsSync(`/run/netns/${facts.netns}`)) lines.push(`netns del ${facts.netns}`);
+  if (!lines.length) return;
+  const r = await ipBatch(lines, undefined, true);
+  if (r.code !== 0 && ((facts.netns && existsSync(`/run/netns/${facts.netns}`)) || (facts.veth && existsSync(`/sys/class/net/${facts.veth.host}`)))) {
+    throw new JailyardError('JY_ERR_PLATFORM', `cannot remove netns ${facts.netns} / veth ${facts.veth?.host}`, { step: 'addresses', output: outputOf(r.stderr) });
+  }
+}

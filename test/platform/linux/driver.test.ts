@@ -1,0 +1,267 @@
+// The Linux driver against the real kernel (root): namespaces, mounts, cgroups, veth/bridge.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createLinuxDriver } from '../../../src/platform/linux/index.ts';
+import type { CreateFacts, MountFacts, NetworkFacts } from '../../../src/platform/driver.ts';
+import { isJailyardError } from '../../../src/errors.ts';
+import { snapshot, assertNoLeaks, type SystemSnapshot } from '../../helpers/leaks.ts';
+import { makeTestJail, type TestJail } from './fixture.ts';
+
+const PREFIX = 'jyldrv';
+const driver = createLinuxDriver({ cgroupParent: `jailyard-${PREFIX}` });
+const ADDR = '198.51.100.201';
+
+describe('linux driver: one running jail', () => {
+  let before0: SystemSnapshot;
+  let jail: TestJail;
+  let net: NetworkFacts | undefined;
+  let mounts: MountFacts | undefined;
+  let facts: CreateFacts | undefined;
+  const inJail = (script: string, opts = {}) => driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', script], opts);
+
+  before(async () => {
+    before0 = snapshot();
+    jail = makeTestJail(PREFIX, { 'ip4.addr': [`${ADDR}/24`], 'host.hostname': 'inside.example' });
+    net = await driver.setupNetwork(jail.ctx);
+    mounts = await driver.mount(jail.ctx, jail.plan);
+    facts = await driver.create(jail.ctx, net, { memoryBytes: 64 * 1024 * 1024, maxProcs: 32 });
+  });
+
+  after(async () => {
+    if (facts) await driver.destroy(jail.ctx, facts, 1000);
+    if (mounts) await driver.unmount(jail.ctx, mounts);
+    if (net) await driver.teardownNetwork(jail.ctx, net);
+    jail.cleanup();
+    assertNoLeaks(before0, PREFIX);
+  });
+
+  test('pid 1 is tini and /proc shows only the jail', async () => {
+    assert.ok(driver.isAlive(facts!));
+    assert.equal(readFileSync(`/proc/${facts!.initPid}/comm`, 'utf8').trim(), 'tini');
+    const r = await inJail('ps -eo pid=,comm=');
+    assert.equal(r.code, 0, r.stderr);
+    const procs = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/));
+    assert.deepEqual(procs[0], ['1', 'tini']);
+    assert.ok(procs.length <= 5, `only the jail's processes: ${r.stdout}`);
+  });
+
+  test('hostname, clean environment, cgroups joined', async () => {
+    const r = await inJail('hostname; echo "$JNAME $JID $PATH $FOO"; env | wc -l; cat /proc/self/cgroup', { env: { FOO: 'bar' } });
+    const [host, vars, ...rest] = r.stdout.trim().split('\n');
+    assert.equal(host, 'inside.example');
+    assert.equal(vars, `${jail.ctx.name} ${jail.ctx.jid} /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bar`);
+    assert.ok(Number(rest[0]) < 15, 'no host environment leaks in');
+    assert.ok(rest.some((l) => l.startsWith('8:pids:') || l.includes(':pids:/')), 'pids cgroup line');
+    assert.ok(rest.filter((l) => l.includes(`jy-${jail.ctx.jid}`)).length >= 2, `joined the jail's groups: ${rest.join(' ')}`);
+  });
+
+  test('root in the jail cannot mount, remount /usr rw (EPERM) nor write it (EROFS)', async () => {
+    const m = await inJail('mount -t tmpfs x /tmp');
+    assert.notEqual(m.code, 0);
+    assert.match(m.stderr, /permission denied/i);
+    const rw = await inJail('mount -o remount,rw /usr');
+    assert.notEqual(rw.code, 0);
+    assert.match(rw.stderr, /permission denied/i);
+    const w = await inJail('touch /usr/jy-should-not-exist');
+    assert.match(w.stderr, /Read-only file system/);
+    assert.ok(!existsSync('/usr/jy-should-not-exist'));
+  });
+
+  test('the jail sees its own addresses only', async () => {
+    const r = await inJail('ip -o addr show');
+    assert.match(r.stdout, new RegExp(`inet ${ADDR.replaceAll('.', '\\.')}/24`));
+    assert.doesNotMatch(r.stdout, /192\.0\.2\.|fd00::/);
+    const route = await inJail('ip route show default');
+    assert.equal(route.stdout.trim(), '', 'no default route out');
+  });
+
+  test('host reaches a server in the jail; the jail reaches the bridge address', async () => {
+    // A server inside, started through runInJail (reparented to tini after the shell exits).
+    await inJail(`python3 -m http.server --bind ${ADDR} 8080 >/dev/null 2>&1 &`);
+    let body = '';
+    for (let i = 0; i < 100 && !body; i++) {
+      try {
+        body = await (await fetch(`http://${ADDR}:8080/`)).text();
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    assert.match(body, /Directory listing/);
+    const server = createServer((_q, s) => s.end('hello from the host'));
+    await new Promise<void>((r) => server.listen(0, '198.51.100.1', r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const r = await inJail(`curl -s --max-time 5 http://198.51.100.1:${port}/`);
+      assert.equal(r.stdout, 'hello from the host', r.stderr);
+    } finally {
+      server.close();
+    }
+  });
+
+  test('exec as a user resolved in the jail', async () => {
+    const r = await driver.runInJail(jail.ctx, facts!, ['id', '-un'], { user: 'nobody' });
+    assert.equal(r.stdout.trim(), 'nobody');
+    await assert.rejects(driver.runInJail(jail.ctx, facts!, ['id'], { user: 'jy-no-such-user' }), (e) => {
+      assert.ok(isJailyardError(e));
+      assert.equal(e.code, 'JY_ERR_USAGE');
+      assert.equal(e.place.jail, jail.ctx.name);
+      return true;
+    });
+  });
+
+  test('pids limit bounds a fork bomb', async () => {
+    const r = await inJail('for i in $(seq 1 60); do sleep 3 & done 2>/dev/null; ps -e --no-headers | wc -l; kill $(jobs -p) 2>/dev/null; true');
+    const n = Number(r.stdout.trim().split('\n').pop());
+    assert.ok(n <= 32, `at most pids.max processes: ${n}`);
+  });
+
+  test('memory limit: OOM kills inside the jail only', async () => {
+    const r = await inJail(`python3 -c "x = bytearray(200 * 1024 * 1024); print('allocated')"`);
+    assert.notEqual(r.code, 0);
+    assert.doesNotMatch(r.stdout, /allocated/);
+    assert.ok(driver.isAlive(facts!), 'the jail survives the OOM kill');
+  });
+
+  test('timeoutMs kills the command', async () => {
+    const r = await inJail('sleep 30', { timeoutMs: 200 });
+    assert.notEqual(r.code, 0);
+  });
+
+  test('modify changes the hostname in place', async () => {
+    await driver.modify(jail.ctx, facts!, { hostname: 'renamed.example', limits: { maxProcs: 40 } });
+    assert.equal((await inJail('hostname')).stdout.trim(), 'renamed.example');
+    assert.equal(readFileSync(`${facts!.cgroups.find((d) => d.includes('/pids/'))}/pids.max`, 'utf8').trim(), '40');
+  });
+});
+
+describe('linux driver: stop, survival, failures', () => {
+  let before0: SystemSnapshot;
+  before(() => {
+    before0 = snapshot();
+  });
+  after(async () => {
+    await driver.removeBridgeIfUnused();
+    // Allow the bridge to have existed before us (other suites share it).
+    const now = snapshot();
+    before0.links.push(...now.links.filter((l) => l === 'jy0'));
+    assertNoLeaks(before0, PREFIX);
+  });
+
+  test('destroy SIGKILLs a process that ignores SIGTERM after the timeout', async () => {
+    const jail = makeTestJail(PREFIX);
+    const net = await driver.setupNetwork(jail.ctx);
+    const mounts = await driver.mount(jail.ctx, jail.plan);
+    const facts = await driver.create(jail.ctx, net, {});
+    try {
+      await driver.runInJail(jail.ctx, facts, ['/bin/sh', '-c', `trap '' TERM; (trap '' TERM; while :; do sleep 0.05; done) >/dev/null 2>&1 &`]);
+      const t0 = Date.now();
+      await driver.destroy(jail.ctx, facts, 400);
+      assert.ok(Date.now() - t0 >= 400, 'waited the stop timeout');
+      assert.equal(driver.isAlive(facts), false);
+    } finally {
+      if (driver.isAlive(facts)) await driver.destroy(jail.ctx, facts, 0);
+      await driver.unmount(jail.ctx, mounts);
+      await driver.teardownNetwork(jail.ctx, net);
+      jail.cleanup();
+    }
+  });
+
+  test('a jail survives the process that created it; no /dev in the plan: the stage makes one', async () => {
+    const jail = makeTestJail(PREFIX, {}, false);
+    const net = await driver.setupNetwork(jail.ctx);
+    const mounts = await driver.mount(jail.ctx, jail.plan);
+    let facts: CreateFacts | undefined;
+    try {
+      const script = `import { createLinuxDriver } from ${JSON.stringify(new URL('../../../src/platform/linux/index.ts', import.meta.url).pathname)};
+        const f = await createLinuxDriver({ cgroupParent: 'jailyard-${PREFIX}' }).create(${JSON.stringify(jail.ctx)}, ${JSON.stringify(net)}, {});
+        console.log(JSON.stringify(f));`;
+      const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20000 });
+      assert.equal(out.status, 0, out.stderr);
+      facts = JSON.parse(out.stdout) as CreateFacts;
+      assert.ok(driver.isAlive(facts), 'pid 1 alive after its creator exited');
+      const r = await driver.runInJail(jail.ctx, facts, ['/bin/sh', '-c', 'echo hi > /dev/null && ls /dev']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /urandom/);
+    } finally {
+      if (facts) await driver.destroy(jail.ctx, facts, 1000);
+      await driver.unmount(jail.ctx, mounts);
+      await driver.teardownNetwork(jail.ctx, net);
+      jail.cleanup();
+    }
+  });
+
+  test('a failing mount undoes the earlier mounts and names source and target', async () => {
+    const jail = makeTestJail(PREFIX);
+    jail.plan.mounts.push({ kind: 'bind', source: '/nonexistent-jy-source', target: `${jail.plan.root}/mnt`, readonly: true, origin: 'fstab' });
+    const mountsBefore = snapshot().mounts;
+    await assert.rejects(driver.mount(jail.ctx, jail.plan), (e) => {
+      assert.ok(isJailyardError(e));
+      assert.equal(e.code, 'JY_ERR_MOUNT');
+      assert.equal(e.place.jail, jail.ctx.name);
+      assert.match(e.message, /nonexistent-jy-source/);
+      return true;
+    });
+    assert.deepEqual(snapshot().mounts, mountsBefore);
+    assert.ok(!existsSync(`${jail.plan.root}/usr`), 'made directories removed');
+    jail.cleanup();
+  });
+
+  test('a symlink in the jail cannot redirect a host-side mount outside the root', async () => {
+    const jail = makeTestJail(PREFIX);
+    execFileSync('ln', ['-s', '/etc', `${jail.plan.root}/escape`]);
+    jail.plan.mounts = [{ kind: 'tmpfs', target: `${jail.plan.root}/escape/jy-target`, options: [], origin: 'mount' }];
+    const facts = await driver.mount(jail.ctx, jail.plan);
+    try {
+      // /escape -> /etc is read as <root>/etc, never the host's /etc.
+      assert.equal(facts.mounted[1], `${jail.plan.root}/etc/jy-target`);
+      assert.ok(!existsSync('/etc/jy-target'));
+    } finally {
+      await driver.unmount(jail.ctx, facts);
+      jail.cleanup();
+    }
+    const outside = makeTestJail(PREFIX);
+    outside.plan.mounts = [{ kind: 'tmpfs', target: '/tmp/jy-outside', options: [], origin: 'mount' }];
+    await assert.rejects(driver.mount(outside.ctx, outside.plan), { code: 'JY_ERR_PATH' });
+    outside.cleanup();
+  });
+
+  test('addresses outside the range or used elsewhere are refused', async () => {
+    const a = makeTestJail(PREFIX, { 'ip4.addr': '203.0.113.5' });
+    await assert.rejects(driver.setupNetwork(a.ctx), (e) => {
+      assert.ok(isJailyardError(e));
+      assert.equal(e.code, 'JY_ERR_ADDRESS');
+      assert.equal(e.place.param, 'ip4.addr');
+      assert.equal(e.place.jail, a.ctx.name);
+      assert.match(e.message, /203\.0\.113\.5/);
+      return true;
+    });
+    a.cleanup();
+    const b = makeTestJail(PREFIX, { 'ip4.addr': 'em0|198.51.100.202/24' });
+    const c = makeTestJail(PREFIX, { 'ip4.addr': '198.51.100.202' });
+    const netB = await driver.setupNetwork(b.ctx);
+    try {
+      assert.deepEqual(netB.addresses, ['198.51.100.202/24']);
+      await assert.rejects(driver.setupNetwork(c.ctx), { code: 'JY_ERR_ADDRESS' });
+    } finally {
+      await driver.teardownNetwork(b.ctx, netB);
+      b.cleanup();
+      c.cleanup();
+    }
+  });
+
+  test('scanLeftovers finds a leaked netns, link and cgroup; removeLeftover removes them', async () => {
+    const jail = makeTestJail(PREFIX);
+    const net = await driver.setupNetwork(jail.ctx);
+    const found = await driver.scanLeftovers();
+    assert.ok(found.netns.includes(net.netns!));
+    assert.ok(found.links.includes(net.veth!.host));
+    await driver.removeLeftover('links', net.veth!.host);
+    await driver.removeLeftover('netns', net.netns!);
+    const again = await driver.scanLeftovers();
+    assert.ok(!again.netns.includes(net.netns!));
+    jail.cleanup();
+  });
+});
