@@ -30,7 +30,8 @@ export function guestDir(stateDir: string, name: string): string {
 
 export function buildContext(stateDir: string, record: JailRecord, parent?: JailContext['parent']): JailContext {
   return {
-    spec: { name: record.name, params: record.params },
+    // meta and env ride along for drivers whose kernel keeps them (FreeBSD 15)
+    spec: { name: record.name, params: { ...record.params, meta: record.meta, env: record.env } },
     name: record.name,
     jid: record.jid,
     path: jailRoot(stateDir, record),

@@ -89,7 +89,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
 } {
   const { store, stateDir } = opts;
   let driver: Driver | undefined = opts.driver;
-  const getDriver = async (): Promise<Driver> => (driver ??= await loadDriver());
+  const getDriver = async (): Promise<Driver> => (driver ??= await loadDriver({ stateDir }));
 
   const planOf = (record: JailRecord): MountPlan => {
     const root = jailRoot(stateDir, record);

@@ -18,7 +18,7 @@ export const register: RegisterVerb = (program, io) => {
         if (!store) throw new JailyardError('JY_ERR_USAGE', 'exec runs on the jail host itself, not through --host');
         const j = store.requireJail(name);
         if (j.state !== 'running' || !j.runtime?.create) throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail is ${j.state}, not running`, { jail: name });
-        const driver = await loadDriver();
+        const driver = await loadDriver({ stateDir });
         const r = await driver.runInJail(buildContext(stateDir, j), j.runtime.create, command.length ? command : ['/bin/sh'], {
           stdio: 'inherit',
           ...(o.user ? { user: o.user } : {}),

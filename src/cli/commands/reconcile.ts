@@ -19,7 +19,7 @@ export const register: RegisterVerb = (program, io) => {
     .action(async (o: { all?: boolean; dryRun?: boolean; json?: boolean }) => {
       await withSession(program, io, async ({ store, stateDir }) => {
         if (!store) throw new JailyardError('JY_ERR_USAGE', 'reconcile runs on the jail host itself, not through --host');
-        const driver = await loadDriver();
+        const driver = await loadDriver({ stateDir });
         const local = createLocalService({ store, stateDir, driver, skeletons: skeletonHooks(), progress: (j, t) => io.err(`${j}: ${t}`) });
         const report = await reconcile({ store, driver, stateDir, recover: (n) => local.recover(n), all: !!o.all, dryRun: !!o.dryRun });
         if (o.json) io.out(JSON.stringify(report));

@@ -40,8 +40,8 @@ export function parentDirs(cfg: CgroupConfig): Layout {
   throw new JailyardError('JY_ERR_PLATFORM', `no usable cgroup hierarchy under ${CGROOT} (need v1 memory/pids/cpu or v2)`, { step: 'create' });
 }
 
-export function jailGroupName(jid: number): string {
-  return `jy-${jid}`;
+export function jailGroupName(jid: number, tag = ''): string {
+  return tag ? `jy-${tag}-${jid}` : `jy-${jid}`;
 }
 
 function mkdirOnce(dir: string, jail: string): void {
@@ -66,21 +66,21 @@ function mkdirOnce(dir: string, jail: string): void {
 }
 
 /** Creates the jail's groups with its limits; returns their directories. */
-export function createGroups(cfg: CgroupConfig, jid: number, jail: string, limits: Limits): string[] {
+export function createGroups(cfg: CgroupConfig, jid: number, jail: string, limits: Limits, tag = ''): string[] {
   const layout = parentDirs(cfg);
   const made: string[] = [];
   try {
     if (layout.version === 1) {
       for (const c of V1_CONTROLLERS) {
         mkdirSync(layout.dirs[c], { recursive: true });
-        const dir = `${layout.dirs[c]}/${jailGroupName(jid)}`;
+        const dir = `${layout.dirs[c]}/${jailGroupName(jid, tag)}`;
         mkdirOnce(dir, jail);
         made.push(dir);
       }
     } else {
       mkdirSync(layout.dir, { recursive: true });
       enableV2Controllers(layout.dir);
-      const dir = `${layout.dir}/${jailGroupName(jid)}`;
+      const dir = `${layout.dir}/${jailGroupName(jid, tag)}`;
       mkdirOnce(dir, jail);
       made.push(dir);
     }

@@ -3,6 +3,7 @@
 // mounts /proc, sets the hostname, pivot_roots and execs tini as the jail's pid 1 with a
 // reduced capability bounding set. The child is charged to the jail's cgroups before the
 // stage does anything: it blocks on stdin until the driver has moved it.
+import { stateTag } from './paths.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -91,7 +92,7 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   mkdirSync(procDir, { recursive: true });
   mkdirSync(tiniDir, { recursive: true });
   if (!existsSync(`${tiniDir}/tini`)) closeSync(openSync(`${tiniDir}/tini`, 'a'));
-  const cgroups = createGroups(cfg.cgroups, ctx.jid, ctx.name, limits);
+  const cgroups = createGroups(cfg.cgroups, ctx.jid, ctx.name, limits, stateTag(ctx.stateDir));
 
   const argv = [
     ...(net.netns ? ['nsenter', `--net=/run/netns/${net.netns}`, '--'] : []),

@@ -1,6 +1,7 @@
 // The addresses step: a named netns per jail, a veth pair whose host side joins the shared
 // bridge, the jail's ip4.addr/ip6.addr on eth0 inside. No default route: jails reach the
 // bridge network only.
+import { stateTag } from './paths.ts';
 import { existsSync, readdirSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, NetworkFacts } from '../driver.ts';
@@ -15,8 +16,13 @@ export interface NetworkConfig {
   range: string;
 }
 
-export const netnsName = (jid: number) => `jy-${jid}`;
-export const hostVethName = (jid: number) => `jyh${jid}`;
+/**
+ * Names of a jail's system objects. jids are per state folder (store), so the names carry a
+ * short tag of the state folder as well: two jailyard state folders on one host (tests, a
+ * quick start beside a system install) never collide on jy-<jid>.
+ */
+export const netnsName = (ctx: { jid: number; stateDir: string }) => `jy-${stateTag(ctx.stateDir)}-${ctx.jid}`;
+export const hostVethName = (ctx: { jid: number; stateDir: string }) => `jyh${stateTag(ctx.stateDir)}${ctx.jid}`;
 
 async function ipBatch(lines: string[], netns?: string, force = false): Promise<{ code: number; stderr: string }> {
   const argv = ['ip', ...(netns ? ['-n', netns] : []), ...(force ? ['-force'] : []), '-batch', '-'];
@@ -94,7 +100,7 @@ export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wante
       throw new JailyardError('JY_ERR_ADDRESS', `address ${w.address} is the bridge gateway`, place);
     }
     for (const h of inUse) {
-      if (h.netns === netnsName(ctx.jid) || h.cidr.startsWith('fe80:') || h.ifname === 'lo') continue;
+      if (h.netns === netnsName(ctx) || h.cidr.startsWith('fe80:') || h.ifname === 'lo') continue;
       const hostAddr = h.cidr.split('/')[0]!;
       const clash = hostAddr === w.address || (w.family === 6 && !h.netns && h.cidr.includes(':') && inNetwork(w.address, h.cidr));
       if (clash) {
@@ -109,8 +115,8 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
   const wanted = jailAddresses(ctx.name, ctx.spec.params);
   await ensureBridge(cfg);
   await checkAddresses(ctx, cfg, wanted);
-  const netns = netnsName(ctx.jid);
-  const host = hostVethName(ctx.jid);
+  const netns = netnsName(ctx);
+  const host = hostVethName(ctx);
   const facts: NetworkFacts = { netns, veth: { host, jail: 'eth0' }, bridge: cfg.bridge, addresses: wanted.map((w) => w.cidr) };
   // The jail side is created directly inside the netns, so "eth0" never meets the host's.
   const outside = await ipBatch([`netns add ${netns}`, `link add ${host} type veth peer name eth0 netns ${netns}`, `link set ${host} master ${cfg.bridge} up`]);

@@ -2,6 +2,7 @@
 // is lstat'ed under the root and symlinks (absolute ones taken relative to the root) are
 // followed without ever leaving it. A host-side mount must never be redirected outside the
 // jail by a symlink the jail's files contain.
+import { createHash } from 'node:crypto';
 import { lstatSync, readlinkSync, mkdirSync } from 'node:fs';
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
@@ -79,4 +80,13 @@ export function mkdirTracked(dir: string): string[] {
     made.push(d);
   }
   return made;
+}
+
+/**
+ * A short tag of the jailyard state folder a jail belongs to, from the jail's own folder
+ * (<state>/jails/<name>): four hex digits, part of the names of its netns, veth and cgroups.
+ */
+export function stateTag(jailStateDir: string): string {
+  const store = posix.dirname(posix.dirname(posix.normalize(jailStateDir)));
+  return createHash('sha256').update(store).digest('hex').slice(0, 4);
 }

@@ -55,7 +55,7 @@ describe('linux driver: one running jail', () => {
     assert.equal(vars, `${jail.ctx.name} ${jail.ctx.jid} /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bar`);
     assert.ok(Number(rest[0]) < 15, 'no host environment leaks in');
     assert.ok(rest.some((l) => l.startsWith('8:pids:') || l.includes(':pids:/')), 'pids cgroup line');
-    assert.ok(rest.filter((l) => l.includes(`jy-${jail.ctx.jid}`)).length >= 2, `joined the jail's groups: ${rest.join(' ')}`);
+    assert.ok(rest.filter((l) => l.includes(`-${jail.ctx.jid}`)).length >= 2, `joined the jail's groups: ${rest.join(' ')}`);
   });
 
   test('root in the jail cannot mount, remount /usr rw (EPERM) nor write it (EROFS)', async () => {
