@@ -11,6 +11,8 @@ export interface Defaults {
     rwmounts: Record<Platform, string[]>;
     writable: Record<Platform, string[]>;
     basejail: string;
+    /** How a thin jail's writable part is seeded (src/skeleton/writable.ts SeedRules). */
+    seed?: Record<Platform, { copy?: string[]; structure?: string[]; skip?: string[]; empty?: string[] }>;
   };
   network: { bridge: string; range: string; gateway: string };
   limits: { cgroupParent: string };

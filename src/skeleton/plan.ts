@@ -22,4 +22,6 @@ export interface MountPlan {
   symlinks: { path: string; target: string }[];
   /** Mounts in the order they are made; teardown walks this list backwards. */
   mounts: MountStep[];
+  /** Why listed entries were not mounted (missing in the skeleton, covered by a symlink, ...). */
+  notes?: string[];
 }

@@ -1,6 +1,181 @@
-// jailyard skel — see docs/cli.md#skel
-import type { RegisterVerb } from '../context.ts';
+// jailyard skel — named, versioned skeletons. See docs/skeletons.md and docs/cli.md#skel
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import type { Command } from 'commander';
+import { JailyardError } from '../../errors.ts';
+import { stateDir, type CliIO, type RegisterVerb } from '../context.ts';
+import {
+  createSkeleton,
+  listSkeletons,
+  parseSkeletonRef,
+  removeSkeleton,
+  resolveSkeleton,
+  showSkeleton,
+  usedVersion,
+  verifySkeleton,
+  type SkeletonSource,
+  type SkeletonVersion,
+} from '../../skeleton/registry.ts';
+import { aptMirror, type DebootstrapProgress } from '../../skeleton/debootstrap.ts';
+import { readPinned } from '../../skeleton/hooks.ts';
 
-export const register: RegisterVerb = (_program, _io) => {
-  // not yet implemented
+function describeSource(v: SkeletonVersion): string {
+  const s = v.source;
+  return s.type === 'debootstrap' ? `debootstrap ${s.suite}${s.mirror ? ` ${s.mirror}` : ''}` : `${s.type} ${s.path}`;
+}
+
+/** The mirror apt uses on this machine (debootstrap needs one it can reach). */
+function systemMirror(): string | undefined {
+  const files = ['/etc/apt/sources.list'];
+  if (existsSync('/etc/apt/sources.list.d')) for (const f of readdirSync('/etc/apt/sources.list.d').sort()) files.push(`/etc/apt/sources.list.d/${f}`);
+  return aptMirror(files.filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8')).join('\n'));
+}
+
+/** A progress bar on stderr while debootstrap runs (only on a terminal). */
+async function progressBar(io: CliIO): Promise<{ update: (p: DebootstrapProgress) => void; stop: () => void }> {
+  if (!process.stderr.isTTY) {
+    let lastPhase = '';
+    return {
+      update: (p) => {
+        if (p.phase !== lastPhase) io.err(`debootstrap: ${p.phase.toLowerCase()}...`);
+        lastPhase = p.phase;
+      },
+      stop: () => {},
+    };
+  }
+  const { default: cliProgress } = await import('cli-progress');
+  const bar = new cliProgress.SingleBar({ format: 'debootstrap [{bar}] {percentage}% {phase}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
+  bar.start(1, 0, { phase: 'starting' });
+  return {
+    update: (p) => {
+      bar.setTotal(p.total);
+      bar.update(p.done, { phase: p.phase });
+    },
+    stop: () => bar.stop(),
+  };
+}
+
+/** Which jails use `name@version`: the store's jails whose `skeleton` names it. */
+async function usersFinder(dir: string): Promise<{ usersOf: (name: string, version: number) => string[]; close: () => void }> {
+  let store: { listJails(): { name: string; params: Record<string, unknown> }[]; close(): void };
+  try {
+    const { openStore } = await import('../../store/sqlite.ts');
+    store = openStore(dir);
+  } catch (e) {
+    throw new JailyardError('JY_ERR_INTERNAL', `cannot open the store to check which jails use the skeleton: ${(e as Error).message}`, { step: 'skel rm' }, { cause: e });
+  }
+  const jails = store.listJails();
+  return {
+    usersOf: (name, version) => {
+      const latest = resolveSkeleton(dir, name).version;
+      return jails
+        .filter((j) => {
+          const p = j.params['skeleton'];
+          if (typeof p !== 'string') return false;
+          const pin = readPinned(dir, j.name);
+          return usedVersion(p, name, latest, pin?.name === name ? pin.version : undefined) === version;
+        })
+        .map((j) => j.name);
+    },
+    close: () => store.close(),
+  };
+}
+
+export const register: RegisterVerb = (program: Command, io: CliIO) => {
+  const skel = program.command('skel').description('named, versioned skeletons that thin jails are built from');
+
+  skel
+    .command('create')
+    .description('create skeleton NAME (or its next version): --from DIR references a tree in place (default /), --copy DIR and --debootstrap SUITE make an owned, immutable tree')
+    .argument('<name>', 'skeleton name')
+    .option('--from <dir>', 'reference this tree where it is (nothing copied)')
+    .option('--copy <dir>', 'copy this tree into the skeleton')
+    .option('--debootstrap <suite>', 'build a Debian tree with debootstrap --variant=minbase')
+    .option('--mirror <url>', 'Debian mirror for --debootstrap (default: the one apt uses)')
+    .option('--json', 'print the new version as JSON')
+    .action(async (name: string, o: { from?: string; copy?: string; debootstrap?: string; mirror?: string; json?: boolean }) => {
+      const given = [o.from, o.copy, o.debootstrap].filter((x) => x !== undefined).length;
+      if (given > 1) throw new JailyardError('JY_ERR_USAGE', 'give one of --from, --copy, --debootstrap');
+      if (o.mirror && !o.debootstrap) throw new JailyardError('JY_ERR_USAGE', '--mirror only goes with --debootstrap');
+      let source: SkeletonSource;
+      if (o.copy !== undefined) source = { type: 'copy', path: o.copy };
+      else if (o.debootstrap !== undefined) {
+        const mirror = o.mirror ?? systemMirror();
+        source = { type: 'debootstrap', suite: o.debootstrap, ...(mirror ? { mirror } : {}) };
+      } else source = { type: 'from', path: o.from ?? '/' };
+      const bar = source.type === 'debootstrap' ? await progressBar(io) : undefined;
+      let v: SkeletonVersion;
+      try {
+        v = await createSkeleton(stateDir(program), name, source, bar ? { onProgress: bar.update } : {});
+      } finally {
+        bar?.stop();
+      }
+      if (o.json) io.out(JSON.stringify({ name, ...v }));
+      io.err(`skeleton ${name}@${v.version}: ${v.kind}, ${describeSource(v)}, ${v.entries} entries in its manifest`);
+    });
+
+  skel
+    .command('ls')
+    .description('list skeletons and their versions')
+    .option('--json', 'one JSON document on stdout')
+    .action((o: { json?: boolean }) => {
+      const all = listSkeletons(stateDir(program));
+      if (o.json) {
+        io.out(JSON.stringify(all));
+        return;
+      }
+      const rows = all.map((s) => {
+        const latest = s.versions[s.versions.length - 1]!;
+        return [s.name, String(latest.version), s.versions.map((v) => v.version).join(','), latest.kind, describeSource(latest)];
+      });
+      const head = ['NAME', 'LATEST', 'VERSIONS', 'KIND', 'SOURCE'];
+      const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+      for (const r of [head, ...rows]) io.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
+    });
+
+  skel
+    .command('show')
+    .description('show one skeleton version (NAME = latest, NAME@N)')
+    .argument('<ref>', 'NAME or NAME@N')
+    .option('--verify', 'compare the tree with its recorded manifest')
+    .option('--json', 'one JSON document on stdout')
+    .action((ref: string, o: { json?: boolean; verify?: boolean }) => {
+      const dir = stateDir(program);
+      const shown = showSkeleton(dir, ref);
+      const verify = o.verify ? verifySkeleton(dir, `${shown.name}@${shown.version.version}`) : undefined;
+      if (o.json) {
+        io.out(JSON.stringify({ ...shown, ...(verify ? { verify } : {}) }));
+      } else {
+        const v = shown.version;
+        io.out(
+          [
+            `name:      ${shown.name}`,
+            `version:   ${v.version} (of ${shown.versions.join(', ')})`,
+            `kind:      ${v.kind}`,
+            `source:    ${describeSource(v)}`,
+            `created:   ${v.createdAt}`,
+            `root:      ${v.root}`,
+            `seed:      ${v.seedRoot}`,
+            `manifest:  ${v.manifest} (${v.entries} entries, ${v.bytes} bytes)`,
+          ].join('\n'),
+        );
+        if (verify) io.out(verify.ok ? 'verify:    ok' : `verify:    CHANGED ${verify.changed.length}, ADDED ${verify.added.length}, REMOVED ${verify.removed.length}\n${[...verify.changed.map((p) => `  M ${p}`), ...verify.added.map((p) => `  A ${p}`), ...verify.removed.map((p) => `  D ${p}`)].join('\n')}`);
+      }
+      if (verify && !verify.ok) process.exitCode = 1;
+    });
+
+  skel
+    .command('rm')
+    .description('remove a skeleton (NAME: all versions) or one version (NAME@N); refused while jails use it')
+    .argument('<ref>', 'NAME or NAME@N')
+    .action(async (ref: string) => {
+      const dir = stateDir(program);
+      parseSkeletonRef(ref);
+      const finder = await usersFinder(dir);
+      try {
+        const removed = removeSkeleton(dir, ref, { usersOf: finder.usersOf });
+        io.err(`removed ${parseSkeletonRef(ref).name}@${removed.join(',')}`);
+      } finally {
+        finder.close();
+      }
+    });
 };

@@ -1,0 +1,214 @@
+// planMounts: JailSpec lists + a skeleton's layout -> MountPlan. PURE: no fs, no driver.
+// The skeleton's top entries (which are dirs, which are symlinks) come in as data, read by
+// readLayout (src/skeleton/layout.ts). Teardown is the driver's ONE loop over plan.mounts
+// reversed (also for the guest/fstab mounts the runtime appends with appendMounts).
+
+import { posix } from 'node:path';
+import { JailyardError } from '../errors.ts';
+import type { Params } from '../conf/spec.ts';
+import type { Defaults, Platform } from '../defaults.ts';
+import type { MountPlan, MountStep, Strategy } from './plan.ts';
+import { checkListEntry, splitRel } from './paths.ts';
+
+export const STRATEGIES: readonly Strategy[] = ['nullfs', 'basejail', 'overlay', 'full'];
+
+/** One entry of a skeleton, as lstat saw it (symlinks not followed). */
+export interface LayoutEntry {
+  type: 'dir' | 'file' | 'symlink' | 'other' | 'missing';
+  /** Link text, for symlinks. */
+  target?: string;
+}
+
+/** Relative path (e.g. "bin", "usr/lib64") -> what it is in the skeleton. Absent = missing. */
+export type SkeletonLayout = Record<string, LayoutEntry>;
+
+export interface PlanInput {
+  jail: string;
+  /** The jail root on the host (`path`), absolute. */
+  root: string;
+  /** jailyard's per-jail folder: rw sources and overlay upper/work live here. */
+  stateDir: string;
+  strategy: Strategy;
+  /** The skeleton version's tree on the host. */
+  skeletonRoot: string;
+  layout: SkeletonLayout;
+  romounts: string[];
+  rwmounts: string[];
+  /** The jail's own copied dirs (seeded, not mounted); checked here, used by seedWritable. */
+  writable: string[];
+  platform: Platform;
+  /** Where the basejail strategy mounts the skeleton (default "/basejail"). */
+  basejail?: string;
+}
+
+const depth = (rel: string): number => splitRel(rel).length;
+
+/** Checks a list parameter's entries; errors name the jail, the parameter and the entry. */
+function checkList(jail: string, param: string, list: string[]): string[] {
+  const out: string[] = [];
+  for (const entry of list) {
+    const norm = checkListEntry(entry, { jail, param });
+    if (!out.includes(norm)) out.push(norm);
+  }
+  return out;
+}
+
+/** The closest ancestor of `rel` (or rel itself) that is a symlink in the layout. */
+function symlinkedAncestor(layout: SkeletonLayout, rel: string): string | undefined {
+  const parts = splitRel(rel);
+  for (let i = 1; i < parts.length; i++) {
+    const prefix = parts.slice(0, i).join('/');
+    if (layout[prefix]?.type === 'symlink') return prefix;
+  }
+  return undefined;
+}
+
+/** Parent directories of `rel` inside root, outermost first (not rel itself). */
+function parentDirs(root: string, rel: string): string[] {
+  const parts = splitRel(rel);
+  const out: string[] = [];
+  for (let i = 1; i < parts.length; i++) out.push(posix.join(root, ...parts.slice(0, i)));
+  return out;
+}
+
+function pushUnique(list: string[], ...items: string[]): void {
+  for (const item of items) if (!list.includes(item)) list.push(item);
+}
+
+/** The mount plan for one jail. Throws JY_ERR_PATH / JY_ERR_PARAM_VALUE on bad input. */
+export function planMounts(input: PlanInput): MountPlan {
+  const { jail, layout } = input;
+  if (!STRATEGIES.includes(input.strategy)) {
+    throw new JailyardError('JY_ERR_PARAM_VALUE', `unknown strategy "${String(input.strategy)}" (one of ${STRATEGIES.join(', ')})`, { jail, param: 'skeleton.strategy' });
+  }
+  for (const [param, p] of [['path', input.root], ['skeleton', input.skeletonRoot], ['state', input.stateDir]] as const) {
+    if (!posix.isAbsolute(p)) throw new JailyardError('JY_ERR_PATH', `"${p}" is not an absolute path`, { jail, param });
+  }
+  const root = posix.normalize(input.root).replace(/(.)\/$/, '$1');
+  if (root === '/') throw new JailyardError('JY_ERR_PATH', 'the jail root cannot be the host root "/"', { jail, param: 'path' });
+  const skel = posix.normalize(input.skeletonRoot);
+  const state = posix.normalize(input.stateDir);
+  const ro = checkList(jail, 'skeleton.romounts', input.romounts);
+  const rw = checkList(jail, 'skeleton.rwmounts', input.rwmounts);
+  const writable = checkList(jail, 'skeleton.writable', input.writable);
+
+  const plan: MountPlan = { root, mkdirs: [root], symlinks: [], mounts: [], notes: [] };
+  const notes = plan.notes!;
+  const skeletonMounts: { rel: string; step: MountStep }[] = [];
+
+  for (const rel of rw) {
+    if (ro.includes(rel)) throw new JailyardError('JY_ERR_PATH', `"${rel}" is in both romounts and rwmounts`, { jail, param: 'skeleton.rwmounts' });
+  }
+  for (const rel of writable) {
+    if (ro.includes(rel) && (input.strategy === 'nullfs' || input.strategy === 'basejail')) notes.push(`${rel}: in romounts and writable; the read-only mount hides the jail's copy`);
+  }
+
+  const rwBinds = (): void => {
+    for (const rel of rw) {
+      const source = posix.join(state, 'rw', rel);
+      const target = posix.join(root, rel);
+      pushUnique(plan.mkdirs, posix.join(state, 'rw'), ...parentDirs(posix.join(state, 'rw'), rel), source);
+      pushUnique(plan.mkdirs, ...parentDirs(root, rel), target);
+      skeletonMounts.push({ rel, step: { kind: 'bind', source, target, readonly: false, origin: 'skeleton-rw' } });
+    }
+  };
+
+  switch (input.strategy) {
+    case 'nullfs': {
+      for (const rel of ro) {
+        const covered = symlinkedAncestor(layout, rel);
+        const entry = layout[rel];
+        if (covered) notes.push(`${rel}: under symlink ${covered} in the skeleton, not mounted`);
+        else if (!entry || entry.type === 'missing') notes.push(`${rel}: missing in the skeleton, not mounted`);
+        else if (entry.type === 'symlink') {
+          pushUnique(plan.mkdirs, ...parentDirs(root, rel));
+          plan.symlinks.push({ path: posix.join(root, rel), target: entry.target ?? '' });
+        } else if (entry.type !== 'dir') notes.push(`${rel}: not a directory in the skeleton, not mounted`);
+        else {
+          pushUnique(plan.mkdirs, ...parentDirs(root, rel), posix.join(root, rel));
+          skeletonMounts.push({ rel, step: { kind: 'bind', source: posix.join(skel, rel), target: posix.join(root, rel), readonly: true, origin: 'skeleton-ro' } });
+        }
+      }
+      rwBinds();
+      break;
+    }
+    case 'basejail': {
+      const base = input.basejail ?? '/basejail';
+      const baseRel = splitRel(checkListEntry(base.replace(/^\/+/, ''), { jail, param: 'skeleton.basejail' })).join('/');
+      const baseTarget = posix.join(root, baseRel);
+      pushUnique(plan.mkdirs, ...parentDirs(root, baseRel), baseTarget);
+      plan.mounts.push({ kind: 'bind', source: skel, target: baseTarget, readonly: true, origin: 'skeleton-basejail' });
+      for (const rel of ro) {
+        const entry = layout[rel];
+        const covered = symlinkedAncestor(layout, rel);
+        if (covered) notes.push(`${rel}: under symlink ${covered} in the skeleton, no link made`);
+        else if (!entry || entry.type === 'missing') notes.push(`${rel}: missing in the skeleton, no link made`);
+        else {
+          // relative link so it also resolves from the host: usr/bin -> ../basejail/usr/bin
+          const up = '../'.repeat(depth(rel) - 1);
+          pushUnique(plan.mkdirs, ...parentDirs(root, rel));
+          plan.symlinks.push({ path: posix.join(root, rel), target: `${up}${baseRel}/${rel}` });
+        }
+      }
+      rwBinds();
+      break;
+    }
+    case 'overlay': {
+      const upper = posix.join(state, 'overlay', 'upper');
+      const work = posix.join(state, 'overlay', 'work');
+      pushUnique(plan.mkdirs, posix.join(state, 'overlay'), upper, work);
+      plan.mounts.push({ kind: 'overlay', lower: [skel], upper, work, target: root, origin: 'skeleton-overlay' });
+      if (ro.length) notes.push('romounts: not used by the overlay strategy (the whole skeleton is the lower layer)');
+      rwBinds();
+      break;
+    }
+    case 'full': {
+      if (ro.length) notes.push('romounts: not used by the full strategy (the jail root is an independent copy)');
+      rwBinds();
+      break;
+    }
+  }
+  // parents before children, whatever order the lists had
+  skeletonMounts.sort((a, b) => depth(a.rel) - depth(b.rel));
+  plan.mounts.push(...skeletonMounts.map((m) => m.step));
+  if (notes.length === 0) delete plan.notes;
+  return plan;
+}
+
+/** A new plan with `steps` mounted after the skeleton's (guest dir, fstab, mount.*). */
+export function appendMounts(plan: MountPlan, steps: MountStep[], mkdirs: string[] = []): MountPlan {
+  const dirs = [...plan.mkdirs];
+  pushUnique(dirs, ...mkdirs);
+  return { ...plan, mkdirs: dirs, symlinks: [...plan.symlinks], mounts: [...plan.mounts, ...steps] };
+}
+
+export interface SkeletonLists {
+  strategy: Strategy;
+  romounts: string[];
+  rwmounts: string[];
+  writable: string[];
+  basejail: string;
+}
+
+function listParam(jail: string, params: Params, name: string, fallback: string[]): string[] {
+  const v = params[name];
+  if (v === undefined) return fallback;
+  if (Array.isArray(v)) return v;
+  if (typeof v === 'string') return v.split(/[\s,]+/).filter(Boolean);
+  throw new JailyardError('JY_ERR_PARAM_VALUE', `expected a list of directories, got ${JSON.stringify(v)}`, { jail, param: name });
+}
+
+/** Strategy and lists for a jail: its `skeleton.*` parameters, else the defaults file's. */
+export function skeletonLists(jail: string, params: Params, defaults: Defaults, platform: Platform): SkeletonLists {
+  const s = params['skeleton.strategy'] ?? defaults.skeleton.strategy;
+  if (typeof s !== 'string' || !STRATEGIES.includes(s as Strategy)) {
+    throw new JailyardError('JY_ERR_PARAM_VALUE', `unknown strategy ${JSON.stringify(s)} (one of ${STRATEGIES.join(', ')})`, { jail, param: 'skeleton.strategy' });
+  }
+  return {
+    strategy: s as Strategy,
+    romounts: checkList(jail, 'skeleton.romounts', listParam(jail, params, 'skeleton.romounts', defaults.skeleton.romounts[platform])),
+    rwmounts: checkList(jail, 'skeleton.rwmounts', listParam(jail, params, 'skeleton.rwmounts', defaults.skeleton.rwmounts[platform])),
+    writable: checkList(jail, 'skeleton.writable', listParam(jail, params, 'skeleton.writable', defaults.skeleton.writable[platform])),
+    basejail: defaults.skeleton.basejail,
+  };
+}

@@ -1,0 +1,286 @@
+// Named, versioned skeletons under <state>/skeletons/<name>/:
+//   skeleton.json              name, next version number, versions (write-temp-then-rename)
+//   <N>/root/                  OWNED tree (--copy, --debootstrap): immutable by convention,
+//                              checked against <N>/manifest.tsv, mounted read-only when used
+//   <N>/seed/                  REFERENCE (--from DIR): a snapshot of only the writable subset
+//                              (etc, var structure...) seeded into jails, and the merge base
+//                              for upgrades, since the referenced tree changes under us
+//   <N>/manifest.tsv           content manifest of root (owned) or seed (reference)
+// A version is built in a temp dir and renamed into place: a failed create leaves nothing.
+// `NAME@N` is one version; `NAME` the latest. Version numbers are never reused.
+
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { isAbsolute, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { JailyardError } from '../errors.ts';
+import { loadDefaults, currentPlatform, type Platform } from '../defaults.ts';
+import { buildManifest, diffManifests, formatManifest, parseManifest, type ManifestDiff } from './manifest.ts';
+import { copyTree, seedWritable, type SeedRules } from './writable.ts';
+import { runDebootstrap, type DebootstrapProgress } from './debootstrap.ts';
+
+export type SkeletonSource =
+  | { type: 'from'; path: string }
+  | { type: 'copy'; path: string }
+  | { type: 'debootstrap'; suite: string; mirror?: string; variant?: string };
+
+export interface SkeletonVersion {
+  version: number;
+  kind: 'reference' | 'owned';
+  source: SkeletonSource;
+  createdAt: string;
+  /** The tree jails mount or copy: the referenced dir, or <N>/root. */
+  root: string;
+  /** Where a jail's writable part is seeded from (and the upgrade merge base). */
+  seedRoot: string;
+  /** Path of the content manifest. */
+  manifest: string;
+  /** Entries and file bytes in the manifest. */
+  entries: number;
+  bytes: number;
+}
+
+export interface Skeleton {
+  name: string;
+  versions: SkeletonVersion[];
+}
+
+interface StoredVersion {
+  version: number;
+  kind: 'reference' | 'owned';
+  source: SkeletonSource;
+  createdAt: string;
+  entries: number;
+  bytes: number;
+}
+
+interface StoredSkeleton {
+  name: string;
+  nextVersion: number;
+  versions: StoredVersion[];
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export function skeletonsDir(stateDir: string): string {
+  return join(stateDir, 'skeletons');
+}
+
+export function checkSkeletonName(name: string): string {
+  if (!NAME_RE.test(name) || name.includes('..')) {
+    throw new JailyardError('JY_ERR_USAGE', `bad skeleton name "${name}": letters, digits, "_", "-", "." (not "..") up to 64 characters`, { param: 'skeleton' });
+  }
+  return name;
+}
+
+/** "NAME" or "NAME@N" -> parts. */
+export function parseSkeletonRef(ref: string): { name: string; version?: number } {
+  const at = ref.lastIndexOf('@');
+  if (at < 0) return { name: checkSkeletonName(ref) };
+  const v = ref.slice(at + 1);
+  if (!/^[1-9]\d*$/.test(v)) throw new JailyardError('JY_ERR_USAGE', `bad skeleton version in "${ref}" (NAME or NAME@N, N >= 1)`, { param: 'skeleton' });
+  return { name: checkSkeletonName(ref.slice(0, at)), version: Number(v) };
+}
+
+function expand(dir: string, s: StoredVersion): SkeletonVersion {
+  const vdir = join(dir, String(s.version));
+  const root = s.kind === 'owned' ? join(vdir, 'root') : (s.source as { path: string }).path;
+  return { ...s, root, seedRoot: s.kind === 'owned' ? root : join(vdir, 'seed'), manifest: join(vdir, 'manifest.tsv') };
+}
+
+function readStored(stateDir: string, name: string): StoredSkeleton | undefined {
+  const file = join(skeletonsDir(stateDir), name, 'skeleton.json');
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as StoredSkeleton;
+}
+
+function writeStored(stateDir: string, s: StoredSkeleton): void {
+  const file = join(skeletonsDir(stateDir), s.name, 'skeleton.json');
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n', { mode: 0o644 });
+  renameSync(tmp, file);
+}
+
+function notFound(ref: string): JailyardError {
+  return new JailyardError('JY_ERR_SKELETON_NOT_FOUND', `no skeleton "${ref}"`, { param: 'skeleton' });
+}
+
+export function listSkeletons(stateDir: string): Skeleton[] {
+  const dir = skeletonsDir(stateDir);
+  if (!existsSync(dir)) return [];
+  const out: Skeleton[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const s = NAME_RE.test(name) ? readStored(stateDir, name) : undefined;
+    if (s) out.push({ name: s.name, versions: s.versions.map((v) => expand(join(dir, name), v)) });
+  }
+  return out;
+}
+
+/** The version a reference names (NAME = latest). Throws JY_ERR_SKELETON_NOT_FOUND. */
+export function resolveSkeleton(stateDir: string, ref: string): SkeletonVersion & { name: string } {
+  const { name, version } = parseSkeletonRef(ref);
+  const s = readStored(stateDir, name);
+  if (!s || s.versions.length === 0) throw notFound(ref);
+  const v = version === undefined ? s.versions[s.versions.length - 1] : s.versions.find((x) => x.version === version);
+  if (!v) throw notFound(ref);
+  return { name, ...expand(join(skeletonsDir(stateDir), name), v) };
+}
+
+export function showSkeleton(stateDir: string, ref: string): { name: string; version: SkeletonVersion; versions: number[] } {
+  const v = resolveSkeleton(stateDir, ref);
+  const s = readStored(stateDir, v.name)!;
+  const { name, ...version } = v;
+  return { name, version, versions: s.versions.map((x) => x.version) };
+}
+
+export interface CreateOptions {
+  /** The writable list whose subset a reference snapshots (default: defaults file). */
+  writable?: string[];
+  seedRules?: SeedRules;
+  platform?: Platform;
+  onProgress?: (p: DebootstrapProgress) => void;
+  /** debootstrap program (tests). */
+  debootstrap?: string;
+}
+
+/** Mount points below `dir` (debootstrap mounts proc/sys in its target; a failed run may leave them). */
+function mountsBelow(dir: string): string[] {
+  const prefix = resolve(dir) + '/';
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (l.split(' ')[4] ?? '').replace(/\\040/g, ' '))
+    .filter((t) => t.startsWith(prefix));
+}
+
+/** Removes a tree jailyard built, after unmounting anything left mounted inside it. */
+function removeBuiltTree(dir: string): void {
+  for (const m of mountsBelow(dir).reverse()) {
+    try {
+      execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+    } catch {
+      // reported below if it stays
+    }
+  }
+  const left = mountsBelow(dir);
+  if (left.length) throw new JailyardError('JY_ERR_MOUNT', `cannot remove ${dir}: still mounted: ${left.join(', ')}`, { step: 'skeleton' });
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Creates the next version of skeleton `name` (the first one when new). */
+export async function createSkeleton(stateDir: string, name: string, source: SkeletonSource, opts: CreateOptions = {}): Promise<SkeletonVersion> {
+  checkSkeletonName(name);
+  const platform = opts.platform ?? currentPlatform();
+  const defaults = loadDefaults();
+  if (source.type !== 'debootstrap') {
+    if (!isAbsolute(source.path)) throw new JailyardError('JY_ERR_PATH', `"${source.path}" is not an absolute path`, { param: source.type === 'from' ? '--from' : '--copy' });
+    let isDir = false;
+    try {
+      isDir = statSync(source.path).isDirectory();
+    } catch {
+      isDir = false;
+    }
+    if (!isDir) throw new JailyardError('JY_ERR_PATH', `${source.path} is not a directory`, { param: source.type === 'from' ? '--from' : '--copy' });
+  }
+  const dir = join(skeletonsDir(stateDir), name);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const stored = readStored(stateDir, name) ?? { name, nextVersion: 1, versions: [] };
+  const version = stored.nextVersion;
+  const tmp = join(dir, `.tmp-${version}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  mkdirSync(tmp, { mode: 0o755 });
+  try {
+    let kind: 'reference' | 'owned';
+    let manifestRoot: string;
+    if (source.type === 'from') {
+      kind = 'reference';
+      manifestRoot = join(tmp, 'seed');
+      mkdirSync(manifestRoot, { mode: 0o755 });
+      seedWritable(source.path, manifestRoot, opts.writable ?? defaults.skeleton.writable[platform], { rules: opts.seedRules ?? defaults.skeleton.seed?.[platform] ?? {} });
+    } else if (source.type === 'copy') {
+      kind = 'owned';
+      manifestRoot = join(tmp, 'root');
+      copyTree(source.path, manifestRoot);
+    } else {
+      kind = 'owned';
+      manifestRoot = join(tmp, 'root');
+      await runDebootstrap({
+        suite: source.suite,
+        target: manifestRoot,
+        ...(source.mirror ? { mirror: source.mirror } : {}),
+        ...(source.variant ? { variant: source.variant } : {}),
+        ...(opts.debootstrap ? { program: opts.debootstrap } : {}),
+        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      });
+      const left = mountsBelow(manifestRoot);
+      if (left.length) throw new JailyardError('JY_ERR_SKELETON_CREATE', `debootstrap left mounts: ${left.join(', ')}`, { step: 'debootstrap' });
+    }
+    const entries = buildManifest(manifestRoot);
+    writeFileSync(join(tmp, 'manifest.tsv'), formatManifest(entries), { mode: 0o444 });
+    const sv: StoredVersion = {
+      version,
+      kind,
+      source,
+      createdAt: new Date().toISOString(),
+      entries: entries.length,
+      bytes: entries.reduce((n, e) => n + e.size, 0),
+    };
+    renameSync(tmp, join(dir, String(version)));
+    // re-read: another version may have been added meanwhile (numbers come from the rename)
+    const now = readStored(stateDir, name) ?? stored;
+    now.versions = [...now.versions.filter((v) => v.version !== version), sv].sort((a, b) => a.version - b.version);
+    now.nextVersion = Math.max(now.nextVersion, version + 1);
+    writeStored(stateDir, now);
+    return expand(dir, sv);
+  } catch (e) {
+    if (existsSync(tmp)) removeBuiltTree(tmp);
+    if (stored.versions.length === 0 && !readStored(stateDir, name) && readdirSync(dir).length === 0) rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/**
+ * Removes one version (NAME@N) or the whole skeleton (NAME). `usersOf(name, version)` names
+ * the jails using that version (the caller reads the store); any user -> JY_ERR_SKELETON_IN_USE.
+ */
+export function removeSkeleton(stateDir: string, ref: string, opts: { usersOf: (name: string, version: number) => string[] }): number[] {
+  const { name, version } = parseSkeletonRef(ref);
+  const stored = readStored(stateDir, name);
+  if (!stored) throw notFound(ref);
+  const doomed = version === undefined ? stored.versions : stored.versions.filter((v) => v.version === version);
+  if (doomed.length === 0) throw notFound(ref);
+  const users = [...new Set(doomed.flatMap((v) => opts.usersOf(name, v.version)))].sort();
+  if (users.length) {
+    throw new JailyardError('JY_ERR_SKELETON_IN_USE', `skeleton "${ref}" is used by jail${users.length > 1 ? 's' : ''} ${users.join(', ')}`, { param: 'skeleton' });
+  }
+  const dir = join(skeletonsDir(stateDir), name);
+  // forget first, then delete: a crash in between leaves an orphan dir, never a dangling entry
+  stored.versions = stored.versions.filter((v) => !doomed.includes(v));
+  writeStored(stateDir, stored);
+  for (const v of doomed) if (existsSync(join(dir, String(v.version)))) removeBuiltTree(join(dir, String(v.version)));
+  if (stored.versions.length === 0) removeBuiltTree(dir);
+  return doomed.map((v) => v.version);
+}
+
+/**
+ * Which version of skeleton `name` a jail with `skeleton = param` uses: NAME@N -> N; bare
+ * NAME -> the version it was seeded from (`pinned`, see hooks.ts) else the latest.
+ */
+export function usedVersion(param: string, name: string, latest: number, pinned?: number): number | undefined {
+  let ref;
+  try {
+    ref = parseSkeletonRef(param);
+  } catch {
+    return undefined;
+  }
+  if (ref.name !== name) return undefined;
+  return ref.version ?? pinned ?? latest;
+}
+
+/** Compares a version's tree with its recorded manifest. */
+export function verifySkeleton(stateDir: string, ref: string): ManifestDiff & { ok: boolean } {
+  const v = resolveSkeleton(stateDir, ref);
+  const recorded = parseManifest(readFileSync(v.manifest, 'utf8'));
+  const now = buildManifest(v.kind === 'owned' ? v.root : v.seedRoot);
+  const diff = diffManifests(recorded, now);
+  return { ...diff, ok: diff.added.length + diff.removed.length + diff.changed.length === 0 };
+}

@@ -1,0 +1,184 @@
+// A thin jail's own small writable part, made from its skeleton's config areas (what
+// FreeBSD's `make distribution` installs into a jail): /etc copied, /var as an empty
+// directory structure, home/root/tmp/... as empty directories. Which subtree gets which
+// treatment is data (defaults.json skeleton.seed), not code.
+// Also `copyTree`, the independent copy behind the `full` strategy.
+
+import { lstatSync, readdirSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
+import { JailyardError } from '../errors.ts';
+import { checkListEntry, ensureDirsInRoot, lstatOrUndefined, splitRel } from './paths.ts';
+import { copyFileNoFollow, copySymlink, mkdirLike } from './tree.ts';
+
+/**
+ * How a subtree is seeded:
+ * - copy: everything (files, dirs, symlinks);
+ * - structure: directories and symlinks only (var: log/, cache/, lib/... without content);
+ * - skip: nothing;
+ * - empty: the directory itself only (default for a writable dir no rule names; var/tmp).
+ * The most specific matching pattern wins; `*` matches within one path component.
+ */
+export type SeedMode = 'copy' | 'structure' | 'skip' | 'empty';
+
+export interface SeedRules {
+  copy?: string[];
+  structure?: string[];
+  skip?: string[];
+  empty?: string[];
+}
+
+export interface SeedOptions {
+  rules?: SeedRules;
+  /** Mode for writable dirs no rule names (default 'empty'). */
+  fallback?: SeedMode;
+  /** Do not descend into directories on another filesystem than the source root. */
+  oneFileSystem?: boolean;
+  jail?: string;
+}
+
+export interface SeedResult {
+  /** Entries created (files, dirs, symlinks). */
+  entries: number;
+  /** Sum of the sizes of the files copied. */
+  bytes: number;
+  /** Entries already present at the destination, left untouched. */
+  existing: string[];
+  /** Sockets, devices, fifos: never copied. */
+  skipped: string[];
+}
+
+interface Rule {
+  parts: string[];
+  mode: SeedMode;
+}
+
+function compileRules(rules: SeedRules | undefined): Rule[] {
+  const out: Rule[] = [];
+  for (const mode of ['copy', 'structure', 'skip', 'empty'] as const) {
+    for (const p of rules?.[mode] ?? []) out.push({ parts: splitRel(checkListEntry(p, { param: `skeleton.seed.${mode}` })), mode });
+  }
+  return out;
+}
+
+const globCache = new Map<string, RegExp>();
+
+function componentMatches(pattern: string, name: string): boolean {
+  if (pattern === name) return true;
+  if (!pattern.includes('*')) return false;
+  let re = globCache.get(pattern);
+  if (!re) {
+    re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')}$`);
+    globCache.set(pattern, re);
+  }
+  return re.test(name);
+}
+
+/** The rule naming exactly this path (the deepest match wins because we walk top-down). */
+function exactRule(rules: Rule[], parts: string[]): SeedMode | undefined {
+  let found: SeedMode | undefined;
+  for (const r of rules) {
+    if (r.parts.length === parts.length && r.parts.every((p, i) => componentMatches(p, parts[i]!))) found = r.mode;
+  }
+  return found;
+}
+
+function hasRuleBelow(rules: Rule[], parts: string[]): boolean {
+  return rules.some((r) => r.parts.length > parts.length && parts.every((p, i) => componentMatches(r.parts[i]!, p)));
+}
+
+function statOrThrow(p: string): Stats {
+  return lstatSync(p);
+}
+
+/**
+ * Seeds `dirs` (relative, e.g. the writable list) from `srcRoot` into `destRoot`. Parent
+ * directories are created like the source's. Never follows a symlink at the destination,
+ * never overwrites what exists there, copies symlinks as symlinks, skips sockets/devices.
+ */
+export function seedWritable(srcRoot: string, destRoot: string, dirs: string[], opts: SeedOptions = {}): SeedResult {
+  const rules = compileRules(opts.rules);
+  const fallback = opts.fallback ?? 'empty';
+  const res: SeedResult = { entries: 0, bytes: 0, existing: [], skipped: [] };
+  const rootDev = statOrThrow(srcRoot).dev;
+  const place = opts.jail ? { jail: opts.jail, param: 'skeleton.writable' } : { param: 'skeleton.writable' };
+  const modeOfSrc = (prefix: string): number => lstatOrUndefined(join(srcRoot, prefix))?.mode ?? 0o755;
+
+  const walk = (rel: string, inherited: SeedMode): void => {
+    const parts = splitRel(rel);
+    const mode = exactRule(rules, parts) ?? inherited;
+    if (mode === 'skip' && !hasRuleBelow(rules, parts)) return;
+    const src = join(srcRoot, rel);
+    const st = lstatOrUndefined(src);
+    if (!st) return;
+    const dest = join(destRoot, rel);
+    const there = lstatOrUndefined(dest);
+    if (st.isSymbolicLink()) {
+      if (mode === 'skip' || mode === 'empty') return;
+      if (there) res.existing.push(rel);
+      else {
+        copySymlink(src, dest, st);
+        res.entries++;
+      }
+      return;
+    }
+    if (st.isFile()) {
+      if (mode !== 'copy') return;
+      if (there) res.existing.push(rel);
+      else {
+        copyFileNoFollow(src, dest, st);
+        res.entries++;
+        res.bytes += st.size;
+      }
+      return;
+    }
+    if (!st.isDirectory()) {
+      if (mode === 'copy') res.skipped.push(rel);
+      return;
+    }
+    if (mode !== 'skip') {
+      if (!there) {
+        mkdirLike(dest, st);
+        res.entries++;
+      } else if (!there.isDirectory()) {
+        // a jail-made symlink (or file) where the skeleton has a directory: never descend through it
+        res.existing.push(rel);
+        return;
+      }
+    }
+    if (opts.oneFileSystem && st.dev !== rootDev) return;
+    const descend = mode === 'copy' || mode === 'structure' || hasRuleBelow(rules, parts);
+    if (!descend) return;
+    const childInherited: SeedMode = mode === 'empty' ? 'skip' : mode;
+    if (mode === 'skip' && there === undefined) {
+      // a skipped dir with a rule below: its path must exist for the children
+      ensureDirsInRoot(destRoot, rel, modeOfSrc, opts.jail);
+    }
+    for (const name of readdirSync(src).sort()) walk(`${rel}/${name}`, childInherited);
+  };
+
+  for (const entry of dirs) {
+    const rel = checkListEntry(entry, place);
+    const parent = splitRel(rel).slice(0, -1).join('/');
+    if (parent) ensureDirsInRoot(destRoot, parent, modeOfSrc, opts.jail);
+    walk(rel, fallback);
+  }
+  return res;
+}
+
+/**
+ * The `full` strategy's independent copy of a whole tree (destination must be empty or
+ * missing). Stays on the source's filesystem (mount points become empty directories).
+ */
+export function copyTree(srcRoot: string, destRoot: string, opts: { jail?: string } = {}): SeedResult {
+  const st = lstatOrUndefined(srcRoot);
+  if (!st?.isDirectory()) throw new JailyardError('JY_ERR_PATH', `skeleton root ${srcRoot} is not a directory`, opts.jail ? { jail: opts.jail } : {});
+  const there = lstatOrUndefined(destRoot);
+  if (there && (!there.isDirectory() || readdirSync(destRoot).length > 0)) {
+    throw new JailyardError('JY_ERR_PATH', `${destRoot} must be missing or an empty directory for a full copy`, opts.jail ? { jail: opts.jail, param: 'path' } : { param: 'path' });
+  }
+  if (!there) mkdirLike(destRoot, st);
+  const top = readdirSync(srcRoot).sort();
+  const seedOpts: SeedOptions = { fallback: 'copy', oneFileSystem: true };
+  if (opts.jail) seedOpts.jail = opts.jail;
+  return seedWritable(srcRoot, destRoot, top, seedOpts);
+}

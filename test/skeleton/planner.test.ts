@@ -1,0 +1,182 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { planMounts, appendMounts, skeletonLists, type PlanInput, type SkeletonLayout } from '../../src/skeleton/planner.ts';
+import { JailyardError } from '../../src/errors.ts';
+import { loadDefaults } from '../../src/defaults.ts';
+
+// merged-usr layout like this Debian host: bin, lib, lib64, sbin are symlinks into usr
+const mergedUsr: SkeletonLayout = {
+  bin: { type: 'symlink', target: 'usr/bin' },
+  sbin: { type: 'symlink', target: 'usr/sbin' },
+  lib: { type: 'symlink', target: 'usr/lib' },
+  lib64: { type: 'symlink', target: 'usr/lib64' },
+  etc: { type: 'dir' },
+  usr: { type: 'dir' },
+  'usr/bin': { type: 'dir' },
+  'usr/sbin': { type: 'dir' },
+  'usr/lib': { type: 'dir' },
+  'usr/lib64': { type: 'dir' },
+  'usr/share': { type: 'dir' },
+};
+
+function input(over: Partial<PlanInput> = {}): PlanInput {
+  return {
+    jail: 'web',
+    root: '/jails/web',
+    stateDir: '/state/jails/web',
+    strategy: 'nullfs',
+    skeletonRoot: '/skel/1/root',
+    layout: mergedUsr,
+    romounts: ['usr/bin', 'usr/sbin', 'usr/lib', 'usr/lib64', 'usr/lib32', 'usr/share', 'bin', 'sbin', 'lib', 'lib64'],
+    rwmounts: [],
+    writable: ['etc', 'var', 'tmp'],
+    platform: 'linux',
+    ...over,
+  };
+}
+
+function errorOf(fn: () => unknown): JailyardError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof JailyardError, `not a JailyardError: ${String(e)}`);
+    return e;
+  }
+  assert.fail('did not throw');
+}
+
+describe('planMounts nullfs', () => {
+  test('one read-only bind per existing dir, symlinks for symlinked entries, missing skipped', () => {
+    const plan = planMounts(input());
+    assert.deepEqual(
+      plan.mounts.map((m) => m.kind === 'bind' && [m.source, m.target, m.readonly, m.origin]),
+      ['bin', 'sbin', 'lib', 'lib64', 'share'].map((d) => [`/skel/1/root/usr/${d}`, `/jails/web/usr/${d}`, true, 'skeleton-ro']),
+    );
+    assert.deepEqual(plan.symlinks, [
+      { path: '/jails/web/bin', target: 'usr/bin' },
+      { path: '/jails/web/sbin', target: 'usr/sbin' },
+      { path: '/jails/web/lib', target: 'usr/lib' },
+      { path: '/jails/web/lib64', target: 'usr/lib64' },
+    ]);
+    assert.equal(plan.root, '/jails/web');
+    assert.equal(plan.mkdirs[0], '/jails/web');
+    assert.ok(plan.mkdirs.indexOf('/jails/web/usr') < plan.mkdirs.indexOf('/jails/web/usr/bin'));
+    assert.deepEqual(plan.notes, ['usr/lib32: missing in the skeleton, not mounted']);
+  });
+
+  test('rw list: read-write binds from the jail state dir; parents mounted before children', () => {
+    const layout: SkeletonLayout = { ...mergedUsr, usr: { type: 'dir' }, 'usr/local': { type: 'dir' } };
+    const plan = planMounts(input({ layout, romounts: ['usr/bin', 'usr'], rwmounts: ['usr/local'] }));
+    assert.deepEqual(
+      plan.mounts.map((m) => (m.kind === 'bind' ? `${m.readonly ? 'ro' : 'rw'} ${m.source} ${m.target}` : m.kind)),
+      ['ro /skel/1/root/usr /jails/web/usr', 'ro /skel/1/root/usr/bin /jails/web/usr/bin', 'rw /state/jails/web/rw/usr/local /jails/web/usr/local'],
+    );
+    // parents listed before children (a driver may mkdir them one by one)
+    const i = (d: string) => plan.mkdirs.indexOf(d);
+    assert.ok(i('/state/jails/web/rw') >= 0 && i('/state/jails/web/rw') < i('/state/jails/web/rw/usr') && i('/state/jails/web/rw/usr') < i('/state/jails/web/rw/usr/local'));
+  });
+
+  test('entries under a symlinked entry are not mounted twice', () => {
+    const plan = planMounts(input({ romounts: ['bin', 'lib/x86_64-linux-gnu'] }));
+    assert.deepEqual(plan.mounts, []);
+    assert.deepEqual(plan.notes, ['lib/x86_64-linux-gnu: under symlink lib in the skeleton, not mounted']);
+  });
+
+  test('lists are normalized and deduplicated', () => {
+    const plan = planMounts(input({ romounts: ['./usr/bin/', 'usr//bin'] }));
+    assert.equal(plan.mounts.length, 1);
+  });
+});
+
+describe('planMounts basejail', () => {
+  test('ONE read-only bind at /basejail plus relative symlinks into it', () => {
+    const plan = planMounts(input({ strategy: 'basejail', basejail: '/basejail' }));
+    assert.deepEqual(plan.mounts, [{ kind: 'bind', source: '/skel/1/root', target: '/jails/web/basejail', readonly: true, origin: 'skeleton-basejail' }]);
+    const links = Object.fromEntries(plan.symlinks.map((s) => [s.path, s.target]));
+    assert.equal(links['/jails/web/usr/bin'], '../basejail/usr/bin');
+    assert.equal(links['/jails/web/bin'], 'basejail/bin');
+    assert.equal(links['/jails/web/usr/lib32'], undefined);
+    assert.ok(plan.mkdirs.includes('/jails/web/basejail') && plan.mkdirs.includes('/jails/web/usr'));
+  });
+});
+
+describe('planMounts overlay and full', () => {
+  test('overlay: lower = skeleton, upper/work in the jail state dir, at the jail root', () => {
+    const plan = planMounts(input({ strategy: 'overlay' }));
+    assert.deepEqual(plan.mounts, [
+      { kind: 'overlay', lower: ['/skel/1/root'], upper: '/state/jails/web/overlay/upper', work: '/state/jails/web/overlay/work', target: '/jails/web', origin: 'skeleton-overlay' },
+    ]);
+    assert.deepEqual(plan.symlinks, []);
+  });
+
+  test('overlay keeps rw binds on top of the overlay', () => {
+    const plan = planMounts(input({ strategy: 'overlay', romounts: [], rwmounts: ['srv/data'] }));
+    assert.deepEqual(plan.mounts.map((m) => m.kind), ['overlay', 'bind']);
+    assert.equal(plan.notes, undefined);
+  });
+
+  test('full: no skeleton mounts', () => {
+    const plan = planMounts(input({ strategy: 'full' }));
+    assert.deepEqual(plan.mounts, []);
+    assert.deepEqual(plan.mkdirs, ['/jails/web']);
+  });
+});
+
+describe('planMounts bad input', () => {
+  for (const [param, over, entry] of [
+    ['skeleton.romounts', { romounts: ['../etc'] }, '../etc'],
+    ['skeleton.romounts', { romounts: ['usr/../../etc'] }, 'usr/../../etc'],
+    ['skeleton.rwmounts', { rwmounts: ['/etc'] }, '/etc'],
+    ['skeleton.writable', { writable: [''] }, ''],
+  ] as const) {
+    test(`${param} entry ${JSON.stringify(entry)} -> JY_ERR_PATH naming jail, parameter, entry`, () => {
+      const e = errorOf(() => planMounts(input(over as unknown as Partial<PlanInput>)));
+      assert.equal(e.code, 'JY_ERR_PATH');
+      assert.equal(e.place.jail, 'web');
+      assert.equal(e.place.param, param);
+      assert.ok(e.message.includes(`"${entry}"`), e.message);
+    });
+  }
+
+  test('relative jail root -> JY_ERR_PATH on path', () => {
+    const e = errorOf(() => planMounts(input({ root: 'jails/web' })));
+    assert.equal(e.code, 'JY_ERR_PATH');
+    assert.equal(e.place.param, 'path');
+  });
+
+  test('host root as jail root is refused', () => {
+    assert.equal(errorOf(() => planMounts(input({ root: '/' }))).place.param, 'path');
+  });
+
+  test('unknown strategy -> JY_ERR_PARAM_VALUE', () => {
+    const e = errorOf(() => planMounts(input({ strategy: 'zfs' as never })));
+    assert.equal(e.code, 'JY_ERR_PARAM_VALUE');
+    assert.equal(e.place.param, 'skeleton.strategy');
+  });
+
+  test('same entry read-only and read-write is refused', () => {
+    const e = errorOf(() => planMounts(input({ romounts: ['usr/share'], rwmounts: ['usr/share'] })));
+    assert.equal(e.code, 'JY_ERR_PATH');
+    assert.equal(e.place.param, 'skeleton.rwmounts');
+  });
+});
+
+describe('appendMounts and skeletonLists', () => {
+  test('appendMounts returns a new plan, skeleton mounts first', () => {
+    const plan = planMounts(input());
+    const more = appendMounts(plan, [{ kind: 'tmpfs', target: '/jails/web/tmp', options: ['size=16m'], origin: 'fstab' }], ['/jails/web/tmp']);
+    assert.equal(more.mounts.length, plan.mounts.length + 1);
+    assert.equal(more.mounts.at(-1)!.origin, 'fstab');
+    assert.ok(!plan.mkdirs.includes('/jails/web/tmp'));
+  });
+
+  test('params override the defaults file; strings are split', () => {
+    const d = loadDefaults();
+    const l = skeletonLists('web', { 'skeleton.strategy': 'basejail', 'skeleton.romounts': 'usr/bin usr/lib' }, d, 'linux');
+    assert.equal(l.strategy, 'basejail');
+    assert.deepEqual(l.romounts, ['usr/bin', 'usr/lib']);
+    assert.deepEqual(l.writable, d.skeleton.writable.linux);
+    const e = errorOf(() => skeletonLists('web', { 'skeleton.rwmounts': ['/abs'] }, d, 'linux'));
+    assert.equal(e.place.param, 'skeleton.rwmounts');
+  });
+});
