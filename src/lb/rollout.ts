@@ -239,7 +239,9 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
         state.created.push(name);
         step(`create ${name} at ${addr} (${news.length + 1}/${state.replicas})`);
         const meta: MetaOp[] = Object.entries(newLabels).map(([key, value]) => ({ op: 'set', key, value }));
-        await service.create({ spec: specForNewJail(deps.template, name, addr), meta });
+        // the version labels (--to) also go to env: the jail itself can read which version it is
+        const env: MetaOp[] = Object.entries(labelsFromPairs(state.to, 'to')).map(([key, value]) => ({ op: 'set', key, value }));
+        await service.create({ spec: specForNewJail(deps.template, name, addr), meta, env });
         continue;
       }
       const runningOlds = olds.filter((j) => j.state === 'running' && labelsOf(j.meta, j.env)[DRAIN_LABEL] === undefined);

@@ -1,6 +1,152 @@
-// jailyard quickstart — see docs/cli.md#quickstart
+// jailyard quickstart — the main job (`npm start`): a skeleton from the host's root, the
+// daemon on the embedded store in a local folder, three thin `www` jails behind a real
+// HAProxy kept in sync by the controller; Ctrl-C takes everything down again.
+// See README.md and docs/cli.md#quickstart
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { RegisterVerb } from '../context.ts';
+import { JailyardError } from '../../errors.ts';
 
-export const register: RegisterVerb = (_program, _io) => {
-  // not yet implemented
+const TEMPLATE = new URL('../../../examples/www.conf', import.meta.url).pathname;
+
+export const register: RegisterVerb = (program, io) => {
+  program
+    .command('quickstart')
+    .description('bring up 3 thin www jails behind HAProxy with the daemon; Ctrl-C stops everything')
+    .option('--port <port>', 'HAProxy frontend port on 127.0.0.1', '8080')
+    .option('--replicas <n>', 'how many www jails', '3')
+    .option('--exit-when-ready', 'tear everything down as soon as it is up (for tests)')
+    .action(async (o: { port: string; replicas: string; exitWhenReady?: boolean }) => {
+      if (process.getuid?.() !== 0) throw new JailyardError('JY_ERR_NOT_ROOT', 'the quick start makes real jails: run it as root');
+      const opt = program.opts<{ state?: string }>();
+      const state = resolve(opt.state ?? process.env.JAILYARD_STATE ?? '.jailyard');
+      const port = Number(o.port);
+      const replicas = Number(o.replicas);
+      const say = (t: string) => io.err(`quickstart: ${t}`);
+
+      const { openStore } = await import('../../store/sqlite.ts');
+      const { createLocalService } = await import('../../runtime/service.ts');
+      const { skeletonHooks } = await import('../../skeleton/hooks.ts');
+      const { createSkeleton, listSkeletons } = await import('../../skeleton/registry.ts');
+      const { startDaemon } = await import('../../api/daemon.ts');
+      const { guestDir } = await import('../../runtime/jailplan.ts');
+      const { startHaproxy } = await import('../../lb/haproxy-process.ts');
+      const { runHaproxyController, waitForServer, serverNameOf } = await import('../../lb/controller.ts');
+      const { apiSource } = await import('../../lb/source.ts');
+      const { freeAddress, specForNewJail } = await import('../../lb/rollout.ts');
+      const { parseConfString } = await import('../../conf/evaluate.ts');
+      const { loadDriver } = await import('../../platform/index.ts');
+
+      const driver = await loadDriver({ stateDir: state });
+      await driver.preflight();
+      const store = openStore(state);
+      const service = createLocalService({ store, stateDir: state, driver, skeletons: skeletonHooks(), progress: (j, t) => say(`${j}: ${t}`) });
+      const cleanups: { what: string; run: () => Promise<unknown> }[] = [];
+      const teardown = async () => {
+        for (const c of cleanups.reverse()) {
+          say(`stopping ${c.what}`);
+          try {
+            await c.run();
+          } catch (e) {
+            io.err(`quickstart: ${c.what}: ${e instanceof JailyardError ? e.describe() : String(e)}`);
+            process.exitCode = 1;
+          }
+        }
+        cleanups.length = 0;
+        store.close();
+      };
+
+      let stopRequested: () => void = () => {};
+      const stopped = new Promise<void>((r) => (stopRequested = r));
+      const onSignal = () => stopRequested();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        if (!listSkeletons(state).some((s) => s.name === 'host')) {
+          say('creating skeleton "host" from / (a reference: nothing is copied)');
+          await createSkeleton(state, 'host', { type: 'from', path: '/' });
+        }
+        const socketPath = join(state, 'jailyard.sock');
+        const daemon = await startDaemon({ store, service, socketPath, guestRoot: (n) => guestDir(state, n), logger: { level: 'warn' } });
+        cleanups.push({ what: 'the daemon', run: () => daemon.close() });
+        say(`daemon on unix://${socketPath}`);
+
+        const hp = await startHaproxy({ dir: join(state, 'haproxy'), port, backend: 'www' });
+        cleanups.push({ what: `haproxy (pid ${hp.pid})`, run: () => hp.stop() });
+        say(`haproxy (pid ${hp.pid}) on http://127.0.0.1:${port}/, admin socket ${hp.adminSocket}`);
+
+        const abort = new AbortController();
+        const controller = runHaproxyController({
+          source: apiSource(`unix://${socketPath}`),
+          selector: 'app=www',
+          backend: 'www',
+          adminSocket: hp.adminSocket,
+          port: 8080,
+          signal: abort.signal,
+          log: (l) => say(`lb: ${l}`),
+        });
+        cleanups.push({
+          what: 'the load balancer controller',
+          run: async () => {
+            abort.abort();
+            await controller.catch(() => {});
+          },
+        });
+        // jails go before haproxy and the daemon (cleanups run in reverse)
+        cleanups.push({
+          what: 'the www jails',
+          run: async () => {
+            const all = await service.list({ selector: 'app=www' });
+            const r = await service.remove(all.map((j) => j.name), { parallel: 3 });
+            if (!r.ok) throw new JailyardError('JY_ERR_STEP_FAILED', r.outcomes.filter((x) => x.status !== 'ok').map((x) => x.message).join('; '));
+          },
+        });
+
+        const template = parseConfString(readFileSync(TEMPLATE, 'utf8'), TEMPLATE)[0]!;
+        const names: string[] = [];
+        for (let i = 1; i <= replicas; i++) {
+          const name = `www-v1-${i}`;
+          if (!store.getJail(name)) {
+            const spec = specForNewJail(template, name, freeAddress(store.listJails()));
+            await service.create({
+              spec,
+              meta: [{ op: 'set', key: 'port', value: '8080' }, { op: 'set', key: 'version', value: 'v1' }, { op: 'set', key: 'app', value: 'www' }],
+              env: [{ op: 'set', key: 'version', value: 'v1' }],
+            });
+          }
+          names.push(name);
+        }
+        const started = await service.start(names.filter((n) => store.requireJail(n).state === 'stopped'), { parallel: 3 });
+        if (!started.ok) throw new JailyardError('JY_ERR_STEP_FAILED', started.outcomes.filter((x) => x.status !== 'ok').map((x) => x.message).join('; '));
+        for (const n of names) await waitForServer(hp.runtime, 'www', serverNameOf(n), 'serving', 30_000);
+
+        const bin = existsSync(join(process.cwd(), 'bin/jailyard.js')) ? 'node bin/jailyard.js' : 'jailyard';
+        const st = `--state ${state}`;
+        io.err(
+          [
+            '',
+            `jailyard is up: ${replicas} thin jails (app=www, version=v1) behind HAProxy.`,
+            '',
+            `  curl http://127.0.0.1:${port}/env            # a jail answers with its env (version=v1)`,
+            `  ${bin} ${st} ls -v                            # the jails, jls(8) style`,
+            `  ${bin} ${st} ls -l app=www name state meta.version ip4.addr`,
+            `  curl --unix-socket ${socketPath} http://x/v1/jails?labelSelector=app%3Dwww`,
+            `  echo "show servers state www" | socat - ${hp.adminSocket}   # HAProxy's pool (if socat is installed)`,
+            '',
+            '  # replace v1 by v2 with zero failed requests, while HAProxy follows:',
+            `  ${bin} ${st} --host unix://${socketPath} rollout -l app=www --from version=v1 --to version=v2 --replicas ${replicas} \\`,
+            `      --template ${TEMPLATE} --port 8080 --admin-socket ${hp.adminSocket}`,
+            '',
+            'Ctrl-C stops everything and leaves nothing mounted.',
+            '',
+          ].join('\n'),
+        );
+        if (!o.exitWhenReady) await stopped;
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        await teardown();
+        say('everything stopped');
+      }
+    });
 };

@@ -1,0 +1,125 @@
+// The daemon's HTTP application: schema-first routes over a JailService and the store's
+// event log, OpenAPI at /openapi.json, Prometheus at /metrics, per-jail guest sockets.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { JailyardError } from '../errors.ts';
+import type { JailService } from '../runtime/types.ts';
+import type { Store } from '../store/types.ts';
+import type { ApiContext } from './context.ts';
+import { installErrorHandlers } from './errors.ts';
+import { GuestServer } from './guest.ts';
+import { WatchHub } from './hub.ts';
+import { createMetrics } from './metrics.ts';
+import { jailRoutes } from './routes/jails.ts';
+import { systemRoutes } from './routes/system.ts';
+import { endAllStreams } from './routes/watch.ts';
+
+export interface AppOptions {
+  store: Store;
+  service: JailService;
+  /** Guest sockets: a folder holding one folder per jail, or a function naming the jail's
+   * guest folder. Without it no guest sockets are made. */
+  guestRoot?: string | ((name: string) => string);
+  /** fastify's logger option (false by default). */
+  logger?: boolean | Record<string, unknown>;
+  /** Seconds between BOOKMARK events on idle watch streams (default 30). */
+  bookmarkIntervalSec?: number;
+  /** How often to look for writes by other processes, in ms (default 25). */
+  pollIntervalMs?: number;
+  /** Request body limit in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** Bearer-token check for requests arriving on sockets for which `required` is true
+   * (the TCP listener); unix-socket requests are authorized by the socket's file mode. */
+  auth?: { token: string; required(socket: Socket): boolean };
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  // Hash both so the comparison is constant-time whatever the lengths.
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+export function buildApp(opts: AppOptions): FastifyInstance {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+    forceCloseConnections: true,
+    // An unknown body field (a typo like "parms") is an error, not silently dropped.
+    // No type coercion either: a one-element array must not turn into a string (meta ops).
+    // Query strings are declared as strings and parsed by the routes.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    // Jail names may contain dots and colons; keep the raw path.
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const hub = new WatchHub(opts.store, { pollMs: opts.pollIntervalMs ?? 25, onError: (e) => app.log.error({ err: e }, 'event log poll failed') });
+  const ctx: ApiContext = {
+    store: opts.store,
+    service: opts.service,
+    hub,
+    ready: new Set(),
+    streams: new Set(),
+    bookmarkMs: (opts.bookmarkIntervalSec ?? 30) * 1000,
+  };
+  const metrics = createMetrics(hub);
+  const guestRoot = opts.guestRoot;
+  const guest =
+    guestRoot === undefined
+      ? undefined
+      : new GuestServer({
+          store: opts.store,
+          hub,
+          ready: ctx.ready,
+          dirOf: typeof guestRoot === 'function' ? guestRoot : (name) => join(guestRoot, name),
+          onError: (name, e) => app.log.error({ err: e, jail: name }, 'guest socket failed'),
+        });
+
+  hub.start();
+  installErrorHandlers(app);
+
+  if (opts.auth) {
+    const auth = opts.auth;
+    app.addHook('onRequest', async (request) => {
+      if (!auth.required(request.raw.socket)) return;
+      const header = request.headers.authorization ?? '';
+      const m = /^Bearer\s+(\S+)$/i.exec(header);
+      if (!m || !sameSecret(m[1]!, auth.token)) {
+        throw new JailyardError('JY_ERR_UNAUTHORIZED', 'missing or wrong bearer token', { step: 'authorization' });
+      }
+    });
+  }
+  // Writes made through this daemon reach watchers at once, not at the next poll.
+  app.addHook('onSend', async (request, _reply, payload) => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') hub.poll();
+    return payload;
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.observeRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
+  });
+  app.addHook('onReady', async () => {
+    await guest?.start();
+  });
+  app.addHook('preClose', async () => {
+    endAllStreams(ctx);
+  });
+  app.addHook('onClose', async () => {
+    await guest?.close();
+    hub.stop();
+  });
+
+  app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'jailyard', description: 'jail(8) semantics over HTTP: jails, meta/env, watch', version: '0.1.0' },
+    },
+  });
+  app.register(jailRoutes, { ctx });
+  app.register(systemRoutes, { ctx, metrics });
+  return app as unknown as FastifyInstance;
+}

@@ -1,0 +1,63 @@
+// The API's picture of a jail: the store record plus what the daemon derives (labels,
+// readiness). One shape for GET, LIST, watch events and the client.
+
+import { labelsOf } from '../meta/labels.ts';
+import type { Params } from '../conf/spec.ts';
+import type { JailRecord, JailState } from '../store/types.ts';
+
+export interface JailView {
+  name: string;
+  state: JailState;
+  jid: number;
+  /** key=value lines of env then meta (meta wins): what label selectors match. */
+  labels: Record<string, string>;
+  meta: string;
+  env: string;
+  revision: number;
+  params: Params;
+  /** Set by the jail itself through its guest socket (PUT /ready); false after a stop. */
+  ready: boolean;
+  lastError: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export const VIEW_FIELDS = ['name', 'state', 'jid', 'labels', 'meta', 'env', 'revision', 'params', 'ready', 'lastError', 'createdAt', 'updatedAt'] as const;
+export type ViewField = (typeof VIEW_FIELDS)[number];
+
+export function toView(record: JailRecord, ready: boolean): JailView {
+  return {
+    name: record.name,
+    state: record.state,
+    jid: record.jid,
+    labels: labelsOf(record.meta, record.env),
+    meta: record.meta,
+    env: record.env,
+    revision: record.revision,
+    params: record.params,
+    ready,
+    lastError: record.lastError,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+  };
+}
+
+// The store hands out the same record object until the jail changes: its JSON can be kept.
+const jsonCache = new WeakMap<JailRecord, { ready: boolean; json: string }>();
+
+/** toView as JSON text, built once per record (and readiness). */
+export function viewJson(record: JailRecord, ready: boolean): string {
+  const hit = jsonCache.get(record);
+  if (hit && hit.ready === ready) return hit.json;
+  const json = JSON.stringify(toView(record, ready));
+  jsonCache.set(record, { ready, json });
+  return json;
+}
+
+/** Keeps only the requested fields (jls-style parameter selection); name always stays. */
+export function pickFields(view: JailView, fields: readonly ViewField[] | undefined): Partial<JailView> {
+  if (!fields) return view;
+  const out: Record<string, unknown> = { name: view.name };
+  for (const f of fields) out[f] = view[f];
+  return out as Partial<JailView>;
+}

@@ -1,0 +1,125 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { createRemoteService } from '../../src/api/client.ts';
+import { Collector, startTestDaemon, tempState, type TestDaemon } from './helpers.ts';
+import { assertNoLeaks, snapshot } from '../helpers/leaks.ts';
+
+async function ask(socketPath: string, method: 'GET' | 'PUT' | 'POST', path: string): Promise<{ status: number; body: string }> {
+  const agent = new Agent({ connect: { socketPath } });
+  try {
+    const res = await request(`http://localhost${path}`, { method, dispatcher: agent });
+    return { status: res.statusCode, body: await res.body.text() };
+  } finally {
+    await agent.close();
+  }
+}
+
+describe('guest sockets (one per running jail)', () => {
+  const state = tempState();
+  const guestRoot = join(state.dir, 'guest');
+  let d: TestDaemon;
+  const sock = (name: string) => join(guestRoot, name, 'guest.sock');
+
+  before(async () => {
+    d = await startTestDaemon(state.dir, { guestRoot });
+    const remote = createRemoteService(d.url);
+    for (const [name, secret] of [
+      ['g-a', 'alpha'],
+      ['g-b', 'bravo'],
+    ] as const) {
+      await remote.create({
+        spec: { name, params: { name, path: '/x' } },
+        env: [{ op: 'set', key: 'secret', value: secret }, { op: 'set', key: 'role', value: name }],
+        meta: [{ op: 'set', key: 'admin_only', value: `meta-of-${name}` }],
+      });
+    }
+  });
+  after(async () => {
+    await d.close();
+    state.cleanup();
+  });
+
+  const waitFor = async (pred: () => boolean) => {
+    const t0 = Date.now();
+    while (!pred()) {
+      if (Date.now() - t0 > 5000) throw new Error('timed out');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+
+  test('a socket appears when the jail runs: mode 0666 in a 0755 folder', async () => {
+    assert.equal(existsSync(sock('g-a')), false);
+    await d.daemon.app.inject({ method: 'POST', url: '/v1/jails/g-a/start' });
+    await d.daemon.app.inject({ method: 'POST', url: '/v1/jails/g-b/start' });
+    await waitFor(() => existsSync(sock('g-a')) && existsSync(sock('g-b')));
+    assert.equal(statSync(sock('g-a')).mode & 0o777, 0o666);
+    assert.equal(statSync(join(guestRoot, 'g-a')).mode & 0o777, 0o755);
+  });
+
+  test("each socket answers with its own jail's env only, never meta", async () => {
+    const a = await ask(sock('g-a'), 'GET', '/env');
+    assert.equal(a.status, 200);
+    assert.match(a.body, /secret=alpha/);
+    assert.doesNotMatch(a.body, /bravo|admin_only|meta-of/);
+    assert.equal((await ask(sock('g-a'), 'GET', '/env/secret')).body, 'alpha');
+    assert.equal((await ask(sock('g-b'), 'GET', '/env/secret')).body, 'bravo');
+    // no way to name another jail or reach meta through a socket
+    assert.equal((await ask(sock('g-a'), 'GET', '/env/admin_only')).status, 404);
+    assert.equal((await ask(sock('g-a'), 'GET', '/v1/jails/g-b')).status, 404);
+    assert.equal((await ask(sock('g-a'), 'GET', '/env/../../v1/jails/g-b')).status, 404);
+    assert.equal((await ask(sock('g-a'), 'GET', '/meta')).status, 404);
+  });
+
+  test('the socket works through a read-only bind of the guest folder (as the jail sees it)', async () => {
+    const before = snapshot();
+    const view = mkdtempSync(join(tmpdir(), 'jy-api-robind-'));
+    const mount = (...args: string[]) => execFileSync('mount', args);
+    mount('--bind', join(guestRoot, 'g-b'), view);
+    try {
+      mount('-o', 'remount,bind,ro', view);
+      assert.throws(() => writeFileSync(join(view, 'x'), ''), /EROFS/);
+      const r = await ask(join(view, 'guest.sock'), 'GET', '/env/secret');
+      assert.equal(r.body, 'bravo');
+    } finally {
+      execFileSync('umount', [view]);
+      rmSync(view, { recursive: true });
+    }
+    assertNoLeaks(before, 'jy-api-robind-');
+  });
+
+  test('env changes are live', async () => {
+    await d.daemon.app.inject({ method: 'PATCH', url: '/v1/jails/g-a', payload: { env: ['secret=alpha2'] } });
+    assert.equal((await ask(sock('g-a'), 'GET', '/env/secret')).body, 'alpha2');
+  });
+
+  test('PUT /ready: the jail shows ready=true and watchers get a MODIFIED (an ephemeral event, not in the log)', async () => {
+    const c = new Collector(d.url, { selector: 'role=g-a' });
+    await new Promise((r) => setTimeout(r, 100));
+    const r = await ask(sock('g-a'), 'PUT', '/ready');
+    assert.equal(r.status, 204);
+    await c.until((ev) => ev.some((e) => e.type === 'MODIFIED'));
+    await c.stop();
+    assert.equal(c.events[0]!.jail!.ready, true);
+    assert.equal((await d.daemon.app.inject({ url: '/v1/jails/g-a' })).json().ready, true);
+    assert.equal((await d.daemon.app.inject({ url: '/v1/jails/g-b' })).json().ready, false);
+  });
+
+  test('stopping the jail removes its socket and its readiness', async () => {
+    await d.daemon.app.inject({ method: 'POST', url: '/v1/jails/g-a/stop' });
+    await waitFor(() => !existsSync(sock('g-a')));
+    assert.equal((await d.daemon.app.inject({ url: '/v1/jails/g-a' })).json().ready, false);
+    assert.ok(existsSync(sock('g-b')));
+  });
+
+  test('closing the daemon removes every guest socket', async () => {
+    await d.close();
+    assert.equal(existsSync(sock('g-b')), false);
+    d = await startTestDaemon(state.dir, { guestRoot });
+    await waitFor(() => existsSync(sock('g-b')));
+  });
+});
