@@ -1,0 +1,49 @@
+// Row <-> JailRecord conversion (JSON columns parsed here and nowhere else).
+
+import type { JailRecord, JailState } from './types.ts';
+
+export interface JailRow {
+  name: string;
+  jid: number;
+  state: string;
+  params: string;
+  meta: string;
+  env: string;
+  revision: number;
+  runtime: string | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export function rowToRecord(r: JailRow): JailRecord {
+  return {
+    name: r.name,
+    jid: r.jid,
+    state: r.state as JailState,
+    params: JSON.parse(r.params) as JailRecord['params'],
+    meta: r.meta,
+    env: r.env,
+    revision: r.revision,
+    runtime: r.runtime === null ? null : (JSON.parse(r.runtime) as JailRecord['runtime']),
+    lastError: r.last_error,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export function recordToRow(j: JailRecord): JailRow {
+  return {
+    name: j.name,
+    jid: j.jid,
+    state: j.state,
+    params: JSON.stringify(j.params),
+    meta: j.meta,
+    env: j.env,
+    revision: j.revision,
+    runtime: j.runtime === null ? null : JSON.stringify(j.runtime),
+    last_error: j.lastError,
+    created_at: j.createdAt,
+    updated_at: j.updatedAt,
+  };
+}

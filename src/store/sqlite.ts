@@ -1,0 +1,426 @@
+// The embedded state store over SQLite (better-sqlite3): one file, WAL, BEGIN IMMEDIATE for
+// every write, one event per change. Shared by the CLI and the daemon, and safe between
+// processes: every read-modify-write happens inside the write transaction.
+
+import { mkdirSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { JailyardError } from '../errors.ts';
+import { applyMetaOps, metaBufferSize, type MetaOp } from '../meta/ops.ts';
+import { labelsOf } from '../meta/labels.ts';
+import { parseSelector, type Requirement } from '../meta/selector.ts';
+import type { Params } from '../conf/spec.ts';
+import { migrate } from './schema.ts';
+import { ancestorsOf, validateJailName } from './names.ts';
+import { checkSetting, DEFAULT_SETTINGS, SETTING_NAMES } from './settings.ts';
+import { recordToRow, rowToRecord, type JailRow } from './rows.ts';
+import { JailCache } from './cache.ts';
+import {
+  ALLOWED_TRANSITIONS,
+  type EventType,
+  type JailChange,
+  type JailEvent,
+  type JailRecord,
+  type JailState,
+  type RuntimeFacts,
+  type Settings,
+  type Store,
+  type WriteOptions,
+} from './types.ts';
+
+export interface OpenStoreOptions {
+  /** PRAGMA synchronous in WAL mode: NORMAL (default; a power loss may lose the last commits
+   * but never corrupts) or FULL (every commit fsyncs the WAL). */
+  synchronous?: 'NORMAL' | 'FULL';
+  /** Keep an in-process label cache for listJails (default true). Without it, selector
+   * queries prefilter through the labels table. */
+  cache?: boolean;
+  /** SQLite busy timeout in ms (default 10000): how long a writer waits for another. */
+  busyTimeoutMs?: number;
+}
+
+export const STORE_FILE = 'jailyard.db';
+
+/** Opens (creating if needed, mode 0700) the store in `dir`: `dir/jailyard.db`. */
+export function openStore(dir: string, opts: OpenStoreOptions = {}): SqliteStore {
+  return new SqliteStore(dir, opts);
+}
+
+/** Operators that need the key present, so the labels table can narrow the candidates. */
+const PREFILTER_OPERATORS: ReadonlySet<string> = new Set(['=', '==', 'in', 'exists', 'gt', 'lt']);
+
+interface EventRow {
+  revision: number;
+  type: string;
+  name: string;
+  snapshot: string;
+  at: string;
+}
+
+export class SqliteStore implements Store {
+  readonly dir: string;
+  private readonly db: Database.Database;
+  private readonly cache: JailCache | null;
+  private listCalls = 0;
+  private readonly q;
+
+  constructor(dir: string, opts: OpenStoreOptions = {}) {
+    this.dir = dir;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+    this.db = new Database(join(dir, STORE_FILE));
+    // SQLite's busy handler waits for the write lock (sleeping 1, 2, 5, 10 ... 100 ms between
+    // tries). Measured with 20-50 writer processes, it burns far less CPU than retrying from
+    // JS with shorter sleeps (each failed try there costs an exception), and is as fast.
+    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 10_000}`);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
+    migrate(this.db);
+    const db = this.db;
+    this.q = {
+      get: db.prepare<[string], JailRow>('SELECT * FROM jails WHERE name = ?'),
+      all: db.prepare<[], JailRow>('SELECT * FROM jails ORDER BY name'),
+      insert: db.prepare<[JailRow]>(
+        `INSERT INTO jails (name, jid, state, params, meta, env, revision, runtime, last_error, created_at, updated_at)
+         VALUES (@name, @jid, @state, @params, @meta, @env, @revision, @runtime, @last_error, @created_at, @updated_at)`,
+      ),
+      update: db.prepare<[JailRow]>(
+        `UPDATE jails SET jid = @jid, state = @state, params = @params, meta = @meta, env = @env, revision = @revision,
+         runtime = @runtime, last_error = @last_error, updated_at = @updated_at WHERE name = @name`,
+      ),
+      delete: db.prepare<[string]>('DELETE FROM jails WHERE name = ?'),
+      counter: db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
+      setCounter: db.prepare<[number, string]>('UPDATE counters SET value = ? WHERE name = ?'),
+      bumpRevision: db.prepare<[], { value: number }>(`UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value`),
+      countEvent: db.prepare<[], { value: number }>(`UPDATE counters SET value = value + 1 WHERE name = 'event_count' RETURNING value`),
+      addEvent: db.prepare<[number, string, string, string, string]>('INSERT INTO events (revision, type, name, snapshot, at) VALUES (?, ?, ?, ?, ?)'),
+      eventsSince: db.prepare<[number, number], EventRow>('SELECT * FROM events WHERE revision > ? ORDER BY revision LIMIT ?'),
+      oldestEvents: db.prepare<[number], { revision: number }>('SELECT revision FROM events ORDER BY revision LIMIT ?'),
+      deleteEventsThrough: db.prepare<[number]>('DELETE FROM events WHERE revision <= ?'),
+      settings: db.prepare<[], { name: string; value: number }>('SELECT name, value FROM settings'),
+      setSetting: db.prepare<[string, number]>('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
+      deleteLabel: db.prepare<[string, string]>('DELETE FROM labels WHERE jail = ? AND key = ?'),
+      upsertLabel: db.prepare<[string, string, string]>(
+        'INSERT INTO labels (jail, key, value) VALUES (?, ?, ?) ON CONFLICT(jail, key) DO UPDATE SET value = excluded.value',
+      ),
+      deleteLabels: db.prepare<[string]>('DELETE FROM labels WHERE jail = ?'),
+      busyJids: db.prepare<[], { jid: number }>(`SELECT jid FROM jails WHERE state != 'stopped' AND jid > 0 ORDER BY jid`),
+      subtreeSize: db.prepare<[string, string], { total: number }>(
+        `SELECT coalesce(sum(
+           (CASE WHEN meta = '' THEN 0 ELSE length(CAST(meta AS BLOB)) + 1 END) +
+           (CASE WHEN env = '' THEN 0 ELSE length(CAST(env AS BLOB)) + 1 END)), 0) AS total
+         FROM jails WHERE name > ? AND name < ?`,
+      ),
+    };
+    this.cache = opts.cache === false ? null : new JailCache(db);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Runs `fn` in one BEGIN IMMEDIATE transaction (the write lock is taken up front, so the
+   * read-modify-write inside cannot interleave with another process's). */
+  private write<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  private now(): string {
+    return new Date().toISOString();
+  }
+
+  private nextRevision(): number {
+    return this.q.bumpRevision.get()!.value;
+  }
+
+  private appendEvent(revision: number, type: EventType, jail: JailRecord, settings: Settings, at = jail.updatedAt): void {
+    this.q.addEvent.run(revision, type, jail.name, JSON.stringify(jail), at);
+    const count = this.q.countEvent.get()!.value;
+    if (count > settings.event_history) this.compactTo(settings.event_history, count);
+  }
+
+  /** Deletes the oldest events so that `keep` remain; records the newest deleted revision. */
+  private compactTo(keep: number, count: number): void {
+    const drop = count - keep;
+    if (drop <= 0) return;
+    const rows = this.q.oldestEvents.all(drop);
+    const through = rows[rows.length - 1]?.revision;
+    if (through === undefined) return;
+    this.q.deleteEventsThrough.run(through);
+    this.q.setCounter.run(through, 'compacted_through');
+    this.q.setCounter.run(count - rows.length, 'event_count');
+  }
+
+  /** Brings the labels table in line with the new buffers, touching only changed keys. */
+  private syncLabels(name: string, before: { meta: string; env: string } | null, meta: string, env: string): void {
+    const next = labelsOf(meta, env);
+    const prev = before ? labelsOf(before.meta, before.env) : {};
+    for (const key of Object.keys(prev)) if (!Object.hasOwn(next, key)) this.q.deleteLabel.run(name, key);
+    for (const [key, value] of Object.entries(next)) if (prev[key] !== value) this.q.upsertLabel.run(name, key, value);
+  }
+
+  private readSettings(): Settings {
+    const s: Settings = { ...DEFAULT_SETTINGS };
+    for (const r of this.q.settings.all()) if (Object.hasOwn(s, r.name)) s[r.name as keyof Settings] = r.value;
+    return s;
+  }
+
+  private requireRow(name: string): JailRecord {
+    const row = this.q.get.get(name);
+    if (!row) throw new JailyardError('JY_ERR_JAIL_NOT_FOUND', `jail "${name}" not found`, { jail: name });
+    return rowToRecord(row);
+  }
+
+  private checkRevision(j: JailRecord, opts?: WriteOptions): void {
+    if (opts?.ifRevision !== undefined && opts.ifRevision !== j.revision) {
+      throw new JailyardError(
+        'JY_ERR_REVISION_CONFLICT',
+        `revision conflict: expected revision ${opts.ifRevision}, jail is at revision ${j.revision}`,
+        { jail: j.name },
+      );
+    }
+  }
+
+  /** Applies meta/env ops to the current buffers under the limits (see docs/metadata.md). */
+  private applyMeta(
+    name: string,
+    current: { meta: string; env: string },
+    ops: { meta?: MetaOp[]; env?: MetaOp[] },
+    settings: Settings,
+  ): { meta: string; env: string } {
+    const max = settings.meta_maxbufsize;
+    const apply = (param: 'meta' | 'env', buf: string, list: MetaOp[] | undefined): string => {
+      try {
+        return applyMetaOps(buf, list ?? [], max);
+      } catch (e) {
+        if (e instanceof JailyardError) {
+          throw new JailyardError(e.code, `${param}: ${e.message}`, { ...e.place, jail: name, param }, { cause: e });
+        }
+        throw e;
+      }
+    };
+    const next = { meta: apply('meta', current.meta, ops.meta), env: apply('env', current.env, ops.env) };
+    if (settings.meta_hierarchical === 1) this.checkHierarchy(name, current, next, max);
+    return next;
+  }
+
+  /** meta_hierarchical=1: for every existing ancestor A of the jail, the meta and env of A's
+   * descendants together may not exceed meta_maxbufsize, unless the write shrinks them. */
+  private checkHierarchy(name: string, before: { meta: string; env: string }, after: { meta: string; env: string }, max: number): void {
+    const size = (b: { meta: string; env: string }) => metaBufferSize(b.meta) + metaBufferSize(b.env);
+    const delta = size(after) - size(before);
+    if (delta <= 0) return;
+    for (const ancestor of ancestorsOf(name)) {
+      if (!this.q.get.get(ancestor)) continue;
+      const total = this.q.subtreeSize.get(ancestor + '.', ancestor + '/')!.total + delta;
+      if (total > max) {
+        throw new JailyardError(
+          'JY_ERR_META_TOO_LARGE',
+          `meta and env of the descendants of "${ancestor}" too large: ${total} bytes, meta_maxbufsize is ${max} (meta_hierarchical=1)`,
+          { jail: name },
+        );
+      }
+    }
+  }
+
+  private checkParams(name: string, params: Params | undefined): void {
+    for (const p of ['meta', 'env']) {
+      if (params && Object.hasOwn(params, p)) {
+        throw new JailyardError('JY_ERR_PARAM_VALUE', `${p} is not set through params; use the ${p} operations`, { jail: name, param: p });
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ Store
+
+  createJail(input: { name: string; params: Params; meta?: MetaOp[]; env?: MetaOp[] }): JailRecord {
+    validateJailName(input.name);
+    this.checkParams(input.name, input.params);
+    return this.write(() => {
+      if (this.q.get.get(input.name)) {
+        throw new JailyardError('JY_ERR_JAIL_EXISTS', `jail "${input.name}" already exists`, { jail: input.name });
+      }
+      const settings = this.readSettings();
+      // meta and env start empty: never inherited from a parent jail
+      const { meta, env } = this.applyMeta(input.name, { meta: '', env: '' }, input, settings);
+      const revision = this.nextRevision();
+      const at = this.now();
+      const jail: JailRecord = {
+        name: input.name,
+        jid: 0,
+        state: 'stopped',
+        params: input.params,
+        meta,
+        env,
+        revision,
+        runtime: null,
+        lastError: null,
+        createdAt: at,
+        updatedAt: at,
+      };
+      this.q.insert.run(recordToRow(jail));
+      this.syncLabels(jail.name, null, meta, env);
+      this.appendEvent(revision, 'ADDED', jail, settings);
+      return jail;
+    });
+  }
+
+  getJail(name: string): JailRecord | undefined {
+    const row = this.q.get.get(name);
+    return row ? rowToRecord(row) : undefined;
+  }
+
+  requireJail(name: string): JailRecord {
+    return this.requireRow(name);
+  }
+
+  listJails(filter?: { selector?: string }): JailRecord[] {
+    const selector = filter?.selector ? parseSelector(filter.selector) : undefined;
+    // A one-shot process (the CLI) asks once: the labels table answers without loading every
+    // jail. From the second query on (a daemon), the cache pays off.
+    const prefilter = selector?.requirements.some((r) => PREFILTER_OPERATORS.has(r.operator)) ?? false;
+    if (this.cache && (this.cache.warm || !prefilter || this.listCalls++ > 0)) return this.cache.list(selector);
+    if (!selector || selector.isEverything()) return this.q.all.all().map(rowToRecord);
+    return this.listIndexed(selector.requirements).filter((j) => selector.matches(labelsOf(j.meta, j.env)));
+  }
+
+  /** Candidates from the labels table: the jails satisfying every requirement that needs the
+   * key present (=, ==, in, exists, gt, lt); all jails when there is none. */
+  private listIndexed(requirements: readonly Requirement[]): JailRecord[] {
+    const clauses: string[] = [];
+    const args: string[] = [];
+    for (const r of requirements) {
+      if (r.operator === '=' || r.operator === '==' || r.operator === 'in') {
+        clauses.push(`name IN (SELECT jail FROM labels WHERE key = ? AND value IN (${r.values.map(() => '?').join(',')}))`);
+        args.push(r.key, ...r.values);
+      } else if (r.operator === 'exists' || r.operator === 'gt' || r.operator === 'lt') {
+        clauses.push('name IN (SELECT jail FROM labels WHERE key = ?)');
+        args.push(r.key);
+      }
+    }
+    const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
+    return this.db.prepare<string[], JailRow>(`SELECT * FROM jails ${where} ORDER BY name`).all(...args).map(rowToRecord);
+  }
+
+  modifyJail(name: string, change: JailChange, opts?: WriteOptions): JailRecord {
+    this.checkParams(name, change.params);
+    return this.write(() => {
+      const cur = this.requireRow(name);
+      this.checkRevision(cur, opts);
+      const settings = this.readSettings();
+      const params: Params = { ...cur.params };
+      for (const k of change.unset ?? []) delete params[k];
+      Object.assign(params, change.params ?? {});
+      const touchesMeta = (change.meta?.length ?? 0) > 0 || (change.env?.length ?? 0) > 0;
+      const { meta, env } = touchesMeta ? this.applyMeta(name, cur, change, settings) : cur;
+      const jail: JailRecord = { ...cur, params, meta, env, revision: this.nextRevision(), updatedAt: this.now() };
+      this.q.update.run(recordToRow(jail));
+      if (touchesMeta) this.syncLabels(name, cur, meta, env);
+      this.appendEvent(jail.revision, 'MODIFIED', jail, settings);
+      return jail;
+    });
+  }
+
+  transition(
+    name: string,
+    from: JailState,
+    to: JailState,
+    patch?: { runtime?: RuntimeFacts | null; lastError?: string | null },
+  ): JailRecord {
+    return this.write(() => {
+      const cur = this.requireRow(name);
+      if (cur.state !== from) {
+        throw new JailyardError('JY_ERR_INVALID_TRANSITION', `invalid transition from ${cur.state} to ${to} (expected the jail to be ${from})`, {
+          jail: name,
+        });
+      }
+      if (!ALLOWED_TRANSITIONS[from].includes(to)) {
+        throw new JailyardError('JY_ERR_INVALID_TRANSITION', `invalid transition from ${from} to ${to}`, { jail: name });
+      }
+      let jid = cur.jid;
+      if (to === 'starting') jid = this.allocateJid();
+      if (to === 'stopped') jid = 0;
+      const jail: JailRecord = {
+        ...cur,
+        state: to,
+        jid,
+        runtime: patch && 'runtime' in patch ? (patch.runtime ?? null) : cur.runtime,
+        lastError: patch && 'lastError' in patch ? (patch.lastError ?? null) : cur.lastError,
+        revision: this.nextRevision(),
+        updatedAt: this.now(),
+      };
+      this.q.update.run(recordToRow(jail));
+      this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
+      return jail;
+    });
+  }
+
+  /** The lowest positive jid not held by a jail that is not stopped (like FreeBSD's). */
+  private allocateJid(): number {
+    let want = 1;
+    for (const { jid } of this.q.busyJids.iterate()) {
+      if (jid > want) break;
+      if (jid === want) want++;
+    }
+    return want;
+  }
+
+  recordRuntime(name: string, runtime: RuntimeFacts | null): void {
+    this.write(() => {
+      const cur = this.requireRow(name);
+      const jail: JailRecord = { ...cur, runtime, revision: this.nextRevision(), updatedAt: this.now() };
+      this.q.update.run(recordToRow(jail));
+    });
+  }
+
+  removeJail(name: string, opts?: WriteOptions): void {
+    this.write(() => {
+      const cur = this.requireRow(name);
+      this.checkRevision(cur, opts);
+      if (cur.state !== 'stopped') {
+        throw new JailyardError('JY_ERR_INVALID_TRANSITION', `cannot remove jail "${name}" while it is ${cur.state}; stop it first`, { jail: name });
+      }
+      this.q.delete.run(name);
+      this.q.deleteLabels.run(name);
+      this.appendEvent(this.nextRevision(), 'DELETED', cur, this.readSettings(), this.now());
+    });
+  }
+
+  currentRevision(): number {
+    return this.q.counter.get('revision')!.value;
+  }
+
+  eventsSince(since: number, limit = 1000): JailEvent[] {
+    return this.db.transaction(() => {
+      const compacted = this.q.counter.get('compacted_through')!.value;
+      if (since < compacted) {
+        throw new JailyardError(
+          'JY_ERR_REVISION_GONE',
+          `events after revision ${since} are gone (compacted through revision ${compacted}); list again and watch from the current revision`,
+        );
+      }
+      return this.q.eventsSince.all(since, limit).map((r) => ({
+        revision: r.revision,
+        type: r.type as EventType,
+        name: r.name,
+        jail: JSON.parse(r.snapshot) as JailRecord,
+        at: r.at,
+      }));
+    })();
+  }
+
+  getSettings(): Settings {
+    return this.readSettings();
+  }
+
+  setSetting<K extends keyof Settings>(name: K, value: Settings[K]): void {
+    const n = checkSetting(name, value);
+    this.write(() => {
+      this.q.setSetting.run(name, n);
+      if (name === 'event_history') this.compactTo(n, this.q.counter.get('event_count')!.value);
+    });
+  }
+
+  /** The setting names, in display order. */
+  static readonly settingNames = SETTING_NAMES;
+}
