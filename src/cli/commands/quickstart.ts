@@ -2,7 +2,7 @@
 // daemon on the embedded store in a local folder, three thin `www` jails behind a real
 // HAProxy kept in sync by the controller; Ctrl-C takes everything down again.
 // See README.md and docs/cli.md#quickstart
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RegisterVerb } from '../context.ts';
 import { JailyardError } from '../../errors.ts';
@@ -99,6 +99,8 @@ export const register: RegisterVerb = (program, io) => {
             const all = await service.list({ selector: 'app=www' });
             const r = await service.remove(all.map((j) => j.name), { parallel: 3 });
             if (!r.ok) throw new JailyardError('JY_ERR_STEP_FAILED', r.outcomes.filter((x) => x.status !== 'ok').map((x) => x.message).join('; '));
+            // the rollouts' progress speaks of jails that are gone now
+            rmSync(join(state, 'rollouts'), { recursive: true, force: true });
           },
         });
 
@@ -119,6 +121,8 @@ export const register: RegisterVerb = (program, io) => {
         const started = await service.start(names.filter((n) => store.requireJail(n).state === 'stopped'), { parallel: 3 });
         if (!started.ok) throw new JailyardError('JY_ERR_STEP_FAILED', started.outcomes.filter((x) => x.status !== 'ok').map((x) => x.message).join('; '));
         for (const n of names) await waitForServer(hp.runtime, 'www', serverNameOf(n), 'serving', 30_000);
+        const answer = await fetch(`http://127.0.0.1:${port}/env`).then((r) => r.text());
+        say(`HAProxy answered GET /env with: ${answer.trim().replace(/\n/g, ', ')}`);
 
         const bin = existsSync(join(process.cwd(), 'bin/jailyard.js')) ? 'node bin/jailyard.js' : 'jailyard';
         const st = `--state ${state}`;

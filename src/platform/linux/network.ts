@@ -129,6 +129,9 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
     ...wanted.map((w) => `addr add ${w.cidr} dev eth0${w.family === 6 ? ' nodad' : ''}`),
     'link set eth0 up',
   ], netns);
+  // An address reused right after another jail gave it up would stay unreachable until the
+  // host's neighbour entry for it (the old jail's MAC) ages out: forget those entries.
+  if (inside.code === 0 && wanted.length) await forgetNeighbours(cfg.bridge, wanted.map((w) => w.address));
   if (inside.code !== 0) {
     await teardownNetwork(facts);
     throw new JailyardError('JY_ERR_ADDRESS', `cannot configure addresses ${facts.addresses.join(', ')}`, { jail: ctx.name, step: 'addresses', output: inside.stderr.trim() });
@@ -136,8 +139,16 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
   return facts;
 }
 
+/** Drops the host's neighbour (ARP/NDP) entries for `addresses` on the bridge; best effort. */
+async function forgetNeighbours(bridge: string, addresses: string[]): Promise<void> {
+  await ipBatch(addresses.map((a) => `neigh flush to ${a} dev ${bridge}`), undefined, true);
+}
+
 /** Deletes the veth (its peer goes with it) and the netns; tolerates both being gone. */
 export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
+  if (facts.bridge && facts.addresses.length) {
+    await forgetNeighbours(facts.bridge, facts.addresses.map((a) => a.split('/')[0]!)).catch(() => {});
+  }
   const lines: string[] = [];
   if (facts.veth && existsSync(`/sys/class/net/${facts.veth.host}`)) lines.push(`link del ${facts.veth.host}`);
   if (facts.netns && existsSync(`/run/netns/${facts.netns}`)) lines.push(`netns del ${facts.netns}`);
