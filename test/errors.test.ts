@@ -12,3 +12,23 @@ test('JailyardError names the place first, then the message', () => {
   assert.equal(e.httpStatus, 400);
   assert.equal(e.toJSON().code, 'JY_ERR_PARAM_VALUE');
 });
+
+test('docs/errors.md lists exactly the registered codes, with their HTTP status', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { ERROR_CODES } = await import('../src/errors.ts');
+  const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
+  const rows = [...doc.matchAll(/^\| `(JY_ERR_[A-Z_]+)` \| (\d+) \|/gm)].map((m) => [m[1], Number(m[2])]);
+  assert.deepEqual(Object.fromEntries(rows), { ...ERROR_CODES });
+});
+
+test('every code used in the sources is registered', async () => {
+  const { readFileSync, readdirSync } = await import('node:fs');
+  const { ERROR_CODES } = await import('../src/errors.ts');
+  const files = readdirSync(new URL('../src', import.meta.url), { recursive: true, withFileTypes: false }) as string[];
+  const used = new Set<string>();
+  for (const f of files.filter((f) => f.endsWith('.ts'))) {
+    for (const m of readFileSync(new URL(`../src/${f}`, import.meta.url), 'utf8').matchAll(/JY_ERR_[A-Z_]+/g)) used.add(m[0]);
+  }
+  const unknown = [...used].filter((c) => !(c in ERROR_CODES));
+  assert.deepEqual(unknown, []);
+});

@@ -2,6 +2,7 @@
 // bridge, the jail's ip4.addr/ip6.addr on eth0 inside. No default route: jails reach the
 // bridge network only.
 import { stateTag } from './paths.ts';
+import { withHostLock } from './lock.ts';
 import { existsSync, readdirSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, NetworkFacts } from '../driver.ts';
@@ -113,13 +114,17 @@ export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wante
 
 export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promise<NetworkFacts> {
   const wanted = jailAddresses(ctx.name, ctx.spec.params);
-  await ensureBridge(cfg);
-  await checkAddresses(ctx, cfg, wanted);
   const netns = netnsName(ctx);
   const host = hostVethName(ctx);
   const facts: NetworkFacts = { netns, veth: { host, jail: 'eth0' }, bridge: cfg.bridge, addresses: wanted.map((w) => w.cidr) };
-  // The jail side is created directly inside the netns, so "eth0" never meets the host's.
-  const outside = await ipBatch([`netns add ${netns}`, `link add ${host} type veth peer name eth0 netns ${netns}`, `link set ${host} master ${cfg.bridge} up`]);
+  // The bridge is shared: made by the first jail, deleted by the last (teardownNetwork);
+  // the lock keeps a jail from attaching to a bridge that is being deleted.
+  const outside = await withHostLock('network', async () => {
+    await ensureBridge(cfg);
+    await checkAddresses(ctx, cfg, wanted);
+    // The jail side is created directly inside the netns, so "eth0" never meets the host's.
+    return await ipBatch([`netns add ${netns}`, `link add ${host} type veth peer name eth0 netns ${netns}`, `link set ${host} master ${cfg.bridge} up`]);
+  });
   if (outside.code !== 0) {
     await teardownNetwork(facts);
     throw new JailyardError('JY_ERR_PLATFORM', `cannot create netns ${netns} / veth ${host}`, { jail: ctx.name, step: 'addresses', output: outside.stderr.trim() });
@@ -144,17 +149,22 @@ async function forgetNeighbours(bridge: string, addresses: string[]): Promise<vo
   await ipBatch(addresses.map((a) => `neigh flush to ${a} dev ${bridge}`), undefined, true);
 }
 
-/** Deletes the veth (its peer goes with it) and the netns; tolerates both being gone. */
+/** Deletes the veth (its peer goes with it) and the netns, tolerating both being gone;
+ * the shared bridge goes too when this was the last jail on it. */
 export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
   if (facts.bridge && facts.addresses.length) {
     await forgetNeighbours(facts.bridge, facts.addresses.map((a) => a.split('/')[0]!)).catch(() => {});
   }
-  const lines: string[] = [];
-  if (facts.veth && existsSync(`/sys/class/net/${facts.veth.host}`)) lines.push(`link del ${facts.veth.host}`);
-  if (facts.netns && existsSync(`/run/netns/${facts.netns}`)) lines.push(`netns del ${facts.netns}`);
-  if (!lines.length) return;
-  const r = await ipBatch(lines, undefined, true);
-  if (r.code !== 0 && ((facts.netns && existsSync(`/run/netns/${facts.netns}`)) || (facts.veth && existsSync(`/sys/class/net/${facts.veth.host}`)))) {
-    throw new JailyardError('JY_ERR_PLATFORM', `cannot remove netns ${facts.netns} / veth ${facts.veth?.host}`, { step: 'addresses', output: outputOf(r.stderr) });
-  }
+  await withHostLock('network', async () => {
+    const lines: string[] = [];
+    if (facts.veth && existsSync(`/sys/class/net/${facts.veth.host}`)) lines.push(`link del ${facts.veth.host}`);
+    if (facts.netns && existsSync(`/run/netns/${facts.netns}`)) lines.push(`netns del ${facts.netns}`);
+    if (lines.length) {
+      const r = await ipBatch(lines, undefined, true);
+      if (r.code !== 0 && ((facts.netns && existsSync(`/run/netns/${facts.netns}`)) || (facts.veth && existsSync(`/sys/class/net/${facts.veth.host}`)))) {
+        throw new JailyardError('JY_ERR_PLATFORM', `cannot remove netns ${facts.netns} / veth ${facts.veth?.host}`, { step: 'addresses', output: outputOf(r.stderr) });
+      }
+    }
+    if (facts.bridge) await removeBridgeIfUnused(facts.bridge);
+  });
 }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages jailyard's jails, quick start and tests use, if missing
+# (idempotent; one apt-get update at most). Run by `npm start`, `npm test` and .ci/run.
+#   tini        zombie-reaping pid 1 of every Linux jail (tini-static is bound into jails)
+#   haproxy     the load balancer of the quick start, the lb tests and the rollout
+#   iproute2, util-linux   ip, nsenter, unshare, setpriv, mount
+#   bubblewrap  the baseline of the start benchmark
+set -euo pipefail
+[ "$(uname -s)" = Linux ] || exit 0
+command -v dpkg-query >/dev/null 2>&1 || exit 0
+missing=()
+for pkg in tini haproxy iproute2 util-linux bubblewrap; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "jailyard needs these Debian packages: ${missing[*]} (run as root, or: apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "installing ${missing[*]} ..." >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
