@@ -9,6 +9,9 @@ import type { MetaOp } from '../../meta/ops.ts';
 import type { JailRecord } from '../../store/types.ts';
 import { IMMUTABLE_WHILE_RUNNING } from '../../runtime/service.ts';
 import { withSession } from '../jails.ts';
+import { completePlan, jailRoot } from '../../runtime/jailplan.ts';
+import { skeletonHooks } from '../../skeleton/hooks.ts';
+import type { MountPlan } from '../../skeleton/plan.ts';
 
 export interface ApplyAction {
   jail: string;
@@ -54,6 +57,40 @@ export function planApply(spec: JailSpec, existing: JailRecord | undefined, star
   };
 }
 
+function blankRecord(name: string): JailRecord {
+  return { name, jid: 0, state: 'stopped', params: {}, meta: '', env: '', revision: 0, runtime: null, lastError: null, createdAt: '', updatedAt: '' };
+}
+
+/** The complete plan start would execute: the skeleton's, then mount/fstab/devfs/guest. */
+function planFor(stateDir: string, record: JailRecord): MountPlan {
+  const root = jailRoot(stateDir, record);
+  const base = record.params['skeleton'] ? skeletonHooks().plan(stateDir, record, root) : undefined;
+  return completePlan(stateDir, record, root, base);
+}
+
+/** One line per plan step, in execution order (teardown is the mounts reversed). */
+export function describePlan(plan: MountPlan): string[] {
+  const lines = [`root ${plan.root}`];
+  for (const d of plan.mkdirs) lines.push(`mkdir ${d}`);
+  for (const l of plan.symlinks) lines.push(`symlink ${l.path} -> ${l.target}`);
+  for (const m of plan.mounts) {
+    switch (m.kind) {
+      case 'bind':
+        lines.push(`mount ${m.readonly ? 'ro' : 'rw'} bind ${m.source} ${m.target} (${m.origin})`);
+        break;
+      case 'overlay':
+        lines.push(`mount overlay lower=${m.lower.join(':')} upper=${m.upper} ${m.target} (${m.origin})`);
+        break;
+      case 'fs':
+        lines.push(`mount ${m.fstype} ${m.source} ${m.target} ${m.options.join(',')} (${m.origin})`);
+        break;
+      default:
+        lines.push(`mount ${m.kind} ${m.target} (${m.origin})`);
+    }
+  }
+  return lines;
+}
+
 export const register: RegisterVerb = (program, io) => {
   program
     .command('apply')
@@ -71,27 +108,41 @@ export const register: RegisterVerb = (program, io) => {
         if (missing.length) throw new JailyardError('JY_ERR_USAGE', `not in ${o.file}: ${missing.join(', ')}`);
         specs = specs.filter((s) => names.includes(s.name));
       }
-      await withSession(program, io, async ({ service, store }) => {
+      await withSession(program, io, async ({ service, store, stateDir }) => {
         const actions: ApplyAction[] = [];
         for (const spec of specs) actions.push(planApply(spec, store ? store.getJail(spec.name) : await service.get(spec.name).catch(() => undefined), o.start));
         if (o.dryRun) {
-          if (o.json) io.out(JSON.stringify({ actions }));
+          // the mount plan each jail would get (local store only: it reads the skeletons)
+          const plans: Record<string, MountPlan> = {};
+          if (store) {
+            for (const a of actions) {
+              const existing = store.getJail(a.jail);
+              const params = { ...(existing?.params ?? {}), ...a.set };
+              for (const k of a.unset) delete params[k];
+              try {
+                plans[a.jail] = planFor(stateDir, { ...(existing ?? blankRecord(a.jail)), params });
+              } catch (e) {
+                io.err(`${a.jail}: no mount plan: ${e instanceof JailyardError ? e.describe() : String(e)}`);
+              }
+            }
+          }
+          if (o.json) io.out(JSON.stringify({ actions, plans }));
           for (const a of actions) {
             io.err(`${a.jail}: ${a.action}${a.restart ? ' (restart needed)' : ''}${a.start ? ', start' : ''}`);
             for (const [k, v] of Object.entries(a.set)) io.err(`  set ${k} = ${JSON.stringify(v)}`);
             for (const k of a.unset) io.err(`  unset ${k}`);
             if (a.meta) io.err(`  meta = ${JSON.stringify((a.meta[0] as { value: string }).value)}`);
             if (a.env) io.err(`  env = ${JSON.stringify((a.env[0] as { value: string }).value)}`);
+            const plan = plans[a.jail];
+            if (plan) for (const line of describePlan(plan)) io.err(`  ${line}`);
           }
           return;
         }
         const toStart: string[] = [];
         for (const a of actions) {
           if (a.action === 'create') {
-            const spec = specs.find((s) => s.name === a.jail)!;
             await service.create({ spec: { name: a.jail, params: { name: a.jail, ...a.set } }, ...(a.meta ? { meta: a.meta } : {}), ...(a.env ? { env: a.env } : {}) });
             io.err(`${a.jail}: created`);
-            void spec;
           } else if (a.action === 'modify') {
             if (a.restart) {
               const r = await service.stop([a.jail]);
