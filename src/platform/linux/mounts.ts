@@ -2,7 +2,7 @@
 // The root is first bound onto itself and made private: nothing mounted below it propagates
 // to the host's peers, and pivot_root later finds a mount point. Every made thing is recorded
 // the moment it exists; a failure undoes exactly those, newest first.
-import { closeSync, openSync, rmdirSync, statSync, symlinkSync, unlinkSync, lstatSync, writeFileSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readlinkSync, rmdirSync, statSync, symlinkSync, unlinkSync, lstatSync, writeFileSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, MountFacts } from '../driver.ts';
@@ -44,6 +44,9 @@ export async function mount(ctx: JailContext, plan: MountPlan): Promise<MountFac
     for (const link of plan.symlinks) {
       const at = posix.join(inRoot(posix.dirname(link.path)), posix.basename(link.path));
       facts.created.push(...mkdirTracked(posix.dirname(at)));
+      // a restart finds the links of the first start in the jail's own tree: keep them
+      const existing = lstatSync(at, { throwIfNoEntry: false });
+      if (existing?.isSymbolicLink() && readlinkSync(at) === link.target) continue;
       symlinkSync(link.target, at);
       facts.created.push(at);
     }
