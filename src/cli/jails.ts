@@ -66,3 +66,24 @@ export async function withSession<T>(program: Command, io: CliIO, fn: (s: Sessio
     s.close();
   }
 }
+
+/** start, stop and restart share one shape: jails by name or selector, -p, --json. */
+export function registerBatchVerb(
+  program: Command,
+  io: CliIO,
+  verb: { name: 'start' | 'stop' | 'restart'; description: string; past: string },
+): void {
+  program
+    .command(verb.name)
+    .description(verb.description)
+    .argument('[name...]', `jails to ${verb.name}`)
+    .option('-l, --selector <selector>', 'every jail whose labels match, e.g. app=www,version=v1')
+    .option('-p, --parallel <n>', 'run up to n independent jails at once', '1')
+    .option('--json', 'print the outcome per jail as JSON')
+    .action(async (names: string[], o: { selector?: string; parallel: string; json?: boolean }) => {
+      await withSession(program, io, async ({ service }) => {
+        const list = await targets(service, names, o.selector);
+        printBatch(io, verb.past, await service[verb.name](list, { parallel: Number(o.parallel) || 1 }), !!o.json);
+      }, { progress: true });
+    });
+}

@@ -4,17 +4,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../src/cli/main.ts';
+import { cliFor } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 let state: string;
 let baseline: SystemSnapshot;
 
-async function jy(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const c = { stdout: '', stderr: '', out: (t: string) => void (c.stdout += t.endsWith('\n') ? t : t + '\n'), err: (t: string) => void (c.stderr += t.endsWith('\n') ? t : t + '\n') };
-  const code = await main(['--state', state, ...args], c);
-  return { code, stdout: c.stdout, stderr: c.stderr };
-}
+const jy = cliFor(() => state);
 
 const conf = (log: string, webAddr: string, webHost: string) => `
 # two thin jails; web depends on db

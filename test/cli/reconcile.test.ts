@@ -7,18 +7,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../src/cli/main.ts';
-import type { CliIO } from '../../src/cli/context.ts';
+import { cliFor } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 let state: string;
 let baseline: SystemSnapshot;
 
-async function jy(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const c = { stdout: '', stderr: '', out: (t: string) => void (c.stdout += t.endsWith('\n') ? t : t + '\n'), err: (t: string) => void (c.stderr += t.endsWith('\n') ? t : t + '\n') } satisfies CliIO & Record<string, unknown>;
-  const code = await main(['--state', state, ...args], c);
-  return { code, stdout: c.stdout, stderr: c.stderr };
-}
+const jy = cliFor(() => state);
 
 const mountsBelow = (dir: string) =>
   readFileSync('/proc/self/mountinfo', 'utf8')

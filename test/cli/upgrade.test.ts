@@ -5,15 +5,11 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../src/cli/main.ts';
+import { cliFor } from '../helpers/cli.ts';
 
 let state: string;
 
-async function jy(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const c = { stdout: '', stderr: '', out: (t: string) => void (c.stdout += t.endsWith('\n') ? t : t + '\n'), err: (t: string) => void (c.stderr += t.endsWith('\n') ? t : t + '\n') };
-  const code = await main(['--state', state, ...args], c);
-  return { code, stdout: c.stdout, stderr: c.stderr };
-}
+const jy = cliFor(() => state);
 
 function tree(dir: string, files: Record<string, string>): string {
   for (const [rel, text] of Object.entries(files)) {
