@@ -19,6 +19,8 @@ export interface JailContext {
   stateDir: string;
   /** The parent jail's facts for a nested jail ("parent.child"); undefined for top level. */
   parent?: CreateFacts;
+  /** A nested jail's parent root on the host: its `path` lies inside it (FreeBSD semantics). */
+  parentPath?: string;
 }
 
 export interface NetworkFacts {
@@ -37,6 +39,9 @@ export interface MountFacts {
   mounted: string[];
   /** Directories and symlinks the plan created (removed on undo only if jailyard made them). */
   created: string[];
+  /** Linux, nested jail: the mounts were made in a private mount namespace held by this
+   * process until the create step copied it; they are not in the host's mount table. */
+  namespaceHolder?: number;
 }
 
 export interface CreateFacts {

@@ -6,19 +6,31 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, join, normalize, relative } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import { parseFstab, parseFstabLine, type FstabEntry } from '../conf/fstab.ts';
-import type { JailContext } from '../platform/driver.ts';
+import type { CreateFacts, JailContext } from '../platform/driver.ts';
 import type { MountPlan, MountStep } from '../skeleton/plan.ts';
 import type { JailRecord } from '../store/types.ts';
-import { paramBool, paramList, paramString } from './params.ts';
+import { paramBool, paramInt, paramList, paramString } from './params.ts';
 
 /** jailyard's folder for one jail: console log, guest folder, writable parts. */
 export function jailStateDir(stateDir: string, name: string): string {
   return join(stateDir, 'jails', name);
 }
 
-/** The jail's root: its `path`, or for a skeleton jail without one, state/jails/NAME/root. */
-export function jailRoot(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>): string {
+/** The parent of a nested jail ("a.b" -> "a"), undefined for a top-level jail. */
+export function parentName(name: string): string | undefined {
+  const dot = name.lastIndexOf('.');
+  return dot > 0 ? name.slice(0, dot) : undefined;
+}
+
+/**
+ * The jail's root on the host: its `path`, or for a skeleton jail without one,
+ * state/jails/NAME/root. A nested jail's `path` is read inside its parent's root
+ * (`parentRoot`, FreeBSD semantics); the driver resolves it there without following a
+ * symlink out.
+ */
+export function jailRoot(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>, parentRoot?: string): string {
   const path = paramString(record.params, 'path');
+  if (path && parentRoot !== undefined) return join(parentRoot, normalize(`/${path}`));
   if (path) return normalize(path);
   if (paramString(record.params, 'skeleton')) return join(jailStateDir(stateDir, record.name), 'root');
   throw new JailyardError('JY_ERR_PARAM_VALUE', 'a jail needs a path or a skeleton', { jail: record.name, param: 'path' });
@@ -28,16 +40,81 @@ export function guestDir(stateDir: string, name: string): string {
   return join(jailStateDir(stateDir, name), 'guest');
 }
 
-export function buildContext(stateDir: string, record: JailRecord, parent?: JailContext['parent']): JailContext {
+/** A nested jail's parent as its context needs it: its root, and its facts while it runs. */
+export interface ParentInfo {
+  root: string;
+  facts?: CreateFacts;
+}
+
+export function buildContext(stateDir: string, record: JailRecord, parent?: ParentInfo): JailContext {
   return {
     // meta and env ride along for drivers whose kernel keeps them (FreeBSD 15)
     spec: { name: record.name, params: { ...record.params, meta: record.meta, env: record.env } },
     name: record.name,
     jid: record.jid,
-    path: jailRoot(stateDir, record),
+    path: jailRoot(stateDir, record, parent?.root),
     stateDir: jailStateDir(stateDir, record.name),
-    ...(parent ? { parent } : {}),
+    ...(parent?.facts ? { parent: parent.facts } : {}),
+    ...(parent ? { parentPath: parent.root } : {}),
   };
+}
+
+/**
+ * What a nested jail may not use (yet): its mounts are made from the host, so `mount` and
+ * `mount.fstab` could name host paths its parent cannot see; a skeleton child's writable
+ * part is seeded by the skeleton module at a host `path`, so it takes no `path`.
+ */
+export function checkNestedParams(record: Pick<JailRecord, 'name' | 'params'>): void {
+  if (!parentName(record.name)) return;
+  for (const param of ['mount', 'mount.fstab']) {
+    if (paramList(record.params, param).length) {
+      throw new JailyardError('JY_ERR_PARAM_VALUE', `${param} is not supported for a nested jail (its mounts could name paths outside its parent)`, { jail: record.name, param });
+    }
+  }
+  if (paramString(record.params, 'skeleton') && paramString(record.params, 'path')) {
+    throw new JailyardError('JY_ERR_PARAM_VALUE', 'a nested skeleton jail takes no path (its root is in the state folder)', { jail: record.name, param: 'path' });
+  }
+}
+
+/** Addresses of ip4.addr / ip6.addr without interface and prefix ("em0|10.0.0.1/24" -> 10.0.0.1). */
+function addressesOf(record: Pick<JailRecord, 'params'>): { param: string; address: string }[] {
+  return ['ip4.addr', 'ip6.addr'].flatMap((param) =>
+    paramList(record.params, param)
+      .flatMap((e) => e.split(','))
+      .map((e) => e.trim())
+      .filter(Boolean)
+      .map((e) => ({ param, address: (e.includes('|') ? e.slice(e.indexOf('|') + 1) : e).trim().split(/[\s/]/)[0]!.toLowerCase() })),
+  );
+}
+
+/**
+ * jail(8)'s rules for starting a nested jail, as FreeBSD's kernel checks them: the parent
+ * runs; every ancestor's children.max (default 0) is above its running descendants; the
+ * child's addresses are among its parent's (it shares the parent's network).
+ * `ancestors` is nearest first, each with how many of its descendants run now.
+ */
+export function checkNestedStart(child: Pick<JailRecord, 'name' | 'params'>, ancestors: { record: JailRecord; runningDescendants: number }[]): void {
+  const parent = ancestors[0];
+  if (!parent) return;
+  if (parent.record.state !== 'running') {
+    throw new JailyardError('JY_ERR_DEPEND', `the parent jail "${parent.record.name}" is ${parent.record.state}; a nested jail runs only inside a running parent`, { jail: child.name });
+  }
+  for (const a of ancestors) {
+    const max = paramInt(a.record.params, 'children.max') ?? 0;
+    if (a.runningDescendants >= max) {
+      throw new JailyardError(
+        'JY_ERR_PARAM_VALUE',
+        `cannot start "${child.name}": jail "${a.record.name}" has children.max=${max} and ${a.runningDescendants} running child jail(s)`,
+        { jail: a.record.name, param: 'children.max' },
+      );
+    }
+  }
+  const allowed = new Set(addressesOf(parent.record).map((a) => a.address));
+  for (const a of addressesOf(child)) {
+    if (!allowed.has(a.address)) {
+      throw new JailyardError('JY_ERR_ADDRESS', `address ${a.address} is not one of the parent jail "${parent.record.name}"'s addresses`, { jail: child.name, param: a.param });
+    }
+  }
 }
 
 function insideRoot(root: string, target: string): boolean {

@@ -11,6 +11,7 @@ import type { Driver, ExecOptions, ExecResult, JailContext } from '../platform/d
 import type { JailRecord, RuntimeFacts, Store } from '../store/types.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
 import { hookCommands, jailLimits, paramBool, paramInt, paramString } from './params.ts';
+import { checkNestedParams, checkNestedStart, parentName } from './jailplan.ts';
 
 export type StartStep =
   | 'exec.prepare'
@@ -182,8 +183,26 @@ async function unwind(deps: LifecycleDeps, ctx: JailContext, rt: RuntimeFacts, f
   if (first) throw first;
 }
 
+/**
+ * A nested jail's start conditions (see checkNestedStart), read from the store. Checked
+ * before the jail turns 'starting'; two siblings started in parallel (-p) can both pass.
+ */
+function checkNesting(store: Store, name: string): void {
+  const child = store.requireJail(name);
+  checkNestedParams(child);
+  if (!parentName(name)) return;
+  const all = store.listJails();
+  const ancestors = [];
+  for (let p = parentName(name); p; p = parentName(p)) {
+    const below = p + '.';
+    ancestors.push({ record: store.requireJail(p), runningDescendants: all.filter((j) => j.name.startsWith(below) && j.name !== name && j.state !== 'stopped').length });
+  }
+  checkNestedStart(child, ancestors);
+}
+
 /** Starts one jail (store state stopped → starting → running). */
 export async function startJail(deps: LifecycleDeps, name: string): Promise<JailRecord> {
+  checkNesting(deps.store, name);
   let record = deps.store.transition(name, 'stopped', 'starting', { runtime: { steps: [] }, lastError: null });
   const ctx = deps.contextFor(record);
   const rt: RuntimeFacts = { steps: [] };

@@ -10,7 +10,7 @@ import type { Driver } from '../platform/driver.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
 import type { JailChange, JailRecord, Store, WriteOptions } from '../store/types.ts';
 import type { BatchOptions, BatchResult, JailOutcome, JailService } from './types.ts';
-import { buildContext, completePlan, guestDir, jailRoot, jailStateDir } from './jailplan.ts';
+import { buildContext, checkNestedParams, completePlan, guestDir, jailRoot, jailStateDir, parentName, type ParentInfo } from './jailplan.ts';
 import { finishStop, startJail, stopJail, type LifecycleDeps } from './lifecycle.ts';
 import { buildGraph, runBatch, withDependencies } from './order.ts';
 import { dependsOf, jailLimits, paramString } from './params.ts';
@@ -91,8 +91,27 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
   let driver: Driver | undefined = opts.driver;
   const getDriver = async (): Promise<Driver> => (driver ??= await loadDriver({ stateDir }));
 
+  /** A jail's host root; a nested jail's path is read inside its parent's root. */
+  const rootOf = (record: Pick<JailRecord, 'name' | 'params'>): string => {
+    const p = parentName(record.name);
+    const parent = p ? store.getJail(p) : undefined;
+    return jailRoot(stateDir, record, parent ? rootOf(parent) : undefined);
+  };
+  const parentInfo = (record: JailRecord): ParentInfo | undefined => {
+    const p = parentName(record.name);
+    const parent = p ? store.getJail(p) : undefined;
+    if (!parent) return undefined;
+    return { root: rootOf(parent), ...(parent.runtime?.create ? { facts: parent.runtime.create } : {}) };
+  };
+  /** Every jail below `name` ("name.x", "name.x.y", ...), deepest first. */
+  const descendantsOf = (name: string): JailRecord[] =>
+    store
+      .listJails()
+      .filter((j) => j.name.startsWith(name + '.'))
+      .sort((a, b) => b.name.split('.').length - a.name.split('.').length);
+
   const planOf = (record: JailRecord): MountPlan => {
-    const root = jailRoot(stateDir, record);
+    const root = rootOf(record);
     const base = paramString(record.params, 'skeleton') && opts.skeletons ? opts.skeletons.plan(stateDir, record, root) : undefined;
     return completePlan(stateDir, record, root, base);
   };
@@ -100,16 +119,17 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
   const deps = async (): Promise<LifecycleDeps> => ({
     store,
     driver: await getDriver(),
-    contextFor: (r) => {
-      const parentName = r.name.includes('.') ? r.name.slice(0, r.name.lastIndexOf('.')) : undefined;
-      const parent = parentName ? store.getJail(parentName)?.runtime?.create : undefined;
-      return buildContext(stateDir, r, parent);
-    },
+    contextFor: (r) => buildContext(stateDir, r, parentInfo(r)),
     planFor: (r) => planOf(r),
     ...(opts.progress ? { progress: opts.progress } : {}),
   });
 
-  const dependsOfName = (n: string): string[] => dependsOf(store.requireJail(n).params);
+  // A nested jail depends on its parent like on a `depend` entry (jail(8) does the same):
+  // start brings a stopped parent up first, stop takes the child down first.
+  const dependsOfName = (n: string): string[] => {
+    const p = parentName(n);
+    return [...dependsOf(store.requireJail(n).params), ...(p && store.getJail(p) ? [p] : [])];
+  };
 
   const service = {
     async list(filter?: { selector?: string }): Promise<JailRecord[]> {
@@ -123,8 +143,9 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     async create(input: { spec: JailSpec; meta?: MetaOp[]; env?: MetaOp[] }): Promise<JailRecord> {
       const { name, params } = input.spec;
       const { name: _n, meta: _m, env: _e, ...rest } = params;
-      const nested = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : undefined;
-      if (nested) store.requireJail(nested);
+      const nested = parentName(name);
+      if (nested) store.requireJail(nested); // FreeBSD: a child is made inside an existing parent
+      checkNestedParams({ name, params: rest });
       jailLimits(rest, name); // validates sizes before anything is written
       const record = store.createJail({
         name,
@@ -133,7 +154,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
         ...(input.env ? { env: input.env } : {}),
       });
       try {
-        jailRoot(stateDir, record);
+        rootOf(record);
         mkdirSync(jailStateDir(stateDir, name), { recursive: true, mode: 0o700 });
         writeGuestEnv(stateDir, name, record.env);
         if (paramString(record.params, 'skeleton') && opts.skeletons) await opts.skeletons.prepare(stateDir, record);
@@ -164,7 +185,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
         const limitsChanged = ['limits.memory', 'limits.procs', 'limits.cpu'].some((p) => after.params[p] !== before.params[p]);
         if (hostChanged || limitsChanged) {
           const d = await getDriver();
-          await d.modify(buildContext(stateDir, after), after.runtime.create, {
+          await d.modify(buildContext(stateDir, after, parentInfo(after)), after.runtime.create, {
             ...(hostChanged ? { hostname: paramString(after.params, 'host.hostname') ?? name } : {}),
             ...(limitsChanged ? { limits: jailLimits(after.params, name) } : {}),
           });
@@ -182,8 +203,10 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       return summarize(await runBatch(all, graph, 'start', bopts.parallel ?? 1, async (n) => void (await startJail(d, n))));
     },
 
-    async stop(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
-      for (const n of names) store.requireJail(n);
+    async stop(requested: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+      for (const n of requested) store.requireJail(n);
+      // a parent stops only after its running children (jail -r removes children first)
+      const names = [...new Set(requested.flatMap((n) => [...descendantsOf(n).filter((j) => j.state !== 'stopped').map((j) => j.name), n]))];
       const graph = buildGraph(names, dependsOfName);
       const d = await deps();
       return summarize(await runBatch(names, graph, 'stop', bopts.parallel ?? 1, async (n) => void (await stopJail(d, n))));
@@ -198,8 +221,10 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       return summarize(outcomes);
     },
 
-    async remove(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
-      for (const n of names) store.requireJail(n);
+    async remove(requested: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+      for (const n of requested) store.requireJail(n);
+      // removing a parent removes its children, deepest first
+      const names = [...new Set(requested.flatMap((n) => [...descendantsOf(n).map((j) => j.name), n]))];
       const running = names.filter((n) => store.requireJail(n).state !== 'stopped');
       const stopped = running.length ? await service.stop(running, bopts) : { outcomes: [], ok: true };
       const outcomes: JailOutcome[] = [];
@@ -211,6 +236,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
         }
         try {
           const record = store.requireJail(n);
+          const children = descendantsOf(n).map((j) => j.name);
+          if (children.length) throw new JailyardError('JY_ERR_DEPEND', `child jail(s) ${children.join(', ')} could not be removed`, { jail: n });
           const dir = jailStateDir(stateDir, n);
           const left = mountsBelow(dir);
           if (left.length) {

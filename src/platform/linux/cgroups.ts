@@ -65,10 +65,36 @@ function mkdirOnce(dir: string, jail: string): void {
   }
 }
 
-/** Creates the jail's groups with its limits; returns their directories. */
-export function createGroups(cfg: CgroupConfig, jid: number, jail: string, limits: Limits, tag = ''): string[] {
-  const layout = parentDirs(cfg);
+/**
+ * Creates the jail's groups with its limits; returns their directories. A nested jail's
+ * groups go below its parent's (`under`), so the parent's limits cover the child too.
+ */
+export function createGroups(cfg: CgroupConfig, jid: number, jail: string, limits: Limits, tag = '', under?: string[]): string[] {
   const made: string[] = [];
+  if (under) {
+    try {
+      for (const parent of under) {
+        // v2 delegates controllers level by level; a parent group holding processes may
+        // refuse (no internal processes): the child's own limits then fail in applyLimits.
+        if (existsSync(`${parent}/cgroup.subtree_control`)) {
+          try {
+            writeFileSync(`${parent}/cgroup.subtree_control`, '+memory +pids +cpu');
+          } catch {
+            // see above
+          }
+        }
+        const dir = `${parent}/${jailGroupName(jid, tag)}`;
+        mkdirOnce(dir, jail);
+        made.push(dir);
+      }
+      applyLimits(made, limits, jail);
+      return made;
+    } catch (e) {
+      for (const d of made.reverse()) tryRmdir(d);
+      throw e;
+    }
+  }
+  const layout = parentDirs(cfg);
   try {
     if (layout.version === 1) {
       for (const c of V1_CONTROLLERS) {
@@ -151,12 +177,34 @@ function tryRmdir(dir: string): boolean {
   }
 }
 
+/**
+ * A nested jail's groups sit below its parent's. When the parent went away first (its pid 1
+ * died and the kernel ended the children with it), their emptied groups would keep the
+ * parent's from being removed: they go first, deepest first. A group with processes stays.
+ */
+function removeEmptyChildGroups(dir: string): void {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    if (!e.isDirectory() || !e.name.startsWith('jy-')) continue;
+    removeEmptyChildGroups(`${dir}/${e.name}`);
+    tryRmdir(`${dir}/${e.name}`);
+  }
+}
+
 /** Removes the groups once their processes are gone (retries briefly while they exit). */
 export async function removeGroups(dirs: string[], jail: string, timeoutMs = 2000): Promise<void> {
   const end = Date.now() + timeoutMs;
   let left = [...dirs];
   for (;;) {
-    left = left.filter((d) => !tryRmdir(d));
+    left = left.filter((d) => {
+      removeEmptyChildGroups(d);
+      return !tryRmdir(d);
+    });
     if (!left.length) break;
     if (Date.now() > end) {
       throw new JailyardError('JY_ERR_PLATFORM', `cannot remove cgroup(s) ${left.join(', ')}: still in use`, { jail, step: 'destroy' });

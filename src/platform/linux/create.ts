@@ -11,6 +11,8 @@ import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, JailContext, Limits, NetworkFacts } from '../driver.ts';
 import { JAIL_BOUNDING_SET } from './caps.ts';
 import { resolveInside } from './paths.ts';
+import { heldNamespace, type HeldNamespace } from './mountns.ts';
+import { nestedRoot } from './mounts.ts';
 import { applyLimits, createGroups, joinGroups, removeGroups, type CgroupConfig } from './cgroups.ts';
 import { childrenOf, killTree, minimalEnv, nsIdsOf, pidAlive, pidsInNamespace, run, startTimeOf, waitFor } from './proc.ts';
 
@@ -66,9 +68,9 @@ function logTail(file: string, from: number): string {
   }
 }
 
-function hasDev(root: string): boolean {
+function hasDev(root: string, fs: (p: string) => string): boolean {
   try {
-    return lstatSync(`${root}/dev/null`).isCharacterDevice();
+    return lstatSync(fs(`${root}/dev/null`)).isCharacterDevice();
   } catch {
     return false;
   }
@@ -86,19 +88,30 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   }
   const hostnameParam = ctx.spec.params['host.hostname'];
   const hostname = typeof hostnameParam === 'string' && hostnameParam ? hostnameParam : ctx.name;
+  const nest = ctx.parent ? nestedStart(ctx, ctx.parent) : undefined;
+  const root = nest?.root ?? ctx.path;
+  const fs = nest?.ns.view.fs ?? ((p: string) => p);
   // Mount points the stage needs, made here (safely under the root) to spare it processes.
-  const procDir = resolveInside(ctx.path, `${ctx.path}/proc`, ctx.name);
-  const tiniDir = resolveInside(ctx.path, `${ctx.path}/.jailyard`, ctx.name);
-  mkdirSync(procDir, { recursive: true });
-  mkdirSync(tiniDir, { recursive: true });
-  if (!existsSync(`${tiniDir}/tini`)) closeSync(openSync(`${tiniDir}/tini`, 'a'));
-  const cgroups = createGroups(cfg.cgroups, ctx.jid, ctx.name, limits, stateTag(ctx.stateDir));
+  const procDir = resolveInside(root, `${root}/proc`, ctx.name, fs);
+  const tiniDir = resolveInside(root, `${root}/.jailyard`, ctx.name, fs);
+  mkdirSync(fs(procDir), { recursive: true });
+  mkdirSync(fs(tiniDir), { recursive: true });
+  if (!existsSync(fs(`${tiniDir}/tini`))) closeSync(openSync(fs(`${tiniDir}/tini`), 'a'));
+  const cgroups = createGroups(cfg.cgroups, ctx.jid, ctx.name, limits, stateTag(ctx.stateDir), ctx.parent?.cgroups);
 
-  const argv = [
-    ...(net.netns ? ['nsenter', `--net=/run/netns/${net.netns}`, '--'] : []),
-    'unshare', '--mount', '--pid', '--uts', '--ipc', ...(net.netns ? [] : ['--net']), '--fork', '--propagation', 'private', '--',
-    '/bin/sh', STAGE_SCRIPT, ctx.path, hostname, cfg.tini, JAIL_BOUNDING_SET, hasDev(ctx.path) ? 'keepdev' : 'makedev', ...cfg.holder,
-  ];
+  const stage = ['/bin/sh', STAGE_SCRIPT, root, hostname, cfg.tini, JAIL_BOUNDING_SET, hasDev(root, fs) ? 'keepdev' : 'makedev', ...cfg.holder];
+  const argv = nest
+    ? [
+        // Into the parent's pid, net, uts and ipc namespaces (so the child's pid namespace is
+        // nested in the parent's and it shares the parent's addresses), and into the private
+        // mount namespace holding the child's mounts (host programs only, see mountns.ts).
+        'nsenter', `--mount=${nest.ns.nsFile}`, `--target=${ctx.parent!.initPid}`, '--pid', '--net', '--uts', '--ipc', '--',
+        'unshare', '--mount', '--pid', '--uts', '--ipc', '--fork', '--propagation', 'private', '--', ...stage,
+      ]
+    : [
+        ...(net.netns ? ['nsenter', `--net=/run/netns/${net.netns}`, '--'] : []),
+        'unshare', '--mount', '--pid', '--uts', '--ipc', ...(net.netns ? [] : ['--net']), '--fork', '--propagation', 'private', '--', ...stage,
+      ];
   const logFd = openSync(log, 'a');
   // detached: its own session, so it outlives jailyard and no terminal signal reaches it.
   const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['pipe', 'pipe', logFd], env: minimalEnv(), cwd: '/' });
@@ -117,10 +130,12 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
 
   const first = await withTimeout(nextLine(), cfg.readyTimeoutMs);
   if (first !== 'wait') return failed(first === 'timeout' ? 'the stage did not start in time' : 'the stage died before it started');
-  const initPid = childrenOf(holderPid)[0];
+  // nsenter --pid forks: for a nested jail the chain is nsenter -> unshare -> stage.
+  const between = nest ? childrenOf(holderPid)[0] : undefined;
+  const initPid = childrenOf(between ?? holderPid)[0];
   if (!initPid) return failed('no stage process below unshare');
   try {
-    joinGroups(cgroups, [holderPid, initPid]);
+    joinGroups(cgroups, [holderPid, ...(between ? [between] : []), initPid]);
   } catch (e) {
     return failed('cannot move the jail into its cgroups', (e as Error).message);
   }
@@ -139,8 +154,19 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   child.stdin!.end();
   child.stdout!.destroy();
   child.unref();
+  // The child copied the prepared mount namespace: the copy held for it is done.
+  await nest?.ns.release();
   const startTime = startTimeOf(initPid);
   return { initPid, holderPid, nsIds: nsIdsOf(initPid), cgroups, ...(startTime ? { startTime } : {}) };
+}
+
+/** What creating a nested jail needs: its parent alive and the namespace its mounts are in. */
+function nestedStart(ctx: JailContext, parent: CreateFacts): { ns: HeldNamespace; root: string } {
+  const place = { jail: ctx.name, step: 'create' };
+  if (!isAlive(parent)) throw new JailyardError('JY_ERR_PLATFORM', 'the parent jail is not running', place);
+  const ns = heldNamespace(ctx.stateDir);
+  if (!ns) throw new JailyardError('JY_ERR_PLATFORM', 'no prepared mount namespace: the mounts step of a nested jail must run in the same process', place);
+  return { ns, root: nestedRoot(ctx.stateDir) };
 }
 
 export function isAlive(facts: CreateFacts): boolean {

@@ -114,6 +114,9 @@ export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wante
 
 export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promise<NetworkFacts> {
   const wanted = jailAddresses(ctx.name, ctx.spec.params);
+  // A nested jail lives in its parent's network namespace (the create step joins it): no
+  // netns or veth of its own. The runtime checked that its addresses are the parent's.
+  if (ctx.parent) return { addresses: wanted.map((w) => w.cidr) };
   const netns = netnsName(ctx);
   const host = hostVethName(ctx);
   const facts: NetworkFacts = { netns, veth: { host, jail: 'eth0' }, bridge: cfg.bridge, addresses: wanted.map((w) => w.cidr) };

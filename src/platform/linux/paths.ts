@@ -21,7 +21,7 @@ export function isUnder(root: string, p: string): boolean {
  * on the way is read as the jail would read it. Components that do not exist yet are kept
  * literally (they will be created). Throws JY_ERR_PATH when `target` is not below root.
  */
-export function resolveInside(root: string, target: string, jail?: string): string {
+export function resolveInside(root: string, target: string, jail?: string, fs: (p: string) => string = (p) => p): string {
   const base = posix.normalize(root).replace(/\/+$/, '') || '/';
   if (!isUnder(base, target)) {
     throw new JailyardError('JY_ERR_PATH', `mount target ${target} is not inside the jail root ${base}`, { ...(jail ? { jail } : {}), step: 'mount' });
@@ -42,7 +42,7 @@ export function resolveInside(root: string, target: string, jail?: string): stri
     const here = posix.join(base, ...done);
     let st;
     try {
-      st = lstatSync(here);
+      st = lstatSync(fs(here));
     } catch {
       missing = true; // the rest will be created: nothing further to follow
       continue;
@@ -51,7 +51,7 @@ export function resolveInside(root: string, target: string, jail?: string): stri
     if (++links > MAX_LINKS) {
       throw new JailyardError('JY_ERR_PATH', `too many symbolic links resolving ${target} inside ${base}`, { ...(jail ? { jail } : {}), step: 'mount' });
     }
-    const text = readlinkSync(here);
+    const text = readlinkSync(fs(here));
     done.pop();
     if (text.startsWith('/')) done.length = 0; // absolute links are relative to the jail root
     pending.unshift(...text.split('/').filter(Boolean));
@@ -59,14 +59,15 @@ export function resolveInside(root: string, target: string, jail?: string): stri
   return posix.join(base, ...done);
 }
 
-/** mkdir -p that returns every directory it created, outermost first (for undo). */
-export function mkdirTracked(dir: string): string[] {
+/** mkdir -p that returns every directory it created, outermost first (for undo). `fs` maps
+ * a path to where this process reaches it (another mount namespace's view). */
+export function mkdirTracked(dir: string, fs: (p: string) => string = (p) => p): string[] {
   const made: string[] = [];
   const missing: string[] = [];
   let cur = dir;
   for (;;) {
     try {
-      lstatSync(cur);
+      lstatSync(fs(cur));
       break;
     } catch {
       missing.unshift(cur);
@@ -76,7 +77,7 @@ export function mkdirTracked(dir: string): string[] {
     }
   }
   for (const d of missing) {
-    mkdirSync(d);
+    mkdirSync(fs(d));
     made.push(d);
   }
   return made;
