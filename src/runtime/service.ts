@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import type { JailSpec } from '../conf/spec.ts';
 import type { MetaOp } from '../meta/ops.ts';
-import type { Driver } from '../platform/driver.ts';
+import type { Driver, JailContext } from '../platform/driver.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
 import type { JailChange, JailRecord, Store, WriteOptions } from '../store/types.ts';
 import type { BatchOptions, BatchResult, JailOutcome, JailService } from './types.ts';
@@ -84,6 +84,8 @@ function summarize(outcomes: JailOutcome[]): BatchResult {
 export function createLocalService(opts: LocalServiceOptions): JailService & {
   /** The complete mount plan start would execute (for --dry-run). */
   planOf(name: string): MountPlan;
+  /** The driver context of a jail (root, state folder, parent), e.g. for jexec. */
+  contextOf(name: string): JailContext;
   /** Finishes stopping jails left half-started or half-stopped by a crashed process. */
   recover(name: string): Promise<JailRecord>;
 } {
@@ -252,6 +254,11 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
         }
       }
       return summarize(outcomes);
+    },
+
+    contextOf(name: string): JailContext {
+      const r = store.requireJail(name);
+      return buildContext(stateDir, r, parentInfo(r));
     },
 
     planOf(name: string): MountPlan {

@@ -2,7 +2,7 @@
 import type { RegisterVerb } from '../context.ts';
 import { JailyardError } from '../../errors.ts';
 import { withSession } from '../jails.ts';
-import { buildContext } from '../../runtime/jailplan.ts';
+import { createLocalService } from '../../runtime/service.ts';
 import { loadDriver } from '../../platform/index.ts';
 
 export const register: RegisterVerb = (program, io) => {
@@ -19,7 +19,8 @@ export const register: RegisterVerb = (program, io) => {
         const j = store.requireJail(name);
         if (j.state !== 'running' || !j.runtime?.create) throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail is ${j.state}, not running`, { jail: name });
         const driver = await loadDriver({ stateDir });
-        const r = await driver.runInJail(buildContext(stateDir, j), j.runtime.create, command.length ? command : ['/bin/sh'], {
+        const ctx = createLocalService({ store, stateDir, driver }).contextOf(name);
+        const r = await driver.runInJail(ctx, j.runtime.create, command.length ? command : ['/bin/sh'], {
           stdio: 'inherit',
           ...(o.user ? { user: o.user } : {}),
         });
