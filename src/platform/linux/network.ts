@@ -40,6 +40,15 @@ export async function ensureBridge(cfg: NetworkConfig): Promise<void> {
   }
 }
 
+/** The bridge's ports, or undefined when there is no such bridge. */
+function bridgePorts(bridge: string): string[] | undefined {
+  try {
+    return readdirSync(`/sys/class/net/${bridge}/brif`);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Deletes the bridge when no veth is attached any more (tests, reconcile). */
 export async function removeBridgeIfUnused(bridge: string): Promise<boolean> {
   let ports: string[];
@@ -76,8 +85,18 @@ async function addressesInUse(): Promise<HostAddr[]> {
   } catch {
     // no named netns at all
   }
-  const inJails = await Promise.all(names.map(async (n) => parseAddrs((await run(['ip', '-n', n, '-o', 'addr', 'show'])).stdout, n)));
-  return [...host, ...inJails.flat()];
+  if (!names.length) return host;
+  // one process for all namespaces (one `ip -n` per jail made every start O(jails)):
+  // its output is "netns: NAME" followed by that namespace's addresses
+  const all = (await run(['ip', '-all', 'netns', 'exec', 'ip', '-o', 'addr', 'show'])).stdout;
+  const inJails: HostAddr[] = [];
+  let current: string | undefined;
+  for (const line of all.split('\n')) {
+    const m = /^netns: (\S+)$/.exec(line);
+    if (m) current = m[1];
+    else if (current?.startsWith('jy-')) inJails.push(...parseAddrs(line, current));
+  }
+  return [...host, ...inJails];
 }
 
 /** Refuses addresses outside the range, on the host, or on another jail (JY_ERR_ADDRESS). */
@@ -126,7 +145,14 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
     await ensureBridge(cfg);
     await checkAddresses(ctx, cfg, wanted);
     // The jail side is created directly inside the netns, so "eth0" never meets the host's.
-    return await ipBatch([`netns add ${netns}`, `link add ${host} type veth peer name eth0 netns ${netns}`, `link set ${host} master ${cfg.bridge} up`]);
+    return await ipBatch([
+      // an address reused right after another jail gave it up would stay unreachable until
+      // the host's neighbour entry for it (the old jail's MAC) ages out: forget those
+      ...wanted.map((w) => `neigh flush to ${w.address} dev ${cfg.bridge}`),
+      `netns add ${netns}`,
+      `link add ${host} type veth peer name eth0 netns ${netns}`,
+      `link set ${host} master ${cfg.bridge} up`,
+    ]);
   });
   if (outside.code !== 0) {
     await teardownNetwork(facts);
@@ -137,9 +163,6 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
     ...wanted.map((w) => `addr add ${w.cidr} dev eth0${w.family === 6 ? ' nodad' : ''}`),
     'link set eth0 up',
   ], netns);
-  // An address reused right after another jail gave it up would stay unreachable until the
-  // host's neighbour entry for it (the old jail's MAC) ages out: forget those entries.
-  if (inside.code === 0 && wanted.length) await forgetNeighbours(cfg.bridge, wanted.map((w) => w.address));
   if (inside.code !== 0) {
     await teardownNetwork(facts);
     throw new JailyardError('JY_ERR_ADDRESS', `cannot configure addresses ${facts.addresses.join(', ')}`, { jail: ctx.name, step: 'addresses', output: inside.stderr.trim() });
@@ -147,27 +170,23 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
   return facts;
 }
 
-/** Drops the host's neighbour (ARP/NDP) entries for `addresses` on the bridge; best effort. */
-async function forgetNeighbours(bridge: string, addresses: string[]): Promise<void> {
-  await ipBatch(addresses.map((a) => `neigh flush to ${a} dev ${bridge}`), undefined, true);
-}
-
 /** Deletes the veth (its peer goes with it) and the netns, tolerating both being gone;
  * the shared bridge goes too when this was the last jail on it. */
 export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
-  if (facts.bridge && facts.addresses.length) {
-    await forgetNeighbours(facts.bridge, facts.addresses.map((a) => a.split('/')[0]!)).catch(() => {});
-  }
   await withHostLock('network', async () => {
+    // one `ip -batch` for all of it: the veth, the netns, and the bridge when this veth was
+    // its last port
     const lines: string[] = [];
+    // forget the host's neighbour entries of the addresses (they may be reused at once)
+    if (facts.bridge && bridgePorts(facts.bridge)) for (const a of facts.addresses) lines.push(`neigh flush to ${a.split('/')[0]} dev ${facts.bridge}`);
     if (facts.veth && existsSync(`/sys/class/net/${facts.veth.host}`)) lines.push(`link del ${facts.veth.host}`);
     if (facts.netns && existsSync(`/run/netns/${facts.netns}`)) lines.push(`netns del ${facts.netns}`);
+    if (facts.bridge && bridgePorts(facts.bridge)?.every((p) => p === facts.veth?.host)) lines.push(`link del ${facts.bridge}`);
     if (lines.length) {
       const r = await ipBatch(lines, undefined, true);
       if (r.code !== 0 && ((facts.netns && existsSync(`/run/netns/${facts.netns}`)) || (facts.veth && existsSync(`/sys/class/net/${facts.veth.host}`)))) {
         throw new JailyardError('JY_ERR_PLATFORM', `cannot remove netns ${facts.netns} / veth ${facts.veth?.host}`, { step: 'addresses', output: outputOf(r.stderr) });
       }
     }
-    if (facts.bridge) await removeBridgeIfUnused(facts.bridge);
   });
 }
