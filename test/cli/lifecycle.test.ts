@@ -44,7 +44,7 @@ test('start runs jail(8)\'s order, stop the reverse; the jail is isolated and no
   const log = join(state, 'hooks.log');
   let r = await jy(
     'create', 'life1', 'skeleton=host', 'persist', 'host.hostname=life1.test', 'ip4.addr=198.51.100.31/24',
-    'meta.test=lifecycle', 'env.greeting=hello',
+    'meta.test=lifecycle', 'env.greeting=hello', 'limits.procs=200', 'limits.cgroup_parent=jy-life-parent',
     ...hookWords(log),
     'exec.start=echo exec.start $JNAME > /tmp/started; echo started-in-jail',
     'exec.stop=echo exec.stop >> /tmp/started',
@@ -66,6 +66,9 @@ test('start runs jail(8)\'s order, stop the reverse; the jail is isolated and no
   // inside: the hostname, pid 1, our env and only our own processes
   assert.equal(jyBin('exec', 'life1', 'hostname').trim(), 'life1.test');
   assert.equal(jyBin('exec', 'life1', 'cat', '/run/jailyard/env').trim(), 'greeting=hello');
+  // limits: the jail's cgroup sits below its limits.cgroup_parent, with pids.max set
+  const cg = jyBin('exec', 'life1', 'cat', '/proc/self/cgroup');
+  assert.match(cg, /:pids:.*\/jy-life-parent\/jy-[0-9a-f]{4}-\d+/);
   const comm1 = jyBin('exec', 'life1', 'cat', '/proc/1/comm').trim();
   assert.match(comm1, /tini/);
   const addrs = jyBin('exec', 'life1', 'ip', '-o', '-4', 'addr');

@@ -97,7 +97,7 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   mkdirSync(fs(procDir), { recursive: true });
   mkdirSync(fs(tiniDir), { recursive: true });
   if (!existsSync(fs(`${tiniDir}/tini`))) closeSync(openSync(fs(`${tiniDir}/tini`), 'a'));
-  const cgroups = createGroups(cfg.cgroups, ctx.jid, ctx.name, limits, stateTag(ctx.stateDir), ctx.parent?.cgroups);
+  const cgroups = createGroups(cgroupConfigFor(ctx, cfg.cgroups), ctx.jid, ctx.name, limits, stateTag(ctx.stateDir), ctx.parent?.cgroups);
 
   const stage = ['/bin/sh', STAGE_SCRIPT, root, hostname, cfg.tini, JAIL_BOUNDING_SET, hasDev(root, fs) ? 'keepdev' : 'makedev', ...cfg.holder];
   const argv = nest
@@ -236,4 +236,15 @@ export async function modify(ctx: JailContext, facts: CreateFacts, changes: { ho
       throw new JailyardError('JY_ERR_PLATFORM', `cannot set hostname ${changes.hostname}`, { jail: ctx.name, param: 'host.hostname', output: r.stderr.trim() });
     }
   }
+}
+
+/** The jail's `limits.cgroup_parent` (a relative group path) overrides the driver's parent. */
+function cgroupConfigFor(ctx: JailContext, base: CgroupConfig): CgroupConfig {
+  const param = ctx.spec.params['limits.cgroup_parent'];
+  if (typeof param !== 'string' || param === '') return base;
+  const parts = param.split('/');
+  if (parts.some((p) => !/^[A-Za-z0-9_.-]+$/.test(p) || p === '.' || p === '..')) {
+    throw new JailyardError('JY_ERR_PARAM_VALUE', `not a relative cgroup path: ${JSON.stringify(param)}`, { jail: ctx.name, param: 'limits.cgroup_parent', step: 'create' });
+  }
+  return { ...base, parent: param };
 }
