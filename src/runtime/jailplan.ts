@@ -31,7 +31,18 @@ export function parentName(name: string): string | undefined {
 export function jailRoot(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>, parentRoot?: string): string {
   const path = paramString(record.params, 'path');
   if (path && parentRoot !== undefined) return join(parentRoot, normalize(`/${path}`));
-  if (path) return normalize(path);
+  if (path) {
+    if (!isAbsolute(path) || path.split('/').includes('..')) {
+      throw new JailyardError('JY_ERR_PATH', `path must be absolute and without "..": ${JSON.stringify(path)}`, { jail: record.name, param: 'path' });
+    }
+    // jail(8)'s mounts are made under the jail's root on the host: with / as the root they
+    // would land on the host's own tree. A jail that shares the host's files is a thin jail
+    // on a skeleton made --from / instead.
+    if (normalize(path) === '/') {
+      throw new JailyardError('JY_ERR_PATH', 'path = / would mount over the host\'s own tree; use a skeleton (jailyard skel create host --from /; skeleton = host)', { jail: record.name, param: 'path' });
+    }
+    return normalize(path);
+  }
   if (paramString(record.params, 'skeleton')) return join(jailStateDir(stateDir, record.name), 'root');
   throw new JailyardError('JY_ERR_PARAM_VALUE', 'a jail needs a path or a skeleton', { jail: record.name, param: 'path' });
 }

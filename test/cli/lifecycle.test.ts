@@ -127,6 +127,9 @@ test('bad input names the place and creates nothing', async () => {
   r = await jy('create', 'life3', 'skeleton=host', 'limits.memory=lots');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /limits\.memory/);
+  r = await jy('create', 'life3', 'path=/', 'persist');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /jail "life3", parameter "path": path = \/ would mount over the host's own tree/);
   r = await jy('ls', '-a', '-j', 'life3');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /life3/);
