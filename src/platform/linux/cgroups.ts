@@ -71,8 +71,12 @@ function mkdirOnce(dir: string, jail: string): void {
  */
 export function createGroups(cfg: CgroupConfig, jid: number, jail: string, limits: Limits, tag = '', under?: string[]): string[] {
   const made: string[] = [];
-  if (under) {
-    try {
+  try {
+    // the directories the jail's groups go into: the parent jail's groups, or jailyard's own
+    // parent group (one per v1 controller, or one for v2)
+    let parents: string[];
+    if (under) {
+      parents = under;
       for (const parent of under) {
         // v2 delegates controllers level by level; a parent group holding processes may
         // refuse (no internal processes): the child's own limits then fail in applyLimits.
@@ -83,30 +87,15 @@ export function createGroups(cfg: CgroupConfig, jid: number, jail: string, limit
             // see above
           }
         }
-        const dir = `${parent}/${jailGroupName(jid, tag)}`;
-        mkdirOnce(dir, jail);
-        made.push(dir);
-      }
-      applyLimits(made, limits, jail);
-      return made;
-    } catch (e) {
-      for (const d of made.reverse()) tryRmdir(d);
-      throw e;
-    }
-  }
-  const layout = parentDirs(cfg);
-  try {
-    if (layout.version === 1) {
-      for (const c of V1_CONTROLLERS) {
-        mkdirSync(layout.dirs[c], { recursive: true });
-        const dir = `${layout.dirs[c]}/${jailGroupName(jid, tag)}`;
-        mkdirOnce(dir, jail);
-        made.push(dir);
       }
     } else {
-      mkdirSync(layout.dir, { recursive: true });
-      enableV2Controllers(layout.dir);
-      const dir = `${layout.dir}/${jailGroupName(jid, tag)}`;
+      const layout = parentDirs(cfg);
+      parents = layout.version === 1 ? V1_CONTROLLERS.map((c) => layout.dirs[c]) : [layout.dir];
+      for (const parent of parents) mkdirSync(parent, { recursive: true });
+      if (layout.version === 2) enableV2Controllers(layout.dir);
+    }
+    for (const parent of parents) {
+      const dir = `${parent}/${jailGroupName(jid, tag)}`;
       mkdirOnce(dir, jail);
       made.push(dir);
     }
