@@ -185,11 +185,15 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       if (after.state === 'running' && after.runtime?.create) {
         const hostChanged = after.params['host.hostname'] !== before.params['host.hostname'];
         const limitsChanged = ['limits.memory', 'limits.procs', 'limits.cpu'].some((p) => after.params[p] !== before.params[p]);
-        if (hostChanged || limitsChanged) {
+        const metaChanged = after.meta !== before.meta;
+        const envChanged = after.env !== before.env;
+        if (hostChanged || limitsChanged || metaChanged || envChanged) {
           const d = await getDriver();
           await d.modify(buildContext(stateDir, after, parentInfo(after)), after.runtime.create, {
             ...(hostChanged ? { hostname: paramString(after.params, 'host.hostname') ?? name } : {}),
             ...(limitsChanged ? { limits: jailLimits(after.params, name) } : {}),
+            ...(metaChanged ? { meta: after.meta } : {}),
+            ...(envChanged ? { env: after.env } : {}),
           });
         }
       }

@@ -221,6 +221,12 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
         await removeRules(ctx.name, 'modify');
         if (hasLimits(changes.limits)) await addRules(ctx.name, changes.limits, 'modify');
       }
+      if (changes.meta !== undefined || changes.env !== undefined) {
+        await this.applyMeta(ctx, {
+          ...(changes.meta !== undefined ? { meta: [{ op: 'replace', value: changes.meta }] } : {}),
+          ...(changes.env !== undefined ? { env: [{ op: 'replace', value: changes.env }] } : {}),
+        });
+      }
     },
 
     async runHost(ctx, command, o) {

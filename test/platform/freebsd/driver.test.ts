@@ -167,6 +167,23 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
     }
   });
 
+  test('modify: new meta/env values of a running jail go to the kernel with jail -m (mocked FreeBSD)', async () => {
+    const sb = sandbox(NAME);
+    try {
+      const fake = createFakeRunner([
+        { argv: ['/usr/sbin/jail', '-m', `name=${NAME}`, 'meta=app=www\nversion=v2', 'env=greeting=hi there'] },
+        { argv: ['/usr/sbin/jail', '-m', `name=${NAME}`, 'env='] },
+      ]);
+      const driver = createFreeBSDDriver({ runner: fake });
+      const facts = { initPid: 0, nsIds: { jid: '7', name: NAME }, cgroups: [] as string[] };
+      await driver.modify(sb.ctx, facts, { meta: 'app=www\nversion=v2', env: 'greeting=hi there' });
+      await driver.modify(sb.ctx, facts, { env: '' });
+      fake.verify();
+    } finally {
+      sb.cleanup();
+    }
+  });
+
   test('preflight: FreeBSD and root, else JY_ERR_PLATFORM / JY_ERR_NOT_ROOT (mocked FreeBSD)', async () => {
     const ok = createFakeRunner([{ argv: ['/usr/bin/uname', '-s'], result: { stdout: 'FreeBSD\n' } }]);
     await createFreeBSDDriver({ runner: ok, getuid: () => 0 }).preflight();
