@@ -236,6 +236,11 @@ export async function startJail(deps: LifecycleDeps, name: string): Promise<Jail
 
 /** Stops one jail: the recorded start steps undone in reverse (jail -r's order). */
 export async function stopJail(deps: LifecycleDeps, name: string): Promise<JailRecord> {
+  const state = deps.store.requireJail(name).state;
+  if (state === 'starting' || state === 'stopping') {
+    // another jailyard process is at it, or one died half-way: say what to do
+    throw new JailyardError('JY_ERR_INVALID_TRANSITION', `the jail is ${state} (another jailyard process is working on it, or one stopped half-way: run jailyard reconcile)`, { jail: name });
+  }
   const record = deps.store.transition(name, 'running', 'stopping');
   return await finishStop(deps, record);
 }
