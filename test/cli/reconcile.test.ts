@@ -68,6 +68,10 @@ test('reconcile finishes a start whose process was killed mid-way (kill -9)', { 
   r = await jy('ls', '-a', '-j', 'crash1', 'state');
   assert.equal(r.stdout, 'starting\n');
 
+  r = await jy('stop', 'crash1');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /jail "crash1": the jail is starting .*run jailyard reconcile/);
+
   r = await jy('reconcile', '--dry-run', '--json');
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout).recovered, ['crash1']);
