@@ -202,6 +202,16 @@ function checkNesting(store: Store, name: string): void {
 
 /** Starts one jail (store state stopped → starting → running). */
 export async function startJail(deps: LifecycleDeps, name: string): Promise<JailRecord> {
+  const current = deps.store.requireJail(name);
+  if (current.state !== 'stopped') {
+    const dead = current.state === 'running' && (!current.runtime?.create || !deps.driver.isAlive(current.runtime.create));
+    const why = dead
+      ? "it is recorded as running but its processes are gone (the host restarted?): run jailyard reconcile"
+      : current.state === 'running'
+        ? 'it is already running'
+        : `it is ${current.state} (another jailyard process is working on it, or one stopped half-way: run jailyard reconcile)`;
+    throw new JailyardError('JY_ERR_INVALID_TRANSITION', `cannot start: ${why}`, { jail: name });
+  }
   checkNesting(deps.store, name);
   let record = deps.store.transition(name, 'stopped', 'starting', { runtime: { steps: [] }, lastError: null });
   const ctx = deps.contextFor(record);

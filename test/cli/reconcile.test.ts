@@ -114,6 +114,9 @@ test('reconcile stops a jail whose pid 1 died behind jailyard\'s back', { timeou
       return true;
     }
   });
+  r = await jy('start', 'crash2');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /jail "crash2": cannot start: it is recorded as running but its processes are gone .*run jailyard reconcile/);
   r = await jy('reconcile', '--json');
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout).recovered, ['crash2']);
