@@ -63,7 +63,6 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     store: opts.store,
     service: opts.service,
     hub,
-    ready: new Set(),
     streams: new Set(),
     bookmarkMs: (opts.bookmarkIntervalSec ?? 30) * 1000,
   };
@@ -75,7 +74,6 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       : new GuestServer({
           store: opts.store,
           hub,
-          ready: ctx.ready,
           dirOf: typeof guestRoot === 'function' ? guestRoot : (name) => join(guestRoot, name),
           onError: (name, e) => app.log.error({ err: e, jail: name }, 'guest socket failed'),
         });

@@ -63,6 +63,7 @@ export function fromView(v: JailView): JailRecord {
     meta: v.meta,
     env: v.env,
     revision: v.revision,
+    ready: v.ready === true,
     runtime: null,
     lastError: v.lastError,
     createdAt: v.createdAt,
@@ -137,7 +138,7 @@ export function createRemoteService(url: string, opts: RemoteOptions = {}): Jail
 
 export interface WatchEvent {
   type: EventType | 'BOOKMARK';
-  /** Global revision (for readiness events, which are not in the log: the jail's revision). */
+  /** Global revision of the event (readiness changes included: they are in the log). */
   revision: number;
   /** Absent on bookmarks. */
   jail?: JailView;

@@ -2,11 +2,13 @@
 // guest folder (bind-mounted read-only into the jail at /run/jailyard). A socket answers for
 // its own jail only, so which jail asks is decided by which socket it can reach: nothing in
 // the request can name another jail. It serves the jail's env (never meta) and takes the
-// jail's readiness signal.
+// jail's readiness signal, which the store keeps (a daemon restart does not lose it; a stop
+// or restart of the jail clears it).
 
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { ERROR_CODES, isJailyardError } from '../errors.ts';
 import { readMetaKey } from '../meta/ops.ts';
 import type { Store } from '../store/types.ts';
 import type { HubEvent, HubSubscriber, Subscription, WatchHub } from './hub.ts';
@@ -18,7 +20,6 @@ export interface GuestOptions {
   hub: WatchHub;
   /** The jail's guest folder on the host. */
   dirOf(name: string): string;
-  ready: Set<string>;
   /** A socket could not be made or removed (the jail keeps running without it). */
   onError?: (name: string, e: unknown) => void;
 }
@@ -31,6 +32,8 @@ function reply(res: ServerResponse, status: number, body: string, type = 'text/p
 export class GuestServer {
   readonly #opts: GuestOptions;
   readonly #servers = new Map<string, Server>();
+  /** The last queued open/shut of each jail's socket (see #sync). */
+  readonly #queued = new Map<string, Promise<void>>();
   #sub: Subscription | undefined;
 
   constructor(opts: GuestOptions) {
@@ -45,7 +48,6 @@ export class GuestServer {
   async start(): Promise<void> {
     const subscriber: HubSubscriber = {
       event: (e: HubEvent) => {
-        if (e.revision === undefined) return;
         void this.#sync(e.name, e.type !== 'DELETED' && e.jail.state === 'running');
       },
       reset: () => {
@@ -61,16 +63,33 @@ export class GuestServer {
   async close(): Promise<void> {
     this.#sub?.unsubscribe();
     this.#sub = undefined;
-    await Promise.all([...this.#servers.keys()].map((name) => this.#sync(name, false)));
+    const names = new Set([...this.#servers.keys(), ...this.#queued.keys()]);
+    await Promise.all([...names].map((name) => this.#sync(name, false)));
   }
 
-  async #sync(name: string, wanted: boolean): Promise<void> {
+  /** One open or shut at a time per jail, in event order: a restart's open must not overlap
+   * its own shut, whose late unlink would remove the new socket (leaving a server nobody
+   * can reach nor close). Never rejects. */
+  #sync(name: string, wanted: boolean): Promise<void> {
+    const next = (this.#queued.get(name) ?? Promise.resolve()).then(() => this.#apply(name, wanted));
+    this.#queued.set(name, next);
+    void next.then(() => {
+      if (this.#queued.get(name) === next) this.#queued.delete(name);
+    });
+    return next;
+  }
+
+  async #apply(name: string, wanted: boolean): Promise<void> {
     const has = this.#servers.has(name);
     try {
       if (wanted && !has) await this.#open(name);
       else if (!wanted && has) await this.#shut(name);
     } catch (e) {
-      if (wanted) this.#servers.delete(name);
+      if (wanted) {
+        // a half-made socket: stop listening so nothing is left behind
+        this.#servers.get(name)?.close();
+        this.#servers.delete(name);
+      }
       this.#opts.onError?.(name, e);
     }
   }
@@ -97,7 +116,6 @@ export class GuestServer {
   async #shut(name: string): Promise<void> {
     const server = this.#servers.get(name);
     this.#servers.delete(name);
-    this.#opts.ready.delete(name);
     if (!server) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -114,15 +132,27 @@ export class GuestServer {
       const value = key ? readMetaKey(jail.env, key) : undefined;
       return value === undefined ? reply(res, 404, `no env key "${key}"\n`) : reply(res, 200, value);
     }
-    if (path === '/ready' && (req.method === 'PUT' || req.method === 'POST')) {
+    if (path === '/ready' && (req.method === 'PUT' || req.method === 'POST' || req.method === 'DELETE')) {
       req.resume();
-      if (!this.#opts.ready.has(name)) {
-        this.#opts.ready.add(name);
-        this.#opts.hub.emitEphemeral(name);
-      }
-      return reply(res, 204, '');
+      return this.#setReady(name, req.method !== 'DELETE', res);
     }
     if (path === '/env' || path.startsWith('/env/') || path === '/ready') return reply(res, 405, 'method not allowed\n');
-    return reply(res, 404, 'not found: the guest view serves GET /env, GET /env/KEY, PUT /ready\n');
+    return reply(res, 404, 'not found: the guest view serves GET /env, GET /env/KEY, PUT /ready, DELETE /ready\n');
+  }
+
+  /** Readiness goes to the store: a change is one MODIFIED event with a revision, which the
+   * hub is told to read at once (watchers, the load balancer). */
+  #setReady(name: string, ready: boolean, res: ServerResponse): void {
+    try {
+      this.#opts.store.setReady(name, ready);
+      // idempotent when nothing changed: the hub's poll then finds no new revision
+      this.#opts.hub.notify();
+      return reply(res, 204, '');
+    } catch (e) {
+      // e.g. the jail is stopping while it still reaches its socket
+      if (isJailyardError(e)) return reply(res, ERROR_CODES[e.code], `${e.message}\n`);
+      this.#opts.onError?.(name, e);
+      return reply(res, 500, 'internal error\n');
+    }
   }
 }

@@ -8,8 +8,8 @@ import { JailyardError, isJailyardError } from '../errors.ts';
 import type { EventType, JailRecord, Store } from '../store/types.ts';
 
 export interface HubEvent {
-  /** Global revision; undefined for ephemeral events (readiness) that are not in the log. */
-  revision: number | undefined;
+  /** Global revision of the event in the store's log. */
+  revision: number;
   type: EventType;
   name: string;
   /** The jail after the event (for DELETED: as it was when removed). */
@@ -165,19 +165,12 @@ export class WatchHub {
     this.#ring.push(e);
     if (this.#ring.length > 2 * this.#ringSize) {
       const dropped = this.#ring.splice(0, this.#ring.length - this.#ringSize);
-      this.#ringFloor = dropped[dropped.length - 1]!.revision!;
+      this.#ringFloor = dropped[dropped.length - 1]!.revision;
     }
   }
 
   #dispatch(e: HubEvent): void {
     for (const s of this.#subscribers) s.event(e);
-  }
-
-  /** An event that is not in the log (readiness changed): no revision, not replayed. */
-  emitEphemeral(name: string): void {
-    const jail = this.#states.get(name);
-    if (!jail) return;
-    this.#dispatch({ revision: undefined, type: 'MODIFIED', name, jail, prev: jail, prevKnown: true });
   }
 
   /**
@@ -194,7 +187,7 @@ export class WatchHub {
       }
       // Same answer as the store about what is kept (the ring may remember more).
       this.#store.eventsSince(since, 1);
-      backlog = since >= this.#ringFloor ? this.#ring.filter((e) => e.revision! > since) : this.#replayFromStore(since);
+      backlog = since >= this.#ringFloor ? this.#ring.filter((e) => e.revision > since) : this.#replayFromStore(since);
     }
     this.#subscribers.add(subscriber);
     return { backlog, revision: this.#revision, unsubscribe: () => this.#subscribers.delete(subscriber) };

@@ -1,5 +1,5 @@
-// The API's picture of a jail: the store record plus what the daemon derives (labels,
-// readiness). One shape for GET, LIST, watch events and the client.
+// The API's picture of a jail: the store record plus what the daemon derives (labels).
+// One shape for GET, LIST, watch events and the client.
 
 import { labelsOf } from '../meta/labels.ts';
 import type { Params } from '../conf/spec.ts';
@@ -15,7 +15,8 @@ export interface JailView {
   env: string;
   revision: number;
   params: Params;
-  /** Set by the jail itself through its guest socket (PUT /ready); false after a stop. */
+  /** Set by the jail itself through its guest socket (PUT /ready), kept in the store;
+   * false again once the jail stops or restarts. */
   ready: boolean;
   lastError: string | null;
   createdAt: string;
@@ -25,7 +26,7 @@ export interface JailView {
 export const VIEW_FIELDS = ['name', 'state', 'jid', 'labels', 'meta', 'env', 'revision', 'params', 'ready', 'lastError', 'createdAt', 'updatedAt'] as const;
 export type ViewField = (typeof VIEW_FIELDS)[number];
 
-export function toView(record: JailRecord, ready: boolean): JailView {
+export function toView(record: JailRecord): JailView {
   return {
     name: record.name,
     state: record.state,
@@ -35,22 +36,21 @@ export function toView(record: JailRecord, ready: boolean): JailView {
     env: record.env,
     revision: record.revision,
     params: record.params,
-    ready,
+    ready: record.ready === true,
     lastError: record.lastError,
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
   };
 }
 
-// The store hands out the same record object until the jail changes: its JSON can be kept.
-const jsonCache = new WeakMap<JailRecord, { ready: boolean; json: string }>();
+// The store hands out the same record object until the jail changes (readiness included):
+// its JSON can be kept.
+const jsonCache = new WeakMap<JailRecord, string>();
 
-/** toView as JSON text, built once per record (and readiness). */
-export function viewJson(record: JailRecord, ready: boolean): string {
-  const hit = jsonCache.get(record);
-  if (hit && hit.ready === ready) return hit.json;
-  const json = JSON.stringify(toView(record, ready));
-  jsonCache.set(record, { ready, json });
+/** toView as JSON text, built once per record. */
+export function viewJson(record: JailRecord): string {
+  let json = jsonCache.get(record);
+  if (json === undefined) jsonCache.set(record, (json = JSON.stringify(toView(record))));
   return json;
 }
 

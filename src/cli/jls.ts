@@ -18,7 +18,7 @@ export interface JlsOptions {
 }
 
 /** Parameters jls -s leaves out: read-only ones jail(8) cannot set. */
-const READ_ONLY = new Set(['jid', 'dying', 'parent', 'children.cur', 'cpuset.id', 'state', 'revision']);
+const READ_ONLY = new Set(['jid', 'dying', 'parent', 'children.cur', 'cpuset.id', 'state', 'revision', 'ready']);
 
 /** Read-only pseudo-parameters jailyard shows beside the jail's own. */
 function pseudo(j: JailRecord, name: string): ParamValue | undefined {
@@ -33,6 +33,9 @@ function pseudo(j: JailRecord, name: string): ParamValue | undefined {
       return j.revision;
     case 'dying':
       return j.state === 'stopping';
+    case 'ready':
+      // the jail's own readiness signal (PUT /ready on its guest socket), kept in the store
+      return j.ready === true;
     case 'meta':
       return j.meta;
     case 'env':

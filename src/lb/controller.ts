@@ -1,6 +1,7 @@
 // The HAProxy controller: keeps a backend's servers equal to the RUNNING jails that match a
-// label selector (and are not marked for draining), adding each only once HAProxy's own
-// health check passed, and removing each only after it drained. Every event and a periodic
+// label selector (and are not marked for draining), enabling each only once HAProxy's own
+// health check passed (and, for jails labelled jailyard.lb/readiness=guest, once the jail
+// signalled ready), and removing each only after it drained. Every event and a periodic
 // tick run the same full reconcile (desired set vs `show servers state`), so a missed event
 // or a failed Runtime API command cannot leave a wrong pool for long.
 
@@ -14,6 +15,9 @@ import type { JailSource, LbJail } from './source.ts';
 /** Label that takes a running jail out of the pool (drained, then deleted) while it keeps
  * running: what `rollout` sets before it stops an old jail. */
 export const DRAIN_LABEL = 'jailyard.lb/drain';
+/** Label choosing what a jail must pass before it gets traffic. Absent: HAProxy's check.
+ * `guest`: HAProxy's check AND the jail's own ready signal (PUT /ready on its guest socket). */
+export const READINESS_LABEL = 'jailyard.lb/readiness';
 /** Label naming the port a jail serves on (else the controller's `port` option). */
 export const PORT_LABEL = 'port';
 /** Prefix of the servers the controller owns; others in the backend are left alone. */
@@ -28,6 +32,11 @@ export interface DesiredServer {
   jail: string;
   addr: string;
   port: number;
+  /** Labelled jailyard.lb/readiness=guest: gets traffic only once the jail said it is ready. */
+  gated: boolean;
+  /** Gated and not (or no longer) ready: its server is added (so its check runs) but stays
+   * in maintenance; a serving one is drained. */
+  awaitingReady: boolean;
 }
 
 /**
@@ -44,6 +53,11 @@ export function desiredServers(
   const skipped: { jail: string; reason: string }[] = [];
   for (const j of jails) {
     if (j.state !== 'running' || !sel.matches(j.labels)) continue;
+    const readiness = j.labels[READINESS_LABEL];
+    if (readiness !== undefined && readiness !== '' && readiness !== 'guest') {
+      skipped.push({ jail: j.name, reason: `invalid ${READINESS_LABEL} label "${readiness}" (guest, or no label)` });
+      continue;
+    }
     if (j.labels[DRAIN_LABEL] !== undefined && j.labels[DRAIN_LABEL] !== '' && j.labels[DRAIN_LABEL] !== 'false') continue;
     const addr = paramList(j.params, 'ip4.addr')
       .flatMap((a) => a.split(','))
@@ -59,7 +73,8 @@ export function desiredServers(
       skipped.push({ jail: j.name, reason: portText !== undefined ? `invalid port label "${portText}"` : 'no port label and no --port' });
       continue;
     }
-    servers.set(serverNameOf(j.name), { server: serverNameOf(j.name), jail: j.name, addr, port });
+    const gated = readiness === 'guest';
+    servers.set(serverNameOf(j.name), { server: serverNameOf(j.name), jail: j.name, addr, port, gated, awaitingReady: gated && !j.ready });
   }
   return { servers, skipped };
 }
@@ -138,8 +153,10 @@ export async function runHaproxyController(o: ControllerOptions): Promise<void> 
     for (const s of actual) {
       if (draining.has(s.name)) continue;
       const want = desired.get(s.name);
-      // a changed address counts as a different server: drain the old one, add anew
-      if (!want || want.addr !== s.addr || want.port !== s.port) {
+      // a changed address counts as a different server: drain the old one, add anew; so does
+      // a serving jail that lost its readiness (restarted): it comes back once ready again
+      const lostReadiness = want !== undefined && want.awaitingReady && (s.adminState & ADMIN_FMAINT) === 0;
+      if (!want || want.addr !== s.addr || want.port !== s.port || lostReadiness) {
         const p = drain(s).finally(() => {
           draining.delete(s.name);
           poke();
@@ -147,17 +164,18 @@ export async function runHaproxyController(o: ControllerOptions): Promise<void> 
         draining.set(s.name, p);
         continue;
       }
-      // added and checked, not yet enabled: enable once HAProxy's check passed
-      if ((s.adminState & ADMIN_FMAINT) !== 0 && s.checkResult === CHECK_PASSED) {
+      // added and checked, not yet enabled: enable once HAProxy's check passed (and the
+      // jail said it is ready, when it is gated on that)
+      if ((s.adminState & ADMIN_FMAINT) !== 0 && s.checkResult === CHECK_PASSED && !want.awaitingReady) {
         await rt.enableServer(o.backend, s.name);
-        log(`ready ${s.name} (${s.addr}:${s.port}, check passed)`);
+        log(`ready ${s.name} (${s.addr}:${s.port}, check passed${want.gated ? ', jail ready' : ''})`);
       }
     }
     for (const want of desired.values()) {
       if (actualByName.has(want.server) || draining.has(want.server)) continue;
       await rt.addServer(o.backend, want.server, want.addr, want.port, { check: true, ...CHECK_TIMING });
       await rt.enableHealth(o.backend, want.server);
-      log(`add ${want.server} ${want.addr}:${want.port} (jail ${want.jail}), waiting for its check`);
+      log(`add ${want.server} ${want.addr}:${want.port} (jail ${want.jail}), waiting for its check${want.gated ? ' and the jail\'s ready signal' : ''}`);
     }
   };
 

@@ -16,6 +16,9 @@ export interface LbJail {
   state: JailState;
   labels: Record<string, string>;
   params: Params;
+  /** The jail signalled ready through its guest socket (PUT /ready); only jails labelled
+   * jailyard.lb/readiness=guest wait for it. */
+  ready: boolean;
 }
 
 export type SourceEvent =
@@ -27,8 +30,8 @@ export interface JailSource {
   events(selector: string, signal: AbortSignal): AsyncIterable<SourceEvent>;
 }
 
-export function lbJailOf(r: Pick<JailRecord, 'name' | 'state' | 'meta' | 'env' | 'params'>): LbJail {
-  return { name: r.name, state: r.state, labels: labelsOf(r.meta, r.env), params: r.params };
+export function lbJailOf(r: Pick<JailRecord, 'name' | 'state' | 'meta' | 'env' | 'params'> & { ready?: boolean }): LbJail {
+  return { name: r.name, state: r.state, labels: labelsOf(r.meta, r.env), params: r.params, ready: r.ready === true };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -63,7 +66,7 @@ export function apiSource(url: string, opts: { token?: string; log?: (line: stri
               continue;
             }
             if (!e.jail) continue;
-            const jail: LbJail = { name: e.jail.name, state: e.jail.state, labels: e.jail.labels, params: e.jail.params };
+            const jail: LbJail = { name: e.jail.name, state: e.jail.state, labels: e.jail.labels, params: e.jail.params, ready: e.jail.ready === true };
             if (initial) {
               if (e.type !== 'DELETED') initial.push(jail);
             } else {

@@ -10,6 +10,8 @@ export interface JailRow {
   meta: string;
   env: string;
   revision: number;
+  /** 0 or 1 */
+  ready: number;
   runtime: string | null;
   last_error: string | null;
   created_at: string;
@@ -25,6 +27,7 @@ export function rowToRecord(r: JailRow): JailRecord {
     meta: r.meta,
     env: r.env,
     revision: r.revision,
+    ready: r.ready === 1,
     runtime: r.runtime === null ? null : (JSON.parse(r.runtime) as JailRecord['runtime']),
     lastError: r.last_error,
     createdAt: r.created_at,
@@ -41,6 +44,7 @@ export function recordToRow(j: JailRecord): JailRow {
     meta: j.meta,
     env: j.env,
     revision: j.revision,
+    ready: j.ready === true ? 1 : 0,
     runtime: j.runtime === null ? null : JSON.stringify(j.runtime),
     last_error: j.lastError,
     created_at: j.createdAt,

@@ -53,6 +53,10 @@ const migrations: string[] = [
   ) STRICT;
   INSERT INTO counters(name, value) VALUES ('revision', 0), ('compacted_through', 0), ('event_count', 0);
   `,
+  // 1 -> 2: the jail's readiness (guest signal), durable so a daemon restart keeps it
+  `
+  ALTER TABLE jails ADD COLUMN ready INTEGER NOT NULL DEFAULT 0 CHECK (ready IN (0, 1));
+  `,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

@@ -57,6 +57,13 @@ interface EventRow {
   at: string;
 }
 
+/** An event's jail as stored; snapshots written before `ready` existed read as not ready. */
+function snapshotOf(text: string): JailRecord {
+  const jail = JSON.parse(text) as JailRecord;
+  jail.ready = jail.ready === true;
+  return jail;
+}
+
 export class SqliteStore implements Store {
   readonly dir: string;
   private readonly db: Database.Database;
@@ -81,12 +88,12 @@ export class SqliteStore implements Store {
       get: db.prepare<[string], JailRow>('SELECT * FROM jails WHERE name = ?'),
       all: db.prepare<[], JailRow>('SELECT * FROM jails ORDER BY name'),
       insert: db.prepare<[JailRow]>(
-        `INSERT INTO jails (name, jid, state, params, meta, env, revision, runtime, last_error, created_at, updated_at)
-         VALUES (@name, @jid, @state, @params, @meta, @env, @revision, @runtime, @last_error, @created_at, @updated_at)`,
+        `INSERT INTO jails (name, jid, state, params, meta, env, revision, ready, runtime, last_error, created_at, updated_at)
+         VALUES (@name, @jid, @state, @params, @meta, @env, @revision, @ready, @runtime, @last_error, @created_at, @updated_at)`,
       ),
       update: db.prepare<[JailRow]>(
         `UPDATE jails SET jid = @jid, state = @state, params = @params, meta = @meta, env = @env, revision = @revision,
-         runtime = @runtime, last_error = @last_error, updated_at = @updated_at WHERE name = @name`,
+         ready = @ready, runtime = @runtime, last_error = @last_error, updated_at = @updated_at WHERE name = @name`,
       ),
       delete: db.prepare<[string]>('DELETE FROM jails WHERE name = ?'),
       counter: db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
@@ -253,6 +260,7 @@ export class SqliteStore implements Store {
         meta,
         env,
         revision,
+        ready: false,
         runtime: null,
         lastError: null,
         createdAt: at,
@@ -340,10 +348,13 @@ export class SqliteStore implements Store {
       let jid = cur.jid;
       if (to === 'starting') jid = this.allocateJid();
       if (to === 'stopped') jid = 0;
+      // a (re)starting or stopped jail has not said it is ready in its new life
+      const ready = to === 'starting' || to === 'stopped' ? false : cur.ready === true;
       const jail: JailRecord = {
         ...cur,
         state: to,
         jid,
+        ready,
         runtime: patch && 'runtime' in patch ? (patch.runtime ?? null) : cur.runtime,
         lastError: patch && 'lastError' in patch ? (patch.lastError ?? null) : cur.lastError,
         revision: this.nextRevision(),
@@ -363,6 +374,20 @@ export class SqliteStore implements Store {
       if (jid === want) want++;
     }
     return want;
+  }
+
+  setReady(name: string, ready: boolean): JailRecord {
+    return this.write(() => {
+      const cur = this.requireRow(name);
+      if (cur.ready === ready) return cur;
+      if (ready && cur.state !== 'running') {
+        throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail "${name}" cannot become ready while it is ${cur.state}`, { jail: name, param: 'ready' });
+      }
+      const jail: JailRecord = { ...cur, ready, revision: this.nextRevision(), updatedAt: this.now() };
+      this.q.update.run(recordToRow(jail));
+      this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
+      return jail;
+    });
   }
 
   recordRuntime(name: string, runtime: RuntimeFacts | null): void {
@@ -403,7 +428,7 @@ export class SqliteStore implements Store {
         revision: r.revision,
         type: r.type as EventType,
         name: r.name,
-        jail: JSON.parse(r.snapshot) as JailRecord,
+        jail: snapshotOf(r.snapshot),
         at: r.at,
       }));
     })();

@@ -37,8 +37,12 @@ export interface JailRecord {
   params: Params;
   meta: string;
   env: string;
-  /** Grows on every change of this jail (parameters, meta, env, state). */
+  /** Grows on every change of this jail (parameters, meta, env, state, readiness). */
   revision: number;
+  /** The jail said it is ready (PUT /ready on its guest socket); every transition to
+   * 'starting' or 'stopped' clears it. Event snapshots written before the field existed are
+   * normalised to false when read. */
+  ready: boolean;
   runtime: RuntimeFacts | null;
   lastError: string | null;
   createdAt: string;
@@ -94,13 +98,17 @@ export interface Store {
    * transaction (so concurrent key writers never lose each other's keys). */
   modifyJail(name: string, change: JailChange, opts?: WriteOptions): JailRecord;
   /** State machine step; throws JY_ERR_INVALID_TRANSITION "invalid transition from X to Y".
-   * Going to 'starting' allocates a jid; going to 'stopped' clears it. */
+   * Going to 'starting' allocates a jid; going to 'stopped' clears it. Both clear `ready`. */
   transition(
     name: string,
     from: JailState,
     to: JailState,
     patch?: { runtime?: RuntimeFacts | null; lastError?: string | null },
   ): JailRecord;
+  /** The jail's readiness (its guest signal). Only a running jail can become ready
+   * (JY_ERR_INVALID_TRANSITION otherwise). A change bumps the jail's revision and appends
+   * one MODIFIED event; setting the value it already has changes nothing. */
+  setReady(name: string, ready: boolean): JailRecord;
   /** Record progress (runtime facts) without changing state; bumps revision, no event. */
   recordRuntime(name: string, runtime: RuntimeFacts | null): void;
   removeJail(name: string, opts?: WriteOptions): void;

@@ -9,7 +9,7 @@ import { createRemoteService } from '../../src/api/client.ts';
 import { Collector, startTestDaemon, tempState, type TestDaemon } from './helpers.ts';
 import { assertNoLeaks, snapshot } from '../helpers/leaks.ts';
 
-async function ask(socketPath: string, method: 'GET' | 'PUT' | 'POST', path: string): Promise<{ status: number; body: string }> {
+async function ask(socketPath: string, method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string): Promise<{ status: number; body: string }> {
   const agent = new Agent({ connect: { socketPath } });
   try {
     const res = await request(`http://localhost${path}`, { method, dispatcher: agent });
@@ -97,16 +97,59 @@ describe('guest sockets (one per running jail)', () => {
     assert.equal((await ask(sock('g-a'), 'GET', '/env/secret')).body, 'alpha2');
   });
 
-  test('PUT /ready: the jail shows ready=true and watchers get a MODIFIED (an ephemeral event, not in the log)', async () => {
+  test('PUT /ready: the jail shows ready=true; watchers get a MODIFIED with the next global revision, kept in the log', async () => {
     const c = new Collector(d.url, { selector: 'role=g-a' });
     await new Promise((r) => setTimeout(r, 100));
+    const global = d.store.currentRevision();
     const r = await ask(sock('g-a'), 'PUT', '/ready');
     assert.equal(r.status, 204);
     await c.until((ev) => ev.some((e) => e.type === 'MODIFIED'));
     await c.stop();
     assert.equal(c.events[0]!.jail!.ready, true);
+    assert.equal(c.events[0]!.revision, global + 1);
+    assert.deepEqual(
+      d.store.eventsSince(global).map((e) => [e.revision, e.type, e.name, e.jail.ready]),
+      [[global + 1, 'MODIFIED', 'g-a', true]],
+    );
+    assert.equal(d.store.requireJail('g-a').ready, true);
     assert.equal((await d.daemon.app.inject({ url: '/v1/jails/g-a' })).json().ready, true);
     assert.equal((await d.daemon.app.inject({ url: '/v1/jails/g-b' })).json().ready, false);
+    // the CLI (another store connection, no daemon) sees it too
+    assert.equal((await createRemoteService(d.url).get('g-a')).ready, true);
+  });
+
+  test('PUT /ready again changes nothing (no revision, no event); POST works like PUT', async () => {
+    const global = d.store.currentRevision();
+    assert.equal((await ask(sock('g-a'), 'PUT', '/ready')).status, 204);
+    assert.equal((await ask(sock('g-a'), 'POST', '/ready')).status, 204);
+    assert.equal(d.store.currentRevision(), global);
+    assert.equal((await ask(sock('g-a'), 'GET', '/ready')).status, 405);
+  });
+
+  test('a watcher resuming with since gets the readiness event', async () => {
+    const since = d.store.currentRevision();
+    assert.equal((await ask(sock('g-b'), 'POST', '/ready')).status, 204);
+    // connects only after the change: the event comes from the log (resume), not live
+    const c = new Collector(d.url, { since });
+    await c.until((ev) => ev.some((e) => e.type === 'MODIFIED' && e.jail?.name === 'g-b'));
+    await c.stop();
+    assert.deepEqual(
+      c.events.map((e) => [e.type, e.revision, e.jail?.name, e.jail?.ready]),
+      [['MODIFIED', since + 1, 'g-b', true]],
+    );
+  });
+
+  test('DELETE /ready takes readiness back (one MODIFIED event)', async () => {
+    const c = new Collector(d.url, { selector: 'role=g-b' });
+    await new Promise((r) => setTimeout(r, 100));
+    const global = d.store.currentRevision();
+    assert.equal((await ask(sock('g-b'), 'DELETE', '/ready')).status, 204);
+    await c.until((ev) => ev.some((e) => e.type === 'MODIFIED'));
+    await c.stop();
+    assert.deepEqual(c.events.map((e) => [e.type, e.revision, e.jail?.ready]), [['MODIFIED', global + 1, false]]);
+    assert.equal(d.store.requireJail('g-b').ready, false);
+    assert.equal((await ask(sock('g-b'), 'PUT', '/ready')).status, 204);
+    assert.equal(d.store.requireJail('g-b').ready, true);
   });
 
   test('stopping the jail removes its socket and its readiness', async () => {
@@ -116,10 +159,24 @@ describe('guest sockets (one per running jail)', () => {
     assert.ok(existsSync(sock('g-b')));
   });
 
-  test('closing the daemon removes every guest socket', async () => {
+  test('closing the daemon removes every guest socket; readiness survives the daemon restart', async () => {
+    assert.equal((await d.daemon.app.inject({ url: '/v1/jails/g-b' })).json().ready, true);
     await d.close();
     assert.equal(existsSync(sock('g-b')), false);
     d = await startTestDaemon(state.dir, { guestRoot });
     await waitFor(() => existsSync(sock('g-b')));
+    assert.equal((await d.daemon.app.inject({ url: '/v1/jails/g-b' })).json().ready, true);
+    const list = (await d.daemon.app.inject({ url: '/v1/jails?fields=ready' })).json();
+    assert.deepEqual(list.items, [{ name: 'g-a', ready: false }, { name: 'g-b', ready: true }]);
+  });
+
+  test('a restart clears readiness and leaves one working socket (its shut and open never overlap)', async () => {
+    await d.daemon.app.inject({ method: 'POST', url: '/v1/jails/g-b/restart' });
+    assert.equal((await d.daemon.app.inject({ url: '/v1/jails/g-b' })).json().ready, false);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(existsSync(sock('g-b')));
+    assert.equal((await ask(sock('g-b'), 'GET', '/env/secret')).body, 'bravo');
+    assert.equal((await ask(sock('g-b'), 'PUT', '/ready')).status, 204);
+    assert.equal(d.store.requireJail('g-b').ready, true);
   });
 });

@@ -48,7 +48,7 @@ test('a hub started later replays events from the store with the right selector 
 
 test('unknown earlier state (history compacted): MODIFIED if it matches now, else DELETED', () => {
   const sel = parseSelector('tier=web');
-  const jail = (tier: string) => ({ name: 'a', jid: 0, state: 'stopped' as const, params: {}, meta: `tier=${tier}`, env: '', revision: 1, runtime: null, lastError: null, createdAt: '', updatedAt: '' });
+  const jail = (tier: string) => ({ name: 'a', jid: 0, state: 'stopped' as const, params: {}, meta: `tier=${tier}`, env: '', revision: 1, runtime: null, ready: false, lastError: null, createdAt: '', updatedAt: '' });
   const e = (tier: string, type: HubEvent['type'] = 'MODIFIED'): HubEvent => ({ revision: 9, type, name: 'a', jail: jail(tier), prev: undefined, prevKnown: false });
   assert.equal(eventFor(e('web'), sel), 'MODIFIED');
   assert.equal(eventFor(e('db'), sel), 'DELETED');

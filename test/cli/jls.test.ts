@@ -1,7 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { formatJls, jlsJson } from '../../src/cli/jls.ts';
 import type { JailRecord } from '../../src/store/types.ts';
+import { openStore } from '../../src/store/sqlite.ts';
+import { cliFor } from '../helpers/cli.ts';
 
 function jail(name: string, over: Partial<JailRecord> = {}): JailRecord {
   return {
@@ -13,6 +18,7 @@ function jail(name: string, over: Partial<JailRecord> = {}): JailRecord {
     env: 'greeting=hello world',
     revision: 3,
     runtime: null,
+    ready: false,
     lastError: null,
     createdAt: '',
     updatedAt: '',
@@ -52,4 +58,35 @@ test('an empty value prints "" like jls; a new jail\'s meta is ""', () => {
   const out = formatJls([jail('www', { meta: '' })], { params: ['meta'] });
   assert.equal(out, '""\n');
   assert.equal(formatJls([jail('www', { meta: '' })], { params: ['meta'], nameval: true }), 'meta=""\n');
+});
+
+test('ready is a boolean pseudo-parameter: plain, -n (ready / noready), JSON; -s leaves it out', () => {
+  const jails = [jail('a', { ready: true }), jail('b', { ready: false }), jail('c', { ready: undefined })];
+  assert.equal(formatJls(jails, { params: ['name', 'ready'] }), 'a true\nb false\nc false\n');
+  assert.equal(formatJls(jails, { params: ['name', 'ready'], nameval: true }), 'name=a ready\nname=b noready\nname=c noready\n');
+  const doc = JSON.parse(jlsJson(jails, { params: ['name', 'ready'] }));
+  assert.deepEqual(doc['jail-information'].jail, [{ name: 'a', ready: true }, { name: 'b', ready: false }, { name: 'c', ready: false }]);
+  assert.equal(formatJls([jail('a', { ready: true })], { params: ['name', 'ready'], skip: true }), 'a\n');
+});
+
+test('jailyard ls shows the readiness a jail signalled (read from the store, no daemon)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'jy-cli-ready-'));
+  try {
+    // the state machine only: no real jail is needed to show a stored value
+    const store = openStore(dir);
+    store.createJail({ name: 'r1', params: { path: '/nonexistent' } });
+    store.transition('r1', 'stopped', 'starting');
+    store.transition('r1', 'starting', 'running');
+    store.close();
+    const jy = cliFor(() => dir);
+    assert.deepEqual(await jy('ls', '-n', 'name', 'ready'), { code: 0, stdout: 'name=r1 noready\n', stderr: '' });
+    const writer = openStore(dir);
+    writer.setReady('r1', true);
+    writer.close();
+    assert.equal((await jy('ls', 'name', 'ready')).stdout, 'r1 true\n');
+    const doc = JSON.parse((await jy('ls', '--json', 'name', 'ready')).stdout);
+    assert.deepEqual(doc['jail-information'].jail, [{ name: 'r1', ready: true }]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -17,7 +17,7 @@ import { openStore } from '../../src/store/sqlite.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 function record(name: string, params: JailRecord['params'], state: JailRecord['state'] = 'stopped'): JailRecord {
-  return { name, params, state, jid: 0, meta: '', env: '', revision: 1, runtime: null, lastError: null, createdAt: '', updatedAt: '' };
+  return { name, params, state, jid: 0, meta: '', env: '', revision: 1, runtime: null, ready: false, lastError: null, createdAt: '', updatedAt: '' };
 }
 
 function throwsCode(fn: () => unknown, code: string, place: Record<string, string>): void {

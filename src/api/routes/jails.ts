@@ -5,10 +5,10 @@ import type { FastifyReply } from 'fastify';
 import { ERROR_CODES, JailyardError, type ErrorCode } from '../../errors.ts';
 import type { BatchResult as BatchResultT } from '../../runtime/types.ts';
 import type { JailRecord } from '../../store/types.ts';
-import { viewJsonOf, viewOf, type ApiContext } from '../context.ts';
+import type { ApiContext } from '../context.ts';
 import { etag, parseIfMatch, toMetaOps } from '../input.ts';
 import { BatchBody, BatchResult, CreateBody, ErrorBody, IfMatchHeaders, JailList, JailView, ListQuery, NameParams, PatchBody, isFlagSet } from '../schemas.ts';
-import { pickFields, VIEW_FIELDS, type ViewField } from '../view.ts';
+import { pickFields, toView, viewJson, VIEW_FIELDS, type ViewField } from '../view.ts';
 import { serveWatch } from './watch.ts';
 
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 410: ErrorBody, 412: ErrorBody, 413: ErrorBody, 500: ErrorBody };
@@ -35,7 +35,7 @@ export function batchStatus(result: BatchResultT): number {
 export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   const sendJail = (reply: { header(k: string, v: string): unknown }, record: JailRecord) => {
     reply.header('etag', etag(record.revision));
-    return viewOf(ctx, record);
+    return toView(record);
   };
 
   app.get(
@@ -62,12 +62,12 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
         const jails = await ctx.service.list(filter);
         const after = ctx.store.currentRevision();
         if (before === after || attempt >= 10) {
-          if (fields) return { revision: before, items: jails.map((j) => pickFields(viewOf(ctx, j), fields)) as Array<{ name: string }> };
+          if (fields) return { revision: before, items: jails.map((j) => pickFields(toView(j), fields)) as Array<{ name: string }> };
           // The whole view: pre-serialized per record (cached until the jail changes).
           // (a JSON string is sent as is; the typed reply only knows the schema's object)
           const untyped = reply as unknown as FastifyReply;
           untyped.type('application/json; charset=utf-8');
-          return untyped.send(`{"revision":${before},"items":[${jails.map((j) => viewJsonOf(ctx, j)).join(',')}]}`);
+          return untyped.send(`{"revision":${before},"items":[${jails.map((j) => viewJson(j)).join(',')}]}`);
         }
       }
     },

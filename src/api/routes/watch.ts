@@ -7,7 +7,8 @@ import { JailyardError } from '../../errors.ts';
 import { labelsOf } from '../../meta/labels.ts';
 import { parseSelector, type Selector } from '../../meta/selector.ts';
 import type { EventType, JailRecord } from '../../store/types.ts';
-import { viewJsonOf, type ApiContext } from '../context.ts';
+import type { ApiContext } from '../context.ts';
+import { viewJson } from '../view.ts';
 import type { HubEvent, HubSubscriber } from '../hub.ts';
 import { sseFrame } from '../sse.ts';
 
@@ -52,8 +53,8 @@ export function serveWatch(ctx: ApiContext, request: FastifyRequest, reply: Fast
     const type = eventFor(e, selector);
     if (!type) return undefined;
     // built once per record, shared by every watcher of the event
-    const jail = viewJsonOf(ctx, e.jail);
-    return sseFrame(type, `{"type":"${type}","revision":${e.revision ?? e.jail.revision},"jail":${jail}}`, e.revision);
+    const jail = viewJson(e.jail);
+    return sseFrame(type, `{"type":"${type}","revision":${e.revision},"jail":${jail}}`, e.revision);
   };
 
   const res = reply.raw;
@@ -97,7 +98,7 @@ export function serveWatch(ctx: ApiContext, request: FastifyRequest, reply: Fast
     for (const name of names) {
       const j = ctx.hub.states().get(name)!;
       if (selector && !selector.matches(labels(j))) continue;
-      head += sseFrame('ADDED', `{"type":"ADDED","revision":${j.revision},"jail":${viewJsonOf(ctx, j)}}`);
+      head += sseFrame('ADDED', `{"type":"ADDED","revision":${j.revision},"jail":${viewJson(j)}}`);
     }
   }
   for (const e of sub.backlog) head += frameOf(e) ?? '';

@@ -58,7 +58,7 @@ export function planApply(spec: JailSpec, existing: JailRecord | undefined, star
 }
 
 function blankRecord(name: string): JailRecord {
-  return { name, jid: 0, state: 'stopped', params: {}, meta: '', env: '', revision: 0, runtime: null, lastError: null, createdAt: '', updatedAt: '' };
+  return { name, jid: 0, state: 'stopped', params: {}, meta: '', env: '', revision: 0, runtime: null, ready: false, lastError: null, createdAt: '', updatedAt: '' };
 }
 
 /** The complete plan start would execute: the skeleton's, then mount/fstab/devfs/guest. */
