@@ -156,16 +156,24 @@ export function newRolloutState(input: RolloutPlanInput): RolloutState {
   return { version: 1, ...input, phase: 'running', created: [], removed: [], log: [] };
 }
 
+/** What runRollout and abortRollout share: the HAProxy client, the pool timeout, and `step`,
+ * which records a line in the state, saves it (so --resume/--abort can continue) and shows it. */
+function rolloutTools(state: RolloutState, deps: Omit<RolloutDeps, 'template'>) {
+  return {
+    rt: deps.lb ? new HaproxyRuntime(deps.lb.adminSocket) : undefined,
+    poolTimeout: deps.poolTimeoutMs ?? 30_000,
+    step: (text: string) => {
+      state.log.push({ at: new Date().toISOString(), text });
+      saveState(deps.stateFile, state);
+      deps.progress?.(text);
+    },
+  };
+}
+
 /** Runs (or resumes) a rollout until done; throws (state saved as failed) when it cannot. */
 export async function runRollout(state: RolloutState, deps: RolloutDeps): Promise<RolloutState> {
   const { service } = deps;
-  const rt = deps.lb ? new HaproxyRuntime(deps.lb.adminSocket) : undefined;
-  const poolTimeout = deps.poolTimeoutMs ?? 30_000;
-  const step = (text: string) => {
-    state.log.push({ at: new Date().toISOString(), text });
-    saveState(deps.stateFile, state);
-    deps.progress?.(text);
-  };
+  const { rt, poolTimeout, step } = rolloutTools(state, deps);
   const oldSel = `${state.selector},${state.from}`;
   const newSel = `${state.selector},${state.to}`;
   const toLabels = labelsFromPairs(state.to, 'to');
@@ -273,13 +281,7 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
  * it and are removed. Old jails already removed are not recreated (no template for them). */
 export async function abortRollout(state: RolloutState, deps: Omit<RolloutDeps, 'template'>): Promise<RolloutState> {
   const { service } = deps;
-  const rt = deps.lb ? new HaproxyRuntime(deps.lb.adminSocket) : undefined;
-  const poolTimeout = deps.poolTimeoutMs ?? 30_000;
-  const step = (text: string) => {
-    state.log.push({ at: new Date().toISOString(), text });
-    saveState(deps.stateFile, state);
-    deps.progress?.(text);
-  };
+  const { rt, poolTimeout, step } = rolloutTools(state, deps);
   step(`abort: back to ${state.selector},${state.from}`);
   for (const j of await service.list({ selector: `${state.selector},${state.from}` })) {
     if (labelsOf(j.meta, j.env)[DRAIN_LABEL] !== undefined) {
