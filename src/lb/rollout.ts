@@ -116,7 +116,9 @@ export function specForNewJail(template: JailSpec, name: string, addr: string): 
   const params: Params = {};
   for (const [k, v] of Object.entries(template.params)) {
     if ((k === 'host.hostname' || k === 'path') && typeof v === 'string') {
-      params[k] = k === 'host.hostname' && v === template.name ? name : v.split('/').map((c) => (c === template.name ? name : c)).join('/');
+      // the template's own name where $name put it: a hostname label, a path component
+      const sep = k === 'host.hostname' ? '.' : '/';
+      params[k] = v.split(sep).map((c) => (c === template.name ? name : c)).join(sep);
     } else {
       params[k] = v;
     }
