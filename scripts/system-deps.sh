@@ -5,11 +5,12 @@
 #   haproxy     the load balancer of the quick start, the lb tests and the rollout
 #   iproute2, util-linux   ip, nsenter, unshare, setpriv, mount
 #   bubblewrap  the baseline of the start benchmark
+#   gcc, libc6-dev  build native/jy-capdrop (static), the capability dropper bound into jails
 set -euo pipefail
 [ "$(uname -s)" = Linux ] || exit 0
 command -v dpkg-query >/dev/null 2>&1 || exit 0
 missing=()
-for pkg in tini haproxy iproute2 util-linux bubblewrap; do
+for pkg in tini haproxy iproute2 util-linux bubblewrap gcc libc6-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

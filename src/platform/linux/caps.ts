@@ -1,19 +1,41 @@
-// The capabilities a jail keeps (setpriv bounding-set syntax). Docker's default set minus
-// mknod: enough for daemons to bind low ports, drop to users and own their files; not
-// enough to mount, remount read-only binds rw, load modules, ptrace, change time or links.
-export const JAIL_BOUNDING_SET = [
-  '-all',
-  '+chown',
-  '+dac_override',
-  '+fowner',
-  '+fsetid',
-  '+kill',
-  '+setgid',
-  '+setuid',
-  '+setpcap',
-  '+setfcap',
-  '+net_bind_service',
-  '+net_raw',
-  '+sys_chroot',
-  '+audit_write',
-].join(',');
+// The capabilities a jail keeps: Docker's default set minus mknod. Enough for daemons to
+// bind low ports, drop to users and own their files; not enough to mount, remount
+// read-only binds rw, load modules, ptrace, change time or links.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { JailyardError } from '../../errors.ts';
+
+/** Capability numbers (linux/capability.h) kept in the jail's bounding set. */
+const KEEP = {
+  chown: 0,
+  dac_override: 1,
+  fowner: 3,
+  fsetid: 4,
+  kill: 5,
+  setgid: 6,
+  setuid: 7,
+  setpcap: 8,
+  net_bind_service: 10,
+  net_raw: 13,
+  sys_chroot: 18,
+  audit_write: 29,
+  setfcap: 31,
+} as const;
+
+/** The KEEP argument of jy-capdrop. */
+export const JAIL_KEEP_CAPS = Object.values(KEEP).join(',');
+export const JAIL_KEPT_CAP_NAMES = Object.keys(KEEP);
+
+/**
+ * jy-capdrop (native/jy-capdrop.c, built by `npm install`): a static helper bound read-only
+ * into every jail at /.jailyard/capdrop. It drops the capabilities before anything of the
+ * jail's own tree runs, at start and at every exec.
+ */
+export const CAPDROP = fileURLToPath(new URL('../../../native/build/jy-capdrop', import.meta.url));
+export const CAPDROP_IN_JAIL = '/.jailyard/capdrop';
+
+export function checkCapdrop(): void {
+  if (!existsSync(CAPDROP)) {
+    throw new JailyardError('JY_ERR_PLATFORM', `missing ${CAPDROP}: run npm install (or bash scripts/build-native.sh; needs gcc and libc6-dev)`, { step: 'create' });
+  }
+}

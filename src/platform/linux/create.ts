@@ -9,7 +9,7 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, re
 import { fileURLToPath } from 'node:url';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, JailContext, Limits, NetworkFacts } from '../driver.ts';
-import { JAIL_BOUNDING_SET } from './caps.ts';
+import { CAPDROP, JAIL_KEEP_CAPS, checkCapdrop } from './caps.ts';
 import { resolveInside } from './paths.ts';
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { nestedRoot } from './mounts.ts';
@@ -96,10 +96,13 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   const tiniDir = resolveInside(root, `${root}/.jailyard`, ctx.name, fs);
   mkdirSync(fs(procDir), { recursive: true });
   mkdirSync(fs(tiniDir), { recursive: true });
-  if (!existsSync(fs(`${tiniDir}/tini`))) closeSync(openSync(fs(`${tiniDir}/tini`), 'a'));
+  for (const point of ['tini', 'capdrop']) {
+    if (!existsSync(fs(`${tiniDir}/${point}`))) closeSync(openSync(fs(`${tiniDir}/${point}`), 'a'));
+  }
+  checkCapdrop();
   const cgroups = createGroups(cgroupConfigFor(ctx, cfg.cgroups), ctx.jid, ctx.name, limits, stateTag(ctx.stateDir), ctx.parent?.cgroups);
 
-  const stage = ['/bin/sh', STAGE_SCRIPT, root, hostname, cfg.tini, JAIL_BOUNDING_SET, hasDev(root, fs) ? 'keepdev' : 'makedev', ...cfg.holder];
+  const stage = ['/bin/sh', STAGE_SCRIPT, root, hostname, cfg.tini, CAPDROP, JAIL_KEEP_CAPS, hasDev(root, fs) ? 'keepdev' : 'makedev', ...cfg.holder];
   const argv = nest
     ? [
         // Into the parent's pid, net, uts and ipc namespaces (so the child's pid namespace is
@@ -150,7 +153,7 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
       return false;
     }
   };
-  if (!(await waitFor(isTini, cfg.readyTimeoutMs, 2))) return failed('pid 1 did not become tini (setpriv failed?)');
+  if (!(await waitFor(isTini, cfg.readyTimeoutMs, 2))) return failed('pid 1 did not become tini (jy-capdrop failed?)');
   child.stdin!.end();
   child.stdout!.destroy();
   child.unref();

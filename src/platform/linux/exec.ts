@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, ExecOptions, ExecResult, JailContext } from '../driver.ts';
-import { JAIL_BOUNDING_SET } from './caps.ts';
+import { CAPDROP_IN_JAIL, JAIL_KEEP_CAPS } from './caps.ts';
 import { minimalEnv, run } from './proc.ts';
 
 export const JAIL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -70,12 +70,14 @@ export async function runInJail(ctx: JailContext, facts: CreateFacts, argv: stri
   const full = [
     '/bin/sh', '-c', JOIN_CGROUPS, 'jailyard-join', String(facts.cgroups.length), ...facts.cgroups,
     'nsenter', `--target=${facts.initPid}`, '--mount', '--uts', '--ipc', '--net', '--pid', '--root', '--wd', '--',
-    // From here on every program is the jail's own (resolved after entering its root). The
-    // environment is the clean one this spawn gets: nothing of jailyard's own passes.
+    // The first program inside is jy-capdrop, static and bound from the host: it drops the
+    // capabilities before any program of the jail's own tree runs (a jailed root could have
+    // replaced those, or preloaded a library into them). The environment is the clean one
+    // this spawn gets: nothing of jailyard's own passes.
+    CAPDROP_IN_JAIL, JAIL_KEEP_CAPS, '--',
     ...(opts.cwd ? ['/usr/bin/env', '-C', opts.cwd] : []),
-    'setpriv', '--bounding-set', JAIL_BOUNDING_SET,
-    ...(who ? ['--reuid', String(who.uid), '--regid', String(who.gid), '--init-groups'] : []),
-    '--', ...argv,
+    ...(who ? ['setpriv', '--reuid', String(who.uid), '--regid', String(who.gid), '--init-groups', '--'] : []),
+    ...argv,
   ];
   return run(full, {
     env,

@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { loadDefaults } from '../../defaults.ts';
 import { JailyardError } from '../../errors.ts';
+import { checkCapdrop } from './caps.ts';
 import type { Driver } from '../driver.ts';
 import * as life from './create.ts';
 import { runHost, runInJail } from './exec.ts';
@@ -31,7 +32,7 @@ export interface LinuxDriver extends Driver {
   removeBridgeIfUnused(): Promise<boolean>;
 }
 
-const TOOLS = ['ip', 'mount', 'umount', 'unshare', 'nsenter', 'setpriv', 'hostname'];
+const TOOLS = ['ip', 'mount', 'umount', 'unshare', 'nsenter', 'pivot_root'];
 
 export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
   const defaults = loadDefaults();
@@ -55,6 +56,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
       const missing = TOOLS.filter((t) => !dirs.some((d) => existsSync(`${d}/${t}`)));
       if (!existsSync(lifeCfg.tini)) missing.push(lifeCfg.tini);
       if (missing.length) throw new JailyardError('JY_ERR_PLATFORM', `missing tools: ${missing.join(', ')} (util-linux, iproute2, tini)`);
+      checkCapdrop();
     },
     setupNetwork: (ctx) => setupNetwork(ctx, net),
     teardownNetwork: (_ctx, facts) => teardownNetwork(facts),

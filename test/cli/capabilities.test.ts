@@ -1,0 +1,69 @@
+// A jailed root owns its writable tree: it can replace the programs in it, or preload a
+// library into them. jailyard must therefore never run a program of the jail's own tree with
+// more than the jail's capabilities: at start (pid 1) and at every exec, the first program
+// inside is jy-capdrop, static and bound read-only from the host.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cliFor } from '../helpers/cli.ts';
+import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
+import { JAIL_KEEP_CAPS } from '../../src/platform/linux/caps.ts';
+
+let state: string;
+let baseline: SystemSnapshot;
+const jy = cliFor(() => state);
+const jyBin = (...args: string[]) =>
+  execFileSync(process.execPath, [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args], { encoding: 'utf8' });
+
+/** The CapBnd mask (hex, as in /proc/PID/status) of the jail's kept capabilities. */
+const JAIL_CAPBND = JAIL_KEEP_CAPS.split(',')
+  .reduce((m, c) => m | (1n << BigInt(c)), 0n)
+  .toString(16)
+  .padStart(16, '0');
+
+before(async () => {
+  baseline = snapshot();
+  state = mkdtempSync(join(tmpdir(), 'jy-cli-caps-'));
+  assert.equal((await jy('skel', 'create', 'host', '--from', '/')).code, 0);
+});
+
+after(async () => {
+  await jy('remove', '-l', 'test=caps');
+  assertNoLeaks(baseline, state);
+  rmSync(state, { recursive: true, force: true });
+});
+
+test('a jailed root that replaces setpriv and umount in its tree gains no capability', { timeout: 120_000 }, async () => {
+  // overlay: the jail's /usr is copy-on-write, so its root can replace programs there
+  let r = await jy('create', 'caps1', 'skeleton=host', 'skeleton.strategy=overlay', 'persist', 'meta.test=caps');
+  assert.equal(r.code, 0, r.stderr);
+  r = await jy('start', 'caps1');
+  assert.equal(r.code, 0, r.stderr);
+
+  // the jail's own processes have the reduced bounding set
+  assert.match(jyBin('exec', 'caps1', 'grep', 'CapBnd', '/proc/1/status'), new RegExp(`CapBnd:\\s+${JAIL_CAPBND}`));
+
+  // the jailed root plants trojans that record the capabilities they run with
+  for (const prog of ['setpriv', 'umount']) {
+    jyBin('exec', 'caps1', 'sh', '-c', `mv /usr/bin/${prog} /usr/bin/${prog}.real && printf '#!/bin/sh\\ngrep CapBnd /proc/self/status > /tmp/trojan-${prog}\\nexec /usr/bin/${prog}.real "$@"\\n' > /usr/bin/${prog} && chmod 755 /usr/bin/${prog}`);
+  }
+  // exec as a user goes through the jail's setpriv: only after the capabilities are dropped
+  assert.equal(jyBin('exec', '-U', 'nobody', 'caps1', 'id', '-un').trim(), 'nobody');
+  const trojan = jyBin('exec', 'caps1', 'cat', '/tmp/trojan-setpriv');
+  assert.match(trojan, new RegExp(`CapBnd:\\s+${JAIL_CAPBND}`), 'the trojan ran with the jail\'s reduced set only');
+
+  // a restart runs nothing of the jail's tree before the drop (the old stage ran umount and
+  // setpriv from it with every capability)
+  r = await jy('restart', 'caps1');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(jyBin('exec', 'caps1', 'sh', '-c', 'ls /tmp/trojan-umount 2>/dev/null || echo none').trim(), 'none');
+  assert.match(jyBin('exec', 'caps1', 'grep', 'CapBnd', '/proc/1/status'), new RegExp(`CapBnd:\\s+${JAIL_CAPBND}`));
+  assert.equal(existsSync('/usr/bin/setpriv.real'), false, 'the host\'s own tree is untouched');
+
+  r = await jy('remove', 'caps1');
+  assert.equal(r.code, 0, r.stderr);
+  assertNoLeaks(baseline, state);
+});
