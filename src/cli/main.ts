@@ -1,15 +1,22 @@
 // The jailyard command line: a thin dispatcher. One verb = one file in ./commands.
 
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isJailyardError } from '../errors.ts';
 import { processIO, type CliIO } from './context.ts';
 import { verbs } from './commands/index.ts';
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 export function buildProgram(io: CliIO = processIO): Command {
   const program = new Command('jailyard')
     .description('a jail manager: FreeBSD jail(8) semantics on Linux and FreeBSD')
     .option('--state <dir>', 'state folder (default $JAILYARD_STATE or /var/db/jailyard)')
     .option('--host <url>', 'talk to a daemon (unix:///path or https://host:port) instead of the local store')
+    .version(packageVersion(), '-V, --version')
     .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride()
