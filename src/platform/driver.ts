@@ -135,6 +135,10 @@ export interface Driver {
    * cgroup of the jail, clean environment, dropped capabilities (like jexec). */
   runInJail(ctx: JailContext, facts: CreateFacts, argv: string[], opts?: ExecOptions): Promise<ExecResult>;
 
+  /** Mount points at or below `dir` right now (the runtime never deletes a folder that still
+   * has one: a recursive delete would go through a read-write mount into its source). */
+  mountsBelow(dir: string): string[];
+
   /** Everything of jailyard's found on the system (named by prefix) for reconcile. */
   scanLeftovers(): Promise<Leftovers>;
   /** Remove one leftover found by scanLeftovers (kind + id as reported there). */

@@ -1,7 +1,7 @@
 // The local JailService: jail operations over the store and the platform driver. The CLI
 // uses it directly (no daemon needed); the daemon serves the same object over HTTP.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import type { JailSpec } from '../conf/spec.ts';
@@ -62,20 +62,6 @@ export function writeGuestEnv(stateDir: string, name: string, env: string): void
   renameSync(tmp, join(dir, 'env'));
 }
 
-/** Mount points at or below `dir` (from /proc/self/mountinfo). */
-function mountsBelow(dir: string): string[] {
-  let text = '';
-  try {
-    text = readFileSync('/proc/self/mountinfo', 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.split(' ')[4]!.replace(/\\040/g, ' '))
-    .filter((m) => m === dir || m.startsWith(dir + '/'));
-}
 
 function summarize(outcomes: JailOutcome[]): BatchResult {
   return { outcomes, ok: outcomes.every((o) => o.status === 'ok') };
@@ -163,7 +149,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       } catch (e) {
         // nothing half-created: forget the jail and its folder again
         store.removeJail(name);
-        if (mountsBelow(jailStateDir(stateDir, name)).length === 0) rmSync(jailStateDir(stateDir, name), { recursive: true, force: true });
+        if ((await getDriver()).mountsBelow(jailStateDir(stateDir, name)).length === 0) rmSync(jailStateDir(stateDir, name), { recursive: true, force: true });
         throw e;
       }
       return store.requireJail(name);
@@ -245,7 +231,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
           const children = descendantsOf(n).map((j) => j.name);
           if (children.length) throw new JailyardError('JY_ERR_DEPEND', `child jail(s) ${children.join(', ')} could not be removed`, { jail: n });
           const dir = jailStateDir(stateDir, n);
-          const left = mountsBelow(dir);
+          const left = (await getDriver()).mountsBelow(dir);
           if (left.length) {
             throw new JailyardError('JY_ERR_MOUNT', `still mounted below ${dir}: ${left.join(', ')}; run jailyard reconcile`, { jail: n });
           }

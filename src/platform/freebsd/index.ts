@@ -244,6 +244,15 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
       return runner.run(full, runOptions(o, { PATH: HOST_PATH }));
     },
 
+    mountsBelow(dir) {
+      const r = runner.runSync([TOOLS.mount, '-p']);
+      if (r.code !== 0) throw new JailyardError('JY_ERR_PLATFORM', `mount -p failed: ${outputOf(r)}`, { output: outputOf(r) });
+      const d = dir.replace(/\/+$/, '');
+      return parseMountP(r.stdout)
+        .map((e) => e.target)
+        .filter((t) => t === d || t.startsWith(d + '/'));
+    },
+
     async scanLeftovers() {
       const found: Leftovers = { mounts: [], netns: [], links: [], cgroups: [], pids: [] };
       const m = await runner.run([TOOLS.mount, '-p'], SYSTEM);

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { loadDefaults } from '../../defaults.ts';
 import { JailyardError } from '../../errors.ts';
 import { checkCapdrop } from './caps.ts';
+import { mountsBelow } from './mountinfo.ts';
 import type { Driver } from '../driver.ts';
 import * as life from './create.ts';
 import { runHost, runInJail } from './exec.ts';
@@ -71,5 +72,6 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
     scanLeftovers: () => scanLeftovers({ stateRoots: opts.stateRoots ?? [], cgroups }),
     removeLeftover,
     removeBridgeIfUnused: () => removeBridgeIfUnused(net.bridge),
+    mountsBelow: (dir) => mountsBelow(dir),
   };
 }

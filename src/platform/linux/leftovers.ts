@@ -1,6 +1,7 @@
 // What jailyard may have left on the system (for `jailyard reconcile`): mounts below the
 // state roots, jy-* netns, jyh* veths, jy-* cgroups below the parent groups, and live jail
 // pid-1 processes (children of an unshare running stage.sh).
+import { mountTargets } from './mountinfo.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Leftovers } from '../driver.ts';
 import { parentDirs, removeGroups, type CgroupConfig } from './cgroups.ts';
@@ -16,12 +17,6 @@ export interface LeftoverConfig {
   cgroups: CgroupConfig;
 }
 
-function mountTargets(): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.split(' ')[4]!.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
-}
 
 function jailInitPids(): number[] {
   const found: number[] = [];

@@ -2,6 +2,7 @@
 // The root is first bound onto itself and made private: nothing mounted below it propagates
 // to the host's peers, and pivot_root later finds a mount point. Every made thing is recorded
 // the moment it exists; a failure undoes exactly those, newest first.
+import { mountTargets } from './mountinfo.ts';
 import { closeSync, openSync, readlinkSync, rmdirSync, statSync, symlinkSync, unlinkSync, lstatSync, writeFileSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
@@ -145,12 +146,7 @@ async function mountDevfs(target: string, facts: MountFacts, view: MountView): P
 }
 
 function mountedTargets(view: MountView): Set<string> {
-  return new Set(
-    readFileSync(view.mountinfo, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => l.split(' ')[4]!.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))),
-  );
+  return new Set(mountTargets(view.mountinfo));
 }
 
 /**

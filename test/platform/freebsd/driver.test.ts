@@ -184,6 +184,19 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
     }
   });
 
+  test('mountsBelow: what mount -p lists at or below a folder, so it is never deleted through a mount (mocked FreeBSD)', () => {
+    const fake = createFakeRunner([
+      {
+        argv: ['/sbin/mount', '-p'],
+        sync: true,
+        result: { stdout: '/dev/ada0p2\t/\tufs\trw\t1\t1\n/usr/jails/base\t/var/db/jailyard/jails/www/root\tnullfs\tro\t0\t0\n/var/db/jailyard/jails/www/rw/var\t/var/db/jailyard/jails/www/root/var\tnullfs\trw\t0\t0\n/x\t/var/db/jailyard/jails/www2/root\tnullfs\tro\t0\t0\n' },
+      },
+    ]);
+    const driver = createFreeBSDDriver({ runner: fake });
+    assert.deepEqual(driver.mountsBelow('/var/db/jailyard/jails/www'), ['/var/db/jailyard/jails/www/root', '/var/db/jailyard/jails/www/root/var']);
+    fake.verify();
+  });
+
   test('preflight: FreeBSD and root, else JY_ERR_PLATFORM / JY_ERR_NOT_ROOT (mocked FreeBSD)', async () => {
     const ok = createFakeRunner([{ argv: ['/usr/bin/uname', '-s'], result: { stdout: 'FreeBSD\n' } }]);
     await createFreeBSDDriver({ runner: ok, getuid: () => 0 }).preflight();
