@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Builds jailyard's one native helper, native/build/jy-capdrop (static, so it runs inside any
-# jail root without the jail's libraries). Run by `npm install` (prepare); idempotent.
+# Builds jailyard's native helpers, native/*.c -> native/build/NAME, statically linked (so
+# they run inside any jail root without the jail's libraries): jy-capdrop (bound into every
+# jail), jy-mount (batched mount calls). Run by `npm install` (prepare); idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(uname -s)" = Linux ] || exit 0
-src=native/jy-capdrop.c out=native/build/jy-capdrop
-[ -x "$out" ] && [ "$out" -nt "$src" ] && exit 0
 cc=${CC:-cc}
-if ! command -v "$cc" >/dev/null 2>&1; then
-  echo "jailyard: a C compiler is needed to build $out (apt-get install gcc libc6-dev)" >&2
-  exit 1
-fi
 mkdir -p native/build
-"$cc" -static -Os -Wall -Wextra -Werror -o "$out.tmp" "$src"
-mv "$out.tmp" "$out"
+for src in native/*.c; do
+  out=native/build/$(basename "$src" .c)
+  [ -x "$out" ] && [ "$out" -nt "$src" ] && continue
+  if ! command -v "$cc" >/dev/null 2>&1; then
+    echo "jailyard: a C compiler is needed to build $out (apt-get install gcc libc6-dev)" >&2
+    exit 1
+  fi
+  "$cc" -static -Os -Wall -Wextra -Werror -o "$out.tmp" "$src"
+  mv "$out.tmp" "$out"
+done

@@ -1,9 +1,6 @@
 // The capabilities a jail keeps: Docker's default set minus mknod. Enough for daemons to
 // bind low ports, drop to users and own their files; not enough to mount, remount
 // read-only binds rw, load modules, ptrace, change time or links.
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { JailyardError } from '../../errors.ts';
 
 /** Capability numbers (linux/capability.h) kept in the jail's bounding set. */
 const KEEP = {
@@ -25,17 +22,3 @@ const KEEP = {
 /** The KEEP argument of jy-capdrop. */
 export const JAIL_KEEP_CAPS = Object.values(KEEP).join(',');
 export const JAIL_KEPT_CAP_NAMES = Object.keys(KEEP);
-
-/**
- * jy-capdrop (native/jy-capdrop.c, built by `npm install`): a static helper bound read-only
- * into every jail at /.jailyard/capdrop. It drops the capabilities before anything of the
- * jail's own tree runs, at start and at every exec.
- */
-export const CAPDROP = fileURLToPath(new URL('../../../native/build/jy-capdrop', import.meta.url));
-export const CAPDROP_IN_JAIL = '/.jailyard/capdrop';
-
-export function checkCapdrop(): void {
-  if (!existsSync(CAPDROP)) {
-    throw new JailyardError('JY_ERR_PLATFORM', `missing ${CAPDROP}: run npm install (or bash scripts/build-native.sh; needs gcc and libc6-dev)`, { step: 'create' });
-  }
-}

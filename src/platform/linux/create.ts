@@ -9,7 +9,8 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, re
 import { fileURLToPath } from 'node:url';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, JailContext, Limits, NetworkFacts } from '../driver.ts';
-import { CAPDROP, JAIL_KEEP_CAPS, checkCapdrop } from './caps.ts';
+import { JAIL_KEEP_CAPS } from './caps.ts';
+import { CAPDROP, checkNative } from './native.ts';
 import { resolveInside } from './paths.ts';
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { nestedRoot } from './mounts.ts';
@@ -99,7 +100,7 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   for (const point of ['tini', 'capdrop']) {
     if (!existsSync(fs(`${tiniDir}/${point}`))) closeSync(openSync(fs(`${tiniDir}/${point}`), 'a'));
   }
-  checkCapdrop();
+  checkNative();
   const cgroups = createGroups(cgroupConfigFor(ctx, cfg.cgroups), ctx.jid, ctx.name, limits, stateTag(ctx.stateDir), ctx.parent?.cgroups);
 
   const stage = ['/bin/sh', STAGE_SCRIPT, root, hostname, cfg.tini, CAPDROP, JAIL_KEEP_CAPS, hasDev(root, fs) ? 'keepdev' : 'makedev', ...cfg.holder];

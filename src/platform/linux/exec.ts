@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, ExecOptions, ExecResult, JailContext } from '../driver.ts';
-import { CAPDROP_IN_JAIL, JAIL_KEEP_CAPS } from './caps.ts';
+import { JAIL_KEEP_CAPS } from './caps.ts';
+import { CAPDROP_IN_JAIL } from './native.ts';
 import { minimalEnv, run } from './proc.ts';
 
 export const JAIL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

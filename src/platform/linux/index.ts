@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { loadDefaults } from '../../defaults.ts';
 import { JailyardError } from '../../errors.ts';
-import { checkCapdrop } from './caps.ts';
+import { checkNative } from './native.ts';
 import { mountsBelow } from './mountinfo.ts';
 import type { Driver } from '../driver.ts';
 import * as life from './create.ts';
@@ -57,7 +57,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
       const missing = TOOLS.filter((t) => !dirs.some((d) => existsSync(`${d}/${t}`)));
       if (!existsSync(lifeCfg.tini)) missing.push(lifeCfg.tini);
       if (missing.length) throw new JailyardError('JY_ERR_PLATFORM', `missing tools: ${missing.join(', ')} (util-linux, iproute2, tini)`);
-      checkCapdrop();
+      checkNative('preflight');
     },
     setupNetwork: (ctx) => setupNetwork(ctx, net),
     teardownNetwork: (_ctx, facts) => teardownNetwork(facts),

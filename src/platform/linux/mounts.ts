@@ -10,6 +10,7 @@ import type { JailContext, MountFacts } from '../driver.ts';
 import type { MountPlan, MountStep } from '../../skeleton/plan.ts';
 import { isUnder, mkdirTracked, resolveInside } from './paths.ts';
 import { killTree, run } from './proc.ts';
+import { ops, runBatch, type BatchOp } from './mountops.ts';
 import { HOST_VIEW, heldNamespace, holdMountNamespace, type MountView } from './mountns.ts';
 
 /** Device nodes a minimal /dev gets bound in from the host. */
@@ -28,6 +29,38 @@ async function mountCmd(args: string[], what: string, view: MountView): Promise<
   if (r.code !== 0) throw new MountError(`cannot mount ${what}`, (r.stderr || r.stdout).trim());
 }
 
+/**
+ * Mount calls queued for one jy-mount run. Host-side file work (mkdir, mount points) on a
+ * path below a queued mount waits for it (`settle`), so it lands on the mounted tree as it
+ * did with one mount(8) per call. Each mount that took effect is recorded in the facts.
+ */
+class Batch {
+  private queued: BatchOp[] = [];
+  private readonly view: MountView;
+  private readonly facts: MountFacts;
+  constructor(view: MountView, facts: MountFacts) {
+    this.view = view;
+    this.facts = facts;
+  }
+
+  add(batch: BatchOp[]): void {
+    this.queued.push(...batch);
+  }
+
+  /** Runs what is queued when `path` lies at or below something a queued op mounts. */
+  async settle(path: string): Promise<void> {
+    if (this.queued.some((q) => q.covers !== undefined && isUnder(q.covers, path))) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    const batch = this.queued;
+    this.queued = [];
+    const r = await runBatch(batch, (argv) => this.view.argv(argv));
+    for (const q of batch.slice(0, r.done)) if (q.creates !== undefined) this.facts.mounted.push(q.creates);
+    if (r.error !== undefined) throw new MountError(`cannot ${batch[r.done]?.op.op === 'm' ? 'mount ' : ''}${batch[r.done]?.what ?? 'mount'}`, r.error);
+  }
+}
+
 export async function mount(ctx: JailContext, plan: MountPlan): Promise<MountFacts> {
   if (ctx.parent) return await mountNested(ctx, plan);
   return await mountIn(ctx, plan, HOST_VIEW, { mounted: [], created: [] }, false);
@@ -43,17 +76,18 @@ async function mountIn(ctx: JailContext, plan: MountPlan, view: MountView, facts
   // Targets outside the root are refused before anything is touched.
   for (const step of plan.mounts) inRoot(step.target);
   for (const l of plan.symlinks) inRoot(posix.dirname(l.path));
+  const batch = new Batch(view, facts);
   try {
     if (!rootReady) {
       facts.created.push(...mkdirTracked(root, view.fs));
-      await mountCmd(['--bind', root, root], `${root} onto itself`, view);
-      facts.mounted.push(root);
-      await mountCmd(['--make-private', root], `${root} private`, view);
+      batch.add([...ops.bind(root, root, false), ...ops.private(root)]);
     }
     for (const dir of plan.mkdirs) {
+      await batch.settle(dir);
       facts.created.push(...mkdirTracked(isUnder(root, dir) ? inRoot(dir) : posix.normalize(dir), view.fs));
     }
     for (const link of plan.symlinks) {
+      await batch.settle(link.path);
       const at = posix.join(inRoot(posix.dirname(link.path)), posix.basename(link.path));
       facts.created.push(...mkdirTracked(posix.dirname(at), view.fs));
       // a restart finds the links of the first start in the jail's own tree: keep them
@@ -62,7 +96,8 @@ async function mountIn(ctx: JailContext, plan: MountPlan, view: MountView, facts
       symlinkSync(link.target, view.fs(at));
       facts.created.push(at);
     }
-    for (const step of plan.mounts) await mountStep(ctx, root, step, facts, view);
+    for (const step of plan.mounts) await mountStep(ctx, root, step, facts, view, batch);
+    await batch.flush();
     return facts;
   } catch (e) {
     await undo(facts, view);
@@ -73,40 +108,45 @@ async function mountIn(ctx: JailContext, plan: MountPlan, view: MountView, facts
   }
 }
 
-async function mountStep(ctx: JailContext, root: string, step: MountStep, facts: MountFacts, view: MountView): Promise<void> {
+async function mountStep(ctx: JailContext, root: string, step: MountStep, facts: MountFacts, view: MountView, batch: Batch): Promise<void> {
+  await batch.settle(step.target);
   const target = resolveInside(root, step.target, ctx.name, view.fs);
   switch (step.kind) {
     case 'proc':
       return; // proc belongs to the jail's pid namespace: mounted inside at create
     case 'bind': {
+      await batch.settle(step.source);
       const srcIsDir = statSync(view.fs(step.source)).isDirectory();
       prepareTarget(target, srcIsDir, facts, view);
-      await mountCmd(['--bind', ...(step.readonly ? ['-o', 'ro'] : []), step.source, target], `${step.source} on ${target} (bind${step.readonly ? ', ro' : ''})`, view);
-      break;
+      batch.add(ops.bind(step.source, target, step.readonly));
+      return;
     }
     case 'overlay': {
       const paths = [...step.lower, step.upper, step.work];
       const bad = paths.find((p) => /[,:]/.test(p));
       if (bad) throw new MountError(`cannot mount overlay on ${target}: path ${bad} contains ',' or ':'`, '');
+      for (const p of paths) await batch.settle(p);
       facts.created.push(...mkdirTracked(step.upper, view.fs), ...mkdirTracked(step.work, view.fs));
       prepareTarget(target, true, facts, view);
-      const opts = `lowerdir=${step.lower.join(':')},upperdir=${step.upper},workdir=${step.work}`;
-      await mountCmd(['-t', 'overlay', '-o', opts, 'overlay', target], `overlay ${step.lower.join(':')} on ${target}`, view);
-      break;
+      batch.add(ops.fs('overlay', 'overlay', target, [`lowerdir=${step.lower.join(':')}`, `upperdir=${step.upper}`, `workdir=${step.work}`]));
+      return;
     }
     case 'tmpfs':
       prepareTarget(target, true, facts, view);
-      await mountCmd(['-t', 'tmpfs', '-o', step.options.length ? step.options.join(',') : 'mode=755', 'tmpfs', target], `tmpfs on ${target}`, view);
-      break;
+      batch.add(ops.fs('tmpfs', 'tmpfs', target, step.options.length ? step.options : ['mode=755']));
+      return;
     case 'fs':
+      // any filesystem, perhaps with a mount helper (nfs, ...): mount(8) itself
+      await batch.flush();
       prepareTarget(target, true, facts, view);
       await mountCmd(['-t', step.fstype, ...(step.options.length ? ['-o', step.options.join(',')] : []), step.source, target], `${step.source} on ${target} (${step.fstype})`, view);
-      break;
+      facts.mounted.push(target);
+      return;
     case 'devfs':
-      await mountDevfs(target, facts, view);
+      prepareTarget(target, true, facts, view);
+      batch.add(devfsOps(target));
       return;
   }
-  facts.mounted.push(target);
 }
 
 function prepareTarget(target: string, dir: boolean, facts: MountFacts, view: MountView): void {
@@ -125,24 +165,19 @@ function prepareTarget(target: string, dir: boolean, facts: MountFacts, view: Mo
   }
 }
 
-/** A minimal /dev: tmpfs, host device nodes bound in, a private devpts, shm, fd links. */
-async function mountDevfs(target: string, facts: MountFacts, view: MountView): Promise<void> {
-  prepareTarget(target, true, facts, view);
-  await mountCmd(['-t', 'tmpfs', '-o', 'mode=755,nosuid,size=64k', 'jailyard-dev', target], `devfs (tmpfs) on ${target}`, view);
-  facts.mounted.push(target);
-  for (const dev of DEVICES) {
-    const node = `${target}/${dev}`;
-    writeFileSync(view.fs(node), '');
-    await mountCmd(['--bind', `/dev/${dev}`, node], `/dev/${dev} on ${node}`, view);
-    facts.mounted.push(node);
-  }
-  for (const d of ['pts', 'shm']) mkdirTracked(`${target}/${d}`, view.fs);
-  await mountCmd(['-t', 'devpts', '-o', 'newinstance,ptmxmode=0666,mode=620,gid=5,nosuid,noexec', 'devpts', `${target}/pts`], `devpts on ${target}/pts`, view);
-  facts.mounted.push(`${target}/pts`);
-  await mountCmd(['-t', 'tmpfs', '-o', 'mode=1777,nosuid,nodev', 'shm', `${target}/shm`], `tmpfs on ${target}/shm`, view);
-  facts.mounted.push(`${target}/shm`);
+/**
+ * A minimal /dev: tmpfs, host device nodes bound in, a private devpts, shm, fd links. All
+ * of it inside the fresh tmpfs, so nothing here meets a file the jail made.
+ */
+function devfsOps(target: string): BatchOp[] {
+  const batch = ops.fs('tmpfs', 'jailyard-dev', target, ['mode=755', 'nosuid', 'size=64k']);
+  for (const dev of DEVICES) batch.push(...ops.file(`${target}/${dev}`), ...ops.bind(`/dev/${dev}`, `${target}/${dev}`, false));
+  batch.push(...ops.mkdir(`${target}/pts`), ...ops.mkdir(`${target}/shm`));
+  batch.push(...ops.fs('devpts', 'devpts', `${target}/pts`, ['newinstance', 'ptmxmode=0666', 'mode=620', 'gid=5', 'nosuid', 'noexec']));
+  batch.push(...ops.fs('tmpfs', 'shm', `${target}/shm`, ['mode=1777', 'nosuid', 'nodev']));
   const links: [string, string][] = [['ptmx', 'pts/ptmx'], ['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']];
-  for (const [name, to] of links) symlinkSync(to, view.fs(`${target}/${name}`));
+  for (const [name, to] of links) batch.push(...ops.symlink(to, `${target}/${name}`));
+  return batch;
 }
 
 function mountedTargets(view: MountView): Set<string> {
@@ -150,23 +185,20 @@ function mountedTargets(view: MountView): Set<string> {
 }
 
 /**
- * Unmounts `targets` newest first. One umount process for the whole list (it takes them in
- * order); on failure each remaining one is retried alone, lazily (-l) if it is busy.
+ * Unmounts `targets` newest first, in one jy-mount run; a target that fails is detached
+ * lazily (it is busy) and the run goes on with the rest.
  */
 export async function unmountAll(targets: string[], jail?: string, view: MountView = HOST_VIEW): Promise<void> {
   const present = mountedTargets(view);
-  const todo = [...targets].reverse().filter((t) => present.has(t));
-  if (!todo.length) return;
-  const r = await run(view.argv(['umount', ...todo]));
-  if (r.code === 0) return;
-  const still = mountedTargets(view);
+  let todo = [...targets].reverse().filter((t) => present.has(t));
   const failed: string[] = [];
-  for (const t of todo) {
-    if (!still.has(t)) continue;
-    const again = await run(view.argv(['umount', t]));
-    if (again.code === 0) continue;
-    const lazy = await run(view.argv(['umount', '-l', t]));
-    if (lazy.code !== 0) failed.push(`${t}: ${lazy.stderr.trim()}`);
+  while (todo.length) {
+    const r = await runBatch(todo.flatMap((t) => ops.umount(t)), (argv) => view.argv(argv));
+    if (r.error === undefined) break;
+    const stuck = todo[r.done]!;
+    const lazy = await runBatch(ops.umount(stuck, true), (argv) => view.argv(argv));
+    if (lazy.error !== undefined) failed.push(`${stuck}: ${lazy.error}`);
+    todo = todo.slice(r.done + 1);
   }
   if (failed.length) {
     throw new JailyardError('JY_ERR_MOUNT', `cannot unmount ${failed.length} target(s)`, { ...(jail ? { jail } : {}), step: 'unmount', output: failed.join('\n') });
@@ -243,13 +275,15 @@ async function mountNested(ctx: JailContext, plan: MountPlan): Promise<MountFact
     if (!before?.isDirectory()) throw new JailyardError('JY_ERR_PATH', `the jail root ${root} is not a directory inside the parent's root`, place);
     facts.created.push(...mkdirTracked(pin, view.fs));
     // recursive: the child sees the parent's own mounts below its path, as on FreeBSD
-    await mountCmd(['--rbind', real, pin], `${real} on ${pin}`, view);
-    facts.mounted.push(pin);
+    const pinning = new Batch(view, facts);
+    pinning.add(ops.bind(real, pin, false, true));
+    await pinning.flush();
     const after = statSync(view.fs(pin));
     if (after.dev !== before.dev || after.ino !== before.ino) {
       throw new JailyardError('JY_ERR_PATH', `the jail root ${root} changed while it was mounted (replaced by a symlink?)`, place);
     }
-    await mountCmd(['--make-rprivate', pin], `${pin} private`, view);
+    pinning.add(ops.private(pin, true));
+    await pinning.flush();
     return await mountIn(ctx, rebasePlan(plan, root, pin), view, facts, true);
   } catch (e) {
     await undo(facts, view);

@@ -209,6 +209,23 @@ describe('linux driver: stop, survival, failures', () => {
     jail.cleanup();
   });
 
+  test('a mount failing in the middle of a batch undoes exactly the mounts made before it', async () => {
+    const jail = makeTestJail(PREFIX);
+    // the kernel refuses this option: jy-mount has already made the root, /usr and /dev
+    jail.plan.mounts.push({ kind: 'tmpfs', target: `${jail.plan.root}/mnt`, options: ['size=not-a-size'], origin: 'mount' });
+    const mountsBefore = snapshot().mounts;
+    await assert.rejects(driver.mount(jail.ctx, jail.plan), (e) => {
+      assert.ok(isJailyardError(e));
+      assert.equal(e.code, 'JY_ERR_MOUNT');
+      assert.match(e.message, /tmpfs on .*\/mnt/);
+      assert.match(String(e.place.output), /Invalid argument/);
+      return true;
+    });
+    assert.deepEqual(snapshot().mounts, mountsBefore);
+    assert.ok(!existsSync(`${jail.plan.root}/usr`) && !existsSync(`${jail.plan.root}/mnt`), 'made directories removed');
+    jail.cleanup();
+  });
+
   test('a symlink in the jail cannot redirect a host-side mount outside the root', async () => {
     const jail = makeTestJail(PREFIX);
     execFileSync('ln', ['-s', '/etc', `${jail.plan.root}/escape`]);

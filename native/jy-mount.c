@@ -1,0 +1,108 @@
+/*
+ * jy-mount: runs a batch of mount(2)/umount2(2) calls and the few file operations a minimal
+ * /dev needs, in order, in ONE process. mount(8) costs a process and a parse of the whole
+ * mount table per call; a thin jail needs a dozen mounts.
+ *
+ *   jy-mount OP... where each OP is one of
+ *     m SOURCE TARGET FSTYPE FLAGS DATA   mount(2); "" is NULL for SOURCE, FSTYPE and DATA;
+ *                                          FLAGS is the decimal MS_* bit mask
+ *     u TARGET FLAGS                       umount2(2); FLAGS: 0 or MNT_DETACH (2)
+ *     f PATH                               an empty regular file (mount point), if missing
+ *     d PATH MODE                          mkdir(2) with octal MODE, if missing
+ *     l TARGET PATH                        symlink(2)
+ *
+ * The ops are computed by jailyard (src/platform/linux/mountops.ts): nothing here decides
+ * what to mount, and no argument is ever interpreted by a shell. It stops at the first
+ * failing op and exits 1 after printing, on stdout, how many ops succeeded ("done N"), and
+ * on stderr which op failed and why; the caller records exactly the mounts that exist.
+ * Exit 2: bad usage (nothing was done).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *nul(const char *s) { return *s ? s : NULL; }
+
+static int parse_ulong(const char *s, int base, unsigned long *out) {
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, base);
+	if (errno || end == s || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int usage(const char *why) {
+	fprintf(stderr, "jy-mount: %s\n", why);
+	return 2;
+}
+
+/* Number of arguments after the op letter, or -1 for an unknown op. */
+static int arity(const char *op) {
+	if (!strcmp(op, "m")) return 5;
+	if (!strcmp(op, "u")) return 2;
+	if (!strcmp(op, "f")) return 1;
+	if (!strcmp(op, "d")) return 2;
+	if (!strcmp(op, "l")) return 2;
+	return -1;
+}
+
+int main(int argc, char **argv) {
+	/* Validate the whole batch first: bad usage does nothing at all. */
+	for (int i = 1; i < argc;) {
+		int n = arity(argv[i]);
+		if (n < 0) return usage("unknown op");
+		if (i + n >= argc) return usage("op with too few arguments");
+		unsigned long v;
+		if (!strcmp(argv[i], "m") && parse_ulong(argv[i + 4], 10, &v)) return usage("bad mount flags");
+		if (!strcmp(argv[i], "u") && parse_ulong(argv[i + 2], 10, &v)) return usage("bad umount flags");
+		if (!strcmp(argv[i], "d") && parse_ulong(argv[i + 2], 8, &v)) return usage("bad mode");
+		i += n + 1;
+	}
+	int done = 0;
+	for (int i = 1; i < argc;) {
+		const char *op = argv[i];
+		char **a = &argv[i + 1];
+		int rc = 0;
+		unsigned long v = 0;
+		if (!strcmp(op, "m")) {
+			parse_ulong(a[3], 10, &v);
+			rc = mount(nul(a[0]), a[1], nul(a[2]), v, nul(a[4]));
+			if (rc) fprintf(stderr, "jy-mount: mount %s on %s (%s): %s\n", *a[0] ? a[0] : "-", a[1], *a[2] ? a[2] : "-", strerror(errno));
+		} else if (!strcmp(op, "u")) {
+			parse_ulong(a[1], 10, &v);
+			rc = umount2(a[0], (int)v);
+			if (rc) fprintf(stderr, "jy-mount: umount %s: %s\n", a[0], strerror(errno));
+		} else if (!strcmp(op, "f")) {
+			int fd = open(a[0], O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+			if (fd < 0) {
+				rc = -1;
+				fprintf(stderr, "jy-mount: create %s: %s\n", a[0], strerror(errno));
+			} else {
+				close(fd);
+			}
+		} else if (!strcmp(op, "d")) {
+			parse_ulong(a[1], 8, &v);
+			rc = mkdir(a[0], (mode_t)v);
+			if (rc && errno == EEXIST) rc = 0;
+			else if (rc) fprintf(stderr, "jy-mount: mkdir %s: %s\n", a[0], strerror(errno));
+		} else if (!strcmp(op, "l")) {
+			rc = symlink(a[0], a[1]);
+			if (rc) fprintf(stderr, "jy-mount: symlink %s -> %s: %s\n", a[1], a[0], strerror(errno));
+		}
+		if (rc) {
+			printf("done %d\n", done);
+			return 1;
+		}
+		done++;
+		i += arity(op) + 1;
+	}
+	printf("done %d\n", done);
+	return 0;
+}

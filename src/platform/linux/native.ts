@@ -1,0 +1,21 @@
+// jailyard's native helpers (native/*.c), built statically by `npm install` (prepare):
+//   jy-capdrop  bound read-only into every jail; drops the capabilities before anything of
+//               the jail's own tree runs, at start and at every exec
+//   jy-mount    runs a batch of mount/umount calls in one process (src/platform/linux/mountops.ts)
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { JailyardError } from '../../errors.ts';
+
+const built = (name: string) => fileURLToPath(new URL(`../../../native/build/${name}`, import.meta.url));
+
+export const CAPDROP = built('jy-capdrop');
+export const CAPDROP_IN_JAIL = '/.jailyard/capdrop';
+export const JY_MOUNT = built('jy-mount');
+
+/** Throws a clear error when a helper was not built (no C compiler at install time). */
+export function checkNative(step = 'create'): void {
+  const missing = [CAPDROP, JY_MOUNT].filter((p) => !existsSync(p));
+  if (missing.length) {
+    throw new JailyardError('JY_ERR_PLATFORM', `missing ${missing.join(', ')}: run npm install (or bash scripts/build-native.sh; needs gcc and libc6-dev)`, { step });
+  }
+}
