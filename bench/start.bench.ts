@@ -1,6 +1,8 @@
 // Starting a prepared jail (mounts already made) with the Linux driver vs bubblewrap with
 // equivalent isolation (all namespaces incl. net, the same root, fresh /proc, minimal /dev,
-// hostname), each running `true`; then create+start of 100 jails from nothing.
+// hostname), each running `true`; then create+start of 100 jails from nothing. The ratio is
+// for a jail without addresses (a network namespace with only the loopback, like bwrap's);
+// a jail with an address (netns + veth on the bridge) is measured beside it.
 import { spawnSync } from 'node:child_process';
 import { createLinuxDriver } from '../src/platform/linux/index.ts';
 import { makeTestJail } from '../test/platform/linux/fixture.ts';
@@ -12,14 +14,17 @@ const driver = createLinuxDriver({ cgroupParent: 'jailyard-bench' });
 await driver.preflight();
 
 // The shared bridge is host infrastructure that lives as long as any jail is on it; an
-// anchor jail's veth keeps it up, so every start below is measured in that steady state
+// anchor jail's veth (it has an address) keeps it up, so every start below is measured in that steady state
 // (without it each iteration would also create and delete the bridge: ~95 ms).
-const anchor = makeTestJail('jybench-anchor');
+const anchor = makeTestJail('jybench-anchor', { 'ip4.addr': '198.51.100.249' });
 const anchorNet = await driver.setupNetwork(anchor.ctx);
 
 const jail = makeTestJail('jybench');
 const mounts = await driver.mount(jail.ctx, jail.plan);
+const withAddr = makeTestJail('jybench', { 'ip4.addr': '198.51.100.250' });
+const withAddrMounts = await driver.mount(withAddr.ctx, withAddr.plan);
 const ours: number[] = [];
+const oursWithAddr: number[] = [];
 const bwrap: number[] = [];
 try {
   for (let i = 0; i < N; i++) {
@@ -33,6 +38,16 @@ try {
         await driver.teardownNetwork(jail.ctx, net);
       }),
     );
+    oursWithAddr.push(
+      await timeMs(async () => {
+        const net = await driver.setupNetwork(withAddr.ctx);
+        const facts = await driver.create(withAddr.ctx, net, {});
+        const r = await driver.runInJail(withAddr.ctx, facts, ['true']);
+        if (r.code !== 0) throw new Error(r.stderr);
+        await driver.destroy(withAddr.ctx, facts, 1000);
+        await driver.teardownNetwork(withAddr.ctx, net);
+      }),
+    );
     bwrap.push(
       await timeMs(() => {
         const r = spawnSync('bwrap', ['--unshare-all', '--die-with-parent', '--bind', jail.plan.root, '/', '--proc', '/proc', '--dev', '/dev', '--hostname', 'bench', 'true']);
@@ -43,6 +58,8 @@ try {
 } finally {
   await driver.unmount(jail.ctx, mounts);
   jail.cleanup();
+  await driver.unmount(withAddr.ctx, withAddrMounts);
+  withAddr.cleanup();
 }
 
 // 100 jails: netns/veth + mounts + create each, then stop them all. No ip4.addr: other
@@ -83,6 +100,8 @@ report({
   metrics: {
     jailyard_p50_ms: p50(ours),
     jailyard_p90_ms: percentile(ours, 90),
+    jailyard_with_address_p50_ms: p50(oursWithAddr),
+    jailyard_with_address_p90_ms: percentile(oursWithAddr, 90),
     bwrap_p50_ms: p50(bwrap),
     bwrap_p90_ms: percentile(bwrap, 90),
     create_100_total_ms: startMany,

@@ -1,7 +1,7 @@
 // Limits: one cgroup per jail. cgroup v1 (one hierarchy per controller: memory, pids, cpu)
 // or v2 (one unified directory). The parent group sits below the calling process's own
 // group (it may be nested, e.g. memory:/some/service) or at the hierarchy root.
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, rmdirSync, write, writeFileSync, readdirSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { Limits } from '../driver.ts';
 import { sleep } from './proc.ts';
@@ -39,6 +39,30 @@ export function parentDirs(cfg: CgroupConfig): Layout {
   if (existsSync(`${CGROOT}/cgroup.controllers`)) return { version: 2, dir: at(CGROOT, '') };
   throw new JailyardError('JY_ERR_PLATFORM', `no usable cgroup hierarchy under ${CGROOT} (need v1 memory/pids/cpu or v2)`, { step: 'create' });
 }
+
+/**
+ * Moving a process into a cgroup (what jy-stage does first) takes the kernel's global
+ * cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period when no other
+ * move happened lately: ~13 ms on the test machines, most of a jail's start. This starts
+ * that wait early, in the background, while the driver still prepares the start: it writes
+ * this process's pid into the group it already is in (a move to where it is: nothing
+ * changes). jy-stage's own move then finds the lock's slow path already open. Best effort:
+ * any error is ignored.
+ */
+export function warmCgroupMoves(): void {
+  // One write on a file opened once: a single thread-pool job that starts now, not after
+  // the synchronous work that follows (open + write + close would wait for it).
+  if (warmFd === undefined) {
+    try {
+      const file = existsSync(`${CGROOT}/pids/cgroup.procs`) ? `${CGROOT}/pids${ownPath('pids')}/cgroup.procs` : `${CGROOT}${ownPath('')}/cgroup.procs`;
+      warmFd = openSync(file.replace(/\/+/g, '/'), 'w');
+    } catch {
+      warmFd = null;
+    }
+  }
+  if (warmFd !== null) write(warmFd, String(process.pid), () => {});
+}
+let warmFd: number | null | undefined;
 
 export function jailGroupName(jid: number, tag = ''): string {
   return tag ? `jy-${tag}-${jid}` : `jy-${jid}`;
@@ -152,11 +176,6 @@ export function applyLimits(dirs: string[], limits: Limits, jail: string): void 
   }
 }
 
-/** Moves pids into every group (v1: each controller; v2: the one). */
-export function joinGroups(dirs: string[], pids: number[]): void {
-  for (const dir of dirs) for (const pid of pids) writeFileSync(`${dir}/cgroup.procs`, String(pid));
-}
-
 function tryRmdir(dir: string): boolean {
   try {
     rmdirSync(dir);
@@ -198,7 +217,7 @@ export async function removeGroups(dirs: string[], jail: string, timeoutMs = 200
     if (Date.now() > end) {
       throw new JailyardError('JY_ERR_PLATFORM', `cannot remove cgroup(s) ${left.join(', ')}: still in use`, { jail, step: 'destroy' });
     }
-    await sleep(20);
+    await sleep(2);
   }
   // The parent group goes too once no jail uses it (concurrent creators retry their mkdir).
   for (const d of dirs) {

@@ -1,23 +1,20 @@
-// The create step and its undo: a detached unshare holds the jail's mount, pid, uts and ipc
-// namespaces (inside the netns made by the addresses step); its child runs stage.sh, which
-// mounts /proc, sets the hostname, pivot_roots and execs tini as the jail's pid 1 with a
-// reduced capability bounding set. The child is charged to the jail's cgroups before the
-// stage does anything: it blocks on stdin until the driver has moved it.
+// The create step and its undo: a detached jy-stage (native/jy-stage.c) joins the netns made
+// by the addresses step, unshares the jail's mount, pid, uts and ipc namespaces and forks
+// the jail's pid 1, which mounts /proc, sets the hostname, pivot_roots and execs tini through
+// jy-capdrop (a reduced capability bounding set). jy-stage joins the jail's cgroups before
+// anything else, so every process of the jail is charged to them from its first instruction.
 import { stateTag } from './paths.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, JailContext, Limits, NetworkFacts } from '../driver.ts';
 import { JAIL_KEEP_CAPS } from './caps.ts';
-import { CAPDROP, checkNative } from './native.ts';
+import { CAPDROP, JY_STAGE, checkNative } from './native.ts';
 import { resolveInside } from './paths.ts';
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { nestedRoot } from './mounts.ts';
-import { applyLimits, createGroups, joinGroups, removeGroups, type CgroupConfig } from './cgroups.ts';
+import { applyLimits, createGroups, removeGroups, warmCgroupMoves, type CgroupConfig } from './cgroups.ts';
 import { childrenOf, killTree, minimalEnv, nsIdsOf, pidAlive, pidsInNamespace, run, startTimeOf, waitFor } from './proc.ts';
-
-export const STAGE_SCRIPT = fileURLToPath(new URL('./stage.sh', import.meta.url));
 
 export interface LifeConfig {
   cgroups: CgroupConfig;
@@ -102,25 +99,22 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   }
   checkNative();
   const cgroups = createGroups(cgroupConfigFor(ctx, cfg.cgroups), ctx.jid, ctx.name, limits, stateTag(ctx.stateDir), ctx.parent?.cgroups);
+  // after making the groups (that waits for the lock as well), while jy-stage is spawned
+  warmCgroupMoves();
 
-  const stage = ['/bin/sh', STAGE_SCRIPT, root, hostname, cfg.tini, CAPDROP, JAIL_KEEP_CAPS, hasDev(root, fs) ? 'keepdev' : 'makedev', ...cfg.holder];
-  const argv = nest
-    ? [
-        // Into the parent's pid, net, uts and ipc namespaces (so the child's pid namespace is
-        // nested in the parent's and it shares the parent's addresses), and into the private
-        // mount namespace holding the child's mounts (host programs only, see mountns.ts).
-        'nsenter', `--mount=${nest.ns.nsFile}`, `--target=${ctx.parent!.initPid}`, '--pid', '--net', '--uts', '--ipc', '--',
-        'unshare', '--mount', '--pid', '--uts', '--ipc', '--fork', '--propagation', 'private', '--', ...stage,
-      ]
-    : [
-        ...(net.netns ? ['nsenter', `--net=/run/netns/${net.netns}`, '--'] : []),
-        'unshare', '--mount', '--pid', '--uts', '--ipc', ...(net.netns ? [] : ['--net']), '--fork', '--propagation', 'private', '--', ...stage,
-      ];
+  const joins = nest
+    ? // Into the parent's pid, net, uts and ipc namespaces (so the child's pid namespace is
+      // nested in the parent's and it shares the parent's addresses), and into the private
+      // mount namespace holding the child's mounts (host programs only, see mountns.ts).
+      [...(['ipc', 'uts', 'net', 'pid'] as const).flatMap((t) => ['--join', t, `/proc/${ctx.parent!.initPid}/ns/${t}`]), '--join', 'mnt', nest.ns.nsFile]
+    : net.netns
+      ? ['--join', 'net', `/run/netns/${net.netns}`]
+      : ['--unshare-net'];
+  const argv = [JY_STAGE, ...cgroups.flatMap((d) => ['--cgroup', d]), ...joins, root, hostname, cfg.tini, CAPDROP, JAIL_KEEP_CAPS, hasDev(root, fs) ? 'keepdev' : 'makedev', '--', ...cfg.holder];
   const logFd = openSync(log, 'a');
   // detached: its own session, so it outlives jailyard and no terminal signal reaches it.
-  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['pipe', 'pipe', logFd], env: minimalEnv(), cwd: '/' });
+  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', logFd], env: minimalEnv(), cwd: '/' });
   closeSync(logFd);
-  child.stdin!.on('error', () => {});
   const nextLine = lineReader(child);
   const failed = async (what: string, extra = ''): Promise<never> => {
     if (child.pid) killTree(child.pid, 'SIGKILL');
@@ -129,23 +123,15 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
     const output = [extra, logTail(log, logStart)].filter(Boolean).join('\n');
     throw new JailyardError('JY_ERR_PLATFORM', `cannot create the jail: ${what}`, { ...place, output });
   };
-  if (!child.pid) return failed('cannot spawn unshare');
+  if (!child.pid) return failed('cannot spawn jy-stage');
   const holderPid = child.pid;
 
   const first = await withTimeout(nextLine(), cfg.readyTimeoutMs);
-  if (first !== 'wait') return failed(first === 'timeout' ? 'the stage did not start in time' : 'the stage died before it started');
-  // nsenter --pid forks: for a nested jail the chain is nsenter -> unshare -> stage.
+  if (first !== 'ready') return failed(first === 'timeout' ? 'the stage did not get ready in time' : 'the stage failed');
+  // joining a pid namespace forks once more: for a nested jail the chain is three processes.
   const between = nest ? childrenOf(holderPid)[0] : undefined;
   const initPid = childrenOf(between ?? holderPid)[0];
-  if (!initPid) return failed('no stage process below unshare');
-  try {
-    joinGroups(cgroups, [holderPid, ...(between ? [between] : []), initPid]);
-  } catch (e) {
-    return failed('cannot move the jail into its cgroups', (e as Error).message);
-  }
-  child.stdin!.write('go\n');
-  const second = await withTimeout(nextLine(), cfg.readyTimeoutMs);
-  if (second !== 'ready') return failed(second === 'timeout' ? 'the stage did not get ready in time' : 'the stage failed');
+  if (!initPid) return failed('no pid 1 below jy-stage');
   // "ready" comes right before the exec: pid 1 is up once it runs tini.
   const isTini = () => {
     try {
@@ -154,8 +140,7 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
       return false;
     }
   };
-  if (!(await waitFor(isTini, cfg.readyTimeoutMs, 2))) return failed('pid 1 did not become tini (jy-capdrop failed?)');
-  child.stdin!.end();
+  if (!(await waitFor(isTini, cfg.readyTimeoutMs, 1))) return failed('pid 1 did not become tini (jy-capdrop failed?)');
   child.stdout!.destroy();
   child.unref();
   // The child copied the prepared mount namespace: the copy held for it is done.
@@ -211,9 +196,11 @@ export async function destroy(ctx: JailContext, facts: CreateFacts, timeoutMs: n
     } catch {
       // gone meanwhile
     }
-    await waitFor(() => pidsInNamespace(pidNs).every((p) => !pidAlive(p)), 5000, 5);
+    // The kernel reaps every process of the namespace before its pid 1 counts as exited;
+    // jy-stage (the holder) waits for pid 1 and exits then: its exit means all are gone.
+    if (facts.holderPid === undefined || !isHolder(facts.holderPid)) await waitFor(() => pidsInNamespace(pidNs).every((p) => !pidAlive(p)), 5000, 5);
   }
-  if (facts.holderPid !== undefined) await waitFor(() => !pidAlive(facts.holderPid!) || !isHolder(facts.holderPid!), 5000, 5);
+  if (facts.holderPid !== undefined) await waitFor(() => !pidAlive(facts.holderPid!) || !isHolder(facts.holderPid!), 5000, 1);
   await removeGroups(facts.cgroups, ctx.name);
 }
 
@@ -226,7 +213,7 @@ function holderChild(initPid: number): number | undefined {
 
 function isHolder(pid: number): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(STAGE_SCRIPT);
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith(JY_STAGE + '\0');
   } catch {
     return false;
   }

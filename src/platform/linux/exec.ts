@@ -1,22 +1,15 @@
 // exec.* hooks: on the host (/bin/sh -c, jail(8)'s JID/JNAME/JPATH), and inside the jail
-// like jexec: every namespace of its pid 1, its root, its cgroups, a clean environment and
-// the same reduced capability bounding set as pid 1.
+// like jexec, through native/jy-enter: every namespace of its pid 1, its root, its cgroups,
+// a clean environment and the same reduced capability bounding set as pid 1.
 import { readFileSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, ExecOptions, ExecResult, JailContext } from '../driver.ts';
 import { JAIL_KEEP_CAPS } from './caps.ts';
-import { CAPDROP_IN_JAIL } from './native.ts';
+import { CAPDROP_IN_JAIL, JY_ENTER } from './native.ts';
 import { minimalEnv, run } from './proc.ts';
+import { warmCgroupMoves } from './cgroups.ts';
 
 export const JAIL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
-/**
- * Joins the cgroup directories given as arguments ($1 = how many), then execs the rest.
- * Fixed text: the directories and the command only ever arrive as positional arguments.
- * The shell writes its own pid before the exec, so the entered process and every child it
- * forks are charged to the jail from their first instruction.
- */
-const JOIN_CGROUPS = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs" || exit 125; shift; n=$((n-1)); done; exec "$@"';
 
 function jailEnv(ctx: JailContext): Record<string, string> {
   return { JID: String(ctx.jid), JNAME: ctx.name, JPATH: ctx.path };
@@ -69,8 +62,9 @@ export async function runInJail(ctx: JailContext, facts: CreateFacts, argv: stri
     ...opts.env,
   };
   const full = [
-    '/bin/sh', '-c', JOIN_CGROUPS, 'jailyard-join', String(facts.cgroups.length), ...facts.cgroups,
-    'nsenter', `--target=${facts.initPid}`, '--mount', '--uts', '--ipc', '--net', '--pid', '--root', '--wd', '--',
+    // jy-enter (static, the host's): the jail's cgroups, every namespace of its pid 1, its
+    // root; the process and every child it forks are charged to the jail from the start.
+    JY_ENTER, ...facts.cgroups.flatMap((d) => ['--cgroup', d]), '--target', String(facts.initPid), '--',
     // The first program inside is jy-capdrop, static and bound from the host: it drops the
     // capabilities before any program of the jail's own tree runs (a jailed root could have
     // replaced those, or preloaded a library into them). The environment is the clean one

@@ -1,5 +1,5 @@
 // The Linux driver: named netns + veth on a shared bridge, host-side mounts under the jail
-// root, unshare + pivot_root + tini as pid 1, cgroup limits, nsenter-based exec.
+// root, jy-stage (namespaces, pivot_root) + tini as pid 1, cgroup limits, jy-enter exec.
 import { existsSync } from 'node:fs';
 import { loadDefaults } from '../../defaults.ts';
 import { JailyardError } from '../../errors.ts';
@@ -33,7 +33,7 @@ export interface LinuxDriver extends Driver {
   removeBridgeIfUnused(): Promise<boolean>;
 }
 
-const TOOLS = ['ip', 'mount', 'umount', 'unshare', 'nsenter', 'pivot_root'];
+const TOOLS = ['ip', 'mount', 'umount', 'unshare', 'nsenter'];
 
 export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
   const defaults = loadDefaults();

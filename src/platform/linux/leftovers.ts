@@ -1,14 +1,14 @@
 // What jailyard may have left on the system (for `jailyard reconcile`): mounts below the
 // state roots, jy-* netns, jyh* veths, jy-* cgroups below the parent groups, and live jail
-// pid-1 processes (children of an unshare running stage.sh).
+// pid-1 processes (the pid 1 below a jy-stage).
 import { mountTargets } from './mountinfo.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Leftovers } from '../driver.ts';
 import { parentDirs, removeGroups, type CgroupConfig } from './cgroups.ts';
-import { STAGE_SCRIPT } from './create.ts';
+import { JY_STAGE } from './native.ts';
 import { unmountAll } from './mounts.ts';
 import { isUnder } from './paths.ts';
-import { childrenOf, killTree, run } from './proc.ts';
+import { childrenOf, innermostPid, killTree, run } from './proc.ts';
 import { teardownNetwork } from './network.ts';
 
 export interface LeftoverConfig {
@@ -23,8 +23,10 @@ function jailInitPids(): number[] {
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (argv[0]?.endsWith('unshare') && argv.includes(STAGE_SCRIPT)) found.push(...childrenOf(Number(d)));
+      // jy-stage waits for its child, which is pid 1 of the jail's new pid namespace (or,
+      // for a nested jail, a jy-stage in the parent's namespace that waits for that pid 1)
+      if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').startsWith(JY_STAGE + '\0')) continue;
+      found.push(...childrenOf(Number(d)).filter((c) => innermostPid(c) === 1));
     } catch {
       // gone
     }

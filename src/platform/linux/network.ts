@@ -1,13 +1,14 @@
-// The addresses step: a named netns per jail, a veth pair whose host side joins the shared
-// bridge, the jail's ip4.addr/ip6.addr on eth0 inside. No default route: jails reach the
-// bridge network only.
+// The addresses step: for a jail with addresses, a named netns, a veth pair whose host side
+// joins the shared bridge, the jail's ip4.addr/ip6.addr on eth0 inside. No default route:
+// jails reach the bridge network only. A jail without addresses gets a network namespace
+// with only the loopback, made by the create step.
 import { stateTag } from './paths.ts';
 import { withHostLock } from './lock.ts';
 import { existsSync, readdirSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, NetworkFacts } from '../driver.ts';
 import { jailAddresses, inNetwork, networksOverlap, type JailAddress } from './addresses.ts';
-import { run, outputOf } from './proc.ts';
+import { run, outputOf, waitFor } from './proc.ts';
 
 export interface NetworkConfig {
   bridge: string;
@@ -40,24 +41,28 @@ export async function ensureBridge(cfg: NetworkConfig): Promise<void> {
   }
 }
 
-/** The bridge's ports, or undefined when there is no such bridge. */
+/**
+ * The bridge's ports, or undefined when there is no such bridge. Leaves out jail veths
+ * whose netns is already deleted: the kernel is removing them (teardownNetwork).
+ */
 function bridgePorts(bridge: string): string[] | undefined {
   try {
-    return readdirSync(`/sys/class/net/${bridge}/brif`);
+    return readdirSync(`/sys/class/net/${bridge}/brif`).filter((p) => !isDyingVeth(p));
   } catch {
     return undefined;
   }
 }
 
+/** A jail veth (jyh<tag><jid>) whose netns (jy-<tag>-<jid>) is gone. */
+function isDyingVeth(link: string): boolean {
+  const m = /^jyh([0-9a-f]{4})(\d+)$/.exec(link);
+  return !!m && !existsSync(`/run/netns/jy-${m[1]}-${m[2]}`);
+}
+
 /** Deletes the bridge when no veth is attached any more (tests, reconcile). */
 export async function removeBridgeIfUnused(bridge: string): Promise<boolean> {
-  let ports: string[];
-  try {
-    ports = readdirSync(`/sys/class/net/${bridge}/brif`);
-  } catch {
-    return false;
-  }
-  if (ports.length) return false;
+  const ports = bridgePorts(bridge);
+  if (!ports || ports.length) return false;
   return (await run(['ip', 'link', 'del', bridge])).code === 0;
 }
 
@@ -136,11 +141,21 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
   // A nested jail lives in its parent's network namespace (the create step joins it): no
   // netns or veth of its own. The runtime checked that its addresses are the parent's.
   if (ctx.parent) return { addresses: wanted.map((w) => w.cidr) };
+  // No address: no veth and no named netns. The create step gives the jail a network
+  // namespace of its own with only the loopback (a FreeBSD jail with no ip4.addr/ip6.addr
+  // has no network either; both are fixed while the jail runs).
+  if (!wanted.length) return { addresses: [] };
   const netns = netnsName(ctx);
   const host = hostVethName(ctx);
   const facts: NetworkFacts = { netns, veth: { host, jail: 'eth0' }, bridge: cfg.bridge, addresses: wanted.map((w) => w.cidr) };
   // The bridge is shared: made by the first jail, deleted by the last (teardownNetwork);
   // the lock keeps a jail from attaching to a bridge that is being deleted.
+  // A stopped jail's veth goes away with its netns, asynchronously (teardownNetwork): the
+  // same jid started again right away waits for its old one to be gone.
+  const stale = () => existsSync(`/sys/class/net/${host}`) && !existsSync(`/run/netns/${netns}`);
+  if (stale() && !(await waitFor(() => !stale(), 5000, 2))) {
+    throw new JailyardError('JY_ERR_PLATFORM', `veth ${host} of an earlier run is still there (run reconcile)`, { jail: ctx.name, step: 'addresses' });
+  }
   const outside = await withHostLock('network', async () => {
     await ensureBridge(cfg);
     await checkAddresses(ctx, cfg, wanted);
@@ -170,21 +185,24 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
   return facts;
 }
 
-/** Deletes the veth (its peer goes with it) and the netns, tolerating both being gone;
- * the shared bridge goes too when this was the last jail on it. */
+/**
+ * Deletes the netns; the kernel then deletes its veth pair by itself, asynchronously (an
+ * explicit `link del` waited ~25 ms for it). A veth without its netns (a crash between the
+ * two creations) is deleted directly. The shared bridge goes too when this was the last
+ * jail on it. Tolerates everything being gone already.
+ */
 export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
   await withHostLock('network', async () => {
-    // one `ip -batch` for all of it: the veth, the netns, and the bridge when this veth was
-    // its last port
     const lines: string[] = [];
     // forget the host's neighbour entries of the addresses (they may be reused at once)
     if (facts.bridge && bridgePorts(facts.bridge)) for (const a of facts.addresses) lines.push(`neigh flush to ${a.split('/')[0]} dev ${facts.bridge}`);
-    if (facts.veth && existsSync(`/sys/class/net/${facts.veth.host}`)) lines.push(`link del ${facts.veth.host}`);
-    if (facts.netns && existsSync(`/run/netns/${facts.netns}`)) lines.push(`netns del ${facts.netns}`);
+    const nsExists = !!facts.netns && existsSync(`/run/netns/${facts.netns}`);
+    if (facts.veth && !nsExists && existsSync(`/sys/class/net/${facts.veth.host}`)) lines.push(`link del ${facts.veth.host}`);
+    if (nsExists) lines.push(`netns del ${facts.netns}`);
     if (facts.bridge && bridgePorts(facts.bridge)?.every((p) => p === facts.veth?.host)) lines.push(`link del ${facts.bridge}`);
     if (lines.length) {
       const r = await ipBatch(lines, undefined, true);
-      if (r.code !== 0 && ((facts.netns && existsSync(`/run/netns/${facts.netns}`)) || (facts.veth && existsSync(`/sys/class/net/${facts.veth.host}`)))) {
+      if (r.code !== 0 && facts.netns && existsSync(`/run/netns/${facts.netns}`)) {
         throw new JailyardError('JY_ERR_PLATFORM', `cannot remove netns ${facts.netns} / veth ${facts.veth?.host}`, { step: 'addresses', output: outputOf(r.stderr) });
       }
     }

@@ -3,7 +3,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readlinkSync, existsSync, readFileSync } from 'node:fs';
 import { createLinuxDriver } from '../../../src/platform/linux/index.ts';
 import type { CreateFacts, MountFacts, NetworkFacts } from '../../../src/platform/driver.ts';
 import { isJailyardError } from '../../../src/errors.ts';
@@ -169,9 +169,11 @@ describe('linux driver: stop, survival, failures', () => {
     }
   });
 
-  test('a jail survives the process that created it; no /dev in the plan: the stage makes one', async () => {
+  test('a jail survives the process that created it; no /dev in the plan: the stage makes one; no address: only the loopback', async () => {
     const jail = makeTestJail(PREFIX, {}, false);
     const net = await driver.setupNetwork(jail.ctx);
+    assert.equal(net.netns, undefined, 'no named netns for a jail without addresses');
+    assert.equal(net.veth, undefined, 'no veth for a jail without addresses');
     const mounts = await driver.mount(jail.ctx, jail.plan);
     let facts: CreateFacts | undefined;
     try {
@@ -185,6 +187,12 @@ describe('linux driver: stop, survival, failures', () => {
       const r = await driver.runInJail(jail.ctx, facts, ['/bin/sh', '-c', 'echo hi > /dev/null && ls /dev']);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /urandom/);
+      const links = await driver.runInJail(jail.ctx, facts, ['ip', '-o', 'link', 'show']);
+      assert.equal(links.code, 0, links.stderr);
+      const names = links.stdout.trim().split('\n').map((l) => l.split(': ')[1]);
+      assert.deepEqual(names, ['lo'], `only the loopback: ${links.stdout}`);
+      assert.match(links.stdout, /<LOOPBACK,UP,LOWER_UP>/);
+      assert.notEqual(readlinkSync(`/proc/${facts.initPid}/ns/net`), readlinkSync('/proc/self/ns/net'), 'a network namespace of its own');
     } finally {
       if (facts) await driver.destroy(jail.ctx, facts, 1000);
       await driver.unmount(jail.ctx, mounts);
@@ -270,7 +278,7 @@ describe('linux driver: stop, survival, failures', () => {
   });
 
   test('scanLeftovers finds a leaked netns, link and cgroup; removeLeftover removes them', async () => {
-    const jail = makeTestJail(PREFIX);
+    const jail = makeTestJail(PREFIX, { 'ip4.addr': '198.51.100.213' });
     const net = await driver.setupNetwork(jail.ctx);
     const found = await driver.scanLeftovers();
     assert.ok(found.netns.includes(net.netns!));

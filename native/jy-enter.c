@@ -1,0 +1,121 @@
+/*
+ * jy-enter: runs a program inside a running jail, like jexec(8). One static process instead
+ * of a shell (to join the cgroups) plus nsenter.
+ *
+ *   jy-enter [--cgroup DIR]... --target PID -- PROGRAM [ARGS...]
+ *
+ * It joins the cgroups DIR (writing "0" to DIR/cgroup.procs), then the ipc, uts, net, pid and
+ * mount namespaces of PID (the jail's pid 1), takes PID's root and working directory, forks
+ * (a pid namespace applies to children only), and the child executes PROGRAM by its path in
+ * the jail -- jailyard passes /.jailyard/capdrop, which drops the capabilities before
+ * anything of the jail's own tree runs. The parent waits and exits with the child's status
+ * (128+signal when it was killed); SIGTERM, SIGINT and SIGHUP sent to it are passed on.
+ * Errors: exit 125, message on stderr.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_CG 8
+
+static void die(const char *fmt, ...) {
+	va_list ap;
+	int err = errno;
+	fputs("jy-enter: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (err) fprintf(stderr, ": %s", strerror(err));
+	fputc('\n', stderr);
+	exit(125);
+}
+
+static pid_t child;
+
+static void forward(int sig) {
+	if (child > 0) kill(child, sig);
+}
+
+int main(int argc, char **argv) {
+	const char *cgroups[MAX_CG];
+	int ncg = 0, i = 1;
+	long target = 0;
+	for (; i < argc; i++) {
+		if (!strcmp(argv[i], "--cgroup") && i + 1 < argc && ncg < MAX_CG) {
+			cgroups[ncg++] = argv[++i];
+		} else if (!strcmp(argv[i], "--target") && i + 1 < argc) {
+			char *end;
+			target = strtol(argv[++i], &end, 10);
+			if (*end || target <= 0) target = 0;
+		} else {
+			break;
+		}
+	}
+	if (!target || i + 1 >= argc || strcmp(argv[i], "--") != 0) {
+		fprintf(stderr, "usage: jy-enter [--cgroup DIR]... --target PID -- PROGRAM [ARGS...]\n");
+		return 125;
+	}
+	char **program = &argv[i + 1];
+
+	char path[4096];
+	for (int n = 0; n < ncg; n++) {
+		errno = 0;
+		if ((size_t)snprintf(path, sizeof path, "%s/cgroup.procs", cgroups[n]) >= sizeof path) die("cgroup path too long");
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1) die("cannot join cgroup %s", cgroups[n]);
+		close(fd);
+	}
+
+	/* Open everything of the target first: after the mount namespace, /proc is the jail's. */
+	static const struct { const char *name; int type; } ns[] = {
+		{"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET}, {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS},
+	};
+	int fds[5];
+	for (int n = 0; n < 5; n++) {
+		snprintf(path, sizeof path, "/proc/%ld/ns/%s", target, ns[n].name);
+		errno = 0;
+		if ((fds[n] = open(path, O_RDONLY | O_CLOEXEC)) < 0) die("cannot open %s", path);
+	}
+	snprintf(path, sizeof path, "/proc/%ld/root", target);
+	int rootfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(path, sizeof path, "/proc/%ld/cwd", target);
+	int cwdfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	errno = 0;
+	if (rootfd < 0 || cwdfd < 0) die("cannot open the root of process %ld", target);
+	for (int n = 0; n < 5; n++) {
+		errno = 0;
+		if (setns(fds[n], ns[n].type) != 0) die("cannot join the %s namespace of %ld", ns[n].name, target);
+		close(fds[n]);
+	}
+	errno = 0;
+	if (fchdir(rootfd) != 0 || chroot(".") != 0) die("cannot enter the root of process %ld", target);
+	if (fchdir(cwdfd) != 0) die("cannot enter the working directory of process %ld", target);
+	close(rootfd);
+	close(cwdfd);
+
+	child = fork();
+	if (child < 0) die("fork");
+	if (child == 0) {
+		execv(program[0], program);
+		die("cannot run %s", program[0]);
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = forward;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	int status;
+	while (waitpid(child, &status, 0) < 0)
+		if (errno != EINTR) die("waitpid");
+	if (WIFEXITED(status)) return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}

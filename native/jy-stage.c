@@ -1,0 +1,232 @@
+/*
+ * jy-stage: makes a Linux jail's namespaces and becomes its pid 1 up to the exec of tini,
+ * in one process chain (it replaces nsenter + unshare + a shell stage + a mount(8) per
+ * mount: each of those was a process on every start).
+ *
+ *   jy-stage [--cgroup DIR]... [--join TYPE FILE]... [--unshare-net] ROOT HOSTNAME TINI CAPDROP KEEP DEV -- HOLDER...
+ *
+ *   --cgroup DIR   join the cgroup DIR first (every process of the jail descends from this
+ *                  one, so all of them are charged to it from their first instruction)
+ *   --join TYPE FILE  join the namespace FILE (/run/netns/NAME, /proc/PID/ns/pid, ...) of
+ *                  TYPE (ipc, uts, net, pid, mnt) first; all are opened before any is joined,
+ *                  the mount namespace last
+ *   --unshare-net  a new network namespace too, with only the loopback (up): a jail without
+ *                  addresses, like bwrap --unshare-net or a FreeBSD jail with no ip4.addr
+ *   ROOT           the jail root (a private mount point with the plan's mounts below it)
+ *   TINI, CAPDROP  static host binaries bound read-only at ROOT/.jailyard/{tini,capdrop}
+ *                  (the driver made both mount point files beforehand)
+ *   KEEP           capability numbers the jail keeps (jy-capdrop's argument)
+ *   DEV            "makedev": mount a minimal /dev (the plan had none); "keepdev": leave it
+ *
+ * The process chain: this process joins the given namespaces and, when one of them was a
+ * pid namespace, forks (setns of a pid namespace only applies to children); then it
+ * unshares mount, pid, uts and ipc, makes every mount private and forks the jail's pid 1.
+ * Each parent waits for its child and exits with its status (like unshare --fork).
+ *
+ * Pid 1 mounts /proc (and /dev), binds tini and jy-capdrop, sets the hostname, pivot_roots,
+ * prints "ready" on stdout (the driver waits for that line) and execs jy-capdrop,
+ * which detaches the old root and drops the capabilities before tini, the first program of
+ * the jail, runs. Nothing of the jail's own tree runs before that. Errors go to stderr
+ * (the jail's console log), exit status 111.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_NS 8
+
+static void die(const char *fmt, ...) {
+	va_list ap;
+	int err = errno;
+	fputs("jailyard stage: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (err) fprintf(stderr, ": %s", strerror(err));
+	fputc('\n', stderr);
+	exit(111);
+}
+
+/* Waits for the child and leaves with its status, as unshare --fork and nsenter do. */
+static void wait_and_exit(pid_t child) {
+	int status;
+	while (waitpid(child, &status, 0) < 0)
+		if (errno != EINTR) die("waitpid");
+	if (WIFEXITED(status)) exit(WEXITSTATUS(status));
+	exit(128 + WTERMSIG(status));
+}
+
+static void fork_or_continue(void) {
+	pid_t pid = fork();
+	if (pid < 0) die("fork");
+	if (pid > 0) wait_and_exit(pid);
+}
+
+static void do_mount(const char *src, const char *target, const char *type, unsigned long flags, const char *data) {
+	errno = 0;
+	if (mount(src, target, type, flags, data) != 0) die("cannot mount %s on %s", type ? type : src, target);
+}
+
+static void bind_ro(const char *src, const char *target) {
+	do_mount(src, target, NULL, MS_BIND, NULL);
+	do_mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
+}
+
+/* A minimal /dev at ./dev: tmpfs, host device nodes bound in, devpts, shm, fd links. */
+static void make_dev(void) {
+	static const char *nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+	static const char *links[][2] = {{"pts/ptmx", "dev/ptmx"}, {"/proc/self/fd", "dev/fd"}, {"/proc/self/fd/0", "dev/stdin"}, {"/proc/self/fd/1", "dev/stdout"}, {"/proc/self/fd/2", "dev/stderr"}};
+	struct stat st;
+	errno = 0;
+	if (lstat("dev", &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) die("the jail's dev is not a directory (a symlink?)");
+	} else if (mkdir("dev", 0755) != 0) {
+		die("cannot make dev");
+	}
+	do_mount("jailyard-dev", "dev", "tmpfs", MS_NOSUID, "mode=755,size=64k");
+	char host[64], here[64];
+	for (size_t i = 0; i < sizeof nodes / sizeof *nodes; i++) {
+		snprintf(host, sizeof host, "/dev/%s", nodes[i]);
+		snprintf(here, sizeof here, "dev/%s", nodes[i]);
+		int fd = open(here, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0) die("cannot make %s", here);
+		close(fd);
+		do_mount(host, here, NULL, MS_BIND, NULL);
+	}
+	if (mkdir("dev/pts", 0755) != 0 || mkdir("dev/shm", 0755) != 0) die("cannot make dev/pts, dev/shm");
+	do_mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620");
+	do_mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	for (size_t i = 0; i < sizeof links / sizeof *links; i++)
+		if (symlink(links[i][0], links[i][1]) != 0) die("cannot link %s", links[i][1]);
+}
+
+/* ip link set lo up, in the network namespace this process is in. */
+static void loopback_up(void) {
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, "lo");
+	errno = 0;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) != 0) die("cannot read the loopback's flags");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) die("cannot bring the loopback up");
+	close(s);
+}
+
+static int ns_type(const char *name) {
+	if (!strcmp(name, "ipc")) return CLONE_NEWIPC;
+	if (!strcmp(name, "uts")) return CLONE_NEWUTS;
+	if (!strcmp(name, "net")) return CLONE_NEWNET;
+	if (!strcmp(name, "pid")) return CLONE_NEWPID;
+	if (!strcmp(name, "mnt")) return CLONE_NEWNS;
+	return 0;
+}
+
+/* Moves this process into the cgroup DIR ("0": the writer itself). */
+static void join_cgroup(const char *dir) {
+	char path[4096];
+	errno = 0;
+	if ((size_t)snprintf(path, sizeof path, "%s/cgroup.procs", dir) >= sizeof path) die("cgroup path too long");
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1) die("cannot join cgroup %s", dir);
+	close(fd);
+}
+
+int main(int argc, char **argv) {
+	const char *nsfiles[MAX_NS], *cgroups[MAX_NS];
+	int nstypes[MAX_NS];
+	int nns = 0, ncg = 0, unshare_net = 0, i = 1;
+	for (; i < argc; i++) {
+		if (!strcmp(argv[i], "--cgroup") && i + 1 < argc && ncg < MAX_NS) {
+			cgroups[ncg++] = argv[++i];
+		} else if (!strcmp(argv[i], "--join") && i + 2 < argc && nns < MAX_NS && ns_type(argv[i + 1])) {
+			nstypes[nns] = ns_type(argv[i + 1]);
+			nsfiles[nns++] = argv[i + 2];
+			i += 2;
+		} else if (!strcmp(argv[i], "--unshare-net")) {
+			unshare_net = 1;
+		} else {
+			break;
+		}
+	}
+	if (argc - i < 8 || strcmp(argv[i + 6], "--") != 0) {
+		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] ROOT HOSTNAME TINI CAPDROP KEEP makedev|keepdev -- HOLDER...\n");
+		return 2;
+	}
+	const char *root = argv[i], *hostname = argv[i + 1], *tini = argv[i + 2], *capdrop = argv[i + 3], *keep = argv[i + 4], *dev = argv[i + 5];
+	char **holder = &argv[i + 7];
+
+	for (int n = 0; n < ncg; n++) join_cgroup(cgroups[n]);
+
+	/* Join: open every file first (their paths are resolved where we are now). */
+	int fds[MAX_NS], joined_pid = 0;
+	for (int n = 0; n < nns; n++) {
+		errno = 0;
+		fds[n] = open(nsfiles[n], O_RDONLY | O_CLOEXEC);
+		if (fds[n] < 0) die("cannot open namespace %s", nsfiles[n]);
+	}
+	/* the mount namespace last: after it, paths resolve in the joined tree */
+	for (int pass = 0; pass < 2; pass++) {
+		for (int n = 0; n < nns; n++) {
+			if ((nstypes[n] == CLONE_NEWNS) != (pass == 1)) continue;
+			errno = 0;
+			if (setns(fds[n], nstypes[n]) != 0) die("cannot join namespace %s", nsfiles[n]);
+			if (nstypes[n] == CLONE_NEWPID) joined_pid = 1;
+			close(fds[n]);
+		}
+	}
+	if (joined_pid) fork_or_continue();
+
+	errno = 0;
+	if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (unshare_net ? CLONE_NEWNET : 0)) != 0) die("unshare");
+	do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+	if (unshare_net) loopback_up();
+	fork_or_continue();
+
+	/* pid 1 of the jail from here on */
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	errno = 0;
+	if (devnull < 0 || chdir(root) != 0) die("no jail root %s", root);
+	do_mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	if (!strcmp(dev, "makedev")) make_dev();
+	bind_ro(tini, ".jailyard/tini");
+	bind_ro(capdrop, ".jailyard/capdrop");
+	errno = 0;
+	if (sethostname(hostname, strlen(hostname)) != 0) die("cannot set hostname %s", hostname);
+	/* new and old root the same directory: the old root ends up stacked on "/";
+	 * jy-capdrop --detach-old-root takes it away */
+	errno = 0;
+	if (syscall(SYS_pivot_root, ".", ".") != 0) die("pivot_root into %s failed", root);
+
+	printf("ready\n");
+	fflush(stdout);
+	if (dup2(devnull, 0) < 0 || dup2(2, 1) < 0) die("dup2");
+	int n = 0;
+	while (holder[n]) n++;
+	char **args = calloc((size_t)n + 7, sizeof *args);
+	if (!args) die("calloc");
+	int a = 0;
+	args[a++] = "/.jailyard/capdrop";
+	args[a++] = "--detach-old-root";
+	args[a++] = (char *)keep;
+	args[a++] = "--";
+	args[a++] = "/.jailyard/tini";
+	args[a++] = "--";
+	for (int k = 0; k < n; k++) args[a++] = holder[k];
+	args[a] = NULL;
+	execv(args[0], args);
+	die("cannot run /.jailyard/capdrop");
+}
