@@ -3,7 +3,9 @@
 // `full` strategy (an independent copy) measured in the same run; ratio = nullfs / full disk.
 // Skeleton: a Debian bookworm minbase tree (JAILYARD_BENCH_ROOT, else built once with
 // debootstrap and cached in /var/tmp/jyskel-bench-bookworm), referenced in place; plus the
-// host root "/" (the default skeleton) for nullfs. Mounting is measured elsewhere.
+// host root "/" (the default skeleton) for nullfs. Then, per thin strategy, create+start of
+// 100 jails: create = plan + seed, start = the mount plan + the jail's namespaces and pid 1
+// (Linux driver, no addresses), one at a time and 8 at a time (like `jailyard start -p 8`).
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +16,8 @@ import { createSkeleton } from '../src/skeleton/registry.ts';
 import { prepareJail, planJail } from '../src/skeleton/hooks.ts';
 import { runDebootstrap } from '../src/skeleton/debootstrap.ts';
 import type { Strategy } from '../src/skeleton/plan.ts';
+import { createLinuxDriver } from '../src/platform/linux/index.ts';
+import type { CreateFacts, JailContext, MountFacts } from '../src/platform/driver.ts';
 
 const N = Number(process.env.JAILYARD_BENCH_N ?? 100);
 const N_FULL = Number(process.env.JAILYARD_BENCH_N_FULL ?? 5);
@@ -62,6 +66,61 @@ async function measure(state: string, skeleton: string, strategy: Strategy, n: n
   return { skeleton, strategy, jails: n, msPerJail: ms, apparentBytes: du(one, true), allocatedBytes: du(one, false), mounts, symlinks };
 }
 
+const START_N = Number(process.env.JAILYARD_BENCH_START_N ?? 100);
+const driver = createLinuxDriver({ cgroupParent: 'jailyard-bench' });
+
+/** At most `n` of `items` at once. */
+async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+interface StartRow {
+  skeleton: string;
+  strategy: Strategy;
+  parallel: number;
+  createMs: number;
+  startMs: number;
+  stopMs: number;
+}
+
+/** Create (plan + seed) and start (mounts + pid 1) START_N jails, `parallel` at a time; stop and remove them. */
+async function createAndStart(state: string, skeleton: string, strategy: Strategy, parallel: number): Promise<StartRow> {
+  const names = Array.from({ length: START_N }, (_, i) => `s-${skeleton}-${strategy}-${parallel}-${i}`);
+  const running: { ctx: JailContext; m: MountFacts; c?: CreateFacts }[] = [];
+  const plans = new Map<string, ReturnType<typeof planJail>>();
+  const t0 = performance.now();
+  await pool(names, parallel, async (name) => {
+    const rec = { name, params: { skeleton, 'skeleton.strategy': strategy } };
+    prepareJail(state, rec);
+    plans.set(name, planJail(state, rec, join(state, 'jails', name, 'root')));
+  });
+  const t1 = performance.now();
+  let t2 = NaN;
+  try {
+    await pool(names, parallel, async (name) => {
+      const i = names.indexOf(name);
+      const plan = plans.get(name)!;
+      const ctx: JailContext = { spec: { name, params: { name } }, name, jid: 40000 + parallel * 1000 + i, path: plan.root, stateDir: join(state, 'jails', name) };
+      const m = await driver.mount(ctx, plan);
+      const entry: (typeof running)[number] = { ctx, m };
+      running.push(entry);
+      entry.c = await driver.create(ctx, {addresses: []}, {});
+    });
+  } finally {
+    t2 = performance.now();
+    await pool(running, parallel, async ({ ctx, m, c }) => {
+      if (c) await driver.destroy(ctx, c, 1000);
+      await driver.unmount(ctx, m);
+    });
+  }
+  const t3 = performance.now();
+  for (const name of names) rmSync(join(state, 'jails', name), { recursive: true, force: true });
+  return { skeleton, strategy, parallel, createMs: t1 - t0, startMs: t2 - t1, stopMs: t3 - t2 };
+}
+
 const tree = await debianTree();
 const state = mkdtempSync(join(tmpdir(), 'jyskel-bench-'));
 try {
@@ -78,6 +137,11 @@ try {
   const full = await measure(state, 'deb', 'full', N_FULL);
   rows.push(full);
 
+  const starts: StartRow[] = [];
+  for (const [skel, strategy] of [['deb', 'nullfs'], ['deb', 'basejail'], ['deb', 'overlay'], ['host', 'nullfs'], ['host', 'overlay']] as const) {
+    for (const parallel of [1, 8]) starts.push(await createAndStart(state, skel, strategy, parallel));
+  }
+
   const kib = (b: number): string => (b / 1024).toFixed(0);
   const table = [
     '| skeleton | strategy | jails | ms/jail (plan+seed) | disk/jail apparent KiB | disk/jail allocated KiB | mounts/jail | symlinks/jail |',
@@ -85,6 +149,12 @@ try {
     ...rows.map((r) => `| ${r.skeleton === 'deb' ? 'bookworm minbase' : 'host /'} | ${r.strategy} | ${r.jails} | ${r.msPerJail.toFixed(1)} | ${kib(r.apparentBytes)} | ${kib(r.allocatedBytes)} | ${r.mounts} | ${r.symlinks} |`),
   ].join('\n');
   console.log(table);
+  const startTable = [
+    `| skeleton | strategy | jails | at once | create (plan + seed) ms | start (mounts + pid 1) ms | create + start ms | stop + unmount ms |`,
+    '|---|---|---|---|---|---|---|---|',
+    ...starts.map((r) => `| ${r.skeleton === 'deb' ? 'bookworm minbase' : 'host /'} | ${r.strategy} | ${START_N} | ${r.parallel} | ${r.createMs.toFixed(0)} | ${r.startMs.toFixed(0)} | ${(r.createMs + r.startMs).toFixed(0)} | ${r.stopMs.toFixed(0)} |`),
+  ].join('\n');
+  console.log(startTable);
   const nullfs = rows[0]!;
   const metrics: Record<string, number | string> = { N, N_FULL, createDebSkeletonMs: createDebMs, createHostSkeletonMs: createHostMs };
   for (const r of rows) {
@@ -93,6 +163,12 @@ try {
     metrics[`${k}.apparentBytes`] = r.apparentBytes;
     metrics[`${k}.allocatedBytes`] = r.allocatedBytes;
     metrics[`${k}.mounts`] = r.mounts;
+  }
+  for (const r of starts) {
+    const k = `${r.skeleton}.${r.strategy}.p${r.parallel}`;
+    metrics[`${k}.create${START_N}Ms`] = r.createMs;
+    metrics[`${k}.start${START_N}Ms`] = r.startMs;
+    metrics[`${k}.createStart${START_N}Ms`] = r.createMs + r.startMs;
   }
   report({
     name: 'skeleton',

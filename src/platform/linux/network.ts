@@ -4,10 +4,10 @@
 // with only the loopback, made by the create step.
 import { stateTag } from './paths.ts';
 import { withHostLock } from './lock.ts';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, NetworkFacts } from '../driver.ts';
-import { jailAddresses, inNetwork, networksOverlap, type JailAddress } from './addresses.ts';
+import { addressBits, jailAddresses, inNetwork, networksOverlap, type JailAddress } from './addresses.ts';
 import { run, outputOf, waitFor } from './proc.ts';
 
 export interface NetworkConfig {
@@ -81,7 +81,66 @@ function parseAddrs(text: string, netns?: string): HostAddr[] {
   return out;
 }
 
-/** Addresses on the host and in every other jailyard netns (jy-*). */
+/**
+ * Which jail netns holds which address, host-wide (all state folders), like CNI's host-local
+ * IPAM: one file per address under /run/jailyard/addresses holding the netns name and the
+ * address, written under the network lock. A claim whose netns is gone is stale.
+ */
+const CLAIMS = '/run/jailyard/addresses';
+
+function claimFile(address: string): string {
+  const { bits, width } = addressBits(address);
+  return `${CLAIMS}/v${width === 32 ? 4 : 6}-${bits.toString(16)}`;
+}
+
+interface Claim {
+  file: string;
+  netns: string;
+  address: string;
+}
+
+function readClaims(): Claim[] {
+  let files: string[];
+  try {
+    files = readdirSync(CLAIMS);
+  } catch {
+    return [];
+  }
+  const out: Claim[] = [];
+  for (const f of files) {
+    try {
+      const [netns = '', address = ''] = readFileSync(`${CLAIMS}/${f}`, 'utf8').split('\n');
+      out.push({ file: `${CLAIMS}/${f}`, netns, address });
+    } catch {
+      // released meanwhile
+    }
+  }
+  return out;
+}
+
+function claimAddresses(netns: string, wanted: JailAddress[]): void {
+  if (!wanted.length) return;
+  mkdirSync(CLAIMS, { recursive: true, mode: 0o755 });
+  for (const w of wanted) writeFileSync(claimFile(w.address), `${netns}\n${w.address}\n`);
+}
+
+/** Removes the claims held by `netns` (all of them: reconcile knows no addresses). */
+function releaseClaims(netns: string): void {
+  for (const c of readClaims()) {
+    if (c.netns !== netns) continue;
+    try {
+      unlinkSync(c.file);
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/**
+ * Addresses on the host and in every other jail netns: the host's from the kernel (one
+ * `ip`), the jails' from their claims. A jy-* netns without a claim (made by an older
+ * jailyard, or a start that crashed between the two) is read from the kernel.
+ */
 async function addressesInUse(): Promise<HostAddr[]> {
   const host = parseAddrs((await run(['ip', '-o', 'addr', 'show'])).stdout);
   let names: string[] = [];
@@ -90,18 +149,24 @@ async function addressesInUse(): Promise<HostAddr[]> {
   } catch {
     // no named netns at all
   }
-  if (!names.length) return host;
-  // one process for all namespaces (one `ip -n` per jail made every start O(jails)):
-  // its output is "netns: NAME" followed by that namespace's addresses
-  const all = (await run(['ip', '-all', 'netns', 'exec', 'ip', '-o', 'addr', 'show'])).stdout;
-  const inJails: HostAddr[] = [];
-  let current: string | undefined;
-  for (const line of all.split('\n')) {
-    const m = /^netns: (\S+)$/.exec(line);
-    if (m) current = m[1];
-    else if (current?.startsWith('jy-')) inJails.push(...parseAddrs(line, current));
+  const live = new Set(names);
+  const claims = readClaims().filter((c) => live.has(c.netns));
+  const claimed = new Set(claims.map((c) => c.netns));
+  const inJails: HostAddr[] = claims.map((c) => ({ ifname: 'eth0', cidr: `${c.address}/${c.address.includes(':') ? 128 : 32}`, netns: c.netns }));
+  for (const name of names.filter((n) => !claimed.has(n))) {
+    inJails.push(...parseAddrs((await run(['ip', '-n', name, '-o', 'addr', 'show'])).stdout, name));
   }
   return [...host, ...inJails];
+}
+
+function sameAddress(a: string, b: string): boolean {
+  try {
+    const x = addressBits(a);
+    const y = addressBits(b);
+    return x.width === y.width && x.bits === y.bits;
+  } catch {
+    return a === b;
+  }
 }
 
 /** Refuses addresses outside the range, on the host, or on another jail (JY_ERR_ADDRESS). */
@@ -127,7 +192,7 @@ export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wante
     for (const h of inUse) {
       if (h.netns === netnsName(ctx) || h.cidr.startsWith('fe80:') || h.ifname === 'lo') continue;
       const hostAddr = h.cidr.split('/')[0]!;
-      const clash = hostAddr === w.address || (w.family === 6 && !h.netns && h.cidr.includes(':') && inNetwork(w.address, h.cidr));
+      const clash = sameAddress(hostAddr, w.address) || (w.family === 6 && !h.netns && h.cidr.includes(':') && inNetwork(w.address, h.cidr));
       if (clash) {
         const where = h.netns ? `netns ${h.netns}` : `host interface ${h.ifname}`;
         throw new JailyardError('JY_ERR_ADDRESS', `address ${w.address} is already used by ${where} (${h.cidr})`, place);
@@ -159,6 +224,7 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
   const outside = await withHostLock('network', async () => {
     await ensureBridge(cfg);
     await checkAddresses(ctx, cfg, wanted);
+    claimAddresses(netns, wanted);
     // The jail side is created directly inside the netns, so "eth0" never meets the host's.
     return await ipBatch([
       // an address reused right after another jail gave it up would stay unreachable until
@@ -199,6 +265,7 @@ export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
     const nsExists = !!facts.netns && existsSync(`/run/netns/${facts.netns}`);
     if (facts.veth && !nsExists && existsSync(`/sys/class/net/${facts.veth.host}`)) lines.push(`link del ${facts.veth.host}`);
     if (nsExists) lines.push(`netns del ${facts.netns}`);
+    if (facts.netns) releaseClaims(facts.netns);
     if (facts.bridge && bridgePorts(facts.bridge)?.every((p) => p === facts.veth?.host)) lines.push(`link del ${facts.bridge}`);
     if (lines.length) {
       const r = await ipBatch(lines, undefined, true);

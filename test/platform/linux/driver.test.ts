@@ -269,11 +269,28 @@ describe('linux driver: stop, survival, failures', () => {
     const netB = await driver.setupNetwork(b.ctx);
     try {
       assert.deepEqual(netB.addresses, ['198.51.100.202/24']);
-      await assert.rejects(driver.setupNetwork(c.ctx), { code: 'JY_ERR_ADDRESS' });
+      await assert.rejects(driver.setupNetwork(c.ctx), /already used by netns/);
     } finally {
       await driver.teardownNetwork(b.ctx, netB);
-      b.cleanup();
-      c.cleanup();
+    }
+    // given up: the address is free again
+    const netC = await driver.setupNetwork(c.ctx);
+    await driver.teardownNetwork(c.ctx, netC);
+    b.cleanup();
+    c.cleanup();
+    // a jail netns without a claim (an older jailyard made it) is read from the kernel
+    const legacy = 'jy-ffff-1';
+    execFileSync('ip', ['netns', 'add', legacy]);
+    try {
+      execFileSync('ip', ['-n', legacy, 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
+      execFileSync('ip', ['-n', legacy, 'addr', 'add', '198.51.100.214/24', 'dev', 'd0']);
+      const d = makeTestJail(PREFIX, { 'ip4.addr': '198.51.100.214' });
+      const attempt = driver.setupNetwork(d.ctx);
+      await assert.rejects(attempt, new RegExp(`198\\.51\\.100\\.214 is already used by netns ${legacy}`));
+      await attempt.then((n) => driver.teardownNetwork(d.ctx, n), () => {});
+      d.cleanup();
+    } finally {
+      execFileSync('ip', ['netns', 'del', legacy]);
     }
   });
 
