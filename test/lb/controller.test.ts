@@ -177,7 +177,8 @@ describe('haproxy controller (real haproxy, loopback servers as jails)', () => {
     // the jail says ready (PUT /ready → record.ready → the source's MODIFIED)
     source.set(jail('g1', servers[0]!, gatedLabels, 'running', true));
     await waitForServer(hp.runtime, 'www', 'jy-g1', 'serving', 5000);
-    assert.ok(logLines.some((l) => l.startsWith('ready jy-g1') && l.includes('jail ready')));
+    // the controller logs once HAProxy answered the enable, which the poll above may see first
+    await until('the ready line of jy-g1', async () => logLines.some((l) => l.startsWith('ready jy-g1') && l.includes('jail ready')));
     await until('v1 answers through HAProxy', async () => (load.result.versions.v1 ?? 0) > 0);
 
     // readiness lost (a restart clears it): drained and removed like a leaving jail, then
