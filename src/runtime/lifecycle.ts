@@ -185,7 +185,9 @@ async function unwind(deps: LifecycleDeps, ctx: JailContext, rt: RuntimeFacts, f
 
 /**
  * A nested jail's start conditions (see checkNestedStart), read from the store. Checked
- * before the jail turns 'starting'; two siblings started in parallel (-p) can both pass.
+ * inside the store transaction that turns the jail 'starting' (a 'starting' sibling counts
+ * as running), so two siblings started at once, by one process or two, cannot both pass
+ * children.max.
  */
 function checkNesting(store: Store, name: string): void {
   const child = store.requireJail(name);
@@ -212,8 +214,7 @@ export async function startJail(deps: LifecycleDeps, name: string): Promise<Jail
         : `it is ${current.state} (another jailyard process is working on it, or one stopped half-way: run jailyard reconcile)`;
     throw new JailyardError('JY_ERR_INVALID_TRANSITION', `cannot start: ${why}`, { jail: name });
   }
-  checkNesting(deps.store, name);
-  let record = deps.store.transition(name, 'stopped', 'starting', { runtime: { steps: [] }, lastError: null });
+  let record = deps.store.transition(name, 'stopped', 'starting', { runtime: { steps: [] }, lastError: null }, () => checkNesting(deps.store, name));
   const ctx = deps.contextFor(record);
   const rt: RuntimeFacts = { steps: [] };
   try {

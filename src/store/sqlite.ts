@@ -334,9 +334,12 @@ export class SqliteStore implements Store {
     from: JailState,
     to: JailState,
     patch?: { runtime?: RuntimeFacts | null; lastError?: string | null },
+    guard?: () => void,
   ): JailRecord {
     return this.write(() => {
       const cur = this.requireRow(name);
+      // inside the same write transaction: no other process changes what it reads
+      guard?.();
       if (cur.state !== from) {
         throw new JailyardError('JY_ERR_INVALID_TRANSITION', `invalid transition from ${cur.state} to ${to} (expected the jail to be ${from})`, {
           jail: name,

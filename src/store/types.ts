@@ -104,6 +104,9 @@ export interface Store {
     from: JailState,
     to: JailState,
     patch?: { runtime?: RuntimeFacts | null; lastError?: string | null },
+    /** Runs inside the write transaction before the change; throwing cancels it. Checks
+     * that read other jails (children.max) cannot race another process this way. */
+    guard?: () => void,
   ): JailRecord;
   /** The jail's readiness (its guest signal). Only a running jail can become ready
    * (JY_ERR_INVALID_TRANSITION otherwise). A change bumps the jail's revision and appends
