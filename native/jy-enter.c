@@ -13,30 +13,14 @@
  * Errors: exit 125, message on stderr.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
+#define DIE_PREFIX "jy-enter"
+#define DIE_STATUS 125
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
+#include "jy-common.h"
 
 #define MAX_CG 8
-
-static void die(const char *fmt, ...) {
-	va_list ap;
-	int err = errno;
-	fputs("jy-enter: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	if (err) fprintf(stderr, ": %s", strerror(err));
-	fputc('\n', stderr);
-	exit(125);
-}
 
 static pid_t child;
 
@@ -65,14 +49,9 @@ int main(int argc, char **argv) {
 	}
 	char **program = &argv[i + 1];
 
+	for (int n = 0; n < ncg; n++) join_cgroup(cgroups[n]);
+
 	char path[4096];
-	for (int n = 0; n < ncg; n++) {
-		errno = 0;
-		if ((size_t)snprintf(path, sizeof path, "%s/cgroup.procs", cgroups[n]) >= sizeof path) die("cgroup path too long");
-		int fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, "0", 1) != 1) die("cannot join cgroup %s", cgroups[n]);
-		close(fd);
-	}
 
 	/* Open everything of the target first: after the mount namespace, /proc is the jail's. */
 	static const struct { const char *name; int type; } ns[] = {

@@ -30,35 +30,19 @@
  * (the jail's console log), exit status 111.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#define DIE_PREFIX "jailyard stage"
+#define DIE_STATUS 111
 #include <net/if.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <unistd.h>
+#include "jy-common.h"
 
 #define MAX_NS 8
-
-static void die(const char *fmt, ...) {
-	va_list ap;
-	int err = errno;
-	fputs("jailyard stage: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	if (err) fprintf(stderr, ": %s", strerror(err));
-	fputc('\n', stderr);
-	exit(111);
-}
 
 /* Waits for the child and leaves with its status, as unshare --fork and nsenter do. */
 static void wait_and_exit(pid_t child) {
@@ -133,16 +117,6 @@ static int ns_type(const char *name) {
 	if (!strcmp(name, "pid")) return CLONE_NEWPID;
 	if (!strcmp(name, "mnt")) return CLONE_NEWNS;
 	return 0;
-}
-
-/* Moves this process into the cgroup DIR ("0": the writer itself). */
-static void join_cgroup(const char *dir) {
-	char path[4096];
-	errno = 0;
-	if ((size_t)snprintf(path, sizeof path, "%s/cgroup.procs", dir) >= sizeof path) die("cgroup path too long");
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "0", 1) != 1) die("cannot join cgroup %s", dir);
-	close(fd);
 }
 
 int main(int argc, char **argv) {

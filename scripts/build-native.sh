@@ -9,7 +9,7 @@ cc=${CC:-cc}
 mkdir -p native/build
 for src in native/*.c; do
   out=native/build/$(basename "$src" .c)
-  [ -x "$out" ] && [ "$out" -nt "$src" ] && continue
+  [ -x "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt native/jy-common.h ] && continue
   if ! command -v "$cc" >/dev/null 2>&1; then
     echo "jailyard: a C compiler is needed to build $out (apt-get install gcc libc6-dev)" >&2
     exit 1
