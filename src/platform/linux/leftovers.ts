@@ -59,9 +59,13 @@ export async function scanLeftovers(cfg: LeftoverConfig): Promise<Leftovers> {
 export async function removeLeftover(kind: keyof Leftovers, id: string | number): Promise<void> {
   switch (kind) {
     case 'mounts': {
-      // Everything stacked on or below it goes first (umount -R), lazily if busy.
-      const r = await run(['umount', '-R', String(id)]);
-      if (r.code !== 0) await unmountAll([String(id)]);
+      // Everything below it goes first (umount -R), lazily if busy; and every mount stacked
+      // at the same place (an overlay root on the root bound onto itself), one per round.
+      const target = String(id);
+      for (let round = 0; round < 16 && mountTargets().includes(target); round++) {
+        const r = await run(['umount', '-R', target]);
+        if (r.code !== 0) await unmountAll([target]);
+      }
       return;
     }
     case 'netns':

@@ -294,6 +294,19 @@ describe('linux driver: stop, survival, failures', () => {
     }
   });
 
+  test('removeLeftover takes every mount stacked at one place and below it (overlay root on a bound root)', async () => {
+    const jail = makeTestJail(PREFIX);
+    const root = jail.plan.root;
+    const before = snapshot().mounts;
+    execFileSync('mount', ['--bind', root, root]);
+    execFileSync('mount', ['-t', 'tmpfs', 'jy-stacked', root]);
+    execFileSync('mkdir', ['-p', `${root}/sub`]);
+    execFileSync('mount', ['-t', 'tmpfs', 'jy-sub', `${root}/sub`]);
+    await driver.removeLeftover('mounts', root);
+    assert.deepEqual(snapshot().mounts.filter((m) => !before.includes(m)), []);
+    jail.cleanup();
+  });
+
   test('scanLeftovers finds a leaked netns, link and cgroup; removeLeftover removes them', async () => {
     const jail = makeTestJail(PREFIX, { 'ip4.addr': '198.51.100.213' });
     const net = await driver.setupNetwork(jail.ctx);
