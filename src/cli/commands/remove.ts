@@ -9,11 +9,12 @@ export const register: RegisterVerb = (program, io) => {
     .description('stop jails if they run, then remove them and their writable parts')
     .argument('[name...]', 'jails to remove')
     .option('-l, --selector <selector>', 'every jail whose labels match')
+    .option('-p, --parallel <n>', 'stop up to n independent running jails at once first', '1')
     .option('--json', 'print the outcome per jail as JSON')
-    .action(async (names: string[], o: { selector?: string; json?: boolean }) => {
+    .action(async (names: string[], o: { selector?: string; parallel: string; json?: boolean }) => {
       await withSession(program, io, async ({ service }) => {
         const list = await targets(service, names, o.selector);
-        printBatch(io, 'removed', await service.remove(list), !!o.json);
+        printBatch(io, 'removed', await service.remove(list, { parallel: Number(o.parallel) || 1 }), !!o.json);
       }, { progress: true });
     });
 };
