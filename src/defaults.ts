@@ -14,7 +14,7 @@ export interface Defaults {
     /** How a thin jail's writable part is seeded (src/skeleton/writable.ts SeedRules). */
     seed?: Record<Platform, { copy?: string[]; structure?: string[]; skip?: string[]; empty?: string[] }>;
   };
-  network: { bridge: string; range: string; gateway: string };
+  network: { bridge: string; range: string; gateway: string; range6: string; gateway6: string };
   limits: { cgroupParent: string };
   stop: { timeout: number };
 }

@@ -18,6 +18,10 @@ export interface LinuxDriverOptions {
   gateway?: string;
   /** Where jail IPv4 addresses must lie (defaults: network.range). */
   range?: string;
+  /** The bridge's IPv6 address with prefix (defaults: network.gateway6). */
+  gateway6?: string;
+  /** Where jail IPv6 addresses must lie (defaults: network.range6). */
+  range6?: string;
   /** Name of the parent cgroup (defaults: limits.cgroupParent). */
   cgroupParent?: string;
   /** 'self' (default): the parent group sits below this process's own; 'root': at the top. */
@@ -41,6 +45,8 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
     bridge: opts.bridge ?? defaults.network.bridge,
     gateway: opts.gateway ?? defaults.network.gateway,
     range: opts.range ?? defaults.network.range,
+    gateway6: opts.gateway6 ?? defaults.network.gateway6,
+    range6: opts.range6 ?? defaults.network.range6,
   };
   const cgroups = { parent: opts.cgroupParent ?? defaults.limits.cgroupParent, base: opts.cgroupBase ?? 'self' };
   const lifeCfg: life.LifeConfig = {

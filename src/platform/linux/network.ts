@@ -16,6 +16,10 @@ export interface NetworkConfig {
   gateway: string;
   /** Where IPv4 jail addresses must lie, e.g. 198.51.100.0/24. */
   range: string;
+  /** The bridge's own IPv6 address with prefix, e.g. 2001:db8:4a59::1/64. */
+  gateway6: string;
+  /** Where IPv6 jail addresses must lie, e.g. 2001:db8:4a59::/64. */
+  range6: string;
 }
 
 /**
@@ -33,12 +37,31 @@ async function ipBatch(lines: string[], netns?: string, force = false): Promise<
 
 /** Creates the bridge with its gateway address if missing (several callers may race). */
 export async function ensureBridge(cfg: NetworkConfig): Promise<void> {
-  if (existsSync(`/sys/class/net/${cfg.bridge}/bridge`)) return;
+  if (existsSync(`/sys/class/net/${cfg.bridge}/bridge`)) {
+    // a bridge made before it had an IPv6 gateway gets one
+    if (!hasIPv6(cfg.bridge, cfg.gateway6.split('/')[0]!)) await ipBatch([`addr add ${cfg.gateway6} dev ${cfg.bridge} nodad`], undefined, true);
+    return;
+  }
   // -force: a concurrent caller may have made it meanwhile ("File exists" is fine).
-  await ipBatch([`link add ${cfg.bridge} type bridge`, `addr add ${cfg.gateway} dev ${cfg.bridge}`, `link set ${cfg.bridge} up`], undefined, true);
+  await ipBatch([`link add ${cfg.bridge} type bridge`, `addr add ${cfg.gateway} dev ${cfg.bridge}`, `addr add ${cfg.gateway6} dev ${cfg.bridge} nodad`, `link set ${cfg.bridge} up`], undefined, true);
   if (!existsSync(`/sys/class/net/${cfg.bridge}`)) {
     throw new JailyardError('JY_ERR_PLATFORM', `cannot create bridge ${cfg.bridge}`, { step: 'addresses' });
   }
+}
+
+/** Whether `ifname` has the IPv6 address `address` (/proc/net/if_inet6: 32 hex digits, ..., name). */
+function hasIPv6(ifname: string, address: string): boolean {
+  let text = '';
+  try {
+    text = readFileSync('/proc/net/if_inet6', 'utf8');
+  } catch {
+    return false;
+  }
+  const hex = addressBits(address).bits.toString(16).padStart(32, '0');
+  return text.split('\n').some((l) => {
+    const f = l.trim().split(/\s+/);
+    return f[0] === hex && f[5] === ifname;
+  });
 }
 
 /**
@@ -174,23 +197,27 @@ export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wante
   if (!wanted.length) return;
   const inUse = await addressesInUse();
   const gatewayAddr = cfg.gateway.split('/')[0]!;
-  // The range itself must be free on the host except for our bridge.
+  const gateway6Addr = cfg.gateway6.split('/')[0]!;
+  const isGateway = (a: string) => sameAddress(a, gatewayAddr) || sameAddress(a, gateway6Addr);
+  // The ranges themselves must be free on the host except for our bridge.
   for (const h of inUse) {
-    if (h.netns || (h.ifname === cfg.bridge && h.cidr.split('/')[0] === gatewayAddr)) continue;
-    if (!h.cidr.includes(':') && networksOverlap(h.cidr, cfg.range)) {
-      throw new JailyardError('JY_ERR_ADDRESS', `the jail range ${cfg.range} overlaps host address ${h.cidr} on ${h.ifname}`, { jail: ctx.name, step: 'addresses' });
+    if (h.netns || (h.ifname === cfg.bridge && isGateway(h.cidr.split('/')[0]!)) || h.cidr.startsWith('fe80:')) continue;
+    const range = h.cidr.includes(':') ? cfg.range6 : cfg.range;
+    if (networksOverlap(h.cidr, range)) {
+      throw new JailyardError('JY_ERR_ADDRESS', `the jail range ${range} overlaps host address ${h.cidr} on ${h.ifname}`, { jail: ctx.name, step: 'addresses' });
     }
   }
   for (const w of wanted) {
     const place = { jail: ctx.name, param: w.param, step: 'addresses' };
-    if (w.family === 4 && !inNetwork(w.address, cfg.range)) {
-      throw new JailyardError('JY_ERR_ADDRESS', `address ${w.address} is outside the jail range ${cfg.range}`, place);
+    const range = w.family === 4 ? cfg.range : cfg.range6;
+    if (!inNetwork(w.address, range)) {
+      throw new JailyardError('JY_ERR_ADDRESS', `address ${w.address} is outside the jail range ${range}`, place);
     }
-    if (w.address === gatewayAddr) {
+    if (isGateway(w.address)) {
       throw new JailyardError('JY_ERR_ADDRESS', `address ${w.address} is the bridge gateway`, place);
     }
     for (const h of inUse) {
-      if (h.netns === netnsName(ctx) || h.cidr.startsWith('fe80:') || h.ifname === 'lo') continue;
+      if (h.netns === netnsName(ctx) || h.cidr.startsWith('fe80:') || h.ifname === 'lo' || (h.ifname === cfg.bridge && !h.netns)) continue;
       const hostAddr = h.cidr.split('/')[0]!;
       const clash = sameAddress(hostAddr, w.address) || (w.family === 6 && !h.netns && h.cidr.includes(':') && inNetwork(w.address, h.cidr));
       if (clash) {

@@ -294,6 +294,30 @@ describe('linux driver: stop, survival, failures', () => {
     }
   });
 
+  test('IPv6: a jail address in the IPv6 range reaches the bridge gateway; outside the range is refused', async () => {
+    const out = makeTestJail(PREFIX, { 'ip6.addr': '2001:db8::5' });
+    await assert.rejects(driver.setupNetwork(out.ctx), /2001:db8::5 is outside the jail range 2001:db8:4a59::\/64/);
+    out.cleanup();
+    const jail = makeTestJail(PREFIX, { 'ip6.addr': '2001:db8:4a59::21' });
+    const net = await driver.setupNetwork(jail.ctx);
+    const mounts = await driver.mount(jail.ctx, jail.plan);
+    let facts: CreateFacts | undefined;
+    const server = createServer((_q, s) => s.end('hello over IPv6'));
+    try {
+      facts = await driver.create(jail.ctx, net, {});
+      await new Promise<void>((r) => server.listen(0, '2001:db8:4a59::1', r));
+      const port = (server.address() as { port: number }).port;
+      const r = await driver.runInJail(jail.ctx, facts, ['curl', '-s', '--max-time', '5', `http://[2001:db8:4a59::1]:${port}/`]);
+      assert.equal(r.stdout, 'hello over IPv6', r.stderr);
+    } finally {
+      server.close();
+      if (facts) await driver.destroy(jail.ctx, facts, 1000);
+      await driver.unmount(jail.ctx, mounts);
+      await driver.teardownNetwork(jail.ctx, net);
+      jail.cleanup();
+    }
+  });
+
   test('removeLeftover takes every mount stacked at one place and below it (overlay root on a bound root)', async () => {
     const jail = makeTestJail(PREFIX);
     const root = jail.plan.root;
