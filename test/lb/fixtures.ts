@@ -17,7 +17,7 @@ export interface VersionServer {
 
 export async function startVersionServer(addr: string, version: string, port = 0): Promise<VersionServer> {
   const s: VersionServer = { addr, port, version, hits: 0, healthy: true, close: async () => {} };
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer((_req, res) => {
     s.hits++;
     res.writeHead(s.healthy ? 200 : 503, { 'content-type': 'text/plain' });
     res.end(`${version}\n`);

@@ -7,7 +7,6 @@ import type { CreateFacts, ExecOptions, ExecResult, JailContext } from '../drive
 import { JAIL_KEEP_CAPS } from './caps.ts';
 import { CAPDROP_IN_JAIL, JY_ENTER } from './native.ts';
 import { minimalEnv, run } from './proc.ts';
-import { warmCgroupMoves } from './cgroups.ts';
 
 export const JAIL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

@@ -3,7 +3,7 @@
 // to the host's peers, and pivot_root later finds a mount point. Every made thing is recorded
 // the moment it exists; a failure undoes exactly those, newest first.
 import { mountTargets } from './mountinfo.ts';
-import { closeSync, openSync, readlinkSync, rmdirSync, statSync, symlinkSync, unlinkSync, lstatSync, writeFileSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readlinkSync, rmdirSync, statSync, symlinkSync, unlinkSync, lstatSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, MountFacts } from '../driver.ts';
