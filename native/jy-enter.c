@@ -2,8 +2,11 @@
  * jy-enter: runs a program inside a running jail, like jexec(8). One static process instead
  * of a shell (to join the cgroups) plus nsenter.
  *
- *   jy-enter [--cgroup DIR]... --target PID -- PROGRAM [ARGS...]
+ *   jy-enter [--cgroup DIR]... --target PID [--expect-pidns INODE] -- PROGRAM [ARGS...]
  *
+ * With --expect-pidns, PID's pid namespace must be that one (the inode of the link
+ * /proc/PID/ns/pid, checked on the descriptor that is then joined): a jail whose pid 1 died
+ * and whose pid number was reused is never entered.
  * It joins the cgroups DIR (writing "0" to DIR/cgroup.procs), then the ipc, uts, net, pid and
  * mount namespaces of PID (the jail's pid 1), takes PID's root and working directory, forks
  * (a pid namespace applies to children only), and the child executes PROGRAM by its path in
@@ -17,6 +20,7 @@
 #define DIE_STATUS 125
 #include <sched.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include "jy-common.h"
 
@@ -32,9 +36,17 @@ int main(int argc, char **argv) {
 	const char *cgroups[MAX_CG];
 	int ncg = 0, i = 1;
 	long target = 0;
+	unsigned long long expect_pidns = 0;
 	for (; i < argc; i++) {
 		if (!strcmp(argv[i], "--cgroup") && i + 1 < argc && ncg < MAX_CG) {
 			cgroups[ncg++] = argv[++i];
+		} else if (!strcmp(argv[i], "--expect-pidns") && i + 1 < argc) {
+			char *end;
+			expect_pidns = strtoull(argv[++i], &end, 10);
+			if (*end || !expect_pidns) {
+				fprintf(stderr, "jy-enter: bad --expect-pidns\n");
+				return 125;
+			}
 		} else if (!strcmp(argv[i], "--target") && i + 1 < argc) {
 			char *end;
 			target = strtol(argv[++i], &end, 10);
@@ -44,7 +56,7 @@ int main(int argc, char **argv) {
 		}
 	}
 	if (!target || i + 1 >= argc || strcmp(argv[i], "--") != 0) {
-		fprintf(stderr, "usage: jy-enter [--cgroup DIR]... --target PID -- PROGRAM [ARGS...]\n");
+		fprintf(stderr, "usage: jy-enter [--cgroup DIR]... --target PID [--expect-pidns INODE] -- PROGRAM [ARGS...]\n");
 		return 125;
 	}
 	char **program = &argv[i + 1];
@@ -63,6 +75,9 @@ int main(int argc, char **argv) {
 		errno = 0;
 		if ((fds[n] = open(path, O_RDONLY | O_CLOEXEC)) < 0) die("cannot open %s", path);
 	}
+	struct stat st;
+	errno = 0;
+	if (expect_pidns && (fstat(fds[3], &st) != 0 || (unsigned long long)st.st_ino != expect_pidns)) die("process %ld is not the jail's pid 1 any more", target);
 	snprintf(path, sizeof path, "/proc/%ld/root", target);
 	int rootfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	snprintf(path, sizeof path, "/proc/%ld/cwd", target);

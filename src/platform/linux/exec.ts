@@ -47,6 +47,12 @@ function lookupUser(facts: CreateFacts, user: string, jail: string): PasswdEntry
   throw new JailyardError('JY_ERR_USAGE', `no user "${user}" in the jail's /etc/passwd`, { jail, param: 'exec.jail_user' });
 }
 
+/** jy-enter checks the target's pid namespace: a reused pid number is never entered. */
+function expectPidNs(facts: CreateFacts): string[] {
+  const m = /^pid:\[(\d+)\]$/.exec(facts.nsIds?.pid ?? '');
+  return m ? ['--expect-pidns', m[1]!] : [];
+}
+
 export async function runInJail(ctx: JailContext, facts: CreateFacts, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   if (!argv.length) throw new JailyardError('JY_ERR_USAGE', 'no command to run in the jail', { jail: ctx.name });
   const who = opts.user ? lookupUser(facts, opts.user, ctx.name) : undefined;
@@ -63,7 +69,7 @@ export async function runInJail(ctx: JailContext, facts: CreateFacts, argv: stri
   const full = [
     // jy-enter (static, the host's): the jail's cgroups, every namespace of its pid 1, its
     // root; the process and every child it forks are charged to the jail from the start.
-    JY_ENTER, ...facts.cgroups.flatMap((d) => ['--cgroup', d]), '--target', String(facts.initPid), '--',
+    JY_ENTER, ...facts.cgroups.flatMap((d) => ['--cgroup', d]), '--target', String(facts.initPid), ...expectPidNs(facts), '--',
     // The first program inside is jy-capdrop, static and bound from the host: it drops the
     // capabilities before any program of the jail's own tree runs (a jailed root could have
     // replaced those, or preloaded a library into them). The environment is the clean one

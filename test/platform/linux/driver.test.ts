@@ -58,6 +58,14 @@ describe('linux driver: one running jail', () => {
     assert.ok(rest.filter((l) => l.includes(`-${jail.ctx.jid}`)).length >= 2, `joined the jail's groups: ${rest.join(' ')}`);
   });
 
+  test('exec never enters a process that is not the jail\'s pid 1 any more (a reused pid number)', async () => {
+    const stale: CreateFacts = { ...facts!, nsIds: { ...facts!.nsIds, pid: readlinkSync('/proc/self/ns/pid') } };
+    const r = await driver.runInJail(jail.ctx, stale, ['/bin/echo', 'ran']);
+    assert.equal(r.code, 125);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /not the jail's pid 1 any more/);
+  });
+
   test('root in the jail cannot mount, remount /usr rw (EPERM) nor write it (EROFS)', async () => {
     const m = await inJail('mount -t tmpfs x /tmp');
     assert.notEqual(m.code, 0);
