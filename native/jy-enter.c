@@ -1,19 +1,19 @@
 /*
- * jy-enter: runs a program inside a running jail, like jexec(8). One static process instead
- * of a shell (to join the cgroups) plus nsenter.
+ * jy-enter: runs a program inside a running jail, like jexec(8), in one static process.
  *
- *   jy-enter [--cgroup DIR]... --target PID [--expect-pidns INODE] -- PROGRAM [ARGS...]
+ *   jy-enter [--cgroup DIR]... --target PID [--expect-pidns INODE] --keep-caps KEEP -- PROGRAM [ARGS...]
  *
+ * It joins the cgroups DIR (writing "0" to DIR/cgroup.procs), then the ipc, uts, net, pid and
+ * mount namespaces of PID (the jail's pid 1), takes PID's root and working directory, and
+ * forks (a pid namespace applies to children only). The child drops every capability not
+ * in KEEP (comma-separated numbers) from its bounding set and executes PROGRAM, looked up
+ * in PATH inside the jail. Nothing of the jail's tree runs before that drop: the jail owns
+ * its tree, so any program there (or a library it preloads) may be the jailed root's.
  * With --expect-pidns, PID's pid namespace must be that one (the inode of the link
  * /proc/PID/ns/pid, checked on the descriptor that is then joined): a jail whose pid 1 died
  * and whose pid number was reused is never entered.
- * It joins the cgroups DIR (writing "0" to DIR/cgroup.procs), then the ipc, uts, net, pid and
- * mount namespaces of PID (the jail's pid 1), takes PID's root and working directory, forks
- * (a pid namespace applies to children only), and the child executes PROGRAM by its path in
- * the jail -- jailyard passes /.jailyard/capdrop, which drops the capabilities before
- * anything of the jail's own tree runs. The parent waits and exits with the child's status
- * (128+signal when it was killed); SIGTERM, SIGINT and SIGHUP sent to it are passed on.
- * Errors: exit 125, message on stderr.
+ * The parent waits and exits with the child's status (128+signal when it was killed);
+ * SIGTERM, SIGINT and SIGHUP sent to it are passed on. Errors: exit 125, message on stderr.
  */
 #define _GNU_SOURCE
 #define DIE_PREFIX "jy-enter"
@@ -36,7 +36,8 @@ int main(int argc, char **argv) {
 	const char *cgroups[MAX_CG];
 	int ncg = 0, i = 1;
 	long target = 0;
-	unsigned long long expect_pidns = 0;
+	unsigned long long expect_pidns = 0, keep = 0;
+	int have_keep = 0;
 	for (; i < argc; i++) {
 		if (!strcmp(argv[i], "--cgroup") && i + 1 < argc && ncg < MAX_CG) {
 			cgroups[ncg++] = argv[++i];
@@ -47,6 +48,12 @@ int main(int argc, char **argv) {
 				fprintf(stderr, "jy-enter: bad --expect-pidns\n");
 				return 125;
 			}
+		} else if (!strcmp(argv[i], "--keep-caps") && i + 1 < argc) {
+			if (!parse_caps(argv[++i], &keep)) {
+				fprintf(stderr, "jy-enter: bad --keep-caps\n");
+				return 125;
+			}
+			have_keep = 1;
 		} else if (!strcmp(argv[i], "--target") && i + 1 < argc) {
 			char *end;
 			target = strtol(argv[++i], &end, 10);
@@ -55,8 +62,8 @@ int main(int argc, char **argv) {
 			break;
 		}
 	}
-	if (!target || i + 1 >= argc || strcmp(argv[i], "--") != 0) {
-		fprintf(stderr, "usage: jy-enter [--cgroup DIR]... --target PID [--expect-pidns INODE] -- PROGRAM [ARGS...]\n");
+	if (!target || !have_keep || i + 1 >= argc || strcmp(argv[i], "--") != 0) {
+		fprintf(stderr, "usage: jy-enter [--cgroup DIR]... --target PID [--expect-pidns INODE] --keep-caps KEEP -- PROGRAM [ARGS...]\n");
 		return 125;
 	}
 	char **program = &argv[i + 1];
@@ -98,7 +105,8 @@ int main(int argc, char **argv) {
 	child = fork();
 	if (child < 0) die("fork");
 	if (child == 0) {
-		execv(program[0], program);
+		drop_capabilities(keep);
+		execvp(program[0], program);
 		die("cannot run %s", program[0]);
 	}
 	struct sigaction sa;

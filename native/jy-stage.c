@@ -3,7 +3,7 @@
  * in one process chain (it replaces nsenter + unshare + a shell stage + a mount(8) per
  * mount: each of those was a process on every start).
  *
- *   jy-stage [--cgroup DIR]... [--join TYPE FILE]... [--unshare-net] ROOT HOSTNAME TINI CAPDROP KEEP DEV -- HOLDER...
+ *   jy-stage [--cgroup DIR]... [--join TYPE FILE]... [--unshare-net] ROOT HOSTNAME TINI KEEP DEV -- HOLDER...
  *
  *   --cgroup DIR   join the cgroup DIR first (every process of the jail descends from this
  *                  one, so all of them are charged to it from their first instruction)
@@ -13,9 +13,10 @@
  *   --unshare-net  a new network namespace too, with only the loopback (up): a jail without
  *                  addresses, like bwrap --unshare-net or a FreeBSD jail with no ip4.addr
  *   ROOT           the jail root (a private mount point with the plan's mounts below it)
- *   TINI, CAPDROP  static host binaries bound read-only at ROOT/.jailyard/{tini,capdrop}
- *                  (the driver made both mount point files beforehand)
- *   KEEP           capability numbers the jail keeps (jy-capdrop's argument)
+ *   TINI           the host's static tini, bound read-only at ROOT/.jailyard/tini (the
+ *                  driver made that directory and mount point file; both are checked to be
+ *                  a real directory and a regular file, never followed symlinks)
+ *   KEEP           capability numbers the jail keeps (comma-separated)
  *   DEV            "makedev": mount a minimal /dev (the plan had none); "keepdev": leave it
  *
  * The process chain: this process joins the given namespaces and, when one of them was a
@@ -23,11 +24,10 @@
  * unshares mount, pid, uts and ipc, makes every mount private and forks the jail's pid 1.
  * Each parent waits for its child and exits with its status (like unshare --fork).
  *
- * Pid 1 mounts /proc (and /dev), binds tini and jy-capdrop, sets the hostname, pivot_roots,
- * prints "ready" on stdout (the driver waits for that line) and execs jy-capdrop,
- * which detaches the old root and drops the capabilities before tini, the first program of
- * the jail, runs. Nothing of the jail's own tree runs before that. Errors go to stderr
- * (the jail's console log), exit status 111.
+ * Pid 1 mounts /proc (and /dev), binds tini, sets the hostname, pivot_roots, detaches the
+ * old root, drops every capability not in KEEP, prints "ready" on stdout (the driver waits
+ * for that line) and execs tini, the first program of the jail. Nothing of the jail's own
+ * tree runs before the drop. Errors go to stderr (the jail's console log), exit status 111.
  */
 #define _GNU_SOURCE
 #define DIE_PREFIX "jailyard stage"
@@ -136,12 +136,13 @@ int main(int argc, char **argv) {
 			break;
 		}
 	}
-	if (argc - i < 8 || strcmp(argv[i + 6], "--") != 0) {
-		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] ROOT HOSTNAME TINI CAPDROP KEEP makedev|keepdev -- HOLDER...\n");
+	unsigned long long keep = 0;
+	if (argc - i < 7 || strcmp(argv[i + 5], "--") != 0 || !parse_caps(argv[i + 3], &keep)) {
+		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] ROOT HOSTNAME TINI KEEP makedev|keepdev -- HOLDER...\n");
 		return 2;
 	}
-	const char *root = argv[i], *hostname = argv[i + 1], *tini = argv[i + 2], *capdrop = argv[i + 3], *keep = argv[i + 4], *dev = argv[i + 5];
-	char **holder = &argv[i + 7];
+	const char *root = argv[i], *hostname = argv[i + 1], *tini = argv[i + 2], *dev = argv[i + 4];
+	char **holder = &argv[i + 6];
 
 	for (int n = 0; n < ncg; n++) join_cgroup(cgroups[n]);
 
@@ -176,31 +177,35 @@ int main(int argc, char **argv) {
 	if (devnull < 0 || chdir(root) != 0) die("no jail root %s", root);
 	do_mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	if (!strcmp(dev, "makedev")) make_dev();
+	/* the jail owns its root: .jailyard must be a real directory and tini a regular file
+	 * in it, never a symlink that would send the bind (and the exec below) elsewhere */
+	struct stat st;
+	errno = 0;
+	if (lstat(".jailyard", &st) != 0 || !S_ISDIR(st.st_mode)) die("%s/.jailyard is not a directory", root);
+	if (lstat(".jailyard/tini", &st) != 0 || !S_ISREG(st.st_mode)) die("%s/.jailyard/tini is not a regular file", root);
 	bind_ro(tini, ".jailyard/tini");
-	bind_ro(capdrop, ".jailyard/capdrop");
 	errno = 0;
 	if (sethostname(hostname, strlen(hostname)) != 0) die("cannot set hostname %s", hostname);
-	/* new and old root the same directory: the old root ends up stacked on "/";
-	 * jy-capdrop --detach-old-root takes it away */
+	/* new and old root the same directory: the old root ends up stacked on "/" and is
+	 * detached right away; nothing of the host stays reachable */
 	errno = 0;
 	if (syscall(SYS_pivot_root, ".", ".") != 0) die("pivot_root into %s failed", root);
+	if (umount2(".", MNT_DETACH) != 0) die("cannot detach the old root");
+	if (chdir("/") != 0) die("chdir /");
+	drop_capabilities(keep);
 
 	printf("ready\n");
 	fflush(stdout);
 	if (dup2(devnull, 0) < 0 || dup2(2, 1) < 0) die("dup2");
 	int n = 0;
 	while (holder[n]) n++;
-	char **args = calloc((size_t)n + 7, sizeof *args);
+	char **args = calloc((size_t)n + 3, sizeof *args);
 	if (!args) die("calloc");
 	int a = 0;
-	args[a++] = "/.jailyard/capdrop";
-	args[a++] = "--detach-old-root";
-	args[a++] = (char *)keep;
-	args[a++] = "--";
 	args[a++] = "/.jailyard/tini";
 	args[a++] = "--";
 	for (int k = 0; k < n; k++) args[a++] = holder[k];
 	args[a] = NULL;
 	execv(args[0], args);
-	die("cannot run /.jailyard/capdrop");
+	die("cannot run /.jailyard/tini");
 }

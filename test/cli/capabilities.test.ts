@@ -1,7 +1,7 @@
 // A jailed root owns its writable tree: it can replace the programs in it, or preload a
 // library into them. jailyard must therefore never run a program of the jail's own tree with
-// more than the jail's capabilities: at start (pid 1) and at every exec, the first program
-// inside is jy-capdrop, static and bound read-only from the host.
+// more than the jail's capabilities: at start (pid 1) and at every exec, jailyard's own host
+// binaries (jy-stage, jy-enter) drop them before the first program of the jail's tree runs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -64,6 +64,35 @@ test('a jailed root that replaces setpriv and umount in its tree gains no capabi
   assert.equal(existsSync('/usr/bin/setpriv.real'), false, 'the host\'s own tree is untouched');
 
   r = await jy('remove', 'caps1');
+  assert.equal(r.code, 0, r.stderr);
+  assertNoLeaks(baseline, state);
+});
+
+test('a jailed root that swaps /.jailyard for its own programs gains no capability (exec and restart)', { timeout: 120_000 }, async () => {
+  let r = await jy('create', 'caps2', 'skeleton=host', 'persist', 'meta.test=caps');
+  assert.equal(r.code, 0, r.stderr);
+  r = await jy('start', 'caps2');
+  assert.equal(r.code, 0, r.stderr);
+  // /.jailyard holds host binaries bound read-only; the jailed root cannot unmount them, but
+  // it owns the directory entry: it moves the directory away and puts its own in its place,
+  // with trojans under every name jailyard ever ran from there
+  const trojan = (name: string) => `printf '#!/bin/sh\ngrep -E "CapEff|CapBnd" /proc/self/status > /tmp/trojan-${name}\nshift 2 2>/dev/null; exec "$@"\n' > /.jailyard/${name} && chmod 755 /.jailyard/${name}`;
+  jyBin('exec', 'caps2', 'sh', '-c', `mv /.jailyard /.jailyard-moved && mkdir /.jailyard && ${trojan('capdrop')} && ${trojan('tini')}`);
+  // the next exec runs nothing of it with more than the jail's set
+  assert.equal(jyBin('exec', 'caps2', 'echo', 'ok').trim(), 'ok');
+  const after = jyBin('exec', 'caps2', 'sh', '-c', 'cat /tmp/trojan-capdrop 2>/dev/null || echo none');
+  assert.ok(after.trim() === 'none' || new RegExp(`CapBnd:\\s+${JAIL_CAPBND}`).test(after), `a trojan ran with more than the jail's capabilities: ${after}`);
+  // the same with a symlink in its place (pointing into the jail's /tmp), across a restart
+  jyBin('exec', 'caps2', 'sh', '-c', `rm -rf /tmp/fake && mkdir /tmp/fake && rmdir /.jailyard 2>/dev/null; rm -rf /.jailyard; mv /.jailyard-moved /tmp/moved; ln -s /tmp/fake /.jailyard && ${trojan('capdrop')} && ${trojan('tini')}`);
+  r = await jy('restart', 'caps2');
+  assert.equal(r.code, 0, r.stderr);
+  const pid1 = jyBin('exec', 'caps2', 'grep', 'CapBnd', '/proc/1/status');
+  assert.match(pid1, new RegExp(`CapBnd:\\s+${JAIL_CAPBND}`));
+  for (const name of ['capdrop', 'tini']) {
+    const seen = jyBin('exec', 'caps2', 'sh', '-c', `cat /tmp/trojan-${name} 2>/dev/null || echo none`);
+    assert.ok(seen.trim() === 'none' || new RegExp(`CapBnd:\\s+${JAIL_CAPBND}`).test(seen), `the ${name} trojan ran with more than the jail's capabilities: ${seen}`);
+  }
+  r = await jy('remove', 'caps2');
   assert.equal(r.code, 0, r.stderr);
   assertNoLeaks(baseline, state);
 });

@@ -19,6 +19,6 @@ const KEEP = {
   setfcap: 31,
 } as const;
 
-/** The KEEP argument of jy-capdrop. */
+/** The KEEP argument of jy-stage and jy-enter (--keep-caps). */
 export const JAIL_KEEP_CAPS = Object.values(KEEP).join(',');
 export const JAIL_KEPT_CAP_NAMES = Object.keys(KEEP);

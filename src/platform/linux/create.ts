@@ -1,15 +1,15 @@
 // The create step and its undo: a detached jy-stage (native/jy-stage.c) joins the netns made
 // by the addresses step, unshares the jail's mount, pid, uts and ipc namespaces and forks
-// the jail's pid 1, which mounts /proc, sets the hostname, pivot_roots and execs tini through
-// jy-capdrop (a reduced capability bounding set). jy-stage joins the jail's cgroups before
+// the jail's pid 1, which mounts /proc, sets the hostname, pivot_roots, drops the
+// capabilities and execs tini. jy-stage joins the jail's cgroups before
 // anything else, so every process of the jail is charged to them from its first instruction.
 import { stateTag } from './paths.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, statSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, JailContext, Limits, NetworkFacts } from '../driver.ts';
 import { JAIL_KEEP_CAPS } from './caps.ts';
-import { CAPDROP, JY_STAGE, checkNative } from './native.ts';
+import { JY_STAGE, checkNative } from './native.ts';
 import { resolveInside } from './paths.ts';
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { nestedRoot } from './mounts.ts';
@@ -90,13 +90,16 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   const root = nest?.root ?? ctx.path;
   const fs = nest?.ns.view.fs ?? ((p: string) => p);
   // Mount points the stage needs, made here (safely under the root) to spare it processes.
+  // /.jailyard is jailyard's name in every jail: if the jail put anything but a directory
+  // there (a symlink to send the tini bind elsewhere), that is moved aside, never followed.
   const procDir = resolveInside(root, `${root}/proc`, ctx.name, fs);
-  const tiniDir = resolveInside(root, `${root}/.jailyard`, ctx.name, fs);
   mkdirSync(fs(procDir), { recursive: true });
-  mkdirSync(fs(tiniDir), { recursive: true });
-  for (const point of ['tini', 'capdrop']) {
-    if (!existsSync(fs(`${tiniDir}/${point}`))) closeSync(openSync(fs(`${tiniDir}/${point}`), 'a'));
+  const own = `${root}/.jailyard`;
+  if (lstatSync(fs(own), { throwIfNoEntry: false })?.isDirectory() === false || lstatSync(fs(`${own}/tini`), { throwIfNoEntry: false })?.isFile() === false) {
+    renameSync(fs(own), fs(`${root}/.jailyard.moved-${Date.now()}`));
   }
+  mkdirSync(fs(own), { recursive: true });
+  if (!existsSync(fs(`${own}/tini`))) closeSync(openSync(fs(`${own}/tini`), 'a'));
   checkNative();
   const cgroups = createGroups(cgroupConfigFor(ctx, cfg.cgroups), ctx.jid, ctx.name, limits, stateTag(ctx.stateDir), ctx.parent?.cgroups);
   // after making the groups (that waits for the lock as well), while jy-stage is spawned
@@ -110,7 +113,7 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
     : net.netns
       ? ['--join', 'net', `/run/netns/${net.netns}`]
       : ['--unshare-net'];
-  const argv = [JY_STAGE, ...cgroups.flatMap((d) => ['--cgroup', d]), ...joins, root, hostname, cfg.tini, CAPDROP, JAIL_KEEP_CAPS, hasDev(root, fs) ? 'keepdev' : 'makedev', '--', ...cfg.holder];
+  const argv = [JY_STAGE, ...cgroups.flatMap((d) => ['--cgroup', d]), ...joins, root, hostname, cfg.tini, JAIL_KEEP_CAPS, hasDev(root, fs) ? 'keepdev' : 'makedev', '--', ...cfg.holder];
   const logFd = openSync(log, 'a');
   // detached: its own session, so it outlives jailyard and no terminal signal reaches it.
   const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', logFd], env: minimalEnv(), cwd: '/' });
@@ -140,7 +143,7 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
       return false;
     }
   };
-  if (!(await waitFor(isTini, cfg.readyTimeoutMs, 1))) return failed('pid 1 did not become tini (jy-capdrop failed?)');
+  if (!(await waitFor(isTini, cfg.readyTimeoutMs, 1))) return failed('pid 1 did not become tini');
   child.stdout!.destroy();
   child.unref();
   // The child copied the prepared mount namespace: the copy held for it is done.

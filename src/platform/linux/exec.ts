@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, ExecOptions, ExecResult, JailContext } from '../driver.ts';
 import { JAIL_KEEP_CAPS } from './caps.ts';
-import { CAPDROP_IN_JAIL, JY_ENTER } from './native.ts';
+import { JY_ENTER } from './native.ts';
 import { minimalEnv, run } from './proc.ts';
 
 export const JAIL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -69,12 +69,10 @@ export async function runInJail(ctx: JailContext, facts: CreateFacts, argv: stri
   const full = [
     // jy-enter (static, the host's): the jail's cgroups, every namespace of its pid 1, its
     // root; the process and every child it forks are charged to the jail from the start.
-    JY_ENTER, ...facts.cgroups.flatMap((d) => ['--cgroup', d]), '--target', String(facts.initPid), ...expectPidNs(facts), '--',
-    // The first program inside is jy-capdrop, static and bound from the host: it drops the
-    // capabilities before any program of the jail's own tree runs (a jailed root could have
-    // replaced those, or preloaded a library into them). The environment is the clean one
-    // this spawn gets: nothing of jailyard's own passes.
-    CAPDROP_IN_JAIL, JAIL_KEEP_CAPS, '--',
+    // It drops the capabilities itself before it runs the first program of the jail's own
+    // tree (the jailed root owns that tree: it may have replaced any program there, or
+    // preloaded a library into them). The environment is the clean one this spawn gets.
+    JY_ENTER, ...facts.cgroups.flatMap((d) => ['--cgroup', d]), '--target', String(facts.initPid), ...expectPidNs(facts), '--keep-caps', JAIL_KEEP_CAPS, '--',
     ...(opts.cwd ? ['/usr/bin/env', '-C', opts.cwd] : []),
     ...(who ? ['setpriv', '--reuid', String(who.uid), '--regid', String(who.gid), '--init-groups', '--'] : []),
     ...argv,

@@ -1,8 +1,8 @@
 // jailyard's native helpers (native/*.c), built statically by `npm install` (prepare):
-//   jy-capdrop  bound read-only into every jail; drops the capabilities before anything of
-//               the jail's own tree runs, at start and at every exec
 //   jy-stage    makes a jail's namespaces and is its pid 1 until tini (src/platform/linux/create.ts)
 //   jy-enter    runs a program inside a running jail (src/platform/linux/exec.ts)
+// Both drop the capabilities themselves before anything of the jail's own tree runs: a
+// jailed root owns that tree, every program and library in it may be its.
 //   jy-mount    runs a batch of mount/umount calls in one process (src/platform/linux/mountops.ts)
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,15 +10,13 @@ import { JailyardError } from '../../errors.ts';
 
 const built = (name: string) => fileURLToPath(new URL(`../../../native/build/${name}`, import.meta.url));
 
-export const CAPDROP = built('jy-capdrop');
-export const CAPDROP_IN_JAIL = '/.jailyard/capdrop';
 export const JY_MOUNT = built('jy-mount');
 export const JY_STAGE = built('jy-stage');
 export const JY_ENTER = built('jy-enter');
 
 /** Throws a clear error when a helper was not built (no C compiler at install time). */
 export function checkNative(step = 'create'): void {
-  const missing = [CAPDROP, JY_MOUNT, JY_STAGE, JY_ENTER].filter((p) => !existsSync(p));
+  const missing = [JY_MOUNT, JY_STAGE, JY_ENTER].filter((p) => !existsSync(p));
   if (missing.length) {
     throw new JailyardError('JY_ERR_PLATFORM', `missing ${missing.join(', ')}: run npm install (or bash scripts/build-native.sh; needs gcc and libc6-dev)`, { step });
   }
