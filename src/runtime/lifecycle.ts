@@ -245,14 +245,16 @@ export async function startJail(deps: LifecycleDeps, name: string): Promise<Jail
   return record;
 }
 
-/** Stops one jail: the recorded start steps undone in reverse (jail -r's order). */
-export async function stopJail(deps: LifecycleDeps, name: string): Promise<JailRecord> {
+/** Stops one jail: the recorded start steps undone in reverse (jail -r's order). `guard` runs
+ * inside the store transaction that turns it 'stopping' (throwing cancels the stop). */
+export async function stopJail(deps: LifecycleDeps, name: string, guard?: () => void): Promise<JailRecord> {
   const state = deps.store.requireJail(name).state;
   if (state === 'starting' || state === 'stopping') {
     // another jailyard process is at it, or one died half-way: say what to do
     throw new JailyardError('JY_ERR_INVALID_TRANSITION', `the jail is ${state} (another jailyard process is working on it, or one stopped half-way: run jailyard reconcile)`, { jail: name });
   }
-  const record = deps.store.transition(name, 'running', 'stopping');
+  // guard: a check run inside the transaction of the first change (remove's If-Match)
+  const record = deps.store.transition(name, 'running', 'stopping', undefined, guard);
   return await finishStop(deps, record);
 }
 

@@ -213,12 +213,36 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       return summarize(outcomes);
     },
 
-    async remove(requested: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+    async remove(requested: string[], bopts: BatchOptions & WriteOptions = {}): Promise<BatchResult> {
       for (const n of requested) store.requireJail(n);
       // removing a parent removes its children, deepest first
       const names = [...new Set(requested.flatMap((n) => [...descendantsOf(n).map((j) => j.name), n]))];
       const running = names.filter((n) => store.requireJail(n).state !== 'stopped');
-      const stopped = running.length ? await service.stop(running, bopts) : { outcomes: [], ok: true };
+      let stopped: BatchResult = { outcomes: [], ok: true };
+      // compare-and-swap: the revision is compared inside the transaction of the removal's
+      // first change (running -> stopping, or the removal of a stopped jail)
+      const cas = bopts.ifRevision;
+      if (cas !== undefined) {
+        if (names.length !== 1) {
+          throw new JailyardError('JY_ERR_USAGE', 'a conditional remove (If-Match, --if-revision) takes one jail without child jails', { jail: requested[0] ?? '' });
+        }
+        const n = names[0]!;
+        if (running.length) {
+          const unchanged = () => {
+            const cur = store.requireJail(n);
+            if (cur.revision !== cas) throw new JailyardError('JY_ERR_REVISION_CONFLICT', `revision conflict: expected revision ${cas}, jail is at revision ${cur.revision}`, { jail: n });
+          };
+          try {
+            await stopJail(await deps(), n, unchanged);
+            stopped = { outcomes: [{ name: n, status: 'ok' }], ok: true };
+          } catch (e) {
+            if (e instanceof JailyardError && e.code === 'JY_ERR_REVISION_CONFLICT') throw e;
+            stopped = summarize([{ name: n, status: 'failed', message: e instanceof JailyardError ? e.describe() : String(e), ...(e instanceof JailyardError ? { code: e.code } : {}) }]);
+          }
+        }
+      } else if (running.length) {
+        stopped = await service.stop(running, bopts);
+      }
       const outcomes: JailOutcome[] = [];
       for (const n of names) {
         const failed = stopped.outcomes.find((o) => o.name === n && o.status !== 'ok');
@@ -235,11 +259,15 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
           if (left.length) {
             throw new JailyardError('JY_ERR_MOUNT', `still mounted below ${dir}: ${left.join(', ')}; run jailyard reconcile`, { jail: n });
           }
+          // a stopped jail removed under If-Match: the removal itself compares
+          const casHere = cas !== undefined && !running.includes(n) ? { ifRevision: cas } : {};
           if (opts.skeletons?.release) await opts.skeletons.release(stateDir, record);
-          store.removeJail(n);
+          store.removeJail(n, casHere);
           if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
           outcomes.push({ name: n, status: 'ok' });
         } catch (e) {
+          // a conditional remove that lost the race changed nothing: an error, not an outcome
+          if (cas !== undefined && e instanceof JailyardError && e.code === 'JY_ERR_REVISION_CONFLICT') throw e;
           outcomes.push({ name: n, status: 'failed', message: e instanceof JailyardError ? e.describe() : String(e), ...(e instanceof JailyardError ? { code: e.code } : {}) });
         }
       }

@@ -36,6 +36,8 @@ export interface JailService {
   start(names: string[], opts?: BatchOptions): Promise<BatchResult>;
   stop(names: string[], opts?: BatchOptions): Promise<BatchResult>;
   restart(names: string[], opts?: BatchOptions): Promise<BatchResult>;
-  /** Stops the jail first if it runs, then forgets it. */
-  remove(names: string[], opts?: BatchOptions): Promise<BatchResult>;
+  /** Stops the jail first if it runs, then forgets it. With `ifRevision` (one jail without
+   * children): JY_ERR_REVISION_CONFLICT, and nothing changes, unless the jail is at that
+   * revision when the removal makes its first change. */
+  remove(names: string[], opts?: BatchOptions & WriteOptions): Promise<BatchResult>;
 }

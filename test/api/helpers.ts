@@ -50,11 +50,26 @@ export function storeOnlyService(store: Store): JailService {
     start: (names) => batch(names, start),
     stop: (names) => batch(names, stop),
     restart: (names) => batch(names, (n) => (stop(n), start(n))),
-    remove: (names) =>
-      batch(names, (n) => {
+    remove: async (names, opts) => {
+      // like the local service: a conditional remove compares in its first change and
+      // throws on a conflict (nothing changed)
+      if (opts?.ifRevision !== undefined) {
+        const n = names[0]!;
+        if (store.requireJail(n).state === 'running') {
+          store.transition(n, 'running', 'stopping', undefined, () => {
+            const cur = store.requireJail(n);
+            if (cur.revision !== opts.ifRevision) throw new JailyardError('JY_ERR_REVISION_CONFLICT', `revision conflict: expected revision ${opts.ifRevision}, jail is at revision ${cur.revision}`, { jail: n });
+          });
+          store.transition(n, 'stopping', 'stopped');
+          store.removeJail(n);
+        } else store.removeJail(n, { ifRevision: opts.ifRevision });
+        return { outcomes: [{ name: n, status: 'ok' }], ok: true };
+      }
+      return batch(names, (n) => {
         if (store.requireJail(n).state === 'running') stop(n);
         store.removeJail(n);
-      }),
+      });
+    },
   };
 }
 

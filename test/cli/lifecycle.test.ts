@@ -135,3 +135,26 @@ test('bad input names the place and creates nothing', async () => {
   assert.match(r.stderr, /life3/);
   assert.equal(existsSync(join(state, 'jails/life3')), false);
 });
+
+test('remove --if-revision: a stale revision changes nothing (the jail keeps running); the current one removes it', async () => {
+  let r = await jy('create', 'life3', 'skeleton=host', 'persist', 'meta.test=lifecycle');
+  assert.equal(r.code, 0, r.stderr);
+  r = await jy('start', 'life3');
+  assert.equal(r.code, 0, r.stderr);
+  const revision = () => Number(JSON.parse(r.stdout)['jail-information'].jail[0].revision);
+  r = await jy('ls', '-j', 'life3', '--json', 'revision');
+  const rev = revision();
+  assert.ok(Number.isInteger(rev), r.stdout);
+  // someone else writes first
+  r = await jy('set', 'life3', 'meta.owner=other');
+  assert.equal(r.code, 0, r.stderr);
+  r = await jy('remove', 'life3', '--if-revision', String(rev));
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /JY_ERR_REVISION_CONFLICT|revision conflict/);
+  r = await jy('ls', '-j', 'life3', '--json', 'revision');
+  assert.equal(r.code, 0, 'still there, still running');
+  r = await jy('remove', 'life3', '--if-revision', String(revision()));
+  assert.equal(r.code, 0, r.stderr);
+  r = await jy('ls', '-a', '-j', 'life3');
+  assert.notEqual(r.code, 0, 'removed');
+});

@@ -66,6 +66,19 @@ function pids(): number[] {
     .map(Number);
 }
 
+/**
+ * The links `isOurs` picks that are still there. A stopped jail's veth is deleted by the
+ * kernel with its netns, asynchronously: they get up to 2 s to go (a real leak stays).
+ */
+export function linksLeft(isOurs: (link: string) => boolean): string[] {
+  let left = links().filter(isOurs);
+  for (let i = 0; i < 100 && left.length; i++) {
+    execFileSync('sleep', ['0.02']);
+    left = links().filter(isOurs);
+  }
+  return left;
+}
+
 export function snapshot(): SystemSnapshot {
   return { mounts: mountTargets(), netns: netns(), links: links(), cgroups: cgroupDirs(), pids: pids() };
 }
@@ -84,14 +97,7 @@ export function assertNoLeaks(before: SystemSnapshot, marker: string): void {
   const newMounts = added(now.mounts, before.mounts).filter((m) => m !== '/run/netns');
   assert.deepEqual(newMounts, [], 'mounts left behind');
   assert.deepEqual(added(now.netns, before.netns), [], 'network namespaces left behind');
-  // A stopped jail's veth is deleted by the kernel with its netns, asynchronously: links
-  // get a moment to go (a real leak stays and fails).
-  let newLinks = added(now.links, before.links);
-  for (let i = 0; i < 100 && newLinks.length; i++) {
-    execFileSync('sleep', ['0.02']);
-    newLinks = added(links(), before.links);
-  }
-  assert.deepEqual(newLinks, [], 'links left behind');
+  assert.deepEqual(linksLeft((l) => !before.links.includes(l)), [], 'links left behind');
   assert.deepEqual(added(now.cgroups, before.cgroups), [], 'cgroups left behind');
   const stray = added(now.pids, before.pids).filter((pid) => {
     try {

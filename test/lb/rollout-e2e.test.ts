@@ -14,8 +14,7 @@ import type { JailService } from '../../src/runtime/types.ts';
 import type { Store } from '../../src/store/types.ts';
 import type { JailSpec } from '../../src/conf/spec.ts';
 import { readFileSync, readdirSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
-import { snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
+import { linksLeft, snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
 import { freePort, runLoad } from './fixtures.ts';
 
 const PREFIX = `jylb${process.pid % 10000}`;
@@ -116,8 +115,7 @@ describe('rollout with real jails behind real haproxy', () => {
       // none at all
     }
     assert.deepEqual(netns.filter((n) => made.netns.has(n)), [], 'network namespaces left behind');
-    const links = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).split('\n').map((l) => l.split(': ')[1]?.split('@')[0] ?? '');
-    assert.deepEqual(links.filter((l) => made.links.has(l)), [], 'veths left behind');
+    assert.deepEqual(linksLeft((l) => made.links.has(l)), [], 'veths left behind');
     const stray = readdirSync('/proc').filter((d) => /^\d+$/.test(d) && !before0.pids.includes(Number(d))).filter((d) => {
       try {
         return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(PREFIX) && Number(d) !== process.pid;

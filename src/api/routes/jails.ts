@@ -131,15 +131,9 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
     async (request, reply) => {
       const name = request.params.name;
       const ifRevision = parseIfMatch(request.headers['if-match']);
-      if (ifRevision !== undefined) {
-        // JailService.remove takes no revision: check here (not atomic with the removal;
-        // see docs/api.md).
-        const current = await ctx.service.get(name);
-        if (current.revision !== ifRevision) {
-          throw new JailyardError('JY_ERR_REVISION_CONFLICT', `revision is ${current.revision}, not ${ifRevision}`, { jail: name });
-        }
-      }
-      const result = await ctx.service.remove([name]);
+      // with If-Match, the revision is compared in the transaction of the removal's first
+      // change (412 JY_ERR_REVISION_CONFLICT, nothing changed)
+      const result = await ctx.service.remove([name], ifRevision === undefined ? {} : { ifRevision });
       // the status may be any error status: not one the schema lists
       reply.code(batchStatus(result) as 200);
       return result;

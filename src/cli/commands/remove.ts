@@ -1,5 +1,6 @@
 // jailyard remove — stop (if running) and forget jails. See docs/cli.md#remove
 import type { RegisterVerb } from '../context.ts';
+import { JailyardError } from '../../errors.ts';
 import { printBatch, targets, withSession } from '../jails.ts';
 
 export const register: RegisterVerb = (program, io) => {
@@ -10,11 +11,14 @@ export const register: RegisterVerb = (program, io) => {
     .argument('[name...]', 'jails to remove')
     .option('-l, --selector <selector>', 'every jail whose labels match')
     .option('-p, --parallel <n>', 'stop up to n independent running jails at once first', '1')
+    .option('--if-revision <n>', 'only if the jail is still at this revision when the removal starts (one jail)')
     .option('--json', 'print the outcome per jail as JSON')
-    .action(async (names: string[], o: { selector?: string; parallel: string; json?: boolean }) => {
+    .action(async (names: string[], o: { selector?: string; parallel: string; ifRevision?: string; json?: boolean }) => {
+      const ifRevision = o.ifRevision === undefined ? undefined : Number(o.ifRevision);
+      if (ifRevision !== undefined && !Number.isInteger(ifRevision)) throw new JailyardError('JY_ERR_USAGE', `--if-revision needs an integer, not ${JSON.stringify(o.ifRevision)}`);
       await withSession(program, io, async ({ service }) => {
         const list = await targets(service, names, o.selector);
-        printBatch(io, 'removed', await service.remove(list, { parallel: Number(o.parallel) || 1 }), !!o.json);
+        printBatch(io, 'removed', await service.remove(list, { parallel: Number(o.parallel) || 1, ...(ifRevision !== undefined ? { ifRevision } : {}) }), !!o.json);
       }, { progress: true });
     });
 };
