@@ -175,11 +175,13 @@ int main(int argc, char **argv) {
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	errno = 0;
 	if (devnull < 0 || chdir(root) != 0) die("no jail root %s", root);
+	struct stat st;
+	errno = 0;
+	if (lstat("proc", &st) != 0 || !S_ISDIR(st.st_mode)) die("%s/proc is not a directory", root);
 	do_mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	if (!strcmp(dev, "makedev")) make_dev();
 	/* the jail owns its root: .jailyard must be a real directory and tini a regular file
 	 * in it, never a symlink that would send the bind (and the exec below) elsewhere */
-	struct stat st;
 	errno = 0;
 	if (lstat(".jailyard", &st) != 0 || !S_ISDIR(st.st_mode)) die("%s/.jailyard is not a directory", root);
 	if (lstat(".jailyard/tini", &st) != 0 || !S_ISREG(st.st_mode)) die("%s/.jailyard/tini is not a regular file", root);

@@ -10,7 +10,6 @@ import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, JailContext, Limits, NetworkFacts } from '../driver.ts';
 import { JAIL_KEEP_CAPS } from './caps.ts';
 import { JY_STAGE, checkNative } from './native.ts';
-import { resolveInside } from './paths.ts';
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { nestedRoot } from './mounts.ts';
 import { applyLimits, createGroups, removeGroups, warmCgroupMoves, type CgroupConfig } from './cgroups.ts';
@@ -89,16 +88,19 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   const nest = ctx.parent ? nestedStart(ctx, ctx.parent) : undefined;
   const root = nest?.root ?? ctx.path;
   const fs = nest?.ns.view.fs ?? ((p: string) => p);
-  // Mount points the stage needs, made here (safely under the root) to spare it processes.
-  // /.jailyard is jailyard's name in every jail: if the jail put anything but a directory
-  // there (a symlink to send the tini bind elsewhere), that is moved aside, never followed.
-  const procDir = resolveInside(root, `${root}/proc`, ctx.name, fs);
-  mkdirSync(fs(procDir), { recursive: true });
-  const own = `${root}/.jailyard`;
-  if (lstatSync(fs(own), { throwIfNoEntry: false })?.isDirectory() === false || lstatSync(fs(`${own}/tini`), { throwIfNoEntry: false })?.isFile() === false) {
-    renameSync(fs(own), fs(`${root}/.jailyard.moved-${Date.now()}`));
-  }
-  mkdirSync(fs(own), { recursive: true });
+  // Mount points the stage needs, made here to spare it processes. /proc and /.jailyard are
+  // the stage's names in every jail root, which the jail owns: anything there but a real
+  // directory (a symlink to send a mount or the exec elsewhere) is moved aside, never
+  // followed; so is a /.jailyard/tini that is not a regular file. jy-stage checks again.
+  const ownDir = (name: string, ok: (p: string) => boolean = () => true): string => {
+    const at = `${root}/${name}`;
+    const st = lstatSync(fs(at), { throwIfNoEntry: false });
+    if (st && (!st.isDirectory() || !ok(at))) renameSync(fs(at), fs(`${root}/${name}.moved-${Date.now()}`));
+    mkdirSync(fs(at), { recursive: true });
+    return at;
+  };
+  ownDir('proc');
+  const own = ownDir('.jailyard', (at) => lstatSync(fs(`${at}/tini`), { throwIfNoEntry: false })?.isFile() !== false);
   if (!existsSync(fs(`${own}/tini`))) closeSync(openSync(fs(`${own}/tini`), 'a'));
   checkNative();
   const cgroups = createGroups(cgroupConfigFor(ctx, cfg.cgroups), ctx.jid, ctx.name, limits, stateTag(ctx.stateDir), ctx.parent?.cgroups);
