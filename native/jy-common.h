@@ -18,37 +18,6 @@
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
-/* KEEP: comma-separated capability numbers, e.g. "0,1,3"; 0 on a malformed list. */
-static int parse_caps(const char *keep, unsigned long long *mask) {
-	*mask = 0;
-	for (const char *p = keep; *p != '\0';) {
-		char *end;
-		unsigned long cap = strtoul(p, &end, 10);
-		if (end == p || cap > 63 || (*end != ',' && *end != '\0')) return 0;
-		*mask |= 1ULL << cap;
-		p = *end == ',' ? end + 1 : end;
-	}
-	return 1;
-}
-
-/*
- * Drops every capability not in MASK from the bounding set and clears the ambient set: the
- * next exec (as root) gets at most MASK. Called by the host's own helper right before it
- * runs anything of the jail, never by a program of the jail's tree.
- */
-static void drop_capabilities(unsigned long long mask) {
-	for (int cap = 0; cap < 64; cap++) {
-		if (mask & (1ULL << cap)) continue;
-		errno = 0;
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
-			if (errno == EINVAL) break; /* past the kernel's last capability */
-			die("cannot drop capability %d", cap);
-		}
-	}
-	errno = 0;
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) die("cannot clear the ambient capabilities");
-}
-
 #endif
 
 /* Prints "PREFIX: message: strerror(errno)" (errno only when set) and exits DIE_STATUS. */
