@@ -26,28 +26,20 @@ const withAddrMounts = await driver.mount(withAddr.ctx, withAddr.plan);
 const ours: number[] = [];
 const oursWithAddr: number[] = [];
 const bwrap: number[] = [];
+/** One start of a prepared jail: network, create, exec `true`, destroy, network teardown. */
+const startCycle = (j: typeof jail) =>
+  timeMs(async () => {
+    const net = await driver.setupNetwork(j.ctx);
+    const facts = await driver.create(j.ctx, net, {});
+    const r = await driver.runInJail(j.ctx, facts, ['true']);
+    if (r.code !== 0) throw new Error(r.stderr);
+    await driver.destroy(j.ctx, facts, 1000);
+    await driver.teardownNetwork(j.ctx, net);
+  });
 try {
   for (let i = 0; i < N; i++) {
-    ours.push(
-      await timeMs(async () => {
-        const net = await driver.setupNetwork(jail.ctx);
-        const facts = await driver.create(jail.ctx, net, {});
-        const r = await driver.runInJail(jail.ctx, facts, ['true']);
-        if (r.code !== 0) throw new Error(r.stderr);
-        await driver.destroy(jail.ctx, facts, 1000);
-        await driver.teardownNetwork(jail.ctx, net);
-      }),
-    );
-    oursWithAddr.push(
-      await timeMs(async () => {
-        const net = await driver.setupNetwork(withAddr.ctx);
-        const facts = await driver.create(withAddr.ctx, net, {});
-        const r = await driver.runInJail(withAddr.ctx, facts, ['true']);
-        if (r.code !== 0) throw new Error(r.stderr);
-        await driver.destroy(withAddr.ctx, facts, 1000);
-        await driver.teardownNetwork(withAddr.ctx, net);
-      }),
-    );
+    ours.push(await startCycle(jail));
+    oursWithAddr.push(await startCycle(withAddr));
     bwrap.push(
       await timeMs(() => {
         const r = spawnSync('bwrap', ['--unshare-all', '--die-with-parent', '--bind', jail.plan.root, '/', '--proc', '/proc', '--dev', '/dev', '--hostname', 'bench', 'true']);
