@@ -2,7 +2,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readlinkSync, existsSync, readFileSync } from 'node:fs';
 import { createLinuxDriver } from '../../../src/platform/linux/index.ts';
 import type { CreateFacts, MountFacts, NetworkFacts } from '../../../src/platform/driver.ts';
@@ -223,6 +223,24 @@ describe('linux driver: stop, survival, failures', () => {
     assert.deepEqual(snapshot().mounts, mountsBefore);
     assert.ok(!existsSync(`${jail.plan.root}/usr`), 'made directories removed');
     jail.cleanup();
+  });
+
+  test('unmount detaches a busy mount lazily and goes on with the rest, newest first', async () => {
+    const jail = makeTestJail(PREFIX);
+    jail.plan.mounts.push({ kind: 'tmpfs', target: `${jail.plan.root}/mnt`, options: [], origin: 'mount' });
+    const mountsBefore = snapshot().mounts;
+    const facts = await driver.mount(jail.ctx, jail.plan);
+    // a host process working inside the tmpfs keeps it busy
+    const busy = spawn('sleep', ['30'], { cwd: `${jail.plan.root}/mnt`, stdio: 'ignore' });
+    try {
+      await driver.unmount(jail.ctx, facts);
+      assert.deepEqual(snapshot().mounts.filter((m) => !mountsBefore.includes(m)), [], 'every mount gone from the table');
+      assert.equal(busy.exitCode, null, 'the busy process was left alone');
+    } finally {
+      busy.kill('SIGKILL');
+      await new Promise((r) => busy.once('exit', r));
+      jail.cleanup();
+    }
   });
 
   test('a mount failing in the middle of a batch undoes exactly the mounts made before it', async () => {
