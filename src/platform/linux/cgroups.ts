@@ -1,7 +1,11 @@
 // Limits: one cgroup per jail. cgroup v1 (one hierarchy per controller: memory, pids, cpu)
 // or v2 (one unified directory). The parent group sits below the calling process's own
 // group (it may be nested, e.g. memory:/some/service) or at the hierarchy root.
-import { existsSync, mkdirSync, openSync, readFileSync, rmdirSync, write, writeFileSync, readdirSync } from 'node:fs';
+// Directory and file work on cgroupfs goes through the thread pool: it takes the kernel's
+// cgroup_mutex, which a concurrent move into a cgroup (another jail's start) holds while it
+// waits for an RCU grace period; node's main thread must not sit in that wait.
+import { existsSync, openSync, readFileSync, write } from 'node:fs';
+import { mkdir, readdir, rmdir, writeFile } from 'node:fs/promises';
 import { JailyardError } from '../../errors.ts';
 import type { Limits } from '../driver.ts';
 import { sleep } from './proc.ts';
@@ -68,16 +72,16 @@ export function jailGroupName(jid: number, tag = ''): string {
   return tag ? `jy-${tag}-${jid}` : `jy-${jid}`;
 }
 
-function mkdirOnce(dir: string, jail: string): void {
+async function mkdirOnce(dir: string, jail: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
-      mkdirSync(dir);
+      await mkdir(dir);
       return;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // Another jail's destroy may just have removed the empty parent: make it again.
       if (code === 'ENOENT' && attempt < 3) {
-        mkdirSync(dir.slice(0, dir.lastIndexOf('/')), { recursive: true });
+        await mkdir(dir.slice(0, dir.lastIndexOf('/')), { recursive: true });
         continue;
       }
       fail(code);
@@ -93,7 +97,7 @@ function mkdirOnce(dir: string, jail: string): void {
  * Creates the jail's groups with its limits; returns their directories. A nested jail's
  * groups go below its parent's (`under`), so the parent's limits cover the child too.
  */
-export function createGroups(cfg: CgroupConfig, jid: number, jail: string, limits: Limits, tag = '', under?: string[]): string[] {
+export async function createGroups(cfg: CgroupConfig, jid: number, jail: string, limits: Limits, tag = '', under?: string[]): Promise<string[]> {
   const made: string[] = [];
   try {
     // the directories the jail's groups go into: the parent jail's groups, or jailyard's own
@@ -106,7 +110,7 @@ export function createGroups(cfg: CgroupConfig, jid: number, jail: string, limit
         // refuse (no internal processes): the child's own limits then fail in applyLimits.
         if (existsSync(`${parent}/cgroup.subtree_control`)) {
           try {
-            writeFileSync(`${parent}/cgroup.subtree_control`, '+memory +pids +cpu');
+            await writeFile(`${parent}/cgroup.subtree_control`, '+memory +pids +cpu');
           } catch {
             // see above
           }
@@ -115,70 +119,70 @@ export function createGroups(cfg: CgroupConfig, jid: number, jail: string, limit
     } else {
       const layout = parentDirs(cfg);
       parents = layout.version === 1 ? V1_CONTROLLERS.map((c) => layout.dirs[c]) : [layout.dir];
-      for (const parent of parents) mkdirSync(parent, { recursive: true });
-      if (layout.version === 2) enableV2Controllers(layout.dir);
+      for (const parent of parents) await mkdir(parent, { recursive: true });
+      if (layout.version === 2) await enableV2Controllers(layout.dir);
     }
     for (const parent of parents) {
       const dir = `${parent}/${jailGroupName(jid, tag)}`;
-      mkdirOnce(dir, jail);
+      await mkdirOnce(dir, jail);
       made.push(dir);
     }
-    applyLimits(made, limits, jail);
+    await applyLimits(made, limits, jail);
     return made;
   } catch (e) {
-    for (const d of made.reverse()) tryRmdir(d);
+    for (const d of made.reverse()) await tryRmdir(d);
     throw e;
   }
 }
 
-function enableV2Controllers(parentDir: string): void {
+async function enableV2Controllers(parentDir: string): Promise<void> {
   // Each level from the hierarchy root down must delegate the controllers to its children.
   const rel = parentDir.slice(CGROOT.length).split('/').filter(Boolean);
   let dir = CGROOT;
   for (const part of ['', ...rel]) {
     if (part) dir = `${dir}/${part}`;
     try {
-      writeFileSync(`${dir}/cgroup.subtree_control`, '+memory +pids +cpu');
+      await writeFile(`${dir}/cgroup.subtree_control`, '+memory +pids +cpu');
     } catch {
       // a controller may be unavailable; limits on it then fail loudly in applyLimits
     }
   }
 }
 
-function writeLimit(file: string, value: string, jail: string, param: string): void {
+async function writeLimit(file: string, value: string, jail: string, param: string): Promise<void> {
   try {
-    writeFileSync(file, value);
+    await writeFile(file, value);
   } catch (e) {
     throw new JailyardError('JY_ERR_PLATFORM', `cannot set ${file} to ${value}: ${(e as Error).message}`, { jail, param, step: 'create' });
   }
 }
 
 /** Writes limits into the jail's groups (also used by modify). Undefined = leave as is. */
-export function applyLimits(dirs: string[], limits: Limits, jail: string): void {
+export async function applyLimits(dirs: string[], limits: Limits, jail: string): Promise<void> {
   for (const dir of dirs) {
     const v2 = !/\/(memory|pids|cpu)\//.test(dir.slice(CGROOT.length) + '/') || existsSync(`${dir}/cgroup.controllers`);
     if (v2) {
-      if (limits.memoryBytes !== undefined) writeLimit(`${dir}/memory.max`, String(limits.memoryBytes), jail, 'limits.memory');
-      if (limits.maxProcs !== undefined) writeLimit(`${dir}/pids.max`, String(limits.maxProcs), jail, 'limits.maxprocs');
-      if (limits.cpuPercent !== undefined) writeLimit(`${dir}/cpu.max`, `${Math.round(limits.cpuPercent * 1000)} ${CPU_PERIOD_US}`, jail, 'limits.cpu');
+      if (limits.memoryBytes !== undefined) await writeLimit(`${dir}/memory.max`, String(limits.memoryBytes), jail, 'limits.memory');
+      if (limits.maxProcs !== undefined) await writeLimit(`${dir}/pids.max`, String(limits.maxProcs), jail, 'limits.maxprocs');
+      if (limits.cpuPercent !== undefined) await writeLimit(`${dir}/cpu.max`, `${Math.round(limits.cpuPercent * 1000)} ${CPU_PERIOD_US}`, jail, 'limits.cpu');
       continue;
     }
     if (dir.startsWith(`${CGROOT}/memory/`) && limits.memoryBytes !== undefined) {
-      writeLimit(`${dir}/memory.limit_in_bytes`, String(limits.memoryBytes), jail, 'limits.memory');
+      await writeLimit(`${dir}/memory.limit_in_bytes`, String(limits.memoryBytes), jail, 'limits.memory');
     }
     if (dir.startsWith(`${CGROOT}/pids/`) && limits.maxProcs !== undefined) {
-      writeLimit(`${dir}/pids.max`, String(limits.maxProcs), jail, 'limits.maxprocs');
+      await writeLimit(`${dir}/pids.max`, String(limits.maxProcs), jail, 'limits.maxprocs');
     }
     if (dir.startsWith(`${CGROOT}/cpu/`) && limits.cpuPercent !== undefined) {
-      writeLimit(`${dir}/cpu.cfs_period_us`, String(CPU_PERIOD_US), jail, 'limits.cpu');
-      writeLimit(`${dir}/cpu.cfs_quota_us`, String(Math.round(limits.cpuPercent * 1000)), jail, 'limits.cpu');
+      await writeLimit(`${dir}/cpu.cfs_period_us`, String(CPU_PERIOD_US), jail, 'limits.cpu');
+      await writeLimit(`${dir}/cpu.cfs_quota_us`, String(Math.round(limits.cpuPercent * 1000)), jail, 'limits.cpu');
     }
   }
 }
 
-function tryRmdir(dir: string): boolean {
+async function tryRmdir(dir: string): Promise<boolean> {
   try {
-    rmdirSync(dir);
+    await rmdir(dir);
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT';
@@ -190,17 +194,17 @@ function tryRmdir(dir: string): boolean {
  * died and the kernel ended the children with it), their emptied groups would keep the
  * parent's from being removed: they go first, deepest first. A group with processes stays.
  */
-function removeEmptyChildGroups(dir: string): void {
+async function removeEmptyChildGroups(dir: string): Promise<void> {
   let entries;
   try {
-    entries = readdirSync(dir, { withFileTypes: true });
+    entries = await readdir(dir, { withFileTypes: true });
   } catch {
     return;
   }
   for (const e of entries) {
     if (!e.isDirectory() || !e.name.startsWith('jy-')) continue;
-    removeEmptyChildGroups(`${dir}/${e.name}`);
-    tryRmdir(`${dir}/${e.name}`);
+    await removeEmptyChildGroups(`${dir}/${e.name}`);
+    await tryRmdir(`${dir}/${e.name}`);
   }
 }
 
@@ -209,10 +213,12 @@ export async function removeGroups(dirs: string[], jail: string, timeoutMs = 200
   const end = Date.now() + timeoutMs;
   let left = [...dirs];
   for (;;) {
-    left = left.filter((d) => {
-      removeEmptyChildGroups(d);
-      return !tryRmdir(d);
-    });
+    const still: string[] = [];
+    for (const d of left) {
+      await removeEmptyChildGroups(d);
+      if (!(await tryRmdir(d))) still.push(d);
+    }
+    left = still;
     if (!left.length) break;
     if (Date.now() > end) {
       throw new JailyardError('JY_ERR_PLATFORM', `cannot remove cgroup(s) ${left.join(', ')}: still in use`, { jail, step: 'destroy' });
@@ -223,7 +229,7 @@ export async function removeGroups(dirs: string[], jail: string, timeoutMs = 200
   for (const d of dirs) {
     const parent = d.slice(0, d.lastIndexOf('/'));
     try {
-      if (!readdirSync(parent, { withFileTypes: true }).some((e) => e.isDirectory())) rmdirSync(parent);
+      if (!(await readdir(parent, { withFileTypes: true })).some((e) => e.isDirectory())) await rmdir(parent);
     } catch {
       // in use by another jail, or already gone
     }

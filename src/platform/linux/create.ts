@@ -103,7 +103,7 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   const own = ownDir('.jailyard', (at) => lstatSync(fs(`${at}/tini`), { throwIfNoEntry: false })?.isFile() !== false);
   if (!existsSync(fs(`${own}/tini`))) closeSync(openSync(fs(`${own}/tini`), 'a'));
   checkNative();
-  const cgroups = createGroups(cgroupConfigFor(ctx, cfg.cgroups), ctx.jid, ctx.name, limits, stateTag(ctx.stateDir), ctx.parent?.cgroups);
+  const cgroups = await createGroups(cgroupConfigFor(ctx, cfg.cgroups), ctx.jid, ctx.name, limits, stateTag(ctx.stateDir), ctx.parent?.cgroups);
   // after making the groups (that waits for the lock as well), while jy-stage is spawned
   warmCgroupMoves();
 
@@ -225,7 +225,7 @@ function isHolder(pid: number): boolean {
 }
 
 export async function modify(ctx: JailContext, facts: CreateFacts, changes: { hostname?: string; limits?: Limits }): Promise<void> {
-  if (changes.limits) applyLimits(facts.cgroups, changes.limits, ctx.name);
+  if (changes.limits) await applyLimits(facts.cgroups, changes.limits, ctx.name);
   if (changes.hostname !== undefined) {
     const r = await run(['nsenter', `--target=${facts.initPid}`, '--uts', '--', 'hostname', changes.hostname]);
     if (r.code !== 0) {
