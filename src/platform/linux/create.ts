@@ -9,7 +9,7 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, re
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, JailContext, Limits, NetworkFacts } from '../driver.ts';
 import { JAIL_KEEP_CAPS } from './caps.ts';
-import { JY_STAGE, checkNative } from './native.ts';
+import { JY_STAGE, checkNative, isStageProcess } from './native.ts';
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { nestedRoot } from './mounts.ts';
 import { applyLimits, createGroups, removeGroups, warmCgroupMoves, type CgroupConfig } from './cgroups.ts';
@@ -217,11 +217,7 @@ function holderChild(initPid: number): number | undefined {
 }
 
 function isHolder(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith(JY_STAGE + '\0');
-  } catch {
-    return false;
-  }
+  return isStageProcess(pid);
 }
 
 export async function modify(ctx: JailContext, facts: CreateFacts, changes: { hostname?: string; limits?: Limits }): Promise<void> {

@@ -2,10 +2,10 @@
 // state roots, jy-* netns, jyh* veths, jy-* cgroups below the parent groups, and live jail
 // pid-1 processes (the pid 1 below a jy-stage).
 import { mountTargets } from './mountinfo.ts';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import type { Leftovers } from '../driver.ts';
 import { parentDirs, removeGroups, type CgroupConfig } from './cgroups.ts';
-import { JY_STAGE } from './native.ts';
+import { isStageProcess } from './native.ts';
 import { unmountAll } from './mounts.ts';
 import { isUnder } from './paths.ts';
 import { childrenOf, innermostPid, killTree, run } from './proc.ts';
@@ -25,7 +25,7 @@ function jailInitPids(): number[] {
     try {
       // jy-stage waits for its child, which is pid 1 of the jail's new pid namespace (or,
       // for a nested jail, a jy-stage in the parent's namespace that waits for that pid 1)
-      if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').startsWith(JY_STAGE + '\0')) continue;
+      if (!isStageProcess(d)) continue;
       found.push(...childrenOf(Number(d)).filter((c) => innermostPid(c) === 1));
     } catch {
       // gone

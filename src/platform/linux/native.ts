@@ -4,7 +4,7 @@
 // Both drop the capabilities themselves before anything of the jail's own tree runs: a
 // jailed root owns that tree, every program and library in it may be its.
 //   jy-mount    runs a batch of mount/umount calls in one process (src/platform/linux/mountops.ts)
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { JailyardError } from '../../errors.ts';
 
@@ -13,6 +13,19 @@ const built = (name: string) => fileURLToPath(new URL(`../../../native/build/${n
 export const JY_MOUNT = built('jy-mount');
 export const JY_STAGE = built('jy-stage');
 export const JY_ENTER = built('jy-enter');
+
+/**
+ * Whether the process `pid` runs jy-stage (by program name, so jails started by another
+ * install of jailyard, at another path, are recognised too).
+ */
+export function isStageProcess(pid: number | string): boolean {
+  try {
+    const argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
+    return argv0 === 'jy-stage' || argv0.endsWith('/jy-stage');
+  } catch {
+    return false;
+  }
+}
 
 /** Throws a clear error when a helper was not built (no C compiler at install time). */
 export function checkNative(step = 'create'): void {
