@@ -43,7 +43,7 @@ export async function scanLeftovers(cfg: LeftoverConfig): Promise<Leftovers> {
   } catch {
     // none
   }
-  const links = readdirSync('/sys/class/net').filter((n) => /^jyh[0-9a-f]{4}\d+$/.test(n) || /^jyh\d+$/.test(n));
+  const links = readdirSync('/sys/class/net').filter((n) => /^jyh[0-9a-f]{4}\d+x?$/.test(n) || /^jyh\d+$/.test(n));
   const cgroups: string[] = [];
   const layout = parentDirs(cfg.cgroups);
   for (const parent of layout.version === 1 ? Object.values(layout.dirs) : [layout.dir]) {

@@ -28,7 +28,7 @@ export interface NetworkConfig {
  * quick start beside a system install) never collide on jy-<jid>.
  */
 export const netnsName = (ctx: { jid: number; stateDir: string }) => `jy-${stateTag(ctx.stateDir)}-${ctx.jid}`;
-export const hostVethName = (ctx: { jid: number; stateDir: string }) => `jyh${stateTag(ctx.stateDir)}${ctx.jid}`;
+export const hostVethName = (ctx: { jid: number; stateDir: string }, spare = false) => `jyh${stateTag(ctx.stateDir)}${ctx.jid}${spare ? 'x' : ''}`;
 
 async function ipBatch(lines: string[], netns?: string, force = false): Promise<{ code: number; stderr: string }> {
   const argv = ['ip', ...(netns ? ['-n', netns] : []), ...(force ? ['-force'] : []), '-batch', '-'];
@@ -76,9 +76,9 @@ function bridgePorts(bridge: string): string[] | undefined {
   }
 }
 
-/** A jail veth (jyh<tag><jid>) whose netns (jy-<tag>-<jid>) is gone. */
+/** A jail veth (jyh<tag><jid>, or its spare name with an x) whose netns (jy-<tag>-<jid>) is gone. */
 function isDyingVeth(link: string): boolean {
-  const m = /^jyh([0-9a-f]{4})(\d+)$/.exec(link);
+  const m = /^jyh([0-9a-f]{4})(\d+)x?$/.exec(link);
   return !!m && !existsSync(`/run/netns/jy-${m[1]}-${m[2]}`);
 }
 
@@ -238,16 +238,17 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
   // has no network either; both are fixed while the jail runs).
   if (!wanted.length) return { addresses: [] };
   const netns = netnsName(ctx);
-  const host = hostVethName(ctx);
+  // A stopped jail's veth goes away with its netns, asynchronously (teardownNetwork): the
+  // same jid started again right away takes the spare name while the old one is going.
+  const taken = (name: string) => existsSync(`/sys/class/net/${name}`) && !existsSync(`/run/netns/${netns}`);
+  let host = hostVethName(ctx);
+  if (taken(host)) host = hostVethName(ctx, true);
+  if (taken(host) && !(await waitFor(() => !taken(host), 5000, 2))) {
+    throw new JailyardError('JY_ERR_PLATFORM', `veth ${host} of an earlier run is still there (run reconcile)`, { jail: ctx.name, step: 'addresses' });
+  }
   const facts: NetworkFacts = { netns, veth: { host, jail: 'eth0' }, bridge: cfg.bridge, addresses: wanted.map((w) => w.cidr) };
   // The bridge is shared: made by the first jail, deleted by the last (teardownNetwork);
   // the lock keeps a jail from attaching to a bridge that is being deleted.
-  // A stopped jail's veth goes away with its netns, asynchronously (teardownNetwork): the
-  // same jid started again right away waits for its old one to be gone.
-  const stale = () => existsSync(`/sys/class/net/${host}`) && !existsSync(`/run/netns/${netns}`);
-  if (stale() && !(await waitFor(() => !stale(), 5000, 2))) {
-    throw new JailyardError('JY_ERR_PLATFORM', `veth ${host} of an earlier run is still there (run reconcile)`, { jail: ctx.name, step: 'addresses' });
-  }
   const outside = await withHostLock('network', async () => {
     await ensureBridge(cfg);
     await checkAddresses(ctx, cfg, wanted);

@@ -344,6 +344,21 @@ describe('linux driver: stop, survival, failures', () => {
     }
   });
 
+  test('the same jid started again at once takes the spare veth name while the old veth is going', async () => {
+    const jail = makeTestJail(PREFIX, { 'ip4.addr': '198.51.100.215' });
+    const first = await driver.setupNetwork(jail.ctx);
+    await driver.teardownNetwork(jail.ctx, first);
+    const oldStillThere = existsSync(`/sys/class/net/${first.veth!.host}`);
+    const second = await driver.setupNetwork(jail.ctx);
+    try {
+      assert.equal(second.veth!.host, oldStillThere ? `${first.veth!.host}x` : first.veth!.host);
+      assert.ok(existsSync(`/sys/class/net/${second.veth!.host}`));
+    } finally {
+      await driver.teardownNetwork(jail.ctx, second);
+      jail.cleanup();
+    }
+  });
+
   test('removeLeftover takes every mount stacked at one place and below it (overlay root on a bound root)', async () => {
     const jail = makeTestJail(PREFIX);
     const root = jail.plan.root;
