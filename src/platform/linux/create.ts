@@ -104,7 +104,9 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   if (!existsSync(fs(`${own}/tini`))) closeSync(openSync(fs(`${own}/tini`), 'a'));
   checkNative();
   const cgroups = await createGroups(cgroupConfigFor(ctx, cfg.cgroups), ctx.jid, ctx.name, limits, stateTag(ctx.stateDir), ctx.parent?.cgroups);
-  // after making the groups (that waits for the lock as well), while jy-stage is spawned
+  // The grace period a cgroup move waits for starts now, after the groups are made (making
+  // them waits on the same lock) and runs while jy-stage is spawned (measured: create
+  // ~22 -> ~14 ms).
   warmCgroupMoves();
 
   const joins = nest
