@@ -1,7 +1,8 @@
 // exec.* hooks: on the host (/bin/sh -c, jail(8)'s JID/JNAME/JPATH), and inside the jail
 // like jexec, through native/jy-enter: every namespace of its pid 1, its root, its cgroups,
 // a clean environment and the same reduced capability bounding set as pid 1.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { resolveInside } from './paths.ts';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, ExecOptions, ExecResult, JailContext } from '../driver.ts';
 import { JAIL_KEEP_CAPS } from './caps.ts';
@@ -32,16 +33,29 @@ interface PasswdEntry {
   shell: string;
 }
 
-/** The user as the jail knows it: read through pid 1's root, never the host's files. */
+/**
+ * The user as the jail knows it: the jail's own /etc/passwd, never the host's. Read through
+ * pid 1's root with every symlink resolved inside the jail (the kernel would resolve an
+ * absolute link under /proc/PID/root against the HOST's root), the last component not
+ * followed, regular files of up to 1 MiB only (never a FIFO that would block).
+ */
 function lookupUser(facts: CreateFacts, user: string, jail: string): PasswdEntry {
+  const root = `/proc/${facts.initPid}/root`;
   let text = '';
   try {
-    text = readFileSync(`/proc/${facts.initPid}/root/etc/passwd`, 'utf8');
+    const fd = openSync(resolveInside(root, `${root}/etc/passwd`, jail), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    try {
+      const st = fstatSync(fd);
+      if (st.isFile() && st.size <= 1 << 20) text = readFileSync(fd, 'utf8');
+    } finally {
+      closeSync(fd);
+    }
   } catch {
-    // no passwd file: no users
+    // no passwd file (or not a plain one inside the jail): no users
   }
   for (const line of text.split('\n')) {
     const [name = '', , uid = '', gid = '', , home = '/', shell = '/bin/sh'] = line.split(':');
+    if (!/^\d+$/.test(uid) || !/^\d+$/.test(gid)) continue;
     if (name === user || (/^\d+$/.test(user) && uid === user)) return { name, uid: Number(uid), gid: Number(gid), home, shell };
   }
   throw new JailyardError('JY_ERR_USAGE', `no user "${user}" in the jail's /etc/passwd`, { jail, param: 'exec.jail_user' });

@@ -3,7 +3,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readlinkSync, existsSync, readFileSync } from 'node:fs';
+import { readlinkSync, existsSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createLinuxDriver } from '../../../src/platform/linux/index.ts';
 import type { CreateFacts, MountFacts, NetworkFacts } from '../../../src/platform/driver.ts';
 import { isJailyardError } from '../../../src/errors.ts';
@@ -112,6 +112,20 @@ describe('linux driver: one running jail', () => {
   test('exec as a user resolved in the jail', async () => {
     const r = await driver.runInJail(jail.ctx, facts!, ['id', '-un'], { user: 'nobody' });
     assert.equal(r.stdout.trim(), 'nobody');
+    // the jail's /etc/passwd is a symlink with an absolute target: resolved inside the jail
+    // (through /proc/PID/root the kernel would have gone to the host's /etc)
+    const etc = `${jail.plan.root}/etc`;
+    writeFileSync(`${etc}/jy-passwd-alt`, 'jyalt:x:4242:4242::/:/bin/sh\n');
+    renameSync(`${etc}/passwd`, `${etc}/passwd.orig`);
+    symlinkSync('/etc/jy-passwd-alt', `${etc}/passwd`);
+    try {
+      const alt = await driver.runInJail(jail.ctx, facts!, ['id', '-u'], { user: 'jyalt' });
+      assert.equal(alt.stdout.trim(), '4242', alt.stderr);
+    } finally {
+      unlinkSync(`${etc}/passwd`);
+      renameSync(`${etc}/passwd.orig`, `${etc}/passwd`);
+      unlinkSync(`${etc}/jy-passwd-alt`);
+    }
     await assert.rejects(driver.runInJail(jail.ctx, facts!, ['id'], { user: 'jy-no-such-user' }), (e) => {
       assert.ok(isJailyardError(e));
       assert.equal(e.code, 'JY_ERR_USAGE');
