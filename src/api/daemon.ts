@@ -76,6 +76,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     tcp = typeof addr === 'object' && addr ? { host: addr.address, port: addr.port } : opts.listen;
   }
 
+  // the store's WAL is checkpointed off the write path while the daemon runs
+  const checkpointer = opts.store.checkpointInBackground?.();
+
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -91,6 +94,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
           await new Promise<void>((resolve) => s.close(() => resolve()));
         }
         removeStaleSocket(opts.socketPath);
+        await checkpointer?.stop();
       })();
       return closing;
     },

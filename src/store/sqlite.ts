@@ -15,6 +15,7 @@ import { ancestorsOf, validateJailName } from './names.ts';
 import { checkSetting, DEFAULT_SETTINGS, SETTING_NAMES } from './settings.ts';
 import { recordToRow, rowToRecord, type JailRow } from './rows.ts';
 import { JailCache } from './cache.ts';
+import { startCheckpointer, type Checkpointer } from './checkpointer.ts';
 import {
   ALLOWED_TRANSITIONS,
   type EventType,
@@ -124,6 +125,10 @@ export class SqliteStore implements Store {
 
   close(): void {
     this.db.close();
+  }
+
+  checkpointInBackground(): Checkpointer {
+    return startCheckpointer(join(this.dir, STORE_FILE));
   }
 
   /** Runs `fn` in one BEGIN IMMEDIATE transaction (the write lock is taken up front, so the

@@ -116,6 +116,10 @@ export interface Store {
   recordRuntime(name: string, runtime: RuntimeFacts | null): void;
   removeJail(name: string, opts?: WriteOptions): void;
 
+  /** For long-running processes (the daemon): keep the store's housekeeping (SQLite's WAL
+   * checkpoints) off the write path, in the background, until stopped. */
+  checkpointInBackground?(): { stop(): Promise<void> };
+
   currentRevision(): number;
   /** Events with revision > since, oldest first. Throws JY_ERR_REVISION_GONE when events
    * after `since` have already been compacted away (the client must re-list). */
