@@ -54,6 +54,16 @@ export function withDependencies(names: string[], dependsOf: (name: string) => s
  * the jails it depends on; for 'stop' it waits for the jails that depend on it. Returns one
  * outcome per jail, in the order given.
  */
+/** The outcome of a jail whose step threw `e`: the error's description and code. */
+export function failedOutcome(name: string, e: unknown): JailOutcome {
+  return {
+    name,
+    status: 'failed',
+    message: e instanceof JailyardError ? e.describe() : e instanceof Error ? e.message : String(e),
+    ...(e instanceof JailyardError ? { code: e.code } : {}),
+  };
+}
+
 export async function runBatch(
   names: string[],
   graph: DependGraph,
@@ -99,13 +109,7 @@ export async function runBatch(
         running.add(n);
         work(n).then(
           () => finish(n, { name: n, status: 'ok' }),
-          (e: unknown) =>
-            finish(n, {
-              name: n,
-              status: 'failed',
-              message: e instanceof JailyardError ? e.describe() : e instanceof Error ? e.message : String(e),
-              ...(e instanceof JailyardError ? { code: e.code } : {}),
-            }),
+          (e: unknown) => finish(n, failedOutcome(n, e)),
         );
       }
       if (outcome.size === names.length) resolve(names.map((n) => outcome.get(n)!));

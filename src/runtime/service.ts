@@ -12,7 +12,7 @@ import type { JailChange, JailRecord, Store, WriteOptions } from '../store/types
 import type { BatchOptions, BatchResult, JailOutcome, JailService } from './types.ts';
 import { buildContext, checkNestedParams, completePlan, guestDir, jailRoot, jailStateDir, parentName, type ParentInfo } from './jailplan.ts';
 import { finishStop, startJail, stopJail, type LifecycleDeps } from './lifecycle.ts';
-import { buildGraph, runBatch, withDependencies } from './order.ts';
+import { buildGraph, failedOutcome, runBatch, withDependencies } from './order.ts';
 import { dependsOf, jailLimits, paramString } from './params.ts';
 import { loadDriver } from '../platform/index.ts';
 
@@ -237,7 +237,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
             stopped = { outcomes: [{ name: n, status: 'ok' }], ok: true };
           } catch (e) {
             if (e instanceof JailyardError && e.code === 'JY_ERR_REVISION_CONFLICT') throw e;
-            stopped = summarize([{ name: n, status: 'failed', message: e instanceof JailyardError ? e.describe() : String(e), ...(e instanceof JailyardError ? { code: e.code } : {}) }]);
+            stopped = summarize([failedOutcome(n, e)]);
           }
         }
       } else if (running.length) {
@@ -268,7 +268,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
         } catch (e) {
           // a conditional remove that lost the race changed nothing: an error, not an outcome
           if (cas !== undefined && e instanceof JailyardError && e.code === 'JY_ERR_REVISION_CONFLICT') throw e;
-          outcomes.push({ name: n, status: 'failed', message: e instanceof JailyardError ? e.describe() : String(e), ...(e instanceof JailyardError ? { code: e.code } : {}) });
+          outcomes.push(failedOutcome(n, e));
         }
       }
       return summarize(outcomes);

@@ -70,3 +70,14 @@ export function networksOverlap(a: string, b: string): boolean {
   const other = shorter.net === aNet && shorter.p === aP ? bNet : aNet;
   return addressBits(aNet).width === addressBits(bNet).width && inNetwork(other, `${shorter.net}/${shorter.p}`);
 }
+
+/** Whether two address texts are the same address ("2001:db8::1" = "2001:db8:0::1"). */
+export function sameAddress(a: string, b: string): boolean {
+  try {
+    const x = addressBits(a);
+    const y = addressBits(b);
+    return x.width === y.width && x.bits === y.bits;
+  } catch {
+    return a === b;
+  }
+}

@@ -7,7 +7,7 @@ import { withHostLock } from './lock.ts';
 import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, NetworkFacts } from '../driver.ts';
-import { addressBits, jailAddresses, inNetwork, networksOverlap, type JailAddress } from './addresses.ts';
+import { addressBits, jailAddresses, inNetwork, networksOverlap, sameAddress, type JailAddress } from './addresses.ts';
 import { run, outputOf, waitFor } from './proc.ts';
 
 export interface NetworkConfig {
@@ -180,16 +180,6 @@ async function addressesInUse(): Promise<HostAddr[]> {
     inJails.push(...parseAddrs((await run(['ip', '-n', name, '-o', 'addr', 'show'])).stdout, name));
   }
   return [...host, ...inJails];
-}
-
-function sameAddress(a: string, b: string): boolean {
-  try {
-    const x = addressBits(a);
-    const y = addressBits(b);
-    return x.width === y.width && x.bits === y.bits;
-  } catch {
-    return a === b;
-  }
 }
 
 /** Refuses addresses outside the range, on the host, or on another jail (JY_ERR_ADDRESS). */
