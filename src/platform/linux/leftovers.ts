@@ -9,7 +9,7 @@ import { isStageProcess } from './native.ts';
 import { unmountAll } from './mounts.ts';
 import { isUnder } from './paths.ts';
 import { childrenOf, innermostPid, killTree, run } from './proc.ts';
-import { teardownNetwork } from './network.ts';
+import { netnsOfVeth, teardownNetwork } from './network.ts';
 
 export interface LeftoverConfig {
   /** Folders whose mounts are all jailyard's (state dirs, jail roots). */
@@ -43,7 +43,7 @@ export async function scanLeftovers(cfg: LeftoverConfig): Promise<Leftovers> {
   } catch {
     // none
   }
-  const links = readdirSync('/sys/class/net').filter((n) => /^jyh[0-9a-f]{4}\d+x?$/.test(n) || /^jyh\d+$/.test(n));
+  const links = readdirSync('/sys/class/net').filter((n) => netnsOfVeth(n) !== undefined || /^jyh\d+$/.test(n));
   const cgroups: string[] = [];
   const layout = parentDirs(cfg.cgroups);
   for (const parent of layout.version === 1 ? Object.values(layout.dirs) : [layout.dir]) {

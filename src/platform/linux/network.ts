@@ -76,10 +76,16 @@ function bridgePorts(bridge: string): string[] | undefined {
   }
 }
 
-/** A jail veth (jyh<tag><jid>, or its spare name with an x) whose netns (jy-<tag>-<jid>) is gone. */
-function isDyingVeth(link: string): boolean {
+/** The netns a jail veth (jyh<tag><jid>, or its spare name with an x) belongs to, if it is one. */
+export function netnsOfVeth(link: string): string | undefined {
   const m = /^jyh([0-9a-f]{4})(\d+)x?$/.exec(link);
-  return !!m && !existsSync(`/run/netns/jy-${m[1]}-${m[2]}`);
+  return m ? `jy-${m[1]}-${m[2]}` : undefined;
+}
+
+/** A jail veth whose netns is gone: the kernel is deleting it. */
+function isDyingVeth(link: string): boolean {
+  const netns = netnsOfVeth(link);
+  return netns !== undefined && !existsSync(`/run/netns/${netns}`);
 }
 
 /** Deletes the bridge when no veth is attached any more (tests, reconcile). */
