@@ -19,10 +19,15 @@ function addLines(buffer: string, into: Map<string, string>): void {
  * (meta is the host's own view, env what the jail is told). Inside one buffer the first line
  * of a key wins (it is the newest: a key write puts its line first).
  */
-export function labelsOf(meta: string, env: string): Record<string, string> {
+export function labelMapOf(meta: string, env: string): Map<string, string> {
   const labels = new Map<string, string>();
   addLines(env, labels);
   addLines(meta, labels);
+  return labels;
+}
+
+/** labelMapOf as a plain object (what selectors and JSON take). */
+export function labelsOf(meta: string, env: string): Record<string, string> {
   // fromEntries makes "__proto__" an ordinary own key
-  return Object.fromEntries(labels);
+  return Object.fromEntries(labelMapOf(meta, env));
 }

@@ -1,13 +1,14 @@
 // An in-process view of all jails with their parsed labels, for fast selector queries.
 // It is keyed on the global revision: before each use it asks the database for the current
-// revision and, if another process (or this one) changed something, pulls only the jails
-// whose revision grew and drops the ones deleted since (from the event log). If those
-// deletions were compacted away, it reloads everything.
+// revision and, if another process (or this one) changed something, re-reads only the jails
+// named by the events since (dropping the ones gone). If those events were compacted away,
+// it reloads everything.
 
 import type Database from 'better-sqlite3';
 import { labelsOf } from '../meta/labels.ts';
 import type { Selector } from '../meta/selector.ts';
 import { rowToRecord, type JailRow } from './rows.ts';
+import { REVISIONS_SQL, type Revisions } from './schema.ts';
 import type { JailRecord } from './types.ts';
 
 interface Entry {
@@ -26,10 +27,10 @@ export class JailCache {
   constructor(db: Database.Database) {
     this.db = db;
     this.stmts = {
-      counters: db.prepare<[], { name: string; value: number }>(`SELECT name, value FROM counters WHERE name IN ('revision', 'compacted_through')`),
+      revisions: db.prepare<[], Revisions>(REVISIONS_SQL),
       all: db.prepare<[], JailRow>('SELECT * FROM jails'),
-      changed: db.prepare<[number], JailRow>('SELECT * FROM jails WHERE revision > ?'),
-      deleted: db.prepare<[number], { name: string }>(`SELECT name FROM events WHERE revision > ? AND type = 'DELETED'`),
+      one: db.prepare<[string], JailRow>('SELECT * FROM jails WHERE name = ?'),
+      changed: db.prepare<[number], { name: string }>('SELECT DISTINCT name FROM events WHERE revision > ?'),
     };
   }
 
@@ -39,17 +40,21 @@ export class JailCache {
   }
 
   private refresh(): void {
-    // one read transaction: the counters, the changed rows and the deletions are one snapshot
+    // one read transaction: the revisions, the changed names and their rows are one snapshot
     this.db.transaction(() => {
-      const c = Object.fromEntries(this.stmts.counters.all().map((r) => [r.name, r.value])) as Record<string, number>;
-      const current = c.revision ?? 0;
+      const { current, compacted } = this.stmts.revisions.get()!;
       if (current === this.revision) return;
-      if (this.revision < 0 || (c.compacted_through ?? 0) > this.revision) {
+      // far behind (more changes than jails, or past the compacted history): read them all
+      if (this.revision < 0 || compacted > this.revision || current - this.revision > Math.max(this.entries.size, 64)) {
         this.entries = new Map();
         for (const row of this.stmts.all.iterate()) this.put(row);
       } else {
-        for (const { name } of this.stmts.deleted.iterate(this.revision)) this.entries.delete(name);
-        for (const row of this.stmts.changed.iterate(this.revision)) this.put(row);
+        // every change is an event: the jails named by the newer events are the changed ones
+        for (const { name } of this.stmts.changed.all(this.revision)) {
+          const row = this.stmts.one.get(name);
+          if (row) this.put(row);
+          else this.entries.delete(name);
+        }
       }
       this.revision = current;
       this.sorted = null;

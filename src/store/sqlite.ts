@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { JailyardError } from '../errors.ts';
 import { applyMetaOps, metaBufferSize, type MetaOp } from '../meta/ops.ts';
-import { labelsOf } from '../meta/labels.ts';
+import { labelMapOf, labelsOf } from '../meta/labels.ts';
 import { parseSelector, type Requirement } from '../meta/selector.ts';
 import type { Params } from '../conf/spec.ts';
-import { migrate } from './schema.ts';
+import { migrate, REVISIONS_SQL, type Revisions } from './schema.ts';
 import { ancestorsOf, validateJailName } from './names.ts';
 import { checkSetting, DEFAULT_SETTINGS, SETTING_NAMES } from './settings.ts';
 import { recordToRow, rowToRecord, type JailRow } from './rows.ts';
@@ -50,6 +50,9 @@ export function openStore(dir: string, opts: OpenStoreOptions = {}): SqliteStore
 /** Operators that need the key present, so the labels table can narrow the candidates. */
 const PREFILTER_OPERATORS: ReadonlySet<string> = new Set(['=', '==', 'in', 'exists', 'gt', 'lt']);
 
+/** Events deleted at once when the log is past event_history (at most). */
+const COMPACTION_BATCH = 1024;
+
 interface EventRow {
   revision: number;
   type: string;
@@ -71,6 +74,7 @@ export class SqliteStore implements Store {
   private readonly cache: JailCache | null;
   private listCalls = 0;
   private readonly q;
+  private readonly transaction: Database.Transaction<(fn: () => unknown) => unknown>;
 
   constructor(dir: string, opts: OpenStoreOptions = {}) {
     this.dir = dir;
@@ -92,26 +96,21 @@ export class SqliteStore implements Store {
         `INSERT INTO jails (name, jid, state, params, meta, env, revision, ready, runtime, last_error, created_at, updated_at)
          VALUES (@name, @jid, @state, @params, @meta, @env, @revision, @ready, @runtime, @last_error, @created_at, @updated_at)`,
       ),
-      update: db.prepare<[JailRow]>(
-        `UPDATE jails SET jid = @jid, state = @state, params = @params, meta = @meta, env = @env, revision = @revision,
-         ready = @ready, runtime = @runtime, last_error = @last_error, updated_at = @updated_at WHERE name = @name`,
+      // positional: binding eleven values by name costs more than the rest of the statement
+      update: db.prepare<[number, string, string, string, string, number, number, string | null, string | null, string, string]>(
+        `UPDATE jails SET jid = ?, state = ?, params = ?, meta = ?, env = ?, revision = ?,
+         ready = ?, runtime = ?, last_error = ?, updated_at = ? WHERE name = ?`,
       ),
       delete: db.prepare<[string]>('DELETE FROM jails WHERE name = ?'),
-      counter: db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
-      setCounter: db.prepare<[number, string]>('UPDATE counters SET value = ? WHERE name = ?'),
-      bumpRevision: db.prepare<[], { value: number }>(`UPDATE counters SET value = value + 1 WHERE name = 'revision' RETURNING value`),
-      countEvent: db.prepare<[], { value: number }>(`UPDATE counters SET value = value + 1 WHERE name = 'event_count' RETURNING value`),
+      revisions: db.prepare<[], Revisions>(REVISIONS_SQL),
+      setCompacted: db.prepare<[number]>(`UPDATE counters SET value = ? WHERE name = 'compacted_through'`),
       addEvent: db.prepare<[number, string, string, string, string]>('INSERT INTO events (revision, type, name, snapshot, at) VALUES (?, ?, ?, ?, ?)'),
       eventsSince: db.prepare<[number, number], EventRow>('SELECT * FROM events WHERE revision > ? ORDER BY revision LIMIT ?'),
-      oldestEvents: db.prepare<[number], { revision: number }>('SELECT revision FROM events ORDER BY revision LIMIT ?'),
       deleteEventsThrough: db.prepare<[number]>('DELETE FROM events WHERE revision <= ?'),
       settings: db.prepare<[], { name: string; value: number }>('SELECT name, value FROM settings'),
       setSetting: db.prepare<[string, number]>('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
-      deleteLabel: db.prepare<[string, string]>('DELETE FROM labels WHERE jail = ? AND key = ?'),
-      upsertLabel: db.prepare<[string, string, string]>(
-        'INSERT INTO labels (jail, key, value) VALUES (?, ?, ?) ON CONFLICT(jail, key) DO UPDATE SET value = excluded.value',
-      ),
-      deleteLabels: db.prepare<[string]>('DELETE FROM labels WHERE jail = ?'),
+      deleteLabel: db.prepare<[string, string, string]>('DELETE FROM labels WHERE key = ? AND value = ? AND jail = ?'),
+      insertLabel: db.prepare<[string, string, string]>('INSERT INTO labels (key, value, jail) VALUES (?, ?, ?)'),
       busyJids: db.prepare<[], { jid: number }>(`SELECT jid FROM jails WHERE state != 'stopped' AND jid > 0 ORDER BY jid`),
       subtreeSize: db.prepare<[string, string], { total: number }>(
         `SELECT coalesce(sum(
@@ -121,6 +120,8 @@ export class SqliteStore implements Store {
       ),
     };
     this.cache = opts.cache === false ? null : new JailCache(db);
+    // one wrapper for every write (better-sqlite3 builds four functions per transaction())
+    this.transaction = db.transaction((fn: () => unknown) => fn());
   }
 
   close(): void {
@@ -134,41 +135,47 @@ export class SqliteStore implements Store {
   /** Runs `fn` in one BEGIN IMMEDIATE transaction (the write lock is taken up front, so the
    * read-modify-write inside cannot interleave with another process's). */
   private write<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return this.transaction.immediate(fn) as T;
   }
 
   private now(): string {
     return new Date().toISOString();
   }
 
-  private nextRevision(): number {
-    return this.q.bumpRevision.get()!.value;
+  private updateRow(jail: JailRecord): void {
+    const r = recordToRow(jail);
+    this.q.update.run(r.jid, r.state, r.params, r.meta, r.env, r.revision, r.ready, r.runtime, r.last_error, r.updated_at, r.name);
   }
 
+  /** The revision the next change gets (inside the write transaction). */
+  private nextRevision(): number {
+    return this.q.revisions.get()!.current + 1;
+  }
+
+  /** Every change is one event; the newest event's revision is the global revision. */
   private appendEvent(revision: number, type: EventType, jail: JailRecord, settings: Settings, at = jail.updatedAt): void {
     this.q.addEvent.run(revision, type, jail.name, JSON.stringify(jail), at);
-    const count = this.q.countEvent.get()!.value;
-    if (count > settings.event_history) this.compactTo(settings.event_history, count);
+    // compact in batches (each one rewrites the counter and the oldest pages), keeping at
+    // least event_history revisions
+    const keep = settings.event_history;
+    const slack = Math.min(COMPACTION_BATCH, Math.floor(keep / 16));
+    const { compacted } = this.q.revisions.get()!;
+    if (revision - compacted > keep + slack) this.compactThrough(revision - keep);
   }
 
-  /** Deletes the oldest events so that `keep` remain; records the newest deleted revision. */
-  private compactTo(keep: number, count: number): void {
-    const drop = count - keep;
-    if (drop <= 0) return;
-    const rows = this.q.oldestEvents.all(drop);
-    const through = rows[rows.length - 1]?.revision;
-    if (through === undefined) return;
+  /** Deletes the events through `through` and records it as the newest compacted revision. */
+  private compactThrough(through: number): void {
     this.q.deleteEventsThrough.run(through);
-    this.q.setCounter.run(through, 'compacted_through');
-    this.q.setCounter.run(count - rows.length, 'event_count');
+    this.q.setCompacted.run(through);
   }
 
   /** Brings the labels table in line with the new buffers, touching only changed keys. */
-  private syncLabels(name: string, before: { meta: string; env: string } | null, meta: string, env: string): void {
-    const next = labelsOf(meta, env);
-    const prev = before ? labelsOf(before.meta, before.env) : {};
-    for (const key of Object.keys(prev)) if (!Object.hasOwn(next, key)) this.q.deleteLabel.run(name, key);
-    for (const [key, value] of Object.entries(next)) if (prev[key] !== value) this.q.upsertLabel.run(name, key, value);
+  private syncLabels(name: string, before: { meta: string; env: string } | null, after: { meta: string; env: string } | null): void {
+    const none = new Map<string, string>();
+    const next = after ? labelMapOf(after.meta, after.env) : none;
+    const prev = before ? labelMapOf(before.meta, before.env) : none;
+    for (const [key, value] of prev) if (next.get(key) !== value) this.q.deleteLabel.run(key, value, name);
+    for (const [key, value] of next) if (prev.get(key) !== value) this.q.insertLabel.run(key, value, name);
   }
 
   private readSettings(): Settings {
@@ -272,7 +279,7 @@ export class SqliteStore implements Store {
         updatedAt: at,
       };
       this.q.insert.run(recordToRow(jail));
-      this.syncLabels(jail.name, null, meta, env);
+      this.syncLabels(jail.name, null, jail);
       this.appendEvent(revision, 'ADDED', jail, settings);
       return jail;
     });
@@ -327,8 +334,8 @@ export class SqliteStore implements Store {
       const touchesMeta = (change.meta?.length ?? 0) > 0 || (change.env?.length ?? 0) > 0;
       const { meta, env } = touchesMeta ? this.applyMeta(name, cur, change, settings) : cur;
       const jail: JailRecord = { ...cur, params, meta, env, revision: this.nextRevision(), updatedAt: this.now() };
-      this.q.update.run(recordToRow(jail));
-      if (touchesMeta) this.syncLabels(name, cur, meta, env);
+      this.updateRow(jail);
+      if (touchesMeta) this.syncLabels(name, cur, jail);
       this.appendEvent(jail.revision, 'MODIFIED', jail, settings);
       return jail;
     });
@@ -368,7 +375,7 @@ export class SqliteStore implements Store {
         revision: this.nextRevision(),
         updatedAt: this.now(),
       };
-      this.q.update.run(recordToRow(jail));
+      this.updateRow(jail);
       this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
       return jail;
     });
@@ -392,7 +399,7 @@ export class SqliteStore implements Store {
         throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail "${name}" cannot become ready while it is ${cur.state}`, { jail: name, param: 'ready' });
       }
       const jail: JailRecord = { ...cur, ready, revision: this.nextRevision(), updatedAt: this.now() };
-      this.q.update.run(recordToRow(jail));
+      this.updateRow(jail);
       this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
       return jail;
     });
@@ -402,7 +409,8 @@ export class SqliteStore implements Store {
     this.write(() => {
       const cur = this.requireRow(name);
       const jail: JailRecord = { ...cur, runtime, revision: this.nextRevision(), updatedAt: this.now() };
-      this.q.update.run(recordToRow(jail));
+      this.updateRow(jail);
+      this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
     });
   }
 
@@ -414,18 +422,18 @@ export class SqliteStore implements Store {
         throw new JailyardError('JY_ERR_INVALID_TRANSITION', `cannot remove jail "${name}" while it is ${cur.state}; stop it first`, { jail: name });
       }
       this.q.delete.run(name);
-      this.q.deleteLabels.run(name);
+      this.syncLabels(name, cur, null);
       this.appendEvent(this.nextRevision(), 'DELETED', cur, this.readSettings(), this.now());
     });
   }
 
   currentRevision(): number {
-    return this.q.counter.get('revision')!.value;
+    return this.q.revisions.get()!.current;
   }
 
   eventsSince(since: number, limit = 1000): JailEvent[] {
     return this.db.transaction(() => {
-      const compacted = this.q.counter.get('compacted_through')!.value;
+      const { compacted } = this.q.revisions.get()!;
       if (since < compacted) {
         throw new JailyardError(
           'JY_ERR_REVISION_GONE',
@@ -450,7 +458,10 @@ export class SqliteStore implements Store {
     const n = checkSetting(name, value);
     this.write(() => {
       this.q.setSetting.run(name, n);
-      if (name === 'event_history') this.compactTo(n, this.q.counter.get('event_count')!.value);
+      if (name === 'event_history') {
+        const { current, compacted } = this.q.revisions.get()!;
+        if (current - n > compacted) this.compactThrough(current - n);
+      }
     });
   }
 

@@ -112,7 +112,8 @@ export interface Store {
    * (JY_ERR_INVALID_TRANSITION otherwise). A change bumps the jail's revision and appends
    * one MODIFIED event; setting the value it already has changes nothing. */
   setReady(name: string, ready: boolean): JailRecord;
-  /** Record progress (runtime facts) without changing state; bumps revision, no event. */
+  /** Record progress (runtime facts) without changing state: bumps the revision, one MODIFIED
+   * event (watchers see every revision, as in Kubernetes). */
   recordRuntime(name: string, runtime: RuntimeFacts | null): void;
   removeJail(name: string, opts?: WriteOptions): void;
 

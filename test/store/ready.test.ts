@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { openStore, STORE_FILE, type SqliteStore } from '../../src/store/sqlite.ts';
 import { SCHEMA_VERSION } from '../../src/store/schema.ts';
 import { JailyardError } from '../../src/errors.ts';
+import { SCHEMA_V1 } from './fixtures/old-schemas.ts';
 
 let dir: string;
 let store: SqliteStore;
@@ -152,18 +153,8 @@ describe('schema migration to readiness', () => {
     mkdirSync(old, { recursive: true });
     // the version-1 schema, as the first jailyard wrote it, with one running jail
     const db = new Database(join(old, STORE_FILE));
-    db.exec(`
-      CREATE TABLE jails (name TEXT PRIMARY KEY, jid INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL, params TEXT NOT NULL,
-        meta TEXT NOT NULL DEFAULT '', env TEXT NOT NULL DEFAULT '', revision INTEGER NOT NULL, runtime TEXT, last_error TEXT,
-        created_at TEXT NOT NULL, updated_at TEXT NOT NULL) STRICT;
-      CREATE INDEX jails_revision ON jails(revision);
-      CREATE TABLE labels (jail TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (jail, key)) STRICT, WITHOUT ROWID;
-      CREATE INDEX labels_key_value ON labels(key, value, jail);
-      CREATE TABLE events (revision INTEGER PRIMARY KEY, type TEXT NOT NULL, name TEXT NOT NULL, snapshot TEXT NOT NULL, at TEXT NOT NULL) STRICT;
-      CREATE TABLE settings (name TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
-      CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
-      INSERT INTO counters(name, value) VALUES ('revision', 1), ('compacted_through', 0), ('event_count', 1);
-    `);
+    db.exec(SCHEMA_V1);
+    db.exec(`UPDATE counters SET value = 1 WHERE name IN ('revision', 'event_count')`);
     const snap = { name: 'w', jid: 1, state: 'running', params: {}, meta: '', env: '', revision: 1, runtime: null, lastError: null, createdAt: 't', updatedAt: 't' };
     db.prepare(`INSERT INTO jails VALUES ('w', 1, 'running', '{}', '', '', 1, NULL, NULL, 't', 't')`).run();
     db.prepare(`INSERT INTO events VALUES (1, 'ADDED', 'w', ?, 't')`).run(JSON.stringify(snap));
@@ -174,7 +165,7 @@ describe('schema migration to readiness', () => {
     const check = new Database(join(old, STORE_FILE), { readonly: true });
     try {
       assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-      assert.equal(SCHEMA_VERSION, 2);
+      assert.equal(SCHEMA_VERSION, 3);
     } finally {
       check.close();
     }

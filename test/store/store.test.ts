@@ -265,22 +265,27 @@ describe('settings', () => {
 });
 
 describe('event log', () => {
-  test('one event per change with the next global revision; recordRuntime writes none', () => {
+  test('one event per change with the next global revision, runtime bookkeeping included', () => {
     const r0 = store.currentRevision();
     store.createJail({ name: 'a', params: {} });
     store.modifyJail('a', words('meta.app=www'));
-    store.recordRuntime('a', { steps: [] });
     store.transition('a', 'stopped', 'starting');
+    store.recordRuntime('a', { steps: ['mount'] });
     store.transition('a', 'starting', 'stopped');
     store.removeJail('a');
     const ev = store.eventsSince(r0);
-    assert.deepEqual(ev.map((e) => e.type), ['ADDED', 'MODIFIED', 'MODIFIED', 'MODIFIED', 'DELETED']);
-    for (let i = 1; i < ev.length; i++) assert.ok(ev[i]!.revision > ev[i - 1]!.revision);
+    assert.deepEqual(ev.map((e) => e.type), ['ADDED', 'MODIFIED', 'MODIFIED', 'MODIFIED', 'MODIFIED', 'DELETED']);
+    assert.deepEqual(
+      ev.map((e) => e.revision),
+      ev.map((_, i) => r0 + 1 + i),
+      'every revision is one event, none skipped',
+    );
     assert.equal(ev[1]!.jail.meta, 'app=www');
     assert.equal(ev[2]!.jail.state, 'starting');
-    assert.equal(ev[4]!.jail.name, 'a');
-    assert.equal(ev[4]!.revision, store.currentRevision());
-    for (const e of ev.slice(0, 4)) assert.equal(e.revision, e.jail.revision, 'an event carries the jail at its revision');
+    assert.deepEqual(ev[3]!.jail.runtime, { steps: ['mount'] });
+    assert.equal(ev[5]!.jail.name, 'a');
+    assert.equal(ev[5]!.revision, store.currentRevision());
+    for (const e of ev.slice(0, 5)) assert.equal(e.revision, e.jail.revision, 'an event carries the jail at its revision');
   });
 
   test('resuming from any revision with a limit never misses or repeats', () => {
@@ -317,6 +322,27 @@ describe('event log', () => {
     store.setSetting('event_history', 3);
     assert.equal(store.eventsSince(head - 3).length, 3);
     expectCode(() => store.eventsSince(head - 4), 'JY_ERR_REVISION_GONE');
+  });
+
+  test('a long history compacts in batches (event_history/16, at most 1024), never below event_history', () => {
+    store.setSetting('event_history', 160); // batches of 10
+    const r0 = store.currentRevision();
+    const kept: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      store.createJail({ name: `j${i}`, params: {} });
+      const head = store.currentRevision();
+      // the oldest revision a watcher can resume from: the compaction mark the 410 names
+      let low = r0;
+      try {
+        store.eventsSince(r0, 1);
+      } catch (e) {
+        low = Number(/compacted through revision (\d+)/.exec((e as Error).message)![1]);
+      }
+      kept.push(head - low);
+    }
+    assert.ok(Math.min(...kept.slice(160)) >= 160, 'at least event_history revisions stay resumable');
+    assert.ok(Math.max(...kept) <= 170, `at most event_history + one batch: ${Math.max(...kept)}`);
+    assert.ok(new Set(kept.slice(170)).size > 1, 'compaction happens in batches, not on every write');
   });
 });
 
