@@ -10,6 +10,8 @@ export interface Defaults {
     romounts: Record<Platform, string[]>;
     rwmounts: Record<Platform, string[]>;
     writable: Record<Platform, string[]>;
+    /** Writable dirs made copy-on-write instead of copied (nullfs, basejail). */
+    cow?: Record<Platform, string[]>;
     basejail: string;
     /** How a thin jail's writable part is seeded (src/skeleton/writable.ts SeedRules). */
     seed?: Record<Platform, { copy?: string[]; structure?: string[]; skip?: string[]; empty?: string[] }>;

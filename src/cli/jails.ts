@@ -5,10 +5,13 @@ import type { Command } from 'commander';
 import { JailyardError } from '../errors.ts';
 import type { JailService, BatchResult } from '../runtime/types.ts';
 import type { Store } from '../store/types.ts';
+import type { MountPlan } from '../skeleton/plan.ts';
 import { stateDir, type CliIO } from './context.ts';
 
 export interface Session {
   service: JailService;
+  /** Mounts a plan for a stopped jail for a while (local sessions only). */
+  mountTransient?: (name: string, plan: MountPlan) => Promise<() => Promise<void>>;
   /** The local store (undefined with --host). */
   store?: Store;
   stateDir: string;
@@ -34,7 +37,7 @@ export async function openSession(program: Command, io: CliIO, opts: { progress?
     skeletons: skeletonHooks(),
     ...(opts.progress ? { progress: (jail: string, text: string) => io.err(`${jail}: ${text}`) } : {}),
   });
-  return { service, store, stateDir: dir, close: () => store.close() };
+  return { service, store, stateDir: dir, mountTransient: (name, plan) => service.mountTransient(name, plan), close: () => store.close() };
 }
 
 /** Jail names from the arguments, or from `-l/--selector` (every jail whose labels match). */

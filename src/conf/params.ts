@@ -165,6 +165,7 @@ const DEFS: ParamDef[] = [
   def('skeleton.root', 'string', JY, 'a host directory used as the skeleton tree (legacy rc.conf jail_<name>_skel_root)'),
   def('skeleton.romounts', 'list', JY, 'skeleton directories mounted read-only (relative paths)'),
   def('skeleton.rwmounts', 'list', JY, 'skeleton directories mounted read-write (relative paths)'),
+  def('skeleton.cow', 'list', JY, "writable directories kept copy-on-write over the skeleton's (nullfs, basejail) instead of copied at create"),
   def('limits.memory', 'size', JY, 'memory limit, e.g. 256M (K, M, G, T suffixes)'),
   def('limits.procs', 'int', JY, 'maximum number of processes', { min: 1 }),
   def('limits.cpu', 'int', JY, 'CPU limit in percent of one core (e.g. 150)', { min: 1 }),

@@ -74,6 +74,9 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
   contextOf(name: string): JailContext;
   /** Finishes stopping jails left half-started or half-stopped by a crashed process. */
   recover(name: string): Promise<JailRecord>;
+  /** Mounts `plan` for a (stopped) jail through the driver, e.g. to merge its copy-on-write
+   * dirs on upgrade; returns the undo. */
+  mountTransient(name: string, plan: MountPlan): Promise<() => Promise<void>>;
 } {
   const { store, stateDir } = opts;
   let driver: Driver | undefined = opts.driver;
@@ -285,6 +288,13 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
 
     async recover(name: string): Promise<JailRecord> {
       return await finishStop(await deps(), store.requireJail(name));
+    },
+
+    async mountTransient(name: string, plan: MountPlan): Promise<() => Promise<void>> {
+      const d = await getDriver();
+      const ctx = service.contextOf(name);
+      const facts = await d.mount(ctx, plan);
+      return () => d.unmount(ctx, facts);
     },
   };
   return service;

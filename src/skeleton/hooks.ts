@@ -4,22 +4,27 @@
 // naming a bare `NAME` keeps mounting the version its /etc came from until it is upgraded
 // (never half on one version and half on another).
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import { currentPlatform, loadDefaults } from '../defaults.ts';
 import type { SkeletonHooks } from '../runtime/service.ts';
 import type { JailRecord } from '../store/types.ts';
-import type { MountPlan } from './plan.ts';
+import type { MountPlan, MountStep } from './plan.ts';
 import { readLayout } from './layout.ts';
-import { planMounts, skeletonLists } from './planner.ts';
+import { coveredByCow, cowDir, planMounts, skeletonLists } from './planner.ts';
 import { parseSkeletonRef, resolveSkeleton, type SkeletonVersion } from './registry.ts';
-import { copyTree, seedWritable } from './writable.ts';
+import { copyTree, seedWritable, type SeedRules } from './writable.ts';
+import { ensureDirsInRoot } from './paths.ts';
 import { upgradeWritable, type UpgradeAction, type UpgradeResult } from './merge.ts';
 
 export interface PinnedSkeleton {
   name: string;
   version: number;
+  /** The jail's copy-on-write dirs, fixed when it was seeded (a dir copied at create must
+   * never get an overlay over it later, nor the other way round). Absent: none (jails made
+   * before copy-on-write existed). */
+  cow?: string[];
 }
 
 const jailDir = (stateDir: string, name: string): string => join(stateDir, 'jails', name);
@@ -63,6 +68,35 @@ export function jailSkeleton(stateDir: string, record: Pick<JailRecord, 'name' |
   }
 }
 
+/**
+ * The read-only lower layer of a copy-on-write dir: the version's seed of that dir, made once
+ * per skeleton version and dir (SKELETON/N/cow/<rel>/<rel>, by the seed rules, so skipped
+ * files such as SSH host keys are not in it), then shared by every jail. Built in a temp dir
+ * and renamed into place: concurrent creates agree, and a crash leaves no half layer.
+ * Undefined when the seed has no such dir.
+ */
+function cowLower(skel: SkeletonVersion, rel: string, rules: SeedRules): string | undefined {
+  const dir = join(dirname(skel.manifest), 'cow', encodeURIComponent(rel));
+  if (!existsSync(dir)) {
+    const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
+    mkdirSync(tmp, { recursive: true, mode: 0o755 });
+    try {
+      seedWritable(skel.seedRoot, tmp, [rel], { rules });
+      renameSync(tmp, dir);
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      // another process made it first
+      if (!existsSync(dir)) throw e;
+    }
+  }
+  const lower = join(dir, rel);
+  return existsSync(lower) ? lower : undefined;
+}
+
+function cowLowers(skel: SkeletonVersion, cow: string[], rules: SeedRules): Record<string, string | undefined> {
+  return Object.fromEntries(cow.map((rel) => [rel, cowLower(skel, rel, rules)]));
+}
+
 /** Seeds the jail's writable part (or its full copy) from its skeleton; pins the version. */
 export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>): void {
   const platform = currentPlatform();
@@ -76,7 +110,12 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
     case 'nullfs':
     case 'basejail':
       mkdirSync(root, { recursive: true, mode: 0o755 });
-      seedWritable(skel.seedRoot, root, lists.writable, { rules, jail: record.name });
+      // copy-on-write dirs are not copied: their layer is made once per skeleton version
+      seedWritable(skel.seedRoot, root, lists.writable.filter((d) => !coveredByCow(d, lists.cow)), { rules, jail: record.name });
+      // the mount points of the copy-on-write dirs, so a stopped jail's tree is complete
+      for (const [rel, lower] of Object.entries(cowLowers(skel, lists.cow, rules))) {
+        if (lower !== undefined) ensureDirsInRoot(root, rel, () => 0o755, record.name);
+      }
       break;
     case 'overlay':
       mkdirSync(root, { recursive: true, mode: 0o755 });
@@ -90,7 +129,12 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
     mkdirSync(join(state, 'rw'), { recursive: true, mode: 0o755 });
     seedWritable(skel.root, join(state, 'rw'), lists.rwmounts, { rules: { copy: lists.rwmounts }, jail: record.name });
   }
-  writePinned(stateDir, record.name, { name: skel.name, version: skel.version });
+  writePinned(stateDir, record.name, { name: skel.name, version: skel.version, cow: lists.cow });
+}
+
+/** The jail's copy-on-write dirs: as pinned at create (none for older jails). */
+function pinnedCow(stateDir: string, record: Pick<JailRecord, 'name'>): string[] {
+  return readPinned(stateDir, record.name)?.cow ?? [];
 }
 
 /** The jail's skeleton mount plan (before the runtime appends mount/fstab/devfs/guest). */
@@ -109,28 +153,69 @@ export function planJail(stateDir: string, record: Pick<JailRecord, 'name' | 'pa
     romounts: lists.romounts,
     rwmounts: lists.rwmounts,
     writable: lists.writable,
+    // the dirs pinned at create, not today's parameter or default
+    cow: lists.strategy === 'nullfs' || lists.strategy === 'basejail' ? cowLowers(skel, pinnedCow(stateDir, record), defaults.skeleton.seed?.[platform] ?? {}) : {},
     platform,
     basejail: lists.basejail,
   });
 }
 
+/** Mounts a plan's steps for a while (the driver's mount), returning how to undo them. */
+export type MountViews = (plan: MountPlan) => Promise<() => Promise<void>>;
+
 /**
  * Moves a (stopped) thin jail's writable part to another version of its skeleton: 3-way
  * merge against the version it was seeded from; pins the new version on success. The
  * caller then sets the jail's `skeleton` parameter to `NAME@N` (or keeps bare NAME).
+ *
+ * Copy-on-write dirs are merged through their overlay with the NEW version's layer below
+ * the jail's upper layer (mounted with `views` for the time of the merge): what the jail
+ * never changed already reads as the new version, what it changed (its upper layer) is
+ * merged like a copied file, and every write lands in the upper layer.
  */
-export function upgradeJail(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>, toRef: string): UpgradeResult & { actions: UpgradeAction[]; from: number; to: number } {
+export async function upgradeJail(
+  stateDir: string,
+  record: Pick<JailRecord, 'name' | 'params'>,
+  toRef: string,
+  views?: MountViews,
+): Promise<UpgradeResult & { actions: UpgradeAction[]; from: number; to: number }> {
   const from = jailSkeleton(stateDir, record);
   const to = resolveSkeleton(stateDir, toRef);
   if (to.name !== from.name) throw new JailyardError('JY_ERR_PARAM_VALUE', `cannot upgrade from skeleton "${from.name}" to "${to.name}"`, { jail: record.name, param: 'skeleton' });
-  const lists = skeletonLists(record.name, record.params, loadDefaults(), currentPlatform());
+  const platform = currentPlatform();
+  const defaults = loadDefaults();
+  const lists = skeletonLists(record.name, record.params, defaults, platform);
+  const cow = pinnedCow(stateDir, record);
   let res: UpgradeResult & { actions: UpgradeAction[] } = { touched: [], conflicts: [], actions: [] };
   if (lists.strategy === 'nullfs' || lists.strategy === 'basejail') {
-    res = upgradeWritable({ jail: record.name, jailRoot: rootOf(stateDir, record), oldSeed: from.seedRoot, newSeed: to.seedRoot, dirs: lists.writable });
+    const root = rootOf(stateDir, record);
+    const merge = () =>
+      upgradeWritable({ jail: record.name, jailRoot: root, oldSeed: from.seedRoot, newSeed: to.seedRoot, dirs: lists.writable, mounts: cow });
+    if (cow.length === 0) res = merge();
+    else {
+      if (!views) throw new JailyardError('JY_ERR_PLATFORM', 'upgrading copy-on-write dirs needs the platform driver to mount them', { jail: record.name, param: 'skeleton.cow' });
+      const state = jailDir(stateDir, record.name);
+      const lowers = cowLowers(to, cow, defaults.skeleton.seed?.[platform] ?? {});
+      const steps: MountStep[] = [];
+      const mkdirs: string[] = [];
+      for (const rel of cow) {
+        const lower = lowers[rel];
+        if (lower === undefined) continue;
+        const dir = cowDir(state, rel);
+        mkdirs.push(join(dir, 'upper'), join(dir, 'work'), join(root, rel));
+        steps.push({ kind: 'overlay', lower: [lower], upper: join(dir, 'upper'), work: join(dir, 'work'), target: join(root, rel), origin: 'skeleton-cow' });
+      }
+      const undo = await views({ root, mkdirs, symlinks: [], mounts: steps });
+      try {
+        res = merge();
+      } finally {
+        await undo();
+      }
+    }
   } else if (lists.strategy === 'full') {
     throw new JailyardError('JY_ERR_PARAM_VALUE', 'a full-copy jail is independent of its skeleton: it cannot be upgraded in place', { jail: record.name, param: 'skeleton.strategy' });
   }
-  writePinned(stateDir, record.name, { name: to.name, version: to.version });
+  writePinned(stateDir, record.name, { name: to.name, version: to.version, cow });
   return { ...res, from: from.version, to: to.version };
 }
 

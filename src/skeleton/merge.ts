@@ -182,18 +182,41 @@ export interface UpgradeResult {
  * Applies `actions` to the jail root, taking new entries from `newRoot`. All or nothing:
  * on failure every replaced entry is put back and created ones removed.
  */
-export function applyUpgrade(jailRoot: string, newRoot: string, actions: UpgradeAction[], opts: { jail?: string } = {}): UpgradeResult {
+export function applyUpgrade(
+  jailRoot: string,
+  newRoot: string,
+  actions: UpgradeAction[],
+  opts: { jail?: string; /** Dirs (relative) that are mounts of their own: staged inside. */ mounts?: string[] } = {},
+): UpgradeResult {
   const place = opts.jail ? { jail: opts.jail, step: 'upgrade' } : { step: 'upgrade' };
   const rootSt = lstatOrUndefined(jailRoot);
   if (!rootSt?.isDirectory()) throw new JailyardError('JY_ERR_PATH', `jail root ${jailRoot} is not a directory`, place);
-  const stage = mkdtempSync(join(jailRoot, '.jailyard-upgrade-'));
+  // renames cannot cross filesystems: one stage dir per mount the targets are on
+  const stages = new Map<string, string>();
+  const stageFor = (target: string): string => {
+    const mount = (opts.mounts ?? []).filter((m) => target.startsWith(m + '/')).sort((a, b) => b.length - a.length)[0] ?? '';
+    let dir = stages.get(mount);
+    if (!dir) {
+      dir = mkdtempSync(join(mount === '' ? jailRoot : ensureDirsInRoot(jailRoot, mount, undefined, opts.jail), '.jailyard-upgrade-'));
+      stages.set(mount, dir);
+    }
+    return dir;
+  };
+  const removeStages = (): void => {
+    for (const dir of stages.values()) rmSync(dir, { recursive: true, force: true });
+  };
   const undo: (() => void)[] = [];
   const result: UpgradeResult = { touched: [], conflicts: [] };
   try {
     // 1. stage every new entry (nothing of the jail changes yet)
     const staged = new Map<number, { from: string; to: string }>();
     actions.forEach((a, i) => {
-      const at = join(stage, `n${i}`);
+      const dest = a.kind === 'conflict' ? a.newPath : a.path;
+      if (dest === undefined || a.kind === 'mkdir' || a.kind === 'delete') {
+        if (a.kind === 'conflict') result.conflicts.push({ path: a.path, reason: a.reason });
+        return;
+      }
+      const at = join(stageFor(dest), `n${i}`);
       if (a.kind === 'take' || (a.kind === 'conflict' && a.newPath)) {
         const src = join(newRoot, a.path);
         const st = lstatSync(src);
@@ -230,7 +253,7 @@ export function applyUpgrade(jailRoot: string, newRoot: string, actions: Upgrade
       const existing = lstatOrUndefined(dest);
       if (existing?.isDirectory()) throw new JailyardError('JY_ERR_UPGRADE_CONFLICT', `${target} is a directory in the jail`, place);
       if (existing) {
-        const backup = join(stage, `b${i}`);
+        const backup = join(stageFor(target), `b${i}`);
         renameSync(dest, backup);
         undo.push(() => renameSync(backup, dest));
       }
@@ -248,18 +271,26 @@ export function applyUpgrade(jailRoot: string, newRoot: string, actions: Upgrade
         // keep undoing the rest; the stage dir below still holds what could not go back
       }
     }
-    rmSync(stage, { recursive: true, force: true });
+    removeStages();
     throw e instanceof JailyardError ? e : new JailyardError('JY_ERR_STEP_FAILED', `upgrade failed, nothing changed: ${(e as Error).message}`, place, { cause: e });
   }
-  rmSync(stage, { recursive: true, force: true });
+  removeStages();
   return result;
 }
 
 /** Snapshot, plan and apply in one go; the caller switches the jail's `skeleton` after. */
-export function upgradeWritable(input: { jail: string; jailRoot: string; oldSeed: string; newSeed: string; dirs: string[] }): UpgradeResult & { actions: UpgradeAction[] } {
+export function upgradeWritable(input: {
+  jail: string;
+  jailRoot: string;
+  oldSeed: string;
+  newSeed: string;
+  dirs: string[];
+  /** Dirs mounted on their own (copy-on-write overlays) */
+  mounts?: string[];
+}): UpgradeResult & { actions: UpgradeAction[] } {
   const old = snapshotTree(input.oldSeed, input.dirs);
   const neu = snapshotTree(input.newSeed, input.dirs);
   const jail = snapshotPaths(input.jailRoot, [...new Set([...Object.keys(old), ...Object.keys(neu)])]);
   const actions = planUpgrade({ old, new: neu, jail });
-  return { ...applyUpgrade(input.jailRoot, input.newSeed, actions, { jail: input.jail }), actions };
+  return { ...applyUpgrade(input.jailRoot, input.newSeed, actions, { jail: input.jail, mounts: input.mounts ?? [] }), actions };
 }

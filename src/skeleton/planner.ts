@@ -36,6 +36,9 @@ export interface PlanInput {
   rwmounts: string[];
   /** The jail's own copied dirs (seeded, not mounted); checked here, used by seedWritable. */
   writable: string[];
+  /** Writable dirs kept copy-on-write (nullfs, basejail): rel -> the read-only lower dir on
+   * the host (the skeleton version's seed of that dir), absent when the seed has none. */
+  cow?: Record<string, string | undefined>;
   platform: Platform;
   /** Where the basejail strategy mounts the skeleton (default "/basejail"). */
   basejail?: string;
@@ -75,6 +78,27 @@ function pushUnique(list: string[], ...items: string[]): void {
   for (const item of items) if (!list.includes(item)) list.push(item);
 }
 
+/** Copy-on-write dirs must be writable dirs, and not nested in one another. */
+function checkCow(jail: string, cow: string[], writable: string[]): void {
+  for (const rel of cow) {
+    if (!writable.includes(rel)) {
+      throw new JailyardError('JY_ERR_PARAM_VALUE', `"${rel}" is not in skeleton.writable (only the jail's writable dirs can be copy-on-write)`, { jail, param: 'skeleton.cow' });
+    }
+    const outer = cow.find((o) => o !== rel && rel.startsWith(o + '/'));
+    if (outer) throw new JailyardError('JY_ERR_PARAM_VALUE', `"${rel}" is inside "${outer}", which is already copy-on-write`, { jail, param: 'skeleton.cow' });
+  }
+}
+
+/** Where a jail keeps the layers of one copy-on-write dir: STATE/cow/<rel, escaped>. */
+export function cowDir(stateDir: string, rel: string): string {
+  return posix.join(stateDir, 'cow', encodeURIComponent(rel));
+}
+
+/** Writable dirs that the jail's copy-on-write dirs cover (seeded as the overlay, not copied). */
+export function coveredByCow(rel: string, cow: readonly string[]): boolean {
+  return cow.some((c) => rel === c || rel.startsWith(c + '/'));
+}
+
 /** The mount plan for one jail. Throws JY_ERR_PATH / JY_ERR_PARAM_VALUE on bad input. */
 export function planMounts(input: PlanInput): MountPlan {
   const { jail, layout } = input;
@@ -91,6 +115,8 @@ export function planMounts(input: PlanInput): MountPlan {
   const ro = checkList(jail, 'skeleton.romounts', input.romounts);
   const rw = checkList(jail, 'skeleton.rwmounts', input.rwmounts);
   const writable = checkList(jail, 'skeleton.writable', input.writable);
+  const cow = Object.keys(input.cow ?? {});
+  checkCow(jail, cow, writable);
 
   const plan: MountPlan = { root, mkdirs: [root], symlinks: [], mounts: [], notes: [] };
   const notes = plan.notes!;
@@ -102,6 +128,22 @@ export function planMounts(input: PlanInput): MountPlan {
   for (const rel of writable) {
     if (ro.includes(rel) && (input.strategy === 'nullfs' || input.strategy === 'basejail')) notes.push(`${rel}: in romounts and writable; the read-only mount hides the jail's copy`);
   }
+
+  /** Each copy-on-write dir: an overlay of the seed's dir with the jail's own upper layer. */
+  const cowMounts = (): void => {
+    for (const rel of cow) {
+      const lower = input.cow![rel];
+      if (lower === undefined) {
+        notes.push(`${rel}: not in the skeleton's seed, no copy-on-write mount (the jail's dir stays empty)`);
+        continue;
+      }
+      const dir = cowDir(state, rel);
+      const upper = posix.join(dir, 'upper');
+      const work = posix.join(dir, 'work');
+      pushUnique(plan.mkdirs, posix.join(state, 'cow'), dir, upper, work, ...parentDirs(root, rel), posix.join(root, rel));
+      skeletonMounts.push({ rel, step: { kind: 'overlay', lower: [lower], upper, work, target: posix.join(root, rel), origin: 'skeleton-cow' } });
+    }
+  };
 
   const rwBinds = (): void => {
     for (const rel of rw) {
@@ -129,6 +171,7 @@ export function planMounts(input: PlanInput): MountPlan {
           skeletonMounts.push({ rel, step: { kind: 'bind', source: posix.join(skel, rel), target: posix.join(root, rel), readonly: true, origin: 'skeleton-ro' } });
         }
       }
+      cowMounts();
       rwBinds();
       break;
     }
@@ -150,6 +193,7 @@ export function planMounts(input: PlanInput): MountPlan {
           plan.symlinks.push({ path: posix.join(root, rel), target: `${up}${baseRel}/${rel}` });
         }
       }
+      cowMounts();
       rwBinds();
       break;
     }
@@ -159,11 +203,13 @@ export function planMounts(input: PlanInput): MountPlan {
       pushUnique(plan.mkdirs, posix.join(state, 'overlay'), upper, work);
       plan.mounts.push({ kind: 'overlay', lower: [skel], upper, work, target: root, origin: 'skeleton-overlay' });
       if (ro.length) notes.push('romounts: not used by the overlay strategy (the whole skeleton is the lower layer)');
+      if (cow.length) notes.push('cow: not used by the overlay strategy (all of the jail is copy-on-write)');
       rwBinds();
       break;
     }
     case 'full': {
       if (ro.length) notes.push('romounts: not used by the full strategy (the jail root is an independent copy)');
+      if (cow.length) notes.push('cow: not used by the full strategy (the jail root is an independent copy)');
       rwBinds();
       break;
     }
@@ -187,6 +233,8 @@ export interface SkeletonLists {
   romounts: string[];
   rwmounts: string[];
   writable: string[];
+  /** Writable dirs kept copy-on-write (nullfs, basejail; empty for the other strategies). */
+  cow: string[];
   basejail: string;
 }
 
@@ -204,11 +252,15 @@ export function skeletonLists(jail: string, params: Params, defaults: Defaults, 
   if (typeof s !== 'string' || !STRATEGIES.includes(s as Strategy)) {
     throw new JailyardError('JY_ERR_PARAM_VALUE', `unknown strategy ${JSON.stringify(s)} (one of ${STRATEGIES.join(', ')})`, { jail, param: 'skeleton.strategy' });
   }
+  const writable = checkList(jail, 'skeleton.writable', listParam(jail, params, 'skeleton.writable', defaults.skeleton.writable[platform]));
+  const cow = checkList(jail, 'skeleton.cow', listParam(jail, params, 'skeleton.cow', defaults.skeleton.cow?.[platform] ?? []));
+  checkCow(jail, cow, writable);
   return {
     strategy: s as Strategy,
     romounts: checkList(jail, 'skeleton.romounts', listParam(jail, params, 'skeleton.romounts', defaults.skeleton.romounts[platform])),
     rwmounts: checkList(jail, 'skeleton.rwmounts', listParam(jail, params, 'skeleton.rwmounts', defaults.skeleton.rwmounts[platform])),
-    writable: checkList(jail, 'skeleton.writable', listParam(jail, params, 'skeleton.writable', defaults.skeleton.writable[platform])),
+    writable,
+    cow: s === 'nullfs' || s === 'basejail' ? cow : [],
     basejail: defaults.skeleton.basejail,
   };
 }

@@ -21,7 +21,7 @@ describe('skeleton hooks', () => {
     prepareJail(state, rec);
     const root = join(state, 'jails/web/root');
     assert.equal(readFileSync(join(root, 'etc/app.conf'), 'utf8'), 'port=80\n# tuning\nworkers=2\n');
-    assert.deepEqual(readPinned(state, 'web'), { name: 'deb', version: 1 });
+    assert.deepEqual(readPinned(state, 'web'), { name: 'deb', version: 1, cow: [] });
     const plan = planJail(state, rec, root);
     assert.ok(plan.mounts.some((m) => m.kind === 'bind' && m.target === join(root, 'usr/bin') && m.readonly));
     assert.deepEqual(plan.symlinks.find((s) => s.path === join(root, 'bin')), { path: join(root, 'bin'), target: 'usr/bin' });
@@ -32,7 +32,7 @@ describe('skeleton hooks', () => {
     // a bare NAME stays on the pinned version until upgraded
     assert.equal(jailSkeleton(state, rec).version, 1);
     writeFileSync(join(root, 'etc/app.conf'), 'port=8080\n# tuning\nworkers=2\n');
-    const r = upgradeJail(state, rec, 'deb');
+    const r = await upgradeJail(state, rec, 'deb');
     assert.deepEqual([r.from, r.to], [1, 2]);
     assert.equal(readFileSync(join(root, 'etc/app.conf'), 'utf8'), 'port=8080\n# tuning\nworkers=4\n');
     assert.equal(jailSkeleton(state, rec).version, 2);
@@ -43,7 +43,7 @@ describe('skeleton hooks', () => {
     prepareJail(state, full);
     assert.ok(lstatSync(join(state, 'jails/f/root/usr/bin/sh')).isFile());
     assert.deepEqual(planJail(state, full, join(state, 'jails/f/root')).mounts, []);
-    assert.throws(() => upgradeJail(state, full, 'deb@2'), (e: unknown) => e instanceof JailyardError && e.place.param === 'skeleton.strategy');
+    await assert.rejects(upgradeJail(state, full, 'deb@2'), (e: unknown) => e instanceof JailyardError && e.place.param === 'skeleton.strategy');
     const ov = { name: 'o', params: { skeleton: 'deb', 'skeleton.strategy': 'overlay' } };
     prepareJail(state, ov);
     assert.equal(planJail(state, ov, join(state, 'jails/o/root')).mounts[0]!.kind, 'overlay');

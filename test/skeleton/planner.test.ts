@@ -180,3 +180,54 @@ describe('appendMounts and skeletonLists', () => {
     assert.equal(e.place.param, 'skeleton.rwmounts');
   });
 });
+
+describe('planMounts copy-on-write dirs (skeleton.cow)', () => {
+  test('nullfs and basejail: one overlay per dir, its layers in the jail state, parents before children', () => {
+    for (const strategy of ['nullfs', 'basejail'] as const) {
+      const plan = planMounts(input({ strategy, writable: ['etc', 'var', 'usr/local'], cow: { 'usr/local': '/skel/1/cow/usr%2Flocal/usr/local', etc: '/skel/1/cow/etc/etc' } }));
+      const cow = plan.mounts.filter((m) => m.origin === 'skeleton-cow');
+      assert.deepEqual(cow, [
+        { kind: 'overlay', lower: ['/skel/1/cow/etc/etc'], upper: '/state/jails/web/cow/etc/upper', work: '/state/jails/web/cow/etc/work', target: '/jails/web/etc', origin: 'skeleton-cow' },
+        {
+          kind: 'overlay',
+          lower: ['/skel/1/cow/usr%2Flocal/usr/local'],
+          upper: '/state/jails/web/cow/usr%2Flocal/upper',
+          work: '/state/jails/web/cow/usr%2Flocal/work',
+          target: '/jails/web/usr/local',
+          origin: 'skeleton-cow',
+        },
+      ], strategy);
+      for (const dir of ['/state/jails/web/cow/etc/upper', '/state/jails/web/cow/etc/work', '/jails/web/etc', '/jails/web/usr', '/jails/web/usr/local']) {
+        assert.ok(plan.mkdirs.includes(dir), `${strategy}: ${dir} made before mounting`);
+      }
+      // teardown walks the list backwards: a dir's overlay goes after what is mounted below it
+      const at = (t: string) => plan.mounts.findIndex((m) => m.target === t);
+      if (strategy === 'nullfs') assert.ok(at('/jails/web/usr/local') > at('/jails/web/etc'));
+    }
+  });
+
+  test('a dir the seed does not have gets no mount, and a note', () => {
+    const plan = planMounts(input({ cow: { etc: undefined } }));
+    assert.equal(plan.mounts.some((m) => m.kind === 'overlay'), false);
+    assert.match(plan.notes!.join('\n'), /etc: not in the skeleton's seed/);
+  });
+
+  test('only writable dirs, never nested; the error names the jail, the parameter and the entry', () => {
+    let e = errorOf(() => planMounts(input({ cow: { 'usr/bin': '/x' } })));
+    assert.deepEqual([e.code, e.place.jail, e.place.param], ['JY_ERR_PARAM_VALUE', 'web', 'skeleton.cow']);
+    assert.match(e.message, /"usr\/bin" is not in skeleton\.writable/);
+    e = errorOf(() => skeletonLists('web', { 'skeleton.cow': 'etc etc/ssl', 'skeleton.writable': 'etc etc/ssl' }, loadDefaults(), 'linux'));
+    assert.deepEqual([e.code, e.place.param], ['JY_ERR_PARAM_VALUE', 'skeleton.cow']);
+    assert.match(e.message, /"etc\/ssl" is inside "etc"/);
+  });
+
+  test('overlay and full strategies do not use it (a note, no mount); skeletonLists drops it for them', () => {
+    for (const strategy of ['overlay', 'full'] as const) {
+      const plan = planMounts(input({ strategy, cow: { etc: '/skel/1/cow/etc/etc' } }));
+      assert.equal(plan.mounts.some((m) => m.origin === 'skeleton-cow'), false);
+      assert.match(plan.notes!.join('\n'), /cow: not used/);
+      assert.deepEqual(skeletonLists('web', { 'skeleton.strategy': strategy, 'skeleton.cow': 'etc' }, loadDefaults(), 'linux').cow, []);
+    }
+    assert.deepEqual(skeletonLists('web', { 'skeleton.cow': 'etc' }, loadDefaults(), 'linux').cow, ['etc']);
+  });
+});

@@ -17,7 +17,7 @@ export const register: RegisterVerb = (program, io) => {
     .option('--restart', 'stop the jail first if it runs, and start it again afterwards')
     .option('--json', 'print what was merged and the conflicts as JSON')
     .action(async (name: string, o: { to: string; restart?: boolean; json?: boolean }) => {
-      await withSession(program, io, async ({ service, store, stateDir }) => {
+      await withSession(program, io, async ({ service, store, stateDir, mountTransient }) => {
         if (!store) throw new JailyardError('JY_ERR_USAGE', 'upgrade runs on the jail host itself, not through --host');
         const before = store.requireJail(name);
         const wasRunning = before.state !== 'stopped';
@@ -28,7 +28,7 @@ export const register: RegisterVerb = (program, io) => {
         }
         let result;
         try {
-          result = upgradeJail(stateDir, store.requireJail(name), o.to);
+          result = await upgradeJail(stateDir, store.requireJail(name), o.to, mountTransient && ((plan) => mountTransient(name, plan)));
           const skel = String(before.params['skeleton'] ?? '').split('@')[0];
           await service.modify(name, { params: { skeleton: `${skel}@${result.to}` } });
         } finally {
