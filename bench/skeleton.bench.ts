@@ -3,7 +3,8 @@
 // `full` strategy (an independent copy) measured in the same run; ratio = nullfs / full disk.
 // Skeleton: a Debian bookworm minbase tree (JAILYARD_BENCH_ROOT, else built once with
 // debootstrap and cached in /var/tmp/jyskel-bench-bookworm), referenced in place; plus the
-// host root "/" (the default skeleton) for nullfs. Then, per thin strategy, create+start of
+// host root "/" (the default skeleton) for nullfs. nullfs and basejail both with /etc copied at
+// create and copy-on-write (skeleton.cow=etc, the Linux default). Then, per thin strategy, create+start of
 // 100 jails: create = plan + seed, start = the mount plan + the jail's namespaces and pid 1
 // (Linux driver, no addresses), one at a time and 8 at a time (like `jailyard start -p 8`).
 
@@ -38,9 +39,14 @@ async function debianTree(): Promise<string> {
   return cached;
 }
 
+/** How the jail's /etc is made (nullfs, basejail): copied at create, or copy-on-write. */
+type Etc = 'cow' | 'copy';
+const etcParams = (etc: Etc): Record<string, string> => (etc === 'copy' ? { 'skeleton.cow': '' } : { 'skeleton.cow': 'etc' });
+
 interface Row {
   skeleton: string;
   strategy: Strategy;
+  etc: Etc;
   jails: number;
   msPerJail: number;
   apparentBytes: number;
@@ -49,12 +55,12 @@ interface Row {
   symlinks: number;
 }
 
-async function measure(state: string, skeleton: string, strategy: Strategy, n: number): Promise<Row> {
+async function measure(state: string, skeleton: string, strategy: Strategy, n: number, etc: Etc = 'cow'): Promise<Row> {
   let mounts = 0;
   let symlinks = 0;
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
-    const rec = { name: `b-${skeleton}-${strategy}-${i}`, params: { skeleton, 'skeleton.strategy': strategy } };
+    const rec = { name: `b-${skeleton}-${strategy}-${etc}-${i}`, params: { skeleton, 'skeleton.strategy': strategy, ...etcParams(etc) } };
     prepareJail(state, rec);
     const plan = planJail(state, rec, join(state, 'jails', rec.name, 'root'));
     mounts = plan.mounts.length;
@@ -62,8 +68,8 @@ async function measure(state: string, skeleton: string, strategy: Strategy, n: n
   }
   const ms = (performance.now() - t0) / n;
   // du of one jail's whole state dir (writable part, rw sources, overlay dirs)
-  const one = join(state, 'jails', `b-${skeleton}-${strategy}-0`);
-  return { skeleton, strategy, jails: n, msPerJail: ms, apparentBytes: du(one, true), allocatedBytes: du(one, false), mounts, symlinks };
+  const one = join(state, 'jails', `b-${skeleton}-${strategy}-${etc}-0`);
+  return { skeleton, strategy, etc, jails: n, msPerJail: ms, apparentBytes: du(one, true), allocatedBytes: du(one, false), mounts, symlinks };
 }
 
 const START_N = Number(process.env.JAILYARD_BENCH_START_N ?? 100);
@@ -80,6 +86,7 @@ async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): P
 interface StartRow {
   skeleton: string;
   strategy: Strategy;
+  etc: Etc;
   parallel: number;
   createMs: number;
   startMs: number;
@@ -87,13 +94,13 @@ interface StartRow {
 }
 
 /** Create (plan + seed) and start (mounts + pid 1) START_N jails, `parallel` at a time; stop and remove them. */
-async function createAndStart(state: string, skeleton: string, strategy: Strategy, parallel: number): Promise<StartRow> {
-  const names = Array.from({ length: START_N }, (_, i) => `s-${skeleton}-${strategy}-${parallel}-${i}`);
+async function createAndStart(state: string, skeleton: string, strategy: Strategy, parallel: number, etc: Etc = 'cow'): Promise<StartRow> {
+  const names = Array.from({ length: START_N }, (_, i) => `s-${skeleton}-${strategy}-${etc}-${parallel}-${i}`);
   const running: { ctx: JailContext; m: MountFacts; c?: CreateFacts }[] = [];
   const plans = new Map<string, ReturnType<typeof planJail>>();
   const t0 = performance.now();
   await pool(names, parallel, async (name) => {
-    const rec = { name, params: { skeleton, 'skeleton.strategy': strategy } };
+    const rec = { name, params: { skeleton, 'skeleton.strategy': strategy, ...etcParams(etc) } };
     prepareJail(state, rec);
     plans.set(name, planJail(state, rec, join(state, 'jails', name, 'root')));
   });
@@ -118,7 +125,7 @@ async function createAndStart(state: string, skeleton: string, strategy: Strateg
   }
   const t3 = performance.now();
   for (const name of names) rmSync(join(state, 'jails', name), { recursive: true, force: true });
-  return { skeleton, strategy, parallel, createMs: t1 - t0, startMs: t2 - t1, stopMs: t3 - t2 };
+  return { skeleton, strategy, etc, parallel, createMs: t1 - t0, startMs: t2 - t1, stopMs: t3 - t2 };
 }
 
 const tree = await debianTree();
@@ -132,47 +139,58 @@ try {
   const createHostMs = performance.now() - th;
 
   const rows: Row[] = [];
-  for (const s of ['nullfs', 'basejail', 'overlay'] as const) rows.push(await measure(state, 'deb', s, N));
-  rows.push(await measure(state, 'host', 'nullfs', N));
+  for (const s of ['nullfs', 'basejail'] as const) for (const etc of ['copy', 'cow'] as const) rows.push(await measure(state, 'deb', s, N, etc));
+  rows.push(await measure(state, 'deb', 'overlay', N));
+  for (const etc of ['copy', 'cow'] as const) rows.push(await measure(state, 'host', 'nullfs', N, etc));
   const full = await measure(state, 'deb', 'full', N_FULL);
   rows.push(full);
 
   const starts: StartRow[] = [];
-  for (const [skel, strategy] of [['deb', 'nullfs'], ['deb', 'basejail'], ['deb', 'overlay'], ['host', 'nullfs'], ['host', 'overlay']] as const) {
-    for (const parallel of [1, 8]) starts.push(await createAndStart(state, skel, strategy, parallel));
+  const startCases = [
+    ['deb', 'nullfs', 'copy'],
+    ['deb', 'nullfs', 'cow'],
+    ['deb', 'basejail', 'cow'],
+    ['deb', 'overlay', 'cow'],
+    ['host', 'nullfs', 'copy'],
+    ['host', 'nullfs', 'cow'],
+    ['host', 'overlay', 'cow'],
+  ] as const;
+  for (const [skel, strategy, etc] of startCases) {
+    for (const parallel of [1, 8]) starts.push(await createAndStart(state, skel, strategy, parallel, etc));
   }
 
   const kib = (b: number): string => (b / 1024).toFixed(0);
   const table = [
-    '| skeleton | strategy | jails | ms/jail (plan+seed) | disk/jail apparent KiB | disk/jail allocated KiB | mounts/jail | symlinks/jail |',
-    '|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.skeleton === 'deb' ? 'bookworm minbase' : 'host /'} | ${r.strategy} | ${r.jails} | ${r.msPerJail.toFixed(1)} | ${kib(r.apparentBytes)} | ${kib(r.allocatedBytes)} | ${r.mounts} | ${r.symlinks} |`),
+    '| skeleton | strategy | /etc | jails | ms/jail (plan+seed) | disk/jail apparent KiB | disk/jail allocated KiB | mounts/jail | symlinks/jail |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.skeleton === 'deb' ? 'bookworm minbase' : 'host /'} | ${r.strategy} | ${r.strategy === 'nullfs' || r.strategy === 'basejail' ? r.etc : '—'} | ${r.jails} | ${r.msPerJail.toFixed(1)} | ${kib(r.apparentBytes)} | ${kib(r.allocatedBytes)} | ${r.mounts} | ${r.symlinks} |`),
   ].join('\n');
   console.log(table);
   const startTable = [
-    `| skeleton | strategy | jails | at once | create (plan + seed) ms | start (mounts + pid 1) ms | create + start ms | stop + unmount ms |`,
-    '|---|---|---|---|---|---|---|---|',
-    ...starts.map((r) => `| ${r.skeleton === 'deb' ? 'bookworm minbase' : 'host /'} | ${r.strategy} | ${START_N} | ${r.parallel} | ${r.createMs.toFixed(0)} | ${r.startMs.toFixed(0)} | ${(r.createMs + r.startMs).toFixed(0)} | ${r.stopMs.toFixed(0)} |`),
+    `| skeleton | strategy | /etc | jails | at once | create (plan + seed) ms | start (mounts + pid 1) ms | create + start ms | stop + unmount ms |`,
+    '|---|---|---|---|---|---|---|---|---|',
+    ...starts.map((r) => `| ${r.skeleton === 'deb' ? 'bookworm minbase' : 'host /'} | ${r.strategy} | ${r.strategy === 'nullfs' || r.strategy === 'basejail' ? r.etc : '—'} | ${START_N} | ${r.parallel} | ${r.createMs.toFixed(0)} | ${r.startMs.toFixed(0)} | ${(r.createMs + r.startMs).toFixed(0)} | ${r.stopMs.toFixed(0)} |`),
   ].join('\n');
   console.log(startTable);
-  const nullfs = rows[0]!;
+  // the defaults: nullfs with a copy-on-write /etc
+  const nullfs = rows.find((r) => r.skeleton === 'deb' && r.strategy === 'nullfs' && r.etc === 'cow')!;
   const metrics: Record<string, number | string> = { N, N_FULL, createDebSkeletonMs: createDebMs, createHostSkeletonMs: createHostMs };
   for (const r of rows) {
-    const k = `${r.skeleton}.${r.strategy}`;
+    const k = `${r.skeleton}.${r.strategy}.${r.etc}`;
     metrics[`${k}.msPerJail`] = r.msPerJail;
     metrics[`${k}.apparentBytes`] = r.apparentBytes;
     metrics[`${k}.allocatedBytes`] = r.allocatedBytes;
     metrics[`${k}.mounts`] = r.mounts;
   }
   for (const r of starts) {
-    const k = `${r.skeleton}.${r.strategy}.p${r.parallel}`;
+    const k = `${r.skeleton}.${r.strategy}.${r.etc}.p${r.parallel}`;
     metrics[`${k}.create${START_N}Ms`] = r.createMs;
     metrics[`${k}.start${START_N}Ms`] = r.startMs;
     metrics[`${k}.createStart${START_N}Ms`] = r.createMs + r.startMs;
   }
   report({
     name: 'skeleton',
-    ratioOf: 'nullfs disk per jail (allocated) / full copy disk per jail (allocated)',
+    ratioOf: 'nullfs (copy-on-write /etc) disk per jail (allocated) / full copy disk per jail (allocated)',
     ratio: nullfs.allocatedBytes / full.allocatedBytes,
     target: 'thin jail <= 1 MiB of disk',
     metrics,

@@ -241,7 +241,8 @@ export interface SkeletonLists {
 function listParam(jail: string, params: Params, name: string, fallback: string[]): string[] {
   const v = params[name];
   if (v === undefined) return fallback;
-  if (Array.isArray(v)) return v;
+  // `name = "";` (jail.conf) or `name=` (command line): the empty list
+  if (Array.isArray(v)) return v.length === 1 && v[0] === '' ? [] : v;
   if (typeof v === 'string') return v.split(/[\s,]+/).filter(Boolean);
   throw new JailyardError('JY_ERR_PARAM_VALUE', `expected a list of directories, got ${JSON.stringify(v)}`, { jail, param: name });
 }

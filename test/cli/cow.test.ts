@@ -142,7 +142,7 @@ test('the copy-on-write dirs are fixed when the jail is made: a later change of 
   const v1 = tree(join(state, 'src3'), { 'etc/app.conf': 'v1\n' });
   let r = await jy('skel', 'create', 'pinbase', '--copy', v1);
   assert.equal(r.code, 0, r.stderr);
-  r = await jy('create', 'cowpin', 'skeleton=pinbase', 'persist', 'meta.test=cow');
+  r = await jy('create', 'cowpin', 'skeleton=pinbase', 'skeleton.cow=', 'persist', 'meta.test=cow');
   assert.equal(r.code, 0, r.stderr);
   const etc = join(state, 'jails/cowpin/root/etc');
   writeFileSync(join(etc, 'app.conf'), 'edited in the copy\n');

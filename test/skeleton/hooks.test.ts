@@ -17,7 +17,8 @@ const state = join(t.dir, 'state');
 describe('skeleton hooks', () => {
   test('nullfs jail: seeded, pinned, planned; upgrade merges and re-pins', async () => {
     await createSkeleton(state, 'deb', { type: 'copy', path: src });
-    const rec = { name: 'web', params: { skeleton: 'deb', 'skeleton.strategy': 'nullfs' } };
+    // /etc copied at create (skeleton.cow empty; copy-on-write dirs: test/cli/cow.test.ts)
+    const rec = { name: 'web', params: { skeleton: 'deb', 'skeleton.strategy': 'nullfs', 'skeleton.cow': '' } };
     prepareJail(state, rec);
     const root = join(state, 'jails/web/root');
     assert.equal(readFileSync(join(root, 'etc/app.conf'), 'utf8'), 'port=80\n# tuning\nworkers=2\n');

@@ -229,5 +229,7 @@ describe('planMounts copy-on-write dirs (skeleton.cow)', () => {
       assert.deepEqual(skeletonLists('web', { 'skeleton.strategy': strategy, 'skeleton.cow': 'etc' }, loadDefaults(), 'linux').cow, []);
     }
     assert.deepEqual(skeletonLists('web', { 'skeleton.cow': 'etc' }, loadDefaults(), 'linux').cow, ['etc']);
+    assert.deepEqual(skeletonLists('web', {}, loadDefaults(), 'linux').cow, loadDefaults().skeleton.cow!.linux, 'the default from the defaults file');
+    assert.deepEqual(skeletonLists('web', { 'skeleton.cow': [''] }, loadDefaults(), 'linux').cow, [], '`skeleton.cow = "";` is the empty list (copy /etc)');
   });
 });
