@@ -3,14 +3,16 @@
 // the jail's pid 1, which mounts /proc, sets the hostname, pivot_roots, drops the
 // capabilities and execs tini. jy-stage joins the jail's cgroups before
 // anything else, so every process of the jail is charged to them from its first instruction.
-import { stateTag } from './paths.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
+import { stateTag } from './paths.ts';
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, statSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, JailContext, Limits, NetworkFacts } from '../driver.ts';
 import { JAIL_KEEP_CAPS } from './caps.ts';
 import { JY_STAGE, checkNative, isStageProcess } from './native.ts';
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
+import { spawner } from './spawner.ts';
 import { nestedRoot } from './mounts.ts';
 import { applyLimits, createGroups, removeGroups, warmCgroupMoves, type CgroupConfig } from './cgroups.ts';
 import { childrenOf, killTree, minimalEnv, nsIdsOf, pidAlive, pidsInNamespace, run, startTimeOf, waitFor } from './proc.ts';
@@ -26,29 +28,77 @@ export interface LifeConfig {
 }
 
 /** Lines from a child's stdout, awaited one at a time. */
-function lineReader(child: ChildProcess): () => Promise<string | undefined> {
+/** Lines as they come: push chunks, end at EOF; next() waits for a line (undefined: ended). */
+function lineQueue(): { push: (chunk: Buffer | string) => void; end: () => void; next: () => Promise<string | undefined> } {
   const lines: string[] = [];
   let ended = false;
   let waiter: (() => void) | undefined;
   let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-    waiter?.();
-  });
-  const end = () => {
-    ended = true;
-    waiter?.();
+  const decoder = new StringDecoder('utf8');
+  return {
+    push(chunk) {
+      buf += typeof chunk === 'string' ? chunk : decoder.write(chunk);
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        lines.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+      waiter?.();
+    },
+    end() {
+      ended = true;
+      waiter?.();
+    },
+    async next() {
+      while (!lines.length && !ended) await new Promise<void>((r) => (waiter = r));
+      return lines.shift();
+    },
   };
-  child.stdout!.on('close', end);
-  child.on('exit', end);
-  return async () => {
-    while (!lines.length && !ended) await new Promise<void>((r) => (waiter = r));
-    return lines.shift();
+}
+
+/** jy-stage running: its pid (undefined if it could not start), its stdout's lines, and
+ * detach(), which stops reading them and lets it live on without us. */
+interface StageProcess {
+  pid: number | undefined;
+  nextLine: () => Promise<string | undefined>;
+  detach: () => void;
+}
+
+/** Starts jy-stage in a session of its own (so it outlives jailyard and no terminal signal
+ * reaches it), stdout to us, stderr appended to the console log. */
+async function startStage(argv: string[], log: string): Promise<StageProcess> {
+  const lines = lineQueue();
+  const helper = spawner();
+  if (helper) {
+    const child = helper.spawn({ argv, env: minimalEnv(), cwd: '/', detached: true, stdout: 'pipe', stderr: { file: log } });
+    child.on('stdout', lines.push);
+    child.on('exit', lines.end);
+    child.on('error', lines.end);
+    const pid = await child.started.catch(() => undefined);
+    if (pid === undefined) lines.end();
+    return {
+      pid,
+      nextLine: lines.next,
+      detach: () => {
+        child.removeAllListeners();
+        child.closeOutput();
+      },
+    };
+  }
+  const logFd = openSync(log, 'a');
+  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', logFd], env: minimalEnv(), cwd: '/' });
+  closeSync(logFd);
+  child.stdout!.on('data', lines.push);
+  child.stdout!.on('close', lines.end);
+  child.on('exit', lines.end);
+  child.on('error', lines.end);
+  return {
+    pid: child.pid,
+    nextLine: lines.next,
+    detach: () => {
+      child.stdout!.destroy();
+      child.unref();
+    },
   };
 }
 
@@ -118,22 +168,18 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
       ? ['--join', 'net', `/run/netns/${net.netns}`]
       : ['--unshare-net'];
   const argv = [JY_STAGE, ...cgroups.flatMap((d) => ['--cgroup', d]), ...joins, root, hostname, cfg.tini, JAIL_KEEP_CAPS, hasDev(root, fs) ? 'keepdev' : 'makedev', '--', ...cfg.holder];
-  const logFd = openSync(log, 'a');
-  // detached: its own session, so it outlives jailyard and no terminal signal reaches it.
-  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', logFd], env: minimalEnv(), cwd: '/' });
-  closeSync(logFd);
-  const nextLine = lineReader(child);
+  const stage = await startStage(argv, log);
   const failed = async (what: string, extra = ''): Promise<never> => {
-    if (child.pid) killTree(child.pid, 'SIGKILL');
-    if (child.pid) await waitFor(() => !pidAlive(child.pid!), 2000);
+    if (stage.pid) killTree(stage.pid, 'SIGKILL');
+    if (stage.pid) await waitFor(() => !pidAlive(stage.pid!), 2000);
     await removeGroups(cgroups, ctx.name).catch(() => {});
     const output = [extra, logTail(log, logStart)].filter(Boolean).join('\n');
     throw new JailyardError('JY_ERR_PLATFORM', `cannot create the jail: ${what}`, { ...place, output });
   };
-  if (!child.pid) return failed('cannot spawn jy-stage');
-  const holderPid = child.pid;
+  if (!stage.pid) return failed('cannot spawn jy-stage');
+  const holderPid = stage.pid;
 
-  const first = await withTimeout(nextLine(), cfg.readyTimeoutMs);
+  const first = await withTimeout(stage.nextLine(), cfg.readyTimeoutMs);
   if (first !== 'ready') return failed(first === 'timeout' ? 'the stage did not get ready in time' : 'the stage failed');
   // joining a pid namespace forks once more: for a nested jail the chain is three processes.
   const between = nest ? childrenOf(holderPid)[0] : undefined;
@@ -148,8 +194,7 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
     }
   };
   if (!(await waitFor(isTini, cfg.readyTimeoutMs, 1))) return failed('pid 1 did not become tini');
-  child.stdout!.destroy();
-  child.unref();
+  stage.detach();
   // The child copied the prepared mount namespace: the copy held for it is done.
   await nest?.ns.release();
   const startTime = startTimeOf(initPid);

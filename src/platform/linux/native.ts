@@ -4,6 +4,7 @@
 // Both drop the capabilities themselves before anything of the jail's own tree runs: a
 // jailed root owns that tree, every program and library in it may be its.
 //   jy-mount    runs a batch of mount/umount calls in one process (src/platform/linux/mountops.ts)
+//   jy-spawner  starts the other programs for us, so node never forks (src/platform/linux/spawner.ts)
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { JailyardError } from '../../errors.ts';
@@ -13,6 +14,7 @@ const built = (name: string) => fileURLToPath(new URL(`../../../native/build/${n
 export const JY_MOUNT = built('jy-mount');
 export const JY_STAGE = built('jy-stage');
 export const JY_ENTER = built('jy-enter');
+export const JY_SPAWNER = built('jy-spawner');
 
 /**
  * Whether the process `pid` runs jy-stage (by program name, so jails started by another

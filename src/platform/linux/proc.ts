@@ -1,8 +1,11 @@
-// Running host tools and reading /proc: the only place the Linux driver spawns processes.
+// Running host tools and reading /proc: the only place the Linux driver spawns processes
+// (through jy-spawner, spawner.ts, when it is built).
 // Every command is an argument array; nothing here ever builds a shell string from input.
 import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import type { ExecResult } from '../driver.ts';
+import { spawner, type Output, type Spawner } from './spawner.ts';
 
 export interface RunOptions {
   env?: Record<string, string>;
@@ -19,8 +22,43 @@ export interface RunOptions {
 
 /** Runs argv to completion; never rejects for a non-zero exit (the caller decides). */
 export function run(argv: string[], opts: RunOptions = {}): Promise<ExecResult> {
-  const [file, ...args] = argv;
-  if (!file) throw new TypeError('run: empty argv');
+  if (!argv[0]) throw new TypeError('run: empty argv');
+  // through jy-spawner unless the child needs our terminal or stdin data
+  const helper = opts.stdio !== 'inherit' && opts.input === undefined ? spawner() : null;
+  return helper ? runWithSpawner(helper, argv, opts) : runWithNode(argv, opts);
+}
+
+function runWithSpawner(helper: Spawner, argv: string[], opts: RunOptions): Promise<ExecResult> {
+  const output: Output = opts.consoleLog ? { file: opts.consoleLog } : 'pipe';
+  const child = helper.spawn({ argv, env: opts.env ?? minimalEnv(), cwd: opts.cwd ?? '/', stdout: output, stderr: output });
+  return new Promise((resolve, reject) => {
+    const out = new StringDecoder('utf8');
+    const err = new StringDecoder('utf8');
+    let stdout = '';
+    let stderr = '';
+    let timer: NodeJS.Timeout | undefined;
+    child.on('stdout', (d: Buffer) => (stdout += out.write(d)));
+    child.on('stderr', (d: Buffer) => (stderr += err.write(d)));
+    child.on('exit', (code: number | null, signal: NodeJS.Signals | null) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code: code ?? 128 + signalNumber(signal), signal, stdout: stdout + out.end(), stderr: stderr + err.end() });
+    });
+    child.on('error', (e: Error) => {
+      if (timer) clearTimeout(timer);
+      reject(e);
+    });
+    child.started.then(
+      (pid) => {
+        if (opts.timeoutMs !== undefined) timer = setTimeout(() => killTree(pid, 'SIGKILL'), opts.timeoutMs);
+        opts.onSpawn?.(pid);
+      },
+      (e: Error) => reject(e),
+    );
+  });
+}
+
+function runWithNode(argv: string[], opts: RunOptions): Promise<ExecResult> {
+  const [file, ...args] = argv as [string, ...string[]];
   return new Promise((resolve, reject) => {
     let logFd: number | undefined;
     let stdio: ('pipe' | 'inherit' | 'ignore' | number)[];
