@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds jailyard's native helpers, native/*.c -> native/build/NAME, statically linked (so
-# they run inside any jail root without the jail's libraries): jy-capdrop (bound into every
-# jail), jy-mount (batched mount calls). Run by `npm install` (prepare); idempotent.
+# they run inside any jail root without the jail's libraries): jy-stage, jy-enter, jy-mount,
+# jy-spawner (see src/platform/linux/native.ts). Run by `npm install` (prepare); idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(uname -s)" = Linux ] || exit 0
