@@ -3,8 +3,8 @@
 // `full` strategy (an independent copy) measured in the same run; ratio = nullfs / full disk.
 // Skeleton: a Debian bookworm minbase tree (JAILYARD_BENCH_ROOT, else built once with
 // debootstrap and cached in /var/tmp/jyskel-bench-bookworm), referenced in place; plus the
-// host root "/" (the default skeleton) for nullfs. nullfs and basejail both with /etc copied at
-// create and copy-on-write (skeleton.cow=etc, the Linux default). Then, per thin strategy, create+start of
+// host root "/" (the default skeleton) for nullfs. nullfs and basejail both with the config dirs
+// copied at create and copy-on-write (skeleton.cow, Linux default etc var usr/local). Then, per thin strategy, create+start of
 // 100 jails: create = plan + seed, start = the mount plan + the jail's namespaces and pid 1
 // (Linux driver, no addresses), one at a time and 8 at a time (like `jailyard start -p 8`).
 
@@ -39,9 +39,10 @@ async function debianTree(): Promise<string> {
   return cached;
 }
 
-/** How the jail's /etc is made (nullfs, basejail): copied at create, or copy-on-write. */
+/** How the jail's config dirs are made (nullfs, basejail): copied at create, or
+ * copy-on-write (the defaults file's skeleton.cow: etc, var, usr/local on Linux). */
 type Etc = 'cow' | 'copy';
-const etcParams = (etc: Etc): Record<string, string> => (etc === 'copy' ? { 'skeleton.cow': '' } : { 'skeleton.cow': 'etc' });
+const etcParams = (etc: Etc): Record<string, string> => (etc === 'copy' ? { 'skeleton.cow': '' } : {});
 
 interface Row {
   skeleton: string;
@@ -161,18 +162,18 @@ try {
 
   const kib = (b: number): string => (b / 1024).toFixed(0);
   const table = [
-    '| skeleton | strategy | /etc | jails | ms/jail (plan+seed) | disk/jail apparent KiB | disk/jail allocated KiB | mounts/jail | symlinks/jail |',
+    '| skeleton | strategy | config dirs | jails | ms/jail (plan+seed) | disk/jail apparent KiB | disk/jail allocated KiB | mounts/jail | symlinks/jail |',
     '|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.skeleton === 'deb' ? 'bookworm minbase' : 'host /'} | ${r.strategy} | ${r.strategy === 'nullfs' || r.strategy === 'basejail' ? r.etc : '—'} | ${r.jails} | ${r.msPerJail.toFixed(1)} | ${kib(r.apparentBytes)} | ${kib(r.allocatedBytes)} | ${r.mounts} | ${r.symlinks} |`),
   ].join('\n');
   console.log(table);
   const startTable = [
-    `| skeleton | strategy | /etc | jails | at once | create (plan + seed) ms | start (mounts + pid 1) ms | create + start ms | stop + unmount ms |`,
+    `| skeleton | strategy | config dirs | jails | at once | create (plan + seed) ms | start (mounts + pid 1) ms | create + start ms | stop + unmount ms |`,
     '|---|---|---|---|---|---|---|---|---|',
     ...starts.map((r) => `| ${r.skeleton === 'deb' ? 'bookworm minbase' : 'host /'} | ${r.strategy} | ${r.strategy === 'nullfs' || r.strategy === 'basejail' ? r.etc : '—'} | ${START_N} | ${r.parallel} | ${r.createMs.toFixed(0)} | ${r.startMs.toFixed(0)} | ${(r.createMs + r.startMs).toFixed(0)} | ${r.stopMs.toFixed(0)} |`),
   ].join('\n');
   console.log(startTable);
-  // the defaults: nullfs with a copy-on-write /etc
+  // the defaults: nullfs with copy-on-write config dirs
   const nullfs = rows.find((r) => r.skeleton === 'deb' && r.strategy === 'nullfs' && r.etc === 'cow')!;
   const metrics: Record<string, number | string> = { N, N_FULL, createDebSkeletonMs: createDebMs, createHostSkeletonMs: createHostMs };
   for (const r of rows) {
@@ -190,7 +191,7 @@ try {
   }
   report({
     name: 'skeleton',
-    ratioOf: 'nullfs (copy-on-write /etc) disk per jail (allocated) / full copy disk per jail (allocated)',
+    ratioOf: 'nullfs (copy-on-write config dirs) disk per jail (allocated) / full copy disk per jail (allocated)',
     ratio: nullfs.allocatedBytes / full.allocatedBytes,
     target: 'thin jail <= 1 MiB of disk',
     metrics,
