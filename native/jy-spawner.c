@@ -11,7 +11,7 @@
  * Frames, both ways: u32 payload length (host order), payload.
  * Requests:
  *   'S' u32 id, u8 flags (1: setsid), u8 out, u8 err (0: /dev/null, 1: pipe, 2: append to
- *       the path given), then NUL-terminated: out path, err path, cwd; u32 argc, u32 envc;
+ *       the path given, created 0666 less the umask, as node's 'a' would), then NUL-terminated: out path, err path, cwd; u32 argc, u32 envc;
  *       argc + envc NUL-terminated strings. argv[0] is looked up in the PATH of envp.
  *   'C' u32 id: stop relaying that child's output (its pipes are closed).
  * Replies:
@@ -152,7 +152,7 @@ static int output_fd(uint8_t mode, const char *path, int *read_end) {
 		*read_end = p[0];
 		return p[1];
 	}
-	if (mode == 2) return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+	if (mode == 2) return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0666);
 	return open("/dev/null", O_WRONLY | O_CLOEXEC);
 }
 
@@ -175,7 +175,7 @@ static void spawn_one(char *p, char *end) {
 	for (uint32_t i = 0; i < argc; i++) argv[i] = next_str(&p, end);
 	for (uint32_t i = 0; i < envc; i++) envp[i] = next_str(&p, end);
 
-	int out_r, err_r, report[2] = { -1, -1 };
+	int out_r = -1, err_r = -1, report[2] = { -1, -1 };
 	int out_w = output_fd(out_mode, out_path, &out_r);
 	int err_w = out_w >= 0 ? output_fd(err_mode, err_path, &err_r) : -1;
 	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
