@@ -34,6 +34,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+extern char **environ;
+
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -196,7 +198,10 @@ static void spawn_one(char *p, char *end) {
 		if (!e) {
 			/* nothing of ours reaches the program: every other fd closes at exec */
 			syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-			execvpe(argv[0], argv, envp);
+			/* execvpe would search the PATH of our own (empty) environment: the program's
+			 * environment is ours from here on */
+			environ = envp;
+			execvp(argv[0], argv);
 			e = errno;
 		}
 		if (write(report[1], &e, sizeof e) < 0) { /* the parent sees EOF and a 127 exit */ }

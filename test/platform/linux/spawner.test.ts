@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Spawner, type SpawnedProcess } from '../../../src/platform/linux/spawner.ts';
@@ -95,5 +95,17 @@ test('node exits while a detached program lives on; the helper goes with node', 
     assert.ok(await waitFor(() => !pidAlive(helperPid), 2000), 'the helper exits once its node is gone');
   } finally {
     process.kill(pid, 'SIGKILL');
+  }
+});
+
+test("a program's name is looked up in the PATH of its own environment", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'jy-spawner-path-'));
+  try {
+    const prog = join(dir, 'jy-only-here');
+    writeFileSync(prog, '#!/bin/sh\necho found\n', { mode: 0o755 });
+    const r = await collect(helper.spawn({ argv: ['jy-only-here'], env: { PATH: `${dir}:/usr/bin:/bin` }, cwd: '/', stdout: 'pipe', stderr: 'pipe' }));
+    assert.deepEqual([r.out, r.code], ['found\n', 0], "not the helper's own (empty) environment's default path");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
