@@ -27,7 +27,6 @@ export interface LifeConfig {
   readyTimeoutMs: number;
 }
 
-/** Lines from a child's stdout, awaited one at a time. */
 /** Lines as they come: push chunks, end at EOF; next() waits for a line (undefined: ended). */
 function lineQueue(): { push: (chunk: Buffer | string) => void; end: () => void; next: () => Promise<string | undefined> } {
   const lines: string[] = [];
