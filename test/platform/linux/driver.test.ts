@@ -191,37 +191,39 @@ describe('linux driver: stop, survival, failures', () => {
     }
   });
 
-  test('a jail survives the process that created it; no /dev in the plan: the stage makes one; no address: only the loopback', async () => {
-    const jail = makeTestJail(PREFIX, {}, false);
-    const net = await driver.setupNetwork(jail.ctx);
-    assert.equal(net.netns, undefined, 'no named netns for a jail without addresses');
-    assert.equal(net.veth, undefined, 'no veth for a jail without addresses');
-    const mounts = await driver.mount(jail.ctx, jail.plan);
-    let facts: CreateFacts | undefined;
-    try {
-      const script = `import { createLinuxDriver } from ${JSON.stringify(new URL('../../../src/platform/linux/index.ts', import.meta.url).pathname)};
-        const f = await createLinuxDriver({ cgroupParent: 'jailyard-${PREFIX}' }).create(${JSON.stringify(jail.ctx)}, ${JSON.stringify(net)}, {});
-        console.log(JSON.stringify(f));`;
-      const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20000 });
-      assert.equal(out.status, 0, out.stderr);
-      facts = JSON.parse(out.stdout) as CreateFacts;
-      assert.ok(driver.isAlive(facts), 'pid 1 alive after its creator exited');
-      const r = await driver.runInJail(jail.ctx, facts, ['/bin/sh', '-c', 'echo hi > /dev/null && ls /dev']);
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /urandom/);
-      const links = await driver.runInJail(jail.ctx, facts, ['ip', '-o', 'link', 'show']);
-      assert.equal(links.code, 0, links.stderr);
-      const names = links.stdout.trim().split('\n').map((l) => l.split(': ')[1]);
-      assert.deepEqual(names, ['lo'], `only the loopback: ${links.stdout}`);
-      assert.match(links.stdout, /<LOOPBACK,UP,LOWER_UP>/);
-      assert.notEqual(readlinkSync(`/proc/${facts.initPid}/ns/net`), readlinkSync('/proc/self/ns/net'), 'a network namespace of its own');
-    } finally {
-      if (facts) await driver.destroy(jail.ctx, facts, 1000);
-      await driver.unmount(jail.ctx, mounts);
-      await driver.teardownNetwork(jail.ctx, net);
-      jail.cleanup();
-    }
-  });
+  for (const [how, env] of [['jy-spawner', {}], ["node's spawn (JAILYARD_SPAWNER=0)", { JAILYARD_SPAWNER: '0' }]] as const) {
+    test(`a jail survives the process that created it (programs started by ${how}); no /dev in the plan: the stage makes one; no address: only the loopback`, async () => {
+      const jail = makeTestJail(PREFIX, {}, false);
+      const net = await driver.setupNetwork(jail.ctx);
+      assert.equal(net.netns, undefined, 'no named netns for a jail without addresses');
+      assert.equal(net.veth, undefined, 'no veth for a jail without addresses');
+      const mounts = await driver.mount(jail.ctx, jail.plan);
+      let facts: CreateFacts | undefined;
+      try {
+        const script = `import { createLinuxDriver } from ${JSON.stringify(new URL('../../../src/platform/linux/index.ts', import.meta.url).pathname)};
+          const f = await createLinuxDriver({ cgroupParent: 'jailyard-${PREFIX}' }).create(${JSON.stringify(jail.ctx)}, ${JSON.stringify(net)}, {});
+          console.log(JSON.stringify(f));`;
+        const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20000, env: { ...process.env, ...env } });
+        assert.equal(out.status, 0, out.stderr);
+        facts = JSON.parse(out.stdout) as CreateFacts;
+        assert.ok(driver.isAlive(facts), 'pid 1 alive after its creator exited');
+        const r = await driver.runInJail(jail.ctx, facts, ['/bin/sh', '-c', 'echo hi > /dev/null && ls /dev']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /urandom/);
+        const links = await driver.runInJail(jail.ctx, facts, ['ip', '-o', 'link', 'show']);
+        assert.equal(links.code, 0, links.stderr);
+        const names = links.stdout.trim().split('\n').map((l) => l.split(': ')[1]);
+        assert.deepEqual(names, ['lo'], `only the loopback: ${links.stdout}`);
+        assert.match(links.stdout, /<LOOPBACK,UP,LOWER_UP>/);
+        assert.notEqual(readlinkSync(`/proc/${facts.initPid}/ns/net`), readlinkSync('/proc/self/ns/net'), 'a network namespace of its own');
+      } finally {
+        if (facts) await driver.destroy(jail.ctx, facts, 1000);
+        await driver.unmount(jail.ctx, mounts);
+        await driver.teardownNetwork(jail.ctx, net);
+        jail.cleanup();
+      }
+    });
+  }
 
   test('a failing mount undoes the earlier mounts and names source and target', async () => {
     const jail = makeTestJail(PREFIX);
