@@ -10,9 +10,9 @@ import { JailyardError } from '../errors.ts';
 import { currentPlatform, loadDefaults } from '../defaults.ts';
 import type { SkeletonHooks } from '../runtime/service.ts';
 import type { JailRecord } from '../store/types.ts';
-import type { MountPlan, MountStep } from './plan.ts';
+import type { MountPlan } from './plan.ts';
 import { readLayout } from './layout.ts';
-import { coveredByCow, cowDir, planMounts, skeletonLists } from './planner.ts';
+import { coveredByCow, cowSteps, planMounts, skeletonLists } from './planner.ts';
 import { parseSkeletonRef, resolveSkeleton, type SkeletonVersion } from './registry.ts';
 import { copyTree, seedWritable, type SeedRules } from './writable.ts';
 import { ensureDirsInRoot } from './paths.ts';
@@ -194,18 +194,8 @@ export async function upgradeJail(
     if (cow.length === 0) res = merge();
     else {
       if (!views) throw new JailyardError('JY_ERR_PLATFORM', 'upgrading copy-on-write dirs needs the platform driver to mount them', { jail: record.name, param: 'skeleton.cow' });
-      const state = jailDir(stateDir, record.name);
-      const lowers = cowLowers(to, cow, defaults.skeleton.seed?.[platform] ?? {});
-      const steps: MountStep[] = [];
-      const mkdirs: string[] = [];
-      for (const rel of cow) {
-        const lower = lowers[rel];
-        if (lower === undefined) continue;
-        const dir = cowDir(state, rel);
-        mkdirs.push(join(dir, 'upper'), join(dir, 'work'), join(root, rel));
-        steps.push({ kind: 'overlay', lower: [lower], upper: join(dir, 'upper'), work: join(dir, 'work'), target: join(root, rel), origin: 'skeleton-cow' });
-      }
-      const undo = await views({ root, mkdirs, symlinks: [], mounts: steps });
+      const layers = cowSteps(root, jailDir(stateDir, record.name), cowLowers(to, cow, defaults.skeleton.seed?.[platform] ?? {}));
+      const undo = await views({ root, mkdirs: layers.mkdirs, symlinks: [], mounts: layers.mounts.map((m) => m.step) });
       try {
         res = merge();
       } finally {

@@ -89,6 +89,32 @@ function checkCow(jail: string, cow: string[], writable: string[]): void {
   }
 }
 
+/**
+ * The overlays of a jail's copy-on-write dirs: rel -> the seed's dir (the lower layer), or
+ * undefined when the seed has none (no mount, a note). Each mounts on <root>/<rel> with the
+ * jail's own upper and work dirs in STATE/cow/<rel>. Used by planMounts and by upgrades,
+ * which mount the same layers over another version's lower dirs.
+ */
+export function cowSteps(
+  root: string,
+  stateDir: string,
+  lowers: Record<string, string | undefined>,
+): { mkdirs: string[]; mounts: { rel: string; step: MountStep }[]; notes: string[] } {
+  const out: ReturnType<typeof cowSteps> = { mkdirs: [], mounts: [], notes: [] };
+  for (const [rel, lower] of Object.entries(lowers)) {
+    if (lower === undefined) {
+      out.notes.push(`${rel}: not in the skeleton's seed, no copy-on-write mount (the jail's dir stays empty)`);
+      continue;
+    }
+    const dir = cowDir(stateDir, rel);
+    const upper = posix.join(dir, 'upper');
+    const work = posix.join(dir, 'work');
+    pushUnique(out.mkdirs, posix.join(stateDir, 'cow'), dir, upper, work, ...parentDirs(root, rel), posix.join(root, rel));
+    out.mounts.push({ rel, step: { kind: 'overlay', lower: [lower], upper, work, target: posix.join(root, rel), origin: 'skeleton-cow' } });
+  }
+  return out;
+}
+
 /** Where a jail keeps the layers of one copy-on-write dir: STATE/cow/<rel, escaped>. */
 export function cowDir(stateDir: string, rel: string): string {
   return posix.join(stateDir, 'cow', encodeURIComponent(rel));
@@ -129,20 +155,11 @@ export function planMounts(input: PlanInput): MountPlan {
     if (ro.includes(rel) && (input.strategy === 'nullfs' || input.strategy === 'basejail')) notes.push(`${rel}: in romounts and writable; the read-only mount hides the jail's copy`);
   }
 
-  /** Each copy-on-write dir: an overlay of the seed's dir with the jail's own upper layer. */
   const cowMounts = (): void => {
-    for (const rel of cow) {
-      const lower = input.cow![rel];
-      if (lower === undefined) {
-        notes.push(`${rel}: not in the skeleton's seed, no copy-on-write mount (the jail's dir stays empty)`);
-        continue;
-      }
-      const dir = cowDir(state, rel);
-      const upper = posix.join(dir, 'upper');
-      const work = posix.join(dir, 'work');
-      pushUnique(plan.mkdirs, posix.join(state, 'cow'), dir, upper, work, ...parentDirs(root, rel), posix.join(root, rel));
-      skeletonMounts.push({ rel, step: { kind: 'overlay', lower: [lower], upper, work, target: posix.join(root, rel), origin: 'skeleton-cow' } });
-    }
+    const c = cowSteps(root, state, input.cow ?? {});
+    pushUnique(plan.mkdirs, ...c.mkdirs);
+    skeletonMounts.push(...c.mounts);
+    notes.push(...c.notes);
   };
 
   const rwBinds = (): void => {
