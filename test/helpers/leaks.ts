@@ -4,6 +4,7 @@
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
+import { stateTag } from '../../src/platform/linux/paths.ts';
 
 export interface SystemSnapshot {
   mounts: string[];
@@ -84,22 +85,35 @@ export function snapshot(): SystemSnapshot {
 }
 
 /**
+ * What of `items` belongs to the test whose marker is `marker`. When the marker is a state
+ * folder, only that folder's objects count: its path (mounts, processes) and its state tag
+ * (netns jy-TAG-N, veths jyhTAGN, cgroups jy-TAG-N), so two test runs (or two engineers) on
+ * one machine never fail each other. Any other marker (a name prefix) checks everything new.
+ */
+function ownedBy(marker: string): (item: string) => boolean {
+  if (!marker.startsWith('/') || !existsSync(marker)) return () => true;
+  const tag = stateTag(`${marker}/jails/x`);
+  return (item) => item.includes(marker) || item.includes(`jy-${tag}-`) || item.startsWith(`jyh${tag}`);
+}
+
+/**
  * Asserts nothing new of the kinds jails make exists now compared to `before`:
  * mounts, network namespaces, links, cgroups, and processes whose command line mentions
  * `marker` (a string unique to the test, e.g. its state folder or jail name prefix).
  */
 export function assertNoLeaks(before: SystemSnapshot, marker: string): void {
   const now = snapshot();
-  const added = <T>(a: T[], b: T[]) => a.filter((x) => !b.includes(x));
+  const ours = ownedBy(marker);
+  const added = (a: string[], b: string[]) => a.filter((x) => !b.includes(x) && ours(x));
   // /run/netns itself becomes a mount the first time anything on the host runs `ip netns
   // add` (iproute2 binds it onto itself, shared, and never undoes that): host set-up, not a
   // leak. The namespaces below it are mounts too and stay checked.
   const newMounts = added(now.mounts, before.mounts).filter((m) => m !== '/run/netns');
   assert.deepEqual(newMounts, [], 'mounts left behind');
   assert.deepEqual(added(now.netns, before.netns), [], 'network namespaces left behind');
-  assert.deepEqual(linksLeft((l) => !before.links.includes(l)), [], 'links left behind');
+  assert.deepEqual(linksLeft((l) => !before.links.includes(l) && ours(l)), [], 'links left behind');
   assert.deepEqual(added(now.cgroups, before.cgroups), [], 'cgroups left behind');
-  const stray = added(now.pids, before.pids).filter((pid) => {
+  const stray = now.pids.filter((pid) => !before.pids.includes(pid)).filter((pid) => {
     try {
       return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker) && pid !== process.pid;
     } catch {
