@@ -42,6 +42,10 @@ export interface MountFacts {
   /** Linux, nested jail: the mounts were made in a private mount namespace held by this
    * process until the create step copied it; they are not in the host's mount table. */
   namespaceHolder?: number;
+  /** Linux: mounts made nosuid in the host's view (a local user must never run a setuid
+   * program the jailed root planted) whose setuid bits the jail itself honours: the create
+   * step clears nosuid on them in the jail's own mount namespace. */
+  suid?: string[];
 }
 
 export interface CreateFacts {
@@ -118,7 +122,7 @@ export interface Driver {
   unmount(ctx: JailContext, facts: MountFacts): Promise<void>;
 
   /** The create step: namespaces/jail(2), pid 1, hostname, limits, dropped privileges. */
-  create(ctx: JailContext, net: NetworkFacts, limits: Limits): Promise<CreateFacts>;
+  create(ctx: JailContext, net: NetworkFacts, limits: Limits, mounts?: MountFacts): Promise<CreateFacts>;
   /** Remove the jail: SIGTERM to every process, then SIGKILL after timeoutMs; cgroups removed. */
   destroy(ctx: JailContext, facts: CreateFacts, timeoutMs: number): Promise<void>;
   /** Whether the jail described by facts still exists (pid alive and the same process). */

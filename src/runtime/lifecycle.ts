@@ -118,7 +118,7 @@ async function doStep(deps: LifecycleDeps, step: StartStep, ctx: JailContext, re
       rt.mounts = await deps.driver.mount(ctx, deps.planFor(record, ctx));
       return;
     case 'create':
-      rt.create = await deps.driver.create(ctx, rt.network ?? { addresses: [] }, jailLimits(ctx.spec.params, ctx.name));
+      rt.create = await deps.driver.create(ctx, rt.network ?? { addresses: [] }, jailLimits(ctx.spec.params, ctx.name), rt.mounts);
       return;
     case 'exec.start':
       await runHook(deps, ctx, 'exec.start', true, rt);

@@ -8,7 +8,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { stateTag } from './paths.ts';
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, statSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
-import type { CreateFacts, JailContext, Limits, NetworkFacts } from '../driver.ts';
+import type { CreateFacts, JailContext, Limits, MountFacts, NetworkFacts } from '../driver.ts';
 import { JAIL_KEEP_CAPS } from './caps.ts';
 import { JY_STAGE, checkNative, isStageProcess } from './native.ts';
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
@@ -122,7 +122,7 @@ function hasDev(root: string, fs: (p: string) => string): boolean {
   }
 }
 
-export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits, cfg: LifeConfig): Promise<CreateFacts> {
+export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits, cfg: LifeConfig, _mounts?: MountFacts): Promise<CreateFacts> {
   const place = { jail: ctx.name, step: 'create' };
   mkdirSync(ctx.stateDir, { recursive: true });
   const log = `${ctx.stateDir}/console.log`;

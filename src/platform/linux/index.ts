@@ -69,7 +69,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
     teardownNetwork: (_ctx, facts) => teardownNetwork(facts),
     mount,
     unmount,
-    create: (ctx, netFacts, limits) => life.create(ctx, netFacts, limits, lifeCfg),
+    create: (ctx, netFacts, limits, mounts) => life.create(ctx, netFacts, limits, lifeCfg, mounts),
     destroy: life.destroy,
     isAlive: life.isAlive,
     modify: life.modify,
