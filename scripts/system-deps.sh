@@ -5,12 +5,15 @@
 #   haproxy     the load balancer of the quick start, the lb tests and the rollout
 #   iproute2, util-linux   ip, nsenter, unshare, setpriv, mount
 #   bubblewrap  the baseline of the start benchmark
-#   gcc, libc6-dev  build native/jy-capdrop (static), the capability dropper bound into jails
+#   gcc, libc6-dev, libseccomp-dev  build the static native helpers (native/*.c); the jail's
+#               seccomp filter links libseccomp.a
+#   nftables    the bridge's anti-spoofing rules (one table of jailyard's own)
+#   keyutils    keyctl, used by the isolation tests (host root's keyring is not the jail's)
 set -euo pipefail
 [ "$(uname -s)" = Linux ] || exit 0
 command -v dpkg-query >/dev/null 2>&1 || exit 0
 missing=()
-for pkg in tini haproxy iproute2 util-linux bubblewrap gcc libc6-dev; do
+for pkg in tini haproxy iproute2 util-linux bubblewrap gcc libc6-dev libseccomp-dev nftables keyutils; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
