@@ -10,9 +10,32 @@ export interface CliIO {
   err(text: string): void;
 }
 
+/**
+ * Writes that never throw and never crash the process: a closed pipe (`jailyard ... | head`,
+ * a `tee` killed by the same Ctrl-C) or a vanished terminal must not abort a clean-up that
+ * is still taking jails down. What cannot be written is dropped.
+ */
+function safeWriter(stream: NodeJS.WriteStream): (text: string) => void {
+  let broken = false;
+  stream.on('error', () => {
+    broken = true;
+  });
+  return (text) => {
+    if (broken || stream.destroyed) return;
+    try {
+      stream.write(text.endsWith('\n') ? text : text + '\n');
+    } catch {
+      broken = true;
+    }
+  };
+}
+
+let stdoutWriter: ((t: string) => void) | undefined;
+let stderrWriter: ((t: string) => void) | undefined;
+
 export const processIO: CliIO = {
-  out: (t) => process.stdout.write(t.endsWith('\n') ? t : t + '\n'),
-  err: (t) => process.stderr.write(t.endsWith('\n') ? t : t + '\n'),
+  out: (t) => (stdoutWriter ??= safeWriter(process.stdout))(t),
+  err: (t) => (stderrWriter ??= safeWriter(process.stderr))(t),
 };
 
 /** The state folder: --state, then $JAILYARD_STATE, then /var/db/jailyard. */

@@ -6,6 +6,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RegisterVerb } from '../context.ts';
 import { JailyardError } from '../../errors.ts';
+import { trapStopSignals } from '../signals.ts';
 
 const TEMPLATE = new URL('../../../examples/www.conf', import.meta.url).pathname;
 
@@ -56,11 +57,7 @@ export const register: RegisterVerb = (program, io) => {
         store.close();
       };
 
-      let stopRequested: () => void = () => {};
-      const stopped = new Promise<void>((r) => (stopRequested = r));
-      const onSignal = () => stopRequested();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      const stop = trapStopSignals(io, 'the quick start');
       try {
         if (!listSkeletons(state).some((s) => s.name === 'host')) {
           say('creating skeleton "host" from / (a reference: nothing is copied)');
@@ -145,12 +142,15 @@ export const register: RegisterVerb = (program, io) => {
             '',
           ].join('\n'),
         );
-        if (!o.exitWhenReady) await stopped;
+        if (!o.exitWhenReady) await stop.requested;
       } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        await teardown();
-        say('everything stopped');
+        // Signals that arrive from here on only say that clean-up is under way.
+        try {
+          await teardown();
+          say('everything stopped');
+        } finally {
+          stop.dispose();
+        }
       }
     });
 };
