@@ -5,7 +5,7 @@
 // cgroup_mutex, which a concurrent move into a cgroup (another jail's start) holds while it
 // waits for an RCU grace period; node's main thread must not sit in that wait.
 import { existsSync, openSync, readFileSync, write } from 'node:fs';
-import { mkdir, readdir, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { JailyardError } from '../../errors.ts';
 import type { Limits } from '../driver.ts';
 import { sleep } from './proc.ts';
@@ -189,33 +189,75 @@ async function tryRmdir(dir: string): Promise<boolean> {
   }
 }
 
+/** How deep and how many groups below a jail's group removeGroups walks: a jail that made
+ * more than that (every mkdir costs it nothing) is still removed, over several rounds. */
+const MAX_DEPTH = 32;
+const MAX_GROUPS = 4096;
+
 /**
- * A nested jail's groups sit below its parent's. When the parent went away first (its pid 1
- * died and the kernel ended the children with it), their emptied groups would keep the
- * parent's from being removed: they go first, deepest first. A group with processes stays.
+ * Every group below `dir` (not `dir` itself), deepest first. The jail's root may create
+ * groups below its own (a cgroup namespace of its own plus a mount of the hierarchy:
+ * `unshare -UrmC`, then mkdir), and nested jails' groups sit there too: none of them may
+ * keep the jail's group from being removed.
  */
-async function removeEmptyChildGroups(dir: string): Promise<void> {
+async function groupsBelow(dir: string, depth = 0, out: string[] = []): Promise<string[]> {
+  if (depth >= MAX_DEPTH || out.length >= MAX_GROUPS) return out;
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch {
-    return;
+    return out;
   }
   for (const e of entries) {
-    if (!e.isDirectory() || !e.name.startsWith('jy-')) continue;
-    await removeEmptyChildGroups(`${dir}/${e.name}`);
-    await tryRmdir(`${dir}/${e.name}`);
+    if (!e.isDirectory() || out.length >= MAX_GROUPS) continue;
+    await groupsBelow(`${dir}/${e.name}`, depth + 1, out);
+    out.push(`${dir}/${e.name}`);
   }
+  return out;
 }
 
-/** Removes the groups once their processes are gone (retries briefly while they exit). */
+/** SIGKILLs every process in `dirs` (host pids, as cgroup.procs lists them here); v2's
+ * cgroup.kill ends a whole subtree at once. Returns how many processes were found. */
+async function killGroupProcs(dirs: string[]): Promise<number> {
+  let found = 0;
+  for (const d of dirs) {
+    let text = '';
+    try {
+      text = await readFile(`${d}/cgroup.procs`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const pid of text.split('\n').filter(Boolean).map(Number)) {
+      if (pid === process.pid || !(pid > 1)) continue;
+      found++;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    if (found && existsSync(`${d}/cgroup.kill`)) await writeFile(`${d}/cgroup.kill`, '1').catch(() => {});
+  }
+  return found;
+}
+
+/**
+ * Removes the groups (the jail's: one per v1 hierarchy, or one v2 group) with everything
+ * below them: first the processes still in any of them are killed (a jail's processes are
+ * normally gone by now, its pid namespace ended with its pid 1), then the groups go
+ * deepest first. Retries while processes exit; fails after `timeoutMs` (a process stuck
+ * in the kernel), naming the groups that are left.
+ */
 export async function removeGroups(dirs: string[], jail: string, timeoutMs = 2000): Promise<void> {
   const end = Date.now() + timeoutMs;
   let left = [...dirs];
-  for (;;) {
+  for (let round = 0; ; round++) {
     const still: string[] = [];
     for (const d of left) {
-      await removeEmptyChildGroups(d);
+      const below = await groupsBelow(d);
+      // at once when the plain rmdir of an empty group would do; else kill, then remove
+      if (below.length || round > 0) await killGroupProcs([d, ...below]);
+      for (const b of below) await tryRmdir(b);
       if (!(await tryRmdir(d))) still.push(d);
     }
     left = still;
@@ -223,7 +265,7 @@ export async function removeGroups(dirs: string[], jail: string, timeoutMs = 200
     if (Date.now() > end) {
       throw new JailyardError('JY_ERR_PLATFORM', `cannot remove cgroup(s) ${left.join(', ')}: still in use`, { jail, step: 'destroy' });
     }
-    await sleep(2);
+    await sleep(round < 10 ? 2 : 20);
   }
   // The parent group goes too once no jail uses it (concurrent creators retry their mkdir).
   for (const d of dirs) {

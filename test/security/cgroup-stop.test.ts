@@ -1,0 +1,127 @@
+// Issue #11 item 10: a jail whose root made groups below its own (a cgroup namespace of its
+// own + a mount of the hierarchy + mkdir, or anything else that puts groups or processes
+// there) is still stopped, and reconcile still removes such a group after a crash.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createLinuxDriver } from '../../src/platform/linux/index.ts';
+import { parentDirs } from '../../src/platform/linux/cgroups.ts';
+import { stateTag } from '../../src/platform/linux/paths.ts';
+import type { CreateFacts, MountFacts, NetworkFacts } from '../../src/platform/driver.ts';
+import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
+import { makeTestJail, type TestJail } from '../platform/linux/fixture.ts';
+
+const PREFIX = 'jysecgrp';
+const CGPARENT = `jailyard-${PREFIX}`;
+const driver = createLinuxDriver({ cgroupParent: CGPARENT });
+
+const pidsGroup = (facts: CreateFacts) => facts.cgroups.find((d) => d.includes('/pids/')) ?? facts.cgroups[0]!;
+/** The fixture's jail with its state folder inside the fixture's own temp folder, so the
+ * leak check can look at exactly this test's objects (marker: that folder). */
+function ownJail(): { jail: TestJail; marker: string } {
+  const jail = makeTestJail(PREFIX);
+  const marker = dirname(jail.ctx.path);
+  jail.ctx.stateDir = `${marker}/jails/${jail.ctx.name}`;
+  return { jail, marker };
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('security: a jail with groups of its own below its cgroup', () => {
+  let base: SystemSnapshot;
+  let jail: TestJail;
+  let net: NetworkFacts | undefined;
+  let mounts: MountFacts | undefined;
+  let facts: CreateFacts | undefined;
+  let marker: string;
+
+  before(async () => {
+    base = snapshot();
+    ({ jail, marker } = ownJail());
+    net = await driver.setupNetwork(jail.ctx);
+    mounts = await driver.mount(jail.ctx, jail.plan);
+    facts = await driver.create(jail.ctx, net, { maxProcs: 64 });
+  });
+
+  after(async () => {
+    if (facts) await driver.destroy(jail.ctx, facts, 500).catch(() => {});
+    if (mounts) await driver.unmount(jail.ctx, mounts);
+    if (net) await driver.teardownNetwork(jail.ctx, net);
+    assertNoLeaks(base, marker);
+    jail.cleanup();
+  });
+
+  test('stop removes child groups (made from inside and from the host) and ends their processes', { timeout: 60_000 }, async () => {
+    // the attack of the issue, from inside: a cgroup namespace of its own, the pids
+    // hierarchy mounted, a child group made and a process moved in. A seccomp filter that
+    // denies unshare(CLONE_NEWUSER) (or a dropped capability) stops it earlier: tolerated,
+    // the host-side part below makes the same state either way.
+    const inside = await driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', [
+      'mkdir -p /tmp/cg',
+      'unshare -UrmC --propagation private sh -c "mount -t cgroup -o pids none /tmp/cg && mkdir /tmp/cg/evil && ' +
+        'echo \\$\\$ > /tmp/cg/evil/cgroup.procs && echo moved" </dev/null 2>&1 || true',
+    ].join('; ')]);
+    const insideWorked = inside.stdout.includes('moved');
+    if (insideWorked) assert.ok(existsSync(`${pidsGroup(facts!)}/evil`), 'the jail made pids:/…/evil');
+    else assert.match(inside.stdout, /Operation not permitted|Permission denied|not permitted/i, inside.stdout);
+
+    // the same state made from the host: nested child groups in every hierarchy of the
+    // jail, a jail process moved into the deepest one of the pids hierarchy
+    for (const d of facts!.cgroups) mkdirSync(`${d}/child/grandchild`, { recursive: true });
+    const sleeper = await driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', 'sleep 1000 >/dev/null 2>&1 & echo $!']);
+    assert.equal(sleeper.code, 0, sleeper.stderr);
+    const procs = readFileSync(`${pidsGroup(facts!)}/cgroup.procs`, 'utf8').trim().split('\n').map(Number);
+    const sleepPid = procs.find((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sleep');
+    assert.ok(sleepPid, `a sleep in the jail's group: ${procs.join(' ')}`);
+    writeFileSync(`${pidsGroup(facts!)}/child/grandchild/cgroup.procs`, String(sleepPid));
+
+    const t0 = Date.now();
+    await driver.destroy(jail.ctx, facts!, 500);
+    const ms = Date.now() - t0;
+    for (const d of facts!.cgroups) assert.ok(!existsSync(d), `${d} removed`);
+    assert.ok(!alive(sleepPid!), 'the process in the child group is gone');
+    assert.ok(ms < 5000, `bounded: ${ms} ms`);
+    facts = undefined;
+    console.log(`# destroy with child groups: ${ms} ms; made from inside the jail: ${insideWorked}`);
+  });
+});
+
+test('security: reconcile removes a leftover jail group with child groups and processes in them', { timeout: 30_000 }, async () => {
+  const base = snapshot();
+  const state = mkdtempSync(join(tmpdir(), 'jy-secgrp-'));
+  const layout = parentDirs({ parent: CGPARENT, base: 'self' });
+  const parent = layout.version === 1 ? layout.dirs.pids : layout.dir;
+  const group = `${parent}/jy-${stateTag(`${state}/jails/x`)}-99999`;
+  mkdirSync(`${group}/a/b/c`, { recursive: true });
+  // a process in the deepest child group, as a crashed run's jail would leave it
+  const child = spawn('sleep', ['1000'], { stdio: 'ignore', detached: true });
+  await new Promise((r) => child.once('spawn', r));
+  writeFileSync(`${group}/a/b/c/cgroup.procs`, String(child.pid));
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    const found = await driver.scanLeftovers();
+    assert.ok(found.cgroups.includes(group), `found: ${found.cgroups.join(' ')}`);
+    await driver.removeLeftover('cgroups', group);
+    assert.ok(!existsSync(group), 'the group and its children are gone');
+    await exited;
+    assert.equal(child.exitCode ?? child.signalCode, 'SIGKILL');
+  } finally {
+    try {
+      process.kill(child.pid!, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  assertNoLeaks(base, state);
+  rmSync(state, { recursive: true, force: true });
+});
