@@ -145,6 +145,10 @@ export interface Driver {
 
   /** Everything of jailyard's found on the system (named by prefix) for reconcile. */
   scanLeftovers(): Promise<Leftovers>;
+  /** Whether a leftover found by scanLeftovers is marked as this state folder's (its name
+   * carries the state folder's tag, or it lies below the state folder), so reconcile can
+   * remove it without --all: nothing of another jailyard state folder is touched. */
+  isOwnLeftover(kind: keyof Leftovers, id: string | number): boolean;
   /** Remove one leftover found by scanLeftovers (kind + id as reported there). */
   removeLeftover(kind: keyof Leftovers, id: string | number): Promise<void>;
 }

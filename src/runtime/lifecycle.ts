@@ -12,6 +12,16 @@ import type { JailRecord, RuntimeFacts, Store } from '../store/types.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
 import { hookCommands, jailLimits, paramBool, paramInt, paramString } from './params.ts';
 import { checkNestedParams, checkNestedStart, parentName } from './jailplan.ts';
+import { selfOwner } from './owner.ts';
+
+/**
+ * Test hook for crash injection: JAILYARD_CRASH_AT=<point> kills this process with SIGKILL
+ * when the lifecycle reaches that point ("<step>:begin" before a step acts, "<step>:done"
+ * after it acted and before it is recorded). Nothing happens when it is unset.
+ */
+function crashPoint(point: string): void {
+  if (process.env.JAILYARD_CRASH_AT === point) process.kill(process.pid, 'SIGKILL');
+}
 
 export type StartStep =
   | 'exec.prepare'
@@ -167,7 +177,9 @@ async function unwind(deps: LifecycleDeps, ctx: JailContext, rt: RuntimeFacts, f
     if (undo) {
       deps.progress?.(ctx.name, failedStart ? `undo ${done}: ${undo}` : undo);
       try {
+        crashPoint(`${undo}:begin`);
         await undoStep(deps, undo, ctx, rt);
+        crashPoint(`${undo}:done`);
       } catch (e) {
         first ??= e;
         // hooks failing during a stop do not keep the jail's resources held; OS steps do
@@ -214,13 +226,15 @@ export async function startJail(deps: LifecycleDeps, name: string): Promise<Jail
         : `it is ${current.state} (another jailyard process is working on it, or one stopped half-way: run jailyard reconcile)`;
     throw new JailyardError('JY_ERR_INVALID_TRANSITION', `cannot start: ${why}`, { jail: name });
   }
-  let record = deps.store.transition(name, 'stopped', 'starting', { runtime: { steps: [] }, lastError: null }, () => checkNesting(deps.store, name));
+  const rt: RuntimeFacts = { steps: [], owner: selfOwner() };
+  let record = deps.store.transition(name, 'stopped', 'starting', { runtime: rt, lastError: null }, () => checkNesting(deps.store, name));
   const ctx = deps.contextFor(record);
-  const rt: RuntimeFacts = { steps: [] };
   try {
     for (const { step } of LIFECYCLE) {
       deps.progress?.(name, step);
+      crashPoint(`${step}:begin`);
       await doStep(deps, step, ctx, record, rt);
+      crashPoint(`${step}:done`);
       rt.steps.push(step);
       deps.store.recordRuntime(name, rt);
     }
@@ -236,6 +250,7 @@ export async function startJail(deps: LifecycleDeps, name: string): Promise<Jail
     if (e instanceof JailyardError && cleanup) e.message += cleanup;
     throw e;
   }
+  delete rt.owner;
   record = deps.store.transition(name, 'starting', 'running', { runtime: rt });
   if (!paramBool(record.params, 'persist') && hookCommands(record.params, 'exec.start').length === 0 && hookCommands(record.params, 'command').length === 0) {
     // jail(8): without persist and without a command the jail has no process and goes away
@@ -254,14 +269,16 @@ export async function stopJail(deps: LifecycleDeps, name: string, guard?: () => 
     throw new JailyardError('JY_ERR_INVALID_TRANSITION', `the jail is ${state} (another jailyard process is working on it, or one stopped half-way: run jailyard reconcile)`, { jail: name });
   }
   // guard: a check run inside the transaction of the first change (remove's If-Match)
-  const record = deps.store.transition(name, 'running', 'stopping', undefined, guard);
+  const running = deps.store.requireJail(name).runtime;
+  const record = deps.store.transition(name, 'running', 'stopping', { runtime: { ...(running ?? { steps: [] }), owner: selfOwner() } }, guard);
   return await finishStop(deps, record);
 }
 
 /** Completes a stop (also for a jail left 'starting' or 'stopping' by a crashed process). */
 export async function finishStop(deps: LifecycleDeps, record: JailRecord): Promise<JailRecord> {
   const ctx = deps.contextFor(record);
-  const rt: RuntimeFacts = structuredClone(record.runtime ?? { steps: [] });
+  const rt: RuntimeFacts = { ...structuredClone(record.runtime ?? { steps: [] }), owner: selfOwner() };
+  deps.store.recordRuntime(record.name, rt);
   try {
     await unwind(deps, ctx, rt, false);
   } catch (e) {

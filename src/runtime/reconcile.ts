@@ -1,16 +1,20 @@
 // Crash recovery: compare the store with the system and undo what a crashed run left.
 // 1. Jails the store says are starting/stopping (a process died mid-way), or running while
 //    their pid 1 is gone: finish stopping them by walking their recorded steps backwards.
-// 2. Things of jailyard's on the system that no stored jail accounts for (mounts below the
-//    state folder; with `all`, also netns, links, cgroups and jail processes of any state
-//    folder): removed.
+// 2. Things of jailyard's on the system that no running jail accounts for: this state
+//    folder's own (its mounts, and the netns, links, cgroups and jail processes named with
+//    its tag, which a run killed between making one and recording it leaves); with `all`,
+//    those of any state folder too.
 
 import type { Driver, Leftovers } from '../platform/driver.ts';
 import type { Store } from '../store/types.ts';
 import { JailyardError } from '../errors.ts';
+import { ownerAlive } from './owner.ts';
 
 export interface ReconcileReport {
   recovered: string[];
+  /** Jails another live jailyard process is starting or stopping right now: left alone. */
+  busy: string[];
   failed: { jail: string; message: string }[];
   removed: { kind: keyof Leftovers; id: string | number }[];
 }
@@ -24,8 +28,12 @@ export async function reconcile(opts: {
   dryRun?: boolean;
 }): Promise<ReconcileReport> {
   const { store, driver, stateDir } = opts;
-  const report: ReconcileReport = { recovered: [], failed: [], removed: [] };
+  const report: ReconcileReport = { recovered: [], busy: [], failed: [], removed: [] };
   for (const j of store.listJails()) {
+    if ((j.state === 'starting' || j.state === 'stopping') && ownerAlive(j.runtime?.owner)) {
+      report.busy.push(j.name);
+      continue;
+    }
     let needs = j.state === 'starting' || j.state === 'stopping';
     if (j.state === 'running' && (!j.runtime?.create || !driver.isAlive(j.runtime.create))) {
       needs = true;
@@ -61,15 +69,19 @@ export async function reconcile(opts: {
   }
   const found = await driver.scanLeftovers();
   const here = (p: string) => p === stateDir || p.startsWith(stateDir + '/');
+  // While another process is starting or stopping a jail, its newest objects may not be
+  // recorded yet: the sweep by name waits for a later run (mounts are checked against the
+  // recorded ones only, as before).
+  const ours = (kind: keyof Leftovers, id: string | number) => report.busy.length === 0 && (opts.all || driver.isOwnLeftover(kind, id));
   const todo: { kind: keyof Leftovers; id: string | number }[] = [];
   // processes first, then mounts (deepest first), then links, netns, cgroups
-  for (const pid of found.pids) if (opts.all && !known.pids.has(pid)) todo.push({ kind: 'pids', id: pid });
+  for (const pid of found.pids) if (ours('pids', pid) && !known.pids.has(pid)) todo.push({ kind: 'pids', id: pid });
   for (const m of [...found.mounts].sort((a, b) => b.length - a.length)) {
-    if ((here(m) || opts.all) && !known.mounts.has(m) && !isRootSelfBindOfKnown(m, known.mounts)) todo.push({ kind: 'mounts', id: m });
+    if (report.busy.length === 0 && (here(m) || opts.all) && !known.mounts.has(m) && !isRootSelfBindOfKnown(m, known.mounts)) todo.push({ kind: 'mounts', id: m });
   }
-  for (const l of found.links) if (opts.all && !known.links.has(l)) todo.push({ kind: 'links', id: l });
-  for (const n of found.netns) if (opts.all && !known.netns.has(n)) todo.push({ kind: 'netns', id: n });
-  for (const c of found.cgroups) if (opts.all && !known.cgroups.has(c)) todo.push({ kind: 'cgroups', id: c });
+  for (const l of found.links) if (ours('links', l) && !known.links.has(l)) todo.push({ kind: 'links', id: l });
+  for (const n of found.netns) if (ours('netns', n) && !known.netns.has(n)) todo.push({ kind: 'netns', id: n });
+  for (const c of found.cgroups) if (ours('cgroups', c) && !known.cgroups.has(c)) todo.push({ kind: 'cgroups', id: c });
   for (const t of todo) {
     if (!opts.dryRun) {
       try {

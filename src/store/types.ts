@@ -2,6 +2,7 @@
 // The CLI and the daemon share it; neither needs the other. Every state change is one
 // transaction that also appends one event with the next global revision.
 
+import type { Owner } from '../runtime/owner.ts';
 import type { Params } from '../conf/spec.ts';
 import type { CreateFacts, MountFacts, NetworkFacts } from '../platform/driver.ts';
 import type { MetaOp } from '../meta/ops.ts';
@@ -26,6 +27,8 @@ export interface RuntimeFacts {
   network?: NetworkFacts;
   mounts?: MountFacts;
   create?: CreateFacts;
+  /** The jailyard process walking the steps while the jail is starting or stopping. */
+  owner?: Owner;
 }
 
 export interface JailRecord {

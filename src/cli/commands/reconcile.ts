@@ -24,6 +24,7 @@ export const register: RegisterVerb = (program, io) => {
         const report = await reconcile({ store, driver, stateDir, recover: (n) => local.recover(n), all: !!o.all, dryRun: !!o.dryRun });
         if (o.json) io.out(JSON.stringify(report));
         for (const r of report.recovered) io.err(`${r}: ${o.dryRun ? 'would be stopped' : 'stopped (recovered)'}`);
+        for (const r of report.busy) io.err(`${r}: left alone (another jailyard process is starting or stopping it)`);
         for (const r of report.removed) io.err(`${r.kind} ${r.id}: ${o.dryRun ? 'would be removed' : 'removed'}`);
         for (const f of report.failed) io.err(`${f.jail}: failed: ${f.message}`);
         if (report.failed.length) process.exitCode = 1;

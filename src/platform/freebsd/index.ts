@@ -269,6 +269,9 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
       return found;
     },
 
+    // scanLeftovers reports only this state folder's jails, rules and mounts
+    isOwnLeftover: () => true,
+
     async removeLeftover(kind, id) {
       switch (kind) {
         case 'mounts':

@@ -1,6 +1,6 @@
 // The Linux driver: named netns + veth on a shared bridge, host-side mounts under the jail
 // root, jy-stage (namespaces, pivot_root) + tini as pid 1, cgroup limits, jy-enter exec.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadDefaults } from '../../defaults.ts';
 import { JailyardError } from '../../errors.ts';
 import { checkNative } from './native.ts';
@@ -11,6 +11,37 @@ import { runHost, runInJail } from './exec.ts';
 import { removeLeftover, scanLeftovers } from './leftovers.ts';
 import { mount, unmount } from './mounts.ts';
 import { removeBridgeIfUnused, setupNetwork, teardownNetwork } from './network.ts';
+import { isUnder, stateTag } from './paths.ts';
+import type { Leftovers } from '../driver.ts';
+
+/**
+ * Whether a leftover belongs to the state folder `stateDir`: every netns, veth and cgroup of
+ * its jails is named with its tag (jy-TAG-JID, jyhTAGJID), a jail process sits in such a
+ * cgroup, and its mounts lie below it.
+ */
+function ownLeftover(stateDir: string | undefined): (kind: keyof Leftovers, id: string | number) => boolean {
+  if (!stateDir) return () => false;
+  const tag = stateTag(`${stateDir}/jails/x`);
+  return (kind, id) => {
+    const s = String(id);
+    switch (kind) {
+      case 'mounts':
+        return isUnder(stateDir, s);
+      case 'netns':
+        return s.startsWith(`jy-${tag}-`);
+      case 'links':
+        return s.startsWith(`jyh${tag}`);
+      case 'cgroups':
+        return (s.split('/').pop() ?? '').startsWith(`jy-${tag}-`);
+      case 'pids':
+        try {
+          return readFileSync(`/proc/${s}/cgroup`, 'utf8').includes(`/jy-${tag}-`);
+        } catch {
+          return false;
+        }
+    }
+  };
+}
 
 export interface LinuxDriverOptions {
   bridge?: string;
@@ -76,6 +107,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
     runHost,
     runInJail,
     scanLeftovers: () => scanLeftovers({ stateRoots: opts.stateRoots ?? [], cgroups }),
+    isOwnLeftover: ownLeftover(opts.stateRoots?.[0]),
     removeLeftover,
     removeBridgeIfUnused: () => removeBridgeIfUnused(net.bridge),
     mountsBelow: (dir) => mountsBelow(dir),
