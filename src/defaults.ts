@@ -15,10 +15,17 @@ export interface Defaults {
     basejail: string;
     /** How a thin jail's writable part is seeded (src/skeleton/writable.ts SeedRules). */
     seed?: Record<Platform, { copy?: string[]; structure?: string[]; skip?: string[]; empty?: string[] }>;
+    /** What a skeleton takes from a live root (src/skeleton/writable.ts LiveRules). */
+    live?: Record<Platform, { allow?: string[]; accounts?: string[]; secret?: string[] }>;
   };
   network: { bridge: string; range: string; gateway: string; range6: string; gateway6: string };
   limits: { cgroupParent: string };
   stop: { timeout: number };
+  /** What a jail sees of the kernel (src/platform/linux/security.ts). */
+  isolation?: {
+    /** Paths below /proc the jail gets read-only, and masked (unreadable). */
+    proc?: Partial<Record<Platform, { readonly?: string[]; masked?: string[] }>>;
+  };
 }
 
 let cached: Defaults | undefined;

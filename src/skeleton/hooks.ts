@@ -7,14 +7,14 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { JailyardError } from '../errors.ts';
-import { currentPlatform, loadDefaults } from '../defaults.ts';
+import { currentPlatform, loadDefaults, type Defaults, type Platform } from '../defaults.ts';
 import type { SkeletonHooks } from '../runtime/service.ts';
 import type { JailRecord } from '../store/types.ts';
 import type { MountPlan } from './plan.ts';
 import { readLayout } from './layout.ts';
 import { coveredByCow, cowSteps, planMounts, skeletonLists } from './planner.ts';
 import { parseSkeletonRef, resolveSkeleton, type SkeletonVersion } from './registry.ts';
-import { copyTree, seedWritable, type SeedRules } from './writable.ts';
+import { copyTree, liveSeedRules, seedWritable, type SeedRules } from './writable.ts';
 import { ensureDirsInRoot } from './paths.ts';
 import { upgradeWritable, type UpgradeAction, type UpgradeResult } from './merge.ts';
 
@@ -97,6 +97,16 @@ function cowLowers(skel: SkeletonVersion, cow: string[], rules: SeedRules): Reco
   return Object.fromEntries(cow.map((rel) => [rel, cowLower(skel, rel, rules)]));
 }
 
+/**
+ * The seed rules for a jail of `skel`: a reference skeleton's seed came from a live root, so
+ * its jails get only what the live rules allow (also from seeds made before those rules
+ * existed); an owned tree (debootstrap, a prepared --copy) is taken as it is.
+ */
+function seedRulesFor(skel: SkeletonVersion, defaults: Defaults, platform: Platform): SeedRules {
+  const seed = defaults.skeleton.seed?.[platform] ?? {};
+  return skel.kind === 'reference' ? liveSeedRules(seed, defaults.skeleton.live?.[platform] ?? {}) : seed;
+}
+
 /** Seeds the jail's writable part (or its full copy) from its skeleton; pins the version. */
 export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>): void {
   const platform = currentPlatform();
@@ -105,7 +115,7 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
   const lists = skeletonLists(record.name, record.params, defaults, platform);
   const root = rootOf(stateDir, record);
   const state = jailDir(stateDir, record.name);
-  const rules = defaults.skeleton.seed?.[platform] ?? {};
+  const rules = seedRulesFor(skel, defaults, platform);
   switch (lists.strategy) {
     case 'nullfs':
     case 'basejail':
@@ -122,7 +132,13 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
       break;
     case 'full':
       mkdirSync(dirname(root), { recursive: true, mode: 0o755 });
-      copyTree(skel.root, root, { jail: record.name });
+      if (skel.kind === 'reference') {
+        // a copy of a live root: its config dirs from the seed, by the live rules, never as-is
+        copyTree(skel.root, root, { jail: record.name, skip: lists.writable });
+        seedWritable(skel.seedRoot, root, lists.writable, { rules, jail: record.name });
+      } else {
+        copyTree(skel.root, root, { jail: record.name });
+      }
       break;
   }
   if (lists.rwmounts.length && lists.strategy !== 'full') {
@@ -154,7 +170,7 @@ export function planJail(stateDir: string, record: Pick<JailRecord, 'name' | 'pa
     rwmounts: lists.rwmounts,
     writable: lists.writable,
     // the dirs pinned at create, not today's parameter or default
-    cow: lists.strategy === 'nullfs' || lists.strategy === 'basejail' ? cowLowers(skel, pinnedCow(stateDir, record), defaults.skeleton.seed?.[platform] ?? {}) : {},
+    cow: lists.strategy === 'nullfs' || lists.strategy === 'basejail' ? cowLowers(skel, pinnedCow(stateDir, record), seedRulesFor(skel, defaults, platform)) : {},
     platform,
     basejail: lists.basejail,
   });
@@ -194,7 +210,7 @@ export async function upgradeJail(
     if (cow.length === 0) res = merge();
     else {
       if (!views) throw new JailyardError('JY_ERR_PLATFORM', 'upgrading copy-on-write dirs needs the platform driver to mount them', { jail: record.name, param: 'skeleton.cow' });
-      const layers = cowSteps(root, jailDir(stateDir, record.name), cowLowers(to, cow, defaults.skeleton.seed?.[platform] ?? {}));
+      const layers = cowSteps(root, jailDir(stateDir, record.name), cowLowers(to, cow, seedRulesFor(to, defaults, platform)));
       const undo = await views({ root, mkdirs: layers.mkdirs, symlinks: [], mounts: layers.mounts.map((m) => m.step) });
       try {
         res = merge();

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { JailyardError } from '../errors.ts';
 import { loadDefaults, currentPlatform, type Platform } from '../defaults.ts';
 import { buildManifest, diffManifests, formatManifest, parseManifest, type ManifestDiff } from './manifest.ts';
-import { copyTree, seedWritable, type SeedRules } from './writable.ts';
+import { copyTree, liveSeedRules, seedWritable, type LiveRules, type SeedRules } from './writable.ts';
 import { runDebootstrap, type DebootstrapProgress } from './debootstrap.ts';
 
 export type SkeletonSource =
@@ -137,10 +137,19 @@ export interface CreateOptions {
   /** The writable list whose subset a reference snapshots (default: defaults file). */
   writable?: string[];
   seedRules?: SeedRules;
+  /** What may be taken from a live root (default: defaults file's skeleton.live). */
+  liveRules?: LiveRules;
   platform?: Platform;
   onProgress?: (p: DebootstrapProgress) => void;
   /** debootstrap program (tests). */
   debootstrap?: string;
+}
+
+/** Whether `path` is this system's own root directory (same inode as `/`). */
+function isHostRoot(path: string): boolean {
+  const a = statSync(path);
+  const b = statSync('/');
+  return a.dev === b.dev && a.ino === b.ino;
 }
 
 /** Mount points below `dir` (debootstrap mounts proc/sys in its target; a failed run may leave them). */
@@ -191,15 +200,24 @@ export async function createSkeleton(stateDir: string, name: string, source: Ske
   try {
     let kind: 'reference' | 'owned';
     let manifestRoot: string;
+    const writable = opts.writable ?? defaults.skeleton.writable[platform];
+    const live = liveSeedRules(opts.seedRules ?? defaults.skeleton.seed?.[platform] ?? {}, opts.liveRules ?? defaults.skeleton.live?.[platform] ?? {});
     if (source.type === 'from') {
       kind = 'reference';
       manifestRoot = join(tmp, 'seed');
       mkdirSync(manifestRoot, { mode: 0o755 });
-      seedWritable(source.path, manifestRoot, opts.writable ?? defaults.skeleton.writable[platform], { rules: opts.seedRules ?? defaults.skeleton.seed?.[platform] ?? {} });
+      seedWritable(source.path, manifestRoot, writable, { rules: live });
     } else if (source.type === 'copy') {
       kind = 'owned';
       manifestRoot = join(tmp, 'root');
-      copyTree(source.path, manifestRoot);
+      if (isHostRoot(source.path)) {
+        // the host's own live root: its config dirs as a reference skeleton's seed takes them
+        copyTree(source.path, manifestRoot, { skip: writable });
+        seedWritable(source.path, manifestRoot, writable, { rules: live });
+      } else {
+        // a prepared tree (a distribution made for jails) is taken as it is
+        copyTree(source.path, manifestRoot);
+      }
     } else {
       kind = 'owned';
       manifestRoot = join(tmp, 'root');

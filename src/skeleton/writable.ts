@@ -4,27 +4,69 @@
 // treatment is data (defaults.json skeleton.seed), not code.
 // Also `copyTree`, the independent copy behind the `full` strategy.
 
-import { lstatSync, readdirSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import { checkListEntry, ensureDirsInRoot, lstatOrUndefined, splitRel } from './paths.ts';
-import { copyFileNoFollow, copySymlink, mkdirLike } from './tree.ts';
+import { copyFileNoFollow, copySymlink, mkdirLike, writeFileNoFollow } from './tree.ts';
+import { ACCOUNT_FILES, keptGroups, keptUsers, regenerateAccountFile, type AccountFile } from './accounts.ts';
 
 /**
  * How a subtree is seeded:
  * - copy: everything (files, dirs, symlinks);
  * - structure: directories and symlinks only (var: log/, cache/, lib/... without content);
  * - skip: nothing;
- * - empty: the directory itself only (default for a writable dir no rule names; var/tmp).
+ * - empty: the directory itself only (default for a writable dir no rule names; var/tmp);
+ * - accounts: an account file (passwd, group, shadow, gshadow, master.passwd) regenerated
+ *   with the system accounts only and every password locked (accounts.ts).
  * The most specific matching pattern wins; `*` matches within one path component.
+ * `secret` patterns are base names (`*` allowed) never copied at any depth, whatever the
+ * other rules say: key and credential material.
  */
-export type SeedMode = 'copy' | 'structure' | 'skip' | 'empty';
+export type SeedMode = 'copy' | 'structure' | 'skip' | 'empty' | 'accounts';
 
 export interface SeedRules {
   copy?: string[];
   structure?: string[];
   skip?: string[];
   empty?: string[];
+  accounts?: string[];
+  secret?: string[];
+}
+
+/**
+ * What a skeleton may take from a LIVE root (--from, a full jail's copy of it): in each dir
+ * the seed rules copy, only the `allow`ed entries (each with its subtree), the `accounts`
+ * files regenerated, and never an entry matching `secret`. An allow-list, so a file the host
+ * adds to /etc later (a token, a service's key) is not handed to jails by default.
+ */
+export interface LiveRules {
+  allow?: string[];
+  accounts?: string[];
+  secret?: string[];
+}
+
+/**
+ * The seed rules for a live root: every `copy` pattern with allowed entries below it becomes
+ * `empty` (the dir itself), the allowed entries `copy`, the account files `accounts`.
+ */
+export function liveSeedRules(seed: SeedRules, live: LiveRules): SeedRules {
+  const below = (outer: string, inner: string): boolean => {
+    const o = splitRel(outer);
+    const i = splitRel(inner);
+    return i.length > o.length && o.every((p, k) => componentMatches(p, i[k]!));
+  };
+  const listed = [...(live.allow ?? []), ...(live.accounts ?? [])];
+  const narrowed = (seed.copy ?? []).filter((c) => listed.some((a) => below(c, a)));
+  return {
+    copy: [...(seed.copy ?? []).filter((c) => !narrowed.includes(c)), ...(live.allow ?? [])],
+    structure: [...(seed.structure ?? [])],
+    // a skip below a narrowed dir matters only inside an allowed entry
+    skip: (seed.skip ?? []).filter((k) => !narrowed.some((c) => below(c, k)) || listed.some((a) => a === k || below(a, k))),
+    empty: [...narrowed, ...(seed.empty ?? [])],
+    accounts: [...(seed.accounts ?? []), ...(live.accounts ?? [])],
+    secret: [...new Set([...(seed.secret ?? []), ...(live.secret ?? [])])],
+  };
 }
 
 export interface SeedOptions {
@@ -45,6 +87,8 @@ export interface SeedResult {
   existing: string[];
   /** Sockets, devices, fifos: never copied. */
   skipped: string[];
+  /** Entries left out as key or credential material (the `secret` patterns). */
+  secret: string[];
 }
 
 interface Rule {
@@ -54,7 +98,7 @@ interface Rule {
 
 function compileRules(rules: SeedRules | undefined): Rule[] {
   const out: Rule[] = [];
-  for (const mode of ['copy', 'structure', 'skip', 'empty'] as const) {
+  for (const mode of ['copy', 'structure', 'skip', 'empty', 'accounts'] as const) {
     for (const p of rules?.[mode] ?? []) out.push({ parts: splitRel(checkListEntry(p, { param: `skeleton.seed.${mode}` })), mode });
   }
   return out;
@@ -90,6 +134,25 @@ function statOrThrow(p: string): Stats {
   return lstatSync(p);
 }
 
+function readOr(p: string, fallback: string): string {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch {
+    return fallback;
+  }
+}
+
+/** The regenerated text of the account file `src` (kept names from the files next to it). */
+function accountText(src: string): string | undefined {
+  const kind = basename(src) as AccountFile;
+  if (!ACCOUNT_FILES.includes(kind)) return undefined;
+  const dir = dirname(src);
+  const passwdText = readOr(join(dir, 'master.passwd'), '') || readOr(join(dir, 'passwd'), '');
+  const users = keptUsers(passwdText);
+  const groups = keptGroups(readOr(join(dir, 'group'), ''));
+  return regenerateAccountFile(kind, readFileSync(src, 'utf8'), users, groups);
+}
+
 /**
  * Seeds `dirs` (relative, e.g. the writable list) from `srcRoot` into `destRoot`. Parent
  * directories are created like the source's. Never follows a symlink at the destination,
@@ -97,14 +160,20 @@ function statOrThrow(p: string): Stats {
  */
 export function seedWritable(srcRoot: string, destRoot: string, dirs: string[], opts: SeedOptions = {}): SeedResult {
   const rules = compileRules(opts.rules);
+  const secret = (opts.rules?.secret ?? []).map((p) => checkListEntry(p, { param: 'skeleton.live.secret' }));
+  const isSecret = (name: string): boolean => secret.some((p) => componentMatches(p, name));
   const fallback = opts.fallback ?? 'empty';
-  const res: SeedResult = { entries: 0, bytes: 0, existing: [], skipped: [] };
+  const res: SeedResult = { entries: 0, bytes: 0, existing: [], skipped: [], secret: [] };
   const rootDev = statOrThrow(srcRoot).dev;
   const place = opts.jail ? { jail: opts.jail, param: 'skeleton.writable' } : { param: 'skeleton.writable' };
   const modeOfSrc = (prefix: string): number => lstatOrUndefined(join(srcRoot, prefix))?.mode ?? 0o755;
 
   const walk = (rel: string, inherited: SeedMode): void => {
     const parts = splitRel(rel);
+    if (isSecret(parts[parts.length - 1]!)) {
+      res.secret.push(rel);
+      return;
+    }
     const mode = exactRule(rules, parts) ?? inherited;
     if (mode === 'skip' && !hasRuleBelow(rules, parts)) return;
     const src = join(srcRoot, rel);
@@ -113,7 +182,7 @@ export function seedWritable(srcRoot: string, destRoot: string, dirs: string[], 
     const dest = join(destRoot, rel);
     const there = lstatOrUndefined(dest);
     if (st.isSymbolicLink()) {
-      if (mode === 'skip' || mode === 'empty') return;
+      if (mode !== 'copy' && mode !== 'structure') return;
       if (there) res.existing.push(rel);
       else {
         copySymlink(src, dest, st);
@@ -122,6 +191,17 @@ export function seedWritable(srcRoot: string, destRoot: string, dirs: string[], 
       return;
     }
     if (st.isFile()) {
+      if (mode === 'accounts') {
+        const text = accountText(src);
+        if (text === undefined) return;
+        if (there) res.existing.push(rel);
+        else {
+          writeFileNoFollow(dest, text, { mode: st.mode, uid: st.uid, gid: st.gid });
+          res.entries++;
+          res.bytes += Buffer.byteLength(text);
+        }
+        return;
+      }
       if (mode !== 'copy') return;
       if (there) res.existing.push(rel);
       else {
@@ -135,7 +215,7 @@ export function seedWritable(srcRoot: string, destRoot: string, dirs: string[], 
       if (mode === 'copy') res.skipped.push(rel);
       return;
     }
-    if (mode !== 'skip') {
+    if (mode !== 'skip' && mode !== 'accounts') {
       if (!there) {
         mkdirLike(dest, st);
         res.entries++;
@@ -168,8 +248,9 @@ export function seedWritable(srcRoot: string, destRoot: string, dirs: string[], 
 /**
  * The `full` strategy's independent copy of a whole tree (destination must be empty or
  * missing). Stays on the source's filesystem (mount points become empty directories).
+ * `skip` names dirs left out (relative; the caller seeds them from a sanitized seed).
  */
-export function copyTree(srcRoot: string, destRoot: string, opts: { jail?: string } = {}): SeedResult {
+export function copyTree(srcRoot: string, destRoot: string, opts: { jail?: string; skip?: string[] } = {}): SeedResult {
   const st = lstatOrUndefined(srcRoot);
   if (!st?.isDirectory()) throw new JailyardError('JY_ERR_PATH', `skeleton root ${srcRoot} is not a directory`, opts.jail ? { jail: opts.jail } : {});
   const there = lstatOrUndefined(destRoot);
@@ -178,7 +259,8 @@ export function copyTree(srcRoot: string, destRoot: string, opts: { jail?: strin
   }
   if (!there) mkdirLike(destRoot, st);
   const top = readdirSync(srcRoot).sort();
-  const seedOpts: SeedOptions = { fallback: 'copy', oneFileSystem: true };
+  // `skip`: dirs the caller seeds otherwise (a live root's config dirs, from its seed)
+  const seedOpts: SeedOptions = { fallback: 'copy', oneFileSystem: true, rules: { skip: opts.skip ?? [] } };
   if (opts.jail) seedOpts.jail = opts.jail;
   return seedWritable(srcRoot, destRoot, top, seedOpts);
 }
