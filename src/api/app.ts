@@ -2,6 +2,7 @@
 // event log, OpenAPI at /openapi.json, Prometheus at /metrics, per-jail guest sockets.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -14,6 +15,7 @@ import type { ApiContext } from './context.ts';
 import { installErrorHandlers } from './errors.ts';
 import { GuestServer } from './guest.ts';
 import { WatchHub } from './hub.ts';
+import { apiLimits, capConnections, guardHandler, serverOptions, type ApiLimits } from './limits.ts';
 import { createMetrics } from './metrics.ts';
 import { jailRoutes } from './routes/jails.ts';
 import { systemRoutes } from './routes/system.ts';
@@ -35,7 +37,9 @@ export interface AppOptions {
   bodyLimit?: number;
   /** Bearer-token check for requests arriving on sockets for which `required` is true
    * (the TCP listener); unix-socket requests are authorized by the socket's file mode. */
-  auth?: { token: string; required(socket: Socket): boolean };
+  auth?: { token: string; required(socket: Socket): boolean; authorized?(socket: Socket): void };
+  /** Connection caps and timeouts (the defaults file's "api" section, these over it). */
+  limits?: Partial<ApiLimits>;
 }
 
 function sameSecret(given: string, expected: string): boolean {
@@ -46,7 +50,14 @@ function sameSecret(given: string, expected: string): boolean {
 }
 
 export function buildApp(opts: AppOptions): FastifyInstance {
+  const limits = apiLimits(opts.limits);
   const app = Fastify({
+    // fastify's own server, with our timeouts, cap and guard (fastify sets no timeouts on it)
+    serverFactory: (handler) => {
+      const server = createServer(serverOptions(limits), guardHandler(handler, (e) => app.log.error({ err: e }, 'request handler failed')));
+      capConnections(server, { max: limits.maxConnections });
+      return server;
+    },
     logger: opts.logger ?? false,
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
     forceCloseConnections: true,
@@ -76,6 +87,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
           hub,
           dirOf: typeof guestRoot === 'function' ? guestRoot : (name) => join(guestRoot, name),
           onError: (name, e) => app.log.error({ err: e, jail: name }, 'guest socket failed'),
+          maxConnections: limits.guestMaxConnections,
+          serverOptions: serverOptions(limits),
         });
 
   hub.start();
@@ -83,11 +96,15 @@ export function buildApp(opts: AppOptions): FastifyInstance {
 
   if (opts.auth) {
     const auth = opts.auth;
-    app.addHook('onRequest', async (request) => {
+    app.addHook('onRequest', async (request, reply) => {
       if (!auth.required(request.raw.socket)) return;
       const header = request.headers.authorization ?? '';
       const m = /^Bearer\s+(\S+)$/i.exec(header);
-      if (!m || !sameSecret(m[1]!, auth.token)) {
+      if (m && sameSecret(m[1]!, auth.token)) {
+        auth.authorized?.(request.raw.socket);
+      } else {
+        // no second try on this connection
+        reply.header('connection', 'close');
         throw new JailyardError('JY_ERR_UNAUTHORIZED', 'missing or wrong bearer token', { step: 'authorization' });
       }
     });

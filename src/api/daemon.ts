@@ -1,5 +1,8 @@
 // Runs the app on its listeners: a unix socket (mode 0600: the file mode is the
-// authorization) and, optionally, TCP where every request needs the bearer token.
+// authorization) and, optionally, TCP where every request needs the bearer token. Both are
+// capped and time out idle clients (limits.ts); on TCP, a connection is also capped per
+// client address and closed when it has not sent a request with the right token in
+// authTimeoutMs, and when full, the oldest such connection makes room for a new one.
 
 import { chmodSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -8,6 +11,7 @@ import { dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { JailyardError } from '../errors.ts';
 import { buildApp, type AppOptions } from './app.ts';
+import { apiLimits, capConnections, guardHandler, serverOptions } from './limits.ts';
 
 export interface DaemonOptions extends Omit<AppOptions, 'auth'> {
   socketPath: string;
@@ -45,12 +49,22 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   if (opts.listen && !opts.token) {
     throw new JailyardError('JY_ERR_USAGE', 'a TCP listener needs a token (--token-file)', { param: '--token-file' });
   }
-  // Sockets accepted by the TCP listener: those must carry the token.
+  const limits = apiLimits(opts.limits);
+  // Sockets accepted by the TCP listener: those must carry the token. Until one request
+  // did, the socket is in `unproven` with the timer that closes it.
   const tcpSockets = new WeakSet<Socket>();
+  const unproven = new Map<Socket, NodeJS.Timeout>();
   let tcpServer: Server | undefined;
+  const authorized = (s: Socket): void => {
+    const timer = unproven.get(s);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    unproven.delete(s);
+  };
   const app = buildApp({
     ...opts,
-    ...(opts.token ? { auth: { token: opts.token, required: (s: Socket) => tcpSockets.has(s) } } : {}),
+    limits,
+    ...(opts.token ? { auth: { token: opts.token, required: (s: Socket) => tcpSockets.has(s), authorized } } : {}),
   });
   mkdirSync(dirname(opts.socketPath), { recursive: true });
   removeStaleSocket(opts.socketPath);
@@ -65,9 +79,32 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   let tcp: Daemon['tcp'];
   if (opts.listen) {
-    const server = createServer((req, res) => app.routing(req, res));
+    const server = createServer(
+      serverOptions(limits),
+      guardHandler(
+        (req, res) => app.routing(req, res),
+        (e) => app.log.error({ err: e }, 'request handler failed'),
+      ),
+    );
     tcpServer = server;
-    server.on('connection', (s) => tcpSockets.add(s));
+    capConnections(server, {
+      max: limits.maxConnections,
+      perClient: limits.maxConnectionsPerClient,
+      keyOf: (s) => s.remoteAddress ?? '',
+      evictable: (s) => unproven.has(s),
+    });
+    server.on('connection', (s: Socket) => {
+      // a refused connection is already destroyed: nothing to track
+      if (s.destroyed) return;
+      tcpSockets.add(s);
+      const timer = setTimeout(() => {
+        unproven.delete(s);
+        s.destroy();
+      }, limits.authTimeoutMs);
+      timer.unref();
+      unproven.set(s, timer);
+      s.once('close', () => authorized(s));
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(opts.listen!.port, opts.listen!.host, () => resolve());

@@ -6,12 +6,13 @@
 // or restart of the jail clears it).
 
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { ERROR_CODES, isJailyardError } from '../errors.ts';
 import { readMetaKey } from '../meta/ops.ts';
 import type { Store } from '../store/types.ts';
 import type { HubEvent, HubSubscriber, Subscription, WatchHub } from './hub.ts';
+import { capConnections, guardHandler } from './limits.ts';
 
 export const GUEST_SOCKET = 'guest.sock';
 
@@ -22,6 +23,10 @@ export interface GuestOptions {
   dirOf(name: string): string;
   /** A socket could not be made or removed (the jail keeps running without it). */
   onError?: (name: string, e: unknown) => void;
+  /** Open connections per socket (default 16): one jail cannot take the daemon's descriptors. */
+  maxConnections?: number;
+  /** Timeouts for each socket's server (limits.ts serverOptions). */
+  serverOptions?: ServerOptions;
 }
 
 function reply(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -100,7 +105,13 @@ export class GuestServer {
     chmodSync(dir, 0o755);
     const path = join(dir, GUEST_SOCKET);
     rmSync(path, { force: true });
-    const server = createServer((req, res) => this.#handle(name, req, res));
+    // The jail is the client: whatever it sends costs it one 400, never the daemon.
+    const handler = guardHandler(
+      (req, res) => this.#handle(name, req, res),
+      (e) => this.#opts.onError?.(name, e),
+    );
+    const server = createServer(this.#opts.serverOptions ?? {}, handler);
+    capConnections(server, { max: this.#opts.maxConnections ?? 16 });
     this.#servers.set(name, server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -128,7 +139,12 @@ export class GuestServer {
     if (!jail) return reply(res, 404, 'no such jail\n');
     if (path === '/env' && req.method === 'GET') return reply(res, 200, jail.env);
     if (path.startsWith('/env/') && req.method === 'GET') {
-      const key = decodeURIComponent(path.slice('/env/'.length));
+      let key: string;
+      try {
+        key = decodeURIComponent(path.slice('/env/'.length));
+      } catch {
+        return reply(res, 400, 'malformed percent-escape in the key\n');
+      }
       const value = key ? readMetaKey(jail.env, key) : undefined;
       return value === undefined ? reply(res, 404, `no env key "${key}"\n`) : reply(res, 200, value);
     }

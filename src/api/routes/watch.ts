@@ -63,7 +63,8 @@ export function serveWatch(ctx: ApiContext, request: FastifyRequest, reply: Fast
   const subscriber: HubSubscriber = {
     event(e) {
       const frame = frameOf(e);
-      if (!frame || !open) return;
+      // (ended by endAllStreams but not yet closed: a write after end would throw)
+      if (!frame || !open || res.writableEnded) return;
       res.write(frame);
       // A client that stopped reading is dropped rather than buffered without bound; it
       // resumes from its last id when it reconnects.
@@ -107,7 +108,7 @@ export function serveWatch(ctx: ApiContext, request: FastifyRequest, reply: Fast
   res.write(head);
   timer = setInterval(() => {
     const rev = ctx.hub.revision;
-    if (open) res.write(sseFrame('BOOKMARK', JSON.stringify({ type: 'BOOKMARK', revision: rev }), rev));
+    if (open && !res.writableEnded) res.write(sseFrame('BOOKMARK', JSON.stringify({ type: 'BOOKMARK', revision: rev }), rev));
   }, ctx.bookmarkMs);
   timer.unref();
 }
