@@ -1,6 +1,7 @@
 // From a stored jail to what the driver needs: its context (root path, state folder) and
 // its complete mount plan: the skeleton's mounts, then `mount` and `mount.fstab` lines, then
-// devfs, then the guest folder (the jail's own env, read-only at /run/jailyard).
+// devfs, then the guest folder's mount point (the jail's own env, read-only at /run/jailyard,
+// bound by the driver inside the jail's mount namespace).
 
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, normalize, relative } from 'node:path';
@@ -142,8 +143,10 @@ export function fstabStep(entry: FstabEntry, root: string, jail: string, origin:
   const ro = entry.options.includes('ro');
   switch (entry.fstype) {
     case 'nullfs':
-    case 'bind':
-      return { kind: 'bind', source: entry.source, target, readonly: ro, origin };
+    case 'bind': {
+      const options = entry.options.filter((o) => o !== 'ro' && o !== 'rw');
+      return { kind: 'bind', source: entry.source, target, readonly: ro, origin, ...(options.length ? { options } : {}) };
+    }
     case 'tmpfs':
       return { kind: 'tmpfs', target, options: entry.options.filter((o) => o !== 'rw'), origin };
     case 'procfs':
@@ -178,9 +181,9 @@ export function paramMounts(record: JailRecord, root: string): MountStep[] {
 
 /**
  * The whole plan: `base` (the skeleton's plan, or an empty one for a jail with its own
- * path), then mount/mount.fstab, devfs (mount.devfs), and the guest folder.
+ * path), then mount/mount.fstab, devfs (mount.devfs), and the guest folder's mount point.
  */
-export function completePlan(stateDir: string, record: JailRecord, root: string, base?: MountPlan): MountPlan {
+export function completePlan(_stateDir: string, record: JailRecord, root: string, base?: MountPlan): MountPlan {
   const plan: MountPlan = base
     ? { root: base.root, mkdirs: [...base.mkdirs], symlinks: [...base.symlinks], mounts: [...base.mounts] }
     : { root, mkdirs: [], symlinks: [], mounts: [] };
@@ -189,8 +192,8 @@ export function completePlan(stateDir: string, record: JailRecord, root: string,
     plan.mkdirs.push(join(root, 'dev'));
     plan.mounts.push({ kind: 'devfs', target: join(root, 'dev'), origin: 'mount.devfs' });
   }
-  const guestTarget = join(root, 'run', 'jailyard');
-  plan.mkdirs.push(guestTarget);
-  plan.mounts.push({ kind: 'bind', source: guestDir(stateDir, record.name), target: guestTarget, readonly: true, origin: 'guest' });
+  // The guest folder's mount point only: the driver's create step binds the folder there in
+  // the jail's own mount namespace (in the host's view a local user could reach its socket).
+  plan.mkdirs.push(join(root, 'run', 'jailyard'));
   return plan;
 }

@@ -107,6 +107,16 @@ function seedRulesFor(skel: SkeletonVersion, defaults: Defaults, platform: Platf
   return skel.kind === 'reference' ? liveSeedRules(seed, defaults.skeleton.live?.[platform] ?? {}) : seed;
 }
 
+/**
+ * The jail's root dir (0755: the jail's own users walk through its /), the directories on
+ * the way to it 0700: with `path=/srv/jails/J` a local user must not reach the jail's tree
+ * (a setuid copy the jailed root planted there is a plain file on the host while stopped).
+ */
+function makeRoot(root: string): void {
+  mkdirSync(dirname(root), { recursive: true, mode: 0o700 });
+  mkdirSync(root, { recursive: true, mode: 0o755 });
+}
+
 /** Seeds the jail's writable part (or its full copy) from its skeleton; pins the version. */
 export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>): void {
   const platform = currentPlatform();
@@ -119,7 +129,7 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
   switch (lists.strategy) {
     case 'nullfs':
     case 'basejail':
-      mkdirSync(root, { recursive: true, mode: 0o755 });
+      makeRoot(root);
       // copy-on-write dirs are not copied: their layer is made once per skeleton version
       seedWritable(skel.seedRoot, root, lists.writable.filter((d) => !coveredByCow(d, lists.cow)), { rules, jail: record.name });
       // the mount points of the copy-on-write dirs, so a stopped jail's tree is complete
@@ -128,10 +138,10 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
       }
       break;
     case 'overlay':
-      mkdirSync(root, { recursive: true, mode: 0o755 });
+      makeRoot(root);
       break;
     case 'full':
-      mkdirSync(dirname(root), { recursive: true, mode: 0o755 });
+      mkdirSync(dirname(root), { recursive: true, mode: 0o700 });
       if (skel.kind === 'reference') {
         // a copy of a live root: its config dirs from the seed, by the live rules, never as-is
         copyTree(skel.root, root, { jail: record.name, skip: lists.writable });

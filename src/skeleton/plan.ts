@@ -6,7 +6,16 @@ export type Strategy = 'nullfs' | 'basejail' | 'overlay' | 'full';
 
 /** Paths: `source` is a host path; `target` is ABSOLUTE on the host (inside the jail root). */
 export type MountStep =
-  | { kind: 'bind'; source: string; target: string; readonly: boolean; /** why: skeleton-ro, skeleton-rw, fstab, mount */ origin: string }
+  | {
+      kind: 'bind';
+      source: string;
+      target: string;
+      readonly: boolean;
+      /** why: skeleton-ro, skeleton-rw, fstab, mount */
+      origin: string;
+      /** mount(8) option words the user gave (fstab, mount): nosuid, nodev, noexec... */
+      options?: string[];
+    }
   | { kind: 'overlay'; lower: string[]; upper: string; work: string; target: string; origin: string }
   | { kind: 'tmpfs'; target: string; options: string[]; origin: string }
   | { kind: 'proc'; target: string; origin: string }

@@ -192,6 +192,8 @@ export async function createSkeleton(stateDir: string, name: string, source: Ske
     if (!isDir) throw new JailyardError('JY_ERR_PATH', `${source.path} is not a directory`, { param: source.type === 'from' ? '--from' : '--copy' });
   }
   const dir = join(skeletonsDir(stateDir), name);
+  // the state folder is jailyard's alone (a seed holds a live root's config)
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const stored = readStored(stateDir, name) ?? { name, nextVersion: 1, versions: [] };
   const version = stored.nextVersion;

@@ -93,15 +93,23 @@ export interface BatchOp {
   creates?: string;
   /** What becomes invisible below this path once the op ran (later fs work must wait). */
   covers?: string;
+  /** The mount this op creates is nosuid on the host, but the jail honours its setuid bits. */
+  suid?: boolean;
 }
 
+/** Flags every mount of a jail's plan gets in the HOST's view: a local user must never run
+ * a setuid program or open a device node the jailed root planted in its tree. */
+export const HOST_MOUNT_FLAGS = MS.NOSUID | MS.NODEV;
+
 export const ops = {
-  /** mount --bind [-o ro]: a bind, then a read-only remount of it. */
-  bind(source: string, target: string, readonly: boolean, recursive = false): BatchOp[] {
+  /** mount --bind [-o ro,...]: a bind, then a remount with its flags (mount(2) ignores the
+   * flags of a bind itself); `flags` are more MS_* bits for that remount (nosuid, nodev...). */
+  bind(source: string, target: string, readonly: boolean, recursive = false, flags = 0): BatchOp[] {
     const what = `${source} on ${target} (${recursive ? 'rbind' : 'bind'}${readonly ? ', ro' : ''})`;
     const first: BatchOp = { op: { op: 'm', source, target, fstype: '', flags: MS.BIND | (recursive ? MS.REC : 0), data: '' }, what, creates: target, ...(source === target ? {} : { covers: target }) };
-    if (!readonly) return [first];
-    return [first, { op: { op: 'm', source: '', target, fstype: '', flags: MS.BIND | MS.REMOUNT | MS.RDONLY, data: '' }, what: `${target} read-only` }];
+    const set = (readonly ? MS.RDONLY : 0) | flags;
+    if (!set) return [first];
+    return [first, { op: { op: 'm', source: '', target, fstype: '', flags: MS.BIND | MS.REMOUNT | set, data: '' }, what: `${target} ${readonly ? 'read-only' : 'flags'}` }];
   },
   /** mount -t TYPE -o OPTIONS SOURCE TARGET */
   fs(fstype: string, source: string, target: string, options: readonly string[]): BatchOp[] {

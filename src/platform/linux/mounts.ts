@@ -3,14 +3,14 @@
 // to the host's peers, and pivot_root later finds a mount point. Every made thing is recorded
 // the moment it exists; a failure undoes exactly those, newest first.
 import { mountTargets } from './mountinfo.ts';
-import { closeSync, openSync, readlinkSync, rmdirSync, statSync, symlinkSync, unlinkSync, lstatSync, readFileSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, readlinkSync, rmdirSync, statSync, symlinkSync, unlinkSync, lstatSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, MountFacts } from '../driver.ts';
 import type { MountPlan, MountStep } from '../../skeleton/plan.ts';
 import { isUnder, mkdirTracked, resolveInside } from './paths.ts';
 import { killTree, run } from './proc.ts';
-import { ops, runBatch, type BatchOp } from './mountops.ts';
+import { HOST_MOUNT_FLAGS, ops, parseMountOptions, MS, runBatch, type BatchOp } from './mountops.ts';
 import { HOST_VIEW, heldNamespace, holdMountNamespace, type MountView } from './mountns.ts';
 
 /** Device nodes a minimal /dev gets bound in from the host. */
@@ -56,7 +56,10 @@ class Batch {
     const batch = this.queued;
     this.queued = [];
     const r = await runBatch(batch, (argv) => this.view.argv(argv));
-    for (const q of batch.slice(0, r.done)) if (q.creates !== undefined) this.facts.mounted.push(q.creates);
+    for (const q of batch.slice(0, r.done)) {
+      if (q.creates !== undefined) this.facts.mounted.push(q.creates);
+      if (q.creates !== undefined && q.suid) (this.facts.suid ??= []).push(q.creates);
+    }
     if (r.error !== undefined) throw new MountError(`cannot ${batch[r.done]?.op.op === 'm' ? 'mount ' : ''}${batch[r.done]?.what ?? 'mount'}`, r.error);
   }
 }
@@ -79,8 +82,11 @@ async function mountIn(ctx: JailContext, plan: MountPlan, view: MountView, facts
   const batch = new Batch(view, facts);
   try {
     if (!rootReady) {
-      facts.created.push(...mkdirTracked(root, view.fs));
-      batch.add([...ops.bind(root, root, false), ...ops.private(root)]);
+      const made = mkdirTracked(root, view.fs);
+      facts.created.push(...made);
+      // directories on the way to a jail's path are jailyard's, not the local users'
+      for (const d of made) if (d !== root) chmodSync(view.fs(d), 0o700);
+      batch.add([...honourSuid(ops.bind(root, root, false, false, HOST_MOUNT_FLAGS)), ...ops.private(root)]);
     }
     for (const dir of plan.mkdirs) {
       await batch.settle(dir);
@@ -118,7 +124,9 @@ async function mountStep(ctx: JailContext, root: string, step: MountStep, facts:
       await batch.settle(step.source);
       const srcIsDir = statSync(view.fs(step.source)).isDirectory();
       prepareTarget(target, srcIsDir, facts, view);
-      batch.add(ops.bind(step.source, target, step.readonly));
+      const asked = parseMountOptions(step.options ?? []).flags;
+      const b = ops.bind(step.source, target, step.readonly, false, HOST_MOUNT_FLAGS | (asked & (MS.NOEXEC | MS.NOSYMFOLLOW)));
+      batch.add(asked & MS.NOSUID ? b : honourSuid(b));
       return;
     }
     case 'overlay': {
@@ -128,25 +136,41 @@ async function mountStep(ctx: JailContext, root: string, step: MountStep, facts:
       for (const p of paths) await batch.settle(p);
       facts.created.push(...mkdirTracked(step.upper, view.fs), ...mkdirTracked(step.work, view.fs));
       prepareTarget(target, true, facts, view);
-      batch.add(ops.fs('overlay', 'overlay', target, [`lowerdir=${step.lower.join(':')}`, `upperdir=${step.upper}`, `workdir=${step.work}`]));
+      batch.add(honourSuid(ops.fs('overlay', 'overlay', target, [`lowerdir=${step.lower.join(':')}`, `upperdir=${step.upper}`, `workdir=${step.work}`, ...HOST_WORDS])));
       return;
     }
-    case 'tmpfs':
+    case 'tmpfs': {
       prepareTarget(target, true, facts, view);
-      batch.add(ops.fs('tmpfs', 'tmpfs', target, step.options.length ? step.options : ['mode=755']));
+      const b = ops.fs('tmpfs', 'tmpfs', target, [...(step.options.length ? step.options : ['mode=755']), ...HOST_WORDS]);
+      batch.add(userNosuid(step.options) ? b : honourSuid(b));
       return;
+    }
     case 'fs':
       // any filesystem, perhaps with a mount helper (nfs, ...): mount(8) itself
       await batch.flush();
       prepareTarget(target, true, facts, view);
-      await mountCmd(['-t', step.fstype, ...(step.options.length ? ['-o', step.options.join(',')] : []), step.source, target], `${step.source} on ${target} (${step.fstype})`, view);
+      await mountCmd(['-t', step.fstype, '-o', [...step.options, ...HOST_WORDS].join(','), step.source, target], `${step.source} on ${target} (${step.fstype})`, view);
       facts.mounted.push(target);
+      if (!userNosuid(step.options)) (facts.suid ??= []).push(target);
       return;
     case 'devfs':
       prepareTarget(target, true, facts, view);
       batch.add(devfsOps(target));
       return;
   }
+}
+
+/** HOST_MOUNT_FLAGS as mount(8) words, last so that no option of the user's turns them off. */
+const HOST_WORDS = ['nosuid', 'nodev'];
+
+/** Whether the user's own options ask for nosuid (the jail then does not honour setuid either). */
+function userNosuid(options: readonly string[]): boolean {
+  return (parseMountOptions(options).flags & MS.NOSUID) !== 0;
+}
+
+/** Marks the mount a batch creates as one whose setuid bits the jail honours (MountFacts.suid). */
+function honourSuid(batch: BatchOp[]): BatchOp[] {
+  return batch.map((q) => (q.creates !== undefined ? { ...q, suid: true } : q));
 }
 
 function prepareTarget(target: string, dir: boolean, facts: MountFacts, view: MountView): void {
