@@ -81,3 +81,59 @@ export function sameAddress(a: string, b: string): boolean {
     return a === b;
   }
 }
+
+/** A random locally administered unicast MAC (the jail's eth0; the bridge filter allows
+ * only this one from the jail's port). */
+export function randomMac(bytes: Uint8Array): string {
+  const b = [...bytes.slice(0, 6)];
+  b[0] = (b[0]! & 0xfc) | 0x02;
+  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** The IPv6 link-local address the kernel derives from a MAC (EUI-64, addrgenmode eui64). */
+export function eui64LinkLocal(mac: string): string {
+  const b = mac.split(':').map((h) => parseInt(h, 16));
+  const word = (hi: number, lo: number) => ((hi << 8) | lo).toString(16);
+  return `fe80::${word(b[0]! ^ 0x02, b[1]!)}:${word(b[2]!, 0xff)}:${word(0xfe, b[3]!)}:${word(b[4]!, b[5]!)}`;
+}
+
+/** An IPv6 address as the 128-bit hex number nft compares raw payload with. */
+function ipv6Hex(address: string): string {
+  return `0x${addressBits(address).bits.toString(16).padStart(32, '0')}`;
+}
+
+/** The nft table, chain and comment that hold the bridge's anti-spoofing rules. */
+export const SPOOF_TABLE = 'jailyard';
+export const SPOOF_CHAIN = 'antispoof';
+
+/**
+ * The nft commands that make the bridge accept from a jail's port (its host veth) only
+ * frames with the jail's own MAC, IPv4 and IPv6 source addresses (its link-local one, and
+ * the unspecified address for duplicate address detection and MLD only), ARP only for its
+ * own MAC and IPv4 addresses, neighbour advertisements only for its own IPv6 addresses,
+ * and no other ethertype (no VLAN tags). Every rule carries the veth's name as its
+ * comment, which is how teardown and reconcile find them. Inbound traffic is not touched.
+ */
+export function spoofRules(veth: string, mac: string, addresses: Pick<JailAddress, 'address' | 'family'>[]): string[] {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(veth) || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac)) {
+    throw new JailyardError('JY_ERR_INTERNAL', `bad veth ${veth} or MAC ${mac} for the bridge filter`, { step: 'addresses' });
+  }
+  const v4 = addresses.filter((a) => a.family === 4).map((a) => a.address);
+  const own6 = [...addresses.filter((a) => a.family === 6).map((a) => a.address), eui64LinkLocal(mac)];
+  const rule = (text: string) => `add rule bridge ${SPOOF_TABLE} ${SPOOF_CHAIN} iifname "${veth}" ${text} comment "${veth}"`;
+  const set = (list: string[]) => `{ ${list.join(', ')} }`;
+  return [
+    `add table bridge ${SPOOF_TABLE}`,
+    `add chain bridge ${SPOOF_TABLE} ${SPOOF_CHAIN} { type filter hook prerouting priority -200; policy accept; }`,
+    rule(`ether saddr != ${mac} drop`),
+    rule(`ether type != { ip, ip6, arp } drop`),
+    rule(`ether type arp arp saddr ether != ${mac} drop`),
+    ...(v4.length
+      ? [rule(`ether type arp arp saddr ip != ${set(v4)} drop`), rule(`ether type ip ip saddr != ${set(v4)} drop`)]
+      : [rule('ether type { ip, arp } drop')]),
+    rule(`ether type ip6 ip6 saddr != ${set([...own6, '::'])} drop`),
+    rule('ether type ip6 ip6 saddr :: icmpv6 type != { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } drop'),
+    // the target address of a neighbour advertisement (ICMPv6 bytes 8-23)
+    rule(`ether type ip6 icmpv6 type nd-neighbor-advert @th,64,128 != ${set(own6.map(ipv6Hex))} drop`),
+  ];
+}

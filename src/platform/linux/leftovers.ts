@@ -1,6 +1,7 @@
 // What jailyard may have left on the system (for `jailyard reconcile`): mounts below the
-// state roots, jy-* netns, jyh* veths, jy-* cgroups below the parent groups, and live jail
-// pid-1 processes (the pid 1 below a jy-stage).
+// state roots, jy-* netns, jyh* veths (and the bridge filter rules of veths that are gone),
+// jy-* cgroups below the parent groups, and live jail pid-1 processes (the pid 1 below a
+// jy-stage).
 import { mountTargets } from './mountinfo.ts';
 import { readdirSync } from 'node:fs';
 import type { Leftovers } from '../driver.ts';
@@ -9,7 +10,7 @@ import { isStageProcess } from './native.ts';
 import { unmountAll } from './mounts.ts';
 import { isUnder } from './paths.ts';
 import { childrenOf, innermostPid, killTree, run } from './proc.ts';
-import { netnsOfVeth, teardownNetwork } from './network.ts';
+import { filteredPorts, netnsOfVeth, teardownNetwork } from './network.ts';
 
 export interface LeftoverConfig {
   /** Folders whose mounts are all jailyard's (state dirs, jail roots). */
@@ -43,7 +44,10 @@ export async function scanLeftovers(cfg: LeftoverConfig): Promise<Leftovers> {
   } catch {
     // none
   }
-  const links = readdirSync('/sys/class/net').filter((n) => netnsOfVeth(n) !== undefined || /^jyh\d+$/.test(n));
+  const present = readdirSync('/sys/class/net');
+  const links = present.filter((n) => netnsOfVeth(n) !== undefined || /^jyh\d+$/.test(n));
+  // a port's bridge filter rules outlive a crash that lost its veth: reported as that link
+  for (const port of await filteredPorts()) if (!links.includes(port) && netnsOfVeth(port) !== undefined) links.push(port);
   const cgroups: string[] = [];
   const layout = parentDirs(cfg.cgroups);
   for (const parent of layout.version === 1 ? Object.values(layout.dirs) : [layout.dir]) {

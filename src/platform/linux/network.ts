@@ -7,7 +7,8 @@ import { withHostLock } from './lock.ts';
 import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, NetworkFacts } from '../driver.ts';
-import { addressBits, jailAddresses, inNetwork, networksOverlap, sameAddress, type JailAddress } from './addresses.ts';
+import { randomBytes } from 'node:crypto';
+import { addressBits, jailAddresses, inNetwork, networksOverlap, randomMac, sameAddress, spoofRules, SPOOF_CHAIN, SPOOF_TABLE, type JailAddress } from './addresses.ts';
 import { run, outputOf, waitFor } from './proc.ts';
 
 export interface NetworkConfig {
@@ -80,6 +81,12 @@ function bridgePorts(bridge: string): string[] | undefined {
 export function netnsOfVeth(link: string): string | undefined {
   const m = /^jyh([0-9a-f]{4})(\d+)x?$/.exec(link);
   return m ? `jy-${m[1]}-${m[2]}` : undefined;
+}
+
+/** The host veth names a jail netns may have (jy-<tag>-<jid>: jyh<tag><jid>, with the spare x). */
+function vethsOfNetns(netns: string): string[] {
+  const m = /^jy-([0-9a-f]{4})-(\d+)$/.exec(netns);
+  return m ? [`jyh${m[1]}${m[2]}`, `jyh${m[1]}${m[2]}x`] : [];
 }
 
 /** A jail veth whose netns is gone: the kernel is deleting it. */
@@ -243,28 +250,36 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
     throw new JailyardError('JY_ERR_PLATFORM', `veth ${host} of an earlier run is still there (run reconcile)`, { jail: ctx.name, step: 'addresses' });
   }
   const facts: NetworkFacts = { netns, veth: { host, jail: 'eth0' }, bridge: cfg.bridge, addresses: wanted.map((w) => w.cidr) };
+  // The jail's MAC is chosen here (not by the kernel) so the bridge filter can name it.
+  const mac = randomMac(randomBytes(6));
   // The bridge is shared: made by the first jail, deleted by the last (teardownNetwork);
   // the lock keeps a jail from attaching to a bridge that is being deleted.
   const outside = await withHostLock('network', async () => {
     await ensureBridge(cfg);
     await checkAddresses(ctx, cfg, wanted);
     claimAddresses(netns, wanted);
+    // The port's filter exists before the port does: no frame of the jail ever crosses the
+    // bridge unfiltered (rules match the veth by name).
+    const filter = await addSpoofFilter(host, mac, wanted);
+    if (filter.code !== 0) return filter;
     // The jail side is created directly inside the netns, so "eth0" never meets the host's.
     return await ipBatch([
       // an address reused right after another jail gave it up would stay unreachable until
       // the host's neighbour entry for it (the old jail's MAC) ages out: forget those
       ...wanted.map((w) => `neigh flush to ${w.address} dev ${cfg.bridge}`),
       `netns add ${netns}`,
-      `link add ${host} type veth peer name eth0 netns ${netns}`,
+      `link add ${host} type veth peer name eth0 address ${mac} netns ${netns}`,
       `link set ${host} master ${cfg.bridge} up`,
     ]);
   });
   if (outside.code !== 0) {
     await teardownNetwork(facts);
-    throw new JailyardError('JY_ERR_PLATFORM', `cannot create netns ${netns} / veth ${host}`, { jail: ctx.name, step: 'addresses', output: outside.stderr.trim() });
+    throw new JailyardError('JY_ERR_PLATFORM', `cannot create netns ${netns} / veth ${host} with its bridge filter`, { jail: ctx.name, step: 'addresses', output: outside.stderr.trim() });
   }
   const inside = await ipBatch([
     'link set lo up',
+    // the link-local address from the MAC, whatever the host's default: the filter allows it
+    'link set eth0 addrgenmode eui64',
     ...wanted.map((w) => `addr add ${w.cidr} dev eth0${w.family === 6 ? ' nodad' : ''}`),
     'link set eth0 up',
   ], netns);
@@ -291,6 +306,8 @@ export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
     if (nsExists) lines.push(`netns del ${facts.netns}`);
     if (facts.netns) releaseClaims(facts.netns);
     if (facts.bridge && bridgePorts(facts.bridge)?.every((p) => p === facts.veth?.host)) lines.push(`link del ${facts.bridge}`);
+    const veths = [...(facts.veth ? [facts.veth.host] : []), ...(facts.netns ? vethsOfNetns(facts.netns) : [])];
+    await removeSpoofFilter(veths);
     if (lines.length) {
       const r = await ipBatch(lines, undefined, true);
       if (r.code !== 0 && facts.netns && existsSync(`/run/netns/${facts.netns}`)) {
@@ -298,4 +315,63 @@ export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
       }
     }
   });
+}
+
+/** Runs nft with a batch of commands on stdin (one transaction: all or nothing). */
+async function nftBatch(lines: string[]): Promise<{ code: number; stderr: string }> {
+  try {
+    return await run(['nft', '-f', '-'], { input: lines.join('\n') + '\n' });
+  } catch (e) {
+    return { code: 127, stderr: `nft: ${(e as Error).message} (install nftables)` };
+  }
+}
+
+/** Adds the anti-spoofing rules of one jail port (see spoofRules); under the network lock. */
+function addSpoofFilter(veth: string, mac: string, addresses: JailAddress[]): Promise<{ code: number; stderr: string }> {
+  return nftBatch(spoofRules(veth, mac, addresses));
+}
+
+interface NftRule {
+  handle: number;
+  comment?: string;
+}
+
+/** The rules of jailyard's bridge filter chain (none when there is no table). */
+async function spoofFilterRules(): Promise<NftRule[] | undefined> {
+  let r;
+  try {
+    r = await run(['nft', '-j', 'list', 'chain', 'bridge', SPOOF_TABLE, SPOOF_CHAIN]);
+  } catch {
+    return undefined;
+  }
+  if (r.code !== 0) return undefined;
+  try {
+    const items = (JSON.parse(r.stdout) as { nftables: { rule?: NftRule }[] }).nftables;
+    return items.flatMap((i) => (i.rule ? [i.rule] : []));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes the rules of these ports (by their comment); the table goes too once no jail
+ * port has rules left. Tolerates rules, chain and table being gone already.
+ */
+async function removeSpoofFilter(veths: string[]): Promise<void> {
+  const rules = await spoofFilterRules();
+  if (!rules) return;
+  const mine = rules.filter((r) => r.comment !== undefined && veths.includes(r.comment));
+  if (!mine.length && rules.length) return;
+  const lines = mine.length === rules.length
+    ? [`delete table bridge ${SPOOF_TABLE}`]
+    : mine.map((r) => `delete rule bridge ${SPOOF_TABLE} ${SPOOF_CHAIN} handle ${r.handle}`);
+  const r = await nftBatch(lines);
+  if (r.code !== 0) {
+    throw new JailyardError('JY_ERR_PLATFORM', `cannot remove the bridge filter of ${veths.join(', ')}`, { step: 'addresses', output: r.stderr.trim() });
+  }
+}
+
+/** Jail ports that still have bridge filter rules (reconcile: those of gone veths are leftovers). */
+export async function filteredPorts(): Promise<string[]> {
+  return [...new Set((await spoofFilterRules() ?? []).flatMap((r) => (r.comment ? [r.comment] : [])))];
 }
