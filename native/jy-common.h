@@ -21,7 +21,7 @@
 #endif
 
 /* Prints "PREFIX: message: strerror(errno)" (errno only when set) and exits DIE_STATUS. */
-static void die(const char *fmt, ...) {
+__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...) {
 	va_list ap;
 	int err = errno;
 	fputs(DIE_PREFIX ": ", stderr);

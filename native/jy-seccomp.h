@@ -2,19 +2,167 @@
  * The jail's seccomp filter, shared by jy-stage (pid 1) and jy-enter (every exec).
  *
  *   install_seccomp(ALLOW)  ALLOW: comma-separated allowances from the jail's allow.*
- *                           parameters ("mount,raw_sockets,sysvipc"), or "" for none.
+ *                           parameters ("raw_sockets,socket_af,settime,read_msgbuf,mount"),
+ *                           or "" for none (src/platform/linux/security.ts computes it).
  *
  * Called while the helper still holds CAP_SYS_ADMIN (no PR_SET_NO_NEW_PRIVS needed, so
  * setuid programs of the jail keep working), right before the capability drop and the exec
- * of the jail's first program. Denied calls fail with EPERM.
+ * of the jail's first program. Denied calls fail with EPERM (clone3 with ENOSYS, so that libc
+ * falls back to clone, whose flags the filter can read).
  *
- * STUB: filled in by the seccomp work (libseccomp); until then it installs nothing.
+ * A deny list over a default of "allow", modelled on Docker's default profile (which allows
+ * ~300 calls and denies the rest): the calls below are the ones Docker denies that a jail
+ * could reach at all, plus the newer mount API. The capability drop already stops most of
+ * them; the filter is the second wall, and the only one for what uid 0 may do without a
+ * capability (keyctl on root's keyrings, TIOCSTI into an inherited terminal, new user
+ * namespaces). The i386 and x32 ABIs get the same rules: a denied call is not reachable
+ * through int 0x80 either. Any other ABI is killed (libseccomp's default for a foreign arch).
  */
 #ifndef JY_SECCOMP_H
 #define JY_SECCOMP_H
 
+#include <errno.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+/* Whether NAME is one of the comma-separated words of ALLOW. */
+static int seccomp_allows(const char *allow, const char *name) {
+	size_t len = strlen(name);
+	for (const char *p = allow; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n == len && !strncmp(p, name, n)) return 1;
+		p = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+/* Adds one rule; a call this libseccomp (or an added arch) does not know is skipped. */
+static void seccomp_deny(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned count, const struct scmp_arg_cmp *cmp) {
+	int nr = seccomp_syscall_resolve_name(name);
+	if (nr == __NR_SCMP_ERROR) return;
+	int rc = seccomp_rule_add_array(ctx, action, nr, count, cmp);
+	/* -EDOM/-EINVAL: the call has no number (or no argument filtering) on some added arch
+	 * (socket on i386 is multiplexed through socketcall, see below) */
+	if (rc != 0 && rc != -EDOM && rc != -EINVAL && rc != -EEXIST) {
+		errno = -rc;
+		die("seccomp: cannot add the rule for %s", name);
+	}
+}
+
+#define SECCOMP_DENY(ctx, name) seccomp_deny((ctx), SCMP_ACT_ERRNO(EPERM), (name), 0, NULL)
+
 static void install_seccomp(const char *allow) {
-	(void)allow;
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	errno = 0;
+	if (!ctx) die("seccomp_init");
+	/* installed with CAP_SYS_ADMIN instead of no_new_privs: setuid programs keep working */
+	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+	if (rc == 0 && seccomp_arch_native() == SCMP_ARCH_X86_64) {
+		rc = seccomp_arch_add(ctx, SCMP_ARCH_X86);
+		if (rc == 0 || rc == -EEXIST) rc = seccomp_arch_add(ctx, SCMP_ARCH_X32);
+		if (rc == -EEXIST) rc = 0;
+	}
+	if (rc != 0) {
+		errno = -rc;
+		die("seccomp: cannot set up the filter");
+	}
+
+	static const char *denied[] = {
+		/* kernel modules, kexec, reboot, swap, accounting, quotas, kernel log */
+		"init_module", "finit_module", "delete_module", "create_module", "get_kernel_syms", "query_module",
+		"kexec_load", "kexec_file_load", "reboot", "swapon", "swapoff", "acct", "quotactl", "quotactl_fd",
+		"nfsservctl", "uselib", "_sysctl", "lookup_dcookie", "vm86", "vm86old", "iopl", "ioperm",
+		/* kernel keyrings are per uid: root's are the host's */
+		"keyctl", "add_key", "request_key",
+		/* namespaces and the root of the tree */
+		"setns", "pivot_root",
+		/* tracing and kernel introspection */
+		"bpf", "perf_event_open", "userfaultfd", "open_by_handle_at", "fanotify_init",
+		NULL,
+	};
+	for (const char **n = denied; *n; n++) SECCOMP_DENY(ctx, *n);
+
+	if (!seccomp_allows(allow, "mount")) {
+		static const char *mounts[] = {"mount", "umount", "umount2", "move_mount", "open_tree", "open_tree_attr", "fsopen",
+					       "fsmount", "fsconfig", "fspick", "mount_setattr", NULL};
+		for (const char **n = mounts; *n; n++) SECCOMP_DENY(ctx, *n);
+	}
+	if (!seccomp_allows(allow, "settime")) {
+		static const char *times[] = {"settimeofday", "stime", "clock_settime", "clock_settime64", "clock_adjtime", "clock_adjtime64", NULL};
+		for (const char **n = times; *n; n++) SECCOMP_DENY(ctx, *n);
+	}
+	if (!seccomp_allows(allow, "read_msgbuf")) SECCOMP_DENY(ctx, "syslog");
+
+	/* no new namespaces: clone and unshare with any namespace flag (a user namespace would
+	 * give the jail's root every capability over a tree of its own: the kernel's largest
+	 * attack surface) */
+	static const unsigned long nsflags[] = {CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
+	for (size_t k = 0; k < sizeof nsflags / sizeof *nsflags; k++) {
+		struct scmp_arg_cmp flag = SCMP_A0(SCMP_CMP_MASKED_EQ, nsflags[k], nsflags[k]);
+		seccomp_deny(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, &flag);
+		seccomp_deny(ctx, SCMP_ACT_ERRNO(EPERM), "unshare", 1, &flag);
+	}
+	/* CLONE_NEWTIME is the exit-signal byte for clone; it means a namespace for unshare only */
+	struct scmp_arg_cmp newtime = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWTIME, CLONE_NEWTIME);
+	seccomp_deny(ctx, SCMP_ACT_ERRNO(EPERM), "unshare", 1, &newtime);
+	/* clone3 passes its flags in memory the filter cannot read */
+	seccomp_deny(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL);
+
+	/* TIOCSTI / TIOCLINUX push input into a terminal the jail was handed; the kernel reads
+	 * the command as 32 bits, so the high half is masked out (a set high bit is no way around) */
+	static const unsigned long ttyio[] = {TIOCSTI, TIOCLINUX};
+	for (size_t k = 0; k < sizeof ttyio / sizeof *ttyio; k++) {
+		struct scmp_arg_cmp cmd = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, ttyio[k]);
+		seccomp_deny(ctx, SCMP_ACT_ERRNO(EPERM), "ioctl", 1, &cmd);
+	}
+
+	/* personality: the flags that switch off address-space randomisation or make data
+	 * executable (Docker allows only a few fixed values); bit 31 set = the query 0xffffffff */
+	static const unsigned long persona[] = {0x0040000 /* ADDR_NO_RANDOMIZE */, 0x0100000 /* MMAP_PAGE_ZERO */,
+						0x0200000 /* ADDR_COMPAT_LAYOUT */, 0x0400000 /* READ_IMPLIES_EXEC */};
+	for (size_t k = 0; k < sizeof persona / sizeof *persona; k++) {
+		struct scmp_arg_cmp p = SCMP_A0(SCMP_CMP_MASKED_EQ, persona[k] | 0x80000000UL, persona[k]);
+		seccomp_deny(ctx, SCMP_ACT_ERRNO(EPERM), "personality", 1, &p);
+	}
+
+	/* Sockets, as FreeBSD's jails have them: raw IP and packet sockets only with
+	 * allow.raw_sockets (CAP_NET_RAW is kept then too); families other than unix, inet,
+	 * inet6 and netlink (FreeBSD: local, inet, inet6, route) only with allow.socket_af. */
+	if (!seccomp_allows(allow, "raw_sockets")) {
+		static const int inet[] = {AF_INET, AF_INET6};
+		for (size_t k = 0; k < 2; k++) {
+			struct scmp_arg_cmp raw[] = {SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)inet[k]), SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW)};
+			seccomp_deny(ctx, SCMP_ACT_ERRNO(EPERM), "socket", 2, raw);
+		}
+		struct scmp_arg_cmp packet = SCMP_A0(SCMP_CMP_EQ, AF_PACKET);
+		seccomp_deny(ctx, SCMP_ACT_ERRNO(EPERM), "socket", 1, &packet);
+	}
+	if (!seccomp_allows(allow, "socket_af")) {
+		for (int af = 0; af < AF_MAX; af++) {
+			if (af == AF_UNIX || af == AF_INET || af == AF_INET6 || af == AF_NETLINK) continue;
+			if (af == AF_PACKET && seccomp_allows(allow, "raw_sockets")) continue;
+			struct scmp_arg_cmp fam = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)af);
+			seccomp_deny(ctx, SCMP_ACT_ERRNO(EPERM), "socket", 1, &fam);
+		}
+	}
+
+	rc = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (rc != 0) {
+		errno = -rc;
+		die("seccomp: cannot load the filter");
+	}
 }
 
 #endif

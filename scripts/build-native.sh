@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds jailyard's native helpers, native/*.c -> native/build/NAME, statically linked (so
 # they run inside any jail root without the jail's libraries): jy-stage, jy-enter, jy-mount,
-# jy-spawner (see src/platform/linux/native.ts). Run by `npm install` (prepare); idempotent.
+# jy-spawner (see src/platform/linux/native.ts). Run by `npm install` (prepare); idempotent:
+# a helper is rebuilt when its source or a header is newer. Helpers that include jy-seccomp.h
+# link libseccomp's static archive (Debian libseccomp-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(uname -s)" = Linux ] || exit 0
@@ -9,11 +11,21 @@ cc=${CC:-cc}
 mkdir -p native/build
 for src in native/*.c; do
   out=native/build/$(basename "$src" .c)
-  [ -x "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt native/jy-common.h ] && continue
+  fresh=1
+  for dep in "$src" native/*.h; do [ "$out" -nt "$dep" ] || fresh=0; done
+  [ -x "$out" ] && [ $fresh = 1 ] && continue
   if ! command -v "$cc" >/dev/null 2>&1; then
     echo "jailyard: a C compiler is needed to build $out (apt-get install gcc libc6-dev)" >&2
     exit 1
   fi
-  "$cc" -static -Os -Wall -Wextra -Werror -o "$out.tmp" "$src"
+  libs=()
+  if grep -q '#include "jy-seccomp.h"' "$src"; then
+    if [ ! -e /usr/include/seccomp.h ]; then
+      echo "jailyard: libseccomp-dev is needed to build $out (apt-get install libseccomp-dev)" >&2
+      exit 1
+    fi
+    libs=(-lseccomp)
+  fi
+  "$cc" -static -Os -Wall -Wextra -Werror -o "$out.tmp" "$src" "${libs[@]}"
   mv "$out.tmp" "$out"
 done

@@ -1,15 +1,18 @@
 // The create step and its undo: a detached jy-stage (native/jy-stage.c) joins the netns made
 // by the addresses step, unshares the jail's mount, pid, uts and ipc namespaces and forks
-// the jail's pid 1, which mounts /proc, sets the hostname, pivot_roots, drops the
-// capabilities and execs tini. jy-stage joins the jail's cgroups before
-// anything else, so every process of the jail is charged to them from its first instruction.
+// the jail's pid 1, which mounts /proc (read-only and masked parts from the defaults file),
+// sets the hostname, pivot_roots, binds the guest folder, installs the seccomp filter, drops
+// the capabilities (security.ts: both from allow.*) and execs tini. jy-stage joins the jail's
+// cgroups before anything else, so every process of the jail is charged to them from its
+// first instruction.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { StringDecoder } from 'node:string_decoder';
 import { stateTag } from './paths.ts';
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, statSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, JailContext, Limits, MountFacts, NetworkFacts } from '../driver.ts';
-import { JAIL_KEEP_CAPS } from './caps.ts';
+import { loadDefaults } from '../../defaults.ts';
+import { jailSecurity, procArgs, procRules } from './security.ts';
 import { JY_STAGE, checkNative, isStageProcess } from './native.ts';
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { spawner } from './spawner.ts';
@@ -122,7 +125,10 @@ function hasDev(root: string, fs: (p: string) => string): boolean {
   }
 }
 
-export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits, cfg: LifeConfig, _mounts?: MountFacts): Promise<CreateFacts> {
+/** Where the guest folder (the jail's env and guest socket) appears inside the jail. */
+export const GUEST_TARGET = '/run/jailyard';
+
+export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits, cfg: LifeConfig, mounts?: MountFacts): Promise<CreateFacts> {
   const place = { jail: ctx.name, step: 'create' };
   mkdirSync(ctx.stateDir, { recursive: true });
   const log = `${ctx.stateDir}/console.log`;
@@ -166,7 +172,18 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
     : net.netns
       ? ['--join', 'net', `/run/netns/${net.netns}`]
       : ['--unshare-net'];
-  const argv = [JY_STAGE, ...cgroups.flatMap((d) => ['--cgroup', d]), ...joins, root, hostname, cfg.tini, JAIL_KEEP_CAPS, hasDev(root, fs) ? 'keepdev' : 'makedev', '--', ...cfg.holder];
+  const security = jailSecurity(ctx.spec);
+  // The guest folder is bound in the jail's own mount namespace only: in the host's view a
+  // local user could otherwise reach the guest socket below the jail's root.
+  const guest = `${ctx.stateDir}/guest`;
+  const argv = [
+    JY_STAGE, ...cgroups.flatMap((d) => ['--cgroup', d]), ...joins,
+    ...procArgs(procRules(loadDefaults())),
+    ...(mounts?.suid ?? []).flatMap((t) => ['--suid', t]),
+    ...(existsSync(guest) ? ['--bind-ro', guest, GUEST_TARGET] : []),
+    '--seccomp', security.seccomp,
+    root, hostname, cfg.tini, security.keepCaps, hasDev(root, fs) ? 'keepdev' : 'makedev', '--', ...cfg.holder,
+  ];
   const stage = await startStage(argv, log);
   const failed = async (what: string, extra = ''): Promise<never> => {
     if (stage.pid) killTree(stage.pid, 'SIGKILL');
