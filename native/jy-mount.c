@@ -10,6 +10,15 @@
  *     f PATH                               an empty regular file (mount point), if missing
  *     d PATH MODE                          mkdir(2) with octal MODE, if missing
  *     l TARGET PATH                        symlink(2)
+ *     o TARGET LOWERS UPPER WORK FLAGS     an overlay (new mount API) at TARGET (absolute);
+ *                                          LOWERS ':'-separated, top first, all absolute;
+ *                                          FLAGS: decimal MOUNT_ATTR_* bits (ro, nosuid,
+ *                                          nodev, noexec: the same values as MS_*)
+ *
+ * Overlay layers are given to the kernel as "." after a chdir into each one: the kernel
+ * prints a layer's option text as it was given, so the jail's /proc/self/mountinfo shows
+ * "lowerdir+=.,upperdir=.,workdir=." and no host path (an fd layer would be printed as its
+ * full host path).
  *
  * The ops are computed by jailyard (src/platform/linux/mountops.ts): nothing here decides
  * what to mount, and no argument is ever interpreted by a shell. It stops at the first
@@ -17,6 +26,7 @@
  * on stderr which op failed and why; the caller records exactly the mounts that exist.
  * Exit 2: bad usage (nothing was done).
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,6 +34,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <linux/mount.h>
 #include <unistd.h>
 
 static const char *nul(const char *s) { return *s ? s : NULL; }
@@ -38,6 +50,46 @@ static int parse_ulong(const char *s, int base, unsigned long *out) {
 	return 0;
 }
 
+/* One layer option: "." after a chdir into DIR (see the header). */
+static int layer(int fs, const char *key, const char *dir) {
+	if (dir[0] != '/') {
+		errno = EINVAL;
+		return -1;
+	}
+	if (chdir(dir)) return -1;
+	return (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, key, ".", 0);
+}
+
+/* The "o" op; restores the working directory whatever happens. */
+static int overlay(const char *target, const char *lowers, const char *upper, const char *work, unsigned long attr) {
+	int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cwd < 0) return -1;
+	int rc = -1, mnt = -1, saved = 0;
+	int fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+	char buf[4096];
+	if (fs < 0 || strlen(lowers) >= sizeof buf || target[0] != '/') {
+		if (fs >= 0) errno = EINVAL;
+		goto out;
+	}
+	if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "overlay", 0)) goto out;
+	strcpy(buf, lowers);
+	for (char *save = NULL, *l = strtok_r(buf, ":", &save); l; l = strtok_r(NULL, ":", &save))
+		if (layer(fs, "lowerdir+", l)) goto out;
+	if (layer(fs, "upperdir", upper) || layer(fs, "workdir", work)) goto out;
+	if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0)) goto out;
+	mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, (unsigned int)attr);
+	if (mnt < 0) goto out;
+	rc = (int)syscall(SYS_move_mount, mnt, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
+out:
+	saved = errno;
+	if (mnt >= 0) close(mnt);
+	if (fs >= 0) close(fs);
+	if (fchdir(cwd) && !rc) rc = -1;
+	close(cwd);
+	errno = saved;
+	return rc;
+}
+
 static int usage(const char *why) {
 	fprintf(stderr, "jy-mount: %s\n", why);
 	return 2;
@@ -50,6 +102,7 @@ static int arity(const char *op) {
 	if (!strcmp(op, "f")) return 1;
 	if (!strcmp(op, "d")) return 2;
 	if (!strcmp(op, "l")) return 2;
+	if (!strcmp(op, "o")) return 5;
 	return -1;
 }
 
@@ -63,6 +116,7 @@ int main(int argc, char **argv) {
 		if (!strcmp(argv[i], "m") && parse_ulong(argv[i + 4], 10, &v)) return usage("bad mount flags");
 		if (!strcmp(argv[i], "u") && parse_ulong(argv[i + 2], 10, &v)) return usage("bad umount flags");
 		if (!strcmp(argv[i], "d") && parse_ulong(argv[i + 2], 8, &v)) return usage("bad mode");
+		if (!strcmp(argv[i], "o") && parse_ulong(argv[i + 5], 10, &v)) return usage("bad overlay flags");
 		i += n + 1;
 	}
 	int done = 0;
@@ -92,6 +146,10 @@ int main(int argc, char **argv) {
 			rc = mkdir(a[0], (mode_t)v);
 			if (rc && errno == EEXIST) rc = 0;
 			else if (rc) fprintf(stderr, "jy-mount: mkdir %s: %s\n", a[0], strerror(errno));
+		} else if (!strcmp(op, "o")) {
+			parse_ulong(a[4], 10, &v);
+			rc = overlay(a[0], a[1], a[2], a[3], v);
+			if (rc) fprintf(stderr, "jy-mount: overlay on %s: %s\n", a[0], strerror(errno));
 		} else if (!strcmp(op, "l")) {
 			rc = symlink(a[0], a[1]);
 			if (rc) fprintf(stderr, "jy-mount: symlink %s -> %s: %s\n", a[1], a[0], strerror(errno));

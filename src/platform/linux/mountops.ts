@@ -82,7 +82,8 @@ export type MountOp =
   | { op: 'u'; target: string; flags: number }
   | { op: 'f'; path: string }
   | { op: 'd'; path: string; mode: number }
-  | { op: 'l'; target: string; path: string };
+  | { op: 'l'; target: string; path: string }
+  | { op: 'o'; target: string; lower: string[]; upper: string; work: string; flags: number };
 
 /** One op plus what it means to the caller: a description and the mount it creates. */
 export interface BatchOp {
@@ -115,6 +116,12 @@ export const ops = {
   fs(fstype: string, source: string, target: string, options: readonly string[]): BatchOp[] {
     const { flags, data } = parseMountOptions(options);
     return [{ op: { op: 'm', source, target, fstype, flags, data }, what: `${fstype} on ${target}`, creates: target, covers: target }];
+  },
+  /** An overlay whose layers the kernel shows as "." (no host path in the jail's mountinfo);
+   * `flags`: ro, nosuid, nodev, noexec bits (MOUNT_ATTR_* share MS_*'s values). */
+  overlay(lower: readonly string[], upper: string, work: string, target: string, flags: number): BatchOp[] {
+    const attr = flags & (MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
+    return [{ op: { op: 'o', target, lower: [...lower], upper, work, flags: attr }, what: `overlay on ${target}`, creates: target, covers: target }];
   },
   /** mount --make-private / --make-rprivate */
   private(target: string, recursive = false): BatchOp[] {
@@ -153,6 +160,9 @@ export function batchArgv(batch: readonly BatchOp[]): string[] {
         break;
       case 'l':
         argv.push('l', op.target, op.path);
+        break;
+      case 'o':
+        argv.push('o', op.target, op.lower.join(':'), op.upper, op.work, String(op.flags));
         break;
     }
   }

@@ -131,12 +131,12 @@ async function mountStep(ctx: JailContext, root: string, step: MountStep, facts:
     }
     case 'overlay': {
       const paths = [...step.lower, step.upper, step.work];
-      const bad = paths.find((p) => /[,:]/.test(p));
-      if (bad) throw new MountError(`cannot mount overlay on ${target}: path ${bad} contains ',' or ':'`, '');
+      const bad = paths.find((p) => /[,:]/.test(p) || !posix.isAbsolute(p));
+      if (bad) throw new MountError(`cannot mount overlay on ${target}: path ${bad} contains ',' or ':' or is not absolute`, '');
       for (const p of paths) await batch.settle(p);
       facts.created.push(...mkdirTracked(step.upper, view.fs), ...mkdirTracked(step.work, view.fs));
       prepareTarget(target, true, facts, view);
-      batch.add(honourSuid(ops.fs('overlay', 'overlay', target, [`lowerdir=${step.lower.join(':')}`, `upperdir=${step.upper}`, `workdir=${step.work}`, ...HOST_WORDS])));
+      batch.add(honourSuid(ops.overlay(step.lower, step.upper, step.work, target, HOST_MOUNT_FLAGS)));
       return;
     }
     case 'tmpfs': {
