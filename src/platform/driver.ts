@@ -75,6 +75,9 @@ export interface ExecOptions {
   user?: string;
   /** 'pipe' collects output into the result; 'inherit' passes the caller's stdio through. */
   stdio?: 'pipe' | 'inherit';
+  /** runInJail with 'inherit': give the program a new pty of its own (the caller's terminal
+   * never crosses; see `jailyard exec -t`). */
+  tty?: boolean;
   /** Kill after this many milliseconds (exec.timeout). */
   timeoutMs?: number;
   /** Working directory (inside the jail for runInJail). */

@@ -12,16 +12,21 @@ export const register: RegisterVerb = (program, io) => {
     .argument('<name>', 'the jail')
     .argument('[command...]', 'the command and its arguments (default: /bin/sh)')
     .option('-U, --user <user>', 'run as this user of the jail')
+    .option('-t, --tty', 'give the command a pty of its own even when stdin or stdout is not a terminal')
+    .option('-T, --no-tty', 'no pty: the command gets pipes (never the caller\'s terminal itself)')
     .passThroughOptions()
-    .action(async (name: string, command: string[], o: { user?: string }) => {
+    .action(async (name: string, command: string[], o: { user?: string; tty?: boolean }) => {
       await withSession(program, io, async ({ store, stateDir }) => {
         if (!store) throw new JailyardError('JY_ERR_USAGE', 'exec runs on the jail host itself, not through --host');
         const j = store.requireJail(name);
         if (j.state !== 'running' || !j.runtime?.create) throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail is ${j.state}, not running`, { jail: name });
         const driver = await loadDriver({ stateDir });
         const ctx = createLocalService({ store, stateDir, driver }).contextOf(name);
+        // a pty of its own for an interactive caller (like ssh without a command, docker -t)
+        const tty = o.tty ?? (process.stdin.isTTY === true && process.stdout.isTTY === true);
         const r = await driver.runInJail(ctx, j.runtime.create, command.length ? command : ['/bin/sh'], {
           stdio: 'inherit',
+          tty,
           ...(o.user ? { user: o.user } : {}),
         });
         process.exitCode = r.signal ? 128 + 9 : r.code;

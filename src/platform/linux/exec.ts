@@ -1,23 +1,60 @@
 // exec.* hooks: on the host (/bin/sh -c, jail(8)'s JID/JNAME/JPATH), and inside the jail
 // like jexec, through native/jy-enter: every namespace of its pid 1, its root, its cgroups,
-// a clean environment and the same reduced capability bounding set as pid 1.
+// a session of its own, only fds 0-2 (never the caller's terminal: a pty of the jail's own or
+// pipes), a clean environment, the jail's seccomp filter and its capability bounding set.
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { resolveInside } from './paths.ts';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, ExecOptions, ExecResult, JailContext } from '../driver.ts';
-import { JAIL_KEEP_CAPS } from './caps.ts';
 import { JY_ENTER } from './native.ts';
 import { minimalEnv, run } from './proc.ts';
+import { jailSecurity } from './security.ts';
 
 export const JAIL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-function jailEnv(ctx: JailContext): Record<string, string> {
-  return { JID: String(ctx.jid), JNAME: ctx.name, JPATH: ctx.path };
+/** jail(8)'s variables; JPATH is the host path for host hooks, "/" inside the jail (which
+ * must not learn where it lives on the host). */
+function jailEnv(ctx: JailContext, inside: boolean): Record<string, string> {
+  return { JID: String(ctx.jid), JNAME: ctx.name, JPATH: inside ? '/' : ctx.path };
+}
+
+/** The caller's TERM for a program on the caller's terminal (a plain name only), else dumb. */
+function termOf(opts: ExecOptions): string {
+  const term = process.env.TERM ?? '';
+  return opts.stdio === 'inherit' && /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/.test(term) ? term : 'dumb';
+}
+
+/** Signals to this process go on to jy-enter (and from there to the program's process group)
+ * while it runs on our terminal: jy-enter has a session of its own, so a terminal's SIGINT
+ * or SIGWINCH reaches only us, and reaches the program once. */
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGWINCH'];
+
+function signalForwarder(): { attach: (pid: number) => void; detach: () => void } {
+  const handlers = new Map<NodeJS.Signals, () => void>();
+  return {
+    attach(pid) {
+      for (const sig of FORWARDED) {
+        const h = () => {
+          try {
+            process.kill(pid, sig);
+          } catch {
+            // jy-enter already gone
+          }
+        };
+        handlers.set(sig, h);
+        process.on(sig, h);
+      }
+    },
+    detach() {
+      for (const [sig, h] of handlers) process.off(sig, h);
+      handlers.clear();
+    },
+  };
 }
 
 export function runHost(ctx: JailContext, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
   return run(['/bin/sh', '-c', command], {
-    env: minimalEnv({ ...jailEnv(ctx), ...opts.env }),
+    env: minimalEnv({ ...jailEnv(ctx, false), ...opts.env }),
     cwd: opts.cwd ?? '/',
     ...(opts.stdio ? { stdio: opts.stdio } : {}),
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
@@ -73,28 +110,38 @@ export async function runInJail(ctx: JailContext, facts: CreateFacts, argv: stri
   const env: Record<string, string> = {
     PATH: JAIL_PATH,
     HOME: who?.home ?? '/root',
-    TERM: process.env.TERM ?? 'dumb',
+    TERM: termOf(opts),
     USER: who?.name ?? 'root',
     LOGNAME: who?.name ?? 'root',
     SHELL: who?.shell ?? '/bin/sh',
-    ...jailEnv(ctx),
+    ...jailEnv(ctx, true),
     ...opts.env,
   };
+  const security = jailSecurity(ctx.spec);
+  const pty = opts.stdio === 'inherit' && opts.tty === true;
   const full = [
     // jy-enter (static, the host's): the jail's cgroups, every namespace of its pid 1, its
     // root; the process and every child it forks are charged to the jail from the start.
-    // It drops the capabilities itself before it runs the first program of the jail's own
-    // tree (the jailed root owns that tree: it may have replaced any program there, or
-    // preloaded a library into them). The environment is the clean one this spawn gets.
-    JY_ENTER, ...facts.cgroups.flatMap((d) => ['--cgroup', d]), '--target', String(facts.initPid), ...expectPidNs(facts), '--keep-caps', JAIL_KEEP_CAPS, '--',
+    // It installs the filter and drops the capabilities itself before it runs the first
+    // program of the jail's own tree (the jailed root owns that tree: it may have replaced any
+    // program there, or preloaded a library into them). The environment is the clean one
+    // this spawn gets; no descriptor above 2 and no terminal of ours crosses.
+    JY_ENTER, ...facts.cgroups.flatMap((d) => ['--cgroup', d]), '--target', String(facts.initPid), ...expectPidNs(facts),
+    '--keep-caps', security.keepCaps, '--seccomp', security.seccomp, ...(pty ? ['--pty'] : []), '--',
     ...(opts.cwd ? ['/usr/bin/env', '-C', opts.cwd] : []),
     ...(who ? ['setpriv', '--reuid', String(who.uid), '--regid', String(who.gid), '--init-groups', '--'] : []),
     ...argv,
   ];
-  return run(full, {
-    env,
-    ...(opts.stdio ? { stdio: opts.stdio } : {}),
-    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-    ...(opts.consoleLog ? { consoleLog: opts.consoleLog } : {}),
-  });
+  const forwarder = opts.stdio === 'inherit' ? signalForwarder() : undefined;
+  try {
+    return await run(full, {
+      env,
+      ...(opts.stdio ? { stdio: opts.stdio } : {}),
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(opts.consoleLog ? { consoleLog: opts.consoleLog } : {}),
+      ...(forwarder ? { onSpawn: forwarder.attach } : {}),
+    });
+  } finally {
+    forwarder?.detach();
+  }
 }
