@@ -12,6 +12,7 @@ import { createLinuxDriver } from '../../src/platform/linux/index.ts';
 import { create, destroy, type LifeConfig } from '../../src/platform/linux/create.ts';
 import type { CreateFacts, JailContext, MountFacts, NetworkFacts } from '../../src/platform/driver.ts';
 import type { MountPlan } from '../../src/skeleton/plan.ts';
+import type { ParamValue } from '../../src/conf/spec.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 export const CGROUP_PARENT = 'jailyard-jystage';
@@ -39,7 +40,7 @@ export class StageHost {
   }
 
   /** A jail's context and plan (nothing made yet). */
-  define(params: Record<string, string | string[]> = {}): StageJail {
+  define(params: Record<string, ParamValue> = {}): StageJail {
     const name = `st${this.n++}`;
     const stateDir = `${this.state}/jails/${name}`;
     const root = `${stateDir}/root`;
@@ -197,6 +198,35 @@ export function buildProbe(out: string): void {
 /** The probe's `name=result` lines as a map. */
 export function probeResults(text: string): Record<string, string> {
   const res: Record<string, string> = {};
-  for (const m of text.matchAll(/^([a-z0-9_]+)=([A-Za-z0-9]+)$/gm)) res[m[1]!] = m[2]!;
+  for (const m of text.matchAll(/^([a-z0-9_]+)=([A-Za-z0-9_]+)$/gm)) res[m[1]!] = m[2]!;
   return res;
 }
+
+/** ping in Python (the host has no ping(8)): one ICMP echo to argv[1] over a raw socket;
+ * prints ping=ok on a reply, ping=<error> otherwise. */
+export const PING_PY = `
+import socket, struct, sys
+def csum(b):
+    b += b'\\0' * (len(b) % 2)
+    x = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    x = (x >> 16) + (x & 0xffff)
+    return ~(x + (x >> 16)) & 0xffff
+try:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    s.settimeout(1)
+    for attempt in range(3):
+        pkt = struct.pack('!BBHHH', 8, 0, 0, 0x4a59, attempt) + b'jailyard'
+        s.sendto(struct.pack('!BBHHH', 8, 0, csum(pkt), 0x4a59, attempt) + b'jailyard', (sys.argv[1], 0))
+        try:
+            while True:
+                d, a = s.recvfrom(1024)
+                if a[0] == sys.argv[1] and d[(d[0] & 15) * 4] == 0:
+                    print('ping=ok')
+                    sys.exit(0)
+        except socket.timeout:
+            pass
+    print('ping=timeout')
+except OSError as e:
+    print('ping=' + (e.strerror or str(e)).replace(' ', '_'))
+sys.exit(1)
+`;
