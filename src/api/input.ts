@@ -1,16 +1,18 @@
 // Request values the routes share: meta/env operations in their accepted forms, If-Match.
 
 import { JailyardError } from '../errors.ts';
-import { parseMetaWord, type MetaOp, type MetaParam } from '../meta/ops.ts';
+import { checkKeyOps, parseMetaWord, type MetaOp, type MetaParam } from '../meta/ops.ts';
 
 /** What a body may give for meta or env: a whole buffer, or operations as objects or as the
  * CLI's words (`meta.k=v`, `meta.k`, `meta=...`; the `meta.` prefix may be left out). */
 export type MetaInput = string | Array<MetaOp | string>;
 
-export function toMetaOps(param: MetaParam, input: MetaInput | undefined): MetaOp[] | undefined {
+/** The operations of a body's meta or env; per-key operations are checked (checkKeyOps) here,
+ * whatever service the daemon runs over. */
+export function toMetaOps(param: MetaParam, input: MetaInput | undefined, jail?: string): MetaOp[] | undefined {
   if (input === undefined) return undefined;
   if (typeof input === 'string') return [{ op: 'replace', value: input }];
-  return input.map((item) => {
+  const ops = input.map((item): MetaOp => {
     if (typeof item !== 'string') return item;
     const other = param === 'meta' ? 'env' : 'meta';
     if (item === other || item.startsWith(`${other}.`) || item.startsWith(`${other}=`)) {
@@ -23,6 +25,8 @@ export function toMetaOps(param: MetaParam, input: MetaInput | undefined): MetaO
     }
     return parsed.op;
   });
+  checkKeyOps(param, ops, jail);
+  return ops;
 }
 
 /** `If-Match: 7`, `"7"` or `W/"7"` → 7; absent → undefined. */

@@ -1,4 +1,9 @@
-// Labels: the key=value lines of a jail's env and meta, read as one map for selectors.
+// Labels: the well-formed key=value lines of a jail's env and meta, read as one map for
+// selectors. A line is a label when the text before its first `=` is a valid label key
+// (what a selector can name: Kubernetes' qualified name); any other line is buffer text
+// only (`jls meta.KEY` still reads it) and never shows up in `labels`.
+
+import { isLabelKey } from './selector.ts';
 
 /** The `key=value` lines of one buffer, added to `into` (over what it has); the first line of
  * a key inside this buffer wins. */
@@ -8,7 +13,7 @@ function addLines(buffer: string, into: Map<string, string>): void {
     const eq = line.indexOf('=');
     if (eq <= 0) continue;
     const key = line.slice(0, eq);
-    if (seen.has(key)) continue;
+    if (seen.has(key) || !isLabelKey(key)) continue;
     seen.add(key);
     into.set(key, line.slice(eq + 1));
   }

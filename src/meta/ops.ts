@@ -143,6 +143,35 @@ function emptyKey(): JailyardError {
   return new JailyardError('JY_ERR_META_KEY', 'empty key (use meta.KEY=VALUE with a non-empty KEY)', { key: '' });
 }
 
+/** Characters a key operation refuses: line breaks would add lines of their own (a label
+ * `meta.note=$'x\ntier=admin'` injects `tier=admin`), a NUL would silently cut the value. */
+const LINE_OR_NUL = /[\n\r\0]/;
+
+/**
+ * The per-key operations (`meta.KEY=VALUE`, `meta.KEY`, API `{op:"set"|"remove"}`) write one
+ * line: refuses a key or value that would write more than that, or anything else than the
+ * key (a key with `=`), before anything changes. JY_ERR_META_KEY naming the jail, the
+ * parameter and the key. Whole-buffer writes (`meta="..."`) keep FreeBSD's semantics: any
+ * text, newlines included, is the writer's own buffer.
+ */
+export function checkKeyOps(param: MetaParam, ops: readonly MetaOp[] | undefined, jail?: string): void {
+  for (const op of ops ?? []) {
+    if (op.op === 'replace') continue;
+    const place = { ...(jail === undefined ? {} : { jail }), param, key: op.key };
+    const shown = JSON.stringify(op.key);
+    if (LINE_OR_NUL.test(op.key) || op.key.includes('=')) {
+      throw new JailyardError('JY_ERR_META_KEY', `${param} key ${shown} contains a line break, NUL or "=": a key operation writes exactly one KEY=VALUE line`, place);
+    }
+    if (op.op === 'set' && LINE_OR_NUL.test(op.value)) {
+      throw new JailyardError(
+        'JY_ERR_META_KEY',
+        `the value of ${param}.${op.key} contains a line break or NUL: a key operation writes exactly one line (write the whole buffer with ${param}="..." for text of several lines)`,
+        place,
+      );
+    }
+  }
+}
+
 /**
  * The value of `key` in a buffer, as `jls -j J meta.KEY` prints it; undefined when no line
  * starts with `KEY=`. Like the kernel's getter, when several lines carry the key the last one

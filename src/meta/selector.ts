@@ -60,6 +60,15 @@ export function labelKeyErrors(key: string): string[] {
   return errs;
 }
 
+const LABEL_KEY = new RegExp(`^(?:${DNS1123_LABEL}(?:\\.${DNS1123_LABEL})*/)?(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`);
+
+/** labelKeyErrors(key) is empty, without building messages (labels.ts asks it per line). */
+export function isLabelKey(key: string): boolean {
+  if (key.length === 0 || key.length > 253 + 1 + 63 || !LABEL_KEY.test(key)) return false;
+  const slash = key.indexOf('/');
+  return slash < 0 ? key.length <= 63 : slash <= 253 && key.length - slash - 1 <= 63;
+}
+
 /** Why `value` is not a valid label value (empty list: it is valid; '' is valid). */
 export function labelValueErrors(value: string): string[] {
   const errs: string[] = [];

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import type { JailSpec } from '../conf/spec.ts';
-import type { MetaOp } from '../meta/ops.ts';
+import { checkKeyOps, type MetaOp } from '../meta/ops.ts';
 import type { Driver, JailContext } from '../platform/driver.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
 import type { JailChange, JailRecord, Store, WriteOptions } from '../store/types.ts';
@@ -134,6 +134,9 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     async create(input: { spec: JailSpec; meta?: MetaOp[]; env?: MetaOp[] }): Promise<JailRecord> {
       const { name, params } = input.spec;
       const { name: _n, meta: _m, env: _e, ...rest } = params;
+      // a key operation writes one line, never a label of its own (issue 11 item 12)
+      checkKeyOps('meta', input.meta, name);
+      checkKeyOps('env', input.env, name);
       const nested = parentName(name);
       if (nested) store.requireJail(nested); // FreeBSD: a child is made inside an existing parent
       checkNestedParams({ name, params: rest });
@@ -159,6 +162,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async modify(name: string, change: JailChange, wopts?: WriteOptions): Promise<JailRecord> {
+      checkKeyOps('meta', change.meta, name);
+      checkKeyOps('env', change.env, name);
       const before = store.requireJail(name);
       const running = before.state !== 'stopped';
       if (running) {

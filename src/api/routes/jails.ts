@@ -86,8 +86,8 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
       const b = request.body;
       const record = await ctx.service.create({
         spec: { name: b.name, params: { name: b.name, ...(b.params ?? {}) } },
-        meta: toMetaOps('meta', b.meta),
-        env: toMetaOps('env', b.env),
+        meta: toMetaOps('meta', b.meta, b.name),
+        env: toMetaOps('env', b.env, b.name),
       });
       reply.code(201);
       return sendJail(reply, record);
@@ -110,7 +110,7 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
       const ifRevision = parseIfMatch(request.headers['if-match']);
       const record = await ctx.service.modify(
         request.params.name,
-        { params: b.params, unset: b.unset, meta: toMetaOps('meta', b.meta), env: toMetaOps('env', b.env) },
+        { params: b.params, unset: b.unset, meta: toMetaOps('meta', b.meta, request.params.name), env: toMetaOps('env', b.env, request.params.name) },
         ifRevision === undefined ? {} : { ifRevision },
       );
       return sendJail(reply, record);
