@@ -16,6 +16,7 @@ import { jailSecurity, procArgs, procRules } from './security.ts';
 import { JY_STAGE, checkNative, isStageProcess } from './native.ts';
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { spawner } from './spawner.ts';
+import { stageConsole } from './console.ts';
 import { nestedRoot } from './mounts.ts';
 import { applyLimits, createGroups, removeGroups, warmCgroupMoves, type CgroupConfig } from './cgroups.ts';
 import { childrenOf, killTree, minimalEnv, nsIdsOf, pidAlive, pidsInNamespace, run, startTimeOf, waitFor } from './proc.ts';
@@ -72,7 +73,7 @@ async function startStage(argv: string[], log: string): Promise<StageProcess> {
   const lines = lineQueue();
   const helper = spawner();
   if (helper) {
-    const child = helper.spawn({ argv, env: minimalEnv(), cwd: '/', detached: true, stdout: 'pipe', stderr: { file: log } });
+    const child = helper.spawn({ argv, env: minimalEnv(), cwd: '/', detached: true, stdout: 'pipe', stderr: { file: await stageConsole(log) } });
     child.on('stdout', lines.push);
     child.on('exit', lines.end);
     child.on('error', lines.end);
@@ -87,7 +88,7 @@ async function startStage(argv: string[], log: string): Promise<StageProcess> {
       },
     };
   }
-  const logFd = openSync(log, 'a');
+  const logFd = openSync(await stageConsole(log), 'a');
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', logFd], env: minimalEnv(), cwd: '/' });
   closeSync(logFd);
   child.stdout!.on('data', lines.push);

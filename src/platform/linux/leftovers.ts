@@ -1,7 +1,7 @@
 // What jailyard may have left on the system (for `jailyard reconcile`): mounts below the
 // state roots, jy-* netns, jyh* veths (and the bridge filter rules of veths that are gone),
-// jy-* cgroups below the parent groups, and live jail pid-1 processes (the pid 1 below a
-// jy-stage).
+// jy-* cgroups below the parent groups, live jail pid-1 processes (the pid 1 below a
+// jy-stage) and console log relays (jy-log) whose jail folder is gone.
 import { mountTargets } from './mountinfo.ts';
 import { readdirSync } from 'node:fs';
 import type { Leftovers } from '../driver.ts';
@@ -11,6 +11,7 @@ import { unmountAll } from './mounts.ts';
 import { isUnder } from './paths.ts';
 import { childrenOf, innermostPid, killTree, run } from './proc.ts';
 import { filteredPorts, netnsOfVeth, teardownNetwork } from './network.ts';
+import { strayConsoleRelays } from './console.ts';
 
 export interface LeftoverConfig {
   /** Folders whose mounts are all jailyard's (state dirs, jail roots). */
@@ -44,8 +45,7 @@ export async function scanLeftovers(cfg: LeftoverConfig): Promise<Leftovers> {
   } catch {
     // none
   }
-  const present = readdirSync('/sys/class/net');
-  const links = present.filter((n) => netnsOfVeth(n) !== undefined || /^jyh\d+$/.test(n));
+  const links = readdirSync('/sys/class/net').filter((n) => netnsOfVeth(n) !== undefined || /^jyh\d+$/.test(n));
   // a port's bridge filter rules outlive a crash that lost its veth: reported as that link
   for (const port of await filteredPorts()) if (!links.includes(port) && netnsOfVeth(port) !== undefined) links.push(port);
   const cgroups: string[] = [];
@@ -57,7 +57,8 @@ export async function scanLeftovers(cfg: LeftoverConfig): Promise<Leftovers> {
       // no parent group: nothing there
     }
   }
-  return { mounts: [...new Set(mounts)], netns, links, cgroups, pids: jailInitPids() };
+  // Console log relays end with their last writer; one whose jail folder is gone is stray.
+  return { mounts: [...new Set(mounts)], netns, links, cgroups, pids: [...jailInitPids(), ...strayConsoleRelays()] };
 }
 
 export async function removeLeftover(kind: keyof Leftovers, id: string | number): Promise<void> {

@@ -6,6 +6,7 @@ import { openSync, closeSync, readFileSync, readdirSync, readlinkSync } from 'no
 import { StringDecoder } from 'node:string_decoder';
 import type { ExecResult } from '../driver.ts';
 import { spawner, type Output, type Spawner } from './spawner.ts';
+import { consoleSink } from './console.ts';
 
 export interface RunOptions {
   env?: Record<string, string>;
@@ -14,8 +15,11 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Written to the child's stdin, which is then closed (pipe mode only). */
   input?: string;
-  /** Append stdout and stderr to this host file; resolve when the process exits. */
+  /** Append stdout and stderr to this host file (through a relay that keeps it under
+   * consoleLimit bytes, see console.ts); resolve when the process exits. */
   consoleLog?: string;
+  /** The console log's size limit in bytes (default: the defaults file's). */
+  consoleLimit?: number;
   /** Called with the child's pid right after it is spawned. */
   onSpawn?: (pid: number) => void;
 }
@@ -25,7 +29,12 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<ExecResult> 
   if (!argv[0]) throw new TypeError('run: empty argv');
   // through jy-spawner unless the child needs our terminal or stdin data
   const helper = opts.stdio !== 'inherit' && opts.input === undefined ? spawner() : null;
-  return helper ? runWithSpawner(helper, argv, opts) : runWithNode(argv, opts);
+  const start = (o: RunOptions) => (helper ? runWithSpawner(helper, argv, o) : runWithNode(argv, o));
+  if (!opts.consoleLog) return start(opts);
+  // Console output goes to a relay that bounds the log (console.ts), never straight into
+  // the file: the command may be the jail's, and so may the daemons it leaves running.
+  // The spawn opens the relay's pipe in the same turn (consoleSink's contract).
+  return consoleSink(opts.consoleLog, opts.consoleLimit).then((sink) => start({ ...opts, consoleLog: sink }));
 }
 
 function runWithSpawner(helper: Spawner, argv: string[], opts: RunOptions): Promise<ExecResult> {

@@ -1,0 +1,149 @@
+// Issue #11 item 11 (console part): a jail's console log is bounded. Its pid 1 output and
+// the exec.* commands' console output go through a host-side relay (jy-log) that keeps the
+// file under the limit with one rotation; the jail holds only a pipe, a symlink planted at
+// the log's name is never followed, and the relay ends with the jail.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createLinuxDriver } from '../../src/platform/linux/index.ts';
+import { consoleRelays, consoleSink, defaultConsoleLimit } from '../../src/platform/linux/console.ts';
+import type { CreateFacts, MountFacts, NetworkFacts } from '../../src/platform/driver.ts';
+import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
+import { makeTestJail, type TestJail } from '../platform/linux/fixture.ts';
+
+const PREFIX = 'jyseccon';
+const driver = createLinuxDriver({ cgroupParent: `jailyard-${PREFIX}` });
+const MiB = 1 << 20;
+
+const size = (p: string) => {
+  try {
+    return statSync(p).size;
+  } catch {
+    return 0;
+  }
+};
+/** The log's text ('' while it is missing). */
+const readLog = (p: string) => {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+const relaysOf = (log: string) => consoleRelays().filter((r) => r.log === log).map((r) => r.pid);
+const pssKiB = (pid: number) => Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1]);
+
+describe('security: a bounded console log', () => {
+  let base: SystemSnapshot;
+  let jail: TestJail;
+  let marker: string;
+  let log: string;
+  let net: NetworkFacts | undefined;
+  let mounts: MountFacts | undefined;
+  let facts: CreateFacts | undefined;
+  const limit = defaultConsoleLimit();
+
+  before(async () => {
+    base = snapshot();
+    jail = makeTestJail(PREFIX);
+    marker = dirname(jail.ctx.path);
+    jail.ctx.stateDir = `${marker}/jails/${jail.ctx.name}`;
+    log = `${jail.ctx.stateDir}/console.log`;
+    // a symlink where the log belongs, to a file the log must never write through
+    mkdirSync(jail.ctx.stateDir, { recursive: true });
+    writeFileSync(`${marker}/victim`, 'untouched\n');
+    symlinkSync(`${marker}/victim`, log);
+    net = await driver.setupNetwork(jail.ctx);
+    mounts = await driver.mount(jail.ctx, jail.plan);
+    facts = await driver.create(jail.ctx, net, { maxProcs: 64 });
+  });
+
+  after(async () => {
+    if (facts) await driver.destroy(jail.ctx, facts, 500).catch(() => {});
+    if (mounts) await driver.unmount(jail.ctx, mounts);
+    if (net) await driver.teardownNetwork(jail.ctx, net);
+    assertNoLeaks(base, marker);
+    jail.cleanup();
+  });
+
+  test('the jail holds a pipe, not the host file; the planted symlink was not followed', () => {
+    const target = readlinkSync(`/proc/${facts!.initPid}/fd/2`);
+    assert.match(target, /^pipe:\[\d+\]$/, `pid 1's stderr: ${target}`);
+    assert.ok(lstatSync(log).isFile(), 'the log is a regular file now');
+    assert.equal(readFileSync(`${marker}/victim`, 'utf8'), 'untouched\n');
+    assert.ok(relaysOf(log).length >= 1, 'a relay writes the log');
+  });
+
+  test('200 MiB written to the console leave at most ~2x the limit on disk, with the newest lines', { timeout: 120_000 }, async () => {
+    // through an exec.* command's console output (exec.consolelog)
+    let t0 = Date.now();
+    const r = await driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', 'yes exec-output-0123456789 | head -c 209715200; echo; echo LAST-FROM-EXEC'], { consoleLog: log });
+    assert.equal(r.code, 0, r.stderr);
+    const execMs = Date.now() - t0;
+    await until('the exec output in the log', () => readLog(log).includes('LAST-FROM-EXEC'));
+    assert.ok(size(log) + size(`${log}.1`) <= 2 * limit + 128 * 1024, `on disk: ${size(log)} + ${size(`${log}.1`)} (limit ${limit})`);
+    // through pid 1's own output, which every process of the jail can reach
+    t0 = Date.now();
+    const p = await driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', 'yes pid1-output-0123456789 | head -c 209715200 > /proc/1/fd/1; echo LAST-FROM-PID1 > /proc/1/fd/1']);
+    assert.equal(p.code, 0, p.stderr);
+    const pid1Ms = Date.now() - t0;
+    await until('the pid 1 output in the log', () => readLog(log).includes('LAST-FROM-PID1'));
+    const total = size(log) + size(`${log}.1`);
+    assert.ok(total <= 2 * limit + 128 * 1024, `on disk: ${total} (limit ${limit})`);
+    assert.ok(lstatSync(`${log}.1`).isFile(), 'one rotation');
+    assert.equal(readFileSync(`${marker}/victim`, 'utf8'), 'untouched\n');
+    const pss = relaysOf(log).map(pssKiB);
+    console.log(`# 200 MiB via exec: ${execMs} ms, via pid 1: ${pid1Ms} ms; on disk ${(total / MiB).toFixed(2)} MiB (limit ${limit / MiB} MiB); relay PSS KiB: ${pss.join(', ')}`);
+  });
+
+  test('the relays are gone once the jail is', { timeout: 30_000 }, async () => {
+    const relays = relaysOf(log);
+    assert.ok(relays.length >= 1);
+    await driver.destroy(jail.ctx, facts!, 500);
+    facts = undefined;
+    await until('the relays to exit', () => relaysOf(log).length === 0, 5000);
+  });
+});
+
+test('security: the relay itself: limit, rotation, a FIFO or hard link at the name, start cost', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'jy-seccon-'));
+  try {
+    const log = `${dir}/console.log`;
+    // a hard link to another file at the log's name: never written through
+    writeFileSync(`${dir}/other`, 'other\n');
+    const { linkSync } = await import('node:fs');
+    linkSync(`${dir}/other`, log);
+    const sink = await consoleSink(log, 64 * 1024);
+    const fd = openSync(sink, 'a');
+    const line = Buffer.from('0123456789abcdef'.repeat(4) + '\n');
+    for (let i = 0; i < (1 * MiB) / line.length; i++) writeSync(fd, line);
+    writeSync(fd, 'NEWEST\n');
+    closeSync(fd);
+    await until('the relay to exit', () => relaysOf(log).length === 0, 5000);
+    assert.equal(readFileSync(`${dir}/other`, 'utf8'), 'other\n', 'the hard-linked file is untouched');
+    assert.ok(size(log) <= 64 * 1024 && size(`${log}.1`) <= 64 * 1024, `${size(log)} ${size(`${log}.1`)}`);
+    assert.match(readFileSync(log, 'utf8'), /NEWEST\n$/);
+    assert.ok(existsSync(`${log}.1`));
+
+    // start cost: relay up, its pipe opened and closed, the relay gone
+    const n = 20;
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) closeSync(openSync(await consoleSink(log), 'a'));
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6 / n;
+    await until('the relays to exit', () => relaysOf(log).length === 0, 5000);
+    console.log(`# relay start (spawn + ready + open): ${ms.toFixed(2)} ms per sink`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
