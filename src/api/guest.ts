@@ -1,13 +1,14 @@
 // The guest view (like Incus' /dev/incus): one unix socket per RUNNING jail, in the jail's
-// guest folder (bind-mounted read-only into the jail at /run/jailyard). A socket answers for
-// its own jail only, so which jail asks is decided by which socket it can reach: nothing in
-// the request can name another jail. It serves the jail's env (never meta) and takes the
-// jail's readiness signal, which the store keeps (a daemon restart does not lose it; a stop
-// or restart of the jail clears it).
+// guest folder, bound read-only at /run/jailyard inside the jail's own mount namespace; on
+// the host it lies in the jail's 0700 state folder, so only the jail and host root reach
+// it. A socket answers for its own jail only, so which jail asks is decided by which socket
+// it can reach: nothing in the request can name another jail. It serves the jail's env
+// (never meta) and takes the jail's readiness signal, which the store keeps (a daemon
+// restart does not lose it; a stop or restart of the jail clears it).
 
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ERROR_CODES, isJailyardError } from '../errors.ts';
 import { readMetaKey } from '../meta/ops.ts';
 import type { Store } from '../store/types.ts';
@@ -101,6 +102,9 @@ export class GuestServer {
 
   async #open(name: string): Promise<void> {
     const dir = this.#opts.dirOf(name);
+    // Parents it has to make are the host's own (no way in for local users); the socket's
+    // folder is 0755 because the jail reaches it through its bind.
+    mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     chmodSync(dir, 0o755);
     const path = join(dir, GUEST_SOCKET);

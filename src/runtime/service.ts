@@ -134,7 +134,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     async create(input: { spec: JailSpec; meta?: MetaOp[]; env?: MetaOp[] }): Promise<JailRecord> {
       const { name, params } = input.spec;
       const { name: _n, meta: _m, env: _e, ...rest } = params;
-      // a key operation writes one line, never a label of its own (issue 11 item 12)
+      // a key operation writes one line, never a label of its own
       checkKeyOps('meta', input.meta, name);
       checkKeyOps('env', input.env, name);
       const nested = parentName(name);
