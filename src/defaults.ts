@@ -13,6 +13,8 @@ export interface Defaults {
     /** Writable dirs made copy-on-write instead of copied (nullfs, basejail). */
     cow?: Record<Platform, string[]>;
     basejail: string;
+    /** Size limit of a skeleton jail's writable part (limits.disk), null: none. */
+    disk?: string | null;
     /** How a thin jail's writable part is seeded (src/skeleton/writable.ts SeedRules). */
     seed?: Record<Platform, { copy?: string[]; structure?: string[]; skip?: string[]; empty?: string[] }>;
     /** What a skeleton takes from a live root (src/skeleton/writable.ts LiveRules). */

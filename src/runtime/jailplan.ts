@@ -185,7 +185,7 @@ export function paramMounts(record: JailRecord, root: string): MountStep[] {
  */
 export function completePlan(_stateDir: string, record: JailRecord, root: string, base?: MountPlan): MountPlan {
   const plan: MountPlan = base
-    ? { root: base.root, mkdirs: [...base.mkdirs], symlinks: [...base.symlinks], mounts: [...base.mounts] }
+    ? { root: base.root, mkdirs: [...base.mkdirs], symlinks: [...base.symlinks], mounts: [...base.mounts], ...(base.disk ? { disk: base.disk } : {}) }
     : { root, mkdirs: [], symlinks: [], mounts: [] };
   plan.mounts.push(...paramMounts(record, root));
   if (paramBool(record.params, 'mount.devfs')) {

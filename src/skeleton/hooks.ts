@@ -4,11 +4,13 @@
 // naming a bare `NAME` keeps mounting the version its /etc came from until it is upgraded
 // (never half on one version and half on another).
 
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import { currentPlatform, loadDefaults, type Defaults, type Platform } from '../defaults.ts';
 import type { SkeletonHooks } from '../runtime/service.ts';
+import { parseSize } from '../runtime/params.ts';
 import type { JailRecord } from '../store/types.ts';
 import type { MountPlan } from './plan.ts';
 import { readLayout } from './layout.ts';
@@ -25,6 +27,8 @@ export interface PinnedSkeleton {
    * never get an overlay over it later, nor the other way round). Absent: none (jails made
    * before copy-on-write existed). */
   cow?: string[];
+  /** limits.disk in bytes when the jail's writable part is an image (fixed at create). */
+  disk?: number;
 }
 
 const jailDir = (stateDir: string, name: string): string => join(stateDir, 'jails', name);
@@ -126,6 +130,15 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
   const root = rootOf(stateDir, record);
   const state = jailDir(stateDir, record.name);
   const rules = seedRulesFor(skel, defaults, platform);
+  const disk = diskLimit(record, defaults);
+  if (disk !== undefined) {
+    if (record.name.includes('.')) throw new JailyardError('JY_ERR_PARAM_VALUE', 'limits.disk is not supported for a nested jail', { jail: record.name, param: 'limits.disk' });
+    // the image holds the whole writable part: no copy-on-write layers outside it
+    lists.cow = [];
+    if (lists.strategy !== 'full' && readdirOr(root).length > 0) {
+      throw new JailyardError('JY_ERR_PATH', `limits.disk needs an empty or missing jail root, ${root} is not`, { jail: record.name, param: 'path' });
+    }
+  }
   switch (lists.strategy) {
     case 'nullfs':
     case 'basejail':
@@ -155,7 +168,62 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
     mkdirSync(join(state, 'rw'), { recursive: true, mode: 0o755 });
     seedWritable(skel.root, join(state, 'rw'), lists.rwmounts, { rules: { copy: lists.rwmounts }, jail: record.name });
   }
-  writePinned(stateDir, record.name, { name: skel.name, version: skel.version, cow: lists.cow });
+  if (disk !== undefined) {
+    // the seeded part goes into the image (mkfs -d), the root stays an empty mount point
+    const layer = lists.strategy === 'overlay' ? undefined : root;
+    makeDiskImage(diskImage(stateDir, record.name), disk, layer, record.name);
+    if (layer) for (const name of readdirSync(layer)) rmSync(join(layer, name), { recursive: true, force: true });
+  }
+  writePinned(stateDir, record.name, { name: skel.name, version: skel.version, cow: lists.cow, ...(disk !== undefined ? { disk } : {}) });
+}
+
+/** The image holding a jail's size-limited writable part. */
+export function diskImage(stateDir: string, jail: string): string {
+  return join(jailDir(stateDir, jail), 'disk.img');
+}
+
+/** Smallest image: ext4 with a 4 MiB journal and room for a seeded /etc. */
+const MIN_DISK = 16 * 1024 * 1024;
+
+/** The jail's limits.disk in bytes (its parameter, else the defaults'), undefined: none. */
+export function diskLimit(record: Pick<JailRecord, 'name' | 'params'>, defaults: Defaults): number | undefined {
+  const v = record.params['limits.disk'] ?? defaults.skeleton.disk ?? undefined;
+  if (v === undefined || v === null || v === '' || v === '0') return undefined;
+  const bytes = parseSize(String(v), { jail: record.name, param: 'limits.disk' });
+  if (bytes < MIN_DISK) throw new JailyardError('JY_ERR_PARAM_VALUE', `limits.disk must be at least 16M (got ${String(v)})`, { jail: record.name, param: 'limits.disk' });
+  return bytes;
+}
+
+function readdirOr(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A sparse file of `bytes` holding an ext4 filesystem with the content of `from` (mkfs -d
+ * copies owners, modes incl. setuid, links and xattrs). No project quotas needed: the
+ * filesystem's size is the limit, and a jail filling it touches no other disk space.
+ */
+function makeDiskImage(image: string, bytes: number, from: string | undefined, jail: string): void {
+  const tmp = `${image}.tmp`;
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    ftruncateSync(fd, bytes);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    execFileSync('mkfs.ext4', ['-q', '-F', '-m', '0', '-J', 'size=4', '-E', 'root_owner=0:0', ...(from ? ['-d', from] : []), tmp], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    const output = (e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e);
+    throw new JailyardError('JY_ERR_MOUNT', `cannot make the disk image of the jail's writable part`, { jail, param: 'limits.disk', step: 'exec.prepare', output });
+  }
+  renameSync(tmp, image);
 }
 
 /** The jail's copy-on-write dirs: as pinned at create (none for older jails). */
@@ -183,6 +251,7 @@ export function planJail(stateDir: string, record: Pick<JailRecord, 'name' | 'pa
     cow: lists.strategy === 'nullfs' || lists.strategy === 'basejail' ? cowLowers(skel, pinnedCow(stateDir, record), seedRulesFor(skel, defaults, platform)) : {},
     platform,
     basejail: lists.basejail,
+    ...(existsSync(diskImage(stateDir, record.name)) ? { disk: diskImage(stateDir, record.name) } : {}),
   });
 }
 
@@ -217,11 +286,13 @@ export async function upgradeJail(
     const root = rootOf(stateDir, record);
     const merge = () =>
       upgradeWritable({ jail: record.name, jailRoot: root, oldSeed: from.seedRoot, newSeed: to.seedRoot, dirs: lists.writable, mounts: cow });
-    if (cow.length === 0) res = merge();
+    const image = diskImage(stateDir, record.name);
+    const disk = existsSync(image) ? { disk: { image, target: root } } : {};
+    if (cow.length === 0 && !disk.disk) res = merge();
     else {
-      if (!views) throw new JailyardError('JY_ERR_PLATFORM', 'upgrading copy-on-write dirs needs the platform driver to mount them', { jail: record.name, param: 'skeleton.cow' });
+      if (!views) throw new JailyardError('JY_ERR_PLATFORM', 'upgrading copy-on-write dirs or a disk image needs the platform driver to mount them', { jail: record.name, param: 'skeleton.cow' });
       const layers = cowSteps(root, jailDir(stateDir, record.name), cowLowers(to, cow, seedRulesFor(to, defaults, platform)));
-      const undo = await views({ root, mkdirs: layers.mkdirs, symlinks: [], mounts: layers.mounts.map((m) => m.step) });
+      const undo = await views({ root, mkdirs: layers.mkdirs, symlinks: [], mounts: layers.mounts.map((m) => m.step), ...disk });
       try {
         res = merge();
       } finally {

@@ -33,4 +33,7 @@ export interface MountPlan {
   mounts: MountStep[];
   /** Why listed entries were not mounted (missing in the skeleton, covered by a symlink, ...). */
   notes?: string[];
+  /** The jail's size-limited writable part (limits.disk): an ext4 image loop-mounted at
+   * `target` (the root, or the overlay strategy's layer folder) before anything else. */
+  disk?: { image: string; target: string };
 }

@@ -42,6 +42,8 @@ export interface PlanInput {
   platform: Platform;
   /** Where the basejail strategy mounts the skeleton (default "/basejail"). */
   basejail?: string;
+  /** The image holding the jail's size-limited writable part (limits.disk), if it has one. */
+  disk?: string;
 }
 
 const depth = (rel: string): number => splitRel(rel).length;
@@ -230,6 +232,11 @@ export function planMounts(input: PlanInput): MountPlan {
       rwBinds();
       break;
     }
+  }
+  if (input.disk !== undefined) {
+    if (!posix.isAbsolute(input.disk)) throw new JailyardError('JY_ERR_PATH', `"${input.disk}" is not an absolute path`, { jail, param: 'limits.disk' });
+    // the writable part: the root itself, or the overlay's upper and work dirs
+    plan.disk = { image: input.disk, target: input.strategy === 'overlay' ? posix.join(state, 'overlay') : root };
   }
   // parents before children, whatever order the lists had
   skeletonMounts.sort((a, b) => depth(a.rel) - depth(b.rel));

@@ -86,6 +86,7 @@ async function mountIn(ctx: JailContext, plan: MountPlan, view: MountView, facts
       facts.created.push(...made);
       // directories on the way to a jail's path are jailyard's, not the local users'
       for (const d of made) if (d !== root) chmodSync(view.fs(d), 0o700);
+      if (plan.disk) await mountDisk(plan.disk, facts, view);
       batch.add([...honourSuid(ops.bind(root, root, false, false, HOST_MOUNT_FLAGS)), ...ops.private(root)]);
     }
     for (const dir of plan.mkdirs) {
@@ -158,6 +159,32 @@ async function mountStep(ctx: JailContext, root: string, step: MountStep, facts:
       batch.add(devfsOps(target));
       return;
   }
+}
+
+/**
+ * The jail's size-limited writable part: its ext4 image, loop-mounted (mount(8) sets up the
+ * loop device with autoclear, so the unmount frees it). A loop device a crash left on the
+ * image is detached first, so a start after a crash finds the image free.
+ */
+async function mountDisk(disk: { image: string; target: string }, facts: MountFacts, view: MountView): Promise<void> {
+  const stale = await run(view.argv(['losetup', '-j', disk.image]));
+  for (const line of stale.stdout.split('\n')) {
+    const dev = /^(\/dev\/loop\d+):/.exec(line)?.[1];
+    if (!dev) continue;
+    // mounted twice through two loop devices, ext4 would be corrupted: refuse instead
+    if (loopMounted(view.mountinfo, dev)) throw new MountError(`the disk image ${disk.image} is still mounted (${dev}); run jailyard reconcile`, '');
+    await run(view.argv(['losetup', '-d', dev]));
+  }
+  facts.created.push(...mkdirTracked(disk.target, view.fs));
+  await mountCmd(['-t', 'ext4', '-o', ['loop', ...HOST_WORDS, 'noatime'].join(','), disk.image, disk.target], `the disk image on ${disk.target}`, view);
+  facts.mounted.push(disk.target);
+}
+
+/** Whether a mount in `mountinfo` (a /proc/PID/mountinfo path) has `dev` as its source. */
+function loopMounted(mountinfo: string, dev: string): boolean {
+  return readFileSync(mountinfo, 'utf8')
+    .split('\n')
+    .some((l) => l.split(' - ')[1]?.split(' ')[1] === dev);
 }
 
 /** HOST_MOUNT_FLAGS as mount(8) words, last so that no option of the user's turns them off. */
