@@ -33,8 +33,8 @@ interface Running {
   facts?: CreateFacts;
 }
 
-async function startJail(addr4: string, addr6: string): Promise<Running> {
-  const jail = makeTestJail(PREFIX, { 'ip4.addr': [`${addr4}/24`], 'ip6.addr': [`${addr6}/64`] });
+async function startJail(addr4: string, addr6: string, extra: Record<string, string> = {}): Promise<Running> {
+  const jail = makeTestJail(PREFIX, { 'ip4.addr': [`${addr4}/24`], 'ip6.addr': [`${addr6}/64`], ...extra });
   const marker = dirname(jail.ctx.path);
   // the state folder inside the fixture's temp folder: the leak check sees only our objects
   jail.ctx.stateDir = `${marker}/jails/${jail.ctx.name}`;
@@ -142,7 +142,8 @@ describe('security: no spoofing on the bridge', () => {
   before(async () => {
     base = snapshot();
     a = await startJail(A4, A6);
-    b = await startJail(B4, B6);
+    // B may open raw sockets (CAP_NET_RAW): its root forges from inside as well
+    b = await startJail(B4, B6, { 'allow.raw_sockets': 'true' });
   });
 
   after(async () => {
@@ -150,7 +151,7 @@ describe('security: no spoofing on the bridge', () => {
     for (const r of [a, b]) if (r) assertNoLeaks(base, r.marker);
     const rules = (() => {
       try {
-        return execFileSync('nft', ['list', 'table', 'bridge', 'jailyard'], { encoding: 'utf8' });
+        return execFileSync('nft', ['list', 'table', 'bridge', 'jailyard'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
       } catch {
         return '';
       }
@@ -187,7 +188,10 @@ describe('security: no spoofing on the bridge', () => {
     await sleep(200);
     assert.equal(neighMac(A4), aMac, "the host learnt A's MAC");
     await sleep(1200); // past the neighbour entry's locktime (1 s): a reply now would count
-    // B claims A's address with its own MAC, then with A's MAC as the frame's source
+    // B claims A's address with its own MAC, then with A's MAC as the frame's source: from
+    // inside the jail (raw sockets allowed) and from its netns with the host's tools
+    const inside = await driver.runInJail(b.jail.ctx, b.facts!, ['/usr/bin/python3', '-c', FORGE, 'arp', bMac, A4, bridgeMac(), GW4, aMac]);
+    assert.equal(inside.code, 0, `forging from inside the jail with allow.raw_sockets: ${inside.stderr}`);
     inNetns(b, FORGE, 'arp', bMac, A4, bridgeMac(), GW4, bMac);
     inNetns(b, FORGE, 'arp', bMac, A4, bridgeMac(), GW4, aMac);
     // sampled at once and for a while: the host's own probes may repair a poisoned entry
@@ -221,4 +225,30 @@ describe('security: no spoofing on the bridge', () => {
       assert.ok(l.got.some((g) => g.endsWith(' honest')), `IPv${family}: B's honest datagram arrived: ${l.got.join(', ')}`);
     }
   });
+});
+
+test("security: reconcile removes a port's bridge filter rules that a crash left without the veth", { timeout: 30_000 }, async () => {
+  const { spoofRules } = await import('../../src/platform/linux/addresses.ts');
+  const { stateTag } = await import('../../src/platform/linux/paths.ts');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const state = mkdtempSync(`${tmpdir()}/jy-secnet-`);
+  const veth = `jyh${stateTag(`${state}/jails/x`)}99998`;
+  const rulesOf = () => {
+    try {
+      return execFileSync('nft', ['list', 'chain', 'bridge', 'jailyard', 'antispoof'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      return '';
+    }
+  };
+  try {
+    execFileSync('nft', ['-f', '-'], { input: spoofRules(veth, '02:00:00:00:99:98', [{ address: '198.51.100.218', family: 4 }]).join('\n') + '\n' });
+    assert.ok(rulesOf().includes(`"${veth}"`));
+    const found = await driver.scanLeftovers();
+    assert.ok(found.links.includes(veth), `reported as a leftover link: ${found.links.join(' ')}`);
+    await driver.removeLeftover('links', veth);
+    assert.ok(!rulesOf().includes(`"${veth}"`), 'its rules are gone');
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
 });
