@@ -96,3 +96,21 @@ test('a jailed root that swaps /.jailyard for its own programs gains no capabili
   assert.equal(r.code, 0, r.stderr);
   assertNoLeaks(baseline, state);
 });
+
+test('CAP_NET_RAW only with allow.raw_sockets, for pid 1 and for every exec (one jailSecurity for jy-stage and jy-enter)', { timeout: 120_000 }, async () => {
+  const bit13 = (status: string) => (BigInt(`0x${/CapBnd:\s+([0-9a-f]+)/.exec(status)![1]}`) >> 13n) & 1n;
+  for (const [name, extra, want] of [
+    ['caps3', [], 0n],
+    ['caps4', ['allow.raw_sockets'], 1n],
+  ] as const) {
+    let r = await jy('create', name, 'skeleton=host', 'persist', 'meta.test=caps', ...extra);
+    assert.equal(r.code, 0, r.stderr);
+    r = await jy('start', name);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(bit13(jyBin('exec', name, 'cat', '/proc/1/status')), want, `${name}: pid 1`);
+    assert.equal(bit13(jyBin('exec', name, 'cat', '/proc/self/status')), want, `${name}: exec`);
+    r = await jy('remove', name);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  assertNoLeaks(baseline, state);
+});
