@@ -170,6 +170,7 @@ int main(void) {
 	out("mount", mount("none", "/tmp", "tmpfs", 0, NULL));
 	out("umount", umount2("/proc/sys", MNT_DETACH));
 	out("open_tree", syscall(SYS_open_tree, AT_FDCWD, "/", 0));
+	out("open_tree_attr", syscall(467, AT_FDCWD, "/", 0, NULL, 0));
 	out("setns", setns(0, 0));
 	out("bpf", syscall(SYS_bpf, 0, NULL, 0));
 	out("perf_event_open", syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0));
