@@ -7,10 +7,11 @@
  * It closes every descriptor above 2 it inherited, leaves its caller's session, joins the
  * cgroups DIR (writing "0" to DIR/cgroup.procs), then the ipc, uts, net, pid and mount
  * namespaces of PID (the jail's pid 1), takes PID's root and working directory, and forks (a
- * pid namespace applies to children only). The child starts a session of its own (it never
- * has the caller's terminal as controlling terminal, so TIOCSTI cannot type into it),
- * closes every descriptor above 2, blanks its argument area (no host path or pid shows in
- * the jail's /proc), installs the jail's seccomp filter (ALLOW: native/jy-seccomp.h), drops
+ * pid namespace applies to children only). Before that fork it blanks its argument area: the
+ * child is in the jail's pid namespace, and its /proc/PID/cmdline must name no host path,
+ * cgroup or pid. The child starts a session of its own (it never has the caller's terminal
+ * as controlling terminal, so TIOCSTI cannot type into it), closes every descriptor above 2,
+ * installs the jail's seccomp filter (ALLOW: native/jy-seccomp.h), drops
  * every capability not in KEEP (comma-separated numbers) from its bounding set and executes
  * PROGRAM, looked up in PATH inside the jail. Nothing of the jail's tree runs before that
  * drop: the jail owns its tree, so any program there (or a library it preloads) may be the
@@ -285,7 +286,22 @@ int main(int argc, char **argv) {
 		fprintf(stderr, "usage: jy-enter [--cgroup DIR]... --target PID [--expect-pidns INODE] --keep-caps KEEP [--seccomp ALLOW] [--pty] -- PROGRAM [ARGS...]\n");
 		return 125;
 	}
-	char **program = &argv[i + 1];
+	/* Every argument used later is copied out, then the argument area (host paths of the
+	 * cgroups, the host pid of the jail's pid 1) is blanked before the fork: the child is in
+	 * the jail's pid namespace from its first instruction, and /proc/PID/cmdline reads just
+	 * "jy-enter" there (and on the host). */
+	int nprog = argc - (i + 1);
+	char **program = calloc((size_t)nprog + 1, sizeof *program);
+	if (!program || !(allow = strdup(allow))) die("calloc");
+	for (int k = 0; k < nprog; k++)
+		if (!(program[k] = strdup(argv[i + 1 + k]))) die("strdup");
+	for (int k = 0; k < ncg; k++)
+		if (!(cgroups[k] = strdup(cgroups[k]))) die("strdup");
+	char *area = argv[0], *area_end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
+	memset(area, 0, (size_t)(area_end - area));
+	strcpy(area, "jy-enter");
+	/* the kernel reads cmdline up to arg_end: shorten it so no trail of NULs shows */
+	prctl(PR_SET_MM, PR_SET_MM_ARG_END, (unsigned long)(area + sizeof "jy-enter"), 0, 0);
 
 	for (int n = 0; n < ncg; n++) join_cgroup(cgroups[n]);
 
@@ -405,24 +421,10 @@ int main(int argc, char **argv) {
 		for (int k = 0; k < 3; k++)
 			if (child_fd[k] >= 0 && dup2(child_fd[k], k) < 0) die("dup2");
 		close_above_stdio();
-		/* the program's argv is copied out, then the argument area (host paths of the
-		 * cgroups, the host pid of the jail's pid 1) is blanked: /proc/PID/cmdline of this
-		 * process, visible in the jail until the exec, reads just "jy-enter" */
-		int nprog = argc - (i + 1);
-		char **prog = calloc((size_t)nprog + 1, sizeof *prog);
-		if (!prog) die("calloc");
-		for (int k = 0; k < nprog; k++)
-			if (!(prog[k] = strdup(program[k]))) die("strdup");
-		char *allow_copy = strdup(allow);
-		if (!allow_copy) die("strdup");
-		char *start = argv[0], *end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
-		memset(start, 0, (size_t)(end - start));
-		strcpy(start, "jy-enter");
-		prctl(PR_SET_MM, PR_SET_MM_ARG_END, (unsigned long)(start + sizeof "jy-enter"), 0, 0);
-		install_seccomp(allow_copy);
+		install_seccomp(allow);
 		drop_capabilities(keep);
-		execvp(prog[0], prog);
-		die("cannot run %s", prog[0]);
+		execvp(program[0], program);
+		die("cannot run %s", program[0]);
 	}
 	for (int k = 0; k < 3; k++)
 		if (child_fd[k] >= 0 && (k == 0 || child_fd[k] != child_fd[k - 1])) close(child_fd[k]);
