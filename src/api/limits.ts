@@ -64,13 +64,6 @@ export function serverOptions(limits: ApiLimits): ServerOptions {
   };
 }
 
-/** Applies the timeouts to a server made elsewhere (fastify sets its own on its server). */
-export function applyTimeouts(server: Server, limits: ApiLimits): void {
-  server.headersTimeout = limits.headersTimeoutMs;
-  server.requestTimeout = limits.requestTimeoutMs;
-  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
-}
-
 export interface CapOptions {
   /** Connections at once on this server. */
   max: number;
@@ -80,38 +73,28 @@ export interface CapOptions {
   /** When the server is full: a connection that may be closed to make room (the oldest
    * unauthenticated one), else the new connection is refused. */
   evictable?: (socket: Socket) => boolean;
-  /** Told about every refused or evicted connection. */
-  onRefuse?: (socket: Socket, why: 'server' | 'client' | 'evicted') => void;
-}
-
-export interface ConnectionCap {
-  /** Open connections now. */
-  readonly size: number;
 }
 
 /**
  * Caps a server's open connections. A refused connection is destroyed at once (it costs its
  * descriptor for no longer than the accept). Must be called before the server listens.
  */
-export function capConnections(server: Server, opts: CapOptions): ConnectionCap {
+export function capConnections(server: Server, opts: CapOptions): void {
   // open connections in insertion order (= age, for eviction), each with its own release
   const open = new Map<Socket, () => void>();
   const perKey = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
     const key = opts.keyOf?.(socket);
     if (opts.perClient !== undefined && key !== undefined && (perKey.get(key) ?? 0) >= opts.perClient) {
-      opts.onRefuse?.(socket, 'client');
       socket.destroy();
       return;
     }
     if (open.size >= opts.max) {
       const victim = opts.evictable ? [...open.keys()].find((s) => opts.evictable!(s)) : undefined;
       if (!victim) {
-        opts.onRefuse?.(socket, 'server');
         socket.destroy();
         return;
       }
-      opts.onRefuse?.(victim, 'evicted');
       open.get(victim)!();
       victim.destroy();
     }
@@ -125,11 +108,6 @@ export function capConnections(server: Server, opts: CapOptions): ConnectionCap 
     open.set(socket, release);
     socket.once('close', release);
   });
-  return {
-    get size() {
-      return open.size;
-    },
-  };
 }
 
 function plainReply(res: ServerResponse, status: number, text: string): void {
