@@ -8,9 +8,23 @@
 //   await h.close();                                      // remove every jail, assertNoLeaks, rm
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync, rmdirSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { cliFor, type CliResult } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 import { stateTag } from '../../src/platform/linux/paths.ts';
@@ -222,6 +236,18 @@ export class SecurityHost {
     return runJailyard(this.state, args, opts);
   }
 
+  /** The jail's runtime facts (host pid of its pid 1, cgroups) from the store. */
+  facts(jail: string): { initPid: number; cgroups: string[] } {
+    const store = openStore(this.state);
+    try {
+      const j = store.requireJail(jail);
+      assert.ok(j.runtime?.create, `${jail} is ${j.state}, not running`);
+      return { initPid: j.runtime.create.initPid, cgroups: j.runtime.create.cgroups };
+    } finally {
+      store.close();
+    }
+  }
+
   /** Asserts the jail still runs programs (the attack did not break it). */
   async assertAlive(jail: string): Promise<void> {
     const r = await this.exec(jail, ['/bin/echo', 'alive']);
@@ -320,4 +346,65 @@ export function forceCleanup(state: string, tag: string): void {
 export function securityAddr(n: number): string {
   assert.ok(n >= 0 && n < 20, 'the security tests own 198.51.100.220-239 only');
   return `198.51.100.${220 + n}/24`;
+}
+
+/** Programs a small root (miniRoot) carries: what the attacks and jailyard's exec need. */
+const MINI_PROGRAMS = [
+  'sh', 'dash', 'bash', 'python3', 'mount', 'umount', 'unshare', 'mknod', 'keyctl', 'setcap', 'setpriv', 'awk', 'grep',
+  'sed', 'cat', 'ls', 'md5sum', 'wc', 'head', 'sort', 'touch', 'mkdir', 'rm', 'ln', 'chmod', 'chown', 'cp', 'mv',
+  'sleep', 'id', 'dirname', 'env', 'echo', 'tr', 'kill', 'true', 'false', 'rmdir', 'readlink', 'stat', 'ps', 'timeout',
+  'nproc', 'uname', 'hostname', 'find', 'xargs', 'dd', 'tail', 'printf', 'test', '[', 'seq', 'nsenter', 'capsh',
+];
+
+/**
+ * A small root tree at `dir` (about 60 MB): the programs above with the libraries they load,
+ * python3's standard library, an /etc with root and nobody (passwords locked) and the same
+ * layout as Debian (bin -> usr/bin ...). The `full` strategy copies its whole skeleton into
+ * every jail; a skeleton of the host's own root would copy gigabytes.
+ * `extra` files of the host are copied too, at the same path.
+ */
+export function miniRoot(dir: string, extra: string[] = []): string {
+  const which = (p: string): string | undefined => {
+    for (const d of ['/usr/bin', '/usr/sbin', '/bin', '/sbin']) if (existsSync(`${d}/${p}`)) return `${d}/${p}`;
+    return undefined;
+  };
+  // /lib/x and /lib64/x are usr/lib/x and usr/lib64/x here (Debian's merged /usr)
+  const inTree = (p: string) => p.replace(/^\/(bin|sbin|lib|lib64)\//, '/usr/$1/');
+  const files = new Set<string>();
+  for (const p of MINI_PROGRAMS) {
+    const at = which(p);
+    if (at) files.add(at);
+  }
+  for (const d of ['/usr/lib/python3.11/lib-dynload']) {
+    if (existsSync(d)) for (const f of readdirSync(d)) files.add(`${d}/${f}`);
+  }
+  const libs = new Set<string>(['/lib64/ld-linux-x86-64.so.2']);
+  for (const f of files) {
+    let out = '';
+    try {
+      out = execFileSync('ldd', [f], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      continue; // static or a script
+    }
+    for (const m of out.matchAll(/(\/[^\s]+\.so[^\s]*)/g)) libs.add(m[1]!);
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  for (const d of ['usr/bin', 'usr/sbin', 'usr/lib', 'usr/lib64', 'usr/share', 'etc', 'root', 'tmp', 'var', 'run', 'home', 'dev', 'proc']) {
+    mkdirSync(join(dir, d), { recursive: true, mode: d === 'tmp' ? 0o1777 : 0o755 });
+  }
+  for (const l of ['bin', 'sbin', 'lib', 'lib64']) symlinkSync(`usr/${l}`, join(dir, l));
+  const copy = (from: string, to: string) => {
+    mkdirSync(dirname(to), { recursive: true });
+    copyFileSync(from, to);
+    chmodSync(to, statSync(from).mode & 0o7777);
+  };
+  for (const f of [...files, ...libs, ...extra]) copy(f, join(dir, inTree(realpathSync(dirname(f)) + '/' + f.split('/').pop())));
+  // /usr/lib64/ld-linux-x86-64.so.2 is where every program's interpreter is looked up
+  execFileSync('cp', ['-a', '--no-preserve=ownership', '/usr/lib/python3.11', join(dir, 'usr/lib/')]);
+  rmSync(join(dir, 'usr/lib/python3.11/test'), { recursive: true, force: true });
+  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
+  writeFileSync(join(dir, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+  writeFileSync(join(dir, 'etc/shadow'), 'root:!*:20000::::::\nnobody:!*:20000::::::\n', { mode: 0o640 });
+  writeFileSync(join(dir, 'etc/hosts'), '127.0.0.1 localhost\n');
+  return dir;
 }
