@@ -102,29 +102,42 @@ function ipv6Hex(address: string): string {
   return `0x${addressBits(address).bits.toString(16).padStart(32, '0')}`;
 }
 
-/** The nft table, chain and comment that hold the bridge's anti-spoofing rules. */
+/** jailyard's nft table (bridge family): a base chain that sends each jail port's frames,
+ * by its veth name (a verdict map), to that port's own chain. */
 export const SPOOF_TABLE = 'jailyard';
-export const SPOOF_CHAIN = 'antispoof';
+export const SPOOF_MAP = 'ports';
+export const portChain = (veth: string) => `port-${veth}`;
+
+function checkPortName(veth: string): void {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(veth)) throw new JailyardError('JY_ERR_INTERNAL', `bad veth name ${veth} for the bridge filter`, { step: 'addresses' });
+}
 
 /**
- * The nft commands that make the bridge accept from a jail's port (its host veth) only
- * frames with the jail's own MAC, IPv4 and IPv6 source addresses (its link-local one, and
- * the unspecified address for duplicate address detection and MLD only), ARP only for its
- * own MAC and IPv4 addresses, neighbour advertisements only for its own IPv6 addresses,
- * and no other ethertype (no VLAN tags). Every rule carries the veth's name as its
- * comment, which is how teardown and reconcile find them. Inbound traffic is not touched.
+ * The nft commands (one transaction) that make the bridge accept from a jail's port (its
+ * host veth) only frames with the jail's own MAC, IPv4 and IPv6 source addresses (its
+ * link-local one, and the unspecified address for duplicate address detection and MLD
+ * only), ARP only for its own MAC and IPv4 addresses, neighbour advertisements only for its
+ * own IPv6 addresses, and no other ethertype (no VLAN tags). Inbound traffic is not
+ * touched. Repeating them is harmless (the table, map and base chain are shared by all
+ * jails; the base chain's one rule is rewritten, the port's chain refilled).
  */
 export function spoofRules(veth: string, mac: string, addresses: Pick<JailAddress, 'address' | 'family'>[]): string[] {
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(veth) || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac)) {
-    throw new JailyardError('JY_ERR_INTERNAL', `bad veth ${veth} or MAC ${mac} for the bridge filter`, { step: 'addresses' });
-  }
+  checkPortName(veth);
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac)) throw new JailyardError('JY_ERR_INTERNAL', `bad MAC ${mac} for the bridge filter`, { step: 'addresses' });
   const v4 = addresses.filter((a) => a.family === 4).map((a) => a.address);
   const own6 = [...addresses.filter((a) => a.family === 6).map((a) => a.address), eui64LinkLocal(mac)];
-  const rule = (text: string) => `add rule bridge ${SPOOF_TABLE} ${SPOOF_CHAIN} iifname "${veth}" ${text} comment "${veth}"`;
+  const t = `bridge ${SPOOF_TABLE}`;
+  const chain = portChain(veth);
+  const rule = (text: string) => `add rule ${t} ${chain} ${text}`;
   const set = (list: string[]) => `{ ${list.join(', ')} }`;
   return [
-    `add table bridge ${SPOOF_TABLE}`,
-    `add chain bridge ${SPOOF_TABLE} ${SPOOF_CHAIN} { type filter hook prerouting priority -200; policy accept; }`,
+    `add table ${t}`,
+    `add map ${t} ${SPOOF_MAP} { type ifname : verdict; }`,
+    `add chain ${t} antispoof { type filter hook prerouting priority -200; policy accept; }`,
+    `flush chain ${t} antispoof`,
+    `add rule ${t} antispoof iifname vmap @${SPOOF_MAP}`,
+    `add chain ${t} ${chain}`,
+    `flush chain ${t} ${chain}`,
     rule(`ether saddr != ${mac} drop`),
     rule(`ether type != { ip, ip6, arp } drop`),
     rule(`ether type arp arp saddr ether != ${mac} drop`),
@@ -135,5 +148,15 @@ export function spoofRules(veth: string, mac: string, addresses: Pick<JailAddres
     rule('ether type ip6 ip6 saddr :: icmpv6 type != { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } drop'),
     // the target address of a neighbour advertisement (ICMPv6 bytes 8-23)
     rule(`ether type ip6 icmpv6 type nd-neighbor-advert @th,64,128 != ${set(own6.map(ipv6Hex))} drop`),
+    `add element ${t} ${SPOOF_MAP} { "${veth}" : jump ${chain} }`,
+  ];
+}
+
+/** The nft commands that remove a port's filter (fail when part of it is gone already). */
+export function spoofRemoval(veth: string, has: { element: boolean; chain: boolean } = { element: true, chain: true }): string[] {
+  checkPortName(veth);
+  return [
+    ...(has.element ? [`delete element bridge ${SPOOF_TABLE} ${SPOOF_MAP} { "${veth}" }`] : []),
+    ...(has.chain ? [`delete chain bridge ${SPOOF_TABLE} ${portChain(veth)}`] : []),
   ];
 }

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFile
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, NetworkFacts } from '../driver.ts';
 import { randomBytes } from 'node:crypto';
-import { addressBits, jailAddresses, inNetwork, networksOverlap, randomMac, sameAddress, spoofRules, SPOOF_CHAIN, SPOOF_TABLE, type JailAddress } from './addresses.ts';
+import { addressBits, jailAddresses, inNetwork, networksOverlap, randomMac, sameAddress, spoofRemoval, spoofRules, SPOOF_MAP, SPOOF_TABLE, type JailAddress } from './addresses.ts';
 import { run, outputOf, waitFor } from './proc.ts';
 
 export interface NetworkConfig {
@@ -306,8 +306,9 @@ export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
     if (nsExists) lines.push(`netns del ${facts.netns}`);
     if (facts.netns) releaseClaims(facts.netns);
     if (facts.bridge && bridgePorts(facts.bridge)?.every((p) => p === facts.veth?.host)) lines.push(`link del ${facts.bridge}`);
-    const veths = [...(facts.veth ? [facts.veth.host] : []), ...(facts.netns ? vethsOfNetns(facts.netns) : [])];
-    await removeSpoofFilter(veths);
+    // the port's name when known; for a netns alone (reconcile) both names it may have had
+    const veths = facts.veth ? [facts.veth.host] : facts.netns ? vethsOfNetns(facts.netns) : [];
+    await removeSpoofFilter(veths, lines.includes(`link del ${facts.bridge}`));
     if (lines.length) {
       const r = await ipBatch(lines, undefined, true);
       if (r.code !== 0 && facts.netns && existsSync(`/run/netns/${facts.netns}`)) {
@@ -317,61 +318,68 @@ export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
   });
 }
 
-/** Runs nft with a batch of commands on stdin (one transaction: all or nothing). */
+/** Runs nft with a batch of commands (one transaction: all or nothing). */
 async function nftBatch(lines: string[]): Promise<{ code: number; stderr: string }> {
   try {
-    return await run(['nft', '-f', '-'], { input: lines.join('\n') + '\n' });
+    // one argument holding every command: through jy-spawner, no stdin needed
+    return await run(['nft', lines.join('\n')]);
   } catch (e) {
     return { code: 127, stderr: `nft: ${(e as Error).message} (install nftables)` };
   }
 }
 
-/** Adds the anti-spoofing rules of one jail port (see spoofRules); under the network lock. */
+/** Adds the anti-spoofing filter of one jail port (see spoofRules); under the network lock. */
 function addSpoofFilter(veth: string, mac: string, addresses: JailAddress[]): Promise<{ code: number; stderr: string }> {
   return nftBatch(spoofRules(veth, mac, addresses));
 }
 
-interface NftRule {
-  handle: number;
-  comment?: string;
-}
-
-/** The rules of jailyard's bridge filter chain (none when there is no table). */
-async function spoofFilterRules(): Promise<NftRule[] | undefined> {
+/** What jailyard's bridge filter holds: the ports in the verdict map and the port chains. */
+async function spoofFilterState(): Promise<{ elements: string[]; chains: string[] } | undefined> {
   let r;
   try {
-    r = await run(['nft', '-j', 'list', 'chain', 'bridge', SPOOF_TABLE, SPOOF_CHAIN]);
+    r = await run(['nft', '-j', 'list', 'table', 'bridge', SPOOF_TABLE]);
   } catch {
     return undefined;
   }
   if (r.code !== 0) return undefined;
   try {
-    const items = (JSON.parse(r.stdout) as { nftables: { rule?: NftRule }[] }).nftables;
-    return items.flatMap((i) => (i.rule ? [i.rule] : []));
+    type Item = { map?: { name: string; elem?: [string, unknown][] }; chain?: { name: string } };
+    const items = (JSON.parse(r.stdout) as { nftables: Item[] }).nftables;
+    const elements = items.flatMap((i) => (i.map?.name === SPOOF_MAP ? (i.map.elem ?? []).map((e) => String(e[0])) : []));
+    const chains = items.flatMap((i) => (i.chain?.name.startsWith('port-') ? [i.chain.name.slice('port-'.length)] : []));
+    return { elements, chains };
   } catch {
     return undefined;
   }
 }
 
 /**
- * Removes the rules of these ports (by their comment); the table goes too once no jail
- * port has rules left. Tolerates rules, chain and table being gone already.
+ * Removes these ports' filters (one nft call when they are whole; else whatever of them is
+ * left). With `lastOnBridge` the table goes too once no port is left in it.
  */
-async function removeSpoofFilter(veths: string[]): Promise<void> {
-  const rules = await spoofFilterRules();
-  if (!rules) return;
-  const mine = rules.filter((r) => r.comment !== undefined && veths.includes(r.comment));
-  if (!mine.length && rules.length) return;
-  const lines = mine.length === rules.length
-    ? [`delete table bridge ${SPOOF_TABLE}`]
-    : mine.map((r) => `delete rule bridge ${SPOOF_TABLE} ${SPOOF_CHAIN} handle ${r.handle}`);
-  const r = await nftBatch(lines);
+async function removeSpoofFilter(veths: string[], lastOnBridge: boolean): Promise<void> {
+  if (!veths.length) return;
+  let r = { code: 1, stderr: '' };
+  // the usual case: the first name is the port, whole
+  if (!lastOnBridge) r = await nftBatch(spoofRemoval(veths[0]!));
+  if (r.code === 0 && veths.length === 1) return;
+  const state = await spoofFilterState();
+  if (!state) return;
+  const lines = veths.flatMap((v) => {
+    const has = { element: state.elements.includes(v), chain: state.chains.includes(v) };
+    return has.element || has.chain ? spoofRemoval(v, has) : [];
+  });
+  const others = new Set([...state.elements, ...state.chains].filter((p) => !veths.includes(p)));
+  if (lastOnBridge && others.size === 0) lines.splice(0, lines.length, `delete table bridge ${SPOOF_TABLE}`);
+  if (!lines.length) return;
+  r = await nftBatch(lines);
   if (r.code !== 0) {
     throw new JailyardError('JY_ERR_PLATFORM', `cannot remove the bridge filter of ${veths.join(', ')}`, { step: 'addresses', output: r.stderr.trim() });
   }
 }
 
-/** Jail ports that still have bridge filter rules (reconcile: those of gone veths are leftovers). */
+/** Jail ports that have a bridge filter (reconcile: those of gone veths are leftovers). */
 export async function filteredPorts(): Promise<string[]> {
-  return [...new Set((await spoofFilterRules() ?? []).flatMap((r) => (r.comment ? [r.comment] : [])))];
+  const state = await spoofFilterState();
+  return state ? [...new Set([...state.elements, ...state.chains])] : [];
 }
