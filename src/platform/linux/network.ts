@@ -255,13 +255,19 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
   // The bridge is shared: made by the first jail, deleted by the last (teardownNetwork);
   // the lock keeps a jail from attaching to a bridge that is being deleted.
   const outside = await withHostLock('network', async () => {
-    await ensureBridge(cfg);
-    await checkAddresses(ctx, cfg, wanted);
-    claimAddresses(netns, wanted);
     // The port's filter exists before the port does: no frame of the jail ever crosses the
-    // bridge unfiltered (rules match the veth by name).
-    const filter = await addSpoofFilter(host, mac, wanted);
+    // bridge unfiltered (it matches the veth by name). Made while the addresses are checked.
+    const adding = addSpoofFilter(host, mac, wanted);
+    try {
+      await ensureBridge(cfg);
+      await checkAddresses(ctx, cfg, wanted);
+    } catch (e) {
+      if ((await adding).code === 0) await removeSpoofFilter([host], false).catch(() => {});
+      throw e;
+    }
+    const filter = await adding;
     if (filter.code !== 0) return filter;
+    claimAddresses(netns, wanted);
     // The jail side is created directly inside the netns, so "eth0" never meets the host's.
     return await ipBatch([
       // an address reused right after another jail gave it up would stay unreachable until
@@ -308,12 +314,13 @@ export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
     if (facts.bridge && bridgePorts(facts.bridge)?.every((p) => p === facts.veth?.host)) lines.push(`link del ${facts.bridge}`);
     // the port's name when known; for a netns alone (reconcile) both names it may have had
     const veths = facts.veth ? [facts.veth.host] : facts.netns ? vethsOfNetns(facts.netns) : [];
-    await removeSpoofFilter(veths, lines.includes(`link del ${facts.bridge}`));
-    if (lines.length) {
-      const r = await ipBatch(lines, undefined, true);
-      if (r.code !== 0 && facts.netns && existsSync(`/run/netns/${facts.netns}`)) {
-        throw new JailyardError('JY_ERR_PLATFORM', `cannot remove netns ${facts.netns} / veth ${facts.veth?.host}`, { step: 'addresses', output: outputOf(r.stderr) });
-      }
+    // the jail's processes are gone: its filter and its links go at the same time
+    const [, r] = await Promise.all([
+      removeSpoofFilter(veths, lines.includes(`link del ${facts.bridge}`)),
+      lines.length ? ipBatch(lines, undefined, true) : undefined,
+    ]);
+    if (r && r.code !== 0 && facts.netns && existsSync(`/run/netns/${facts.netns}`)) {
+      throw new JailyardError('JY_ERR_PLATFORM', `cannot remove netns ${facts.netns} / veth ${facts.veth?.host}`, { step: 'addresses', output: outputOf(r.stderr) });
     }
   });
 }
