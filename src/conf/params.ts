@@ -170,6 +170,7 @@ const DEFS: ParamDef[] = [
   def('limits.procs', 'int', JY, 'maximum number of processes', { min: 1 }),
   def('limits.cpu', 'int', JY, 'CPU limit in percent of one core (e.g. 150)', { min: 1 }),
   def('limits.cgroup_parent', 'string', JY, 'the parent cgroup (Linux) of the jail cgroup'),
+  def('limits.consolelog', 'size', JY, "the console log's size before it is renamed to <log>.1 (at least 64K; default: the defaults' console.logMaxBytes, 4M)"),
   def('limits.disk', 'size', JY, "Linux: size limit of a skeleton jail's writable part, fixed at create (e.g. 1G; default: the defaults' skeleton.disk, none)"),
 ];
 
