@@ -10,6 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { startTestDaemon, type TestDaemon } from '../api/helpers.ts';
+import { startDaemon, type Daemon } from '../../src/api/daemon.ts';
+import { PARAMS } from '../../src/conf/params.ts';
+import { createLocalService } from '../../src/runtime/service.ts';
+import { openStore } from '../../src/store/sqlite.ts';
+import type { Store } from '../../src/store/types.ts';
+import type { InjectOptions } from 'fastify';
 import { rawRequest } from './api-helpers.ts';
 
 // ---------------------------------------------------------------- hostile request parts
@@ -172,5 +178,77 @@ describe('every daemon handler survives any request (issue 11 item 4)', () => {
     await Promise.all(reqs.map((req, i) => rawRequest([guest, unix, tcp][i % 3]!, req)));
     await alive();
     assert.deepEqual(logged, []);
+  });
+});
+
+// ---------------------------------------------------------------- bodies at the real service
+
+describe('generated bodies reach the real JailService: 4xx, never 5xx', () => {
+  let dir: string;
+  let store: Store;
+  let daemon: Daemon;
+  const logged: string[] = [];
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'jy-apic-'));
+    store = openStore(dir);
+    daemon = await startDaemon({
+      store,
+      service: createLocalService({ store, stateDir: dir }),
+      socketPath: join(dir, 'jailyard.sock'),
+      logger: { level: 'error', stream: { write: (line: string) => void logged.push(line) } },
+    });
+  });
+  after(async () => {
+    await daemon.close();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // never start: these jails have generated parameters; create, modify and read only
+  const paramName = fc.oneof({ arbitrary: fc.constantFrom(...PARAMS.keys()), weight: 6 }, fc.string({ maxLength: 10 }), fc.constantFrom('__proto__', 'constructor', 'name'));
+  const paramValue = fc.oneof(
+    fc.string({ maxLength: 12 }),
+    fc.constantFrom('', '0', '-1', '1G', '99999999999999999999T', '198.51.100.181/24', '198.51.100.999/24', 'lo0|x', '/', '../..', '/proc', 'true', 'nan'),
+    fc.integer(),
+    fc.double(),
+    fc.boolean(),
+    fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }),
+  );
+  const params = fc.dictionary(paramName, paramValue, { maxKeys: 4 });
+  const metaInput = fc.oneof(
+    fc.string({ maxLength: 20 }),
+    fc.array(fc.oneof(fc.string({ maxLength: 12 }), fc.record({ op: fc.constant('set'), key: fc.string({ maxLength: 6 }), value: fc.string({ maxLength: 6 }) })), { maxLength: 3 }),
+  );
+  const name = fc.oneof(
+    { arbitrary: fc.constantFrom('r1', 'r2', 'r1.c'), weight: 6 },
+    fc.constantFrom('a.b.c', '0', '..', 'x/y', ' ', '-', 'é', 'r1.c.d'),
+    fc.string({ maxLength: 8 }),
+  );
+  // most creates name a path, so they get past "needs a path" into the service
+  const createParams = fc.tuple(params, fc.boolean()).map(([p, withPath]) => (withPath ? { path: join(dir, 'roots', 'p'), ...p } : p));
+  const call = fc.oneof(
+    fc.record({ method: fc.constant('POST' as const), url: fc.constant('/v1/jails'), payload: fc.record({ name, params: createParams, meta: metaInput, env: metaInput }, { requiredKeys: ['name'] }) }),
+    fc.record({
+      method: fc.constant('PATCH' as const),
+      url: name.map((n) => `/v1/jails/${encodeURIComponent(n)}`),
+      payload: fc.record({ params, unset: fc.array(paramName, { maxLength: 2 }), meta: metaInput, env: metaInput }, { requiredKeys: [] }),
+      headers: fc.option(fc.record({ 'if-match': fc.oneof(fc.string({ maxLength: 4 }), fc.nat().map(String)) }), { nil: undefined }),
+    }),
+    fc.record({ method: fc.constant('GET' as const), url: fc.tuple(name, fc.string({ maxLength: 10 })).map(([n, q]) => `/v1/jails/${encodeURIComponent(n)}?fields=${encodeURIComponent(q)}`) }),
+  );
+
+  test('create, modify, read with generated parameters, meta and names', async (t) => {
+    const seen = new Map<number, number>();
+    await fc.assert(
+      fc.asyncProperty(call, async (c) => {
+        const res = await daemon.app.inject(c as InjectOptions);
+        seen.set(res.statusCode, (seen.get(res.statusCode) ?? 0) + 1);
+        assert.ok(res.statusCode < 500, `${res.statusCode} for ${JSON.stringify(c)}: ${res.body}`);
+      }),
+      { numRuns: 400 },
+    );
+    t.diagnostic(`statuses: ${JSON.stringify([...seen].sort())}`);
+    assert.deepEqual(logged, []);
+    assert.ok(store.listJails().every((j) => j.state === 'stopped'));
   });
 });
