@@ -13,8 +13,8 @@
  * first writer opened the pipe), it closes its own write end; once every writer is gone
  * (the jail's processes ended), it writes what is left and exits. It never blocks the
  * writers for long: a reader thread takes everything from the pipe into a buffer at once;
- * when the file cannot keep up (a slow disk) the excess is dropped and counted, and the
- * count written into the log.
+ * when the file cannot keep up (a slow disk) the oldest buffered bytes give way, and the
+ * count of what was dropped is written into the log.
  *
  * The log's directory is opened once (its last component never followed if a symlink);
  * the file is opened with O_NOFOLLOW, and a name that is not a regular file of its own
@@ -65,7 +65,16 @@ static const char *base;
 static char rotated[512], fresh[512];
 static unsigned long long max_bytes = 4ULL << 20;
 
-/* Takes everything from the pipe as it comes; what does not fit in the ring is dropped. */
+/* Copies n bytes into the ring at its end (n <= RING - used). */
+static void ring_put(const char *p, size_t n) {
+	size_t at = (head + used) % RING, first = RING - at < n ? RING - at : n;
+	memcpy(ring + at, p, first);
+	memcpy(ring, p + first, n - first);
+	used += n;
+}
+
+/* Takes everything from the pipe as it comes. When the ring is full the OLDEST bytes in it
+ * give way (counted as dropped): the newest lines always reach the log. */
 static void *reader(void *arg) {
 	(void)arg;
 	static char buf[CHUNK];
@@ -79,10 +88,11 @@ static void *reader(void *arg) {
 			pthread_mutex_unlock(&lock);
 			return NULL;
 		}
-		size_t fit = RING - used < (size_t)n ? RING - used : (size_t)n;
-		for (size_t i = 0; i < fit; i++) ring[(head + used + i) % RING] = buf[i];
-		used += fit;
-		dropped += (size_t)n - fit;
+		size_t over = used + (size_t)n > RING ? used + (size_t)n - RING : 0;
+		head = (head + over) % RING;
+		used -= over;
+		dropped += over;
+		ring_put(buf, (size_t)n);
 		pthread_cond_signal(&more);
 		pthread_mutex_unlock(&lock);
 	}
@@ -217,8 +227,9 @@ int main(int argc, char **argv) {
 	for (;;) {
 		pthread_mutex_lock(&lock);
 		while (!used && !eof) pthread_cond_wait(&more, &lock);
-		size_t n = used < CHUNK ? used : CHUNK;
-		for (size_t k = 0; k < n; k++) chunk[k] = ring[(head + k) % RING];
+		size_t n = used < CHUNK ? used : CHUNK, first = RING - head < n ? RING - head : n;
+		memcpy(chunk, ring + head, first);
+		memcpy(chunk + first, ring, n - first);
 		head = (head + n) % RING;
 		used -= n;
 		unsigned long long lost = dropped - reported + unwritten;

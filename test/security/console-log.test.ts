@@ -107,6 +107,14 @@ describe('security: a bounded console log', () => {
     console.log(`# 200 MiB via exec: ${execMs} ms, via pid 1: ${pid1Ms} ms; on disk ${(total / MiB).toFixed(2)} MiB (limit ${limit / MiB} MiB); relay PSS KiB: ${pss.join(', ')}`);
   });
 
+  test("a failed command's last lines are in the log when its result comes back", { timeout: 30_000 }, async () => {
+    for (let i = 0; i < 5; i++) {
+      const r = await driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', `echo LAST-WORDS-${i}; exit 3`], { consoleLog: log });
+      assert.equal(r.code, 3);
+      assert.ok(readLog(log).includes(`LAST-WORDS-${i}`), `run ${i}`);
+    }
+  });
+
   test('the relays are gone once the jail is', { timeout: 30_000 }, async () => {
     const relays = relaysOf(log);
     assert.ok(relays.length >= 1);
@@ -125,7 +133,7 @@ test('security: the relay itself: limit, rotation, a FIFO or hard link at the na
     const { linkSync } = await import('node:fs');
     linkSync(`${dir}/other`, log);
     const sink = await consoleSink(log, 64 * 1024);
-    const fd = openSync(sink, 'a');
+    const fd = openSync(sink.path, 'a');
     const line = Buffer.from('0123456789abcdef'.repeat(4) + '\n');
     for (let i = 0; i < (1 * MiB) / line.length; i++) writeSync(fd, line);
     writeSync(fd, 'NEWEST\n');
@@ -139,11 +147,29 @@ test('security: the relay itself: limit, rotation, a FIFO or hard link at the na
     // start cost: relay up, its pipe opened and closed, the relay gone
     const n = 20;
     const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) closeSync(openSync(await consoleSink(log), 'a'));
+    for (let i = 0; i < n; i++) closeSync(openSync((await consoleSink(log)).path, 'a'));
     const ms = Number(process.hrtime.bigint() - t0) / 1e6 / n;
     await until('the relays to exit', () => relaysOf(log).length === 0, 5000);
     console.log(`# relay start (spawn + ready + open): ${ms.toFixed(2)} ms per sink`);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('security: reconcile ends a relay whose jail folder is gone', { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'jy-seccon-'));
+  const log = `${dir}/jails/gone/console.log`;
+  mkdirSync(dirname(log), { recursive: true });
+  const sink = await consoleSink(log);
+  const fd = openSync(sink.path, 'a'); // a writer that never goes: the relay would stay
+  try {
+    rmSync(`${dir}/jails`, { recursive: true, force: true });
+    const found = await driver.scanLeftovers();
+    assert.ok(found.pids.includes(sink.pid), `the relay ${sink.pid} is reported: ${found.pids.join(' ')}`);
+    await driver.removeLeftover('pids', sink.pid);
+    await until('the relay to exit', () => relaysOf(log).length === 0, 5000);
+  } finally {
+    closeSync(fd);
     rmSync(dir, { recursive: true, force: true });
   }
 });

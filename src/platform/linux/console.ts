@@ -48,7 +48,7 @@ export function consoleLimitOf(params: Record<string, unknown>, jail?: string): 
  * is there (through the same jy-spawner channel, so after that writer's open), and from
  * then on it lives exactly as long as its writers.
  */
-export async function consoleSink(log: string, maxBytes = defaultConsoleLimit()): Promise<string> {
+export async function consoleSink(log: string, maxBytes = defaultConsoleLimit()): Promise<{ path: string; pid: number }> {
   if (!existsSync(JY_LOG)) {
     throw new JailyardError('JY_ERR_PLATFORM', `missing ${JY_LOG}: run npm install (or bash scripts/build-native.sh)`, { step: 'create' });
   }
@@ -97,7 +97,24 @@ export async function consoleSink(log: string, maxBytes = defaultConsoleLimit())
   }
   // after the caller's open, which follows in this same turn
   setImmediate(release);
-  return `/proc/${pid}/fd/0`;
+  return { path: `/proc/${pid}/fd/0`, pid };
+}
+
+/**
+ * Waits (up to `ms`) for a relay to write everything and exit, which it does at once when
+ * nothing else holds its pipe: a caller that reads the log right after its command failed
+ * then finds the command's last lines. A relay kept by daemons is not waited for longer.
+ */
+export async function consoleDrained(pid: number, ms = 200): Promise<void> {
+  const gone = () => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+    } catch {
+      return true;
+    }
+  };
+  for (const end = Date.now() + ms; !gone() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 2));
 }
 
 /**
@@ -107,7 +124,7 @@ export async function consoleSink(log: string, maxBytes = defaultConsoleLimit())
  */
 export async function stageConsole(log: string, maxBytes?: number): Promise<string> {
   try {
-    return await consoleSink(log, maxBytes);
+    return (await consoleSink(log, maxBytes)).path;
   } catch (e) {
     try {
       appendFileSync(log, `jailyard: ${e instanceof JailyardError ? e.describe() : String(e)}\n`, { flag: 'a' });

@@ -6,7 +6,7 @@ import { openSync, closeSync, readFileSync, readdirSync, readlinkSync } from 'no
 import { StringDecoder } from 'node:string_decoder';
 import type { ExecResult } from '../driver.ts';
 import { spawner, type Output, type Spawner } from './spawner.ts';
-import { consoleSink } from './console.ts';
+import { consoleDrained, consoleSink } from './console.ts';
 
 export interface RunOptions {
   env?: Record<string, string>;
@@ -34,7 +34,12 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<ExecResult> 
   // Console output goes to a relay that bounds the log (console.ts), never straight into
   // the file: the command may be the jail's, and so may the daemons it leaves running.
   // The spawn opens the relay's pipe in the same turn (consoleSink's contract).
-  return consoleSink(opts.consoleLog, opts.consoleLimit).then((sink) => start({ ...opts, consoleLog: sink }));
+  // After a failure the caller reads the log for the command's last words: they are there.
+  return consoleSink(opts.consoleLog, opts.consoleLimit).then(async (sink) => {
+    const result = await start({ ...opts, consoleLog: sink.path });
+    if (result.code !== 0) await consoleDrained(sink.pid);
+    return result;
+  });
 }
 
 function runWithSpawner(helper: Spawner, argv: string[], opts: RunOptions): Promise<ExecResult> {
