@@ -248,6 +248,42 @@ export class SecurityHost {
     }
   }
 
+  /**
+   * `jailyard serve --socket STATE/jailyard.sock` as a child process (the daemon, with a
+   * guest socket per running jail), ready when it says it serves. stop() ends it by its pid.
+   */
+  async serve(extra: string[] = []): Promise<{ pid: number; socket: string; stop: () => Promise<void> }> {
+    const socket = join(this.state, 'jailyard.sock');
+    const child = spawn(process.execPath, [JY_BIN, '--state', this.state, 'serve', '--socket', socket, ...extra], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 30_000);
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        err += d;
+        if (err.includes('serving on')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`serve exited (${code}): ${err}`));
+      });
+    });
+    child.stderr!.resume();
+    const stop = async (): Promise<void> => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await gone;
+      clearTimeout(t);
+    };
+    return { pid: child.pid!, socket, stop };
+  }
+
   /** Asserts the jail still runs programs (the attack did not break it). */
   async assertAlive(jail: string): Promise<void> {
     const r = await this.exec(jail, ['/bin/echo', 'alive']);
