@@ -121,7 +121,8 @@ static void install_seccomp(const char *allow) {
 		for (const char **n = mounts; *n; n++) SECCOMP_DENY(ctx, *n);
 	}
 	if (!seccomp_allows(allow, "settime")) {
-		static const char *times[] = {"settimeofday", "stime", "clock_settime", "clock_settime64", "clock_adjtime", "clock_adjtime64", NULL};
+		static const char *times[] = {"settimeofday", "stime", "clock_settime", "clock_settime64",
+					      "clock_adjtime", "clock_adjtime64", NULL};
 		for (const char **n = times; *n; n++) SECCOMP_DENY(ctx, *n);
 	}
 	if (!seccomp_allows(allow, "read_msgbuf")) SECCOMP_DENY(ctx, "syslog");
@@ -129,7 +130,8 @@ static void install_seccomp(const char *allow) {
 	/* no new namespaces: clone and unshare with any namespace flag (a user namespace would
 	 * give the jail's root every capability over a tree of its own: the kernel's largest
 	 * attack surface) */
-	static const unsigned long nsflags[] = {CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
+	static const unsigned long nsflags[] = {CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER,
+						CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
 	for (size_t k = 0; k < sizeof nsflags / sizeof *nsflags; k++) {
 		struct scmp_arg_cmp flag = SCMP_A0(SCMP_CMP_MASKED_EQ, nsflags[k], nsflags[k]);
 		seccomp_deny(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, &flag);

@@ -4,7 +4,8 @@
  * mount: each of those was a process on every start).
  *
  *   jy-stage [--cgroup DIR]... [--join TYPE FILE]... [--unshare-net] [--proc-ro PATH]...
- *            [--proc-mask PATH]... [--suid TARGET]... [--bind-ro SRC TARGET]... [--seccomp ALLOW]
+ *            [--proc-mask PATH]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]...
+ *            [--seccomp ALLOW]
  *            ROOT HOSTNAME TINI KEEP DEV -- HOLDER...
  *
  *   --cgroup DIR   join the cgroup DIR first (every process of the jail descends from this
@@ -17,6 +18,8 @@
  *   --proc-ro PATH    a path below /proc (/proc/sys, ...) the jail gets read-only
  *   --proc-mask PATH  a path below /proc the jail cannot read: /dev/null bound over a file,
  *                  an empty read-only tmpfs over a directory (paths that do not exist are skipped)
+ *   --ro-fstype TYPE  every mount of TYPE (sysfs, cgroup, ...: the kernel's own state) below
+ *                  ROOT is made read-only, nosuid, nodev, noexec in the jail's own namespace
  *   --suid TARGET  a mount (host path) that is nosuid in the host's view but whose setuid bits
  *                  the jail honours: nosuid is cleared in the jail's own mount namespace only
  *   --bind-ro SRC TARGET  bind the host directory SRC read-only (nosuid, nodev, noexec) at
@@ -39,12 +42,12 @@
  * host path, cgroup or pid.
  *
  * Pid 1 mounts /proc (read-only and masked parts as given, the OCI runtimes' defaults) and
- * /dev, clears nosuid on the --suid mounts, binds tini, sets the hostname, pivot_roots,
- * detaches the old root, makes the --bind-ro binds, joins a fresh session keyring, installs
- * the seccomp filter, drops every capability not in KEEP, prints "ready" on stdout (the
- * driver waits for that line), closes every descriptor above 2 and execs tini, the first
- * program of the jail. Nothing of the jail's own tree runs before the drop. Errors go to
- * stderr (the jail's console log), exit status 111.
+ * /dev, clears nosuid on the --suid mounts, makes the --ro-fstype mounts read-only, binds
+ * tini, sets the hostname, pivot_roots, detaches the old root, makes the --bind-ro binds,
+ * joins a fresh session keyring, installs the seccomp filter, drops every capability not in
+ * KEEP, prints "ready" on stdout (the driver waits for that line), closes every descriptor
+ * above 2 and execs tini, the first program of the jail. Nothing of the jail's own tree runs
+ * before the drop. Errors go to stderr (the jail's console log), exit status 111.
  */
 #define _GNU_SOURCE
 #define DIE_PREFIX "jailyard stage"
@@ -144,7 +147,8 @@ static int ns_type(const char *name) {
 static int proc_path_ok(const char *p) {
 	if (strncmp(p, "/proc/", 6) != 0 || p[6] == '\0') return 0;
 	for (const char *c = p + 5; c && *c; c = strchr(c + 1, '/')) {
-		if (!strncmp(c, "/./", 3) || !strcmp(c, "/.") || !strncmp(c, "/../", 4) || !strcmp(c, "/..") || !strncmp(c, "//", 2) || !strcmp(c, "/")) return 0;
+		if (!strncmp(c, "/./", 3) || !strcmp(c, "/.") || !strncmp(c, "/../", 4) || !strcmp(c, "/..")) return 0;
+		if (!strncmp(c, "//", 2) || !strcmp(c, "/")) return 0;
 	}
 	return 1;
 }
@@ -205,6 +209,70 @@ static void honour_suid(const char *root, const char **targets, int n) {
 	close(rootfd);
 }
 
+/* Turns mountinfo's octal escapes (\040 for a space, ...) back into bytes, in place. */
+static void unescape_mountinfo(char *s) {
+	char *out = s;
+	for (char *in = s; *in; in++) {
+		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' && in[3] >= '0' && in[3] <= '7') {
+			*out++ = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+			in += 3;
+		} else {
+			*out++ = *in;
+		}
+	}
+	*out = '\0';
+}
+
+/* Every mount below ROOT whose type is one of TYPES (the kernel's own state: sysfs, cgroup
+ * hierarchies, ...) read-only, nosuid, nodev, noexec in this namespace. Read from the jail's
+ * fresh ./proc (this mount namespace's table). */
+static void readonly_kernel_fs(const char *root, const char **types, int ntypes) {
+	if (!ntypes) return;
+	errno = 0;
+	FILE *f = fopen("proc/self/mountinfo", "re");
+	if (!f) die("cannot read the mount table");
+	size_t len = strlen(root);
+	while (len > 1 && root[len - 1] == '/') len--;
+	char *line = NULL, *found[MAX_LIST];
+	size_t cap = 0;
+	int nfound = 0;
+	while (getline(&line, &cap, f) > 0) {
+		char *sep = strstr(line, " - "), *field = line, *target = NULL;
+		if (!sep) continue;
+		for (int k = 0; k < 5 && field; k++) {
+			char *next = strchr(field, ' ');
+			if (k == 4) target = field;
+			if (next) *next = '\0';
+			field = next ? next + 1 : NULL;
+		}
+		char *type = sep + 3, *end = strchr(type, ' ');
+		if (!target || !end) continue;
+		*end = '\0';
+		int match = 0;
+		for (int k = 0; k < ntypes; k++) match |= !strcmp(type, types[k]);
+		if (!match) continue;
+		unescape_mountinfo(target);
+		if (strncmp(target, root, len) != 0 || (target[len] != '/' && target[len] != '\0')) continue;
+		if (nfound == MAX_LIST) die("too many kernel file systems below %s", root);
+		if (!(found[nfound++] = strdup(target))) die("strdup");
+	}
+	free(line);
+	fclose(f);
+	int rootfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	errno = 0;
+	if (rootfd < 0) die("cannot open the jail root");
+	for (int k = 0; k < nfound; k++) {
+		errno = 0;
+		int fd = open_target(rootfd, root, found[k]);
+		if (fd < 0) die("cannot open %s to make it read-only", found[k]);
+		struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC};
+		if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) die("cannot make %s read-only", found[k]);
+		close(fd);
+		free(found[k]);
+	}
+	close(rootfd);
+}
+
 /* A detached read-only copy of the host directory SRC, for attach_bind after pivot_root. */
 static int detach_bind(const char *src) {
 	errno = 0;
@@ -245,7 +313,8 @@ static void attach_bind(int tree, const char *target) {
 		dir = next;
 	}
 	errno = 0;
-	if (move_mount(tree, "", dir, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) die("cannot bind at %s in the jail", target);
+	if (move_mount(tree, "", dir, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+		die("cannot bind at %s in the jail", target);
 	close(dir);
 	close(tree);
 }
@@ -269,11 +338,11 @@ static int index_of(char **argv, int argc, const char *p) {
 }
 
 int main(int argc, char **argv) {
-	const char *nsfiles[MAX_NS], *cgroups[MAX_NS], *proc_ro[MAX_LIST], *proc_mask[MAX_LIST], *suid[MAX_LIST];
+	const char *nsfiles[MAX_NS], *cgroups[MAX_NS], *proc_ro[MAX_LIST], *proc_mask[MAX_LIST], *suid[MAX_LIST], *rofs[MAX_LIST];
 	const char *bind_src[MAX_NS], *bind_dst[MAX_NS];
 	const char *allow = "";
 	int nstypes[MAX_NS];
-	int nns = 0, ncg = 0, nro = 0, nmask = 0, nsuid = 0, nbind = 0, unshare_net = 0, i = 1, bad = 0;
+	int nns = 0, ncg = 0, nro = 0, nmask = 0, nsuid = 0, nrofs = 0, nbind = 0, unshare_net = 0, i = 1, bad = 0;
 	for (; i < argc; i++) {
 		if (!strcmp(argv[i], "--cgroup") && i + 1 < argc && ncg < MAX_NS) {
 			cgroups[ncg++] = argv[++i];
@@ -287,6 +356,8 @@ int main(int argc, char **argv) {
 			bad |= !proc_path_ok(proc_ro[nro++] = argv[++i]);
 		} else if (!strcmp(argv[i], "--proc-mask") && i + 1 < argc && nmask < MAX_LIST) {
 			bad |= !proc_path_ok(proc_mask[nmask++] = argv[++i]);
+		} else if (!strcmp(argv[i], "--ro-fstype") && i + 1 < argc && nrofs < MAX_LIST) {
+			rofs[nrofs++] = argv[++i];
 		} else if (!strcmp(argv[i], "--suid") && i + 1 < argc && nsuid < MAX_LIST) {
 			suid[nsuid++] = argv[++i];
 		} else if (!strcmp(argv[i], "--bind-ro") && i + 2 < argc && nbind < MAX_NS) {
@@ -301,7 +372,7 @@ int main(int argc, char **argv) {
 	}
 	unsigned long long keep = 0;
 	if (bad || argc - i < 7 || strcmp(argv[i + 5], "--") != 0 || !parse_caps(argv[i + 3], &keep)) {
-		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] [--proc-ro /proc/P]... [--proc-mask /proc/P]... [--suid TARGET]... [--bind-ro SRC TARGET]... [--seccomp ALLOW] ROOT HOSTNAME TINI KEEP makedev|keepdev -- HOLDER...\n");
+		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] [--proc-ro /proc/P]... [--proc-mask /proc/P]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]... [--seccomp ALLOW] ROOT HOSTNAME TINI KEEP makedev|keepdev -- HOLDER...\n");
 		return 2;
 	}
 	/* every argument is copied out of the argument area, which is then blanked */
@@ -314,6 +385,7 @@ int main(int argc, char **argv) {
 	for (int k = 0; k < nro; k++) proc_ro[k] = all[index_of(argv, argc, proc_ro[k])];
 	for (int k = 0; k < nmask; k++) proc_mask[k] = all[index_of(argv, argc, proc_mask[k])];
 	for (int k = 0; k < nsuid; k++) suid[k] = all[index_of(argv, argc, suid[k])];
+	for (int k = 0; k < nrofs; k++) rofs[k] = all[index_of(argv, argc, rofs[k])];
 	for (int k = 0; k < nbind; k++) {
 		bind_src[k] = all[index_of(argv, argc, bind_src[k])];
 		bind_dst[k] = all[index_of(argv, argc, bind_dst[k])];
@@ -361,6 +433,7 @@ int main(int argc, char **argv) {
 	restrict_proc(proc_ro, nro, proc_mask, nmask);
 	if (!strcmp(dev, "makedev")) make_dev();
 	honour_suid(root, suid, nsuid);
+	readonly_kernel_fs(root, rofs, nrofs);
 	/* the jail owns its root: .jailyard must be a real directory and tini a regular file
 	 * in it, never a symlink that would send the bind (and the exec below) elsewhere */
 	errno = 0;

@@ -27,6 +27,8 @@ export interface Defaults {
   isolation?: {
     /** Paths below /proc the jail gets read-only, and masked (unreadable). */
     proc?: Partial<Record<Platform, { readonly?: string[]; masked?: string[] }>>;
+    /** File system types of the kernel's own state, read-only wherever a jail has one. */
+    kernelfs?: Partial<Record<Platform, string[]>>;
   };
 }
 

@@ -168,3 +168,35 @@ test('only stdin, stdout and stderr cross into the jail\'s pid 1', async () => {
     await host.stop(direct);
   }
 });
+
+test('a sysfs or cgroup mount the administrator gives a jail is read-only inside it', async () => {
+  // mount/mount.fstab lines may give a jail the kernel's own state (sysfs: uevent_helper,
+  // firmware, devices; a cgroup hierarchy: release_agent, new groups); the jail gets it
+  // read-only in its own namespace
+  const k = host.define();
+  k.plan.mkdirs.push(`${k.root}/sys`, `${k.root}/cg`);
+  k.plan.mounts.push({ kind: 'fs', fstype: 'sysfs', source: 'sysfs', target: `${k.root}/sys`, options: [], origin: 'mount' });
+  k.plan.mounts.push({ kind: 'bind', source: '/sys/fs/cgroup/pids', target: `${k.root}/cg`, readonly: false, origin: 'mount' });
+  await host.start(k);
+  const group = `/sys/fs/cgroup/pids/jy-stage-test-${process.pid}`;
+  try {
+    const info = (await sh(k, 'cat /proc/self/mountinfo')).stdout;
+    assert.match(info, / \/sys ro,nosuid,nodev,noexec\S*.* - sysfs /);
+    assert.match(info, / \/cg ro,nosuid,nodev,noexec\S*.* - cgroup /);
+    // writes put back the host's own value / make a group the test removes: harmless on a
+    // jailyard that lets them through
+    const thp = '/sys/kernel/mm/transparent_hugepage/enabled';
+    if (existsSync(thp)) {
+      const mode = /\[(\w+)\]/.exec(readFileSync(thp, 'utf8'))![1];
+      const r = await sh(k, `echo ${mode} > ${thp}`);
+      assert.match(r.stderr, /Read-only file system/);
+    }
+    const mk = await sh(k, `mkdir /cg/${group.split('/').pop()}`);
+    assert.notEqual(mk.code, 0);
+    assert.match(mk.stderr, /Read-only file system/);
+    assert.ok(!existsSync(group));
+  } finally {
+    if (existsSync(group)) execFileSync('rmdir', [group]);
+    await host.stop(k);
+  }
+});

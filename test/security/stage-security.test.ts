@@ -2,7 +2,7 @@
 // allowances of its seccomp filter, and the /proc rules of the defaults file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jailSecurity, procArgs, procRules } from '../../src/platform/linux/security.ts';
+import { jailSecurity, kernelFsArgs, kernelFsTypes, procArgs, procRules } from '../../src/platform/linux/security.ts';
 import { JAIL_KEEP_CAPS } from '../../src/platform/linux/caps.ts';
 import { loadDefaults } from '../../src/defaults.ts';
 import { isJailyardError } from '../../src/errors.ts';
@@ -61,4 +61,11 @@ test('a /proc rule outside /proc or with .. is refused, naming the list', () => 
       bad,
     );
   }
+});
+
+test('kernel-state file system types: sysfs and cgroup among them; a malformed type is refused', () => {
+  const types = kernelFsTypes(loadDefaults());
+  for (const t of ['sysfs', 'cgroup', 'cgroup2', 'securityfs', 'debugfs']) assert.ok(types.includes(t), t);
+  assert.deepEqual(kernelFsArgs(['sysfs', 'cgroup']), ['--ro-fstype', 'sysfs', '--ro-fstype', 'cgroup']);
+  assert.throws(() => kernelFsTypes({ isolation: { kernelfs: { linux: ['sys fs'] } } }), (e) => isJailyardError(e) && e.place.param === 'isolation.kernelfs');
 });

@@ -12,7 +12,7 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, re
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, JailContext, Limits, MountFacts, NetworkFacts } from '../driver.ts';
 import { loadDefaults } from '../../defaults.ts';
-import { jailSecurity, procArgs, procRules } from './security.ts';
+import { jailSecurity, kernelFsArgs, kernelFsTypes, procArgs, procRules } from './security.ts';
 import { JY_STAGE, checkNative, isStageProcess } from './native.ts';
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { spawner } from './spawner.ts';
@@ -180,6 +180,7 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   const argv = [
     JY_STAGE, ...cgroups.flatMap((d) => ['--cgroup', d]), ...joins,
     ...procArgs(procRules(loadDefaults())),
+    ...kernelFsArgs(kernelFsTypes(loadDefaults())),
     ...(mounts?.suid ?? []).flatMap((t) => ['--suid', t]),
     ...(existsSync(guest) ? ['--bind-ro', guest, GUEST_TARGET] : []),
     '--seccomp', security.seccomp,

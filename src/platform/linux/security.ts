@@ -88,3 +88,18 @@ export function procRules(defaults: Pick<Defaults, 'isolation'>, platform: Platf
 export function procArgs(rules: ProcRules): string[] {
   return [...rules.readonly.flatMap((p) => ['--proc-ro', p]), ...rules.masked.flatMap((p) => ['--proc-mask', p])];
 }
+
+/** The kernel-state file system types made read-only in a jail (defaults: isolation.kernelfs). */
+export function kernelFsTypes(defaults: Pick<Defaults, 'isolation'>, platform: Platform = 'linux'): string[] {
+  return (defaults.isolation?.kernelfs?.[platform] ?? []).map((t) => {
+    if (typeof t !== 'string' || !/^[a-z0-9_.]+$/.test(t)) {
+      throw new JailyardError('JY_ERR_PARAM_VALUE', `isolation.kernelfs: not a file system type: ${JSON.stringify(t)}`, { param: 'isolation.kernelfs', step: 'create' });
+    }
+    return t;
+  });
+}
+
+/** jy-stage's arguments for the kernel-state file system types. */
+export function kernelFsArgs(types: string[]): string[] {
+  return types.flatMap((t) => ['--ro-fstype', t]);
+}
