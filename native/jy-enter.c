@@ -29,8 +29,8 @@
  *   to or from; a standard input that is not a pipe or socket (a host file, a device) is
  *   copied through a pipe too (the jail's root could chmod or reopen a host file through
  *   the descriptor), /dev/null as input is an empty pipe, and /dev/null as output is the
- *   jail's own /dev/null. Pipes, sockets and output files cross as they are (output files
- *   must: exec.consolelog outlives the hook through the daemons it starts).
+ *   jail's own /dev/null. Pipes, sockets and output files cross as they are (a daemon the
+ *   program leaves running may write to them after this process is gone).
  *
  * This process waits and exits with the child's status (128+signal when it was killed);
  * SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to it are passed on to the
