@@ -87,7 +87,17 @@ def csum(b):
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind(('eth0', 0))
 kind = sys.argv[1]
-if kind == 'arp':
+if kind == 'na':
+    # an unsolicited neighbour advertisement (override) for TARGET from SRC (B's own address)
+    src, dst, target, lladdr, esrc, edst = sys.argv[2:8]
+    s6, d6 = ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed
+    icmp = struct.pack('!BBHI', 136, 0, 0, 0x20000000) + ipaddress.IPv6Address(target).packed + bytes([2, 1]) + mac(lladdr)
+    pseudo = s6 + d6 + struct.pack('!IxxxB', len(icmp), 58)
+    icmp = icmp[:2] + struct.pack('!H', csum(pseudo + icmp)) + icmp[4:]
+    ip = struct.pack('!IHBB', 0x60000000, len(icmp), 58, 255) + s6 + d6
+    for _ in range(3):
+        s.send(mac(edst) + mac(esrc) + struct.pack('!H', 0x86dd) + ip + icmp)
+elif kind == 'arp':
     sha, spa, tha, tpa, esrc = sys.argv[2:7]
     arp = struct.pack('!HHBBH', 1, 0x0800, 6, 4, 2) + mac(sha) + socket.inet_aton(spa) + mac(tha) + socket.inet_aton(tpa)
     for edst in (tha, 'ff:ff:ff:ff:ff:ff'):
@@ -117,6 +127,10 @@ const neighMac = (addr: string) => /lladdr ([0-9a-f:]+)/.exec(ip('neigh', 'show'
 const inNetns = (r: Running, script: string, ...args: string[]) =>
   execFileSync('ip', ['netns', 'exec', r.net!.netns!, '/usr/bin/python3', '-c', script, ...args], { encoding: 'utf8' });
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+async function until6(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !cond(); i++) await sleep(30);
+  assert.ok(cond(), 'the host learnt the neighbour');
+}
 
 /** A UDP listener on the host (bound to the bridge's address) that collects "source text". */
 async function hostListener(family: 4 | 6): Promise<{ got: string[]; port: number; close: () => void }> {
@@ -204,6 +218,21 @@ describe('security: no spoofing on the bridge', () => {
       await sleep(20);
     }
     assert.deepEqual([...seen], [aMac], "the host's entry for A only ever had A's MAC");
+  });
+
+  test("a forged neighbour advertisement from B does not move the host's entry for A's IPv6 address", { timeout: 30_000 }, async () => {
+    const aMac = macOf(a);
+    const bMac = macOf(b);
+    await hostSend(6, A6, 9, 'nd-me');
+    await until6(() => neighMac(A6) === aMac);
+    // from B's own address (its source passes), claiming A's address for B's MAC
+    inNetns(b, FORGE, 'na', B6, GW6, A6, bMac, bMac, bridgeMac());
+    const seen = new Set<string | undefined>();
+    for (let i = 0; i < 20; i++) {
+      seen.add(neighMac(A6));
+      await sleep(20);
+    }
+    assert.deepEqual([...seen], [aMac], "the host's entry for A's IPv6 address only ever had A's MAC");
   });
 
   test("UDP with A's source address sent from B never reaches a listener", { timeout: 30_000 }, async () => {
