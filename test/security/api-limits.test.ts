@@ -19,10 +19,10 @@ const LIMITS = {
   maxConnections: 40,
   perClient: 10,
   guest: 5,
-  headersSec: 1,
-  requestSec: 2,
+  headersSec: 1.5,
+  requestSec: 2.5,
   idleSec: 1,
-  authSec: 0.8,
+  authSec: 1.5,
 };
 
 interface Idle {
@@ -105,10 +105,10 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
 
   test('a client over its per-address cap is refused at once; others are not', async () => {
     const mine = Array.from({ length: LIMITS.perClient + 5 }, () => openIdle({ ...tcp, localAddress: '127.0.0.2' }));
-    await sleep(300);
+    await waitFor(() => mine.filter((c) => c.closedAfter !== undefined).length >= 5, 1000, 'the refusals');
     const refused = mine.filter((c) => c.closedAfter !== undefined);
-    assert.equal(refused.length, 5, 'the connections over the cap were closed');
-    assert.ok(refused.every((c) => !c.gotData && c.closedAfter! < 300));
+    assert.equal(refused.length, 5, 'the connections over the cap were closed, the others not (yet)');
+    assert.ok(refused.every((c) => !c.gotData && c.closedAfter! < 1000));
     // another address still gets in, and an authenticated one is served
     assert.equal((await rawRequest({ ...tcp, localAddress: '127.0.0.3' }, authed())).status, 200);
     for (const c of mine) c.socket.destroy();
@@ -131,7 +131,7 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
     await waitFor(() => flood.every((c) => c.closedAfter !== undefined), 5000, 'every idle connection to be closed');
     maxFds = Math.max(maxFds, fds());
     const slowest = Math.max(...flood.map((c) => c.closedAfter!));
-    assert.ok(slowest < LIMITS.authSec * 1000 + 1500, `closed within the auth timeout (slowest ${slowest} ms)`);
+    assert.ok(slowest < LIMITS.authSec * 1000 + 2500, `closed within the auth timeout (slowest ${slowest} ms)`);
     assert.ok(flood.every((c) => !c.gotData), 'nothing was served to them');
     // the listener's cap, plus a few of the authenticated client's
     assert.ok(maxFds <= base + LIMITS.maxConnections + 5, `descriptors ${base} -> at most ${maxFds}`);
@@ -166,10 +166,10 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
 
   test('unix socket: capped, silent connections closed after the headers timeout, then it serves again', async () => {
     const idle = Array.from({ length: LIMITS.maxConnections + 20 }, () => openIdle(unix));
-    await sleep(300);
+    await waitFor(() => idle.filter((c) => c.closedAfter !== undefined).length >= 20, 1000, 'the refusals');
     assert.equal(idle.filter((c) => c.closedAfter !== undefined).length, 20, 'over the cap: refused');
-    await waitFor(() => idle.every((c) => c.closedAfter !== undefined), 4000, 'the headers timeout');
-    assert.ok(Math.max(...idle.map((c) => c.closedAfter!)) < LIMITS.headersSec * 1000 + 1500);
+    await waitFor(() => idle.every((c) => c.closedAfter !== undefined), 6000, 'the headers timeout');
+    assert.ok(Math.max(...idle.map((c) => c.closedAfter!)) < LIMITS.headersSec * 1000 + 2500);
     assert.equal((await rawRequest(unix, 'GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\n')).status, 200);
   });
 
@@ -217,10 +217,10 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
       await sleep(100);
       const base = fds();
       const idle = Array.from({ length: LIMITS.guest + 25 }, () => openIdle(guest));
-      await sleep(300);
+      await waitFor(() => idle.filter((c) => c.closedAfter !== undefined).length >= 25, 1000, 'the refusals');
       assert.equal(idle.filter((c) => c.closedAfter !== undefined).length, 25, 'over the cap: refused');
       assert.ok(fds() <= base + LIMITS.guest + 2, `descriptors ${base} -> ${fds()}`);
-      await waitFor(() => idle.every((c) => c.closedAfter !== undefined), 4000, 'the headers timeout');
+      await waitFor(() => idle.every((c) => c.closedAfter !== undefined), 6000, 'the headers timeout');
       const r = await rawRequest(guest, 'GET /env/k HTTP/1.1\r\nHost: x\r\n\r\n');
       assert.equal(r.status, 200);
     } finally {
