@@ -87,7 +87,7 @@ async function mountIn(ctx: JailContext, plan: MountPlan, view: MountView, facts
       // directories on the way to a jail's path are jailyard's, not the local users'
       for (const d of made) if (d !== root) chmodSync(view.fs(d), 0o700);
       if (plan.disk) await mountDisk(plan.disk, facts, view);
-      batch.add([...honourSuid(ops.bind(root, root, false, false, HOST_MOUNT_FLAGS)), ...ops.private(root)]);
+      batch.add([...rootMount(ctx, plan, root, facts, view), ...ops.private(root)]);
     }
     for (const dir of plan.mkdirs) {
       await batch.settle(dir);
@@ -159,6 +159,23 @@ async function mountStep(ctx: JailContext, root: string, step: MountStep, facts:
       batch.add(devfsOps(target));
       return;
   }
+}
+
+/**
+ * The mount that makes the root a mount point (pivot_root needs one). A root in jailyard's
+ * state folder becomes an overlay of itself (its only layer, beside an empty lower dir): a
+ * bind's mount root would show the jail its host path (/proc/self/mountinfo field 4, e.g.
+ * <state>/jails/J/root), an overlay's is "/", and its layers print as ".". Other roots (a
+ * `path` of the admin's, a disk image, the overlay strategy's own overlay) are bound onto
+ * themselves.
+ */
+function rootMount(ctx: JailContext, plan: MountPlan, root: string, facts: MountFacts, view: MountView): BatchOp[] {
+  const own = !plan.disk && isUnder(ctx.stateDir, root) && root !== posix.normalize(ctx.stateDir) && !plan.mounts.some((m) => posix.normalize(m.target) === root);
+  if (!own) return honourSuid(ops.bind(root, root, false, false, HOST_MOUNT_FLAGS));
+  const lower = posix.join(ctx.stateDir, 'root-lower');
+  const work = posix.join(ctx.stateDir, 'root-work');
+  facts.created.push(...mkdirTracked(lower, view.fs), ...mkdirTracked(work, view.fs));
+  return honourSuid(ops.overlay([lower], root, work, root, HOST_MOUNT_FLAGS));
 }
 
 /**
