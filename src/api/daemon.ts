@@ -55,7 +55,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const tcpSockets = new WeakSet<Socket>();
   const unproven = new Map<Socket, NodeJS.Timeout>();
   let tcpServer: Server | undefined;
-  const authorized = (s: Socket): void => {
+  // a valid token arrived, or the socket closed: no timer any more
+  const proven = (s: Socket): void => {
     const timer = unproven.get(s);
     if (timer === undefined) return;
     clearTimeout(timer);
@@ -64,7 +65,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const app = buildApp({
     ...opts,
     limits,
-    ...(opts.token ? { auth: { token: opts.token, required: (s: Socket) => tcpSockets.has(s), authorized } } : {}),
+    ...(opts.token ? { auth: { token: opts.token, required: (s: Socket) => tcpSockets.has(s), authorized: proven } } : {}),
   });
   mkdirSync(dirname(opts.socketPath), { recursive: true });
   removeStaleSocket(opts.socketPath);
@@ -94,16 +95,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       evictable: (s) => unproven.has(s),
     });
     server.on('connection', (s: Socket) => {
-      // a refused connection is already destroyed: nothing to track
-      if (s.destroyed) return;
       tcpSockets.add(s);
+      // a refused connection is already destroyed: no timer for it
+      if (s.destroyed) return;
       const timer = setTimeout(() => {
         unproven.delete(s);
         s.destroy();
       }, limits.authTimeoutMs);
       timer.unref();
       unproven.set(s, timer);
-      s.once('close', () => authorized(s));
+      s.once('close', () => proven(s));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
