@@ -96,3 +96,27 @@ test('exec.start, command and exec.stop hooks: no descriptor of the caller cross
     assert.equal(r.code, 0, r.stderr);
   }
 });
+
+test('every thin strategy: only fds 0-2 cross, and -t gives a pty of the jail\'s own devpts', { timeout: 180_000 }, async () => {
+  // `full` (a copy of the whole host root) enters the same way: jy-enter joins pid 1
+  for (const strategy of ['nullfs', 'basejail', 'overlay']) {
+    const name = `fds-${strategy}`;
+    let r = await jy('create', name, 'skeleton=host', `skeleton.strategy=${strategy}`, 'persist', 'meta.test=execfds');
+    assert.equal(r.code, 0, r.stderr);
+    r = await jy('start', name);
+    assert.equal(r.code, 0, r.stderr);
+    const ls = jyWithFd200(['exec', name, 'ls', '/proc/self/fd']);
+    assert.equal(ls.code, 0, ls.stderr);
+    assertOnlyStdio(ls.stdout, strategy);
+    // -t without a terminal: the pty is the jail's (its devpts), fds 0-2 are its slave
+    const t = jyWithFd200(['exec', '-t', name, 'sh', '-c', 'tty; readlink /proc/self/fd/0 /proc/self/fd/2; ls /proc/self/fd']);
+    assert.equal(t.code, 0, t.stderr);
+    const [tty, fd0, fd2, ...fds] = t.stdout.trim().split(/\r?\n/);
+    assert.match(tty ?? '', /^\/dev\/pts\/\d+$/, `${strategy}: ${t.stdout}`);
+    assert.equal(fd0, tty);
+    assert.equal(fd2, tty);
+    assertOnlyStdio(fds.join('\n'), `${strategy} -t`);
+    r = await jy('remove', name);
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
