@@ -175,6 +175,7 @@ int main(void) {
 	out("bpf", syscall(SYS_bpf, 0, NULL, 0));
 	out("perf_event_open", syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0));
 	out("userfaultfd", syscall(SYS_userfaultfd, 0));
+	out("io_uring_setup", syscall(SYS_io_uring_setup, 1, NULL));
 	out("syslog", syscall(SYS_syslog, 10, NULL, 0));
 	out("tiocsti", syscall(SYS_ioctl, 0, 0x100000000UL | TIOCSTI, "x"));
 	out("personality_norandom", syscall(SYS_personality, ADDR_NO_RANDOMIZE));

@@ -89,7 +89,7 @@ test('the jail has no sysfs', async () => {
 
 test('seccomp: denied calls fail with EPERM, also through int 0x80; clone3 ENOSYS; ordinary calls work', () => {
   const p = probeResults(probeLog);
-  const denied = ['keyctl', 'add_key', 'unshare_user', 'unshare_mnt', 'mount', 'umount', 'open_tree', 'open_tree_attr', 'setns', 'bpf', 'perf_event_open', 'userfaultfd', 'syslog', 'tiocsti', 'personality_norandom', 'socket_raw', 'socket_packet', 'socket_alg'];
+  const denied = ['keyctl', 'add_key', 'unshare_user', 'unshare_mnt', 'mount', 'umount', 'open_tree', 'open_tree_attr', 'setns', 'bpf', 'perf_event_open', 'userfaultfd', 'io_uring_setup', 'syslog', 'tiocsti', 'personality_norandom', 'socket_raw', 'socket_packet', 'socket_alg'];
   for (const call of denied) assert.equal(p[call], 'EPERM', `${call}: ${probeLog}`);
   assert.equal(p.keyctl_i386, 'EPERM', 'i386 keyctl through int 0x80');
   assert.equal(p.unshare_i386, 'EPERM', 'i386 unshare(CLONE_NEWUSER) through int 0x80');
