@@ -42,6 +42,9 @@ function openIdle(target: NetConnectOpts): Idle {
   return c;
 }
 
+/** How long an answer may take on a loaded machine (rawRequest returns as soon as it has one). */
+const WAIT = 3000;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor(pred: () => boolean, ms: number, what: string): Promise<void> {
@@ -110,7 +113,7 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
     assert.equal(refused.length, 5, 'the connections over the cap were closed, the others not (yet)');
     assert.ok(refused.every((c) => !c.gotData && c.closedAfter! < 1000));
     // another address still gets in, and an authenticated one is served
-    assert.equal((await rawRequest({ ...tcp, localAddress: '127.0.0.3' }, authed())).status, 200);
+    assert.equal((await rawRequest({ ...tcp, localAddress: '127.0.0.3' }, authed(), WAIT)).status, 200);
     for (const c of mine) c.socket.destroy();
   });
 
@@ -124,10 +127,10 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
     const served: number[] = [];
     for (let i = 0; i < 10; i++) {
       maxFds = Math.max(maxFds, fds());
-      served.push((await rawRequest(tcp, authed('/v1/jails'))).status ?? 0);
+      served.push((await rawRequest(tcp, authed('/v1/jails'), WAIT)).status ?? 0);
       await sleep(20);
     }
-    assert.deepEqual(served, Array(10).fill(200), 'the authenticated client is served during the flood');
+    assert.deepEqual(served, Array(10).fill(200), `the authenticated client is served during the flood: ${served}`);
     await waitFor(() => flood.every((c) => c.closedAfter !== undefined), 5000, 'every idle connection to be closed');
     maxFds = Math.max(maxFds, fds());
     const slowest = Math.max(...flood.map((c) => c.closedAfter!));
@@ -170,7 +173,7 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
     assert.equal(idle.filter((c) => c.closedAfter !== undefined).length, 20, 'over the cap: refused');
     await waitFor(() => idle.every((c) => c.closedAfter !== undefined), 6000, 'the headers timeout');
     assert.ok(Math.max(...idle.map((c) => c.closedAfter!)) < LIMITS.headersSec * 1000 + 2500);
-    assert.equal((await rawRequest(unix, 'GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\n')).status, 200);
+    assert.equal((await rawRequest(unix, 'GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\n', WAIT)).status, 200);
   });
 
   test('watch streams outlive every timeout while they heart-beat, and count against the cap', async () => {
@@ -198,7 +201,7 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
       tcpStream.socket.destroy();
     }
     await sleep(200);
-    assert.equal((await rawRequest(unix, 'GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\n')).status, 200);
+    assert.equal((await rawRequest(unix, 'GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\n', WAIT)).status, 200);
   });
 
   test('guest socket: capped per socket, idle connections reaped, still serving its jail', async () => {
@@ -221,7 +224,7 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
       assert.equal(idle.filter((c) => c.closedAfter !== undefined).length, 25, 'over the cap: refused');
       assert.ok(fds() <= base + LIMITS.guest + 2, `descriptors ${base} -> ${fds()}`);
       await waitFor(() => idle.every((c) => c.closedAfter !== undefined), 6000, 'the headers timeout');
-      const r = await rawRequest(guest, 'GET /env/k HTTP/1.1\r\nHost: x\r\n\r\n');
+      const r = await rawRequest(guest, 'GET /env/k HTTP/1.1\r\nHost: x\r\n\r\n', WAIT);
       assert.equal(r.status, 200);
     } finally {
       store.transition('lim', 'running', 'stopping');
