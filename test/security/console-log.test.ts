@@ -173,3 +173,31 @@ test('security: reconcile ends a relay whose jail folder is gone', { timeout: 30
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('security: a stalled disk never blocks the writers; the newest lines and a count of the dropped arrive', { timeout: 60_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const dir = mkdtempSync(join(tmpdir(), 'jy-seccon-'));
+  const log = `${dir}/console.log`;
+  // the relay's writer waits for this lock (as on a disk that does not answer): 3 s
+  const holder = spawn('flock', ['-x', dir, 'sleep', '3'], { stdio: 'ignore' });
+  try {
+    await sleep(300);
+    const sink = await consoleSink(log, 1 * MiB);
+    const fd = openSync(sink.path, 'a');
+    const t0 = Date.now();
+    const chunk = Buffer.alloc(1 * MiB, 'x'.charCodeAt(0));
+    for (let i = 0; i < 50; i++) writeSync(fd, chunk);
+    writeSync(fd, '\nNEWEST-LINE\n');
+    const ms = Date.now() - t0;
+    closeSync(fd);
+    assert.ok(ms < 2000, `50 MiB written in ${ms} ms while the log could not be written`);
+    await until('the relay to finish', () => relaysOf(log).length === 0, 15_000);
+    const text = readLog(log);
+    assert.match(text, /NEWEST-LINE\n$/);
+    assert.match(text + readLog(`${log}.1`), /\[jailyard: \d+ bytes of console output dropped\]/);
+    console.log(`# 50 MiB written in ${ms} ms with the log's writer stalled for 3 s`);
+  } finally {
+    holder.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
