@@ -7,7 +7,8 @@
  * It closes every descriptor above 2 it inherited, leaves its caller's session, joins the
  * cgroups DIR (writing "0" to DIR/cgroup.procs), then the ipc, uts, net, pid and mount
  * namespaces of PID (the jail's pid 1), takes PID's root and working directory, and forks (a
- * pid namespace applies to children only). Before that fork it blanks its argument area: the
+ * pid namespace applies to children only). When PID is in a user namespace of its own (a
+ * user-namespace jail), the child joins it too, last, as its root. Before that fork it blanks its argument area: the
  * child is in the jail's pid namespace, and its /proc/PID/cmdline must name no host path,
  * cgroup or pid. The child starts a session of its own (it never has the caller's terminal
  * as controlling terminal, so TIOCSTI cannot type into it), closes every descriptor above 2,
@@ -40,6 +41,7 @@
 #define DIE_PREFIX "jy-enter"
 #define DIE_STATUS 125
 #include <poll.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -90,6 +92,21 @@ static void close_above_stdio(void) {
 	if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return;
 	long max = sysconf(_SC_OPEN_MAX);
 	for (long fd = 3; fd < (max > 0 && max < 1 << 20 ? max : 1 << 20); fd++) close((int)fd);
+}
+
+/* /proc/PID/ns/user when it is not ours (a user-namespace jail), else -1. */
+static int target_userns(long pid) {
+	char path[64];
+	struct stat mine, theirs;
+	snprintf(path, sizeof path, "/proc/%ld/ns/user", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	errno = 0;
+	if (fd < 0 || fstat(fd, &theirs) != 0 || stat("/proc/self/ns/user", &mine) != 0) die("cannot open %s", path);
+	if (theirs.st_ino == mine.st_ino && theirs.st_dev == mine.st_dev) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static int is_devnull(const struct stat *st) {
@@ -328,6 +345,9 @@ int main(int argc, char **argv) {
 	if (rootfd < 0 || cwdfd < 0) die("cannot open the root of process %ld", target);
 	/* the host's devpts, for a pty when the jail has no devpts of its own */
 	int host_master = want_pty ? open_ptmx("/dev/pts/ptmx") : -1;
+	/* a user-namespace jail: the program joins its user namespace last, in the child (the
+	 * other namespaces belong to the host's, so joining them needs the host's privilege) */
+	int userns = target_userns(target);
 	for (int n = 0; n < 5; n++) {
 		errno = 0;
 		if (setns(fds[n], ns[n].type) != 0) die("cannot join the %s namespace of %ld", ns[n].name, target);
@@ -418,6 +438,10 @@ int main(int argc, char **argv) {
 		errno = 0;
 		if (setsid() < 0) die("setsid");
 		if (slave >= 0 && ioctl(slave, TIOCSCTTY, 0) != 0) die("cannot make the pty the controlling terminal");
+		/* root of the jail's user namespace (its range's first uid on the host), with that
+		 * namespace's capabilities: the filter and the drop below apply there */
+		if (userns >= 0 && (setns(userns, CLONE_NEWUSER) != 0 || setgroups(0, NULL) != 0 || setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0))
+			die("cannot join the user namespace of %ld", target);
 		for (int k = 0; k < 3; k++)
 			if (child_fd[k] >= 0 && dup2(child_fd[k], k) < 0) die("dup2");
 		close_above_stdio();
