@@ -78,6 +78,9 @@ describe('security: a jail with groups of its own below its cgroup', () => {
     // the same state made from the host: nested child groups in every hierarchy of the
     // jail, a jail process moved into the deepest one of the pids hierarchy
     for (const d of facts!.cgroups) mkdirSync(`${d}/child/grandchild`, { recursive: true });
+    // and a deep chain, and many siblings
+    mkdirSync(`${pidsGroup(facts!)}/${Array(64).fill('d').join('/')}`, { recursive: true });
+    for (let i = 0; i < 200; i++) mkdirSync(`${pidsGroup(facts!)}/s${i}`);
     const sleeper = await driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', 'sleep 1000 >/dev/null 2>&1 & echo $!']);
     assert.equal(sleeper.code, 0, sleeper.stderr);
     const procs = readFileSync(`${pidsGroup(facts!)}/cgroup.procs`, 'utf8').trim().split('\n').map(Number);

@@ -189,10 +189,11 @@ async function tryRmdir(dir: string): Promise<boolean> {
   }
 }
 
-/** How deep and how many groups below a jail's group removeGroups walks: a jail that made
- * more than that (every mkdir costs it nothing) is still removed, over several rounds. */
-const MAX_DEPTH = 32;
+/** How many groups below a jail's group removeGroups takes per round (deepest first): a
+ * jail that made more (every mkdir costs it nothing) is removed over several rounds, within
+ * the time bound; and how deep it looks (a path of that depth is past PATH_MAX anyway). */
 const MAX_GROUPS = 4096;
+const MAX_DEPTH = 2048;
 
 /**
  * Every group below `dir` (not `dir` itself), deepest first. The jail's root may create
