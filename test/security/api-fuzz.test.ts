@@ -153,6 +153,22 @@ describe('every daemon handler survives any request (issue 11 item 4)', () => {
     await alive();
   });
 
+  test('huge URLs, headers and bodies get 4xx on every listener', async () => {
+    const huge = [
+      `GET /v1/jails?labelSelector=${'a'.repeat(100_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+      `GET /env/${'%41'.repeat(30_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+      `GET / HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 3000 }, (_, i) => `X-${i}: y`).join('\r\n')}\r\n\r\n`,
+      `PATCH /v1/jails/fz HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n{"meta":"${'x'.repeat(1_999_000)}"}`,
+    ];
+    for (const target of [unix, tcp, guest]) {
+      for (const req of huge) {
+        const r = await rawRequest(target, req, WAIT);
+        assert.ok(r.status !== undefined && r.status >= 400 && r.status < 500, `${req.slice(0, 40)}: ${r.status}`);
+      }
+    }
+    await alive();
+  });
+
   for (const [name, pick, runs] of [
     ['guest socket', () => guest, 250],
     ['unix socket', () => unix, 250],
