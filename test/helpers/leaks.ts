@@ -113,9 +113,14 @@ export function assertNoLeaks(before: SystemSnapshot, marker: string): void {
   assert.deepEqual(added(now.netns, before.netns), [], 'network namespaces left behind');
   assert.deepEqual(linksLeft((l) => !before.links.includes(l) && ours(l)), [], 'links left behind');
   assert.deepEqual(added(now.cgroups, before.cgroups), [], 'cgroups left behind');
+  // A jail's processes show no host path in their command line (jy-stage blanks its own):
+  // they are found by the cgroups named with the state folder's tag as well.
+  const tag = marker.startsWith('/') && existsSync(marker) ? stateTag(`${marker}/jails/x`) : undefined;
   const stray = now.pids.filter((pid) => !before.pids.includes(pid)).filter((pid) => {
+    if (pid === process.pid) return false;
     try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker) && pid !== process.pid;
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker)) return true;
+      return tag !== undefined && readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(`/jy-${tag}-`);
     } catch {
       return false;
     }
