@@ -95,13 +95,20 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Descriptors 3.. of the jailyard process (e.g. an open host directory, to check none crosses). */
   extraStdio?: Array<'pipe' | 'ignore' | 'inherit' | number>;
+  /** Open `path` read-only as descriptor `fd` of the jailyard process (bash does, as in `exec 200</`). */
+  openFd?: { fd: number; path: string };
 }
 
 /** Runs `node bin/jailyard.js --state STATE ...args` as a separate process and collects its output. */
 export function runJailyard(state: string, args: string[], opts: RunOptions = {}): Promise<ExecOutcome> {
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [JY_BIN, '--state', state, ...args], {
+    const argv = [JY_BIN, '--state', state, ...args];
+    const o = opts.openFd;
+    if (o) assert.ok(Number.isInteger(o.fd) && o.fd > 2 && o.fd < 1024, 'openFd.fd: 3..1023');
+    // the script is constant; the path and the command are its arguments
+    const [cmd, cmdArgs] = o ? ['/bin/bash', ['-c', `exec ${o.fd}<"$1"; shift; exec "$@"`, 'bash', o.path, process.execPath, ...argv]] : [process.execPath, argv];
+    const child = spawn(cmd, cmdArgs, {
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...(opts.extraStdio ?? [])],
       env: { ...process.env, ...opts.env },
     });
