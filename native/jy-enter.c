@@ -213,7 +213,8 @@ static void copy_loop(struct pump *pumps, int np, int wake_r, int master) {
 			if (p->done) continue;
 			if (!p->to_child) open_outputs++;
 			if (p->to_child && exited) continue;
-			fds[n] = p->len ? (struct pollfd){ .fd = p->dst, .events = POLLOUT } : (struct pollfd){ .fd = p->src, .events = POLLIN };
+			fds[n] = p->len ? (struct pollfd){ .fd = p->dst, .events = POLLOUT }
+			                : (struct pollfd){ .fd = p->src, .events = POLLIN };
 			who[n++] = p;
 		}
 		if (exited && !open_outputs) return;
@@ -232,7 +233,8 @@ static void copy_loop(struct pump *pumps, int np, int wake_r, int master) {
 		}
 		for (int k = 1; k < n; k++) {
 			struct pump *p = who[k];
-			if (!fds[k].revents) continue;
+			/* done: a pump before it in this round closed the fd they share */
+			if (!fds[k].revents || p->done) continue;
 			if (p->len) {
 				if (!pump_write(p)) pump_finish(p);
 				continue;
@@ -440,7 +442,8 @@ int main(int argc, char **argv) {
 		if (slave >= 0 && ioctl(slave, TIOCSCTTY, 0) != 0) die("cannot make the pty the controlling terminal");
 		/* root of the jail's user namespace (its range's first uid on the host), with that
 		 * namespace's capabilities: the filter and the drop below apply there */
-		if (userns >= 0 && (setns(userns, CLONE_NEWUSER) != 0 || setgroups(0, NULL) != 0 || setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0))
+		if (userns >= 0 && (setns(userns, CLONE_NEWUSER) != 0 || setgroups(0, NULL) != 0 ||
+		                    setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0))
 			die("cannot join the user namespace of %ld", target);
 		for (int k = 0; k < 3; k++)
 			if (child_fd[k] >= 0 && dup2(child_fd[k], k) < 0) die("dup2");

@@ -65,7 +65,8 @@ test('inside the jail JPATH is /, the environment is the clean one, nothing name
   // the working directory is the jail's, not the operator's host folder
   assert.equal(jyBin('exec', 'env1', 'pwd').trim(), '/');
   // the entered process and its parent: no host path, cgroup or host pid in what the jail sees
-  const seen = jyBin('exec', 'env1', 'sh', '-c', 'cat /proc/self/cmdline | tr "\\0" " "; echo; cat /proc/$$/environ | tr "\\0" "\\n"; readlink /proc/self/cwd /proc/self/root; echo ppid=$PPID');
+  const seen = jyBin('exec', 'env1', 'sh', '-c',
+    'cat /proc/self/cmdline | tr "\\0" " "; echo; cat /proc/$$/environ | tr "\\0" "\\n"; readlink /proc/self/cwd /proc/self/root; echo ppid=$PPID');
   assert.doesNotMatch(seen, /jails\/env1|jy-enter|cgroup|jy-/, seen);
   assert.match(seen, /ppid=0/, 'the parent (jy-enter) is outside the jail\'s pid namespace');
 

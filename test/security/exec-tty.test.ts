@@ -148,7 +148,9 @@ test('Ctrl-C reaches the jailed program once, with a pty and without', { timeout
 });
 
 test('without a terminal: pipes, stdout and stderr apart, exit codes, stdin, signals passed on', { timeout: 120_000 }, async () => {
-  let r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', 'echo out; echo err >&2; exit 5'], { encoding: 'utf8' });
+  let r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', 'echo out; echo err >&2; exit 5'], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 5);
   assert.equal(r.stdout, 'out\n');
   assert.equal(r.stderr, 'err\n');
@@ -161,13 +163,15 @@ test('without a terminal: pipes, stdout and stderr apart, exit codes, stdin, sig
   const file = join(state, 'host-input');
   writeFileSync(file, 'data\n', { mode: 0o600 });
   const fd = openSync(file, 'r');
-  r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', 'chmod 4777 /proc/self/fd/0; cat; readlink /proc/self/fd/0'], { encoding: 'utf8', stdio: [fd, 'pipe', 'pipe'] });
+  const script = 'chmod 4777 /proc/self/fd/0; cat; readlink /proc/self/fd/0';
+  r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', script], { encoding: 'utf8', stdio: [fd, 'pipe', 'pipe'] });
   closeSync(fd);
   assert.match(r.stdout, /^data\npipe:/, r.stdout + r.stderr);
   assert.equal(statSync(file).mode & 0o7777, 0o600, 'the host file\'s mode was changed from the jail');
 
   // SIGTERM to the CLI reaches the program
-  const child = spawn(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', 'trap "echo got-TERM; exit 3" TERM; echo ready; while :; do sleep 0.1; done'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const trap = 'trap "echo got-TERM; exit 3" TERM; echo ready; while :; do sleep 0.1; done';
+  const child = spawn(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', trap], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
