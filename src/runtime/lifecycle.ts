@@ -4,8 +4,8 @@
 // newest first; stopping walks the recorded steps backwards. So stop, a failed start and
 // crash recovery (reconcile) are one and the same loop.
 
-import { appendFileSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, constants, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import type { Driver, ExecOptions, ExecResult, JailContext } from '../platform/driver.ts';
 import type { JailRecord, RuntimeFacts, Store } from '../store/types.ts';
@@ -65,9 +65,32 @@ export interface LifecycleDeps {
   progress?(jail: string, text: string): void;
 }
 
-/** Where a jail's hooks write their output unless exec.consolelog says otherwise. */
+/**
+ * Where a jail's hooks write their output unless exec.consolelog says otherwise. A log
+ * inside the jail's own root is refused: the jail controls the folders there, and a symlink
+ * among them would send the host's writes anywhere.
+ */
 function consoleLogOf(ctx: JailContext): string {
-  return paramString(ctx.spec.params, 'exec.consolelog') ?? `${ctx.stateDir}/console.log`;
+  const log = paramString(ctx.spec.params, 'exec.consolelog');
+  if (log === undefined) return `${ctx.stateDir}/console.log`;
+  const rel = relative(ctx.path, resolve(log));
+  if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+    throw new JailyardError('JY_ERR_PARAM_VALUE', `exec.consolelog ${log} lies inside the jail's root ${ctx.path}: the jail controls that tree`, { jail: ctx.name, param: 'exec.consolelog' });
+  }
+  return log;
+}
+
+/** One line into the console log; jailyard's own log (in the host-only state folder) is
+ * never written through a symlink at its name. An operator's exec.consolelog is followed, as
+ * jail(8) does (/dev/stdout is a symlink). */
+function appendHeader(ctx: JailContext, log: string, text: string): void {
+  const own = log === `${ctx.stateDir}/console.log`;
+  const fd = openSync(log, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | (own ? constants.O_NOFOLLOW : 0), 0o644);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Runs one exec.* hook list; a non-zero exit fails the step with the command's output. */
@@ -80,7 +103,7 @@ async function runHook(deps: LifecycleDeps, ctx: JailContext, hook: string, inJa
   for (const command of commands) {
     deps.progress?.(ctx.name, `${hook}: ${command}`);
     const before = fileSize(log);
-    appendFileSync(log, `# ${new Date().toISOString()} ${hook}: ${command}\n`);
+    appendHeader(ctx, log, `# ${new Date().toISOString()} ${hook}: ${command}\n`);
     const opts: ExecOptions = { consoleLog: log, ...(timeout ? { timeoutMs: timeout * 1000 } : {}) };
     let result: ExecResult;
     if (inJail) {

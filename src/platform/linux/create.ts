@@ -16,7 +16,7 @@ import { jailSecurity, kernelFsArgs, kernelFsTypes, procArgs, procRules } from '
 import { JY_STAGE, checkNative, isStageProcess } from './native.ts';
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { spawner } from './spawner.ts';
-import { stageConsole } from './console.ts';
+import { consoleLimitOf, stageConsole } from './console.ts';
 import { nestedRoot } from './mounts.ts';
 import { applyLimits, createGroups, removeGroups, warmCgroupMoves, type CgroupConfig } from './cgroups.ts';
 import { childrenOf, killTree, minimalEnv, nsIdsOf, pidAlive, pidsInNamespace, run, startTimeOf, waitFor } from './proc.ts';
@@ -69,11 +69,11 @@ interface StageProcess {
 
 /** Starts jy-stage in a session of its own (so it outlives jailyard and no terminal signal
  * reaches it), stdout to us, stderr appended to the console log. */
-async function startStage(argv: string[], log: string): Promise<StageProcess> {
+async function startStage(argv: string[], log: string, logLimit?: number): Promise<StageProcess> {
   const lines = lineQueue();
   const helper = spawner();
   if (helper) {
-    const child = helper.spawn({ argv, env: minimalEnv(), cwd: '/', detached: true, stdout: 'pipe', stderr: { file: await stageConsole(log) } });
+    const child = helper.spawn({ argv, env: minimalEnv(), cwd: '/', detached: true, stdout: 'pipe', stderr: { file: await stageConsole(log, logLimit) } });
     child.on('stdout', lines.push);
     child.on('exit', lines.end);
     child.on('error', lines.end);
@@ -88,7 +88,7 @@ async function startStage(argv: string[], log: string): Promise<StageProcess> {
       },
     };
   }
-  const logFd = openSync(await stageConsole(log), 'a');
+  const logFd = openSync(await stageConsole(log, logLimit), 'a');
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', logFd], env: minimalEnv(), cwd: '/' });
   closeSync(logFd);
   child.stdout!.on('data', lines.push);
@@ -159,6 +159,8 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   const own = ownDir('.jailyard', (at) => lstatSync(fs(`${at}/tini`), { throwIfNoEntry: false })?.isFile() !== false);
   if (!existsSync(fs(`${own}/tini`))) closeSync(openSync(fs(`${own}/tini`), 'a'));
   checkNative();
+  // before anything is made: a bad limits.consolelog fails the step with nothing to undo
+  const logLimit = consoleLimitOf(ctx.spec.params, ctx.name);
   const cgroups = await createGroups(cgroupConfigFor(ctx, cfg.cgroups), ctx.jid, ctx.name, limits, stateTag(ctx.stateDir), ctx.parent?.cgroups);
   // The grace period a cgroup move waits for starts now, after the groups are made (making
   // them waits on the same lock) and runs while jy-stage is spawned (measured: create
@@ -186,7 +188,7 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
     '--seccomp', security.seccomp,
     root, hostname, cfg.tini, security.keepCaps, hasDev(root, fs) ? 'keepdev' : 'makedev', '--', ...cfg.holder,
   ];
-  const stage = await startStage(argv, log);
+  const stage = await startStage(argv, log, logLimit);
   const failed = async (what: string, extra = ''): Promise<never> => {
     if (stage.pid) killTree(stage.pid, 'SIGKILL');
     if (stage.pid) await waitFor(() => !pidAlive(stage.pid!), 2000);

@@ -68,7 +68,7 @@ export interface LinuxDriver extends Driver {
   removeBridgeIfUnused(): Promise<boolean>;
 }
 
-const TOOLS = ['ip', 'mount', 'umount', 'unshare', 'nsenter'];
+const TOOLS = ['ip', 'mount', 'umount', 'unshare', 'nsenter', 'nft'];
 
 export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
   const defaults = loadDefaults();
@@ -93,7 +93,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
       const dirs = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
       const missing = TOOLS.filter((t) => !dirs.some((d) => existsSync(`${d}/${t}`)));
       if (!existsSync(lifeCfg.tini)) missing.push(lifeCfg.tini);
-      if (missing.length) throw new JailyardError('JY_ERR_PLATFORM', `missing tools: ${missing.join(', ')} (util-linux, iproute2, tini)`);
+      if (missing.length) throw new JailyardError('JY_ERR_PLATFORM', `missing tools: ${missing.join(', ')} (util-linux, iproute2, nftables, tini)`);
       checkNative('preflight');
     },
     setupNetwork: (ctx) => setupNetwork(ctx, net),

@@ -31,7 +31,7 @@ export function isStageProcess(pid: number | string): boolean {
 
 /** Throws a clear error when a helper was not built (no C compiler at install time). */
 export function checkNative(step = 'create'): void {
-  const missing = [JY_MOUNT, JY_STAGE, JY_ENTER].filter((p) => !existsSync(p));
+  const missing = [JY_MOUNT, JY_STAGE, JY_ENTER, built('jy-log')].filter((p) => !existsSync(p));
   if (missing.length) {
     throw new JailyardError('JY_ERR_PLATFORM', `missing ${missing.join(', ')}: run npm install (or bash scripts/build-native.sh; needs gcc and libc6-dev)`, { step });
   }
