@@ -31,6 +31,13 @@ function du(path: string, exclude?: string): number {
 
 const loopsOf = (image: string): string => execFileSync('losetup', ['-j', image], { encoding: 'utf8' }).trim();
 
+/** The loop devices still on `image` after up to 5 s: the kernel frees an autoclear loop
+ * device from a work queue after the unmount, not during it. */
+function loopsLeft(image: string): string {
+  for (let i = 0; i < 50 && loopsOf(image) !== ''; i++) execFileSync('sleep', ['0.1']);
+  return loopsOf(image);
+}
+
 before(() => {
   baseline = snapshot();
   state = mkdtempSync(join(tmpdir(), 'jy-fs-disk-'));
@@ -66,7 +73,7 @@ for (const strategy of ['nullfs', 'overlay'] as const) {
     assert.match(rm.out, /ok/);
     r = jy(['stop', name]);
     assert.equal(r.code, 0, r.out);
-    assert.equal(loopsOf(image), '', 'stop frees the loop device');
+    assert.equal(loopsLeft(image), '', 'stop frees the loop device');
     // the content survives a restart (the image is the writable part)
     r = jy(['start', name]);
     assert.equal(r.code, 0, r.out);
@@ -85,12 +92,33 @@ test('a crash with the image mounted: reconcile unmounts it, frees the loop devi
   assert.notEqual(loopsOf(image), '', 'the crash left the image mounted');
   r = jy(['reconcile']);
   assert.equal(r.code, 0, r.out);
-  assert.equal(loopsOf(image), '', 'reconcile freed the loop device');
+  assert.equal(loopsLeft(image), '', 'reconcile freed the loop device');
   r = jy(['start', 'disk-crash']);
   assert.equal(r.code, 0, r.out);
   r = jy(['stop', 'disk-crash']);
   assert.equal(r.code, 0, r.out);
-  assert.equal(loopsOf(image), '');
+  assert.equal(loopsLeft(image), '');
+});
+
+test('an upgrade merges into the image (mounted for the merge, freed after)', () => {
+  const image = join(state, 'jails/disk-crash/disk.img');
+  let r = jy(['start', 'disk-crash']);
+  assert.equal(r.code, 0, r.out);
+  r = jy(['exec', 'disk-crash', 'sh', '-c', 'echo mine > /etc/jy-own']);
+  assert.equal(r.code, 0, r.out);
+  r = jy(['stop', 'disk-crash']);
+  assert.equal(r.code, 0, r.out);
+  r = jy(['skel', 'create', 'host', '--from', '/']);
+  assert.equal(r.code, 0, r.out);
+  r = jy(['upgrade', 'disk-crash', '--to', 'host@2']);
+  assert.equal(r.code, 0, r.out);
+  assert.equal(loopsLeft(image), '', 'the image is unmounted after the merge');
+  assert.deepEqual(readdirSync(join(state, 'jails/disk-crash/root')), [], 'nothing was written beside the image');
+  r = jy(['start', 'disk-crash']);
+  assert.equal(r.code, 0, r.out);
+  assert.equal(jy(['exec', 'disk-crash', 'cat', '/etc/jy-own']).out, 'mine\n');
+  r = jy(['stop', 'disk-crash']);
+  assert.equal(r.code, 0, r.out);
 });
 
 test('limits.disk below 16M is refused at create; a value in the defaults file is its default', () => {
