@@ -2,7 +2,7 @@
 // every write, one event per change. Shared by the CLI and the daemon, and safe between
 // processes: every read-modify-write happens inside the write transaction.
 
-import { mkdirSync, chmodSync } from 'node:fs';
+import { mkdirSync, chmodSync, closeSync, openSync, statfsSync, unlinkSync, writeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { JailyardError } from '../errors.ts';
@@ -36,11 +36,76 @@ export interface OpenStoreOptions {
   /** Keep an in-process label cache for listJails (default true). Without it, selector
    * queries prefilter through the labels table. */
   cache?: boolean;
-  /** SQLite busy timeout in ms (default 10000): how long a writer waits for another. */
+  /** SQLite busy timeout in ms (default $JAILYARD_STORE_BUSY_MS, else 10000): how long a
+   * writer waits for another before failing with a clear error. */
   busyTimeoutMs?: number;
 }
 
 export const STORE_FILE = 'jailyard.db';
+/** Space kept free for the writes that stop and remove jails (see docs/reliability.md). */
+export const RESERVE_FILE = 'jailyard.reserve';
+export const RESERVE_BYTES = 1 << 20;
+
+/** Bytes an unprivileged writer may still use on the filesystem holding `dir`. */
+function freeBytes(dir: string): number {
+  try {
+    const s = statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
+function sqliteCode(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | null)?.code;
+  return e instanceof Error && typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
+}
+
+/** A disk-full failure: SQLITE_FULL, or an I/O error (opening the WAL or its index on a full
+ * filesystem reports SQLITE_IOERR_*) while the filesystem has next to nothing left. */
+function isDiskFull(e: unknown, dir: string): boolean {
+  const code = sqliteCode(e);
+  if (code === 'SQLITE_FULL') return true;
+  return code !== undefined && code.startsWith('SQLITE_IOERR') && freeBytes(dir) < 256 * 1024;
+}
+
+/** SQLite's failures to use the store file, as errors that name the file and what to do. */
+function storeError(e: unknown, file: string, busyMs: number, jail?: string): unknown {
+  const code = sqliteCode(e);
+  if (!code) return e;
+  const place = { step: 'store', ...(jail ? { jail } : {}) };
+  const dir = file.slice(0, file.lastIndexOf('/')) || '/';
+  if (isDiskFull(e, dir)) {
+    return new JailyardError(
+      'JY_ERR_PLATFORM',
+      `no space left on the state folder's disk (ENOSPC) writing ${file}; nothing was changed: free space on ${dir} and retry`,
+      place,
+      { cause: e },
+    );
+  }
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new JailyardError(
+      'JY_ERR_PLATFORM',
+      `the store ${file} is locked by another process (waited ${busyMs} ms); nothing was changed: retry when it is done, ` +
+        `or find the holder with \`fuser ${file}\``,
+      place,
+      { cause: e },
+    );
+  }
+  if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code === 'SQLITE_PERM') {
+    return new JailyardError(
+      'JY_ERR_PLATFORM',
+      `the store ${file} cannot be written (${code}: ${(e as Error).message}); nothing was changed: ` +
+        `make ${file} and its folder writable (not a read-only mount) and retry`,
+      place,
+      { cause: e },
+    );
+  }
+  if (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') {
+    return new JailyardError('JY_ERR_PLATFORM', `the store ${file} failed: ${code}: ${(e as Error).message}`, place, { cause: e });
+  }
+  return e;
+}
 
 /** Opens (creating if needed, mode 0700) the store in `dir`: `dir/jailyard.db`. */
 export function openStore(dir: string, opts: OpenStoreOptions = {}): SqliteStore {
@@ -75,20 +140,33 @@ export class SqliteStore implements Store {
   private listCalls = 0;
   private readonly q;
   private readonly transaction: Database.Transaction<(fn: () => unknown) => unknown>;
+  private readonly file: string;
+  private readonly busyMs: number;
+  /** The reserve file is gone (given up on a full disk): writes that add need free space. */
+  private reserveGone = false;
 
   constructor(dir: string, opts: OpenStoreOptions = {}) {
     this.dir = dir;
+    this.file = join(dir, STORE_FILE);
+    const envBusy = Number(process.env.JAILYARD_STORE_BUSY_MS);
+    this.busyMs = opts.busyTimeoutMs ?? (Number.isInteger(envBusy) && envBusy >= 0 ? envBusy : 10_000);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    chmodSync(dir, 0o700);
-    this.db = new Database(join(dir, STORE_FILE));
-    // SQLite's busy handler waits for the write lock (sleeping 1, 2, 5, 10 ... 100 ms between
-    // tries). Measured with 20-50 writer processes, it burns far less CPU than retrying from
-    // JS with shorter sleeps (each failed try there costs an exception), and is as fast.
-    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 10_000}`);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
-    migrate(this.db);
-    const db = this.db;
+    let db: Database.Database;
+    try {
+      chmodSync(dir, 0o700);
+      db = this.openDb(opts);
+    } catch (e) {
+      // Opening in WAL mode makes the WAL and its index: on a full disk, give up the reserve
+      // so that the jails can still be stopped and removed.
+      if (!isDiskFull(e, dir) || !this.releaseReserve()) throw storeError(e, this.file, this.busyMs);
+      try {
+        db = this.openDb(opts);
+      } catch (e2) {
+        throw storeError(e2, this.file, this.busyMs);
+      }
+    }
+    this.db = db;
+    this.keepReserve();
     this.q = {
       get: db.prepare<[string], JailRow>('SELECT * FROM jails WHERE name = ?'),
       all: db.prepare<[], JailRow>('SELECT * FROM jails ORDER BY name'),
@@ -124,6 +202,75 @@ export class SqliteStore implements Store {
     this.transaction = db.transaction((fn: () => unknown) => fn());
   }
 
+  private openDb(opts: OpenStoreOptions): Database.Database {
+    const db = new Database(this.file);
+    try {
+      // SQLite's busy handler waits for the write lock (sleeping 1, 2, 5, 10 ... 100 ms between
+      // tries). Measured with 20-50 writer processes, it burns far less CPU than retrying from
+      // JS with shorter sleeps (each failed try there costs an exception), and is as fast.
+      db.pragma(`busy_timeout = ${this.busyMs}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
+      migrate(db);
+      return db;
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  }
+
+  /** Keeps RESERVE_BYTES of the disk as a file beside the store (made again once there is
+   * room): what a stop or remove needs when the disk is full. Best effort. */
+  private keepReserve(): void {
+    const path = join(this.dir, RESERVE_FILE);
+    if (existsSync(path)) return;
+    if (freeBytes(this.dir) < 2 * RESERVE_BYTES) {
+      this.reserveGone = true;
+      return;
+    }
+    try {
+      const fd = openSync(path, 'wx', 0o600);
+      try {
+        // written, not sparse: the blocks must really be taken
+        const chunk = Buffer.alloc(64 * 1024);
+        for (let n = 0; n < RESERVE_BYTES; n += chunk.length) writeSync(fd, chunk);
+      } finally {
+        closeSync(fd);
+      }
+      this.reserveGone = false;
+    } catch {
+      try {
+        unlinkSync(path);
+      } catch {
+        // not made
+      }
+      this.reserveGone = true;
+    }
+  }
+
+  /** Gives the reserve back to the filesystem; false when there was none. */
+  private releaseReserve(): boolean {
+    this.reserveGone = true;
+    try {
+      unlinkSync(join(this.dir, RESERVE_FILE));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Before a write that adds (create, set, start): refused while the disk is full, so the
+   * reserve stays for the writes that stop and remove. */
+  private needSpace(jail?: string): void {
+    if (!this.reserveGone) return;
+    if (freeBytes(this.dir) >= 2 * RESERVE_BYTES) {
+      this.keepReserve();
+      return;
+    }
+    const err = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    throw storeError(err, this.file, this.busyMs, jail);
+  }
+
   close(): void {
     this.db.close();
   }
@@ -134,8 +281,21 @@ export class SqliteStore implements Store {
 
   /** Runs `fn` in one BEGIN IMMEDIATE transaction (the write lock is taken up front, so the
    * read-modify-write inside cannot interleave with another process's). */
-  private write<T>(fn: () => T): T {
-    return this.transaction.immediate(fn) as T;
+  private write<T>(fn: () => T, opts: { jail?: string; frees?: boolean | (() => boolean) } = {}): T {
+    try {
+      return this.transaction.immediate(fn) as T;
+    } catch (e) {
+      // a write that stops or removes may use the reserve: give it up and try once more
+      const frees = typeof opts.frees === 'function' ? opts.frees() : opts.frees === true;
+      if (frees && isDiskFull(e, this.dir) && this.releaseReserve()) {
+        try {
+          return this.transaction.immediate(fn) as T;
+        } catch (e2) {
+          throw storeError(e2, this.file, this.busyMs, opts.jail);
+        }
+      }
+      throw storeError(e, this.file, this.busyMs, opts.jail);
+    }
   }
 
   private now(): string {
@@ -256,6 +416,7 @@ export class SqliteStore implements Store {
     validateJailName(input.name);
     this.checkParams(input.name, input.params);
     return this.write(() => {
+      this.needSpace(input.name);
       if (this.q.get.get(input.name)) {
         throw new JailyardError('JY_ERR_JAIL_EXISTS', `jail "${input.name}" already exists`, { jail: input.name });
       }
@@ -282,7 +443,7 @@ export class SqliteStore implements Store {
       this.syncLabels(jail.name, null, jail);
       this.appendEvent(revision, 'ADDED', jail, settings);
       return jail;
-    });
+    }, { jail: input.name });
   }
 
   getJail(name: string): JailRecord | undefined {
@@ -325,6 +486,7 @@ export class SqliteStore implements Store {
   modifyJail(name: string, change: JailChange, opts?: WriteOptions): JailRecord {
     this.checkParams(name, change.params);
     return this.write(() => {
+      this.needSpace(name);
       const cur = this.requireRow(name);
       this.checkRevision(cur, opts);
       const settings = this.readSettings();
@@ -338,7 +500,7 @@ export class SqliteStore implements Store {
       if (touchesMeta) this.syncLabels(name, cur, jail);
       this.appendEvent(jail.revision, 'MODIFIED', jail, settings);
       return jail;
-    });
+    }, { jail: name });
   }
 
   transition(
@@ -348,7 +510,10 @@ export class SqliteStore implements Store {
     patch?: { runtime?: RuntimeFacts | null; lastError?: string | null },
     guard?: () => void,
   ): JailRecord {
+    // stopping needs no room beyond the reserve; starting must leave it
+    const frees = to === 'stopping' || to === 'stopped';
     return this.write(() => {
+      if (!frees) this.needSpace(name);
       const cur = this.requireRow(name);
       // inside the same write transaction: no other process changes what it reads
       guard?.();
@@ -378,7 +543,7 @@ export class SqliteStore implements Store {
       this.updateRow(jail);
       this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
       return jail;
-    });
+    }, { jail: name, frees });
   }
 
   /** The lowest positive jid not held by a jail that is not stopped (like FreeBSD's). */
@@ -393,6 +558,7 @@ export class SqliteStore implements Store {
 
   setReady(name: string, ready: boolean): JailRecord {
     return this.write(() => {
+      if (ready) this.needSpace(name);
       const cur = this.requireRow(name);
       if (cur.ready === ready) return cur;
       if (ready && cur.state !== 'running') {
@@ -402,16 +568,20 @@ export class SqliteStore implements Store {
       this.updateRow(jail);
       this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
       return jail;
-    });
+    }, { jail: name, frees: !ready });
   }
 
   recordRuntime(name: string, runtime: RuntimeFacts | null): void {
+    let stopping = false;
     this.write(() => {
       const cur = this.requireRow(name);
+      // the steps a stop records need no room beyond the reserve
+      stopping = cur.state === 'stopping' || cur.state === 'stopped';
+      if (!stopping) this.needSpace(name);
       const jail: JailRecord = { ...cur, runtime, revision: this.nextRevision(), updatedAt: this.now() };
       this.updateRow(jail);
       this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
-    });
+    }, { jail: name, frees: () => stopping });
   }
 
   removeJail(name: string, opts?: WriteOptions): void {
@@ -424,7 +594,7 @@ export class SqliteStore implements Store {
       this.q.delete.run(name);
       this.syncLabels(name, cur, null);
       this.appendEvent(this.nextRevision(), 'DELETED', cur, this.readSettings(), this.now());
-    });
+    }, { jail: name, frees: true });
   }
 
   currentRevision(): number {
@@ -457,6 +627,7 @@ export class SqliteStore implements Store {
   setSetting<K extends keyof Settings>(name: K, value: Settings[K]): void {
     const n = checkSetting(name, value);
     this.write(() => {
+      this.needSpace();
       this.q.setSetting.run(name, n);
       if (name === 'event_history') {
         const { current, compacted } = this.q.revisions.get()!;

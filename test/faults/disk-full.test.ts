@@ -1,0 +1,146 @@
+// The state folder's disk full (a 16 MiB tmpfs as the state folder, filled to the last byte):
+// commands that add (create, set, start, skel create) fail with a clear error and change
+// nothing; a running jail can still be stopped and a jail removed (the store keeps a reserve
+// for them); once space is freed, the store has its last good state and everything works.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeSync, existsSync, mkdtempSync, openSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
+import { cliFor } from '../helpers/cli.ts';
+import { openStore } from '../../src/store/sqlite.ts';
+
+let disk: string;
+let state: string;
+let baseline: SystemSnapshot;
+let mounted = false;
+const cli = cliFor(() => state);
+
+async function jy(...args: string[]): Promise<{ code: number; out: string }> {
+  const r = await cli(...args);
+  return { code: r.code, out: r.stdout + r.stderr };
+}
+
+async function states(): Promise<Record<string, string>> {
+  const r = await cli('ls', '-a', '--json', 'name', 'state');
+  const doc = JSON.parse(r.stdout) as { 'jail-information'?: { jail?: { name: string; state: string }[] } };
+  return Object.fromEntries((doc['jail-information']?.jail ?? []).map((j) => [j.name, j.state]));
+}
+
+/** Writes zeros to `file` until the filesystem refuses (ENOSPC). */
+function fill(file: string): number {
+  const fd = openSync(file, 'w');
+  const chunk = Buffer.alloc(64 * 1024);
+  let n = 0;
+  try {
+    for (;;) n += writeSync(fd, chunk);
+  } catch (e) {
+    assert.equal((e as NodeJS.ErrnoException).code, 'ENOSPC');
+  } finally {
+    closeSync(fd);
+  }
+  // the last partial blocks too
+  const small = openSync(file + '.tail', 'w');
+  try {
+    for (;;) n += writeSync(small, Buffer.alloc(512));
+  } catch {
+    // full
+  } finally {
+    closeSync(small);
+  }
+  return n;
+}
+
+before(async () => {
+  baseline = snapshot();
+  disk = mkdtempSync(join(tmpdir(), 'jy-faults-disk-'));
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'jy-faults-disk', disk], { encoding: 'utf8' });
+  assert.equal(m.status, 0, m.stderr);
+  mounted = true;
+  // the state folder inside the small disk (the leak check then sees only the jails' mounts)
+  state = join(disk, 'state');
+  assert.equal((await jy('skel', 'create', 'host', '--from', '/')).code, 0);
+  for (const args of [
+    ['create', 'd1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.100/24', 'exec.start=sleep 1000 &'],
+    ['create', 'd2', 'skeleton=host', 'persist', 'meta.tier=gold', 'exec.start=sleep 1000 &'],
+    ['create', 'd3', 'skeleton=host', 'persist'],
+  ]) {
+    const r = await jy(...args);
+    assert.equal(r.code, 0, r.out);
+  }
+  const s = await jy('start', 'd1');
+  assert.equal(s.code, 0, s.out);
+});
+
+after(async () => {
+  for (const f of ['fill', 'fill.tail']) if (existsSync(join(state, f))) unlinkSync(join(state, f));
+  await jy('remove', 'd1', 'd2', 'd3', 'd4');
+  assertNoLeaks(baseline, state);
+  if (mounted) spawnSync('umount', [disk]);
+  rmdirSync(disk);
+});
+
+test('full state disk: adds fail clearly and change nothing, stop and remove work, all is back after freeing', { timeout: 120_000 }, async () => {
+  const revisionBefore = (() => {
+    const st = openStore(state);
+    try {
+      return st.currentRevision();
+    } finally {
+      st.close();
+    }
+  })();
+  assert.ok(fill(join(state, 'fill')) > 0);
+
+  const enospc = /step store: no space left on the state folder's disk \(ENOSPC\).*jailyard\.db.*free space/;
+  const create = await jy('create', 'd4', 'skeleton=host', 'persist');
+  assert.notEqual(create.code, 0);
+  assert.match(create.out, enospc);
+  assert.match(create.out, /jail "d4"/);
+
+  const set = await jy('set', 'd2', 'meta.tier=silver');
+  assert.notEqual(set.code, 0);
+  assert.match(set.out, enospc);
+
+  const start = await jy('start', 'd2');
+  assert.notEqual(start.code, 0);
+  assert.match(start.out, enospc);
+
+  const skel = await jy('skel', 'create', 'h2', '--from', '/');
+  assert.notEqual(skel.code, 0, 'skel create on a full disk fails');
+  assert.match(skel.out, /ENOSPC/);
+  assert.equal(existsSync(join(state, 'skeletons', 'h2')), false, 'no half-made skeleton');
+
+  assert.deepEqual(await states(), { d1: 'running', d2: 'stopped', d3: 'stopped' }, 'nothing half-created');
+
+  // what frees must still work
+  const stop = await jy('stop', 'd1');
+  assert.equal(stop.code, 0, `a running jail can be stopped on a full disk: ${stop.out}`);
+  const rm = await jy('remove', 'd3');
+  assert.equal(rm.code, 0, `a jail can be removed on a full disk: ${rm.out}`);
+  assert.deepEqual(await states(), { d1: 'stopped', d2: 'stopped' });
+  assertNoLeaks(baseline, state);
+
+  unlinkSync(join(state, 'fill'));
+  unlinkSync(join(state, 'fill.tail'));
+  const st = openStore(state);
+  try {
+    const d2 = st.requireJail('d2');
+    assert.match(d2.meta, /tier=gold/, 'the last good metadata is intact');
+    // the stop and the remove were recorded; the refused writes were not
+    assert.equal(st.eventsSince(revisionBefore).filter((e) => e.name === 'd4' || e.name === 'd2').length, 0);
+    assert.equal(st.requireJail('d1').state, 'stopped');
+    assert.equal(st.getJail('d3'), undefined);
+  } finally {
+    st.close();
+  }
+  assert.ok(existsSync(join(state, 'jailyard.reserve')), 'the reserve is made again once there is room');
+
+  // recovery by the normal commands
+  for (const args of [['create', 'd4', 'skeleton=host', 'persist'], ['set', 'd2', 'meta.tier=silver'], ['start', 'd1', 'd2'], ['stop', 'd1', 'd2']]) {
+    const r = await jy(...args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`);
+  }
+  assertNoLeaks(baseline, state);
+});
