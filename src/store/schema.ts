@@ -125,6 +125,8 @@ export interface Revisions {
 
 
 export function migrate(db: Database.Database): void {
+  // up to date: no write lock needed, so opening the store to read never waits for a writer
+  if (db.pragma('user_version', { simple: true }) === SCHEMA_VERSION) return;
   const run = db.transaction(() => {
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) {

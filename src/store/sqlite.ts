@@ -2,7 +2,7 @@
 // every write, one event per change. Shared by the CLI and the daemon, and safe between
 // processes: every read-modify-write happens inside the write transaction.
 
-import { mkdirSync, chmodSync, closeSync, openSync, statfsSync, unlinkSync, writeSync, existsSync } from 'node:fs';
+import { mkdirSync, chmodSync, closeSync, openSync, statSync, statfsSync, unlinkSync, writeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { JailyardError } from '../errors.ts';
@@ -148,12 +148,13 @@ export class SqliteStore implements Store {
   constructor(dir: string, opts: OpenStoreOptions = {}) {
     this.dir = dir;
     this.file = join(dir, STORE_FILE);
-    const envBusy = Number(process.env.JAILYARD_STORE_BUSY_MS);
+    const envBusy = Number(process.env.JAILYARD_STORE_BUSY_MS || NaN);
     this.busyMs = opts.busyTimeoutMs ?? (Number.isInteger(envBusy) && envBusy >= 0 ? envBusy : 10_000);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // only when needed: a read-only state folder then fails below, naming the store file
+    if ((statSync(dir).mode & 0o777) !== 0o700) chmodSync(dir, 0o700);
     let db: Database.Database;
     try {
-      chmodSync(dir, 0o700);
       db = this.openDb(opts);
     } catch (e) {
       // Opening in WAL mode makes the WAL and its index: on a full disk, give up the reserve

@@ -1,0 +1,127 @@
+// The store file locked by another process (a write transaction held open, with a change in
+// it) or on a read-only mount: commands wait a bounded time and fail naming the file and what
+// to do; nothing is half-applied; when the holder goes (even killed mid-transaction), the
+// normal commands work and the store is intact.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import Database from 'better-sqlite3';
+import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
+import { cliFor } from '../helpers/cli.ts';
+
+const ROOT = join(import.meta.dirname, '../..');
+let state: string;
+let baseline: SystemSnapshot;
+const cli = cliFor(() => state);
+const BUSY_MS = 400;
+
+async function jy(...args: string[]): Promise<{ code: number; out: string; ms: number }> {
+  const t0 = Date.now();
+  const r = await cli(...args);
+  return { code: r.code, out: r.stdout + r.stderr, ms: Date.now() - t0 };
+}
+
+/** Another process holding the write lock with an uncommitted change in it. */
+async function lockHolder(db: string): Promise<ChildProcess> {
+  const code = `
+    const db = new (require('better-sqlite3'))(process.argv[1]);
+    db.exec('BEGIN IMMEDIATE');
+    db.exec("UPDATE jails SET meta = 'half=applied'");
+    process.stdout.write('locked\\n');
+    setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['-e', code, db], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
+  assert.equal(chunk.toString().trim(), 'locked');
+  return child;
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = once(child, 'exit');
+  process.kill(child.pid!, 'SIGKILL');
+  await gone;
+}
+
+function integrity(dir: string): string {
+  const db = new Database(join(dir, 'jailyard.db'), { readonly: true });
+  try {
+    return String(db.pragma('integrity_check', { simple: true }));
+  } finally {
+    db.close();
+  }
+}
+
+before(async () => {
+  process.env.JAILYARD_STORE_BUSY_MS = String(BUSY_MS);
+  baseline = snapshot();
+  state = mkdtempSync(join(tmpdir(), 'jy-faults-lock-'));
+  assert.equal((await jy('skel', 'create', 'host', '--from', '/')).code, 0);
+  const r = await jy('create', 'k1', 'skeleton=host', 'persist', 'meta.tier=gold', 'exec.start=sleep 1000 &');
+  assert.equal(r.code, 0, r.out);
+});
+
+after(async () => {
+  delete process.env.JAILYARD_STORE_BUSY_MS;
+  spawnSync('umount', [state]);
+  await jy('remove', 'k1', 'k2');
+  assertNoLeaks(baseline, state);
+  rmSync(state, { recursive: true, force: true });
+});
+
+test('write lock held by another process: bounded wait, clear error, nothing half-applied', { timeout: 60_000 }, async () => {
+  const holder = await lockHolder(join(state, 'jailyard.db'));
+  try {
+    const locked = /step store: the store .*jailyard\.db is locked by another process \(waited 400 ms\); nothing was changed/;
+    for (const args of [['create', 'k2', 'skeleton=host'], ['set', 'k1', 'meta.tier=silver'], ['start', 'k1']]) {
+      const r = await jy(...args);
+      assert.notEqual(r.code, 0, `${args.join(' ')} fails while the store is locked`);
+      assert.match(r.out, locked, args.join(' '));
+      assert.ok(r.ms >= BUSY_MS && r.ms < BUSY_MS + 3000, `${args.join(' ')} waited ${r.ms} ms (bounded)`);
+    }
+    // readers are not blocked by a writer (WAL): the last committed state
+    const ls = await cli('ls', '-a', '--json', 'name', 'state');
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /"k1"/);
+    assert.doesNotMatch(ls.stdout, /k2/);
+  } finally {
+    // killed in the middle of its transaction: its change must vanish
+    await kill(holder);
+  }
+  assert.equal(integrity(state), 'ok');
+  const d = await jy('ls', '-a', '--json', 'name', 'meta');
+  assert.doesNotMatch(d.out, /half=applied/);
+  assert.match(d.out, /tier=gold/);
+  assertNoLeaks(baseline, state);
+  // recovery: the normal commands
+  for (const args of [['create', 'k2', 'skeleton=host'], ['set', 'k1', 'meta.tier=silver'], ['start', 'k1'], ['stop', 'k1']]) {
+    const r = await jy(...args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`);
+  }
+  assertNoLeaks(baseline, state);
+});
+
+test('store on a read-only mount: clear error naming the file, nothing changed; writable again, all works', { timeout: 60_000 }, async () => {
+  assert.equal(spawnSync('mount', ['--bind', state, state]).status, 0);
+  try {
+    assert.equal(spawnSync('mount', ['-o', 'remount,bind,ro', state]).status, 0);
+    for (const args of [['set', 'k1', 'meta.tier=bronze'], ['start', 'k1'], ['remove', 'k2']]) {
+      const r = await jy(...args);
+      assert.notEqual(r.code, 0, `${args.join(' ')} fails on a read-only store`);
+      assert.match(r.out, /the store .*jailyard\.db cannot be written .*make .*jailyard\.db and its folder writable/, r.out);
+    }
+  } finally {
+    assert.equal(spawnSync('umount', [state]).status, 0);
+  }
+  assert.equal(integrity(state), 'ok');
+  const d = await jy('ls', '-a', '--json', 'name', 'meta');
+  assert.match(d.out, /tier=silver/);
+  assert.match(d.out, /"k2"/);
+  for (const args of [['set', 'k1', 'meta.tier=bronze'], ['remove', 'k2']]) {
+    const r = await jy(...args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`);
+  }
+});
