@@ -263,6 +263,9 @@ static void copy_loop(struct pump *pumps, int np, int wake_r, int master) {
 int main(int argc, char **argv) {
 	/* nothing the caller holds open reaches the jail (runc CVE-2024-21626) */
 	close_above_stdio();
+	/* not dumpable until the exec resets it: the child is in the jail's pid namespace from the
+	 * fork, and its /proc files (fd, mem, environ, exe) stay root-of-the-host-only meanwhile */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* out of the caller's process group: signals come once, from the caller, and go on to the
 	 * child's group (a terminal's SIGINT would otherwise reach us and the caller both) */
 	setsid();
