@@ -10,6 +10,9 @@
  *     f PATH                               an empty regular file (mount point), if missing
  *     d PATH MODE                          mkdir(2) with octal MODE, if missing
  *     l TARGET PATH                        symlink(2)
+ *     i SOURCE TARGET RANGE FLAGS          an idmapped bind (native/jy-userns.h): SOURCE seen
+ *                                          with host uid u as BASE+u, RANGE "BASE,COUNT";
+ *                                          FLAGS: MOUNT_ATTR_* bits as for o (user-namespace jails)
  *     o TARGET LOWERS UPPER WORK FLAGS     an overlay (new mount API) at TARGET (absolute);
  *                                          LOWERS ':'-separated, top first, all absolute;
  *                                          FLAGS: decimal MOUNT_ATTR_* bits (ro, nosuid,
@@ -37,6 +40,7 @@
 #include <sys/syscall.h>
 #include <linux/mount.h>
 #include <unistd.h>
+#include "jy-userns.h"
 
 static const char *nul(const char *s) { return *s ? s : NULL; }
 
@@ -103,6 +107,7 @@ static int arity(const char *op) {
 	if (!strcmp(op, "d")) return 2;
 	if (!strcmp(op, "l")) return 2;
 	if (!strcmp(op, "o")) return 5;
+	if (!strcmp(op, "i")) return 4;
 	return -1;
 }
 
@@ -117,9 +122,12 @@ int main(int argc, char **argv) {
 		if (!strcmp(argv[i], "u") && parse_ulong(argv[i + 2], 10, &v)) return usage("bad umount flags");
 		if (!strcmp(argv[i], "d") && parse_ulong(argv[i + 2], 8, &v)) return usage("bad mode");
 		if (!strcmp(argv[i], "o") && parse_ulong(argv[i + 5], 10, &v)) return usage("bad overlay flags");
+		unsigned long b, c;
+		if (!strcmp(argv[i], "i") && (!jy_parse_range(argv[i + 3], &b, &c) || parse_ulong(argv[i + 4], 10, &v))) return usage("bad idmap range or flags");
 		i += n + 1;
 	}
-	int done = 0;
+	int done = 0, nsfd = -1;
+	const char *nsrange = NULL;
 	for (int i = 1; i < argc;) {
 		const char *op = argv[i];
 		char **a = &argv[i + 1];
@@ -146,6 +154,21 @@ int main(int argc, char **argv) {
 			rc = mkdir(a[0], (mode_t)v);
 			if (rc && errno == EEXIST) rc = 0;
 			else if (rc) fprintf(stderr, "jy-mount: mkdir %s: %s\n", a[0], strerror(errno));
+		} else if (!strcmp(op, "i")) {
+			unsigned long b = 0, c = 0;
+			jy_parse_range(a[2], &b, &c);
+			parse_ulong(a[3], 10, &v);
+			/* one user namespace per range and batch: it only carries the mapping */
+			if (nsrange && strcmp(nsrange, a[2]) != 0) {
+				close(nsfd);
+				nsfd = -1;
+			}
+			if (nsfd < 0) {
+				nsfd = jy_userns_fd(b, c);
+				nsrange = a[2];
+			}
+			rc = nsfd < 0 ? -1 : jy_idmap_bind(a[0], a[1], nsfd, v);
+			if (rc) fprintf(stderr, "jy-mount: idmapped bind %s on %s (%s): %s\n", a[0], a[1], a[2], strerror(errno));
 		} else if (!strcmp(op, "o")) {
 			parse_ulong(a[4], 10, &v);
 			rc = overlay(a[0], a[1], a[2], a[3], v);

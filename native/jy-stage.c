@@ -26,6 +26,12 @@
  *                  TARGET inside the jail, in the jail's own mount namespace only (SRC is opened
  *                  before pivot_root, TARGET is resolved after it, inside the jail)
  *   --seccomp ALLOW   the seccomp allowances (native/jy-seccomp.h); none given: the default filter
+ *   --userns BASE,COUNT  a user-namespace jail (native/jy-userns.h, docs/userns.md): pid 1
+ *                  becomes root of a user namespace mapping 0..COUNT-1 to host uids (gids)
+ *                  BASE.. right before the keyring, the filter and the capability drop;
+ *                  every other namespace stays the host's to own. The jail's network
+ *                  namespace lets it bind ports below 1024 (ip_unprivileged_port_start 0:
+ *                  its root holds no capability there)
  *   ROOT           the jail root (a private mount point with the plan's mounts below it)
  *   TINI           the host's static tini, bound read-only at ROOT/.jailyard/tini (the
  *                  driver made that directory and mount point file; both are checked to be
@@ -64,6 +70,7 @@
 #include <linux/openat2.h>
 #include "jy-common.h"
 #include "jy-seccomp.h"
+#include "jy-userns.h"
 
 #define MAX_NS 8
 #define MAX_LIST 64
@@ -342,6 +349,7 @@ int main(int argc, char **argv) {
 	const char *bind_src[MAX_NS], *bind_dst[MAX_NS];
 	const char *allow = "";
 	int nstypes[MAX_NS];
+	unsigned long ubase = 0, ucount = 0;
 	int nns = 0, ncg = 0, nro = 0, nmask = 0, nsuid = 0, nrofs = 0, nbind = 0, unshare_net = 0, i = 1, bad = 0;
 	for (; i < argc; i++) {
 		if (!strcmp(argv[i], "--cgroup") && i + 1 < argc && ncg < MAX_NS) {
@@ -364,6 +372,8 @@ int main(int argc, char **argv) {
 			bind_src[nbind] = argv[i + 1];
 			bind_dst[nbind++] = argv[i + 2];
 			i += 2;
+		} else if (!strcmp(argv[i], "--userns") && i + 1 < argc) {
+			bad |= !jy_parse_range(argv[++i], &ubase, &ucount);
 		} else if (!strcmp(argv[i], "--seccomp") && i + 1 < argc) {
 			allow = argv[++i];
 		} else {
@@ -372,7 +382,7 @@ int main(int argc, char **argv) {
 	}
 	unsigned long long keep = 0;
 	if (bad || argc - i < 7 || strcmp(argv[i + 5], "--") != 0 || !parse_caps(argv[i + 3], &keep)) {
-		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] [--proc-ro /proc/P]... [--proc-mask /proc/P]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]... [--seccomp ALLOW] ROOT HOSTNAME TINI KEEP makedev|keepdev -- HOLDER...\n");
+		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] [--proc-ro /proc/P]... [--proc-mask /proc/P]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]... [--seccomp ALLOW] [--userns BASE,COUNT] ROOT HOSTNAME TINI KEEP makedev|keepdev -- HOLDER...\n");
 		return 2;
 	}
 	/* every argument is copied out of the argument area, which is then blanked */
@@ -394,6 +404,11 @@ int main(int argc, char **argv) {
 	const char *root = all[i], *hostname = all[i + 1], *tini = all[i + 2], *dev = all[i + 4];
 	char **holder = &all[i + 6];
 	hide_arguments(argc, argv);
+
+	/* made before the pid namespace (its helper child must not become the jail's pid 1) */
+	int userns = -1;
+	errno = 0;
+	if (ucount && (userns = jy_userns_fd(ubase, ucount)) < 0) die("cannot make the user namespace %lu,%lu", ubase, ucount);
 
 	for (int n = 0; n < ncg; n++) join_cgroup(cgroups[n]);
 
@@ -420,6 +435,8 @@ int main(int argc, char **argv) {
 	if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (unshare_net ? CLONE_NEWNET : 0)) != 0) die("unshare");
 	do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 	if (unshare_net) loopback_up();
+	errno = 0;
+	if (userns >= 0 && jy_write_all("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0\n") != 0) die("cannot open the ports below 1024 to the jail's root");
 	fork_or_continue();
 
 	/* pid 1 of the jail from here on */
@@ -453,6 +470,9 @@ int main(int argc, char **argv) {
 	for (int n = 0; n < nbind; n++) attach_bind(trees[n], bind_dst[n]);
 	/* a session keyring of the jail's own, not the one of whoever started jailyard (the
 	 * filter then denies every keyctl: root's user keyring stays out of reach too) */
+	/* from here on the jail's root is its range's first uid: nobody on the host */
+	errno = 0;
+	if (userns >= 0 && jy_become_root_in(userns) != 0) die("cannot enter the jail's user namespace");
 	errno = 0;
 	if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS) die("cannot join a new session keyring");
 	install_seccomp(allow);

@@ -23,6 +23,8 @@ export interface Defaults {
   network: { bridge: string; range: string; gateway: string; range6: string; gateway6: string };
   limits: { cgroupParent: string };
   stop: { timeout: number };
+  /** User-namespace jails (src/platform/linux/userns.ts UsernsConfig, docs/userns.md). */
+  userns?: { enabled?: boolean; first?: number; size?: number; slots?: number; registry?: string };
   /** What a jail sees of the kernel (src/platform/linux/security.ts). */
   isolation?: {
     /** Paths below /proc the jail gets read-only, and masked (unreadable). */

@@ -172,6 +172,7 @@ const DEFS: ParamDef[] = [
   def('limits.cgroup_parent', 'string', JY, 'the parent cgroup (Linux) of the jail cgroup'),
   def('limits.consolelog', 'size', JY, "the console log's size before it is renamed to <log>.1 (at least 64K; default: the defaults' console.logMaxBytes, 4M)"),
   def('limits.disk', 'size', JY, "Linux: size limit of a skeleton jail's writable part, fixed at create (e.g. 1G; default: the defaults' skeleton.disk, none)"),
+  def('userns', 'bool', JY, "Linux: the jail's root is an unprivileged host uid range of its own (a user namespace; default: the defaults' userns.enabled)"),
 ];
 
 /** Every known parameter, by name. */

@@ -18,6 +18,7 @@ import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { spawner } from './spawner.ts';
 import { consoleLimitOf, stageConsole } from './console.ts';
 import { nestedRoot } from './mounts.ts';
+import { rangeArg, rangeFor, usernsWanted } from './userns.ts';
 import { applyLimits, createGroups, removeGroups, warmCgroupMoves, type CgroupConfig } from './cgroups.ts';
 import { childrenOf, killTree, minimalEnv, nsIdsOf, pidAlive, pidsInNamespace, run, startTimeOf, waitFor } from './proc.ts';
 
@@ -179,8 +180,11 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   // The guest folder is bound in the jail's own mount namespace only: in the host's view a
   // local user could otherwise reach the guest socket below the jail's root.
   const guest = `${ctx.stateDir}/guest`;
+  // user-namespace jail: the range recorded by the mounts step (taken now if it was not)
+  const range = usernsWanted(ctx.spec) && !nest ? await rangeFor(ctx) : undefined;
   const argv = [
     JY_STAGE, ...cgroups.flatMap((d) => ['--cgroup', d]), ...joins,
+    ...(range ? ['--userns', rangeArg(range)] : []),
     ...procArgs(procRules(loadDefaults())),
     ...kernelFsArgs(kernelFsTypes(loadDefaults())),
     ...(mounts?.suid ?? []).flatMap((t) => ['--suid', t]),

@@ -83,7 +83,8 @@ export type MountOp =
   | { op: 'f'; path: string }
   | { op: 'd'; path: string; mode: number }
   | { op: 'l'; target: string; path: string }
-  | { op: 'o'; target: string; lower: string[]; upper: string; work: string; flags: number };
+  | { op: 'o'; target: string; lower: string[]; upper: string; work: string; flags: number }
+  | { op: 'i'; source: string; target: string; range: string; flags: number };
 
 /** One op plus what it means to the caller: a description and the mount it creates. */
 export interface BatchOp {
@@ -122,6 +123,12 @@ export const ops = {
   overlay(lower: readonly string[], upper: string, work: string, target: string, flags: number): BatchOp[] {
     const attr = flags & (MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
     return [{ op: { op: 'o', target, lower: [...lower], upper, work, flags: attr }, what: `overlay on ${target}`, creates: target, covers: target }];
+  },
+  /** An idmapped bind (user-namespace jails, docs/userns.md): host uid u of `source` shows as
+   * BASE+u; `range` "BASE,COUNT"; `flags`: ro, nosuid, nodev, noexec bits as for overlay. */
+  idmap(source: string, target: string, range: string, readonly: boolean, flags = 0): BatchOp[] {
+    const attr = ((readonly ? MS.RDONLY : 0) | flags) & (MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
+    return [{ op: { op: 'i', source, target, range, flags: attr }, what: `${source} on ${target} (idmapped ${range}${readonly ? ', ro' : ''})`, creates: target, covers: target }];
   },
   /** mount --make-private / --make-rprivate */
   private(target: string, recursive = false): BatchOp[] {
@@ -163,6 +170,9 @@ export function batchArgv(batch: readonly BatchOp[]): string[] {
         break;
       case 'o':
         argv.push('o', op.target, op.lower.join(':'), op.upper, op.work, String(op.flags));
+        break;
+      case 'i':
+        argv.push('i', op.source, op.target, op.range, String(op.flags));
         break;
     }
   }

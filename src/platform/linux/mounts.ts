@@ -12,6 +12,7 @@ import { isUnder, mkdirTracked, resolveInside } from './paths.ts';
 import { killTree, run } from './proc.ts';
 import { HOST_MOUNT_FLAGS, ops, parseMountOptions, MS, runBatch, type BatchOp } from './mountops.ts';
 import { HOST_VIEW, heldNamespace, holdMountNamespace, type MountView } from './mountns.ts';
+import { IDMAPPED_ORIGINS, ownByRangeRoot, rangeArg, rangeFor, shiftOwnership, usernsWanted, type UidRange } from './userns.ts';
 
 /** Device nodes a minimal /dev gets bound in from the host. */
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
@@ -65,15 +66,35 @@ class Batch {
 }
 
 export async function mount(ctx: JailContext, plan: MountPlan): Promise<MountFacts> {
+  const userns = usernsWanted(ctx.spec);
+  if (ctx.parent && userns) {
+    throw new JailyardError('JY_ERR_PARAM_VALUE', 'a nested jail cannot have a user namespace of its own (docs/userns.md)', { jail: ctx.name, param: 'userns', step: 'mount' });
+  }
   if (ctx.parent) return await mountNested(ctx, plan);
-  return await mountIn(ctx, plan, HOST_VIEW, { mounted: [], created: [] }, false);
+  const range = userns ? await rangeFor(ctx) : undefined;
+  return await mountIn(ctx, plan, HOST_VIEW, { mounted: [], created: [] }, false, range);
+}
+
+/**
+ * A user-namespace jail's own trees (its root, rw dirs, overlay upper layers) are owned by
+ * its range on disk: what was seeded or made by jailyard as host root moves into the range.
+ * On a restart the entries are only looked at. Mount points are neither changed nor entered.
+ */
+function shiftJailTrees(root: string, plan: MountPlan, range: UidRange, view: MountView): void {
+  const tops = [root];
+  for (const m of plan.mounts) {
+    if (m.kind === 'overlay') tops.push(m.upper);
+    if (m.kind === 'bind' && m.origin === 'skeleton-rw') tops.push(m.source);
+  }
+  const skip = new Set(mountTargets(view.mountinfo).filter((t) => !tops.includes(t)));
+  shiftOwnership(tops, range, skip);
 }
 
 /**
  * Executes the plan in one mount namespace (`view`). Unless `rootReady`, the root is first
  * bound onto itself and made private.
  */
-async function mountIn(ctx: JailContext, plan: MountPlan, view: MountView, facts: MountFacts, rootReady: boolean): Promise<MountFacts> {
+async function mountIn(ctx: JailContext, plan: MountPlan, view: MountView, facts: MountFacts, rootReady: boolean, range?: UidRange): Promise<MountFacts> {
   const root = posix.normalize(plan.root).replace(/\/+$/, '');
   const inRoot = (p: string) => resolveInside(root, p, ctx.name, view.fs);
   // Targets outside the root are refused before anything is touched.
@@ -103,7 +124,14 @@ async function mountIn(ctx: JailContext, plan: MountPlan, view: MountView, facts
       symlinkSync(link.target, view.fs(at));
       facts.created.push(at);
     }
-    for (const step of plan.mounts) await mountStep(ctx, root, step, facts, view, batch);
+    if (range) {
+      await batch.flush();
+      shiftJailTrees(root, plan, range, view);
+      // the mount points and links made above belong to the jail, as its other files do
+      const uppers = plan.mounts.flatMap((m) => (m.kind === 'overlay' ? [m.upper] : []));
+      ownByRangeRoot(facts.created.filter((p) => isUnder(root, p) || uppers.includes(p)), range);
+    }
+    for (const step of plan.mounts) await mountStep(ctx, root, step, facts, view, batch, range);
     await batch.flush();
     return facts;
   } catch (e) {
@@ -115,7 +143,7 @@ async function mountIn(ctx: JailContext, plan: MountPlan, view: MountView, facts
   }
 }
 
-async function mountStep(ctx: JailContext, root: string, step: MountStep, facts: MountFacts, view: MountView, batch: Batch): Promise<void> {
+async function mountStep(ctx: JailContext, root: string, step: MountStep, facts: MountFacts, view: MountView, batch: Batch, range?: UidRange): Promise<void> {
   await batch.settle(step.target);
   const target = resolveInside(root, step.target, ctx.name, view.fs);
   switch (step.kind) {
@@ -126,7 +154,11 @@ async function mountStep(ctx: JailContext, root: string, step: MountStep, facts:
       const srcIsDir = statSync(view.fs(step.source)).isDirectory();
       prepareTarget(target, srcIsDir, facts, view);
       const asked = parseMountOptions(step.options ?? []).flags;
-      const b = ops.bind(step.source, target, step.readonly, false, HOST_MOUNT_FLAGS | (asked & (MS.NOEXEC | MS.NOSYMFOLLOW)));
+      // a user-namespace jail sees the host's shared trees through its range's idmapping
+      const b =
+        range && IDMAPPED_ORIGINS.has(step.origin)
+          ? ops.idmap(step.source, target, rangeArg(range), step.readonly, HOST_MOUNT_FLAGS | (asked & MS.NOEXEC))
+          : ops.bind(step.source, target, step.readonly, false, HOST_MOUNT_FLAGS | (asked & (MS.NOEXEC | MS.NOSYMFOLLOW)));
       batch.add(asked & MS.NOSUID ? b : honourSuid(b));
       return;
     }
@@ -137,7 +169,16 @@ async function mountStep(ctx: JailContext, root: string, step: MountStep, facts:
       for (const p of paths) await batch.settle(p);
       facts.created.push(...mkdirTracked(step.upper, view.fs), ...mkdirTracked(step.work, view.fs));
       prepareTarget(target, true, facts, view);
-      batch.add(honourSuid(ops.overlay(step.lower, step.upper, step.work, target, HOST_MOUNT_FLAGS)));
+      // user-namespace jail: each lower layer (host-owned, shared) through the range's
+      // idmapping, attached in the jail's state folder just for the overlay mount (overlayfs
+      // keeps a private clone of each layer) and detached right after
+      const lower = range ? step.lower.map((_, k) => posix.join(ctx.stateDir, 'idmap', `${encodeURIComponent(posix.relative(root, target) || '.')}-${k}`)) : step.lower;
+      for (const [k, l] of range ? lower.entries() : []) {
+        facts.created.push(...mkdirTracked(l, view.fs));
+        batch.add(ops.idmap(step.lower[k]!, l, rangeArg(range!), true, HOST_MOUNT_FLAGS));
+      }
+      batch.add(honourSuid(ops.overlay(lower, step.upper, step.work, target, HOST_MOUNT_FLAGS)));
+      if (range) for (const l of lower) batch.add(ops.umount(l, true));
       return;
     }
     case 'tmpfs': {
