@@ -418,10 +418,13 @@ export function miniRoot(dir: string, extra: string[] = []): string {
     const at = which(p);
     if (at) files.add(at);
   }
-  for (const d of ['/usr/lib/python3.11/lib-dynload']) {
-    if (existsSync(d)) for (const f of readdirSync(d)) files.add(`${d}/${f}`);
-  }
-  const libs = new Set<string>(['/lib64/ld-linux-x86-64.so.2']);
+  // python3's standard library, wherever this Debian release keeps it
+  const python = which('python3');
+  assert.ok(python, 'the security tests need python3 in /usr/bin (Debian package python3)');
+  const stdlib = execFileSync(python, ['-c', 'import sysconfig; print(sysconfig.get_paths()["stdlib"])'], { encoding: 'utf8' }).trim();
+  const dynload = join(stdlib, 'lib-dynload');
+  if (existsSync(dynload)) for (const f of readdirSync(dynload)) files.add(`${dynload}/${f}`);
+  const libs = new Set<string>(); // ldd names the interpreter too
   for (const f of files) {
     let out = '';
     try {
@@ -442,9 +445,9 @@ export function miniRoot(dir: string, extra: string[] = []): string {
     chmodSync(to, statSync(from).mode & 0o7777);
   };
   for (const f of [...files, ...libs, ...extra]) copy(f, join(dir, inTree(realpathSync(dirname(f)) + '/' + f.split('/').pop())));
-  // /usr/lib64/ld-linux-x86-64.so.2 is where every program's interpreter is looked up
-  execFileSync('cp', ['-a', '--no-preserve=ownership', '/usr/lib/python3.11', join(dir, 'usr/lib/')]);
-  rmSync(join(dir, 'usr/lib/python3.11/test'), { recursive: true, force: true });
+  mkdirSync(join(dir, dirname(stdlib)), { recursive: true });
+  execFileSync('cp', ['-a', '--no-preserve=ownership', stdlib, join(dir, dirname(stdlib))]);
+  rmSync(join(dir, stdlib, 'test'), { recursive: true, force: true });
   writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
   writeFileSync(join(dir, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
   writeFileSync(join(dir, 'etc/shadow'), 'root:!*:20000::::::\nnobody:!*:20000::::::\n', { mode: 0o640 });
