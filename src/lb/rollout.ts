@@ -187,9 +187,21 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
 
   const fail = async (e: unknown): Promise<never> => {
     state.phase = 'failed';
-    state.error = isJailyardError(e) ? e.describe() : String(e);
+    // HAProxy gone (killed, restarting): the jails stay as they are, every one of them either
+    // serving or recognisable by its labels; the saved steps let --resume carry on
+    const err =
+      isJailyardError(e) && e.code === 'JY_ERR_HAPROXY'
+        ? new JailyardError(
+            'JY_ERR_HAPROXY',
+            `${e.message}; the rollout stopped, its jails as they are: once HAProxy and its controller run again, ` +
+              `\`jailyard rollout --selector '${state.selector}' --resume\` carries on (--abort goes back to ${state.from})`,
+            e.place,
+            { cause: e },
+          )
+        : e;
+    state.error = isJailyardError(err) ? err.describe() : String(err);
     step(`failed: ${state.error}`);
-    throw e;
+    throw err;
   };
 
   /** Makes a new jail serve: start, HTTP health, pool. Unhealthy → removed, rollout fails. */
