@@ -119,7 +119,9 @@ static void make_dev(void) {
 		int fd = open(here, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		if (fd < 0) die("cannot make %s", here);
 		close(fd);
-		do_mount(host, here, NULL, MS_BIND, NULL);
+		/* read-only: the devices still read and write, but a chmod or chown by the jailed
+		 * root would otherwise change the host's node (a bind is the same inode) */
+		bind_ro(host, here);
 	}
 	if (mkdir("dev/pts", 0755) != 0 || mkdir("dev/shm", 0755) != 0) die("cannot make dev/pts, dev/shm");
 	do_mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620");

@@ -276,11 +276,13 @@ function prepareTarget(target: string, dir: boolean, facts: MountFacts, view: Mo
 
 /**
  * A minimal /dev: tmpfs, host device nodes bound in, a private devpts, shm, fd links. All
- * of it inside the fresh tmpfs, so nothing here meets a file the jail made.
+ * of it inside the fresh tmpfs, so nothing here meets a file the jail made. The device
+ * binds are read-only: reading and writing the devices works, but a chmod or chown by the
+ * jailed root would change the HOST's node (the bind is the same inode).
  */
 function devfsOps(target: string): BatchOp[] {
   const batch = ops.fs('tmpfs', 'jailyard-dev', target, ['mode=755', 'nosuid', 'size=64k']);
-  for (const dev of DEVICES) batch.push(...ops.file(`${target}/${dev}`), ...ops.bind(`/dev/${dev}`, `${target}/${dev}`, false));
+  for (const dev of DEVICES) batch.push(...ops.file(`${target}/${dev}`), ...ops.bind(`/dev/${dev}`, `${target}/${dev}`, true));
   batch.push(...ops.mkdir(`${target}/pts`), ...ops.mkdir(`${target}/shm`));
   batch.push(...ops.fs('devpts', 'devpts', `${target}/pts`, ['newinstance', 'ptmxmode=0666', 'mode=620', 'gid=5', 'nosuid', 'noexec']));
   batch.push(...ops.fs('tmpfs', 'shm', `${target}/shm`, ['mode=1777', 'nosuid', 'nodev']));
