@@ -73,7 +73,7 @@
 #include "jy-userns.h"
 
 #define MAX_NS 8
-#define MAX_LIST 64
+#define MAX_LIST 1024 /* --suid: one per mount of the plan, and a plan may have many fstab lines */
 
 /* Waits for the child and leaves with its status, as unshare --fork and nsenter do. */
 static void wait_and_exit(pid_t child) {
