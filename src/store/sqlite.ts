@@ -45,6 +45,8 @@ export const STORE_FILE = 'jailyard.db';
 /** Space kept free for the writes that stop and remove jails (see docs/reliability.md). */
 export const RESERVE_FILE = 'jailyard.reserve';
 export const RESERVE_BYTES = 1 << 20;
+/** Below this much free space, writes that add are refused. */
+const LOW_SPACE_BYTES = 256 * 1024;
 
 /** Bytes an unprivileged writer may still use on the filesystem holding `dir`. */
 function freeBytes(dir: string): number {
@@ -66,7 +68,7 @@ function sqliteCode(e: unknown): string | undefined {
 function isDiskFull(e: unknown, dir: string): boolean {
   const code = sqliteCode(e);
   if (code === 'SQLITE_FULL') return true;
-  return code !== undefined && code.startsWith('SQLITE_IOERR') && freeBytes(dir) < 256 * 1024;
+  return code !== undefined && code.startsWith('SQLITE_IOERR') && freeBytes(dir) < LOW_SPACE_BYTES;
 }
 
 /** SQLite's failures to use the store file, as errors that name the file and what to do. */
@@ -263,8 +265,12 @@ export class SqliteStore implements Store {
   /** Before a write that adds (create, set, start): refused while the disk is full, so the
    * reserve stays for the writes that stop and remove. */
   private needSpace(jail?: string): void {
-    if (!this.reserveGone) return;
-    if (freeBytes(this.dir) >= 2 * RESERVE_BYTES) {
+    // A long-lived handle (the daemon) may still have room in its WAL on a full disk: look at
+    // the filesystem, not only at what SQLite managed to write. Room for a few WAL frames is
+    // enough; without the reserve, its room must be back first.
+    const free = freeBytes(this.dir);
+    if (!this.reserveGone && free >= LOW_SPACE_BYTES) return;
+    if (this.reserveGone && free >= RESERVE_BYTES + LOW_SPACE_BYTES) {
       this.keepReserve();
       return;
     }

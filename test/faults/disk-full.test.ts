@@ -144,3 +144,38 @@ test('full state disk: adds fail clearly and change nothing, stop and remove wor
   }
   assertNoLeaks(baseline, state);
 });
+
+test('full state disk under a long-lived store handle (the daemon): adds refused, stop and remove recorded', { timeout: 60_000 }, async () => {
+  const st = openStore(state);
+  try {
+    st.createJail({ name: 'e1', params: { path: '/nonexistent' } });
+    st.createJail({ name: 'e2', params: { path: '/nonexistent' }, meta: [{ op: 'set', key: 'tier', value: 'gold' }] });
+    st.transition('e1', 'stopped', 'starting');
+    st.transition('e1', 'starting', 'running');
+    fill(join(state, 'fill'));
+    const enospc = (e: unknown) => {
+      assert.equal((e as { code?: string }).code, 'JY_ERR_PLATFORM');
+      assert.match((e as Error).message, /ENOSPC/);
+      return true;
+    };
+    assert.throws(() => st.createJail({ name: 'e3', params: { path: '/nonexistent' } }), enospc);
+    assert.throws(() => st.modifyJail('e2', { meta: [{ op: 'set', key: 'tier', value: 'silver' }] }), enospc);
+    assert.throws(() => st.transition('e2', 'stopped', 'starting'), enospc);
+    st.transition('e1', 'running', 'stopping');
+    st.recordRuntime('e1', null);
+    st.transition('e1', 'stopping', 'stopped');
+    st.removeJail('e1');
+    assert.equal(st.getJail('e3'), undefined);
+    assert.equal(st.getJail('e1'), undefined);
+    assert.match(st.requireJail('e2').meta, /tier=gold/);
+    assert.equal(st.requireJail('e2').state, 'stopped');
+  } finally {
+    for (const f of ['fill', 'fill.tail']) if (existsSync(join(state, f))) unlinkSync(join(state, f));
+  }
+  try {
+    st.modifyJail('e2', { meta: [{ op: 'set', key: 'tier', value: 'silver' }] });
+    st.removeJail('e2');
+  } finally {
+    st.close();
+  }
+});
