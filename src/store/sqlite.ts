@@ -47,6 +47,7 @@ export const RESERVE_FILE = 'jailyard.reserve';
 export const RESERVE_BYTES = 1 << 20;
 /** Below this much free space, writes that add are refused. */
 const LOW_SPACE_BYTES = 256 * 1024;
+const SPACE_CHECK_MS = 250;
 
 /** Bytes an unprivileged writer may still use on the filesystem holding `dir`. */
 function freeBytes(dir: string): number {
@@ -146,6 +147,8 @@ export class SqliteStore implements Store {
   private readonly busyMs: number;
   /** The reserve file is gone (given up on a full disk): writes that add need free space. */
   private reserveGone = false;
+  /** When the filesystem last had room (Date.now()). */
+  private spaceCheckedAt = 0;
 
   constructor(dir: string, opts: OpenStoreOptions = {}) {
     this.dir = dir;
@@ -268,8 +271,16 @@ export class SqliteStore implements Store {
     // A long-lived handle (the daemon) may still have room in its WAL on a full disk: look at
     // the filesystem, not only at what SQLite managed to write. Room for a few WAL frames is
     // enough; without the reserve, its room must be back first.
+    // (statfs costs ~10 us on a loaded host: looked at every SPACE_CHECK_MS at most while
+    // there was room; SQLite's own SQLITE_FULL covers the moments in between)
+    const now = Date.now();
+    if (!this.reserveGone && now - this.spaceCheckedAt < SPACE_CHECK_MS) return;
     const free = freeBytes(this.dir);
-    if (!this.reserveGone && free >= LOW_SPACE_BYTES) return;
+    if (!this.reserveGone && free >= LOW_SPACE_BYTES) {
+      this.spaceCheckedAt = now;
+      return;
+    }
+    this.spaceCheckedAt = 0;
     if (this.reserveGone && free >= RESERVE_BYTES + LOW_SPACE_BYTES) {
       this.keepReserve();
       return;
