@@ -16,6 +16,7 @@ import { installErrorHandlers } from './errors.ts';
 import { GuestServer } from './guest.ts';
 import { WatchHub } from './hub.ts';
 import { apiLimits, capConnections, guardHandler, serverOptions, type ApiLimits } from './limits.ts';
+import { PeerCheck } from './peer.ts';
 import { createMetrics } from './metrics.ts';
 import { jailRoutes } from './routes/jails.ts';
 import { systemRoutes } from './routes/system.ts';
@@ -79,6 +80,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   };
   const metrics = createMetrics(hub);
   const guestRoot = opts.guestRoot;
+  // with guest sockets the daemon serves jails: it tells their processes from the host's
+  const peers = guestRoot === undefined ? undefined : PeerCheck.start();
   const guest =
     guestRoot === undefined
       ? undefined
@@ -89,6 +92,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
           onError: (name, e) => app.log.error({ err: e, jail: name }, 'guest socket failed'),
           maxConnections: limits.guestMaxConnections,
           serverOptions: serverOptions(limits),
+          ...(peers ? { peers } : {}),
         });
 
   hub.start();
@@ -109,6 +113,38 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       }
     });
   }
+  if (peers) {
+    // The unix socket's mode admits the host's root, and a jail's root is uid 0 too: a view
+    // of the host's tree in a jail (a basejail of the live root) must not make it an API
+    // client. Processes inside a running jail are refused (TCP clients need the token).
+    let insideAt = -1;
+    let inside = new Set<string>();
+    const jailNamespaces = (): Set<string> => {
+      if (insideAt !== hub.revision) {
+        inside = new Set();
+        for (const j of hub.states().values()) {
+          const ns = j.runtime?.create?.nsIds;
+          if (ns?.mnt) inside.add(ns.mnt);
+          if (ns?.pid) inside.add(ns.pid);
+        }
+        // never the daemon's own (a jail recorded without namespaces of its own)
+        for (const own of peers.own()) inside.delete(own);
+        insideAt = hub.revision;
+      }
+      return inside;
+    };
+    app.addHook('onRequest', async (request, reply) => {
+      const socket = request.raw.socket;
+      // unix sockets have no remote address (inject()'s fake socket and TCP have one)
+      if (socket.remoteAddress !== undefined || jailNamespaces().size === 0) return;
+      const peer = await peers.of(socket);
+      const ns = jailNamespaces();
+      if (peer && ((peer.mnt && ns.has(peer.mnt)) || (peer.pidns && ns.has(peer.pidns)))) {
+        reply.header('connection', 'close');
+        throw new JailyardError('JY_ERR_UNAUTHORIZED', 'the API does not serve processes inside a jail', { step: 'authorization' });
+      }
+    });
+  }
   // Writes made through this daemon reach watchers at once, not at the next poll.
   app.addHook('onSend', async (request, _reply, payload) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') hub.poll();
@@ -125,6 +161,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
   app.addHook('onClose', async () => {
     await guest?.close();
+    peers?.close();
     hub.stop();
   });
 

@@ -14,6 +14,7 @@ import { readMetaKey } from '../meta/ops.ts';
 import type { Store } from '../store/types.ts';
 import type { HubEvent, HubSubscriber, Subscription, WatchHub } from './hub.ts';
 import { capConnections, guardHandler } from './limits.ts';
+import { isInside, type PeerCheck } from './peer.ts';
 
 export const GUEST_SOCKET = 'guest.sock';
 
@@ -28,6 +29,8 @@ export interface GuestOptions {
   maxConnections?: number;
   /** Timeouts for each socket's server (limits.ts serverOptions). */
   serverOptions?: ServerOptions;
+  /** Tells who connected: a jail whose namespaces are known serves only its own processes. */
+  peers?: PeerCheck;
 }
 
 function reply(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -137,10 +140,24 @@ export class GuestServer {
     rmSync(join(this.#opts.dirOf(name), GUEST_SOCKET), { force: true });
   }
 
-  #handle(name: string, req: IncomingMessage, res: ServerResponse): void {
+  async #handle(name: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
-    const jail = this.#opts.store.getJail(name);
+    let jail = this.#opts.store.getJail(name);
     if (!jail) return reply(res, 404, 'no such jail\n');
+    // The path is reachable only inside the jail's mount namespace, unless a view of the
+    // host's tree (a basejail of the live root) shows the state folder to another jail:
+    // then which socket a process reaches no longer says which jail it is in.
+    const ns = jail.runtime?.create?.nsIds;
+    if (this.#opts.peers && (ns?.mnt !== undefined || ns?.pid !== undefined)) {
+      const peer = await this.#opts.peers.of(req.socket);
+      if (req.socket.destroyed) return;
+      if (!isInside(peer, { ...(ns.mnt ? { mnt: ns.mnt } : {}), ...(ns.pid ? { pid: ns.pid } : {}) })) {
+        res.setHeader('connection', 'close');
+        return reply(res, 403, 'this socket serves the processes of its own jail only\n');
+      }
+      jail = this.#opts.store.getJail(name);
+      if (!jail) return reply(res, 404, 'no such jail\n');
+    }
     if (path === '/env' && req.method === 'GET') return reply(res, 200, jail.env);
     if (path.startsWith('/env/') && req.method === 'GET') {
       let key: string;
