@@ -99,6 +99,7 @@ test('full state disk: adds fail clearly and change nothing, stop and remove wor
   assert.notEqual(create.code, 0);
   assert.match(create.out, enospc);
   assert.match(create.out, /jail "d4"/);
+  assert.equal(existsSync(join(state, 'jails', 'd4')), false, 'no folder of a jail not created');
 
   const set = await jy('set', 'd2', 'meta.tier=silver');
   assert.notEqual(set.code, 0);
