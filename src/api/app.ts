@@ -123,6 +123,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       if (insideAt !== hub.revision) {
         inside = new Set();
         for (const j of hub.states().values()) {
+          // a stopped jail's namespaces are gone (their numbers may be reused)
+          if (j.state === 'stopped') continue;
           const ns = j.runtime?.create?.nsIds;
           if (ns?.mnt) inside.add(ns.mnt);
           if (ns?.pid) inside.add(ns.pid);
