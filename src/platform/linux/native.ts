@@ -5,6 +5,9 @@
 // jailed root owns that tree, every program and library in it may be its.
 //   jy-mount    runs a batch of mount/umount calls in one process (src/platform/linux/mountops.ts)
 //   jy-spawner  starts the other programs for us, so node never forks (src/platform/linux/spawner.ts)
+//   jy-log      a jail's console log relay: size limit, rotation (src/platform/linux/console.ts)
+//   jy-peer     tells the daemon which process is at the other end of a unix socket
+//               (src/api/peer.ts; optional: without it the sockets' file modes decide)
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { JailyardError } from '../../errors.ts';
