@@ -101,7 +101,7 @@ static void bind_ro(const char *src, const char *target) {
 }
 
 /* A minimal /dev at ./dev: tmpfs, host device nodes bound in, devpts, shm, fd links. */
-static void make_dev(void) {
+static void make_dev(unsigned long owner) {
 	static const char *nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 	static const char *links[][2] = {{"pts/ptmx", "dev/ptmx"}, {"/proc/self/fd", "dev/fd"}, {"/proc/self/fd/0", "dev/stdin"}, {"/proc/self/fd/1", "dev/stdout"}, {"/proc/self/fd/2", "dev/stderr"}};
 	struct stat st;
@@ -111,7 +111,10 @@ static void make_dev(void) {
 	} else if (mkdir("dev", 0755) != 0) {
 		die("cannot make dev");
 	}
-	do_mount("jailyard-dev", "dev", "tmpfs", MS_NOSUID, "mode=755,size=64k");
+	/* a user-namespace jail's root owns its /dev as it would without one (OWNER: its host uid) */
+	char opts[96];
+	snprintf(opts, sizeof opts, "mode=755,size=64k,uid=%lu,gid=%lu", owner, owner);
+	do_mount("jailyard-dev", "dev", "tmpfs", MS_NOSUID, opts);
 	char host[64], here[64];
 	for (size_t i = 0; i < sizeof nodes / sizeof *nodes; i++) {
 		snprintf(host, sizeof host, "/dev/%s", nodes[i]);
@@ -125,7 +128,8 @@ static void make_dev(void) {
 	}
 	if (mkdir("dev/pts", 0755) != 0 || mkdir("dev/shm", 0755) != 0) die("cannot make dev/pts, dev/shm");
 	do_mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620");
-	do_mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	snprintf(opts, sizeof opts, "mode=1777,uid=%lu,gid=%lu", owner, owner);
+	do_mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts);
 	for (size_t i = 0; i < sizeof links / sizeof *links; i++)
 		if (symlink(links[i][0], links[i][1]) != 0) die("cannot link %s", links[i][1]);
 }
@@ -450,7 +454,7 @@ int main(int argc, char **argv) {
 	if (lstat("proc", &st) != 0 || !S_ISDIR(st.st_mode)) die("%s/proc is not a directory", root);
 	do_mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	restrict_proc(proc_ro, nro, proc_mask, nmask);
-	if (!strcmp(dev, "makedev")) make_dev();
+	if (!strcmp(dev, "makedev")) make_dev(ubase);
 	honour_suid(root, suid, nsuid);
 	readonly_kernel_fs(root, rofs, nrofs);
 	/* the jail owns its root: .jailyard must be a real directory and tini a regular file

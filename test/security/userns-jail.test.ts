@@ -20,7 +20,9 @@ before(async () => {
   for (const [i, s] of STRATEGIES.entries()) {
     // nullfs gets an address (a netns made by the addresses step), the others none (a new
     // netns made by the stage); both are owned by the host's user namespace
-    await h.jail(name(s), { strategy: s, params: ['userns', ...(i === 0 ? ['ip4.addr=198.51.100.240/24'] : [])] });
+    // basejail gets the plan's /dev (mount.devfs, made host-side), the others the stage's
+    const extra = [...(i === 0 ? ['ip4.addr=198.51.100.240/24'] : []), ...(s === 'basejail' ? ['mount.devfs'] : [])];
+    await h.jail(name(s), { strategy: s, params: ['userns', ...extra] });
   }
 });
 
@@ -118,6 +120,12 @@ for (const s of STRATEGIES) {
       // the jail's root folder itself is its writable part
       assert.equal(lstatSync(join(h.jailDir(jail), 'root', 'tmp', 'f')).uid, r.base);
     }
+  });
+
+  test(`userns ${s}: the jail's root owns its /dev as without a user namespace`, async () => {
+    const r = await h.sh(name(s), 'touch /dev/jy-x && stat -c "%u %g" /dev /dev/jy-x /dev/shm && rm /dev/jy-x');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), '0 0\n0 0\n0 0');
   });
 
   test(`userns ${s}: no sysctl, hostname, mount or host keyring for the jail's root`, async () => {

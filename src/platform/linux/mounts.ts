@@ -197,7 +197,7 @@ async function mountStep(ctx: JailContext, root: string, step: MountStep, facts:
       return;
     case 'devfs':
       prepareTarget(target, true, facts, view);
-      batch.add(devfsOps(target));
+      batch.add(devfsOps(target, range));
       return;
   }
 }
@@ -280,12 +280,15 @@ function prepareTarget(target: string, dir: boolean, facts: MountFacts, view: Mo
  * binds are read-only: reading and writing the devices works, but a chmod or chown by the
  * jailed root would change the HOST's node (the bind is the same inode).
  */
-function devfsOps(target: string): BatchOp[] {
-  const batch = ops.fs('tmpfs', 'jailyard-dev', target, ['mode=755', 'nosuid', 'size=64k']);
+function devfsOps(target: string, range?: UidRange): BatchOp[] {
+  // a user-namespace jail's root owns its /dev as it would without one; its tty group is
+  // its range's gid 5
+  const owner = range ? [`uid=${range.base}`, `gid=${range.base}`] : [];
+  const batch = ops.fs('tmpfs', 'jailyard-dev', target, ['mode=755', 'nosuid', 'size=64k', ...owner]);
   for (const dev of DEVICES) batch.push(...ops.file(`${target}/${dev}`), ...ops.bind(`/dev/${dev}`, `${target}/${dev}`, true));
   batch.push(...ops.mkdir(`${target}/pts`), ...ops.mkdir(`${target}/shm`));
-  batch.push(...ops.fs('devpts', 'devpts', `${target}/pts`, ['newinstance', 'ptmxmode=0666', 'mode=620', 'gid=5', 'nosuid', 'noexec']));
-  batch.push(...ops.fs('tmpfs', 'shm', `${target}/shm`, ['mode=1777', 'nosuid', 'nodev']));
+  batch.push(...ops.fs('devpts', 'devpts', `${target}/pts`, ['newinstance', 'ptmxmode=0666', 'mode=620', `gid=${(range?.base ?? 0) + 5}`, 'nosuid', 'noexec']));
+  batch.push(...ops.fs('tmpfs', 'shm', `${target}/shm`, ['mode=1777', 'nosuid', 'nodev', ...owner]));
   const links: [string, string][] = [['ptmx', 'pts/ptmx'], ['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']];
   for (const [name, to] of links) batch.push(...ops.symlink(to, `${target}/${name}`));
   return batch;
