@@ -16,7 +16,7 @@ import type { MountPlan } from './plan.ts';
 import { readLayout } from './layout.ts';
 import { coveredByCow, cowSteps, planMounts, skeletonLists } from './planner.ts';
 import { parseSkeletonRef, resolveSkeleton, type SkeletonVersion } from './registry.ts';
-import { copyTree, liveSeedRules, seedWritable, type SeedRules } from './writable.ts';
+import { copyListed, copyTree, liveSeedRules, seedWritable, type SeedRules } from './writable.ts';
 import { ensureDirsInRoot } from './paths.ts';
 import { upgradeWritable, type UpgradeAction, type UpgradeResult } from './merge.ts';
 
@@ -97,6 +97,15 @@ function cowLower(skel: SkeletonVersion, rel: string, rules: SeedRules): string 
   return existsSync(lower) ? lower : undefined;
 }
 
+/** The writable dirs whose seed layer has something in it (a live tree's overlay jail keeps
+ * them copy-on-write; the others are seeded as the jail's own empty dirs). */
+function seededDirs(skel: SkeletonVersion, writable: string[], rules: SeedRules): string[] {
+  return writable.filter((rel) => {
+    const lower = cowLower(skel, rel, rules);
+    return lower !== undefined && readdirOr(lower).length > 0;
+  });
+}
+
 function cowLowers(skel: SkeletonVersion, cow: string[], rules: SeedRules): Record<string, string | undefined> {
   return Object.fromEntries(cow.map((rel) => [rel, cowLower(skel, rel, rules)]));
 }
@@ -139,7 +148,11 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
       throw new JailyardError('JY_ERR_PATH', `limits.disk needs an empty or missing jail root, ${root} is not`, { jail: record.name, param: 'path' });
     }
   }
-  switch (lists.strategy) {
+  const live = skel.kind === 'reference';
+  // a live tree's overlay jail: its root is its own dir like a nullfs jail's, and every
+  // writable dir the seed has something in is copy-on-write over the seed's layer
+  if (live && lists.strategy === 'overlay') lists.cow = disk !== undefined ? [] : seededDirs(skel, lists.writable, rules);
+  switch (live && lists.strategy === 'overlay' ? 'nullfs' : lists.strategy) {
     case 'nullfs':
     case 'basejail':
       makeRoot(root);
@@ -155,9 +168,11 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
       break;
     case 'full':
       mkdirSync(dirname(root), { recursive: true, mode: 0o700 });
-      if (skel.kind === 'reference') {
-        // a copy of a live root: its config dirs from the seed, by the live rules, never as-is
-        copyTree(skel.root, root, { jail: record.name, skip: lists.writable });
+      if (live) {
+        // a copy of a live tree: its romounts dirs, and its config dirs from the seed by the
+        // live rules; nothing else of it (the host's /home, /work, /boot... of `--from /`)
+        makeRoot(root);
+        copyListed(skel.root, root, lists.romounts, record.name);
         seedWritable(skel.seedRoot, root, lists.writable, { rules, jail: record.name });
       } else {
         copyTree(skel.root, root, { jail: record.name });
@@ -170,7 +185,7 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
   }
   if (disk !== undefined) {
     // the seeded part goes into the image (mkfs -d), the root stays an empty mount point
-    const layer = lists.strategy === 'overlay' ? undefined : root;
+    const layer = lists.strategy === 'overlay' && !live ? undefined : root;
     makeDiskImage(diskImage(stateDir, record.name), disk, layer, record.name);
     if (layer) for (const name of readdirSync(layer)) rmSync(join(layer, name), { recursive: true, force: true });
   }
@@ -231,6 +246,12 @@ function pinnedCow(stateDir: string, record: Pick<JailRecord, 'name'>): string[]
   return readPinned(stateDir, record.name)?.cow ?? [];
 }
 
+/** Whether the jail's writable part is seeded from the skeleton's seed (copied or
+ * copy-on-write over it): nullfs and basejail jails, and overlay jails of a live tree. */
+function thinOnSeed(strategy: string, skel: SkeletonVersion): boolean {
+  return strategy === 'nullfs' || strategy === 'basejail' || (strategy === 'overlay' && skel.kind === 'reference');
+}
+
 /** The jail's skeleton mount plan (before the runtime appends mount/fstab/devfs/guest). */
 export function planJail(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>, root: string): MountPlan {
   const platform = currentPlatform();
@@ -248,9 +269,10 @@ export function planJail(stateDir: string, record: Pick<JailRecord, 'name' | 'pa
     rwmounts: lists.rwmounts,
     writable: lists.writable,
     // the dirs pinned at create, not today's parameter or default
-    cow: lists.strategy === 'nullfs' || lists.strategy === 'basejail' ? cowLowers(skel, pinnedCow(stateDir, record), seedRulesFor(skel, defaults, platform)) : {},
+    cow: thinOnSeed(lists.strategy, skel) ? cowLowers(skel, pinnedCow(stateDir, record), seedRulesFor(skel, defaults, platform)) : {},
     platform,
     basejail: lists.basejail,
+    live: skel.kind === 'reference',
     ...(existsSync(diskImage(stateDir, record.name)) ? { disk: diskImage(stateDir, record.name) } : {}),
   });
 }
@@ -282,7 +304,7 @@ export async function upgradeJail(
   const lists = skeletonLists(record.name, record.params, defaults, platform);
   const cow = pinnedCow(stateDir, record);
   let res: UpgradeResult & { actions: UpgradeAction[] } = { touched: [], conflicts: [], actions: [] };
-  if (lists.strategy === 'nullfs' || lists.strategy === 'basejail') {
+  if (thinOnSeed(lists.strategy, from)) {
     const root = rootOf(stateDir, record);
     const merge = () =>
       upgradeWritable({ jail: record.name, jailRoot: root, oldSeed: from.seedRoot, newSeed: to.seedRoot, dirs: lists.writable, mounts: cow });

@@ -44,6 +44,11 @@ export interface PlanInput {
   basejail?: string;
   /** The image holding the jail's size-limited writable part (limits.disk), if it has one. */
   disk?: string;
+  /** The skeleton references a live tree (`skel create --from DIR`, e.g. the host's root):
+   * every strategy then exposes only the romounts dirs and the jail's writable part, never
+   * the rest of that tree (basejail: the romounts below /basejail; overlay: one overlay per
+   * romounts dir, the root the jail's own dir). Owned trees are jail roots: taken whole. */
+  live?: boolean;
 }
 
 const depth = (rel: string): number => splitRel(rel).length;
@@ -127,6 +132,11 @@ export function coveredByCow(rel: string, cow: readonly string[]): boolean {
   return cow.some((c) => rel === c || rel.startsWith(c + '/'));
 }
 
+/** Where the overlay strategy keeps the layers of one romounts dir of a live skeleton. */
+export function roLayerDir(stateDir: string, rel: string): string {
+  return posix.join(stateDir, 'overlay', 'ro', encodeURIComponent(rel));
+}
+
 /** The mount plan for one jail. Throws JY_ERR_PATH / JY_ERR_PARAM_VALUE on bad input. */
 export function planMounts(input: PlanInput): MountPlan {
   const { jail, layout } = input;
@@ -164,6 +174,36 @@ export function planMounts(input: PlanInput): MountPlan {
     notes.push(...c.notes);
   };
 
+  /**
+   * The romounts dirs below `root`/`under`: a read-only bind (or, `overlay`, a copy-on-write
+   * overlay with the jail's own layer) per dir, a symlink per symlink of the skeleton.
+   */
+  const roMounts = (at: string, under: string, kind: 'bind' | 'overlay'): void => {
+    // (basejail's own loop below notes what it leaves out)
+    const note = (text: string): void => void (under === '' && notes.push(text));
+    for (const rel of ro) {
+      const covered = symlinkedAncestor(layout, rel);
+      const entry = layout[rel];
+      const dest = posix.join(at, under, rel);
+      if (covered) note(`${rel}: under symlink ${covered} in the skeleton, not mounted`);
+      else if (!entry || entry.type === 'missing') note(`${rel}: missing in the skeleton, not mounted`);
+      else if (entry.type === 'symlink') {
+        pushUnique(plan.mkdirs, ...parentDirs(at, posix.join(under, rel)));
+        plan.symlinks.push({ path: dest, target: entry.target ?? '' });
+      } else if (entry.type !== 'dir') note(`${rel}: not a directory in the skeleton, not mounted`);
+      else if (kind === 'bind') {
+        pushUnique(plan.mkdirs, ...parentDirs(at, posix.join(under, rel)), dest);
+        skeletonMounts.push({ rel, step: { kind: 'bind', source: posix.join(skel, rel), target: dest, readonly: true, origin: 'skeleton-ro' } });
+      } else {
+        const dir = roLayerDir(state, rel);
+        const upper = posix.join(dir, 'upper');
+        const work = posix.join(dir, 'work');
+        pushUnique(plan.mkdirs, posix.join(state, 'overlay'), posix.join(state, 'overlay', 'ro'), dir, upper, work, ...parentDirs(at, rel), dest);
+        skeletonMounts.push({ rel, step: { kind: 'overlay', lower: [posix.join(skel, rel)], upper, work, target: dest, origin: 'skeleton-overlay' } });
+      }
+    }
+  };
+
   const rwBinds = (): void => {
     for (const rel of rw) {
       const source = posix.join(state, 'rw', rel);
@@ -176,20 +216,7 @@ export function planMounts(input: PlanInput): MountPlan {
 
   switch (input.strategy) {
     case 'nullfs': {
-      for (const rel of ro) {
-        const covered = symlinkedAncestor(layout, rel);
-        const entry = layout[rel];
-        if (covered) notes.push(`${rel}: under symlink ${covered} in the skeleton, not mounted`);
-        else if (!entry || entry.type === 'missing') notes.push(`${rel}: missing in the skeleton, not mounted`);
-        else if (entry.type === 'symlink') {
-          pushUnique(plan.mkdirs, ...parentDirs(root, rel));
-          plan.symlinks.push({ path: posix.join(root, rel), target: entry.target ?? '' });
-        } else if (entry.type !== 'dir') notes.push(`${rel}: not a directory in the skeleton, not mounted`);
-        else {
-          pushUnique(plan.mkdirs, ...parentDirs(root, rel), posix.join(root, rel));
-          skeletonMounts.push({ rel, step: { kind: 'bind', source: posix.join(skel, rel), target: posix.join(root, rel), readonly: true, origin: 'skeleton-ro' } });
-        }
-      }
+      roMounts(root, '', 'bind');
       cowMounts();
       rwBinds();
       break;
@@ -199,7 +226,10 @@ export function planMounts(input: PlanInput): MountPlan {
       const baseRel = splitRel(checkListEntry(base.replace(/^\/+/, ''), { jail, param: 'skeleton.basejail' })).join('/');
       const baseTarget = posix.join(root, baseRel);
       pushUnique(plan.mkdirs, ...parentDirs(root, baseRel), baseTarget);
-      plan.mounts.push({ kind: 'bind', source: skel, target: baseTarget, readonly: true, origin: 'skeleton-basejail' });
+      // a live tree: only its romounts dirs below /basejail (mount points in the jail's own
+      // dir), never one bind of all of it
+      if (input.live) roMounts(root, baseRel, 'bind');
+      else plan.mounts.push({ kind: 'bind', source: skel, target: baseTarget, readonly: true, origin: 'skeleton-basejail' });
       for (const rel of ro) {
         const entry = layout[rel];
         const covered = symlinkedAncestor(layout, rel);
@@ -217,17 +247,26 @@ export function planMounts(input: PlanInput): MountPlan {
       break;
     }
     case 'overlay': {
+      if (input.live) {
+        // the root is the jail's own dir (its writable part seeded there, or copy-on-write
+        // over the seed's layers), each romounts dir an overlay of that dir of the tree
+        roMounts(root, '', 'overlay');
+        cowMounts();
+        rwBinds();
+        break;
+      }
       const upper = posix.join(state, 'overlay', 'upper');
       const work = posix.join(state, 'overlay', 'work');
       pushUnique(plan.mkdirs, posix.join(state, 'overlay'), upper, work);
       plan.mounts.push({ kind: 'overlay', lower: [skel], upper, work, target: root, origin: 'skeleton-overlay' });
       if (ro.length) notes.push('romounts: not used by the overlay strategy (the whole skeleton is the lower layer)');
-      if (cow.length) notes.push('cow: not used by the overlay strategy (all of the jail is copy-on-write)');
+      if (cow.length) notes.push('cow: not used by the overlay strategy of an owned tree (all of the jail is copy-on-write)');
       rwBinds();
       break;
     }
     case 'full': {
-      if (ro.length) notes.push('romounts: not used by the full strategy (the jail root is an independent copy)');
+      // (a live tree's copy holds only its romounts and writable dirs: see prepareJail)
+      if (ro.length && !input.live) notes.push('romounts: not used by the full strategy (the jail root is an independent copy)');
       if (cow.length) notes.push('cow: not used by the full strategy (the jail root is an independent copy)');
       rwBinds();
       break;
@@ -236,7 +275,7 @@ export function planMounts(input: PlanInput): MountPlan {
   if (input.disk !== undefined) {
     if (!posix.isAbsolute(input.disk)) throw new JailyardError('JY_ERR_PATH', `"${input.disk}" is not an absolute path`, { jail, param: 'limits.disk' });
     // the writable part: the root itself, or the overlay's upper and work dirs
-    plan.disk = { image: input.disk, target: input.strategy === 'overlay' ? posix.join(state, 'overlay') : root };
+    plan.disk = { image: input.disk, target: input.strategy === 'overlay' && !input.live ? posix.join(state, 'overlay') : root };
   }
   // parents before children, whatever order the lists had
   skeletonMounts.sort((a, b) => depth(a.rel) - depth(b.rel));

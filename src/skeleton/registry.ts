@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { JailyardError } from '../errors.ts';
 import { loadDefaults, currentPlatform, type Platform } from '../defaults.ts';
 import { buildManifest, diffManifests, formatManifest, parseManifest, type ManifestDiff } from './manifest.ts';
-import { copyTree, liveSeedRules, seedWritable, type LiveRules, type SeedRules } from './writable.ts';
+import { copyListed, copyTree, liveSeedRules, seedWritable, type LiveRules, type SeedRules } from './writable.ts';
 import { runDebootstrap, type DebootstrapProgress } from './debootstrap.ts';
 
 export type SkeletonSource =
@@ -213,8 +213,9 @@ export async function createSkeleton(stateDir: string, name: string, source: Ske
       kind = 'owned';
       manifestRoot = join(tmp, 'root');
       if (isHostRoot(source.path)) {
-        // the host's own live root: its config dirs as a reference skeleton's seed takes them
-        copyTree(source.path, manifestRoot, { skip: writable });
+        // the host's own live root: only its romounts dirs, and its config dirs as a reference
+        // skeleton's seed takes them (never its /home, /work, /boot, jailyard's state...)
+        copyListed(source.path, manifestRoot, defaults.skeleton.romounts[platform]);
         seedWritable(source.path, manifestRoot, writable, { rules: live });
       } else {
         // a prepared tree (a distribution made for jails) is taken as it is

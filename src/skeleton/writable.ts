@@ -264,3 +264,21 @@ export function copyTree(srcRoot: string, destRoot: string, opts: { jail?: strin
   if (opts.jail) seedOpts.jail = opts.jail;
   return seedWritable(srcRoot, destRoot, top, seedOpts);
 }
+
+/**
+ * A copy of only the listed entries of a tree (each with its subtree; a listed symlink as a
+ * symlink): what a jail gets of a live tree (its romounts dirs). The destination must be
+ * missing or empty. Stays on the source's filesystem.
+ */
+export function copyListed(srcRoot: string, destRoot: string, entries: string[], jail?: string): SeedResult {
+  const st = lstatOrUndefined(srcRoot);
+  if (!st?.isDirectory()) throw new JailyardError('JY_ERR_PATH', `skeleton root ${srcRoot} is not a directory`, jail ? { jail } : {});
+  const there = lstatOrUndefined(destRoot);
+  if (there && (!there.isDirectory() || readdirSync(destRoot).length > 0)) {
+    throw new JailyardError('JY_ERR_PATH', `${destRoot} must be missing or an empty directory for a full copy`, jail ? { jail, param: 'path' } : { param: 'path' });
+  }
+  if (!there) mkdirLike(destRoot, st);
+  const opts: SeedOptions = { fallback: 'copy', oneFileSystem: true, rules: { copy: entries } };
+  if (jail) opts.jail = jail;
+  return seedWritable(srcRoot, destRoot, entries, opts);
+}

@@ -100,6 +100,46 @@ describe('planMounts basejail', () => {
   });
 });
 
+describe('planMounts of a live tree (skel create --from): only the romounts dirs', () => {
+  test('basejail: a bind per romounts dir below /basejail, the links into it as before', () => {
+    const plan = planMounts(input({ strategy: 'basejail', basejail: '/basejail', live: true }));
+    assert.ok(!plan.mounts.some((m) => m.kind === 'bind' && m.source === '/skel/1/root'), 'no bind of the whole tree');
+    assert.deepEqual(
+      plan.mounts.map((m) => m.kind === 'bind' && [m.source, m.target, m.readonly, m.origin]),
+      ['bin', 'sbin', 'lib', 'lib64', 'share'].map((d) => [`/skel/1/root/usr/${d}`, `/jails/web/basejail/usr/${d}`, true, 'skeleton-ro']),
+    );
+    const links = Object.fromEntries(plan.symlinks.map((s) => [s.path, s.target]));
+    assert.equal(links['/jails/web/basejail/bin'], 'usr/bin');
+    assert.equal(links['/jails/web/bin'], 'basejail/bin');
+    assert.equal(links['/jails/web/usr/bin'], '../basejail/usr/bin');
+    assert.ok(plan.mkdirs.includes('/jails/web/basejail/usr/share'));
+    assert.equal(plan.notes?.filter((n) => n.startsWith('usr/lib32')).length, 1, 'one note per left-out entry');
+  });
+
+  test('overlay: an overlay per romounts dir (layers in the jail state), the root the jail own dir', () => {
+    const plan = planMounts(input({ strategy: 'overlay', live: true, cow: { etc: '/skel/1/cow/etc/etc' } }));
+    assert.ok(!plan.mounts.some((m) => m.target === '/jails/web'), 'no overlay of the whole tree at the root');
+    const ovl = plan.mounts.filter((m) => m.kind === 'overlay');
+    assert.deepEqual(ovl.map((m) => m.kind === 'overlay' && [m.lower, m.target]), [
+      [['/skel/1/cow/etc/etc'], '/jails/web/etc'],
+      ...['bin', 'sbin', 'lib', 'lib64', 'share'].map((d) => [[`/skel/1/root/usr/${d}`], `/jails/web/usr/${d}`]),
+    ]);
+    const bin = ovl[1]!;
+    assert.ok(bin.kind === 'overlay' && bin.upper === '/state/jails/web/overlay/ro/usr%2Fbin/upper' && bin.work === '/state/jails/web/overlay/ro/usr%2Fbin/work');
+    assert.deepEqual(plan.symlinks.find((l) => l.path === '/jails/web/bin'), { path: '/jails/web/bin', target: 'usr/bin' });
+  });
+
+  test('overlay with a disk image: the image holds the root (the writable part)', () => {
+    const plan = planMounts(input({ strategy: 'overlay', live: true, disk: '/state/jails/web/disk.img' }));
+    assert.deepEqual(plan.disk, { image: '/state/jails/web/disk.img', target: '/jails/web' });
+  });
+
+  test('owned trees are taken whole as before', () => {
+    assert.equal(planMounts(input({ strategy: 'basejail', live: false })).mounts[0]!.origin, 'skeleton-basejail');
+    assert.equal(planMounts(input({ strategy: 'overlay' })).mounts[0]!.target, '/jails/web');
+  });
+});
+
 describe('planMounts overlay and full', () => {
   test('overlay: lower = skeleton, upper/work in the jail state dir, at the jail root', () => {
     const plan = planMounts(input({ strategy: 'overlay' }));
