@@ -14,6 +14,7 @@ import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.t
 import { cliFor } from '../helpers/cli.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
+const BIN = join(ROOT, 'bin/jailyard.js');
 let state: string;
 let baseline: SystemSnapshot;
 const cli = cliFor(() => state);
@@ -125,4 +126,40 @@ test('store on a read-only mount: clear error naming the file, nothing changed; 
     const r = await jy(...args);
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`);
   }
+});
+
+test('store locked between two steps of a start: the start fails naming reconcile, which recovers everything', { timeout: 60_000 }, async () => {
+  const set = await jy('set', 'k1', 'exec.prestart=sleep 1');
+  assert.equal(set.code, 0, set.out);
+  // the CLI in a process of its own (its pid is the jail's recorded owner)
+  const child = spawn(process.execPath, [BIN, '--state', state, 'start', 'k1'], {
+    env: { ...process.env, JAILYARD_STORE_BUSY_MS: '300' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  let holder: Promise<ChildProcess> | undefined;
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString();
+    // exec.prestart runs (mounts and addresses are made and recorded): lock the store
+    // before the step can be recorded
+    if (!holder && /k1: exec\.prestart/.test(out)) holder = lockHolder(join(state, 'jailyard.db'));
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.ok(holder, out);
+  await kill(await holder);
+  assert.notEqual(code, 0);
+  assert.match(out, /is locked by another process \(waited 300 ms\)/, out);
+  assert.match(out, /run jailyard reconcile/, out);
+  // the owner is gone: reconcile finishes what the start left
+  const rec = await jy('reconcile');
+  assert.equal(rec.code, 0, rec.out);
+  const ls = await cli('ls', '-a', '--json', 'name', 'state');
+  assert.match(ls.stdout, /"name":\s*"k1",\s*"state":\s*"stopped"/);
+  assertNoLeaks(baseline, state);
+  for (const args of [['start', 'k1'], ['stop', 'k1']]) {
+    const r = await jy(...args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`);
+  }
+  assertNoLeaks(baseline, state);
 });
