@@ -45,7 +45,8 @@ after(async () => {
 function assertVictimUntouched(when: string): void {
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '');
   assert.ok(mounts.includes(`${victim}/m`), `${when}: the host's own mount at the symlink's target was unmounted`);
-  assert.deepEqual(mounts.filter((m) => m.startsWith(`${victim}/m/`)), [], `${when}: something was mounted on the host through a planted symlink`);
+  const below = mounts.filter((m) => m.startsWith(`${victim}/m/`));
+  assert.deepEqual(below, [], `${when}: something was mounted on the host through a planted symlink`);
   assert.deepEqual(readdirSync(`${victim}/m`), ['keep'], `${when}: a host step created files through a planted symlink`);
   assert.equal(readFileSync(`${victim}/m/keep`, 'utf8'), keepText, `${when}: a host step wrote through a planted symlink`);
   assert.deepEqual(readdirSync(victim), ['m'], `${when}: a host step created files next to the victim`);
@@ -78,7 +79,7 @@ for (const mode of jailModes()) {
         // the remove itself happens at the end (close); the victim is checked after it below
       });
 
-      test('mount targets and their parents replaced by symlinks to a host dir: stop and start mount and create nothing there', async () => {
+      test('mount targets and their parents replaced by symlinks to a host dir: stop and start touch nothing there', async () => {
         // The jail owns its tree: it moves each parent of a mount point aside (the mounts go
         // with it) and leaves a symlink to the host's victim in its place.
         const r = await h.sh(name, `
@@ -95,7 +96,9 @@ for (const mode of jailModes()) {
             done
           done
           # and the names the stage makes in every root
-          for p in /.jailyard/tini /run/jailyard; do [ -L "$p" ] || { mv "$p" "$p.jyold2" 2>/dev/null; ln -s "$V" "$p" 2>/dev/null && echo "planted $p"; }; done
+          for p in /.jailyard/tini /run/jailyard; do
+            [ -L "$p" ] || { mv "$p" "$p.jyold2" 2>/dev/null; ln -s "$V" "$p" 2>/dev/null && echo "planted $p"; }
+          done
           true`);
         assert.match(r.stdout, /planted/, `nothing could be planted: ${r.stdout} ${r.stderr}`);
         let s = await h.jy('stop', name);
@@ -132,7 +135,9 @@ describe('upgrade writes nothing through symlinks the jail planted in its config
   };
   before(async () => {
     const v1 = tree(join(h.state, 'up1'), { 'etc/app.conf': 'one\n', 'etc/sub/f.conf': 'x\n', 'etc/keep.conf': 'k\n' });
-    const v2 = tree(join(h.state, 'up2'), { 'etc/app.conf': 'two\n', 'etc/sub/f.conf': 'y\n', 'etc/keep.conf': 'k\n', 'etc/new.conf': 'new\n' });
+    const v2 = tree(join(h.state, 'up2'), {
+      'etc/app.conf': 'two\n', 'etc/sub/f.conf': 'y\n', 'etc/keep.conf': 'k\n', 'etc/new.conf': 'new\n',
+    });
     for (const v of [v1, v2]) assert.equal((await h.jy('skel', 'create', 'up', '--copy', v)).code, 0);
   });
 
@@ -161,10 +166,12 @@ describe('upgrade writes nothing through symlinks the jail planted in its config
 describe('host binaries through /proc while jailyard enters the jail (CVE-2019-5736 class)', { timeout: 120_000 }, () => {
   const modes: JailMode[] = jailModes();
   for (const mode of modes) {
-    test(`${mode.name}: the jail never opens jy-enter, jy-stage or tini of the host for writing or traces them, nor reaches the host root`, async () => {
+    test(`${mode.name}: the jail never writes or traces jailyard's helpers, nor reaches the host root`, async () => {
       const name = `race-${mode.name === 'root' ? 'r' : 'u'}`;
       await h.jail(name, { mode, strategy: 'nullfs' });
-      const bins = ['jy-enter', 'jy-stage', 'jy-spawner'].map((b) => join(import.meta.dirname, '../../native/build', b)).filter((b) => existsSync(b));
+      const bins = ['jy-enter', 'jy-stage', 'jy-spawner']
+        .map((b) => join(import.meta.dirname, '../../native/build', b))
+        .filter((b) => existsSync(b));
       const sums = bins.map((b) => createHash('sha256').update(readFileSync(b)).digest('hex'));
       writeFileSync(`${h.state}/HOST-MARKER`, 'host\n');
       // in the jail: watch /proc for 4 s for any process whose exe or root is not the jail's
@@ -211,17 +218,22 @@ describe('across jails', { timeout: 180_000 }, () => {
   const secret = randomBytes(8).toString('hex');
   before(async () => {
     await h.jail('xa', { strategy: 'nullfs', params: [`ip4.addr=${securityAddr(10)}`] });
-    await h.jail('xb', { strategy: 'overlay', params: [`ip4.addr=${securityAddr(11)}`, `env.secret=env-${secret}`, `meta.secret=meta-${secret}`] });
+    const params = [`ip4.addr=${securityAddr(11)}`, `env.secret=env-${secret}`, `meta.secret=meta-${secret}`];
+    await h.jail('xb', { strategy: 'overlay', params });
     await h.exec('xb', ['/bin/sh', '-c', `echo file-${secret} > /root/secret; nohup sleep 600.5 >/dev/null 2>&1 &`]);
   });
 
   test('a jail reads nothing of another jail (env, meta, files) through /run, /proc or its tree', async () => {
-    const r = await h.sh('xa', 'grep -rs "' + secret + '" /run /tmp /var/run /etc /root /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | head; cat /run/jailyard/* 2>/dev/null; true');
+    const r = await h.sh('xa', `
+      grep -rs "${secret}" /run /tmp /var/run /etc /root /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | head
+      cat /run/jailyard/* 2>/dev/null; true`);
     assert.ok(!r.stdout.includes(secret), `jail xa read jail xb's data:\n${r.stdout}`);
   });
 
   test('a jail neither sees, signals nor traces another jail\'s processes', async () => {
-    const hostPidsOfB = readFileSync(join(h.facts('xb').cgroups.find((c) => c.includes('/pids/')) ?? h.facts('xb').cgroups[0]!, 'cgroup.procs'), 'utf8').trim().split('\n').map(Number);
+    const { cgroups } = h.facts('xb');
+    const group = cgroups.find((c) => c.includes('/pids/')) ?? cgroups[0]!;
+    const hostPidsOfB = readFileSync(join(group, 'cgroup.procs'), 'utf8').trim().split('\n').map(Number);
     assert.ok(hostPidsOfB.length >= 2, 'xb runs processes');
     const r = await h.exec('xa', ['python3', '-c', `
 import ctypes, os

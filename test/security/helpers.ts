@@ -107,7 +107,9 @@ export function runJailyard(state: string, args: string[], opts: RunOptions = {}
     const o = opts.openFd;
     if (o) assert.ok(Number.isInteger(o.fd) && o.fd > 2 && o.fd < 1024, 'openFd.fd: 3..1023');
     // the script is constant; the path and the command are its arguments
-    const [cmd, cmdArgs] = o ? ['/bin/bash', ['-c', `exec ${o.fd}<"$1"; shift; exec "$@"`, 'bash', o.path, process.execPath, ...argv]] : [process.execPath, argv];
+    const [cmd, cmdArgs] = o
+      ? ['/bin/bash', ['-c', `exec ${o.fd}<"$1"; shift; exec "$@"`, 'bash', o.path, process.execPath, ...argv]]
+      : [process.execPath, argv];
     const child = spawn(cmd, cmdArgs, {
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...(opts.extraStdio ?? [])],
       env: { ...process.env, ...opts.env },
