@@ -64,6 +64,8 @@ export const ERROR_CODES = {
   JY_ERR_SKELETON_CREATE: 500,
   // platform
   JY_ERR_PLATFORM: 500,
+  // the state store (src/store): full disk, locked or read-only file; nothing was changed
+  JY_ERR_STORE: 503,
   // API
   JY_ERR_UNAUTHORIZED: 401,
   JY_ERR_BODY_TOO_LARGE: 413,

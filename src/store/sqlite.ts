@@ -80,7 +80,7 @@ function storeError(e: unknown, file: string, busyMs: number, jail?: string): un
   const dir = file.slice(0, file.lastIndexOf('/')) || '/';
   if (isDiskFull(e, dir)) {
     return new JailyardError(
-      'JY_ERR_PLATFORM',
+      'JY_ERR_STORE',
       `no space left on the state folder's disk (ENOSPC) writing ${file}; nothing was changed: free space on ${dir} and retry`,
       place,
       { cause: e },
@@ -88,7 +88,7 @@ function storeError(e: unknown, file: string, busyMs: number, jail?: string): un
   }
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
     return new JailyardError(
-      'JY_ERR_PLATFORM',
+      'JY_ERR_STORE',
       `the store ${file} is locked by another process (waited ${busyMs} ms); nothing was changed: retry when it is done, ` +
         `or find the holder with \`fuser ${file}\``,
       place,
@@ -97,7 +97,7 @@ function storeError(e: unknown, file: string, busyMs: number, jail?: string): un
   }
   if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code === 'SQLITE_PERM') {
     return new JailyardError(
-      'JY_ERR_PLATFORM',
+      'JY_ERR_STORE',
       `the store ${file} cannot be written (${code}: ${(e as Error).message}); nothing was changed: ` +
         `make ${file} and its folder writable (not a read-only mount) and retry`,
       place,
@@ -105,7 +105,7 @@ function storeError(e: unknown, file: string, busyMs: number, jail?: string): un
     );
   }
   if (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') {
-    return new JailyardError('JY_ERR_PLATFORM', `the store ${file} failed: ${code}: ${(e as Error).message}`, place, { cause: e });
+    return new JailyardError('JY_ERR_STORE', `the store ${file} failed: ${code}: ${(e as Error).message}`, place, { cause: e });
   }
   return e;
 }

@@ -156,7 +156,7 @@ test('full state disk under a long-lived store handle (the daemon): adds refused
     st.transition('e1', 'starting', 'running');
     fill(join(state, 'fill'));
     const enospc = (e: unknown) => {
-      assert.equal((e as { code?: string }).code, 'JY_ERR_PLATFORM');
+      assert.equal((e as { code?: string }).code, 'JY_ERR_STORE');
       assert.match((e as Error).message, /ENOSPC/);
       return true;
     };
