@@ -166,8 +166,11 @@ test('userns: the skeleton is shared through idmapped mounts, not copied', async
     const inJail = lstatSync(`/proc/${pid}/root${at === '/usr/bin' ? '' : at}/usr/bin/ls`);
     assert.equal(inJail.ino, host.ino, `${s}: /usr/bin/ls is the host's inode`);
     assert.equal(inJail.dev, host.dev);
-    const line = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === at);
-    assert.ok(line?.split(' ')[5]?.split(',').includes('idmapped'), `${s}: ${at} is not idmapped: ${line}`);
+    // the mount holding /usr/bin (basejail: the whole skeleton at /basejail, or a live
+    // skeleton's romounts dirs below it)
+    const points = at === '/usr/bin' ? [at] : [at, `${at}/usr/bin`];
+    const line = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').find((l) => points.includes(l.split(' ')[4]!));
+    assert.ok(line?.split(' ')[5]?.split(',').includes('idmapped'), `${s}: ${points.join(' or ')} is not idmapped: ${line}`);
     const seen = await h.sh(jail, 'stat -c "%u %g" /usr/bin/ls');
     assert.equal(seen.stdout.trim(), '0 0', `${s}: inside, the skeleton's files are root's`);
   }
@@ -200,4 +203,18 @@ test("userns: a restart keeps the range and the jail's files", async () => {
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.stdout.trim(), '0\n0');
   assert.ok(existsSync(join(h.jailDir(jail), 'userns.json')));
+});
+
+test('userns: a nested jail with a user namespace of its own is refused at its mounts step, nothing left', async () => {
+  await h.jail('unp', { params: ['children.max=1', 'allow.jails'] });
+  await h.jail('unp.kid', { params: ['userns'], start: false });
+  const r = await h.jy('start', 'unp.kid');
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /parameter "userns", step mount: a nested jail cannot have a user namespace of its own/);
+  const store = openStore(h.state);
+  try {
+    assert.equal(store.requireJail('unp.kid').runtime?.create, undefined);
+  } finally {
+    store.close();
+  }
 });
