@@ -29,6 +29,10 @@ export interface PinnedSkeleton {
   cow?: string[];
   /** limits.disk in bytes when the jail's writable part is an image (fixed at create). */
   disk?: number;
+  /** Seeded for the narrowed view of a live tree (romounts + writable dirs only). An overlay
+   * jail of a live tree made before that has its whole tree as its lower layer and its
+   * changes in that overlay's upper layer: it keeps that layout until it is recreated. */
+  live?: boolean;
 }
 
 const jailDir = (stateDir: string, name: string): string => join(stateDir, 'jails', name);
@@ -189,7 +193,7 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
     makeDiskImage(diskImage(stateDir, record.name), disk, layer, record.name);
     if (layer) for (const name of readdirSync(layer)) rmSync(join(layer, name), { recursive: true, force: true });
   }
-  writePinned(stateDir, record.name, { name: skel.name, version: skel.version, cow: lists.cow, ...(disk !== undefined ? { disk } : {}) });
+  writePinned(stateDir, record.name, { name: skel.name, version: skel.version, cow: lists.cow, ...(disk !== undefined ? { disk } : {}), ...(live ? { live } : {}) });
 }
 
 /** The image holding a jail's size-limited writable part. */
@@ -248,8 +252,14 @@ function pinnedCow(stateDir: string, record: Pick<JailRecord, 'name'>): string[]
 
 /** Whether the jail's writable part is seeded from the skeleton's seed (copied or
  * copy-on-write over it): nullfs and basejail jails, and overlay jails of a live tree. */
-function thinOnSeed(strategy: string, skel: SkeletonVersion): boolean {
-  return strategy === 'nullfs' || strategy === 'basejail' || (strategy === 'overlay' && skel.kind === 'reference');
+function thinOnSeed(strategy: string, live: boolean): boolean {
+  return strategy === 'nullfs' || strategy === 'basejail' || (strategy === 'overlay' && live);
+}
+
+/** Whether the jail gets the narrowed view of a live tree (see PinnedSkeleton.live). */
+function liveLayout(stateDir: string, record: Pick<JailRecord, 'name'>, skel: SkeletonVersion, strategy: string): boolean {
+  if (skel.kind !== 'reference') return false;
+  return strategy !== 'overlay' || readPinned(stateDir, record.name)?.live === true;
 }
 
 /** The jail's skeleton mount plan (before the runtime appends mount/fstab/devfs/guest). */
@@ -258,6 +268,7 @@ export function planJail(stateDir: string, record: Pick<JailRecord, 'name' | 'pa
   const defaults = loadDefaults();
   const skel = jailSkeleton(stateDir, record);
   const lists = skeletonLists(record.name, record.params, defaults, platform);
+  const live = liveLayout(stateDir, record, skel, lists.strategy);
   return planMounts({
     jail: record.name,
     root,
@@ -269,10 +280,10 @@ export function planJail(stateDir: string, record: Pick<JailRecord, 'name' | 'pa
     rwmounts: lists.rwmounts,
     writable: lists.writable,
     // the dirs pinned at create, not today's parameter or default
-    cow: thinOnSeed(lists.strategy, skel) ? cowLowers(skel, pinnedCow(stateDir, record), seedRulesFor(skel, defaults, platform)) : {},
+    cow: thinOnSeed(lists.strategy, live) ? cowLowers(skel, pinnedCow(stateDir, record), seedRulesFor(skel, defaults, platform)) : {},
     platform,
     basejail: lists.basejail,
-    live: skel.kind === 'reference',
+    live,
     ...(existsSync(diskImage(stateDir, record.name)) ? { disk: diskImage(stateDir, record.name) } : {}),
   });
 }
@@ -304,7 +315,8 @@ export async function upgradeJail(
   const lists = skeletonLists(record.name, record.params, defaults, platform);
   const cow = pinnedCow(stateDir, record);
   let res: UpgradeResult & { actions: UpgradeAction[] } = { touched: [], conflicts: [], actions: [] };
-  if (thinOnSeed(lists.strategy, from)) {
+  const live = liveLayout(stateDir, record, from, lists.strategy);
+  if (thinOnSeed(lists.strategy, live)) {
     const root = rootOf(stateDir, record);
     const merge = () =>
       upgradeWritable({ jail: record.name, jailRoot: root, oldSeed: from.seedRoot, newSeed: to.seedRoot, dirs: lists.writable, mounts: cow });
@@ -324,7 +336,8 @@ export async function upgradeJail(
   } else if (lists.strategy === 'full') {
     throw new JailyardError('JY_ERR_PARAM_VALUE', 'a full-copy jail is independent of its skeleton: it cannot be upgraded in place', { jail: record.name, param: 'skeleton.strategy' });
   }
-  writePinned(stateDir, record.name, { name: to.name, version: to.version, cow });
+  const disk = readPinned(stateDir, record.name)?.disk;
+  writePinned(stateDir, record.name, { name: to.name, version: to.version, cow, ...(disk !== undefined ? { disk } : {}), ...(live ? { live } : {}) });
   return { ...res, from: from.version, to: to.version };
 }
 

@@ -50,6 +50,32 @@ describe('skeleton hooks', () => {
     assert.equal(planJail(state, ov, join(state, 'jails/o/root')).mounts[0]!.kind, 'overlay');
   });
 
+  test('a live tree (--from): overlay jails get per-dir layers, older overlay jails keep their layout', async () => {
+    const live = join(t.dir, 'live');
+    makeSkeleton(live, { 'work/src/secret': 'host only\n' });
+    await createSkeleton(state, 'live', { type: 'from', path: live });
+    const ov = { name: 'lo', params: { skeleton: 'live', 'skeleton.strategy': 'overlay' } };
+    prepareJail(state, ov);
+    const root = join(state, 'jails/lo/root');
+    assert.equal(readPinned(state, 'lo')?.live, true);
+    assert.ok(existsSync(join(root, 'tmp')) && !existsSync(join(root, 'work')));
+    let plan = planJail(state, ov, root);
+    assert.ok(!plan.mounts.some((m) => m.target === root), 'no overlay of the whole tree');
+    assert.ok(plan.mounts.some((m) => m.kind === 'overlay' && m.target === join(root, 'usr/bin') && m.lower[0] === join(live, 'usr/bin')));
+    assert.ok(plan.mounts.some((m) => m.kind === 'overlay' && m.target === join(root, 'etc')), '/etc copy-on-write over the seed');
+    // a jail seeded before (no `live` in its pin): the whole tree below its own upper layer
+    const pin = readPinned(state, 'lo')!;
+    delete pin.live;
+    writeFileSync(join(state, 'jails/lo/skeleton.json'), JSON.stringify(pin));
+    plan = planJail(state, ov, root);
+    assert.ok(plan.mounts.some((m) => m.kind === 'overlay' && m.target === root && m.lower[0] === live));
+    const bj = { name: 'lb', params: { skeleton: 'live', 'skeleton.strategy': 'basejail' } };
+    prepareJail(state, bj);
+    plan = planJail(state, bj, join(state, 'jails/lb/root'));
+    assert.ok(!plan.mounts.some((m) => m.kind === 'bind' && m.source === live), 'no bind of the whole tree');
+    assert.ok(plan.mounts.some((m) => m.kind === 'bind' && m.source === join(live, 'usr/bin') && m.target === join(state, 'jails/lb/root/basejail/usr/bin')));
+  });
+
   test('unknown skeleton names the jail', () => {
     assert.throws(
       () => prepareJail(state, { name: 'x', params: { skeleton: 'nope' } }),
