@@ -249,8 +249,12 @@ export function planMounts(input: PlanInput): MountPlan {
     case 'overlay': {
       if (input.live) {
         // the root is the jail's own dir (its writable part seeded there, or copy-on-write
-        // over the seed's layers), each romounts dir an overlay of that dir of the tree
-        roMounts(root, '', 'overlay');
+        // over the seed's layers), each romounts dir an overlay of that dir of the tree. With
+        // a disk image (the root) the romounts dirs are read-only: their layers could not
+        // live in the image without being in the jail's tree, and outside it they would be
+        // writable space beyond the limit.
+        if (input.disk !== undefined) notes.push('romounts: read-only with limits.disk (no copy-on-write layer outside the image)');
+        roMounts(root, '', input.disk === undefined ? 'overlay' : 'bind');
         cowMounts();
         rwBinds();
         break;

@@ -166,6 +166,15 @@ for (const userns of [false, true]) {
   }
 }
 
+test('lr-overlay-disk: with limits.disk the overlay jail of a live tree has no writable space outside its image', async () => {
+  await startJail('lr-overlay-disk', ['skeleton=host', 'skeleton.strategy=overlay', 'limits.disk=32M']);
+  // lost+found: the image's own ext4
+  assertOnlyListed('lr-overlay-disk', [...topOf(romounts), ...topOf(writable), ...JAIL_OWN, 'lost+found'], ['']);
+  assert.notEqual(jexec('lr-overlay-disk', 'sh', '-c', 'head -c 1048576 /dev/zero > /usr/bin/jy-liveroot-probe'), 0, '/usr/bin is read-only');
+  assert.notEqual(jexec('lr-overlay-disk', 'sh', '-c', 'head -c 41943040 /dev/zero > /tmp/big; rc=$?; rm -f /tmp/big; exit $rc'), 0, 'the image is the limit');
+  assertWorks('lr-overlay-disk');
+});
+
 test('lr-full: a full copy of a live tree holds only its romounts and writable dirs', async () => {
   await startJail('lr-full', ['skeleton=fake', 'skeleton.strategy=full']);
   const root = join(state, 'jails', 'lr-full', 'root');

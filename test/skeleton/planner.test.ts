@@ -129,9 +129,11 @@ describe('planMounts of a live tree (skel create --from): only the romounts dirs
     assert.deepEqual(plan.symlinks.find((l) => l.path === '/jails/web/bin'), { path: '/jails/web/bin', target: 'usr/bin' });
   });
 
-  test('overlay with a disk image: the image holds the root (the writable part)', () => {
+  test('overlay with a disk image: the image holds the root (the writable part), romounts read-only', () => {
     const plan = planMounts(input({ strategy: 'overlay', live: true, disk: '/state/jails/web/disk.img' }));
     assert.deepEqual(plan.disk, { image: '/state/jails/web/disk.img', target: '/jails/web' });
+    // no writable layer outside the image: the romounts dirs read-only
+    assert.ok(plan.mounts.every((m) => m.kind === 'bind' && m.readonly), JSON.stringify(plan.mounts));
   });
 
   test('owned trees are taken whole as before', () => {
