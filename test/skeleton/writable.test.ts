@@ -1,8 +1,8 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, readFileSync, readlinkSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { seedWritable, copyTree } from '../../src/skeleton/writable.ts';
+import { seedWritable, copyTree, copyListed } from '../../src/skeleton/writable.ts';
 import { loadDefaults } from '../../src/defaults.ts';
 import { JailyardError } from '../../src/errors.ts';
 import { tempDir, makeSkeleton } from './fixtures.ts';
@@ -103,5 +103,19 @@ describe('copyTree (full strategy)', () => {
     assert.equal(readFileSync(join(dest, 'var/log/syslog'), 'utf8'), 'lots of logs\n');
     assert.ok(res.bytes > 5000);
     assert.throws(() => copyTree(skel, dest), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PATH');
+  });
+});
+
+describe('copyListed (a full jail of a live tree, skel create --copy of the host root)', () => {
+  test('copies only the listed entries, symlinks as symlinks, missing entries left out', () => {
+    const src = join(t.dir, 'listed-src');
+    makeSkeleton(src, { 'work/secret': 'host only\n', 'home/alice/.profile': 'x\n' });
+    const dest = join(t.dir, 'listed-dest');
+    copyListed(src, dest, ['usr/bin', 'usr/lib32', 'bin']);
+    assert.deepEqual(readdirSync(dest).sort(), ['bin', 'usr']);
+    assert.deepEqual(readdirSync(join(dest, 'usr')), ['bin']);
+    assert.equal(readlinkSync(join(dest, 'bin')), 'usr/bin');
+    assert.equal(readFileSync(join(dest, 'usr/bin/sh'), 'utf8'), '#!fake sh\n');
+    assert.throws(() => copyListed(src, dest, ['usr/bin']), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PATH');
   });
 });
