@@ -193,7 +193,8 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
     makeDiskImage(diskImage(stateDir, record.name), disk, layer, record.name);
     if (layer) for (const name of readdirSync(layer)) rmSync(join(layer, name), { recursive: true, force: true });
   }
-  writePinned(stateDir, record.name, { name: skel.name, version: skel.version, cow: lists.cow, ...(disk !== undefined ? { disk } : {}), ...(live ? { live } : {}) });
+  const extra = { ...(disk !== undefined ? { disk } : {}), ...(live ? { live } : {}) };
+  writePinned(stateDir, record.name, { name: skel.name, version: skel.version, cow: lists.cow, ...extra });
 }
 
 /** The image holding a jail's size-limited writable part. */
@@ -337,7 +338,8 @@ export async function upgradeJail(
     throw new JailyardError('JY_ERR_PARAM_VALUE', 'a full-copy jail is independent of its skeleton: it cannot be upgraded in place', { jail: record.name, param: 'skeleton.strategy' });
   }
   const disk = readPinned(stateDir, record.name)?.disk;
-  writePinned(stateDir, record.name, { name: to.name, version: to.version, cow, ...(disk !== undefined ? { disk } : {}), ...(live ? { live } : {}) });
+  const extra = { ...(disk !== undefined ? { disk } : {}), ...(live ? { live } : {}) };
+  writePinned(stateDir, record.name, { name: to.name, version: to.version, cow, ...extra });
   return { ...res, from: from.version, to: to.version };
 }
 
