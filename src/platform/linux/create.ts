@@ -157,6 +157,10 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
     return at;
   };
   ownDir('proc');
+  // the guest folder's mount point: /run first, so that run/jailyard is looked up in a real
+  // directory of the jail's own and never through a symlink the jail put at /run
+  ownDir('run');
+  ownDir('run/jailyard');
   const own = ownDir('.jailyard', (at) => lstatSync(fs(`${at}/tini`), { throwIfNoEntry: false })?.isFile() !== false);
   if (!existsSync(fs(`${own}/tini`))) closeSync(openSync(fs(`${own}/tini`), 'a'));
   checkNative();
