@@ -9,11 +9,13 @@
 #               seccomp filter links libseccomp.a
 #   nftables    the bridge's anti-spoofing rules (one table of jailyard's own)
 #   keyutils    keyctl, used by the isolation tests (host root's keyring is not the jail's)
+#   python3, procps, libcap2-bin  what the jails of the quick start and the escape suite run
+#               (/usr/bin/python3, ps, setcap)
 set -euo pipefail
 [ "$(uname -s)" = Linux ] || exit 0
 command -v dpkg-query >/dev/null 2>&1 || exit 0
 missing=()
-for pkg in tini haproxy iproute2 util-linux bubblewrap gcc libc6-dev libseccomp-dev nftables keyutils; do
+for pkg in tini haproxy iproute2 util-linux bubblewrap gcc libc6-dev libseccomp-dev nftables keyutils python3 procps libcap2-bin; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
