@@ -6,6 +6,8 @@ import type { CliIO } from './context.ts';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
+const ignore = () => {};
+
 export interface StopRequest {
   /** Resolves with the first signal received. */
   readonly requested: Promise<NodeJS.Signals>;
@@ -35,6 +37,9 @@ export function trapStopSignals(io: CliIO, what: string): StopRequest {
     signal: abort.signal,
     dispose: () => {
       for (const s of SIGNALS) process.off(s, handler);
+      // Stopped by a signal, the process is on its way out: a signal that arrives between the
+      // end of the clean-up and the exit must not turn a clean exit into a kill.
+      if (count > 0) for (const s of SIGNALS) process.on(s, ignore);
     },
   };
 }
