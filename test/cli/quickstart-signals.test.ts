@@ -3,24 +3,11 @@
 // it started is still taken down, HAProxy included, and nothing is left.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, readdirSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { snapshot, assertNoLeaks } from '../helpers/leaks.ts';
-
-function pidsWith(marker: string): number[] {
-  return readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(marker);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
+import { snapshot, assertNoLeaks, processesMentioning } from '../helpers/leaks.ts';
 
 test('quickstart: SIGINT with its stdout and stderr closed, then SIGINT again mid-clean-up, leaves nothing', { timeout: 240_000 }, async () => {
   const before = snapshot();
@@ -42,7 +29,7 @@ test('quickstart: SIGINT with its stdout and stderr closed, then SIGINT again mi
       });
       child.once('exit', () => reject(new Error(`the quick start exited early: ${err}`)));
     });
-    assert.ok(pidsWith(join(state, 'haproxy')).length > 0, 'HAProxy runs');
+    assert.ok(processesMentioning(join(state, 'haproxy')).length > 0, 'HAProxy runs');
     // the reader goes away, as `tee` does when the terminal's Ctrl-C reaches it too
     child.stdout!.destroy();
     child.stderr!.destroy();
@@ -55,7 +42,7 @@ test('quickstart: SIGINT with its stdout and stderr closed, then SIGINT again mi
     const code = await exited.finally(() => clearInterval(late));
     assert.equal(code, 0, 'the clean-up finished and exited 0');
     assert.deepEqual(readdirSync(join(state, 'jails')), [], 'no jail folder is left');
-    assert.deepEqual(pidsWith(join(state, 'haproxy')), [], 'HAProxy is gone');
+    assert.deepEqual(processesMentioning(join(state, 'haproxy')), [], 'HAProxy is gone');
     assertNoLeaks(before, state);
   } finally {
     rmSync(state, { recursive: true, force: true });

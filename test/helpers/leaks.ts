@@ -80,6 +80,18 @@ export function linksLeft(isOurs: (link: string) => boolean): string[] {
   return left;
 }
 
+/** Processes (other than this one) whose command line mentions `marker`. */
+export function processesMentioning(marker: string): number[] {
+  return pids().filter((pid) => {
+    if (pid === process.pid) return false;
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+    } catch {
+      return false;
+    }
+  });
+}
+
 export function snapshot(): SystemSnapshot {
   return { mounts: mountTargets(), netns: netns(), links: links(), cgroups: cgroupDirs(), pids: pids() };
 }
