@@ -5,9 +5,10 @@
 // itself and `--resume` completes the rollout. Nothing leaks.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { childrenOf, pidAlive } from '../../src/platform/linux/proc.ts';
 import { startHaproxy, type HaproxyProcess } from '../../src/lb/haproxy-process.ts';
 import { runHaproxyController } from '../../src/lb/controller.ts';
 import { pollingSource } from '../../src/lb/source.ts';
@@ -41,23 +42,6 @@ const abort = new AbortController();
 let controller: Promise<void> | undefined;
 const lines: string[] = [];
 const haproxyPids = new Set<number>();
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 async function startLb(): Promise<HaproxyProcess> {
   const h = await startHaproxy({ dir: join(dir, 'haproxy'), port: fePort, bindAddress: FE });
@@ -125,7 +109,7 @@ after(async () => {
   }
   await hp?.stop();
   assertNoLeaks(baseline, dir);
-  assert.deepEqual([...haproxyPids].filter(alive), [], 'haproxy processes left behind');
+  assert.deepEqual([...haproxyPids].filter(pidAlive), [], 'haproxy processes left behind');
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -155,7 +139,7 @@ test('HAProxy killed mid-rollout: clear error, jails intact, --resume after a re
     // the first new jail answers its health check: HAProxy dies before it joins the pool
     progress: (l) => {
       lines.push(l);
-      if (/-v2-1 healthy at/.test(l) && alive(killed.pid)) killHaproxy(killed);
+      if (/-v2-1 healthy at/.test(l) && pidAlive(killed.pid)) killHaproxy(killed);
     },
   };
   const state = newRolloutState({
@@ -185,5 +169,5 @@ test('HAProxy killed mid-rollout: clear error, jails intact, --resume after a re
   assert.equal(done.phase, 'done', lines.join('\n'));
   await waitServing([1, 2].map((i) => `jy-${PREFIX}-v2-${i}`));
   assert.equal((await p.service.list({ selector: `${selector},version=v1` })).length, 0);
-  assert.ok(!alive(killed.pid));
+  assert.ok(!pidAlive(killed.pid));
 });
