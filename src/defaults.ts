@@ -25,6 +25,10 @@ export interface Defaults {
   stop: { timeout: number };
   /** User-namespace jails (src/platform/linux/userns.ts UsernsConfig, docs/userns.md). */
   userns?: { enabled?: boolean; first?: number; size?: number; slots?: number; registry?: string };
+  /** The daemon's connection limits and timeouts (src/api/limits.ts ApiLimits). */
+  api?: Partial<Record<string, number>>;
+  /** The console log's size before it rotates (src/platform/linux/console.ts). */
+  console?: { logMaxBytes?: number | string };
   /** What a jail sees of the kernel (src/platform/linux/security.ts). */
   isolation?: {
     /** Paths below /proc the jail gets read-only, and masked (unreadable). */

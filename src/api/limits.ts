@@ -38,7 +38,7 @@ export const LIMIT_NAMES = [
 /** The limits of the defaults file's "api" section, with `overrides` over them. Every value
  * must be a positive integer (JY_ERR_USAGE naming the setting). */
 export function apiLimits(overrides: Partial<ApiLimits> = {}): ApiLimits {
-  const base = (loadDefaults() as { api?: Partial<ApiLimits> }).api ?? {};
+  const base: Partial<ApiLimits> = loadDefaults().api ?? {};
   const out = {} as ApiLimits;
   for (const name of LIMIT_NAMES) {
     const v = overrides[name] ?? base[name];

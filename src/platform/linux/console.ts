@@ -25,7 +25,7 @@ const MIN_LIMIT = 64 << 10;
 
 /** The defaults file's `console.logMaxBytes` (a number or a size text like "4M"). */
 export function defaultConsoleLimit(): number {
-  const d = (loadDefaults() as { console?: { logMaxBytes?: number | string } }).console?.logMaxBytes;
+  const d = loadDefaults().console?.logMaxBytes;
   if (d === undefined) return FALLBACK_LIMIT;
   return Math.max(MIN_LIMIT, typeof d === 'number' ? d : parseSize(d, { param: 'console.logMaxBytes' }));
 }
