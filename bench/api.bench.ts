@@ -28,9 +28,15 @@ try {
   for (let i = 0; i < JAILS; i++) {
     const meta = [`app=app${i % 50}`, `tier=${['web', 'db', 'cache'][i % 3]}`, ...(i % 10 === 0 ? ['canary=1'] : [])];
     for (let k = meta.length; k < LABELS; k++) meta.push(`k${k}=v${(i * 7 + k) % 13}`);
-    store.createJail({ name: `b${i}`, params: { name: `b${i}`, path: `/srv/b${i}` }, meta: [{ op: 'replace', value: meta.join('\n') }] });
+    store.createJail({
+      name: `b${i}`,
+      params: { name: `b${i}`, path: `/srv/b${i}` },
+      meta: [{ op: 'replace', value: meta.join('\n') }],
+    });
   }
-  console.log(`[bench api] created ${JAILS} jails × ${LABELS} labels in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(
+    `[bench api] created ${JAILS} jails × ${LABELS} labels in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
 
   // 1. list with a selector
   const url = `http://localhost/v1/jails?labelSelector=${encodeURIComponent(SELECTOR)}`;
@@ -61,7 +67,14 @@ try {
     ratioOf: 'API list p50 / library listJails p50',
     ratio: apiP50 / libP50,
     target: 'API p50 <= 10 ms',
-    metrics: { jails: JAILS, labels: LABELS, matched, api_p50_ms: apiP50, api_p99_ms: percentile(api, 99), lib_p50_ms: libP50 },
+    metrics: {
+      jails: JAILS,
+      labels: LABELS,
+      matched,
+      api_p50_ms: apiP50,
+      api_p99_ms: percentile(api, 99),
+      lib_p50_ms: libP50,
+    },
   });
 
   // 2. write-to-event latency
@@ -120,7 +133,14 @@ try {
     ratioOf: 'write-to-event p99 with 100 watchers / with 1 watcher',
     ratio: p99many / p99one,
     target: 'p99 <= 20 ms with 100 watchers',
-    metrics: { watchers: 100, writes: 100, p50_100_ms: percentile(many, 50), p99_100_ms: p99many, p50_1_ms: percentile(one, 50), p99_1_ms: p99one },
+    metrics: {
+      watchers: 100,
+      writes: 100,
+      p50_100_ms: percentile(many, 50),
+      p99_100_ms: p99many,
+      p50_1_ms: percentile(one, 50),
+      p99_1_ms: p99one,
+    },
   });
 } finally {
   await daemon.close();

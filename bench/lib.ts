@@ -25,7 +25,11 @@ export interface BenchReport {
 export function report(r: BenchReport): void {
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   const out = { ...r, at: new Date().toISOString(), node: process.version };
-  writeFileSync(new URL(`./results/${r.name}.json`, import.meta.url), JSON.stringify(out, null, 2) + '\n');
-  const m = Object.entries(r.metrics).map(([k, v]) => `${k}=${typeof v === 'number' ? +v.toFixed(3) : v}`).join(' ');
-  console.log(`[bench ${r.name}] ratio ${r.ratioOf} = ${r.ratio.toFixed(3)}${r.target ? ` (target ${r.target})` : ''}  ${m}`);
+  writeFileSync(new URL(`./results/${r.name}.json`, import.meta.url), `${JSON.stringify(out, null, 2)}\n`);
+  const m = Object.entries(r.metrics)
+    .map(([k, v]) => `${k}=${typeof v === 'number' ? +v.toFixed(3) : v}`)
+    .join(' ');
+  console.log(
+    `[bench ${r.name}] ratio ${r.ratioOf} = ${r.ratio.toFixed(3)}${r.target ? ` (target ${r.target})` : ''}  ${m}`,
+  );
 }

@@ -49,7 +49,11 @@ try {
   const store = openStore(dir);
   const t0 = performance.now();
   for (let i = 0; i < JAILS; i++) {
-    store.createJail({ name: `j${String(i).padStart(5, '0')}`, params: { path: `/jails/j${i}`, persist: true }, meta: labelOps(i) });
+    store.createJail({
+      name: `j${String(i).padStart(5, '0')}`,
+      params: { path: `/jails/j${i}`, persist: true },
+      meta: labelOps(i),
+    });
   }
   const populateS = (performance.now() - t0) / 1000;
 
@@ -74,7 +78,8 @@ try {
   const indexed = sample((sel) => plain.listJails({ selector: sel }).length);
   store.listJails(); // warm the cache
   const cached = sample((sel) => store.listJails({ selector: sel }).length);
-  if (baseline.hits !== indexed.hits || baseline.hits !== cached.hits) throw new Error(`result mismatch ${baseline.hits} ${indexed.hits} ${cached.hits}`);
+  if (baseline.hits !== indexed.hits || baseline.hits !== cached.hits)
+    throw new Error(`result mismatch ${baseline.hits} ${indexed.hits} ${cached.hits}`);
   // a query right after another process's write: the cache pulls only the changed jail
   const afterWrite = sample((sel) => {
     plain.modifyJail('j00001', { meta: [{ op: 'set', key: 'l15', value: String(Math.random()) }] });

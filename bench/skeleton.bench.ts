@@ -61,7 +61,10 @@ async function measure(state: string, skeleton: string, strategy: Strategy, n: n
   let symlinks = 0;
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
-    const rec = { name: `b-${skeleton}-${strategy}-${etc}-${i}`, params: { skeleton, 'skeleton.strategy': strategy, ...etcParams(etc) } };
+    const rec = {
+      name: `b-${skeleton}-${strategy}-${etc}-${i}`,
+      params: { skeleton, 'skeleton.strategy': strategy, ...etcParams(etc) },
+    };
     prepareJail(state, rec);
     const plan = planJail(state, rec, join(state, 'jails', rec.name, 'root'));
     mounts = plan.mounts.length;
@@ -70,7 +73,17 @@ async function measure(state: string, skeleton: string, strategy: Strategy, n: n
   const ms = (performance.now() - t0) / n;
   // du of one jail's whole state dir (writable part, rw sources, overlay dirs)
   const one = join(state, 'jails', `b-${skeleton}-${strategy}-${etc}-0`);
-  return { skeleton, strategy, etc, jails: n, msPerJail: ms, apparentBytes: du(one, true), allocatedBytes: du(one, false), mounts, symlinks };
+  return {
+    skeleton,
+    strategy,
+    etc,
+    jails: n,
+    msPerJail: ms,
+    apparentBytes: du(one, true),
+    allocatedBytes: du(one, false),
+    mounts,
+    symlinks,
+  };
 }
 
 const START_N = Number(process.env.JAILYARD_BENCH_START_N ?? 100);
@@ -79,9 +92,11 @@ const driver = createLinuxDriver({ cgroupParent: 'jailyard-bench' });
 /** At most `n` of `items` at once. */
 async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 interface StartRow {
@@ -95,7 +110,13 @@ interface StartRow {
 }
 
 /** Create (plan + seed) and start (mounts + pid 1) START_N jails, `parallel` at a time; stop and remove them. */
-async function createAndStart(state: string, skeleton: string, strategy: Strategy, parallel: number, etc: Etc = 'cow'): Promise<StartRow> {
+async function createAndStart(
+  state: string,
+  skeleton: string,
+  strategy: Strategy,
+  parallel: number,
+  etc: Etc = 'cow',
+): Promise<StartRow> {
   const names = Array.from({ length: START_N }, (_, i) => `s-${skeleton}-${strategy}-${etc}-${parallel}-${i}`);
   const running: { ctx: JailContext; m: MountFacts; c?: CreateFacts }[] = [];
   const plans = new Map<string, ReturnType<typeof planJail>>();
@@ -111,11 +132,17 @@ async function createAndStart(state: string, skeleton: string, strategy: Strateg
     await pool(names, parallel, async (name) => {
       const i = names.indexOf(name);
       const plan = plans.get(name)!;
-      const ctx: JailContext = { spec: { name, params: { name } }, name, jid: 40000 + parallel * 1000 + i, path: plan.root, stateDir: join(state, 'jails', name) };
+      const ctx: JailContext = {
+        spec: { name, params: { name } },
+        name,
+        jid: 40000 + parallel * 1000 + i,
+        path: plan.root,
+        stateDir: join(state, 'jails', name),
+      };
       const m = await driver.mount(ctx, plan);
       const entry: (typeof running)[number] = { ctx, m };
       running.push(entry);
-      entry.c = await driver.create(ctx, {addresses: []}, {});
+      entry.c = await driver.create(ctx, { addresses: [] }, {});
     });
   } finally {
     t2 = performance.now();
@@ -140,7 +167,8 @@ try {
   const createHostMs = performance.now() - th;
 
   const rows: Row[] = [];
-  for (const s of ['nullfs', 'basejail'] as const) for (const etc of ['copy', 'cow'] as const) rows.push(await measure(state, 'deb', s, N, etc));
+  for (const s of ['nullfs', 'basejail'] as const)
+    for (const etc of ['copy', 'cow'] as const) rows.push(await measure(state, 'deb', s, N, etc));
   rows.push(await measure(state, 'deb', 'overlay', N));
   for (const etc of ['copy', 'cow'] as const) rows.push(await measure(state, 'host', 'nullfs', N, etc));
   const full = await measure(state, 'deb', 'full', N_FULL);
@@ -164,18 +192,29 @@ try {
   const table = [
     '| skeleton | strategy | config dirs | jails | ms/jail (plan+seed) | disk/jail apparent KiB | disk/jail allocated KiB | mounts/jail | symlinks/jail |',
     '|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.skeleton === 'deb' ? 'bookworm minbase' : 'host /'} | ${r.strategy} | ${r.strategy === 'nullfs' || r.strategy === 'basejail' ? r.etc : '—'} | ${r.jails} | ${r.msPerJail.toFixed(1)} | ${kib(r.apparentBytes)} | ${kib(r.allocatedBytes)} | ${r.mounts} | ${r.symlinks} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.skeleton === 'deb' ? 'bookworm minbase' : 'host /'} | ${r.strategy} | ${r.strategy === 'nullfs' || r.strategy === 'basejail' ? r.etc : '—'} | ${r.jails} | ${r.msPerJail.toFixed(1)} | ${kib(r.apparentBytes)} | ${kib(r.allocatedBytes)} | ${r.mounts} | ${r.symlinks} |`,
+    ),
   ].join('\n');
   console.log(table);
   const startTable = [
     `| skeleton | strategy | config dirs | jails | at once | create (plan + seed) ms | start (mounts + pid 1) ms | create + start ms | stop + unmount ms |`,
     '|---|---|---|---|---|---|---|---|---|',
-    ...starts.map((r) => `| ${r.skeleton === 'deb' ? 'bookworm minbase' : 'host /'} | ${r.strategy} | ${r.strategy === 'nullfs' || r.strategy === 'basejail' ? r.etc : '—'} | ${START_N} | ${r.parallel} | ${r.createMs.toFixed(0)} | ${r.startMs.toFixed(0)} | ${(r.createMs + r.startMs).toFixed(0)} | ${r.stopMs.toFixed(0)} |`),
+    ...starts.map(
+      (r) =>
+        `| ${r.skeleton === 'deb' ? 'bookworm minbase' : 'host /'} | ${r.strategy} | ${r.strategy === 'nullfs' || r.strategy === 'basejail' ? r.etc : '—'} | ${START_N} | ${r.parallel} | ${r.createMs.toFixed(0)} | ${r.startMs.toFixed(0)} | ${(r.createMs + r.startMs).toFixed(0)} | ${r.stopMs.toFixed(0)} |`,
+    ),
   ].join('\n');
   console.log(startTable);
   // the defaults: nullfs with copy-on-write config dirs
   const nullfs = rows.find((r) => r.skeleton === 'deb' && r.strategy === 'nullfs' && r.etc === 'cow')!;
-  const metrics: Record<string, number | string> = { N, N_FULL, createDebSkeletonMs: createDebMs, createHostSkeletonMs: createHostMs };
+  const metrics: Record<string, number | string> = {
+    N,
+    N_FULL,
+    createDebSkeletonMs: createDebMs,
+    createHostSkeletonMs: createHostMs,
+  };
   for (const r of rows) {
     const k = `${r.skeleton}.${r.strategy}.${r.etc}`;
     metrics[`${k}.msPerJail`] = r.msPerJail;

@@ -42,7 +42,20 @@ try {
     oursWithAddr.push(await startCycle(withAddr));
     bwrap.push(
       await timeMs(() => {
-        const r = spawnSync('bwrap', ['--unshare-all', '--die-with-parent', '--bind', jail.plan.root, '/', '--proc', '/proc', '--dev', '/dev', '--hostname', 'bench', 'true']);
+        const r = spawnSync('bwrap', [
+          '--unshare-all',
+          '--die-with-parent',
+          '--bind',
+          jail.plan.root,
+          '/',
+          '--proc',
+          '/proc',
+          '--dev',
+          '/dev',
+          '--hostname',
+          'bench',
+          'true',
+        ]);
         if (r.status !== 0) throw new Error(String(r.stderr));
       }),
     );
@@ -57,7 +70,12 @@ try {
 // 100 jails: netns/veth + mounts + create each, then stop them all. No ip4.addr: other
 // suites may hold addresses of the shared range while this runs (the check would refuse).
 const many = Array.from({ length: MANY }, () => makeTestJail('jybench'));
-const running: { j: (typeof many)[number]; net: Awaited<ReturnType<typeof driver.setupNetwork>>; m: Awaited<ReturnType<typeof driver.mount>>; c: Awaited<ReturnType<typeof driver.create>> }[] = [];
+const running: {
+  j: (typeof many)[number];
+  net: Awaited<ReturnType<typeof driver.setupNetwork>>;
+  m: Awaited<ReturnType<typeof driver.mount>>;
+  c: Awaited<ReturnType<typeof driver.create>>;
+}[] = [];
 let startMany = NaN;
 try {
   startMany = await timeMs(async () => {

@@ -5,13 +5,41 @@ export { parseConfString, loadConf, evaluate, wildcardMatches, type EvaluatedCon
 export { parseConf, type ParseOptions, type IncludeLoader, type IncludedFile } from './conf/parser.ts';
 export { printConf, quoteValue } from './conf/printer.ts';
 export { importRcConf, importRcConfSpecs, type ImportRcOptions } from './conf/rcconf.ts';
-export { PARAMS, findParam, resolveParamName, suggestParams, parseParamAssignment, type ParamDef, type ParamType, type ParamFlags, type ParamAssignment } from './conf/params.ts';
+export {
+  PARAMS,
+  findParam,
+  resolveParamName,
+  suggestParams,
+  parseParamAssignment,
+  type ParamDef,
+  type ParamType,
+  type ParamFlags,
+  type ParamAssignment,
+} from './conf/params.ts';
 export type { MountPlan, MountStep, Strategy } from './skeleton/plan.ts';
-export { planMounts, appendMounts, skeletonLists, STRATEGIES, type PlanInput, type SkeletonLayout, type LayoutEntry, type SkeletonLists } from './skeleton/planner.ts';
+export {
+  planMounts,
+  appendMounts,
+  skeletonLists,
+  STRATEGIES,
+  type PlanInput,
+  type SkeletonLayout,
+  type LayoutEntry,
+  type SkeletonLists,
+} from './skeleton/planner.ts';
 export { readLayout } from './skeleton/layout.ts';
 export { seedWritable, copyTree, type SeedRules, type SeedOptions, type SeedResult } from './skeleton/writable.ts';
 export { resolveInRoot } from './skeleton/paths.ts';
-export { planUpgrade, applyUpgrade, upgradeWritable, snapshotTree, snapshotPaths, type UpgradeAction, type UpgradeResult, type TreeSnapshot } from './skeleton/merge.ts';
+export {
+  planUpgrade,
+  applyUpgrade,
+  upgradeWritable,
+  snapshotTree,
+  snapshotPaths,
+  type UpgradeAction,
+  type UpgradeResult,
+  type TreeSnapshot,
+} from './skeleton/merge.ts';
 export { merge3, type Merge3Result } from './skeleton/diff3.ts';
 export {
   createSkeleton,
@@ -28,9 +56,23 @@ export {
 } from './skeleton/registry.ts';
 export type { MetaOp } from './meta/ops.ts';
 // meta/env (FreeBSD 15 kern_jailmeta.c semantics), labels, Kubernetes label selectors, the store
-export { applyMetaOps, readMetaKey, parseMetaWord, metaBufferSize, DEFAULT_META_MAXBUFSIZE, type MetaParam } from './meta/ops.ts';
+export {
+  applyMetaOps,
+  readMetaKey,
+  parseMetaWord,
+  metaBufferSize,
+  DEFAULT_META_MAXBUFSIZE,
+  type MetaParam,
+} from './meta/ops.ts';
 export { labelsOf } from './meta/labels.ts';
-export { parseSelector, labelKeyErrors, labelValueErrors, type Selector, type Requirement, type SelectorOperator } from './meta/selector.ts';
+export {
+  parseSelector,
+  labelKeyErrors,
+  labelValueErrors,
+  type Selector,
+  type Requirement,
+  type SelectorOperator,
+} from './meta/selector.ts';
 export { openStore, SqliteStore, type OpenStoreOptions } from './store/sqlite.ts';
 export { validateJailName } from './store/names.ts';
 // HTTP API: the daemon's app, its client (a JailService over HTTP) and the resumable watch
@@ -39,4 +81,14 @@ export { startDaemon, type Daemon, type DaemonOptions } from './api/daemon.ts';
 export { createRemoteService, watch, type RemoteOptions, type WatchEvent, type WatchOptions } from './api/client.ts';
 export type { JailView } from './api/view.ts';
 // FreeBSD driver: safe to load on Linux (it only spawns FreeBSD tools when called)
-export { createFreeBSDDriver, createExecRunner, parseJlsJson, parseMountP, parseRctl, type FreeBSDDriver, type FreeBSDDriverOptions, type CommandRunner, type JlsJail } from './platform/freebsd/index.ts';
+export {
+  createFreeBSDDriver,
+  createExecRunner,
+  parseJlsJson,
+  parseMountP,
+  parseRctl,
+  type FreeBSDDriver,
+  type FreeBSDDriverOptions,
+  type CommandRunner,
+  type JlsJail,
+} from './platform/freebsd/index.ts';

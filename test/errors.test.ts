@@ -27,7 +27,8 @@ test('every code used in the sources is registered', async () => {
   const files = readdirSync(new URL('../src', import.meta.url), { recursive: true, withFileTypes: false }) as string[];
   const used = new Set<string>();
   for (const f of files.filter((f) => f.endsWith('.ts'))) {
-    for (const m of readFileSync(new URL(`../src/${f}`, import.meta.url), 'utf8').matchAll(/JY_ERR_[A-Z_]+/g)) used.add(m[0]);
+    for (const m of readFileSync(new URL(`../src/${f}`, import.meta.url), 'utf8').matchAll(/JY_ERR_[A-Z_]+/g))
+      used.add(m[0]);
   }
   const unknown = [...used].filter((c) => !(c in ERROR_CODES));
   assert.deepEqual(unknown, []);

@@ -55,7 +55,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const app = Fastify({
     // fastify's own server, with our timeouts, cap and guard (fastify sets no timeouts on it)
     serverFactory: (handler) => {
-      const server = createServer(serverOptions(limits), guardHandler(handler, (e) => app.log.error({ err: e }, 'request handler failed')));
+      const server = createServer(
+        serverOptions(limits),
+        guardHandler(handler, (e) => app.log.error({ err: e }, 'request handler failed')),
+      );
       capConnections(server, { max: limits.maxConnections });
       return server;
     },
@@ -70,7 +73,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     routerOptions: { ignoreTrailingSlash: true },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const hub = new WatchHub(opts.store, { pollMs: opts.pollIntervalMs ?? 25, onError: (e) => app.log.error({ err: e }, 'event log poll failed') });
+  const hub = new WatchHub(opts.store, {
+    pollMs: opts.pollIntervalMs ?? 25,
+    onError: (e) => app.log.error({ err: e }, 'event log poll failed'),
+  });
   const ctx: ApiContext = {
     store: opts.store,
     service: opts.service,
@@ -143,7 +149,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       const ns = jailNamespaces();
       if (peer && ((peer.mnt && ns.has(peer.mnt)) || (peer.pidns && ns.has(peer.pidns)))) {
         reply.header('connection', 'close');
-        throw new JailyardError('JY_ERR_UNAUTHORIZED', 'the API does not serve processes inside a jail', { step: 'authorization' });
+        throw new JailyardError('JY_ERR_UNAUTHORIZED', 'the API does not serve processes inside a jail', {
+          step: 'authorization',
+        });
       }
     });
   }
@@ -153,7 +161,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     return payload;
   });
   app.addHook('onResponse', async (request, reply) => {
-    metrics.observeRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
+    metrics.observeRequest(
+      request.routeOptions.url ?? 'unmatched',
+      request.method,
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
   });
   app.addHook('onReady', async () => {
     await guest?.start();

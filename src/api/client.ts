@@ -28,7 +28,8 @@ function targetOf(url: string, opts: RemoteOptions): Target {
   const headers: Record<string, string> = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
   if (url.startsWith('unix://')) {
     const socketPath = url.slice('unix://'.length);
-    if (!socketPath.startsWith('/')) throw new JailyardError('JY_ERR_USAGE', `unix URL needs an absolute path: ${url}`, { param: '--host' });
+    if (!socketPath.startsWith('/'))
+      throw new JailyardError('JY_ERR_USAGE', `unix URL needs an absolute path: ${url}`, { param: '--host' });
     let dispatcher = targets.get(url);
     if (!dispatcher) targets.set(url, (dispatcher = new Agent({ connect: { socketPath } })));
     return { origin: 'http://localhost', dispatcher, headers };
@@ -38,7 +39,9 @@ function targetOf(url: string, opts: RemoteOptions): Target {
     if (!dispatcher) targets.set('tcp', (dispatcher = new Agent()));
     return { origin: url.replace(/\/+$/, ''), dispatcher, headers };
   }
-  throw new JailyardError('JY_ERR_USAGE', `unsupported daemon URL "${url}" (unix:///path or http://host:port)`, { param: '--host' });
+  throw new JailyardError('JY_ERR_USAGE', `unsupported daemon URL "${url}" (unix:///path or http://host:port)`, {
+    param: '--host',
+  });
 }
 
 /** The server's JSON error as the same JailyardError the daemon threw. */
@@ -51,7 +54,12 @@ function errorFrom(status: number, body: unknown): JailyardError {
 
 function unreachable(url: string, e: unknown): JailyardError {
   const reason = e instanceof Error ? ((e as NodeJS.ErrnoException).code ?? e.message) : String(e);
-  return new JailyardError('JY_ERR_DAEMON_UNREACHABLE', `cannot reach the daemon at ${url}: ${reason}`, { step: 'connect' }, { cause: e });
+  return new JailyardError(
+    'JY_ERR_DAEMON_UNREACHABLE',
+    `cannot reach the daemon at ${url}: ${reason}`,
+    { step: 'connect' },
+    { cause: e },
+  );
 }
 
 export function fromView(v: JailView): JailRecord {
@@ -74,7 +82,12 @@ export function fromView(v: JailView): JailRecord {
 export function createRemoteService(url: string, opts: RemoteOptions = {}): JailService {
   const t = targetOf(url, opts);
 
-  async function call(method: Dispatcher.HttpMethod, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: unknown }> {
+  async function call(
+    method: Dispatcher.HttpMethod,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; json: unknown }> {
     let res: Dispatcher.ResponseData;
     try {
       res = await request(t.origin + path, {
@@ -102,7 +115,11 @@ export function createRemoteService(url: string, opts: RemoteOptions = {}): Jail
     return json as T;
   }
 
-  async function batch(verb: 'start' | 'stop' | 'restart' | 'remove', names: string[], o: BatchOptions = {}): Promise<BatchResult> {
+  async function batch(
+    verb: 'start' | 'stop' | 'restart' | 'remove',
+    names: string[],
+    o: BatchOptions = {},
+  ): Promise<BatchResult> {
     const { status, json } = await call('POST', `/v1/batch/${verb}`, { names, ...o });
     // A failed batch still answers with its outcomes.
     if (json && typeof json === 'object' && 'outcomes' in json) return json as BatchResult;
@@ -122,7 +139,12 @@ export function createRemoteService(url: string, opts: RemoteOptions = {}): Jail
     async create(input: { spec: JailSpec; meta?: MetaOp[]; env?: MetaOp[] }) {
       const { name, ...params } = input.spec.params;
       void name;
-      const body = { name: input.spec.name, params, ...(input.meta ? { meta: input.meta } : {}), ...(input.env ? { env: input.env } : {}) };
+      const body = {
+        name: input.spec.name,
+        params,
+        ...(input.meta ? { meta: input.meta } : {}),
+        ...(input.env ? { env: input.env } : {}),
+      };
       return fromView(await ok<JailView>(call('POST', '/v1/jails', body)));
     },
     async modify(name: string, change: JailChange, o?: WriteOptions) {
@@ -181,7 +203,11 @@ export async function* watch(url: string, opts: WatchOptions = {}): AsyncGenerat
     try {
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(`${t.origin}/v1/jails?${q}`, { dispatcher: t.dispatcher, headers: { ...t.headers, accept: 'text/event-stream' }, signal: abort.signal });
+        res = await request(`${t.origin}/v1/jails?${q}`, {
+          dispatcher: t.dispatcher,
+          headers: { ...t.headers, accept: 'text/event-stream' },
+          signal: abort.signal,
+        });
       } catch {
         // daemon down or restarting: try again from `since`
         if (opts.signal?.aborted) return;
@@ -216,7 +242,9 @@ export async function* watch(url: string, opts: WatchOptions = {}): AsyncGenerat
             }
             if (m.event === 'BOOKMARK' && !opts.bookmarks) continue;
             const data = JSON.parse(m.data) as WatchEvent;
-            yield data.jail ? { type: data.type, revision: data.revision, jail: data.jail } : { type: data.type, revision: data.revision };
+            yield data.jail
+              ? { type: data.type, revision: data.revision, jail: data.jail }
+              : { type: data.type, revision: data.revision };
           }
         }
       } catch (e) {

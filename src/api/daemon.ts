@@ -65,7 +65,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const app = buildApp({
     ...opts,
     limits,
-    ...(opts.token ? { auth: { token: opts.token, required: (s: Socket) => tcpSockets.has(s), authorized: proven } } : {}),
+    ...(opts.token
+      ? { auth: { token: opts.token, required: (s: Socket) => tcpSockets.has(s), authorized: proven } }
+      : {}),
   });
   mkdirSync(dirname(opts.socketPath), { recursive: true });
   removeStaleSocket(opts.socketPath);

@@ -21,7 +21,8 @@ export function toJailyardError(e: unknown): JailyardError {
     const field = fieldOf(fe);
     return new JailyardError('JY_ERR_USAGE', fe.message, field ? { param: field } : {});
   }
-  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new JailyardError('JY_ERR_BODY_TOO_LARGE', fe.message, { step: 'request body' });
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return new JailyardError('JY_ERR_BODY_TOO_LARGE', fe.message, { step: 'request body' });
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return new JailyardError('JY_ERR_USAGE', fe.message, { step: 'request' });
   }
@@ -39,6 +40,11 @@ export function installErrorHandlers(app: FastifyInstance): void {
     return sendError(reply, je);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new JailyardError('JY_ERR_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`, { step: 'route' })),
+    sendError(
+      reply,
+      new JailyardError('JY_ERR_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`, {
+        step: 'route',
+      }),
+    ),
   );
 }

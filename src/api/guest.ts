@@ -173,7 +173,8 @@ export class GuestServer {
       req.resume();
       return this.#setReady(name, req.method !== 'DELETE', res);
     }
-    if (path === '/env' || path.startsWith('/env/') || path === '/ready') return reply(res, 405, 'method not allowed\n');
+    if (path === '/env' || path.startsWith('/env/') || path === '/ready')
+      return reply(res, 405, 'method not allowed\n');
     return reply(res, 404, 'not found: the guest view serves GET /env, GET /env/KEY, PUT /ready, DELETE /ready\n');
   }
 
@@ -184,12 +185,15 @@ export class GuestServer {
       this.#opts.store.setReady(name, ready);
       // idempotent when nothing changed: the hub's poll then finds no new revision
       this.#opts.hub.notify();
-      return reply(res, 204, '');
+      reply(res, 204, '');
     } catch (e) {
       // e.g. the jail is stopping while it still reaches its socket
-      if (isJailyardError(e)) return reply(res, ERROR_CODES[e.code], `${e.message}\n`);
+      if (isJailyardError(e)) {
+        reply(res, ERROR_CODES[e.code], `${e.message}\n`);
+        return;
+      }
       this.#opts.onError?.(name, e);
-      return reply(res, 500, 'internal error\n');
+      reply(res, 500, 'internal error\n');
     }
   }
 }

@@ -152,7 +152,14 @@ export class WatchHub {
         if (ev.type === 'DELETED') this.#states.delete(ev.name);
         else this.#states.set(ev.name, ev.jail);
         this.#revision = ev.revision;
-        const he: HubEvent = { revision: ev.revision, type: ev.type, name: ev.name, jail: ev.jail, prev, prevKnown: true };
+        const he: HubEvent = {
+          revision: ev.revision,
+          type: ev.type,
+          name: ev.name,
+          jail: ev.jail,
+          prev,
+          prevKnown: true,
+        };
         this.#remember(he);
         this.eventsTotal++;
         this.#dispatch(he);
@@ -183,7 +190,11 @@ export class WatchHub {
     let backlog: HubEvent[] = [];
     if (since !== undefined) {
       if (since > this.#revision) {
-        throw new JailyardError('JY_ERR_REVISION_GONE', `revision ${since} is ahead of the current revision ${this.#revision}: list again`, { step: 'watch' });
+        throw new JailyardError(
+          'JY_ERR_REVISION_GONE',
+          `revision ${since} is ahead of the current revision ${this.#revision}: list again`,
+          { step: 'watch' },
+        );
       }
       // Same answer as the store about what is kept (the ring may remember more).
       this.#store.eventsSince(since, 1);

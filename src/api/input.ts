@@ -18,7 +18,8 @@ export function toMetaOps(param: MetaParam, input: MetaInput | undefined, jail?:
     if (item === other || item.startsWith(`${other}.`) || item.startsWith(`${other}=`)) {
       throw new JailyardError('JY_ERR_USAGE', `"${item}" is an ${other} operation, given under ${param}`, { param });
     }
-    const word = item === param || item.startsWith(`${param}.`) || item.startsWith(`${param}=`) ? item : `${param}.${item}`;
+    const word =
+      item === param || item.startsWith(`${param}.`) || item.startsWith(`${param}=`) ? item : `${param}.${item}`;
     const parsed = parseMetaWord(word);
     if (!parsed || parsed.param !== param) {
       throw new JailyardError('JY_ERR_USAGE', `"${item}" is not a ${param} operation`, { param });
@@ -32,9 +33,10 @@ export function toMetaOps(param: MetaParam, input: MetaInput | undefined, jail?:
 /** `If-Match: 7`, `"7"` or `W/"7"` → 7; absent → undefined. */
 export function parseIfMatch(header: string | string[] | undefined): number | undefined {
   if (header === undefined) return undefined;
-  const text = (Array.isArray(header) ? header[0] ?? '' : header).trim();
+  const text = (Array.isArray(header) ? (header[0] ?? '') : header).trim();
   const m = /^(?:W\/)?"?(\d+)"?$/.exec(text);
-  if (!m) throw new JailyardError('JY_ERR_USAGE', `If-Match must be a revision number, got "${text}"`, { param: 'If-Match' });
+  if (!m)
+    throw new JailyardError('JY_ERR_USAGE', `If-Match must be a revision number, got "${text}"`, { param: 'If-Match' });
   return Number(m[1]);
 }
 

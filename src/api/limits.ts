@@ -43,12 +43,18 @@ export function apiLimits(overrides: Partial<ApiLimits> = {}): ApiLimits {
   for (const name of LIMIT_NAMES) {
     const v = overrides[name] ?? base[name];
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-      throw new JailyardError('JY_ERR_USAGE', `api limit ${name} must be a positive integer, got ${JSON.stringify(v)}`, { param: `api.${name}` });
+      throw new JailyardError(
+        'JY_ERR_USAGE',
+        `api limit ${name} must be a positive integer, got ${JSON.stringify(v)}`,
+        { param: `api.${name}` },
+      );
     }
     out[name] = v;
   }
   if (out.requestTimeoutMs < out.headersTimeoutMs) {
-    throw new JailyardError('JY_ERR_USAGE', 'api limit requestTimeoutMs must be at least headersTimeoutMs', { param: 'api.requestTimeoutMs' });
+    throw new JailyardError('JY_ERR_USAGE', 'api limit requestTimeoutMs must be at least headersTimeoutMs', {
+      param: 'api.requestTimeoutMs',
+    });
   }
   return out;
 }
@@ -115,7 +121,11 @@ function plainReply(res: ServerResponse, status: number, text: string): void {
     res.destroy();
     return;
   }
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), connection: 'close' });
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    connection: 'close',
+  });
   res.end(text);
 }
 
@@ -140,7 +150,8 @@ export function guardHandler(
   return (req, res) => {
     try {
       const r = handler(req, res);
-      if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch((e: unknown) => fail(e, req, res));
+      if (r && typeof (r as Promise<void>).catch === 'function')
+        (r as Promise<void>).catch((e: unknown) => fail(e, req, res));
     } catch (e) {
       fail(e, req, res);
     }

@@ -9,7 +9,10 @@ export const Params = Type.Record(Type.String(), ParamValue, { description: 'jai
 
 export const MetaOp = Type.Union([
   Type.Object({ op: Type.Literal('replace'), value: Type.String() }, { additionalProperties: false }),
-  Type.Object({ op: Type.Literal('set'), key: Type.String({ minLength: 1 }), value: Type.String() }, { additionalProperties: false }),
+  Type.Object(
+    { op: Type.Literal('set'), key: Type.String({ minLength: 1 }), value: Type.String() },
+    { additionalProperties: false },
+  ),
   Type.Object({ op: Type.Literal('remove'), key: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
 ]);
 
@@ -19,7 +22,9 @@ export const MetaInput = Type.Union([Type.String(), Type.Array(Type.Union([MetaO
 
 export const JailView = Type.Object({
   name: Type.String(),
-  state: Type.Optional(Type.Union([Type.Literal('stopped'), Type.Literal('starting'), Type.Literal('running'), Type.Literal('stopping')])),
+  state: Type.Optional(
+    Type.Union([Type.Literal('stopped'), Type.Literal('starting'), Type.Literal('running'), Type.Literal('stopping')]),
+  ),
   jid: Type.Optional(Type.Integer()),
   labels: Type.Optional(Type.Record(Type.String(), Type.String())),
   meta: Type.Optional(Type.String()),
@@ -81,12 +86,22 @@ export const ListQuery = Type.Object({
 });
 
 export const CreateBody = Type.Object(
-  { name: Type.String({ minLength: 1 }), params: Type.Optional(Params), meta: Type.Optional(MetaInput), env: Type.Optional(MetaInput) },
+  {
+    name: Type.String({ minLength: 1 }),
+    params: Type.Optional(Params),
+    meta: Type.Optional(MetaInput),
+    env: Type.Optional(MetaInput),
+  },
   { additionalProperties: false },
 );
 
 export const PatchBody = Type.Object(
-  { params: Type.Optional(Params), unset: Type.Optional(Type.Array(Type.String())), meta: Type.Optional(MetaInput), env: Type.Optional(MetaInput) },
+  {
+    params: Type.Optional(Params),
+    unset: Type.Optional(Type.Array(Type.String())),
+    meta: Type.Optional(MetaInput),
+    env: Type.Optional(MetaInput),
+  },
   { additionalProperties: false },
 );
 

@@ -23,7 +23,20 @@ export interface JailView {
   updatedAt: string;
 }
 
-export const VIEW_FIELDS = ['name', 'state', 'jid', 'labels', 'meta', 'env', 'revision', 'params', 'ready', 'lastError', 'createdAt', 'updatedAt'] as const;
+export const VIEW_FIELDS = [
+  'name',
+  'state',
+  'jid',
+  'labels',
+  'meta',
+  'env',
+  'revision',
+  'params',
+  'ready',
+  'lastError',
+  'createdAt',
+  'updatedAt',
+] as const;
 export type ViewField = (typeof VIEW_FIELDS)[number];
 
 export function toView(record: JailRecord): JailView {

@@ -23,7 +23,7 @@ function safeWriter(stream: NodeJS.WriteStream): (text: string) => void {
   return (text) => {
     if (broken || stream.destroyed) return;
     try {
-      stream.write(text.endsWith('\n') ? text : text + '\n');
+      stream.write(text.endsWith('\n') ? text : `${text}\n`);
     } catch {
       broken = true;
     }

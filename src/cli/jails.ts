@@ -37,7 +37,13 @@ export async function openSession(program: Command, io: CliIO, opts: { progress?
     skeletons: skeletonHooks(),
     ...(opts.progress ? { progress: (jail: string, text: string) => io.err(`${jail}: ${text}`) } : {}),
   });
-  return { service, store, stateDir: dir, mountTransient: (name, plan) => service.mountTransient(name, plan), close: () => store.close() };
+  return {
+    service,
+    store,
+    stateDir: dir,
+    mountTransient: (name, plan) => service.mountTransient(name, plan),
+    close: () => store.close(),
+  };
 }
 
 /** Jail names from the arguments, or from `-l/--selector` (every jail whose labels match). */
@@ -61,7 +67,12 @@ export function printBatch(io: CliIO, verb: string, result: BatchResult, json: b
 }
 
 /** Runs a verb's body with a session, closing it whatever happens. */
-export async function withSession<T>(program: Command, io: CliIO, fn: (s: Session) => Promise<T>, opts: { progress?: boolean } = {}): Promise<T> {
+export async function withSession<T>(
+  program: Command,
+  io: CliIO,
+  fn: (s: Session) => Promise<T>,
+  opts: { progress?: boolean } = {},
+): Promise<T> {
   const s = await openSession(program, io, opts);
   try {
     return await fn(s);
@@ -84,9 +95,14 @@ export function registerBatchVerb(
     .option('-p, --parallel <n>', 'run up to n independent jails at once', '1')
     .option('--json', 'print the outcome per jail as JSON')
     .action(async (names: string[], o: { selector?: string; parallel: string; json?: boolean }) => {
-      await withSession(program, io, async ({ service }) => {
-        const list = await targets(service, names, o.selector);
-        printBatch(io, verb.past, await service[verb.name](list, { parallel: Number(o.parallel) || 1 }), !!o.json);
-      }, { progress: true });
+      await withSession(
+        program,
+        io,
+        async ({ service }) => {
+          const list = await targets(service, names, o.selector);
+          printBatch(io, verb.past, await service[verb.name](list, { parallel: Number(o.parallel) || 1 }), !!o.json);
+        },
+        { progress: true },
+      );
     });
 }

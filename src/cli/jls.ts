@@ -43,7 +43,7 @@ function pseudo(j: JailRecord, name: string): ParamValue | undefined {
     case 'host.hostname':
       return j.params['host.hostname'] ?? j.name;
     case 'path':
-      return j.params['path'] ?? '';
+      return j.params.path ?? '';
     default:
       return undefined;
   }
@@ -88,22 +88,38 @@ function pad(s: string, width: number, max?: number): string {
 export function formatJls(jails: JailRecord[], o: JlsOptions): string {
   const lines: string[] = [];
   if (o.params.length === 0 && o.verbose) {
-    lines.push('   JID  Hostname                      Path', '        Name                          State', '        CPUSetID', '        IP Address(es)');
+    lines.push(
+      '   JID  Hostname                      Path',
+      '        Name                          State',
+      '        CPUSetID',
+      '        IP Address(es)',
+    );
     for (const j of jails) {
-      lines.push(`${String(j.jid).padStart(6)}  ${pad(text(pseudo(j, 'host.hostname')), 29, 29)} ${text(pseudo(j, 'path')).slice(0, 74)}`);
-      lines.push(`        ${pad(j.name, 29, 29)} ${j.state === 'stopping' ? 'DYING' : j.state === 'running' ? 'ACTIVE' : j.state.toUpperCase()}`);
+      lines.push(
+        `${String(j.jid).padStart(6)}  ${pad(text(pseudo(j, 'host.hostname')), 29, 29)} ${text(pseudo(j, 'path')).slice(0, 74)}`,
+      );
+      lines.push(
+        `        ${pad(j.name, 29, 29)} ${j.state === 'stopping' ? 'DYING' : j.state === 'running' ? 'ACTIVE' : j.state.toUpperCase()}`,
+      );
       lines.push(`        0`);
-      for (const a of [...toList(j.params['ip4.addr']), ...toList(j.params['ip6.addr'])]) lines.push(`        ${a.replace(/^[^|]*\|/, '').replace(/\/\d+$/, '')}`);
+      for (const a of [...toList(j.params['ip4.addr']), ...toList(j.params['ip6.addr'])])
+        lines.push(`        ${a.replace(/^[^|]*\|/, '').replace(/\/\d+$/, '')}`);
     }
-    return lines.map((l) => l + '\n').join('');
+    return lines.map((l) => `${l}\n`).join('');
   }
   if (o.params.length === 0 && !o.header && !o.nameval) {
-    lines.push(o.jailName ? ` ${'JID'.padEnd(15)} ${'IP Address'.padEnd(15)} ${'Hostname'.padEnd(29)} Path` : `   JID  IP Address${' '.repeat(6)}Hostname${' '.repeat(22)}Path`);
+    lines.push(
+      o.jailName
+        ? ` ${'JID'.padEnd(15)} ${'IP Address'.padEnd(15)} ${'Hostname'.padEnd(29)} Path`
+        : `   JID  IP Address${' '.repeat(6)}Hostname${' '.repeat(22)}Path`,
+    );
     for (const j of jails) {
       const first = o.jailName ? ` ${pad(j.name, 15)} ` : `${String(j.jid).padStart(6)}  `;
-      lines.push(`${first}${pad(firstAddr(j.params['ip4.addr']), 15, 15)} ${pad(text(pseudo(j, 'host.hostname')), 29, 29)} ${text(pseudo(j, 'path')).slice(0, 74)}`);
+      lines.push(
+        `${first}${pad(firstAddr(j.params['ip4.addr']), 15, 15)} ${pad(text(pseudo(j, 'host.hostname')), 29, 29)} ${text(pseudo(j, 'path')).slice(0, 74)}`,
+      );
     }
-    return lines.map((l) => l + '\n').join('');
+    return lines.map((l) => `${l}\n`).join('');
   }
   const names = o.params.length ? o.params : allParamNames(jails);
   if (o.header) lines.push(names.join(' '));
@@ -124,7 +140,7 @@ export function formatJls(jails: JailRecord[], o: JlsOptions): string {
     }
     lines.push(fields.join(' '));
   }
-  return lines.map((l) => l + '\n').join('');
+  return lines.map((l) => `${l}\n`).join('');
 }
 
 function toList(v: ParamValue | undefined): string[] {
@@ -143,7 +159,8 @@ function allParamNames(jails: JailRecord[]): string[] {
   const set = new Set<string>(['jid', 'name', 'path', 'host.hostname', 'meta', 'env']);
   for (const j of jails) for (const k of Object.keys(j.params)) set.add(k);
   return [...set].sort((a, b) => {
-    const da = a.includes('.'), db = b.includes('.');
+    const da = a.includes('.'),
+      db = b.includes('.');
     if (da !== db) return da ? 1 : -1;
     return a < b ? -1 : a > b ? 1 : 0;
   });
@@ -166,7 +183,8 @@ export function jlsJson(jails: JailRecord[], o: JlsOptions): string {
       if (o.skip && READ_ONLY.has(name)) continue;
       const v = paramValue(j, name);
       if (v === undefined) continue;
-      if (name === 'ip4.addr' || name === 'ip6.addr') obj[name] = toList(v).map((a) => a.replace(/^[^|]*\|/, '').replace(/\/\d+$/, ''));
+      if (name === 'ip4.addr' || name === 'ip6.addr')
+        obj[name] = toList(v).map((a) => a.replace(/^[^|]*\|/, '').replace(/\/\d+$/, ''));
       else if (typeof v === 'boolean') obj[name] = v;
       else if (Array.isArray(v)) obj[name] = v.join(',');
       else obj[name] = String(v);

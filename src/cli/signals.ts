@@ -29,7 +29,9 @@ export function trapStopSignals(io: CliIO, what: string): StopRequest {
       abort.abort(sig);
       return;
     }
-    io.err(`jailyard: ${sig} again: still stopping ${what}; it finishes by itself (after kill -9, run \`jailyard reconcile\`)`);
+    io.err(
+      `jailyard: ${sig} again: still stopping ${what}; it finishes by itself (after kill -9, run \`jailyard reconcile\`)`,
+    );
   };
   for (const s of SIGNALS) process.on(s, handler);
   return {

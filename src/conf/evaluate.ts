@@ -57,7 +57,12 @@ export function loadConf(file: string, options: ParseOptions = {}): JailSpec[] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new JailyardError('JY_ERR_CONF_INCLUDE', `cannot read ${file}: ${(e as Error).message}`, { pos: { file, line: 1, col: 1 } }, { cause: e });
+    throw new JailyardError(
+      'JY_ERR_CONF_INCLUDE',
+      `cannot read ${file}: ${(e as Error).message}`,
+      { pos: { file, line: 1, col: 1 } },
+      { cause: e },
+    );
   }
   return parseConfString(text, file, options);
 }
@@ -74,9 +79,14 @@ export function evaluate(ast: ConfAst, sources: SourceTexts = new SourceTexts())
     checkJailName(section, sources);
     const before = seen.get(section.name);
     if (before) {
-      throw sources.error('JY_ERR_JAIL_NAME', `jail "${section.name}" is already defined at ${before.file}:${before.line}:${before.col}`, section.pos, {
-        jail: section.name,
-      });
+      throw sources.error(
+        'JY_ERR_JAIL_NAME',
+        `jail "${section.name}" is already defined at ${before.file}:${before.line}:${before.col}`,
+        section.pos,
+        {
+          jail: section.name,
+        },
+      );
     }
     seen.set(section.name, section.pos);
     jails.push({ seq, section });
@@ -86,11 +96,15 @@ export function evaluate(ast: ConfAst, sources: SourceTexts = new SourceTexts())
 
 function checkJailName(section: Section, sources: SourceTexts): void {
   const name = section.name;
-  // biome-ignore lint: control characters are exactly what is refused here
   if (/[\x00-\x1f\x7f]/.test(name) || name.split('.').some((c) => c === '')) {
-    throw sources.error('JY_ERR_JAIL_NAME', `bad jail name "${JSON.stringify(name).slice(1, -1)}": no empty components or control characters`, section.pos, {
-      jail: name,
-    });
+    throw sources.error(
+      'JY_ERR_JAIL_NAME',
+      `bad jail name "${JSON.stringify(name).slice(1, -1)}": no empty components or control characters`,
+      section.pos,
+      {
+        jail: name,
+      },
+    );
   }
 }
 
@@ -114,11 +128,21 @@ export function wildcardMatches(jailName: string, wildName: string): boolean {
 
 function componentMatches(component: string, pattern: string): boolean {
   if (!pattern.includes('*')) return component === pattern;
-  const re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
   return re.test(component);
 }
 
-function evaluateJail(section: Section, seq: number, wild: { seq: number; section: Section }[], sources: SourceTexts): JailSpec {
+function evaluateJail(
+  section: Section,
+  seq: number,
+  wild: { seq: number; section: Section }[],
+  sources: SourceTexts,
+): JailSpec {
   const jail = section.name;
   const params: WorkParam[] = [];
   const byKey = new Map<string, WorkParam>();
@@ -128,7 +152,14 @@ function evaluateJail(section: Section, seq: number, wild: { seq: number; sectio
     name: implicit,
     key: implicit,
     isVar: false,
-    values: [{ pieces: [{ kind: 'lit', text: String(implicit === 'jid' ? Number(jail) : jail), pos: section.pos, quoted: true }], pos: section.pos }],
+    values: [
+      {
+        pieces: [
+          { kind: 'lit', text: String(implicit === 'jid' ? Number(jail) : jail), pos: section.pos, quoted: true },
+        ],
+        pos: section.pos,
+      },
+    ],
     pos: section.pos,
     immutable: true,
   };
@@ -146,13 +177,23 @@ function evaluateJail(section: Section, seq: number, wild: { seq: number; sectio
       return;
     }
     if (existing.isVar !== stmt.isVar) {
-      throw sources.error('JY_ERR_CONF_VARIABLE', `variable "$${stmt.name}" cannot have the same name as a parameter`, stmt.pos, { jail });
+      throw sources.error(
+        'JY_ERR_CONF_VARIABLE',
+        `variable "$${stmt.name}" cannot have the same name as a parameter`,
+        stmt.pos,
+        { jail },
+      );
     }
     if (existing.immutable) {
-      throw sources.error('JY_ERR_PARAM_VALUE', `cannot redefine parameter "${existing.name}" (it is set by the jail's name)`, stmt.pos, {
-        jail,
-        param: existing.name,
-      });
+      throw sources.error(
+        'JY_ERR_PARAM_VALUE',
+        `cannot redefine parameter "${existing.name}" (it is set by the jail's name)`,
+        stmt.pos,
+        {
+          jail,
+          param: existing.name,
+        },
+      );
     }
     existing.name = stmt.name;
     existing.pos = stmt.pos;
@@ -190,11 +231,17 @@ function evaluateJail(section: Section, seq: number, wild: { seq: number; sectio
         if (!target || target.values.length === 0) {
           throw sources.error('JY_ERR_CONF_VARIABLE', `variable "${piece.name}" not found`, piece.pos, where);
         }
-        if (target.resolving) throw sources.error('JY_ERR_CONF_VARIABLE', `variable loop through "${piece.name}"`, piece.pos, where);
+        if (target.resolving)
+          throw sources.error('JY_ERR_CONF_VARIABLE', `variable loop through "${piece.name}"`, piece.pos, where);
         const got = resolve(target);
         if (got.length > 1) {
           if (only !== piece) {
-            throw sources.error('JY_ERR_CONF_VARIABLE', `list "${piece.name}" cannot be substituted inline (use it alone as a value)`, piece.pos, where);
+            throw sources.error(
+              'JY_ERR_CONF_VARIABLE',
+              `list "${piece.name}" cannot be substituted inline (use it alone as a value)`,
+              piece.pos,
+              where,
+            );
           }
           out.push(...got.map((g) => ({ text: g.text, pos: raw.pos })));
           expanded = true;
@@ -217,12 +264,22 @@ function evaluateJail(section: Section, seq: number, wild: { seq: number; sectio
     if (!found) {
       const hints = suggestParams(p.name);
       const hint = hints.length ? `; did you mean ${hints.map((h) => `"${h}"`).join(' or ')}?` : '';
-      throw sources.error('JY_ERR_PARAM_UNKNOWN', `unknown parameter "${p.name}"${hint}`, p.pos, { jail, param: p.name });
+      throw sources.error('JY_ERR_PARAM_UNKNOWN', `unknown parameter "${p.name}"${hint}`, p.pos, {
+        jail,
+        param: p.name,
+      });
     }
     if (found.def.flags.readOnly) {
-      throw sources.error('JY_ERR_PARAM_VALUE', `parameter "${found.def.name}" is read-only`, p.pos, { jail, param: found.def.name });
+      throw sources.error('JY_ERR_PARAM_VALUE', `parameter "${found.def.name}" is read-only`, p.pos, {
+        jail,
+        param: found.def.name,
+      });
     }
-    const v = typeValue(found.def, found.negated, values.map((x) => x.text));
+    const v = typeValue(
+      found.def,
+      found.negated,
+      values.map((x) => x.text),
+    );
     if (v instanceof ValueProblem) {
       const at = v.index !== undefined ? (values[v.index]?.pos ?? p.pos) : p.pos;
       throw sources.error('JY_ERR_PARAM_VALUE', `${found.def.name}: ${v.message}`, at, { jail, param: found.def.name });

@@ -21,7 +21,11 @@ export function parseFstabLine(line: string, pos: SourcePosition): FstabEntry | 
   if (text === '' || text.startsWith('#')) return undefined;
   const fields = text.split(/\s+/).filter(Boolean);
   if (fields.length < 3) {
-    throw new JailyardError('JY_ERR_CONF_SYNTAX', `fstab line needs at least source, mount point and type: ${JSON.stringify(line)}`, { pos });
+    throw new JailyardError(
+      'JY_ERR_CONF_SYNTAX',
+      `fstab line needs at least source, mount point and type: ${JSON.stringify(line)}`,
+      { pos },
+    );
   }
   const [source, target, fstype, options] = fields as [string, string, string, string | undefined];
   return {

@@ -9,7 +9,11 @@ import type { IncludedFile, IncludeLoader } from './parser.ts';
 
 const GLOB_MAGIC = /[*?[]/;
 
-export const fsIncludeLoader: IncludeLoader = (pattern: string, fromFile: string, pos: SourcePosition): IncludedFile[] => {
+export const fsIncludeLoader: IncludeLoader = (
+  pattern: string,
+  fromFile: string,
+  pos: SourcePosition,
+): IncludedFile[] => {
   const full = isAbsolute(pattern) ? pattern : join(dirname(fromFile), pattern);
   const files = GLOB_MAGIC.test(pattern) ? globSync(full).sort() : [full];
   const out: IncludedFile[] = [];

@@ -89,8 +89,15 @@ class Lexer {
       } else if (c === '"') {
         this.#doubleQuoted();
       } else {
-        const shown = c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}` : c;
-        throw this.#sources.error('JY_ERR_CONF_SYNTAX', `unexpected character "${shown}" (quote values that contain it)`, this.#pos());
+        const shown =
+          c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f
+            ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`
+            : c;
+        throw this.#sources.error(
+          'JY_ERR_CONF_SYNTAX',
+          `unexpected character "${shown}" (quote values that contain it)`,
+          this.#pos(),
+        );
       }
     }
     this.#endWord();
@@ -146,7 +153,8 @@ class Lexer {
     const t = this.#text;
     const pos = this.#pos();
     this.#advance(1);
-    if (this.#i >= t.length) throw this.#sources.error('JY_ERR_CONF_SYNTAX', 'backslash at end of file: expected a character to escape', pos);
+    if (this.#i >= t.length)
+      throw this.#sources.error('JY_ERR_CONF_SYNTAX', 'backslash at end of file: expected a character to escape', pos);
     const c = t[this.#i] as string;
     if (c === '\n') {
       this.#advance(1); // line continuation
@@ -221,7 +229,8 @@ class Lexer {
     let s = '';
     for (;;) {
       const c = t[this.#i];
-      if (c === undefined) throw this.#sources.error('JY_ERR_CONF_SYNTAX', "unterminated string: expected a closing '", pos);
+      if (c === undefined)
+        throw this.#sources.error('JY_ERR_CONF_SYNTAX', "unterminated string: expected a closing '", pos);
       if (c === "'") break;
       if (c === '\\') s += this.#escape();
       else {
@@ -243,7 +252,8 @@ class Lexer {
     let sPos = this.#pos();
     for (;;) {
       const c = t[this.#i];
-      if (c === undefined) throw this.#sources.error('JY_ERR_CONF_SYNTAX', 'unterminated string: expected a closing "', pos);
+      if (c === undefined)
+        throw this.#sources.error('JY_ERR_CONF_SYNTAX', 'unterminated string: expected a closing "', pos);
       if (c === '"') break;
       if (c === '\\') s += this.#escape();
       else if (c === '$') {

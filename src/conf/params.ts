@@ -49,7 +49,13 @@ const K: ParamFlags = {};
 const RO: ParamFlags = { readOnly: true };
 const JY: ParamFlags = { internal: true, jailyard: true };
 
-function def(name: string, type: ParamType, flags: ParamFlags, description: string, extra: Partial<ParamDef> = {}): ParamDef {
+function def(
+  name: string,
+  type: ParamType,
+  flags: ParamFlags,
+  description: string,
+  extra: Partial<ParamDef> = {},
+): ParamDef {
   return { name, type, flags, description, ...extra };
 }
 
@@ -110,7 +116,9 @@ const DEFS: ParamDef[] = [
   def('ip6.addr', 'addrlist', { reverseOnStop: true }, 'IPv6 addresses of the jail ([iface|]addr[/prefix])'),
   def('ip6.saddrsel', 'bool', K, 'IPv6 source address selection'),
   def('ip6', 'jailsys', K, 'IPv6 availability: new, inherit, disable', { values: JAILSYS }),
-  def('vnet', 'jailsys', K, 'a virtual network stack of its own (new) or the host one (inherit)', { values: ['new', 'inherit'] }),
+  def('vnet', 'jailsys', K, 'a virtual network stack of its own (new) or the host one (inherit)', {
+    values: ['new', 'inherit'],
+  }),
   def('host.hostname', 'string', K, 'the hostname of the jail'),
   def('host.domainname', 'string', K, 'the NIS domain name of the jail'),
   def('host.hostuuid', 'string', K, 'the host UUID of the jail'),
@@ -162,17 +170,42 @@ const DEFS: ParamDef[] = [
   def('skeleton.strategy', 'string', JY, 'how the skeleton is used: nullfs, basejail, overlay, full', {
     values: ['nullfs', 'basejail', 'overlay', 'full'],
   }),
-  def('skeleton.root', 'string', JY, 'a host directory used as the skeleton tree (legacy rc.conf jail_<name>_skel_root)'),
+  def(
+    'skeleton.root',
+    'string',
+    JY,
+    'a host directory used as the skeleton tree (legacy rc.conf jail_<name>_skel_root)',
+  ),
   def('skeleton.romounts', 'list', JY, 'skeleton directories mounted read-only (relative paths)'),
   def('skeleton.rwmounts', 'list', JY, 'skeleton directories mounted read-write (relative paths)'),
-  def('skeleton.cow', 'list', JY, "writable directories kept copy-on-write over the skeleton's (nullfs, basejail) instead of copied at create"),
+  def(
+    'skeleton.cow',
+    'list',
+    JY,
+    "writable directories kept copy-on-write over the skeleton's (nullfs, basejail) instead of copied at create",
+  ),
   def('limits.memory', 'size', JY, 'memory limit, e.g. 256M (K, M, G, T suffixes)'),
   def('limits.procs', 'int', JY, 'maximum number of processes', { min: 1 }),
   def('limits.cpu', 'int', JY, 'CPU limit in percent of one core (e.g. 150)', { min: 1 }),
   def('limits.cgroup_parent', 'string', JY, 'the parent cgroup (Linux) of the jail cgroup'),
-  def('limits.consolelog', 'size', JY, "the console log's size before it is renamed to <log>.1 (at least 64K; default: the defaults' console.logMaxBytes, 4M)"),
-  def('limits.disk', 'size', JY, "Linux: size limit of a skeleton jail's writable part, fixed at create (e.g. 1G; default: the defaults' skeleton.disk, none)"),
-  def('userns', 'bool', JY, "Linux: the jail's root is an unprivileged host uid range of its own (a user namespace; default: the defaults' userns.enabled)"),
+  def(
+    'limits.consolelog',
+    'size',
+    JY,
+    "the console log's size before it is renamed to <log>.1 (at least 64K; default: the defaults' console.logMaxBytes, 4M)",
+  ),
+  def(
+    'limits.disk',
+    'size',
+    JY,
+    "Linux: size limit of a skeleton jail's writable part, fixed at create (e.g. 1G; default: the defaults' skeleton.disk, none)",
+  ),
+  def(
+    'userns',
+    'bool',
+    JY,
+    "Linux: the jail's root is an unprivileged host uid range of its own (a user namespace; default: the defaults' userns.enabled)",
+  ),
 ];
 
 /** Every known parameter, by name. */
@@ -253,11 +286,15 @@ export function parseParamAssignment(word: string, jail?: string): ParamAssignme
     const hint = hints.length ? `; did you mean ${hints.map((h) => `"${h}"`).join(' or ')}?` : '';
     throw new JailyardError('JY_ERR_PARAM_UNKNOWN', `unknown parameter "${name}"${hint}`, place);
   }
-  if (found.def.flags.readOnly) throw new JailyardError('JY_ERR_PARAM_VALUE', `parameter "${found.def.name}" is read-only`, place);
+  if (found.def.flags.readOnly)
+    throw new JailyardError('JY_ERR_PARAM_VALUE', `parameter "${found.def.name}" is read-only`, place);
   const values = raw === undefined ? [] : found.def.type === 'addrlist' ? raw.split(',') : [raw];
   const value = typeValue(found.def, found.negated, values);
   if (value instanceof ValueProblem) {
-    throw new JailyardError('JY_ERR_PARAM_VALUE', `${found.def.name}: ${value.message}`, { ...place, param: found.def.name });
+    throw new JailyardError('JY_ERR_PARAM_VALUE', `${found.def.name}: ${value.message}`, {
+      ...place,
+      param: found.def.name,
+    });
   }
   return { kind: 'param', name: found.def.name, value };
 }

@@ -44,7 +44,14 @@ class FileParser {
   readonly #sections: Section[];
   readonly #chain: string[];
 
-  constructor(text: string, file: string, sources: SourceTexts, options: ParseOptions, sections: Section[], chain: string[]) {
+  constructor(
+    text: string,
+    file: string,
+    sources: SourceTexts,
+    options: ParseOptions,
+    sections: Section[],
+    chain: string[],
+  ) {
     this.#tokens = lex(text, file, sources);
     this.#file = file;
     this.#sources = sources;
@@ -86,7 +93,9 @@ class FileParser {
 
   #isInclude(t: Token): boolean {
     const first = t.kind === 'word' ? t.pieces[0] : undefined;
-    return t.kind === 'word' && t.pieces.length === 1 && first?.kind === 'lit' && !first.quoted && first.text === '.include';
+    return (
+      t.kind === 'word' && t.pieces.length === 1 && first?.kind === 'lit' && !first.quoted && first.text === '.include'
+    );
   }
 
   #expected(what: string, t: Token): Error {
@@ -107,7 +116,8 @@ class FileParser {
   #literal(w: Token & { kind: 'word' }, what: string): string {
     let s = '';
     for (const p of w.pieces) {
-      if (p.kind === 'var') throw this.#sources.error('JY_ERR_CONF_SYNTAX', `${what} cannot contain a variable ("$${p.name}")`, p.pos);
+      if (p.kind === 'var')
+        throw this.#sources.error('JY_ERR_CONF_SYNTAX', `${what} cannot contain a variable ("$${p.name}")`, p.pos);
       s += p.text;
     }
     return s;
@@ -203,7 +213,8 @@ class FileParser {
     this.#at++;
     this.#expectPunct(';', 'after the included file name');
     const loader = this.#options.include;
-    if (!loader) throw this.#sources.error('JY_ERR_CONF_INCLUDE', '".include" is not allowed here (no include loader)', kw.pos);
+    if (!loader)
+      throw this.#sources.error('JY_ERR_CONF_INCLUDE', '".include" is not allowed here (no include loader)', kw.pos);
     const maxDepth = this.#options.maxIncludeDepth ?? 32;
     let files: IncludedFile[];
     try {

@@ -7,7 +7,7 @@ import { findParam } from './params.ts';
 import type { JailSpec, ParamValue } from './spec.ts';
 
 // Words that need no quotes: no whitespace, quotes, `$`, `\`, separators, comment starts.
-const BARE = /^[A-Za-z0-9_.:@%\/-]+$/;
+const BARE = /^[A-Za-z0-9_.:@%/-]+$/;
 
 export function quoteValue(s: string): string {
   if (s !== '' && BARE.test(s) && !s.includes('//') && !s.includes('/*')) return s;
@@ -42,12 +42,20 @@ export function printConf(specs: readonly JailSpec[]): string {
   const blocks: string[] = [];
   for (const spec of specs) {
     if (spec.name === '' || spec.name.includes('*')) {
-      throw new JailyardError('JY_ERR_JAIL_NAME', `cannot print jail "${spec.name}": a jail name cannot be empty or contain "*"`, { jail: spec.name });
+      throw new JailyardError(
+        'JY_ERR_JAIL_NAME',
+        `cannot print jail "${spec.name}": a jail name cannot be empty or contain "*"`,
+        { jail: spec.name },
+      );
     }
     const lines = [`${quoteValue(spec.name)} {`];
     for (const [name, value] of Object.entries(spec.params)) {
       if ((name === 'name' && value === spec.name) || (name === 'jid' && String(value) === spec.name)) continue;
-      if (!findParam(name)) throw new JailyardError('JY_ERR_PARAM_UNKNOWN', `cannot print unknown parameter "${name}"`, { jail: spec.name, param: name });
+      if (!findParam(name))
+        throw new JailyardError('JY_ERR_PARAM_UNKNOWN', `cannot print unknown parameter "${name}"`, {
+          jail: spec.name,
+          param: name,
+        });
       lines.push(`\t${printParam(name, value)}`);
     }
     lines.push('}');

@@ -30,13 +30,18 @@ export function importRcConf(text: string, file: string, options: ImportRcOption
 }
 
 /** The resolved specs, plus notes on what was skipped (as rc.d/jail would warn). */
-export function importRcConfSpecs(text: string, file: string, options: ImportRcOptions = {}): { specs: JailSpec[]; notes: string[] } {
+export function importRcConfSpecs(
+  text: string,
+  file: string,
+  options: ImportRcOptions = {},
+): { specs: JailSpec[]; notes: string[] } {
   const sources = new SourceTexts();
   const vars = parseShellVars(text, file, sources);
   const notes: string[] = [];
   const specs: JailSpec[] = [];
   const list = (vars.get('jail_list')?.value ?? '').split(/\s+/).filter(Boolean);
-  if (list.length === 0) notes.push('jail_list is empty: rc.d/jail would start the jails of /etc/jail.conf; nothing to import');
+  if (list.length === 0)
+    notes.push('jail_list is empty: rc.d/jail would start the jails of /etc/jail.conf; nothing to import');
   for (const listed of list) {
     const j = listed.replace(/[/.]/g, '_');
     const jv = j.replace(/[^A-Za-z0-9]/g, '_');
@@ -46,7 +51,14 @@ export function importRcConfSpecs(text: string, file: string, options: ImportRcO
   return { specs, notes };
 }
 
-function importJail(j: string, jv: string, vars: Map<string, ShellVar>, sources: SourceTexts, options: ImportRcOptions, notes: string[]): JailSpec | undefined {
+function importJail(
+  j: string,
+  jv: string,
+  vars: Map<string, ShellVar>,
+  sources: SourceTexts,
+  options: ImportRcOptions,
+  notes: string[],
+): JailSpec | undefined {
   const own = (name: string): ShellVar | undefined => {
     const v = vars.get(`jail_${jv}_${name}`);
     return v && v.value !== '' ? v : undefined;
@@ -59,7 +71,9 @@ function importJail(j: string, jv: string, vars: Map<string, ShellVar>, sources:
   const yes = (name: string): boolean => YES.test(get(name)?.value ?? '');
 
   if (!own('rootdir') || !own('hostname')) {
-    notes.push(`jail "${j}" skipped: jail_${jv}_rootdir and jail_${jv}_hostname are both needed (rc.d/jail would look for a jail.conf)`);
+    notes.push(
+      `jail "${j}" skipped: jail_${jv}_rootdir and jail_${jv}_hostname are both needed (rc.d/jail would look for a jail.conf)`,
+    );
     return undefined;
   }
   const params: Params = { name: j };
@@ -157,7 +171,8 @@ function importJail(j: string, jv: string, vars: Map<string, ShellVar>, sources:
     const rs = get('devfs_ruleset');
     // rc.d/jail passes numeric rulesets; "devfsrules_jail" means jail(8)'s default.
     if (rs && /^[0-9]/.test(rs.value)) set('devfs_ruleset', [rs.value], rs);
-    else if (rs && rs.value !== 'devfsrules_jail') notes.push(`jail "${j}": devfs_ruleset "${rs.value}" is not a number; left out`);
+    else if (rs && rs.value !== 'devfsrules_jail')
+      notes.push(`jail "${j}": devfs_ruleset "${rs.value}" is not a number; left out`);
   }
   if (yes('fdescfs_enable')) params['mount.fdescfs'] = true;
   if (yes('procfs_enable')) params['mount.procfs'] = true;
@@ -177,7 +192,11 @@ function importJail(j: string, jv: string, vars: Map<string, ShellVar>, sources:
       const a = withPos(() => parseParamAssignment(word.replace(/;$/, ''), j), extra, sources);
       if (a.kind === 'param') params[a.name] = a.value;
       else if (a.op.op === 'replace') params[a.param] = a.op.value;
-      else throw sources.error('JY_ERR_PARAM_VALUE', `"${word}": key operations are not jail parameters`, extra.pos, { jail: j, param: a.param });
+      else
+        throw sources.error('JY_ERR_PARAM_VALUE', `"${word}": key operations are not jail parameters`, extra.pos, {
+          jail: j,
+          param: a.param,
+        });
     }
   }
 

@@ -14,7 +14,11 @@ export interface ShellVar {
 const NAME_START = /[A-Za-z_]/;
 const NAME_CHAR = /[A-Za-z0-9_]/;
 
-export function parseShellVars(text: string, file: string, sources: SourceTexts = new SourceTexts()): Map<string, ShellVar> {
+export function parseShellVars(
+  text: string,
+  file: string,
+  sources: SourceTexts = new SourceTexts(),
+): Map<string, ShellVar> {
   sources.add(file, text);
   const vars = new Map<string, ShellVar>();
   let i = 0;
@@ -81,7 +85,8 @@ export function parseShellVars(text: string, file: string, sources: SourceTexts 
       const c = text[i];
       if (c === undefined || c === ' ' || c === '\t' || c === '\n' || c === ';') return v;
       if (c === '`') fail('command substitution "`...`" is not supported (rc.conf is read without running a shell)');
-      if (c === '|' || c === '&' || c === '<' || c === '>' || c === '(' || c === ')') fail(`unexpected "${c}": only variable assignments are understood`);
+      if (c === '|' || c === '&' || c === '<' || c === '>' || c === '(' || c === ')')
+        fail(`unexpected "${c}": only variable assignments are understood`);
       if (c === "'") {
         const at = pos();
         advance();
@@ -103,7 +108,8 @@ export function parseShellVars(text: string, file: string, sources: SourceTexts 
             else if (e === '$' || e === '`' || e === '"' || e === '\\') v += advance();
             else v += '\\';
           } else if (d === '$') v += expand();
-          else if (d === '`') fail('command substitution "`...`" is not supported (rc.conf is read without running a shell)');
+          else if (d === '`')
+            fail('command substitution "`...`" is not supported (rc.conf is read without running a shell)');
           else v += advance();
         }
         advance();

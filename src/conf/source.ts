@@ -23,7 +23,12 @@ export class SourceTexts {
   }
 
   /** A JailyardError at `pos`, with the excerpt filled in. */
-  error(code: ErrorCode, message: string, pos: SourcePosition, place: Omit<ErrorPlace, 'pos' | 'excerpt'> = {}): JailyardError {
+  error(
+    code: ErrorCode,
+    message: string,
+    pos: SourcePosition,
+    place: Omit<ErrorPlace, 'pos' | 'excerpt'> = {},
+  ): JailyardError {
     const excerpt = this.excerpt(pos);
     return new JailyardError(code, message, { ...place, pos, ...(excerpt !== undefined ? { excerpt } : {}) });
   }

@@ -60,7 +60,8 @@ export function typeValue(def: ParamDef, negated: boolean, values: readonly stri
     case 'bool': {
       if (last === undefined) return !negated;
       const b = parseBool(last);
-      if (b === undefined) return new ValueProblem(`unknown boolean value "${last}" (expected true, false or a number)`, lastIndex);
+      if (b === undefined)
+        return new ValueProblem(`unknown boolean value "${last}" (expected true, false or a number)`, lastIndex);
       return negated ? !b : b;
     }
     case 'jailsys': {
@@ -93,7 +94,8 @@ export function typeValue(def: ParamDef, negated: boolean, values: readonly stri
       if (def.values && !def.values.includes(last)) {
         return new ValueProblem(`unknown value "${last}" (expected ${def.values.join(', ')})`, lastIndex);
       }
-      if (def.type === 'size' && !SIZE.test(last)) return new ValueProblem(`"${last}" is not a size (like 512M or 2G)`, lastIndex);
+      if (def.type === 'size' && !SIZE.test(last))
+        return new ValueProblem(`"${last}" is not a size (like 512M or 2G)`, lastIndex);
       return last;
     }
     case 'list':

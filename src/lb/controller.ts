@@ -9,7 +9,14 @@ import { JailyardError, isJailyardError } from '../errors.ts';
 import { parseSelector } from '../meta/selector.ts';
 import { paramList } from '../runtime/params.ts';
 import { CHECK_TIMING, sleep } from './haproxy-process.ts';
-import { ADMIN_FDRAIN, ADMIN_FMAINT, CHECK_PASSED, HaproxyRuntime, isServing, type ServerState } from './haproxy-runtime.ts';
+import {
+  ADMIN_FDRAIN,
+  ADMIN_FMAINT,
+  CHECK_PASSED,
+  HaproxyRuntime,
+  isServing,
+  type ServerState,
+} from './haproxy-runtime.ts';
 import type { JailSource, LbJail } from './source.ts';
 
 /** Label that takes a running jail out of the pool (drained, then deleted) while it keeps
@@ -58,10 +65,16 @@ export function desiredServers(
       skipped.push({ jail: j.name, reason: `invalid ${READINESS_LABEL} label "${readiness}" (guest, or no label)` });
       continue;
     }
-    if (j.labels[DRAIN_LABEL] !== undefined && j.labels[DRAIN_LABEL] !== '' && j.labels[DRAIN_LABEL] !== 'false') continue;
+    if (j.labels[DRAIN_LABEL] !== undefined && j.labels[DRAIN_LABEL] !== '' && j.labels[DRAIN_LABEL] !== 'false')
+      continue;
     const addr = paramList(j.params, 'ip4.addr')
       .flatMap((a) => a.split(','))
-      .map((a) => a.trim().replace(/\/\d+$/, '').replace(/^[^|]*\|/, ''))
+      .map((a) =>
+        a
+          .trim()
+          .replace(/\/\d+$/, '')
+          .replace(/^[^|]*\|/, ''),
+      )
       .find((a) => a !== '');
     if (!addr) {
       skipped.push({ jail: j.name, reason: 'no ip4.addr' });
@@ -70,11 +83,21 @@ export function desiredServers(
     const portText = j.labels[PORT_LABEL];
     const port = portText !== undefined ? Number(portText) : defaultPort;
     if (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
-      skipped.push({ jail: j.name, reason: portText !== undefined ? `invalid port label "${portText}"` : 'no port label and no --port' });
+      skipped.push({
+        jail: j.name,
+        reason: portText !== undefined ? `invalid port label "${portText}"` : 'no port label and no --port',
+      });
       continue;
     }
     const gated = readiness === 'guest';
-    servers.set(serverNameOf(j.name), { server: serverNameOf(j.name), jail: j.name, addr, port, gated, awaitingReady: gated && !j.ready });
+    servers.set(serverNameOf(j.name), {
+      server: serverNameOf(j.name),
+      jail: j.name,
+      addr,
+      port,
+      gated,
+      awaitingReady: gated && !j.ready,
+    });
   }
   return { servers, skipped };
 }
@@ -120,7 +143,8 @@ export async function runHaproxyController(o: ControllerOptions): Promise<void> 
           log(`drain ${name}`);
         }
         const deadline = Date.now() + (o.drainTimeoutMs ?? 30_000);
-        while ((await rt.sessionsOf(o.backend, name)) > 0 && Date.now() < deadline && !o.signal.aborted) await sleep(50);
+        while ((await rt.sessionsOf(o.backend, name)) > 0 && Date.now() < deadline && !o.signal.aborted)
+          await sleep(50);
       }
       await rt.setServerState(o.backend, name, 'maint');
       // `del server` also needs no idle connection: retry while HAProxy releases them, then
@@ -155,7 +179,7 @@ export async function runHaproxyController(o: ControllerOptions): Promise<void> 
       const want = desired.get(s.name);
       // a changed address counts as a different server: drain the old one, add anew; so does
       // a serving jail that lost its readiness (restarted): it comes back once ready again
-      const lostReadiness = want !== undefined && want.awaitingReady && (s.adminState & ADMIN_FMAINT) === 0;
+      const lostReadiness = want?.awaitingReady && (s.adminState & ADMIN_FMAINT) === 0;
       if (!want || want.addr !== s.addr || want.port !== s.port || lostReadiness) {
         const p = drain(s).finally(() => {
           draining.delete(s.name);
@@ -175,7 +199,9 @@ export async function runHaproxyController(o: ControllerOptions): Promise<void> 
       if (actualByName.has(want.server) || draining.has(want.server)) continue;
       await rt.addServer(o.backend, want.server, want.addr, want.port, { check: true, ...CHECK_TIMING });
       await rt.enableHealth(o.backend, want.server);
-      log(`add ${want.server} ${want.addr}:${want.port} (jail ${want.jail}), waiting for its check${want.gated ? ' and the jail\'s ready signal' : ''}`);
+      log(
+        `add ${want.server} ${want.addr}:${want.port} (jail ${want.jail}), waiting for its check${want.gated ? " and the jail's ready signal" : ''}`,
+      );
     }
   };
 
@@ -244,7 +270,13 @@ export async function runHaproxyController(o: ControllerOptions): Promise<void> 
 }
 
 /** Waits until `server` is in the backend and serving (UP, no maint/drain), or throws. */
-export async function waitForServer(rt: HaproxyRuntime, backend: string, server: string, want: 'serving' | 'absent', timeoutMs: number): Promise<void> {
+export async function waitForServer(
+  rt: HaproxyRuntime,
+  backend: string,
+  server: string,
+  want: 'serving' | 'absent',
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = (await rt.showServersState(backend)).find((x) => x.name === server);
@@ -252,7 +284,9 @@ export async function waitForServer(rt: HaproxyRuntime, backend: string, server:
     if (Date.now() > deadline) {
       throw new JailyardError(
         want === 'serving' ? 'JY_ERR_UNHEALTHY' : 'JY_ERR_HAPROXY',
-        want === 'serving' ? `server ${backend}/${server} did not become UP within ${timeoutMs} ms` : `server ${backend}/${server} still in the pool after ${timeoutMs} ms`,
+        want === 'serving'
+          ? `server ${backend}/${server} did not become UP within ${timeoutMs} ms`
+          : `server ${backend}/${server} still in the pool after ${timeoutMs} ms`,
         { step: `haproxy server ${backend}/${server}` },
       );
     }

@@ -28,9 +28,11 @@ export const CHECK_TIMING = { inter: '200ms', fall: 2, rise: 1 } as const;
 /** The configuration text (pure). */
 export function haproxyConfig(o: HaproxyConfigOptions): string {
   const backend = o.backend ?? 'www';
-  if (!/^[A-Za-z0-9._-]+$/.test(backend)) throw new JailyardError('JY_ERR_USAGE', `invalid backend name "${backend}"`, { param: 'backend' });
+  if (!/^[A-Za-z0-9._-]+$/.test(backend))
+    throw new JailyardError('JY_ERR_USAGE', `invalid backend name "${backend}"`, { param: 'backend' });
   const checkPath = o.checkPath ?? '/';
-  if (!/^\/[\x21-\x7e]*$/.test(checkPath)) throw new JailyardError('JY_ERR_USAGE', `invalid check path "${checkPath}"`, { param: 'checkPath' });
+  if (!/^\/[\x21-\x7e]*$/.test(checkPath))
+    throw new JailyardError('JY_ERR_USAGE', `invalid check path "${checkPath}"`, { param: 'checkPath' });
   return [
     'global',
     `  stats socket ${o.adminSocket} mode 600 level admin expose-fd listeners`,
@@ -71,17 +73,38 @@ export interface HaproxyProcess {
 
 /** Started with `haproxy -W -D`: the master writes its pid, forks workers, and we return once
  * the admin socket answers. Files go to `dir` (haproxy.cfg, haproxy.pid, admin.sock). */
-export async function startHaproxy(o: { dir: string; port: number; backend?: string; bindAddress?: string; checkPath?: string; binary?: string }): Promise<HaproxyProcess> {
+export async function startHaproxy(o: {
+  dir: string;
+  port: number;
+  backend?: string;
+  bindAddress?: string;
+  checkPath?: string;
+  binary?: string;
+}): Promise<HaproxyProcess> {
   mkdirSync(o.dir, { recursive: true });
   const adminSocket = join(o.dir, 'admin.sock');
   const configFile = join(o.dir, 'haproxy.cfg');
   const pidFile = join(o.dir, 'haproxy.pid');
-  writeFileSync(configFile, haproxyConfig({ adminSocket, port: o.port, backend: o.backend, bindAddress: o.bindAddress, checkPath: o.checkPath }));
+  writeFileSync(
+    configFile,
+    haproxyConfig({
+      adminSocket,
+      port: o.port,
+      backend: o.backend,
+      bindAddress: o.bindAddress,
+      checkPath: o.checkPath,
+    }),
+  );
   try {
     await run(o.binary ?? 'haproxy', ['-W', '-D', '-f', configFile, '-p', pidFile]);
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new JailyardError('JY_ERR_HAPROXY', 'haproxy did not start', { step: 'haproxy start', output: (err.stderr ?? err.message).trim() }, { cause: e });
+    throw new JailyardError(
+      'JY_ERR_HAPROXY',
+      'haproxy did not start',
+      { step: 'haproxy start', output: (err.stderr ?? err.message).trim() },
+      { cause: e },
+    );
   }
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   const runtime = new HaproxyRuntime(adminSocket);

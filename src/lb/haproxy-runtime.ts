@@ -74,20 +74,33 @@ export class HaproxyRuntime {
   /** Sends one command line, returns HAProxy's whole answer. */
   command(line: string): Promise<string> {
     if (/[\n\r;]/.test(line)) {
-      throw new JailyardError('JY_ERR_USAGE', `one HAProxy command at a time, without ";" or newlines: "${line}"`, { step: 'haproxy' });
+      throw new JailyardError('JY_ERR_USAGE', `one HAProxy command at a time, without ";" or newlines: "${line}"`, {
+        step: 'haproxy',
+      });
     }
     return new Promise((resolve, reject) => {
       const sock = createConnection(this.socketPath);
       const chunks: Buffer[] = [];
       const timer = setTimeout(() => {
         sock.destroy();
-        reject(new JailyardError('JY_ERR_HAPROXY', `no answer within ${this.timeoutMs} ms to "${line}"`, { step: `haproxy ${this.socketPath}` }));
+        reject(
+          new JailyardError('JY_ERR_HAPROXY', `no answer within ${this.timeoutMs} ms to "${line}"`, {
+            step: `haproxy ${this.socketPath}`,
+          }),
+        );
       }, this.timeoutMs);
-      sock.on('connect', () => sock.end(line + '\n'));
+      sock.on('connect', () => sock.end(`${line}\n`));
       sock.on('data', (c: Buffer) => chunks.push(c));
       sock.on('error', (e) => {
         clearTimeout(timer);
-        reject(new JailyardError('JY_ERR_HAPROXY', `cannot talk to the HAProxy admin socket: ${e.message}`, { step: `haproxy ${this.socketPath}` }, { cause: e }));
+        reject(
+          new JailyardError(
+            'JY_ERR_HAPROXY',
+            `cannot talk to the HAProxy admin socket: ${e.message}`,
+            { step: `haproxy ${this.socketPath}` },
+            { cause: e },
+          ),
+        );
       });
       sock.on('close', () => {
         clearTimeout(timer);
@@ -103,7 +116,9 @@ export class HaproxyRuntime {
     const text = answer.trim();
     const ok = expected ? expected.test(text) : text === '';
     if (!ok) {
-      throw new JailyardError('JY_ERR_HAPROXY', `"${line}" failed: ${text || '(no answer)'}`, { step: `haproxy server ${server}` });
+      throw new JailyardError('JY_ERR_HAPROXY', `"${line}" failed: ${text || '(no answer)'}`, {
+        step: `haproxy server ${server}`,
+      });
     }
     return text;
   }
@@ -114,7 +129,9 @@ export class HaproxyRuntime {
     const lines = answer.split('\n');
     const headerLine = lines.find((l) => l.startsWith('# '));
     if (!headerLine) {
-      throw new JailyardError('JY_ERR_HAPROXY', `show servers state ${backend}: ${answer.trim() || '(no answer)'}`, { step: 'haproxy' });
+      throw new JailyardError('JY_ERR_HAPROXY', `show servers state ${backend}: ${answer.trim() || '(no answer)'}`, {
+        step: 'haproxy',
+      });
     }
     const header = headerLine.slice(2).trim().split(' ');
     const rows: ServerState[] = [];
@@ -122,7 +139,7 @@ export class HaproxyRuntime {
       if (line === '' || line.startsWith('#') || !line.includes(' ')) continue;
       const cells = line.trim().split(' ');
       const raw: Record<string, string> = {};
-      header.forEach((h, i) => (raw[h] = cells[i] ?? ''));
+      for (const [i, h] of header.entries()) raw[h] = cells[i] ?? '';
       rows.push({
         backend: raw.be_name ?? '',
         name: raw.srv_name ?? '',
@@ -144,12 +161,13 @@ export class HaproxyRuntime {
     const answer = await this.command('show stat');
     const lines = answer.split('\n').filter((l) => l !== '');
     const head = lines.shift();
-    if (!head?.startsWith('# ')) throw new JailyardError('JY_ERR_HAPROXY', `show stat: ${answer.trim() || '(no answer)'}`, { step: 'haproxy' });
+    if (!head?.startsWith('# '))
+      throw new JailyardError('JY_ERR_HAPROXY', `show stat: ${answer.trim() || '(no answer)'}`, { step: 'haproxy' });
     const header = head.slice(2).split(',');
     const rows = lines.map((line) => {
       const cells = line.split(',');
       const row: StatRow = {};
-      header.forEach((h, i) => (row[h] = cells[i] ?? ''));
+      for (const [i, h] of header.entries()) row[h] = cells[i] ?? '';
       return row;
     });
     if (backend === undefined) return rows;
@@ -163,7 +181,13 @@ export class HaproxyRuntime {
     return Number(row.scur || 0) + Number(row.qcur || 0);
   }
 
-  async addServer(backend: string, server: string, addr: string, port: number, opts: AddServerOptions = {}): Promise<void> {
+  async addServer(
+    backend: string,
+    server: string,
+    addr: string,
+    port: number,
+    opts: AddServerOptions = {},
+  ): Promise<void> {
     checkWord('backend', backend, NAME_RE);
     checkWord('server', server, NAME_RE);
     checkWord('address', addr, ADDR_RE);
@@ -210,7 +234,7 @@ export class HaproxyRuntime {
   async #simple(verb: string, backend: string, server: string, tail = ''): Promise<void> {
     checkWord('backend', backend, NAME_RE);
     checkWord('server', server, NAME_RE);
-    await this.#expect(`${verb} ${backend}/${server}${tail ? ' ' + tail : ''}`, undefined, `${backend}/${server}`);
+    await this.#expect(`${verb} ${backend}/${server}${tail ? ` ${tail}` : ''}`, undefined, `${backend}/${server}`);
   }
 }
 

@@ -69,9 +69,17 @@ export interface RolloutDeps {
 export function labelsFromPairs(text: string, param: string): Record<string, string> {
   parseSelector(text);
   const labels: Record<string, string> = {};
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^([^=!<>\s]+)\s*==?\s*([^=!<>\s]*)$/.exec(part);
-    if (!m) throw new JailyardError('JY_ERR_USAGE', `"${part}" is not key=value: --${param} must be labels a new jail can carry`, { param });
+    if (!m)
+      throw new JailyardError(
+        'JY_ERR_USAGE',
+        `"${part}" is not key=value: --${param} must be labels a new jail can carry`,
+        { param },
+      );
     labels[m[1]!] = m[2]!;
   }
   return labels;
@@ -89,7 +97,7 @@ export function readRolloutState(file: string): RolloutState | undefined {
 function saveState(file: string, state: RolloutState): void {
   mkdirSync(dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n');
+  writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
   renameSync(tmp, file);
 }
 
@@ -97,17 +105,33 @@ function saveState(file: string, state: RolloutState): void {
 export function freeAddress(jails: readonly Pick<JailRecord, 'params'>[], range: [number, number] = [2, 254]): string {
   const used = new Set<string>();
   for (const j of jails) {
-    for (const a of paramList(j.params, 'ip4.addr').flatMap((x) => x.split(','))) used.add(a.trim().replace(/^[^|]*\|/, '').replace(/\/\d+$/, ''));
+    for (const a of paramList(j.params, 'ip4.addr').flatMap((x) => x.split(',')))
+      used.add(
+        a
+          .trim()
+          .replace(/^[^|]*\|/, '')
+          .replace(/\/\d+$/, ''),
+      );
   }
   for (let n = Math.max(2, range[0]); n <= Math.min(254, range[1]); n++) {
     const addr = `198.51.100.${n}`;
     if (!used.has(addr)) return addr;
   }
-  throw new JailyardError('JY_ERR_ADDRESS', `no free address left in 198.51.100.${range[0]}-${range[1]}`, { param: 'ip4.addr' });
+  throw new JailyardError('JY_ERR_ADDRESS', `no free address left in 198.51.100.${range[0]}-${range[1]}`, {
+    param: 'ip4.addr',
+  });
 }
 
 function firstAddress(j: JailRecord): string | undefined {
-  return paramList(j.params, 'ip4.addr').flatMap((x) => x.split(',')).map((a) => a.trim().replace(/^[^|]*\|/, '').replace(/\/\d+$/, '')).find(Boolean);
+  return paramList(j.params, 'ip4.addr')
+    .flatMap((x) => x.split(','))
+    .map((a) =>
+      a
+        .trim()
+        .replace(/^[^|]*\|/, '')
+        .replace(/\/\d+$/, ''),
+    )
+    .find(Boolean);
 }
 
 /** The template's parameters for a new jail: its name, its address; the template's own name
@@ -118,7 +142,10 @@ export function specForNewJail(template: JailSpec, name: string, addr: string): 
     if ((k === 'host.hostname' || k === 'path') && typeof v === 'string') {
       // the template's own name where $name put it: a hostname label, a path component
       const sep = k === 'host.hostname' ? '.' : '/';
-      params[k] = v.split(sep).map((c) => (c === template.name ? name : c)).join(sep);
+      params[k] = v
+        .split(sep)
+        .map((c) => (c === template.name ? name : c))
+        .join(sep);
     } else {
       params[k] = v;
     }
@@ -133,7 +160,11 @@ export async function waitHttpHealthy(addr: string, port: number, path: string, 
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     try {
-      const r = await request(`http://${addr}:${port}${path}`, { headersTimeout: 1000, bodyTimeout: 1000, reset: true });
+      const r = await request(`http://${addr}:${port}${path}`, {
+        headersTimeout: 1000,
+        bodyTimeout: 1000,
+        reset: true,
+      });
       await r.body.dump();
       if (r.statusCode === 200) return true;
     } catch {
@@ -145,14 +176,25 @@ export async function waitHttpHealthy(addr: string, port: number, path: string, 
 }
 
 export function newRolloutState(input: RolloutPlanInput): RolloutState {
-  if (!Number.isInteger(input.replicas) || input.replicas < 1) throw new JailyardError('JY_ERR_USAGE', `--replicas must be a positive integer, got ${input.replicas}`, { param: 'replicas' });
+  if (!Number.isInteger(input.replicas) || input.replicas < 1)
+    throw new JailyardError('JY_ERR_USAGE', `--replicas must be a positive integer, got ${input.replicas}`, {
+      param: 'replicas',
+    });
   if (input.maxSurge < 0 || input.maxUnavailable < 0 || input.maxSurge + input.maxUnavailable === 0) {
-    throw new JailyardError('JY_ERR_USAGE', `--max-surge (${input.maxSurge}) and --max-unavailable (${input.maxUnavailable}) must not both be 0`, { param: 'max-surge' });
+    throw new JailyardError(
+      'JY_ERR_USAGE',
+      `--max-surge (${input.maxSurge}) and --max-unavailable (${input.maxUnavailable}) must not both be 0`,
+      { param: 'max-surge' },
+    );
   }
   const from = labelsFromPairs(input.from, 'from');
   const to = labelsFromPairs(input.to, 'to');
   if (!Object.entries(to).some(([k, v]) => from[k] !== undefined && from[k] !== v)) {
-    throw new JailyardError('JY_ERR_USAGE', `--from ${input.from} and --to ${input.to} must differ in a label's value, or old and new jails cannot be told apart`, { param: 'to' });
+    throw new JailyardError(
+      'JY_ERR_USAGE',
+      `--from ${input.from} and --to ${input.to} must differ in a label's value, or old and new jails cannot be told apart`,
+      { param: 'to' },
+    );
   }
   labelsFromPairs(input.selector, 'selector');
   return { version: 1, ...input, phase: 'running', created: [], removed: [], log: [] };
@@ -183,7 +225,9 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
   const suffix = Object.values(toLabels)[0]?.replace(/[^A-Za-z0-9_-]/g, '_') || 'new';
   state.phase = 'running';
   delete state.error;
-  step(`rollout ${oldSel} → ${newSel}, ${state.replicas} replicas (surge ${state.maxSurge}, unavailable ${state.maxUnavailable})`);
+  step(
+    `rollout ${oldSel} → ${newSel}, ${state.replicas} replicas (surge ${state.maxSurge}, unavailable ${state.maxUnavailable})`,
+  );
 
   const fail = async (e: unknown): Promise<never> => {
     state.phase = 'failed';
@@ -211,13 +255,22 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
     if (j.state !== 'running') {
       step(`start ${j.name}`);
       const r = await service.start([j.name]);
-      if (!r.ok) throw new JailyardError('JY_ERR_UNHEALTHY', `new jail did not start: ${r.outcomes[0]?.message ?? 'failed'}`, { jail: j.name, step: 'start' });
+      if (!r.ok)
+        throw new JailyardError('JY_ERR_UNHEALTHY', `new jail did not start: ${r.outcomes[0]?.message ?? 'failed'}`, {
+          jail: j.name,
+          step: 'start',
+        });
       j = await service.get(j.name);
     }
     const addr = firstAddress(j);
-    const healthy = addr !== undefined && (await waitHttpHealthy(addr, state.port, state.healthPath, deps.healthTimeoutMs ?? 30_000));
+    const healthy =
+      addr !== undefined && (await waitHttpHealthy(addr, state.port, state.healthPath, deps.healthTimeoutMs ?? 30_000));
     if (!healthy) {
-      throw new JailyardError('JY_ERR_UNHEALTHY', `new jail never answered 200 on http://${addr}:${state.port}${state.healthPath} within ${deps.healthTimeoutMs ?? 30_000} ms; removed it, the old jails keep serving`, { jail: j.name, step: 'health' });
+      throw new JailyardError(
+        'JY_ERR_UNHEALTHY',
+        `new jail never answered 200 on http://${addr}:${state.port}${state.healthPath} within ${deps.healthTimeoutMs ?? 30_000} ms; removed it, the old jails keep serving`,
+        { jail: j.name, step: 'health' },
+      );
     }
     step(`${j.name} healthy at ${addr}:${state.port}`);
     if (rt && deps.lb) {
@@ -229,7 +282,11 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
 
   const removeJail = async (name: string): Promise<void> => {
     const r = await service.remove([name]);
-    if (!r.ok) throw new JailyardError('JY_ERR_STEP_FAILED', `cannot remove: ${r.outcomes[0]?.message ?? 'failed'}`, { jail: name, step: 'remove' });
+    if (!r.ok)
+      throw new JailyardError('JY_ERR_STEP_FAILED', `cannot remove: ${r.outcomes[0]?.message ?? 'failed'}`, {
+        jail: name,
+        step: 'remove',
+      });
   };
 
   try {
@@ -262,13 +319,20 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
         step(`create ${name} at ${addr} (${news.length + 1}/${state.replicas})`);
         const meta: MetaOp[] = Object.entries(newLabels).map(([key, value]) => ({ op: 'set', key, value }));
         // the version labels (--to) also go to env: the jail itself can read which version it is
-        const env: MetaOp[] = Object.entries(labelsFromPairs(state.to, 'to')).map(([key, value]) => ({ op: 'set', key, value }));
+        const env: MetaOp[] = Object.entries(labelsFromPairs(state.to, 'to')).map(([key, value]) => ({
+          op: 'set',
+          key,
+          value,
+        }));
         await service.create({ spec: specForNewJail(deps.template, name, addr), meta, env });
         continue;
       }
-      const runningOlds = olds.filter((j) => j.state === 'running' && labelsOf(j.meta, j.env)[DRAIN_LABEL] === undefined);
+      const runningOlds = olds.filter(
+        (j) => j.state === 'running' && labelsOf(j.meta, j.env)[DRAIN_LABEL] === undefined,
+      );
       const available = healthyNews.length + runningOlds.length;
-      const victim = olds.find((j) => j.state !== 'running' || labelsOf(j.meta, j.env)[DRAIN_LABEL] !== undefined) ?? olds[0];
+      const victim =
+        olds.find((j) => j.state !== 'running' || labelsOf(j.meta, j.env)[DRAIN_LABEL] !== undefined) ?? olds[0];
       const stillAvailable = victim && runningOlds.includes(victim) ? available - 1 : available;
       if (victim && stillAvailable >= state.replicas - state.maxUnavailable) {
         if (rt && deps.lb) {
@@ -281,7 +345,11 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
         state.removed.push(victim.name);
         continue;
       }
-      throw new JailyardError('JY_ERR_ROLLOUT', `stuck: ${olds.length} old, ${news.length} new, ${available} available; raise --max-surge or --max-unavailable`, { step: 'rollout' });
+      throw new JailyardError(
+        'JY_ERR_ROLLOUT',
+        `stuck: ${olds.length} old, ${news.length} new, ${available} available; raise --max-surge or --max-unavailable`,
+        { step: 'rollout' },
+      );
     }
   } catch (e) {
     return fail(e);
@@ -318,7 +386,11 @@ export async function abortRollout(state: RolloutState, deps: Omit<RolloutDeps, 
       }
       step(`remove ${name}`);
       const r = await service.remove([name]);
-      if (!r.ok) throw new JailyardError('JY_ERR_STEP_FAILED', `cannot remove: ${r.outcomes[0]?.message ?? 'failed'}`, { jail: name, step: 'abort' });
+      if (!r.ok)
+        throw new JailyardError('JY_ERR_STEP_FAILED', `cannot remove: ${r.outcomes[0]?.message ?? 'failed'}`, {
+          jail: name,
+          step: 'abort',
+        });
     }
     state.created = state.created.filter((n) => n !== name);
   }

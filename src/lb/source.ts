@@ -21,16 +21,16 @@ export interface LbJail {
   ready: boolean;
 }
 
-export type SourceEvent =
-  | { type: 'SYNC'; jails: LbJail[] }
-  | { type: 'ADDED' | 'MODIFIED' | 'DELETED'; jail: LbJail };
+export type SourceEvent = { type: 'SYNC'; jails: LbJail[] } | { type: 'ADDED' | 'MODIFIED' | 'DELETED'; jail: LbJail };
 
 export interface JailSource {
   /** Events for jails matching `selector` until `signal` aborts. */
   events(selector: string, signal: AbortSignal): AsyncIterable<SourceEvent>;
 }
 
-export function lbJailOf(r: Pick<JailRecord, 'name' | 'state' | 'meta' | 'env' | 'params'> & { ready?: boolean }): LbJail {
+export function lbJailOf(
+  r: Pick<JailRecord, 'name' | 'state' | 'meta' | 'env' | 'params'> & { ready?: boolean },
+): LbJail {
   return { name: r.name, state: r.state, labels: labelsOf(r.meta, r.env), params: r.params, ready: r.ready === true };
 }
 
@@ -59,14 +59,26 @@ export function apiSource(url: string, opts: { token?: string; log?: (line: stri
       while (!signal.aborted) {
         let initial: LbJail[] | undefined = [];
         try {
-          for await (const e of watch(url, { selector, initial: true, bookmarks: true, signal, ...(opts.token ? { token: opts.token } : {}) })) {
+          for await (const e of watch(url, {
+            selector,
+            initial: true,
+            bookmarks: true,
+            signal,
+            ...(opts.token ? { token: opts.token } : {}),
+          })) {
             if (e.type === 'BOOKMARK') {
               if (initial) yield { type: 'SYNC', jails: initial };
               initial = undefined;
               continue;
             }
             if (!e.jail) continue;
-            const jail: LbJail = { name: e.jail.name, state: e.jail.state, labels: e.jail.labels, params: e.jail.params, ready: e.jail.ready === true };
+            const jail: LbJail = {
+              name: e.jail.name,
+              state: e.jail.state,
+              labels: e.jail.labels,
+              params: e.jail.params,
+              ready: e.jail.ready === true,
+            };
             if (initial) {
               if (e.type !== 'DELETED') initial.push(jail);
             } else {
@@ -90,7 +102,10 @@ export function apiSource(url: string, opts: { token?: string; log?: (line: stri
 /** Polls `service.list` every `pollMs` and yields each result as a SYNC: works over the
  * local store (no daemon) and over a remote service alike; the controller's reconcile turns
  * each full list into the right pool. */
-export function pollingSource(service: JailService, opts: { pollMs?: number; log?: (line: string) => void } = {}): JailSource {
+export function pollingSource(
+  service: JailService,
+  opts: { pollMs?: number; log?: (line: string) => void } = {},
+): JailSource {
   return {
     async *events(selector, signal) {
       while (!signal.aborted) {

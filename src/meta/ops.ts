@@ -88,7 +88,7 @@ function assemble(chain: string[]): string {
     const h = chain[i]!;
     if (h.length === 0) continue;
     out += h;
-    if (i + 1 < chain.length && out.endsWith(NUL)) out = out.slice(0, -1) + '\n';
+    if (i + 1 < chain.length && out.endsWith(NUL)) out = `${out.slice(0, -1)}\n`;
   }
   // the kernel overwrites the last byte with the terminating NUL
   return out.slice(0, -1);
@@ -160,7 +160,11 @@ export function checkKeyOps(param: MetaParam, ops: readonly MetaOp[] | undefined
     const place = { ...(jail === undefined ? {} : { jail }), param, key: op.key };
     const shown = JSON.stringify(op.key);
     if (LINE_OR_NUL.test(op.key) || op.key.includes('=')) {
-      throw new JailyardError('JY_ERR_META_KEY', `${param} key ${shown} contains a line break, NUL or "=": a key operation writes exactly one KEY=VALUE line`, place);
+      throw new JailyardError(
+        'JY_ERR_META_KEY',
+        `${param} key ${shown} contains a line break, NUL or "=": a key operation writes exactly one KEY=VALUE line`,
+        place,
+      );
     }
     if (op.op === 'set' && LINE_OR_NUL.test(op.value)) {
       throw new JailyardError(
@@ -180,7 +184,7 @@ export function checkKeyOps(param: MetaParam, ops: readonly MetaOp[] | undefined
 export function readMetaKey(buffer: string, key: string): string | undefined {
   if (key.length === 0) throw emptyKey();
   const text = cString(buffer);
-  const prefix = key + '=';
+  const prefix = `${key}=`;
   let found: string | undefined;
   for (const line of text.split('\n')) {
     if (line.startsWith(prefix)) found = line.slice(prefix.length);
@@ -199,10 +203,13 @@ export function parseMetaWord(word: string): { param: MetaParam; op: MetaOp } | 
   const value = eq < 0 ? undefined : word.slice(eq + 1);
   for (const param of ['meta', 'env'] as const) {
     if (name === param) return { param, op: { op: 'replace', value: value ?? '' } };
-    if (name.startsWith(param + '.')) {
+    if (name.startsWith(`${param}.`)) {
       const key = name.slice(param.length + 1);
       if (key.length === 0) {
-        throw new JailyardError('JY_ERR_META_KEY', `empty key in "${word}" (use ${param}.KEY=VALUE)`, { param, key: '' });
+        throw new JailyardError('JY_ERR_META_KEY', `empty key in "${word}" (use ${param}.KEY=VALUE)`, {
+          param,
+          key: '',
+        });
       }
       return { param, op: value === undefined ? { op: 'remove', key } : { op: 'set', key, value } };
     }

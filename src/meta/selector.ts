@@ -48,11 +48,15 @@ export function labelKeyErrors(key: string): string[] {
     else {
       if (prefix.length > 253) errs.push('prefix part must be no more than 253 characters');
       if (!DNS1123_SUBDOMAIN.test(prefix)) {
-        errs.push("prefix part must be a lowercase RFC 1123 subdomain: lowercase alphanumerics, '-' and '.', starting and ending with an alphanumeric");
+        errs.push(
+          "prefix part must be a lowercase RFC 1123 subdomain: lowercase alphanumerics, '-' and '.', starting and ending with an alphanumeric",
+        );
       }
     }
   } else {
-    return [`a qualified name must be a name with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')`];
+    return [
+      `a qualified name must be a name with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')`,
+    ];
   }
   if (name.length === 0) errs.push('name part must be non-empty');
   else if (name.length > 63) errs.push('name part must be no more than 63 characters');
@@ -60,7 +64,9 @@ export function labelKeyErrors(key: string): string[] {
   return errs;
 }
 
-const LABEL_KEY = new RegExp(`^(?:${DNS1123_LABEL}(?:\\.${DNS1123_LABEL})*/)?(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`);
+const LABEL_KEY = new RegExp(
+  `^(?:${DNS1123_LABEL}(?:\\.${DNS1123_LABEL})*/)?(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`,
+);
 
 /** labelKeyErrors(key) is empty, without building messages (labels.ts asks it per line). */
 export function isLabelKey(key: string): boolean {
@@ -73,7 +79,8 @@ export function isLabelKey(key: string): boolean {
 export function labelValueErrors(value: string): string[] {
   const errs: string[] = [];
   if (value.length > 63) errs.push('must be no more than 63 characters');
-  if (!LABEL_VALUE.test(value)) errs.push(`a valid label value must be empty or ${NAME_CHARS.replace('must consist', 'consist')}`);
+  if (!LABEL_VALUE.test(value))
+    errs.push(`a valid label value must be empty or ${NAME_CHARS.replace('must consist', 'consist')}`);
   return errs;
 }
 
@@ -128,7 +135,7 @@ const OP_TEXT: Record<SelectorOperator, string> = {
 };
 
 export function requirementToString(r: Requirement): string {
-  if (r.operator === '!') return '!' + r.key;
+  if (r.operator === '!') return `!${r.key}`;
   if (r.operator === 'exists') return r.key;
   const values = [...r.values].sort(compareStrings).join(',');
   const set = r.operator === 'in' || r.operator === 'notin';
@@ -159,21 +166,7 @@ class RequirementsSelector implements Selector {
 
 // ---------------------------------------------------------------- lexer
 
-type Token =
-  | 'error'
-  | 'end'
-  | ')'
-  | ','
-  | '!'
-  | '=='
-  | '='
-  | '>'
-  | 'identifier'
-  | 'in'
-  | '<'
-  | '!='
-  | 'notin'
-  | '(';
+type Token = 'error' | 'end' | ')' | ',' | '!' | '==' | '=' | '>' | 'identifier' | 'in' | '<' | '!=' | 'notin' | '(';
 
 interface Scanned {
   tok: Token;

@@ -133,7 +133,11 @@ export interface Driver {
   /** Change limits / hostname of a running jail in place (jail -m). `meta` and `env` are the
    * new whole values, for kernels that keep them (FreeBSD 15); on Linux the runtime writes
    * the jail's env file itself. */
-  modify(ctx: JailContext, facts: CreateFacts, changes: { hostname?: string; limits?: Limits; meta?: string; env?: string }): Promise<void>;
+  modify(
+    ctx: JailContext,
+    facts: CreateFacts,
+    changes: { hostname?: string; limits?: Limits; meta?: string; env?: string },
+  ): Promise<void>;
 
   /** exec.prepare, exec.prestart, exec.created, exec.poststart, exec.poststop, exec.release:
    * `/bin/sh -c command` on the host with JID, JNAME, JPATH set. */

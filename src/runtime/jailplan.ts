@@ -34,18 +34,28 @@ export function jailRoot(stateDir: string, record: Pick<JailRecord, 'name' | 'pa
   if (path && parentRoot !== undefined) return join(parentRoot, normalize(`/${path}`));
   if (path) {
     if (!isAbsolute(path) || path.split('/').includes('..')) {
-      throw new JailyardError('JY_ERR_PATH', `path must be absolute and without "..": ${JSON.stringify(path)}`, { jail: record.name, param: 'path' });
+      throw new JailyardError('JY_ERR_PATH', `path must be absolute and without "..": ${JSON.stringify(path)}`, {
+        jail: record.name,
+        param: 'path',
+      });
     }
     // jail(8)'s mounts are made under the jail's root on the host: with / as the root they
     // would land on the host's own tree. A jail that shares the host's files is a thin jail
     // on a skeleton made --from / instead.
     if (normalize(path) === '/') {
-      throw new JailyardError('JY_ERR_PATH', 'path = / would mount over the host\'s own tree; use a skeleton (jailyard skel create host --from /; skeleton = host)', { jail: record.name, param: 'path' });
+      throw new JailyardError(
+        'JY_ERR_PATH',
+        "path = / would mount over the host's own tree; use a skeleton (jailyard skel create host --from /; skeleton = host)",
+        { jail: record.name, param: 'path' },
+      );
     }
     return normalize(path);
   }
   if (paramString(record.params, 'skeleton')) return join(jailStateDir(stateDir, record.name), 'root');
-  throw new JailyardError('JY_ERR_PARAM_VALUE', 'a jail needs a path or a skeleton', { jail: record.name, param: 'path' });
+  throw new JailyardError('JY_ERR_PARAM_VALUE', 'a jail needs a path or a skeleton', {
+    jail: record.name,
+    param: 'path',
+  });
 }
 
 export function guestDir(stateDir: string, name: string): string {
@@ -80,11 +90,19 @@ export function checkNestedParams(record: Pick<JailRecord, 'name' | 'params'>): 
   if (!parentName(record.name)) return;
   for (const param of ['mount', 'mount.fstab']) {
     if (paramList(record.params, param).length) {
-      throw new JailyardError('JY_ERR_PARAM_VALUE', `${param} is not supported for a nested jail (its mounts could name paths outside its parent)`, { jail: record.name, param });
+      throw new JailyardError(
+        'JY_ERR_PARAM_VALUE',
+        `${param} is not supported for a nested jail (its mounts could name paths outside its parent)`,
+        { jail: record.name, param },
+      );
     }
   }
   if (paramString(record.params, 'skeleton') && paramString(record.params, 'path')) {
-    throw new JailyardError('JY_ERR_PARAM_VALUE', 'a nested skeleton jail takes no path (its root is in the state folder)', { jail: record.name, param: 'path' });
+    throw new JailyardError(
+      'JY_ERR_PARAM_VALUE',
+      'a nested skeleton jail takes no path (its root is in the state folder)',
+      { jail: record.name, param: 'path' },
+    );
   }
 }
 
@@ -95,7 +113,10 @@ function addressesOf(record: Pick<JailRecord, 'params'>): { param: string; addre
       .flatMap((e) => e.split(','))
       .map((e) => e.trim())
       .filter(Boolean)
-      .map((e) => ({ param, address: (e.includes('|') ? e.slice(e.indexOf('|') + 1) : e).trim().split(/[\s/]/)[0]!.toLowerCase() })),
+      .map((e) => ({
+        param,
+        address: (e.includes('|') ? e.slice(e.indexOf('|') + 1) : e).trim().split(/[\s/]/)[0]!.toLowerCase(),
+      })),
   );
 }
 
@@ -105,11 +126,18 @@ function addressesOf(record: Pick<JailRecord, 'params'>): { param: string; addre
  * child's addresses are among its parent's (it shares the parent's network).
  * `ancestors` is nearest first, each with how many of its descendants run now.
  */
-export function checkNestedStart(child: Pick<JailRecord, 'name' | 'params'>, ancestors: { record: JailRecord; runningDescendants: number }[]): void {
+export function checkNestedStart(
+  child: Pick<JailRecord, 'name' | 'params'>,
+  ancestors: { record: JailRecord; runningDescendants: number }[],
+): void {
   const parent = ancestors[0];
   if (!parent) return;
   if (parent.record.state !== 'running') {
-    throw new JailyardError('JY_ERR_DEPEND', `the parent jail "${parent.record.name}" is ${parent.record.state}; a nested jail runs only inside a running parent`, { jail: child.name });
+    throw new JailyardError(
+      'JY_ERR_DEPEND',
+      `the parent jail "${parent.record.name}" is ${parent.record.state}; a nested jail runs only inside a running parent`,
+      { jail: child.name },
+    );
   }
   for (const a of ancestors) {
     const max = paramInt(a.record.params, 'children.max') ?? 0;
@@ -124,7 +152,11 @@ export function checkNestedStart(child: Pick<JailRecord, 'name' | 'params'>, anc
   const allowed = new Set(addressesOf(parent.record).map((a) => a.address));
   for (const a of addressesOf(child)) {
     if (!allowed.has(a.address)) {
-      throw new JailyardError('JY_ERR_ADDRESS', `address ${a.address} is not one of the parent jail "${parent.record.name}"'s addresses`, { jail: child.name, param: a.param });
+      throw new JailyardError(
+        'JY_ERR_ADDRESS',
+        `address ${a.address} is not one of the parent jail "${parent.record.name}"'s addresses`,
+        { jail: child.name, param: a.param },
+      );
     }
   }
 }
@@ -138,14 +170,25 @@ function insideRoot(root: string, target: string): boolean {
 export function fstabStep(entry: FstabEntry, root: string, jail: string, origin: string): MountStep {
   const target = normalize(entry.target);
   if (!isAbsolute(target) || !insideRoot(root, target)) {
-    throw new JailyardError('JY_ERR_PATH', `mount point ${entry.target} is not inside the jail's path ${root}`, { jail, param: origin, pos: entry.pos });
+    throw new JailyardError('JY_ERR_PATH', `mount point ${entry.target} is not inside the jail's path ${root}`, {
+      jail,
+      param: origin,
+      pos: entry.pos,
+    });
   }
   const ro = entry.options.includes('ro');
   switch (entry.fstype) {
     case 'nullfs':
     case 'bind': {
       const options = entry.options.filter((o) => o !== 'ro' && o !== 'rw');
-      return { kind: 'bind', source: entry.source, target, readonly: ro, origin, ...(options.length ? { options } : {}) };
+      return {
+        kind: 'bind',
+        source: entry.source,
+        target,
+        readonly: ro,
+        origin,
+        ...(options.length ? { options } : {}),
+      };
     }
     case 'tmpfs':
       return { kind: 'tmpfs', target, options: entry.options.filter((o) => o !== 'rw'), origin };
@@ -172,7 +215,10 @@ export function paramMounts(record: JailRecord, root: string): MountStep[] {
     try {
       text = readFileSync(file, 'utf8');
     } catch (e) {
-      throw new JailyardError('JY_ERR_PARAM_VALUE', `cannot read fstab ${file}: ${(e as Error).message}`, { jail: record.name, param: 'mount.fstab' });
+      throw new JailyardError('JY_ERR_PARAM_VALUE', `cannot read fstab ${file}: ${(e as Error).message}`, {
+        jail: record.name,
+        param: 'mount.fstab',
+      });
     }
     for (const e of parseFstab(text, file)) steps.push(fstabStep(e, root, record.name, 'mount.fstab'));
   }
@@ -185,7 +231,13 @@ export function paramMounts(record: JailRecord, root: string): MountStep[] {
  */
 export function completePlan(_stateDir: string, record: JailRecord, root: string, base?: MountPlan): MountPlan {
   const plan: MountPlan = base
-    ? { root: base.root, mkdirs: [...base.mkdirs], symlinks: [...base.symlinks], mounts: [...base.mounts], ...(base.disk ? { disk: base.disk } : {}) }
+    ? {
+        root: base.root,
+        mkdirs: [...base.mkdirs],
+        symlinks: [...base.symlinks],
+        mounts: [...base.mounts],
+        ...(base.disk ? { disk: base.disk } : {}),
+      }
     : { root, mkdirs: [], symlinks: [], mounts: [] };
   plan.mounts.push(...paramMounts(record, root));
   if (paramBool(record.params, 'mount.devfs')) {

@@ -75,7 +75,11 @@ function consoleLogOf(ctx: JailContext): string {
   if (log === undefined) return `${ctx.stateDir}/console.log`;
   const rel = relative(ctx.path, resolve(log));
   if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
-    throw new JailyardError('JY_ERR_PARAM_VALUE', `exec.consolelog ${log} lies inside the jail's root ${ctx.path}: the jail controls that tree`, { jail: ctx.name, param: 'exec.consolelog' });
+    throw new JailyardError(
+      'JY_ERR_PARAM_VALUE',
+      `exec.consolelog ${log} lies inside the jail's root ${ctx.path}: the jail controls that tree`,
+      { jail: ctx.name, param: 'exec.consolelog' },
+    );
   }
   return log;
 }
@@ -85,7 +89,11 @@ function consoleLogOf(ctx: JailContext): string {
  * jail(8) does (/dev/stdout is a symlink). */
 function appendHeader(ctx: JailContext, log: string, text: string): void {
   const own = log === `${ctx.stateDir}/console.log`;
-  const fd = openSync(log, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | (own ? constants.O_NOFOLLOW : 0), 0o644);
+  const fd = openSync(
+    log,
+    constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | (own ? constants.O_NOFOLLOW : 0),
+    0o644,
+  );
   try {
     writeSync(fd, text);
   } finally {
@@ -94,7 +102,13 @@ function appendHeader(ctx: JailContext, log: string, text: string): void {
 }
 
 /** Runs one exec.* hook list; a non-zero exit fails the step with the command's output. */
-async function runHook(deps: LifecycleDeps, ctx: JailContext, hook: string, inJail: boolean, runtime: RuntimeFacts): Promise<void> {
+async function runHook(
+  deps: LifecycleDeps,
+  ctx: JailContext,
+  hook: string,
+  inJail: boolean,
+  runtime: RuntimeFacts,
+): Promise<void> {
   const commands = hookCommands(ctx.spec.params, hook);
   if (commands.length === 0) return;
   const log = consoleLogOf(ctx);
@@ -107,16 +121,24 @@ async function runHook(deps: LifecycleDeps, ctx: JailContext, hook: string, inJa
     const opts: ExecOptions = { consoleLog: log, ...(timeout ? { timeoutMs: timeout * 1000 } : {}) };
     let result: ExecResult;
     if (inJail) {
-      if (!runtime.create) throw new JailyardError('JY_ERR_INTERNAL', `${hook} needs a created jail`, { jail: ctx.name, step: hook });
+      if (!runtime.create)
+        throw new JailyardError('JY_ERR_INTERNAL', `${hook} needs a created jail`, { jail: ctx.name, step: hook });
       const user = paramString(ctx.spec.params, 'exec.jail_user');
-      result = await deps.driver.runInJail(ctx, runtime.create, ['/bin/sh', '-c', command], { ...opts, ...(user ? { user } : {}) });
+      result = await deps.driver.runInJail(ctx, runtime.create, ['/bin/sh', '-c', command], {
+        ...opts,
+        ...(user ? { user } : {}),
+      });
     } else {
       result = await deps.driver.runHost(ctx, command, opts);
     }
     if (result.code !== 0) {
       const output = (result.stderr + result.stdout || readSince(log, before)).trim().split('\n').slice(-20).join('\n');
       const why = result.signal ? `killed by ${result.signal}` : `exited ${result.code}`;
-      throw new JailyardError('JY_ERR_STEP_FAILED', `${hook} command failed (${why}): ${command}`, { jail: ctx.name, step: hook, output });
+      throw new JailyardError('JY_ERR_STEP_FAILED', `${hook} command failed (${why}): ${command}`, {
+        jail: ctx.name,
+        step: hook,
+        output,
+      });
     }
   }
 }
@@ -137,7 +159,13 @@ function readSince(p: string, offset: number): string {
   }
 }
 
-async function doStep(deps: LifecycleDeps, step: StartStep, ctx: JailContext, record: JailRecord, rt: RuntimeFacts): Promise<void> {
+async function doStep(
+  deps: LifecycleDeps,
+  step: StartStep,
+  ctx: JailContext,
+  record: JailRecord,
+  rt: RuntimeFacts,
+): Promise<void> {
   switch (step) {
     case 'exec.prepare':
     case 'exec.prestart':
@@ -151,7 +179,12 @@ async function doStep(deps: LifecycleDeps, step: StartStep, ctx: JailContext, re
       rt.mounts = await deps.driver.mount(ctx, deps.planFor(record, ctx));
       return;
     case 'create':
-      rt.create = await deps.driver.create(ctx, rt.network ?? { addresses: [] }, jailLimits(ctx.spec.params, ctx.name), rt.mounts);
+      rt.create = await deps.driver.create(
+        ctx,
+        rt.network ?? { addresses: [] },
+        jailLimits(ctx.spec.params, ctx.name),
+        rt.mounts,
+      );
       return;
     case 'exec.start':
       await runHook(deps, ctx, 'exec.start', true, rt);
@@ -231,8 +264,12 @@ function checkNesting(store: Store, name: string): void {
   const all = store.listJails();
   const ancestors = [];
   for (let p = parentName(name); p; p = parentName(p)) {
-    const below = p + '.';
-    ancestors.push({ record: store.requireJail(p), runningDescendants: all.filter((j) => j.name.startsWith(below) && j.name !== name && j.state !== 'stopped').length });
+    const below = `${p}.`;
+    ancestors.push({
+      record: store.requireJail(p),
+      runningDescendants: all.filter((j) => j.name.startsWith(below) && j.name !== name && j.state !== 'stopped')
+        .length,
+    });
   }
   checkNestedStart(child, ancestors);
 }
@@ -241,16 +278,19 @@ function checkNesting(store: Store, name: string): void {
 export async function startJail(deps: LifecycleDeps, name: string): Promise<JailRecord> {
   const current = deps.store.requireJail(name);
   if (current.state !== 'stopped') {
-    const dead = current.state === 'running' && (!current.runtime?.create || !deps.driver.isAlive(current.runtime.create));
+    const dead =
+      current.state === 'running' && (!current.runtime?.create || !deps.driver.isAlive(current.runtime.create));
     const why = dead
-      ? "it is recorded as running but its processes are gone (the host restarted?): run jailyard reconcile"
+      ? 'it is recorded as running but its processes are gone (the host restarted?): run jailyard reconcile'
       : current.state === 'running'
         ? 'it is already running'
         : `it is ${current.state} (another jailyard process is working on it, or one stopped half-way: run jailyard reconcile)`;
     throw new JailyardError('JY_ERR_INVALID_TRANSITION', `cannot start: ${why}`, { jail: name });
   }
   const rt: RuntimeFacts = { steps: [], owner: selfOwner() };
-  let record = deps.store.transition(name, 'stopped', 'starting', { runtime: rt, lastError: null }, () => checkNesting(deps.store, name));
+  let record = deps.store.transition(name, 'stopped', 'starting', { runtime: rt, lastError: null }, () =>
+    checkNesting(deps.store, name),
+  );
   const ctx = deps.contextFor(record);
   try {
     for (const { step } of LIFECYCLE) {
@@ -269,13 +309,18 @@ export async function startJail(deps: LifecycleDeps, name: string): Promise<Jail
       cleanup = ` (and undoing it failed: ${u instanceof JailyardError ? u.describe() : String(u)}; run jailyard reconcile)`;
     }
     const message = (e instanceof JailyardError ? e.describe() : String(e)) + cleanup;
-    if (rt.steps.length === 0) deps.store.transition(name, 'starting', 'stopped', { runtime: null, lastError: message });
+    if (rt.steps.length === 0)
+      deps.store.transition(name, 'starting', 'stopped', { runtime: null, lastError: message });
     if (e instanceof JailyardError && cleanup) e.message += cleanup;
     throw e;
   }
   delete rt.owner;
   record = deps.store.transition(name, 'starting', 'running', { runtime: rt });
-  if (!paramBool(record.params, 'persist') && hookCommands(record.params, 'exec.start').length === 0 && hookCommands(record.params, 'command').length === 0) {
+  if (
+    !paramBool(record.params, 'persist') &&
+    hookCommands(record.params, 'exec.start').length === 0 &&
+    hookCommands(record.params, 'command').length === 0
+  ) {
     // jail(8): without persist and without a command the jail has no process and goes away
     deps.progress?.(name, 'no persist and no command: the jail is removed (set persist to keep it)');
     return await stopJail(deps, name);
@@ -289,11 +334,21 @@ export async function stopJail(deps: LifecycleDeps, name: string, guard?: () => 
   const state = deps.store.requireJail(name).state;
   if (state === 'starting' || state === 'stopping') {
     // another jailyard process is at it, or one died half-way: say what to do
-    throw new JailyardError('JY_ERR_INVALID_TRANSITION', `the jail is ${state} (another jailyard process is working on it, or one stopped half-way: run jailyard reconcile)`, { jail: name });
+    throw new JailyardError(
+      'JY_ERR_INVALID_TRANSITION',
+      `the jail is ${state} (another jailyard process is working on it, or one stopped half-way: run jailyard reconcile)`,
+      { jail: name },
+    );
   }
   // guard: a check run inside the transaction of the first change (remove's If-Match)
   const running = deps.store.requireJail(name).runtime;
-  const record = deps.store.transition(name, 'running', 'stopping', { runtime: { ...(running ?? { steps: [] }), owner: selfOwner() } }, guard);
+  const record = deps.store.transition(
+    name,
+    'running',
+    'stopping',
+    { runtime: { ...(running ?? { steps: [] }), owner: selfOwner() } },
+    guard,
+  );
   return await finishStop(deps, record);
 }
 

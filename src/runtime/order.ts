@@ -14,7 +14,11 @@ export interface DependGraph {
 export function buildGraph(names: string[], dependsOf: (name: string) => string[]): DependGraph {
   const inBatch = new Set(names);
   const deps = new Map<string, string[]>();
-  for (const n of names) deps.set(n, dependsOf(n).filter((d) => inBatch.has(d) && d !== n));
+  for (const n of names)
+    deps.set(
+      n,
+      dependsOf(n).filter((d) => inBatch.has(d) && d !== n),
+    );
   assertAcyclic(deps);
   return { deps };
 }
@@ -97,7 +101,11 @@ export async function runBatch(
             return o !== undefined && o.status !== 'ok';
           });
           if (bad !== undefined) {
-            outcome.set(n, { name: n, status: 'skipped', message: `skipped: ${bad} ${outcome.get(bad)!.status === 'failed' ? 'failed' : 'was skipped'}` });
+            outcome.set(n, {
+              name: n,
+              status: 'skipped',
+              message: `skipped: ${bad} ${outcome.get(bad)!.status === 'failed' ? 'failed' : 'was skipped'}`,
+            });
             changed = true;
           }
         }

@@ -16,7 +16,8 @@ export function paramInt(params: Params, name: string): number | undefined {
   const v = params[name];
   if (v === undefined || v === '') return undefined;
   const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isInteger(n)) throw new JailyardError('JY_ERR_PARAM_VALUE', `not an integer: ${JSON.stringify(v)}`, { param: name });
+  if (!Number.isInteger(n))
+    throw new JailyardError('JY_ERR_PARAM_VALUE', `not an integer: ${JSON.stringify(v)}`, { param: name });
   return n;
 }
 
@@ -62,5 +63,7 @@ export function jailLimits(params: Params, jail: string): Limits {
 
 /** `depend` names (a list parameter). */
 export function dependsOf(params: Params): string[] {
-  return paramList(params, 'depend').flatMap((d) => d.split(/[\s,]+/)).filter(Boolean);
+  return paramList(params, 'depend')
+    .flatMap((d) => d.split(/[\s,]+/))
+    .filter(Boolean);
 }

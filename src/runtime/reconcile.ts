@@ -53,7 +53,13 @@ export async function reconcile(opts: {
   }
 
   // what the stored jails still account for
-  const known = { mounts: new Set<string>(), netns: new Set<string>(), links: new Set<string>(), cgroups: new Set<string>(), pids: new Set<number>() };
+  const known = {
+    mounts: new Set<string>(),
+    netns: new Set<string>(),
+    links: new Set<string>(),
+    cgroups: new Set<string>(),
+    pids: new Set<number>(),
+  };
   for (const j of store.listJails()) {
     const rt = j.runtime;
     if (!rt) continue;
@@ -68,16 +74,23 @@ export async function reconcile(opts: {
     }
   }
   const found = await driver.scanLeftovers();
-  const here = (p: string) => p === stateDir || p.startsWith(stateDir + '/');
+  const here = (p: string) => p === stateDir || p.startsWith(`${stateDir}/`);
   // While another process is starting or stopping a jail, its newest objects may not be
   // recorded yet: the sweep by name waits for a later run (mounts are checked against the
   // recorded ones only, as before).
-  const ours = (kind: keyof Leftovers, id: string | number) => report.busy.length === 0 && (opts.all || driver.isOwnLeftover(kind, id));
+  const ours = (kind: keyof Leftovers, id: string | number) =>
+    report.busy.length === 0 && (opts.all || driver.isOwnLeftover(kind, id));
   const todo: { kind: keyof Leftovers; id: string | number }[] = [];
   // processes first, then mounts (deepest first), then links, netns, cgroups
   for (const pid of found.pids) if (ours('pids', pid) && !known.pids.has(pid)) todo.push({ kind: 'pids', id: pid });
   for (const m of [...found.mounts].sort((a, b) => b.length - a.length)) {
-    if (report.busy.length === 0 && (here(m) || opts.all) && !known.mounts.has(m) && !isRootSelfBindOfKnown(m, known.mounts)) todo.push({ kind: 'mounts', id: m });
+    if (
+      report.busy.length === 0 &&
+      (here(m) || opts.all) &&
+      !known.mounts.has(m) &&
+      !isRootSelfBindOfKnown(m, known.mounts)
+    )
+      todo.push({ kind: 'mounts', id: m });
   }
   for (const l of found.links) if (ours('links', l) && !known.links.has(l)) todo.push({ kind: 'links', id: l });
   for (const n of found.netns) if (ours('netns', n) && !known.netns.has(n)) todo.push({ kind: 'netns', id: n });
@@ -98,6 +111,6 @@ export async function reconcile(opts: {
 
 /** A jail root's self-bind is not listed in its mounted targets but belongs to it. */
 function isRootSelfBindOfKnown(m: string, known: Set<string>): boolean {
-  for (const k of known) if (k.startsWith(m + '/')) return true;
+  for (const k of known) if (k.startsWith(`${m}/`)) return true;
   return false;
 }

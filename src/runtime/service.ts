@@ -10,7 +10,16 @@ import type { Driver, JailContext } from '../platform/driver.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
 import type { JailChange, JailRecord, Store, WriteOptions } from '../store/types.ts';
 import type { BatchOptions, BatchResult, JailOutcome, JailService } from './types.ts';
-import { buildContext, checkNestedParams, completePlan, guestDir, jailRoot, jailStateDir, parentName, type ParentInfo } from './jailplan.ts';
+import {
+  buildContext,
+  checkNestedParams,
+  completePlan,
+  guestDir,
+  jailRoot,
+  jailStateDir,
+  parentName,
+  type ParentInfo,
+} from './jailplan.ts';
 import { finishStop, startJail, stopJail, type LifecycleDeps } from './lifecycle.ts';
 import { buildGraph, failedOutcome, runBatch, withDependencies } from './order.ts';
 import { dependsOf, jailLimits, paramString } from './params.ts';
@@ -62,7 +71,6 @@ export function writeGuestEnv(stateDir: string, name: string, env: string): void
   renameSync(tmp, join(dir, 'env'));
 }
 
-
 function summarize(outcomes: JailOutcome[]): BatchResult {
   return { outcomes, ok: outcomes.every((o) => o.status === 'ok') };
 }
@@ -98,12 +106,15 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
   const descendantsOf = (name: string): JailRecord[] =>
     store
       .listJails()
-      .filter((j) => j.name.startsWith(name + '.'))
+      .filter((j) => j.name.startsWith(`${name}.`))
       .sort((a, b) => b.name.split('.').length - a.name.split('.').length);
 
   const planOf = (record: JailRecord): MountPlan => {
     const root = rootOf(record);
-    const base = paramString(record.params, 'skeleton') && opts.skeletons ? opts.skeletons.plan(stateDir, record, root) : undefined;
+    const base =
+      paramString(record.params, 'skeleton') && opts.skeletons
+        ? opts.skeletons.plan(stateDir, record, root)
+        : undefined;
     return completePlan(stateDir, record, root, base);
   };
 
@@ -155,7 +166,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       } catch (e) {
         // nothing half-created: forget the jail and its folder again
         store.removeJail(name);
-        if ((await getDriver()).mountsBelow(jailStateDir(stateDir, name)).length === 0) rmSync(jailStateDir(stateDir, name), { recursive: true, force: true });
+        if ((await getDriver()).mountsBelow(jailStateDir(stateDir, name)).length === 0)
+          rmSync(jailStateDir(stateDir, name), { recursive: true, force: true });
         throw e;
       }
       return store.requireJail(name);
@@ -168,9 +180,16 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       const running = before.state !== 'stopped';
       if (running) {
         const touched = [...Object.keys(change.params ?? {}), ...(change.unset ?? [])];
-        const fixed = touched.find((p) => IMMUTABLE_WHILE_RUNNING.has(p) && JSON.stringify(change.params?.[p]) !== JSON.stringify(before.params[p]));
+        const fixed = touched.find(
+          (p) =>
+            IMMUTABLE_WHILE_RUNNING.has(p) && JSON.stringify(change.params?.[p]) !== JSON.stringify(before.params[p]),
+        );
         if (fixed) {
-          throw new JailyardError('JY_ERR_PARAM_VALUE', `${fixed} cannot be changed while the jail is ${before.state}; stop it first`, { jail: name, param: fixed });
+          throw new JailyardError(
+            'JY_ERR_PARAM_VALUE',
+            `${fixed} cannot be changed while the jail is ${before.state}; stop it first`,
+            { jail: name, param: fixed },
+          );
         }
         if (change.params) jailLimits({ ...before.params, ...change.params }, name);
       }
@@ -178,7 +197,9 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       if (after.env !== before.env) writeGuestEnv(stateDir, name, after.env);
       if (after.state === 'running' && after.runtime?.create) {
         const hostChanged = after.params['host.hostname'] !== before.params['host.hostname'];
-        const limitsChanged = ['limits.memory', 'limits.procs', 'limits.cpu'].some((p) => after.params[p] !== before.params[p]);
+        const limitsChanged = ['limits.memory', 'limits.procs', 'limits.cpu'].some(
+          (p) => after.params[p] !== before.params[p],
+        );
         const metaChanged = after.meta !== before.meta;
         const envChanged = after.env !== before.env;
         if (hostChanged || limitsChanged || metaChanged || envChanged) {
@@ -197,27 +218,49 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     async start(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
       for (const n of names) store.requireJail(n);
       // like jail -c: what a jail depends on is started first, unless it already runs
-      const all = withDependencies(names, dependsOfName).filter((n) => names.includes(n) || store.requireJail(n).state === 'stopped');
+      const all = withDependencies(names, dependsOfName).filter(
+        (n) => names.includes(n) || store.requireJail(n).state === 'stopped',
+      );
       const graph = buildGraph(all, dependsOfName);
       const d = await deps();
-      return summarize(await runBatch(all, graph, 'start', bopts.parallel ?? 1, async (n) => void (await startJail(d, n))));
+      return summarize(
+        await runBatch(all, graph, 'start', bopts.parallel ?? 1, async (n) => void (await startJail(d, n))),
+      );
     },
 
     async stop(requested: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
       for (const n of requested) store.requireJail(n);
       // a parent stops only after its running children (jail -r removes children first)
-      const names = [...new Set(requested.flatMap((n) => [...descendantsOf(n).filter((j) => j.state !== 'stopped').map((j) => j.name), n]))];
+      const names = [
+        ...new Set(
+          requested.flatMap((n) => [
+            ...descendantsOf(n)
+              .filter((j) => j.state !== 'stopped')
+              .map((j) => j.name),
+            n,
+          ]),
+        ),
+      ];
       const graph = buildGraph(names, dependsOfName);
       const d = await deps();
-      return summarize(await runBatch(names, graph, 'stop', bopts.parallel ?? 1, async (n) => void (await stopJail(d, n))));
+      return summarize(
+        await runBatch(names, graph, 'stop', bopts.parallel ?? 1, async (n) => void (await stopJail(d, n))),
+      );
     },
 
     async restart(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
       const running = names.filter((n) => store.requireJail(n).state === 'running');
       const stopped = await service.stop(running, bopts);
       const failedStops = new Set(stopped.outcomes.filter((o) => o.status !== 'ok').map((o) => o.name));
-      const started = await service.start(names.filter((n) => !failedStops.has(n)), bopts);
-      const outcomes = names.map((n) => stopped.outcomes.find((o) => o.name === n && o.status !== 'ok') ?? started.outcomes.find((o) => o.name === n)!);
+      const started = await service.start(
+        names.filter((n) => !failedStops.has(n)),
+        bopts,
+      );
+      const outcomes = names.map(
+        (n) =>
+          stopped.outcomes.find((o) => o.name === n && o.status !== 'ok') ??
+          started.outcomes.find((o) => o.name === n)!,
+      );
       return summarize(outcomes);
     },
 
@@ -232,13 +275,22 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       const cas = bopts.ifRevision;
       if (cas !== undefined) {
         if (names.length !== 1) {
-          throw new JailyardError('JY_ERR_USAGE', 'a conditional remove (If-Match, --if-revision) takes one jail without child jails', { jail: requested[0] ?? '' });
+          throw new JailyardError(
+            'JY_ERR_USAGE',
+            'a conditional remove (If-Match, --if-revision) takes one jail without child jails',
+            { jail: requested[0] ?? '' },
+          );
         }
         const n = names[0]!;
         if (running.length) {
           const unchanged = () => {
             const cur = store.requireJail(n);
-            if (cur.revision !== cas) throw new JailyardError('JY_ERR_REVISION_CONFLICT', `revision conflict: expected revision ${cas}, jail is at revision ${cur.revision}`, { jail: n });
+            if (cur.revision !== cas)
+              throw new JailyardError(
+                'JY_ERR_REVISION_CONFLICT',
+                `revision conflict: expected revision ${cas}, jail is at revision ${cur.revision}`,
+                { jail: n },
+              );
           };
           try {
             await stopJail(await deps(), n, unchanged);
@@ -261,11 +313,18 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
         try {
           const record = store.requireJail(n);
           const children = descendantsOf(n).map((j) => j.name);
-          if (children.length) throw new JailyardError('JY_ERR_DEPEND', `child jail(s) ${children.join(', ')} could not be removed`, { jail: n });
+          if (children.length)
+            throw new JailyardError('JY_ERR_DEPEND', `child jail(s) ${children.join(', ')} could not be removed`, {
+              jail: n,
+            });
           const dir = jailStateDir(stateDir, n);
           const left = (await getDriver()).mountsBelow(dir);
           if (left.length) {
-            throw new JailyardError('JY_ERR_MOUNT', `still mounted below ${dir}: ${left.join(', ')}; run jailyard reconcile`, { jail: n });
+            throw new JailyardError(
+              'JY_ERR_MOUNT',
+              `still mounted below ${dir}: ${left.join(', ')}; run jailyard reconcile`,
+              { jail: n },
+            );
           }
           // a stopped jail removed under If-Match: the removal itself compares
           const casHere = cas !== undefined && !running.includes(n) ? { ifRevision: cas } : {};

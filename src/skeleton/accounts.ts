@@ -43,7 +43,7 @@ const members = (list: string | undefined, users: Set<string>): string =>
     .filter((u) => u !== '' && users.has(u))
     .join(',');
 
-const out = (kept: string[]): string => (kept.length ? kept.join('\n') + '\n' : '');
+const out = (kept: string[]): string => (kept.length ? `${kept.join('\n')}\n` : '');
 
 /**
  * The regenerated text of one account file. `users` and `groups` are the kept names
@@ -51,7 +51,12 @@ const out = (kept: string[]): string => (kept.length ? kept.join('\n') + '\n' : 
  * master.passwd get '*' (no password, login refused), gshadow '!'; group member lists keep
  * only kept users.
  */
-export function regenerateAccountFile(kind: AccountFile, text: string, users: Set<string>, groups: Set<string>): string {
+export function regenerateAccountFile(
+  kind: AccountFile,
+  text: string,
+  users: Set<string>,
+  groups: Set<string>,
+): string {
   const kept: string[] = [];
   for (const l of lines(text)) {
     const f = l.split(':');

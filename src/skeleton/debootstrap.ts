@@ -24,7 +24,9 @@ export class DebootstrapTracker {
 
   /** Returns the progress after this line, or undefined when the line says nothing new. */
   feed(line: string): DebootstrapProgress | undefined {
-    const m = /^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) ([^\s.]\S*?)(?:\.\.\.)?(?: (\S+))?$/.exec(line.trim());
+    const m = /^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) ([^\s.]\S*?)(?:\.\.\.)?(?: (\S+))?$/.exec(
+      line.trim(),
+    );
     if (m) {
       const phase = m[1]!;
       const pkg = m[2]!;
@@ -65,7 +67,9 @@ export interface DebootstrapOptions {
 
 /** The mirror apt uses (first deb.debian.org-style URI of a Debian source), if any. */
 export function aptMirror(sourcesText: string): string | undefined {
-  const uris = [...sourcesText.matchAll(/^(?:URIs:\s*(\S+)|deb\s+(?:\[[^\]]*\]\s+)?(\S+))/gm)].map((m) => m[1] ?? m[2]!);
+  const uris = [...sourcesText.matchAll(/^(?:URIs:\s*(\S+)|deb\s+(?:\[[^\]]*\]\s+)?(\S+))/gm)].map(
+    (m) => m[1] ?? m[2]!,
+  );
   return uris.find((u) => /\/debian\/?$/.test(u)) ?? uris[0];
 }
 
@@ -76,7 +80,10 @@ export function runDebootstrap(opts: DebootstrapOptions): Promise<void> {
   const tracker = new DebootstrapTracker();
   const tail: string[] = [];
   return new Promise((resolve, reject) => {
-    const child = spawn(opts.program ?? '/usr/sbin/debootstrap', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const child = spawn(opts.program ?? '/usr/sbin/debootstrap', args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C' },
+    });
     let partial = '';
     const onData = (chunk: Buffer): void => {
       const lines = (partial + chunk.toString('utf8')).split('\n');
@@ -90,15 +97,28 @@ export function runDebootstrap(opts: DebootstrapOptions): Promise<void> {
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    child.on('error', (e) => reject(new JailyardError('JY_ERR_SKELETON_CREATE', `cannot run debootstrap: ${e.message}`, { step: 'debootstrap' }, { cause: e })));
+    child.on('error', (e) =>
+      reject(
+        new JailyardError(
+          'JY_ERR_SKELETON_CREATE',
+          `cannot run debootstrap: ${e.message}`,
+          { step: 'debootstrap' },
+          { cause: e },
+        ),
+      ),
+    );
     child.on('close', (code, signal) => {
       if (code === 0) resolve();
       else
         reject(
-          new JailyardError('JY_ERR_SKELETON_CREATE', `debootstrap ${args.join(' ')} failed (${signal ?? `exit ${code}`})`, {
-            step: 'debootstrap',
-            output: [...tail, partial].join('\n').trim(),
-          }),
+          new JailyardError(
+            'JY_ERR_SKELETON_CREATE',
+            `debootstrap ${args.join(' ')} failed (${signal ?? `exit ${code}`})`,
+            {
+              step: 'debootstrap',
+              output: [...tail, partial].join('\n').trim(),
+            },
+          ),
         );
     });
   });

@@ -36,7 +36,10 @@ export function lcsMatch(a: string[], b: string[]): Int32Array {
   const table = new Uint32Array((n + 1) * w);
   for (let i = n - 1; i >= 0; i--) {
     for (let j = m - 1; j >= 0; j--) {
-      table[i * w + j] = a[start + i] === b[start + j] ? table[(i + 1) * w + j + 1]! + 1 : Math.max(table[(i + 1) * w + j]!, table[i * w + j + 1]!);
+      table[i * w + j] =
+        a[start + i] === b[start + j]
+          ? table[(i + 1) * w + j + 1]! + 1
+          : Math.max(table[(i + 1) * w + j]!, table[i * w + j + 1]!);
     }
   }
   let i = 0;
@@ -90,7 +93,10 @@ export function merge3(base: string, ours: string, theirs: string, labels: Merge
   let io = 0;
   let ia = 0;
   let ib = 0;
-  const nl = (lines: string[]): string[] => (lines.length && !lines[lines.length - 1]!.endsWith('\n') ? [...lines.slice(0, -1), lines[lines.length - 1]! + '\n'] : lines);
+  const nl = (lines: string[]): string[] =>
+    lines.length && !lines[lines.length - 1]!.endsWith('\n')
+      ? [...lines.slice(0, -1), `${lines[lines.length - 1]!}\n`]
+      : lines;
   for (;;) {
     while (io < O.length && mA[io] === ia && mB[io] === ib) {
       out.push(O[io]!);
@@ -111,7 +117,15 @@ export function merge3(base: string, ours: string, theirs: string, labels: Merge
     else if (same(cB, cO) || same(cA, cB)) out.push(...cA);
     else {
       conflicts.push({ baseLine: io + 1, base: cO, ours: cA, theirs: cB });
-      out.push(`<<<<<<< ${labels.ours ?? 'jail'}\n`, ...nl(cA), `||||||| ${labels.base ?? 'old'}\n`, ...nl(cO), '=======\n', ...nl(cB), `>>>>>>> ${labels.theirs ?? 'new'}\n`);
+      out.push(
+        `<<<<<<< ${labels.ours ?? 'jail'}\n`,
+        ...nl(cA),
+        `||||||| ${labels.base ?? 'old'}\n`,
+        ...nl(cO),
+        '=======\n',
+        ...nl(cB),
+        `>>>>>>> ${labels.theirs ?? 'new'}\n`,
+      );
     }
     io = o;
     ia = ea;

@@ -5,7 +5,18 @@
 // (never half on one version and half on another).
 
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import { currentPlatform, loadDefaults, type Defaults, type Platform } from '../defaults.ts';
@@ -39,13 +50,14 @@ const jailDir = (stateDir: string, name: string): string => join(stateDir, 'jail
 
 /** The jail's root: `path`, else <state>/jails/NAME/root (same rule as runtime/jailplan.ts). */
 function rootOf(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>): string {
-  const p = record.params['path'];
+  const p = record.params.path;
   return typeof p === 'string' && p !== '' ? p : join(jailDir(stateDir, record.name), 'root');
 }
 
 function skeletonParam(record: Pick<JailRecord, 'name' | 'params'>): string {
-  const s = record.params['skeleton'];
-  if (typeof s !== 'string' || s === '') throw new JailyardError('JY_ERR_PARAM_VALUE', 'the jail has no skeleton', { jail: record.name, param: 'skeleton' });
+  const s = record.params.skeleton;
+  if (typeof s !== 'string' || s === '')
+    throw new JailyardError('JY_ERR_PARAM_VALUE', 'the jail has no skeleton', { jail: record.name, param: 'skeleton' });
   return s;
 }
 
@@ -58,12 +70,15 @@ export function writePinned(stateDir: string, jail: string, pin: PinnedSkeleton)
   const dir = jailDir(stateDir, jail);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, 'skeleton.json');
-  writeFileSync(`${file}.tmp`, JSON.stringify(pin) + '\n');
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(pin)}\n`);
   renameSync(`${file}.tmp`, file);
 }
 
 /** The skeleton version a jail uses: NAME@N, else its pinned version, else the latest. */
-export function jailSkeleton(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>): SkeletonVersion & { name: string } {
+export function jailSkeleton(
+  stateDir: string,
+  record: Pick<JailRecord, 'name' | 'params'>,
+): SkeletonVersion & { name: string } {
   const param = skeletonParam(record);
   const ref = parseSkeletonRef(param);
   const pin = readPinned(stateDir, record.name);
@@ -71,7 +86,8 @@ export function jailSkeleton(stateDir: string, record: Pick<JailRecord, 'name' |
   try {
     return resolveSkeleton(stateDir, version === undefined ? ref.name : `${ref.name}@${version}`);
   } catch (e) {
-    if (e instanceof JailyardError) throw new JailyardError(e.code, e.message, { ...e.place, jail: record.name, param: 'skeleton' });
+    if (e instanceof JailyardError)
+      throw new JailyardError(e.code, e.message, { ...e.place, jail: record.name, param: 'skeleton' });
     throw e;
   }
 }
@@ -145,23 +161,36 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
   const rules = seedRulesFor(skel, defaults, platform);
   const disk = diskLimit(record, defaults);
   if (disk !== undefined) {
-    if (record.name.includes('.')) throw new JailyardError('JY_ERR_PARAM_VALUE', 'limits.disk is not supported for a nested jail', { jail: record.name, param: 'limits.disk' });
+    if (record.name.includes('.'))
+      throw new JailyardError('JY_ERR_PARAM_VALUE', 'limits.disk is not supported for a nested jail', {
+        jail: record.name,
+        param: 'limits.disk',
+      });
     // the image holds the whole writable part: no copy-on-write layers outside it
     lists.cow = [];
     if (lists.strategy !== 'full' && readdirOr(root).length > 0) {
-      throw new JailyardError('JY_ERR_PATH', `limits.disk needs an empty or missing jail root, ${root} is not`, { jail: record.name, param: 'path' });
+      throw new JailyardError('JY_ERR_PATH', `limits.disk needs an empty or missing jail root, ${root} is not`, {
+        jail: record.name,
+        param: 'path',
+      });
     }
   }
   const live = skel.kind === 'reference';
   // a live tree's overlay jail: its root is its own dir like a nullfs jail's, and every
   // writable dir the seed has something in is copy-on-write over the seed's layer
-  if (live && lists.strategy === 'overlay') lists.cow = disk !== undefined ? [] : seededDirs(skel, lists.writable, rules);
+  if (live && lists.strategy === 'overlay')
+    lists.cow = disk !== undefined ? [] : seededDirs(skel, lists.writable, rules);
   switch (live && lists.strategy === 'overlay' ? 'nullfs' : lists.strategy) {
     case 'nullfs':
     case 'basejail':
       makeRoot(root);
       // copy-on-write dirs are not copied: their layer is made once per skeleton version
-      seedWritable(skel.seedRoot, root, lists.writable.filter((d) => !coveredByCow(d, lists.cow)), { rules, jail: record.name });
+      seedWritable(
+        skel.seedRoot,
+        root,
+        lists.writable.filter((d) => !coveredByCow(d, lists.cow)),
+        { rules, jail: record.name },
+      );
       // the mount points of the copy-on-write dirs, so a stopped jail's tree is complete
       for (const [rel, lower] of Object.entries(cowLowers(skel, lists.cow, rules))) {
         if (lower !== undefined) ensureDirsInRoot(root, rel, () => 0o755, record.name);
@@ -210,7 +239,11 @@ export function diskLimit(record: Pick<JailRecord, 'name' | 'params'>, defaults:
   const v = record.params['limits.disk'] ?? defaults.skeleton.disk ?? undefined;
   if (v === undefined || v === null || v === '' || v === '0') return undefined;
   const bytes = parseSize(String(v), { jail: record.name, param: 'limits.disk' });
-  if (bytes < MIN_DISK) throw new JailyardError('JY_ERR_PARAM_VALUE', `limits.disk must be at least 16M (got ${String(v)})`, { jail: record.name, param: 'limits.disk' });
+  if (bytes < MIN_DISK)
+    throw new JailyardError('JY_ERR_PARAM_VALUE', `limits.disk must be at least 16M (got ${String(v)})`, {
+      jail: record.name,
+      param: 'limits.disk',
+    });
   return bytes;
 }
 
@@ -237,11 +270,20 @@ function makeDiskImage(image: string, bytes: number, from: string | undefined, j
     closeSync(fd);
   }
   try {
-    execFileSync('mkfs.ext4', ['-q', '-F', '-m', '0', '-J', 'size=4', '-E', 'root_owner=0:0', ...(from ? ['-d', from] : []), tmp], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(
+      'mkfs.ext4',
+      ['-q', '-F', '-m', '0', '-J', 'size=4', '-E', 'root_owner=0:0', ...(from ? ['-d', from] : []), tmp],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
   } catch (e) {
     rmSync(tmp, { force: true });
     const output = (e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e);
-    throw new JailyardError('JY_ERR_MOUNT', `cannot make the disk image of the jail's writable part`, { jail, param: 'limits.disk', step: 'exec.prepare', output });
+    throw new JailyardError('JY_ERR_MOUNT', `cannot make the disk image of the jail's writable part`, {
+      jail,
+      param: 'limits.disk',
+      step: 'exec.prepare',
+      output,
+    });
   }
   renameSync(tmp, image);
 }
@@ -258,7 +300,12 @@ function thinOnSeed(strategy: string, live: boolean): boolean {
 }
 
 /** Whether the jail gets the narrowed view of a live tree (see PinnedSkeleton.live). */
-function liveLayout(stateDir: string, record: Pick<JailRecord, 'name'>, skel: SkeletonVersion, strategy: string): boolean {
+function liveLayout(
+  stateDir: string,
+  record: Pick<JailRecord, 'name'>,
+  skel: SkeletonVersion,
+  strategy: string,
+): boolean {
   if (skel.kind !== 'reference') return false;
   return strategy !== 'overlay' || readPinned(stateDir, record.name)?.live === true;
 }
@@ -281,7 +328,9 @@ export function planJail(stateDir: string, record: Pick<JailRecord, 'name' | 'pa
     rwmounts: lists.rwmounts,
     writable: lists.writable,
     // the dirs pinned at create, not today's parameter or default
-    cow: thinOnSeed(lists.strategy, live) ? cowLowers(skel, pinnedCow(stateDir, record), seedRulesFor(skel, defaults, platform)) : {},
+    cow: thinOnSeed(lists.strategy, live)
+      ? cowLowers(skel, pinnedCow(stateDir, record), seedRulesFor(skel, defaults, platform))
+      : {},
     platform,
     basejail: lists.basejail,
     live,
@@ -310,7 +359,11 @@ export async function upgradeJail(
 ): Promise<UpgradeResult & { actions: UpgradeAction[]; from: number; to: number }> {
   const from = jailSkeleton(stateDir, record);
   const to = resolveSkeleton(stateDir, toRef);
-  if (to.name !== from.name) throw new JailyardError('JY_ERR_PARAM_VALUE', `cannot upgrade from skeleton "${from.name}" to "${to.name}"`, { jail: record.name, param: 'skeleton' });
+  if (to.name !== from.name)
+    throw new JailyardError('JY_ERR_PARAM_VALUE', `cannot upgrade from skeleton "${from.name}" to "${to.name}"`, {
+      jail: record.name,
+      param: 'skeleton',
+    });
   const platform = currentPlatform();
   const defaults = loadDefaults();
   const lists = skeletonLists(record.name, record.params, defaults, platform);
@@ -320,14 +373,36 @@ export async function upgradeJail(
   if (thinOnSeed(lists.strategy, live)) {
     const root = rootOf(stateDir, record);
     const merge = () =>
-      upgradeWritable({ jail: record.name, jailRoot: root, oldSeed: from.seedRoot, newSeed: to.seedRoot, dirs: lists.writable, mounts: cow });
+      upgradeWritable({
+        jail: record.name,
+        jailRoot: root,
+        oldSeed: from.seedRoot,
+        newSeed: to.seedRoot,
+        dirs: lists.writable,
+        mounts: cow,
+      });
     const image = diskImage(stateDir, record.name);
     const disk = existsSync(image) ? { disk: { image, target: root } } : {};
     if (cow.length === 0 && !disk.disk) res = merge();
     else {
-      if (!views) throw new JailyardError('JY_ERR_PLATFORM', 'upgrading copy-on-write dirs or a disk image needs the platform driver to mount them', { jail: record.name, param: 'skeleton.cow' });
-      const layers = cowSteps(root, jailDir(stateDir, record.name), cowLowers(to, cow, seedRulesFor(to, defaults, platform)));
-      const undo = await views({ root, mkdirs: layers.mkdirs, symlinks: [], mounts: layers.mounts.map((m) => m.step), ...disk });
+      if (!views)
+        throw new JailyardError(
+          'JY_ERR_PLATFORM',
+          'upgrading copy-on-write dirs or a disk image needs the platform driver to mount them',
+          { jail: record.name, param: 'skeleton.cow' },
+        );
+      const layers = cowSteps(
+        root,
+        jailDir(stateDir, record.name),
+        cowLowers(to, cow, seedRulesFor(to, defaults, platform)),
+      );
+      const undo = await views({
+        root,
+        mkdirs: layers.mkdirs,
+        symlinks: [],
+        mounts: layers.mounts.map((m) => m.step),
+        ...disk,
+      });
       try {
         res = merge();
       } finally {
@@ -335,7 +410,11 @@ export async function upgradeJail(
       }
     }
   } else if (lists.strategy === 'full') {
-    throw new JailyardError('JY_ERR_PARAM_VALUE', 'a full-copy jail is independent of its skeleton: it cannot be upgraded in place', { jail: record.name, param: 'skeleton.strategy' });
+    throw new JailyardError(
+      'JY_ERR_PARAM_VALUE',
+      'a full-copy jail is independent of its skeleton: it cannot be upgraded in place',
+      { jail: record.name, param: 'skeleton.strategy' },
+    );
   }
   const disk = readPinned(stateDir, record.name)?.disk;
   const extra = { ...(disk !== undefined ? { disk } : {}), ...(live ? { live } : {}) };

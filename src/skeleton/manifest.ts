@@ -48,9 +48,19 @@ export function buildManifest(root: string, dirs?: string[]): ManifestEntry[] {
       return;
     }
     const type = kindOf(st);
-    const digest = type === 'file' ? sha256File(join(root, rel)) : type === 'symlink' ? readlinkSync(join(root, rel)) : '';
-    out.push({ path: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === 'file' ? st.size : 0, digest });
-    if (type === 'dir' && st.dev === rootDev) for (const name of readdirSync(join(root, rel))) visit(rel ? `${rel}/${name}` : name);
+    const digest =
+      type === 'file' ? sha256File(join(root, rel)) : type === 'symlink' ? readlinkSync(join(root, rel)) : '';
+    out.push({
+      path: rel,
+      type,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      size: type === 'file' ? st.size : 0,
+      digest,
+    });
+    if (type === 'dir' && st.dev === rootDev)
+      for (const name of readdirSync(join(root, rel))) visit(rel ? `${rel}/${name}` : name);
   };
   if (dirs) for (const d of dirs) visit(splitRel(d).join('/'));
   else for (const name of readdirSync(root)) visit(name);
@@ -59,9 +69,21 @@ export function buildManifest(root: string, dirs?: string[]): ManifestEntry[] {
 }
 
 export function formatManifest(entries: ManifestEntry[]): string {
-  return entries
-    .map((e) => [e.type, e.mode.toString(8), e.uid, e.gid, e.size, e.digest === '' ? '-' : JSON.stringify(e.digest), JSON.stringify(e.path)].join('\t'))
-    .join('\n') + (entries.length ? '\n' : '');
+  return (
+    entries
+      .map((e) =>
+        [
+          e.type,
+          e.mode.toString(8),
+          e.uid,
+          e.gid,
+          e.size,
+          e.digest === '' ? '-' : JSON.stringify(e.digest),
+          JSON.stringify(e.path),
+        ].join('\t'),
+      )
+      .join('\n') + (entries.length ? '\n' : '')
+  );
 }
 
 export function parseManifest(text: string): ManifestEntry[] {
@@ -95,7 +117,15 @@ export function diffManifests(recorded: ManifestEntry[], now: ManifestEntry[]): 
   for (const [p, e] of a) {
     const f = b.get(p);
     if (!f) diff.removed.push(p);
-    else if (e.type !== f.type || e.mode !== f.mode || e.uid !== f.uid || e.gid !== f.gid || e.size !== f.size || e.digest !== f.digest) diff.changed.push(p);
+    else if (
+      e.type !== f.type ||
+      e.mode !== f.mode ||
+      e.uid !== f.uid ||
+      e.gid !== f.gid ||
+      e.size !== f.size ||
+      e.digest !== f.digest
+    )
+      diff.changed.push(p);
   }
   for (const p of b.keys()) if (!a.has(p)) diff.added.push(p);
   return diff;

@@ -8,7 +8,20 @@
 // everything is staged in a temp dir inside the jail root first, then renamed into place,
 // with the replaced entries kept until the end so a failure puts them all back.
 
-import { closeSync, constants, lstatSync, mkdtempSync, openSync, readSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  lstatSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  rmdirSync,
+  type Stats,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { JailyardError } from '../errors.ts';
@@ -17,7 +30,15 @@ import { checkListEntry, ensureDirsInRoot, lstatOrUndefined, splitRel } from './
 import { copyFileNoFollow, copySymlink, writeFileNoFollow } from './tree.ts';
 
 export type TreeEntry =
-  | { type: 'file'; mode: number; uid: number; gid: number; size: number; hash: string; /** utf8 content for small text files */ text?: string }
+  | {
+      type: 'file';
+      mode: number;
+      uid: number;
+      gid: number;
+      size: number;
+      hash: string /** utf8 content for small text files */;
+      text?: string;
+    }
   | { type: 'symlink'; target: string }
   | { type: 'dir'; mode: number; uid: number; gid: number }
   | { type: 'other' };
@@ -48,7 +69,14 @@ function readEntry(path: string, st: Stats): TreeEntry {
   } finally {
     closeSync(fd);
   }
-  const entry: TreeEntry = { type: 'file', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: total, hash: h.digest('hex') };
+  const entry: TreeEntry = {
+    type: 'file',
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    size: total,
+    hash: h.digest('hex'),
+  };
   if (total <= MAX_TEXT) {
     const content = Buffer.concat(chunks);
     if (!content.includes(0)) entry.text = content.toString('utf8');
@@ -104,7 +132,13 @@ export type UpgradeAction =
   | { kind: 'take'; path: string; reason: 'unchanged-by-jail' | 'added-upstream' }
   | { kind: 'delete'; path: string }
   | { kind: 'merge'; path: string; text: string; mode: number; uid: number; gid: number }
-  | { kind: 'conflict'; path: string; reason: string; /** where the new version goes, if there is one */ newPath?: string; conflicts?: number };
+  | {
+      kind: 'conflict';
+      path: string;
+      reason: string /** where the new version goes, if there is one */;
+      newPath?: string;
+      conflicts?: number;
+    };
 
 function equal(x: TreeEntry | undefined, y: TreeEntry | undefined): boolean {
   if (!x || !y) return x === y;
@@ -137,7 +171,8 @@ export function planUpgrade(input: { old: TreeSnapshot; new: TreeSnapshot; jail:
     if (equal(j, n) || equal(o, n)) continue;
     const blocker = blockedBy(p);
     if (blocker) {
-      if (n) actions.push({ kind: 'conflict', path: p, reason: `the jail replaced ${blocker} with a ${J[blocker]!.type}` });
+      if (n)
+        actions.push({ kind: 'conflict', path: p, reason: `the jail replaced ${blocker} with a ${J[blocker]!.type}` });
       continue;
     }
     if (equal(j, o)) {
@@ -147,26 +182,58 @@ export function planUpgrade(input: { old: TreeSnapshot; new: TreeSnapshot; jail:
       } else if (n.type === 'dir') {
         if (j?.type !== 'dir') actions.push({ kind: 'mkdir', path: p, mode: n.mode, uid: n.uid, gid: n.gid });
       } else if (n.type === 'other') continue;
-      else if (j?.type === 'dir') actions.push({ kind: 'conflict', path: p, reason: 'a directory in the jail, not a directory in the new version', newPath: p + NEW_SUFFIX });
+      else if (j?.type === 'dir')
+        actions.push({
+          kind: 'conflict',
+          path: p,
+          reason: 'a directory in the jail, not a directory in the new version',
+          newPath: p + NEW_SUFFIX,
+        });
       else actions.push({ kind: 'take', path: p, reason: o ? 'unchanged-by-jail' : 'added-upstream' });
       continue;
     }
     // changed by both
-    if (o?.type === 'file' && j?.type === 'file' && n?.type === 'file' && o.text !== undefined && j.text !== undefined && n.text !== undefined) {
+    if (
+      o?.type === 'file' &&
+      j?.type === 'file' &&
+      n?.type === 'file' &&
+      o.text !== undefined &&
+      j.text !== undefined &&
+      n.text !== undefined
+    ) {
       const m = merge3(o.text, j.text, n.text);
       if (m.clean) {
         const mode = j.mode === o.mode ? n.mode : j.mode;
         actions.push({ kind: 'merge', path: p, text: m.text, mode, uid: j.uid, gid: j.gid });
-      } else actions.push({ kind: 'conflict', path: p, reason: `${m.conflicts.length} conflicting chunk(s)`, newPath: p + NEW_SUFFIX, conflicts: m.conflicts.length });
+      } else
+        actions.push({
+          kind: 'conflict',
+          path: p,
+          reason: `${m.conflicts.length} conflicting chunk(s)`,
+          newPath: p + NEW_SUFFIX,
+          conflicts: m.conflicts.length,
+        });
       continue;
     }
     if (!n) actions.push({ kind: 'conflict', path: p, reason: 'removed in the new version but changed by the jail' });
     else if (n.type === 'dir') {
       if (!j) actions.push({ kind: 'mkdir', path: p, mode: n.mode, uid: n.uid, gid: n.gid });
-      else if (j.type !== 'dir') actions.push({ kind: 'conflict', path: p, reason: `a ${j.type} in the jail, a directory in the new version` });
+      else if (j.type !== 'dir')
+        actions.push({ kind: 'conflict', path: p, reason: `a ${j.type} in the jail, a directory in the new version` });
     } else if (n.type !== 'other') {
-      const why = !j ? 'deleted by the jail, changed in the new version' : j.type === 'dir' ? 'a directory in the jail' : !o ? 'added by both' : 'changed by both (not text)';
-      actions.push({ kind: 'conflict', path: p, reason: why, ...(j?.type === 'dir' ? {} : { newPath: p + NEW_SUFFIX }) });
+      const why = !j
+        ? 'deleted by the jail, changed in the new version'
+        : j.type === 'dir'
+          ? 'a directory in the jail'
+          : !o
+            ? 'added by both'
+            : 'changed by both (not text)';
+      actions.push({
+        kind: 'conflict',
+        path: p,
+        reason: why,
+        ...(j?.type === 'dir' ? {} : { newPath: p + NEW_SUFFIX }),
+      });
     }
   }
   return actions;
@@ -186,7 +253,7 @@ export function applyUpgrade(
   jailRoot: string,
   newRoot: string,
   actions: UpgradeAction[],
-  opts: { jail?: string; /** Dirs (relative) that are mounts of their own: staged inside. */ mounts?: string[] } = {},
+  opts: { jail?: string /** Dirs (relative) that are mounts of their own: staged inside. */; mounts?: string[] } = {},
 ): UpgradeResult {
   const place = opts.jail ? { jail: opts.jail, step: 'upgrade' } : { step: 'upgrade' };
   const rootSt = lstatOrUndefined(jailRoot);
@@ -194,10 +261,13 @@ export function applyUpgrade(
   // renames cannot cross filesystems: one stage dir per mount the targets are on
   const stages = new Map<string, string>();
   const stageFor = (target: string): string => {
-    const mount = (opts.mounts ?? []).filter((m) => target.startsWith(m + '/')).sort((a, b) => b.length - a.length)[0] ?? '';
+    const mount =
+      (opts.mounts ?? []).filter((m) => target.startsWith(`${m}/`)).sort((a, b) => b.length - a.length)[0] ?? '';
     let dir = stages.get(mount);
     if (!dir) {
-      dir = mkdtempSync(join(mount === '' ? jailRoot : ensureDirsInRoot(jailRoot, mount, undefined, opts.jail), '.jailyard-upgrade-'));
+      dir = mkdtempSync(
+        join(mount === '' ? jailRoot : ensureDirsInRoot(jailRoot, mount, undefined, opts.jail), '.jailyard-upgrade-'),
+      );
       stages.set(mount, dir);
     }
     return dir;
@@ -228,7 +298,8 @@ export function applyUpgrade(
         writeFileNoFollow(at, a.text, a);
         staged.set(i, { from: at, to: a.path });
       }
-      if (a.kind === 'conflict') result.conflicts.push({ path: a.path, reason: a.reason, ...(a.newPath ? { newPath: a.newPath } : {}) });
+      if (a.kind === 'conflict')
+        result.conflicts.push({ path: a.path, reason: a.reason, ...(a.newPath ? { newPath: a.newPath } : {}) });
     });
     // 2. commit: renames only, each with its undo registered as soon as it is done
     actions.forEach((a, i) => {
@@ -251,7 +322,8 @@ export function applyUpgrade(
       const parent = ensureDirsInRoot(jailRoot, dirname(target) === '.' ? '' : dirname(target), undefined, opts.jail);
       const dest = join(parent, basename(target));
       const existing = lstatOrUndefined(dest);
-      if (existing?.isDirectory()) throw new JailyardError('JY_ERR_UPGRADE_CONFLICT', `${target} is a directory in the jail`, place);
+      if (existing?.isDirectory())
+        throw new JailyardError('JY_ERR_UPGRADE_CONFLICT', `${target} is a directory in the jail`, place);
       if (existing) {
         const backup = join(stageFor(target), `b${i}`);
         renameSync(dest, backup);
@@ -272,7 +344,11 @@ export function applyUpgrade(
       }
     }
     removeStages();
-    throw e instanceof JailyardError ? e : new JailyardError('JY_ERR_STEP_FAILED', `upgrade failed, nothing changed: ${(e as Error).message}`, place, { cause: e });
+    throw e instanceof JailyardError
+      ? e
+      : new JailyardError('JY_ERR_STEP_FAILED', `upgrade failed, nothing changed: ${(e as Error).message}`, place, {
+          cause: e,
+        });
   }
   removeStages();
   return result;
@@ -292,5 +368,8 @@ export function upgradeWritable(input: {
   const neu = snapshotTree(input.newSeed, input.dirs);
   const jail = snapshotPaths(input.jailRoot, [...new Set([...Object.keys(old), ...Object.keys(neu)])]);
   const actions = planUpgrade({ old, new: neu, jail });
-  return { ...applyUpgrade(input.jailRoot, input.newSeed, actions, { jail: input.jail, mounts: input.mounts ?? [] }), actions };
+  return {
+    ...applyUpgrade(input.jailRoot, input.newSeed, actions, { jail: input.jail, mounts: input.mounts ?? [] }),
+    actions,
+  };
 }

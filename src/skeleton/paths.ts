@@ -68,7 +68,8 @@ export function resolveInRoot(root: string, rel: string, opts: ResolveOptions = 
   while (queue.length > 0) {
     const part = queue.shift()!;
     if (part === '..') {
-      if (done.length === 0) throw new JailyardError('JY_ERR_PATH', `"${rel}" climbs above the jail root ${root}`, place);
+      if (done.length === 0)
+        throw new JailyardError('JY_ERR_PATH', `"${rel}" climbs above the jail root ${root}`, place);
       done.pop();
       continue;
     }
@@ -84,14 +85,19 @@ export function resolveInRoot(root: string, rel: string, opts: ResolveOptions = 
       continue;
     }
     if (st.isSymbolicLink() && (queue.length > 0 || followLast)) {
-      if (++hops > MAX_SYMLINK_HOPS) throw new JailyardError('JY_ERR_PATH', `too many symlinks resolving "${rel}" under ${root}`, place);
+      if (++hops > MAX_SYMLINK_HOPS)
+        throw new JailyardError('JY_ERR_PATH', `too many symlinks resolving "${rel}" under ${root}`, place);
       const target = readlinkSync(here);
       if (target.startsWith('/')) done.length = 0;
       queue.unshift(...splitRel(target));
       continue;
     }
     if (queue.length > 0 && !st.isDirectory()) {
-      throw new JailyardError('JY_ERR_PATH', `"${join(...done, part)}" is not a directory while resolving "${rel}" under ${root}`, place);
+      throw new JailyardError(
+        'JY_ERR_PATH',
+        `"${join(...done, part)}" is not a directory while resolving "${rel}" under ${root}`,
+        place,
+      );
     }
     done.push(part);
   }
@@ -102,7 +108,12 @@ export function resolveInRoot(root: string, rel: string, opts: ResolveOptions = 
  * Makes sure every component of `rel` under `root` is a real directory (not a symlink),
  * creating missing ones with `modeOf(prefix)` (default 0755). Returns the host path.
  */
-export function ensureDirsInRoot(root: string, rel: string, modeOf: (prefix: string) => number = () => 0o755, jail?: string): string {
+export function ensureDirsInRoot(
+  root: string,
+  rel: string,
+  modeOf: (prefix: string) => number = () => 0o755,
+  jail?: string,
+): string {
   const parts = splitRel(rel);
   let here = root;
   for (let i = 0; i < parts.length; i++) {

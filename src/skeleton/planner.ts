@@ -89,10 +89,18 @@ function pushUnique(list: string[], ...items: string[]): void {
 function checkCow(jail: string, cow: string[], writable: string[]): void {
   for (const rel of cow) {
     if (!writable.includes(rel)) {
-      throw new JailyardError('JY_ERR_PARAM_VALUE', `"${rel}" is not in skeleton.writable (only the jail's writable dirs can be copy-on-write)`, { jail, param: 'skeleton.cow' });
+      throw new JailyardError(
+        'JY_ERR_PARAM_VALUE',
+        `"${rel}" is not in skeleton.writable (only the jail's writable dirs can be copy-on-write)`,
+        { jail, param: 'skeleton.cow' },
+      );
     }
-    const outer = cow.find((o) => o !== rel && rel.startsWith(o + '/'));
-    if (outer) throw new JailyardError('JY_ERR_PARAM_VALUE', `"${rel}" is inside "${outer}", which is already copy-on-write`, { jail, param: 'skeleton.cow' });
+    const outer = cow.find((o) => o !== rel && rel.startsWith(`${o}/`));
+    if (outer)
+      throw new JailyardError('JY_ERR_PARAM_VALUE', `"${rel}" is inside "${outer}", which is already copy-on-write`, {
+        jail,
+        param: 'skeleton.cow',
+      });
   }
 }
 
@@ -116,8 +124,19 @@ export function cowSteps(
     const dir = cowDir(stateDir, rel);
     const upper = posix.join(dir, 'upper');
     const work = posix.join(dir, 'work');
-    pushUnique(out.mkdirs, posix.join(stateDir, 'cow'), dir, upper, work, ...parentDirs(root, rel), posix.join(root, rel));
-    out.mounts.push({ rel, step: { kind: 'overlay', lower: [lower], upper, work, target: posix.join(root, rel), origin: 'skeleton-cow' } });
+    pushUnique(
+      out.mkdirs,
+      posix.join(stateDir, 'cow'),
+      dir,
+      upper,
+      work,
+      ...parentDirs(root, rel),
+      posix.join(root, rel),
+    );
+    out.mounts.push({
+      rel,
+      step: { kind: 'overlay', lower: [lower], upper, work, target: posix.join(root, rel), origin: 'skeleton-cow' },
+    });
   }
   return out;
 }
@@ -129,7 +148,7 @@ export function cowDir(stateDir: string, rel: string): string {
 
 /** Writable dirs that the jail's copy-on-write dirs cover (seeded as the overlay, not copied). */
 export function coveredByCow(rel: string, cow: readonly string[]): boolean {
-  return cow.some((c) => rel === c || rel.startsWith(c + '/'));
+  return cow.some((c) => rel === c || rel.startsWith(`${c}/`));
 }
 
 /** Where the overlay strategy keeps the layers of one romounts dir of a live skeleton. */
@@ -141,13 +160,22 @@ export function roLayerDir(stateDir: string, rel: string): string {
 export function planMounts(input: PlanInput): MountPlan {
   const { jail, layout } = input;
   if (!STRATEGIES.includes(input.strategy)) {
-    throw new JailyardError('JY_ERR_PARAM_VALUE', `unknown strategy "${String(input.strategy)}" (one of ${STRATEGIES.join(', ')})`, { jail, param: 'skeleton.strategy' });
+    throw new JailyardError(
+      'JY_ERR_PARAM_VALUE',
+      `unknown strategy "${String(input.strategy)}" (one of ${STRATEGIES.join(', ')})`,
+      { jail, param: 'skeleton.strategy' },
+    );
   }
-  for (const [param, p] of [['path', input.root], ['skeleton', input.skeletonRoot], ['state', input.stateDir]] as const) {
+  for (const [param, p] of [
+    ['path', input.root],
+    ['skeleton', input.skeletonRoot],
+    ['state', input.stateDir],
+  ] as const) {
     if (!posix.isAbsolute(p)) throw new JailyardError('JY_ERR_PATH', `"${p}" is not an absolute path`, { jail, param });
   }
   const root = posix.normalize(input.root).replace(/(.)\/$/, '$1');
-  if (root === '/') throw new JailyardError('JY_ERR_PATH', 'the jail root cannot be the host root "/"', { jail, param: 'path' });
+  if (root === '/')
+    throw new JailyardError('JY_ERR_PATH', 'the jail root cannot be the host root "/"', { jail, param: 'path' });
   const skel = posix.normalize(input.skeletonRoot);
   const state = posix.normalize(input.stateDir);
   const ro = checkList(jail, 'skeleton.romounts', input.romounts);
@@ -161,10 +189,15 @@ export function planMounts(input: PlanInput): MountPlan {
   const skeletonMounts: { rel: string; step: MountStep }[] = [];
 
   for (const rel of rw) {
-    if (ro.includes(rel)) throw new JailyardError('JY_ERR_PATH', `"${rel}" is in both romounts and rwmounts`, { jail, param: 'skeleton.rwmounts' });
+    if (ro.includes(rel))
+      throw new JailyardError('JY_ERR_PATH', `"${rel}" is in both romounts and rwmounts`, {
+        jail,
+        param: 'skeleton.rwmounts',
+      });
   }
   for (const rel of writable) {
-    if (ro.includes(rel) && (input.strategy === 'nullfs' || input.strategy === 'basejail')) notes.push(`${rel}: in romounts and writable; the read-only mount hides the jail's copy`);
+    if (ro.includes(rel) && (input.strategy === 'nullfs' || input.strategy === 'basejail'))
+      notes.push(`${rel}: in romounts and writable; the read-only mount hides the jail's copy`);
   }
 
   const cowMounts = (): void => {
@@ -193,13 +226,35 @@ export function planMounts(input: PlanInput): MountPlan {
       } else if (entry.type !== 'dir') note(`${rel}: not a directory in the skeleton, not mounted`);
       else if (kind === 'bind') {
         pushUnique(plan.mkdirs, ...parentDirs(at, posix.join(under, rel)), dest);
-        skeletonMounts.push({ rel, step: { kind: 'bind', source: posix.join(skel, rel), target: dest, readonly: true, origin: 'skeleton-ro' } });
+        skeletonMounts.push({
+          rel,
+          step: { kind: 'bind', source: posix.join(skel, rel), target: dest, readonly: true, origin: 'skeleton-ro' },
+        });
       } else {
         const dir = roLayerDir(state, rel);
         const upper = posix.join(dir, 'upper');
         const work = posix.join(dir, 'work');
-        pushUnique(plan.mkdirs, posix.join(state, 'overlay'), posix.join(state, 'overlay', 'ro'), dir, upper, work, ...parentDirs(at, rel), dest);
-        skeletonMounts.push({ rel, step: { kind: 'overlay', lower: [posix.join(skel, rel)], upper, work, target: dest, origin: 'skeleton-overlay' } });
+        pushUnique(
+          plan.mkdirs,
+          posix.join(state, 'overlay'),
+          posix.join(state, 'overlay', 'ro'),
+          dir,
+          upper,
+          work,
+          ...parentDirs(at, rel),
+          dest,
+        );
+        skeletonMounts.push({
+          rel,
+          step: {
+            kind: 'overlay',
+            lower: [posix.join(skel, rel)],
+            upper,
+            work,
+            target: dest,
+            origin: 'skeleton-overlay',
+          },
+        });
       }
     }
   };
@@ -223,13 +278,22 @@ export function planMounts(input: PlanInput): MountPlan {
     }
     case 'basejail': {
       const base = input.basejail ?? '/basejail';
-      const baseRel = splitRel(checkListEntry(base.replace(/^\/+/, ''), { jail, param: 'skeleton.basejail' })).join('/');
+      const baseRel = splitRel(checkListEntry(base.replace(/^\/+/, ''), { jail, param: 'skeleton.basejail' })).join(
+        '/',
+      );
       const baseTarget = posix.join(root, baseRel);
       pushUnique(plan.mkdirs, ...parentDirs(root, baseRel), baseTarget);
       // a live tree: only its romounts dirs below /basejail (mount points in the jail's own
       // dir), never one bind of all of it
       if (input.live) roMounts(root, baseRel, 'bind');
-      else plan.mounts.push({ kind: 'bind', source: skel, target: baseTarget, readonly: true, origin: 'skeleton-basejail' });
+      else
+        plan.mounts.push({
+          kind: 'bind',
+          source: skel,
+          target: baseTarget,
+          readonly: true,
+          origin: 'skeleton-basejail',
+        });
       for (const rel of ro) {
         const entry = layout[rel];
         const covered = symlinkedAncestor(layout, rel);
@@ -253,7 +317,8 @@ export function planMounts(input: PlanInput): MountPlan {
         // a disk image (the root) the romounts dirs are read-only: their layers could not
         // live in the image without being in the jail's tree, and outside it they would be
         // writable space beyond the limit.
-        if (input.disk !== undefined) notes.push('romounts: read-only with limits.disk (no copy-on-write layer outside the image)');
+        if (input.disk !== undefined)
+          notes.push('romounts: read-only with limits.disk (no copy-on-write layer outside the image)');
         roMounts(root, '', input.disk === undefined ? 'overlay' : 'bind');
         cowMounts();
         rwBinds();
@@ -264,22 +329,28 @@ export function planMounts(input: PlanInput): MountPlan {
       pushUnique(plan.mkdirs, posix.join(state, 'overlay'), upper, work);
       plan.mounts.push({ kind: 'overlay', lower: [skel], upper, work, target: root, origin: 'skeleton-overlay' });
       if (ro.length) notes.push('romounts: not used by the overlay strategy (the whole skeleton is the lower layer)');
-      if (cow.length) notes.push('cow: not used by the overlay strategy of an owned tree (all of the jail is copy-on-write)');
+      if (cow.length)
+        notes.push('cow: not used by the overlay strategy of an owned tree (all of the jail is copy-on-write)');
       rwBinds();
       break;
     }
     case 'full': {
       // (a live tree's copy holds only its romounts and writable dirs: see prepareJail)
-      if (ro.length && !input.live) notes.push('romounts: not used by the full strategy (the jail root is an independent copy)');
+      if (ro.length && !input.live)
+        notes.push('romounts: not used by the full strategy (the jail root is an independent copy)');
       if (cow.length) notes.push('cow: not used by the full strategy (the jail root is an independent copy)');
       rwBinds();
       break;
     }
   }
   if (input.disk !== undefined) {
-    if (!posix.isAbsolute(input.disk)) throw new JailyardError('JY_ERR_PATH', `"${input.disk}" is not an absolute path`, { jail, param: 'limits.disk' });
+    if (!posix.isAbsolute(input.disk))
+      throw new JailyardError('JY_ERR_PATH', `"${input.disk}" is not an absolute path`, { jail, param: 'limits.disk' });
     // the writable part: the root itself, or the overlay's upper and work dirs
-    plan.disk = { image: input.disk, target: input.strategy === 'overlay' && !input.live ? posix.join(state, 'overlay') : root };
+    plan.disk = {
+      image: input.disk,
+      target: input.strategy === 'overlay' && !input.live ? posix.join(state, 'overlay') : root,
+    };
   }
   // parents before children, whatever order the lists had
   skeletonMounts.sort((a, b) => depth(a.rel) - depth(b.rel));
@@ -311,22 +382,45 @@ function listParam(jail: string, params: Params, name: string, fallback: string[
   // `name = "";` (jail.conf) or `name=` (command line): the empty list
   if (Array.isArray(v)) return v.length === 1 && v[0] === '' ? [] : v;
   if (typeof v === 'string') return v.split(/[\s,]+/).filter(Boolean);
-  throw new JailyardError('JY_ERR_PARAM_VALUE', `expected a list of directories, got ${JSON.stringify(v)}`, { jail, param: name });
+  throw new JailyardError('JY_ERR_PARAM_VALUE', `expected a list of directories, got ${JSON.stringify(v)}`, {
+    jail,
+    param: name,
+  });
 }
 
 /** Strategy and lists for a jail: its `skeleton.*` parameters, else the defaults file's. */
 export function skeletonLists(jail: string, params: Params, defaults: Defaults, platform: Platform): SkeletonLists {
   const s = params['skeleton.strategy'] ?? defaults.skeleton.strategy;
   if (typeof s !== 'string' || !STRATEGIES.includes(s as Strategy)) {
-    throw new JailyardError('JY_ERR_PARAM_VALUE', `unknown strategy ${JSON.stringify(s)} (one of ${STRATEGIES.join(', ')})`, { jail, param: 'skeleton.strategy' });
+    throw new JailyardError(
+      'JY_ERR_PARAM_VALUE',
+      `unknown strategy ${JSON.stringify(s)} (one of ${STRATEGIES.join(', ')})`,
+      { jail, param: 'skeleton.strategy' },
+    );
   }
-  const writable = checkList(jail, 'skeleton.writable', listParam(jail, params, 'skeleton.writable', defaults.skeleton.writable[platform]));
-  const cow = checkList(jail, 'skeleton.cow', listParam(jail, params, 'skeleton.cow', defaults.skeleton.cow?.[platform] ?? []));
+  const writable = checkList(
+    jail,
+    'skeleton.writable',
+    listParam(jail, params, 'skeleton.writable', defaults.skeleton.writable[platform]),
+  );
+  const cow = checkList(
+    jail,
+    'skeleton.cow',
+    listParam(jail, params, 'skeleton.cow', defaults.skeleton.cow?.[platform] ?? []),
+  );
   checkCow(jail, cow, writable);
   return {
     strategy: s as Strategy,
-    romounts: checkList(jail, 'skeleton.romounts', listParam(jail, params, 'skeleton.romounts', defaults.skeleton.romounts[platform])),
-    rwmounts: checkList(jail, 'skeleton.rwmounts', listParam(jail, params, 'skeleton.rwmounts', defaults.skeleton.rwmounts[platform])),
+    romounts: checkList(
+      jail,
+      'skeleton.romounts',
+      listParam(jail, params, 'skeleton.romounts', defaults.skeleton.romounts[platform]),
+    ),
+    rwmounts: checkList(
+      jail,
+      'skeleton.rwmounts',
+      listParam(jail, params, 'skeleton.rwmounts', defaults.skeleton.rwmounts[platform]),
+    ),
     writable,
     cow: s === 'nullfs' || s === 'basejail' ? cow : [],
     basejail: defaults.skeleton.basejail,

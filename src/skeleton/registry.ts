@@ -68,7 +68,11 @@ export function skeletonsDir(stateDir: string): string {
 
 export function checkSkeletonName(name: string): string {
   if (!NAME_RE.test(name) || name.includes('..')) {
-    throw new JailyardError('JY_ERR_USAGE', `bad skeleton name "${name}": letters, digits, "_", "-", "." (not "..") up to 64 characters`, { param: 'skeleton' });
+    throw new JailyardError(
+      'JY_ERR_USAGE',
+      `bad skeleton name "${name}": letters, digits, "_", "-", "." (not "..") up to 64 characters`,
+      { param: 'skeleton' },
+    );
   }
   return name;
 }
@@ -78,7 +82,10 @@ export function parseSkeletonRef(ref: string): { name: string; version?: number 
   const at = ref.lastIndexOf('@');
   if (at < 0) return { name: checkSkeletonName(ref) };
   const v = ref.slice(at + 1);
-  if (!/^[1-9]\d*$/.test(v)) throw new JailyardError('JY_ERR_USAGE', `bad skeleton version in "${ref}" (NAME or NAME@N, N >= 1)`, { param: 'skeleton' });
+  if (!/^[1-9]\d*$/.test(v))
+    throw new JailyardError('JY_ERR_USAGE', `bad skeleton version in "${ref}" (NAME or NAME@N, N >= 1)`, {
+      param: 'skeleton',
+    });
   return { name: checkSkeletonName(ref.slice(0, at)), version: Number(v) };
 }
 
@@ -97,7 +104,7 @@ function readStored(stateDir: string, name: string): StoredSkeleton | undefined 
 function writeStored(stateDir: string, s: StoredSkeleton): void {
   const file = join(skeletonsDir(stateDir), s.name, 'skeleton.json');
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n', { mode: 0o644 });
+  writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o644 });
   renameSync(tmp, file);
 }
 
@@ -126,7 +133,10 @@ export function resolveSkeleton(stateDir: string, ref: string): SkeletonVersion 
   return { name, ...expand(join(skeletonsDir(stateDir), name), v) };
 }
 
-export function showSkeleton(stateDir: string, ref: string): { name: string; version: SkeletonVersion; versions: number[] } {
+export function showSkeleton(
+  stateDir: string,
+  ref: string,
+): { name: string; version: SkeletonVersion; versions: number[] } {
   const v = resolveSkeleton(stateDir, ref);
   const s = readStored(stateDir, v.name)!;
   const { name, ...version } = v;
@@ -154,7 +164,7 @@ function isHostRoot(path: string): boolean {
 
 /** Mount points below `dir` (debootstrap mounts proc/sys in its target; a failed run may leave them). */
 function mountsBelow(dir: string): string[] {
-  const prefix = resolve(dir) + '/';
+  const prefix = `${resolve(dir)}/`;
   return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .filter(Boolean)
@@ -172,24 +182,38 @@ function removeBuiltTree(dir: string): void {
     }
   }
   const left = mountsBelow(dir);
-  if (left.length) throw new JailyardError('JY_ERR_MOUNT', `cannot remove ${dir}: still mounted: ${left.join(', ')}`, { step: 'skeleton' });
+  if (left.length)
+    throw new JailyardError('JY_ERR_MOUNT', `cannot remove ${dir}: still mounted: ${left.join(', ')}`, {
+      step: 'skeleton',
+    });
   rmSync(dir, { recursive: true, force: true });
 }
 
 /** Creates the next version of skeleton `name` (the first one when new). */
-export async function createSkeleton(stateDir: string, name: string, source: SkeletonSource, opts: CreateOptions = {}): Promise<SkeletonVersion> {
+export async function createSkeleton(
+  stateDir: string,
+  name: string,
+  source: SkeletonSource,
+  opts: CreateOptions = {},
+): Promise<SkeletonVersion> {
   checkSkeletonName(name);
   const platform = opts.platform ?? currentPlatform();
   const defaults = loadDefaults();
   if (source.type !== 'debootstrap') {
-    if (!isAbsolute(source.path)) throw new JailyardError('JY_ERR_PATH', `"${source.path}" is not an absolute path`, { param: source.type === 'from' ? '--from' : '--copy' });
+    if (!isAbsolute(source.path))
+      throw new JailyardError('JY_ERR_PATH', `"${source.path}" is not an absolute path`, {
+        param: source.type === 'from' ? '--from' : '--copy',
+      });
     let isDir = false;
     try {
       isDir = statSync(source.path).isDirectory();
     } catch {
       isDir = false;
     }
-    if (!isDir) throw new JailyardError('JY_ERR_PATH', `${source.path} is not a directory`, { param: source.type === 'from' ? '--from' : '--copy' });
+    if (!isDir)
+      throw new JailyardError('JY_ERR_PATH', `${source.path} is not a directory`, {
+        param: source.type === 'from' ? '--from' : '--copy',
+      });
   }
   const dir = join(skeletonsDir(stateDir), name);
   // the state folder is jailyard's alone (a seed holds a live root's config)
@@ -203,7 +227,10 @@ export async function createSkeleton(stateDir: string, name: string, source: Ske
     let kind: 'reference' | 'owned';
     let manifestRoot: string;
     const writable = opts.writable ?? defaults.skeleton.writable[platform];
-    const live = liveSeedRules(opts.seedRules ?? defaults.skeleton.seed?.[platform] ?? {}, opts.liveRules ?? defaults.skeleton.live?.[platform] ?? {});
+    const live = liveSeedRules(
+      opts.seedRules ?? defaults.skeleton.seed?.[platform] ?? {},
+      opts.liveRules ?? defaults.skeleton.live?.[platform] ?? {},
+    );
     if (source.type === 'from') {
       kind = 'reference';
       manifestRoot = join(tmp, 'seed');
@@ -233,7 +260,10 @@ export async function createSkeleton(stateDir: string, name: string, source: Ske
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       });
       const left = mountsBelow(manifestRoot);
-      if (left.length) throw new JailyardError('JY_ERR_SKELETON_CREATE', `debootstrap left mounts: ${left.join(', ')}`, { step: 'debootstrap' });
+      if (left.length)
+        throw new JailyardError('JY_ERR_SKELETON_CREATE', `debootstrap left mounts: ${left.join(', ')}`, {
+          step: 'debootstrap',
+        });
     }
     const entries = buildManifest(manifestRoot);
     writeFileSync(join(tmp, 'manifest.tsv'), formatManifest(entries), { mode: 0o444 });
@@ -254,7 +284,8 @@ export async function createSkeleton(stateDir: string, name: string, source: Ske
     return expand(dir, sv);
   } catch (e) {
     if (existsSync(tmp)) removeBuiltTree(tmp);
-    if (stored.versions.length === 0 && !readStored(stateDir, name) && readdirSync(dir).length === 0) rmSync(dir, { recursive: true, force: true });
+    if (stored.versions.length === 0 && !readStored(stateDir, name) && readdirSync(dir).length === 0)
+      rmSync(dir, { recursive: true, force: true });
     throw e;
   }
 }
@@ -263,7 +294,11 @@ export async function createSkeleton(stateDir: string, name: string, source: Ske
  * Removes one version (NAME@N) or the whole skeleton (NAME). `usersOf(name, version)` names
  * the jails using that version (the caller reads the store); any user -> JY_ERR_SKELETON_IN_USE.
  */
-export function removeSkeleton(stateDir: string, ref: string, opts: { usersOf: (name: string, version: number) => string[] }): number[] {
+export function removeSkeleton(
+  stateDir: string,
+  ref: string,
+  opts: { usersOf: (name: string, version: number) => string[] },
+): number[] {
   const { name, version } = parseSkeletonRef(ref);
   const stored = readStored(stateDir, name);
   if (!stored) throw notFound(ref);
@@ -271,7 +306,11 @@ export function removeSkeleton(stateDir: string, ref: string, opts: { usersOf: (
   if (doomed.length === 0) throw notFound(ref);
   const users = [...new Set(doomed.flatMap((v) => opts.usersOf(name, v.version)))].sort();
   if (users.length) {
-    throw new JailyardError('JY_ERR_SKELETON_IN_USE', `skeleton "${ref}" is used by jail${users.length > 1 ? 's' : ''} ${users.join(', ')}`, { param: 'skeleton' });
+    throw new JailyardError(
+      'JY_ERR_SKELETON_IN_USE',
+      `skeleton "${ref}" is used by jail${users.length > 1 ? 's' : ''} ${users.join(', ')}`,
+      { param: 'skeleton' },
+    );
   }
   const dir = join(skeletonsDir(stateDir), name);
   // forget first, then delete: a crash in between leaves an orphan dir, never a dangling entry

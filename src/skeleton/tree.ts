@@ -62,7 +62,11 @@ export function copyFileNoFollow(src: string, dest: string, st: Stats): void {
 }
 
 /** Writes bytes to a new file (must not exist) with the given mode/owner. */
-export function writeFileNoFollow(dest: string, data: Uint8Array | string, meta: { mode: number; uid: number; gid: number }): void {
+export function writeFileNoFollow(
+  dest: string,
+  data: Uint8Array | string,
+  meta: { mode: number; uid: number; gid: number },
+): void {
   const fd = openSync(dest, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
   try {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;

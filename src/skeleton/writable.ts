@@ -62,7 +62,9 @@ export function liveSeedRules(seed: SeedRules, live: LiveRules): SeedRules {
     copy: [...(seed.copy ?? []).filter((c) => !narrowed.includes(c)), ...(live.allow ?? [])],
     structure: [...(seed.structure ?? [])],
     // a skip below a narrowed dir matters only inside an allowed entry
-    skip: (seed.skip ?? []).filter((k) => !narrowed.some((c) => below(c, k)) || listed.some((a) => a === k || below(a, k))),
+    skip: (seed.skip ?? []).filter(
+      (k) => !narrowed.some((c) => below(c, k)) || listed.some((a) => a === k || below(a, k)),
+    ),
     empty: [...narrowed, ...(seed.empty ?? [])],
     accounts: [...(seed.accounts ?? []), ...(live.accounts ?? [])],
     secret: [...new Set([...(seed.secret ?? []), ...(live.secret ?? [])])],
@@ -99,7 +101,8 @@ interface Rule {
 function compileRules(rules: SeedRules | undefined): Rule[] {
   const out: Rule[] = [];
   for (const mode of ['copy', 'structure', 'skip', 'empty', 'accounts'] as const) {
-    for (const p of rules?.[mode] ?? []) out.push({ parts: splitRel(checkListEntry(p, { param: `skeleton.seed.${mode}` })), mode });
+    for (const p of rules?.[mode] ?? [])
+      out.push({ parts: splitRel(checkListEntry(p, { param: `skeleton.seed.${mode}` })), mode });
   }
   return out;
 }
@@ -111,7 +114,12 @@ function componentMatches(pattern: string, name: string): boolean {
   if (!pattern.includes('*')) return false;
   let re = globCache.get(pattern);
   if (!re) {
-    re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')}$`);
+    re = new RegExp(
+      `^${pattern
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('[^/]*')}$`,
+    );
     globCache.set(pattern, re);
   }
   return re.test(name);
@@ -252,10 +260,19 @@ export function seedWritable(srcRoot: string, destRoot: string, dirs: string[], 
  */
 export function copyTree(srcRoot: string, destRoot: string, opts: { jail?: string; skip?: string[] } = {}): SeedResult {
   const st = lstatOrUndefined(srcRoot);
-  if (!st?.isDirectory()) throw new JailyardError('JY_ERR_PATH', `skeleton root ${srcRoot} is not a directory`, opts.jail ? { jail: opts.jail } : {});
+  if (!st?.isDirectory())
+    throw new JailyardError(
+      'JY_ERR_PATH',
+      `skeleton root ${srcRoot} is not a directory`,
+      opts.jail ? { jail: opts.jail } : {},
+    );
   const there = lstatOrUndefined(destRoot);
   if (there && (!there.isDirectory() || readdirSync(destRoot).length > 0)) {
-    throw new JailyardError('JY_ERR_PATH', `${destRoot} must be missing or an empty directory for a full copy`, opts.jail ? { jail: opts.jail, param: 'path' } : { param: 'path' });
+    throw new JailyardError(
+      'JY_ERR_PATH',
+      `${destRoot} must be missing or an empty directory for a full copy`,
+      opts.jail ? { jail: opts.jail, param: 'path' } : { param: 'path' },
+    );
   }
   if (!there) mkdirLike(destRoot, st);
   const top = readdirSync(srcRoot).sort();
@@ -272,10 +289,15 @@ export function copyTree(srcRoot: string, destRoot: string, opts: { jail?: strin
  */
 export function copyListed(srcRoot: string, destRoot: string, entries: string[], jail?: string): SeedResult {
   const st = lstatOrUndefined(srcRoot);
-  if (!st?.isDirectory()) throw new JailyardError('JY_ERR_PATH', `skeleton root ${srcRoot} is not a directory`, jail ? { jail } : {});
+  if (!st?.isDirectory())
+    throw new JailyardError('JY_ERR_PATH', `skeleton root ${srcRoot} is not a directory`, jail ? { jail } : {});
   const there = lstatOrUndefined(destRoot);
   if (there && (!there.isDirectory() || readdirSync(destRoot).length > 0)) {
-    throw new JailyardError('JY_ERR_PATH', `${destRoot} must be missing or an empty directory for a full copy`, jail ? { jail, param: 'path' } : { param: 'path' });
+    throw new JailyardError(
+      'JY_ERR_PATH',
+      `${destRoot} must be missing or an empty directory for a full copy`,
+      jail ? { jail, param: 'path' } : { param: 'path' },
+    );
   }
   if (!there) mkdirLike(destRoot, st);
   const opts: SeedOptions = { fallback: 'copy', oneFileSystem: true, rules: { copy: entries } };

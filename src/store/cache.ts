@@ -70,7 +70,10 @@ export class JailCache {
    * shared: treat them as read-only. */
   list(selector?: Selector): JailRecord[] {
     this.refresh();
-    if (!this.sorted) this.sorted = [...this.entries.values()].sort((a, b) => (a.record.name < b.record.name ? -1 : a.record.name > b.record.name ? 1 : 0));
+    if (!this.sorted)
+      this.sorted = [...this.entries.values()].sort((a, b) =>
+        a.record.name < b.record.name ? -1 : a.record.name > b.record.name ? 1 : 0,
+      );
     const out: JailRecord[] = [];
     for (const e of this.sorted) if (!selector || selector.matches(e.labels)) out.push(e.record);
     return out;

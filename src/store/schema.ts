@@ -65,13 +65,16 @@ const migrations: (string | ((db: Database.Database) => void))[] = [
   // - one labels b-tree keyed (key, value, jail) answers the selector prefilter and is kept
   //   in sync from the jail's old and new labels (no second index).
   (db) => {
-    const counter = (name: string) => (db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number } | undefined)?.value ?? 0;
+    const counter = (name: string) =>
+      (db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number } | undefined)?.value ?? 0;
     const newestEvent = (db.prepare('SELECT max(revision) AS r FROM events').get() as { r: number | null }).r ?? 0;
     const revision = counter('revision');
     if (revision > newestEvent) {
       // runtime bookkeeping used to bump the revision without an event: give the jail that
       // holds the newest revision its event, so the newest event carries the revision
-      const row = db.prepare('SELECT * FROM jails WHERE revision = ?').get(revision) as Record<string, unknown> | undefined;
+      const row = db.prepare('SELECT * FROM jails WHERE revision = ?').get(revision) as
+        | Record<string, unknown>
+        | undefined;
       if (row) {
         const snapshot = {
           name: row.name,
@@ -122,7 +125,6 @@ export interface Revisions {
   current: number;
   compacted: number;
 }
-
 
 export function migrate(db: Database.Database): void {
   // up to date: no write lock needed, so opening the store to read never waits for a writer

@@ -30,11 +30,15 @@ export function isSettingName(name: string): name is keyof Settings {
  * JY_ERR_PARAM_VALUE (place.param = the setting). */
 export function checkSetting(name: string, value: unknown): number {
   if (!isSettingName(name)) {
-    throw new JailyardError('JY_ERR_PARAM_UNKNOWN', `unknown setting "${name}" (known: ${SETTING_NAMES.join(', ')})`, { param: name });
+    throw new JailyardError('JY_ERR_PARAM_UNKNOWN', `unknown setting "${name}" (known: ${SETTING_NAMES.join(', ')})`, {
+      param: name,
+    });
   }
   const n = typeof value === 'string' && /^[0-9]+$/.test(value.trim()) ? Number(value.trim()) : value;
   const bad = (why: string): never => {
-    throw new JailyardError('JY_ERR_PARAM_VALUE', `invalid value ${JSON.stringify(value)} for ${name}: ${why}`, { param: name });
+    throw new JailyardError('JY_ERR_PARAM_VALUE', `invalid value ${JSON.stringify(value)} for ${name}: ${why}`, {
+      param: name,
+    });
   };
   if (typeof n !== 'number' || !Number.isInteger(n)) return bad('not an integer');
   switch (name) {

@@ -2,7 +2,17 @@
 // every write, one event per change. Shared by the CLI and the daemon, and safe between
 // processes: every read-modify-write happens inside the write transaction.
 
-import { mkdirSync, chmodSync, closeSync, openSync, statSync, statfsSync, unlinkSync, writeSync, existsSync } from 'node:fs';
+import {
+  mkdirSync,
+  chmodSync,
+  closeSync,
+  openSync,
+  statSync,
+  statfsSync,
+  unlinkSync,
+  writeSync,
+  existsSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { JailyardError } from '../errors.ts';
@@ -69,7 +79,7 @@ function sqliteCode(e: unknown): string | undefined {
 function isDiskFull(e: unknown, dir: string): boolean {
   const code = sqliteCode(e);
   if (code === 'SQLITE_FULL') return true;
-  return code !== undefined && code.startsWith('SQLITE_IOERR') && freeBytes(dir) < LOW_SPACE_BYTES;
+  return (code?.startsWith('SQLITE_IOERR') ?? false) && freeBytes(dir) < LOW_SPACE_BYTES;
 }
 
 /** SQLite's failures to use the store file, as errors that name the file and what to do. */
@@ -105,7 +115,9 @@ function storeError(e: unknown, file: string, busyMs: number, jail?: string): un
     );
   }
   if (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') {
-    return new JailyardError('JY_ERR_STORE', `the store ${file} failed: ${code}: ${(e as Error).message}`, place, { cause: e });
+    return new JailyardError('JY_ERR_STORE', `the store ${file} failed: ${code}: ${(e as Error).message}`, place, {
+      cause: e,
+    });
   }
   return e;
 }
@@ -181,21 +193,31 @@ export class SqliteStore implements Store {
          VALUES (@name, @jid, @state, @params, @meta, @env, @revision, @ready, @runtime, @last_error, @created_at, @updated_at)`,
       ),
       // positional: binding eleven values by name costs more than the rest of the statement
-      update: db.prepare<[number, string, string, string, string, number, number, string | null, string | null, string, string]>(
+      update: db.prepare<
+        [number, string, string, string, string, number, number, string | null, string | null, string, string]
+      >(
         `UPDATE jails SET jid = ?, state = ?, params = ?, meta = ?, env = ?, revision = ?,
          ready = ?, runtime = ?, last_error = ?, updated_at = ? WHERE name = ?`,
       ),
       delete: db.prepare<[string]>('DELETE FROM jails WHERE name = ?'),
       revisions: db.prepare<[], Revisions>(REVISIONS_SQL),
       setCompacted: db.prepare<[number]>(`UPDATE counters SET value = ? WHERE name = 'compacted_through'`),
-      addEvent: db.prepare<[number, string, string, string, string]>('INSERT INTO events (revision, type, name, snapshot, at) VALUES (?, ?, ?, ?, ?)'),
-      eventsSince: db.prepare<[number, number], EventRow>('SELECT * FROM events WHERE revision > ? ORDER BY revision LIMIT ?'),
+      addEvent: db.prepare<[number, string, string, string, string]>(
+        'INSERT INTO events (revision, type, name, snapshot, at) VALUES (?, ?, ?, ?, ?)',
+      ),
+      eventsSince: db.prepare<[number, number], EventRow>(
+        'SELECT * FROM events WHERE revision > ? ORDER BY revision LIMIT ?',
+      ),
       deleteEventsThrough: db.prepare<[number]>('DELETE FROM events WHERE revision <= ?'),
       settings: db.prepare<[], { name: string; value: number }>('SELECT name, value FROM settings'),
-      setSetting: db.prepare<[string, number]>('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
+      setSetting: db.prepare<[string, number]>(
+        'INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value',
+      ),
       deleteLabel: db.prepare<[string, string, string]>('DELETE FROM labels WHERE key = ? AND value = ? AND jail = ?'),
       insertLabel: db.prepare<[string, string, string]>('INSERT INTO labels (key, value, jail) VALUES (?, ?, ?)'),
-      busyJids: db.prepare<[], { jid: number }>(`SELECT jid FROM jails WHERE state != 'stopped' AND jid > 0 ORDER BY jid`),
+      busyJids: db.prepare<[], { jid: number }>(
+        `SELECT jid FROM jails WHERE state != 'stopped' AND jid > 0 ORDER BY jid`,
+      ),
       subtreeSize: db.prepare<[string, string], { total: number }>(
         `SELECT coalesce(sum(
            (CASE WHEN meta = '' THEN 0 ELSE length(CAST(meta AS BLOB)) + 1 END) +
@@ -322,7 +344,19 @@ export class SqliteStore implements Store {
 
   private updateRow(jail: JailRecord): void {
     const r = recordToRow(jail);
-    this.q.update.run(r.jid, r.state, r.params, r.meta, r.env, r.revision, r.ready, r.runtime, r.last_error, r.updated_at, r.name);
+    this.q.update.run(
+      r.jid,
+      r.state,
+      r.params,
+      r.meta,
+      r.env,
+      r.revision,
+      r.ready,
+      r.runtime,
+      r.last_error,
+      r.updated_at,
+      r.name,
+    );
   }
 
   /** The revision the next change gets (inside the write transaction). */
@@ -331,7 +365,13 @@ export class SqliteStore implements Store {
   }
 
   /** Every change is one event; the newest event's revision is the global revision. */
-  private appendEvent(revision: number, type: EventType, jail: JailRecord, settings: Settings, at = jail.updatedAt): void {
+  private appendEvent(
+    revision: number,
+    type: EventType,
+    jail: JailRecord,
+    settings: Settings,
+    at = jail.updatedAt,
+  ): void {
     this.q.addEvent.run(revision, type, jail.name, JSON.stringify(jail), at);
     // compact in batches (each one rewrites the counter and the oldest pages), keeping at
     // least event_history revisions
@@ -348,7 +388,11 @@ export class SqliteStore implements Store {
   }
 
   /** Brings the labels table in line with the new buffers, touching only changed keys. */
-  private syncLabels(name: string, before: { meta: string; env: string } | null, after: { meta: string; env: string } | null): void {
+  private syncLabels(
+    name: string,
+    before: { meta: string; env: string } | null,
+    after: { meta: string; env: string } | null,
+  ): void {
     const none = new Map<string, string>();
     const next = after ? labelMapOf(after.meta, after.env) : none;
     const prev = before ? labelMapOf(before.meta, before.env) : none;
@@ -403,13 +447,18 @@ export class SqliteStore implements Store {
 
   /** meta_hierarchical=1: for every existing ancestor A of the jail, the meta and env of A's
    * descendants together may not exceed meta_maxbufsize, unless the write shrinks them. */
-  private checkHierarchy(name: string, before: { meta: string; env: string }, after: { meta: string; env: string }, max: number): void {
+  private checkHierarchy(
+    name: string,
+    before: { meta: string; env: string },
+    after: { meta: string; env: string },
+    max: number,
+  ): void {
     const size = (b: { meta: string; env: string }) => metaBufferSize(b.meta) + metaBufferSize(b.env);
     const delta = size(after) - size(before);
     if (delta <= 0) return;
     for (const ancestor of ancestorsOf(name)) {
       if (!this.q.get.get(ancestor)) continue;
-      const total = this.q.subtreeSize.get(ancestor + '.', ancestor + '/')!.total + delta;
+      const total = this.q.subtreeSize.get(`${ancestor}.`, `${ancestor}/`)!.total + delta;
       if (total > max) {
         throw new JailyardError(
           'JY_ERR_META_TOO_LARGE',
@@ -423,7 +472,10 @@ export class SqliteStore implements Store {
   private checkParams(name: string, params: Params | undefined): void {
     for (const p of ['meta', 'env']) {
       if (params && Object.hasOwn(params, p)) {
-        throw new JailyardError('JY_ERR_PARAM_VALUE', `${p} is not set through params; use the ${p} operations`, { jail: name, param: p });
+        throw new JailyardError('JY_ERR_PARAM_VALUE', `${p} is not set through params; use the ${p} operations`, {
+          jail: name,
+          param: p,
+        });
       }
     }
   }
@@ -433,35 +485,38 @@ export class SqliteStore implements Store {
   createJail(input: { name: string; params: Params; meta?: MetaOp[]; env?: MetaOp[] }): JailRecord {
     validateJailName(input.name);
     this.checkParams(input.name, input.params);
-    return this.write(() => {
-      this.needSpace(input.name);
-      if (this.q.get.get(input.name)) {
-        throw new JailyardError('JY_ERR_JAIL_EXISTS', `jail "${input.name}" already exists`, { jail: input.name });
-      }
-      const settings = this.readSettings();
-      // meta and env start empty: never inherited from a parent jail
-      const { meta, env } = this.applyMeta(input.name, { meta: '', env: '' }, input, settings);
-      const revision = this.nextRevision();
-      const at = this.now();
-      const jail: JailRecord = {
-        name: input.name,
-        jid: 0,
-        state: 'stopped',
-        params: input.params,
-        meta,
-        env,
-        revision,
-        ready: false,
-        runtime: null,
-        lastError: null,
-        createdAt: at,
-        updatedAt: at,
-      };
-      this.q.insert.run(recordToRow(jail));
-      this.syncLabels(jail.name, null, jail);
-      this.appendEvent(revision, 'ADDED', jail, settings);
-      return jail;
-    }, { jail: input.name });
+    return this.write(
+      () => {
+        this.needSpace(input.name);
+        if (this.q.get.get(input.name)) {
+          throw new JailyardError('JY_ERR_JAIL_EXISTS', `jail "${input.name}" already exists`, { jail: input.name });
+        }
+        const settings = this.readSettings();
+        // meta and env start empty: never inherited from a parent jail
+        const { meta, env } = this.applyMeta(input.name, { meta: '', env: '' }, input, settings);
+        const revision = this.nextRevision();
+        const at = this.now();
+        const jail: JailRecord = {
+          name: input.name,
+          jid: 0,
+          state: 'stopped',
+          params: input.params,
+          meta,
+          env,
+          revision,
+          ready: false,
+          runtime: null,
+          lastError: null,
+          createdAt: at,
+          updatedAt: at,
+        };
+        this.q.insert.run(recordToRow(jail));
+        this.syncLabels(jail.name, null, jail);
+        this.appendEvent(revision, 'ADDED', jail, settings);
+        return jail;
+      },
+      { jail: input.name },
+    );
   }
 
   getJail(name: string): JailRecord | undefined {
@@ -490,7 +545,9 @@ export class SqliteStore implements Store {
     const args: string[] = [];
     for (const r of requirements) {
       if (r.operator === '=' || r.operator === '==' || r.operator === 'in') {
-        clauses.push(`name IN (SELECT jail FROM labels WHERE key = ? AND value IN (${r.values.map(() => '?').join(',')}))`);
+        clauses.push(
+          `name IN (SELECT jail FROM labels WHERE key = ? AND value IN (${r.values.map(() => '?').join(',')}))`,
+        );
         args.push(r.key, ...r.values);
       } else if (r.operator === 'exists' || r.operator === 'gt' || r.operator === 'lt') {
         clauses.push('name IN (SELECT jail FROM labels WHERE key = ?)');
@@ -498,27 +555,33 @@ export class SqliteStore implements Store {
       }
     }
     const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
-    return this.db.prepare<string[], JailRow>(`SELECT * FROM jails ${where} ORDER BY name`).all(...args).map(rowToRecord);
+    return this.db
+      .prepare<string[], JailRow>(`SELECT * FROM jails ${where} ORDER BY name`)
+      .all(...args)
+      .map(rowToRecord);
   }
 
   modifyJail(name: string, change: JailChange, opts?: WriteOptions): JailRecord {
     this.checkParams(name, change.params);
-    return this.write(() => {
-      this.needSpace(name);
-      const cur = this.requireRow(name);
-      this.checkRevision(cur, opts);
-      const settings = this.readSettings();
-      const params: Params = { ...cur.params };
-      for (const k of change.unset ?? []) delete params[k];
-      Object.assign(params, change.params ?? {});
-      const touchesMeta = (change.meta?.length ?? 0) > 0 || (change.env?.length ?? 0) > 0;
-      const { meta, env } = touchesMeta ? this.applyMeta(name, cur, change, settings) : cur;
-      const jail: JailRecord = { ...cur, params, meta, env, revision: this.nextRevision(), updatedAt: this.now() };
-      this.updateRow(jail);
-      if (touchesMeta) this.syncLabels(name, cur, jail);
-      this.appendEvent(jail.revision, 'MODIFIED', jail, settings);
-      return jail;
-    }, { jail: name });
+    return this.write(
+      () => {
+        this.needSpace(name);
+        const cur = this.requireRow(name);
+        this.checkRevision(cur, opts);
+        const settings = this.readSettings();
+        const params: Params = { ...cur.params };
+        for (const k of change.unset ?? []) delete params[k];
+        Object.assign(params, change.params ?? {});
+        const touchesMeta = (change.meta?.length ?? 0) > 0 || (change.env?.length ?? 0) > 0;
+        const { meta, env } = touchesMeta ? this.applyMeta(name, cur, change, settings) : cur;
+        const jail: JailRecord = { ...cur, params, meta, env, revision: this.nextRevision(), updatedAt: this.now() };
+        this.updateRow(jail);
+        if (touchesMeta) this.syncLabels(name, cur, jail);
+        this.appendEvent(jail.revision, 'MODIFIED', jail, settings);
+        return jail;
+      },
+      { jail: name },
+    );
   }
 
   transition(
@@ -530,38 +593,47 @@ export class SqliteStore implements Store {
   ): JailRecord {
     // stopping needs no room beyond the reserve; starting must leave it
     const frees = to === 'stopping' || to === 'stopped';
-    return this.write(() => {
-      if (!frees) this.needSpace(name);
-      const cur = this.requireRow(name);
-      // inside the same write transaction: no other process changes what it reads
-      guard?.();
-      if (cur.state !== from) {
-        throw new JailyardError('JY_ERR_INVALID_TRANSITION', `invalid transition from ${cur.state} to ${to} (expected the jail to be ${from})`, {
-          jail: name,
-        });
-      }
-      if (!ALLOWED_TRANSITIONS[from].includes(to)) {
-        throw new JailyardError('JY_ERR_INVALID_TRANSITION', `invalid transition from ${from} to ${to}`, { jail: name });
-      }
-      let jid = cur.jid;
-      if (to === 'starting') jid = this.allocateJid();
-      if (to === 'stopped') jid = 0;
-      // a (re)starting or stopped jail has not said it is ready in its new life
-      const ready = to === 'starting' || to === 'stopped' ? false : cur.ready === true;
-      const jail: JailRecord = {
-        ...cur,
-        state: to,
-        jid,
-        ready,
-        runtime: patch && 'runtime' in patch ? (patch.runtime ?? null) : cur.runtime,
-        lastError: patch && 'lastError' in patch ? (patch.lastError ?? null) : cur.lastError,
-        revision: this.nextRevision(),
-        updatedAt: this.now(),
-      };
-      this.updateRow(jail);
-      this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
-      return jail;
-    }, { jail: name, frees });
+    return this.write(
+      () => {
+        if (!frees) this.needSpace(name);
+        const cur = this.requireRow(name);
+        // inside the same write transaction: no other process changes what it reads
+        guard?.();
+        if (cur.state !== from) {
+          throw new JailyardError(
+            'JY_ERR_INVALID_TRANSITION',
+            `invalid transition from ${cur.state} to ${to} (expected the jail to be ${from})`,
+            {
+              jail: name,
+            },
+          );
+        }
+        if (!ALLOWED_TRANSITIONS[from].includes(to)) {
+          throw new JailyardError('JY_ERR_INVALID_TRANSITION', `invalid transition from ${from} to ${to}`, {
+            jail: name,
+          });
+        }
+        let jid = cur.jid;
+        if (to === 'starting') jid = this.allocateJid();
+        if (to === 'stopped') jid = 0;
+        // a (re)starting or stopped jail has not said it is ready in its new life
+        const ready = to === 'starting' || to === 'stopped' ? false : cur.ready === true;
+        const jail: JailRecord = {
+          ...cur,
+          state: to,
+          jid,
+          ready,
+          runtime: patch && 'runtime' in patch ? (patch.runtime ?? null) : cur.runtime,
+          lastError: patch && 'lastError' in patch ? (patch.lastError ?? null) : cur.lastError,
+          revision: this.nextRevision(),
+          updatedAt: this.now(),
+        };
+        this.updateRow(jail);
+        this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
+        return jail;
+      },
+      { jail: name, frees },
+    );
   }
 
   /** The lowest positive jid not held by a jail that is not stopped (like FreeBSD's). */
@@ -575,44 +647,61 @@ export class SqliteStore implements Store {
   }
 
   setReady(name: string, ready: boolean): JailRecord {
-    return this.write(() => {
-      if (ready) this.needSpace(name);
-      const cur = this.requireRow(name);
-      if (cur.ready === ready) return cur;
-      if (ready && cur.state !== 'running') {
-        throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail "${name}" cannot become ready while it is ${cur.state}`, { jail: name, param: 'ready' });
-      }
-      const jail: JailRecord = { ...cur, ready, revision: this.nextRevision(), updatedAt: this.now() };
-      this.updateRow(jail);
-      this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
-      return jail;
-    }, { jail: name, frees: !ready });
+    return this.write(
+      () => {
+        if (ready) this.needSpace(name);
+        const cur = this.requireRow(name);
+        if (cur.ready === ready) return cur;
+        if (ready && cur.state !== 'running') {
+          throw new JailyardError(
+            'JY_ERR_INVALID_TRANSITION',
+            `jail "${name}" cannot become ready while it is ${cur.state}`,
+            { jail: name, param: 'ready' },
+          );
+        }
+        const jail: JailRecord = { ...cur, ready, revision: this.nextRevision(), updatedAt: this.now() };
+        this.updateRow(jail);
+        this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
+        return jail;
+      },
+      { jail: name, frees: !ready },
+    );
   }
 
   recordRuntime(name: string, runtime: RuntimeFacts | null): void {
     let stopping = false;
-    this.write(() => {
-      const cur = this.requireRow(name);
-      // the steps a stop records need no room beyond the reserve
-      stopping = cur.state === 'stopping' || cur.state === 'stopped';
-      if (!stopping) this.needSpace(name);
-      const jail: JailRecord = { ...cur, runtime, revision: this.nextRevision(), updatedAt: this.now() };
-      this.updateRow(jail);
-      this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
-    }, { jail: name, frees: () => stopping });
+    this.write(
+      () => {
+        const cur = this.requireRow(name);
+        // the steps a stop records need no room beyond the reserve
+        stopping = cur.state === 'stopping' || cur.state === 'stopped';
+        if (!stopping) this.needSpace(name);
+        const jail: JailRecord = { ...cur, runtime, revision: this.nextRevision(), updatedAt: this.now() };
+        this.updateRow(jail);
+        this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
+      },
+      { jail: name, frees: () => stopping },
+    );
   }
 
   removeJail(name: string, opts?: WriteOptions): void {
-    this.write(() => {
-      const cur = this.requireRow(name);
-      this.checkRevision(cur, opts);
-      if (cur.state !== 'stopped') {
-        throw new JailyardError('JY_ERR_INVALID_TRANSITION', `cannot remove jail "${name}" while it is ${cur.state}; stop it first`, { jail: name });
-      }
-      this.q.delete.run(name);
-      this.syncLabels(name, cur, null);
-      this.appendEvent(this.nextRevision(), 'DELETED', cur, this.readSettings(), this.now());
-    }, { jail: name, frees: true });
+    this.write(
+      () => {
+        const cur = this.requireRow(name);
+        this.checkRevision(cur, opts);
+        if (cur.state !== 'stopped') {
+          throw new JailyardError(
+            'JY_ERR_INVALID_TRANSITION',
+            `cannot remove jail "${name}" while it is ${cur.state}; stop it first`,
+            { jail: name },
+          );
+        }
+        this.q.delete.run(name);
+        this.syncLabels(name, cur, null);
+        this.appendEvent(this.nextRevision(), 'DELETED', cur, this.readSettings(), this.now());
+      },
+      { jail: name, frees: true },
+    );
   }
 
   currentRevision(): number {

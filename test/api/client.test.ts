@@ -8,16 +8,18 @@ import { parseListen } from '../../src/api/daemon.ts';
 import { JailyardError } from '../../src/errors.ts';
 import { startTestDaemon, tempState, type TestDaemon } from './helpers.ts';
 
-const isCode = (code: string, extra: (e: JailyardError) => void = () => {}) => (e: unknown) => {
-  assert.ok(e instanceof JailyardError, String(e));
-  assert.equal(e.code, code);
-  extra(e);
-  return true;
-};
+const isCode =
+  (code: string, extra: (e: JailyardError) => void = () => {}) =>
+  (e: unknown) => {
+    assert.ok(e instanceof JailyardError, String(e));
+    assert.equal(e.code, code);
+    extra(e);
+    return true;
+  };
 
 describe('createRemoteService over the unix socket and TCP', () => {
   const state = tempState();
-  const token = 'tok-' + Math.random().toString(36).slice(2);
+  const token = `tok-${Math.random().toString(36).slice(2)}`;
   let d: TestDaemon;
 
   before(async () => {
@@ -31,14 +33,33 @@ describe('createRemoteService over the unix socket and TCP', () => {
 
   test('the same records and errors as the local service', async () => {
     const remote = createRemoteService(d.url);
-    const created = await remote.create({ spec: { name: 'c-1', params: { name: 'c-1', path: '/x' } }, meta: [{ op: 'set', key: 'app', value: 'www' }] });
+    const created = await remote.create({
+      spec: { name: 'c-1', params: { name: 'c-1', path: '/x' } },
+      meta: [{ op: 'set', key: 'app', value: 'www' }],
+    });
     const local = await d.service.get('c-1');
     assert.deepEqual(created, { ...local, runtime: null });
-    assert.deepEqual((await remote.list({ selector: 'app=www' })).map((j) => j.name), ['c-1']);
-    await assert.rejects(remote.get('nope'), isCode('JY_ERR_JAIL_NOT_FOUND', (e) => assert.equal(e.place.jail, 'nope')));
-    await assert.rejects(remote.create({ spec: { name: 'c-1', params: { name: 'c-1' } } }), isCode('JY_ERR_JAIL_EXISTS'));
-    await assert.rejects(remote.modify('c-1', { meta: [{ op: 'set', key: 'x', value: '1' }] }, { ifRevision: created.revision - 1 }), isCode('JY_ERR_REVISION_CONFLICT'));
-    const m = await remote.modify('c-1', { meta: [{ op: 'set', key: 'x', value: '1' }] }, { ifRevision: created.revision });
+    assert.deepEqual(
+      (await remote.list({ selector: 'app=www' })).map((j) => j.name),
+      ['c-1'],
+    );
+    await assert.rejects(
+      remote.get('nope'),
+      isCode('JY_ERR_JAIL_NOT_FOUND', (e) => assert.equal(e.place.jail, 'nope')),
+    );
+    await assert.rejects(
+      remote.create({ spec: { name: 'c-1', params: { name: 'c-1' } } }),
+      isCode('JY_ERR_JAIL_EXISTS'),
+    );
+    await assert.rejects(
+      remote.modify('c-1', { meta: [{ op: 'set', key: 'x', value: '1' }] }, { ifRevision: created.revision - 1 }),
+      isCode('JY_ERR_REVISION_CONFLICT'),
+    );
+    const m = await remote.modify(
+      'c-1',
+      { meta: [{ op: 'set', key: 'x', value: '1' }] },
+      { ifRevision: created.revision },
+    );
     assert.equal(m.meta, 'x=1\napp=www');
     await assert.rejects(remote.list({ selector: 'a in (' }), isCode('JY_ERR_SELECTOR'));
   });
@@ -75,13 +96,19 @@ describe('createRemoteService over the unix socket and TCP', () => {
   });
 
   test('an unreachable daemon: JY_ERR_DAEMON_UNREACHABLE', async () => {
-    await assert.rejects(createRemoteService(`unix://${state.dir}/nothing.sock`).list(), isCode('JY_ERR_DAEMON_UNREACHABLE'));
+    await assert.rejects(
+      createRemoteService(`unix://${state.dir}/nothing.sock`).list(),
+      isCode('JY_ERR_DAEMON_UNREACHABLE'),
+    );
   });
 
   test('parseListen: HOST:PORT, [v6]:PORT, :PORT (loopback); bad input names --listen', () => {
     assert.deepEqual(parseListen('127.0.0.1:8080'), { host: '127.0.0.1', port: 8080 });
     assert.deepEqual(parseListen('[::1]:80'), { host: '::1', port: 80 });
     assert.deepEqual(parseListen(':9'), { host: '127.0.0.1', port: 9 });
-    assert.throws(() => parseListen('nope'), isCode('JY_ERR_USAGE', (e) => assert.equal(e.place.param, '--listen')));
+    assert.throws(
+      () => parseListen('nope'),
+      isCode('JY_ERR_USAGE', (e) => assert.equal(e.place.param, '--listen')),
+    );
   });
 });

@@ -9,7 +9,11 @@ import { createRemoteService } from '../../src/api/client.ts';
 import { Collector, startTestDaemon, tempState, type TestDaemon } from './helpers.ts';
 import { assertNoLeaks, snapshot } from '../helpers/leaks.ts';
 
-async function ask(socketPath: string, method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string): Promise<{ status: number; body: string }> {
+async function ask(
+  socketPath: string,
+  method: 'GET' | 'PUT' | 'POST' | 'DELETE',
+  path: string,
+): Promise<{ status: number; body: string }> {
   const agent = new Agent({ connect: { socketPath } });
   try {
     const res = await request(`http://localhost${path}`, { method, dispatcher: agent });
@@ -34,7 +38,10 @@ describe('guest sockets (one per running jail)', () => {
     ] as const) {
       await remote.create({
         spec: { name, params: { name, path: '/x' } },
-        env: [{ op: 'set', key: 'secret', value: secret }, { op: 'set', key: 'role', value: name }],
+        env: [
+          { op: 'set', key: 'secret', value: secret },
+          { op: 'set', key: 'role', value: name },
+        ],
         meta: [{ op: 'set', key: 'admin_only', value: `meta-of-${name}` }],
       });
     }
@@ -147,7 +154,10 @@ describe('guest sockets (one per running jail)', () => {
     assert.equal((await ask(sock('g-b'), 'DELETE', '/ready')).status, 204);
     await c.until((ev) => ev.some((e) => e.type === 'MODIFIED'));
     await c.stop();
-    assert.deepEqual(c.events.map((e) => [e.type, e.revision, e.jail?.ready]), [['MODIFIED', global + 1, false]]);
+    assert.deepEqual(
+      c.events.map((e) => [e.type, e.revision, e.jail?.ready]),
+      [['MODIFIED', global + 1, false]],
+    );
     assert.equal(d.store.requireJail('g-b').ready, false);
     assert.equal((await ask(sock('g-b'), 'PUT', '/ready')).status, 204);
     assert.equal(d.store.requireJail('g-b').ready, true);
@@ -168,7 +178,10 @@ describe('guest sockets (one per running jail)', () => {
     await waitFor(() => existsSync(sock('g-b')));
     assert.equal((await d.daemon.app.inject({ url: '/v1/jails/g-b' })).json().ready, true);
     const list = (await d.daemon.app.inject({ url: '/v1/jails?fields=ready' })).json();
-    assert.deepEqual(list.items, [{ name: 'g-a', ready: false }, { name: 'g-b', ready: true }]);
+    assert.deepEqual(list.items, [
+      { name: 'g-a', ready: false },
+      { name: 'g-b', ready: true },
+    ]);
   });
 
   test('a restart clears readiness and leaves one working socket (its shut and open never overlap)', async () => {

@@ -45,11 +45,16 @@ export function storeOnlyService(store: Store): JailService {
   return {
     list: async (filter) => store.listJails(filter),
     get: async (name) => store.requireJail(name),
-    create: async ({ spec, meta, env }) => store.createJail({ name: spec.name, params: spec.params, ...(meta ? { meta } : {}), ...(env ? { env } : {}) }),
+    create: async ({ spec, meta, env }) =>
+      store.createJail({ name: spec.name, params: spec.params, ...(meta ? { meta } : {}), ...(env ? { env } : {}) }),
     modify: async (name, change, opts) => store.modifyJail(name, change, opts),
     start: (names) => batch(names, start),
     stop: (names) => batch(names, stop),
-    restart: (names) => batch(names, (n) => (stop(n), start(n))),
+    restart: (names) =>
+      batch(names, (n) => {
+        stop(n);
+        start(n);
+      }),
     remove: async (names, opts) => {
       // like the local service: a conditional remove compares in its first change and
       // throws on a conflict (nothing changed)
@@ -58,7 +63,12 @@ export function storeOnlyService(store: Store): JailService {
         if (store.requireJail(n).state === 'running') {
           store.transition(n, 'running', 'stopping', undefined, () => {
             const cur = store.requireJail(n);
-            if (cur.revision !== opts.ifRevision) throw new JailyardError('JY_ERR_REVISION_CONFLICT', `revision conflict: expected revision ${opts.ifRevision}, jail is at revision ${cur.revision}`, { jail: n });
+            if (cur.revision !== opts.ifRevision)
+              throw new JailyardError(
+                'JY_ERR_REVISION_CONFLICT',
+                `revision conflict: expected revision ${opts.ifRevision}, jail is at revision ${cur.revision}`,
+                { jail: n },
+              );
           });
           store.transition(n, 'stopping', 'stopped');
           store.removeJail(n);
@@ -84,7 +94,13 @@ export interface TestDaemon {
 export async function startTestDaemon(dir: string, extra: Partial<DaemonOptions> = {}): Promise<TestDaemon> {
   const store = openStore(dir);
   const service = storeOnlyService(store);
-  const daemon = await startDaemon({ store, service, socketPath: join(dir, 'jailyard.sock'), pollIntervalMs: 20, ...extra });
+  const daemon = await startDaemon({
+    store,
+    service,
+    socketPath: join(dir, 'jailyard.sock'),
+    pollIntervalMs: 20,
+    ...extra,
+  });
   return {
     store,
     service,
@@ -118,7 +134,8 @@ export class Collector {
     const t0 = Date.now();
     while (!pred(this.events)) {
       if (this.error) throw this.error;
-      if (Date.now() - t0 > timeoutMs) throw new Error(`timed out; got ${JSON.stringify(this.events.map((e) => [e.type, e.revision, e.jail?.name]))}`);
+      if (Date.now() - t0 > timeoutMs)
+        throw new Error(`timed out; got ${JSON.stringify(this.events.map((e) => [e.type, e.revision, e.jail?.name]))}`);
       await new Promise((r) => setTimeout(r, 10));
     }
   }

@@ -38,7 +38,10 @@ test('a hub started later replays events from the store with the right selector 
     hub.subscribe(undefined, { event: (e) => live.push(e), reset: () => {} });
     store.modifyJail('b', { meta: [{ op: 'set', key: 'tier', value: 'cache' }] });
     hub.poll();
-    assert.deepEqual(live.map((e) => [eventFor(e, sel), e.name]), [['DELETED', 'b']]);
+    assert.deepEqual(
+      live.map((e) => [eventFor(e, sel), e.name]),
+      [['DELETED', 'b']],
+    );
     hub.stop();
   } finally {
     store.close();
@@ -48,8 +51,28 @@ test('a hub started later replays events from the store with the right selector 
 
 test('unknown earlier state (history compacted): MODIFIED if it matches now, else DELETED', () => {
   const sel = parseSelector('tier=web');
-  const jail = (tier: string) => ({ name: 'a', jid: 0, state: 'stopped' as const, params: {}, meta: `tier=${tier}`, env: '', revision: 1, runtime: null, ready: false, lastError: null, createdAt: '', updatedAt: '' });
-  const e = (tier: string, type: HubEvent['type'] = 'MODIFIED'): HubEvent => ({ revision: 9, type, name: 'a', jail: jail(tier), prev: undefined, prevKnown: false });
+  const jail = (tier: string) => ({
+    name: 'a',
+    jid: 0,
+    state: 'stopped' as const,
+    params: {},
+    meta: `tier=${tier}`,
+    env: '',
+    revision: 1,
+    runtime: null,
+    ready: false,
+    lastError: null,
+    createdAt: '',
+    updatedAt: '',
+  });
+  const e = (tier: string, type: HubEvent['type'] = 'MODIFIED'): HubEvent => ({
+    revision: 9,
+    type,
+    name: 'a',
+    jail: jail(tier),
+    prev: undefined,
+    prevKnown: false,
+  });
   assert.equal(eventFor(e('web'), sel), 'MODIFIED');
   assert.equal(eventFor(e('db'), sel), 'DELETED');
   assert.equal(eventFor(e('web', 'ADDED'), sel), 'ADDED');

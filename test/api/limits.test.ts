@@ -6,12 +6,17 @@ import { JailyardError } from '../../src/errors.ts';
 import { cliFor } from '../helpers/cli.ts';
 
 test('api limits: the defaults file is the one source, overrides go over it, nonsense is refused', () => {
-  const file = JSON.parse(readFileSync(new URL('../../defaults/defaults.json', import.meta.url), 'utf8')) as { api: Record<string, number> };
+  const file = JSON.parse(readFileSync(new URL('../../defaults/defaults.json', import.meta.url), 'utf8')) as {
+    api: Record<string, number>;
+  };
   assert.deepEqual(Object.keys(file.api).sort(), [...LIMIT_NAMES].sort());
   assert.deepEqual(apiLimits(), file.api);
   assert.equal(apiLimits({ maxConnections: 7 }).maxConnections, 7);
   for (const bad of [0, -1, 1.5, Number.NaN]) {
-    assert.throws(() => apiLimits({ authTimeoutMs: bad }), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_USAGE' && e.place.param === 'api.authTimeoutMs');
+    assert.throws(
+      () => apiLimits({ authTimeoutMs: bad }),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_USAGE' && e.place.param === 'api.authTimeoutMs',
+    );
   }
   assert.throws(() => apiLimits({ headersTimeoutMs: 5000, requestTimeoutMs: 1000 }), /at least headersTimeoutMs/);
   // idle connections are looked at often enough for the timeouts to mean what they say
@@ -20,7 +25,11 @@ test('api limits: the defaults file is the one source, overrides go over it, non
 
 test('serve refuses a bad limit option before opening anything', async () => {
   const jy = cliFor(() => '/nonexistent-jy-apic');
-  for (const args of [['--max-connections', '0'], ['--idle-timeout', 'x'], ['--max-client-connections', '2.5']]) {
+  for (const args of [
+    ['--max-connections', '0'],
+    ['--idle-timeout', 'x'],
+    ['--max-client-connections', '2.5'],
+  ]) {
     const r = await jy('serve', '--socket', '/nonexistent-jy-apic/s.sock', ...args);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, new RegExp(args[0]!));

@@ -23,7 +23,11 @@ describe('jail routes through inject()', () => {
   });
 
   const create = (name: string, extra: Record<string, unknown> = {}) =>
-    app.inject({ method: 'POST', url: '/v1/jails', payload: { name, params: { path: `/srv/${name}`, persist: true }, ...extra } });
+    app.inject({
+      method: 'POST',
+      url: '/v1/jails',
+      payload: { name, params: { path: `/srv/${name}`, persist: true }, ...extra },
+    });
 
   test('POST creates: 201, the jail view, ETag = revision; meta as words, env as a buffer', async () => {
     const res = await create('web1', { meta: ['meta.app=www', 'version=v1'], env: 'role=front' });
@@ -50,13 +54,18 @@ describe('jail routes through inject()', () => {
     const all = await app.inject({ url: '/v1/jails' });
     assert.equal(all.statusCode, 200);
     assert.equal(all.json().revision, store.currentRevision());
-    assert.deepEqual(all.json().items.map((j: { name: string }) => j.name), ['db1', 'web1', 'web2']);
-    const sel = await app.inject({ url: '/v1/jails?labelSelector=' + encodeURIComponent('app=www,version in (v2)') + '&fields=name,labels' });
+    assert.deepEqual(
+      all.json().items.map((j: { name: string }) => j.name),
+      ['db1', 'web1', 'web2'],
+    );
+    const sel = await app.inject({
+      url: `/v1/jails?labelSelector=${encodeURIComponent('app=www,version in (v2)')}&fields=name,labels`,
+    });
     assert.deepEqual(sel.json().items, [{ name: 'web2', labels: { version: 'v2', app: 'www' } }]);
   });
 
   test('GET list with a bad selector: 400 JY_ERR_SELECTOR; unknown field: 400 JY_ERR_USAGE param fields', async () => {
-    const bad = await app.inject({ url: '/v1/jails?labelSelector=' + encodeURIComponent('app in (') });
+    const bad = await app.inject({ url: `/v1/jails?labelSelector=${encodeURIComponent('app in (')}` });
     assert.equal(bad.statusCode, 400);
     assert.equal(bad.json().code, 'JY_ERR_SELECTOR');
     const field = await app.inject({ url: '/v1/jails?fields=name,bogus' });
@@ -88,7 +97,12 @@ describe('jail routes through inject()', () => {
     assert.equal(ok.json().params['host.hostname'], 'web1.example');
     assert.equal(ok.headers.etag, `"${ok.json().revision}"`);
     // the same (now stale) revision again
-    const stale = await app.inject({ method: 'PATCH', url: '/v1/jails/web1', headers: { 'if-match': String(cur.revision) }, payload: { meta: ['x=1'] } });
+    const stale = await app.inject({
+      method: 'PATCH',
+      url: '/v1/jails/web1',
+      headers: { 'if-match': String(cur.revision) },
+      payload: { meta: ['x=1'] },
+    });
     assert.equal(stale.statusCode, 412);
     assert.equal(stale.json().code, 'JY_ERR_REVISION_CONFLICT');
     assert.equal((await app.inject({ url: '/v1/jails/web1' })).json().meta, 'version=v3');
@@ -102,7 +116,12 @@ describe('jail routes through inject()', () => {
     const extra = await app.inject({ method: 'PATCH', url: '/v1/jails/web1', payload: { bogus: 1 } });
     assert.equal(extra.statusCode, 400);
     assert.equal(extra.json().param, 'bogus');
-    const im = await app.inject({ method: 'PATCH', url: '/v1/jails/web1', headers: { 'if-match': 'abc' }, payload: {} });
+    const im = await app.inject({
+      method: 'PATCH',
+      url: '/v1/jails/web1',
+      headers: { 'if-match': 'abc' },
+      payload: {},
+    });
     assert.equal(im.statusCode, 400);
     assert.equal(im.json().param, 'If-Match');
     const key = await app.inject({ method: 'PATCH', url: '/v1/jails/web1', payload: { meta: ['meta.=x'] } });
@@ -129,22 +148,39 @@ describe('jail routes through inject()', () => {
 
   test('DELETE with a stale If-Match: 412, the jail stays; then removed', async () => {
     const cur = (await app.inject({ url: '/v1/jails/db1' })).json();
-    const stale = await app.inject({ method: 'DELETE', url: '/v1/jails/db1', headers: { 'if-match': String(cur.revision - 1) } });
+    const stale = await app.inject({
+      method: 'DELETE',
+      url: '/v1/jails/db1',
+      headers: { 'if-match': String(cur.revision - 1) },
+    });
     assert.equal(stale.statusCode, 412);
     assert.equal(stale.json().code, 'JY_ERR_REVISION_CONFLICT');
-    const ok = await app.inject({ method: 'DELETE', url: '/v1/jails/db1', headers: { 'if-match': String(cur.revision) } });
+    const ok = await app.inject({
+      method: 'DELETE',
+      url: '/v1/jails/db1',
+      headers: { 'if-match': String(cur.revision) },
+    });
     assert.equal(ok.statusCode, 200);
     assert.equal((await app.inject({ url: '/v1/jails/db1' })).statusCode, 404);
   });
 
   test('oversize body: 413 JY_ERR_BODY_TOO_LARGE; unknown route: 404 JSON; bad JSON: 400', async () => {
-    const big = await app.inject({ method: 'POST', url: '/v1/jails', payload: { name: 'big', meta: 'x'.repeat(100 * 1024) } });
+    const big = await app.inject({
+      method: 'POST',
+      url: '/v1/jails',
+      payload: { name: 'big', meta: 'x'.repeat(100 * 1024) },
+    });
     assert.equal(big.statusCode, 413);
     assert.equal(big.json().code, 'JY_ERR_BODY_TOO_LARGE');
     const nf = await app.inject({ url: '/v2/nothing' });
     assert.equal(nf.statusCode, 404);
     assert.equal(nf.json().code, 'JY_ERR_ROUTE_NOT_FOUND');
-    const badJson = await app.inject({ method: 'POST', url: '/v1/jails', headers: { 'content-type': 'application/json' }, payload: '{"name":' });
+    const badJson = await app.inject({
+      method: 'POST',
+      url: '/v1/jails',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"name":',
+    });
     assert.equal(badJson.statusCode, 400);
     assert.equal(badJson.json().code, 'JY_ERR_USAGE');
   });

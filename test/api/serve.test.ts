@@ -13,7 +13,9 @@ const bin = new URL('../../bin/jailyard.js', import.meta.url).pathname;
 test('jailyard serve: socket 0600 under --state, answers, SIGTERM ends watch streams and exits 0', async () => {
   const before = snapshot();
   const state = tempState('jy-api-serve-');
-  const child = spawn(process.execPath, [bin, '--state', state.dir, 'serve', '--bookmark-interval', '0.2'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [bin, '--state', state.dir, 'serve', '--bookmark-interval', '0.2'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (b) => (stderr += b));
   try {

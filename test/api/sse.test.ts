@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { SseParser, sseFrame } from '../../src/api/sse.ts';
 
 test('SSE frames parse back across arbitrary chunk boundaries', () => {
-  const text = ': hi\nretry: 1000\n\n' + sseFrame('ADDED', '{"a":1}', 5) + sseFrame('BOOKMARK', '{"r":6}', 6) + sseFrame('MODIFIED', '{}');
+  const text = `: hi\nretry: 1000\n\n${sseFrame('ADDED', '{"a":1}', 5)}${sseFrame('BOOKMARK', '{"r":6}', 6)}${sseFrame('MODIFIED', '{}')}`;
   for (let cut = 0; cut < text.length; cut++) {
     const p = new SseParser();
     const got = [...p.push(text.slice(0, cut)), ...p.push(text.slice(cut))];

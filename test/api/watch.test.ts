@@ -21,7 +21,7 @@ class OtherProcess {
     this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]();
   }
   async do(...args: string[]): Promise<number> {
-    this.#child.stdin.write(args.join(' ') + '\n');
+    this.#child.stdin.write(`${args.join(' ')}\n`);
     const { value } = await this.#lines.next();
     assert.match(String(value), /^\d+$/, `writer: ${value}`);
     return Number(value);
@@ -51,7 +51,10 @@ describe('watch over a unix socket', () => {
     const remote = createRemoteService(d.url);
     const from = d.store.currentRevision();
     const c = new Collector(d.url, { since: from });
-    await remote.create({ spec: { name: 'w-a', params: { name: 'w-a', path: '/x' } }, meta: [{ op: 'set', key: 'app', value: 'www' }] });
+    await remote.create({
+      spec: { name: 'w-a', params: { name: 'w-a', path: '/x' } },
+      meta: [{ op: 'set', key: 'app', value: 'www' }],
+    });
     await other.do('create', 'w-b');
     await remote.modify('w-a', { meta: [{ op: 'set', key: 'v', value: '2' }] });
     const last = await other.do('set', 'w-b', 'app=www');
@@ -64,7 +67,10 @@ describe('watch over a unix socket', () => {
       ['MODIFIED', 'w-b'],
     ]);
     const revs = c.events.map((e) => e.revision);
-    assert.deepEqual(revs, d.store.eventsSince(from).map((e) => e.revision));
+    assert.deepEqual(
+      revs,
+      d.store.eventsSince(from).map((e) => e.revision),
+    );
     assert.equal(c.events[3]!.jail!.labels.app, 'www');
   });
 
@@ -91,7 +97,11 @@ describe('watch over a unix socket', () => {
     // The raw stream, resumed by header: the ids are exactly the log's revisions after `seen`.
     const agent = new Agent({ connect: { socketPath: d.daemon.socketPath } });
     const ac = new AbortController();
-    const res = await request('http://localhost/v1/jails?watch=1', { dispatcher: agent, headers: { 'last-event-id': String(seen) }, signal: ac.signal });
+    const res = await request('http://localhost/v1/jails?watch=1', {
+      dispatcher: agent,
+      headers: { 'last-event-id': String(seen) },
+      signal: ac.signal,
+    });
     assert.equal(res.statusCode, 200);
     assert.match(String(res.headers['content-type']), /text\/event-stream/);
     let text = '';
@@ -102,7 +112,10 @@ describe('watch over a unix socket', () => {
     ac.abort();
     await agent.close();
     const ids = [...text.matchAll(/event: (ADDED|MODIFIED|DELETED)\nid: (\d+)/g)].map((m) => Number(m[2]));
-    assert.deepEqual(ids, d.store.eventsSince(seen).map((e) => e.revision));
+    assert.deepEqual(
+      ids,
+      d.store.eventsSince(seen).map((e) => e.revision),
+    );
   });
 
   test('label selector: starting to match is ADDED, stopping is DELETED, others unseen', async () => {

@@ -38,24 +38,38 @@ after(async () => {
   rmSync(state, { recursive: true, force: true });
 });
 
-test('apply --dry-run prints the plan with each jail\'s mounts and changes nothing', async () => {
+test("apply --dry-run prints the plan with each jail's mounts and changes nothing", async () => {
   const file = join(state, 'jail.conf');
   writeFileSync(file, conf(join(state, 'order.log'), '198.51.100.52/24', 'web.test'));
   const r = await jy('apply', '-f', file, '--dry-run', '--json');
   assert.equal(r.code, 0, r.stderr);
   const doc = JSON.parse(r.stdout);
-  assert.deepEqual(doc.actions.map((a: { jail: string; action: string }) => [a.jail, a.action]), [['db', 'create'], ['web', 'create']]);
+  assert.deepEqual(
+    doc.actions.map((a: { jail: string; action: string }) => [a.jail, a.action]),
+    [
+      ['db', 'create'],
+      ['web', 'create'],
+    ],
+  );
   const webMounts = doc.plans.web.mounts as { kind: string; target: string; readonly?: boolean; origin: string }[];
-  assert.ok(webMounts.some((m) => m.kind === 'bind' && m.readonly && m.target.endsWith('/jails/web/root/usr/bin')), 'the skeleton\'s read-only /usr/bin');
+  assert.ok(
+    webMounts.some((m) => m.kind === 'bind' && m.readonly && m.target.endsWith('/jails/web/root/usr/bin')),
+    "the skeleton's read-only /usr/bin",
+  );
   // the guest folder is bound by the stage in the jail's own namespace: the plan makes its mount point
-  assert.ok((doc.plans.web.mkdirs as string[]).some((d) => d.endsWith('/jails/web/root/run/jailyard')), 'the guest folder\'s mount point');
+  assert.ok(
+    (doc.plans.web.mkdirs as string[]).some((d) => d.endsWith('/jails/web/root/run/jailyard')),
+    "the guest folder's mount point",
+  );
   assert.match(r.stderr, /web: create, start\n( {2}.*\n)* {2}set depend = \["db"\]/);
   assert.match(r.stderr, /mount ro bind \/usr\/bin .*\/jails\/web\/root\/usr\/bin \(skeleton-ro\)/);
   const ls = await jy('ls', '-a', '-q', 'name');
   assert.equal(ls.stdout, '', 'nothing was created');
 });
 
-test('apply creates and starts in depend order, modifies in place, restarts for fixed parameters', { timeout: 180_000 }, async () => {
+test('apply creates and starts in depend order, modifies in place, restarts for fixed parameters', {
+  timeout: 180_000,
+}, async () => {
   const file = join(state, 'jail.conf');
   const log = join(state, 'order.log');
   writeFileSync(file, conf(log, '198.51.100.52/24', 'web.test'));
@@ -86,7 +100,10 @@ test('apply creates and starts in depend order, modifies in place, restarts for 
 
   // the same file again: nothing to do
   r = await jy('apply', '-f', file, '--dry-run', '--json');
-  assert.deepEqual(JSON.parse(r.stdout).actions.map((a: { action: string }) => a.action), ['unchanged', 'unchanged']);
+  assert.deepEqual(
+    JSON.parse(r.stdout).actions.map((a: { action: string }) => a.action),
+    ['unchanged', 'unchanged'],
+  );
 
   r = await jy('stop', '-l', 'test=apply');
   assert.equal(r.code, 0, r.stderr);

@@ -17,7 +17,11 @@ let baseline: SystemSnapshot;
 const jy = cliFor(() => state);
 
 function jyBin(...args: string[]): string {
-  return execFileSync(process.execPath, [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args], { encoding: 'utf8' });
+  return execFileSync(
+    process.execPath,
+    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args],
+    { encoding: 'utf8' },
+  );
 }
 
 function tree(dir: string, files: Record<string, string>): string {
@@ -52,14 +56,20 @@ test('a host-root thin jail with a copy-on-write /etc: small on disk, writes sta
   const jailDir = join(state, 'jails/cow1');
   const etc = join(jailDir, 'root/etc');
   assert.deepEqual(readdirSync(etc), [], 'nothing of /etc is copied into the jail');
-  assert.ok(du(jailDir) < 1024 * 1024, `a thin jail with a copy-on-write /etc takes < 1 MiB (took ${du(jailDir)} bytes)`);
+  assert.ok(
+    du(jailDir) < 1024 * 1024,
+    `a thin jail with a copy-on-write /etc takes < 1 MiB (took ${du(jailDir)} bytes)`,
+  );
 
   r = await jy('start', 'cow1');
   assert.equal(r.code, 0, r.stderr);
   // the jail sees the skeleton's /etc (the host's, as snapshotted by skel create)...
   assert.equal(jyBin('exec', 'cow1', 'cat', '/etc/hostname'), readFileSync('/etc/hostname', 'utf8'));
   // ...without what the seed rules skip
-  assert.equal(jyBin('exec', 'cow1', 'sh', '-c', 'test -e /etc/machine-id && echo present || echo absent').trim(), 'absent');
+  assert.equal(
+    jyBin('exec', 'cow1', 'sh', '-c', 'test -e /etc/machine-id && echo present || echo absent').trim(),
+    'absent',
+  );
   // and writes its own
   jyBin('exec', 'cow1', 'sh', '-c', 'echo jailed > /etc/jy-cow-test && echo changed >> /etc/hostname');
   assert.equal(jyBin('exec', 'cow1', 'cat', '/etc/jy-cow-test'), 'jailed\n');
@@ -76,7 +86,10 @@ test('a host-root thin jail with a copy-on-write /etc: small on disk, writes sta
   assert.equal(r.code, 0, r.stderr);
   r = await jy('start', 'cow2');
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(jyBin('exec', 'cow2', 'sh', '-c', 'test -e /etc/jy-cow-test && echo present || echo absent').trim(), 'absent');
+  assert.equal(
+    jyBin('exec', 'cow2', 'sh', '-c', 'test -e /etc/jy-cow-test && echo present || echo absent').trim(),
+    'absent',
+  );
 
   r = await jy('stop', 'cow1', 'cow2');
   assert.equal(r.code, 0, r.stderr);
@@ -90,9 +103,19 @@ test('a host-root thin jail with a copy-on-write /etc: small on disk, writes sta
   assert.equal(existsSync(jailDir), false);
 });
 
-test('upgrade merges a copy-on-write /etc through its overlay: the new version below, the jail\'s changes on top', async () => {
-  const v1 = tree(join(state, 'src1'), { 'etc/app.conf': 'one\ntwo\nthree\nfour\nfive\n', 'etc/motd': 'welcome v1\n', 'etc/hosts': 'localhost\n', 'etc/gone': 'old\n' });
-  const v2 = tree(join(state, 'src2'), { 'etc/app.conf': 'one\ntwo\nthree\nfour\nFIVE\n', 'etc/motd': 'welcome v2\n', 'etc/hosts': 'localhost\n', 'etc/new.conf': 'new\n' });
+test("upgrade merges a copy-on-write /etc through its overlay: the new version below, the jail's changes on top", async () => {
+  const v1 = tree(join(state, 'src1'), {
+    'etc/app.conf': 'one\ntwo\nthree\nfour\nfive\n',
+    'etc/motd': 'welcome v1\n',
+    'etc/hosts': 'localhost\n',
+    'etc/gone': 'old\n',
+  });
+  const v2 = tree(join(state, 'src2'), {
+    'etc/app.conf': 'one\ntwo\nthree\nfour\nFIVE\n',
+    'etc/motd': 'welcome v2\n',
+    'etc/hosts': 'localhost\n',
+    'etc/new.conf': 'new\n',
+  });
   let r = await jy('skel', 'create', 'base', '--copy', v1);
   assert.equal(r.code, 0, r.stderr);
   r = await jy('create', 'cowup', 'skeleton=base', 'skeleton.cow=etc', 'persist', 'meta.test=cow');
@@ -109,14 +132,21 @@ test('upgrade merges a copy-on-write /etc through its overlay: the new version b
   assert.equal(r.code, 0, r.stderr);
   const result = JSON.parse(r.stdout);
   assert.deepEqual([result.from, result.to], [1, 2]);
-  assert.deepEqual(result.conflicts.map((c: { path: string }) => c.path.replace(/^\/+/, '')), ['etc/motd']);
+  assert.deepEqual(
+    result.conflicts.map((c: { path: string }) => c.path.replace(/^\/+/, '')),
+    ['etc/motd'],
+  );
   // nothing stays mounted after the merge
   assert.deepEqual(readdirSync(join(state, 'jails/cowup/root/etc')), []);
   // the jail's layer: the merged file and the conflict's new version; nothing it never changed
   assert.equal(readFileSync(join(upper, 'app.conf'), 'utf8'), 'ONE\ntwo\nthree\nfour\nFIVE\n');
   assert.equal(readFileSync(join(upper, 'motd'), 'utf8'), 'our own motd\n');
   assert.equal(readFileSync(join(upper, 'motd.jailyard-new'), 'utf8'), 'welcome v2\n');
-  assert.equal(existsSync(join(upper, 'new.conf')), false, 'a file the jail never changed is read from the new layer, not copied');
+  assert.equal(
+    existsSync(join(upper, 'new.conf')),
+    false,
+    'a file the jail never changed is read from the new layer, not copied',
+  );
   assert.equal(existsSync(join(upper, 'hosts')), false);
   // what the jail sees: version 2 where it changed nothing, its own and merged files otherwise
   const view = join(state, 'skeletons/base/2/cow/etc/etc');

@@ -46,9 +46,21 @@ before(async () => {
   state = mkdtempSync(join(tmpdir(), 'jy-crash-'));
   assert.equal((await jy('skel', 'create', 'host', '--from', '/')).code, 0);
   const r = await jy(
-    'create', 'c1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.150/24', 'limits.procs=64',
-    'exec.prepare=true', 'exec.prestart=true', 'exec.created=true', 'exec.start=sleep 1000 &', 'exec.poststart=true',
-    'exec.prestop=true', 'exec.stop=true', 'exec.poststop=true', 'exec.release=true',
+    'create',
+    'c1',
+    'skeleton=host',
+    'persist',
+    'ip4.addr=198.51.100.150/24',
+    'limits.procs=64',
+    'exec.prepare=true',
+    'exec.prestart=true',
+    'exec.created=true',
+    'exec.start=sleep 1000 &',
+    'exec.poststart=true',
+    'exec.prestop=true',
+    'exec.stop=true',
+    'exec.poststop=true',
+    'exec.release=true',
   );
   assert.equal(r.code, 0, r.out);
 });
@@ -72,7 +84,9 @@ async function assertRecovered(point: string): Promise<void> {
   assertNoLeaks(baseline, state);
 }
 
-test('kill -9 at every point of start and stop, then reconcile: nothing leaks and the jail works again', { timeout: 600_000 }, async () => {
+test('kill -9 at every point of start and stop, then reconcile: nothing leaks and the jail works again', {
+  timeout: 600_000,
+}, async () => {
   let covered = 0;
   for (const { step } of LIFECYCLE) {
     for (const when of ['begin', 'done']) {
@@ -83,7 +97,9 @@ test('kill -9 at every point of start and stop, then reconcile: nothing leaks an
       covered++;
     }
   }
-  for (const undo of LIFECYCLE.map((s) => s.undo).filter((u) => u !== null).reverse()) {
+  for (const undo of LIFECYCLE.map((s) => s.undo)
+    .filter((u) => u !== null)
+    .reverse()) {
     for (const when of ['begin', 'done']) {
       const point = `${undo}:${when}`;
       assert.equal((await jy('start', 'c1')).code, 0);

@@ -13,7 +13,12 @@ function jail(name: string, over: Partial<JailRecord> = {}): JailRecord {
     name,
     jid: 1,
     state: 'running',
-    params: { path: `/jails/${name}`, 'host.hostname': `${name}.example.org`, 'ip4.addr': ['198.51.100.10/24'], persist: true },
+    params: {
+      path: `/jails/${name}`,
+      'host.hostname': `${name}.example.org`,
+      'ip4.addr': ['198.51.100.10/24'],
+      persist: true,
+    },
     meta: 'app=www\nversion=v1',
     env: 'greeting=hello world',
     revision: 3,
@@ -36,7 +41,10 @@ test('default listing has jls(8) columns and widths', () => {
 });
 
 test('-n prints name=value, booleans as name / noname', () => {
-  const out = formatJls([jail('www', { params: { persist: false, 'allow.mount': true } })], { params: ['name', 'persist', 'allow.mount', 'meta.app'], nameval: true });
+  const out = formatJls([jail('www', { params: { persist: false, 'allow.mount': true } })], {
+    params: ['name', 'persist', 'allow.mount', 'meta.app'],
+    nameval: true,
+  });
   assert.equal(out, 'name=www nopersist allow.mount meta.app=www\n');
 });
 
@@ -49,9 +57,17 @@ test('-q quotes values with spaces; a missing meta key prints an empty field', (
 
 test('JSON has the libxo shape; a missing key is left out; ip4.addr is a list', () => {
   const doc = JSON.parse(jlsJson([jail('www')], { params: ['name', 'meta.app', 'meta.nope', 'ip4.addr', 'persist'] }));
-  assert.deepEqual(doc, { __version: '2', 'jail-information': { jail: [{ name: 'www', 'meta.app': 'www', 'ip4.addr': ['198.51.100.10'], persist: true }] } });
+  assert.deepEqual(doc, {
+    __version: '2',
+    'jail-information': { jail: [{ name: 'www', 'meta.app': 'www', 'ip4.addr': ['198.51.100.10'], persist: true }] },
+  });
   const def = JSON.parse(jlsJson([jail('www')], { params: [] }));
-  assert.deepEqual(def['jail-information'].jail[0], { jid: 1, ipv4: '198.51.100.10', hostname: 'www.example.org', path: '/jails/www' });
+  assert.deepEqual(def['jail-information'].jail[0], {
+    jid: 1,
+    ipv4: '198.51.100.10',
+    hostname: 'www.example.org',
+    path: '/jails/www',
+  });
 });
 
 test('an empty value prints "" like jls; a new jail\'s meta is ""', () => {
@@ -63,9 +79,16 @@ test('an empty value prints "" like jls; a new jail\'s meta is ""', () => {
 test('ready is a boolean pseudo-parameter: plain, -n (ready / noready), JSON; -s leaves it out', () => {
   const jails = [jail('a', { ready: true }), jail('b', { ready: false }), jail('c', { ready: undefined })];
   assert.equal(formatJls(jails, { params: ['name', 'ready'] }), 'a true\nb false\nc false\n');
-  assert.equal(formatJls(jails, { params: ['name', 'ready'], nameval: true }), 'name=a ready\nname=b noready\nname=c noready\n');
+  assert.equal(
+    formatJls(jails, { params: ['name', 'ready'], nameval: true }),
+    'name=a ready\nname=b noready\nname=c noready\n',
+  );
   const doc = JSON.parse(jlsJson(jails, { params: ['name', 'ready'] }));
-  assert.deepEqual(doc['jail-information'].jail, [{ name: 'a', ready: true }, { name: 'b', ready: false }, { name: 'c', ready: false }]);
+  assert.deepEqual(doc['jail-information'].jail, [
+    { name: 'a', ready: true },
+    { name: 'b', ready: false },
+    { name: 'c', ready: false },
+  ]);
   assert.equal(formatJls([jail('a', { ready: true })], { params: ['name', 'ready'], skip: true }), 'a\n');
 });
 

@@ -13,12 +13,15 @@ import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.t
 let state: string;
 let baseline: SystemSnapshot;
 
-
 const jy = cliFor(() => state);
 
 /** Runs the real binary (a separate process), for verbs whose output is the jail's own. */
 function jyBin(...args: string[]): string {
-  return execFileSync(process.execPath, [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args], { encoding: 'utf8' });
+  return execFileSync(
+    process.execPath,
+    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args],
+    { encoding: 'utf8' },
+  );
 }
 
 before(async () => {
@@ -36,15 +39,31 @@ after(async () => {
 });
 
 function hookWords(log: string): string[] {
-  const hooks = ['exec.prepare', 'exec.prestart', 'exec.created', 'exec.poststart', 'exec.prestop', 'exec.poststop', 'exec.release'];
+  const hooks = [
+    'exec.prepare',
+    'exec.prestart',
+    'exec.created',
+    'exec.poststart',
+    'exec.prestop',
+    'exec.poststop',
+    'exec.release',
+  ];
   return hooks.map((h) => `${h}=echo ${h} $JNAME $JID >> ${log}`);
 }
 
-test('start runs jail(8)\'s order, stop the reverse; the jail is isolated and nothing is left', async () => {
+test("start runs jail(8)'s order, stop the reverse; the jail is isolated and nothing is left", async () => {
   const log = join(state, 'hooks.log');
   let r = await jy(
-    'create', 'life1', 'skeleton=host', 'persist', 'host.hostname=life1.test', 'ip4.addr=198.51.100.31/24',
-    'meta.test=lifecycle', 'env.greeting=hello', 'limits.procs=200', 'limits.cgroup_parent=jy-life-parent',
+    'create',
+    'life1',
+    'skeleton=host',
+    'persist',
+    'host.hostname=life1.test',
+    'ip4.addr=198.51.100.31/24',
+    'meta.test=lifecycle',
+    'env.greeting=hello',
+    'limits.procs=200',
+    'limits.cgroup_parent=jy-life-parent',
     ...hookWords(log),
     'exec.start=echo exec.start $JNAME > /tmp/started; echo started-in-jail',
     'exec.stop=echo exec.stop >> /tmp/started',
@@ -55,7 +74,10 @@ test('start runs jail(8)\'s order, stop the reverse; the jail is isolated and no
   assert.match(r.stderr, /life1: started/);
 
   const lines = readFileSync(log, 'utf8').trim().split('\n');
-  assert.deepEqual(lines.map((l) => l.split(' ')[0]), ['exec.prepare', 'exec.prestart', 'exec.created', 'exec.poststart']);
+  assert.deepEqual(
+    lines.map((l) => l.split(' ')[0]),
+    ['exec.prepare', 'exec.prestart', 'exec.created', 'exec.poststart'],
+  );
   const jid = lines[0]!.split(' ')[2];
   assert.ok(Number(jid) > 0, 'JID is set for hooks');
   assert.equal(lines[0]!.split(' ')[1], 'life1', 'JNAME is set for hooks');
@@ -76,18 +98,27 @@ test('start runs jail(8)\'s order, stop the reverse; the jail is isolated and no
   assert.doesNotMatch(addrs, /192\.0\.2\./, 'the host uplink is not visible');
   // a jailed root cannot write the skeleton nor remount it
   assert.throws(() => jyBin('exec', 'life1', 'touch', '/usr/bin/jy-should-not-exist'), /Read-only file system/);
-  assert.throws(() => jyBin('exec', 'life1', 'mount', '-o', 'remount,rw', '/usr/bin'), /permission denied|Operation not permitted|must be superuser/i);
+  assert.throws(
+    () => jyBin('exec', 'life1', 'mount', '-o', 'remount,rw', '/usr/bin'),
+    /permission denied|Operation not permitted|must be superuser/i,
+  );
   assert.equal(existsSync('/usr/bin/jy-should-not-exist'), false);
 
   // ls: jls forms
   r = await jy('ls', '-j', 'life1', 'name', 'host.hostname', 'meta.test', 'env.greeting', 'meta.missing');
   assert.equal(r.stdout, 'life1 life1.test lifecycle hello \n');
   r = await jy('ls', '--json', '-l', 'test=lifecycle', 'name', 'ip4.addr');
-  assert.deepEqual(JSON.parse(r.stdout), { __version: '2', 'jail-information': { jail: [{ name: 'life1', 'ip4.addr': ['198.51.100.31'] }] } });
+  assert.deepEqual(JSON.parse(r.stdout), {
+    __version: '2',
+    'jail-information': { jail: [{ name: 'life1', 'ip4.addr': ['198.51.100.31'] }] },
+  });
 
   r = await jy('stop', 'life1');
   assert.equal(r.code, 0, r.stderr);
-  const all = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')[0]);
+  const all = readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' ')[0]);
   assert.deepEqual(all.slice(4), ['exec.prestop', 'exec.poststop', 'exec.release']);
   assert.equal(readFileSync(join(state, 'jails/life1/root/tmp/started'), 'utf8'), 'exec.start life1\nexec.stop\n');
 
@@ -101,7 +132,12 @@ test('start runs jail(8)\'s order, stop the reverse; the jail is isolated and no
 test('a failing exec.prestart undoes the finished steps, newest first, and changes nothing else', async () => {
   const log = join(state, 'fail.log');
   let r = await jy(
-    'create', 'life2', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.32/24', 'meta.test=lifecycle',
+    'create',
+    'life2',
+    'skeleton=host',
+    'persist',
+    'ip4.addr=198.51.100.32/24',
+    'meta.test=lifecycle',
     ...hookWords(log).filter((w) => !w.startsWith('exec.prestart=')),
     'exec.prestart=echo failing >&2; exit 3',
   );
@@ -109,11 +145,14 @@ test('a failing exec.prestart undoes the finished steps, newest first, and chang
   r = await jy('start', 'life2');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /jail "life2", step exec\.prestart: exec\.prestart command failed \(exited 3\)/);
-  assert.match(r.stderr, /failing/, 'the failed command\'s output is shown');
+  assert.match(r.stderr, /failing/, "the failed command's output is shown");
   r = await jy('ls', '-a', '-j', 'life2', 'state', 'jid');
   assert.equal(r.stdout, 'stopped 0\n');
   // exec.prepare finished, so its undo (exec.release) ran; nothing after prestart did
-  const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')[0]);
+  const lines = readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' ')[0]);
   assert.deepEqual(lines, ['exec.prepare', 'exec.release']);
   assertNoLeaks(baseline, state);
   r = await jy('remove', 'life2');

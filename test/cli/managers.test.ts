@@ -30,11 +30,19 @@ after(async () => {
 
 async function stateOf(name: string): Promise<string> {
   const r = await jy('ls', '-a', '--json', 'name', 'state');
-  return (JSON.parse(r.stdout) as { 'jail-information': { jail: { name: string; state: string }[] } })['jail-information'].jail.find((j) => j.name === name)!.state;
+  return (JSON.parse(r.stdout) as { 'jail-information': { jail: { name: string; state: string }[] } })[
+    'jail-information'
+  ].jail.find((j) => j.name === name)!.state;
 }
 
-test('reconcile and a second start leave a jail alone while another process starts it', { timeout: 120_000 }, async () => {
-  const other = spawn(process.execPath, [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, 'start', 'm1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+test('reconcile and a second start leave a jail alone while another process starts it', {
+  timeout: 120_000,
+}, async () => {
+  const other = spawn(
+    process.execPath,
+    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, 'start', 'm1'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   other.stdout!.on('data', (d) => (out += d));
   other.stderr!.on('data', (d) => (out += d));

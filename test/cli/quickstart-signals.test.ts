@@ -9,13 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { snapshot, assertNoLeaks, processesMentioning } from '../helpers/leaks.ts';
 
-test('quickstart: SIGINT with its stdout and stderr closed, then SIGINT again mid-clean-up, leaves nothing', { timeout: 240_000 }, async () => {
+test('quickstart: SIGINT with its stdout and stderr closed, then SIGINT again mid-clean-up, leaves nothing', {
+  timeout: 240_000,
+}, async () => {
   const before = snapshot();
   const state = mkdtempSync(join(tmpdir(), 'jy-qs-signals-'));
   try {
-    const child = spawn(process.execPath, [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, 'quickstart', '--port', '18182'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, 'quickstart', '--port', '18182'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     let err = '';
     await new Promise<void>((resolve, reject) => {

@@ -9,13 +9,23 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { snapshot, assertNoLeaks } from '../helpers/leaks.ts';
 
-test('quickstart brings up 3 www jails behind HAProxy and takes everything down again', { timeout: 240_000 }, async () => {
+test('quickstart brings up 3 www jails behind HAProxy and takes everything down again', {
+  timeout: 240_000,
+}, async () => {
   const before = snapshot();
   const state = mkdtempSync(join(tmpdir(), 'jy-quickstart-'));
   try {
     const { stderr } = await promisify(execFile)(
       process.execPath,
-      [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, 'quickstart', '--port', '18181', '--exit-when-ready'],
+      [
+        join(import.meta.dirname, '../../bin/jailyard.js'),
+        '--state',
+        state,
+        'quickstart',
+        '--port',
+        '18181',
+        '--exit-when-ready',
+      ],
       { encoding: 'utf8', timeout: 230_000 },
     );
     assert.match(stderr, /HAProxy answered GET \/env with: version=v1/);

@@ -19,7 +19,7 @@ const mountsBelow = (dir: string) =>
   readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .map((l) => l.split(' ')[4] ?? '')
-    .filter((m) => m.startsWith(dir + '/'));
+    .filter((m) => m.startsWith(`${dir}/`));
 
 async function until(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
@@ -43,12 +43,24 @@ after(async () => {
 });
 
 test('reconcile finishes a start whose process was killed mid-way (kill -9)', { timeout: 120_000 }, async () => {
-  let r = await jy('create', 'crash1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.41/24', 'meta.test=reconcile', `exec.prestart=touch ${state}/in-prestart; sleep 60`);
+  let r = await jy(
+    'create',
+    'crash1',
+    'skeleton=host',
+    'persist',
+    'ip4.addr=198.51.100.41/24',
+    'meta.test=reconcile',
+    `exec.prestart=touch ${state}/in-prestart; sleep 60`,
+  );
   assert.equal(r.code, 0, r.stderr);
 
   // a separate jailyard process starts the jail; it is killed while exec.prestart runs,
   // after the addresses and mounts steps were made and recorded
-  const child = spawn(process.execPath, [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, 'start', 'crash1'], { detached: true, stdio: 'ignore' });
+  const child = spawn(
+    process.execPath,
+    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, 'start', 'crash1'],
+    { detached: true, stdio: 'ignore' },
+  );
   const jailDir = join(state, 'jails/crash1');
   try {
     await until('the prestart hook', () => {
@@ -96,7 +108,7 @@ test('reconcile finishes a start whose process was killed mid-way (kill -9)', { 
   assertNoLeaks(baseline, state);
 });
 
-test('reconcile stops a jail whose pid 1 died behind jailyard\'s back', { timeout: 120_000 }, async () => {
+test("reconcile stops a jail whose pid 1 died behind jailyard's back", { timeout: 120_000 }, async () => {
   let r = await jy('create', 'crash2', 'skeleton=host', 'persist', 'meta.test=reconcile');
   assert.equal(r.code, 0, r.stderr);
   r = await jy('start', 'crash2');
@@ -116,7 +128,10 @@ test('reconcile stops a jail whose pid 1 died behind jailyard\'s back', { timeou
   });
   r = await jy('start', 'crash2');
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /jail "crash2": cannot start: it is recorded as running but its processes are gone .*run jailyard reconcile/);
+  assert.match(
+    r.stderr,
+    /jail "crash2": cannot start: it is recorded as running but its processes are gone .*run jailyard reconcile/,
+  );
   r = await jy('reconcile', '--json');
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout).recovered, ['crash2']);

@@ -27,9 +27,18 @@ after(() => {
   rmSync(state, { recursive: true, force: true });
 });
 
-test('upgrade merges the jail\'s config with the new skeleton and repoints the jail', async () => {
-  const v1 = tree(join(state, 'src1'), { 'etc/app.conf': 'one\ntwo\nthree\nfour\nfive\n', 'etc/motd': 'welcome v1\n', 'etc/hosts': 'localhost\n' });
-  const v2 = tree(join(state, 'src2'), { 'etc/app.conf': 'one\ntwo\nthree\nfour\nFIVE\n', 'etc/motd': 'welcome v2\n', 'etc/hosts': 'localhost\n', 'etc/new.conf': 'new\n' });
+test("upgrade merges the jail's config with the new skeleton and repoints the jail", async () => {
+  const v1 = tree(join(state, 'src1'), {
+    'etc/app.conf': 'one\ntwo\nthree\nfour\nfive\n',
+    'etc/motd': 'welcome v1\n',
+    'etc/hosts': 'localhost\n',
+  });
+  const v2 = tree(join(state, 'src2'), {
+    'etc/app.conf': 'one\ntwo\nthree\nfour\nFIVE\n',
+    'etc/motd': 'welcome v2\n',
+    'etc/hosts': 'localhost\n',
+    'etc/new.conf': 'new\n',
+  });
   let r = await jy('skel', 'create', 'base', '--copy', v1);
   assert.equal(r.code, 0, r.stderr);
   // /etc copied at create (a copy-on-write /etc is upgraded in test/cli/cow.test.ts)
@@ -63,7 +72,10 @@ test('upgrade merges the jail\'s config with the new skeleton and repoints the j
   const result = JSON.parse(r.stdout);
   assert.equal(result.from, 1);
   assert.equal(result.to, 2);
-  assert.deepEqual(result.conflicts.map((c: { path: string }) => c.path.replace(/^\/+/, '')), ['etc/motd']);
+  assert.deepEqual(
+    result.conflicts.map((c: { path: string }) => c.path.replace(/^\/+/, '')),
+    ['etc/motd'],
+  );
 
   r = await jy('ls', '-a', '-j', 'up1', 'skeleton');
   assert.equal(r.stdout, 'base@2\n');

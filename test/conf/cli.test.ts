@@ -11,7 +11,10 @@ const example = (f: string) => fileURLToPath(new URL(`../../examples/${f}`, impo
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const io: CliIO = { out: (t) => (out += t.endsWith('\n') ? t : `${t}\n`), err: (t) => (err += t.endsWith('\n') ? t : `${t}\n`) };
+  const io: CliIO = {
+    out: (t) => (out += t.endsWith('\n') ? t : `${t}\n`),
+    err: (t) => (err += t.endsWith('\n') ? t : `${t}\n`),
+  };
   const code = await main(argv, io);
   return { code, out, err };
 }
@@ -25,8 +28,22 @@ describe('jailyard conf', () => {
   test('show --json: exactly {"jails": {NAME: {param: value}}} in file order', async () => {
     const r = await run('conf', 'show', example('jail.conf.5.conf'), '--json', 'bar');
     assert.equal(r.code, 0, r.err);
-    assert.deepEqual(JSON.parse(r.out), { jails: { bar: { name: 'bar', 'exec.start': [''], 'exec.stop': [''], 'exec.clean': true, 'mount.devfs': false, path: '/', persist: true } } });
-    const all = JSON.parse((await run('conf', 'show', example('handbook.conf'), '--json')).out) as { jails: Record<string, unknown> };
+    assert.deepEqual(JSON.parse(r.out), {
+      jails: {
+        bar: {
+          name: 'bar',
+          'exec.start': [''],
+          'exec.stop': [''],
+          'exec.clean': true,
+          'mount.devfs': false,
+          path: '/',
+          persist: true,
+        },
+      },
+    });
+    const all = JSON.parse((await run('conf', 'show', example('handbook.conf'), '--json')).out) as {
+      jails: Record<string, unknown>;
+    };
     assert.deepEqual(Object.keys(all.jails), ['classic', 'thinjail', 'vnetjail', 'ubuntu']);
   });
   test('show without --json: name: param = value; lines', async () => {
@@ -60,7 +77,10 @@ describe('jailyard conf', () => {
       const r = await run('conf', 'check', join(dir, 'bad.conf'));
       assert.equal(r.code, 1);
       assert.equal(r.out, '');
-      assert.match(r.err, /bad\.conf:2:3, jail "j", parameter "pesist": unknown parameter "pesist"; did you mean "persist"\?/);
+      assert.match(
+        r.err,
+        /bad\.conf:2:3, jail "j", parameter "pesist": unknown parameter "pesist"; did you mean "persist"\?/,
+      );
       assert.match(r.err, /\n {4}\^/);
       const missing = await run('conf', 'show', example('jail.conf.5.conf'), 'nope');
       assert.equal(missing.code, 1);

@@ -42,17 +42,26 @@ describe('evaluation: FreeBSD precedence (config.c load_config)', () => {
   });
   test('variables resolve per jail even from the global section', () => {
     const specs = parse('host.hostname = "$name.lan"; a {} b {}');
-    assert.deepEqual(specs.map((s) => s.params['host.hostname']), ['a.lan', 'b.lan']);
+    assert.deepEqual(
+      specs.map((s) => s.params['host.hostname']),
+      ['a.lan', 'b.lan'],
+    );
   });
   test('a list variable substitutes as a whole value only', () => {
-    assert.deepEqual(one('$addrs = 10.0.0.1, 10.0.0.2; j { ip4.addr = $addrs; }', 'j')?.['ip4.addr'], ['10.0.0.1', '10.0.0.2']);
+    assert.deepEqual(one('$addrs = 10.0.0.1, 10.0.0.2; j { ip4.addr = $addrs; }', 'j')?.['ip4.addr'], [
+      '10.0.0.1',
+      '10.0.0.2',
+    ]);
     const e = err(() => parse('$addrs = a, b; j { host.hostname = "x$addrs"; }'));
     assert.equal(e.code, 'JY_ERR_CONF_VARIABLE');
     assert.equal(e.place.jail, 'j');
   });
   test('unknown variable, loops, and a variable named like a parameter', () => {
     let e = err(() => parse('j {\n path = "/x/$nope";\n}'));
-    assert.deepEqual([e.code, e.place.pos?.line, e.place.pos?.col, e.place.jail, e.place.param], ['JY_ERR_CONF_VARIABLE', 2, 13, 'j', 'path']);
+    assert.deepEqual(
+      [e.code, e.place.pos?.line, e.place.pos?.col, e.place.jail, e.place.param],
+      ['JY_ERR_CONF_VARIABLE', 2, 13, 'j', 'path'],
+    );
     e = err(() => parse('$a = $b; $b = $a; j { path = $a; }'));
     assert.equal(e.code, 'JY_ERR_CONF_VARIABLE');
     assert.match(e.message, /loop/);
@@ -70,7 +79,10 @@ describe('evaluation: FreeBSD precedence (config.c load_config)', () => {
     assert.deepEqual([e.code, e.place.param, e.place.jail], ['JY_ERR_PARAM_UNKNOWN', 'host.hostnme', 'j']);
     assert.match(e.message, /did you mean "host\.hostname"/);
     e = err(() => parse('* { securelevel = high; }\nj {}'));
-    assert.deepEqual([e.code, e.place.param, e.place.jail, e.place.pos?.line, e.place.pos?.col], ['JY_ERR_PARAM_VALUE', 'securelevel', 'j', 1, 19]);
+    assert.deepEqual(
+      [e.code, e.place.param, e.place.jail, e.place.pos?.line, e.place.pos?.col],
+      ['JY_ERR_PARAM_VALUE', 'securelevel', 'j', 1, 19],
+    );
     e = err(() => parse('j { persist = maybe; }'));
     assert.equal(e.code, 'JY_ERR_PARAM_VALUE');
     e = err(() => parse('j { enforce_statfs = 3; }'));
@@ -83,13 +95,30 @@ describe('evaluation: FreeBSD precedence (config.c load_config)', () => {
     assert.equal(e.code, 'JY_ERR_PARAM_VALUE');
   });
   test('jailsys parameters: vnet; novnet; sysvshm = new', () => {
-    assert.deepEqual(one('j { vnet; sysvshm = new; ip4 = disable; } k { novnet; nosysvmsg; }', 'j'), { name: 'j', vnet: 'new', sysvshm: 'new', ip4: 'disable' });
+    assert.deepEqual(one('j { vnet; sysvshm = new; ip4 = disable; } k { novnet; nosysvmsg; }', 'j'), {
+      name: 'j',
+      vnet: 'new',
+      sysvshm: 'new',
+      ip4: 'disable',
+    });
     assert.deepEqual(one('j {} k { novnet; nosysvmsg; }', 'k'), { name: 'k', vnet: 'inherit', sysvmsg: 'disable' });
   });
   test('jailyard parameters are typed', () => {
-    assert.deepEqual(one('j { skeleton = base@3; skeleton.strategy = overlay; skeleton.romounts = bin, usr/bin; limits.memory = 256M; limits.procs = 50; limits.cpu = 150; }', 'j'), {
-      name: 'j', skeleton: 'base@3', 'skeleton.strategy': 'overlay', 'skeleton.romounts': ['bin', 'usr/bin'], 'limits.memory': '256M', 'limits.procs': 50, 'limits.cpu': 150,
-    });
+    assert.deepEqual(
+      one(
+        'j { skeleton = base@3; skeleton.strategy = overlay; skeleton.romounts = bin, usr/bin; limits.memory = 256M; limits.procs = 50; limits.cpu = 150; }',
+        'j',
+      ),
+      {
+        name: 'j',
+        skeleton: 'base@3',
+        'skeleton.strategy': 'overlay',
+        'skeleton.romounts': ['bin', 'usr/bin'],
+        'limits.memory': '256M',
+        'limits.procs': 50,
+        'limits.cpu': 150,
+      },
+    );
     assert.equal(err(() => parse('j { skeleton.strategy = zfs; }')).code, 'JY_ERR_PARAM_VALUE');
   });
 });
@@ -99,11 +128,17 @@ describe('.include', () => {
     const dir = mkdtempSync(join(tmpdir(), 'jyconf-'));
     try {
       mkdirSync(join(dir, 'jail.conf.d'));
-      writeFileSync(join(dir, 'jail.conf'), 'path = "/j/$name";\n.include "jail.conf.d/*.conf";\n.include "missing[.]conf";\n* { persist; }\n');
+      writeFileSync(
+        join(dir, 'jail.conf'),
+        'path = "/j/$name";\n.include "jail.conf.d/*.conf";\n.include "missing[.]conf";\n* { persist; }\n',
+      );
       writeFileSync(join(dir, 'jail.conf.d', 'b.conf'), 'b { host.hostname = bee; }\n');
       writeFileSync(join(dir, 'jail.conf.d', 'a.conf'), 'a { }\n');
       const specs = loadConf(join(dir, 'jail.conf'));
-      assert.deepEqual(specs.map((s) => s.name), ['a', 'b']);
+      assert.deepEqual(
+        specs.map((s) => s.name),
+        ['a', 'b'],
+      );
       assert.deepEqual(specs[1]?.params, { name: 'b', path: '/j/b', persist: true, 'host.hostname': 'bee' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -135,18 +170,45 @@ describe('parameter registry and CLI words', () => {
     assert.ok(findParam('ip4.addr')?.flags.reverseOnStop);
     assert.ok(findParam('name')?.flags.immutable);
     assert.ok(findParam('skeleton')?.flags.jailyard);
-    for (const n of ['allow.mount.zfs', 'allow.setaudit', 'children.max', 'exec.created', 'exec.release', 'meta', 'env', 'stop.timeout', 'limits.cgroup_parent']) assert.ok(PARAMS.has(n), n);
+    for (const n of [
+      'allow.mount.zfs',
+      'allow.setaudit',
+      'children.max',
+      'exec.created',
+      'exec.release',
+      'meta',
+      'env',
+      'stop.timeout',
+      'limits.cgroup_parent',
+    ])
+      assert.ok(PARAMS.has(n), n);
   });
   test('parseParamAssignment types words like jail(8) create', () => {
     assert.deepEqual(parseParamAssignment('host.hostname=x'), { kind: 'param', name: 'host.hostname', value: 'x' });
     assert.deepEqual(parseParamAssignment('persist'), { kind: 'param', name: 'persist', value: true });
     assert.deepEqual(parseParamAssignment('allow.nomount'), { kind: 'param', name: 'allow.mount', value: false });
-    assert.deepEqual(parseParamAssignment('ip4.addr=198.51.100.5/24,198.51.100.6/24'), { kind: 'param', name: 'ip4.addr', value: ['198.51.100.5/24', '198.51.100.6/24'] });
-    assert.deepEqual(parseParamAssignment('exec.start=sh /etc/rc, then'), { kind: 'param', name: 'exec.start', value: ['sh /etc/rc, then'] });
+    assert.deepEqual(parseParamAssignment('ip4.addr=198.51.100.5/24,198.51.100.6/24'), {
+      kind: 'param',
+      name: 'ip4.addr',
+      value: ['198.51.100.5/24', '198.51.100.6/24'],
+    });
+    assert.deepEqual(parseParamAssignment('exec.start=sh /etc/rc, then'), {
+      kind: 'param',
+      name: 'exec.start',
+      value: ['sh /etc/rc, then'],
+    });
     assert.deepEqual(parseParamAssignment('securelevel=2'), { kind: 'param', name: 'securelevel', value: 2 });
-    assert.deepEqual(parseParamAssignment('meta.k=v'), { kind: 'meta', param: 'meta', op: { op: 'set', key: 'k', value: 'v' } });
+    assert.deepEqual(parseParamAssignment('meta.k=v'), {
+      kind: 'meta',
+      param: 'meta',
+      op: { op: 'set', key: 'k', value: 'v' },
+    });
     assert.deepEqual(parseParamAssignment('meta.k'), { kind: 'meta', param: 'meta', op: { op: 'remove', key: 'k' } });
-    assert.deepEqual(parseParamAssignment('env=a b'), { kind: 'meta', param: 'env', op: { op: 'replace', value: 'a b' } });
+    assert.deepEqual(parseParamAssignment('env=a b'), {
+      kind: 'meta',
+      param: 'env',
+      op: { op: 'replace', value: 'a b' },
+    });
     let e = err(() => parseParamAssignment('persit', 'j'));
     assert.deepEqual([e.code, e.place.jail, e.place.param], ['JY_ERR_PARAM_UNKNOWN', 'j', 'persit']);
     e = err(() => parseParamAssignment('securelevel=x', 'j'));

@@ -11,10 +11,24 @@ describe('examples resolve to what a FreeBSD user expects', () => {
     const j = jails('jail.conf.5.conf');
     assert.deepEqual(Object.keys(j), ['foo', 'bar']);
     assert.deepEqual(j.foo, {
-      name: 'foo', 'exec.start': ['/bin/sh /etc/rc'], 'exec.stop': ['/bin/sh /etc/rc.shutdown jail'], 'exec.clean': true,
-      'mount.devfs': true, path: '/var/jail/foo', 'host.hostname': 'foo.com', 'ip4.addr': ['10.1.1.1', '10.1.1.2', '10.1.1.3'],
+      name: 'foo',
+      'exec.start': ['/bin/sh /etc/rc'],
+      'exec.stop': ['/bin/sh /etc/rc.shutdown jail'],
+      'exec.clean': true,
+      'mount.devfs': true,
+      path: '/var/jail/foo',
+      'host.hostname': 'foo.com',
+      'ip4.addr': ['10.1.1.1', '10.1.1.2', '10.1.1.3'],
     });
-    assert.deepEqual(j.bar, { name: 'bar', 'exec.start': [''], 'exec.stop': [''], 'exec.clean': true, 'mount.devfs': false, path: '/', persist: true });
+    assert.deepEqual(j.bar, {
+      name: 'bar',
+      'exec.start': [''],
+      'exec.stop': [''],
+      'exec.clean': true,
+      'mount.devfs': false,
+      path: '/',
+      persist: true,
+    });
   });
   test('Handbook: classic, thin (fstab), VNET (variables, +=), Linux (mount +=)', () => {
     const j = jails('handbook.conf');
@@ -25,14 +39,26 @@ describe('examples resolve to what a FreeBSD user expects', () => {
     assert.equal(j.vnetjail?.vnet, 'new');
     assert.deepEqual(j.vnetjail?.['vnet.interface'], ['epair154b']);
     assert.deepEqual(j.vnetjail?.['exec.prestart'], [
-      '/sbin/ifconfig epair154 create up', '/sbin/ifconfig epair154a up descr jail:vnetjail', '/sbin/ifconfig bridge0 addm epair154a up',
+      '/sbin/ifconfig epair154 create up',
+      '/sbin/ifconfig epair154a up descr jail:vnetjail',
+      '/sbin/ifconfig bridge0 addm epair154a up',
     ]);
-    assert.deepEqual(j.vnetjail?.['exec.start'], ['/bin/sh /etc/rc', '/sbin/ifconfig epair154b 192.168.1.154/24 up', '/sbin/route add default 192.168.1.1']);
-    assert.deepEqual(j.vnetjail?.['exec.poststop'], ['/sbin/ifconfig bridge0 deletem epair154a', '/sbin/ifconfig epair154a destroy']);
+    assert.deepEqual(j.vnetjail?.['exec.start'], [
+      '/bin/sh /etc/rc',
+      '/sbin/ifconfig epair154b 192.168.1.154/24 up',
+      '/sbin/route add default 192.168.1.1',
+    ]);
+    assert.deepEqual(j.vnetjail?.['exec.poststop'], [
+      '/sbin/ifconfig bridge0 deletem epair154a',
+      '/sbin/ifconfig epair154a destroy',
+    ]);
     assert.ok(!('id' in (j.vnetjail ?? {})), 'variables are not parameters');
     assert.equal(j.ubuntu?.enforce_statfs, 1);
-    assert.equal((j.ubuntu?.mount as string[])[0], 'devfs     /usr/local/jails/containers/ubuntu/compat/ubuntu/dev     devfs     rw  0 0');
-    assert.equal((j.ubuntu?.mount as string[]).length, 5);
+    assert.equal(
+      (j.ubuntu!.mount as string[])[0],
+      'devfs     /usr/local/jails/containers/ubuntu/compat/ubuntu/dev     devfs     rw  0 0',
+    );
+    assert.equal((j.ubuntu!.mount as string[]).length, 5);
   });
   test('jailyard parameters with a partial wildcard', () => {
     const j = jails('jailyard.conf');

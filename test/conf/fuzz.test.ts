@@ -10,7 +10,37 @@ const options = { include: undefined };
 const examples = readdirSync(new URL('../../examples/', import.meta.url))
   .filter((f) => f.endsWith('.conf'))
   .map((f) => readFileSync(new URL(`../../examples/${f}`, import.meta.url), 'utf8'));
-const alphabet = ['{', '}', ';', '=', '+=', ',', '"', "'", '\\', '$', '${', '}', '/*', '*/', '//', '#', '\n', ' ', 'a', 'persist', 'path', '.include', 'ip4.addr', '*', 'no', '.', '$name', '\x00', 'é'];
+const alphabet = [
+  '{',
+  '}',
+  ';',
+  '=',
+  '+=',
+  ',',
+  '"',
+  "'",
+  '\\',
+  '$',
+  '${',
+  '}',
+  '/*',
+  '*/',
+  '//',
+  '#',
+  '\n',
+  ' ',
+  'a',
+  'persist',
+  'path',
+  '.include',
+  'ip4.addr',
+  '*',
+  'no',
+  '.',
+  '$name',
+  '\x00',
+  'é',
+];
 
 function check(text: string): void {
   try {
@@ -23,7 +53,10 @@ function check(text: string): void {
 }
 
 const mutated = fc
-  .tuple(fc.constantFrom(...examples), fc.array(fc.tuple(fc.nat(), fc.nat({ max: 4 }), fc.constantFrom(...alphabet)), { minLength: 1, maxLength: 6 }))
+  .tuple(
+    fc.constantFrom(...examples),
+    fc.array(fc.tuple(fc.nat(), fc.nat({ max: 4 }), fc.constantFrom(...alphabet)), { minLength: 1, maxLength: 6 }),
+  )
   .map(([base, edits]) => {
     let s = base;
     for (const [at, del, ins] of edits) {
@@ -37,9 +70,18 @@ const random = fc.string({ unit: 'binary', maxLength: 60 });
 
 test('fuzz: 100k random and mutated inputs only ever give JailyardErrors with positions', () => {
   const started = performance.now();
-  fc.assert(fc.property(mutated, (t) => check(t)), { numRuns: 40_000 });
-  fc.assert(fc.property(tokenSoup, (t) => check(t)), { numRuns: 40_000 });
-  fc.assert(fc.property(random, (t) => check(t)), { numRuns: 20_000 });
+  fc.assert(
+    fc.property(mutated, (t) => check(t)),
+    { numRuns: 40_000 },
+  );
+  fc.assert(
+    fc.property(tokenSoup, (t) => check(t)),
+    { numRuns: 40_000 },
+  );
+  fc.assert(
+    fc.property(random, (t) => check(t)),
+    { numRuns: 20_000 },
+  );
   const seconds = (performance.now() - started) / 1000;
   // Informational only (no timed assertion): the brief asks for < 60 s.
   process.stderr.write(`fuzz: 100000 inputs in ${seconds.toFixed(1)} s\n`);

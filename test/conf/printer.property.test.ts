@@ -6,13 +6,41 @@ import { printConf, quoteValue } from '../../src/conf/printer.ts';
 import type { JailSpec, ParamValue, Params } from '../../src/conf/spec.ts';
 
 // Strings with every character jail.conf treats specially (no NUL: jail(8) strings are C strings).
-const nasty = fc.string({
-  unit: fc.oneof(
-    fc.constantFrom('"', "'", '\\', '$', '{', '}', ';', ',', '=', '#', '/', '*', ' ', '\t', '\n', '\r', '\x01', '\x7f', 'é', '€', '💥', '0', '7', 'x', '+'),
-    fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
-  ),
-  maxLength: 24,
-}).filter((s) => !s.includes('\0'));
+const nasty = fc
+  .string({
+    unit: fc.oneof(
+      fc.constantFrom(
+        '"',
+        "'",
+        '\\',
+        '$',
+        '{',
+        '}',
+        ';',
+        ',',
+        '=',
+        '#',
+        '/',
+        '*',
+        ' ',
+        '\t',
+        '\n',
+        '\r',
+        '\x01',
+        '\x7f',
+        'é',
+        '€',
+        '💥',
+        '0',
+        '7',
+        'x',
+        '+',
+      ),
+      fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+    ),
+    maxLength: 24,
+  })
+  .filter((s) => !s.includes('\0'));
 const component = fc.stringMatching(/^[a-z][a-z0-9_-]{0,8}$/);
 const jailName = fc.array(component, { minLength: 1, maxLength: 3 }).map((c) => c.join('.'));
 
@@ -20,10 +48,22 @@ const jailName = fc.array(component, { minLength: 1, maxLength: 3 }).map((c) => 
 const paramValue: fc.Arbitrary<[string, ParamValue]> = fc.oneof(
   fc.tuple(fc.constantFrom('host.hostname', 'path', 'osrelease', 'meta', 'env', 'exec.consolelog', 'skeleton'), nasty),
   fc.tuple(fc.constantFrom('securelevel'), fc.integer({ min: -1, max: 3 })),
-  fc.tuple(fc.constantFrom('devfs_ruleset', 'children.max', 'stop.timeout', 'limits.procs'), fc.integer({ min: 1, max: 1_000_000 })),
+  fc.tuple(
+    fc.constantFrom('devfs_ruleset', 'children.max', 'stop.timeout', 'limits.procs'),
+    fc.integer({ min: 1, max: 1_000_000 }),
+  ),
   fc.tuple(fc.constantFrom('persist', 'allow.mount', 'allow.mount.zfs', 'exec.clean', 'mount.devfs'), fc.boolean()),
-  fc.tuple(fc.constantFrom('exec.start', 'exec.prestart', 'depend', 'mount', 'skeleton.romounts'), fc.array(nasty, { maxLength: 4 })),
-  fc.tuple(fc.constantFrom('ip4.addr'), fc.array(fc.ipV4().map((a) => `${a}/24`), { maxLength: 3 })),
+  fc.tuple(
+    fc.constantFrom('exec.start', 'exec.prestart', 'depend', 'mount', 'skeleton.romounts'),
+    fc.array(nasty, { maxLength: 4 }),
+  ),
+  fc.tuple(
+    fc.constantFrom('ip4.addr'),
+    fc.array(
+      fc.ipV4().map((a) => `${a}/24`),
+      { maxLength: 3 },
+    ),
+  ),
   fc.tuple(fc.constantFrom('ip6.addr'), fc.array(fc.ipV6(), { maxLength: 3 })),
   fc.tuple(fc.constantFrom('vnet'), fc.constantFrom('new', 'inherit')),
   fc.tuple(fc.constantFrom('sysvshm'), fc.constantFrom('new', 'inherit', 'disable')),
@@ -36,9 +76,9 @@ const spec: fc.Arbitrary<Omit<JailSpec, 'name'>> = fc.array(paramValue, { maxLen
   return { params };
 });
 
-const specs = fc.uniqueArray(fc.tuple(jailName, spec), { selector: ([n]) => n, maxLength: 5 }).map((list) =>
-  list.map(([name, s]): JailSpec => ({ name, params: { name, ...s.params } })),
-);
+const specs = fc
+  .uniqueArray(fc.tuple(jailName, spec), { selector: ([n]) => n, maxLength: 5 })
+  .map((list) => list.map(([name, s]): JailSpec => ({ name, params: { name, ...s.params } })));
 
 test('evaluate(parse(printConf(specs))) deep-equals specs (fast-check)', () => {
   fc.assert(

@@ -7,17 +7,35 @@ import { parseConfString } from '../../src/conf/evaluate.ts';
 import { loadDefaults } from '../../src/defaults.ts';
 import { JailyardError } from '../../src/errors.ts';
 
-const spec = (text: string, name: string) => importRcConfSpecs(text, 'rc.conf', { platform: 'freebsd' }).specs.find((s) => s.name === name)?.params;
+const spec = (text: string, name: string) =>
+  importRcConfSpecs(text, 'rc.conf', { platform: 'freebsd' }).specs.find((s) => s.name === name)?.params;
 
 describe('rc.conf shell variables without a shell', () => {
   test('quotes, escapes, comments, ; and earlier-variable expansion', () => {
-    const v = parseShellVars(`a=plain # c\nb="x y $a" c='$a \\n' ; d=\${a}z e=\${nope:-dflt} f=\\"q\\"\nexport g=1\nh="multi\nline"`, 'rc');
-    assert.deepEqual([...v].map(([k, x]) => [k, x.value]), [
-      ['a', 'plain'], ['b', 'x y plain'], ['c', '$a \\n'], ['d', 'plainz'], ['e', 'dflt'], ['f', '"q"'], ['g', '1'], ['h', 'multi\nline'],
-    ]);
+    const v = parseShellVars(
+      `a=plain # c\nb="x y $a" c='$a \\n' ; d=\${a}z e=\${nope:-dflt} f=\\"q\\"\nexport g=1\nh="multi\nline"`,
+      'rc',
+    );
+    assert.deepEqual(
+      [...v].map(([k, x]) => [k, x.value]),
+      [
+        ['a', 'plain'],
+        ['b', 'x y plain'],
+        ['c', '$a \\n'],
+        ['d', 'plainz'],
+        ['e', 'dflt'],
+        ['f', '"q"'],
+        ['g', '1'],
+        ['h', 'multi\nline'],
+      ],
+    );
   });
   test('command substitution and other statements are refused with a position', () => {
-    for (const [text, col] of [['a=$(id)', 3], ['a=`id`', 3], ['if true; then x=1; fi', 3]] as const) {
+    for (const [text, col] of [
+      ['a=$(id)', 3],
+      ['a=`id`', 3],
+      ['if true; then x=1; fi', 3],
+    ] as const) {
       try {
         parseShellVars(text, 'rc');
         assert.fail('expected an error');
@@ -32,16 +50,31 @@ describe('rc.conf shell variables without a shell', () => {
 
 describe('importRcConf: libexec/rc/rc.d/jail mapping', () => {
   test('defaults: exec.start /bin/sh /etc/rc, exec.stop rc.shutdown jail, mount.fstab /etc/fstab.<name>, /32 masks', () => {
-    const p = spec('jail_list="www"\njail_www_rootdir=/j/www\njail_www_hostname=www.example\njail_www_ip=198.51.100.10', 'www');
+    const p = spec(
+      'jail_list="www"\njail_www_rootdir=/j/www\njail_www_hostname=www.example\njail_www_ip=198.51.100.10',
+      'www',
+    );
     assert.deepEqual(p, {
-      name: 'www', 'host.hostname': 'www.example', path: '/j/www', 'ip4.addr': ['198.51.100.10/32'], 'allow.raw_sockets': false,
-      'exec.clean': true, 'exec.system_user': 'root', 'exec.jail_user': 'root', 'exec.start': ['/bin/sh /etc/rc'],
-      'exec.stop': ['/bin/sh /etc/rc.shutdown jail'], 'exec.consolelog': '/var/log/jail_www_console.log', 'mount.fstab': ['/etc/fstab.www'],
-      'allow.set_hostname': false, 'allow.sysvipc': false, enforce_statfs: 2,
+      name: 'www',
+      'host.hostname': 'www.example',
+      path: '/j/www',
+      'ip4.addr': ['198.51.100.10/32'],
+      'allow.raw_sockets': false,
+      'exec.clean': true,
+      'exec.system_user': 'root',
+      'exec.jail_user': 'root',
+      'exec.start': ['/bin/sh /etc/rc'],
+      'exec.stop': ['/bin/sh /etc/rc.shutdown jail'],
+      'exec.consolelog': '/var/log/jail_www_console.log',
+      'mount.fstab': ['/etc/fstab.www'],
+      'allow.set_hostname': false,
+      'allow.sysvipc': false,
+      enforce_statfs: 2,
     });
   });
   test('per-jail variables fall back to global jail_<x>; prefix maps non-alphanumerics to _', () => {
-    const text = 'jail_list="my-jail"\njail_devfs_enable=YES\njail_devfs_ruleset=4\njail_interface=em0\njail_my_jail_rootdir=/j\njail_my_jail_hostname=h\njail_my_jail_ip="em1|198.51.100.7/24,2001:db8::7"\njail_my_jail_exec_prestart0="a"\njail_my_jail_exec_prestart1="b"\njail_exec_prestart2="c"\njail_my_jail_exec="/bin/run"';
+    const text =
+      'jail_list="my-jail"\njail_devfs_enable=YES\njail_devfs_ruleset=4\njail_interface=em0\njail_my_jail_rootdir=/j\njail_my_jail_hostname=h\njail_my_jail_ip="em1|198.51.100.7/24,2001:db8::7"\njail_my_jail_exec_prestart0="a"\njail_my_jail_exec_prestart1="b"\njail_exec_prestart2="c"\njail_my_jail_exec="/bin/run"';
     const p = spec(text, 'my-jail');
     assert.equal(p?.interface, 'em0');
     assert.deepEqual(p?.['ip4.addr'], ['em1|198.51.100.7/24']);
@@ -59,23 +92,47 @@ describe('importRcConf: libexec/rc/rc.d/jail mapping', () => {
   });
   test('skeleton variables map to skeleton.* with defaults from defaults.json', () => {
     const d = loadDefaults().skeleton;
-    let p = spec('jail_list=s\njail_s_rootdir=/s\njail_s_hostname=s\njail_s_ip=198.51.100.9\njail_s_skel_enable=YES', 's');
-    assert.deepEqual([p?.['skeleton.strategy'], p?.['skeleton.root'], p?.['skeleton.romounts'], p?.['skeleton.rwmounts']], ['nullfs', d.root, d.romounts.freebsd, d.rwmounts.freebsd]);
-    p = spec('jail_list=s\njail_s_rootdir=/s\njail_s_hostname=s\njail_s_ip=198.51.100.9\njail_s_skel_enable=YES\njail_s_skel_root=/base\njail_s_skel_romounts="bin lib"\njail_s_skel_rwmounts="usr/local"', 's');
-    assert.deepEqual([p?.['skeleton.root'], p?.['skeleton.romounts'], p?.['skeleton.rwmounts']], ['/base', ['bin', 'lib'], ['usr/local']]);
+    let p = spec(
+      'jail_list=s\njail_s_rootdir=/s\njail_s_hostname=s\njail_s_ip=198.51.100.9\njail_s_skel_enable=YES',
+      's',
+    );
+    assert.deepEqual(
+      [p?.['skeleton.strategy'], p?.['skeleton.root'], p?.['skeleton.romounts'], p?.['skeleton.rwmounts']],
+      ['nullfs', d.root, d.romounts.freebsd, d.rwmounts.freebsd],
+    );
+    p = spec(
+      'jail_list=s\njail_s_rootdir=/s\njail_s_hostname=s\njail_s_ip=198.51.100.9\njail_s_skel_enable=YES\njail_s_skel_root=/base\njail_s_skel_romounts="bin lib"\njail_s_skel_rwmounts="usr/local"',
+      's',
+    );
+    assert.deepEqual(
+      [p?.['skeleton.root'], p?.['skeleton.romounts'], p?.['skeleton.rwmounts']],
+      ['/base', ['bin', 'lib'], ['usr/local']],
+    );
     p = spec('jail_list=s\njail_s_rootdir=/s\njail_s_hostname=s\njail_s_ip=198.51.100.9', 's');
     assert.equal(p?.['skeleton.strategy'], undefined);
   });
   test('jails without rootdir/hostname are skipped with a note; bad values name the variable', () => {
-    const r = importRcConfSpecs('jail_list="a b"\njail_b_rootdir=/b\njail_b_hostname=b\njail_b_ip=198.51.100.2', 'rc.conf');
-    assert.deepEqual(r.specs.map((s) => s.name), ['b']);
+    const r = importRcConfSpecs(
+      'jail_list="a b"\njail_b_rootdir=/b\njail_b_hostname=b\njail_b_ip=198.51.100.2',
+      'rc.conf',
+    );
+    assert.deepEqual(
+      r.specs.map((s) => s.name),
+      ['b'],
+    );
     assert.match(r.notes.join('\n'), /jail "a" skipped/);
     try {
-      importRcConf('jail_list=b\njail_b_rootdir=/b\njail_b_hostname=b\njail_b_ip=198.51.100.2\njail_b_enforce_statfs=lots', 'rc.conf');
+      importRcConf(
+        'jail_list=b\njail_b_rootdir=/b\njail_b_hostname=b\njail_b_ip=198.51.100.2\njail_b_enforce_statfs=lots',
+        'rc.conf',
+      );
       assert.fail('expected an error');
     } catch (e) {
       assert.ok(e instanceof JailyardError);
-      assert.deepEqual([e.code, e.place.jail, e.place.param, e.place.pos?.line], ['JY_ERR_PARAM_VALUE', 'b', 'enforce_statfs', 5]);
+      assert.deepEqual(
+        [e.code, e.place.jail, e.place.param, e.place.pos?.line],
+        ['JY_ERR_PARAM_VALUE', 'b', 'enforce_statfs', 5],
+      );
     }
   });
   test('the imported text is jail.conf that evaluates back to the same specs (examples/legacy-rc.conf)', () => {

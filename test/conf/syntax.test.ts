@@ -10,7 +10,10 @@ function params(text: string, jail = 'j'): Params {
   assert.ok(spec, `jail ${jail} defined`);
   return spec.params;
 }
-function fails(text: string, fields: Partial<{ code: string; line: number; col: number; jail: string; param: string }>): JailyardError {
+function fails(
+  text: string,
+  fields: Partial<{ code: string; line: number; col: number; jail: string; param: string }>,
+): JailyardError {
   let err: unknown;
   try {
     parseConfString(text, 't.conf', noIncludes);
@@ -31,20 +34,34 @@ function fails(text: string, fields: Partial<{ code: string; line: number; col: 
 describe('jail.conf syntax (jaillex.l / jailparse.y)', () => {
   test('blocks, implicit name, = and bare booleans, no-prefix', () => {
     assert.deepEqual(params('j { persist; allow.nomount; mount.nodevfs; host.hostname = x; }'), {
-      name: 'j', persist: true, 'allow.mount': false, 'mount.devfs': false, 'host.hostname': 'x',
+      name: 'j',
+      persist: true,
+      'allow.mount': false,
+      'mount.devfs': false,
+      'host.hostname': 'x',
     });
   });
   test('boolean values: true/false/numbers, and nop = false flips', () => {
     assert.deepEqual(params('j { persist = "false"; allow.mount = TRUE; exec.clean = 0; allow.nochflags = false; }'), {
-      name: 'j', persist: false, 'allow.mount': true, 'exec.clean': false, 'allow.chflags': true,
+      name: 'j',
+      persist: false,
+      'allow.mount': true,
+      'exec.clean': false,
+      'allow.chflags': true,
     });
   });
   test('the "name value" form without "="', () => {
-    assert.deepEqual(params('j { host.hostname foo; securelevel 2; }'), { name: 'j', 'host.hostname': 'foo', securelevel: 2 });
+    assert.deepEqual(params('j { host.hostname foo; securelevel 2; }'), {
+      name: 'j',
+      'host.hostname': 'foo',
+      securelevel: 2,
+    });
   });
   test('lists with "," and "+=", and scalars keep the last value', () => {
     assert.deepEqual(params('j { ip4.addr = 10.0.0.1, 10.0.0.2; ip4.addr += 10.0.0.3; host.hostname = a, b; }'), {
-      name: 'j', 'ip4.addr': ['10.0.0.1', '10.0.0.2', '10.0.0.3'], 'host.hostname': 'b',
+      name: 'j',
+      'ip4.addr': ['10.0.0.1', '10.0.0.2', '10.0.0.3'],
+      'host.hostname': 'b',
     });
   });
   test('"=" after "+=" replaces', () => {
@@ -82,7 +99,10 @@ describe('jail.conf syntax (jaillex.l / jailparse.y)', () => {
   });
   test('a nested block is the child "outer.inner"; dotted names work too', () => {
     const specs = parseConfString('a { persist; b { persist; } }\na.c { persist; }', 't.conf', noIncludes);
-    assert.deepEqual(specs.map((s) => s.name), ['a', 'a.b', 'a.c']);
+    assert.deepEqual(
+      specs.map((s) => s.name),
+      ['a', 'a.b', 'a.c'],
+    );
     assert.equal(specs[1]?.params.name, 'a.b');
   });
   test('a numeric jail name sets jid, not name (config.c)', () => {

@@ -25,7 +25,9 @@ const url = () => `unix://${join(dir, 'jailyard.sock')}`;
 const abort = new AbortController();
 
 async function startDaemon(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, '--state', dir, 'serve', '--bookmark-interval', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, '--state', dir, 'serve', '--bookmark-interval', '1'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const deadline = Date.now() + 15_000;
@@ -62,7 +64,12 @@ before(() => {
   dir = mkdtempSync(join(tmpdir(), 'jy-faults-watch-'));
   // the writer: what a CLI does, straight to the store, whether the daemon runs or not
   store = openStore(dir);
-  for (let i = 1; i <= 5; i++) store.createJail({ name: `w${i}`, params: { path: '/nonexistent' }, meta: [{ op: 'set', key: 'app', value: 'w' }] });
+  for (let i = 1; i <= 5; i++)
+    store.createJail({
+      name: `w${i}`,
+      params: { path: '/nonexistent' },
+      meta: [{ op: 'set', key: 'app', value: 'w' }],
+    });
 });
 
 after(async () => {
@@ -73,14 +80,17 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test(`daemon killed and restarted under ${WATCHERS} watchers: each resumes from its revision, none misses an event`, { timeout: 120_000 }, async () => {
+test(`daemon killed and restarted under ${WATCHERS} watchers: each resumes from its revision, none misses an event`, {
+  timeout: 120_000,
+}, async () => {
   daemon = await startDaemon();
   const since = store.currentRevision();
   const seen: number[][] = Array.from({ length: WATCHERS }, () => []);
   const errors: unknown[] = [];
   const watchers = seen.map(async (revs) => {
     try {
-      for await (const e of watch(url(), { since, signal: abort.signal }) as AsyncIterable<WatchEvent>) revs.push(e.revision);
+      for await (const e of watch(url(), { since, signal: abort.signal }) as AsyncIterable<WatchEvent>)
+        revs.push(e.revision);
     } catch (e) {
       errors.push(e);
     }
@@ -108,12 +118,17 @@ test(`daemon killed and restarted under ${WATCHERS} watchers: each resumes from 
     }
     if (n % 3 === 0) {
       const extra = `x${n}`;
-      store.createJail({ name: extra, params: { path: '/nonexistent' }, meta: [{ op: 'set', key: 'app', value: 'w' }] });
+      store.createJail({
+        name: extra,
+        params: { path: '/nonexistent' },
+        meta: [{ op: 'set', key: 'app', value: 'w' }],
+      });
       store.removeJail(extra);
     }
   };
   const allAt = (rev: number) => () => seen.every((r) => r.at(-1) === rev);
-  const lag = () => `revisions: ${[...new Set(seen.map((r) => r.at(-1)))].join(',')}; errors: ${errors.map(String).join('; ')}`;
+  const lag = () =>
+    `revisions: ${[...new Set(seen.map((r) => r.at(-1)))].join(',')}; errors: ${errors.map(String).join('; ')}`;
 
   for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
     writeSome(20);
@@ -128,16 +143,39 @@ test(`daemon killed and restarted under ${WATCHERS} watchers: each resumes from 
 
   const expected = Array.from({ length: store.currentRevision() - since }, (_, i) => since + 1 + i);
   assert.deepEqual(errors, []);
-  for (const [i, revs] of seen.entries()) assert.deepEqual(revs, expected, `watcher ${i}: every revision once, in order`);
+  for (const [i, revs] of seen.entries())
+    assert.deepEqual(revs, expected, `watcher ${i}: every revision once, in order`);
   // the lb sources converge on the store's jails matching app=w
-  const want = store.listJails({ selector: 'app=w' }).map((j) => `${j.name}:${j.meta}`).sort();
+  const want = store
+    .listJails({ selector: 'app=w' })
+    .map((j) => `${j.name}:${j.meta}`)
+    .sort();
   const viewOf = (v: Map<string, LbJail>) =>
-    [...v.values()].map((j) => `${j.name}:${Object.entries(j.labels).map(([k, val]) => `${k}=${val}`).sort().join('\n')}`).sort();
-  const norm = (s: string) => s.split(':')[0] + ':' + s.slice(s.indexOf(':') + 1).split('\n').filter(Boolean).sort().join('\n');
-  await until(() => lbViews.every((v) => JSON.stringify(viewOf(v)) === JSON.stringify(want.map(norm))), () => `lb views ${JSON.stringify(lbViews.map(viewOf))} want ${JSON.stringify(want.map(norm))}`);
+    [...v.values()]
+      .map(
+        (j) =>
+          `${j.name}:${Object.entries(j.labels)
+            .map(([k, val]) => `${k}=${val}`)
+            .sort()
+            .join('\n')}`,
+      )
+      .sort();
+  const norm = (s: string) =>
+    `${s.split(':')[0]}:${s
+      .slice(s.indexOf(':') + 1)
+      .split('\n')
+      .filter(Boolean)
+      .sort()
+      .join('\n')}`;
+  await until(
+    () => lbViews.every((v) => JSON.stringify(viewOf(v)) === JSON.stringify(want.map(norm))),
+    () => `lb views ${JSON.stringify(lbViews.map(viewOf))} want ${JSON.stringify(want.map(norm))}`,
+  );
   assert.ok(n >= 120, `${n} writes`);
   abort.abort();
   await Promise.all([...watchers, ...sources]);
   await stopDaemon('SIGTERM');
-  console.log(`# ${WATCHERS} watchers + ${LB_SOURCES} lb sources, 2 restarts (SIGKILL, SIGTERM), ${expected.length} events each, 0 missed`);
+  console.log(
+    `# ${WATCHERS} watchers + ${LB_SOURCES} lb sources, 2 restarts (SIGKILL, SIGTERM), ${expected.length} events each, 0 missed`,
+  );
 });

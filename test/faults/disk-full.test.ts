@@ -42,7 +42,7 @@ function fill(file: string): number {
     closeSync(fd);
   }
   // the last partial blocks too
-  const small = openSync(file + '.tail', 'w');
+  const small = openSync(`${file}.tail`, 'w');
   try {
     for (;;) n += writeSync(small, Buffer.alloc(512));
   } catch {
@@ -56,7 +56,9 @@ function fill(file: string): number {
 before(async () => {
   baseline = snapshot();
   disk = mkdtempSync(join(tmpdir(), 'jy-faults-disk-'));
-  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'jy-faults-disk', disk], { encoding: 'utf8' });
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'jy-faults-disk', disk], {
+    encoding: 'utf8',
+  });
   assert.equal(m.status, 0, m.stderr);
   mounted = true;
   // the state folder inside the small disk (the leak check then sees only the jails' mounts)
@@ -83,7 +85,9 @@ after(async () => {
   rmdirSync(disk);
 });
 
-test('full state disk: adds fail clearly and change nothing, stop and remove work, all is back after freeing', { timeout: 120_000 }, async () => {
+test('full state disk: adds fail clearly and change nothing, stop and remove work, all is back after freeing', {
+  timeout: 120_000,
+}, async () => {
   const revisionBefore = (() => {
     const st = openStore(state);
     try {
@@ -140,14 +144,21 @@ test('full state disk: adds fail clearly and change nothing, stop and remove wor
   assert.ok(existsSync(join(state, 'jailyard.reserve')), 'the reserve is made again once there is room');
 
   // recovery by the normal commands
-  for (const args of [['create', 'd4', 'skeleton=host', 'persist'], ['set', 'd2', 'meta.tier=silver'], ['start', 'd1', 'd2'], ['stop', 'd1', 'd2']]) {
+  for (const args of [
+    ['create', 'd4', 'skeleton=host', 'persist'],
+    ['set', 'd2', 'meta.tier=silver'],
+    ['start', 'd1', 'd2'],
+    ['stop', 'd1', 'd2'],
+  ]) {
     const r = await jy(...args);
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`);
   }
   assertNoLeaks(baseline, state);
 });
 
-test('full state disk under a long-lived store handle (the daemon): adds refused, stop and remove recorded', { timeout: 60_000 }, async () => {
+test('full state disk under a long-lived store handle (the daemon): adds refused, stop and remove recorded', {
+  timeout: 60_000,
+}, async () => {
   const st = openStore(state);
   try {
     st.createJail({ name: 'e1', params: { path: '/nonexistent' } });

@@ -12,7 +12,13 @@ import { childrenOf, pidAlive } from '../../src/platform/linux/proc.ts';
 import { startHaproxy, type HaproxyProcess } from '../../src/lb/haproxy-process.ts';
 import { runHaproxyController } from '../../src/lb/controller.ts';
 import { pollingSource } from '../../src/lb/source.ts';
-import { newRolloutState, readRolloutState, rolloutFileFor, runRollout, type RolloutDeps } from '../../src/lb/rollout.ts';
+import {
+  newRolloutState,
+  readRolloutState,
+  rolloutFileFor,
+  runRollout,
+  type RolloutDeps,
+} from '../../src/lb/rollout.ts';
 import type { JailService } from '../../src/runtime/types.ts';
 import type { Store } from '../../src/store/types.ts';
 import type { JailSpec } from '../../src/conf/spec.ts';
@@ -76,7 +82,11 @@ before(async () => {
   await import('../../src/platform/linux/index.ts');
   await createSkeleton(dir, 'host', { type: 'from', path: '/' }, { writable: ['etc'] });
   const store = openStore(dir);
-  pieces = { store, service: createLocalService({ store, stateDir: dir, skeletons: skeletonHooks() }), parse: parseConfString };
+  pieces = {
+    store,
+    service: createLocalService({ store, stateDir: dir, skeletons: skeletonHooks() }),
+    parse: parseConfString,
+  };
   fePort = await freePort(FE);
   hp = await startLb();
   controller = runHaproxyController({
@@ -92,7 +102,11 @@ before(async () => {
     const [spec] = pieces.parse(conf(`${PREFIX}-v1-${i}`, `198.51.100.${109 + i}`, serve('v1')), 'v1.conf');
     await pieces.service.create({
       spec: spec!,
-      meta: [{ op: 'set', key: 'app', value: PREFIX }, { op: 'set', key: 'version', value: 'v1' }, { op: 'set', key: 'port', value: String(PORT) }],
+      meta: [
+        { op: 'set', key: 'app', value: PREFIX },
+        { op: 'set', key: 'version', value: 'v1' },
+        { op: 'set', key: 'port', value: String(PORT) },
+      ],
     });
   }
   const r = await pieces.service.start([1, 2].map((i) => `${PREFIX}-v1-${i}`));
@@ -113,14 +127,20 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('HAProxy killed mid-rollout: clear error, jails intact, --resume after a restart completes', { timeout: 180_000 }, async (t) => {
+test('HAProxy killed mid-rollout: clear error, jails intact, --resume after a restart completes', {
+  timeout: 180_000,
+}, async (t) => {
   if (typeof pieces === 'string') return t.skip(pieces);
   const p = pieces;
   const servingNames = async () =>
-    (await hp!.runtime.showServersState('www')).filter((s) => s.opState === 2 && s.adminState === 0).map((s) => s.name).sort();
+    (await hp!.runtime.showServersState('www'))
+      .filter((s) => s.opState === 2 && s.adminState === 0)
+      .map((s) => s.name)
+      .sort();
   const waitServing = async (want: string[]) => {
     const deadline = Date.now() + 20_000;
-    while (JSON.stringify(await servingNames()) !== JSON.stringify(want) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (JSON.stringify(await servingNames()) !== JSON.stringify(want) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual(await servingNames(), want, lines.join('\n'));
   };
   await waitServing([1, 2].map((i) => `jy-${PREFIX}-v1-${i}`));
@@ -143,8 +163,16 @@ test('HAProxy killed mid-rollout: clear error, jails intact, --resume after a re
     },
   };
   const state = newRolloutState({
-    selector, from: 'version=v1', to: 'version=v2', replicas: 2, maxSurge: 1, maxUnavailable: 0,
-    port: PORT, healthPath: '/', prefix: PREFIX, addressRange: [120, 129],
+    selector,
+    from: 'version=v1',
+    to: 'version=v2',
+    replicas: 2,
+    maxSurge: 1,
+    maxUnavailable: 0,
+    port: PORT,
+    healthPath: '/',
+    prefix: PREFIX,
+    addressRange: [120, 129],
   });
   const t0 = Date.now();
   await assert.rejects(runRollout(state, deps), (e: unknown) => {
@@ -160,12 +188,20 @@ test('HAProxy killed mid-rollout: clear error, jails intact, --resume after a re
   assert.deepEqual(saved.created, [`${PREFIX}-v2-1`]);
   // nothing half-done: both old jails running, the new one running (it was healthy)
   const states = Object.fromEntries((await p.service.list()).map((j) => [j.name, j.state]));
-  assert.deepEqual(states, { [`${PREFIX}-v1-1`]: 'running', [`${PREFIX}-v1-2`]: 'running', [`${PREFIX}-v2-1`]: 'running' });
+  assert.deepEqual(states, {
+    [`${PREFIX}-v1-1`]: 'running',
+    [`${PREFIX}-v1-2`]: 'running',
+    [`${PREFIX}-v2-1`]: 'running',
+  });
 
   // HAProxy back (empty pool): the controller refills it by itself; --resume completes
   hp = await startLb();
   await waitServing([`jy-${PREFIX}-v1-1`, `jy-${PREFIX}-v1-2`, `jy-${PREFIX}-v2-1`]);
-  const done = await runRollout(readRolloutState(stateFile)!, { ...deps, lb: { adminSocket: hp.adminSocket, backend: 'www' }, progress: (l) => lines.push(l) });
+  const done = await runRollout(readRolloutState(stateFile)!, {
+    ...deps,
+    lb: { adminSocket: hp.adminSocket, backend: 'www' },
+    progress: (l) => lines.push(l),
+  });
   assert.equal(done.phase, 'done', lines.join('\n'));
   await waitServing([1, 2].map((i) => `jy-${PREFIX}-v2-${i}`));
   assert.equal((await p.service.list({ selector: `${selector},version=v1` })).length, 0);

@@ -74,11 +74,18 @@ after(async () => {
   rmSync(state, { recursive: true, force: true });
 });
 
-test('write lock held by another process: bounded wait, clear error, nothing half-applied', { timeout: 60_000 }, async () => {
+test('write lock held by another process: bounded wait, clear error, nothing half-applied', {
+  timeout: 60_000,
+}, async () => {
   const holder = await lockHolder(join(state, 'jailyard.db'));
   try {
-    const locked = /step store: the store .*jailyard\.db is locked by another process \(waited 400 ms\); nothing was changed/;
-    for (const args of [['create', 'k2', 'skeleton=host'], ['set', 'k1', 'meta.tier=silver'], ['start', 'k1']]) {
+    const locked =
+      /step store: the store .*jailyard\.db is locked by another process \(waited 400 ms\); nothing was changed/;
+    for (const args of [
+      ['create', 'k2', 'skeleton=host'],
+      ['set', 'k1', 'meta.tier=silver'],
+      ['start', 'k1'],
+    ]) {
       const r = await jy(...args);
       assert.notEqual(r.code, 0, `${args.join(' ')} fails while the store is locked`);
       assert.match(r.out, locked, args.join(' '));
@@ -99,21 +106,36 @@ test('write lock held by another process: bounded wait, clear error, nothing hal
   assert.match(d.out, /tier=gold/);
   assertNoLeaks(baseline, state);
   // recovery: the normal commands
-  for (const args of [['create', 'k2', 'skeleton=host'], ['set', 'k1', 'meta.tier=silver'], ['start', 'k1'], ['stop', 'k1']]) {
+  for (const args of [
+    ['create', 'k2', 'skeleton=host'],
+    ['set', 'k1', 'meta.tier=silver'],
+    ['start', 'k1'],
+    ['stop', 'k1'],
+  ]) {
     const r = await jy(...args);
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`);
   }
   assertNoLeaks(baseline, state);
 });
 
-test('store on a read-only mount: clear error naming the file, nothing changed; writable again, all works', { timeout: 60_000 }, async () => {
+test('store on a read-only mount: clear error naming the file, nothing changed; writable again, all works', {
+  timeout: 60_000,
+}, async () => {
   assert.equal(spawnSync('mount', ['--bind', state, state]).status, 0);
   try {
     assert.equal(spawnSync('mount', ['-o', 'remount,bind,ro', state]).status, 0);
-    for (const args of [['set', 'k1', 'meta.tier=bronze'], ['start', 'k1'], ['remove', 'k2']]) {
+    for (const args of [
+      ['set', 'k1', 'meta.tier=bronze'],
+      ['start', 'k1'],
+      ['remove', 'k2'],
+    ]) {
       const r = await jy(...args);
       assert.notEqual(r.code, 0, `${args.join(' ')} fails on a read-only store`);
-      assert.match(r.out, /the store .*jailyard\.db cannot be written .*make .*jailyard\.db and its folder writable/, r.out);
+      assert.match(
+        r.out,
+        /the store .*jailyard\.db cannot be written .*make .*jailyard\.db and its folder writable/,
+        r.out,
+      );
     }
   } finally {
     assert.equal(spawnSync('umount', [state]).status, 0);
@@ -122,13 +144,18 @@ test('store on a read-only mount: clear error naming the file, nothing changed; 
   const d = await jy('ls', '-a', '--json', 'name', 'meta');
   assert.match(d.out, /tier=silver/);
   assert.match(d.out, /"k2"/);
-  for (const args of [['set', 'k1', 'meta.tier=bronze'], ['remove', 'k2']]) {
+  for (const args of [
+    ['set', 'k1', 'meta.tier=bronze'],
+    ['remove', 'k2'],
+  ]) {
     const r = await jy(...args);
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`);
   }
 });
 
-test('store locked between two steps of a start: the start fails naming reconcile, which recovers everything', { timeout: 60_000 }, async () => {
+test('store locked between two steps of a start: the start fails naming reconcile, which recovers everything', {
+  timeout: 60_000,
+}, async () => {
   const set = await jy('set', 'k1', 'exec.prestart=sleep 1');
   assert.equal(set.code, 0, set.out);
   // the CLI in a process of its own (its pid is the jail's recorded owner)
@@ -157,7 +184,10 @@ test('store locked between two steps of a start: the start fails naming reconcil
   const ls = await cli('ls', '-a', '--json', 'name', 'state');
   assert.match(ls.stdout, /"name":\s*"k1",\s*"state":\s*"stopped"/);
   assertNoLeaks(baseline, state);
-  for (const args of [['start', 'k1'], ['stop', 'k1']]) {
+  for (const args of [
+    ['start', 'k1'],
+    ['stop', 'k1'],
+  ]) {
     const r = await jy(...args);
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`);
   }

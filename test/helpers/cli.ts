@@ -12,8 +12,8 @@ export function captureIO(): CliIO & { stdout: string; stderr: string } {
   const c = {
     stdout: '',
     stderr: '',
-    out: (t: string) => void (c.stdout += t.endsWith('\n') ? t : t + '\n'),
-    err: (t: string) => void (c.stderr += t.endsWith('\n') ? t : t + '\n'),
+    out: (t: string) => void (c.stdout += t.endsWith('\n') ? t : `${t}\n`),
+    err: (t: string) => void (c.stderr += t.endsWith('\n') ? t : `${t}\n`),
   };
   return c;
 }

@@ -39,7 +39,13 @@ function links(): string[] {
 
 function cgroupDirs(): string[] {
   const found: string[] = [];
-  for (const base of ['/sys/fs/cgroup/memory', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/cpu', '/sys/fs/cgroup/unified', '/sys/fs/cgroup']) {
+  for (const base of [
+    '/sys/fs/cgroup/memory',
+    '/sys/fs/cgroup/pids',
+    '/sys/fs/cgroup/cpu',
+    '/sys/fs/cgroup/unified',
+    '/sys/fs/cgroup',
+  ]) {
     if (!existsSync(base)) continue;
     const walk = (dir: string, depth: number): void => {
       if (depth > 4) return;
@@ -123,19 +129,25 @@ export function assertNoLeaks(before: SystemSnapshot, marker: string): void {
   const newMounts = added(now.mounts, before.mounts).filter((m) => m !== '/run/netns');
   assert.deepEqual(newMounts, [], 'mounts left behind');
   assert.deepEqual(added(now.netns, before.netns), [], 'network namespaces left behind');
-  assert.deepEqual(linksLeft((l) => !before.links.includes(l) && ours(l)), [], 'links left behind');
+  assert.deepEqual(
+    linksLeft((l) => !before.links.includes(l) && ours(l)),
+    [],
+    'links left behind',
+  );
   assert.deepEqual(added(now.cgroups, before.cgroups), [], 'cgroups left behind');
   // A jail's processes show no host path in their command line (jy-stage blanks its own):
   // they are found by the cgroups named with the state folder's tag as well.
   const tag = marker.startsWith('/') && existsSync(marker) ? stateTag(`${marker}/jails/x`) : undefined;
-  const stray = now.pids.filter((pid) => !before.pids.includes(pid)).filter((pid) => {
-    if (pid === process.pid) return false;
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker)) return true;
-      return tag !== undefined && readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(`/jy-${tag}-`);
-    } catch {
-      return false;
-    }
-  });
+  const stray = now.pids
+    .filter((pid) => !before.pids.includes(pid))
+    .filter((pid) => {
+      if (pid === process.pid) return false;
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker)) return true;
+        return tag !== undefined && readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(`/jy-${tag}-`);
+      } catch {
+        return false;
+      }
+    });
   assert.deepEqual(stray, [], `processes mentioning ${marker} left behind`);
 }

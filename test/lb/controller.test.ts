@@ -6,32 +6,66 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHaproxy, CHECK_TIMING, sleep, type HaproxyProcess } from '../../src/lb/haproxy-process.ts';
-import { DRAIN_LABEL, READINESS_LABEL, desiredServers, runHaproxyController, serverNameOf, waitForServer } from '../../src/lb/controller.ts';
+import {
+  DRAIN_LABEL,
+  READINESS_LABEL,
+  desiredServers,
+  runHaproxyController,
+  serverNameOf,
+  waitForServer,
+} from '../../src/lb/controller.ts';
 import { ADMIN_FMAINT, CHECK_PASSED, isServing } from '../../src/lb/haproxy-runtime.ts';
 import { MemorySource, type LbJail } from '../../src/lb/source.ts';
 import { freePort, runLoad, startVersionServer, type VersionServer } from './fixtures.ts';
 
-function jail(name: string, s: VersionServer, labels: Record<string, string>, state: LbJail['state'] = 'running', ready = false): LbJail {
+function jail(
+  name: string,
+  s: VersionServer,
+  labels: Record<string, string>,
+  state: LbJail['state'] = 'running',
+  ready = false,
+): LbJail {
   return { name, state, labels: { ...labels, port: String(s.port) }, params: { 'ip4.addr': [`${s.addr}/24`] }, ready };
 }
 
 describe('desiredServers (pure)', () => {
   test('running, matching, not draining, with address and port', () => {
     const jails: LbJail[] = [
-      { name: 'a', state: 'running', labels: { app: 'www', port: '80' }, params: { 'ip4.addr': ['198.51.100.5/24', '198.51.100.6/24'] }, ready: false },
+      {
+        name: 'a',
+        state: 'running',
+        labels: { app: 'www', port: '80' },
+        params: { 'ip4.addr': ['198.51.100.5/24', '198.51.100.6/24'] },
+        ready: false,
+      },
       { name: 'b', state: 'stopped', labels: { app: 'www' }, params: { 'ip4.addr': '198.51.100.7' }, ready: false },
       { name: 'c', state: 'running', labels: { app: 'db' }, params: { 'ip4.addr': '198.51.100.8' }, ready: false },
-      { name: 'd', state: 'running', labels: { app: 'www', [DRAIN_LABEL]: '1' }, params: { 'ip4.addr': '198.51.100.9' }, ready: false },
+      {
+        name: 'd',
+        state: 'running',
+        labels: { app: 'www', [DRAIN_LABEL]: '1' },
+        params: { 'ip4.addr': '198.51.100.9' },
+        ready: false,
+      },
       { name: 'e', state: 'running', labels: { app: 'www' }, params: {}, ready: false },
-      { name: 'f', state: 'running', labels: { app: 'www', port: 'x' }, params: { 'ip4.addr': '198.51.100.10' }, ready: false },
+      {
+        name: 'f',
+        state: 'running',
+        labels: { app: 'www', port: 'x' },
+        params: { 'ip4.addr': '198.51.100.10' },
+        ready: false,
+      },
       { name: 'g', state: 'stopping', labels: { app: 'www' }, params: { 'ip4.addr': '198.51.100.11' }, ready: false },
       { name: 'h', state: 'running', labels: { app: 'www' }, params: { 'ip4.addr': '198.51.100.12/24' }, ready: false },
     ];
     const { servers, skipped } = desiredServers(jails, 'app=www', 8080);
-    assert.deepEqual([...servers.values()], [
-      { server: 'jy-a', jail: 'a', addr: '198.51.100.5', port: 80, gated: false, awaitingReady: false },
-      { server: 'jy-h', jail: 'h', addr: '198.51.100.12', port: 8080, gated: false, awaitingReady: false },
-    ]);
+    assert.deepEqual(
+      [...servers.values()],
+      [
+        { server: 'jy-a', jail: 'a', addr: '198.51.100.5', port: 80, gated: false, awaitingReady: false },
+        { server: 'jy-h', jail: 'h', addr: '198.51.100.12', port: 8080, gated: false, awaitingReady: false },
+      ],
+    );
     assert.deepEqual(skipped, [
       { jail: 'e', reason: 'no ip4.addr' },
       { jail: 'f', reason: 'invalid port label "x"' },
@@ -39,7 +73,7 @@ describe('desiredServers (pure)', () => {
     assert.equal(serverNameOf('web/1 x'), 'jy-web_1_x');
   });
 
-  test('jailyard.lb/readiness=guest: a server that waits for the jail\'s ready signal; other values are skipped', () => {
+  test("jailyard.lb/readiness=guest: a server that waits for the jail's ready signal; other values are skipped", () => {
     const gated = (name: string, ready: boolean, readiness = 'guest'): LbJail => ({
       name,
       state: 'running',
@@ -47,7 +81,11 @@ describe('desiredServers (pure)', () => {
       params: { 'ip4.addr': '198.51.100.20' },
       ready,
     });
-    const { servers, skipped } = desiredServers([gated('a', false), gated('b', true), gated('c', true, 'http'), gated('d', false, '')], 'app=www', 80);
+    const { servers, skipped } = desiredServers(
+      [gated('a', false), gated('b', true), gated('c', true, 'http'), gated('d', false, '')],
+      'app=www',
+      80,
+    );
     assert.deepEqual(
       [...servers.values()].map((s) => [s.jail, s.gated, s.awaitingReady]),
       [
@@ -57,7 +95,9 @@ describe('desiredServers (pure)', () => {
         ['d', false, false],
       ],
     );
-    assert.deepEqual(skipped, [{ jail: 'c', reason: 'invalid jailyard.lb/readiness label "http" (guest, or no label)' }]);
+    assert.deepEqual(skipped, [
+      { jail: 'c', reason: 'invalid jailyard.lb/readiness label "http" (guest, or no label)' },
+    ]);
   });
 
   test('a bad selector throws JY_ERR_SELECTOR', () => {
@@ -79,7 +119,13 @@ describe('haproxy controller (real haproxy, loopback servers as jails)', () => {
     dir = mkdtempSync(join(tmpdir(), 'jy-lb-ctl-'));
     port = await freePort('127.0.0.30');
     hp = await startHaproxy({ dir, port, bindAddress: '127.0.0.30' });
-    for (const [addr, v] of [['127.0.0.31', 'v1'], ['127.0.0.32', 'v1'], ['127.0.0.41', 'v2'], ['127.0.0.42', 'v2'], ['127.0.0.43', 'bad']] as const) {
+    for (const [addr, v] of [
+      ['127.0.0.31', 'v1'],
+      ['127.0.0.32', 'v1'],
+      ['127.0.0.41', 'v2'],
+      ['127.0.0.42', 'v2'],
+      ['127.0.0.43', 'bad'],
+    ] as const) {
       servers.push(await startVersionServer(addr, v));
     }
     servers[4]!.healthy = false;
@@ -99,7 +145,15 @@ describe('haproxy controller (real haproxy, loopback servers as jails)', () => {
     source.set(jail('w1', servers[0]!, { app: 'www', version: 'v1' }));
     source.set(jail('w2', servers[1]!, { app: 'www', version: 'v1' }));
     source.set(jail('other', servers[2]!, { app: 'db' }));
-    controller = runHaproxyController({ source, selector: 'app=www', backend: 'www', adminSocket: hp.adminSocket, signal: abort.signal, drainTimeoutMs: 5000, log: (l) => logLines.push(l) });
+    controller = runHaproxyController({
+      source,
+      selector: 'app=www',
+      backend: 'www',
+      adminSocket: hp.adminSocket,
+      signal: abort.signal,
+      drainTimeoutMs: 5000,
+      log: (l) => logLines.push(l),
+    });
     await waitForServer(hp.runtime, 'www', 'jy-w1', 'serving', 5000);
     await waitForServer(hp.runtime, 'www', 'jy-w2', 'serving', 5000);
     await waitForServer(hp.runtime, 'www', 'jy-ghost', 'absent', 5000);
@@ -170,22 +224,34 @@ describe('haproxy controller (real haproxy, loopback servers as jails)', () => {
     await sleep(800); // several ticks of the controller
     // ... but the jail has not said ready: still in maintenance, no v1 answers
     const held = await state();
-    assert.ok(held && (held.adminState & ADMIN_FMAINT) !== 0 && !isServing(held), `jy-g1 must not serve yet: ${JSON.stringify(held)}`);
+    assert.ok(
+      held && (held.adminState & ADMIN_FMAINT) !== 0 && !isServing(held),
+      `jy-g1 must not serve yet: ${JSON.stringify(held)}`,
+    );
     assert.equal(load.result.versions.v1 ?? 0, 0, 'no traffic to a jail that did not say ready');
-    assert.ok(logLines.some((l) => l.startsWith('add jy-g1') && l.endsWith("waiting for its check and the jail's ready signal")));
+    assert.ok(
+      logLines.some(
+        (l) => l.startsWith('add jy-g1') && l.endsWith("waiting for its check and the jail's ready signal"),
+      ),
+    );
 
     // the jail says ready (PUT /ready → record.ready → the source's MODIFIED)
     source.set(jail('g1', servers[0]!, gatedLabels, 'running', true));
     await waitForServer(hp.runtime, 'www', 'jy-g1', 'serving', 5000);
     // the controller logs once HAProxy answered the enable, which the poll above may see first
-    await until('the ready line of jy-g1', async () => logLines.some((l) => l.startsWith('ready jy-g1') && l.includes('jail ready')));
+    await until('the ready line of jy-g1', async () =>
+      logLines.some((l) => l.startsWith('ready jy-g1') && l.includes('jail ready')),
+    );
     await until('v1 answers through HAProxy', async () => (load.result.versions.v1 ?? 0) > 0);
 
     // readiness lost (a restart clears it): drained and removed like a leaving jail, then
     // back in maintenance, waiting for the signal again
     const removedBefore = logLines.filter((l) => l === 'removed jy-g1').length;
     source.set(jail('g1', servers[0]!, gatedLabels, 'running', false));
-    await until('jy-g1 drained and removed', async () => logLines.filter((l) => l === 'removed jy-g1').length > removedBefore);
+    await until(
+      'jy-g1 drained and removed',
+      async () => logLines.filter((l) => l === 'removed jy-g1').length > removedBefore,
+    );
     assert.ok(logLines.some((l) => l === 'drain jy-g1'));
     await until('jy-g1 back in maintenance', async () => {
       const s = await state();

@@ -55,7 +55,10 @@ export interface LoadResult {
 }
 
 /** Keeps `concurrency` keep-alive clients sending GET / until `stop()` or `maxMs` (bounded). */
-export function runLoad(url: string, opts: { concurrency?: number; maxMs?: number } = {}): { stop(): Promise<LoadResult>; result: LoadResult } {
+export function runLoad(
+  url: string,
+  opts: { concurrency?: number; maxMs?: number } = {},
+): { stop(): Promise<LoadResult>; result: LoadResult } {
   const result: LoadResult = { ok: 0, failed: 0, versions: {}, errors: [] };
   // the client drops idle connections well before HAProxy's keep-alive timeout (10 s), so a
   // request never races HAProxy closing an idle connection: that would be a client artefact

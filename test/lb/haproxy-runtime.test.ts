@@ -85,18 +85,24 @@ describe('haproxy runtime API (real haproxy)', () => {
   test('drain, maint, del', async () => {
     const rt = hp.runtime;
     await rt.setServerState('www', 'jy-bad', 'drain');
-    let st = (await rt.showServersState('www')).find((x) => x.name === 'jy-bad')!;
+    const st = (await rt.showServersState('www')).find((x) => x.name === 'jy-bad')!;
     assert.equal(st.adminState & 8, 8);
     await rt.setServerState('www', 'jy-bad', 'maint');
     assert.equal(await rt.sessionsOf('www', 'jy-bad'), 0);
     await rt.deleteServer('www', 'jy-bad');
-    assert.deepEqual((await rt.showServersState('www')).map((x) => x.name), ['jy-a']);
+    assert.deepEqual(
+      (await rt.showServersState('www')).map((x) => x.name),
+      ['jy-a'],
+    );
   });
 
   test('unknown server and bad names', async () => {
     await assert.rejects(hp.runtime.enableServer('www', 'nope'), { code: 'JY_ERR_HAPROXY' });
     assert.throws(() => hp.runtime.command('show info; show stat'), { code: 'JY_ERR_USAGE' });
-    await assert.rejects(hp.runtime.addServer('www', 'a b', '127.0.0.1', 80), { code: 'JY_ERR_USAGE', place: { param: 'server' } });
+    await assert.rejects(hp.runtime.addServer('www', 'a b', '127.0.0.1', 80), {
+      code: 'JY_ERR_USAGE',
+      place: { param: 'server' },
+    });
     await assert.rejects(new HaproxyRuntime(join(dir, 'none.sock')).command('show info'), { code: 'JY_ERR_HAPROXY' });
   });
 });

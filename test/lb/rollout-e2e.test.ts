@@ -21,7 +21,8 @@ const PREFIX = `jylb${process.pid % 10000}`;
 const PORT = 8080;
 const serve = (v: string) =>
   `mkdir -p /etc/jyweb && echo ${v} > /etc/jyweb/index.html && /usr/bin/python3 -m http.server ${PORT} -d /etc/jyweb >/dev/null 2>&1 &`;
-const conf = (name: string, body: string) => `${name} { skeleton = host; persist; ip4.addr = 198.51.100.1/24; exec.start = "${body}"; }\n`;
+const conf = (name: string, body: string) =>
+  `${name} { skeleton = host; persist; ip4.addr = 198.51.100.1/24; exec.start = "${body}"; }\n`;
 
 interface Pieces {
   service: JailService;
@@ -42,7 +43,11 @@ async function loadPieces(dir: string): Promise<Pieces | string> {
     // suites keep there
     await createSkeleton(dir, 'host', { type: 'from', path: '/' }, { writable: ['etc'] });
     const store = openStore(dir);
-    return { store, service: createLocalService({ store, stateDir: dir, skeletons: skeletonHooks() }), parse: parseConfString };
+    return {
+      store,
+      service: createLocalService({ store, stateDir: dir, skeletons: skeletonHooks() }),
+      parse: parseConfString,
+    };
   } catch (e) {
     return `runtime pieces missing: ${e instanceof Error ? e.message : String(e)}`;
   }
@@ -88,8 +93,18 @@ describe('rollout with real jails behind real haproxy', () => {
       log: (l) => lines.push(`lb: ${l}`),
     });
     for (let i = 1; i <= 3; i++) {
-      const [spec] = pieces.parse(conf(`${PREFIX}-v1-${i}`, serve('v1')).replace('198.51.100.1/24', `198.51.100.${170 + i}/24`), 'v1.conf');
-      await pieces.service.create({ spec: spec!, meta: [{ op: 'set', key: 'app', value: PREFIX }, { op: 'set', key: 'version', value: 'v1' }, { op: 'set', key: 'port', value: String(PORT) }] });
+      const [spec] = pieces.parse(
+        conf(`${PREFIX}-v1-${i}`, serve('v1')).replace('198.51.100.1/24', `198.51.100.${170 + i}/24`),
+        'v1.conf',
+      );
+      await pieces.service.create({
+        spec: spec!,
+        meta: [
+          { op: 'set', key: 'app', value: PREFIX },
+          { op: 'set', key: 'version', value: 'v1' },
+          { op: 'set', key: 'port', value: String(PORT) },
+        ],
+      });
     }
     const r = await pieces.service.start([1, 2, 3].map((i) => `${PREFIX}-v1-${i}`));
     assert.ok(r.ok, JSON.stringify(r));
@@ -105,7 +120,10 @@ describe('rollout with real jails behind real haproxy', () => {
       pieces.store.close();
     }
     await hp?.stop();
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dir));
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4] ?? '')
+      .filter((m) => m.startsWith(dir));
     assert.deepEqual(mounts, [], 'mounts left behind');
     rmSync(dir, { recursive: true, force: true });
     let netns: string[] = [];
@@ -114,41 +132,79 @@ describe('rollout with real jails behind real haproxy', () => {
     } catch {
       // none at all
     }
-    assert.deepEqual(netns.filter((n) => made.netns.has(n)), [], 'network namespaces left behind');
-    assert.deepEqual(linksLeft((l) => made.links.has(l)), [], 'veths left behind');
-    const stray = readdirSync('/proc').filter((d) => /^\d+$/.test(d) && !before0.pids.includes(Number(d))).filter((d) => {
-      try {
-        return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(PREFIX) && Number(d) !== process.pid;
-      } catch {
-        return false;
-      }
-    });
+    assert.deepEqual(
+      netns.filter((n) => made.netns.has(n)),
+      [],
+      'network namespaces left behind',
+    );
+    assert.deepEqual(
+      linksLeft((l) => made.links.has(l)),
+      [],
+      'veths left behind',
+    );
+    const stray = readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d) && !before0.pids.includes(Number(d)))
+      .filter((d) => {
+        try {
+          return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(PREFIX) && Number(d) !== process.pid;
+        } catch {
+          return false;
+        }
+      });
     assert.deepEqual(stray, [], 'processes left behind');
     assert.ok(made.netns.size >= 3, 'the jails ran in their own netns');
   });
 
   const servingNames = async () =>
-    (await hp!.runtime.showServersState('www')).filter((s) => s.opState === 2 && s.adminState === 0).map((s) => s.name).sort();
+    (await hp!.runtime.showServersState('www'))
+      .filter((s) => s.opState === 2 && s.adminState === 0)
+      .map((s) => s.name)
+      .sort();
 
   test('v1 → v2, 3 replicas, under load: 0 failed requests, pool = the 3 v2 jails', async (t) => {
     if (typeof pieces === 'string') return t.skip(pieces);
     const p = pieces;
     const deadline = Date.now() + 20_000;
     while ((await servingNames()).length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual(await servingNames(), [1, 2, 3].map((i) => `jy-${PREFIX}-v1-${i}`));
+    assert.deepEqual(
+      await servingNames(),
+      [1, 2, 3].map((i) => `jy-${PREFIX}-v1-${i}`),
+    );
     const template = join(dir, 'www.conf');
     writeFileSync(template, conf(PREFIX, serve('v2')));
     const load = runLoad(`http://127.0.0.50:${fePort}/`, { concurrency: 4, maxMs: 120_000 });
     const stateFile = rolloutFileFor(dir, `app=${PREFIX}`);
-    const state = newRolloutState({ selector: `app=${PREFIX}`, from: 'version=v1', to: 'version=v2', replicas: 3, maxSurge: 1, maxUnavailable: 0, port: PORT, healthPath: '/', prefix: PREFIX, templateFile: template, addressRange: [180, 189] });
+    const state = newRolloutState({
+      selector: `app=${PREFIX}`,
+      from: 'version=v1',
+      to: 'version=v2',
+      replicas: 3,
+      maxSurge: 1,
+      maxUnavailable: 0,
+      port: PORT,
+      healthPath: '/',
+      prefix: PREFIX,
+      templateFile: template,
+      addressRange: [180, 189],
+    });
     try {
-      await runRollout(state, { service: p.service, template: p.parse(conf(PREFIX, serve('v2')), template)[0]!, stateFile, lb: { adminSocket: hp!.adminSocket, backend: 'www' }, healthTimeoutMs: 20_000, progress: (l) => lines.push(l) });
+      await runRollout(state, {
+        service: p.service,
+        template: p.parse(conf(PREFIX, serve('v2')), template)[0]!,
+        stateFile,
+        lb: { adminSocket: hp!.adminSocket, backend: 'www' },
+        healthTimeoutMs: 20_000,
+        progress: (l) => lines.push(l),
+      });
     } finally {
       const r = await load.stop();
       assert.equal(r.failed, 0, `${r.errors.join('\n')}\n${lines.join('\n')}`);
       assert.ok((r.versions.v2 ?? 0) > 0 && (r.versions.v1 ?? 0) > 0, JSON.stringify(r.versions));
     }
-    assert.deepEqual(await servingNames(), [1, 2, 3].map((i) => `jy-${PREFIX}-v2-${i}`));
+    assert.deepEqual(
+      await servingNames(),
+      [1, 2, 3].map((i) => `jy-${PREFIX}-v2-${i}`),
+    );
     assert.deepEqual((await p.service.list({ selector: `app=${PREFIX},version=v1` })).length, 0);
     assert.equal(readRolloutState(stateFile)!.phase, 'done');
   });
@@ -158,9 +214,26 @@ describe('rollout with real jails behind real haproxy', () => {
     const p = pieces;
     const load = runLoad(`http://127.0.0.50:${fePort}/`, { concurrency: 2, maxMs: 60_000 });
     const stateFile = rolloutFileFor(dir, `app=${PREFIX}-b`);
-    const state = newRolloutState({ selector: `app=${PREFIX}`, from: 'version=v2', to: 'version=v3', replicas: 3, maxSurge: 1, maxUnavailable: 0, port: PORT, healthPath: '/', prefix: PREFIX, addressRange: [180, 189] });
+    const state = newRolloutState({
+      selector: `app=${PREFIX}`,
+      from: 'version=v2',
+      to: 'version=v3',
+      replicas: 3,
+      maxSurge: 1,
+      maxUnavailable: 0,
+      port: PORT,
+      healthPath: '/',
+      prefix: PREFIX,
+      addressRange: [180, 189],
+    });
     await assert.rejects(
-      runRollout(state, { service: p.service, template: p.parse(conf(PREFIX, 'sleep 0'), 't.conf')[0]!, stateFile, lb: { adminSocket: hp!.adminSocket, backend: 'www' }, healthTimeoutMs: 3000 }),
+      runRollout(state, {
+        service: p.service,
+        template: p.parse(conf(PREFIX, 'sleep 0'), 't.conf')[0]!,
+        stateFile,
+        lb: { adminSocket: hp!.adminSocket, backend: 'www' },
+        healthTimeoutMs: 3000,
+      }),
       (e: unknown) => {
         assert.equal((e as { code?: string }).code, 'JY_ERR_UNHEALTHY');
         assert.equal((e as { place: { jail?: string } }).place.jail, `${PREFIX}-v3-1`);
@@ -174,6 +247,9 @@ describe('rollout with real jails behind real haproxy', () => {
     assert.equal(readRolloutState(stateFile)!.phase, 'failed');
     const deadline = Date.now() + 5000;
     while ((await servingNames()).length !== 3 && Date.now() < deadline) await new Promise((r2) => setTimeout(r2, 100));
-    assert.deepEqual(await servingNames(), [1, 2, 3].map((i) => `jy-${PREFIX}-v2-${i}`));
+    assert.deepEqual(
+      await servingNames(),
+      [1, 2, 3].map((i) => `jy-${PREFIX}-v2-${i}`),
+    );
   });
 });

@@ -7,7 +7,10 @@ import { labelsOf } from '../../src/meta/labels.ts';
 
 const key = fc.constantFrom('a', 'b', 'ab', 'k');
 const value = fc.stringMatching(/^[a-z0-9=]{0,4}$/);
-const line = fc.oneof(fc.tuple(key, value).map(([k, v]) => `${k}=${v}`), fc.stringMatching(/^[a-z= ]{1,3}$/));
+const line = fc.oneof(
+  fc.tuple(key, value).map(([k, v]) => `${k}=${v}`),
+  fc.stringMatching(/^[a-z= ]{1,3}$/),
+);
 // (empty lines excluded: see the last test for what the kernel does with them)
 const buffer = fc.array(line, { maxLength: 6 }).map((ls) => ls.join('\n'));
 const op: fc.Arbitrary<MetaOp> = fc.oneof(
@@ -21,7 +24,8 @@ test('after set k=v, k reads v and is the first line; other key=value lines keep
       const out = applyMetaOps(buf, [{ op: 'set', key: k, value: v }], 1 << 20);
       assert.equal(readMetaKey(out, k), v);
       assert.ok(out.startsWith(`${k}=${v}`));
-      const others = (b: string) => b.split('\n').filter((l) => l.includes('=') && !l.startsWith(`${k}=`) && l.length > 0);
+      const others = (b: string) =>
+        b.split('\n').filter((l) => l.includes('=') && !l.startsWith(`${k}=`) && l.length > 0);
       assert.deepEqual(others(out), others(buf));
     }),
   );
@@ -65,7 +69,17 @@ test('ops compose: applying a list equals applying its ops one by one; the resul
 
 test('kernel quirk kept: a leftover newline survives inside one write but not across two', () => {
   // one jail_set: the cut leaves a "\n" hunk that is joined after the new key
-  assert.equal(applyMetaOps('\nk=', [{ op: 'remove', key: 'k' }, { op: 'set', key: 'a', value: '' }], 4096), 'a=\n');
+  assert.equal(
+    applyMetaOps(
+      '\nk=',
+      [
+        { op: 'remove', key: 'k' },
+        { op: 'set', key: 'a', value: '' },
+      ],
+      4096,
+    ),
+    'a=\n',
+  );
   // two jail_set calls: the 1-byte result of the first is stored as empty
   const first = applyMetaOps('\nk=', [{ op: 'remove', key: 'k' }], 4096);
   assert.equal(first, '');

@@ -101,7 +101,11 @@ describe('jailmeta.sh', () => {
       t.m(`env=${' '.repeat(MAX - 1)}`);
       assert.equal(t.ls('env').length + 1, MAX);
       for (const p of ['meta', 'env']) {
-        expectCode(() => t.m(`${p}=${' '.repeat(MAX)}`), 'JY_ERR_META_TOO_LARGE', (e) => assert.match(e.message, /too large/));
+        expectCode(
+          () => t.m(`${p}=${' '.repeat(MAX)}`),
+          'JY_ERR_META_TOO_LARGE',
+          (e) => assert.match(e.message, /too large/),
+        );
       }
       assert.equal(t.j.meta.length, MAX - 1, 'a refused write changes nothing');
       max.value = MAX + 1;
@@ -177,7 +181,14 @@ describe('jailmeta.sh', () => {
       assert.equal(t.ls(`${p}.b`), '=');
       assert.equal(t.ls(p), 'b==\nttt');
       // adding/modifying keys through the library (flua)
-      t.j[p as 'meta'] = applyMetaOps(t.j[p as 'meta'], [{ op: 'set', key: 'b', value: 'ttt' }, { op: 'set', key: 'c', value: 'C' }], MAX);
+      t.j[p as 'meta'] = applyMetaOps(
+        t.j[p as 'meta'],
+        [
+          { op: 'set', key: 'b', value: 'ttt' },
+          { op: 'set', key: 'c', value: 'C' },
+        ],
+        MAX,
+      );
       assert.equal(t.ls(`${p}.b`), 'ttt');
       assert.equal(t.ls(`${p}.c`), 'C');
       // key removal through the library
@@ -189,7 +200,7 @@ describe('jailmeta.sh', () => {
     });
   }
 
-  test('keyvalue_contention (sequential form): writers of distinct keys keep each other\'s keys', () => {
+  test("keyvalue_contention (sequential form): writers of distinct keys keep each other's keys", () => {
     let meta = '';
     let env = '';
     for (let it = 0; it < 8; it++) {
@@ -213,9 +224,24 @@ describe('jailmeta.sh', () => {
 
 describe('applyMetaOps edge cases (kern_jailmeta.c hunk model)', () => {
   test('an empty key is EINVAL -> JY_ERR_META_KEY, nothing changes', () => {
-    expectCode(() => parseMetaWord('meta.=x'), 'JY_ERR_META_KEY', (e) => assert.equal(e.place.param, 'meta'));
+    expectCode(
+      () => parseMetaWord('meta.=x'),
+      'JY_ERR_META_KEY',
+      (e) => assert.equal(e.place.param, 'meta'),
+    );
     expectCode(() => parseMetaWord('env.'), 'JY_ERR_META_KEY');
-    expectCode(() => applyMetaOps('a=1', [{ op: 'set', key: 'b', value: '2' }, { op: 'set', key: '', value: 'x' }], MAX), 'JY_ERR_META_KEY');
+    expectCode(
+      () =>
+        applyMetaOps(
+          'a=1',
+          [
+            { op: 'set', key: 'b', value: '2' },
+            { op: 'set', key: '', value: 'x' },
+          ],
+          MAX,
+        ),
+      'JY_ERR_META_KEY',
+    );
     expectCode(() => applyMetaOps('a=1', [{ op: 'remove', key: '' }], MAX), 'JY_ERR_META_KEY');
   });
 
@@ -227,17 +253,32 @@ describe('applyMetaOps edge cases (kern_jailmeta.c hunk model)', () => {
     expectCode(() => applyMetaOps('', [{ op: 'replace', value: 'é'.repeat(5) }], 10), 'JY_ERR_META_TOO_LARGE');
     // key set: "k=vvvvvvv" + NUL = 10
     assert.equal(applyMetaOps('', [{ op: 'set', key: 'k', value: 'v'.repeat(7) }], 10), 'k=vvvvvvv');
-    expectCode(() => applyMetaOps('', [{ op: 'set', key: 'k', value: 'v'.repeat(8) }], 10), 'JY_ERR_META_TOO_LARGE', (e) => assert.equal(e.place.key, undefined));
+    expectCode(
+      () => applyMetaOps('', [{ op: 'set', key: 'k', value: 'v'.repeat(8) }], 10),
+      'JY_ERR_META_TOO_LARGE',
+      (e) => assert.equal(e.place.key, undefined),
+    );
     // the whole result counts: existing lines + new line
     expectCode(() => applyMetaOps('a=1234', [{ op: 'set', key: 'b', value: '1' }], 10), 'JY_ERR_META_TOO_LARGE');
     // an intermediate value above the limit is refused even if a later op shrinks the buffer
-    expectCode(() => applyMetaOps('', [{ op: 'replace', value: 'x'.repeat(20) }, { op: 'replace', value: '' }], 10), 'JY_ERR_META_TOO_LARGE');
+    expectCode(
+      () =>
+        applyMetaOps(
+          '',
+          [
+            { op: 'replace', value: 'x'.repeat(20) },
+            { op: 'replace', value: '' },
+          ],
+          10,
+        ),
+      'JY_ERR_META_TOO_LARGE',
+    );
     assert.equal(metaBufferSize(''), 0);
     assert.equal(metaBufferSize('é'), 3);
   });
 
   test('a removal that shrinks an over-limit buffer is accepted; no ops keep it as is', () => {
-    const big = 'a=' + 'x'.repeat(20) + '\nb=1';
+    const big = `a=${'x'.repeat(20)}\nb=1`;
     assert.equal(applyMetaOps(big, [], 10), big);
     assert.equal(applyMetaOps(big, [{ op: 'remove', key: 'a' }], 10), 'b=1');
   });

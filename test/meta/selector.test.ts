@@ -64,7 +64,8 @@ describe('TestSelectorMatches', () => {
     ['x<1', { x: '2' }],
   ];
   for (const [s, l] of yes) test(`${s} matches ${JSON.stringify(l)}`, () => assert.ok(parseSelector(s).matches(l)));
-  for (const [s, l] of no) test(`${s} does not match ${JSON.stringify(l)}`, () => assert.ok(!parseSelector(s).matches(l)));
+  for (const [s, l] of no)
+    test(`${s} does not match ${JSON.stringify(l)}`, () => assert.ok(!parseSelector(s).matches(l)));
   test('labelset foo=bar,baz=blah', () => {
     const l = { foo: 'bar', baz: 'blah' };
     for (const s of ['foo=bar', 'baz=blah', 'foo=bar,baz=blah']) assert.ok(parseSelector(s).matches(l), s);
@@ -85,7 +86,8 @@ describe('TestRequirementSelectorMatching', () => {
     ['x!=a', {}, true],
     ['x notin (a,b)', {}, true],
   ];
-  for (const [s, l, want] of cases) test(`${s} on ${JSON.stringify(l)} -> ${want}`, () => assert.equal(parseSelector(s).matches(l), want));
+  for (const [s, l, want] of cases)
+    test(`${s} on ${JSON.stringify(l)} -> ${want}`, () => assert.equal(parseSelector(s).matches(l), want));
 });
 
 describe('TestSetSelectorParser', () => {
@@ -93,7 +95,10 @@ describe('TestSetSelectorParser', () => {
     ['', ''],
     ['\rx', 'x'],
     ['this-is-a-dns.domain.com/key-with-dash', 'this-is-a-dns.domain.com/key-with-dash'],
-    ['this-is-another-dns.domain.com/key-with-dash in (so,what)', 'this-is-another-dns.domain.com/key-with-dash in (so,what)'],
+    [
+      'this-is-another-dns.domain.com/key-with-dash in (so,what)',
+      'this-is-another-dns.domain.com/key-with-dash in (so,what)',
+    ],
     ['0.1.2.domain/99 notin (10.10.100.1, tick.tack.clock)', '0.1.2.domain/99 notin (10.10.100.1,tick.tack.clock)'],
     ['foo  in\t (abc)', 'foo in (abc)'],
     ['x notin\n (abc)', 'x notin (abc)'],
@@ -116,7 +121,8 @@ describe('TestSetSelectorParser', () => {
     ['a in (x,y,notin, z,in)', 'a in (in,notin,x,y,z)'],
     ['y==b,x==a', 'x==a,y==b'],
   ];
-  for (const [s, canon] of ok) test(`ok: ${JSON.stringify(s)} -> ${canon}`, () => assert.equal(parseSelector(s).toString(), canon));
+  for (const [s, canon] of ok)
+    test(`ok: ${JSON.stringify(s)} -> ${canon}`, () => assert.equal(parseSelector(s).toString(), canon));
   test('x notin (abc,def),bar,z in (),w: requirements', () => {
     assert.deepEqual(parseSelector('x notin (abc,def),bar,z in (),w').requirements, [
       { key: 'bar', operator: 'exists', values: [] },
@@ -125,7 +131,18 @@ describe('TestSetSelectorParser', () => {
       { key: 'z', operator: 'in', values: [''] },
     ]);
   });
-  for (const s of ['x=a||y=b', 'x,y', ',x,y', 'x nott in (y)', 'a in (xyz),', 'a in (xyz)b notin ()', 'a in (xyz abc)', 'a notin(', 'a (', '(']) {
+  for (const s of [
+    'x=a||y=b',
+    'x,y',
+    ',x,y',
+    'x nott in (y)',
+    'a in (xyz),',
+    'a in (xyz)b notin ()',
+    'a in (xyz abc)',
+    'a notin(',
+    'a (',
+    '(',
+  ]) {
     if (s === 'x,y') continue; // valid in k8s (the test only checks its output shape)
     test(`bad: ${JSON.stringify(s)}`, () => bad(s));
   }

@@ -17,7 +17,20 @@ import { openStore } from '../../src/store/sqlite.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 function record(name: string, params: JailRecord['params'], state: JailRecord['state'] = 'stopped'): JailRecord {
-  return { name, params, state, jid: 0, meta: '', env: '', revision: 1, runtime: null, ready: false, lastError: null, createdAt: '', updatedAt: '' };
+  return {
+    name,
+    params,
+    state,
+    jid: 0,
+    meta: '',
+    env: '',
+    revision: 1,
+    runtime: null,
+    ready: false,
+    lastError: null,
+    createdAt: '',
+    updatedAt: '',
+  };
 }
 
 function throwsCode(fn: () => unknown, code: string, place: Record<string, string>): void {
@@ -33,28 +46,70 @@ describe('nested jail rules (pure)', () => {
   test('a child path is read inside the parent root', () => {
     assert.equal(parentName('a.b.c'), 'a.b');
     assert.equal(parentName('a'), undefined);
-    assert.equal(jailRoot('/s', { name: 'p.c', params: { path: '/srv/c' } }, '/s/jails/p/root'), '/s/jails/p/root/srv/c');
-    assert.equal(jailRoot('/s', { name: 'p.c', params: { path: '../../etc' } }, '/r'), '/r/etc', 'no .. above the parent root');
+    assert.equal(
+      jailRoot('/s', { name: 'p.c', params: { path: '/srv/c' } }, '/s/jails/p/root'),
+      '/s/jails/p/root/srv/c',
+    );
+    assert.equal(
+      jailRoot('/s', { name: 'p.c', params: { path: '../../etc' } }, '/r'),
+      '/r/etc',
+      'no .. above the parent root',
+    );
     assert.equal(jailRoot('/s', { name: 'p.c', params: { skeleton: 'host' } }, '/r'), '/s/jails/p.c/root');
   });
 
-  test('children.max of every ancestor, a running parent and the parent\'s addresses', () => {
+  test("children.max of every ancestor, a running parent and the parent's addresses", () => {
     const child = record('p.c', { 'ip4.addr': ['198.51.100.9/24'] });
     const parent = (state: JailRecord['state'], max?: number) =>
-      record('p', { ...(max !== undefined ? { 'children.max': max } : {}), 'ip4.addr': ['198.51.100.9/24', '198.51.100.10/24'] }, state);
-    throwsCode(() => checkNestedStart(child, [{ record: parent('stopped', 1), runningDescendants: 0 }]), 'JY_ERR_DEPEND', { jail: 'p.c' });
-    throwsCode(() => checkNestedStart(child, [{ record: parent('running'), runningDescendants: 0 }]), 'JY_ERR_PARAM_VALUE', { jail: 'p', param: 'children.max' });
-    throwsCode(() => checkNestedStart(child, [{ record: parent('running', 1), runningDescendants: 1 }]), 'JY_ERR_PARAM_VALUE', { jail: 'p', param: 'children.max' });
+      record(
+        'p',
+        { ...(max !== undefined ? { 'children.max': max } : {}), 'ip4.addr': ['198.51.100.9/24', '198.51.100.10/24'] },
+        state,
+      );
+    throwsCode(
+      () => checkNestedStart(child, [{ record: parent('stopped', 1), runningDescendants: 0 }]),
+      'JY_ERR_DEPEND',
+      { jail: 'p.c' },
+    );
+    throwsCode(
+      () => checkNestedStart(child, [{ record: parent('running'), runningDescendants: 0 }]),
+      'JY_ERR_PARAM_VALUE',
+      { jail: 'p', param: 'children.max' },
+    );
+    throwsCode(
+      () => checkNestedStart(child, [{ record: parent('running', 1), runningDescendants: 1 }]),
+      'JY_ERR_PARAM_VALUE',
+      { jail: 'p', param: 'children.max' },
+    );
     checkNestedStart(child, [{ record: parent('running', 1), runningDescendants: 0 }]);
     const grand = record('g', { 'children.max': 1 }, 'running');
-    throwsCode(() => checkNestedStart(record('g.p.c', {}), [{ record: parent('running', 5), runningDescendants: 0 }, { record: grand, runningDescendants: 1 }]), 'JY_ERR_PARAM_VALUE', { jail: 'g' });
+    throwsCode(
+      () =>
+        checkNestedStart(record('g.p.c', {}), [
+          { record: parent('running', 5), runningDescendants: 0 },
+          { record: grand, runningDescendants: 1 },
+        ]),
+      'JY_ERR_PARAM_VALUE',
+      { jail: 'g' },
+    );
     const stranger = record('p.c', { 'ip4.addr': ['em0|198.51.100.11/24'] });
-    throwsCode(() => checkNestedStart(stranger, [{ record: parent('running', 1), runningDescendants: 0 }]), 'JY_ERR_ADDRESS', { jail: 'p.c', param: 'ip4.addr' });
+    throwsCode(
+      () => checkNestedStart(stranger, [{ record: parent('running', 1), runningDescendants: 0 }]),
+      'JY_ERR_ADDRESS',
+      { jail: 'p.c', param: 'ip4.addr' },
+    );
   });
 
   test('what a nested jail cannot use is refused with the parameter named', () => {
-    throwsCode(() => checkNestedParams({ name: 'p.c', params: { mount: ['/a /b nullfs ro'] } }), 'JY_ERR_PARAM_VALUE', { jail: 'p.c', param: 'mount' });
-    throwsCode(() => checkNestedParams({ name: 'p.c', params: { skeleton: 'host', path: '/x' } }), 'JY_ERR_PARAM_VALUE', { param: 'path' });
+    throwsCode(() => checkNestedParams({ name: 'p.c', params: { mount: ['/a /b nullfs ro'] } }), 'JY_ERR_PARAM_VALUE', {
+      jail: 'p.c',
+      param: 'mount',
+    });
+    throwsCode(
+      () => checkNestedParams({ name: 'p.c', params: { skeleton: 'host', path: '/x' } }),
+      'JY_ERR_PARAM_VALUE',
+      { param: 'path' },
+    );
     checkNestedParams({ name: 'top', params: { mount: ['/a /b nullfs ro'] } });
   });
 });
@@ -64,7 +119,12 @@ describe('nested jails with real namespaces (root)', () => {
   let baseline: SystemSnapshot;
 
   const io = (): CliIO & { stdout: string; stderr: string } => {
-    const c = { stdout: '', stderr: '', out: (t: string) => void (c.stdout += t.endsWith('\n') ? t : t + '\n'), err: (t: string) => void (c.stderr += t.endsWith('\n') ? t : t + '\n') };
+    const c = {
+      stdout: '',
+      stderr: '',
+      out: (t: string) => void (c.stdout += t.endsWith('\n') ? t : `${t}\n`),
+      err: (t: string) => void (c.stderr += t.endsWith('\n') ? t : `${t}\n`),
+    };
     return c;
   };
   const jy = async (...args: string[]) => {
@@ -74,7 +134,11 @@ describe('nested jails with real namespaces (root)', () => {
   };
   /** `jailyard exec` as a separate process: its output is the jail's own. */
   const inJail = (jail: string, ...argv: string[]) =>
-    execFileSync(process.execPath, [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, 'exec', jail, ...argv], { encoding: 'utf8' });
+    execFileSync(
+      process.execPath,
+      [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, 'exec', jail, ...argv],
+      { encoding: 'utf8' },
+    );
   const runtimeOf = async (jail: string) => {
     const r = await jy('ls', '--json', '-a', '-j', jail, 'name', 'state', 'jid');
     assert.equal(r.code, 0, r.stderr);
@@ -105,11 +169,31 @@ describe('nested jails with real namespaces (root)', () => {
 
   test('a child runs inside its parent: nested pids, own hostname and env, shared network; children.max; stop and remove cascade', async () => {
     const log = join(state, 'stop-order.log');
-    let r = await jy('create', 'nest1', 'skeleton=host', 'persist', 'children.max=1', 'host.hostname=nest1.test', 'ip4.addr=198.51.100.61/24',
-      'meta.test=nested', 'meta.role=parent', 'env.role=parent', `exec.poststop=echo $JNAME >> ${log}`);
+    let r = await jy(
+      'create',
+      'nest1',
+      'skeleton=host',
+      'persist',
+      'children.max=1',
+      'host.hostname=nest1.test',
+      'ip4.addr=198.51.100.61/24',
+      'meta.test=nested',
+      'meta.role=parent',
+      'env.role=parent',
+      `exec.poststop=echo $JNAME >> ${log}`,
+    );
     assert.equal(r.code, 0, r.stderr);
-    r = await jy('create', 'nest1.c1', 'skeleton=host', 'persist', 'host.hostname=c1.test', 'ip4.addr=198.51.100.61/24',
-      'meta.test=nested', 'env.role=child', `exec.poststop=echo $JNAME >> ${log}`);
+    r = await jy(
+      'create',
+      'nest1.c1',
+      'skeleton=host',
+      'persist',
+      'host.hostname=c1.test',
+      'ip4.addr=198.51.100.61/24',
+      'meta.test=nested',
+      'env.role=child',
+      `exec.poststop=echo $JNAME >> ${log}`,
+    );
     assert.equal(r.code, 0, r.stderr);
     r = await jy('create', 'nest1.c2', 'skeleton=host', 'persist', 'meta.test=nested');
     assert.equal(r.code, 0, r.stderr);
@@ -130,23 +214,37 @@ describe('nested jails with real namespaces (root)', () => {
     assert.equal(inJail('nest1.c1', 'cat', '/run/jailyard/env').trim(), 'role=child', 'env is not inherited');
     assert.equal(inJail('nest1', 'cat', '/run/jailyard/env').trim(), 'role=parent');
     const childComms = inJail('nest1.c1', '/bin/sh', '-c', 'cat /proc/[0-9]*/comm').trim().split('\n');
-    assert.ok(childComms.every((c) => ['tini', 'sleep', 'sh', 'cat'].includes(c)), `child sees only its own: ${childComms.join(',')}`);
+    assert.ok(
+      childComms.every((c) => ['tini', 'sleep', 'sh', 'cat'].includes(c)),
+      `child sees only its own: ${childComms.join(',')}`,
+    );
     assert.equal(childComms.filter((c) => c === 'tini').length, 1);
 
     // the parent sees the child's processes: the child's pid 1 has a pid in the parent's namespace
     const childInit = initPidOf('nest1.c1');
     const parentInit = initPidOf('nest1');
-    const nspid = readFileSync(`/proc/${childInit}/status`, 'utf8').split('\n').find((l) => l.startsWith('NSpid:'))!.split(/\s+/).slice(1).filter(Boolean);
+    const nspid = readFileSync(`/proc/${childInit}/status`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('NSpid:'))!
+      .split(/\s+/)
+      .slice(1)
+      .filter(Boolean);
     assert.equal(nspid.length, 3, `host, parent and child pid: ${nspid.join(' ')}`);
     assert.equal(nspid[2], '1');
-    assert.equal(inJail('nest1', 'cat', `/proc/${nspid[1]}/comm`).trim(), 'tini', 'the parent sees the child\'s pid 1');
+    assert.equal(inJail('nest1', 'cat', `/proc/${nspid[1]}/comm`).trim(), 'tini', "the parent sees the child's pid 1");
     // the child shares its parent's network namespace and addresses
     assert.equal(readlinkSync(`/proc/${childInit}/ns/net`), readlinkSync(`/proc/${parentInit}/ns/net`));
     assert.match(inJail('nest1.c1', 'ip', '-o', '-4', 'addr'), /198\.51\.100\.61\/24/);
     // the child's cgroups are below the parent's
-    const parentGroup = readFileSync(`/proc/${parentInit}/cgroup`, 'utf8').split('\n').find((l) => /:pids:|^0::/.test(l))!.split(':')[2]!;
-    const childGroup = readFileSync(`/proc/${childInit}/cgroup`, 'utf8').split('\n').find((l) => /:pids:|^0::/.test(l))!.split(':')[2]!;
-    assert.ok(childGroup.startsWith(parentGroup + '/'), `${childGroup} is below ${parentGroup}`);
+    const parentGroup = readFileSync(`/proc/${parentInit}/cgroup`, 'utf8')
+      .split('\n')
+      .find((l) => /:pids:|^0::/.test(l))!
+      .split(':')[2]!;
+    const childGroup = readFileSync(`/proc/${childInit}/cgroup`, 'utf8')
+      .split('\n')
+      .find((l) => /:pids:|^0::/.test(l))!
+      .split(':')[2]!;
+    assert.ok(childGroup.startsWith(`${parentGroup}/`), `${childGroup} is below ${parentGroup}`);
 
     // meta is not inherited either
     r = await jy('ls', '-j', 'nest1.c1', 'meta.role');
@@ -197,10 +295,18 @@ describe('nested jails with real namespaces (root)', () => {
     assertNoLeaks(baseline, state);
   });
 
-  test('a child with a path lives inside its parent\'s root; a missing path fails cleanly', async () => {
+  test("a child with a path lives inside its parent's root; a missing path fails cleanly", async () => {
     let r = await jy('create', 'nest2', 'skeleton=host', 'persist', 'children.max=2', 'meta.test=nested');
     assert.equal(r.code, 0, r.stderr);
-    r = await jy('create', 'nest2.same', 'path=/', 'persist', 'host.hostname=same.test', 'meta.test=nested', 'env.role=same');
+    r = await jy(
+      'create',
+      'nest2.same',
+      'path=/',
+      'persist',
+      'host.hostname=same.test',
+      'meta.test=nested',
+      'env.role=same',
+    );
     assert.equal(r.code, 0, r.stderr);
     r = await jy('create', 'nest2.gone', 'path=/no/such/dir', 'persist', 'meta.test=nested');
     assert.equal(r.code, 0, r.stderr);

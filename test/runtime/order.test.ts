@@ -15,7 +15,11 @@ test('a dependency loop is an error naming the loop', () => {
   const loop: Record<string, string[]> = { a: ['b'], b: ['c'], c: ['a'] };
   assert.throws(
     () => buildGraph(['a', 'b', 'c'], (n) => loop[n] ?? []),
-    (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_DEPEND' && /a -> b -> c -> a/.test(e.message) && e.place.param === 'depend',
+    (e: unknown) =>
+      e instanceof JailyardError &&
+      e.code === 'JY_ERR_DEPEND' &&
+      /a -> b -> c -> a/.test(e.message) &&
+      e.place.param === 'depend',
   );
 });
 
@@ -36,7 +40,11 @@ test('a failed jail marks its dependents skipped and the others carry on', async
   const names = ['web', 'db', 'cache', 'lone'];
   const g = buildGraph(names, dependsOf);
   const out = await runBatch(names, g, 'start', 2, async (n) => {
-    if (n === 'db') throw new JailyardError('JY_ERR_STEP_FAILED', 'exec.prestart command failed', { jail: 'db', step: 'exec.prestart' });
+    if (n === 'db')
+      throw new JailyardError('JY_ERR_STEP_FAILED', 'exec.prestart command failed', {
+        jail: 'db',
+        step: 'exec.prestart',
+      });
   });
   const by = Object.fromEntries(out.map((o) => [o.name, o]));
   assert.equal(by.db!.status, 'failed');
@@ -44,7 +52,11 @@ test('a failed jail marks its dependents skipped and the others carry on', async
   assert.equal(by.cache!.status, 'skipped');
   assert.equal(by.web!.status, 'skipped');
   assert.equal(by.lone!.status, 'ok');
-  assert.deepEqual(out.map((o) => o.name), names, 'one outcome per jail, in the order given');
+  assert.deepEqual(
+    out.map((o) => o.name),
+    names,
+    'one outcome per jail, in the order given',
+  );
 });
 
 test('parallel runs independent jails at once, never more than asked', async () => {

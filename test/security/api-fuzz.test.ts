@@ -24,22 +24,83 @@ const WAIT = 3000;
 // ---------------------------------------------------------------- hostile request parts
 
 const nasty = fc.constantFrom(
-  '%', '%E0%A4%A', '%ZZ', '%00', '%C0%AF', '%FF%FE', '..', '../..', '%2e%2e%2f', '\u00e9', '\ud83d\ude00',
-  '?', '#', ';', '//', 'a'.repeat(300), '%'.repeat(50), '[', ']', '{', '}', '\\', '*', '~', '$', '@',
+  '%',
+  '%E0%A4%A',
+  '%ZZ',
+  '%00',
+  '%C0%AF',
+  '%FF%FE',
+  '..',
+  '../..',
+  '%2e%2e%2f',
+  '\u00e9',
+  '\ud83d\ude00',
+  '?',
+  '#',
+  ';',
+  '//',
+  'a'.repeat(300),
+  '%'.repeat(50),
+  '[',
+  ']',
+  '{',
+  '}',
+  '\\',
+  '*',
+  '~',
+  '$',
+  '@',
 );
-const segment = fc.oneof(fc.string({ maxLength: 12 }), nasty, fc.constantFrom('v1', 'jails', 'env', 'ready', 'metrics', 'batch', 'start', 'fz', 'version', 'openapi.json'));
-const prefix = fc.constantFrom('/v1/jails', '/v1/jails/fz', '/v1/jails/fz/start', '/v1/batch/stop', '/env', '/env/', '/ready', '/metrics', '/v1/version', '/openapi.json', '', '*', 'http://x/env/');
+const segment = fc.oneof(
+  fc.string({ maxLength: 12 }),
+  nasty,
+  fc.constantFrom('v1', 'jails', 'env', 'ready', 'metrics', 'batch', 'start', 'fz', 'version', 'openapi.json'),
+);
+const prefix = fc.constantFrom(
+  '/v1/jails',
+  '/v1/jails/fz',
+  '/v1/jails/fz/start',
+  '/v1/batch/stop',
+  '/env',
+  '/env/',
+  '/ready',
+  '/metrics',
+  '/v1/version',
+  '/openapi.json',
+  '',
+  '*',
+  'http://x/env/',
+);
 const queryPart = fc.oneof(
   fc.constantFrom(
-    'watch=1', 'watch=1&since=99999999999999999999999', 'watch=true&initial=1', 'since=-1', 'since=%', 'labelSelector=%',
-    'labelSelector=a%20in%20(', 'labelSelector=!!', 'labelSelector=' + 'a,'.repeat(200), 'fields=%E0%A4%A', 'fields=name,,',
-    'watch=1&labelSelector=x%3D%3D%3D', '%=%', '=', '&&&', 'a[b]=c', '__proto__=1', 'constructor[prototype]=1',
+    'watch=1',
+    'watch=1&since=99999999999999999999999',
+    'watch=true&initial=1',
+    'since=-1',
+    'since=%',
+    'labelSelector=%',
+    'labelSelector=a%20in%20(',
+    'labelSelector=!!',
+    `labelSelector=${'a,'.repeat(200)}`,
+    'fields=%E0%A4%A',
+    'fields=name,,',
+    'watch=1&labelSelector=x%3D%3D%3D',
+    '%=%',
+    '=',
+    '&&&',
+    'a[b]=c',
+    '__proto__=1',
+    'constructor[prototype]=1',
   ),
   fc.string({ maxLength: 20 }),
 );
 const path = fc
-  .tuple(prefix, fc.array(segment, { maxLength: 3 }), fc.option(fc.array(queryPart, { minLength: 1, maxLength: 3 }), { nil: undefined }))
-  .map(([p, segs, q]) => `${p}${segs.length ? '/' + segs.join('/') : ''}${q ? '?' + q.join('&') : ''}`)
+  .tuple(
+    prefix,
+    fc.array(segment, { maxLength: 3 }),
+    fc.option(fc.array(queryPart, { minLength: 1, maxLength: 3 }), { nil: undefined }),
+  )
+  .map(([p, segs, q]) => `${p}${segs.length ? `/${segs.join('/')}` : ''}${q ? `?${q.join('&')}` : ''}`)
   // request-target bytes: spaces and line breaks would end it early; keep them, escaped or raw
   .chain((p) => fc.constantFrom(p, p.replace(/[ \r\n]/g, '%20'), encodeURI(p.replace(/[\ud800-\udfff]/g, ''))));
 const method = fc.oneof(
@@ -49,22 +110,54 @@ const method = fc.oneof(
 );
 const header = fc.oneof(
   fc.constantFrom(
-    'If-Match: x', 'If-Match: W/"', 'If-Match: 99999999999999999999999', 'Last-Event-ID: abc', 'Last-Event-ID: -1',
-    'Content-Type: application/json', 'Content-Type: text/plain', 'Content-Type: application/json; charset=latin1',
-    'Content-Length: -1', 'Content-Length: 1', 'Content-Length: 99999999', 'Content-Length: 2\r\nContent-Length: 3',
-    'Transfer-Encoding: chunked', 'Transfer-Encoding: gzip, chunked', 'Authorization: Bearer wrong', 'Authorization: Bearer',
-    'Authorization: Basic Zm9vOmJhcg==', 'Expect: 100-continue', 'Connection: upgrade', 'Upgrade: websocket',
-    'Accept-Encoding: *', 'Host:', 'X-' + 'a'.repeat(9000) + ': b',
+    'If-Match: x',
+    'If-Match: W/"',
+    'If-Match: 99999999999999999999999',
+    'Last-Event-ID: abc',
+    'Last-Event-ID: -1',
+    'Content-Type: application/json',
+    'Content-Type: text/plain',
+    'Content-Type: application/json; charset=latin1',
+    'Content-Length: -1',
+    'Content-Length: 1',
+    'Content-Length: 99999999',
+    'Content-Length: 2\r\nContent-Length: 3',
+    'Transfer-Encoding: chunked',
+    'Transfer-Encoding: gzip, chunked',
+    'Authorization: Bearer wrong',
+    'Authorization: Bearer',
+    'Authorization: Basic Zm9vOmJhcg==',
+    'Expect: 100-continue',
+    'Connection: upgrade',
+    'Upgrade: websocket',
+    'Accept-Encoding: *',
+    'Host:',
+    `X-${'a'.repeat(9000)}: b`,
   ),
-  fc.tuple(fc.stringMatching(/^[A-Za-z-]{1,10}$/), fc.string({ maxLength: 30 })).map(([k, v]) => `${k}: ${v.replace(/[\r\n]/g, '')}`),
+  fc
+    .tuple(fc.stringMatching(/^[A-Za-z-]{1,10}$/), fc.string({ maxLength: 30 }))
+    .map(([k, v]) => `${k}: ${v.replace(/[\r\n]/g, '')}`),
 );
 const jsonish = fc.oneof(
   fc.json(),
   fc.constantFrom(
-    '{"name":"fz2","params":{"path":"/x"},"meta":["meta.a=%E0"]}', '{"meta":[{"op":"set","key":"","value":"x"}]}',
-    '{"meta":{"op":"replace"}}', '{"params":{"path":{"__proto__":{"x":1}}}}', '{"__proto__":{"admin":true}}',
-    '{"names":[]}', '{"names":["fz"],"parallel":0}', '{"names":["fz"],"parallel":1e308}', '[', '{"a":', '"\\ud800"',
-    '{"env":["env.k=\\u0000"]}', '{"unset":["path"]}', 'null', '0', '{}', 'x'.repeat(3000),
+    '{"name":"fz2","params":{"path":"/x"},"meta":["meta.a=%E0"]}',
+    '{"meta":[{"op":"set","key":"","value":"x"}]}',
+    '{"meta":{"op":"replace"}}',
+    '{"params":{"path":{"__proto__":{"x":1}}}}',
+    '{"__proto__":{"admin":true}}',
+    '{"names":[]}',
+    '{"names":["fz"],"parallel":0}',
+    '{"names":["fz"],"parallel":1e308}',
+    '[',
+    '{"a":',
+    '"\\ud800"',
+    '{"env":["env.k=\\u0000"]}',
+    '{"unset":["path"]}',
+    'null',
+    '0',
+    '{}',
+    'x'.repeat(3000),
   ),
   fc.string({ maxLength: 200 }),
 );
@@ -75,16 +168,26 @@ const request = fc
     method,
     path,
     // mostly well-formed at the HTTP level, so most requests reach the handlers
-    fc.oneof({ arbitrary: fc.constant('HTTP/1.1'), weight: 12 }, fc.constantFrom('HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1 x', '')),
-    fc.array(fc.oneof({ arbitrary: header, weight: 1 }, { arbitrary: fc.constant('Content-Type: application/json'), weight: 2 }), { maxLength: 3 }),
+    fc.oneof(
+      { arbitrary: fc.constant('HTTP/1.1'), weight: 12 },
+      fc.constantFrom('HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1 x', ''),
+    ),
+    fc.array(
+      fc.oneof(
+        { arbitrary: header, weight: 1 },
+        { arbitrary: fc.constant('Content-Type: application/json'), weight: 2 },
+      ),
+      { maxLength: 3 },
+    ),
     fc.option(fc.oneof({ arbitrary: jsonish, weight: 4 }, { arbitrary: chunked, weight: 1 }), { nil: undefined }),
     fc.boolean(),
     fc.boolean(),
   )
   .map(([m, p, v, hs, body, withLength, withToken]) => {
-    const lines = [`${m} ${p}${v ? ' ' + v : ''}`, 'Host: x', ...hs];
+    const lines = [`${m} ${p}${v ? ` ${v}` : ''}`, 'Host: x', ...hs];
     if (withToken) lines.push('Authorization: Bearer fuzz-token');
-    if (body !== undefined && withLength && !hs.some((h) => /^content-length|^transfer-encoding/i.test(h))) lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
+    if (body !== undefined && withLength && !hs.some((h) => /^content-length|^transfer-encoding/i.test(h)))
+      lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
     return `${lines.join('\r\n')}\r\n\r\n${body ?? ''}`;
   });
 
@@ -110,7 +213,10 @@ describe('every daemon handler survives any request (issue 11 item 4)', () => {
       limits: { maxConnectionsPerClient: 512, maxConnections: 512 },
     });
     // the guest socket's jail: a name the generator never uses, so no request stops it
-    await d.service.create({ spec: { name: 'gj', params: { name: 'gj', path: '/x' } }, env: [{ op: 'set', key: 'role', value: 'fuzz' }] });
+    await d.service.create({
+      spec: { name: 'gj', params: { name: 'gj', path: '/x' } },
+      env: [{ op: 'set', key: 'role', value: 'fuzz' }],
+    });
     await d.service.start(['gj']);
     await d.service.create({ spec: { name: 'fz', params: { name: 'fz', path: '/x' } } });
     unix = { path: d.daemon.socketPath };
@@ -128,8 +234,17 @@ describe('every daemon handler survives any request (issue 11 item 4)', () => {
   });
 
   const alive = async (): Promise<void> => {
-    assert.equal((await rawRequest(unix, 'GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\n', WAIT)).status, 200, 'unix socket answers');
-    assert.equal((await rawRequest(tcp, 'GET /v1/version HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer fuzz-token\r\n\r\n', WAIT)).status, 200, 'TCP answers');
+    assert.equal(
+      (await rawRequest(unix, 'GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\n', WAIT)).status,
+      200,
+      'unix socket answers',
+    );
+    assert.equal(
+      (await rawRequest(tcp, 'GET /v1/version HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer fuzz-token\r\n\r\n', WAIT))
+        .status,
+      200,
+      'TCP answers',
+    );
     const env = await rawRequest(guest, 'GET /env/role HTTP/1.1\r\nHost: x\r\n\r\n', WAIT);
     assert.equal(env.status, 200, 'guest socket answers');
     assert.match(env.text, /fuzz$/);
@@ -145,8 +260,18 @@ describe('every daemon handler survives any request (issue 11 item 4)', () => {
 
   test('malformed escapes in REST paths and queries get 4xx on both API listeners', async () => {
     for (const target of [unix, tcp]) {
-      for (const p of ['/v1/jails/%E0%A4%A', '/v1/jails?labelSelector=%E0%A4%A', '/v1/jails?watch=1&since=%', '/v1/jails/%/start', '/v1/jails/%ZZ']) {
-        const r = await rawRequest(target, `GET ${p} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer fuzz-token\r\n\r\n`, WAIT);
+      for (const p of [
+        '/v1/jails/%E0%A4%A',
+        '/v1/jails?labelSelector=%E0%A4%A',
+        '/v1/jails?watch=1&since=%',
+        '/v1/jails/%/start',
+        '/v1/jails/%ZZ',
+      ]) {
+        const r = await rawRequest(
+          target,
+          `GET ${p} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer fuzz-token\r\n\r\n`,
+          WAIT,
+        );
         assert.ok(r.status !== undefined && r.status >= 400 && r.status < 500, `${p}: ${r.status}`);
       }
     }
@@ -180,7 +305,10 @@ describe('every daemon handler survives any request (issue 11 item 4)', () => {
         fc.asyncProperty(request, async (req) => {
           const r = await rawRequest(pick(), req);
           seen.set(r.status ?? 'none', (seen.get(r.status ?? 'none') ?? 0) + 1);
-          assert.ok(r.status === undefined || r.status < 500, `5xx for ${JSON.stringify(req.slice(0, 300))}: ${r.text.slice(0, 300)}`);
+          assert.ok(
+            r.status === undefined || r.status < 500,
+            `5xx for ${JSON.stringify(req.slice(0, 300))}: ${r.text.slice(0, 300)}`,
+          );
         }),
         { numRuns: runs },
       );
@@ -188,7 +316,10 @@ describe('every daemon handler survives any request (issue 11 item 4)', () => {
       await alive();
       assert.deepEqual(logged, [], 'no handler failed');
       // the generator reached the handlers, not only node's parser
-      assert.ok([...seen.keys()].some((s) => s !== 400 && s !== 'none'), `statuses ${JSON.stringify([...seen])}`);
+      assert.ok(
+        [...seen.keys()].some((s) => s !== 400 && s !== 'none'),
+        `statuses ${JSON.stringify([...seen])}`,
+      );
     });
   }
 
@@ -224,10 +355,28 @@ describe('generated bodies reach the real JailService: 4xx, never 5xx', () => {
   });
 
   // never start: these jails have generated parameters; create, modify and read only
-  const paramName = fc.oneof({ arbitrary: fc.constantFrom(...PARAMS.keys()), weight: 6 }, fc.string({ maxLength: 10 }), fc.constantFrom('__proto__', 'constructor', 'name'));
+  const paramName = fc.oneof(
+    { arbitrary: fc.constantFrom(...PARAMS.keys()), weight: 6 },
+    fc.string({ maxLength: 10 }),
+    fc.constantFrom('__proto__', 'constructor', 'name'),
+  );
   const paramValue = fc.oneof(
     fc.string({ maxLength: 12 }),
-    fc.constantFrom('', '0', '-1', '1G', '99999999999999999999T', '198.51.100.181/24', '198.51.100.999/24', 'lo0|x', '/', '../..', '/proc', 'true', 'nan'),
+    fc.constantFrom(
+      '',
+      '0',
+      '-1',
+      '1G',
+      '99999999999999999999T',
+      '198.51.100.181/24',
+      '198.51.100.999/24',
+      'lo0|x',
+      '/',
+      '../..',
+      '/proc',
+      'true',
+      'nan',
+    ),
     fc.integer(),
     fc.double(),
     fc.boolean(),
@@ -236,7 +385,13 @@ describe('generated bodies reach the real JailService: 4xx, never 5xx', () => {
   const params = fc.dictionary(paramName, paramValue, { maxKeys: 4 });
   const metaInput = fc.oneof(
     fc.string({ maxLength: 20 }),
-    fc.array(fc.oneof(fc.string({ maxLength: 12 }), fc.record({ op: fc.constant('set'), key: fc.string({ maxLength: 6 }), value: fc.string({ maxLength: 6 }) })), { maxLength: 3 }),
+    fc.array(
+      fc.oneof(
+        fc.string({ maxLength: 12 }),
+        fc.record({ op: fc.constant('set'), key: fc.string({ maxLength: 6 }), value: fc.string({ maxLength: 6 }) }),
+      ),
+      { maxLength: 3 },
+    ),
   );
   const name = fc.oneof(
     { arbitrary: fc.constantFrom('r1', 'r2', 'r1.c'), weight: 6 },
@@ -244,16 +399,32 @@ describe('generated bodies reach the real JailService: 4xx, never 5xx', () => {
     fc.string({ maxLength: 8 }),
   );
   // most creates name a path, so they get past "needs a path" into the service
-  const createParams = fc.tuple(params, fc.boolean()).map(([p, withPath]) => (withPath ? { path: join(dir, 'roots', 'p'), ...p } : p));
+  const createParams = fc
+    .tuple(params, fc.boolean())
+    .map(([p, withPath]) => (withPath ? { path: join(dir, 'roots', 'p'), ...p } : p));
   const call = fc.oneof(
-    fc.record({ method: fc.constant('POST' as const), url: fc.constant('/v1/jails'), payload: fc.record({ name, params: createParams, meta: metaInput, env: metaInput }, { requiredKeys: ['name'] }) }),
+    fc.record({
+      method: fc.constant('POST' as const),
+      url: fc.constant('/v1/jails'),
+      payload: fc.record({ name, params: createParams, meta: metaInput, env: metaInput }, { requiredKeys: ['name'] }),
+    }),
     fc.record({
       method: fc.constant('PATCH' as const),
       url: name.map((n) => `/v1/jails/${encodeURIComponent(n)}`),
-      payload: fc.record({ params, unset: fc.array(paramName, { maxLength: 2 }), meta: metaInput, env: metaInput }, { requiredKeys: [] }),
-      headers: fc.option(fc.record({ 'if-match': fc.oneof(fc.string({ maxLength: 4 }), fc.nat().map(String)) }), { nil: undefined }),
+      payload: fc.record(
+        { params, unset: fc.array(paramName, { maxLength: 2 }), meta: metaInput, env: metaInput },
+        { requiredKeys: [] },
+      ),
+      headers: fc.option(fc.record({ 'if-match': fc.oneof(fc.string({ maxLength: 4 }), fc.nat().map(String)) }), {
+        nil: undefined,
+      }),
     }),
-    fc.record({ method: fc.constant('GET' as const), url: fc.tuple(name, fc.string({ maxLength: 10 })).map(([n, q]) => `/v1/jails/${encodeURIComponent(n)}?fields=${encodeURIComponent(q)}`) }),
+    fc.record({
+      method: fc.constant('GET' as const),
+      url: fc
+        .tuple(name, fc.string({ maxLength: 10 }))
+        .map(([n, q]) => `/v1/jails/${encodeURIComponent(n)}?fields=${encodeURIComponent(q)}`),
+    }),
   );
 
   test('create, modify, read with generated parameters, meta and names', async (t) => {

@@ -2,7 +2,11 @@
 import { connect, type NetConnectOpts } from 'node:net';
 
 /** What came back for raw request bytes: the status line's code, if any arrived. */
-export async function rawRequest(target: NetConnectOpts, bytes: Buffer | string, waitMs = 400): Promise<{ status?: number; text: string }> {
+export async function rawRequest(
+  target: NetConnectOpts,
+  bytes: Buffer | string,
+  waitMs = 400,
+): Promise<{ status?: number; text: string }> {
   return new Promise((resolve) => {
     const sock = connect(target);
     let text = '';

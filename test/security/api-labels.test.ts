@@ -35,7 +35,12 @@ describe('CLI: per-key meta/env writes cannot inject a label', () => {
     let r = await jy('create', 'lab', `path=${join(dir, 'root')}`, 'meta.note=ok', 'meta.tier=user');
     assert.equal(r.code, 0, r.stderr);
     const was = record();
-    for (const word of ['meta.note=x\ntier=admin', 'env.note=x\ntier=admin', 'meta.note=x\r\ntier=admin', 'meta.note=x\0y']) {
+    for (const word of [
+      'meta.note=x\ntier=admin',
+      'env.note=x\ntier=admin',
+      'meta.note=x\r\ntier=admin',
+      'meta.note=x\0y',
+    ]) {
       r = await jy('set', 'lab', word);
       assert.notEqual(r.code, 0, `${JSON.stringify(word)} accepted`);
       assert.match(r.stderr, /JY_ERR_META_KEY|line break/);
@@ -74,7 +79,10 @@ describe('API: per-key meta/env writes cannot inject a label', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'jy-apic-'));
     d = await startTestDaemon(dir);
-    await d.service.create({ spec: { name: 'web', params: { name: 'web', path: '/x' } }, meta: [{ op: 'set', key: 'tier', value: 'user' }] });
+    await d.service.create({
+      spec: { name: 'web', params: { name: 'web', path: '/x' } },
+      meta: [{ op: 'set', key: 'tier', value: 'user' }],
+    });
   });
   after(async () => {
     await d.close();
@@ -110,7 +118,11 @@ describe('API: per-key meta/env writes cannot inject a label', () => {
   }
 
   test('POST /v1/jails refuses it and creates nothing', async () => {
-    const res = await d.daemon.app.inject({ method: 'POST', url: '/v1/jails', payload: { name: 'evil', params: { path: '/x' }, meta: ['meta.note=x\ntier=admin'] } });
+    const res = await d.daemon.app.inject({
+      method: 'POST',
+      url: '/v1/jails',
+      payload: { name: 'evil', params: { path: '/x' }, meta: ['meta.note=x\ntier=admin'] },
+    });
     assert.equal(res.statusCode, 400);
     assert.equal((res.json() as { jail?: string }).jail, 'evil');
     assert.equal(d.store.getJail('evil'), undefined);
@@ -119,7 +131,11 @@ describe('API: per-key meta/env writes cannot inject a label', () => {
   test('no selector sees tier=admin; a plain key write still works', async () => {
     const list = await d.daemon.app.inject({ method: 'GET', url: '/v1/jails?labelSelector=tier%3Dadmin' });
     assert.deepEqual((list.json() as { items: unknown[] }).items, []);
-    const ok = await d.daemon.app.inject({ method: 'PATCH', url: '/v1/jails/web', payload: { meta: ['meta.note=two words = fine'] } });
+    const ok = await d.daemon.app.inject({
+      method: 'PATCH',
+      url: '/v1/jails/web',
+      payload: { meta: ['meta.note=two words = fine'] },
+    });
     assert.equal(ok.statusCode, 200, ok.body);
     assert.equal((ok.json() as { labels: Record<string, string> }).labels.note, 'two words = fine');
   });
@@ -127,7 +143,19 @@ describe('API: per-key meta/env writes cannot inject a label', () => {
 
 describe('what a label is: only well-formed key=value lines', () => {
   test('lines whose key is not a valid label key are buffer text, not labels', () => {
-    const meta = ['tier=web', 'bad key=1', '=x', 'tier =admin', ' tier=admin', 'a/b/c=1', 'Example.com/x=1', 'x_=1', 'plain text', 'example.com/app=ok', 'k=v=w'].join('\n');
+    const meta = [
+      'tier=web',
+      'bad key=1',
+      '=x',
+      'tier =admin',
+      ' tier=admin',
+      'a/b/c=1',
+      'Example.com/x=1',
+      'x_=1',
+      'plain text',
+      'example.com/app=ok',
+      'k=v=w',
+    ].join('\n');
     assert.deepEqual(labelsOf(meta, ''), { tier: 'web', 'example.com/app': 'ok', k: 'v=w' });
   });
 

@@ -82,15 +82,39 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
     child = spawn(
       process.execPath,
       [
-        bin, '--state', dir, 'serve', '--listen', '127.0.0.1:0', '--token-file', join(dir, 'token'), '--bookmark-interval', '0.3',
-        '--max-connections', String(LIMITS.maxConnections), '--max-client-connections', String(LIMITS.perClient),
-        '--guest-max-connections', String(LIMITS.guest), '--headers-timeout', String(LIMITS.headersSec),
-        '--request-timeout', String(LIMITS.requestSec), '--idle-timeout', String(LIMITS.idleSec), '--auth-timeout', String(LIMITS.authSec),
+        bin,
+        '--state',
+        dir,
+        'serve',
+        '--listen',
+        '127.0.0.1:0',
+        '--token-file',
+        join(dir, 'token'),
+        '--bookmark-interval',
+        '0.3',
+        '--max-connections',
+        String(LIMITS.maxConnections),
+        '--max-client-connections',
+        String(LIMITS.perClient),
+        '--guest-max-connections',
+        String(LIMITS.guest),
+        '--headers-timeout',
+        String(LIMITS.headersSec),
+        '--request-timeout',
+        String(LIMITS.requestSec),
+        '--idle-timeout',
+        String(LIMITS.idleSec),
+        '--auth-timeout',
+        String(LIMITS.authSec),
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     child.stderr!.on('data', (b) => (stderr += b));
-    await waitFor(() => /http:\/\/127\.0\.0\.1:(\d+)/.test(stderr) || child.exitCode !== null, 20_000, 'serve to start');
+    await waitFor(
+      () => /http:\/\/127\.0\.0\.1:(\d+)/.test(stderr) || child.exitCode !== null,
+      20_000,
+      'serve to start',
+    );
     const port = /http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr)?.[1];
     assert.ok(port, `serve did not start: ${stderr}`);
     tcp = { host: '127.0.0.1', port: Number(port) };
@@ -131,7 +155,8 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
     const flood: Idle[] = [];
     let maxFds = base;
     // 30 addresses x 10: each at its per-client cap, together far over the listener's cap
-    for (let a = 1; a <= 30; a++) for (let i = 0; i < 10; i++) flood.push(openIdle({ ...tcp, localAddress: `127.0.1.${a}` }));
+    for (let a = 1; a <= 30; a++)
+      for (let i = 0; i < 10; i++) flood.push(openIdle({ ...tcp, localAddress: `127.0.1.${a}` }));
     const served: number[] = [];
     for (let i = 0; i < 10; i++) {
       maxFds = Math.max(maxFds, fds());
@@ -145,7 +170,11 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
     assert.ok(slowest < LIMITS.authSec * 1000 + 2500, `closed within the auth timeout (slowest ${slowest} ms)`);
     // closed by the auth timeout, or by node's headers timeout first (a 408): never served
     const answered = flood.filter((c) => c.gotData && !/^HTTP\/1\.1 408 /.test(c.firstBytes ?? ''));
-    assert.deepEqual(answered.map((c) => c.firstBytes), [], 'nothing was served to them');
+    assert.deepEqual(
+      answered.map((c) => c.firstBytes),
+      [],
+      'nothing was served to them',
+    );
     // the listener's cap, plus a few of the authenticated client's
     assert.ok(maxFds <= base + LIMITS.maxConnections + 5, `descriptors ${base} -> at most ${maxFds}`);
     await sleep(200);
@@ -165,7 +194,9 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
     const c = openIdle(tcp);
     let text = '';
     c.socket.on('data', (d) => (text += d));
-    c.socket.write(`POST /v1/jails HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{`);
+    c.socket.write(
+      `POST /v1/jails HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{`,
+    );
     const drip = setInterval(() => c.socket.writable && c.socket.write(' '), 200);
     try {
       await waitFor(() => c.closedAfter !== undefined, 6000, 'the request timeout');
@@ -199,9 +230,13 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
     tcpStream.socket.write(authed('/v1/jails?watch=1'));
     try {
       await sleep((LIMITS.requestSec + LIMITS.idleSec) * 1000 + 500);
-      assert.ok(streams.every((s) => s.c.closedAfter === undefined), 'unix streams open');
+      assert.ok(
+        streams.every((s) => s.c.closedAfter === undefined),
+        'unix streams open',
+      );
       assert.equal(tcpStream.closedAfter, undefined, 'TCP stream open');
-      for (const t of [...streams.map((s) => s.text()), tcpText]) assert.ok((t.match(/event: BOOKMARK/g) ?? []).length >= 5, t);
+      for (const t of [...streams.map((s) => s.text()), tcpText])
+        assert.ok((t.match(/event: BOOKMARK/g) ?? []).length >= 5, t);
       // the unix listener is full of streams: one more connection is refused
       const extra = await rawRequest(unix, 'GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\n', 500);
       assert.equal(extra.status, undefined);
@@ -214,18 +249,26 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
   });
 
   test('guest socket: capped per socket, idle connections reaped, still serving its jail', async () => {
-    store.createJail({ name: 'lim', params: { name: 'lim', path: join(dir, 'lim-root') }, env: [{ op: 'set', key: 'k', value: 'v' }] });
+    store.createJail({
+      name: 'lim',
+      params: { name: 'lim', path: join(dir, 'lim-root') },
+      env: [{ op: 'set', key: 'k', value: 'v' }],
+    });
     store.transition('lim', 'stopped', 'starting');
     store.transition('lim', 'starting', 'running');
     const guest = { path: join(dir, 'jails', 'lim', 'guest', 'guest.sock') };
     try {
-      await waitFor(() => {
-        try {
-          return readdirSync(join(dir, 'jails', 'lim', 'guest')).includes('guest.sock');
-        } catch {
-          return false;
-        }
-      }, 5000, 'the guest socket');
+      await waitFor(
+        () => {
+          try {
+            return readdirSync(join(dir, 'jails', 'lim', 'guest')).includes('guest.sock');
+          } catch {
+            return false;
+          }
+        },
+        5000,
+        'the guest socket',
+      );
       await sleep(100);
       const base = fds();
       const idle = Array.from({ length: LIMITS.guest + 25 }, () => openIdle(guest));

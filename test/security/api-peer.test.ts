@@ -27,7 +27,9 @@ except OSError as e:
 const GET_ENV = 'GET /env HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
 const GET_JAILS = 'GET /v1/jails HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
 
-describe('unix socket peers (guest sockets, the API socket)', { skip: !existsSync(JY_PEER) && 'native/build/jy-peer is not built' }, () => {
+describe('unix socket peers (guest sockets, the API socket)', {
+  skip: !existsSync(JY_PEER) && 'native/build/jy-peer is not built',
+}, () => {
   let h: SecurityHost;
   let daemon: Awaited<ReturnType<SecurityHost['serve']>>;
   const guestOf = (name: string) => join(h.jailDir(name), 'guest', 'guest.sock');
@@ -35,7 +37,9 @@ describe('unix socket peers (guest sockets, the API socket)', { skip: !existsSyn
   /** python3 on the host's tree, in `jail`'s pid namespace only: a process of that jail that
    * can name the host's paths (what a view of the host tree gives a jail). */
   const fromOtherJail = (jail: string, script: string) =>
-    execFileSync('nsenter', ['-t', String(initPid(jail)), '-p', '--', '/usr/bin/python3', '-c', script], { encoding: 'utf8' }).trim();
+    execFileSync('nsenter', ['-t', String(initPid(jail)), '-p', '--', '/usr/bin/python3', '-c', script], {
+      encoding: 'utf8',
+    }).trim();
 
   before(async () => {
     h = await SecurityHost.open('apic-peer');
@@ -58,7 +62,7 @@ describe('unix socket peers (guest sockets, the API socket)', { skip: !existsSyn
     assert.equal(r.stdout.trim(), 'HTTP/1.1 200 OK', r.stderr);
   });
 
-  test('a host process gets 403 from a jail\'s guest socket; the host keeps the API', async () => {
+  test("a host process gets 403 from a jail's guest socket; the host keeps the API", async () => {
     const r = await rawRequest({ path: guestOf('gp1') }, GET_ENV, 5000);
     assert.equal(r.status, 403, r.text);
     assert.equal((await rawRequest({ path: daemon.socket }, GET_JAILS, 5000)).status, 200);
@@ -69,9 +73,13 @@ describe('unix socket peers (guest sockets, the API socket)', { skip: !existsSyn
     assert.equal(fromOtherJail('gp2', ASK(daemon.socket, GET_JAILS)), 'HTTP/1.1 401 Unauthorized');
   });
 
-  test('through a basejail\'s view of the host tree: the same refusals', async (t) => {
+  test("through a basejail's view of the host tree: the same refusals", async (t) => {
     const view = (p: string) => join('/basejail', p);
-    const probe = await h.exec('gp2', ['/usr/bin/python3', '-c', `import os; print(os.path.exists(${JSON.stringify(view(guestOf('gp1')))}))`]);
+    const probe = await h.exec('gp2', [
+      '/usr/bin/python3',
+      '-c',
+      `import os; print(os.path.exists(${JSON.stringify(view(guestOf('gp1')))}))`,
+    ]);
     if (probe.stdout.trim() !== 'True') return t.skip('the basejail view does not show the state folder');
     const g = await h.exec('gp2', ['/usr/bin/python3', '-c', ASK(view(guestOf('gp1')), GET_ENV)]);
     assert.match(g.stdout.trim(), /^(HTTP\/1\.1 403 Forbidden|OSERROR \d+)$/, g.stderr);

@@ -61,16 +61,22 @@ describe('security: a jail with groups of its own below its cgroup', () => {
     jail.cleanup();
   });
 
-  test('stop removes child groups (made from inside and from the host) and ends their processes', { timeout: 60_000 }, async () => {
+  test('stop removes child groups (made from inside and from the host) and ends their processes', {
+    timeout: 60_000,
+  }, async () => {
     // the attack of the issue, from inside: a cgroup namespace of its own, the pids
     // hierarchy mounted, a child group made and a process moved in. A seccomp filter that
     // denies unshare(CLONE_NEWUSER) (or a dropped capability) stops it earlier: tolerated,
     // the host-side part below makes the same state either way.
-    const inside = await driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', [
-      'mkdir -p /tmp/cg',
-      'unshare -UrmC --propagation private sh -c "mount -t cgroup -o pids none /tmp/cg && mkdir /tmp/cg/evil && ' +
-        'echo \\$\\$ > /tmp/cg/evil/cgroup.procs && echo moved" </dev/null 2>&1 || true',
-    ].join('; ')]);
+    const inside = await driver.runInJail(jail.ctx, facts!, [
+      '/bin/sh',
+      '-c',
+      [
+        'mkdir -p /tmp/cg',
+        'unshare -UrmC --propagation private sh -c "mount -t cgroup -o pids none /tmp/cg && mkdir /tmp/cg/evil && ' +
+          'echo \\$\\$ > /tmp/cg/evil/cgroup.procs && echo moved" </dev/null 2>&1 || true',
+      ].join('; '),
+    ]);
     const insideWorked = inside.stdout.includes('moved');
     if (insideWorked) assert.ok(existsSync(`${pidsGroup(facts!)}/evil`), 'the jail made pids:/…/evil');
     else assert.match(inside.stdout, /Operation not permitted|Permission denied|not permitted/i, inside.stdout);
@@ -83,7 +89,10 @@ describe('security: a jail with groups of its own below its cgroup', () => {
     for (let i = 0; i < 200; i++) mkdirSync(`${pidsGroup(facts!)}/s${i}`);
     const sleeper = await driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', 'sleep 1000 >/dev/null 2>&1 & echo $!']);
     assert.equal(sleeper.code, 0, sleeper.stderr);
-    const procs = readFileSync(`${pidsGroup(facts!)}/cgroup.procs`, 'utf8').trim().split('\n').map(Number);
+    const procs = readFileSync(`${pidsGroup(facts!)}/cgroup.procs`, 'utf8')
+      .trim()
+      .split('\n')
+      .map(Number);
     const sleepPid = procs.find((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sleep');
     assert.ok(sleepPid, `a sleep in the jail's group: ${procs.join(' ')}`);
     writeFileSync(`${pidsGroup(facts!)}/child/grandchild/cgroup.procs`, String(sleepPid));
@@ -99,7 +108,9 @@ describe('security: a jail with groups of its own below its cgroup', () => {
   });
 });
 
-test('security: reconcile removes a leftover jail group with child groups and processes in them', { timeout: 30_000 }, async () => {
+test('security: reconcile removes a leftover jail group with child groups and processes in them', {
+  timeout: 30_000,
+}, async () => {
   const base = snapshot();
   const state = mkdtempSync(join(tmpdir(), 'jy-secgrp-'));
   const layout = parentDirs({ parent: CGPARENT, base: 'self' });
@@ -129,7 +140,9 @@ test('security: reconcile removes a leftover jail group with child groups and pr
   rmSync(state, { recursive: true, force: true });
 });
 
-test('security: `jailyard stop` (and reconcile of a half-done stop) of a jail with child groups succeeds and leaves nothing', { timeout: 120_000 }, async () => {
+test('security: `jailyard stop` (and reconcile of a half-done stop) of a jail with child groups succeeds and leaves nothing', {
+  timeout: 120_000,
+}, async () => {
   const { cliFor } = await import('../helpers/cli.ts');
   const { openStore } = await import('../../src/store/sqlite.ts');
   const base = snapshot();
@@ -148,7 +161,10 @@ test('security: `jailyard stop` (and reconcile of a half-done stop) of a jail wi
     r = await jy('exec', 'cg1', '/bin/sh', '-c', 'sleep 1000 >/dev/null 2>&1 & echo $! > /tmp/sleeper');
     assert.equal(r.code, 0, r.stderr);
     const pids = groups.find((d) => d.includes('/pids/')) ?? groups[0]!;
-    const sleepPid = readFileSync(`${pids}/cgroup.procs`, 'utf8').trim().split('\n').map(Number)
+    const sleepPid = readFileSync(`${pids}/cgroup.procs`, 'utf8')
+      .trim()
+      .split('\n')
+      .map(Number)
       .find((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sleep');
     assert.ok(sleepPid);
     writeFileSync(`${pids}/evil/deeper/cgroup.procs`, String(sleepPid));

@@ -4,7 +4,19 @@
 // the log's name is never followed, and the relay ends with the jail.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -41,8 +53,12 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
     await sleep(20);
   }
 }
-const relaysOf = (log: string) => consoleRelays().filter((r) => r.log === log).map((r) => r.pid);
-const pssKiB = (pid: number) => Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1]);
+const relaysOf = (log: string) =>
+  consoleRelays()
+    .filter((r) => r.log === log)
+    .map((r) => r.pid);
+const pssKiB = (pid: number) =>
+  Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1]);
 
 describe('security: a bounded console log', () => {
   let base: SystemSnapshot;
@@ -85,17 +101,31 @@ describe('security: a bounded console log', () => {
     assert.ok(relaysOf(log).length >= 1, 'a relay writes the log');
   });
 
-  test('200 MiB written to the console leave at most ~2x the limit on disk, with the newest lines', { timeout: 120_000 }, async () => {
+  test('200 MiB written to the console leave at most ~2x the limit on disk, with the newest lines', {
+    timeout: 120_000,
+  }, async () => {
     // through an exec.* command's console output (exec.consolelog)
     let t0 = Date.now();
-    const r = await driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', 'yes exec-output-0123456789 | head -c 209715200; echo; echo LAST-FROM-EXEC'], { consoleLog: log });
+    const r = await driver.runInJail(
+      jail.ctx,
+      facts!,
+      ['/bin/sh', '-c', 'yes exec-output-0123456789 | head -c 209715200; echo; echo LAST-FROM-EXEC'],
+      { consoleLog: log },
+    );
     assert.equal(r.code, 0, r.stderr);
     const execMs = Date.now() - t0;
     await until('the exec output in the log', () => readLog(log).includes('LAST-FROM-EXEC'));
-    assert.ok(size(log) + size(`${log}.1`) <= 2 * limit + 128 * 1024, `on disk: ${size(log)} + ${size(`${log}.1`)} (limit ${limit})`);
+    assert.ok(
+      size(log) + size(`${log}.1`) <= 2 * limit + 128 * 1024,
+      `on disk: ${size(log)} + ${size(`${log}.1`)} (limit ${limit})`,
+    );
     // through pid 1's own output, which every process of the jail can reach
     t0 = Date.now();
-    const p = await driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', 'yes pid1-output-0123456789 | head -c 209715200 > /proc/1/fd/1; echo LAST-FROM-PID1 > /proc/1/fd/1']);
+    const p = await driver.runInJail(jail.ctx, facts!, [
+      '/bin/sh',
+      '-c',
+      'yes pid1-output-0123456789 | head -c 209715200 > /proc/1/fd/1; echo LAST-FROM-PID1 > /proc/1/fd/1',
+    ]);
     assert.equal(p.code, 0, p.stderr);
     const pid1Ms = Date.now() - t0;
     await until('the pid 1 output in the log', () => readLog(log).includes('LAST-FROM-PID1'));
@@ -104,12 +134,16 @@ describe('security: a bounded console log', () => {
     assert.ok(lstatSync(`${log}.1`).isFile(), 'one rotation');
     assert.equal(readFileSync(`${marker}/victim`, 'utf8'), 'untouched\n');
     const pss = relaysOf(log).map(pssKiB);
-    console.log(`# 200 MiB via exec: ${execMs} ms, via pid 1: ${pid1Ms} ms; on disk ${(total / MiB).toFixed(2)} MiB (limit ${limit / MiB} MiB); relay PSS KiB: ${pss.join(', ')}`);
+    console.log(
+      `# 200 MiB via exec: ${execMs} ms, via pid 1: ${pid1Ms} ms; on disk ${(total / MiB).toFixed(2)} MiB (limit ${limit / MiB} MiB); relay PSS KiB: ${pss.join(', ')}`,
+    );
   });
 
   test("a failed command's last lines are in the log when its result comes back", { timeout: 30_000 }, async () => {
     for (let i = 0; i < 5; i++) {
-      const r = await driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', `echo LAST-WORDS-${i}; exit 3`], { consoleLog: log });
+      const r = await driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', `echo LAST-WORDS-${i}; exit 3`], {
+        consoleLog: log,
+      });
       assert.equal(r.code, 3);
       assert.ok(readLog(log).includes(`LAST-WORDS-${i}`), `run ${i}`);
     }
@@ -124,7 +158,9 @@ describe('security: a bounded console log', () => {
   });
 });
 
-test('security: the relay itself: limit, rotation, a FIFO or hard link at the name, start cost', { timeout: 60_000 }, async () => {
+test('security: the relay itself: limit, rotation, a FIFO or hard link at the name, start cost', {
+  timeout: 60_000,
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'jy-seccon-'));
   try {
     const log = `${dir}/console.log`;
@@ -134,7 +170,7 @@ test('security: the relay itself: limit, rotation, a FIFO or hard link at the na
     linkSync(`${dir}/other`, log);
     const sink = await consoleSink(log, 64 * 1024);
     const fd = openSync(sink.path, 'a');
-    const line = Buffer.from('0123456789abcdef'.repeat(4) + '\n');
+    const line = Buffer.from(`${'0123456789abcdef'.repeat(4)}\n`);
     for (let i = 0; i < (1 * MiB) / line.length; i++) writeSync(fd, line);
     writeSync(fd, 'NEWEST\n');
     closeSync(fd);
@@ -174,7 +210,9 @@ test('security: reconcile ends a relay whose jail folder is gone', { timeout: 30
   }
 });
 
-test('security: a stalled disk never blocks the writers; the newest lines and a count of the dropped arrive', { timeout: 60_000 }, async () => {
+test('security: a stalled disk never blocks the writers; the newest lines and a count of the dropped arrive', {
+  timeout: 60_000,
+}, async () => {
   const { spawn } = await import('node:child_process');
   const dir = mkdtempSync(join(tmpdir(), 'jy-seccon-'));
   const log = `${dir}/console.log`;

@@ -24,10 +24,15 @@ after(async () => {
   rmSync(state, { recursive: true, force: true });
 });
 
-test('an exec.consolelog inside the jail root fails the start, naming the parameter, and leaves the jail stopped', { timeout: 60_000 }, async () => {
+test('an exec.consolelog inside the jail root fails the start, naming the parameter, and leaves the jail stopped', {
+  timeout: 60_000,
+}, async () => {
   const root = join(state, 'jails', 'cp1', 'root');
   const log = join(root, 'tmp', 'console.log');
-  assert.equal((await jy('create', 'cp1', 'skeleton=host', 'persist', `exec.consolelog=${log}`, 'exec.prestart=echo hi')).code, 0);
+  assert.equal(
+    (await jy('create', 'cp1', 'skeleton=host', 'persist', `exec.consolelog=${log}`, 'exec.prestart=echo hi')).code,
+    0,
+  );
   const r = await jy('start', 'cp1');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /exec\.consolelog/);

@@ -19,12 +19,17 @@ after(async () => {
 });
 
 for (const jail of ['dn1', 'dn2']) {
-  test(`${jail}: chmod/chown of /dev nodes fail, the devices still work, the host's nodes are unchanged`, { timeout: 60_000 }, async () => {
+  test(`${jail}: chmod/chown of /dev nodes fail, the devices still work, the host's nodes are unchanged`, {
+    timeout: 60_000,
+  }, async () => {
     const before = ['null', 'zero', 'urandom', 'tty'].map((n) => statSync(`/dev/${n}`));
     for (const [i, n] of ['null', 'zero', 'urandom', 'tty'].entries()) {
       // the same mode and owner as now: on a jail that is not confined this changes only the
       // host node's ctime (seen below), never its mode or owner
-      const r = await h.sh(jail, `chmod $(stat -c %a /dev/${n}) /dev/${n}; echo chmod=$?; chown $(stat -c %u:%g /dev/${n}) /dev/${n}; echo chown=$?`);
+      const r = await h.sh(
+        jail,
+        `chmod $(stat -c %a /dev/${n}) /dev/${n}; echo chmod=$?; chown $(stat -c %u:%g /dev/${n}) /dev/${n}; echo chown=$?`,
+      );
       assert.match(r.stdout, /chmod=1/, `${jail}: chmod /dev/${n}: ${r.stdout}${r.stderr}`);
       assert.match(r.stdout, /chown=1/, `${jail}: chown /dev/${n}: ${r.stdout}${r.stderr}`);
       const after = statSync(`/dev/${n}`);

@@ -7,10 +7,28 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SecurityHost, STRATEGIES, jailModes, miniRoot, securityAddr, type CliResult, type ExecOutcome, type JailMode } from './helpers.ts';
+import {
+  SecurityHost,
+  STRATEGIES,
+  jailModes,
+  miniRoot,
+  securityAddr,
+  type CliResult,
+  type ExecOutcome,
+  type JailMode,
+} from './helpers.ts';
 
 let h: SecurityHost;
 /** A host directory with a tmpfs of the test's own at VICTIM/m: planted symlinks point there. */
@@ -33,7 +51,9 @@ after(async () => {
     await h?.close();
   } finally {
     // whatever an attack that got through mounted on the victim, then the victim itself
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '');
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4] ?? '');
     for (const m of mounts.filter((m) => m && (m === victim || m.startsWith(`${victim}/`))).reverse()) {
       execFileSync('umount', ['-l', m], { stdio: 'ignore' });
     }
@@ -43,12 +63,22 @@ after(async () => {
 
 /** The victim as it must stay: the tmpfs mounted, only `keep` in it, `keep` unchanged, nothing mounted below. */
 function assertVictimUntouched(when: string): void {
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '');
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '');
   assert.ok(mounts.includes(`${victim}/m`), `${when}: the host's own mount at the symlink's target was unmounted`);
   const below = mounts.filter((m) => m.startsWith(`${victim}/m/`));
   assert.deepEqual(below, [], `${when}: something was mounted on the host through a planted symlink`);
-  assert.deepEqual(readdirSync(`${victim}/m`), ['keep'], `${when}: a host step created files through a planted symlink`);
-  assert.equal(readFileSync(`${victim}/m/keep`, 'utf8'), keepText, `${when}: a host step wrote through a planted symlink`);
+  assert.deepEqual(
+    readdirSync(`${victim}/m`),
+    ['keep'],
+    `${when}: a host step created files through a planted symlink`,
+  );
+  assert.equal(
+    readFileSync(`${victim}/m/keep`, 'utf8'),
+    keepText,
+    `${when}: a host step wrote through a planted symlink`,
+  );
   assert.deepEqual(readdirSync(victim), ['m'], `${when}: a host step created files next to the victim`);
 }
 
@@ -65,12 +95,15 @@ for (const mode of jailModes()) {
       let restarted: CliResult | undefined;
 
       test('symlinks and a directory link planted for stop and remove: deleting the jail deletes nothing of the host', async () => {
-        const r = await h.sh(name, `
+        const r = await h.sh(
+          name,
+          `
           V=${victim}
           ln -s $V/m/keep /tmp/x; ln -s $V/m /tmp/dir; ln -s / /tmp/root
           mkdir -p /var/tmp /root; ln -s $V/m /var/tmp/v; ln -s $V/m/keep /root/keep
           ln $V/m/keep /tmp/hard 2>/dev/null && echo "BREACH hard link to a host file"
-          true`);
+          true`,
+        );
         assert.deepEqual(breaches(r), [], r.stdout);
         const s = await h.jy('restart', name);
         assert.equal(s.code, 0, s.stderr);
@@ -82,7 +115,9 @@ for (const mode of jailModes()) {
       test('mount targets and their parents replaced by symlinks to a host dir: stop and start touch nothing there', async () => {
         // The jail owns its tree: it moves each parent of a mount point aside (the mounts go
         // with it) and leaves a symlink to the host's victim in its place.
-        const r = await h.sh(name, `
+        const r = await h.sh(
+          name,
+          `
           V=${victim}/m
           for m in $(awk '$5 != "/" {print $5}' /proc/self/mountinfo | sort -u); do
             case "$m" in /proc|/proc/*|/dev|/dev/*|/sys|/sys/*) continue;; esac
@@ -99,7 +134,8 @@ for (const mode of jailModes()) {
           for p in /.jailyard/tini /run/jailyard; do
             [ -L "$p" ] || { mv "$p" "$p.jyold2" 2>/dev/null; ln -s "$V" "$p" 2>/dev/null && echo "planted $p"; }
           done
-          true`);
+          true`,
+        );
         assert.match(r.stdout, /planted/, `nothing could be planted: ${r.stdout} ${r.stderr}`);
         let s = await h.jy('stop', name);
         assertVictimUntouched('after stop');
@@ -109,7 +145,7 @@ for (const mode of jailModes()) {
         assertVictimUntouched('after start');
       });
 
-      test('after planting those symlinks the jail starts again (what it put at jailyard\'s names is moved aside)', async () => {
+      test("after planting those symlinks the jail starts again (what it put at jailyard's names is moved aside)", async () => {
         assert.ok(restarted, 'the attack above did not run');
         assert.equal(restarted.code, 0, `the jail does not start again after the attack: ${restarted.stderr}`);
         await h.assertAlive(name);
@@ -136,7 +172,10 @@ describe('upgrade writes nothing through symlinks the jail planted in its config
   before(async () => {
     const v1 = tree(join(h.state, 'up1'), { 'etc/app.conf': 'one\n', 'etc/sub/f.conf': 'x\n', 'etc/keep.conf': 'k\n' });
     const v2 = tree(join(h.state, 'up2'), {
-      'etc/app.conf': 'two\n', 'etc/sub/f.conf': 'y\n', 'etc/keep.conf': 'k\n', 'etc/new.conf': 'new\n',
+      'etc/app.conf': 'two\n',
+      'etc/sub/f.conf': 'y\n',
+      'etc/keep.conf': 'k\n',
+      'etc/new.conf': 'new\n',
     });
     for (const v of [v1, v2]) assert.equal((await h.jy('skel', 'create', 'up', '--copy', v)).code, 0);
   });
@@ -163,7 +202,9 @@ describe('upgrade writes nothing through symlinks the jail planted in its config
   }
 });
 
-describe('host binaries through /proc while jailyard enters the jail (CVE-2019-5736 class)', { timeout: 120_000 }, () => {
+describe('host binaries through /proc while jailyard enters the jail (CVE-2019-5736 class)', {
+  timeout: 120_000,
+}, () => {
   const modes: JailMode[] = jailModes();
   for (const mode of modes) {
     test(`${mode.name}: the jail never writes or traces jailyard's helpers, nor reaches the host root`, async () => {
@@ -175,7 +216,12 @@ describe('host binaries through /proc while jailyard enters the jail (CVE-2019-5
       const sums = bins.map((b) => createHash('sha256').update(readFileSync(b)).digest('hex'));
       writeFileSync(`${h.state}/HOST-MARKER`, 'host\n');
       // in the jail: watch /proc for 4 s for any process whose exe or root is not the jail's
-      const watcher = h.exec(name, ['python3', '-c', `
+      const watcher = h.exec(
+        name,
+        [
+          'python3',
+          '-c',
+          `
 import os, time, ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 seen = set(); end = time.time() + 4; me = str(os.getpid())
@@ -201,14 +247,19 @@ while time.time() < end:
         except OSError:
             pass
 print("done")
-`], { timeoutMs: 30_000 });
+`,
+        ],
+        { timeoutMs: 30_000 },
+      );
       // meanwhile the host enters the jail again and again
       const t0 = Date.now();
       while (Date.now() - t0 < 3500) await h.exec(name, ['/bin/true']);
       const r = await watcher;
       assert.match(r.stdout, /done/, r.stderr);
       assert.deepEqual(breaches(r), [], r.stdout);
-      bins.forEach((b, k) => assert.equal(createHash('sha256').update(readFileSync(b)).digest('hex'), sums[k], `${b} changed`));
+      for (const [k, b] of bins.entries()) {
+        assert.equal(createHash('sha256').update(readFileSync(b)).digest('hex'), sums[k], `${b} changed`);
+      }
       await h.assertAlive(name);
     });
   }
@@ -224,18 +275,24 @@ describe('across jails', { timeout: 180_000 }, () => {
   });
 
   test('a jail reads nothing of another jail (env, meta, files) through /run, /proc or its tree', async () => {
-    const r = await h.sh('xa', `
+    const r = await h.sh(
+      'xa',
+      `
       grep -rs "${secret}" /run /tmp /var/run /etc /root /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | head
-      cat /run/jailyard/* 2>/dev/null; true`);
+      cat /run/jailyard/* 2>/dev/null; true`,
+    );
     assert.ok(!r.stdout.includes(secret), `jail xa read jail xb's data:\n${r.stdout}`);
   });
 
-  test('a jail neither sees, signals nor traces another jail\'s processes', async () => {
+  test("a jail neither sees, signals nor traces another jail's processes", async () => {
     const { cgroups } = h.facts('xb');
     const group = cgroups.find((c) => c.includes('/pids/')) ?? cgroups[0]!;
     const hostPidsOfB = readFileSync(join(group, 'cgroup.procs'), 'utf8').trim().split('\n').map(Number);
     assert.ok(hostPidsOfB.length >= 2, 'xb runs processes');
-    const r = await h.exec('xa', ['python3', '-c', `
+    const r = await h.exec('xa', [
+      'python3',
+      '-c',
+      `
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
 for d in os.listdir("/proc"):
@@ -248,12 +305,13 @@ for pid in ${JSON.stringify(hostPidsOfB)}:
     try: os.kill(pid, 9); print("BREACH killed", pid)
     except OSError: pass
     if libc.syscall(101, 16, pid, 0, 0) == 0: print("BREACH ptrace attach", pid)
-`]);
+`,
+    ]);
     assert.deepEqual(breaches(r), [], r.stdout + r.stderr);
     for (const pid of hostPidsOfB) process.kill(pid, 0);
   });
 
-  test('kill -9 -1 in one jail ends only that jail\'s processes; the host and the other jail go on', async () => {
+  test("kill -9 -1 in one jail ends only that jail's processes; the host and the other jail go on", async () => {
     const sleeper = execFileSync('sh', ['-c', 'sleep 60 >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).trim();
     try {
       await h.exec('xa', ['/bin/sh', '-c', 'kill -9 -1; true']);

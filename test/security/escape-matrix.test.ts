@@ -7,7 +7,17 @@
 // An attack that reports "BREACH" lines got through: the lines name what it reached.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, statSync, openSync, closeSync, existsSync } from 'node:fs';
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  statSync,
+  openSync,
+  closeSync,
+  existsSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -28,9 +38,14 @@ const keyName = `jy-sec-escape-${randomBytes(4).toString('hex')}`;
 let keyId = '';
 /** Host sysctls a jailed root must not be able to write (item 1). */
 const SYSCTLS = [
-  'kernel/core_pattern', 'kernel/modprobe', 'kernel/pid_max', 'vm/drop_caches', 'kernel/sysrq', 'kernel/hostname', 'fs/file-max',
-]
-  .filter((s) => existsSync(`/proc/sys/${s}`));
+  'kernel/core_pattern',
+  'kernel/modprobe',
+  'kernel/pid_max',
+  'vm/drop_caches',
+  'kernel/sysrq',
+  'kernel/hostname',
+  'fs/file-max',
+].filter((s) => existsSync(`/proc/sys/${s}`));
 const hostSysctls = new Map<string, string>();
 /** The host's root disk, as major:minor. */
 let rootDev = { major: 0, minor: 0 };
@@ -55,7 +70,10 @@ before(async () => {
     }
   }
   const dev = statSync('/').dev;
-  rootDev = { major: Number((BigInt(dev) >> 8n) & 0xfffn), minor: Number((BigInt(dev) & 0xffn) | ((BigInt(dev) >> 12n) & 0xfff00n)) };
+  rootDev = {
+    major: Number((BigInt(dev) >> 8n) & 0xfffn),
+    minor: Number((BigInt(dev) & 0xffn) | ((BigInt(dev) >> 12n) & 0xfff00n)),
+  };
 });
 
 after(async () => {
@@ -78,7 +96,8 @@ function assertNoBreach(r: ExecOutcome, what: string): void {
 }
 
 /** python3 -c SCRIPT in the jail (the jail's own python: a host-root skeleton has it). */
-const py = (jail: string, script: string, user?: string) => h.exec(jail, ['python3', '-c', script], user ? { user } : {});
+const py = (jail: string, script: string, user?: string) =>
+  h.exec(jail, ['python3', '-c', script], user ? { user } : {});
 
 // A small ctypes prelude: raw syscalls with errno, for calls no shell tool makes.
 const PY_SYS = `
@@ -100,13 +119,16 @@ for (const mode of jailModes()) {
           skeleton: strategy === 'full' ? 'mini' : 'host',
           params: [
             `ip4.addr=${securityAddr((mode.name === 'root' ? 0 : 4) + i)}`,
-            'limits.procs=128', 'limits.memory=256M', 'meta.secret=host-only-meta-value', 'env.visible=1',
+            'limits.procs=128',
+            'limits.memory=256M',
+            'meta.secret=host-only-meta-value',
+            'env.visible=1',
           ],
         });
       });
 
       if (mode.name === 'userns') {
-        test('the mode holds: the jail\'s root is an unprivileged uid of the host (uid_map)', async () => {
+        test("the mode holds: the jail's root is an unprivileged uid of the host (uid_map)", async () => {
           const r = await h.sh(name, 'cat /proc/self/uid_map');
           const [inside, outside] = r.stdout.trim().split(/\s+/).map(Number);
           assert.equal(inside, 0, r.stdout + r.stderr);
@@ -115,7 +137,9 @@ for (const mode of jailModes()) {
       }
 
       test('remount a read-only mount read-write (by path and through /proc/self/fd)', async () => {
-        const r = await h.sh(name, `
+        const r = await h.sh(
+          name,
+          `
           ro=$(awk '$6 ~ /(^|,)ro(,|$)/ {print $5}' /proc/self/mountinfo)
           [ -n "$ro" ] || echo "NOTE no read-only mount"
           for m in $ro; do
@@ -125,13 +149,16 @@ for (const mode of jailModes()) {
             awk -v m="$m" '$5 == m && $6 !~ /(^|,)ro(,|$)/ {print "BREACH now read-write: " m}' /proc/self/mountinfo
             if [ -d "$m" ]; then touch "$m/.jy-esc" 2>/dev/null && echo "BREACH wrote into $m" && rm -f "$m/.jy-esc"; fi
           done
-          true`);
+          true`,
+        );
         assertNoBreach(r, 'remount read-write');
         await h.assertAlive(name);
       });
 
       test('mount tmpfs, proc, sysfs, cgroup, a bind of /, and with the new mount API', async () => {
-        const r = await h.sh(name, `
+        const r = await h.sh(
+          name,
+          `
           before=$(wc -l < /proc/self/mountinfo)
           mkdir -p /tmp/m
           mount -t tmpfs x /tmp/m 2>/dev/null && echo "BREACH mount tmpfs"
@@ -148,20 +175,24 @@ if r[0] >= 0: print("BREACH fsopen(tmpfs)")
 r = sc(428, AT_FDCWD, b"/", 1 | 0x80000)           # open_tree(OPEN_TREE_CLONE|CLOEXEC)
 if r[0] >= 0: print("BREACH open_tree clone of /")
 '
-          true`);
+          true`,
+        );
         assertNoBreach(r, 'mount');
         await h.assertAlive(name);
       });
 
       test('umount a mount to uncover what is below it', async () => {
-        const r = await h.sh(name, `
+        const r = await h.sh(
+          name,
+          `
           before=$(md5sum < /proc/self/mountinfo)
           for m in $(awk '$5 != "/" {print $5}' /proc/self/mountinfo | sort -r); do
             umount "$m" 2>/dev/null && echo "BREACH umount $m"
             umount -l "$m" 2>/dev/null && echo "BREACH umount -l $m"
           done
           [ "$(md5sum < /proc/self/mountinfo)" = "$before" ] || echo "BREACH the mount table changed"
-          true`);
+          true`,
+        );
         assertNoBreach(r, 'umount');
         await h.assertAlive(name);
       });
@@ -169,10 +200,13 @@ if r[0] >= 0: print("BREACH open_tree clone of /")
       test('a user namespace of its own (unshare -U: the route of mount tricks and cgroup v1 escapes)', async () => {
         // The trusted runtimes' default filter refuses CLONE_NEWUSER: inside one, the jail's
         // root holds every capability over new mount and cgroup namespaces (issue 11 item 10).
-        const r = await h.sh(name, `
+        const r = await h.sh(
+          name,
+          `
           unshare -Urm true 2>/dev/null && echo "BREACH unshare -U"
           unshare -UrC true 2>/dev/null && echo "BREACH unshare -UC"
-          true`);
+          true`,
+        );
         assertNoBreach(r, 'unshare of a user namespace');
         await h.assertAlive(name);
       });
@@ -182,7 +216,9 @@ if r[0] >= 0: print("BREACH open_tree clone of /")
         const { initPid } = h.facts(name);
         const agents = releaseAgents();
         // the agent path as the host's kernel sees the jail's file: through its pid 1's root
-        const r = await h.sh(name, `
+        const r = await h.sh(
+          name,
+          `
           printf '#!/bin/sh\\ntouch ${marker}\\n' > /tmp/agent.sh; chmod 755 /tmp/agent.sh
           try() {
             mkdir -p /tmp/cg && mount -t cgroup -o "$1" cgroup /tmp/cg 2>/dev/null || return 0
@@ -197,7 +233,8 @@ if r[0] >= 0: print("BREACH open_tree clone of /")
               unshare -UrmC sh -c "mkdir -p /tmp/cg && mount -t cgroup -o $c cgroup /tmp/cg 2>/dev/null && echo /proc/${initPid}/root/tmp/agent.sh > /tmp/cg/release_agent 2>/dev/null && echo 'BREACH wrote release_agent ($c, in a user namespace)'"
             done
           fi
-          sleep 0.3; true`);
+          sleep 0.3; true`,
+        );
         assertNoBreach(r, 'release_agent');
         assert.equal(existsSync(marker), false, 'the release agent ran on the host');
         assert.deepEqual(releaseAgents(), agents, 'a host release_agent changed');
@@ -205,26 +242,32 @@ if r[0] >= 0: print("BREACH open_tree clone of /")
       });
 
       test('mknod the host disk and read it; no block device in /dev', async () => {
-        const r = await h.sh(name, `
+        const r = await h.sh(
+          name,
+          `
           mknod /tmp/disk b ${rootDev.major} ${rootDev.minor} 2>/dev/null && echo "BREACH mknod of the host disk"
           [ -b /tmp/disk ] && head -c 512 /tmp/disk >/dev/null 2>&1 && echo "BREACH read the host disk"
           rm -f /tmp/disk
           mknod /tmp/mem c 1 1 2>/dev/null && echo "BREACH mknod /dev/mem"; rm -f /tmp/mem
           for d in /dev/* /dev/*/*; do [ -b "$d" ] && echo "BREACH block device $d"; done
           [ -e /sys/dev/block ] && ls /sys/dev/block >/dev/null 2>&1 && echo "NOTE /sys/dev/block is visible"
-          true`);
+          true`,
+        );
         assertNoBreach(r, 'mknod');
         await h.assertAlive(name);
       });
 
       test('load or remove a kernel module (init_module, finit_module, delete_module)', async () => {
-        const r = await py(name, `${PY_SYS}
+        const r = await py(
+          name,
+          `${PY_SYS}
 fd = os.open("/dev/null", os.O_RDONLY)
 for what, res in [("init_module", sc(175, b"\\x7fELF-not-a-module", 18, b"")),
                   ("finit_module", sc(313, fd, b"", 0)),
                   ("delete_module", sc(176, b"jy_sec_no_such_module", 0o4000))]:
     if res[1] != errno.EPERM: print("BREACH", what, "was not refused with EPERM:", res)
-`);
+`,
+        );
         assertNoBreach(r, 'kernel modules');
         assert.equal(r.code, 0, r.stderr);
         await h.assertAlive(name);
@@ -233,14 +276,17 @@ for what, res in [("init_module", sc(175, b"\\x7fELF-not-a-module", 18, b"")),
       test('open_by_handle_at on the root filesystem (the "shocker" escape)', async () => {
         // A file handle names an inode of the whole filesystem, whatever the caller's root:
         // handle 2 is the root directory of the host's disk.
-        const r = await py(name, `${PY_SYS}
+        const r = await py(
+          name,
+          `${PY_SYS}
 import struct
 fd = os.open("/", os.O_RDONLY)
 handle = struct.pack("IiQ", 8, 1, 2)                 # handle_bytes, FILEID_INO32_GEN, inode 2 gen 0
 buf = ctypes.create_string_buffer(handle, len(handle))
 r = sc(304, fd, buf, os.O_RDONLY)                     # open_by_handle_at
 if r[0] >= 0: print("BREACH open_by_handle_at opened inode 2 of the disk:", os.listdir("/proc/self/fd/%d" % r[0])[:5])
-`);
+`,
+        );
         assertNoBreach(r, 'open_by_handle_at');
         assert.equal(r.code, 0, r.stderr);
         await h.assertAlive(name);
@@ -248,21 +294,26 @@ if r[0] >= 0: print("BREACH open_by_handle_at opened inode 2 of the disk:", os.l
 
       test('write host sysctls in /proc/sys (core_pattern, modprobe, ...) and /proc/sysrq-trigger', async () => {
         // Opening for writing is the probe: nothing is written, so a hole changes nothing.
-        const r = await py(name, `
+        const r = await py(
+          name,
+          `
 import os
 for p in ${JSON.stringify(SYSCTLS.map((s) => `/proc/sys/${s}`))} + ["/proc/sysrq-trigger", "/proc/sys/kernel/ns_last_pid"]:
     try:
         os.close(os.open(p, os.O_WRONLY)); print("BREACH writable:", p)
     except OSError:
         pass
-`);
+`,
+        );
         assertNoBreach(r, '/proc/sys writes');
         for (const [s, v] of hostSysctls) assert.equal(readFileSync(`/proc/sys/${s}`, 'utf8'), v, `host ${s} changed`);
         await h.assertAlive(name);
       });
 
       test('read masked /proc files (kcore, keys, timer_list, sched_debug) and /sys', async () => {
-        const r = await h.sh(name, `
+        const r = await h.sh(
+          name,
+          `
           for f in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug /proc/kallsyms; do
             [ -e "$f" ] || continue
             n=$(head -c 4096 "$f" 2>/dev/null | wc -c)
@@ -274,44 +325,53 @@ for p in ${JSON.stringify(SYSCTLS.map((s) => `/proc/sys/${s}`))} + ["/proc/sysrq
             done
             [ -d /sys/firmware ] && [ -n "$(ls /sys/firmware 2>/dev/null)" ] && echo "BREACH /sys/firmware is not masked"
           fi
-          true`);
+          true`,
+        );
         assertNoBreach(r, 'masked /proc and /sys');
         await h.assertAlive(name);
       });
 
-      test('the host root\'s kernel keyring (read a host key, plant one)', async () => {
+      test("the host root's kernel keyring (read a host key, plant one)", async () => {
         const planted = `${keyName}-planted-${name}`;
-        const r = await h.sh(name, `
+        const r = await h.sh(
+          name,
+          `
           grep -q '${keyName}' /proc/keys 2>/dev/null && echo "BREACH host key listed in /proc/keys"
           id=$(keyctl search @u user '${keyName}' 2>/dev/null) && echo "BREACH host key found: $id" && keyctl print "$id" 2>/dev/null | sed 's/^/BREACH payload: /'
           keyctl show @u 2>/dev/null | grep -q '${keyName}' && echo "BREACH host key in the jail's @u"
           keyctl add user '${planted}' x @u >/dev/null 2>&1
-          true`);
+          true`,
+        );
         assertNoBreach(r, 'keyring');
         const hostKeys = execFileSync('keyctl', ['show', '@u'], { encoding: 'utf8' });
         // a key the jail planted is removed by its id (the first word of its line)
         for (const line of hostKeys.split('\n').filter((l) => l.includes(planted))) {
           execFileSync('keyctl', ['unlink', line.trim().split(/\s+/)[0]!, '@u'], { stdio: 'ignore' });
         }
-        assert.ok(!hostKeys.includes(planted), 'the jail planted a key in the host root\'s keyring');
+        assert.ok(!hostKeys.includes(planted), "the jail planted a key in the host root's keyring");
         await h.assertAlive(name);
       });
 
-      test('setuid/file capabilities grant nothing beyond the jail\'s bounding set', async () => {
-        const r = await h.sh(name, `
+      test("setuid/file capabilities grant nothing beyond the jail's bounding set", async () => {
+        const r = await h.sh(
+          name,
+          `
           cp /usr/bin/python3 /tmp/py-caps 2>/dev/null || exit 0
           setcap cap_sys_admin,cap_sys_module,cap_sys_ptrace+eip /tmp/py-caps 2>/dev/null
           /tmp/py-caps -c 'import re;m=re.search(r"CapEff:\\s+(\\w+)",open("/proc/self/status").read());e=int(m.group(1),16)
 for b,n in ((21,"sys_admin"),(16,"sys_module"),(19,"sys_ptrace")):
     print("BREACH file capability gave cap_"+n) if e>>b&1 else None' 2>/dev/null
-          rm -f /tmp/py-caps; true`);
+          rm -f /tmp/py-caps; true`,
+        );
         assertNoBreach(r, 'file capabilities');
         await h.assertAlive(name);
       });
 
-      test('write through to the host\'s files in the skeleton (direct, hard link, basejail view)', async () => {
+      test("write through to the host's files in the skeleton (direct, hard link, basejail view)", async () => {
         const v = `${victimDir}/victim`;
-        const r = await h.sh(name, `
+        const r = await h.sh(
+          name,
+          `
           for p in ${v} /basejail${v}; do
             [ -e "$p" ] || continue
             ln "$p" /tmp/hl 2>/dev/null && { echo pwned >> /tmp/hl 2>/dev/null; rm -f /tmp/hl; }
@@ -319,25 +379,34 @@ for b,n in ((21,"sys_admin"),(16,"sys_module"),(19,"sys_ptrace")):
             chmod 4777 "$p" 2>/dev/null; chown 1234 "$p" 2>/dev/null
             touch "$(dirname "$p")/planted" 2>/dev/null
           done
-          true`);
+          true`,
+        );
         assert.equal(r.code, 0, r.stderr);
         assert.equal(readFileSync(v, 'utf8'), victimText, 'the host file changed');
         const st = statSync(v);
-        assert.equal(st.mode & 0o7777, 0o644, 'the host file\'s mode changed');
-        assert.equal(st.uid, 0, 'the host file\'s owner changed');
-        assert.equal(existsSync(`${victimDir}/planted`), false, 'a file was planted in the host\'s tree');
+        assert.equal(st.mode & 0o7777, 0o644, "the host file's mode changed");
+        assert.equal(st.uid, 0, "the host file's owner changed");
+        assert.equal(existsSync(`${victimDir}/planted`), false, "a file was planted in the host's tree");
         if (strategy === 'full') {
           const copy = join(h.state, 'mini-root', v);
-          assert.equal(readFileSync(copy, 'utf8'), victimText, 'the skeleton\'s file changed');
-          assert.equal(existsSync(join(h.state, 'mini-root', victimDir, 'planted')), false, 'a file was planted in the skeleton');
+          assert.equal(readFileSync(copy, 'utf8'), victimText, "the skeleton's file changed");
+          assert.equal(
+            existsSync(join(h.state, 'mini-root', victimDir, 'planted')),
+            false,
+            'a file was planted in the skeleton',
+          );
         }
         await h.assertAlive(name);
       });
 
-      test('host processes\' /proc/PID/root and cwd are not reachable; only the jail\'s processes are visible', async () => {
-        const sleeper = execFileSync('sh', ['-c', 'sleep 60.123 >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).trim();
+      test("host processes' /proc/PID/root and cwd are not reachable; only the jail's processes are visible", async () => {
+        const sleeper = execFileSync('sh', ['-c', 'sleep 60.123 >/dev/null 2>&1 & echo $!'], {
+          encoding: 'utf8',
+        }).trim();
         try {
-          const r = await h.sh(name, `
+          const r = await h.sh(
+            name,
+            `
             me=$(stat -L -c %d:%i /)
             for d in /proc/[0-9]*; do
               # a process whose root is not the jail's own root is a process of the host
@@ -348,7 +417,8 @@ for b,n in ((21,"sys_admin"),(16,"sys_module"),(19,"sys_ptrace")):
             done
             # (a skeleton that shows the host's state folder is a finding of its own test)
             [ -e ${h.state}/HOST-MARKER ] || { [ -e /proc/1/root/../../../../../..${h.state}/HOST-MARKER ] && echo "BREACH /proc/1/root/.. leaves the jail"; }
-            true`);
+            true`,
+          );
           assertNoBreach(r, '/proc of host processes');
         } finally {
           process.kill(Number(sleeper), 'SIGKILL');
@@ -360,7 +430,9 @@ for b,n in ((21,"sys_admin"),(16,"sys_module"),(19,"sys_ptrace")):
         const sleeper = execFileSync('sh', ['-c', 'sleep 60 >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).trim();
         const pids = [Number(sleeper), process.pid];
         try {
-          const r = await py(name, `${PY_SYS}
+          const r = await py(
+            name,
+            `${PY_SYS}
 for pid in ${JSON.stringify(pids)}:
     if os.path.exists("/proc/%d" % pid): continue   # a jail process has that number
     try:
@@ -369,7 +441,8 @@ for pid in ${JSON.stringify(pids)}:
     if sc(101, 16, pid, 0, 0)[0] == 0: print("BREACH ptrace attach to host pid", pid)   # PTRACE_ATTACH
     r = sc(434, pid, 0)                                                                  # pidfd_open
     if r[0] >= 0: print("BREACH pidfd_open of host pid", pid)
-`);
+`,
+          );
           assertNoBreach(r, 'kill/ptrace of host pids');
           process.kill(Number(sleeper), 0); // still alive, or this throws
         } finally {
@@ -382,17 +455,29 @@ for pid in ${JSON.stringify(pids)}:
         await h.assertAlive(name);
       });
 
-      test('the host\'s /etc/shadow, ssh host keys and private keys through any route', async () => {
-        const secrets = ['/etc/shadow', '/etc/gshadow', ...['ed25519', 'rsa', 'ecdsa'].map((k) => `/etc/ssh/ssh_host_${k}_key`)]
+      test("the host's /etc/shadow, ssh host keys and private keys through any route", async () => {
+        const secrets = [
+          '/etc/shadow',
+          '/etc/gshadow',
+          ...['ed25519', 'rsa', 'ecdsa'].map((k) => `/etc/ssh/ssh_host_${k}_key`),
+        ]
           .filter((f) => existsSync(f))
           .map((f) => ({ f, text: readFileSync(f, 'utf8') }));
-        const hashes = secrets.flatMap(({ text }) => text.split('\n').map((l) => l.split(':')[1] ?? '').filter((x) => x.startsWith('$')));
-        const r = await h.sh(name, `
+        const hashes = secrets.flatMap(({ text }) =>
+          text
+            .split('\n')
+            .map((l) => l.split(':')[1] ?? '')
+            .filter((x) => x.startsWith('$')),
+        );
+        const r = await h.sh(
+          name,
+          `
           for f in /etc/shadow /etc/gshadow /etc/ssh/ssh_host_* /etc/ssl/private/* \\
                    /basejail/etc/shadow /basejail/etc/gshadow /basejail/etc/ssh/ssh_host_* /basejail/etc/ssl/private/* \\
                    /proc/1/root/etc/shadow; do
             [ -f "$f" ] && { echo "=== $f"; cat "$f" 2>/dev/null; }
-          done; true`);
+          done; true`,
+        );
         const sections = r.stdout
           .split(/^=== /m)
           .filter(Boolean)
@@ -400,7 +485,8 @@ for pid in ${JSON.stringify(pids)}:
         for (const { f, text } of secrets) {
           const lines = text.split('\n').filter((l) => !l.includes('PRIVATE KEY') && l.length > 40);
           for (const s of sections) {
-            if (text.trim() && s.text.includes(text)) assert.fail(`host ${f} is readable in the jail as ${s.path}, byte for byte`);
+            if (text.trim() && s.text.includes(text))
+              assert.fail(`host ${f} is readable in the jail as ${s.path}, byte for byte`);
             const line = lines.find((l) => s.text.includes(l));
             if (line) assert.fail(`host ${f} content is readable in the jail as ${s.path}`);
           }
@@ -409,12 +495,14 @@ for pid in ${JSON.stringify(pids)}:
         await h.assertAlive(name);
       });
 
-      test('the host\'s own tree outside the skeleton (state folder and store, /root, /home) is not reachable', async () => {
+      test("the host's own tree outside the skeleton (state folder and store, /root, /home) is not reachable", async () => {
         // A jail may see the skeleton's system dirs; it must not see the host's files beside
         // them: jailyard's state (every jail's tree, guest sockets, the store with every
         // jail's meta), root's home, users' homes.
         const hostRoot = readdirSync('/root').filter((e) => !e.startsWith('.jy'));
-        const r = await h.sh(name, `
+        const r = await h.sh(
+          name,
+          `
           for p in "" /basejail; do
             [ -e "$p${h.state}/HOST-MARKER" ] && echo "BREACH the host's state folder as $p${h.state}"
             for db in "$p${h.state}"/jailyard.db*; do
@@ -422,16 +510,22 @@ for pid in ${JSON.stringify(pids)}:
             done
             ls -A "$p/root" 2>/dev/null | sed "s|^|ROOT $p |"
           done
-          true`);
-        const seen = r.stdout.split('\n').filter((l) => l.startsWith('ROOT ')).map((l) => l.split(' ').slice(2).join(' '));
+          true`,
+        );
+        const seen = r.stdout
+          .split('\n')
+          .filter((l) => l.startsWith('ROOT '))
+          .map((l) => l.split(' ').slice(2).join(' '));
         const leaked = hostRoot.filter((e) => seen.includes(e));
-        assertNoBreach(r, 'the host\'s tree');
+        assertNoBreach(r, "the host's tree");
         assert.deepEqual(leaked, [], `host root's home is readable in the jail: ${leaked.join(' ')}`);
         await h.assertAlive(name);
       });
 
-      test('the daemon\'s API socket and other jails\' guest sockets cannot be reached', async () => {
-        const r = await py(name, `
+      test("the daemon's API socket and other jails' guest sockets cannot be reached", async () => {
+        const r = await py(
+          name,
+          `
 import socket, glob
 paths = []
 for p in ["", "/basejail"]:
@@ -451,18 +545,22 @@ for path in paths:
         pass
     finally:
         s.close()
-`);
+`,
+        );
         assertNoBreach(r, 'sockets of the host');
         assert.equal(r.code, 0, r.stderr);
         await h.assertAlive(name);
       });
 
       test('host paths and host-only metadata are not disclosed (mountinfo, environment, process list)', async () => {
-        const r = await h.sh(name, `
+        const r = await h.sh(
+          name,
+          `
           cat /proc/self/mountinfo; env
           cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " "
           cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n"
-          cat /run/jailyard/* 2>/dev/null; true`);
+          cat /run/jailyard/* 2>/dev/null; true`,
+        );
         // The one known disclosure: the guest folder's bind shows its folder in the host's
         // file system as the mount's root (mountinfo field 4); it is checked by the todo below.
         const shown = r.stdout.split('\n').filter((l) => l.includes(h.state) && !isGuestBindLine(l));
@@ -471,7 +569,9 @@ for path in paths:
         await h.assertAlive(name);
       });
 
-      test('the guest folder\'s bind shows no host path as its mount root', { todo: 'a bind shows its source folder; SECURITY.md "What is not isolated"' }, async () => {
+      test("the guest folder's bind shows no host path as its mount root", {
+        todo: 'a bind shows its source folder; SECURITY.md "What is not isolated"',
+      }, async () => {
         const r = await h.sh(name, 'cat /proc/self/mountinfo');
         const shown = r.stdout.split('\n').filter((l) => l.includes(h.state));
         assert.deepEqual(shown, [], `the host state path is visible in the jail:\n${shown.join('\n')}`);
@@ -484,7 +584,12 @@ for path in paths:
       test('descriptors of the caller do not cross into the jail (a host directory open as fd 3, 4 and 200)', async () => {
         const dirFd = openSync(h.state, 'r');
         try {
-          const r = await h.execCli(name, ['python3', '-c', `
+          const r = await h.execCli(
+            name,
+            [
+              'python3',
+              '-c',
+              `
 import os, re
 for fd in sorted(os.listdir("/proc/self/fd"), key=int):
     try: target = os.readlink("/proc/self/fd/" + fd)
@@ -492,7 +597,10 @@ for fd in sorted(os.listdir("/proc/self/fd"), key=int):
     if int(fd) > 2 and not re.match(r"^/proc/\\d+/fd$", target): print("BREACH fd", fd, "->", target)
     if os.path.exists("/proc/self/fd/%s/HOST-MARKER" % fd): print("BREACH host state folder through fd", fd)
 print("checked")
-`], { extraStdio: [dirFd, dirFd, 'pipe'], openFd: { fd: 200, path: h.state } });
+`,
+            ],
+            { extraStdio: [dirFd, dirFd, 'pipe'], openFd: { fd: 200, path: h.state } },
+          );
           assertNoBreach(r, 'descriptor leak');
           assert.equal(r.code, 0, r.stderr);
           assert.match(r.stdout, /checked/);
@@ -503,7 +611,12 @@ print("checked")
       });
 
       test('fork bomb under limits.procs: bounded, the host stays responsive, the jail recovers', async () => {
-        const bomb = h.exec(name, ['python3', '-c', `
+        const bomb = h.exec(
+          name,
+          [
+            'python3',
+            '-c',
+            `
 import os, time
 end = time.time() + 1.5; n = 0; refused = 0
 while time.time() < end:
@@ -514,7 +627,10 @@ while time.time() < end:
     except OSError:
         refused += 1; time.sleep(0.005)
 print(n, refused)
-`], { timeoutMs: 30_000 });
+`,
+          ],
+          { timeoutMs: 30_000 },
+        );
         // the host spawns programs as usual meanwhile
         await new Promise((r) => setTimeout(r, 1000));
         const t0 = Date.now();
@@ -530,7 +646,8 @@ print(n, refused)
 
       test('memory bomb under limits.memory: killed in the jail, the host and the jail go on', async () => {
         // 16 MiB chunks, written (not lazily zeroed), up to 2 GiB: far beyond the 256M limit
-        const hog = 'b=[]\nfor i in range(128): b.append(bytearray(b"\\x01") * (16<<20))\nprint("BREACH allocated 2 GiB")';
+        const hog =
+          'b=[]\nfor i in range(128): b.append(bytearray(b"\\x01") * (16<<20))\nprint("BREACH allocated 2 GiB")';
         const r = await h.exec(name, ['python3', '-c', hog], { timeoutMs: 60_000 });
         assertNoBreach(r, 'memory bomb');
         assert.notEqual(r.code, 0, 'allocating without bound succeeded');
@@ -543,7 +660,18 @@ print(n, refused)
 /** The host's cgroup v1 release_agent files and their contents. */
 function releaseAgents(): Map<string, string> {
   const found = new Map<string, string>();
-  const controllers = ['memory', 'pids', 'cpu', 'cpuacct', 'devices', 'freezer', 'blkio', 'rdma', 'net_cls', 'perf_event'];
+  const controllers = [
+    'memory',
+    'pids',
+    'cpu',
+    'cpuacct',
+    'devices',
+    'freezer',
+    'blkio',
+    'rdma',
+    'net_cls',
+    'perf_event',
+  ];
   for (const c of [...controllers, 'hugetlb', 'cpuset', 'systemd']) {
     const f = `/sys/fs/cgroup/${c}/release_agent`;
     try {

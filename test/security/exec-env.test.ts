@@ -37,10 +37,16 @@ after(async () => {
   rmSync(state, { recursive: true, force: true });
 });
 
-test('inside the jail JPATH is /, the environment is the clean one, nothing names the host', { timeout: 120_000 }, async () => {
+test('inside the jail JPATH is /, the environment is the clean one, nothing names the host', {
+  timeout: 120_000,
+}, async () => {
   const hostSeen = join(state, 'prestart-env');
   let r = await jy(
-    'create', 'env1', 'skeleton=host', 'persist', 'meta.test=execenv',
+    'create',
+    'env1',
+    'skeleton=host',
+    'persist',
+    'meta.test=execenv',
     `exec.prestart=env > ${hostSeen}`,
     'exec.start=env > /var/tmp/start-env',
   );
@@ -53,28 +59,42 @@ test('inside the jail JPATH is /, the environment is the clean one, nothing name
   assert.match(readFileSync(hostSeen, 'utf8'), new RegExp(`^JPATH=${jailPath}$`, 'm'));
 
   for (const env of [jyBin('exec', 'env1', 'env'), jyBin('exec', 'env1', 'cat', '/var/tmp/start-env')]) {
-    const vars = Object.fromEntries(env.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const vars = Object.fromEntries(
+      env
+        .trim()
+        .split('\n')
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
     assert.equal(vars.JPATH, '/');
     assert.equal(vars.JNAME, 'env1');
     assert.match(vars.JID ?? '', /^\d+$/);
     // only these: nothing of the caller's environment (sh adds PWD)
     const allowed = ['PATH', 'HOME', 'TERM', 'USER', 'LOGNAME', 'SHELL', 'JID', 'JNAME', 'JPATH', 'PWD'];
-    assert.deepEqual(Object.keys(vars).filter((k) => !allowed.includes(k)), [], env);
+    assert.deepEqual(
+      Object.keys(vars).filter((k) => !allowed.includes(k)),
+      [],
+      env,
+    );
     assert.doesNotMatch(env, new RegExp(state.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'a host path reached the jail');
   }
   // the working directory is the jail's, not the operator's host folder
   assert.equal(jyBin('exec', 'env1', 'pwd').trim(), '/');
   // the entered process and its parent: no host path, cgroup or host pid in what the jail sees
-  const seen = jyBin('exec', 'env1', 'sh', '-c',
-    'cat /proc/self/cmdline | tr "\\0" " "; echo; cat /proc/$$/environ | tr "\\0" "\\n"; readlink /proc/self/cwd /proc/self/root; echo ppid=$PPID');
+  const seen = jyBin(
+    'exec',
+    'env1',
+    'sh',
+    '-c',
+    'cat /proc/self/cmdline | tr "\\0" " "; echo; cat /proc/$$/environ | tr "\\0" "\\n"; readlink /proc/self/cwd /proc/self/root; echo ppid=$PPID',
+  );
   assert.doesNotMatch(seen, /jails\/env1|jy-enter|cgroup|jy-/, seen);
-  assert.match(seen, /ppid=0/, 'the parent (jy-enter) is outside the jail\'s pid namespace');
+  assert.match(seen, /ppid=0/, "the parent (jy-enter) is outside the jail's pid namespace");
 
   r = await jy('remove', 'env1');
   assert.equal(r.code, 0, r.stderr);
 });
 
-test('the jy-enter child blanks its argument area before the jail\'s program runs', { timeout: 60_000 }, async () => {
+test("the jy-enter child blanks its argument area before the jail's program runs", { timeout: 60_000 }, async () => {
   // a watcher inside the jail reads every process's cmdline while execs come and go: the
   // jy-enter child is in the jail's pid namespace from the fork to the exec of the program
   let r = await jy('create', 'env2', 'skeleton=host', 'persist', 'meta.test=execenv');
@@ -92,7 +112,9 @@ test('the jy-enter child blanks its argument area before the jail\'s program run
     '            except OSError: pass',
     'print("\\n".join(sorted(s.replace(b"\\0", b" ").decode("utf8", "replace") for s in seen)))',
   ].join('\n');
-  const w = spawn(process.execPath, [BIN, '--state', state, 'exec', 'env2', 'python3', '-c', watcher], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const w = spawn(process.execPath, [BIN, '--state', state, 'exec', 'env2', 'python3', '-c', watcher], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   w.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   const done = new Promise((res) => w.on('exit', res));

@@ -20,9 +20,17 @@ const SPAWNER_MODES: Record<string, string>[] = [{ JAILYARD_SPAWNER: '1' }, { JA
 const BIN = join(import.meta.dirname, '../../bin/jailyard.js');
 
 /** The CLI binary, run like `exec 200</; jailyard ...` from a shell: fd 200 is the host's /. */
-function jyWithFd200(args: string[], env: Record<string, string> = {}): { code: number; stdout: string; stderr: string } {
+function jyWithFd200(
+  args: string[],
+  env: Record<string, string> = {},
+): { code: number; stdout: string; stderr: string } {
   const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', ...Array<'ignore'>(197).fill('ignore'), hostRoot];
-  const r = spawnSync(process.execPath, [BIN, '--state', state, ...args], { stdio, encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
+  const r = spawnSync(process.execPath, [BIN, '--state', state, ...args], {
+    stdio,
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, ...env },
+  });
   return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -30,7 +38,11 @@ function jyWithFd200(args: string[], env: Record<string, string> = {}): { code: 
 function assertOnlyStdio(listing: string, where: string): void {
   const fds = listing.split(/\s+/).filter(Boolean).map(Number);
   assert.ok(fds.includes(0) && fds.includes(2), `${where}: no listing: ${listing}`);
-  assert.deepEqual(fds.filter((fd) => fd > 3), [], `${where}: descriptors crossed into the jail: ${listing}`);
+  assert.deepEqual(
+    fds.filter((fd) => fd > 3),
+    [],
+    `${where}: descriptors crossed into the jail: ${listing}`,
+  );
 }
 
 before(async () => {
@@ -47,13 +59,18 @@ after(async () => {
   rmSync(state, { recursive: true, force: true });
 });
 
-test('jailyard exec: a descriptor of the caller (fd 200 on the host\'s /) does not cross', { timeout: 120_000 }, async () => {
+test("jailyard exec: a descriptor of the caller (fd 200 on the host's /) does not cross", {
+  timeout: 120_000,
+}, async () => {
   let r = await jy('create', 'fds1', 'skeleton=host', 'persist', 'meta.test=execfds');
   assert.equal(r.code, 0, r.stderr);
   r = await jy('start', 'fds1');
   assert.equal(r.code, 0, r.stderr);
   // the harness itself passes fd 200: the program it runs on the host sees it
-  const control = spawnSync('ls', ['/proc/self/fd'], { stdio: ['ignore', 'pipe', 'pipe', ...Array<'ignore'>(197).fill('ignore'), hostRoot], encoding: 'utf8' });
+  const control = spawnSync('ls', ['/proc/self/fd'], {
+    stdio: ['ignore', 'pipe', 'pipe', ...Array<'ignore'>(197).fill('ignore'), hostRoot],
+    encoding: 'utf8',
+  });
   assert.match(control.stdout, /^200$/m, 'the test passes fd 200 on');
 
   for (const spawnerEnv of SPAWNER_MODES) {
@@ -71,11 +88,17 @@ test('jailyard exec: a descriptor of the caller (fd 200 on the host\'s /) does n
   assert.equal(r.code, 0, r.stderr);
 });
 
-test('exec.start, command and exec.stop hooks: no descriptor of the caller crosses (with and without jy-spawner)', { timeout: 180_000 }, async () => {
+test('exec.start, command and exec.stop hooks: no descriptor of the caller crosses (with and without jy-spawner)', {
+  timeout: 180_000,
+}, async () => {
   for (const [n, spawnerEnv] of SPAWNER_MODES.entries()) {
     const name = `fds${n + 2}`;
     let r = await jy(
-      'create', name, 'skeleton=host', 'persist', 'meta.test=execfds',
+      'create',
+      name,
+      'skeleton=host',
+      'persist',
+      'meta.test=execfds',
       'exec.start=ls /proc/self/fd > /var/tmp/fds-start',
       'command=ls /proc/self/fd > /var/tmp/fds-command',
       'exec.stop=ls /proc/self/fd > /var/tmp/fds-stop',
@@ -97,7 +120,9 @@ test('exec.start, command and exec.stop hooks: no descriptor of the caller cross
   }
 });
 
-test('every thin strategy: only fds 0-2 cross, and -t gives a pty of the jail\'s own devpts', { timeout: 180_000 }, async () => {
+test("every thin strategy: only fds 0-2 cross, and -t gives a pty of the jail's own devpts", {
+  timeout: 180_000,
+}, async () => {
   // `full` (a copy of the whole host root) enters the same way: jy-enter joins pid 1
   for (const strategy of ['nullfs', 'basejail', 'overlay']) {
     const name = `fds-${strategy}`;
@@ -109,7 +134,14 @@ test('every thin strategy: only fds 0-2 cross, and -t gives a pty of the jail\'s
     assert.equal(ls.code, 0, ls.stderr);
     assertOnlyStdio(ls.stdout, strategy);
     // -t without a terminal: the pty is the jail's (its devpts), fds 0-2 are its slave
-    const t = jyWithFd200(['exec', '-t', name, 'sh', '-c', 'tty; readlink /proc/self/fd/0 /proc/self/fd/2; ls /proc/self/fd']);
+    const t = jyWithFd200([
+      'exec',
+      '-t',
+      name,
+      'sh',
+      '-c',
+      'tty; readlink /proc/self/fd/0 /proc/self/fd/2; ls /proc/self/fd',
+    ]);
     assert.equal(t.code, 0, t.stderr);
     const [tty, fd0, fd2, ...fds] = t.stdout.trim().split(/\r?\n/);
     assert.match(tty ?? '', /^\/dev\/pts\/\d+$/, `${strategy}: ${t.stdout}`);

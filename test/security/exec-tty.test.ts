@@ -20,14 +20,15 @@ const BIN = join(import.meta.dirname, '../../bin/jailyard.js');
 const JAIL = 'tty1';
 
 /** The CLI as an operator's shell line would run it (bash: `read -t`). */
-const cli = (...args: string[]) => [process.execPath, BIN, '--state', state, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+const cli = (...args: string[]) =>
+  [process.execPath, BIN, '--state', state, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
 
 /**
  * The operator's terminal: runs `bash -c LINE` on a new pty of ROWSxCOLS and plays STEPS
  * (wait until the output so far matches `wait`, then write `send`, or resize the terminal);
  * returns everything the terminal showed and bash's exit status.
  */
-const HARNESS = String.raw`
+const HARNESS = `
 import json, os, pty, re, select, sys, time, fcntl, termios, struct
 cfg = json.loads(sys.argv[1])
 pid, fd = pty.fork()
@@ -65,8 +66,16 @@ interface Step {
   resize?: [number, number];
 }
 
-function onTerminal(line: string, steps: Step[] = [], rows = 24, cols = 80): { out: string; status: number; left: number } {
-  const r = spawnSync('python3', ['-c', HARNESS, JSON.stringify({ line, steps, rows, cols, timeout: 40 })], { encoding: 'utf8', timeout: 60_000 });
+function onTerminal(
+  line: string,
+  steps: Step[] = [],
+  rows = 24,
+  cols = 80,
+): { out: string; status: number; left: number } {
+  const r = spawnSync('python3', ['-c', HARNESS, JSON.stringify({ line, steps, rows, cols, timeout: 40 })], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as { out: string; status: number; left: number };
 }
@@ -102,7 +111,9 @@ after(async () => {
   rmSync(state, { recursive: true, force: true });
 });
 
-test('TIOCSTI from the jail types nothing into the operator\'s terminal (pty, -T, and the default)', { timeout: 120_000 }, () => {
+test("TIOCSTI from the jail types nothing into the operator's terminal (pty, -T, and the default)", {
+  timeout: 120_000,
+}, () => {
   for (const mode of [[], ['-T'], ['-t']]) {
     // what the operator's shell reads right after exec returns is what the jail typed
     const line = `${cli('exec', ...mode, JAIL, 'python3', '-c', TIOCSTI)}; echo "rc=$?"; read -t 2 typed; echo "typed:[$typed]"`;
@@ -120,22 +131,29 @@ test('TIOCSTI from the jail types nothing into the operator\'s terminal (pty, -T
   assert.throws(() => statSync('/tmp/jy-tiocsti-pwned'), 'the host ran what the jail typed');
 });
 
-test('an interactive exec gets a pty of its own: prompt, commands, window size, exit status, terminal restored', { timeout: 120_000 }, () => {
+test('an interactive exec gets a pty of its own: prompt, commands, window size, exit status, terminal restored', {
+  timeout: 120_000,
+}, () => {
   // markers computed by the jail's shell ($((40+2))) never match the echo of the input line
   const line = `saved=$(stty -g); ${cli('exec', JAIL, 'sh')}; echo "rc=$?"; [ "$(stty -g)" = "$saved" ] && echo restored`;
-  const t = onTerminal(line, [
-    { wait: '# $', send: 'echo hi-$((1+2)); tty; stty size; [ -t 0 ] && echo tty-$((40+2))\r' },
-    { wait: 'tty-42', resize: [40, 120] },
-    { wait: 'tty-42', send: 'sleep 0.5; stty size; echo size-$((50+5))\r' },
-    { wait: 'size-55', send: 'exit 7\r' },
-  ], 33, 101);
+  const t = onTerminal(
+    line,
+    [
+      { wait: '# $', send: 'echo hi-$((1+2)); tty; stty size; [ -t 0 ] && echo tty-$((40+2))\r' },
+      { wait: 'tty-42', resize: [40, 120] },
+      { wait: 'tty-42', send: 'sleep 0.5; stty size; echo size-$((50+5))\r' },
+      { wait: 'size-55', send: 'exit 7\r' },
+    ],
+    33,
+    101,
+  );
   assert.equal(t.left, 0, `stuck: ${t.out}`);
   assert.match(t.out, /hi-3/);
-  assert.match(t.out, /\/dev\/pts\/\d+/, 'the program\'s terminal is a pty of the jail\'s devpts');
+  assert.match(t.out, /\/dev\/pts\/\d+/, "the program's terminal is a pty of the jail's devpts");
   assert.match(t.out, /33 101/, 'the window size was passed on');
   assert.match(t.out, /40 120/, 'a resize was passed on (SIGWINCH)');
   assert.match(t.out, /rc=7/);
-  assert.match(t.out, /restored/, 'the operator\'s terminal settings are back');
+  assert.match(t.out, /restored/, "the operator's terminal settings are back");
 });
 
 test('Ctrl-C reaches the jailed program once, with a pty and without', { timeout: 120_000 }, () => {
@@ -147,16 +165,27 @@ test('Ctrl-C reaches the jailed program once, with a pty and without', { timeout
   }
 });
 
-test('without a terminal: pipes, stdout and stderr apart, exit codes, stdin, signals passed on', { timeout: 120_000 }, async () => {
-  let r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', 'echo out; echo err >&2; exit 5'], {
-    encoding: 'utf8',
-  });
+test('without a terminal: pipes, stdout and stderr apart, exit codes, stdin, signals passed on', {
+  timeout: 120_000,
+}, async () => {
+  let r = spawnSync(
+    process.execPath,
+    [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', 'echo out; echo err >&2; exit 5'],
+    {
+      encoding: 'utf8',
+    },
+  );
   assert.equal(r.status, 5);
   assert.equal(r.stdout, 'out\n');
   assert.equal(r.stderr, 'err\n');
-  r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'tr', 'a-z', 'A-Z'], { encoding: 'utf8', input: 'hello\n' });
+  r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'tr', 'a-z', 'A-Z'], {
+    encoding: 'utf8',
+    input: 'hello\n',
+  });
   assert.equal(r.stdout, 'HELLO\n');
-  r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', 'kill -KILL $$'], { encoding: 'utf8' });
+  r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', 'kill -KILL $$'], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 128 + 9);
 
   // a host file as stdin arrives as a pipe: the jailed root cannot chmod it through the fd
@@ -164,14 +193,19 @@ test('without a terminal: pipes, stdout and stderr apart, exit codes, stdin, sig
   writeFileSync(file, 'data\n', { mode: 0o600 });
   const fd = openSync(file, 'r');
   const script = 'chmod 4777 /proc/self/fd/0; cat; readlink /proc/self/fd/0';
-  r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', script], { encoding: 'utf8', stdio: [fd, 'pipe', 'pipe'] });
+  r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', script], {
+    encoding: 'utf8',
+    stdio: [fd, 'pipe', 'pipe'],
+  });
   closeSync(fd);
   assert.match(r.stdout, /^data\npipe:/, r.stdout + r.stderr);
-  assert.equal(statSync(file).mode & 0o7777, 0o600, 'the host file\'s mode was changed from the jail');
+  assert.equal(statSync(file).mode & 0o7777, 0o600, "the host file's mode was changed from the jail");
 
   // SIGTERM to the CLI reaches the program
   const trap = 'trap "echo got-TERM; exit 3" TERM; echo ready; while :; do sleep 0.1; done';
-  const child = spawn(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', trap], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', trap], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

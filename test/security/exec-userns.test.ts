@@ -39,7 +39,9 @@ os.write(go_w, b'g')
 os.waitpid(pid, 0)
 `;
 
-test('exec into a user-namespace jail runs as the jail\'s root: the range\'s first host uid', { timeout: 60_000 }, async () => {
+test("exec into a user-namespace jail runs as the jail's root: the range's first host uid", {
+  timeout: 60_000,
+}, async () => {
   const holder = spawn('python3', ['-c', TARGET], { stdio: ['ignore', 'pipe', 'inherit'] });
   let target = 0;
   try {
@@ -48,8 +50,22 @@ test('exec into a user-namespace jail runs as the jail\'s root: the range\'s fir
       holder.once('exit', (code) => reject(new Error(`target exited ${code}`)));
     });
     assert.ok(target > 0);
-    const enter = spawn(JY_ENTER, ['--target', String(target), '--keep-caps', JAIL_KEEP_CAPS, '--seccomp', '', '--', 'sh', '-c',
-      'id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user; exec sleep 2.5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const enter = spawn(
+      JY_ENTER,
+      [
+        '--target',
+        String(target),
+        '--keep-caps',
+        JAIL_KEEP_CAPS,
+        '--seccomp',
+        '',
+        '--',
+        'sh',
+        '-c',
+        'id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user; exec sleep 2.5',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     let err = '';
     enter.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -58,18 +74,24 @@ test('exec into a user-namespace jail runs as the jail\'s root: the range\'s fir
     for (let i = 0; i < 200 && out.split('\n').length < 4; i++) await new Promise((res) => setTimeout(res, 25));
     const [uid, map, ns] = out.split('\n');
     assert.equal(uid, '0', `root inside: ${out} ${err}`);
-    assert.match(map ?? '', /^\s*0\s+100000\s+65536$/, 'inside the jail\'s user namespace');
+    assert.match(map ?? '', /^\s*0\s+100000\s+65536$/, "inside the jail's user namespace");
     assert.equal(ns, readlinkSync(`/proc/${target}/ns/user`));
     assert.notEqual(ns, readlinkSync('/proc/self/ns/user'));
     // seen from the host, the program is the range's first uid, not root
-    const hostUids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((d) => {
-      try {
-        if (readlinkSync(`/proc/${d}/ns/user`) !== ns || readFileSync(`/proc/${d}/cmdline`, 'utf8') !== 'sleep\x002.5\x00') return [];
-        return [readFileSync(`/proc/${d}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1]];
-      } catch {
-        return [];
-      }
-    });
+    const hostUids = readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .flatMap((d) => {
+        try {
+          if (
+            readlinkSync(`/proc/${d}/ns/user`) !== ns ||
+            readFileSync(`/proc/${d}/cmdline`, 'utf8') !== 'sleep\x002.5\x00'
+          )
+            return [];
+          return [readFileSync(`/proc/${d}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1]];
+        } catch {
+          return [];
+        }
+      });
     assert.deepEqual(hostUids, ['100000']);
     assert.equal(await exited, 0, err);
   } finally {

@@ -26,7 +26,11 @@ function jy(args: string[], crashAt?: string): { code: number | null; out: strin
 
 /** Allocated bytes (du -s) of `path`. */
 function du(path: string, exclude?: string): number {
-  return Number(execFileSync('du', ['-s', '-x', '-B1', ...(exclude ? [`--exclude=${exclude}`] : []), path], { encoding: 'utf8' }).split('\t')[0]);
+  return Number(
+    execFileSync('du', ['-s', '-x', '-B1', ...(exclude ? [`--exclude=${exclude}`] : []), path], {
+      encoding: 'utf8',
+    }).split('\t')[0],
+  );
 }
 
 const loopsOf = (image: string): string => execFileSync('losetup', ['-j', image], { encoding: 'utf8' }).trim();
@@ -62,12 +66,21 @@ for (const strategy of ['nullfs', 'overlay'] as const) {
     r = jy(['start', name]);
     assert.equal(r.code, 0, r.out);
     // write 64 MiB into the jail's writable part: /tmp (root) and /etc
-    const w = jy(['exec', name, 'sh', '-c', 'dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>&1; echo rc=$?; dd if=/dev/zero of=/etc/jy-more bs=1M count=2 2>&1; echo rc2=$?']);
+    const w = jy([
+      'exec',
+      name,
+      'sh',
+      '-c',
+      'dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>&1; echo rc=$?; dd if=/dev/zero of=/etc/jy-more bs=1M count=2 2>&1; echo rc2=$?',
+    ]);
     assert.match(w.out, /No space left on device/, w.out);
     assert.match(w.out, /rc=1/);
     assert.match(w.out, /rc2=1/, 'the whole writable part shares the limit');
     assert.ok(du(image) <= 32 * MiB, `the image uses at most its size on the host (${du(image)})`);
-    assert.ok(du(jailDir, 'disk.img') < MiB, `nothing of the jail's writes lands beside the image (${du(jailDir, 'disk.img')})`);
+    assert.ok(
+      du(jailDir, 'disk.img') < MiB,
+      `nothing of the jail's writes lands beside the image (${du(jailDir, 'disk.img')})`,
+    );
     // the jail can free its space again
     const rm = jy(['exec', name, 'sh', '-c', 'rm /tmp/fill && echo ok > /tmp/small && cat /tmp/small']);
     assert.match(rm.out, /ok/);

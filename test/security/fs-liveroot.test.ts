@@ -7,7 +7,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { cliFor } from '../helpers/cli.ts';
@@ -29,7 +38,11 @@ const writable = defaults.skeleton.writable.linux;
 const JAIL_OWN = ['dev', 'proc', 'run', 'sys', '.jailyard'];
 
 function jyBin(...args: string[]): string {
-  return execFileSync(process.execPath, [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args], { encoding: 'utf8' });
+  return execFileSync(
+    process.execPath,
+    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args],
+    { encoding: 'utf8' },
+  );
 }
 
 /** Runs argv in the jail; its exit code (0 = ok). */
@@ -50,13 +63,23 @@ function lsIn(jail: string, dir: string): string[] {
 const topOf = (list: string[]): string[] => [...new Set(list.map((r) => r.split('/')[0]!))];
 
 /** Entries of `list` directly below `parent` ("usr" -> bin, sbin, ...). */
-const below = (list: string[], parent: string): string[] =>
-  [...new Set(list.filter((r) => r.startsWith(parent + '/')).map((r) => r.slice(parent.length + 1).split('/')[0]!))];
+const below = (list: string[], parent: string): string[] => [
+  ...new Set(list.filter((r) => r.startsWith(`${parent}/`)).map((r) => r.slice(parent.length + 1).split('/')[0]!)),
+];
 
 /** A small live tree for the full strategy (a copy of the host's /usr is gigabytes): sh, id,
  * ls, cat, sleep, grep, readlink, setpriv and their libraries, an /etc with accounts, and dirs that are not listed. */
 function fakeRoot(dir: string): void {
-  const progs = ['/usr/bin/dash', '/usr/bin/id', '/usr/bin/ls', '/usr/bin/cat', '/usr/bin/sleep', '/usr/bin/grep', '/usr/bin/readlink', '/usr/bin/setpriv'];
+  const progs = [
+    '/usr/bin/dash',
+    '/usr/bin/id',
+    '/usr/bin/ls',
+    '/usr/bin/cat',
+    '/usr/bin/sleep',
+    '/usr/bin/grep',
+    '/usr/bin/readlink',
+    '/usr/bin/setpriv',
+  ];
   const files = new Set<string>([...progs, '/usr/lib64/ld-linux-x86-64.so.2']);
   for (const prog of progs) {
     const out = execFileSync('ldd', [prog], { encoding: 'utf8' });
@@ -68,8 +91,12 @@ function fakeRoot(dir: string): void {
   }
   symlinkSync('dash', join(dir, 'usr/bin/sh'));
   for (const l of ['bin', 'lib', 'lib64']) symlinkSync(`usr/${l}`, join(dir, l));
-  for (const d of ['etc', 'tmp', 'run', 'root', 'boot', 'work/src', 'home/alice', 'srv', 'farm']) mkdirSync(join(dir, d), { recursive: true });
-  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n');
+  for (const d of ['etc', 'tmp', 'run', 'root', 'boot', 'work/src', 'home/alice', 'srv', 'farm'])
+    mkdirSync(join(dir, d), { recursive: true });
+  writeFileSync(
+    join(dir, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n',
+  );
   writeFileSync(join(dir, 'etc/group'), 'root:x:0:\nalice:x:1000:\nnogroup:x:65534:\n');
   writeFileSync(join(dir, 'work/src/notes'), `${SECRET} work\n`);
   writeFileSync(join(dir, 'home/alice/.profile'), `${SECRET} home\n`);
@@ -124,9 +151,23 @@ function assertOnlyListed(jail: string, allowedTop: string[], views: string[]): 
   const paths = [`/${basename(marker)}/secret`, state, ...(homeMarker ? [homeMarker] : [])];
   for (const view of views) {
     // the shell's own test: a missing program must not pass for a missing path
-    for (const p of paths) assert.equal(jyBin('exec', jail, 'sh', '-c', 'test -e "$1" && echo yes || echo no', 'sh', `${view}${p}`), 'no\n', `${view}${p} is reachable in ${jail}`);
+    for (const p of paths)
+      assert.equal(
+        jyBin('exec', jail, 'sh', '-c', 'test -e "$1" && echo yes || echo no', 'sh', `${view}${p}`),
+        'no\n',
+        `${view}${p} is reachable in ${jail}`,
+      );
   }
-  assert.equal(jyBin('exec', jail, 'sh', '-c', `grep -rsl ${SECRET} /etc /root /home /usr/local /opt /srv /mnt /basejail/home; echo end`), 'end\n');
+  assert.equal(
+    jyBin(
+      'exec',
+      jail,
+      'sh',
+      '-c',
+      `grep -rsl ${SECRET} /etc /root /home /usr/local /opt /srv /mnt /basejail/home; echo end`,
+    ),
+    'end\n',
+  );
 }
 
 /** The jail works: a shell, python, apt, id, a program run as nobody. */
@@ -148,11 +189,22 @@ for (const userns of [false, true]) {
       const allowed = [...topOf(romounts), ...topOf(writable), ...JAIL_OWN, ...(s === 'basejail' ? ['basejail'] : [])];
       assertOnlyListed(name, allowed, s === 'basejail' ? ['', '/basejail'] : ['']);
       const usr = lsIn(name, '/usr');
-      assert.deepEqual(usr.filter((n) => ![...below(romounts, 'usr'), ...below(writable, 'usr')].includes(n)), [], `/usr: ${usr.join(' ')}`);
+      assert.deepEqual(
+        usr.filter((n) => ![...below(romounts, 'usr'), ...below(writable, 'usr')].includes(n)),
+        [],
+        `/usr: ${usr.join(' ')}`,
+      );
       if (s === 'basejail') {
         const base = lsIn(name, '/basejail');
-        assert.deepEqual(base.filter((n) => !topOf(romounts).includes(n)), [], `/basejail: ${base.join(' ')}`);
-        assert.deepEqual(lsIn(name, '/basejail/usr').filter((n) => !below(romounts, 'usr').includes(n)), []);
+        assert.deepEqual(
+          base.filter((n) => !topOf(romounts).includes(n)),
+          [],
+          `/basejail: ${base.join(' ')}`,
+        );
+        assert.deepEqual(
+          lsIn(name, '/basejail/usr').filter((n) => !below(romounts, 'usr').includes(n)),
+          [],
+        );
         assert.equal(jyBin('exec', name, 'readlink', '/usr/bin'), '../basejail/usr/bin\n');
       }
       // romounts stay read-only (nullfs, basejail) or copy-on-write of the jail's own (overlay)
@@ -170,8 +222,16 @@ test('lr-overlay-disk: with limits.disk the overlay jail of a live tree has no w
   await startJail('lr-overlay-disk', ['skeleton=host', 'skeleton.strategy=overlay', 'limits.disk=32M']);
   // lost+found: the image's own ext4
   assertOnlyListed('lr-overlay-disk', [...topOf(romounts), ...topOf(writable), ...JAIL_OWN, 'lost+found'], ['']);
-  assert.notEqual(jexec('lr-overlay-disk', 'sh', '-c', 'head -c 1048576 /dev/zero > /usr/bin/jy-liveroot-probe'), 0, '/usr/bin is read-only');
-  assert.notEqual(jexec('lr-overlay-disk', 'sh', '-c', 'head -c 41943040 /dev/zero > /tmp/big; rc=$?; rm -f /tmp/big; exit $rc'), 0, 'the image is the limit');
+  assert.notEqual(
+    jexec('lr-overlay-disk', 'sh', '-c', 'head -c 1048576 /dev/zero > /usr/bin/jy-liveroot-probe'),
+    0,
+    '/usr/bin is read-only',
+  );
+  assert.notEqual(
+    jexec('lr-overlay-disk', 'sh', '-c', 'head -c 41943040 /dev/zero > /tmp/big; rc=$?; rm -f /tmp/big; exit $rc'),
+    0,
+    'the image is the limit',
+  );
   assertWorks('lr-overlay-disk');
 });
 
@@ -180,7 +240,8 @@ test('lr-full: a full copy of a live tree holds only its romounts and writable d
   const root = join(state, 'jails', 'lr-full', 'root');
   const allowed = [...topOf(romounts), ...topOf(writable), ...JAIL_OWN];
   assertOnlyListed('lr-full', allowed, ['']);
-  for (const n of ['work', 'boot', 'farm', 'container_info.json']) assert.equal(existsSync(join(root, n)), false, `${n} copied`);
+  for (const n of ['work', 'boot', 'farm', 'container_info.json'])
+    assert.equal(existsSync(join(root, n)), false, `${n} copied`);
   assert.deepEqual(readdirSync(join(root, 'home')), [], 'home is seeded empty');
   assert.equal(existsSync(join(root, 'usr/bin/listed')), true);
   assert.equal(jyBin('exec', 'lr-full', 'readlink', '/bin'), 'usr/bin\n');

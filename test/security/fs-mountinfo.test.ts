@@ -18,7 +18,11 @@ const jy = cliFor(() => state);
 const GUEST = '/run/jailyard';
 
 function jyBin(...args: string[]): string {
-  return execFileSync(process.execPath, [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args], { encoding: 'utf8' });
+  return execFileSync(
+    process.execPath,
+    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args],
+    { encoding: 'utf8' },
+  );
 }
 
 /** A tiny root for the full strategy (a copy of the host root would be gigabytes): sh, cat,
@@ -37,7 +41,10 @@ function tinyRoot(dir: string): void {
   symlinkSync('dash', join(dir, 'usr/bin/sh'));
   for (const l of ['bin', 'lib', 'lib64']) symlinkSync(`usr/${l}`, join(dir, l));
   for (const d of ['etc', 'tmp', 'run', 'proc', 'dev', 'root']) mkdirSync(join(dir, d), { recursive: true });
-  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n');
+  writeFileSync(
+    join(dir, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n',
+  );
   writeFileSync(join(dir, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
 }
 
@@ -84,14 +91,19 @@ for (const c of cases) {
     r = await jy('start', c.name);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await leaks(c.name), []);
-    const overlays = jyBin('exec', c.name, 'cat', '/proc/self/mountinfo').split('\n').filter((l) => l.includes(' - overlay '));
-    for (const l of overlays) assert.doesNotMatch(l, /(lowerdir|upperdir|workdir)\+?=\//, `overlay layers name no path: ${l}`);
+    const overlays = jyBin('exec', c.name, 'cat', '/proc/self/mountinfo')
+      .split('\n')
+      .filter((l) => l.includes(' - overlay '));
+    for (const l of overlays)
+      assert.doesNotMatch(l, /(lowerdir|upperdir|workdir)\+?=\//, `overlay layers name no path: ${l}`);
     // the jail still works on its root: writes, renames, hard links
     assert.equal(jyBin('exec', c.name, 'sh', '-c', 'echo ok > /tmp/a && cat /tmp/a'), 'ok\n');
     assert.ok(existsSync(join(state, 'jails', c.name)));
   });
 }
 
-test('the guest folder (/run/jailyard) names no state path either', { todo: "engineer A's guest bind in jy-stage shows <state>/jails/J/guest as its mount root" }, async () => {
+test('the guest folder (/run/jailyard) names no state path either', {
+  todo: "engineer A's guest bind in jy-stage shows <state>/jails/J/guest as its mount root",
+}, async () => {
   assert.deepEqual(await leaks('mi-nullfs', true), []);
 });

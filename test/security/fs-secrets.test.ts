@@ -6,7 +6,18 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { cliFor } from '../helpers/cli.ts';
@@ -16,11 +27,15 @@ let state: string;
 let fake: string;
 let baseline: SystemSnapshot;
 const jy = cliFor(() => state);
-const HASH = '$6$saltsalt$' + 'h'.repeat(86);
+const HASH = `$6$saltsalt$${'h'.repeat(86)}`;
 const MARKER = 'JY-SECRET-MARKER-7f3a';
 
 function jyBin(...args: string[]): string {
-  return execFileSync(process.execPath, [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args], { encoding: 'utf8' });
+  return execFileSync(
+    process.execPath,
+    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args],
+    { encoding: 'utf8' },
+  );
 }
 
 function put(rel: string, text: string, mode = 0o644): void {
@@ -52,9 +67,16 @@ before(() => {
   put('usr/bin/true', '#!/bin/sh\n', 0o755);
   put('etc/hostname', 'fakehost\n');
   put('etc/hosts', '127.0.0.1 localhost\n');
-  put('etc/passwd', 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
+  put(
+    'etc/passwd',
+    'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
+  );
   put('etc/group', 'root:x:0:\nsudo:x:27:alice\nshadow:x:42:\nalice:x:1000:\nnogroup:x:65534:\n');
-  put('etc/shadow', `root:${HASH}:20000:0:99999:7:::\ndaemon:*:20000:0:99999:7:::\nalice:${HASH}:20000:0:99999:7:::\nnobody:*:20000:0:99999:7:::\n`, 0o640);
+  put(
+    'etc/shadow',
+    `root:${HASH}:20000:0:99999:7:::\ndaemon:*:20000:0:99999:7:::\nalice:${HASH}:20000:0:99999:7:::\nnobody:*:20000:0:99999:7:::\n`,
+    0o640,
+  );
   put('etc/gshadow', `root:*::\nsudo:*::alice\nshadow:*::\nalice:!::\nnogroup:*::\n`, 0o640);
   chownSync(join(fake, 'etc/shadow'), 0, shadowGid);
   put('etc/ssl/certs/ca.pem', 'PUBLIC CA\n');
@@ -82,7 +104,11 @@ function checkEtc(etc: string, where: string): void {
   assert.deepEqual(filesContaining(join(etc, '..'), MARKER), [], `${where}: no secret marker anywhere`);
   assert.equal(existsSync(join(etc, 'ssl/private')), false, `${where}: no ssl/private`);
   assert.equal(existsSync(join(etc, 'machine-id')), false, `${where}: no machine-id`);
-  assert.equal(readFileSync(join(etc, 'ssl/certs/ca.pem'), 'utf8'), 'PUBLIC CA\n', `${where}: public certificates kept`);
+  assert.equal(
+    readFileSync(join(etc, 'ssl/certs/ca.pem'), 'utf8'),
+    'PUBLIC CA\n',
+    `${where}: public certificates kept`,
+  );
   assert.equal(readFileSync(join(etc, 'hosts'), 'utf8'), '127.0.0.1 localhost\n');
   assert.equal(readFileSync(join(etc, 'security/limits.conf'), 'utf8'), '# limits\n');
   const shadow = readFileSync(join(etc, 'shadow'), 'utf8');
@@ -133,8 +159,16 @@ test('a thin jail of the host root: locked accounts, no human user, and users st
     .filter((f) => Number(f[2]) >= 1000 && f[0] !== 'nobody')
     .map((f) => f[0]!);
   const passwd = jyBin('exec', 'hostjail', 'cat', '/etc/passwd');
-  for (const u of humans) assert.equal(passwd.split('\n').some((l) => l.startsWith(`${u}:`)), false, `host user ${u} absent`);
-  assert.equal(jyBin('exec', 'hostjail', 'sh', '-c', 'test -e /etc/machine-id && echo present || echo absent').trim(), 'absent');
+  for (const u of humans)
+    assert.equal(
+      passwd.split('\n').some((l) => l.startsWith(`${u}:`)),
+      false,
+      `host user ${u} absent`,
+    );
+  assert.equal(
+    jyBin('exec', 'hostjail', 'sh', '-c', 'test -e /etc/machine-id && echo present || echo absent').trim(),
+    'absent',
+  );
   assert.equal(jyBin('exec', 'hostjail', 'sh', '-c', 'ls /etc/ssl/private 2>/dev/null | wc -l').trim(), '0');
   assert.equal(jyBin('exec', '-U', 'nobody', 'hostjail', 'id', '-un').trim(), 'nobody');
   assert.equal(jyBin('exec', 'hostjail', 'id', '-un').trim(), 'root');

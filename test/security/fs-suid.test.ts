@@ -18,14 +18,22 @@ let baseline: SystemSnapshot;
 const jy = cliFor(() => state);
 
 function jyBin(...args: string[]): string {
-  return execFileSync(process.execPath, [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args], { encoding: 'utf8' });
+  return execFileSync(
+    process.execPath,
+    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args],
+    { encoding: 'utf8' },
+  );
 }
 
 /** Runs `prog -p -c 'echo euid=...'` as the host's nobody (from a shell of nobody's). */
 function asNobody(prog: string): { code: number | null; out: string } {
   // through a shell: setpriv's own execve still passes path checks a plain user fails
   const script = '"$0" -p -c \'echo euid=$(id -u)\'';
-  const r = spawnSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', '/bin/sh', '-c', script, prog], { encoding: 'utf8' });
+  const r = spawnSync(
+    'setpriv',
+    ['--reuid', '65534', '--regid', '65534', '--clear-groups', '/bin/sh', '-c', script, prog],
+    { encoding: 'utf8' },
+  );
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -56,7 +64,15 @@ for (const strategy of ['nullfs', 'overlay'] as const) {
     const root = join(outer, 'jails', name);
     let r = await jy('skel', 'create', `host-${strategy}`, '--from', '/');
     assert.equal(r.code, 0, r.stderr);
-    r = await jy('create', name, `skeleton=host-${strategy}`, `skeleton.strategy=${strategy}`, `path=${root}`, 'persist', 'meta.test=fs-suid');
+    r = await jy(
+      'create',
+      name,
+      `skeleton=host-${strategy}`,
+      `skeleton.strategy=${strategy}`,
+      `path=${root}`,
+      'persist',
+      'meta.test=fs-suid',
+    );
     assert.equal(r.code, 0, r.stderr);
     r = await jy('start', name);
     assert.equal(r.code, 0, r.stderr);

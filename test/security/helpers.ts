@@ -395,10 +395,61 @@ export function securityAddr(n: number): string {
 
 /** Programs a small root (miniRoot) carries: what the attacks and jailyard's exec need. */
 const MINI_PROGRAMS = [
-  'sh', 'dash', 'bash', 'python3', 'mount', 'umount', 'unshare', 'mknod', 'keyctl', 'setcap', 'setpriv', 'awk', 'grep',
-  'sed', 'cat', 'ls', 'md5sum', 'wc', 'head', 'sort', 'touch', 'mkdir', 'rm', 'ln', 'chmod', 'chown', 'cp', 'mv',
-  'sleep', 'id', 'dirname', 'env', 'echo', 'tr', 'kill', 'true', 'false', 'rmdir', 'readlink', 'stat', 'ps', 'timeout',
-  'nproc', 'uname', 'hostname', 'find', 'xargs', 'dd', 'tail', 'printf', 'test', '[', 'seq', 'nsenter', 'capsh',
+  'sh',
+  'dash',
+  'bash',
+  'python3',
+  'mount',
+  'umount',
+  'unshare',
+  'mknod',
+  'keyctl',
+  'setcap',
+  'setpriv',
+  'awk',
+  'grep',
+  'sed',
+  'cat',
+  'ls',
+  'md5sum',
+  'wc',
+  'head',
+  'sort',
+  'touch',
+  'mkdir',
+  'rm',
+  'ln',
+  'chmod',
+  'chown',
+  'cp',
+  'mv',
+  'sleep',
+  'id',
+  'dirname',
+  'env',
+  'echo',
+  'tr',
+  'kill',
+  'true',
+  'false',
+  'rmdir',
+  'readlink',
+  'stat',
+  'ps',
+  'timeout',
+  'nproc',
+  'uname',
+  'hostname',
+  'find',
+  'xargs',
+  'dd',
+  'tail',
+  'printf',
+  'test',
+  '[',
+  'seq',
+  'nsenter',
+  'capsh',
 ];
 
 /**
@@ -423,7 +474,9 @@ export function miniRoot(dir: string, extra: string[] = []): string {
   // python3's standard library, wherever this Debian release keeps it
   const python = which('python3');
   assert.ok(python, 'the security tests need python3 in /usr/bin (Debian package python3)');
-  const stdlib = execFileSync(python, ['-c', 'import sysconfig; print(sysconfig.get_paths()["stdlib"])'], { encoding: 'utf8' }).trim();
+  const stdlib = execFileSync(python, ['-c', 'import sysconfig; print(sysconfig.get_paths()["stdlib"])'], {
+    encoding: 'utf8',
+  }).trim();
   const dynload = join(stdlib, 'lib-dynload');
   if (existsSync(dynload)) for (const f of readdirSync(dynload)) files.add(`${dynload}/${f}`);
   const libs = new Set<string>(); // ldd names the interpreter too
@@ -437,7 +490,21 @@ export function miniRoot(dir: string, extra: string[] = []): string {
     for (const m of out.matchAll(/(\/[^\s]+\.so[^\s]*)/g)) libs.add(m[1]!);
   }
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  for (const d of ['usr/bin', 'usr/sbin', 'usr/lib', 'usr/lib64', 'usr/share', 'etc', 'root', 'tmp', 'var', 'run', 'home', 'dev', 'proc']) {
+  for (const d of [
+    'usr/bin',
+    'usr/sbin',
+    'usr/lib',
+    'usr/lib64',
+    'usr/share',
+    'etc',
+    'root',
+    'tmp',
+    'var',
+    'run',
+    'home',
+    'dev',
+    'proc',
+  ]) {
     mkdirSync(join(dir, d), { recursive: true, mode: d === 'tmp' ? 0o1777 : 0o755 });
   }
   for (const l of ['bin', 'sbin', 'lib', 'lib64']) symlinkSync(`usr/${l}`, join(dir, l));
@@ -446,11 +513,15 @@ export function miniRoot(dir: string, extra: string[] = []): string {
     copyFileSync(from, to);
     chmodSync(to, statSync(from).mode & 0o7777);
   };
-  for (const f of [...files, ...libs, ...extra]) copy(f, join(dir, inTree(realpathSync(dirname(f)) + '/' + f.split('/').pop())));
+  for (const f of [...files, ...libs, ...extra])
+    copy(f, join(dir, inTree(`${realpathSync(dirname(f))}/${f.split('/').pop()}`)));
   mkdirSync(join(dir, dirname(stdlib)), { recursive: true });
   execFileSync('cp', ['-a', '--no-preserve=ownership', stdlib, join(dir, dirname(stdlib))]);
   rmSync(join(dir, stdlib, 'test'), { recursive: true, force: true });
-  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
+  writeFileSync(
+    join(dir, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
+  );
   writeFileSync(join(dir, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
   writeFileSync(join(dir, 'etc/shadow'), 'root:!*:20000::::::\nnobody:!*:20000::::::\n', { mode: 0o640 });
   writeFileSync(join(dir, 'etc/hosts'), '127.0.0.1 localhost\n');

@@ -165,31 +165,56 @@ describe('security: no spoofing on the bridge', () => {
     for (const r of [a, b]) if (r) assertNoLeaks(base, r.marker);
     const rules = (() => {
       try {
-        return execFileSync('nft', ['list', 'table', 'bridge', 'jailyard'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        return execFileSync('nft', ['list', 'table', 'bridge', 'jailyard'], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        });
       } catch {
         return '';
       }
     })();
-    for (const r of [a, b]) if (r?.net?.veth) assert.ok(!rules.includes(r.net.veth.host), `the filter of ${r.net.veth.host} removed`);
+    for (const r of [a, b])
+      if (r?.net?.veth) assert.ok(!rules.includes(r.net.veth.host), `the filter of ${r.net.veth.host} removed`);
     for (const r of [a, b]) r?.jail.cleanup();
   });
 
   test('host<->jail and jail<->jail traffic flows, IPv4 and IPv6', { timeout: 30_000 }, async () => {
-    for (const [family, aAddr, bAddr, any] of [[4, A4, B4, '0.0.0.0'], [6, A6, B6, '::']] as const) {
+    for (const [family, aAddr, bAddr, any] of [
+      [4, A4, B4, '0.0.0.0'],
+      [6, A6, B6, '::'],
+    ] as const) {
       // A listens; B and the host send to it
       const recv = driver.runInJail(a.jail.ctx, a.facts!, ['/usr/bin/python3', '-c', RECV, any, '5000', '2']);
       await sleep(400);
-      const fromB = await driver.runInJail(b.jail.ctx, b.facts!, ['/usr/bin/python3', '-c', SEND, aAddr, '5000', 'from-b']);
+      const fromB = await driver.runInJail(b.jail.ctx, b.facts!, [
+        '/usr/bin/python3',
+        '-c',
+        SEND,
+        aAddr,
+        '5000',
+        'from-b',
+      ]);
       assert.equal(fromB.code, 0, fromB.stderr);
       await hostSend(family, aAddr, 5000, 'from-host');
       const r = await recv;
       assert.match(r.stdout, new RegExp(`^${bAddr} from-b$`, 'm'), `IPv${family} B -> A: ${r.stdout} ${r.stderr}`);
-      assert.match(r.stdout, new RegExp(`^${family === 4 ? GW4 : GW6} from-host$`, 'm'), `IPv${family} host -> A: ${r.stdout}`);
+      assert.match(
+        r.stdout,
+        new RegExp(`^${family === 4 ? GW4 : GW6} from-host$`, 'm'),
+        `IPv${family} host -> A: ${r.stdout}`,
+      );
       // A -> host
       const l = await hostListener(family);
       // (the first datagrams may wait for neighbour discovery: a slow machine gets a while)
       for (let i = 0; i < 10 && !l.got.includes(`${aAddr} from-a`); i++) {
-        const toHost = await driver.runInJail(a.jail.ctx, a.facts!, ['/usr/bin/python3', '-c', SEND, family === 4 ? GW4 : GW6, String(l.port), 'from-a']);
+        const toHost = await driver.runInJail(a.jail.ctx, a.facts!, [
+          '/usr/bin/python3',
+          '-c',
+          SEND,
+          family === 4 ? GW4 : GW6,
+          String(l.port),
+          'from-a',
+        ]);
         assert.equal(toHost.code, 0, toHost.stderr);
         await sleep(300);
       }
@@ -207,7 +232,17 @@ describe('security: no spoofing on the bridge', () => {
     await sleep(1200); // past the neighbour entry's locktime (1 s): a reply now would count
     // B claims A's address with its own MAC, then with A's MAC as the frame's source: from
     // inside the jail (raw sockets allowed) and from its netns with the host's tools
-    const inside = await driver.runInJail(b.jail.ctx, b.facts!, ['/usr/bin/python3', '-c', FORGE, 'arp', bMac, A4, bridgeMac(), GW4, aMac]);
+    const inside = await driver.runInJail(b.jail.ctx, b.facts!, [
+      '/usr/bin/python3',
+      '-c',
+      FORGE,
+      'arp',
+      bMac,
+      A4,
+      bridgeMac(),
+      GW4,
+      aMac,
+    ]);
     assert.equal(inside.code, 0, `forging from inside the jail with allow.raw_sockets: ${inside.stderr}`);
     inNetns(b, FORGE, 'arp', bMac, A4, bridgeMac(), GW4, bMac);
     inNetns(b, FORGE, 'arp', bMac, A4, bridgeMac(), GW4, aMac);
@@ -220,7 +255,9 @@ describe('security: no spoofing on the bridge', () => {
     assert.deepEqual([...seen], [aMac], "the host's entry for A only ever had A's MAC");
   });
 
-  test("a forged neighbour advertisement from B does not move the host's entry for A's IPv6 address", { timeout: 30_000 }, async () => {
+  test("a forged neighbour advertisement from B does not move the host's entry for A's IPv6 address", {
+    timeout: 30_000,
+  }, async () => {
     const aMac = macOf(a);
     const bMac = macOf(b);
     await hostSend(6, A6, 9, 'nd-me');
@@ -248,18 +285,36 @@ describe('security: no spoofing on the bridge', () => {
       inNetns(b, FORGE, `udp${family}`, src, dst, String(l.port), bMac, bridgeMac(), 'forged-raw');
       inNetns(b, FORGE, `udp${family}`, src, dst, String(l.port), aMac, bridgeMac(), 'forged-raw-mac');
       // and B's kernel sending from A's address (added to B's eth0 from the host)
-      ip('-n', b.net!.netns!, 'addr', 'add', `${src}/${family === 4 ? 32 : 128}`, 'dev', 'eth0', ...(family === 6 ? ['nodad'] : []));
+      ip(
+        '-n',
+        b.net!.netns!,
+        'addr',
+        'add',
+        `${src}/${family === 4 ? 32 : 128}`,
+        'dev',
+        'eth0',
+        ...(family === 6 ? ['nodad'] : []),
+      );
       inNetns(b, SEND_FROM, dst, String(l.port), 'forged-kernel', src);
       await sleep(500);
       l.close();
       ip('-n', b.net!.netns!, 'addr', 'del', `${src}/${family === 4 ? 32 : 128}`, 'dev', 'eth0');
-      assert.deepEqual(l.got.filter((g) => g.includes('forged')), [], `IPv${family}: nothing forged arrived`);
-      assert.ok(l.got.some((g) => g.endsWith(' honest')), `IPv${family}: B's honest datagram arrived: ${l.got.join(', ')}`);
+      assert.deepEqual(
+        l.got.filter((g) => g.includes('forged')),
+        [],
+        `IPv${family}: nothing forged arrived`,
+      );
+      assert.ok(
+        l.got.some((g) => g.endsWith(' honest')),
+        `IPv${family}: B's honest datagram arrived: ${l.got.join(', ')}`,
+      );
     }
   });
 });
 
-test("security: reconcile removes a port's bridge filter rules that a crash left without the veth", { timeout: 30_000 }, async () => {
+test("security: reconcile removes a port's bridge filter rules that a crash left without the veth", {
+  timeout: 30_000,
+}, async () => {
   const { spoofRules } = await import('../../src/platform/linux/addresses.ts');
   const { stateTag } = await import('../../src/platform/linux/paths.ts');
   const { mkdtempSync, rmSync } = await import('node:fs');
@@ -268,13 +323,18 @@ test("security: reconcile removes a port's bridge filter rules that a crash left
   const veth = `jyh${stateTag(`${state}/jails/x`)}99998`;
   const rulesOf = () => {
     try {
-      return execFileSync('nft', ['list', 'table', 'bridge', 'jailyard'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      return execFileSync('nft', ['list', 'table', 'bridge', 'jailyard'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
     } catch {
       return '';
     }
   };
   try {
-    execFileSync('nft', ['-f', '-'], { input: spoofRules(veth, '02:00:00:00:99:98', [{ address: '198.51.100.218', family: 4 }]).join('\n') + '\n' });
+    execFileSync('nft', ['-f', '-'], {
+      input: `${spoofRules(veth, '02:00:00:00:99:98', [{ address: '198.51.100.218', family: 4 }]).join('\n')}\n`,
+    });
     assert.ok(rulesOf().includes(`chain port-${veth} `));
     const found = await driver.scanLeftovers();
     assert.ok(found.links.includes(veth), `reported as a leftover link: ${found.links.join(' ')}`);

@@ -14,7 +14,12 @@ let log = '';
 
 before(async () => {
   host = new StageHost('stage-allow');
-  jail = host.define({ 'ip4.addr': '198.51.100.161/24', 'allow.raw_sockets': true, 'allow.socket_af': true, 'allow.read_msgbuf': true });
+  jail = host.define({
+    'ip4.addr': '198.51.100.161/24',
+    'allow.raw_sockets': true,
+    'allow.socket_af': true,
+    'allow.read_msgbuf': true,
+  });
   await host.start(jail, {
     beforeCreate: (j) => {
       buildProbe(`${j.root}/tmp/probe`);
@@ -29,8 +34,10 @@ after(async () => {
   await host.close();
 });
 
-test('allow.raw_sockets: CAP_NET_RAW in pid 1\'s bounding set, raw and packet sockets, ping', () => {
-  const bnd = BigInt(`0x${/CapBnd:\s+([0-9a-f]+)/.exec(readFileSync(`/proc/${jail.facts!.initPid}/status`, 'utf8'))![1]}`);
+test("allow.raw_sockets: CAP_NET_RAW in pid 1's bounding set, raw and packet sockets, ping", () => {
+  const bnd = BigInt(
+    `0x${/CapBnd:\s+([0-9a-f]+)/.exec(readFileSync(`/proc/${jail.facts!.initPid}/status`, 'utf8'))![1]}`,
+  );
   assert.equal((bnd >> 13n) & 1n, 1n, 'net_raw kept');
   assert.equal((bnd >> 21n) & 1n, 0n, 'sys_admin still not');
   const p = probeResults(log);

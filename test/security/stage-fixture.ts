@@ -70,7 +70,10 @@ export class StageHost {
   }
 
   /** prepare(), then the stage; `holder` replaces pid 1's `sleep infinity`. */
-  async start(jail: StageJail, opts: { holder?: string[]; beforeCreate?: (j: StageJail) => void } = {}): Promise<StageJail> {
+  async start(
+    jail: StageJail,
+    opts: { holder?: string[]; beforeCreate?: (j: StageJail) => void } = {},
+  ): Promise<StageJail> {
     await this.prepare(jail);
     opts.beforeCreate?.(jail);
     const cfg: LifeConfig = {

@@ -24,7 +24,11 @@ before(async () => {
       buildProbe(`${j.root}/tmp/probe`);
       writeFileSync(`${j.root}/tmp/ping.py`, PING_PY);
     },
-    holder: ['/bin/sh', '-c', 'grep -E "^Cap(Bnd|Eff)" /proc/self/status; /tmp/probe; python3 /tmp/ping.py 198.51.100.1; echo probe-done; exec sleep infinity'],
+    holder: [
+      '/bin/sh',
+      '-c',
+      'grep -E "^Cap(Bnd|Eff)" /proc/self/status; /tmp/probe; python3 /tmp/ping.py 198.51.100.1; echo probe-done; exec sleep infinity',
+    ],
   });
   probeLog = await waitForLog(jail, 'probe-done');
 });
@@ -36,7 +40,8 @@ after(async () => {
 test('host sysctls are read-only in the jail: core_pattern, modprobe, drop_caches, pid_max', async () => {
   // this kernel may lack some (kernel/modprobe needs CONFIG_MODULES): those must stay absent
   // drop_caches is write-only
-  const read = (k: string) => (existsSync(`/proc/sys/${k}`) && k !== 'vm/drop_caches' ? readFileSync(`/proc/sys/${k}`, 'utf8') : undefined);
+  const read = (k: string) =>
+    existsSync(`/proc/sys/${k}`) && k !== 'vm/drop_caches' ? readFileSync(`/proc/sys/${k}`, 'utf8') : undefined;
   // Each write puts back the value the host has (drop_caches: the page cache, harmless): a
   // jailyard where the write goes through (the old code did) changes nothing on this host.
   const keys: Record<string, string> = {
@@ -61,7 +66,10 @@ test('host sysctls are read-only in the jail: core_pattern, modprobe, drop_cache
   assert.equal((await sh(jail, 'cat /proc/sys/kernel/core_pattern')).stdout, read('kernel/core_pattern'));
   assert.notEqual((await sh(jail, 'mount -o remount,rw /proc/sys')).code, 0);
   assert.notEqual((await sh(jail, 'umount /proc/sys')).code, 0);
-  assert.match((await sh(jail, 'grep " /proc/sys " /proc/self/mountinfo')).stdout, /\/proc\/sys \S*ro,nosuid,nodev,noexec/);
+  assert.match(
+    (await sh(jail, 'grep " /proc/sys " /proc/self/mountinfo')).stdout,
+    /\/proc\/sys \S*ro,nosuid,nodev,noexec/,
+  );
   // the jail's own network namespace's sysctls are read-only too (as in Docker)
   assert.notEqual((await sh(jail, 'echo 1 > /proc/sys/net/ipv4/ip_forward')).code, 0);
 });
@@ -82,39 +90,78 @@ test('/proc/sysrq-trigger cannot be written; /proc/kcore and /proc/keys read not
 });
 
 test('the jail has no sysfs', async () => {
-  const r = await sh(jail, 'grep -c " sysfs " /proc/self/mountinfo; test -e /sys/kernel && echo has-kernel || echo no-kernel');
+  const r = await sh(
+    jail,
+    'grep -c " sysfs " /proc/self/mountinfo; test -e /sys/kernel && echo has-kernel || echo no-kernel',
+  );
   assert.equal(r.stdout.trim().split('\n')[0], '0');
   assert.match(r.stdout, /no-kernel/);
 });
 
 test('seccomp: denied calls fail with EPERM, also through int 0x80; clone3 ENOSYS; ordinary calls work', () => {
   const p = probeResults(probeLog);
-  const denied = ['keyctl', 'add_key', 'unshare_user', 'unshare_mnt', 'mount', 'umount', 'open_tree', 'open_tree_attr', 'setns', 'bpf', 'perf_event_open', 'userfaultfd', 'io_uring_setup', 'syslog', 'tiocsti', 'personality_norandom', 'socket_raw', 'socket_packet', 'socket_alg'];
+  const denied = [
+    'keyctl',
+    'add_key',
+    'unshare_user',
+    'unshare_mnt',
+    'mount',
+    'umount',
+    'open_tree',
+    'open_tree_attr',
+    'setns',
+    'bpf',
+    'perf_event_open',
+    'userfaultfd',
+    'io_uring_setup',
+    'syslog',
+    'tiocsti',
+    'personality_norandom',
+    'socket_raw',
+    'socket_packet',
+    'socket_alg',
+  ];
   for (const call of denied) assert.equal(p[call], 'EPERM', `${call}: ${probeLog}`);
   assert.equal(p.keyctl_i386, 'EPERM', 'i386 keyctl through int 0x80');
   assert.equal(p.unshare_i386, 'EPERM', 'i386 unshare(CLONE_NEWUSER) through int 0x80');
   assert.equal(p.clone3, 'ENOSYS');
-  for (const call of ['getpid_i386', 'unshare_files', 'personality_query', 'socket_netlink', 'socket_tcp', 'fork']) assert.equal(p[call], 'ok', `${call}: ${probeLog}`);
+  for (const call of ['getpid_i386', 'unshare_files', 'personality_query', 'socket_netlink', 'socket_tcp', 'fork'])
+    assert.equal(p[call], 'ok', `${call}: ${probeLog}`);
   // util-linux's unshare: no user namespace for a jailed root
-  assert.equal(readFileSync(`/proc/${jail.facts!.initPid}/status`, 'utf8').match(/^Seccomp:\s+(\d)/m)?.[1], '2', 'pid 1 runs under a filter');
+  assert.equal(
+    readFileSync(`/proc/${jail.facts!.initPid}/status`, 'utf8').match(/^Seccomp:\s+(\d)/m)?.[1],
+    '2',
+    'pid 1 runs under a filter',
+  );
 });
 
 test('capabilities: no CAP_NET_RAW by default (no raw socket, no ping)', async () => {
-  const bnd = BigInt(`0x${/CapBnd:\s+([0-9a-f]+)/.exec(readFileSync(`/proc/${jail.facts!.initPid}/status`, 'utf8'))![1]}`);
-  assert.equal((bnd >> 13n) & 1n, 0n, 'net_raw is not in pid 1\'s bounding set');
-  assert.equal((bnd >> 21n) & 1n, 0n, 'sys_admin is not in pid 1\'s bounding set');
+  const bnd = BigInt(
+    `0x${/CapBnd:\s+([0-9a-f]+)/.exec(readFileSync(`/proc/${jail.facts!.initPid}/status`, 'utf8'))![1]}`,
+  );
+  assert.equal((bnd >> 13n) & 1n, 0n, "net_raw is not in pid 1's bounding set");
+  assert.equal((bnd >> 21n) & 1n, 0n, "sys_admin is not in pid 1's bounding set");
   assert.equal(probeResults(probeLog).ping, 'Operation_not_permitted', probeLog);
   const r = await sh(jail, 'python3 /tmp/ping.py 198.51.100.1');
   assert.equal(r.stdout.trim(), 'ping=Operation_not_permitted');
-  const raw = await sh(jail, `python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)'`);
+  const raw = await sh(
+    jail,
+    `python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)'`,
+  );
   assert.notEqual(raw.code, 0);
   assert.match(raw.stderr, /Operation not permitted/);
 });
 
-test('host root\'s keyring is out of reach: its key is not readable, /proc/keys is empty', async () => {
-  const id = execFileSync('keyctl', ['add', 'user', 'jy-stage-secret', 's3cret-of-the-host', '@u'], { encoding: 'utf8' }).trim();
+test("host root's keyring is out of reach: its key is not readable, /proc/keys is empty", async () => {
+  const id = execFileSync('keyctl', ['add', 'user', 'jy-stage-secret', 's3cret-of-the-host', '@u'], {
+    encoding: 'utf8',
+  }).trim();
   try {
-    assert.equal(execFileSync('keyctl', ['print', id], { encoding: 'utf8' }).trim(), 's3cret-of-the-host', 'readable on the host');
+    assert.equal(
+      execFileSync('keyctl', ['print', id], { encoding: 'utf8' }).trim(),
+      's3cret-of-the-host',
+      'readable on the host',
+    );
     const r = await sh(jail, `keyctl print ${id}; keyctl show @u; cat /proc/keys`);
     assert.doesNotMatch(r.stdout, /s3cret-of-the-host|jy-stage-secret/);
     assert.doesNotMatch(r.stderr, /s3cret-of-the-host/);
@@ -127,8 +174,10 @@ test('host root\'s keyring is out of reach: its key is not readable, /proc/keys 
   }
 });
 
-test('no host path, cgroup or pid in the stage\'s command line', () => {
-  const chain = [jail.facts!.holderPid!, ...childrenOf(jail.facts!.holderPid!)].filter((p) => p !== jail.facts!.initPid);
+test("no host path, cgroup or pid in the stage's command line", () => {
+  const chain = [jail.facts!.holderPid!, ...childrenOf(jail.facts!.holderPid!)].filter(
+    (p) => p !== jail.facts!.initPid,
+  );
   assert.ok(chain.length >= 1);
   for (const pid of chain) {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
@@ -138,29 +187,55 @@ test('no host path, cgroup or pid in the stage\'s command line', () => {
   assert.ok(!tini.includes(host.state), `pid 1: ${tini}`);
 });
 
-test('only stdin, stdout and stderr cross into the jail\'s pid 1', async () => {
+test("only stdin, stdout and stderr cross into the jail's pid 1", async () => {
   // a descriptor of the host's root handed to the stage (as a careless caller might) must
   // not reach the jail: through /proc/self/fd/N it would be the host's whole tree
   const probeJail = host.define();
   await host.start(probeJail);
   const facts = probeJail.facts!;
-  const fdsOf = (pid: number) => readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
-  assert.deepEqual(fdsOf(facts.initPid), [0, 1, 2], `pid 1's descriptors: ${fdsOf(facts.initPid).map((f) => readlinkSync(`/proc/${facts.initPid}/fd/${f}`))}`);
+  const fdsOf = (pid: number) =>
+    readdirSync(`/proc/${pid}/fd`)
+      .map(Number)
+      .sort((a, b) => a - b);
+  assert.deepEqual(
+    fdsOf(facts.initPid),
+    [0, 1, 2],
+    `pid 1's descriptors: ${fdsOf(facts.initPid).map((f) => readlinkSync(`/proc/${facts.initPid}/fd/${f}`))}`,
+  );
   await host.stop(probeJail);
 
   // jy-stage started directly with an extra inherited descriptor (fd 3: the host's /)
   const direct = await host.prepare(host.define());
   const rootFd = openSync('/', 'r');
   try {
-    const child = spawn(JY_STAGE, ['--unshare-net', direct.root, 'fdtest', '/usr/bin/tini-static', '0', 'makedev', '--', '/bin/sh', '-c', 'ls /proc/self/fd; echo fds-done; exec sleep 0.5'], {
-      stdio: ['ignore', 'pipe', 'pipe', rootFd],
-    });
+    const child = spawn(
+      JY_STAGE,
+      [
+        '--unshare-net',
+        direct.root,
+        'fdtest',
+        '/usr/bin/tini-static',
+        '0',
+        'makedev',
+        '--',
+        '/bin/sh',
+        '-c',
+        'ls /proc/self/fd; echo fds-done; exec sleep 0.5',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe', rootFd],
+      },
+    );
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (out += d));
     const code = await new Promise<number | null>((r) => child.on('exit', r));
     assert.equal(code, 0, out);
-    const listed = out.slice(out.indexOf('ready') + 5, out.indexOf('fds-done')).trim().split(/\s+/).map(Number);
+    const listed = out
+      .slice(out.indexOf('ready') + 5, out.indexOf('fds-done'))
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     // 3: the descriptor ls itself opens for the directory it lists
     assert.deepEqual(listed, [0, 1, 2, 3], `descriptors in the jail: ${out}`);
   } finally {
@@ -175,8 +250,21 @@ test('a sysfs or cgroup mount the administrator gives a jail is read-only inside
   // read-only in its own namespace
   const k = host.define();
   k.plan.mkdirs.push(`${k.root}/sys`, `${k.root}/cg`);
-  k.plan.mounts.push({ kind: 'fs', fstype: 'sysfs', source: 'sysfs', target: `${k.root}/sys`, options: [], origin: 'mount' });
-  k.plan.mounts.push({ kind: 'bind', source: '/sys/fs/cgroup/pids', target: `${k.root}/cg`, readonly: false, origin: 'mount' });
+  k.plan.mounts.push({
+    kind: 'fs',
+    fstype: 'sysfs',
+    source: 'sysfs',
+    target: `${k.root}/sys`,
+    options: [],
+    origin: 'mount',
+  });
+  k.plan.mounts.push({
+    kind: 'bind',
+    source: '/sys/fs/cgroup/pids',
+    target: `${k.root}/cg`,
+    readonly: false,
+    origin: 'mount',
+  });
   await host.start(k);
   const group = `/sys/fs/cgroup/pids/jy-stage-test-${process.pid}`;
   try {

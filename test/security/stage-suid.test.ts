@@ -34,18 +34,30 @@ test('a setuid-root copy of id run as nobody: euid 0 inside the jail, not for a 
       copyFileSync('/usr/bin/id', `${j.root}/tmp/id-suid`);
       chmodSync(`${j.root}/tmp/id-suid`, 0o4755);
     },
-    holder: ['/bin/sh', '-c', 'echo "euid=$(setpriv --reuid 65534 --regid 65534 --clear-groups /tmp/id-suid -u)"; echo suid-done; exec sleep infinity'],
+    holder: [
+      '/bin/sh',
+      '-c',
+      'echo "euid=$(setpriv --reuid 65534 --regid 65534 --clear-groups /tmp/id-suid -u)"; echo suid-done; exec sleep infinity',
+    ],
   });
   const log = await waitForLog(jail, 'suid-done');
   const suid = jail.mounts!.suid ?? [];
   assert.ok(suid.includes(jail.root), `the root is one of the setuid mounts: ${suid}`);
   // the host's view: nosuid (the mount step's part), so a local user gains nothing
   assert.match(mountOptions('self', jail.root) ?? '', /(^|,)nosuid(,|$)/, 'the host sees the jail root nosuid');
-  const local = spawnSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', `${jail.root}/tmp/id-suid`, '-u'], { encoding: 'utf8' });
+  const local = spawnSync(
+    'setpriv',
+    ['--reuid', '65534', '--regid', '65534', '--clear-groups', `${jail.root}/tmp/id-suid`, '-u'],
+    { encoding: 'utf8' },
+  );
   assert.equal(local.stdout.trim(), '65534', `a local user gets no euid 0: ${local.stdout} ${local.stderr}`);
   // the jail's view: setuid honoured
   assert.match(log, /^euid=0$/m, consoleLog(jail));
-  assert.doesNotMatch(mountOptions(jail.facts!.initPid, '/') ?? 'nosuid', /(^|,)nosuid(,|$)/, 'the jail sees its root without nosuid');
+  assert.doesNotMatch(
+    mountOptions(jail.facts!.initPid, '/') ?? 'nosuid',
+    /(^|,)nosuid(,|$)/,
+    'the jail sees its root without nosuid',
+  );
   // and in a program started by exec
   const r = await sh(jail, 'setpriv --reuid 65534 --regid 65534 --clear-groups /tmp/id-suid -u');
   assert.equal(r.stdout.trim(), '0', r.stderr);
@@ -55,7 +67,12 @@ test('a setuid-root copy of id run as nobody: euid 0 inside the jail, not for a 
 test('a mount the user asked nosuid stays nosuid in the jail', async () => {
   const jail: StageJail = host.define();
   jail.plan.mkdirs.push(`${jail.root}/mnt`);
-  jail.plan.mounts.push({ kind: 'tmpfs', target: `${jail.root}/mnt`, options: ['nosuid', 'mode=755'], origin: 'mount' });
+  jail.plan.mounts.push({
+    kind: 'tmpfs',
+    target: `${jail.root}/mnt`,
+    options: ['nosuid', 'mode=755'],
+    origin: 'mount',
+  });
   await host.start(jail);
   assert.ok(!(jail.mounts!.suid ?? []).includes(`${jail.root}/mnt`));
   assert.match(mountOptions(jail.facts!.initPid, '/mnt') ?? '', /(^|,)nosuid(,|$)/);

@@ -41,10 +41,18 @@ test(`userns: cost per start, ${N} starts with and without (medians)`, async (t)
   const plain = makeTestJail('jy-userns-cost-');
   const userns = makeTestJail('jy-userns-cost-');
   userns.ctx.spec.params.userns = true;
-  const times = { plain: [] as number[], userns: [] as number[], plainTotal: [] as number[], usernsTotal: [] as number[] };
+  const times = {
+    plain: [] as number[],
+    userns: [] as number[],
+    plainTotal: [] as number[],
+    usernsTotal: [] as number[],
+  };
   try {
     for (let i = 0; i < N; i++) {
-      for (const [j, key] of [[plain, 'plain'], [userns, 'userns']] as const) {
+      for (const [j, key] of [
+        [plain, 'plain'],
+        [userns, 'userns'],
+      ] as const) {
         const t0 = performance.now();
         const c = await cycle(j);
         times[key].push(c.start);
@@ -53,7 +61,8 @@ test(`userns: cost per start, ${N} starts with and without (medians)`, async (t)
         else assert.equal(Number(c.uid), recordedRange(userns.ctx.stateDir)!.base);
       }
     }
-    const line = `start (mounts + create): ${median(times.plain).toFixed(1)} ms without, ${median(times.userns).toFixed(1)} ms with userns; ` +
+    const line =
+      `start (mounts + create): ${median(times.plain).toFixed(1)} ms without, ${median(times.userns).toFixed(1)} ms with userns; ` +
       `whole cycle (start, exec true, stop): ${median(times.plainTotal).toFixed(1)} / ${median(times.usernsTotal).toFixed(1)} ms (medians of ${N})`;
     t.diagnostic(line);
     console.log(`userns cost: ${line}`);

@@ -50,7 +50,12 @@ function initPid(jail: string): number {
 /** uid and gid lines of /proc/PID/status: [real, effective, saved, fs]. */
 function ids(pid: number): { uid: number[]; gid: number[] } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n');
-  const line = (k: string) => status.find((l) => l.startsWith(`${k}:`))!.split(/\s+/).slice(1).map(Number);
+  const line = (k: string) =>
+    status
+      .find((l) => l.startsWith(`${k}:`))!
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
   return { uid: line('Uid'), gid: line('Gid') };
 }
 
@@ -102,7 +107,10 @@ for (const s of STRATEGIES) {
   test(`userns ${s}: files the jail makes are owned by the range on disk, setuid means a range uid`, async () => {
     const jail = name(s);
     const r = range(jail);
-    const made = await h.sh(jail, 'set -e; touch /tmp/f /root/f /etc/f /var/f; chown 1000:1000 /root/f; cp /bin/true /tmp/suid; chmod 4755 /tmp/suid; stat -c "%u %g %a" /tmp/suid');
+    const made = await h.sh(
+      jail,
+      'set -e; touch /tmp/f /root/f /etc/f /var/f; chown 1000:1000 /root/f; cp /bin/true /tmp/suid; chmod 4755 /tmp/suid; stat -c "%u %g %a" /tmp/suid',
+    );
     assert.equal(made.code, 0, made.stderr);
     assert.equal(made.stdout.trim(), '0 0 4755', 'inside: a setuid-root file');
     const pid = initPid(jail);
@@ -141,7 +149,10 @@ for (const s of STRATEGIES) {
     const desc = `jy-userns-${s}`;
     const id = execFileSync('keyctl', ['add', 'user', desc, 'host-secret', '@u'], { encoding: 'utf8' }).trim();
     try {
-      const k = await h.sh(jail, `cat /proc/keys 2>/dev/null; keyctl print ${id} 2>/dev/null; keyctl show @u 2>/dev/null; true`);
+      const k = await h.sh(
+        jail,
+        `cat /proc/keys 2>/dev/null; keyctl print ${id} 2>/dev/null; keyctl show @u 2>/dev/null; true`,
+      );
       assert.doesNotMatch(k.stdout, /host-secret/);
       assert.ok(!k.stdout.includes(desc), `the jail sees host root's key: ${k.stdout}`);
     } finally {
@@ -152,7 +163,11 @@ for (const s of STRATEGIES) {
 
 test('userns: the jail can still bind ports below 1024 and run programs as its users', async () => {
   const jail = name('nullfs');
-  const b = await h.exec(jail, ['python3', '-c', 'import socket; s=socket.socket(); s.bind(("198.51.100.240", 80)); print("bound")']);
+  const b = await h.exec(jail, [
+    'python3',
+    '-c',
+    'import socket; s=socket.socket(); s.bind(("198.51.100.240", 80)); print("bound")',
+  ]);
   assert.equal(b.stdout.trim(), 'bound', b.stderr);
   const u = await h.exec(jail, ['id', '-u'], { user: 'nobody' });
   assert.equal(u.stdout.trim(), '65534', u.stderr);
@@ -160,7 +175,10 @@ test('userns: the jail can still bind ports below 1024 and run programs as its u
 
 test('userns: the skeleton is shared through idmapped mounts, not copied', async () => {
   const host = lstatSync('/usr/bin/ls');
-  for (const [s, at] of [['nullfs', '/usr/bin'], ['basejail', '/basejail']] as const) {
+  for (const [s, at] of [
+    ['nullfs', '/usr/bin'],
+    ['basejail', '/basejail'],
+  ] as const) {
     const jail = name(s);
     const pid = initPid(jail);
     const inJail = lstatSync(`/proc/${pid}/root${at === '/usr/bin' ? '' : at}/usr/bin/ls`);
@@ -169,8 +187,13 @@ test('userns: the skeleton is shared through idmapped mounts, not copied', async
     // the mount holding /usr/bin (basejail: the whole skeleton at /basejail, or a live
     // skeleton's romounts dirs below it)
     const points = at === '/usr/bin' ? [at] : [at, `${at}/usr/bin`];
-    const line = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').find((l) => points.includes(l.split(' ')[4]!));
-    assert.ok(line?.split(' ')[5]?.split(',').includes('idmapped'), `${s}: ${points.join(' or ')} is not idmapped: ${line}`);
+    const line = readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+      .split('\n')
+      .find((l) => points.includes(l.split(' ')[4]!));
+    assert.ok(
+      line?.split(' ')[5]?.split(',').includes('idmapped'),
+      `${s}: ${points.join(' or ')} is not idmapped: ${line}`,
+    );
     const seen = await h.sh(jail, 'stat -c "%u %g" /usr/bin/ls');
     assert.equal(seen.stdout.trim(), '0 0', `${s}: inside, the skeleton's files are root's`);
   }
@@ -178,13 +201,17 @@ test('userns: the skeleton is shared through idmapped mounts, not copied', async
   const ov = await h.sh(name('overlay'), 'stat -c "%u %g" /usr/bin/ls /etc/hostname');
   assert.equal(ov.stdout.trim(), '0 0\n0 0');
   // no idmapped lower left attached in the host's mount table (overlayfs keeps its clones)
-  assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(`${h.state}/jails/${name('overlay')}/idmap/`), 'a temporary idmapped lower is still mounted');
+  assert.ok(
+    !readFileSync('/proc/self/mountinfo', 'utf8').includes(`${h.state}/jails/${name('overlay')}/idmap/`),
+    'a temporary idmapped lower is still mounted',
+  );
 });
 
 test('userns: jails get disjoint ranges, recorded host-wide', async () => {
   const ranges = STRATEGIES.map((s) => range(name(s)));
   const sorted = [...ranges].sort((a, b) => a.base - b.base);
-  for (let i = 1; i < sorted.length; i++) assert.ok(sorted[i]!.base >= sorted[i - 1]!.base + sorted[i - 1]!.count, 'ranges overlap');
+  for (let i = 1; i < sorted.length; i++)
+    assert.ok(sorted[i]!.base >= sorted[i - 1]!.base + sorted[i - 1]!.count, 'ranges overlap');
   const cfg = usernsConfig();
   for (const [i, s] of STRATEGIES.entries()) {
     const slot = JSON.parse(readFileSync(join(cfg.registry, String(ranges[i]!.slot)), 'utf8'));

@@ -8,7 +8,16 @@ import assert from 'node:assert/strict';
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { rangeFor, recordedRange, releaseRange, shiftOwnership, staleRanges, usernsConfig, usernsWanted, type UsernsConfig } from '../../src/platform/linux/userns.ts';
+import {
+  rangeFor,
+  recordedRange,
+  releaseRange,
+  shiftOwnership,
+  staleRanges,
+  usernsConfig,
+  usernsWanted,
+  type UsernsConfig,
+} from '../../src/platform/linux/userns.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'jy-userns-range-'));
 const cfg: UsernsConfig = { ...usernsConfig(), registry: join(dir, 'registry'), slots: 64 };
@@ -27,7 +36,9 @@ test('ranges: each jail its own, the same one again for the same jail, host-wide
 });
 
 test('ranges: concurrent takers never share a slot', async () => {
-  const got = await Promise.all(Array.from({ length: 20 }, (_, i) => rangeFor({ name: `c${i}`, stateDir: stateOf('s3', `c${i}`) }, cfg)));
+  const got = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => rangeFor({ name: `c${i}`, stateDir: stateOf('s3', `c${i}`) }, cfg)),
+  );
   assert.equal(new Set(got.map((r) => r.slot)).size, 20);
 });
 
@@ -55,7 +66,8 @@ test('ranges: all slots held is an error naming the registry', async () => {
 });
 
 test('the parameter wins over the defaults switch', () => {
-  const spec = (params: Record<string, unknown>) => ({ name: 'j', params: { name: 'j', ...params } }) as Parameters<typeof usernsWanted>[0];
+  const spec = (params: Record<string, unknown>) =>
+    ({ name: 'j', params: { name: 'j', ...params } }) as Parameters<typeof usernsWanted>[0];
   assert.equal(usernsWanted(spec({}), { enabled: false }), false);
   assert.equal(usernsWanted(spec({}), { enabled: true }), true);
   assert.equal(usernsWanted(spec({ userns: false }), { enabled: true }), false);
@@ -80,5 +92,9 @@ test('shift: host-owned entries move into the range, setuid kept, symlinks and m
   assert.equal(lstatSync(join(top, 'sub', 'mnt')).uid, 0, 'a mount point was changed');
   assert.equal(lstatSync(join(top, 'sub', 'mnt', 'below')).uid, 0, 'a mount point was entered');
   assert.equal(r.shifted, 5); // top, sub, suid, file, link
-  assert.equal(shiftOwnership([top], range, new Set([join(top, 'sub', 'mnt')])).shifted, 0, 'a second run changes nothing');
+  assert.equal(
+    shiftOwnership([top], range, new Set([join(top, 'sub', 'mnt')])).shifted,
+    0,
+    'a second run changes nothing',
+  );
 });

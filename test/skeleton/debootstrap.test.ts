@@ -24,30 +24,52 @@ describe('debootstrap progress', () => {
     assert.equal(p.done, p.total);
   });
   test('apt mirror from deb822 and one-line sources', () => {
-    assert.equal(aptMirror('Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n'), 'http://deb.debian.org/debian');
-    assert.equal(aptMirror('deb [arch=amd64] http://ftp.de.debian.org/debian bookworm main\n'), 'http://ftp.de.debian.org/debian');
+    assert.equal(
+      aptMirror('Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n'),
+      'http://deb.debian.org/debian',
+    );
+    assert.equal(
+      aptMirror('deb [arch=amd64] http://ftp.de.debian.org/debian bookworm main\n'),
+      'http://ftp.de.debian.org/debian',
+    );
   });
 });
 
 // Opt-in: downloads ~200 MB of Debian packages into a real skeleton (~30 s+).
-describe('debootstrap skeleton (slow, JAILYARD_SLOW_TESTS=1, needs root and the apt mirror)', { skip: process.env.JAILYARD_SLOW_TESTS !== '1' }, () => {
+describe('debootstrap skeleton (slow, JAILYARD_SLOW_TESTS=1, needs root and the apt mirror)', {
+  skip: process.env.JAILYARD_SLOW_TESTS !== '1',
+}, () => {
   const t = tempDir('debootstrap');
   after(t.cleanup);
   test('creates bookworm minbase as an owned version with a manifest', async () => {
-    const sources = ['/etc/apt/sources.list', ...(existsSync('/etc/apt/sources.list.d') ? readdirSync('/etc/apt/sources.list.d').map((f) => `/etc/apt/sources.list.d/${f}`) : [])]
+    const sources = [
+      '/etc/apt/sources.list',
+      ...(existsSync('/etc/apt/sources.list.d')
+        ? readdirSync('/etc/apt/sources.list.d').map((f) => `/etc/apt/sources.list.d/${f}`)
+        : []),
+    ]
       .filter(existsSync)
       .map((f) => readFileSync(f, 'utf8'))
       .join('\n');
     const mirror = aptMirror(sources);
     let last = { done: 0, total: 0 };
-    const v = await createSkeleton(t.dir, 'bookworm', { type: 'debootstrap', suite: 'bookworm', ...(mirror ? { mirror } : {}) }, { onProgress: (p) => (last = p) });
+    const v = await createSkeleton(
+      t.dir,
+      'bookworm',
+      { type: 'debootstrap', suite: 'bookworm', ...(mirror ? { mirror } : {}) },
+      { onProgress: (p) => (last = p) },
+    );
     assert.equal(v.kind, 'owned');
     assert.ok(existsSync(join(v.root, 'usr/bin/dpkg')));
     assert.ok(v.entries > 5000, `entries ${v.entries}`);
     assert.equal(last.done, last.total);
     removeSkeleton(t.dir, 'bookworm', { usersOf: () => [] });
     // only our own mounts: other engineers' tests mount concurrently (assertNoLeaks would see theirs)
-    assert.deepEqual(snapshot().mounts.filter((m) => m.startsWith(t.dir)), [], 'debootstrap mounts left behind');
+    assert.deepEqual(
+      snapshot().mounts.filter((m) => m.startsWith(t.dir)),
+      [],
+      'debootstrap mounts left behind',
+    );
     assert.ok(!existsSync(join(t.dir, 'skeletons/bookworm')));
   });
 });

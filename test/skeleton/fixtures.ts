@@ -25,8 +25,8 @@ export function makeTree(root: string, files: Record<string, string>): void {
 /** A tiny merged-usr skeleton with the areas the seed rules treat differently. */
 export function makeSkeleton(root: string, over: Record<string, string> = {}): void {
   makeTree(root, {
-    'bin': '->usr/bin',
-    'lib': '->usr/lib',
+    bin: '->usr/bin',
+    lib: '->usr/lib',
     'usr/bin/sh': '#!fake sh\n',
     'usr/lib/libc.so': 'ELF',
     'usr/local/bin/': '',

@@ -25,7 +25,10 @@ describe('skeleton hooks', () => {
     assert.deepEqual(readPinned(state, 'web'), { name: 'deb', version: 1, cow: [] });
     const plan = planJail(state, rec, root);
     assert.ok(plan.mounts.some((m) => m.kind === 'bind' && m.target === join(root, 'usr/bin') && m.readonly));
-    assert.deepEqual(plan.symlinks.find((s) => s.path === join(root, 'bin')), { path: join(root, 'bin'), target: 'usr/bin' });
+    assert.deepEqual(
+      plan.symlinks.find((s) => s.path === join(root, 'bin')),
+      { path: join(root, 'bin'), target: 'usr/bin' },
+    );
 
     // v2 of the skeleton; the jail edited its config meanwhile
     writeFileSync(join(src, 'etc/app.conf'), 'port=80\n# tuning\nworkers=4\n');
@@ -44,7 +47,10 @@ describe('skeleton hooks', () => {
     prepareJail(state, full);
     assert.ok(lstatSync(join(state, 'jails/f/root/usr/bin/sh')).isFile());
     assert.deepEqual(planJail(state, full, join(state, 'jails/f/root')).mounts, []);
-    await assert.rejects(upgradeJail(state, full, 'deb@2'), (e: unknown) => e instanceof JailyardError && e.place.param === 'skeleton.strategy');
+    await assert.rejects(
+      upgradeJail(state, full, 'deb@2'),
+      (e: unknown) => e instanceof JailyardError && e.place.param === 'skeleton.strategy',
+    );
     const ov = { name: 'o', params: { skeleton: 'deb', 'skeleton.strategy': 'overlay' } };
     prepareJail(state, ov);
     assert.equal(planJail(state, ov, join(state, 'jails/o/root')).mounts[0]!.kind, 'overlay');
@@ -61,8 +67,15 @@ describe('skeleton hooks', () => {
     assert.ok(existsSync(join(root, 'tmp')) && !existsSync(join(root, 'work')));
     let plan = planJail(state, ov, root);
     assert.ok(!plan.mounts.some((m) => m.target === root), 'no overlay of the whole tree');
-    assert.ok(plan.mounts.some((m) => m.kind === 'overlay' && m.target === join(root, 'usr/bin') && m.lower[0] === join(live, 'usr/bin')));
-    assert.ok(plan.mounts.some((m) => m.kind === 'overlay' && m.target === join(root, 'etc')), '/etc copy-on-write over the seed');
+    assert.ok(
+      plan.mounts.some(
+        (m) => m.kind === 'overlay' && m.target === join(root, 'usr/bin') && m.lower[0] === join(live, 'usr/bin'),
+      ),
+    );
+    assert.ok(
+      plan.mounts.some((m) => m.kind === 'overlay' && m.target === join(root, 'etc')),
+      '/etc copy-on-write over the seed',
+    );
     // a jail seeded before (no `live` in its pin): the whole tree below its own upper layer
     const pin = readPinned(state, 'lo')!;
     delete pin.live;
@@ -73,13 +86,24 @@ describe('skeleton hooks', () => {
     prepareJail(state, bj);
     plan = planJail(state, bj, join(state, 'jails/lb/root'));
     assert.ok(!plan.mounts.some((m) => m.kind === 'bind' && m.source === live), 'no bind of the whole tree');
-    assert.ok(plan.mounts.some((m) => m.kind === 'bind' && m.source === join(live, 'usr/bin') && m.target === join(state, 'jails/lb/root/basejail/usr/bin')));
+    assert.ok(
+      plan.mounts.some(
+        (m) =>
+          m.kind === 'bind' &&
+          m.source === join(live, 'usr/bin') &&
+          m.target === join(state, 'jails/lb/root/basejail/usr/bin'),
+      ),
+    );
   });
 
   test('unknown skeleton names the jail', () => {
     assert.throws(
       () => prepareJail(state, { name: 'x', params: { skeleton: 'nope' } }),
-      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_SKELETON_NOT_FOUND' && e.place.jail === 'x' && e.place.param === 'skeleton',
+      (e: unknown) =>
+        e instanceof JailyardError &&
+        e.code === 'JY_ERR_SKELETON_NOT_FOUND' &&
+        e.place.jail === 'x' &&
+        e.place.param === 'skeleton',
     );
     assert.ok(!existsSync(join(state, 'jails/x/skeleton.json')));
   });

@@ -1,28 +1,80 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, readFileSync, readdirSync, symlinkSync, writeFileSync, mkdirSync, rmSync, chmodSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  readFileSync,
+  readdirSync,
+  symlinkSync,
+  writeFileSync,
+  mkdirSync,
+  rmSync,
+  chmodSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { planUpgrade, applyUpgrade, upgradeWritable, snapshotTree, snapshotPaths, type TreeEntry } from '../../src/skeleton/merge.ts';
+import {
+  planUpgrade,
+  applyUpgrade,
+  upgradeWritable,
+  snapshotTree,
+  snapshotPaths,
+  type TreeEntry,
+} from '../../src/skeleton/merge.ts';
 import { JailyardError } from '../../src/errors.ts';
 import { tempDir, makeTree } from './fixtures.ts';
 
 const t = tempDir('merge');
 after(t.cleanup);
 
-const f = (text: string, mode = 0o644): TreeEntry => ({ type: 'file', mode, uid: 0, gid: 0, size: text.length, hash: `h:${text}`, text });
+const f = (text: string, mode = 0o644): TreeEntry => ({
+  type: 'file',
+  mode,
+  uid: 0,
+  gid: 0,
+  size: text.length,
+  hash: `h:${text}`,
+  text,
+});
 
 describe('planUpgrade (pure)', () => {
   test('each case of the table', () => {
     const actions = planUpgrade({
-      old: { 'etc/a': f('1\n'), 'etc/b': f('1\n'), 'etc/c': f('x\ny\nz\n'), 'etc/d': f('1\n'), 'etc/gone': f('1\n'), 'etc/same': f('s\n') },
-      new: { 'etc/a': f('2\n'), 'etc/b': f('1\n'), 'etc/c': f('x\ny\nZ\n'), 'etc/d': f('NEW\n'), 'etc/added': f('+\n'), 'etc/same': f('s2\n') },
-      jail: { 'etc/a': f('1\n'), 'etc/b': f('jail\n'), 'etc/c': f('X\ny\nz\n'), 'etc/d': f('JAIL\n'), 'etc/gone': f('1\n'), 'etc/same': f('s2\n') },
+      old: {
+        'etc/a': f('1\n'),
+        'etc/b': f('1\n'),
+        'etc/c': f('x\ny\nz\n'),
+        'etc/d': f('1\n'),
+        'etc/gone': f('1\n'),
+        'etc/same': f('s\n'),
+      },
+      new: {
+        'etc/a': f('2\n'),
+        'etc/b': f('1\n'),
+        'etc/c': f('x\ny\nZ\n'),
+        'etc/d': f('NEW\n'),
+        'etc/added': f('+\n'),
+        'etc/same': f('s2\n'),
+      },
+      jail: {
+        'etc/a': f('1\n'),
+        'etc/b': f('jail\n'),
+        'etc/c': f('X\ny\nz\n'),
+        'etc/d': f('JAIL\n'),
+        'etc/gone': f('1\n'),
+        'etc/same': f('s2\n'),
+      },
     });
     assert.deepEqual(actions, [
       { kind: 'take', path: 'etc/a', reason: 'unchanged-by-jail' },
       { kind: 'take', path: 'etc/added', reason: 'added-upstream' },
       { kind: 'merge', path: 'etc/c', text: 'X\ny\nZ\n', mode: 0o644, uid: 0, gid: 0 },
-      { kind: 'conflict', path: 'etc/d', reason: '1 conflicting chunk(s)', newPath: 'etc/d.jailyard-new', conflicts: 1 },
+      {
+        kind: 'conflict',
+        path: 'etc/d',
+        reason: '1 conflicting chunk(s)',
+        newPath: 'etc/d.jailyard-new',
+        conflicts: 1,
+      },
       { kind: 'delete', path: 'etc/gone' },
     ]);
   });
@@ -40,12 +92,31 @@ describe('planUpgrade (pure)', () => {
 describe('upgradeWritable on real trees', () => {
   const old = join(t.dir, 'v1');
   const neu = join(t.dir, 'v2');
-  makeTree(old, { 'etc/hosts': '127.0.0.1 localhost\n', 'etc/motd': 'v1\n', 'etc/conf': 'a=1\nb=2\nc=3\n', 'etc/old-only': 'bye\n', 'etc/ssl/': '' });
-  makeTree(neu, { 'etc/hosts': '127.0.0.1 localhost\n', 'etc/motd': 'v2\n', 'etc/conf': 'a=1\nb=2\nc=30\n', 'etc/new-only': 'hi\n', 'etc/ssl/certs/ca.pem': 'CA\n', 'etc/link': '->motd' });
+  makeTree(old, {
+    'etc/hosts': '127.0.0.1 localhost\n',
+    'etc/motd': 'v1\n',
+    'etc/conf': 'a=1\nb=2\nc=3\n',
+    'etc/old-only': 'bye\n',
+    'etc/ssl/': '',
+  });
+  makeTree(neu, {
+    'etc/hosts': '127.0.0.1 localhost\n',
+    'etc/motd': 'v2\n',
+    'etc/conf': 'a=1\nb=2\nc=30\n',
+    'etc/new-only': 'hi\n',
+    'etc/ssl/certs/ca.pem': 'CA\n',
+    'etc/link': '->motd',
+  });
 
   test('takes, merges, adds, deletes; keeps the jail edit; conflicts leave .jailyard-new', () => {
     const jail = join(t.dir, 'jail');
-    makeTree(jail, { 'etc/hosts': '127.0.0.1 localhost\n10.0.0.1 db\n', 'etc/motd': 'v1\n', 'etc/conf': 'a=JAIL\nb=2\nc=3\n', 'etc/old-only': 'bye\n', 'etc/ssl/': '' });
+    makeTree(jail, {
+      'etc/hosts': '127.0.0.1 localhost\n10.0.0.1 db\n',
+      'etc/motd': 'v1\n',
+      'etc/conf': 'a=JAIL\nb=2\nc=3\n',
+      'etc/old-only': 'bye\n',
+      'etc/ssl/': '',
+    });
     const r = upgradeWritable({ jail: 'web', jailRoot: jail, oldSeed: old, newSeed: neu, dirs: ['etc'] });
     assert.equal(readFileSync(join(jail, 'etc/hosts'), 'utf8'), '127.0.0.1 localhost\n10.0.0.1 db\n');
     assert.equal(readFileSync(join(jail, 'etc/motd'), 'utf8'), 'v2\n');
@@ -61,7 +132,10 @@ describe('upgradeWritable on real trees', () => {
     const jail2 = join(t.dir, 'jail2');
     makeTree(jail2, { 'etc/conf': 'a=1\nb=2\nc=JAIL\n', 'etc/motd': 'v1\n' });
     const r2 = upgradeWritable({ jail: 'w2', jailRoot: jail2, oldSeed: old, newSeed: neu, dirs: ['etc'] });
-    assert.deepEqual(r2.conflicts.map((c) => [c.path, c.newPath]), [['etc/conf', 'etc/conf.jailyard-new']]);
+    assert.deepEqual(
+      r2.conflicts.map((c) => [c.path, c.newPath]),
+      [['etc/conf', 'etc/conf.jailyard-new']],
+    );
     assert.equal(readFileSync(join(jail2, 'etc/conf'), 'utf8'), 'a=1\nb=2\nc=JAIL\n');
     assert.equal(readFileSync(join(jail2, 'etc/conf.jailyard-new'), 'utf8'), 'a=1\nb=2\nc=30\n');
   });
@@ -94,7 +168,10 @@ describe('upgradeWritable on real trees', () => {
     // a directory where the last action wants to write makes the commit fail late
     const last = actions.filter((a) => a.kind === 'take').at(-1)!;
     mkdirSync(join(jail, last.path), { recursive: true });
-    assert.throws(() => applyUpgrade(jail, neu, actions, { jail: 'f' }), (e: unknown) => e instanceof JailyardError && e.place.jail === 'f');
+    assert.throws(
+      () => applyUpgrade(jail, neu, actions, { jail: 'f' }),
+      (e: unknown) => e instanceof JailyardError && e.place.jail === 'f',
+    );
     assert.equal(readFileSync(join(jail, 'etc/motd'), 'utf8'), 'v1\n');
     assert.equal(readFileSync(join(jail, 'etc/conf'), 'utf8'), 'a=1\nb=2\nc=3\n');
     assert.ok(!existsSync(join(jail, 'etc/new-only')) || last.path === 'etc/new-only');

@@ -10,11 +10,11 @@ after(t.cleanup);
 const root = join(t.dir, 'jail');
 makeTree(root, {
   'etc/hosts': 'x',
-  'abs': '->/etc',
-  'rel': '->etc/hosts',
-  'up': '->../../../../etc',
-  'loop1': '->loop2',
-  'loop2': '->loop1',
+  abs: '->/etc',
+  rel: '->etc/hosts',
+  up: '->../../../../etc',
+  loop1: '->loop2',
+  loop2: '->loop1',
   'file/': '',
   'usr/bin/': '',
 });
@@ -41,12 +41,21 @@ describe('resolveInRoot', () => {
     assert.equal(resolveInRoot(root, 'abs/new/file'), join(root, 'etc/new/file'));
   });
   test('".." and links climbing above the root are refused', () => {
-    assert.equal(code(() => resolveInRoot(root, '../outside')), 'JY_ERR_PATH');
-    assert.equal(code(() => resolveInRoot(root, 'up/passwd')), 'JY_ERR_PATH');
+    assert.equal(
+      code(() => resolveInRoot(root, '../outside')),
+      'JY_ERR_PATH',
+    );
+    assert.equal(
+      code(() => resolveInRoot(root, 'up/passwd')),
+      'JY_ERR_PATH',
+    );
     assert.equal(resolveInRoot(root, 'usr/../etc/hosts'), join(root, 'etc/hosts'));
   });
   test('symlink loops are refused', () => {
-    assert.equal(code(() => resolveInRoot(root, 'loop1/x')), 'JY_ERR_PATH');
+    assert.equal(
+      code(() => resolveInRoot(root, 'loop1/x')),
+      'JY_ERR_PATH',
+    );
   });
   test('error names the jail when given', () => {
     try {
@@ -61,6 +70,9 @@ describe('resolveInRoot', () => {
 describe('ensureDirsInRoot', () => {
   test('creates missing dirs, refuses to go through a symlink', () => {
     assert.equal(ensureDirsInRoot(root, 'var/log'), join(root, 'var/log'));
-    assert.equal(code(() => ensureDirsInRoot(root, 'abs/newdir')), 'JY_ERR_PATH');
+    assert.equal(
+      code(() => ensureDirsInRoot(root, 'abs/newdir')),
+      'JY_ERR_PATH',
+    );
   });
 });

@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  createSkeleton, listSkeletons, showSkeleton, resolveSkeleton, removeSkeleton, verifySkeleton, parseSkeletonRef, usedVersion,
+  createSkeleton,
+  listSkeletons,
+  showSkeleton,
+  resolveSkeleton,
+  removeSkeleton,
+  verifySkeleton,
+  parseSkeletonRef,
+  usedVersion,
 } from '../../src/skeleton/registry.ts';
 import { parseManifest } from '../../src/skeleton/manifest.ts';
 import { JailyardError } from '../../src/errors.ts';
@@ -67,7 +74,13 @@ describe('skeleton registry', () => {
   });
 
   test('list, not found, bad names', () => {
-    assert.deepEqual(listSkeletons(state).map((s) => [s.name, s.versions.map((v) => v.version)]), [['deb', [1, 2]], ['host', [1, 2]]]);
+    assert.deepEqual(
+      listSkeletons(state).map((s) => [s.name, s.versions.map((v) => v.version)]),
+      [
+        ['deb', [1, 2]],
+        ['host', [1, 2]],
+      ],
+    );
     assert.equal(err(() => resolveSkeleton(state, 'nope')).code, 'JY_ERR_SKELETON_NOT_FOUND');
     assert.equal(err(() => resolveSkeleton(state, 'deb@9')).code, 'JY_ERR_SKELETON_NOT_FOUND');
     assert.equal(err(() => parseSkeletonRef('../x')).code, 'JY_ERR_USAGE');
@@ -75,7 +88,10 @@ describe('skeleton registry', () => {
   });
 
   test('a failed create leaves nothing behind', async () => {
-    await assert.rejects(createSkeleton(state, 'bad', { type: 'copy', path: join(t.dir, 'missing') }), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PATH');
+    await assert.rejects(
+      createSkeleton(state, 'bad', { type: 'copy', path: join(t.dir, 'missing') }),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PATH',
+    );
     await assert.rejects(
       createSkeleton(state, 'deb', { type: 'debootstrap', suite: 'bookworm' }, { debootstrap: '/bin/false' }),
       (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_SKELETON_CREATE',
@@ -88,7 +104,9 @@ describe('skeleton registry', () => {
   test('remove refuses while jails use it, naming them; versions are never reused', async () => {
     const users: Record<string, string> = { web: 'deb@1', db: 'deb', other: 'host' };
     const usersOf = (name: string, version: number): string[] =>
-      Object.entries(users).filter(([, p]) => usedVersion(p, name, resolveSkeleton(state, name).version) === version).map(([j]) => j);
+      Object.entries(users)
+        .filter(([, p]) => usedVersion(p, name, resolveSkeleton(state, name).version) === version)
+        .map(([j]) => j);
     const e = err(() => removeSkeleton(state, 'deb', { usersOf }));
     assert.equal(e.code, 'JY_ERR_SKELETON_IN_USE');
     assert.ok(e.message.includes('db, web'), e.message);

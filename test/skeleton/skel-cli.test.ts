@@ -29,7 +29,10 @@ describe('jailyard skel', () => {
     assert.equal(JSON.parse(c.out[0]!).version, 1);
     await run('skel', 'create', 'ref', '--from', src);
     const ls = JSON.parse((await run('skel', 'ls', '--json')).out[0]!);
-    assert.deepEqual(ls.map((s: { name: string }) => s.name), ['mini', 'ref']);
+    assert.deepEqual(
+      ls.map((s: { name: string }) => s.name),
+      ['mini', 'ref'],
+    );
     const text = (await run('skel', 'ls')).out.join('\n');
     assert.match(text, /^NAME\s+LATEST\s+VERSIONS\s+KIND\s+SOURCE/);
     assert.match(text, /ref\s+1\s+1\s+reference\s+from /);
@@ -38,15 +41,24 @@ describe('jailyard skel', () => {
     assert.equal(show.verify.ok, true);
   });
   test('usage errors', async () => {
-    await assert.rejects(run('skel', 'create', 'x', '--copy', src, '--from', src), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_USAGE');
-    await assert.rejects(run('skel', 'show', 'nope'), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_SKELETON_NOT_FOUND');
+    await assert.rejects(
+      run('skel', 'create', 'x', '--copy', src, '--from', src),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_USAGE',
+    );
+    await assert.rejects(
+      run('skel', 'show', 'nope'),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_SKELETON_NOT_FOUND',
+    );
   });
   test('rm refuses while a jail in the store names the skeleton (JY_ERR_SKELETON_IN_USE naming it)', async () => {
     const { openStore } = await import('../../src/store/sqlite.ts');
     const store = openStore(state);
     store.createJail({ name: 'web', params: { skeleton: 'mini@1', path: '/nonexistent/web' } });
     store.close();
-    await assert.rejects(run('skel', 'rm', 'mini'), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_SKELETON_IN_USE' && e.message.includes('web'));
+    await assert.rejects(
+      run('skel', 'rm', 'mini'),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_SKELETON_IN_USE' && e.message.includes('web'),
+    );
     const again = openStore(state);
     again.removeJail('web');
     again.close();

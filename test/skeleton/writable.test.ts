@@ -1,6 +1,15 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
+  mkdirSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { seedWritable, copyTree, copyListed } from '../../src/skeleton/writable.ts';
 import { loadDefaults } from '../../src/defaults.ts';
@@ -90,7 +99,10 @@ describe('seedWritable never follows a jail-planted symlink out of the jail', ()
     assert.ok(!existsSync(join(host, 'local')));
   });
   test('bad list entries are refused', () => {
-    assert.throws(() => seedWritable(skel, join(t.dir, 'x'), ['../etc']), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PATH');
+    assert.throws(
+      () => seedWritable(skel, join(t.dir, 'x'), ['../etc']),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PATH',
+    );
   });
 });
 
@@ -102,7 +114,10 @@ describe('copyTree (full strategy)', () => {
     assert.equal(readFileSync(join(dest, 'usr/local/share/doc/big.txt'), 'utf8').length, 5000);
     assert.equal(readFileSync(join(dest, 'var/log/syslog'), 'utf8'), 'lots of logs\n');
     assert.ok(res.bytes > 5000);
-    assert.throws(() => copyTree(skel, dest), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PATH');
+    assert.throws(
+      () => copyTree(skel, dest),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PATH',
+    );
   });
 });
 
@@ -116,6 +131,9 @@ describe('copyListed (a full jail of a live tree, skel create --copy of the host
     assert.deepEqual(readdirSync(join(dest, 'usr')), ['bin']);
     assert.equal(readlinkSync(join(dest, 'bin')), 'usr/bin');
     assert.equal(readFileSync(join(dest, 'usr/bin/sh'), 'utf8'), '#!fake sh\n');
-    assert.throws(() => copyListed(src, dest, ['usr/bin']), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PATH');
+    assert.throws(
+      () => copyListed(src, dest, ['usr/bin']),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PATH',
+    );
   });
 });

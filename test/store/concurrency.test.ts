@@ -13,7 +13,6 @@ import { openStore } from '../../src/store/sqlite.ts';
 import { labelsOf } from '../../src/meta/labels.ts';
 import { processesMentioning } from '../helpers/leaks.ts';
 
-
 const WRITERS = 50;
 const WRITES = 200;
 const KEYS = 4;
@@ -38,7 +37,9 @@ test(`${WRITERS} writer processes x ${WRITES} key writes on one jail: 0 lost`, {
     const r0 = store.currentRevision();
 
     const t0 = performance.now();
-    const results = await Promise.all(Array.from({ length: WRITERS }, (_, i) => run([dir, 'shared', String(i), String(WRITES), String(KEYS)])));
+    const results = await Promise.all(
+      Array.from({ length: WRITERS }, (_, i) => run([dir, 'shared', String(i), String(WRITES), String(KEYS)])),
+    );
     const seconds = (performance.now() - t0) / 1000;
     for (const r of results) assert.equal(r.code, 0, r.stderr.slice(0, 3000));
 
@@ -73,7 +74,9 @@ test(`${WRITERS} writer processes x ${WRITES} key writes on one jail: 0 lost`, {
     }
     assert.deepEqual(perWriter, new Array<number>(WRITERS).fill(WRITES));
     store.close();
-    console.log(`# ${WRITERS * WRITES} writes by ${WRITERS} processes in ${seconds.toFixed(2)} s (${Math.round((WRITERS * WRITES) / seconds)}/s incl. process start)`);
+    console.log(
+      `# ${WRITERS * WRITES} writes by ${WRITERS} processes in ${seconds.toFixed(2)} s (${Math.round((WRITERS * WRITES) / seconds)}/s incl. process start)`,
+    );
   } finally {
     rmSync(base, { recursive: true, force: true });
     // only processes can leak here (no mounts, links or namespaces are made); the global

@@ -15,9 +15,13 @@ test('a throwing guard cancels the transition: state, jid and revision stay', ()
     store.createJail({ name: 'a', params: {} });
     const before = store.requireJail('a');
     const global = store.currentRevision();
-    assert.throws(() => store.transition('a', 'stopped', 'starting', undefined, () => {
-      throw new JailyardError('JY_ERR_PARAM_VALUE', 'no', { jail: 'a' });
-    }), { code: 'JY_ERR_PARAM_VALUE' });
+    assert.throws(
+      () =>
+        store.transition('a', 'stopped', 'starting', undefined, () => {
+          throw new JailyardError('JY_ERR_PARAM_VALUE', 'no', { jail: 'a' });
+        }),
+      { code: 'JY_ERR_PARAM_VALUE' },
+    );
     assert.deepEqual(store.requireJail('a'), before);
     assert.equal(store.currentRevision(), global);
   } finally {
@@ -32,12 +36,15 @@ test('children.max: the second sibling to turn starting sees the first and is re
   // the lifecycle's guard: refuse when a sibling is anything but stopped
   const onlyChild = (name: string) => () => {
     const busy = store.listJails().filter((j) => j.name.startsWith('p.') && j.name !== name && j.state !== 'stopped');
-    if (busy.length) throw new JailyardError('JY_ERR_PARAM_VALUE', 'children.max=1', { jail: 'p', param: 'children.max' });
+    if (busy.length)
+      throw new JailyardError('JY_ERR_PARAM_VALUE', 'children.max=1', { jail: 'p', param: 'children.max' });
   };
   try {
     for (const n of ['p', 'p.a', 'p.b']) store.createJail({ name: n, params: {} });
     store.transition('p.a', 'stopped', 'starting', undefined, onlyChild('p.a'));
-    assert.throws(() => store.transition('p.b', 'stopped', 'starting', undefined, onlyChild('p.b')), { code: 'JY_ERR_PARAM_VALUE' });
+    assert.throws(() => store.transition('p.b', 'stopped', 'starting', undefined, onlyChild('p.b')), {
+      code: 'JY_ERR_PARAM_VALUE',
+    });
     assert.equal(store.requireJail('p.b').state, 'stopped');
   } finally {
     store.close();

@@ -19,7 +19,20 @@ afterEach(() => {
 });
 
 function record(name: string, revision: number, meta: string, runtime: unknown = null) {
-  return { name, jid: 0, state: 'stopped', params: {}, meta, env: '', revision, ready: false, runtime, lastError: null, createdAt: 't', updatedAt: 't' };
+  return {
+    name,
+    jid: 0,
+    state: 'stopped',
+    params: {},
+    meta,
+    env: '',
+    revision,
+    ready: false,
+    runtime,
+    lastError: null,
+    createdAt: 't',
+    updatedAt: 't',
+  };
 }
 
 /** A version-2 store: jails a (revision 3, its runtime recorded without an event, as version
@@ -49,13 +62,29 @@ test('a version-2 store: revisions continue, the runtime-only change gets its ev
   assert.equal(SCHEMA_VERSION, 3);
   assert.equal(store.currentRevision(), 3, 'the revision never goes back');
   const events = store.eventsSince(0);
-  assert.deepEqual(events.map((e) => [e.revision, e.type, e.name]), [[1, 'ADDED', 'a'], [2, 'ADDED', 'b'], [3, 'MODIFIED', 'a']]);
+  assert.deepEqual(
+    events.map((e) => [e.revision, e.type, e.name]),
+    [
+      [1, 'ADDED', 'a'],
+      [2, 'ADDED', 'b'],
+      [3, 'MODIFIED', 'a'],
+    ],
+  );
   assert.deepEqual(events[2]!.jail.runtime, { steps: ['mount'] });
   // the one-shot (no cache) selector path reads the re-keyed labels table
-  assert.deepEqual(store.listJails({ selector: 'app=www' }).map((j) => j.name), ['a']);
-  assert.deepEqual(store.listJails({ selector: 'app in (www,db)' }).map((j) => j.name), ['a', 'b']);
+  assert.deepEqual(
+    store.listJails({ selector: 'app=www' }).map((j) => j.name),
+    ['a'],
+  );
+  assert.deepEqual(
+    store.listJails({ selector: 'app in (www,db)' }).map((j) => j.name),
+    ['a', 'b'],
+  );
   assert.equal(store.modifyJail('b', { meta: [{ op: 'set', key: 'app', value: 'www' }] }).revision, 4);
-  assert.deepEqual(store.listJails({ selector: 'app=www' }).map((j) => j.name), ['a', 'b']);
+  assert.deepEqual(
+    store.listJails({ selector: 'app=www' }).map((j) => j.name),
+    ['a', 'b'],
+  );
   assert.deepEqual(store.listJails({ selector: 'app=db' }), [], 'the old label row is gone');
   store.close();
   store = undefined;
@@ -63,7 +92,11 @@ test('a version-2 store: revisions continue, the runtime-only change gets its ev
   const db = new Database(join(path, STORE_FILE), { readonly: true });
   try {
     assert.equal(db.pragma('user_version', { simple: true }), 3);
-    const names = (db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%'`).all() as { name: string }[]).map((r) => r.name);
+    const names = (
+      db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%'`).all() as {
+        name: string;
+      }[]
+    ).map((r) => r.name);
     assert.deepEqual(names, [], 'no secondary index is left to rewrite on every change');
     assert.deepEqual(db.prepare('SELECT key, value, jail FROM labels ORDER BY jail').all(), [
       { key: 'app', value: 'www', jail: 'a' },

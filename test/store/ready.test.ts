@@ -73,7 +73,10 @@ describe('store readiness', () => {
     store.setReady('a', true);
     const global = store.currentRevision();
     assert.equal(store.setReady('a', false).ready, false);
-    assert.deepEqual(store.eventsSince(global).map((e) => [e.type, e.jail.ready]), [['MODIFIED', false]]);
+    assert.deepEqual(
+      store.eventsSince(global).map((e) => [e.type, e.jail.ready]),
+      [['MODIFIED', false]],
+    );
   });
 
   test('only a running jail can become ready; an unknown jail is not found', () => {
@@ -94,7 +97,10 @@ describe('store readiness', () => {
       );
     }
     assert.equal(store.requireJail('a').ready, false);
-    assert.throws(() => store.setReady('nope', true), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_JAIL_NOT_FOUND' && e.place.jail === 'nope');
+    assert.throws(
+      () => store.setReady('nope', true),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_JAIL_NOT_FOUND' && e.place.jail === 'nope',
+    );
   });
 
   test('stopped clears it in the same transaction (one event); a restart starts unready', () => {
@@ -104,7 +110,10 @@ describe('store readiness', () => {
     const global = store.currentRevision();
     const stopped = store.transition('a', 'stopping', 'stopped');
     assert.equal(stopped.ready, false);
-    assert.deepEqual(store.eventsSince(global).map((e) => [e.type, e.jail.state, e.jail.ready]), [['MODIFIED', 'stopped', false]]);
+    assert.deepEqual(
+      store.eventsSince(global).map((e) => [e.type, e.jail.state, e.jail.ready]),
+      [['MODIFIED', 'stopped', false]],
+    );
     // running -> stopped directly (a jail found dead)
     store.transition('a', 'stopped', 'starting');
     store.transition('a', 'starting', 'running');
@@ -155,7 +164,19 @@ describe('schema migration to readiness', () => {
     const db = new Database(join(old, STORE_FILE));
     db.exec(SCHEMA_V1);
     db.exec(`UPDATE counters SET value = 1 WHERE name IN ('revision', 'event_count')`);
-    const snap = { name: 'w', jid: 1, state: 'running', params: {}, meta: '', env: '', revision: 1, runtime: null, lastError: null, createdAt: 't', updatedAt: 't' };
+    const snap = {
+      name: 'w',
+      jid: 1,
+      state: 'running',
+      params: {},
+      meta: '',
+      env: '',
+      revision: 1,
+      runtime: null,
+      lastError: null,
+      createdAt: 't',
+      updatedAt: 't',
+    };
     db.prepare(`INSERT INTO jails VALUES ('w', 1, 'running', '{}', '', '', 1, NULL, NULL, 't', 't')`).run();
     db.prepare(`INSERT INTO events VALUES (1, 'ADDED', 'w', ?, 't')`).run(JSON.stringify(snap));
     db.pragma('user_version = 1');

@@ -57,11 +57,26 @@ describe('store basics', () => {
     assert.equal(a.env, '');
     assert.deepEqual(store.getJail('b')?.params, { 'host.hostname': 'b.example', persist: true });
     assert.equal(store.getJail('zz'), undefined);
-    assert.deepEqual(store.listJails().map((j) => j.name), ['a', 'b']);
-    expectCode(() => store.createJail({ name: 'a', params: {} }), 'JY_ERR_JAIL_EXISTS', (e) => assert.equal(e.place.jail, 'a'));
-    expectCode(() => store.requireJail('zz'), 'JY_ERR_JAIL_NOT_FOUND', (e) => assert.equal(e.place.jail, 'zz'));
+    assert.deepEqual(
+      store.listJails().map((j) => j.name),
+      ['a', 'b'],
+    );
+    expectCode(
+      () => store.createJail({ name: 'a', params: {} }),
+      'JY_ERR_JAIL_EXISTS',
+      (e) => assert.equal(e.place.jail, 'a'),
+    );
+    expectCode(
+      () => store.requireJail('zz'),
+      'JY_ERR_JAIL_NOT_FOUND',
+      (e) => assert.equal(e.place.jail, 'zz'),
+    );
     expectCode(() => store.modifyJail('zz', {}), 'JY_ERR_JAIL_NOT_FOUND');
-    expectCode(() => store.createJail({ name: 'c', params: { meta: 'x' } }), 'JY_ERR_PARAM_VALUE', (e) => assert.equal(e.place.param, 'meta'));
+    expectCode(
+      () => store.createJail({ name: 'c', params: { meta: 'x' } }),
+      'JY_ERR_PARAM_VALUE',
+      (e) => assert.equal(e.place.param, 'meta'),
+    );
   });
 
   test('data survives reopening (another process sees the same file)', () => {
@@ -85,8 +100,28 @@ describe('store basics', () => {
 
   test('jail names: FreeBSD rules plus folder safety', () => {
     for (const ok of ['a', 'www', 'web-1', 'p.c', 'a.b.c', 'j_1', '1a', 'a.1b']) validateJailName(ok);
-    for (const bad of ['', '1', '42', 'a.7', '.a', 'a.', 'a..b', '..', 'a/b', '/', 'a b', 'a\tb', 'a\nb', '*', 'x'.repeat(256)]) {
-      expectCode(() => validateJailName(bad), 'JY_ERR_JAIL_NAME', (e) => assert.equal(e.place.jail, bad));
+    for (const bad of [
+      '',
+      '1',
+      '42',
+      'a.7',
+      '.a',
+      'a.',
+      'a..b',
+      '..',
+      'a/b',
+      '/',
+      'a b',
+      'a\tb',
+      'a\nb',
+      '*',
+      'x'.repeat(256),
+    ]) {
+      expectCode(
+        () => validateJailName(bad),
+        'JY_ERR_JAIL_NAME',
+        (e) => assert.equal(e.place.jail, bad),
+      );
     }
     expectCode(() => store.createJail({ name: 'a/../b', params: {} }), 'JY_ERR_JAIL_NAME');
   });
@@ -138,17 +173,27 @@ describe('state machine', () => {
 
   test('forbidden transitions say "invalid transition from X to Y"', () => {
     store.createJail({ name: 'a', params: {} });
-    expectCode(() => store.transition('a', 'stopped', 'running'), 'JY_ERR_INVALID_TRANSITION', (e) => {
-      assert.match(e.message, /^invalid transition from stopped to running$/);
-      assert.equal(e.place.jail, 'a');
-      assert.equal(e.httpStatus, 409);
-    });
-    expectCode(() => store.transition('a', 'running', 'stopping'), 'JY_ERR_INVALID_TRANSITION', (e) =>
-      assert.match(e.message, /invalid transition from stopped to stopping/),
+    expectCode(
+      () => store.transition('a', 'stopped', 'running'),
+      'JY_ERR_INVALID_TRANSITION',
+      (e) => {
+        assert.match(e.message, /^invalid transition from stopped to running$/);
+        assert.equal(e.place.jail, 'a');
+        assert.equal(e.httpStatus, 409);
+      },
+    );
+    expectCode(
+      () => store.transition('a', 'running', 'stopping'),
+      'JY_ERR_INVALID_TRANSITION',
+      (e) => assert.match(e.message, /invalid transition from stopped to stopping/),
     );
     store.transition('a', 'stopped', 'starting');
     expectCode(() => store.transition('a', 'starting', 'stopping'), 'JY_ERR_INVALID_TRANSITION');
-    expectCode(() => store.removeJail('a'), 'JY_ERR_INVALID_TRANSITION', (e) => assert.match(e.message, /while it is starting/));
+    expectCode(
+      () => store.removeJail('a'),
+      'JY_ERR_INVALID_TRANSITION',
+      (e) => assert.match(e.message, /while it is starting/),
+    );
     // a failed start unwinds to stopped
     assert.equal(store.transition('a', 'starting', 'stopped').state, 'stopped');
   });
@@ -192,10 +237,14 @@ describe('meta and env through the store (jailmeta.sh at store level)', () => {
     store.modifyJail('j', words('meta.a=1', 'meta=ttt', 'meta.b=2', 'env.x=1'));
     assert.equal(store.requireJail('j').meta, 'b=2\nttt');
     assert.equal(readMetaKey(store.requireJail('j').env, 'x'), '1');
-    expectCode(() => store.modifyJail('j', { meta: [{ op: 'set', key: '', value: '1' }] }), 'JY_ERR_META_KEY', (e) => {
-      assert.equal(e.place.jail, 'j');
-      assert.equal(e.place.param, 'meta');
-    });
+    expectCode(
+      () => store.modifyJail('j', { meta: [{ op: 'set', key: '', value: '1' }] }),
+      'JY_ERR_META_KEY',
+      (e) => {
+        assert.equal(e.place.jail, 'j');
+        assert.equal(e.place.param, 'meta');
+      },
+    );
   });
 
   test('maxbufsize: limits, raising, lowering keeps values readable but refuses new large writes', () => {
@@ -203,16 +252,26 @@ describe('meta and env through the store (jailmeta.sh at store level)', () => {
     store.createJail({ name: 'j', params: {}, meta: [{ op: 'replace', value: ' '.repeat(4095) }] });
     store.modifyJail('j', { env: [{ op: 'replace', value: ' '.repeat(4095) }] });
     for (const p of ['meta', 'env'] as const) {
-      expectCode(() => store.modifyJail('j', { [p]: [{ op: 'replace', value: ' '.repeat(4096) }] }), 'JY_ERR_META_TOO_LARGE', (e) => {
-        assert.match(e.message, /too large/);
-        assert.equal(e.place.param, p);
-        assert.equal(e.httpStatus, 413);
-      });
+      expectCode(
+        () => store.modifyJail('j', { [p]: [{ op: 'replace', value: ' '.repeat(4096) }] }),
+        'JY_ERR_META_TOO_LARGE',
+        (e) => {
+          assert.match(e.message, /too large/);
+          assert.equal(e.place.param, p);
+          assert.equal(e.httpStatus, 413);
+        },
+      );
     }
     store.setSetting('meta_maxbufsize', 4097);
-    store.modifyJail('j', { meta: [{ op: 'replace', value: ' '.repeat(4096) }], env: [{ op: 'replace', value: ' '.repeat(4096) }] });
+    store.modifyJail('j', {
+      meta: [{ op: 'replace', value: ' '.repeat(4096) }],
+      env: [{ op: 'replace', value: ' '.repeat(4096) }],
+    });
     store.setSetting('meta_maxbufsize', 4096);
-    expectCode(() => store.modifyJail('j', { meta: [{ op: 'replace', value: ' '.repeat(4096) }] }), 'JY_ERR_META_TOO_LARGE');
+    expectCode(
+      () => store.modifyJail('j', { meta: [{ op: 'replace', value: ' '.repeat(4096) }] }),
+      'JY_ERR_META_TOO_LARGE',
+    );
     assert.equal(store.requireJail('j').meta.length, 4096);
     assert.equal(store.requireJail('j').env.length, 4096);
     // a change that does not touch meta still works on a jail above the new limit
@@ -222,13 +281,16 @@ describe('meta and env through the store (jailmeta.sh at store level)', () => {
   test('a refused write changes nothing and writes no event', () => {
     store.createJail({ name: 'j', params: {} });
     const rev = store.currentRevision();
-    expectCode(() => store.modifyJail('j', { params: { x: 1 }, meta: [{ op: 'replace', value: 'x'.repeat(5000) }] }), 'JY_ERR_META_TOO_LARGE');
+    expectCode(
+      () => store.modifyJail('j', { params: { x: 1 }, meta: [{ op: 'replace', value: 'x'.repeat(5000) }] }),
+      'JY_ERR_META_TOO_LARGE',
+    );
     assert.equal(store.currentRevision(), rev);
     assert.deepEqual(store.requireJail('j').params, {});
     assert.equal(store.eventsSince(rev).length, 0);
   });
 
-  test('meta_hierarchical: descendants share their ancestors\' budget', () => {
+  test("meta_hierarchical: descendants share their ancestors' budget", () => {
     store.setSetting('meta_maxbufsize', 100);
     store.createJail({ name: 'p', params: {}, meta: [{ op: 'replace', value: 'x'.repeat(99) }] });
     store.createJail({ name: 'p.a', params: {}, meta: [{ op: 'replace', value: 'a'.repeat(59) }] });
@@ -236,13 +298,20 @@ describe('meta and env through the store (jailmeta.sh at store level)', () => {
     store.createJail({ name: 'p.b', params: {}, meta: [{ op: 'replace', value: 'b'.repeat(59) }] });
     store.setSetting('meta_hierarchical', 1);
     // p.a (60) + p.b (60) = 120 > 100 already: growing is refused, shrinking is allowed
-    expectCode(() => store.modifyJail('p.b', { env: [{ op: 'replace', value: 'e' }] }), 'JY_ERR_META_TOO_LARGE', (e) => {
-      assert.match(e.message, /descendants of "p"/);
-      assert.equal(e.place.jail, 'p.b');
-    });
+    expectCode(
+      () => store.modifyJail('p.b', { env: [{ op: 'replace', value: 'e' }] }),
+      'JY_ERR_META_TOO_LARGE',
+      (e) => {
+        assert.match(e.message, /descendants of "p"/);
+        assert.equal(e.place.jail, 'p.b');
+      },
+    );
     store.modifyJail('p.b', { meta: [{ op: 'replace', value: 'b'.repeat(9) }] }); // 60 + 10 = 70
     store.modifyJail('p.b', { env: [{ op: 'replace', value: 'e'.repeat(29) }] }); // 60 + 10 + 30 = 100
-    expectCode(() => store.createJail({ name: 'p.a.x', params: {}, meta: [{ op: 'replace', value: 'z' }] }), 'JY_ERR_META_TOO_LARGE');
+    expectCode(
+      () => store.createJail({ name: 'p.a.x', params: {}, meta: [{ op: 'replace', value: 'z' }] }),
+      'JY_ERR_META_TOO_LARGE',
+    );
     // the parent's own buffers do not count against its descendants' budget
     store.modifyJail('p', { env: [{ op: 'replace', value: 'y'.repeat(99) }] });
     // siblings' subtrees are separate: a jail named "pa" is not a descendant of "p"
@@ -257,7 +326,11 @@ describe('settings', () => {
     assert.deepEqual(store.getSettings(), { meta_maxbufsize: 4096, meta_hierarchical: 0, event_history: 100000 });
     store.setSetting('meta_hierarchical', 1);
     assert.equal(store.getSettings().meta_hierarchical, 1);
-    expectCode(() => store.setSetting('meta_hierarchical', 2), 'JY_ERR_PARAM_VALUE', (e) => assert.equal(e.place.param, 'meta_hierarchical'));
+    expectCode(
+      () => store.setSetting('meta_hierarchical', 2),
+      'JY_ERR_PARAM_VALUE',
+      (e) => assert.equal(e.place.param, 'meta_hierarchical'),
+    );
     expectCode(() => store.setSetting('meta_maxbufsize', -1), 'JY_ERR_PARAM_VALUE');
     expectCode(() => store.setSetting('event_history', 0), 'JY_ERR_PARAM_VALUE');
     expectCode(() => store.setSetting('nope' as 'event_history', 1), 'JY_ERR_PARAM_UNKNOWN');
@@ -274,7 +347,10 @@ describe('event log', () => {
     store.transition('a', 'starting', 'stopped');
     store.removeJail('a');
     const ev = store.eventsSince(r0);
-    assert.deepEqual(ev.map((e) => e.type), ['ADDED', 'MODIFIED', 'MODIFIED', 'MODIFIED', 'MODIFIED', 'DELETED']);
+    assert.deepEqual(
+      ev.map((e) => e.type),
+      ['ADDED', 'MODIFIED', 'MODIFIED', 'MODIFIED', 'MODIFIED', 'DELETED'],
+    );
     assert.deepEqual(
       ev.map((e) => e.revision),
       ev.map((_, i) => r0 + 1 + i),
@@ -285,7 +361,8 @@ describe('event log', () => {
     assert.deepEqual(ev[3]!.jail.runtime, { steps: ['mount'] });
     assert.equal(ev[5]!.jail.name, 'a');
     assert.equal(ev[5]!.revision, store.currentRevision());
-    for (const e of ev.slice(0, 5)) assert.equal(e.revision, e.jail.revision, 'an event carries the jail at its revision');
+    for (const e of ev.slice(0, 5))
+      assert.equal(e.revision, e.jail.revision, 'an event carries the jail at its revision');
   });
 
   test('resuming from any revision with a limit never misses or repeats', () => {
@@ -302,7 +379,10 @@ describe('event log', () => {
     }
     assert.equal(seen.length, 60);
     assert.equal(new Set(seen).size, 60);
-    assert.deepEqual(seen, [...seen].sort((a, b) => a - b));
+    assert.deepEqual(
+      seen,
+      [...seen].sort((a, b) => a - b),
+    );
     assert.deepEqual(store.eventsSince(since), []);
   });
 
@@ -313,10 +393,14 @@ describe('event log', () => {
     const head = store.currentRevision();
     const kept = store.eventsSince(head - 10);
     assert.equal(kept.length, 10);
-    expectCode(() => store.eventsSince(r0), 'JY_ERR_REVISION_GONE', (e) => {
-      assert.equal(e.httpStatus, 410);
-      assert.match(e.message, /compacted through revision \d+/);
-    });
+    expectCode(
+      () => store.eventsSince(r0),
+      'JY_ERR_REVISION_GONE',
+      (e) => {
+        assert.equal(e.httpStatus, 410);
+        assert.match(e.message, /compacted through revision \d+/);
+      },
+    );
     expectCode(() => store.eventsSince(head - 12), 'JY_ERR_REVISION_GONE');
     // lowering the history compacts at once
     store.setSetting('event_history', 3);
@@ -378,8 +462,14 @@ describe('listJails with selectors', () => {
     store.createJail({ name: 'a', params: {}, ...words('meta.app=x') });
     store.createJail({ name: 'gone', params: {}, ...words('meta.app=y') });
     // warm the cache (a query without selector always uses it)
-    assert.deepEqual(store.listJails().map((j) => j.name), ['a', 'gone']);
-    assert.deepEqual(store.listJails({ selector: 'app=x' }).map((j) => j.name), ['a']);
+    assert.deepEqual(
+      store.listJails().map((j) => j.name),
+      ['a', 'gone'],
+    );
+    assert.deepEqual(
+      store.listJails({ selector: 'app=x' }).map((j) => j.name),
+      ['a'],
+    );
     const other = openStore(join(dir, 'state'));
     try {
       other.modifyJail('a', words('meta.app=y'));
@@ -390,7 +480,10 @@ describe('listJails with selectors', () => {
       other.close();
     }
     // incremental refresh: changed rows pulled, the deletion taken from the event log
-    assert.deepEqual(store.listJails({ selector: 'app=y' }).map((j) => j.name), ['a', 'b']);
+    assert.deepEqual(
+      store.listJails({ selector: 'app=y' }).map((j) => j.name),
+      ['a', 'b'],
+    );
     assert.deepEqual(store.listJails({ selector: 'app=y' })[1]!.runtime, { steps: ['x'] });
     // deletions compacted away: the cache reloads everything
     const again = openStore(join(dir, 'state'));
@@ -402,8 +495,14 @@ describe('listJails with selectors', () => {
     } finally {
       again.close();
     }
-    assert.deepEqual(store.listJails({ selector: 'app=y' }).map((j) => j.name), ['b', 'c']);
-    assert.deepEqual(store.listJails().map((j) => j.name), ['b', 'c', 'd']);
+    assert.deepEqual(
+      store.listJails({ selector: 'app=y' }).map((j) => j.name),
+      ['b', 'c'],
+    );
+    assert.deepEqual(
+      store.listJails().map((j) => j.name),
+      ['b', 'c', 'd'],
+    );
   });
 
   test('records from listJails are read-only snapshots', () => {

@@ -18,7 +18,10 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await main(['--state', join(dir, 'state'), 'sysctl', ...args], { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
+  const code = await main(['--state', join(dir, 'state'), 'sysctl', ...args], {
+    out: (t) => (out += `${t}\n`),
+    err: (t) => (err += `${t}\n`),
+  });
   return { code, out, err };
 }
 

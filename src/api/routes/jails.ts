@@ -7,18 +7,43 @@ import type { BatchResult as BatchResultT } from '../../runtime/types.ts';
 import type { JailRecord } from '../../store/types.ts';
 import type { ApiContext } from '../context.ts';
 import { etag, parseIfMatch, toMetaOps } from '../input.ts';
-import { BatchBody, BatchResult, CreateBody, ErrorBody, IfMatchHeaders, JailList, JailView, ListQuery, NameParams, PatchBody, isFlagSet } from '../schemas.ts';
+import {
+  BatchBody,
+  BatchResult,
+  CreateBody,
+  ErrorBody,
+  IfMatchHeaders,
+  JailList,
+  JailView,
+  ListQuery,
+  NameParams,
+  PatchBody,
+  isFlagSet,
+} from '../schemas.ts';
 import { pickFields, toView, viewJson, VIEW_FIELDS, type ViewField } from '../view.ts';
 import { serveWatch } from './watch.ts';
 
-const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 410: ErrorBody, 412: ErrorBody, 413: ErrorBody, 500: ErrorBody };
+const errors = {
+  400: ErrorBody,
+  404: ErrorBody,
+  409: ErrorBody,
+  410: ErrorBody,
+  412: ErrorBody,
+  413: ErrorBody,
+  500: ErrorBody,
+};
 
 function parseFields(text: string | undefined): ViewField[] | undefined {
   if (!text) return undefined;
-  const fields = text.split(',').map((f) => f.trim()).filter(Boolean);
+  const fields = text
+    .split(',')
+    .map((f) => f.trim())
+    .filter(Boolean);
   for (const f of fields) {
     if (!(VIEW_FIELDS as readonly string[]).includes(f)) {
-      throw new JailyardError('JY_ERR_USAGE', `unknown field "${f}" (known: ${VIEW_FIELDS.join(', ')})`, { param: 'fields' });
+      throw new JailyardError('JY_ERR_USAGE', `unknown field "${f}" (known: ${VIEW_FIELDS.join(', ')})`, {
+        param: 'fields',
+      });
     }
   }
   return fields as ViewField[];
@@ -50,7 +75,11 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
     async (request, reply) => {
       const q = request.query;
       if (isFlagSet(q.watch)) {
-        serveWatch(ctx, request, reply, { labelSelector: q.labelSelector, since: q.since === undefined ? undefined : Number(q.since), initial: isFlagSet(q.initial) });
+        serveWatch(ctx, request, reply, {
+          labelSelector: q.labelSelector,
+          since: q.since === undefined ? undefined : Number(q.since),
+          initial: isFlagSet(q.initial),
+        });
         return reply;
       }
       const fields = parseFields(q.fields);
@@ -62,7 +91,11 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
         const jails = await ctx.service.list(filter);
         const after = ctx.store.currentRevision();
         if (before === after || attempt >= 10) {
-          if (fields) return { revision: before, items: jails.map((j) => pickFields(toView(j), fields)) as Array<{ name: string }> };
+          if (fields)
+            return {
+              revision: before,
+              items: jails.map((j) => pickFields(toView(j), fields)) as Array<{ name: string }>,
+            };
           // The whole view: pre-serialized per record (cached until the jail changes).
           // (a JSON string is sent as is; the typed reply only knows the schema's object)
           const untyped = reply as unknown as FastifyReply;
@@ -81,7 +114,13 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
 
   app.post(
     '/v1/jails',
-    { schema: { summary: 'Create a jail (jail -c without starting it)', body: CreateBody, response: { 201: JailView, ...errors } } },
+    {
+      schema: {
+        summary: 'Create a jail (jail -c without starting it)',
+        body: CreateBody,
+        response: { 201: JailView, ...errors },
+      },
+    },
     async (request, reply) => {
       const b = request.body;
       const record = await ctx.service.create({
@@ -110,7 +149,12 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
       const ifRevision = parseIfMatch(request.headers['if-match']);
       const record = await ctx.service.modify(
         request.params.name,
-        { params: b.params, unset: b.unset, meta: toMetaOps('meta', b.meta, request.params.name), env: toMetaOps('env', b.env, request.params.name) },
+        {
+          params: b.params,
+          unset: b.unset,
+          meta: toMetaOps('meta', b.meta, request.params.name),
+          env: toMetaOps('env', b.env, request.params.name),
+        },
         ifRevision === undefined ? {} : { ifRevision },
       );
       return sendJail(reply, record);
@@ -143,7 +187,13 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
   for (const verb of ['start', 'stop', 'restart'] as const) {
     app.post(
       `/v1/jails/:name/${verb}`,
-      { schema: { summary: `${verb} a jail (jail -${verb === 'start' ? 'c' : verb === 'stop' ? 'r' : 'rc'})`, params: NameParams, response: { 200: BatchResult } } },
+      {
+        schema: {
+          summary: `${verb} a jail (jail -${verb === 'start' ? 'c' : verb === 'stop' ? 'r' : 'rc'})`,
+          params: NameParams,
+          response: { 200: BatchResult },
+        },
+      },
       async (request, reply) => {
         const result = await ctx.service[verb]([request.params.name]);
         reply.code(batchStatus(result) as 200);
@@ -157,10 +207,19 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
   for (const verb of ['start', 'stop', 'restart', 'remove'] as const) {
     app.post(
       `/v1/batch/${verb}`,
-      { schema: { summary: `${verb} several jails in dependency order`, body: BatchBody, response: { 200: BatchResult } } },
+      {
+        schema: {
+          summary: `${verb} several jails in dependency order`,
+          body: BatchBody,
+          response: { 200: BatchResult },
+        },
+      },
       async (request, reply) => {
         const { names, parallel, dryRun } = request.body;
-        const result = await ctx.service[verb](names, { ...(parallel !== undefined ? { parallel } : {}), ...(dryRun !== undefined ? { dryRun } : {}) });
+        const result = await ctx.service[verb](names, {
+          ...(parallel !== undefined ? { parallel } : {}),
+          ...(dryRun !== undefined ? { dryRun } : {}),
+        });
         reply.code(batchStatus(result) as 200);
         return result;
       },

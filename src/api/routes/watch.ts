@@ -42,7 +42,10 @@ function lastEventId(request: FastifyRequest): number | undefined {
   const h = request.headers['last-event-id'];
   if (h === undefined || h === '') return undefined;
   const text = Array.isArray(h) ? (h[0] ?? '') : h;
-  if (!/^\d+$/.test(text)) throw new JailyardError('JY_ERR_USAGE', `Last-Event-ID must be a revision number, got "${text}"`, { param: 'Last-Event-ID' });
+  if (!/^\d+$/.test(text))
+    throw new JailyardError('JY_ERR_USAGE', `Last-Event-ID must be a revision number, got "${text}"`, {
+      param: 'Last-Event-ID',
+    });
   return Number(text);
 }
 
@@ -108,7 +111,8 @@ export function serveWatch(ctx: ApiContext, request: FastifyRequest, reply: Fast
   res.write(head);
   timer = setInterval(() => {
     const rev = ctx.hub.revision;
-    if (open && !res.writableEnded) res.write(sseFrame('BOOKMARK', JSON.stringify({ type: 'BOOKMARK', revision: rev }), rev));
+    if (open && !res.writableEnded)
+      res.write(sseFrame('BOOKMARK', JSON.stringify({ type: 'BOOKMARK', revision: rev }), rev));
   }, ctx.bookmarkMs);
   timer.unref();
 }

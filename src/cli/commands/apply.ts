@@ -35,7 +35,16 @@ export function planApply(spec: JailSpec, existing: JailRecord | undefined, star
   const metaOps: MetaOp[] | undefined = meta !== undefined ? [{ op: 'replace', value: String(meta) }] : undefined;
   const envOps: MetaOp[] | undefined = env !== undefined ? [{ op: 'replace', value: String(env) }] : undefined;
   if (!existing) {
-    return { jail: spec.name, action: 'create', set: params, unset: [], ...(metaOps ? { meta: metaOps } : {}), ...(envOps ? { env: envOps } : {}), restart: false, start: startJails };
+    return {
+      jail: spec.name,
+      action: 'create',
+      set: params,
+      unset: [],
+      ...(metaOps ? { meta: metaOps } : {}),
+      ...(envOps ? { env: envOps } : {}),
+      restart: false,
+      start: startJails,
+    };
   }
   const set: Params = {};
   for (const [k, v] of Object.entries(params)) if (!same(existing.params[k], v)) set[k] = v;
@@ -58,13 +67,26 @@ export function planApply(spec: JailSpec, existing: JailRecord | undefined, star
 }
 
 function blankRecord(name: string): JailRecord {
-  return { name, jid: 0, state: 'stopped', params: {}, meta: '', env: '', revision: 0, runtime: null, ready: false, lastError: null, createdAt: '', updatedAt: '' };
+  return {
+    name,
+    jid: 0,
+    state: 'stopped',
+    params: {},
+    meta: '',
+    env: '',
+    revision: 0,
+    runtime: null,
+    ready: false,
+    lastError: null,
+    createdAt: '',
+    updatedAt: '',
+  };
 }
 
 /** The complete plan start would execute: the skeleton's, then mount/fstab/devfs/guest. */
 function planFor(stateDir: string, record: JailRecord): MountPlan {
   const root = jailRoot(stateDir, record);
-  const base = record.params['skeleton'] ? skeletonHooks().plan(stateDir, record, root) : undefined;
+  const base = record.params.skeleton ? skeletonHooks().plan(stateDir, record, root) : undefined;
   return completePlan(stateDir, record, root, base);
 }
 
@@ -97,69 +119,98 @@ export const register: RegisterVerb = (program, io) => {
     .description('create or modify jails to match a jail.conf, then start them (jail -cm)')
     .requiredOption('-f, --file <jail.conf>', 'the configuration file')
     .argument('[name...]', 'only these jails of the file')
-    .option('--dry-run', 'print what would be done (and each new jail\'s mount plan); change nothing')
+    .option('--dry-run', "print what would be done (and each new jail's mount plan); change nothing")
     .option('--no-start', 'define and modify only; start nothing')
     .option('-p, --parallel <n>', 'start up to n independent jails at once', '1')
     .option('--json', 'print the plan (with --dry-run) or the outcome as JSON')
-    .action(async (names: string[], o: { file: string; dryRun?: boolean; start: boolean; parallel: string; json?: boolean }) => {
-      let specs = loadConf(o.file);
-      if (names.length) {
-        const missing = names.filter((n) => !specs.some((s) => s.name === n));
-        if (missing.length) throw new JailyardError('JY_ERR_USAGE', `not in ${o.file}: ${missing.join(', ')}`);
-        specs = specs.filter((s) => names.includes(s.name));
-      }
-      await withSession(program, io, async ({ service, store, stateDir }) => {
-        const actions: ApplyAction[] = [];
-        for (const spec of specs) actions.push(planApply(spec, store ? store.getJail(spec.name) : await service.get(spec.name).catch(() => undefined), o.start));
-        if (o.dryRun) {
-          // the mount plan each jail would get (local store only: it reads the skeletons)
-          const plans: Record<string, MountPlan> = {};
-          if (store) {
-            for (const a of actions) {
-              const existing = store.getJail(a.jail);
-              const params = { ...(existing?.params ?? {}), ...a.set };
-              for (const k of a.unset) delete params[k];
-              try {
-                plans[a.jail] = planFor(stateDir, { ...(existing ?? blankRecord(a.jail)), params });
-              } catch (e) {
-                io.err(`${a.jail}: no mount plan: ${e instanceof JailyardError ? e.describe() : String(e)}`);
+    .action(
+      async (
+        names: string[],
+        o: { file: string; dryRun?: boolean; start: boolean; parallel: string; json?: boolean },
+      ) => {
+        let specs = loadConf(o.file);
+        if (names.length) {
+          const missing = names.filter((n) => !specs.some((s) => s.name === n));
+          if (missing.length) throw new JailyardError('JY_ERR_USAGE', `not in ${o.file}: ${missing.join(', ')}`);
+          specs = specs.filter((s) => names.includes(s.name));
+        }
+        await withSession(
+          program,
+          io,
+          async ({ service, store, stateDir }) => {
+            const actions: ApplyAction[] = [];
+            for (const spec of specs)
+              actions.push(
+                planApply(
+                  spec,
+                  store ? store.getJail(spec.name) : await service.get(spec.name).catch(() => undefined),
+                  o.start,
+                ),
+              );
+            if (o.dryRun) {
+              // the mount plan each jail would get (local store only: it reads the skeletons)
+              const plans: Record<string, MountPlan> = {};
+              if (store) {
+                for (const a of actions) {
+                  const existing = store.getJail(a.jail);
+                  const params = { ...(existing?.params ?? {}), ...a.set };
+                  for (const k of a.unset) delete params[k];
+                  try {
+                    plans[a.jail] = planFor(stateDir, { ...(existing ?? blankRecord(a.jail)), params });
+                  } catch (e) {
+                    io.err(`${a.jail}: no mount plan: ${e instanceof JailyardError ? e.describe() : String(e)}`);
+                  }
+                }
               }
+              if (o.json) io.out(JSON.stringify({ actions, plans }));
+              for (const a of actions) {
+                io.err(`${a.jail}: ${a.action}${a.restart ? ' (restart needed)' : ''}${a.start ? ', start' : ''}`);
+                for (const [k, v] of Object.entries(a.set)) io.err(`  set ${k} = ${JSON.stringify(v)}`);
+                for (const k of a.unset) io.err(`  unset ${k}`);
+                if (a.meta) io.err(`  meta = ${JSON.stringify((a.meta[0] as { value: string }).value)}`);
+                if (a.env) io.err(`  env = ${JSON.stringify((a.env[0] as { value: string }).value)}`);
+                const plan = plans[a.jail];
+                if (plan) for (const line of describePlan(plan)) io.err(`  ${line}`);
+              }
+              return;
             }
-          }
-          if (o.json) io.out(JSON.stringify({ actions, plans }));
-          for (const a of actions) {
-            io.err(`${a.jail}: ${a.action}${a.restart ? ' (restart needed)' : ''}${a.start ? ', start' : ''}`);
-            for (const [k, v] of Object.entries(a.set)) io.err(`  set ${k} = ${JSON.stringify(v)}`);
-            for (const k of a.unset) io.err(`  unset ${k}`);
-            if (a.meta) io.err(`  meta = ${JSON.stringify((a.meta[0] as { value: string }).value)}`);
-            if (a.env) io.err(`  env = ${JSON.stringify((a.env[0] as { value: string }).value)}`);
-            const plan = plans[a.jail];
-            if (plan) for (const line of describePlan(plan)) io.err(`  ${line}`);
-          }
-          return;
-        }
-        const toStart: string[] = [];
-        for (const a of actions) {
-          if (a.action === 'create') {
-            await service.create({ spec: { name: a.jail, params: { name: a.jail, ...a.set } }, ...(a.meta ? { meta: a.meta } : {}), ...(a.env ? { env: a.env } : {}) });
-            io.err(`${a.jail}: created`);
-          } else if (a.action === 'modify') {
-            if (a.restart) {
-              const r = await service.stop([a.jail]);
-              if (!r.ok) throw new JailyardError('JY_ERR_STEP_FAILED', r.outcomes[0]?.message ?? 'stop failed', { jail: a.jail });
-              toStart.push(a.jail);
+            const toStart: string[] = [];
+            for (const a of actions) {
+              if (a.action === 'create') {
+                await service.create({
+                  spec: { name: a.jail, params: { name: a.jail, ...a.set } },
+                  ...(a.meta ? { meta: a.meta } : {}),
+                  ...(a.env ? { env: a.env } : {}),
+                });
+                io.err(`${a.jail}: created`);
+              } else if (a.action === 'modify') {
+                if (a.restart) {
+                  const r = await service.stop([a.jail]);
+                  if (!r.ok)
+                    throw new JailyardError('JY_ERR_STEP_FAILED', r.outcomes[0]?.message ?? 'stop failed', {
+                      jail: a.jail,
+                    });
+                  toStart.push(a.jail);
+                }
+                await service.modify(a.jail, {
+                  params: a.set,
+                  unset: a.unset,
+                  ...(a.meta ? { meta: a.meta } : {}),
+                  ...(a.env ? { env: a.env } : {}),
+                });
+                io.err(`${a.jail}: modified`);
+              }
+              if (a.start && !toStart.includes(a.jail)) toStart.push(a.jail);
             }
-            await service.modify(a.jail, { params: a.set, unset: a.unset, ...(a.meta ? { meta: a.meta } : {}), ...(a.env ? { env: a.env } : {}) });
-            io.err(`${a.jail}: modified`);
-          }
-          if (a.start && !toStart.includes(a.jail)) toStart.push(a.jail);
-        }
-        if (toStart.length) {
-          const r = await service.start(toStart, { parallel: Number(o.parallel) || 1 });
-          for (const x of r.outcomes) io.err(`${x.name}: ${x.status === 'ok' ? 'started' : x.message}`);
-          if (!r.ok) process.exitCode = 1;
-          if (o.json) io.out(JSON.stringify({ actions, outcomes: r.outcomes }));
-        } else if (o.json) io.out(JSON.stringify({ actions, outcomes: [] }));
-      }, { progress: true });
-    });
+            if (toStart.length) {
+              const r = await service.start(toStart, { parallel: Number(o.parallel) || 1 });
+              for (const x of r.outcomes) io.err(`${x.name}: ${x.status === 'ok' ? 'started' : x.message}`);
+              if (!r.ok) process.exitCode = 1;
+              if (o.json) io.out(JSON.stringify({ actions, outcomes: r.outcomes }));
+            } else if (o.json) io.out(JSON.stringify({ actions, outcomes: [] }));
+          },
+          { progress: true },
+        );
+      },
+    );
 };

@@ -11,12 +11,17 @@ import type { RegisterVerb } from '../context.ts';
 function pick(specs: JailSpec[], names: string[], file: string): JailSpec[] {
   if (names.length === 0) return specs;
   const missing = names.filter((n) => !specs.some((s) => s.name === n));
-  if (missing.length) throw new JailyardError('JY_ERR_JAIL_NOT_FOUND', `not defined in ${file}: ${missing.join(', ')}`, { jail: missing[0] as string });
+  if (missing.length)
+    throw new JailyardError('JY_ERR_JAIL_NOT_FOUND', `not defined in ${file}: ${missing.join(', ')}`, {
+      jail: missing[0] as string,
+    });
   return names.map((n) => specs.find((s) => s.name === n) as JailSpec);
 }
 
 export const register: RegisterVerb = (program, io) => {
-  const conf = program.command('conf').description('check, show and format jail.conf(5) files; import rc.conf jail_* variables');
+  const conf = program
+    .command('conf')
+    .description('check, show and format jail.conf(5) files; import rc.conf jail_* variables');
 
   conf
     .command('check')
@@ -24,7 +29,9 @@ export const register: RegisterVerb = (program, io) => {
     .argument('<file>', 'jail.conf file')
     .action((file: string) => {
       const specs = loadConf(file);
-      io.out(`${file}: ok, ${specs.length} jail${specs.length === 1 ? '' : 's'}${specs.length ? `: ${specs.map((s) => s.name).join(', ')}` : ''}`);
+      io.out(
+        `${file}: ok, ${specs.length} jail${specs.length === 1 ? '' : 's'}${specs.length ? `: ${specs.map((s) => s.name).join(', ')}` : ''}`,
+      );
     });
 
   conf
@@ -64,7 +71,12 @@ export const register: RegisterVerb = (program, io) => {
       try {
         text = readFileSync(file, 'utf8');
       } catch (e) {
-        throw new JailyardError('JY_ERR_CONF_INCLUDE', `cannot read ${file}: ${(e as Error).message}`, { pos: { file, line: 1, col: 1 } }, { cause: e });
+        throw new JailyardError(
+          'JY_ERR_CONF_INCLUDE',
+          `cannot read ${file}: ${(e as Error).message}`,
+          { pos: { file, line: 1, col: 1 } },
+          { cause: e },
+        );
       }
       io.out(importRcConf(text, file));
     });

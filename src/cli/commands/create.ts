@@ -14,15 +14,20 @@ export const register: RegisterVerb = (program, io) => {
     .option('--json', 'print the created jail as JSON')
     .action(async (name: string, words: string[], o: { start?: boolean; json?: boolean }) => {
       const w = parseWords(words, name);
-      await withSession(program, io, async ({ service }) => {
-        const j = await service.create({ spec: { name, params: { name, ...w.params } }, meta: w.meta, env: w.env });
-        io.err(`${name}: created`);
-        if (o.start) {
-          const r = await service.start([name]);
-          for (const x of r.outcomes) io.err(`${x.name}: ${x.status === 'ok' ? 'started' : x.message}`);
-          if (!r.ok) process.exitCode = 1;
-        }
-        if (o.json) io.out(JSON.stringify(await service.get(j.name)));
-      }, { progress: !!o.start });
+      await withSession(
+        program,
+        io,
+        async ({ service }) => {
+          const j = await service.create({ spec: { name, params: { name, ...w.params } }, meta: w.meta, env: w.env });
+          io.err(`${name}: created`);
+          if (o.start) {
+            const r = await service.start([name]);
+            for (const x of r.outcomes) io.err(`${x.name}: ${x.status === 'ok' ? 'started' : x.message}`);
+            if (!r.ok) process.exitCode = 1;
+          }
+          if (o.json) io.out(JSON.stringify(await service.get(j.name)));
+        },
+        { progress: !!o.start },
+      );
     });
 };

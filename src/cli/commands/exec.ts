@@ -13,13 +13,14 @@ export const register: RegisterVerb = (program, io) => {
     .argument('[command...]', 'the command and its arguments (default: /bin/sh)')
     .option('-U, --user <user>', 'run as this user of the jail')
     .option('-t, --tty', 'give the command a pty of its own even when stdin or stdout is not a terminal')
-    .option('-T, --no-tty', 'no pty: the command gets pipes (never the caller\'s terminal itself)')
+    .option('-T, --no-tty', "no pty: the command gets pipes (never the caller's terminal itself)")
     .passThroughOptions()
     .action(async (name: string, command: string[], o: { user?: string; tty?: boolean }) => {
       await withSession(program, io, async ({ store, stateDir }) => {
         if (!store) throw new JailyardError('JY_ERR_USAGE', 'exec runs on the jail host itself, not through --host');
         const j = store.requireJail(name);
-        if (j.state !== 'running' || !j.runtime?.create) throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail is ${j.state}, not running`, { jail: name });
+        if (j.state !== 'running' || !j.runtime?.create)
+          throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail is ${j.state}, not running`, { jail: name });
         const driver = await loadDriver({ stateDir });
         const ctx = createLocalService({ store, stateDir, driver }).contextOf(name);
         // a pty of its own for an interactive caller (like ssh without a command, docker -t)

@@ -19,4 +19,23 @@ import { register as rollout } from './rollout.ts';
 import { register as quickstart } from './quickstart.ts';
 import type { RegisterVerb } from '../context.ts';
 
-export const verbs: RegisterVerb[] = [conf, create, set, start, stop, restart, remove_, apply, exec, ls, skel, upgrade, reconcile, sysctl, serve, lb, rollout, quickstart];
+export const verbs: RegisterVerb[] = [
+  conf,
+  create,
+  set,
+  start,
+  stop,
+  restart,
+  remove_,
+  apply,
+  exec,
+  ls,
+  skel,
+  upgrade,
+  reconcile,
+  sysctl,
+  serve,
+  lb,
+  rollout,
+  quickstart,
+];

@@ -19,25 +19,44 @@ export const register: RegisterVerb = (program, io) => {
     .option('-N, --name', 'show jail names instead of jids')
     .option('--json', 'libxo-style JSON on stdout')
     .helpOption('--help', 'display help for command')
-    .action(async (params: string[], o: { all?: boolean; jail?: string; selector?: string; header?: boolean; nameval?: boolean; quote?: boolean; settable?: boolean; verbose?: boolean; name?: boolean; json?: boolean }) => {
-      await withSession(program, io, async ({ service }) => {
-        let jails = o.jail ? [await service.get(o.jail)] : await service.list(o.selector !== undefined ? { selector: o.selector } : {});
-        if (!o.all && !o.jail) jails = jails.filter((j) => j.state !== 'stopped');
-        if (o.jail && o.selector !== undefined) jails = (await service.list({ selector: o.selector })).filter((j) => j.name === o.jail);
-        const opts = {
-          params,
-          header: !!o.header,
-          nameval: !!(o.nameval || o.settable),
-          quoted: !!(o.quote || o.settable),
-          skip: !!o.settable,
-          verbose: !!o.verbose,
-          jailName: !!o.name,
-        };
-        if (o.json) io.out(jlsJson(jails, opts));
-        else {
-          const text = formatJls(jails, opts);
-          if (text) io.out(text);
-        }
-      });
-    });
+    .action(
+      async (
+        params: string[],
+        o: {
+          all?: boolean;
+          jail?: string;
+          selector?: string;
+          header?: boolean;
+          nameval?: boolean;
+          quote?: boolean;
+          settable?: boolean;
+          verbose?: boolean;
+          name?: boolean;
+          json?: boolean;
+        },
+      ) => {
+        await withSession(program, io, async ({ service }) => {
+          let jails = o.jail
+            ? [await service.get(o.jail)]
+            : await service.list(o.selector !== undefined ? { selector: o.selector } : {});
+          if (!o.all && !o.jail) jails = jails.filter((j) => j.state !== 'stopped');
+          if (o.jail && o.selector !== undefined)
+            jails = (await service.list({ selector: o.selector })).filter((j) => j.name === o.jail);
+          const opts = {
+            params,
+            header: !!o.header,
+            nameval: !!(o.nameval || o.settable),
+            quoted: !!(o.quote || o.settable),
+            skip: !!o.settable,
+            verbose: !!o.verbose,
+            jailName: !!o.name,
+          };
+          if (o.json) io.out(jlsJson(jails, opts));
+          else {
+            const text = formatJls(jails, opts);
+            if (text) io.out(text);
+          }
+        });
+      },
+    );
 };

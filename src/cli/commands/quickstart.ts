@@ -18,7 +18,8 @@ export const register: RegisterVerb = (program, io) => {
     .option('--replicas <n>', 'how many www jails', '3')
     .option('--exit-when-ready', 'tear everything down as soon as it is up (for tests)')
     .action(async (o: { port: string; replicas: string; exitWhenReady?: boolean }) => {
-      if (process.getuid?.() !== 0) throw new JailyardError('JY_ERR_NOT_ROOT', 'the quick start makes real jails: run it as root');
+      if (process.getuid?.() !== 0)
+        throw new JailyardError('JY_ERR_NOT_ROOT', 'the quick start makes real jails: run it as root');
       const opt = program.opts<{ state?: string }>();
       const state = resolve(opt.state ?? process.env.JAILYARD_STATE ?? '.jailyard');
       const port = Number(o.port);
@@ -41,7 +42,13 @@ export const register: RegisterVerb = (program, io) => {
       const driver = await loadDriver({ stateDir: state });
       await driver.preflight();
       const store = openStore(state);
-      const service = createLocalService({ store, stateDir: state, driver, skeletons: skeletonHooks(), progress: (j, t) => say(`${j}: ${t}`) });
+      const service = createLocalService({
+        store,
+        stateDir: state,
+        driver,
+        skeletons: skeletonHooks(),
+        progress: (j, t) => say(`${j}: ${t}`),
+      });
       const cleanups: { what: string; run: () => Promise<unknown> }[] = [];
       const teardown = async () => {
         for (const c of cleanups.reverse()) {
@@ -64,7 +71,13 @@ export const register: RegisterVerb = (program, io) => {
           await createSkeleton(state, 'host', { type: 'from', path: '/' });
         }
         const socketPath = join(state, 'jailyard.sock');
-        const daemon = await startDaemon({ store, service, socketPath, guestRoot: (n) => guestDir(state, n), logger: { level: 'warn' } });
+        const daemon = await startDaemon({
+          store,
+          service,
+          socketPath,
+          guestRoot: (n) => guestDir(state, n),
+          logger: { level: 'warn' },
+        });
         cleanups.push({ what: 'the daemon', run: () => daemon.close() });
         say(`daemon on unix://${socketPath}`);
 
@@ -94,8 +107,18 @@ export const register: RegisterVerb = (program, io) => {
           what: 'the www jails',
           run: async () => {
             const all = await service.list({ selector: 'app=www' });
-            const r = await service.remove(all.map((j) => j.name), { parallel: 3 });
-            if (!r.ok) throw new JailyardError('JY_ERR_STEP_FAILED', r.outcomes.filter((x) => x.status !== 'ok').map((x) => x.message).join('; '));
+            const r = await service.remove(
+              all.map((j) => j.name),
+              { parallel: 3 },
+            );
+            if (!r.ok)
+              throw new JailyardError(
+                'JY_ERR_STEP_FAILED',
+                r.outcomes
+                  .filter((x) => x.status !== 'ok')
+                  .map((x) => x.message)
+                  .join('; '),
+              );
             // the rollouts' progress speaks of jails that are gone now
             rmSync(join(state, 'rollouts'), { recursive: true, force: true });
           },
@@ -109,14 +132,28 @@ export const register: RegisterVerb = (program, io) => {
             const spec = specForNewJail(template, name, freeAddress(store.listJails()));
             await service.create({
               spec,
-              meta: [{ op: 'set', key: 'port', value: '8080' }, { op: 'set', key: 'version', value: 'v1' }, { op: 'set', key: 'app', value: 'www' }],
+              meta: [
+                { op: 'set', key: 'port', value: '8080' },
+                { op: 'set', key: 'version', value: 'v1' },
+                { op: 'set', key: 'app', value: 'www' },
+              ],
               env: [{ op: 'set', key: 'version', value: 'v1' }],
             });
           }
           names.push(name);
         }
-        const started = await service.start(names.filter((n) => store.requireJail(n).state === 'stopped'), { parallel: 3 });
-        if (!started.ok) throw new JailyardError('JY_ERR_STEP_FAILED', started.outcomes.filter((x) => x.status !== 'ok').map((x) => x.message).join('; '));
+        const started = await service.start(
+          names.filter((n) => store.requireJail(n).state === 'stopped'),
+          { parallel: 3 },
+        );
+        if (!started.ok)
+          throw new JailyardError(
+            'JY_ERR_STEP_FAILED',
+            started.outcomes
+              .filter((x) => x.status !== 'ok')
+              .map((x) => x.message)
+              .join('; '),
+          );
         for (const n of names) await waitForServer(hp.runtime, 'www', serverNameOf(n), 'serving', 30_000);
         const answer = await fetch(`http://127.0.0.1:${port}/env`).then((r) => r.text());
         say(`HAProxy answered GET /env with: ${answer.trim().replace(/\n/g, ', ')}`);

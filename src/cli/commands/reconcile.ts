@@ -13,15 +13,32 @@ export const register: RegisterVerb = (program, io) => {
   program
     .command('reconcile')
     .description('compare the store with the system and undo what crashed runs left behind')
-    .option('--all', "also remove jailyard netns/links/cgroups/processes no jail of THIS state accounts for (other state folders' too)")
+    .option(
+      '--all',
+      "also remove jailyard netns/links/cgroups/processes no jail of THIS state accounts for (other state folders' too)",
+    )
     .option('--dry-run', 'only report')
     .option('--json', 'print the report as JSON')
     .action(async (o: { all?: boolean; dryRun?: boolean; json?: boolean }) => {
       await withSession(program, io, async ({ store, stateDir }) => {
-        if (!store) throw new JailyardError('JY_ERR_USAGE', 'reconcile runs on the jail host itself, not through --host');
+        if (!store)
+          throw new JailyardError('JY_ERR_USAGE', 'reconcile runs on the jail host itself, not through --host');
         const driver = await loadDriver({ stateDir });
-        const local = createLocalService({ store, stateDir, driver, skeletons: skeletonHooks(), progress: (j, t) => io.err(`${j}: ${t}`) });
-        const report = await reconcile({ store, driver, stateDir, recover: (n) => local.recover(n), all: !!o.all, dryRun: !!o.dryRun });
+        const local = createLocalService({
+          store,
+          stateDir,
+          driver,
+          skeletons: skeletonHooks(),
+          progress: (j, t) => io.err(`${j}: ${t}`),
+        });
+        const report = await reconcile({
+          store,
+          driver,
+          stateDir,
+          recover: (n) => local.recover(n),
+          all: !!o.all,
+          dryRun: !!o.dryRun,
+        });
         if (o.json) io.out(JSON.stringify(report));
         for (const r of report.recovered) io.err(`${r}: ${o.dryRun ? 'would be stopped' : 'stopped (recovered)'}`);
         for (const r of report.busy) io.err(`${r}: left alone (another jailyard process is starting or stopping it)`);

@@ -13,12 +13,31 @@ export const register: RegisterVerb = (program, io) => {
     .option('-p, --parallel <n>', 'stop up to n independent running jails at once first', '1')
     .option('--if-revision <n>', 'only if the jail is still at this revision when the removal starts (one jail)')
     .option('--json', 'print the outcome per jail as JSON')
-    .action(async (names: string[], o: { selector?: string; parallel: string; ifRevision?: string; json?: boolean }) => {
-      const ifRevision = o.ifRevision === undefined ? undefined : Number(o.ifRevision);
-      if (ifRevision !== undefined && !Number.isInteger(ifRevision)) throw new JailyardError('JY_ERR_USAGE', `--if-revision needs an integer, not ${JSON.stringify(o.ifRevision)}`);
-      await withSession(program, io, async ({ service }) => {
-        const list = await targets(service, names, o.selector);
-        printBatch(io, 'removed', await service.remove(list, { parallel: Number(o.parallel) || 1, ...(ifRevision !== undefined ? { ifRevision } : {}) }), !!o.json);
-      }, { progress: true });
-    });
+    .action(
+      async (names: string[], o: { selector?: string; parallel: string; ifRevision?: string; json?: boolean }) => {
+        const ifRevision = o.ifRevision === undefined ? undefined : Number(o.ifRevision);
+        if (ifRevision !== undefined && !Number.isInteger(ifRevision))
+          throw new JailyardError(
+            'JY_ERR_USAGE',
+            `--if-revision needs an integer, not ${JSON.stringify(o.ifRevision)}`,
+          );
+        await withSession(
+          program,
+          io,
+          async ({ service }) => {
+            const list = await targets(service, names, o.selector);
+            printBatch(
+              io,
+              'removed',
+              await service.remove(list, {
+                parallel: Number(o.parallel) || 1,
+                ...(ifRevision !== undefined ? { ifRevision } : {}),
+              }),
+              !!o.json,
+            );
+          },
+          { progress: true },
+        );
+      },
+    );
 };

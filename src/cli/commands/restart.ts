@@ -5,6 +5,6 @@ import { registerBatchVerb } from '../jails.ts';
 export const register: RegisterVerb = (program, io) =>
   registerBatchVerb(program, io, {
     name: 'restart',
-    description: "stop, then start jails (jail -rc)",
+    description: 'stop, then start jails (jail -rc)',
     past: 'restarted',
   });

@@ -3,7 +3,14 @@ import { resolve } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import { loadConf } from '../../conf/evaluate.ts';
 import type { JailSpec } from '../../conf/spec.ts';
-import { abortRollout, newRolloutState, readRolloutState, rolloutFileFor, runRollout, type RolloutState } from '../../lb/rollout.ts';
+import {
+  abortRollout,
+  newRolloutState,
+  readRolloutState,
+  rolloutFileFor,
+  runRollout,
+  type RolloutState,
+} from '../../lb/rollout.ts';
 import type { RegisterVerb } from '../context.ts';
 import { withSession } from '../jails.ts';
 
@@ -11,8 +18,14 @@ function loadTemplate(file: string | undefined, jail: string | undefined): JailS
   if (!file) throw new JailyardError('JY_ERR_USAGE', '--template <jail.conf> is required', { param: 'template' });
   const specs = loadConf(file);
   const spec = jail ? specs.find((s) => s.name === jail) : specs[0];
-  if (!spec) throw new JailyardError('JY_ERR_USAGE', jail ? `no jail "${jail}" in ${file}` : `no jail in ${file}`, { param: 'template-jail' });
-  if (!jail && specs.length > 1) throw new JailyardError('JY_ERR_USAGE', `${file} has ${specs.length} jails: name one with --template-jail`, { param: 'template-jail' });
+  if (!spec)
+    throw new JailyardError('JY_ERR_USAGE', jail ? `no jail "${jail}" in ${file}` : `no jail in ${file}`, {
+      param: 'template-jail',
+    });
+  if (!jail && specs.length > 1)
+    throw new JailyardError('JY_ERR_USAGE', `${file} has ${specs.length} jails: name one with --template-jail`, {
+      param: 'template-jail',
+    });
   return spec;
 }
 
@@ -40,7 +53,10 @@ export const register: RegisterVerb = (program, io) => {
       const str = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
       const num = (k: string): number => {
         const n = Number(str(k));
-        if (!Number.isInteger(n) || n < 0) throw new JailyardError('JY_ERR_USAGE', `--${k} must be a non-negative integer, got "${str(k)}"`, { param: k });
+        if (!Number.isInteger(n) || n < 0)
+          throw new JailyardError('JY_ERR_USAGE', `--${k} must be a non-negative integer, got "${str(k)}"`, {
+            param: k,
+          });
         return n;
       };
       await withSession(program, io, async ({ service, stateDir }) => {
@@ -50,17 +66,29 @@ export const register: RegisterVerb = (program, io) => {
         const adminSocket = str('adminSocket');
         const lb = adminSocket ? { adminSocket, backend: str('backend') ?? 'www' } : undefined;
         const progress = (line: string) => io.err(`rollout: ${line}`);
-        const deps = { service, stateFile, progress, healthTimeoutMs: num('healthTimeout') * 1000, ...(lb ? { lb } : {}) };
+        const deps = {
+          service,
+          stateFile,
+          progress,
+          healthTimeoutMs: num('healthTimeout') * 1000,
+          ...(lb ? { lb } : {}),
+        };
         let state: RolloutState;
         if (o.abort) {
-          if (!saved) throw new JailyardError('JY_ERR_ROLLOUT', `no rollout saved for ${selector}`, { param: 'selector' });
+          if (!saved)
+            throw new JailyardError('JY_ERR_ROLLOUT', `no rollout saved for ${selector}`, { param: 'selector' });
           state = await abortRollout(saved, deps);
         } else if (o.resume) {
-          if (!saved) throw new JailyardError('JY_ERR_ROLLOUT', `no rollout saved for ${selector}`, { param: 'selector' });
+          if (!saved)
+            throw new JailyardError('JY_ERR_ROLLOUT', `no rollout saved for ${selector}`, { param: 'selector' });
           state = await runRollout(saved, { ...deps, template: loadTemplate(saved.templateFile, saved.templateJail) });
         } else {
           if (saved && (saved.phase === 'running' || saved.phase === 'failed')) {
-            throw new JailyardError('JY_ERR_ROLLOUT', `a rollout of ${selector} is ${saved.phase} (${saved.from} → ${saved.to}): use --resume or --abort`, { param: 'selector' });
+            throw new JailyardError(
+              'JY_ERR_ROLLOUT',
+              `a rollout of ${selector} is ${saved.phase} (${saved.from} → ${saved.to}): use --resume or --abort`,
+              { param: 'selector' },
+            );
           }
           for (const k of ['from', 'to', 'replicas', 'template']) {
             if (!str(k)) throw new JailyardError('JY_ERR_USAGE', `--${k} is required`, { param: k });

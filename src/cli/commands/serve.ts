@@ -26,13 +26,17 @@ function limitOptions(o: ServeOptions): Partial<ApiLimits> {
   const count = (flag: string, text: string | undefined, name: keyof ApiLimits): void => {
     if (text === undefined) return;
     const n = Number(text);
-    if (!Number.isInteger(n) || n <= 0) throw new JailyardError('JY_ERR_USAGE', `${flag} must be a positive integer, got "${text}"`, { param: flag });
+    if (!Number.isInteger(n) || n <= 0)
+      throw new JailyardError('JY_ERR_USAGE', `${flag} must be a positive integer, got "${text}"`, { param: flag });
     out[name] = n;
   };
   const seconds = (flag: string, text: string | undefined, name: keyof ApiLimits): void => {
     if (text === undefined) return;
     const ms = Math.round(Number(text) * 1000);
-    if (!(ms > 0)) throw new JailyardError('JY_ERR_USAGE', `${flag} must be a positive number of seconds, got "${text}"`, { param: flag });
+    if (!(ms > 0))
+      throw new JailyardError('JY_ERR_USAGE', `${flag} must be a positive number of seconds, got "${text}"`, {
+        param: flag,
+      });
     out[name] = ms;
   };
   count('--max-connections', o.maxConnections, 'maxConnections');
@@ -48,8 +52,13 @@ function limitOptions(o: ServeOptions): Partial<ApiLimits> {
 export const register: RegisterVerb = (program, io) => {
   program
     .command('serve')
-    .description('run the daemon: HTTP API and watch stream on a unix socket (and TCP with a token), guest sockets per jail')
-    .option('--socket <path>', 'unix socket (mode 0600; default /var/run/jailyard.sock, or <state>/jailyard.sock with --state/$JAILYARD_STATE)')
+    .description(
+      'run the daemon: HTTP API and watch stream on a unix socket (and TCP with a token), guest sockets per jail',
+    )
+    .option(
+      '--socket <path>',
+      'unix socket (mode 0600; default /var/run/jailyard.sock, or <state>/jailyard.sock with --state/$JAILYARD_STATE)',
+    )
     .option('--listen <host:port>', 'also listen on TCP (loopback unless a host is given); needs --token-file')
     .option('--token-file <file>', 'file holding the bearer token TCP clients must send')
     .option('--bookmark-interval <sec>', 'seconds between BOOKMARK events on idle watch streams', '30')
@@ -57,16 +66,24 @@ export const register: RegisterVerb = (program, io) => {
     .option('--max-connections <n>', 'open connections per listener (TCP, unix socket), watch streams included')
     .option('--max-client-connections <n>', 'open TCP connections per client address')
     .option('--guest-max-connections <n>', 'open connections per guest socket')
-    .option('--headers-timeout <sec>', 'time to send a request\'s headers')
+    .option('--headers-timeout <sec>', "time to send a request's headers")
     .option('--request-timeout <sec>', 'time to send a whole request')
     .option('--idle-timeout <sec>', 'idle time allowed between requests on a kept-alive connection')
     .option('--auth-timeout <sec>', 'TCP: time to send a first request with the right token')
     .action(async (o: ServeOptions) => {
-      if (program.opts<{ host?: string }>().host) throw new JailyardError('JY_ERR_USAGE', 'serve runs the daemon: --host makes no sense here', { param: '--host' });
+      if (program.opts<{ host?: string }>().host)
+        throw new JailyardError('JY_ERR_USAGE', 'serve runs the daemon: --host makes no sense here', {
+          param: '--host',
+        });
       const { startDaemon, parseListen } = await import('../../api/daemon.ts');
       const { guestDir } = await import('../../runtime/jailplan.ts');
       const bookmarkIntervalSec = Number(o.bookmarkInterval);
-      if (!(bookmarkIntervalSec > 0)) throw new JailyardError('JY_ERR_USAGE', `--bookmark-interval must be a positive number, got "${o.bookmarkInterval}"`, { param: '--bookmark-interval' });
+      if (!(bookmarkIntervalSec > 0))
+        throw new JailyardError(
+          'JY_ERR_USAGE',
+          `--bookmark-interval must be a positive number, got "${o.bookmarkInterval}"`,
+          { param: '--bookmark-interval' },
+        );
       const listen = o.listen ? parseListen(o.listen) : undefined;
       const { apiLimits } = await import('../../api/limits.ts');
       // checked before anything is opened
@@ -76,15 +93,19 @@ export const register: RegisterVerb = (program, io) => {
         try {
           token = readFileSync(o.tokenFile, 'utf8').trim();
         } catch (e) {
-          throw new JailyardError('JY_ERR_USAGE', `cannot read the token file: ${(e as Error).message}`, { param: '--token-file' });
+          throw new JailyardError('JY_ERR_USAGE', `cannot read the token file: ${(e as Error).message}`, {
+            param: '--token-file',
+          });
         }
         if (!token) throw new JailyardError('JY_ERR_USAGE', 'the token file is empty', { param: '--token-file' });
       }
-      if (listen && !token) throw new JailyardError('JY_ERR_USAGE', '--listen needs --token-file', { param: '--token-file' });
+      if (listen && !token)
+        throw new JailyardError('JY_ERR_USAGE', '--listen needs --token-file', { param: '--token-file' });
 
       const explicitState = program.opts<{ state?: string }>().state ?? process.env.JAILYARD_STATE;
       const session = await openSession(program, io);
-      const socketPath = o.socket ?? (explicitState ? join(session.stateDir, 'jailyard.sock') : '/var/run/jailyard.sock');
+      const socketPath =
+        o.socket ?? (explicitState ? join(session.stateDir, 'jailyard.sock') : '/var/run/jailyard.sock');
       if (!session.store) throw new JailyardError('JY_ERR_USAGE', 'serve needs the local store', { step: 'serve' });
       const daemon = await startDaemon({
         store: session.store,
@@ -98,7 +119,9 @@ export const register: RegisterVerb = (program, io) => {
         ...(listen ? { listen } : {}),
         ...(token ? { token } : {}),
       });
-      io.err(`jailyard: serving on unix://${socketPath}${daemon.tcp ? ` and http://${daemon.tcp.host}:${daemon.tcp.port}` : ''}`);
+      io.err(
+        `jailyard: serving on unix://${socketPath}${daemon.tcp ? ` and http://${daemon.tcp.host}:${daemon.tcp.port}` : ''}`,
+      );
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           process.off('SIGTERM', onTerm);

@@ -11,27 +11,46 @@ export const register: RegisterVerb = (program, io) => {
     .argument('[name]', 'the jail (or use -l)')
     .argument('[param...]', 'param=value, meta=..., meta.KEY=VALUE, meta.KEY (remove), env.KEY=...')
     .option('-l, --selector <selector>', 'apply to every jail whose labels match')
-    .option('--unset <param>', 'remove a parameter (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option(
+      '--unset <param>',
+      'remove a parameter (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .option('--if-revision <n>', 'only if the jail is still at this revision (compare-and-swap)')
     .option('--json', 'print the jail(s) after the change as JSON')
-    .action(async (name: string | undefined, words: string[], o: { selector?: string; unset: string[]; ifRevision?: string; json?: boolean }) => {
-      // with -l the first word is a parameter, not a name
-      if (o.selector !== undefined && name !== undefined) {
-        words = [name, ...words];
-        name = undefined;
-      }
-      const w = parseWords(words, name);
-      const ifRevision = o.ifRevision === undefined ? undefined : Number(o.ifRevision);
-      if (ifRevision !== undefined && !Number.isInteger(ifRevision)) throw new JailyardError('JY_ERR_USAGE', `--if-revision needs an integer, not ${JSON.stringify(o.ifRevision)}`);
-      await withSession(program, io, async ({ service }) => {
-        const names = await targets(service, name ? [name] : [], o.selector);
-        const out = [];
-        for (const n of names) {
-          const j = await service.modify(n, { params: w.params, unset: o.unset, meta: w.meta, env: w.env }, ifRevision !== undefined ? { ifRevision } : {});
-          io.err(`${n}: updated (revision ${j.revision})`);
-          out.push(j);
+    .action(
+      async (
+        name: string | undefined,
+        words: string[],
+        o: { selector?: string; unset: string[]; ifRevision?: string; json?: boolean },
+      ) => {
+        // with -l the first word is a parameter, not a name
+        if (o.selector !== undefined && name !== undefined) {
+          words = [name, ...words];
+          name = undefined;
         }
-        if (o.json) io.out(JSON.stringify(name && !o.selector ? out[0] : out));
-      });
-    });
+        const w = parseWords(words, name);
+        const ifRevision = o.ifRevision === undefined ? undefined : Number(o.ifRevision);
+        if (ifRevision !== undefined && !Number.isInteger(ifRevision))
+          throw new JailyardError(
+            'JY_ERR_USAGE',
+            `--if-revision needs an integer, not ${JSON.stringify(o.ifRevision)}`,
+          );
+        await withSession(program, io, async ({ service }) => {
+          const names = await targets(service, name ? [name] : [], o.selector);
+          const out = [];
+          for (const n of names) {
+            const j = await service.modify(
+              n,
+              { params: w.params, unset: o.unset, meta: w.meta, env: w.env },
+              ifRevision !== undefined ? { ifRevision } : {},
+            );
+            io.err(`${n}: updated (revision ${j.revision})`);
+            out.push(j);
+          }
+          if (o.json) io.out(JSON.stringify(name && !o.selector ? out[0] : out));
+        });
+      },
+    );
 };

@@ -26,8 +26,14 @@ function describeSource(v: SkeletonVersion): string {
 /** The mirror apt uses on this machine (debootstrap needs one it can reach). */
 function systemMirror(): string | undefined {
   const files = ['/etc/apt/sources.list'];
-  if (existsSync('/etc/apt/sources.list.d')) for (const f of readdirSync('/etc/apt/sources.list.d').sort()) files.push(`/etc/apt/sources.list.d/${f}`);
-  return aptMirror(files.filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8')).join('\n'));
+  if (existsSync('/etc/apt/sources.list.d'))
+    for (const f of readdirSync('/etc/apt/sources.list.d').sort()) files.push(`/etc/apt/sources.list.d/${f}`);
+  return aptMirror(
+    files
+      .filter((f) => existsSync(f))
+      .map((f) => readFileSync(f, 'utf8'))
+      .join('\n'),
+  );
 }
 
 /** A progress bar on stderr while debootstrap runs (only on a terminal). */
@@ -43,7 +49,10 @@ async function progressBar(io: CliIO): Promise<{ update: (p: DebootstrapProgress
     };
   }
   const { default: cliProgress } = await import('cli-progress');
-  const bar = new cliProgress.SingleBar({ format: 'debootstrap [{bar}] {percentage}% {phase}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
+  const bar = new cliProgress.SingleBar(
+    { format: 'debootstrap [{bar}] {percentage}% {phase}', stream: process.stderr, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
   bar.start(1, 0, { phase: 'starting' });
   return {
     update: (p) => {
@@ -55,13 +64,20 @@ async function progressBar(io: CliIO): Promise<{ update: (p: DebootstrapProgress
 }
 
 /** Which jails use `name@version`: the store's jails whose `skeleton` names it. */
-async function usersFinder(dir: string): Promise<{ usersOf: (name: string, version: number) => string[]; close: () => void }> {
+async function usersFinder(
+  dir: string,
+): Promise<{ usersOf: (name: string, version: number) => string[]; close: () => void }> {
   let store: { listJails(): { name: string; params: Record<string, unknown> }[]; close(): void };
   try {
     const { openStore } = await import('../../store/sqlite.ts');
     store = openStore(dir);
   } catch (e) {
-    throw new JailyardError('JY_ERR_INTERNAL', `cannot open the store to check which jails use the skeleton: ${(e as Error).message}`, { step: 'skel rm' }, { cause: e });
+    throw new JailyardError(
+      'JY_ERR_INTERNAL',
+      `cannot open the store to check which jails use the skeleton: ${(e as Error).message}`,
+      { step: 'skel rm' },
+      { cause: e },
+    );
   }
   const jails = store.listJails();
   return {
@@ -69,7 +85,7 @@ async function usersFinder(dir: string): Promise<{ usersOf: (name: string, versi
       const latest = resolveSkeleton(dir, name).version;
       return jails
         .filter((j) => {
-          const p = j.params['skeleton'];
+          const p = j.params.skeleton;
           if (typeof p !== 'string') return false;
           const pin = readPinned(dir, j.name);
           return usedVersion(p, name, latest, pin?.name === name ? pin.version : undefined) === version;
@@ -85,33 +101,41 @@ export const register: RegisterVerb = (program: Command, io: CliIO) => {
 
   skel
     .command('create')
-    .description('create skeleton NAME (or its next version): --from DIR references a tree in place (default /), --copy DIR and --debootstrap SUITE make an owned, immutable tree')
+    .description(
+      'create skeleton NAME (or its next version): --from DIR references a tree in place (default /), --copy DIR and --debootstrap SUITE make an owned, immutable tree',
+    )
     .argument('<name>', 'skeleton name')
     .option('--from <dir>', 'reference this tree where it is (nothing copied)')
     .option('--copy <dir>', 'copy this tree into the skeleton')
     .option('--debootstrap <suite>', 'build a Debian tree with debootstrap --variant=minbase')
     .option('--mirror <url>', 'Debian mirror for --debootstrap (default: the one apt uses)')
     .option('--json', 'print the new version as JSON')
-    .action(async (name: string, o: { from?: string; copy?: string; debootstrap?: string; mirror?: string; json?: boolean }) => {
-      const given = [o.from, o.copy, o.debootstrap].filter((x) => x !== undefined).length;
-      if (given > 1) throw new JailyardError('JY_ERR_USAGE', 'give one of --from, --copy, --debootstrap');
-      if (o.mirror && !o.debootstrap) throw new JailyardError('JY_ERR_USAGE', '--mirror only goes with --debootstrap');
-      let source: SkeletonSource;
-      if (o.copy !== undefined) source = { type: 'copy', path: o.copy };
-      else if (o.debootstrap !== undefined) {
-        const mirror = o.mirror ?? systemMirror();
-        source = { type: 'debootstrap', suite: o.debootstrap, ...(mirror ? { mirror } : {}) };
-      } else source = { type: 'from', path: o.from ?? '/' };
-      const bar = source.type === 'debootstrap' ? await progressBar(io) : undefined;
-      let v: SkeletonVersion;
-      try {
-        v = await createSkeleton(stateDir(program), name, source, bar ? { onProgress: bar.update } : {});
-      } finally {
-        bar?.stop();
-      }
-      if (o.json) io.out(JSON.stringify({ name, ...v }));
-      io.err(`skeleton ${name}@${v.version}: ${v.kind}, ${describeSource(v)}, ${v.entries} entries in its manifest`);
-    });
+    .action(
+      async (
+        name: string,
+        o: { from?: string; copy?: string; debootstrap?: string; mirror?: string; json?: boolean },
+      ) => {
+        const given = [o.from, o.copy, o.debootstrap].filter((x) => x !== undefined).length;
+        if (given > 1) throw new JailyardError('JY_ERR_USAGE', 'give one of --from, --copy, --debootstrap');
+        if (o.mirror && !o.debootstrap)
+          throw new JailyardError('JY_ERR_USAGE', '--mirror only goes with --debootstrap');
+        let source: SkeletonSource;
+        if (o.copy !== undefined) source = { type: 'copy', path: o.copy };
+        else if (o.debootstrap !== undefined) {
+          const mirror = o.mirror ?? systemMirror();
+          source = { type: 'debootstrap', suite: o.debootstrap, ...(mirror ? { mirror } : {}) };
+        } else source = { type: 'from', path: o.from ?? '/' };
+        const bar = source.type === 'debootstrap' ? await progressBar(io) : undefined;
+        let v: SkeletonVersion;
+        try {
+          v = await createSkeleton(stateDir(program), name, source, bar ? { onProgress: bar.update } : {});
+        } finally {
+          bar?.stop();
+        }
+        if (o.json) io.out(JSON.stringify({ name, ...v }));
+        io.err(`skeleton ${name}@${v.version}: ${v.kind}, ${describeSource(v)}, ${v.entries} entries in its manifest`);
+      },
+    );
 
   skel
     .command('ls')
@@ -125,11 +149,18 @@ export const register: RegisterVerb = (program: Command, io: CliIO) => {
       }
       const rows = all.map((s) => {
         const latest = s.versions[s.versions.length - 1]!;
-        return [s.name, String(latest.version), s.versions.map((v) => v.version).join(','), latest.kind, describeSource(latest)];
+        return [
+          s.name,
+          String(latest.version),
+          s.versions.map((v) => v.version).join(','),
+          latest.kind,
+          describeSource(latest),
+        ];
       });
       const head = ['NAME', 'LATEST', 'VERSIONS', 'KIND', 'SOURCE'];
       const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-      for (const r of [head, ...rows]) io.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
+      for (const r of [head, ...rows])
+        io.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
     });
 
   skel
@@ -158,7 +189,12 @@ export const register: RegisterVerb = (program: Command, io: CliIO) => {
             `manifest:  ${v.manifest} (${v.entries} entries, ${v.bytes} bytes)`,
           ].join('\n'),
         );
-        if (verify) io.out(verify.ok ? 'verify:    ok' : `verify:    CHANGED ${verify.changed.length}, ADDED ${verify.added.length}, REMOVED ${verify.removed.length}\n${[...verify.changed.map((p) => `  M ${p}`), ...verify.added.map((p) => `  A ${p}`), ...verify.removed.map((p) => `  D ${p}`)].join('\n')}`);
+        if (verify)
+          io.out(
+            verify.ok
+              ? 'verify:    ok'
+              : `verify:    CHANGED ${verify.changed.length}, ADDED ${verify.added.length}, REMOVED ${verify.removed.length}\n${[...verify.changed.map((p) => `  M ${p}`), ...verify.added.map((p) => `  A ${p}`), ...verify.removed.map((p) => `  D ${p}`)].join('\n')}`,
+          );
       }
       if (verify && !verify.ok) process.exitCode = 1;
     });

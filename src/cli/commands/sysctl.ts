@@ -15,7 +15,9 @@ const FREEBSD_PREFIX = 'security.jail.';
 function settingName(word: string): keyof Settings {
   const name = word.startsWith(FREEBSD_PREFIX) ? word.slice(FREEBSD_PREFIX.length) : word;
   if (!isSettingName(name)) {
-    throw new JailyardError('JY_ERR_PARAM_UNKNOWN', `unknown setting "${word}" (known: ${SETTING_NAMES.join(', ')})`, { param: word });
+    throw new JailyardError('JY_ERR_PARAM_UNKNOWN', `unknown setting "${word}" (known: ${SETTING_NAMES.join(', ')})`, {
+      param: word,
+    });
   }
   return name;
 }
@@ -37,7 +39,9 @@ export const register: RegisterVerb = (program, io) => {
         return { name, value: checkSetting(name, w.slice(eq + 1)) };
       });
       if (wanted.some((w) => w.value !== undefined) && process.getuid?.() !== 0) {
-        throw new JailyardError('JY_ERR_NOT_ROOT', 'setting a sysctl needs root', { param: wanted.find((w) => w.value !== undefined)!.name });
+        throw new JailyardError('JY_ERR_NOT_ROOT', 'setting a sysctl needs root', {
+          param: wanted.find((w) => w.value !== undefined)!.name,
+        });
       }
       const store = openStore(stateDir(program));
       try {

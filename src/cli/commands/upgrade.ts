@@ -17,30 +17,53 @@ export const register: RegisterVerb = (program, io) => {
     .option('--restart', 'stop the jail first if it runs, and start it again afterwards')
     .option('--json', 'print what was merged and the conflicts as JSON')
     .action(async (name: string, o: { to: string; restart?: boolean; json?: boolean }) => {
-      await withSession(program, io, async ({ service, store, stateDir, mountTransient }) => {
-        if (!store) throw new JailyardError('JY_ERR_USAGE', 'upgrade runs on the jail host itself, not through --host');
-        const before = store.requireJail(name);
-        const wasRunning = before.state !== 'stopped';
-        if (wasRunning && !o.restart) throw new JailyardError('JY_ERR_INVALID_TRANSITION', `the jail is ${before.state}: stop it first, or pass --restart`, { jail: name });
-        if (wasRunning) {
-          const r = await service.stop([name]);
-          if (!r.ok) throw new JailyardError('JY_ERR_STEP_FAILED', r.outcomes[0]?.message ?? 'stop failed', { jail: name });
-        }
-        let result;
-        try {
-          result = await upgradeJail(stateDir, store.requireJail(name), o.to, mountTransient && ((plan) => mountTransient(name, plan)));
-          const skel = String(before.params['skeleton'] ?? '').split('@')[0];
-          await service.modify(name, { params: { skeleton: `${skel}@${result.to}` } });
-        } finally {
+      await withSession(
+        program,
+        io,
+        async ({ service, store, stateDir, mountTransient }) => {
+          if (!store)
+            throw new JailyardError('JY_ERR_USAGE', 'upgrade runs on the jail host itself, not through --host');
+          const before = store.requireJail(name);
+          const wasRunning = before.state !== 'stopped';
+          if (wasRunning && !o.restart)
+            throw new JailyardError(
+              'JY_ERR_INVALID_TRANSITION',
+              `the jail is ${before.state}: stop it first, or pass --restart`,
+              { jail: name },
+            );
           if (wasRunning) {
-            const r = await service.start([name]);
-            if (!r.ok) io.err(`${name}: failed to start again: ${r.outcomes[0]?.message}`);
+            const r = await service.stop([name]);
+            if (!r.ok)
+              throw new JailyardError('JY_ERR_STEP_FAILED', r.outcomes[0]?.message ?? 'stop failed', { jail: name });
           }
-        }
-        if (o.json) io.out(JSON.stringify(result));
-        io.err(`${name}: upgraded from version ${result.from} to ${result.to}: ${result.touched.length} file(s) updated`);
-        for (const c of result.conflicts) io.err(`${name}: conflict in ${c.path}: ${c.reason}${c.newPath ? ` (new version at ${c.newPath})` : ""}`);
-        if (result.conflicts.length) io.err(`${name}: resolve the conflicts: the jail's files are kept, the new version is beside each as FILE.jailyard-new`);
-      }, { progress: true });
+          let result;
+          try {
+            result = await upgradeJail(
+              stateDir,
+              store.requireJail(name),
+              o.to,
+              mountTransient && ((plan) => mountTransient(name, plan)),
+            );
+            const skel = String(before.params.skeleton ?? '').split('@')[0];
+            await service.modify(name, { params: { skeleton: `${skel}@${result.to}` } });
+          } finally {
+            if (wasRunning) {
+              const r = await service.start([name]);
+              if (!r.ok) io.err(`${name}: failed to start again: ${r.outcomes[0]?.message}`);
+            }
+          }
+          if (o.json) io.out(JSON.stringify(result));
+          io.err(
+            `${name}: upgraded from version ${result.from} to ${result.to}: ${result.touched.length} file(s) updated`,
+          );
+          for (const c of result.conflicts)
+            io.err(`${name}: conflict in ${c.path}: ${c.reason}${c.newPath ? ` (new version at ${c.newPath})` : ''}`);
+          if (result.conflicts.length)
+            io.err(
+              `${name}: resolve the conflicts: the jail's files are kept, the new version is beside each as FILE.jailyard-new`,
+            );
+        },
+        { progress: true },
+      );
     });
 };

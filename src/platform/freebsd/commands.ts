@@ -38,24 +38,67 @@ export interface MountCommand {
 export function mountCommands(step: MountStep, devfsRuleset: string): MountCommand[] {
   switch (step.kind) {
     case 'bind':
-      return [{ argv: [TOOLS.mountNullfs, ...(step.readonly ? ['-o', 'ro'] : []), step.source, step.target], source: step.source, target: step.target }];
+      return [
+        {
+          argv: [TOOLS.mountNullfs, ...(step.readonly ? ['-o', 'ro'] : []), step.source, step.target],
+          source: step.source,
+          target: step.target,
+        },
+      ];
     case 'overlay': {
       const [bottom, ...above] = [...step.lower].reverse();
-      if (bottom === undefined) return [{ argv: [TOOLS.mountUnionfs, step.upper, step.target], source: step.upper, target: step.target }];
+      if (bottom === undefined)
+        return [{ argv: [TOOLS.mountUnionfs, step.upper, step.target], source: step.upper, target: step.target }];
       return [
         { argv: [TOOLS.mountNullfs, '-o', 'ro', bottom, step.target], source: bottom, target: step.target },
-        ...above.map((dir) => ({ argv: [TOOLS.mountUnionfs, '-o', 'ro', dir, step.target], source: dir, target: step.target })),
+        ...above.map((dir) => ({
+          argv: [TOOLS.mountUnionfs, '-o', 'ro', dir, step.target],
+          source: dir,
+          target: step.target,
+        })),
         { argv: [TOOLS.mountUnionfs, step.upper, step.target], source: step.upper, target: step.target },
       ];
     }
     case 'tmpfs':
-      return [{ argv: [TOOLS.mount, '-t', 'tmpfs', ...(step.options.length ? ['-o', step.options.join(',')] : []), 'tmpfs', step.target], source: 'tmpfs', target: step.target }];
+      return [
+        {
+          argv: [
+            TOOLS.mount,
+            '-t',
+            'tmpfs',
+            ...(step.options.length ? ['-o', step.options.join(',')] : []),
+            'tmpfs',
+            step.target,
+          ],
+          source: 'tmpfs',
+          target: step.target,
+        },
+      ];
     case 'proc':
       return [{ argv: [TOOLS.mount, '-t', 'procfs', '.', step.target], source: 'procfs', target: step.target }];
     case 'devfs':
-      return [{ argv: [TOOLS.mount, '-t', 'devfs', `-oruleset=${devfsRuleset}`, '.', step.target], source: 'devfs', target: step.target }];
+      return [
+        {
+          argv: [TOOLS.mount, '-t', 'devfs', `-oruleset=${devfsRuleset}`, '.', step.target],
+          source: 'devfs',
+          target: step.target,
+        },
+      ];
     case 'fs':
-      return [{ argv: [TOOLS.mount, '-t', step.fstype, ...(step.options.length ? ['-o', step.options.join(',')] : []), step.source, step.target], source: step.source, target: step.target }];
+      return [
+        {
+          argv: [
+            TOOLS.mount,
+            '-t',
+            step.fstype,
+            ...(step.options.length ? ['-o', step.options.join(',')] : []),
+            step.source,
+            step.target,
+          ],
+          source: step.source,
+          target: step.target,
+        },
+      ];
   }
 }
 

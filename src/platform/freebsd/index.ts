@@ -5,7 +5,16 @@
 
 import { JailyardError } from '../../errors.ts';
 import type { MetaOp } from '../../meta/ops.ts';
-import type { CreateFacts, Driver, ExecOptions, ExecResult, JailContext, Leftovers, Limits, NetworkFacts } from '../driver.ts';
+import type {
+  CreateFacts,
+  Driver,
+  ExecOptions,
+  ExecResult,
+  JailContext,
+  Leftovers,
+  Limits,
+  NetworkFacts,
+} from '../driver.ts';
 import { hasLimits, ifconfigArgv, rctlRules, rctlSubject, umountArgv } from './commands.ts';
 import { executePlan, undoPlan } from './mounts.ts';
 import { createArgs, formatAddress, metaArgs, parseAddress, specAddresses } from './params.ts';
@@ -65,12 +74,22 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
   const pollMs = opts.pollMs ?? 100;
   const isOwnJail = opts.isOwnJail ?? (() => false);
   const stateRoot = opts.stateRoot?.replace(/\/+$/, '');
-  const isOwnMount = opts.isOwnMount ?? ((t: string) => stateRoot !== undefined && (t === stateRoot || t.startsWith(`${stateRoot}/`)));
+  const isOwnMount =
+    opts.isOwnMount ?? ((t: string) => stateRoot !== undefined && (t === stateRoot || t.startsWith(`${stateRoot}/`)));
 
   /** Runs a command that must succeed; failure is `code` naming the jail and step. */
-  const must = async (argv: string[], code: 'JY_ERR_STEP_FAILED' | 'JY_ERR_PLATFORM' | 'JY_ERR_MOUNT', what: string, place: { jail?: string; step: string }): Promise<ExecResult> => {
+  const must = async (
+    argv: string[],
+    code: 'JY_ERR_STEP_FAILED' | 'JY_ERR_PLATFORM' | 'JY_ERR_MOUNT',
+    what: string,
+    place: { jail?: string; step: string },
+  ): Promise<ExecResult> => {
     const r = await runner.run(argv, SYSTEM);
-    if (r.code !== 0) throw new JailyardError(code, `${what} failed (exit ${r.code}): ${outputOf(r)}`, { ...place, output: outputOf(r) });
+    if (r.code !== 0)
+      throw new JailyardError(code, `${what} failed (exit ${r.code}): ${outputOf(r)}`, {
+        ...place,
+        output: outputOf(r),
+      });
     return r;
   };
 
@@ -82,14 +101,22 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
   const removeRules = async (jail: string, step: string): Promise<void> => {
     const r = await runner.run([TOOLS.rctl, '-r', rctlSubject(jail)], SYSTEM);
     if (r.code !== 0 && !/no such process|RACCT\/RCTL/i.test(r.stderr)) {
-      throw new JailyardError('JY_ERR_STEP_FAILED', `removing the resource limits failed: ${outputOf(r)}`, { jail, step, output: outputOf(r) });
+      throw new JailyardError('JY_ERR_STEP_FAILED', `removing the resource limits failed: ${outputOf(r)}`, {
+        jail,
+        step,
+        output: outputOf(r),
+      });
     }
   };
 
   const addRules = async (jail: string, limits: Limits, step: string): Promise<void> => {
     const racct = await runner.run([TOOLS.sysctl, '-n', 'kern.racct.enable'], SYSTEM);
     if (racct.code !== 0 || racct.stdout.trim() !== '1') {
-      throw new JailyardError('JY_ERR_PLATFORM', 'resource limits need RACCT: set kern.racct.enable=1 in /boot/loader.conf and reboot', { jail, step, param: 'limits', output: outputOf(racct) });
+      throw new JailyardError(
+        'JY_ERR_PLATFORM',
+        'resource limits need RACCT: set kern.racct.enable=1 in /boot/loader.conf and reboot',
+        { jail, step, param: 'limits', output: outputOf(racct) },
+      );
     }
     for (const rule of rctlRules(jail, limits)) {
       await must([TOOLS.rctl, '-a', rule], 'JY_ERR_STEP_FAILED', `rctl -a ${rule}`, { jail, step });
@@ -113,7 +140,11 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
 
   const jls = async (args: string[]): Promise<JlsJail[]> => {
     const r = await runner.run([TOOLS.jls, '--libxo', 'json', ...args], SYSTEM);
-    if (r.code !== 0) throw new JailyardError('JY_ERR_PLATFORM', `jls ${args.join(' ')} failed: ${outputOf(r)}`, { step: 'jls', output: outputOf(r) });
+    if (r.code !== 0)
+      throw new JailyardError('JY_ERR_PLATFORM', `jls ${args.join(' ')} failed: ${outputOf(r)}`, {
+        step: 'jls',
+        output: outputOf(r),
+      });
     return parseJlsJson(r.stdout);
   };
 
@@ -130,9 +161,14 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
     async preflight() {
       const r = await runner.run([TOOLS.uname, '-s'], SYSTEM);
       if (r.code !== 0 || r.stdout.trim() !== 'FreeBSD') {
-        throw new JailyardError('JY_ERR_PLATFORM', `the FreeBSD driver needs FreeBSD (uname -s: ${r.stdout.trim() || outputOf(r)})`, { step: 'preflight' });
+        throw new JailyardError(
+          'JY_ERR_PLATFORM',
+          `the FreeBSD driver needs FreeBSD (uname -s: ${r.stdout.trim() || outputOf(r)})`,
+          { step: 'preflight' },
+        );
       }
-      if (getuid() !== 0) throw new JailyardError('JY_ERR_NOT_ROOT', 'jail(8), mount and ifconfig need root', { step: 'preflight' });
+      if (getuid() !== 0)
+        throw new JailyardError('JY_ERR_NOT_ROOT', 'jail(8), mount and ifconfig need root', { step: 'preflight' });
     },
 
     async setupNetwork(ctx) {
@@ -141,7 +177,12 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
         if (!a.iface) continue; // no interface: the address must already exist on the host (jail(8) too)
         const r = await runner.run(ifconfigArgv({ ...a, iface: a.iface }, false), SYSTEM);
         if (r.code !== 0) {
-          const err = new JailyardError('JY_ERR_ADDRESS', `adding ${a.addr} to ${a.iface} failed: ${outputOf(r)}`, { jail: ctx.name, step: 'addresses', param: a.family === 'inet' ? 'ip4.addr' : 'ip6.addr', output: outputOf(r) });
+          const err = new JailyardError('JY_ERR_ADDRESS', `adding ${a.addr} to ${a.iface} failed: ${outputOf(r)}`, {
+            jail: ctx.name,
+            step: 'addresses',
+            param: a.family === 'inet' ? 'ip4.addr' : 'ip6.addr',
+            output: outputOf(r),
+          });
           try {
             await driver.teardownNetwork(ctx, facts);
           } catch (u) {
@@ -163,12 +204,21 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
         // an alias already gone is what we wanted (EADDRNOTAVAIL: "Can't assign requested address")
         if (r.code !== 0 && !/can't assign requested address/i.test(r.stderr)) failed.push(`${entry}: ${outputOf(r)}`);
       }
-      if (failed.length) throw new JailyardError('JY_ERR_ADDRESS', `removing addresses failed: ${failed.join('; ')}`, { jail: ctx.name, step: 'addresses.remove' });
+      if (failed.length)
+        throw new JailyardError('JY_ERR_ADDRESS', `removing addresses failed: ${failed.join('; ')}`, {
+          jail: ctx.name,
+          step: 'addresses.remove',
+        });
     },
 
     async mount(ctx, plan) {
       const ruleset = ctx.spec.params.devfs_ruleset;
-      return executePlan(runner, ctx, plan, ruleset === undefined || ruleset === '' ? DEFAULT_DEVFS_RULESET : String(ruleset));
+      return executePlan(
+        runner,
+        ctx,
+        plan,
+        ruleset === undefined || ruleset === '' ? DEFAULT_DEVFS_RULESET : String(ruleset),
+      );
     },
 
     async unmount(ctx, facts) {
@@ -183,7 +233,11 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
       const r = await runner.run(argv, SYSTEM);
       const jid = r.stdout.trim();
       if (r.code !== 0 || !/^\d+$/.test(jid)) {
-        const err = new JailyardError('JY_ERR_STEP_FAILED', `jail -c failed (exit ${r.code}): ${outputOf(r)}`, { jail: ctx.name, step: 'create', output: outputOf(r) });
+        const err = new JailyardError('JY_ERR_STEP_FAILED', `jail -c failed (exit ${r.code}): ${outputOf(r)}`, {
+          jail: ctx.name,
+          step: 'create',
+          output: outputOf(r),
+        });
         if (withLimits) await removeRules(ctx.name, 'create').catch(() => undefined);
         throw err;
       }
@@ -205,7 +259,10 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
           await sleep(pollMs);
         }
         if (left) await runner.run([TOOLS.pkill, '-KILL', '-j', jid], SYSTEM);
-        await must([TOOLS.jail, '-R', ctx.name], 'JY_ERR_STEP_FAILED', `jail -R ${ctx.name}`, { jail: ctx.name, step: 'remove' });
+        await must([TOOLS.jail, '-R', ctx.name], 'JY_ERR_STEP_FAILED', `jail -R ${ctx.name}`, {
+          jail: ctx.name,
+          step: 'remove',
+        });
       }
       await removeRules(ctx.name, 'remove');
     },
@@ -214,7 +271,12 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
 
     async modify(ctx, _facts, changes) {
       if (changes.hostname !== undefined) {
-        await must([TOOLS.jail, '-m', `name=${ctx.name}`, `host.hostname=${changes.hostname}`], 'JY_ERR_STEP_FAILED', 'jail -m', { jail: ctx.name, step: 'modify' });
+        await must(
+          [TOOLS.jail, '-m', `name=${ctx.name}`, `host.hostname=${changes.hostname}`],
+          'JY_ERR_STEP_FAILED',
+          'jail -m',
+          { jail: ctx.name, step: 'modify' },
+        );
       }
       if (changes.limits) {
         // the new set replaces the old one whole (rctl -a would keep a rule the new set drops)
@@ -237,33 +299,56 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
 
     async runInJail(ctx, _facts, argv, o) {
       // jexec -l: a clean login environment inside; env(1) then adds the jail variables
-      const vars = Object.entries({ JID: String(ctx.jid), JNAME: ctx.name, JPATH: ctx.path, ...o?.env }).map(([k, v]) => `${k}=${v}`);
+      const vars = Object.entries({ JID: String(ctx.jid), JNAME: ctx.name, JPATH: ctx.path, ...o?.env }).map(
+        ([k, v]) => `${k}=${v}`,
+      );
       // a fixed script with the directory as an argument: nothing from input is parsed by sh
       const cwd = o?.cwd ? [TOOLS.sh, '-c', 'cd -- "$1" || exit 125; shift; exec "$@"', 'jailyard-cwd', o.cwd] : [];
-      const full = [TOOLS.jexec, '-l', ...(o?.user ? ['-U', o.user] : []), ctx.name, TOOLS.env, ...vars, ...cwd, ...argv];
+      const full = [
+        TOOLS.jexec,
+        '-l',
+        ...(o?.user ? ['-U', o.user] : []),
+        ctx.name,
+        TOOLS.env,
+        ...vars,
+        ...cwd,
+        ...argv,
+      ];
       return runner.run(full, runOptions(o, { PATH: HOST_PATH }));
     },
 
     mountsBelow(dir) {
       const r = runner.runSync([TOOLS.mount, '-p']);
-      if (r.code !== 0) throw new JailyardError('JY_ERR_PLATFORM', `mount -p failed: ${outputOf(r)}`, { output: outputOf(r) });
+      if (r.code !== 0)
+        throw new JailyardError('JY_ERR_PLATFORM', `mount -p failed: ${outputOf(r)}`, { output: outputOf(r) });
       const d = dir.replace(/\/+$/, '');
       return parseMountP(r.stdout)
         .map((e) => e.target)
-        .filter((t) => t === d || t.startsWith(d + '/'));
+        .filter((t) => t === d || t.startsWith(`${d}/`));
     },
 
     async scanLeftovers() {
       const found: Leftovers = { mounts: [], netns: [], links: [], cgroups: [], pids: [] };
       const m = await runner.run([TOOLS.mount, '-p'], SYSTEM);
-      if (m.code !== 0) throw new JailyardError('JY_ERR_PLATFORM', `mount -p failed: ${outputOf(m)}`, { step: 'reconcile', output: outputOf(m) });
+      if (m.code !== 0)
+        throw new JailyardError('JY_ERR_PLATFORM', `mount -p failed: ${outputOf(m)}`, {
+          step: 'reconcile',
+          output: outputOf(m),
+        });
       // newest first, so removing them in this order unmounts stacked mounts top down
-      found.mounts = parseMountP(m.stdout).map((e) => e.target).filter(isOwnMount).reverse();
-      found.pids = (await jls(['jid', 'name'])).filter((j) => j.name !== undefined && isOwnJail(j.name)).map((j) => j.jid);
+      found.mounts = parseMountP(m.stdout)
+        .map((e) => e.target)
+        .filter(isOwnMount)
+        .reverse();
+      found.pids = (await jls(['jid', 'name']))
+        .filter((j) => j.name !== undefined && isOwnJail(j.name))
+        .map((j) => j.jid);
       const rc = await runner.run([TOOLS.rctl], SYSTEM);
       // without RACCT rctl fails: then there are no rules to find
       if (rc.code === 0) {
-        const subjects = parseRctl(rc.stdout).filter((r) => r.subjectType === 'jail' && isOwnJail(r.subject)).map((r) => rctlSubject(r.subject));
+        const subjects = parseRctl(rc.stdout)
+          .filter((r) => r.subjectType === 'jail' && isOwnJail(r.subject))
+          .map((r) => rctlSubject(r.subject));
         found.cgroups = [...new Set(subjects)];
       }
       return found;
@@ -282,7 +367,11 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
           return;
         case 'cgroups': {
           const r = await runner.run([TOOLS.rctl, '-r', String(id)], SYSTEM);
-          if (r.code !== 0 && !/no such process/i.test(r.stderr)) throw new JailyardError('JY_ERR_STEP_FAILED', `rctl -r ${id} failed: ${outputOf(r)}`, { step: 'reconcile', output: outputOf(r) });
+          if (r.code !== 0 && !/no such process/i.test(r.stderr))
+            throw new JailyardError('JY_ERR_STEP_FAILED', `rctl -r ${id} failed: ${outputOf(r)}`, {
+              step: 'reconcile',
+              output: outputOf(r),
+            });
           return;
         }
         default:
@@ -296,7 +385,11 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
       const r = await runner.run([TOOLS.jail, '-m', `name=${ctx.name}`, ...args], SYSTEM);
       if (r.code !== 0) {
         const code = /too large/i.test(r.stderr) ? 'JY_ERR_META_TOO_LARGE' : 'JY_ERR_STEP_FAILED';
-        throw new JailyardError(code, `jail -m meta/env failed: ${outputOf(r)}`, { jail: ctx.name, step: 'modify', output: outputOf(r) });
+        throw new JailyardError(code, `jail -m meta/env failed: ${outputOf(r)}`, {
+          jail: ctx.name,
+          step: 'modify',
+          output: outputOf(r),
+        });
       }
     },
 

@@ -40,7 +40,10 @@ function checkNoSymlink(root: string, target: string, jail: string): void {
   for (const part of rel.split(sep)) {
     p = `${p}${sep}${part}`;
     if (exists(p) && lstatSync(p).isSymbolicLink()) {
-      throw new JailyardError('JY_ERR_PATH', `mount point ${target}: ${p} is a symbolic link`, { jail, step: 'mounts' });
+      throw new JailyardError('JY_ERR_PATH', `mount point ${target}: ${p} is a symbolic link`, {
+        jail,
+        step: 'mounts',
+      });
     }
   }
 }
@@ -69,13 +72,22 @@ function removeCreated(created: string[]): void {
 /** Mount targets currently mounted, each as often as it is stacked. */
 async function mountedTargets(runner: CommandRunner): Promise<Map<string, number>> {
   const r = await runner.run([TOOLS.mount, '-p']);
-  if (r.code !== 0) throw new JailyardError('JY_ERR_MOUNT', `mount -p failed (exit ${r.code})`, { step: 'unmount', output: r.stderr.trim() });
+  if (r.code !== 0)
+    throw new JailyardError('JY_ERR_MOUNT', `mount -p failed (exit ${r.code})`, {
+      step: 'unmount',
+      output: r.stderr.trim(),
+    });
   const counts = new Map<string, number>();
   for (const e of parseMountP(r.stdout)) counts.set(e.target, (counts.get(e.target) ?? 0) + 1);
   return counts;
 }
 
-export async function executePlan(runner: CommandRunner, ctx: JailContext, plan: MountPlan, devfsRuleset: string): Promise<MountFacts> {
+export async function executePlan(
+  runner: CommandRunner,
+  ctx: JailContext,
+  plan: MountPlan,
+  devfsRuleset: string,
+): Promise<MountFacts> {
   const facts: MountFacts = { mounted: [], created: [] };
   const undo = async (): Promise<string[]> => {
     const stuck: string[] = [];
@@ -89,7 +101,9 @@ export async function executePlan(runner: CommandRunner, ctx: JailContext, plan:
   const fail = async (e: JailyardError): Promise<never> => {
     const had = facts.mounted.length ? `had mounted ${facts.mounted.join(', ')}` : 'nothing was mounted yet';
     const stuck = await undo();
-    e.message += stuck.length ? `; ${had}; still mounted (run jailyard reconcile): ${stuck.join(', ')}` : `; ${had}; all undone`;
+    e.message += stuck.length
+      ? `; ${had}; still mounted (run jailyard reconcile): ${stuck.join(', ')}`
+      : `; ${had}; all undone`;
     throw e;
   };
 
@@ -98,14 +112,23 @@ export async function executePlan(runner: CommandRunner, ctx: JailContext, plan:
     for (const link of plan.symlinks) {
       if (exists(link.path)) {
         if (lstatSync(link.path).isSymbolicLink() && readlinkSync(link.path) === link.target) continue;
-        throw new JailyardError('JY_ERR_PATH', `cannot make symlink ${link.path} -> ${link.target}: the path exists`, { jail: ctx.name, step: 'mounts' });
+        throw new JailyardError('JY_ERR_PATH', `cannot make symlink ${link.path} -> ${link.target}: the path exists`, {
+          jail: ctx.name,
+          step: 'mounts',
+        });
       }
       facts.created.push(...mkdirRecorded(dirname(link.path)));
       symlinkSync(link.target, link.path);
       facts.created.push(link.path);
     }
   } catch (e) {
-    const err = e instanceof JailyardError ? e : new JailyardError('JY_ERR_PATH', `preparing the jail's directories failed: ${(e as Error).message}`, { jail: ctx.name, step: 'mounts' });
+    const err =
+      e instanceof JailyardError
+        ? e
+        : new JailyardError('JY_ERR_PATH', `preparing the jail's directories failed: ${(e as Error).message}`, {
+            jail: ctx.name,
+            step: 'mounts',
+          });
     return fail(err);
   }
 
@@ -119,7 +142,13 @@ export async function executePlan(runner: CommandRunner, ctx: JailContext, plan:
       const r = await runner.run(cmd.argv);
       if (r.code !== 0) {
         const output = (r.stderr || r.stdout).trim();
-        return fail(new JailyardError('JY_ERR_MOUNT', `mounting ${cmd.source} on ${cmd.target} failed (${step.origin}): ${output || `exit ${r.code}`}`, { jail: ctx.name, step: 'mounts', param: step.origin, output }));
+        return fail(
+          new JailyardError(
+            'JY_ERR_MOUNT',
+            `mounting ${cmd.source} on ${cmd.target} failed (${step.origin}): ${output || `exit ${r.code}`}`,
+            { jail: ctx.name, step: 'mounts', param: step.origin, output },
+          ),
+        );
       }
       facts.mounted.push(canonical(cmd.target));
     }
@@ -139,7 +168,11 @@ export async function undoPlan(runner: CommandRunner, ctx: JailContext, facts: M
     else counts.set(target, n - 1);
   }
   if (stuck.length) {
-    throw new JailyardError('JY_ERR_MOUNT', `could not unmount ${stuck.map((s) => s.target).join(', ')}`, { jail: ctx.name, step: 'unmount', output: stuck.map((s) => `${s.target}: ${s.output}`).join('\n') });
+    throw new JailyardError('JY_ERR_MOUNT', `could not unmount ${stuck.map((s) => s.target).join(', ')}`, {
+      jail: ctx.name,
+      step: 'unmount',
+      output: stuck.map((s) => `${s.target}: ${s.output}`).join('\n'),
+    });
   }
   removeCreated(facts.created);
 }

@@ -73,13 +73,21 @@ export function formatAddress(a: AddressEntry): string {
 
 function listOf(value: ParamValue | undefined): string[] {
   if (value === undefined || value === false || value === true || value === '') return [];
-  if (Array.isArray(value)) return value.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
-  return String(value).split(',').map((v) => v.trim()).filter(Boolean);
+  if (Array.isArray(value))
+    return value
+      .flatMap((v) => v.split(','))
+      .map((v) => v.trim())
+      .filter(Boolean);
+  return String(value)
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
 }
 
 /** Every ip4.addr / ip6.addr entry of the spec, parsed. */
 export function specAddresses(spec: JailSpec): AddressEntry[] {
-  const iface = typeof spec.params.interface === 'string' && spec.params.interface !== '' ? spec.params.interface : undefined;
+  const iface =
+    typeof spec.params.interface === 'string' && spec.params.interface !== '' ? spec.params.interface : undefined;
   return [
     ...listOf(spec.params['ip4.addr']).map((e) => parseAddress(e, 'inet', iface)),
     ...listOf(spec.params['ip6.addr']).map((e) => parseAddress(e, 'inet6', iface)),
@@ -113,7 +121,11 @@ export function metaArgs(param: 'meta' | 'env', ops: MetaOp[], jail: string): st
   return ops.map((op) => {
     if (op.op === 'replace') return `${param}=${op.value}`;
     if (op.key === '' || op.key.includes('=')) {
-      throw new JailyardError('JY_ERR_META_KEY', `invalid ${param} key ${JSON.stringify(op.key)}`, { jail, key: op.key, param });
+      throw new JailyardError('JY_ERR_META_KEY', `invalid ${param} key ${JSON.stringify(op.key)}`, {
+        jail,
+        key: op.key,
+        param,
+      });
     }
     return op.op === 'set' ? `${param}.${op.key}=${op.value}` : `${param}.${op.key}`;
   });

@@ -23,7 +23,11 @@ function text(v: unknown): string | string[] {
 /** jls emits an address list as ["a", "b"], or libxo-style [{"ipv4_addr": [...]}]. */
 function addressList(v: unknown): string[] {
   if (v === undefined || v === null || v === '') return [];
-  if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (typeof v === 'string')
+    return v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   if (Array.isArray(v)) return v.flatMap(addressList);
   if (typeof v === 'object') return Object.values(v as Record<string, unknown>).flatMap(addressList);
   return [String(v)];
@@ -40,17 +44,28 @@ export function parseJlsJson(output: string): JlsJail[] {
   try {
     doc = JSON.parse(output);
   } catch (e) {
-    throw new JailyardError('JY_ERR_PLATFORM', `jls printed invalid JSON: ${(e as Error).message}`, { output: output.slice(0, 400) });
+    throw new JailyardError('JY_ERR_PLATFORM', `jls printed invalid JSON: ${(e as Error).message}`, {
+      output: output.slice(0, 400),
+    });
   }
   const info = (doc as { 'jail-information'?: { jail?: unknown } } | null)?.['jail-information'];
   const list = info?.jail ?? [];
-  if (!Array.isArray(list)) throw new JailyardError('JY_ERR_PLATFORM', 'jls JSON: "jail-information.jail" is not a list', { output: output.slice(0, 400) });
+  if (!Array.isArray(list))
+    throw new JailyardError('JY_ERR_PLATFORM', 'jls JSON: "jail-information.jail" is not a list', {
+      output: output.slice(0, 400),
+    });
   return list.map((raw: Record<string, unknown>) => {
     const params: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(raw)) params[k] = text(v);
     const jid = Number(raw.jid);
-    if (!Number.isInteger(jid)) throw new JailyardError('JY_ERR_PLATFORM', `jls JSON: a jail without a numeric jid (${JSON.stringify(raw.jid)})`, { output: output.slice(0, 400) });
-    const str = (k: string): string | undefined => (typeof raw[k] === 'string' || typeof raw[k] === 'number' ? String(raw[k]) : undefined);
+    if (!Number.isInteger(jid))
+      throw new JailyardError(
+        'JY_ERR_PLATFORM',
+        `jls JSON: a jail without a numeric jid (${JSON.stringify(raw.jid)})`,
+        { output: output.slice(0, 400) },
+      );
+    const str = (k: string): string | undefined =>
+      typeof raw[k] === 'string' || typeof raw[k] === 'number' ? String(raw[k]) : undefined;
     const name = str('name');
     const path = str('path');
     const hostname = str('host.hostname') ?? str('hostname');
@@ -88,8 +103,16 @@ export function parseMountP(output: string): MountEntry[] {
   output.split('\n').forEach((line, i) => {
     if (line.trim() === '' || line.trimStart().startsWith('#')) return;
     const f = line.trim().split(/[ \t]+/);
-    if (f.length !== 6) throw new JailyardError('JY_ERR_PLATFORM', `mount -p line ${i + 1}: expected 6 fields, got ${f.length}`, { output: line });
-    entries.push({ source: unescapeOctal(f[0]!), target: unescapeOctal(f[1]!), fstype: f[2]!, options: f[3]!.split(',') });
+    if (f.length !== 6)
+      throw new JailyardError('JY_ERR_PLATFORM', `mount -p line ${i + 1}: expected 6 fields, got ${f.length}`, {
+        output: line,
+      });
+    entries.push({
+      source: unescapeOctal(f[0]!),
+      target: unescapeOctal(f[1]!),
+      fstype: f[2]!,
+      options: f[3]!.split(','),
+    });
   });
   return entries;
 }

@@ -41,7 +41,11 @@ export function createExecRunner(): CommandRunner {
       return new Promise<ExecResult>((resolve) => {
         let stdout = '';
         let stderr = '';
-        const child = spawn(file, args, { stdio, ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+        const child = spawn(file, args, {
+          stdio,
+          ...(opts.env ? { env: opts.env } : {}),
+          ...(opts.cwd ? { cwd: opts.cwd } : {}),
+        });
         child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
         child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
         let killTimer: NodeJS.Timeout | undefined;
@@ -62,7 +66,9 @@ export function createExecRunner(): CommandRunner {
         };
         child.on('error', (e) => finish({ code: 127, signal: null, stdout, stderr: `${file}: ${e.message}` }));
         // with a console log, daemons started by the command keep the file open: 'exit', not 'close'
-        child.on(logFd !== undefined ? 'exit' : 'close', (code, signal) => finish({ code: code ?? 128, signal, stdout, stderr }));
+        child.on(logFd !== undefined ? 'exit' : 'close', (code, signal) =>
+          finish({ code: code ?? 128, signal, stdout, stderr }),
+        );
       });
     },
     runSync(argv) {

@@ -109,7 +109,8 @@ export const SPOOF_MAP = 'ports';
 export const portChain = (veth: string) => `port-${veth}`;
 
 function checkPortName(veth: string): void {
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(veth)) throw new JailyardError('JY_ERR_INTERNAL', `bad veth name ${veth} for the bridge filter`, { step: 'addresses' });
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(veth))
+    throw new JailyardError('JY_ERR_INTERNAL', `bad veth name ${veth} for the bridge filter`, { step: 'addresses' });
 }
 
 /**
@@ -123,7 +124,8 @@ function checkPortName(veth: string): void {
  */
 export function spoofRules(veth: string, mac: string, addresses: Pick<JailAddress, 'address' | 'family'>[]): string[] {
   checkPortName(veth);
-  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac)) throw new JailyardError('JY_ERR_INTERNAL', `bad MAC ${mac} for the bridge filter`, { step: 'addresses' });
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac))
+    throw new JailyardError('JY_ERR_INTERNAL', `bad MAC ${mac} for the bridge filter`, { step: 'addresses' });
   const v4 = addresses.filter((a) => a.family === 4).map((a) => a.address);
   const own6 = [...addresses.filter((a) => a.family === 6).map((a) => a.address), eui64LinkLocal(mac)];
   const t = `bridge ${SPOOF_TABLE}`;
@@ -145,7 +147,9 @@ export function spoofRules(veth: string, mac: string, addresses: Pick<JailAddres
       ? [rule(`ether type arp arp saddr ip != ${set(v4)} drop`), rule(`ether type ip ip saddr != ${set(v4)} drop`)]
       : [rule('ether type { ip, arp } drop')]),
     rule(`ether type ip6 ip6 saddr != ${set([...own6, '::'])} drop`),
-    rule('ether type ip6 ip6 saddr :: icmpv6 type != { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } drop'),
+    rule(
+      'ether type ip6 ip6 saddr :: icmpv6 type != { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } drop',
+    ),
     // the target address of a neighbour advertisement (ICMPv6 bytes 8-23)
     rule(`ether type ip6 icmpv6 type nd-neighbor-advert @th,64,128 != ${set(own6.map(ipv6Hex))} drop`),
     `add element ${t} ${SPOOF_MAP} { "${veth}" : jump ${chain} }`,
@@ -153,7 +157,10 @@ export function spoofRules(veth: string, mac: string, addresses: Pick<JailAddres
 }
 
 /** The nft commands that remove a port's filter (fail when part of it is gone already). */
-export function spoofRemoval(veth: string, has: { element: boolean; chain: boolean } = { element: true, chain: true }): string[] {
+export function spoofRemoval(
+  veth: string,
+  has: { element: boolean; chain: boolean } = { element: true, chain: true },
+): string[] {
   checkPortName(veth);
   return [
     ...(has.element ? [`delete element bridge ${SPOOF_TABLE} ${SPOOF_MAP} { "${veth}" }`] : []),

@@ -36,12 +36,23 @@ function ownPath(controller: string): string {
 /** The parent directories jailyard uses on this machine (one per v1 controller, or one). */
 export function parentDirs(cfg: CgroupConfig): Layout {
   const at = (ctrlRoot: string, controller: string) =>
-    `${ctrlRoot}${cfg.base === 'self' ? ownPath(controller) : '/'}`.replace(/\/+$/, '') + `/${cfg.parent}`;
+    `${`${ctrlRoot}${cfg.base === 'self' ? ownPath(controller) : '/'}`.replace(/\/+$/, '')}/${cfg.parent}`;
   if (existsSync(`${CGROOT}/memory/cgroup.procs`)) {
-    return { version: 1, dirs: { memory: at(`${CGROOT}/memory`, 'memory'), pids: at(`${CGROOT}/pids`, 'pids'), cpu: at(`${CGROOT}/cpu`, 'cpu') } };
+    return {
+      version: 1,
+      dirs: {
+        memory: at(`${CGROOT}/memory`, 'memory'),
+        pids: at(`${CGROOT}/pids`, 'pids'),
+        cpu: at(`${CGROOT}/cpu`, 'cpu'),
+      },
+    };
   }
   if (existsSync(`${CGROOT}/cgroup.controllers`)) return { version: 2, dir: at(CGROOT, '') };
-  throw new JailyardError('JY_ERR_PLATFORM', `no usable cgroup hierarchy under ${CGROOT} (need v1 memory/pids/cpu or v2)`, { step: 'create' });
+  throw new JailyardError(
+    'JY_ERR_PLATFORM',
+    `no usable cgroup hierarchy under ${CGROOT} (need v1 memory/pids/cpu or v2)`,
+    { step: 'create' },
+  );
 }
 
 /**
@@ -58,7 +69,9 @@ export function warmCgroupMoves(): void {
   // the synchronous work that follows (open + write + close would wait for it).
   if (warmFd === undefined) {
     try {
-      const file = existsSync(`${CGROOT}/pids/cgroup.procs`) ? `${CGROOT}/pids${ownPath('pids')}/cgroup.procs` : `${CGROOT}${ownPath('')}/cgroup.procs`;
+      const file = existsSync(`${CGROOT}/pids/cgroup.procs`)
+        ? `${CGROOT}/pids${ownPath('pids')}/cgroup.procs`
+        : `${CGROOT}${ownPath('')}/cgroup.procs`;
       warmFd = openSync(file.replace(/\/+/g, '/'), 'w');
     } catch {
       warmFd = null;
@@ -97,7 +110,14 @@ async function mkdirOnce(dir: string, jail: string): Promise<void> {
  * Creates the jail's groups with its limits; returns their directories. A nested jail's
  * groups go below its parent's (`under`), so the parent's limits cover the child too.
  */
-export async function createGroups(cfg: CgroupConfig, jid: number, jail: string, limits: Limits, tag = '', under?: string[]): Promise<string[]> {
+export async function createGroups(
+  cfg: CgroupConfig,
+  jid: number,
+  jail: string,
+  limits: Limits,
+  tag = '',
+  under?: string[],
+): Promise<string[]> {
   const made: string[] = [];
   try {
     // the directories the jail's groups go into: the parent jail's groups, or jailyard's own
@@ -153,18 +173,30 @@ async function writeLimit(file: string, value: string, jail: string, param: stri
   try {
     await writeFile(file, value);
   } catch (e) {
-    throw new JailyardError('JY_ERR_PLATFORM', `cannot set ${file} to ${value}: ${(e as Error).message}`, { jail, param, step: 'create' });
+    throw new JailyardError('JY_ERR_PLATFORM', `cannot set ${file} to ${value}: ${(e as Error).message}`, {
+      jail,
+      param,
+      step: 'create',
+    });
   }
 }
 
 /** Writes limits into the jail's groups (also used by modify). Undefined = leave as is. */
 export async function applyLimits(dirs: string[], limits: Limits, jail: string): Promise<void> {
   for (const dir of dirs) {
-    const v2 = !/\/(memory|pids|cpu)\//.test(dir.slice(CGROOT.length) + '/') || existsSync(`${dir}/cgroup.controllers`);
+    const v2 = !/\/(memory|pids|cpu)\//.test(`${dir.slice(CGROOT.length)}/`) || existsSync(`${dir}/cgroup.controllers`);
     if (v2) {
-      if (limits.memoryBytes !== undefined) await writeLimit(`${dir}/memory.max`, String(limits.memoryBytes), jail, 'limits.memory');
-      if (limits.maxProcs !== undefined) await writeLimit(`${dir}/pids.max`, String(limits.maxProcs), jail, 'limits.maxprocs');
-      if (limits.cpuPercent !== undefined) await writeLimit(`${dir}/cpu.max`, `${Math.round(limits.cpuPercent * 1000)} ${CPU_PERIOD_US}`, jail, 'limits.cpu');
+      if (limits.memoryBytes !== undefined)
+        await writeLimit(`${dir}/memory.max`, String(limits.memoryBytes), jail, 'limits.memory');
+      if (limits.maxProcs !== undefined)
+        await writeLimit(`${dir}/pids.max`, String(limits.maxProcs), jail, 'limits.maxprocs');
+      if (limits.cpuPercent !== undefined)
+        await writeLimit(
+          `${dir}/cpu.max`,
+          `${Math.round(limits.cpuPercent * 1000)} ${CPU_PERIOD_US}`,
+          jail,
+          'limits.cpu',
+        );
       continue;
     }
     if (dir.startsWith(`${CGROOT}/memory/`) && limits.memoryBytes !== undefined) {
@@ -264,7 +296,10 @@ export async function removeGroups(dirs: string[], jail: string, timeoutMs = 200
     left = still;
     if (!left.length) break;
     if (Date.now() > end) {
-      throw new JailyardError('JY_ERR_PLATFORM', `cannot remove cgroup(s) ${left.join(', ')}: still in use`, { jail, step: 'destroy' });
+      throw new JailyardError('JY_ERR_PLATFORM', `cannot remove cgroup(s) ${left.join(', ')}: still in use`, {
+        jail,
+        step: 'destroy',
+      });
     }
     await sleep(round < 10 ? 2 : 20);
   }

@@ -34,9 +34,13 @@ export function defaultConsoleLimit(): number {
 export function consoleLimitOf(params: Record<string, unknown>, jail?: string): number {
   const v = params['limits.consolelog'];
   if (v === undefined || v === '') return defaultConsoleLimit();
-  const bytes = typeof v === 'number' ? v : parseSize(String(v), { ...(jail ? { jail } : {}), param: 'limits.consolelog' });
+  const bytes =
+    typeof v === 'number' ? v : parseSize(String(v), { ...(jail ? { jail } : {}), param: 'limits.consolelog' });
   if (bytes < MIN_LIMIT) {
-    throw new JailyardError('JY_ERR_PARAM_VALUE', `limits.consolelog must be at least 64K`, { ...(jail ? { jail } : {}), param: 'limits.consolelog' });
+    throw new JailyardError('JY_ERR_PARAM_VALUE', `limits.consolelog must be at least 64K`, {
+      ...(jail ? { jail } : {}),
+      param: 'limits.consolelog',
+    });
   }
   return bytes;
 }
@@ -48,9 +52,14 @@ export function consoleLimitOf(params: Record<string, unknown>, jail?: string): 
  * is there (through the same jy-spawner channel, so after that writer's open), and from
  * then on it lives exactly as long as its writers.
  */
-export async function consoleSink(log: string, maxBytes = defaultConsoleLimit()): Promise<{ path: string; pid: number }> {
+export async function consoleSink(
+  log: string,
+  maxBytes = defaultConsoleLimit(),
+): Promise<{ path: string; pid: number }> {
   if (!existsSync(JY_LOG)) {
-    throw new JailyardError('JY_ERR_PLATFORM', `missing ${JY_LOG}: run npm install (or bash scripts/build-native.sh)`, { step: 'create' });
+    throw new JailyardError('JY_ERR_PLATFORM', `missing ${JY_LOG}: run npm install (or bash scripts/build-native.sh)`, {
+      step: 'create',
+    });
   }
   const argv = [JY_LOG, '--max', String(Math.max(MIN_LIMIT, Math.floor(maxBytes))), log];
   const helper = spawner();
@@ -74,7 +83,12 @@ export async function consoleSink(log: string, maxBytes = defaultConsoleLimit())
       child.closeOutput();
     };
   } else {
-    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', 'ignore'], env: minimalEnv(), cwd: '/' });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: minimalEnv(),
+      cwd: '/',
+    });
     first = new Promise((resolve) => {
       let text = '';
       child.stdout!.on('data', (d: Buffer) => {
@@ -93,7 +107,10 @@ export async function consoleSink(log: string, maxBytes = defaultConsoleLimit())
   const line = pid === undefined ? '' : await first;
   if (pid === undefined || line.split('\n')[0] !== 'ready') {
     release();
-    throw new JailyardError('JY_ERR_PLATFORM', `cannot start the console log writer for ${log}`, { step: 'create', output: line.trim() });
+    throw new JailyardError('JY_ERR_PLATFORM', `cannot start the console log writer for ${log}`, {
+      step: 'create',
+      output: line.trim(),
+    });
   }
   // after the caller's open, which follows in this same turn
   setImmediate(release);
@@ -142,7 +159,8 @@ export function consoleRelays(): { pid: number; log: string }[] {
     if (!/^\d+$/.test(d)) continue;
     try {
       const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (argv[0] === 'jy-log' || argv[0]?.endsWith('/jy-log')) out.push({ pid: Number(d), log: argv[argv.length - 2] ?? '' });
+      if (argv[0] === 'jy-log' || argv[0]?.endsWith('/jy-log'))
+        out.push({ pid: Number(d), log: argv[argv.length - 2] ?? '' });
     } catch {
       // gone
     }
@@ -152,5 +170,7 @@ export function consoleRelays(): { pid: number; log: string }[] {
 
 /** Relays whose log's folder is gone (the jail's state was removed under a live writer). */
 export function strayConsoleRelays(): number[] {
-  return consoleRelays().filter((r) => !existsSync(dirname(r.log))).map((r) => r.pid);
+  return consoleRelays()
+    .filter((r) => !existsSync(dirname(r.log)))
+    .map((r) => r.pid);
 }

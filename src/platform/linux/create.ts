@@ -8,7 +8,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { StringDecoder } from 'node:string_decoder';
 import { stateTag } from './paths.ts';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  statSync,
+} from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, JailContext, Limits, MountFacts, NetworkFacts } from '../driver.ts';
 import { loadDefaults } from '../../defaults.ts';
@@ -20,7 +30,17 @@ import { consoleLimitOf, stageConsole } from './console.ts';
 import { nestedRoot } from './mounts.ts';
 import { rangeArg, rangeFor, usernsWanted } from './userns.ts';
 import { applyLimits, createGroups, removeGroups, warmCgroupMoves, type CgroupConfig } from './cgroups.ts';
-import { childrenOf, killTree, minimalEnv, nsIdsOf, pidAlive, pidsInNamespace, run, startTimeOf, waitFor } from './proc.ts';
+import {
+  childrenOf,
+  killTree,
+  minimalEnv,
+  nsIdsOf,
+  pidAlive,
+  pidsInNamespace,
+  run,
+  startTimeOf,
+  waitFor,
+} from './proc.ts';
 
 export interface LifeConfig {
   cgroups: CgroupConfig;
@@ -33,7 +53,11 @@ export interface LifeConfig {
 }
 
 /** Lines as they come: push chunks, end at EOF; next() waits for a line (undefined: ended). */
-function lineQueue(): { push: (chunk: Buffer | string) => void; end: () => void; next: () => Promise<string | undefined> } {
+function lineQueue(): {
+  push: (chunk: Buffer | string) => void;
+  end: () => void;
+  next: () => Promise<string | undefined>;
+} {
   const lines: string[] = [];
   let ended = false;
   let waiter: (() => void) | undefined;
@@ -74,7 +98,14 @@ async function startStage(argv: string[], log: string, logLimit?: number): Promi
   const lines = lineQueue();
   const helper = spawner();
   if (helper) {
-    const child = helper.spawn({ argv, env: minimalEnv(), cwd: '/', detached: true, stdout: 'pipe', stderr: { file: await stageConsole(log, logLimit) } });
+    const child = helper.spawn({
+      argv,
+      env: minimalEnv(),
+      cwd: '/',
+      detached: true,
+      stdout: 'pipe',
+      stderr: { file: await stageConsole(log, logLimit) },
+    });
     child.on('stdout', lines.push);
     child.on('exit', lines.end);
     child.on('error', lines.end);
@@ -90,7 +121,12 @@ async function startStage(argv: string[], log: string, logLimit?: number): Promi
     };
   }
   const logFd = openSync(await stageConsole(log, logLimit), 'a');
-  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', logFd], env: minimalEnv(), cwd: '/' });
+  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
+    detached: true,
+    stdio: ['ignore', 'pipe', logFd],
+    env: minimalEnv(),
+    cwd: '/',
+  });
   closeSync(logFd);
   child.stdout!.on('data', lines.push);
   child.stdout!.on('close', lines.end);
@@ -108,7 +144,9 @@ async function startStage(argv: string[], log: string, logLimit?: number): Promi
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
   let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), ms)))]).finally(() => clearTimeout(t));
+  return Promise.race([p, new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), ms)))]).finally(() =>
+    clearTimeout(t),
+  );
 }
 
 function logTail(file: string, from: number): string {
@@ -130,7 +168,13 @@ function hasDev(root: string, fs: (p: string) => string): boolean {
 /** Where the guest folder (the jail's env and guest socket) appears inside the jail. */
 export const GUEST_TARGET = '/run/jailyard';
 
-export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits, cfg: LifeConfig, mounts?: MountFacts): Promise<CreateFacts> {
+export async function create(
+  ctx: JailContext,
+  net: NetworkFacts,
+  limits: Limits,
+  cfg: LifeConfig,
+  mounts?: MountFacts,
+): Promise<CreateFacts> {
   const place = { jail: ctx.name, step: 'create' };
   mkdirSync(ctx.stateDir, { recursive: true });
   const log = `${ctx.stateDir}/console.log`;
@@ -166,7 +210,14 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   checkNative();
   // before anything is made: a bad limits.consolelog fails the step with nothing to undo
   const logLimit = consoleLimitOf(ctx.spec.params, ctx.name);
-  const cgroups = await createGroups(cgroupConfigFor(ctx, cfg.cgroups), ctx.jid, ctx.name, limits, stateTag(ctx.stateDir), ctx.parent?.cgroups);
+  const cgroups = await createGroups(
+    cgroupConfigFor(ctx, cfg.cgroups),
+    ctx.jid,
+    ctx.name,
+    limits,
+    stateTag(ctx.stateDir),
+    ctx.parent?.cgroups,
+  );
   // The grace period a cgroup move waits for starts now, after the groups are made (making
   // them waits on the same lock) and runs while jy-stage is spawned (measured: create
   // ~22 -> ~14 ms).
@@ -176,7 +227,16 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
     ? // Into the parent's pid, net, uts and ipc namespaces (so the child's pid namespace is
       // nested in the parent's and it shares the parent's addresses), and into the private
       // mount namespace holding the child's mounts (host programs only, see mountns.ts).
-      [...(['ipc', 'uts', 'net', 'pid'] as const).flatMap((t) => ['--join', t, `/proc/${ctx.parent!.initPid}/ns/${t}`]), '--join', 'mnt', nest.ns.nsFile]
+      [
+        ...(['ipc', 'uts', 'net', 'pid'] as const).flatMap((t) => [
+          '--join',
+          t,
+          `/proc/${ctx.parent!.initPid}/ns/${t}`,
+        ]),
+        '--join',
+        'mnt',
+        nest.ns.nsFile,
+      ]
     : net.netns
       ? ['--join', 'net', `/run/netns/${net.netns}`]
       : ['--unshare-net'];
@@ -187,14 +247,23 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   // user-namespace jail: the range recorded by the mounts step (taken now if it was not)
   const range = usernsWanted(ctx.spec) && !nest ? await rangeFor(ctx) : undefined;
   const argv = [
-    JY_STAGE, ...cgroups.flatMap((d) => ['--cgroup', d]), ...joins,
+    JY_STAGE,
+    ...cgroups.flatMap((d) => ['--cgroup', d]),
+    ...joins,
     ...(range ? ['--userns', rangeArg(range)] : []),
     ...procArgs(procRules(loadDefaults())),
     ...kernelFsArgs(kernelFsTypes(loadDefaults())),
     ...(mounts?.suid ?? []).flatMap((t) => ['--suid', t]),
     ...(existsSync(guest) ? ['--bind-ro', guest, GUEST_TARGET] : []),
-    '--seccomp', security.seccomp,
-    root, hostname, cfg.tini, security.keepCaps, hasDev(root, fs) ? 'keepdev' : 'makedev', '--', ...cfg.holder,
+    '--seccomp',
+    security.seccomp,
+    root,
+    hostname,
+    cfg.tini,
+    security.keepCaps,
+    hasDev(root, fs) ? 'keepdev' : 'makedev',
+    '--',
+    ...cfg.holder,
   ];
   const stage = await startStage(argv, log, logLimit);
   const failed = async (what: string, extra = ''): Promise<never> => {
@@ -208,7 +277,8 @@ export async function create(ctx: JailContext, net: NetworkFacts, limits: Limits
   const holderPid = stage.pid;
 
   const first = await withTimeout(stage.nextLine(), cfg.readyTimeoutMs);
-  if (first !== 'ready') return failed(first === 'timeout' ? 'the stage did not get ready in time' : 'the stage failed');
+  if (first !== 'ready')
+    return failed(first === 'timeout' ? 'the stage did not get ready in time' : 'the stage failed');
   // joining a pid namespace forks once more: for a nested jail the chain is three processes.
   const between = nest ? childrenOf(holderPid)[0] : undefined;
   const initPid = childrenOf(between ?? holderPid)[0];
@@ -234,7 +304,12 @@ function nestedStart(ctx: JailContext, parent: CreateFacts): { ns: HeldNamespace
   const place = { jail: ctx.name, step: 'create' };
   if (!isAlive(parent)) throw new JailyardError('JY_ERR_PLATFORM', 'the parent jail is not running', place);
   const ns = heldNamespace(ctx.stateDir);
-  if (!ns) throw new JailyardError('JY_ERR_PLATFORM', 'no prepared mount namespace: the mounts step of a nested jail must run in the same process', place);
+  if (!ns)
+    throw new JailyardError(
+      'JY_ERR_PLATFORM',
+      'no prepared mount namespace: the mounts step of a nested jail must run in the same process',
+      place,
+    );
   return { ns, root: nestedRoot(ctx.stateDir) };
 }
 
@@ -278,9 +353,11 @@ export async function destroy(ctx: JailContext, facts: CreateFacts, timeoutMs: n
     }
     // The kernel reaps every process of the namespace before its pid 1 counts as exited;
     // jy-stage (the holder) waits for pid 1 and exits then: its exit means all are gone.
-    if (facts.holderPid === undefined || !isHolder(facts.holderPid)) await waitFor(() => pidsInNamespace(pidNs).every((p) => !pidAlive(p)), 5000, 5);
+    if (facts.holderPid === undefined || !isHolder(facts.holderPid))
+      await waitFor(() => pidsInNamespace(pidNs).every((p) => !pidAlive(p)), 5000, 5);
   }
-  if (facts.holderPid !== undefined) await waitFor(() => !pidAlive(facts.holderPid!) || !isHolder(facts.holderPid!), 5000, 1);
+  if (facts.holderPid !== undefined)
+    await waitFor(() => !pidAlive(facts.holderPid!) || !isHolder(facts.holderPid!), 5000, 1);
   await removeGroups(facts.cgroups, ctx.name);
 }
 
@@ -295,12 +372,20 @@ function isHolder(pid: number): boolean {
   return isStageProcess(pid);
 }
 
-export async function modify(ctx: JailContext, facts: CreateFacts, changes: { hostname?: string; limits?: Limits }): Promise<void> {
+export async function modify(
+  ctx: JailContext,
+  facts: CreateFacts,
+  changes: { hostname?: string; limits?: Limits },
+): Promise<void> {
   if (changes.limits) await applyLimits(facts.cgroups, changes.limits, ctx.name);
   if (changes.hostname !== undefined) {
     const r = await run(['nsenter', `--target=${facts.initPid}`, '--uts', '--', 'hostname', changes.hostname]);
     if (r.code !== 0) {
-      throw new JailyardError('JY_ERR_PLATFORM', `cannot set hostname ${changes.hostname}`, { jail: ctx.name, param: 'host.hostname', output: r.stderr.trim() });
+      throw new JailyardError('JY_ERR_PLATFORM', `cannot set hostname ${changes.hostname}`, {
+        jail: ctx.name,
+        param: 'host.hostname',
+        output: r.stderr.trim(),
+      });
     }
   }
 }
@@ -311,7 +396,11 @@ function cgroupConfigFor(ctx: JailContext, base: CgroupConfig): CgroupConfig {
   if (typeof param !== 'string' || param === '') return base;
   const parts = param.split('/');
   if (parts.some((p) => !/^[A-Za-z0-9_.-]+$/.test(p) || p === '.' || p === '..')) {
-    throw new JailyardError('JY_ERR_PARAM_VALUE', `not a relative cgroup path: ${JSON.stringify(param)}`, { jail: ctx.name, param: 'limits.cgroup_parent', step: 'create' });
+    throw new JailyardError('JY_ERR_PARAM_VALUE', `not a relative cgroup path: ${JSON.stringify(param)}`, {
+      jail: ctx.name,
+      param: 'limits.cgroup_parent',
+      step: 'create',
+    });
   }
   return { ...base, parent: param };
 }

@@ -80,7 +80,10 @@ function lookupUser(facts: CreateFacts, user: string, jail: string): PasswdEntry
   const root = `/proc/${facts.initPid}/root`;
   let text = '';
   try {
-    const fd = openSync(resolveInside(root, `${root}/etc/passwd`, jail), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const fd = openSync(
+      resolveInside(root, `${root}/etc/passwd`, jail),
+      constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+    );
     try {
       const st = fstatSync(fd);
       if (st.isFile() && st.size <= 1 << 20) text = readFileSync(fd, 'utf8');
@@ -93,9 +96,13 @@ function lookupUser(facts: CreateFacts, user: string, jail: string): PasswdEntry
   for (const line of text.split('\n')) {
     const [name = '', , uid = '', gid = '', , home = '/', shell = '/bin/sh'] = line.split(':');
     if (!/^\d+$/.test(uid) || !/^\d+$/.test(gid)) continue;
-    if (name === user || (/^\d+$/.test(user) && uid === user)) return { name, uid: Number(uid), gid: Number(gid), home, shell };
+    if (name === user || (/^\d+$/.test(user) && uid === user))
+      return { name, uid: Number(uid), gid: Number(gid), home, shell };
   }
-  throw new JailyardError('JY_ERR_USAGE', `no user "${user}" in the jail's /etc/passwd`, { jail, param: 'exec.jail_user' });
+  throw new JailyardError('JY_ERR_USAGE', `no user "${user}" in the jail's /etc/passwd`, {
+    jail,
+    param: 'exec.jail_user',
+  });
 }
 
 /** jy-enter checks the target's pid namespace: a reused pid number is never entered. */
@@ -104,7 +111,12 @@ function expectPidNs(facts: CreateFacts): string[] {
   return m ? ['--expect-pidns', m[1]!] : [];
 }
 
-export async function runInJail(ctx: JailContext, facts: CreateFacts, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+export async function runInJail(
+  ctx: JailContext,
+  facts: CreateFacts,
+  argv: string[],
+  opts: ExecOptions = {},
+): Promise<ExecResult> {
   if (!argv.length) throw new JailyardError('JY_ERR_USAGE', 'no command to run in the jail', { jail: ctx.name });
   const who = opts.user ? lookupUser(facts, opts.user, ctx.name) : undefined;
   const env: Record<string, string> = {
@@ -126,8 +138,17 @@ export async function runInJail(ctx: JailContext, facts: CreateFacts, argv: stri
     // program of the jail's own tree (the jailed root owns that tree: it may have replaced any
     // program there, or preloaded a library into them). The environment is the clean one
     // this spawn gets; no descriptor above 2 and no terminal of ours crosses.
-    JY_ENTER, ...facts.cgroups.flatMap((d) => ['--cgroup', d]), '--target', String(facts.initPid), ...expectPidNs(facts),
-    '--keep-caps', security.keepCaps, '--seccomp', security.seccomp, ...(pty ? ['--pty'] : []), '--',
+    JY_ENTER,
+    ...facts.cgroups.flatMap((d) => ['--cgroup', d]),
+    '--target',
+    String(facts.initPid),
+    ...expectPidNs(facts),
+    '--keep-caps',
+    security.keepCaps,
+    '--seccomp',
+    security.seccomp,
+    ...(pty ? ['--pty'] : []),
+    '--',
     ...(opts.cwd ? ['/usr/bin/env', '-C', opts.cwd] : []),
     ...(who ? ['setpriv', '--reuid', String(who.uid), '--regid', String(who.gid), '--init-groups', '--'] : []),
     ...argv,

@@ -89,11 +89,16 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
   return {
     platform: 'linux',
     async preflight() {
-      if (process.getuid?.() !== 0) throw new JailyardError('JY_ERR_NOT_ROOT', 'the Linux driver needs root (namespaces, mounts, cgroups)');
+      if (process.getuid?.() !== 0)
+        throw new JailyardError('JY_ERR_NOT_ROOT', 'the Linux driver needs root (namespaces, mounts, cgroups)');
       const dirs = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
       const missing = TOOLS.filter((t) => !dirs.some((d) => existsSync(`${d}/${t}`)));
       if (!existsSync(lifeCfg.tini)) missing.push(lifeCfg.tini);
-      if (missing.length) throw new JailyardError('JY_ERR_PLATFORM', `missing tools: ${missing.join(', ')} (util-linux, iproute2, nftables, tini)`);
+      if (missing.length)
+        throw new JailyardError(
+          'JY_ERR_PLATFORM',
+          `missing tools: ${missing.join(', ')} (util-linux, iproute2, nftables, tini)`,
+        );
       checkNative('preflight');
     },
     setupNetwork: (ctx) => setupNetwork(ctx, net),

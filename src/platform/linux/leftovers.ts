@@ -19,7 +19,6 @@ export interface LeftoverConfig {
   cgroups: CgroupConfig;
 }
 
-
 function jailInitPids(): number[] {
   const found: number[] = [];
   for (const d of readdirSync('/proc')) {
@@ -47,12 +46,14 @@ export async function scanLeftovers(cfg: LeftoverConfig): Promise<Leftovers> {
   }
   const links = readdirSync('/sys/class/net').filter((n) => netnsOfVeth(n) !== undefined || /^jyh\d+$/.test(n));
   // a port's bridge filter rules outlive a crash that lost its veth: reported as that link
-  for (const port of await filteredPorts()) if (!links.includes(port) && netnsOfVeth(port) !== undefined) links.push(port);
+  for (const port of await filteredPorts())
+    if (!links.includes(port) && netnsOfVeth(port) !== undefined) links.push(port);
   const cgroups: string[] = [];
   const layout = parentDirs(cfg.cgroups);
   for (const parent of layout.version === 1 ? Object.values(layout.dirs) : [layout.dir]) {
     try {
-      for (const e of readdirSync(parent, { withFileTypes: true })) if (e.isDirectory() && e.name.startsWith('jy-')) cgroups.push(`${parent}/${e.name}`);
+      for (const e of readdirSync(parent, { withFileTypes: true }))
+        if (e.isDirectory() && e.name.startsWith('jy-')) cgroups.push(`${parent}/${e.name}`);
     } catch {
       // no parent group: nothing there
     }

@@ -55,7 +55,9 @@ export async function withHostLock<T>(name: string, fn: () => Promise<T>, timeou
       continue;
     }
     if (Date.now() > deadline) {
-      throw new JailyardError('JY_ERR_PLATFORM', `timed out waiting for the host lock ${path} (held by pid ${owner})`, { step: 'addresses' });
+      throw new JailyardError('JY_ERR_PLATFORM', `timed out waiting for the host lock ${path} (held by pid ${owner})`, {
+        step: 'addresses',
+      });
     }
     await new Promise((r) => setTimeout(r, 5 + Math.random() * 15));
   }

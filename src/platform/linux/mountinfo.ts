@@ -12,5 +12,5 @@ export function mountTargets(file = '/proc/self/mountinfo'): string[] {
 /** Mount points at or below `dir`, in mount order. */
 export function mountsBelow(dir: string, file?: string): string[] {
   const d = dir.replace(/\/+$/, '');
-  return mountTargets(file).filter((m) => m === d || m.startsWith(d + '/'));
+  return mountTargets(file).filter((m) => m === d || m.startsWith(`${d}/`));
 }

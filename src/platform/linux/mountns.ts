@@ -53,8 +53,23 @@ const held = new Map<string, HeldNamespace>();
  */
 export async function holdMountNamespace(stateDir: string, jail: string): Promise<HeldNamespace> {
   await held.get(stateDir)?.release();
-  const argv = ['unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', 'read -r _ || :', 'jailyard-mountns', stateDir];
-  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'ignore', 'ignore'], env: minimalEnv(), cwd: '/' });
+  const argv = [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    '/bin/sh',
+    '-c',
+    'read -r _ || :',
+    'jailyard-mountns',
+    stateDir,
+  ];
+  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
+    stdio: ['pipe', 'ignore', 'ignore'],
+    env: minimalEnv(),
+    cwd: '/',
+  });
   child.stdin!.on('error', () => {});
   child.on('error', () => {});
   const pid = child.pid;
@@ -68,9 +83,14 @@ export async function holdMountNamespace(stateDir: string, jail: string): Promis
   };
   if (!pid || !(await waitFor(entered, 5000, 2))) {
     child.kill('SIGKILL');
-    throw new JailyardError('JY_ERR_MOUNT', 'cannot make a private mount namespace (unshare --mount)', { jail, step: 'mount' });
+    throw new JailyardError('JY_ERR_MOUNT', 'cannot make a private mount namespace (unshare --mount)', {
+      jail,
+      step: 'mount',
+    });
   }
-  const exited = new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
+  const exited = new Promise<void>((r) =>
+    child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r()),
+  );
   const ns: HeldNamespace = {
     pid,
     view: viewOf(pid),

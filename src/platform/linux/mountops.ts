@@ -108,31 +108,68 @@ export const ops = {
    * flags of a bind itself); `flags` are more MS_* bits for that remount (nosuid, nodev...). */
   bind(source: string, target: string, readonly: boolean, recursive = false, flags = 0): BatchOp[] {
     const what = `${source} on ${target} (${recursive ? 'rbind' : 'bind'}${readonly ? ', ro' : ''})`;
-    const first: BatchOp = { op: { op: 'm', source, target, fstype: '', flags: MS.BIND | (recursive ? MS.REC : 0), data: '' }, what, creates: target, ...(source === target ? {} : { covers: target }) };
+    const first: BatchOp = {
+      op: { op: 'm', source, target, fstype: '', flags: MS.BIND | (recursive ? MS.REC : 0), data: '' },
+      what,
+      creates: target,
+      ...(source === target ? {} : { covers: target }),
+    };
     const set = (readonly ? MS.RDONLY : 0) | flags;
     if (!set) return [first];
-    return [first, { op: { op: 'm', source: '', target, fstype: '', flags: MS.BIND | MS.REMOUNT | set, data: '' }, what: `${target} ${readonly ? 'read-only' : 'flags'}` }];
+    return [
+      first,
+      {
+        op: { op: 'm', source: '', target, fstype: '', flags: MS.BIND | MS.REMOUNT | set, data: '' },
+        what: `${target} ${readonly ? 'read-only' : 'flags'}`,
+      },
+    ];
   },
   /** mount -t TYPE -o OPTIONS SOURCE TARGET */
   fs(fstype: string, source: string, target: string, options: readonly string[]): BatchOp[] {
     const { flags, data } = parseMountOptions(options);
-    return [{ op: { op: 'm', source, target, fstype, flags, data }, what: `${fstype} on ${target}`, creates: target, covers: target }];
+    return [
+      {
+        op: { op: 'm', source, target, fstype, flags, data },
+        what: `${fstype} on ${target}`,
+        creates: target,
+        covers: target,
+      },
+    ];
   },
   /** An overlay whose layers the kernel shows as "." (no host path in the jail's mountinfo);
    * `flags`: ro, nosuid, nodev, noexec bits (MOUNT_ATTR_* share MS_*'s values). */
   overlay(lower: readonly string[], upper: string, work: string, target: string, flags: number): BatchOp[] {
     const attr = flags & (MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
-    return [{ op: { op: 'o', target, lower: [...lower], upper, work, flags: attr }, what: `overlay on ${target}`, creates: target, covers: target }];
+    return [
+      {
+        op: { op: 'o', target, lower: [...lower], upper, work, flags: attr },
+        what: `overlay on ${target}`,
+        creates: target,
+        covers: target,
+      },
+    ];
   },
   /** An idmapped bind (user-namespace jails, docs/userns.md): host uid u of `source` shows as
    * BASE+u; `range` "BASE,COUNT"; `flags`: ro, nosuid, nodev, noexec bits as for overlay. */
   idmap(source: string, target: string, range: string, readonly: boolean, flags = 0): BatchOp[] {
     const attr = ((readonly ? MS.RDONLY : 0) | flags) & (MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
-    return [{ op: { op: 'i', source, target, range, flags: attr }, what: `${source} on ${target} (idmapped ${range}${readonly ? ', ro' : ''})`, creates: target, covers: target }];
+    return [
+      {
+        op: { op: 'i', source, target, range, flags: attr },
+        what: `${source} on ${target} (idmapped ${range}${readonly ? ', ro' : ''})`,
+        creates: target,
+        covers: target,
+      },
+    ];
   },
   /** mount --make-private / --make-rprivate */
   private(target: string, recursive = false): BatchOp[] {
-    return [{ op: { op: 'm', source: '', target, fstype: '', flags: MS.PRIVATE | (recursive ? MS.REC : 0), data: '' }, what: `${target} private` }];
+    return [
+      {
+        op: { op: 'm', source: '', target, fstype: '', flags: MS.PRIVATE | (recursive ? MS.REC : 0), data: '' },
+        what: `${target} private`,
+      },
+    ];
   },
   file(path: string): BatchOp[] {
     return [{ op: { op: 'f', path }, what: `mount point ${path}` }];
@@ -187,7 +224,10 @@ export interface BatchResult {
 }
 
 /** Runs a batch (through `wrap`, e.g. nsenter into another mount namespace). */
-export async function runBatch(batch: readonly BatchOp[], wrap: (argv: string[]) => string[] = (a) => a): Promise<BatchResult> {
+export async function runBatch(
+  batch: readonly BatchOp[],
+  wrap: (argv: string[]) => string[] = (a) => a,
+): Promise<BatchResult> {
   if (!batch.length) return { done: 0 };
   const r = await run(wrap(batchArgv(batch)));
   const m = /^done (\d+)$/m.exec(r.stdout);

@@ -3,7 +3,18 @@
 // to the host's peers, and pivot_root later finds a mount point. Every made thing is recorded
 // the moment it exists; a failure undoes exactly those, newest first.
 import { mountTargets } from './mountinfo.ts';
-import { chmodSync, closeSync, openSync, readlinkSync, rmdirSync, statSync, symlinkSync, unlinkSync, lstatSync, readFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  openSync,
+  readlinkSync,
+  rmdirSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  lstatSync,
+  readFileSync,
+} from 'node:fs';
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, MountFacts } from '../driver.ts';
@@ -12,7 +23,15 @@ import { isUnder, mkdirTracked, resolveInside } from './paths.ts';
 import { killTree, run } from './proc.ts';
 import { HOST_MOUNT_FLAGS, ops, parseMountOptions, MS, runBatch, type BatchOp } from './mountops.ts';
 import { HOST_VIEW, heldNamespace, holdMountNamespace, type MountView } from './mountns.ts';
-import { IDMAPPED_ORIGINS, ownByRangeRoot, rangeArg, rangeFor, shiftOwnership, usernsWanted, type UidRange } from './userns.ts';
+import {
+  IDMAPPED_ORIGINS,
+  ownByRangeRoot,
+  rangeArg,
+  rangeFor,
+  shiftOwnership,
+  usernsWanted,
+  type UidRange,
+} from './userns.ts';
 
 /** Device nodes a minimal /dev gets bound in from the host. */
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
@@ -61,14 +80,22 @@ class Batch {
       if (q.creates !== undefined) this.facts.mounted.push(q.creates);
       if (q.creates !== undefined && q.suid) (this.facts.suid ??= []).push(q.creates);
     }
-    if (r.error !== undefined) throw new MountError(`cannot ${batch[r.done]?.op.op === 'm' ? 'mount ' : ''}${batch[r.done]?.what ?? 'mount'}`, r.error);
+    if (r.error !== undefined)
+      throw new MountError(
+        `cannot ${batch[r.done]?.op.op === 'm' ? 'mount ' : ''}${batch[r.done]?.what ?? 'mount'}`,
+        r.error,
+      );
   }
 }
 
 export async function mount(ctx: JailContext, plan: MountPlan): Promise<MountFacts> {
   const userns = usernsWanted(ctx.spec);
   if (ctx.parent && userns) {
-    throw new JailyardError('JY_ERR_PARAM_VALUE', 'a nested jail cannot have a user namespace of its own (docs/userns.md)', { jail: ctx.name, param: 'userns', step: 'mount' });
+    throw new JailyardError(
+      'JY_ERR_PARAM_VALUE',
+      'a nested jail cannot have a user namespace of its own (docs/userns.md)',
+      { jail: ctx.name, param: 'userns', step: 'mount' },
+    );
   }
   if (ctx.parent) return await mountNested(ctx, plan);
   const range = userns ? await rangeFor(ctx) : undefined;
@@ -94,7 +121,14 @@ function shiftJailTrees(root: string, plan: MountPlan, range: UidRange, view: Mo
  * Executes the plan in one mount namespace (`view`). Unless `rootReady`, the root is first
  * bound onto itself and made private.
  */
-async function mountIn(ctx: JailContext, plan: MountPlan, view: MountView, facts: MountFacts, rootReady: boolean, range?: UidRange): Promise<MountFacts> {
+async function mountIn(
+  ctx: JailContext,
+  plan: MountPlan,
+  view: MountView,
+  facts: MountFacts,
+  rootReady: boolean,
+  range?: UidRange,
+): Promise<MountFacts> {
   const root = posix.normalize(plan.root).replace(/\/+$/, '');
   const inRoot = (p: string) => resolveInside(root, p, ctx.name, view.fs);
   // Targets outside the root are refused before anything is touched.
@@ -129,7 +163,10 @@ async function mountIn(ctx: JailContext, plan: MountPlan, view: MountView, facts
       shiftJailTrees(root, plan, range, view);
       // the mount points and links made above belong to the jail, as its other files do
       const uppers = plan.mounts.flatMap((m) => (m.kind === 'overlay' ? [m.upper] : []));
-      ownByRangeRoot(facts.created.filter((p) => isUnder(root, p) || uppers.includes(p)), range);
+      ownByRangeRoot(
+        facts.created.filter((p) => isUnder(root, p) || uppers.includes(p)),
+        range,
+      );
     }
     for (const step of plan.mounts) await mountStep(ctx, root, step, facts, view, batch, range);
     await batch.flush();
@@ -143,7 +180,15 @@ async function mountIn(ctx: JailContext, plan: MountPlan, view: MountView, facts
   }
 }
 
-async function mountStep(ctx: JailContext, root: string, step: MountStep, facts: MountFacts, view: MountView, batch: Batch, range?: UidRange): Promise<void> {
+async function mountStep(
+  ctx: JailContext,
+  root: string,
+  step: MountStep,
+  facts: MountFacts,
+  view: MountView,
+  batch: Batch,
+  range?: UidRange,
+): Promise<void> {
   await batch.settle(step.target);
   const target = resolveInside(root, step.target, ctx.name, view.fs);
   switch (step.kind) {
@@ -158,21 +203,35 @@ async function mountStep(ctx: JailContext, root: string, step: MountStep, facts:
       const b =
         range && IDMAPPED_ORIGINS.has(step.origin)
           ? ops.idmap(step.source, target, rangeArg(range), step.readonly, HOST_MOUNT_FLAGS | (asked & MS.NOEXEC))
-          : ops.bind(step.source, target, step.readonly, false, HOST_MOUNT_FLAGS | (asked & (MS.NOEXEC | MS.NOSYMFOLLOW)));
+          : ops.bind(
+              step.source,
+              target,
+              step.readonly,
+              false,
+              HOST_MOUNT_FLAGS | (asked & (MS.NOEXEC | MS.NOSYMFOLLOW)),
+            );
       batch.add(asked & MS.NOSUID ? b : honourSuid(b));
       return;
     }
     case 'overlay': {
       const paths = [...step.lower, step.upper, step.work];
       const bad = paths.find((p) => /[,:]/.test(p) || !posix.isAbsolute(p));
-      if (bad) throw new MountError(`cannot mount overlay on ${target}: path ${bad} contains ',' or ':' or is not absolute`, '');
+      if (bad)
+        throw new MountError(
+          `cannot mount overlay on ${target}: path ${bad} contains ',' or ':' or is not absolute`,
+          '',
+        );
       for (const p of paths) await batch.settle(p);
       facts.created.push(...mkdirTracked(step.upper, view.fs), ...mkdirTracked(step.work, view.fs));
       prepareTarget(target, true, facts, view);
       // user-namespace jail: each lower layer (host-owned, shared) through the range's
       // idmapping, attached in the jail's state folder just for the overlay mount (overlayfs
       // keeps a private clone of each layer) and detached right after
-      const lower = range ? step.lower.map((_, k) => posix.join(ctx.stateDir, 'idmap', `${encodeURIComponent(posix.relative(root, target) || '.')}-${k}`)) : step.lower;
+      const lower = range
+        ? step.lower.map((_, k) =>
+            posix.join(ctx.stateDir, 'idmap', `${encodeURIComponent(posix.relative(root, target) || '.')}-${k}`),
+          )
+        : step.lower;
       for (const [k, l] of range ? lower.entries() : []) {
         facts.created.push(...mkdirTracked(l, view.fs));
         batch.add(ops.idmap(step.lower[k]!, l, rangeArg(range!), true, HOST_MOUNT_FLAGS));
@@ -183,7 +242,10 @@ async function mountStep(ctx: JailContext, root: string, step: MountStep, facts:
     }
     case 'tmpfs': {
       prepareTarget(target, true, facts, view);
-      const b = ops.fs('tmpfs', 'tmpfs', target, [...(step.options.length ? step.options : ['mode=755']), ...HOST_WORDS]);
+      const b = ops.fs('tmpfs', 'tmpfs', target, [
+        ...(step.options.length ? step.options : ['mode=755']),
+        ...HOST_WORDS,
+      ]);
       batch.add(userNosuid(step.options) ? b : honourSuid(b));
       return;
     }
@@ -191,7 +253,11 @@ async function mountStep(ctx: JailContext, root: string, step: MountStep, facts:
       // any filesystem, perhaps with a mount helper (nfs, ...): mount(8) itself
       await batch.flush();
       prepareTarget(target, true, facts, view);
-      await mountCmd(['-t', step.fstype, '-o', [...step.options, ...HOST_WORDS].join(','), step.source, target], `${step.source} on ${target} (${step.fstype})`, view);
+      await mountCmd(
+        ['-t', step.fstype, '-o', [...step.options, ...HOST_WORDS].join(','), step.source, target],
+        `${step.source} on ${target} (${step.fstype})`,
+        view,
+      );
       facts.mounted.push(target);
       if (!userNosuid(step.options)) (facts.suid ??= []).push(target);
       return;
@@ -211,7 +277,11 @@ async function mountStep(ctx: JailContext, root: string, step: MountStep, facts:
  * themselves.
  */
 function rootMount(ctx: JailContext, plan: MountPlan, root: string, facts: MountFacts, view: MountView): BatchOp[] {
-  const own = !plan.disk && isUnder(ctx.stateDir, root) && root !== posix.normalize(ctx.stateDir) && !plan.mounts.some((m) => posix.normalize(m.target) === root);
+  const own =
+    !plan.disk &&
+    isUnder(ctx.stateDir, root) &&
+    root !== posix.normalize(ctx.stateDir) &&
+    !plan.mounts.some((m) => posix.normalize(m.target) === root);
   if (!own) return honourSuid(ops.bind(root, root, false, false, HOST_MOUNT_FLAGS));
   const lower = posix.join(ctx.stateDir, 'root-lower');
   const work = posix.join(ctx.stateDir, 'root-work');
@@ -230,11 +300,16 @@ async function mountDisk(disk: { image: string; target: string }, facts: MountFa
     const dev = /^(\/dev\/loop\d+):/.exec(line)?.[1];
     if (!dev) continue;
     // mounted twice through two loop devices, ext4 would be corrupted: refuse instead
-    if (loopMounted(view.mountinfo, dev)) throw new MountError(`the disk image ${disk.image} is still mounted (${dev}); run jailyard reconcile`, '');
+    if (loopMounted(view.mountinfo, dev))
+      throw new MountError(`the disk image ${disk.image} is still mounted (${dev}); run jailyard reconcile`, '');
     await run(view.argv(['losetup', '-d', dev]));
   }
   facts.created.push(...mkdirTracked(disk.target, view.fs));
-  await mountCmd(['-t', 'ext4', '-o', ['loop', ...HOST_WORDS, 'noatime'].join(','), disk.image, disk.target], `the disk image on ${disk.target}`, view);
+  await mountCmd(
+    ['-t', 'ext4', '-o', ['loop', ...HOST_WORDS, 'noatime'].join(','), disk.image, disk.target],
+    `the disk image on ${disk.target}`,
+    view,
+  );
   facts.mounted.push(disk.target);
 }
 
@@ -285,11 +360,27 @@ function devfsOps(target: string, range?: UidRange): BatchOp[] {
   // its range's gid 5
   const owner = range ? [`uid=${range.base}`, `gid=${range.base}`] : [];
   const batch = ops.fs('tmpfs', 'jailyard-dev', target, ['mode=755', 'nosuid', 'size=64k', ...owner]);
-  for (const dev of DEVICES) batch.push(...ops.file(`${target}/${dev}`), ...ops.bind(`/dev/${dev}`, `${target}/${dev}`, true));
+  for (const dev of DEVICES)
+    batch.push(...ops.file(`${target}/${dev}`), ...ops.bind(`/dev/${dev}`, `${target}/${dev}`, true));
   batch.push(...ops.mkdir(`${target}/pts`), ...ops.mkdir(`${target}/shm`));
-  batch.push(...ops.fs('devpts', 'devpts', `${target}/pts`, ['newinstance', 'ptmxmode=0666', 'mode=620', `gid=${(range?.base ?? 0) + 5}`, 'nosuid', 'noexec']));
+  batch.push(
+    ...ops.fs('devpts', 'devpts', `${target}/pts`, [
+      'newinstance',
+      'ptmxmode=0666',
+      'mode=620',
+      `gid=${(range?.base ?? 0) + 5}`,
+      'nosuid',
+      'noexec',
+    ]),
+  );
   batch.push(...ops.fs('tmpfs', 'shm', `${target}/shm`, ['mode=1777', 'nosuid', 'nodev', ...owner]));
-  const links: [string, string][] = [['ptmx', 'pts/ptmx'], ['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']];
+  const links: [string, string][] = [
+    ['ptmx', 'pts/ptmx'],
+    ['fd', '/proc/self/fd'],
+    ['stdin', '/proc/self/fd/0'],
+    ['stdout', '/proc/self/fd/1'],
+    ['stderr', '/proc/self/fd/2'],
+  ];
   for (const [name, to] of links) batch.push(...ops.symlink(to, `${target}/${name}`));
   return batch;
 }
@@ -307,7 +398,10 @@ export async function unmountAll(targets: string[], jail?: string, view: MountVi
   let todo = [...targets].reverse().filter((t) => present.has(t));
   const failed: string[] = [];
   while (todo.length) {
-    const r = await runBatch(todo.flatMap((t) => ops.umount(t)), (argv) => view.argv(argv));
+    const r = await runBatch(
+      todo.flatMap((t) => ops.umount(t)),
+      (argv) => view.argv(argv),
+    );
     if (r.error === undefined) break;
     const stuck = todo[r.done]!;
     const lazy = await runBatch(ops.umount(stuck, true), (argv) => view.argv(argv));
@@ -315,7 +409,11 @@ export async function unmountAll(targets: string[], jail?: string, view: MountVi
     todo = todo.slice(r.done + 1);
   }
   if (failed.length) {
-    throw new JailyardError('JY_ERR_MOUNT', `cannot unmount ${failed.length} target(s)`, { ...(jail ? { jail } : {}), step: 'unmount', output: failed.join('\n') });
+    throw new JailyardError('JY_ERR_MOUNT', `cannot unmount ${failed.length} target(s)`, {
+      ...(jail ? { jail } : {}),
+      step: 'unmount',
+      output: failed.join('\n'),
+    });
   }
 }
 
@@ -383,10 +481,19 @@ async function mountNested(ctx: JailContext, plan: MountPlan): Promise<MountFact
       real = root;
       facts.created.push(...mkdirTracked(root, view.fs));
     } else {
-      throw new JailyardError('JY_ERR_PATH', `the root ${root} of a nested jail is not inside its parent's root ${ctx.parentPath ?? '(unknown)'}`, place);
+      throw new JailyardError(
+        'JY_ERR_PATH',
+        `the root ${root} of a nested jail is not inside its parent's root ${ctx.parentPath ?? '(unknown)'}`,
+        place,
+      );
     }
     const before = lstatSync(view.fs(real), { throwIfNoEntry: false });
-    if (!before?.isDirectory()) throw new JailyardError('JY_ERR_PATH', `the jail root ${root} is not a directory inside the parent's root`, place);
+    if (!before?.isDirectory())
+      throw new JailyardError(
+        'JY_ERR_PATH',
+        `the jail root ${root} is not a directory inside the parent's root`,
+        place,
+      );
     facts.created.push(...mkdirTracked(pin, view.fs));
     // recursive: the child sees the parent's own mounts below its path, as on FreeBSD
     const pinning = new Batch(view, facts);
@@ -394,7 +501,11 @@ async function mountNested(ctx: JailContext, plan: MountPlan): Promise<MountFact
     await pinning.flush();
     const after = statSync(view.fs(pin));
     if (after.dev !== before.dev || after.ino !== before.ino) {
-      throw new JailyardError('JY_ERR_PATH', `the jail root ${root} changed while it was mounted (replaced by a symlink?)`, place);
+      throw new JailyardError(
+        'JY_ERR_PATH',
+        `the jail root ${root} changed while it was mounted (replaced by a symlink?)`,
+        place,
+      );
     }
     pinning.add(ops.private(pin, true));
     await pinning.flush();
@@ -404,7 +515,11 @@ async function mountNested(ctx: JailContext, plan: MountPlan): Promise<MountFact
     await ns.release();
     if (e instanceof JailyardError) throw e;
     const output = e instanceof MountError ? e.output : e instanceof Error ? e.message : String(e);
-    throw new JailyardError('JY_ERR_MOUNT', e instanceof Error ? e.message : String(e), { jail: ctx.name, step: 'mount', output });
+    throw new JailyardError('JY_ERR_MOUNT', e instanceof Error ? e.message : String(e), {
+      jail: ctx.name,
+      step: 'mount',
+      output,
+    });
   }
 }
 

@@ -36,6 +36,10 @@ export function isStageProcess(pid: number | string): boolean {
 export function checkNative(step = 'create'): void {
   const missing = [JY_MOUNT, JY_STAGE, JY_ENTER, built('jy-log')].filter((p) => !existsSync(p));
   if (missing.length) {
-    throw new JailyardError('JY_ERR_PLATFORM', `missing ${missing.join(', ')}: run npm install (or bash scripts/build-native.sh; needs gcc and libc6-dev)`, { step });
+    throw new JailyardError(
+      'JY_ERR_PLATFORM',
+      `missing ${missing.join(', ')}: run npm install (or bash scripts/build-native.sh; needs gcc and libc6-dev)`,
+      { step },
+    );
   }
 }

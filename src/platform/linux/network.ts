@@ -8,7 +8,19 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFile
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, NetworkFacts } from '../driver.ts';
 import { randomBytes } from 'node:crypto';
-import { addressBits, jailAddresses, inNetwork, networksOverlap, randomMac, sameAddress, spoofRemoval, spoofRules, SPOOF_MAP, SPOOF_TABLE, type JailAddress } from './addresses.ts';
+import {
+  addressBits,
+  jailAddresses,
+  inNetwork,
+  networksOverlap,
+  randomMac,
+  sameAddress,
+  spoofRemoval,
+  spoofRules,
+  SPOOF_MAP,
+  SPOOF_TABLE,
+  type JailAddress,
+} from './addresses.ts';
 import { run, outputOf, waitFor } from './proc.ts';
 
 export interface NetworkConfig {
@@ -29,22 +41,33 @@ export interface NetworkConfig {
  * quick start beside a system install) never collide on jy-<jid>.
  */
 export const netnsName = (ctx: { jid: number; stateDir: string }) => `jy-${stateTag(ctx.stateDir)}-${ctx.jid}`;
-export const hostVethName = (ctx: { jid: number; stateDir: string }, spare = false) => `jyh${stateTag(ctx.stateDir)}${ctx.jid}${spare ? 'x' : ''}`;
+export const hostVethName = (ctx: { jid: number; stateDir: string }, spare = false) =>
+  `jyh${stateTag(ctx.stateDir)}${ctx.jid}${spare ? 'x' : ''}`;
 
 async function ipBatch(lines: string[], netns?: string, force = false): Promise<{ code: number; stderr: string }> {
   const argv = ['ip', ...(netns ? ['-n', netns] : []), ...(force ? ['-force'] : []), '-batch', '-'];
-  return run(argv, { input: lines.join('\n') + '\n' });
+  return run(argv, { input: `${lines.join('\n')}\n` });
 }
 
 /** Creates the bridge with its gateway address if missing (several callers may race). */
 export async function ensureBridge(cfg: NetworkConfig): Promise<void> {
   if (existsSync(`/sys/class/net/${cfg.bridge}/bridge`)) {
     // a bridge made before it had an IPv6 gateway gets one
-    if (!hasIPv6(cfg.bridge, cfg.gateway6.split('/')[0]!)) await ipBatch([`addr add ${cfg.gateway6} dev ${cfg.bridge} nodad`], undefined, true);
+    if (!hasIPv6(cfg.bridge, cfg.gateway6.split('/')[0]!))
+      await ipBatch([`addr add ${cfg.gateway6} dev ${cfg.bridge} nodad`], undefined, true);
     return;
   }
   // -force: a concurrent caller may have made it meanwhile ("File exists" is fine).
-  await ipBatch([`link add ${cfg.bridge} type bridge`, `addr add ${cfg.gateway} dev ${cfg.bridge}`, `addr add ${cfg.gateway6} dev ${cfg.bridge} nodad`, `link set ${cfg.bridge} up`], undefined, true);
+  await ipBatch(
+    [
+      `link add ${cfg.bridge} type bridge`,
+      `addr add ${cfg.gateway} dev ${cfg.bridge}`,
+      `addr add ${cfg.gateway6} dev ${cfg.bridge} nodad`,
+      `link set ${cfg.bridge} up`,
+    ],
+    undefined,
+    true,
+  );
   if (!existsSync(`/sys/class/net/${cfg.bridge}`)) {
     throw new JailyardError('JY_ERR_PLATFORM', `cannot create bridge ${cfg.bridge}`, { step: 'addresses' });
   }
@@ -188,7 +211,11 @@ async function addressesInUse(): Promise<HostAddr[]> {
   const live = new Set(names);
   const claims = readClaims().filter((c) => live.has(c.netns));
   const claimed = new Set(claims.map((c) => c.netns));
-  const inJails: HostAddr[] = claims.map((c) => ({ ifname: 'eth0', cidr: `${c.address}/${c.address.includes(':') ? 128 : 32}`, netns: c.netns }));
+  const inJails: HostAddr[] = claims.map((c) => ({
+    ifname: 'eth0',
+    cidr: `${c.address}/${c.address.includes(':') ? 128 : 32}`,
+    netns: c.netns,
+  }));
   for (const name of names.filter((n) => !claimed.has(n))) {
     inJails.push(...parseAddrs((await run(['ip', '-n', name, '-o', 'addr', 'show'])).stdout, name));
   }
@@ -204,10 +231,15 @@ export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wante
   const isGateway = (a: string) => sameAddress(a, gatewayAddr) || sameAddress(a, gateway6Addr);
   // The ranges themselves must be free on the host except for our bridge.
   for (const h of inUse) {
-    if (h.netns || (h.ifname === cfg.bridge && isGateway(h.cidr.split('/')[0]!)) || h.cidr.startsWith('fe80:')) continue;
+    if (h.netns || (h.ifname === cfg.bridge && isGateway(h.cidr.split('/')[0]!)) || h.cidr.startsWith('fe80:'))
+      continue;
     const range = h.cidr.includes(':') ? cfg.range6 : cfg.range;
     if (networksOverlap(h.cidr, range)) {
-      throw new JailyardError('JY_ERR_ADDRESS', `the jail range ${range} overlaps host address ${h.cidr} on ${h.ifname}`, { jail: ctx.name, step: 'addresses' });
+      throw new JailyardError(
+        'JY_ERR_ADDRESS',
+        `the jail range ${range} overlaps host address ${h.cidr} on ${h.ifname}`,
+        { jail: ctx.name, step: 'addresses' },
+      );
     }
   }
   for (const w of wanted) {
@@ -220,12 +252,24 @@ export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wante
       throw new JailyardError('JY_ERR_ADDRESS', `address ${w.address} is the bridge gateway`, place);
     }
     for (const h of inUse) {
-      if (h.netns === netnsName(ctx) || h.cidr.startsWith('fe80:') || h.ifname === 'lo' || (h.ifname === cfg.bridge && !h.netns)) continue;
+      if (
+        h.netns === netnsName(ctx) ||
+        h.cidr.startsWith('fe80:') ||
+        h.ifname === 'lo' ||
+        (h.ifname === cfg.bridge && !h.netns)
+      )
+        continue;
       const hostAddr = h.cidr.split('/')[0]!;
-      const clash = sameAddress(hostAddr, w.address) || (w.family === 6 && !h.netns && h.cidr.includes(':') && inNetwork(w.address, h.cidr));
+      const clash =
+        sameAddress(hostAddr, w.address) ||
+        (w.family === 6 && !h.netns && h.cidr.includes(':') && inNetwork(w.address, h.cidr));
       if (clash) {
         const where = h.netns ? `netns ${h.netns}` : `host interface ${h.ifname}`;
-        throw new JailyardError('JY_ERR_ADDRESS', `address ${w.address} is already used by ${where} (${h.cidr})`, place);
+        throw new JailyardError(
+          'JY_ERR_ADDRESS',
+          `address ${w.address} is already used by ${where} (${h.cidr})`,
+          place,
+        );
       }
     }
   }
@@ -247,9 +291,17 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
   let host = hostVethName(ctx);
   if (taken(host)) host = hostVethName(ctx, true);
   if (taken(host) && !(await waitFor(() => !taken(host), 5000, 2))) {
-    throw new JailyardError('JY_ERR_PLATFORM', `veth ${host} of an earlier run is still there (run reconcile)`, { jail: ctx.name, step: 'addresses' });
+    throw new JailyardError('JY_ERR_PLATFORM', `veth ${host} of an earlier run is still there (run reconcile)`, {
+      jail: ctx.name,
+      step: 'addresses',
+    });
   }
-  const facts: NetworkFacts = { netns, veth: { host, jail: 'eth0' }, bridge: cfg.bridge, addresses: wanted.map((w) => w.cidr) };
+  const facts: NetworkFacts = {
+    netns,
+    veth: { host, jail: 'eth0' },
+    bridge: cfg.bridge,
+    addresses: wanted.map((w) => w.cidr),
+  };
   // The jail's MAC is chosen here (not by the kernel) so the bridge filter can name it.
   const mac = randomMac(randomBytes(6));
   // The bridge is shared: made by the first jail, deleted by the last (teardownNetwork);
@@ -280,18 +332,29 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
   });
   if (outside.code !== 0) {
     await teardownNetwork(facts);
-    throw new JailyardError('JY_ERR_PLATFORM', `cannot create netns ${netns} / veth ${host} with its bridge filter`, { jail: ctx.name, step: 'addresses', output: outside.stderr.trim() });
+    throw new JailyardError('JY_ERR_PLATFORM', `cannot create netns ${netns} / veth ${host} with its bridge filter`, {
+      jail: ctx.name,
+      step: 'addresses',
+      output: outside.stderr.trim(),
+    });
   }
-  const inside = await ipBatch([
-    'link set lo up',
-    // the link-local address from the MAC, whatever the host's default: the filter allows it
-    'link set eth0 addrgenmode eui64',
-    ...wanted.map((w) => `addr add ${w.cidr} dev eth0${w.family === 6 ? ' nodad' : ''}`),
-    'link set eth0 up',
-  ], netns);
+  const inside = await ipBatch(
+    [
+      'link set lo up',
+      // the link-local address from the MAC, whatever the host's default: the filter allows it
+      'link set eth0 addrgenmode eui64',
+      ...wanted.map((w) => `addr add ${w.cidr} dev eth0${w.family === 6 ? ' nodad' : ''}`),
+      'link set eth0 up',
+    ],
+    netns,
+  );
   if (inside.code !== 0) {
     await teardownNetwork(facts);
-    throw new JailyardError('JY_ERR_ADDRESS', `cannot configure addresses ${facts.addresses.join(', ')}`, { jail: ctx.name, step: 'addresses', output: inside.stderr.trim() });
+    throw new JailyardError('JY_ERR_ADDRESS', `cannot configure addresses ${facts.addresses.join(', ')}`, {
+      jail: ctx.name,
+      step: 'addresses',
+      output: inside.stderr.trim(),
+    });
   }
   return facts;
 }
@@ -306,12 +369,15 @@ export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
   await withHostLock('network', async () => {
     const lines: string[] = [];
     // forget the host's neighbour entries of the addresses (they may be reused at once)
-    if (facts.bridge && bridgePorts(facts.bridge)) for (const a of facts.addresses) lines.push(`neigh flush to ${a.split('/')[0]} dev ${facts.bridge}`);
+    if (facts.bridge && bridgePorts(facts.bridge))
+      for (const a of facts.addresses) lines.push(`neigh flush to ${a.split('/')[0]} dev ${facts.bridge}`);
     const nsExists = !!facts.netns && existsSync(`/run/netns/${facts.netns}`);
-    if (facts.veth && !nsExists && existsSync(`/sys/class/net/${facts.veth.host}`)) lines.push(`link del ${facts.veth.host}`);
+    if (facts.veth && !nsExists && existsSync(`/sys/class/net/${facts.veth.host}`))
+      lines.push(`link del ${facts.veth.host}`);
     if (nsExists) lines.push(`netns del ${facts.netns}`);
     if (facts.netns) releaseClaims(facts.netns);
-    if (facts.bridge && bridgePorts(facts.bridge)?.every((p) => p === facts.veth?.host)) lines.push(`link del ${facts.bridge}`);
+    if (facts.bridge && bridgePorts(facts.bridge)?.every((p) => p === facts.veth?.host))
+      lines.push(`link del ${facts.bridge}`);
     // the port's name when known; for a netns alone (reconcile) both names it may have had
     const veths = facts.veth ? [facts.veth.host] : facts.netns ? vethsOfNetns(facts.netns) : [];
     // the jail's processes are gone: its filter and its links go at the same time
@@ -320,7 +386,10 @@ export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
       lines.length ? ipBatch(lines, undefined, true) : undefined,
     ]);
     if (r && r.code !== 0 && facts.netns && existsSync(`/run/netns/${facts.netns}`)) {
-      throw new JailyardError('JY_ERR_PLATFORM', `cannot remove netns ${facts.netns} / veth ${facts.veth?.host}`, { step: 'addresses', output: outputOf(r.stderr) });
+      throw new JailyardError('JY_ERR_PLATFORM', `cannot remove netns ${facts.netns} / veth ${facts.veth?.host}`, {
+        step: 'addresses',
+        output: outputOf(r.stderr),
+      });
     }
   });
 }
@@ -336,7 +405,11 @@ async function nftBatch(lines: string[]): Promise<{ code: number; stderr: string
 }
 
 /** Adds the anti-spoofing filter of one jail port (see spoofRules); under the network lock. */
-function addSpoofFilter(veth: string, mac: string, addresses: JailAddress[]): Promise<{ code: number; stderr: string }> {
+function addSpoofFilter(
+  veth: string,
+  mac: string,
+  addresses: JailAddress[],
+): Promise<{ code: number; stderr: string }> {
   return nftBatch(spoofRules(veth, mac, addresses));
 }
 
@@ -352,8 +425,12 @@ async function spoofFilterState(): Promise<{ elements: string[]; chains: string[
   try {
     type Item = { map?: { name: string; elem?: [string, unknown][] }; chain?: { name: string } };
     const items = (JSON.parse(r.stdout) as { nftables: Item[] }).nftables;
-    const elements = items.flatMap((i) => (i.map?.name === SPOOF_MAP ? (i.map.elem ?? []).map((e) => String(e[0])) : []));
-    const chains = items.flatMap((i) => (i.chain?.name.startsWith('port-') ? [i.chain.name.slice('port-'.length)] : []));
+    const elements = items.flatMap((i) =>
+      i.map?.name === SPOOF_MAP ? (i.map.elem ?? []).map((e) => String(e[0])) : [],
+    );
+    const chains = items.flatMap((i) =>
+      i.chain?.name.startsWith('port-') ? [i.chain.name.slice('port-'.length)] : [],
+    );
     return { elements, chains };
   } catch {
     return undefined;
@@ -381,7 +458,10 @@ async function removeSpoofFilter(veths: string[], lastOnBridge: boolean): Promis
   if (!lines.length) return;
   r = await nftBatch(lines);
   if (r.code !== 0) {
-    throw new JailyardError('JY_ERR_PLATFORM', `cannot remove the bridge filter of ${veths.join(', ')}`, { step: 'addresses', output: r.stderr.trim() });
+    throw new JailyardError('JY_ERR_PLATFORM', `cannot remove the bridge filter of ${veths.join(', ')}`, {
+      step: 'addresses',
+      output: r.stderr.trim(),
+    });
   }
 }
 

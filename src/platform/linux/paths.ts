@@ -13,7 +13,7 @@ const MAX_LINKS = 40;
 export function isUnder(root: string, p: string): boolean {
   const r = posix.normalize(root).replace(/\/+$/, '');
   const n = posix.normalize(p);
-  return n === r || n.startsWith(r + '/');
+  return n === r || n.startsWith(`${r}/`);
 }
 
 /**
@@ -21,10 +21,18 @@ export function isUnder(root: string, p: string): boolean {
  * on the way is read as the jail would read it. Components that do not exist yet are kept
  * literally (they will be created). Throws JY_ERR_PATH when `target` is not below root.
  */
-export function resolveInside(root: string, target: string, jail?: string, fs: (p: string) => string = (p) => p): string {
+export function resolveInside(
+  root: string,
+  target: string,
+  jail?: string,
+  fs: (p: string) => string = (p) => p,
+): string {
   const base = posix.normalize(root).replace(/\/+$/, '') || '/';
   if (!isUnder(base, target)) {
-    throw new JailyardError('JY_ERR_PATH', `mount target ${target} is not inside the jail root ${base}`, { ...(jail ? { jail } : {}), step: 'mount' });
+    throw new JailyardError('JY_ERR_PATH', `mount target ${target} is not inside the jail root ${base}`, {
+      ...(jail ? { jail } : {}),
+      step: 'mount',
+    });
   }
   const pending = posix.normalize(target).slice(base.length).split('/').filter(Boolean);
   const done: string[] = [];
@@ -49,7 +57,10 @@ export function resolveInside(root: string, target: string, jail?: string, fs: (
     }
     if (!st.isSymbolicLink()) continue;
     if (++links > MAX_LINKS) {
-      throw new JailyardError('JY_ERR_PATH', `too many symbolic links resolving ${target} inside ${base}`, { ...(jail ? { jail } : {}), step: 'mount' });
+      throw new JailyardError('JY_ERR_PATH', `too many symbolic links resolving ${target} inside ${base}`, {
+        ...(jail ? { jail } : {}),
+        step: 'mount',
+      });
     }
     const text = readlinkSync(fs(here));
     done.pop();

@@ -44,7 +44,13 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<ExecResult> 
 
 function runWithSpawner(helper: Spawner, argv: string[], opts: RunOptions): Promise<ExecResult> {
   const output: Output = opts.consoleLog ? { file: opts.consoleLog } : 'pipe';
-  const child = helper.spawn({ argv, env: opts.env ?? minimalEnv(), cwd: opts.cwd ?? '/', stdout: output, stderr: output });
+  const child = helper.spawn({
+    argv,
+    env: opts.env ?? minimalEnv(),
+    cwd: opts.cwd ?? '/',
+    stdout: output,
+    stderr: output,
+  });
   return new Promise((resolve, reject) => {
     const out = new StringDecoder('utf8');
     const err = new StringDecoder('utf8');
@@ -55,7 +61,12 @@ function runWithSpawner(helper: Spawner, argv: string[], opts: RunOptions): Prom
     child.on('stderr', (d: Buffer) => (stderr += err.write(d)));
     child.on('exit', (code: number | null, signal: NodeJS.Signals | null) => {
       if (timer) clearTimeout(timer);
-      resolve({ code: code ?? 128 + signalNumber(signal), signal, stdout: stdout + out.end(), stderr: stderr + err.end() });
+      resolve({
+        code: code ?? 128 + signalNumber(signal),
+        signal,
+        stdout: stdout + out.end(),
+        stderr: stderr + err.end(),
+      });
     });
     child.on('error', (e: Error) => {
       if (timer) clearTimeout(timer);
@@ -217,9 +228,11 @@ export function pidsInNamespace(pidNs: string): number[] {
 /** The innermost pid of a process (last NSpid entry): 1 for a jail's init. */
 export function innermostPid(pid: number): number | undefined {
   try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('NSpid:'));
+    const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('NSpid:'));
     const parts = line?.split(/\s+/).slice(1).filter(Boolean);
-    return parts && parts.length ? Number(parts[parts.length - 1]) : undefined;
+    return parts?.length ? Number(parts[parts.length - 1]) : undefined;
   } catch {
     return undefined;
   }

@@ -69,8 +69,17 @@ export interface ProcRules {
 /** A /proc path of the defaults file: absolute below /proc, no empty, "." or ".." part. */
 function procPath(p: unknown, list: string): string {
   const parts = typeof p === 'string' ? p.split('/') : [];
-  if (parts[0] !== '' || parts[1] !== 'proc' || parts.length < 3 || parts.slice(2).some((x) => x === '' || x === '.' || x === '..')) {
-    throw new JailyardError('JY_ERR_PARAM_VALUE', `isolation.proc ${list}: not a path below /proc: ${JSON.stringify(p)}`, { param: `isolation.proc.${list}`, step: 'create' });
+  if (
+    parts[0] !== '' ||
+    parts[1] !== 'proc' ||
+    parts.length < 3 ||
+    parts.slice(2).some((x) => x === '' || x === '.' || x === '..')
+  ) {
+    throw new JailyardError(
+      'JY_ERR_PARAM_VALUE',
+      `isolation.proc ${list}: not a path below /proc: ${JSON.stringify(p)}`,
+      { param: `isolation.proc.${list}`, step: 'create' },
+    );
   }
   return p as string;
 }
@@ -93,7 +102,11 @@ export function procArgs(rules: ProcRules): string[] {
 export function kernelFsTypes(defaults: Pick<Defaults, 'isolation'>, platform: Platform = 'linux'): string[] {
   return (defaults.isolation?.kernelfs?.[platform] ?? []).map((t) => {
     if (typeof t !== 'string' || !/^[a-z0-9_.]+$/.test(t)) {
-      throw new JailyardError('JY_ERR_PARAM_VALUE', `isolation.kernelfs: not a file system type: ${JSON.stringify(t)}`, { param: 'isolation.kernelfs', step: 'create' });
+      throw new JailyardError(
+        'JY_ERR_PARAM_VALUE',
+        `isolation.kernelfs: not a file system type: ${JSON.stringify(t)}`,
+        { param: 'isolation.kernelfs', step: 'create' },
+      );
     }
     return t;
   });

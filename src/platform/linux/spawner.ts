@@ -55,8 +55,14 @@ export class SpawnedProcess extends EventEmitter {
   }
 }
 
-const SIGNALS = Object.fromEntries(Object.entries(constants.signals).map(([name, n]) => [n, name])) as Record<number, NodeJS.Signals>;
-const ERRNO_NAMES = Object.fromEntries(Object.entries(constants.errno).map(([name, n]) => [n, name])) as Record<number, string>;
+const SIGNALS = Object.fromEntries(Object.entries(constants.signals).map(([name, n]) => [n, name])) as Record<
+  number,
+  NodeJS.Signals
+>;
+const ERRNO_NAMES = Object.fromEntries(Object.entries(constants.errno).map(([name, n]) => [n, name])) as Record<
+  number,
+  string
+>;
 
 function outputMode(o: Output): number {
   return o === 'ignore' ? 0 : o === 'pipe' ? 1 : 2;
@@ -81,7 +87,15 @@ function encodeSpawn(id: number, req: SpawnRequest): Buffer {
   const counts = Buffer.alloc(8);
   counts.writeUInt32LE(req.argv.length, 0);
   counts.writeUInt32LE(env.length, 4);
-  return frame(Buffer.concat([head, ...strings([path(req.stdout), path(req.stderr), req.cwd]), counts, ...strings(req.argv), ...strings(env)]));
+  return frame(
+    Buffer.concat([
+      head,
+      ...strings([path(req.stdout), path(req.stderr), req.cwd]),
+      counts,
+      ...strings(req.argv),
+      ...strings(env),
+    ]),
+  );
 }
 
 export class Spawner {
@@ -194,6 +208,7 @@ let shared: Spawner | null | undefined;
 
 /** This process's spawner, or null (helper not built, or JAILYARD_SPAWNER=0). */
 export function spawner(): Spawner | null {
-  if (shared === undefined) shared = process.env.JAILYARD_SPAWNER !== '0' && existsSync(JY_SPAWNER) ? new Spawner(JY_SPAWNER) : null;
+  if (shared === undefined)
+    shared = process.env.JAILYARD_SPAWNER !== '0' && existsSync(JY_SPAWNER) ? new Spawner(JY_SPAWNER) : null;
   return shared;
 }

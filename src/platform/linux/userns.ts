@@ -12,7 +12,19 @@
 // It also computes the mount side: which plan steps are seen through an idmapping (the
 // skeleton's host-owned trees, shared by jails of different ranges) and shifts the jail's own
 // writable part on disk into the range (host uid u -> base + u), setuid bits kept.
-import { closeSync, chmodSync, lchownSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  chmodSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import { loadDefaults } from '../../defaults.ts';
@@ -41,7 +53,13 @@ export interface UsernsConfig {
   registry: string;
 }
 
-const FALLBACK: UsernsConfig = { enabled: false, first: 0x40000000, size: 65536, slots: 4096, registry: '/var/lib/jailyard/userns' };
+const FALLBACK: UsernsConfig = {
+  enabled: false,
+  first: 0x40000000,
+  size: 65536,
+  slots: 4096,
+  registry: '/var/lib/jailyard/userns',
+};
 
 /** The defaults file's userns section, every missing key from the built-in values. */
 export function usernsConfig(): UsernsConfig {
@@ -49,15 +67,25 @@ export function usernsConfig(): UsernsConfig {
   const cfg = { ...FALLBACK, ...d };
   if (process.env.JAILYARD_USERNS_REGISTRY) cfg.registry = process.env.JAILYARD_USERNS_REGISTRY;
   const ok = (n: number) => Number.isInteger(n) && n > 0;
-  if (!ok(cfg.first) || !ok(cfg.size) || !ok(cfg.slots) || cfg.first + cfg.size * cfg.slots > 0xffffffff || cfg.first < 65536) {
-    throw new JailyardError('JY_ERR_PARAM_VALUE', `the defaults' userns section is not a valid range list (first ${cfg.first}, size ${cfg.size}, slots ${cfg.slots})`, { param: 'userns' });
+  if (
+    !ok(cfg.first) ||
+    !ok(cfg.size) ||
+    !ok(cfg.slots) ||
+    cfg.first + cfg.size * cfg.slots > 0xffffffff ||
+    cfg.first < 65536
+  ) {
+    throw new JailyardError(
+      'JY_ERR_PARAM_VALUE',
+      `the defaults' userns section is not a valid range list (first ${cfg.first}, size ${cfg.size}, slots ${cfg.slots})`,
+      { param: 'userns' },
+    );
   }
   return cfg;
 }
 
 /** Whether the jail runs in a user namespace: its `userns` parameter, else the defaults switch. */
 export function usernsWanted(spec: JailSpec, cfg: Pick<UsernsConfig, 'enabled'> = usernsConfig()): boolean {
-  const v = spec.params['userns'];
+  const v = spec.params.userns;
   return v === undefined ? cfg.enabled : v === true;
 }
 
@@ -78,7 +106,8 @@ export function recordedRange(stateDir: string, cfg: UsernsConfig = usernsConfig
   } catch {
     return undefined;
   }
-  if (!Number.isInteger(rec.slot) || rec.base !== cfg.first + rec.slot * cfg.size || rec.count !== cfg.size) return undefined;
+  if (!Number.isInteger(rec.slot) || rec.base !== cfg.first + rec.slot * cfg.size || rec.count !== cfg.size)
+    return undefined;
   return ownerOf(cfg, rec.slot) === stateDir ? rec : undefined;
 }
 
@@ -116,14 +145,21 @@ function slotHeld(cfg: UsernsConfig, slot: number): boolean {
  * two jailyard processes never take the same one). Idempotent: the mounts and the create
  * step both ask.
  */
-export async function rangeFor(ctx: Pick<JailContext, 'name' | 'stateDir'>, cfg: UsernsConfig = usernsConfig()): Promise<UidRange> {
+export async function rangeFor(
+  ctx: Pick<JailContext, 'name' | 'stateDir'>,
+  cfg: UsernsConfig = usernsConfig(),
+): Promise<UidRange> {
   const have = recordedRange(ctx.stateDir, cfg);
   if (have) return have;
   return await withHostLock('userns', async () => {
     const again = recordedRange(ctx.stateDir, cfg);
     if (again) return again;
     mkdirSync(cfg.registry, { recursive: true, mode: 0o700 });
-    const used = new Set(readdirSync(cfg.registry).filter((f) => /^\d+$/.test(f)).map(Number));
+    const used = new Set(
+      readdirSync(cfg.registry)
+        .filter((f) => /^\d+$/.test(f))
+        .map(Number),
+    );
     for (let slot = 0; slot < cfg.slots; slot++) {
       if (used.has(slot)) {
         if (slotHeld(cfg, slot)) continue;
@@ -131,16 +167,20 @@ export async function rangeFor(ctx: Pick<JailContext, 'name' | 'stateDir'>, cfg:
       }
       const fd = openSync(slotFile(cfg, slot), 'wx', 0o600);
       try {
-        writeSync(fd, JSON.stringify({ stateDir: ctx.stateDir, jail: ctx.name, at: new Date().toISOString() }) + '\n');
+        writeSync(fd, `${JSON.stringify({ stateDir: ctx.stateDir, jail: ctx.name, at: new Date().toISOString() })}\n`);
       } finally {
         closeSync(fd);
       }
       const range: UidRange = { slot, base: cfg.first + slot * cfg.size, count: cfg.size };
       mkdirSync(ctx.stateDir, { recursive: true });
-      writeFileSync(recordFile(ctx.stateDir), JSON.stringify(range) + '\n', { mode: 0o600 });
+      writeFileSync(recordFile(ctx.stateDir), `${JSON.stringify(range)}\n`, { mode: 0o600 });
       return range;
     }
-    throw new JailyardError('JY_ERR_PLATFORM', `no free user-namespace range (all ${cfg.slots} slots of ${cfg.registry} are held)`, { jail: ctx.name, param: 'userns' });
+    throw new JailyardError(
+      'JY_ERR_PLATFORM',
+      `no free user-namespace range (all ${cfg.slots} slots of ${cfg.registry} are held)`,
+      { jail: ctx.name, param: 'userns' },
+    );
   });
 }
 
@@ -226,6 +266,7 @@ export function shiftOwnership(tops: string[], range: UidRange, skip: ReadonlySe
 export function ownByRangeRoot(paths: string[], range: UidRange): void {
   for (const p of paths) {
     const st = lstatSync(p, { throwIfNoEntry: false });
-    if (st && st.uid < range.count) lchownSync(p, range.base + st.uid, range.base + (st.gid < range.count ? st.gid : 0));
+    if (st && st.uid < range.count)
+      lchownSync(p, range.base + st.uid, range.base + (st.gid < range.count ? st.gid : 0));
   }
 }

@@ -24,7 +24,7 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
           'exec.consolelog': '/var/log/child.log',
           'allow.sysvipc': true,
           persist: true,
-          'osrelease': '14.2-RELEASE',
+          osrelease: '14.2-RELEASE',
           securelevel: 3,
           'zfs.dataset': 'zroot/jails',
           'vnet.interface': 'epair0b',
@@ -47,10 +47,22 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
 
   test('meta/env key operations become jail -m arguments; an empty key is JY_ERR_META_KEY (mocked FreeBSD)', async () => {
     assert.deepEqual(
-      metaArgs('meta', [{ op: 'set', key: 'a', value: '1' }, { op: 'replace', value: 'ttt' }, { op: 'set', key: 'b', value: '=' }, { op: 'remove', key: 'c' }], 'j'),
+      metaArgs(
+        'meta',
+        [
+          { op: 'set', key: 'a', value: '1' },
+          { op: 'replace', value: 'ttt' },
+          { op: 'set', key: 'b', value: '=' },
+          { op: 'remove', key: 'c' },
+        ],
+        'j',
+      ),
       ['meta.a=1', 'meta=ttt', 'meta.b==', 'meta.c'],
     );
-    assert.throws(() => metaArgs('env', [{ op: 'set', key: '', value: 'x' }], 'j'), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_META_KEY' && e.place.param === 'env');
+    assert.throws(
+      () => metaArgs('env', [{ op: 'set', key: '', value: 'x' }], 'j'),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_META_KEY' && e.place.param === 'env',
+    );
 
     const sb = sandbox(NAME);
     try {
@@ -58,14 +70,31 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
         { argv: ['/usr/sbin/jail', '-m', `name=${NAME}`, 'meta.app=web', 'env.COLOR=red', 'env.OLD'] },
         {
           argv: ['/usr/sbin/jls', '--libxo', 'json', '-j', NAME, 'meta', 'env'],
-          result: { stdout: JSON.stringify({ __version: '2', 'jail-information': { jail: [{ meta: 'app=web', env: 'COLOR=red' }] } }).replace('{"meta"', '{"jid":"5","meta"') },
+          result: {
+            stdout: JSON.stringify({
+              __version: '2',
+              'jail-information': { jail: [{ meta: 'app=web', env: 'COLOR=red' }] },
+            }).replace('{"meta"', '{"jid":"5","meta"'),
+          },
         },
-        { argv: ['/usr/sbin/jail', '-m', `name=${NAME}`, `meta=${'x'.repeat(5000)}`], result: { code: 1, stderr: `jail: ${NAME}: meta: too large\n` } },
+        {
+          argv: ['/usr/sbin/jail', '-m', `name=${NAME}`, `meta=${'x'.repeat(5000)}`],
+          result: { code: 1, stderr: `jail: ${NAME}: meta: too large\n` },
+        },
       ]);
       const driver = createFreeBSDDriver({ runner: fake });
-      await driver.applyMeta(sb.ctx, { meta: [{ op: 'set', key: 'app', value: 'web' }], env: [{ op: 'set', key: 'COLOR', value: 'red' }, { op: 'remove', key: 'OLD' }] });
+      await driver.applyMeta(sb.ctx, {
+        meta: [{ op: 'set', key: 'app', value: 'web' }],
+        env: [
+          { op: 'set', key: 'COLOR', value: 'red' },
+          { op: 'remove', key: 'OLD' },
+        ],
+      });
       assert.deepEqual(await driver.readMeta(NAME), { meta: 'app=web', env: 'COLOR=red' });
-      await assert.rejects(driver.applyMeta(sb.ctx, { meta: [{ op: 'replace', value: 'x'.repeat(5000) }] }), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_META_TOO_LARGE' && e.place.jail === NAME);
+      await assert.rejects(
+        driver.applyMeta(sb.ctx, { meta: [{ op: 'replace', value: 'x'.repeat(5000) }] }),
+        (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_META_TOO_LARGE' && e.place.jail === NAME,
+      );
       fake.verify();
     } finally {
       sb.cleanup();
@@ -73,12 +102,19 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
   });
 
   test('addresses: interface param or iface| prefix; a failure removes the aliases already added (mocked FreeBSD)', async () => {
-    const sb = sandbox(NAME, { interface: 'lo1', 'ip4.addr': ['198.51.100.30', 'em0|198.51.100.31/24'], 'ip6.addr': ['2001:db8::30'] });
+    const sb = sandbox(NAME, {
+      interface: 'lo1',
+      'ip4.addr': ['198.51.100.30', 'em0|198.51.100.31/24'],
+      'ip6.addr': ['2001:db8::30'],
+    });
     try {
       const fake = createFakeRunner([
         { argv: ['/sbin/ifconfig', 'lo1', 'inet', '198.51.100.30', 'netmask', '255.255.255.255', 'alias'] },
         { argv: ['/sbin/ifconfig', 'em0', 'inet', '198.51.100.31/24', 'alias'] },
-        { argv: ['/sbin/ifconfig', 'lo1', 'inet6', '2001:db8::30', 'prefixlen', '128', 'alias'], result: { code: 1, stderr: 'ifconfig: ioctl (SIOCAIFADDR): File exists\n' } },
+        {
+          argv: ['/sbin/ifconfig', 'lo1', 'inet6', '2001:db8::30', 'prefixlen', '128', 'alias'],
+          result: { code: 1, stderr: 'ifconfig: ioctl (SIOCAIFADDR): File exists\n' },
+        },
         { argv: ['/sbin/ifconfig', 'em0', 'inet', '198.51.100.31/24', '-alias'] },
         { argv: ['/sbin/ifconfig', 'lo1', 'inet', '198.51.100.30', 'netmask', '255.255.255.255', '-alias'] },
       ]);
@@ -101,7 +137,10 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
     const sb = sandbox(NAME, { 'ip4.addr': '198.51.100.40' });
     try {
       const fake = createFakeRunner([
-        { argv: ['/sbin/ifconfig', 'em0', 'inet6', '2001:db8::40/64', '-alias'], result: { code: 1, stderr: "ifconfig: ioctl (SIOCDIFADDR): Can't assign requested address\n" } },
+        {
+          argv: ['/sbin/ifconfig', 'em0', 'inet6', '2001:db8::40/64', '-alias'],
+          result: { code: 1, stderr: "ifconfig: ioctl (SIOCDIFADDR): Can't assign requested address\n" },
+        },
       ]);
       const driver = createFreeBSDDriver({ runner: fake });
       assert.deepEqual(await driver.setupNetwork(sb.ctx), { addresses: [] });
@@ -117,14 +156,40 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
     try {
       const fake = createFakeRunner([
         {
-          argv: ['/usr/sbin/jexec', '-l', '-U', 'www', NAME, '/usr/bin/env', 'JID=3', `JNAME=${NAME}`, `JPATH=${sb.root}`, 'MODE=prod', '/bin/sh', '-c', 'cd -- "$1" || exit 125; shift; exec "$@"', 'jailyard-cwd', '/srv/app; rm -rf /', 'node', 'server.js'],
+          argv: [
+            '/usr/sbin/jexec',
+            '-l',
+            '-U',
+            'www',
+            NAME,
+            '/usr/bin/env',
+            'JID=3',
+            `JNAME=${NAME}`,
+            `JPATH=${sb.root}`,
+            'MODE=prod',
+            '/bin/sh',
+            '-c',
+            'cd -- "$1" || exit 125; shift; exec "$@"',
+            'jailyard-cwd',
+            '/srv/app; rm -rf /',
+            'node',
+            'server.js',
+          ],
           result: { stdout: 'ok\n' },
         },
       ]);
       const driver = createFreeBSDDriver({ runner: fake });
-      const r = await driver.runInJail(sb.ctx, { initPid: 0, nsIds: { jid: '7', name: NAME }, cgroups: [] }, ['node', 'server.js'], { user: 'www', cwd: '/srv/app; rm -rf /', env: { MODE: 'prod' }, timeoutMs: 3000 });
+      const r = await driver.runInJail(
+        sb.ctx,
+        { initPid: 0, nsIds: { jid: '7', name: NAME }, cgroups: [] },
+        ['node', 'server.js'],
+        { user: 'www', cwd: '/srv/app; rm -rf /', env: { MODE: 'prod' }, timeoutMs: 3000 },
+      );
       assert.equal(r.stdout, 'ok\n');
-      assert.deepEqual(fake.calls[0]!.opts, { env: { PATH: '/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin' }, timeoutMs: 3000 });
+      assert.deepEqual(fake.calls[0]!.opts, {
+        env: { PATH: '/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin' },
+        timeoutMs: 3000,
+      });
       fake.verify();
     } finally {
       sb.cleanup();
@@ -138,7 +203,13 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
       const driver = createFreeBSDDriver({ runner: fake });
       await driver.runHost(sb.ctx, 'echo $JNAME > /tmp/x', { consoleLog: '/var/log/jail.log', env: { EXTRA: '1' } });
       assert.deepEqual(fake.calls[0]!.opts, {
-        env: { PATH: '/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin', JID: '3', JNAME: NAME, JPATH: sb.root, EXTRA: '1' },
+        env: {
+          PATH: '/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin',
+          JID: '3',
+          JNAME: NAME,
+          JPATH: sb.root,
+          EXTRA: '1',
+        },
         consoleLog: '/var/log/jail.log',
       });
       fake.verify();
@@ -152,7 +223,10 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
     try {
       const fake = createFakeRunner([
         { argv: ['/usr/sbin/jail', '-m', `name=${NAME}`, 'host.hostname=new.example'] },
-        { argv: ['/usr/bin/rctl', '-r', `jail:${NAME}`], result: { code: 1, stderr: 'rctl: failed to remove rule: No such process\n' } },
+        {
+          argv: ['/usr/bin/rctl', '-r', `jail:${NAME}`],
+          result: { code: 1, stderr: 'rctl: failed to remove rule: No such process\n' },
+        },
         { argv: ['/sbin/sysctl', '-n', 'kern.racct.enable'], result: { stdout: '1\n' } },
         { argv: ['/usr/bin/rctl', '-a', `jail:${NAME}:memoryuse:deny=1073741824`] },
         { argv: ['/usr/bin/rctl', '-r', `jail:${NAME}`] },
@@ -189,11 +263,17 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
       {
         argv: ['/sbin/mount', '-p'],
         sync: true,
-        result: { stdout: '/dev/ada0p2\t/\tufs\trw\t1\t1\n/usr/jails/base\t/var/db/jailyard/jails/www/root\tnullfs\tro\t0\t0\n/var/db/jailyard/jails/www/rw/var\t/var/db/jailyard/jails/www/root/var\tnullfs\trw\t0\t0\n/x\t/var/db/jailyard/jails/www2/root\tnullfs\tro\t0\t0\n' },
+        result: {
+          stdout:
+            '/dev/ada0p2\t/\tufs\trw\t1\t1\n/usr/jails/base\t/var/db/jailyard/jails/www/root\tnullfs\tro\t0\t0\n/var/db/jailyard/jails/www/rw/var\t/var/db/jailyard/jails/www/root/var\tnullfs\trw\t0\t0\n/x\t/var/db/jailyard/jails/www2/root\tnullfs\tro\t0\t0\n',
+        },
       },
     ]);
     const driver = createFreeBSDDriver({ runner: fake });
-    assert.deepEqual(driver.mountsBelow('/var/db/jailyard/jails/www'), ['/var/db/jailyard/jails/www/root', '/var/db/jailyard/jails/www/root/var']);
+    assert.deepEqual(driver.mountsBelow('/var/db/jailyard/jails/www'), [
+      '/var/db/jailyard/jails/www/root',
+      '/var/db/jailyard/jails/www/root/var',
+    ]);
     fake.verify();
   });
 
@@ -202,9 +282,15 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
     await createFreeBSDDriver({ runner: ok, getuid: () => 0 }).preflight();
     ok.verify();
     const linux = createFakeRunner([{ argv: ['/usr/bin/uname', '-s'], result: { stdout: 'Linux\n' } }]);
-    await assert.rejects(createFreeBSDDriver({ runner: linux, getuid: () => 0 }).preflight(), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PLATFORM' && /Linux/.test(e.message));
+    await assert.rejects(
+      createFreeBSDDriver({ runner: linux, getuid: () => 0 }).preflight(),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PLATFORM' && /Linux/.test(e.message),
+    );
     const user = createFakeRunner([{ argv: ['/usr/bin/uname', '-s'], result: { stdout: 'FreeBSD\n' } }]);
-    await assert.rejects(createFreeBSDDriver({ runner: user, getuid: () => 1001 }).preflight(), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_NOT_ROOT');
+    await assert.rejects(
+      createFreeBSDDriver({ runner: user, getuid: () => 1001 }).preflight(),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_NOT_ROOT',
+    );
   });
 
   test('scanLeftovers: own mounts from mount -p (newest first), own jails from jls JSON, own rctl subjects (mocked FreeBSD)', async () => {
@@ -216,12 +302,20 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
     ].join('\n');
     const jls = JSON.stringify({
       __version: '2',
-      'jail-information': { jail: [{ jid: '4', name: 'web' }, { jid: '5', name: 'admins-own' }] },
+      'jail-information': {
+        jail: [
+          { jid: '4', name: 'web' },
+          { jid: '5', name: 'admins-own' },
+        ],
+      },
     });
     const fake = createFakeRunner([
       { argv: ['/sbin/mount', '-p'], result: { stdout: mountP } },
       { argv: ['/usr/sbin/jls', '--libxo', 'json', 'jid', 'name'], result: { stdout: jls } },
-      { argv: ['/usr/bin/rctl'], result: { stdout: 'jail:web:memoryuse:deny=1024\njail:web:maxproc:deny=9\njail:admins-own:maxproc:deny=9\n' } },
+      {
+        argv: ['/usr/bin/rctl'],
+        result: { stdout: 'jail:web:memoryuse:deny=1024\njail:web:maxproc:deny=9\njail:admins-own:maxproc:deny=9\n' },
+      },
       { argv: ['/sbin/umount', '/var/db/jailyard/jails/web/root/dev'] },
       { argv: ['/usr/sbin/jail', '-R', '4'] },
       { argv: ['/usr/bin/rctl', '-r', 'jail:web'] },
@@ -238,7 +332,10 @@ describe('FreeBSD driver: parameters, network, exec, meta, leftovers (mocked Fre
     await driver.removeLeftover('mounts', found.mounts[0]!);
     await driver.removeLeftover('pids', 4);
     await driver.removeLeftover('cgroups', 'jail:web');
-    await assert.rejects(driver.removeLeftover('netns', 'x'), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_USAGE');
+    await assert.rejects(
+      driver.removeLeftover('netns', 'x'),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_USAGE',
+    );
     fake.verify();
   });
 

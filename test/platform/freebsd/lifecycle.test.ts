@@ -41,7 +41,13 @@ describe('FreeBSD driver: full start and stop (mocked FreeBSD)', () => {
         mkdirs: [join(root, 'usr/bin'), join(root, 'data'), join(root, 'dev')],
         symlinks: [],
         mounts: [
-          { kind: 'bind', source: join(skel, 'usr/bin'), target: join(root, 'usr/bin'), readonly: true, origin: 'skeleton-ro' },
+          {
+            kind: 'bind',
+            source: join(skel, 'usr/bin'),
+            target: join(root, 'usr/bin'),
+            readonly: true,
+            origin: 'skeleton-ro',
+          },
           { kind: 'bind', source: data, target: join(root, 'data'), readonly: false, origin: 'mount' },
           { kind: 'devfs', target: join(root, 'dev'), origin: 'mount.devfs' },
         ],
@@ -60,21 +66,48 @@ describe('FreeBSD driver: full start and stop (mocked FreeBSD)', () => {
         { argv: ['/usr/bin/rctl', '-a', `jail:${NAME}:memoryuse:deny=268435456`] },
         {
           argv: [
-            '/usr/sbin/jail', '-i', '-c',
-            `name=${NAME}`, `path=${root}`, 'host.hostname=web.example',
-            'ip4.addr=198.51.100.10', 'allow.raw_sockets', 'allow.nomount',
-            'meta=app=web\nversion=v1', 'env=COLOR=blue', 'children.max=2', 'devfs_ruleset=5',
+            '/usr/sbin/jail',
+            '-i',
+            '-c',
+            `name=${NAME}`,
+            `path=${root}`,
+            'host.hostname=web.example',
+            'ip4.addr=198.51.100.10',
+            'allow.raw_sockets',
+            'allow.nomount',
+            'meta=app=web\nversion=v1',
+            'env=COLOR=blue',
+            'children.max=2',
+            'devfs_ruleset=5',
             'persist',
           ],
           result: { stdout: '7\n' },
         },
-        { argv: ['/usr/sbin/jexec', '-l', NAME, '/usr/bin/env', 'JID=3', `JNAME=${NAME}`, `JPATH=${root}`, '/bin/sh', '-c', '/bin/sh /etc/rc'] },
+        {
+          argv: [
+            '/usr/sbin/jexec',
+            '-l',
+            NAME,
+            '/usr/bin/env',
+            'JID=3',
+            `JNAME=${NAME}`,
+            `JPATH=${root}`,
+            '/bin/sh',
+            '-c',
+            '/bin/sh /etc/rc',
+          ],
+        },
       );
       const net = await driver.setupNetwork(ctx);
       assert.deepEqual(net, { addresses: ['em0|198.51.100.10/24'] });
       const mounts = await driver.mount(ctx, plan);
       assert.deepEqual(mounts.mounted, [join(root, 'usr/bin'), join(root, 'data'), join(root, 'dev')]);
-      assert.deepEqual(mounts.created, [join(root, 'usr'), join(root, 'usr/bin'), join(root, 'data'), join(root, 'dev')]);
+      assert.deepEqual(mounts.created, [
+        join(root, 'usr'),
+        join(root, 'usr/bin'),
+        join(root, 'data'),
+        join(root, 'dev'),
+      ]);
       const facts = await driver.create(ctx, net, { memoryBytes: 256 * 1024 * 1024 });
       assert.deepEqual(facts, { initPid: 0, nsIds: { jid: '7', name: NAME }, cgroups: [`jail:${NAME}`] });
       const started = await driver.runInJail(ctx, facts, ['/bin/sh', '-c', '/bin/sh /etc/rc']);
@@ -93,13 +126,13 @@ describe('FreeBSD driver: full start and stop (mocked FreeBSD)', () => {
         {
           argv: ['/sbin/mount', '-p'],
           result: {
-            stdout: [
+            stdout: `${[
               '/dev/ada0p2\t\t/\t\tufs\trw\t\t1 1',
               'devfs\t\t\t/dev\t\tdevfs\trw\t\t0 0',
               `${join(skel, 'usr/bin')}\t${join(root, 'usr/bin')}\tnullfs\tro\t\t0 0`,
               `${data}\t${join(root, 'data')}\tnullfs\trw\t\t0 0`,
               `devfs\t\t\t${join(root, 'dev')}\tdevfs\trw\t\t0 0`,
-            ].join('\n') + '\n',
+            ].join('\n')}\n`,
           },
         },
         { argv: ['/sbin/umount', join(root, 'dev')] },
@@ -134,7 +167,10 @@ describe('FreeBSD driver: full start and stop (mocked FreeBSD)', () => {
         { argv: ['/bin/pgrep', '-j', '9'], result: { stdout: '11\n' } },
         { argv: ['/bin/pkill', '-KILL', '-j', '9'] },
         { argv: ['/usr/sbin/jail', '-R', NAME] },
-        { argv: ['/usr/bin/rctl', '-r', `jail:${NAME}`], result: { code: 1, stderr: 'rctl: RACCT/RCTL support not present in kernel; see rctl(8) for details\n' } },
+        {
+          argv: ['/usr/bin/rctl', '-r', `jail:${NAME}`],
+          result: { code: 1, stderr: 'rctl: RACCT/RCTL support not present in kernel; see rctl(8) for details\n' },
+        },
       ]);
       const driver = createFreeBSDDriver({ runner: fake, pollMs: 100, ...clock });
       await driver.destroy(sb.ctx, { initPid: 0, nsIds: { jid: '9', name: NAME }, cgroups: [] }, 200);
@@ -149,8 +185,15 @@ describe('FreeBSD driver: full start and stop (mocked FreeBSD)', () => {
     const sb = sandbox(NAME);
     try {
       const fake = createFakeRunner([
-        { argv: ['/usr/sbin/jls', '-j', '9', 'name'], sync: true, result: { code: 1, stderr: 'jls: jail "9" not found\n' } },
-        { argv: ['/usr/bin/rctl', '-r', `jail:${NAME}`], result: { code: 1, stderr: 'rctl: failed to remove rule: No such process\n' } },
+        {
+          argv: ['/usr/sbin/jls', '-j', '9', 'name'],
+          sync: true,
+          result: { code: 1, stderr: 'jls: jail "9" not found\n' },
+        },
+        {
+          argv: ['/usr/bin/rctl', '-r', `jail:${NAME}`],
+          result: { code: 1, stderr: 'rctl: failed to remove rule: No such process\n' },
+        },
       ]);
       const driver = createFreeBSDDriver({ runner: fake });
       await driver.destroy(sb.ctx, { initPid: 0, nsIds: { jid: '9', name: NAME }, cgroups: [`jail:${NAME}`] }, 1000);
@@ -161,7 +204,9 @@ describe('FreeBSD driver: full start and stop (mocked FreeBSD)', () => {
   });
 
   test('isAlive is false when the jid now belongs to another jail (mocked FreeBSD)', () => {
-    const fake = createFakeRunner([{ argv: ['/usr/sbin/jls', '-j', '7', 'name'], sync: true, result: { stdout: 'someone-else\n' } }]);
+    const fake = createFakeRunner([
+      { argv: ['/usr/sbin/jls', '-j', '7', 'name'], sync: true, result: { stdout: 'someone-else\n' } },
+    ]);
     const driver = createFreeBSDDriver({ runner: fake });
     assert.equal(driver.isAlive({ initPid: 0, nsIds: { jid: '7', name: NAME }, cgroups: [] }), false);
     assert.equal(driver.isAlive({ initPid: 0, cgroups: [] }), false, 'no jid: nothing to ask');
@@ -175,18 +220,24 @@ describe('FreeBSD driver: full start and stop (mocked FreeBSD)', () => {
         { argv: ['/sbin/sysctl', '-n', 'kern.racct.enable'], result: { stdout: '1\n' } },
         { argv: ['/usr/bin/rctl', '-a', `jail:${NAME}:maxproc:deny=50`] },
         { argv: ['/usr/bin/rctl', '-a', `jail:${NAME}:pcpu:deny=150`] },
-        { argv: ['/usr/sbin/jail', '-i', '-c', `name=${NAME}`, `path=${sb.root}`, `host.hostname=${NAME}`, 'persist'], result: { code: 1, stderr: `jail: ${NAME}: jail_set: File exists\n` } },
+        {
+          argv: ['/usr/sbin/jail', '-i', '-c', `name=${NAME}`, `path=${sb.root}`, `host.hostname=${NAME}`, 'persist'],
+          result: { code: 1, stderr: `jail: ${NAME}: jail_set: File exists\n` },
+        },
         { argv: ['/usr/bin/rctl', '-r', `jail:${NAME}`] },
       ]);
       const driver = createFreeBSDDriver({ runner: fake });
-      await assert.rejects(driver.create(sb.ctx, { addresses: [] }, { maxProcs: 50, cpuPercent: 150 }), (e: unknown) => {
-        assert.ok(e instanceof JailyardError);
-        assert.equal(e.code, 'JY_ERR_STEP_FAILED');
-        assert.equal(e.place.jail, NAME);
-        assert.equal(e.place.step, 'create');
-        assert.match(e.place.output ?? '', /File exists/);
-        return true;
-      });
+      await assert.rejects(
+        driver.create(sb.ctx, { addresses: [] }, { maxProcs: 50, cpuPercent: 150 }),
+        (e: unknown) => {
+          assert.ok(e instanceof JailyardError);
+          assert.equal(e.code, 'JY_ERR_STEP_FAILED');
+          assert.equal(e.place.jail, NAME);
+          assert.equal(e.place.step, 'create');
+          assert.match(e.place.output ?? '', /File exists/);
+          return true;
+        },
+      );
       fake.verify();
     } finally {
       sb.cleanup();

@@ -21,13 +21,22 @@ describe('FreeBSD driver: mounts (mocked FreeBSD)', () => {
         symlinks: [],
         mounts: [
           { kind: 'bind', source: '/skel/bin', target: join(root, 'bin'), readonly: true, origin: 'skeleton-ro' },
-          { kind: 'bind', source: '/nonexistent/www', target: join(root, 'srv/www'), readonly: false, origin: 'mount.fstab' },
+          {
+            kind: 'bind',
+            source: '/nonexistent/www',
+            target: join(root, 'srv/www'),
+            readonly: false,
+            origin: 'mount.fstab',
+          },
           { kind: 'devfs', target: join(root, 'dev'), origin: 'mount.devfs' },
         ],
       };
       const fake = createFakeRunner([
         { argv: ['/sbin/mount_nullfs', '-o', 'ro', '/skel/bin', join(root, 'bin')] },
-        { argv: ['/sbin/mount_nullfs', '/nonexistent/www', join(root, 'srv/www')], result: { code: 1, stderr: 'mount_nullfs: /nonexistent/www: No such file or directory\n' } },
+        {
+          argv: ['/sbin/mount_nullfs', '/nonexistent/www', join(root, 'srv/www')],
+          result: { code: 1, stderr: 'mount_nullfs: /nonexistent/www: No such file or directory\n' },
+        },
         { argv: ['/sbin/umount', join(root, 'bin')] },
       ]);
       const driver = createFreeBSDDriver({ runner: fake });
@@ -68,8 +77,14 @@ describe('FreeBSD driver: mounts (mocked FreeBSD)', () => {
       };
       const fake = createFakeRunner([
         { argv: ['/sbin/mount_nullfs', '-o', 'ro', '/x', join(root, 'a')] },
-        { argv: ['/sbin/mount', '-t', 'tmpfs', '-o', 'size=64m,mode=1777', 'tmpfs', join(root, 'b')], result: { code: 1, stderr: 'mount: tmpfs: Operation not permitted\n' } },
-        { argv: ['/sbin/umount', join(root, 'a')], result: { code: 1, stderr: 'umount: unmount of /a failed: Device busy\n' } },
+        {
+          argv: ['/sbin/mount', '-t', 'tmpfs', '-o', 'size=64m,mode=1777', 'tmpfs', join(root, 'b')],
+          result: { code: 1, stderr: 'mount: tmpfs: Operation not permitted\n' },
+        },
+        {
+          argv: ['/sbin/umount', join(root, 'a')],
+          result: { code: 1, stderr: 'umount: unmount of /a failed: Device busy\n' },
+        },
       ]);
       const driver = createFreeBSDDriver({ runner: fake });
       await assert.rejects(driver.mount(ctx, plan), (e: unknown) => {
@@ -94,7 +109,9 @@ describe('FreeBSD driver: mounts (mocked FreeBSD)', () => {
         root,
         mkdirs: [],
         symlinks: [],
-        mounts: [{ kind: 'bind', source: '/skel/etc', target: join(root, 'evil/ssl'), readonly: true, origin: 'mount' }],
+        mounts: [
+          { kind: 'bind', source: '/skel/etc', target: join(root, 'evil/ssl'), readonly: true, origin: 'mount' },
+        ],
       };
       const fake = createFakeRunner([]);
       const driver = createFreeBSDDriver({ runner: fake });
@@ -151,13 +168,29 @@ describe('FreeBSD driver: mounts (mocked FreeBSD)', () => {
   });
 
   test('overlay: skeleton below as ro nullfs, writable upper on top with unionfs (mocked FreeBSD)', () => {
-    const cmds = mountCommands({ kind: 'overlay', lower: ['/skel/top', '/skel/base'], upper: '/state/web/upper', work: '/state/web/work', target: '/jails/web', origin: 'skeleton-overlay' }, '4');
-    assert.deepEqual(cmds.map((c) => c.argv), [
-      ['/sbin/mount_nullfs', '-o', 'ro', '/skel/base', '/jails/web'],
-      ['/sbin/mount_unionfs', '-o', 'ro', '/skel/top', '/jails/web'],
-      ['/sbin/mount_unionfs', '/state/web/upper', '/jails/web'],
-    ]);
-    const fs = mountCommands({ kind: 'fs', fstype: 'fdescfs', source: 'fdesc', target: '/jails/web/dev/fd', options: [], origin: 'mount' }, '4');
+    const cmds = mountCommands(
+      {
+        kind: 'overlay',
+        lower: ['/skel/top', '/skel/base'],
+        upper: '/state/web/upper',
+        work: '/state/web/work',
+        target: '/jails/web',
+        origin: 'skeleton-overlay',
+      },
+      '4',
+    );
+    assert.deepEqual(
+      cmds.map((c) => c.argv),
+      [
+        ['/sbin/mount_nullfs', '-o', 'ro', '/skel/base', '/jails/web'],
+        ['/sbin/mount_unionfs', '-o', 'ro', '/skel/top', '/jails/web'],
+        ['/sbin/mount_unionfs', '/state/web/upper', '/jails/web'],
+      ],
+    );
+    const fs = mountCommands(
+      { kind: 'fs', fstype: 'fdescfs', source: 'fdesc', target: '/jails/web/dev/fd', options: [], origin: 'mount' },
+      '4',
+    );
     assert.deepEqual(fs[0]!.argv, ['/sbin/mount', '-t', 'fdescfs', 'fdesc', '/jails/web/dev/fd']);
   });
 });

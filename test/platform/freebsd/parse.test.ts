@@ -45,7 +45,10 @@ describe('FreeBSD tool output parsers (mocked FreeBSD)', () => {
 
   test('jls JSON with no jails, and broken JSON (mocked FreeBSD)', () => {
     assert.deepEqual(parseJlsJson('{"__version": "2", "jail-information": {"jail": []}}\n'), []);
-    assert.throws(() => parseJlsJson('{"__version": "2", "jail-inf'), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PLATFORM');
+    assert.throws(
+      () => parseJlsJson('{"__version": "2", "jail-inf'),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PLATFORM',
+    );
   });
 
   test('mount -p: tab-padded fstab lines, escaped blanks (mocked FreeBSD)', () => {
@@ -60,18 +63,35 @@ describe('FreeBSD tool output parsers (mocked FreeBSD)', () => {
     const entries = parseMountP(out);
     assert.equal(entries.length, 5);
     assert.deepEqual(entries[1], { source: 'devfs', target: '/dev', fstype: 'devfs', options: ['rw', 'multilabel'] });
-    assert.deepEqual(entries[3], { source: '/usr/local/jailyard/skel/14.2/bin', target: '/var/db/jailyard/jails/web/root/bin', fstype: 'nullfs', options: ['ro'] });
+    assert.deepEqual(entries[3], {
+      source: '/usr/local/jailyard/skel/14.2/bin',
+      target: '/var/db/jailyard/jails/web/root/bin',
+      fstype: 'nullfs',
+      options: ['ro'],
+    });
     assert.equal(entries[4]!.source, '/home/me/my data');
   });
 
   test('mount -p: a line that is not six fields is an error, not a guess (mocked FreeBSD)', () => {
-    assert.throws(() => parseMountP('/a b\t/c\tnullfs\tro\t0 0\n'), (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PLATFORM' && /line 1/.test(e.message));
+    assert.throws(
+      () => parseMountP('/a b\t/c\tnullfs\tro\t0 0\n'),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PLATFORM' && /line 1/.test(e.message),
+    );
   });
 
   test('rctl rule listing (mocked FreeBSD)', () => {
-    const rules = parseRctl('jail:jyfb-web:memoryuse:deny=268435456\njail:jyfb-web:maxproc:deny=50\nuser:www:openfiles:log=1000/user\n');
+    const rules = parseRctl(
+      'jail:jyfb-web:memoryuse:deny=268435456\njail:jyfb-web:maxproc:deny=50\nuser:www:openfiles:log=1000/user\n',
+    );
     assert.equal(rules.length, 3);
-    assert.deepEqual(rules[0], { rule: 'jail:jyfb-web:memoryuse:deny=268435456', subjectType: 'jail', subject: 'jyfb-web', resource: 'memoryuse', action: 'deny', amount: '268435456' });
+    assert.deepEqual(rules[0], {
+      rule: 'jail:jyfb-web:memoryuse:deny=268435456',
+      subjectType: 'jail',
+      subject: 'jyfb-web',
+      resource: 'memoryuse',
+      action: 'deny',
+      amount: '268435456',
+    });
     assert.equal(rules[2]!.amount, '1000/user');
   });
 });

@@ -26,7 +26,10 @@ function assertNoStrayProcesses(marker: string): void {
 describe('FreeBSD driver: the real command runner (runs on this machine)', () => {
   test('argument arrays, clean environment, exit codes, a missing program is 127', async () => {
     const runner = createExecRunner();
-    const r = await runner.run(['/bin/sh', '-c', 'printf "%s|%s" "$1" "$FOO"; echo err >&2; exit 3', 'sh', 'a b; $(reboot)'], { env: { FOO: 'bar' } });
+    const r = await runner.run(
+      ['/bin/sh', '-c', 'printf "%s|%s" "$1" "$FOO"; echo err >&2; exit 3', 'sh', 'a b; $(reboot)'],
+      { env: { FOO: 'bar' } },
+    );
     assert.deepEqual(r, { code: 3, signal: null, stdout: 'a b; $(reboot)|bar', stderr: 'err\n' });
     const env = await runner.run(['/usr/bin/env'], { env: { ONLY: '1' } });
     assert.equal(env.stdout, 'ONLY=1\n');

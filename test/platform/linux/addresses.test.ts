@@ -5,11 +5,17 @@ import { jailAddresses, inNetwork, networksOverlap } from '../../../src/platform
 
 test('ip4.addr/ip6.addr forms: plain, with prefix, FreeBSD iface|addr', () => {
   const got = jailAddresses('j', { 'ip4.addr': ['198.51.100.9', 'em0|198.51.100.10/25'], 'ip6.addr': '2001:db8::5' });
-  assert.deepEqual(got.map((a) => a.cidr), ['198.51.100.9/24', '198.51.100.10/25', '2001:db8::5/64']);
+  assert.deepEqual(
+    got.map((a) => a.cidr),
+    ['198.51.100.9/24', '198.51.100.10/25', '2001:db8::5/64'],
+  );
 });
 
 test('a bad address names jail and parameter', () => {
-  assert.throws(() => jailAddresses('web', { 'ip4.addr': '198.51.100.300' }), { code: 'JY_ERR_ADDRESS', place: { jail: 'web', param: 'ip4.addr' } });
+  assert.throws(() => jailAddresses('web', { 'ip4.addr': '198.51.100.300' }), {
+    code: 'JY_ERR_ADDRESS',
+    place: { jail: 'web', param: 'ip4.addr' },
+  });
 });
 
 test('range arithmetic', () => {

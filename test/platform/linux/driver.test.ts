@@ -43,22 +43,36 @@ describe('linux driver: one running jail', () => {
     assert.equal(readFileSync(`/proc/${facts!.initPid}/comm`, 'utf8').trim(), 'tini');
     const r = await inJail('ps -eo pid=,comm=');
     assert.equal(r.code, 0, r.stderr);
-    const procs = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/));
+    const procs = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/));
     assert.deepEqual(procs[0], ['1', 'tini']);
     assert.ok(procs.length <= 5, `only the jail's processes: ${r.stdout}`);
   });
 
   test('hostname, clean environment, cgroups joined', async () => {
-    const r = await inJail('hostname; echo "$JNAME $JID $PATH $FOO"; env | wc -l; cat /proc/self/cgroup', { env: { FOO: 'bar' } });
+    const r = await inJail('hostname; echo "$JNAME $JID $PATH $FOO"; env | wc -l; cat /proc/self/cgroup', {
+      env: { FOO: 'bar' },
+    });
     const [host, vars, ...rest] = r.stdout.trim().split('\n');
     assert.equal(host, 'inside.example');
-    assert.equal(vars, `${jail.ctx.name} ${jail.ctx.jid} /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bar`);
+    assert.equal(
+      vars,
+      `${jail.ctx.name} ${jail.ctx.jid} /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bar`,
+    );
     assert.ok(Number(rest[0]) < 15, 'no host environment leaks in');
-    assert.ok(rest.some((l) => l.startsWith('8:pids:') || l.includes(':pids:/')), 'pids cgroup line');
-    assert.ok(rest.filter((l) => l.includes(`-${jail.ctx.jid}`)).length >= 2, `joined the jail's groups: ${rest.join(' ')}`);
+    assert.ok(
+      rest.some((l) => l.startsWith('8:pids:') || l.includes(':pids:/')),
+      'pids cgroup line',
+    );
+    assert.ok(
+      rest.filter((l) => l.includes(`-${jail.ctx.jid}`)).length >= 2,
+      `joined the jail's groups: ${rest.join(' ')}`,
+    );
   });
 
-  test('exec never enters a process that is not the jail\'s pid 1 any more (a reused pid number)', async () => {
+  test("exec never enters a process that is not the jail's pid 1 any more (a reused pid number)", async () => {
     const stale: CreateFacts = { ...facts!, nsIds: { ...facts!.nsIds, pid: readlinkSync('/proc/self/ns/pid') } };
     const r = await driver.runInJail(jail.ctx, stale, ['/bin/echo', 'ran']);
     assert.equal(r.code, 125);
@@ -135,7 +149,9 @@ describe('linux driver: one running jail', () => {
   });
 
   test('pids limit bounds a fork bomb', async () => {
-    const r = await inJail('for i in $(seq 1 60); do sleep 3 & done 2>/dev/null; ps -e --no-headers | wc -l; kill $(jobs -p) 2>/dev/null; true');
+    const r = await inJail(
+      'for i in $(seq 1 60); do sleep 3 & done 2>/dev/null; ps -e --no-headers | wc -l; kill $(jobs -p) 2>/dev/null; true',
+    );
     const n = Number(r.stdout.trim().split('\n').pop());
     assert.ok(n <= 32, `at most pids.max processes: ${n}`);
   });
@@ -178,7 +194,11 @@ describe('linux driver: stop, survival, failures', () => {
     const mounts = await driver.mount(jail.ctx, jail.plan);
     const facts = await driver.create(jail.ctx, net, {});
     try {
-      await driver.runInJail(jail.ctx, facts, ['/bin/sh', '-c', `trap '' TERM; (trap '' TERM; while :; do sleep 0.05; done) >/dev/null 2>&1 &`]);
+      await driver.runInJail(jail.ctx, facts, [
+        '/bin/sh',
+        '-c',
+        `trap '' TERM; (trap '' TERM; while :; do sleep 0.05; done) >/dev/null 2>&1 &`,
+      ]);
       const t0 = Date.now();
       await driver.destroy(jail.ctx, facts, 400);
       assert.ok(Date.now() - t0 >= 400, 'waited the stop timeout');
@@ -191,7 +211,10 @@ describe('linux driver: stop, survival, failures', () => {
     }
   });
 
-  for (const [how, env] of [['jy-spawner', {}], ["node's spawn (JAILYARD_SPAWNER=0)", { JAILYARD_SPAWNER: '0' }]] as const) {
+  for (const [how, env] of [
+    ['jy-spawner', {}],
+    ["node's spawn (JAILYARD_SPAWNER=0)", { JAILYARD_SPAWNER: '0' }],
+  ] as const) {
     test(`a jail survives the process that created it (programs started by ${how}); no /dev in the plan: the stage makes one; no address: only the loopback`, async () => {
       const jail = makeTestJail(PREFIX, {}, false);
       const net = await driver.setupNetwork(jail.ctx);
@@ -203,7 +226,11 @@ describe('linux driver: stop, survival, failures', () => {
         const script = `import { createLinuxDriver } from ${JSON.stringify(new URL('../../../src/platform/linux/index.ts', import.meta.url).pathname)};
           const f = await createLinuxDriver({ cgroupParent: 'jailyard-${PREFIX}' }).create(${JSON.stringify(jail.ctx)}, ${JSON.stringify(net)}, {});
           console.log(JSON.stringify(f));`;
-        const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20000, env: { ...process.env, ...env } });
+        const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+          encoding: 'utf8',
+          timeout: 20000,
+          env: { ...process.env, ...env },
+        });
         assert.equal(out.status, 0, out.stderr);
         facts = JSON.parse(out.stdout) as CreateFacts;
         assert.ok(driver.isAlive(facts), 'pid 1 alive after its creator exited');
@@ -212,10 +239,17 @@ describe('linux driver: stop, survival, failures', () => {
         assert.match(r.stdout, /urandom/);
         const links = await driver.runInJail(jail.ctx, facts, ['ip', '-o', 'link', 'show']);
         assert.equal(links.code, 0, links.stderr);
-        const names = links.stdout.trim().split('\n').map((l) => l.split(': ')[1]);
+        const names = links.stdout
+          .trim()
+          .split('\n')
+          .map((l) => l.split(': ')[1]);
         assert.deepEqual(names, ['lo'], `only the loopback: ${links.stdout}`);
         assert.match(links.stdout, /<LOOPBACK,UP,LOWER_UP>/);
-        assert.notEqual(readlinkSync(`/proc/${facts.initPid}/ns/net`), readlinkSync('/proc/self/ns/net'), 'a network namespace of its own');
+        assert.notEqual(
+          readlinkSync(`/proc/${facts.initPid}/ns/net`),
+          readlinkSync('/proc/self/ns/net'),
+          'a network namespace of its own',
+        );
       } finally {
         if (facts) await driver.destroy(jail.ctx, facts, 1000);
         await driver.unmount(jail.ctx, mounts);
@@ -227,7 +261,13 @@ describe('linux driver: stop, survival, failures', () => {
 
   test('a failing mount undoes the earlier mounts and names source and target', async () => {
     const jail = makeTestJail(PREFIX);
-    jail.plan.mounts.push({ kind: 'bind', source: '/nonexistent-jy-source', target: `${jail.plan.root}/mnt`, readonly: true, origin: 'fstab' });
+    jail.plan.mounts.push({
+      kind: 'bind',
+      source: '/nonexistent-jy-source',
+      target: `${jail.plan.root}/mnt`,
+      readonly: true,
+      origin: 'fstab',
+    });
     const mountsBefore = snapshot().mounts;
     await assert.rejects(driver.mount(jail.ctx, jail.plan), (e) => {
       assert.ok(isJailyardError(e));
@@ -250,7 +290,11 @@ describe('linux driver: stop, survival, failures', () => {
     const busy = spawn('sleep', ['30'], { cwd: `${jail.plan.root}/mnt`, stdio: 'ignore' });
     try {
       await driver.unmount(jail.ctx, facts);
-      assert.deepEqual(snapshot().mounts.filter((m) => !mountsBefore.includes(m)), [], 'every mount gone from the table');
+      assert.deepEqual(
+        snapshot().mounts.filter((m) => !mountsBefore.includes(m)),
+        [],
+        'every mount gone from the table',
+      );
       assert.equal(busy.exitCode, null, 'the busy process was left alone');
     } finally {
       busy.kill('SIGKILL');
@@ -262,7 +306,12 @@ describe('linux driver: stop, survival, failures', () => {
   test('a mount failing in the middle of a batch undoes exactly the mounts made before it', async () => {
     const jail = makeTestJail(PREFIX);
     // the kernel refuses this option: jy-mount has already made the root, /usr and /dev
-    jail.plan.mounts.push({ kind: 'tmpfs', target: `${jail.plan.root}/mnt`, options: ['size=not-a-size'], origin: 'mount' });
+    jail.plan.mounts.push({
+      kind: 'tmpfs',
+      target: `${jail.plan.root}/mnt`,
+      options: ['size=not-a-size'],
+      origin: 'mount',
+    });
     const mountsBefore = snapshot().mounts;
     await assert.rejects(driver.mount(jail.ctx, jail.plan), (e) => {
       assert.ok(isJailyardError(e));
@@ -329,7 +378,10 @@ describe('linux driver: stop, survival, failures', () => {
       const d = makeTestJail(PREFIX, { 'ip4.addr': '198.51.100.214' });
       const attempt = driver.setupNetwork(d.ctx);
       await assert.rejects(attempt, new RegExp(`198\\.51\\.100\\.214 is already used by netns ${legacy}`));
-      await attempt.then((n) => driver.teardownNetwork(d.ctx, n), () => {});
+      await attempt.then(
+        (n) => driver.teardownNetwork(d.ctx, n),
+        () => {},
+      );
       d.cleanup();
     } finally {
       execFileSync('ip', ['netns', 'del', legacy]);
@@ -349,7 +401,13 @@ describe('linux driver: stop, survival, failures', () => {
       facts = await driver.create(jail.ctx, net, {});
       await new Promise<void>((r) => server.listen(0, '2001:db8:4a59::1', r));
       const port = (server.address() as { port: number }).port;
-      const r = await driver.runInJail(jail.ctx, facts, ['curl', '-s', '--max-time', '5', `http://[2001:db8:4a59::1]:${port}/`]);
+      const r = await driver.runInJail(jail.ctx, facts, [
+        'curl',
+        '-s',
+        '--max-time',
+        '5',
+        `http://[2001:db8:4a59::1]:${port}/`,
+      ]);
       assert.equal(r.stdout, 'hello over IPv6', r.stderr);
     } finally {
       server.close();
@@ -384,7 +442,10 @@ describe('linux driver: stop, survival, failures', () => {
     execFileSync('mkdir', ['-p', `${root}/sub`]);
     execFileSync('mount', ['-t', 'tmpfs', 'jy-sub', `${root}/sub`]);
     await driver.removeLeftover('mounts', root);
-    assert.deepEqual(snapshot().mounts.filter((m) => !before.includes(m)), []);
+    assert.deepEqual(
+      snapshot().mounts.filter((m) => !before.includes(m)),
+      [],
+    );
     jail.cleanup();
   });
 

@@ -15,7 +15,11 @@ export interface TestJail {
 let counter = 0;
 
 /** A jail named `${prefix}${n}` with a unique high jid (other tests may use low ones). */
-export function makeTestJail(prefix: string, params: Record<string, string | string[]> = {}, withDevfs = true): TestJail {
+export function makeTestJail(
+  prefix: string,
+  params: Record<string, string | string[]> = {},
+  withDevfs = true,
+): TestJail {
   const base = mkdtempSync(`${tmpdir()}/${prefix}`);
   const root = `${base}/root`;
   mkdirSync(`${root}/etc`, { recursive: true });
@@ -32,6 +36,12 @@ export function makeTestJail(prefix: string, params: Record<string, string | str
       { kind: 'proc', target: `${root}/proc`, origin: 'mount.procfs' },
     ],
   };
-  const ctx: JailContext = { spec: { name, params: { name, ...params } }, name, jid, path: root, stateDir: `${base}/state` };
+  const ctx: JailContext = {
+    spec: { name, params: { name, ...params } },
+    name,
+    jid,
+    path: root,
+    stateDir: `${base}/state`,
+  };
   return { ctx, plan, cleanup: () => rmSync(base, { recursive: true, force: true }) };
 }

@@ -15,17 +15,33 @@ import { run, minimalEnv, pidAlive, waitFor } from '../../../src/platform/linux/
 
 const helper = new Spawner(JY_SPAWNER);
 
-function collect(child: SpawnedProcess): Promise<{ out: string; err: string; code: number | null; signal: string | null }> {
+function collect(
+  child: SpawnedProcess,
+): Promise<{ out: string; err: string; code: number | null; signal: string | null }> {
   let out = '';
   let err = '';
   child.on('stdout', (d: Buffer) => (out += d.toString()));
   child.on('stderr', (d: Buffer) => (err += d.toString()));
-  return new Promise((resolve) => child.on('exit', (code: number | null, signal: string | null) => resolve({ out, err, code, signal })));
+  return new Promise((resolve) =>
+    child.on('exit', (code: number | null, signal: string | null) => resolve({ out, err, code, signal })),
+  );
 }
 
 test('output, exit code and signal of each program, all output before its exit', async () => {
-  const a = helper.spawn({ argv: ['sh', '-c', 'echo out; echo err >&2; seq 1 20000 | tail -1; exit 3'], env: minimalEnv(), cwd: '/tmp', stdout: 'pipe', stderr: 'pipe' });
-  const b = helper.spawn({ argv: ['sh', '-c', 'kill -9 $$'], env: minimalEnv(), cwd: '/', stdout: 'pipe', stderr: 'pipe' });
+  const a = helper.spawn({
+    argv: ['sh', '-c', 'echo out; echo err >&2; seq 1 20000 | tail -1; exit 3'],
+    env: minimalEnv(),
+    cwd: '/tmp',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+  const b = helper.spawn({
+    argv: ['sh', '-c', 'kill -9 $$'],
+    env: minimalEnv(),
+    cwd: '/',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
   const [ra, rb] = await Promise.all([collect(a), collect(b)]);
   assert.deepEqual(ra, { out: 'out\n20000\n', err: 'err\n', code: 3, signal: null });
   assert.deepEqual([rb.code, rb.signal], [null, 'SIGKILL']);
@@ -33,11 +49,23 @@ test('output, exit code and signal of each program, all output before its exit',
 });
 
 test('a program that cannot run: started rejects with the errno, nothing else follows', async () => {
-  const c = helper.spawn({ argv: ['/nonexistent/jy-program'], env: minimalEnv(), cwd: '/', stdout: 'pipe', stderr: 'pipe' });
+  const c = helper.spawn({
+    argv: ['/nonexistent/jy-program'],
+    env: minimalEnv(),
+    cwd: '/',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
   let exited = false;
   c.on('exit', () => (exited = true));
   await assert.rejects(c.started, (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
-  const bad = helper.spawn({ argv: ['true'], env: minimalEnv(), cwd: '/nonexistent-dir', stdout: 'pipe', stderr: 'pipe' });
+  const bad = helper.spawn({
+    argv: ['true'],
+    env: minimalEnv(),
+    cwd: '/nonexistent-dir',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
   await assert.rejects(bad.started, (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
   assert.equal(exited, false);
   // run() reports it like node's spawn: a rejection
@@ -62,7 +90,11 @@ test('output appended to a file; a detached program leads a session of its own a
     assert.equal(first, 'one');
     const stat = rest.pop()!;
     // fds of `ls`: 0, 1, 2 and the directory it reads
-    assert.deepEqual(rest.map(Number).filter((fd) => fd > 3), [], `descriptors leaked into the program: ${rest.join(' ')}`);
+    assert.deepEqual(
+      rest.map(Number).filter((fd) => fd > 3),
+      [],
+      `descriptors leaked into the program: ${rest.join(' ')}`,
+    );
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     assert.equal(Number(fields[3]), c.pid, 'its own session (session id = its pid)');
   } finally {
@@ -103,7 +135,15 @@ test("a program's name is looked up in the PATH of its own environment", async (
   try {
     const prog = join(dir, 'jy-only-here');
     writeFileSync(prog, '#!/bin/sh\necho found\n', { mode: 0o755 });
-    const r = await collect(helper.spawn({ argv: ['jy-only-here'], env: { PATH: `${dir}:/usr/bin:/bin` }, cwd: '/', stdout: 'pipe', stderr: 'pipe' }));
+    const r = await collect(
+      helper.spawn({
+        argv: ['jy-only-here'],
+        env: { PATH: `${dir}:/usr/bin:/bin` },
+        cwd: '/',
+        stdout: 'pipe',
+        stderr: 'pipe',
+      }),
+    );
     assert.deepEqual([r.out, r.code], ['found\n', 0], "not the helper's own (empty) environment's default path");
   } finally {
     rmSync(dir, { recursive: true, force: true });
