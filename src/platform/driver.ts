@@ -150,6 +150,10 @@ export interface Driver {
    * has one: a recursive delete would go through a read-write mount into its source). */
   mountsBelow(dir: string): string[];
 
+  /** A removed jail's folder `jailDir` is deleted: give back what the host holds for it
+   * outside that folder (Linux: its user-namespace range in the host-wide registry). */
+  forget?(jailDir: string): Promise<void>;
+
   /** Everything of jailyard's found on the system (named by prefix) for reconcile. */
   scanLeftovers(): Promise<Leftovers>;
   /** Whether a leftover found by scanLeftovers is marked as this state folder's (its name

@@ -12,6 +12,7 @@ import { removeLeftover, scanLeftovers } from './leftovers.ts';
 import { mount, unmount } from './mounts.ts';
 import { removeBridgeIfUnused, setupNetwork, teardownNetwork } from './network.ts';
 import { isUnder, stateTag } from './paths.ts';
+import { releaseRange } from './userns.ts';
 import type { Leftovers } from '../driver.ts';
 
 /**
@@ -116,5 +117,13 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
     removeLeftover,
     removeBridgeIfUnused: () => removeBridgeIfUnused(net.bridge),
     mountsBelow: (dir) => mountsBelow(dir),
+    async forget(jailDir) {
+      try {
+        await releaseRange(jailDir);
+      } catch {
+        // the jail is gone already; a slot left behind names a folder that no longer
+        // records it, so the next allocation (or staleRanges) reclaims it
+      }
+    },
   };
 }

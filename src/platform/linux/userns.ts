@@ -15,12 +15,14 @@
 import {
   closeSync,
   chmodSync,
+  existsSync,
   lchownSync,
   lstatSync,
   mkdirSync,
   openSync,
   readFileSync,
   readdirSync,
+  rmSync,
   unlinkSync,
   writeFileSync,
   writeSync,
@@ -184,13 +186,34 @@ export async function rangeFor(
   });
 }
 
-/** Gives the jail's range back (when its state folder is removed; reconcile finds the rest). */
-export async function releaseRange(stateDir: string, cfg: UsernsConfig = usernsConfig()): Promise<void> {
-  await withHostLock('userns', async () => {
+/**
+ * Gives the jail's range back: the one its folder records, and any slot naming `stateDir`
+ * whose record is gone (the driver's `forget`, called once a removed jail's folder is
+ * deleted: only then are no files of the range left on disk). Never frees another's slot.
+ */
+export async function releaseRange(stateDir: string, cfg: UsernsConfig = usernsConfig()): Promise<number[]> {
+  // no registry, no slot (a record is valid only while its slot file exists): no lock taken
+  if (!existsSync(cfg.registry)) return [];
+  return await withHostLock('userns', async () => {
+    const freed: number[] = [];
     const rec = recordedRange(stateDir, cfg);
-    if (!rec) return;
-    unlinkSync(slotFile(cfg, rec.slot));
-    unlinkSync(recordFile(stateDir));
+    if (rec) {
+      rmSync(slotFile(cfg, rec.slot), { force: true });
+      rmSync(recordFile(stateDir), { force: true });
+      freed.push(rec.slot);
+    }
+    let files: string[] = [];
+    try {
+      files = readdirSync(cfg.registry).filter((f) => /^\d+$/.test(f));
+    } catch {
+      return freed;
+    }
+    for (const slot of files.map(Number)) {
+      if (ownerOf(cfg, slot) !== stateDir || slotHeld(cfg, slot)) continue;
+      rmSync(slotFile(cfg, slot), { force: true });
+      freed.push(slot);
+    }
+    return freed.sort((a, b) => a - b);
   });
 }
 
