@@ -2,6 +2,8 @@
 // Produced by the evaluator (jail.conf, rc.conf import, CLI `param=value` arguments, API
 // bodies), consumed by the planner, the runtime and the store.
 
+import { JailyardError } from '../errors.ts';
+
 /** A typed parameter value: integers are numbers, booleans true/false, lists arrays. */
 export type ParamValue = string | number | boolean | string[];
 
@@ -13,4 +15,48 @@ export interface JailSpec {
   name: string;
   /** Resolved, typed parameters, `name` included, in the order of the source. */
   params: Params;
+}
+
+// Typed reads of resolved parameters. The evaluator already typed the values; these pick
+// them and turn sizes and lists into numbers and arrays, for every stage that reads a spec.
+
+export function paramString(params: Params, name: string): string | undefined {
+  const v = params[name];
+  if (v === undefined || v === false) return undefined;
+  if (Array.isArray(v)) return v.join(',');
+  return String(v);
+}
+
+export function paramInt(params: Params, name: string): number | undefined {
+  const v = params[name];
+  if (v === undefined || v === '') return undefined;
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isInteger(n))
+    throw new JailyardError('JY_ERR_PARAM_VALUE', `not an integer: ${JSON.stringify(v)}`, { param: name });
+  return n;
+}
+
+/** jail(8)'s boolean: `p;` / `p = 1|true|yes` is on, `nop;` / `p = 0|false|no|off` off. */
+export function paramBool(params: Params, name: string): boolean {
+  const v = params[name];
+  if (typeof v === 'boolean') return v;
+  if (typeof v === 'number') return v !== 0;
+  if (typeof v === 'string') return !['', '0', 'false', 'no', 'off'].includes(v.toLowerCase());
+  return false;
+}
+
+export function paramList(params: Params, name: string): string[] {
+  const v = params[name];
+  if (v === undefined || v === false || v === '') return [];
+  if (Array.isArray(v)) return v;
+  return [String(v)];
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** "256M", "1g", "1048576" -> bytes (rctl(8) / cgroup notation). */
+export function parseSize(text: string, place: { jail?: string; param: string }): number {
+  const m = /^\s*(\d+)\s*([kmgt]?)i?b?\s*$/i.exec(text);
+  if (!m) throw new JailyardError('JY_ERR_PARAM_VALUE', `not a size (like 256M): ${JSON.stringify(text)}`, place);
+  return Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!;
 }

@@ -7,7 +7,7 @@
 
 import { JailyardError, isJailyardError } from '../errors.ts';
 import { parseSelector } from '../meta/selector.ts';
-import { paramList } from '../runtime/params.ts';
+import { paramList } from '../conf/spec.ts';
 import { CHECK_TIMING, sleep } from './haproxy-process.ts';
 import {
   ADMIN_FDRAIN,

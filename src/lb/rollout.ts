@@ -9,11 +9,10 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from '
 import { dirname, join } from 'node:path';
 import { request } from 'undici';
 import { JailyardError, isJailyardError } from '../errors.ts';
-import type { JailSpec, Params } from '../conf/spec.ts';
+import { paramList, type JailSpec, type Params } from '../conf/spec.ts';
 import type { MetaOp } from '../meta/ops.ts';
 import { parseSelector } from '../meta/selector.ts';
 import { labelsOf } from '../meta/labels.ts';
-import { paramList } from '../runtime/params.ts';
 import type { JailService } from '../runtime/types.ts';
 import type { JailRecord } from '../store/types.ts';
 import { DRAIN_LABEL, PORT_LABEL, serverNameOf, waitForServer } from './controller.ts';

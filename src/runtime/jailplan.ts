@@ -10,7 +10,7 @@ import { parseFstab, parseFstabLine, type FstabEntry } from '../conf/fstab.ts';
 import type { CreateFacts, JailContext } from '../platform/driver.ts';
 import type { MountPlan, MountStep } from '../skeleton/plan.ts';
 import type { JailRecord } from '../store/types.ts';
-import { paramBool, paramInt, paramList, paramString } from './params.ts';
+import { paramBool, paramInt, paramList, paramString } from '../conf/spec.ts';
 
 /** jailyard's folder for one jail: console log, guest folder, writable parts. */
 export function jailStateDir(stateDir: string, name: string): string {

@@ -10,7 +10,8 @@ import { JailyardError } from '../errors.ts';
 import type { Driver, ExecOptions, ExecResult, JailContext } from '../platform/driver.ts';
 import type { JailRecord, RuntimeFacts, Store } from '../store/types.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
-import { hookCommands, jailLimits, paramBool, paramInt, paramString } from './params.ts';
+import { paramBool, paramInt, paramString } from '../conf/spec.ts';
+import { hookCommands, jailLimits } from './params.ts';
 import { checkNestedParams, checkNestedStart, parentName } from './jailplan.ts';
 import { selfOwner } from './owner.ts';
 

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JailyardError } from '../errors.ts';
-import type { JailSpec } from '../conf/spec.ts';
+import { paramString, type JailSpec } from '../conf/spec.ts';
 import { checkKeyOps, type MetaOp } from '../meta/ops.ts';
 import type { Driver, JailContext } from '../platform/driver.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
@@ -22,7 +22,7 @@ import {
 } from './jailplan.ts';
 import { finishStop, startJail, stopJail, type LifecycleDeps } from './lifecycle.ts';
 import { buildGraph, failedOutcome, runBatch, withDependencies } from './order.ts';
-import { dependsOf, jailLimits, paramString } from './params.ts';
+import { dependsOf, jailLimits } from './params.ts';
 import { loadDriver } from '../platform/index.ts';
 
 /** Parameters jail(8) cannot change on a running jail (jail -m refuses them). */

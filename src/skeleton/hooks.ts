@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import { currentPlatform, loadDefaults, type Defaults, type Platform } from '../defaults.ts';
 import type { SkeletonHooks } from '../runtime/service.ts';
-import { parseSize } from '../runtime/params.ts';
+import { parseSize } from '../conf/spec.ts';
 import type { JailRecord } from '../store/types.ts';
 import type { MountPlan } from './plan.ts';
 import { readLayout } from './layout.ts';

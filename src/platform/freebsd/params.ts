@@ -3,7 +3,7 @@
 // and jailyard's own (skeleton*, limits.*) mean nothing to the kernel. Pure functions.
 
 import { JailyardError } from '../../errors.ts';
-import type { JailSpec, ParamValue } from '../../conf/spec.ts';
+import { paramList, paramString, type JailSpec, type Params, type ParamValue } from '../../conf/spec.ts';
 import type { MetaOp } from '../../meta/ops.ts';
 
 /** jail(8)'s internal parameters (usr.sbin/jail/config.c intparams[], PF_INTERNAL). */
@@ -71,26 +71,20 @@ export function formatAddress(a: AddressEntry): string {
   return [head, ...a.options].join(' ');
 }
 
-function listOf(value: ParamValue | undefined): string[] {
-  if (value === undefined || value === false || value === true || value === '') return [];
-  if (Array.isArray(value))
-    return value
-      .flatMap((v) => v.split(','))
-      .map((v) => v.trim())
-      .filter(Boolean);
-  return String(value)
-    .split(',')
+/** An address list parameter's entries (each element may hold several, comma-separated). */
+function addressList(params: Params, name: string): string[] {
+  return paramList(params, name)
+    .flatMap((v) => v.split(','))
     .map((v) => v.trim())
     .filter(Boolean);
 }
 
 /** Every ip4.addr / ip6.addr entry of the spec, parsed. */
 export function specAddresses(spec: JailSpec): AddressEntry[] {
-  const iface =
-    typeof spec.params.interface === 'string' && spec.params.interface !== '' ? spec.params.interface : undefined;
+  const iface = paramString(spec.params, 'interface') || undefined;
   return [
-    ...listOf(spec.params['ip4.addr']).map((e) => parseAddress(e, 'inet', iface)),
-    ...listOf(spec.params['ip6.addr']).map((e) => parseAddress(e, 'inet6', iface)),
+    ...addressList(spec.params, 'ip4.addr').map((e) => parseAddress(e, 'inet', iface)),
+    ...addressList(spec.params, 'ip6.addr').map((e) => parseAddress(e, 'inet6', iface)),
   ];
 }
 
@@ -100,13 +94,12 @@ export function specAddresses(spec: JailSpec): AddressEntry[] {
  */
 export function createArgs(spec: JailSpec, path: string): string[] {
   const args = [`name=${spec.name}`, `path=${path}`];
-  const hostname = spec.params['host.hostname'];
-  args.push(`host.hostname=${typeof hostname === 'string' && hostname !== '' ? hostname : spec.name}`);
+  args.push(`host.hostname=${paramString(spec.params, 'host.hostname') || spec.name}`);
   for (const [name, value] of Object.entries(spec.params)) {
     if (PLACED_BY_DRIVER.has(name) || !isKernelParam(name)) continue;
     if (name === 'ip4.addr' || name === 'ip6.addr') {
       const family = name === 'ip4.addr' ? 'inet' : 'inet6';
-      const addrs = listOf(value).map((e) => parseAddress(e, family).addr);
+      const addrs = addressList(spec.params, name).map((e) => parseAddress(e, family).addr);
       if (addrs.length > 0) args.push(`${name}=${addrs.join(',')}`);
       continue;
     }

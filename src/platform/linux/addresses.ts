@@ -1,5 +1,6 @@
 // Parsing and checking jail addresses (ip4.addr / ip6.addr). Pure: no system access.
 import { isIPv4, isIPv6 } from 'node:net';
+import { paramList, type Params } from '../../conf/spec.ts';
 import { JailyardError } from '../../errors.ts';
 
 export interface JailAddress {
@@ -13,12 +14,10 @@ export interface JailAddress {
 }
 
 /** Reads ip4.addr / ip6.addr entries: "a.b.c.d", "a.b.c.d/24", or FreeBSD's "iface|addr". */
-export function jailAddresses(jail: string, params: Record<string, unknown>): JailAddress[] {
+export function jailAddresses(jail: string, params: Params): JailAddress[] {
   const out: JailAddress[] = [];
   for (const param of ['ip4.addr', 'ip6.addr'] as const) {
-    const raw = params[param];
-    if (raw === undefined || raw === '' || raw === false) continue;
-    const entries = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
+    const entries = paramList(params, param).flatMap((e) => e.split(','));
     for (const entry of entries.map((e) => e.trim()).filter(Boolean)) {
       // FreeBSD allows "iface|addr" and a trailing " netmask ..."; the interface is ours (eth0).
       const text = (entry.includes('|') ? entry.slice(entry.indexOf('|') + 1) : entry).trim().split(/\s+/)[0]!;

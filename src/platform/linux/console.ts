@@ -11,7 +11,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadDefaults } from '../../defaults.ts';
 import { JailyardError } from '../../errors.ts';
-import { parseSize } from '../../runtime/params.ts';
+import { paramString, parseSize, type Params } from '../../conf/spec.ts';
 import { minimalEnv } from './proc.ts';
 import { spawner } from './spawner.ts';
 
@@ -31,11 +31,10 @@ export function defaultConsoleLimit(): number {
 }
 
 /** A jail's console log limit: its `limits.consolelog` parameter, else the default. */
-export function consoleLimitOf(params: Record<string, unknown>, jail?: string): number {
-  const v = params['limits.consolelog'];
+export function consoleLimitOf(params: Params, jail?: string): number {
+  const v = paramString(params, 'limits.consolelog');
   if (v === undefined || v === '') return defaultConsoleLimit();
-  const bytes =
-    typeof v === 'number' ? v : parseSize(String(v), { ...(jail ? { jail } : {}), param: 'limits.consolelog' });
+  const bytes = parseSize(v, { ...(jail ? { jail } : {}), param: 'limits.consolelog' });
   if (bytes < MIN_LIMIT) {
     throw new JailyardError('JY_ERR_PARAM_VALUE', `limits.consolelog must be at least 64K`, {
       ...(jail ? { jail } : {}),

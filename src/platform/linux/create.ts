@@ -19,6 +19,7 @@ import {
   renameSync,
   statSync,
 } from 'node:fs';
+import { paramString } from '../../conf/spec.ts';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, JailContext, Limits, MountFacts, NetworkFacts } from '../driver.ts';
 import { loadDefaults } from '../../defaults.ts';
@@ -184,8 +185,7 @@ export async function create(
   } catch {
     // new log
   }
-  const hostnameParam = ctx.spec.params['host.hostname'];
-  const hostname = typeof hostnameParam === 'string' && hostnameParam ? hostnameParam : ctx.name;
+  const hostname = paramString(ctx.spec.params, 'host.hostname') || ctx.name;
   const nest = ctx.parent ? nestedStart(ctx, ctx.parent) : undefined;
   const root = nest?.root ?? ctx.path;
   const fs = nest?.ns.view.fs ?? ((p: string) => p);
@@ -392,8 +392,8 @@ export async function modify(
 
 /** The jail's `limits.cgroup_parent` (a relative group path) overrides the driver's parent. */
 function cgroupConfigFor(ctx: JailContext, base: CgroupConfig): CgroupConfig {
-  const param = ctx.spec.params['limits.cgroup_parent'];
-  if (typeof param !== 'string' || param === '') return base;
+  const param = paramString(ctx.spec.params, 'limits.cgroup_parent');
+  if (!param) return base;
   const parts = param.split('/');
   if (parts.some((p) => !/^[A-Za-z0-9_.-]+$/.test(p) || p === '.' || p === '..')) {
     throw new JailyardError('JY_ERR_PARAM_VALUE', `not a relative cgroup path: ${JSON.stringify(param)}`, {

@@ -20,7 +20,7 @@
 //                       (CAP_LINUX_IMMUTABLE), would let the jail make files jailyard cannot
 //                       remove
 //   allow.set_hostname  no effect: sethostname needs CAP_SYS_ADMIN (set host.hostname instead)
-import type { JailSpec, ParamValue } from '../../conf/spec.ts';
+import { paramBool, type JailSpec } from '../../conf/spec.ts';
 import type { Defaults, Platform } from '../../defaults.ts';
 import { JailyardError } from '../../errors.ts';
 import { JAIL_KEEP_CAPS, OPTIONAL_CAPS } from './caps.ts';
@@ -42,19 +42,11 @@ const ALLOWANCES: Record<string, { caps: (keyof typeof OPTIONAL_CAPS)[]; seccomp
   'allow.mlock': { caps: ['ipc_lock'], seccomp: [] },
 };
 
-/** jail(8)'s boolean: `p;` / `p = 1|true|yes` is on, `nop;` / `p = 0|false|no` off. */
-function isOn(v: ParamValue | undefined): boolean {
-  if (typeof v === 'boolean') return v;
-  if (typeof v === 'number') return v !== 0;
-  if (typeof v === 'string') return !['', '0', 'false', 'no', 'off'].includes(v.toLowerCase());
-  return false;
-}
-
 export function jailSecurity(spec: JailSpec): JailSecurity {
   const caps = new Set(JAIL_KEEP_CAPS.split(',').map(Number));
   const seccomp = new Set<string>();
   for (const [param, gives] of Object.entries(ALLOWANCES)) {
-    if (!isOn(spec.params[param])) continue;
+    if (!paramBool(spec.params, param)) continue;
     for (const c of gives.caps) caps.add(OPTIONAL_CAPS[c]);
     for (const s of gives.seccomp) seccomp.add(s);
   }
