@@ -100,8 +100,7 @@ static int target_userns(long pid) {
 	struct stat mine, theirs;
 	snprintf(path, sizeof path, "/proc/%ld/ns/user", pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	errno = 0;
-	if (fd < 0 || fstat(fd, &theirs) != 0 || stat("/proc/self/ns/user", &mine) != 0) die("cannot open %s", path);
+	if (fd < 0 || fstat(fd, &theirs) != 0 || stat("/proc/self/ns/user", &mine) != 0) die_errno("cannot open %s", path);
 	if (theirs.st_ino == mine.st_ino && theirs.st_dev == mine.st_dev) {
 		close(fd);
 		return -1;
@@ -219,7 +218,7 @@ static void copy_loop(struct pump *pumps, int np, int wake_r, int master) {
 		}
 		if (exited && !open_outputs) return;
 		int r = poll(fds, (nfds_t)n, exited ? 100 : -1);
-		if (r < 0 && errno != EINTR) die("poll");
+		if (r < 0 && errno != EINTR) die_errno("poll");
 		if (r == 0) return;
 		if (r < 0) continue;
 		if (fds[0].revents) {
@@ -314,11 +313,11 @@ int main(int argc, char **argv) {
 	 * "jy-enter" there (and on the host). */
 	int nprog = argc - (i + 1);
 	char **program = calloc((size_t)nprog + 1, sizeof *program);
-	if (!program || !(allow = strdup(allow))) die("calloc");
+	if (!program || !(allow = strdup(allow))) die_errno("calloc");
 	for (int k = 0; k < nprog; k++)
-		if (!(program[k] = strdup(argv[i + 1 + k]))) die("strdup");
+		if (!(program[k] = strdup(argv[i + 1 + k]))) die_errno("strdup");
 	for (int k = 0; k < ncg; k++)
-		if (!(cgroups[k] = strdup(cgroups[k]))) die("strdup");
+		if (!(cgroups[k] = strdup(cgroups[k]))) die_errno("strdup");
 	char *area = argv[0], *area_end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
 	memset(area, 0, (size_t)(area_end - area));
 	strcpy(area, "jy-enter");
@@ -336,31 +335,29 @@ int main(int argc, char **argv) {
 	int fds[5];
 	for (int n = 0; n < 5; n++) {
 		snprintf(path, sizeof path, "/proc/%ld/ns/%s", target, ns[n].name);
-		errno = 0;
-		if ((fds[n] = open(path, O_RDONLY | O_CLOEXEC)) < 0) die("cannot open %s", path);
+		if ((fds[n] = open(path, O_RDONLY | O_CLOEXEC)) < 0) die_errno("cannot open %s", path);
 	}
 	struct stat st;
-	errno = 0;
-	if (expect_pidns && (fstat(fds[3], &st) != 0 || (unsigned long long)st.st_ino != expect_pidns)) die("process %ld is not the jail's pid 1 any more", target);
+	if (expect_pidns) {
+		if (fstat(fds[3], &st) != 0) die_errno("process %ld is not the jail's pid 1 any more", target);
+		if ((unsigned long long)st.st_ino != expect_pidns) die("process %ld is not the jail's pid 1 any more", target);
+	}
 	snprintf(path, sizeof path, "/proc/%ld/root", target);
 	int rootfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	snprintf(path, sizeof path, "/proc/%ld/cwd", target);
 	int cwdfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	errno = 0;
-	if (rootfd < 0 || cwdfd < 0) die("cannot open the root of process %ld", target);
+	if (rootfd < 0 || cwdfd < 0) die_errno("cannot open the root of process %ld", target);
 	/* the host's devpts, for a pty when the jail has no devpts of its own */
 	int host_master = want_pty ? open_ptmx("/dev/pts/ptmx") : -1;
 	/* a user-namespace jail: the program joins its user namespace last, in the child (the
 	 * other namespaces belong to the host's, so joining them needs the host's privilege) */
 	int userns = target_userns(target);
 	for (int n = 0; n < 5; n++) {
-		errno = 0;
-		if (setns(fds[n], ns[n].type) != 0) die("cannot join the %s namespace of %ld", ns[n].name, target);
+		if (setns(fds[n], ns[n].type) != 0) die_errno("cannot join the %s namespace of %ld", ns[n].name, target);
 		close(fds[n]);
 	}
-	errno = 0;
-	if (fchdir(rootfd) != 0 || chroot(".") != 0) die("cannot enter the root of process %ld", target);
-	if (fchdir(cwdfd) != 0) die("cannot enter the working directory of process %ld", target);
+	if (fchdir(rootfd) != 0 || chroot(".") != 0) die_errno("cannot enter the root of process %ld", target);
+	if (fchdir(cwdfd) != 0) die_errno("cannot enter the working directory of process %ld", target);
 	close(rootfd);
 	close(cwdfd);
 
@@ -372,9 +369,8 @@ int main(int argc, char **argv) {
 		master = open_ptmx("/dev/pts/ptmx");
 		if (master < 0) master = host_master;
 		else if (host_master >= 0) close(host_master);
-		errno = 0;
 		if (master < 0) die("no pty: neither the jail nor the host has a usable /dev/pts/ptmx");
-		if ((slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) die("cannot open the pty's slave");
+		if ((slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) die_errno("cannot open the pty's slave");
 		struct winsize ws = { .ws_row = 24, .ws_col = 80 };
 		if (ioctl(0, TIOCGWINSZ, &ws) != 0) ioctl(1, TIOCGWINSZ, &ws);
 		ioctl(master, TIOCSWINSZ, &ws);
@@ -400,8 +396,7 @@ int main(int argc, char **argv) {
 			}
 			if (k == 0 && fifo_or_sock && !isatty(0)) continue;
 			int p[2];
-			errno = 0;
-			if (pipe2(p, O_CLOEXEC) != 0) die("pipe");
+			if (pipe2(p, O_CLOEXEC) != 0) die_errno("pipe");
 			if (k == 0) {
 				child_fd[0] = p[0];
 				if (is_devnull(&st)) {
@@ -418,8 +413,7 @@ int main(int argc, char **argv) {
 	}
 	int wake_p[2] = { -1, -1 };
 	if (np) {
-		errno = 0;
-		if (pipe2(wake_p, O_CLOEXEC | O_NONBLOCK) != 0) die("pipe");
+		if (pipe2(wake_p, O_CLOEXEC | O_NONBLOCK) != 0) die_errno("pipe");
 		wake_w = wake_p[1];
 		struct sigaction sa;
 		memset(&sa, 0, sizeof sa);
@@ -431,7 +425,7 @@ int main(int argc, char **argv) {
 	}
 
 	child = fork();
-	if (child < 0) die("fork");
+	if (child < 0) die_errno("fork");
 	if (child == 0) {
 		sigset_t none;
 		sigemptyset(&none);
@@ -440,21 +434,20 @@ int main(int argc, char **argv) {
 		signal(SIGPIPE, SIG_DFL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		tty_raw = 0; /* the parent restores the caller's terminal, not this process */
-		errno = 0;
-		if (setsid() < 0) die("setsid");
-		if (slave >= 0 && ioctl(slave, TIOCSCTTY, 0) != 0) die("cannot make the pty the controlling terminal");
+		if (setsid() < 0) die_errno("setsid");
+		if (slave >= 0 && ioctl(slave, TIOCSCTTY, 0) != 0) die_errno("cannot make the pty the controlling terminal");
 		/* root of the jail's user namespace (its range's first uid on the host), with that
 		 * namespace's capabilities: the filter and the drop below apply there */
 		if (userns >= 0 && (setns(userns, CLONE_NEWUSER) != 0 || setgroups(0, NULL) != 0 ||
 		                    setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0))
-			die("cannot join the user namespace of %ld", target);
+			die_errno("cannot join the user namespace of %ld", target);
 		for (int k = 0; k < 3; k++)
-			if (child_fd[k] >= 0 && dup2(child_fd[k], k) < 0) die("dup2");
+			if (child_fd[k] >= 0 && dup2(child_fd[k], k) < 0) die_errno("dup2");
 		close_above_stdio();
 		install_seccomp(allow);
 		drop_capabilities(keep);
 		execvp(program[0], program);
-		die("cannot run %s", program[0]);
+		die_errno("cannot run %s", program[0]);
 	}
 	for (int k = 0; k < 3; k++)
 		if (child_fd[k] >= 0 && (k == 0 || child_fd[k] != child_fd[k - 1])) close(child_fd[k]);
@@ -471,7 +464,7 @@ int main(int argc, char **argv) {
 		restore_tty();
 	} else {
 		while (waitpid(child, &status, 0) < 0)
-			if (errno != EINTR) die("waitpid");
+			if (errno != EINTR) die_errno("waitpid");
 	}
 	if (WIFEXITED(status)) return WEXITSTATUS(status);
 	return 128 + WTERMSIG(status);

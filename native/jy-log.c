@@ -23,30 +23,14 @@
  * sees every writer's bytes. Errors go to stdout before "ready" (exit 111), else stderr.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
+#define DIE_PREFIX "jailyard log"
+#define DIE_STATUS 111
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-static void die(const char *fmt, ...) {
-	va_list ap;
-	int err = errno;
-	fputs("jailyard log: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	if (err) fprintf(stderr, ": %s", strerror(err));
-	fputc('\n', stderr);
-	exit(111);
-}
+#include "jy-common.h"
 
 #define RING (256 * 1024)
 #define CHUNK (64 * 1024)
@@ -205,18 +189,22 @@ int main(int argc, char **argv) {
 	dir[slash - path] = '\0';
 	base = slash + 1;
 	if ((size_t)snprintf(rotated, sizeof rotated, "%s.1", base) >= sizeof rotated || (size_t)snprintf(fresh, sizeof fresh, "%s.new", base) >= sizeof fresh) die("name too long: %s", base);
-	errno = 0;
 	dirfd_ = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dirfd_ < 0) die("cannot open the directory %s", dir);
+	if (dirfd_ < 0) die_errno("cannot open the directory %s", dir);
 	logfd = open_log();
-	if (logfd < 0) die("cannot open %s", path);
+	if (logfd < 0) die_errno("cannot open %s", path);
 
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) != 0 || dup2(p[0], 0) != 0) die("pipe");
+	if (pipe2(p, O_CLOEXEC) != 0 || dup2(p[0], 0) != 0) die_errno("pipe");
 	close(p[0]);
 	int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	pthread_t r, w;
-	if (pthread_create(&r, NULL, reader, NULL) != 0 || pthread_create(&w, NULL, waiter, &p[1]) != 0) die("threads");
+	int rc = pthread_create(&r, NULL, reader, NULL);
+	if (rc == 0) rc = pthread_create(&w, NULL, waiter, &p[1]);
+	if (rc != 0) {
+		errno = rc; /* pthread_create returns its error instead of setting errno */
+		die_errno("threads");
+	}
 	printf("ready\n");
 	fflush(stdout);
 	/* later messages: nowhere the starter must read (it may be gone) */

@@ -6,14 +6,12 @@
  * answers "FD PID UID MNTNS PIDNS\n" (namespaces as /proc/PID/ns links, "-" when gone), or
  * "FD - - - -\n" when it cannot tell. The daemon decides; this only reports. */
 #define _GNU_SOURCE
-#include <errno.h>
+#define DIE_PREFIX "jy-peer"
+#define DIE_STATUS 1
 #include <limits.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <unistd.h>
+#include "jy-common.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -23,41 +21,38 @@
 #endif
 
 static void ns_link(pid_t pid, const char *kind, char *out, size_t size) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)pid, kind);
-  ssize_t n = readlink(path, out, size - 1);
-  if (n <= 0) {
-    strcpy(out, "-");
-    return;
-  }
-  out[n] = '\0';
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)pid, kind);
+	ssize_t n = readlink(path, out, size - 1);
+	if (n <= 0) {
+		strcpy(out, "-");
+		return;
+	}
+	out[n] = '\0';
 }
 
 int main(void) {
-  int pidfd = (int)syscall(SYS_pidfd_open, getppid(), 0);
-  if (pidfd < 0) {
-    perror("jy-peer: pidfd_open");
-    return 1;
-  }
-  char line[64];
-  while (fgets(line, sizeof line, stdin)) {
-    char *end;
-    long fd = strtol(line, &end, 10);
-    if (end == line || fd < 0 || fd > INT_MAX) continue;
-    int copy = (int)syscall(SYS_pidfd_getfd, pidfd, (int)fd, 0);
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-    int ok = copy >= 0 && getsockopt(copy, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid > 0;
-    if (copy >= 0) close(copy);
-    if (!ok) {
-      printf("%ld - - - -\n", fd);
-    } else {
-      char mnt[64], pidns[64];
-      ns_link(cred.pid, "mnt", mnt, sizeof mnt);
-      ns_link(cred.pid, "pid", pidns, sizeof pidns);
-      printf("%ld %d %u %s %s\n", fd, (int)cred.pid, (unsigned)cred.uid, mnt, pidns);
-    }
-    fflush(stdout);
-  }
-  return 0;
+	int pidfd = (int)syscall(SYS_pidfd_open, getppid(), 0);
+	if (pidfd < 0) die_errno("pidfd_open");
+	char line[64];
+	while (fgets(line, sizeof line, stdin)) {
+		char *end;
+		long fd = strtol(line, &end, 10);
+		if (end == line || fd < 0 || fd > INT_MAX) continue;
+		int copy = (int)syscall(SYS_pidfd_getfd, pidfd, (int)fd, 0);
+		struct ucred cred;
+		socklen_t len = sizeof cred;
+		int ok = copy >= 0 && getsockopt(copy, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid > 0;
+		if (copy >= 0) close(copy);
+		if (!ok) {
+			printf("%ld - - - -\n", fd);
+		} else {
+			char mnt[64], pidns[64];
+			ns_link(cred.pid, "mnt", mnt, sizeof mnt);
+			ns_link(cred.pid, "pid", pidns, sizeof pidns);
+			printf("%ld %d %u %s %s\n", fd, (int)cred.pid, (unsigned)cred.uid, mnt, pidns);
+		}
+		fflush(stdout);
+	}
+	return 0;
 }

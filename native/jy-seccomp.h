@@ -62,7 +62,7 @@ static void seccomp_deny(scmp_filter_ctx ctx, uint32_t action, const char *name,
 	 * (socket on i386 is multiplexed through socketcall, see below) */
 	if (rc != 0 && rc != -EDOM && rc != -EINVAL && rc != -EEXIST) {
 		errno = -rc;
-		die("seccomp: cannot add the rule for %s", name);
+		die_errno("seccomp: cannot add the rule for %s", name);
 	}
 }
 
@@ -83,14 +83,12 @@ static void deny_newer_calls(void) {
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = {.len = sizeof code / sizeof *code, .filter = code};
-	errno = 0;
-	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) die("seccomp: cannot load the filter of newer calls");
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) die_errno("seccomp: cannot load the filter of newer calls");
 }
 
 static void install_seccomp(const char *allow) {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-	errno = 0;
-	if (!ctx) die("seccomp_init");
+	if (!ctx) die("seccomp_init failed");
 	/* installed with CAP_SYS_ADMIN instead of no_new_privs: setuid programs keep working */
 	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
 	if (rc == 0 && seccomp_arch_native() == SCMP_ARCH_X86_64) {
@@ -103,7 +101,7 @@ static void install_seccomp(const char *allow) {
 	}
 	if (rc != 0) {
 		errno = -rc;
-		die("seccomp: cannot set up the filter");
+		die_errno("seccomp: cannot set up the filter");
 	}
 
 	static const char *denied[] = {
@@ -200,7 +198,7 @@ static void install_seccomp(const char *allow) {
 	seccomp_release(ctx);
 	if (rc != 0) {
 		errno = -rc;
-		die("seccomp: cannot load the filter");
+		die_errno("seccomp: cannot load the filter");
 	}
 	if (!seccomp_allows(allow, "mount")) deny_newer_calls();
 }

@@ -8,11 +8,13 @@
  * and exit statuses on its stdout. It exits when its stdin closes (jailyard exited); its
  * children live on, as detached children of node's would.
  *
- * Frames, both ways: u32 payload length (host order), payload.
+ * Frames, both ways: u32 payload length (host order), payload; the codes and values are
+ * named in jy-spawner.h.
  * Requests:
- *   'S' u32 id, u8 flags (1: setsid), u8 out, u8 err (0: /dev/null, 1: pipe, 2: append to
- *       the path given, created 0666 less the umask, as node's 'a' would), then NUL-terminated: out path, err path, cwd; u32 argc, u32 envc;
- *       argc + envc NUL-terminated strings. argv[0] is looked up in the PATH of envp.
+ *   'S' u32 id, u8 flags (SPAWNER_FLAG_SETSID), u8 out, u8 err (SPAWNER_OUT_*: /dev/null, a
+ *       pipe, or appended to the path given, created 0666 less the umask, as node's 'a'
+ *       would), then NUL-terminated: out path, err path, cwd; u32 argc, u32 envc; argc + envc
+ *       NUL-terminated strings. argv[0] is looked up in the PATH of envp.
  *   'C' u32 id: stop relaying that child's output (its pipes are closed).
  * Replies:
  *   'P' u32 id, i32 pid         the child runs its program
@@ -22,30 +24,21 @@
  * Exits 125 on a malformed request or a broken reply pipe.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
+#define DIE_PREFIX "jy-spawner"
+#define DIE_STATUS 125
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <unistd.h>
+#include "jy-common.h"
+#include "jy-spawner.h"
 
 extern char **environ;
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
-
-#define MAX_FRAME (1u << 20)
-
-static void die(const char *what) {
-	fprintf(stderr, "jy-spawner: %s: %s\n", what, strerror(errno));
-	exit(125);
-}
 
 struct child {
 	uint32_t id;
@@ -71,7 +64,7 @@ static void write_all(const void *buf, size_t len) {
 	while (len) {
 		ssize_t n = write(1, p, len);
 		if (n < 0 && errno == EINTR) continue;
-		if (n <= 0) die("reply");
+		if (n <= 0) die_errno("reply");
 		p += n;
 		len -= (size_t)n;
 	}
@@ -98,10 +91,9 @@ static int read_all(void *buf, size_t len) {
 	while (got < len) {
 		ssize_t n = read(0, p + got, len - got);
 		if (n < 0 && errno == EINTR) continue;
-		if (n < 0) die("request");
+		if (n < 0) die_errno("request");
 		if (n == 0) {
 			if (got == 0) return 0;
-			errno = EPROTO;
 			die("request cut short");
 		}
 		got += (size_t)n;
@@ -114,7 +106,6 @@ static char *next_str(char **at, char *end) {
 	char *s = *at;
 	char *nul = memchr(s, '\0', (size_t)(end - s));
 	if (!nul) {
-		errno = EPROTO;
 		die("malformed request");
 	}
 	*at = nul + 1;
@@ -124,7 +115,6 @@ static char *next_str(char **at, char *end) {
 static uint32_t next_u32(char **at, char *end) {
 	uint32_t v;
 	if (end - *at < 4) {
-		errno = EPROTO;
 		die("malformed request");
 	}
 	memcpy(&v, *at, 4);
@@ -135,7 +125,7 @@ static uint32_t next_u32(char **at, char *end) {
 static void maybe_finish(size_t i) {
 	struct child *c = &kids[i];
 	if (!c->exited || c->out >= 0 || c->err >= 0) return;
-	reply_int('X', c->id, c->status);
+	reply_int(SPAWNER_REPLY_EXIT, c->id, c->status);
 	kids[i] = kids[--nkids];
 }
 
@@ -148,20 +138,19 @@ static void close_output(struct child *c) {
 /* Opens what one of the child's output fds should be; for mode 1 also our read end. */
 static int output_fd(uint8_t mode, const char *path, int *read_end) {
 	*read_end = -1;
-	if (mode == 1) {
+	if (mode == SPAWNER_OUT_PIPE) {
 		int p[2];
 		if (pipe2(p, O_CLOEXEC) < 0) return -1;
 		*read_end = p[0];
 		return p[1];
 	}
-	if (mode == 2) return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0666);
+	if (mode == SPAWNER_OUT_APPEND) return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0666);
 	return open("/dev/null", O_WRONLY | O_CLOEXEC);
 }
 
 static void spawn_one(char *p, char *end) {
 	uint32_t id = next_u32(&p, end);
 	if (end - p < 3) {
-		errno = EPROTO;
 		die("malformed request");
 	}
 	uint8_t flags = (uint8_t)p[0], out_mode = (uint8_t)p[1], err_mode = (uint8_t)p[2];
@@ -169,11 +158,10 @@ static void spawn_one(char *p, char *end) {
 	char *out_path = next_str(&p, end), *err_path = next_str(&p, end), *cwd = next_str(&p, end);
 	uint32_t argc = next_u32(&p, end), envc = next_u32(&p, end);
 	if (argc == 0 || argc > 65536 || envc > 65536) {
-		errno = EPROTO;
 		die("malformed request");
 	}
 	char **argv = calloc(argc + 1, sizeof *argv), **envp = calloc(envc + 1, sizeof *envp);
-	if (!argv || !envp) die("calloc");
+	if (!argv || !envp) die_errno("calloc");
 	for (uint32_t i = 0; i < argc; i++) argv[i] = next_str(&p, end);
 	for (uint32_t i = 0; i < envc; i++) envp[i] = next_str(&p, end);
 
@@ -192,7 +180,7 @@ static void spawn_one(char *p, char *end) {
 		signal(SIGPIPE, SIG_DFL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		int e = 0;
-		if ((flags & 1) && setsid() < 0) e = errno;
+		if ((flags & SPAWNER_FLAG_SETSID) && setsid() < 0) e = errno;
 		if (!e && (dup2(in, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)) e = errno;
 		if (!e && chdir(cwd) < 0) e = errno;
 		if (!e) {
@@ -227,31 +215,28 @@ static void spawn_one(char *p, char *end) {
 	if (failure) {
 		if (out_r >= 0) close(out_r);
 		if (err_r >= 0) close(err_r);
-		reply_int('F', id, failure);
+		reply_int(SPAWNER_REPLY_FAILED, id, failure);
 		return;
 	}
 	if (nkids == capkids) {
 		capkids = capkids ? capkids * 2 : 16;
 		kids = realloc(kids, capkids * sizeof *kids);
-		if (!kids) die("realloc");
+		if (!kids) die_errno("realloc");
 	}
 	kids[nkids++] = (struct child){ .id = id, .pid = pid, .out = out_r, .err = err_r, .exited = 0, .status = 0 };
-	reply_int('P', id, pid);
+	reply_int(SPAWNER_REPLY_PID, id, pid);
 }
 
 static void handle_request(void) {
 	uint32_t len;
 	if (!read_all(&len, 4)) exit(0); /* jailyard closed us: its children live on */
-	if (len < 1 || len > MAX_FRAME) {
-		errno = EPROTO;
-		die("bad frame length");
-	}
+	if (len < 1 || len > SPAWNER_MAX_FRAME) die("bad frame length %u", len);
 	char *buf = malloc(len);
-	if (!buf) die("malloc");
+	if (!buf) die_errno("malloc");
 	read_all(buf, len);
 	char *p = buf + 1, *end = buf + len;
-	if (buf[0] == 'S') spawn_one(p, end);
-	else if (buf[0] == 'C') {
+	if (buf[0] == SPAWNER_REQ_SPAWN) spawn_one(p, end);
+	else if (buf[0] == SPAWNER_REQ_CLOSE_OUTPUT) {
 		uint32_t id = next_u32(&p, end);
 		for (size_t i = 0; i < nkids; i++) {
 			if (kids[i].id != id) continue;
@@ -260,8 +245,7 @@ static void handle_request(void) {
 			break;
 		}
 	} else {
-		errno = EPROTO;
-		die("unknown request");
+		die("unknown request %d", buf[0]);
 	}
 	free(buf);
 }
@@ -282,12 +266,12 @@ static void reap(void) {
 
 int main(void) {
 	int sp[2];
-	if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) < 0) die("pipe");
+	if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) < 0) die_errno("pipe");
 	sigpipe_w = sp[1];
 	struct sigaction sa = { 0 };
 	sa.sa_handler = on_sigchld;
 	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
-	if (sigaction(SIGCHLD, &sa, NULL) < 0) die("sigaction");
+	if (sigaction(SIGCHLD, &sa, NULL) < 0) die_errno("sigaction");
 	signal(SIGPIPE, SIG_IGN);
 	struct pollfd *fds = NULL;
 	size_t capfds = 0;
@@ -296,7 +280,7 @@ int main(void) {
 		if (want > capfds) {
 			capfds = want * 2;
 			fds = realloc(fds, capfds * sizeof *fds);
-			if (!fds) die("realloc");
+			if (!fds) die_errno("realloc");
 		}
 		size_t n = 0;
 		fds[n++] = (struct pollfd){ .fd = 0, .events = POLLIN };
@@ -307,7 +291,7 @@ int main(void) {
 		}
 		if (poll(fds, n, -1) < 0) {
 			if (errno == EINTR) continue;
-			die("poll");
+			die_errno("poll");
 		}
 		if (fds[1].revents) {
 			char drain[64];
@@ -322,7 +306,7 @@ int main(void) {
 				if (!fd) continue;
 				char buf[16384];
 				ssize_t r = read(*fd, buf, sizeof buf);
-				if (r > 0) reply(fd == &kids[i].out ? 'O' : 'E', kids[i].id, buf, (uint32_t)r);
+				if (r > 0) reply(fd == &kids[i].out ? SPAWNER_REPLY_STDOUT : SPAWNER_REPLY_STDERR, kids[i].id, buf, (uint32_t)r);
 				else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
 					close(*fd);
 					*fd = -1;

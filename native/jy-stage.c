@@ -1,7 +1,7 @@
 /*
  * jy-stage: makes a Linux jail's namespaces and becomes its pid 1 up to the exec of tini,
- * in one process chain (it replaces nsenter + unshare + a shell stage + a mount(8) per
- * mount: each of those was a process on every start).
+ * in one process chain (nsenter + unshare + a shell stage + a mount(8) per mount would each
+ * be a process on every start).
  *
  *   jy-stage [--cgroup DIR]... [--join TYPE FILE]... [--unshare-net] [--proc-ro PATH]...
  *            [--proc-mask PATH]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]...
@@ -79,20 +79,19 @@
 static void wait_and_exit(pid_t child) {
 	int status;
 	while (waitpid(child, &status, 0) < 0)
-		if (errno != EINTR) die("waitpid");
+		if (errno != EINTR) die_errno("waitpid");
 	if (WIFEXITED(status)) exit(WEXITSTATUS(status));
 	exit(128 + WTERMSIG(status));
 }
 
 static void fork_or_continue(void) {
 	pid_t pid = fork();
-	if (pid < 0) die("fork");
+	if (pid < 0) die_errno("fork");
 	if (pid > 0) wait_and_exit(pid);
 }
 
 static void do_mount(const char *src, const char *target, const char *type, unsigned long flags, const char *data) {
-	errno = 0;
-	if (mount(src, target, type, flags, data) != 0) die("cannot mount %s on %s", type ? type : src, target);
+	if (mount(src, target, type, flags, data) != 0) die_errno("cannot mount %s on %s", type ? type : src, target);
 }
 
 static void bind_ro(const char *src, const char *target) {
@@ -100,16 +99,24 @@ static void bind_ro(const char *src, const char *target) {
 	do_mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
 }
 
+/* Dies unless PATH (relative to the jail root ROOT, the cwd) is of TYPE (S_IFDIR or S_IFREG),
+ * itself and not a symlink to one. */
+static void expect_type(const char *root, const char *path, mode_t type) {
+	const char *what = type == S_IFDIR ? "a directory" : "a regular file";
+	struct stat st;
+	if (lstat(path, &st) != 0) die_errno("%s/%s is not %s", root, path, what);
+	if ((st.st_mode & S_IFMT) != type) die("%s/%s is not %s", root, path, what);
+}
+
 /* A minimal /dev at ./dev: tmpfs, host device nodes bound in, devpts, shm, fd links. */
 static void make_dev(unsigned long owner) {
 	static const char *nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 	static const char *links[][2] = {{"pts/ptmx", "dev/ptmx"}, {"/proc/self/fd", "dev/fd"}, {"/proc/self/fd/0", "dev/stdin"}, {"/proc/self/fd/1", "dev/stdout"}, {"/proc/self/fd/2", "dev/stderr"}};
 	struct stat st;
-	errno = 0;
 	if (lstat("dev", &st) == 0) {
 		if (!S_ISDIR(st.st_mode)) die("the jail's dev is not a directory (a symlink?)");
 	} else if (mkdir("dev", 0755) != 0) {
-		die("cannot make dev");
+		die_errno("cannot make dev");
 	}
 	/* a user-namespace jail's root owns its /dev as it would without one (OWNER: its host uid) */
 	char opts[96];
@@ -120,18 +127,18 @@ static void make_dev(unsigned long owner) {
 		snprintf(host, sizeof host, "/dev/%s", nodes[i]);
 		snprintf(here, sizeof here, "dev/%s", nodes[i]);
 		int fd = open(here, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd < 0) die("cannot make %s", here);
+		if (fd < 0) die_errno("cannot make %s", here);
 		close(fd);
 		/* read-only: the devices still read and write, but a chmod or chown by the jailed
 		 * root would otherwise change the host's node (a bind is the same inode) */
 		bind_ro(host, here);
 	}
-	if (mkdir("dev/pts", 0755) != 0 || mkdir("dev/shm", 0755) != 0) die("cannot make dev/pts, dev/shm");
+	if (mkdir("dev/pts", 0755) != 0 || mkdir("dev/shm", 0755) != 0) die_errno("cannot make dev/pts, dev/shm");
 	do_mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620");
 	snprintf(opts, sizeof opts, "mode=1777,uid=%lu,gid=%lu", owner, owner);
 	do_mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts);
 	for (size_t i = 0; i < sizeof links / sizeof *links; i++)
-		if (symlink(links[i][0], links[i][1]) != 0) die("cannot link %s", links[i][1]);
+		if (symlink(links[i][0], links[i][1]) != 0) die_errno("cannot link %s", links[i][1]);
 }
 
 /* ip link set lo up, in the network namespace this process is in. */
@@ -139,11 +146,10 @@ static void loopback_up(void) {
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof ifr);
 	strcpy(ifr.ifr_name, "lo");
-	errno = 0;
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) != 0) die("cannot read the loopback's flags");
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) != 0) die_errno("cannot read the loopback's flags");
 	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) die("cannot bring the loopback up");
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) die_errno("cannot bring the loopback up");
 	close(s);
 }
 
@@ -173,10 +179,9 @@ static void restrict_proc(const char **ro, int nro, const char **masked, int nma
 	for (int n = 0; n < nro + nmasked; n++) {
 		const char *abs = n < nro ? ro[n] : masked[n - nro];
 		const char *rel = abs + 1; /* "proc/...", relative to the jail root (the cwd) */
-		errno = 0;
 		if (lstat(rel, &st) != 0) {
 			if (errno == ENOENT) continue;
-			die("cannot look at %s", abs);
+			die_errno("cannot look at %s", abs);
 		}
 		if (S_ISLNK(st.st_mode)) die("%s is a symlink: not a fixed place to make read-only or mask", abs);
 		if (n < nro) {
@@ -209,14 +214,12 @@ static int open_target(int rootfd, const char *root, const char *target) {
 static void honour_suid(const char *root, const char **targets, int n) {
 	if (!n) return;
 	int rootfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	errno = 0;
-	if (rootfd < 0) die("cannot open the jail root");
+	if (rootfd < 0) die_errno("cannot open the jail root");
 	for (int k = 0; k < n; k++) {
-		errno = 0;
 		int fd = open_target(rootfd, root, targets[k]);
-		if (fd < 0) die("cannot open the setuid mount %s", targets[k]);
+		if (fd < 0) die_errno("cannot open the setuid mount %s", targets[k]);
 		struct mount_attr attr = {.attr_clr = MOUNT_ATTR_NOSUID};
-		if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) die("cannot honour setuid on %s", targets[k]);
+		if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) die_errno("cannot honour setuid on %s", targets[k]);
 		close(fd);
 	}
 	close(rootfd);
@@ -241,9 +244,8 @@ static void unescape_mountinfo(char *s) {
  * fresh ./proc (this mount namespace's table). */
 static void readonly_kernel_fs(const char *root, const char **types, int ntypes) {
 	if (!ntypes) return;
-	errno = 0;
 	FILE *f = fopen("proc/self/mountinfo", "re");
-	if (!f) die("cannot read the mount table");
+	if (!f) die_errno("cannot read the mount table");
 	size_t len = strlen(root);
 	while (len > 1 && root[len - 1] == '/') len--;
 	char *line = NULL, *found[MAX_LIST];
@@ -267,19 +269,17 @@ static void readonly_kernel_fs(const char *root, const char **types, int ntypes)
 		unescape_mountinfo(target);
 		if (strncmp(target, root, len) != 0 || (target[len] != '/' && target[len] != '\0')) continue;
 		if (nfound == MAX_LIST) die("too many kernel file systems below %s", root);
-		if (!(found[nfound++] = strdup(target))) die("strdup");
+		if (!(found[nfound++] = strdup(target))) die_errno("strdup");
 	}
 	free(line);
 	fclose(f);
 	int rootfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	errno = 0;
-	if (rootfd < 0) die("cannot open the jail root");
+	if (rootfd < 0) die_errno("cannot open the jail root");
 	for (int k = 0; k < nfound; k++) {
-		errno = 0;
 		int fd = open_target(rootfd, root, found[k]);
-		if (fd < 0) die("cannot open %s to make it read-only", found[k]);
+		if (fd < 0) die_errno("cannot open %s to make it read-only", found[k]);
 		struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC};
-		if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) die("cannot make %s read-only", found[k]);
+		if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) die_errno("cannot make %s read-only", found[k]);
 		close(fd);
 		free(found[k]);
 	}
@@ -288,14 +288,14 @@ static void readonly_kernel_fs(const char *root, const char **types, int ntypes)
 
 /* A detached read-only copy of the host directory SRC, for attach_bind after pivot_root. */
 static int detach_bind(const char *src) {
-	errno = 0;
 	if (src[0] != '/') die("bind source %s is not absolute", src);
 	int fd = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
-	if (fd < 0) die("cannot open %s to bind it", src);
+	if (fd < 0) die_errno("cannot open %s to bind it", src);
 	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode)) die("bind source %s is not a directory", src);
+	if (fstat(fd, &st) != 0) die_errno("cannot look at the bind source %s", src);
+	if (!S_ISDIR(st.st_mode)) die("bind source %s is not a directory", src);
 	struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC};
-	if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) die("cannot make the bind of %s read-only", src);
+	if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) die_errno("cannot make the bind of %s read-only", src);
 	return fd;
 }
 
@@ -304,30 +304,26 @@ static int detach_bind(const char *src) {
  * directory, never a symlink: a jail that put one there gets an error, not a bind elsewhere. */
 static void attach_bind(int tree, const char *target) {
 	char path[4096];
-	errno = 0;
 	if (target[0] != '/' || strlen(target) >= sizeof path) die("bind target %s is not an absolute path", target);
 	strcpy(path, target);
 	int dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dir < 0) die("cannot open /");
+	if (dir < 0) die_errno("cannot open /");
 	for (char *part = strtok(path + 1, "/"); part; part = strtok(NULL, "/")) {
 		if (!strcmp(part, ".") || !strcmp(part, "..")) die("bind target %s has a . or .. part", target);
 		struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH};
-		errno = 0;
 		int next = (int)syscall(SYS_openat2, dir, part, &how, sizeof how);
 		if (next < 0 && errno == ENOENT) {
 			int parent = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (parent < 0 || (mkdirat(parent, part, 0755) != 0 && errno != EEXIST)) die("cannot make %s in the jail", target);
+			if (parent < 0 || (mkdirat(parent, part, 0755) != 0 && errno != EEXIST)) die_errno("cannot make %s in the jail", target);
 			close(parent);
-			errno = 0;
 			next = (int)syscall(SYS_openat2, dir, part, &how, sizeof how);
 		}
-		if (next < 0) die("bind target %s in the jail is not a directory (a symlink?)", target);
+		if (next < 0) die_errno("bind target %s in the jail is not a directory (a symlink?)", target);
 		close(dir);
 		dir = next;
 	}
-	errno = 0;
 	if (move_mount(tree, "", dir, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
-		die("cannot bind at %s in the jail", target);
+		die_errno("cannot bind at %s in the jail", target);
 	close(dir);
 	close(tree);
 }
@@ -393,9 +389,9 @@ int main(int argc, char **argv) {
 	}
 	/* every argument is copied out of the argument area, which is then blanked */
 	char **all = calloc((size_t)argc + 1, sizeof *all);
-	if (!all) die("calloc");
+	if (!all) die_errno("calloc");
 	for (int k = 0; k < argc; k++)
-		if (!(all[k] = strdup(argv[k]))) die("strdup");
+		if (!(all[k] = strdup(argv[k]))) die_errno("strdup");
 	for (int k = 0; k < ncg; k++) cgroups[k] = all[index_of(argv, argc, cgroups[k])];
 	for (int k = 0; k < nns; k++) nsfiles[k] = all[index_of(argv, argc, nsfiles[k])];
 	for (int k = 0; k < nro; k++) proc_ro[k] = all[index_of(argv, argc, proc_ro[k])];
@@ -413,45 +409,37 @@ int main(int argc, char **argv) {
 
 	/* made before the pid namespace (its helper child must not become the jail's pid 1) */
 	int userns = -1;
-	errno = 0;
-	if (ucount && (userns = jy_userns_fd(ubase, ucount)) < 0) die("cannot make the user namespace %lu,%lu", ubase, ucount);
+	if (ucount && (userns = jy_userns_fd(ubase, ucount)) < 0) die_errno("cannot make the user namespace %lu,%lu", ubase, ucount);
 
 	for (int n = 0; n < ncg; n++) join_cgroup(cgroups[n]);
 
 	/* Join: open every file first (their paths are resolved where we are now). */
 	int fds[MAX_NS], joined_pid = 0;
 	for (int n = 0; n < nns; n++) {
-		errno = 0;
 		fds[n] = open(nsfiles[n], O_RDONLY | O_CLOEXEC);
-		if (fds[n] < 0) die("cannot open namespace %s", nsfiles[n]);
+		if (fds[n] < 0) die_errno("cannot open namespace %s", nsfiles[n]);
 	}
 	/* the mount namespace last: after it, paths resolve in the joined tree */
 	for (int pass = 0; pass < 2; pass++) {
 		for (int n = 0; n < nns; n++) {
 			if ((nstypes[n] == CLONE_NEWNS) != (pass == 1)) continue;
-			errno = 0;
-			if (setns(fds[n], nstypes[n]) != 0) die("cannot join namespace %s", nsfiles[n]);
+			if (setns(fds[n], nstypes[n]) != 0) die_errno("cannot join namespace %s", nsfiles[n]);
 			if (nstypes[n] == CLONE_NEWPID) joined_pid = 1;
 			close(fds[n]);
 		}
 	}
 	if (joined_pid) fork_or_continue();
 
-	errno = 0;
-	if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (unshare_net ? CLONE_NEWNET : 0)) != 0) die("unshare");
+	if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (unshare_net ? CLONE_NEWNET : 0)) != 0) die_errno("unshare");
 	do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 	if (unshare_net) loopback_up();
-	errno = 0;
-	if (userns >= 0 && jy_write_all("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0\n") != 0) die("cannot open the ports below 1024 to the jail's root");
+	if (userns >= 0 && jy_write_all("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0\n") != 0) die_errno("cannot open the ports below 1024 to the jail's root");
 	fork_or_continue();
 
 	/* pid 1 of the jail from here on */
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	errno = 0;
-	if (devnull < 0 || chdir(root) != 0) die("no jail root %s", root);
-	struct stat st;
-	errno = 0;
-	if (lstat("proc", &st) != 0 || !S_ISDIR(st.st_mode)) die("%s/proc is not a directory", root);
+	if (devnull < 0 || chdir(root) != 0) die_errno("no jail root %s", root);
+	expect_type(root, "proc", S_IFDIR);
 	do_mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	restrict_proc(proc_ro, nro, proc_mask, nmask);
 	if (!strcmp(dev, "makedev")) make_dev(ubase);
@@ -459,46 +447,40 @@ int main(int argc, char **argv) {
 	readonly_kernel_fs(root, rofs, nrofs);
 	/* the jail owns its root: .jailyard must be a real directory and tini a regular file
 	 * in it, never a symlink that would send the bind (and the exec below) elsewhere */
-	errno = 0;
-	if (lstat(".jailyard", &st) != 0 || !S_ISDIR(st.st_mode)) die("%s/.jailyard is not a directory", root);
-	if (lstat(".jailyard/tini", &st) != 0 || !S_ISREG(st.st_mode)) die("%s/.jailyard/tini is not a regular file", root);
+	expect_type(root, ".jailyard", S_IFDIR);
+	expect_type(root, ".jailyard/tini", S_IFREG);
 	bind_ro(tini, ".jailyard/tini");
 	int trees[MAX_NS];
 	for (int n = 0; n < nbind; n++) trees[n] = detach_bind(bind_src[n]);
-	errno = 0;
-	if (sethostname(hostname, strlen(hostname)) != 0) die("cannot set hostname %s", hostname);
+	if (sethostname(hostname, strlen(hostname)) != 0) die_errno("cannot set hostname %s", hostname);
 	/* new and old root the same directory: the old root ends up stacked on "/" and is
 	 * detached right away; nothing of the host stays reachable */
-	errno = 0;
-	if (syscall(SYS_pivot_root, ".", ".") != 0) die("pivot_root into %s failed", root);
-	if (umount2(".", MNT_DETACH) != 0) die("cannot detach the old root");
-	if (chdir("/") != 0) die("chdir /");
+	if (syscall(SYS_pivot_root, ".", ".") != 0) die_errno("pivot_root into %s failed", root);
+	if (umount2(".", MNT_DETACH) != 0) die_errno("cannot detach the old root");
+	if (chdir("/") != 0) die_errno("chdir /");
 	for (int n = 0; n < nbind; n++) attach_bind(trees[n], bind_dst[n]);
 	/* a session keyring of the jail's own, not the one of whoever started jailyard (the
 	 * filter then denies every keyctl: root's user keyring stays out of reach too) */
 	/* from here on the jail's root is its range's first uid: nobody on the host */
-	errno = 0;
-	if (userns >= 0 && jy_become_root_in(userns) != 0) die("cannot enter the jail's user namespace");
-	errno = 0;
-	if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS) die("cannot join a new session keyring");
+	if (userns >= 0 && jy_become_root_in(userns) != 0) die_errno("cannot enter the jail's user namespace");
+	if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS) die_errno("cannot join a new session keyring");
 	install_seccomp(allow);
 	drop_capabilities(keep);
 
 	printf("ready\n");
 	fflush(stdout);
-	if (dup2(devnull, 0) < 0 || dup2(2, 1) < 0) die("dup2");
+	if (dup2(devnull, 0) < 0 || dup2(2, 1) < 0) die_errno("dup2");
 	/* nothing of the host crosses but stdin (/dev/null), stdout and stderr (the console log) */
-	errno = 0;
-	if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) die("close_range");
+	if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) die_errno("close_range");
 	int n = 0;
 	while (holder[n]) n++;
 	char **args = calloc((size_t)n + 3, sizeof *args);
-	if (!args) die("calloc");
+	if (!args) die_errno("calloc");
 	int a = 0;
 	args[a++] = "/.jailyard/tini";
 	args[a++] = "--";
 	for (int k = 0; k < n; k++) args[a++] = holder[k];
 	args[a] = NULL;
 	execv(args[0], args);
-	die("cannot run /.jailyard/tini");
+	die_errno("cannot run /.jailyard/tini");
 }

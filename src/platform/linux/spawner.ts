@@ -13,6 +13,24 @@ import { JY_SPAWNER } from './native.ts';
 
 export type Output = 'pipe' | 'ignore' | { file: string };
 
+/** The wire values of native/jy-spawner.h, by the same names without the SPAWNER_ prefix
+ * (test/platform/linux/spawner-wire.test.ts checks that the two agree). */
+export const SPAWNER_WIRE = {
+  MAX_FRAME: 1 << 20,
+  REQ_SPAWN: 'S',
+  REQ_CLOSE_OUTPUT: 'C',
+  REPLY_PID: 'P',
+  REPLY_FAILED: 'F',
+  REPLY_STDOUT: 'O',
+  REPLY_STDERR: 'E',
+  REPLY_EXIT: 'X',
+  FLAG_SETSID: 1,
+  OUT_NULL: 0,
+  OUT_PIPE: 1,
+  OUT_APPEND: 2,
+} as const;
+const W = SPAWNER_WIRE;
+
 export interface SpawnRequest {
   argv: string[];
   env: Record<string, string>;
@@ -65,7 +83,7 @@ const ERRNO_NAMES = Object.fromEntries(Object.entries(constants.errno).map(([nam
 >;
 
 function outputMode(o: Output): number {
-  return o === 'ignore' ? 0 : o === 'pipe' ? 1 : 2;
+  return o === 'ignore' ? W.OUT_NULL : o === 'pipe' ? W.OUT_PIPE : W.OUT_APPEND;
 }
 
 function frame(body: Buffer): Buffer {
@@ -79,9 +97,9 @@ function encodeSpawn(id: number, req: SpawnRequest): Buffer {
   const path = (o: Output) => (typeof o === 'object' ? o.file : '');
   const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
   const head = Buffer.alloc(8);
-  head.write('S', 0, 'latin1');
+  head.write(W.REQ_SPAWN, 0, 'latin1');
   head.writeUInt32LE(id, 1);
-  head[5] = req.detached ? 1 : 0;
+  head[5] = req.detached ? W.FLAG_SETSID : 0;
   head[6] = outputMode(req.stdout);
   head[7] = outputMode(req.stderr);
   const counts = Buffer.alloc(8);
@@ -125,7 +143,7 @@ export class Spawner {
   private closeOutput(id: number): void {
     if (!this.proc || !this.live.has(id)) return;
     const body = Buffer.alloc(5);
-    body.write('C', 0, 'latin1');
+    body.write(W.REQ_CLOSE_OUTPUT, 0, 'latin1');
     body.writeUInt32LE(id, 1);
     this.proc.stdin!.write(frame(body));
     this.release();
@@ -185,17 +203,17 @@ export class Spawner {
   private onFrame(type: string, id: number, data: Buffer): void {
     const child = this.live.get(id);
     if (!child) return;
-    if (type === 'P') {
+    if (type === W.REPLY_PID) {
       child.pid = data.readInt32LE(0);
       child.settle.resolve(child.pid);
-    } else if (type === 'F') {
+    } else if (type === W.REPLY_FAILED) {
       this.live.delete(id);
       const errno = data.readInt32LE(0);
       const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
       child.settle.reject(Object.assign(new Error(`spawn ${code}`), { code, errno: -errno }));
-    } else if (type === 'O' || type === 'E') {
-      child.emit(type === 'O' ? 'stdout' : 'stderr', Buffer.from(data));
-    } else if (type === 'X') {
+    } else if (type === W.REPLY_STDOUT || type === W.REPLY_STDERR) {
+      child.emit(type === W.REPLY_STDOUT ? 'stdout' : 'stderr', Buffer.from(data));
+    } else if (type === W.REPLY_EXIT) {
       this.live.delete(id);
       const status = data.readInt32LE(0);
       const signal = status & 0x7f;
