@@ -219,8 +219,7 @@ export async function create(
     ctx.parent?.cgroups,
   );
   // The grace period a cgroup move waits for starts now, after the groups are made (making
-  // them waits on the same lock) and runs while jy-stage is spawned (measured: create
-  // ~22 -> ~14 ms).
+  // them waits on the same lock) and runs while jy-stage is spawned (docs/benchmarks.md).
   warmCgroupMoves();
 
   const joins = nest
