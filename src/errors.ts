@@ -117,3 +117,28 @@ export class JailyardError extends Error {
 export function isJailyardError(e: unknown): e is JailyardError {
   return e instanceof JailyardError;
 }
+
+/**
+ * The one text for any error shown to a user or kept in a log or outcome: a JailyardError's
+ * describe() (place first), another Error's message (with its name unless it is a plain
+ * Error: "TypeError: ..."), anything else as a string.
+ */
+export function describeError(e: unknown): string {
+  if (e instanceof JailyardError) return e.describe();
+  if (e instanceof Error) return e.name === 'Error' ? e.message : String(e);
+  return String(e);
+}
+
+/**
+ * The same error with more context, as a new error whose `cause` is the original: text
+ * `before`/`after` its message (what was being done, what undoing it left) and `place` fields
+ * the caller knows better (the jail, the parameter). Errors are never changed in place, so
+ * one shared or already reported keeps the text its thrower gave it.
+ */
+export function withContext(
+  e: JailyardError,
+  more: { before?: string; after?: string; place?: ErrorPlace },
+): JailyardError {
+  const message = `${more.before ?? ''}${e.message}${more.after ?? ''}`;
+  return new JailyardError(e.code, message, { ...e.place, ...more.place }, { cause: e });
+}

@@ -5,7 +5,7 @@
 // tick run the same full reconcile (desired set vs `show servers state`), so a missed event
 // or a failed Runtime API command cannot leave a wrong pool for long.
 
-import { JailyardError, isJailyardError } from '../errors.ts';
+import { JailyardError, describeError } from '../errors.ts';
 import { parseSelector } from '../meta/selector.ts';
 import { paramList } from '../conf/spec.ts';
 import { CHECK_TIMING, sleep } from './haproxy-process.ts';
@@ -161,7 +161,7 @@ export async function runHaproxyController(o: ControllerOptions): Promise<void> 
       }
       log(`removed ${name}`);
     } catch (e) {
-      log(`removing ${name} failed: ${isJailyardError(e) ? e.describe() : String(e)}`);
+      log(`removing ${name} failed: ${describeError(e)}`);
     }
   };
 
@@ -222,7 +222,7 @@ export async function runHaproxyController(o: ControllerOptions): Promise<void> 
         }
       } catch (e) {
         if (o.signal.aborted) return;
-        log(`source failed: ${isJailyardError(e) ? e.describe() : String(e)}; restarting in 1 s`);
+        log(`source failed: ${describeError(e)}; restarting in 1 s`);
         await sleep(1000);
       }
     }
@@ -243,7 +243,7 @@ export async function runHaproxyController(o: ControllerOptions): Promise<void> 
           lastError = '';
         } catch (e) {
           dirty = true;
-          const text = isJailyardError(e) ? e.describe() : String(e);
+          const text = describeError(e);
           if (text !== lastError) log(`reconcile failed: ${text}`);
           lastError = text;
         }

@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { request } from 'undici';
-import { JailyardError, isJailyardError } from '../errors.ts';
+import { JailyardError, describeError, isJailyardError } from '../errors.ts';
 import { paramList, type JailSpec, type Params } from '../conf/spec.ts';
 import type { MetaOp } from '../meta/ops.ts';
 import { parseSelector } from '../meta/selector.ts';
@@ -242,7 +242,7 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
             { cause: e },
           )
         : e;
-    state.error = isJailyardError(err) ? err.describe() : String(err);
+    state.error = describeError(err);
     step(`failed: ${state.error}`);
     throw err;
   };

@@ -3,7 +3,7 @@
 // ADDED/MODIFIED/DELETED events. Sources: the daemon's watch stream (src/api/client.ts), a
 // poll of any JailService (local store or remote), and an in-memory one for tests.
 
-import { isJailyardError } from '../errors.ts';
+import { describeError, isJailyardError } from '../errors.ts';
 import { labelsOf } from '../meta/labels.ts';
 import type { Params } from '../conf/spec.ts';
 import type { JailService } from '../runtime/types.ts';
@@ -91,7 +91,7 @@ export function apiSource(url: string, opts: { token?: string; log?: (line: stri
             opts.log?.('watch: history gone (410), listing again');
             continue;
           }
-          opts.log?.(`watch: ${isJailyardError(e) ? e.describe() : String(e)}; retrying in 1 s`);
+          opts.log?.(`watch: ${describeError(e)}; retrying in 1 s`);
           await sleep(1000, signal);
         }
       }
@@ -113,7 +113,7 @@ export function pollingSource(
           const jails = await service.list(selector ? { selector } : {});
           yield { type: 'SYNC', jails: jails.map(lbJailOf) };
         } catch (e) {
-          opts.log?.(`list: ${isJailyardError(e) ? e.describe() : String(e)}`);
+          opts.log?.(`list: ${describeError(e)}`);
         }
         await sleep(opts.pollMs ?? 250, signal);
       }

@@ -6,7 +6,7 @@
 
 import { closeSync, constants, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
-import { JailyardError } from '../errors.ts';
+import { JailyardError, describeError, withContext } from '../errors.ts';
 import type { Driver, ExecOptions, ExecResult, JailContext } from '../platform/driver.ts';
 import type { JailRecord, RuntimeFacts, Store } from '../store/types.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
@@ -307,13 +307,12 @@ export async function startJail(deps: LifecycleDeps, name: string): Promise<Jail
     try {
       await unwind(deps, ctx, rt, true);
     } catch (u) {
-      cleanup = ` (and undoing it failed: ${u instanceof JailyardError ? u.describe() : String(u)}; run jailyard reconcile)`;
+      cleanup = ` (and undoing it failed: ${describeError(u)}; run jailyard reconcile)`;
     }
-    const message = (e instanceof JailyardError ? e.describe() : String(e)) + cleanup;
+    const message = describeError(e) + cleanup;
     if (rt.steps.length === 0)
       deps.store.transition(name, 'starting', 'stopped', { runtime: null, lastError: message });
-    if (e instanceof JailyardError && cleanup) e.message += cleanup;
-    throw e;
+    throw e instanceof JailyardError && cleanup ? withContext(e, { after: cleanup }) : e;
   }
   delete rt.owner;
   record = deps.store.transition(name, 'starting', 'running', { runtime: rt });

@@ -2,7 +2,7 @@
 // they depend on and stop before them; independent jails run up to `parallel` at once; a
 // failed jail marks everything that depends on it "skipped" and the rest carry on.
 
-import { JailyardError } from '../errors.ts';
+import { JailyardError, describeError } from '../errors.ts';
 import type { JailOutcome } from './types.ts';
 
 export interface DependGraph {
@@ -63,7 +63,7 @@ export function failedOutcome(name: string, e: unknown): JailOutcome {
   return {
     name,
     status: 'failed',
-    message: e instanceof JailyardError ? e.describe() : e instanceof Error ? e.message : String(e),
+    message: describeError(e),
     ...(e instanceof JailyardError ? { code: e.code } : {}),
   };
 }

@@ -8,7 +8,7 @@
 
 import type { Driver, Leftovers } from '../platform/driver.ts';
 import type { Store } from '../store/types.ts';
-import { JailyardError } from '../errors.ts';
+import { describeError } from '../errors.ts';
 import { ownerAlive } from './owner.ts';
 
 export interface ReconcileReport {
@@ -48,7 +48,7 @@ export async function reconcile(opts: {
       await opts.recover(j.name);
       report.recovered.push(j.name);
     } catch (e) {
-      report.failed.push({ jail: j.name, message: e instanceof JailyardError ? e.describe() : String(e) });
+      report.failed.push({ jail: j.name, message: describeError(e) });
     }
   }
 

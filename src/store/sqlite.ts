@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { JailyardError } from '../errors.ts';
+import { JailyardError, withContext } from '../errors.ts';
 import { applyMetaOps, metaBufferSize, type MetaOp } from '../meta/ops.ts';
 import { labelMapOf, labelsOf } from '../meta/labels.ts';
 import { parseSelector, type Requirement } from '../meta/selector.ts';
@@ -25,6 +25,7 @@ import { ancestorsOf, validateJailName } from './names.ts';
 import { checkSetting, DEFAULT_SETTINGS, SETTING_NAMES } from './settings.ts';
 import { recordToRow, rowToRecord, type JailRow } from './rows.ts';
 import { JailCache } from './cache.ts';
+import { checkRevision } from './revision.ts';
 import { startCheckpointer, type Checkpointer } from './checkpointer.ts';
 import {
   ALLOWED_TRANSITIONS,
@@ -412,16 +413,6 @@ export class SqliteStore implements Store {
     return rowToRecord(row);
   }
 
-  private checkRevision(j: JailRecord, opts?: WriteOptions): void {
-    if (opts?.ifRevision !== undefined && opts.ifRevision !== j.revision) {
-      throw new JailyardError(
-        'JY_ERR_REVISION_CONFLICT',
-        `revision conflict: expected revision ${opts.ifRevision}, jail is at revision ${j.revision}`,
-        { jail: j.name },
-      );
-    }
-  }
-
   /** Applies meta/env ops to the current buffers under the limits (see docs/metadata.md). */
   private applyMeta(
     name: string,
@@ -434,10 +425,7 @@ export class SqliteStore implements Store {
       try {
         return applyMetaOps(buf, list ?? [], max);
       } catch (e) {
-        if (e instanceof JailyardError) {
-          throw new JailyardError(e.code, `${param}: ${e.message}`, { ...e.place, jail: name, param }, { cause: e });
-        }
-        throw e;
+        throw e instanceof JailyardError ? withContext(e, { before: `${param}: `, place: { jail: name, param } }) : e;
       }
     };
     const next = { meta: apply('meta', current.meta, ops.meta), env: apply('env', current.env, ops.env) };
@@ -567,7 +555,7 @@ export class SqliteStore implements Store {
       () => {
         this.needSpace(name);
         const cur = this.requireRow(name);
-        this.checkRevision(cur, opts);
+        checkRevision(cur, opts?.ifRevision);
         const settings = this.readSettings();
         const params: Params = { ...cur.params };
         for (const k of change.unset ?? []) delete params[k];
@@ -688,7 +676,7 @@ export class SqliteStore implements Store {
     this.write(
       () => {
         const cur = this.requireRow(name);
-        this.checkRevision(cur, opts);
+        checkRevision(cur, opts?.ifRevision);
         if (cur.state !== 'stopped') {
           throw new JailyardError(
             'JY_ERR_INVALID_TRANSITION',

@@ -8,6 +8,7 @@ import { openStore } from '../../src/store/sqlite.ts';
 import { JailyardError } from '../../src/errors.ts';
 import type { BatchResult, JailService, JailOutcome } from '../../src/runtime/types.ts';
 import type { Store } from '../../src/store/types.ts';
+import { checkRevision } from '../../src/store/revision.ts';
 import { startDaemon, type Daemon, type DaemonOptions } from '../../src/api/daemon.ts';
 import { watch, type WatchEvent, type WatchOptions } from '../../src/api/client.ts';
 
@@ -61,15 +62,9 @@ export function storeOnlyService(store: Store): JailService {
       if (opts?.ifRevision !== undefined) {
         const n = names[0]!;
         if (store.requireJail(n).state === 'running') {
-          store.transition(n, 'running', 'stopping', undefined, () => {
-            const cur = store.requireJail(n);
-            if (cur.revision !== opts.ifRevision)
-              throw new JailyardError(
-                'JY_ERR_REVISION_CONFLICT',
-                `revision conflict: expected revision ${opts.ifRevision}, jail is at revision ${cur.revision}`,
-                { jail: n },
-              );
-          });
+          store.transition(n, 'running', 'stopping', undefined, () =>
+            checkRevision(store.requireJail(n), opts.ifRevision),
+          );
           store.transition(n, 'stopping', 'stopped');
           store.removeJail(n);
         } else store.removeJail(n, { ifRevision: opts.ifRevision });

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RegisterVerb } from '../context.ts';
-import { JailyardError } from '../../errors.ts';
+import { JailyardError, describeError } from '../../errors.ts';
 import { trapStopSignals } from '../signals.ts';
 
 const TEMPLATE = new URL('../../../examples/www.conf', import.meta.url).pathname;
@@ -56,7 +56,7 @@ export const register: RegisterVerb = (program, io) => {
           try {
             await c.run();
           } catch (e) {
-            io.err(`quickstart: ${c.what}: ${e instanceof JailyardError ? e.describe() : String(e)}`);
+            io.err(`quickstart: ${c.what}: ${describeError(e)}`);
             process.exitCode = 1;
           }
         }

@@ -10,7 +10,7 @@ import { appendFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadDefaults } from '../../defaults.ts';
-import { JailyardError } from '../../errors.ts';
+import { JailyardError, describeError } from '../../errors.ts';
 import { paramString, parseSize, type Params } from '../../conf/spec.ts';
 import { minimalEnv } from './proc.ts';
 import { spawner } from './spawner.ts';
@@ -143,7 +143,7 @@ export async function stageConsole(log: string, maxBytes?: number): Promise<stri
     return (await consoleSink(log, maxBytes)).path;
   } catch (e) {
     try {
-      appendFileSync(log, `jailyard: ${e instanceof JailyardError ? e.describe() : String(e)}\n`, { flag: 'a' });
+      appendFileSync(log, `jailyard: ${describeError(e)}\n`, { flag: 'a' });
     } catch {
       // the create step's error says the stage could not be spawned
     }
