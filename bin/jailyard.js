@@ -1,23 +1,64 @@
-#!/usr/bin/env node
-// The jailyard command. Runs the compiled CLI when it was built (npm pack, npm run build),
-// otherwise the TypeScript sources directly (Node 24 strips the types). Started by an older
-// Node (the machine's own), it hands over to the Node 24 that npm installed beside it.
-import { existsSync } from 'node:fs';
+#!/bin/sh
+//usr/bin/true; p=$0; [ -L "$p" ] && p=$(readlink -f "$p"); n=${p%/*}/../node_modules/.bin/node; [ -x "$n" ] || n=node; exec "$n" "$p" "$@"
+// The jailyard command. Run as a program, it is first a sh script (the two lines above; to
+// JavaScript the second is a comment): sh starts the Node 24 that npm installed beside
+// jailyard (node_modules/.bin/node, else the `node` on PATH) on this file, so a command is
+// one Node start-up, not an old Node's that then starts Node 24.
+//
+// It runs the compiled CLI in dist/ while dist/ is current: dist/.built is stamped by
+// scripts/build-dist.sh before tsc reads the sources, so dist/ is current when nothing under
+// src/ (or a tsconfig) is newer than it. Otherwise, or with JAILYARD_SRC=1, it runs the
+// TypeScript sources directly (Node 24 strips the types): an edit to src/ is never run stale.
+// Started by an older Node (`node bin/jailyard.js` with the machine's own), it hands over to
+// the Node 24 that npm installed beside it.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import module from 'node:module';
 
-const major = Number(process.versions.node.split('.')[0]);
-if (major < 24) {
-  const local = fileURLToPath(new URL('../node_modules/.bin/node', import.meta.url));
-  if (!existsSync(local)) {
+const root = new URL('../', import.meta.url);
+const argv = process.argv.slice(2);
+
+if (Number(process.versions.node.split('.')[0]) < 24) {
+  const local = new URL('node_modules/.bin/node', root).pathname;
+  const r = spawnSync(local, [new URL(import.meta.url).pathname, ...argv], { stdio: 'inherit' });
+  if (r.error) {
     process.stderr.write(`jailyard: needs Node >= 24 (this is ${process.version}); run npm install first\n`);
     process.exit(1);
   }
-  const r = spawnSync(local, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
 }
 
-const built = new URL('../dist/cli/main.js', import.meta.url);
-const entry = existsSync(built) ? built.href : new URL('../src/cli/main.ts', import.meta.url).href;
-const { main } = await import(entry);
-process.exitCode = await main(process.argv.slice(2));
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+  process.stdout.write(`${JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).version}\n`);
+} else {
+  // V8's compiled code (and Node's type stripping) kept across runs, keyed by each file's
+  // contents; in jailyard's own folder, never a shared one (/tmp) another user could fill
+  module.enableCompileCache(new URL('node_modules/.cache/jailyard-compile/', root).pathname);
+  const entry = process.env.JAILYARD_SRC !== '1' && distCurrent() ? 'dist/cli/main.js' : 'src/cli/main.ts';
+  const { main } = await import(new URL(entry, root).href);
+  process.exitCode = await main(argv);
+}
+
+/** dist/ was built from the sources as they are now. */
+function distCurrent() {
+  const at = (path) => new URL(path, root).pathname;
+  // no sources at all: an installed package, dist/ is all there is
+  if (!existsSync(at('src/'))) return true;
+  try {
+    const built = statSync(at('dist/.built')).mtimeMs;
+    const newer = (path) => (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? 0) > built;
+    if (newer(at('tsconfig.json')) || newer(at('tsconfig.build.json'))) return false;
+    // folders too: removing or renaming a file changes its folder's mtime, not the file's
+    const dirs = [at('src/')];
+    for (let dir = dirs.pop(); dir !== undefined; dir = dirs.pop()) {
+      if (statSync(dir).mtimeMs > built) return false;
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (e.isDirectory()) dirs.push(`${dir}${e.name}/`);
+        else if (statSync(dir + e.name).mtimeMs > built) return false;
+      }
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}

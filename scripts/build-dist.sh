@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Compiles src/ into dist/ (tsc -p tsconfig.build.json), which bin/jailyard.js runs while it
+# is current. Run by `npm install` (prepare), `npm test` (pretest) and `npm run build`.
+#
+# dist/.built is the build's stamp. It is touched BEFORE tsc reads any source, and the
+# build is moved into place only when tsc succeeded, so "nothing under src/ (or a tsconfig)
+# is newer than dist/.built" means dist/ was compiled from the sources as they are now.
+# bin/jailyard.js checks exactly that on every run and runs src/ when it does not hold; this
+# script checks it too and does nothing then.
+#
+# Concurrent builds take turns (flock on this script). The new tree is built beside dist/
+# and swapped in by renames, so a command that is loading dist/ never reads a half-written
+# file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec 9<"$0"
+flock 9
+
+if [ -e dist/.built ] && [ -z "$(find src tsconfig.json tsconfig.build.json -newer dist/.built -print -quit)" ]; then
+  exit 0
+fi
+
+rm -rf dist.next dist.old
+mkdir dist.next
+touch dist.next/.built.pending
+node=node_modules/.bin/node
+[ -x "$node" ] || node=node
+"$node" node_modules/typescript/bin/tsc -p tsconfig.build.json --outDir dist.next
+mv dist.next/.built.pending dist.next/.built
+[ -d dist ] && mv dist dist.old
+mv dist.next dist
+rm -rf dist.old
