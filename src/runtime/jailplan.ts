@@ -10,56 +10,13 @@ import { parseFstab, parseFstabLine, type FstabEntry } from '../conf/fstab.ts';
 import type { CreateFacts, JailContext } from '../platform/driver.ts';
 import type { MountPlan, MountStep } from '../skeleton/plan.ts';
 import type { JailRecord } from '../store/types.ts';
+import { jailRoot, jailStateDir } from '../layout.ts';
 import { paramBool, paramInt, paramList, paramString } from '../conf/spec.ts';
-
-/** jailyard's folder for one jail: console log, guest folder, writable parts. */
-export function jailStateDir(stateDir: string, name: string): string {
-  return join(stateDir, 'jails', name);
-}
 
 /** The parent of a nested jail ("a.b" -> "a"), undefined for a top-level jail. */
 export function parentName(name: string): string | undefined {
   const dot = name.lastIndexOf('.');
   return dot > 0 ? name.slice(0, dot) : undefined;
-}
-
-/**
- * The jail's root on the host: its `path`, or for a skeleton jail without one,
- * state/jails/NAME/root. A nested jail's `path` is read inside its parent's root
- * (`parentRoot`, FreeBSD semantics); the driver resolves it there without following a
- * symlink out.
- */
-export function jailRoot(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>, parentRoot?: string): string {
-  const path = paramString(record.params, 'path');
-  if (path && parentRoot !== undefined) return join(parentRoot, normalize(`/${path}`));
-  if (path) {
-    if (!isAbsolute(path) || path.split('/').includes('..')) {
-      throw new JailyardError('JY_ERR_PATH', `path must be absolute and without "..": ${JSON.stringify(path)}`, {
-        jail: record.name,
-        param: 'path',
-      });
-    }
-    // jail(8)'s mounts are made under the jail's root on the host: with / as the root they
-    // would land on the host's own tree. A jail that shares the host's files is a thin jail
-    // on a skeleton made --from / instead.
-    if (normalize(path) === '/') {
-      throw new JailyardError(
-        'JY_ERR_PATH',
-        "path = / would mount over the host's own tree; use a skeleton (jailyard skel create host --from /; skeleton = host)",
-        { jail: record.name, param: 'path' },
-      );
-    }
-    return normalize(path);
-  }
-  if (paramString(record.params, 'skeleton')) return join(jailStateDir(stateDir, record.name), 'root');
-  throw new JailyardError('JY_ERR_PARAM_VALUE', 'a jail needs a path or a skeleton', {
-    jail: record.name,
-    param: 'path',
-  });
-}
-
-export function guestDir(stateDir: string, name: string): string {
-  return join(jailStateDir(stateDir, name), 'guest');
 }
 
 /** A nested jail's parent as its context needs it: its root, and its facts while it runs. */

@@ -8,19 +8,10 @@ import { paramString, type JailSpec } from '../conf/spec.ts';
 import { checkKeyOps, type MetaOp } from '../meta/ops.ts';
 import type { Driver, JailContext } from '../platform/driver.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
-import { checkRevision } from '../store/revision.ts';
 import type { JailChange, JailRecord, Store, WriteOptions } from '../store/types.ts';
 import type { BatchOptions, BatchResult, JailOutcome, JailService } from './types.ts';
-import {
-  buildContext,
-  checkNestedParams,
-  completePlan,
-  guestDir,
-  jailRoot,
-  jailStateDir,
-  parentName,
-  type ParentInfo,
-} from './jailplan.ts';
+import { guestDir, jailRoot, jailStateDir } from '../layout.ts';
+import { buildContext, checkNestedParams, completePlan, parentName, type ParentInfo } from './jailplan.ts';
 import { finishStop, startJail, stopJail, type LifecycleDeps } from './lifecycle.ts';
 import { buildGraph, failedOutcome, runBatch, withDependencies } from './order.ts';
 import { dependsOf, jailLimits } from './params.ts';
@@ -75,8 +66,6 @@ export function writeGuestEnv(stateDir: string, name: string, env: string): void
 function summarize(outcomes: JailOutcome[]): BatchResult {
   return { outcomes, ok: outcomes.every((o) => o.status === 'ok') };
 }
-
-const isConflict = (e: unknown): boolean => e instanceof JailyardError && e.code === 'JY_ERR_REVISION_CONFLICT';
 
 export function createLocalService(opts: LocalServiceOptions): JailService & {
   /** The complete mount plan start would execute (for --dry-run). */
@@ -134,55 +123,6 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
   const dependsOfName = (n: string): string[] => {
     const p = parentName(n);
     return [...dependsOf(store.requireJail(n).params), ...(p && store.getJail(p) ? [p] : [])];
-  };
-
-  /** Every name must exist before a batch changes anything: one missing name changes nothing. */
-  const requireAll = (names: string[]): void => {
-    const missing = names.filter((n) => !store.getJail(n));
-    if (missing.length === 1) store.requireJail(missing[0]!);
-    if (missing.length > 1)
-      throw new JailyardError(
-        'JY_ERR_JAIL_NOT_FOUND',
-        `jails ${missing.map((n) => `"${n}"`).join(', ')} not found; nothing was changed`,
-        { jail: missing[0]! },
-      );
-  };
-
-  /**
-   * The stop of a conditional remove: the revision is compared inside the transaction of
-   * its first change (running -> stopping); a stopped jail's removal compares by itself.
-   */
-  const stopIfUnchanged = async (n: string, running: boolean, cas: number): Promise<BatchResult> => {
-    if (!running) return summarize([]);
-    try {
-      await stopJail(await deps(), n, () => checkRevision(store.requireJail(n), cas));
-      return summarize([{ name: n, status: 'ok' }]);
-    } catch (e) {
-      if (isConflict(e)) throw e;
-      return summarize([failedOutcome(n, e)]);
-    }
-  };
-
-  /** Removes a stopped jail: its skeleton share, its record, then its state folder. */
-  const forget = async (n: string, wopts: WriteOptions): Promise<void> => {
-    const record = store.requireJail(n);
-    const children = descendantsOf(n).map((j) => j.name);
-    if (children.length)
-      throw new JailyardError('JY_ERR_DEPEND', `child jail(s) ${children.join(', ')} could not be removed`, {
-        jail: n,
-      });
-    const dir = jailStateDir(stateDir, n);
-    const left = (await getDriver()).mountsBelow(dir);
-    if (left.length) {
-      throw new JailyardError(
-        'JY_ERR_MOUNT',
-        `still mounted below ${dir}: ${left.join(', ')}; run jailyard reconcile`,
-        { jail: n },
-      );
-    }
-    if (opts.skeletons?.release) await opts.skeletons.release(stateDir, record);
-    store.removeJail(n, wopts);
-    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
   };
 
   const service = {
@@ -268,7 +208,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async start(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
-      requireAll(names);
+      for (const n of names) store.requireJail(n);
       // like jail -c: what a jail depends on is started first, unless it already runs
       const all = withDependencies(names, dependsOfName).filter(
         (n) => names.includes(n) || store.requireJail(n).state === 'stopped',
@@ -281,7 +221,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async stop(requested: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
-      requireAll(requested);
+      for (const n of requested) store.requireJail(n);
       // a parent stops only after its running children (jail -r removes children first)
       const names = [
         ...new Set(
@@ -301,7 +241,6 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async restart(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
-      requireAll(names);
       const running = names.filter((n) => store.requireJail(n).state === 'running');
       const stopped = await service.stop(running, bopts);
       const failedStops = new Set(stopped.outcomes.filter((o) => o.status !== 'ok').map((o) => o.name));
@@ -318,24 +257,44 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async remove(requested: string[], bopts: BatchOptions & WriteOptions = {}): Promise<BatchResult> {
-      requireAll(requested);
+      for (const n of requested) store.requireJail(n);
       // removing a parent removes its children, deepest first
       const names = [...new Set(requested.flatMap((n) => [...descendantsOf(n).map((j) => j.name), n]))];
       const running = names.filter((n) => store.requireJail(n).state !== 'stopped');
+      let stopped: BatchResult = { outcomes: [], ok: true };
+      // compare-and-swap: the revision is compared inside the transaction of the removal's
+      // first change (running -> stopping, or the removal of a stopped jail)
       const cas = bopts.ifRevision;
-      if (cas !== undefined && names.length !== 1) {
-        throw new JailyardError(
-          'JY_ERR_USAGE',
-          'a conditional remove (If-Match, --if-revision) takes one jail without child jails',
-          { jail: requested[0] ?? '' },
-        );
+      if (cas !== undefined) {
+        if (names.length !== 1) {
+          throw new JailyardError(
+            'JY_ERR_USAGE',
+            'a conditional remove (If-Match, --if-revision) takes one jail without child jails',
+            { jail: requested[0] ?? '' },
+          );
+        }
+        const n = names[0]!;
+        if (running.length) {
+          const unchanged = () => {
+            const cur = store.requireJail(n);
+            if (cur.revision !== cas)
+              throw new JailyardError(
+                'JY_ERR_REVISION_CONFLICT',
+                `revision conflict: expected revision ${cas}, jail is at revision ${cur.revision}`,
+                { jail: n },
+              );
+          };
+          try {
+            await stopJail(await deps(), n, unchanged);
+            stopped = { outcomes: [{ name: n, status: 'ok' }], ok: true };
+          } catch (e) {
+            if (e instanceof JailyardError && e.code === 'JY_ERR_REVISION_CONFLICT') throw e;
+            stopped = summarize([failedOutcome(n, e)]);
+          }
+        }
+      } else if (running.length) {
+        stopped = await service.stop(running, bopts);
       }
-      const stopped =
-        cas !== undefined
-          ? await stopIfUnchanged(names[0]!, running.length > 0, cas)
-          : running.length
-            ? await service.stop(running, bopts)
-            : summarize([]);
       const outcomes: JailOutcome[] = [];
       for (const n of names) {
         const failed = stopped.outcomes.find((o) => o.name === n && o.status !== 'ok');
@@ -344,12 +303,30 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
           continue;
         }
         try {
+          const record = store.requireJail(n);
+          const children = descendantsOf(n).map((j) => j.name);
+          if (children.length)
+            throw new JailyardError('JY_ERR_DEPEND', `child jail(s) ${children.join(', ')} could not be removed`, {
+              jail: n,
+            });
+          const dir = jailStateDir(stateDir, n);
+          const left = (await getDriver()).mountsBelow(dir);
+          if (left.length) {
+            throw new JailyardError(
+              'JY_ERR_MOUNT',
+              `still mounted below ${dir}: ${left.join(', ')}; run jailyard reconcile`,
+              { jail: n },
+            );
+          }
           // a stopped jail removed under If-Match: the removal itself compares
-          await forget(n, cas !== undefined && !running.includes(n) ? { ifRevision: cas } : {});
+          const casHere = cas !== undefined && !running.includes(n) ? { ifRevision: cas } : {};
+          if (opts.skeletons?.release) await opts.skeletons.release(stateDir, record);
+          store.removeJail(n, casHere);
+          if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
           outcomes.push({ name: n, status: 'ok' });
         } catch (e) {
           // a conditional remove that lost the race changed nothing: an error, not an outcome
-          if (cas !== undefined && isConflict(e)) throw e;
+          if (cas !== undefined && e instanceof JailyardError && e.code === 'JY_ERR_REVISION_CONFLICT') throw e;
           outcomes.push(failedOutcome(n, e));
         }
       }

@@ -1,4 +1,4 @@
-// The runtime's view of skeletons (SkeletonHooks in src/runtime/service.ts): seed a jail's
+// What the runtime asks of skeletons (its SkeletonHooks, src/runtime/service.ts): seed a jail's
 // writable part at create, give its skeleton mount plan at start, upgrade its writable part.
 // The version a jail was seeded from is pinned in <jail state>/skeleton.json, so a jail
 // naming a bare `NAME` keeps mounting the version its /etc came from until it is upgraded
@@ -20,9 +20,8 @@ import {
 import { dirname, join } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import { currentPlatform, loadDefaults, type Defaults, type Platform } from '../defaults.ts';
-import type { SkeletonHooks } from '../runtime/service.ts';
-import { parseSize } from '../conf/spec.ts';
-import type { JailRecord } from '../store/types.ts';
+import { paramString, parseSize, type JailSpec } from '../conf/spec.ts';
+import { jailRoot, jailStateDir, skeletonPinFile } from '../layout.ts';
 import type { MountPlan } from './plan.ts';
 import { readLayout } from './layout.ts';
 import { coveredByCow, cowSteps, planMounts, skeletonLists } from './planner.ts';
@@ -46,39 +45,27 @@ export interface PinnedSkeleton {
   live?: boolean;
 }
 
-const jailDir = (stateDir: string, name: string): string => join(stateDir, 'jails', name);
-
-/** The jail's root: `path`, else <state>/jails/NAME/root (same rule as runtime/jailplan.ts). */
-function rootOf(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>): string {
-  const p = record.params.path;
-  return typeof p === 'string' && p !== '' ? p : join(jailDir(stateDir, record.name), 'root');
-}
-
-function skeletonParam(record: Pick<JailRecord, 'name' | 'params'>): string {
-  const s = record.params.skeleton;
-  if (typeof s !== 'string' || s === '')
+function skeletonParam(record: JailSpec): string {
+  const s = paramString(record.params, 'skeleton');
+  if (!s)
     throw new JailyardError('JY_ERR_PARAM_VALUE', 'the jail has no skeleton', { jail: record.name, param: 'skeleton' });
   return s;
 }
 
 export function readPinned(stateDir: string, jail: string): PinnedSkeleton | undefined {
-  const file = join(jailDir(stateDir, jail), 'skeleton.json');
+  const file = skeletonPinFile(stateDir, jail);
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as PinnedSkeleton) : undefined;
 }
 
 export function writePinned(stateDir: string, jail: string, pin: PinnedSkeleton): void {
-  const dir = jailDir(stateDir, jail);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = join(dir, 'skeleton.json');
+  const file = skeletonPinFile(stateDir, jail);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   writeFileSync(`${file}.tmp`, `${JSON.stringify(pin)}\n`);
   renameSync(`${file}.tmp`, file);
 }
 
 /** The skeleton version a jail uses: NAME@N, else its pinned version, else the latest. */
-export function jailSkeleton(
-  stateDir: string,
-  record: Pick<JailRecord, 'name' | 'params'>,
-): SkeletonVersion & { name: string } {
+export function jailSkeleton(stateDir: string, record: JailSpec): SkeletonVersion & { name: string } {
   const param = skeletonParam(record);
   const ref = parseSkeletonRef(param);
   const pin = readPinned(stateDir, record.name);
@@ -151,13 +138,13 @@ function makeRoot(root: string): void {
 }
 
 /** Seeds the jail's writable part (or its full copy) from its skeleton; pins the version. */
-export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>): void {
+export function prepareJail(stateDir: string, record: JailSpec): void {
   const platform = currentPlatform();
   const defaults = loadDefaults();
   const skel = jailSkeleton(stateDir, record);
   const lists = skeletonLists(record.name, record.params, defaults, platform);
-  const root = rootOf(stateDir, record);
-  const state = jailDir(stateDir, record.name);
+  const root = jailRoot(stateDir, record);
+  const state = jailStateDir(stateDir, record.name);
   const rules = seedRulesFor(skel, defaults, platform);
   const disk = diskLimit(record, defaults);
   if (disk !== undefined) {
@@ -228,14 +215,14 @@ export function prepareJail(stateDir: string, record: Pick<JailRecord, 'name' | 
 
 /** The image holding a jail's size-limited writable part. */
 export function diskImage(stateDir: string, jail: string): string {
-  return join(jailDir(stateDir, jail), 'disk.img');
+  return join(jailStateDir(stateDir, jail), 'disk.img');
 }
 
 /** Smallest image: ext4 with a 4 MiB journal and room for a seeded /etc. */
 const MIN_DISK = 16 * 1024 * 1024;
 
 /** The jail's limits.disk in bytes (its parameter, else the defaults'), undefined: none. */
-export function diskLimit(record: Pick<JailRecord, 'name' | 'params'>, defaults: Defaults): number | undefined {
+export function diskLimit(record: JailSpec, defaults: Defaults): number | undefined {
   const v = record.params['limits.disk'] ?? defaults.skeleton.disk ?? undefined;
   if (v === undefined || v === null || v === '' || v === '0') return undefined;
   const bytes = parseSize(String(v), { jail: record.name, param: 'limits.disk' });
@@ -289,7 +276,7 @@ function makeDiskImage(image: string, bytes: number, from: string | undefined, j
 }
 
 /** The jail's copy-on-write dirs: as pinned at create (none for older jails). */
-function pinnedCow(stateDir: string, record: Pick<JailRecord, 'name'>): string[] {
+function pinnedCow(stateDir: string, record: { name: string }): string[] {
   return readPinned(stateDir, record.name)?.cow ?? [];
 }
 
@@ -300,18 +287,13 @@ function thinOnSeed(strategy: string, live: boolean): boolean {
 }
 
 /** Whether the jail gets the narrowed view of a live tree (see PinnedSkeleton.live). */
-function liveLayout(
-  stateDir: string,
-  record: Pick<JailRecord, 'name'>,
-  skel: SkeletonVersion,
-  strategy: string,
-): boolean {
+function liveLayout(stateDir: string, record: { name: string }, skel: SkeletonVersion, strategy: string): boolean {
   if (skel.kind !== 'reference') return false;
   return strategy !== 'overlay' || readPinned(stateDir, record.name)?.live === true;
 }
 
 /** The jail's skeleton mount plan (before the runtime appends mount/fstab/devfs/guest). */
-export function planJail(stateDir: string, record: Pick<JailRecord, 'name' | 'params'>, root: string): MountPlan {
+export function planJail(stateDir: string, record: JailSpec, root: string): MountPlan {
   const platform = currentPlatform();
   const defaults = loadDefaults();
   const skel = jailSkeleton(stateDir, record);
@@ -320,7 +302,7 @@ export function planJail(stateDir: string, record: Pick<JailRecord, 'name' | 'pa
   return planMounts({
     jail: record.name,
     root,
-    stateDir: jailDir(stateDir, record.name),
+    stateDir: jailStateDir(stateDir, record.name),
     strategy: lists.strategy,
     skeletonRoot: skel.root,
     layout: readLayout(skel.root, [...lists.romounts, ...lists.rwmounts]),
@@ -353,7 +335,7 @@ export type MountViews = (plan: MountPlan) => Promise<() => Promise<void>>;
  */
 export async function upgradeJail(
   stateDir: string,
-  record: Pick<JailRecord, 'name' | 'params'>,
+  record: JailSpec,
   toRef: string,
   views?: MountViews,
 ): Promise<UpgradeResult & { actions: UpgradeAction[]; from: number; to: number }> {
@@ -371,7 +353,7 @@ export async function upgradeJail(
   let res: UpgradeResult & { actions: UpgradeAction[] } = { touched: [], conflicts: [], actions: [] };
   const live = liveLayout(stateDir, record, from, lists.strategy);
   if (thinOnSeed(lists.strategy, live)) {
-    const root = rootOf(stateDir, record);
+    const root = jailRoot(stateDir, record);
     const merge = () =>
       upgradeWritable({
         jail: record.name,
@@ -393,7 +375,7 @@ export async function upgradeJail(
         );
       const layers = cowSteps(
         root,
-        jailDir(stateDir, record.name),
+        jailStateDir(stateDir, record.name),
         cowLowers(to, cow, seedRulesFor(to, defaults, platform)),
       );
       const undo = await views({
@@ -422,8 +404,11 @@ export async function upgradeJail(
   return { ...res, from: from.version, to: to.version };
 }
 
-/** The hooks object the local service takes. */
-export function skeletonHooks(): SkeletonHooks {
+/** The hooks object the local service takes (its SkeletonHooks). */
+export function skeletonHooks(): {
+  prepare(stateDir: string, record: JailSpec): Promise<void>;
+  plan(stateDir: string, record: JailSpec, root: string): MountPlan;
+} {
   return {
     async prepare(stateDir, record) {
       prepareJail(stateDir, record);

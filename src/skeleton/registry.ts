@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { isAbsolute, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { JailyardError } from '../errors.ts';
+import { skeletonDir, skeletonsDir } from '../layout.ts';
 import { loadDefaults, currentPlatform, type Platform } from '../defaults.ts';
 import { buildManifest, diffManifests, formatManifest, parseManifest, type ManifestDiff } from './manifest.ts';
 import { copyListed, copyTree, liveSeedRules, seedWritable, type LiveRules, type SeedRules } from './writable.ts';
@@ -62,10 +63,6 @@ interface StoredSkeleton {
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
-export function skeletonsDir(stateDir: string): string {
-  return join(stateDir, 'skeletons');
-}
-
 export function checkSkeletonName(name: string): string {
   if (!NAME_RE.test(name) || name.includes('..')) {
     throw new JailyardError(
@@ -96,13 +93,13 @@ function expand(dir: string, s: StoredVersion): SkeletonVersion {
 }
 
 function readStored(stateDir: string, name: string): StoredSkeleton | undefined {
-  const file = join(skeletonsDir(stateDir), name, 'skeleton.json');
+  const file = join(skeletonDir(stateDir, name), 'skeleton.json');
   if (!existsSync(file)) return undefined;
   return JSON.parse(readFileSync(file, 'utf8')) as StoredSkeleton;
 }
 
 function writeStored(stateDir: string, s: StoredSkeleton): void {
-  const file = join(skeletonsDir(stateDir), s.name, 'skeleton.json');
+  const file = join(skeletonDir(stateDir, s.name), 'skeleton.json');
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o644 });
   renameSync(tmp, file);
@@ -130,7 +127,7 @@ export function resolveSkeleton(stateDir: string, ref: string): SkeletonVersion 
   if (!s || s.versions.length === 0) throw notFound(ref);
   const v = version === undefined ? s.versions[s.versions.length - 1] : s.versions.find((x) => x.version === version);
   if (!v) throw notFound(ref);
-  return { name, ...expand(join(skeletonsDir(stateDir), name), v) };
+  return { name, ...expand(skeletonDir(stateDir, name), v) };
 }
 
 export function showSkeleton(
@@ -215,7 +212,7 @@ export async function createSkeleton(
         param: source.type === 'from' ? '--from' : '--copy',
       });
   }
-  const dir = join(skeletonsDir(stateDir), name);
+  const dir = skeletonDir(stateDir, name);
   // the state folder is jailyard's alone (a seed holds a live root's config)
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -312,7 +309,7 @@ export function removeSkeleton(
       { param: 'skeleton' },
     );
   }
-  const dir = join(skeletonsDir(stateDir), name);
+  const dir = skeletonDir(stateDir, name);
   // forget first, then delete: a crash in between leaves an orphan dir, never a dangling entry
   stored.versions = stored.versions.filter((v) => !doomed.includes(v));
   writeStored(stateDir, stored);

@@ -9,7 +9,8 @@ import type { MetaOp } from '../../meta/ops.ts';
 import type { JailRecord } from '../../store/types.ts';
 import { IMMUTABLE_WHILE_RUNNING } from '../../runtime/service.ts';
 import { withSession } from '../jails.ts';
-import { completePlan, jailRoot } from '../../runtime/jailplan.ts';
+import { completePlan } from '../../runtime/jailplan.ts';
+import { jailRoot } from '../../layout.ts';
 import { skeletonHooks } from '../../skeleton/hooks.ts';
 import type { MountPlan } from '../../skeleton/plan.ts';
 

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RegisterVerb } from '../context.ts';
-import { JailyardError, describeError } from '../../errors.ts';
+import { JailyardError } from '../../errors.ts';
 import { trapStopSignals } from '../signals.ts';
 
 const TEMPLATE = new URL('../../../examples/www.conf', import.meta.url).pathname;
@@ -31,7 +31,7 @@ export const register: RegisterVerb = (program, io) => {
       const { skeletonHooks } = await import('../../skeleton/hooks.ts');
       const { createSkeleton, listSkeletons } = await import('../../skeleton/registry.ts');
       const { startDaemon } = await import('../../api/daemon.ts');
-      const { guestDir } = await import('../../runtime/jailplan.ts');
+      const { guestDir } = await import('../../layout.ts');
       const { startHaproxy } = await import('../../lb/haproxy-process.ts');
       const { runHaproxyController, waitForServer, serverNameOf } = await import('../../lb/controller.ts');
       const { apiSource } = await import('../../lb/source.ts');
@@ -56,7 +56,7 @@ export const register: RegisterVerb = (program, io) => {
           try {
             await c.run();
           } catch (e) {
-            io.err(`quickstart: ${c.what}: ${describeError(e)}`);
+            io.err(`quickstart: ${c.what}: ${e instanceof JailyardError ? e.describe() : String(e)}`);
             process.exitCode = 1;
           }
         }

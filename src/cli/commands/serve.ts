@@ -76,7 +76,7 @@ export const register: RegisterVerb = (program, io) => {
           param: '--host',
         });
       const { startDaemon, parseListen } = await import('../../api/daemon.ts');
-      const { guestDir } = await import('../../runtime/jailplan.ts');
+      const { guestDir } = await import('../../layout.ts');
       const bookmarkIntervalSec = Number(o.bookmarkInterval);
       if (!(bookmarkIntervalSec > 0))
         throw new JailyardError(

@@ -1,0 +1,83 @@
+// The state folder's layout: where jailyard keeps each jail's and each skeleton's files.
+//   <state>/jails/NAME/                a jail's own folder (console log, guest folder,
+//                                      writable parts, skeleton pin, disk image)
+//   <state>/jails/NAME/root            a skeleton jail's root when it has no `path`
+//   <state>/jails/NAME/guest           its guest folder (env file, guest socket)
+//   <state>/jails/NAME/skeleton.json   the skeleton version it was seeded from
+//   <state>/skeletons/NAME/            a skeleton's versions (src/skeleton/registry.ts)
+// One home for these rules, below the skeleton module and the runtime, so both (and the CLI)
+// name the same places and check a jail's `path` the same way.
+
+import { isAbsolute, join, normalize } from 'node:path';
+import { paramString, type JailSpec } from './conf/spec.ts';
+import { JailyardError } from './errors.ts';
+
+/** A name that becomes one folder name: never empty, ".", ".." or with a "/" or NUL. */
+function folderName(name: string, what: 'jail' | 'skeleton'): string {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new JailyardError('JY_ERR_USAGE', `${JSON.stringify(name)} cannot name a ${what}'s folder`, {
+      ...(what === 'jail' ? { jail: name } : { param: 'skeleton' }),
+    });
+  }
+  return name;
+}
+
+/** jailyard's folder for one jail: console log, guest folder, writable parts. */
+export function jailStateDir(stateDir: string, name: string): string {
+  return join(stateDir, 'jails', folderName(name, 'jail'));
+}
+
+/** The jail's guest folder (its env file and guest socket, bound at /run/jailyard). */
+export function guestDir(stateDir: string, name: string): string {
+  return join(jailStateDir(stateDir, name), 'guest');
+}
+
+/** The skeleton version a jail was seeded from (src/skeleton/hooks.ts PinnedSkeleton). */
+export function skeletonPinFile(stateDir: string, name: string): string {
+  return join(jailStateDir(stateDir, name), 'skeleton.json');
+}
+
+/** All skeletons; one folder per skeleton name below it. */
+export function skeletonsDir(stateDir: string): string {
+  return join(stateDir, 'skeletons');
+}
+
+/** One skeleton's folder (its versions and skeleton.json). */
+export function skeletonDir(stateDir: string, name: string): string {
+  return join(skeletonsDir(stateDir), folderName(name, 'skeleton'));
+}
+
+/**
+ * The jail's root on the host: its `path`, or for a skeleton jail without one,
+ * state/jails/NAME/root. A nested jail's `path` is read inside its parent's root
+ * (`parentRoot`, FreeBSD semantics); the driver resolves it there without following a
+ * symlink out.
+ */
+export function jailRoot(stateDir: string, jail: JailSpec, parentRoot?: string): string {
+  const path = paramString(jail.params, 'path');
+  if (path && parentRoot !== undefined) return join(parentRoot, normalize(`/${path}`));
+  if (path) {
+    if (!isAbsolute(path) || path.split('/').includes('..')) {
+      throw new JailyardError('JY_ERR_PATH', `path must be absolute and without "..": ${JSON.stringify(path)}`, {
+        jail: jail.name,
+        param: 'path',
+      });
+    }
+    // jail(8)'s mounts are made under the jail's root on the host: with / as the root they
+    // would land on the host's own tree. A jail that shares the host's files is a thin jail
+    // on a skeleton made --from / instead.
+    if (normalize(path) === '/') {
+      throw new JailyardError(
+        'JY_ERR_PATH',
+        "path = / would mount over the host's own tree; use a skeleton (jailyard skel create host --from /; skeleton = host)",
+        { jail: jail.name, param: 'path' },
+      );
+    }
+    return normalize(path);
+  }
+  if (paramString(jail.params, 'skeleton')) return join(jailStateDir(stateDir, jail.name), 'root');
+  throw new JailyardError('JY_ERR_PARAM_VALUE', 'a jail needs a path or a skeleton', {
+    jail: jail.name,
+    param: 'path',
+  });
+}
