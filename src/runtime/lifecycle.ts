@@ -14,15 +14,7 @@ import { paramBool, paramInt, paramString } from '../conf/spec.ts';
 import { hookCommands, jailLimits } from './params.ts';
 import { checkNestedParams, checkNestedStart, parentName } from './jailplan.ts';
 import { selfOwner } from './owner.ts';
-
-/**
- * Test hook for crash injection: JAILYARD_CRASH_AT=<point> kills this process with SIGKILL
- * when the lifecycle reaches that point ("<step>:begin" before a step acts, "<step>:done"
- * after it acted and before it is recorded). Nothing happens when it is unset.
- */
-function crashPoint(point: string): void {
-  if (process.env.JAILYARD_CRASH_AT === point) process.kill(process.pid, 'SIGKILL');
-}
+import { crashPoint } from './crashpoint.ts';
 
 export type StartStep =
   | 'exec.prepare'

@@ -10,6 +10,7 @@ import type { Driver, Leftovers } from '../platform/driver.ts';
 import type { Store } from '../store/types.ts';
 import { describeError } from '../errors.ts';
 import { ownerAlive } from './owner.ts';
+import { recoverIntents, sweepJailFolders } from './intent.ts';
 
 export interface ReconcileReport {
   recovered: string[];
@@ -17,6 +18,8 @@ export interface ReconcileReport {
   busy: string[];
   failed: { jail: string; message: string }[];
   removed: { kind: keyof Leftovers; id: string | number }[];
+  /** Interrupted creates and upgrades finished or undone, folders of removed jails removed. */
+  undone: string[];
 }
 
 export async function reconcile(opts: {
@@ -28,7 +31,7 @@ export async function reconcile(opts: {
   dryRun?: boolean;
 }): Promise<ReconcileReport> {
   const { store, driver, stateDir } = opts;
-  const report: ReconcileReport = { recovered: [], busy: [], failed: [], removed: [] };
+  const report: ReconcileReport = { recovered: [], busy: [], failed: [], removed: [], undone: [] };
   for (const j of store.listJails()) {
     if ((j.state === 'starting' || j.state === 'stopping') && ownerAlive(j.runtime?.owner)) {
       report.busy.push(j.name);
@@ -51,6 +54,13 @@ export async function reconcile(opts: {
       report.failed.push({ jail: j.name, message: describeError(e) });
     }
   }
+
+  // creates and upgrades a crashed process left half done (after the jails' own recovery:
+  // an upgrade --restart killed during its stop has a stopping jail)
+  const intents = recoverIntents({ store, stateDir, ...(opts.dryRun ? { dryRun: true } : {}) });
+  report.undone.push(...intents.undone);
+  report.busy.push(...intents.busy);
+  report.failed.push(...intents.failed);
 
   // what the stored jails still account for
   const known = {
@@ -105,6 +115,18 @@ export async function reconcile(opts: {
       }
     }
     report.removed.push(t);
+  }
+  // the folders of jails the store no longer has (after the mounts below them are gone)
+  if (report.busy.length === 0) {
+    const swept = sweepJailFolders({
+      store,
+      driver,
+      stateDir,
+      busy: report.busy,
+      ...(opts.dryRun ? { dryRun: true } : {}),
+    });
+    report.undone.push(...swept.removed.map((d) => `folder ${d} of a removed jail removed`));
+    report.failed.push(...swept.failed);
   }
   return report;
 }

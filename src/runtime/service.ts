@@ -13,6 +13,8 @@ import type { BatchOptions, BatchResult, JailOutcome, JailService } from './type
 import { guestDir, jailRoot, jailStateDir } from '../layout.ts';
 import { buildContext, checkNestedParams, completePlan, parentName, type ParentInfo } from './jailplan.ts';
 import { finishStop, startJail, stopJail, type LifecycleDeps } from './lifecycle.ts';
+import { crashPoint } from './crashpoint.ts';
+import { dropIntent, refuseUnfinished, saveIntent } from './intent.ts';
 import { buildGraph, failedOutcome, runBatch, withDependencies } from './order.ts';
 import { dependsOf, jailLimits } from './params.ts';
 import { loadDriver } from '../platform/index.ts';
@@ -144,24 +146,38 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       if (nested) store.requireJail(nested); // FreeBSD: a child is made inside an existing parent
       checkNestedParams({ name, params: rest });
       jailLimits(rest, name); // validates sizes before anything is written
-      const record = store.createJail({
-        name,
-        params: rest,
-        ...(input.meta ? { meta: input.meta } : {}),
-        ...(input.env ? { env: input.env } : {}),
-      });
+      // saved before the record: a crash before the end is undone by reconcile
+      saveIntent(stateDir, { kind: 'create', jail: name });
+      crashPoint('jail.create:intent');
+      let record: JailRecord;
+      try {
+        record = store.createJail({
+          name,
+          params: rest,
+          ...(input.meta ? { meta: input.meta } : {}),
+          ...(input.env ? { env: input.env } : {}),
+        });
+      } catch (e) {
+        dropIntent(stateDir, 'create', name);
+        throw e;
+      }
+      crashPoint('jail.create:recorded');
       try {
         rootOf(record);
         mkdirSync(jailStateDir(stateDir, name), { recursive: true, mode: 0o700 });
         writeGuestEnv(stateDir, name, record.env);
+        crashPoint('jail.create:folder');
         if (paramString(record.params, 'skeleton') && opts.skeletons) await opts.skeletons.prepare(stateDir, record);
+        crashPoint('jail.create:seeded');
       } catch (e) {
         // nothing half-created: forget the jail and its folder again
         store.removeJail(name);
         if ((await getDriver()).mountsBelow(jailStateDir(stateDir, name)).length === 0)
           rmSync(jailStateDir(stateDir, name), { recursive: true, force: true });
+        dropIntent(stateDir, 'create', name);
         throw e;
       }
+      dropIntent(stateDir, 'create', name);
       return store.requireJail(name);
     },
 
@@ -209,6 +225,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
 
     async start(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
       for (const n of names) store.requireJail(n);
+      for (const n of names) refuseUnfinished(stateDir, n);
       // like jail -c: what a jail depends on is started first, unless it already runs
       const all = withDependencies(names, dependsOfName).filter(
         (n) => names.includes(n) || store.requireJail(n).state === 'stopped',
@@ -303,6 +320,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
           continue;
         }
         try {
+          crashPoint('jail.remove:stopped');
           const record = store.requireJail(n);
           const children = descendantsOf(n).map((j) => j.name);
           if (children.length)
@@ -322,7 +340,9 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
           const casHere = cas !== undefined && !running.includes(n) ? { ifRevision: cas } : {};
           if (opts.skeletons?.release) await opts.skeletons.release(stateDir, record);
           store.removeJail(n, casHere);
+          crashPoint('jail.remove:forgotten');
           if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+          crashPoint('jail.remove:done');
           outcomes.push({ name: n, status: 'ok' });
         } catch (e) {
           // a conditional remove that lost the race changed nothing: an error, not an outcome

@@ -338,6 +338,10 @@ export async function upgradeJail(
   record: JailSpec,
   toRef: string,
   views?: MountViews,
+  /** Lists each change to the jail's tree before it is made (src/runtime/intent.ts), so a
+   * crash can be undone; only for a tree not mounted for the merge (no copy-on-write dirs,
+   * no disk image), whose paths are the same after a crash. */
+  journal?: Parameters<typeof upgradeWritable>[0]['journal'],
 ): Promise<UpgradeResult & { actions: UpgradeAction[]; from: number; to: number }> {
   const from = jailSkeleton(stateDir, record);
   const to = resolveSkeleton(stateDir, toRef);
@@ -354,7 +358,7 @@ export async function upgradeJail(
   const live = liveLayout(stateDir, record, from, lists.strategy);
   if (thinOnSeed(lists.strategy, live)) {
     const root = jailRoot(stateDir, record);
-    const merge = () =>
+    const merge = (list?: typeof journal) =>
       upgradeWritable({
         jail: record.name,
         jailRoot: root,
@@ -362,10 +366,11 @@ export async function upgradeJail(
         newSeed: to.seedRoot,
         dirs: lists.writable,
         mounts: cow,
+        ...(list ? { journal: list } : {}),
       });
     const image = diskImage(stateDir, record.name);
     const disk = existsSync(image) ? { disk: { image, target: root } } : {};
-    if (cow.length === 0 && !disk.disk) res = merge();
+    if (cow.length === 0 && !disk.disk) res = merge(journal);
     else {
       if (!views)
         throw new JailyardError(

@@ -239,6 +239,13 @@ export function planUpgrade(input: { old: TreeSnapshot; new: TreeSnapshot; jail:
   return actions;
 }
 
+/** A change applyUpgrade is about to make, listed first (see src/runtime/intent.ts): a rename,
+ * a directory made in the jail, a stage folder (holding the new entries and the replaced ones). */
+export type JournalOp =
+  | { op: 'rename'; from: string; to: string }
+  | { op: 'mkdir'; path: string }
+  | { op: 'stage'; path: string };
+
 export interface UpgradeResult {
   /** Paths written, created or deleted in the jail (incl. .jailyard-new files). */
   touched: string[];
@@ -253,8 +260,16 @@ export function applyUpgrade(
   jailRoot: string,
   newRoot: string,
   actions: UpgradeAction[],
-  opts: { jail?: string /** Dirs (relative) that are mounts of their own: staged inside. */; mounts?: string[] } = {},
+  opts: {
+    jail?: string /** Dirs (relative) that are mounts of their own: staged inside. */;
+    mounts?: string[];
+    /** Lists every change before it is made. The stage folders (the replaced entries) are
+     * then kept after success: the caller removes them once the upgrade is recorded, and a
+     * crash before that can be undone from the list. */
+    journal?: (op: JournalOp) => void;
+  } = {},
 ): UpgradeResult {
+  const journal = opts.journal;
   const place = opts.jail ? { jail: opts.jail, step: 'upgrade' } : { step: 'upgrade' };
   const rootSt = lstatOrUndefined(jailRoot);
   if (!rootSt?.isDirectory()) throw new JailyardError('JY_ERR_PATH', `jail root ${jailRoot} is not a directory`, place);
@@ -269,6 +284,7 @@ export function applyUpgrade(
         join(mount === '' ? jailRoot : ensureDirsInRoot(jailRoot, mount, undefined, opts.jail), '.jailyard-upgrade-'),
       );
       stages.set(mount, dir);
+      journal?.({ op: 'stage', path: dir });
     }
     return dir;
   };
@@ -309,6 +325,7 @@ export function applyUpgrade(
         for (let k = 1; k <= parts.length; k++) {
           const rel = parts.slice(0, k).join('/');
           if (!lstatOrUndefined(join(jailRoot, rel))) {
+            journal?.({ op: 'mkdir', path: join(jailRoot, rel) });
             ensureDirsInRoot(jailRoot, rel, () => (k === parts.length ? a.mode : 0o755), opts.jail);
             undo.push(() => rmdirSync(join(jailRoot, rel)));
             result.touched.push(rel);
@@ -326,10 +343,12 @@ export function applyUpgrade(
         throw new JailyardError('JY_ERR_UPGRADE_CONFLICT', `${target} is a directory in the jail`, place);
       if (existing) {
         const backup = join(stageFor(target), `b${i}`);
+        journal?.({ op: 'rename', from: dest, to: backup });
         renameSync(dest, backup);
         undo.push(() => renameSync(backup, dest));
       }
       if (move) {
+        journal?.({ op: 'rename', from: move.from, to: dest });
         renameSync(move.from, dest);
         undo.push(() => renameSync(dest, move.from));
       }
@@ -350,7 +369,7 @@ export function applyUpgrade(
           cause: e,
         });
   }
-  removeStages();
+  if (!journal) removeStages();
   return result;
 }
 
@@ -363,13 +382,18 @@ export function upgradeWritable(input: {
   dirs: string[];
   /** Dirs mounted on their own (copy-on-write overlays) */
   mounts?: string[];
+  journal?: (op: JournalOp) => void;
 }): UpgradeResult & { actions: UpgradeAction[] } {
   const old = snapshotTree(input.oldSeed, input.dirs);
   const neu = snapshotTree(input.newSeed, input.dirs);
   const jail = snapshotPaths(input.jailRoot, [...new Set([...Object.keys(old), ...Object.keys(neu)])]);
   const actions = planUpgrade({ old, new: neu, jail });
   return {
-    ...applyUpgrade(input.jailRoot, input.newSeed, actions, { jail: input.jail, mounts: input.mounts ?? [] }),
+    ...applyUpgrade(input.jailRoot, input.newSeed, actions, {
+      jail: input.jail,
+      mounts: input.mounts ?? [],
+      ...(input.journal ? { journal: input.journal } : {}),
+    }),
     actions,
   };
 }

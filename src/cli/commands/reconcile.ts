@@ -43,6 +43,7 @@ export const register: RegisterVerb = (program, io) => {
         for (const r of report.recovered) io.err(`${r}: ${o.dryRun ? 'would be stopped' : 'stopped (recovered)'}`);
         for (const r of report.busy) io.err(`${r}: left alone (another jailyard process is starting or stopping it)`);
         for (const r of report.removed) io.err(`${r.kind} ${r.id}: ${o.dryRun ? 'would be removed' : 'removed'}`);
+        for (const u of report.undone) io.err(`${o.dryRun ? 'would be: ' : ''}${u}`);
         for (const f of report.failed) io.err(`${f.jail}: failed: ${f.message}`);
         if (report.failed.length) process.exitCode = 1;
       });

@@ -2,11 +2,17 @@
 // step: its writable config gets a 3-way merge (conflicts left as FILE.jailyard-new for the
 // user, nothing silently overwritten), then its `skeleton` parameter names the new version;
 // its mount plan follows from that. A failed upgrade leaves the jail on its old version.
-// See docs/skeletons.md
+// The store's new `skeleton` parameter is the commit: before it, an intent lists every change
+// made to the jail's tree (src/runtime/intent.ts), so a crash is undone by `reconcile` (or
+// finished, once the parameter is recorded): never a jail half on one version and half on
+// the other. See docs/skeletons.md
 import type { RegisterVerb } from '../context.ts';
 import { JailyardError } from '../../errors.ts';
 import { withSession } from '../jails.ts';
-import { upgradeJail } from '../../skeleton/hooks.ts';
+import { readPinned, upgradeJail } from '../../skeleton/hooks.ts';
+import { resolveSkeleton } from '../../skeleton/registry.ts';
+import { crashPoint } from '../../runtime/crashpoint.ts';
+import { saveIntent } from '../../runtime/intent.ts';
 
 export const register: RegisterVerb = (program, io) => {
   program
@@ -36,16 +42,41 @@ export const register: RegisterVerb = (program, io) => {
             if (!r.ok)
               throw new JailyardError('JY_ERR_STEP_FAILED', r.outcomes[0]?.message ?? 'stop failed', { jail: name });
           }
+          crashPoint('upgrade:stopped');
           let result;
           try {
-            result = await upgradeJail(
-              stateDir,
-              store.requireJail(name),
-              o.to,
-              mountTransient && ((plan) => mountTransient(name, plan)),
-            );
-            const skel = String(before.params.skeleton ?? '').split('@')[0];
-            await service.modify(name, { params: { skeleton: `${skel}@${result.to}` } });
+            const record = store.requireJail(name);
+            const paramBefore = String(record.params.skeleton ?? '');
+            const paramAfter = `${paramBefore.split('@')[0]}@${resolveSkeleton(stateDir, o.to).version}`;
+            const intent = saveIntent(stateDir, {
+              kind: 'upgrade',
+              jail: name,
+              paramBefore,
+              paramAfter,
+              pinBefore: readPinned(stateDir, name) ?? null,
+            });
+            crashPoint('upgrade:intent');
+            try {
+              result = await upgradeJail(
+                stateDir,
+                record,
+                o.to,
+                mountTransient && ((plan) => mountTransient(name, plan)),
+                (op) => {
+                  intent.record(op);
+                  crashPoint(`upgrade:${op.op}`);
+                },
+              );
+              crashPoint('upgrade:pinned');
+              await service.modify(name, { params: { skeleton: paramAfter } });
+            } catch (e) {
+              // not recorded: the tree and the pin go back to the old version
+              intent.rollBack(stateDir);
+              throw e;
+            }
+            crashPoint('upgrade:recorded');
+            intent.finish();
+            crashPoint('upgrade:done');
           } finally {
             if (wasRunning) {
               const r = await service.start([name]);
