@@ -5,6 +5,11 @@
 
 import type { JailSpec } from '../conf/spec.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
+import type { CreateFacts, MountFacts, NetworkFacts } from '../store/types.ts';
+
+// The facts a driver reports are the store's records (it persists them as they are), so
+// their shapes are defined there; drivers take them from here with the rest of the contract.
+export type { CreateFacts, MountFacts, NetworkFacts };
 
 /** Everything a driver needs to know about the jail it works on. */
 export interface JailContext {
@@ -21,44 +26,6 @@ export interface JailContext {
   parent?: CreateFacts;
   /** A nested jail's parent root on the host: its `path` lies inside it (FreeBSD semantics). */
   parentPath?: string;
-}
-
-export interface NetworkFacts {
-  /** Linux: named network namespace (ip netns) holding the jail's interfaces. */
-  netns?: string;
-  /** Linux: host side and jail side of the veth pair. */
-  veth?: { host: string; jail: string };
-  /** Linux: the bridge the host side is attached to (created on demand, shared). */
-  bridge?: string;
-  /** Addresses configured, as given in ip4.addr / ip6.addr (with prefix). */
-  addresses: string[];
-}
-
-export interface MountFacts {
-  /** Targets actually mounted, in the order they were mounted (host paths). */
-  mounted: string[];
-  /** Directories and symlinks the plan created (removed on undo only if jailyard made them). */
-  created: string[];
-  /** Linux, nested jail: the mounts were made in a private mount namespace held by this
-   * process until the create step copied it; they are not in the host's mount table. */
-  namespaceHolder?: number;
-  /** Linux: mounts made nosuid in the host's view (a local user must never run a setuid
-   * program the jailed root planted) whose setuid bits the jail itself honours: the create
-   * step clears nosuid on them in the jail's own mount namespace. */
-  suid?: string[];
-}
-
-export interface CreateFacts {
-  /** Host pid of the jail's pid 1 (Linux: the reaper inside the new pid namespace). */
-  initPid: number;
-  /** Host pid of the process that holds the namespaces from outside (Linux: unshare), if any. */
-  holderPid?: number;
-  /** /proc/<pid>/ns/* inode identities at creation, to detect pid reuse. */
-  nsIds?: Record<string, string>;
-  /** cgroup directories created for the jail (v1: one per controller; v2: one). */
-  cgroups: string[];
-  /** Process start time (from /proc/<pid>/stat field 22) to detect pid reuse. */
-  startTime?: string;
 }
 
 export interface ExecResult {

@@ -3,12 +3,9 @@
 // exists, its start time, so a reused pid is not mistaken for it). reconcile recovers a
 // jail only when that process is gone: a second manager at work is never undercut.
 import { readFileSync } from 'node:fs';
+import type { Owner } from '../store/types.ts';
 
-export interface Owner {
-  pid: number;
-  /** Field 22 of /proc/PID/stat (clock ticks since boot), when the platform has /proc. */
-  startTime?: string;
-}
+export type { Owner };
 
 function startTimeOf(pid: number): string | undefined {
   try {

@@ -2,9 +2,7 @@
 // The CLI and the daemon share it; neither needs the other. Every state change is one
 // transaction that also appends one event with the next global revision.
 
-import type { Owner } from '../runtime/owner.ts';
 import type { Params } from '../conf/spec.ts';
-import type { CreateFacts, MountFacts, NetworkFacts } from '../platform/driver.ts';
 import type { MetaOp } from '../meta/ops.ts';
 
 /** Jail status as a state machine; see ALLOWED_TRANSITIONS. */
@@ -19,6 +17,55 @@ export const ALLOWED_TRANSITIONS: Readonly<Record<JailState, readonly JailState[
   // a failed stop stays stopping until reconcile finishes it
   stopping: ['stopped'],
 };
+
+// The runtime facts below are persisted as JSON in each jail's record (the platform drivers
+// report them, src/platform/driver.ts): a field may be added, never renamed or removed, or
+// stores written before would no longer read the same.
+
+/** The jailyard process walking a jail's steps (src/runtime/owner.ts). */
+export interface Owner {
+  pid: number;
+  /** Field 22 of /proc/PID/stat (clock ticks since boot), when the platform has /proc. */
+  startTime?: string;
+}
+
+export interface NetworkFacts {
+  /** Linux: named network namespace (ip netns) holding the jail's interfaces. */
+  netns?: string;
+  /** Linux: host side and jail side of the veth pair. */
+  veth?: { host: string; jail: string };
+  /** Linux: the bridge the host side is attached to (created on demand, shared). */
+  bridge?: string;
+  /** Addresses configured, as given in ip4.addr / ip6.addr (with prefix). */
+  addresses: string[];
+}
+
+export interface MountFacts {
+  /** Targets actually mounted, in the order they were mounted (host paths). */
+  mounted: string[];
+  /** Directories and symlinks the plan created (removed on undo only if jailyard made them). */
+  created: string[];
+  /** Linux, nested jail: the mounts were made in a private mount namespace held by this
+   * process until the create step copied it; they are not in the host's mount table. */
+  namespaceHolder?: number;
+  /** Linux: mounts made nosuid in the host's view (a local user must never run a setuid
+   * program the jailed root planted) whose setuid bits the jail itself honours: the create
+   * step clears nosuid on them in the jail's own mount namespace. */
+  suid?: string[];
+}
+
+export interface CreateFacts {
+  /** Host pid of the jail's pid 1 (Linux: the reaper inside the new pid namespace). */
+  initPid: number;
+  /** Host pid of the process that holds the namespaces from outside (Linux: unshare), if any. */
+  holderPid?: number;
+  /** /proc/<pid>/ns/* inode identities at creation, to detect pid reuse. */
+  nsIds?: Record<string, string>;
+  /** cgroup directories created for the jail (v1: one per controller; v2: one). */
+  cgroups: string[];
+  /** Process start time (from /proc/<pid>/stat field 22) to detect pid reuse. */
+  startTime?: string;
+}
 
 /** What the runtime did to the system for a jail: enough to undo it after a crash. */
 export interface RuntimeFacts {
