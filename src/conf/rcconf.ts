@@ -42,9 +42,16 @@ export function importRcConfSpecs(
   const list = (vars.get('jail_list')?.value ?? '').split(/\s+/).filter(Boolean);
   if (list.length === 0)
     notes.push('jail_list is empty: rc.d/jail would start the jails of /etc/jail.conf; nothing to import');
+  const seen = new Set<string>();
   for (const listed of list) {
     const j = listed.replace(/[/.]/g, '_');
     const jv = j.replace(/[^A-Za-z0-9]/g, '_');
+    // rc.d/jail would start the same jail again (and fail): one jail.conf block per name
+    if (seen.has(j)) {
+      notes.push(`jail "${listed}" skipped: jail_list names "${j}" already`);
+      continue;
+    }
+    seen.add(j);
     const spec = importJail(j, jv, vars, sources, options, notes);
     if (spec) specs.push(spec);
   }
