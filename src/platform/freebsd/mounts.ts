@@ -4,7 +4,7 @@
 
 import { lstatSync, mkdirSync, readlinkSync, realpathSync, rmdirSync, symlinkSync, unlinkSync } from 'node:fs';
 import { dirname, isAbsolute, relative, sep } from 'node:path';
-import { JailyardError } from '../../errors.ts';
+import { JailyardError, withContext } from '../../errors.ts';
 import type { JailContext, MountFacts } from '../driver.ts';
 import type { MountPlan } from '../../skeleton/plan.ts';
 import { mountCommands, umountArgv } from './commands.ts';
@@ -101,10 +101,11 @@ export async function executePlan(
   const fail = async (e: JailyardError): Promise<never> => {
     const had = facts.mounted.length ? `had mounted ${facts.mounted.join(', ')}` : 'nothing was mounted yet';
     const stuck = await undo();
-    e.message += stuck.length
-      ? `; ${had}; still mounted (run jailyard reconcile): ${stuck.join(', ')}`
-      : `; ${had}; all undone`;
-    throw e;
+    throw withContext(e, {
+      after: stuck.length
+        ? `; ${had}; still mounted (run jailyard reconcile): ${stuck.join(', ')}`
+        : `; ${had}; all undone`,
+    });
   };
 
   try {
