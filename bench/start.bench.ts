@@ -2,14 +2,30 @@
 // equivalent isolation (all namespaces incl. net, the same root, fresh /proc, minimal /dev,
 // hostname), each running `true`; then create+start of 100 jails from nothing. The ratio is
 // for a jail without addresses (a network namespace with only the loopback, like bwrap's);
-// a jail with an address (netns + veth on the bridge) is measured beside it.
+// a jail with an address (netns + veth on the bridge) is measured beside it. crun
+// (`crun run`: create, start, wait, delete) and lxc (`lxc-execute`) run `true` in a busybox
+// root the bench builds as further baselines; then exec of `true` in a running jail vs
+// `crun exec`, `lxc-attach` and `nsenter -a`.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createLinuxDriver } from '../src/platform/linux/index.ts';
 import { makeTestJail } from '../test/platform/linux/fixture.ts';
-import { percentile, report, timeMs } from './lib.ts';
+import {
+  busyboxRoot,
+  crunBaseline,
+  lxcBaseline,
+  percentile,
+  reexecWithoutUnifiedCgroup,
+  report,
+  timeMs,
+} from './lib.ts';
 
-const N = 20;
-const MANY = 100;
+if (reexecWithoutUnifiedCgroup()) process.exit();
+
+const N = Number(process.env.JAILYARD_BENCH_RUNS ?? 20);
+const MANY = Number(process.env.JAILYARD_BENCH_N ?? 100);
 const driver = createLinuxDriver({ cgroupParent: 'jailyard-bench' });
 await driver.preflight();
 
@@ -26,6 +42,24 @@ const withAddrMounts = await driver.mount(withAddr.ctx, withAddr.plan);
 const ours: number[] = [];
 const oursWithAddr: number[] = [];
 const bwrap: number[] = [];
+const crunRun: number[] = [];
+const lxcExecute: number[] = [];
+const execOurs: number[] = [];
+const execCrun: number[] = [];
+const execLxc: number[] = [];
+const execNsenter: number[] = [];
+const baseDir = mkdtempSync(join(tmpdir(), 'jy-bench-start-'));
+const rootfs = busyboxRoot(baseDir);
+const crun = crunBaseline(baseDir, rootfs);
+const lxc = lxcBaseline(baseDir, rootfs);
+const trueBundle = crun.bundle(['/bin/true']);
+const sleepBundle = crun.bundle(['/bin/sleep', '1000000']);
+/** Runs a baseline tool; a failure fails the bench. */
+const must = (cmd: string, args: string[], detached = false) => {
+  // a detached container keeps the stdio it was given: a pipe would never reach EOF
+  const r = spawnSync(cmd, args, detached ? { stdio: 'ignore' } : {});
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+};
 /** One start of a prepared jail: network, create, exec `true`, destroy, network teardown. */
 const startCycle = (j: typeof jail) =>
   timeMs(async () => {
@@ -59,8 +93,39 @@ try {
         if (r.status !== 0) throw new Error(String(r.stderr));
       }),
     );
+    crunRun.push(await timeMs(() => must('crun', crun.argv('run', '--bundle', trueBundle, `jyb-run-${i}`))));
+    lxcExecute.push(
+      await timeMs(() => must('lxc-execute', lxc.argv(`jyb-x${i}`, '-f', lxc.config, '--', '/bin/true'))),
+    );
+  }
+
+  // exec `true` in a running jail / container
+  const net = await driver.setupNetwork(jail.ctx);
+  const facts = await driver.create(jail.ctx, net, {});
+  must('crun', crun.argv('run', '-d', '--bundle', sleepBundle, 'jyb-exec'), true);
+  must('lxc-start', lxc.argv('jyb-exec', '-f', lxc.config, '-d'), true);
+  const pid = spawnSync('crun', crun.argv('state', 'jyb-exec'), { encoding: 'utf8' }).stdout;
+  const containerPid = String((JSON.parse(pid) as { pid: number }).pid);
+  try {
+    for (let i = 0; i < N; i++) {
+      execOurs.push(
+        await timeMs(async () => {
+          const r = await driver.runInJail(jail.ctx, facts, ['true']);
+          if (r.code !== 0) throw new Error(r.stderr);
+        }),
+      );
+      execCrun.push(await timeMs(() => must('crun', crun.argv('exec', 'jyb-exec', '/bin/true'))));
+      execLxc.push(await timeMs(() => must('lxc-attach', lxc.argv('jyb-exec', '--', '/bin/true'))));
+      execNsenter.push(await timeMs(() => must('nsenter', ['-a', '-t', containerPid, '/bin/true'])));
+    }
+  } finally {
+    await driver.destroy(jail.ctx, facts, 1000);
+    await driver.teardownNetwork(jail.ctx, net);
   }
 } finally {
+  crun.cleanup();
+  lxc.cleanup();
+  rmSync(baseDir, { recursive: true, force: true });
   await driver.unmount(jail.ctx, mounts);
   jail.cleanup();
   await driver.unmount(withAddr.ctx, withAddrMounts);
@@ -102,6 +167,31 @@ await driver.teardownNetwork(anchor.ctx, anchorNet);
 anchor.cleanup();
 
 const p50 = (s: number[]) => percentile(s, 50);
+report({
+  name: 'start-peers',
+  ratioOf: 'jailyard start p50 / crun run true p50',
+  ratio: p50(ours) / p50(crunRun),
+  metrics: {
+    jailyard_p50_ms: p50(ours),
+    crun_run_p50_ms: p50(crunRun),
+    lxc_execute_p50_ms: p50(lxcExecute),
+    bwrap_p50_ms: p50(bwrap),
+    jailyard_over_lxc_execute: p50(ours) / p50(lxcExecute),
+  },
+});
+report({
+  name: 'exec',
+  ratioOf: 'jailyard exec true (driver runInJail) p50 / crun exec true p50',
+  ratio: p50(execOurs) / p50(execCrun),
+  target: '<= 3',
+  metrics: {
+    jailyard_p50_ms: p50(execOurs),
+    jailyard_p90_ms: percentile(execOurs, 90),
+    crun_exec_p50_ms: p50(execCrun),
+    lxc_attach_p50_ms: p50(execLxc),
+    nsenter_a_p50_ms: p50(execNsenter),
+  },
+});
 report({
   name: 'start',
   ratioOf: 'jailyard start (netns+create+exec true+destroy) p50 / bwrap --unshare-all true p50',

@@ -4,7 +4,8 @@
 #   tini        zombie-reaping pid 1 of every Linux jail (tini-static is bound into jails)
 #   haproxy     the load balancer of the quick start, the lb tests and the rollout
 #   iproute2, util-linux   ip, nsenter, unshare, setpriv, mount
-#   bubblewrap  the baseline of the start benchmark
+#   bubblewrap, crun, lxc  the baselines of the start, exec and scale benchmarks
+#   busybox-static  the root those baselines run in (bench/lib.ts builds it, no image pulls)
 #   gcc, libc6-dev, libseccomp-dev  build the static native helpers (native/*.c); the jail's
 #               seccomp filter links libseccomp.a
 #   nftables    the bridge's anti-spoofing rules (one table of jailyard's own)
@@ -15,7 +16,7 @@ set -euo pipefail
 [ "$(uname -s)" = Linux ] || exit 0
 command -v dpkg-query >/dev/null 2>&1 || exit 0
 missing=()
-for pkg in tini haproxy iproute2 util-linux bubblewrap gcc libc6-dev libseccomp-dev nftables keyutils python3 procps libcap2-bin; do
+for pkg in tini haproxy iproute2 util-linux bubblewrap crun lxc busybox-static gcc libc6-dev libseccomp-dev nftables keyutils python3 procps libcap2-bin; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
