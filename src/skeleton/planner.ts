@@ -156,9 +156,28 @@ export function roLayerDir(stateDir: string, rel: string): string {
   return posix.join(stateDir, 'overlay', 'ro', encodeURIComponent(rel));
 }
 
-/** The mount plan for one jail. Throws JY_ERR_PATH / JY_ERR_PARAM_VALUE on bad input. */
-export function planMounts(input: PlanInput): MountPlan {
-  const { jail, layout } = input;
+/** A plan being made: the checked input, and the skeleton's mounts to sort in at the end. */
+interface Draft {
+  input: PlanInput;
+  jail: string;
+  layout: SkeletonLayout;
+  /** The jail root, the skeleton's tree and the jail's state folder, normalized. */
+  root: string;
+  skel: string;
+  state: string;
+  /** The checked lists (romounts, rwmounts, copy-on-write dirs). */
+  ro: string[];
+  rw: string[];
+  cow: string[];
+  plan: MountPlan;
+  notes: string[];
+  /** Mounts of the skeleton's dirs, ordered parents first when the plan is done. */
+  skeletonMounts: { rel: string; step: MountStep }[];
+}
+
+/** Checks the input (paths absolute, lists well-formed and consistent) into a Draft. */
+function draftOf(input: PlanInput): Draft {
+  const { jail } = input;
   if (!STRATEGIES.includes(input.strategy)) {
     throw new JailyardError(
       'JY_ERR_PARAM_VALUE',
@@ -176,18 +195,12 @@ export function planMounts(input: PlanInput): MountPlan {
   const root = posix.normalize(input.root).replace(/(.)\/$/, '$1');
   if (root === '/')
     throw new JailyardError('JY_ERR_PATH', 'the jail root cannot be the host root "/"', { jail, param: 'path' });
-  const skel = posix.normalize(input.skeletonRoot);
-  const state = posix.normalize(input.stateDir);
   const ro = checkList(jail, 'skeleton.romounts', input.romounts);
   const rw = checkList(jail, 'skeleton.rwmounts', input.rwmounts);
   const writable = checkList(jail, 'skeleton.writable', input.writable);
   const cow = Object.keys(input.cow ?? {});
   checkCow(jail, cow, writable);
-
-  const plan: MountPlan = { root, mkdirs: [root], symlinks: [], mounts: [], notes: [] };
-  const notes = plan.notes!;
-  const skeletonMounts: { rel: string; step: MountStep }[] = [];
-
+  const notes: string[] = [];
   for (const rel of rw) {
     if (ro.includes(rel))
       throw new JailyardError('JY_ERR_PATH', `"${rel}" is in both romounts and rwmounts`, {
@@ -199,163 +212,198 @@ export function planMounts(input: PlanInput): MountPlan {
     if (ro.includes(rel) && (input.strategy === 'nullfs' || input.strategy === 'basejail'))
       notes.push(`${rel}: in romounts and writable; the read-only mount hides the jail's copy`);
   }
-
-  const cowMounts = (): void => {
-    const c = cowSteps(root, state, input.cow ?? {});
-    pushUnique(plan.mkdirs, ...c.mkdirs);
-    skeletonMounts.push(...c.mounts);
-    notes.push(...c.notes);
+  return {
+    input,
+    jail,
+    layout: input.layout,
+    root,
+    skel: posix.normalize(input.skeletonRoot),
+    state: posix.normalize(input.stateDir),
+    ro,
+    rw,
+    cow,
+    plan: { root, mkdirs: [root], symlinks: [], mounts: [], notes },
+    notes,
+    skeletonMounts: [],
   };
+}
 
-  /**
-   * The romounts dirs below `root`/`under`: a read-only bind (or, `overlay`, a copy-on-write
-   * overlay with the jail's own layer) per dir, a symlink per symlink of the skeleton.
-   */
-  const roMounts = (at: string, under: string, kind: 'bind' | 'overlay'): void => {
-    // (basejail's own loop below notes what it leaves out)
-    const note = (text: string): void => void (under === '' && notes.push(text));
-    for (const rel of ro) {
-      const covered = symlinkedAncestor(layout, rel);
-      const entry = layout[rel];
-      const dest = posix.join(at, under, rel);
-      if (covered) note(`${rel}: under symlink ${covered} in the skeleton, not mounted`);
-      else if (!entry || entry.type === 'missing') note(`${rel}: missing in the skeleton, not mounted`);
-      else if (entry.type === 'symlink') {
-        pushUnique(plan.mkdirs, ...parentDirs(at, posix.join(under, rel)));
-        plan.symlinks.push({ path: dest, target: entry.target ?? '' });
-      } else if (entry.type !== 'dir') note(`${rel}: not a directory in the skeleton, not mounted`);
-      else if (kind === 'bind') {
-        pushUnique(plan.mkdirs, ...parentDirs(at, posix.join(under, rel)), dest);
-        skeletonMounts.push({
-          rel,
-          step: { kind: 'bind', source: posix.join(skel, rel), target: dest, readonly: true, origin: 'skeleton-ro' },
-        });
-      } else {
-        const dir = roLayerDir(state, rel);
-        const upper = posix.join(dir, 'upper');
-        const work = posix.join(dir, 'work');
-        pushUnique(
-          plan.mkdirs,
-          posix.join(state, 'overlay'),
-          posix.join(state, 'overlay', 'ro'),
-          dir,
+/** The overlays of the jail's copy-on-write dirs (nullfs, basejail, a live overlay). */
+function cowMounts(d: Draft): void {
+  const c = cowSteps(d.root, d.state, d.input.cow ?? {});
+  pushUnique(d.plan.mkdirs, ...c.mkdirs);
+  d.skeletonMounts.push(...c.mounts);
+  d.notes.push(...c.notes);
+}
+
+/**
+ * The romounts dirs below `at`/`under`: a read-only bind (or, `overlay`, a copy-on-write
+ * overlay with the jail's own layer) per dir, a symlink per symlink of the skeleton.
+ */
+function roMounts(d: Draft, at: string, under: string, kind: 'bind' | 'overlay'): void {
+  const { layout, plan, skel, state } = d;
+  // (basejail's own loop notes what it leaves out)
+  const note = (text: string): void => void (under === '' && d.notes.push(text));
+  for (const rel of d.ro) {
+    const covered = symlinkedAncestor(layout, rel);
+    const entry = layout[rel];
+    const dest = posix.join(at, under, rel);
+    if (covered) note(`${rel}: under symlink ${covered} in the skeleton, not mounted`);
+    else if (!entry || entry.type === 'missing') note(`${rel}: missing in the skeleton, not mounted`);
+    else if (entry.type === 'symlink') {
+      pushUnique(plan.mkdirs, ...parentDirs(at, posix.join(under, rel)));
+      plan.symlinks.push({ path: dest, target: entry.target ?? '' });
+    } else if (entry.type !== 'dir') note(`${rel}: not a directory in the skeleton, not mounted`);
+    else if (kind === 'bind') {
+      pushUnique(plan.mkdirs, ...parentDirs(at, posix.join(under, rel)), dest);
+      d.skeletonMounts.push({
+        rel,
+        step: { kind: 'bind', source: posix.join(skel, rel), target: dest, readonly: true, origin: 'skeleton-ro' },
+      });
+    } else {
+      const dir = roLayerDir(state, rel);
+      const upper = posix.join(dir, 'upper');
+      const work = posix.join(dir, 'work');
+      pushUnique(
+        plan.mkdirs,
+        posix.join(state, 'overlay'),
+        posix.join(state, 'overlay', 'ro'),
+        dir,
+        upper,
+        work,
+        ...parentDirs(at, rel),
+        dest,
+      );
+      d.skeletonMounts.push({
+        rel,
+        step: {
+          kind: 'overlay',
+          lower: [posix.join(skel, rel)],
           upper,
           work,
-          ...parentDirs(at, rel),
-          dest,
-        );
-        skeletonMounts.push({
-          rel,
-          step: {
-            kind: 'overlay',
-            lower: [posix.join(skel, rel)],
-            upper,
-            work,
-            target: dest,
-            origin: 'skeleton-overlay',
-          },
-        });
-      }
-    }
-  };
-
-  const rwBinds = (): void => {
-    for (const rel of rw) {
-      const source = posix.join(state, 'rw', rel);
-      const target = posix.join(root, rel);
-      pushUnique(plan.mkdirs, posix.join(state, 'rw'), ...parentDirs(posix.join(state, 'rw'), rel), source);
-      pushUnique(plan.mkdirs, ...parentDirs(root, rel), target);
-      skeletonMounts.push({ rel, step: { kind: 'bind', source, target, readonly: false, origin: 'skeleton-rw' } });
-    }
-  };
-
-  switch (input.strategy) {
-    case 'nullfs': {
-      roMounts(root, '', 'bind');
-      cowMounts();
-      rwBinds();
-      break;
-    }
-    case 'basejail': {
-      const base = input.basejail ?? '/basejail';
-      const baseRel = splitRel(checkListEntry(base.replace(/^\/+/, ''), { jail, param: 'skeleton.basejail' })).join(
-        '/',
-      );
-      const baseTarget = posix.join(root, baseRel);
-      pushUnique(plan.mkdirs, ...parentDirs(root, baseRel), baseTarget);
-      // a live tree: only its romounts dirs below /basejail (mount points in the jail's own
-      // dir), never one bind of all of it
-      if (input.live) roMounts(root, baseRel, 'bind');
-      else
-        plan.mounts.push({
-          kind: 'bind',
-          source: skel,
-          target: baseTarget,
-          readonly: true,
-          origin: 'skeleton-basejail',
-        });
-      for (const rel of ro) {
-        const entry = layout[rel];
-        const covered = symlinkedAncestor(layout, rel);
-        if (covered) notes.push(`${rel}: under symlink ${covered} in the skeleton, no link made`);
-        else if (!entry || entry.type === 'missing') notes.push(`${rel}: missing in the skeleton, no link made`);
-        else {
-          // relative link so it also resolves from the host: usr/bin -> ../basejail/usr/bin
-          const up = '../'.repeat(depth(rel) - 1);
-          pushUnique(plan.mkdirs, ...parentDirs(root, rel));
-          plan.symlinks.push({ path: posix.join(root, rel), target: `${up}${baseRel}/${rel}` });
-        }
-      }
-      cowMounts();
-      rwBinds();
-      break;
-    }
-    case 'overlay': {
-      if (input.live) {
-        // the root is the jail's own dir (its writable part seeded there, or copy-on-write
-        // over the seed's layers), each romounts dir an overlay of that dir of the tree. With
-        // a disk image (the root) the romounts dirs are read-only: their layers could not
-        // live in the image without being in the jail's tree, and outside it they would be
-        // writable space beyond the limit.
-        if (input.disk !== undefined)
-          notes.push('romounts: read-only with limits.disk (no copy-on-write layer outside the image)');
-        roMounts(root, '', input.disk === undefined ? 'overlay' : 'bind');
-        cowMounts();
-        rwBinds();
-        break;
-      }
-      const upper = posix.join(state, 'overlay', 'upper');
-      const work = posix.join(state, 'overlay', 'work');
-      pushUnique(plan.mkdirs, posix.join(state, 'overlay'), upper, work);
-      plan.mounts.push({ kind: 'overlay', lower: [skel], upper, work, target: root, origin: 'skeleton-overlay' });
-      if (ro.length) notes.push('romounts: not used by the overlay strategy (the whole skeleton is the lower layer)');
-      if (cow.length)
-        notes.push('cow: not used by the overlay strategy of an owned tree (all of the jail is copy-on-write)');
-      rwBinds();
-      break;
-    }
-    case 'full': {
-      // (a live tree's copy holds only its romounts and writable dirs: see prepareJail)
-      if (ro.length && !input.live)
-        notes.push('romounts: not used by the full strategy (the jail root is an independent copy)');
-      if (cow.length) notes.push('cow: not used by the full strategy (the jail root is an independent copy)');
-      rwBinds();
-      break;
+          target: dest,
+          origin: 'skeleton-overlay',
+        },
+      });
     }
   }
+}
+
+/** The rwmounts dirs: read-write binds of the jail's own STATE/rw/<rel> (every strategy). */
+function rwBinds(d: Draft): void {
+  const rwDir = posix.join(d.state, 'rw');
+  for (const rel of d.rw) {
+    const source = posix.join(rwDir, rel);
+    const target = posix.join(d.root, rel);
+    pushUnique(d.plan.mkdirs, rwDir, ...parentDirs(rwDir, rel), source);
+    pushUnique(d.plan.mkdirs, ...parentDirs(d.root, rel), target);
+    d.skeletonMounts.push({ rel, step: { kind: 'bind', source, target, readonly: false, origin: 'skeleton-rw' } });
+  }
+}
+
+/** nullfs: each romounts dir bound read-only at its place in the jail root. */
+function planNullfs(d: Draft): void {
+  roMounts(d, d.root, '', 'bind');
+  cowMounts(d);
+  rwBinds(d);
+}
+
+/** basejail: the skeleton at /basejail, the romounts dirs symlinks into it. */
+function planBasejail(d: Draft): void {
+  const { jail, layout, plan, root } = d;
+  const base = d.input.basejail ?? '/basejail';
+  const baseRel = splitRel(checkListEntry(base.replace(/^\/+/, ''), { jail, param: 'skeleton.basejail' })).join('/');
+  const baseTarget = posix.join(root, baseRel);
+  pushUnique(plan.mkdirs, ...parentDirs(root, baseRel), baseTarget);
+  // a live tree: only its romounts dirs below /basejail (mount points in the jail's own
+  // dir), never one bind of all of it
+  if (d.input.live) roMounts(d, root, baseRel, 'bind');
+  else
+    plan.mounts.push({
+      kind: 'bind',
+      source: d.skel,
+      target: baseTarget,
+      readonly: true,
+      origin: 'skeleton-basejail',
+    });
+  for (const rel of d.ro) {
+    const entry = layout[rel];
+    const covered = symlinkedAncestor(layout, rel);
+    if (covered) d.notes.push(`${rel}: under symlink ${covered} in the skeleton, no link made`);
+    else if (!entry || entry.type === 'missing') d.notes.push(`${rel}: missing in the skeleton, no link made`);
+    else {
+      // relative link so it also resolves from the host: usr/bin -> ../basejail/usr/bin
+      const up = '../'.repeat(depth(rel) - 1);
+      pushUnique(plan.mkdirs, ...parentDirs(root, rel));
+      plan.symlinks.push({ path: posix.join(root, rel), target: `${up}${baseRel}/${rel}` });
+    }
+  }
+  cowMounts(d);
+  rwBinds(d);
+}
+
+/** overlay: an owned tree is the lower layer of the whole root; a live tree one per romounts dir. */
+function planOverlay(d: Draft): void {
+  if (d.input.live) {
+    // the root is the jail's own dir (its writable part seeded there, or copy-on-write
+    // over the seed's layers), each romounts dir an overlay of that dir of the tree. With
+    // a disk image (the root) the romounts dirs are read-only: their layers could not
+    // live in the image without being in the jail's tree, and outside it they would be
+    // writable space beyond the limit.
+    if (d.input.disk !== undefined)
+      d.notes.push('romounts: read-only with limits.disk (no copy-on-write layer outside the image)');
+    roMounts(d, d.root, '', d.input.disk === undefined ? 'overlay' : 'bind');
+    cowMounts(d);
+    rwBinds(d);
+    return;
+  }
+  const upper = posix.join(d.state, 'overlay', 'upper');
+  const work = posix.join(d.state, 'overlay', 'work');
+  pushUnique(d.plan.mkdirs, posix.join(d.state, 'overlay'), upper, work);
+  d.plan.mounts.push({ kind: 'overlay', lower: [d.skel], upper, work, target: d.root, origin: 'skeleton-overlay' });
+  if (d.ro.length) d.notes.push('romounts: not used by the overlay strategy (the whole skeleton is the lower layer)');
+  if (d.cow.length)
+    d.notes.push('cow: not used by the overlay strategy of an owned tree (all of the jail is copy-on-write)');
+  rwBinds(d);
+}
+
+/** full: the jail root is a copy (made by prepareJail); only the rwmounts are mounted. */
+function planFull(d: Draft): void {
+  // (a live tree's copy holds only its romounts and writable dirs: see prepareJail)
+  if (d.ro.length && !d.input.live)
+    d.notes.push('romounts: not used by the full strategy (the jail root is an independent copy)');
+  if (d.cow.length) d.notes.push('cow: not used by the full strategy (the jail root is an independent copy)');
+  rwBinds(d);
+}
+
+const PLANNERS: Record<Strategy, (d: Draft) => void> = {
+  nullfs: planNullfs,
+  basejail: planBasejail,
+  overlay: planOverlay,
+  full: planFull,
+};
+
+/** The mount plan for one jail. Throws JY_ERR_PATH / JY_ERR_PARAM_VALUE on bad input. */
+export function planMounts(input: PlanInput): MountPlan {
+  const d = draftOf(input);
+  PLANNERS[input.strategy](d);
+  const { plan } = d;
   if (input.disk !== undefined) {
     if (!posix.isAbsolute(input.disk))
-      throw new JailyardError('JY_ERR_PATH', `"${input.disk}" is not an absolute path`, { jail, param: 'limits.disk' });
+      throw new JailyardError('JY_ERR_PATH', `"${input.disk}" is not an absolute path`, {
+        jail: d.jail,
+        param: 'limits.disk',
+      });
     // the writable part: the root itself, or the overlay's upper and work dirs
     plan.disk = {
       image: input.disk,
-      target: input.strategy === 'overlay' && !input.live ? posix.join(state, 'overlay') : root,
+      target: input.strategy === 'overlay' && !input.live ? posix.join(d.state, 'overlay') : d.root,
     };
   }
   // parents before children, whatever order the lists had
-  skeletonMounts.sort((a, b) => depth(a.rel) - depth(b.rel));
-  plan.mounts.push(...skeletonMounts.map((m) => m.step));
-  if (notes.length === 0) delete plan.notes;
+  d.skeletonMounts.sort((a, b) => depth(a.rel) - depth(b.rel));
+  plan.mounts.push(...d.skeletonMounts.map((m) => m.step));
+  if (d.notes.length === 0) delete plan.notes;
   return plan;
 }
 
