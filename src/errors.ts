@@ -75,6 +75,8 @@ export const ERROR_CODES = {
   JY_ERR_HAPROXY: 502,
   JY_ERR_UNHEALTHY: 503,
   JY_ERR_ROLLOUT: 409,
+  // the CLI process was stopped by a signal (SIGINT, SIGTERM, SIGHUP) before it finished
+  JY_ERR_INTERRUPTED: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,5 +1,6 @@
 // What every CLI verb shares: where the state lives, how to print, how errors end.
 
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 
@@ -10,18 +11,81 @@ export interface CliIO {
   err(text: string): void;
 }
 
+/** Text waiting for a slow reader beyond this much is dropped: a pipe nobody reads must not
+ * grow the process without bound (stdout gets room for a large --json document). */
+const MAX_PENDING = { stdout: 64 << 20, stderr: 1 << 20 };
+
 /**
- * Writes that never throw and never crash the process: a closed pipe (`jailyard ... | head`,
- * a `tee` killed by the same Ctrl-C) or a vanished terminal must not abort a clean-up that
- * is still taking jails down. What cannot be written is dropped.
+ * A terminal written through its own non-blocking file description (`/proc/self/fd/N`
+ * opened again). Node writes to a terminal synchronously: a terminal that stops reading
+ * (Ctrl-S, a stalled ssh session, a pty nobody reads) blocks the whole event loop, and with
+ * it the signal handlers, so a Ctrl-C could not even start the clean-up. What the terminal
+ * cannot take now waits (bounded) and is retried by an unref'd timer that never keeps the
+ * process alive.
  */
-function safeWriter(stream: NodeJS.WriteStream): (text: string) => void {
+function ttyWriter(fd: number, limit: number): ((text: string) => void) | undefined {
+  let own: number;
+  try {
+    own = openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch {
+    return undefined;
+  }
+  let pending = Buffer.alloc(0);
+  let broken = false;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    timer = undefined;
+    while (pending.length && !broken) {
+      let n: number;
+      try {
+        n = writeSync(own, pending);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') break;
+        // EIO: the terminal is gone (hung up); nothing more can be shown
+        broken = true;
+        pending = Buffer.alloc(0);
+        try {
+          closeSync(own);
+        } catch {
+          // closed already
+        }
+        return;
+      }
+      pending = pending.subarray(n);
+    }
+    if (pending.length && !broken) {
+      timer = setTimeout(flush, 20);
+      timer.unref();
+    }
+  };
+  return (text) => {
+    if (broken) return;
+    const b = Buffer.from(text.endsWith('\n') ? text : `${text}\n`);
+    if (pending.length + b.length > limit) return;
+    pending = pending.length ? Buffer.concat([pending, b]) : b;
+    if (!timer) flush();
+  };
+}
+
+/**
+ * Writes that never throw, never block and never crash the process: a closed pipe
+ * (`jailyard ... | head`, a `tee` killed by the same Ctrl-C), a full one nobody reads, a
+ * stopped or vanished terminal must not abort or stall a clean-up that is still taking jails
+ * down. What cannot be written is dropped. (Node queues writes to a pipe in memory; a reader
+ * that never reads keeps them queued, which `exitAfterSignal` in ./signals.ts ends.)
+ */
+function safeWriter(stream: NodeJS.WriteStream, fd: number, limit: number): (text: string) => void {
+  if (stream.isTTY) {
+    const tty = ttyWriter(fd, limit);
+    if (tty) return tty;
+  }
   let broken = false;
   stream.on('error', () => {
     broken = true;
   });
   return (text) => {
     if (broken || stream.destroyed) return;
+    if (stream.writableLength > limit) return;
     try {
       stream.write(text.endsWith('\n') ? text : `${text}\n`);
     } catch {
@@ -34,8 +98,8 @@ let stdoutWriter: ((t: string) => void) | undefined;
 let stderrWriter: ((t: string) => void) | undefined;
 
 export const processIO: CliIO = {
-  out: (t) => (stdoutWriter ??= safeWriter(process.stdout))(t),
-  err: (t) => (stderrWriter ??= safeWriter(process.stderr))(t),
+  out: (t) => (stdoutWriter ??= safeWriter(process.stdout, 1, MAX_PENDING.stdout))(t),
+  err: (t) => (stderrWriter ??= safeWriter(process.stderr, 2, MAX_PENDING.stderr))(t),
 };
 
 /** The state folder: --state, then $JAILYARD_STATE, then /var/db/jailyard. */

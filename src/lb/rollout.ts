@@ -41,7 +41,7 @@ export interface RolloutPlanInput {
 
 export interface RolloutState extends RolloutPlanInput {
   version: 1;
-  phase: 'running' | 'done' | 'failed' | 'aborted';
+  phase: 'running' | 'done' | 'failed' | 'aborted' | 'interrupted';
   /** New jails this rollout created (what --abort removes). */
   created: string[];
   /** Old jails it removed. */
@@ -62,6 +62,9 @@ export interface RolloutDeps {
   /** How long the controller may take to add / remove a server (default 30 s). */
   poolTimeoutMs?: number;
   progress?: (line: string) => void;
+  /** Aborted by a signal to the CLI: the rollout stops between steps (a jail being started
+   * is rolled back) and is saved as `interrupted`, for --resume or --abort. */
+  signal?: AbortSignal;
 }
 
 /** `k=v,k2=v2` (or `k==v`) → labels; anything else is not something a new jail can carry. */
@@ -155,9 +158,15 @@ export function specForNewJail(template: JailSpec, name: string, addr: string): 
 }
 
 /** GET http://addr:port/path answers 200 within timeoutMs (polled). */
-export async function waitHttpHealthy(addr: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
+export async function waitHttpHealthy(
+  addr: string,
+  port: number,
+  path: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !signal?.aborted) {
     try {
       const r = await request(`http://${addr}:${port}${path}`, {
         headersTimeout: 1000,
@@ -229,6 +238,19 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
   );
 
   const fail = async (e: unknown): Promise<never> => {
+    if (deps.signal?.aborted) {
+      state.phase = 'interrupted';
+      const err = new JailyardError(
+        'JY_ERR_INTERRUPTED',
+        `rollout interrupted by ${String(deps.signal.reason)}; its jails as they are: ` +
+          `\`jailyard rollout --selector '${state.selector}' --resume\` carries on (--abort goes back to ${state.from})`,
+        { step: 'rollout' },
+        { cause: e },
+      );
+      state.error = err.describe();
+      step(`interrupted: ${state.error}`);
+      throw err;
+    }
     state.phase = 'failed';
     // HAProxy gone (killed, restarting): the jails stay as they are, every one of them either
     // serving or recognisable by its labels; the saved steps let --resume carry on
@@ -247,13 +269,22 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
     throw err;
   };
 
+  /** Between steps: a signal stops the rollout here (fail() saves it as interrupted). */
+  const interrupted = (): void => {
+    if (deps.signal?.aborted)
+      throw new JailyardError('JY_ERR_INTERRUPTED', `interrupted by ${String(deps.signal.reason)}`, {
+        step: 'rollout',
+      });
+  };
+
   /** Makes a new jail serve: start, HTTP health, pool. Unhealthy → removed, rollout fails. */
   const known = new Set<string>();
   const bringUp = async (j: JailRecord): Promise<void> => {
     if (known.has(j.name) && j.state === 'running') return;
     if (j.state !== 'running') {
       step(`start ${j.name}`);
-      const r = await service.start([j.name]);
+      const r = await service.start([j.name], deps.signal ? { signal: deps.signal } : {});
+      interrupted();
       if (!r.ok)
         throw new JailyardError('JY_ERR_UNHEALTHY', `new jail did not start: ${r.outcomes[0]?.message ?? 'failed'}`, {
           jail: j.name,
@@ -263,7 +294,9 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
     }
     const addr = firstAddress(j);
     const healthy =
-      addr !== undefined && (await waitHttpHealthy(addr, state.port, state.healthPath, deps.healthTimeoutMs ?? 30_000));
+      addr !== undefined &&
+      (await waitHttpHealthy(addr, state.port, state.healthPath, deps.healthTimeoutMs ?? 30_000, deps.signal));
+    interrupted();
     if (!healthy) {
       throw new JailyardError(
         'JY_ERR_UNHEALTHY',
@@ -290,6 +323,7 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
 
   try {
     for (;;) {
+      interrupted();
       const olds = await service.list({ selector: oldSel });
       const news = await service.list({ selector: newSel });
       const healthyNews: JailRecord[] = [];

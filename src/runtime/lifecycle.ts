@@ -268,7 +268,7 @@ function checkNesting(store: Store, name: string): void {
 }
 
 /** Starts one jail (store state stopped → starting → running). */
-export async function startJail(deps: LifecycleDeps, name: string): Promise<JailRecord> {
+export async function startJail(deps: LifecycleDeps, name: string, signal?: AbortSignal): Promise<JailRecord> {
   const current = deps.store.requireJail(name);
   if (current.state !== 'stopped') {
     const dead =
@@ -287,6 +287,11 @@ export async function startJail(deps: LifecycleDeps, name: string): Promise<Jail
   const ctx = deps.contextFor(record);
   try {
     for (const { step } of LIFECYCLE) {
+      if (signal?.aborted)
+        throw new JailyardError('JY_ERR_INTERRUPTED', `interrupted by ${String(signal.reason)} before ${step}`, {
+          jail: name,
+          step,
+        });
       deps.progress?.(name, step);
       crashPoint(`${step}:begin`);
       await doStep(deps, step, ctx, record, rt);

@@ -74,6 +74,7 @@ export async function runBatch(
   direction: 'start' | 'stop',
   parallel: number,
   work: (name: string) => Promise<void>,
+  signal?: AbortSignal,
 ): Promise<JailOutcome[]> {
   // waitsFor: the jails that must have finished before this one may run
   const waitsFor = new Map<string, string[]>();
@@ -110,6 +111,11 @@ export async function runBatch(
           }
         }
       }
+      // interrupted: nothing new begins
+      if (signal?.aborted)
+        for (const n of names)
+          if (!outcome.has(n) && !running.has(n))
+            outcome.set(n, { name: n, status: 'skipped', message: `skipped: interrupted by ${String(signal.reason)}` });
       for (const n of names) {
         if (running.size >= limit) break;
         if (outcome.has(n) || running.has(n)) continue;

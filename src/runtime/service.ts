@@ -233,7 +233,14 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       const graph = buildGraph(all, dependsOfName);
       const d = await deps();
       return summarize(
-        await runBatch(all, graph, 'start', bopts.parallel ?? 1, async (n) => void (await startJail(d, n))),
+        await runBatch(
+          all,
+          graph,
+          'start',
+          bopts.parallel ?? 1,
+          async (n) => void (await startJail(d, n, bopts.signal)),
+          bopts.signal,
+        ),
       );
     },
 

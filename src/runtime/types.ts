@@ -11,6 +11,9 @@ export interface BatchOptions {
   parallel?: number;
   /** Print the plan, change nothing. */
   dryRun?: boolean;
+  /** Aborted (a signal to the CLI): jails not begun are skipped; a jail being started is
+   * rolled back before its next step (JY_ERR_INTERRUPTED). */
+  signal?: AbortSignal;
 }
 
 export interface JailOutcome {

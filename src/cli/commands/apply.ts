@@ -2,13 +2,16 @@
 // differs, start what is not running (jail -cm). --dry-run prints the plan and changes
 // nothing. See docs/cli.md#apply
 import type { RegisterVerb } from '../context.ts';
-import { JailyardError } from '../../errors.ts';
+import { JailyardError, describeError } from '../../errors.ts';
 import { loadConf } from '../../conf/evaluate.ts';
 import type { JailSpec, Params } from '../../conf/spec.ts';
 import type { MetaOp } from '../../meta/ops.ts';
 import type { JailRecord } from '../../store/types.ts';
 import { IMMUTABLE_WHILE_RUNNING } from '../../runtime/service.ts';
 import { withSession } from '../jails.ts';
+import { interruptible } from '../signals.ts';
+import { startedBy, stopStarted } from './start.ts';
+import type { BatchResult } from '../../runtime/types.ts';
 import { completePlan } from '../../runtime/jailplan.ts';
 import { jailRoot } from '../../layout.ts';
 import { skeletonHooks } from '../../skeleton/hooks.ts';
@@ -159,7 +162,7 @@ export const register: RegisterVerb = (program, io) => {
                   try {
                     plans[a.jail] = planFor(stateDir, { ...(existing ?? blankRecord(a.jail)), params });
                   } catch (e) {
-                    io.err(`${a.jail}: no mount plan: ${e instanceof JailyardError ? e.describe() : String(e)}`);
+                    io.err(`${a.jail}: no mount plan: ${describeError(e)}`);
                   }
                 }
               }
@@ -176,39 +179,68 @@ export const register: RegisterVerb = (program, io) => {
               return;
             }
             const toStart: string[] = [];
-            for (const a of actions) {
-              if (a.action === 'create') {
-                await service.create({
-                  spec: { name: a.jail, params: { name: a.jail, ...a.set } },
-                  ...(a.meta ? { meta: a.meta } : {}),
-                  ...(a.env ? { env: a.env } : {}),
-                });
-                io.err(`${a.jail}: created`);
-              } else if (a.action === 'modify') {
-                if (a.restart) {
-                  const r = await service.stop([a.jail]);
-                  if (!r.ok)
-                    throw new JailyardError('JY_ERR_STEP_FAILED', r.outcomes[0]?.message ?? 'stop failed', {
-                      jail: a.jail,
+            const parallel = Number(o.parallel) || 1;
+            let result: BatchResult | undefined;
+            const file = o.file;
+            let applied = 0;
+            await interruptible(
+              io,
+              'the apply',
+              async (signal) => {
+                for (const a of actions) {
+                  if (signal.aborted) return;
+                  applied++;
+                  if (a.action === 'create') {
+                    await service.create({
+                      spec: { name: a.jail, params: { name: a.jail, ...a.set } },
+                      ...(a.meta ? { meta: a.meta } : {}),
+                      ...(a.env ? { env: a.env } : {}),
                     });
-                  toStart.push(a.jail);
+                    io.err(`${a.jail}: created`);
+                  } else if (a.action === 'modify') {
+                    if (a.restart) {
+                      const r = await service.stop([a.jail]);
+                      if (!r.ok)
+                        throw new JailyardError('JY_ERR_STEP_FAILED', r.outcomes[0]?.message ?? 'stop failed', {
+                          jail: a.jail,
+                        });
+                      toStart.push(a.jail);
+                    }
+                    await service.modify(a.jail, {
+                      params: a.set,
+                      unset: a.unset,
+                      ...(a.meta ? { meta: a.meta } : {}),
+                      ...(a.env ? { env: a.env } : {}),
+                    });
+                    io.err(`${a.jail}: modified`);
+                  }
+                  if (a.start && !toStart.includes(a.jail)) toStart.push(a.jail);
                 }
-                await service.modify(a.jail, {
-                  params: a.set,
-                  unset: a.unset,
-                  ...(a.meta ? { meta: a.meta } : {}),
-                  ...(a.env ? { env: a.env } : {}),
-                });
-                io.err(`${a.jail}: modified`);
-              }
-              if (a.start && !toStart.includes(a.jail)) toStart.push(a.jail);
-            }
-            if (toStart.length) {
-              const r = await service.start(toStart, { parallel: Number(o.parallel) || 1 });
-              for (const x of r.outcomes) io.err(`${x.name}: ${x.status === 'ok' ? 'started' : x.message}`);
-              if (!r.ok) process.exitCode = 1;
-              if (o.json) io.out(JSON.stringify({ actions, outcomes: r.outcomes }));
-            } else if (o.json) io.out(JSON.stringify({ actions, outcomes: [] }));
+                if (signal.aborted) return;
+                if (toStart.length) {
+                  result = await service.start(toStart, { parallel, signal });
+                  for (const x of result.outcomes) io.err(`${x.name}: ${x.status === 'ok' ? 'started' : x.message}`);
+                  if (!result.ok) process.exitCode = 1;
+                  if (o.json) io.out(JSON.stringify({ actions, outcomes: result.outcomes }));
+                } else if (o.json) io.out(JSON.stringify({ actions, outcomes: [] }));
+              },
+              // interrupted: the jails it started are stopped again; the rest is named with the
+              // command that finishes it (apply again: what is done already is left as it is)
+              async () => {
+                const lines = await stopStarted(service, startedBy(result), parallel);
+                const all = await service.list();
+                const notStarted = toStart.filter((n) => all.some((j) => j.name === n && j.state !== 'running'));
+                const notApplied = actions.slice(applied).filter((a) => a.action !== 'unchanged');
+                const what = [
+                  ...(notApplied.length
+                    ? [`not created or modified: ${notApplied.map((a) => a.jail).join(', ')}`]
+                    : []),
+                  ...(notStarted.length ? [`not running: ${notStarted.join(', ')}`] : []),
+                ];
+                if (what.length) lines.push(`${what.join('; ')}; \`jailyard apply -f ${file}\` finishes the apply`);
+                return lines;
+              },
+            );
           },
           { progress: true },
         );

@@ -1,6 +1,6 @@
 // jailyard rollout — see docs/lb.md#rollout
 import { resolve } from 'node:path';
-import { JailyardError } from '../../errors.ts';
+import { JailyardError, isJailyardError } from '../../errors.ts';
 import { loadConf } from '../../conf/evaluate.ts';
 import type { JailSpec } from '../../conf/spec.ts';
 import {
@@ -13,6 +13,7 @@ import {
 } from '../../lb/rollout.ts';
 import type { RegisterVerb } from '../context.ts';
 import { withSession } from '../jails.ts';
+import { interruptible } from '../signals.ts';
 
 function loadTemplate(file: string | undefined, jail: string | undefined): JailSpec {
   if (!file) throw new JailyardError('JY_ERR_USAGE', '--template <jail.conf> is required', { param: 'template' });
@@ -73,43 +74,70 @@ export const register: RegisterVerb = (program, io) => {
           healthTimeoutMs: num('healthTimeout') * 1000,
           ...(lb ? { lb } : {}),
         };
-        let state: RolloutState;
-        if (o.abort) {
-          if (!saved)
-            throw new JailyardError('JY_ERR_ROLLOUT', `no rollout saved for ${selector}`, { param: 'selector' });
-          state = await abortRollout(saved, deps);
-        } else if (o.resume) {
-          if (!saved)
-            throw new JailyardError('JY_ERR_ROLLOUT', `no rollout saved for ${selector}`, { param: 'selector' });
-          state = await runRollout(saved, { ...deps, template: loadTemplate(saved.templateFile, saved.templateJail) });
-        } else {
-          if (saved && (saved.phase === 'running' || saved.phase === 'failed')) {
-            throw new JailyardError(
-              'JY_ERR_ROLLOUT',
-              `a rollout of ${selector} is ${saved.phase} (${saved.from} → ${saved.to}): use --resume or --abort`,
-              { param: 'selector' },
-            );
-          }
-          for (const k of ['from', 'to', 'replicas', 'template']) {
-            if (!str(k)) throw new JailyardError('JY_ERR_USAGE', `--${k} is required`, { param: k });
-          }
-          const template = loadTemplate(str('template'), str('templateJail'));
-          state = newRolloutState({
-            selector,
-            from: str('from')!,
-            to: str('to')!,
-            replicas: num('replicas'),
-            maxSurge: num('maxSurge'),
-            maxUnavailable: num('maxUnavailable'),
-            port: num('port'),
-            healthPath: str('healthPath') ?? '/',
-            templateFile: resolve(str('template')!),
-            ...(str('templateJail') ? { templateJail: str('templateJail')! } : {}),
-            prefix: template.name,
-          });
-          state = await runRollout(state, { ...deps, template });
-        }
-        if (o.json) io.out(JSON.stringify(state));
+        // A signal stops a rollout between its steps (a jail being started is rolled back); the
+        // progress is saved as interrupted with the command that carries on. An --abort is a
+        // clean-up: it finishes whatever the signals.
+        let interruptedBy: string | undefined;
+        const state = await interruptible(
+          io,
+          o.abort ? 'the rollout abort' : 'the rollout',
+          async (signal): Promise<RolloutState> => {
+            const run = async (s: RolloutState, d: Parameters<typeof runRollout>[1]) => {
+              try {
+                return await runRollout(s, d);
+              } catch (e) {
+                // said once, with its --resume/--abort hint, as the interruption's line
+                if (isJailyardError(e) && e.code === 'JY_ERR_INTERRUPTED') interruptedBy = e.message;
+                throw e;
+              }
+            };
+            let state: RolloutState;
+            if (o.abort) {
+              if (!saved)
+                throw new JailyardError('JY_ERR_ROLLOUT', `no rollout saved for ${selector}`, { param: 'selector' });
+              state = await abortRollout(saved, deps);
+            } else if (o.resume) {
+              if (!saved)
+                throw new JailyardError('JY_ERR_ROLLOUT', `no rollout saved for ${selector}`, { param: 'selector' });
+              state = await run(saved, {
+                ...deps,
+                signal,
+                template: loadTemplate(saved.templateFile, saved.templateJail),
+              });
+            } else {
+              if (saved && (saved.phase === 'running' || saved.phase === 'failed' || saved.phase === 'interrupted')) {
+                throw new JailyardError(
+                  'JY_ERR_ROLLOUT',
+                  `a rollout of ${selector} is ${saved.phase} (${saved.from} → ${saved.to}): use --resume or --abort`,
+                  { param: 'selector' },
+                );
+              }
+              for (const k of ['from', 'to', 'replicas', 'template']) {
+                if (!str(k)) throw new JailyardError('JY_ERR_USAGE', `--${k} is required`, { param: k });
+              }
+              const template = loadTemplate(str('template'), str('templateJail'));
+              state = newRolloutState({
+                selector,
+                from: str('from')!,
+                to: str('to')!,
+                replicas: num('replicas'),
+                maxSurge: num('maxSurge'),
+                maxUnavailable: num('maxUnavailable'),
+                port: num('port'),
+                healthPath: str('healthPath') ?? '/',
+                templateFile: resolve(str('template')!),
+                ...(str('templateJail') ? { templateJail: str('templateJail')! } : {}),
+                prefix: template.name,
+              });
+              state = await run(state, { ...deps, signal, template });
+            }
+            return state;
+          },
+          async () => [
+            interruptedBy ?? `the rollout of ${str('selector')} is saved as interrupted: --resume or --abort`,
+          ],
+        );
+        if (state && o.json) io.out(JSON.stringify(state));
       });
     });
 };
