@@ -4,14 +4,15 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isJailyardError } from '../errors.ts';
 import { processIO, type CliIO } from './context.ts';
-import { verbs } from './commands/index.ts';
+import { verbsFor, verbs } from './commands/index.ts';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
-export function buildProgram(io: CliIO = processIO): Command {
+/** The program with the verbs `argv` needs (every verb without `argv`). */
+export async function buildProgram(io: CliIO = processIO, argv?: readonly string[]): Promise<Command> {
   const program = new Command('jailyard')
     .description('a jail manager: FreeBSD jail(8) semantics on Linux and FreeBSD')
     .option('--state <dir>', 'state folder (default $JAILYARD_STATE or /var/db/jailyard)')
@@ -21,13 +22,14 @@ export function buildProgram(io: CliIO = processIO): Command {
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.replace(/\n$/, '')), writeErr: (s) => io.err(s.replace(/\n$/, '')) });
-  for (const register of verbs) register(program, io);
+  const files = await Promise.all((argv ? verbsFor(argv) : verbs).map((v) => v.load()));
+  for (const { register } of files) register(program, io);
   return program;
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
-  const program = buildProgram(io);
+  const program = await buildProgram(io, argv);
   // verbs report failure through process.exitCode; main() owns it and hands it back
   process.exitCode = 0;
   try {

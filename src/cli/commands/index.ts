@@ -1,41 +1,49 @@
-// Every CLI verb, one file each. Order = order in --help.
-import { register as conf } from './conf.ts';
-import { register as create } from './create.ts';
-import { register as set } from './set.ts';
-import { register as start } from './start.ts';
-import { register as stop } from './stop.ts';
-import { register as restart } from './restart.ts';
-import { register as remove_ } from './remove.ts';
-import { register as apply } from './apply.ts';
-import { register as exec } from './exec.ts';
-import { register as ls } from './ls.ts';
-import { register as skel } from './skel.ts';
-import { register as upgrade } from './upgrade.ts';
-import { register as reconcile } from './reconcile.ts';
-import { register as sysctl } from './sysctl.ts';
-import { register as serve } from './serve.ts';
-import { register as lb } from './lb.ts';
-import { register as rollout } from './rollout.ts';
-import { register as quickstart } from './quickstart.ts';
+// Every CLI verb, one file each. Order = order in --help. A verb's file is loaded only when
+// the command line names it (all of them for the full --help or an unknown verb), so a
+// command loads what it uses and nothing of the other verbs.
 import type { RegisterVerb } from '../context.ts';
 
-export const verbs: RegisterVerb[] = [
-  conf,
-  create,
-  set,
-  start,
-  stop,
-  restart,
-  remove_,
-  apply,
-  exec,
-  ls,
-  skel,
-  upgrade,
-  reconcile,
-  sysctl,
-  serve,
-  lb,
-  rollout,
-  quickstart,
+export interface Verb {
+  /** The verb, then its aliases, exactly as its file registers them. */
+  names: string[];
+  load(): Promise<{ register: RegisterVerb }>;
+}
+
+export const verbs: Verb[] = [
+  { names: ['conf'], load: () => import('./conf.ts') },
+  { names: ['create'], load: () => import('./create.ts') },
+  { names: ['set'], load: () => import('./set.ts') },
+  { names: ['start'], load: () => import('./start.ts') },
+  { names: ['stop'], load: () => import('./stop.ts') },
+  { names: ['restart'], load: () => import('./restart.ts') },
+  { names: ['remove', 'rm'], load: () => import('./remove.ts') },
+  { names: ['apply'], load: () => import('./apply.ts') },
+  { names: ['exec'], load: () => import('./exec.ts') },
+  { names: ['ls'], load: () => import('./ls.ts') },
+  { names: ['skel'], load: () => import('./skel.ts') },
+  { names: ['upgrade'], load: () => import('./upgrade.ts') },
+  { names: ['reconcile'], load: () => import('./reconcile.ts') },
+  { names: ['sysctl'], load: () => import('./sysctl.ts') },
+  { names: ['serve'], load: () => import('./serve.ts') },
+  { names: ['lb'], load: () => import('./lb.ts') },
+  { names: ['rollout'], load: () => import('./rollout.ts') },
+  { names: ['quickstart'], load: () => import('./quickstart.ts') },
 ];
+
+/**
+ * The verbs a command line needs: the one named by its first word after the global options
+ * (--state, --host, which take a value), else every verb (help, an unknown verb: commander
+ * lists them or suggests one).
+ */
+export function verbsFor(argv: readonly string[]): Verb[] {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--state' || a === '--host') i++;
+    else if (a.startsWith('--state=') || a.startsWith('--host=')) continue;
+    else {
+      const verb = a.startsWith('-') ? undefined : verbs.find((v) => v.names.includes(a));
+      return verb ? [verb] : verbs;
+    }
+  }
+  return verbs;
+}
