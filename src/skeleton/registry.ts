@@ -10,8 +10,7 @@
 // `NAME@N` is one version; `NAME` the latest. Version numbers are never reused.
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
-import { isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { JailyardError } from '../errors.ts';
 import { skeletonDir, skeletonsDir } from '../layout.ts';
@@ -150,6 +149,8 @@ export interface CreateOptions {
   onProgress?: (p: DebootstrapProgress) => void;
   /** debootstrap program (tests). */
   debootstrap?: string;
+  /** The driver's mount view: needed for --debootstrap, which mounts inside its tree. */
+  mounts?: TreeMounts;
 }
 
 /** Whether `path` is this system's own root directory (same inode as `/`). */
@@ -159,26 +160,28 @@ function isHostRoot(path: string): boolean {
   return a.dev === b.dev && a.ino === b.ino;
 }
 
-/** Mount points below `dir` (debootstrap mounts proc/sys in its target; a failed run may leave them). */
-function mountsBelow(dir: string): string[] {
-  const prefix = `${resolve(dir)}/`;
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => (l.split(' ')[4] ?? '').replace(/\\040/g, ' '))
-    .filter((t) => t.startsWith(prefix));
+/**
+ * What the registry needs of the platform driver (a Driver is one): debootstrap mounts proc
+ * and sys in its target and a failed run may leave them, so a built tree is only deleted
+ * once nothing is mounted inside it (a recursive delete would go through a mount).
+ */
+export interface TreeMounts {
+  /** Mount points at or below `dir`. */
+  mountsBelow(dir: string): string[];
+  /** Unmounts a mount point with everything below it. */
+  removeLeftover(kind: 'mounts', target: string): Promise<void>;
 }
 
 /** Removes a tree jailyard built, after unmounting anything left mounted inside it. */
-function removeBuiltTree(dir: string): void {
-  for (const m of mountsBelow(dir).reverse()) {
+async function removeBuiltTree(dir: string, mounts: TreeMounts): Promise<void> {
+  for (const m of mounts.mountsBelow(dir).reverse()) {
     try {
-      execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+      await mounts.removeLeftover('mounts', m);
     } catch {
       // reported below if it stays
     }
   }
-  const left = mountsBelow(dir);
+  const left = mounts.mountsBelow(dir);
   if (left.length)
     throw new JailyardError('JY_ERR_MOUNT', `cannot remove ${dir}: still mounted: ${left.join(', ')}`, {
       step: 'skeleton',
@@ -194,6 +197,10 @@ export async function createSkeleton(
   opts: CreateOptions = {},
 ): Promise<SkeletonVersion> {
   checkSkeletonName(name);
+  if (source.type === 'debootstrap' && !opts.mounts)
+    throw new JailyardError('JY_ERR_PLATFORM', 'creating a skeleton with debootstrap needs the platform driver', {
+      param: '--debootstrap',
+    });
   const platform = opts.platform ?? currentPlatform();
   const defaults = loadDefaults();
   if (source.type !== 'debootstrap') {
@@ -256,7 +263,7 @@ export async function createSkeleton(
         ...(opts.debootstrap ? { program: opts.debootstrap } : {}),
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       });
-      const left = mountsBelow(manifestRoot);
+      const left = opts.mounts!.mountsBelow(manifestRoot);
       if (left.length)
         throw new JailyardError('JY_ERR_SKELETON_CREATE', `debootstrap left mounts: ${left.join(', ')}`, {
           step: 'debootstrap',
@@ -280,7 +287,11 @@ export async function createSkeleton(
     writeStored(stateDir, now);
     return expand(dir, sv);
   } catch (e) {
-    if (existsSync(tmp)) removeBuiltTree(tmp);
+    // only debootstrap mounts inside the tree it builds
+    if (existsSync(tmp)) {
+      if (opts.mounts) await removeBuiltTree(tmp, opts.mounts);
+      else rmSync(tmp, { recursive: true, force: true });
+    }
     if (stored.versions.length === 0 && !readStored(stateDir, name) && readdirSync(dir).length === 0)
       rmSync(dir, { recursive: true, force: true });
     throw e;
@@ -291,11 +302,11 @@ export async function createSkeleton(
  * Removes one version (NAME@N) or the whole skeleton (NAME). `usersOf(name, version)` names
  * the jails using that version (the caller reads the store); any user -> JY_ERR_SKELETON_IN_USE.
  */
-export function removeSkeleton(
+export async function removeSkeleton(
   stateDir: string,
   ref: string,
-  opts: { usersOf: (name: string, version: number) => string[] },
-): number[] {
+  opts: { usersOf: (name: string, version: number) => string[]; mounts: TreeMounts },
+): Promise<number[]> {
   const { name, version } = parseSkeletonRef(ref);
   const stored = readStored(stateDir, name);
   if (!stored) throw notFound(ref);
@@ -313,8 +324,9 @@ export function removeSkeleton(
   // forget first, then delete: a crash in between leaves an orphan dir, never a dangling entry
   stored.versions = stored.versions.filter((v) => !doomed.includes(v));
   writeStored(stateDir, stored);
-  for (const v of doomed) if (existsSync(join(dir, String(v.version)))) removeBuiltTree(join(dir, String(v.version)));
-  if (stored.versions.length === 0) removeBuiltTree(dir);
+  for (const v of doomed)
+    if (existsSync(join(dir, String(v.version)))) await removeBuiltTree(join(dir, String(v.version)), opts.mounts);
+  if (stored.versions.length === 0) await removeBuiltTree(dir, opts.mounts);
   return doomed.map((v) => v.version);
 }
 

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DebootstrapTracker, aptMirror } from '../../src/skeleton/debootstrap.ts';
 import { createSkeleton, removeSkeleton } from '../../src/skeleton/registry.ts';
+import { loadDriver } from '../../src/platform/index.ts';
 import { snapshot } from '../helpers/leaks.ts';
 import { tempDir } from './fixtures.ts';
 
@@ -57,13 +58,13 @@ describe('debootstrap skeleton (slow, JAILYARD_SLOW_TESTS=1, needs root and the 
       t.dir,
       'bookworm',
       { type: 'debootstrap', suite: 'bookworm', ...(mirror ? { mirror } : {}) },
-      { onProgress: (p) => (last = p) },
+      { onProgress: (p) => (last = p), mounts: await loadDriver({ stateDir: t.dir }) },
     );
     assert.equal(v.kind, 'owned');
     assert.ok(existsSync(join(v.root, 'usr/bin/dpkg')));
     assert.ok(v.entries > 5000, `entries ${v.entries}`);
     assert.equal(last.done, last.total);
-    removeSkeleton(t.dir, 'bookworm', { usersOf: () => [] });
+    await removeSkeleton(t.dir, 'bookworm', { usersOf: () => [], mounts: await loadDriver({ stateDir: t.dir }) });
     // only our own mounts: other engineers' tests mount concurrently (assertNoLeaks would see theirs)
     assert.deepEqual(
       snapshot().mounts.filter((m) => m.startsWith(t.dir)),

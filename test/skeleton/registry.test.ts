@@ -14,6 +14,7 @@ import {
 } from '../../src/skeleton/registry.ts';
 import { parseManifest } from '../../src/skeleton/manifest.ts';
 import { JailyardError } from '../../src/errors.ts';
+import { loadDriver } from '../../src/platform/index.ts';
 import { tempDir, makeSkeleton } from './fixtures.ts';
 
 const t = tempDir('registry');
@@ -21,6 +22,8 @@ after(t.cleanup);
 const src = join(t.dir, 'src');
 makeSkeleton(src);
 const state = join(t.dir, 'state');
+// the Linux driver's view of the mounts (a failed debootstrap may leave some in its tree)
+const mounts = await loadDriver({ stateDir: state });
 
 function err(fn: () => unknown): JailyardError {
   try {
@@ -30,6 +33,16 @@ function err(fn: () => unknown): JailyardError {
     return e;
   }
   assert.fail('did not throw');
+}
+
+async function rejection(p: Promise<unknown>): Promise<JailyardError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof JailyardError, String(e));
+    return e;
+  }
+  assert.fail('did not reject');
 }
 
 describe('skeleton registry', () => {
@@ -93,12 +106,31 @@ describe('skeleton registry', () => {
       (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PATH',
     );
     await assert.rejects(
-      createSkeleton(state, 'deb', { type: 'debootstrap', suite: 'bookworm' }, { debootstrap: '/bin/false' }),
+      createSkeleton(state, 'deb', { type: 'debootstrap', suite: 'bookworm' }, { debootstrap: '/bin/false', mounts }),
       (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_SKELETON_CREATE',
+    );
+    // debootstrap needs the driver's view of the mounts it may leave
+    await assert.rejects(
+      createSkeleton(state, 'deb', { type: 'debootstrap', suite: 'bookworm' }, { debootstrap: '/bin/false' }),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PLATFORM',
     );
     assert.ok(!existsSync(join(state, 'skeletons/bad')));
     assert.deepEqual(readdirSync(join(state, 'skeletons/deb')).sort(), ['1', '2', 'skeleton.json']);
     assert.deepEqual(showSkeleton(state, 'deb').versions, [1, 2]);
+  });
+
+  test('a failed debootstrap that left a mount in its tree: the driver unmounts it, nothing is left', async () => {
+    const fake = join(t.dir, 'fake-debootstrap');
+    // debootstrap's arguments: --variant=V SUITE TARGET [MIRROR]; it mounts proc in TARGET
+    writeFileSync(fake, '#!/bin/sh\nmkdir -p "$3/proc" && mount -t tmpfs jy-registry-test "$3/proc" && exit 1\n', {
+      mode: 0o755,
+    });
+    await assert.rejects(
+      createSkeleton(state, 'leaky', { type: 'debootstrap', suite: 'bookworm' }, { debootstrap: fake, mounts }),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_SKELETON_CREATE',
+    );
+    assert.deepEqual(mounts.mountsBelow(state), []);
+    assert.ok(!existsSync(join(state, 'skeletons/leaky')));
   });
 
   test('remove refuses while jails use it, naming them; versions are never reused', async () => {
@@ -107,16 +139,16 @@ describe('skeleton registry', () => {
       Object.entries(users)
         .filter(([, p]) => usedVersion(p, name, resolveSkeleton(state, name).version) === version)
         .map(([j]) => j);
-    const e = err(() => removeSkeleton(state, 'deb', { usersOf }));
+    const e = await rejection(removeSkeleton(state, 'deb', { usersOf, mounts }));
     assert.equal(e.code, 'JY_ERR_SKELETON_IN_USE');
     assert.ok(e.message.includes('db, web'), e.message);
-    assert.equal(err(() => removeSkeleton(state, 'deb@1', { usersOf })).message.includes('web'), true);
+    assert.equal((await rejection(removeSkeleton(state, 'deb@1', { usersOf, mounts }))).message.includes('web'), true);
     delete users.db;
-    assert.deepEqual(removeSkeleton(state, 'deb@2', { usersOf }), [2]);
+    assert.deepEqual(await removeSkeleton(state, 'deb@2', { usersOf, mounts }), [2]);
     const v3 = await createSkeleton(state, 'deb', { type: 'copy', path: src });
     assert.equal(v3.version, 3);
     delete users.web;
-    removeSkeleton(state, 'deb', { usersOf });
+    await removeSkeleton(state, 'deb', { usersOf, mounts });
     assert.ok(!existsSync(join(state, 'skeletons/deb')));
   });
 });

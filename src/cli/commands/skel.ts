@@ -17,6 +17,7 @@ import {
 } from '../../skeleton/registry.ts';
 import { aptMirror, type DebootstrapProgress } from '../../skeleton/debootstrap.ts';
 import { readPinned } from '../../skeleton/hooks.ts';
+import { loadDriver } from '../../platform/index.ts';
 
 function describeSource(v: SkeletonVersion): string {
   const s = v.source;
@@ -128,7 +129,11 @@ export const register: RegisterVerb = (program: Command, io: CliIO) => {
         const bar = source.type === 'debootstrap' ? await progressBar(io) : undefined;
         let v: SkeletonVersion;
         try {
-          v = await createSkeleton(stateDir(program), name, source, bar ? { onProgress: bar.update } : {});
+          v = await createSkeleton(stateDir(program), name, source, {
+            ...(bar ? { onProgress: bar.update } : {}),
+            // debootstrap mounts inside the tree it builds: the driver unmounts what it leaves
+            ...(source.type === 'debootstrap' ? { mounts: await loadDriver({ stateDir: stateDir(program) }) } : {}),
+          });
         } finally {
           bar?.stop();
         }
@@ -208,7 +213,10 @@ export const register: RegisterVerb = (program: Command, io: CliIO) => {
       parseSkeletonRef(ref);
       const finder = await usersFinder(dir);
       try {
-        const removed = removeSkeleton(dir, ref, { usersOf: finder.usersOf });
+        const removed = await removeSkeleton(dir, ref, {
+          usersOf: finder.usersOf,
+          mounts: await loadDriver({ stateDir: dir }),
+        });
         io.err(`removed ${parseSkeletonRef(ref).name}@${removed.join(',')}`);
       } finally {
         finder.close();
