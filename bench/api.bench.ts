@@ -3,6 +3,9 @@
 //    its unix socket) vs the same query through the library (store.listJails); p50.
 // 2. write-to-event latency: a PATCH through the API until every watcher has the event,
 //    with 100 concurrent watch streams vs 1; p99.
+// 3. start and stop of a prepared thin jail (skeleton: the host's root, no addresses) with
+//    one HTTP call each (POST /v1/jails/NAME/start, .../stop) vs the driver-level start of
+//    the same jail (its mount plan + create) and stop (destroy + unmount); p50.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +14,85 @@ import { startDaemon } from '../src/api/daemon.ts';
 import { SseParser } from '../src/api/sse.ts';
 import { createLocalService } from '../src/runtime/service.ts';
 import { openStore } from '../src/store/sqlite.ts';
+import { guestDir } from '../src/layout.ts';
+import { createLinuxDriver } from '../src/platform/linux/index.ts';
+import { skeletonHooks } from '../src/skeleton/hooks.ts';
+import { createSkeleton } from '../src/skeleton/registry.ts';
 import { percentile, report } from './lib.ts';
+
+// 3. API start/stop vs the driver's (first: the 10,000 jails below would sit in its store)
+{
+  const RUNS = Number(process.env.JAILYARD_BENCH_RUNS ?? 30);
+  const dir = mkdtempSync(join(tmpdir(), 'jy-bench-apistart-'));
+  const store = openStore(dir);
+  const driver = createLinuxDriver({});
+  const service = createLocalService({ store, stateDir: dir, driver, skeletons: skeletonHooks() });
+  await createSkeleton(dir, 'host', { type: 'from', path: '/' });
+  const daemon = await startDaemon({
+    store,
+    service,
+    socketPath: join(dir, 'jailyard.sock'),
+    guestRoot: (n) => guestDir(dir, n),
+  });
+  const agent = new Agent({ connect: { socketPath: daemon.socketPath } });
+  const post = async (path: string) => {
+    const res = await request(`http://localhost${path}`, { method: 'POST', dispatcher: agent });
+    const body = await res.body.text();
+    if (res.statusCode !== 200) throw new Error(body);
+  };
+  const api = { start: [] as number[], stop: [] as number[] };
+  const drv = { start: [] as number[], stop: [] as number[] };
+  try {
+    await service.create({ spec: { name: 'apib', params: { name: 'apib', skeleton: 'host', persist: true } } });
+    for (let i = 0; i < RUNS + 3; i++) {
+      let t = performance.now();
+      await post('/v1/jails/apib/start');
+      const a = performance.now() - t;
+      t = performance.now();
+      await post('/v1/jails/apib/stop');
+      const b = performance.now() - t;
+      const ctx = service.contextOf('apib');
+      t = performance.now();
+      const mounts = await driver.mount(ctx, service.planOf('apib'));
+      const facts = await driver.create(ctx, { addresses: [] }, {}, mounts);
+      const c = performance.now() - t;
+      t = performance.now();
+      await driver.destroy(ctx, facts, 10_000);
+      await driver.unmount(ctx, mounts);
+      const d = performance.now() - t;
+      if (i < 3) continue; // warm-up
+      api.start.push(a);
+      api.stop.push(b);
+      drv.start.push(c);
+      drv.stop.push(d);
+    }
+  } finally {
+    await service.remove(['apib']);
+    await daemon.close();
+    await agent.close();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const p50 = (s: number[]) => percentile(s, 50);
+  report({
+    name: 'api-start',
+    ratioOf: 'API start p50 / driver-level start (mounts + create) p50, a prepared thin jail',
+    ratio: p50(api.start) / p50(drv.start),
+    target: '<= 1.3',
+    metrics: {
+      runs: RUNS,
+      api_start_p50_ms: p50(api.start),
+      api_start_p90_ms: percentile(api.start, 90),
+      driver_start_p50_ms: p50(drv.start),
+      api_stop_p50_ms: p50(api.stop),
+      driver_stop_p50_ms: p50(drv.stop),
+      api_stop_over_driver_stop: p50(api.stop) / p50(drv.stop),
+    },
+  });
+}
+
+// JAILYARD_BENCH_ONLY=api-start: the start/stop part alone
+if (process.env.JAILYARD_BENCH_ONLY === 'api-start') process.exit();
 
 const JAILS = 10_000;
 const LABELS = 16;
