@@ -58,6 +58,88 @@ export function importRcConfSpecs(
   return { specs, notes };
 }
 
+/**
+ * One jail's rc.conf variables, read the way rc.d/jail's extract_var does, and the
+ * parameters made from them (in the order rc.d/jail sets them: printConf keeps it).
+ */
+class JailVars {
+  readonly params: Params;
+  readonly j: string;
+  readonly jv: string;
+  readonly sources: SourceTexts;
+  readonly options: ImportRcOptions;
+  readonly notes: string[];
+  readonly #vars: Map<string, ShellVar>;
+
+  /** `j`: the jail's name; `jv`: the same as rc.d/jail spells it in variable names. */
+  constructor(
+    j: string,
+    jv: string,
+    vars: Map<string, ShellVar>,
+    sources: SourceTexts,
+    options: ImportRcOptions,
+    notes: string[],
+  ) {
+    this.params = { name: j };
+    this.j = j;
+    this.jv = jv;
+    this.#vars = vars;
+    this.sources = sources;
+    this.options = options;
+    this.notes = notes;
+  }
+
+  /** jail_<jv>_<name>, when set and not empty. */
+  own(name: string): ShellVar | undefined {
+    const v = this.#vars.get(`jail_${this.jv}_${name}`);
+    return v && v.value !== '' ? v : undefined;
+  }
+
+  /** extract_var: ${jail_<jv>_<name>:-${jail_<name>:-default}} */
+  get(name: string): ShellVar | undefined {
+    const g = this.#vars.get(`jail_${name}`);
+    return this.own(name) ?? (g && g.value !== '' ? g : undefined);
+  }
+
+  yes(name: string): boolean {
+    return YES.test(this.get(name)?.value ?? '');
+  }
+
+  /** extract_var with a number: ${name}0 is optional, then 1, 2, ... until one is unset. */
+  numbered(name: string): string[] {
+    const out: string[] = [];
+    for (let i = 0; ; i++) {
+      const v = this.get(`${name}${i}`);
+      if (v) out.push(v.value);
+      else if (i !== 0) return out;
+    }
+  }
+
+  /** Sets a parameter from its text values, typed; a bad value names the variable's place. */
+  set(name: string, values: string[], from: ShellVar | undefined): void {
+    const def = findParam(name);
+    if (!def) throw new JailyardError('JY_ERR_INTERNAL', `rc.conf import maps to unknown parameter ${name}`);
+    const v = typeValue(def, false, values);
+    if (v instanceof ValueProblem) {
+      const place = { jail: this.j, param: name };
+      if (from) throw this.sources.error('JY_ERR_PARAM_VALUE', `${name}: ${v.message}`, from.pos, place);
+      throw new JailyardError('JY_ERR_PARAM_VALUE', `${name}: ${v.message}`, place);
+    }
+    this.params[name] = v;
+  }
+
+  append(name: string, value: string): void {
+    const cur = this.params[name];
+    this.params[name] = [...(Array.isArray(cur) ? cur : []), value];
+  }
+
+  /** Sets `param` from the variable `name` when it is set. */
+  setFrom(name: string, param: string): void {
+    const v = this.get(name);
+    if (v) this.set(param, [v.value], v);
+  }
+}
+
 function importJail(
   j: string,
   jv: string,
@@ -66,62 +148,37 @@ function importJail(
   options: ImportRcOptions,
   notes: string[],
 ): JailSpec | undefined {
-  const own = (name: string): ShellVar | undefined => {
-    const v = vars.get(`jail_${jv}_${name}`);
-    return v && v.value !== '' ? v : undefined;
-  };
-  // extract_var: ${jail_<jv>_<name>:-${jail_<name>:-default}}
-  const get = (name: string): ShellVar | undefined => {
-    const g = vars.get(`jail_${name}`);
-    return own(name) ?? (g && g.value !== '' ? g : undefined);
-  };
-  const yes = (name: string): boolean => YES.test(get(name)?.value ?? '');
-
-  if (!own('rootdir') || !own('hostname')) {
+  const r = new JailVars(j, jv, vars, sources, options, notes);
+  if (!r.own('rootdir') || !r.own('hostname')) {
     notes.push(
       `jail "${j}" skipped: jail_${jv}_rootdir and jail_${jv}_hostname are both needed (rc.d/jail would look for a jail.conf)`,
     );
     return undefined;
   }
-  const params: Params = { name: j };
-  const set = (name: string, values: string[], from: ShellVar | undefined): void => {
-    const def = findParam(name);
-    if (!def) throw new JailyardError('JY_ERR_INTERNAL', `rc.conf import maps to unknown parameter ${name}`);
-    const v = typeValue(def, false, values);
-    if (v instanceof ValueProblem) {
-      const place = { jail: j, param: name };
-      if (from) throw sources.error('JY_ERR_PARAM_VALUE', `${name}: ${v.message}`, from.pos, place);
-      throw new JailyardError('JY_ERR_PARAM_VALUE', `${name}: ${v.message}`, place);
-    }
-    params[name] = v;
-  };
-  const append = (name: string, value: string): void => {
-    const cur = params[name];
-    params[name] = [...(Array.isArray(cur) ? cur : []), value];
-  };
-  const numbered = (name: string): string[] => {
-    // extract_var with a number: ${name}0 is optional, then 1, 2, ... until one is unset.
-    const out: string[] = [];
-    for (let i = 0; ; i++) {
-      const v = get(`${name}${i}`);
-      if (v) out.push(v.value);
-      else if (i !== 0) return out;
-    }
-  };
+  const hostname = r.get('hostname');
+  r.set('host.hostname', [hostname?.value ?? ''], hostname);
+  const rootdir = r.get('rootdir');
+  r.set('path', [rootdir?.value ?? ''], rootdir);
+  importNetwork(r);
+  importCommands(r);
+  importMounts(r);
+  importAllows(r);
+  importParameters(r);
+  importSkeleton(r);
+  return { name: j, params: r.params };
+}
 
-  const hostname = get('hostname');
-  set('host.hostname', [hostname?.value ?? ''], hostname);
-  const rootdir = get('rootdir');
-  set('path', [rootdir?.value ?? ''], rootdir);
-
-  const ip = own('ip');
-  const iface = get('interface');
+/** jail_handle_ips_option: ip (and ip_multiN) aliases on an interface, else a vnet jail. */
+function importNetwork(r: JailVars): void {
+  const { params } = r;
+  const ip = r.own('ip');
+  const iface = r.get('interface');
   let ipv6 = false;
   if (ip) {
-    if (iface) set('interface', [iface.value], iface);
+    if (iface) r.set('interface', [iface.value], iface);
     const sources6: ShellVar[] = [ip];
     for (let k = 0; ; k++) {
-      const m = own(`ip_multi${k}`);
+      const m = r.own(`ip_multi${k}`);
       if (!m) break;
       sources6.push(m);
     }
@@ -130,20 +187,23 @@ function importJail(
         const a = extractAddress(entry, iface?.value ?? '');
         if (!a) continue;
         if (a.type === 'inet6') ipv6 = true;
-        append(a.type === 'inet' ? 'ip4.addr' : 'ip6.addr', a.text);
+        r.append(a.type === 'inet' ? 'ip4.addr' : 'ip6.addr', a.text);
       }
     }
-    if (ipv6) append('exec.start', `sleep ${options.dadWait ?? 2}`);
-    const fib = get('fib');
-    if (fib) set('exec.fib', [fib.value], fib);
-    params['allow.raw_sockets'] = !YES.test(get('socket_unixiproute_only')?.value ?? 'YES');
+    if (ipv6) r.append('exec.start', `sleep ${r.options.dadWait ?? 2}`);
+    r.setFrom('fib', 'exec.fib');
+    params['allow.raw_sockets'] = !YES.test(r.get('socket_unixiproute_only')?.value ?? 'YES');
   } else {
     params.vnet = 'new';
-    const vi = get('vnet_interface');
-    if (vi) set('vnet.interface', vi.value.split(/\s+/).filter(Boolean), vi);
+    const vi = r.get('vnet_interface');
+    if (vi) r.set('vnet.interface', vi.value.split(/\s+/).filter(Boolean), vi);
   }
-  for (const name of ['ip4.addr', 'ip6.addr'] as const) if (params[name]) set(name, params[name] as string[], ip);
+  for (const name of ['ip4.addr', 'ip6.addr'] as const) if (params[name]) r.set(name, params[name] as string[], ip);
+}
 
+/** The exec.* commands: rc.d/jail's users, hooks, and /etc/rc unless jail_<j>_exec says otherwise. */
+function importCommands(r: JailVars): void {
+  const { params } = r;
   params['exec.clean'] = true;
   params['exec.system_user'] = 'root';
   params['exec.jail_user'] = 'root';
@@ -153,12 +213,12 @@ function importJail(
     ['exec_prestop', 'exec.prestop'],
     ['exec_poststop', 'exec.poststop'],
   ] as const) {
-    const cmds = numbered(v);
+    const cmds = r.numbered(v);
     if (cmds.length) params[p] = cmds;
   }
-  const exec = own('exec');
-  let start = own('exec_start')?.value ?? '';
-  let stop = own('exec_stop')?.value ?? '';
+  const exec = r.own('exec');
+  let start = r.own('exec_start')?.value ?? '';
+  let stop = r.own('exec_stop')?.value ?? '';
   if (exec) {
     start = exec.value;
     stop = '';
@@ -166,57 +226,67 @@ function importJail(
     start = '/bin/sh /etc/rc';
     if (!stop) stop = '/bin/sh /etc/rc.shutdown jail';
   }
-  append('exec.start', start);
-  for (const c of numbered('exec_afterstart')) append('exec.start', c);
+  r.append('exec.start', start);
+  for (const c of r.numbered('exec_afterstart')) r.append('exec.start', c);
   params['exec.stop'] = [stop];
-  params['exec.consolelog'] = get('consolelog')?.value ?? `/var/log/jail_${j}_console.log`;
+  params['exec.consolelog'] = r.get('consolelog')?.value ?? `/var/log/jail_${r.j}_console.log`;
+}
 
-  const fstab = get('fstab')?.value ?? `/etc/fstab.${j}`;
-  if ((options.fstabReadable ?? (() => true))(fstab)) params['mount.fstab'] = [fstab];
-  if (yes('devfs_enable')) {
+/** fstab (when readable), devfs with its ruleset, fdescfs, procfs. */
+function importMounts(r: JailVars): void {
+  const { params } = r;
+  const fstab = r.get('fstab')?.value ?? `/etc/fstab.${r.j}`;
+  if ((r.options.fstabReadable ?? (() => true))(fstab)) params['mount.fstab'] = [fstab];
+  if (r.yes('devfs_enable')) {
     params['mount.devfs'] = true;
-    const rs = get('devfs_ruleset');
+    const rs = r.get('devfs_ruleset');
     // rc.d/jail passes numeric rulesets; "devfsrules_jail" means jail(8)'s default.
-    if (rs && /^[0-9]/.test(rs.value)) set('devfs_ruleset', [rs.value], rs);
+    if (rs && /^[0-9]/.test(rs.value)) r.set('devfs_ruleset', [rs.value], rs);
     else if (rs && rs.value !== 'devfsrules_jail')
-      notes.push(`jail "${j}": devfs_ruleset "${rs.value}" is not a number; left out`);
+      r.notes.push(`jail "${r.j}": devfs_ruleset "${rs.value}" is not a number; left out`);
   }
-  if (yes('fdescfs_enable')) params['mount.fdescfs'] = true;
-  if (yes('procfs_enable')) params['mount.procfs'] = true;
-  if (yes('mount_enable')) params['allow.mount'] = true;
-  params['allow.set_hostname'] = yes('set_hostname_allow');
-  params['allow.sysvipc'] = yes('sysvipc_allow');
-  const statfs = get('enforce_statfs');
-  set('enforce_statfs', [statfs?.value ?? '2'], statfs);
-  const osreldate = get('osreldate');
-  if (osreldate) set('osreldate', [osreldate.value], osreldate);
-  const osrelease = get('osrelease');
-  if (osrelease) set('osrelease', [osrelease.value], osrelease);
+  if (r.yes('fdescfs_enable')) params['mount.fdescfs'] = true;
+  if (r.yes('procfs_enable')) params['mount.procfs'] = true;
+}
 
-  const extra = get('parameters');
-  if (extra) {
-    for (const word of extra.value.split(/\s+/).filter(Boolean)) {
-      const a = withPos(() => parseParamAssignment(word.replace(/;$/, ''), j), extra, sources);
-      if (a.kind === 'param') params[a.name] = a.value;
-      else if (a.op.op === 'replace') params[a.param] = a.op.value;
-      else
-        throw sources.error('JY_ERR_PARAM_VALUE', `"${word}": key operations are not jail parameters`, extra.pos, {
-          jail: j,
-          param: a.param,
-        });
-    }
-  }
+/** allow.*, enforce_statfs and the osrel* overrides. */
+function importAllows(r: JailVars): void {
+  const { params } = r;
+  if (r.yes('mount_enable')) params['allow.mount'] = true;
+  params['allow.set_hostname'] = r.yes('set_hostname_allow');
+  params['allow.sysvipc'] = r.yes('sysvipc_allow');
+  const statfs = r.get('enforce_statfs');
+  r.set('enforce_statfs', [statfs?.value ?? '2'], statfs);
+  r.setFrom('osreldate', 'osreldate');
+  r.setFrom('osrelease', 'osrelease');
+}
 
-  if (yes('skel_enable')) {
-    const d = loadDefaults().skeleton;
-    const platform = options.platform ?? currentPlatform();
-    const words = (v: ShellVar | undefined): string[] | undefined => v?.value.split(/\s+/).filter(Boolean);
-    params['skeleton.strategy'] = 'nullfs';
-    params['skeleton.root'] = get('skel_root')?.value ?? d.root;
-    params['skeleton.romounts'] = words(get('skel_romounts')) ?? [...d.romounts[platform]];
-    params['skeleton.rwmounts'] = words(get('skel_rwmounts')) ?? [...d.rwmounts[platform]];
+/** jail_<j>_parameters: further `name=value` words, as jail(8) takes them. */
+function importParameters(r: JailVars): void {
+  const extra = r.get('parameters');
+  if (!extra) return;
+  for (const word of extra.value.split(/\s+/).filter(Boolean)) {
+    const a = withPos(() => parseParamAssignment(word.replace(/;$/, ''), r.j), extra, r.sources);
+    if (a.kind === 'param') r.params[a.name] = a.value;
+    else if (a.op.op === 'replace') r.params[a.param] = a.op.value;
+    else
+      throw r.sources.error('JY_ERR_PARAM_VALUE', `"${word}": key operations are not jail parameters`, extra.pos, {
+        jail: r.j,
+        param: a.param,
+      });
   }
-  return { name: j, params };
+}
+
+/** The 2006 skeleton-jail variables (jail_<j>_skel_*), defaults from defaults.json. */
+function importSkeleton(r: JailVars): void {
+  if (!r.yes('skel_enable')) return;
+  const d = loadDefaults().skeleton;
+  const platform = r.options.platform ?? currentPlatform();
+  const words = (v: ShellVar | undefined): string[] | undefined => v?.value.split(/\s+/).filter(Boolean);
+  r.params['skeleton.strategy'] = 'nullfs';
+  r.params['skeleton.root'] = r.get('skel_root')?.value ?? d.root;
+  r.params['skeleton.romounts'] = words(r.get('skel_romounts')) ?? [...d.romounts[platform]];
+  r.params['skeleton.rwmounts'] = words(r.get('skel_rwmounts')) ?? [...d.rwmounts[platform]];
 }
 
 function withPos<T>(f: () => T, from: ShellVar, sources: SourceTexts): T {
