@@ -104,12 +104,13 @@ export function snapshot(): SystemSnapshot {
 
 /**
  * What of `items` belongs to the test whose marker is `marker`. When the marker is a state
- * folder, only that folder's objects count: its path (mounts, processes) and its state tag
+ * folder (a path, existing or removed already), only that folder's objects count: its path (mounts, processes) and its state tag
  * (netns jy-TAG-N, veths jyhTAGN, cgroups jy-TAG-N), so two test runs (or two engineers) on
  * one machine never fail each other. Any other marker (a name prefix) checks everything new.
  */
 function ownedBy(marker: string): (item: string) => boolean {
-  if (!marker.startsWith('/') || !existsSync(marker)) return () => true;
+  // a folder's tag is a hash of its path: it names its objects whether the folder still exists
+  if (!marker.startsWith('/')) return () => true;
   const tag = stateTag(`${marker}/jails/x`);
   return (item) => item.includes(marker) || item.includes(`jy-${tag}-`) || item.startsWith(`jyh${tag}`);
 }
@@ -137,7 +138,7 @@ export function assertNoLeaks(before: SystemSnapshot, marker: string): void {
   assert.deepEqual(added(now.cgroups, before.cgroups), [], 'cgroups left behind');
   // A jail's processes show no host path in their command line (jy-stage blanks its own):
   // they are found by the cgroups named with the state folder's tag as well.
-  const tag = marker.startsWith('/') && existsSync(marker) ? stateTag(`${marker}/jails/x`) : undefined;
+  const tag = marker.startsWith('/') ? stateTag(`${marker}/jails/x`) : undefined;
   const stray = now.pids
     .filter((pid) => !before.pids.includes(pid))
     .filter((pid) => {

@@ -5,6 +5,7 @@
 import { stateTag } from './paths.ts';
 import { withHostLock } from './lock.ts';
 import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, NetworkFacts } from '../driver.ts';
 import { randomBytes } from 'node:crypto';
@@ -129,6 +130,8 @@ interface HostAddr {
   ifname: string;
   cidr: string;
   netns?: string;
+  /** For a jail's claim: which jail of which state folder holds it. */
+  holder?: string;
 }
 
 function parseAddrs(text: string, netns?: string): HostAddr[] {
@@ -142,8 +145,11 @@ function parseAddrs(text: string, netns?: string): HostAddr[] {
 
 /**
  * Which jail netns holds which address, host-wide (all state folders), like CNI's host-local
- * IPAM: one file per address under /run/jailyard/addresses holding the netns name and the
- * address, written under the network lock. A claim whose netns is gone is stale.
+ * IPAM: one file per address under /run/jailyard/addresses holding the netns name, the
+ * address, and the state folder and name of the jail, written under the network lock. Every
+ * state folder on the host (two installs, two test runs) claims here, so an address is never
+ * handed out twice and a refusal names the jail and folder that hold it. A claim whose netns
+ * is gone is stale.
  */
 const CLAIMS = '/run/jailyard/addresses';
 
@@ -156,6 +162,9 @@ interface Claim {
   file: string;
   netns: string;
   address: string;
+  /** Absent in claims written before the holder was recorded. */
+  state?: string;
+  jail?: string;
 }
 
 function readClaims(): Claim[] {
@@ -168,8 +177,8 @@ function readClaims(): Claim[] {
   const out: Claim[] = [];
   for (const f of files) {
     try {
-      const [netns = '', address = ''] = readFileSync(`${CLAIMS}/${f}`, 'utf8').split('\n');
-      out.push({ file: `${CLAIMS}/${f}`, netns, address });
+      const [netns = '', address = '', state, jail] = readFileSync(`${CLAIMS}/${f}`, 'utf8').split('\n');
+      out.push({ file: `${CLAIMS}/${f}`, netns, address, ...(state && jail ? { state, jail } : {}) });
     } catch {
       // released meanwhile
     }
@@ -177,10 +186,12 @@ function readClaims(): Claim[] {
   return out;
 }
 
-function claimAddresses(netns: string, wanted: JailAddress[]): void {
+function claimAddresses(netns: string, wanted: JailAddress[], ctx: JailContext): void {
   if (!wanted.length) return;
   mkdirSync(CLAIMS, { recursive: true, mode: 0o755 });
-  for (const w of wanted) writeFileSync(claimFile(w.address), `${netns}\n${w.address}\n`);
+  // ctx.stateDir is <state folder>/jails/<name>
+  const state = dirname(dirname(ctx.stateDir));
+  for (const w of wanted) writeFileSync(claimFile(w.address), `${netns}\n${w.address}\n${state}\n${ctx.name}\n`);
 }
 
 /** Removes the claims held by `netns` (all of them: reconcile knows no addresses). */
@@ -215,6 +226,7 @@ async function addressesInUse(): Promise<HostAddr[]> {
     ifname: 'eth0',
     cidr: `${c.address}/${c.address.includes(':') ? 128 : 32}`,
     netns: c.netns,
+    ...(c.state ? { holder: `jail "${c.jail}" of the state folder ${c.state}` } : {}),
   }));
   for (const name of names.filter((n) => !claimed.has(n))) {
     inJails.push(...parseAddrs((await run(['ip', '-n', name, '-o', 'addr', 'show'])).stdout, name));
@@ -264,7 +276,11 @@ export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wante
         sameAddress(hostAddr, w.address) ||
         (w.family === 6 && !h.netns && h.cidr.includes(':') && inNetwork(w.address, h.cidr));
       if (clash) {
-        const where = h.netns ? `netns ${h.netns}` : `host interface ${h.ifname}`;
+        const where = h.holder
+          ? `${h.holder} (netns ${h.netns})`
+          : h.netns
+            ? `netns ${h.netns}`
+            : `host interface ${h.ifname}`;
         throw new JailyardError(
           'JY_ERR_ADDRESS',
           `address ${w.address} is already used by ${where} (${h.cidr})`,
@@ -319,7 +335,7 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
     }
     const filter = await adding;
     if (filter.code !== 0) return filter;
-    claimAddresses(netns, wanted);
+    claimAddresses(netns, wanted, ctx);
     // The jail side is created directly inside the netns, so "eth0" never meets the host's.
     return await ipBatch([
       // an address reused right after another jail gave it up would stay unreachable until

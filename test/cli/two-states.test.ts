@@ -1,0 +1,145 @@
+// Two independent state folders on one host (two installs, or two test suites): CLI processes
+// of both create, start, stop and reconcile at the same time on the one shared bridge. No
+// jail of one is touched by the other, an address is never handed out twice (one host-wide
+// claim registry: the second start is refused naming the jail and state folder that hold
+// it), and each side's leak check sees only its own objects, also while the other side's
+// jails run and after its own folder is gone.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
+import { cliFor, type CliResult } from '../helpers/cli.ts';
+import { stateTag } from '../../src/platform/linux/paths.ts';
+
+const BIN = join(import.meta.dirname, '../../bin/jailyard.js');
+
+let A: string;
+let B: string;
+let baseline: SystemSnapshot;
+const jyA = cliFor(() => A);
+const jyB = cliFor(() => B);
+
+/** The CLI as a separate process (the two sides really run at the same time). */
+function cli(state: string, ...args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, '--state', state, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+async function states(jy: (...a: string[]) => Promise<CliResult>): Promise<Record<string, string>> {
+  const r = await jy('ls', '-a', '--json', 'name', 'state');
+  const list = (JSON.parse(r.stdout) as { 'jail-information': { jail: { name: string; state: string }[] } })[
+    'jail-information'
+  ].jail;
+  return Object.fromEntries(list.map((j) => [j.name, j.state]));
+}
+
+const netnsOf = (state: string) =>
+  readdirSync('/run/netns').filter((n) => n.startsWith(`jy-${stateTag(`${state}/jails/x`)}-`));
+
+before(async () => {
+  baseline = snapshot();
+  A = mkdtempSync(join(tmpdir(), 'jy-two-a-'));
+  B = mkdtempSync(join(tmpdir(), 'jy-two-b-'));
+  assert.notEqual(stateTag(`${A}/jails/x`), stateTag(`${B}/jails/x`), 'two folders, two tags');
+  const made = await Promise.all([
+    cli(A, 'skel', 'create', 'host', '--from', '/'),
+    cli(B, 'skel', 'create', 'host', '--from', '/'),
+  ]);
+  for (const r of made) assert.equal(r.code, 0, r.stderr);
+  // the same names on both sides: a jail is its state folder's, whatever it is called
+  const created = await Promise.all([
+    cli(A, 'create', 'w1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.144/24', 'exec.prestart=sleep 0.5'),
+    cli(B, 'create', 'w1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.145/24', 'exec.prestart=sleep 0.5'),
+    cli(A, 'create', 'w2', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.146/24'),
+    cli(B, 'create', 'w2', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.147/24'),
+    // both want .148
+    cli(A, 'create', 'same', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.148/24', 'exec.prestart=sleep 0.3'),
+    cli(B, 'create', 'same', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.148/24', 'exec.prestart=sleep 0.3'),
+  ]);
+  for (const r of created) assert.equal(r.code, 0, r.stderr);
+});
+
+after(async () => {
+  await Promise.all([jyA('remove', 'w1', 'w2', 'same'), jyB('remove', 'w1', 'w2', 'same')]);
+  assertNoLeaks(baseline, A);
+  assertNoLeaks(baseline, B);
+  rmSync(A, { recursive: true, force: true });
+  rmSync(B, { recursive: true, force: true });
+});
+
+test('both folders start, reconcile and stop at the same time; neither touches the other', {
+  timeout: 120_000,
+}, async () => {
+  const started = await Promise.all([cli(A, 'start', '-p', '2', 'w1', 'w2'), cli(B, 'start', '-p', '2', 'w1', 'w2')]);
+  for (const r of started) assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(netnsOf(A).length, 2);
+  assert.deepEqual(netnsOf(B).length, 2);
+
+  // reconcile on each side while the other stops and starts a jail of its own
+  const busy = await Promise.all([
+    cli(A, 'reconcile', '--json'),
+    cli(B, 'stop', 'w2'),
+    cli(B, 'reconcile', '--json'),
+    cli(A, 'restart', 'w2'),
+  ]);
+  for (const r of busy) assert.equal(r.code, 0, r.stderr);
+  for (const r of [busy[0]!, busy[2]!]) {
+    const report = JSON.parse(r.stdout) as { removed: unknown[]; recovered: string[] };
+    assert.deepEqual(report.removed, [], 'reconcile removes nothing of a running jail, its own or the other side');
+    assert.deepEqual(report.recovered, []);
+  }
+  assert.deepEqual(await states(jyA), { w1: 'running', w2: 'running', same: 'stopped' });
+  assert.deepEqual(await states(jyB), { w1: 'running', w2: 'stopped', same: 'stopped' });
+  assert.equal(netnsOf(A).length, 2, "A's jails keep their network");
+  assert.equal(netnsOf(B).length, 1);
+
+  // each side's leak check sees only its own: B's running jails are no leak of A's
+  const stopA = await jyA('stop', 'w1', 'w2');
+  assert.equal(stopA.code, 0, stopA.stderr);
+  assertNoLeaks(baseline, A);
+  assert.deepEqual(await states(jyB), { w1: 'running', w2: 'stopped', same: 'stopped' });
+  const stopB = await jyB('stop', 'w1');
+  assert.equal(stopB.code, 0, stopB.stderr);
+  assertNoLeaks(baseline, B);
+});
+
+test('one address wanted by both folders: exactly one gets it, the other is refused naming the holder', {
+  timeout: 120_000,
+}, async () => {
+  const [a, b] = await Promise.all([cli(A, 'start', 'same'), cli(B, 'start', 'same')]);
+  const winner = a.code === 0 ? 'A' : 'B';
+  assert.equal([a.code, b.code].sort().join(','), '0,1', `one start fails: ${a.stderr}\n${b.stderr}`);
+  const [won, lost] = winner === 'A' ? [A, B] : [B, A];
+  const refusal = (winner === 'A' ? b : a).stderr;
+  assert.match(refusal, /address 198\.51\.100\.148 is already used/);
+  assert.match(refusal, new RegExp(`jail "?same"? of the state folder ${won.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  // the refused start left nothing; its folder's leak check passes while the other runs
+  assertNoLeaks(baseline, lost);
+  const jyWon = winner === 'A' ? jyA : jyB;
+  const jyLost = winner === 'A' ? jyB : jyA;
+  assert.equal((await states(jyLost)).same, 'stopped');
+  // once the holder stops, the address is free for the other
+  assert.equal((await jyWon('stop', 'same')).code, 0);
+  const again = await jyLost('start', 'same');
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal((await jyLost('stop', 'same')).code, 0);
+});
+
+test("the leak check of a folder that is gone still looks only at that folder's objects", {
+  timeout: 60_000,
+}, async () => {
+  assert.equal((await jyB('start', 'w2')).code, 0);
+  const gone = mkdtempSync(join(tmpdir(), 'jy-two-gone-'));
+  rmSync(gone, { recursive: true });
+  assertNoLeaks(baseline, gone);
+  assert.equal((await jyB('stop', 'w2')).code, 0);
+});
