@@ -12,7 +12,7 @@ import { JailyardError } from '../errors.ts';
 import type { JailService } from '../runtime/types.ts';
 import type { Store } from '../store/types.ts';
 import type { ApiContext } from './context.ts';
-import { installErrorHandlers } from './errors.ts';
+import { installErrorHandlers, sendError, toJailyardError } from './errors.ts';
 import { GuestServer } from './guest.ts';
 import { WatchHub } from './hub.ts';
 import { apiLimits, capConnections, guardHandler, serverOptions, type ApiLimits } from './limits.ts';
@@ -71,6 +71,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     // Jail names may contain dots and colons; keep the raw path.
     routerOptions: { ignoreTrailingSlash: true },
+    // the router's own refusals (a malformed escape in the path, an over-long parameter)
+    // answer in the API's error form, like every other error
+    frameworkErrors: (error, _request, reply) => sendError(reply, toJailyardError(error)),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const hub = new WatchHub(opts.store, {

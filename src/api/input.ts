@@ -1,7 +1,8 @@
 // Request values the routes share: meta/env operations in their accepted forms, If-Match.
 
-import { JailyardError } from '../errors.ts';
+import { isJailyardError, JailyardError } from '../errors.ts';
 import { checkKeyOps, parseMetaWord, type MetaOp, type MetaParam } from '../meta/ops.ts';
+import { parseSelector } from '../meta/selector.ts';
 
 /** What a body may give for meta or env: a whole buffer, or operations as objects or as the
  * CLI's words (`meta.k=v`, `meta.k`, `meta=...`; the `meta.` prefix may be left out). */
@@ -42,4 +43,16 @@ export function parseIfMatch(header: string | string[] | undefined): number | un
 
 export function etag(revision: number): string {
   return `"${revision}"`;
+}
+
+/** A query's label selector, checked up front so that its error names the query parameter
+ * (the column alone is not in the API's error body). */
+export function checkSelectorParam(text: string | undefined, param = 'labelSelector'): void {
+  if (!text) return;
+  try {
+    parseSelector(text);
+  } catch (e) {
+    if (isJailyardError(e)) throw new JailyardError(e.code, e.message, { ...e.place, param }, { cause: e });
+    throw e;
+  }
 }
