@@ -1,4 +1,10 @@
-// Runs the CLI in-process against one state folder and captures what it prints.
+// Runs the CLI against one state folder and captures what it prints: in-process (cliFor), or
+// as a process of its own (binFor, runBin) where the output is not the CLI's to capture
+// (`exec` hands the jail's program the real stdout and stderr), or where the test needs a
+// process (its environment, descriptors, signals, a crash).
+import { execFileSync, spawnSync, type ExecFileSyncOptions, type SpawnSyncOptions } from 'node:child_process';
+import { constants } from 'node:os';
+import { join } from 'node:path';
 import { main } from '../../src/cli/main.ts';
 import type { CliIO } from '../../src/cli/context.ts';
 
@@ -18,11 +24,47 @@ export function captureIO(): CliIO & { stdout: string; stderr: string } {
   return c;
 }
 
-/** `jy(...args)` runs `jailyard --state <state()> ...args`. */
+/** Runs `jailyard ...argv` in this process. */
+export async function runCli(argv: string[]): Promise<CliResult> {
+  const io = captureIO();
+  const code = await main(argv, io);
+  return { code, stdout: io.stdout, stderr: io.stderr };
+}
+
+/** `jy(...args)` runs `jailyard --state <state()> ...args` in this process. */
 export function cliFor(state: () => string): (...args: string[]) => Promise<CliResult> {
-  return async (...args) => {
-    const io = captureIO();
-    const code = await main(['--state', state(), ...args], io);
-    return { code, stdout: io.stdout, stderr: io.stderr };
-  };
+  return (...args) => runCli(['--state', state(), ...args]);
+}
+
+/** bin/jailyard.js, run with this test's node (v24): `spawn(process.execPath, binArgs(...))`. */
+export const JY_BIN = join(import.meta.dirname, '../../bin/jailyard.js');
+
+/** The arguments of node for `jailyard --state STATE ...args`. */
+export function binArgs(state: string, ...args: string[]): string[] {
+  return [JY_BIN, '--state', state, ...args];
+}
+
+/**
+ * `jyBin(...args)` runs `jailyard --state <state()> ...args` as a process of its own and
+ * returns its stdout; a non-zero exit throws execFileSync's error (status, stdout, stderr).
+ * `opts` (e.g. cwd, env) may be a function, for a state folder made in `before`.
+ */
+export function binFor(
+  state: () => string,
+  opts: ExecFileSyncOptions | (() => ExecFileSyncOptions) = {},
+): (...args: string[]) => string {
+  return (...args) =>
+    execFileSync(process.execPath, binArgs(state(), ...args), {
+      ...(typeof opts === 'function' ? opts() : opts),
+      encoding: 'utf8',
+    });
+}
+
+/** Runs `jailyard --state STATE ...args` as a process of its own to its end: the exit code
+ * (128 + signal when killed, e.g. by `timeout`), stdout and stderr. */
+export function runBin(state: string, args: string[], opts: SpawnSyncOptions = {}): CliResult {
+  const r = spawnSync(process.execPath, binArgs(state, ...args), { timeout: 120_000, ...opts, encoding: 'utf8' });
+  if (r.error && r.status === null && r.signal === null) throw r.error;
+  const code = r.status ?? 128 + (r.signal ? constants.signals[r.signal] : 0);
+  return { code, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
