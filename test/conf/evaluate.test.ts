@@ -124,42 +124,36 @@ describe('evaluation: FreeBSD precedence (config.c load_config)', () => {
 });
 
 describe('.include', () => {
-  test('globs relative to the including file, in sorted order; a glob may match nothing', () => {
+  test('globs relative to the including file, in sorted order; a glob may match nothing', (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'jyconf-'));
-    try {
-      mkdirSync(join(dir, 'jail.conf.d'));
-      writeFileSync(
-        join(dir, 'jail.conf'),
-        'path = "/j/$name";\n.include "jail.conf.d/*.conf";\n.include "missing[.]conf";\n* { persist; }\n',
-      );
-      writeFileSync(join(dir, 'jail.conf.d', 'b.conf'), 'b { host.hostname = bee; }\n');
-      writeFileSync(join(dir, 'jail.conf.d', 'a.conf'), 'a { }\n');
-      const specs = loadConf(join(dir, 'jail.conf'));
-      assert.deepEqual(
-        specs.map((s) => s.name),
-        ['a', 'b'],
-      );
-      assert.deepEqual(specs[1]?.params, { name: 'b', path: '/j/b', persist: true, 'host.hostname': 'bee' });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    mkdirSync(join(dir, 'jail.conf.d'));
+    writeFileSync(
+      join(dir, 'jail.conf'),
+      'path = "/j/$name";\n.include "jail.conf.d/*.conf";\n.include "missing[.]conf";\n* { persist; }\n',
+    );
+    writeFileSync(join(dir, 'jail.conf.d', 'b.conf'), 'b { host.hostname = bee; }\n');
+    writeFileSync(join(dir, 'jail.conf.d', 'a.conf'), 'a { }\n');
+    const specs = loadConf(join(dir, 'jail.conf'));
+    assert.deepEqual(
+      specs.map((s) => s.name),
+      ['a', 'b'],
+    );
+    assert.deepEqual(specs[1]?.params, { name: 'b', path: '/j/b', persist: true, 'host.hostname': 'bee' });
   });
-  test('a missing literal file is an error at the include; cycles are detected', () => {
+  test('a missing literal file is an error at the include; cycles are detected', (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'jyconf-'));
-    try {
-      writeFileSync(join(dir, 'main.conf'), 'a {}\n.include "nope.conf";\n');
-      let e = err(() => loadConf(join(dir, 'main.conf')));
-      assert.deepEqual([e.code, e.place.pos?.line, e.place.pos?.col], ['JY_ERR_CONF_INCLUDE', 2, 10]);
-      assert.match(e.place.excerpt ?? '', /nope\.conf/);
-      writeFileSync(join(dir, 'x.conf'), '.include "y.conf";\n');
-      writeFileSync(join(dir, 'y.conf'), '.include "x.conf";\n');
-      e = err(() => loadConf(join(dir, 'x.conf')));
-      assert.equal(e.code, 'JY_ERR_CONF_INCLUDE');
-      assert.match(e.message, /cycle/);
-      assert.equal(e.place.pos?.file, join(dir, 'y.conf'));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'main.conf'), 'a {}\n.include "nope.conf";\n');
+    let e = err(() => loadConf(join(dir, 'main.conf')));
+    assert.deepEqual([e.code, e.place.pos?.line, e.place.pos?.col], ['JY_ERR_CONF_INCLUDE', 2, 10]);
+    assert.match(e.place.excerpt ?? '', /nope\.conf/);
+    writeFileSync(join(dir, 'x.conf'), '.include "y.conf";\n');
+    writeFileSync(join(dir, 'y.conf'), '.include "x.conf";\n');
+    e = err(() => loadConf(join(dir, 'x.conf')));
+    assert.equal(e.code, 'JY_ERR_CONF_INCLUDE');
+    assert.match(e.message, /cycle/);
+    assert.equal(e.place.pos?.file, join(dir, 'y.conf'));
   });
 });
 

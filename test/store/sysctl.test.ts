@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, chmodSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../src/cli/main.ts';
+import { runCli } from '../helpers/cli.ts';
 import { openStore } from '../../src/store/sqlite.ts';
 
 let dir: string;
@@ -15,35 +15,27 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(['--state', join(dir, 'state'), 'sysctl', ...args], {
-    out: (t) => (out += `${t}\n`),
-    err: (t) => (err += `${t}\n`),
-  });
-  return { code, out, err };
-}
+const cli = (...args: string[]) => runCli(['--state', join(dir, 'state'), 'sysctl', ...args]);
 
 describe('jailyard sysctl', () => {
   test('lists every setting like sysctl(8)', async () => {
     const r = await cli();
-    assert.equal(r.code, 0, r.err);
-    assert.equal(r.out, 'meta_maxbufsize: 4096\nmeta_hierarchical: 0\nevent_history: 100000\n');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'meta_maxbufsize: 4096\nmeta_hierarchical: 0\nevent_history: 100000\n');
   });
 
   test('one setting, -n, FreeBSD names, --json, -d', async () => {
-    assert.equal((await cli('meta_maxbufsize')).out, 'meta_maxbufsize: 4096\n');
-    assert.equal((await cli('-n', 'security.jail.meta_maxbufsize')).out, '4096\n');
-    assert.deepEqual(JSON.parse((await cli('--json', 'meta_hierarchical')).out), { meta_hierarchical: 0 });
-    assert.match((await cli('-d', 'meta_maxbufsize')).out, /^meta_maxbufsize: Maximum buffer size/);
+    assert.equal((await cli('meta_maxbufsize')).stdout, 'meta_maxbufsize: 4096\n');
+    assert.equal((await cli('-n', 'security.jail.meta_maxbufsize')).stdout, '4096\n');
+    assert.deepEqual(JSON.parse((await cli('--json', 'meta_hierarchical')).stdout), { meta_hierarchical: 0 });
+    assert.match((await cli('-d', 'meta_maxbufsize')).stdout, /^meta_maxbufsize: Maximum buffer size/);
   });
 
   test('sets as root and prints old -> new; the store sees it', async () => {
     assert.equal(process.getuid?.(), 0, 'this test runs as root');
     const r = await cli('meta_maxbufsize=8192', 'meta_hierarchical=1');
-    assert.equal(r.code, 0, r.err);
-    assert.equal(r.out, 'meta_maxbufsize: 4096 -> 8192\nmeta_hierarchical: 0 -> 1\n');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'meta_maxbufsize: 4096 -> 8192\nmeta_hierarchical: 0 -> 1\n');
     const s = openStore(join(dir, 'state'));
     assert.equal(s.getSettings().meta_maxbufsize, 8192);
     s.close();
@@ -52,11 +44,11 @@ describe('jailyard sysctl', () => {
   test('unknown names and bad values fail with the setting named, nothing set', async () => {
     const a = await cli('nope');
     assert.equal(a.code, 1);
-    assert.match(a.err, /parameter "nope": unknown setting/);
+    assert.match(a.stderr, /parameter "nope": unknown setting/);
     const b = await cli('event_history=10', 'meta_hierarchical=7');
     assert.equal(b.code, 1);
-    assert.match(b.err, /parameter "meta_hierarchical": invalid value "7"/);
-    assert.equal((await cli('-n', 'event_history')).out, '100000\n');
+    assert.match(b.stderr, /parameter "meta_hierarchical": invalid value "7"/);
+    assert.equal((await cli('-n', 'event_history')).stdout, '100000\n');
   });
 
   test('writes need root: JY_ERR_NOT_ROOT for another uid (child process)', () => {
