@@ -4,6 +4,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 import type { JailContext } from '../../../src/platform/driver.ts';
 import type { Params } from '../../../src/conf/spec.ts';
 
@@ -11,10 +12,10 @@ export interface Sandbox {
   dir: string;
   root: string;
   ctx: JailContext;
-  cleanup(): void;
 }
 
-export function sandbox(name: string, params: Params = {}): Sandbox {
+/** A jail root in a fresh temporary folder, removed after the test T. */
+export function sandbox(t: TestContext, name: string, params: Params = {}): Sandbox {
   const dir = mkdtempSync(join(tmpdir(), 'jyfb-'));
   const root = join(dir, 'root');
   mkdirSync(root);
@@ -25,7 +26,8 @@ export function sandbox(name: string, params: Params = {}): Sandbox {
     path: root,
     stateDir: join(dir, 'state'),
   };
-  return { dir, root, ctx, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return { dir, root, ctx };
 }
 
 /** A fake clock: sleeping advances it, so stop.timeout paths run instantly. */
