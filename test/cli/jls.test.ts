@@ -92,24 +92,21 @@ test('ready is a boolean pseudo-parameter: plain, -n (ready / noready), JSON; -s
   assert.equal(formatJls([jail('a', { ready: true })], { params: ['name', 'ready'], skip: true }), 'a\n');
 });
 
-test('jailyard ls shows the readiness a jail signalled (read from the store, no daemon)', async () => {
+test('jailyard ls shows the readiness a jail signalled (read from the store, no daemon)', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'jy-cli-ready-'));
-  try {
-    // the state machine only: no real jail is needed to show a stored value
-    const store = openStore(dir);
-    store.createJail({ name: 'r1', params: { path: '/nonexistent' } });
-    store.transition('r1', 'stopped', 'starting');
-    store.transition('r1', 'starting', 'running');
-    store.close();
-    const jy = cliFor(() => dir);
-    assert.deepEqual(await jy('ls', '-n', 'name', 'ready'), { code: 0, stdout: 'name=r1 noready\n', stderr: '' });
-    const writer = openStore(dir);
-    writer.setReady('r1', true);
-    writer.close();
-    assert.equal((await jy('ls', 'name', 'ready')).stdout, 'r1 true\n');
-    const doc = JSON.parse((await jy('ls', '--json', 'name', 'ready')).stdout);
-    assert.deepEqual(doc['jail-information'].jail, [{ name: 'r1', ready: true }]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // the state machine only: no real jail is needed to show a stored value
+  const store = openStore(dir);
+  store.createJail({ name: 'r1', params: { path: '/nonexistent' } });
+  store.transition('r1', 'stopped', 'starting');
+  store.transition('r1', 'starting', 'running');
+  store.close();
+  const jy = cliFor(() => dir);
+  assert.deepEqual(await jy('ls', '-n', 'name', 'ready'), { code: 0, stdout: 'name=r1 noready\n', stderr: '' });
+  const writer = openStore(dir);
+  writer.setReady('r1', true);
+  writer.close();
+  assert.equal((await jy('ls', 'name', 'ready')).stdout, 'r1 true\n');
+  const doc = JSON.parse((await jy('ls', '--json', 'name', 'ready')).stdout);
+  assert.deepEqual(doc['jail-information'].jail, [{ name: 'r1', ready: true }]);
 });
