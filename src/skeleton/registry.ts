@@ -100,8 +100,13 @@ function readStored(stateDir: string, name: string): StoredSkeleton | undefined 
 function writeStored(stateDir: string, s: StoredSkeleton): void {
   const file = join(skeletonDir(stateDir, s.name), 'skeleton.json');
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o644 });
-  renameSync(tmp, file);
+  try {
+    writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o644 });
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 function notFound(ref: string): JailyardError {
@@ -226,8 +231,9 @@ export async function createSkeleton(
   const stored = readStored(stateDir, name) ?? { name, nextVersion: 1, versions: [] };
   const version = stored.nextVersion;
   const tmp = join(dir, `.tmp-${version}-${process.pid}-${randomBytes(4).toString('hex')}`);
-  mkdirSync(tmp, { mode: 0o755 });
+  let placed: string | undefined;
   try {
+    mkdirSync(tmp, { mode: 0o755 });
     let kind: 'reference' | 'owned';
     let manifestRoot: string;
     const writable = opts.writable ?? defaults.skeleton.writable[platform];
@@ -280,6 +286,7 @@ export async function createSkeleton(
       bytes: entries.reduce((n, e) => n + e.size, 0),
     };
     renameSync(tmp, join(dir, String(version)));
+    placed = join(dir, String(version));
     // re-read: another version may have been added meanwhile (numbers come from the rename)
     const now = readStored(stateDir, name) ?? stored;
     now.versions = [...now.versions.filter((v) => v.version !== version), sv].sort((a, b) => a.version - b.version);
@@ -292,10 +299,26 @@ export async function createSkeleton(
       if (opts.mounts) await removeBuiltTree(tmp, opts.mounts);
       else rmSync(tmp, { recursive: true, force: true });
     }
+    // a version exists once skeleton.json lists it: one renamed into place but not recorded
+    // (skeleton.json could not be written) goes too
+    if (placed && !readStored(stateDir, name)?.versions.some((v) => v.version === version))
+      rmSync(placed, { recursive: true, force: true });
     if (stored.versions.length === 0 && !readStored(stateDir, name) && readdirSync(dir).length === 0)
       rmSync(dir, { recursive: true, force: true });
-    throw e;
+    throw diskFull(e, name, dir);
   }
+}
+
+/** A full disk (ENOSPC, EDQUOT) while making a skeleton, as an error naming it and its folder. */
+function diskFull(e: unknown, name: string, dir: string): unknown {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return e;
+  return new JailyardError(
+    'JY_ERR_SKELETON_CREATE',
+    `no space left on the disk of ${dir} (${code}) creating skeleton "${name}"; nothing of it was kept: free space there and retry`,
+    { param: 'skeleton', step: 'skel create' },
+    { cause: e },
+  );
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   readSync,
   readlinkSync,
   symlinkSync,
+  unlinkSync,
   writeSync,
   type Stats,
 } from 'node:fs';
@@ -39,7 +40,11 @@ function applyMeta(fd: number, st: Stats): void {
   futimesSync(fd, st.atime, st.mtime);
 }
 
-/** Copies a regular file; the destination must not exist (not even as a symlink). */
+/**
+ * Copies a regular file; the destination must not exist (not even as a symlink). A copy that
+ * fails half way (a full disk) is removed: it was made here (O_EXCL), and a truncated file
+ * must not pass for the source's.
+ */
 export function copyFileNoFollow(src: string, dest: string, st: Stats): void {
   const input = openSync(src, O_RDONLY | O_NOFOLLOW);
   try {
@@ -53,6 +58,9 @@ export function copyFileNoFollow(src: string, dest: string, st: Stats): void {
         while (off < n) off += writeSync(output, buf, off, n - off);
       }
       applyMeta(output, st);
+    } catch (e) {
+      unlinkSync(dest);
+      throw e;
     } finally {
       closeSync(output);
     }
