@@ -6,7 +6,7 @@
 // jails run and after its own folder is gone.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,4 +142,33 @@ test("the leak check of a folder that is gone still looks only at that folder's 
   rmSync(gone, { recursive: true });
   assertNoLeaks(baseline, gone);
   assert.equal((await jyB('stop', 'w2')).code, 0);
+});
+
+test('a second folder whose path has the same tag is refused before it makes anything, naming the first', {
+  timeout: 60_000,
+}, async () => {
+  // A claimed its tag when its jails started; find another path with the same 4-hex tag
+  const tag = stateTag(`${A}/jails/x`);
+  let twin = '';
+  for (let i = 0; !twin; i++) {
+    const p = join(tmpdir(), `jy-two-twin-${i}`);
+    if (stateTag(`${p}/jails/x`) === tag && !existsSync(p)) twin = p;
+  }
+  mkdirSync(twin);
+  const jyT = cliFor(() => twin);
+  try {
+    assert.equal((await jyT('skel', 'create', 'host', '--from', '/')).code, 0);
+    assert.equal((await jyT('create', 't1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.149/24')).code, 0);
+    assert.equal((await jyT('create', 't2', 'skeleton=host', 'persist')).code, 0);
+    for (const name of ['t1', 't2']) {
+      const r = await jyT('start', name);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, new RegExp(`same tag ${tag}.*remove ${A.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    }
+    assert.deepEqual(await states(jyT), { t1: 'stopped', t2: 'stopped' });
+    assertNoLeaks(baseline, twin);
+    assert.equal((await jyT('remove', 't1', 't2')).code, 0);
+  } finally {
+    rmSync(twin, { recursive: true, force: true });
+  }
 });

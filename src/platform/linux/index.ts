@@ -13,6 +13,8 @@ import { mount, unmount } from './mounts.ts';
 import { removeBridgeIfUnused, setupNetwork, teardownNetwork } from './network.ts';
 import { isUnder, stateTag } from './paths.ts';
 import { releaseRange } from './userns.ts';
+import { claimStateTag } from './statefolders.ts';
+import { dirname } from 'node:path';
 import type { Leftovers } from '../driver.ts';
 
 /**
@@ -102,11 +104,18 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
         );
       checkNative('preflight');
     },
-    setupNetwork: (ctx) => setupNetwork(ctx, net),
+    // the first objects named with the state folder's tag: its claim first (statefolders.ts)
+    setupNetwork: (ctx) => {
+      claimStateTag(dirname(dirname(ctx.stateDir)));
+      return setupNetwork(ctx, net);
+    },
     teardownNetwork: (_ctx, facts) => teardownNetwork(facts),
     mount,
     unmount,
-    create: (ctx, netFacts, limits, mounts) => life.create(ctx, netFacts, limits, lifeCfg, mounts),
+    create: (ctx, netFacts, limits, mounts) => {
+      claimStateTag(dirname(dirname(ctx.stateDir)));
+      return life.create(ctx, netFacts, limits, lifeCfg, mounts);
+    },
     destroy: life.destroy,
     isAlive: life.isAlive,
     modify: life.modify,
