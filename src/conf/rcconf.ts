@@ -52,7 +52,7 @@ export function importRcConfSpecs(
       continue;
     }
     seen.add(j);
-    const spec = importJail(j, jv, vars, sources, options, notes);
+    const spec = importJail(new JailVars(j, jv, vars, sources, options, notes));
     if (spec) specs.push(spec);
   }
   return { specs, notes };
@@ -140,17 +140,10 @@ class JailVars {
   }
 }
 
-function importJail(
-  j: string,
-  jv: string,
-  vars: Map<string, ShellVar>,
-  sources: SourceTexts,
-  options: ImportRcOptions,
-  notes: string[],
-): JailSpec | undefined {
-  const r = new JailVars(j, jv, vars, sources, options, notes);
+function importJail(r: JailVars): JailSpec | undefined {
+  const { j, jv } = r;
   if (!r.own('rootdir') || !r.own('hostname')) {
-    notes.push(
+    r.notes.push(
       `jail "${j}" skipped: jail_${jv}_rootdir and jail_${jv}_hostname are both needed (rc.d/jail would look for a jail.conf)`,
     );
     return undefined;

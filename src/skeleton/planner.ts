@@ -104,6 +104,13 @@ function checkCow(jail: string, cow: string[], writable: string[]): void {
   }
 }
 
+/** An overlay of `lower` on `target` whose upper and work dirs live in `dir` (made first). */
+function overlayOn(dir: string, lower: string, target: string, origin: string): { dirs: string[]; step: MountStep } {
+  const upper = posix.join(dir, 'upper');
+  const work = posix.join(dir, 'work');
+  return { dirs: [dir, upper, work], step: { kind: 'overlay', lower: [lower], upper, work, target, origin } };
+}
+
 /**
  * The overlays of a jail's copy-on-write dirs: rel -> the seed's dir (the lower layer), or
  * undefined when the seed has none (no mount, a note). Each mounts on <root>/<rel> with the
@@ -121,22 +128,10 @@ export function cowSteps(
       out.notes.push(`${rel}: not in the skeleton's seed, no copy-on-write mount (the jail's dir stays empty)`);
       continue;
     }
-    const dir = cowDir(stateDir, rel);
-    const upper = posix.join(dir, 'upper');
-    const work = posix.join(dir, 'work');
-    pushUnique(
-      out.mkdirs,
-      posix.join(stateDir, 'cow'),
-      dir,
-      upper,
-      work,
-      ...parentDirs(root, rel),
-      posix.join(root, rel),
-    );
-    out.mounts.push({
-      rel,
-      step: { kind: 'overlay', lower: [lower], upper, work, target: posix.join(root, rel), origin: 'skeleton-cow' },
-    });
+    const target = posix.join(root, rel);
+    const o = overlayOn(cowDir(stateDir, rel), lower, target, 'skeleton-cow');
+    pushUnique(out.mkdirs, posix.join(stateDir, 'cow'), ...o.dirs, ...parentDirs(root, rel), target);
+    out.mounts.push({ rel, step: o.step });
   }
   return out;
 }
@@ -261,30 +256,16 @@ function roMounts(d: Draft, at: string, under: string, kind: 'bind' | 'overlay')
         step: { kind: 'bind', source: posix.join(skel, rel), target: dest, readonly: true, origin: 'skeleton-ro' },
       });
     } else {
-      const dir = roLayerDir(state, rel);
-      const upper = posix.join(dir, 'upper');
-      const work = posix.join(dir, 'work');
+      const o = overlayOn(roLayerDir(state, rel), posix.join(skel, rel), dest, 'skeleton-overlay');
       pushUnique(
         plan.mkdirs,
         posix.join(state, 'overlay'),
         posix.join(state, 'overlay', 'ro'),
-        dir,
-        upper,
-        work,
+        ...o.dirs,
         ...parentDirs(at, rel),
         dest,
       );
-      d.skeletonMounts.push({
-        rel,
-        step: {
-          kind: 'overlay',
-          lower: [posix.join(skel, rel)],
-          upper,
-          work,
-          target: dest,
-          origin: 'skeleton-overlay',
-        },
-      });
+      d.skeletonMounts.push({ rel, step: o.step });
     }
   }
 }
