@@ -223,9 +223,9 @@ const MIN_DISK = 16 * 1024 * 1024;
 
 /** The jail's limits.disk in bytes (its parameter, else the defaults'), undefined: none. */
 export function diskLimit(record: JailSpec, defaults: Defaults): number | undefined {
-  const v = record.params['limits.disk'] ?? defaults.skeleton.disk ?? undefined;
+  const v = paramString(record.params, 'limits.disk') ?? defaults.skeleton.disk ?? undefined;
   if (v === undefined || v === null || v === '' || v === '0') return undefined;
-  const bytes = parseSize(String(v), { jail: record.name, param: 'limits.disk' });
+  const bytes = parseSize(v, { jail: record.name, param: 'limits.disk' });
   if (bytes < MIN_DISK)
     throw new JailyardError('JY_ERR_PARAM_VALUE', `limits.disk must be at least 16M (got ${String(v)})`, {
       jail: record.name,
