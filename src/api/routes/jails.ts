@@ -6,7 +6,7 @@ import { ERROR_CODES, JailyardError, type ErrorCode } from '../../errors.ts';
 import type { BatchResult as BatchResultT } from '../../runtime/types.ts';
 import type { JailRecord } from '../../store/types.ts';
 import type { ApiContext } from '../context.ts';
-import { etag, parseIfMatch, toMetaOps } from '../input.ts';
+import { checkSelectorParam, etag, parseIfMatch, toMetaOps } from '../input.ts';
 import {
   BatchBody,
   BatchResult,
@@ -74,6 +74,7 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
     },
     async (request, reply) => {
       const q = request.query;
+      checkSelectorParam(q.labelSelector);
       if (isFlagSet(q.watch)) {
         serveWatch(ctx, request, reply, {
           labelSelector: q.labelSelector,
