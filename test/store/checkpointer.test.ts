@@ -20,32 +20,31 @@ function walFrames(file: string): number {
   }
 }
 
-test('with the checkpointer running, the WAL is copied in the background and restarts small', async () => {
+test('with the checkpointer running, the WAL is copied in the background and restarts small', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'jy-ckpt-'));
   const store = openStore(join(dir, 'state'));
   const file = join(dir, 'state', STORE_FILE);
-  try {
-    store.createJail({ name: 'a', params: {} });
-    const write = (n: number) => store.modifyJail('a', { meta: [{ op: 'set', key: 'k', value: String(n) }] });
-    // the baseline: with the writer's own checkpoints off, 300 writes leave their frames
-    (store as unknown as { db: Database.Database }).db.pragma('wal_autocheckpoint = 0');
-    for (let n = 0; n < 300; n++) write(n);
-    const before = walFrames(file);
-    assert.ok(before >= 300, `frames without checkpoints: ${before}`);
-
-    const ck = store.checkpointInBackground();
-    try {
-      for (let n = 0; n < 300; n++) write(n);
-      await new Promise((r) => setTimeout(r, 700));
-      // after a complete checkpoint the next write starts the WAL over
-      write(-1);
-      const after = walFrames(file);
-      assert.ok(after < 50, `frames after the background checkpoint and one write: ${after}`);
-    } finally {
-      await ck.stop();
-    }
-  } finally {
+  t.after(() => {
     store.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+  store.createJail({ name: 'a', params: {} });
+  const write = (n: number) => store.modifyJail('a', { meta: [{ op: 'set', key: 'k', value: String(n) }] });
+  // the baseline: with the writer's own checkpoints off, 300 writes leave their frames
+  (store as unknown as { db: Database.Database }).db.pragma('wal_autocheckpoint = 0');
+  for (let n = 0; n < 300; n++) write(n);
+  const before = walFrames(file);
+  assert.ok(before >= 300, `frames without checkpoints: ${before}`);
+
+  const ck = store.checkpointInBackground();
+  try {
+    for (let n = 0; n < 300; n++) write(n);
+    await new Promise((r) => setTimeout(r, 700));
+    // after a complete checkpoint the next write starts the WAL over
+    write(-1);
+    const after = walFrames(file);
+    assert.ok(after < 50, `frames after the background checkpoint and one write: ${after}`);
+  } finally {
+    await ck.stop(); // before the store closes (the outer t.after)
   }
 });

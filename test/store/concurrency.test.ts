@@ -28,59 +28,58 @@ function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
   });
 }
 
-test(`${WRITERS} writer processes x ${WRITES} key writes on one jail: 0 lost`, { timeout: 180_000 }, async () => {
+test(`${WRITERS} writer processes x ${WRITES} key writes on one jail: 0 lost`, { timeout: 180_000 }, async (t) => {
   const base = mkdtempSync(join(tmpdir(), 'jy-conc-'));
   const dir = join(base, 'state');
-  try {
-    const store = openStore(dir);
-    store.createJail({ name: 'shared', params: {} });
-    const r0 = store.currentRevision();
-
-    const t0 = performance.now();
-    const results = await Promise.all(
-      Array.from({ length: WRITERS }, (_, i) => run([dir, 'shared', String(i), String(WRITES), String(KEYS)])),
-    );
-    const seconds = (performance.now() - t0) / 1000;
-    for (const r of results) assert.equal(r.code, 0, r.stderr.slice(0, 3000));
-
-    // final state: every key holds the last value its writer wrote
-    const final = labelsOf(store.requireJail('shared').meta, '');
-    assert.equal(Object.keys(final).length, WRITERS * KEYS);
-    for (let i = 0; i < WRITERS; i++) {
-      for (let m = 0; m < KEYS; m++) assert.equal(final[`w${i}k${m}`], String(WRITES - KEYS + m), `w${i}k${m}`);
-    }
-
-    // the history: one event per write, each changing exactly one key forward
-    const events = [];
-    for (let since = r0; ; ) {
-      const batch = store.eventsSince(since, 5000);
-      if (!batch.length) break;
-      events.push(...batch);
-      since = batch[batch.length - 1]!.revision;
-    }
-    assert.equal(events.length, WRITERS * WRITES);
-    const perWriter = new Array<number>(WRITERS).fill(0);
-    let prev: Record<string, string> = {};
-    for (const e of events) {
-      const now = labelsOf(e.jail.meta, '');
-      const changed = Object.keys(now).filter((k) => now[k] !== prev[k]);
-      assert.equal(changed.length, 1, `revision ${e.revision} changed ${changed.join(',')}`);
-      for (const k of Object.keys(prev)) {
-        assert.ok(k in now, `revision ${e.revision} lost key ${k}`);
-        assert.ok(Number(now[k]) >= Number(prev[k]), `revision ${e.revision}: ${k} went back`);
-      }
-      perWriter[Number(/^w(\d+)k/.exec(changed[0]!)![1])]!++;
-      prev = now;
-    }
-    assert.deepEqual(perWriter, new Array<number>(WRITERS).fill(WRITES));
-    store.close();
-    console.log(
-      `# ${WRITERS * WRITES} writes by ${WRITERS} processes in ${seconds.toFixed(2)} s (${Math.round((WRITERS * WRITES) / seconds)}/s incl. process start)`,
-    );
-  } finally {
+  t.after(() => {
     rmSync(base, { recursive: true, force: true });
     // only processes can leak here (no mounts, links or namespaces are made); the global
     // assertNoLeaks() would also see other engineers' tests running at the same time
     assert.deepEqual(processesMentioning(base), [], 'writer processes left behind');
+  });
+  const store = openStore(dir);
+  store.createJail({ name: 'shared', params: {} });
+  const r0 = store.currentRevision();
+
+  const t0 = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: WRITERS }, (_, i) => run([dir, 'shared', String(i), String(WRITES), String(KEYS)])),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  for (const r of results) assert.equal(r.code, 0, r.stderr.slice(0, 3000));
+
+  // final state: every key holds the last value its writer wrote
+  const final = labelsOf(store.requireJail('shared').meta, '');
+  assert.equal(Object.keys(final).length, WRITERS * KEYS);
+  for (let i = 0; i < WRITERS; i++) {
+    for (let m = 0; m < KEYS; m++) assert.equal(final[`w${i}k${m}`], String(WRITES - KEYS + m), `w${i}k${m}`);
   }
+
+  // the history: one event per write, each changing exactly one key forward
+  const events = [];
+  for (let since = r0; ; ) {
+    const batch = store.eventsSince(since, 5000);
+    if (!batch.length) break;
+    events.push(...batch);
+    since = batch[batch.length - 1]!.revision;
+  }
+  assert.equal(events.length, WRITERS * WRITES);
+  const perWriter = new Array<number>(WRITERS).fill(0);
+  let prev: Record<string, string> = {};
+  for (const e of events) {
+    const now = labelsOf(e.jail.meta, '');
+    const changed = Object.keys(now).filter((k) => now[k] !== prev[k]);
+    assert.equal(changed.length, 1, `revision ${e.revision} changed ${changed.join(',')}`);
+    for (const k of Object.keys(prev)) {
+      assert.ok(k in now, `revision ${e.revision} lost key ${k}`);
+      assert.ok(Number(now[k]) >= Number(prev[k]), `revision ${e.revision}: ${k} went back`);
+    }
+    perWriter[Number(/^w(\d+)k/.exec(changed[0]!)![1])]!++;
+    prev = now;
+  }
+  assert.deepEqual(perWriter, new Array<number>(WRITERS).fill(WRITES));
+  store.close();
+  console.log(
+    `# ${WRITERS * WRITES} writes by ${WRITERS} processes in ${seconds.toFixed(2)} s (${Math.round((WRITERS * WRITES) / seconds)}/s incl. process start)`,
+  );
 });
