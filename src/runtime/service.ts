@@ -8,6 +8,7 @@ import { paramString, type JailSpec } from '../conf/spec.ts';
 import { checkKeyOps, type MetaOp } from '../meta/ops.ts';
 import type { Driver, JailContext } from '../platform/driver.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
+import { checkRevision } from '../store/revision.ts';
 import type { JailChange, JailRecord, Store, WriteOptions } from '../store/types.ts';
 import type { BatchOptions, BatchResult, JailOutcome, JailService } from './types.ts';
 import { guestDir, jailRoot, jailStateDir } from '../layout.ts';
@@ -69,6 +70,8 @@ function summarize(outcomes: JailOutcome[]): BatchResult {
   return { outcomes, ok: outcomes.every((o) => o.status === 'ok') };
 }
 
+const isConflict = (e: unknown): boolean => e instanceof JailyardError && e.code === 'JY_ERR_REVISION_CONFLICT';
+
 export function createLocalService(opts: LocalServiceOptions): JailService & {
   /** The complete mount plan start would execute (for --dry-run). */
   planOf(name: string): MountPlan;
@@ -127,6 +130,58 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     return [...dependsOf(store.requireJail(n).params), ...(p && store.getJail(p) ? [p] : [])];
   };
 
+  /** Every name must exist before a batch changes anything: one missing name changes nothing. */
+  const requireAll = (names: string[]): void => {
+    const missing = names.filter((n) => !store.getJail(n));
+    if (missing.length === 1) store.requireJail(missing[0]!);
+    if (missing.length > 1)
+      throw new JailyardError(
+        'JY_ERR_JAIL_NOT_FOUND',
+        `jails ${missing.map((n) => `"${n}"`).join(', ')} not found; nothing was changed`,
+        { jail: missing[0]! },
+      );
+  };
+
+  /**
+   * The stop of a conditional remove: the revision is compared inside the transaction of
+   * its first change (running -> stopping); a stopped jail's removal compares by itself.
+   */
+  const stopIfUnchanged = async (n: string, running: boolean, cas: number): Promise<BatchResult> => {
+    if (!running) return summarize([]);
+    try {
+      await stopJail(await deps(), n, () => checkRevision(store.requireJail(n), cas));
+      return summarize([{ name: n, status: 'ok' }]);
+    } catch (e) {
+      if (isConflict(e)) throw e;
+      return summarize([failedOutcome(n, e)]);
+    }
+  };
+
+  /** Removes a stopped jail: its skeleton share, its record, then its state folder. */
+  const forget = async (n: string, wopts: WriteOptions): Promise<void> => {
+    crashPoint('jail.remove:stopped');
+    const record = store.requireJail(n);
+    const children = descendantsOf(n).map((j) => j.name);
+    if (children.length)
+      throw new JailyardError('JY_ERR_DEPEND', `child jail(s) ${children.join(', ')} could not be removed`, {
+        jail: n,
+      });
+    const dir = jailStateDir(stateDir, n);
+    const left = (await getDriver()).mountsBelow(dir);
+    if (left.length) {
+      throw new JailyardError(
+        'JY_ERR_MOUNT',
+        `still mounted below ${dir}: ${left.join(', ')}; run jailyard reconcile`,
+        { jail: n },
+      );
+    }
+    if (opts.skeletons?.release) await opts.skeletons.release(stateDir, record);
+    store.removeJail(n, wopts);
+    crashPoint('jail.remove:forgotten');
+    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+    crashPoint('jail.remove:done');
+  };
+
   const service = {
     async list(filter?: { selector?: string }): Promise<JailRecord[]> {
       return store.listJails(filter);
@@ -146,7 +201,6 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       if (nested) store.requireJail(nested); // FreeBSD: a child is made inside an existing parent
       checkNestedParams({ name, params: rest });
       jailLimits(rest, name); // validates sizes before anything is written
-      rootOf({ name, params: rest }); // and the root's rules: a refused create writes no event
       // saved before the record: a crash before the end is undone by reconcile
       saveIntent(stateDir, { kind: 'create', jail: name });
       crashPoint('jail.create:intent');
@@ -225,7 +279,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async start(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
-      for (const n of names) store.requireJail(n);
+      requireAll(names);
       for (const n of names) refuseUnfinished(stateDir, n);
       // like jail -c: what a jail depends on is started first, unless it already runs
       const all = withDependencies(names, dependsOfName).filter(
@@ -246,7 +300,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async stop(requested: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
-      for (const n of requested) store.requireJail(n);
+      requireAll(requested);
       // a parent stops only after its running children (jail -r removes children first)
       const names = [
         ...new Set(
@@ -266,6 +320,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async restart(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+      requireAll(names);
       const running = names.filter((n) => store.requireJail(n).state === 'running');
       const stopped = await service.stop(running, bopts);
       const failedStops = new Set(stopped.outcomes.filter((o) => o.status !== 'ok').map((o) => o.name));
@@ -282,44 +337,24 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async remove(requested: string[], bopts: BatchOptions & WriteOptions = {}): Promise<BatchResult> {
-      for (const n of requested) store.requireJail(n);
+      requireAll(requested);
       // removing a parent removes its children, deepest first
       const names = [...new Set(requested.flatMap((n) => [...descendantsOf(n).map((j) => j.name), n]))];
       const running = names.filter((n) => store.requireJail(n).state !== 'stopped');
-      let stopped: BatchResult = { outcomes: [], ok: true };
-      // compare-and-swap: the revision is compared inside the transaction of the removal's
-      // first change (running -> stopping, or the removal of a stopped jail)
       const cas = bopts.ifRevision;
-      if (cas !== undefined) {
-        if (names.length !== 1) {
-          throw new JailyardError(
-            'JY_ERR_USAGE',
-            'a conditional remove (If-Match, --if-revision) takes one jail without child jails',
-            { jail: requested[0] ?? '' },
-          );
-        }
-        const n = names[0]!;
-        if (running.length) {
-          const unchanged = () => {
-            const cur = store.requireJail(n);
-            if (cur.revision !== cas)
-              throw new JailyardError(
-                'JY_ERR_REVISION_CONFLICT',
-                `revision conflict: expected revision ${cas}, jail is at revision ${cur.revision}`,
-                { jail: n },
-              );
-          };
-          try {
-            await stopJail(await deps(), n, unchanged);
-            stopped = { outcomes: [{ name: n, status: 'ok' }], ok: true };
-          } catch (e) {
-            if (e instanceof JailyardError && e.code === 'JY_ERR_REVISION_CONFLICT') throw e;
-            stopped = summarize([failedOutcome(n, e)]);
-          }
-        }
-      } else if (running.length) {
-        stopped = await service.stop(running, bopts);
+      if (cas !== undefined && names.length !== 1) {
+        throw new JailyardError(
+          'JY_ERR_USAGE',
+          'a conditional remove (If-Match, --if-revision) takes one jail without child jails',
+          { jail: requested[0] ?? '' },
+        );
       }
+      const stopped =
+        cas !== undefined
+          ? await stopIfUnchanged(names[0]!, running.length > 0, cas)
+          : running.length
+            ? await service.stop(running, bopts)
+            : summarize([]);
       const outcomes: JailOutcome[] = [];
       for (const n of names) {
         const failed = stopped.outcomes.find((o) => o.name === n && o.status !== 'ok');
@@ -328,34 +363,12 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
           continue;
         }
         try {
-          crashPoint('jail.remove:stopped');
-          const record = store.requireJail(n);
-          const children = descendantsOf(n).map((j) => j.name);
-          if (children.length)
-            throw new JailyardError('JY_ERR_DEPEND', `child jail(s) ${children.join(', ')} could not be removed`, {
-              jail: n,
-            });
-          const dir = jailStateDir(stateDir, n);
-          const left = (await getDriver()).mountsBelow(dir);
-          if (left.length) {
-            throw new JailyardError(
-              'JY_ERR_MOUNT',
-              `still mounted below ${dir}: ${left.join(', ')}; run jailyard reconcile`,
-              { jail: n },
-            );
-          }
           // a stopped jail removed under If-Match: the removal itself compares
-          const casHere = cas !== undefined && !running.includes(n) ? { ifRevision: cas } : {};
-          if (opts.skeletons?.release) await opts.skeletons.release(stateDir, record);
-          store.removeJail(n, casHere);
-          crashPoint('jail.remove:forgotten');
-          if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
-          await (await getDriver()).forget?.(dir);
-          crashPoint('jail.remove:done');
+          await forget(n, cas !== undefined && !running.includes(n) ? { ifRevision: cas } : {});
           outcomes.push({ name: n, status: 'ok' });
         } catch (e) {
           // a conditional remove that lost the race changed nothing: an error, not an outcome
-          if (cas !== undefined && e instanceof JailyardError && e.code === 'JY_ERR_REVISION_CONFLICT') throw e;
+          if (cas !== undefined && isConflict(e)) throw e;
           outcomes.push(failedOutcome(n, e));
         }
       }
