@@ -22,9 +22,14 @@ function folderName(name: string, what: 'jail' | 'skeleton'): string {
   return name;
 }
 
+/** All jails' folders; one per jail name below it. */
+export function jailsDir(stateDir: string): string {
+  return join(stateDir, 'jails');
+}
+
 /** jailyard's folder for one jail: console log, guest folder, writable parts. */
 export function jailStateDir(stateDir: string, name: string): string {
-  return join(stateDir, 'jails', folderName(name, 'jail'));
+  return join(jailsDir(stateDir), folderName(name, 'jail'));
 }
 
 /** The jail's guest folder (its env file and guest socket, bound at /run/jailyard). */
