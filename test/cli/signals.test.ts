@@ -1,12 +1,14 @@
 // Signals at any moment of `apply`, `start -p` and `rollout`, with stdout and stderr (a) a
-// closed pipe, (b) a full pipe nobody reads, (c) a terminal (a real pty). The moments are
+// closed pipe, (b) a full pipe nobody reads, (c) a terminal (a real pty), and (d) a terminal
+// stopped by Ctrl-S (Node writes a terminal synchronously: the first write would block the
+// event loop and with it the signal handlers). The moments are
 // found by marker files the jails' host hooks touch: early (the first jail's exec.prepare),
 // mid (the second jail created, the first running; for rollout: the new jail running while
 // its health is awaited) and during the clean-up (a second, third and fourth signal while
 // the undo runs exec.poststop). Every run must end with 128 + the first signal's number,
 // every jail it started stopped (a rollout saved as `interrupted` naming --resume/--abort),
-// and nothing of the state folder left. CI runs 9 cases (each verb at each moment, each
-// stdout kind at each moment); JAILYARD_SOAK=1 runs all 27 with each signal.
+// and nothing of the state folder left. CI runs 10 cases (each verb at each moment, each
+// of (a)-(c) at each moment, and (d) once); JAILYARD_SOAK=1 runs all 36 with each signal.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -35,16 +37,16 @@ let marks: string;
 let baseline: SystemSnapshot;
 const jy = cliFor(() => state);
 
-type Kind = 'closed' | 'full' | 'tty';
+type Kind = 'closed' | 'full' | 'tty' | 'stalled';
 type Moment = 'early' | 'mid' | 'cleanup';
 type Verb = 'apply' | 'start' | 'rollout';
 
 /** Host hooks that mark the moments; the sleeps hold each moment open for a signal. */
 const hooks = (tag: string) =>
-  `exec.prepare = "touch ${marks}/${tag}.prepare; sleep 0.3"; ` +
-  `exec.created = "touch ${marks}/${tag}.created; sleep 0.3"; ` +
+  `exec.prepare = "touch ${marks}/${tag}.prepare; sleep 0.2"; ` +
+  `exec.created = "touch ${marks}/${tag}.created; sleep 0.2"; ` +
   `exec.poststart = "touch ${marks}/${tag}.poststart"; ` +
-  `exec.poststop = "touch ${marks}/${tag}.poststop; sleep 0.4";`;
+  `exec.poststop = "touch ${marks}/${tag}.poststop; sleep 0.3";`;
 
 before(async () => {
   baseline = snapshot();
@@ -79,6 +81,8 @@ import os, pty, sys, select
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(sys.argv[1], sys.argv[1:])
+if os.environ.get('STALL') == '1':
+    os.write(fd, b'\x13')  # Ctrl-S: the terminal stops taking output
 sys.stderr.write('PID %d\\n' % pid); sys.stderr.flush()
 while True:
     r, _, _ = select.select([fd], [], [], 0.1)
@@ -108,8 +112,11 @@ interface Run {
 
 function launch(kind: Kind, args: string[]): Run {
   const argv = [BIN, '--state', state, ...args];
-  if (kind === 'tty') {
-    const child = spawn('python3', ['-c', PTY, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (kind === 'tty' || kind === 'stalled') {
+    const child = spawn('python3', ['-c', PTY, process.execPath, ...argv], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, STALL: kind === 'stalled' ? '1' : '0' },
+    });
     let out = '';
     let err = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -251,13 +258,20 @@ async function interrupt(verb: Verb, kind: Kind, moment: Moment, sig: NodeJS.Sig
 }
 
 const VERBS: Verb[] = ['apply', 'start', 'rollout'];
-const KINDS: Kind[] = ['closed', 'full', 'tty'];
+const KINDS: Kind[] = ['closed', 'full', 'tty', 'stalled'];
 const MOMENTS: Moment[] = ['early', 'mid', 'cleanup'];
 
 for (const [v, verb] of VERBS.entries()) {
   for (const [k, kind] of KINDS.entries()) {
-    // CI: a Latin square (every verb at every moment, every stdout kind at every moment)
-    const moments = SOAK ? MOMENTS : [MOMENTS[(v + k) % 3]!];
+    // CI: a Latin square (every verb at every moment, every stdout kind at every moment), and
+    // the stopped terminal once
+    const moments = SOAK
+      ? MOMENTS
+      : kind === 'stalled'
+        ? verb === 'start'
+          ? ['mid' as const]
+          : []
+        : [MOMENTS[(v + k) % 3]!];
     for (const moment of moments) {
       const signals = SOAK ? (['SIGINT', 'SIGTERM', 'SIGHUP'] as const) : [SIGNAL_OF[moment]];
       for (const sig of signals) {
