@@ -22,7 +22,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { JailyardError } from '../errors.ts';
+import { JailyardError, describeError } from '../errors.ts';
 import type { Driver } from '../platform/driver.ts';
 import type { JournalOp } from '../skeleton/merge.ts';
 import { writePinned, type PinnedSkeleton } from '../skeleton/hooks.ts';
@@ -241,7 +241,7 @@ export function recoverIntents(opts: { store: Store; stateDir: string; dryRun?: 
     } catch (e) {
       report.failed.push({
         jail: header.jail,
-        message: e instanceof JailyardError ? e.describe() : String(e),
+        message: describeError(e),
       });
     }
   }
