@@ -1,9 +1,9 @@
 // Stopping a verb by signal. The first SIGINT, SIGTERM or SIGHUP asks the verb to stop (its
 // AbortSignal); the verb then takes down what it started. Every later signal only says that
 // clean-up is under way: Node's default action for a second Ctrl-C would kill the process
-// in the middle of it, leaving jails, mounts and HAProxy behind. Long-running verbs
-// (quickstart, serve, lb) stop this way as their normal end; one-shot verbs (apply, start,
-// rollout) undo what they started and end with 128 + the signal's number (130, 143, 129).
+// in the middle of it, leaving jails, mounts and HAProxy behind. The quick start stops this
+// way as its normal end (exit 0); one-shot verbs (apply, start, rollout) undo what they
+// started and end with 128 + the signal's number (130, 143, 129).
 import { constants } from 'node:os';
 import type { CliIO } from './context.ts';
 
