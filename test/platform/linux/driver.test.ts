@@ -100,7 +100,7 @@ describe('linux driver: one running jail', () => {
     assert.equal(route.stdout.trim(), '', 'no default route out');
   });
 
-  test('host reaches a server in the jail; the jail reaches the bridge address', async () => {
+  test('host reaches a server in the jail; the jail reaches the bridge address', async (t) => {
     // A server inside, started through runInJail (reparented to tini after the shell exits).
     await inJail(`python3 -m http.server --bind ${ADDR} 8080 >/dev/null 2>&1 &`);
     let body = '';
@@ -114,13 +114,10 @@ describe('linux driver: one running jail', () => {
     assert.match(body, /Directory listing/);
     const server = createServer((_q, s) => s.end('hello from the host'));
     await new Promise<void>((r) => server.listen(0, '198.51.100.1', r));
-    try {
-      const port = (server.address() as { port: number }).port;
-      const r = await inJail(`curl -s --max-time 5 http://198.51.100.1:${port}/`);
-      assert.equal(r.stdout, 'hello from the host', r.stderr);
-    } finally {
-      server.close();
-    }
+    t.after(() => server.close());
+    const port = (server.address() as { port: number }).port;
+    const r = await inJail(`curl -s --max-time 5 http://198.51.100.1:${port}/`);
+    assert.equal(r.stdout, 'hello from the host', r.stderr);
   });
 
   test('exec as a user resolved in the jail', async () => {
@@ -188,74 +185,72 @@ describe('linux driver: stop, survival, failures', () => {
     assertNoLeaks(before0, PREFIX);
   });
 
-  test('destroy SIGKILLs a process that ignores SIGTERM after the timeout', async () => {
+  test('destroy SIGKILLs a process that ignores SIGTERM after the timeout', async (t) => {
     const jail = makeTestJail(PREFIX);
     const net = await driver.setupNetwork(jail.ctx);
     const mounts = await driver.mount(jail.ctx, jail.plan);
     const facts = await driver.create(jail.ctx, net, {});
-    try {
-      await driver.runInJail(jail.ctx, facts, [
-        '/bin/sh',
-        '-c',
-        `trap '' TERM; (trap '' TERM; while :; do sleep 0.05; done) >/dev/null 2>&1 &`,
-      ]);
-      const t0 = Date.now();
-      await driver.destroy(jail.ctx, facts, 400);
-      assert.ok(Date.now() - t0 >= 400, 'waited the stop timeout');
-      assert.equal(driver.isAlive(facts), false);
-    } finally {
+    t.after(async () => {
       if (driver.isAlive(facts)) await driver.destroy(jail.ctx, facts, 0);
       await driver.unmount(jail.ctx, mounts);
       await driver.teardownNetwork(jail.ctx, net);
       jail.cleanup();
-    }
+    });
+    await driver.runInJail(jail.ctx, facts, [
+      '/bin/sh',
+      '-c',
+      `trap '' TERM; (trap '' TERM; while :; do sleep 0.05; done) >/dev/null 2>&1 &`,
+    ]);
+    const t0 = Date.now();
+    await driver.destroy(jail.ctx, facts, 400);
+    assert.ok(Date.now() - t0 >= 400, 'waited the stop timeout');
+    assert.equal(driver.isAlive(facts), false);
   });
 
   for (const [how, env] of [
     ['jy-spawner', {}],
     ["node's spawn (JAILYARD_SPAWNER=0)", { JAILYARD_SPAWNER: '0' }],
   ] as const) {
-    test(`a jail survives the process that created it (programs started by ${how}); no /dev in the plan: the stage makes one; no address: only the loopback`, async () => {
+    test(`a jail survives the process that created it (programs started by ${how}); no /dev in the plan: the stage makes one; no address: only the loopback`, async (t) => {
       const jail = makeTestJail(PREFIX, {}, false);
       const net = await driver.setupNetwork(jail.ctx);
       assert.equal(net.netns, undefined, 'no named netns for a jail without addresses');
       assert.equal(net.veth, undefined, 'no veth for a jail without addresses');
       const mounts = await driver.mount(jail.ctx, jail.plan);
       let facts: CreateFacts | undefined;
-      try {
-        const script = `import { createLinuxDriver } from ${JSON.stringify(new URL('../../../src/platform/linux/index.ts', import.meta.url).pathname)};
-          const f = await createLinuxDriver({ cgroupParent: 'jailyard-${PREFIX}' }).create(${JSON.stringify(jail.ctx)}, ${JSON.stringify(net)}, {});
-          console.log(JSON.stringify(f));`;
-        const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-          encoding: 'utf8',
-          timeout: 20000,
-          env: { ...process.env, ...env },
-        });
-        assert.equal(out.status, 0, out.stderr);
-        facts = JSON.parse(out.stdout) as CreateFacts;
-        assert.ok(driver.isAlive(facts), 'pid 1 alive after its creator exited');
-        const r = await driver.runInJail(jail.ctx, facts, ['/bin/sh', '-c', 'echo hi > /dev/null && ls /dev']);
-        assert.equal(r.code, 0, r.stderr);
-        assert.match(r.stdout, /urandom/);
-        const links = await driver.runInJail(jail.ctx, facts, ['ip', '-o', 'link', 'show']);
-        assert.equal(links.code, 0, links.stderr);
-        const names = links.stdout
-          .trim()
-          .split('\n')
-          .map((l) => l.split(': ')[1]);
-        assert.deepEqual(names, ['lo'], `only the loopback: ${links.stdout}`);
-        assert.match(links.stdout, /<LOOPBACK,UP,LOWER_UP>/);
-        assert.notEqual(
-          readlinkSync(`/proc/${facts.initPid}/ns/net`),
-          readlinkSync('/proc/self/ns/net'),
-          'a network namespace of its own',
-        );
-      } finally {
+      t.after(async () => {
         if (facts) await driver.destroy(jail.ctx, facts, 1000);
         await driver.unmount(jail.ctx, mounts);
         await driver.teardownNetwork(jail.ctx, net);
         jail.cleanup();
-      }
+      });
+      const script = `import { createLinuxDriver } from ${JSON.stringify(new URL('../../../src/platform/linux/index.ts', import.meta.url).pathname)};
+        const f = await createLinuxDriver({ cgroupParent: 'jailyard-${PREFIX}' }).create(${JSON.stringify(jail.ctx)}, ${JSON.stringify(net)}, {});
+        console.log(JSON.stringify(f));`;
+      const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+        encoding: 'utf8',
+        timeout: 20000,
+        env: { ...process.env, ...env },
+      });
+      assert.equal(out.status, 0, out.stderr);
+      facts = JSON.parse(out.stdout) as CreateFacts;
+      assert.ok(driver.isAlive(facts), 'pid 1 alive after its creator exited');
+      const r = await driver.runInJail(jail.ctx, facts, ['/bin/sh', '-c', 'echo hi > /dev/null && ls /dev']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /urandom/);
+      const links = await driver.runInJail(jail.ctx, facts, ['ip', '-o', 'link', 'show']);
+      assert.equal(links.code, 0, links.stderr);
+      const names = links.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(': ')[1]);
+      assert.deepEqual(names, ['lo'], `only the loopback: ${links.stdout}`);
+      assert.match(links.stdout, /<LOOPBACK,UP,LOWER_UP>/);
+      assert.notEqual(
+        readlinkSync(`/proc/${facts.initPid}/ns/net`),
+        readlinkSync('/proc/self/ns/net'),
+        'a network namespace of its own',
+      );
     });
   }
 
@@ -281,26 +276,25 @@ describe('linux driver: stop, survival, failures', () => {
     jail.cleanup();
   });
 
-  test('unmount detaches a busy mount lazily and goes on with the rest, newest first', async () => {
+  test('unmount detaches a busy mount lazily and goes on with the rest, newest first', async (t) => {
     const jail = makeTestJail(PREFIX);
     jail.plan.mounts.push({ kind: 'tmpfs', target: `${jail.plan.root}/mnt`, options: [], origin: 'mount' });
     const mountsBefore = snapshot().mounts;
     const facts = await driver.mount(jail.ctx, jail.plan);
     // a host process working inside the tmpfs keeps it busy
     const busy = spawn('sleep', ['30'], { cwd: `${jail.plan.root}/mnt`, stdio: 'ignore' });
-    try {
-      await driver.unmount(jail.ctx, facts);
-      assert.deepEqual(
-        snapshot().mounts.filter((m) => !mountsBefore.includes(m)),
-        [],
-        'every mount gone from the table',
-      );
-      assert.equal(busy.exitCode, null, 'the busy process was left alone');
-    } finally {
+    t.after(async () => {
       busy.kill('SIGKILL');
       await new Promise((r) => busy.once('exit', r));
       jail.cleanup();
-    }
+    });
+    await driver.unmount(jail.ctx, facts);
+    assert.deepEqual(
+      snapshot().mounts.filter((m) => !mountsBefore.includes(m)),
+      [],
+      'every mount gone from the table',
+    );
+    assert.equal(busy.exitCode, null, 'the busy process was left alone');
   });
 
   test('a mount failing in the middle of a batch undoes exactly the mounts made before it', async () => {
@@ -344,7 +338,7 @@ describe('linux driver: stop, survival, failures', () => {
     outside.cleanup();
   });
 
-  test('addresses outside the range or used elsewhere are refused', async () => {
+  test('addresses outside the range or used elsewhere are refused', async (t) => {
     const a = makeTestJail(PREFIX, { 'ip4.addr': '203.0.113.5' });
     await assert.rejects(driver.setupNetwork(a.ctx), (e) => {
       assert.ok(isJailyardError(e));
@@ -360,7 +354,11 @@ describe('linux driver: stop, survival, failures', () => {
     const netB = await driver.setupNetwork(b.ctx);
     try {
       assert.deepEqual(netB.addresses, ['198.51.100.202/24']);
-      await assert.rejects(driver.setupNetwork(c.ctx), /already used by netns/);
+      // the holder is named: its jail and state folder when it has a claim, and its netns
+      await assert.rejects(
+        driver.setupNetwork(c.ctx),
+        /already used by jail "[^"]+" of the state folder .*\(netns jy-/,
+      );
     } finally {
       await driver.teardownNetwork(b.ctx, netB);
     }
@@ -372,23 +370,20 @@ describe('linux driver: stop, survival, failures', () => {
     // a jail netns without a claim (an older jailyard made it) is read from the kernel
     const legacy = 'jy-ffff-1';
     execFileSync('ip', ['netns', 'add', legacy]);
-    try {
-      execFileSync('ip', ['-n', legacy, 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
-      execFileSync('ip', ['-n', legacy, 'addr', 'add', '198.51.100.214/24', 'dev', 'd0']);
-      const d = makeTestJail(PREFIX, { 'ip4.addr': '198.51.100.214' });
-      const attempt = driver.setupNetwork(d.ctx);
-      await assert.rejects(attempt, new RegExp(`198\\.51\\.100\\.214 is already used by netns ${legacy}`));
-      await attempt.then(
-        (n) => driver.teardownNetwork(d.ctx, n),
-        () => {},
-      );
-      d.cleanup();
-    } finally {
-      execFileSync('ip', ['netns', 'del', legacy]);
-    }
+    t.after(() => execFileSync('ip', ['netns', 'del', legacy]));
+    execFileSync('ip', ['-n', legacy, 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
+    execFileSync('ip', ['-n', legacy, 'addr', 'add', '198.51.100.214/24', 'dev', 'd0']);
+    const d = makeTestJail(PREFIX, { 'ip4.addr': '198.51.100.214' });
+    const attempt = driver.setupNetwork(d.ctx);
+    await assert.rejects(attempt, new RegExp(`198\\.51\\.100\\.214 is already used by netns ${legacy}`));
+    await attempt.then(
+      (n) => driver.teardownNetwork(d.ctx, n),
+      () => {},
+    );
+    d.cleanup();
   });
 
-  test('IPv6: a jail address in the IPv6 range reaches the bridge gateway; outside the range is refused', async () => {
+  test('IPv6: a jail address in the IPv6 range reaches the bridge gateway; outside the range is refused', async (t) => {
     const out = makeTestJail(PREFIX, { 'ip6.addr': '2001:db8::5' });
     await assert.rejects(driver.setupNetwork(out.ctx), /2001:db8::5 is outside the jail range 2001:db8:4a59::\/64/);
     out.cleanup();
@@ -397,40 +392,38 @@ describe('linux driver: stop, survival, failures', () => {
     const mounts = await driver.mount(jail.ctx, jail.plan);
     let facts: CreateFacts | undefined;
     const server = createServer((_q, s) => s.end('hello over IPv6'));
-    try {
-      facts = await driver.create(jail.ctx, net, {});
-      await new Promise<void>((r) => server.listen(0, '2001:db8:4a59::1', r));
-      const port = (server.address() as { port: number }).port;
-      const r = await driver.runInJail(jail.ctx, facts, [
-        'curl',
-        '-s',
-        '--max-time',
-        '5',
-        `http://[2001:db8:4a59::1]:${port}/`,
-      ]);
-      assert.equal(r.stdout, 'hello over IPv6', r.stderr);
-    } finally {
+    t.after(async () => {
       server.close();
       if (facts) await driver.destroy(jail.ctx, facts, 1000);
       await driver.unmount(jail.ctx, mounts);
       await driver.teardownNetwork(jail.ctx, net);
       jail.cleanup();
-    }
+    });
+    facts = await driver.create(jail.ctx, net, {});
+    await new Promise<void>((r) => server.listen(0, '2001:db8:4a59::1', r));
+    const port = (server.address() as { port: number }).port;
+    const r = await driver.runInJail(jail.ctx, facts, [
+      'curl',
+      '-s',
+      '--max-time',
+      '5',
+      `http://[2001:db8:4a59::1]:${port}/`,
+    ]);
+    assert.equal(r.stdout, 'hello over IPv6', r.stderr);
   });
 
-  test('the same jid started again at once takes the spare veth name while the old veth is going', async () => {
+  test('the same jid started again at once takes the spare veth name while the old veth is going', async (t) => {
     const jail = makeTestJail(PREFIX, { 'ip4.addr': '198.51.100.215' });
     const first = await driver.setupNetwork(jail.ctx);
     await driver.teardownNetwork(jail.ctx, first);
     const oldStillThere = existsSync(`/sys/class/net/${first.veth!.host}`);
     const second = await driver.setupNetwork(jail.ctx);
-    try {
-      assert.equal(second.veth!.host, oldStillThere ? `${first.veth!.host}x` : first.veth!.host);
-      assert.ok(existsSync(`/sys/class/net/${second.veth!.host}`));
-    } finally {
+    t.after(async () => {
       await driver.teardownNetwork(jail.ctx, second);
       jail.cleanup();
-    }
+    });
+    assert.equal(second.veth!.host, oldStillThere ? `${first.veth!.host}x` : first.veth!.host);
+    assert.ok(existsSync(`/sys/class/net/${second.veth!.host}`));
   });
 
   test('removeLeftover takes every mount stacked at one place and below it (overlay root on a bound root)', async () => {

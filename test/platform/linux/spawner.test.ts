@@ -72,34 +72,31 @@ test('a program that cannot run: started rejects with the errno, nothing else fo
   await assert.rejects(run(['/nonexistent/jy-program']), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
 });
 
-test('output appended to a file; a detached program leads a session of its own and holds none of our descriptors', async () => {
+test('output appended to a file; a detached program leads a session of its own and holds none of our descriptors', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'jy-spawner-'));
-  try {
-    const log = join(dir, 'log');
-    const c = helper.spawn({
-      argv: ['sh', '-c', 'echo one; ls /proc/self/fd >&2; cat /proc/self/stat >&2'],
-      env: minimalEnv(),
-      cwd: '/',
-      detached: true,
-      stdout: { file: log },
-      stderr: { file: log },
-    });
-    const r = await collect(c);
-    assert.equal(r.code, 0);
-    const [first, ...rest] = readFileSync(log, 'utf8').trim().split('\n');
-    assert.equal(first, 'one');
-    const stat = rest.pop()!;
-    // fds of `ls`: 0, 1, 2 and the directory it reads
-    assert.deepEqual(
-      rest.map(Number).filter((fd) => fd > 3),
-      [],
-      `descriptors leaked into the program: ${rest.join(' ')}`,
-    );
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    assert.equal(Number(fields[3]), c.pid, 'its own session (session id = its pid)');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const log = join(dir, 'log');
+  const c = helper.spawn({
+    argv: ['sh', '-c', 'echo one; ls /proc/self/fd >&2; cat /proc/self/stat >&2'],
+    env: minimalEnv(),
+    cwd: '/',
+    detached: true,
+    stdout: { file: log },
+    stderr: { file: log },
+  });
+  const r = await collect(c);
+  assert.equal(r.code, 0);
+  const [first, ...rest] = readFileSync(log, 'utf8').trim().split('\n');
+  assert.equal(first, 'one');
+  const stat = rest.pop()!;
+  // fds of `ls`: 0, 1, 2 and the directory it reads
+  assert.deepEqual(
+    rest.map(Number).filter((fd) => fd > 3),
+    [],
+    `descriptors leaked into the program: ${rest.join(' ')}`,
+  );
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  assert.equal(Number(fields[3]), c.pid, 'its own session (session id = its pid)');
 });
 
 test('the driver runs its programs through the helper, not through a fork of node', async () => {
@@ -108,7 +105,7 @@ test('the driver runs its programs through the helper, not through a fork of nod
   assert.equal(r.stdout.trim(), 'jy-spawner');
 });
 
-test('node exits while a detached program lives on; the helper goes with node', async () => {
+test('node exits while a detached program lives on; the helper goes with node', async (t) => {
   const script = `import { readFileSync } from 'node:fs';
     import { Spawner } from ${JSON.stringify(new URL('../../../src/platform/linux/spawner.ts', import.meta.url).pathname)};
     const c = new Spawner(${JSON.stringify(JY_SPAWNER)}).spawn({ argv: ['sleep', '30'], env: { PATH: '/usr/bin:/bin' }, cwd: '/', detached: true, stdout: 'pipe', stderr: 'ignore' });
@@ -121,31 +118,25 @@ test('node exits while a detached program lives on; the helper goes with node', 
   const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(out.status, 0, `node did not exit by itself: ${out.stderr}`);
   const [pid, helperPid] = out.stdout.trim().split(' ').map(Number) as [number, number];
-  try {
-    assert.ok(pidAlive(pid), 'the detached program lives on');
-    assert.equal(readFileSync(`/proc/${helperPid}/comm`, 'utf8').trim() === 'jy-spawner' || !pidAlive(helperPid), true);
-    assert.ok(await waitFor(() => !pidAlive(helperPid), 2000), 'the helper exits once its node is gone');
-  } finally {
-    process.kill(pid, 'SIGKILL');
-  }
+  t.after(() => process.kill(pid, 'SIGKILL'));
+  assert.ok(pidAlive(pid), 'the detached program lives on');
+  assert.equal(readFileSync(`/proc/${helperPid}/comm`, 'utf8').trim() === 'jy-spawner' || !pidAlive(helperPid), true);
+  assert.ok(await waitFor(() => !pidAlive(helperPid), 2000), 'the helper exits once its node is gone');
 });
 
-test("a program's name is looked up in the PATH of its own environment", async () => {
+test("a program's name is looked up in the PATH of its own environment", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'jy-spawner-path-'));
-  try {
-    const prog = join(dir, 'jy-only-here');
-    writeFileSync(prog, '#!/bin/sh\necho found\n', { mode: 0o755 });
-    const r = await collect(
-      helper.spawn({
-        argv: ['jy-only-here'],
-        env: { PATH: `${dir}:/usr/bin:/bin` },
-        cwd: '/',
-        stdout: 'pipe',
-        stderr: 'pipe',
-      }),
-    );
-    assert.deepEqual([r.out, r.code], ['found\n', 0], "not the helper's own (empty) environment's default path");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const prog = join(dir, 'jy-only-here');
+  writeFileSync(prog, '#!/bin/sh\necho found\n', { mode: 0o755 });
+  const r = await collect(
+    helper.spawn({
+      argv: ['jy-only-here'],
+      env: { PATH: `${dir}:/usr/bin:/bin` },
+      cwd: '/',
+      stdout: 'pipe',
+      stderr: 'pipe',
+    }),
+  );
+  assert.deepEqual([r.out, r.code], ['found\n', 0], "not the helper's own (empty) environment's default path");
 });
