@@ -46,23 +46,20 @@ describe('FreeBSD driver: the real command runner (runs on this machine)', () =>
     assertNoStrayProcesses(MARKER);
   });
 
-  test('consoleLog: output appended to the file; resolves at exit although a daemon keeps the file open', async () => {
+  test('consoleLog: output appended to the file; resolves at exit although a daemon keeps the file open', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'jyfb-run-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
     const log = join(dir, 'console.log');
-    try {
-      const runner = createExecRunner();
-      const r = await runner.run(['/bin/sh', '-c', `/bin/sleep ${MARKER} & echo "daemon $!"`], { consoleLog: log });
-      assert.equal(r.code, 0);
-      const text = readFileSync(log, 'utf8');
-      const pid = Number(/daemon (\d+)/.exec(text)?.[1]);
-      assert.ok(pid > 0);
-      process.kill(pid, 'SIGKILL');
-      await new Promise((res) => setTimeout(res, 100));
-      await runner.run(['/bin/echo', 'second'], { consoleLog: log });
-      assert.match(readFileSync(log, 'utf8'), /daemon \d+\nsecond\n$/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const runner = createExecRunner();
+    const r = await runner.run(['/bin/sh', '-c', `/bin/sleep ${MARKER} & echo "daemon $!"`], { consoleLog: log });
+    assert.equal(r.code, 0);
+    const text = readFileSync(log, 'utf8');
+    const pid = Number(/daemon (\d+)/.exec(text)?.[1]);
+    assert.ok(pid > 0);
+    process.kill(pid, 'SIGKILL');
+    await new Promise((res) => setTimeout(res, 100));
+    await runner.run(['/bin/echo', 'second'], { consoleLog: log });
+    assert.match(readFileSync(log, 'utf8'), /daemon \d+\nsecond\n$/);
     assertNoStrayProcesses(MARKER);
   });
 });
