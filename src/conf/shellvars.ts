@@ -20,6 +20,17 @@ export function parseShellVars(
   sources: SourceTexts = new SourceTexts(),
 ): Map<string, ShellVar> {
   sources.add(file, text);
+  // sh(1) cannot hold a NUL in a variable, and jail.conf refuses one in a value: an
+  // imported value with one would make a jail.conf that cannot be read back
+  const nul = text.indexOf('\0');
+  if (nul >= 0) {
+    const before = text.slice(0, nul).split('\n');
+    throw sources.error('JY_ERR_CONF_SYNTAX', 'a NUL character: rc.conf is a text file', {
+      file,
+      line: before.length,
+      col: before.at(-1)!.length + 1,
+    });
+  }
   const vars = new Map<string, ShellVar>();
   let i = 0;
   let line = 1;

@@ -404,7 +404,7 @@ test('fuzz api: generated bodies and query strings; 2xx or placed 4xx, refused r
   timeout: 600_000,
 }, async (t) => {
   const started = performance.now();
-  const runs = budget(1_000, 60_000);
+  const runs = budget(800, 30_000);
   const [nCalls, nWatch] = shares(runs, [19, 1]) as [number, number];
   const statuses = new Map<string, number>();
   const per: Record<string, number> = { requests: 0, watch: 0 };

@@ -236,7 +236,7 @@ test('fuzz guest: generated requests at a guest socket; never 5xx, no leak, stat
   timeout: 600_000,
 }, async (t) => {
   const started = performance.now();
-  const [nWell, nRaw] = shares(budget(800, 40_000), [3, 1]) as [number, number];
+  const [nWell, nRaw] = shares(budget(600, 20_000), [3, 1]) as [number, number];
   const statuses = new Map<string, number>();
   const per: Record<string, number> = { wellformed: 0, raw: 0 };
   await fc.assert(

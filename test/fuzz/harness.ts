@@ -19,7 +19,7 @@ export function budget(ci: number, soak: number): number {
 
 /** How long one input may take before it counts as a hang (the machine is shared and
  * loaded: generous, yet far above any honest parse of these small inputs). */
-export const INPUT_BOUND_MS = Number(process.env.JAILYARD_FUZZ_BOUND_MS ?? '2000');
+export const INPUT_BOUND_MS = Number(process.env.JAILYARD_FUZZ_BOUND_MS ?? '5000');
 
 export interface FuzzCounts {
   target: string;

@@ -15,3 +15,8 @@ test('jail.conf and selector oracles hold on the seeds themselves', () => {
   checkConf('www { path = /j; persist; ip4.addr = 198.51.100.120/24; }');
   checkSelector({ selector: 'app=www,version in (v1,v2),!legacy', labels: { app: 'www', version: 'v1' } });
 });
+
+test('rc.conf: a NUL in a value is refused where it is (the jail.conf written for it could not be read)', () => {
+  checkRc('jail_list=www\njail_www_rootdir=/j\njail_www_hostname=h\njail_www_exec_prestart0=\0"logger x"\n');
+  checkRc('jail_list=www # \0\n');
+});

@@ -41,5 +41,7 @@ try {
   }
   parentPort!.postMessage({ per });
 } catch (e) {
-  parentPort!.postMessage({ per, error: e instanceof Error ? e.message : String(e) });
+  // fast-check keeps the oracle's own error as the cause: the reason is there
+  const cause = e instanceof Error && e.cause instanceof Error ? `\n${e.cause.message}` : '';
+  parentPort!.postMessage({ per, error: `${e instanceof Error ? e.message : String(e)}${cause}` });
 }
