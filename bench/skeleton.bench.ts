@@ -65,7 +65,7 @@ async function measure(state: string, skeleton: string, strategy: Strategy, n: n
       name: `b-${skeleton}-${strategy}-${etc}-${i}`,
       params: { skeleton, 'skeleton.strategy': strategy, ...etcParams(etc) },
     };
-    prepareJail(state, rec);
+    await prepareJail(state, rec);
     const plan = planJail(state, rec, join(state, 'jails', rec.name, 'root'));
     mounts = plan.mounts.length;
     symlinks = plan.symlinks.length;
@@ -123,7 +123,7 @@ async function createAndStart(
   const t0 = performance.now();
   await pool(names, parallel, async (name) => {
     const rec = { name, params: { skeleton, 'skeleton.strategy': strategy, ...etcParams(etc) } };
-    prepareJail(state, rec);
+    await prepareJail(state, rec);
     plans.set(name, planJail(state, rec, join(state, 'jails', name, 'root')));
   });
   const t1 = performance.now();

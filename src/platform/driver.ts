@@ -121,6 +121,11 @@ export interface Driver {
    * outside that folder (Linux: its user-namespace range in the host-wide registry). */
   forget?(jailDir: string): Promise<void>;
 
+  /** A sparse image of `bytes` holding a filesystem with the content of `from` (none: empty),
+   * for a skeleton jail's size-limited writable part (limits.disk). Absent where the platform
+   * has none (FreeBSD). */
+  makeDiskImage?(image: string, bytes: number, from: string | undefined, jail: string): Promise<void>;
+
   /** Everything of jailyard's found on the system (named by prefix) for reconcile. */
   scanLeftovers(): Promise<Leftovers>;
   /** Whether a leftover found by scanLeftovers is marked as this state folder's (its name

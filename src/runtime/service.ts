@@ -40,8 +40,9 @@ export const IMMUTABLE_WHILE_RUNNING = new Set([
 
 /** Hooks the skeleton module provides: seeding a jail's writable part and its base plan. */
 export interface SkeletonHooks {
-  /** Called at create for a jail with a `skeleton`: makes its writable part. */
-  prepare(stateDir: string, record: JailRecord): Promise<void>;
+  /** Called at create for a jail with a `skeleton`: makes its writable part (the driver
+   * makes a disk image for limits.disk). */
+  prepare(stateDir: string, record: JailRecord, driver: Driver): Promise<void>;
   /** The skeleton's mount plan for the jail (before mount/fstab/devfs/guest). */
   plan(stateDir: string, record: JailRecord, root: string): MountPlan;
   /** Called at remove, after the jail is stopped. */
@@ -222,7 +223,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
         mkdirSync(jailStateDir(stateDir, name), { recursive: true, mode: 0o700 });
         writeGuestEnv(stateDir, name, record.env);
         crashPoint('jail.create:folder');
-        if (paramString(record.params, 'skeleton') && opts.skeletons) await opts.skeletons.prepare(stateDir, record);
+        if (paramString(record.params, 'skeleton') && opts.skeletons)
+          await opts.skeletons.prepare(stateDir, record, await getDriver());
         crashPoint('jail.create:seeded');
       } catch (e) {
         // nothing half-created: forget the jail and its folder again

@@ -4,21 +4,9 @@
 // naming a bare `NAME` keeps mounting the version its /etc came from until it is upgraded
 // (never half on one version and half on another).
 
-import { execFileSync } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { JailyardError, withContext } from '../errors.ts';
+import { JailyardError } from '../errors.ts';
 import { currentPlatform, loadDefaults, type Defaults, type Platform } from '../defaults.ts';
 import { paramString, parseSize, type JailSpec } from '../conf/spec.ts';
 import { jailRoot, jailStateDir, skeletonPinFile } from '../layout.ts';
@@ -73,7 +61,9 @@ export function jailSkeleton(stateDir: string, record: JailSpec): SkeletonVersio
   try {
     return resolveSkeleton(stateDir, version === undefined ? ref.name : `${ref.name}@${version}`);
   } catch (e) {
-    throw e instanceof JailyardError ? withContext(e, { place: { jail: record.name, param: 'skeleton' } }) : e;
+    if (e instanceof JailyardError)
+      throw new JailyardError(e.code, e.message, { ...e.place, jail: record.name, param: 'skeleton' });
+    throw e;
   }
 }
 
@@ -135,8 +125,15 @@ function makeRoot(root: string): void {
   mkdirSync(root, { recursive: true, mode: 0o755 });
 }
 
+/** What the skeleton module needs of the platform driver to give a jail a size-limited
+ * writable part (limits.disk; a Driver is one where the platform supports it). */
+export interface DiskImages {
+  /** Makes `image` of `bytes` holding the content of `from` (none: empty). */
+  makeDiskImage?(image: string, bytes: number, from: string | undefined, jail: string): Promise<void>;
+}
+
 /** Seeds the jail's writable part (or its full copy) from its skeleton; pins the version. */
-export function prepareJail(stateDir: string, record: JailSpec): void {
+export async function prepareJail(stateDir: string, record: JailSpec, images: DiskImages = {}): Promise<void> {
   const platform = currentPlatform();
   const defaults = loadDefaults();
   const skel = jailSkeleton(stateDir, record);
@@ -146,6 +143,11 @@ export function prepareJail(stateDir: string, record: JailSpec): void {
   const rules = seedRulesFor(skel, defaults, platform);
   const disk = diskLimit(record, defaults);
   if (disk !== undefined) {
+    if (!images.makeDiskImage)
+      throw new JailyardError('JY_ERR_PLATFORM', 'limits.disk needs a platform driver that makes disk images', {
+        jail: record.name,
+        param: 'limits.disk',
+      });
     if (record.name.includes('.'))
       throw new JailyardError('JY_ERR_PARAM_VALUE', 'limits.disk is not supported for a nested jail', {
         jail: record.name,
@@ -204,7 +206,7 @@ export function prepareJail(stateDir: string, record: JailSpec): void {
   if (disk !== undefined) {
     // the seeded part goes into the image (mkfs -d), the root stays an empty mount point
     const layer = lists.strategy === 'overlay' && !live ? undefined : root;
-    makeDiskImage(diskImage(stateDir, record.name), disk, layer, record.name);
+    await images.makeDiskImage!(diskImage(stateDir, record.name), disk, layer, record.name);
     if (layer) for (const name of readdirSync(layer)) rmSync(join(layer, name), { recursive: true, force: true });
   }
   const extra = { ...(disk !== undefined ? { disk } : {}), ...(live ? { live } : {}) };
@@ -238,39 +240,6 @@ function readdirOr(dir: string): string[] {
   } catch {
     return [];
   }
-}
-
-/**
- * A sparse file of `bytes` holding an ext4 filesystem with the content of `from` (mkfs -d
- * copies owners, modes incl. setuid, links and xattrs). No project quotas needed: the
- * filesystem's size is the limit, and a jail filling it touches no other disk space.
- */
-function makeDiskImage(image: string, bytes: number, from: string | undefined, jail: string): void {
-  const tmp = `${image}.tmp`;
-  rmSync(tmp, { force: true });
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    ftruncateSync(fd, bytes);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    execFileSync(
-      'mkfs.ext4',
-      ['-q', '-F', '-m', '0', '-J', 'size=4', '-E', 'root_owner=0:0', ...(from ? ['-d', from] : []), tmp],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    const output = (e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e);
-    throw new JailyardError('JY_ERR_MOUNT', `cannot make the disk image of the jail's writable part`, {
-      jail,
-      param: 'limits.disk',
-      step: 'exec.prepare',
-      output,
-    });
-  }
-  renameSync(tmp, image);
 }
 
 /** The jail's copy-on-write dirs: as pinned at create (none for older jails). */
@@ -409,12 +378,12 @@ export async function upgradeJail(
 
 /** The hooks object the local service takes (its SkeletonHooks). */
 export function skeletonHooks(): {
-  prepare(stateDir: string, record: JailSpec): Promise<void>;
+  prepare(stateDir: string, record: JailSpec, images: DiskImages): Promise<void>;
   plan(stateDir: string, record: JailSpec, root: string): MountPlan;
 } {
   return {
-    async prepare(stateDir, record) {
-      prepareJail(stateDir, record);
+    prepare(stateDir, record, images) {
+      return prepareJail(stateDir, record, images);
     },
     plan(stateDir, record, root) {
       return planJail(stateDir, record, root);

@@ -19,7 +19,7 @@ describe('skeleton hooks', () => {
     await createSkeleton(state, 'deb', { type: 'copy', path: src });
     // /etc copied at create (skeleton.cow empty; copy-on-write dirs: test/cli/cow.test.ts)
     const rec = { name: 'web', params: { skeleton: 'deb', 'skeleton.strategy': 'nullfs', 'skeleton.cow': '' } };
-    prepareJail(state, rec);
+    await prepareJail(state, rec);
     const root = join(state, 'jails/web/root');
     assert.equal(readFileSync(join(root, 'etc/app.conf'), 'utf8'), 'port=80\n# tuning\nworkers=2\n');
     assert.deepEqual(readPinned(state, 'web'), { name: 'deb', version: 1, cow: [] });
@@ -44,7 +44,7 @@ describe('skeleton hooks', () => {
 
   test('full and overlay jails', async () => {
     const full = { name: 'f', params: { skeleton: 'deb@1', 'skeleton.strategy': 'full' } };
-    prepareJail(state, full);
+    await prepareJail(state, full);
     assert.ok(lstatSync(join(state, 'jails/f/root/usr/bin/sh')).isFile());
     assert.deepEqual(planJail(state, full, join(state, 'jails/f/root')).mounts, []);
     await assert.rejects(
@@ -52,7 +52,7 @@ describe('skeleton hooks', () => {
       (e: unknown) => e instanceof JailyardError && e.place.param === 'skeleton.strategy',
     );
     const ov = { name: 'o', params: { skeleton: 'deb', 'skeleton.strategy': 'overlay' } };
-    prepareJail(state, ov);
+    await prepareJail(state, ov);
     assert.equal(planJail(state, ov, join(state, 'jails/o/root')).mounts[0]!.kind, 'overlay');
   });
 
@@ -61,7 +61,7 @@ describe('skeleton hooks', () => {
     makeSkeleton(live, { 'work/src/secret': 'host only\n' });
     await createSkeleton(state, 'live', { type: 'from', path: live });
     const ov = { name: 'lo', params: { skeleton: 'live', 'skeleton.strategy': 'overlay' } };
-    prepareJail(state, ov);
+    await prepareJail(state, ov);
     const root = join(state, 'jails/lo/root');
     assert.equal(readPinned(state, 'lo')?.live, true);
     assert.ok(existsSync(join(root, 'tmp')) && !existsSync(join(root, 'work')));
@@ -83,7 +83,7 @@ describe('skeleton hooks', () => {
     plan = planJail(state, ov, root);
     assert.ok(plan.mounts.some((m) => m.kind === 'overlay' && m.target === root && m.lower[0] === live));
     const bj = { name: 'lb', params: { skeleton: 'live', 'skeleton.strategy': 'basejail' } };
-    prepareJail(state, bj);
+    await prepareJail(state, bj);
     plan = planJail(state, bj, join(state, 'jails/lb/root'));
     assert.ok(!plan.mounts.some((m) => m.kind === 'bind' && m.source === live), 'no bind of the whole tree');
     assert.ok(
@@ -96,9 +96,9 @@ describe('skeleton hooks', () => {
     );
   });
 
-  test('unknown skeleton names the jail', () => {
-    assert.throws(
-      () => prepareJail(state, { name: 'x', params: { skeleton: 'nope' } }),
+  test('unknown skeleton names the jail', async () => {
+    await assert.rejects(
+      prepareJail(state, { name: 'x', params: { skeleton: 'nope' } }),
       (e: unknown) =>
         e instanceof JailyardError &&
         e.code === 'JY_ERR_SKELETON_NOT_FOUND' &&

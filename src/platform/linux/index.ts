@@ -5,6 +5,7 @@ import { loadDefaults } from '../../defaults.ts';
 import { JailyardError } from '../../errors.ts';
 import { checkNative } from './native.ts';
 import { mountsBelow } from './mountinfo.ts';
+import { makeDiskImage } from './diskimage.ts';
 import type { Driver } from '../driver.ts';
 import * as life from './create.ts';
 import { runHost, runInJail } from './exec.ts';
@@ -124,6 +125,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
     scanLeftovers: () => scanLeftovers({ stateRoots: opts.stateRoots ?? [], cgroups }),
     isOwnLeftover: ownLeftover(opts.stateRoots?.[0]),
     removeLeftover,
+    makeDiskImage,
     removeBridgeIfUnused: () => removeBridgeIfUnused(net.bridge),
     mountsBelow: (dir) => mountsBelow(dir),
     async forget(jailDir) {
