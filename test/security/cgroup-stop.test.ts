@@ -142,62 +142,61 @@ test('security: reconcile removes a leftover jail group with child groups and pr
 
 test('security: `jailyard stop` (and reconcile of a half-done stop) of a jail with child groups succeeds and leaves nothing', {
   timeout: 120_000,
-}, async () => {
+}, async (t) => {
   const { cliFor } = await import('../helpers/cli.ts');
   const { openStore } = await import('../../src/store/sqlite.ts');
   const base = snapshot();
   const state = mkdtempSync(join(tmpdir(), 'jy-secgrp-'));
   const jy = cliFor(() => state);
-  try {
-    assert.equal((await jy('skel', 'create', 'host', '--from', '/')).code, 0);
-    let r = await jy('create', 'cg1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.216/24');
-    assert.equal(r.code, 0, r.stderr);
-    r = await jy('start', 'cg1');
-    assert.equal(r.code, 0, r.stderr);
-    const store = openStore(state);
-    const groups = store.requireJail('cg1').runtime!.create!.cgroups;
-    store.close();
-    for (const d of groups) mkdirSync(`${d}/evil/deeper`, { recursive: true });
-    r = await jy('exec', 'cg1', '/bin/sh', '-c', 'sleep 1000 >/dev/null 2>&1 & echo $! > /tmp/sleeper');
-    assert.equal(r.code, 0, r.stderr);
-    const pids = groups.find((d) => d.includes('/pids/')) ?? groups[0]!;
-    const sleepPid = readFileSync(`${pids}/cgroup.procs`, 'utf8')
-      .trim()
-      .split('\n')
-      .map(Number)
-      .find((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sleep');
-    assert.ok(sleepPid);
-    writeFileSync(`${pids}/evil/deeper/cgroup.procs`, String(sleepPid));
-    r = await jy('stop', 'cg1');
-    assert.equal(r.code, 0, r.stderr);
-    r = await jy('ls', '-a', '-j', 'cg1', 'state');
-    assert.equal(r.stdout, 'stopped\n');
-    for (const d of groups) assert.ok(!existsSync(d), `${d} removed`);
-    r = await jy('remove', 'cg1');
-    assert.equal(r.code, 0, r.stderr);
-
-    // a stop that died half-way (the jail left 'stopping'): reconcile finishes it
-    r = await jy('create', 'cg2', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.217/24');
-    assert.equal(r.code, 0, r.stderr);
-    r = await jy('start', 'cg2');
-    assert.equal(r.code, 0, r.stderr);
-    const store2 = openStore(state);
-    const groups2 = store2.requireJail('cg2').runtime!.create!.cgroups;
-    for (const d of groups2) mkdirSync(`${d}/evil`, { recursive: true });
-    store2.transition('cg2', 'running', 'stopping');
-    store2.close();
-    r = await jy('reconcile', '--json');
-    assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout).recovered, ['cg2']);
-    r = await jy('ls', '-a', '-j', 'cg2', 'state');
-    assert.equal(r.stdout, 'stopped\n');
-    r = await jy('remove', 'cg2');
-    assert.equal(r.code, 0, r.stderr);
-    assertNoLeaks(base, state);
-  } finally {
+  t.after(async () => {
     await jy('reconcile');
     await jy('remove', 'cg1');
     await jy('remove', 'cg2');
     rmSync(state, { recursive: true, force: true });
-  }
+  });
+  assert.equal((await jy('skel', 'create', 'host', '--from', '/')).code, 0);
+  let r = await jy('create', 'cg1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.216/24');
+  assert.equal(r.code, 0, r.stderr);
+  r = await jy('start', 'cg1');
+  assert.equal(r.code, 0, r.stderr);
+  const store = openStore(state);
+  const groups = store.requireJail('cg1').runtime!.create!.cgroups;
+  store.close();
+  for (const d of groups) mkdirSync(`${d}/evil/deeper`, { recursive: true });
+  r = await jy('exec', 'cg1', '/bin/sh', '-c', 'sleep 1000 >/dev/null 2>&1 & echo $! > /tmp/sleeper');
+  assert.equal(r.code, 0, r.stderr);
+  const pids = groups.find((d) => d.includes('/pids/')) ?? groups[0]!;
+  const sleepPid = readFileSync(`${pids}/cgroup.procs`, 'utf8')
+    .trim()
+    .split('\n')
+    .map(Number)
+    .find((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sleep');
+  assert.ok(sleepPid);
+  writeFileSync(`${pids}/evil/deeper/cgroup.procs`, String(sleepPid));
+  r = await jy('stop', 'cg1');
+  assert.equal(r.code, 0, r.stderr);
+  r = await jy('ls', '-a', '-j', 'cg1', 'state');
+  assert.equal(r.stdout, 'stopped\n');
+  for (const d of groups) assert.ok(!existsSync(d), `${d} removed`);
+  r = await jy('remove', 'cg1');
+  assert.equal(r.code, 0, r.stderr);
+
+  // a stop that died half-way (the jail left 'stopping'): reconcile finishes it
+  r = await jy('create', 'cg2', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.217/24');
+  assert.equal(r.code, 0, r.stderr);
+  r = await jy('start', 'cg2');
+  assert.equal(r.code, 0, r.stderr);
+  const store2 = openStore(state);
+  const groups2 = store2.requireJail('cg2').runtime!.create!.cgroups;
+  for (const d of groups2) mkdirSync(`${d}/evil`, { recursive: true });
+  store2.transition('cg2', 'running', 'stopping');
+  store2.close();
+  r = await jy('reconcile', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout).recovered, ['cg2']);
+  r = await jy('ls', '-a', '-j', 'cg2', 'state');
+  assert.equal(r.stdout, 'stopped\n');
+  r = await jy('remove', 'cg2');
+  assert.equal(r.code, 0, r.stderr);
+  assertNoLeaks(base, state);
 });

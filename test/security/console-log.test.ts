@@ -160,82 +160,77 @@ describe('security: a bounded console log', () => {
 
 test('security: the relay itself: limit, rotation, a FIFO or hard link at the name, start cost', {
   timeout: 60_000,
-}, async () => {
+}, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'jy-seccon-'));
-  try {
-    const log = `${dir}/console.log`;
-    // a hard link to another file at the log's name: never written through
-    writeFileSync(`${dir}/other`, 'other\n');
-    const { linkSync } = await import('node:fs');
-    linkSync(`${dir}/other`, log);
-    const sink = await consoleSink(log, 64 * 1024);
-    const fd = openSync(sink.path, 'a');
-    const line = Buffer.from(`${'0123456789abcdef'.repeat(4)}\n`);
-    for (let i = 0; i < (1 * MiB) / line.length; i++) writeSync(fd, line);
-    writeSync(fd, 'NEWEST\n');
-    closeSync(fd);
-    await until('the relay to exit', () => relaysOf(log).length === 0, 5000);
-    assert.equal(readFileSync(`${dir}/other`, 'utf8'), 'other\n', 'the hard-linked file is untouched');
-    assert.ok(size(log) <= 64 * 1024 && size(`${log}.1`) <= 64 * 1024, `${size(log)} ${size(`${log}.1`)}`);
-    assert.match(readFileSync(log, 'utf8'), /NEWEST\n$/);
-    assert.ok(existsSync(`${log}.1`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const log = `${dir}/console.log`;
+  // a hard link to another file at the log's name: never written through
+  writeFileSync(`${dir}/other`, 'other\n');
+  const { linkSync } = await import('node:fs');
+  linkSync(`${dir}/other`, log);
+  const sink = await consoleSink(log, 64 * 1024);
+  const fd = openSync(sink.path, 'a');
+  const line = Buffer.from(`${'0123456789abcdef'.repeat(4)}\n`);
+  for (let i = 0; i < (1 * MiB) / line.length; i++) writeSync(fd, line);
+  writeSync(fd, 'NEWEST\n');
+  closeSync(fd);
+  await until('the relay to exit', () => relaysOf(log).length === 0, 5000);
+  assert.equal(readFileSync(`${dir}/other`, 'utf8'), 'other\n', 'the hard-linked file is untouched');
+  assert.ok(size(log) <= 64 * 1024 && size(`${log}.1`) <= 64 * 1024, `${size(log)} ${size(`${log}.1`)}`);
+  assert.match(readFileSync(log, 'utf8'), /NEWEST\n$/);
+  assert.ok(existsSync(`${log}.1`));
 
-    // start cost: relay up, its pipe opened and closed, the relay gone
-    const n = 20;
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) closeSync(openSync((await consoleSink(log)).path, 'a'));
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6 / n;
-    await until('the relays to exit', () => relaysOf(log).length === 0, 5000);
-    console.log(`# relay start (spawn + ready + open): ${ms.toFixed(2)} ms per sink`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  // start cost: relay up, its pipe opened and closed, the relay gone
+  const n = 20;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) closeSync(openSync((await consoleSink(log)).path, 'a'));
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6 / n;
+  await until('the relays to exit', () => relaysOf(log).length === 0, 5000);
+  console.log(`# relay start (spawn + ready + open): ${ms.toFixed(2)} ms per sink`);
 });
 
-test('security: reconcile ends a relay whose jail folder is gone', { timeout: 30_000 }, async () => {
+test('security: reconcile ends a relay whose jail folder is gone', { timeout: 30_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'jy-seccon-'));
   const log = `${dir}/jails/gone/console.log`;
   mkdirSync(dirname(log), { recursive: true });
   const sink = await consoleSink(log);
   const fd = openSync(sink.path, 'a'); // a writer that never goes: the relay would stay
-  try {
-    rmSync(`${dir}/jails`, { recursive: true, force: true });
-    const found = await driver.scanLeftovers();
-    assert.ok(found.pids.includes(sink.pid), `the relay ${sink.pid} is reported: ${found.pids.join(' ')}`);
-    await driver.removeLeftover('pids', sink.pid);
-    await until('the relay to exit', () => relaysOf(log).length === 0, 5000);
-  } finally {
+  t.after(() => {
     closeSync(fd);
     rmSync(dir, { recursive: true, force: true });
-  }
+  });
+  rmSync(`${dir}/jails`, { recursive: true, force: true });
+  const found = await driver.scanLeftovers();
+  assert.ok(found.pids.includes(sink.pid), `the relay ${sink.pid} is reported: ${found.pids.join(' ')}`);
+  await driver.removeLeftover('pids', sink.pid);
+  await until('the relay to exit', () => relaysOf(log).length === 0, 5000);
 });
 
 test('security: a stalled disk never blocks the writers; the newest lines and a count of the dropped arrive', {
   timeout: 60_000,
-}, async () => {
+}, async (t) => {
   const { spawn } = await import('node:child_process');
   const dir = mkdtempSync(join(tmpdir(), 'jy-seccon-'));
   const log = `${dir}/console.log`;
   // the relay's writer waits for this lock (as on a disk that does not answer): 3 s
   const holder = spawn('flock', ['-x', dir, 'sleep', '3'], { stdio: 'ignore' });
-  try {
-    await sleep(300);
-    const sink = await consoleSink(log, 1 * MiB);
-    const fd = openSync(sink.path, 'a');
-    const t0 = Date.now();
-    const chunk = Buffer.alloc(1 * MiB, 'x'.charCodeAt(0));
-    for (let i = 0; i < 50; i++) writeSync(fd, chunk);
-    writeSync(fd, '\nNEWEST-LINE\n');
-    const ms = Date.now() - t0;
-    closeSync(fd);
-    assert.ok(ms < 2000, `50 MiB written in ${ms} ms while the log could not be written`);
-    await until('the relay to finish', () => relaysOf(log).length === 0, 15_000);
-    const text = readLog(log);
-    assert.match(text, /NEWEST-LINE\n$/);
-    assert.match(text + readLog(`${log}.1`), /\[jailyard: \d+ bytes of console output dropped\]/);
-    console.log(`# 50 MiB written in ${ms} ms with the log's writer stalled for 3 s`);
-  } finally {
+  t.after(() => {
     holder.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
-  }
+  });
+  await sleep(300);
+  const sink = await consoleSink(log, 1 * MiB);
+  const fd = openSync(sink.path, 'a');
+  const t0 = Date.now();
+  const chunk = Buffer.alloc(1 * MiB, 'x'.charCodeAt(0));
+  for (let i = 0; i < 50; i++) writeSync(fd, chunk);
+  writeSync(fd, '\nNEWEST-LINE\n');
+  const ms = Date.now() - t0;
+  closeSync(fd);
+  assert.ok(ms < 2000, `50 MiB written in ${ms} ms while the log could not be written`);
+  await until('the relay to finish', () => relaysOf(log).length === 0, 15_000);
+  const text = readLog(log);
+  assert.match(text, /NEWEST-LINE\n$/);
+  assert.match(text + readLog(`${log}.1`), /\[jailyard: \d+ bytes of console output dropped\]/);
+  console.log(`# 50 MiB written in ${ms} ms with the log's writer stalled for 3 s`);
 });

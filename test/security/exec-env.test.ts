@@ -6,24 +6,20 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliFor } from '../helpers/cli.ts';
+import { binArgs, binFor, cliFor } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 let state: string;
 let baseline: SystemSnapshot;
 const jy = cliFor(() => state);
-const BIN = join(import.meta.dirname, '../../bin/jailyard.js');
-
 /** The CLI binary, run from a host folder of the operator's, with host variables set. */
-const jyBin = (...args: string[]) =>
-  execFileSync(process.execPath, [BIN, '--state', state, ...args], {
-    encoding: 'utf8',
-    cwd: state,
-    env: { ...process.env, JY_HOST_SECRET: 'host-only', TERM: 'xterm' },
-  });
+const jyBin = binFor(
+  () => state,
+  () => ({ cwd: state, env: { ...process.env, JY_HOST_SECRET: 'host-only', TERM: 'xterm' } }),
+);
 
 before(async () => {
   baseline = snapshot();
@@ -112,7 +108,7 @@ test("the jy-enter child blanks its argument area before the jail's program runs
     '            except OSError: pass',
     'print("\\n".join(sorted(s.replace(b"\\0", b" ").decode("utf8", "replace") for s in seen)))',
   ].join('\n');
-  const w = spawn(process.execPath, [BIN, '--state', state, 'exec', 'env2', 'python3', '-c', watcher], {
+  const w = spawn(process.execPath, binArgs(state, 'exec', 'env2', 'python3', '-c', watcher), {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';

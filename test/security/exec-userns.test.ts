@@ -41,62 +41,61 @@ os.waitpid(pid, 0)
 
 test("exec into a user-namespace jail runs as the jail's root: the range's first host uid", {
   timeout: 60_000,
-}, async () => {
+}, async (t) => {
   const holder = spawn('python3', ['-c', TARGET], { stdio: ['ignore', 'pipe', 'inherit'] });
   let target = 0;
-  try {
-    target = await new Promise<number>((resolve, reject) => {
-      holder.stdout.setEncoding('utf8').once('data', (d: string) => resolve(Number(d.trim())));
-      holder.once('exit', (code) => reject(new Error(`target exited ${code}`)));
-    });
-    assert.ok(target > 0);
-    const enter = spawn(
-      JY_ENTER,
-      [
-        '--target',
-        String(target),
-        '--keep-caps',
-        JAIL_KEEP_CAPS,
-        '--seccomp',
-        '',
-        '--',
-        'sh',
-        '-c',
-        'id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user; exec sleep 2.5',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    enter.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    enter.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const exited = new Promise<number | null>((resolve) => enter.on('exit', resolve));
-    for (let i = 0; i < 200 && out.split('\n').length < 4; i++) await new Promise((res) => setTimeout(res, 25));
-    const [uid, map, ns] = out.split('\n');
-    assert.equal(uid, '0', `root inside: ${out} ${err}`);
-    assert.match(map ?? '', /^\s*0\s+100000\s+65536$/, "inside the jail's user namespace");
-    assert.equal(ns, readlinkSync(`/proc/${target}/ns/user`));
-    assert.notEqual(ns, readlinkSync('/proc/self/ns/user'));
-    // seen from the host, the program is the range's first uid, not root
-    const hostUids = readdirSync('/proc')
-      .filter((d) => /^\d+$/.test(d))
-      .flatMap((d) => {
-        try {
-          if (
-            readlinkSync(`/proc/${d}/ns/user`) !== ns ||
-            readFileSync(`/proc/${d}/cmdline`, 'utf8') !== 'sleep\x002.5\x00'
-          )
-            return [];
-          return [readFileSync(`/proc/${d}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1]];
-        } catch {
-          return [];
-        }
-      });
-    assert.deepEqual(hostUids, ['100000']);
-    assert.equal(await exited, 0, err);
-  } finally {
+  t.after(() => {
     // the stand-in's pid 1 first (its parent and the holder then exit on their own)
     if (target) process.kill(target, 'SIGKILL');
     holder.kill('SIGKILL');
-  }
+  });
+  target = await new Promise<number>((resolve, reject) => {
+    holder.stdout.setEncoding('utf8').once('data', (d: string) => resolve(Number(d.trim())));
+    holder.once('exit', (code) => reject(new Error(`target exited ${code}`)));
+  });
+  assert.ok(target > 0);
+  const enter = spawn(
+    JY_ENTER,
+    [
+      '--target',
+      String(target),
+      '--keep-caps',
+      JAIL_KEEP_CAPS,
+      '--seccomp',
+      '',
+      '--',
+      'sh',
+      '-c',
+      'id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user; exec sleep 2.5',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  enter.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  enter.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<number | null>((resolve) => enter.on('exit', resolve));
+  for (let i = 0; i < 200 && out.split('\n').length < 4; i++) await new Promise((res) => setTimeout(res, 25));
+  const [uid, map, ns] = out.split('\n');
+  assert.equal(uid, '0', `root inside: ${out} ${err}`);
+  assert.match(map ?? '', /^\s*0\s+100000\s+65536$/, "inside the jail's user namespace");
+  assert.equal(ns, readlinkSync(`/proc/${target}/ns/user`));
+  assert.notEqual(ns, readlinkSync('/proc/self/ns/user'));
+  // seen from the host, the program is the range's first uid, not root
+  const hostUids = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .flatMap((d) => {
+      try {
+        if (
+          readlinkSync(`/proc/${d}/ns/user`) !== ns ||
+          readFileSync(`/proc/${d}/cmdline`, 'utf8') !== 'sleep\x002.5\x00'
+        )
+          return [];
+        return [readFileSync(`/proc/${d}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1]];
+      } catch {
+        return [];
+      }
+    });
+  assert.deepEqual(hostUids, ['100000']);
+  assert.equal(await exited, 0, err);
 });

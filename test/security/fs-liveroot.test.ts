@@ -19,7 +19,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { cliFor } from '../helpers/cli.ts';
+import { binFor, cliFor } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 import { loadDefaults } from '../../src/defaults.ts';
 
@@ -37,13 +37,7 @@ const writable = defaults.skeleton.writable.linux;
 /** What the jail itself adds at its top level: devfs, proc, the guest folder's parent, tini. */
 const JAIL_OWN = ['dev', 'proc', 'run', 'sys', '.jailyard'];
 
-function jyBin(...args: string[]): string {
-  return execFileSync(
-    process.execPath,
-    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args],
-    { encoding: 'utf8' },
-  );
-}
+const jyBin = binFor(() => state);
 
 /** Runs argv in the jail; its exit code (0 = ok). */
 function jexec(jail: string, ...argv: string[]): number {

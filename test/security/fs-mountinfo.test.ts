@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { cliFor } from '../helpers/cli.ts';
+import { binFor, cliFor } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 let state: string;
@@ -17,13 +17,7 @@ let baseline: SystemSnapshot;
 const jy = cliFor(() => state);
 const GUEST = '/run/jailyard';
 
-function jyBin(...args: string[]): string {
-  return execFileSync(
-    process.execPath,
-    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args],
-    { encoding: 'utf8' },
-  );
-}
+const jyBin = binFor(() => state);
 
 /** A tiny root for the full strategy (a copy of the host root would be gigabytes): sh, cat,
  * sleep (the jail's holder), their libraries, an /etc with root and nobody. */

@@ -20,7 +20,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { cliFor } from '../helpers/cli.ts';
+import { binFor, cliFor } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 let state: string;
@@ -30,13 +30,7 @@ const jy = cliFor(() => state);
 const HASH = `$6$saltsalt$${'h'.repeat(86)}`;
 const MARKER = 'JY-SECRET-MARKER-7f3a';
 
-function jyBin(...args: string[]): string {
-  return execFileSync(
-    process.execPath,
-    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args],
-    { encoding: 'utf8' },
-  );
-}
+const jyBin = binFor(() => state);
 
 function put(rel: string, text: string, mode = 0o644): void {
   const p = join(fake, rel);

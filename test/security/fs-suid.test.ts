@@ -5,11 +5,11 @@
 // `path` are 0700, so a stopped jail's tree (plain files on the host) is out of reach too.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, lstatSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliFor } from '../helpers/cli.ts';
+import { binFor, cliFor } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 let state: string;
@@ -17,13 +17,7 @@ let outer: string;
 let baseline: SystemSnapshot;
 const jy = cliFor(() => state);
 
-function jyBin(...args: string[]): string {
-  return execFileSync(
-    process.execPath,
-    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args],
-    { encoding: 'utf8' },
-  );
-}
+const jyBin = binFor(() => state);
 
 /** Runs `prog -p -c 'echo euid=...'` as the host's nobody (from a shell of nobody's). */
 function asNobody(prog: string): { code: number | null; out: string } {

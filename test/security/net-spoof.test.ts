@@ -314,7 +314,7 @@ describe('security: no spoofing on the bridge', () => {
 
 test("security: reconcile removes a port's bridge filter rules that a crash left without the veth", {
   timeout: 30_000,
-}, async () => {
+}, async (t) => {
   const { spoofRules } = await import('../../src/platform/linux/addresses.ts');
   const { stateTag } = await import('../../src/platform/linux/paths.ts');
   const { mkdtempSync, rmSync } = await import('node:fs');
@@ -331,16 +331,13 @@ test("security: reconcile removes a port's bridge filter rules that a crash left
       return '';
     }
   };
-  try {
-    execFileSync('nft', ['-f', '-'], {
-      input: `${spoofRules(veth, '02:00:00:00:99:98', [{ address: '198.51.100.218', family: 4 }]).join('\n')}\n`,
-    });
-    assert.ok(rulesOf().includes(`chain port-${veth} `));
-    const found = await driver.scanLeftovers();
-    assert.ok(found.links.includes(veth), `reported as a leftover link: ${found.links.join(' ')}`);
-    await driver.removeLeftover('links', veth);
-    assert.ok(!rulesOf().includes(veth), 'its map element and chain are gone');
-  } finally {
-    rmSync(state, { recursive: true, force: true });
-  }
+  t.after(() => rmSync(state, { recursive: true, force: true }));
+  execFileSync('nft', ['-f', '-'], {
+    input: `${spoofRules(veth, '02:00:00:00:99:98', [{ address: '198.51.100.218', family: 4 }]).join('\n')}\n`,
+  });
+  assert.ok(rulesOf().includes(`chain port-${veth} `));
+  const found = await driver.scanLeftovers();
+  assert.ok(found.links.includes(veth), `reported as a leftover link: ${found.links.join(' ')}`);
+  await driver.removeLeftover('links', veth);
+  assert.ok(!rulesOf().includes(veth), 'its map element and chain are gone');
 });

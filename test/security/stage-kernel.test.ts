@@ -152,26 +152,23 @@ test('capabilities: no CAP_NET_RAW by default (no raw socket, no ping)', async (
   assert.match(raw.stderr, /Operation not permitted/);
 });
 
-test("host root's keyring is out of reach: its key is not readable, /proc/keys is empty", async () => {
+test("host root's keyring is out of reach: its key is not readable, /proc/keys is empty", async (t) => {
   const id = execFileSync('keyctl', ['add', 'user', 'jy-stage-secret', 's3cret-of-the-host', '@u'], {
     encoding: 'utf8',
   }).trim();
-  try {
-    assert.equal(
-      execFileSync('keyctl', ['print', id], { encoding: 'utf8' }).trim(),
-      's3cret-of-the-host',
-      'readable on the host',
-    );
-    const r = await sh(jail, `keyctl print ${id}; keyctl show @u; cat /proc/keys`);
-    assert.doesNotMatch(r.stdout, /s3cret-of-the-host|jy-stage-secret/);
-    assert.doesNotMatch(r.stderr, /s3cret-of-the-host/);
-    // pid 1's own lineage (filter and session keyring of the stage)
-    assert.doesNotMatch(probeLog, /s3cret/);
-    const holder = readFileSync(`/proc/${jail.facts!.initPid}/status`, 'utf8');
-    assert.match(holder, /^Seccomp:\s+2/m);
-  } finally {
-    execFileSync('keyctl', ['unlink', id, '@u']);
-  }
+  t.after(() => execFileSync('keyctl', ['unlink', id, '@u']));
+  assert.equal(
+    execFileSync('keyctl', ['print', id], { encoding: 'utf8' }).trim(),
+    's3cret-of-the-host',
+    'readable on the host',
+  );
+  const r = await sh(jail, `keyctl print ${id}; keyctl show @u; cat /proc/keys`);
+  assert.doesNotMatch(r.stdout, /s3cret-of-the-host|jy-stage-secret/);
+  assert.doesNotMatch(r.stderr, /s3cret-of-the-host/);
+  // pid 1's own lineage (filter and session keyring of the stage)
+  assert.doesNotMatch(probeLog, /s3cret/);
+  const holder = readFileSync(`/proc/${jail.facts!.initPid}/status`, 'utf8');
+  assert.match(holder, /^Seccomp:\s+2/m);
 });
 
 test("no host path, cgroup or pid in the stage's command line", () => {
@@ -187,7 +184,7 @@ test("no host path, cgroup or pid in the stage's command line", () => {
   assert.ok(!tini.includes(host.state), `pid 1: ${tini}`);
 });
 
-test("only stdin, stdout and stderr cross into the jail's pid 1", async () => {
+test("only stdin, stdout and stderr cross into the jail's pid 1", async (t) => {
   // a descriptor of the host's root handed to the stage (as a careless caller might) must
   // not reach the jail: through /proc/self/fd/N it would be the host's whole tree
   const probeJail = host.define();
@@ -207,44 +204,43 @@ test("only stdin, stdout and stderr cross into the jail's pid 1", async () => {
   // jy-stage started directly with an extra inherited descriptor (fd 3: the host's /)
   const direct = await host.prepare(host.define());
   const rootFd = openSync('/', 'r');
-  try {
-    const child = spawn(
-      JY_STAGE,
-      [
-        '--unshare-net',
-        direct.root,
-        'fdtest',
-        '/usr/bin/tini-static',
-        '0',
-        'makedev',
-        '--',
-        '/bin/sh',
-        '-c',
-        'ls /proc/self/fd; echo fds-done; exec sleep 0.5',
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'pipe', rootFd],
-      },
-    );
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    const code = await new Promise<number | null>((r) => child.on('exit', r));
-    assert.equal(code, 0, out);
-    const listed = out
-      .slice(out.indexOf('ready') + 5, out.indexOf('fds-done'))
-      .trim()
-      .split(/\s+/)
-      .map(Number);
-    // 3: the descriptor ls itself opens for the directory it lists
-    assert.deepEqual(listed, [0, 1, 2, 3], `descriptors in the jail: ${out}`);
-  } finally {
+  t.after(async () => {
     closeSync(rootFd);
     await host.stop(direct);
-  }
+  });
+  const child = spawn(
+    JY_STAGE,
+    [
+      '--unshare-net',
+      direct.root,
+      'fdtest',
+      '/usr/bin/tini-static',
+      '0',
+      'makedev',
+      '--',
+      '/bin/sh',
+      '-c',
+      'ls /proc/self/fd; echo fds-done; exec sleep 0.5',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe', rootFd],
+    },
+  );
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  assert.equal(code, 0, out);
+  const listed = out
+    .slice(out.indexOf('ready') + 5, out.indexOf('fds-done'))
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+  // 3: the descriptor ls itself opens for the directory it lists
+  assert.deepEqual(listed, [0, 1, 2, 3], `descriptors in the jail: ${out}`);
 });
 
-test('a sysfs or cgroup mount the administrator gives a jail is read-only inside it', async () => {
+test('a sysfs or cgroup mount the administrator gives a jail is read-only inside it', async (t) => {
   // mount/mount.fstab lines may give a jail the kernel's own state (sysfs: uevent_helper,
   // firmware, devices; a cgroup hierarchy: release_agent, new groups); the jail gets it
   // read-only in its own namespace
@@ -267,24 +263,23 @@ test('a sysfs or cgroup mount the administrator gives a jail is read-only inside
   });
   await host.start(k);
   const group = `/sys/fs/cgroup/pids/jy-stage-test-${process.pid}`;
-  try {
-    const info = (await sh(k, 'cat /proc/self/mountinfo')).stdout;
-    assert.match(info, / \/sys ro,nosuid,nodev,noexec\S*.* - sysfs /);
-    assert.match(info, / \/cg ro,nosuid,nodev,noexec\S*.* - cgroup /);
-    // writes put back the host's own value / make a group the test removes: harmless on a
-    // jailyard that lets them through
-    const thp = '/sys/kernel/mm/transparent_hugepage/enabled';
-    if (existsSync(thp)) {
-      const mode = /\[(\w+)\]/.exec(readFileSync(thp, 'utf8'))![1];
-      const r = await sh(k, `echo ${mode} > ${thp}`);
-      assert.match(r.stderr, /Read-only file system/);
-    }
-    const mk = await sh(k, `mkdir /cg/${group.split('/').pop()}`);
-    assert.notEqual(mk.code, 0);
-    assert.match(mk.stderr, /Read-only file system/);
-    assert.ok(!existsSync(group));
-  } finally {
+  t.after(async () => {
     if (existsSync(group)) execFileSync('rmdir', [group]);
     await host.stop(k);
+  });
+  const info = (await sh(k, 'cat /proc/self/mountinfo')).stdout;
+  assert.match(info, / \/sys ro,nosuid,nodev,noexec\S*.* - sysfs /);
+  assert.match(info, / \/cg ro,nosuid,nodev,noexec\S*.* - cgroup /);
+  // writes put back the host's own value / make a group the test removes: harmless on a
+  // jailyard that lets them through
+  const thp = '/sys/kernel/mm/transparent_hugepage/enabled';
+  if (existsSync(thp)) {
+    const mode = /\[(\w+)\]/.exec(readFileSync(thp, 'utf8'))![1];
+    const r = await sh(k, `echo ${mode} > ${thp}`);
+    assert.match(r.stderr, /Read-only file system/);
   }
+  const mk = await sh(k, `mkdir /cg/${group.split('/').pop()}`);
+  assert.notEqual(mk.code, 0);
+  assert.match(mk.stderr, /Read-only file system/);
+  assert.ok(!existsSync(group));
 });
