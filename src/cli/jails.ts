@@ -81,6 +81,35 @@ export async function withSession<T>(
   }
 }
 
+/** What a verb that only reads jails uses: `list` and `get`. */
+export type JailReader = Pick<JailService, 'list' | 'get'>;
+
+/**
+ * Runs a verb that only reads jails (ls, exec) with the local store alone, without loading
+ * the service, driver or skeleton code (most of such a command's time was loading code it
+ * did not run); with --host, the daemon's service.
+ */
+export async function withJails<T>(
+  program: Command,
+  io: CliIO,
+  fn: (s: { jails: JailReader; store?: Store; stateDir: string }) => Promise<T>,
+): Promise<T> {
+  if (program.opts<{ host?: string }>().host ?? process.env.JAILYARD_HOST)
+    return withSession(program, io, ({ service, stateDir }) => fn({ jails: service, stateDir }));
+  const dir = stateDir(program);
+  const { openStore } = await import('../store/sqlite.ts');
+  const store = openStore(dir);
+  try {
+    const jails: JailReader = {
+      list: async (filter) => store.listJails(filter),
+      get: async (name) => store.requireJail(name),
+    };
+    return await fn({ jails, store, stateDir: dir });
+  } finally {
+    store.close();
+  }
+}
+
 /** start, stop and restart share one shape: jails by name or selector, -p, --json. */
 export function registerBatchVerb(
   program: Command,

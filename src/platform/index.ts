@@ -10,3 +10,13 @@ export async function loadDriver(opts: { stateDir?: string } = {}): Promise<Driv
   const { createLinuxDriver } = await import('./linux/index.ts');
   return createLinuxDriver(opts.stateDir ? { stateRoots: [opts.stateDir] } : {});
 }
+
+/** The driver's runInJail alone, for `exec`: on Linux the rest of the driver is not loaded. */
+export async function loadRunInJail(opts: { stateDir?: string } = {}): Promise<Driver['runInJail']> {
+  if (process.platform === 'freebsd') {
+    const driver = await loadDriver(opts);
+    return (...args) => driver.runInJail(...args);
+  }
+  const { runInJail } = await import('./linux/exec.ts');
+  return runInJail;
+}

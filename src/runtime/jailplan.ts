@@ -39,6 +39,30 @@ export function buildContext(stateDir: string, record: JailRecord, parent?: Pare
 }
 
 /**
+ * A jail's context from stored records alone (`getJail` reads one): a nested jail's path lies
+ * in its parent's root. What `exec` needs, without the service and the code it loads.
+ */
+export function contextFromRecords(
+  stateDir: string,
+  record: JailRecord,
+  getJail: (name: string) => JailRecord | undefined,
+): JailContext {
+  const parentOf = (r: Pick<JailRecord, 'name'>): JailRecord | undefined => {
+    const p = parentName(r.name);
+    return p ? getJail(p) : undefined;
+  };
+  const rootOf = (r: JailRecord): string => {
+    const parent = parentOf(r);
+    return jailRoot(stateDir, r, parent ? rootOf(parent) : undefined);
+  };
+  const parent = parentOf(record);
+  const info = parent
+    ? { root: rootOf(parent), ...(parent.runtime?.create ? { facts: parent.runtime.create } : {}) }
+    : undefined;
+  return buildContext(stateDir, record, info);
+}
+
+/**
  * What a nested jail may not use (yet): its mounts are made from the host, so `mount` and
  * `mount.fstab` could name host paths its parent cannot see; a skeleton child's writable
  * part is seeded by the skeleton module at a host `path`, so it takes no `path`.

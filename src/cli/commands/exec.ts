@@ -1,9 +1,9 @@
 // jailyard exec — run a command inside a running jail, like jexec(8). See docs/cli.md#exec
 import type { RegisterVerb } from '../context.ts';
 import { JailyardError } from '../../errors.ts';
-import { withSession } from '../jails.ts';
-import { createLocalService } from '../../runtime/service.ts';
-import { loadDriver } from '../../platform/index.ts';
+import { withJails } from '../jails.ts';
+import { contextFromRecords } from '../../runtime/jailplan.ts';
+import { loadRunInJail } from '../../platform/index.ts';
 
 export const register: RegisterVerb = (program, io) => {
   program
@@ -16,16 +16,16 @@ export const register: RegisterVerb = (program, io) => {
     .option('-T, --no-tty', "no pty: the command gets pipes (never the caller's terminal itself)")
     .passThroughOptions()
     .action(async (name: string, command: string[], o: { user?: string; tty?: boolean }) => {
-      await withSession(program, io, async ({ store, stateDir }) => {
+      await withJails(program, io, async ({ store, stateDir }) => {
         if (!store) throw new JailyardError('JY_ERR_USAGE', 'exec runs on the jail host itself, not through --host');
         const j = store.requireJail(name);
         if (j.state !== 'running' || !j.runtime?.create)
           throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail is ${j.state}, not running`, { jail: name });
-        const driver = await loadDriver({ stateDir });
-        const ctx = createLocalService({ store, stateDir, driver }).contextOf(name);
+        const runInJail = await loadRunInJail({ stateDir });
+        const ctx = contextFromRecords(stateDir, j, (n) => store.getJail(n));
         // a pty of its own for an interactive caller (like ssh without a command, docker -t)
         const tty = o.tty ?? (process.stdin.isTTY === true && process.stdout.isTTY === true);
-        const r = await driver.runInJail(ctx, j.runtime.create, command.length ? command : ['/bin/sh'], {
+        const r = await runInJail(ctx, j.runtime.create, command.length ? command : ['/bin/sh'], {
           stdio: 'inherit',
           tty,
           ...(o.user ? { user: o.user } : {}),

@@ -1,6 +1,6 @@
 // jailyard ls — jls(8): list jails and their parameters. See docs/cli.md#ls
 import type { RegisterVerb } from '../context.ts';
-import { withSession } from '../jails.ts';
+import { withJails } from '../jails.ts';
 import { formatJls, jlsJson } from '../jls.ts';
 
 export const register: RegisterVerb = (program, io) => {
@@ -35,7 +35,7 @@ export const register: RegisterVerb = (program, io) => {
           json?: boolean;
         },
       ) => {
-        await withSession(program, io, async ({ service }) => {
+        await withJails(program, io, async ({ jails: service }) => {
           let jails = o.jail
             ? [await service.get(o.jail)]
             : await service.list(o.selector !== undefined ? { selector: o.selector } : {});

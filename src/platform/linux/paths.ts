@@ -2,7 +2,6 @@
 // is lstat'ed under the root and symlinks (absolute ones taken relative to the root) are
 // followed without ever leaving it. A host-side mount must never be redirected outside the
 // jail by a symlink the jail's files contain.
-import { createHash } from 'node:crypto';
 import { lstatSync, readlinkSync, mkdirSync } from 'node:fs';
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
@@ -100,5 +99,7 @@ export function mkdirTracked(dir: string, fs: (p: string) => string = (p) => p):
  */
 export function stateTag(jailStateDir: string): string {
   const store = posix.dirname(posix.dirname(posix.normalize(jailStateDir)));
+  // node:crypto when first needed: loading it is a fifth of an `exec`'s start-up, which never hashes
+  const { createHash } = process.getBuiltinModule('node:crypto');
   return createHash('sha256').update(store).digest('hex').slice(0, 4);
 }
