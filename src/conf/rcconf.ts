@@ -2,7 +2,7 @@
 // libexec/rc/rc.d/jail (parse_options, extract_var, jail_handle_ips_option) does, plus the
 // 2006 skeleton-jail variables (`jail_<name>_skel_*`) with defaults from defaults.json.
 
-import { JailyardError } from '../errors.ts';
+import { JailyardError, withContext } from '../errors.ts';
 import { currentPlatform, loadDefaults, type Platform } from '../defaults.ts';
 import { findParam, parseParamAssignment } from './params.ts';
 import { printConf } from './printer.ts';
@@ -286,8 +286,10 @@ function withPos<T>(f: () => T, from: ShellVar, sources: SourceTexts): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof JailyardError && !e.place.pos) throw sources.error(e.code, e.message, from.pos, e.place);
-    throw e;
+    if (!(e instanceof JailyardError) || e.place.pos) throw e;
+    // the word's own error, placed at the variable that held it
+    const excerpt = sources.excerpt(from.pos);
+    throw withContext(e, { place: { pos: from.pos, ...(excerpt !== undefined ? { excerpt } : {}) } });
   }
 }
 
