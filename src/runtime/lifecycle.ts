@@ -213,16 +213,86 @@ async function undoStep(deps: LifecycleDeps, step: StopStep, ctx: JailContext, r
   }
 }
 
+const undoOf = (step: StartStep): StopStep | null => LIFECYCLE.find((s) => s.step === step)?.undo ?? null;
+
+/** Whether a start step changes anything: a hook with commands, a driver step. */
+function startActs(ctx: JailContext, step: StartStep): boolean {
+  switch (step) {
+    case 'exec.prepare':
+    case 'exec.prestart':
+    case 'exec.created':
+    case 'exec.poststart':
+      return hookCommands(ctx.spec.params, step).length > 0;
+    case 'exec.start':
+      return hookCommands(ctx.spec.params, 'exec.start').length + hookCommands(ctx.spec.params, 'command').length > 0;
+    default:
+      return true;
+  }
+}
+
+/** Whether undoing a step changes anything (what undoStep would act on). */
+function undoActs(ctx: JailContext, undo: StopStep | null, rt: RuntimeFacts): boolean {
+  switch (undo) {
+    case null:
+      return false;
+    case 'remove':
+      return rt.create !== undefined;
+    case 'unmount':
+      return rt.mounts !== undefined;
+    case 'addresses.remove':
+      return rt.network !== undefined;
+    default:
+      return hookCommands(ctx.spec.params, undo).length > 0;
+  }
+}
+
+/**
+ * Writes a jail's runtime facts when they must be: before the next step that acts (a hook
+ * with commands, a driver step) begins, and on failure. A step that does nothing and whose
+ * undo does nothing (a hook without commands, in a jail without the paired hook) is recorded
+ * with the next write, the last steps with the transition that ends the start or stop. So a
+ * crash at any point leaves in the store every step that changed the system or has an undo
+ * to run, as when each step was written on its own: a start and a stop of a jail without
+ * hooks are 4 store transactions each instead of 10 and 11.
+ */
+class Recorder {
+  private dirty = false;
+  private readonly store: Store;
+  private readonly name: string;
+  private readonly rt: RuntimeFacts;
+  constructor(store: Store, name: string, rt: RuntimeFacts) {
+    this.store = store;
+    this.name = name;
+    this.rt = rt;
+  }
+  changed(): void {
+    this.dirty = true;
+  }
+  flush(): void {
+    if (!this.dirty) return;
+    this.store.recordRuntime(this.name, this.rt);
+    this.dirty = false;
+  }
+}
+
 /**
  * Walks the finished steps of `rt` backwards, running each one's undo. Every undo is tried
  * even when an earlier one failed (so as much as possible is released); the first error is
- * rethrown at the end. The store is updated after every undone step.
+ * rethrown at the end. Every undone step is in the store before the next undo acts.
  */
-async function unwind(deps: LifecycleDeps, ctx: JailContext, rt: RuntimeFacts, failedStart: boolean): Promise<void> {
+async function unwind(
+  deps: LifecycleDeps,
+  ctx: JailContext,
+  rt: RuntimeFacts,
+  failedStart: boolean,
+  rec: Recorder,
+): Promise<void> {
   let first: unknown;
   while (rt.steps.length > 0) {
     const done = rt.steps[rt.steps.length - 1] as StartStep;
-    const undo = LIFECYCLE.find((s) => s.step === done)?.undo ?? null;
+    const undo = undoOf(done);
+    const acts = undoActs(ctx, undo, rt);
+    if (acts) rec.flush();
     if (undo) {
       deps.progress?.(ctx.name, failedStart ? `undo ${done}: ${undo}` : undo);
       try {
@@ -233,13 +303,15 @@ async function unwind(deps: LifecycleDeps, ctx: JailContext, rt: RuntimeFacts, f
         first ??= e;
         // hooks failing during a stop do not keep the jail's resources held; OS steps do
         if (!undo.startsWith('exec.')) {
-          deps.store.recordRuntime(ctx.name, rt);
+          rec.changed();
+          rec.flush();
           throw first;
         }
       }
     }
     rt.steps.pop();
-    deps.store.recordRuntime(ctx.name, rt);
+    // undoing a step that changed nothing again after a crash changes nothing either
+    if (acts) rec.changed();
   }
   if (first) throw first;
 }
@@ -285,6 +357,7 @@ export async function startJail(deps: LifecycleDeps, name: string, signal?: Abor
     checkNesting(deps.store, name),
   );
   const ctx = deps.contextFor(record);
+  const rec = new Recorder(deps.store, name, rt);
   try {
     for (const { step } of LIFECYCLE) {
       if (signal?.aborted)
@@ -293,16 +366,18 @@ export async function startJail(deps: LifecycleDeps, name: string, signal?: Abor
           step,
         });
       deps.progress?.(name, step);
+      if (startActs(ctx, step)) rec.flush();
       crashPoint(`${step}:begin`);
       await doStep(deps, step, ctx, record, rt);
       crashPoint(`${step}:done`);
       rt.steps.push(step);
-      deps.store.recordRuntime(name, rt);
+      // a step that did nothing and whose undo does nothing need not be in the store
+      if (startActs(ctx, step) || undoActs(ctx, undoOf(step), rt)) rec.changed();
     }
   } catch (e) {
     let cleanup = '';
     try {
-      await unwind(deps, ctx, rt, true);
+      await unwind(deps, ctx, rt, true, rec);
     } catch (u) {
       cleanup = ` (and undoing it failed: ${describeError(u)}; run jailyard reconcile)`;
     }
@@ -353,11 +428,17 @@ export async function stopJail(deps: LifecycleDeps, name: string, guard?: () => 
 export async function finishStop(deps: LifecycleDeps, record: JailRecord): Promise<JailRecord> {
   const ctx = deps.contextFor(record);
   const rt: RuntimeFacts = { ...structuredClone(record.runtime ?? { steps: [] }), owner: selfOwner() };
-  deps.store.recordRuntime(record.name, rt);
+  const rec = new Recorder(deps.store, record.name, rt);
+  // stopJail's transition wrote this process as the owner already; a recovery writes it now
+  if (JSON.stringify(record.runtime?.owner) !== JSON.stringify(rt.owner)) {
+    rec.changed();
+    rec.flush();
+  }
   try {
-    await unwind(deps, ctx, rt, false);
+    await unwind(deps, ctx, rt, false, rec);
   } catch (e) {
-    deps.store.recordRuntime(record.name, rt);
+    rec.changed();
+    rec.flush();
     throw e;
   }
   return deps.store.transition(record.name, deps.store.requireJail(record.name).state, 'stopped', { runtime: null });
