@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { JailyardError } from '../errors.ts';
 import type { JailService, BatchResult } from '../runtime/types.ts';
-import type { Store } from '../store/types.ts';
+import type { Store, WriteOptions } from '../store/types.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
 import { stateDir, type CliIO } from './context.ts';
 
@@ -54,6 +54,15 @@ export async function targets(service: JailService, names: string[], selector: s
   }
   if (names.length === 0) throw new JailyardError('JY_ERR_USAGE', 'name at least one jail, or select jails with -l');
   return names;
+}
+
+/** `--if-revision N` as write options: {} without it, a usage error unless N is an integer. */
+export function ifRevisionOption(text: string | undefined): WriteOptions {
+  if (text === undefined) return {};
+  const ifRevision = Number(text);
+  if (!Number.isInteger(ifRevision))
+    throw new JailyardError('JY_ERR_USAGE', `--if-revision needs an integer, not ${JSON.stringify(text)}`);
+  return { ifRevision };
 }
 
 /** One line per jail to stderr (jail(8) style), JSON on stdout with --json; sets the exit code. */

@@ -54,6 +54,31 @@ test('several missing names are all named, nothing is changed', async () => {
   assert.deepEqual(await states(), { rma: 'stopped', rmc: 'stopped' });
 });
 
+test('--if-revision: not an integer is a usage error; a stale revision changes nothing', async () => {
+  for (const args of [
+    ['remove', 'rmc'],
+    ['set', 'rmc', 'meta.k=v'],
+  ]) {
+    const r = await jy(...args, '--if-revision', 'x');
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, /--if-revision needs an integer, not "x"/);
+  }
+  const ls = await jy('ls', '-a', '-j', 'rmc', '--json', 'revision');
+  const rev = Number(JSON.parse(ls.stdout)['jail-information'].jail[0].revision);
+  assert.ok(Number.isInteger(rev), ls.stdout);
+  for (const args of [
+    ['remove', 'rmc'],
+    ['set', 'rmc', 'meta.k=v'],
+  ]) {
+    const r = await jy(...args, '--if-revision', String(rev + 5));
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(r.stderr, new RegExp(`revision conflict: expected revision ${rev + 5}, jail is at revision ${rev}`));
+  }
+  assert.deepEqual(await states(), { rma: 'stopped', rmc: 'stopped' });
+  const r = await jy('set', 'rmc', 'meta.k=v', '--if-revision', String(rev));
+  assert.equal(r.code, 0, r.stderr);
+});
+
 test('start/stop/restart/remove with a missing name leave running and stopped jails as they are', async () => {
   let r = await jy('start', 'rma', 'nosuch');
   assert.equal(r.code, 1);

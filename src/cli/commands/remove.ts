@@ -1,7 +1,6 @@
 // jailyard remove — stop (if running) and forget jails. See docs/cli.md#remove
 import type { RegisterVerb } from '../context.ts';
-import { JailyardError } from '../../errors.ts';
-import { printBatch, targets, withSession } from '../jails.ts';
+import { ifRevisionOption, printBatch, targets, withSession } from '../jails.ts';
 
 export const register: RegisterVerb = (program, io) => {
   program
@@ -15,12 +14,7 @@ export const register: RegisterVerb = (program, io) => {
     .option('--json', 'print the outcome per jail as JSON')
     .action(
       async (names: string[], o: { selector?: string; parallel: string; ifRevision?: string; json?: boolean }) => {
-        const ifRevision = o.ifRevision === undefined ? undefined : Number(o.ifRevision);
-        if (ifRevision !== undefined && !Number.isInteger(ifRevision))
-          throw new JailyardError(
-            'JY_ERR_USAGE',
-            `--if-revision needs an integer, not ${JSON.stringify(o.ifRevision)}`,
-          );
+        const cas = ifRevisionOption(o.ifRevision);
         await withSession(
           program,
           io,
@@ -29,10 +23,7 @@ export const register: RegisterVerb = (program, io) => {
             printBatch(
               io,
               'removed',
-              await service.remove(list, {
-                parallel: Number(o.parallel) || 1,
-                ...(ifRevision !== undefined ? { ifRevision } : {}),
-              }),
+              await service.remove(list, { parallel: Number(o.parallel) || 1, ...cas }),
               !!o.json,
             );
           },

@@ -1,7 +1,6 @@
 // jailyard set — change parameters, meta and env of a jail (jail -m). See docs/cli.md#set
 import type { RegisterVerb } from '../context.ts';
-import { JailyardError } from '../../errors.ts';
-import { targets, withSession } from '../jails.ts';
+import { ifRevisionOption, targets, withSession } from '../jails.ts';
 import { parseWords } from '../words.ts';
 
 export const register: RegisterVerb = (program, io) => {
@@ -31,21 +30,12 @@ export const register: RegisterVerb = (program, io) => {
           name = undefined;
         }
         const w = parseWords(words, name);
-        const ifRevision = o.ifRevision === undefined ? undefined : Number(o.ifRevision);
-        if (ifRevision !== undefined && !Number.isInteger(ifRevision))
-          throw new JailyardError(
-            'JY_ERR_USAGE',
-            `--if-revision needs an integer, not ${JSON.stringify(o.ifRevision)}`,
-          );
+        const cas = ifRevisionOption(o.ifRevision);
         await withSession(program, io, async ({ service }) => {
           const names = await targets(service, name ? [name] : [], o.selector);
           const out = [];
           for (const n of names) {
-            const j = await service.modify(
-              n,
-              { params: w.params, unset: o.unset, meta: w.meta, env: w.env },
-              ifRevision !== undefined ? { ifRevision } : {},
-            );
+            const j = await service.modify(n, { params: w.params, unset: o.unset, meta: w.meta, env: w.env }, cas);
             io.err(`${n}: updated (revision ${j.revision})`);
             out.push(j);
           }
