@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { report } from './lib.ts';
 import { createSkeleton } from '../src/skeleton/registry.ts';
 import { prepareJail, planJail } from '../src/skeleton/hooks.ts';
-import { runDebootstrap } from '../src/skeleton/debootstrap.ts';
+import { runDebootstrap } from '../src/platform/linux/debootstrap.ts';
 import type { Strategy } from '../src/skeleton/plan.ts';
 import { createLinuxDriver } from '../src/platform/linux/index.ts';
 import type { CreateFacts, JailContext, MountFacts } from '../src/platform/driver.ts';

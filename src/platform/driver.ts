@@ -4,6 +4,7 @@
 // stop, reconcile and crash recovery can undo exactly what was done.
 
 import type { JailSpec } from '../conf/spec.ts';
+import type { DebootstrapOptions } from '../skeleton/debootstrap.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
 import type { CreateFacts, MountFacts, NetworkFacts } from '../store/types.ts';
 
@@ -125,6 +126,10 @@ export interface Driver {
    * for a skeleton jail's size-limited writable part (limits.disk). Absent where the platform
    * has none (FreeBSD). */
   makeDiskImage?(image: string, bytes: number, from: string | undefined, jail: string): Promise<void>;
+
+  /** Builds a Debian tree with debootstrap (`skel create --debootstrap`); absent where the
+   * platform has none (FreeBSD). */
+  debootstrap?(opts: DebootstrapOptions): Promise<void>;
 
   /** Everything of jailyard's found on the system (named by prefix) for reconcile. */
   scanLeftovers(): Promise<Leftovers>;

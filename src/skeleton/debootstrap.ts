@@ -1,9 +1,7 @@
 // Building a Debian tree with debootstrap (apt's /usr/sbin/debootstrap), reporting progress
 // from its "I: ..." lines: each package is retrieved, validated, extracted, unpacked and
 // configured, so five lines per package; the package count is known once retrieval ends.
-
-import { spawn } from 'node:child_process';
-import { JailyardError } from '../errors.ts';
+// The Linux driver runs it (src/platform/linux/debootstrap.ts); what is here is pure.
 
 export interface DebootstrapProgress {
   phase: string;
@@ -71,55 +69,4 @@ export function aptMirror(sourcesText: string): string | undefined {
     (m) => m[1] ?? m[2]!,
   );
   return uris.find((u) => /\/debian\/?$/.test(u)) ?? uris[0];
-}
-
-/** Runs debootstrap into `target`; rejects with JY_ERR_SKELETON_CREATE and its output's tail. */
-export function runDebootstrap(opts: DebootstrapOptions): Promise<void> {
-  const args = [`--variant=${opts.variant ?? 'minbase'}`, opts.suite, opts.target];
-  if (opts.mirror) args.push(opts.mirror);
-  const tracker = new DebootstrapTracker();
-  const tail: string[] = [];
-  return new Promise((resolve, reject) => {
-    const child = spawn(opts.program ?? '/usr/sbin/debootstrap', args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LC_ALL: 'C' },
-    });
-    let partial = '';
-    const onData = (chunk: Buffer): void => {
-      const lines = (partial + chunk.toString('utf8')).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        tail.push(line);
-        if (tail.length > 20) tail.shift();
-        const p = tracker.feed(line);
-        if (p && opts.onProgress) opts.onProgress(p);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', (e) =>
-      reject(
-        new JailyardError(
-          'JY_ERR_SKELETON_CREATE',
-          `cannot run debootstrap: ${e.message}`,
-          { step: 'debootstrap' },
-          { cause: e },
-        ),
-      ),
-    );
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve();
-      else
-        reject(
-          new JailyardError(
-            'JY_ERR_SKELETON_CREATE',
-            `debootstrap ${args.join(' ')} failed (${signal ?? `exit ${code}`})`,
-            {
-              step: 'debootstrap',
-              output: [...tail, partial].join('\n').trim(),
-            },
-          ),
-        );
-    });
-  });
 }

@@ -17,7 +17,7 @@ import { skeletonDir, skeletonsDir } from '../layout.ts';
 import { loadDefaults, currentPlatform, type Platform } from '../defaults.ts';
 import { buildManifest, diffManifests, formatManifest, parseManifest, type ManifestDiff } from './manifest.ts';
 import { copyListed, copyTree, liveSeedRules, seedWritable, type LiveRules, type SeedRules } from './writable.ts';
-import { runDebootstrap, type DebootstrapProgress } from './debootstrap.ts';
+import type { DebootstrapOptions, DebootstrapProgress } from './debootstrap.ts';
 
 export type SkeletonSource =
   | { type: 'from'; path: string }
@@ -154,8 +154,9 @@ export interface CreateOptions {
   onProgress?: (p: DebootstrapProgress) => void;
   /** debootstrap program (tests). */
   debootstrap?: string;
-  /** The driver's mount view: needed for --debootstrap, which mounts inside its tree. */
-  mounts?: TreeMounts;
+  /** The platform driver: needed for --debootstrap, which it runs and which mounts inside
+   * the tree it builds. */
+  host?: SkeletonHost;
 }
 
 /** Whether `path` is this system's own root directory (same inode as `/`). */
@@ -166,19 +167,22 @@ function isHostRoot(path: string): boolean {
 }
 
 /**
- * What the registry needs of the platform driver (a Driver is one): debootstrap mounts proc
- * and sys in its target and a failed run may leave them, so a built tree is only deleted
- * once nothing is mounted inside it (a recursive delete would go through a mount).
+ * What the registry needs of the platform driver (a Driver is one): it runs debootstrap,
+ * which mounts proc and sys in its target, and a failed run may leave them, so a built tree
+ * is only deleted once nothing is mounted inside it (a recursive delete would go through a
+ * mount).
  */
-export interface TreeMounts {
+export interface SkeletonHost {
   /** Mount points at or below `dir`. */
   mountsBelow(dir: string): string[];
   /** Unmounts a mount point with everything below it. */
   removeLeftover(kind: 'mounts', target: string): Promise<void>;
+  /** Builds a Debian tree (absent where the platform has no debootstrap). */
+  debootstrap?(opts: DebootstrapOptions): Promise<void>;
 }
 
 /** Removes a tree jailyard built, after unmounting anything left mounted inside it. */
-async function removeBuiltTree(dir: string, mounts: TreeMounts): Promise<void> {
+async function removeBuiltTree(dir: string, mounts: SkeletonHost): Promise<void> {
   for (const m of mounts.mountsBelow(dir).reverse()) {
     try {
       await mounts.removeLeftover('mounts', m);
@@ -202,10 +206,15 @@ export async function createSkeleton(
   opts: CreateOptions = {},
 ): Promise<SkeletonVersion> {
   checkSkeletonName(name);
-  if (source.type === 'debootstrap' && !opts.mounts)
-    throw new JailyardError('JY_ERR_PLATFORM', 'creating a skeleton with debootstrap needs the platform driver', {
-      param: '--debootstrap',
-    });
+  const debootstrap = opts.host?.debootstrap?.bind(opts.host);
+  if (source.type === 'debootstrap' && !debootstrap)
+    throw new JailyardError(
+      'JY_ERR_PLATFORM',
+      'creating a skeleton with debootstrap needs a platform driver that runs it',
+      {
+        param: '--debootstrap',
+      },
+    );
   const platform = opts.platform ?? currentPlatform();
   const defaults = loadDefaults();
   if (source.type !== 'debootstrap') {
@@ -261,7 +270,7 @@ export async function createSkeleton(
     } else {
       kind = 'owned';
       manifestRoot = join(tmp, 'root');
-      await runDebootstrap({
+      await debootstrap!({
         suite: source.suite,
         target: manifestRoot,
         ...(source.mirror ? { mirror: source.mirror } : {}),
@@ -269,7 +278,7 @@ export async function createSkeleton(
         ...(opts.debootstrap ? { program: opts.debootstrap } : {}),
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       });
-      const left = opts.mounts!.mountsBelow(manifestRoot);
+      const left = opts.host!.mountsBelow(manifestRoot);
       if (left.length)
         throw new JailyardError('JY_ERR_SKELETON_CREATE', `debootstrap left mounts: ${left.join(', ')}`, {
           step: 'debootstrap',
@@ -296,7 +305,7 @@ export async function createSkeleton(
   } catch (e) {
     // only debootstrap mounts inside the tree it builds
     if (existsSync(tmp)) {
-      if (opts.mounts) await removeBuiltTree(tmp, opts.mounts);
+      if (opts.host) await removeBuiltTree(tmp, opts.host);
       else rmSync(tmp, { recursive: true, force: true });
     }
     // a version exists once skeleton.json lists it: one renamed into place but not recorded
@@ -328,7 +337,7 @@ function diskFull(e: unknown, name: string, dir: string): unknown {
 export async function removeSkeleton(
   stateDir: string,
   ref: string,
-  opts: { usersOf: (name: string, version: number) => string[]; mounts: TreeMounts },
+  opts: { usersOf: (name: string, version: number) => string[]; host: SkeletonHost },
 ): Promise<number[]> {
   const { name, version } = parseSkeletonRef(ref);
   const stored = readStored(stateDir, name);
@@ -348,8 +357,8 @@ export async function removeSkeleton(
   stored.versions = stored.versions.filter((v) => !doomed.includes(v));
   writeStored(stateDir, stored);
   for (const v of doomed)
-    if (existsSync(join(dir, String(v.version)))) await removeBuiltTree(join(dir, String(v.version)), opts.mounts);
-  if (stored.versions.length === 0) await removeBuiltTree(dir, opts.mounts);
+    if (existsSync(join(dir, String(v.version)))) await removeBuiltTree(join(dir, String(v.version)), opts.host);
+  if (stored.versions.length === 0) await removeBuiltTree(dir, opts.host);
   return doomed.map((v) => v.version);
 }
 

@@ -58,13 +58,13 @@ describe('debootstrap skeleton (slow, JAILYARD_SLOW_TESTS=1, needs root and the 
       t.dir,
       'bookworm',
       { type: 'debootstrap', suite: 'bookworm', ...(mirror ? { mirror } : {}) },
-      { onProgress: (p) => (last = p), mounts: await loadDriver({ stateDir: t.dir }) },
+      { onProgress: (p) => (last = p), host: await loadDriver({ stateDir: t.dir }) },
     );
     assert.equal(v.kind, 'owned');
     assert.ok(existsSync(join(v.root, 'usr/bin/dpkg')));
     assert.ok(v.entries > 5000, `entries ${v.entries}`);
     assert.equal(last.done, last.total);
-    await removeSkeleton(t.dir, 'bookworm', { usersOf: () => [], mounts: await loadDriver({ stateDir: t.dir }) });
+    await removeSkeleton(t.dir, 'bookworm', { usersOf: () => [], host: await loadDriver({ stateDir: t.dir }) });
     // only our own mounts: other engineers' tests mount concurrently (assertNoLeaks would see theirs)
     assert.deepEqual(
       snapshot().mounts.filter((m) => m.startsWith(t.dir)),

@@ -22,8 +22,8 @@ after(t.cleanup);
 const src = join(t.dir, 'src');
 makeSkeleton(src);
 const state = join(t.dir, 'state');
-// the Linux driver's view of the mounts (a failed debootstrap may leave some in its tree)
-const mounts = await loadDriver({ stateDir: state });
+// the Linux driver: it runs debootstrap and unmounts what a failed run leaves in its tree
+const host = await loadDriver({ stateDir: state });
 
 function err(fn: () => unknown): JailyardError {
   try {
@@ -106,10 +106,10 @@ describe('skeleton registry', () => {
       (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PATH',
     );
     await assert.rejects(
-      createSkeleton(state, 'deb', { type: 'debootstrap', suite: 'bookworm' }, { debootstrap: '/bin/false', mounts }),
+      createSkeleton(state, 'deb', { type: 'debootstrap', suite: 'bookworm' }, { debootstrap: '/bin/false', host }),
       (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_SKELETON_CREATE',
     );
-    // debootstrap needs the driver's view of the mounts it may leave
+    // debootstrap needs the driver
     await assert.rejects(
       createSkeleton(state, 'deb', { type: 'debootstrap', suite: 'bookworm' }, { debootstrap: '/bin/false' }),
       (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PLATFORM',
@@ -126,10 +126,10 @@ describe('skeleton registry', () => {
       mode: 0o755,
     });
     await assert.rejects(
-      createSkeleton(state, 'leaky', { type: 'debootstrap', suite: 'bookworm' }, { debootstrap: fake, mounts }),
+      createSkeleton(state, 'leaky', { type: 'debootstrap', suite: 'bookworm' }, { debootstrap: fake, host }),
       (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_SKELETON_CREATE',
     );
-    assert.deepEqual(mounts.mountsBelow(state), []);
+    assert.deepEqual(host.mountsBelow(state), []);
     assert.ok(!existsSync(join(state, 'skeletons/leaky')));
   });
 
@@ -139,16 +139,16 @@ describe('skeleton registry', () => {
       Object.entries(users)
         .filter(([, p]) => usedVersion(p, name, resolveSkeleton(state, name).version) === version)
         .map(([j]) => j);
-    const e = await rejection(removeSkeleton(state, 'deb', { usersOf, mounts }));
+    const e = await rejection(removeSkeleton(state, 'deb', { usersOf, host }));
     assert.equal(e.code, 'JY_ERR_SKELETON_IN_USE');
     assert.ok(e.message.includes('db, web'), e.message);
-    assert.equal((await rejection(removeSkeleton(state, 'deb@1', { usersOf, mounts }))).message.includes('web'), true);
+    assert.equal((await rejection(removeSkeleton(state, 'deb@1', { usersOf, host }))).message.includes('web'), true);
     delete users.db;
-    assert.deepEqual(await removeSkeleton(state, 'deb@2', { usersOf, mounts }), [2]);
+    assert.deepEqual(await removeSkeleton(state, 'deb@2', { usersOf, host }), [2]);
     const v3 = await createSkeleton(state, 'deb', { type: 'copy', path: src });
     assert.equal(v3.version, 3);
     delete users.web;
-    await removeSkeleton(state, 'deb', { usersOf, mounts });
+    await removeSkeleton(state, 'deb', { usersOf, host });
     assert.ok(!existsSync(join(state, 'skeletons/deb')));
   });
 });

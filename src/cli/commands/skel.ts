@@ -131,8 +131,8 @@ export const register: RegisterVerb = (program: Command, io: CliIO) => {
         try {
           v = await createSkeleton(stateDir(program), name, source, {
             ...(bar ? { onProgress: bar.update } : {}),
-            // debootstrap mounts inside the tree it builds: the driver unmounts what it leaves
-            ...(source.type === 'debootstrap' ? { mounts: await loadDriver({ stateDir: stateDir(program) }) } : {}),
+            // the driver runs debootstrap, and unmounts what it leaves in the tree it builds
+            ...(source.type === 'debootstrap' ? { host: await loadDriver({ stateDir: stateDir(program) }) } : {}),
           });
         } finally {
           bar?.stop();
@@ -215,7 +215,7 @@ export const register: RegisterVerb = (program: Command, io: CliIO) => {
       try {
         const removed = await removeSkeleton(dir, ref, {
           usersOf: finder.usersOf,
-          mounts: await loadDriver({ stateDir: dir }),
+          host: await loadDriver({ stateDir: dir }),
         });
         io.err(`removed ${parseSkeletonRef(ref).name}@${removed.join(',')}`);
       } finally {

@@ -6,6 +6,7 @@ import { JailyardError } from '../../errors.ts';
 import { checkNative } from './native.ts';
 import { mountsBelow } from './mountinfo.ts';
 import { makeDiskImage } from './diskimage.ts';
+import { runDebootstrap } from './debootstrap.ts';
 import type { Driver } from '../driver.ts';
 import * as life from './create.ts';
 import { runHost, runInJail } from './exec.ts';
@@ -126,6 +127,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
     isOwnLeftover: ownLeftover(opts.stateRoots?.[0]),
     removeLeftover,
     makeDiskImage,
+    debootstrap: runDebootstrap,
     removeBridgeIfUnused: () => removeBridgeIfUnused(net.bridge),
     mountsBelow: (dir) => mountsBelow(dir),
     async forget(jailDir) {
