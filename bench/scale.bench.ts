@@ -206,6 +206,7 @@ try {
         apply_start_ms: startIdle,
         daemon_rss_empty_mib: rssEmpty / 1024,
         daemon_rss_mib: rssKiB(pid) / 1024,
+        daemon_rss_per_jail_kib: (rssKiB(pid) - rssEmpty) / IDLE,
         daemon_pss_mib: pssKiB(pid) / 1024,
         daemon_cpu_percent: daemonCpu * 100,
         jail_processes: jails.size,
