@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../../src/store/sqlite.ts';
 import type { Store } from '../../src/store/types.ts';
+import { binArgs } from '../helpers/cli.ts';
 import { assertNoLeaks, snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
 import { rawRequest } from './api-helpers.ts';
 
-const bin = new URL('../../bin/jailyard.js', import.meta.url).pathname;
 const TOKEN = 'limits-token';
 const LIMITS = {
   maxConnections: 40,
@@ -81,9 +81,7 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
     writeFileSync(join(dir, 'token'), TOKEN, { mode: 0o600 });
     child = spawn(
       process.execPath,
-      [
-        bin,
-        '--state',
+      binArgs(
         dir,
         'serve',
         '--listen',
@@ -106,7 +104,7 @@ describe('connection caps and timeouts (issue 11 item 9)', () => {
         String(LIMITS.idleSec),
         '--auth-timeout',
         String(LIMITS.authSec),
-      ],
+      ),
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     child.stderr!.on('data', (b) => (stderr += b));

@@ -311,20 +311,17 @@ for pid in ${JSON.stringify(hostPidsOfB)}:
     for (const pid of hostPidsOfB) process.kill(pid, 0);
   });
 
-  test("kill -9 -1 in one jail ends only that jail's processes; the host and the other jail go on", async () => {
+  test("kill -9 -1 in one jail ends only that jail's processes; the host and the other jail go on", async (t) => {
     const sleeper = execFileSync('sh', ['-c', 'sleep 60 >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).trim();
-    try {
-      await h.exec('xa', ['/bin/sh', '-c', 'kill -9 -1; true']);
-      process.kill(Number(sleeper), 0);
-      const r = await h.sh('xb', 'cat /root/secret; ps ax | grep -c "[s]leep 600.5"');
-      assert.equal(r.stdout, `file-${secret}\n1\n`, r.stderr);
-      // the jail that killed its own processes is started again and works
-      const s = await h.jy('restart', 'xa');
-      assert.equal(s.code, 0, s.stderr);
-      await h.assertAlive('xa');
-    } finally {
-      process.kill(Number(sleeper), 'SIGKILL');
-    }
+    t.after(() => process.kill(Number(sleeper), 'SIGKILL'));
+    await h.exec('xa', ['/bin/sh', '-c', 'kill -9 -1; true']);
+    process.kill(Number(sleeper), 0);
+    const r = await h.sh('xb', 'cat /root/secret; ps ax | grep -c "[s]leep 600.5"');
+    assert.equal(r.stdout, `file-${secret}\n1\n`, r.stderr);
+    // the jail that killed its own processes is started again and works
+    const s = await h.jy('restart', 'xa');
+    assert.equal(s.code, 0, s.stderr);
+    await h.assertAlive('xa');
   });
 });
 

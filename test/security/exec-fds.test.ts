@@ -8,7 +8,7 @@ import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { spawnSync, type StdioOptions } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliFor } from '../helpers/cli.ts';
+import { cliFor, runBin, type CliResult } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 let state: string;
@@ -17,21 +17,11 @@ let hostRoot: number;
 const jy = cliFor(() => state);
 /** jy-spawner on (the default) and off (node's own spawn). */
 const SPAWNER_MODES: Record<string, string>[] = [{ JAILYARD_SPAWNER: '1' }, { JAILYARD_SPAWNER: '0' }];
-const BIN = join(import.meta.dirname, '../../bin/jailyard.js');
 
 /** The CLI binary, run like `exec 200</; jailyard ...` from a shell: fd 200 is the host's /. */
-function jyWithFd200(
-  args: string[],
-  env: Record<string, string> = {},
-): { code: number; stdout: string; stderr: string } {
+function jyWithFd200(args: string[], env: Record<string, string> = {}): CliResult {
   const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', ...Array<'ignore'>(197).fill('ignore'), hostRoot];
-  const r = spawnSync(process.execPath, [BIN, '--state', state, ...args], {
-    stdio,
-    encoding: 'utf8',
-    timeout: 60_000,
-    env: { ...process.env, ...env },
-  });
-  return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+  return runBin(state, args, { stdio, timeout: 60_000, env: { ...process.env, ...env } });
 }
 
 /** The fds a `ls /proc/self/fd` listed: 0-2, and 3 (ls's own directory). */

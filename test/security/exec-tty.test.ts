@@ -10,18 +10,17 @@ import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } fro
 import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliFor } from '../helpers/cli.ts';
+import { binArgs, cliFor, runBin } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 let state: string;
 let baseline: SystemSnapshot;
 const jy = cliFor(() => state);
-const BIN = join(import.meta.dirname, '../../bin/jailyard.js');
 const JAIL = 'tty1';
 
 /** The CLI as an operator's shell line would run it (bash: `read -t`). */
 const cli = (...args: string[]) =>
-  [process.execPath, BIN, '--state', state, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  [process.execPath, ...binArgs(state, ...args)].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
 
 /**
  * The operator's terminal: runs `bash -c LINE` on a new pty of ROWSxCOLS and plays STEPS
@@ -168,42 +167,28 @@ test('Ctrl-C reaches the jailed program once, with a pty and without', { timeout
 test('without a terminal: pipes, stdout and stderr apart, exit codes, stdin, signals passed on', {
   timeout: 120_000,
 }, async () => {
-  let r = spawnSync(
-    process.execPath,
-    [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', 'echo out; echo err >&2; exit 5'],
-    {
-      encoding: 'utf8',
-    },
-  );
-  assert.equal(r.status, 5);
+  let r = runBin(state, ['exec', JAIL, 'sh', '-c', 'echo out; echo err >&2; exit 5']);
+  assert.equal(r.code, 5);
   assert.equal(r.stdout, 'out\n');
   assert.equal(r.stderr, 'err\n');
-  r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'tr', 'a-z', 'A-Z'], {
-    encoding: 'utf8',
-    input: 'hello\n',
-  });
+  r = runBin(state, ['exec', JAIL, 'tr', 'a-z', 'A-Z'], { input: 'hello\n' });
   assert.equal(r.stdout, 'HELLO\n');
-  r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', 'kill -KILL $$'], {
-    encoding: 'utf8',
-  });
-  assert.equal(r.status, 128 + 9);
+  r = runBin(state, ['exec', JAIL, 'sh', '-c', 'kill -KILL $$']);
+  assert.equal(r.code, 128 + 9);
 
   // a host file as stdin arrives as a pipe: the jailed root cannot chmod it through the fd
   const file = join(state, 'host-input');
   writeFileSync(file, 'data\n', { mode: 0o600 });
   const fd = openSync(file, 'r');
   const script = 'chmod 4777 /proc/self/fd/0; cat; readlink /proc/self/fd/0';
-  r = spawnSync(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', script], {
-    encoding: 'utf8',
-    stdio: [fd, 'pipe', 'pipe'],
-  });
+  r = runBin(state, ['exec', JAIL, 'sh', '-c', script], { stdio: [fd, 'pipe', 'pipe'] });
   closeSync(fd);
   assert.match(r.stdout, /^data\npipe:/, r.stdout + r.stderr);
   assert.equal(statSync(file).mode & 0o7777, 0o600, "the host file's mode was changed from the jail");
 
   // SIGTERM to the CLI reaches the program
   const trap = 'trap "echo got-TERM; exit 3" TERM; echo ready; while :; do sleep 0.1; done';
-  const child = spawn(process.execPath, [BIN, '--state', state, 'exec', JAIL, 'sh', '-c', trap], {
+  const child = spawn(process.execPath, binArgs(state, 'exec', JAIL, 'sh', '-c', trap), {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

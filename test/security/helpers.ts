@@ -25,7 +25,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { cliFor, type CliResult } from '../helpers/cli.ts';
+import { binArgs, cliFor, type CliResult } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 import { stateTag } from '../../src/platform/linux/paths.ts';
 import { PARAMS } from '../../src/conf/params.ts';
@@ -37,9 +37,6 @@ import { loadDriver } from '../../src/platform/index.ts';
 import type { Driver } from '../../src/platform/driver.ts';
 
 export { STRATEGIES, type Strategy, type CliResult };
-
-/** bin/jailyard.js, run with this test's node (v24). */
-export const JY_BIN = join(import.meta.dirname, '../../bin/jailyard.js');
 
 /** The label every jail made through these helpers carries (close() removes by it). */
 export const TEST_LABEL = 'meta.sectest=1';
@@ -103,7 +100,7 @@ export interface RunOptions {
 export function runJailyard(state: string, args: string[], opts: RunOptions = {}): Promise<ExecOutcome> {
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
-    const argv = [JY_BIN, '--state', state, ...args];
+    const argv = binArgs(state, ...args);
     const o = opts.openFd;
     if (o) assert.ok(Number.isInteger(o.fd) && o.fd > 2 && o.fd < 1024, 'openFd.fd: 3..1023');
     // the script is constant; the path and the command are its arguments
@@ -263,7 +260,7 @@ export class SecurityHost {
    */
   async serve(extra: string[] = []): Promise<{ pid: number; socket: string; stop: () => Promise<void> }> {
     const socket = join(this.state, 'jailyard.sock');
-    const child = spawn(process.execPath, [JY_BIN, '--state', this.state, 'serve', '--socket', socket, ...extra], {
+    const child = spawn(process.execPath, binArgs(this.state, 'serve', '--socket', socket, ...extra), {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let err = '';

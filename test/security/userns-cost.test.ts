@@ -47,34 +47,33 @@ test(`userns: cost per start, ${N} starts with and without (medians)`, async (t)
     plainTotal: [] as number[],
     usernsTotal: [] as number[],
   };
-  try {
-    for (let i = 0; i < N; i++) {
-      for (const [j, key] of [
-        [plain, 'plain'],
-        [userns, 'userns'],
-      ] as const) {
-        const t0 = performance.now();
-        const c = await cycle(j);
-        times[key].push(c.start);
-        times[key === 'plain' ? 'plainTotal' : 'usernsTotal'].push(performance.now() - t0);
-        if (key === 'plain') assert.equal(c.uid, '0');
-        else assert.equal(Number(c.uid), recordedRange(userns.ctx.stateDir)!.base);
-      }
-    }
-    const line =
-      `start (mounts + create): ${median(times.plain).toFixed(1)} ms without, ${median(times.userns).toFixed(1)} ms with userns; ` +
-      `whole cycle (start, exec true, stop): ${median(times.plainTotal).toFixed(1)} / ${median(times.usernsTotal).toFixed(1)} ms (medians of ${N})`;
-    t.diagnostic(line);
-    console.log(`userns cost: ${line}`);
-    // generous: the machine is shared, only a gross regression (a copy of the skeleton,
-    // a chown of it) fails this
-    assert.ok(median(times.userns) < median(times.plain) * 3 + 50, line);
-  } finally {
+  t.after(async () => {
     await releaseRange(userns.ctx.stateDir);
     for (const j of [plain, userns]) {
       // the fixture's folder holds the jail's root and its state folder
       assertNoLeaks(baseline, dirname(j.ctx.stateDir));
       j.cleanup();
     }
+  });
+  for (let i = 0; i < N; i++) {
+    for (const [j, key] of [
+      [plain, 'plain'],
+      [userns, 'userns'],
+    ] as const) {
+      const t0 = performance.now();
+      const c = await cycle(j);
+      times[key].push(c.start);
+      times[key === 'plain' ? 'plainTotal' : 'usernsTotal'].push(performance.now() - t0);
+      if (key === 'plain') assert.equal(c.uid, '0');
+      else assert.equal(Number(c.uid), recordedRange(userns.ctx.stateDir)!.base);
+    }
   }
+  const line =
+    `start (mounts + create): ${median(times.plain).toFixed(1)} ms without, ${median(times.userns).toFixed(1)} ms with userns; ` +
+    `whole cycle (start, exec true, stop): ${median(times.plainTotal).toFixed(1)} / ${median(times.usernsTotal).toFixed(1)} ms (medians of ${N})`;
+  t.diagnostic(line);
+  console.log(`userns cost: ${line}`);
+  // generous: the machine is shared, only a gross regression (a copy of the skeleton,
+  // a chown of it) fails this
+  assert.ok(median(times.userns) < median(times.plain) * 3 + 50, line);
 });
