@@ -6,14 +6,13 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { createRemoteService, watch } from '../../src/api/client.ts';
 import { tempState } from './helpers.ts';
+import { binArgs } from '../helpers/cli.ts';
 import { assertNoLeaks, snapshot } from '../helpers/leaks.ts';
-
-const bin = new URL('../../bin/jailyard.js', import.meta.url).pathname;
 
 test('jailyard serve: socket 0600 under --state, answers, SIGTERM ends watch streams and exits 0', async () => {
   const before = snapshot();
   const state = tempState('jy-api-serve-');
-  const child = spawn(process.execPath, [bin, '--state', state.dir, 'serve', '--bookmark-interval', '0.2'], {
+  const child = spawn(process.execPath, binArgs(state.dir, 'serve', '--bookmark-interval', '0.2'), {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -5,20 +5,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliFor } from '../helpers/cli.ts';
+import { binFor, cliFor } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 import { JAIL_KEEP_CAPS } from '../../src/platform/linux/caps.ts';
 
 let state: string;
 let baseline: SystemSnapshot;
 const jy = cliFor(() => state);
-const jyBin = (...args: string[]) =>
-  execFileSync(process.execPath, [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args], {
-    encoding: 'utf8',
-  });
+const jyBin = binFor(() => state);
 
 /** The CapBnd mask (hex, as in /proc/PID/status) of the jail's kept capabilities. */
 const JAIL_CAPBND = JAIL_KEEP_CAPS.split(',')

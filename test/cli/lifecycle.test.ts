@@ -4,10 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliFor } from '../helpers/cli.ts';
+import { binFor, cliFor } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 let state: string;
@@ -16,13 +15,7 @@ let baseline: SystemSnapshot;
 const jy = cliFor(() => state);
 
 /** Runs the real binary (a separate process), for verbs whose output is the jail's own. */
-function jyBin(...args: string[]): string {
-  return execFileSync(
-    process.execPath,
-    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, ...args],
-    { encoding: 'utf8' },
-  );
-}
+const jyBin = binFor(() => state);
 
 before(async () => {
   baseline = snapshot();

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliFor } from '../helpers/cli.ts';
+import { binArgs, cliFor } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 let state: string;
@@ -56,11 +56,7 @@ test('reconcile finishes a start whose process was killed mid-way (kill -9)', { 
 
   // a separate jailyard process starts the jail; it is killed while exec.prestart runs,
   // after the addresses and mounts steps were made and recorded
-  const child = spawn(
-    process.execPath,
-    [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, 'start', 'crash1'],
-    { detached: true, stdio: 'ignore' },
-  );
+  const child = spawn(process.execPath, binArgs(state, 'start', 'crash1'), { detached: true, stdio: 'ignore' });
   const jailDir = join(state, 'jails/crash1');
   try {
     await until('the prestart hook', () => {

@@ -5,16 +5,14 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../src/cli/main.ts';
-import type { CliIO } from '../../src/cli/context.ts';
 import { JailyardError } from '../../src/errors.ts';
 import { jailRoot } from '../../src/layout.ts';
 import { checkNestedParams, checkNestedStart, parentName } from '../../src/runtime/jailplan.ts';
 import type { JailRecord } from '../../src/store/types.ts';
 import { openStore } from '../../src/store/sqlite.ts';
+import { binFor, cliFor } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 function record(name: string, params: JailRecord['params'], state: JailRecord['state'] = 'stopped'): JailRecord {
@@ -119,27 +117,10 @@ describe('nested jails with real namespaces (root)', () => {
   let state: string;
   let baseline: SystemSnapshot;
 
-  const io = (): CliIO & { stdout: string; stderr: string } => {
-    const c = {
-      stdout: '',
-      stderr: '',
-      out: (t: string) => void (c.stdout += t.endsWith('\n') ? t : `${t}\n`),
-      err: (t: string) => void (c.stderr += t.endsWith('\n') ? t : `${t}\n`),
-    };
-    return c;
-  };
-  const jy = async (...args: string[]) => {
-    const c = io();
-    const code = await main(['--state', state, ...args], c);
-    return { code, stdout: c.stdout, stderr: c.stderr };
-  };
+  const jy = cliFor(() => state);
   /** `jailyard exec` as a separate process: its output is the jail's own. */
-  const inJail = (jail: string, ...argv: string[]) =>
-    execFileSync(
-      process.execPath,
-      [join(import.meta.dirname, '../../bin/jailyard.js'), '--state', state, 'exec', jail, ...argv],
-      { encoding: 'utf8' },
-    );
+  const jyBin = binFor(() => state);
+  const inJail = (jail: string, ...argv: string[]) => jyBin('exec', jail, ...argv);
   const runtimeOf = async (jail: string) => {
     const r = await jy('ls', '--json', '-a', '-j', jail, 'name', 'state', 'jid');
     assert.equal(r.code, 0, r.stderr);
