@@ -4,24 +4,21 @@
 // device; after a crash with the image mounted, reconcile clears it and the jail starts again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runBin } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
-const BIN = join(import.meta.dirname, '../../bin/jailyard.js');
 let state: string;
 let baseline: SystemSnapshot;
 const MiB = 1024 * 1024;
 
-function jy(args: string[], crashAt?: string): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [BIN, '--state', state, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, ...(crashAt ? { JAILYARD_CRASH_AT: crashAt } : {}) },
-    timeout: 120_000,
-  });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+/** The CLI as a process of its own (a crash point kills it); stdout and stderr together. */
+function jy(args: string[], crashAt?: string): { code: number; out: string } {
+  const r = runBin(state, args, { env: { ...process.env, ...(crashAt ? { JAILYARD_CRASH_AT: crashAt } : {}) } });
+  return { code: r.code, out: `${r.stdout}${r.stderr}` };
 }
 
 /** Allocated bytes (du -s) of `path`. */
