@@ -5,6 +5,7 @@
 // One file per concern, as in ../linux: create.ts (the kernel jail), network.ts (addresses),
 // mounts.ts, rctl.ts (limits), exec.ts, meta.ts, leftovers.ts; system.ts is what they share.
 
+import { paramString } from '../../conf/spec.ts';
 import { JailyardError } from '../../errors.ts';
 import type { MetaOp } from '../../meta/ops.ts';
 import type { Driver, JailContext } from '../driver.ts';
@@ -88,12 +89,11 @@ export function createFreeBSDDriver(opts: FreeBSDDriverOptions = {}): FreeBSDDri
     setupNetwork: (ctx) => setupNetwork(host, ctx),
     teardownNetwork: (ctx, facts) => teardownNetwork(host, ctx, facts),
     mount(ctx, plan) {
-      const ruleset = ctx.spec.params.devfs_ruleset;
       return executePlan(
         host.runner,
         ctx,
         plan,
-        ruleset === undefined || ruleset === '' ? DEFAULT_DEVFS_RULESET : String(ruleset),
+        paramString(ctx.spec.params, 'devfs_ruleset') || DEFAULT_DEVFS_RULESET,
       );
     },
     unmount: (ctx, facts) => undoPlan(host.runner, ctx, facts),

@@ -31,7 +31,7 @@ import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import { loadDefaults } from '../../defaults.ts';
 import type { JailContext } from '../driver.ts';
-import type { JailSpec } from '../../conf/spec.ts';
+import { paramBool, type JailSpec } from '../../conf/spec.ts';
 import { withHostLock } from './lock.ts';
 
 /** A jail's host uid/gid range: jail uid u is host uid base + u, for u < count. */
@@ -87,8 +87,7 @@ export function usernsConfig(): UsernsConfig {
 
 /** Whether the jail runs in a user namespace: its `userns` parameter, else the defaults switch. */
 export function usernsWanted(spec: JailSpec, cfg: Pick<UsernsConfig, 'enabled'> = usernsConfig()): boolean {
-  const v = spec.params.userns;
-  return v === undefined ? cfg.enabled : v === true;
+  return spec.params.userns === undefined ? cfg.enabled : paramBool(spec.params, 'userns');
 }
 
 /** Where a jail records its slot (in its own state folder: gone with the jail). */
