@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { JailyardError } from '../src/errors.ts';
+import { JailyardError, describeError, withContext } from '../src/errors.ts';
+import { checkRevision } from '../src/store/revision.ts';
 
 test('JailyardError names the place first, then the message', () => {
   const e = new JailyardError('JY_ERR_PARAM_VALUE', 'not an integer: "x"', {
@@ -32,4 +33,35 @@ test('every code used in the sources is registered', async () => {
   }
   const unknown = [...used].filter((c) => !(c in ERROR_CODES));
   assert.deepEqual(unknown, []);
+});
+
+test('describeError: the place first for a JailyardError, the message of a plain Error, the name of others', () => {
+  assert.equal(describeError(new JailyardError('JY_ERR_MOUNT', 'busy', { jail: 'www' })), 'jail "www": busy');
+  assert.equal(describeError(new Error('ENOENT: no such file')), 'ENOENT: no such file');
+  assert.equal(describeError(new TypeError('x is not a function')), 'TypeError: x is not a function');
+  assert.equal(describeError('a string'), 'a string');
+});
+
+test('withContext: a new error with text and place added; the original is unchanged and is its cause', () => {
+  const e = new JailyardError('JY_ERR_ADDRESS', 'adding x failed', { step: 'addresses', param: 'ip4.addr' });
+  const w = withContext(e, { before: 'net: ', after: '; undo failed too', place: { jail: 'www', param: 'ip6.addr' } });
+  assert.equal(w.message, 'net: adding x failed; undo failed too');
+  assert.equal(w.code, 'JY_ERR_ADDRESS');
+  assert.deepEqual(w.place, { step: 'addresses', param: 'ip6.addr', jail: 'www' });
+  assert.equal(w.cause, e);
+  assert.equal(e.message, 'adding x failed');
+  assert.deepEqual(e.place, { step: 'addresses', param: 'ip4.addr' });
+});
+
+test('checkRevision: nothing without an expected revision or at it; else the one conflict text', () => {
+  checkRevision({ name: 'www', revision: 4 }, undefined);
+  checkRevision({ name: 'www', revision: 4 }, 4);
+  assert.throws(
+    () => checkRevision({ name: 'www', revision: 4 }, 3),
+    (e: unknown) =>
+      e instanceof JailyardError &&
+      e.code === 'JY_ERR_REVISION_CONFLICT' &&
+      e.httpStatus === 412 &&
+      e.describe() === 'jail "www": revision conflict: expected revision 3, jail is at revision 4',
+  );
 });
