@@ -18,6 +18,7 @@ import type { JailRecord } from '../store/types.ts';
 import { DRAIN_LABEL, PORT_LABEL, serverNameOf, waitForServer } from './controller.ts';
 import { sleep } from './haproxy-process.ts';
 import { HaproxyRuntime } from './haproxy-runtime.ts';
+import { crashPoint } from '../runtime/crashpoint.ts';
 
 export interface RolloutPlanInput {
   selector: string;
@@ -210,13 +211,14 @@ export function newRolloutState(input: RolloutPlanInput): RolloutState {
 
 /** What runRollout and abortRollout share: the HAProxy client, the pool timeout, and `step`,
  * which records a line in the state, saves it (so --resume/--abort can continue) and shows it. */
-function rolloutTools(state: RolloutState, deps: Omit<RolloutDeps, 'template'>) {
+function rolloutTools(state: RolloutState, deps: Omit<RolloutDeps, 'template'>, op: 'rollout' | 'abort' = 'rollout') {
   return {
     rt: deps.lb ? new HaproxyRuntime(deps.lb.adminSocket) : undefined,
     poolTimeout: deps.poolTimeoutMs ?? 30_000,
     step: (text: string) => {
       state.log.push({ at: new Date().toISOString(), text });
       saveState(deps.stateFile, state);
+      crashPoint(`${op}:saved`);
       deps.progress?.(text);
     },
   };
@@ -283,6 +285,7 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
     if (known.has(j.name) && j.state === 'running') return;
     if (j.state !== 'running') {
       step(`start ${j.name}`);
+      crashPoint('rollout:start');
       const r = await service.start([j.name], deps.signal ? { signal: deps.signal } : {});
       interrupted();
       if (!r.ok)
@@ -291,6 +294,7 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
           step: 'start',
         });
       j = await service.get(j.name);
+      crashPoint('rollout:started');
     }
     const addr = firstAddress(j);
     const healthy =
@@ -305,6 +309,7 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
       );
     }
     step(`${j.name} healthy at ${addr}:${state.port}`);
+    crashPoint('rollout:healthy');
     if (rt && deps.lb) {
       await waitForServer(rt, deps.lb.backend, serverNameOf(j.name), 'serving', poolTimeout);
       step(`${j.name} serving in ${deps.lb.backend}`);
@@ -350,6 +355,7 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
         // recorded before it exists: an abort after a crash here still finds it
         state.created.push(name);
         step(`create ${name} at ${addr} (${news.length + 1}/${state.replicas})`);
+        crashPoint('rollout:create');
         const meta: MetaOp[] = Object.entries(newLabels).map(([key, value]) => ({ op: 'set', key, value }));
         // the version labels (--to) also go to env: the jail itself can read which version it is
         const env: MetaOp[] = Object.entries(labelsFromPairs(state.to, 'to')).map(([key, value]) => ({
@@ -358,6 +364,7 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
           value,
         }));
         await service.create({ spec: specForNewJail(deps.template, name, addr), meta, env });
+        crashPoint('rollout:created');
         continue;
       }
       const runningOlds = olds.filter(
@@ -370,11 +377,14 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
       if (victim && stillAvailable >= state.replicas - state.maxUnavailable) {
         if (rt && deps.lb) {
           step(`drain ${victim.name}`);
+          crashPoint('rollout:drain');
           await service.modify(victim.name, { meta: [{ op: 'set', key: DRAIN_LABEL, value: '1' }] });
           await waitForServer(rt, deps.lb.backend, serverNameOf(victim.name), 'absent', poolTimeout);
         }
         step(`remove ${victim.name} (${olds.length - 1} old left)`);
+        crashPoint('rollout:remove');
         await removeJail(victim.name);
+        crashPoint('rollout:removed');
         state.removed.push(victim.name);
         continue;
       }
@@ -389,6 +399,7 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
   }
   state.phase = 'done';
   step(`done: ${state.replicas} jails ${newSel}, no ${oldSel} left`);
+  crashPoint('rollout:done');
   return state;
 }
 
@@ -396,15 +407,17 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
  * it and are removed. Old jails already removed are not recreated (no template for them). */
 export async function abortRollout(state: RolloutState, deps: Omit<RolloutDeps, 'template'>): Promise<RolloutState> {
   const { service } = deps;
-  const { rt, poolTimeout, step } = rolloutTools(state, deps);
+  const { rt, poolTimeout, step } = rolloutTools(state, deps, 'abort');
   step(`abort: back to ${state.selector},${state.from}`);
   for (const j of await service.list({ selector: `${state.selector},${state.from}` })) {
     if (labelsOf(j.meta, j.env)[DRAIN_LABEL] !== undefined) {
       step(`undrain ${j.name}`);
+      crashPoint('abort:undrain');
       await service.modify(j.name, { meta: [{ op: 'remove', key: DRAIN_LABEL }] });
     }
     if (j.state === 'stopped') {
       step(`start ${j.name}`);
+      crashPoint('abort:start');
       await service.start([j.name]);
     }
     if (rt && deps.lb) await waitForServer(rt, deps.lb.backend, serverNameOf(j.name), 'serving', poolTimeout);
@@ -414,11 +427,14 @@ export async function abortRollout(state: RolloutState, deps: Omit<RolloutDeps, 
     if (exists) {
       if (rt && deps.lb) {
         step(`drain ${name}`);
+        crashPoint('abort:drain');
         await service.modify(name, { meta: [{ op: 'set', key: DRAIN_LABEL, value: '1' }] });
         await waitForServer(rt, deps.lb.backend, serverNameOf(name), 'absent', poolTimeout);
       }
       step(`remove ${name}`);
+      crashPoint('abort:remove');
       const r = await service.remove([name]);
+      crashPoint('abort:removed');
       if (!r.ok)
         throw new JailyardError('JY_ERR_STEP_FAILED', `cannot remove: ${r.outcomes[0]?.message ?? 'failed'}`, {
           jail: name,
@@ -429,5 +445,6 @@ export async function abortRollout(state: RolloutState, deps: Omit<RolloutDeps, 
   }
   state.phase = 'aborted';
   step('aborted: old jails serve, new ones removed');
+  crashPoint('abort:done');
   return state;
 }

@@ -66,13 +66,12 @@ export const CRASH_POINTS = {
     'rollout:started',
     'rollout:healthy',
     'rollout:drain',
-    'rollout:drained',
     'rollout:remove',
     'rollout:removed',
     'rollout:done',
   ],
   /** rollout --abort. */
-  abort: ['abort:undrain', 'abort:start', 'abort:drain', 'abort:remove', 'abort:removed', 'abort:done'],
+  abort: ['abort:saved', 'abort:undrain', 'abort:start', 'abort:drain', 'abort:remove', 'abort:removed', 'abort:done'],
   /** The daemon's request handlers (src/api/routes/jails.ts): before and after the service. */
   api: ['api:received', 'api:answered'],
 } as const satisfies Record<string, readonly string[]>;

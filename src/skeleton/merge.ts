@@ -12,6 +12,7 @@ import {
   closeSync,
   constants,
   lstatSync,
+  mkdirSync,
   mkdtempSync,
   openSync,
   readSync,
@@ -280,11 +281,17 @@ export function applyUpgrade(
       (opts.mounts ?? []).filter((m) => target.startsWith(`${m}/`)).sort((a, b) => b.length - a.length)[0] ?? '';
     let dir = stages.get(mount);
     if (!dir) {
-      dir = mkdtempSync(
-        join(mount === '' ? jailRoot : ensureDirsInRoot(jailRoot, mount, undefined, opts.jail), '.jailyard-upgrade-'),
+      const base = join(
+        mount === '' ? jailRoot : ensureDirsInRoot(jailRoot, mount, undefined, opts.jail),
+        '.jailyard-upgrade-',
       );
+      if (journal) {
+        // named and listed before it is made: a crash in between leaves nothing unlisted
+        dir = `${base}${process.pid}-${stages.size}`;
+        journal({ op: 'stage', path: dir });
+        mkdirSync(dir, { mode: 0o700 });
+      } else dir = mkdtempSync(base);
       stages.set(mount, dir);
-      journal?.({ op: 'stage', path: dir });
     }
     return dir;
   };

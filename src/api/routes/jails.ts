@@ -22,6 +22,7 @@ import {
 } from '../schemas.ts';
 import { pickFields, toView, viewJson, VIEW_FIELDS, type ViewField } from '../view.ts';
 import { serveWatch } from './watch.ts';
+import { crashPoint } from '../../runtime/crashpoint.ts';
 
 const errors = {
   400: ErrorBody,
@@ -124,11 +125,13 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
     },
     async (request, reply) => {
       const b = request.body;
+      crashPoint('api:received');
       const record = await ctx.service.create({
         spec: { name: b.name, params: { name: b.name, ...(b.params ?? {}) } },
         meta: toMetaOps('meta', b.meta, b.name),
         env: toMetaOps('env', b.env, b.name),
       });
+      crashPoint('api:answered');
       reply.code(201);
       return sendJail(reply, record);
     },
@@ -176,9 +179,11 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
     async (request, reply) => {
       const name = request.params.name;
       const ifRevision = parseIfMatch(request.headers['if-match']);
+      crashPoint('api:received');
       // with If-Match, the revision is compared in the transaction of the removal's first
       // change (412 JY_ERR_REVISION_CONFLICT, nothing changed)
       const result = await ctx.service.remove([name], ifRevision === undefined ? {} : { ifRevision });
+      crashPoint('api:answered');
       // the status may be any error status: not one the schema lists
       reply.code(batchStatus(result) as 200);
       return result;
@@ -196,7 +201,9 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
         },
       },
       async (request, reply) => {
+        crashPoint('api:received');
         const result = await ctx.service[verb]([request.params.name]);
+        crashPoint('api:answered');
         reply.code(batchStatus(result) as 200);
         return result;
       },
@@ -217,10 +224,12 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
       },
       async (request, reply) => {
         const { names, parallel, dryRun } = request.body;
+        crashPoint('api:received');
         const result = await ctx.service[verb](names, {
           ...(parallel !== undefined ? { parallel } : {}),
           ...(dryRun !== undefined ? { dryRun } : {}),
         });
+        crashPoint('api:answered');
         reply.code(batchStatus(result) as 200);
         return result;
       },

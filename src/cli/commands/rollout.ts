@@ -30,6 +30,18 @@ function loadTemplate(file: string | undefined, jail: string | undefined): JailS
   return spec;
 }
 
+/** --address-range 120-129 → { addressRange: [120, 129] }. */
+function addressRange(text: string | undefined): { addressRange?: [number, number] } {
+  if (text === undefined) return {};
+  const m = /^(\d{1,3})-(\d{1,3})$/.exec(text);
+  const range = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : undefined;
+  if (!range || range[0] < 2 || range[1] > 254 || range[0] > range[1])
+    throw new JailyardError('JY_ERR_USAGE', `--address-range must be FROM-TO within 2-254, got "${text}"`, {
+      param: 'address-range',
+    });
+  return { addressRange: range };
+}
+
 export const register: RegisterVerb = (program, io) => {
   program
     .command('rollout')
@@ -47,6 +59,7 @@ export const register: RegisterVerb = (program, io) => {
     .option('--health-timeout <seconds>', 'how long a new jail may take to become healthy', '30')
     .option('--admin-socket <path>', 'HAProxy admin socket: wait for the pool (a `lb haproxy` controller must run)')
     .option('--backend <name>', 'HAProxy backend', 'www')
+    .option('--address-range <from-to>', 'host numbers N of 198.51.100.N new jails may take (default 2-254)')
     .option('--resume', 'continue the saved rollout of --selector')
     .option('--abort', 'go back to --from: remove the new jails this rollout created')
     .option('--json', 'print the final rollout state as JSON')
@@ -128,6 +141,7 @@ export const register: RegisterVerb = (program, io) => {
                 templateFile: resolve(str('template')!),
                 ...(str('templateJail') ? { templateJail: str('templateJail')! } : {}),
                 prefix: template.name,
+                ...addressRange(str('addressRange')),
               });
               state = await run(state, { ...deps, signal, template });
             }

@@ -1,0 +1,360 @@
+// Crash injection beyond start and stop (test/cli/crash.test.ts): the CLI killed with SIGKILL
+// at the points create, remove, restart, upgrade and rollout declare (CRASH_POINTS in
+// src/runtime/crashpoint.ts), and at the lifecycle points they run, then `jailyard reconcile`.
+// Afterwards: no mount, netns, veth, cgroup, process, address claim, intent or orphan folder
+// of this state folder is left; every jail is fully there (stopped, it starts and stops) or
+// fully gone; an upgrade is on the old or the new version, never a mix; a rollout carries on
+// with --resume or goes back with --abort. CI runs a fixed sample; JAILYARD_SOAK=1 all points.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
+import { cliFor } from '../helpers/cli.ts';
+import { CRASH_POINTS } from '../../src/runtime/crashpoint.ts';
+import { assertNothingHalfDone, Coverage, crashing, sample, SOAK } from '../helpers/crash.ts';
+
+let state: string;
+let baseline: SystemSnapshot;
+const cli = cliFor(() => state);
+const coverage = new Coverage('crash-ops');
+
+async function jy(...args: string[]): Promise<{ code: number; out: string; stdout: string }> {
+  const r = await cli(...args);
+  return { code: r.code, out: r.stdout + r.stderr, stdout: r.stdout };
+}
+
+async function jails(): Promise<{ name: string; state: string; skeleton?: string }[]> {
+  const r = await cli('ls', '-a', '--json', 'name', 'state', 'skeleton');
+  const doc = JSON.parse(r.stdout) as {
+    'jail-information'?: { jail?: { name: string; state: string; skeleton?: string }[] };
+  };
+  return doc['jail-information']?.jail ?? [];
+}
+
+async function stateOf(name: string): Promise<string> {
+  return (await jails()).find((j) => j.name === name)?.state ?? '(none)';
+}
+
+const lifecycle = [...CRASH_POINTS.stop, ...CRASH_POINTS.start];
+
+/** The CLI killed at `point`: it must have died there, not finished or failed. */
+function crash(args: string[], point: string): void {
+  const r = crashing(state, args, point);
+  assert.equal(r.signal, 'SIGKILL', `${point}: the CLI was killed there (${r.out})`);
+}
+
+/** reconcile, then: nothing leaked, nothing half done, no jail stuck starting/stopping. */
+async function recover(point: string): Promise<void> {
+  const rec = await jy('reconcile');
+  assert.equal(rec.code, 0, `${point}: reconcile failed: ${rec.out}`);
+  const all = await jails();
+  for (const j of all) assert.ok(j.state === 'stopped' || j.state === 'running', `${point}: ${j.name} is ${j.state}`);
+  // running jails (a rollout's) hold mounts and addresses: checked once they are removed
+  if (all.every((j) => j.state === 'stopped')) await assertClean(point);
+}
+
+async function assertClean(point: string): Promise<void> {
+  assertNoLeaks(baseline, state);
+  assertNothingHalfDone(
+    state,
+    (await jails()).map((j) => j.name),
+    point,
+  );
+}
+
+/** A jail that is there works: it starts and stops. */
+async function startsAndStops(name: string, point: string): Promise<void> {
+  const start = await jy('start', name);
+  assert.equal(start.code, 0, `${point}: ${name} starts again: ${start.out}`);
+  const stop = await jy('stop', name);
+  assert.equal(stop.code, 0, `${point}: ${name} stops again: ${stop.out}`);
+}
+
+before(async () => {
+  baseline = snapshot();
+  state = mkdtempSync(join(tmpdir(), 'jy-crashops-'));
+  assert.equal((await jy('skel', 'create', 'host', '--from', '/')).code, 0);
+});
+
+after(async () => {
+  for (const j of await jails()) await jy('remove', j.name);
+  await jy('reconcile');
+  coverage.print();
+  assertNoLeaks(baseline, state);
+  rmSync(state, { recursive: true, force: true });
+});
+
+test('create killed at each of its points: reconcile undoes it, the name can be created again', {
+  timeout: 600_000,
+}, async () => {
+  coverage.declare('create', CRASH_POINTS.create);
+  const args = ['create', 'oc1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.153/24'];
+  for (const point of CRASH_POINTS.create) {
+    crash(args, point);
+    if (point !== 'jail.create:intent') {
+      // the record exists, the jail is not complete: start says what to run
+      const early = await jy('start', 'oc1');
+      assert.notEqual(early.code, 0, `${point}: a half-created jail does not start`);
+      assert.match(early.out, /reconcile/, point);
+    }
+    await recover(point);
+    assert.equal(await stateOf('oc1'), '(none)', `${point}: the interrupted create is undone`);
+    assert.equal((await jy(...args)).code, 0, `${point}: created again`);
+    await startsAndStops('oc1', point);
+    assert.equal((await jy('remove', 'oc1')).code, 0);
+    coverage.covered('create', point);
+  }
+});
+
+test('remove killed at its points (and its stop): the jail is stopped or gone, never half', {
+  timeout: 900_000,
+}, async () => {
+  const own = CRASH_POINTS.remove;
+  coverage.declare('remove', [...CRASH_POINTS.stop, ...own]);
+  const points = [...sample(CRASH_POINTS.stop, 7), ...own];
+  const create = ['create', 'or1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.154/24'];
+  assert.equal((await jy(...create)).code, 0);
+  for (const point of points) {
+    if ((await stateOf('or1')) === '(none)') assert.equal((await jy(...create)).code, 0);
+    assert.equal((await jy('start', 'or1')).code, 0);
+    crash(['remove', 'or1'], point);
+    await recover(point);
+    const after = await stateOf('or1');
+    const gone = point === 'jail.remove:forgotten' || point === 'jail.remove:done';
+    assert.equal(after, gone ? '(none)' : 'stopped', `${point}: the jail after reconcile`);
+    if (!gone && (SOAK || point === 'jail.remove:stopped')) await startsAndStops('or1', point);
+    coverage.covered('remove', point);
+  }
+  if ((await stateOf('or1')) !== '(none)') assert.equal((await jy('remove', 'or1')).code, 0);
+});
+
+test('restart killed at a point of its stop or start: reconcile leaves it stopped and working', {
+  timeout: 900_000,
+}, async () => {
+  coverage.declare('restart', lifecycle);
+  assert.equal((await jy('create', 'os1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.155/24')).code, 0);
+  for (const point of sample(lifecycle, 15)) {
+    assert.equal((await jy('start', 'os1')).code, 0);
+    crash(['restart', 'os1'], point);
+    await recover(point);
+    assert.equal(await stateOf('os1'), 'stopped', `${point}: stopped after reconcile`);
+    await startsAndStops('os1', point);
+    coverage.covered('restart', point);
+  }
+  assert.equal((await jy('remove', 'os1')).code, 0);
+});
+
+// --- upgrade ---------------------------------------------------------------------------
+
+function tree(dir: string, files: Record<string, string>): string {
+  for (const [rel, text] of Object.entries(files)) {
+    mkdirSync(join(dir, rel, '..'), { recursive: true });
+    writeFileSync(join(dir, rel), text);
+  }
+  return dir;
+}
+
+const V1 = { 'etc/app.conf': 'ONE\ntwo\nthree\nfour\nfive\n', 'etc/motd': 'our own motd\n' };
+const V2 = {
+  'etc/app.conf': 'ONE\ntwo\nthree\nfour\nFIVE\n',
+  'etc/motd': 'our own motd\n',
+  'etc/motd.jailyard-new': 'welcome v2\n',
+  'etc/new.conf': 'new\n',
+  'etc/newdir/x.conf': 'x\n',
+};
+const FILES = [...Object.keys(V2), 'etc/newdir'];
+
+/** The jail's files are exactly version 1's or exactly version 2's (never a mix). */
+function versionOfTree(name: string, point: string): 1 | 2 {
+  const root = join(state, 'jails', name, 'root');
+  const read = (rel: string) => (existsSync(join(root, rel)) ? readFileSync(join(root, rel), 'utf8') : undefined);
+  const is = (files: Record<string, string>) =>
+    Object.entries(files).every(([rel, text]) => read(rel) === text) &&
+    FILES.every((rel) => rel in files || rel === 'etc/newdir' || !existsSync(join(root, rel))) &&
+    ('etc/newdir/x.conf' in files || !existsSync(join(root, 'etc/newdir')));
+  const stages = [...readdirSync(root), ...readdirSync(join(root, 'etc'))].filter((n) =>
+    n.startsWith('.jailyard-upgrade-'),
+  );
+  assert.deepEqual(stages, [], `${point}: no upgrade stage folder left`);
+  if (is(V1)) return 1;
+  if (is(V2)) return 2;
+  assert.fail(
+    `${point}: the jail's files are a mix of versions: ${JSON.stringify({
+      app: read('etc/app.conf'),
+      motd: read('etc/motd'),
+      new: read('etc/new.conf'),
+      newMotd: read('etc/motd.jailyard-new'),
+    })}`,
+  );
+}
+
+test('upgrade killed at each of its points: the jail is on the old or the new version, never a mix', {
+  timeout: 1_200_000,
+}, async () => {
+  const src = join(state, 'src');
+  tree(join(src, '1'), { 'etc/app.conf': 'one\ntwo\nthree\nfour\nfive\n', 'etc/motd': 'welcome v1\n' });
+  tree(join(src, '2'), {
+    'etc/app.conf': 'one\ntwo\nthree\nfour\nFIVE\n',
+    'etc/motd': 'welcome v2\n',
+    'etc/new.conf': 'new\n',
+    'etc/newdir/x.conf': 'x\n',
+  });
+  assert.equal((await jy('skel', 'create', 'base', '--copy', join(src, '1'))).code, 0);
+  assert.equal((await jy('skel', 'create', 'base', '--copy', join(src, '2'))).code, 0);
+  const fresh = async (running: boolean): Promise<void> => {
+    if ((await stateOf('ou1')) !== '(none)') assert.equal((await jy('remove', 'ou1')).code, 0);
+    const r = await jy('create', 'ou1', 'skeleton=base@1', 'skeleton.cow=', 'persist');
+    assert.equal(r.code, 0, r.out);
+    tree(join(state, 'jails/ou1/root'), V1);
+    if (running) assert.equal((await jy('start', 'ou1')).code, 0);
+  };
+  // the upgrade's own points; its changes to the tree are reached once per change (NAME@N):
+  // this fixture makes one stage folder, one directory (etc/newdir) and five renames (app.conf
+  // merged: the old one aside, the merge in; motd.jailyard-new, new.conf, newdir/x.conf)
+  const times: Record<string, number> = { 'upgrade:stage': 1, 'upgrade:mkdir': 1, 'upgrade:rename': 5 };
+  const own = CRASH_POINTS.upgrade.flatMap((p) =>
+    times[p] ? Array.from({ length: times[p] }, (_, i) => `${p}@${i + 1}`) : [p],
+  );
+  coverage.declare('upgrade', own);
+  coverage.declare('upgrade --restart', lifecycle);
+  const runs: { point: string; restart: boolean }[] = [
+    ...sample(own, 4).map((point) => ({ point, restart: false })),
+    ...(SOAK ? lifecycle : ['exec.stop:begin', 'create:done']).map((point) => ({ point, restart: true })),
+  ];
+  for (const { point, restart } of runs) {
+    await fresh(restart);
+    const r = crashing(state, ['upgrade', 'ou1', '--to', 'base@2', ...(restart ? ['--restart'] : [])], point);
+    assert.equal(r.signal, 'SIGKILL', `${point}: the CLI was killed there (${r.out})`);
+    await recover(point);
+    const jail = (await jails()).find((j) => j.name === 'ou1');
+    assert.ok(jail && jail.state === 'stopped', `${point}: the jail is there and stopped`);
+    const version = versionOfTree('ou1', point);
+    assert.equal(jail.skeleton, `base@${version}`, `${point}: the skeleton parameter names the tree's version`);
+    const recorded =
+      ['upgrade:recorded', 'upgrade:done'].includes(point) || (restart && CRASH_POINTS.start.includes(point));
+    assert.equal(version, recorded ? 2 : 1, `${point}: version after reconcile`);
+    if (SOAK || point === 'upgrade:rename@2') await startsAndStops('ou1', point);
+    if (version === 1) {
+      const again = await jy('upgrade', 'ou1', '--to', 'base@2');
+      assert.equal(again.code, 0, `${point}: the upgrade works afterwards: ${again.out}`);
+      assert.equal(versionOfTree('ou1', point), 2);
+    }
+    coverage.covered(restart ? 'upgrade --restart' : 'upgrade', point);
+  }
+  assert.equal((await jy('remove', 'ou1')).code, 0);
+});
+
+// --- rollout ---------------------------------------------------------------------------
+
+const PORT = 8080;
+const serve = (v: string) =>
+  `mkdir -p /etc/jyweb && echo ${v} > /etc/jyweb/index.html && /usr/bin/python3 -m http.server ${PORT} -d /etc/jyweb >/dev/null 2>&1 &`;
+
+test('rollout killed at its points (and those of the jails it creates, starts and removes): --resume finishes it, --abort goes back', {
+  timeout: 1_800_000,
+}, async () => {
+  const template = join(state, 'ow.conf');
+  writeFileSync(
+    template,
+    `ow { skeleton = host; persist; ip4.addr = 198.51.100.2/24; exec.start = "${serve('v2')}"; }\n`,
+  );
+  const rollout = [
+    'rollout',
+    '-l',
+    'app=ow',
+    '--from',
+    'version=v1',
+    '--to',
+    'version=v2',
+    '--replicas',
+    '1',
+    '--template',
+    template,
+    '--port',
+    String(PORT),
+    '--health-timeout',
+    '30',
+    '--address-range',
+    '157-158',
+  ];
+  const jailsOf = async (v: string) =>
+    (await cli('ls', '-a', '--json', '-l', `app=ow,version=${v}`, 'name', 'state')).stdout;
+  const names = (json: string): { name: string; state: string }[] =>
+    (JSON.parse(json) as { 'jail-information'?: { jail?: { name: string; state: string }[] } })['jail-information']
+      ?.jail ?? [];
+  /** One v1 jail serving, no v2, no saved rollout. */
+  const fresh = async (): Promise<void> => {
+    for (const j of [...names(await jailsOf('v1')), ...names(await jailsOf('v2'))])
+      assert.equal((await jy('remove', j.name)).code, 0);
+    rmSync(join(state, 'rollouts'), { recursive: true, force: true });
+    const r = await jy(
+      'create',
+      'ow-v1-1',
+      'skeleton=host',
+      'persist',
+      'ip4.addr=198.51.100.156/24',
+      'meta.app=ow',
+      'meta.version=v1',
+      `meta.port=${PORT}`,
+      `exec.start=${serve('v1')}`,
+    );
+    assert.equal(r.code, 0, r.out);
+    assert.equal((await jy('start', 'ow-v1-1')).code, 0);
+  };
+  const own = CRASH_POINTS.rollout.flatMap((p) =>
+    p === 'rollout:saved' ? [1, 2, 3, 4, 5, 6, 7, 8].map((n) => `${p}@${n}`) : [p],
+  );
+  // the jails it runs: the new one's create and start, the old one's stop and remove
+  const nested = [...CRASH_POINTS.create, ...CRASH_POINTS.start, ...CRASH_POINTS.stop, ...CRASH_POINTS.remove];
+  coverage.declare('rollout', [...own, ...nested]);
+  coverage.declare('rollout --abort', CRASH_POINTS.abort);
+  const runs = SOAK ? [...own, ...nested] : ['rollout:healthy', 'exec.stop:done'];
+  for (const point of runs) {
+    await fresh();
+    const r = crashing(state, rollout, point);
+    if (r.signal !== 'SIGKILL' && (/@\d+$/.test(point) || point === 'rollout:drain')) {
+      // not reached: fewer saves than N, or no load balancer to drain from
+      assert.equal(r.code, 0, `${point}: ${r.out}`);
+      continue;
+    }
+    assert.equal(r.signal, 'SIGKILL', `${point}: the CLI was killed there (${r.out})`);
+    await recover(point);
+    const resumed = await jy(...rollout.slice(0, 3), '--resume');
+    assert.equal(resumed.code, 0, `${point}: --resume finishes the rollout: ${resumed.out}`);
+    assert.deepEqual(names(await jailsOf('v1')), [], `${point}: no v1 left`);
+    const v2 = names(await jailsOf('v2'));
+    assert.equal(v2.length, 1, `${point}: one v2 jail`);
+    assert.equal(v2[0]?.state, 'running', `${point}: the v2 jail runs`);
+    assert.equal((await jy('remove', v2[0]!.name)).code, 0);
+    await assertClean(point);
+    coverage.covered('rollout', point);
+  }
+  // a rollout killed half-way, then --abort killed at each of its points
+  for (const point of SOAK ? CRASH_POINTS.abort : ['abort:remove']) {
+    await fresh();
+    assert.equal(crashing(state, rollout, 'rollout:healthy').signal, 'SIGKILL');
+    await recover(point);
+    const r = crashing(state, [...rollout.slice(0, 3), '--abort'], point);
+    if (r.signal !== 'SIGKILL' && ['abort:undrain', 'abort:start', 'abort:drain'].includes(point)) {
+      // not reached: nothing drained or stopped, no load balancer
+      assert.equal(r.code, 0, `${point}: ${r.out}`);
+      continue;
+    }
+    assert.equal(r.signal, 'SIGKILL', `${point}: the CLI was killed there (${r.out})`);
+    await recover(point);
+    const again = await jy(...rollout.slice(0, 3), '--abort');
+    assert.equal(again.code, 0, `${point}: --abort finishes: ${again.out}`);
+    assert.deepEqual(names(await jailsOf('v2')), [], `${point}: no v2 left`);
+    assert.deepEqual(
+      names(await jailsOf('v1')).map((j) => j.state),
+      ['running'],
+      `${point}: the v1 jail serves`,
+    );
+    assert.equal((await jy('remove', 'ow-v1-1')).code, 0);
+    await assertClean(point);
+    coverage.covered('rollout --abort', point);
+  }
+  for (const j of [...names(await jailsOf('v1')), ...names(await jailsOf('v2'))]) await jy('remove', j.name);
+});
