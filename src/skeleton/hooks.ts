@@ -6,7 +6,7 @@
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { JailyardError } from '../errors.ts';
+import { JailyardError, withContext } from '../errors.ts';
 import { currentPlatform, loadDefaults, type Defaults, type Platform } from '../defaults.ts';
 import { paramString, parseSize, type JailSpec } from '../conf/spec.ts';
 import { jailRoot, jailStateDir, skeletonPinFile } from '../layout.ts';
@@ -61,9 +61,7 @@ export function jailSkeleton(stateDir: string, record: JailSpec): SkeletonVersio
   try {
     return resolveSkeleton(stateDir, version === undefined ? ref.name : `${ref.name}@${version}`);
   } catch (e) {
-    if (e instanceof JailyardError)
-      throw new JailyardError(e.code, e.message, { ...e.place, jail: record.name, param: 'skeleton' });
-    throw e;
+    throw e instanceof JailyardError ? withContext(e, { place: { jail: record.name, param: 'skeleton' } }) : e;
   }
 }
 
