@@ -37,6 +37,11 @@ function printParam(name: string, value: ParamValue): string {
   return `${name} = ${quoteValue(value)};`;
 }
 
+/** The jid a block's name sets by itself (evaluate.ts: a number other than 0, as in "05"). */
+function implicitJid(name: string): number | undefined {
+  return /^[0-9]+$/.test(name) && Number(name) !== 0 ? Number(name) : undefined;
+}
+
 /** Canonical jail.conf text for `specs` (the implicit `name`/`jid` of each block left out). */
 export function printConf(specs: readonly JailSpec[]): string {
   const blocks: string[] = [];
@@ -50,7 +55,7 @@ export function printConf(specs: readonly JailSpec[]): string {
     }
     const lines = [`${quoteValue(spec.name)} {`];
     for (const [name, value] of Object.entries(spec.params)) {
-      if ((name === 'name' && value === spec.name) || (name === 'jid' && String(value) === spec.name)) continue;
+      if ((name === 'name' && value === spec.name) || (name === 'jid' && value === implicitJid(spec.name))) continue;
       if (!findParam(name))
         throw new JailyardError('JY_ERR_PARAM_UNKNOWN', `cannot print unknown parameter "${name}"`, {
           jail: spec.name,

@@ -20,3 +20,9 @@ test('rc.conf: a NUL in a value is refused where it is (the jail.conf written fo
   checkRc('jail_list=www\njail_www_rootdir=/j\njail_www_hostname=h\njail_www_exec_prestart0=\0"logger x"\n');
   checkRc('jail_list=www # \0\n');
 });
+
+test('jail.conf: a jail named "0" keeps a jid it was given when printed (0 is no implicit jid)', () => {
+  // the printer left out jid = 0 as if the name had set it, so it read back without one
+  checkConf('0 {  } jid = 0 ; www {  }');
+  checkConf('05 { persist; }');
+});
