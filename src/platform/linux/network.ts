@@ -382,6 +382,9 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
  * jail on it. Tolerates everything being gone already.
  */
 export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
+  // a jail without addresses (or a nested one) has nothing of its own on the host's network:
+  // no host lock to wait for (parallel stops of address-less jails would queue on it)
+  if (!facts.netns && !facts.veth && !facts.bridge) return;
   await withHostLock('network', async () => {
     const lines: string[] = [];
     // forget the host's neighbour entries of the addresses (they may be reused at once)
