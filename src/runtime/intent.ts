@@ -250,16 +250,16 @@ export function recoverIntents(opts: { store: Store; stateDir: string; dryRun?: 
 
 /**
  * Removes the folders in <state>/jails/ of jails the store does not have (a remove killed
- * after it dropped the record, an undone create), unless something is still mounted below
+ * after it dropped the record, an undone create) and what the driver holds for them, unless something is still mounted below
  * one (the mount sweep comes first) or a live process is creating that jail.
  */
-export function sweepJailFolders(opts: {
+export async function sweepJailFolders(opts: {
   store: Store;
-  driver: Pick<Driver, 'mountsBelow'>;
+  driver: Pick<Driver, 'mountsBelow' | 'forget'>;
   stateDir: string;
   busy: readonly string[];
   dryRun?: boolean;
-}): { removed: string[]; failed: { jail: string; message: string }[] } {
+}): Promise<{ removed: string[]; failed: { jail: string; message: string }[] }> {
   const out: { removed: string[]; failed: { jail: string; message: string }[] } = { removed: [], failed: [] };
   const root = join(opts.stateDir, 'jails');
   let entries: string[];
@@ -279,7 +279,11 @@ export function sweepJailFolders(opts: {
       });
       continue;
     }
-    if (!opts.dryRun) rmSync(dir, { recursive: true, force: true });
+    if (!opts.dryRun) {
+      rmSync(dir, { recursive: true, force: true });
+      // what the host holds for it outside the folder (a remove killed before it gave it back)
+      await opts.driver.forget?.(dir);
+    }
     out.removed.push(dir);
   }
   return out;

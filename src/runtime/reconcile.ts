@@ -118,7 +118,7 @@ export async function reconcile(opts: {
   }
   // the folders of jails the store no longer has (after the mounts below them are gone)
   if (report.busy.length === 0) {
-    const swept = sweepJailFolders({
+    const swept = await sweepJailFolders({
       store,
       driver,
       stateDir,
