@@ -136,7 +136,7 @@ for (const s of STRATEGIES) {
     assert.equal(r.stdout.trim(), '0 0\n0 0\n0 0');
   });
 
-  test(`userns ${s}: no sysctl, hostname, mount or host keyring for the jail's root`, async () => {
+  test(`userns ${s}: no sysctl, hostname, mount or host keyring for the jail's root`, async (t) => {
     const jail = name(s);
     const pattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8');
     const w = await h.sh(jail, 'echo "|/tmp/x" > /proc/sys/kernel/core_pattern');
@@ -148,16 +148,13 @@ for (const s of STRATEGIES) {
     // a key in host root's user keyring: its id and its description never reach the jail
     const desc = `jy-userns-${s}`;
     const id = execFileSync('keyctl', ['add', 'user', desc, 'host-secret', '@u'], { encoding: 'utf8' }).trim();
-    try {
-      const k = await h.sh(
-        jail,
-        `cat /proc/keys 2>/dev/null; keyctl print ${id} 2>/dev/null; keyctl show @u 2>/dev/null; true`,
-      );
-      assert.doesNotMatch(k.stdout, /host-secret/);
-      assert.ok(!k.stdout.includes(desc), `the jail sees host root's key: ${k.stdout}`);
-    } finally {
-      execFileSync('keyctl', ['unlink', id, '@u'], { stdio: 'ignore' });
-    }
+    t.after(() => execFileSync('keyctl', ['unlink', id, '@u'], { stdio: 'ignore' }));
+    const k = await h.sh(
+      jail,
+      `cat /proc/keys 2>/dev/null; keyctl print ${id} 2>/dev/null; keyctl show @u 2>/dev/null; true`,
+    );
+    assert.doesNotMatch(k.stdout, /host-secret/);
+    assert.ok(!k.stdout.includes(desc), `the jail sees host root's key: ${k.stdout}`);
   });
 }
 
@@ -232,16 +229,13 @@ test("userns: a restart keeps the range and the jail's files", async () => {
   assert.ok(existsSync(join(h.jailDir(jail), 'userns.json')));
 });
 
-test('userns: a nested jail with a user namespace of its own is refused at its mounts step, nothing left', async () => {
+test('userns: a nested jail with a user namespace of its own is refused at its mounts step, nothing left', async (t) => {
   await h.jail('unp', { params: ['children.max=1', 'allow.jails'] });
   await h.jail('unp.kid', { params: ['userns'], start: false });
   const r = await h.jy('start', 'unp.kid');
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /parameter "userns", step mount: a nested jail cannot have a user namespace of its own/);
   const store = openStore(h.state);
-  try {
-    assert.equal(store.requireJail('unp.kid').runtime?.create, undefined);
-  } finally {
-    store.close();
-  }
+  t.after(() => store.close());
+  assert.equal(store.requireJail('unp.kid').runtime?.create, undefined);
 });
