@@ -1,0 +1,139 @@
+// The CLI as a user times it: whole processes of bin/jailyard.js run as a program (its sh
+// line starts Node 24), each against a baseline measured in turn in the same run:
+//   jailyard --version           vs node -e 0
+//   jailyard ls (10 running jails) vs node -e 0
+//   jailyard exec J true          vs crun exec (busybox root) and nsenter -a into the jail
+//   jailyard start J + stop J     vs crun run of `true` (create, start, wait, delete)
+// The jails are thin jails of a skeleton of the host's root, without addresses. The bench
+// builds dist/ first (scripts/build-dist.sh, as npm install does) and reports whether the bin
+// ran it or the sources (an edit to src/ after the build makes it run src/).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore } from '../src/store/sqlite.ts';
+import { busyboxRoot, crunBaseline, percentile, reexecWithoutUnifiedCgroup, report, timeMs } from './lib.ts';
+
+if (reexecWithoutUnifiedCgroup()) process.exit();
+
+const N = Number(process.env.JAILYARD_BENCH_RUNS ?? 20);
+const ROOT = join(import.meta.dirname, '..');
+// JAILYARD_BENCH_BIN: another tree's bin (an older commit's, for a before/after)
+const BIN = process.env.JAILYARD_BENCH_BIN ?? join(ROOT, 'bin/jailyard.js');
+const JAILS = Array.from({ length: 10 }, (_, i) => `clib${i}`);
+const CYCLED = 'clibs';
+
+execFileSync('bash', [join(ROOT, 'scripts/build-dist.sh')], { stdio: 'inherit' });
+
+const state = mkdtempSync(join(tmpdir(), 'jy-bench-cli-'));
+const base = mkdtempSync(join(tmpdir(), 'jy-bench-crun-'));
+
+/** Runs a command to its end; a failure fails the bench. */
+function must(cmd: string, args: string[], detached = false): string {
+  // a detached container keeps the stdio it was given: a pipe would never reach EOF
+  const r = spawnSync(cmd, args, detached ? { stdio: 'ignore' } : { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+  return String(r.stdout ?? '');
+}
+const jy = (...args: string[]) => must(BIN, ['--state', state, ...args]);
+const time = (cmd: string, args: string[]) => timeMs(() => must(cmd, args));
+
+const samples = {
+  node: [] as number[],
+  version: [] as number[],
+  ls: [] as number[],
+  exec: [] as number[],
+  nsenter: [] as number[],
+  crunExec: [] as number[],
+  startStop: [] as number[],
+  crunRun: [] as number[],
+};
+let fromDist = false;
+const crun = crunBaseline(base, busyboxRoot(base));
+try {
+  jy('skel', 'create', 'host', '--from', '/');
+  for (const name of [...JAILS, CYCLED]) jy('create', name, 'skeleton=host', 'persist', 'meta.app=clibench');
+  jy('start', ...JAILS);
+  const jailPid = String(initPidOf(JAILS[0] as string));
+  const trueBundle = crun.bundle(['/bin/true']);
+  must('crun', crun.argv('run', '-d', '--bundle', crun.bundle(['/bin/sleep', '1000000']), 'jyc-exec'), true);
+  const newer = spawnSync('find', ['src', 'tsconfig.json', 'tsconfig.build.json', '-newer', 'dist/.built'], {
+    cwd: join(BIN, '../..'),
+    encoding: 'utf8',
+  });
+  fromDist = newer.status === 0 && !newer.stdout.trim();
+
+  for (let i = 0; i < N; i++) {
+    samples.node.push(await time(process.execPath, ['-e', '0']));
+    samples.version.push(await time(BIN, ['--version']));
+    samples.ls.push(await time(BIN, ['--state', state, 'ls']));
+    samples.exec.push(await time(BIN, ['--state', state, 'exec', JAILS[0] as string, 'true']));
+    samples.crunExec.push(await time('crun', crun.argv('exec', 'jyc-exec', '/bin/true')));
+    samples.nsenter.push(await time('nsenter', ['-a', '-t', jailPid, 'true']));
+    samples.startStop.push(
+      await timeMs(() => {
+        jy('start', CYCLED);
+        jy('stop', CYCLED);
+      }),
+    );
+    samples.crunRun.push(await time('crun', crun.argv('run', '--bundle', trueBundle, `jyc-run-${i}`)));
+  }
+} finally {
+  crun.cleanup();
+  spawnSync(BIN, ['--state', state, 'remove', ...JAILS, CYCLED], { stdio: 'inherit' });
+  rmSync(state, { recursive: true, force: true });
+  rmSync(base, { recursive: true, force: true });
+}
+
+/** The jail's pid 1 as the host sees it (from the store's runtime facts). */
+function initPidOf(name: string): number {
+  const store = openStore(state);
+  try {
+    const pid = store.requireJail(name).runtime?.create?.initPid;
+    if (!pid) throw new Error(`${name} has no init pid`);
+    return pid;
+  } finally {
+    store.close();
+  }
+}
+
+const p50 = (s: number[]) => percentile(s, 50);
+const runsFrom = fromDist ? 'dist' : 'src';
+report({
+  name: 'cli-version',
+  ratioOf: 'jailyard --version p50 / node -e 0 p50',
+  ratio: p50(samples.version) / p50(samples.node),
+  target: '<= 1.3',
+  metrics: { jailyard_p50_ms: p50(samples.version), node_e0_p50_ms: p50(samples.node), runs_from: runsFrom },
+});
+report({
+  name: 'cli-ls',
+  ratioOf: 'jailyard ls (10 running jails) p50 / node -e 0 p50',
+  ratio: p50(samples.ls) / p50(samples.node),
+  target: '<= 1.3',
+  metrics: { jailyard_p50_ms: p50(samples.ls), node_e0_p50_ms: p50(samples.node), runs_from: runsFrom },
+});
+report({
+  name: 'cli-exec',
+  ratioOf: 'jailyard exec J true p50 / crun exec true p50',
+  ratio: p50(samples.exec) / p50(samples.crunExec),
+  target: '<= 3',
+  metrics: {
+    jailyard_p50_ms: p50(samples.exec),
+    crun_exec_p50_ms: p50(samples.crunExec),
+    nsenter_a_p50_ms: p50(samples.nsenter),
+    node_e0_p50_ms: p50(samples.node),
+    runs_from: runsFrom,
+  },
+});
+report({
+  name: 'cli-start-stop',
+  ratioOf: 'jailyard start J + stop J (two commands) p50 / crun run true p50',
+  ratio: p50(samples.startStop) / p50(samples.crunRun),
+  target: '<= 4',
+  metrics: {
+    jailyard_p50_ms: p50(samples.startStop),
+    crun_run_p50_ms: p50(samples.crunRun),
+    runs_from: runsFrom,
+  },
+});
