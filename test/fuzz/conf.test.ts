@@ -9,7 +9,7 @@ test('fuzz jail.conf: grammar-aware, mutated examples and raw bytes; positioned 
   const counts = await fuzzInWorker(
     'jail.conf',
     new URL('./targets/conf.ts', import.meta.url),
-    budget(10_000, 380_000),
+    budget(8_000, 380_000),
   );
   report(t, counts);
 });

@@ -6,5 +6,5 @@ import { budget, fuzzInWorker, report } from './harness.ts';
 test('fuzz selector: grammar-aware, mutated and raw selectors; positioned errors or a stable canonical form', {
   timeout: 600_000,
 }, async (t) => {
-  report(t, await fuzzInWorker('selector', new URL('./targets/selector.ts', import.meta.url), budget(10_000, 310_000)));
+  report(t, await fuzzInWorker('selector', new URL('./targets/selector.ts', import.meta.url), budget(8_000, 310_000)));
 });
