@@ -263,7 +263,9 @@ describe('linux driver: stop, survival, failures', () => {
       readonly: true,
       origin: 'fstab',
     });
-    const mountsBefore = snapshot().mounts;
+    // only this jail's folder: other tests on the host mount and unmount meanwhile
+    const mine = () => snapshot().mounts.filter((m) => m.startsWith(jail.plan.root));
+    assert.deepEqual(mine(), []);
     await assert.rejects(driver.mount(jail.ctx, jail.plan), (e) => {
       assert.ok(isJailyardError(e));
       assert.equal(e.code, 'JY_ERR_MOUNT');
@@ -271,7 +273,7 @@ describe('linux driver: stop, survival, failures', () => {
       assert.match(e.message, /nonexistent-jy-source/);
       return true;
     });
-    assert.deepEqual(snapshot().mounts, mountsBefore);
+    assert.deepEqual(mine(), [], 'the mounts made before the failing one are undone');
     assert.ok(!existsSync(`${jail.plan.root}/usr`), 'made directories removed');
     jail.cleanup();
   });
@@ -289,8 +291,9 @@ describe('linux driver: stop, survival, failures', () => {
       jail.cleanup();
     });
     await driver.unmount(jail.ctx, facts);
+    // only this jail's folder: other tests on the host mount and unmount meanwhile
     assert.deepEqual(
-      snapshot().mounts.filter((m) => !mountsBefore.includes(m)),
+      snapshot().mounts.filter((m) => !mountsBefore.includes(m) && m.startsWith(jail.plan.root)),
       [],
       'every mount gone from the table',
     );
@@ -306,7 +309,9 @@ describe('linux driver: stop, survival, failures', () => {
       options: ['size=not-a-size'],
       origin: 'mount',
     });
-    const mountsBefore = snapshot().mounts;
+    // only this jail's folder: other tests on the host mount and unmount meanwhile
+    const mine = () => snapshot().mounts.filter((m) => m.startsWith(jail.plan.root));
+    assert.deepEqual(mine(), []);
     await assert.rejects(driver.mount(jail.ctx, jail.plan), (e) => {
       assert.ok(isJailyardError(e));
       assert.equal(e.code, 'JY_ERR_MOUNT');
@@ -314,7 +319,7 @@ describe('linux driver: stop, survival, failures', () => {
       assert.match(String(e.place.output), /Invalid argument/);
       return true;
     });
-    assert.deepEqual(snapshot().mounts, mountsBefore);
+    assert.deepEqual(mine(), [], 'the mounts made before the failing one are undone');
     assert.ok(!existsSync(`${jail.plan.root}/usr`) && !existsSync(`${jail.plan.root}/mnt`), 'made directories removed');
     jail.cleanup();
   });
