@@ -98,7 +98,7 @@ test('the jail has no sysfs', async () => {
   assert.match(r.stdout, /no-kernel/);
 });
 
-test('seccomp: denied calls fail with EPERM, also through int 0x80; clone3 ENOSYS; ordinary calls work', () => {
+test('seccomp: denied calls fail with EPERM, also through int 0x80; clone3 ENOSYS; ordinary calls work', (t) => {
   const p = probeResults(probeLog);
   const denied = [
     'keyctl',
@@ -122,10 +122,17 @@ test('seccomp: denied calls fail with EPERM, also through int 0x80; clone3 ENOSY
     'socket_alg',
   ];
   for (const call of denied) assert.equal(p[call], 'EPERM', `${call}: ${probeLog}`);
-  assert.equal(p.keyctl_i386, 'EPERM', 'i386 keyctl through int 0x80');
-  assert.equal(p.unshare_i386, 'EPERM', 'i386 unshare(CLONE_NEWUSER) through int 0x80');
+  if (p.getpid_i386 === 'NOIA32') {
+    // no IA32 emulation in this kernel: int 0x80 reaches no system call at all
+    t.diagnostic('this kernel has no IA32 emulation: the i386 calls are not reachable');
+    assert.deepEqual([p.keyctl_i386, p.unshare_i386], ['NOIA32', 'NOIA32'], probeLog);
+  } else {
+    assert.equal(p.keyctl_i386, 'EPERM', 'i386 keyctl through int 0x80');
+    assert.equal(p.unshare_i386, 'EPERM', 'i386 unshare(CLONE_NEWUSER) through int 0x80');
+    assert.equal(p.getpid_i386, 'ok', `getpid_i386: ${probeLog}`);
+  }
   assert.equal(p.clone3, 'ENOSYS');
-  for (const call of ['getpid_i386', 'unshare_files', 'personality_query', 'socket_netlink', 'socket_tcp', 'fork'])
+  for (const call of ['unshare_files', 'personality_query', 'socket_netlink', 'socket_tcp', 'fork'])
     assert.equal(p[call], 'ok', `${call}: ${probeLog}`);
   // util-linux's unshare: no user namespace for a jailed root
   assert.equal(
