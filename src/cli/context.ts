@@ -83,6 +83,7 @@ function safeWriter(stream: NodeJS.WriteStream, fd: number, limit: number): (tex
   stream.on('error', () => {
     broken = true;
   });
+  queued.add(stream);
   return (text) => {
     if (broken || stream.destroyed) return;
     if (stream.writableLength > limit) return;
@@ -92,6 +93,15 @@ function safeWriter(stream: NodeJS.WriteStream, fd: number, limit: number): (tex
       broken = true;
     }
   };
+}
+
+/** The streams whose writes Node queues (pipes, sockets): see outputPending. */
+const queued = new Set<NodeJS.WriteStream>();
+
+/** Whether output is still queued for a reader that has not taken it (a full pipe). */
+export function outputPending(): boolean {
+  for (const s of queued) if (!s.destroyed && s.writableLength > 0) return true;
+  return false;
 }
 
 let stdoutWriter: ((t: string) => void) | undefined;

@@ -18,7 +18,7 @@ before(async () => {
   baseline = snapshot();
   state = mkdtempSync(join(tmpdir(), 'jy-managers-'));
   assert.equal((await jy('skel', 'create', 'host', '--from', '/')).code, 0);
-  const r = await jy('create', 'm1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.152/24', 'exec.prestart=sleep 3');
+  const r = await jy('create', 'm1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.140/24', 'exec.prestart=sleep 3');
   assert.equal(r.code, 0, r.stderr);
 });
 

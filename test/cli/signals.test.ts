@@ -108,6 +108,8 @@ interface Run {
   status: Promise<number>;
   /** What the terminal showed (tty only). */
   shown(): string;
+  /** SIGKILLs the CLI if it still runs (a failed case must leave no process behind). */
+  kill(): void;
 }
 
 function launch(kind: Kind, args: string[]): Run {
@@ -134,7 +136,23 @@ function launch(kind: Kind, args: string[]): Run {
         else resolve(Number(m[1]) < 0 ? 128 - Number(m[1]) : Number(m[1]));
       }),
     );
-    return { pid, status, shown: () => out };
+    let exited = false;
+    void status.finally(() => (exited = true)).catch(() => {});
+    return {
+      pid,
+      status,
+      shown: () => out,
+      kill: () => {
+        if (exited) return;
+        void pid.then((p) => {
+          try {
+            process.kill(p, 'SIGKILL');
+          } catch {
+            // gone
+          }
+        });
+      },
+    };
   }
   let fds: number[] = [];
   let stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'pipe', 'pipe'];
@@ -168,10 +186,17 @@ function launch(kind: Kind, args: string[]): Run {
       resolve(code ?? 128 + os.signals[sig!]);
     }),
   );
-  return { pid: Promise.resolve(child.pid!), status, shown: () => '' };
+  return {
+    pid: Promise.resolve(child.pid!),
+    status,
+    shown: () => '',
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
 }
 
-async function waitFor(file: string, ms = 20_000): Promise<void> {
+async function waitFor(file: string, ms = 45_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!existsSync(join(marks, file))) {
     if (Date.now() > deadline) throw new Error(`${file} never appeared`);
@@ -215,6 +240,15 @@ async function interrupt(verb: Verb, kind: Kind, moment: Moment, sig: NodeJS.Sig
             '30',
           ];
   const run = launch(kind, args);
+  try {
+    await interruptRun(run, verb, kind, moment, sig);
+  } finally {
+    run.kill();
+  }
+  assertNoLeaks(baseline, state);
+}
+
+async function interruptRun(run: Run, verb: Verb, kind: Kind, moment: Moment, sig: NodeJS.Signals): Promise<void> {
   const pid = await run.pid;
   const first = verb === 'rollout' ? 'r' : 's1';
   const second = verb === 'rollout' ? 'r' : 's2';
@@ -254,7 +288,6 @@ async function interrupt(verb: Verb, kind: Kind, moment: Moment, sig: NodeJS.Sig
     assert.equal(jails.s2, 'stopped', `s2 after ${verb} (${kind}, ${moment})`);
   }
   assert.deepEqual(Object.keys(await stateOf()).sort(), ['hold', 's1', 's2']);
-  assertNoLeaks(baseline, state);
 }
 
 const VERBS: Verb[] = ['apply', 'start', 'rollout'];
