@@ -1,9 +1,10 @@
 #!/bin/sh
-//usr/bin/true; p=$0; [ -L "$p" ] && p=$(readlink -f "$p"); n=${p%/*}/../node_modules/.bin/node; [ -x "$n" ] || n=node; exec "$n" "$p" "$@"
+':' //; p=$0; [ -L "$p" ] && p=$(readlink -f "$p"); n=${p%/*}/../node_modules/.bin/node; [ -x "$n" ] || n=node; exec "$n" "$p" "$@"
 // The jailyard command. Run as a program, it is first a sh script (the two lines above; to
-// JavaScript the second is a comment): sh starts the Node 24 that npm installed beside
-// jailyard (node_modules/.bin/node, else the `node` on PATH) on this file, so a command is
-// one Node start-up, not an old Node's that then starts Node 24.
+// JavaScript the second is a string and a comment, which is why biome.jsonc leaves this
+// file's format alone): sh starts the Node 24 that npm installed beside jailyard
+// (node_modules/.bin/node, else the `node` on PATH) on this file, so a command is one Node
+// start-up, not an old Node's that then starts Node 24.
 //
 // It runs the compiled CLI in dist/ while dist/ is current: dist/.built is stamped by
 // scripts/build-dist.sh before tsc reads the sources, so dist/ is current when nothing under
@@ -12,7 +13,6 @@
 // Started by an older Node (`node bin/jailyard.js` with the machine's own), it hands over to
 // the Node 24 that npm installed beside it.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import module from 'node:module';
 
 const root = new URL('../', import.meta.url);
@@ -20,6 +20,7 @@ const argv = process.argv.slice(2);
 
 if (Number(process.versions.node.split('.')[0]) < 24) {
   const local = new URL('node_modules/.bin/node', root).pathname;
+  const { spawnSync } = await import('node:child_process');
   const r = spawnSync(local, [new URL(import.meta.url).pathname, ...argv], { stdio: 'inherit' });
   if (r.error) {
     process.stderr.write(`jailyard: needs Node >= 24 (this is ${process.version}); run npm install first\n`);
