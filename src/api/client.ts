@@ -120,7 +120,10 @@ export function createRemoteService(url: string, opts: RemoteOptions = {}): Jail
     names: string[],
     o: BatchOptions = {},
   ): Promise<BatchResult> {
-    const { status, json } = await call('POST', `/v1/batch/${verb}`, { names, ...o });
+    // the AbortSignal is the caller's own: the daemon's batch runs to its end, and the caller
+    // undoes what it no longer wants (a CLI stopped by a signal stops what it started)
+    const { signal: _signal, ...body } = o;
+    const { status, json } = await call('POST', `/v1/batch/${verb}`, { names, ...body });
     // A failed batch still answers with its outcomes.
     if (json && typeof json === 'object' && 'outcomes' in json) return json as BatchResult;
     throw errorFrom(status, json);

@@ -66,7 +66,9 @@ describe('createRemoteService over the unix socket and TCP', () => {
 
   test('batches: the BatchResult comes back even when a jail fails', async () => {
     const remote = createRemoteService(d.url);
-    assert.deepEqual(await remote.start(['c-1']), { ok: true, outcomes: [{ name: 'c-1', status: 'ok' }] });
+    // a caller's AbortSignal (a CLI's signal trap) stays with the caller: the body is still valid
+    const signal = new AbortController().signal;
+    assert.deepEqual(await remote.start(['c-1'], { signal }), { ok: true, outcomes: [{ name: 'c-1', status: 'ok' }] });
     const again = await remote.start(['c-1']);
     assert.equal(again.ok, false);
     assert.equal(again.outcomes[0]!.code, 'JY_ERR_INVALID_TRANSITION');
