@@ -7,7 +7,17 @@
 // with --resume or goes back with --abort. CI runs a fixed sample; JAILYARD_SOAK=1 all points.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
@@ -23,6 +33,12 @@ const coverage = new Coverage('crash-ops');
 async function jy(...args: string[]): Promise<{ code: number; out: string; stdout: string }> {
   const r = await cli(...args);
   return { code: r.code, out: r.stdout + r.stderr, stdout: r.stdout };
+}
+
+/** The CLI (in this process) must succeed. */
+async function ok(...args: string[]): Promise<void> {
+  const r = await jy(...args);
+  assert.equal(r.code, 0, `jailyard ${args.join(' ')}: ${r.out}`);
 }
 
 async function jails(): Promise<{ name: string; state: string; skeleton?: string }[]> {
@@ -75,7 +91,7 @@ async function startsAndStops(name: string, point: string): Promise<void> {
 before(async () => {
   baseline = snapshot();
   state = mkdtempSync(join(tmpdir(), 'jy-crashops-'));
-  assert.equal((await jy('skel', 'create', 'host', '--from', '/')).code, 0);
+  await ok('skel', 'create', 'host', '--from', '/');
 });
 
 after(async () => {
@@ -103,7 +119,7 @@ test('create killed at each of its points: reconcile undoes it, the name can be 
     assert.equal(await stateOf('oc1'), '(none)', `${point}: the interrupted create is undone`);
     assert.equal((await jy(...args)).code, 0, `${point}: created again`);
     await startsAndStops('oc1', point);
-    assert.equal((await jy('remove', 'oc1')).code, 0);
+    await ok('remove', 'oc1');
     coverage.covered('create', point);
   }
 });
@@ -115,10 +131,10 @@ test('remove killed at its points (and its stop): the jail is stopped or gone, n
   coverage.declare('remove', [...CRASH_POINTS.stop, ...own]);
   const points = [...sample(CRASH_POINTS.stop, 7), ...own];
   const create = ['create', 'or1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.154/24'];
-  assert.equal((await jy(...create)).code, 0);
+  await ok(...create);
   for (const point of points) {
-    if ((await stateOf('or1')) === '(none)') assert.equal((await jy(...create)).code, 0);
-    assert.equal((await jy('start', 'or1')).code, 0);
+    if ((await stateOf('or1')) === '(none)') await ok(...create);
+    await ok('start', 'or1');
     crash(['remove', 'or1'], point);
     await recover(point);
     const after = await stateOf('or1');
@@ -127,23 +143,23 @@ test('remove killed at its points (and its stop): the jail is stopped or gone, n
     if (!gone && (SOAK || point === 'jail.remove:stopped')) await startsAndStops('or1', point);
     coverage.covered('remove', point);
   }
-  if ((await stateOf('or1')) !== '(none)') assert.equal((await jy('remove', 'or1')).code, 0);
+  if ((await stateOf('or1')) !== '(none)') await ok('remove', 'or1');
 });
 
 test('restart killed at a point of its stop or start: reconcile leaves it stopped and working', {
   timeout: 900_000,
 }, async () => {
   coverage.declare('restart', lifecycle);
-  assert.equal((await jy('create', 'os1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.155/24')).code, 0);
+  await ok('create', 'os1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.155/24');
   for (const point of sample(lifecycle, 15)) {
-    assert.equal((await jy('start', 'os1')).code, 0);
+    await ok('start', 'os1');
     crash(['restart', 'os1'], point);
     await recover(point);
     assert.equal(await stateOf('os1'), 'stopped', `${point}: stopped after reconcile`);
     await startsAndStops('os1', point);
     coverage.covered('restart', point);
   }
-  assert.equal((await jy('remove', 'os1')).code, 0);
+  await ok('remove', 'os1');
 });
 
 // --- upgrade ---------------------------------------------------------------------------
@@ -201,14 +217,20 @@ test('upgrade killed at each of its points: the jail is on the old or the new ve
     'etc/new.conf': 'new\n',
     'etc/newdir/x.conf': 'x\n',
   });
-  assert.equal((await jy('skel', 'create', 'base', '--copy', join(src, '1'))).code, 0);
-  assert.equal((await jy('skel', 'create', 'base', '--copy', join(src, '2'))).code, 0);
+  // the jail's pid 1 holder (`sleep infinity`): a static busybox, so the tiny tree starts
+  for (const v of ['1', '2']) {
+    mkdirSync(join(src, v, 'bin'), { recursive: true });
+    copyFileSync('/usr/bin/busybox', join(src, v, 'bin/sleep'));
+    chmodSync(join(src, v, 'bin/sleep'), 0o755);
+  }
+  await ok('skel', 'create', 'base', '--copy', join(src, '1'));
+  await ok('skel', 'create', 'base', '--copy', join(src, '2'));
   const fresh = async (running: boolean): Promise<void> => {
-    if ((await stateOf('ou1')) !== '(none)') assert.equal((await jy('remove', 'ou1')).code, 0);
+    if ((await stateOf('ou1')) !== '(none)') await ok('remove', 'ou1');
     const r = await jy('create', 'ou1', 'skeleton=base@1', 'skeleton.cow=', 'persist');
     assert.equal(r.code, 0, r.out);
     tree(join(state, 'jails/ou1/root'), V1);
-    if (running) assert.equal((await jy('start', 'ou1')).code, 0);
+    if (running) await ok('start', 'ou1');
   };
   // the upgrade's own points; its changes to the tree are reached once per change (NAME@N):
   // this fixture makes one stage folder, one directory (etc/newdir) and five renames (app.conf
@@ -243,7 +265,7 @@ test('upgrade killed at each of its points: the jail is on the old or the new ve
     }
     coverage.covered(restart ? 'upgrade --restart' : 'upgrade', point);
   }
-  assert.equal((await jy('remove', 'ou1')).code, 0);
+  await ok('remove', 'ou1');
 });
 
 // --- rollout ---------------------------------------------------------------------------
@@ -286,8 +308,7 @@ test('rollout killed at its points (and those of the jails it creates, starts an
       ?.jail ?? [];
   /** One v1 jail serving, no v2, no saved rollout. */
   const fresh = async (): Promise<void> => {
-    for (const j of [...names(await jailsOf('v1')), ...names(await jailsOf('v2'))])
-      assert.equal((await jy('remove', j.name)).code, 0);
+    for (const j of [...names(await jailsOf('v1')), ...names(await jailsOf('v2'))]) await ok('remove', j.name);
     rmSync(join(state, 'rollouts'), { recursive: true, force: true });
     const r = await jy(
       'create',
@@ -301,7 +322,7 @@ test('rollout killed at its points (and those of the jails it creates, starts an
       `exec.start=${serve('v1')}`,
     );
     assert.equal(r.code, 0, r.out);
-    assert.equal((await jy('start', 'ow-v1-1')).code, 0);
+    await ok('start', 'ow-v1-1');
   };
   const own = CRASH_POINTS.rollout.flatMap((p) =>
     p === 'rollout:saved' ? [1, 2, 3, 4, 5, 6, 7, 8].map((n) => `${p}@${n}`) : [p],
@@ -327,7 +348,7 @@ test('rollout killed at its points (and those of the jails it creates, starts an
     const v2 = names(await jailsOf('v2'));
     assert.equal(v2.length, 1, `${point}: one v2 jail`);
     assert.equal(v2[0]?.state, 'running', `${point}: the v2 jail runs`);
-    assert.equal((await jy('remove', v2[0]!.name)).code, 0);
+    await ok('remove', v2[0]!.name);
     await assertClean(point);
     coverage.covered('rollout', point);
   }
@@ -352,7 +373,7 @@ test('rollout killed at its points (and those of the jails it creates, starts an
       ['running'],
       `${point}: the v1 jail serves`,
     );
-    assert.equal((await jy('remove', 'ow-v1-1')).code, 0);
+    await ok('remove', 'ow-v1-1');
     await assertClean(point);
     coverage.covered('rollout --abort', point);
   }
