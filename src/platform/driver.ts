@@ -137,6 +137,9 @@ export interface Driver {
    * carries the state folder's tag, or it lies below the state folder), so reconcile can
    * remove it without --all: nothing of another jailyard state folder is touched. */
   isOwnLeftover(kind: keyof Leftovers, id: string | number): boolean;
+  /** The other state folder, still on this host, whose tag a leftover carries: reconcile
+   * --all leaves it alone (it is that folder's running jail, or that folder's to reconcile). */
+  otherStateOf?(kind: keyof Leftovers, id: string | number): string | undefined;
   /** Remove one leftover found by scanLeftovers (kind + id as reported there). */
   removeLeftover(kind: keyof Leftovers, id: string | number): Promise<void>;
 }

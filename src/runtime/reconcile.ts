@@ -88,8 +88,11 @@ export async function reconcile(opts: {
   // While another process is starting or stopping a jail, its newest objects may not be
   // recorded yet: the sweep by name waits for a later run (mounts are checked against the
   // recorded ones only, as before).
+  // --all: also what no state folder on this host claims (a removed folder's, an older
+  // jailyard's), never what carries the tag of another folder that is still there
   const ours = (kind: keyof Leftovers, id: string | number) =>
-    report.busy.length === 0 && (opts.all || driver.isOwnLeftover(kind, id));
+    report.busy.length === 0 &&
+    (driver.isOwnLeftover(kind, id) || (!!opts.all && driver.otherStateOf?.(kind, id) === undefined));
   const todo: { kind: keyof Leftovers; id: string | number }[] = [];
   // processes first, then mounts (deepest first), then links, netns, cgroups
   for (const pid of found.pids) if (ours('pids', pid) && !known.pids.has(pid)) todo.push({ kind: 'pids', id: pid });

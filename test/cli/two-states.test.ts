@@ -6,7 +6,7 @@
 // jails run and after its own folder is gone.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +41,14 @@ async function states(jy: (...a: string[]) => Promise<CliResult>): Promise<Recor
   ].jail;
   return Object.fromEntries(list.map((j) => [j.name, j.state]));
 }
+
+const pidInTag = (pid: number, tag: string) => {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(`/jy-${tag}-`);
+  } catch {
+    return false;
+  }
+};
 
 const netnsOf = (state: string) =>
   readdirSync('/run/netns').filter((n) => n.startsWith(`jy-${stateTag(`${state}/jails/x`)}-`));
@@ -101,6 +109,15 @@ test('both folders start, reconcile and stop at the same time; neither touches t
   assert.deepEqual(await states(jyB), { w1: 'running', w2: 'stopped', same: 'stopped' });
   assert.equal(netnsOf(A).length, 2, "A's jails keep their network");
   assert.equal(netnsOf(B).length, 1);
+
+  // --all would also take what no folder on the host claims, but nothing of A, which is still
+  // there (a dry run: other runs on this host may have objects of their own)
+  const all = await cli(B, 'reconcile', '--all', '--dry-run', '--json');
+  assert.equal(all.code, 0, all.stderr);
+  const tagA = stateTag(`${A}/jails/x`);
+  const wouldGo = (JSON.parse(all.stdout) as { removed: { kind: string; id: string | number }[] }).removed;
+  const ofA = wouldGo.filter((r) => String(r.id).includes(tagA) || (r.kind === 'pids' && pidInTag(Number(r.id), tagA)));
+  assert.deepEqual(ofA, [], "reconcile --all leaves the other folder's jails alone");
 
   // each side's leak check sees only its own: B's running jails are no leak of A's
   const stopA = await jyA('stop', 'w1', 'w2');

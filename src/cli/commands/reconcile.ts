@@ -15,7 +15,7 @@ export const register: RegisterVerb = (program, io) => {
     .description('compare the store with the system and undo what crashed runs left behind')
     .option(
       '--all',
-      "also remove jailyard netns/links/cgroups/processes no jail of THIS state accounts for (other state folders' too)",
+      'also remove jailyard netns/links/cgroups/processes of no state folder still on this host (never those of another existing folder)',
     )
     .option('--dry-run', 'only report')
     .option('--json', 'print the report as JSON')

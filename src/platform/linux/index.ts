@@ -15,7 +15,7 @@ import { mount, unmount } from './mounts.ts';
 import { removeBridgeIfUnused, setupNetwork, teardownNetwork } from './network.ts';
 import { isUnder, stateTag } from './paths.ts';
 import { releaseRange } from './userns.ts';
-import { claimStateTag } from './statefolders.ts';
+import { claimStateTag, liveOtherFolder, tagOf } from './statefolders.ts';
 import { dirname } from 'node:path';
 import type { Leftovers } from '../driver.ts';
 
@@ -125,6 +125,10 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
     runInJail,
     scanLeftovers: () => scanLeftovers({ stateRoots: opts.stateRoots ?? [], cgroups }),
     isOwnLeftover: ownLeftover(opts.stateRoots?.[0]),
+    otherStateOf: (kind, id) => {
+      const tag = tagOf(kind, id);
+      return tag === undefined ? undefined : liveOtherFolder(tag, opts.stateRoots?.[0]);
+    },
     removeLeftover,
     makeDiskImage,
     debootstrap: runDebootstrap,

@@ -80,6 +80,38 @@ export function claimStateTag(state: string): void {
   checked.add(state);
 }
 
+/** The state folder other than `self` that holds `tag` and still exists, if any. */
+export function liveOtherFolder(tag: string, self: string | undefined): string | undefined {
+  const holder = holderOf(tag);
+  return holder !== undefined && holder !== self && existsSync(holder) ? holder : undefined;
+}
+
+/** The state folder tag an object of a jail is named with (netns jy-TAG-N, veth jyhTAGN,
+ * cgroup jy-TAG-N, a process in such a cgroup), if it has one. */
+export function tagOf(
+  kind: 'mounts' | 'netns' | 'links' | 'cgroups' | 'pids',
+  id: string | number,
+): string | undefined {
+  const s = String(id);
+  const m =
+    kind === 'netns' || kind === 'cgroups'
+      ? /^jy-([0-9a-f]{4})-/.exec(s.split('/').pop() ?? '')
+      : kind === 'links'
+        ? /^jyh([0-9a-f]{4})/.exec(s)
+        : kind === 'pids'
+          ? /\/jy-([0-9a-f]{4})-/.exec(readCgroup(s))
+          : null;
+  return m?.[1];
+}
+
+function readCgroup(pid: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /** Removes a stale claim, unless it changed hands since it was read. */
 function unlinkIfStill(tag: string, holder: string): void {
   if (holderOf(tag) !== holder) return;
