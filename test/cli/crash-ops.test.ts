@@ -129,7 +129,7 @@ test('remove killed at its points (and its stop): the jail is stopped or gone, n
 }, async () => {
   const own = CRASH_POINTS.remove;
   coverage.declare('remove', [...CRASH_POINTS.stop, ...own]);
-  const points = [...sample(CRASH_POINTS.stop, 7), ...own];
+  const points = [...sample(CRASH_POINTS.stop, 14), ...own];
   const create = ['create', 'or1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.154/24'];
   await ok(...create);
   for (const point of points) {
@@ -151,7 +151,7 @@ test('restart killed at a point of its stop or start: reconcile leaves it stoppe
 }, async () => {
   coverage.declare('restart', lifecycle);
   await ok('create', 'os1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.155/24');
-  for (const point of sample(lifecycle, 15)) {
+  for (const point of sample(lifecycle, 30)) {
     await ok('start', 'os1');
     crash(['restart', 'os1'], point);
     await recover(point);
