@@ -181,6 +181,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     crashPoint('jail.remove:forgotten');
     if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
     crashPoint('jail.remove:done');
+    await (await getDriver()).forget?.(dir);
   };
 
   const service = {
@@ -202,6 +203,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       if (nested) store.requireJail(nested); // FreeBSD: a child is made inside an existing parent
       checkNestedParams({ name, params: rest });
       jailLimits(rest, name); // validates sizes before anything is written
+      rootOf({ name, params: rest }); // and the root's rules: a refused create writes no event
       // saved before the record: a crash before the end is undone by reconcile
       saveIntent(stateDir, { kind: 'create', jail: name });
       crashPoint('jail.create:intent');
