@@ -121,9 +121,12 @@ function isDyingVeth(link: string): boolean {
 
 /** Deletes the bridge when no veth is attached any more (tests, reconcile). */
 export async function removeBridgeIfUnused(bridge: string): Promise<boolean> {
-  const ports = bridgePorts(bridge);
-  if (!ports || ports.length) return false;
-  return (await run(['ip', 'link', 'del', bridge])).code === 0;
+  // under the network lock, like every start: a jail attaching meanwhile keeps its bridge
+  return withHostLock('network', async () => {
+    const ports = bridgePorts(bridge);
+    if (!ports || ports.length) return false;
+    return (await run(['ip', 'link', 'del', bridge])).code === 0;
+  });
 }
 
 interface HostAddr {
