@@ -7,6 +7,7 @@ import type { JailService, BatchResult } from '../runtime/types.ts';
 import type { Store, WriteOptions } from '../store/types.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
 import { stateDir, type CliIO } from './context.ts';
+import { interruptible } from './signals.ts';
 
 export interface Session {
   service: JailService;
@@ -119,6 +120,16 @@ export async function withJails<T>(
   }
 }
 
+/** After a signal: which jails a stop or restart did not finish, and the command that does. */
+export function unfinishedBatch(verb: string, requested: string[], result: BatchResult | undefined): string[] {
+  const left = result ? result.outcomes.filter((x) => x.status !== 'ok').map((x) => x.name) : requested;
+  if (!left.length) return [`every jail was ${verb === 'stop' ? 'stopped' : 'restarted'}`];
+  return [
+    `not ${verb === 'stop' ? 'stopped' : 'restarted'}: ${left.join(', ')}`,
+    `run \`jailyard ${verb} ${left.join(' ')}\``,
+  ];
+}
+
 /** start, stop and restart share one shape: jails by name or selector, -p, --json. */
 export function registerBatchVerb(
   program: Command,
@@ -138,7 +149,17 @@ export function registerBatchVerb(
         io,
         async ({ service }) => {
           const list = await targets(service, names, o.selector);
-          printBatch(io, verb.past, await service[verb.name](list, { parallel: Number(o.parallel) || 1 }), !!o.json);
+          let result: BatchResult | undefined;
+          await interruptible(
+            io,
+            `the ${verb.name}`,
+            async (signal) => {
+              result = await service[verb.name](list, { parallel: Number(o.parallel) || 1, signal });
+              printBatch(io, verb.past, result, !!o.json);
+            },
+            // a jail already in hand finished its stop or start; the rest were not begun
+            async () => unfinishedBatch(verb.name, list, result),
+          );
         },
         { progress: true },
       );

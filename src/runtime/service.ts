@@ -319,7 +319,15 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       const graph = buildGraph(names, dependsOfName);
       const d = await deps();
       return summarize(
-        await runBatch(names, graph, 'stop', bopts.parallel ?? 1, async (n) => void (await stopJail(d, n))),
+        // a signal begins no further jail; a jail being stopped always finishes its stop
+        await runBatch(
+          names,
+          graph,
+          'stop',
+          bopts.parallel ?? 1,
+          async (n) => void (await stopJail(d, n)),
+          bopts.signal,
+        ),
       );
     },
 
