@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { lstatSync, readFileSync, readdirSync, readlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { SecurityHost, STRATEGIES, type Strategy } from './helpers.ts';
+import { SecurityHost, STRATEGIES, miniRoot, type Strategy } from './helpers.ts';
 import { recordedRange, usernsConfig, type UidRange } from '../../src/platform/linux/userns.ts';
 import { openStore } from '../../src/store/sqlite.ts';
 
@@ -17,12 +17,16 @@ const name = (s: Strategy) => `un-${s}`;
 
 before(async () => {
   h = await SecurityHost.open('userns');
+  // `full` copies its whole skeleton into the jail (and, with userns, shifts every owner):
+  // the host's root would be gigabytes (~40 s), a small root says the same
+  await h.skeleton('mini', miniRoot(join(h.state, 'mini-root')));
   for (const [i, s] of STRATEGIES.entries()) {
     // nullfs gets an address (a netns made by the addresses step), the others none (a new
     // netns made by the stage); both are owned by the host's user namespace
     // basejail gets the plan's /dev (mount.devfs, made host-side), the others the stage's
     const extra = [...(i === 0 ? ['ip4.addr=198.51.100.240/24'] : []), ...(s === 'basejail' ? ['mount.devfs'] : [])];
-    await h.jail(name(s), { strategy: s, params: ['userns', ...extra] });
+    const skeleton = s === 'full' ? { skeleton: 'mini' } : {};
+    await h.jail(name(s), { strategy: s, ...skeleton, params: ['userns', ...extra] });
   }
 });
 
