@@ -40,7 +40,9 @@
 #define _GNU_SOURCE
 #define DIE_PREFIX "jy-enter"
 #define DIE_STATUS 125
+#include <ctype.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <grp.h>
 #include <sched.h>
 #include <signal.h>
@@ -259,15 +261,22 @@ static void copy_loop(struct pump *pumps, int np, int wake_r, int master) {
 	}
 }
 
-int main(int argc, char **argv) {
+/* The whole argument area as the kernel laid it out: blanked before the fork. */
+static char *area, *area_end;
+/* run by bin/jailyard.js in the CLI's place (fast_main) */
+static int fast;
+
+static int enter_main(int argc, char **argv) {
 	/* nothing the caller holds open reaches the jail (runc CVE-2024-21626) */
 	close_above_stdio();
 	/* not dumpable until the exec resets it: the child is in the jail's pid namespace from the
 	 * fork, and its /proc files (fd, mem, environ, exe) stay root-of-the-host-only meanwhile */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* out of the caller's process group: signals come once, from the caller, and go on to the
-	 * child's group (a terminal's SIGINT would otherwise reach us and the caller both) */
-	setsid();
+	 * child's group (a terminal's SIGINT would otherwise reach us and the caller both);
+	 * the fast path has no caller in between: it stays where the CLI would have been, in its
+	 * terminal's foreground group, and passes on what the terminal sends (SIGWINCH, SIGINT) */
+	if (!fast) setsid();
 
 	const char *cgroups[MAX_CG];
 	const char *allow = "";
@@ -318,7 +327,6 @@ int main(int argc, char **argv) {
 		if (!(program[k] = strdup(argv[i + 1 + k]))) die_errno("strdup");
 	for (int k = 0; k < ncg; k++)
 		if (!(cgroups[k] = strdup(cgroups[k]))) die_errno("strdup");
-	char *area = argv[0], *area_end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
 	memset(area, 0, (size_t)(area_end - area));
 	strcpy(area, "jy-enter");
 	/* the kernel reads cmdline up to arg_end: shorten it so no trail of NULs shows */
@@ -468,4 +476,190 @@ int main(int argc, char **argv) {
 	}
 	if (WIFEXITED(status)) return WEXITSTATUS(status);
 	return 128 + WTERMSIG(status);
+}
+
+/*
+ * The fast path of `jailyard exec NAME PROGRAM [ARGS...]` (bin/jailyard.js runs it without
+ * starting Node):
+ *
+ *   jy-enter --fast FILE NODE SCRIPT SKIP ARG...
+ *
+ * ARG... are jailyard's own arguments, the program and its arguments from the SKIP-th on.
+ * FILE is the jail's enter file (src/platform/linux/exec.ts writes it at start, removes it
+ * at stop): the arguments and the environment the CLI's exec gives jy-enter. When it is
+ * missing, not root's own, or its pid 1 is not the process that started with the jail (the
+ * start time in /proc/PID/stat), or this is not root, nothing is changed and `NODE SCRIPT
+ * ARG...` runs instead: the CLI decides as ever. Otherwise this process becomes what the
+ * CLI would have started: signals at their defaults and none blocked, the open-file limit
+ * raised as Node raises its own, / as working directory, the jail's environment (TERM the
+ * caller's when it is a plain name, else dumb) and a pty when fds 0 and 1 are terminals.
+ */
+#define FAST_MAX (64 << 10)
+
+__attribute__((noreturn)) static void fast_fallback(char **argv) {
+	/* NODE SCRIPT ARG...: SKIP's slot is taken by moving NODE and SCRIPT up one */
+	argv[5] = argv[4];
+	argv[4] = argv[3];
+	execvp(argv[4], &argv[4]);
+	fprintf(stderr, "jailyard: cannot run %s: %s\n", argv[4], strerror(errno));
+	_exit(127);
+}
+
+/* Field 22 of /proc/PID/stat (the start time), or "" when there is no such process. */
+static void start_time_of(long pid, char *out, size_t size) {
+	char path[64], buf[1024];
+	out[0] = 0;
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0) return;
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	if (!p) return;
+	/* after ") ": field 3 (the state) is the first, field 22 the 20th */
+	for (int field = 2; field < 22 && p; field++) p = strchr(p + 1, ' ');
+	if (!p) return;
+	size_t len = strcspn(p + 1, " ");
+	if (len + 1 > size) return;
+	memcpy(out, p + 1, len);
+	out[len] = 0;
+}
+
+/* Node's own start-up (node.cc PlatformInit): the soft open-file limit raised to the hard. */
+static void raise_nofile_like_node(void) {
+	struct rlimit lim;
+	if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == lim.rlim_max) return;
+	rlim_t min = lim.rlim_cur, max = 1 << 20;
+	if (lim.rlim_max != RLIM_INFINITY) min = max = lim.rlim_max;
+	do {
+		lim.rlim_cur = min + (max - min) / 2;
+		if (setrlimit(RLIMIT_NOFILE, &lim)) max = lim.rlim_cur;
+		else min = lim.rlim_cur;
+	} while (min + 1 < max);
+}
+
+/* TERM as the CLI passes it on: the caller's when a plain name, else dumb (exec.ts termOf). */
+static int plain_term(const char *t) {
+	size_t n = t ? strlen(t) : 0;
+	if (n < 1 || n > 64 || !isalnum((unsigned char)t[0])) return 0;
+	for (size_t k = 1; k < n; k++)
+		if (!isalnum((unsigned char)t[k]) && !strchr("._+-", t[k])) return 0;
+	return 1;
+}
+
+static int fast_main(int argc, char **argv) {
+	if (argc < 7) fast_fallback(argv);
+	char *end;
+	long skip = strtol(argv[5], &end, 10);
+	if (*end || skip < 1 || 6 + skip >= argc) fast_fallback(argv);
+	if (geteuid() != 0) fast_fallback(argv);
+	int fd = open(argv[2], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0) fast_fallback(argv);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) || st.st_size >= FAST_MAX)
+		fast_fallback(argv);
+	char *text = malloc(FAST_MAX);
+	if (!text) fast_fallback(argv);
+	ssize_t got = read(fd, text, FAST_MAX - 1);
+	close(fd);
+	if (got <= 0) fast_fallback(argv);
+	text[got] = 0;
+
+	static char *env[32], term[80];
+	static char *args[64];
+	int nenv = 0, nargs = 0, seen_version = 0, have_keep = 0, have_seccomp = 0, ncg = 0;
+	long target = 0;
+	const char *start = NULL, *pidns = NULL;
+	args[nargs++] = "jy-enter";
+	for (char *line = text, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (!next) fast_fallback(argv); /* a file cut short */
+		*next++ = 0;
+		char *value = strchr(line, ' ');
+		if (!value) fast_fallback(argv);
+		*value++ = 0;
+		if (!seen_version) {
+			if (strcmp(line, "jy-enter-fast") != 0 || strcmp(value, "1") != 0) fast_fallback(argv);
+			seen_version = 1;
+		} else if (!strcmp(line, "target")) {
+			target = strtol(value, &end, 10);
+			if (*end || target <= 0) fast_fallback(argv);
+		} else if (!strcmp(line, "start-time")) {
+			start = value;
+		} else if (!strcmp(line, "pidns")) {
+			pidns = value;
+		} else if (!strcmp(line, "cgroup") && ncg < MAX_CG) {
+			args[nargs++] = "--cgroup";
+			args[nargs++] = value;
+			ncg++;
+		} else if (!strcmp(line, "keep-caps") && !have_keep) {
+			args[nargs++] = "--keep-caps";
+			args[nargs++] = value;
+			have_keep = 1;
+		} else if (!strcmp(line, "seccomp") && !have_seccomp) {
+			args[nargs++] = "--seccomp";
+			args[nargs++] = value;
+			have_seccomp = 1;
+		} else if (!strcmp(line, "env") && nenv < 30) {
+			if (!strcmp(value, "TERM")) {
+				const char *t = getenv("TERM");
+				snprintf(term, sizeof term, "TERM=%s", plain_term(t) ? t : "dumb");
+				env[nenv++] = term;
+			} else if (strchr(value, '=')) {
+				env[nenv++] = value;
+			} else {
+				fast_fallback(argv);
+			}
+		} else {
+			fast_fallback(argv);
+		}
+	}
+	if (!seen_version || !target || !start || !have_keep || !have_seccomp) fast_fallback(argv);
+	char now[32];
+	start_time_of(target, now, sizeof now);
+	if (!now[0] || strcmp(now, start) != 0) fast_fallback(argv);
+
+	static char target_s[32];
+	snprintf(target_s, sizeof target_s, "%ld", target);
+	args[nargs++] = "--target";
+	args[nargs++] = target_s;
+	if (pidns) {
+		args[nargs++] = "--expect-pidns";
+		args[nargs++] = (char *)pidns;
+	}
+	/* the CLI's default for a terminal: a pty of the program's own when stdin and stdout are */
+	if (isatty(0) && isatty(1)) args[nargs++] = "--pty";
+	args[nargs++] = "--";
+	int first = nargs;
+	char **full = calloc((size_t)(nargs + argc), sizeof *full);
+	if (!full) fast_fallback(argv);
+	memcpy(full, args, (size_t)first * sizeof *full);
+	for (int k = 6 + (int)skip; k < argc; k++) full[nargs++] = argv[k];
+	full[nargs] = NULL;
+
+	if (getenv("JAILYARD_TRACE_FAST")) {
+		static const char mark[] = "jailyard: exec: fast path\n";
+		if (write(2, mark, sizeof mark - 1) < 0) { /* tracing only */ }
+	}
+	/* what Node's spawn gives its child: default dispositions for 1-31, an empty mask */
+	for (int sig = 1; sig < 32; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	raise_nofile_like_node();
+	if (chdir("/") != 0) die_errno("chdir /");
+	env[nenv] = NULL;
+	environ = env;
+	fast = 1;
+	return enter_main(nargs, full);
+}
+
+int main(int argc, char **argv) {
+	area = argv[0];
+	area_end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
+	if (argc > 1 && !strcmp(argv[1], "--fast")) return fast_main(argc, argv);
+	return enter_main(argc, argv);
 }

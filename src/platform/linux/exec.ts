@@ -2,7 +2,7 @@
 // like jexec, through native/jy-enter: every namespace of its pid 1, its root, its cgroups,
 // a session of its own, only fds 0-2 (never the caller's terminal: a pty of the jail's own or
 // pipes), a clean environment, the jail's seccomp filter and its capability bounding set.
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolveInside } from './paths.ts';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, ExecOptions, ExecResult, JailContext } from '../driver.ts';
@@ -165,4 +165,59 @@ export async function runInJail(
   } finally {
     forwarder?.detach();
   }
+}
+
+/** The jail's enter file: in its host-only state folder, never in its root. */
+export function enterFile(ctx: JailContext): string {
+  return `${ctx.stateDir}/enter`;
+}
+
+/**
+ * Writes what `jy-enter --fast` needs for a plain `jailyard exec NAME PROGRAM...` without
+ * starting Node (bin/jailyard.js): the arguments and the environment runInJail gives
+ * jy-enter for the root user, and pid 1's start time, which jy-enter checks (a file left by
+ * a crash names a pid that is gone or another process: the CLI runs instead). Written to a
+ * temporary name and renamed, root's own, mode 0600. Nothing is written when a value would
+ * not fit on one line: the CLI then does every exec.
+ */
+export function writeEnterFile(ctx: JailContext, facts: CreateFacts): void {
+  const pidns = /^pid:\[(\d+)\]$/.exec(facts.nsIds?.pid ?? '')?.[1];
+  if (!facts.startTime || !pidns) return;
+  const security = jailSecurity(ctx.spec);
+  const env = {
+    PATH: JAIL_PATH,
+    HOME: '/root',
+    TERM: '',
+    USER: 'root',
+    LOGNAME: 'root',
+    SHELL: '/bin/sh',
+    ...jailEnv(ctx, true),
+  };
+  const lines = [
+    'jy-enter-fast 1',
+    `target ${facts.initPid}`,
+    `start-time ${facts.startTime}`,
+    `pidns ${pidns}`,
+    ...facts.cgroups.map((d) => `cgroup ${d}`),
+    `keep-caps ${security.keepCaps}`,
+    `seccomp ${security.seccomp}`,
+    // TERM in its place: jy-enter takes the caller's (termOf)
+    ...Object.entries(env).map(([k, v]) => (k === 'TERM' ? 'env TERM' : `env ${k}=${v}`)),
+  ];
+  if (lines.some((l) => /[\n\0]/.test(l)) || facts.cgroups.length > 8) return;
+  const file = enterFile(ctx);
+  const tmp = `${file}.${process.pid}.tmp`;
+  rmSync(tmp, { force: true });
+  try {
+    writeFileSync(tmp, `${lines.join('\n')}\n`, { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Removed before the jail stops: from then on every exec goes through the CLI. */
+export function removeEnterFile(ctx: JailContext): void {
+  rmSync(enterFile(ctx), { force: true });
 }

@@ -9,7 +9,7 @@ import { makeDiskImage } from './diskimage.ts';
 import { runDebootstrap } from './debootstrap.ts';
 import type { Driver } from '../driver.ts';
 import * as life from './create.ts';
-import { runHost, runInJail } from './exec.ts';
+import { removeEnterFile, runHost, runInJail, writeEnterFile } from './exec.ts';
 import { removeLeftover, scanLeftovers } from './leftovers.ts';
 import { mount, unmount } from './mounts.ts';
 import { removeBridgeIfUnused, setupNetwork, teardownNetwork } from './network.ts';
@@ -114,11 +114,21 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
     teardownNetwork: (_ctx, facts) => teardownNetwork(facts),
     mount,
     unmount,
-    create: (ctx, netFacts, limits, mounts) => {
+    create: async (ctx, netFacts, limits, mounts) => {
       claimStateTag(dirname(dirname(ctx.stateDir)));
-      return life.create(ctx, netFacts, limits, lifeCfg, mounts);
+      const facts = await life.create(ctx, netFacts, limits, lifeCfg, mounts);
+      // for `jailyard exec` without Node (bin/jailyard.js); the jail runs without it too
+      try {
+        writeEnterFile(ctx, facts);
+      } catch {
+        removeEnterFile(ctx);
+      }
+      return facts;
     },
-    destroy: life.destroy,
+    destroy: (ctx, facts, timeoutMs) => {
+      removeEnterFile(ctx);
+      return life.destroy(ctx, facts, timeoutMs);
+    },
     isAlive: life.isAlive,
     modify: life.modify,
     runHost,
