@@ -261,6 +261,11 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
         if (change.params) jailLimits({ ...before.params, ...change.params }, name);
       }
       const after = store.modifyJail(name, change, wopts);
+      // the Linux driver's enter file (`exec` without Node, bin/jailyard.js) holds the
+      // parameters of the start (allow.*: the filter, the capabilities): once they change,
+      // every exec goes through the CLI, which reads them from the store
+      if (JSON.stringify(after.params) !== JSON.stringify(before.params))
+        rmSync(join(jailStateDir(stateDir, name), 'enter'), { force: true });
       if (after.env !== before.env) writeGuestEnv(stateDir, name, after.env);
       if (after.state === 'running' && after.runtime?.create) {
         const hostChanged = after.params['host.hostname'] !== before.params['host.hostname'];

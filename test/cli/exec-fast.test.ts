@@ -177,6 +177,18 @@ test('$JAILYARD_STATE as the CLI reads it; a relative one goes to the CLI', () =
   assert.equal(rel.stderr, '');
 });
 
+test('a parameter changed on the running jail: the CLI runs every exec, with the new filter and capabilities', async () => {
+  const before = bin(['--state', state, 'exec', 'fx', 'grep', '^CapBnd', '/proc/self/status']);
+  assert.equal((await jy('set', 'fx', 'allow.raw_sockets=1')).code, 0);
+  assert.equal(existsSync(enter('fx')), false);
+  const after = same(['exec', 'fx', 'grep', '^CapBnd', '/proc/self/status'], { fast: false });
+  assert.notEqual(after.stdout, before.stdout.replace(MARK, ''), 'CAP_NET_RAW is in the new bounding set');
+  // a restart writes the file again, from the parameters now
+  assert.equal((await jy('stop', 'fx')).code, 0);
+  assert.equal((await jy('start', 'fx')).code, 0);
+  assert.equal(same(['exec', 'fx', 'grep', '^CapBnd', '/proc/self/status']).stdout, after.stdout);
+});
+
 test('stopped: no enter file, the CLI says the jail is not running; started again: fast', async () => {
   assert.equal((await jy('stop', 'fx')).code, 0);
   assert.equal(existsSync(enter('fx')), false);
