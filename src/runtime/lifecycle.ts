@@ -4,7 +4,17 @@
 // newest first; stopping walks the recorded steps backwards. So stop, a failed start and
 // crash recovery (reconcile) are one and the same loop.
 
-import { closeSync, constants, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { JailyardError, describeError, withContext } from '../errors.ts';
 import type { Driver, ExecOptions, ExecResult, JailContext } from '../platform/driver.ts';
@@ -388,6 +398,13 @@ export async function startJail(deps: LifecycleDeps, name: string, signal?: Abor
   }
   delete rt.owner;
   record = deps.store.transition(name, 'starting', 'running', { runtime: rt });
+  // `exec` without Node (bin/jailyard.js) from now on, as the CLI's exec: a driver's enter
+  // file (Linux: written at create) is put in place once the jail is running
+  try {
+    renameSync(`${ctx.stateDir}/enter.next`, `${ctx.stateDir}/enter`);
+  } catch {
+    // none: every exec goes through the CLI
+  }
   if (
     !paramBool(record.params, 'persist') &&
     hookCommands(record.params, 'exec.start').length === 0 &&
@@ -427,6 +444,8 @@ export async function stopJail(deps: LifecycleDeps, name: string, guard?: () => 
 /** Completes a stop (also for a jail left 'starting' or 'stopping' by a crashed process). */
 export async function finishStop(deps: LifecycleDeps, record: JailRecord): Promise<JailRecord> {
   const ctx = deps.contextFor(record);
+  // a stopping jail is no longer entered without the CLI (which refuses it)
+  for (const f of ['enter', 'enter.next']) rmSync(`${ctx.stateDir}/${f}`, { force: true });
   const rt: RuntimeFacts = { ...structuredClone(record.runtime ?? { steps: [] }), owner: selfOwner() };
   const rec = new Recorder(deps.store, record.name, rt);
   // stopJail's transition wrote this process as the owner already; a recovery writes it now

@@ -265,7 +265,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       // parameters of the start (allow.*: the filter, the capabilities): once they change,
       // every exec goes through the CLI, which reads them from the store
       if (JSON.stringify(after.params) !== JSON.stringify(before.params))
-        rmSync(join(jailStateDir(stateDir, name), 'enter'), { force: true });
+        for (const f of ['enter', 'enter.next']) rmSync(join(jailStateDir(stateDir, name), f), { force: true });
       if (after.env !== before.env) writeGuestEnv(stateDir, name, after.env);
       if (after.state === 'running' && after.runtime?.create) {
         const hostChanged = after.params['host.hostname'] !== before.params['host.hostname'];

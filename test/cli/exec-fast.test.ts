@@ -69,7 +69,16 @@ before(async () => {
   baseline = snapshot();
   state = mkdtempSync(join(tmpdir(), 'jy-execfast-'));
   assert.equal((await jy('skel', 'create', 'host', '--from', '/')).code, 0);
-  const r = await jy('create', 'fx', 'skeleton=host', 'persist', 'meta.test=execfast');
+  // while it starts (the CLI refuses an exec) the enter file is not in place yet; the hook
+  // failing would fail the start
+  const r = await jy(
+    'create',
+    'fx',
+    'skeleton=host',
+    'persist',
+    'meta.test=execfast',
+    'exec.poststart=test -e "$JPATH/../enter.next" && test ! -e "$JPATH/../enter"',
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.equal((await jy('start', 'fx')).code, 0);
 });

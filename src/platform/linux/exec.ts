@@ -167,9 +167,11 @@ export async function runInJail(
   }
 }
 
-/** The jail's enter file: in its host-only state folder, never in its root. */
+/** The jail's enter file: in its host-only state folder, never in its root. Written as
+ * enter.next; the runtime renames it to enter once the jail is running and removes it when
+ * the jail begins to stop (the CLI refuses an exec into a starting or stopping jail). */
 export function enterFile(ctx: JailContext): string {
-  return `${ctx.stateDir}/enter`;
+  return `${ctx.stateDir}/enter.next`;
 }
 
 /**
@@ -219,5 +221,5 @@ export function writeEnterFile(ctx: JailContext, facts: CreateFacts): void {
 
 /** Removed before the jail stops: from then on every exec goes through the CLI. */
 export function removeEnterFile(ctx: JailContext): void {
-  rmSync(enterFile(ctx), { force: true });
+  for (const f of ['enter', 'enter.next']) rmSync(`${ctx.stateDir}/${f}`, { force: true });
 }
