@@ -1,12 +1,13 @@
 #!/bin/sh
-':' //; p=$0; [ -L "$p" ] && p=$(readlink -f "$p"); n=${p%/*}/../node_modules/.bin/node; [ -x "$n" ] || n=node; e=${p%/*}/../native/build/jy-enter; s=${JAILYARD_STATE-/var/db/jailyard}; k=2; x=$1; j=$2; c=$3; [ "$1" = --state ] && [ $# -ge 5 ] && s=$2 && k=4 && x=$3 && j=$4 && c=$5; if [ "$x" = exec ] && [ $# -gt $k ] && [ "${JAILYARD_SRC-}" != 1 ] && [ -z "${JAILYARD_HOST+1}" ] && [ -x "$e" ]; then case $j in ''|.*|-*|*[!A-Za-z0-9._-]*) ;; *) case $s in ''|[!/]*|*/.*) ;; *) case $c in -*) ;; *) exec "$e" --fast "$s/jails/$j/enter" "$n" "$p" $k "$@";; esac;; esac;; esac; fi; exec "$n" "$p" "$@"
+':' //; p=$0; [ -L "$p" ] && p=$(readlink -f "$p"); n=${p%/*}/../node_modules/.bin/node; [ -x "$n" ] || n=node; e=${p%/*}/../native/build/jy-enter; s=${JAILYARD_STATE-/var/db/jailyard}; k=2; x=$1; j=$2; c=$3; [ "$1" = --state ] && [ $# -ge 5 ] && s=$2 && k=4 && x=$3 && j=$4 && c=$5; if [ "$x" = exec ] && [ $# -gt $k ] && [ "${JAILYARD_SRC-}" != 1 ] && [ -z "${JAILYARD_HOST+1}" ] && [ -x "$e" ] && [ ! "${p%/*}/../native/jy-enter.c" -nt "$e" ]; then case $j in ''|.*|-*|*[!A-Za-z0-9._-]*) ;; *) case $s in ''|[!/]*|*/.*) ;; *) case $c in -*) ;; *) exec "$e" --fast "$s/jails/$j/enter" "$n" "$p" $k "$@";; esac;; esac;; esac; fi; exec "$n" "$p" "$@"
 // The jailyard command. Run as a program, it is first a sh script (the two lines above; to
 // JavaScript the second is a string and a comment, which is why biome.jsonc leaves this
 // file's format alone): for a plain `jailyard exec NAME PROGRAM [ARGS...]` (no option but a
 // leading `--state DIR`, no --host or $JAILYARD_HOST, not JAILYARD_SRC=1, a NAME of letters,
 // digits and ._- only) sh runs native/build/jy-enter on the jail's enter file, which runs
 // the program as the CLI would, or, when the file is missing or stale, this file as below
-// (native/jy-enter.c fast_main); otherwise sh starts the Node 24 that npm installed beside
+// (native/jy-enter.c fast_main); a jy-enter older than its source (not rebuilt since a pull)
+// is not trusted to know --fast. Otherwise sh starts the Node 24 that npm installed beside
 // jailyard (node_modules/.bin/node, else the `node` on PATH) on this file, so a command is one
 // Node start-up, not an old Node's that then starts Node 24.
 //
