@@ -56,6 +56,8 @@ async function mountCmd(args: string[], what: string, view: MountView): Promise<
  */
 class Batch {
   private queued: BatchOp[] = [];
+  /** The queued ops' `covers`, normalised once as they are queued (settle runs per path). */
+  private covered: string[] = [];
   private readonly view: MountView;
   private readonly facts: MountFacts;
   constructor(view: MountView, facts: MountFacts) {
@@ -65,16 +67,20 @@ class Batch {
 
   add(batch: BatchOp[]): void {
     this.queued.push(...batch);
+    for (const q of batch) if (q.covers !== undefined) this.covered.push(posix.normalize(q.covers).replace(/\/+$/, ''));
   }
 
   /** Runs what is queued when `path` lies at or below something a queued op mounts. */
   async settle(path: string): Promise<void> {
-    if (this.queued.some((q) => q.covers !== undefined && isUnder(q.covers, path))) await this.flush();
+    if (!this.covered.length) return;
+    const n = posix.normalize(path);
+    if (this.covered.some((c) => n === c || n.startsWith(c === '' ? '/' : `${c}/`))) await this.flush();
   }
 
   async flush(): Promise<void> {
     const batch = this.queued;
     this.queued = [];
+    this.covered = [];
     const r = await runBatch(batch, (argv) => this.view.argv(argv));
     for (const q of batch.slice(0, r.done)) {
       if (q.creates !== undefined) this.facts.mounted.push(q.creates);
@@ -282,11 +288,20 @@ function rootMount(ctx: JailContext, plan: MountPlan, root: string, facts: Mount
     isUnder(ctx.stateDir, root) &&
     root !== posix.normalize(ctx.stateDir) &&
     !plan.mounts.some((m) => posix.normalize(m.target) === root);
-  if (!own) return honourSuid(ops.bind(root, root, false, false, HOST_MOUNT_FLAGS));
+  if (!own) return onItself(honourSuid(ops.bind(root, root, false, false, HOST_MOUNT_FLAGS)));
   const lower = posix.join(ctx.stateDir, 'root-lower');
   const work = posix.join(ctx.stateDir, 'root-work');
   facts.created.push(...mkdirTracked(lower, view.fs), ...mkdirTracked(work, view.fs));
-  return honourSuid(ops.overlay([lower], root, work, root, HOST_MOUNT_FLAGS));
+  return onItself(honourSuid(ops.overlay([lower], root, work, root, HOST_MOUNT_FLAGS)));
+}
+
+/**
+ * The root mounted on itself (a bind of itself, or an overlay whose upper layer is itself over
+ * an empty lower one) shows the same files before and after: work below it need not wait for
+ * the mount, so the mount points and links are made without a jy-mount run of their own.
+ */
+function onItself(batch: BatchOp[]): BatchOp[] {
+  return batch.map(({ covers: _, ...op }) => op);
 }
 
 /**
