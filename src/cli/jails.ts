@@ -130,11 +130,20 @@ export function unfinishedBatch(verb: string, requested: string[], result: Batch
   ];
 }
 
-/** start, stop and restart share one shape: jails by name or selector, -p, --json. */
+/** What a batch verb does after a signal: take down what it did, and say what is left. */
+export type BatchUndo = (
+  service: JailService,
+  requested: string[],
+  result: BatchResult | undefined,
+  parallel: number,
+) => Promise<string[]>;
+
+/** start, stop and restart share one shape: jails by name or selector, -p, --json, and a
+ * signal that begins no further jail (then `undo`; by default: name what is left). */
 export function registerBatchVerb(
   program: Command,
   io: CliIO,
-  verb: { name: 'start' | 'stop' | 'restart'; description: string; past: string },
+  verb: { name: 'start' | 'stop' | 'restart'; description: string; past: string; undo?: BatchUndo },
 ): void {
   program
     .command(verb.name)
@@ -149,16 +158,18 @@ export function registerBatchVerb(
         io,
         async ({ service }) => {
           const list = await targets(service, names, o.selector);
+          const parallel = Number(o.parallel) || 1;
           let result: BatchResult | undefined;
           await interruptible(
             io,
             `the ${verb.name}`,
             async (signal) => {
-              result = await service[verb.name](list, { parallel: Number(o.parallel) || 1, signal });
+              result = await service[verb.name](list, { parallel, signal });
               printBatch(io, verb.past, result, !!o.json);
             },
-            // a jail already in hand finished its stop or start; the rest were not begun
-            async () => unfinishedBatch(verb.name, list, result),
+            // a jail already in hand finished its step; the rest were not begun
+            async () =>
+              verb.undo ? await verb.undo(service, list, result, parallel) : unfinishedBatch(verb.name, list, result),
           );
         },
         { progress: true },

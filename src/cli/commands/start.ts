@@ -3,41 +3,17 @@
 // started is rolled back before its next step, and the jails this command started are
 // stopped again; the exit status is 128 + the signal's number.
 import type { RegisterVerb } from '../context.ts';
-import { printBatch, targets, withSession } from '../jails.ts';
-import { interruptible } from '../signals.ts';
+import { registerBatchVerb } from '../jails.ts';
 import type { BatchResult, JailService } from '../../runtime/types.ts';
 
-export const register: RegisterVerb = (program, io) => {
-  program
-    .command('start')
-    .description("start jails in jail(8)'s order (exec.prepare ... exec.poststart), dependencies first")
-    .argument('[name...]', 'jails to start')
-    .option('-l, --selector <selector>', 'every jail whose labels match, e.g. app=www,version=v1')
-    .option('-p, --parallel <n>', 'run up to n independent jails at once', '1')
-    .option('--json', 'print the outcome per jail as JSON')
-    .action(async (names: string[], o: { selector?: string; parallel: string; json?: boolean }) => {
-      await withSession(
-        program,
-        io,
-        async ({ service }) => {
-          const list = await targets(service, names, o.selector);
-          const parallel = Number(o.parallel) || 1;
-          let result: BatchResult | undefined;
-          await interruptible(
-            io,
-            'the start',
-            async (signal) => {
-              result = await service.start(list, { parallel, signal });
-              printBatch(io, 'started', result, !!o.json);
-            },
-            // the jails it started (dependencies too); what ran before is not its to stop
-            async () => await stopStarted(service, startedBy(result), parallel),
-          );
-        },
-        { progress: true },
-      );
-    });
-};
+export const register: RegisterVerb = (program, io) =>
+  registerBatchVerb(program, io, {
+    name: 'start',
+    description: "start jails in jail(8)'s order (exec.prepare ... exec.poststart), dependencies first",
+    past: 'started',
+    // the jails it started (dependencies too); what ran before is not its to stop
+    undo: async (service, _requested, result, parallel) => await stopStarted(service, startedBy(result), parallel),
+  });
 
 /** Stops the jails an interrupted command started; the lines say what happened and what to run. */
 export async function stopStarted(service: JailService, names: string[], parallel: number): Promise<string[]> {
