@@ -8,6 +8,7 @@
 // One home for these rules, below the skeleton module and the runtime, so both (and the CLI)
 // name the same places and check a jail's `path` the same way.
 
+import { rmSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
 import { paramString, type JailSpec } from './conf/spec.ts';
 import { JailyardError } from './errors.ts';
@@ -40,6 +41,18 @@ export function guestDir(stateDir: string, name: string): string {
 /** The skeleton version a jail was seeded from (src/skeleton/hooks.ts PinnedSkeleton). */
 export function skeletonPinFile(stateDir: string, name: string): string {
   return join(jailStateDir(stateDir, name), 'skeleton.json');
+}
+
+/** The `exec` fast path's files in a jail's folder (its host-only state folder, never its
+ * root): `live` while the jail runs (bin/jailyard.js runs jy-enter --fast on it), `next` as a
+ * start writes it (src/platform/linux/exec.ts), renamed to `live` once the jail is running. */
+export function enterFiles(jailDir: string): { live: string; next: string } {
+  return { live: join(jailDir, 'enter'), next: join(jailDir, 'enter.next') };
+}
+
+/** Both enter files gone: from then on every exec of the jail goes through the CLI. */
+export function removeEnterFiles(jailDir: string): void {
+  for (const f of Object.values(enterFiles(jailDir))) rmSync(f, { force: true });
 }
 
 /** All skeletons; one folder per skeleton name below it. */

@@ -27,7 +27,7 @@ import type { Driver } from '../platform/driver.ts';
 import type { JournalOp } from '../skeleton/merge.ts';
 import { writePinned, type PinnedSkeleton } from '../skeleton/hooks.ts';
 import type { Store } from '../store/types.ts';
-import { jailStateDir } from '../layout.ts';
+import { jailsDir, skeletonPinFile } from '../layout.ts';
 import { ownerAlive, selfOwner, type Owner } from './owner.ts';
 
 export interface CreateIntent {
@@ -166,7 +166,7 @@ function undoIntent(stateDir: string, header: Intent, ops: JournalOp[]): void {
   removeStages(ops);
   if (header.kind === 'upgrade') {
     if (header.pinBefore) writePinned(stateDir, header.jail, header.pinBefore);
-    else rmSync(join(jailStateDir(stateDir, header.jail), 'skeleton.json'), { force: true });
+    else rmSync(skeletonPinFile(stateDir, header.jail), { force: true });
   }
 }
 
@@ -261,7 +261,7 @@ export async function sweepJailFolders(opts: {
   dryRun?: boolean;
 }): Promise<{ removed: string[]; failed: { jail: string; message: string }[] }> {
   const out: { removed: string[]; failed: { jail: string; message: string }[] } = { removed: [], failed: [] };
-  const root = join(opts.stateDir, 'jails');
+  const root = jailsDir(opts.stateDir);
   let entries: string[];
   try {
     entries = readdirSync(root);

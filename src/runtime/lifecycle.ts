@@ -4,17 +4,7 @@
 // newest first; stopping walks the recorded steps backwards. So stop, a failed start and
 // crash recovery (reconcile) are one and the same loop.
 
-import {
-  closeSync,
-  constants,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { JailyardError, describeError, withContext } from '../errors.ts';
 import type { Driver, ExecOptions, ExecResult, JailContext } from '../platform/driver.ts';
@@ -25,6 +15,7 @@ import { hookCommands, jailLimits } from './params.ts';
 import { checkNestedParams, checkNestedStart, parentName } from './jailplan.ts';
 import { selfOwner } from './owner.ts';
 import { crashPoint } from './crashpoint.ts';
+import { enterFiles, removeEnterFiles } from '../layout.ts';
 
 export type StartStep =
   | 'exec.prepare'
@@ -401,7 +392,8 @@ export async function startJail(deps: LifecycleDeps, name: string, signal?: Abor
   // `exec` without Node (bin/jailyard.js) from now on, as the CLI's exec: a driver's enter
   // file (Linux: written at create) is put in place once the jail is running
   try {
-    renameSync(`${ctx.stateDir}/enter.next`, `${ctx.stateDir}/enter`);
+    const enter = enterFiles(ctx.stateDir);
+    renameSync(enter.next, enter.live);
   } catch {
     // none: every exec goes through the CLI
   }
@@ -445,7 +437,7 @@ export async function stopJail(deps: LifecycleDeps, name: string, guard?: () => 
 export async function finishStop(deps: LifecycleDeps, record: JailRecord): Promise<JailRecord> {
   const ctx = deps.contextFor(record);
   // a stopping jail is no longer entered without the CLI (which refuses it)
-  for (const f of ['enter', 'enter.next']) rmSync(`${ctx.stateDir}/${f}`, { force: true });
+  removeEnterFiles(ctx.stateDir);
   const rt: RuntimeFacts = { ...structuredClone(record.runtime ?? { steps: [] }), owner: selfOwner() };
   const rec = new Recorder(deps.store, record.name, rt);
   // stopJail's transition wrote this process as the owner already; a recovery writes it now

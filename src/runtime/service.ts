@@ -11,7 +11,7 @@ import type { MountPlan } from '../skeleton/plan.ts';
 import { checkRevision } from '../store/revision.ts';
 import type { JailChange, JailRecord, Store, WriteOptions } from '../store/types.ts';
 import type { BatchOptions, BatchResult, JailOutcome, JailService } from './types.ts';
-import { guestDir, jailRoot, jailStateDir } from '../layout.ts';
+import { guestDir, jailRoot, jailStateDir, removeEnterFiles } from '../layout.ts';
 import { buildContext, checkNestedParams, completePlan, parentName, type ParentInfo } from './jailplan.ts';
 import { finishStop, startJail, stopJail, type LifecycleDeps } from './lifecycle.ts';
 import { crashPoint } from './crashpoint.ts';
@@ -265,7 +265,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       // parameters of the start (allow.*: the filter, the capabilities): once they change,
       // every exec goes through the CLI, which reads them from the store
       if (JSON.stringify(after.params) !== JSON.stringify(before.params))
-        for (const f of ['enter', 'enter.next']) rmSync(join(jailStateDir(stateDir, name), f), { force: true });
+        removeEnterFiles(jailStateDir(stateDir, name));
       if (after.env !== before.env) writeGuestEnv(stateDir, name, after.env);
       if (after.state === 'running' && after.runtime?.create) {
         const hostChanged = after.params['host.hostname'] !== before.params['host.hostname'];

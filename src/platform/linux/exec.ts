@@ -3,6 +3,7 @@
 // a session of its own, only fds 0-2 (never the caller's terminal: a pty of the jail's own or
 // pipes), a clean environment, the jail's seccomp filter and its capability bounding set.
 import { closeSync, constants, fstatSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { enterFiles, removeEnterFiles } from '../../layout.ts';
 import { resolveInside } from './paths.ts';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, ExecOptions, ExecResult, JailContext } from '../driver.ts';
@@ -171,7 +172,7 @@ export async function runInJail(
  * enter.next; the runtime renames it to enter once the jail is running and removes it when
  * the jail begins to stop (the CLI refuses an exec into a starting or stopping jail). */
 export function enterFile(ctx: JailContext): string {
-  return `${ctx.stateDir}/enter.next`;
+  return enterFiles(ctx.stateDir).next;
 }
 
 /**
@@ -221,5 +222,5 @@ export function writeEnterFile(ctx: JailContext, facts: CreateFacts): void {
 
 /** Removed before the jail stops: from then on every exec goes through the CLI. */
 export function removeEnterFile(ctx: JailContext): void {
-  for (const f of ['enter', 'enter.next']) rmSync(`${ctx.stateDir}/${f}`, { force: true });
+  removeEnterFiles(ctx.stateDir);
 }
