@@ -21,4 +21,4 @@ if ((${#files[@]} == 0)); then
 	exit 1
 fi
 echo "soak: ${#files[@]} files (JAILYARD_SOAK=1)"
-exec "$node" --test --test-concurrency=1 --test-reporter=spec "${files[@]}"
+exec "$node" --import ./test/helpers/fast-check-seed.ts --test --test-concurrency=1 --test-reporter=spec "${files[@]}"

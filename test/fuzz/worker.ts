@@ -2,6 +2,7 @@
 // publishes, before each input, the input and the count of inputs done.
 import { parentPort, workerData } from 'node:worker_threads';
 import fc from 'fast-check';
+import '../helpers/fast-check-seed.ts';
 import { SAB_BYTES, shares, type Property } from './harness.ts';
 
 const { module, runs, sab, boundMs } = workerData as {
