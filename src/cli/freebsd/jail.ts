@@ -1,0 +1,7 @@
+// jail(8) front (stub until implemented).
+import type { FrontIO, FrontScope } from './index.ts';
+
+export async function jailMain(_argv: string[], io: FrontIO, _scope: FrontScope): Promise<number> {
+  io.stderr('jail: not implemented yet\n');
+  return 1;
+}

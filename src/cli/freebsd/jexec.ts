@@ -1,0 +1,7 @@
+// jexec(8) front (stub until implemented).
+import type { FrontIO, FrontScope } from './index.ts';
+
+export async function jexecMain(_argv: string[], io: FrontIO, _scope: FrontScope): Promise<number> {
+  io.stderr('jexec: not implemented yet\n');
+  return 1;
+}
