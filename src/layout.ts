@@ -66,15 +66,49 @@ export function skeletonDir(stateDir: string, name: string): string {
 }
 
 /**
- * The jail's root on the host: its `path`, or for a skeleton jail without one,
- * state/jails/NAME/root. A nested jail's `path` is read inside its parent's root
- * (`parentRoot`, FreeBSD semantics); the driver resolves it there without following a
- * symlink out.
+ * The skeleton a top-level jail without a `path` (or with `path = /`) and without a
+ * `skeleton` runs on: a reference skeleton of the host's own / that jailyard makes on first
+ * use (src/skeleton/hooks.ts). jail(8) gives such a jail its parent's root; on Linux that is
+ * the host's tree read-only with a private writable part and none of the host's secrets,
+ * which is exactly a thin jail on a reference skeleton of / (docs/skeletons.md, "Jails
+ * without a path").
+ */
+export const HOST_ROOT_SKELETON = 'host-root';
+
+/** Whether a jail is nested ("a.b" lives inside "a"). */
+function isNested(jail: Pick<JailSpec, 'name'>): boolean {
+  return jail.name.lastIndexOf('.') > 0;
+}
+
+/** Whether the jail takes its parent's root: no `path` (or `path = /`) and no `skeleton`. */
+export function takesParentRoot(jail: Pick<JailSpec, 'params'>): boolean {
+  const path = paramString(jail.params, 'path');
+  return !paramString(jail.params, 'skeleton') && (!path || normalize(path) === '/');
+}
+
+/**
+ * The skeleton reference a jail's root is made from: its `skeleton` parameter, or for a
+ * top-level jail that takes its parent's root (the host's), HOST_ROOT_SKELETON. A nested
+ * one takes its parent's root as it is (no skeleton); a jail with its own `path` has none.
+ */
+export function skeletonOf(jail: JailSpec): string | undefined {
+  const s = paramString(jail.params, 'skeleton');
+  if (s) return s;
+  return takesParentRoot(jail) && !isNested(jail) ? HOST_ROOT_SKELETON : undefined;
+}
+
+/**
+ * The jail's root on the host: its `path`, or for a skeleton jail without one (and a
+ * top-level jail without a path, on HOST_ROOT_SKELETON), state/jails/NAME/root. A nested
+ * jail's `path` is read inside its parent's root (`parentRoot`, FreeBSD semantics), and a
+ * nested jail without one takes its parent's root; the driver resolves it there without
+ * following a symlink out.
  */
 export function jailRoot(stateDir: string, jail: JailSpec, parentRoot?: string): string {
   const path = paramString(jail.params, 'path');
+  if (parentRoot !== undefined && takesParentRoot(jail)) return parentRoot;
   if (path && parentRoot !== undefined) return join(parentRoot, normalize(`/${path}`));
-  if (path) {
+  if (path && !takesParentRoot(jail)) {
     if (!isAbsolute(path) || path.split('/').includes('..')) {
       throw new JailyardError('JY_ERR_PATH', `path must be absolute and without "..": ${JSON.stringify(path)}`, {
         jail: jail.name,
@@ -82,19 +116,19 @@ export function jailRoot(stateDir: string, jail: JailSpec, parentRoot?: string):
       });
     }
     // jail(8)'s mounts are made under the jail's root on the host: with / as the root they
-    // would land on the host's own tree. A jail that shares the host's files is a thin jail
-    // on a skeleton made --from / instead.
+    // would land on the host's own tree. `path = /` without a skeleton is a thin jail on
+    // HOST_ROOT_SKELETON instead (below); with a skeleton it is refused.
     if (normalize(path) === '/') {
       throw new JailyardError(
         'JY_ERR_PATH',
-        "path = / would mount over the host's own tree; use a skeleton (jailyard skel create host --from /; skeleton = host)",
+        "path = / with a skeleton would mount over the host's own tree; leave path unset (the root is then in the state folder)",
         { jail: jail.name, param: 'path' },
       );
     }
     return normalize(path);
   }
-  if (paramString(jail.params, 'skeleton')) return join(jailStateDir(stateDir, jail.name), 'root');
-  throw new JailyardError('JY_ERR_PARAM_VALUE', 'a jail needs a path or a skeleton', {
+  if (skeletonOf(jail)) return join(jailStateDir(stateDir, jail.name), 'root');
+  throw new JailyardError('JY_ERR_PARAM_VALUE', "a nested jail without a path needs its parent's root", {
     jail: jail.name,
     param: 'path',
   });

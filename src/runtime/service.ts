@@ -11,7 +11,7 @@ import type { MountPlan } from '../skeleton/plan.ts';
 import { checkRevision } from '../store/revision.ts';
 import type { JailChange, JailRecord, Store, WriteOptions } from '../store/types.ts';
 import type { BatchOptions, BatchResult, JailOutcome, JailService } from './types.ts';
-import { guestDir, jailRoot, jailStateDir, removeEnterFiles } from '../layout.ts';
+import { guestDir, jailRoot, jailStateDir, removeEnterFiles, skeletonOf } from '../layout.ts';
 import { buildContext, checkNestedParams, completePlan, parentName, type ParentInfo } from './jailplan.ts';
 import { finishStop, startJail, stopJail, type LifecycleDeps } from './lifecycle.ts';
 import { crashPoint } from './crashpoint.ts';
@@ -109,10 +109,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
 
   const planOf = (record: JailRecord): MountPlan => {
     const root = rootOf(record);
-    const base =
-      paramString(record.params, 'skeleton') && opts.skeletons
-        ? opts.skeletons.plan(stateDir, record, root)
-        : undefined;
+    const base = skeletonOf(record) && opts.skeletons ? opts.skeletons.plan(stateDir, record, root) : undefined;
     return completePlan(stateDir, record, root, base);
   };
 
@@ -225,8 +222,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
         mkdirSync(jailStateDir(stateDir, name), { recursive: true, mode: 0o700 });
         writeGuestEnv(stateDir, name, record.env);
         crashPoint('jail.create:folder');
-        if (paramString(record.params, 'skeleton') && opts.skeletons)
-          await opts.skeletons.prepare(stateDir, record, await getDriver());
+        if (skeletonOf(record) && opts.skeletons) await opts.skeletons.prepare(stateDir, record, await getDriver());
         crashPoint('jail.create:seeded');
       } catch (e) {
         // nothing half-created: forget the jail and its folder again

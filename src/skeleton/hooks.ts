@@ -9,11 +9,11 @@ import { dirname, join } from 'node:path';
 import { JailyardError, withContext } from '../errors.ts';
 import { currentPlatform, loadDefaults, type Defaults, type Platform } from '../defaults.ts';
 import { paramString, parseSize, type JailSpec } from '../conf/spec.ts';
-import { jailRoot, jailStateDir, skeletonPinFile } from '../layout.ts';
+import { HOST_ROOT_SKELETON, jailRoot, jailStateDir, skeletonOf, skeletonPinFile } from '../layout.ts';
 import type { MountPlan } from './plan.ts';
 import { readLayout } from './layout.ts';
 import { coveredByCow, cowSteps, planMounts, skeletonLists } from './planner.ts';
-import { parseSkeletonRef, resolveSkeleton, type SkeletonVersion } from './registry.ts';
+import { createSkeleton, listSkeletons, parseSkeletonRef, resolveSkeleton, type SkeletonVersion } from './registry.ts';
 import { copyListed, copyTree, liveSeedRules, seedWritable, type SeedRules } from './writable.ts';
 import { ensureDirsInRoot } from './paths.ts';
 import { upgradeWritable, type UpgradeAction, type UpgradeResult } from './merge.ts';
@@ -34,7 +34,7 @@ export interface PinnedSkeleton {
 }
 
 function skeletonParam(record: JailSpec): string {
-  const s = paramString(record.params, 'skeleton');
+  const s = skeletonOf(record);
   if (!s)
     throw new JailyardError('JY_ERR_PARAM_VALUE', 'the jail has no skeleton', { jail: record.name, param: 'skeleton' });
   return s;
@@ -132,6 +132,7 @@ export interface DiskImages {
 
 /** Seeds the jail's writable part (or its full copy) from its skeleton; pins the version. */
 export async function prepareJail(stateDir: string, record: JailSpec, images: DiskImages = {}): Promise<void> {
+  if (skeletonOf(record) === HOST_ROOT_SKELETON) await ensureHostRootSkeleton(stateDir);
   const platform = currentPlatform();
   const defaults = loadDefaults();
   const skel = jailSkeleton(stateDir, record);
@@ -209,6 +210,23 @@ export async function prepareJail(stateDir: string, record: JailSpec, images: Di
   }
   const extra = { ...(disk !== undefined ? { disk } : {}), ...(live ? { live } : {}) };
   writePinned(stateDir, record.name, { name: skel.name, version: skel.version, cow: lists.cow, ...extra });
+}
+
+/**
+ * HOST_ROOT_SKELETON, made from the host's / the first time a jail without a path needs it
+ * (a reference: only the scrubbed seed of its config dirs is copied, ~1 s). Two creates
+ * racing both try; the one whose version lands second finds the skeleton there and uses it.
+ * `jailyard skel create host-root --from /` takes a new snapshot of the host's config for
+ * the jails created after it.
+ */
+export async function ensureHostRootSkeleton(stateDir: string): Promise<void> {
+  const exists = () => listSkeletons(stateDir).some((s) => s.name === HOST_ROOT_SKELETON && s.versions.length > 0);
+  if (exists()) return;
+  try {
+    await createSkeleton(stateDir, HOST_ROOT_SKELETON, { type: 'from', path: '/' });
+  } catch (e) {
+    if (!exists()) throw e;
+  }
 }
 
 /** The image holding a jail's size-limited writable part. */

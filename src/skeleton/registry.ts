@@ -10,7 +10,7 @@
 // `NAME@N` is one version; `NAME` the latest. Version numbers are never reused.
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { JailyardError } from '../errors.ts';
 import { skeletonDir, skeletonsDir } from '../layout.ts';
@@ -159,6 +159,15 @@ export interface CreateOptions {
   host?: SkeletonHost;
 }
 
+/**
+ * jailyard's own folders, which a seed of a live root never takes (not even as empty
+ * directories whose names tell the jails' names): this state folder, the host-wide userns
+ * registry and /run/jailyard (address and state-folder claims).
+ */
+function ownFolders(stateDir: string, defaults: ReturnType<typeof loadDefaults>): string[] {
+  return [resolve(stateDir), defaults.userns?.registry, '/run/jailyard'].filter((p): p is string => !!p);
+}
+
 /** Whether `path` is this system's own root directory (same inode as `/`). */
 function isHostRoot(path: string): boolean {
   const a = statSync(path);
@@ -254,7 +263,7 @@ export async function createSkeleton(
       kind = 'reference';
       manifestRoot = join(tmp, 'seed');
       mkdirSync(manifestRoot, { mode: 0o755 });
-      seedWritable(source.path, manifestRoot, writable, { rules: live });
+      seedWritable(source.path, manifestRoot, writable, { rules: live, exclude: ownFolders(stateDir, defaults) });
     } else if (source.type === 'copy') {
       kind = 'owned';
       manifestRoot = join(tmp, 'root');
@@ -262,7 +271,7 @@ export async function createSkeleton(
         // the host's own live root: only its romounts dirs, and its config dirs as a reference
         // skeleton's seed takes them (never its /home, /work, /boot, jailyard's state...)
         copyListed(source.path, manifestRoot, defaults.skeleton.romounts[platform]);
-        seedWritable(source.path, manifestRoot, writable, { rules: live });
+        seedWritable(source.path, manifestRoot, writable, { rules: live, exclude: ownFolders(stateDir, defaults) });
       } else {
         // a prepared tree (a distribution made for jails) is taken as it is
         copyTree(source.path, manifestRoot);

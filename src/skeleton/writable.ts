@@ -4,7 +4,7 @@
 // treatment is data (defaults.json skeleton.seed), not code.
 // Also `copyTree`, the independent copy behind the `full` strategy.
 
-import { lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import { checkListEntry, ensureDirsInRoot, lstatOrUndefined, splitRel } from './paths.ts';
@@ -78,6 +78,9 @@ export interface SeedOptions {
   /** Do not descend into directories on another filesystem than the source root. */
   oneFileSystem?: boolean;
   jail?: string;
+  /** Directories (host paths) never entered nor copied, found by inode: jailyard's own state
+   * folder and registries when the source is the host's live root. */
+  exclude?: string[];
 }
 
 export interface SeedResult {
@@ -138,6 +141,14 @@ function hasRuleBelow(rules: Rule[], parts: string[]): boolean {
   return rules.some((r) => r.parts.length > parts.length && parts.every((p, i) => componentMatches(r.parts[i]!, p)));
 }
 
+function statOrUndefined(p: string): Stats | undefined {
+  try {
+    return statSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
 function statOrThrow(p: string): Stats {
   return lstatSync(p);
 }
@@ -175,6 +186,12 @@ export function seedWritable(srcRoot: string, destRoot: string, dirs: string[], 
   const rootDev = statOrThrow(srcRoot).dev;
   const place = opts.jail ? { jail: opts.jail, param: 'skeleton.writable' } : { param: 'skeleton.writable' };
   const modeOfSrc = (prefix: string): number => lstatOrUndefined(join(srcRoot, prefix))?.mode ?? 0o755;
+  const excluded = new Set(
+    (opts.exclude ?? []).flatMap((p) => {
+      const x = statOrUndefined(p);
+      return x ? [`${x.dev}:${x.ino}`] : [];
+    }),
+  );
 
   const walk = (rel: string, inherited: SeedMode): void => {
     const parts = splitRel(rel);
@@ -223,6 +240,7 @@ export function seedWritable(srcRoot: string, destRoot: string, dirs: string[], 
       if (mode === 'copy') res.skipped.push(rel);
       return;
     }
+    if (excluded.has(`${st.dev}:${st.ino}`)) return;
     if (mode !== 'skip' && mode !== 'accounts') {
       if (!there) {
         mkdirLike(dest, st);

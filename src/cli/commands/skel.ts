@@ -17,6 +17,8 @@ import {
 } from '../../skeleton/registry.ts';
 import { aptMirror, type DebootstrapProgress } from '../../skeleton/debootstrap.ts';
 import { readPinned } from '../../skeleton/hooks.ts';
+import { skeletonOf } from '../../layout.ts';
+import type { JailSpec } from '../../conf/spec.ts';
 import { loadDriver } from '../../platform/index.ts';
 
 function describeSource(v: SkeletonVersion): string {
@@ -68,7 +70,7 @@ async function progressBar(io: CliIO): Promise<{ update: (p: DebootstrapProgress
 async function usersFinder(
   dir: string,
 ): Promise<{ usersOf: (name: string, version: number) => string[]; close: () => void }> {
-  let store: { listJails(): { name: string; params: Record<string, unknown> }[]; close(): void };
+  let store: { listJails(): JailSpec[]; close(): void };
   try {
     const { openStore } = await import('../../store/sqlite.ts');
     store = openStore(dir);
@@ -86,8 +88,9 @@ async function usersFinder(
       const latest = resolveSkeleton(dir, name).version;
       return jails
         .filter((j) => {
-          const p = j.params.skeleton;
-          if (typeof p !== 'string') return false;
+          // a jail without a path runs on HOST_ROOT_SKELETON without naming it
+          const p = skeletonOf(j);
+          if (p === undefined) return false;
           const pin = readPinned(dir, j.name);
           return usedVersion(p, name, latest, pin?.name === name ? pin.version : undefined) === version;
         })
