@@ -112,7 +112,7 @@ export async function withJails<T>(
   try {
     const jails: JailReader = {
       list: async (filter) => store.listJails(filter),
-      get: async (name) => store.requireJail(name),
+      get: async (ref) => store.requireJailRef(ref),
     };
     return await fn({ jails, store, stateDir: dir });
   } finally {

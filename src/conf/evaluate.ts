@@ -91,7 +91,23 @@ export function evaluate(ast: ConfAst, sources: SourceTexts = new SourceTexts())
     seen.set(section.name, section.pos);
     jails.push({ seq, section });
   });
-  return { jails: jails.map(({ seq, section }) => evaluateJail(section, seq, wild, sources)) };
+  const specs = jails.map(({ seq, section }) => evaluateJail(section, seq, wild, sources));
+  // a numeric block's `name` may be another block's name
+  const byName = new Map<string, JailSpec>();
+  specs.forEach((spec, i) => {
+    const other = byName.get(spec.name);
+    if (other) {
+      const section = jails[i]!.section;
+      throw sources.error(
+        'JY_ERR_JAIL_NAME',
+        `jail "${spec.name}" is already defined by block "${other.block ?? other.name}"`,
+        section.pos,
+        { jail: spec.name },
+      );
+    }
+    byName.set(spec.name, spec);
+  });
+  return { jails: specs };
 }
 
 function checkJailName(section: Section, sources: SourceTexts): void {
@@ -211,6 +227,20 @@ function evaluateJail(
     if (wildcardMatches(jail, w.section.name)) w.section.params.forEach(add);
   }
   if (!didSelf) section.params.forEach(add);
+  // config.c: a numeric block is the jail with that jid; unless it sets `name`, the kernel
+  // names it by its jid, and `${name}` reads that name
+  if (implicit === 'jid' && !byKey.has('name')) {
+    const p: WorkParam = {
+      name: 'name',
+      key: 'name',
+      isVar: false,
+      values: [{ pieces: [{ kind: 'lit', text: jail, pos: section.pos, quoted: true }], pos: section.pos }],
+      pos: section.pos,
+      immutable: false,
+    };
+    params.splice(1, 0, p);
+    byKey.set('name', p);
+  }
 
   const resolve = (p: WorkParam): { text: string; pos: SourcePosition }[] => {
     if (p.resolved) return p.resolved;
@@ -286,5 +316,6 @@ function evaluateJail(
     }
     typed[found.def.name] = v;
   }
-  return { name: jail, params: typed };
+  const named = typeof typed.name === 'string' && typed.name !== '' ? typed.name : jail;
+  return named === jail ? { name: jail, params: typed } : { name: named, block: jail, params: typed };
 }

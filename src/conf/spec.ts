@@ -13,6 +13,10 @@ export type Params = Record<string, ParamValue>;
 export interface JailSpec {
   /** The jail's name; "parent.child" for a nested jail. */
   name: string;
+  /** The jail.conf block that defined it when that differs from `name`: a numeric block
+   * (the jid) that sets `name = ...` (`5309 { name = basejail; }`). jail(8) addresses such
+   * a jail by the block's name (`jail -c 5309`) and prints it in its notes. */
+  block?: string;
   /** Resolved, typed parameters, `name` included, in the order of the source. */
   params: Params;
 }

@@ -128,17 +128,23 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     return [...dependsOf(store.requireJail(n).params), ...(p && store.getJail(p) ? [p] : [])];
   };
 
-  /** Every name must exist before a batch changes anything: one missing name changes nothing. */
-  const requireAll = (names: string[]): void => {
-    const missing = names.filter((n) => !store.getJail(n));
-    if (missing.length === 1) store.requireJail(missing[0]!);
+  /** The jails' names, each reference resolved as jail(8) does (a jid or a name, see
+   * Store.resolveJail); every one must exist before a batch changes anything: one missing
+   * reference changes nothing. */
+  const requireAll = (refs: string[]): string[] => {
+    const found = refs.map((r) => store.resolveJail(r));
+    const missing = refs.filter((_, i) => !found[i]);
+    if (missing.length === 1) store.requireJailRef(missing[0]!);
     if (missing.length > 1)
       throw new JailyardError(
         'JY_ERR_JAIL_NOT_FOUND',
         `jails ${missing.map((n) => `"${n}"`).join(', ')} not found; nothing was changed`,
         { jail: missing[0]! },
       );
+    return [...new Set(found.map((j) => j!.name))];
   };
+  /** One reference (a name or a jid) to the jail's name. */
+  const nameOf = (ref: string): string => store.requireJailRef(ref).name;
 
   /**
    * The stop of a conditional remove: the revision is compared inside the transaction of
@@ -186,8 +192,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       return store.listJails(filter);
     },
 
-    async get(name: string): Promise<JailRecord> {
-      return store.requireJail(name);
+    async get(ref: string): Promise<JailRecord> {
+      return store.requireJailRef(ref);
     },
 
     async create(input: { spec: JailSpec; meta?: MetaOp[]; env?: MetaOp[] }): Promise<JailRecord> {
@@ -236,7 +242,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       return store.requireJail(name);
     },
 
-    async modify(name: string, change: JailChange, wopts?: WriteOptions): Promise<JailRecord> {
+    async modify(ref: string, change: JailChange, wopts?: WriteOptions): Promise<JailRecord> {
+      const name = nameOf(ref);
       checkKeyOps('meta', change.meta, name);
       checkKeyOps('env', change.env, name);
       const before = store.requireJail(name);
@@ -283,8 +290,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       return after;
     },
 
-    async start(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
-      requireAll(names);
+    async start(refs: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+      const names = requireAll(refs);
       for (const n of names) refuseUnfinished(stateDir, n);
       // like jail -c: what a jail depends on is started first, unless it already runs
       const all = withDependencies(names, dependsOfName).filter(
@@ -304,8 +311,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       );
     },
 
-    async stop(requested: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
-      requireAll(requested);
+    async stop(refs: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+      const requested = requireAll(refs);
       // a parent stops only after its running children (jail -r removes children first)
       const names = [
         ...new Set(
@@ -332,8 +339,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       );
     },
 
-    async restart(names: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
-      requireAll(names);
+    async restart(refs: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+      const names = requireAll(refs);
       const running = names.filter((n) => store.requireJail(n).state === 'running');
       const stopped = await service.stop(running, bopts);
       const failedStops = new Set(stopped.outcomes.filter((o) => o.status !== 'ok').map((o) => o.name));
@@ -349,8 +356,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       return summarize(outcomes);
     },
 
-    async remove(requested: string[], bopts: BatchOptions & WriteOptions = {}): Promise<BatchResult> {
-      requireAll(requested);
+    async remove(refs: string[], bopts: BatchOptions & WriteOptions = {}): Promise<BatchResult> {
+      const requested = requireAll(refs);
       // removing a parent removes its children, deepest first
       const names = [...new Set(requested.flatMap((n) => [...descendantsOf(n).map((j) => j.name), n]))];
       const running = names.filter((n) => store.requireJail(n).state !== 'stopped');
@@ -388,13 +395,13 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       return summarize(outcomes);
     },
 
-    contextOf(name: string): JailContext {
-      const r = store.requireJail(name);
+    contextOf(ref: string): JailContext {
+      const r = store.requireJailRef(ref);
       return buildContext(stateDir, r, parentInfo(r));
     },
 
-    planOf(name: string): MountPlan {
-      return planOf(store.requireJail(name));
+    planOf(ref: string): MountPlan {
+      return planOf(store.requireJailRef(ref));
     },
 
     async recover(name: string): Promise<JailRecord> {

@@ -21,7 +21,7 @@ import { labelMapOf, labelsOf } from '../meta/labels.ts';
 import { parseSelector, type Requirement } from '../meta/selector.ts';
 import type { Params } from '../conf/spec.ts';
 import { migrate, REVISIONS_SQL, type Revisions } from './schema.ts';
-import { ancestorsOf, validateJailName } from './names.ts';
+import { ancestorsOf, isJidRef, validateJailName, wantedJid } from './names.ts';
 import { checkSetting, DEFAULT_SETTINGS, SETTING_NAMES } from './settings.ts';
 import { recordToRow, rowToRecord, type JailRow } from './rows.ts';
 import { JailCache } from './cache.ts';
@@ -216,6 +216,10 @@ export class SqliteStore implements Store {
       ),
       deleteLabel: db.prepare<[string, string, string]>('DELETE FROM labels WHERE key = ? AND value = ? AND jail = ?'),
       insertLabel: db.prepare<[string, string, string]>('INSERT INTO labels (key, value, jail) VALUES (?, ?, ?)'),
+      byJid: db.prepare<[number], JailRow>(`SELECT * FROM jails WHERE jid = ? AND state != 'stopped'`),
+      byJidParam: db.prepare<[number], JailRow>(
+        `SELECT * FROM jails WHERE state = 'stopped' AND json_extract(params, '$.jid') = ? ORDER BY name`,
+      ),
       busyJids: db.prepare<[], { jid: number }>(
         `SELECT jid FROM jails WHERE state != 'stopped' AND jid > 0 ORDER BY jid`,
       ),
@@ -471,7 +475,7 @@ export class SqliteStore implements Store {
   // ------------------------------------------------------------------ Store
 
   createJail(input: { name: string; params: Params; meta?: MetaOp[]; env?: MetaOp[] }): JailRecord {
-    validateJailName(input.name);
+    validateJailName(input.name, wantedJid(input.params, input.name));
     this.checkParams(input.name, input.params);
     return this.write(
       () => {
@@ -514,6 +518,23 @@ export class SqliteStore implements Store {
 
   requireJail(name: string): JailRecord {
     return this.requireRow(name);
+  }
+
+  resolveJail(ref: string): JailRecord | undefined {
+    if (!isJidRef(ref)) return this.getJail(ref);
+    const jid = Number(ref);
+    const running = Number.isSafeInteger(jid) && jid > 0 ? this.q.byJid.get(jid) : undefined;
+    if (running) return rowToRecord(running);
+    const named = this.getJail(ref);
+    if (named) return named;
+    const wanting = Number.isSafeInteger(jid) && jid > 0 ? this.q.byJidParam.all(jid) : [];
+    return wanting.length === 1 ? rowToRecord(wanting[0]!) : undefined;
+  }
+
+  requireJailRef(ref: string): JailRecord {
+    const j = this.resolveJail(ref);
+    if (!j) throw new JailyardError('JY_ERR_JAIL_NOT_FOUND', `jail "${ref}" not found`, { jail: ref });
+    return j;
   }
 
   listJails(filter?: { selector?: string }): JailRecord[] {
@@ -560,6 +581,8 @@ export class SqliteStore implements Store {
         const params: Params = { ...cur.params };
         for (const k of change.unset ?? []) delete params[k];
         Object.assign(params, change.params ?? {});
+        // a numeric name is its jid: the two cannot part
+        if (params.jid !== cur.params.jid) validateJailName(name, wantedJid(params, name));
         const touchesMeta = (change.meta?.length ?? 0) > 0 || (change.env?.length ?? 0) > 0;
         const { meta, env } = touchesMeta ? this.applyMeta(name, cur, change, settings) : cur;
         const jail: JailRecord = { ...cur, params, meta, env, revision: this.nextRevision(), updatedAt: this.now() };
@@ -602,7 +625,7 @@ export class SqliteStore implements Store {
           });
         }
         let jid = cur.jid;
-        if (to === 'starting') jid = this.allocateJid();
+        if (to === 'starting') jid = this.allocateJid(name, wantedJid(cur.params, name));
         if (to === 'stopped') jid = 0;
         // a (re)starting or stopped jail has not said it is ready in its new life
         const ready = to === 'starting' || to === 'stopped' ? false : cur.ready === true;
@@ -624,8 +647,18 @@ export class SqliteStore implements Store {
     );
   }
 
-  /** The lowest positive jid not held by a jail that is not stopped (like FreeBSD's). */
-  private allocateJid(): number {
+  /** The jail's own `jid` parameter when it has one (an error naming it when another jail
+   * holds that jid), else the lowest positive jid not held by a jail that is not stopped. */
+  private allocateJid(name: string, asked: number | undefined): number {
+    if (asked !== undefined) {
+      const holder = this.q.byJid.get(asked);
+      if (holder && holder.name !== name)
+        throw new JailyardError('JY_ERR_JAIL_EXISTS', `jid ${asked} is in use by jail "${holder.name}"`, {
+          jail: name,
+          param: 'jid',
+        });
+      return asked;
+    }
     let want = 1;
     for (const { jid } of this.q.busyJids.iterate()) {
       if (jid > want) break;

@@ -142,6 +142,14 @@ export interface Store {
   getJail(name: string): JailRecord | undefined;
   /** Throws JY_ERR_JAIL_NOT_FOUND. */
   requireJail(name: string): JailRecord;
+  /**
+   * A jail as jail(8)'s jail_getid() finds it: an all-digit reference is first the jid of a
+   * jail that is not stopped, then a jail of that name (a numeric name is its jid), then the
+   * one stopped jail whose `jid` parameter asks for it; any other reference is a name.
+   */
+  resolveJail(ref: string): JailRecord | undefined;
+  /** resolveJail, or JY_ERR_JAIL_NOT_FOUND naming the reference. */
+  requireJailRef(ref: string): JailRecord;
   /** All jails (or those matching the label selector), ordered by name. */
   listJails(filter?: { selector?: string }): JailRecord[];
   /** Apply a change atomically; meta/env ops are applied to the CURRENT value inside the

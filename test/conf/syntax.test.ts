@@ -105,8 +105,8 @@ describe('jail.conf syntax (jaillex.l / jailparse.y)', () => {
     );
     assert.equal(specs[1]?.params.name, 'a.b');
   });
-  test('a numeric jail name sets jid, not name (config.c)', () => {
-    assert.deepEqual(params('5 { persist; }', '5'), { jid: 5, persist: true });
+  test('a numeric jail name sets jid; its name is the jid unless the block sets one (config.c)', () => {
+    assert.deepEqual(params('5 { persist; }', '5'), { jid: 5, name: '5', persist: true });
   });
 });
 

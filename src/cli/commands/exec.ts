@@ -18,9 +18,10 @@ export const register: RegisterVerb = (program, io) => {
     .action(async (name: string, command: string[], o: { user?: string; tty?: boolean }) => {
       await withJails(program, io, async ({ store, stateDir }) => {
         if (!store) throw new JailyardError('JY_ERR_USAGE', 'exec runs on the jail host itself, not through --host');
-        const j = store.requireJail(name);
+        // a name or a jid, as jexec(8) takes
+        const j = store.requireJailRef(name);
         if (j.state !== 'running' || !j.runtime?.create)
-          throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail is ${j.state}, not running`, { jail: name });
+          throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail is ${j.state}, not running`, { jail: j.name });
         const runInJail = await loadRunInJail({ stateDir });
         const ctx = contextFromRecords(stateDir, j, (n) => store.getJail(n));
         // a pty of its own for an interactive caller (like ssh without a command, docker -t)

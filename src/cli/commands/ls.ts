@@ -36,12 +36,12 @@ export const register: RegisterVerb = (program, io) => {
         },
       ) => {
         await withJails(program, io, async ({ jails: service }) => {
-          let jails = o.jail
-            ? [await service.get(o.jail)]
-            : await service.list(o.selector !== undefined ? { selector: o.selector } : {});
-          if (!o.all && !o.jail) jails = jails.filter((j) => j.state !== 'stopped');
-          if (o.jail && o.selector !== undefined)
-            jails = (await service.list({ selector: o.selector })).filter((j) => j.name === o.jail);
+          // -j takes a name or a jid (jls(8))
+          const one = o.jail !== undefined ? await service.get(o.jail) : undefined;
+          let jails = one ? [one] : await service.list(o.selector !== undefined ? { selector: o.selector } : {});
+          if (!o.all && !one) jails = jails.filter((j) => j.state !== 'stopped');
+          if (one && o.selector !== undefined)
+            jails = (await service.list({ selector: o.selector })).filter((j) => j.name === one.name);
           const opts = {
             params,
             header: !!o.header,
