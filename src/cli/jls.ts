@@ -13,6 +13,8 @@ export interface JlsOptions {
   skip?: boolean; // -s
   verbose?: boolean; // -v
   jailName?: boolean; // -N
+  /** JSON indented as `--libxo json,pretty` prints it. */
+  pretty?: boolean;
   /** Parameters to print; empty = the default columns. */
   params: string[];
 }
@@ -133,9 +135,23 @@ export function formatJls(jails: JailRecord[], o: JlsOptions): string {
         continue;
       }
       const shown = text(v);
-      // jls: an empty value always prints "" (quoted_print); a meta/env key the jail does not
-      // have prints nothing (an empty line for a single key), or "" with -q
-      const value = v === undefined ? (o.quoted ? '""' : '') : shown === '' ? '""' : quote(shown, !!o.quoted);
+      // jls: a meta/env key the jail does not have prints nothing (an empty field, an empty
+      // line for a single key), its bare name with -n or -s; an empty string prints ""
+      // (quoted_print); an empty address list prints "" with -q, nothing with -n, else "-"
+      if (v === undefined) {
+        fields.push(o.nameval ? name : o.quoted ? '""' : '');
+        continue;
+      }
+      const emptyList = Array.isArray(v) && v.length === 0;
+      const value = emptyList
+        ? o.quoted
+          ? '""'
+          : o.nameval
+            ? ''
+            : '-'
+        : shown === ''
+          ? '""'
+          : quote(shown, !!o.quoted);
       fields.push(o.nameval ? `${name}=${value}` : value);
     }
     lines.push(fields.join(' '));
@@ -191,5 +207,38 @@ export function jlsJson(jails: JailRecord[], o: JlsOptions): string {
     }
     return obj;
   });
-  return JSON.stringify({ __version: '2', 'jail-information': { jail: items } });
+  return libxoJson(items, !!o.pretty);
+}
+
+/**
+ * The document as libxo writes it, byte for byte: `{"__version": "2", "jail-information":
+ * {"jail": [{"name":"j","meta":"a b c"}, {...}]}}` (a space after the colon of a container
+ * or the version, none inside an instance), or indented by two with `--libxo json,pretty`.
+ */
+export function libxoJson(items: Record<string, unknown>[], pretty: boolean): string {
+  const value = (v: unknown): string =>
+    Array.isArray(v) ? `[${v.map((x) => JSON.stringify(x)).join(pretty ? ', ' : ',')}]` : JSON.stringify(v);
+  if (!pretty) {
+    const inst = items.map(
+      (i) =>
+        `{${Object.entries(i)
+          .map(([k, v]) => `${JSON.stringify(k)}:${value(v)}`)
+          .join(',')}}`,
+    );
+    return `{"__version": "2", "jail-information": {"jail": [${inst.join(', ')}]}}`;
+  }
+  const inst = items.map((i) => {
+    const fields = Object.entries(i).map(([k, v]) => `        ${JSON.stringify(k)}: ${value(v)}`);
+    return fields.length ? `      {\n${fields.join(',\n')}\n      }` : '      {\n      }';
+  });
+  return [
+    '{',
+    '  "__version": "2", ',
+    '  "jail-information": {',
+    '    "jail": [',
+    ...(inst.length ? [inst.join(',\n')] : []),
+    '    ]',
+    '  }',
+    '}',
+  ].join('\n');
 }

@@ -28,6 +28,9 @@ export const verbs: Verb[] = [
   { names: ['lb'], load: () => import('./lb.ts') },
   { names: ['rollout'], load: () => import('./rollout.ts') },
   { names: ['quickstart'], load: () => import('./quickstart.ts') },
+  { names: ['jail'], load: async () => ({ register: (await import('../freebsd/verbs.ts')).registerJail }) },
+  { names: ['jls'], load: async () => ({ register: (await import('../freebsd/verbs.ts')).registerJls }) },
+  { names: ['jexec'], load: async () => ({ register: (await import('../freebsd/verbs.ts')).registerJexec }) },
 ];
 
 /**

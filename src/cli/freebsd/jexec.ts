@@ -1,7 +1,68 @@
-// jexec(8) front (stub until implemented).
-import type { FrontIO, FrontScope } from './index.ts';
+// jexec(8): jexec [-l] [-d dir] [-u user | -U user] jail [command ...]. The jail by jid or
+// name (relative to the caller); the exit status is the command's. Runs through the same
+// driver call as `jailyard exec` (all the jail's namespaces, its cgroup, its seccomp filter,
+// a clean environment; only fds 0-2 cross).
 
-export async function jexecMain(_argv: string[], io: FrontIO, _scope: FrontScope): Promise<number> {
-  io.stderr('jexec: not implemented yet\n');
-  return 1;
+import { constants } from 'node:os';
+import { contextFromRecords } from '../../runtime/jailplan.ts';
+import { loadRunInJail } from '../../platform/index.ts';
+import { getopt, GetoptError } from './getopt.ts';
+import type { FrontIO, FrontScope } from './index.ts';
+import { findJail } from './scope.ts';
+
+const USAGE = 'usage: jexec [-l] [-d working-directory] [[-u username] | [-U username]] jail [command ...]\n';
+
+export async function jexecMain(argv: string[], io: FrontIO, scope: FrontScope): Promise<number> {
+  let parsed: ReturnType<typeof getopt>;
+  try {
+    parsed = getopt('jexec', argv, 'd:lnu:U:');
+  } catch (e) {
+    if (!(e instanceof GetoptError)) throw e;
+    io.stderr(`${e.message}\n${USAGE}`);
+    return 1;
+  }
+  let login = false;
+  let dir: string | undefined;
+  let user: string | undefined;
+  let users = 0;
+  for (const [letter, arg] of parsed.opts) {
+    if (letter === 'l') login = true;
+    else if (letter === 'd') dir = arg;
+    else if (letter === 'u' || letter === 'U') {
+      user = arg;
+      users++;
+    }
+  }
+  const [word, ...command] = parsed.rest;
+  if (word === undefined || users > 1) {
+    io.stderr(USAGE);
+    return 1;
+  }
+  const j = await findJail(scope, word);
+  if (!j) {
+    io.stderr(`jexec: jail "${word}" not found\n`);
+    return 1;
+  }
+  if (j.state !== 'running' || !j.runtime?.create || !scope.stateDir) {
+    io.stderr(`jexec: jail "${word}" is ${j.state}, not running\n`);
+    return 1;
+  }
+  const facts = j.runtime.create;
+  const records = new Map((await scope.service.list()).map((r) => [r.name, r]));
+  const ctx = contextFromRecords(scope.stateDir, j, (n) => records.get(n));
+  const runInJail = await loadRunInJail({ stateDir: scope.stateDir });
+  // without a command: the shell (a login shell with -l), as jexec runs the user's shell
+  const argvInJail = command.length ? command : login ? ['/bin/sh', '-l'] : ['/bin/sh'];
+  const inherit = io.stdin === undefined || io.stdin === 'inherit';
+  const r = await runInJail(ctx, facts, argvInJail, {
+    stdio: inherit ? 'inherit' : 'pipe',
+    tty: inherit && io.terminal === true,
+    ...(user ? { user } : {}),
+    ...(dir ? { cwd: dir } : {}),
+  });
+  if (!inherit) {
+    if (r.stdout) io.stdout(r.stdout);
+    if (r.stderr) io.stderr(r.stderr);
+  }
+  return r.signal ? 128 + (constants.signals[r.signal] ?? 9) : r.code;
 }

@@ -1,0 +1,55 @@
+// `jailyard jail|jls|jexec ARGS...`: the FreeBSD front as verbs of the jailyard command. Every
+// word after the verb is the front's (FreeBSD's options, not jailyard's); the exit status is
+// the front's. bin/jail, bin/jls and bin/jexec run these.
+
+import type { Command } from 'commander';
+import type { CliIO, RegisterVerb } from '../context.ts';
+import { withSession } from '../jails.ts';
+import type { FrontIO } from './index.ts';
+
+type Front = 'jail' | 'jls' | 'jexec';
+
+const descriptions: Record<Front, string> = {
+  jail: 'jail(8): create (-c), modify (-m), remove (-r) jails with FreeBSD arguments and output',
+  jls: 'jls(8): list jails with FreeBSD arguments and output (--libxo json)',
+  jexec: 'jexec(8): run a command in a jail by name or jid',
+};
+
+/** The CLI's io as the front's: the front writes whole lines (ending in a newline). */
+function frontIO(io: CliIO): FrontIO {
+  const strip = (t: string): string => (t.endsWith('\n') ? t.slice(0, -1) : t);
+  return {
+    stdout: (t) => {
+      if (t !== '') io.out(strip(t));
+    },
+    stderr: (t) => {
+      if (t !== '') io.err(strip(t));
+    },
+    stdin: 'inherit',
+    terminal: process.stdin.isTTY === true && process.stdout.isTTY === true,
+  };
+}
+
+function registerFront(front: Front): RegisterVerb {
+  return (program: Command, io: CliIO) => {
+    program
+      .command(front)
+      .description(descriptions[front])
+      .argument('[args...]', `${front}(8) arguments`)
+      .helpOption(false)
+      .allowUnknownOption()
+      .allowExcessArguments()
+      .passThroughOptions()
+      .action(async (args: string[]) => {
+        const { runJail, runJls, runJexec } = await import('./index.ts');
+        const run = front === 'jail' ? runJail : front === 'jls' ? runJls : runJexec;
+        await withSession(program, io, async ({ service, stateDir }) => {
+          process.exitCode = await run(args, frontIO(io), { service, stateDir });
+        });
+      });
+  };
+}
+
+export const registerJail = registerFront('jail');
+export const registerJls = registerFront('jls');
+export const registerJexec = registerFront('jexec');
