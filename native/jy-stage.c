@@ -5,6 +5,7 @@
  *
  *   jy-stage [--cgroup DIR]... [--join TYPE FILE]... [--unshare-net] [--proc-ro PATH]...
  *            [--proc-mask PATH]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]...
+ *            [--bind-rx SRC TARGET]...
  *            [--seccomp ALLOW]
  *            ROOT HOSTNAME TINI KEEP DEV -- HOLDER...
  *
@@ -25,6 +26,8 @@
  *   --bind-ro SRC TARGET  bind the host directory SRC read-only (nosuid, nodev, noexec) at
  *                  TARGET inside the jail, in the jail's own mount namespace only (SRC is opened
  *                  before pivot_root, TARGET is resolved after it, inside the jail)
+ *   --bind-rx SRC TARGET  the same, but its programs can run (read-only, nosuid, nodev):
+ *                  the tools jailyard gives every jail. Binds are made in the order given
  *   --seccomp ALLOW   the seccomp allowances (native/jy-seccomp.h); none given: the default filter
  *   --userns BASE,COUNT  a user-namespace jail (native/jy-userns.h, docs/userns.md): pid 1
  *                  becomes root of a user namespace mapping 0..COUNT-1 to host uids (gids)
@@ -287,14 +290,14 @@ static void readonly_kernel_fs(const char *root, const char **types, int ntypes)
 }
 
 /* A detached read-only copy of the host directory SRC, for attach_bind after pivot_root. */
-static int detach_bind(const char *src) {
+static int detach_bind(const char *src, int exec) {
 	if (src[0] != '/') die("bind source %s is not absolute", src);
 	int fd = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
 	if (fd < 0) die_errno("cannot open %s to bind it", src);
 	struct stat st;
 	if (fstat(fd, &st) != 0) die_errno("cannot look at the bind source %s", src);
 	if (!S_ISDIR(st.st_mode)) die("bind source %s is not a directory", src);
-	struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC};
+	struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (exec ? 0 : MOUNT_ATTR_NOEXEC)};
 	if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) die_errno("cannot make the bind of %s read-only", src);
 	return fd;
 }
@@ -349,6 +352,7 @@ static int index_of(char **argv, int argc, const char *p) {
 int main(int argc, char **argv) {
 	const char *nsfiles[MAX_NS], *cgroups[MAX_NS], *proc_ro[MAX_LIST], *proc_mask[MAX_LIST], *suid[MAX_LIST], *rofs[MAX_LIST];
 	const char *bind_src[MAX_NS], *bind_dst[MAX_NS];
+	int bind_exec[MAX_NS];
 	const char *allow = "";
 	int nstypes[MAX_NS];
 	unsigned long ubase = 0, ucount = 0;
@@ -370,7 +374,8 @@ int main(int argc, char **argv) {
 			rofs[nrofs++] = argv[++i];
 		} else if (!strcmp(argv[i], "--suid") && i + 1 < argc && nsuid < MAX_LIST) {
 			suid[nsuid++] = argv[++i];
-		} else if (!strcmp(argv[i], "--bind-ro") && i + 2 < argc && nbind < MAX_NS) {
+		} else if ((!strcmp(argv[i], "--bind-ro") || !strcmp(argv[i], "--bind-rx")) && i + 2 < argc && nbind < MAX_NS) {
+			bind_exec[nbind] = !strcmp(argv[i], "--bind-rx");
 			bind_src[nbind] = argv[i + 1];
 			bind_dst[nbind++] = argv[i + 2];
 			i += 2;
@@ -384,7 +389,7 @@ int main(int argc, char **argv) {
 	}
 	unsigned long long keep = 0;
 	if (bad || argc - i < 7 || strcmp(argv[i + 5], "--") != 0 || !parse_caps(argv[i + 3], &keep)) {
-		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] [--proc-ro /proc/P]... [--proc-mask /proc/P]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]... [--seccomp ALLOW] [--userns BASE,COUNT] ROOT HOSTNAME TINI KEEP makedev|keepdev -- HOLDER...\n");
+		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] [--proc-ro /proc/P]... [--proc-mask /proc/P]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]... [--bind-rx SRC TARGET]... [--seccomp ALLOW] [--userns BASE,COUNT] ROOT HOSTNAME TINI KEEP makedev|keepdev -- HOLDER...\n");
 		return 2;
 	}
 	/* every argument is copied out of the argument area, which is then blanked */
@@ -451,7 +456,7 @@ int main(int argc, char **argv) {
 	expect_type(root, ".jailyard/tini", S_IFREG);
 	bind_ro(tini, ".jailyard/tini");
 	int trees[MAX_NS];
-	for (int n = 0; n < nbind; n++) trees[n] = detach_bind(bind_src[n]);
+	for (int n = 0; n < nbind; n++) trees[n] = detach_bind(bind_src[n], bind_exec[n]);
 	if (sethostname(hostname, strlen(hostname)) != 0) die_errno("cannot set hostname %s", hostname);
 	/* new and old root the same directory: the old root ends up stacked on "/" and is
 	 * detached right away; nothing of the host stays reachable */

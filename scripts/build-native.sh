@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds jailyard's native helpers, native/*.c -> native/build/NAME, statically linked (so
 # they run inside any jail root without the jail's libraries): jy-stage, jy-enter, jy-mount,
-# jy-spawner (see src/platform/linux/native.ts). Run by `npm install` (prepare); idempotent:
+# jy-spawner, jy-guest (see src/platform/linux/native.ts). Run by `npm install` (prepare); idempotent:
 # a helper is rebuilt when its source or a header is newer. Helpers that include jy-seccomp.h
 # link libseccomp's static archive (Debian libseccomp-dev).
 set -euo pipefail
@@ -28,4 +28,11 @@ for src in native/*.c; do
   fi
   "$cc" -static -Os -Wall -Wextra -Werror -o "$out.tmp" "$src" "${libs[@]}"
   mv "$out.tmp" "$out"
+done
+# The tools a jail runs inside itself (jy-guest by the names jail, jls and sysctl): a folder
+# of their own, which every jail gets read-only at /run/jailyard/bin (nothing else of the
+# build folder is bound into jails). Hard links, made again when jy-guest was rebuilt.
+mkdir -p native/build/guest-bin
+for name in jail jls sysctl; do
+  [ native/build/guest-bin/$name -ef native/build/jy-guest ] || ln -f native/build/jy-guest native/build/guest-bin/$name
 done

@@ -14,6 +14,7 @@ import type { Store } from '../store/types.ts';
 import type { ApiContext } from './context.ts';
 import { installErrorHandlers, sendError, toJailyardError } from './errors.ts';
 import { GuestServer } from './guest.ts';
+import type { ToolContext } from './guest-tools.ts';
 import { WatchHub } from './hub.ts';
 import { apiLimits, capConnections, guardHandler, serverOptions, type ApiLimits } from './limits.ts';
 import { PeerCheck } from './peer.ts';
@@ -41,6 +42,9 @@ export interface AppOptions {
   auth?: { token: string; required(socket: Socket): boolean; authorized?(socket: Socket): void };
   /** Connection caps and timeouts (the defaults file's "api" section, these over it). */
   limits?: Partial<ApiLimits>;
+  /** The jail(8)/jls(8) front the guest sockets run for the jail(8) and jls(8) inside jails
+   * (the CLI hands it in: src/cli/freebsd); without it those requests get a 404. */
+  tools?: Omit<ToolContext, 'service'>;
 }
 
 function sameSecret(given: string, expected: string): boolean {
@@ -102,6 +106,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
           maxConnections: limits.guestMaxConnections,
           serverOptions: serverOptions(limits),
           ...(peers ? { peers } : {}),
+          ...(opts.tools ? { tools: { ...opts.tools, service: opts.service } } : {}),
         });
 
   hub.start();

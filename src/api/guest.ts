@@ -4,7 +4,9 @@
 // it. A socket answers for its own jail only, so which jail asks is decided by which socket
 // it can reach: nothing in the request can name another jail. It serves the jail's env
 // (never meta) and takes the jail's readiness signal, which the store keeps (a daemon
-// restart does not lose it; a stop or restart of the jail clears it).
+// restart does not lose it; a stop or restart of the jail clears it). With the tools
+// configured it also answers the jail(8) and jls(8) the jail runs inside itself
+// (POST /tools/jail, /tools/jls: guest-tools.ts), for that jail and its descendants only.
 
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
@@ -12,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { ERROR_CODES, isJailyardError } from '../errors.ts';
 import { readMetaKey } from '../meta/ops.ts';
 import type { Store } from '../store/types.ts';
+import { type ToolContext, ToolsEndpoint } from './guest-tools.ts';
 import type { HubEvent, HubSubscriber, Subscription, WatchHub } from './hub.ts';
 import { capConnections, guardHandler } from './limits.ts';
 import { isInside, type PeerCheck } from './peer.ts';
@@ -31,6 +34,8 @@ export interface GuestOptions {
   serverOptions?: ServerOptions;
   /** Tells who connected: a jail whose namespaces are known serves only its own processes. */
   peers?: PeerCheck;
+  /** The in-jail jail(8) and jls(8): the front and the host's service they act through. */
+  tools?: ToolContext;
 }
 
 function reply(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -43,10 +48,12 @@ export class GuestServer {
   readonly #servers = new Map<string, Server>();
   /** The last queued open/shut of each jail's socket (see #sync). */
   readonly #queued = new Map<string, Promise<void>>();
+  readonly #tools: ToolsEndpoint | undefined;
   #sub: Subscription | undefined;
 
   constructor(opts: GuestOptions) {
     this.#opts = opts;
+    this.#tools = opts.tools ? new ToolsEndpoint(opts.tools) : undefined;
   }
 
   /** Socket path of a jail (on the host). */
@@ -158,6 +165,11 @@ export class GuestServer {
       jail = this.#opts.store.getJail(name);
       if (!jail) return reply(res, 404, 'no such jail\n');
     }
+    if (ToolsEndpoint.routes(path)) {
+      if (this.#tools) return this.#tools.handle(name, req, res);
+      req.resume();
+      return reply(res, 404, 'not found: this daemon serves no in-jail tools\n');
+    }
     if (path === '/env' && req.method === 'GET') return reply(res, 200, jail.env);
     if (path.startsWith('/env/') && req.method === 'GET') {
       let key: string;
@@ -175,7 +187,11 @@ export class GuestServer {
     }
     if (path === '/env' || path.startsWith('/env/') || path === '/ready')
       return reply(res, 405, 'method not allowed\n');
-    return reply(res, 404, 'not found: the guest view serves GET /env, GET /env/KEY, PUT /ready, DELETE /ready\n');
+    return reply(
+      res,
+      404,
+      'not found: the guest view serves GET /env, GET /env/KEY, PUT /ready, DELETE /ready, POST /tools/jail, POST /tools/jls\n',
+    );
   }
 
   /** Readiness goes to the store: a change is one MODIFIED event with a revision, which the

@@ -107,11 +107,15 @@ export const register: RegisterVerb = (program, io) => {
       const socketPath =
         o.socket ?? (explicitState ? join(session.stateDir, 'jailyard.sock') : '/var/run/jailyard.sock');
       if (!session.store) throw new JailyardError('JY_ERR_USAGE', 'serve needs the local store', { step: 'serve' });
+      // the jail(8) and jls(8) jails run inside themselves, answered on their guest sockets
+      const { runJail, runJls } = await import('../freebsd/index.ts');
+      const { rootsFrom } = await import('../../api/guest-tools.ts');
       const daemon = await startDaemon({
         store: session.store,
         service: session.service,
         socketPath,
         guestRoot: (name) => guestDir(session.stateDir, name),
+        tools: { front: { jail: runJail, jls: runJls }, scope: { rootOf: rootsFrom(session.stateDir, session.store) } },
         bookmarkIntervalSec,
         limits,
         // warnings and errors (failed polls, guest sockets, internal errors) as JSON lines

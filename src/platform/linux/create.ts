@@ -24,7 +24,7 @@ import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, JailContext, Limits, MountFacts, NetworkFacts } from '../driver.ts';
 import { loadDefaults } from '../../defaults.ts';
 import { jailSecurity, kernelFsArgs, kernelFsTypes, procArgs, procRules } from './security.ts';
-import { JY_STAGE, checkNative, isStageProcess } from './native.ts';
+import { JY_GUEST_TOOLS, JY_STAGE, checkNative, isStageProcess } from './native.ts';
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { spawner } from './spawner.ts';
 import { consoleLimitOf, stageConsole } from './console.ts';
@@ -169,6 +169,15 @@ function hasDev(root: string, fs: (p: string) => string): boolean {
 /** Where the guest folder (the jail's env and guest socket) appears inside the jail. */
 export const GUEST_TARGET = '/run/jailyard';
 
+/** jail, jls and sysctl for the jail itself (native/jy-guest.c) at /run/jailyard/bin, after
+ * the guest bind: its mount point is made in the guest folder here, the jail sees it
+ * read-only. The tools' folder holds nothing else; it is read-only, nosuid and nodev. */
+function toolsBind(guest: string): string[] {
+  if (!existsSync(JY_GUEST_TOOLS)) return [];
+  mkdirSync(`${guest}/bin`, { recursive: true, mode: 0o755 });
+  return ['--bind-rx', JY_GUEST_TOOLS, `${GUEST_TARGET}/bin`];
+}
+
 export async function create(
   ctx: JailContext,
   net: NetworkFacts,
@@ -253,7 +262,7 @@ export async function create(
     ...procArgs(procRules(loadDefaults())),
     ...kernelFsArgs(kernelFsTypes(loadDefaults())),
     ...(mounts?.suid ?? []).flatMap((t) => ['--suid', t]),
-    ...(existsSync(guest) ? ['--bind-ro', guest, GUEST_TARGET] : []),
+    ...(existsSync(guest) ? ['--bind-ro', guest, GUEST_TARGET, ...toolsBind(guest)] : []),
     '--seccomp',
     security.seccomp,
     root,
@@ -358,6 +367,14 @@ export async function destroy(ctx: JailContext, facts: CreateFacts, timeoutMs: n
   if (facts.holderPid !== undefined)
     await waitFor(() => !pidAlive(facts.holderPid!) || !isHolder(facts.holderPid!), 5000, 1);
   await removeGroups(facts.cgroups, ctx.name);
+}
+
+/** jail(8)'s test for a non-persistent jail: it has no process of its own left, only its
+ * pid 1 (tini) and the holder (a child jail's processes are in a pid namespace of their own). */
+export function isIdle(facts: CreateFacts): boolean {
+  if (!facts.nsIds?.pid || !isAlive(facts)) return false;
+  const holder = holderChild(facts.initPid);
+  return pidsInNamespace(facts.nsIds.pid).every((p) => p === facts.initPid || p === holder || !pidAlive(p));
 }
 
 /** tini's own child (the holder): the oldest of its children, the rest are adopted orphans. */

@@ -11,7 +11,9 @@ import { JY_ENTER } from './native.ts';
 import { minimalEnv, run } from './proc.ts';
 import { jailSecurity } from './security.ts';
 
-export const JAIL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** In-jail commands' PATH: the tools jailyard binds into every jail (jail, jls, sysctl at
+ * /run/jailyard/bin: native/jy-guest.c) come first, as jail(8)'s own would on FreeBSD. */
+export const JAIL_PATH = '/run/jailyard/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** jail(8)'s variables; JPATH is the host path for host hooks, "/" inside the jail (which
  * must not learn where it lives on the host). */
@@ -60,6 +62,7 @@ export function runHost(ctx: JailContext, command: string, opts: ExecOptions = {
     ...(opts.stdio ? { stdio: opts.stdio } : {}),
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
     ...(opts.consoleLog ? { consoleLog: opts.consoleLog } : {}),
+    ...(opts.drain ? { drain: true } : {}),
   });
 }
 
@@ -161,6 +164,7 @@ export async function runInJail(
       ...(opts.stdio ? { stdio: opts.stdio } : {}),
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
       ...(opts.consoleLog ? { consoleLog: opts.consoleLog } : {}),
+      ...(opts.drain ? { drain: true } : {}),
       ...(forwarder ? { onSpawn: forwarder.attach } : {}),
     });
   } finally {

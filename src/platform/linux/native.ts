@@ -8,6 +8,7 @@
 //   jy-log      a jail's console log relay: size limit, rotation (src/platform/linux/console.ts)
 //   jy-peer     tells the daemon which process is at the other end of a unix socket
 //               (src/api/peer.ts; optional: without it the sockets' file modes decide)
+//   jy-guest    jail, jls and sysctl inside every jail (guest-bin/, bound at /run/jailyard/bin)
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { JailyardError } from '../../errors.ts';
@@ -18,6 +19,8 @@ export const JY_MOUNT = built('jy-mount');
 export const JY_STAGE = built('jy-stage');
 export const JY_ENTER = built('jy-enter');
 export const JY_SPAWNER = built('jy-spawner');
+/** The folder of the in-jail tools (jy-guest as jail, jls, sysctl; scripts/build-native.sh). */
+export const JY_GUEST_TOOLS = built('guest-bin');
 
 /**
  * Whether the process `pid` runs jy-stage (by program name, so jails started by another

@@ -59,7 +59,7 @@ describe('linux driver: one running jail', () => {
     assert.equal(host, 'inside.example');
     assert.equal(
       vars,
-      `${jail.ctx.name} ${jail.ctx.jid} /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bar`,
+      `${jail.ctx.name} ${jail.ctx.jid} /run/jailyard/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bar`,
     );
     assert.ok(Number(rest[0]) < 15, 'no host environment leaks in');
     assert.ok(

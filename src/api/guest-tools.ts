@@ -1,0 +1,593 @@
+// The host side of the jail(8) and jls(8) a jail runs inside itself (native/jy-guest.c, at
+// /run/jailyard/bin in every jail). Two servers answer them with the code here: the
+// daemon's guest socket (guest.ts, POST /tools/jail and /tools/jls) and, without a daemon,
+// the host's jexec for the command it runs (openToolsChannel: a socket in the jail's guest
+// folder, named to the command by JAILYARD_TOOLS_SOCKET).
+//
+// Everything a jail sends is hostile. Who asks is the jail whose socket was reached, never
+// anything in the request. The request is bounded (body size, argument count, requests at
+// once per jail); options that make the host read or write a file of its own (-f, -J) or run
+// as a user of its own (-u, -U) are refused; the front acts through a service that sees
+// and touches the caller's descendants only (scopedService), never shows meta, and takes
+// only parameters that cannot widen the parent: its own addresses, a children.max not
+// above the parent's, commands that run inside the child, a path inside the parent's root.
+// Host-side hooks (exec.prestart, exec.poststart, ...), mounts, vnet, allow.*, limits,
+// skeletons and every other parameter are refused the way jail(8) reports a refused
+// jail_set: "jail: jail_set: PARAM: Operation not permitted".
+
+import { randomBytes } from 'node:crypto';
+import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isAbsolute, join, normalize } from 'node:path';
+import { paramInt, paramList, paramString, type Params } from '../conf/spec.ts';
+import { isJailyardError, JailyardError } from '../errors.ts';
+import { contextFromRecords } from '../runtime/jailplan.ts';
+import type { JailService } from '../runtime/types.ts';
+import type { JailChange, JailRecord, Store } from '../store/types.ts';
+import { capConnections, guardHandler } from './limits.ts';
+import { isInside, type PeerCheck } from './peer.ts';
+
+/** The environment variable that names the jexec channel inside the jail. */
+export const TOOLS_SOCKET_ENV = 'JAILYARD_TOOLS_SOCKET';
+/** Where the guest folder appears inside a jail (src/platform/linux/create.ts GUEST_TARGET). */
+const GUEST_TARGET = '/run/jailyard';
+
+export type ToolName = 'jail' | 'jls';
+export const TOOL_NAMES: readonly ToolName[] = ['jail', 'jls'];
+
+/** What a front command writes to (the shape of src/cli/freebsd's FrontIO). */
+export interface ToolIO {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+/** Whom it acts for (src/cli/freebsd's FrontScope): root is the calling jail. */
+export interface ToolScope {
+  service: JailService;
+  root?: string;
+}
+export type ToolCommand = (argv: string[], io: ToolIO, scope: ToolScope) => Promise<number>;
+/** jail(8) and jls(8) (src/cli/freebsd/index.ts runJail, runJls), handed in by the CLI. */
+export interface ToolFront {
+  jail: ToolCommand;
+  jls: ToolCommand;
+}
+
+export interface ToolLimits {
+  /** Request body bytes (the arguments, NUL-terminated). */
+  maxBody: number;
+  /** Arguments per request. */
+  maxArgs: number;
+  /** Bytes of stdout, and of stderr, kept per answer (the rest is cut, with a note). */
+  maxOutput: number;
+  /** Requests of one jail served at once; more wait. */
+  maxRunning: number;
+  /** Requests of one jail waiting; more are refused (429). */
+  maxWaiting: number;
+}
+
+export const DEFAULT_TOOL_LIMITS: ToolLimits = {
+  maxBody: 256 * 1024,
+  maxArgs: 1024,
+  maxOutput: 4 * 1024 * 1024,
+  maxRunning: 2,
+  maxWaiting: 8,
+};
+
+export interface ToolAnswer {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The answer's body as jy-guest reads it: "STATUS OUTLEN ERRLEN\n", stdout, stderr. */
+export function encodeAnswer(a: ToolAnswer): Buffer {
+  const out = Buffer.from(a.stdout);
+  const err = Buffer.from(a.stderr);
+  return Buffer.concat([Buffer.from(`${a.status & 255} ${out.length} ${err.length}\n`), out, err]);
+}
+
+/** The arguments of a request body (each followed by a NUL byte), or why it is refused. */
+export function decodeArgv(body: Buffer, limits: Pick<ToolLimits, 'maxArgs'> = DEFAULT_TOOL_LIMITS): string[] | string {
+  if (body.length === 0) return [];
+  if (body[body.length - 1] !== 0) return 'the arguments must each end with a NUL byte';
+  const parts = body
+    .subarray(0, body.length - 1)
+    .toString('latin1')
+    .split('\0');
+  if (parts.length > limits.maxArgs) return `too many arguments (at most ${limits.maxArgs})`;
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  try {
+    return decoder.decode(body.subarray(0, body.length - 1)).split('\0');
+  } catch {
+    return 'the arguments are not UTF-8';
+  }
+}
+
+// ---- what a jail may ask for its children ----
+
+/** Parameters a jail may give a child: none of them reaches beyond the parent. */
+const CHILD_PARAMS = new Set([
+  'name',
+  'persist',
+  'nopersist',
+  'host.hostname',
+  'ip4.addr',
+  'ip6.addr',
+  'meta',
+  'env',
+  'children.max',
+  'command',
+  'exec.start',
+  'exec.stop',
+  'path',
+]);
+
+/** Whether a jail may set parameter `name` (meta.KEY and env.KEY included) on a child. */
+export function childParamAllowed(name: string): boolean {
+  return CHILD_PARAMS.has(name) || /^(meta|env)\.[^.]/.test(name);
+}
+
+/** jail(8)'s report of a jail_set the kernel refused. */
+const notPermitted = (what: string): string => `jail: jail_set: ${what}: Operation not permitted\n`;
+
+/** jail(8) options that make the host read or write a file of its own or act as a user. */
+const HOST_OPTIONS: Record<string, string> = {
+  f: 'a configuration file',
+  J: 'a jid file',
+  u: 'a user to run commands as',
+  U: 'a user to run commands as',
+  n: 'the old command line form',
+  s: 'the old command line form',
+  e: 'the configured jails',
+};
+/** jail(8) options that take a value. */
+const VALUE_OPTIONS = new Set(['f', 'J', 'n', 'p', 's', 'u', 'U', 'e']);
+
+interface JailArgs {
+  flags: Set<string>;
+  words: string[];
+}
+
+/** jail(8)'s options (getopt: clustered, values attached or next) and the words after. */
+function parseJailArgs(argv: string[]): JailArgs | string {
+  const flags = new Set<string>();
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      i++;
+      break;
+    }
+    if (!a.startsWith('-') || a === '-') break;
+    for (let k = 1; k < a.length; k++) {
+      const c = a[k]!;
+      if (HOST_OPTIONS[c])
+        return `jail: -${c} (${HOST_OPTIONS[c]}) is not available inside a jail: Operation not permitted\n`;
+      flags.add(c);
+      if (VALUE_OPTIONS.has(c)) {
+        if (k === a.length - 1) i++;
+        break;
+      }
+    }
+  }
+  return { flags, words: argv.slice(i) };
+}
+
+/** The parameter name of a command line word ("ip4.addr+=x" -> "ip4.addr"). */
+function wordParam(word: string): string {
+  const eq = word.indexOf('=');
+  const name = eq < 0 ? word : word.slice(0, eq);
+  return name.endsWith('+') ? name.slice(0, -1) : name;
+}
+
+/** The host names of the caller's ancestors-to-be of `child` (nearest first), the caller last. */
+function chainTo(caller: string, child: string): string[] {
+  const chain: string[] = [];
+  for (let n = child.slice(0, child.lastIndexOf('.')); n.length >= caller.length; n = n.slice(0, n.lastIndexOf('.'))) {
+    chain.push(n);
+    if (n === caller) break;
+  }
+  return chain;
+}
+
+const isDescendant = (caller: string, name: string): boolean => name.startsWith(`${caller}.`);
+const active = (r: JailRecord): boolean => r.state === 'running' || r.state === 'starting';
+
+/**
+ * The checks made before jail(8)'s front sees a jail's arguments: options acting on host
+ * files, the configuration file form, parameters outside the allow-list, and the kernel's
+ * own rules for a caller creating a child (children.max 0: no jail_set at all; the
+ * limit reached at any ancestor: "prison limit exceeded"). Returns jail(8)'s stderr text,
+ * or undefined when the front may run.
+ */
+export async function checkJailArgv(argv: string[], caller: string, service: JailService): Promise<string | undefined> {
+  const parsed = parseJailArgs(argv);
+  if (typeof parsed === 'string') return parsed;
+  const { flags, words } = parsed;
+  const sets = flags.has('c') || flags.has('m');
+  if (!sets) {
+    // -r/-R jail...: names, which the scoped service resolves among the caller's descendants
+    const bad = words.find((w) => w.includes('/') || w.includes('\0'));
+    return bad === undefined ? undefined : `jail: "${bad}" not found\n`;
+  }
+  if (words.length && !words[0]!.includes('=')) {
+    // `jail -c NAME` reads jail.conf: the host's, which is not the jail's to use
+    return 'jail: a configuration file (jail -c NAME) is not available inside a jail: Operation not permitted\n';
+  }
+  let name: string | undefined;
+  for (const w of words) {
+    const p = wordParam(w);
+    if (p === 'command') break; // the rest is the command's own arguments
+    if (!childParamAllowed(p)) return notPermitted(p);
+    if (p === 'name') name = w.slice(w.indexOf('=') + 1);
+  }
+  const self = await service.get(caller);
+  if ((paramInt(self.params, 'children.max') ?? 0) <= 0) return 'jail: jail_set: Operation not permitted\n';
+  if (flags.has('c') && name) {
+    const child = `${caller}.${name}`;
+    const all = await service.list();
+    const byName = new Map(all.map((r) => [r.name, r]));
+    if (byName.get(child) && active(byName.get(child)!)) return undefined; // the front says it exists
+    for (const a of chainTo(caller, child)) {
+      const rec = byName.get(a);
+      if (!rec) continue; // the front reports the missing parent
+      const max = paramInt(rec.params, 'children.max') ?? 0;
+      const running = all.filter((r) => isDescendant(a, r.name) && active(r)).length;
+      if (running >= max) return 'jail: prison limit exceeded\n';
+    }
+  }
+  return undefined;
+}
+
+// ---- the service the front acts through ----
+
+/** Addresses of ip4.addr / ip6.addr without interface and prefix ("em0|10.0.0.1/24" -> 10.0.0.1). */
+function addressesOf(params: Params): string[] {
+  return ['ip4.addr', 'ip6.addr'].flatMap((param) =>
+    paramList(params, param)
+      .flatMap((e) => e.split(','))
+      .map((e) => e.trim())
+      .filter(Boolean)
+      .map((e) => (e.includes('|') ? e.slice(e.indexOf('|') + 1) : e).trim().split(/[\s/]/)[0]!.toLowerCase()),
+  );
+}
+
+function refused(jail: string, param: string, why: string): JailyardError {
+  return new JailyardError('JY_ERR_PARAM_VALUE', `jail_set: ${param}: Operation not permitted (${why})`, {
+    jail,
+    param,
+  });
+}
+
+export interface ScopeOptions {
+  /** A jail's root on the host, to check a child's `path` (without it, `path` is refused). */
+  rootOf?: (name: string) => string | undefined;
+}
+
+/** ScopeOptions.rootOf from a local store. */
+export function rootsFrom(stateDir: string, store: Pick<Store, 'getJail'>): (name: string) => string | undefined {
+  return (name) => {
+    const record = store.getJail(name);
+    if (!record) return undefined;
+    try {
+      return contextFromRecords(stateDir, record, (n) => store.getJail(n)).path;
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+/**
+ * `inner` as the jail `caller` may use it: its strict descendants only (any other name is
+ * "not found", whether it exists or not), never their meta, and only parameters that
+ * cannot widen the child's parent (checked against the parent's record at each call).
+ */
+export function scopedService(inner: JailService, caller: string, opts: ScopeOptions = {}): JailService {
+  const notFound = (name: string): JailyardError =>
+    new JailyardError('JY_ERR_JAIL_NOT_FOUND', `jail "${name}" not found`, { jail: name });
+  const mine = (name: string): void => {
+    if (!isDescendant(caller, name)) throw notFound(name);
+  };
+  const hide = (r: JailRecord): JailRecord => ({ ...r, meta: '' });
+
+  const checkParams = async (name: string, params: Params): Promise<void> => {
+    const parentName = name.slice(0, name.lastIndexOf('.'));
+    const parent = await inner.get(parentName);
+    for (const [p, value] of Object.entries(params)) {
+      if (!childParamAllowed(p)) throw refused(name, p, 'not a parameter a jail may give its child');
+      if (p === 'children.max') {
+        const max = paramInt(params, p) ?? 0;
+        const limit = paramInt(parent.params, p) ?? 0;
+        if (max > limit) throw refused(name, p, `above the parent's ${limit}`);
+      }
+      if (p === 'path' && value !== false) checkPath(name, parentName, paramString(params, 'path') ?? '');
+    }
+    const own = new Set(addressesOf(parent.params));
+    for (const a of addressesOf(params)) {
+      if (!own.has(a)) throw refused(name, a.includes(':') ? 'ip6.addr' : 'ip4.addr', `${a} is not the parent's`);
+    }
+  };
+  // The child's root is inside the parent's (layout.ts joins them); the parent owns its
+  // tree, so no part of the path may be a symlink that would lead elsewhere.
+  const checkPath = (name: string, parentName: string, path: string): void => {
+    const root = opts.rootOf?.(parentName);
+    if (!root) throw refused(name, 'path', 'a child of a jail takes no path here');
+    if (!isAbsolute(path)) throw refused(name, 'path', 'not absolute');
+    let at = root;
+    for (const part of normalize(path).split('/').filter(Boolean)) {
+      at = join(at, part);
+      const st = lstatSync(at, { throwIfNoEntry: false });
+      if (!st?.isDirectory()) throw refused(name, 'path', `${path} is not a directory of the parent's`);
+    }
+  };
+  const checkChange = async (name: string, change: JailChange): Promise<void> => {
+    if (change.params) await checkParams(name, change.params);
+    for (const p of change.unset ?? []) if (!childParamAllowed(p)) throw refused(name, p, 'not a jail parameter');
+  };
+
+  return {
+    async list(filter) {
+      return (await inner.list(filter)).filter((r) => isDescendant(caller, r.name)).map(hide);
+    },
+    async get(name) {
+      mine(name);
+      return hide(await inner.get(name));
+    },
+    async create(input) {
+      mine(input.spec.name);
+      await checkParams(input.spec.name, input.spec.params);
+      return hide(await inner.create(input));
+    },
+    async modify(name, change, wopts) {
+      mine(name);
+      await checkChange(name, change);
+      return hide(await inner.modify(name, change, wopts));
+    },
+    async start(names, bopts) {
+      names.forEach(mine);
+      return inner.start(names, bopts);
+    },
+    async stop(names, bopts) {
+      names.forEach(mine);
+      return inner.stop(names, bopts);
+    },
+    async restart(names, bopts) {
+      names.forEach(mine);
+      return inner.restart(names, bopts);
+    },
+    async remove(names, bopts) {
+      names.forEach(mine);
+      return inner.remove(names, bopts);
+    },
+  };
+}
+
+// ---- running a request ----
+
+/** Collects a stream's text up to `max` bytes. */
+function collector(max: number): { write(text: string): void; text(): string } {
+  const parts: string[] = [];
+  let size = 0;
+  let cut = false;
+  return {
+    write(text) {
+      if (cut) return;
+      const n = Buffer.byteLength(text);
+      if (size + n > max) {
+        parts.push(
+          Buffer.from(text)
+            .subarray(0, max - size)
+            .toString(),
+        );
+        parts.push('\n[jailyard: output cut]\n');
+        cut = true;
+        return;
+      }
+      parts.push(text);
+      size += n;
+    },
+    text: () => parts.join(''),
+  };
+}
+
+export interface ToolContext {
+  front: ToolFront;
+  /** The host's service (unscoped: scopedService wraps it per request). */
+  service: JailService;
+  limits?: Partial<ToolLimits>;
+  scope?: ScopeOptions;
+}
+
+/** Runs `tool` with `argv` for the jail `caller`: the checks, then the front. */
+export async function runTool(ctx: ToolContext, tool: ToolName, argv: string[], caller: string): Promise<ToolAnswer> {
+  const limits = { ...DEFAULT_TOOL_LIMITS, ...ctx.limits };
+  const out = collector(limits.maxOutput);
+  const err = collector(limits.maxOutput);
+  let status: number;
+  try {
+    const refusal = tool === 'jail' ? await checkJailArgv(argv, caller, ctx.service) : undefined;
+    if (refusal) return { status: 1, stdout: '', stderr: refusal };
+    const service = scopedService(ctx.service, caller, ctx.scope);
+    status = await ctx.front[tool](argv, { stdout: out.write, stderr: err.write }, { service, root: caller });
+  } catch (e) {
+    err.write(`${tool}: ${isJailyardError(e) ? e.message : 'internal error'}\n`);
+    status = 1;
+  }
+  return { status, stdout: out.text(), stderr: err.text() };
+}
+
+function reply(res: ServerResponse, status: number, body: string | Buffer, type = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** The request's body, at most `max` bytes; undefined (and a 413 sent) when it is longer. */
+function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promise<Buffer | undefined> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > max) {
+    res.setHeader('connection', 'close');
+    reply(res, 413, `the arguments are longer than ${max} bytes\n`);
+    req.destroy();
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        res.setHeader('connection', 'close');
+        reply(res, 413, `the arguments are longer than ${max} bytes\n`);
+        req.destroy();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(size > max ? undefined : Buffer.concat(chunks)));
+    req.on('error', () => resolve(undefined));
+    req.on('close', () => resolve(size > max ? undefined : Buffer.concat(chunks)));
+  });
+}
+
+/**
+ * The tools' HTTP endpoint for any number of jails (the daemon's guest sockets) or one (a
+ * jexec channel): POST /tools/jail, POST /tools/jls. The caller is named by the server that
+ * accepted the connection. Per jail: maxRunning requests at once, maxWaiting more queued,
+ * the rest 429.
+ */
+export class ToolsEndpoint {
+  readonly #ctx: ToolContext;
+  readonly #limits: ToolLimits;
+  readonly #load = new Map<string, { running: number; waiting: Array<() => void> }>();
+
+  constructor(ctx: ToolContext) {
+    this.#ctx = ctx;
+    this.#limits = { ...DEFAULT_TOOL_LIMITS, ...ctx.limits };
+  }
+
+  /** Whether `path` is one of the endpoint's routes. */
+  static routes(path: string): boolean {
+    return path === '/tools/jail' || path === '/tools/jls';
+  }
+
+  async handle(caller: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const tool = path.slice('/tools/'.length) as ToolName;
+    if (!ToolsEndpoint.routes(path)) {
+      req.resume();
+      return reply(res, 404, 'not found: POST /tools/jail, POST /tools/jls\n');
+    }
+    if (req.method !== 'POST') {
+      req.resume();
+      return reply(res, 405, 'method not allowed\n');
+    }
+    const body = await readBody(req, res, this.#limits.maxBody);
+    if (!body) return;
+    const argv = decodeArgv(body, this.#limits);
+    if (typeof argv === 'string') return reply(res, 400, `${argv}\n`);
+    const release = await this.#enter(caller);
+    if (!release) {
+      res.setHeader('connection', 'close');
+      return reply(res, 429, 'too many requests from this jail at once\n');
+    }
+    try {
+      if (res.destroyed) return;
+      const answer = await runTool(this.#ctx, tool, argv, caller);
+      reply(res, 200, encodeAnswer(answer), 'application/octet-stream');
+    } finally {
+      release();
+    }
+  }
+
+  /** A slot for `caller` (waiting for one when all are taken), or undefined when its queue is full. */
+  #enter(caller: string): Promise<(() => void) | undefined> {
+    let load = this.#load.get(caller);
+    if (!load) {
+      load = { running: 0, waiting: [] };
+      this.#load.set(caller, load);
+    }
+    const l = load;
+    const release = (): void => {
+      const next = l.waiting.shift();
+      if (next) {
+        next();
+        return;
+      }
+      l.running--;
+      if (!l.running) this.#load.delete(caller);
+    };
+    if (l.running < this.#limits.maxRunning) {
+      l.running++;
+      return Promise.resolve(release);
+    }
+    if (l.waiting.length >= this.#limits.maxWaiting) return Promise.resolve(undefined);
+    return new Promise((resolve) => l.waiting.push(() => resolve(release)));
+  }
+}
+
+// ---- jexec's channel ----
+
+export interface ChannelOptions extends ToolContext {
+  /** The jail the command runs in (host name). */
+  jail: string;
+  /** Its guest folder on the host (bound at /run/jailyard inside it). */
+  guestDir: string;
+  /** Tells who connected; with the jail's namespaces known, only its processes are served. */
+  peers?: PeerCheck;
+}
+
+export interface ToolsChannel {
+  /** For the command's environment: JAILYARD_TOOLS_SOCKET=its path inside the jail. */
+  env: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/**
+ * A tools socket for the duration of one command run by the host's jexec: in the jail's
+ * guest folder (the host's side: a 0700 state folder; the jail's: its read-only bind), under
+ * a random name, answering for `jail` only.
+ */
+export async function openToolsChannel(opts: ChannelOptions): Promise<ToolsChannel> {
+  const name = `tools-${randomBytes(8).toString('hex')}.sock`;
+  mkdirSync(opts.guestDir, { recursive: true, mode: 0o755 });
+  const path = join(opts.guestDir, name);
+  const endpoint = new ToolsEndpoint(opts);
+  const record = await opts.service.get(opts.jail);
+  const ns = record.runtime?.create?.nsIds;
+  const handler = guardHandler(
+    async (req, res) => {
+      if (opts.peers && (ns?.mnt !== undefined || ns?.pid !== undefined)) {
+        const peer = await opts.peers.of(req.socket);
+        if (req.socket.destroyed) return;
+        if (!isInside(peer, { ...(ns.mnt ? { mnt: ns.mnt } : {}), ...(ns.pid ? { pid: ns.pid } : {}) })) {
+          res.setHeader('connection', 'close');
+          req.resume();
+          return reply(res, 403, 'this socket serves the processes of its own jail only\n');
+        }
+      }
+      return endpoint.handle(opts.jail, req, res);
+    },
+    () => {},
+  );
+  const server: Server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, handler);
+  capConnections(server, { max: 16 });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // the jail's root connects through a read-only bind: the socket itself must be writable
+  chmodSync(path, 0o666);
+  server.unref();
+  return {
+    env: { [TOOLS_SOCKET_ENV]: `${GUEST_TARGET}/${name}` },
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(path, { force: true });
+    },
+  };
+}
