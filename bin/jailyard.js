@@ -11,14 +11,15 @@
 // jailyard (node_modules/.bin/node, else the `node` on PATH) on this file, so a command is one
 // Node start-up, not an old Node's that then starts Node 24.
 //
-// It runs the compiled CLI in dist/ while dist/ is current: dist/.built is stamped by
-// scripts/build-dist.sh before tsc reads the sources, so dist/ is current when nothing under
-// src/ (or a tsconfig) is newer than it. Otherwise, or with JAILYARD_SRC=1, it runs the
-// TypeScript sources directly (Node 24 strips the types): an edit to src/ is never run stale.
-// Started by an older Node (`node bin/jailyard.js` with the machine's own), it hands over to
-// the Node 24 that npm installed beside it.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import module from 'node:module';
+// It runs the bundled CLI in dist/bundle/ (tsc's dist/cli/ when there is no bundle) while
+// dist/ is current: dist/.built is stamped by scripts/build-dist.sh before tsc and esbuild read
+// the sources, so dist/ is current when nothing under src/ (or a tsconfig) is newer than it.
+// Otherwise, or with JAILYARD_SRC=1, it runs the TypeScript sources directly (Node 24 strips
+// the types): an edit to src/ is never run stale. Started by an older Node (`node
+// bin/jailyard.js` with the machine's own), it hands over to the Node 24 that npm installed
+// beside it. Node's own modules are taken with process.getBuiltinModule, not imported: the ES
+// module face of node:fs reads every export, and its `promises` loads fs/promises, streams and
+// readline, which most commands never use.
 
 const root = new URL('../', import.meta.url);
 const argv = process.argv.slice(2);
@@ -34,15 +35,22 @@ if (Number(process.versions.node.split('.')[0]) < 24) {
   process.exit(r.status ?? 1);
 }
 
+const { existsSync, readdirSync, readFileSync, statSync } = process.getBuiltinModule('node:fs');
+
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   process.stdout.write(`${JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).version}\n`);
 } else {
   // V8's compiled code (and Node's type stripping) kept across runs, keyed by each file's
   // contents; in jailyard's own folder, never a shared one (/tmp) another user could fill
-  module.enableCompileCache(new URL('node_modules/.cache/jailyard-compile/', root).pathname);
-  const entry = process.env.JAILYARD_SRC !== '1' && distCurrent() ? 'dist/cli/main.js' : 'src/cli/main.ts';
+  process.getBuiltinModule('node:module').enableCompileCache(new URL('node_modules/.cache/jailyard-compile/', root).pathname);
+  const entry = process.env.JAILYARD_SRC !== '1' && distCurrent() ? distEntry() : 'src/cli/main.ts';
   const { main } = await import(new URL(entry, root).href);
   process.exitCode = await main(argv);
+}
+
+/** The bundle when the build made one (esbuild is a devDependency), else tsc's modules. */
+function distEntry() {
+  return existsSync(new URL('dist/bundle/main.js', root)) ? 'dist/bundle/main.js' : 'dist/cli/main.js';
 }
 
 /** dist/ was built from the sources as they are now. */

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Compiles src/ into dist/ (tsc -p tsconfig.build.json), which bin/jailyard.js runs while it
-# is current. Run by `npm install` (prepare), `npm test` (pretest) and `npm run build`.
+# Compiles src/ into dist/ (tsc -p tsconfig.build.json: the library, its types, and the CLI
+# module by module) and bundles the CLI into dist/bundle/ (scripts/bundle-cli.ts: esbuild, one
+# chunk per verb), which bin/jailyard.js runs while it is current. Run by `npm install`
+# (prepare), `npm test` (pretest) and `npm run build`.
 #
-# dist/.built is the build's stamp. It is touched BEFORE tsc reads any source, and the
-# build is moved into place only when tsc succeeded, so "nothing under src/ (or a tsconfig)
+# dist/.built is the build's stamp. It is touched BEFORE tsc or esbuild reads any source, and
+# the build is moved into place only when both succeeded, so "nothing under src/ (or a tsconfig)
 # is newer than dist/.built" means dist/ was compiled from the sources as they are now.
 # bin/jailyard.js checks exactly that on every run and runs src/ when it does not hold; this
 # script checks it too and does nothing then.
@@ -16,7 +18,17 @@ cd "$(dirname "$0")/.."
 exec 9<"$0"
 flock 9
 
-if [ -e dist/.built ] && [ -z "$(find src tsconfig.json tsconfig.build.json -newer dist/.built -print -quit)" ]; then
+# esbuild is a devDependency added after the first builds: a node_modules installed before it
+# (a pull without `npm install`) still builds tsc's dist/, which the bin then runs
+bundle=0
+inputs=(src tsconfig.json tsconfig.build.json)
+if [ -d node_modules/esbuild ]; then
+  bundle=1
+  inputs+=(scripts/bundle-cli.ts)
+fi
+
+if [ -e dist/.built ] && { [ $bundle = 0 ] || [ -e dist/bundle/main.js ]; } &&
+  [ -z "$(find "${inputs[@]}" -newer dist/.built -print -quit)" ]; then
   exit 0
 fi
 
@@ -26,6 +38,7 @@ touch dist.next/.built.pending
 node=node_modules/.bin/node
 [ -x "$node" ] || node=node
 "$node" node_modules/typescript/bin/tsc -p tsconfig.build.json --outDir dist.next
+if [ $bundle = 1 ]; then "$node" scripts/bundle-cli.ts dist.next/bundle; fi
 mv dist.next/.built.pending dist.next/.built
 [ -d dist ] && mv dist dist.old
 mv dist.next dist

@@ -7,7 +7,9 @@
 // `intervalMs` on its own connection in a worker thread instead; writers and readers go on
 // meanwhile, and the WAL stays far below the writers' own threshold, which remains as the
 // fallback for processes without a daemon.
-import { Worker } from 'node:worker_threads';
+// worker_threads only when a checkpointer starts: loading it took ~10-30 ms of every CLI
+// command that opens the store (issue #14)
+import type * as WorkerThreads from 'node:worker_threads';
 import { createRequire } from 'node:module';
 
 export interface Checkpointer {
@@ -36,6 +38,7 @@ parentPort.on('message', () => {
 
 export function startCheckpointer(dbFile: string, intervalMs = 250): Checkpointer {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+  const { Worker } = process.getBuiltinModule('node:worker_threads') as typeof WorkerThreads;
   const worker = new Worker(WORKER, { eval: true, workerData: { file: dbFile, driver, intervalMs } });
   worker.unref();
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));

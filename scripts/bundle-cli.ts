@@ -1,0 +1,88 @@
+// Bundles the CLI (src/cli/main.ts and everything of ours it imports, plus commander) into
+// OUTDIR with esbuild: one entry, main.js, and one chunk per verb (and per module group the
+// verbs share), loaded by the same dynamic imports as in src/, so a command still loads only
+// its own verb. Run by scripts/build-dist.sh: `node scripts/bundle-cli.ts OUTDIR`.
+//
+// Why a bundle: `jailyard ls` spent more time resolving, reading and linking ~60 small
+// modules than running (docs/benchmarks.md). What it keeps the same:
+// - the packages with native code or of their own size (better-sqlite3, fastify, undici, ...)
+//   stay in node_modules, imported as from dist/;
+// - `import.meta.url` in a source file still means that file's place in the tree (the
+//   paths to native/build/, defaults/, examples/ and package.json are relative to it), so
+//   every chunk sits directly in OUTDIR, two levels below the package root;
+// - Node's own modules are taken with process.getBuiltinModule(), which hands over the
+//   module object, not an ES module facade: the facade of node:fs reads every export, and its `promises` getter
+//   loads fs/promises and readline, which no read-only command uses; commander's
+//   child_process (only for executable subcommands, which jailyard has none of) is loaded
+//   when first used.
+import { readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build, type Plugin } from 'esbuild';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const outdir = resolve(process.argv[2] ?? join(root, 'dist/bundle'));
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+// bundled: small pure-JavaScript packages on every command's path
+const BUNDLED = new Set(['commander']);
+const external = Object.keys(pkg.dependencies ?? {})
+  .filter((name) => !BUNDLED.has(name))
+  .flatMap((name) => [name, `${name}/*`]);
+const builtins = new Set(builtinModules.flatMap((m) => (m.startsWith('node:') ? [m] : [m, `node:${m}`])));
+const srcDir = join(root, 'src');
+// from OUTDIR (where every chunk is) back to the package root
+const toRoot = relative(outdir, root).split('\\').join('/');
+const depth = relative(root, outdir).split('/').length;
+
+const plugin: Plugin = {
+  name: 'jailyard',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?[a-z_/]+$/ }, (args) => {
+      if (!builtins.has(args.path)) return undefined;
+      const name = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
+      const lazy = name === 'node:child_process' && args.importer.includes('/node_modules/commander/');
+      return { path: name, namespace: lazy ? 'jy-lazy' : 'jy-builtin' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'jy-builtin' }, (args) => ({
+      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'jy-lazy' }, (args) => ({
+      contents: `module.exports = { spawn: (...a) => process.getBuiltinModule(${JSON.stringify(args.path)}).spawn(...a) };`,
+      loader: 'js',
+    }));
+    b.onLoad({ filter: /\.ts$/ }, (args) => {
+      if (!args.path.startsWith(`${srcDir}/`)) return undefined;
+      const text = readFileSync(args.path, 'utf8');
+      if (!text.includes('import.meta.url')) return { contents: text, loader: 'ts' };
+      const own = `${toRoot}/${relative(root, args.path)}`;
+      return {
+        contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(own)}, import.meta.url).href`),
+        loader: 'ts',
+      };
+    });
+  },
+};
+
+if (depth !== 2) throw new Error(`bundle-cli: OUTDIR must be two levels below the package root, not ${outdir}`);
+
+await build({
+  entryPoints: [join(srcDir, 'cli/main.ts')],
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node24',
+  chunkNames: '[name]-[hash]',
+  external,
+  plugins: [plugin],
+  minifySyntax: true,
+  minifyWhitespace: true,
+  keepNames: false,
+  legalComments: 'none',
+  sourcemap: 'linked',
+  sourcesContent: false,
+  logLevel: 'warning',
+});
