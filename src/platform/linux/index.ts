@@ -111,7 +111,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
       claimStateTag(dirname(dirname(ctx.stateDir)));
       return setupNetwork(ctx, net);
     },
-    teardownNetwork: (_ctx, facts) => teardownNetwork(facts),
+    teardownNetwork: (ctx, facts) => teardownNetwork(facts, ctx.name),
     mount,
     unmount,
     create: async (ctx, netFacts, limits, mounts) => {

@@ -4,7 +4,8 @@
 // with only the loopback, made by the create step.
 import { stateTag } from './paths.ts';
 import { withHostLock } from './lock.ts';
-import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { paramString } from '../../conf/spec.ts';
 import { dirname } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, NetworkFacts } from '../driver.ts';
@@ -41,9 +42,10 @@ export interface NetworkConfig {
  * short tag of the state folder as well: two jailyard state folders on one host (tests, a
  * quick start beside a system install) never collide on jy-<jid>.
  */
-export const netnsName = (ctx: { jid: number; stateDir: string }) => `jy-${stateTag(ctx.stateDir)}-${ctx.jid}`;
-export const hostVethName = (ctx: { jid: number; stateDir: string }, spare = false) =>
-  `jyh${stateTag(ctx.stateDir)}${ctx.jid}${spare ? 'x' : ''}`;
+export const netnsName = (ctx: { jid: number; stateDir: string }, shared = false) =>
+  `jy-${stateTag(ctx.stateDir)}-${ctx.jid}${shared ? 's' : ''}`;
+export const hostVethName = (ctx: { jid: number; stateDir: string }, spare = false, shared = false) =>
+  `jyh${stateTag(ctx.stateDir)}${ctx.jid}${shared ? 's' : ''}${spare ? 'x' : ''}`;
 
 async function ipBatch(lines: string[], netns?: string, force = false): Promise<{ code: number; stderr: string }> {
   const argv = ['ip', ...(netns ? ['-n', netns] : []), ...(force ? ['-force'] : []), '-batch', '-'];
@@ -103,13 +105,14 @@ function bridgePorts(bridge: string): string[] | undefined {
 
 /** The netns a jail veth (jyh<tag><jid>, or its spare name with an x) belongs to, if it is one. */
 export function netnsOfVeth(link: string): string | undefined {
-  const m = /^jyh([0-9a-f]{4})(\d+)x?$/.exec(link);
-  return m ? `jy-${m[1]}-${m[2]}` : undefined;
+  const m = /^jyh([0-9a-f]{4})(\d+)(s?)x?$/.exec(link);
+  return m ? `jy-${m[1]}-${m[2]}${m[3]}` : undefined;
 }
 
-/** The host veth names a jail netns may have (jy-<tag>-<jid>: jyh<tag><jid>, with the spare x). */
+/** The host veth names a jail netns may have (jy-<tag>-<jid>[s]: jyh<tag><jid>[s], with the
+ * spare x). */
 function vethsOfNetns(netns: string): string[] {
-  const m = /^jy-([0-9a-f]{4})-(\d+)$/.exec(netns);
+  const m = /^jy-([0-9a-f]{4})-(\d+s?)$/.exec(netns);
   return m ? [`jyh${m[1]}${m[2]}`, `jyh${m[1]}${m[2]}x`] : [];
 }
 
@@ -237,7 +240,28 @@ async function addressesInUse(): Promise<HostAddr[]> {
   return [...host, ...inJails];
 }
 
-/** Refuses addresses outside the range, on the host, or on another jail (JY_ERR_ADDRESS). */
+/** Why an address can be no jail's (loopback, multicast, ...), or undefined. */
+export function reservedReason(address: string): string | undefined {
+  const v4: [string, string][] = [
+    ['0.0.0.0/8', 'in 0.0.0.0/8 ("this network")'],
+    ['127.0.0.0/8', 'a loopback address'],
+    ['169.254.0.0/16', 'a link-local address'],
+    ['224.0.0.0/4', 'a multicast address'],
+    ['240.0.0.0/4', 'reserved (240.0.0.0/4)'],
+  ];
+  const v6: [string, string][] = [
+    ['::/128', 'the unspecified address'],
+    ['::1/128', 'the loopback address'],
+    ['fe80::/10', 'a link-local address'],
+    ['ff00::/8', 'a multicast address'],
+    ['::ffff:0:0/96', 'an IPv4-mapped address'],
+  ];
+  if (address.includes(':') && address.includes('.')) return 'an IPv4-mapped or -compatible address';
+  return [...v4, ...v6].find(([net]) => inNetwork(address, net))?.[1];
+}
+
+/** Refuses reserved addresses, addresses of the host or in its networks, or on another jail
+ * (JY_ERR_ADDRESS). */
 export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wanted: JailAddress[]): Promise<void> {
   if (!wanted.length) return;
   const inUse = await addressesInUse();
@@ -259,9 +283,20 @@ export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wante
   }
   for (const w of wanted) {
     const place = { jail: ctx.name, param: w.param, step: 'addresses' };
-    const range = w.family === 4 ? cfg.range : cfg.range6;
-    if (!inNetwork(w.address, range)) {
-      throw new JailyardError('JY_ERR_ADDRESS', `address ${w.address} is outside the jail range ${range}`, place);
+    // An address outside the jail range lives in the jail's own netns only (jail(8)'s tests
+    // use 192.0.1.1): the host has no route to it. Never one of the host's own networks
+    // (its uplink's 192.0.2.0/24 and fd00::/64 here): the jail would answer for the host's
+    // neighbours on the bridge.
+    const reserved = reservedReason(w.address);
+    if (reserved) throw new JailyardError('JY_ERR_ADDRESS', `address ${w.address} is ${reserved}`, place);
+    for (const h of inUse) {
+      if (h.netns || h.ifname === cfg.bridge || h.cidr.startsWith('fe80:')) continue;
+      if (inNetwork(w.address, h.cidr))
+        throw new JailyardError(
+          'JY_ERR_ADDRESS',
+          `address ${w.address} is in the network ${h.cidr} of host interface ${h.ifname}`,
+          place,
+        );
     }
     if (isGateway(w.address)) {
       throw new JailyardError('JY_ERR_ADDRESS', `address ${w.address} is the bridge gateway`, place);
@@ -294,6 +329,89 @@ export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wante
   }
 }
 
+/**
+ * jail(8) lets jails without `vnet` share an address (they share the host's stack). On
+ * Linux such jails share one network namespace: the one the first of them made, with its
+ * veth on the bridge, joined by the others. Only jails of one state folder, declaring the
+ * same addresses, and never a `vnet` jail. Each jail that joined has a file in
+ * SHARED/<netns>/ (written under the network lock); the netns lives while a process is in
+ * it or a join is under way (a file younger than JOIN_GRACE_MS), and goes with the last
+ * jail's stop. A crash leaves it to reconcile: a running jail records it (NetworkFacts), so
+ * only an unrecorded one is a leftover.
+ */
+const SHARED = '/run/jailyard/shared';
+const JOIN_GRACE_MS = 60_000;
+
+function holderFile(netns: string, jail: string): string {
+  const { createHash } = process.getBuiltinModule('node:crypto');
+  return `${SHARED}/${netns}/${createHash('sha256').update(jail).digest('hex').slice(0, 16)}`;
+}
+
+/** The state folder of a jail's context (ctx.stateDir is <state folder>/jails/<name>). */
+const stateOf = (ctx: JailContext): string => dirname(dirname(ctx.stateDir));
+
+/**
+ * The running netns of the same state folder that holds `wanted` (the same addresses), for
+ * a jail that shares them; undefined when none holds any of them. A netns holding some of
+ * them but not the same set is refused: the jails would see each other's other addresses.
+ */
+export function sharedNetns(ctx: JailContext, wanted: JailAddress[]): { netns: string; veth: string } | undefined {
+  const state = stateOf(ctx);
+  const claims = readClaims().filter((c) => c.state === state && existsSync(`/run/netns/${c.netns}`));
+  const hit = claims.find((c) => wanted.some((w) => sameAddress(w.address, c.address)));
+  if (!hit) return undefined;
+  const held = claims.filter((c) => c.netns === hit.netns).map((c) => c.address);
+  const same = (a: string[], b: string[]) => a.every((x) => b.some((y) => sameAddress(x, y)));
+  const addrs = wanted.map((w) => w.address);
+  if (!same(addrs, held) || !same(held, addrs)) {
+    const w = wanted.find((x) => sameAddress(x.address, hit.address))!;
+    throw new JailyardError(
+      'JY_ERR_ADDRESS',
+      `address ${hit.address} is shared with jail "${hit.jail}" whose addresses are ${held.join(', ')}: jails sharing an address must declare the same addresses`,
+      { jail: ctx.name, param: w.param, step: 'addresses' },
+    );
+  }
+  const veth = vethsOfNetns(hit.netns).find((v) => existsSync(`/sys/class/net/${v}`));
+  if (!veth) return undefined;
+  return { netns: hit.netns, veth };
+}
+
+/** Whether any process of the host is in the named netns. */
+function netnsInUse(netns: string): boolean {
+  let id;
+  try {
+    id = statSync(`/run/netns/${netns}`);
+  } catch {
+    return false;
+  }
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const st = statSync(`/proc/${pid}/ns/net`);
+      if (st.ino === id.ino && st.dev === id.dev) return true;
+    } catch {
+      // gone, or a kernel thread
+    }
+  }
+  return false;
+}
+
+/** A jail leaves a shared netns: true when others still use it (it must stay). */
+function leaveShared(netns: string, jail: string): boolean {
+  const dir = `${SHARED}/${netns}`;
+  if (!existsSync(dir)) return false;
+  rmSync(holderFile(netns, jail), { force: true });
+  if (netnsInUse(netns)) return true;
+  const now = Date.now();
+  return readdirSync(dir).some((f) => {
+    try {
+      return now - statSync(`${dir}/${f}`).mtimeMs < JOIN_GRACE_MS;
+    } catch {
+      return false;
+    }
+  });
+}
+
 export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promise<NetworkFacts> {
   const wanted = jailAddresses(ctx.name, ctx.spec.params);
   // A nested jail lives in its parent's network namespace (the create step joins it): no
@@ -303,17 +421,22 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
   // namespace of its own with only the loopback (a FreeBSD jail with no ip4.addr/ip6.addr
   // has no network either; both are fixed while the jail runs).
   if (!wanted.length) return { addresses: [] };
-  const netns = netnsName(ctx);
+  const mayShare = paramString(ctx.spec.params, 'vnet') !== 'new';
+  // a shared netns outlives the jail that made it, and keeps its name (of that jail's jid):
+  // a jail given that jid meanwhile takes the spare name
+  const shared = existsSync(`/run/netns/${netnsName(ctx)}`);
+  const netns = netnsName(ctx, shared);
   // A stopped jail's veth goes away with its netns, asynchronously (teardownNetwork): the
   // same jid started again right away takes the spare name while the old one is going.
   const taken = (name: string) => existsSync(`/sys/class/net/${name}`) && !existsSync(`/run/netns/${netns}`);
-  let host = hostVethName(ctx);
-  if (taken(host)) host = hostVethName(ctx, true);
-  if (taken(host) && !(await waitFor(() => !taken(host), 5000, 2))) {
-    throw new JailyardError('JY_ERR_PLATFORM', `veth ${host} of an earlier run is still there (run reconcile)`, {
-      jail: ctx.name,
-      step: 'addresses',
-    });
+  let host = hostVethName(ctx, false, shared);
+  if (taken(host)) host = hostVethName(ctx, true, shared);
+  if (existsSync(`/run/netns/${netns}`) || (taken(host) && !(await waitFor(() => !taken(host), 5000, 2)))) {
+    throw new JailyardError(
+      'JY_ERR_PLATFORM',
+      `netns ${netns} or veth ${host} of an earlier run is still there (run reconcile)`,
+      { jail: ctx.name, step: 'addresses' },
+    );
   }
   const facts: NetworkFacts = {
     netns,
@@ -326,6 +449,12 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
   // The bridge is shared: made by the first jail, deleted by the last (teardownNetwork);
   // the lock keeps a jail from attaching to a bridge that is being deleted.
   const outside = await withHostLock('network', async () => {
+    const group = mayShare ? sharedNetns(ctx, wanted) : undefined;
+    if (group) {
+      mkdirSync(`${SHARED}/${group.netns}`, { recursive: true, mode: 0o755 });
+      writeFileSync(holderFile(group.netns, ctx.name), `${ctx.name}\n`);
+      return { joined: group };
+    }
     // The port's filter exists before the port does: no frame of the jail ever crosses the
     // bridge unfiltered (it matches the veth by name). Made while the addresses are checked.
     const adding = addSpoofFilter(host, mac, wanted);
@@ -349,6 +478,14 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
       `link set ${host} master ${cfg.bridge} up`,
     ]);
   });
+  if ('joined' in outside) {
+    return {
+      netns: outside.joined.netns,
+      veth: { host: outside.joined.veth, jail: 'eth0' },
+      bridge: cfg.bridge,
+      addresses: wanted.map((w) => w.cidr),
+    };
+  }
   if (outside.code !== 0) {
     await teardownNetwork(facts);
     throw new JailyardError('JY_ERR_PLATFORM', `cannot create netns ${netns} / veth ${host} with its bridge filter`, {
@@ -382,13 +519,16 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
  * Deletes the netns; the kernel then deletes its veth pair by itself, asynchronously (an
  * explicit `link del` waited ~25 ms for it). A veth without its netns (a crash between the
  * two creations) is deleted directly. The shared bridge goes too when this was the last
- * jail on it. Tolerates everything being gone already.
+ * jail on it. Tolerates everything being gone already. With `jail` (a jail's stop), a netns
+ * the jail shares with others that still use it stays; without (reconcile, a failed
+ * start's own netns) it goes.
  */
-export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
+export async function teardownNetwork(facts: NetworkFacts, jail?: string): Promise<void> {
   // a jail without addresses (or a nested one) has nothing of its own on the host's network:
   // no host lock to wait for (parallel stops of address-less jails would queue on it)
   if (!facts.netns && !facts.veth && !facts.bridge) return;
   await withHostLock('network', async () => {
+    if (facts.netns && jail !== undefined && leaveShared(facts.netns, jail)) return;
     const lines: string[] = [];
     // forget the host's neighbour entries of the addresses (they may be reused at once)
     if (facts.bridge && bridgePorts(facts.bridge))
@@ -397,7 +537,10 @@ export async function teardownNetwork(facts: NetworkFacts): Promise<void> {
     if (facts.veth && !nsExists && existsSync(`/sys/class/net/${facts.veth.host}`))
       lines.push(`link del ${facts.veth.host}`);
     if (nsExists) lines.push(`netns del ${facts.netns}`);
-    if (facts.netns) releaseClaims(facts.netns);
+    if (facts.netns) {
+      releaseClaims(facts.netns);
+      rmSync(`${SHARED}/${facts.netns}`, { recursive: true, force: true });
+    }
     if (facts.bridge && bridgePorts(facts.bridge)?.every((p) => p === facts.veth?.host))
       lines.push(`link del ${facts.bridge}`);
     // the port's name when known; for a netns alone (reconcile) both names it may have had
