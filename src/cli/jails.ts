@@ -108,8 +108,16 @@ export async function withJails<T>(
     return withSession(program, io, ({ service, stateDir }) => fn({ jails: service, stateDir }));
   const dir = stateDir(program);
   const { openStore } = await import('../store/sqlite.ts');
-  const store = openStore(dir);
+  // read-only through node:sqlite until something writes (no better-sqlite3 for a plain ls)
+  const store = openStore(dir, { readOnly: true });
   try {
+    // jails without persist whose processes all exited go away before anyone reads them
+    // (runtime/lifecycle.ts reapDied): only then is the service (and the driver) loaded
+    const { mayHaveDied } = await import('../runtime/params.ts');
+    if (store.listJails().some(mayHaveDied)) {
+      const { createLocalService } = await import('../runtime/service.ts');
+      await createLocalService({ store, stateDir: dir }).list();
+    }
     const jails: JailReader = {
       list: async (filter) => store.listJails(filter),
       get: async (ref) => store.requireJailRef(ref),

@@ -54,6 +54,10 @@ export interface ExecOptions {
    * the call then resolves when the process exits, not when the daemons it started close
    * their inherited output. */
   consoleLog?: string;
+  /** With consoleLog: resolve only once the command's output is in the log (its relay has
+   * written everything; a relay kept open by daemons the command left is waited for briefly),
+   * so the caller can read it back (jail(8)'s hook output passed to its caller). */
+  drain?: boolean;
 }
 
 /** Limits from the spec's limits.* parameters, already parsed. */
@@ -98,6 +102,10 @@ export interface Driver {
   destroy(ctx: JailContext, facts: CreateFacts, timeoutMs: number): Promise<void>;
   /** Whether the jail described by facts still exists (pid alive and the same process). */
   isAlive(facts: CreateFacts): boolean;
+  /** Whether a live jail has no process of its own left (what keeps its namespaces, pid 1
+   * and its holder, does not count): a jail without `persist` then goes away (jail(8)).
+   * Absent where the kernel removes such a jail itself (FreeBSD). */
+  idle?(facts: CreateFacts): boolean;
   /** Change limits / hostname of a running jail in place (jail -m). `meta` and `env` are the
    * new whole values, for kernels that keep them (FreeBSD 15); on Linux the runtime writes
    * the jail's env file itself. */

@@ -4,14 +4,24 @@
 // newest first; stopping walks the recorded steps backwards. So stop, a failed start and
 // crash recovery (reconcile) are one and the same loop.
 
-import { closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { JailyardError, describeError, withContext } from '../errors.ts';
 import type { Driver, ExecOptions, ExecResult, JailContext } from '../platform/driver.ts';
 import type { JailRecord, RuntimeFacts, Store } from '../store/types.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
 import { paramBool, paramInt, paramString } from '../conf/spec.ts';
-import { hookCommands, jailLimits } from './params.ts';
+import { hookCommands, jailLimits, mayHaveDied } from './params.ts';
 import { checkNestedParams, checkNestedStart, parentName } from './jailplan.ts';
 import { selfOwner } from './owner.ts';
 import { crashPoint } from './crashpoint.ts';
@@ -57,16 +67,52 @@ export interface LifecycleDeps {
   planFor(record: JailRecord, ctx: JailContext): MountPlan;
   /** Progress lines for humans ("www: exec.prestart"). */
   progress?(jail: string, text: string): void;
+  /** The caller's own streams for the output of exec.* commands (jail(8) passes it through;
+   * see hookSink): without it, that output only goes to the console log. */
+  hookOutput?: HookOutput;
+}
+
+/** Receives the output of a jail's exec.* commands, one command's output at a time, in
+ * jail(8)'s order. */
+export type HookOutput = (jail: string, stream: 'stdout' | 'stderr', text: string) => void;
+
+/** exec.consolelog values that name the caller's own output (jail(8) opens them in its own
+ * process: they are its stdout or stderr). A relay or a spawned command cannot open them
+ * (they are the CLI's descriptors, perhaps a socket: ENXIO), so they are never opened. */
+const CALLER_STREAMS: Record<string, 'stdout' | 'stderr'> = {
+  '/dev/stdout': 'stdout',
+  '/dev/fd/1': 'stdout',
+  '/proc/self/fd/1': 'stdout',
+  '/dev/stderr': 'stderr',
+  '/dev/fd/2': 'stderr',
+  '/proc/self/fd/2': 'stderr',
+};
+
+/** Where one hook command's output goes: appended to `log` (`own`: jailyard's console log in
+ * the state folder), and passed to the caller's stream `to` when there is one. */
+interface HookSink {
+  log: string;
+  own: boolean;
+  to?: 'stdout' | 'stderr';
 }
 
 /**
- * Where a jail's hooks write their output unless exec.consolelog says otherwise. A log
- * inside the jail's own root is refused: the jail controls the folders there, and a symlink
- * among them would send the host's writes anywhere.
+ * The sink of a jail's hook output, after jail(8)'s command.c: commands run on the host
+ * write to the caller; exec.consolelog redirects only the commands run inside the jail
+ * (exec.start, command, exec.stop). jailyard also keeps every line in the console log: the
+ * state folder's unless exec.consolelog names a file. exec.consolelog=/dev/stdout or
+ * /dev/stderr is the caller's stream (the console log keeps a copy); /dev/null keeps only
+ * the state folder's log. A log inside the jail's own root is refused: the jail controls the
+ * folders there, and a symlink among them would send the host's writes anywhere.
  */
-function consoleLogOf(ctx: JailContext): string {
+function hookSink(ctx: JailContext, inJail: boolean, forward: boolean): HookSink {
+  const own = `${ctx.stateDir}/console.log`;
   const log = paramString(ctx.spec.params, 'exec.consolelog');
-  if (log === undefined) return `${ctx.stateDir}/console.log`;
+  const caller = forward ? 'stdout' : undefined;
+  if (log === undefined || log === '') return { log: own, own: true, ...(caller ? { to: caller } : {}) };
+  const stream = CALLER_STREAMS[log];
+  if (stream) return { log: own, own: true, ...(forward ? { to: inJail ? stream : 'stdout' } : {}) };
+  if (log === '/dev/null') return { log: own, own: true, ...(caller && !inJail ? { to: caller } : {}) };
   const rel = relative(ctx.path, resolve(log));
   if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
     throw new JailyardError(
@@ -75,27 +121,51 @@ function consoleLogOf(ctx: JailContext): string {
       { jail: ctx.name, param: 'exec.consolelog' },
     );
   }
-  return log;
+  return { log, own: false, ...(caller && !inJail ? { to: caller } : {}) };
 }
 
-/** One line into the console log; jailyard's own log (in the host-only state folder) is
- * never written through a symlink at its name. An operator's exec.consolelog is followed, as
- * jail(8) does (/dev/stdout is a symlink). */
-function appendHeader(ctx: JailContext, log: string, text: string): void {
-  const own = log === `${ctx.stateDir}/console.log`;
-  const fd = openSync(
-    log,
-    constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | (own ? constants.O_NOFOLLOW : 0),
-    0o644,
-  );
+/**
+ * Checks before a start or a stop changes anything that the console log can be written: a
+ * log that cannot be opened fails here, naming the parameter, instead of in the middle of
+ * the lifecycle (a stop that failed there left the jail 'stopping').
+ */
+export function checkConsoleLog(ctx: JailContext): void {
+  const sink = hookSink(ctx, true, false);
+  if (sink.own) return;
+  openLog(ctx, sink, '');
+}
+
+/** Appends text to the console log, making its folder; jailyard's own log (in the host-only
+ * state folder) is never written through a symlink at its name. An operator's
+ * exec.consolelog is followed, as jail(8) does, but must be a regular file: a relay rotates
+ * it by renaming it. */
+function openLog(ctx: JailContext, sink: HookSink, text: string): void {
+  let fd: number | undefined;
   try {
-    writeSync(fd, text);
+    mkdirSync(dirname(sink.log), { recursive: true });
+    fd = openSync(
+      sink.log,
+      constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | (sink.own ? constants.O_NOFOLLOW : 0),
+      0o644,
+    );
+    if (!fstatSync(fd).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
+    if (text) writeSync(fd, text);
+  } catch (e) {
+    if (sink.own) throw e;
+    throw new JailyardError(
+      'JY_ERR_PARAM_VALUE',
+      `exec.consolelog ${sink.log} cannot be written: ${(e as Error).message}`,
+      { jail: ctx.name, param: 'exec.consolelog' },
+      { cause: e },
+    );
   } finally {
-    closeSync(fd);
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
-/** Runs one exec.* hook list; a non-zero exit fails the step with the command's output. */
+/** Runs one exec.* hook list; a non-zero exit fails the step with the command's output.
+ * With deps.hookOutput, each command's output is passed on once it has exited (read back
+ * from the console log, stdout and stderr as one stream, as the log holds them). */
 async function runHook(
   deps: LifecycleDeps,
   ctx: JailContext,
@@ -105,14 +175,17 @@ async function runHook(
 ): Promise<void> {
   const commands = hookCommands(ctx.spec.params, hook);
   if (commands.length === 0) return;
-  const log = consoleLogOf(ctx);
-  mkdirSync(dirname(log), { recursive: true });
+  const sink = hookSink(ctx, inJail, deps.hookOutput !== undefined);
   const timeout = paramInt(ctx.spec.params, 'exec.timeout');
   for (const command of commands) {
     deps.progress?.(ctx.name, `${hook}: ${command}`);
-    const before = fileSize(log);
-    appendHeader(ctx, log, `# ${new Date().toISOString()} ${hook}: ${command}\n`);
-    const opts: ExecOptions = { consoleLog: log, ...(timeout ? { timeoutMs: timeout * 1000 } : {}) };
+    openLog(ctx, sink, `# ${new Date().toISOString()} ${hook}: ${command}\n`);
+    const before = fileSize(sink.log);
+    const opts: ExecOptions = {
+      consoleLog: sink.log,
+      ...(timeout ? { timeoutMs: timeout * 1000 } : {}),
+      ...(sink.to ? { drain: true } : {}),
+    };
     let result: ExecResult;
     if (inJail) {
       if (!runtime.create)
@@ -125,8 +198,16 @@ async function runHook(
     } else {
       result = await deps.driver.runHost(ctx, command, opts);
     }
+    if (sink.to) {
+      const text = result.stdout + result.stderr + readSince(sink.log, before);
+      if (text) deps.hookOutput?.(ctx.name, sink.to, text);
+    }
     if (result.code !== 0) {
-      const output = (result.stderr + result.stdout || readSince(log, before)).trim().split('\n').slice(-20).join('\n');
+      const output = (result.stderr + result.stdout || readSince(sink.log, before))
+        .trim()
+        .split('\n')
+        .slice(-20)
+        .join('\n');
       const why = result.signal ? `killed by ${result.signal}` : `exited ${result.code}`;
       throw new JailyardError('JY_ERR_STEP_FAILED', `${hook} command failed (${why}): ${command}`, {
         jail: ctx.name,
@@ -145,9 +226,11 @@ function fileSize(p: string): number {
   }
 }
 
+/** What was appended to a log after `offset` (all of it when the relay rotated it since). */
 function readSince(p: string, offset: number): string {
   try {
-    return readFileSync(p).subarray(offset).toString('utf8');
+    const all = readFileSync(p);
+    return all.subarray(all.length < offset ? 0 : offset).toString('utf8');
   } catch {
     return '';
   }
@@ -291,7 +374,8 @@ async function unwind(
   let first: unknown;
   while (rt.steps.length > 0) {
     const done = rt.steps[rt.steps.length - 1] as StartStep;
-    const undo = undoOf(done);
+    // a jail that went away by itself runs no exec.* command on the way down (jail(8))
+    const undo = rt.died && undoOf(done)?.startsWith('exec.') ? null : undoOf(done);
     const acts = undoActs(ctx, undo, rt);
     if (acts) rec.flush();
     if (undo) {
@@ -353,6 +437,7 @@ export async function startJail(deps: LifecycleDeps, name: string, signal?: Abor
         : `it is ${current.state} (another jailyard process is working on it, or one stopped half-way: run jailyard reconcile)`;
     throw new JailyardError('JY_ERR_INVALID_TRANSITION', `cannot start: ${why}`, { jail: name });
   }
+  checkConsoleLog(deps.contextFor(current));
   const rt: RuntimeFacts = { steps: [], owner: selfOwner() };
   let record = deps.store.transition(name, 'stopped', 'starting', { runtime: rt, lastError: null }, () =>
     checkNesting(deps.store, name),
@@ -397,21 +482,66 @@ export async function startJail(deps: LifecycleDeps, name: string, signal?: Abor
   } catch {
     // none: every exec goes through the CLI
   }
-  if (
-    !paramBool(record.params, 'persist') &&
-    hookCommands(record.params, 'exec.start').length === 0 &&
-    hookCommands(record.params, 'command').length === 0
-  ) {
-    // jail(8): without persist and without a command the jail has no process and goes away
-    deps.progress?.(name, 'no persist and no command: the jail is removed (set persist to keep it)');
-    return await stopJail(deps, name);
+  // jail(8) keeps a jail without persist alive until its exec.poststart has run; then one
+  // without a process of its own goes away
+  if (!paramBool(record.params, 'persist') && startedIdle(deps, record)) {
+    deps.progress?.(name, 'no persist and no process left: the jail is removed (set persist to keep it)');
+    return await stopJail(deps, name, undefined, { died: true });
   }
   return record;
 }
 
+/** Right after a start: no process of the jail's own is left (without the driver's test:
+ * there was none to start). */
+function startedIdle(deps: LifecycleDeps, record: JailRecord): boolean {
+  const create = record.runtime?.create;
+  if (create && deps.driver.idle) return deps.driver.idle(create);
+  return hookCommands(record.params, 'exec.start').length === 0 && hookCommands(record.params, 'command').length === 0;
+}
+
+/**
+ * Whether a jail has gone away by itself in jail(8)'s sense: running, without persist, no
+ * process of its own left, and no running child jail (a child keeps its parent).
+ */
+export function hasDied(deps: Pick<LifecycleDeps, 'driver'>, j: JailRecord, all: readonly JailRecord[]): boolean {
+  if (j.state !== 'running' || !j.runtime?.create || paramBool(j.params, 'persist')) return false;
+  if (all.some((c) => c.state !== 'stopped' && c.name.startsWith(`${j.name}.`))) return false;
+  return deps.driver.idle?.(j.runtime.create) === true;
+}
+
+/**
+ * The clean-up of jails that went away by themselves (hasDied), done by whoever looks next:
+ * there is no daemon to watch a jail's last process. Every CLI command that reads or changes
+ * jails, `reconcile`, and the daemon's reads call it. Each is stopped without its exec.*
+ * commands (deepest first, so a parent that had only children goes after them); another
+ * process doing the same wins the transition and this one moves on.
+ */
+export async function reapDied(deps: LifecycleDeps, all: readonly JailRecord[]): Promise<string[]> {
+  const reaped: string[] = [];
+  const candidates = all.filter(mayHaveDied).sort((a, b) => b.name.split('.').length - a.name.split('.').length);
+  for (const j of candidates) {
+    const now = deps.store.listJails();
+    if (!hasDied(deps, deps.store.getJail(j.name) ?? j, now)) continue;
+    try {
+      deps.progress?.(j.name, 'no persist and no process left: the jail is removed');
+      await stopJail(deps, j.name, undefined, { died: true });
+      reaped.push(j.name);
+    } catch {
+      // another process is stopping it, or a step failed: then it is 'stopping' with its
+      // error recorded, for reconcile
+    }
+  }
+  return reaped;
+}
+
 /** Stops one jail: the recorded start steps undone in reverse (jail -r's order). `guard` runs
  * inside the store transaction that turns it 'stopping' (throwing cancels the stop). */
-export async function stopJail(deps: LifecycleDeps, name: string, guard?: () => void): Promise<JailRecord> {
+export async function stopJail(
+  deps: LifecycleDeps,
+  name: string,
+  guard?: () => void,
+  how: { died?: boolean } = {},
+): Promise<JailRecord> {
   const state = deps.store.requireJail(name).state;
   if (state === 'starting' || state === 'stopping') {
     // another jailyard process is at it, or one died half-way: say what to do
@@ -421,13 +551,15 @@ export async function stopJail(deps: LifecycleDeps, name: string, guard?: () => 
       { jail: name },
     );
   }
+  // a console log that cannot be written fails the stop before it changes anything
+  if (!how.died) checkConsoleLog(deps.contextFor(deps.store.requireJail(name)));
   // guard: a check run inside the transaction of the first change (remove's If-Match)
   const running = deps.store.requireJail(name).runtime;
   const record = deps.store.transition(
     name,
     'running',
     'stopping',
-    { runtime: { ...(running ?? { steps: [] }), owner: selfOwner() } },
+    { runtime: { ...(running ?? { steps: [] }), owner: selfOwner(), ...(how.died ? { died: true } : {}) } },
     guard,
   );
   return await finishStop(deps, record);
@@ -450,6 +582,12 @@ export async function finishStop(deps: LifecycleDeps, record: JailRecord): Promi
   } catch (e) {
     rec.changed();
     rec.flush();
+    // only hooks failed: everything was undone, the jail is stopped (the error says which)
+    if (rt.steps.length === 0)
+      deps.store.transition(record.name, deps.store.requireJail(record.name).state, 'stopped', {
+        runtime: null,
+        lastError: describeError(e),
+      });
     throw e;
   }
   return deps.store.transition(record.name, deps.store.requireJail(record.name).state, 'stopped', { runtime: null });

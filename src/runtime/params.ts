@@ -1,8 +1,9 @@
 // The runtime's own readings of a jail's parameters: its hooks, limits and dependencies.
 // The generic typed readers (paramString/Int/Bool/List, parseSize) are in src/conf/spec.ts.
 
-import { paramInt, paramList, paramString, parseSize, type Params } from '../conf/spec.ts';
+import { paramBool, paramInt, paramList, paramString, parseSize, type Params } from '../conf/spec.ts';
 import type { Limits } from '../platform/driver.ts';
+import type { JailRecord } from '../store/types.ts';
 
 /** The commands of an exec.* hook (a list parameter: each element runs in order). */
 export function hookCommands(params: Params, hook: string): string[] {
@@ -25,4 +26,35 @@ export function dependsOf(params: Params): string[] {
   return paramList(params, 'depend')
     .flatMap((d) => d.split(/[\s,]+/))
     .filter(Boolean);
+}
+
+/** Jails that may have gone away by themselves (lifecycle.ts hasDied, without asking the
+ * driver): running without persist. Only these make a reader load the driver. */
+export const mayHaveDied = (j: JailRecord): boolean =>
+  j.state === 'running' && j.runtime?.create !== undefined && !paramBool(j.params, 'persist');
+
+/**
+ * Records as jls(8) reports them: `children.max` 0 when unset (its default), `children.cur`
+ * the jail's descendants that exist (not stopped; the kernel counts every level), and
+ * `parent` the parent's jid (0 at the top, or while the parent is stopped). Copies: the
+ * stored parameters are not changed. `all` is every jail (for the counts).
+ */
+export function withDerived(jails: readonly JailRecord[], all: readonly JailRecord[]): JailRecord[] {
+  const jidOf = new Map(all.map((j) => [j.name, j.jid]));
+  return jails.map((j) => {
+    const dot = j.name.lastIndexOf('.');
+    const parent = dot > 0 ? (jidOf.get(j.name.slice(0, dot)) ?? 0) : 0;
+    const below = `${j.name}.`;
+    const cur = all.filter((c) => c.state !== 'stopped' && c.name.startsWith(below)).length;
+    const max = j.params['children.max'];
+    return {
+      ...j,
+      params: {
+        ...j.params,
+        'children.max': max === undefined || max === '' ? 0 : max,
+        'children.cur': cur,
+        parent,
+      },
+    };
+  });
 }

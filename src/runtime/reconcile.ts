@@ -11,6 +11,7 @@ import type { Store } from '../store/types.ts';
 import { describeError } from '../errors.ts';
 import { ownerAlive } from './owner.ts';
 import { recoverIntents, sweepJailFolders } from './intent.ts';
+import { hasDied } from './lifecycle.ts';
 
 export interface ReconcileReport {
   recovered: string[];
@@ -41,6 +42,14 @@ export async function reconcile(opts: {
     if (j.state === 'running' && (!j.runtime?.create || !driver.isAlive(j.runtime.create))) {
       needs = true;
       if (!opts.dryRun) store.transition(j.name, 'running', 'stopping', { lastError: 'pid 1 of the jail was gone' });
+    } else if (hasDied({ driver }, j, store.listJails())) {
+      // no persist and no process left: it went away (jail(8)), without its exec.* commands
+      needs = true;
+      if (!opts.dryRun)
+        store.transition(j.name, 'running', 'stopping', {
+          runtime: { ...j.runtime!, died: true },
+          lastError: null,
+        });
     }
     if (!needs) continue;
     if (opts.dryRun) {

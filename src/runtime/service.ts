@@ -13,11 +13,11 @@ import type { JailChange, JailRecord, Store, WriteOptions } from '../store/types
 import type { BatchOptions, BatchResult, JailOutcome, JailService } from './types.ts';
 import { guestDir, jailRoot, jailStateDir, removeEnterFiles, skeletonOf } from '../layout.ts';
 import { buildContext, checkNestedParams, completePlan, parentName, type ParentInfo } from './jailplan.ts';
-import { finishStop, startJail, stopJail, type LifecycleDeps } from './lifecycle.ts';
+import { finishStop, reapDied, startJail, stopJail, type LifecycleDeps } from './lifecycle.ts';
 import { crashPoint } from './crashpoint.ts';
 import { dropIntent, refuseUnfinished, saveIntent } from './intent.ts';
 import { buildGraph, failedOutcome, runBatch, withDependencies } from './order.ts';
-import { dependsOf, jailLimits } from './params.ts';
+import { dependsOf, jailLimits, mayHaveDied } from './params.ts';
 import { loadDriver } from '../platform/index.ts';
 
 /** Parameters jail(8) cannot change on a running jail (jail -m refuses them). */
@@ -113,13 +113,21 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     return completePlan(stateDir, record, root, base);
   };
 
-  const deps = async (): Promise<LifecycleDeps> => ({
+  const deps = async (bopts: BatchOptions = {}): Promise<LifecycleDeps> => ({
     store,
     driver: await getDriver(),
     contextFor: (r) => buildContext(stateDir, r, parentInfo(r)),
     planFor: (r) => planOf(r),
     ...(opts.progress ? { progress: opts.progress } : {}),
+    ...(bopts.hookOutput ? { hookOutput: bopts.hookOutput } : {}),
   });
+
+  /** Jails without persist whose processes have all exited go away (jail(8)); with no
+   * daemon to notice, whoever looks next cleans them up (lifecycle.ts reapDied). */
+  const reap = async (bopts: BatchOptions = {}): Promise<void> => {
+    const all = store.listJails();
+    if (all.some(mayHaveDied)) await reapDied(await deps(bopts), all);
+  };
 
   // A nested jail depends on its parent like on a `depend` entry (jail(8) does the same):
   // start brings a stopped parent up first, stop takes the child down first.
@@ -150,10 +158,15 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
    * The stop of a conditional remove: the revision is compared inside the transaction of
    * its first change (running -> stopping); a stopped jail's removal compares by itself.
    */
-  const stopIfUnchanged = async (n: string, running: boolean, cas: number): Promise<BatchResult> => {
+  const stopIfUnchanged = async (
+    n: string,
+    running: boolean,
+    cas: number,
+    bopts: BatchOptions,
+  ): Promise<BatchResult> => {
     if (!running) return summarize([]);
     try {
-      await stopJail(await deps(), n, () => checkRevision(store.requireJail(n), cas));
+      await stopJail(await deps(bopts), n, () => checkRevision(store.requireJail(n), cas));
       return summarize([{ name: n, status: 'ok' }]);
     } catch (e) {
       if (isConflict(e)) throw e;
@@ -189,10 +202,12 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
 
   const service = {
     async list(filter?: { selector?: string }): Promise<JailRecord[]> {
+      await reap();
       return store.listJails(filter);
     },
 
     async get(ref: string): Promise<JailRecord> {
+      await reap();
       return store.requireJailRef(ref);
     },
 
@@ -291,6 +306,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async start(refs: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+      await reap();
       const names = requireAll(refs);
       for (const n of names) refuseUnfinished(stateDir, n);
       // like jail -c: what a jail depends on is started first, unless it already runs
@@ -298,7 +314,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
         (n) => names.includes(n) || store.requireJail(n).state === 'stopped',
       );
       const graph = buildGraph(all, dependsOfName);
-      const d = await deps();
+      const d = await deps(bopts);
       return summarize(
         await runBatch(
           all,
@@ -312,6 +328,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async stop(refs: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+      await reap();
       const requested = requireAll(refs);
       // a parent stops only after its running children (jail -r removes children first)
       const names = [
@@ -325,7 +342,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
         ),
       ];
       const graph = buildGraph(names, dependsOfName);
-      const d = await deps();
+      const d = await deps(bopts);
       return summarize(
         // a signal begins no further jail; a jail being stopped always finishes its stop
         await runBatch(
@@ -340,6 +357,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async restart(refs: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
+      await reap();
       const names = requireAll(refs);
       const running = names.filter((n) => store.requireJail(n).state === 'running');
       const stopped = await service.stop(running, bopts);
@@ -357,6 +375,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async remove(refs: string[], bopts: BatchOptions & WriteOptions = {}): Promise<BatchResult> {
+      await reap();
       const requested = requireAll(refs);
       // removing a parent removes its children, deepest first
       const names = [...new Set(requested.flatMap((n) => [...descendantsOf(n).map((j) => j.name), n]))];
@@ -371,7 +390,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       }
       const stopped =
         cas !== undefined
-          ? await stopIfUnchanged(names[0]!, running.length > 0, cas)
+          ? await stopIfUnchanged(names[0]!, running.length > 0, cas, bopts)
           : running.length
             ? await service.stop(running, bopts)
             : summarize([]);

@@ -14,6 +14,10 @@ export interface BatchOptions {
   /** Aborted (a signal to the CLI): jails not begun are skipped; a jail being started is
    * rolled back before its next step (JY_ERR_INTERRUPTED). */
   signal?: AbortSignal;
+  /** Local service only: the output of the jails' exec.* commands, passed to the caller as
+   * jail(8) passes it to its own stdout (src/runtime/lifecycle.ts, hookSink). Without it,
+   * the output only goes to each jail's console log. */
+  hookOutput?: (jail: string, stream: 'stdout' | 'stderr', text: string) => void;
 }
 
 export interface JailOutcome {

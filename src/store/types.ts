@@ -76,6 +76,9 @@ export interface RuntimeFacts {
   create?: CreateFacts;
   /** The jailyard process walking the steps while the jail is starting or stopping. */
   owner?: Owner;
+  /** The jail went away by itself (no `persist` and no process left): its stop undoes what
+   * the start made but runs no exec.* command, as jail(8) runs none for such a jail. */
+  died?: boolean;
 }
 
 export interface JailRecord {

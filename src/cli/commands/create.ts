@@ -3,6 +3,7 @@
 import type { RegisterVerb } from '../context.ts';
 import { withSession } from '../jails.ts';
 import { parseWords } from '../words.ts';
+import type { Params } from '../../conf/spec.ts';
 
 export const register: RegisterVerb = (program, io) => {
   program
@@ -14,16 +15,30 @@ export const register: RegisterVerb = (program, io) => {
     .option('--json', 'print the created jail as JSON')
     .action(async (name: string, words: string[], o: { start?: boolean; json?: boolean }) => {
       const w = parseWords(words, name);
+      // a numeric name is the jail's jid, as a numeric jail.conf block is
+      const last = name.split('.').pop() ?? '';
+      const jid: Params = /^[0-9]+$/.test(last) && w.params.jid === undefined ? { jid: Number(last) } : {};
       await withSession(
         program,
         io,
         async ({ service }) => {
-          const j = await service.create({ spec: { name, params: { name, ...w.params } }, meta: w.meta, env: w.env });
+          const j = await service.create({
+            spec: { name, params: { name, ...jid, ...w.params } },
+            meta: w.meta,
+            env: w.env,
+          });
           io.err(`${name}: created`);
           if (o.start) {
-            const r = await service.start([name]);
+            const r = await service.start([j.name]);
             for (const x of r.outcomes) io.err(`${x.name}: ${x.status === 'ok' ? 'started' : x.message}`);
-            if (!r.ok) process.exitCode = 1;
+            if (!r.ok) {
+              process.exitCode = 1;
+              // like jail -c: a jail whose start failed is not left defined (its dependencies
+              // that did start stay up: they are jails of their own)
+              const gone = await service.remove([j.name]);
+              for (const x of gone.outcomes) io.err(`${x.name}: ${x.status === 'ok' ? 'removed' : x.message}`);
+              return;
+            }
           }
           if (o.json) io.out(JSON.stringify(await service.get(j.name)));
         },

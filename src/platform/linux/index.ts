@@ -130,6 +130,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
       return life.destroy(ctx, facts, timeoutMs);
     },
     isAlive: life.isAlive,
+    idle: life.isIdle,
     modify: life.modify,
     runHost,
     runInJail,

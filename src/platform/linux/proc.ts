@@ -18,6 +18,9 @@ export interface RunOptions {
   /** Append stdout and stderr to this host file (through a relay that keeps it under
    * consoleLimit bytes, see console.ts); resolve when the process exits. */
   consoleLog?: string;
+  /** With consoleLog: wait for the relay to write everything (briefly, when daemons keep
+   * it), also after a success (consoleDrained). */
+  drain?: boolean;
   /** The console log's size limit in bytes (default: the defaults file's). */
   consoleLimit?: number;
   /** Called with the child's pid right after it is spawned. */
@@ -37,7 +40,7 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<ExecResult> 
   // After a failure the caller reads the log for the command's last words: they are there.
   return consoleSink(opts.consoleLog, opts.consoleLimit).then(async (sink) => {
     const result = await start({ ...opts, consoleLog: sink.path });
-    if (result.code !== 0) await consoleDrained(sink.pid);
+    if (result.code !== 0 || opts.drain) await consoleDrained(sink.pid);
     return result;
   });
 }
