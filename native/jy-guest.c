@@ -239,7 +239,8 @@ static int host_main(int argc, char **argv) {
 		return fail("the host closed the channel");
 	}
 	free(req);
-	shutdown(fd, SHUT_WR);
+	/* no shutdown(SHUT_WR): the request ends by its Content-Length, and Node's HTTP server
+	 * ends a half-closed connection before it answers; "Connection: close" ends the answer */
 
 	size_t size = 65536, len = 0;
 	char *ans = malloc(size + 1);
@@ -276,7 +277,10 @@ static int host_main(int argc, char **argv) {
 	unsigned status;
 	size_t out_len, err_len;
 	int used = 0;
-	if (sscanf(body, "%u %zu %zu\n%n", &status, &out_len, &err_len, &used) != 3 || used <= 0 ||
+	/* "%n" right after the numbers, then the one newline by hand: a "\n" in the format would
+	 * also swallow the blanks that begin stdout (jls' "   JID ...") */
+	if (sscanf(body, "%u %zu %zu%n", &status, &out_len, &err_len, &used) != 3 || used <= 0 ||
+	    (size_t)used >= body_have || body[used++] != '\n' ||
 	    out_len > body_have || err_len > body_have || (size_t)used + out_len + err_len != body_have || status > 255)
 		return fail("the host's answer is malformed");
 	write_all(1, body + used, out_len);

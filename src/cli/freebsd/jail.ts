@@ -11,6 +11,7 @@ import type { Params, ParamValue } from '../../conf/spec.ts';
 import { JailyardError } from '../../errors.ts';
 import type { MetaOp } from '../../meta/ops.ts';
 import { IMMUTABLE_WHILE_RUNNING } from '../../runtime/service.ts';
+import type { BatchOptions } from '../../runtime/types.ts';
 import type { JailRecord } from '../../store/types.ts';
 import { getopt, GetoptError } from './getopt.ts';
 import type { FrontIO, FrontScope } from './index.ts';
@@ -259,28 +260,22 @@ function confJails(file: string, select: string | undefined): Wanted[] {
   const specs = loadConf(file === '-' ? '/dev/stdin' : file);
   const out: Wanted[] = [];
   for (const spec of specs) {
-    if (spec.name.includes('*')) continue;
-    const { name, jid, meta, env, ...params } = spec.params;
-    const label = spec.name;
-    if (
-      select !== undefined &&
-      select !== '*' &&
-      label !== select &&
-      String(name ?? '') !== select &&
-      String(jid ?? '') !== select
-    )
-      continue;
+    // the block's name: a numeric block that sets `name` is still addressed by its number
+    const label = spec.block ?? spec.name;
+    if (label.includes('*')) continue;
+    const { name: _name, jid, meta, env, ...params } = spec.params;
+    if (select !== undefined && select !== '*' && label !== select && spec.name !== select) continue;
     out.push({
-      label: select !== undefined && select !== '*' ? select : label,
-      name: name !== undefined ? String(name) : isJid(label) ? undefined : label,
-      jid: jid !== undefined ? Number(jid) : isJid(label) ? Number(label) : undefined,
+      label,
+      name: spec.name,
+      jid: jid !== undefined ? Number(jid) : undefined,
       params,
       meta: meta !== undefined ? [{ op: 'replace', value: String(meta) }] : [],
       env: env !== undefined ? [{ op: 'replace', value: String(env) }] : [],
     });
   }
   if (select !== undefined && select !== '*' && out.length === 0) {
-    // jail(8): a jail not in the config file is taken from the command line as is
+    // jail(8): a jail the config file does not define is taken as named on the command line
     out.push({
       label: select,
       name: isJid(select) ? undefined : select,
@@ -304,6 +299,14 @@ async function existing(w: Wanted, scope: FrontScope): Promise<JailRecord | unde
   if (w.name === undefined) return undefined;
   const host = hostName(scope, w.name);
   return jails.find((x) => x.name === host);
+}
+
+/** jail(8) passes the output of the exec.* commands to its own stdout and stderr (the
+ * runtime's BatchOptions.hookOutput). */
+function withHooks(io: FrontIO): BatchOptions & {
+  hookOutput?: (jail: string, stream: 'stdout' | 'stderr', text: string) => void;
+} {
+  return { hookOutput: (_jail, stream, text) => io[stream](text) };
 }
 
 function note(io: FrontIO, label: string | undefined, text: string): void {
@@ -383,43 +386,47 @@ async function freeJidName(scope: FrontScope): Promise<string> {
 /**
  * The kernel's rules for a new child jail, checked before anything is written: a caller
  * inside a jail whose children.max is 0 may not create jails (jail_set: EPERM); every
- * ancestor's children.max bounds its descendants ("prison limit exceeded").
+ * ancestor's children.max bounds its descendants ("prison limit exceeded"). A service scoped
+ * to the caller (the in-jail tools, src/api/guest-tools.ts) shows neither the caller's own
+ * record nor those above it: that side checks them before the front runs.
  */
 async function checkChildLimits(host: string, scope: FrontScope): Promise<void> {
   const all = await scope.service.list();
   const byName = new Map(all.map((j) => [j.name, j]));
   const maxOf = (j: JailRecord): number => Number(j.params['children.max'] ?? 0) || 0;
-  if (scope.root) {
-    const own = byName.get(scope.root);
-    if (!own || maxOf(own) === 0) throw new JailyardError('JY_ERR_PARAM_VALUE', 'jail_set: Operation not permitted');
-  }
+  const own = scope.root ? byName.get(scope.root) : undefined;
+  if (own && maxOf(own) === 0) throw new JailyardError('JY_ERR_PARAM_VALUE', 'jail_set: Operation not permitted');
   for (let dot = host.lastIndexOf('.'); dot > 0; dot = host.lastIndexOf('.', dot - 1)) {
     const ancestorName = host.slice(0, dot);
     const ancestor = byName.get(ancestorName);
-    if (!ancestor || ancestor.state === 'stopped')
+    if (!ancestor || ancestor.state === 'stopped') {
+      if (!inScope(scope, ancestorName) || ancestorName === scope.root) continue;
       throw new JailyardError('JY_ERR_JAIL_NOT_FOUND', `jail "${shownName(scope, ancestorName)}" not found`);
+    }
     const below = all.filter((j) => j.name.startsWith(`${ancestorName}.`) && j.state !== 'stopped').length;
     if (below >= maxOf(ancestor)) throw new JailyardError('JY_ERR_PARAM_VALUE', 'prison limit exceeded');
   }
 }
 
 async function createAndStart(w: Wanted, io: FrontIO, scope: FrontScope, flags: Flags): Promise<void> {
-  const name = w.name ?? (w.jid !== undefined ? String(w.jid) : await freeJidName(scope));
+  // a jail without a name is named by its jid (the kernel's rule): the first free number
+  const jid = w.jid ?? (w.name === undefined ? Number(await freeJidName(scope)) : undefined);
+  const name = w.name ?? String(jid);
   const host = hostName(scope, name);
   try {
     await checkChildLimits(host, scope);
-    const params: Params = { name: host, ...(w.jid !== undefined ? { jid: w.jid } : {}), ...w.params };
+    const params: Params = { name: host, ...(jid !== undefined ? { jid } : {}), ...w.params };
     await scope.service.create({ spec: { name: host, params }, meta: w.meta, env: w.env });
   } catch (e) {
     warn(io, w.label, errorText(e));
     throw new Exit(1);
   }
-  const result = await scope.service.start([host]);
+  const result = await scope.service.start([host], withHooks(io));
   const failed = result.outcomes.filter((o) => o.status !== 'ok');
   if (failed.length) {
     for (const o of failed) warn(io, w.label, o.message ?? o.status);
     // jail(8) leaves nothing of a jail whose creation failed
-    await scope.service.remove([host]).catch(() => undefined);
+    await scope.service.remove([host], withHooks(io)).catch(() => undefined);
     throw new Exit(1);
   }
   const j = await scope.service.get(host).catch(() => undefined);
@@ -453,7 +460,7 @@ async function removeJail(
   scope: FrontScope,
   noteRemove: boolean,
 ): Promise<boolean> {
-  const result = await scope.service.remove([j.name]);
+  const result = await scope.service.remove([j.name], withHooks(io));
   const failed = result.outcomes.filter((o) => o.status !== 'ok');
   for (const o of failed) warn(io, label ?? shownName(scope, o.name), o.message ?? o.status);
   if (failed.length) return false;

@@ -4,11 +4,13 @@
 // a clean environment; only fds 0-2 cross).
 
 import { constants } from 'node:os';
+import { guestDir } from '../../layout.ts';
 import { contextFromRecords } from '../../runtime/jailplan.ts';
 import { loadRunInJail } from '../../platform/index.ts';
 import { getopt, GetoptError } from './getopt.ts';
 import type { FrontIO, FrontScope } from './index.ts';
 import { findJail } from './scope.ts';
+import type { JailRecord } from '../../store/types.ts';
 
 const USAGE = 'usage: jexec [-l] [-d working-directory] [[-u username] | [-U username]] jail [command ...]\n';
 
@@ -54,15 +56,69 @@ export async function jexecMain(argv: string[], io: FrontIO, scope: FrontScope):
   // without a command: the shell (a login shell with -l), as jexec runs the user's shell
   const argvInJail = command.length ? command : login ? ['/bin/sh', '-l'] : ['/bin/sh'];
   const inherit = io.stdin === undefined || io.stdin === 'inherit';
-  const r = await runInJail(ctx, facts, argvInJail, {
-    stdio: inherit ? 'inherit' : 'pipe',
-    tty: inherit && io.terminal === true,
-    ...(user ? { user } : {}),
-    ...(dir ? { cwd: dir } : {}),
-  });
+  // the jail's own jail(8) and jls(8) (/run/jailyard/bin) reach the host through a socket
+  // of this command's (src/api/guest-tools.ts), answered by this front scoped to the jail
+  const channel = scope.root === undefined ? await toolsChannel(scope, j.name, records) : undefined;
+  let r: Awaited<ReturnType<typeof runInJail>>;
+  try {
+    r = await runInJail(ctx, facts, argvInJail, {
+      stdio: inherit ? 'inherit' : 'pipe',
+      tty: inherit && io.terminal === true,
+      ...(user ? { user } : {}),
+      ...(dir ? { cwd: dir } : {}),
+      ...(channel ? { env: channel.env } : {}),
+    });
+  } finally {
+    await channel?.close();
+  }
   if (!inherit) {
     if (r.stdout) io.stdout(r.stdout);
     if (r.stderr) io.stderr(r.stderr);
   }
   return r.signal ? 128 + (constants.signals[r.signal] ?? 9) : r.code;
+}
+
+/** The tools socket for one command in `jail` (host name), with a peer check where the
+ * helper exists: only the jail's own processes are answered. */
+async function toolsChannel(
+  scope: FrontScope,
+  jail: string,
+  records: Map<string, JailRecord>,
+): Promise<{ env: Record<string, string>; close(): Promise<void> }> {
+  const stateDir = scope.stateDir as string;
+  const [{ openToolsChannel }, { PeerCheck }, { runJail, runJls }] = await Promise.all([
+    import('../../api/guest-tools.ts'),
+    import('../../api/peer.ts'),
+    import('./index.ts'),
+  ]);
+  const peers = PeerCheck.start();
+  const rootOf = (name: string): string | undefined => {
+    const r = records.get(name);
+    if (!r) return undefined;
+    try {
+      return contextFromRecords(stateDir, r, (n) => records.get(n)).path;
+    } catch {
+      return undefined;
+    }
+  };
+  try {
+    const channel = await openToolsChannel({
+      front: { jail: runJail, jls: runJls },
+      service: scope.service,
+      scope: { rootOf },
+      jail,
+      guestDir: guestDir(stateDir, jail),
+      ...(peers ? { peers } : {}),
+    });
+    return {
+      env: channel.env,
+      close: async () => {
+        await channel.close();
+        peers?.close();
+      },
+    };
+  } catch (e) {
+    peers?.close();
+    throw e;
+  }
 }
