@@ -217,6 +217,7 @@ export function completePlan(_stateDir: string, record: JailRecord, root: string
         mkdirs: [...base.mkdirs],
         symlinks: [...base.symlinks],
         mounts: [...base.mounts],
+        ...(base.files ? { files: [...base.files] } : {}),
         ...(base.disk ? { disk: base.disk } : {}),
       }
     : { root, mkdirs: [], symlinks: [], mounts: [] };
@@ -227,6 +228,10 @@ export function completePlan(_stateDir: string, record: JailRecord, root: string
   }
   // The guest folder's mount point only: the driver's create step binds the folder there in
   // the jail's own mount namespace (in the host's view a local user could reach its socket).
-  plan.mkdirs.push(join(root, 'run', 'jailyard'));
+  // With it the other mount points the create step uses (proc, tini at /.jailyard/tini):
+  // made by the mounts step, they are recorded, so a stop takes them out of an admin's
+  // `path` again (the create step still checks each is a real directory of the jail's).
+  plan.mkdirs.push(join(root, 'proc'), join(root, 'run', 'jailyard'), join(root, '.jailyard'));
+  plan.files = [...(base?.files ?? []), join(root, '.jailyard', 'tini')];
   return plan;
 }

@@ -27,6 +27,8 @@ export interface MountPlan {
   root: string;
   /** Directories to create (host paths, inside root or the jail's state dir) before mounting. */
   mkdirs: string[];
+  /** Empty files to create inside root (mount points of files), after the mkdirs. */
+  files?: string[];
   /** Symlinks to create inside root (basejail strategy): link path (host) -> target text. */
   symlinks: { path: string; target: string }[];
   /** Mounts in the order they are made; teardown walks this list backwards. */

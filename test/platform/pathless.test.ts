@@ -5,7 +5,7 @@
 // shares its parent's root. Real namespaces and mounts; nothing left at the end.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JailyardError } from '../../src/errors.ts';
@@ -68,7 +68,7 @@ describe('jails without a path, for real', { timeout: 120_000 }, () => {
     state = mkdtempSync(join(tmpdir(), 'jy-pathless-'));
   });
   after(async () => {
-    for (const j of ['pl.kid', 'pl', 'plroot']) await jy('remove', j);
+    for (const j of ['pl.kid', 'pl', 'plroot', 'plpath']) await jy('remove', j);
     try {
       assertNoLeaks(baseline, state);
     } finally {
@@ -123,5 +123,31 @@ describe('jails without a path, for real', { timeout: 120_000 }, () => {
     await ok('remove', 'pl');
     // the skeleton stays for the next jail without a path; it is a reference (no copy of /)
     assert.ok(existsSync(join(state, 'skeletons', HOST_ROOT_SKELETON)));
+  });
+
+  test("a path jail's folder keeps only what was there and what the jail wrote", async (t) => {
+    // an admin's folder, outside the state folder
+    const dir = mkdtempSync(join(tmpdir(), 'jy-pathless-admin-'));
+    t.after(async () => {
+      await jy('remove', 'plpath'); // nothing mounted in it any more before it goes
+      rmSync(dir, { recursive: true, force: true });
+    });
+    mkdirSync(join(dir, 'etc'), { recursive: true });
+    writeFileSync(join(dir, 'keep'), 'mine\n');
+    for (const d of ['bin', 'lib', 'lib64', 'sbin']) symlinkSync(`usr/${d}`, join(dir, d));
+    const before = readdirSync(dir).sort();
+    await ok('create', 'plpath', `path=${dir}`, 'persist', 'mount.devfs', `mount=/usr ${dir}/usr nullfs ro 0 0`);
+    await ok('start', 'plpath');
+    const r = await sh(
+      'plpath',
+      'echo hi > /written && mkdir -p /run/own && ls -d /dev/null /proc/self /.jailyard/tini',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    await ok('stop', 'plpath');
+    await ok('start', 'plpath');
+    await ok('remove', 'plpath');
+    // run/ stays: the jail wrote into it; every mount point jailyard made is gone
+    assert.deepEqual(readdirSync(dir).sort(), [...before, 'run', 'written'].sort());
+    assert.deepEqual(readdirSync(join(dir, 'run')), ['own']);
   });
 });

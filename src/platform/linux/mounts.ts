@@ -154,6 +154,14 @@ async function mountIn(
       await batch.settle(dir);
       facts.created.push(...mkdirTracked(isUnder(root, dir) ? inRoot(dir) : posix.normalize(dir), view.fs));
     }
+    for (const file of plan.files ?? []) {
+      await batch.settle(file);
+      const at = posix.join(inRoot(posix.dirname(file)), posix.basename(file));
+      if (lstatSync(view.fs(at), { throwIfNoEntry: false })) continue;
+      facts.created.push(...mkdirTracked(posix.dirname(at), view.fs));
+      closeSync(openSync(view.fs(at), 'wx', 0o644));
+      facts.created.push(at);
+    }
     for (const link of plan.symlinks) {
       await batch.settle(link.path);
       const at = posix.join(inRoot(posix.dirname(link.path)), posix.basename(link.path));
@@ -442,6 +450,44 @@ export async function unmount(ctx: JailContext, facts: MountFacts): Promise<void
     return;
   }
   await unmountAll(facts.mounted, ctx.name);
+  // An admin's `path` keeps only what was there before and what the jail wrote: the mount
+  // points and files this start made go (empty ones only; links the plan made stay, they
+  // are the jail's layout). A root in the state folder keeps its tree between starts.
+  if (!isUnder(ctx.stateDir, ctx.path) && !isUnder(posix.dirname(posix.dirname(ctx.stateDir)), ctx.path))
+    removeCreated(
+      // the jail had its tree: below the root only what still resolves to itself (a
+      // directory the jail swapped for a symlink is never followed out of its root)
+      facts.created.filter((p) => !isUnder(ctx.path, p) || sameInside(ctx.path, p)),
+      HOST_VIEW,
+      false,
+    );
+}
+
+/** Whether `p` below `root` resolves inside it to itself (no symlink on the way). */
+function sameInside(root: string, p: string): boolean {
+  try {
+    return resolveInside(root, p) === posix.normalize(p);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes what a mount step created, newest first: empty directories, and empty regular
+ * files; with `links` the symlinks too. What is not empty (the jail wrote there) or was
+ * replaced by something else stays. Never follows a symlink.
+ */
+function removeCreated(created: string[], view: MountView, links: boolean): void {
+  for (const p of [...created].reverse()) {
+    try {
+      const st = lstatSync(view.fs(p));
+      if (st.isDirectory()) rmdirSync(view.fs(p));
+      else if ((st.isFile() && st.size === 0) || (links && st.isSymbolicLink())) unlinkSync(view.fs(p));
+      else if (links && st.isFile()) unlinkSync(view.fs(p));
+    } catch {
+      // already gone, or not empty because the jail wrote there
+    }
+  }
 }
 
 function isMountnsHolder(pid: number, stateDir: string): boolean {
@@ -545,13 +591,5 @@ async function undo(facts: MountFacts, view: MountView = HOST_VIEW): Promise<voi
   } catch {
     // reported by the original error; reconcile finds what is left
   }
-  for (const p of [...facts.created].reverse()) {
-    try {
-      const st = lstatSync(view.fs(p));
-      if (st.isDirectory()) rmdirSync(view.fs(p));
-      else unlinkSync(view.fs(p));
-    } catch {
-      // already gone, or not empty because something else lives there now
-    }
-  }
+  removeCreated(facts.created, view, true);
 }
