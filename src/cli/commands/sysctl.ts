@@ -10,7 +10,7 @@
 // system's own sysctl, so a FreeBSD script's `sysctl -n vm.swappiness` still works.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { JailyardError } from '../../errors.ts';
+import { isJailyardError, JailyardError } from '../../errors.ts';
 import { openStore } from '../../store/sqlite.ts';
 import { checkSetting, describeSetting, isSettingName, SETTING_NAMES } from '../../store/settings.ts';
 import type { Settings, Store } from '../../store/types.ts';
@@ -71,6 +71,14 @@ const FREEBSD_READONLY: Record<string, ReadOnly> = {
   },
 };
 
+interface Options {
+  n?: boolean;
+  q?: boolean;
+  d?: boolean;
+  json?: boolean;
+  passUnknown?: boolean;
+}
+
 type Word =
   | { kind: 'setting'; shown: string; name: keyof Settings; value: number | undefined }
   | { kind: 'readonly'; shown: string; entry: ReadOnly; value: string | undefined }
@@ -102,73 +110,84 @@ export const register: RegisterVerb = (program, io) => {
     .option('-d', 'print the descriptions instead of the values')
     .option('--json', 'one JSON document: {"name": value, ...}')
     .option('--pass-unknown', "hand names jailyard does not know to the system's sysctl (the FreeBSD front)")
-    .action((args: string[], o: { n?: boolean; q?: boolean; d?: boolean; json?: boolean; passUnknown?: boolean }) => {
-      // parse and check every word before touching the store
-      const words: Word[] = args.map((w) => {
-        const eq = w.indexOf('=');
-        const shown = eq < 0 ? w : w.slice(0, eq);
-        const name = settingName(shown);
-        if (name)
-          return { kind: 'setting', shown, name, value: eq < 0 ? undefined : checkSetting(name, w.slice(eq + 1)) };
-        const entry = Object.hasOwn(FREEBSD_READONLY, shown) ? FREEBSD_READONLY[shown] : undefined;
-        if (entry) return { kind: 'readonly', shown, entry, value: eq < 0 ? undefined : w.slice(eq + 1) };
-        if (o.passUnknown && !o.json) return { kind: 'system', shown: w };
-        return unknown(shown);
-      });
-      const ro = words.find((w) => w.kind === 'readonly' && w.value !== undefined);
-      if (ro) {
-        throw new JailyardError('JY_ERR_PARAM_VALUE', `oid '${ro.shown}' is read only`, { param: ro.shown });
-      }
-      const setting = words.find((w) => w.kind === 'setting' && w.value !== undefined);
-      if (setting && process.getuid?.() !== 0) {
-        throw new JailyardError('JY_ERR_NOT_ROOT', 'setting a sysctl needs root', { param: setting.shown });
-      }
-      let opened: Store | undefined;
-      const store = (): Store => {
-        opened ??= openStore(stateDir(program));
-        return opened;
-      };
+    .action((args: string[], o: Options) => {
       try {
-        const list: Word[] = words.length
-          ? words
-          : SETTING_NAMES.map((name) => ({ kind: 'setting', shown: name, name, value: undefined }));
-        const lines: string[] = [];
-        const doc: Record<string, number | string> = {};
-        let failed = false;
-        for (const w of list) {
-          if (w.kind === 'system') {
-            const r = runSystem(w.shown, o);
-            if (r.stdout) lines.push(r.stdout.replace(/\n$/, ''));
-            if (r.stderr) io.err(r.stderr.replace(/\n$/, ''));
-            if (r.status !== 0) failed = true;
-            continue;
-          }
-          const describe = w.kind === 'setting' ? describeSetting(w.name) : w.entry.describe;
-          if (o.d) {
-            doc[w.shown] = describe;
-            lines.push(o.n ? describe : `${w.shown}: ${describe}`);
-            continue;
-          }
-          if (w.kind === 'readonly') {
-            const now = w.entry.read(store);
-            doc[w.shown] = now;
-            lines.push(o.n ? now : `${w.shown}: ${now}`);
-            continue;
-          }
-          const old = store().getSettings()[w.name];
-          if (w.value !== undefined) store().setSetting(w.name, w.value);
-          const now = store().getSettings()[w.name];
-          doc[w.shown] = now;
-          const value = w.value !== undefined ? `${old} -> ${now}` : String(now);
-          lines.push(o.n ? value : `${w.shown}: ${value}`);
-        }
-        if (o.json) io.out(JSON.stringify(doc));
-        else if (lines.length) io.out(lines.join('\n'));
-        if (failed) process.exitCode = 1;
-      } finally {
-        opened?.close();
+        sysctl(args, o);
+      } catch (e) {
+        // the FreeBSD front speaks as sysctl(8): "sysctl: oid '...' is read only", exit 1
+        if (!o.passUnknown || !isJailyardError(e)) throw e;
+        io.err(`sysctl: ${e.code === 'JY_ERR_NOT_ROOT' ? `${e.place.param}: Operation not permitted` : e.message}`);
+        process.exitCode = 1;
       }
     });
+
+  function sysctl(args: string[], o: Options): void {
+    // parse and check every word before touching the store
+    const words: Word[] = args.map((w) => {
+      const eq = w.indexOf('=');
+      const shown = eq < 0 ? w : w.slice(0, eq);
+      const name = settingName(shown);
+      if (name)
+        return { kind: 'setting', shown, name, value: eq < 0 ? undefined : checkSetting(name, w.slice(eq + 1)) };
+      const entry = Object.hasOwn(FREEBSD_READONLY, shown) ? FREEBSD_READONLY[shown] : undefined;
+      if (entry) return { kind: 'readonly', shown, entry, value: eq < 0 ? undefined : w.slice(eq + 1) };
+      if (o.passUnknown && !o.json) return { kind: 'system', shown: w };
+      return unknown(shown);
+    });
+    const ro = words.find((w) => w.kind === 'readonly' && w.value !== undefined);
+    if (ro) {
+      throw new JailyardError('JY_ERR_PARAM_VALUE', `oid '${ro.shown}' is read only`, { param: ro.shown });
+    }
+    const setting = words.find((w) => w.kind === 'setting' && w.value !== undefined);
+    if (setting && process.getuid?.() !== 0) {
+      throw new JailyardError('JY_ERR_NOT_ROOT', 'setting a sysctl needs root', { param: setting.shown });
+    }
+    let opened: Store | undefined;
+    const store = (): Store => {
+      opened ??= openStore(stateDir(program));
+      return opened;
+    };
+    try {
+      const list: Word[] = words.length
+        ? words
+        : SETTING_NAMES.map((name) => ({ kind: 'setting', shown: name, name, value: undefined }));
+      const lines: string[] = [];
+      const doc: Record<string, number | string> = {};
+      let failed = false;
+      for (const w of list) {
+        if (w.kind === 'system') {
+          const r = runSystem(w.shown, o);
+          if (r.stdout) lines.push(r.stdout.replace(/\n$/, ''));
+          if (r.stderr) io.err(r.stderr.replace(/\n$/, ''));
+          if (r.status !== 0) failed = true;
+          continue;
+        }
+        const describe = w.kind === 'setting' ? describeSetting(w.name) : w.entry.describe;
+        if (o.d) {
+          doc[w.shown] = describe;
+          lines.push(o.n ? describe : `${w.shown}: ${describe}`);
+          continue;
+        }
+        if (w.kind === 'readonly') {
+          const now = w.entry.read(store);
+          doc[w.shown] = now;
+          lines.push(o.n ? now : `${w.shown}: ${now}`);
+          continue;
+        }
+        const old = store().getSettings()[w.name];
+        if (w.value !== undefined) store().setSetting(w.name, w.value);
+        const now = store().getSettings()[w.name];
+        doc[w.shown] = now;
+        const value = w.value !== undefined ? `${old} -> ${now}` : String(now);
+        lines.push(o.n ? value : `${w.shown}: ${value}`);
+      }
+      if (o.json) io.out(JSON.stringify(doc));
+      else if (lines.length) io.out(lines.join('\n'));
+      if (failed) process.exitCode = 1;
+    } finally {
+      opened?.close();
+    }
+  }
 };
 
 /** One name through the system's sysctl, with the same -n / -q / -d. */
