@@ -13,14 +13,16 @@ import {
   writeSync,
   existsSync,
 } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { JailyardError, withContext } from '../errors.ts';
 import { applyMetaOps, metaBufferSize, type MetaOp } from '../meta/ops.ts';
 import { labelMapOf, labelsOf } from '../meta/labels.ts';
 import { parseSelector, type Requirement } from '../meta/selector.ts';
 import type { Params } from '../conf/spec.ts';
-import { migrate, REVISIONS_SQL, type Revisions } from './schema.ts';
+import { migrate, REVISIONS_SQL, SCHEMA_VERSION, type Revisions } from './schema.ts';
+import { openReader } from './reader.ts';
 import { ancestorsOf, isJidRef, validateJailName, wantedJid } from './names.ts';
 import { checkSetting, DEFAULT_SETTINGS, SETTING_NAMES } from './settings.ts';
 import { recordToRow, rowToRecord, type JailRow } from './rows.ts';
@@ -50,7 +52,15 @@ export interface OpenStoreOptions {
   /** SQLite busy timeout in ms (default $JAILYARD_STORE_BUSY_MS, else 10000): how long a
    * writer waits for another before failing with a clear error. */
   busyTimeoutMs?: number;
+  /** Mostly reads will follow (ls, exec): an existing store of the current schema is opened
+   * read-only through node:sqlite (./reader.ts), without loading better-sqlite3, and the
+   * first write reopens it read-write; otherwise (no store yet, a migration due) it is
+   * opened read-write at once. */
+  readOnly?: boolean;
 }
+
+/** better-sqlite3, loaded by the first read-write open (read-only opens never need it). */
+let driver: typeof Database | undefined;
 
 export const STORE_FILE = 'jailyard.db';
 /** Space kept free for the writes that stop and remove jails (see docs/reliability.md). */
@@ -149,13 +159,65 @@ function snapshotOf(text: string): JailRecord {
   return jail;
 }
 
+/** The store's prepared statements on `db`. */
+function statements(db: Database.Database) {
+  return {
+    get: db.prepare<[string], JailRow>('SELECT * FROM jails WHERE name = ?'),
+    all: db.prepare<[], JailRow>('SELECT * FROM jails ORDER BY name'),
+    insert: db.prepare<[JailRow]>(
+      `INSERT INTO jails (name, jid, state, params, meta, env, revision, ready, runtime, last_error, created_at, updated_at)
+       VALUES (@name, @jid, @state, @params, @meta, @env, @revision, @ready, @runtime, @last_error, @created_at, @updated_at)`,
+    ),
+    // positional: binding eleven values by name costs more than the rest of the statement
+    update: db.prepare<
+      [number, string, string, string, string, number, number, string | null, string | null, string, string]
+    >(
+      `UPDATE jails SET jid = ?, state = ?, params = ?, meta = ?, env = ?, revision = ?,
+       ready = ?, runtime = ?, last_error = ?, updated_at = ? WHERE name = ?`,
+    ),
+    delete: db.prepare<[string]>('DELETE FROM jails WHERE name = ?'),
+    revisions: db.prepare<[], Revisions>(REVISIONS_SQL),
+    setCompacted: db.prepare<[number]>(`UPDATE counters SET value = ? WHERE name = 'compacted_through'`),
+    addEvent: db.prepare<[number, string, string, string, string]>(
+      'INSERT INTO events (revision, type, name, snapshot, at) VALUES (?, ?, ?, ?, ?)',
+    ),
+    eventsSince: db.prepare<[number, number], EventRow>(
+      'SELECT * FROM events WHERE revision > ? ORDER BY revision LIMIT ?',
+    ),
+    deleteEventsThrough: db.prepare<[number]>('DELETE FROM events WHERE revision <= ?'),
+    settings: db.prepare<[], { name: string; value: number }>('SELECT name, value FROM settings'),
+    setSetting: db.prepare<[string, number]>(
+      'INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value',
+    ),
+    deleteLabel: db.prepare<[string, string, string]>('DELETE FROM labels WHERE key = ? AND value = ? AND jail = ?'),
+    insertLabel: db.prepare<[string, string, string]>('INSERT INTO labels (key, value, jail) VALUES (?, ?, ?)'),
+    byJid: db.prepare<[number], JailRow>(`SELECT * FROM jails WHERE jid = ? AND state != 'stopped'`),
+    byJidParam: db.prepare<[number], JailRow>(
+      `SELECT * FROM jails WHERE state = 'stopped' AND json_extract(params, '$.jid') = ? ORDER BY name`,
+    ),
+    busyJids: db.prepare<[], { jid: number }>(
+      `SELECT jid FROM jails WHERE state != 'stopped' AND jid > 0 ORDER BY jid`,
+    ),
+    subtreeSize: db.prepare<[string, string], { total: number }>(
+      `SELECT coalesce(sum(
+         (CASE WHEN meta = '' THEN 0 ELSE length(CAST(meta AS BLOB)) + 1 END) +
+         (CASE WHEN env = '' THEN 0 ELSE length(CAST(env AS BLOB)) + 1 END)), 0) AS total
+       FROM jails WHERE name > ? AND name < ?`,
+    ),
+  };
+}
+
 export class SqliteStore implements Store {
   readonly dir: string;
-  private readonly db: Database.Database;
-  private readonly cache: JailCache | null;
+  private readonly opts: OpenStoreOptions;
+  private db: Database.Database;
+  /** this.db is a read-only connection (./reader.ts) until the first write. */
+  private reading: boolean;
+  private readonly cacheOn: boolean;
+  private cache!: JailCache | null;
   private listCalls = 0;
-  private readonly q;
-  private readonly transaction: Database.Transaction<(fn: () => unknown) => unknown>;
+  private q!: ReturnType<typeof statements>;
+  private transaction!: Database.Transaction<(fn: () => unknown) => unknown>;
   private readonly file: string;
   private readonly busyMs: number;
   /** The reserve file is gone (given up on a full disk): writes that add need free space. */
@@ -168,75 +230,56 @@ export class SqliteStore implements Store {
     this.file = join(dir, STORE_FILE);
     const envBusy = Number(process.env.JAILYARD_STORE_BUSY_MS || NaN);
     this.busyMs = opts.busyTimeoutMs ?? (Number.isInteger(envBusy) && envBusy >= 0 ? envBusy : 10_000);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.opts = opts;
+    this.cacheOn = opts.cache !== false;
+    const reader = opts.readOnly ? openReader(this.file, SCHEMA_VERSION, this.busyMs) : undefined;
+    this.reading = reader !== undefined;
+    this.db = reader ?? this.openWritable();
+    this.attach();
+  }
+
+  /** Prepares the statements, the cache and the write wrapper on this.db. */
+  private attach(): void {
+    this.q = statements(this.db);
+    this.cache = this.cacheOn ? new JailCache(this.db) : null;
+    // one wrapper for every write (better-sqlite3 builds four functions per transaction())
+    this.transaction = this.db.transaction((fn: () => unknown) => fn());
+  }
+
+  /** Opened to read (OpenStoreOptions.readOnly) and now asked to write: from here on the
+   * usual read-write connection. */
+  private becomeWriter(): void {
+    this.db.close();
+    this.db = this.openWritable();
+    this.reading = false;
+    this.attach();
+  }
+
+  /** The read-write connection (made, with its folder, when there is no store yet). */
+  private openWritable(): Database.Database {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     // only when needed: a read-only state folder then fails below, naming the store file
-    if ((statSync(dir).mode & 0o777) !== 0o700) chmodSync(dir, 0o700);
+    if ((statSync(this.dir).mode & 0o777) !== 0o700) chmodSync(this.dir, 0o700);
     let db: Database.Database;
     try {
-      db = this.openDb(opts);
+      db = this.openDb(this.opts);
     } catch (e) {
       // Opening in WAL mode makes the WAL and its index: on a full disk, give up the reserve
       // so that the jails can still be stopped and removed.
-      if (!isDiskFull(e, dir) || !this.releaseReserve()) throw storeError(e, this.file, this.busyMs);
+      if (!isDiskFull(e, this.dir) || !this.releaseReserve()) throw storeError(e, this.file, this.busyMs);
       try {
-        db = this.openDb(opts);
+        db = this.openDb(this.opts);
       } catch (e2) {
         throw storeError(e2, this.file, this.busyMs);
       }
     }
-    this.db = db;
     this.keepReserve();
-    this.q = {
-      get: db.prepare<[string], JailRow>('SELECT * FROM jails WHERE name = ?'),
-      all: db.prepare<[], JailRow>('SELECT * FROM jails ORDER BY name'),
-      insert: db.prepare<[JailRow]>(
-        `INSERT INTO jails (name, jid, state, params, meta, env, revision, ready, runtime, last_error, created_at, updated_at)
-         VALUES (@name, @jid, @state, @params, @meta, @env, @revision, @ready, @runtime, @last_error, @created_at, @updated_at)`,
-      ),
-      // positional: binding eleven values by name costs more than the rest of the statement
-      update: db.prepare<
-        [number, string, string, string, string, number, number, string | null, string | null, string, string]
-      >(
-        `UPDATE jails SET jid = ?, state = ?, params = ?, meta = ?, env = ?, revision = ?,
-         ready = ?, runtime = ?, last_error = ?, updated_at = ? WHERE name = ?`,
-      ),
-      delete: db.prepare<[string]>('DELETE FROM jails WHERE name = ?'),
-      revisions: db.prepare<[], Revisions>(REVISIONS_SQL),
-      setCompacted: db.prepare<[number]>(`UPDATE counters SET value = ? WHERE name = 'compacted_through'`),
-      addEvent: db.prepare<[number, string, string, string, string]>(
-        'INSERT INTO events (revision, type, name, snapshot, at) VALUES (?, ?, ?, ?, ?)',
-      ),
-      eventsSince: db.prepare<[number, number], EventRow>(
-        'SELECT * FROM events WHERE revision > ? ORDER BY revision LIMIT ?',
-      ),
-      deleteEventsThrough: db.prepare<[number]>('DELETE FROM events WHERE revision <= ?'),
-      settings: db.prepare<[], { name: string; value: number }>('SELECT name, value FROM settings'),
-      setSetting: db.prepare<[string, number]>(
-        'INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value',
-      ),
-      deleteLabel: db.prepare<[string, string, string]>('DELETE FROM labels WHERE key = ? AND value = ? AND jail = ?'),
-      insertLabel: db.prepare<[string, string, string]>('INSERT INTO labels (key, value, jail) VALUES (?, ?, ?)'),
-      byJid: db.prepare<[number], JailRow>(`SELECT * FROM jails WHERE jid = ? AND state != 'stopped'`),
-      byJidParam: db.prepare<[number], JailRow>(
-        `SELECT * FROM jails WHERE state = 'stopped' AND json_extract(params, '$.jid') = ? ORDER BY name`,
-      ),
-      busyJids: db.prepare<[], { jid: number }>(
-        `SELECT jid FROM jails WHERE state != 'stopped' AND jid > 0 ORDER BY jid`,
-      ),
-      subtreeSize: db.prepare<[string, string], { total: number }>(
-        `SELECT coalesce(sum(
-           (CASE WHEN meta = '' THEN 0 ELSE length(CAST(meta AS BLOB)) + 1 END) +
-           (CASE WHEN env = '' THEN 0 ELSE length(CAST(env AS BLOB)) + 1 END)), 0) AS total
-         FROM jails WHERE name > ? AND name < ?`,
-      ),
-    };
-    this.cache = opts.cache === false ? null : new JailCache(db);
-    // one wrapper for every write (better-sqlite3 builds four functions per transaction())
-    this.transaction = db.transaction((fn: () => unknown) => fn());
+    return db;
   }
 
   private openDb(opts: OpenStoreOptions): Database.Database {
-    const db = new Database(this.file);
+    driver ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+    const db = new driver(this.file);
     try {
       // SQLite's busy handler waits for the write lock (sleeping 1, 2, 5, 10 ... 100 ms between
       // tries). Measured with 20-50 writer processes, it burns far less CPU than retrying from
@@ -327,6 +370,7 @@ export class SqliteStore implements Store {
   /** Runs `fn` in one BEGIN IMMEDIATE transaction (the write lock is taken up front, so the
    * read-modify-write inside cannot interleave with another process's). */
   private write<T>(fn: () => T, opts: { jail?: string; frees?: boolean | (() => boolean) } = {}): T {
+    if (this.reading) this.becomeWriter();
     try {
       return this.transaction.immediate(fn) as T;
     } catch (e) {
