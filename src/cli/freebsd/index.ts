@@ -30,7 +30,12 @@ export async function runJail(argv: string[], io: FrontIO, scope: FrontScope): P
   return jailMain(argv, io, scope);
 }
 
-export async function runJls(argv: string[], io: FrontIO, scope: FrontScope): Promise<number> {
+/** What reading jails needs (jls): list and get, e.g. the store alone without the service. */
+export interface ReaderScope extends Omit<FrontScope, 'service'> {
+  service: Pick<JailService, 'list' | 'get'>;
+}
+
+export async function runJls(argv: string[], io: FrontIO, scope: ReaderScope): Promise<number> {
   const { jlsMain } = await import('./jls.ts');
   return jlsMain(argv, io, scope);
 }

@@ -5,7 +5,7 @@
 import type { JailRecord } from '../../store/types.ts';
 import { formatJls, jlsJson, type JlsOptions } from '../jls.ts';
 import { getopt, GetoptError } from './getopt.ts';
-import type { FrontIO, FrontScope } from './index.ts';
+import type { FrontIO, ReaderScope } from './index.ts';
 import { findJail, shownName, visibleJails } from './scope.ts';
 
 const USAGE = 'jls: usage: jls [-dhNnqv] [-j jail] [param ...]\n';
@@ -36,7 +36,7 @@ function libxoArgs(argv: string[]): { rest: string[]; json: boolean; pretty: boo
   return { rest, json, pretty };
 }
 
-export async function jlsMain(argv: string[], io: FrontIO, scope: FrontScope): Promise<number> {
+export async function jlsMain(argv: string[], io: FrontIO, scope: ReaderScope): Promise<number> {
   const xo = libxoArgs(argv);
   if (typeof xo === 'string') {
     io.stderr(`${xo}\n`);

@@ -4,7 +4,7 @@
 
 import type { Command } from 'commander';
 import type { CliIO, RegisterVerb } from '../context.ts';
-import { withSession } from '../jails.ts';
+import { withJails, withSession } from '../jails.ts';
 import type { FrontIO } from './index.ts';
 
 type Front = 'jail' | 'jls' | 'jexec';
@@ -42,7 +42,14 @@ function registerFront(front: Front): RegisterVerb {
       .passThroughOptions()
       .action(async (args: string[]) => {
         const { runJail, runJls, runJexec } = await import('./index.ts');
-        const run = front === 'jail' ? runJail : front === 'jls' ? runJls : runJexec;
+        if (front === 'jls') {
+          // reading needs the store alone, not the service, driver and skeleton code
+          await withJails(program, io, async ({ jails, stateDir }) => {
+            process.exitCode = await runJls(args, frontIO(io), { service: jails, stateDir });
+          });
+          return;
+        }
+        const run = front === 'jail' ? runJail : runJexec;
         await withSession(program, io, async ({ service, stateDir }) => {
           process.exitCode = await run(args, frontIO(io), { service, stateDir });
         });
