@@ -437,6 +437,18 @@ export async function startJail(deps: LifecycleDeps, name: string, signal?: Abor
         : `it is ${current.state} (another jailyard process is working on it, or one stopped half-way: run jailyard reconcile)`;
     throw new JailyardError('JY_ERR_INVALID_TRANSITION', `cannot start: ${why}`, { jail: name });
   }
+  // the kernel's rule (kern_jail.c): a jail created without persist must have a process to
+  // attach; jail(8) holds persist while exec.start, command or exec.poststart are to run
+  if (
+    !paramBool(current.params, 'persist') &&
+    ['exec.start', 'command', 'exec.poststart'].every((h) => hookCommands(current.params, h).length === 0)
+  ) {
+    throw new JailyardError(
+      'JY_ERR_PARAM_VALUE',
+      'new jail must persist or attach: set persist, or command, exec.start or exec.poststart',
+      { jail: name, param: 'persist' },
+    );
+  }
   checkConsoleLog(deps.contextFor(current));
   const rt: RuntimeFacts = { steps: [], owner: selfOwner() };
   let record = deps.store.transition(name, 'stopped', 'starting', { runtime: rt, lastError: null }, () =>
@@ -491,12 +503,11 @@ export async function startJail(deps: LifecycleDeps, name: string, signal?: Abor
   return record;
 }
 
-/** Right after a start: no process of the jail's own is left (without the driver's test:
- * there was none to start). */
+/** Right after a start: no process of the jail's own is left (a driver without the test has
+ * a kernel that removes such a jail itself). */
 function startedIdle(deps: LifecycleDeps, record: JailRecord): boolean {
   const create = record.runtime?.create;
-  if (create && deps.driver.idle) return deps.driver.idle(create);
-  return hookCommands(record.params, 'exec.start').length === 0 && hookCommands(record.params, 'command').length === 0;
+  return create !== undefined && deps.driver.idle?.(create) === true;
 }
 
 /**

@@ -16,6 +16,7 @@ import { createLocalService } from '../../src/runtime/service.ts';
 import { skeletonHooks } from '../../src/skeleton/hooks.ts';
 import type { Store } from '../../src/store/types.ts';
 import { JailyardError } from '../../src/errors.ts';
+import { buildApp } from '../../src/api/app.ts';
 
 let state: string;
 let baseline: SystemSnapshot;
@@ -71,6 +72,16 @@ describe('jail(8) semantics', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(store.requireJail('fsa').meta, /^via=jid$/m);
     assert.equal((await service().get(jid)).name, 'fsa');
+    // the API's /v1/jails/:name is the same service
+    const app = buildApp({ store, service: service() });
+    try {
+      const got = await app.inject({ method: 'GET', url: `/v1/jails/${jid}` });
+      assert.equal(got.statusCode, 200, got.body);
+      assert.equal(got.json().name, 'fsa');
+      assert.equal((await app.inject({ method: 'GET', url: '/v1/jails/4242' })).statusCode, 404);
+    } finally {
+      await app.close();
+    }
     r = await jy('stop', jid);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /^fsa: stopped$/m);
@@ -234,11 +245,13 @@ describe('jail(8) semantics', () => {
     assert.equal(store.requireJail('fsn1').state, 'stopped');
     assert.equal(store.requireJail('fsn1').runtime, null);
     assert.equal(readFileSync(marks, 'utf8'), 'poststart\n');
-    // no command and no persist: created, and gone at once
-    r = await jy('create', 'fsn3', 'skeleton=host', 'meta.test=f2');
+    // neither persist nor a process to start: refused as the kernel refuses it, nothing runs
+    r = await jy('create', 'fsn3', 'skeleton=host', `exec.prestart=echo prestart >> ${marks}`, 'meta.test=f2');
     r = await jy('start', 'fsn3');
-    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /fsn3: failed: .*parameter "persist": new jail must persist or attach/);
     assert.equal(store.requireJail('fsn3').state, 'stopped');
+    assert.equal(store.requireJail('fsn3').lastError, null, 'refused before anything changed');
     // a process left by exec.start keeps it; when that exits, the next reader cleans up
     r = await jy('create', 'fsn2', 'skeleton=host', 'exec.start=sleep 1 &', ...hooks, 'meta.test=f2');
     r = await jy('start', 'fsn2');
