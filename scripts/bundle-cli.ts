@@ -35,20 +35,49 @@ const srcDir = join(root, 'src');
 const toRoot = relative(outdir, root).split('\\').join('/');
 const depth = relative(root, outdir).split('/').length;
 
+/** Node's builtin modules that most commands never call: loaded at their first call. */
+const LAZY = new Set(['node:crypto']);
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/** An ES module standing for the builtin `name`: its data properties as named exports (an
+ * accessor such as fs.promises is not read), the module object as the default export; for a
+ * LAZY module, its functions only, each loading the module when first called. */
+function builtinModule(name: string): string {
+  const mod = process.getBuiltinModule(name) as Record<string, unknown>;
+  const keys = Object.keys(mod).filter((k) => {
+    const d = Object.getOwnPropertyDescriptor(mod, k);
+    return IDENTIFIER.test(k) && k !== 'default' && d !== undefined && 'value' in d;
+  });
+  const get = `process.getBuiltinModule(${JSON.stringify(name)})`;
+  if (!LAZY.has(name))
+    return [`const m = ${get};`, 'export default m;', ...keys.map((k) => `export const ${k} = m.${k};`)].join('\n');
+  return [
+    'let m;',
+    ...keys
+      .filter((k) => typeof mod[k] === 'function')
+      .map((k) => `export function ${k}(...a) { return (m ??= ${get}).${k}(...a); }`),
+  ].join('\n');
+}
+
 const plugin: Plugin = {
   name: 'jailyard',
   setup(b) {
     b.onResolve({ filter: /^(node:)?[a-z_/]+$/ }, (args) => {
       if (!builtins.has(args.path)) return undefined;
       const name = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
-      const lazy = name === 'node:child_process' && args.importer.includes('/node_modules/commander/');
-      return { path: name, namespace: lazy ? 'jy-lazy' : 'jy-builtin' };
+      // CommonJS (commander) gets the module object itself; its child_process only when used
+      if (args.kind === 'require-call') {
+        const lazy = name === 'node:child_process' && args.importer.includes('/node_modules/commander/');
+        return { path: name, namespace: lazy ? 'jy-lazy-cjs' : 'jy-cjs' };
+      }
+      return { path: name, namespace: 'jy-esm' };
     });
-    b.onLoad({ filter: /.*/, namespace: 'jy-builtin' }, (args) => ({
+    b.onLoad({ filter: /.*/, namespace: 'jy-esm' }, (args) => ({ contents: builtinModule(args.path), loader: 'js' }));
+    b.onLoad({ filter: /.*/, namespace: 'jy-cjs' }, (args) => ({
       contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path)});`,
       loader: 'js',
     }));
-    b.onLoad({ filter: /.*/, namespace: 'jy-lazy' }, (args) => ({
+    b.onLoad({ filter: /.*/, namespace: 'jy-lazy-cjs' }, (args) => ({
       contents: `module.exports = { spawn: (...a) => process.getBuiltinModule(${JSON.stringify(args.path)}).spawn(...a) };`,
       loader: 'js',
     }));
