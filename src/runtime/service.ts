@@ -213,7 +213,11 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
 
     async create(input: { spec: JailSpec; meta?: MetaOp[]; env?: MetaOp[] }): Promise<JailRecord> {
       const { name, params } = input.spec;
-      const { name: _n, meta: _m, env: _e, ...rest } = params;
+      const { name: _n, meta: _m, env: _e, ...given } = params;
+      // a numeric name is the jail's jid, as a numeric jail.conf block is (and as the kernel
+      // names a jail created without a name)
+      const last = name.slice(name.lastIndexOf('.') + 1);
+      const rest = /^[0-9]+$/.test(last) && given.jid === undefined ? { jid: Number(last), ...given } : given;
       // a key operation writes one line, never a label of its own
       checkKeyOps('meta', input.meta, name);
       checkKeyOps('env', input.env, name);

@@ -3,7 +3,6 @@
 import type { RegisterVerb } from '../context.ts';
 import { withSession } from '../jails.ts';
 import { parseWords } from '../words.ts';
-import type { Params } from '../../conf/spec.ts';
 
 export const register: RegisterVerb = (program, io) => {
   program
@@ -15,15 +14,12 @@ export const register: RegisterVerb = (program, io) => {
     .option('--json', 'print the created jail as JSON')
     .action(async (name: string, words: string[], o: { start?: boolean; json?: boolean }) => {
       const w = parseWords(words, name);
-      // a numeric name is the jail's jid, as a numeric jail.conf block is
-      const last = name.split('.').pop() ?? '';
-      const jid: Params = /^[0-9]+$/.test(last) && w.params.jid === undefined ? { jid: Number(last) } : {};
       await withSession(
         program,
         io,
         async ({ service }) => {
           const j = await service.create({
-            spec: { name, params: { name, ...jid, ...w.params } },
+            spec: { name, params: { name, ...w.params } },
             meta: w.meta,
             env: w.env,
           });
