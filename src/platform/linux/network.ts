@@ -4,8 +4,18 @@
 // with only the loopback, made by the create step.
 import { stateTag } from './paths.ts';
 import { withHostLock } from './lock.ts';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { paramString } from '../../conf/spec.ts';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { paramList, paramString, type Params } from '../../conf/spec.ts';
 import { dirname } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, NetworkFacts } from '../driver.ts';
@@ -412,15 +422,180 @@ function leaveShared(netns: string, jail: string): boolean {
   });
 }
 
+/**
+ * vnet.interface: host interfaces a `vnet` jail gets for itself, moved into its netns at the
+ * addresses step (after the netns exists, as jail(8) moves them after making the vnet) and
+ * back at its stop. Which were moved, by name and index, is written under VNET before each
+ * move, so a failed start, a stop and reconcile (a netns the store does not know) all give
+ * back exactly those: never an interface the jail made in its own netns.
+ */
+const VNET = '/run/jailyard/vnet';
+
+/** The interface names of vnet.interface, split at commas as jail(8) does. */
+export function vnetInterfaces(jail: string, params: Params): string[] {
+  const names = paramList(params, 'vnet.interface')
+    .flatMap((e) => e.split(','))
+    .map((e) => e.trim())
+    .filter(Boolean);
+  for (const n of names) {
+    if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(n) || n === '.' || n === '..')
+      throw new JailyardError('JY_ERR_PARAM_VALUE', `not an interface name: ${JSON.stringify(n)}`, {
+        jail,
+        param: 'vnet.interface',
+      });
+  }
+  return [...new Set(names)];
+}
+
+function ifindexOf(name: string): number | undefined {
+  try {
+    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Checks a jail's vnet.interface before anything is made: a vnet jail, each a host interface
+ * of the admin's (not the loopback, not jailyard's bridge or a jail's veth). */
+function checkVnetInterfaces(ctx: JailContext, names: string[], cfg: NetworkConfig): void {
+  const place = { jail: ctx.name, param: 'vnet.interface', step: 'addresses' };
+  if (paramString(ctx.spec.params, 'vnet') !== 'new' || ctx.parent)
+    throw new JailyardError(
+      'JY_ERR_PARAM_VALUE',
+      'vnet.interface needs a jail with a network stack of its own (vnet, and not nested)',
+      place,
+    );
+  for (const n of names) {
+    if (n === 'lo' || n === cfg.bridge || netnsOfVeth(n) !== undefined)
+      throw new JailyardError('JY_ERR_PARAM_VALUE', `interface ${n} cannot be given to a jail`, place);
+    if (ifindexOf(n) === undefined)
+      throw new JailyardError('JY_ERR_PARAM_VALUE', `interface ${n} does not exist on the host`, place);
+  }
+}
+
+interface MovedInterface {
+  name: string;
+  index: number;
+}
+
+function readMoved(netns: string): MovedInterface[] {
+  try {
+    return readFileSync(`${VNET}/${netns}`, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [name = '', index = ''] = l.split('\t');
+        return { name, index: Number(index) };
+      });
+  } catch {
+    return [];
+  }
+}
+
+function writeMoved(netns: string, moved: MovedInterface[]): void {
+  mkdirSync(VNET, { recursive: true, mode: 0o755 });
+  writeFileSync(`${VNET}/${netns}.tmp`, moved.map((m) => `${m.name}\t${m.index}\n`).join(''));
+  renameSync(`${VNET}/${netns}.tmp`, `${VNET}/${netns}`);
+}
+
+/** Moves the interfaces into the netns; throws (naming the parameter) after giving back
+ * those it moved when one cannot be moved. */
+async function moveInterfaces(ctx: JailContext, netns: string, names: string[]): Promise<void> {
+  const moved = readMoved(netns);
+  for (const name of names) {
+    const index = ifindexOf(name);
+    let r = { code: 1, stderr: `Cannot find device "${name}"` };
+    if (index !== undefined) {
+      // recorded before it moves: a crash right after leaves a record reconcile reads
+      writeMoved(netns, [...moved, { name, index }]);
+      r = await run(['ip', 'link', 'set', 'dev', name, 'netns', netns]);
+    }
+    if (r.code !== 0) {
+      writeMoved(netns, moved);
+      await returnInterfaces(netns);
+      throw new JailyardError('JY_ERR_PARAM_VALUE', `cannot move interface ${name} into the jail`, {
+        jail: ctx.name,
+        param: 'vnet.interface',
+        step: 'addresses',
+        output: r.stderr.trim(),
+      });
+    }
+    // its index inside the netns (a clash there gives it a new one)
+    const inside = (await run(['ip', '-n', netns, '-o', 'link', 'show', 'dev', name])).stdout;
+    moved.push({ name, index: Number(/^(\d+):/.exec(inside)?.[1] ?? index) });
+    writeMoved(netns, moved);
+  }
+}
+
+/** Gives the recorded interfaces of a netns back to the host, under their first names (an
+ * interface the jail renamed is found by its index); best effort: one that cannot come back
+ * is left for the kernel (a physical one returns when the netns goes). */
+async function returnInterfaces(netns: string): Promise<void> {
+  const moved = readMoved(netns);
+  if (!moved.length) {
+    rmSync(`${VNET}/${netns}`, { force: true });
+    return;
+  }
+  if (existsSync(`/run/netns/${netns}`)) {
+    const now = new Map<number, string>();
+    for (const l of (await run(['ip', '-n', netns, '-o', 'link', 'show'])).stdout.split('\n')) {
+      const m = /^(\d+):\s+([^:@\s]+)/.exec(l);
+      if (m) now.set(Number(m[1]), m[2]!);
+    }
+    for (const m of moved) {
+      const cur = now.get(m.index);
+      if (cur === undefined) continue;
+      const back = await run([
+        'ip',
+        '-n',
+        netns,
+        'link',
+        'set',
+        'dev',
+        cur,
+        'netns',
+        String(process.pid),
+        'name',
+        m.name,
+      ]);
+      // the name is taken on the host meanwhile: back under the name it has
+      if (back.code !== 0) await run(['ip', '-n', netns, 'link', 'set', 'dev', cur, 'netns', String(process.pid)]);
+    }
+  }
+  rmSync(`${VNET}/${netns}`, { force: true });
+}
+
 export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promise<NetworkFacts> {
   const wanted = jailAddresses(ctx.name, ctx.spec.params);
   // A nested jail lives in its parent's network namespace (the create step joins it): no
   // netns or veth of its own. The runtime checked that its addresses are the parent's.
+  const ifaces = vnetInterfaces(ctx.name, ctx.spec.params);
+  if (ifaces.length) checkVnetInterfaces(ctx, ifaces, cfg);
   if (ctx.parent) return { addresses: wanted.map((w) => w.cidr) };
   // No address: no veth and no named netns. The create step gives the jail a network
   // namespace of its own with only the loopback (a FreeBSD jail with no ip4.addr/ip6.addr
-  // has no network either; both are fixed while the jail runs).
-  if (!wanted.length) return { addresses: [] };
+  // has no network either; both are fixed while the jail runs). With vnet.interface the
+  // netns is named, to move the interfaces into it.
+  if (!wanted.length && !ifaces.length) return { addresses: [] };
+  if (!wanted.length) {
+    const netns = netnsName(ctx, existsSync(`/run/netns/${netnsName(ctx)}`));
+    const made = await run(['ip', 'netns', 'add', netns]);
+    if (made.code !== 0)
+      throw new JailyardError('JY_ERR_PLATFORM', `cannot create netns ${netns}`, {
+        jail: ctx.name,
+        step: 'addresses',
+        output: made.stderr.trim(),
+      });
+    const facts: NetworkFacts = { netns, addresses: [] };
+    try {
+      await run(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
+      await moveInterfaces(ctx, netns, ifaces);
+    } catch (e) {
+      await teardownNetwork(facts);
+      throw e;
+    }
+    return facts;
+  }
   const mayShare = paramString(ctx.spec.params, 'vnet') !== 'new';
   // a shared netns outlives the jail that made it, and keeps its name (of that jail's jid):
   // a jail given that jid meanwhile takes the spare name
@@ -512,6 +687,12 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
       output: inside.stderr.trim(),
     });
   }
+  try {
+    await moveInterfaces(ctx, netns, ifaces);
+  } catch (e) {
+    await teardownNetwork(facts);
+    throw e;
+  }
   return facts;
 }
 
@@ -529,6 +710,8 @@ export async function teardownNetwork(facts: NetworkFacts, jail?: string): Promi
   if (!facts.netns && !facts.veth && !facts.bridge) return;
   await withHostLock('network', async () => {
     if (facts.netns && jail !== undefined && leaveShared(facts.netns, jail)) return;
+    // vnet.interface: back to the host before the netns goes (a virtual one would go with it)
+    if (facts.netns) await returnInterfaces(facts.netns);
     const lines: string[] = [];
     // forget the host's neighbour entries of the addresses (they may be reused at once)
     if (facts.bridge && bridgePorts(facts.bridge))
