@@ -267,7 +267,20 @@ describe('jail(8) semantics', () => {
     assert.equal(store.requireJail('fsn2').state, 'stopped');
     assert.equal((await jy('exec', String(jid), '/bin/true')).code, 1);
     assert.equal(readFileSync(marks, 'utf8'), 'poststart\n', 'no exec.prestop or exec.poststop ran');
-    r = await jy('remove', 'fsn1', 'fsn2', 'fsn3');
+    // reconcile cleans up the same way
+    r = await jy('create', 'fsn4', 'skeleton=host', 'exec.start=sleep 1 &', ...hooks, 'meta.test=f2');
+    r = await jy('start', 'fsn4');
+    assert.equal(r.code, 0, r.stderr);
+    await sleep(1500);
+    r = await jy('reconcile', '--dry-run');
+    assert.match(r.stderr, /^fsn4: would be stopped$/m);
+    assert.equal(store.requireJail('fsn4').state, 'running');
+    r = await jy('reconcile');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^fsn4: stopped \(recovered\)$/m);
+    assert.equal(store.requireJail('fsn4').state, 'stopped');
+    assert.equal(readFileSync(marks, 'utf8'), 'poststart\n', 'no exec.prestop or exec.poststop ran');
+    r = await jy('remove', 'fsn1', 'fsn2', 'fsn3', 'fsn4');
     assert.equal(r.code, 0, r.stderr);
   });
 
