@@ -11,6 +11,7 @@ import { JailyardError } from '../../errors.ts';
 import { withSession } from '../jails.ts';
 import { readPinned, upgradeJail } from '../../skeleton/hooks.ts';
 import { resolveSkeleton } from '../../skeleton/registry.ts';
+import { skeletonOf } from '../../layout.ts';
 import { crashPoint } from '../../runtime/crashpoint.ts';
 import { saveIntent } from '../../runtime/intent.ts';
 
@@ -46,7 +47,8 @@ export const register: RegisterVerb = (program, io) => {
           let result;
           try {
             const record = store.requireJail(name);
-            const paramBefore = String(record.params.skeleton ?? '');
+            // a jail without a path names host-root implicitly: the upgrade names it
+            const paramBefore = String(skeletonOf(record) ?? '');
             const paramAfter = `${paramBefore.split('@')[0]}@${resolveSkeleton(stateDir, o.to).version}`;
             const intent = saveIntent(stateDir, {
               kind: 'upgrade',
