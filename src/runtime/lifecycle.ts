@@ -487,10 +487,12 @@ export async function startJail(deps: LifecycleDeps, name: string, signal?: Abor
   delete rt.owner;
   record = deps.store.transition(name, 'starting', 'running', { runtime: rt });
   // `exec` without Node (bin/jailyard.js) from now on, as the CLI's exec: a driver's enter
-  // file (Linux: written at create) is put in place once the jail is running
+  // file (Linux: written at create) is put in place once the jail is running. Not for a jail
+  // without persist: one whose last process exited is gone, and only the CLI (reapDied)
+  // notices that before entering it
   try {
     const enter = enterFiles(ctx.stateDir);
-    renameSync(enter.next, enter.live);
+    if (paramBool(record.params, 'persist')) renameSync(enter.next, enter.live);
   } catch {
     // none: every exec goes through the CLI
   }

@@ -258,6 +258,7 @@ describe('jail(8) semantics', () => {
     assert.equal(r.code, 0, r.stderr);
     r = await jy('ls', 'name');
     assert.match(r.stdout, /^fsn2$/m);
+    assert.equal(existsSync(join(state, 'jails/fsn2/enter')), false, 'no exec fast path: the CLI notices its death');
     const jid = store.requireJail('fsn2').jid;
     await sleep(1500);
     assert.equal(store.requireJail('fsn2').state, 'running', 'nobody looked yet');
