@@ -421,24 +421,30 @@ function reply(res: ServerResponse, status: number, body: string | Buffer, type 
   res.end(body);
 }
 
+/** Answers `status` and closes the connection once the answer is out (the rest of the
+ * request is never read). */
+function refuse(req: IncomingMessage, res: ServerResponse, status: number, text: string): void {
+  res.setHeader('connection', 'close');
+  res.once('finish', () => req.socket.destroy());
+  reply(res, status, text);
+}
+
 /** The request's body, at most `max` bytes; undefined (and a 413 sent) when it is longer. */
 function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promise<Buffer | undefined> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > max) {
-    res.setHeader('connection', 'close');
-    reply(res, 413, `the arguments are longer than ${max} bytes\n`);
-    req.destroy();
+  const tooLong = `the arguments are longer than ${max} bytes\n`;
+  if (Number(req.headers['content-length'] ?? 0) > max) {
+    refuse(req, res, 413, tooLong);
     return Promise.resolve(undefined);
   }
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
+      if (size > max) return;
       size += c.length;
       if (size > max) {
-        res.setHeader('connection', 'close');
-        reply(res, 413, `the arguments are longer than ${max} bytes\n`);
-        req.destroy();
+        req.pause();
+        refuse(req, res, 413, tooLong);
         resolve(undefined);
         return;
       }
@@ -487,10 +493,7 @@ export class ToolsEndpoint {
     const argv = decodeArgv(body, this.#limits);
     if (typeof argv === 'string') return reply(res, 400, `${argv}\n`);
     const release = await this.#enter(caller);
-    if (!release) {
-      res.setHeader('connection', 'close');
-      return reply(res, 429, 'too many requests from this jail at once\n');
-    }
+    if (!release) return refuse(req, res, 429, 'too many requests from this jail at once\n');
     try {
       if (res.destroyed) return;
       const answer = await runTool(this.#ctx, tool, argv, caller);
