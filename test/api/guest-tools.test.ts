@@ -215,6 +215,40 @@ describe('in-jail tools: sysctl, jail and jls through the host', () => {
   });
 });
 
+describe('in-jail tools through `jailyard serve`', () => {
+  let h: SecurityHost;
+
+  before(async () => {
+    h = await SecurityHost.open('gtserve');
+    await h.jail('gts', { params: ['children.max=1'] });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  test("the daemon's guest sockets run the jail(8)/jls(8) front for the jail: create, list and remove a child", async () => {
+    const daemon = await h.serve();
+    try {
+      const sock = join(guestDir(h.state, 'gts'), 'guest.sock');
+      const t0 = Date.now();
+      while (!existsSync(sock)) {
+        if (Date.now() - t0 > 10_000) throw new Error('no guest socket');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      let r = await h.sh('gts', 'jail -c name=k persist env=kid && jls -n name env && jail -r k && jls -n name');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'name=k env=kid\n');
+      // the jail cannot make a second one: its children.max is 1, and its child's is 0
+      r = await h.sh('gts', 'jail -c name=a persist && jail -c name=b persist');
+      assert.deepEqual([r.code, r.stderr], [1, 'jail: prison limit exceeded\n']);
+      r = await h.sh('gts', 'jail -r a');
+      assert.equal(r.code, 0, r.stderr);
+    } finally {
+      await daemon.stop();
+    }
+  });
+});
+
 describe('guest-tools units', () => {
   test('decodeArgv: NUL-terminated UTF-8 arguments, bounded', () => {
     assert.deepEqual(decodeArgv(Buffer.from('')), []);
