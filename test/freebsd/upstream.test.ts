@@ -5,11 +5,11 @@
 // nothing of it left at the end.
 //
 // JY_KYUA_STATUS=FILE writes the per-case table (result, first failing line) to FILE too, and
-// kyua's junit report (each case's stdout and stderr) to FILE.junit.xml.
+// kyua's junit report (each case's stdout and stderr) to FILE.PROGRAM.junit.xml.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -114,17 +114,18 @@ const xmlText = (s: string) =>
 
 /** The first failing atf_check of a case: the command it ran, and that with its complaint. */
 function firstFailure(out: string, err: string): { cmd: string; detail: string } {
-  const fail = err.split('\n').findIndex((l) => /^Fail: /.test(l));
-  if (fail < 0) return { cmd: '', detail: err.split('\n').filter(Boolean).slice(0, 3).join(' | ').slice(0, 400) };
+  const all = err.split('\n');
+  const fail = all.findIndex((l) => /^Fail: /.test(l));
+  if (fail < 0) return { cmd: '', detail: all.filter(Boolean).slice(0, 3).join(' | ').slice(0, 400) };
   // atf-check prints the command before running it, and a case stops at its first failed
   // atf_check: the failing command is the last one printed
   const printed = out.split('\n').filter((l) => l.startsWith('Executing command ['));
   const cmd = (printed.at(-1) ?? '').replace(/^Executing command \[ (.*) \]$/, '$1');
-  const lines = err
-    .split('\n')
-    .slice(fail, fail + 8)
-    .filter(Boolean);
-  return { cmd, detail: `${cmd} => ${lines.join(' | ')}`.slice(0, 600) };
+  const lines = all.slice(fail, fail + 8).filter(Boolean);
+  // what the body's unchecked commands said before (often the cause: a set-up `jail -c`)
+  const earlier = all.slice(0, fail).filter(Boolean).slice(-2);
+  const before = earlier.length ? ` (earlier stderr: ${earlier.join(' | ')})` : '';
+  return { cmd, detail: `${cmd} => ${lines.join(' | ')}${before}`.slice(0, 900) };
 }
 
 /** Per case from `kyua report-junit`. */
@@ -141,7 +142,8 @@ function parseJunit(xml: string): CaseResult[] {
     const skipWhy = /Skipped result details\n-+\n\n([^\n]*)/.exec(se)?.[1] ?? '';
     // kyua 0.13 writes a broken result as <error>, a failed one as <failure>
     const result = failure ? (failure[1] === 'error' ? 'broken' : 'failed') : skipped ? 'skipped' : 'passed';
-    const stderrOfCase = se.split(/\nStandard error\n-+\n/)[1] ?? se;
+    // the case's own stderr, after kyua's metadata and timing sections
+    const stderrOfCase = se.split(/\nOriginal stderr\n-+\n/)[1] ?? se;
     const failedRun = result === 'failed' || result === 'broken';
     const first = failedRun ? firstFailure(so, stderrOfCase) : { cmd: '', detail: '' };
     out.push({
@@ -172,32 +174,53 @@ function jailNames(doc: unknown): string[] {
 }
 
 let root: string;
-let state: string;
 let baseline: SystemSnapshot;
+/** One state folder per program: they run at the same time, and jailmeta's maxbufsize case
+ * changes a setting of its state folder. */
+const stateOf = (program: string) => join(root, program, 'state');
 
 before(() => {
   baseline = snapshot();
   root = mkdtempSync('/tmp/jy-kyua-');
-  state = join(root, 'state');
-  mkdirSync(state);
+  for (const p of PROGRAMS) mkdirSync(stateOf(p.name), { recursive: true });
 });
 
 after(async () => {
-  // whatever the cases' own cleanups left (a failed case may leave its jails): removed by
-  // name through jailyard itself, so that the leak check below sees only real leaks
-  const left = await runCli(['--state', state, 'ls', '-a', '--json', 'name']);
-  const names = left.code === 0 ? jailNames(JSON.parse(left.stdout)) : [];
-  // children before parents
-  for (const name of names.sort((a, b) => b.split('.').length - a.split('.').length)) {
-    await runCli(['--state', state, 'remove', name]);
-  }
   try {
-    assertNoLeaks(baseline, state);
+    for (const p of PROGRAMS) {
+      const state = stateOf(p.name);
+      // whatever the cases' own cleanups left (a failed case may leave its jails): removed by
+      // name through jailyard itself, so that the leak check below sees only real leaks
+      const left = await runCli(['--state', state, 'ls', '-a', '--json', 'name']);
+      const names = left.code === 0 ? jailNames(JSON.parse(left.stdout)) : [];
+      // children before parents
+      for (const name of names.sort((a, b) => b.split('.').length - a.split('.').length)) {
+        await runCli(['--state', state, 'remove', name]);
+      }
+    }
+    for (const p of PROGRAMS) assertNoLeaks(baseline, stateOf(p.name));
     assert.deepEqual(processesMentioning(root), [], `processes of ${root} left behind`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+/** Runs a program to its end; its exit status (null: killed) and output. */
+function run(cmd: string, args: string[], opts: SpawnOptions & { timeout: number }) {
+  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeout);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
 
 test('the upstream files are byte for byte the ones SOURCE.md names', () => {
   const source = readFileSync(join(upstream, 'SOURCE.md'), 'utf8');
@@ -211,7 +234,7 @@ test('the upstream files are byte for byte the ones SOURCE.md names', () => {
   }
 });
 
-test("FreeBSD's jail_basic_test and jailmeta pass under kyua", { timeout: 300_000 }, (t) => {
+test("FreeBSD's jail_basic_test and jailmeta pass under kyua", { timeout: 300_000 }, async (t) => {
   const tools = { kyua: which('kyua'), 'atf-sh': which('atf-sh'), jot: which('jot') };
   const missing = Object.entries(tools).filter(([, p]) => !p);
   assert.deepEqual(
@@ -220,52 +243,60 @@ test("FreeBSD's jail_basic_test and jailmeta pass under kyua", { timeout: 300_00
     `missing ${missing.map(([n]) => n).join(', ')}: run scripts/system-deps.sh (installs kyua, atf-sh, athena-jot)`,
   );
 
-  const suite = join(root, 'suite');
-  const guard = join(root, 'guard');
-  const home = join(root, 'home');
-  const tmp = join(root, 'tmp');
-  for (const d of [suite, guard, home, tmp]) mkdirSync(d);
   // FreeBSD's ifconfig calls must not reach Linux's ifconfig and the host's interfaces
+  const guard = join(root, 'guard');
+  mkdirSync(guard);
   writeFileSync(
     join(guard, 'ifconfig'),
     '#!/bin/sh\necho "ifconfig: FreeBSD\'s ifconfig is not available to these tests (it would act on the host)" >&2\nexit 1\n',
   );
   chmodSync(join(guard, 'ifconfig'), 0o755);
-  const kyuafile = ['syntax(2)', 'test_suite("jailyard")'];
-  for (const p of PROGRAMS) {
-    const prog = join(suite, p.name);
-    writeFileSync(
-      prog,
-      Buffer.concat([Buffer.from(prologue(tools['atf-sh']!, guard, state)), readFileSync(join(upstream, p.file))]),
-    );
-    chmodSync(prog, 0o755);
-    kyuafile.push(`atf_test_program{name="${p.name}"}`);
-  }
-  copyFileSync(join(upstream, 'commands.jail.conf'), join(suite, 'commands.jail.conf'));
-  writeFileSync(join(suite, 'Kyuafile'), `${kyuafile.join('\n')}\n`);
 
-  const results = join(root, 'results.db');
-  const env = { ...process.env, HOME: home, TMPDIR: tmp, JAILYARD_STATE: state };
+  // each program in a kyua run of its own, both at once: a Kyuafile, the program
+  // (prologue + the unchanged file), commands.jail.conf beside it, kyua's HOME and TMPDIR
   const started = Date.now();
-  const run = spawnSync(tools.kyua!, ['--config=none', 'test', `--results-file=${results}`], {
-    cwd: suite,
-    env,
-    encoding: 'utf8',
-    timeout: 280_000,
-  });
+  const runs = await Promise.all(
+    PROGRAMS.map(async (p) => {
+      const dir = join(root, p.name);
+      const suite = join(dir, 'suite');
+      const home = join(dir, 'home');
+      const tmp = join(dir, 'tmp');
+      for (const d of [suite, home, tmp]) mkdirSync(d);
+      const prog = join(suite, p.name);
+      writeFileSync(
+        prog,
+        Buffer.concat([
+          Buffer.from(prologue(tools['atf-sh']!, guard, stateOf(p.name))),
+          readFileSync(join(upstream, p.file)),
+        ]),
+      );
+      chmodSync(prog, 0o755);
+      copyFileSync(join(upstream, 'commands.jail.conf'), join(suite, 'commands.jail.conf'));
+      writeFileSync(join(suite, 'Kyuafile'), `syntax(2)\ntest_suite("jailyard")\natf_test_program{name="${p.name}"}\n`);
+      const results = join(dir, 'results.db');
+      const env = { ...process.env, HOME: home, TMPDIR: tmp, JAILYARD_STATE: stateOf(p.name) };
+      const test = await run(tools.kyua!, ['--config=none', 'test', `--results-file=${results}`], {
+        cwd: suite,
+        env,
+        timeout: 280_000,
+      });
+      const seconds = (Date.now() - started) / 1000;
+      assert.ok(test.status !== null, `kyua (${p.name}) was killed after ${seconds} s:\n${test.stdout}`);
+      const junit = await run(tools.kyua!, ['--config=none', 'report-junit', `--results-file=${results}`], {
+        cwd: suite,
+        env,
+        timeout: 60_000,
+      });
+      assert.equal(junit.status, 0, junit.stderr);
+      return { program: p.name, seconds, stdout: test.stdout, junit: junit.stdout };
+    }),
+  );
   const elapsed = (Date.now() - started) / 1000;
-  assert.ok(run.status !== null, `kyua did not finish: ${run.error ?? run.signal}`);
-  const junit = spawnSync(tools.kyua!, ['--config=none', 'report-junit', `--results-file=${results}`], {
-    cwd: suite,
-    env,
-    encoding: 'utf8',
-    maxBuffer: 64 << 20,
-  });
-  assert.equal(junit.status, 0, junit.stderr);
-  const cases = parseJunit(junit.stdout);
+  const cases = runs.flatMap((r) => parseJunit(r.junit));
 
   const count = (r: string) => cases.filter((c) => c.result === r).length;
-  const summary = `kyua: ${cases.length} cases in ${elapsed.toFixed(0)} s: ${count('passed')} passed, ${count('failed')} failed, ${count('broken')} broken, ${count('skipped')} skipped`;
+  const times = runs.map((r) => `${r.program} ${r.seconds.toFixed(0)} s`).join(', ');
+  const summary = `kyua: ${cases.length} cases in ${elapsed.toFixed(0)} s (${times}): ${count('passed')} passed, ${count('failed')} failed, ${count('broken')} broken, ${count('skipped')} skipped`;
   const table = cases.map((c) => {
     const listed = LISTED[c.id];
     const why = c.reason || c.detail ? ` — ${[c.reason, c.detail].filter(Boolean).join(' :: ')}` : '';
@@ -276,7 +307,7 @@ test("FreeBSD's jail_basic_test and jailmeta pass under kyua", { timeout: 300_00
   for (const line of table) t.diagnostic(line);
   if (process.env.JY_KYUA_STATUS) {
     // the whole report (every case's stdout and stderr) beside the table, for whoever debugs
-    writeFileSync(`${process.env.JY_KYUA_STATUS}.junit.xml`, junit.stdout);
+    for (const r of runs) writeFileSync(`${process.env.JY_KYUA_STATUS}.${r.program}.junit.xml`, r.junit);
     const listed = Object.entries(LISTED).map(([id, l]) => `- ${id}: ${l.why}`);
     writeFileSync(
       process.env.JY_KYUA_STATUS,
@@ -288,9 +319,9 @@ test("FreeBSD's jail_basic_test and jailmeta pass under kyua", { timeout: 300_00
   assert.deepEqual(
     cases.map((c) => c.id).filter((id) => id.endsWith('__test_cases_list__')),
     [],
-    `a program did not list its cases:\n${run.stdout}`,
+    `a program did not list its cases:\n${runs.map((r) => r.stdout).join('\n')}`,
   );
-  assert.equal(cases.length, 7 + 12, `kyua ran ${cases.length} cases:\n${run.stdout}`);
+  assert.equal(cases.length, 7 + 12, `kyua ran ${cases.length} cases:\n${runs.map((r) => r.stdout).join('\n')}`);
   const bad = cases.filter((c) => !LISTED[c.id] && c.result !== 'passed');
   assert.deepEqual(
     bad.map((c) => `${c.id}: ${c.result}: ${c.reason} ${c.detail}`),
