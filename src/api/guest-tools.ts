@@ -23,6 +23,7 @@ import { paramInt, paramList, paramString, type Params } from '../conf/spec.ts';
 import { isJailyardError, JailyardError } from '../errors.ts';
 import { contextFromRecords } from '../runtime/jailplan.ts';
 import type { JailService } from '../runtime/types.ts';
+import { validateJailName } from '../store/names.ts';
 import type { JailChange, JailRecord, Store } from '../store/types.ts';
 import { capConnections, guardHandler } from './limits.ts';
 import { isInside, type PeerCheck } from './peer.ts';
@@ -302,6 +303,10 @@ export function scopedService(inner: JailService, caller: string, opts: ScopeOpt
       }
       if (p === 'path' && value !== false) checkPath(name, parentName, paramString(params, 'path') ?? '');
     }
+    // an interface ("eth0|addr") would be configured on the host's side: the child shares
+    // its parent's network and takes none
+    for (const p of ['ip4.addr', 'ip6.addr'])
+      if (paramList(params, p).some((a) => a.includes('|'))) throw refused(name, p, 'a child takes no interface');
     const own = new Set(addressesOf(parent.params));
     for (const a of addressesOf(params)) {
       if (!own.has(a)) throw refused(name, a.includes(':') ? 'ip6.addr' : 'ip4.addr', `${a} is not the parent's`);
@@ -335,6 +340,7 @@ export function scopedService(inner: JailService, caller: string, opts: ScopeOpt
     },
     async create(input) {
       mine(input.spec.name);
+      validateJailName(input.spec.name);
       await checkParams(input.spec.name, input.spec.params);
       return hide(await inner.create(input));
     },

@@ -348,6 +348,9 @@ describe('guest-tools units', () => {
     await assert.rejects(create({ 'exec.prestart': 'x' }), refusedParam('exec.prestart'));
     await assert.rejects(create({ 'children.max': 3 }), refusedParam('children.max'));
     await assert.rejects(create({ 'ip4.addr': ['198.51.100.192'] }), refusedParam('ip4.addr'));
+    await assert.rejects(create({ 'ip4.addr': ['eth0|198.51.100.191'] }), refusedParam('ip4.addr'));
+    for (const name of ['p.../x', 'p./x', 'p.a b', 'p.*', 'p.7'])
+      await assert.rejects(s.create({ spec: { name, params: { name } } }), { code: 'JY_ERR_JAIL_NAME' }, name);
     await assert.rejects(create({ path: '/srv' }), refusedParam('path'), 'no root known: no path');
     assert.deepEqual(created, []);
     await create({ persist: true, 'children.max': 2, 'ip4.addr': ['198.51.100.191/24'], 'meta.a': 'b' });
