@@ -1,5 +1,5 @@
 // The escape suite (issue 11): the classic attacks of a jailed root, each tried from inside
-// a running jail of every skeleton strategy (and, once it exists, with a user namespace:
+// a running jail of every skeleton strategy and of a jail without a path (and, once it exists, with a user namespace:
 // see jailModes() in helpers.ts). Each case asserts that the attack fails, that the host
 // is untouched, and that the jail still runs programs afterwards. One jail per strategy
 // and mode, started once; the attacks run in it one after the other.
@@ -21,7 +21,15 @@ import {
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { SecurityHost, STRATEGIES, jailModes, miniRoot, securityAddr, type ExecOutcome } from './helpers.ts';
+import {
+  SecurityHost,
+  STRATEGIES,
+  jailModes,
+  miniRoot,
+  securityAddr,
+  type ExecOutcome,
+  type Strategy,
+} from './helpers.ts';
 
 /** A mountinfo line of the guest folder's bind at /run/jailyard (mount point = field 5). */
 function isGuestBindLine(line: string): boolean {
@@ -108,17 +116,23 @@ def sc(nr, *args):
     return (r, ctypes.get_errno() if r == -1 else 0)
 `;
 
+/** A jail without a path (jail(8): the parent's root; on Linux a thin jail on the implicit
+ * host-root skeleton, docs/skeletons.md): the same attacks as every strategy, root mode. */
+const PATHLESS = 'no path' as const;
+
 for (const mode of jailModes()) {
-  STRATEGIES.forEach((strategy, i) => {
+  [...STRATEGIES, PATHLESS].forEach((strategy: Strategy | typeof PATHLESS, i) => {
+    if (strategy === PATHLESS && mode.name !== 'root') return;
     const name = `esc-${mode.name === 'root' ? 'r' : 'u'}${i}`;
     describe(`escape (${mode.name}, ${strategy})`, { timeout: 300_000 }, () => {
       before(async () => {
         await h.jail(name, {
-          strategy,
+          ...(strategy === PATHLESS ? {} : { strategy }),
           mode,
-          skeleton: strategy === 'full' ? 'mini' : 'host',
+          skeleton: strategy === PATHLESS ? null : strategy === 'full' ? 'mini' : 'host',
           params: [
-            `ip4.addr=${securityAddr((mode.name === 'root' ? 0 : 4) + i)}`,
+            // the path-less jail's address: F3's range (198.51.100.180-189)
+            `ip4.addr=${strategy === PATHLESS ? '198.51.100.186/24' : securityAddr((mode.name === 'root' ? 0 : 4) + i)}`,
             'limits.procs=128',
             'limits.memory=256M',
             'meta.secret=host-only-meta-value',

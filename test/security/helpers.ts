@@ -133,8 +133,8 @@ export interface JailOptions {
   strategy?: Strategy;
   /** More parameter words (ip4.addr=..., limits.procs=..., allow.raw_sockets, ...). */
   params?: string[];
-  /** Skeleton name (default 'host'). */
-  skeleton?: string;
+  /** Skeleton name (default 'host'); null: none (a jail without a path). */
+  skeleton?: string | null;
   /** Start it (default true). */
   start?: boolean;
   /** The user-namespace mode's parameters are added (see jailModes()). */
@@ -181,7 +181,8 @@ export class SecurityHost {
   /** Creates (and by default starts) a persistent jail; asserts both succeed. */
   async jail(name: string, opts: JailOptions = {}): Promise<void> {
     const words = [
-      `skeleton=${opts.skeleton ?? 'host'}`,
+      // null: no skeleton and no path (a jail without a path, on the implicit host-root)
+      ...(opts.skeleton === null ? [] : [`skeleton=${opts.skeleton ?? 'host'}`]),
       ...(opts.strategy ? [`skeleton.strategy=${opts.strategy}`] : []),
       'persist',
       TEST_LABEL,
