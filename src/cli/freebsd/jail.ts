@@ -90,6 +90,8 @@ function usage(io: FrontIO): never {
 function errorText(e: unknown): string {
   if (!(e instanceof JailyardError)) return e instanceof Error ? e.message : String(e);
   const param = e.place.param;
+  // jail.conf errors as config.c words them: file:line: message
+  if (e.place.pos) return `${e.place.pos.file}:${e.place.pos.line}: ${e.message}`;
   if (e.code === 'JY_ERR_PARAM_UNKNOWN' && param) return `unknown parameter: ${param}`;
   if (
     e.code === 'JY_ERR_PARAM_VALUE' &&
@@ -257,6 +259,7 @@ function shellWord(word: string): string {
 /** The jails of a jail.conf: all (but wildcard blocks), or the one `select` names (its block
  * name, its name parameter or its jid). */
 function confJails(file: string, select: string | undefined): Wanted[] {
+  if (file !== '-' && !existsSync(file)) throw new Error(`${file}: No such file or directory`);
   const specs = loadConf(file === '-' ? '/dev/stdin' : file);
   const out: Wanted[] = [];
   for (const spec of specs) {
