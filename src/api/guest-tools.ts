@@ -16,8 +16,9 @@
 // jail_set: "jail: jail_set: PARAM: Operation not permitted".
 
 import { randomBytes } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import { isAbsolute, join, normalize } from 'node:path';
 import { paramInt, paramList, paramString, type Params } from '../conf/spec.ts';
 import { isJailyardError, JailyardError } from '../errors.ts';
@@ -552,6 +553,28 @@ export interface ToolsChannel {
   close(): Promise<void>;
 }
 
+/** Channel sockets of jexec runs that were killed before they could remove them (nobody
+ * listens: the connection is refused); those of running jexecs answer and stay. */
+async function removeStaleChannels(dir: string): Promise<void> {
+  const stale = readdirSync(dir).filter((f) => /^tools-[0-9a-f]{16}\.sock$/.test(f));
+  await Promise.all(
+    stale.map(
+      (f) =>
+        new Promise<void>((resolve) => {
+          const s = connect(join(dir, f));
+          s.once('connect', () => {
+            s.destroy();
+            resolve();
+          });
+          s.once('error', (e: NodeJS.ErrnoException) => {
+            if (e.code === 'ECONNREFUSED') rmSync(join(dir, f), { force: true });
+            resolve();
+          });
+        }),
+    ),
+  );
+}
+
 /**
  * A tools socket for the duration of one command run by the host's jexec: in the jail's
  * guest folder (the host's side: a 0700 state folder; the jail's: its read-only bind), under
@@ -560,6 +583,7 @@ export interface ToolsChannel {
 export async function openToolsChannel(opts: ChannelOptions): Promise<ToolsChannel> {
   const name = `tools-${randomBytes(8).toString('hex')}.sock`;
   mkdirSync(opts.guestDir, { recursive: true, mode: 0o755 });
+  await removeStaleChannels(opts.guestDir);
   const path = join(opts.guestDir, name);
   const endpoint = new ToolsEndpoint(opts);
   const record = await opts.service.get(opts.jail);

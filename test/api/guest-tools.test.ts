@@ -4,7 +4,8 @@
 // Real jails (a skeleton of the host's root), real sockets, the real client binary.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { SecurityHost } from '../security/helpers.ts';
 import { openStore } from '../../src/store/sqlite.ts';
@@ -178,6 +179,24 @@ describe('in-jail tools: sysctl, jail and jls through the host', () => {
       [],
       'the channel socket is removed when jexec ends',
     );
+    // a jexec killed before its clean-up leaves its socket: the next channel removes it,
+    // and keeps the one of a jexec still running
+    const stale = join(guest, 'tools-00000000000000aa.sock');
+    // bound, never listened on, its process gone: what a killed jexec leaves
+    execFileSync('python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(stale)})`]);
+    assert.ok(existsSync(stale));
+    writeFileSync(join(guest, 'tools-not-a-socket'), '');
+    const running = await openToolsChannel({ front: probeFront(calls), service, jail: 'gtp', guestDir: guest });
+    const again = await openToolsChannel({ front: probeFront(calls), service, jail: 'gtp', guestDir: guest });
+    try {
+      const left = readdirSync(guest).filter((f) => f.startsWith('tools-'));
+      assert.equal(left.includes('tools-00000000000000aa.sock'), false, 'the stale socket is gone');
+      assert.equal(left.length, 3, `the two live channels and the file that is no channel stay: ${left}`);
+    } finally {
+      await running.close();
+      await again.close();
+      rmSync(join(guest, 'tools-not-a-socket'));
+    }
   });
 
   test("the daemon's guest socket answers the same, and the front sees the caller's descendants only, without meta", async () => {
