@@ -87,7 +87,7 @@ describe('jails sharing an address, for real', { timeout: 120_000 }, () => {
     state = mkdtempSync(join(tmpdir(), 'jy-shared-address-'));
   });
   after(async () => {
-    for (const j of ['sa1', 'sa2', 'sa3', 'sa4', 'sa5', 'sa6']) await jy('remove', j);
+    for (const j of ['sa1', 'sa2', 'sa3', 'sa4', 'sa5', 'sa6', 'sa7', 'sa8']) await jy('remove', j);
     try {
       assertNoLeaks(baseline, state);
       const shared = existsSync('/run/jailyard/shared') ? readdirSync('/run/jailyard/shared') : [];
@@ -173,5 +173,26 @@ describe('jails sharing an address, for real', { timeout: 120_000 }, () => {
     const r = await jy('start', 'sa6');
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, new RegExp(`in the network .* of host interface ${host[1]}`));
+  });
+
+  test('a crash of the jail that made the netns: reconcile stops it, the netns stays for the other', async () => {
+    const C = '198.51.100.187';
+    await ok('create', 'sa7', 'persist', `ip4.addr=${C}`);
+    await ok('create', 'sa8', 'persist', `ip4.addr=${C}`);
+    await ok('start', 'sa7', 'sa8');
+    const n = netnsOf('sa7')!;
+    const store = openStore(state);
+    const init = store.getJail('sa7')!.runtime!.create!.initPid;
+    store.close();
+    process.kill(init, 'SIGKILL'); // every process of sa7 dies with its pid 1
+    await ok('reconcile');
+    const after = openStore(state);
+    assert.equal(after.getJail('sa7')!.state, 'stopped');
+    after.close();
+    assert.ok(existsSync(`/run/netns/${n}`), 'sa8 still uses it');
+    assert.match(sh('sa8', SERVE(7003, 'from-sa8')).stdout, /LISTENING/);
+    assert.equal((await fetchLine(C, 7003)).trim(), 'from-sa8');
+    await ok('stop', 'sa8');
+    assert.ok(!existsSync(`/run/netns/${n}`));
   });
 });
