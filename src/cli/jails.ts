@@ -105,7 +105,9 @@ export async function withJails<T>(
   fn: (s: { jails: JailReader; store?: Store; stateDir: string }) => Promise<T>,
 ): Promise<T> {
   if (program.opts<{ host?: string }>().host ?? process.env.JAILYARD_HOST)
-    return withSession(program, io, ({ service, stateDir }) => fn({ jails: service, stateDir }));
+    return withSession(program, io, async ({ service, stateDir }) =>
+      fn({ jails: await derivedReader(service), stateDir }),
+    );
   const dir = stateDir(program);
   const { openStore } = await import('../store/sqlite.ts');
   // read-only through node:sqlite until something writes (no better-sqlite3 for a plain ls)
@@ -122,10 +124,24 @@ export async function withJails<T>(
       list: async (filter) => store.listJails(filter),
       get: async (ref) => store.requireJailRef(ref),
     };
-    return await fn({ jails, store, stateDir: dir });
+    return await fn({ jails: await derivedReader(jails), store, stateDir: dir });
   } finally {
     store.close();
   }
+}
+
+/** A reader whose records carry what jls(8) reads beside the stored parameters:
+ * children.max's default, children.cur and parent (runtime/params.ts withDerived), for every
+ * reader of the CLI (ls, the jls front). */
+async function derivedReader(jails: JailReader): Promise<JailReader> {
+  const { withDerived } = await import('../runtime/params.ts');
+  return {
+    list: async (filter) => {
+      const some = await jails.list(filter);
+      return withDerived(some, filter?.selector !== undefined ? await jails.list() : some);
+    },
+    get: async (ref) => withDerived([await jails.get(ref)], await jails.list())[0]!,
+  };
 }
 
 /** After a signal: which jails a stop or restart did not finish, and the command that does. */

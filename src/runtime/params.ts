@@ -41,11 +41,19 @@ export const mayHaveDied = (j: JailRecord): boolean =>
  */
 export function withDerived(jails: readonly JailRecord[], all: readonly JailRecord[]): JailRecord[] {
   const jidOf = new Map(all.map((j) => [j.name, j.jid]));
+  // every existing jail counts once for each of its ancestors
+  const below = new Map<string, number>();
+  for (const c of all) {
+    if (c.state === 'stopped') continue;
+    for (let i = c.name.indexOf('.'); i > 0; i = c.name.indexOf('.', i + 1)) {
+      const a = c.name.slice(0, i);
+      below.set(a, (below.get(a) ?? 0) + 1);
+    }
+  }
   return jails.map((j) => {
     const dot = j.name.lastIndexOf('.');
     const parent = dot > 0 ? (jidOf.get(j.name.slice(0, dot)) ?? 0) : 0;
-    const below = `${j.name}.`;
-    const cur = all.filter((c) => c.state !== 'stopped' && c.name.startsWith(below)).length;
+    const cur = below.get(j.name) ?? 0;
     const max = j.params['children.max'];
     return {
       ...j,

@@ -2,7 +2,6 @@
 import type { RegisterVerb } from '../context.ts';
 import { withJails } from '../jails.ts';
 import { formatJls, jlsJson } from '../jls.ts';
-import { withDerived } from '../../runtime/params.ts';
 
 export const register: RegisterVerb = (program, io) => {
   program
@@ -43,8 +42,6 @@ export const register: RegisterVerb = (program, io) => {
           if (!o.all && !one) jails = jails.filter((j) => j.state !== 'stopped');
           if (one && o.selector !== undefined)
             jails = (await service.list({ selector: o.selector })).filter((j) => j.name === one.name);
-          // children.max's default, children.cur and parent, as jls(8) reads them
-          jails = withDerived(jails, one || o.selector !== undefined ? await service.list() : jails);
           const opts = {
             params,
             header: !!o.header,
