@@ -159,9 +159,14 @@ test('bad input names the place and creates nothing', async () => {
   r = await jy('create', 'life3', 'skeleton=host', 'limits.memory=lots');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /limits\.memory/);
-  r = await jy('create', 'life3', 'path=/', 'persist');
+  // path=/ alone is a jail without a path (the implicit host-root skeleton); with a skeleton
+  // its mounts would go onto the host's own /
+  r = await jy('create', 'life3', 'path=/', 'skeleton=host', 'persist');
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /jail "life3", parameter "path": path = \/ would mount over the host's own tree/);
+  assert.match(
+    r.stderr,
+    /jail "life3", parameter "path": path = \/ with a skeleton would mount over the host's own tree/,
+  );
   r = await jy('ls', '-a', '-j', 'life3');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /life3/);
