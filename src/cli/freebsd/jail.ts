@@ -5,7 +5,6 @@
 // and starts, and a failed -c leaves nothing; -r stops and forgets.
 
 import { existsSync, writeFileSync } from 'node:fs';
-import { loadConf } from '../../conf/evaluate.ts';
 import { parseParamAssignment } from '../../conf/params.ts';
 import type { Params, ParamValue } from '../../conf/spec.ts';
 import { JailyardError } from '../../errors.ts';
@@ -202,7 +201,7 @@ async function run(argv: string[], io: FrontIO, scope: FrontScope): Promise<numb
     wanted = [commandLineJail([...flags.optionParams, ...rest])];
   } else {
     if (flags.removeAll || flags.optionParams.length) usage(io);
-    wanted = confJails(flags.confFile, rest[0]);
+    wanted = await confJails(flags.confFile, rest[0]);
   }
   let error = 0;
   for (const w of wanted) {
@@ -258,8 +257,10 @@ function shellWord(word: string): string {
 
 /** The jails of a jail.conf: all (but wildcard blocks), or the one `select` names (its block
  * name, its name parameter or its jid). */
-function confJails(file: string, select: string | undefined): Wanted[] {
+async function confJails(file: string, select: string | undefined): Promise<Wanted[]> {
   if (file !== '-' && !existsSync(file)) throw new Error(`${file}: No such file or directory`);
+  // the jail.conf parser only for the forms that read one
+  const { loadConf } = await import('../../conf/evaluate.ts');
   const specs = loadConf(file === '-' ? '/dev/stdin' : file);
   const out: Wanted[] = [];
   for (const spec of specs) {
@@ -528,7 +529,8 @@ async function oldStyle(rest: string[], io: FrontIO, scope: FrontScope, flags: F
 
 /** -e SEP: every configured jail (not wildcard blocks) on one line, parameters separated by
  * SEP; nothing is created, changed or removed. */
-function exhibit(io: FrontIO, flags: Flags): number {
+async function exhibit(io: FrontIO, flags: Flags): Promise<number> {
+  const { loadConf } = await import('../../conf/evaluate.ts');
   for (const spec of loadConf(flags.confFile)) {
     if (spec.name.includes('*')) continue;
     const words: string[] = [];
