@@ -231,6 +231,9 @@ export function completePlan(_stateDir: string, record: JailRecord, root: string
   // With it the other mount points the create step uses (proc, tini at /.jailyard/tini):
   // made by the mounts step, they are recorded, so a stop takes them out of an admin's
   // `path` again (the create step still checks each is a real directory of the jail's).
+  // (dev too: without mount.devfs the stage mounts a minimal /dev there when the root has
+  // none)
+  if (!plan.mkdirs.includes(join(root, 'dev'))) plan.mkdirs.push(join(root, 'dev'));
   plan.mkdirs.push(join(root, 'proc'), join(root, 'run', 'jailyard'), join(root, '.jailyard'));
   plan.files = [...(base?.files ?? []), join(root, '.jailyard', 'tini')];
   return plan;

@@ -149,5 +149,11 @@ describe('jails without a path, for real', { timeout: 120_000 }, () => {
     // run/ stays: the jail wrote into it; every mount point jailyard made is gone
     assert.deepEqual(readdirSync(dir).sort(), [...before, 'run', 'written'].sort());
     assert.deepEqual(readdirSync(join(dir, 'run')), ['own']);
+    // without mount.devfs the stage's minimal /dev has a mount point jailyard made too
+    await ok('create', 'plpath', `path=${dir}`, 'persist', `mount=/usr ${dir}/usr nullfs ro 0 0`);
+    await ok('start', 'plpath');
+    assert.equal((await sh('plpath', 'test -c /dev/null')).code, 0);
+    await ok('remove', 'plpath');
+    assert.deepEqual(readdirSync(dir).sort(), [...before, 'run', 'written'].sort());
   });
 });
