@@ -188,6 +188,16 @@ test('jail -c creates and starts, quietly; meta and env as jailmeta.sh reads the
   assert.equal(store.listJails().length, 0, 'jail -r forgets the jail');
 });
 
+test('a jail without persist runs its command, passes its output through and is gone', async () => {
+  assert.deepEqual(await jail('-c', 'name=once', 'command=/bin/echo', 'a b', "it's"), {
+    code: 0,
+    stdout: "a b it's\n",
+    stderr: '',
+  });
+  assert.equal(store.getJail('once'), undefined);
+  assert.equal((await jls('-j', 'once')).code, 1);
+});
+
 test('a failed jail -c leaves nothing: no record, no folder', async () => {
   const r = await jail('-c', 'name=bad', 'persist', 'exec.prestart=false');
   assert.equal(r.code, 1);
@@ -240,6 +250,10 @@ test('inside a jail: names relative to it, only its descendants, children.max bo
     stderr: '',
   });
   assert.ok(store.getJail('parent.nested'), 'the host names it parent.nested');
+  assert.equal(
+    (await jls('-n', '-j', 'parent', 'children.max', 'children.cur', 'parent')).stdout,
+    'children.max=1 children.cur=1 parent=0\n',
+  );
   assert.deepEqual(await front('jail', ['-c', 'name=second', 'persist'], 'parent'), {
     code: 1,
     stdout: '',

@@ -419,6 +419,10 @@ async function createAndStart(w: Wanted, io: FrontIO, scope: FrontScope, flags: 
   const host = hostName(scope, name);
   try {
     await checkChildLimits(host, scope);
+    // a jail without persist that went away (its last process ended) is gone in jail(8):
+    // jailyard keeps its record stopped until someone forgets it
+    const gone = (await scope.service.list()).find((j) => j.name === host && j.state === 'stopped');
+    if (gone?.runtime?.died) await scope.service.remove([host]);
     const params: Params = { name: host, ...(jid !== undefined ? { jid } : {}), ...w.params };
     await scope.service.create({ spec: { name: host, params }, meta: w.meta, env: w.env });
   } catch (e) {
@@ -433,7 +437,12 @@ async function createAndStart(w: Wanted, io: FrontIO, scope: FrontScope, flags: 
     await scope.service.remove([host], withHooks(io)).catch(() => undefined);
     throw new Exit(1);
   }
-  const j = await scope.service.get(host).catch(() => undefined);
+  let j = await scope.service.get(host).catch(() => undefined);
+  if (j?.state === 'stopped') {
+    // a jail without persist whose command has ended is gone, as in jail(8)
+    await scope.service.remove([host]).catch(() => undefined);
+    j = undefined;
+  }
   if (flags.iflag && j) io.stdout(`${j.jid}\n`);
   if (flags.verbose > 0 || (flags.verbose === 0 && w.label !== undefined)) note(io, w.label, 'created');
   if (flags.jidFile && j) writeJidFile(flags.jidFile, j, scope);

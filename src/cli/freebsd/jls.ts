@@ -3,6 +3,7 @@
 // (usr.sbin/jls/jls.c; the output forms are src/cli/jls.ts).
 
 import type { JailRecord } from '../../store/types.ts';
+import { withDerived } from '../../runtime/params.ts';
 import { formatJls, jlsJson, type JlsOptions } from '../jls.ts';
 import { getopt, GetoptError } from './getopt.ts';
 import type { FrontIO, ReaderScope } from './index.ts';
@@ -111,8 +112,10 @@ export async function jlsMain(argv: string[], io: FrontIO, scope: ReaderScope): 
     jails = [j];
   } else jails = await visibleJails(scope);
 
-  // names as the caller sees them: relative to its own jail
-  const shown = scope.root ? jails.map((j) => ({ ...j, name: shownName(scope, j.name) })) : jails;
+  // children.max (0 when unset), children.cur and parent as the kernel reports them, counted
+  // among the jails the caller sees; names relative to its own jail
+  const derived = withDerived(jails, await visibleJails(scope));
+  const shown = scope.root ? derived.map((j) => ({ ...j, name: shownName(scope, j.name) })) : derived;
   const opts: JlsOptions = {
     params,
     header,
