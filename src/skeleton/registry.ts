@@ -10,7 +10,7 @@
 // `NAME@N` is one version; `NAME` the latest. Version numbers are never reused.
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { JailyardError } from '../errors.ts';
 import { skeletonDir, skeletonsDir } from '../layout.ts';
@@ -161,11 +161,18 @@ export interface CreateOptions {
 
 /**
  * jailyard's own folders, which a seed of a live root never takes (not even as empty
- * directories whose names tell the jails' names): this state folder, the host-wide userns
- * registry and /run/jailyard (address and state-folder claims).
+ * directories whose names tell the jails' names): this state folder and the default one
+ * (another install's), the host-wide userns registry's folder and /run/jailyard (address
+ * and state-folder claims).
  */
 function ownFolders(stateDir: string, defaults: ReturnType<typeof loadDefaults>): string[] {
-  return [resolve(stateDir), defaults.userns?.registry, '/run/jailyard'].filter((p): p is string => !!p);
+  const registry = defaults.userns?.registry;
+  return [
+    resolve(stateDir),
+    '/var/db/jailyard',
+    ...(registry ? [registry, ...(basename(dirname(registry)) === 'jailyard' ? [dirname(registry)] : [])] : []),
+    '/run/jailyard',
+  ];
 }
 
 /** Whether `path` is this system's own root directory (same inode as `/`). */
