@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { JailyardError } from '../../src/errors.ts';
 import { vnetInterfaces } from '../../src/platform/linux/network.ts';
 import { cliFor, runBin } from '../helpers/cli.ts';
+import { openStore } from '../../src/store/sqlite.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 describe('vnet.interface (pure)', () => {
@@ -50,7 +51,7 @@ describe('vnet.interface, for real', { timeout: 120_000 }, () => {
     for (const i of IF) execFileSync('ip', ['link', 'add', i, 'type', 'veth', 'peer', 'name', PEER(i)]);
   });
   after(async () => {
-    for (const j of ['vi1', 'vi2', 'vi3', 'vi4']) await jy('remove', j);
+    for (const j of ['vi1', 'vi2', 'vi3', 'vi4', 'vi5']) await jy('remove', j);
     try {
       for (const i of IF) assert.ok(onHost(i), `${i} is back on the host`);
       assertNoLeaks(baseline, state);
@@ -110,5 +111,17 @@ describe('vnet.interface, for real', { timeout: 120_000 }, () => {
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /vnet\.interface.*needs a jail with a network stack of its own/s);
     assert.ok(onHost(IF[0]!));
+  });
+
+  test('a jail that died with the interfaces: reconcile gives them back', async () => {
+    await ok('create', 'vi5', 'vnet', 'persist', `vnet.interface=${IF[1]}`);
+    await ok('start', 'vi5');
+    assert.ok(!onHost(IF[1]!));
+    const store = openStore(state);
+    const init = store.getJail('vi5')!.runtime!.create!.initPid;
+    store.close();
+    process.kill(init, 'SIGKILL');
+    await ok('reconcile');
+    assert.ok(onHost(IF[1]!), 'back on the host');
   });
 });
