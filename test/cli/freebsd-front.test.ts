@@ -180,6 +180,12 @@ test('jail -c creates and starts, quietly; meta and env as jailmeta.sh reads the
   // jexec by name and by jid: the command's output and exit status
   const r = await front('jexec', [jid, 'sh', '-c', 'echo "$JNAME"; exit 7']);
   assert.deepEqual(r, { code: 7, stdout: 'j\n', stderr: '' });
+  assert.deepEqual(await front('jexec', ['-U', 'nosuchuser', 'j', 'id']), {
+    code: 1,
+    stdout: '',
+    stderr: 'jexec: nosuchuser: no such user\n',
+  });
+  assert.deepEqual(await front('jexec', ['-d', '/tmp', 'j', 'pwd']), { code: 0, stdout: '/tmp\n', stderr: '' });
   // -rc restarts (a new jid is fine, the jail is the same name); -r by jid removes quietly
   assert.deepEqual(await jail('-rc', 'name=j', 'persist', `ip4.addr=${ADDR}`), { code: 0, stdout: '', stderr: '' });
   assert.equal((await jls('-j', 'j', 'meta')).stdout, '""\n', 'a restarted jail is a new jail');

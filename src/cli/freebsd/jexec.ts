@@ -4,6 +4,7 @@
 // a clean environment; only fds 0-2 cross).
 
 import { constants } from 'node:os';
+import { JailyardError } from '../../errors.ts';
 import { guestDir } from '../../layout.ts';
 import { contextFromRecords } from '../../runtime/jailplan.ts';
 import { loadRunInJail } from '../../platform/index.ts';
@@ -68,6 +69,12 @@ export async function jexecMain(argv: string[], io: FrontIO, scope: FrontScope):
       ...(dir ? { cwd: dir } : {}),
       ...(channel ? { env: channel.env } : {}),
     });
+  } catch (e) {
+    // jexec.c's words: errx(1, "%s: no such user"); anything else as jexec(8) errs
+    if (e instanceof JailyardError && e.place.param === 'exec.jail_user' && user !== undefined)
+      io.stderr(`jexec: ${user}: no such user\n`);
+    else io.stderr(`jexec: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
   } finally {
     await channel?.close();
   }

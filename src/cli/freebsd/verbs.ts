@@ -50,7 +50,13 @@ function registerFront(front: Front): RegisterVerb {
           return;
         }
         const run = front === 'jail' ? runJail : runJexec;
-        await withSession(program, io, async ({ service, stateDir }) => {
+        await withSession(program, io, async ({ service, stateDir, store }) => {
+          if (front === 'jexec' && !store) {
+            // like `jailyard exec`: the command runs through this host's driver
+            io.err('jexec: runs on the jail host itself, not through --host');
+            process.exitCode = 1;
+            return;
+          }
           process.exitCode = await run(args, frontIO(io), { service, stateDir });
         });
       });
