@@ -4,15 +4,24 @@
 //   jailyard ls (10 running jails) vs node -e 0
 //   jailyard exec J true          vs crun exec (busybox root) and nsenter -a into the jail
 //   jailyard start J + stop J     vs crun run of `true` (create, start, wait, delete)
-// The jails are thin jails of a skeleton of the host's root, without addresses. The bench
-// builds dist/ first (scripts/build-dist.sh, as npm install does) and reports whether the bin
+// The jails are thin jails of a skeleton of the host's root, without addresses. start + stop
+// also reports its floor: two bare Node start-ups (2 x node -e 0) against the same crun run.
+// The bench builds dist/ first (scripts/build-dist.sh, as npm install does) and reports whether the bin
 // ran it or the sources (an edit to src/ after the build makes it run src/).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../src/store/sqlite.ts';
-import { busyboxRoot, crunBaseline, percentile, reexecWithoutUnifiedCgroup, report, timeMs } from './lib.ts';
+import {
+  busyboxRoot,
+  childCpuMs,
+  crunBaseline,
+  percentile,
+  reexecWithoutUnifiedCgroup,
+  report,
+  timeMs,
+} from './lib.ts';
 
 if (reexecWithoutUnifiedCgroup()) process.exit();
 
@@ -36,7 +45,6 @@ function must(cmd: string, args: string[], detached = false): string {
   return String(r.stdout ?? '');
 }
 const jy = (...args: string[]) => must(BIN, ['--state', state, ...args]);
-const time = (cmd: string, args: string[]) => timeMs(() => must(cmd, args));
 
 const samples = {
   node: [] as number[],
@@ -48,6 +56,9 @@ const samples = {
   startStop: [] as number[],
   crunRun: [] as number[],
 };
+// CPU per kind, summed over the runs (the processes the bench waited for: the CLI and what it
+// ran to its end, not the jails' own processes nor the resident jy-spawner)
+const cpu = Object.fromEntries(Object.keys(samples).map((k) => [k, 0])) as Record<keyof typeof samples, number>;
 let fromDist = false;
 const crun = crunBaseline(base, busyboxRoot(base));
 try {
@@ -63,20 +74,24 @@ try {
   });
   fromDist = newer.status === 0 && !newer.stdout.trim();
 
+  /** Times `fn` into samples[key] (wall) and cpu[key] (its processes' CPU, summed). */
+  const sample = async (key: keyof typeof samples, fn: () => unknown) => {
+    const c0 = childCpuMs();
+    samples[key].push(await timeMs(fn));
+    cpu[key] += childCpuMs() - c0;
+  };
   for (let i = 0; i < N; i++) {
-    samples.node.push(await time(process.execPath, ['-e', '0']));
-    samples.version.push(await time(BIN, ['--version']));
-    samples.ls.push(await time(BIN, ['--state', state, 'ls']));
-    samples.exec.push(await time(BIN, ['--state', state, 'exec', JAILS[0] as string, 'true']));
-    samples.crunExec.push(await time('crun', crun.argv('exec', 'jyc-exec', '/bin/true')));
-    samples.nsenter.push(await time('nsenter', ['-a', '-t', jailPid, 'true']));
-    samples.startStop.push(
-      await timeMs(() => {
-        jy('start', CYCLED);
-        jy('stop', CYCLED);
-      }),
-    );
-    samples.crunRun.push(await time('crun', crun.argv('run', '--bundle', trueBundle, `jyc-run-${i}`)));
+    await sample('node', () => must(process.execPath, ['-e', '0']));
+    await sample('version', () => must(BIN, ['--version']));
+    await sample('ls', () => must(BIN, ['--state', state, 'ls']));
+    await sample('exec', () => must(BIN, ['--state', state, 'exec', JAILS[0] as string, 'true']));
+    await sample('crunExec', () => must('crun', crun.argv('exec', 'jyc-exec', '/bin/true')));
+    await sample('nsenter', () => must('nsenter', ['-a', '-t', jailPid, 'true']));
+    await sample('startStop', () => {
+      jy('start', CYCLED);
+      jy('stop', CYCLED);
+    });
+    await sample('crunRun', () => must('crun', crun.argv('run', '--bundle', trueBundle, `jyc-run-${i}`)));
   }
 } finally {
   crun.cleanup();
@@ -98,20 +113,36 @@ function initPidOf(name: string): number {
 }
 
 const p50 = (s: number[]) => percentile(s, 50);
+/** Mean CPU ms per run of `key`, and its ratio to `base`'s: the figures that hold under load. */
+const cpuOf = (key: keyof typeof samples, base: keyof typeof samples) => ({
+  cpu_ms: cpu[key] / N,
+  base_cpu_ms: cpu[base] / N,
+  cpu_ratio: cpu[base] ? cpu[key] / cpu[base] : 0,
+});
 const runsFrom = fromDist ? 'dist' : 'src';
 report({
   name: 'cli-version',
   ratioOf: 'jailyard --version p50 / node -e 0 p50',
   ratio: p50(samples.version) / p50(samples.node),
   target: '<= 1.3',
-  metrics: { jailyard_p50_ms: p50(samples.version), node_e0_p50_ms: p50(samples.node), runs_from: runsFrom },
+  metrics: {
+    jailyard_p50_ms: p50(samples.version),
+    node_e0_p50_ms: p50(samples.node),
+    ...cpuOf('version', 'node'),
+    runs_from: runsFrom,
+  },
 });
 report({
   name: 'cli-ls',
   ratioOf: 'jailyard ls (10 running jails) p50 / node -e 0 p50',
   ratio: p50(samples.ls) / p50(samples.node),
   target: '<= 1.3',
-  metrics: { jailyard_p50_ms: p50(samples.ls), node_e0_p50_ms: p50(samples.node), runs_from: runsFrom },
+  metrics: {
+    jailyard_p50_ms: p50(samples.ls),
+    node_e0_p50_ms: p50(samples.node),
+    ...cpuOf('ls', 'node'),
+    runs_from: runsFrom,
+  },
 });
 report({
   name: 'cli-exec',
@@ -123,6 +154,7 @@ report({
     crun_exec_p50_ms: p50(samples.crunExec),
     nsenter_a_p50_ms: p50(samples.nsenter),
     node_e0_p50_ms: p50(samples.node),
+    ...cpuOf('exec', 'crunExec'),
     runs_from: runsFrom,
   },
 });
@@ -134,6 +166,11 @@ report({
   metrics: {
     jailyard_p50_ms: p50(samples.startStop),
     crun_run_p50_ms: p50(samples.crunRun),
+    // the floor of any two Node commands: two bare Node start-ups against the same crun run
+    two_node_e0_p50_ms: 2 * p50(samples.node),
+    two_node_e0_vs_crun_run: (2 * p50(samples.node)) / p50(samples.crunRun),
+    ...cpuOf('startStop', 'crunRun'),
+    two_node_e0_cpu_ms: (2 * cpu.node) / N,
     runs_from: runsFrom,
   },
 });

@@ -24,6 +24,19 @@ export async function timeMs(fn: () => unknown | Promise<unknown>): Promise<numb
   return performance.now() - t0;
 }
 
+/**
+ * CPU time (user + system, ms) of the child processes this process has waited for so far:
+ * /proc/self/stat's cutime + cstime, in clock ticks (100 per second on Linux). On a shared,
+ * loaded machine a process's CPU time moves far less than its wall time; the tick makes one
+ * reading coarse (10 ms), so compare sums over many runs.
+ */
+export function childCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  // the fields after the command name (which may hold spaces), from field 3 (state) on
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) * 10;
+}
+
 export interface BenchReport {
   name: string;
   /** What the ratio compares, e.g. "jailyard start / bwrap start". */

@@ -50,7 +50,7 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
 
 /** The bundle when the build made one (esbuild is a devDependency), else tsc's modules. */
 function distEntry() {
-  return existsSync(new URL('dist/bundle/main.js', root)) ? 'dist/bundle/main.js' : 'dist/cli/main.js';
+  return existsSync(new URL('dist/bundle/main.mjs', root)) ? 'dist/bundle/main.mjs' : 'dist/cli/main.js';
 }
 
 /** dist/ was built from the sources as they are now. */

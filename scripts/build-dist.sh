@@ -27,7 +27,7 @@ if [ -d node_modules/esbuild ]; then
   inputs+=(scripts/bundle-cli.ts)
 fi
 
-if [ -e dist/.built ] && { [ $bundle = 0 ] || [ -e dist/bundle/main.js ]; } &&
+if [ -e dist/.built ] && { [ $bundle = 0 ] || [ -e dist/bundle/main.mjs ]; } &&
   [ -z "$(find "${inputs[@]}" -newer dist/.built -print -quit)" ]; then
   exit 0
 fi

@@ -105,6 +105,8 @@ await build({
   platform: 'node',
   target: 'node24',
   chunkNames: '[name]-[hash]',
+  // .mjs: Node knows each chunk is an ES module without looking for a package.json scope
+  outExtension: { '.js': '.mjs' },
   external,
   plugins: [plugin],
   minifySyntax: true,

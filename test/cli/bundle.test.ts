@@ -27,7 +27,7 @@ after(() => {
   for (const c of cleanups.reverse()) c();
 });
 
-test('the bin runs dist/bundle/main.js while dist/ is current, else dist/cli/main.js', () => {
+test('the bin runs dist/bundle/main.mjs while dist/ is current, else dist/cli/main.js', () => {
   const dir = mkdtempSync(join(tmpdir(), 'jy-bin-bundle-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   mkdirSync(join(dir, 'bin'));
@@ -42,7 +42,7 @@ test('the bin runs dist/bundle/main.js while dist/ is current, else dist/cli/mai
     `export async function main(argv) { console.log('${from}', argv.join(' ')); return 4; }\n`;
   writeFileSync(join(dir, 'src/cli/main.ts'), entry('src'));
   writeFileSync(join(dir, 'dist/cli/main.js'), entry('dist'));
-  writeFileSync(join(dir, 'dist/bundle/main.js'), entry('bundle'));
+  writeFileSync(join(dir, 'dist/bundle/main.mjs'), entry('bundle'));
   const hourAgo = new Date(Date.now() - 3600_000);
   for (const p of ['tsconfig.json', 'tsconfig.build.json', 'src', 'src/cli', 'src/cli/main.ts'])
     utimesSync(join(dir, p), hourAgo, hourAgo);
@@ -68,7 +68,7 @@ function buildBundle(): string {
   cleanups.push(() => rmSync(top, { recursive: true, force: true }));
   const out = join(top, 'bundle');
   execFileSync(process.execPath, [join(ROOT, 'scripts/bundle-cli.ts'), out], { stdio: 'pipe' });
-  return join(out, 'main.js');
+  return join(out, 'main.mjs');
 }
 
 let bundle: string | undefined;
@@ -106,7 +106,7 @@ function runBundle(
 test('the bundle names its paths as the sources do: every import.meta.url it rewrote is a source file', () => {
   const dir = join(bundled(), '..');
   let rewritten = 0;
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.js'))) {
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.mjs'))) {
     const text = readFileSync(join(dir, f), 'utf8');
     // esbuild's stand-in for a require() it could not bundle throws when called
     assert.doesNotMatch(text, /__require\(/, `${f}: a require() the bundle cannot serve`);
