@@ -6,7 +6,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,6 +125,10 @@ describe('jails sharing an address, for real', { timeout: 120_000 }, () => {
     const n1 = netnsOf('sa1')!;
     await ok('stop', 'sa1');
     assert.ok(existsSync(`/run/netns/${n1}`), 'sa2 still uses it');
+    // the host-wide claim of the address now names the jail that holds it
+    const hex = A.split('.').reduce((h, o) => h + Number(o).toString(16).padStart(2, '0'), '');
+    const claim = readFileSync(`/run/jailyard/addresses/v4-${hex.replace(/^0+/, '')}`, 'utf8').split('\n');
+    assert.deepEqual(claim.slice(0, 4), [n1, A, state, 'sa2']);
     // sa1's server (a process of sa1) went with sa1; sa2 serves on the same address now
     assert.match(sh('sa2', SERVE(7001, 'from-sa2')).stdout, /LISTENING/);
     assert.equal((await fetchLine(A, 7001)).trim(), 'from-sa2');

@@ -411,15 +411,37 @@ function leaveShared(netns: string, jail: string): boolean {
   const dir = `${SHARED}/${netns}`;
   if (!existsSync(dir)) return false;
   rmSync(holderFile(netns, jail), { force: true });
-  if (netnsInUse(netns)) return true;
   const now = Date.now();
-  return readdirSync(dir).some((f) => {
-    try {
-      return now - statSync(`${dir}/${f}`).mtimeMs < JOIN_GRACE_MS;
-    } catch {
-      return false;
-    }
-  });
+  const stays =
+    netnsInUse(netns) ||
+    readdirSync(dir).some((f) => {
+      try {
+        return now - statSync(`${dir}/${f}`).mtimeMs < JOIN_GRACE_MS;
+      } catch {
+        return false;
+      }
+    });
+  if (stays) handOver(netns, jail);
+  return stays;
+}
+
+/** The address claims a leaving jail's name is on go to a jail still in the netns, so a
+ * refusal names a jail that holds the address. */
+function handOver(netns: string, leaving: string): void {
+  const mine = readClaims().filter((c) => c.netns === netns && c.jail === leaving && c.state);
+  if (!mine.length) return;
+  const dir = `${SHARED}/${netns}`;
+  const next = readdirSync(dir)
+    .map((f) => {
+      try {
+        return readFileSync(`${dir}/${f}`, 'utf8').trim();
+      } catch {
+        return '';
+      }
+    })
+    .find(Boolean);
+  if (!next) return;
+  for (const c of mine) writeFileSync(c.file, `${netns}\n${c.address}\n${c.state}\n${next}\n`);
 }
 
 /**
