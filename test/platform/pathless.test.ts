@@ -98,6 +98,24 @@ describe('jails without a path, for real', { timeout: 120_000 }, () => {
     assert.ok(!existsSync('/etc/e') && !existsSync('/root/d'));
   });
 
+  test("the mounts step refuses the host's own / as a root, whatever asks", async () => {
+    const { mount } = await import('../../src/platform/linux/mounts.ts');
+    const ctx = {
+      spec: { name: 'plx', params: {} },
+      name: 'plx',
+      jid: 1,
+      path: '/',
+      stateDir: join(state, 'jails/plx'),
+    };
+    const onRoot = () => snapshot().mounts.filter((m) => m === '/' || m === '/proc');
+    const before = onRoot();
+    await assert.rejects(
+      mount(ctx, { root: '/', mkdirs: ['/proc'], symlinks: [], mounts: [] }),
+      (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PATH' && e.place.param === 'path',
+    );
+    assert.deepEqual(onRoot(), before);
+  });
+
   test('path=/ is the same kind of jail, nothing is mounted on the host root', async () => {
     const before = snapshot().mounts.filter((m) => m === '/' || m.startsWith('/usr') || m.startsWith('/etc'));
     await ok('create', 'plroot', 'path=/', 'persist');

@@ -136,6 +136,13 @@ async function mountIn(
   range?: UidRange,
 ): Promise<MountFacts> {
   const root = posix.normalize(plan.root).replace(/\/+$/, '');
+  // never the host's own / (a jail without a path has its root in the state folder)
+  if (root === '' && view === HOST_VIEW)
+    throw new JailyardError('JY_ERR_PATH', "the jail's root is the host's own /: nothing is mounted onto it", {
+      jail: ctx.name,
+      param: 'path',
+      step: 'mount',
+    });
   const inRoot = (p: string) => resolveInside(root, p, ctx.name, view.fs);
   // Targets outside the root are refused before anything is touched.
   for (const step of plan.mounts) inRoot(step.target);
