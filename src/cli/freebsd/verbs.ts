@@ -15,8 +15,9 @@ const descriptions: Record<Front, string> = {
   jexec: 'jexec(8): run a command in a jail by name or jid',
 };
 
-/** The CLI's io as the front's: the front writes whole lines (ending in a newline). */
-function frontIO(io: CliIO): FrontIO {
+/** The CLI's io as the front's: the front writes whole lines (ending in a newline). Only
+ * jexec asks about a terminal: touching process.stdin sets up a stream (~20 ms of a jls). */
+function frontIO(io: CliIO, front: Front): FrontIO {
   const strip = (t: string): string => (t.endsWith('\n') ? t.slice(0, -1) : t);
   return {
     stdout: (t) => {
@@ -26,7 +27,7 @@ function frontIO(io: CliIO): FrontIO {
       if (t !== '') io.err(strip(t));
     },
     stdin: 'inherit',
-    terminal: process.stdin.isTTY === true && process.stdout.isTTY === true,
+    ...(front === 'jexec' ? { terminal: process.stdin.isTTY === true && process.stdout.isTTY === true } : {}),
   };
 }
 
@@ -45,7 +46,7 @@ function registerFront(front: Front): RegisterVerb {
         if (front === 'jls') {
           // reading needs the store alone, not the service, driver and skeleton code
           await withJails(program, io, async ({ jails, stateDir }) => {
-            process.exitCode = await runJls(args, frontIO(io), { service: jails, stateDir });
+            process.exitCode = await runJls(args, frontIO(io, front), { service: jails, stateDir });
           });
           return;
         }
@@ -57,7 +58,7 @@ function registerFront(front: Front): RegisterVerb {
             process.exitCode = 1;
             return;
           }
-          process.exitCode = await run(args, frontIO(io), { service, stateDir });
+          process.exitCode = await run(args, frontIO(io, front), { service, stateDir });
         });
       });
   };
