@@ -2,6 +2,7 @@
 // -n name=value, -s (what jail(8) can read back), -h header, -q quoting, and libxo's JSON
 // shape {"__version": "2", "jail-information": {"jail": [...]}}. Pure: records in, text out.
 
+import { takesParentRoot } from '../layout.ts';
 import { readMetaKey } from '../meta/ops.ts';
 import type { ParamValue } from '../conf/spec.ts';
 import type { JailRecord } from '../store/types.ts';
@@ -45,7 +46,8 @@ function pseudo(j: JailRecord, name: string): ParamValue | undefined {
     case 'host.hostname':
       return j.params['host.hostname'] ?? j.name;
     case 'path':
-      return j.params.path ?? '';
+      // a jail without a path takes its parent's root: the caller's "/" (jail(8))
+      return j.params.path ?? (takesParentRoot(j) ? '/' : '');
     default:
       return undefined;
   }
