@@ -87,7 +87,7 @@ describe('jails sharing an address, for real', { timeout: 120_000 }, () => {
     state = mkdtempSync(join(tmpdir(), 'jy-shared-address-'));
   });
   after(async () => {
-    for (const j of ['sa1', 'sa2', 'sa3', 'sa4', 'sa5', 'sa6', 'sa7', 'sa8']) await jy('remove', j);
+    for (const j of ['sa1', 'sa2', 'sa3', 'sa4', 'sa5', 'sa6', 'sa7', 'sa8', 'sa9']) await jy('remove', j);
     try {
       assertNoLeaks(baseline, state);
       const shared = existsSync('/run/jailyard/shared') ? readdirSync('/run/jailyard/shared') : [];
@@ -200,5 +200,35 @@ describe('jails sharing an address, for real', { timeout: 120_000 }, () => {
     assert.equal((await fetchLine(C, 7003)).trim(), 'from-sa8');
     await ok('stop', 'sa8');
     assert.ok(!existsSync(`/run/netns/${n}`));
+  });
+
+  test("jails of two state folders share an address too; one folder's reconcile leaves the other's netns", async () => {
+    const D = '198.51.100.189';
+    const other = mkdtempSync(join(tmpdir(), 'jy-shared-address-other-'));
+    const jy2 = cliFor(() => other);
+    const base2 = snapshot();
+    try {
+      await ok('create', 'sa9', 'persist', `ip4.addr=${D}`);
+      await ok('start', 'sa9');
+      const n = netnsOf('sa9')!;
+      assert.equal((await jy2('create', 'sb1', 'persist', `ip4.addr=${D}`)).code, 0);
+      const started = await jy2('start', 'sb1');
+      assert.equal(started.code, 0, started.stderr);
+      const inOther = runBin(other, ['exec', 'sb1', 'readlink', '/proc/self/ns/net']).stdout;
+      assert.equal(inOther, sh('sa9', 'readlink /proc/self/ns/net').stdout, 'one netns');
+      await ok('stop', 'sa9');
+      // sa9's netns is no record of this folder's now: still not a leftover, sb1 is in it
+      await ok('reconcile');
+      assert.ok(existsSync(`/run/netns/${n}`));
+      assert.match(runBin(other, ['exec', 'sb1', '/bin/sh', '-c', SERVE(7004, 'from-sb1')]).stdout, /LISTENING/);
+      assert.equal((await fetchLine(D, 7004)).trim(), 'from-sb1');
+      assert.equal((await jy2('remove', 'sb1')).code, 0);
+      assert.ok(!existsSync(`/run/netns/${n}`), 'the last jail out deletes it');
+      await ok('remove', 'sa9');
+    } finally {
+      await jy2('remove', 'sb1');
+      assertNoLeaks(base2, other);
+      rmSync(other, { recursive: true, force: true });
+    }
   });
 });

@@ -12,7 +12,7 @@ import * as life from './create.ts';
 import { removeEnterFile, runHost, runInJail, writeEnterFile } from './exec.ts';
 import { removeLeftover, scanLeftovers } from './leftovers.ts';
 import { mount, unmount } from './mounts.ts';
-import { removeBridgeIfUnused, setupNetwork, teardownNetwork } from './network.ts';
+import { holderOf, removeBridgeIfUnused, setupNetwork, teardownNetwork } from './network.ts';
 import { isUnder, stateTag } from './paths.ts';
 import { releaseRange } from './userns.ts';
 import { claimStateTag, liveOtherFolder, tagOf } from './statefolders.ts';
@@ -111,7 +111,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
       claimStateTag(dirname(dirname(ctx.stateDir)));
       return setupNetwork(ctx, net);
     },
-    teardownNetwork: (ctx, facts) => teardownNetwork(facts, ctx.name),
+    teardownNetwork: (ctx, facts) => teardownNetwork(facts, holderOf(ctx)),
     mount,
     unmount,
     create: async (ctx, netFacts, limits, mounts) => {

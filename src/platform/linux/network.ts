@@ -342,32 +342,41 @@ export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wante
 /**
  * jail(8) lets jails without `vnet` share an address (they share the host's stack). On
  * Linux such jails share one network namespace: the one the first of them made, with its
- * veth on the bridge, joined by the others. Only jails of one state folder, declaring the
- * same addresses, and never a `vnet` jail. Each jail that joined has a file in
- * SHARED/<netns>/ (written under the network lock); the netns lives while a process is in
- * it or a join is under way (a file younger than JOIN_GRACE_MS), and goes with the last
- * jail's stop. A crash leaves it to reconcile: a running jail records it (NetworkFacts), so
- * only an unrecorded one is a leftover.
+ * veth on the bridge, joined by the others, host-wide (any state folder, as on FreeBSD),
+ * when they declare the same addresses; never a `vnet` jail. Each jail that joined has a
+ * file in SHARED/<netns>/ naming its state folder and name (written under the network
+ * lock); the netns lives while a process is in it or a join is under way (a file younger
+ * than JOIN_GRACE_MS), and goes with the last jail's stop. A crash leaves it to reconcile: a
+ * running jail records it (NetworkFacts), and reconcile never removes a shared netns (or its
+ * veth) that a process still uses, which is another folder's joined jail.
  */
 const SHARED = '/run/jailyard/shared';
 const JOIN_GRACE_MS = 60_000;
 
-function holderFile(netns: string, jail: string): string {
+/** Who holds a place in a shared netns: a jail of a state folder. */
+export interface Holder {
+  state: string;
+  jail: string;
+}
+
+function holderFile(netns: string, h: Holder): string {
   const { createHash } = process.getBuiltinModule('node:crypto');
-  return `${SHARED}/${netns}/${createHash('sha256').update(jail).digest('hex').slice(0, 16)}`;
+  return `${SHARED}/${netns}/${createHash('sha256').update(`${h.state}\n${h.jail}`).digest('hex').slice(0, 16)}`;
 }
 
 /** The state folder of a jail's context (ctx.stateDir is <state folder>/jails/<name>). */
 const stateOf = (ctx: JailContext): string => dirname(dirname(ctx.stateDir));
 
+/** The holder a jail's context stands for. */
+export const holderOf = (ctx: JailContext): Holder => ({ state: stateOf(ctx), jail: ctx.name });
+
 /**
- * The running netns of the same state folder that holds `wanted` (the same addresses), for
- * a jail that shares them; undefined when none holds any of them. A netns holding some of
- * them but not the same set is refused: the jails would see each other's other addresses.
+ * The running netns that holds `wanted` (the same addresses), for a jail that shares them;
+ * undefined when none holds any of them. A netns holding some of them but not the same set
+ * is refused: the jails would see each other's other addresses.
  */
 export function sharedNetns(ctx: JailContext, wanted: JailAddress[]): { netns: string; veth: string } | undefined {
-  const state = stateOf(ctx);
-  const claims = readClaims().filter((c) => c.state === state && existsSync(`/run/netns/${c.netns}`));
+  const claims = readClaims().filter((c) => existsSync(`/run/netns/${c.netns}`));
   const hit = claims.find((c) => wanted.some((w) => sameAddress(w.address, c.address)));
   if (!hit) return undefined;
   const held = claims.filter((c) => c.netns === hit.netns).map((c) => c.address);
@@ -375,9 +384,10 @@ export function sharedNetns(ctx: JailContext, wanted: JailAddress[]): { netns: s
   const addrs = wanted.map((w) => w.address);
   if (!same(addrs, held) || !same(held, addrs)) {
     const w = wanted.find((x) => sameAddress(x.address, hit.address))!;
+    const who = hit.state && hit.state !== stateOf(ctx) ? ` of the state folder ${hit.state}` : '';
     throw new JailyardError(
       'JY_ERR_ADDRESS',
-      `address ${hit.address} is shared with jail "${hit.jail}" whose addresses are ${held.join(', ')}: jails sharing an address must declare the same addresses`,
+      `address ${hit.address} is shared with jail "${hit.jail}"${who} whose addresses are ${held.join(', ')}: jails sharing an address must declare the same addresses`,
       { jail: ctx.name, param: w.param, step: 'addresses' },
     );
   }
@@ -406,42 +416,49 @@ function netnsInUse(netns: string): boolean {
   return false;
 }
 
-/** A jail leaves a shared netns: true when others still use it (it must stay). */
-function leaveShared(netns: string, jail: string): boolean {
+/** The holders recorded in a shared netns's folder (a join under way first). */
+function holders(netns: string): (Holder & { fresh: boolean })[] {
   const dir = `${SHARED}/${netns}`;
-  if (!existsSync(dir)) return false;
-  rmSync(holderFile(netns, jail), { force: true });
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    return [];
+  }
   const now = Date.now();
-  const stays =
-    netnsInUse(netns) ||
-    readdirSync(dir).some((f) => {
-      try {
-        return now - statSync(`${dir}/${f}`).mtimeMs < JOIN_GRACE_MS;
-      } catch {
-        return false;
-      }
-    });
-  if (stays) handOver(netns, jail);
+  return files.flatMap((f) => {
+    try {
+      const [state = '', jail = ''] = readFileSync(`${dir}/${f}`, 'utf8').split('\n');
+      const fresh = now - statSync(`${dir}/${f}`).mtimeMs < JOIN_GRACE_MS;
+      return jail ? [{ state, jail, fresh }] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** A jail leaves a shared netns: true when others still use it (it must stay). */
+function leaveShared(netns: string, h: Holder): boolean {
+  if (!existsSync(`${SHARED}/${netns}`)) return false;
+  rmSync(holderFile(netns, h), { force: true });
+  const stays = netnsInUse(netns) || holders(netns).some((x) => x.fresh);
+  if (stays) handOver(netns, h);
   return stays;
 }
 
-/** The address claims a leaving jail's name is on go to a jail still in the netns, so a
+/** Whether a netns (or the netns of a jail veth) is shared and a process still uses it:
+ * never a leftover, whatever state folder's reconcile finds it. */
+function sharedInUse(netns: string | undefined): boolean {
+  return netns !== undefined && existsSync(`${SHARED}/${netns}`) && netnsInUse(netns);
+}
+
+/** The address claims a leaving jail is named on go to a jail still in the netns, so a
  * refusal names a jail that holds the address. */
-function handOver(netns: string, leaving: string): void {
-  const mine = readClaims().filter((c) => c.netns === netns && c.jail === leaving && c.state);
-  if (!mine.length) return;
-  const dir = `${SHARED}/${netns}`;
-  const next = readdirSync(dir)
-    .map((f) => {
-      try {
-        return readFileSync(`${dir}/${f}`, 'utf8').trim();
-      } catch {
-        return '';
-      }
-    })
-    .find(Boolean);
-  if (!next) return;
-  for (const c of mine) writeFileSync(c.file, `${netns}\n${c.address}\n${c.state}\n${next}\n`);
+function handOver(netns: string, leaving: Holder): void {
+  const mine = readClaims().filter((c) => c.netns === netns && c.jail === leaving.jail && c.state === leaving.state);
+  const next = holders(netns)[0];
+  if (!mine.length || !next) return;
+  for (const c of mine) writeFileSync(c.file, `${netns}\n${c.address}\n${next.state}\n${next.jail}\n`);
 }
 
 /**
@@ -649,7 +666,8 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
     const group = mayShare ? sharedNetns(ctx, wanted) : undefined;
     if (group) {
       mkdirSync(`${SHARED}/${group.netns}`, { recursive: true, mode: 0o755 });
-      writeFileSync(holderFile(group.netns, ctx.name), `${ctx.name}\n`);
+      const me = holderOf(ctx);
+      writeFileSync(holderFile(group.netns, me), `${me.state}\n${me.jail}\n`);
       return { joined: group };
     }
     // The port's filter exists before the port does: no frame of the jail ever crosses the
@@ -726,12 +744,15 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
  * the jail shares with others that still use it stays; without (reconcile, a failed
  * start's own netns) it goes.
  */
-export async function teardownNetwork(facts: NetworkFacts, jail?: string): Promise<void> {
+export async function teardownNetwork(facts: NetworkFacts, holder?: Holder): Promise<void> {
   // a jail without addresses (or a nested one) has nothing of its own on the host's network:
   // no host lock to wait for (parallel stops of address-less jails would queue on it)
   if (!facts.netns && !facts.veth && !facts.bridge) return;
   await withHostLock('network', async () => {
-    if (facts.netns && jail !== undefined && leaveShared(facts.netns, jail)) return;
+    if (facts.netns && holder !== undefined && leaveShared(facts.netns, holder)) return;
+    // reconcile (no holder): a shared netns another folder's jail still uses is not a leftover
+    if (holder === undefined && sharedInUse(facts.netns ?? (facts.veth ? netnsOfVeth(facts.veth.host) : undefined)))
+      return;
     // vnet.interface: back to the host before the netns goes (a virtual one would go with it)
     if (facts.netns) await returnInterfaces(facts.netns);
     const lines: string[] = [];
