@@ -72,13 +72,16 @@ before(() => {
 });
 
 after(async () => {
-  for (const j of store.listJails().sort((a, b) => b.name.length - a.name.length))
-    await scope.service.remove([j.name]).catch(() => undefined);
-  await jy('skel', 'rm', 'host-root');
-  store.close();
-  assertNoLeaks(baseline, state);
-  rmSync(state, { recursive: true, force: true });
-  rmSync(work, { recursive: true, force: true });
+  try {
+    for (const j of store.listJails().sort((a, b) => b.name.length - a.name.length))
+      await scope.service.remove([j.name]).catch(() => undefined);
+    await jy('skel', 'rm', 'host-root');
+    store.close();
+    assertNoLeaks(baseline, state);
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  }
 });
 
 test('getopt as FreeBSD: clusters, attached and separate arguments, the first operand ends options', () => {
