@@ -79,7 +79,9 @@ after(async () => {
     store.close();
     assertNoLeaks(baseline, state);
   } finally {
-    rmSync(state, { recursive: true, force: true });
+    // never a recursive removal through something still mounted (a root bind of the host's /)
+    const mounted = readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${state}/`);
+    if (!mounted) rmSync(state, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   }
 });
