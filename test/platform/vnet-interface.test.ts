@@ -121,6 +121,8 @@ describe('vnet.interface, for real', { timeout: 120_000 }, () => {
     const init = store.getJail('vi5')!.runtime!.create!.initPid;
     store.close();
     process.kill(init, 'SIGKILL');
+    // gone (reaped by its jy-stage) before reconcile looks
+    for (let i = 0; i < 250 && existsSync(`/proc/${init}`); i++) await new Promise((r) => setTimeout(r, 20));
     await ok('reconcile');
     assert.ok(onHost(IF[1]!), 'back on the host');
   });

@@ -10,7 +10,7 @@ import { isStageProcess } from './native.ts';
 import { unmountAll } from './mounts.ts';
 import { isUnder } from './paths.ts';
 import { childrenOf, innermostPid, killTree, run } from './proc.ts';
-import { filteredPorts, netnsOfVeth, teardownNetwork } from './network.ts';
+import { filteredPorts, netnsOfVeth, sharedInUse, teardownNetwork } from './network.ts';
 import { strayConsoleRelays } from './console.ts';
 
 export interface LeftoverConfig {
@@ -40,14 +40,17 @@ export async function scanLeftovers(cfg: LeftoverConfig): Promise<Leftovers> {
   const mounts = mountTargets().filter((t) => cfg.stateRoots.some((r) => isUnder(r, t)));
   let netns: string[] = [];
   try {
-    netns = readdirSync('/run/netns').filter((n) => n.startsWith('jy-'));
+    // a shared netns a process still uses is another state folder's member's, never a leftover
+    netns = readdirSync('/run/netns').filter((n) => n.startsWith('jy-') && !sharedInUse(n));
   } catch {
     // none
   }
-  const links = readdirSync('/sys/class/net').filter((n) => netnsOfVeth(n) !== undefined || /^jyh\d+$/.test(n));
+  const links = readdirSync('/sys/class/net').filter(
+    (n) => (netnsOfVeth(n) !== undefined && !sharedInUse(netnsOfVeth(n))) || /^jyh\d+$/.test(n),
+  );
   // a port's bridge filter rules outlive a crash that lost its veth: reported as that link
   for (const port of await filteredPorts())
-    if (!links.includes(port) && netnsOfVeth(port) !== undefined) links.push(port);
+    if (!links.includes(port) && netnsOfVeth(port) !== undefined && !sharedInUse(netnsOfVeth(port))) links.push(port);
   const cgroups: string[] = [];
   const layout = parentDirs(cfg.cgroups);
   for (const parent of layout.version === 1 ? Object.values(layout.dirs) : [layout.dir]) {

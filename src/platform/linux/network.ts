@@ -448,7 +448,7 @@ function leaveShared(netns: string, h: Holder): boolean {
 
 /** Whether a netns (or the netns of a jail veth) is shared and a process still uses it:
  * never a leftover, whatever state folder's reconcile finds it. */
-function sharedInUse(netns: string | undefined): boolean {
+export function sharedInUse(netns: string | undefined): boolean {
   return netns !== undefined && existsSync(`${SHARED}/${netns}`) && netnsInUse(netns);
 }
 
