@@ -19,10 +19,11 @@ exec 9<"$0"
 flock 9
 
 # esbuild is a devDependency added after the first builds: a node_modules installed before it
-# (a pull without `npm install`) still builds tsc's dist/, which the bin then runs
+# (a pull without `npm install`) still builds tsc's dist/, which the bin then runs. The
+# bundler script is TypeScript: it needs npm's Node 24, not the machine's older node.
 bundle=0
 inputs=(src tsconfig.json tsconfig.build.json)
-if [ -d node_modules/esbuild ]; then
+if [ -d node_modules/esbuild ] && [ -x node_modules/.bin/node ]; then
   bundle=1
   inputs+=(scripts/bundle-cli.ts)
 fi
