@@ -62,6 +62,18 @@ export interface OpenStoreOptions {
 /** better-sqlite3, loaded by the first read-write open (read-only opens never need it). */
 let driver: typeof Database | undefined;
 
+/**
+ * The stores of this process that read through node:sqlite. Two SQLite libraries in one
+ * process (Node's own and better-sqlite3's) do not share SQLite's table of open files, and
+ * fcntl locks belong to the process: closing either library's descriptor of a file drops the
+ * locks the other holds on it (the WAL index's read and write locks among them), so another
+ * process may then write under a reader, or rebuild the index under a writer: a malformed
+ * database. So node:sqlite is used only while this process has no better-sqlite3 connection:
+ * the first one closes every node:sqlite reader before it opens and reopens them after it
+ * (test/store/two-sqlites.test.ts), and once better-sqlite3 is loaded, read-only opens use it.
+ */
+const nodeSqliteReaders = new Set<SqliteStore>();
+
 export const STORE_FILE = 'jailyard.db';
 /** Space kept free for the writes that stop and remove jails (see docs/reliability.md). */
 export const RESERVE_FILE = 'jailyard.reserve';
@@ -232,8 +244,9 @@ export class SqliteStore implements Store {
     this.busyMs = opts.busyTimeoutMs ?? (Number.isInteger(envBusy) && envBusy >= 0 ? envBusy : 10_000);
     this.opts = opts;
     this.cacheOn = opts.cache !== false;
-    const reader = opts.readOnly ? openReader(this.file, SCHEMA_VERSION, this.busyMs) : undefined;
+    const reader = opts.readOnly && !driver ? openReader(this.file, SCHEMA_VERSION, this.busyMs) : undefined;
     this.reading = reader !== undefined;
+    if (reader) nodeSqliteReaders.add(this);
     this.db = reader ?? this.openWritable();
     this.attach();
   }
@@ -249,7 +262,18 @@ export class SqliteStore implements Store {
   /** Opened to read (OpenStoreOptions.readOnly) and now asked to write: from here on the
    * usual read-write connection. */
   private becomeWriter(): void {
+    this.closeReader();
+    this.reopenWritable();
+  }
+
+  /** The first half of becomeWriter: the node:sqlite connection closed. */
+  private closeReader(): void {
+    nodeSqliteReaders.delete(this);
     this.db.close();
+  }
+
+  /** The second half: the read-write connection in its place. */
+  private reopenWritable(): void {
     this.db = this.openWritable();
     this.reading = false;
     this.attach();
@@ -278,7 +302,20 @@ export class SqliteStore implements Store {
   }
 
   private openDb(opts: OpenStoreOptions): Database.Database {
-    driver ??= createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+    if (!driver) {
+      // the process's first better-sqlite3 connection: no node:sqlite one may stay open beside it
+      const readers = [...nodeSqliteReaders];
+      for (const r of readers) r.closeReader();
+      driver = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+      for (const r of readers) {
+        try {
+          r.reopenWritable();
+        } catch {
+          // that store stays closed: its next call fails naming a closed connection, this
+          // open goes on
+        }
+      }
+    }
     const db = new driver(this.file);
     try {
       // SQLite's busy handler waits for the write lock (sleeping 1, 2, 5, 10 ... 100 ms between
@@ -360,6 +397,7 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
+    nodeSqliteReaders.delete(this);
     this.db.close();
   }
 

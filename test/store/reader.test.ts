@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { openStore, type SqliteStore } from '../../src/store/sqlite.ts';
 import { parseMetaWord } from '../../src/meta/ops.ts';
-import { JailyardError } from '../../src/errors.ts';
 
 let dir: string;
 let writer: SqliteStore;
@@ -40,41 +39,78 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * Runs `body` with `reader` = openStore(dir, { readOnly: true }) in a process of its own and
+ * returns what it returns (JSON). Not in this process: this one holds better-sqlite3
+ * connections (the writer), and beside one a read-only store uses better-sqlite3 too
+ * (test/store/two-sqlites.test.ts says why), so node:sqlite is only met in a fresh process.
+ */
+function withReader(body: string): unknown {
+  const src = pathToFileURL(join(import.meta.dirname, '../../src/store/sqlite.ts')).href;
+  const code = `
+    const { openStore } = await import(${JSON.stringify(src)});
+    const reader = openStore(process.argv[1], { readOnly: true });
+    try {
+      const viaNodeSqlite = reader.reading === true;
+      const out = await (async () => { ${body} })();
+      console.log(JSON.stringify({ viaNodeSqlite, out }));
+    } finally { reader.close(); }`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code, dir], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const { viaNodeSqlite, out } = JSON.parse(r.stdout) as { viaNodeSqlite: boolean; out: unknown };
+  assert.ok(viaNodeSqlite, 'the read-only store read through node:sqlite');
+  return out;
+}
+
 test('a read-only store reads what the read-write one reads', () => {
-  const reader = openStore(dir, { readOnly: true });
-  try {
-    assert.deepEqual(reader.listJails(), writer.listJails());
-    for (const selector of ['app=www', 'app in (www,db),version!=v1', '!version', 'tier=front'])
-      assert.deepEqual(reader.listJails({ selector }), writer.listJails({ selector }), selector);
-    assert.deepEqual(reader.requireJailRef('b'), writer.requireJailRef('b'));
-    assert.deepEqual(reader.getJail('c.d'), writer.getJail('c.d'));
-    assert.equal(reader.getJail('zz'), undefined);
-    assert.throws(
-      () => reader.requireJail('zz'),
-      (e) => e instanceof JailyardError && e.code === 'JY_ERR_JAIL_NOT_FOUND',
-    );
-    assert.equal(reader.currentRevision(), writer.currentRevision());
-    assert.deepEqual(reader.eventsSince(0), writer.eventsSince(0));
-  } finally {
-    reader.close();
-  }
+  const selectors = ['app=www', 'app in (www,db),version!=v1', '!version', 'tier=front'];
+  const got = withReader(`
+    let notFound;
+    try { reader.requireJail('zz'); } catch (e) { notFound = e.code; }
+    return {
+      all: reader.listJails(),
+      bySelector: ${JSON.stringify(selectors)}.map((selector) => reader.listJails({ selector })),
+      ref: reader.requireJailRef('b'),
+      nested: reader.getJail('c.d'),
+      missing: reader.getJail('zz') ?? null,
+      notFound,
+      revision: reader.currentRevision(),
+      events: reader.eventsSince(0),
+    };`);
+  assert.deepEqual(
+    got,
+    JSON.parse(
+      JSON.stringify({
+        all: writer.listJails(),
+        bySelector: selectors.map((selector) => writer.listJails({ selector })),
+        ref: writer.requireJailRef('b'),
+        nested: writer.getJail('c.d'),
+        missing: null,
+        notFound: 'JY_ERR_JAIL_NOT_FOUND',
+        revision: writer.currentRevision(),
+        events: writer.eventsSince(0),
+      }),
+    ),
+  );
 });
 
 test('it sees commits still in the WAL, and its first write reopens it read-write', () => {
-  const reader = openStore(dir, { readOnly: true });
-  try {
-    // the writer is open: its commits are in the WAL, not yet in the database file
-    assert.ok(existsSync(join(dir, 'jailyard.db-wal')));
-    writer.modifyJail('a', { meta: [parseMetaWord('meta.version=v2')!.op] });
-    assert.equal(reader.requireJail('a').meta, writer.requireJail('a').meta);
-    assert.match(reader.requireJail('a').meta, /version=v2/);
+  // the writer is open: its commits are in the WAL, not yet in the database file
+  writer.modifyJail('a', { meta: [parseMetaWord('meta.version=v2')!.op] });
+  assert.ok(existsSync(join(dir, 'jailyard.db-wal')));
+  const got = withReader(`
+    const meta = reader.requireJail('a').meta;
     const r = reader.modifyJail('c', { params: { 'host.hostname': 'c2' } });
-    assert.equal(writer.requireJail('c').params['host.hostname'], 'c2');
-    assert.equal(writer.currentRevision(), r.revision);
-    assert.deepEqual(reader.listJails(), writer.listJails());
-  } finally {
-    reader.close();
-  }
+    return { meta, revision: r.revision, writerAfter: reader.reading };`) as {
+    meta: string;
+    revision: number;
+    writerAfter: boolean;
+  };
+  assert.equal(got.meta, writer.requireJail('a').meta);
+  assert.match(got.meta, /version=v2/);
+  assert.equal(got.writerAfter, false, 'the first write reopened it read-write');
+  assert.equal(writer.requireJail('c').params['host.hostname'], 'c2');
+  assert.equal(writer.currentRevision(), got.revision);
 });
 
 test('no store yet: a read-only open makes it as a read-write open does', () => {
