@@ -605,15 +605,7 @@ export async function openToolsChannel(opts: ChannelOptions): Promise<ToolsChann
   );
   const server: Server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, handler);
   capConnections(server, { max: 16 });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  // the jail's root connects through a read-only bind: the socket itself must be writable
-  chmodSync(path, 0o666);
+  await listenJailSocket(server, path);
   server.unref();
   return {
     env: { [TOOLS_SOCKET_ENV]: `${GUEST_TARGET}/${name}` },
@@ -623,4 +615,19 @@ export async function openToolsChannel(opts: ChannelOptions): Promise<ToolsChann
       rmSync(path, { force: true });
     },
   };
+}
+
+/** Listens on a unix socket in a jail's guest folder, which the jail's root reaches through a
+ * read-only bind: the socket itself must be writable to connect (the folder is the jail's
+ * own, so that is the jail's processes and host root). Shared by the daemon's guest sockets
+ * and jexec's tools channel. */
+export async function listenJailSocket(server: Server, path: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  chmodSync(path, 0o666);
 }

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { ERROR_CODES, isJailyardError } from '../errors.ts';
 import { readMetaKey } from '../meta/ops.ts';
 import type { Store } from '../store/types.ts';
-import { type ToolContext, ToolsEndpoint } from './guest-tools.ts';
+import { listenJailSocket, type ToolContext, ToolsEndpoint } from './guest-tools.ts';
 import type { HubEvent, HubSubscriber, Subscription, WatchHub } from './hub.ts';
 import { capConnections, guardHandler } from './limits.ts';
 import { isInside, type PeerCheck } from './peer.ts';
@@ -127,15 +127,7 @@ export class GuestServer {
     const server = createServer(this.#opts.serverOptions ?? {}, handler);
     capConnections(server, { max: this.#opts.maxConnections ?? 16 });
     this.#servers.set(name, server);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    // The jail's root connects through a read-only bind: the socket itself must be writable.
-    chmodSync(path, 0o666);
+    await listenJailSocket(server, path);
   }
 
   async #shut(name: string): Promise<void> {
