@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds jailyard's native helpers, native/*.c -> native/build/NAME, statically linked (so
 # they run inside any jail root without the jail's libraries): jy-stage, jy-enter, jy-mount,
-# jy-spawner, jy-guest (see src/platform/linux/native.ts). Run by `npm install` (prepare); idempotent:
+# jy-spawner, jy-guest, jy-ctl (see src/platform/linux/native.ts). Run by `npm install` (prepare); idempotent:
 # a helper is rebuilt when its source or a header is newer. Helpers that include jy-seccomp.h
 # link libseccomp's static archive (Debian libseccomp-dev).
 set -euo pipefail
@@ -26,7 +26,10 @@ for src in native/*.c; do
     fi
     libs=(-lseccomp)
   fi
-  "$cc" -static -Os -Wall -Wextra -Werror -o "$out.tmp" "$src" "${libs[@]}"
+  # jy-ctl (the CLI's start/stop through the daemon) is on a command's path: speed over size
+  opt=-Os
+  [ "$src" = native/jy-ctl.c ] && opt=-O2
+  "$cc" -static $opt -Wall -Wextra -Werror -o "$out.tmp" "$src" "${libs[@]}"
   mv "$out.tmp" "$out"
 done
 # The tools a jail runs inside itself (jy-guest by the names jail, jls and sysctl): a folder

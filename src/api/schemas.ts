@@ -62,6 +62,8 @@ export const BatchResult = Type.Object({
       code: Type.Optional(Type.String()),
     }),
   ),
+  /** With `progress: true` in the request: the lines the CLI prints while it works, `jail: text`. */
+  progress: Type.Optional(Type.Array(Type.String())),
 });
 
 export const BatchBody = Type.Object(
@@ -69,6 +71,7 @@ export const BatchBody = Type.Object(
     names: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
     parallel: Type.Optional(Type.Integer({ minimum: 1 })),
     dryRun: Type.Optional(Type.Boolean()),
+    progress: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );

@@ -118,7 +118,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     driver: await getDriver(),
     contextFor: (r) => buildContext(stateDir, r, parentInfo(r)),
     planFor: (r) => planOf(r),
-    ...(opts.progress ? { progress: opts.progress } : {}),
+    ...((bopts.progress ?? opts.progress) ? { progress: bopts.progress ?? opts.progress } : {}),
     ...(bopts.hookOutput ? { hookOutput: bopts.hookOutput } : {}),
   });
 
@@ -310,7 +310,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async start(refs: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
-      await reap();
+      await reap(bopts);
       const names = requireAll(refs);
       for (const n of names) refuseUnfinished(stateDir, n);
       // like jail -c: what a jail depends on is started first, unless it already runs
@@ -332,7 +332,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async stop(refs: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
-      await reap();
+      await reap(bopts);
       const requested = requireAll(refs);
       // a parent stops only after its running children (jail -r removes children first)
       const names = [
@@ -361,7 +361,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async restart(refs: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
-      await reap();
+      await reap(bopts);
       const names = requireAll(refs);
       const running = names.filter((n) => store.requireJail(n).state === 'running');
       const stopped = await service.stop(running, bopts);

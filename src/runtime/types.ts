@@ -18,6 +18,8 @@ export interface BatchOptions {
    * jail(8) passes it to its own stdout (src/runtime/lifecycle.ts, hookSink). Without it,
    * the output only goes to each jail's console log. */
   hookOutput?: (jail: string, stream: 'stdout' | 'stderr', text: string) => void;
+  /** Local service only: this call's progress lines (the service's own `progress` otherwise). */
+  progress?: (jail: string, text: string) => void;
 }
 
 export interface JailOutcome {
