@@ -4,12 +4,15 @@
 //   jailyard ls (10 running jails) vs node -e 0
 //   jailyard exec J true          vs crun exec (busybox root) and nsenter -a into the jail
 //   jailyard start J + stop J     vs crun run of `true` (create, start, wait, delete)
+//   the same with a daemon serving the state folder (`jailyard serve`): the bin's sh line
+//   runs native/jy-ctl, which asks the daemon; no Node process (a second state folder, so
+//   the Node path above stays the CLI's own)
 // The jails are thin jails of a skeleton of the host's root, without addresses. start + stop
 // also reports its floor: two bare Node start-ups (2 x node -e 0) against the same crun run.
 // The bench builds dist/ first (scripts/build-dist.sh, as npm install does) and reports whether the bin
 // ran it or the sources (an edit to src/ after the build makes it run src/).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../src/store/sqlite.ts';
@@ -35,6 +38,8 @@ const CYCLED = 'clibs';
 execFileSync('bash', [join(ROOT, 'scripts/build-dist.sh')], { stdio: 'inherit' });
 
 const state = mkdtempSync(join(tmpdir(), 'jy-bench-cli-'));
+// the daemon's own state folder: start + stop through it
+const served = mkdtempSync(join(tmpdir(), 'jy-bench-clid-'));
 const base = mkdtempSync(join(tmpdir(), 'jy-bench-crun-'));
 
 /** Runs a command to its end; a failure fails the bench. */
@@ -54,17 +59,32 @@ const samples = {
   nsenter: [] as number[],
   crunExec: [] as number[],
   startStop: [] as number[],
+  startStopDaemon: [] as number[],
   crunRun: [] as number[],
 };
 // CPU per kind, summed over the runs (the processes the bench waited for: the CLI and what it
 // ran to its end, not the jails' own processes nor the resident jy-spawner)
 const cpu = Object.fromEntries(Object.keys(samples).map((k) => [k, 0])) as Record<keyof typeof samples, number>;
 let fromDist = false;
+let daemon: ChildProcess | undefined;
+// the daemon's own CPU over the daemon path's runs (it is not a process the bench waits for)
+let daemonCpuMs = 0;
 const crun = crunBaseline(base, busyboxRoot(base));
 try {
   jy('skel', 'create', 'host', '--from', '/');
   for (const name of [...JAILS, CYCLED]) jy('create', name, 'skeleton=host', 'persist', 'meta.app=clibench');
   jy('start', ...JAILS);
+  must(BIN, ['--state', served, 'skel', 'create', 'host', '--from', '/']);
+  must(BIN, ['--state', served, 'create', CYCLED, 'skeleton=host', 'persist', 'meta.app=clibench']);
+  daemon = await serve(served);
+  const viaDaemon = (verb: string) => {
+    const r = spawnSync(BIN, ['--state', served, verb, CYCLED], {
+      encoding: 'utf8',
+      env: { ...process.env, JAILYARD_TRACE_FAST: '1' },
+    });
+    if (r.status !== 0 || !r.stderr.startsWith('jailyard: ctl: fast path\n'))
+      throw new Error(`${verb} ${CYCLED} did not go through the daemon: exit ${r.status}: ${r.stderr}`);
+  };
   const jailPid = String(initPidOf(JAILS[0] as string));
   const trueBundle = crun.bundle(['/bin/true']);
   must('crun', crun.argv('run', '-d', '--bundle', crun.bundle(['/bin/sleep', '1000000']), 'jyc-exec'), true);
@@ -91,13 +111,47 @@ try {
       jy('start', CYCLED);
       jy('stop', CYCLED);
     });
+    const d0 = cpuOfPid(daemon.pid as number);
+    await sample('startStopDaemon', () => {
+      viaDaemon('start');
+      viaDaemon('stop');
+    });
+    daemonCpuMs += cpuOfPid(daemon.pid as number) - d0;
     await sample('crunRun', () => must('crun', crun.argv('run', '--bundle', trueBundle, `jyc-run-${i}`)));
   }
 } finally {
   crun.cleanup();
+  if (daemon?.pid && daemon.exitCode === null) {
+    const gone = new Promise((resolve) => daemon?.on('exit', resolve));
+    process.kill(daemon.pid, 'SIGTERM');
+    await gone;
+  }
+  spawnSync(BIN, ['--state', served, 'remove', CYCLED], { stdio: 'inherit' });
+  rmSync(served, { recursive: true, force: true });
   spawnSync(BIN, ['--state', state, 'remove', ...JAILS, CYCLED], { stdio: 'inherit' });
   rmSync(state, { recursive: true, force: true });
   rmSync(base, { recursive: true, force: true });
+}
+
+/** `jailyard --state DIR serve`, once it says it serves. */
+async function serve(dir: string): Promise<ChildProcess> {
+  const child = spawn(BIN, ['--state', dir, 'serve'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let text = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr?.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('serving on')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${text}`)));
+  });
+  return child;
+}
+
+/** A process's own CPU so far, ms (utime + stime of /proc/PID/stat, 100 ticks a second). */
+function cpuOfPid(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
 }
 
 /** The jail's pid 1 as the host sees it (from the store's runtime facts). */
@@ -171,6 +225,23 @@ report({
     two_node_e0_vs_crun_run: (2 * p50(samples.node)) / p50(samples.crunRun),
     ...cpuOf('startStop', 'crunRun'),
     two_node_e0_cpu_ms: (2 * cpu.node) / N,
+    runs_from: runsFrom,
+  },
+});
+report({
+  name: 'cli-start-stop-daemon',
+  ratioOf: 'jailyard start J + stop J through the daemon (jy-ctl, two commands) p50 / crun run true p50',
+  ratio: p50(samples.startStopDaemon) / p50(samples.crunRun),
+  target: '<= 4',
+  metrics: {
+    jailyard_p50_ms: p50(samples.startStopDaemon),
+    crun_run_p50_ms: p50(samples.crunRun),
+    node_path_p50_ms: p50(samples.startStop),
+    vs_node_path: p50(samples.startStopDaemon) / p50(samples.startStop),
+    // the commands' CPU (jy-ctl) and the daemon's own over the same runs (its idle polls too)
+    ...cpuOf('startStopDaemon', 'crunRun'),
+    daemon_cpu_ms: daemonCpuMs / N,
+    cpu_ratio_with_daemon: (cpu.startStopDaemon + daemonCpuMs) / cpu.crunRun,
     runs_from: runsFrom,
   },
 });
