@@ -53,9 +53,12 @@ export function printConf(specs: readonly JailSpec[]): string {
         { jail: spec.name },
       );
     }
-    const lines = [`${quoteValue(spec.name)} {`];
+    // a numeric block that sets `name` prints as written (`5309 { name = basejail; }`), so
+    // `jail -c 5309` still finds it and it reads back with the same block
+    const block = spec.block ?? spec.name;
+    const lines = [`${quoteValue(block)} {`];
     for (const [name, value] of Object.entries(spec.params)) {
-      if ((name === 'name' && value === spec.name) || (name === 'jid' && value === implicitJid(spec.name))) continue;
+      if ((name === 'name' && value === block) || (name === 'jid' && value === implicitJid(block))) continue;
       if (!findParam(name))
         throw new JailyardError('JY_ERR_PARAM_UNKNOWN', `cannot print unknown parameter "${name}"`, {
           jail: spec.name,

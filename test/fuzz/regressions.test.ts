@@ -26,3 +26,7 @@ test('jail.conf: a jail named "0" keeps a jid it was given when printed (0 is no
   checkConf('0 {  } jid = 0 ; www {  }');
   checkConf('05 { persist; }');
 });
+
+test('jail.conf: a numeric block that sets name prints as that block (it read back as another block)', () => {
+  checkConf('5309 { name = basejail; host.hostname = "{h-${name}"; persist; }');
+});
