@@ -491,8 +491,14 @@ int main(int argc, char **argv) {
 		/* a batch answers with its outcomes whatever its status (src/api/client.ts batch) */
 		struct json *progress = jget(json, "progress");
 		if (progress && progress->type == J_ARR)
-			for (struct json *p = progress->kids; p; p = p->next)
-				if (p->type == J_STR) line(&out, p->str, p->len);
+			for (struct json *p = progress->kids; p; p = p->next) {
+				struct buf t = {0};
+				put_num(&t, jget(p, "jail"));
+				puts_(&t, ": ");
+				put_num(&t, jget(p, "text"));
+				line(&out, t.p, t.n);
+				free(t.p);
+			}
 		if (outcomes->type == J_ARR)
 			for (struct json *o = outcomes->kids; o; o = o->next) {
 				struct buf t = {0};

@@ -122,10 +122,19 @@ export function createRemoteService(url: string, opts: RemoteOptions = {}): Jail
   ): Promise<BatchResult> {
     // the AbortSignal is the caller's own: the daemon's batch runs to its end, and the caller
     // undoes what it no longer wants (a CLI stopped by a signal stops what it started)
-    const { signal: _signal, ...body } = o;
-    const { status, json } = await call('POST', `/v1/batch/${verb}`, { names, ...body });
+    // the daemon's progress lines come with its answer, handed on before the outcomes
+    const { signal: _signal, progress, hookOutput: _hookOutput, ...body } = o;
+    const { status, json } = await call('POST', `/v1/batch/${verb}`, {
+      names,
+      ...body,
+      ...(progress ? { progress: true } : {}),
+    });
     // A failed batch still answers with its outcomes.
-    if (json && typeof json === 'object' && 'outcomes' in json) return json as BatchResult;
+    if (json && typeof json === 'object' && 'outcomes' in json) {
+      const { progress: lines, ...result } = json as BatchResult & { progress?: { jail: string; text: string }[] };
+      for (const p of lines ?? []) progress?.(p.jail, p.text);
+      return result;
+    }
     throw errorFrom(status, json);
   }
 

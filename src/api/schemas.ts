@@ -62,8 +62,8 @@ export const BatchResult = Type.Object({
       code: Type.Optional(Type.String()),
     }),
   ),
-  /** With `progress: true` in the request: the lines the CLI prints while it works, `jail: text`. */
-  progress: Type.Optional(Type.Array(Type.String())),
+  /** With `progress: true` in the request: what the CLI prints while it works (`jail: text`). */
+  progress: Type.Optional(Type.Array(Type.Object({ jail: Type.String(), text: Type.String() }))),
 });
 
 export const BatchBody = Type.Object(

@@ -180,7 +180,7 @@ export function registerBatchVerb(
       await withSession(
         program,
         io,
-        async ({ service }) => {
+        async ({ service, store }) => {
           const list = await targets(service, names, o.selector);
           const parallel = Number(o.parallel) || 1;
           let result: BatchResult | undefined;
@@ -188,7 +188,10 @@ export function registerBatchVerb(
             io,
             `the ${verb.name}`,
             async (signal) => {
-              result = await service[verb.name](list, { parallel, signal });
+              // a daemon's service (--host) hands its progress lines to this call; the local
+              // one prints them itself (openSession)
+              const progress = store ? {} : { progress: (j: string, t: string) => io.err(`${j}: ${t}`) };
+              result = await service[verb.name](list, { parallel, signal, ...progress });
               printBatch(io, verb.past, result, !!o.json);
             },
             // a jail already in hand finished its step; the rest were not begun

@@ -18,7 +18,8 @@ export interface BatchOptions {
    * jail(8) passes it to its own stdout (src/runtime/lifecycle.ts, hookSink). Without it,
    * the output only goes to each jail's console log. */
   hookOutput?: (jail: string, stream: 'stdout' | 'stderr', text: string) => void;
-  /** Local service only: this call's progress lines (the service's own `progress` otherwise). */
+  /** This call's progress lines (a local service's own `progress` otherwise; a daemon's
+   * service asks the daemon for them and passes them on when it answers). */
   progress?: (jail: string, text: string) => void;
 }
 

@@ -42,12 +42,22 @@ function run(args: string[], opts: { node?: boolean; env?: Record<string, string
   return { ...r, stderr: fast ? r.stderr.slice(MARK.length) : r.stderr, fast };
 }
 
-/** The same commands through jy-ctl, then through Node from the same starting state: equal
- * outputs; `reset` brings the jails back to that state between the two. */
-function same(commands: string[][], reset: string[][] = []): Run[] {
+/** The same commands through jy-ctl, then through Node from the same starting state (and,
+ * with `host`, through Node's --host client too): equal outputs; `reset` brings the jails
+ * back to that state between them. */
+function same(commands: string[][], reset: string[][] = [], host = false): Run[] {
   const fast = commands.map((c) => run(['--state', state, ...c]));
   for (const c of reset) assert.equal(run(['--state', state, ...c]).code, 0, c.join(' '));
   const node = commands.map((c) => run(['--state', state, ...c], { node: true }));
+  if (host) {
+    for (const c of reset) assert.equal(run(['--state', state, ...c]).code, 0, c.join(' '));
+    const env = { JAILYARD_HOST: `unix://${join(state, 'jailyard.sock')}` };
+    commands.forEach((c, k) => {
+      const { fast: _h, ...h } = run(['--state', state, ...c], { env });
+      const { fast: _n, ...n } = node[k]!;
+      assert.deepEqual(h, n, `--host: jailyard ${c.join(' ')}`);
+    });
+  }
   commands.forEach((c, k) => {
     assert.equal(fast[k]?.fast, true, `not through the daemon: ${c.join(' ')}: ${fast[k]?.stderr}`);
     assert.equal(node[k]?.fast, false);
@@ -104,7 +114,7 @@ after(async () => {
   rmSync(state, { recursive: true, force: true });
 });
 
-test('start, stop and restart through the daemon: what the CLI prints, where, and its exit codes', () => {
+test('start, stop and restart through the daemon: what the CLI prints (with --host too), where, and its exit codes', () => {
   const [start, stop] = same(
     [
       ['start', 'c1'],
@@ -114,6 +124,7 @@ test('start, stop and restart through the daemon: what the CLI prints, where, an
       ['start', 'c1'],
       ['stop', 'c1'],
     ],
+    true,
   );
   assert.equal(start?.code, 0);
   assert.equal(start?.stdout, '');

@@ -225,12 +225,12 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
       async (request, reply) => {
         const { names, parallel, dryRun, progress } = request.body;
         crashPoint('api:received');
-        // the lines a local CLI prints while it works (native/jy-ctl prints them as it would)
-        const lines: string[] = [];
+        // what a local CLI prints while it works: the CLI with --host and native/jy-ctl print it
+        const lines: { jail: string; text: string }[] = [];
         const result = await ctx.service[verb](names, {
           ...(parallel !== undefined ? { parallel } : {}),
           ...(dryRun !== undefined ? { dryRun } : {}),
-          ...(progress ? { progress: (jail: string, text: string) => void lines.push(`${jail}: ${text}`) } : {}),
+          ...(progress ? { progress: (jail: string, text: string) => void lines.push({ jail, text }) } : {}),
         });
         crashPoint('api:answered');
         reply.code(batchStatus(result) as 200);
