@@ -428,12 +428,39 @@ function reply(res: ServerResponse, status: number, body: string | Buffer, type 
   res.end(body);
 }
 
-/** Answers `status` and closes the connection once the answer is out (the rest of the
- * request is never read). */
+/** What a refused request may still send before it is answered (see refuse). */
+const DRAIN_BYTES = 1 << 20;
+const DRAIN_MS = 2000;
+
+/**
+ * Answers `status`, and the connection closes after the answer. The client may still be
+ * sending the body it declared (jy-guest sends the whole request, then reads), and Node
+ * closes a `connection: close` socket once the answer is out: closing a unix socket with
+ * data unread resets the peer, which then cannot read the answer. So a body of at most
+ * DRAIN_BYTES is read and dropped first (bounded by DRAIN_MS too); a longer one is
+ * answered at once (it could not be helped, and is not read).
+ */
 function refuse(req: IncomingMessage, res: ServerResponse, status: number, text: string): void {
   res.setHeader('connection', 'close');
-  res.once('finish', () => req.socket.destroy());
-  reply(res, status, text);
+  let timer: NodeJS.Timeout | undefined;
+  const answer = () => {
+    clearTimeout(timer);
+    if (!res.headersSent) reply(res, status, text);
+  };
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (!(declared <= DRAIN_BYTES) || req.readableEnded) {
+    answer();
+    return;
+  }
+  let seen = 0;
+  timer = setTimeout(answer, DRAIN_MS);
+  timer.unref();
+  req.on('data', (c: Buffer) => {
+    seen += c.length;
+    if (seen > DRAIN_BYTES) answer();
+  });
+  req.once('end', answer);
+  req.resume();
 }
 
 /** The request's body, at most `max` bytes; undefined (and a 413 sent) when it is longer. */
