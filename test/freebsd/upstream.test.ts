@@ -32,7 +32,7 @@ const PROGRAMS = [
  * a failed one fails at `failsAt` (its first failing command contains it), i.e. the
  * jail(8)/jls(8) steps before the FreeBSD-only one passed.
  */
-const LISTED: Record<string, { why: string; expect: 'skipped' | 'failed'; failsAt?: string }> = {
+const LISTED: Record<string, { why: string; expect: 'skipped' | 'failed' | 'broken'; failsAt?: string }> = {
   'jail_basic_test:list': {
     why:
       'needs epair(4) (`ifconfig epair create`); the sysctl front answers kern.features.vimage=0 ' +
@@ -59,6 +59,15 @@ const LISTED: Record<string, { why: string; expect: 'skipped' | 'failed'; failsA
     why: "/usr/libexec/flua, FreeBSD's Lua with its jail module (after jail -c and four jls checks)",
     expect: 'failed',
     failsAt: '/usr/libexec/flua',
+  },
+  'jailmeta:keyvalue_contention': {
+    why:
+      "timing, not semantics: its own 60 s timeout (atf_set timeout 60) fits FreeBSD's jail(8)/jls(8), C " +
+      'programs over a system call; here each `jail -m` and `jls` is a Node start-up (0.25-0.35 CPU-s on ' +
+      'this 2-core machine) and four loops of `jail -m` keep both cores busy while it runs 48 `jls` ' +
+      'checks: it times out after about 6 of its 8 rounds. Asserted: it never fails a check ' +
+      '(a wrong value read back is a failure, a timeout is "broken")',
+    expect: 'broken',
   },
   'jailmeta:keyvalue': {
     why: 'calls /usr/libexec/flua after its first 14 jail/jls key=value steps (those are checked)',
@@ -324,6 +333,12 @@ test("FreeBSD's jail_basic_test and jailmeta pass under kyua", { timeout: 300_00
     `a program did not list its cases:\n${runs.map((r) => r.stdout).join('\n')}`,
   );
   assert.equal(cases.length, 7 + 12, `kyua ran ${cases.length} cases:\n${runs.map((r) => r.stdout).join('\n')}`);
+  // a listed case that ran out of time still may not read back a wrong value
+  const contention = cases.find((c) => c.id === 'jailmeta:keyvalue_contention');
+  assert.ok(
+    contention && contention.result !== 'failed',
+    `keyvalue_contention failed a check: ${contention?.reason} ${contention?.detail}`,
+  );
   const bad = cases.filter((c) => !LISTED[c.id] && c.result !== 'passed');
   assert.deepEqual(
     bad.map((c) => `${c.id}: ${c.result}: ${c.reason} ${c.detail}`),
