@@ -212,8 +212,9 @@ export async function checkJailArgv(argv: string[], caller: string, service: Jai
     const bad = words.find((w) => w.includes('/') || w.includes('\0'));
     return bad === undefined ? undefined : `jail: "${bad}" not found\n`;
   }
-  if (words.length && !words[0]!.includes('=')) {
-    // `jail -c NAME` reads jail.conf: the host's, which is not the jail's to use
+  if (!(words.length > 1 || words[0]?.includes('='))) {
+    // the front's (and jail.c's) test for the jail.conf form: `jail -c [NAME]` reads
+    // jail.conf, the host's, which is not the jail's to use
     return 'jail: a configuration file (jail -c NAME) is not available inside a jail: Operation not permitted\n';
   }
   let name: string | undefined;

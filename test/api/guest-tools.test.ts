@@ -336,8 +336,13 @@ describe('guest-tools units', () => {
       ['-qf/etc/jail.conf', '-c'],
       ['-J', '/etc/x', '-c', 'name=a'],
       ['-c', 'a'],
+      ['-c'],
+      ['-m'],
+      ['-cm'],
     ])
       assert.match((await checkJailArgv(argv, 'p', svc)) ?? '', /not available inside a jail/, argv.join(' '));
+    // jail.c's command-line form: more than one word, or one with '=' (not only a first one)
+    assert.equal(await checkJailArgv(['-c', 'persist', 'name=a'], 'p', svc), undefined);
     assert.equal(await checkJailArgv(['-r', '../x'], 'p', svc), 'jail: "../x" not found\n');
     assert.equal(await checkJailArgv(['-r', 'a'], 'z', svc), undefined);
   });
