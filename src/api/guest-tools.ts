@@ -22,7 +22,7 @@ import { connect } from 'node:net';
 import { isAbsolute, join, normalize } from 'node:path';
 import { paramInt, paramList, paramString, type Params } from '../conf/spec.ts';
 import { isJailyardError, JailyardError } from '../errors.ts';
-import { contextFromRecords } from '../runtime/jailplan.ts';
+import { addressesOf, contextFromRecords, parentName } from '../runtime/jailplan.ts';
 import type { JailService } from '../runtime/types.ts';
 import { validateJailName } from '../store/names.ts';
 import type { JailChange, JailRecord, Store } from '../store/types.ts';
@@ -185,7 +185,7 @@ function wordParam(word: string): string {
 /** The host names of the caller's ancestors-to-be of `child` (nearest first), the caller last. */
 function chainTo(caller: string, child: string): string[] {
   const chain: string[] = [];
-  for (let n = child.slice(0, child.lastIndexOf('.')); n.length >= caller.length; n = n.slice(0, n.lastIndexOf('.'))) {
+  for (let n = parentName(child); n !== undefined && n.length >= caller.length; n = parentName(n)) {
     chain.push(n);
     if (n === caller) break;
   }
@@ -244,17 +244,6 @@ export async function checkJailArgv(argv: string[], caller: string, service: Jai
 
 // ---- the service the front acts through ----
 
-/** Addresses of ip4.addr / ip6.addr without interface and prefix ("em0|10.0.0.1/24" -> 10.0.0.1). */
-function addressesOf(params: Params): string[] {
-  return ['ip4.addr', 'ip6.addr'].flatMap((param) =>
-    paramList(params, param)
-      .flatMap((e) => e.split(','))
-      .map((e) => e.trim())
-      .filter(Boolean)
-      .map((e) => (e.includes('|') ? e.slice(e.indexOf('|') + 1) : e).trim().split(/[\s/]/)[0]!.toLowerCase()),
-  );
-}
-
 function refused(jail: string, param: string, why: string): JailyardError {
   return new JailyardError('JY_ERR_PARAM_VALUE', `jail_set: ${param}: Operation not permitted (${why})`, {
     jail,
@@ -294,8 +283,8 @@ export function scopedService(inner: JailService, caller: string, opts: ScopeOpt
   const hide = (r: JailRecord): JailRecord => ({ ...r, meta: '' });
 
   const checkParams = async (name: string, params: Params): Promise<void> => {
-    const parentName = name.slice(0, name.lastIndexOf('.'));
-    const parent = await inner.get(parentName);
+    const parentOfChild = parentName(name)!;
+    const parent = await inner.get(parentOfChild);
     for (const [p, value] of Object.entries(params)) {
       if (!childParamAllowed(p)) throw refused(name, p, 'not a parameter a jail may give its child');
       if (p === 'children.max') {
@@ -303,14 +292,14 @@ export function scopedService(inner: JailService, caller: string, opts: ScopeOpt
         const limit = paramInt(parent.params, p) ?? 0;
         if (max > limit) throw refused(name, p, `above the parent's ${limit}`);
       }
-      if (p === 'path' && value !== false) checkPath(name, parentName, paramString(params, 'path') ?? '');
+      if (p === 'path' && value !== false) checkPath(name, parentOfChild, paramString(params, 'path') ?? '');
     }
     // an interface ("eth0|addr") would be configured on the host's side: the child shares
     // its parent's network and takes none
     for (const p of ['ip4.addr', 'ip6.addr'])
       if (paramList(params, p).some((a) => a.includes('|'))) throw refused(name, p, 'a child takes no interface');
-    const own = new Set(addressesOf(parent.params));
-    for (const a of addressesOf(params)) {
+    const own = new Set(addressesOf(parent).map((a) => a.address));
+    for (const { address: a } of addressesOf({ params })) {
       if (!own.has(a)) throw refused(name, a.includes(':') ? 'ip6.addr' : 'ip4.addr', `${a} is not the parent's`);
     }
   };

@@ -88,7 +88,7 @@ export function checkNestedParams(record: Pick<JailRecord, 'name' | 'params'>): 
 }
 
 /** Addresses of ip4.addr / ip6.addr without interface and prefix ("em0|10.0.0.1/24" -> 10.0.0.1). */
-function addressesOf(record: Pick<JailRecord, 'params'>): { param: string; address: string }[] {
+export function addressesOf(record: Pick<JailRecord, 'params'>): { param: string; address: string }[] {
   return ['ip4.addr', 'ip6.addr'].flatMap((param) =>
     paramList(record.params, param)
       .flatMap((e) => e.split(','))

@@ -3,7 +3,9 @@
 
 import { paramBool, paramInt, paramList, paramString, parseSize, type Params } from '../conf/spec.ts';
 import type { Limits } from '../platform/driver.ts';
+import { ancestorsOf } from '../store/names.ts';
 import type { JailRecord } from '../store/types.ts';
+import { parentName } from './jailplan.ts';
 
 /** The commands of an exec.* hook (a list parameter: each element runs in order). */
 export function hookCommands(params: Params, hook: string): string[] {
@@ -45,14 +47,11 @@ export function withDerived(jails: readonly JailRecord[], all: readonly JailReco
   const below = new Map<string, number>();
   for (const c of all) {
     if (c.state === 'stopped') continue;
-    for (let i = c.name.indexOf('.'); i > 0; i = c.name.indexOf('.', i + 1)) {
-      const a = c.name.slice(0, i);
-      below.set(a, (below.get(a) ?? 0) + 1);
-    }
+    for (const a of ancestorsOf(c.name)) below.set(a, (below.get(a) ?? 0) + 1);
   }
   return jails.map((j) => {
-    const dot = j.name.lastIndexOf('.');
-    const parent = dot > 0 ? (jidOf.get(j.name.slice(0, dot)) ?? 0) : 0;
+    const up = parentName(j.name);
+    const parent = up === undefined ? 0 : (jidOf.get(up) ?? 0);
     const cur = below.get(j.name) ?? 0;
     const max = j.params['children.max'];
     return {
