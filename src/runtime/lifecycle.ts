@@ -517,7 +517,7 @@ function startedIdle(deps: LifecycleDeps, record: JailRecord): boolean {
  * process of its own left, and no running child jail (a child keeps its parent).
  */
 export function hasDied(deps: Pick<LifecycleDeps, 'driver'>, j: JailRecord, all: readonly JailRecord[]): boolean {
-  if (j.state !== 'running' || !j.runtime?.create || paramBool(j.params, 'persist')) return false;
+  if (!mayHaveDied(j) || !j.runtime?.create) return false;
   if (all.some((c) => c.state !== 'stopped' && c.name.startsWith(`${j.name}.`))) return false;
   return deps.driver.idle?.(j.runtime.create) === true;
 }

@@ -12,6 +12,7 @@ import { describeError } from '../errors.ts';
 import { ownerAlive } from './owner.ts';
 import { recoverIntents, sweepJailFolders } from './intent.ts';
 import { hasDied } from './lifecycle.ts';
+import { mayHaveDied } from './params.ts';
 
 export interface ReconcileReport {
   recovered: string[];
@@ -42,7 +43,7 @@ export async function reconcile(opts: {
     if (j.state === 'running' && (!j.runtime?.create || !driver.isAlive(j.runtime.create))) {
       needs = true;
       if (!opts.dryRun) store.transition(j.name, 'running', 'stopping', { lastError: 'pid 1 of the jail was gone' });
-    } else if (hasDied({ driver }, j, store.listJails())) {
+    } else if (mayHaveDied(j) && hasDied({ driver }, j, store.listJails())) {
       // no persist and no process left: it went away (jail(8)), without its exec.* commands
       needs = true;
       if (!opts.dryRun)
