@@ -477,11 +477,14 @@ int main(int argc, char **argv) {
 			clen = want;
 		}
 	}
-	/* the unix socket refuses a caller inside a jail (401) and an unknown route is an older
-	 * daemon's (404 without a jail): nothing was done, the CLI does it */
+	/* the unix socket refuses a caller inside a jail (401); an unknown route (404) or a
+	 * request body it does not know (400 without outcomes: a daemon from before `progress`,
+	 * which allows no other property) is an older daemon's. Nothing was done: the CLI does it */
 	struct json *json = clen ? jparse(content, clen) : NULL;
 	const char *code = jstr(json, "code");
-	if (status == 401 || (status == 404 && code && !strcmp(code, "JY_ERR_ROUTE_NOT_FOUND"))) fallback();
+	if (status == 401 || (status == 404 && code && !strcmp(code, "JY_ERR_ROUTE_NOT_FOUND")) ||
+	    (status == 400 && !jget(json, "outcomes")))
+		fallback();
 	if (getenv("JAILYARD_TRACE_FAST")) fputs("jailyard: ctl: fast path\n", stderr);
 
 	struct buf out = {0};

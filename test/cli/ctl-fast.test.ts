@@ -221,3 +221,36 @@ test('the daemon killed -9 between two calls: the next call is the CLI, and it w
   assert.equal(r.fast, true);
   assert.equal(r.code, 0, r.stderr);
 });
+
+test('a daemon from before `progress` (400, no outcomes: it allows no other property): the CLI does it', async () => {
+  await endDaemon('SIGTERM');
+  const sock = join(state, 'jailyard.sock');
+  rmSync(sock, { force: true });
+  // a stand-in for that daemon's answer, in a process of its own (spawnSync blocks this one)
+  const stub = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const http = require('node:http'); const fs = require('node:fs');
+       const body = JSON.stringify({ code: 'JY_ERR_USAGE', message: 'body must NOT have additional properties' });
+       http.createServer((req, res) => { req.resume(); req.on('end', () => {
+         res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+         res.end(body); }); })
+         .listen(process.argv[1], () => { fs.chmodSync(process.argv[1], 0o600); console.log('listening'); });`,
+      sock,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  try {
+    await new Promise<void>((resolve) => stub.stdout!.once('data', () => resolve()));
+    for (const verb of ['start', 'stop']) {
+      const r = run(['--state', state, verb, 'c1']);
+      assert.equal(r.fast, false, `${verb} went through the old daemon: ${r.stderr}`);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`\\nc1: ${verb === 'start' ? 'started' : 'stopped'}\\n$`));
+    }
+  } finally {
+    stub.kill('SIGTERM');
+    rmSync(sock, { force: true });
+  }
+});
