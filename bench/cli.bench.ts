@@ -12,13 +12,14 @@
 // The bench builds dist/ first (scripts/build-dist.sh, as npm install does) and reports whether the bin
 // ran it or the sources (an edit to src/ after the build makes it run src/).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../src/store/sqlite.ts';
 import {
   busyboxRoot,
   childCpuMs,
+  cpuMsOf,
   crunBaseline,
   percentile,
   reexecWithoutUnifiedCgroup,
@@ -111,12 +112,12 @@ try {
       jy('start', CYCLED);
       jy('stop', CYCLED);
     });
-    const d0 = cpuOfPid(daemon.pid as number);
+    const d0 = cpuMsOf(daemon.pid as number);
     await sample('startStopDaemon', () => {
       viaDaemon('start');
       viaDaemon('stop');
     });
-    daemonCpuMs += cpuOfPid(daemon.pid as number) - d0;
+    daemonCpuMs += cpuMsOf(daemon.pid as number) - d0;
     await sample('crunRun', () => must('crun', crun.argv('run', '--bundle', trueBundle, `jyc-run-${i}`)));
   }
 } finally {
@@ -145,13 +146,6 @@ async function serve(dir: string): Promise<ChildProcess> {
     child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${text}`)));
   });
   return child;
-}
-
-/** A process's own CPU so far, ms (utime + stime of /proc/PID/stat, 100 ticks a second). */
-function cpuOfPid(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
 }
 
 /** The jail's pid 1 as the host sees it (from the store's runtime facts). */

@@ -31,10 +31,25 @@ export async function timeMs(fn: () => unknown | Promise<unknown>): Promise<numb
  * reading coarse (10 ms), so compare sums over many runs.
  */
 export function childCpuMs(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  // the fields after the command name (which may hold spaces), from field 3 (state) on
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const f = statFields('self');
   return (Number(f[13]) + Number(f[14])) * 10;
+}
+
+/** A process's own CPU so far (utime + stime of /proc/PID/stat), ms; 0 once it is gone. */
+export function cpuMsOf(pid: number): number {
+  try {
+    const f = statFields(String(pid));
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** /proc/PID/stat's fields after the command name (which may hold spaces), from field 3
+ * (state) on. */
+function statFields(pid: string): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 export interface BenchReport {

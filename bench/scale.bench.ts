@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { openStore } from '../src/store/sqlite.ts';
 import {
   busyboxRoot,
+  cpuMsOf,
   crunBaseline,
   lxcBaseline,
   pool,
@@ -70,15 +71,7 @@ const rssKiB = (pid: number): number => {
   }
 };
 /** utime + stime of a process in clock ticks (100 per second). */
-const cpuTicks = (pid: number): number => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
-};
+const cpuTicks = (pid: number): number => cpuMsOf(pid) / 10;
 
 /** Every process on the host: pid → [ppid, comm, cmdline]. */
 function processes(): Map<number, { ppid: number; comm: string; cmdline: string }> {
