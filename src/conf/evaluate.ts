@@ -15,7 +15,7 @@ import type { Piece } from './lexer.ts';
 import { parseConf, type ParseOptions } from './parser.ts';
 import { resolveParamName, suggestParams } from './params.ts';
 import { SourceTexts } from './source.ts';
-import type { JailSpec, Params } from './spec.ts';
+import { implicitJid, type JailSpec, type Params } from './spec.ts';
 import { typeValue, ValueProblem } from './typing.ts';
 
 export interface EvaluatedConf {
@@ -163,7 +163,7 @@ function evaluateJail(
   const params: WorkParam[] = [];
   const byKey = new Map<string, WorkParam>();
 
-  const implicit = /^[0-9]+$/.test(jail) && Number(jail) !== 0 ? 'jid' : 'name';
+  const implicit = implicitJid(jail) !== undefined ? 'jid' : 'name';
   const implicitParam: WorkParam = {
     name: implicit,
     key: implicit,

@@ -4,7 +4,7 @@
 
 import { JailyardError } from '../errors.ts';
 import { findParam } from './params.ts';
-import type { JailSpec, ParamValue } from './spec.ts';
+import { implicitJid, type JailSpec, type ParamValue } from './spec.ts';
 
 // Words that need no quotes: no whitespace, quotes, `$`, `\`, separators, comment starts.
 const BARE = /^[A-Za-z0-9_.:@%/-]+$/;
@@ -35,11 +35,6 @@ function printParam(name: string, value: ParamValue): string {
   if (typeof value === 'number') return `${name} = ${value};`;
   if (Array.isArray(value)) return value.length === 0 ? `${name};` : `${name} = ${value.map(quoteValue).join(', ')};`;
   return `${name} = ${quoteValue(value)};`;
-}
-
-/** The jid a block's name sets by itself (evaluate.ts: a number other than 0, as in "05"). */
-function implicitJid(name: string): number | undefined {
-  return /^[0-9]+$/.test(name) && Number(name) !== 0 ? Number(name) : undefined;
 }
 
 /** Canonical jail.conf text for `specs` (the implicit `name`/`jid` of each block left out). */

@@ -64,3 +64,9 @@ export function parseSize(text: string, place: { jail?: string; param: string })
   if (!m) throw new JailyardError('JY_ERR_PARAM_VALUE', `not a size (like 256M): ${JSON.stringify(text)}`, place);
   return Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!;
 }
+
+/** The jid a jail's name sets by itself: a numeric name other than 0 ("5309", "05"), as a
+ * numeric jail.conf block does (config.c) and as the kernel names a jail made without a name. */
+export function implicitJid(name: string): number | undefined {
+  return /^[0-9]+$/.test(name) && Number(name) !== 0 ? Number(name) : undefined;
+}

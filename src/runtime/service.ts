@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JailyardError } from '../errors.ts';
-import { paramString, type JailSpec } from '../conf/spec.ts';
+import { implicitJid, paramString, type JailSpec } from '../conf/spec.ts';
 import { checkKeyOps, type MetaOp } from '../meta/ops.ts';
 import type { Driver, JailContext } from '../platform/driver.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
@@ -216,8 +216,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       const { name: _n, meta: _m, env: _e, ...given } = params;
       // a numeric name is the jail's jid, as a numeric jail.conf block is (and as the kernel
       // names a jail created without a name)
-      const last = name.slice(name.lastIndexOf('.') + 1);
-      const rest = /^[0-9]+$/.test(last) && given.jid === undefined ? { jid: Number(last), ...given } : given;
+      const jid = implicitJid(name.slice(name.lastIndexOf('.') + 1));
+      const rest = jid !== undefined && given.jid === undefined ? { jid, ...given } : given;
       // a key operation writes one line, never a label of its own
       checkKeyOps('meta', input.meta, name);
       checkKeyOps('env', input.env, name);
