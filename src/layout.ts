@@ -13,6 +13,16 @@ import { isAbsolute, join, normalize } from 'node:path';
 import { paramString, type JailSpec } from './conf/spec.ts';
 import { JailyardError } from './errors.ts';
 
+/** The state folder when neither --state nor $JAILYARD_STATE names one. */
+export const DEFAULT_STATE_DIR = '/var/db/jailyard';
+
+/** The host's folder of host-wide registries and locks (address claims, state-folder tags,
+ * shared netns, moved vnet interfaces, locks). */
+export const HOST_RUN_DIR = '/run/jailyard';
+
+/** Where a jail's guest folder appears inside the jail (its env file, guest socket, tools). */
+export const GUEST_TARGET = '/run/jailyard';
+
 /** A name that becomes one folder name: never empty, ".", ".." or with a "/" or NUL. */
 function folderName(name: string, what: 'jail' | 'skeleton'): string {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {

@@ -28,11 +28,10 @@ import { validateJailName } from '../store/names.ts';
 import type { JailChange, JailRecord, Store } from '../store/types.ts';
 import { capConnections, guardHandler } from './limits.ts';
 import { isInside, type PeerCheck } from './peer.ts';
+import { GUEST_TARGET } from '../layout.ts';
 
 /** The environment variable that names the jexec channel inside the jail. */
 export const TOOLS_SOCKET_ENV = 'JAILYARD_TOOLS_SOCKET';
-/** Where the guest folder appears inside a jail (src/platform/linux/create.ts GUEST_TARGET). */
-const GUEST_TARGET = '/run/jailyard';
 
 export type ToolName = 'jail' | 'jls';
 export const TOOL_NAMES: readonly ToolName[] = ['jail', 'jls'];

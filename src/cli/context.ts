@@ -115,6 +115,8 @@ export const processIO: CliIO = {
 /** The state folder: --state, then $JAILYARD_STATE, then /var/db/jailyard. */
 export function stateDir(program: Command): string {
   const opt = program.opts<{ state?: string }>().state;
+  // layout.ts DEFAULT_STATE_DIR, spelled here: this module is loaded by every command and
+  // stays free of the parameter code layout.ts imports
   return resolve(opt ?? process.env.JAILYARD_STATE ?? '/var/db/jailyard');
 }
 

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, s
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { JailyardError } from '../errors.ts';
-import { skeletonDir, skeletonsDir } from '../layout.ts';
+import { DEFAULT_STATE_DIR, HOST_RUN_DIR, skeletonDir, skeletonsDir } from '../layout.ts';
 import { loadDefaults, currentPlatform, type Platform } from '../defaults.ts';
 import { buildManifest, diffManifests, formatManifest, parseManifest, type ManifestDiff } from './manifest.ts';
 import { copyListed, copyTree, liveSeedRules, seedWritable, type LiveRules, type SeedRules } from './writable.ts';
@@ -169,9 +169,9 @@ function ownFolders(stateDir: string, defaults: ReturnType<typeof loadDefaults>)
   const registry = defaults.userns?.registry;
   return [
     resolve(stateDir),
-    '/var/db/jailyard',
+    DEFAULT_STATE_DIR,
     ...(registry ? [registry, ...(basename(dirname(registry)) === 'jailyard' ? [dirname(registry)] : [])] : []),
-    '/run/jailyard',
+    HOST_RUN_DIR,
   ];
 }
 

@@ -42,6 +42,7 @@ import {
   startTimeOf,
   waitFor,
 } from './proc.ts';
+import { GUEST_TARGET } from '../../layout.ts';
 
 export interface LifeConfig {
   cgroups: CgroupConfig;
@@ -167,7 +168,7 @@ function hasDev(root: string, fs: (p: string) => string): boolean {
 }
 
 /** Where the guest folder (the jail's env and guest socket) appears inside the jail. */
-export const GUEST_TARGET = '/run/jailyard';
+export { GUEST_TARGET };
 
 /** jail, jls and sysctl for the jail itself (native/jy-guest.c) at /run/jailyard/bin, after
  * the guest bind: its mount point is made in the guest folder here, the jail sees it

@@ -4,8 +4,9 @@
 // veth to the shared bridge vs. deleting the bridge when its last jail leaves.
 import { mkdirSync, openSync, closeSync, writeSync, readFileSync, unlinkSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
+import { HOST_RUN_DIR } from '../../layout.ts';
 
-const LOCK_DIR = '/run/jailyard';
+const LOCK_DIR = HOST_RUN_DIR;
 
 function alive(pid: number): boolean {
   try {

@@ -34,6 +34,7 @@ import {
   type JailAddress,
 } from './addresses.ts';
 import { run, outputOf, waitFor } from './proc.ts';
+import { HOST_RUN_DIR } from '../../layout.ts';
 
 export interface NetworkConfig {
   bridge: string;
@@ -167,7 +168,7 @@ function parseAddrs(text: string, netns?: string): HostAddr[] {
  * handed out twice and a refusal names the jail and folder that hold it. A claim whose netns
  * is gone is stale.
  */
-const CLAIMS = '/run/jailyard/addresses';
+const CLAIMS = `${HOST_RUN_DIR}/addresses`;
 
 function claimFile(address: string): string {
   const { bits, width } = addressBits(address);
@@ -350,7 +351,7 @@ export async function checkAddresses(ctx: JailContext, cfg: NetworkConfig, wante
  * running jail records it (NetworkFacts), and reconcile never removes a shared netns (or its
  * veth) that a process still uses, which is another folder's joined jail.
  */
-const SHARED = '/run/jailyard/shared';
+const SHARED = `${HOST_RUN_DIR}/shared`;
 const JOIN_GRACE_MS = 60_000;
 
 /** Who holds a place in a shared netns: a jail of a state folder. */
@@ -468,7 +469,7 @@ function handOver(netns: string, leaving: Holder): void {
  * move, so a failed start, a stop and reconcile (a netns the store does not know) all give
  * back exactly those: never an interface the jail made in its own netns.
  */
-const VNET = '/run/jailyard/vnet';
+const VNET = `${HOST_RUN_DIR}/vnet`;
 
 /** The interface names of vnet.interface, split at commas as jail(8) does. */
 export function vnetInterfaces(jail: string, params: Params): string[] {

@@ -9,8 +9,9 @@
 import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
 import { stateTag } from './paths.ts';
+import { HOST_RUN_DIR } from '../../layout.ts';
 
-const DIR = '/run/jailyard/states';
+const DIR = `${HOST_RUN_DIR}/states`;
 
 /** Folders whose claim this process has checked already (the check is one read per folder). */
 const checked = new Set<string>();
