@@ -27,7 +27,7 @@ import type { JailService } from '../runtime/types.ts';
 import { validateJailName } from '../store/names.ts';
 import type { JailChange, JailRecord, Store } from '../store/types.ts';
 import { capConnections, guardHandler } from './limits.ts';
-import { isInside, type PeerCheck } from './peer.ts';
+import { type PeerCheck, peerInJail } from './peer.ts';
 import { GUEST_TARGET } from '../layout.ts';
 
 /** The environment variable that names the jexec channel inside the jail. */
@@ -606,14 +606,13 @@ export async function openToolsChannel(opts: ChannelOptions): Promise<ToolsChann
   const ns = record.runtime?.create?.nsIds;
   const handler = guardHandler(
     async (req, res) => {
-      if (opts.peers && (ns?.mnt !== undefined || ns?.pid !== undefined)) {
-        const peer = await opts.peers.of(req.socket);
-        if (req.socket.destroyed) return;
-        if (!isInside(peer, { ...(ns.mnt ? { mnt: ns.mnt } : {}), ...(ns.pid ? { pid: ns.pid } : {}) })) {
-          res.setHeader('connection', 'close');
-          req.resume();
-          return reply(res, 403, 'this socket serves the processes of its own jail only\n');
-        }
+      const check = peerInJail(opts.peers, req.socket, ns);
+      const inside = check === true ? true : await check;
+      if (inside === undefined) return;
+      if (!inside) {
+        res.setHeader('connection', 'close');
+        req.resume();
+        return reply(res, 403, 'this socket serves the processes of its own jail only\n');
       }
       return endpoint.handle(opts.jail, req, res);
     },

@@ -17,7 +17,7 @@ import type { Store } from '../store/types.ts';
 import { listenJailSocket, type ToolContext, ToolsEndpoint } from './guest-tools.ts';
 import type { HubEvent, HubSubscriber, Subscription, WatchHub } from './hub.ts';
 import { capConnections, guardHandler } from './limits.ts';
-import { isInside, type PeerCheck } from './peer.ts';
+import { type PeerCheck, peerInJail } from './peer.ts';
 
 export const GUEST_SOCKET = 'guest.sock';
 
@@ -146,14 +146,15 @@ export class GuestServer {
     // The path is reachable only inside the jail's mount namespace, unless a view of the
     // host's tree (a basejail of the live root) shows the state folder to another jail:
     // then which socket a process reaches no longer says which jail it is in.
-    const ns = jail.runtime?.create?.nsIds;
-    if (this.#opts.peers && (ns?.mnt !== undefined || ns?.pid !== undefined)) {
-      const peer = await this.#opts.peers.of(req.socket);
-      if (req.socket.destroyed) return;
-      if (!isInside(peer, { ...(ns.mnt ? { mnt: ns.mnt } : {}), ...(ns.pid ? { pid: ns.pid } : {}) })) {
+    const check = peerInJail(this.#opts.peers, req.socket, jail.runtime?.create?.nsIds);
+    if (check !== true) {
+      const inside = await check;
+      if (inside === undefined) return;
+      if (!inside) {
         res.setHeader('connection', 'close');
         return reply(res, 403, 'this socket serves the processes of its own jail only\n');
       }
+      // as it is now, after the wait
       jail = this.#opts.store.getJail(name);
       if (!jail) return reply(res, 404, 'no such jail\n');
     }

@@ -31,6 +31,23 @@ export function isInside(peer: Peer | undefined, ns: JailNamespaces): boolean {
   return (ns.mnt !== undefined && peer.mnt === ns.mnt) || (ns.pid !== undefined && peer.pidns === ns.pid);
 }
 
+/**
+ * The check a socket in a jail's guest folder makes of each connection: whether the process
+ * at the other end is inside that jail (`ns`, its recorded namespaces). `true` at once when
+ * nothing can be checked (no helper, no namespaces recorded: the request is handled in the
+ * same tick, as without the check); else the helper's answer, undefined when the socket
+ * closed meanwhile (nothing more to do for it).
+ */
+export function peerInJail(
+  peers: PeerCheck | undefined,
+  socket: Socket,
+  ns: JailNamespaces | undefined,
+): true | Promise<boolean | undefined> {
+  if (!peers || (ns?.mnt === undefined && ns?.pid === undefined)) return true;
+  const wanted = { ...(ns.mnt ? { mnt: ns.mnt } : {}), ...(ns.pid ? { pid: ns.pid } : {}) };
+  return peers.of(socket).then((peer) => (socket.destroyed ? undefined : isInside(peer, wanted)));
+}
+
 export class PeerCheck {
   readonly #child: ChildProcessByStdio<Writable, Readable, null>;
   /** The helper answers in order. */
