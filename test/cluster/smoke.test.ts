@@ -1,0 +1,99 @@
+// The cluster's test topology alone (test/cluster/topology.ts): it builds, its three etcd
+// members answer and replicate, each node namespace reaches etcd and the other nodes through
+// the router, a cut node no longer reaches etcd, and teardown leaves nothing.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { Topology, NODE_PLAN, ROUTER_ADDR, ETCD_CLIENT_PORTS } from './topology.ts';
+
+const skip = process.getuid?.() !== 0 ? 'needs root' : undefined;
+
+describe('cluster topology', { skip }, () => {
+  let t: Topology | undefined;
+
+  before(async () => {
+    t = await Topology.build({ nodes: ['a', 'b'] });
+  });
+
+  after(async () => {
+    const top = t;
+    t = undefined;
+    if (!top) return;
+    await top.teardown();
+    top.assertNoLeaks();
+  });
+
+  test('three etcd members are healthy and replicate a write', () => {
+    assert.deepEqual(t!.etcdHealth(), [true, true, true]);
+    assert.equal(t!.etcdctl(['put', '/smoke/k', 'v1'], [0]).code, 0);
+    const r = t!.etcdctl(['get', '--print-value-only', '--consistency=s', '/smoke/k'], [2]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'v1');
+    const members = t!.etcdctl(['member', 'list']);
+    assert.equal(members.stdout.trim().split('\n').length, 3, members.stdout);
+  });
+
+  test('a node reaches etcd and the other node through the router; the host gets nothing', async () => {
+    const r = await t!.execIn('a', [
+      'etcdctl',
+      `--endpoints=http://${ROUTER_ADDR}:${ETCD_CLIENT_PORTS[1]}`,
+      'get',
+      '/smoke/k',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /v1/);
+    // b answers a TCP connection on a closed port with a reset: it is reachable from a
+    const probe = `require('node:net').connect(9, '${NODE_PLAN.b.link}').on('error', (e) => { console.log(e.code); process.exit(0); }).setTimeout(3000, () => { console.log('timeout'); process.exit(0); });`;
+    const tcp = await t!.execIn('a', [process.execPath, '-e', probe]);
+    assert.equal(tcp.stdout.trim(), 'ECONNREFUSED', tcp.stdout + tcp.stderr);
+    // a's route to b's jail range goes through the router, which routes it to b
+    const route = await t!.execIn('a', ['ip', '-o', 'route', 'get', '198.51.100.49']);
+    assert.match(route.stdout, new RegExp(`via ${ROUTER_ADDR.replace(/\./g, '\\.')}`));
+    const routerRoute = await t!.execIn('a', ['ip', '-n', t!.routerNs, '-o', 'route', 'get', '198.51.100.49']);
+    assert.match(routerRoute.stdout, new RegExp(`via ${NODE_PLAN.b.link.replace(/\./g, '\\.')}`));
+    assert.doesNotMatch(execFileSync('ip', ['-o', 'addr'], { encoding: 'utf8' }), /203\.0\.113\./);
+  });
+
+  test('a node sees its own interfaces in /sys and the host cgroup tree', async () => {
+    const r = await t!.execIn('a', ['ls', '/sys/class/net']);
+    assert.deepEqual(r.stdout.split('\n').filter(Boolean).sort(), ['eth0', 'lo']);
+    const cg = await t!.execIn('a', ['ls', '/sys/fs/cgroup']);
+    assert.ok(cg.stdout.split('\n').length > 1, cg.stdout);
+  });
+
+  test('a cut node does not reach etcd; healed, it does again', async () => {
+    const get = () =>
+      t!.execIn('a', [
+        'etcdctl',
+        `--endpoints=http://${ROUTER_ADDR}:${ETCD_CLIENT_PORTS[0]}`,
+        '--dial-timeout=1s',
+        '--command-timeout=1s',
+        'get',
+        '/smoke/k',
+      ]);
+    t!.cut('a');
+    assert.notEqual((await get()).code, 0);
+    // b is not cut
+    const b = await t!.execIn('b', [
+      'etcdctl',
+      `--endpoints=http://${ROUTER_ADDR}:${ETCD_CLIENT_PORTS[0]}`,
+      'get',
+      '/smoke/k',
+    ]);
+    assert.equal(b.code, 0, b.stderr);
+    t!.heal('a');
+    assert.equal((await get()).code, 0);
+  });
+
+  test('one member stopped: writes go on; two stopped: no quorum; restarted: healthy', async () => {
+    await t!.stopEtcdMember(2);
+    assert.equal(t!.etcdctl(['put', '/smoke/k', 'v2'], [0, 1]).code, 0);
+    await t!.stopEtcdMember(1);
+    assert.notEqual(t!.etcdctl(['put', '/smoke/k', 'v3'], [0]).code, 0);
+    await t!.startEtcdMember(1);
+    await t!.startEtcdMember(2);
+    await t!.waitEtcdHealthy();
+    const r = t!.etcdctl(['get', '--print-value-only', '/smoke/k'], [2]);
+    assert.equal(r.stdout.trim(), 'v2');
+  });
+});
