@@ -77,6 +77,14 @@ export const ERROR_CODES = {
   JY_ERR_ROLLOUT: 409,
   // the CLI process was stopped by a signal (SIGINT, SIGTERM, SIGHUP) before it finished
   JY_ERR_INTERRUPTED: 503,
+  // cluster mode (src/cluster): etcd unreachable or without quorum; nothing was changed
+  JY_ERR_CLUSTER: 503,
+  // a record read from etcd is not valid (written by something else, or corrupted)
+  JY_ERR_CLUSTER_RECORD: 500,
+  // a node cannot register: its name is held by another live node or its range overlaps one
+  JY_ERR_NODE_CONFLICT: 409,
+  // no live node can take the jail (name, selector, capacity, addresses)
+  JY_ERR_NO_NODE: 409,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

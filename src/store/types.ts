@@ -100,6 +100,8 @@ export interface JailRecord {
   lastError: string | null;
   createdAt: string;
   updatedAt: string;
+  /** Cluster mode: the node the jail is placed on (absent on one host and while unplaced). */
+  node?: string;
 }
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -137,7 +139,18 @@ export interface Settings {
   event_history: number;
 }
 
-export interface Store {
+/** The part of the state the API's watch hub and routes read, synchronously: the SQLite
+ * store is one, a cluster's etcd mirror (src/cluster/state.ts) the other. */
+export interface EventLog {
+  currentRevision(): number;
+  /** Events with revision > since, oldest first; JY_ERR_REVISION_GONE when the log no
+   * longer holds every event after `since` (the client must re-list). */
+  eventsSince(since: number, limit?: number): JailEvent[];
+  /** All jails (or those matching the label selector), ordered by name. */
+  listJails(filter?: { selector?: string }): JailRecord[];
+}
+
+export interface Store extends EventLog {
   readonly dir: string;
   close(): void;
 

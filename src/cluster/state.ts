@@ -1,0 +1,764 @@
+// A cluster's state in etcd: one etcd3 client, a mirror (an informer: a range read of the
+// prefix at revision R, then a watch from R+1 with the previous values) that keeps every
+// node and jail in memory with a ring of recent jail events, and the writes, each one etcd
+// transaction that compares the key's mod_revision (compare-and-swap).
+//
+// The mirror is the synchronous EventLog the API's watch hub and routes read, as they read
+// the SQLite store on one host. A jail's revision is its key's mod_revision; the global
+// revision is the last etcd revision the mirror has applied. Every record read from etcd is
+// validated (records.ts); a bad one is reported and skipped, never trusted.
+
+import { randomUUID } from 'node:crypto';
+import { Etcd3, type IKeyValue, type IOptions, type IRangeResponse, type Lease, type Watcher } from 'etcd3';
+import { JailyardError, describeError, isJailyardError } from '../errors.ts';
+import { labelsOf } from '../meta/labels.ts';
+import { parseSelector } from '../meta/selector.ts';
+import { checkRevision } from '../store/revision.ts';
+import { DEFAULT_SETTINGS } from '../store/settings.ts';
+import type { EventLog, EventType, JailEvent, JailRecord, Settings } from '../store/types.ts';
+import { type ClusterKeys, clusterKeys } from './keys.ts';
+import {
+  type ClusterJail,
+  type NodeRecord,
+  encodeRecord,
+  parseCidr,
+  parseClusterJail,
+  parseNodeRecord,
+  parseSettings,
+  toJailRecord,
+} from './records.ts';
+
+export interface ClusterStateOptions {
+  /** etcd client URLs (http://HOST:PORT); the client fails over between them. */
+  endpoints: string[];
+  /** Key prefix (default /jailyard/). */
+  prefix?: string;
+  /** Jail events kept in memory for watchers that resume (default 10000). */
+  ringSize?: number;
+  /** Deadline of each etcd call, ms (default 5000). */
+  callTimeoutMs?: number;
+  /** How long open() tries to reach etcd, ms (default 10000). */
+  connectTimeoutMs?: number;
+  /** A record in etcd failed validation (it is skipped; the mirror keeps going). */
+  onInvalid?: (key: string, error: JailyardError) => void;
+  /** The watch was lost and the mirror re-listed (after a compaction or a long outage). */
+  onResync?: (revision: number) => void;
+}
+
+/** A jail as the mirror holds it: the record and its key's mod_revision. */
+export interface JailEntry {
+  jail: ClusterJail;
+  revision: number;
+}
+
+/** A live node (its key exists, so its lease is alive). */
+export interface NodeEntry {
+  record: NodeRecord;
+  revision: number;
+  /** The lease the key is attached to (decimal string; '0' if none). */
+  lease: string;
+}
+
+/** What changed in the mirror; listeners run synchronously after the mirror is updated. */
+export type MirrorChange =
+  | {
+      kind: 'jail';
+      type: EventType;
+      name: string;
+      entry: JailEntry | undefined;
+      prev: JailEntry | undefined;
+      revision: number;
+    }
+  | {
+      kind: 'node';
+      type: EventType;
+      name: string;
+      entry: NodeEntry | undefined;
+      prev: NodeEntry | undefined;
+      revision: number;
+    }
+  | { kind: 'settings'; settings: Settings; revision: number }
+  /** The mirror re-listed everything: listeners must re-read the whole state. */
+  | { kind: 'resync'; revision: number };
+
+export interface UpdateOptions {
+  /** Compare-and-swap against the caller's revision: JY_ERR_REVISION_CONFLICT unless the
+   * jail is at it (no retry). Without it, a conflicting write is re-read and retried. */
+  ifRevision?: number;
+  /** Attempts before giving up under contention (default 100). */
+  maxAttempts?: number;
+}
+
+/** A node's registration: its key lives as long as the lease (kept alive by etcd3). */
+export interface NodeRegistration {
+  readonly name: string;
+  readonly leaseId: string;
+  /** etcd3's lease, for its events: 'lost' (expired or revoked by etcd, or never reached),
+   * 'keepaliveFailed', 'keepaliveSucceeded'. */
+  readonly lease: Lease;
+  /** Ends the lease: the node's key goes away at once. */
+  revoke(): Promise<void>;
+}
+
+const DEFAULT_RING = 10_000;
+const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** An etcd call that failed for another reason than a compare: JY_ERR_CLUSTER. */
+function clusterError(what: string, e: unknown): JailyardError {
+  if (isJailyardError(e)) return e;
+  return new JailyardError(
+    'JY_ERR_CLUSTER',
+    `etcd: ${what} failed: ${describeError(e)}`,
+    { step: 'etcd' },
+    { cause: e },
+  );
+}
+
+function rev(v: string | number | undefined): number {
+  return v === undefined ? 0 : Number(v);
+}
+
+/** Two IPv4 ranges overlap. */
+export function rangesOverlap(a: string, b: string): boolean {
+  const x = parseCidr(a);
+  const y = parseCidr(b);
+  if (!x || !y) return false;
+  return x.first <= y.last && y.first <= x.last;
+}
+
+export class ClusterState implements EventLog {
+  readonly keys: ClusterKeys;
+  readonly client: Etcd3;
+  readonly #opts: ClusterStateOptions;
+  readonly #ringSize: number;
+  #jails = new Map<string, JailEntry>();
+  #nodes = new Map<string, NodeEntry>();
+  #settings: Settings = { ...DEFAULT_SETTINGS };
+  /** Jail events after #floor, oldest first. */
+  #ring: JailEvent[] = [];
+  #floor = 0;
+  #revision = 0;
+  #watcher: Watcher | undefined;
+  #listeners = new Set<(c: MirrorChange) => void>();
+  #invalid = new Map<string, string>();
+  #closed = false;
+  #resyncing: Promise<void> | undefined;
+
+  private constructor(opts: ClusterStateOptions) {
+    this.#opts = opts;
+    this.keys = clusterKeys(opts.prefix);
+    this.#ringSize = opts.ringSize ?? DEFAULT_RING;
+    const callMs = opts.callTimeoutMs ?? 5000;
+    const options: IOptions = {
+      hosts: opts.endpoints,
+      dialTimeout: callMs,
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callMs }),
+    };
+    this.client = new Etcd3(options);
+  }
+
+  /** Connects, lists the prefix and starts the watch. JY_ERR_CLUSTER when etcd cannot be
+   * reached within connectTimeoutMs. */
+  static async open(opts: ClusterStateOptions): Promise<ClusterState> {
+    if (opts.endpoints.length === 0)
+      throw new JailyardError('JY_ERR_USAGE', 'no etcd endpoint given', { param: '--etcd' });
+    const s = new ClusterState(opts);
+    const until = Date.now() + (opts.connectTimeoutMs ?? 10_000);
+    for (;;) {
+      try {
+        await s.#sync();
+        return s;
+      } catch (e) {
+        if (Date.now() >= until || (isJailyardError(e) && e.code !== 'JY_ERR_CLUSTER')) {
+          s.client.close();
+          throw clusterError(`connecting to ${opts.endpoints.join(',')}`, e);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listeners.clear();
+    const w = this.#watcher;
+    this.#watcher = undefined;
+    if (w) await w.cancel().catch(() => {});
+    this.client.close();
+  }
+
+  // ------------------------------------------------------------------ the mirror (reads)
+
+  currentRevision(): number {
+    return this.#revision;
+  }
+
+  eventsSince(since: number, limit?: number): JailEvent[] {
+    if (since < this.#floor) {
+      throw new JailyardError(
+        'JY_ERR_REVISION_GONE',
+        `events after revision ${since} are no longer kept (this node's history starts at ${this.#floor}): list again`,
+        { step: 'watch' },
+      );
+    }
+    // the ring is sorted by revision: find the first event after `since`
+    let lo = 0;
+    let hi = this.#ring.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#ring[mid]!.revision <= since) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.#ring.slice(lo, limit === undefined ? undefined : lo + limit);
+  }
+
+  listJails(filter?: { selector?: string }): JailRecord[] {
+    const selector = filter?.selector ? parseSelector(filter.selector) : undefined;
+    const out: JailRecord[] = [];
+    for (const e of this.#jails.values()) {
+      if (selector && !selector.matches(labelsOf(e.jail.meta, e.jail.env))) continue;
+      out.push(this.recordOf(e));
+    }
+    return out.sort((a, b) => byName(a.name, b.name));
+  }
+
+  getJail(name: string): JailRecord | undefined {
+    const e = this.#jails.get(name);
+    return e ? this.recordOf(e) : undefined;
+  }
+
+  /** The jail as the API shows it; a jail placed on a node that is gone shows stopped. */
+  recordOf(e: JailEntry): JailRecord {
+    const r = toJailRecord(e.jail, e.revision);
+    const node = e.jail.placement?.node;
+    if (node !== undefined && !this.#nodes.has(node) && r.state !== 'stopped') {
+      return { ...r, state: 'stopped', jid: 0, ready: false, lastError: `node ${node} lost` };
+    }
+    return r;
+  }
+
+  jailEntry(name: string): JailEntry | undefined {
+    return this.#jails.get(name);
+  }
+
+  jailEntries(): JailEntry[] {
+    return [...this.#jails.values()];
+  }
+
+  nodeEntry(name: string): NodeEntry | undefined {
+    return this.#nodes.get(name);
+  }
+
+  /** Live nodes, by name. */
+  nodeEntries(): NodeEntry[] {
+    return [...this.#nodes.values()].sort((a, b) => byName(a.record.name, b.record.name));
+  }
+
+  settings(): Settings {
+    return this.#settings;
+  }
+
+  /** Keys whose record failed validation, with the reason (until a valid write or delete). */
+  invalidRecords(): ReadonlyMap<string, string> {
+    return this.#invalid;
+  }
+
+  /** Calls `listener` after every change the mirror applies; returns the unsubscribe. */
+  subscribe(listener: (c: MirrorChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Resolves true once `pred()` holds (checked now and after every mirror change), false
+   * after timeoutMs; rejects with JY_ERR_INTERRUPTED when the signal aborts. */
+  waitUntil(pred: () => boolean, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<boolean> {
+    if (pred()) return Promise.resolve(true);
+    return new Promise((resolve, reject) => {
+      const done = (f: () => void): void => {
+        clearTimeout(timer);
+        unsubscribe();
+        opts.signal?.removeEventListener('abort', onAbort);
+        f();
+      };
+      const onAbort = (): void =>
+        done(() => reject(new JailyardError('JY_ERR_INTERRUPTED', 'interrupted while waiting for the cluster')));
+      const timer = setTimeout(() => done(() => resolve(pred())), opts.timeoutMs);
+      const unsubscribe = this.subscribe(() => {
+        let ok = false;
+        try {
+          ok = pred();
+        } catch (e) {
+          done(() => reject(e));
+          return;
+        }
+        if (ok) done(() => resolve(true));
+      });
+      if (opts.signal?.aborted) onAbort();
+      else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Waits until the mirror has applied revision `r` (a write's own revision). */
+  async caughtUp(r: number, timeoutMs = 10_000): Promise<void> {
+    if (this.#revision >= r) return;
+    const ok = await this.waitUntil(() => this.#revision >= r, { timeoutMs });
+    if (!ok) {
+      throw new JailyardError(
+        'JY_ERR_CLUSTER',
+        `the etcd watch did not deliver revision ${r} within ${timeoutMs} ms (at ${this.#revision})`,
+        { step: 'etcd' },
+      );
+    }
+  }
+
+  #emit(c: MirrorChange): void {
+    for (const l of [...this.#listeners]) {
+      try {
+        l(c);
+      } catch {
+        // a listener's failure is its own; the mirror goes on
+      }
+    }
+  }
+
+  #invalidRecord(key: string, e: unknown): void {
+    const err = isJailyardError(e)
+      ? e
+      : new JailyardError('JY_ERR_CLUSTER_RECORD', `invalid record at etcd key "${key}": ${describeError(e)}`, { key });
+    this.#invalid.set(key, err.message);
+    this.#opts.onInvalid?.(key, err);
+  }
+
+  /** Lists the whole prefix at one revision and (re)starts the watch after it. */
+  async #sync(): Promise<void> {
+    const p = Buffer.from(this.keys.prefix);
+    let res: IRangeResponse;
+    try {
+      res = await this.client.kv.range({ key: p, range_end: endOfPrefix(p) });
+    } catch (e) {
+      throw clusterError('listing the cluster state', e);
+    }
+    const r = rev(res.header.revision);
+    const jails = new Map<string, JailEntry>();
+    const nodes = new Map<string, NodeEntry>();
+    let settings: Settings = { ...DEFAULT_SETTINGS };
+    this.#invalid.clear();
+    for (const kv of res.kvs) {
+      const key = kv.key.toString();
+      try {
+        const j = this.#parseJail(kv);
+        if (j) jails.set(j.jail.name, j);
+        const n = this.#parseNode(kv);
+        if (n) nodes.set(n.record.name, n);
+        if (key === this.keys.settings) settings = parseSettings(key, kv.value.toString());
+      } catch (e) {
+        this.#invalidRecord(key, e);
+      }
+    }
+    const first = this.#revision === 0;
+    this.#jails = jails;
+    this.#nodes = nodes;
+    this.#settings = settings;
+    this.#revision = r;
+    // events before the listing cannot be served: watchers further behind must re-list
+    this.#ring = [];
+    this.#floor = r;
+    await this.#watch(r);
+    if (!first) {
+      this.#opts.onResync?.(r);
+      this.#emit({ kind: 'resync', revision: r });
+    }
+  }
+
+  async #watch(from: number): Promise<void> {
+    const old = this.#watcher;
+    this.#watcher = undefined;
+    if (old) await old.cancel().catch(() => {});
+    if (this.#closed) return;
+    let w: Watcher;
+    try {
+      w = await this.client
+        .watch()
+        .prefix(this.keys.prefix)
+        .startRevision(String(from + 1))
+        .withPreviousKV()
+        .create();
+    } catch (e) {
+      throw clusterError('starting the watch', e);
+    }
+    if (this.#closed) {
+      await w.cancel().catch(() => {});
+      return;
+    }
+    this.#watcher = w;
+    w.on('data', (res) => {
+      if (this.#watcher !== w) return;
+      for (const ev of res.events) this.#apply(ev.type === 'Delete' ? 'delete' : 'put', ev.kv, ev.prev_kv);
+      const hr = rev(res.header.revision);
+      // a response's header revision also covers events of other prefixes: nothing of ours
+      // happened up to it
+      if (res.events.length === 0 && hr > this.#revision && !res.compact_revision) this.#advance(hr);
+    });
+    // etcd cancels a watch whose start was compacted; etcd3 reports that as an error: the
+    // events in between are gone, so re-list
+    w.on('error', () => {
+      if (this.#watcher === w) this.#resync();
+    });
+  }
+
+  #resync(): void {
+    if (this.#closed || this.#resyncing) return;
+    this.#resyncing = (async () => {
+      for (let delay = 100; !this.#closed; delay = Math.min(delay * 2, 2000)) {
+        try {
+          await this.#sync();
+          return;
+        } catch {
+          await new Promise((r) => setTimeout(r, delay));
+        }
+      }
+    })().finally(() => {
+      this.#resyncing = undefined;
+    });
+  }
+
+  #advance(r: number): void {
+    this.#revision = r;
+  }
+
+  #parseJail(kv: IKeyValue): JailEntry | undefined {
+    const key = kv.key.toString();
+    const name = this.keys.jailName(key);
+    if (name === undefined) return undefined;
+    return { jail: parseClusterJail(key, kv.value.toString(), name), revision: rev(kv.mod_revision) };
+  }
+
+  #parseNode(kv: IKeyValue): NodeEntry | undefined {
+    const key = kv.key.toString();
+    const name = this.keys.nodeName(key);
+    if (name === undefined) return undefined;
+    const record = parseNodeRecord(key, kv.value.toString());
+    if (record.name !== name) {
+      throw new JailyardError(
+        'JY_ERR_CLUSTER_RECORD',
+        `invalid node record at etcd key "${key}": names node "${record.name}"`,
+        { key },
+      );
+    }
+    return { record, revision: rev(kv.mod_revision), lease: String(kv.lease ?? '0') };
+  }
+
+  #apply(type: 'put' | 'delete', kv: IKeyValue, prevKv: IKeyValue | undefined): void {
+    const key = kv.key.toString();
+    const r = rev(kv.mod_revision);
+    const at = new Date().toISOString();
+    if (r > this.#revision) this.#revision = r;
+    const jailName = this.keys.jailName(key);
+    if (jailName !== undefined) {
+      const prev = this.#jails.get(jailName);
+      if (type === 'delete') {
+        this.#invalid.delete(key);
+        let gone = prev;
+        if (!gone && prevKv) {
+          try {
+            gone = this.#parseJail(prevKv);
+          } catch {
+            // the removed record was not valid either: nothing to report
+          }
+        }
+        this.#jails.delete(jailName);
+        if (!gone) return;
+        const last = { ...this.recordOf(gone), revision: r };
+        this.#push({ revision: r, type: 'DELETED', name: jailName, jail: last, at });
+        this.#emit({ kind: 'jail', type: 'DELETED', name: jailName, entry: undefined, prev, revision: r });
+        return;
+      }
+      let entry: JailEntry | undefined;
+      try {
+        entry = this.#parseJail(kv);
+      } catch (e) {
+        // the last valid value stays: a bad write is reported, never acted on
+        this.#invalidRecord(key, e);
+        return;
+      }
+      if (!entry) return;
+      this.#invalid.delete(key);
+      this.#jails.set(jailName, entry);
+      const t: EventType = prev ? 'MODIFIED' : 'ADDED';
+      this.#push({ revision: r, type: t, name: jailName, jail: this.recordOf(entry), at });
+      this.#emit({ kind: 'jail', type: t, name: jailName, entry, prev, revision: r });
+      return;
+    }
+    const nodeName = this.keys.nodeName(key);
+    if (nodeName !== undefined) {
+      const prev = this.#nodes.get(nodeName);
+      if (type === 'delete') {
+        this.#invalid.delete(key);
+        this.#nodes.delete(nodeName);
+        if (prev) this.#emit({ kind: 'node', type: 'DELETED', name: nodeName, entry: undefined, prev, revision: r });
+        return;
+      }
+      let entry: NodeEntry | undefined;
+      try {
+        entry = this.#parseNode(kv);
+      } catch (e) {
+        this.#invalidRecord(key, e);
+        return;
+      }
+      if (!entry) return;
+      this.#invalid.delete(key);
+      this.#nodes.set(nodeName, entry);
+      this.#emit({ kind: 'node', type: prev ? 'MODIFIED' : 'ADDED', name: nodeName, entry, prev, revision: r });
+      return;
+    }
+    if (key === this.keys.settings) {
+      if (type === 'delete') this.#settings = { ...DEFAULT_SETTINGS };
+      else {
+        try {
+          this.#settings = parseSettings(key, kv.value.toString());
+          this.#invalid.delete(key);
+        } catch (e) {
+          this.#invalidRecord(key, e);
+          return;
+        }
+      }
+      this.#emit({ kind: 'settings', settings: this.#settings, revision: r });
+    }
+  }
+
+  #push(e: JailEvent): void {
+    this.#ring.push(e);
+    if (this.#ring.length > 2 * this.#ringSize) {
+      const dropped = this.#ring.splice(0, this.#ring.length - this.#ringSize);
+      this.#floor = dropped[dropped.length - 1]!.revision;
+    }
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  /** The jail as etcd holds it now (not the mirror), or undefined. */
+  async fetchJail(name: string): Promise<JailEntry | undefined> {
+    const key = this.keys.jail(name);
+    let res: IRangeResponse;
+    try {
+      res = await this.client.kv.range({ key: Buffer.from(key) });
+    } catch (e) {
+      throw clusterError(`reading ${key}`, e);
+    }
+    const kv = res.kvs[0];
+    return kv ? this.#parseJail(kv) : undefined;
+  }
+
+  /** Creates the jail's key if absent (JY_ERR_JAIL_EXISTS otherwise); returns it once the
+   * mirror has it. */
+  async createJail(jail: ClusterJail): Promise<JailEntry> {
+    const key = Buffer.from(this.keys.jail(jail.name));
+    const res = await this.#txn(`creating jail ${jail.name}`, {
+      compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
+      success: [{ request_put: { key, value: Buffer.from(encodeRecord(jail)) } }],
+    });
+    if (!res.succeeded) {
+      throw new JailyardError('JY_ERR_JAIL_EXISTS', `jail "${jail.name}" already exists`, { jail: jail.name });
+    }
+    const r = rev(res.header.revision);
+    await this.caughtUp(r);
+    return { jail, revision: r };
+  }
+
+  /**
+   * Read-modify-write with compare-and-swap: `change` gets the CURRENT record (re-read from
+   * etcd after a conflict) and returns the new one, or null for no change. A conflicting
+   * writer makes it run again on the newer record, so writers of different fields (or keys
+   * of meta) never lose each other's changes. JY_ERR_JAIL_NOT_FOUND when the jail is gone.
+   */
+  async updateJail(
+    name: string,
+    change: (current: ClusterJail, revision: number) => ClusterJail | null,
+    opts: UpdateOptions = {},
+  ): Promise<JailEntry> {
+    const attempts = opts.maxAttempts ?? 100;
+    const key = Buffer.from(this.keys.jail(name));
+    for (let i = 0; i < attempts; i++) {
+      const cur = await this.fetchJail(name);
+      if (!cur) throw new JailyardError('JY_ERR_JAIL_NOT_FOUND', `jail "${name}" not found`, { jail: name });
+      checkRevision({ name, revision: cur.revision }, opts.ifRevision);
+      const next = change(cur.jail, cur.revision);
+      if (next === null) return cur;
+      const res = await this.#txn(`updating jail ${name}`, {
+        compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: cur.revision }],
+        success: [{ request_put: { key, value: Buffer.from(encodeRecord(next)) } }],
+      });
+      if (res.succeeded) {
+        const r = rev(res.header.revision);
+        await this.caughtUp(r);
+        return { jail: next, revision: r };
+      }
+      // lost the race: the loop re-reads (ifRevision then reports the conflict)
+      if (i > 3) await new Promise((res) => setTimeout(res, Math.random() * Math.min(50, 2 * i)));
+    }
+    throw new JailyardError(
+      'JY_ERR_CLUSTER',
+      `jail "${name}" kept changing under ${attempts} attempts to update it; nothing was changed`,
+      { jail: name },
+    );
+  }
+
+  /** Deletes the jail's key when it is at `revision` (a compare-and-swap delete); false when
+   * it changed (or is gone) meanwhile. */
+  async deleteJailAt(name: string, revision: number): Promise<boolean> {
+    const key = Buffer.from(this.keys.jail(name));
+    const res = await this.#txn(`removing jail ${name}`, {
+      compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: revision }],
+      success: [{ request_delete_range: { key } }],
+    });
+    if (res.succeeded) await this.caughtUp(rev(res.header.revision));
+    return res.succeeded;
+  }
+
+  /** Writes settings (read-modify-write with compare-and-swap on the settings key). */
+  async updateSettings(patch: Partial<Settings>): Promise<Settings> {
+    const key = Buffer.from(this.keys.settings);
+    for (let i = 0; i < 100; i++) {
+      let res: IRangeResponse;
+      try {
+        res = await this.client.kv.range({ key });
+      } catch (e) {
+        throw clusterError('reading the settings', e);
+      }
+      const kv = res.kvs[0];
+      const cur = kv ? parseSettings(this.keys.settings, kv.value.toString()) : { ...DEFAULT_SETTINGS };
+      const next = { ...cur, ...patch };
+      const t = await this.#txn('writing the settings', {
+        compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: kv ? rev(kv.mod_revision) : 0 }],
+        success: [{ request_put: { key, value: Buffer.from(encodeRecord(next)) } }],
+      });
+      if (t.succeeded) {
+        await this.caughtUp(rev(t.header.revision));
+        return next;
+      }
+    }
+    throw new JailyardError('JY_ERR_CLUSTER', 'the settings kept changing; nothing was changed', { step: 'etcd' });
+  }
+
+  /**
+   * Registers a node under a new lease of `ttlSec`: refused (JY_ERR_NODE_CONFLICT, nothing
+   * written, the lease revoked) when the name is held by another live node or the range
+   * overlaps a live node's. The check and the put are one transaction: it compares that no
+   * node key changed since the nodes were read, so two nodes registering at once cannot
+   * both pass the overlap check.
+   */
+  async register(node: NodeRecord, opts: { ttlSec: number }): Promise<NodeRegistration> {
+    if (!parseCidr(node.range)) {
+      throw new JailyardError('JY_ERR_USAGE', `--range must be an IPv4 CIDR, got "${node.range}"`, {
+        param: '--range',
+      });
+    }
+    const nodesKey = Buffer.from(this.keys.nodes);
+    const key = Buffer.from(this.keys.node(node.name));
+    const lease = this.client.lease(opts.ttlSec, { autoKeepAlive: true });
+    // a lease lost before the registration finished is reported by grant(); keep the
+    // emitter from throwing for an unhandled 'error'
+    lease.on('lost', () => {});
+    let id: string;
+    try {
+      id = await lease.grant();
+    } catch (e) {
+      throw clusterError('granting the node lease', e);
+    }
+    const refuse = async (why: string): Promise<never> => {
+      await lease.revoke().catch(() => {});
+      throw new JailyardError('JY_ERR_NODE_CONFLICT', `node "${node.name}" cannot join: ${why}`, {
+        param: '--node',
+      });
+    };
+    try {
+      for (let i = 0; i < 20; i++) {
+        let res: IRangeResponse;
+        try {
+          res = await this.client.kv.range({ key: nodesKey, range_end: endOfPrefix(nodesKey) });
+        } catch (e) {
+          throw clusterError('reading the nodes', e);
+        }
+        const r = rev(res.header.revision);
+        for (const kv of res.kvs) {
+          const k = kv.key.toString();
+          if (k === this.keys.node(node.name)) {
+            return await refuse(
+              `the name is held by a live node (lease ${kv.lease}); it is free once that node stops or its lease expires`,
+            );
+          }
+          let other: NodeRecord;
+          try {
+            other = parseNodeRecord(k, kv.value.toString());
+          } catch {
+            continue; // an invalid record is no node
+          }
+          if (rangesOverlap(other.range, node.range))
+            return await refuse(`its range ${node.range} overlaps node "${other.name}"'s range ${other.range}`);
+        }
+        const t = await this.#txn(`registering node ${node.name}`, {
+          compare: [
+            { key: nodesKey, range_end: endOfPrefix(nodesKey), target: 'Mod', result: 'Less', mod_revision: r + 1 },
+            { key, target: 'Create', result: 'Equal', create_revision: 0 },
+          ],
+          success: [{ request_put: { key, value: Buffer.from(encodeRecord(node)), lease: id } }],
+        });
+        if (t.succeeded) {
+          await this.caughtUp(rev(t.header.revision));
+          return {
+            name: node.name,
+            leaseId: id,
+            lease,
+            revoke: async () => {
+              try {
+                await lease.revoke();
+              } catch (e) {
+                throw clusterError('revoking the node lease', e);
+              }
+            },
+          };
+        }
+      }
+      return await refuse('the node list kept changing');
+    } catch (e) {
+      await lease.revoke().catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Seconds left on a lease (-1 when it is gone). */
+  async leaseTtl(leaseId: string): Promise<number> {
+    try {
+      const res = await this.client.leaseClient.leaseTimeToLive({ ID: leaseId });
+      return Number(res.TTL);
+    } catch (e) {
+      throw clusterError('reading a lease', e);
+    }
+  }
+
+  async #txn(what: string, req: Parameters<Etcd3['kv']['txn']>[0]): Promise<Awaited<ReturnType<Etcd3['kv']['txn']>>> {
+    try {
+      return await this.client.kv.txn(req);
+    } catch (e) {
+      throw clusterError(what, e);
+    }
+  }
+}
+
+/** etcd's range end for every key starting with `prefix`. */
+function endOfPrefix(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]! += 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+/** A fresh placement token. */
+export function newToken(): string {
+  return randomUUID();
+}
