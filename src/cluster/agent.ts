@@ -1,0 +1,510 @@
+// The node agent (kubelet-style): registers this node under a lease and keeps it alive, makes
+// the node's local jails (the single-host service over its own state folder) match what etcd
+// says for the jails placed on it, and writes back their status. It fences itself: a node that
+// cannot reach etcd for half its lease TTL stops every local jail and reports nothing until it
+// has re-registered, so a jail never runs on two nodes once another node re-places it.
+//
+// Everything read from etcd comes through the mirror (validated by records.ts). Every step is
+// bounded in time and its error becomes the jail's status.lastError: nothing here may crash
+// the daemon it runs in.
+
+import { randomUUID } from 'node:crypto';
+import { describeError, JailyardError } from '../errors.ts';
+import { paramString } from '../conf/spec.ts';
+import type { Params } from '../conf/spec.ts';
+import type { MetaOp } from '../meta/ops.ts';
+import type { JailService } from '../runtime/types.ts';
+import type { JailChange, JailRecord, Store } from '../store/types.ts';
+import type { ClusterJail, JailStatus, NodeRecord, Placement } from './records.ts';
+import type { ClusterState, NodeRegistration } from './state.ts';
+
+/** Parameters that only mean something to the cluster: never handed to the local service. */
+export const CLUSTER_ONLY_PARAMS: readonly string[] = ['node', 'node.selector'];
+
+/** Chooses a node for a jail (placement.ts): a node name, or throws JY_ERR_NO_NODE. */
+export type PlaceFn = (jail: ClusterJail, nodes: readonly NodeRecord[], jails: readonly ClusterJail[]) => string;
+
+/** The local single-host service the agent drives (src/runtime/service.ts). */
+export type LocalService = JailService & { recover?(name: string): Promise<JailRecord> };
+
+export interface NodeAgentOptions {
+  /** The cluster state, open (its mirror loaded). */
+  state: ClusterState;
+  /** Fail-over's choice of a node (placement.ts). */
+  place: PlaceFn;
+  node: Omit<NodeRecord, 'startedAt' | 'version'>;
+  local: { service: LocalService; store: Store; isAlive?: (j: JailRecord) => boolean };
+  /** Lease TTL in seconds (default 10). */
+  leaseTtlSec?: number;
+  /** Full pass over every jail (default 5000 ms). */
+  passIntervalMs?: number;
+  /** Poll of the local store for local changes (readiness, a jail that died); default 200 ms. */
+  localPollMs?: number;
+  /** Longest a start may take before it is rolled back (default 60 s). */
+  stepTimeoutMs?: number;
+  /** Jails reconciled at once (default 4). */
+  parallel?: number;
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface NodeAgent {
+  readonly name: string;
+  /** True while fenced (etcd unreachable): local jails are stopped, nothing is reported. */
+  readonly fenced: boolean;
+  /** Resolves when every jail queued so far has been reconciled (tests, shutdown). */
+  settled(): Promise<void>;
+  /** Stops the loops and revokes the lease; `stopJails` also stops every local jail. */
+  stop(opts?: { stopJails?: boolean }): Promise<void>;
+}
+
+/** What a reconcile acted on: actions are taken once per fingerprint (a failed start is not
+ * retried in a loop, unless the jail's restart.policy asks for it). */
+interface Attempt {
+  fp: string;
+  error: string | null;
+  at: number;
+}
+
+const sameStatus = (a: JailStatus | null, b: JailStatus): boolean =>
+  !!a &&
+  a.state === b.state &&
+  a.jid === b.jid &&
+  a.ready === b.ready &&
+  a.lastError === b.lastError &&
+  a.token === b.token &&
+  JSON.stringify(a.addresses) === JSON.stringify(b.addresses);
+
+/** The parameters the local jail gets: the cluster's, without the cluster-only ones. */
+export function localParams(params: Params): Params {
+  const out: Params = {};
+  for (const [k, v] of Object.entries(params)) if (!CLUSTER_ONLY_PARAMS.includes(k)) out[k] = v;
+  return out;
+}
+
+/** The parameter change that makes `have` (a local jail's) into `want`, or undefined. */
+export function paramsChange(want: Params, have: Params): Pick<JailChange, 'params' | 'unset'> | undefined {
+  const set: Params = {};
+  const unset: string[] = [];
+  for (const [k, v] of Object.entries(want)) if (JSON.stringify(v) !== JSON.stringify(have[k])) set[k] = v;
+  // a numeric name's implicit jid is the local service's own addition
+  for (const k of Object.keys(have)) if (!(k in want) && k !== 'jid') unset.push(k);
+  if (!Object.keys(set).length && !unset.length) return undefined;
+  return { ...(Object.keys(set).length ? { params: set } : {}), ...(unset.length ? { unset } : {}) };
+}
+
+const restartPolicy = (j: ClusterJail): 'no' | 'always' | 'on-failure' => {
+  const p = paramString(j.params, 'restart.policy');
+  return p === 'always' || p === 'on-failure' ? p : 'no';
+};
+
+/** A promise that rejects after `ms` (the step goes on; its result is no longer awaited). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new JailyardError('JY_ERR_STEP_FAILED', `${what} took longer than ${ms} ms`, { step: what })),
+      ms,
+    );
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent> {
+  const { state, local } = opts;
+  const nodes = (): NodeRecord[] => state.nodeEntries().map((e) => e.record);
+  const jails = (): ClusterJail[] => state.jailEntries().map((e) => e.jail);
+  /** CAS update; `fn` returning undefined writes nothing; a jail gone meanwhile is no error. */
+  const update = async (name: string, fn: (j: ClusterJail) => ClusterJail | undefined): Promise<void> => {
+    try {
+      await state.updateJail(name, (j) => fn(j) ?? null);
+    } catch (e) {
+      if (e instanceof JailyardError && e.code === 'JY_ERR_JAIL_NOT_FOUND') return;
+      throw e;
+    }
+  };
+  const me = opts.node.name;
+  const ttl = opts.leaseTtlSec ?? 10;
+  const ttlMs = ttl * 1000;
+  const passMs = opts.passIntervalMs ?? 5000;
+  const stepMs = opts.stepTimeoutMs ?? 60_000;
+  const parallel = Math.max(1, opts.parallel ?? 4);
+  const log = opts.log ?? (() => {});
+  const record = (): NodeRecord => ({ ...opts.node, startedAt: new Date().toISOString(), version: 1 });
+
+  // registration refuses a taken name or an overlapping range: the caller sees the error
+  let lastAlive = Date.now();
+  let fenced = false;
+  let stopped = false;
+  let reRegistering = false;
+  const register = async (): Promise<NodeRegistration> => {
+    const r = await state.register(record(), { ttlSec: ttl });
+    r.lease.on('keepaliveSucceeded', () => {
+      if (reg === r) lastAlive = Date.now();
+    });
+    // etcd says the lease is gone (expired, revoked): fence at once, re-register later
+    r.lease.on('lost', () => {
+      if (reg === r) void fence('the node lease was lost');
+    });
+    return r;
+  };
+  let reg: NodeRegistration | undefined;
+  reg = await register();
+
+  const attempts = new Map<string, Attempt>();
+  const dirty = new Set<string>();
+  const busy = new Set<string>();
+  let running = 0;
+  let waiters: (() => void)[] = [];
+  const timers: NodeJS.Timeout[] = [];
+
+  const idle = (): boolean => running === 0 && dirty.size === 0;
+  const wakeWaiters = (): void => {
+    if (!idle()) return;
+    const w = waiters;
+    waiters = [];
+    for (const f of w) f();
+  };
+
+  const fingerprint = (j: ClusterJail): string =>
+    JSON.stringify([j.placement?.token, j.desired, j.params, j.meta, j.env]);
+
+  /** Reports `status` for the jail's current placement token, if it changed. */
+  const report = async (name: string, token: string, status: Omit<JailStatus, 'token' | 'at'>): Promise<void> => {
+    if (fenced || stopped) return;
+    const next: JailStatus = { ...status, token, at: new Date().toISOString() };
+    await within(
+      update(name, (j) => {
+        // only for the placement it acts for: a re-placed jail's status is the new node's
+        if (j.placement?.node !== me || j.placement.token !== token) return undefined;
+        if (sameStatus(j.status, next)) return undefined;
+        return { ...j, status: next };
+      }),
+      stepMs,
+      'status report',
+    );
+  };
+
+  const statusOf = (l: JailRecord | undefined, error: string | null): Omit<JailStatus, 'token' | 'at'> => ({
+    state: l?.state ?? 'stopped',
+    jid: l?.jid ?? 0,
+    ready: l?.ready ?? false,
+    lastError: error ?? l?.lastError ?? null,
+    addresses: l && l.state !== 'stopped' ? (l.runtime?.network?.addresses ?? []) : [],
+  });
+
+  /** Stops and forgets a local jail that is no longer placed here. */
+  const removeLocal = async (name: string): Promise<void> => {
+    const l = local.store.getJail(name);
+    if (!l) return;
+    log('info', 'removing local jail no longer placed on this node', { jail: name });
+    const r = await within(local.service.remove([name]), stepMs, 'remove');
+    const failed = r.outcomes.find((o) => o.status !== 'ok');
+    if (failed)
+      throw new JailyardError('JY_ERR_STEP_FAILED', `cannot remove local jail: ${failed.message}`, { jail: name });
+  };
+
+  const outcomeError = (r: { outcomes: { name: string; status: string; message?: string }[] }, name: string) => {
+    const o = r.outcomes.find((x) => x.name === name && x.status !== 'ok');
+    return o ? (o.message ?? o.status) : null;
+  };
+
+  /** Makes the local jail `name` match its cluster record, then reports its status. */
+  const reconcileJail = async (name: string, periodic: boolean): Promise<void> => {
+    // fenced: the fence stopped the local jails; nothing else changes until re-registered
+    if (fenced) return;
+    const entry = state.jailEntry(name);
+    const cj = entry?.jail;
+    const mine = !!cj && cj.placement?.node === me;
+    if (!mine) {
+      attempts.delete(name);
+      await removeLocal(name);
+      return;
+    }
+    const token = cj.placement!.token;
+    const fp = fingerprint(cj);
+    const prev = attempts.get(name);
+    let l = local.store.getJail(name);
+    const wantRunning = cj.desired === 'running';
+    const mismatch = !l || (wantRunning ? l.state === 'stopped' : l.state !== 'stopped');
+    // act when the record changed since the last attempt; a jail that went down by itself
+    // (or a failed start) is started again only as its restart.policy says, at a pass
+    const policy = restartPolicy(cj);
+    const retry =
+      periodic &&
+      mismatch &&
+      wantRunning &&
+      (policy === 'always' || (policy === 'on-failure' && (prev?.error !== null || l?.lastError))) &&
+      Date.now() - (prev?.at ?? 0) >= passMs;
+    if (prev?.fp === fp && !retry) {
+      await report(name, token, statusOf(l, prev.error));
+      return;
+    }
+    let error: string | null = null;
+    try {
+      const params = localParams(cj.params);
+      if (!l) {
+        const replace = (value: string): MetaOp[] => (value ? [{ op: 'replace', value }] : []);
+        await within(
+          local.service.create({
+            spec: { name, params: { name, ...params } },
+            meta: replace(cj.meta),
+            env: replace(cj.env),
+          }),
+          stepMs,
+          'create',
+        );
+      } else {
+        const change: JailChange = { ...paramsChange(params, l.params) };
+        if (l.meta !== cj.meta) change.meta = [{ op: 'replace', value: cj.meta }];
+        if (l.env !== cj.env) change.env = [{ op: 'replace', value: cj.env }];
+        if (change.params || change.unset || change.meta || change.env) {
+          // what cannot change on a running jail is refused by the local service: with
+          // desired running that stays an error (as on one host); stopped, it applies
+          const stopFirst = !wantRunning && l.state !== 'stopped';
+          if (stopFirst) {
+            error = outcomeError(await within(local.service.stop([name]), stepMs, 'stop'), name);
+            if (error) throw new JailyardError('JY_ERR_STEP_FAILED', error, { jail: name });
+          }
+          await within(local.service.modify(name, change), stepMs, 'modify');
+        }
+      }
+      l = local.store.getJail(name);
+      if (fenced) return;
+      if (wantRunning && l?.state === 'stopped') {
+        error = outcomeError(await local.service.start([name], { signal: AbortSignal.timeout(stepMs) }), name);
+      } else if (!wantRunning && l && l.state !== 'stopped') {
+        error = outcomeError(await within(local.service.stop([name]), stepMs, 'stop'), name);
+      }
+    } catch (e) {
+      error = describeError(e);
+    }
+    if (error) log('warn', 'reconcile failed', { jail: name, error });
+    attempts.set(name, { fp, error, at: Date.now() });
+    await report(name, token, statusOf(local.store.getJail(name), error));
+  };
+
+  const periodicNames = new Set<string>();
+  const pump = (): void => {
+    if (stopped) return;
+    for (const name of [...dirty]) {
+      if (running >= parallel) break;
+      if (busy.has(name)) continue;
+      dirty.delete(name);
+      const periodic = periodicNames.delete(name);
+      busy.add(name);
+      running++;
+      reconcileJail(name, periodic)
+        .catch((e) => log('error', 'reconcile failed', { jail: name, error: describeError(e) }))
+        .finally(() => {
+          busy.delete(name);
+          running--;
+          pump();
+          wakeWaiters();
+        });
+    }
+    wakeWaiters();
+  };
+  const queue = (name: string, periodic = false): void => {
+    dirty.add(name);
+    if (periodic) periodicNames.add(name);
+    pump();
+  };
+
+  /** Every jail placed here, every local jail, and every jail of a node that is gone. */
+  const fullPass = (): void => {
+    if (fenced || stopped) return;
+    const live = new Set(nodes().map((n) => n.name));
+    for (const jail of jails()) {
+      if (jail.placement?.node === me) queue(jail.name, true);
+      else if (jail.placement && !live.has(jail.placement.node)) void failOver(jail.name, jail.placement.node);
+    }
+    for (const l of local.store.listJails()) queue(l.name, true);
+  };
+
+  /** A jail placed on a node that is gone: re-place it (restart.policy other than 'no') or
+   * mark it stopped; the CAS on its mod_revision makes exactly one agent's write win. */
+  const failOver = async (name: string, lost: string): Promise<void> => {
+    if (fenced || stopped) return;
+    try {
+      await within(
+        update(name, (j) => {
+          if (j.placement?.node !== lost) return undefined;
+          if (nodes().some((n) => n.name === lost)) return undefined;
+          const now = new Date().toISOString();
+          if (restartPolicy(j) === 'no') {
+            const lastError = `node ${lost} lost`;
+            if (
+              j.status?.token === j.placement.token &&
+              j.status.state === 'stopped' &&
+              j.status.lastError === lastError
+            )
+              return undefined;
+            const status: JailStatus = {
+              state: 'stopped',
+              jid: 0,
+              ready: false,
+              lastError,
+              addresses: [],
+              token: j.placement.token,
+              at: now,
+            };
+            return { ...j, status };
+          }
+          const node = opts.place(j, nodes(), jails());
+          const placement: Placement = { node, token: randomUUID(), at: now };
+          return { ...j, placement, status: null };
+        }),
+        stepMs,
+        'fail-over',
+      );
+    } catch (e) {
+      log('warn', 'fail-over failed', { jail: name, node: lost, error: describeError(e) });
+    }
+  };
+
+  const unsubscribe = state.subscribe((c) => {
+    if (stopped) return;
+    if (c.kind === 'resync') fullPass();
+    else if (c.kind === 'jail') {
+      if (!fenced) queue(c.name);
+    } else if (c.kind !== 'node' || c.type !== 'DELETED') return;
+    else if (c.name !== me) {
+      for (const jail of jails()) if (jail.placement?.node === c.name) void failOver(jail.name, c.name);
+    } else if (!fenced) {
+      // our own key is gone (lease expired or revoked by someone): fence, then re-register
+      void fence('the node key was deleted');
+    }
+  });
+
+  /** Stops every local jail; nothing is reported until the node has re-registered. */
+  const fence = async (why: string): Promise<void> => {
+    if (fenced || stopped) return;
+    fenced = true;
+    log('warn', 'fenced: stopping every local jail', { reason: why });
+    attempts.clear();
+    await stopAllLocal();
+    // a reconcile under way may still start a jail: once they are done, stop again
+    while (running > 0) await new Promise((r) => setTimeout(r, 50));
+    await stopAllLocal();
+  };
+  const stopAllLocal = async (): Promise<void> => {
+    const names = local.store
+      .listJails()
+      .filter((j) => j.state !== 'stopped')
+      .map((j) => j.name);
+    if (!names.length) return;
+    try {
+      await local.service.stop(names, { parallel: 8 });
+    } catch (e) {
+      log('error', 'stopping local jails failed', { error: describeError(e) });
+    }
+  };
+
+  const reRegister = async (): Promise<void> => {
+    if (reRegistering || stopped) return;
+    reRegistering = true;
+    try {
+      const old = reg;
+      reg = undefined;
+      await old?.revoke().catch(() => {});
+      reg = await within(register(), ttlMs, 'register');
+      lastAlive = Date.now();
+      // wait for a fencing stop still under way before reconciling from scratch
+      while (running > 0) await new Promise((r) => setTimeout(r, 50));
+      fenced = false;
+      log('info', 're-registered: reconciling from scratch');
+      fullPass();
+    } catch (e) {
+      log('warn', 're-registration failed', { error: describeError(e) });
+    } finally {
+      reRegistering = false;
+    }
+  };
+
+  // keepalive: a few times per TTL; the fence comes at TTL/2 without a successful one
+  const kaEvery = Math.max(200, Math.floor(ttlMs / 6));
+  let kaBusy = false;
+  timers.push(
+    setInterval(() => {
+      if (stopped) return;
+      if (!fenced && Date.now() - lastAlive > ttlMs / 2) void fence('etcd unreachable for half the lease TTL');
+      if (kaBusy) return;
+      kaBusy = true;
+      const r = reg;
+      const p = fenced
+        ? reRegister()
+        : r
+          ? within(r.lease.keepaliveOnce(), kaEvery, 'keepalive').then(() => {
+              if (reg === r) lastAlive = Date.now();
+            })
+          : Promise.resolve();
+      p.catch(() => {}).finally(() => {
+        kaBusy = false;
+      });
+    }, kaEvery),
+  );
+
+  // local changes (readiness, a jail that stopped by itself) show up in the local store
+  let localRev = local.store.currentRevision();
+  timers.push(
+    setInterval(() => {
+      if (stopped || fenced) return;
+      try {
+        const rev = local.store.currentRevision();
+        if (rev === localRev) return;
+        for (const e of local.store.eventsSince(localRev)) queue(e.name);
+        localRev = rev;
+      } catch (e) {
+        // compacted or busy: a full pass covers it
+        localRev = local.store.currentRevision();
+        fullPass();
+        log('warn', 'local poll failed', { error: describeError(e) });
+      }
+    }, opts.localPollMs ?? 200),
+  );
+
+  // the full pass also notices a jail whose pid 1 died (the local list reaps jails without
+  // persist that exited; a persist jail's gone pid 1 is finished like reconcile does)
+  timers.push(
+    setInterval(() => {
+      if (stopped || fenced) return;
+      void checkLocalHealth().finally(fullPass);
+    }, passMs),
+  );
+  const checkLocalHealth = async (): Promise<void> => {
+    try {
+      await local.service.list();
+      if (!local.isAlive || !local.service.recover) return;
+      for (const j of local.store.listJails()) {
+        if (j.state !== 'running' || !j.runtime?.create || local.isAlive(j)) continue;
+        local.store.transition(j.name, 'running', 'stopping', { lastError: 'pid 1 of the jail was gone' });
+        await local.service.recover(j.name);
+      }
+    } catch (e) {
+      log('warn', 'local health check failed', { error: describeError(e) });
+    }
+  };
+
+  for (const t of timers) t.unref?.();
+  fullPass();
+
+  return {
+    name: me,
+    get fenced() {
+      return fenced;
+    },
+    settled: () => (idle() ? Promise.resolve() : new Promise<void>((r) => waiters.push(r))),
+    async stop(o = {}) {
+      if (stopped) return;
+      for (const t of timers) clearInterval(t);
+      unsubscribe();
+      // let reconciles under way finish (they are bounded), then stop taking work
+      dirty.clear();
+      while (running > 0) await new Promise((r) => setTimeout(r, 50));
+      stopped = true;
+      if (o.stopJails) await stopAllLocal();
+      if (reg) await within(reg.revoke(), 5000, 'revoke').catch(() => {});
+      wakeWaiters();
+    },
+  };
+}
