@@ -4,7 +4,7 @@
 // Nothing is added to the host's network namespace: every address lives in namespaces this
 // harness creates, and teardown removes them all (also after a failing test).
 //
-//   router  jyc-<tag>-r   bridge jycbr 203.0.113.33/27; etcd m1..m3 on 203.0.113.33:23791-23793
+//   router  jyc-<tag>-r   bridge jycbr 203.0.113.33/27 (+ 198.51.100.30/32); etcd m1..m3 on 203.0.113.33:23791-23793
 //                         (peers :23801-23803); routes to each node's jail range via its link
 //   node a  jyc-<tag>-a   eth0 203.0.113.34/27, jails 198.51.100.32/28
 //   node b  jyc-<tag>-b   eth0 203.0.113.35/27, jails 198.51.100.48/28
@@ -33,6 +33,12 @@ export const NODE_PLAN: Record<NodeName, { link: string; range: string; zone: st
   c: { link: '203.0.113.36', range: '198.51.100.64/28', zone: 'z2' },
 };
 export const ROUTER_ADDR = '203.0.113.33';
+/**
+ * The router's address in the jails' network, outside every node's range: a program in the
+ * router namespace (HAProxy) binds its connections to jails to it (`source`), since jails
+ * have no route to the link network.
+ */
+export const JAIL_SIDE_ADDR = '198.51.100.30';
 const LINK_PREFIX = 27;
 export const ETCD_CLIENT_PORTS = [23791, 23792, 23793];
 export const ETCD_PEER_PORTS = [23801, 23802, 23803];
@@ -163,6 +169,7 @@ export class Topology {
       'link set lo up',
       'link add jycbr type bridge',
       `addr add ${ROUTER_ADDR}/${LINK_PREFIX} dev jycbr`,
+      `addr add ${JAIL_SIDE_ADDR}/32 dev jycbr`,
       'link set jycbr up',
     ]);
     // forwarding between node ranges happens in the router: a per-namespace setting
@@ -189,10 +196,27 @@ export class Topology {
         'link set lo up',
         `addr add ${plan.link}/${LINK_PREFIX} dev eth0`,
         'link set eth0 up',
-        // everything not on the node's own bridge (other nodes' ranges) goes through the router
-        `route add default via ${ROUTER_ADDR}`,
+        // other nodes' ranges and the router's jail-side address through the router: more
+        // specific than the /24 of the node's own bridge (jy0, made by its first jail)
+        ...Object.entries(NODE_PLAN)
+          .filter(([other]) => other !== name)
+          .map(([, o]) => `route add ${o.range} via ${ROUTER_ADDR}`),
+        `route add ${JAIL_SIDE_ADDR}/32 via ${ROUTER_ADDR}`,
       ]);
-      sh('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+      // jails get no default route: with the default /24 prefix a jail takes every
+      // 198.51.100.x for on-link and asks the node's bridge by ARP, which the node answers
+      // for what it routes elsewhere (other nodes' ranges, the router's JAIL_SIDE_ADDR)
+      sh('ip', [
+        'netns',
+        'exec',
+        ns,
+        'sysctl',
+        '-q',
+        '-w',
+        'net.ipv4.ip_forward=1',
+        'net.ipv4.conf.all.proxy_arp=1',
+        'net.ipv4.conf.default.proxy_arp=1',
+      ]);
       const socket = join(state, 'jailyard.sock');
       this.nodes.set(name, {
         name,
@@ -521,6 +545,11 @@ export class Topology {
   execIn(name: NodeName, argv: string[]): Promise<CliResult> {
     const a = [...this.inNode(this.node(name)), ...argv];
     return runProcess(a[0]!, a.slice(1));
+  }
+
+  /** Any program in the router namespace (e.g. HAProxy, or a probe bound to JAIL_SIDE_ADDR). */
+  router(argv: string[]): Promise<CliResult> {
+    return runProcess('ip', ['netns', 'exec', this.routerNs, ...argv]);
   }
 
   /** Mount points of node `name`'s mount namespace below its state folder. */
