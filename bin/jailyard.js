@@ -1,5 +1,5 @@
 #!/bin/sh
-':' //; p=$0; [ -L "$p" ] && p=$(readlink -f "$p"); n=${p%/*}/../node_modules/.bin/node; [ -x "$n" ] || n=node; e=${p%/*}/../native/build/jy-enter; s=${JAILYARD_STATE-/var/db/jailyard}; k=2; x=$1; j=$2; c=$3; [ "$1" = --state ] && [ $# -ge 5 ] && s=$2 && k=4 && x=$3 && j=$4 && c=$5; if [ "$x" = exec ] && [ $# -gt $k ] && [ "${JAILYARD_SRC-}" != 1 ] && [ -z "${JAILYARD_HOST+1}" ] && [ -x "$e" ] && [ ! "${p%/*}/../native/jy-enter.c" -nt "$e" ]; then case $j in ''|.*|-*|*[!A-Za-z0-9._-]*) ;; *) case $s in ''|[!/]*|*/.*) ;; *) case $c in -*) ;; *) exec "$e" --fast "$s/jails/$j/enter" "$n" "$p" $k "$@";; esac;; esac;; esac; fi; t=${p%/*}/../native/build/jy-ctl; case $1.$3 in start.*|stop.*|restart.*|--state.start|--state.stop|--state.restart) [ "${JAILYARD_SRC-}" != 1 ] && [ -z "${JAILYARD_HOST+1}" ] && [ -x "$t" ] && [ ! "${p%/*}/../native/jy-ctl.c" -nt "$t" ] && exec "$t" "$n" "$p" "$@";; esac; exec "$n" "$p" "$@"
+':' //; p=$0; [ -L "$p" ] && p=$(readlink -f "$p"); n=${p%/*}/../node_modules/.bin/node; [ -x "$n" ] || n=node; e=${p%/*}/../native/build/jy-enter; s=${JAILYARD_STATE-/var/db/jailyard}; k=2; x=$1; j=$2; c=$3; [ "$1" = --state ] && [ $# -ge 5 ] && s=$2 && k=4 && x=$3 && j=$4 && c=$5; if [ "$x" = exec ] && [ $# -gt $k ] && [ "${JAILYARD_SRC-}" != 1 ] && [ -z "${JAILYARD_HOST+1}" ] && [ -x "$e" ] && [ ! "${p%/*}/../native/jy-enter.c" -nt "$e" ]; then case $j in ''|.*|-*|*[!A-Za-z0-9._-]*) ;; *) case $s in ''|[!/]*|*/.*) ;; *) case $c in -*) ;; *) exec "$e" --fast "$s/jails/$j/enter" "$n" "$p" $k "$@";; esac;; esac;; esac; fi; t=${p%/*}/../native/build/jy-ctl; case $1.$3 in start.*|stop.*|restart.*|ls.*|jail.*|jls.*|--state.start|--state.stop|--state.restart|--state.ls|--state.jail|--state.jls) [ "${JAILYARD_SRC-}" != 1 ] && [ -z "${JAILYARD_HOST+1}" ] && [ -x "$t" ] && [ ! "${p%/*}/../native/jy-ctl.c" -nt "$t" ] && exec "$t" "$n" "$p" "$@";; esac; exec "$n" "$p" "$@"
 // The jailyard command. Run as a program, it is first a sh script (the two lines above; to
 // JavaScript the second is a string and a comment, which is why biome.jsonc leaves this
 // file's format alone): for a plain `jailyard exec NAME PROGRAM [ARGS...]` (no option but a
@@ -8,7 +8,8 @@
 // the program as the CLI would, or, when the file is missing or stale, this file as below
 // (native/jy-enter.c fast_main); a jy-enter older than its source (not rebuilt since a pull)
 // is not trusted to know --fast. A plain `jailyard [--state DIR] start|stop|restart NAME...`
-// (same conditions) runs native/build/jy-ctl, which asks the daemon serving the state folder
+// and a `jailyard [--state DIR] ls|jail|jls ARGS...` (same conditions) run native/build/jy-ctl,
+// which asks the daemon serving the state folder
 // (its unix socket, root's own, 0600) and prints what the CLI would, or, with no such daemon
 // or anything else it does not handle, runs this file as below (native/jy-ctl.c); a jy-ctl
 // older than its source is not trusted either. Otherwise sh starts the Node 24 that npm installed beside

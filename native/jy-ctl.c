@@ -373,6 +373,119 @@ __attribute__((noreturn)) static void lost(const char *sock, const char *why) {
 	exit(1);
 }
 
+/* The daemon's unix socket for `state` (NULL: the default), connected; falls back to the CLI
+ * when there is none, or it is not root's own 0600 one as `jailyard serve` makes it. */
+static int connect_daemon(const char *state, struct sockaddr_un *addr) {
+	*addr = (struct sockaddr_un){.sun_family = AF_UNIX};
+	/* the socket `jailyard serve` makes for that state folder (src/cli/commands/serve.ts) */
+	int len = state ? snprintf(addr->sun_path, sizeof addr->sun_path, "%s/jailyard.sock", state)
+	                : snprintf(addr->sun_path, sizeof addr->sun_path, "/var/run/jailyard.sock");
+	if (len < 0 || (size_t)len >= sizeof addr->sun_path) fallback();
+	/* only root's own socket, 0600 as serve makes it: anyone else's could answer anything */
+	struct stat st;
+	if (geteuid() != 0 || lstat(addr->sun_path, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & 07777) != 0600)
+		fallback();
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)addr, sizeof *addr) != 0) fallback();
+	signal(SIGPIPE, SIG_IGN);
+	return fd;
+}
+
+struct answer {
+	int status;
+	char *content;
+	size_t clen;
+};
+
+/* Sends `req` (a whole HTTP request asking to close the connection) and reads the answer.
+ * A request the daemon did not get whole was not run: the CLI can still do it. */
+static struct answer roundtrip(int fd, const char *sock, const struct buf *req) {
+	if (!write_all(fd, req->p, req->n)) fallback();
+	struct buf res = {0};
+	char chunk[65536];
+	for (;;) {
+		ssize_t r = read(fd, chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR) continue;
+		if (r < 0) lost(sock, errno == ECONNRESET ? "ECONNRESET" : strerror(errno));
+		if (r == 0) break;
+		put(&res, chunk, (size_t)r);
+	}
+	close(fd);
+	struct answer a;
+	char *hend = res.p ? strstr(res.p, "\r\n\r\n") : NULL;
+	if (!hend || sscanf(res.p, "HTTP/1.%*d %d", &a.status) != 1) lost(sock, "other side closed");
+	*hend = 0;
+	a.content = hend + 4;
+	a.clen = res.n - (size_t)(a.content - res.p);
+	/* header names are case-insensitive */
+	for (char *h = res.p; *h; h++) *h = (char)((*h >= 'A' && *h <= 'Z') ? *h + 32 : *h);
+	if (strstr(res.p, "\r\ntransfer-encoding: chunked")) {
+		char *w = a.content;
+		char *p = a.content, *end = a.content + a.clen;
+		for (;;) {
+			char *e;
+			unsigned long size = strtoul(p, &e, 16);
+			char *crlf = memmem(p, (size_t)(end - p), "\r\n", 2);
+			if (!crlf || e == p) lost(sock, "other side closed");
+			p = crlf + 2;
+			if (!size) break;
+			if ((size_t)(end - p) < size + 2) lost(sock, "other side closed");
+			memmove(w, p, size);
+			w += size;
+			p += size + 2;
+		}
+		a.clen = (size_t)(w - a.content);
+	} else {
+		char *cl = strstr(res.p, "\r\ncontent-length:");
+		if (cl) {
+			unsigned long want = strtoul(cl + 17, NULL, 10);
+			if (want > a.clen) lost(sock, "other side closed");
+			a.clen = want;
+		}
+	}
+	return a;
+}
+
+/*
+ * jail(8), jls(8) or `jailyard ls` with ARGS, run by the daemon as the CLI runs them
+ * (src/api/host-tools.ts, src/cli/host-front.ts): the arguments go as they are, each ending
+ * with a NUL byte; the answer is "STATUS OUTLEN ERRLEN\n", stdout's bytes, stderr's bytes.
+ * A 4xx answer means nothing was done (a form the daemon does not run, an older daemon, a
+ * caller it refuses): the CLI runs the command instead.
+ */
+static int host_tool(const char *state, const char *verb, int argc, char **argv) {
+	struct buf body = {0}, req = {0};
+	put(&body, "", 0);
+	for (int k = 0; k < argc; k++) put(&body, argv[k], strlen(argv[k]) + 1);
+	struct sockaddr_un addr;
+	int fd = connect_daemon(state, &addr);
+	char head[256];
+	snprintf(head, sizeof head,
+	         "POST /v1/host/%s HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/octet-stream\r\n"
+	         "content-length: %zu\r\nconnection: close\r\n\r\n",
+	         verb, body.n);
+	puts_(&req, head);
+	put(&req, body.p, body.n);
+	struct answer a = roundtrip(fd, addr.sun_path, &req);
+	if (a.status >= 400 && a.status < 500) fallback();
+	int status = -1;
+	size_t olen = 0, elen = 0;
+	char *nl = a.status == 200 ? memchr(a.content, '\n', a.clen) : NULL;
+	if (!nl || sscanf(a.content, "%d %zu %zu", &status, &olen, &elen) != 3 || status < 0 || status > 255 ||
+	    olen > a.clen || elen > a.clen - olen || (size_t)(nl + 1 - a.content) != a.clen - olen - elen) {
+		struct buf out = {0};
+		struct json *json = a.clen ? jparse(a.content, a.clen) : NULL;
+		int code = describe_error(&out, json && json->type == J_OBJ ? json : NULL, a.status);
+		flush_err(&out);
+		return code;
+	}
+	if (getenv("JAILYARD_TRACE_FAST")) fputs("jailyard: ctl: fast path\n", stderr);
+	(void)write_all(1, nl + 1, olen);
+	(void)write_all(2, nl + 1 + olen, elen);
+	return status;
+}
+
 int main(int argc, char **argv) {
 	if (argc < 3) {
 		fprintf(stderr, "usage: jy-ctl NODE SCRIPT ARG...\n");
@@ -388,34 +501,27 @@ int main(int argc, char **argv) {
 		i += 2;
 	}
 	if (i >= argc) fallback();
-	const char *verb = argv[i++], *past;
+	const char *verb = argv[i++], *past = NULL;
+	int tool = !strcmp(verb, "jail") || !strcmp(verb, "jls") || !strcmp(verb, "ls");
 	if (!strcmp(verb, "start")) past = "started";
 	else if (!strcmp(verb, "stop")) past = "stopped";
 	else if (!strcmp(verb, "restart")) past = "restarted";
-	else fallback();
-	if (i >= argc) fallback();
-	for (int k = i; k < argc; k++)
-		if (!plain_name(argv[k])) fallback();
+	else if (!tool) fallback();
+	if (!tool) {
+		if (i >= argc) fallback();
+		for (int k = i; k < argc; k++)
+			if (!plain_name(argv[k])) fallback();
+	}
 	if (getenv("JAILYARD_HOST") || (getenv("JAILYARD_SRC") && !strcmp(getenv("JAILYARD_SRC"), "1"))) fallback();
 	if (!state) {
 		state = getenv("JAILYARD_STATE");
 		if (state && !plain_dir(state)) fallback();
 	}
+	if (tool) return host_tool(state, verb, argc - i, argv + i);
 
-	/* the socket `jailyard serve` makes for that state folder (src/cli/commands/serve.ts) */
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	int len = state ? snprintf(addr.sun_path, sizeof addr.sun_path, "%s/jailyard.sock", state)
-	                : snprintf(addr.sun_path, sizeof addr.sun_path, "/var/run/jailyard.sock");
-	if (len < 0 || (size_t)len >= sizeof addr.sun_path) fallback();
+	struct sockaddr_un addr;
+	int fd = connect_daemon(state, &addr);
 	const char *sock = addr.sun_path;
-	/* only root's own socket, 0600 as serve makes it: anyone else's could answer anything */
-	struct stat st;
-	if (geteuid() != 0 || lstat(sock, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != 0 ||
-	    (st.st_mode & 07777) != 0600)
-		fallback();
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) fallback();
-	signal(SIGPIPE, SIG_IGN);
 
 	/* what the CLI sends with --host (`parallel` is its -p default), and progress: true */
 	struct buf body = {0}, req = {0};
@@ -432,51 +538,10 @@ int main(int argc, char **argv) {
 	         verb, body.n);
 	puts_(&req, head);
 	put(&req, body.p, body.n);
-	/* a request the daemon did not get whole was not run: the CLI can still do it */
-	if (!write_all(fd, req.p, req.n)) fallback();
-
-	struct buf res = {0};
-	char chunk[65536];
-	for (;;) {
-		ssize_t r = read(fd, chunk, sizeof chunk);
-		if (r < 0 && errno == EINTR) continue;
-		if (r < 0) lost(sock, errno == ECONNRESET ? "ECONNRESET" : strerror(errno));
-		if (r == 0) break;
-		put(&res, chunk, (size_t)r);
-	}
-	close(fd);
-	int status;
-	char *hend = res.p ? strstr(res.p, "\r\n\r\n") : NULL;
-	if (!hend || sscanf(res.p, "HTTP/1.%*d %d", &status) != 1) lost(sock, "other side closed");
-	*hend = 0;
-	char *content = hend + 4;
-	size_t clen = res.n - (size_t)(content - res.p);
-	/* header names are case-insensitive */
-	for (char *h = res.p; *h; h++) *h = (char)((*h >= 'A' && *h <= 'Z') ? *h + 32 : *h);
-	if (strstr(res.p, "\r\ntransfer-encoding: chunked")) {
-		char *w = content;
-		char *p = content, *end = content + clen;
-		for (;;) {
-			char *e;
-			unsigned long size = strtoul(p, &e, 16);
-			char *crlf = memmem(p, (size_t)(end - p), "\r\n", 2);
-			if (!crlf || e == p) lost(sock, "other side closed");
-			p = crlf + 2;
-			if (!size) break;
-			if ((size_t)(end - p) < size + 2) lost(sock, "other side closed");
-			memmove(w, p, size);
-			w += size;
-			p += size + 2;
-		}
-		clen = (size_t)(w - content);
-	} else {
-		char *cl = strstr(res.p, "\r\ncontent-length:");
-		if (cl) {
-			unsigned long want = strtoul(cl + 17, NULL, 10);
-			if (want > clen) lost(sock, "other side closed");
-			clen = want;
-		}
-	}
+	struct answer a = roundtrip(fd, sock, &req);
+	int status = a.status;
+	char *content = a.content;
+	size_t clen = a.clen;
 	/* the unix socket refuses a caller inside a jail (401); an unknown route (404) or a
 	 * request body it does not know (400 without outcomes: a daemon from before `progress`,
 	 * which allows no other property) is an older daemon's. Nothing was done: the CLI does it */

@@ -11,6 +11,7 @@ import { dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { JailyardError } from '../errors.ts';
 import { buildApp, type AppOptions } from './app.ts';
+import { type HostTools, hostToolRoutes } from './host-tools.ts';
 import { apiLimits, capConnections, guardHandler, serverOptions } from './limits.ts';
 
 export interface DaemonOptions extends Omit<AppOptions, 'auth'> {
@@ -18,6 +19,8 @@ export interface DaemonOptions extends Omit<AppOptions, 'auth'> {
   /** host:port for an additional TCP listener (requires token). */
   listen?: { host: string; port: number };
   token?: string;
+  /** The host's jail(8), jls(8) and `jailyard ls` on the unix socket (host-tools.ts). */
+  hostTools?: HostTools;
 }
 
 export interface Daemon {
@@ -69,6 +72,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       ? { auth: { token: opts.token, required: (s: Socket) => tcpSockets.has(s), authorized: proven } }
       : {}),
   });
+  if (opts.hostTools) app.register(hostToolRoutes, { tools: opts.hostTools });
   mkdirSync(dirname(opts.socketPath), { recursive: true });
   removeStaleSocket(opts.socketPath);
   // Create the socket with 0600 from the start (no window where others may connect).

@@ -104,6 +104,8 @@ export async function withJails<T>(
   io: CliIO,
   fn: (s: { jails: JailReader; store?: Store; stateDir: string }) => Promise<T>,
 ): Promise<T> {
+  const served = servedReaders.get(program);
+  if (served) return fn({ jails: await derivedReader(served), stateDir: stateDir(program) });
   if (program.opts<{ host?: string }>().host ?? process.env.JAILYARD_HOST)
     return withSession(program, io, async ({ service, stateDir }) =>
       fn({ jails: await derivedReader(service), stateDir }),
@@ -130,10 +132,14 @@ export async function withJails<T>(
   }
 }
 
+/** The reader of a program the daemon runs for a client (main's `served`: src/cli/host-front.ts):
+ * its own service, instead of a store the verb would open. */
+export const servedReaders = new WeakMap<Command, JailReader>();
+
 /** A reader whose records carry what jls(8) reads beside the stored parameters:
  * children.max's default, children.cur and parent (runtime/params.ts withDerived), for every
  * reader of the CLI (ls, the jls front). */
-async function derivedReader(jails: JailReader): Promise<JailReader> {
+export async function derivedReader(jails: JailReader): Promise<JailReader> {
   const { withDerived } = await import('../runtime/params.ts');
   return {
     list: async (filter) => {

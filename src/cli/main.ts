@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { isJailyardError } from '../errors.ts';
 import { processIO, type CliIO } from './context.ts';
 import { verbsFor, verbs } from './commands/index.ts';
+import type { JailReader } from './jails.ts';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -27,9 +28,11 @@ export async function buildProgram(io: CliIO = processIO, argv?: readonly string
   return program;
 }
 
-/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage). */
-export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage). `served`: the jails a
+ * reading verb (ls) reads, when the daemon runs it for a client (src/cli/host-front.ts). */
+export async function main(argv: string[], io: CliIO = processIO, served?: JailReader): Promise<number> {
   const program = await buildProgram(io, argv);
+  if (served) (await import('./jails.ts')).servedReaders.set(program, served);
   // verbs report failure through process.exitCode; main() owns it and hands it back
   process.exitCode = 0;
   try {

@@ -116,6 +116,8 @@ export const register: RegisterVerb = (program, io) => {
         socketPath,
         guestRoot: (name) => guestDir(session.stateDir, name),
         tools: { front: { jail: runJail, jls: runJls }, scope: { rootOf: rootsFrom(session.stateDir, session.store) } },
+        // the host's own jail(8), jls(8) and ls for native/jy-ctl
+        hostTools: (await import('../host-front.ts')).hostFront(session.service, session.stateDir),
         bookmarkIntervalSec,
         limits,
         // warnings and errors (failed polls, guest sockets, internal errors) as JSON lines
