@@ -24,8 +24,37 @@ const ALLOWED: Record<string, string[]> = {
   runtime: ['errors', 'defaults', 'conf', 'meta', 'layout', 'skeleton', 'platform', 'store'],
   api: ['errors', 'defaults', 'conf', 'meta', 'layout', 'skeleton', 'runtime', 'store'],
   lb: ['errors', 'defaults', 'conf', 'meta', 'layout', 'runtime', 'store', 'api'],
-  cli: ['errors', 'defaults', 'conf', 'meta', 'layout', 'skeleton', 'runtime', 'platform', 'store', 'api', 'lb'],
-  index: ['errors', 'defaults', 'conf', 'meta', 'layout', 'skeleton', 'runtime', 'platform', 'store', 'api', 'lb'],
+  // the cluster (etcd state, its service, the node agent) runs the single-host runtime on
+  // each node; the API serves it through the JailService and EventLog interfaces
+  cluster: ['errors', 'defaults', 'conf', 'meta', 'layout', 'skeleton', 'runtime', 'platform', 'store'],
+  cli: [
+    'errors',
+    'defaults',
+    'conf',
+    'meta',
+    'layout',
+    'skeleton',
+    'runtime',
+    'platform',
+    'store',
+    'api',
+    'lb',
+    'cluster',
+  ],
+  index: [
+    'errors',
+    'defaults',
+    'conf',
+    'meta',
+    'layout',
+    'skeleton',
+    'runtime',
+    'platform',
+    'store',
+    'api',
+    'lb',
+    'cluster',
+  ],
 };
 
 function roomOf(src: string, file: string): string {

@@ -206,6 +206,12 @@ const DEFS: ParamDef[] = [
     JY,
     "Linux: the jail's root is an unprivileged host uid range of its own (a user namespace; default: the defaults' userns.enabled)",
   ),
+  // cluster parameters (docs/cluster.md): where a jail may run, what happens when its node is lost
+  def('node', 'string', JY, 'cluster: the node the jail runs on; on one host only the empty value is accepted'),
+  def('node.selector', 'string', JY, 'cluster: a label selector over node labels for the nodes the jail may run on'),
+  def('restart.policy', 'string', JY, 'cluster: re-place the jail on another node when its node is lost', {
+    values: ['no', 'always', 'on-failure'],
+  }),
 ];
 
 /** Every known parameter, by name. */

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JailyardError } from '../errors.ts';
-import { implicitJid, paramString, type JailSpec } from '../conf/spec.ts';
+import { implicitJid, paramString, type JailSpec, type Params } from '../conf/spec.ts';
 import { checkKeyOps, type MetaOp } from '../meta/ops.ts';
 import type { Driver, JailContext } from '../platform/driver.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
@@ -65,6 +65,70 @@ export function writeGuestEnv(stateDir: string, name: string, env: string): void
   const tmp = join(dir, `.env.${process.pid}.tmp`);
   writeFileSync(tmp, env, { mode: 0o644 });
   renameSync(tmp, join(dir, 'env'));
+}
+
+/**
+ * The checks of a create that read no state (the parent's existence is the caller's, through
+ * `requireParent`), shared by the local and the cluster service: the parameters as the
+ * jail gets them (without name/meta/env, with the jid a numeric name implies).
+ */
+export function checkCreate(
+  input: { spec: JailSpec; meta?: MetaOp[]; env?: MetaOp[] },
+  opts: { requireParent?: (parent: string) => void } = {},
+): { name: string; params: Params } {
+  const { name, params } = input.spec;
+  const { name: _n, meta: _m, env: _e, ...given } = params;
+  // a numeric name is the jail's jid, as a numeric jail.conf block is (and as the kernel
+  // names a jail created without a name)
+  const jid = implicitJid(name.slice(name.lastIndexOf('.') + 1));
+  const rest = jid !== undefined && given.jid === undefined ? { jid, ...given } : given;
+  // a key operation writes one line, never a label of its own
+  checkKeyOps('meta', input.meta, name);
+  checkKeyOps('env', input.env, name);
+  const nested = parentName(name);
+  if (nested) opts.requireParent?.(nested);
+  checkNestedParams({ name, params: rest });
+  jailLimits(rest, name); // validates sizes before anything is written
+  return { name, params: rest };
+}
+
+/** The checks of a change to an existing jail (jail -m), shared by the local and the
+ * cluster service: key operations, and on a jail that is not stopped, what cannot change
+ * while it runs and the limits. */
+export function checkChange(before: JailRecord, change: JailChange): void {
+  const name = before.name;
+  checkKeyOps('meta', change.meta, name);
+  checkKeyOps('env', change.env, name);
+  if (before.state === 'stopped') return;
+  const touched = [...Object.keys(change.params ?? {}), ...(change.unset ?? [])];
+  const fixed = touched.find(
+    (p) => IMMUTABLE_WHILE_RUNNING.has(p) && JSON.stringify(change.params?.[p]) !== JSON.stringify(before.params[p]),
+  );
+  if (fixed) {
+    throw new JailyardError(
+      'JY_ERR_PARAM_VALUE',
+      `${fixed} cannot be changed while the jail is ${before.state}; stop it first`,
+      {
+        jail: name,
+        param: fixed,
+      },
+    );
+  }
+  if (change.params) jailLimits({ ...before.params, ...change.params }, name);
+}
+
+/** The cluster's placement parameters on one host: an empty value is fine, any other is
+ * refused, so a configuration written for a cluster never runs unplaced. */
+export function refuseClusterParams(name: string, params: Params): void {
+  for (const p of ['node', 'node.selector']) {
+    const v = params[p];
+    if (v === undefined || v === '' || (Array.isArray(v) && v.length === 0)) continue;
+    throw new JailyardError(
+      'JY_ERR_PARAM_VALUE',
+      `${p} = ${JSON.stringify(v)} needs a cluster (jailyard serve --etcd); this host places no jail on a node`,
+      { jail: name, param: p },
+    );
+  }
 }
 
 function summarize(outcomes: JailOutcome[]): BatchResult {
@@ -212,19 +276,11 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async create(input: { spec: JailSpec; meta?: MetaOp[]; env?: MetaOp[] }): Promise<JailRecord> {
-      const { name, params } = input.spec;
-      const { name: _n, meta: _m, env: _e, ...given } = params;
-      // a numeric name is the jail's jid, as a numeric jail.conf block is (and as the kernel
-      // names a jail created without a name)
-      const jid = implicitJid(name.slice(name.lastIndexOf('.') + 1));
-      const rest = jid !== undefined && given.jid === undefined ? { jid, ...given } : given;
-      // a key operation writes one line, never a label of its own
-      checkKeyOps('meta', input.meta, name);
-      checkKeyOps('env', input.env, name);
-      const nested = parentName(name);
-      if (nested) store.requireJail(nested); // FreeBSD: a child is made inside an existing parent
-      checkNestedParams({ name, params: rest });
-      jailLimits(rest, name); // validates sizes before anything is written
+      const { name, params: rest } = checkCreate(input, {
+        // FreeBSD: a child is made inside an existing parent
+        requireParent: (p) => void store.requireJail(p),
+      });
+      refuseClusterParams(name, rest);
       rootOf({ name, params: rest }); // and the root's rules: a refused create writes no event
       // saved before the record: a crash before the end is undone by reconcile
       saveIntent(stateDir, { kind: 'create', jail: name });
@@ -266,22 +322,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       checkKeyOps('meta', change.meta, name);
       checkKeyOps('env', change.env, name);
       const before = store.requireJail(name);
-      const running = before.state !== 'stopped';
-      if (running) {
-        const touched = [...Object.keys(change.params ?? {}), ...(change.unset ?? [])];
-        const fixed = touched.find(
-          (p) =>
-            IMMUTABLE_WHILE_RUNNING.has(p) && JSON.stringify(change.params?.[p]) !== JSON.stringify(before.params[p]),
-        );
-        if (fixed) {
-          throw new JailyardError(
-            'JY_ERR_PARAM_VALUE',
-            `${fixed} cannot be changed while the jail is ${before.state}; stop it first`,
-            { jail: name, param: fixed },
-          );
-        }
-        if (change.params) jailLimits({ ...before.params, ...change.params }, name);
-      }
+      checkChange(before, change);
+      refuseClusterParams(name, change.params ?? {});
       const after = store.modifyJail(name, change, wopts);
       // the Linux driver's enter file (`exec` without Node, bin/jailyard.js) holds the
       // parameters of the start (allow.*: the filter, the capabilities): once they change,

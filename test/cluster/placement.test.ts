@@ -1,0 +1,76 @@
+// Placement is pure: nodes and loads in, a node name or JY_ERR_NO_NODE (with the reason) out.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { JailyardError } from '../../src/errors.ts';
+import { choosePlacement, jailIpv4, restartPolicy, type NodeLoad } from '../../src/cluster/placement.ts';
+import type { Params } from '../../src/conf/spec.ts';
+
+function n(name: string, range: string, placed: number, labels: Record<string, string> = {}, capacity = 10): NodeLoad {
+  return { record: { name, labels, range, capacity, startedAt: '', version: 1 }, placed };
+}
+
+const nodes = [
+  n('a', '198.51.100.80/29', 3, { zone: 'z1', disk: 'ssd' }),
+  n('b', '198.51.100.88/29', 1, { zone: 'z1' }),
+  n('c', '198.51.100.96/29', 1, { zone: 'z2' }, 1),
+];
+
+const place = (params: Params, opts?: { exclude?: ReadonlySet<string> }) =>
+  choosePlacement({ name: 'j', params }, nodes, opts);
+
+function noNode(re: RegExp) {
+  return (e: unknown) => {
+    assert.ok(e instanceof JailyardError, String(e));
+    assert.equal(e.code, 'JY_ERR_NO_NODE');
+    assert.equal(e.place.jail, 'j');
+    assert.match(e.message, re);
+    return true;
+  };
+}
+
+test('least loaded node with room wins, ties by name', () => {
+  // c is full (1/1): b beats a on load
+  assert.equal(place({}), 'b');
+  assert.equal(
+    choosePlacement({ name: 'j', params: {} }, [n('y', '198.51.100.80/29', 0), n('x', '198.51.100.88/29', 0)]),
+    'x',
+  );
+  assert.equal(place({}, { exclude: new Set(['b']) }), 'a');
+});
+
+test('node names one node; node.selector selects by label', () => {
+  assert.equal(place({ node: 'a' }), 'a');
+  assert.equal(place({ 'node.selector': 'disk=ssd' }), 'a');
+  assert.equal(place({ 'node.selector': 'zone=z1' }), 'b');
+  assert.equal(place({ 'node.selector': 'zone in (z1),!disk' }), 'b');
+  assert.throws(() => place({ node: 'zz' }), noNode(/node "zz" is not a live node/));
+  assert.throws(() => place({ 'node.selector': 'zone=z9' }), noNode(/labels matching "zone=z9"/));
+  assert.throws(() => place({ node: 'b', 'node.selector': 'disk=ssd' }), noNode(/no matching node has labels/));
+  assert.throws(
+    () => place({ 'node.selector': 'zone in (' }),
+    (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_SELECTOR' && e.place.param === 'node.selector',
+  );
+});
+
+test('a jail with addresses goes only where its addresses route', () => {
+  assert.equal(place({ 'ip4.addr': ['198.51.100.82/29'] }), 'a');
+  assert.equal(place({ 'ip4.addr': ['eth0|198.51.100.90'] }), 'b');
+  assert.throws(
+    () => place({ 'ip4.addr': ['198.51.100.82', '198.51.100.90'] }),
+    noNode(/no such node's range holds 198\.51\.100\.82, 198\.51\.100\.90/),
+  );
+  assert.throws(() => place({ 'ip4.addr': ['198.51.100.98'] }), noNode(/every such node is full \(c: 1\/1\)/));
+  assert.throws(() => place({ node: 'b', 'ip4.addr': ['198.51.100.82'] }), noNode(/b: 198\.51\.100\.88\/29/));
+  assert.throws(
+    () => jailIpv4('j', { 'ip4.addr': ['not-an-address'] }),
+    (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_ADDRESS' && e.place.param === 'ip4.addr',
+  );
+});
+
+test('no live node at all, and restart policies', () => {
+  assert.throws(() => choosePlacement({ name: 'j', params: {} }, []), noNode(/no live node/));
+  assert.throws(() => place({}, { exclude: new Set(['a', 'b', 'c']) }), noNode(/no live node/));
+  assert.equal(restartPolicy({}), 'no');
+  assert.equal(restartPolicy({ 'restart.policy': 'always' }), 'always');
+  assert.equal(restartPolicy({ 'restart.policy': 'on-failure' }), 'on-failure');
+});
