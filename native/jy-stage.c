@@ -244,7 +244,8 @@ static void unescape_mountinfo(char *s) {
 
 /* Every mount below ROOT whose type is one of TYPES (the kernel's own state: sysfs, cgroup
  * hierarchies, ...) read-only, nosuid, nodev, noexec in this namespace. Read from the jail's
- * fresh ./proc (this mount namespace's table). */
+ * fresh ./proc (this mount namespace's table). ROOT "" after pivot_root: every mount, "/" is
+ * the jail's root and the current directory. */
 static void readonly_kernel_fs(const char *root, const char **types, int ntypes) {
 	if (!ntypes) return;
 	FILE *f = fopen("proc/self/mountinfo", "re");
@@ -449,7 +450,6 @@ int main(int argc, char **argv) {
 	restrict_proc(proc_ro, nro, proc_mask, nmask);
 	if (!strcmp(dev, "makedev")) make_dev(ubase);
 	honour_suid(root, suid, nsuid);
-	readonly_kernel_fs(root, rofs, nrofs);
 	/* the jail owns its root: .jailyard must be a real directory and tini a regular file
 	 * in it, never a symlink that would send the bind (and the exec below) elsewhere */
 	expect_type(root, ".jailyard", S_IFDIR);
@@ -463,6 +463,9 @@ int main(int argc, char **argv) {
 	if (syscall(SYS_pivot_root, ".", ".") != 0) die_errno("pivot_root into %s failed", root);
 	if (umount2(".", MNT_DETACH) != 0) die_errno("cannot detach the old root");
 	if (chdir("/") != 0) die_errno("chdir /");
+	/* after the old root is gone: the table then holds the jail's own mounts only, not the
+	 * host's and every other running jail's (read before, it grew with the jails running) */
+	readonly_kernel_fs("", rofs, nrofs);
 	for (int n = 0; n < nbind; n++) attach_bind(trees[n], bind_dst[n]);
 	/* a session keyring of the jail's own, not the one of whoever started jailyard (the
 	 * filter then denies every keyctl: root's user keyring stays out of reach too) */
