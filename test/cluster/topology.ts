@@ -21,6 +21,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import { Agent, request } from 'undici';
 import { stateTag } from '../../src/platform/linux/paths.ts';
 import { assertNoLeaks, snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
 import { JY_BIN, type CliResult } from '../helpers/cli.ts';
@@ -129,6 +130,7 @@ export class Topology {
   readonly leaseTtl: number;
   private before: SystemSnapshot;
   private madeNetns: string[] = [];
+  private agents = new Map<NodeName, Agent>();
 
   private constructor(root: string, before: SystemSnapshot, leaseTtl: number) {
     this.root = root;
@@ -542,9 +544,30 @@ export class Topology {
   }
 
   /** Any program inside node `name`'s namespaces. */
-  execIn(name: NodeName, argv: string[]): Promise<CliResult> {
+  execIn(name: NodeName, argv: string[], timeoutMs?: number): Promise<CliResult> {
     const a = [...this.inNode(this.node(name)), ...argv];
-    return runProcess(a[0]!, a.slice(1));
+    return runProcess(a[0]!, a.slice(1), timeoutMs);
+  }
+
+  /** One request to node `name`'s API over its unix socket: status and parsed JSON body. */
+  // biome-ignore lint/suspicious/noExplicitAny: a test reads fields of the JSON it asked for
+  async api(name: NodeName, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    let agent = this.agents.get(name);
+    if (!agent) this.agents.set(name, (agent = new Agent({ connect: { socketPath: this.node(name).socket } })));
+    const r = await request(`http://localhost${path}`, {
+      method: method as 'GET',
+      dispatcher: agent,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+    });
+    const text = await r.body.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {}
+    return { status: r.statusCode, body: parsed };
   }
 
   /** Any program in the router namespace (e.g. HAProxy, or a probe bound to JAIL_SIDE_ADDR). */
@@ -570,6 +593,8 @@ export class Topology {
    */
   async teardown(): Promise<void> {
     const errors: string[] = [];
+    for (const a of this.agents.values()) await a.destroy().catch(() => {});
+    this.agents.clear();
     for (const n of this.nodes.values()) await stopProcess(n.serve, 3000);
     for (const n of this.nodes.values()) {
       if (!n.holder?.pid || !alive(n.holder.pid)) continue;

@@ -1,0 +1,408 @@
+// A jailyard cluster on etcd (issue #16), end to end: three etcd members and three nodes, each
+// `jailyard serve --etcd ... --node X` in its own namespaces (test/cluster/topology.ts), driven
+// through the CLI with --host and the API of different nodes. Real jails: each runs a marker
+// process (`python3 -c ... MARK`) whose command line names the jail, so "where does it run"
+// is read from the processes themselves (and their cgroups' node tag), not from any record.
+// Lease TTL 2 s, so fail-over fits in seconds.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { stateTag } from '../../src/platform/linux/paths.ts';
+import { watch } from '../../src/api/client.ts';
+import { JY_BIN } from '../helpers/cli.ts';
+import { type NodeName, Topology, sleep, waitUntil } from './topology.ts';
+
+const TTL = 2;
+const NODES: NodeName[] = ['a', 'b', 'c'];
+
+function cantRun(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root';
+  if (spawnSync('which', ['etcd']).status !== 0) return 'needs etcd (scripts/system-deps.sh)';
+  const help = spawnSync(process.execPath, [JY_BIN, 'serve', '--help'], {
+    encoding: 'utf8',
+    env: { ...process.env, JAILYARD_SRC: '1' },
+  });
+  if (!help.stdout?.includes('--etcd')) return 'serve has no --etcd yet';
+  return undefined;
+}
+
+/** The node names `jailyard nodes --json` lists (an array of nodes, or { nodes: [...] }). */
+function nodesOf(json: string): { name: string; labels: Record<string, string>; range: string }[] {
+  const v = JSON.parse(json) as unknown;
+  return (Array.isArray(v) ? v : (v as { nodes: unknown[] }).nodes) as {
+    name: string;
+    labels: Record<string, string>;
+    range: string;
+  }[];
+}
+
+describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
+  let t: Topology;
+  const mark = (jail: string) => `jycmark-${t.tag}-${jail}`;
+  /** A jail spec running its marker process. */
+  const spec = (jail: string, ...params: string[]) => [
+    jail,
+    'path=/',
+    'persist',
+    `exec.start=/usr/bin/python3 -c "import time; time.sleep(10**6)" ${mark(jail)} >/dev/null 2>&1 &`,
+    ...params,
+  ];
+
+  /** The nodes on which the jail's marker process runs now (by the cgroup tag of each process). */
+  function runningOn(jail: string): NodeName[] {
+    const needle = mark(jail);
+    const tags = new Map(NODES.map((n) => [`/jy-${stateTag(`${t.node(n).state}/jails/x`)}-`, n] as const));
+    const found = new Set<NodeName>();
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+        if (!cmd.split('\0').includes(needle)) continue;
+        if (/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${d}/stat`, 'utf8'))) continue;
+        const cg = readFileSync(`/proc/${d}/cgroup`, 'utf8');
+        for (const [tag, n] of tags) if (cg.includes(tag)) found.add(n);
+      } catch {}
+    }
+    return [...found].sort();
+  }
+
+  /** Samples runningOn(jail) every 50 ms until stopped: throws if it ever ran on two nodes. */
+  function neverTwice(jail: string): { stop(): Promise<void>; seen: Set<string> } {
+    const seen = new Set<string>();
+    let twice: string | undefined;
+    let on = true;
+    const loop = (async () => {
+      while (on) {
+        const where = runningOn(jail);
+        seen.add(where.join('+') || '-');
+        if (where.length > 1) twice = where.join(', ');
+        await sleep(50);
+      }
+    })();
+    return {
+      seen,
+      async stop() {
+        on = false;
+        await loop;
+        assert.equal(twice, undefined, `${jail} ran on two nodes at once: ${twice}`);
+      },
+    };
+  }
+
+  async function ok(p: Promise<{ code: number; stdout: string; stderr: string }>, what = ''): Promise<string> {
+    const r = await p;
+    assert.equal(r.code, 0, `${what} exited ${r.code}: ${r.stderr}${r.stdout}`);
+    return r.stdout;
+  }
+
+  /** name -> node as `jailyard ls -a name node` shows it through `via`'s API. */
+  async function placement(via: NodeName): Promise<Map<string, string>> {
+    const out = await ok(t.cli(via, 'ls', '-a', '-n', 'name', 'node'), 'ls');
+    const m = new Map<string, string>();
+    for (const line of out.split('\n').filter(Boolean)) {
+      const name = /name=(\S+)/.exec(line)?.[1];
+      const node = /node=(\S*)/.exec(line)?.[1] ?? '';
+      if (name) m.set(name, node.replace(/^"|"$/g, ''));
+    }
+    return m;
+  }
+
+  async function jail(via: NodeName, name: string) {
+    const r = await t.api(via, 'GET', `/v1/jails/${name}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body as { state: string; revision: number; lastError: string | null; meta: string };
+  }
+
+  before(async () => {
+    t = await Topology.build({ nodes: NODES, leaseTtl: TTL });
+    try {
+      for (const n of NODES) await t.startNode(n);
+    } catch (e) {
+      await t.teardown().catch(() => {});
+      throw e;
+    }
+  });
+
+  after(async () => {
+    if (!t) return;
+    const logs = NODES.map((n) => `--- node ${n}\n${t.logOf(n, 1500)}`).join('\n');
+    try {
+      await t.teardown();
+      t.assertNoLeaks();
+    } catch (e) {
+      console.error(logs);
+      throw e;
+    }
+  });
+
+  test('every node registers with its labels and range; a node whose range overlaps is refused', async () => {
+    await waitUntil(
+      'three nodes listed',
+      async () => {
+        const r = await t.cli('c', 'nodes', '--json');
+        return r.code === 0 && NODES.every((n) => r.stdout.includes(`"${n}"`));
+      },
+      10_000,
+    );
+    const nodes = nodesOf(await ok(t.cli('b', 'nodes', '--json'), 'nodes'));
+    const a = nodes.find((n) => n.name === 'a');
+    assert.equal(a?.range, '198.51.100.32/28');
+    assert.equal(a?.labels.zone, 'z1');
+    assert.equal(nodes.find((n) => n.name === 'c')?.labels.zone, 'z2');
+    // a fourth daemon (in c's namespaces, a state folder of its own) over a's range: refused,
+    // nothing written
+    const r = await t.execIn(
+      'c',
+      [
+        process.execPath,
+        JY_BIN,
+        '--state',
+        `${t.node('c').dir}/intruder`,
+        'serve',
+        '--socket',
+        `${t.node('c').dir}/intruder.sock`,
+        '--etcd',
+        t.etcdUrls,
+        '--node',
+        'x',
+        '--range',
+        '198.51.100.40/29',
+      ],
+      20_000,
+    );
+    assert.notEqual(r.code, 0, 'an overlapping node was accepted');
+    assert.match(r.stderr, /overlap/i);
+    assert.match(r.stderr, /198\.51\.100\.40\/29|198\.51\.100\.32\/28/);
+    assert.deepEqual(
+      nodesOf(await ok(t.cli('a', 'nodes', '--json')))
+        .map((n) => n.name)
+        .sort(),
+      NODES,
+    );
+  });
+
+  test('placement by name, by selector, by address and by load; ls shows the node', async () => {
+    await ok(t.cli('b', 'create', ...spec('pn1', 'node=a')), 'create pn1');
+    await ok(t.cli('a', 'create', ...spec('ps1', 'node.selector=zone=z2')), 'create ps1');
+    // an address routes only to the node whose range holds it
+    await ok(t.cli('c', 'create', ...spec('pi1', 'ip4.addr=198.51.100.50')), 'create pi1');
+    let m = await placement('c');
+    assert.equal(m.get('pn1'), 'a');
+    assert.equal(m.get('ps1'), 'c');
+    assert.equal(m.get('pi1'), 'b');
+    // nothing fits: refused, naming why, nothing written
+    const r = await t.cli('a', 'create', ...spec('px1', 'node.selector=zone=z9'));
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /JY_ERR_NO_NODE|no node/i);
+    assert.equal((await placement('a')).has('px1'), false);
+    // start from yet another node: each runs where it was placed, and only there
+    await ok(t.cli('c', 'start', 'pn1', 'ps1', 'pi1'), 'start');
+    assert.deepEqual(runningOn('pn1'), ['a']);
+    assert.deepEqual(runningOn('ps1'), ['c']);
+    assert.deepEqual(runningOn('pi1'), ['b']);
+    assert.equal((await jail('a', 'pi1')).state, 'running');
+    // least loaded (a: 1, b: 1, c: 1 jails): ties by name, then the next goes elsewhere
+    await ok(t.cli('a', 'create', ...spec('pl1')), 'create pl1');
+    await ok(t.cli('a', 'create', ...spec('pl2')), 'create pl2');
+    m = await placement('b');
+    assert.equal(m.get('pl1'), 'a');
+    assert.notEqual(m.get('pl2'), 'a');
+    await ok(t.cli('b', 'remove', 'pn1', 'ps1', 'pi1', 'pl1', 'pl2'), 'remove');
+    assert.deepEqual(runningOn('pn1'), []);
+    assert.equal((await placement('c')).size, 0);
+  });
+
+  test('a change made through node a is seen by a watch on node b, with the same revision', async () => {
+    await ok(t.cli('a', 'create', ...spec('w1', 'node=c')), 'create w1');
+    const rev = (await jail('b', 'w1')).revision;
+    const ac = new AbortController();
+    const seen: { type: string; revision: number; meta?: string }[] = [];
+    const reader = (async () => {
+      try {
+        for await (const ev of watch(t.node('b').host, { since: rev, signal: ac.signal })) {
+          if (ev.type === 'BOOKMARK') continue;
+          seen.push({ type: ev.type, revision: ev.revision, meta: ev.jail?.meta });
+          if (ev.jail?.meta.includes('color=blue')) break;
+        }
+      } catch (e) {
+        if (!ac.signal.aborted) throw e;
+      }
+    })();
+    await ok(t.cli('a', 'set', 'w1', 'meta.color=blue'), 'set');
+    const now = (await jail('a', 'w1')).revision;
+    const timer = setTimeout(() => ac.abort(), 10_000);
+    await reader;
+    clearTimeout(timer);
+    const hit = seen.find((e) => e.meta?.includes('color=blue'));
+    assert.ok(hit, `node b's watch saw: ${JSON.stringify(seen)}`);
+    assert.equal(hit.type, 'MODIFIED');
+    assert.equal(hit.revision, now);
+    assert.ok(hit.revision > rev);
+  });
+
+  test('compare-and-swap across nodes: one writer at a revision wins, the other gets a conflict', async () => {
+    const rev = (await jail('b', 'w1')).revision;
+    await ok(t.cli('a', 'set', '--if-revision', String(rev), 'w1', 'meta.owner=a'), 'set on a');
+    const r = await t.cli('b', 'set', '--if-revision', String(rev), 'w1', 'meta.owner=b');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /JY_ERR_REVISION_CONFLICT|revision/i);
+    const j = await jail('c', 'w1');
+    assert.match(j.meta, /owner=a/);
+    assert.doesNotMatch(j.meta, /owner=b/);
+    // concurrent key writers on different nodes lose no key
+    await Promise.all(
+      NODES.flatMap((n) => [1, 2].map((i) => ok(t.cli(n, 'set', 'w1', `meta.k${n}${i}=v`), `set on ${n}`))),
+    );
+    const meta = (await jail('a', 'w1')).meta;
+    for (const n of NODES) for (const i of [1, 2]) assert.match(meta, new RegExp(`k${n}${i}=v`));
+    await ok(t.cli('b', 'remove', 'w1'), 'remove w1');
+  });
+
+  test('kill -9 of a node: its restart.policy=always jail moves within TTL, runs nowhere twice; the others show the loss', async () => {
+    await ok(t.cli('c', 'create', ...spec('fo1', 'restart.policy=always', 'node.selector=zone=z1')), 'create fo1');
+    const from = (await placement('c')).get('fo1') as NodeName;
+    assert.ok(from === 'a' || from === 'b', `fo1 placed on ${from}`);
+    const to: NodeName = from === 'a' ? 'b' : 'a';
+    await ok(t.cli('c', 'create', ...spec('st1', `node=${from}`)), 'create st1');
+    await ok(t.cli('c', 'start', 'fo1', 'st1'), 'start');
+    assert.deepEqual(runningOn('fo1'), [from]);
+    const guard = neverTwice('fo1');
+    const killedAt = Date.now();
+    await t.killNode(from);
+    await waitUntil('fo1 running on the other z1 node', () => runningOn('fo1').join() === to, (TTL + 15) * 1000);
+    const moveMs = Date.now() - killedAt;
+    await guard.stop();
+    assert.equal((await placement('c')).get('fo1'), to);
+    assert.equal((await jail('c', 'fo1')).state, 'running');
+    // st1 (policy no) stays placed on the lost node, stopped, saying why
+    await waitUntil(
+      'st1 shows the node lost',
+      async () => /lost/.test((await jail('c', 'st1')).lastError ?? ''),
+      (TTL + 10) * 1000,
+    );
+    assert.equal((await placement('c')).get('st1'), from);
+    assert.equal((await jail('c', 'st1')).state, 'stopped');
+    console.log(`# fo1 moved ${from} -> ${to} in ${moveMs} ms (lease TTL ${TTL} s)`);
+
+    // the node comes back: it no longer runs fo1 (placed elsewhere) and takes st1 up again
+    await t.startNode(from);
+    await waitUntil(
+      `${from}'s local fo1 gone`,
+      async () => {
+        const r = await t.local(from, 'ls', '-a', '-N', 'name');
+        return r.code === 0 && !r.stdout.split('\n').includes('fo1');
+      },
+      20_000,
+    );
+    assert.deepEqual(runningOn('fo1'), [to]);
+    await ok(t.cli(from, 'remove', 'fo1', 'st1'), 'remove');
+    assert.deepEqual(runningOn('fo1'), []);
+    assert.deepEqual(runningOn('st1'), []);
+  });
+
+  test('a node cut from etcd stops its jails before its lease ends; the jail moves; nothing runs twice', async () => {
+    await ok(t.cli('a', 'create', ...spec('ct1', 'restart.policy=always', 'node.selector=zone=z1')), 'create ct1');
+    await ok(t.cli('a', 'start', 'ct1'), 'start');
+    const from = (await placement('a')).get('ct1') as NodeName;
+    const to: NodeName = from === 'a' ? 'b' : 'a';
+    assert.deepEqual(runningOn('ct1'), [from]);
+    const guard = neverTwice('ct1');
+    const cutAt = Date.now();
+    t.cut(from);
+    try {
+      // fencing: stopped on the cut node within the TTL (the lease may expire then)
+      await waitUntil('ct1 stopped on the cut node', () => !runningOn('ct1').includes(from), TTL * 1000 + 3000);
+      const fencedMs = Date.now() - cutAt;
+      await waitUntil('ct1 running on the other node', () => runningOn('ct1').join() === to, (TTL + 15) * 1000);
+      await guard.stop();
+      console.log(`# ct1 fenced on ${from} after ${fencedMs} ms, running on ${to} after ${Date.now() - cutAt} ms`);
+    } finally {
+      t.heal(from);
+    }
+    // healed: the node re-registers and does not start ct1 again
+    await waitUntil(
+      `${from} listed again`,
+      async () => {
+        const r = await t.cli(to, 'nodes', '--json');
+        return r.code === 0 && r.stdout.includes(`"${from}"`);
+      },
+      20_000,
+    );
+    await sleep(1000);
+    assert.deepEqual(runningOn('ct1'), [to]);
+    await ok(t.cli(to, 'remove', 'ct1'), 'remove ct1');
+  });
+
+  test('one etcd member stopped: writes go on; two stopped: reads work, writes fail clearly, jails keep running', async () => {
+    await ok(t.cli('b', 'create', ...spec('q1', 'node=b')), 'create q1');
+    await ok(t.cli('b', 'start', 'q1'), 'start q1');
+    await t.stopEtcdMember(0);
+    try {
+      await ok(t.cli('a', 'set', 'q1', 'meta.one=down'), 'set with one member down');
+      await ok(t.cli('c', 'create', ...spec('q2', 'node=c')), 'create with one member down');
+      await t.stopEtcdMember(1);
+      const lostAt = Date.now();
+      const r = await t.cli('a', 'set', 'q1', 'meta.two=down');
+      assert.notEqual(r.code, 0, 'a write without quorum succeeded');
+      assert.match(r.stderr, /etcd|cluster|JY_ERR_CLUSTER/i);
+      assert.ok(Date.now() - lostAt < 30_000, 'the refused write took too long');
+      // reads are served from the mirror
+      const j = await jail('c', 'q1');
+      assert.match(j.meta, /one=down/);
+      assert.equal(j.state, 'running');
+      // past the lease TTL and the fencing delay: no leader means no lease expires and no
+      // jail can be placed elsewhere, so the running one keeps running
+      while (Date.now() - lostAt < (TTL + 2) * 1000) {
+        assert.deepEqual(runningOn('q1'), ['b'], 'q1 stopped while etcd had no quorum');
+        await sleep(200);
+      }
+    } finally {
+      await t.startEtcdMember(1);
+      await t.startEtcdMember(0);
+    }
+    await t.waitEtcdHealthy();
+    await waitUntil(
+      'writes accepted again',
+      async () => (await t.cli('a', 'set', 'q1', 'meta.back=yes')).code === 0,
+      20_000,
+    );
+    assert.deepEqual(runningOn('q1'), ['b']);
+    await ok(t.cli('a', 'remove', 'q1', 'q2'), 'remove');
+  });
+
+  test('a restarted node resumes the watch or resyncs, and serves what changed while it was down', async () => {
+    await ok(t.cli('a', 'create', ...spec('r1', 'node=a')), 'create r1');
+    const rev = (await jail('b', 'r1')).revision;
+    await t.stopNode('b');
+    await ok(t.cli('a', 'set', 'r1', 'meta.while=down'), 'set while b is down');
+    await t.startNode('b');
+    await waitUntil(
+      "b's API shows the change",
+      async () => {
+        const r = await t.api('b', 'GET', '/v1/jails/r1');
+        return r.status === 200 && /while=down/.test(r.body.meta);
+      },
+      15_000,
+    );
+    // a watch from before the restart: the events since, or 410 (list again)
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 10_000);
+    let outcome = '';
+    try {
+      for await (const ev of watch(t.node('b').host, { since: rev, signal: ac.signal })) {
+        if (ev.type === 'BOOKMARK') continue;
+        if (ev.jail?.name === 'r1' && ev.jail.meta.includes('while=down')) {
+          outcome = 'event';
+          break;
+        }
+      }
+    } catch (e) {
+      outcome = (e as { code?: string }).code ?? String(e);
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.ok(['event', 'JY_ERR_REVISION_GONE'].includes(outcome), `watch from ${rev} after restart: ${outcome}`);
+    await ok(t.cli('b', 'remove', 'r1'), 'remove r1');
+  });
+});
