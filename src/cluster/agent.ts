@@ -19,7 +19,7 @@ import type { ClusterJail, JailStatus, NodeRecord, Placement } from './records.t
 import type { ClusterState, NodeRegistration } from './state.ts';
 
 /** Parameters that only mean something to the cluster: never handed to the local service. */
-export const CLUSTER_ONLY_PARAMS: readonly string[] = ['node', 'node.selector'];
+export const CLUSTER_ONLY_PARAMS: readonly string[] = ['node', 'node.selector', 'restart.policy'];
 
 /** Chooses a node for a jail (placement.ts): a node name, or throws JY_ERR_NO_NODE. */
 export type PlaceFn = (jail: ClusterJail, nodes: readonly NodeRecord[], jails: readonly ClusterJail[]) => string;
@@ -377,15 +377,21 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   });
 
   /** Stops every local jail; nothing is reported until the node has re-registered. */
-  const fence = async (why: string): Promise<void> => {
-    if (fenced || stopped) return;
+  let fencing: Promise<void> | undefined;
+  const fence = (why: string): Promise<void> => {
+    if (fenced || stopped) return fencing ?? Promise.resolve();
     fenced = true;
     log('warn', 'fenced: stopping every local jail', { reason: why });
     attempts.clear();
-    await stopAllLocal();
-    // a reconcile under way may still start a jail: once they are done, stop again
-    while (running > 0) await new Promise((r) => setTimeout(r, 50));
-    await stopAllLocal();
+    fencing = (async () => {
+      await stopAllLocal();
+      // a reconcile under way may still start a jail: once they are done, stop again
+      while (running > 0) await new Promise((r) => setTimeout(r, 50));
+      await stopAllLocal();
+    })().finally(() => {
+      fencing = undefined;
+    });
+    return fencing;
   };
   const stopAllLocal = async (): Promise<void> => {
     const names = local.store
@@ -409,8 +415,10 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       await old?.revoke().catch(() => {});
       reg = await within(register(), ttlMs, 'register');
       lastAlive = Date.now();
-      // wait for a fencing stop still under way before reconciling from scratch
+      // the fencing stop ends before anything is reconciled again
+      await fencing;
       while (running > 0) await new Promise((r) => setTimeout(r, 50));
+      attempts.clear();
       fenced = false;
       log('info', 're-registered: reconciling from scratch');
       fullPass();
@@ -421,26 +429,40 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     }
   };
 
-  // keepalive: a few times per TTL; the fence comes at TTL/2 without a successful one
+  // keepalive: a few times per TTL; the fence comes at TTL/2 without a successful one. A
+  // tick that comes late means this process was busy (a synchronous step), not that etcd is
+  // gone: the keepalive it could not send gets one chance, of one tick, before the fence.
   const kaEvery = Math.max(200, Math.floor(ttlMs / 6));
   let kaBusy = false;
+  let lastTick = Date.now();
+  let graceUntil = 0;
+  const keepalive = (): void => {
+    if (kaBusy) return;
+    kaBusy = true;
+    const r = reg;
+    const p = fenced
+      ? reRegister()
+      : r
+        ? within(r.lease.keepaliveOnce(), kaEvery, 'keepalive').then(() => {
+            if (reg === r) lastAlive = Date.now();
+          })
+        : Promise.resolve();
+    p.catch(() => {}).finally(() => {
+      kaBusy = false;
+    });
+  };
   timers.push(
     setInterval(() => {
       if (stopped) return;
-      if (!fenced && Date.now() - lastAlive > ttlMs / 2) void fence('etcd unreachable for half the lease TTL');
-      if (kaBusy) return;
-      kaBusy = true;
-      const r = reg;
-      const p = fenced
-        ? reRegister()
-        : r
-          ? within(r.lease.keepaliveOnce(), kaEvery, 'keepalive').then(() => {
-              if (reg === r) lastAlive = Date.now();
-            })
-          : Promise.resolve();
-      p.catch(() => {}).finally(() => {
+      const now = Date.now();
+      if (now - lastTick > 2 * kaEvery) {
+        graceUntil = now + kaEvery;
         kaBusy = false;
-      });
+      }
+      lastTick = now;
+      if (!fenced && now - lastAlive > ttlMs / 2 && now >= graceUntil)
+        void fence('etcd unreachable for half the lease TTL');
+      keepalive();
     }, kaEvery),
   );
 
@@ -501,6 +523,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       // let reconciles under way finish (they are bounded), then stop taking work
       dirty.clear();
       while (running > 0) await new Promise((r) => setTimeout(r, 50));
+      await fencing;
       stopped = true;
       if (o.stopJails) await stopAllLocal();
       if (reg) await within(reg.revoke(), 5000, 'revoke').catch(() => {});

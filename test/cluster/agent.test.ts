@@ -1,0 +1,326 @@
+// The node agent (src/cluster/agent.ts) against a real single etcd member on loopback
+// (engineer D's ports: client 23795, peer 23805) with real jails in the node's own state
+// folder: the agent runs in this process over the local service, and the test plays the API
+// side by writing jail records into etcd itself (ClusterState's CAS writes).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClusterState, newToken } from '../../src/cluster/state.ts';
+import { startNodeAgent, type NodeAgent } from '../../src/cluster/agent.ts';
+import type { ClusterJail } from '../../src/cluster/records.ts';
+import { openStore } from '../../src/store/sqlite.ts';
+import { createLocalService } from '../../src/runtime/service.ts';
+import { skeletonHooks } from '../../src/skeleton/hooks.ts';
+import { loadDriver } from '../../src/platform/index.ts';
+import type { Store } from '../../src/store/types.ts';
+import { JailyardError } from '../../src/errors.ts';
+import { binFor, cliFor } from '../helpers/cli.ts';
+import { assertNoLeaks, snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
+
+const CLIENT = 'http://127.0.0.1:23795';
+const PEER = 'http://127.0.0.1:23805';
+const TTL = 4;
+const PREFIX = '/jy-d-agent/';
+
+let dir: string;
+let state: string;
+let etcd: ChildProcess;
+let cs: ClusterState;
+let store: Store;
+let agent: NodeAgent | undefined;
+let baseline: SystemSnapshot;
+const jy = cliFor(() => state);
+const jyBin = binFor(() => state);
+
+function startEtcd(): ChildProcess {
+  const p = spawn(
+    'etcd',
+    [
+      '--name',
+      'd1',
+      '--data-dir',
+      join(dir, 'etcd'),
+      '--listen-client-urls',
+      CLIENT,
+      '--advertise-client-urls',
+      CLIENT,
+      '--listen-peer-urls',
+      PEER,
+      '--initial-advertise-peer-urls',
+      PEER,
+      '--initial-cluster',
+      `d1=${PEER}`,
+      '--log-level',
+      'error',
+    ],
+    { stdio: 'ignore' },
+  );
+  return p;
+}
+
+async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 20_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const jailOf = (name: string) => cs.jailEntry(name)?.jail;
+
+async function put(name: string, change: (j: ClusterJail) => ClusterJail): Promise<void> {
+  await cs.updateJail(name, (j) => change(j));
+}
+
+function newJail(name: string, extra: Partial<ClusterJail> = {}): ClusterJail {
+  const now = new Date().toISOString();
+  return {
+    name,
+    params: { skeleton: 'host', persist: true, 'host.hostname': `${name}.test` },
+    meta: 'test=agent',
+    env: 'greeting=hello',
+    desired: 'running',
+    placement: { node: 'dn1', token: newToken(), at: now },
+    status: null,
+    createdAt: now,
+    updatedAt: now,
+    version: 1,
+    ...extra,
+  };
+}
+
+/** Another live node (a lease of its own, no agent): a range outside any jail's. */
+function otherNode(name: string, range: string) {
+  return cs.register(
+    { name, labels: {}, range, capacity: 5, startedAt: new Date().toISOString(), version: 1 },
+    {
+      ttlSec: TTL,
+    },
+  );
+}
+
+async function startAgent(): Promise<NodeAgent> {
+  const driver = await loadDriver({ stateDir: state });
+  const service = createLocalService({ store, stateDir: state, driver, skeletons: skeletonHooks() });
+  return startNodeAgent({
+    state: cs,
+    // the only node that can take a jail here is this one
+    place: (_j, nodes) => {
+      if (!nodes.some((n) => n.name === 'dn1')) throw new JailyardError('JY_ERR_NO_NODE', 'no node left');
+      return 'dn1';
+    },
+    node: { name: 'dn1', labels: { zone: 'd' }, range: '198.51.100.88/29', capacity: 10 },
+    local: { service, store, isAlive: (j) => !!j.runtime?.create && driver.isAlive(j.runtime.create) },
+    leaseTtlSec: TTL,
+    passIntervalMs: 1000,
+    ...(process.env.JY_AGENT_LOG ? { log: (level, msg, fields) => console.error(level, msg, fields ?? '') } : {}),
+    stepTimeoutMs: 30_000,
+  });
+}
+
+describe('node agent over a real etcd and real jails', () => {
+  before(async () => {
+    baseline = snapshot();
+    dir = mkdtempSync(join(tmpdir(), 'jy-d-agent-'));
+    state = join(dir, 'state');
+    etcd = startEtcd();
+    cs = await ClusterState.open({ endpoints: [CLIENT], prefix: PREFIX, connectTimeoutMs: 15_000 });
+    const r = await jy('skel', 'create', 'host', '--from', '/');
+    assert.equal(r.code, 0, r.stderr);
+    store = openStore(state);
+    agent = await startAgent();
+  });
+
+  after(async () => {
+    await agent?.stop({ stopJails: true });
+    // whatever a failed assertion left, by the same code paths
+    await jy('remove', '-l', 'test=agent');
+    store?.close();
+    await cs?.close();
+    if (etcd && etcd.exitCode === null) {
+      const gone = new Promise((r) => etcd.once('exit', r));
+      etcd.kill('SIGCONT');
+      etcd.kill('SIGTERM');
+      await gone;
+    }
+    assertNoLeaks(baseline, state);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the node registers under a lease with its labels, range and capacity', async () => {
+    const n = cs.nodeEntry('dn1');
+    assert.ok(n);
+    assert.deepEqual(n.record.labels, { zone: 'd' });
+    assert.equal(n.record.range, '198.51.100.88/29');
+    assert.equal(n.record.capacity, 10);
+    assert.notEqual(n.lease, '0');
+    const ttl = await cs.leaseTtl(n.lease);
+    assert.ok(ttl > 0 && ttl <= TTL, `lease ttl ${ttl}`);
+  });
+
+  test('a second node with an overlapping range is refused, nothing written', async () => {
+    const before = cs.currentRevision();
+    await assert.rejects(
+      cs.register(
+        { name: 'dn2', labels: {}, range: '198.51.100.90/31', capacity: 1, startedAt: 'x', version: 1 },
+        { ttlSec: TTL },
+      ),
+      (e: JailyardError) => e.code === 'JY_ERR_NODE_CONFLICT' && /overlaps/.test(e.message),
+    );
+    assert.equal(cs.nodeEntry('dn2'), undefined);
+    assert.equal(cs.currentRevision(), before);
+  });
+
+  test('a jail placed on the node is created and started; its status reaches etcd', async () => {
+    const j = newJail('da1');
+    await cs.createJail(j);
+    const s = await waitFor('da1 running in etcd', () => {
+      const st = jailOf('da1')?.status;
+      return st?.state === 'running' && st;
+    });
+    assert.equal(s.token, j.placement!.token);
+    assert.ok(s.jid > 0);
+    assert.equal(s.lastError, null);
+    const local = store.requireJail('da1');
+    assert.equal(local.state, 'running');
+    assert.equal(local.jid, s.jid);
+    // the cluster-only parameter never reaches the local jail
+    assert.equal(local.params.node, undefined);
+    assert.equal(local.meta, 'test=agent');
+  });
+
+  test('an env and meta change reaches the running jail live', async () => {
+    await put('da1', (j) => ({ ...j, env: 'greeting=bonjour\nrole=web', meta: 'test=agent\ntier=front' }));
+    await waitFor('local env', () => store.requireJail('da1').env.includes('bonjour'));
+    const seen = jyBin('exec', 'da1', 'cat', '/run/jailyard/env');
+    assert.match(seen, /greeting=bonjour/);
+    assert.match(seen, /role=web/);
+    const local = store.requireJail('da1');
+    assert.equal(local.state, 'running', 'changed in place, not restarted');
+    assert.equal(local.meta, 'test=agent\ntier=front');
+  });
+
+  test('a refused create becomes status.lastError; nothing local is left', async () => {
+    const j = newJail('da-bad', { params: { skeleton: 'no-such-skeleton', persist: true } });
+    await cs.createJail(j);
+    const s = await waitFor('da-bad error', () => {
+      const st = jailOf('da-bad')?.status;
+      return st?.lastError ? st : undefined;
+    });
+    assert.equal(s.state, 'stopped');
+    assert.match(s.lastError!, /no-such-skeleton/);
+    assert.equal(store.getJail('da-bad'), undefined);
+    await cs.deleteJailAt('da-bad', cs.jailEntry('da-bad')!.revision);
+  });
+
+  test('desired stopped stops the jail and reports it', async () => {
+    await put('da1', (j) => ({ ...j, desired: 'stopped' }));
+    await waitFor('da1 stopped in etcd', () => jailOf('da1')?.status?.state === 'stopped');
+    assert.equal(store.requireJail('da1').state, 'stopped');
+    assert.equal(jailOf('da1')?.status?.jid, 0);
+  });
+
+  test('a deleted key removes the local jail', async () => {
+    await put('da1', (j) => ({ ...j, desired: 'running' }));
+    await waitFor('da1 running again', () => jailOf('da1')?.status?.state === 'running');
+    assert.ok(await cs.deleteJailAt('da1', cs.jailEntry('da1')!.revision));
+    await waitFor('local da1 removed', () => !store.getJail('da1'));
+  });
+
+  test('placement moved elsewhere: the local jail is removed and the stale token writes no status', async () => {
+    await cs.createJail(newJail('da2'));
+    const running = await waitFor('da2 running', () => {
+      const st = jailOf('da2')?.status;
+      return st?.state === 'running' && st;
+    });
+    const elsewhere = await otherNode('elsewhere', '203.0.113.248/30');
+    const moved = { node: 'elsewhere', token: newToken(), at: new Date().toISOString() };
+    await put('da2', (j) => ({ ...j, placement: moved }));
+    await waitFor('local da2 removed', () => !store.getJail('da2'));
+    await agent!.settled();
+    await new Promise((r) => setTimeout(r, 1500)); // a full pass too
+    // the agent stopped its copy but, acting for the old token, reported nothing
+    const after = jailOf('da2')!;
+    assert.deepEqual(after.placement, moved);
+    assert.deepEqual(after.status, running);
+    await cs.deleteJailAt('da2', cs.jailEntry('da2')!.revision);
+    await elsewhere.revoke();
+  });
+
+  test("fail-over: a lost node's jail with restart.policy is re-placed (new token) and runs here; one without shows 'node X lost'", async () => {
+    const lost = await otherNode('dlost', '203.0.113.252/30');
+    const on = (token: string) => ({ node: 'dlost', token, at: new Date().toISOString() });
+    const t4 = newToken();
+    const t5 = newToken();
+    await cs.createJail(
+      newJail('da4', {
+        params: { skeleton: 'host', persist: true, 'restart.policy': 'always', 'ip4.addr': '198.51.100.89/29' },
+        placement: on(t4),
+      }),
+    );
+    await cs.createJail(newJail('da5', { placement: on(t5) }));
+    await agent!.settled();
+    assert.equal(store.getJail('da4'), undefined, 'not placed here yet');
+    await lost.revoke();
+    const moved = await waitFor('da4 running here', () => {
+      const j = jailOf('da4');
+      return j?.placement?.node === 'dn1' && j.status?.state === 'running' && j;
+    });
+    assert.notEqual(moved.placement!.token, t4);
+    assert.equal(moved.status!.token, moved.placement!.token);
+    assert.deepEqual(moved.status!.addresses, ['198.51.100.89/29']);
+    assert.equal(store.requireJail('da4').params['restart.policy'], undefined);
+    const kept = await waitFor('da5 marked lost', () => {
+      const j = jailOf('da5');
+      return j?.status?.lastError === 'node dlost lost' && j;
+    });
+    assert.equal(kept.placement!.node, 'dlost');
+    assert.equal(kept.placement!.token, t5);
+    assert.equal(kept.status!.state, 'stopped');
+    assert.equal(store.getJail('da5'), undefined);
+    for (const n of ['da4', 'da5']) {
+      await put(n, (j) => ({ ...j, desired: 'stopped' }));
+    }
+    await waitFor('da4 stopped', () => jailOf('da4')?.status?.state === 'stopped');
+    for (const n of ['da4', 'da5']) await cs.deleteJailAt(n, cs.jailEntry(n)!.revision);
+    await waitFor('local da4 removed', () => !store.getJail('da4'));
+  });
+
+  test('fencing: with etcd unreachable, the node stops its jails within TTL/2 and a pass; it comes back after', async () => {
+    await cs.createJail(newJail('da3'));
+    await waitFor('da3 running', () => jailOf('da3')?.status?.state === 'running');
+    assert.equal(store.requireJail('da3').state, 'running');
+    // etcd stops answering (its connections stay open, as with a cut link)
+    etcd.kill('SIGSTOP');
+    const t0 = Date.now();
+    try {
+      await waitFor('da3 stopped locally', () => store.requireJail('da3').state === 'stopped', 15_000);
+      const took = Date.now() - t0;
+      assert.ok(agent!.fenced);
+      // TTL/2 after the last keepalive (at most TTL/6 before the cut), plus the stop itself
+      assert.ok(took < TTL * 1000, `fenced in ${took} ms, lease TTL ${TTL} s`);
+    } finally {
+      etcd.kill('SIGCONT');
+    }
+    // reconnected: a new lease, and the jail placed here runs again
+    await waitFor('agent unfenced', () => !agent!.fenced, 20_000);
+    await waitFor('da3 running again', () => store.getJail('da3')?.state === 'running', 20_000);
+    await waitFor('da3 status running', () => jailOf('da3')?.status?.state === 'running', 20_000);
+    assert.ok(cs.nodeEntry('dn1'));
+    await put('da3', (j) => ({ ...j, desired: 'stopped' }));
+    await waitFor('da3 stopped', () => jailOf('da3')?.status?.state === 'stopped');
+    await cs.deleteJailAt('da3', cs.jailEntry('da3')!.revision);
+    await waitFor('local da3 removed', () => !store.getJail('da3'));
+  });
+
+  test('stop revokes the lease: the node key goes away', async () => {
+    await agent!.stop({ stopJails: true });
+    agent = undefined;
+    await waitFor('node key gone', () => !cs.nodeEntry('dn1'));
+  });
+});
