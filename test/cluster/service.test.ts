@@ -1,0 +1,246 @@
+// The cluster's JailService over a real etcd member, with a stand-in node agent in the test
+// (it registers a node and answers desired-state changes with status reports; the real
+// agent is tested with real jails in the topology tests): create with validation and
+// placement, CAS, meta key writers on two API clients, start/stop/remove waiting for the
+// node's report, failures reported from the status, and the single-host refusal of `node`.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { JailyardError } from '../../src/errors.ts';
+import type { ClusterJail, NodeRecord } from '../../src/cluster/records.ts';
+import { createClusterService } from '../../src/cluster/service.ts';
+import { ClusterState, type NodeRegistration } from '../../src/cluster/state.ts';
+import { refuseClusterParams } from '../../src/runtime/service.ts';
+import type { JailService } from '../../src/runtime/types.ts';
+import { startEtcd, type SingleEtcd } from './single-etcd.ts';
+
+let etcd: SingleEtcd;
+const closers: (() => Promise<void>)[] = [];
+let prefixN = 0;
+const freshPrefix = (): string => `/jy-c-svc-${process.pid}-${++prefixN}/`;
+
+const code = (c: string) => (e: unknown) => e instanceof JailyardError && e.code === c;
+
+async function open(prefix: string): Promise<ClusterState> {
+  const s = await ClusterState.open({ endpoints: [etcd.endpoint], prefix });
+  closers.push(() => s.close());
+  return s;
+}
+
+/**
+ * A node agent reduced to its contract: it registers `name` and, for the jails placed on it,
+ * answers each change of `desired` (or of the placement token) with a status for the current
+ * token: running with a jid, or stopped; a jail whose exec.start is "fail" reports the error.
+ */
+async function standInAgent(
+  s: ClusterState,
+  name: string,
+  range: string,
+  labels: Record<string, string> = {},
+): Promise<NodeRegistration> {
+  const rec: NodeRecord = { name, labels, range, capacity: 5, startedAt: new Date().toISOString(), version: 1 };
+  const reg = await s.register(rec, { ttlSec: 5 });
+  closers.push(() => reg.revoke().catch(() => {}));
+  let jid = 0;
+  const act = (j: ClusterJail): void => {
+    const p = j.placement;
+    if (!p || p.node !== name) return;
+    const current = j.status && j.status.token === p.token ? j.status.state : 'stopped';
+    if (current === j.desired) return;
+    const fail = j.desired === 'running' && j.params['exec.start'] === 'fail';
+    const status = {
+      state: fail ? ('stopped' as const) : j.desired,
+      jid: j.desired === 'running' && !fail ? ++jid : 0,
+      ready: false,
+      lastError: fail ? 'exec.start: /bin/false exited with 1' : null,
+      addresses: [],
+      token: p.token,
+      at: new Date().toISOString(),
+    };
+    void s.updateJail(j.name, (cur) => (cur.placement?.token === p.token ? { ...cur, status } : null)).catch(() => {});
+  };
+  s.subscribe((c) => {
+    if (c.kind !== 'jail' || !c.entry) return;
+    const prev = c.prev?.jail;
+    const j = c.entry.jail;
+    if (prev && prev.desired === j.desired && prev.placement?.token === j.placement?.token) return;
+    act(j);
+  });
+  return reg;
+}
+
+before(async () => {
+  etcd = await startEtcd();
+});
+
+after(async () => {
+  for (const c of closers.reverse()) await c();
+  await etcd?.stop();
+});
+
+const spec = (name: string, params: Record<string, string | string[]> = {}) => ({
+  spec: { name, params: { name, path: '/srv/x', ...params } },
+});
+
+test('create validates like one host, places the jail and shows its node', async () => {
+  const p = freshPrefix();
+  const s = await open(p);
+  await standInAgent(s, 'n1', '198.51.100.80/29', { zone: 'z1' });
+  await standInAgent(s, 'n2', '198.51.100.88/29', { zone: 'z2' });
+  const svc = createClusterService(s, { waitMs: 5000 });
+  const a = await svc.create(spec('a', { 'ip4.addr': ['198.51.100.90/29'] }));
+  assert.equal(a.node, 'n2');
+  assert.equal(a.state, 'stopped');
+  assert.equal(a.jid, 0);
+  assert.equal(a.runtime, null);
+  const b = await svc.create({
+    ...spec('b', { 'node.selector': 'zone=z1' }),
+    meta: [{ op: 'set', key: 'k', value: 'v' }],
+  });
+  assert.equal(b.node, 'n1');
+  assert.equal(b.meta, 'k=v');
+  assert.equal((await svc.create(spec('c'))).node, 'n1'); // n1 has 1, n2 has 1: ties by name
+  // refusals change nothing
+  const rev = s.currentRevision();
+  await assert.rejects(svc.create(spec('a')), code('JY_ERR_JAIL_EXISTS'));
+  await assert.rejects(svc.create(spec('d', { node: 'n9' })), (e: unknown) => {
+    assert.ok(e instanceof JailyardError && e.code === 'JY_ERR_NO_NODE');
+    assert.match(e.describe(), /^jail "d": no node can take the jail: node "n9" is not a live node/);
+    return true;
+  });
+  await assert.rejects(svc.create(spec('bad/name')), code('JY_ERR_JAIL_NAME'));
+  await assert.rejects(svc.create(spec('e', { path: 'relative' })), code('JY_ERR_PATH'));
+  await assert.rejects(svc.create(spec('e', { 'limits.memory': 'lots' })), code('JY_ERR_PARAM_VALUE'));
+  await assert.rejects(
+    svc.create({ ...spec('e'), meta: [{ op: 'set', key: 'k', value: 'x'.repeat(5000) }] }),
+    code('JY_ERR_META_TOO_LARGE'),
+  );
+  await assert.rejects(svc.create(spec('nochild.x')), code('JY_ERR_JAIL_NOT_FOUND'));
+  assert.equal(s.currentRevision(), rev);
+  assert.deepEqual(
+    (await svc.list()).map((j) => [j.name, j.node]),
+    [
+      ['a', 'n2'],
+      ['b', 'n1'],
+      ['c', 'n1'],
+    ],
+  );
+  assert.deepEqual(
+    (await svc.list({ selector: 'k=v' })).map((j) => j.name),
+    ['b'],
+  );
+});
+
+test('start, stop and remove wait for the node; a failure comes from its status', async () => {
+  const p = freshPrefix();
+  const s = await open(p);
+  await standInAgent(s, 'n1', '198.51.100.80/29');
+  const svc: JailService = createClusterService(s, { waitMs: 5000 });
+  await svc.create(spec('w1'));
+  await svc.create(spec('w2', { 'exec.start': 'fail' }));
+  const started = await svc.start(['w1', 'w2']);
+  assert.equal(started.ok, false);
+  assert.deepEqual(started.outcomes[0], { name: 'w1', status: 'ok' });
+  assert.equal(started.outcomes[1]!.status, 'failed');
+  assert.equal(started.outcomes[1]!.code, 'JY_ERR_STEP_FAILED');
+  assert.match(started.outcomes[1]!.message!, /jail "w2": exec\.start: \/bin\/false exited with 1/);
+  const w1 = await svc.get('w1');
+  assert.equal(w1.state, 'running');
+  assert.ok(w1.jid > 0);
+  assert.equal((await svc.get(String(w1.jid))).name, 'w1');
+  assert.equal((await svc.get('w2')).lastError, 'exec.start: /bin/false exited with 1');
+  // already running: nothing to do
+  assert.ok((await svc.start(['w1'])).ok);
+  // a change that moves a running jail is refused
+  await assert.rejects(svc.modify('w1', { params: { node: 'n2' } }), code('JY_ERR_PARAM_VALUE'));
+  await assert.rejects(svc.modify('w1', { params: { path: '/other' } }), code('JY_ERR_PARAM_VALUE'));
+  assert.ok((await svc.stop(['w1'])).ok);
+  assert.equal((await svc.get('w1')).state, 'stopped');
+  assert.ok((await svc.restart(['w1'])).ok);
+  assert.equal((await svc.get('w1')).state, 'running');
+  const removed = await svc.remove(['w1', 'w2']);
+  assert.ok(removed.ok, JSON.stringify(removed));
+  assert.deepEqual(await svc.list(), []);
+  await assert.rejects(svc.start(['w1', 'zz']), code('JY_ERR_JAIL_NOT_FOUND'));
+});
+
+test('a node that never reports: start times out with a clear error, the signal interrupts', async () => {
+  const p = freshPrefix();
+  const s = await open(p);
+  const reg = await s.register(
+    { name: 'mute', labels: {}, range: '198.51.100.80/29', capacity: 5, startedAt: '', version: 1 },
+    { ttlSec: 5 },
+  );
+  closers.push(() => reg.revoke().catch(() => {}));
+  const svc = createClusterService(s, { waitMs: 300 });
+  await svc.create(spec('q'));
+  const r = await svc.start(['q']);
+  assert.equal(r.outcomes[0]!.code, 'JY_ERR_CLUSTER');
+  assert.match(r.outcomes[0]!.message!, /node mute did not report the jail running within 0 s/);
+  const slow = createClusterService(s, { waitMs: 60_000 });
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 200);
+  const t0 = Date.now();
+  const r2 = await slow.stop(['q'], { signal: ac.signal });
+  // stopped with no status: nothing runs, so the stop is done at once
+  assert.ok(r2.ok);
+  await slow.modify('q', { params: { 'exec.start': 'x' } });
+  const r3 = await slow.start(['q'], { signal: ac.signal });
+  assert.equal(r3.outcomes[0]!.code, 'JY_ERR_INTERRUPTED');
+  assert.ok(Date.now() - t0 < 5000);
+});
+
+test('CAS through the service, and meta key writers on two API clients lose nothing', async () => {
+  const p = freshPrefix();
+  const s1 = await open(p);
+  const s2 = await open(p);
+  await standInAgent(s1, 'n1', '198.51.100.80/29');
+  const api1 = createClusterService(s1);
+  const api2 = createClusterService(s2);
+  const j = await api1.create(spec('m'));
+  const m1 = await api2.modify('m', { meta: [{ op: 'set', key: 'a', value: '1' }] }, { ifRevision: j.revision });
+  await assert.rejects(
+    api1.modify('m', { meta: [{ op: 'set', key: 'b', value: '2' }] }, { ifRevision: j.revision }),
+    code('JY_ERR_REVISION_CONFLICT'),
+  );
+  assert.equal((await api1.get('m')).meta, 'a=1');
+  await Promise.all(
+    Array.from({ length: 10 }, (_, i) =>
+      (i % 2 ? api1 : api2).modify('m', {
+        meta: [{ op: 'set', key: `k${i}`, value: String(i) }],
+        env: [{ op: 'set', key: `E${i}`, value: 'x' }],
+      }),
+    ),
+  );
+  await s1.caughtUp(s2.currentRevision());
+  const final = await api1.get('m');
+  for (let i = 0; i < 10; i++) {
+    assert.match(final.meta, new RegExp(`^k${i}=${i}$`, 'm'));
+    assert.match(final.env, new RegExp(`^E${i}=x$`, 'm'));
+  }
+  assert.match(final.meta, /^a=1$/m);
+  // a remove under If-Match: a stale revision changes nothing
+  await assert.rejects(api1.remove(['m'], { ifRevision: m1.revision }), code('JY_ERR_REVISION_CONFLICT'));
+  assert.ok(await api1.get('m'));
+  assert.ok((await api1.remove(['m'], { ifRevision: final.revision })).ok);
+  await assert.rejects(
+    api2
+      .get('m')
+      .then(() => s2.caughtUp(s1.currentRevision()))
+      .then(() => api2.get('m')),
+    code('JY_ERR_JAIL_NOT_FOUND'),
+  );
+});
+
+test('on one host, a jail naming a node is refused; an empty one is fine', () => {
+  refuseClusterParams('j', { node: '' });
+  refuseClusterParams('j', {});
+  assert.throws(
+    () => refuseClusterParams('j', { node: 'n1' }),
+    (e: unknown) =>
+      e instanceof JailyardError &&
+      e.code === 'JY_ERR_PARAM_VALUE' &&
+      e.describe() ===
+        'jail "j", parameter "node": node = "n1" needs a cluster (jailyard serve --etcd); this host places no jail on a node',
+  );
+  assert.throws(() => refuseClusterParams('j', { 'node.selector': 'zone=z1' }), code('JY_ERR_PARAM_VALUE'));
+});
