@@ -10,11 +10,11 @@
 
 import { randomUUID } from 'node:crypto';
 import { describeError, JailyardError } from '../errors.ts';
-import { paramString } from '../conf/spec.ts';
 import type { Params } from '../conf/spec.ts';
 import type { MetaOp } from '../meta/ops.ts';
 import type { JailService } from '../runtime/types.ts';
 import type { JailChange, JailRecord, Store } from '../store/types.ts';
+import { choosePlacement, type RestartPolicy, restartPolicy } from './placement.ts';
 import type { ClusterJail, JailStatus, NodeRecord, Placement } from './records.ts';
 import type { ClusterState, NodeRegistration } from './state.ts';
 
@@ -30,8 +30,8 @@ export type LocalService = JailService & { recover?(name: string): Promise<JailR
 export interface NodeAgentOptions {
   /** The cluster state, open (its mirror loaded). */
   state: ClusterState;
-  /** Fail-over's choice of a node (placement.ts). */
-  place: PlaceFn;
+  /** Fail-over's choice of a node (default: placement.ts's, least loaded). */
+  place?: PlaceFn;
   node: Omit<NodeRecord, 'startedAt' | 'version'>;
   local: { service: LocalService; store: Store; isAlive?: (j: JailRecord) => boolean };
   /** Lease TTL in seconds (default 10). */
@@ -92,10 +92,14 @@ export function paramsChange(want: Params, have: Params): Pick<JailChange, 'para
   return { ...(Object.keys(set).length ? { params: set } : {}), ...(unset.length ? { unset } : {}) };
 }
 
-const restartPolicy = (j: ClusterJail): 'no' | 'always' | 'on-failure' => {
-  const p = paramString(j.params, 'restart.policy');
-  return p === 'always' || p === 'on-failure' ? p : 'no';
-};
+const policyOf = (j: ClusterJail): RestartPolicy => restartPolicy(j.params);
+
+/** placement.ts's choice, with each node's load counted from the jails placed on it. */
+export const defaultPlace: PlaceFn = (jail, nodes, jails) =>
+  choosePlacement(
+    jail,
+    nodes.map((record) => ({ record, placed: jails.filter((j) => j.placement?.node === record.name).length })),
+  );
 
 /** A promise that rejects after `ms` (the step goes on; its result is no longer awaited). */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -228,7 +232,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     const mismatch = !l || (wantRunning ? l.state === 'stopped' : l.state !== 'stopped');
     // act when the record changed since the last attempt; a jail that went down by itself
     // (or a failed start) is started again only as its restart.policy says, at a pass
-    const policy = restartPolicy(cj);
+    const policy = policyOf(cj);
     const retry =
       periodic &&
       mismatch &&
@@ -331,7 +335,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
           if (j.placement?.node !== lost) return undefined;
           if (nodes().some((n) => n.name === lost)) return undefined;
           const now = new Date().toISOString();
-          if (restartPolicy(j) === 'no') {
+          if (policyOf(j) === 'no') {
             const lastError = `node ${lost} lost`;
             if (
               j.status?.token === j.placement.token &&
@@ -350,7 +354,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
             };
             return { ...j, status };
           }
-          const node = opts.place(j, nodes(), jails());
+          const node = (opts.place ?? defaultPlace)(j, nodes(), jails());
           const placement: Placement = { node, token: randomUUID(), at: now };
           return { ...j, placement, status: null };
         }),

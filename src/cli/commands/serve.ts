@@ -2,8 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JailyardError } from '../../errors.ts';
-import type { RegisterVerb } from '../context.ts';
-import { openSession } from '../jails.ts';
+import type { CliIO, RegisterVerb } from '../context.ts';
+import { openSession, type Session } from '../jails.ts';
+import type { LocalService, NodeAgent } from '../../cluster/agent.ts';
 import type { ApiLimits } from '../../api/limits.ts';
 
 interface ServeOptions {
@@ -18,7 +19,146 @@ interface ServeOptions {
   requestTimeout?: string;
   idleTimeout?: string;
   authTimeout?: string;
+  etcd?: string;
+  node?: string;
+  nodeLabel: string[];
+  range?: string;
+  capacity?: string;
+  leaseTtl?: string;
+  etcdPrefix?: string;
 }
+
+/** What `serve --etcd ...` joins: the cluster and this node. */
+export interface ClusterFlags {
+  endpoints: string[];
+  prefix?: string;
+  node: { name: string; labels: Record<string, string>; range: string; capacity: number };
+  leaseTtlSec: number;
+}
+
+const CLUSTER_FLAGS = ['--node', '--node-label', '--range', '--capacity', '--lease-ttl', '--etcd-prefix'] as const;
+
+/** The cluster flags, checked before anything is opened; undefined without --etcd. */
+export async function clusterFlags(o: ServeOptions): Promise<ClusterFlags | undefined> {
+  const usage = (param: string, msg: string): JailyardError => new JailyardError('JY_ERR_USAGE', msg, { param });
+  if (o.etcd === undefined) {
+    const given = CLUSTER_FLAGS.find((f) =>
+      f === '--node-label'
+        ? o.nodeLabel.length > 0
+        : o[
+            (
+              {
+                '--node': 'node',
+                '--range': 'range',
+                '--capacity': 'capacity',
+                '--lease-ttl': 'leaseTtl',
+                '--etcd-prefix': 'etcdPrefix',
+              } as const
+            )[f]
+          ] !== undefined,
+    );
+    if (given) throw usage(given, `${given} joins a cluster: it needs --etcd URL[,URL...]`);
+    return undefined;
+  }
+  const endpoints = o.etcd
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean);
+  if (!endpoints.length) throw usage('--etcd', '--etcd needs at least one URL (http://HOST:PORT)');
+  for (const u of endpoints) {
+    let url: URL | undefined;
+    try {
+      url = new URL(u);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.port || url.pathname !== '/')
+      throw usage('--etcd', `--etcd takes http://HOST:PORT URLs, got "${u}"`);
+  }
+  if (!o.node) throw usage('--node', "--etcd needs --node NAME (this node's name in the cluster)");
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(o.node))
+    throw usage('--node', `--node must be 1-63 letters, digits, '.', '_' or '-', got "${o.node}"`);
+  if (!o.range) throw usage('--range', "--etcd needs --range CIDR (this node's jail addresses, e.g. 198.51.100.32/28)");
+  const { parseCidr } = await import('../../cluster/records.ts');
+  const cidr = parseCidr(o.range);
+  if (!cidr) throw usage('--range', `--range must be an IPv4 CIDR such as 198.51.100.32/28, got "${o.range}"`);
+  if (cidr.base !== cidr.first)
+    throw usage('--range', `--range ${o.range} has host bits set (the network is ${netText(cidr.first)}/${cidr.bits})`);
+  const { isLabelKey, labelValueErrors } = await import('../../meta/selector.ts');
+  const labels: Record<string, string> = {};
+  for (const l of o.nodeLabel) {
+    const eq = l.indexOf('=');
+    const key = eq < 0 ? l : l.slice(0, eq);
+    const value = eq < 0 ? '' : l.slice(eq + 1);
+    if (eq < 0 || !isLabelKey(key))
+      throw usage('--node-label', `--node-label takes KEY=VALUE with a label key, got "${l}"`);
+    const bad = labelValueErrors(value);
+    if (bad.length) throw usage('--node-label', `--node-label ${key}: ${bad.join('; ')}`);
+    labels[key] = value;
+  }
+  const int = (flag: string, text: string | undefined, dflt: number, min: number): number => {
+    if (text === undefined) return dflt;
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min)
+      throw usage(flag, `${flag} must be an integer >= ${min}, got "${text}"`);
+    return n;
+  };
+  if (o.etcdPrefix !== undefined && (o.etcdPrefix === '' || !o.etcdPrefix.startsWith('/')))
+    throw usage('--etcd-prefix', `--etcd-prefix must be a key prefix starting with '/', got "${o.etcdPrefix}"`);
+  return {
+    endpoints,
+    ...(o.etcdPrefix !== undefined ? { prefix: o.etcdPrefix } : {}),
+    node: { name: o.node, labels, range: o.range, capacity: int('--capacity', o.capacity, 100, 1) },
+    leaseTtlSec: int('--lease-ttl', o.leaseTtl, 10, 2),
+  };
+}
+
+/** The node's API URL for its record, when it listens on a specific address. */
+function listenUrl(tcp: { host: string; port: number }): string | undefined {
+  if (tcp.host === '0.0.0.0' || tcp.host === '::') return undefined;
+  return `http://${tcp.host.includes(':') ? `[${tcp.host}]` : tcp.host}:${tcp.port}`;
+}
+
+/** Connects to etcd (its mirror loaded) and makes the cluster service; the agent starts
+ * once the daemon listens (its record names the API's address). */
+async function openCluster(flags: ClusterFlags, io: CliIO) {
+  const { ClusterState } = await import('../../cluster/state.ts');
+  const warn = (msg: string, fields: Record<string, unknown>): void =>
+    io.err(JSON.stringify({ level: 'warn', time: Date.now(), msg, ...fields }));
+  const state = await ClusterState.open({
+    endpoints: flags.endpoints,
+    ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
+    onInvalid: (key, e) => warn('invalid record in etcd', { key, error: e.message }),
+    onResync: (revision) => warn('etcd watch lost: listed again', { revision }),
+  });
+  try {
+    const { createClusterService } = await import('../../cluster/service.ts');
+    const service = createClusterService(state);
+    const startAgent = async (session: Session, api: string | undefined): Promise<NodeAgent> => {
+      const { startNodeAgent } = await import('../../cluster/agent.ts');
+      const { loadDriver } = await import('../../platform/index.ts');
+      const driver = await loadDriver({ stateDir: session.stateDir });
+      return startNodeAgent({
+        state,
+        node: { ...flags.node, ...(api ? { api } : {}) },
+        local: {
+          service: session.service as LocalService,
+          store: session.store!,
+          isAlive: (j) => !!j.runtime?.create && driver.isAlive(j.runtime.create),
+        },
+        leaseTtlSec: flags.leaseTtlSec,
+        log: (level, msg, fields) =>
+          io.err(JSON.stringify({ level, time: Date.now(), node: flags.node.name, msg, ...fields })),
+      });
+    };
+    return { state, service, startAgent };
+  } catch (e) {
+    await state.close();
+    throw e;
+  }
+}
+
+const netText = (n: number): string => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
 
 /** The limit options given on the command line, over the defaults file's "api" section. */
 function limitOptions(o: ServeOptions): Partial<ApiLimits> {
@@ -70,6 +210,19 @@ export const register: RegisterVerb = (program, io) => {
     .option('--request-timeout <sec>', 'time to send a whole request')
     .option('--idle-timeout <sec>', 'idle time allowed between requests on a kept-alive connection')
     .option('--auth-timeout <sec>', 'TCP: time to send a first request with the right token')
+    // cluster mode (docs/cluster.md): jails in etcd, this node's agent runs those placed here
+    .option('--etcd <urls>', 'join the cluster whose etcd answers at these URLs (http://HOST:PORT, comma-separated)')
+    .option('--node <name>', "this node's name in the cluster (with --etcd)")
+    .option(
+      '--node-label <key=value>',
+      'a label of this node, for node.selector (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option('--range <cidr>', "this node's jail address range; must not overlap another node's (with --etcd)")
+    .option('--capacity <n>', 'most jails placed on this node (default 100)')
+    .option('--lease-ttl <sec>', "the node lease's TTL: a node gone this long loses its jails (default 10)")
+    .option('--etcd-prefix <prefix>', 'key prefix of the cluster in etcd (default /jailyard/)')
     .action(async (o: ServeOptions) => {
       if (program.opts<{ host?: string }>().host)
         throw new JailyardError('JY_ERR_USAGE', 'serve runs the daemon: --host makes no sense here', {
@@ -101,30 +254,59 @@ export const register: RegisterVerb = (program, io) => {
       }
       if (listen && !token)
         throw new JailyardError('JY_ERR_USAGE', '--listen needs --token-file', { param: '--token-file' });
+      const cluster = await clusterFlags(o);
 
       const explicitState = program.opts<{ state?: string }>().state ?? process.env.JAILYARD_STATE;
       const session = await openSession(program, io);
       const socketPath =
         o.socket ?? (explicitState ? join(session.stateDir, 'jailyard.sock') : '/var/run/jailyard.sock');
       if (!session.store) throw new JailyardError('JY_ERR_USAGE', 'serve needs the local store', { step: 'serve' });
+      // cluster mode: the API serves the cluster's jails from etcd; the local service stays
+      // this node's own, driven by the agent (and the guest sockets' readiness)
+      const joined = cluster ? await openCluster(cluster, io) : undefined;
       // the jail(8) and jls(8) jails run inside themselves, answered on their guest sockets
       const { runJail, runJls } = await import('../freebsd/index.ts');
       const { rootsFrom } = await import('../../api/guest-tools.ts');
-      const daemon = await startDaemon({
-        store: session.store,
-        service: session.service,
-        socketPath,
-        guestRoot: (name) => guestDir(session.stateDir, name),
-        tools: { front: { jail: runJail, jls: runJls }, scope: { rootOf: rootsFrom(session.stateDir, session.store) } },
-        // the host's own jail(8), jls(8) and ls for native/jy-ctl
-        hostTools: (await import('../host-front.ts')).hostFront(session.service, session.stateDir),
-        bookmarkIntervalSec,
-        limits,
-        // warnings and errors (failed polls, guest sockets, internal errors) as JSON lines
-        logger: { level: 'warn' },
-        ...(listen ? { listen } : {}),
-        ...(token ? { token } : {}),
-      });
+      let daemon: Awaited<ReturnType<typeof startDaemon>>;
+      try {
+        daemon = await startDaemon({
+          store: session.store,
+          service: joined?.service ?? session.service,
+          socketPath,
+          guestRoot: (name) => guestDir(session.stateDir, name),
+          tools: {
+            front: { jail: runJail, jls: runJls },
+            scope: { rootOf: rootsFrom(session.stateDir, session.store) },
+          },
+          // the host's own jail(8), jls(8) and ls for native/jy-ctl (one host only: in a
+          // cluster they go through the CLI, which asks the API)
+          ...(joined
+            ? {}
+            : { hostTools: (await import('../host-front.ts')).hostFront(session.service, session.stateDir) }),
+          bookmarkIntervalSec,
+          limits,
+          // warnings and errors (failed polls, guest sockets, internal errors) as JSON lines
+          logger: { level: 'warn' },
+          ...(listen ? { listen } : {}),
+          ...(token ? { token } : {}),
+        });
+      } catch (e) {
+        await joined?.state.close();
+        throw e;
+      }
+      let agent: NodeAgent | undefined;
+      if (joined && cluster) {
+        try {
+          agent = await joined.startAgent(session, daemon.tcp && listenUrl(daemon.tcp));
+        } catch (e) {
+          // refused (name taken, range overlapping a live node's): nothing was written
+          await daemon.close();
+          await joined.state.close();
+          session.close();
+          throw e;
+        }
+        io.err(`jailyard: node ${cluster.node.name} joined the cluster at ${cluster.endpoints.join(',')}`);
+      }
       io.err(
         `jailyard: serving on unix://${socketPath}${daemon.tcp ? ` and http://${daemon.tcp.host}:${daemon.tcp.port}` : ''}`,
       );
@@ -133,10 +315,15 @@ export const register: RegisterVerb = (program, io) => {
           process.off('SIGTERM', onTerm);
           process.off('SIGINT', onInt);
           io.err(`jailyard: ${signal}, closing`);
-          daemon.close().finally(() => {
-            session.close();
-            resolve();
-          });
+          // a node leaving stops its jails before its lease goes: others may re-place them
+          (agent ? agent.stop({ stopJails: true }) : Promise.resolve())
+            .catch(() => {})
+            .then(() => daemon.close())
+            .finally(async () => {
+              await joined?.state.close().catch(() => {});
+              session.close();
+              resolve();
+            });
         };
         const onTerm = () => stop('SIGTERM');
         const onInt = () => stop('SIGINT');
