@@ -10,8 +10,8 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { JailyardError } from '../errors.ts';
 import type { JailService } from '../runtime/types.ts';
-import type { Store } from '../store/types.ts';
-import type { ApiContext } from './context.ts';
+import type { EventLog, Store } from '../store/types.ts';
+import type { ApiContext, NodeView } from './context.ts';
 import { installErrorHandlers, sendError, toJailyardError } from './errors.ts';
 import { GuestServer } from './guest.ts';
 import type { ToolContext } from './guest-tools.ts';
@@ -20,12 +20,20 @@ import { apiLimits, capConnections, guardHandler, serverOptions, type ApiLimits 
 import { PeerCheck } from './peer.ts';
 import { createMetrics } from './metrics.ts';
 import { jailRoutes } from './routes/jails.ts';
+import { nodeRoutes } from './routes/nodes.ts';
 import { systemRoutes } from './routes/system.ts';
 import { endAllStreams } from './routes/watch.ts';
 
 export interface AppOptions {
+  /** This host's store: the guest sockets' readiness, the jails' processes it tells from
+   * the host's, and (without `events`) what the API serves. */
   store: Store;
   service: JailService;
+  /** Cluster mode: the event log the API serves (the cluster's etcd mirror) instead of the
+   * store; revisions, lists and watches are then the cluster's. */
+  events?: EventLog;
+  /** Cluster mode: the live nodes for GET /v1/nodes. */
+  nodes?: () => Promise<NodeView[]>;
   /** Guest sockets: a folder holding one folder per jail, or a function naming the jail's
    * guest folder. Without it no guest sockets are made. */
   guestRoot?: string | ((name: string) => string);
@@ -80,13 +88,16 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     frameworkErrors: (error, _request, reply) => sendError(reply, toJailyardError(error)),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const hub = new WatchHub(opts.store, {
+  const events = opts.events ?? opts.store;
+  const hubOptions = {
     pollMs: opts.pollIntervalMs ?? 25,
-    onError: (e) => app.log.error({ err: e }, 'event log poll failed'),
-  });
+    onError: (e: unknown) => app.log.error({ err: e }, 'event log poll failed'),
+  };
+  const hub = new WatchHub(events, hubOptions);
   const ctx: ApiContext = {
-    store: opts.store,
+    events,
     service: opts.service,
+    ...(opts.nodes ? { nodes: opts.nodes } : {}),
     hub,
     streams: new Set(),
     bookmarkMs: (opts.bookmarkIntervalSec ?? 30) * 1000,
@@ -95,12 +106,15 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const guestRoot = opts.guestRoot;
   // with guest sockets the daemon serves jails: it tells their processes from the host's
   const peers = guestRoot === undefined ? undefined : PeerCheck.start();
+  // the guest sockets and the check of jailed processes are about this host's own jails:
+  // in cluster mode they follow the local store through a hub of their own
+  const localHub = guestRoot === undefined || events === opts.store ? hub : new WatchHub(opts.store, hubOptions);
   const guest =
     guestRoot === undefined
       ? undefined
       : new GuestServer({
           store: opts.store,
-          hub,
+          hub: localHub,
           dirOf: typeof guestRoot === 'function' ? guestRoot : (name) => join(guestRoot, name),
           onError: (name, e) => app.log.error({ err: e, jail: name }, 'guest socket failed'),
           maxConnections: limits.guestMaxConnections,
@@ -110,6 +124,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         });
 
   hub.start();
+  if (localHub !== hub) localHub.start();
   installErrorHandlers(app);
 
   if (opts.auth) {
@@ -134,9 +149,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     let insideAt = -1;
     let inside = new Set<string>();
     const jailNamespaces = (): Set<string> => {
-      if (insideAt !== hub.revision) {
+      if (insideAt !== localHub.revision) {
         inside = new Set();
-        for (const j of hub.states().values()) {
+        for (const j of localHub.states().values()) {
           // a stopped jail's namespaces are gone (their numbers may be reused)
           if (j.state === 'stopped') continue;
           const ns = j.runtime?.create?.nsIds;
@@ -145,7 +160,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         }
         // never the daemon's own (a jail recorded without namespaces of its own)
         for (const own of peers.own()) inside.delete(own);
-        insideAt = hub.revision;
+        insideAt = localHub.revision;
       }
       return inside;
     };
@@ -165,7 +180,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   }
   // Writes made through this daemon reach watchers at once, not at the next poll.
   app.addHook('onSend', async (request, _reply, payload) => {
-    if (request.method !== 'GET' && request.method !== 'HEAD') hub.poll();
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      hub.poll();
+      if (localHub !== hub) localHub.poll();
+    }
     return payload;
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -186,6 +204,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     await guest?.close();
     peers?.close();
     hub.stop();
+    if (localHub !== hub) localHub.stop();
   });
 
   app.register(swagger, {
@@ -196,5 +215,6 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
   app.register(jailRoutes, { ctx });
   app.register(systemRoutes, { ctx, metrics });
+  app.register(nodeRoutes, { ctx });
   return app as unknown as FastifyInstance;
 }

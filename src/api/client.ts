@@ -76,6 +76,7 @@ export function fromView(v: JailView): JailRecord {
     lastError: v.lastError,
     createdAt: v.createdAt,
     updatedAt: v.updatedAt,
+    ...(v.node !== undefined ? { node: v.node } : {}),
   };
 }
 

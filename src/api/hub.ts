@@ -5,7 +5,7 @@
 // subscribers. Resuming watchers replay from a ring of recent events, or from the store.
 
 import { JailyardError, isJailyardError } from '../errors.ts';
-import type { EventType, JailRecord, Store } from '../store/types.ts';
+import type { EventLog, EventType, JailRecord } from '../store/types.ts';
 
 export interface HubEvent {
   /** Global revision of the event in the store's log. */
@@ -46,7 +46,7 @@ export interface HubOptions {
 const PAGE = 1000;
 
 export class WatchHub {
-  readonly #store: Store;
+  readonly #store: EventLog;
   readonly #pollMs: number;
   readonly #ringSize: number;
   readonly #onError: (e: unknown) => void;
@@ -61,7 +61,7 @@ export class WatchHub {
   /** Events read from the log since the daemon started. */
   eventsTotal = 0;
 
-  constructor(store: Store, opts: HubOptions = {}) {
+  constructor(store: EventLog, opts: HubOptions = {}) {
     this.#store = store;
     this.#pollMs = opts.pollMs ?? 25;
     this.#ringSize = opts.ringSize ?? 10_000;
@@ -130,7 +130,8 @@ export class WatchHub {
 
   /** Reads new events from the log and hands them to subscribers. Synchronous. */
   poll(): void {
-    if (this.#store.currentRevision() === this.#revision) return;
+    const current = this.#store.currentRevision();
+    if (current === this.#revision) return;
     for (;;) {
       let events;
       try {
@@ -164,8 +165,11 @@ export class WatchHub {
         this.eventsTotal++;
         this.#dispatch(he);
       }
-      if (events.length < PAGE) return;
+      if (events.length < PAGE) break;
     }
+    // a cluster's revision also moves for changes that are no jail's (nodes, settings):
+    // nothing of a jail happened up to it (the SQLite log's revision is its last event's)
+    if (current > this.#revision) this.#revision = current;
   }
 
   #remember(e: HubEvent): void {

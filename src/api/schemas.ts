@@ -35,6 +35,7 @@ export const JailView = Type.Object({
   lastError: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   createdAt: Type.Optional(Type.String()),
   updatedAt: Type.Optional(Type.String()),
+  node: Type.Optional(Type.String({ description: 'cluster mode: the node the jail is placed on' })),
 });
 
 export const JailList = Type.Object({

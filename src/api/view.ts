@@ -21,6 +21,8 @@ export interface JailView {
   lastError: string | null;
   createdAt: string;
   updatedAt: string;
+  /** Cluster mode: the node the jail is placed on (absent on one host). */
+  node?: string;
 }
 
 export const VIEW_FIELDS = [
@@ -36,6 +38,7 @@ export const VIEW_FIELDS = [
   'lastError',
   'createdAt',
   'updatedAt',
+  'node',
 ] as const;
 export type ViewField = (typeof VIEW_FIELDS)[number];
 
@@ -53,6 +56,7 @@ export function toView(record: JailRecord): JailView {
     lastError: record.lastError,
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
+    ...(record.node !== undefined ? { node: record.node } : {}),
   };
 }
 

@@ -386,3 +386,38 @@ export function createClusterService(state: ClusterState, opts: ClusterServiceOp
   };
   return service;
 }
+
+/** A live node as `jailyard nodes` and GET /v1/nodes show it. */
+export interface NodeInfo {
+  name: string;
+  labels: Record<string, string>;
+  range: string;
+  capacity: number;
+  /** Jails placed on the node. */
+  jails: number;
+  /** The node's lease and the seconds left on it (-1: gone meanwhile). */
+  lease: { id: string; ttl: number };
+  api?: string;
+  startedAt: string;
+}
+
+/** The live nodes, by name, with their jail counts and the time left on their leases. */
+export async function listNodes(state: ClusterState): Promise<NodeInfo[]> {
+  const placed = new Map<string, number>();
+  for (const e of state.jailEntries()) {
+    const n = e.jail.placement?.node;
+    if (n !== undefined) placed.set(n, (placed.get(n) ?? 0) + 1);
+  }
+  return Promise.all(
+    state.nodeEntries().map(async (n) => ({
+      name: n.record.name,
+      labels: n.record.labels,
+      range: n.record.range,
+      capacity: n.record.capacity,
+      jails: placed.get(n.record.name) ?? 0,
+      lease: { id: n.lease, ttl: n.lease === '0' ? -1 : await state.leaseTtl(n.lease) },
+      ...(n.record.api !== undefined ? { api: n.record.api } : {}),
+      startedAt: n.record.startedAt,
+    })),
+  );
+}

@@ -89,9 +89,9 @@ export const jailRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
       // The revision must be the one the list belongs to, so list-then-watch(since) neither
       // misses nor repeats: retry when a write slipped in between.
       for (let attempt = 0; ; attempt++) {
-        const before = ctx.store.currentRevision();
+        const before = ctx.events.currentRevision();
         const jails = await ctx.service.list(filter);
-        const after = ctx.store.currentRevision();
+        const after = ctx.events.currentRevision();
         if (before === after || attempt >= 10) {
           if (fields)
             return {

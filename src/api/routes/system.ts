@@ -24,6 +24,6 @@ export const systemRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext; metrics:
         response: { 200: Type.Object({ name: Type.String(), revision: Type.Integer() }) },
       },
     },
-    async () => ({ name: 'jailyard', revision: ctx.store.currentRevision() }),
+    async () => ({ name: 'jailyard', revision: ctx.events.currentRevision() }),
   );
 };
