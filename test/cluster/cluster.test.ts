@@ -11,6 +11,9 @@ import { spawnSync } from 'node:child_process';
 import { stateTag } from '../../src/platform/linux/paths.ts';
 import { watch } from '../../src/api/client.ts';
 import { JY_BIN } from '../helpers/cli.ts';
+import { startHaproxy } from '../../src/lb/haproxy-process.ts';
+import { runHaproxyController } from '../../src/lb/controller.ts';
+import { apiSource } from '../../src/lb/source.ts';
 import { type NodeName, Topology, sleep, waitUntil } from './topology.ts';
 
 const TTL = 2;
@@ -369,6 +372,65 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
     );
     assert.deepEqual(runningOn('q1'), ['b']);
     await ok(t.cli('a', 'remove', 'q1', 'q2'), 'remove');
+  });
+
+  test('an HAProxy pool in the router follows the app=www jails on two nodes', async () => {
+    const www = (name: string, node: NodeName, addr: string) => [
+      name,
+      'path=/',
+      'persist',
+      `node=${node}`,
+      `ip4.addr=${addr}`,
+      'meta.app=www',
+      `exec.start=mkdir -p /etc/jyweb && echo ${name} > /etc/jyweb/index.html && /usr/bin/python3 -m http.server 8080 -d /etc/jyweb >/dev/null 2>&1 &`,
+    ];
+    await ok(t.cli('a', 'create', ...www('www1', 'a', '198.51.100.35')), 'create www1');
+    await ok(t.cli('a', 'create', ...www('www2', 'b', '198.51.100.51')), 'create www2');
+    await ok(t.cli('c', 'start', 'www1', 'www2'), 'start');
+    const hp = await startHaproxy({
+      dir: `${t.root}/haproxy`,
+      port: 18080,
+      bindAddress: '127.0.0.1',
+      binary: t.haproxyBinary(),
+    });
+    const ac = new AbortController();
+    // the controller follows node c's watch stream: jails it does not run itself
+    const controller = runHaproxyController({
+      source: apiSource(t.node('c').host),
+      selector: 'app=www',
+      backend: 'www',
+      adminSocket: hp.adminSocket,
+      port: 8080,
+      drainTimeoutMs: 1000,
+      signal: ac.signal,
+      log: () => {},
+    }).catch((e) => {
+      if (!ac.signal.aborted) throw e;
+    });
+    const hits = async (n: number) => {
+      const script = `(async () => { const seen = {}; for (let i = 0; i < ${n}; i++) { try { const r = await fetch('http://127.0.0.1:18080/'); const b = (await r.text()).trim(); seen[b] = (seen[b] ?? 0) + 1; } catch { seen.error = (seen.error ?? 0) + 1; } } console.log(JSON.stringify(seen)); })();`;
+      const r = await t.router([process.execPath, '-e', script]);
+      return JSON.parse(r.stdout || '{}') as Record<string, number>;
+    };
+    try {
+      await waitUntil(
+        'both jails serve through HAProxy',
+        async () => {
+          const h = await hits(10);
+          return (h.www1 ?? 0) > 0 && (h.www2 ?? 0) > 0;
+        },
+        30_000,
+      );
+      await ok(t.cli('b', 'stop', 'www1'), 'stop www1');
+      await waitUntil('www1 out of the pool', async () => (await hits(6)).www1 === undefined, 20_000);
+      const h = await hits(20);
+      assert.deepEqual(Object.keys(h), ['www2'], JSON.stringify(h));
+    } finally {
+      ac.abort();
+      await controller;
+      await hp.stop();
+    }
+    await ok(t.cli('a', 'remove', 'www1', 'www2'), 'remove www');
   });
 
   test('a restarted node resumes the watch or resyncs, and serves what changed while it was down', async () => {

@@ -17,7 +17,17 @@
 // host's cgroup tree bound at /sys/fs/cgroup, and is a slave of the host's: nothing mounted in
 // it reaches the host.
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -35,9 +45,9 @@ export const NODE_PLAN: Record<NodeName, { link: string; range: string; zone: st
 };
 export const ROUTER_ADDR = '203.0.113.33';
 /**
- * The router's address in the jails' network, outside every node's range: a program in the
- * router namespace (HAProxy) binds its connections to jails to it (`source`), since jails
- * have no route to the link network.
+ * The router's address in the jails' network, outside every node's range: the routes to the
+ * node ranges prefer it as the source of the router's own connections (HAProxy's), since
+ * jails have no route to the link network.
  */
 export const JAIL_SIDE_ADDR = '198.51.100.30';
 const LINK_PREFIX = 27;
@@ -192,7 +202,9 @@ export class Topology {
         `link add ${veth} type veth peer name eth0 netns ${ns}`,
         `link set ${veth} master jycbr`,
         `link set ${veth} up`,
-        `route add ${plan.range} via ${plan.link}`,
+        // src: what the router itself opens to jails (HAProxy's checks and requests) comes
+        // from its jail-side address, the one jails can answer
+        `route add ${plan.range} via ${plan.link} src ${JAIL_SIDE_ADDR}`,
       ]);
       this.ipIn(ns, [
         'link set lo up',
@@ -570,7 +582,17 @@ export class Topology {
     return { status: r.statusCode, body: parsed };
   }
 
-  /** Any program in the router namespace (e.g. HAProxy, or a probe bound to JAIL_SIDE_ADDR). */
+  /**
+   * A `haproxy` that runs in the router namespace, for startHaproxy's `binary` (a wrapper
+   * script in the topology's folder).
+   */
+  haproxyBinary(): string {
+    const f = join(this.root, 'haproxy-in-router');
+    writeFileSync(f, `#!/bin/sh\nexec ip netns exec ${this.routerNs} haproxy "$@"\n`, { mode: 0o755 });
+    return f;
+  }
+
+  /** Any program in the router namespace (e.g. a probe of jails, HAProxy's frontend). */
   router(argv: string[]): Promise<CliResult> {
     return runProcess('ip', ['netns', 'exec', this.routerNs, ...argv]);
   }
