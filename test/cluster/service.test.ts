@@ -7,7 +7,11 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { JailyardError } from '../../src/errors.ts';
 import type { ClusterJail, NodeRecord } from '../../src/cluster/records.ts';
-import { createClusterService } from '../../src/cluster/service.ts';
+import { createClusterService, listNodes } from '../../src/cluster/service.ts';
+import { createRemoteService } from '../../src/api/client.ts';
+import { startDaemon } from '../../src/api/daemon.ts';
+import { openStore } from '../../src/store/sqlite.ts';
+import { Collector, tempState } from '../api/helpers.ts';
 import { ClusterState, type NodeRegistration } from '../../src/cluster/state.ts';
 import { refuseClusterParams } from '../../src/runtime/service.ts';
 import type { JailService } from '../../src/runtime/types.ts';
@@ -243,4 +247,65 @@ test('on one host, a jail naming a node is refused; an empty one is fine', () =>
         'jail "j", parameter "node": node = "n1" needs a cluster (jailyard serve --etcd); this host places no jail on a node',
   );
   assert.throws(() => refuseClusterParams('j', { 'node.selector': 'zone=z1' }), code('JY_ERR_PARAM_VALUE'));
+});
+
+test('the API of two nodes over one cluster: a write on one is seen in a watch on the other, nodes listed', async () => {
+  const p = freshPrefix();
+  const tmp = tempState('jy-c-api-');
+  closers.push(async () => tmp.cleanup());
+  const daemons = [];
+  for (const n of ['a', 'b']) {
+    const s = await open(p);
+    const store = openStore(`${tmp.dir}/${n}`);
+    const d = await startDaemon({
+      store,
+      service: createClusterService(s, { waitMs: 5000 }),
+      events: s,
+      nodes: () => listNodes(s),
+      socketPath: `${tmp.dir}/${n}/jailyard.sock`,
+      pollIntervalMs: 20,
+    });
+    closers.push(async () => {
+      await d.close();
+      store.close();
+    });
+    daemons.push({ s, d, url: `unix://${d.socketPath}` });
+  }
+  const [a, b] = daemons as [(typeof daemons)[0], (typeof daemons)[0]];
+  await standInAgent(a.s, 'na', '198.51.100.80/29', { zone: 'z1' });
+  const apiA = createRemoteService(a.url);
+  const apiB = createRemoteService(b.url);
+  const watcher = new Collector(b.url, { initial: true });
+  closers.push(() => watcher.stop());
+  const created = await apiA.create(spec('web'));
+  assert.equal(created.node, 'na');
+  await watcher.until((ev) => ev.some((e) => e.type === 'ADDED' && e.jail?.name === 'web'));
+  assert.equal(watcher.events.find((e) => e.jail?.name === 'web')!.jail!.node, 'na');
+  const started = await apiB.start(['web']);
+  assert.ok(started.ok, JSON.stringify(started));
+  await watcher.until((ev) => ev.some((e) => e.jail?.name === 'web' && e.jail.state === 'running'));
+  // If-Match across nodes: a stale revision is 412 through the other node
+  const now = await apiB.get('web');
+  await apiA.modify('web', { meta: [{ op: 'set', key: 'x', value: '1' }] });
+  await assert.rejects(
+    apiB.modify('web', { meta: [{ op: 'set', key: 'y', value: '2' }] }, { ifRevision: now.revision }),
+    code('JY_ERR_REVISION_CONFLICT'),
+  );
+  // a watch resumed from a revision replays what came after it
+  const resumed = new Collector(a.url, { since: now.revision });
+  closers.push(() => resumed.stop());
+  await resumed.until((ev) => ev.some((e) => e.type === 'MODIFIED' && e.jail?.meta === 'x=1'));
+  // nodes with their lease and jail count
+  const res = await b.d.app.inject({ method: 'GET', url: '/v1/nodes' });
+  assert.equal(res.statusCode, 200);
+  const body = res.json() as { cluster: boolean; items: Awaited<ReturnType<typeof listNodes>> };
+  assert.equal(body.cluster, true);
+  const nodes = body.items;
+  assert.equal(nodes.length, 1);
+  assert.equal(nodes[0]!.name, 'na');
+  assert.equal(nodes[0]!.jails, 1);
+  assert.deepEqual(nodes[0]!.labels, { zone: 'z1' });
+  assert.ok(nodes[0]!.lease.ttl > 0 && nodes[0]!.lease.ttl <= 5);
+  assert.ok((await apiA.remove(['web'])).ok);
+  await watcher.until((ev) => ev.some((e) => e.type === 'DELETED' && e.jail?.name === 'web'));
 });
