@@ -25,6 +25,7 @@ export const verbs: Verb[] = [
   { names: ['reconcile'], load: () => import('./reconcile.ts') },
   { names: ['sysctl'], load: () => import('./sysctl.ts') },
   { names: ['serve'], load: () => import('./serve.ts') },
+  { names: ['nodes'], load: () => import('./nodes.ts') },
   { names: ['lb'], load: () => import('./lb.ts') },
   { names: ['rollout'], load: () => import('./rollout.ts') },
   { names: ['quickstart'], load: () => import('./quickstart.ts') },

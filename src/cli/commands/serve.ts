@@ -132,7 +132,7 @@ async function openCluster(flags: ClusterFlags, io: CliIO) {
     onResync: (revision) => warn('etcd watch lost: listed again', { revision }),
   });
   try {
-    const { createClusterService } = await import('../../cluster/service.ts');
+    const { createClusterService, listNodes } = await import('../../cluster/service.ts');
     const service = createClusterService(state);
     const startAgent = async (session: Session, api: string | undefined): Promise<NodeAgent> => {
       const { startNodeAgent } = await import('../../cluster/agent.ts');
@@ -151,7 +151,9 @@ async function openCluster(flags: ClusterFlags, io: CliIO) {
           io.err(JSON.stringify({ level, time: Date.now(), node: flags.node.name, msg, ...fields })),
       });
     };
-    return { state, service, startAgent };
+    // GET /v1/nodes: the live nodes with their load and what is left of their leases
+    const nodes = () => listNodes(state);
+    return { state, service, startAgent, nodes };
   } catch (e) {
     await state.close();
     throw e;
@@ -272,6 +274,8 @@ export const register: RegisterVerb = (program, io) => {
         daemon = await startDaemon({
           store: session.store,
           service: joined?.service ?? session.service,
+          // cluster mode: jails, revisions and watches are the cluster's (the etcd mirror)
+          ...(joined ? { events: joined.state, nodes: joined.nodes } : {}),
           socketPath,
           guestRoot: (name) => guestDir(session.stateDir, name),
           tools: {
