@@ -40,10 +40,10 @@ export const register: RegisterVerb = (program, io) => {
           const one = o.jail !== undefined ? await service.get(o.jail) : undefined;
           let jails = one ? [one] : await service.list(o.selector !== undefined ? { selector: o.selector } : {});
           if (!o.all && !one) jails = jails.filter((j) => j.state !== 'stopped');
-          // in a cluster, `node` is where the jail is placed (empty on one host)
-          jails = jails.map((j) => (j.node !== undefined ? { ...j, params: { ...j.params, node: j.node } } : j));
           if (one && o.selector !== undefined)
             jails = (await service.list({ selector: o.selector })).filter((j) => j.name === one.name);
+          // in a cluster, `node` is where the jail is placed (empty on one host)
+          jails = jails.map((j) => (j.node !== undefined ? { ...j, params: { ...j.params, node: j.node } } : j));
           const opts = {
             params,
             header: !!o.header,
