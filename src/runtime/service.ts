@@ -47,6 +47,9 @@ export interface SkeletonHooks {
   plan(stateDir: string, record: JailRecord, root: string): MountPlan;
   /** Called at remove, after the jail is stopped. */
   release?(stateDir: string, record: JailRecord): Promise<void>;
+  /** Opens a batch (a start of many jails): what plan() reads of a skeleton may be read once
+   * for all of its jails until the returned function closes it. */
+  batch?(): () => void;
 }
 
 export interface LocalServiceOptions {
@@ -361,16 +364,21 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       );
       const graph = buildGraph(all, dependsOfName);
       const d = await deps(bopts);
-      return summarize(
-        await runBatch(
-          all,
-          graph,
-          'start',
-          bopts.parallel ?? 1,
-          async (n) => void (await startJail(d, n, bopts.signal)),
-          bopts.signal,
-        ),
-      );
+      const close = all.length > 1 ? opts.skeletons?.batch?.() : undefined;
+      try {
+        return summarize(
+          await runBatch(
+            all,
+            graph,
+            'start',
+            bopts.parallel ?? 1,
+            async (n) => void (await startJail(d, n, bopts.signal)),
+            bopts.signal,
+          ),
+        );
+      } finally {
+        close?.();
+      }
     },
 
     async stop(refs: string[], bopts: BatchOptions = {}): Promise<BatchResult> {

@@ -11,7 +11,7 @@ import { currentPlatform, loadDefaults, type Defaults, type Platform } from '../
 import { paramString, parseSize, type JailSpec } from '../conf/spec.ts';
 import { HOST_ROOT_SKELETON, jailRoot, jailStateDir, skeletonOf, skeletonPinFile } from '../layout.ts';
 import type { MountPlan } from './plan.ts';
-import { readLayout } from './layout.ts';
+import { layoutScope, readLayout } from './layout.ts';
 import { coveredByCow, cowSteps, planMounts, skeletonLists } from './planner.ts';
 import { createSkeleton, listSkeletons, parseSkeletonRef, resolveSkeleton, type SkeletonVersion } from './registry.ts';
 import { copyListed, copyTree, liveSeedRules, seedWritable, type SeedRules } from './writable.ts';
@@ -396,6 +396,7 @@ export async function upgradeJail(
 export function skeletonHooks(): {
   prepare(stateDir: string, record: JailSpec, images: DiskImages): Promise<void>;
   plan(stateDir: string, record: JailSpec, root: string): MountPlan;
+  batch(): () => void;
 } {
   return {
     prepare(stateDir, record, images) {
@@ -404,5 +405,6 @@ export function skeletonHooks(): {
     plan(stateDir, record, root) {
       return planJail(stateDir, record, root);
     },
+    batch: layoutScope,
   };
 }
