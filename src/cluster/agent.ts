@@ -42,6 +42,8 @@ export interface NodeAgentOptions {
   localPollMs?: number;
   /** Longest a start may take before it is rolled back (default 60 s). */
   stepTimeoutMs?: number;
+  /** etcd's client URLs: asked for their health before fencing (see beforeFence). */
+  endpoints?: string[];
   /** Jails reconciled at once (default 4). */
   parallel?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -111,6 +113,21 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     );
   });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** What one etcd member says of itself: its /health, or why it did not answer. */
+export async function probeMember(
+  endpoint: string,
+  timeoutMs: number,
+): Promise<'healthy' | 'no-leader' | 'down' | 'unreachable'> {
+  try {
+    const res = await fetch(new URL('/health', endpoint), { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await res.json().catch(() => ({}))) as { health?: unknown };
+    return body.health === 'true' ? 'healthy' : 'no-leader';
+  } catch (e) {
+    const code = (e as { cause?: { code?: string } }).cause?.code;
+    return code === 'ECONNREFUSED' ? 'down' : 'unreachable';
+  }
 }
 
 export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent> {
@@ -455,17 +472,46 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       kaBusy = false;
     });
   };
+  // Without quorum (a majority of members down) no lease can expire: etcd only expires
+  // leases through a leader, and a new leader renews every lease in full. Fencing then would
+  // stop every jail of the cluster for nothing. It is told from a partition (where the other
+  // side may have a leader and expire this node's lease) by asking every member: held back
+  // only when the members that answer have no leader and every other one refuses the
+  // connection (its process is down); a member that does not answer at all may be alive
+  // behind a partition, and then the node fences.
+  let probing = false;
+  let holding = false;
+  const beforeFence = (): void => {
+    const endpoints = opts.endpoints ?? [];
+    if (!endpoints.length) return void fence('etcd unreachable for half the lease TTL');
+    if (probing) return;
+    probing = true;
+    void Promise.all(endpoints.map((ep) => probeMember(ep, kaEvery)))
+      .then((seen) => {
+        const lost = seen.includes('no-leader') && seen.every((m) => m === 'no-leader' || m === 'down');
+        if (lost && !fenced) {
+          if (!holding) log('warn', 'etcd has no quorum: no lease can expire, local jails keep running', { seen });
+          holding = true;
+          return;
+        }
+        holding = false;
+        return fence(`etcd unreachable for half the lease TTL (members: ${seen.join(', ')})`);
+      })
+      .finally(() => {
+        probing = false;
+      });
+  };
   timers.push(
     setInterval(() => {
       if (stopped) return;
       const now = Date.now();
+      if (now - lastAlive <= ttlMs / 2) holding = false;
       if (now - lastTick > 2 * kaEvery) {
         graceUntil = now + kaEvery;
         kaBusy = false;
       }
       lastTick = now;
-      if (!fenced && now - lastAlive > ttlMs / 2 && now >= graceUntil)
-        void fence('etcd unreachable for half the lease TTL');
+      if (!fenced && now - lastAlive > ttlMs / 2 && now >= graceUntil) beforeFence();
       keepalive();
     }, kaEvery),
   );

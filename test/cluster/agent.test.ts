@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClusterState, newToken } from '../../src/cluster/state.ts';
-import { startNodeAgent, type NodeAgent } from '../../src/cluster/agent.ts';
+import { probeMember, startNodeAgent, type NodeAgent } from '../../src/cluster/agent.ts';
 import type { ClusterJail } from '../../src/cluster/records.ts';
 import { openStore } from '../../src/store/sqlite.ts';
 import { createLocalService } from '../../src/runtime/service.ts';
@@ -117,6 +117,7 @@ async function startAgent(): Promise<NodeAgent> {
     node: { name: 'dn1', labels: { zone: 'd' }, range: '198.51.100.88/29', capacity: 10 },
     local: { service, store, isAlive: (j) => !!j.runtime?.create && driver.isAlive(j.runtime.create) },
     leaseTtlSec: TTL,
+    endpoints: [CLIENT],
     passIntervalMs: 1000,
     ...(process.env.JY_AGENT_LOG ? { log: (level, msg, fields) => console.error(level, msg, fields ?? '') } : {}),
     stepTimeoutMs: 30_000,
@@ -153,6 +154,8 @@ describe('node agent over a real etcd and real jails', () => {
   });
 
   test('the node registers under a lease with its labels, range and capacity', async () => {
+    assert.equal(await probeMember(CLIENT, 2000), 'healthy');
+    assert.equal(await probeMember('http://127.0.0.1:23796', 2000), 'down');
     const n = cs.nodeEntry('dn1');
     assert.ok(n);
     assert.deepEqual(n.record.labels, { zone: 'd' });
@@ -299,6 +302,8 @@ describe('node agent over a real etcd and real jails', () => {
     etcd.kill('SIGSTOP');
     const t0 = Date.now();
     try {
+      // a member that does not answer may be alive behind a partition: no reason to wait
+      assert.equal(await probeMember(CLIENT, 300), 'unreachable');
       await waitFor('da3 stopped locally', () => store.requireJail('da3').state === 'stopped', 15_000);
       const took = Date.now() - t0;
       assert.ok(agent!.fenced);

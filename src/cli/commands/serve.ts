@@ -147,6 +147,7 @@ async function openCluster(flags: ClusterFlags, io: CliIO) {
           isAlive: (j) => !!j.runtime?.create && driver.isAlive(j.runtime.create),
         },
         leaseTtlSec: flags.leaseTtlSec,
+        endpoints: flags.endpoints,
         log: (level, msg, fields) =>
           io.err(JSON.stringify({ level, time: Date.now(), node: flags.node.name, msg, ...fields })),
       });
