@@ -2,19 +2,23 @@
 // kyua 0.13 and atf-sh against jailyard's FreeBSD front (compat/freebsd/bin first on PATH).
 // Every case passes, except the few in LISTED below, each with its reason; those run too and
 // their result is reported (with whether they ended as their reason says), not asserted.
-// Real jails, a state folder per program, nothing of them left at the end.
+// Real jails, a state folder per program, each served by a daemon (`jailyard serve`, started
+// here and stopped by pid at the end): the cases' jail(8) and jls(8) are then answered by it
+// through native/jy-ctl, without a Node start-up each, as FreeBSD's are C programs over a
+// system call (the Node front itself is covered by test/cli/freebsd-front*.test.ts and
+// test/api/host-tools.test.ts). Nothing of them is left at the end.
 //
 // JY_KYUA_STATUS=FILE writes the per-case table (result, first failing line) to FILE too, and
 // kyua's junit report (each case's stdout and stderr) to FILE.PROGRAM.junit.xml.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertNoLeaks, processesMentioning, snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
-import { runCli } from '../helpers/cli.ts';
+import { JY_BIN, runCli } from '../helpers/cli.ts';
 
 const repo = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
 const upstream = join(repo, 'test/freebsd-upstream');
@@ -59,15 +63,6 @@ const LISTED: Record<string, { why: string; expect: 'skipped' | 'failed' | 'brok
     why: "/usr/libexec/flua, FreeBSD's Lua with its jail module (after jail -c and four jls checks)",
     expect: 'failed',
     failsAt: '/usr/libexec/flua',
-  },
-  'jailmeta:keyvalue_contention': {
-    why:
-      "timing, not semantics: its own 60 s timeout (atf_set timeout 60) fits FreeBSD's jail(8)/jls(8), C " +
-      'programs over a system call; here each `jail -m` and `jls` is a Node start-up (0.25-0.35 CPU-s on ' +
-      'this 2-core machine) and four loops of `jail -m` keep both cores busy while it runs 48 `jls` ' +
-      'checks: it times out after about 6 of its 8 rounds. Asserted: it never fails a check ' +
-      '(a wrong value read back is a failure, a timeout is "broken")',
-    expect: 'broken',
   },
   'jailmeta:keyvalue': {
     why: 'calls /usr/libexec/flua after its first 14 jail/jls key=value steps (those are checked)',
@@ -190,10 +185,48 @@ let baseline: SystemSnapshot;
  * changes a setting of its state folder. */
 const stateOf = (program: string) => join(root, program, 'state');
 
-before(() => {
+/** The daemons serving the programs' state folders. */
+const daemons: ChildProcess[] = [];
+
+/** `jailyard serve` for `state`, once it serves (its unix socket is there). */
+async function serve(state: string): Promise<ChildProcess> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  delete env.JAILYARD_HOST;
+  const child = spawn(JY_BIN, ['--state', state, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  daemons.push(child);
+  let text = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no daemon for ${state}: ${text}`)), 60_000);
+    child.stderr!.on('data', (d: Buffer) => {
+      text += d;
+      if (text.includes('serving on')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the daemon for ${state} ended (${code}): ${text}`));
+    });
+  });
+  return child;
+}
+
+/** Stops a daemon by its pid and waits for it to end. */
+async function stopDaemon(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const ended = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  await ended;
+  clearTimeout(timer);
+}
+
+before(async () => {
   baseline = snapshot();
   root = mkdtempSync('/tmp/jy-kyua-');
   for (const p of PROGRAMS) mkdirSync(stateOf(p.name), { recursive: true });
+  await Promise.all(PROGRAMS.map((p) => serve(stateOf(p.name))));
 });
 
 after(async () => {
@@ -209,9 +242,11 @@ after(async () => {
         await runCli(['--state', state, 'remove', name]);
       }
     }
+    await Promise.all(daemons.map(stopDaemon));
     for (const p of PROGRAMS) assertNoLeaks(baseline, stateOf(p.name));
     assert.deepEqual(processesMentioning(root), [], `processes of ${root} left behind`);
   } finally {
+    await Promise.all(daemons.map(stopDaemon));
     rmSync(root, { recursive: true, force: true });
   }
 });
