@@ -34,7 +34,7 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'undici';
 import { stateTag } from '../../src/platform/linux/paths.ts';
 import { assertNoLeaks, snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
-import { JY_BIN, type CliResult } from '../helpers/cli.ts';
+import { JY_BIN, runCli, type CliResult } from '../helpers/cli.ts';
 
 export type NodeName = 'a' | 'b' | 'c';
 
@@ -543,8 +543,14 @@ export class Topology {
     sh('ip', ['netns', 'exec', this.node(name).netns, 'nft', 'delete', 'table', 'inet', 'jyccut']);
   }
 
-  /** `jailyard --host <node's socket> ...args` as a process (the host's namespaces: a unix socket). */
+  /** `jailyard --host <node's socket> ...args`, in this process (a unix socket reaches the
+   * node's daemon from the host's namespaces). */
   cli(name: NodeName, ...args: string[]): Promise<CliResult> {
+    return runCli(['--host', this.node(name).host, ...args]);
+  }
+
+  /** The same as a process of its own (bin/jailyard.js). */
+  cliProcess(name: NodeName, ...args: string[]): Promise<CliResult> {
     return runProcess(process.execPath, [JY_BIN, '--host', this.node(name).host, ...args]);
   }
 
