@@ -208,6 +208,44 @@ describe('node agent over a real etcd and real jails', () => {
     assert.equal(local.meta, 'test=agent\ntier=front');
   });
 
+  test("readiness from the guest socket (the local store's ready) reaches the status", async () => {
+    // what the daemon's guest socket does on PUT /ready
+    store.setReady('da1', true);
+    await waitFor('ready in etcd', () => jailOf('da1')?.status?.ready === true);
+    store.setReady('da1', false);
+    await waitFor('not ready in etcd', () => jailOf('da1')?.status?.ready === false);
+  });
+
+  test('a jail whose pid 1 dies shows stopped with the reason; restart.policy=always starts it again', async () => {
+    await cs.createJail(newJail('da6', { params: { skeleton: 'host', persist: true, 'restart.policy': 'always' } }));
+    await waitFor('da1 and da6 running', () => jailOf('da6')?.status?.state === 'running');
+    const killInit = (name: string): number => {
+      const pid = store.requireJail(name).runtime!.create!.initPid;
+      process.kill(pid, 'SIGKILL');
+      return store.requireJail(name).jid;
+    };
+    killInit('da1');
+    const jid6 = killInit('da6');
+    const dead = await waitFor('da1 stopped with the reason', () => {
+      const st = jailOf('da1')?.status;
+      return st?.state === 'stopped' && st;
+    });
+    assert.match(dead.lastError ?? '', /pid 1 of the jail was gone/);
+    await waitFor('da6 running again', () => {
+      const st = jailOf('da6')?.status;
+      return st?.state === 'running' && st.jid !== jid6;
+    });
+    // restart.policy=no (da1's): it stays down until its record changes
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(store.requireJail('da1').state, 'stopped');
+    await put('da6', (j) => ({ ...j, desired: 'stopped' }));
+    await waitFor('da6 stopped', () => jailOf('da6')?.status?.state === 'stopped');
+    await cs.deleteJailAt('da6', cs.jailEntry('da6')!.revision);
+    await waitFor('local da6 removed', () => !store.getJail('da6'));
+    await put('da1', (j) => ({ ...j, meta: `${j.meta}\nrevived=1` }));
+    await waitFor('da1 started again by a change', () => jailOf('da1')?.status?.state === 'running');
+  });
+
   test('a refused create becomes status.lastError; nothing local is left', async () => {
     const j = newJail('da-bad', { params: { skeleton: 'no-such-skeleton', persist: true } });
     await cs.createJail(j);
