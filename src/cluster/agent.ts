@@ -162,9 +162,12 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     r.lease.on('keepaliveSucceeded', () => {
       if (reg === r) lastAlive = Date.now();
     });
-    // etcd says the lease is gone (expired, revoked): fence at once, re-register later
-    r.lease.on('lost', () => {
-      if (reg === r) void fence('the node lease was lost');
+    // etcd says the lease is gone (expired, revoked): fence at once, re-register later.
+    // etcd3 also declares a lease lost by itself after two TTLs without an answer: that
+    // silence is for beforeFence to judge (without quorum the lease cannot expire)
+    r.lease.on('lost', (err: Error | undefined) => {
+      if (reg === r && /^Lease \d+ is expired or revoked/.test(err?.message ?? ''))
+        void fence('etcd says the node lease expired');
     });
     return r;
   };
