@@ -2,11 +2,13 @@
 // line starts Node 24), each against a baseline measured in turn in the same run:
 //   jailyard --version           vs node -e 0
 //   jailyard ls (10 running jails) vs node -e 0
+//   jls (10 running jails)         vs node -e 0 (bin/jls, FreeBSD's front)
 //   jailyard exec J true          vs crun exec (busybox root) and nsenter -a into the jail
 //   jailyard start J + stop J     vs crun run of `true` (create, start, wait, delete)
-//   the same with a daemon serving the state folder (`jailyard serve`): the bin's sh line
-//   runs native/jy-ctl, which asks the daemon; no Node process (a second state folder, so
-//   the Node path above stays the CLI's own)
+//   start + stop, ls and jls again with a daemon serving the state folder (`jailyard
+//   serve`): the bins' sh lines run native/jy-ctl, which asks the daemon; no Node process (a
+//   second state folder with its own 10 running jails, so the Node path above stays the
+//   CLI's own)
 // The jails are thin jails of a skeleton of the host's root, without addresses. start + stop
 // also reports its floor: two bare Node start-ups (2 x node -e 0) against the same crun run.
 // The bench builds dist/ first (scripts/build-dist.sh, as npm install does) and reports whether the bin
@@ -56,6 +58,9 @@ const samples = {
   node: [] as number[],
   version: [] as number[],
   ls: [] as number[],
+  lsDaemon: [] as number[],
+  jls: [] as number[],
+  jlsDaemon: [] as number[],
   exec: [] as number[],
   nsenter: [] as number[],
   crunExec: [] as number[],
@@ -70,6 +75,7 @@ let fromDist = false;
 let daemon: ChildProcess | undefined;
 // the daemon's own CPU over the daemon path's runs (it is not a process the bench waits for)
 let daemonCpuMs = 0;
+const daemonCpu = { ls: 0, jls: 0 };
 const crun = crunBaseline(base, busyboxRoot(base));
 try {
   jy('skel', 'create', 'host', '--from', '/');
@@ -77,7 +83,45 @@ try {
   jy('start', ...JAILS);
   must(BIN, ['--state', served, 'skel', 'create', 'host', '--from', '/']);
   must(BIN, ['--state', served, 'create', CYCLED, 'skeleton=host', 'persist', 'meta.app=clibench']);
+  for (const name of JAILS)
+    must(BIN, ['--state', served, 'create', name, 'skeleton=host', 'persist', 'meta.app=clibench']);
+  must(BIN, ['--state', served, 'start', ...JAILS]);
   daemon = await serve(served);
+  const JLS = join(BIN, '../jls');
+  const jls = (dir: string) => {
+    const r = spawnSync(JLS, [], { encoding: 'utf8', env: { ...process.env, JAILYARD_STATE: dir } });
+    if (r.status !== 0) throw new Error(`jls (${dir}): exit ${r.status}: ${r.stderr}`);
+    return r;
+  };
+  // the daemon's answers are the CLI's (the same bytes), and they come through it
+  for (const [what, fast, node] of [
+    [
+      'ls',
+      spawnSync(BIN, ['--state', served, 'ls'], {
+        encoding: 'utf8',
+        env: { ...process.env, JAILYARD_TRACE_FAST: '1' },
+      }),
+      spawnSync(BIN, ['--state', state, 'ls'], { encoding: 'utf8' }),
+    ],
+    [
+      'jls',
+      spawnSync(JLS, [], {
+        encoding: 'utf8',
+        env: { ...process.env, JAILYARD_STATE: served, JAILYARD_TRACE_FAST: '1' },
+      }),
+      jls(state),
+    ],
+  ] as const) {
+    if (fast.status !== 0 || !fast.stderr.startsWith('jailyard: ctl: fast path\n'))
+      throw new Error(`${what} did not go through the daemon: exit ${fast.status}: ${fast.stderr}`);
+    // the same table but for the jids (two state folders)
+    const shape = (t: string) =>
+      t
+        .replace(/^ +\d+ /gm, 'N ')
+        .replaceAll(served, 'S')
+        .replaceAll(state, 'S');
+    if (shape(fast.stdout) !== shape(node.stdout)) throw new Error(`${what}: ${fast.stdout} != ${node.stdout}`);
+  }
   const viaDaemon = (verb: string) => {
     const r = spawnSync(BIN, ['--state', served, verb, CYCLED], {
       encoding: 'utf8',
@@ -105,6 +149,13 @@ try {
     await sample('node', () => must(process.execPath, ['-e', '0']));
     await sample('version', () => must(BIN, ['--version']));
     await sample('ls', () => must(BIN, ['--state', state, 'ls']));
+    let d = cpuMsOf(daemon.pid as number);
+    await sample('lsDaemon', () => must(BIN, ['--state', served, 'ls']));
+    daemonCpu.ls += cpuMsOf(daemon.pid as number) - d;
+    await sample('jls', () => jls(state));
+    d = cpuMsOf(daemon.pid as number);
+    await sample('jlsDaemon', () => jls(served));
+    daemonCpu.jls += cpuMsOf(daemon.pid as number) - d;
     await sample('exec', () => must(BIN, ['--state', state, 'exec', JAILS[0] as string, 'true']));
     await sample('crunExec', () => must('crun', crun.argv('exec', 'jyc-exec', '/bin/true')));
     await sample('nsenter', () => must('nsenter', ['-a', '-t', jailPid, 'true']));
@@ -127,7 +178,7 @@ try {
     process.kill(daemon.pid, 'SIGTERM');
     await gone;
   }
-  spawnSync(BIN, ['--state', served, 'remove', CYCLED], { stdio: 'inherit' });
+  spawnSync(BIN, ['--state', served, 'remove', ...JAILS, CYCLED], { stdio: 'inherit' });
   rmSync(served, { recursive: true, force: true });
   spawnSync(BIN, ['--state', state, 'remove', ...JAILS, CYCLED], { stdio: 'inherit' });
   rmSync(state, { recursive: true, force: true });
@@ -189,6 +240,46 @@ report({
     jailyard_p50_ms: p50(samples.ls),
     node_e0_p50_ms: p50(samples.node),
     ...cpuOf('ls', 'node'),
+    runs_from: runsFrom,
+  },
+});
+report({
+  name: 'cli-ls-daemon',
+  ratioOf: 'jailyard ls (10 running jails) through the daemon (jy-ctl) p50 / node -e 0 p50',
+  ratio: p50(samples.lsDaemon) / p50(samples.node),
+  target: '<= 1.3',
+  metrics: {
+    jailyard_p50_ms: p50(samples.lsDaemon),
+    node_e0_p50_ms: p50(samples.node),
+    node_path_p50_ms: p50(samples.ls),
+    ...cpuOf('lsDaemon', 'node'),
+    daemon_cpu_ms: daemonCpu.ls / N,
+    runs_from: runsFrom,
+  },
+});
+report({
+  name: 'cli-jls',
+  ratioOf: 'jls (10 running jails) p50 / node -e 0 p50',
+  ratio: p50(samples.jls) / p50(samples.node),
+  target: '<= 1.3',
+  metrics: {
+    jls_p50_ms: p50(samples.jls),
+    node_e0_p50_ms: p50(samples.node),
+    ...cpuOf('jls', 'node'),
+    runs_from: runsFrom,
+  },
+});
+report({
+  name: 'cli-jls-daemon',
+  ratioOf: 'jls (10 running jails) through the daemon (jy-ctl) p50 / node -e 0 p50',
+  ratio: p50(samples.jlsDaemon) / p50(samples.node),
+  target: '<= 1.3',
+  metrics: {
+    jls_p50_ms: p50(samples.jlsDaemon),
+    node_e0_p50_ms: p50(samples.node),
+    node_path_p50_ms: p50(samples.jls),
+    ...cpuOf('jlsDaemon', 'node'),
+    daemon_cpu_ms: daemonCpu.jls / N,
     runs_from: runsFrom,
   },
 });
