@@ -35,6 +35,9 @@ export interface ClusterStateOptions {
   prefix?: string;
   /** Jail events kept in memory for watchers that resume (default 10000). */
   ringSize?: number;
+  /** Keys per range call of the listing (default 500: each reply stays far below gRPC's
+   * 4 MiB message limit). */
+  listPageSize?: number;
   /** Deadline of each etcd call, ms (default 5000). */
   callTimeoutMs?: number;
   /** How long open() tries to reach etcd, ms (default 10000). */
@@ -101,6 +104,8 @@ export interface NodeRegistration {
 }
 
 const DEFAULT_RING = 10_000;
+/** Keys per range call of the initial listing: every call stays far below gRPC's 4 MiB. */
+const LIST_PAGE = 500;
 const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** An etcd call that failed for another reason than a compare: JY_ERR_CLUSTER. */
@@ -141,6 +146,13 @@ export class ClusterState implements EventLog {
   #watcher: Watcher | undefined;
   #listeners = new Set<(c: MirrorChange) => void>();
   #invalid = new Map<string, string>();
+  /** Records as the API shows them, built once per entry (and per set of live nodes). */
+  #records = new WeakMap<JailEntry, { gen: number; record: JailRecord }>();
+  #nodesGen = 0;
+  /** Jail names in order, until a jail is added or removed. */
+  #sortedNames: string[] | undefined;
+  /** Leases this client keeps alive (released, not revoked, on close). */
+  #leases = new Set<Lease>();
   #closed = false;
   #resyncing: Promise<void> | undefined;
 
@@ -182,6 +194,9 @@ export class ClusterState implements EventLog {
     if (this.#closed) return;
     this.#closed = true;
     this.#listeners.clear();
+    // their keepalive timers would outlive the client; the keys expire with their TTL
+    for (const l of this.#leases) l.release();
+    this.#leases.clear();
     const w = this.#watcher;
     this.#watcher = undefined;
     if (w) await w.cancel().catch(() => {});
@@ -215,12 +230,14 @@ export class ClusterState implements EventLog {
 
   listJails(filter?: { selector?: string }): JailRecord[] {
     const selector = filter?.selector ? parseSelector(filter.selector) : undefined;
+    this.#sortedNames ??= [...this.#jails.keys()].sort(byName);
     const out: JailRecord[] = [];
-    for (const e of this.#jails.values()) {
+    for (const name of this.#sortedNames) {
+      const e = this.#jails.get(name)!;
       if (selector && !selector.matches(labelsOf(e.jail.meta, e.jail.env))) continue;
       out.push(this.recordOf(e));
     }
-    return out.sort((a, b) => byName(a.name, b.name));
+    return out;
   }
 
   getJail(name: string): JailRecord | undefined {
@@ -230,11 +247,14 @@ export class ClusterState implements EventLog {
 
   /** The jail as the API shows it; a jail placed on a node that is gone shows stopped. */
   recordOf(e: JailEntry): JailRecord {
-    const r = toJailRecord(e.jail, e.revision);
+    const cached = this.#records.get(e);
+    if (cached?.gen === this.#nodesGen) return cached.record;
+    let r = toJailRecord(e.jail, e.revision);
     const node = e.jail.placement?.node;
     if (node !== undefined && !this.#nodes.has(node) && r.state !== 'stopped') {
-      return { ...r, state: 'stopped', jid: 0, ready: false, lastError: `node ${node} lost` };
+      r = { ...r, state: 'stopped', jid: 0, ready: false, lastError: `node ${node} lost` };
     }
+    this.#records.set(e, { gen: this.#nodesGen, record: r });
     return r;
   }
 
@@ -333,13 +353,28 @@ export class ClusterState implements EventLog {
   /** Lists the whole prefix at one revision and (re)starts the watch after it. */
   async #sync(): Promise<void> {
     const p = Buffer.from(this.keys.prefix);
-    let res: IRangeResponse;
-    try {
-      res = await this.client.kv.range({ key: p, range_end: endOfPrefix(p) });
-    } catch (e) {
-      throw clusterError('listing the cluster state', e);
+    const end = endOfPrefix(p);
+    // page by page, all at the revision of the first page: one consistent picture
+    const kvs: IKeyValue[] = [];
+    let r = 0;
+    for (let from = p; ; ) {
+      let res: IRangeResponse;
+      try {
+        res = await this.client.kv.range({
+          key: from,
+          range_end: end,
+          limit: this.#opts.listPageSize ?? LIST_PAGE,
+          ...(r ? { revision: r } : {}),
+        });
+      } catch (e) {
+        throw clusterError('listing the cluster state', e);
+      }
+      if (!r) r = rev(res.header.revision);
+      kvs.push(...res.kvs);
+      if (!res.more || res.kvs.length === 0) break;
+      from = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])]);
     }
-    const r = rev(res.header.revision);
+    const res = { kvs };
     const jails = new Map<string, JailEntry>();
     const nodes = new Map<string, NodeEntry>();
     let settings: Settings = { ...DEFAULT_SETTINGS };
@@ -359,6 +394,8 @@ export class ClusterState implements EventLog {
     const first = this.#revision === 0;
     this.#jails = jails;
     this.#nodes = nodes;
+    this.#nodesGen++;
+    this.#sortedNames = undefined;
     this.#settings = settings;
     this.#revision = r;
     // events before the listing cannot be served: watchers further behind must re-list
@@ -467,7 +504,7 @@ export class ClusterState implements EventLog {
             // the removed record was not valid either: nothing to report
           }
         }
-        this.#jails.delete(jailName);
+        if (this.#jails.delete(jailName)) this.#sortedNames = undefined;
         if (!gone) return;
         const last = { ...this.recordOf(gone), revision: r };
         this.#push({ revision: r, type: 'DELETED', name: jailName, jail: last, at });
@@ -484,6 +521,7 @@ export class ClusterState implements EventLog {
       }
       if (!entry) return;
       this.#invalid.delete(key);
+      if (!prev) this.#sortedNames = undefined;
       this.#jails.set(jailName, entry);
       const t: EventType = prev ? 'MODIFIED' : 'ADDED';
       this.#push({ revision: r, type: t, name: jailName, jail: this.recordOf(entry), at });
@@ -495,7 +533,7 @@ export class ClusterState implements EventLog {
       const prev = this.#nodes.get(nodeName);
       if (type === 'delete') {
         this.#invalid.delete(key);
-        this.#nodes.delete(nodeName);
+        if (this.#nodes.delete(nodeName)) this.#nodesGen++;
         if (prev) this.#emit({ kind: 'node', type: 'DELETED', name: nodeName, entry: undefined, prev, revision: r });
         return;
       }
@@ -509,6 +547,7 @@ export class ClusterState implements EventLog {
       if (!entry) return;
       this.#invalid.delete(key);
       this.#nodes.set(nodeName, entry);
+      this.#nodesGen++;
       this.#emit({ kind: 'node', type: prev ? 'MODIFIED' : 'ADDED', name: nodeName, entry, prev, revision: r });
       return;
     }
@@ -705,12 +744,15 @@ export class ClusterState implements EventLog {
           success: [{ request_put: { key, value: Buffer.from(encodeRecord(node)), lease: id } }],
         });
         if (t.succeeded) {
+          this.#leases.add(lease);
+          lease.on('lost', () => this.#leases.delete(lease));
           await this.caughtUp(rev(t.header.revision));
           return {
             name: node.name,
             leaseId: id,
             lease,
             revoke: async () => {
+              this.#leases.delete(lease);
               try {
                 await lease.revoke();
               } catch (e) {

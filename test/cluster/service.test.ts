@@ -77,8 +77,11 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of closers.reverse()) await c();
-  await etcd?.stop();
+  try {
+    for (const c of closers.reverse()) await c().catch(() => {});
+  } finally {
+    await etcd?.stop();
+  }
 });
 
 const spec = (name: string, params: Record<string, string | string[]> = {}) => ({

@@ -48,8 +48,11 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of opened) await s.close();
-  await etcd?.stop();
+  try {
+    for (const s of opened) await s.close().catch(() => {});
+  } finally {
+    await etcd?.stop();
+  }
 });
 
 test('the mirror sees creates, updates and deletes with etcd revisions', async () => {
@@ -84,6 +87,27 @@ test('the mirror sees creates, updates and deletes with etcd revisions', async (
     events.slice(1).map((e) => e.revision),
   );
   assert.deepEqual(b.eventsSince(events[2]!.revision), []);
+});
+
+test('the listing is paged at one revision; the API records are built once per revision', async () => {
+  const p = freshPrefix();
+  const a = await open(p);
+  for (let i = 0; i < 7; i++) await a.createJail(jail(`p${i}`));
+  const reg = await a.register(node('pn', '198.51.100.80/29'), { ttlSec: 5 });
+  await a.updateSettings({ meta_maxbufsize: 8192 });
+  const paged = await open(p, { listPageSize: 2 });
+  assert.deepEqual(
+    paged.listJails().map((j) => j.name),
+    ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6'],
+  );
+  assert.equal(paged.nodeEntries()[0]?.record.name, 'pn');
+  assert.equal(paged.settings().meta_maxbufsize, 8192);
+  assert.equal(paged.currentRevision(), a.currentRevision());
+  assert.equal(paged.listJails()[3], paged.listJails()[3]);
+  await a.updateJail('p3', (j) => ({ ...j, meta: 'changed=1' }));
+  await paged.caughtUp(a.currentRevision());
+  assert.equal(paged.listJails()[3]!.meta, 'changed=1');
+  await reg.revoke();
 });
 
 test('compare-and-swap: a stale revision is a conflict and changes nothing', async () => {
