@@ -6,7 +6,7 @@
  *   jy-stage [--cgroup DIR]... [--join TYPE FILE]... [--unshare-net] [--proc-ro PATH]...
  *            [--proc-mask PATH]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]...
  *            [--bind-rx SRC TARGET]...
- *            [--seccomp ALLOW]
+ *            [--seccomp ALLOW] [--holder PROGRAM]
  *            ROOT HOSTNAME TINI KEEP DEV -- HOLDER...
  *
  *   --cgroup DIR   join the cgroup DIR first (every process of the jail descends from this
@@ -29,6 +29,9 @@
  *   --bind-rx SRC TARGET  the same, but its programs can run (read-only, nosuid, nodev):
  *                  the tools jailyard gives every jail. Binds are made in the order given
  *   --seccomp ALLOW   the seccomp allowances (native/jy-seccomp.h); none given: the default filter
+ *   --holder PROGRAM  the host's static holder (native/jy-hold.c), bound read-only at
+ *                  ROOT/.jailyard/hold beside tini (a regular file there, checked as tini's);
+ *                  HOLDER... then names /.jailyard/hold
  *   --userns BASE,COUNT  a user-namespace jail (native/jy-userns.h, docs/userns.md): pid 1
  *                  becomes root of a user namespace mapping 0..COUNT-1 to host uids (gids)
  *                  BASE.. right before the keyring, the filter and the capability drop;
@@ -51,8 +54,9 @@
  * host path, cgroup or pid.
  *
  * Pid 1 mounts /proc (read-only and masked parts as given, the OCI runtimes' defaults) and
- * /dev, clears nosuid on the --suid mounts, makes the --ro-fstype mounts read-only, binds
- * tini, sets the hostname, pivot_roots, detaches the old root, makes the --bind-ro binds,
+ * /dev, clears nosuid on the --suid mounts, binds tini (and the holder), sets the hostname,
+ * pivot_roots, detaches the old root, makes the --ro-fstype mounts read-only (the table is
+ * the jail's own by then), makes the --bind-ro binds,
  * joins a fresh session keyring, installs the seccomp filter, drops every capability not in
  * KEEP, prints "ready" on stdout (the driver waits for that line), closes every descriptor
  * above 2 and execs tini, the first program of the jail. Nothing of the jail's own tree runs
@@ -354,7 +358,7 @@ int main(int argc, char **argv) {
 	const char *nsfiles[MAX_NS], *cgroups[MAX_NS], *proc_ro[MAX_LIST], *proc_mask[MAX_LIST], *suid[MAX_LIST], *rofs[MAX_LIST];
 	const char *bind_src[MAX_NS], *bind_dst[MAX_NS];
 	int bind_exec[MAX_NS];
-	const char *allow = "";
+	const char *allow = "", *holder_bin = NULL;
 	int nstypes[MAX_NS];
 	unsigned long ubase = 0, ucount = 0;
 	int nns = 0, ncg = 0, nro = 0, nmask = 0, nsuid = 0, nrofs = 0, nbind = 0, unshare_net = 0, i = 1, bad = 0;
@@ -384,13 +388,15 @@ int main(int argc, char **argv) {
 			bad |= !jy_parse_range(argv[++i], &ubase, &ucount);
 		} else if (!strcmp(argv[i], "--seccomp") && i + 1 < argc) {
 			allow = argv[++i];
+		} else if (!strcmp(argv[i], "--holder") && i + 1 < argc) {
+			holder_bin = argv[++i];
 		} else {
 			break;
 		}
 	}
 	unsigned long long keep = 0;
 	if (bad || argc - i < 7 || strcmp(argv[i + 5], "--") != 0 || !parse_caps(argv[i + 3], &keep)) {
-		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] [--proc-ro /proc/P]... [--proc-mask /proc/P]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]... [--bind-rx SRC TARGET]... [--seccomp ALLOW] [--userns BASE,COUNT] ROOT HOSTNAME TINI KEEP makedev|keepdev -- HOLDER...\n");
+		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] [--proc-ro /proc/P]... [--proc-mask /proc/P]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]... [--bind-rx SRC TARGET]... [--seccomp ALLOW] [--holder PROGRAM] [--userns BASE,COUNT] ROOT HOSTNAME TINI KEEP makedev|keepdev -- HOLDER...\n");
 		return 2;
 	}
 	/* every argument is copied out of the argument area, which is then blanked */
@@ -409,6 +415,7 @@ int main(int argc, char **argv) {
 		bind_dst[k] = all[index_of(argv, argc, bind_dst[k])];
 	}
 	if (*allow) allow = all[index_of(argv, argc, allow)];
+	if (holder_bin) holder_bin = all[index_of(argv, argc, holder_bin)];
 	const char *root = all[i], *hostname = all[i + 1], *tini = all[i + 2], *dev = all[i + 4];
 	char **holder = &all[i + 6];
 	hide_arguments(argc, argv);
@@ -455,6 +462,10 @@ int main(int argc, char **argv) {
 	expect_type(root, ".jailyard", S_IFDIR);
 	expect_type(root, ".jailyard/tini", S_IFREG);
 	bind_ro(tini, ".jailyard/tini");
+	if (holder_bin) {
+		expect_type(root, ".jailyard/hold", S_IFREG);
+		bind_ro(holder_bin, ".jailyard/hold");
+	}
 	int trees[MAX_NS];
 	for (int n = 0; n < nbind; n++) trees[n] = detach_bind(bind_src[n], bind_exec[n]);
 	if (sethostname(hostname, strlen(hostname)) != 0) die_errno("cannot set hostname %s", hostname);

@@ -197,7 +197,7 @@ describe('nested jails with real namespaces (root)', () => {
     assert.equal(inJail('nest1', 'cat', '/run/jailyard/env').trim(), 'role=parent');
     const childComms = inJail('nest1.c1', '/bin/sh', '-c', 'cat /proc/[0-9]*/comm').trim().split('\n');
     assert.ok(
-      childComms.every((c) => ['tini', 'sleep', 'sh', 'cat'].includes(c)),
+      childComms.every((c) => ['tini', 'hold', 'sh', 'cat'].includes(c)),
       `child sees only its own: ${childComms.join(',')}`,
     );
     assert.equal(childComms.filter((c) => c === 'tini').length, 1);

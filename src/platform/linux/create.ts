@@ -50,6 +50,8 @@ export interface LifeConfig {
   tini: string;
   /** What pid 1 (tini) keeps running while the jail lives. */
   holder: string[];
+  /** A static program on the host bound at /.jailyard/hold (holder then names that path). */
+  holderBin?: string;
   /** How long the stage may take to become ready. */
   readyTimeoutMs: number;
 }
@@ -215,8 +217,11 @@ export async function create(
   // directory of the jail's own and never through a symlink the jail put at /run
   ownDir('run');
   ownDir('run/jailyard');
-  const own = ownDir('.jailyard', (at) => lstatSync(fs(`${at}/tini`), { throwIfNoEntry: false })?.isFile() !== false);
-  if (!existsSync(fs(`${own}/tini`))) closeSync(openSync(fs(`${own}/tini`), 'a'));
+  const bound = cfg.holderBin ? ['tini', 'hold'] : ['tini'];
+  const own = ownDir('.jailyard', (at) =>
+    bound.every((f) => lstatSync(fs(`${at}/${f}`), { throwIfNoEntry: false })?.isFile() !== false),
+  );
+  for (const f of bound) if (!existsSync(fs(`${own}/${f}`))) closeSync(openSync(fs(`${own}/${f}`), 'a'));
   checkNative();
   // before anything is made: a bad limits.consolelog fails the step with nothing to undo
   const logLimit = consoleLimitOf(ctx.spec.params, ctx.name);
@@ -266,6 +271,7 @@ export async function create(
     ...(existsSync(guest) ? ['--bind-ro', guest, GUEST_TARGET, ...toolsBind(guest)] : []),
     '--seccomp',
     security.seccomp,
+    ...(cfg.holderBin ? ['--holder', cfg.holderBin] : []),
     root,
     hostname,
     cfg.tini,

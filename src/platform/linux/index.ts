@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { loadDefaults } from '../../defaults.ts';
 import { JailyardError } from '../../errors.ts';
-import { checkNative } from './native.ts';
+import { JY_HOLD, checkNative } from './native.ts';
 import { mountsBelow } from './mountinfo.ts';
 import { makeDiskImage } from './diskimage.ts';
 import { runDebootstrap } from './debootstrap.ts';
@@ -88,7 +88,9 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
   const lifeCfg: life.LifeConfig = {
     cgroups,
     tini: opts.tini ?? '/usr/bin/tini-static',
-    holder: ['sleep', 'infinity'],
+    // a static holder of jailyard's own, bound in: no exec of the jail's dynamic `sleep`
+    holder: ['/.jailyard/hold'],
+    holderBin: JY_HOLD,
     readyTimeoutMs: 10_000,
   };
   return {

@@ -19,6 +19,8 @@ export const JY_MOUNT = built('jy-mount');
 export const JY_STAGE = built('jy-stage');
 export const JY_ENTER = built('jy-enter');
 export const JY_SPAWNER = built('jy-spawner');
+/** What a jail's tini keeps running (native/jy-hold.c), bound at /.jailyard/hold. */
+export const JY_HOLD = built('jy-hold');
 /** The folder of the in-jail tools (jy-guest as jail, jls, sysctl; scripts/build-native.sh). */
 export const JY_GUEST_TOOLS = built('guest-bin');
 
@@ -37,7 +39,7 @@ export function isStageProcess(pid: number | string): boolean {
 
 /** Throws a clear error when a helper was not built (no C compiler at install time). */
 export function checkNative(step = 'create'): void {
-  const missing = [JY_MOUNT, JY_STAGE, JY_ENTER, built('jy-log')].filter((p) => !existsSync(p));
+  const missing = [JY_MOUNT, JY_STAGE, JY_ENTER, JY_HOLD, built('jy-log')].filter((p) => !existsSync(p));
   if (missing.length) {
     throw new JailyardError(
       'JY_ERR_PLATFORM',
