@@ -171,6 +171,9 @@ test("jls and jailyard ls through the daemon: the Node front's bytes, streams an
     await same('jailyard', ['ls', ...args], true, true);
   // --state before the verb, as jy-ctl reads it
   await same('jailyard', ['--state', state, 'ls', '-n'], true, true);
+  // the front as jailyard's verbs
+  await same('jailyard', ['jls', '-jht', 'meta.a'], true, true);
+  await same('jailyard', ['--state', state, 'jail', '-m', 'name=ht', 'meta.a=1'], true, true);
   // and as the Node front's own process prints them
   for (const args of [['-n'], ['-jht', 'meta.a', 'nope.x'], ['-j', 'nope'], ['--libxo', 'json']])
     await same('jls', args);
