@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { ClusterState, newToken } from '../../src/cluster/state.ts';
 import { probeMember, startNodeAgent, type NodeAgent } from '../../src/cluster/agent.ts';
@@ -17,7 +18,7 @@ import { skeletonHooks } from '../../src/skeleton/hooks.ts';
 import { loadDriver } from '../../src/platform/index.ts';
 import type { Store } from '../../src/store/types.ts';
 import { JailyardError } from '../../src/errors.ts';
-import { binFor, cliFor } from '../helpers/cli.ts';
+import { binArgs, binFor, cliFor } from '../helpers/cli.ts';
 import { assertNoLeaks, snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
 
 const CLIENT = 'http://127.0.0.1:23795';
@@ -102,6 +103,14 @@ function otherNode(name: string, range: string) {
       ttlSec: TTL,
     },
   );
+}
+
+/** `jailyard --state STATE serve ARGS` as a process that is expected to exit. */
+function runBinCode(sdir: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, binArgs(sdir, 'serve', ...args), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (b) => (stderr += b));
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stderr })));
 }
 
 async function startAgent(): Promise<NodeAgent> {
@@ -359,6 +368,64 @@ describe('node agent over a real etcd and real jails', () => {
     await waitFor('da3 stopped', () => jailOf('da3')?.status?.state === 'stopped');
     await cs.deleteJailAt('da3', cs.jailEntry('da3')!.revision);
     await waitFor('local da3 removed', () => !store.getJail('da3'));
+  });
+
+  test('serve --etcd: flags checked first; nodes lists the node; an overlapping node exits 1; SIGTERM ends the lease', async () => {
+    const usage = async (args: string[], re: RegExp): Promise<void> => {
+      const r = await jy('serve', ...args);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, re);
+    };
+    await usage(['--node', 'x'], /--node joins a cluster: it needs --etcd/);
+    await usage(['--etcd', CLIENT], /--etcd needs --node/);
+    await usage(['--etcd', CLIENT, '--node', 'n1'], /--etcd needs --range/);
+    await usage(['--etcd', CLIENT, '--node', 'n1', '--range', '198.51.100.89/29'], /host bits set/);
+    await usage(['--etcd', 'etcd:2379', '--node', 'n1', '--range', '198.51.100.88/29'], /http:\/\/HOST:PORT/);
+    await usage(['--etcd', CLIENT, '--node', 'n1', '--range', '198.51.100.88/29', '--node-label', 'x'], /KEY=VALUE/);
+    const prefix = ['--etcd', CLIENT, '--etcd-prefix', '/jy-d-serve/', '--lease-ttl', '3'];
+    const sdir = join(dir, 'serve');
+    const child = spawn(
+      process.execPath,
+      binArgs(sdir, 'serve', ...prefix, '--node', 'sn1', '--range', '198.51.100.88/29', '--node-label', 'zone=d'),
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr!.on('data', (b) => (stderr += b));
+    const exited = once(child, 'exit');
+    try {
+      await waitFor('serve joined', () => /serving on/.test(stderr) || child.exitCode !== null);
+      assert.equal(child.exitCode, null, stderr);
+      const nodes = JSON.parse(binFor(() => sdir)('nodes', '--json'));
+      assert.equal(nodes.cluster, true);
+      assert.deepEqual(
+        nodes.nodes.map((n: { name: string; labels: object; range: string; jails: number }) => [
+          n.name,
+          n.labels,
+          n.range,
+          n.jails,
+        ]),
+        [['sn1', { zone: 'd' }, '198.51.100.88/29', 0]],
+      );
+      assert.match(binFor(() => sdir)('nodes'), /^NAME +RANGE +JAILS[^\n]*\nsn1 +198\.51\.100\.88\/29 +0 +100 /);
+      // a second node whose range overlaps: refused, nothing written
+      const other = await runBinCode(join(dir, 'serve2'), [...prefix, '--node', 'sn2', '--range', '198.51.100.92/30']);
+      assert.equal(other.code, 1, other.stderr);
+      assert.match(other.stderr, /node "sn2" cannot join: its range 198\.51\.100\.92\/30 overlaps node "sn1"/);
+      // one host: no nodes
+      const none = await jy('nodes', '--json');
+      assert.notEqual(none.code, 0, 'no daemon serves the agent test folder');
+      assert.match(none.stderr, /no daemon serves/);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    assert.equal(child.exitCode, 0, stderr);
+    const left = await ClusterState.open({ endpoints: [CLIENT], prefix: '/jy-d-serve/' });
+    try {
+      assert.deepEqual(left.nodeEntries(), []);
+    } finally {
+      await left.close();
+    }
   });
 
   test('stop revokes the lease: the node key goes away', async () => {
