@@ -444,6 +444,24 @@ export class ClusterState implements EventLog {
     });
   }
 
+  /** Stops the watch, as a lost connection does (the mirror then stays at its revision). */
+  async dropWatch(): Promise<void> {
+    const w = this.#watcher;
+    this.#watcher = undefined;
+    if (w) await w.cancel().catch(() => {});
+  }
+
+  /** Watches again from the last revision the mirror applied, as etcd3 does after a lost
+   * connection; when etcd compacted past it, the mirror re-lists (a resync). */
+  async resumeWatch(): Promise<void> {
+    try {
+      await this.#watch(this.#revision);
+    } catch {
+      this.#resync();
+      await this.#resyncing;
+    }
+  }
+
   #resync(): void {
     if (this.#closed || this.#resyncing) return;
     this.#resyncing = (async () => {

@@ -187,6 +187,53 @@ test('events beyond the ring, or before the mirror started, are REVISION_GONE', 
   assert.equal(late.getJail('ring')?.meta, 'n=9');
 });
 
+test('a watch resumed after a compaction re-lists: the state is current, older events are gone', async () => {
+  const p = freshPrefix();
+  const resyncs: number[] = [];
+  const a = await open(p, { onResync: (r) => resyncs.push(r) });
+  const writer = await open(p);
+  await writer.createJail(jail('r1'));
+  await writer.createJail(jail('r2'));
+  await a.caughtUp(writer.currentRevision());
+  const seen = a.currentRevision();
+  const changes: string[] = [];
+  a.subscribe((c) => changes.push(c.kind));
+  // the connection is lost; meanwhile a jail changes, one goes, one comes, etcd compacts
+  await a.dropWatch();
+  await writer.updateJail('r1', (j) => ({ ...j, meta: 'late=1' }));
+  assert.ok(await writer.deleteJailAt('r2', writer.jailEntry('r2')!.revision));
+  await writer.createJail(jail('r3'));
+  await etcd.compact(writer.currentRevision());
+  assert.equal(a.getJail('r1')?.meta, '');
+  await a.resumeWatch();
+  // etcd accepts the watch, then cancels it for the compaction: the mirror re-lists
+  assert.ok(await a.waitUntil(() => resyncs.length === 1, { timeoutMs: 5000 }));
+  assert.deepEqual(changes, ['resync']);
+  assert.equal(a.currentRevision(), writer.currentRevision());
+  assert.deepEqual(
+    a.listJails().map((j) => [j.name, j.meta]),
+    [
+      ['r1', 'late=1'],
+      ['r3', ''],
+    ],
+  );
+  // a watcher at the old revision must re-list; from the new one it goes on
+  assert.throws(() => a.eventsSince(seen), code('JY_ERR_REVISION_GONE'));
+  await writer.updateJail('r3', (j) => ({ ...j, meta: 'after=1' }));
+  await a.caughtUp(writer.currentRevision());
+  assert.deepEqual(
+    a.eventsSince(resyncs[0]!).map((e) => [e.type, e.name]),
+    [['MODIFIED', 'r3']],
+  );
+  // without a compaction, a resumed watch simply catches up: no resync
+  await a.dropWatch();
+  await writer.updateJail('r1', (j) => ({ ...j, meta: 'again=1' }));
+  await a.resumeWatch();
+  await a.caughtUp(writer.currentRevision());
+  assert.equal(resyncs.length, 1);
+  assert.equal(a.getJail('r1')?.meta, 'again=1');
+});
+
 test('a record that is not valid is refused with a clear error and the mirror goes on', async () => {
   const p = freshPrefix();
   const invalid: string[] = [];
