@@ -636,22 +636,44 @@ export class ClusterState implements EventLog {
   ): Promise<JailEntry> {
     const attempts = opts.maxAttempts ?? 100;
     const key = Buffer.from(this.keys.jail(name));
+    // the mirror's copy first (one round trip when nobody races us); the compare in the
+    // transaction catches a stale copy, and a failed compare returns etcd's current value
+    let cur: JailEntry | undefined = this.#jails.get(name);
+    let fromMirror = cur !== undefined;
+    if (!cur) cur = await this.fetchJail(name);
     for (let i = 0; i < attempts; i++) {
-      const cur = await this.fetchJail(name);
       if (!cur) throw new JailyardError('JY_ERR_JAIL_NOT_FOUND', `jail "${name}" not found`, { jail: name });
-      checkRevision({ name, revision: cur.revision }, opts.ifRevision);
-      const next = change(cur.jail, cur.revision);
+      let next: ClusterJail | null = null;
+      let refusal: { error: unknown } | undefined;
+      try {
+        checkRevision({ name, revision: cur.revision }, opts.ifRevision);
+        next = change(cur.jail, cur.revision);
+      } catch (e) {
+        refusal = { error: e };
+      }
+      // a refusal or "nothing to change" is decided on etcd's value, never on a stale copy
+      if (fromMirror && (refusal || next === null)) {
+        fromMirror = false;
+        cur = await this.fetchJail(name);
+        i--;
+        continue;
+      }
+      if (refusal) throw refusal.error;
       if (next === null) return cur;
       const res = await this.#txn(`updating jail ${name}`, {
         compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: cur.revision }],
         success: [{ request_put: { key, value: Buffer.from(encodeRecord(next)) } }],
+        failure: [{ request_range: { key } }],
       });
       if (res.succeeded) {
         const r = rev(res.header.revision);
         await this.caughtUp(r);
         return { jail: next, revision: r };
       }
-      // lost the race: the loop re-reads (ifRevision then reports the conflict)
+      // lost the race: go again on the value etcd returned (ifRevision then reports it)
+      fromMirror = false;
+      const kv = res.responses[0]?.response_range?.kvs[0];
+      cur = kv ? this.#parseJail(kv) : undefined;
       if (i > 3) await new Promise((res) => setTimeout(res, Math.random() * Math.min(50, 2 * i)));
     }
     throw new JailyardError(
