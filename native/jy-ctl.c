@@ -513,6 +513,11 @@ int main(int argc, char **argv) {
 			if (!plain_name(argv[k])) fallback();
 	}
 	if (getenv("JAILYARD_HOST") || (getenv("JAILYARD_SRC") && !strcmp(getenv("JAILYARD_SRC"), "1"))) fallback();
+	/* settings of the caller's environment that the CLI would act on and the daemon has its own of */
+	static const char *const own_env[] = {"JAILYARD_DEFAULTS", "JAILYARD_USERNS_REGISTRY", "JAILYARD_STORE_BUSY_MS",
+	                                      "JAILYARD_SPAWNER", "JAILYARD_CRASH_AT"};
+	for (size_t k = 0; k < sizeof own_env / sizeof own_env[0]; k++)
+		if (getenv(own_env[k])) fallback();
 	if (!state) {
 		state = getenv("JAILYARD_STATE");
 		if (state && !plain_dir(state)) fallback();

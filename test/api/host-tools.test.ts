@@ -34,8 +34,12 @@ interface Run {
 }
 
 /** bin/jail, bin/jls or bin/jailyard.js as a shell runs them; `fast`: jy-ctl answered. */
-function run(cmd: 'jail' | 'jls' | 'jailyard', args: string[], opts: { node?: boolean } = {}): Run & { fast: boolean } {
-  const env: NodeJS.ProcessEnv = { ...process.env, JAILYARD_STATE: state, JAILYARD_TRACE_FAST: '1' };
+function run(
+  cmd: 'jail' | 'jls' | 'jailyard',
+  args: string[],
+  opts: { node?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Run & { fast: boolean } {
+  const env: NodeJS.ProcessEnv = { ...process.env, JAILYARD_STATE: state, JAILYARD_TRACE_FAST: '1', ...opts.env };
   delete env.JAILYARD_HOST;
   if (opts.node) env.JAILYARD_SRC = '1';
   else delete env.JAILYARD_SRC;
@@ -248,25 +252,29 @@ test('forms the daemon refuses run in the CLI; so does everything without a daem
     ['rel', 'host', ADDR, '/bin/true'], // the old form (a usage error here)
     ['-J', 'jid.txt', '-m', 'name=nope'],
   ])
-    await same('jail', args, false);
+    await same('jail', args, false, true);
   assert.equal(run('jail', ['-r', 'hooked'], { node: true }).code, 0);
   // the socket not 0600: jy-ctl does not ask it
   const sock = join(state, 'jailyard.sock');
   chmodSync(sock, 0o660);
   try {
-    await same('jls', ['-n'], false);
-    await same('jailyard', ['ls'], false);
+    await same('jls', ['-n'], false, true);
+    await same('jailyard', ['ls'], false, true);
   } finally {
     chmodSync(sock, 0o600);
   }
-  await same('jls', ['-n']);
+  await same('jls', ['-n'], true, true);
+  // a setting of the caller's environment the daemon has its own of: the CLI's
+  const own = run('jls', ['-n'], { env: { JAILYARD_DEFAULTS: join(REPO, 'defaults/defaults.json') } });
+  assert.equal(own.fast, false);
+  assert.equal(own.code, 0, own.stderr);
   // no daemon (killed -9: its socket file is left, nobody listens)
   await endDaemon('SIGKILL');
   await same('jls', ['-jht', 'meta.a'], false);
-  await same('jail', ['-m', 'name=ht', 'meta.z=1'], false);
-  await same('jailyard', ['ls', '-n'], false);
+  await same('jail', ['-m', 'name=ht', 'meta.z=1'], false, true);
+  await same('jailyard', ['ls', '-n'], false, true);
   await startDaemon();
-  await same('jls', ['-jht', 'meta.z']);
+  await same('jls', ['-jht', 'meta.z'], true, true);
 });
 
 /** POST to the daemon's socket or TCP; the status and body. */
