@@ -9,6 +9,8 @@
 // the daemon it runs in.
 
 import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type * as WorkerThreads from 'node:worker_threads';
 import { describeError, JailyardError } from '../errors.ts';
 import type { Params } from '../conf/spec.ts';
 import type { MetaOp } from '../meta/ops.ts';
@@ -113,6 +115,62 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     );
   });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+interface KeeperThread {
+  stop(): void;
+}
+
+/** The keepalive thread: plain CommonJS (eval), so it runs the same from src/ and dist/.
+ * Every `every` ms one keepalive of the lease, each bounded by `every`; the answer's time
+ * goes to beat[0], a lease etcd no longer knows sets beat[1]. */
+const KEEPER = `
+const { workerData } = require('node:worker_threads');
+const { Etcd3 } = require(workerData.etcd3);
+const beat = new BigInt64Array(workerData.shared);
+const every = workerData.every;
+const client = new Etcd3({ hosts: workerData.endpoints, dialTimeout: every });
+const LATE = Symbol('late');
+const late = () => new Promise((r) => setTimeout(() => r(LATE), every));
+async function once() {
+  const stream = await Promise.race([client.leaseClient.leaseKeepAlive().catch(() => LATE), late()]);
+  if (stream === LATE) return;
+  try {
+    const answer = new Promise((resolve) => {
+      stream.on('data', resolve);
+      stream.on('error', () => resolve(LATE));
+      stream.write({ ID: workerData.leaseId });
+    });
+    const res = await Promise.race([answer, late()]);
+    if (res === LATE) return;
+    if (Number(res.TTL) <= 0) Atomics.store(beat, 1, 1n);
+    else Atomics.store(beat, 0, BigInt(Date.now()));
+  } finally {
+    try { stream.end(); } catch {}
+  }
+}
+(async () => {
+  for (;;) {
+    const t = Date.now();
+    await once().catch(() => {});
+    await new Promise((r) => setTimeout(r, Math.max(0, every - (Date.now() - t))));
+  }
+})();
+`;
+
+function startKeeperThread(
+  endpoints: string[],
+  leaseId: string,
+  every: number,
+  shared: SharedArrayBuffer,
+  onError: (e: unknown) => void,
+): KeeperThread {
+  const { Worker } = process.getBuiltinModule('node:worker_threads') as typeof WorkerThreads;
+  const etcd3 = createRequire(import.meta.url).resolve('etcd3');
+  const worker = new Worker(KEEPER, { eval: true, workerData: { etcd3, endpoints, leaseId, every, shared } });
+  worker.unref();
+  worker.on('error', onError);
+  return { stop: () => void worker.terminate() };
 }
 
 /** What one etcd member says of itself: its /health, or why it did not answer. */
@@ -439,6 +497,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       await old?.revoke().catch(() => {});
       reg = await within(register(), ttlMs, 'register');
       lastAlive = Date.now();
+      startKeeper();
       // the fencing stop ends before anything is reconciled again
       await fencing;
       while (running > 0) await new Promise((r) => setTimeout(r, 50));
@@ -453,24 +512,44 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     }
   };
 
-  // keepalive: a few times per TTL; the fence comes at TTL/2 without a successful one. A
-  // tick that comes late means this process was busy (a synchronous step), not that etcd is
-  // gone: the keepalive it could not send gets one chance, of one tick, before the fence.
+  // keepalive: a few times per TTL; the fence comes at TTL/2 without a successful one. The
+  // local service does much of its work synchronously (mounts, links, spawnSync): a start can
+  // hold this thread for seconds, longer than a short lease. With the etcd URLs known, a
+  // worker thread sends the keepalives (its own client, its own event loop) and shares the
+  // time of the last answer; this thread only decides. A tick that comes late means this
+  // thread was busy: the fence waits one more tick for the worker's news.
   const kaEvery = Math.max(200, Math.floor(ttlMs / 6));
+  const beat = new BigInt64Array(new SharedArrayBuffer(16)); // [last answer ms, lease gone]
+  let keeper: KeeperThread | undefined;
+  const startKeeper = (): void => {
+    keeper?.stop();
+    keeper = undefined;
+    Atomics.store(beat, 0, BigInt(Date.now()));
+    Atomics.store(beat, 1, 0n);
+    if (!reg || !opts.endpoints?.length) return;
+    try {
+      keeper = startKeeperThread(opts.endpoints, reg.leaseId, kaEvery, beat.buffer as SharedArrayBuffer, (e) => {
+        log('warn', 'keepalive thread failed: keepalives from the main thread', { error: describeError(e) });
+        keeper = undefined;
+      });
+    } catch (e) {
+      log('warn', 'no keepalive thread: keepalives from the main thread', { error: describeError(e) });
+    }
+  };
+  startKeeper();
   let kaBusy = false;
   let lastTick = Date.now();
   let graceUntil = 0;
   const keepalive = (): void => {
     if (kaBusy) return;
-    kaBusy = true;
     const r = reg;
+    if (!fenced && (keeper || !r)) return;
+    kaBusy = true;
     const p = fenced
       ? reRegister()
-      : r
-        ? within(r.lease.keepaliveOnce(), kaEvery, 'keepalive').then(() => {
-            if (reg === r) lastAlive = Date.now();
-          })
-        : Promise.resolve();
+      : within(r!.lease.keepaliveOnce(), kaEvery, 'keepalive').then(() => {
+          if (reg === r) lastAlive = Date.now();
+        });
     p.catch(() => {}).finally(() => {
       kaBusy = false;
     });
@@ -481,40 +560,65 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   // side may have a leader and expire this node's lease) by asking every member: held back
   // only when the members that answer have no leader and every other one refuses the
   // connection (its process is down); a member that does not answer at all may be alive
-  // behind a partition, and then the node fences.
+  // behind a partition, and then the node fences. The members are asked from TTL/3 on, so
+  // the answer is there at TTL/2.
   let probing = false;
   let holding = false;
-  const beforeFence = (): void => {
+  let verdict: { at: number; lost: boolean; seen: string[] } | undefined;
+  const probe = (): void => {
     const endpoints = opts.endpoints ?? [];
-    if (!endpoints.length) return void fence('etcd unreachable for half the lease TTL');
-    if (probing) return;
+    if (probing || !endpoints.length) return;
     probing = true;
-    void Promise.all(endpoints.map((ep) => probeMember(ep, kaEvery)))
+    const at = Date.now();
+    void Promise.all(endpoints.map((ep) => probeMember(ep, Math.max(300, Math.floor(ttlMs / 6)))))
       .then((seen) => {
         const lost = seen.includes('no-leader') && seen.every((m) => m === 'no-leader' || m === 'down');
-        if (lost && !fenced) {
-          if (!holding) log('warn', 'etcd has no quorum: no lease can expire, local jails keep running', { seen });
-          holding = true;
-          return;
+        if (holding && seen.includes('healthy')) {
+          // a leader again: it renewed every lease in full when it was elected
+          holding = false;
+          lastAlive = Math.max(lastAlive, at);
+          log('info', 'etcd has a leader again');
         }
-        holding = false;
-        return fence(`etcd unreachable for half the lease TTL (members: ${seen.join(', ')})`);
+        verdict = { at, lost, seen };
       })
       .finally(() => {
         probing = false;
       });
   };
+  const beforeFence = (now: number): void => {
+    const fresh = verdict && now - verdict.at < ttlMs / 3 ? verdict : undefined;
+    if (fresh?.lost) {
+      if (!holding)
+        log('warn', 'etcd has no quorum: no lease can expire, local jails keep running', { seen: fresh.seen });
+      holding = true;
+      return;
+    }
+    // the members' answer is on its way (asked since TTL/3, each bounded by TTL/6)
+    if (opts.endpoints?.length && !fresh) {
+      probe();
+      return;
+    }
+    void fence(`etcd unreachable for half the lease TTL${fresh ? ` (members: ${fresh.seen.join(', ')})` : ''}`);
+  };
   timers.push(
     setInterval(() => {
       if (stopped) return;
       const now = Date.now();
-      if (now - lastAlive <= ttlMs / 2) holding = false;
+      lastAlive = Math.max(lastAlive, Number(Atomics.load(beat, 0)));
+      if (Atomics.load(beat, 1) === 1n && !fenced) {
+        Atomics.store(beat, 1, 0n);
+        void fence('etcd says the node lease expired');
+      }
+      if (now - lastAlive <= ttlMs / 3) {
+        holding = false;
+        verdict = undefined;
+      } else if (!fenced) probe();
       if (now - lastTick > 2 * kaEvery) {
         graceUntil = now + kaEvery;
         kaBusy = false;
       }
       lastTick = now;
-      if (!fenced && now - lastAlive > ttlMs / 2 && now >= graceUntil) beforeFence();
+      if (!fenced && now - lastAlive > ttlMs / 2 && now >= graceUntil) beforeFence(now);
       keepalive();
     }, kaEvery),
   );
@@ -579,6 +683,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       await fencing;
       stopped = true;
       if (o.stopJails) await stopAllLocal();
+      keeper?.stop();
       if (reg) await within(reg.revoke(), 5000, 'revoke').catch(() => {});
       wakeWaiters();
     },
