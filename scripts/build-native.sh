@@ -26,6 +26,8 @@ for src in native/*.c; do
     fi
     libs=(-lseccomp)
   fi
+  # a helper whose source says so is built without libc (native/jy-hold.c: its own _start)
+  grep -q '^ \* build: -nostdlib' "$src" && libs+=(-nostdlib)
   # jy-ctl (the CLI's start/stop through the daemon) is on a command's path: speed over size
   opt=-Os
   [ "$src" = native/jy-ctl.c ] && opt=-O2
