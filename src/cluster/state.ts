@@ -42,6 +42,9 @@ export interface ClusterStateOptions {
   callTimeoutMs?: number;
   /** How long open() tries to reach etcd, ms (default 10000). */
   connectTimeoutMs?: number;
+  /** Compact etcd's history every this many ms (compactHistory with the settings'
+   * event_history); off by default. */
+  compactEveryMs?: number;
   /** A record in etcd failed validation (it is skipped; the mirror keeps going). */
   onInvalid?: (key: string, error: JailyardError) => void;
   /** The watch was lost and the mirror re-listed (after a compaction or a long outage). */
@@ -153,6 +156,7 @@ export class ClusterState implements EventLog {
   #sortedNames: string[] | undefined;
   /** Leases this client keeps alive (released, not revoked, on close). */
   #leases = new Set<Lease>();
+  #compactor: NodeJS.Timeout | undefined;
   #closed = false;
   #resyncing: Promise<void> | undefined;
 
@@ -175,6 +179,10 @@ export class ClusterState implements EventLog {
     if (opts.endpoints.length === 0)
       throw new JailyardError('JY_ERR_USAGE', 'no etcd endpoint given', { param: '--etcd' });
     const s = new ClusterState(opts);
+    if (opts.compactEveryMs) {
+      s.#compactor = setInterval(() => void s.compactHistory().catch(() => {}), opts.compactEveryMs);
+      s.#compactor.unref();
+    }
     const until = Date.now() + (opts.connectTimeoutMs ?? 10_000);
     for (;;) {
       try {
@@ -193,6 +201,7 @@ export class ClusterState implements EventLog {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#compactor);
     this.#listeners.clear();
     // their keepalive timers would outlive the client; the keys expire with their TTL
     for (const l of this.#leases) l.release();
@@ -319,17 +328,35 @@ export class ClusterState implements EventLog {
     });
   }
 
-  /** Waits until the mirror has applied revision `r` (a write's own revision). */
-  async caughtUp(r: number, timeoutMs = 10_000): Promise<void> {
-    if (this.#revision >= r) return;
+  /**
+   * Waits until the mirror has applied revision `r` (a write's own revision: reads through
+   * this client then see it). A watch that does not deliver it in time is not trusted any
+   * more: the mirror re-lists. The write itself is done either way: false, not an error (a
+   * caller retrying a write that was made would make it twice).
+   */
+  async caughtUp(r: number, timeoutMs = 10_000): Promise<boolean> {
+    if (this.#revision >= r) return true;
     const ok = await this.waitUntil(() => this.#revision >= r, { timeoutMs });
-    if (!ok) {
-      throw new JailyardError(
-        'JY_ERR_CLUSTER',
-        `the etcd watch did not deliver revision ${r} within ${timeoutMs} ms (at ${this.#revision})`,
-        { step: 'etcd' },
-      );
+    if (!ok && !this.#closed) this.#resync();
+    return ok;
+  }
+
+  /**
+   * Compacts etcd's history, keeping the last `keep` revisions (the settings' event_history
+   * by default): watchers further behind must re-list, as with the SQLite store's log. Any
+   * node may run it; a revision already compacted is no error. Returns the revision
+   * compacted to, or 0 when there was nothing to do.
+   */
+  async compactHistory(keep: number = this.#settings.event_history): Promise<number> {
+    const target = this.#revision - keep;
+    if (target <= 0) return 0;
+    try {
+      await this.client.kv.compact({ revision: target });
+    } catch (e) {
+      if (/compacted/i.test(describeError(e))) return 0;
+      throw clusterError('compacting the history', e);
     }
+    return target;
   }
 
   #emit(c: MirrorChange): void {

@@ -234,6 +234,23 @@ test('a watch resumed after a compaction re-lists: the state is current, older e
   assert.equal(a.getJail('r1')?.meta, 'again=1');
 });
 
+test('compactHistory keeps the last event_history revisions', async () => {
+  const p = freshPrefix();
+  const a = await open(p);
+  await a.createJail(jail('h'));
+  for (let i = 0; i < 5; i++) await a.updateJail('h', (j) => ({ ...j, meta: `n=${i}` }));
+  const old = a.currentRevision() - 4;
+  const to = await a.compactHistory(2);
+  assert.equal(to, a.currentRevision() - 2);
+  await assert.rejects(a.client.kv.range({ key: Buffer.from(`${p}jails/h`), revision: old }), /compacted/);
+  const kept = await a.client.kv.range({ key: Buffer.from(`${p}jails/h`), revision: to });
+  assert.equal(kept.kvs.length, 1);
+  // again at the same place: nothing to do, no error
+  assert.equal(await a.compactHistory(2), 0);
+  // the mirror's own history is its ring: unchanged by etcd's compaction
+  assert.equal(a.eventsSince(old).length, 4);
+});
+
 test('a record that is not valid is refused with a clear error and the mirror goes on', async () => {
   const p = freshPrefix();
   const invalid: string[] = [];
