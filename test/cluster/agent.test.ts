@@ -18,7 +18,7 @@ import { skeletonHooks } from '../../src/skeleton/hooks.ts';
 import { loadDriver } from '../../src/platform/index.ts';
 import type { Store } from '../../src/store/types.ts';
 import { JailyardError } from '../../src/errors.ts';
-import { binArgs, binFor, cliFor } from '../helpers/cli.ts';
+import { binArgs, binFor, cliFor, runCli } from '../helpers/cli.ts';
 import { assertNoLeaks, snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
 
 const CLIENT = 'http://127.0.0.1:23795';
@@ -383,6 +383,22 @@ describe('node agent over a real etcd and real jails', () => {
     await usage(['--etcd', 'etcd:2379', '--node', 'n1', '--range', '198.51.100.88/29'], /http:\/\/HOST:PORT/);
     await usage(['--etcd', CLIENT, '--node', 'n1', '--range', '198.51.100.88/29', '--node-label', 'x'], /KEY=VALUE/);
     const prefix = ['--etcd', CLIENT, '--etcd-prefix', '/jy-d-serve/', '--lease-ttl', '3'];
+    // a state folder with jails of one host does not join (its agent would remove them)
+    const host1 = join(dir, 'one-host');
+    assert.equal((await runCli(['--state', host1, 'create', 'loc1', `path=${host1}/root`, 'persist'])).code, 0);
+    const refused = await runCli([
+      '--state',
+      host1,
+      'serve',
+      ...prefix,
+      '--node',
+      'sn9',
+      '--range',
+      '198.51.100.88/29',
+    ]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /holds 1 jail\(s\) of this host \(loc1\)/);
+    assert.equal((await runCli(['--state', host1, 'remove', 'loc1'])).code, 0);
     const sdir = join(dir, 'serve');
     const child = spawn(
       process.execPath,

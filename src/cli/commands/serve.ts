@@ -1,11 +1,12 @@
 // jailyard serve — see docs/api.md and docs/cli.md#serve
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import type { CliIO, RegisterVerb } from '../context.ts';
 import { openSession, type Session } from '../jails.ts';
 import type { LocalService, NodeAgent } from '../../cluster/agent.ts';
 import type { ApiLimits } from '../../api/limits.ts';
+import type { Store } from '../../store/types.ts';
 
 interface ServeOptions {
   socket?: string;
@@ -111,6 +112,29 @@ export async function clusterFlags(o: ServeOptions): Promise<ClusterFlags | unde
     node: { name: o.node, labels, range: o.range, capacity: int('--capacity', o.capacity, 100, 1) },
     leaseTtlSec: int('--lease-ttl', o.leaseTtl, 10, 2),
   };
+}
+
+/**
+ * A node's agent removes every local jail the cluster does not place on it: a state folder
+ * that holds jails of one host must not join by mistake. The first join marks the folder as a
+ * node's (`<state>/cluster-node`); an unmarked folder with jails is refused, nothing changed.
+ */
+function claimStateFolder(dir: string, store: Store, node: string): void {
+  const marker = join(dir, 'cluster-node');
+  if (existsSync(marker)) return;
+  const own = store.listJails();
+  if (own.length)
+    throw new JailyardError(
+      'JY_ERR_USAGE',
+      `the state folder ${dir} holds ${own.length} jail(s) of this host (${own
+        .slice(0, 3)
+        .map((j) => j.name)
+        .join(
+          ', ',
+        )}${own.length > 3 ? ', ...' : ''}); a cluster node removes the local jails the cluster does not place on it: give the node a state folder of its own (--state)`,
+      { param: '--state' },
+    );
+  writeFileSync(marker, `${node}\n`, { mode: 0o644 });
 }
 
 /** The node's API URL for its record, when it listens on a specific address. */
@@ -266,6 +290,7 @@ export const register: RegisterVerb = (program, io) => {
       if (!session.store) throw new JailyardError('JY_ERR_USAGE', 'serve needs the local store', { step: 'serve' });
       // cluster mode: the API serves the cluster's jails from etcd; the local service stays
       // this node's own, driven by the agent (and the guest sockets' readiness)
+      if (cluster) claimStateFolder(session.stateDir, session.store, cluster.node.name);
       const joined = cluster ? await openCluster(cluster, io) : undefined;
       // the jail(8) and jls(8) jails run inside themselves, answered on their guest sockets
       const { runJail, runJls } = await import('../freebsd/index.ts');
