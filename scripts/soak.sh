@@ -14,7 +14,7 @@ shopt -s nullglob
 add test/fuzz/*.test.ts
 if [[ ${1:-} != --fuzz-only ]]; then
 	add test/faults/*.test.ts test/cli/crash*.test.ts test/api/crash-daemon.test.ts \
-		test/cli/signals.test.ts test/cli/two-states.test.ts
+		test/cli/signals.test.ts test/cli/two-states.test.ts test/cluster/cluster.test.ts
 fi
 if ((${#files[@]} == 0)); then
 	echo "soak: no test files found" >&2

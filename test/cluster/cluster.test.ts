@@ -495,4 +495,42 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
     assert.ok(['event', 'JY_ERR_REVISION_GONE'].includes(outcome), `watch from ${rev} after restart: ${outcome}`);
     await ok(t.cli('b', 'remove', 'r1'), 'remove r1');
   });
+  test('soak: fail-over rounds, kill -9 and cut in turn; the jail never runs twice', {
+    skip: process.env.JAILYARD_SOAK ? undefined : 'JAILYARD_SOAK=1 (npm run soak)',
+  }, async () => {
+    const rounds = Number(process.env.JY_CLUSTER_ROUNDS ?? 10);
+    await ok(t.cli('c', 'create', ...spec('sk1', 'restart.policy=always', 'node.selector=zone=z1')), 'create sk1');
+    await ok(t.cli('c', 'start', 'sk1'), 'start sk1');
+    const guard = neverTwice('sk1');
+    const times: number[] = [];
+    try {
+      for (let r = 0; r < rounds; r++) {
+        await waitUntil('sk1 running on one node', () => runningOn('sk1').length === 1, 30_000);
+        const from = runningOn('sk1')[0] as NodeName;
+        const to: NodeName = from === 'a' ? 'b' : 'a';
+        const at = Date.now();
+        if (r % 2 === 0) await t.killNode(from);
+        else t.cut(from);
+        try {
+          await waitUntil(`round ${r}: sk1 on ${to}`, () => runningOn('sk1').join() === to, (TTL + 20) * 1000);
+          times.push(Date.now() - at);
+        } finally {
+          if (r % 2 === 0) await t.startNode(from);
+          else t.heal(from);
+        }
+        await waitUntil(
+          `round ${r}: ${from} listed again`,
+          async () => {
+            const l = await t.cli('c', 'nodes', '--json');
+            return l.code === 0 && nodesOf(l.stdout).some((n) => n.name === from);
+          },
+          30_000,
+        );
+      }
+    } finally {
+      await guard.stop();
+    }
+    console.log(`# ${rounds} fail-overs: ${times.map((m) => `${m} ms`).join(', ')}`);
+    await ok(t.cli('c', 'remove', 'sk1'), 'remove sk1');
+  });
 });
