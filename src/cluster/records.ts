@@ -7,6 +7,7 @@ import { JailyardError } from '../errors.ts';
 import type { ParamValue, Params } from '../conf/spec.ts';
 import { isLabelKey, labelValueErrors } from '../meta/selector.ts';
 import { DEFAULT_SETTINGS, checkSetting } from '../store/settings.ts';
+import { validateJailName, wantedJid } from '../store/names.ts';
 import type { JailRecord, JailState, Settings } from '../store/types.ts';
 
 export type Desired = 'running' | 'stopped';
@@ -222,9 +223,17 @@ function parseStatus(v: unknown): JailStatus | null {
 export function checkClusterJail(v: Record<string, unknown>): ClusterJail {
   const desired = v.desired;
   if (desired !== 'running' && desired !== 'stopped') fail('field "desired" must be "running" or "stopped"');
+  const name = nameOk(str(v, 'name', 1024), 'jail name');
+  const params = parseParams(v.params);
+  // the node creates a local jail of that name: the single host's rules hold
+  try {
+    validateJailName(name, wantedJid(params, name));
+  } catch (e) {
+    fail(e instanceof Error ? e.message : String(e));
+  }
   return {
-    name: nameOk(str(v, 'name', 1024), 'jail name'),
-    params: parseParams(v.params),
+    name,
+    params,
     meta: str(v, 'meta', MAX_RECORD),
     env: str(v, 'env', MAX_RECORD),
     desired,

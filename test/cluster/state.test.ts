@@ -259,6 +259,7 @@ test('a record that is not valid is refused with a clear error and the mirror go
   await etcd.put(`${p}jails/bad`, '{"name": "bad", not json');
   await etcd.put(`${p}jails/good`, JSON.stringify({ ...jail('good'), desired: 'flying' }));
   await etcd.put(`${p}nodes/x`, JSON.stringify({ name: 'x', range: '300.1.1.1/8' }));
+  await etcd.put(`${p}jails/a*b`, JSON.stringify(jail('a*b')));
   await a.createJail(jail('after'));
   await a.waitUntil(() => a.getJail('after') !== undefined, { timeoutMs: 5000 });
   assert.equal(a.getJail('bad'), undefined);
@@ -266,18 +267,19 @@ test('a record that is not valid is refused with a clear error and the mirror go
   assert.equal(a.getJail('good')?.revision, ok.revision);
   assert.deepEqual(a.nodeEntries(), []);
   const reasons = [...a.invalidRecords().entries()];
-  assert.equal(reasons.length, 3);
+  assert.equal(reasons.length, 4);
   assert.match(a.invalidRecords().get(`${p}jails/bad`)!, /invalid jail record at etcd key ".*jails\/bad": not JSON/);
   assert.match(a.invalidRecords().get(`${p}jails/good`)!, /field "desired" must be "running" or "stopped"/);
   assert.match(a.invalidRecords().get(`${p}nodes/x`)!, /not an IPv4 CIDR|labels/);
-  assert.equal(invalid.length, 3);
+  assert.match(a.invalidRecords().get(`${p}jails/a*b`)!, /invalid jail name "a\*b": contains "\*"/);
+  assert.equal(invalid.length, 4);
   // a client that lists such a state starts anyway, without the bad records
   const b = await open(p);
   assert.deepEqual(
     b.listJails().map((j) => j.name),
     ['after'],
   );
-  assert.equal(b.invalidRecords().size, 3);
+  assert.equal(b.invalidRecords().size, 4);
   // an update of a bad record reads it through the same check
   await assert.rejects(
     a.updateJail('bad', (j) => j),
