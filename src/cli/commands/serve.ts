@@ -152,6 +152,8 @@ async function openCluster(flags: ClusterFlags, io: CliIO) {
   const state = await ClusterState.open({
     endpoints: flags.endpoints,
     ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
+    // etcd keeps every revision until compacted: keep settings.event_history of them
+    compactEveryMs: 300_000,
     onInvalid: (key, e) => warn('invalid record in etcd', { key, error: e.message }),
     onResync: (revision) => warn('etcd watch lost: listed again', { revision }),
   });
