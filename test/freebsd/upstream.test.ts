@@ -185,6 +185,24 @@ let baseline: SystemSnapshot;
  * changes a setting of its state folder. */
 const stateOf = (program: string) => join(root, program, 'state');
 
+/** The environment of a kyua run: without what would make the bins take the Node CLI
+ * instead of the daemon (JAILYARD_SRC=1 while developing, a daemon elsewhere, settings the
+ * daemon has its own of: native/jy-ctl.c). */
+function kyuaEnv(add: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...add };
+  for (const k of [
+    'JAILYARD_SRC',
+    'JAILYARD_HOST',
+    'JAILYARD_DEFAULTS',
+    'JAILYARD_USERNS_REGISTRY',
+    'JAILYARD_STORE_BUSY_MS',
+    'JAILYARD_SPAWNER',
+    'JAILYARD_CRASH_AT',
+  ])
+    delete env[k];
+  return env;
+}
+
 /** The daemons serving the programs' state folders. */
 const daemons: ChildProcess[] = [];
 
@@ -320,7 +338,16 @@ test("FreeBSD's jail_basic_test and jailmeta pass under kyua", { timeout: 300_00
       copyFileSync(join(upstream, 'commands.jail.conf'), join(suite, 'commands.jail.conf'));
       writeFileSync(join(suite, 'Kyuafile'), `syntax(2)\ntest_suite("jailyard")\natf_test_program{name="${p.name}"}\n`);
       const results = join(dir, 'results.db');
-      const env = { ...process.env, HOME: home, TMPDIR: tmp, JAILYARD_STATE: stateOf(p.name) };
+      const env = kyuaEnv({ HOME: home, TMPDIR: tmp, JAILYARD_STATE: stateOf(p.name) });
+      // the cases' jail and jls go to the daemon (jy-ctl's trace marker), not through Node
+      const probe = spawnSync(join(compatBin, 'jls'), [], {
+        env: { ...env, JAILYARD_TRACE_FAST: '1' },
+        encoding: 'utf8',
+      });
+      assert.ok(
+        probe.stderr.startsWith('jailyard: ctl: fast path\n'),
+        `jls did not go through the daemon: ${probe.stderr}`,
+      );
       const test = await run(tools.kyua!, ['--config=none', 'test', `--results-file=${results}`], {
         cwd: suite,
         env,
