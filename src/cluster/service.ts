@@ -7,7 +7,8 @@ import { JailyardError, withContext } from '../errors.ts';
 import type { JailSpec, Params } from '../conf/spec.ts';
 import { jailRoot } from '../layout.ts';
 import { applyMetaOps, type MetaOp } from '../meta/ops.ts';
-import { failedOutcome } from '../runtime/order.ts';
+import { buildGraph, failedOutcome, runBatch, withDependencies } from '../runtime/order.ts';
+import { dependsOf } from '../runtime/params.ts';
 import { checkChange, checkCreate } from '../runtime/service.ts';
 import type { BatchOptions, BatchResult, JailOutcome, JailService } from '../runtime/types.ts';
 import { isJidRef, validateJailName, wantedJid } from '../store/names.ts';
@@ -30,15 +31,6 @@ function summarize(outcomes: JailOutcome[]): BatchResult {
 
 const sameStatus = (a: ClusterJail['status'], b: ClusterJail['status']): boolean =>
   JSON.stringify(a) === JSON.stringify(b);
-
-/** Runs `work` over `items`, at most `parallel` at once, in order of start. */
-async function pool<T>(items: T[], parallel: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.max(1, Math.min(parallel, items.length)) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  });
-  await Promise.all(lanes);
-}
 
 export function createClusterService(state: ClusterState, opts: ClusterServiceOptions = {}): JailService {
   const waitMs = opts.waitMs ?? 60_000;
@@ -187,6 +179,17 @@ export function createClusterService(state: ClusterState, opts: ClusterServiceOp
       },
       { timeoutMs: waitMs, ...(bopts.signal ? { signal: bopts.signal } : {}) },
     );
+    if (last.outcome instanceof JailyardError && last.outcome.code === 'JY_ERR_STEP_FAILED') {
+      // a failed start leaves the jail stopped, as on one host: the node does not retry it
+      // until the next start asks again
+      await state
+        .updateJail(name, (cur) =>
+          cur.desired === 'running' && cur.placement?.token === token
+            ? { ...cur, desired: 'stopped', updatedAt: now() }
+            : null,
+        )
+        .catch(() => {});
+    }
     if (last.outcome instanceof Error) throw last.outcome;
     if (!ok) {
       const node = state.jailEntry(name)?.jail.placement?.node ?? '(none)';
@@ -199,21 +202,26 @@ export function createClusterService(state: ClusterState, opts: ClusterServiceOp
     return changed;
   };
 
+  // `depend` and nesting order the batch as on one host (runtime/order.ts): a jail starts
+  // after what it depends on (a parent first) and stops before it; a failure skips the rest
+  const dependsOfName = (n: string): string[] => {
+    const e = state.jailEntry(n);
+    const dot = n.lastIndexOf('.');
+    const parent = dot > 0 && state.jailEntry(n.slice(0, dot)) ? [n.slice(0, dot)] : [];
+    return [...(e ? dependsOf(e.jail.params) : []), ...parent].filter((d) => state.jailEntry(d) !== undefined);
+  };
   const batch = async (names: string[], desired: Desired, bopts: BatchOptions): Promise<BatchResult> => {
-    const outcomes = new Map<string, JailOutcome>();
-    await pool(names, bopts.parallel ?? 1, async (n) => {
-      if (bopts.signal?.aborted) {
-        outcomes.set(n, { name: n, status: 'skipped', message: 'interrupted', code: 'JY_ERR_INTERRUPTED' });
-        return;
-      }
-      try {
-        await drive(n, desired, bopts);
-        outcomes.set(n, { name: n, status: 'ok' });
-      } catch (e) {
-        outcomes.set(n, failedOutcome(n, e));
-      }
-    });
-    return summarize(names.map((n) => outcomes.get(n)!));
+    const graph = buildGraph(names, dependsOfName);
+    return summarize(
+      await runBatch(
+        names,
+        graph,
+        desired === 'running' ? 'start' : 'stop',
+        bopts.parallel ?? 1,
+        async (n) => void (await drive(n, desired, bopts)),
+        bopts.signal,
+      ),
+    );
   };
 
   const service: JailService = {
@@ -306,9 +314,11 @@ export function createClusterService(state: ClusterState, opts: ClusterServiceOp
 
     async start(refs, bopts = {}) {
       const names = requireAll(refs);
-      // a parent first (a nested jail runs inside it), as on one host
-      const ordered = [...names].sort((a, b) => a.split('.').length - b.split('.').length);
-      return batch(ordered, 'running', bopts);
+      // like jail -c: what a jail depends on is started first, unless it already runs
+      const all = withDependencies(names, dependsOfName).filter(
+        (n) => names.includes(n) || state.getJail(n)?.state === 'stopped',
+      );
+      return batch(all, 'running', bopts);
     },
 
     async stop(refs, bopts = {}) {

@@ -184,16 +184,55 @@ test('a node that never reports: start times out with a clear error, the signal 
   assert.equal(r.outcomes[0]!.code, 'JY_ERR_CLUSTER');
   assert.match(r.outcomes[0]!.message!, /node mute did not report the jail running within 0 s/);
   const slow = createClusterService(s, { waitMs: 60_000 });
-  const ac = new AbortController();
-  setTimeout(() => ac.abort(), 200);
-  const t0 = Date.now();
-  const r2 = await slow.stop(['q'], { signal: ac.signal });
   // stopped with no status: nothing runs, so the stop is done at once
-  assert.ok(r2.ok);
-  await slow.modify('q', { params: { 'exec.start': 'x' } });
+  assert.ok((await slow.stop(['q'])).ok);
+  const ac = new AbortController();
+  const t0 = Date.now();
+  setTimeout(() => ac.abort(), 200);
   const r3 = await slow.start(['q'], { signal: ac.signal });
   assert.equal(r3.outcomes[0]!.code, 'JY_ERR_INTERRUPTED');
   assert.ok(Date.now() - t0 < 5000);
+  // a batch interrupted before it begins begins nothing (as on one host)
+  const r4 = await slow.start(['q'], { signal: ac.signal });
+  assert.equal(r4.outcomes[0]!.status, 'skipped');
+});
+
+test('depend orders a batch as on one host: a failed dependency skips what needs it', async () => {
+  const p = freshPrefix();
+  const s = await open(p);
+  await standInAgent(s, 'n1', '198.51.100.80/29');
+  const svc = createClusterService(s, { waitMs: 5000 });
+  await svc.create(spec('db', { 'exec.start': 'fail' }));
+  await svc.create(spec('app', { depend: ['db'] }));
+  await svc.create(spec('side'));
+  const r = await svc.start(['app', 'side']);
+  assert.deepEqual(
+    r.outcomes.map((o) => [o.name, o.status]),
+    [
+      ['db', 'failed'],
+      ['app', 'skipped'],
+      ['side', 'ok'],
+    ],
+  );
+  assert.match(r.outcomes[1]!.message!, /db failed/);
+  await svc.modify('db', { unset: ['exec.start'] });
+  const again = await svc.start(['app']);
+  assert.deepEqual(
+    again.outcomes.map((o) => [o.name, o.status]),
+    [
+      ['db', 'ok'],
+      ['app', 'ok'],
+    ],
+  );
+  // stop takes the dependent down first
+  const order: string[] = [];
+  const off = s.subscribe((c) => {
+    if (c.kind === 'jail' && c.entry?.jail.desired === 'stopped' && c.prev?.jail.desired === 'running')
+      order.push(c.name);
+  });
+  assert.ok((await svc.stop(['db', 'app'])).ok);
+  off();
+  assert.deepEqual(order, ['app', 'db']);
 });
 
 test('CAS through the service, and meta key writers on two API clients lose nothing', async () => {
