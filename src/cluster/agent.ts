@@ -297,6 +297,11 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     const entry = state.jailEntry(name);
     const cj = entry?.jail;
     const mine = !!cj && cj.placement?.node === me;
+    // a record that fails validation is not an absent one: its local jail is left as it is
+    if (!cj && state.invalidRecords().has(state.keys.jail(name))) {
+      log('warn', 'the jail record in etcd is invalid: its local jail is left alone', { jail: name });
+      return;
+    }
     if (!mine) {
       attempts.delete(name);
       await removeLocal(name);
