@@ -23,13 +23,13 @@ describe('cluster topology', { skip }, () => {
     top.assertNoLeaks();
   });
 
-  test('three etcd members are healthy and replicate a write', () => {
-    assert.deepEqual(t!.etcdHealth(), [true, true, true]);
-    assert.equal(t!.etcdctl(['put', '/smoke/k', 'v1'], [0]).code, 0);
-    const r = t!.etcdctl(['get', '--print-value-only', '--consistency=s', '/smoke/k'], [2]);
+  test('three etcd members are healthy and replicate a write', async () => {
+    assert.deepEqual(await t!.etcdHealth(), [true, true, true]);
+    assert.equal((await t!.etcdctl(['put', '/smoke/k', 'v1'], [0])).code, 0);
+    const r = await t!.etcdctl(['get', '--print-value-only', '--consistency=s', '/smoke/k'], [2]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'v1');
-    const members = t!.etcdctl(['member', 'list']);
+    const members = await t!.etcdctl(['member', 'list']);
     assert.equal(members.stdout.trim().split('\n').length, 3, members.stdout);
   });
 
@@ -116,15 +116,17 @@ describe('cluster topology', { skip }, () => {
 
   test('one member stopped: writes go on; two stopped: no quorum; restarted: healthy', async () => {
     await t!.stopEtcdMember(2);
-    assert.equal(t!.etcdctl(['put', '/smoke/k', 'v2'], [0, 1]).code, 0);
+    assert.equal((await t!.etcdctl(['put', '/smoke/k', 'v2'], [0, 1])).code, 0);
     await t!.stopEtcdMember(1);
-    assert.notEqual(t!.etcdctl(['put', '/smoke/k', 'v3'], [0]).code, 0);
+    assert.notEqual((await t!.etcdctl(['put', '/smoke/k', 'v3'], [0])).code, 0);
     await t!.startEtcdMember(1);
     await t!.startEtcdMember(2);
     await t!.waitEtcdHealthy();
     // the refused write timed out on the client; its proposal may still commit once a
     // quorum is back (etcd's semantics): the members agree on one of the two values
-    const values = [0, 1, 2].map((i) => t!.etcdctl(['get', '--print-value-only', '/smoke/k'], [i]).stdout.trim());
+    const values = await Promise.all(
+      [0, 1, 2].map(async (i) => (await t!.etcdctl(['get', '--print-value-only', '/smoke/k'], [i])).stdout.trim()),
+    );
     assert.ok(['v2', 'v3'].includes(values[0]!), values.join(','));
     assert.deepEqual(values, [values[0], values[0], values[0]]);
   });

@@ -16,7 +16,7 @@
 // machine. That namespace sees the node's own sysfs (jailyard reads /sys/class/net) with the
 // host's cgroup tree bound at /sys/fs/cgroup, and is a slave of the host's: nothing mounted in
 // it reaches the host.
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import {
   closeSync,
   existsSync,
@@ -318,10 +318,11 @@ export class Topology {
     closeSync(out);
   }
 
-  /** `etcdctl` against the whole cluster (or the members given), run in the router namespace. */
-  etcdctl(args: string[], members: number[] = [0, 1, 2]): CliResult {
+  /** `etcdctl` against the whole cluster (or the members given), run in the router namespace.
+   * Asynchronous: a test's samplers keep running while it waits. */
+  etcdctl(args: string[], members: number[] = [0, 1, 2]): Promise<CliResult> {
     const endpoints = members.map((i) => `http://${ROUTER_ADDR}:${ETCD_CLIENT_PORTS[i]}`).join(',');
-    const r = spawnSync(
+    return runProcess(
       'ip',
       [
         'netns',
@@ -333,20 +334,22 @@ export class Topology {
         '--command-timeout=5s',
         ...args,
       ],
-      { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' }, timeout: 20_000 },
+      20_000,
+      { ETCDCTL_API: '3' },
     );
-    return { code: r.status ?? 128, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   }
 
-  /** Health of each running member (endpoint health), e.g. [true, true, false]. */
-  etcdHealth(): boolean[] {
-    return this.etcd.map((_m, i) => this.etcdctl(['endpoint', 'health'], [i]).code === 0);
+  /** Health of each member (endpoint health), e.g. [true, true, false]. */
+  async etcdHealth(): Promise<boolean[]> {
+    return await Promise.all(
+      this.etcd.map(async (_m, i) => (await this.etcdctl(['endpoint', 'health'], [i])).code === 0),
+    );
   }
 
   async waitEtcdHealthy(timeoutMs = 20_000): Promise<void> {
     await waitUntil(
       'etcd members healthy',
-      () => this.etcd.every((m, i) => !m.proc || this.etcdctl(['endpoint', 'health'], [i]).code === 0),
+      async () => (await this.etcdHealth()).every((ok, i) => ok || !this.etcd[i]!.proc),
       timeoutMs,
     );
   }
@@ -364,7 +367,11 @@ export class Topology {
     if (alive(m.proc?.pid)) return;
     const initial = ETCD_PEER_PORTS.map((p, j) => `m${j + 1}=http://${ROUTER_ADDR}:${p}`).join(',');
     this.spawnEtcd(m, initial, 'existing');
-    await waitUntil(`etcd ${m.name} healthy`, () => this.etcdctl(['endpoint', 'health'], [i]).code === 0, 20_000);
+    await waitUntil(
+      `etcd ${m.name} healthy`,
+      async () => (await this.etcdctl(['endpoint', 'health'], [i])).code === 0,
+      20_000,
+    );
   }
 
   node(name: NodeName): ClusterNode {
@@ -673,9 +680,17 @@ export class Topology {
 }
 
 /** Runs a program to its end (2 min at most) without blocking the event loop. */
-export function runProcess(cmd: string, args: string[], timeoutMs = 120_000): Promise<CliResult> {
+export function runProcess(
+  cmd: string,
+  args: string[],
+  timeoutMs = 120_000,
+  env: Record<string, string> = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, JAILYARD_SRC: '1' } });
+    const p = spawn(cmd, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, JAILYARD_SRC: '1', ...env },
+    });
     let stdout = '';
     let stderr = '';
     p.stdout!.on('data', (d) => (stdout += d));
