@@ -151,12 +151,16 @@ export class ClusterState implements EventLog {
   #invalid = new Map<string, string>();
   /** Records as the API shows them, built once per entry (and per set of live nodes). */
   #records = new WeakMap<JailEntry, { gen: number; record: JailRecord }>();
+  /** Labels (env then meta) of each entry, for selectors: parsed once per revision. */
+  #labels = new WeakMap<JailEntry, Record<string, string>>();
   #nodesGen = 0;
   /** Jail names in order, until a jail is added or removed. */
   #sortedNames: string[] | undefined;
   /** Leases this client keeps alive (released, not revoked, on close). */
   #leases = new Set<Lease>();
   #compactor: NodeJS.Timeout | undefined;
+  /** The last write queued per jail (updateJail's turns). */
+  #writing = new Map<string, Promise<unknown>>();
   #closed = false;
   #resyncing: Promise<void> | undefined;
 
@@ -243,10 +247,16 @@ export class ClusterState implements EventLog {
     const out: JailRecord[] = [];
     for (const name of this.#sortedNames) {
       const e = this.#jails.get(name)!;
-      if (selector && !selector.matches(labelsOf(e.jail.meta, e.jail.env))) continue;
+      if (selector && !selector.matches(this.#labelsOf(e))) continue;
       out.push(this.recordOf(e));
     }
     return out;
+  }
+
+  #labelsOf(e: JailEntry): Record<string, string> {
+    let l = this.#labels.get(e);
+    if (!l) this.#labels.set(e, (l = labelsOf(e.jail.meta, e.jail.env)));
+    return l;
   }
 
   getJail(name: string): JailRecord | undefined {
@@ -656,10 +666,27 @@ export class ClusterState implements EventLog {
    * writer makes it run again on the newer record, so writers of different fields (or keys
    * of meta) never lose each other's changes. JY_ERR_JAIL_NOT_FOUND when the jail is gone.
    */
-  async updateJail(
+  updateJail(
     name: string,
     change: (current: ClusterJail, revision: number) => ClusterJail | null,
     opts: UpdateOptions = {},
+  ): Promise<JailEntry> {
+    // writers of one key in this process take turns: they would only lose compares to each
+    // other (etcd's compare still guards against every other client)
+    const prev = this.#writing.get(name) ?? Promise.resolve();
+    const mine = prev.then(() => this.#update(name, change, opts));
+    const tail = mine.catch(() => {});
+    this.#writing.set(name, tail);
+    void tail.then(() => {
+      if (this.#writing.get(name) === tail) this.#writing.delete(name);
+    });
+    return mine;
+  }
+
+  async #update(
+    name: string,
+    change: (current: ClusterJail, revision: number) => ClusterJail | null,
+    opts: UpdateOptions,
   ): Promise<JailEntry> {
     const attempts = opts.maxAttempts ?? 100;
     const key = Buffer.from(this.keys.jail(name));
@@ -701,7 +728,8 @@ export class ClusterState implements EventLog {
       fromMirror = false;
       const kv = res.responses[0]?.response_range?.kvs[0];
       cur = kv ? this.#parseJail(kv) : undefined;
-      if (i > 3) await new Promise((res) => setTimeout(res, Math.random() * Math.min(50, 2 * i)));
+      // many writers on one key: exponential backoff with full jitter lets each through
+      if (i > 0) await new Promise((res) => setTimeout(res, Math.random() * Math.min(500, 2 ** Math.min(i, 9))));
     }
     throw new JailyardError(
       'JY_ERR_CLUSTER',
