@@ -141,6 +141,8 @@ export class Topology {
   private before: SystemSnapshot;
   private madeNetns: string[] = [];
   private agents = new Map<NodeName, Agent>();
+  /** Removes the signal handlers build() installed. */
+  private release: () => void = () => {};
 
   private constructor(root: string, before: SystemSnapshot, leaseTtl: number) {
     this.root = root;
@@ -156,6 +158,16 @@ export class Topology {
     const before = snapshot();
     const root = mkdtempSync(join(tmpdir(), 'jy-cluster-'));
     const t = new Topology(root, before, opts.leaseTtl ?? 2);
+    // interrupted (Ctrl-C, a runner's SIGTERM): nothing of the topology may outlive us
+    const onSignal = (sig: NodeJS.Signals) => {
+      void t.teardown().finally(() => process.kill(process.pid, sig));
+    };
+    t.release = () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     try {
       t.buildNetwork(opts.nodes ?? ['a', 'b', 'c']);
       await t.startEtcd();
@@ -627,6 +639,7 @@ export class Topology {
    * the folder. Safe to call twice and after a partial build.
    */
   async teardown(): Promise<void> {
+    this.release();
     const errors: string[] = [];
     for (const a of this.agents.values()) await a.destroy().catch(() => {});
     this.agents.clear();
