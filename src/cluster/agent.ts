@@ -570,6 +570,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   let probing = false;
   let holding = false;
   let verdict: { at: number; lost: boolean; seen: string[] } | undefined;
+  let doubtSince: number | undefined;
   const probe = (): void => {
     const endpoints = opts.endpoints ?? [];
     if (probing || !endpoints.length) return;
@@ -596,7 +597,16 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       if (!holding)
         log('warn', 'etcd has no quorum: no lease can expire, local jails keep running', { seen: fresh.seen });
       holding = true;
+      doubtSince = undefined;
       return;
+    }
+    // Holding, a member that was down may be starting again (its port open, no answer yet,
+    // WAL replay). If it was behind a partition instead, a leader elected there renews every
+    // lease in full first: this node still has a TTL from the moment of doubt, and spends at
+    // most half of it waiting.
+    if (holding && fresh && !fresh.seen.includes('healthy')) {
+      doubtSince ??= now;
+      if (now - doubtSince < ttlMs / 2) return;
     }
     // the members' answer is on its way (asked since TTL/3, each bounded by TTL/6)
     if (opts.endpoints?.length && !fresh) {
@@ -617,6 +627,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       if (now - lastAlive <= ttlMs / 3) {
         holding = false;
         verdict = undefined;
+        doubtSince = undefined;
       } else if (!fenced) probe();
       if (now - lastTick > 2 * kaEvery) {
         graceUntil = now + kaEvery;
