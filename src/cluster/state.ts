@@ -156,6 +156,10 @@ export class ClusterState implements EventLog {
   #nodesGen = 0;
   /** Jail names in order, until a jail is added or removed. */
   #sortedNames: string[] | undefined;
+  /** The whole list as last built, valid while #listVersion is unchanged. */
+  #listCache: { version: number; records: JailRecord[] } | undefined;
+  /** Bumped by every change of a jail or of the live nodes. */
+  #listVersion = 0;
   /** Leases this client keeps alive (released, not revoked, on close). */
   #leases = new Set<Lease>();
   #compactor: NodeJS.Timeout | undefined;
@@ -243,6 +247,8 @@ export class ClusterState implements EventLog {
 
   listJails(filter?: { selector?: string }): JailRecord[] {
     const selector = filter?.selector ? parseSelector(filter.selector) : undefined;
+    const whole = !selector || selector.isEverything();
+    if (whole && this.#listCache?.version === this.#listVersion) return this.#listCache.records.slice();
     this.#sortedNames ??= [...this.#jails.keys()].sort(byName);
     const out: JailRecord[] = [];
     for (const name of this.#sortedNames) {
@@ -250,6 +256,7 @@ export class ClusterState implements EventLog {
       if (selector && !selector.matches(this.#labelsOf(e))) continue;
       out.push(this.recordOf(e));
     }
+    if (whole) this.#listCache = { version: this.#listVersion, records: out.slice() };
     return out;
   }
 
@@ -432,6 +439,7 @@ export class ClusterState implements EventLog {
     this.#jails = jails;
     this.#nodes = nodes;
     this.#nodesGen++;
+    this.#listVersion++;
     this.#sortedNames = undefined;
     this.#settings = settings;
     this.#revision = r;
@@ -560,6 +568,7 @@ export class ClusterState implements EventLog {
           }
         }
         if (this.#jails.delete(jailName)) this.#sortedNames = undefined;
+        this.#listVersion++;
         if (!gone) return;
         const last = { ...this.recordOf(gone), revision: r };
         this.#push({ revision: r, type: 'DELETED', name: jailName, jail: last, at });
@@ -578,6 +587,7 @@ export class ClusterState implements EventLog {
       this.#invalid.delete(key);
       if (!prev) this.#sortedNames = undefined;
       this.#jails.set(jailName, entry);
+      this.#listVersion++;
       const t: EventType = prev ? 'MODIFIED' : 'ADDED';
       this.#push({ revision: r, type: t, name: jailName, jail: this.recordOf(entry), at });
       this.#emit({ kind: 'jail', type: t, name: jailName, entry, prev, revision: r });
@@ -588,7 +598,10 @@ export class ClusterState implements EventLog {
       const prev = this.#nodes.get(nodeName);
       if (type === 'delete') {
         this.#invalid.delete(key);
-        if (this.#nodes.delete(nodeName)) this.#nodesGen++;
+        if (this.#nodes.delete(nodeName)) {
+          this.#nodesGen++;
+          this.#listVersion++;
+        }
         if (prev) this.#emit({ kind: 'node', type: 'DELETED', name: nodeName, entry: undefined, prev, revision: r });
         return;
       }
@@ -603,6 +616,7 @@ export class ClusterState implements EventLog {
       this.#invalid.delete(key);
       this.#nodes.set(nodeName, entry);
       this.#nodesGen++;
+      this.#listVersion++;
       this.#emit({ kind: 'node', type: prev ? 'MODIFIED' : 'ADDED', name: nodeName, entry, prev, revision: r });
       return;
     }

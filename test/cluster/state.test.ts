@@ -110,6 +110,29 @@ test('the listing is paged at one revision; the API records are built once per r
   await reg.revoke();
 });
 
+test('a jail on a node whose lease is gone shows stopped with "node X lost"', async () => {
+  const p = freshPrefix();
+  const a = await open(p);
+  const reg = await a.register(node('gone', '198.51.100.80/29'), { ttlSec: 5 });
+  const at = new Date().toISOString();
+  const placement = { node: 'gone', token: 't1', at };
+  const status = { state: 'running' as const, jid: 3, ready: true, lastError: null, addresses: [], token: 't1', at };
+  await a.createJail(jail('lost', { desired: 'running', placement, status }));
+  const before = a.listJails();
+  assert.deepEqual([before[0]!.state, before[0]!.jid, before[0]!.node], ['running', 3, 'gone']);
+  await reg.revoke();
+  await a.waitUntil(() => a.nodeEntries().length === 0, { timeoutMs: 5000 });
+  const after = a.listJails()[0]!;
+  assert.deepEqual(
+    [after.state, after.jid, after.ready, after.lastError, after.node],
+    ['stopped', 0, false, 'node gone lost', 'gone'],
+  );
+  assert.equal(a.getJail('lost')?.lastError, 'node gone lost');
+  // a status for another placement is not this one's
+  await a.updateJail('lost', (j) => ({ ...j, placement: { node: 'gone', token: 't2', at } }));
+  assert.equal(a.getJail('lost')?.state, 'stopped');
+});
+
 test('compare-and-swap: a stale revision is a conflict and changes nothing', async () => {
   const p = freshPrefix();
   const a = await open(p);
