@@ -163,6 +163,7 @@ function cpuGroup(): { enter: () => void; leave: () => void; read: () => number;
   };
 }
 
+let group: ReturnType<typeof cpuGroup>;
 try {
   const skel = await timeMs(() => jy('skel', 'create', 'host', '--from', '/'));
   console.log(`[bench scale] skeleton of the host root in ${skel.toFixed(0)} ms`);
@@ -176,7 +177,7 @@ try {
     encoding: 'utf8',
   });
   const runsFrom = newer.status === 0 && !newer.stdout.trim() ? 'dist' : 'src';
-  const group = cpuGroup();
+  group = cpuGroup();
   group?.enter();
   let startN: number;
   try {
@@ -187,6 +188,7 @@ try {
   const applyCpu = group?.read();
   const removeN = await timeMs(() => jy('remove', '-l', 'bench=scale', '-p', String(PARALLEL)));
   group?.close();
+  group = undefined;
   const metrics: Record<string, number | string> = {
     jails: N,
     parallel: PARALLEL,
@@ -292,5 +294,10 @@ try {
     }
   }
 } finally {
+  // a failed apply: its jails are gone once removed (jy-bench-scale jails are the bench's own)
+  if (group) {
+    await jy('remove', '-l', 'bench=scale', '-p', String(PARALLEL)).catch((e) => console.error(e));
+    group.close();
+  }
   rmSync(dir, { recursive: true, force: true });
 }
