@@ -2,7 +2,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { JailyardError } from '../../src/errors.ts';
+import fc from 'fast-check';
 import { choosePlacement, jailIpv4, restartPolicy, type NodeLoad } from '../../src/cluster/placement.ts';
+import {
+  parseClusterJail,
+  parseNodeRecord,
+  parseSettings,
+  toJailRecord,
+  type ClusterJail,
+} from '../../src/cluster/records.ts';
 import type { Params } from '../../src/conf/spec.ts';
 
 function n(name: string, range: string, placed: number, labels: Record<string, string> = {}, capacity = 10): NodeLoad {
@@ -73,4 +81,58 @@ test('no live node at all, and restart policies', () => {
   assert.equal(restartPolicy({}), 'no');
   assert.equal(restartPolicy({ 'restart.policy': 'always' }), 'always');
   assert.equal(restartPolicy({ 'restart.policy': 'on-failure' }), 'on-failure');
+});
+
+// records.ts is the door for what etcd holds (hostile input): anything is either a valid
+// record or JY_ERR_CLUSTER_RECORD naming the key, never another exception.
+const onlyRecordErrors = (f: () => unknown) => {
+  try {
+    f();
+  } catch (e) {
+    assert.ok(e instanceof JailyardError && e.code === 'JY_ERR_CLUSTER_RECORD', String(e));
+    assert.equal(e.place.key, 'k');
+  }
+};
+
+test('records: any text or JSON value is a record or JY_ERR_CLUSTER_RECORD', () => {
+  const now = '2026-12-02T00:00:00.000Z';
+  const good: ClusterJail = {
+    name: 'j',
+    params: { path: '/srv/j', 'ip4.addr': ['198.51.100.81'] },
+    meta: 'a=1',
+    env: '',
+    desired: 'running',
+    placement: { node: 'n1', token: 't', at: now },
+    status: { state: 'running', jid: 2, ready: true, lastError: null, addresses: [], token: 't', at: now },
+    createdAt: now,
+    updatedAt: now,
+    version: 1,
+  };
+  const fields = Object.keys(good);
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.string(),
+        fc.json(),
+        // a valid record with one field replaced by anything
+        fc.tuple(fc.constantFrom(...fields), fc.jsonValue()).map(([f, v]) => JSON.stringify({ ...good, [f]: v })),
+      ),
+      (text) => {
+        onlyRecordErrors(() => parseClusterJail('k', text, 'j'));
+        onlyRecordErrors(() => parseNodeRecord('k', text));
+        onlyRecordErrors(() => parseSettings('k', text));
+      },
+    ),
+    { numRuns: 300 },
+  );
+  const parsed = parseClusterJail('k', JSON.stringify(good), 'j');
+  assert.deepEqual(parsed, good);
+  const r = toJailRecord(parsed, 42);
+  assert.deepEqual([r.state, r.jid, r.ready, r.revision, r.node, r.runtime], ['running', 2, true, 42, 'n1', null]);
+  assert.throws(() => parseClusterJail('k', JSON.stringify(good), 'other'), /names jail "j", its key names "other"/);
+  assert.throws(
+    () => parseClusterJail('k', JSON.stringify({ ...good, params: { meta: 'x' } })),
+    /parameter "meta" does not belong in "params"/,
+  );
+  assert.throws(() => parseClusterJail('k', JSON.stringify({ ...good, version: 2 })), /unsupported record version 2/);
 });
