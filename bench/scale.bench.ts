@@ -202,8 +202,8 @@ try {
     runs_from: runsFrom,
     jailyard_remove_ms: removeN,
   };
-  let ratio = NaN;
-  let ratioOf = `jailyard apply -p ${PARALLEL} of ${N} jails (s) / 1.5 s`;
+  let ratio = metrics.apply_vs_goal as number;
+  let ratioOf = `jailyard apply -p ${PARALLEL} of ${N} jails / ${(15 * N).toFixed(0)} ms (1.5 s per 100 jails)`;
   if (!SKIP.includes('peers')) {
     const rootfs = busyboxRoot(dir);
     const crun = crunBaseline(dir, rootfs);
