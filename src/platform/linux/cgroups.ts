@@ -107,6 +107,23 @@ async function mkdirOnce(dir: string, jail: string): Promise<void> {
 }
 
 /**
+ * jailyard's own parent group, shared by every state folder: another jail's destroy removes it
+ * when it empties (removeGroups), possibly between the steps of a recursive mkdir, which then
+ * fails with ENOENT. Make it again; the jail's own group is made right after (mkdirOnce, which
+ * handles the same race).
+ */
+async function mkdirParent(dir: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await mkdir(dir, { recursive: true });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 3) throw e;
+    }
+  }
+}
+
+/**
  * Creates the jail's groups with its limits; returns their directories. A nested jail's
  * groups go below its parent's (`under`), so the parent's limits cover the child too.
  */
@@ -139,7 +156,7 @@ export async function createGroups(
     } else {
       const layout = parentDirs(cfg);
       parents = layout.version === 1 ? V1_CONTROLLERS.map((c) => layout.dirs[c]) : [layout.dir];
-      for (const parent of parents) await mkdir(parent, { recursive: true });
+      for (const parent of parents) await mkdirParent(parent);
       if (layout.version === 2) await enableV2Controllers(layout.dir);
     }
     for (const parent of parents) {
