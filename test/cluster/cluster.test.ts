@@ -76,7 +76,8 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
         const where = runningOn(jail);
         seen.add(where.join('+') || '-');
         if (where.length > 1) twice = where.join(', ');
-        await sleep(50);
+        // unref: a sampler a failed test left behind does not hold the process
+        await new Promise((r) => setTimeout(r, 50).unref());
       }
     })();
     return {
@@ -189,10 +190,12 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
   });
 
   test('placement by name, by selector, by address and by load; ls shows the node', async () => {
-    await ok(t.cli('b', 'create', ...spec('pn1', 'node=a')), 'create pn1');
-    await ok(t.cli('a', 'create', ...spec('ps1', 'node.selector=zone=z2')), 'create ps1');
-    // an address routes only to the node whose range holds it
-    await ok(t.cli('c', 'create', ...spec('pi1', 'ip4.addr=198.51.100.50')), 'create pi1');
+    await Promise.all([
+      ok(t.cli('b', 'create', ...spec('pn1', 'node=a')), 'create pn1'),
+      ok(t.cli('a', 'create', ...spec('ps1', 'node.selector=zone=z2')), 'create ps1'),
+      // an address routes only to the node whose range holds it
+      ok(t.cli('c', 'create', ...spec('pi1', 'ip4.addr=198.51.100.50')), 'create pi1'),
+    ]);
     let m = await placement('c');
     assert.equal(m.get('pn1'), 'a');
     assert.equal(m.get('ps1'), 'c');
@@ -276,23 +279,26 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
     const guard = neverTwice('fo1');
     const killedAt = Date.now();
     await t.killNode(from);
-    await waitUntil('fo1 running on the other z1 node', () => runningOn('fo1').join() === to, (TTL + 15) * 1000);
-    const moveMs = Date.now() - killedAt;
-    await guard.stop();
-    assert.equal((await placement('c')).get('fo1'), to);
-    assert.equal((await jail('c', 'fo1')).state, 'running');
-    // st1 (policy no) stays placed on the lost node, stopped, saying why
-    await waitUntil(
-      'st1 shows the node lost',
-      async () => /lost/.test((await jail('c', 'st1')).lastError ?? ''),
-      (TTL + 10) * 1000,
-    );
-    assert.equal((await placement('c')).get('st1'), from);
-    assert.equal((await jail('c', 'st1')).state, 'stopped');
-    console.log(`# fo1 moved ${from} -> ${to} in ${moveMs} ms (lease TTL ${TTL} s)`);
-
-    // the node comes back: it no longer runs fo1 (placed elsewhere) and takes st1 up again
-    await t.startNode(from);
+    try {
+      await waitUntil('fo1 running on the other z1 node', () => runningOn('fo1').join() === to, (TTL + 15) * 1000);
+      const moveMs = Date.now() - killedAt;
+      await guard.stop();
+      assert.equal((await placement('c')).get('fo1'), to);
+      // its processes run before the new node's report reaches etcd
+      await waitUntil('fo1 reported running', async () => (await jail('c', 'fo1')).state === 'running', 10_000);
+      // st1 (policy no) stays placed on the lost node, stopped, saying why
+      await waitUntil(
+        'st1 shows the node lost',
+        async () => /lost/.test((await jail('c', 'st1')).lastError ?? ''),
+        (TTL + 10) * 1000,
+      );
+      assert.equal((await placement('c')).get('st1'), from);
+      assert.equal((await jail('c', 'st1')).state, 'stopped');
+      console.log(`# fo1 moved ${from} -> ${to} in ${moveMs} ms (lease TTL ${TTL} s)`);
+    } finally {
+      // the node comes back: it no longer runs fo1 (placed elsewhere) and takes st1 up again
+      await t.startNode(from);
+    }
     await waitUntil(
       `${from}'s local fo1 gone`,
       async () => {

@@ -643,22 +643,25 @@ export class Topology {
     const errors: string[] = [];
     for (const a of this.agents.values()) await a.destroy().catch(() => {});
     this.agents.clear();
-    for (const n of this.nodes.values()) await stopProcess(n.serve, 3000);
-    for (const n of this.nodes.values()) {
-      if (!n.holder?.pid || !alive(n.holder.pid)) continue;
-      const names = await this.local(n.name, 'ls', '-a', '-N', 'name').catch(() => undefined);
-      const list = names?.code === 0 ? names.stdout.split('\n').filter(Boolean) : [];
-      if (list.length) {
-        const r = await this.local(n.name, 'remove', '-p', '4', ...list);
-        if (r.code !== 0) errors.push(`node ${n.name}: remove ${list.join(' ')}: ${r.stderr}`);
-      }
-      // what a failed removal left: the jails' processes
-      for (const pid of this.jailPids(n.name)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {}
-      }
-    }
+    await Promise.all([...this.nodes.values()].map((n) => stopProcess(n.serve, 3000)));
+    // each node's leftovers, the nodes side by side
+    await Promise.all(
+      [...this.nodes.values()].map(async (n) => {
+        if (!n.holder?.pid || !alive(n.holder.pid)) return;
+        const names = await this.local(n.name, 'ls', '-a', '-N', 'name').catch(() => undefined);
+        const list = names?.code === 0 ? names.stdout.split('\n').filter(Boolean) : [];
+        if (list.length) {
+          const r = await this.local(n.name, 'remove', '-p', '4', ...list);
+          if (r.code !== 0) errors.push(`node ${n.name}: remove ${list.join(' ')}: ${r.stderr}`);
+        }
+        // what a failed removal left: the jails' processes
+        for (const pid of this.jailPids(n.name)) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {}
+        }
+      }),
+    );
     for (const n of this.nodes.values()) {
       await killProcess(n.holder);
       n.holder = undefined;
