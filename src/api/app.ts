@@ -125,6 +125,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
 
   hub.start();
   if (localHub !== hub) localHub.start();
+  const unsubscribe = events.subscribe?.(() => hub.notify());
   installErrorHandlers(app);
 
   if (opts.auth) {
@@ -203,6 +204,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   app.addHook('onClose', async () => {
     await guest?.close();
     peers?.close();
+    unsubscribe?.();
     hub.stop();
     if (localHub !== hub) localHub.stop();
   });

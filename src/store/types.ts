@@ -148,6 +148,9 @@ export interface EventLog {
   eventsSince(since: number, limit?: number): JailEvent[];
   /** All jails (or those matching the label selector), ordered by name. */
   listJails(filter?: { selector?: string }): JailRecord[];
+  /** A log that learns of changes by itself (the cluster's watch) calls `listener` after
+   * each: readers wake at once instead of at their next poll. Returns the unsubscribe. */
+  subscribe?(listener: () => void): () => void;
 }
 
 export interface Store extends EventLog {
