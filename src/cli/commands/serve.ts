@@ -118,10 +118,11 @@ export async function clusterFlags(o: ServeOptions): Promise<ClusterFlags | unde
  * A node's agent removes every local jail the cluster does not place on it: a state folder
  * that holds jails of one host must not join by mistake. The first join marks the folder as a
  * node's (`<state>/cluster-node`); an unmarked folder with jails is refused, nothing changed.
+ * True when the folder was already this node's (a restart).
  */
-function claimStateFolder(dir: string, store: Store, node: string): void {
+function claimStateFolder(dir: string, store: Store, node: string): boolean {
   const marker = join(dir, 'cluster-node');
-  if (existsSync(marker)) return;
+  if (existsSync(marker)) return readFileSync(marker, 'utf8').trim() === node;
   const own = store.listJails();
   if (own.length)
     throw new JailyardError(
@@ -135,6 +136,7 @@ function claimStateFolder(dir: string, store: Store, node: string): void {
       { param: '--state' },
     );
   writeFileSync(marker, `${node}\n`, { mode: 0o644 });
+  return false;
 }
 
 /** The node's API URL for its record, when it listens on a specific address. */
@@ -160,23 +162,37 @@ async function openCluster(flags: ClusterFlags, io: CliIO) {
   try {
     const { createClusterService, listNodes } = await import('../../cluster/service.ts');
     const service = createClusterService(state);
-    const startAgent = async (session: Session, api: string | undefined): Promise<NodeAgent> => {
+    const startAgent = async (session: Session, api: string | undefined, rejoin: boolean): Promise<NodeAgent> => {
       const { startNodeAgent } = await import('../../cluster/agent.ts');
       const { loadDriver } = await import('../../platform/index.ts');
       const driver = await loadDriver({ stateDir: session.stateDir });
-      return startNodeAgent({
-        state,
-        node: { ...flags.node, ...(api ? { api } : {}) },
-        local: {
-          service: session.service as LocalService,
-          store: session.store!,
-          isAlive: (j) => !!j.runtime?.create && driver.isAlive(j.runtime.create),
-        },
-        leaseTtlSec: flags.leaseTtlSec,
-        endpoints: flags.endpoints,
-        log: (level, msg, fields) =>
-          io.err(JSON.stringify({ level, time: Date.now(), node: flags.node.name, msg, ...fields })),
-      });
+      const start = () =>
+        startNodeAgent({
+          state,
+          node: { ...flags.node, ...(api ? { api } : {}) },
+          local: {
+            service: session.service as LocalService,
+            store: session.store!,
+            isAlive: (j) => !!j.runtime?.create && driver.isAlive(j.runtime.create),
+          },
+          leaseTtlSec: flags.leaseTtlSec,
+          endpoints: flags.endpoints,
+          log: (level, msg, fields) =>
+            io.err(JSON.stringify({ level, time: Date.now(), node: flags.node.name, msg, ...fields })),
+        });
+      // This folder's node restarted before its old lease ran out (a crash, kill -9): the
+      // name is still held by that lease, which ends within a TTL; wait for it, no longer
+      const until = Date.now() + (flags.leaseTtlSec + 2) * 1000;
+      for (;;) {
+        try {
+          return await start();
+        } catch (e) {
+          const held =
+            e instanceof JailyardError && e.code === 'JY_ERR_NODE_CONFLICT' && /name is held/.test(e.message);
+          if (!rejoin || !held || Date.now() > until) throw e;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
     };
     // GET /v1/nodes: the live nodes with their load and what is left of their leases
     const nodes = () => listNodes(state);
@@ -292,7 +308,7 @@ export const register: RegisterVerb = (program, io) => {
       if (!session.store) throw new JailyardError('JY_ERR_USAGE', 'serve needs the local store', { step: 'serve' });
       // cluster mode: the API serves the cluster's jails from etcd; the local service stays
       // this node's own, driven by the agent (and the guest sockets' readiness)
-      if (cluster) claimStateFolder(session.stateDir, session.store, cluster.node.name);
+      const rejoin = cluster ? claimStateFolder(session.stateDir, session.store, cluster.node.name) : false;
       const joined = cluster ? await openCluster(cluster, io) : undefined;
       // the jail(8) and jls(8) jails run inside themselves, answered on their guest sockets
       const { runJail, runJls } = await import('../freebsd/index.ts');
@@ -329,7 +345,7 @@ export const register: RegisterVerb = (program, io) => {
       let agent: NodeAgent | undefined;
       if (joined && cluster) {
         try {
-          agent = await joined.startAgent(session, daemon.tcp && listenUrl(daemon.tcp));
+          agent = await joined.startAgent(session, daemon.tcp && listenUrl(daemon.tcp), rejoin);
         } catch (e) {
           // refused (name taken, range overlapping a live node's): nothing was written
           await daemon.close();
