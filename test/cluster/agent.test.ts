@@ -370,7 +370,7 @@ describe('node agent over a real etcd and real jails', () => {
     await waitFor('local da3 removed', () => !store.getJail('da3'));
   });
 
-  test('serve --etcd: flags checked first; nodes lists the node; an overlapping node exits 1; SIGTERM ends the lease', async () => {
+  test('serve --etcd: flags checked first; nodes lists the node; an overlapping node exits 1; kill -9 then restart rejoins; SIGTERM ends the lease', async () => {
     const usage = async (args: string[], re: RegExp): Promise<void> => {
       const r = await jy('serve', ...args);
       assert.equal(r.code, 2, r.stderr);
@@ -400,17 +400,25 @@ describe('node agent over a real etcd and real jails', () => {
     assert.match(refused.stderr, /holds 1 jail\(s\) of this host \(loc1\)/);
     assert.equal((await runCli(['--state', host1, 'remove', 'loc1'])).code, 0);
     const sdir = join(dir, 'serve');
-    const child = spawn(
-      process.execPath,
-      binArgs(sdir, 'serve', ...prefix, '--node', 'sn1', '--range', '198.51.100.88/29', '--node-label', 'zone=d'),
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr!.on('data', (b) => (stderr += b));
-    const exited = once(child, 'exit');
+    const serve = () => {
+      const child = spawn(
+        process.execPath,
+        binArgs(sdir, 'serve', ...prefix, '--node', 'sn1', '--range', '198.51.100.88/29', '--node-label', 'zone=d'),
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      const out = { child, stderr: '', exited: once(child, 'exit') };
+      child.stderr!.on('data', (b) => (out.stderr += b));
+      return out;
+    };
+    const joined = async (s: ReturnType<typeof serve>): Promise<void> => {
+      await waitFor('serve joined', () => /serving on/.test(s.stderr) || s.child.exitCode !== null);
+      assert.equal(s.child.exitCode, null, s.stderr);
+    };
+    const first = serve();
+    let second: ReturnType<typeof serve> | undefined;
+    let leaseBefore: string;
     try {
-      await waitFor('serve joined', () => /serving on/.test(stderr) || child.exitCode !== null);
-      assert.equal(child.exitCode, null, stderr);
+      await joined(first);
       const nodes = JSON.parse(binFor(() => sdir)('nodes', '--json'));
       assert.equal(nodes.cluster, true);
       assert.deepEqual(
@@ -422,6 +430,7 @@ describe('node agent over a real etcd and real jails', () => {
         ]),
         [['sn1', { zone: 'd' }, '198.51.100.88/29', 0]],
       );
+      leaseBefore = nodes.nodes[0].lease.id;
       assert.match(binFor(() => sdir)('nodes'), /^NAME +RANGE +JAILS[^\n]*\nsn1 +198\.51\.100\.88\/29 +0 +100 /);
       // a second node whose range overlaps: refused, nothing written
       const other = await runBinCode(join(dir, 'serve2'), [...prefix, '--node', 'sn2', '--range', '198.51.100.92/30']);
@@ -431,11 +440,24 @@ describe('node agent over a real etcd and real jails', () => {
       const none = await jy('nodes', '--json');
       assert.notEqual(none.code, 0, 'no daemon serves the agent test folder');
       assert.match(none.stderr, /no daemon serves/);
+      // killed (-9): restarted at once, it waits for its old lease to end, then joins anew
+      first.child.kill('SIGKILL');
+      await first.exited;
+      second = serve();
+      await joined(second);
+      const again = JSON.parse(binFor(() => sdir)('nodes', '--json'));
+      assert.deepEqual(
+        again.nodes.map((n: { name: string }) => n.name),
+        ['sn1'],
+      );
+      assert.notEqual(again.nodes[0].lease.id, leaseBefore);
     } finally {
-      child.kill('SIGTERM');
-      await exited;
+      if (first.child.exitCode === null && first.child.signalCode === null) first.child.kill('SIGTERM');
+      await first.exited;
+      second?.child.kill('SIGTERM');
+      await second?.exited;
     }
-    assert.equal(child.exitCode, 0, stderr);
+    assert.equal(second.child.exitCode, 0, second.stderr);
     const left = await ClusterState.open({ endpoints: [CLIENT], prefix: '/jy-d-serve/' });
     try {
       assert.deepEqual(left.nodeEntries(), []);
