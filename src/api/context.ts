@@ -13,8 +13,9 @@ export interface NodeView {
   capacity: number;
   /** Jails placed on the node. */
   jails: number;
-  /** The node's lease: its id and the seconds left before it expires (-1: gone). */
-  lease: { id: string; ttl: number };
+  /** The node's lease: its id and the seconds left before it expires (-1: gone; null:
+   * etcd did not answer). */
+  lease: { id: string; ttl: number | null };
   api?: string;
   startedAt: string;
 }

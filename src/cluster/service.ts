@@ -405,8 +405,9 @@ export interface NodeInfo {
   capacity: number;
   /** Jails placed on the node. */
   jails: number;
-  /** The node's lease and the seconds left on it (-1: gone meanwhile). */
-  lease: { id: string; ttl: number };
+  /** The node's lease and the seconds left on it (-1: gone meanwhile; null: etcd did not
+   * answer, e.g. without quorum: the list itself comes from the mirror). */
+  lease: { id: string; ttl: number | null };
   api?: string;
   startedAt: string;
 }
@@ -425,7 +426,7 @@ export async function listNodes(state: ClusterState): Promise<NodeInfo[]> {
       range: n.record.range,
       capacity: n.record.capacity,
       jails: placed.get(n.record.name) ?? 0,
-      lease: { id: n.lease, ttl: n.lease === '0' ? -1 : await state.leaseTtl(n.lease) },
+      lease: { id: n.lease, ttl: n.lease === '0' ? -1 : await state.leaseTtl(n.lease).catch(() => null) },
       ...(n.record.api !== undefined ? { api: n.record.api } : {}),
       startedAt: n.record.startedAt,
     })),

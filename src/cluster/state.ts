@@ -879,9 +879,9 @@ export class ClusterState implements EventLog {
   }
 
   /** Seconds left on a lease (-1 when it is gone). */
-  async leaseTtl(leaseId: string): Promise<number> {
+  async leaseTtl(leaseId: string, timeoutMs = 1000): Promise<number> {
     try {
-      const res = await this.client.leaseClient.leaseTimeToLive({ ID: leaseId });
+      const res = await this.client.leaseClient.leaseTimeToLive({ ID: leaseId }, { deadline: Date.now() + timeoutMs });
       return Number(res.TTL);
     } catch (e) {
       throw clusterError('reading a lease', e);

@@ -14,7 +14,9 @@ export const NodeViewSchema = Type.Object({
   jails: Type.Integer({ description: 'jails placed on the node now' }),
   lease: Type.Object({
     id: Type.String(),
-    ttl: Type.Integer({ description: 'seconds left before the lease expires unless renewed (-1: gone)' }),
+    ttl: Type.Union([Type.Integer(), Type.Null()], {
+      description: 'seconds left before the lease expires unless renewed (-1: gone; null: etcd did not answer)',
+    }),
   }),
   api: Type.Optional(Type.String()),
   startedAt: Type.String(),

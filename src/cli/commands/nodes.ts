@@ -117,7 +117,7 @@ export const register: RegisterVerb = (program, io) => {
           String(n.jails),
           String(n.capacity),
           leaseHex(n.lease.id),
-          n.lease.ttl < 0 ? 'gone' : `${n.lease.ttl}s`,
+          n.lease.ttl === null ? '?' : n.lease.ttl < 0 ? 'gone' : `${n.lease.ttl}s`,
           n.api ?? '-',
           labels(n.labels),
         ]),
