@@ -388,6 +388,11 @@ static int connect_daemon(const char *state, struct sockaddr_un *addr) {
 		fallback();
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)addr, sizeof *addr) != 0) fallback();
+	/* the lstat above looked at a path whose folders may change before the connect: the
+	 * process that answers must be root's too */
+	struct ucred peer;
+	socklen_t plen = sizeof peer;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0 || peer.uid != 0) fallback();
 	signal(SIGPIPE, SIG_IGN);
 	return fd;
 }
@@ -430,7 +435,8 @@ static struct answer roundtrip(int fd, const char *sock, const struct buf *req) 
 			if (!crlf || e == p) lost(sock, "other side closed");
 			p = crlf + 2;
 			if (!size) break;
-			if ((size_t)(end - p) < size + 2) lost(sock, "other side closed");
+			/* the size is the other side's word: compared without size + 2 (it may wrap) */
+			if ((size_t)(end - p) < 2 || size > (size_t)(end - p) - 2) lost(sock, "other side closed");
 			memmove(w, p, size);
 			w += size;
 			p += size + 2;
