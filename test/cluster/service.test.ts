@@ -13,7 +13,7 @@ import { startDaemon } from '../../src/api/daemon.ts';
 import { openStore } from '../../src/store/sqlite.ts';
 import { Collector, tempState } from '../api/helpers.ts';
 import { ClusterState, type NodeRegistration } from '../../src/cluster/state.ts';
-import { refuseClusterParams } from '../../src/runtime/service.ts';
+import { createLocalService, refuseClusterParams } from '../../src/runtime/service.ts';
 import type { JailService } from '../../src/runtime/types.ts';
 import { startEtcd, type SingleEtcd } from './single-etcd.ts';
 
@@ -277,7 +277,23 @@ test('CAS through the service, and meta key writers on two API clients lose noth
   );
 });
 
-test('on one host, a jail naming a node is refused; an empty one is fine', () => {
+test('on one host, a jail naming a node is refused; an empty one is fine', async () => {
+  const tmp = tempState('jy-c-local-');
+  try {
+    const store = openStore(tmp.dir);
+    const local = createLocalService({ store, stateDir: tmp.dir });
+    await assert.rejects(local.create(spec('pinned', { node: 'n1' })), (e: unknown) => {
+      assert.ok(e instanceof JailyardError && e.code === 'JY_ERR_PARAM_VALUE');
+      assert.equal(e.place.param, 'node');
+      return true;
+    });
+    await assert.rejects(local.create(spec('sel', { 'node.selector': 'zone=z1' })), code('JY_ERR_PARAM_VALUE'));
+    assert.deepEqual(store.listJails(), []);
+    assert.equal(store.currentRevision(), 0);
+    store.close();
+  } finally {
+    tmp.cleanup();
+  }
   refuseClusterParams('j', { node: '' });
   refuseClusterParams('j', {});
   assert.throws(
