@@ -33,7 +33,10 @@ export async function buildProgram(io: CliIO = processIO, argv?: readonly string
 export async function main(argv: string[], io: CliIO = processIO, served?: JailReader): Promise<number> {
   const program = await buildProgram(io, argv);
   if (served) (await import('./jails.ts')).servedReaders.set(program, served);
-  // verbs report failure through process.exitCode; main() owns it and hands it back
+  // verbs report failure through process.exitCode; main() owns it and hands it back. Run by
+  // the daemon for a client (served), it is the daemon's own (serve's, a signal's), which
+  // this run must leave as it found it
+  const before = process.exitCode;
   process.exitCode = 0;
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -51,6 +54,6 @@ export async function main(argv: string[], io: CliIO = processIO, served?: JailR
     io.err(`jailyard: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     return 1;
   } finally {
-    process.exitCode = undefined;
+    process.exitCode = served ? before : undefined;
   }
 }
