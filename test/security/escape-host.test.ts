@@ -119,6 +119,9 @@ for (const mode of jailModes()) {
           name,
           `
           V=${victim}/m
+          # jailyard's names kept as real folders, the holder's bind target a symlink
+          mv /.jailyard /.jailyard.jyold3 && mkdir /.jailyard && : > /.jailyard/tini &&
+            ln -s "$V/hold" /.jailyard/hold && echo "planted /.jailyard/hold"
           for m in $(awk '$5 != "/" {print $5}' /proc/self/mountinfo | sort -u); do
             case "$m" in /proc|/proc/*|/dev|/dev/*|/sys|/sys/*) continue;; esac
             p=""
