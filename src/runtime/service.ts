@@ -47,9 +47,9 @@ export interface SkeletonHooks {
   plan(stateDir: string, record: JailRecord, root: string): MountPlan;
   /** Called at remove, after the jail is stopped. */
   release?(stateDir: string, record: JailRecord): Promise<void>;
-  /** Opens a batch (a start of many jails): what plan() reads of a skeleton may be read once
-   * for all of its jails until the returned function closes it. */
-  batch?(): () => void;
+  /** Runs WORK as a batch (a start of many jails): what plan() reads of a skeleton within
+   * WORK may be read once for all of its jails. */
+  batch?<T>(work: () => Promise<T>): Promise<T>;
 }
 
 export interface LocalServiceOptions {
@@ -364,21 +364,17 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       );
       const graph = buildGraph(all, dependsOfName);
       const d = await deps(bopts);
-      const close = all.length > 1 ? opts.skeletons?.batch?.() : undefined;
-      try {
-        return summarize(
-          await runBatch(
-            all,
-            graph,
-            'start',
-            bopts.parallel ?? 1,
-            async (n) => void (await startJail(d, n, bopts.signal)),
-            bopts.signal,
-          ),
+      const work = () =>
+        runBatch(
+          all,
+          graph,
+          'start',
+          bopts.parallel ?? 1,
+          async (n) => void (await startJail(d, n, bopts.signal)),
+          bopts.signal,
         );
-      } finally {
-        close?.();
-      }
+      const batch = all.length > 1 ? opts.skeletons?.batch : undefined;
+      return summarize(batch ? await batch(work) : await work());
     },
 
     async stop(refs: string[], bopts: BatchOptions = {}): Promise<BatchResult> {

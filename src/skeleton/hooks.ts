@@ -11,7 +11,7 @@ import { currentPlatform, loadDefaults, type Defaults, type Platform } from '../
 import { paramString, parseSize, type JailSpec } from '../conf/spec.ts';
 import { HOST_ROOT_SKELETON, jailRoot, jailStateDir, skeletonOf, skeletonPinFile } from '../layout.ts';
 import type { MountPlan } from './plan.ts';
-import { layoutScope, readLayout } from './layout.ts';
+import { readLayout, withLayouts } from './layout.ts';
 import { coveredByCow, cowSteps, planMounts, skeletonLists } from './planner.ts';
 import { createSkeleton, listSkeletons, parseSkeletonRef, resolveSkeleton, type SkeletonVersion } from './registry.ts';
 import { copyListed, copyTree, liveSeedRules, seedWritable, type SeedRules } from './writable.ts';
@@ -396,7 +396,7 @@ export async function upgradeJail(
 export function skeletonHooks(): {
   prepare(stateDir: string, record: JailSpec, images: DiskImages): Promise<void>;
   plan(stateDir: string, record: JailSpec, root: string): MountPlan;
-  batch(): () => void;
+  batch<T>(work: () => Promise<T>): Promise<T>;
 } {
   return {
     prepare(stateDir, record, images) {
@@ -405,6 +405,6 @@ export function skeletonHooks(): {
     plan(stateDir, record, root) {
       return planJail(stateDir, record, root);
     },
-    batch: layoutScope,
+    batch: withLayouts,
   };
 }

@@ -1,36 +1,33 @@
 // The small fs read the pure planner needs: what a skeleton's listed entries are.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { lstatOrUndefined, splitRel } from './paths.ts';
 import type { SkeletonLayout } from './planner.ts';
 
-/** Open batch scopes (layoutScope) and the layouts read while one is open. */
-let scopes = 0;
-const memo = new Map<string, SkeletonLayout>();
+/** The layouts read inside a batch (withLayouts), in that batch's own async context only. */
+const batches = new AsyncLocalStorage<Map<string, SkeletonLayout>>();
 
 /**
- * Opens a scope in which readLayout reads each (root, lists) once: a batch of starts (100
- * jails of one skeleton) plans every jail from one look at the skeleton, as if they all
- * started at the same moment, instead of lstat-ing the same entries for each jail. The
- * layouts are dropped when the last open scope is closed; the returned function closes it.
+ * Runs WORK as a batch in which readLayout reads each (root, lists) once: a batch of starts
+ * (100 jails of one skeleton) plans every jail from one look at the skeleton, as if they all
+ * started at the same moment, instead of lstat-ing the same entries for each jail. The looks
+ * belong to WORK's async context: anything else the process does meanwhile (the daemon's
+ * other requests, a skeleton changed and another jail started while a long batch runs)
+ * looks again, and they are gone when WORK ends. A batch inside a batch shares the outer one.
  */
-export function layoutScope(): () => void {
-  scopes++;
-  let open = true;
-  return () => {
-    if (!open) return;
-    open = false;
-    if (--scopes === 0) memo.clear();
-  };
+export function withLayouts<T>(work: () => Promise<T>): Promise<T> {
+  return batches.getStore() ? work() : batches.run(new Map(), work);
 }
 
 /**
  * lstat of `root`'s top entries and of every listed path and its ancestors (symlinks not
- * followed). Entries are relative paths as the lists name them. Inside a layoutScope the same
+ * followed). Entries are relative paths as the lists name them. Inside withLayouts the same
  * (frozen) object answers again for the same root and lists.
  */
 export function readLayout(root: string, lists: string[] = []): SkeletonLayout {
-  if (scopes === 0) return readLayoutNow(root, lists);
+  const memo = batches.getStore();
+  if (!memo) return readLayoutNow(root, lists);
   const key = [root, ...lists].join('\0');
   let layout = memo.get(key);
   if (!layout) memo.set(key, (layout = Object.freeze(readLayoutNow(root, lists))));
