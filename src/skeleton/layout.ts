@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { lstatOrUndefined, splitRel } from './paths.ts';
 import type { SkeletonLayout } from './planner.ts';
 
-/** The layouts read inside a batch (withLayouts), in that batch's own async context only. */
-const batches = new AsyncLocalStorage<Map<string, SkeletonLayout>>();
+/** The layouts read inside a batch (withLayouts), in that batch's own async context only;
+ * `open` false once the batch ended (a timer or child started in it keeps the context). */
+const batches = new AsyncLocalStorage<{ memo: Map<string, SkeletonLayout>; open: boolean }>();
 
 /**
  * Runs WORK as a batch in which readLayout reads each (root, lists) once: a batch of starts
@@ -14,10 +15,18 @@ const batches = new AsyncLocalStorage<Map<string, SkeletonLayout>>();
  * started at the same moment, instead of lstat-ing the same entries for each jail. The looks
  * belong to WORK's async context: anything else the process does meanwhile (the daemon's
  * other requests, a skeleton changed and another jail started while a long batch runs)
- * looks again, and they are gone when WORK ends. A batch inside a batch shares the outer one.
+ * looks again, and they are gone when WORK ends (also for what WORK left running: a timer
+ * set in it carries its context). A batch inside a batch shares the outer one.
  */
-export function withLayouts<T>(work: () => Promise<T>): Promise<T> {
-  return batches.getStore() ? work() : batches.run(new Map(), work);
+export async function withLayouts<T>(work: () => Promise<T>): Promise<T> {
+  if (batches.getStore()?.open) return work();
+  const batch = { memo: new Map<string, SkeletonLayout>(), open: true };
+  try {
+    return await batches.run(batch, work);
+  } finally {
+    batch.open = false;
+    batch.memo.clear();
+  }
 }
 
 /**
@@ -26,11 +35,11 @@ export function withLayouts<T>(work: () => Promise<T>): Promise<T> {
  * (frozen) object answers again for the same root and lists.
  */
 export function readLayout(root: string, lists: string[] = []): SkeletonLayout {
-  const memo = batches.getStore();
-  if (!memo) return readLayoutNow(root, lists);
+  const batch = batches.getStore();
+  if (!batch?.open) return readLayoutNow(root, lists);
   const key = [root, ...lists].join('\0');
-  let layout = memo.get(key);
-  if (!layout) memo.set(key, (layout = Object.freeze(readLayoutNow(root, lists))));
+  let layout = batch.memo.get(key);
+  if (!layout) batch.memo.set(key, (layout = Object.freeze(readLayoutNow(root, lists))));
   return layout;
 }
 

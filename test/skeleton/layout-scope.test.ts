@@ -66,3 +66,17 @@ test("while a batch runs, the process's other work (a daemon's other request) lo
   assert.equal((await batch).srv, undefined);
   rmSync(join(root, 'srv'), { recursive: true });
 });
+
+test('what a batch left running (a timer set in it) looks again once the batch ended', async () => {
+  let later!: Promise<ReturnType<typeof readLayout>>;
+  const first = await withLayouts(async () => {
+    const a = readLayout(root, ['usr/bin']);
+    later = new Promise((resolve) => setTimeout(() => resolve(readLayout(root, ['usr/bin'])), 20));
+    return a;
+  });
+  mkdirSync(join(root, 'var'));
+  const b = await later;
+  assert.notEqual(b, first);
+  assert.deepEqual(b.var, { type: 'dir' });
+  rmSync(join(root, 'var'), { recursive: true });
+});
