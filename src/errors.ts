@@ -85,6 +85,8 @@ export const ERROR_CODES = {
   JY_ERR_NODE_CONFLICT: 409,
   // no live node can take the jail (name, selector, capacity, addresses)
   JY_ERR_NO_NODE: 409,
+  // a node's copy of a skeleton version differs from the cluster's (same name@version)
+  JY_ERR_SKELETON_MISMATCH: 409,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -9,6 +9,7 @@
 // the daemon it runs in.
 
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as WorkerThreads from 'node:worker_threads';
 import { describeError, JailyardError } from '../errors.ts';
@@ -16,7 +17,8 @@ import type { Params } from '../conf/spec.ts';
 import type { MetaOp } from '../meta/ops.ts';
 import type { JailService } from '../runtime/types.ts';
 import type { JailChange, JailRecord, Store } from '../store/types.ts';
-import { choosePlacement, type RestartPolicy, restartPolicy } from './placement.ts';
+import { manifestDigest, resolveSkeleton, skeletonDigests } from '../skeleton/registry.ts';
+import { choosePlacement, type RestartPolicy, restartPolicy, skeletonOf } from './placement.ts';
 import type { ClusterJail, JailStatus, NodeRecord, Placement } from './records.ts';
 import type { ClusterState, NodeRegistration } from './state.ts';
 
@@ -46,6 +48,9 @@ export interface NodeAgentOptions {
   stepTimeoutMs?: number;
   /** etcd's client URLs: asked for their health before fencing (see beforeFence). */
   endpoints?: string[];
+  /** The node's skeleton versions, "NAME@VERSION" -> digest (default: registry.ts's
+   * skeletonDigests of the local store's folder). */
+  skeletonDigests?: () => Record<string, string>;
   /** Jails reconciled at once (default 4). */
   parallel?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -99,10 +104,16 @@ export function paramsChange(want: Params, have: Params): Pick<JailChange, 'para
 const policyOf = (j: ClusterJail): RestartPolicy => restartPolicy(j.params);
 
 /** placement.ts's choice, with each node's load counted from the jails placed on it. */
-export const defaultPlace: PlaceFn = (jail, nodes, jails) =>
+export const defaultPlace = (
+  jail: ClusterJail,
+  nodes: readonly NodeRecord[],
+  jails: readonly ClusterJail[],
+  skeletonRefs?: ReadonlyMap<string, string>,
+): string =>
   choosePlacement(
     jail,
     nodes.map((record) => ({ record, placed: jails.filter((j) => j.placement?.node === record.name).length })),
+    { skeletonRefs },
   );
 
 /** A promise that rejects after `ms` (the step goes on; its result is no longer awaited). */
@@ -208,7 +219,71 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   const stepMs = opts.stepTimeoutMs ?? 60_000;
   const parallel = Math.max(1, opts.parallel ?? 4);
   const log = opts.log ?? (() => {});
-  const record = (): NodeRecord => ({ ...opts.node, startedAt: new Date().toISOString(), version: 1 });
+  const readDigests = opts.skeletonDigests ?? (() => skeletonDigests(local.store.dir));
+  const digestsNow = (): Record<string, string> => {
+    try {
+      return readDigests();
+    } catch (e) {
+      log('warn', 'cannot list the skeletons', { error: describeError(e) });
+      return published;
+    }
+  };
+  let published: Record<string, string> = {};
+  published = digestsNow();
+  const record = (): NodeRecord => ({
+    ...opts.node,
+    skeletons: published,
+    startedAt: new Date().toISOString(),
+    version: 1,
+  });
+  /** The first digest published for a version is the cluster's reference: record ours
+   * where none is yet (a mismatch is the node's, found at placement and create). */
+  const publishRefs = async (): Promise<void> => {
+    try {
+      await within(state.publishSkeletonRefs(published), stepMs, 'skeleton digests');
+    } catch (e) {
+      log('warn', 'cannot record the skeleton digests', { error: describeError(e) });
+    }
+  };
+  let refreshing = false;
+  /** A skeleton made or removed since the last record: publish the node record again. */
+  const refreshSkeletons = async (): Promise<void> => {
+    if (refreshing || fenced || stopped || !reg) return;
+    const now = digestsNow();
+    if (JSON.stringify(now) === JSON.stringify(published)) return;
+    refreshing = true;
+    try {
+      published = now;
+      await publishRefs();
+      if (reg && !fenced && !stopped) await within(state.updateNode(reg, record()), stepMs, 'node record');
+      log('info', 'skeletons changed: node record updated', { skeletons: Object.keys(now) });
+    } catch (e) {
+      log('warn', 'cannot update the node record', { error: describeError(e) });
+    } finally {
+      refreshing = false;
+    }
+  };
+  /** Refuses a jail whose skeleton here differs from the cluster's reference content. */
+  const checkSkeleton = (name: string, params: Params): void => {
+    const skel = skeletonOf(params);
+    if (!skel) return;
+    let ref: string;
+    let digest: string;
+    try {
+      const v = resolveSkeleton(local.store.dir, skel.text);
+      ref = `${skel.name}@${v.version}`;
+      digest = manifestDigest(readFileSync(v.manifest));
+    } catch {
+      return; // the local service says why the skeleton cannot be used
+    }
+    const want = state.skeletonRefs().get(ref);
+    if (want !== undefined && want !== digest)
+      throw new JailyardError(
+        'JY_ERR_SKELETON_MISMATCH',
+        `skeleton ${ref} on node ${me} has digest ${digest}, the cluster's reference is ${want}: this node's copy has other content under the same name and version`,
+        { jail: name, param: 'skeleton' },
+      );
+  };
 
   // registration refuses a taken name or an overlapping range: the caller sees the error
   let lastAlive = Date.now();
@@ -216,6 +291,8 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   let stopped = false;
   let reRegistering = false;
   const register = async (): Promise<NodeRegistration> => {
+    published = digestsNow();
+    await publishRefs();
     const r = await state.register(record(), { ttlSec: ttl });
     r.lease.on('keepaliveSucceeded', () => {
       if (reg === r) lastAlive = Date.now();
@@ -330,6 +407,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     try {
       const params = localParams(cj.params);
       if (!l) {
+        checkSkeleton(name, params);
         const replace = (value: string): MetaOp[] => (value ? [{ op: 'replace', value }] : []);
         await within(
           local.service.create({
@@ -400,6 +478,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   /** Every jail placed here, every local jail, and every jail of a node that is gone. */
   const fullPass = (): void => {
     if (fenced || stopped) return;
+    void refreshSkeletons();
     const live = new Set(nodes().map((n) => n.name));
     for (const jail of jails()) {
       if (jail.placement?.node === me) queue(jail.name, true);
@@ -437,7 +516,9 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
             };
             return { ...j, status };
           }
-          const node = (opts.place ?? defaultPlace)(j, nodes(), jails());
+          const node = opts.place
+            ? opts.place(j, nodes(), jails())
+            : defaultPlace(j, nodes(), jails(), state.skeletonRefs());
           const placement: Placement = { node, token: randomUUID(), at: now };
           return { ...j, placement, status: null };
         }),

@@ -44,7 +44,7 @@ export function restartPolicy(params: Params): RestartPolicy {
 export function choosePlacement(
   jail: { name: string; params: Params },
   nodes: readonly NodeLoad[],
-  opts: { exclude?: ReadonlySet<string> } = {},
+  opts: { exclude?: ReadonlySet<string>; skeletonRefs?: ReadonlyMap<string, string> } = {},
 ): string {
   const { name, params } = jail;
   const wanted = paramString(params, 'node') || undefined;
@@ -69,6 +69,17 @@ export function choosePlacement(
   if (selector && candidates.length) {
     candidates = candidates.filter((n) => selector.matches(n.record.labels));
     if (!candidates.length) why.push(`no${wanted ? ` matching` : ''} node has labels matching "${selText}"`);
+  }
+  const skel = skeletonOf(params);
+  if (skel && candidates.length) {
+    const before = candidates;
+    candidates = candidates.filter((n) => skeletonFits(n.record, skel, opts.skeletonRefs).ok);
+    if (!candidates.length)
+      why.push(
+        `no such node has skeleton "${skel.text}" with the cluster's content (${before
+          .map((n) => `${n.record.name}: ${skeletonFits(n.record, skel, opts.skeletonRefs).why}`)
+          .join('; ')})`,
+      );
   }
   if (addrs.length && candidates.length) {
     const before = candidates;
@@ -96,6 +107,49 @@ export function choosePlacement(
     (a, b) => a.placed - b.placed || (a.record.name < b.record.name ? -1 : a.record.name > b.record.name ? 1 : 0),
   )[0]!;
   return best.record.name;
+}
+
+/** The jail's `skeleton` parameter as NAME[@VERSION]; undefined when it names none (or is
+ * not a reference: the node's own validation refuses it). */
+export function skeletonOf(params: Params): { text: string; name: string; version?: number } | undefined {
+  const text = paramString(params, 'skeleton') ?? '';
+  const m = text ? /^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})(?:@([1-9]\d{0,9}))?$/.exec(text) : null;
+  if (!m) return undefined;
+  return { text, name: m[1]!, ...(m[2] ? { version: Number(m[2]) } : {}) };
+}
+
+/** The version of skeleton `name` a node would use: NAME@V, or its highest version. */
+export function nodeSkeletonVersion(
+  node: NodeRecord,
+  skel: { name: string; version?: number },
+): { ref: string; digest: string } | undefined {
+  const have = node.skeletons ?? {};
+  if (skel.version !== undefined) {
+    const ref = `${skel.name}@${skel.version}`;
+    return Object.hasOwn(have, ref) ? { ref, digest: have[ref]! } : undefined;
+  }
+  let best: { ref: string; digest: string; v: number } | undefined;
+  for (const [ref, digest] of Object.entries(have)) {
+    const at = ref.lastIndexOf('@');
+    const v = Number(ref.slice(at + 1));
+    if (ref.slice(0, at) === skel.name && (!best || v > best.v)) best = { ref, digest, v };
+  }
+  return best && { ref: best.ref, digest: best.digest };
+}
+
+/** Whether `node` has the skeleton with the cluster's reference digest (no reference yet:
+ * the node's own content is the first, so it fits). */
+export function skeletonFits(
+  node: NodeRecord,
+  skel: { name: string; version?: number },
+  refs: ReadonlyMap<string, string> | undefined,
+): { ok: boolean; why: string } {
+  const v = nodeSkeletonVersion(node, skel);
+  if (!v) return { ok: false, why: 'does not have it' };
+  const ref = refs?.get(v.ref);
+  if (ref !== undefined && ref !== v.digest)
+    return { ok: false, why: `${v.ref} has digest ${v.digest.slice(0, 12)}, the cluster's is ${ref.slice(0, 12)}` };
+  return { ok: true, why: '' };
 }
 
 function noNode(jail: string, why: string): JailyardError {

@@ -22,6 +22,8 @@ export interface NodeRecord {
   capacity: number;
   /** The node's API URL when it listens on TCP. */
   api?: string;
+  /** The skeleton versions the node has: "NAME@VERSION" -> sha256 of its manifest.tsv. */
+  skeletons?: Record<string, string>;
   startedAt: string;
   version: 1;
 }
@@ -175,15 +177,34 @@ export function checkNodeRecord(v: Record<string, unknown>): NodeRecord {
   const range = str(v, 'range', 32);
   if (!parseCidr(range)) fail(`range ${JSON.stringify(range)} is not an IPv4 CIDR`);
   const api = v.api === undefined ? undefined : str(v, 'api', 2048);
+  const skeletons = v.skeletons === undefined ? undefined : parseSkeletonDigests(v.skeletons);
   return {
     name,
     labels: parseLabels(v.labels),
     range,
     capacity: int(v, 'capacity', 0),
     ...(api !== undefined ? { api } : {}),
+    ...(skeletons !== undefined ? { skeletons } : {}),
     startedAt: str(v, 'startedAt', 64),
     version: version(v),
   };
+}
+
+/** "NAME@VERSION" (a skeleton name as registry.ts allows it) -> 64 hex digits. */
+export const SKELETON_REF_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}@[1-9]\d{0,9}$/;
+export const DIGEST_RE = /^[0-9a-f]{64}$/;
+
+function parseSkeletonDigests(v: unknown): Record<string, string> {
+  if (!isObject(v)) fail('field "skeletons" must be an object');
+  const out: Record<string, string> = Object.create(null);
+  const entries = Object.entries(v);
+  if (entries.length > 10_000) fail('field "skeletons" has more than 10000 entries');
+  for (const [ref, d] of entries) {
+    if (!SKELETON_REF_RE.test(ref) || ref.includes('..')) fail(`skeleton ${JSON.stringify(ref)} is not NAME@VERSION`);
+    if (typeof d !== 'string' || !DIGEST_RE.test(d)) fail(`skeleton ${ref}'s digest must be 64 hex digits`);
+    out[ref] = d;
+  }
+  return { ...out };
 }
 
 export function parseNodeRecord(key: string, text: string): NodeRecord {

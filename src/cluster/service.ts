@@ -95,14 +95,20 @@ export function createClusterService(state: ClusterState, opts: ClusterServiceOp
       const mine = nodes.find((n) => n.record.name === current.node);
       if (mine) {
         try {
-          choosePlacement({ name, params }, [{ ...mine, placed: mine.placed - 1 }]);
+          choosePlacement({ name, params }, [{ ...mine, placed: mine.placed - 1 }], {
+            skeletonRefs: state.skeletonRefs(),
+          });
           return current;
         } catch {
           // it no longer fits: choose again below
         }
       }
     }
-    return { node: choosePlacement({ name, params }, nodes), token: newToken(), at: now() };
+    return {
+      node: choosePlacement({ name, params }, nodes, { skeletonRefs: state.skeletonRefs() }),
+      token: newToken(),
+      at: now(),
+    };
   };
 
   const applyOps = (name: string, param: 'meta' | 'env', buf: string, ops: MetaOp[] | undefined): string => {

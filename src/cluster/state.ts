@@ -25,6 +25,8 @@ import {
   parseClusterJail,
   parseNodeRecord,
   parseSettings,
+  SKELETON_REF_RE,
+  DIGEST_RE,
   toJailRecord,
 } from './records.ts';
 
@@ -149,6 +151,7 @@ export class ClusterState implements EventLog {
   #watcher: Watcher | undefined;
   #listeners = new Set<(c: MirrorChange) => void>();
   #invalid = new Map<string, string>();
+  #skeletonRefs = new Map<string, string>();
   /** Records as the API shows them, built once per entry (and per set of live nodes). */
   #records = new WeakMap<JailEntry, { gen: number; record: JailRecord }>();
   /** Labels (env then meta) of each entry, for selectors: parsed once per revision. */
@@ -423,8 +426,10 @@ export class ClusterState implements EventLog {
     const nodes = new Map<string, NodeEntry>();
     let settings: Settings = { ...DEFAULT_SETTINGS };
     this.#invalid.clear();
+    this.#skeletonRefs.clear();
     for (const kv of res.kvs) {
       const key = kv.key.toString();
+      this.#skeletonRef('put', key, kv.value.toString());
       try {
         const j = this.#parseJail(kv);
         if (j) jails.set(j.jail.name, j);
@@ -527,6 +532,56 @@ export class ClusterState implements EventLog {
     this.#revision = r;
   }
 
+  /** `P skeletons/NAME@VERSION` -> the cluster's reference digest (the first published);
+   * true when `key` is one (a malformed value is no reference). */
+  #skeletonRef(type: 'put' | 'delete', key: string, value: string): boolean {
+    const base = `${this.keys.prefix}skeletons/`;
+    if (!key.startsWith(base)) return false;
+    const ref = key.slice(base.length);
+    if (type === 'delete' || !SKELETON_REF_RE.test(ref) || !DIGEST_RE.test(value)) this.#skeletonRefs.delete(ref);
+    else this.#skeletonRefs.set(ref, value);
+    return true;
+  }
+
+  /** The cluster's reference digest of each skeleton version ("NAME@VERSION" -> sha256). */
+  skeletonRefs(): ReadonlyMap<string, string> {
+    return this.#skeletonRefs;
+  }
+
+  /** Records `digests` as references where none is yet (create-if-absent, one txn per
+   * version); returns the references as etcd has them after that. */
+  async publishSkeletonRefs(digests: Record<string, string>): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const [ref, digest] of Object.entries(digests)) {
+      if (!SKELETON_REF_RE.test(ref) || !DIGEST_RE.test(digest)) continue;
+      const key = Buffer.from(`${this.keys.prefix}skeletons/${ref}`);
+      const t = await this.#txn(`recording skeleton ${ref}'s digest`, {
+        compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
+        success: [{ request_put: { key, value: Buffer.from(digest) } }],
+        failure: [{ request_range: { key } }],
+      });
+      const have = t.succeeded ? digest : t.responses[0]?.response_range?.kvs[0]?.value.toString();
+      if (have !== undefined && DIGEST_RE.test(have)) {
+        out.set(ref, have);
+        this.#skeletonRefs.set(ref, have);
+      }
+    }
+    return out;
+  }
+
+  /** Rewrites this node's own record (same lease), e.g. when its skeletons changed. */
+  async updateNode(reg: NodeRegistration, node: NodeRecord): Promise<void> {
+    const key = Buffer.from(this.keys.node(node.name));
+    const t = await this.#txn(`updating node ${node.name}`, {
+      compare: [{ key, target: 'Lease', result: 'Equal', lease: reg.leaseId }],
+      success: [{ request_put: { key, value: Buffer.from(encodeRecord(node)), lease: reg.leaseId } }],
+    });
+    if (!t.succeeded)
+      throw new JailyardError('JY_ERR_CLUSTER', `node "${node.name}"'s key is no longer held by its lease`, {
+        step: 'etcd',
+      });
+  }
+
   #parseJail(kv: IKeyValue): JailEntry | undefined {
     const key = kv.key.toString();
     const name = this.keys.jailName(key);
@@ -554,6 +609,7 @@ export class ClusterState implements EventLog {
     const r = rev(kv.mod_revision);
     const at = new Date().toISOString();
     if (r > this.#revision) this.#revision = r;
+    if (this.#skeletonRef(type, key, kv.value?.toString() ?? '')) return;
     const jailName = this.keys.jailName(key);
     if (jailName !== undefined) {
       const prev = this.#jails.get(jailName);

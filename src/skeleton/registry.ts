@@ -11,7 +11,7 @@
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { JailyardError } from '../errors.ts';
 import { DEFAULT_STATE_DIR, HOST_RUN_DIR, skeletonDir, skeletonsDir } from '../layout.ts';
 import { loadDefaults, currentPlatform, type Platform } from '../defaults.ts';
@@ -400,4 +400,26 @@ export function verifySkeleton(stateDir: string, ref: string): ManifestDiff & { 
   const now = buildManifest(v.kind === 'owned' ? v.root : v.seedRoot);
   const diff = diffManifests(recorded, now);
   return { ...diff, ok: diff.added.length + diff.removed.length + diff.changed.length === 0 };
+}
+
+/** A skeleton version's digest: sha256 (hex) of its manifest.tsv text. Two nodes' versions
+ * with one digest have the same content (the manifest holds every file's sha256). */
+export function manifestDigest(manifestText: string | Buffer): string {
+  return createHash('sha256').update(manifestText).digest('hex');
+}
+
+/** Every skeleton version this state folder has, "NAME@VERSION" -> digest; a version whose
+ * manifest cannot be read is left out (it is no usable skeleton). */
+export function skeletonDigests(stateDir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of listSkeletons(stateDir)) {
+    for (const v of s.versions) {
+      try {
+        out[`${s.name}@${v.version}`] = manifestDigest(readFileSync(v.manifest));
+      } catch {
+        // a version being removed, or a broken folder
+      }
+    }
+  }
+  return out;
 }
