@@ -150,4 +150,10 @@ export interface Driver {
   otherStateOf?(kind: keyof Leftovers, id: string | number): string | undefined;
   /** Remove one leftover found by scanLeftovers (kind + id as reported there). */
   removeLeftover(kind: keyof Leftovers, id: string | number): Promise<void>;
+
+  /** SIGKILL every process of every jail of this state folder at once, nested jails' too,
+   * and wait (briefly) until none is left: a cluster node's fence when its daemon died
+   * (src/cluster/fence-guard.ts). Nothing else is undone: the next daemon reconciles.
+   * Returns how many processes it killed. */
+  killAll?(): Promise<number>;
 }

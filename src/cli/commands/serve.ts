@@ -5,6 +5,7 @@ import { JailyardError } from '../../errors.ts';
 import type { CliIO, RegisterVerb } from '../context.ts';
 import { openSession, type Session } from '../jails.ts';
 import type { LocalService, NodeAgent } from '../../cluster/agent.ts';
+import type { FenceGuard } from '../../cluster/fence-guard.ts';
 import type { ApiLimits } from '../../api/limits.ts';
 import type { Store } from '../../store/types.ts';
 
@@ -343,11 +344,17 @@ export const register: RegisterVerb = (program, io) => {
         throw e;
       }
       let agent: NodeAgent | undefined;
+      let guard: FenceGuard | undefined;
       if (joined && cluster) {
         try {
+          // armed before this node runs any jail: if this daemon dies without its orderly
+          // stop (kill -9), the guard kills this node's jails before the lease can expire
+          const { startFenceGuard } = await import('../../cluster/fence-guard.ts');
+          guard = await startFenceGuard(session.stateDir, cluster.node.name);
           agent = await joined.startAgent(session, daemon.tcp && listenUrl(daemon.tcp), rejoin);
         } catch (e) {
           // refused (name taken, range overlapping a live node's): nothing was written
+          await guard?.bye();
           await daemon.close();
           await joined.state.close();
           session.close();
@@ -368,6 +375,8 @@ export const register: RegisterVerb = (program, io) => {
             .catch(() => {})
             .then(() => daemon.close())
             .finally(async () => {
+              // the jails are stopped: the guard may go without fencing
+              await guard?.bye();
               await joined?.state.close().catch(() => {});
               session.close();
               resolve();

@@ -250,7 +250,7 @@ const MAX_DEPTH = 2048;
  * `unshare -UrmC`, then mkdir), and nested jails' groups sit there too: none of them may
  * keep the jail's group from being removed.
  */
-async function groupsBelow(dir: string, depth = 0, out: string[] = []): Promise<string[]> {
+export async function groupsBelow(dir: string, depth = 0, out: string[] = []): Promise<string[]> {
   if (depth >= MAX_DEPTH || out.length >= MAX_GROUPS) return out;
   let entries;
   try {
@@ -268,7 +268,7 @@ async function groupsBelow(dir: string, depth = 0, out: string[] = []): Promise<
 
 /** SIGKILLs every process in `dirs` (host pids, as cgroup.procs lists them here); v2's
  * cgroup.kill ends a whole subtree at once. Returns how many processes were found. */
-async function killGroupProcs(dirs: string[]): Promise<number> {
+export async function killGroupProcs(dirs: string[]): Promise<number> {
   let found = 0;
   for (const d of dirs) {
     let text = '';

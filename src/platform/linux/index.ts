@@ -1,9 +1,11 @@
 // The Linux driver: named netns + veth on a shared bridge, host-side mounts under the jail
 // root, jy-stage (namespaces, pivot_root) + tini as pid 1, cgroup limits, jy-enter exec.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { loadDefaults } from '../../defaults.ts';
 import { JailyardError } from '../../errors.ts';
 import { JY_HOLD, checkNative } from './native.ts';
+import { groupsBelow, killGroupProcs, parentDirs, type CgroupConfig } from './cgroups.ts';
+import { sleep } from './proc.ts';
 import { mountsBelow } from './mountinfo.ts';
 import { makeDiskImage } from './diskimage.ts';
 import { runDebootstrap } from './debootstrap.ts';
@@ -46,6 +48,60 @@ function ownLeftover(stateDir: string | undefined): (kind: keyof Leftovers, id: 
         }
     }
   };
+}
+
+/**
+ * SIGKILLs every process in the cgroups of the state folder `stateDir`'s jails (jy-TAG-JID
+ * and every group below them: nested jails), round after round until none is found or
+ * `timeoutMs` passed (a process forked between the read and the kill). Returns how many
+ * processes the first round killed.
+ */
+async function killAllOf(stateDir: string | undefined, cgroups: CgroupConfig, timeoutMs = 2000): Promise<number> {
+  if (!stateDir) return 0;
+  const prefix = `jy-${stateTag(`${stateDir}/jails/x`)}-`;
+  const layout = parentDirs(cgroups);
+  // every process is in each v1 hierarchy: one of them lists them all
+  const parent = layout.version === 1 ? layout.dirs.pids : layout.dir;
+  const end = Date.now() + timeoutMs;
+  let killed = 0;
+  for (let round = 0; ; round++) {
+    let groups: string[];
+    try {
+      groups = readdirSync(parent, { withFileTypes: true })
+        .filter((e) => e.isDirectory() && e.name.startsWith(prefix))
+        .map((e) => `${parent}/${e.name}`);
+    } catch {
+      return killed;
+    }
+    const dirs: string[] = [];
+    for (const g of groups) dirs.push(g, ...(await groupsBelow(g)));
+    const found = await killGroupProcs(dirs);
+    if (round === 0) killed = found;
+    // a killed process stays listed as a zombie until its new parent reaps it: it runs nothing
+    if (!found || !runningIn(dirs) || Date.now() > end) return killed;
+    await sleep(round < 10 ? 2 : 20);
+  }
+}
+
+/** Whether a process that is not a zombie is listed in any of the groups `dirs`. */
+function runningIn(dirs: string[]): boolean {
+  for (const d of dirs) {
+    let pids: string[];
+    try {
+      pids = readFileSync(`${d}/cgroup.procs`, 'utf8').split('\n').filter(Boolean);
+    } catch {
+      continue;
+    }
+    for (const pid of pids) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        if (stat[stat.lastIndexOf(')') + 2] !== 'Z') return true;
+      } catch {
+        // gone
+      }
+    }
+  }
+  return false;
 }
 
 export interface LinuxDriverOptions {
@@ -143,6 +199,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
       return tag === undefined ? undefined : liveOtherFolder(tag, opts.stateRoots?.[0]);
     },
     removeLeftover,
+    killAll: () => killAllOf(opts.stateRoots?.[0], cgroups),
     makeDiskImage,
     debootstrap: runDebootstrap,
     removeBridgeIfUnused: () => removeBridgeIfUnused(net.bridge),
