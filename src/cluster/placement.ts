@@ -138,12 +138,15 @@ export function nodeSkeletonVersion(
 }
 
 /** Whether `node` has the skeleton with the cluster's reference digest (no reference yet:
- * the node's own content is the first, so it fits). */
+ * the node's own content is the first, so it fits). A record without `skeletons` (a node
+ * registered by something that does not publish them) is not judged here: its agent checks
+ * the digest before it creates the jail. */
 export function skeletonFits(
   node: NodeRecord,
   skel: { name: string; version?: number },
   refs: ReadonlyMap<string, string> | undefined,
 ): { ok: boolean; why: string } {
+  if (node.skeletons === undefined) return { ok: true, why: '' };
   const v = nodeSkeletonVersion(node, skel);
   if (!v) return { ok: false, why: 'does not have it' };
   const ref = refs?.get(v.ref);

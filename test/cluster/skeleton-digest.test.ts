@@ -155,6 +155,18 @@ describe('skeleton digests across nodes', () => {
       (e: unknown) =>
         e instanceof JailyardError && e.code === 'JY_ERR_NO_NODE' && /b: does not have it/.test(e.message),
     );
+    // a record that publishes no skeletons is left to its agent's check at create
+    const bare = { name: 'c', labels: {}, range: '198.51.100.86/31', capacity: 1, startedAt: '', version: 1 as const };
+    assert.equal(
+      choosePlacement(
+        { name: 'j', params: { skeleton: 'web', node: 'c' } },
+        [...loads(), { record: bare, placed: 0 }],
+        {
+          skeletonRefs: cs.skeletonRefs(),
+        },
+      ),
+      'c',
+    );
     assert.throws(
       () => place({ skeleton: 'web@2' }),
       (e: unknown) => e instanceof JailyardError && /a: does not have it; b: does not have it/.test(e.message),
