@@ -408,6 +408,20 @@ export function manifestDigest(manifestText: string | Buffer): string {
   return createHash('sha256').update(manifestText).digest('hex');
 }
 
+// A manifest is written once (0444) with its version: its digest is kept while the file's
+// identity stays, so the cluster agent's pass every few seconds does not rehash megabytes.
+const digestCache = new Map<string, { key: string; digest: string }>();
+function cachedDigest(path: string): string {
+  const st = statSync(path);
+  const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+  const c = digestCache.get(path);
+  if (c?.key === key) return c.digest;
+  const digest = manifestDigest(readFileSync(path));
+  if (digestCache.size > 4096) digestCache.clear();
+  digestCache.set(path, { key, digest });
+  return digest;
+}
+
 /** Every skeleton version this state folder has, "NAME@VERSION" -> digest; a version whose
  * manifest cannot be read is left out (it is no usable skeleton). */
 export function skeletonDigests(stateDir: string): Record<string, string> {
@@ -415,7 +429,7 @@ export function skeletonDigests(stateDir: string): Record<string, string> {
   for (const s of listSkeletons(stateDir)) {
     for (const v of s.versions) {
       try {
-        out[`${s.name}@${v.version}`] = manifestDigest(readFileSync(v.manifest));
+        out[`${s.name}@${v.version}`] = cachedDigest(v.manifest);
       } catch {
         // a version being removed, or a broken folder
       }
