@@ -58,11 +58,15 @@ export async function startFenceGuard(stateDir: string, node: string, timeoutMs 
   child.stdout!.destroy();
   // neither the guard nor its pipe keeps the daemon's event loop alive
   child.unref();
-  (child.stdin as unknown as { unref?: () => void }).unref?.();
+  const stdin = child.stdin as unknown as { ref?: () => void; unref?: () => void };
+  stdin.unref?.();
   let said = false;
   return {
     pid: child.pid!,
     async bye() {
+      // held until the guard is gone: the daemon's last steps run after this
+      child.ref();
+      stdin.ref?.();
       if (!said && child.stdin!.writable) child.stdin!.end(BYE);
       said = true;
       await exited;

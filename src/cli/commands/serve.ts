@@ -310,7 +310,23 @@ export const register: RegisterVerb = (program, io) => {
       // cluster mode: the API serves the cluster's jails from etcd; the local service stays
       // this node's own, driven by the agent (and the guest sockets' readiness)
       const rejoin = cluster ? claimStateFolder(session.stateDir, session.store, cluster.node.name) : false;
-      const joined = cluster ? await openCluster(cluster, io) : undefined;
+      // the fence guard (armed before this node runs any jail: if this daemon dies without its
+      // orderly stop, e.g. kill -9, it kills this node's jails before the lease can expire)
+      // starts while etcd and the API open: its Node start-up is ~0.5 s
+      const guarding = cluster
+        ? import('../../cluster/fence-guard.ts').then((m) => m.startFenceGuard(session.stateDir, cluster.node.name))
+        : undefined;
+      // its failure is reported where it is awaited (before the agent starts)
+      guarding?.catch(() => {});
+      // a start-up that fails: no jail of this node was started, the guard goes quietly
+      const dropGuard = async (): Promise<void> => (await guarding?.catch(() => undefined))?.bye();
+      let joined: Awaited<ReturnType<typeof openCluster>> | undefined;
+      try {
+        joined = cluster ? await openCluster(cluster, io) : undefined;
+      } catch (e) {
+        await dropGuard();
+        throw e;
+      }
       // the jail(8) and jls(8) jails run inside themselves, answered on their guest sockets
       const { runJail, runJls } = await import('../freebsd/index.ts');
       const { rootsFrom } = await import('../../api/guest-tools.ts');
@@ -341,20 +357,18 @@ export const register: RegisterVerb = (program, io) => {
         });
       } catch (e) {
         await joined?.state.close();
+        await dropGuard();
         throw e;
       }
       let agent: NodeAgent | undefined;
       let guard: FenceGuard | undefined;
       if (joined && cluster) {
         try {
-          // armed before this node runs any jail: if this daemon dies without its orderly
-          // stop (kill -9), the guard kills this node's jails before the lease can expire
-          const { startFenceGuard } = await import('../../cluster/fence-guard.ts');
-          guard = await startFenceGuard(session.stateDir, cluster.node.name);
+          guard = await guarding;
           agent = await joined.startAgent(session, daemon.tcp && listenUrl(daemon.tcp), rejoin);
         } catch (e) {
           // refused (name taken, range overlapping a live node's): nothing was written
-          await guard?.bye();
+          await dropGuard();
           await daemon.close();
           await joined.state.close();
           session.close();
