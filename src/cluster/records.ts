@@ -98,6 +98,21 @@ function nameOk(n: string, what: string): string {
   return n;
 }
 
+/** What `serve --node` accepts: a node name is printed by `jailyard nodes` and `ls`, so a record
+ * written by anything else must not carry terminal control sequences or odd characters. */
+export const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+function nodeNameOk(n: string): string {
+  if (!NODE_NAME.test(n)) fail(`node name ${JSON.stringify(n)} is not a valid name`);
+  return n;
+}
+
+/** A node's API address as the agent writes it (http(s)://HOST:PORT/ or unix:///PATH), printable. */
+function apiOk(a: string): string {
+  if (!/^(https?:\/\/[A-Za-z0-9.:[\]-]+\/?|unix:\/\/\/[!-~]+)$/.test(a))
+    fail(`field "api" ${JSON.stringify(a)} is not an http(s):// or unix:// address`);
+  return a;
+}
+
 /** "a.b.c.d/len" with its numeric bounds, or undefined. */
 export function parseCidr(text: string): { base: number; bits: number; first: number; last: number } | undefined {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
@@ -173,10 +188,10 @@ function checked<T>(key: string, what: string, f: () => T): T {
 }
 
 export function checkNodeRecord(v: Record<string, unknown>): NodeRecord {
-  const name = nameOk(str(v, 'name', 253), 'node name');
+  const name = nodeNameOk(str(v, 'name', 63));
   const range = str(v, 'range', 32);
   if (!parseCidr(range)) fail(`range ${JSON.stringify(range)} is not an IPv4 CIDR`);
-  const api = v.api === undefined ? undefined : str(v, 'api', 2048);
+  const api = v.api === undefined ? undefined : apiOk(str(v, 'api', 2048));
   const skeletons = v.skeletons === undefined ? undefined : parseSkeletonDigests(v.skeletons);
   return {
     name,
@@ -217,7 +232,7 @@ export function parseNodeRecord(key: string, text: string): NodeRecord {
 function parsePlacement(v: unknown): Placement | null {
   if (v === null) return null;
   if (!isObject(v)) fail('field "placement" must be an object or null');
-  return { node: nameOk(str(v, 'node', 253), 'node name'), token: str(v, 'token', 128), at: str(v, 'at', 64) };
+  return { node: nodeNameOk(str(v, 'node', 63)), token: str(v, 'token', 128), at: str(v, 'at', 64) };
 }
 
 function parseStatus(v: unknown): JailStatus | null {

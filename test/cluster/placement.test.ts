@@ -136,3 +136,35 @@ test('records: any text or JSON value is a record or JY_ERR_CLUSTER_RECORD', () 
   );
   assert.throws(() => parseClusterJail('k', JSON.stringify({ ...good, version: 2 })), /unsupported record version 2/);
 });
+
+test('records: node names and API addresses that `nodes` and `ls` print are plain (no terminal escapes)', () => {
+  const now = '2026-12-02T00:00:00.000Z';
+  const node = {
+    name: 'n1',
+    labels: {},
+    range: '198.51.100.80/28',
+    capacity: 10,
+    api: 'http://198.51.100.81:8080',
+    startedAt: now,
+    version: 1,
+  };
+  assert.equal(parseNodeRecord('k', JSON.stringify(node)).name, 'n1');
+  assert.equal(parseNodeRecord('k', JSON.stringify({ ...node, api: 'http://[::1]:8080' })).api, 'http://[::1]:8080');
+  for (const name of ['n\u001b[2J', 'a b', '-n', 'é'])
+    assert.throws(() => parseNodeRecord('k', JSON.stringify({ ...node, name })), /node name .* is not a valid name/);
+  for (const api of ['http://h:1/\u001b[31m', 'javascript:alert(1)', 'http://a b'])
+    assert.throws(() => parseNodeRecord('k', JSON.stringify({ ...node, api })), /field "api" .* is not an http/);
+  const jail = {
+    name: 'j',
+    params: {},
+    meta: '',
+    env: '',
+    desired: 'stopped',
+    placement: { node: 'n\u0007', token: 't', at: now },
+    status: null,
+    createdAt: now,
+    updatedAt: now,
+    version: 1,
+  };
+  assert.throws(() => parseClusterJail('k', JSON.stringify(jail), 'j'), /node name .* is not a valid name/);
+});
