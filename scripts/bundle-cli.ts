@@ -38,15 +38,19 @@ const depth = relative(root, outdir).split('/').length;
 /** Node's builtin modules that most commands never call: loaded at their first call. */
 const LAZY = new Set(['node:crypto']);
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+/** Builtins whose accessors are read too: async_hooks offers AsyncLocalStorage only as one (a
+ * missing export fails the build, it is never undefined at run time). Others, such as
+ * fs.promises, would load more at every start for nothing. */
+const READ_ACCESSORS = new Set(['node:async_hooks']);
 
 /** An ES module standing for the builtin `name`: its data properties as named exports (an
- * accessor such as fs.promises is not read), the module object as the default export; for a
+ * accessor such as fs.promises is not read, except in READ_ACCESSORS), the module object as the default export; for a
  * LAZY module, its functions only, each loading the module when first called. */
 function builtinModule(name: string): string {
   const mod = process.getBuiltinModule(name) as Record<string, unknown>;
   const keys = Object.keys(mod).filter((k) => {
     const d = Object.getOwnPropertyDescriptor(mod, k);
-    return IDENTIFIER.test(k) && k !== 'default' && d !== undefined && 'value' in d;
+    return IDENTIFIER.test(k) && k !== 'default' && d !== undefined && ('value' in d || READ_ACCESSORS.has(name));
   });
   const get = `process.getBuiltinModule(${JSON.stringify(name)})`;
   if (!LAZY.has(name))
