@@ -6,7 +6,7 @@
 // Lease TTL 3 s, so fail-over fits in seconds.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { stateTag } from '../../src/platform/linux/paths.ts';
 import { watch } from '../../src/api/client.ts';
@@ -50,7 +50,11 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
 
   /** The nodes on which the jail's marker process runs now (by the cgroup tag of each process). */
   function runningOn(jail: string): NodeName[] {
-    const needle = mark(jail);
+    return runningWhere(mark(jail));
+  }
+
+  /** The nodes on which a process with the argument `needle` runs now (by its cgroup's node tag). */
+  function runningWhere(needle: string): NodeName[] {
     const tags = new Map(NODES.map((n) => [`/jy-${stateTag(`${t.node(n).state}/jails/x`)}-`, n] as const));
     const found = new Set<NodeName>();
     for (const d of readdirSync('/proc')) {
@@ -460,6 +464,165 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
       await hp.stop();
     }
     await ok(t.cli('a', 'remove', 'www1', 'www2'), 'remove www');
+  });
+
+  test('a rollout through node c replaces the v1 app=www jails on a and b by v2, no request fails', async () => {
+    const dir = mkdtempSync('/tmp/jy-cluster-rollout-');
+    // each jail serves "<name> <version>" from a folder named after it: that argument of its
+    // http.server process tells on which node it runs (runningWhere)
+    const folder = (name: string) => `/etc/jyro-${t.tag}/${name}`;
+    const v1 = (name: string, node: NodeName, addr: string) => [
+      name,
+      'path=/',
+      'persist',
+      `node=${node}`,
+      `ip4.addr=${addr}`,
+      'meta.app=www',
+      'meta.version=v1',
+      `exec.start=mkdir -p ${folder(name)} && echo ${name} v1 > ${folder(name)}/index.html && /usr/bin/python3 -m http.server 8080 -d ${folder(name)} >/dev/null 2>&1 &`,
+    ];
+    // the template: no node, so each new jail goes where its address (--address-range) belongs
+    const template = `${dir}/web.conf`;
+    writeFileSync(
+      template,
+      `web {\n  path = "/";\n  persist;\n  host.hostname = "web";\n` +
+        `  exec.start = 'd=/etc/jyro-${t.tag}/$(hostname); mkdir -p $d && echo "$(hostname) v2" > $d/index.html && /usr/bin/python3 -m http.server 8080 -d $d >/dev/null 2>&1 &';\n}\n`,
+    );
+    // (when run alone: the nodes may not have registered yet)
+    await waitUntil(
+      'nodes a, b, c registered',
+      async () => {
+        const l = await t.cli('c', 'nodes', '--json');
+        return l.code === 0 && nodesOf(l.stdout).length === 3;
+      },
+      30_000,
+    );
+    await ok(t.cli('a', 'create', ...v1('wv1a', 'a', '198.51.100.37')), 'create wv1a');
+    await ok(t.cli('b', 'create', ...v1('wv1b', 'b', '198.51.100.53')), 'create wv1b');
+    await ok(t.cli('c', 'start', 'wv1a', 'wv1b'), 'start v1');
+    const hp = await startHaproxy({
+      dir: `${t.root}/haproxy-rollout`,
+      port: 18081,
+      bindAddress: '127.0.0.1',
+      binary: t.haproxyBinary(),
+    });
+    const ac = new AbortController();
+    const lbLog: string[] = [];
+    const controller = runHaproxyController({
+      source: apiSource(t.node('c').host),
+      selector: 'app=www',
+      backend: 'www',
+      adminSocket: hp.adminSocket,
+      port: 8080,
+      drainTimeoutMs: 5000,
+      signal: ac.signal,
+      log: (l) => lbLog.push(`${new Date().toISOString()} ${l}`),
+    }).catch((e) => {
+      if (!ac.signal.aborted) throw e;
+    });
+    // one request every 20 ms through HAProxy, from the router's namespace, until the stop file
+    const stopFile = `${dir}/stop`;
+    const loadScript = `(async () => {
+      const fs = require('node:fs'); const stop = process.argv.at(-1);
+      const seen = {}; let ok = 0, failed = 0, max = 0; const errors = [], slow = []; const t0 = Date.now();
+      while (!fs.existsSync(stop)) {
+        const at = Date.now();
+        try {
+          const r = await fetch('http://127.0.0.1:18081/', { signal: AbortSignal.timeout(5000) });
+          const b = (await r.text()).trim();
+          if (r.status === 200) { ok++; seen[b] = (seen[b] ?? 0) + 1; } else { failed++; errors.push(r.status); }
+        } catch (e) { failed++; errors.push((Date.now() - t0) + ' ms: ' + (e.cause ?? e)); }
+        const took = Date.now() - at; if (took > max) max = took; if (took > 500) slow.push((at - t0) + ' ms: ' + took + ' ms');
+        await new Promise((r) => setTimeout(r, Math.max(0, 20 - (Date.now() - at))));
+      }
+      console.log(JSON.stringify({ ok, failed, maxMs: max, seen, errors: errors.slice(0, 10), slow: slow.slice(0, 10) }));
+    })();`;
+    const hits = async (n: number) => {
+      const script = `(async () => { const seen = {}; for (let i = 0; i < ${n}; i++) { try { const r = await fetch('http://127.0.0.1:18081/'); const k = r.status === 200 ? (await r.text()).trim() : String(r.status); seen[k] = (seen[k] ?? 0) + 1; } catch { seen.error = (seen.error ?? 0) + 1; } } console.log(JSON.stringify(seen)); })();`;
+      const r = await t.router([process.execPath, '-e', script]);
+      return JSON.parse(r.stdout || '{}') as Record<string, number>;
+    };
+    try {
+      await waitUntil(
+        'both v1 jails serve through HAProxy',
+        async () => {
+          const h = await hits(10);
+          return (h['wv1a v1'] ?? 0) > 0 && (h['wv1b v1'] ?? 0) > 0;
+        },
+        30_000,
+      );
+      const load = t.router([process.execPath, '-e', loadScript, stopFile]);
+      const at = Date.now();
+      // the rollout runs where HAProxy does (the router's namespace: it health-checks the new
+      // jails at their addresses); jails through node c's API, its progress file in `dir`
+      const r = await t.router([
+        process.execPath,
+        JY_BIN,
+        '--host',
+        t.node('c').host,
+        '--state',
+        `${dir}/state`,
+        'rollout',
+        '-l',
+        'app=www',
+        '--from',
+        'version=v1',
+        '--to',
+        'version=v2',
+        '--replicas',
+        '2',
+        '--template',
+        template,
+        '--port',
+        '8080',
+        '--admin-socket',
+        hp.adminSocket,
+        '--backend',
+        'www',
+        '--address-range',
+        '44-45',
+        '--health-timeout',
+        '30',
+        '--json',
+      ]);
+      const took = Date.now() - at;
+      writeFileSync(stopFile, '');
+      const l = await load;
+      assert.equal(r.code, 0, `rollout exited ${r.code}: ${r.stderr}${r.stdout}`);
+      const stats = JSON.parse(l.stdout || '{}') as {
+        ok: number;
+        failed: number;
+        seen: Record<string, number>;
+        errors: unknown[];
+      };
+      console.log(`# cluster rollout: ${took} ms, load ${JSON.stringify(stats)}`);
+      assert.equal(
+        stats.failed,
+        0,
+        `failed requests during the rollout (from ${new Date(at).toISOString()}): ${l.stdout}${l.stderr}\n${r.stderr}\n${lbLog.join('\n')}`,
+      );
+      assert.ok(stats.ok >= 20, `too few requests to mean anything: ${l.stdout}${l.stderr}`);
+      assert.ok((stats.seen['web-v2-1 v2'] ?? 0) + (stats.seen['web-v2-2 v2'] ?? 0) > 0, JSON.stringify(stats));
+
+      // at the end: the app=www jails are the two v2 ones, each running on exactly one node
+      const names = (await ok(t.cli('a', 'ls', '-a', '-n', '--selector', 'app=www', 'name'), 'ls')).trim().split('\n');
+      assert.deepEqual(names.map((n) => n.replace(/^name=/, '').replace(/^"|"$/g, '')).sort(), [
+        'web-v2-1',
+        'web-v2-2',
+      ]);
+      for (const name of ['web-v2-1', 'web-v2-2'])
+        assert.equal(runningWhere(folder(name)).length, 1, `${name} runs on ${runningWhere(folder(name)).join('+')}`);
+      for (const name of ['wv1a', 'wv1b']) assert.deepEqual(runningWhere(folder(name)), [], `${name} still runs`);
+      const h = await hits(20);
+      assert.deepEqual(Object.keys(h).sort(), ['web-v2-1 v2', 'web-v2-2 v2'], JSON.stringify(h));
+    } finally {
+      writeFileSync(stopFile, '');
+      ac.abort();
+      await controller;
+      await hp.stop();
+      await t.cli('c', 'remove', 'wv1a', 'wv1b', 'web-v2-1', 'web-v2-2');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a restarted node resumes the watch or resyncs, and serves what changed while it was down', async () => {

@@ -69,12 +69,16 @@ export async function ensureBridge(cfg: NetworkConfig): Promise<void> {
     // a bridge made before it had an IPv6 gateway gets one
     if (!hasIPv6(cfg.bridge, cfg.gateway6.split('/')[0]!))
       await ipBatch([`addr add ${cfg.gateway6} dev ${cfg.bridge} nodad`], undefined, true);
+    await pinBridgeMac(cfg.bridge);
     return;
   }
   // -force: a concurrent caller may have made it meanwhile ("File exists" is fine).
+  // An explicit MAC: otherwise the kernel gives the bridge its lowest port's MAC and changes it
+  // when that jail's port leaves; the other jails' cached gateway MAC is then wrong and their
+  // replies are dropped until ARP finds out (5 s and more: connections to them stall).
   await ipBatch(
     [
-      `link add ${cfg.bridge} type bridge`,
+      `link add ${cfg.bridge} address ${randomMac(randomBytes(6))} type bridge`,
       `addr add ${cfg.gateway} dev ${cfg.bridge}`,
       `addr add ${cfg.gateway6} dev ${cfg.bridge} nodad`,
       `link set ${cfg.bridge} up`,
@@ -84,6 +88,19 @@ export async function ensureBridge(cfg: NetworkConfig): Promise<void> {
   );
   if (!existsSync(`/sys/class/net/${cfg.bridge}`)) {
     throw new JailyardError('JY_ERR_PLATFORM', `cannot create bridge ${cfg.bridge}`, { step: 'addresses' });
+  }
+}
+
+/** A bridge made without an explicit MAC (by an older jailyard) keeps its current one from now
+ * on (addr_assign_type 3 = set), rather than following its ports. */
+async function pinBridgeMac(bridge: string): Promise<void> {
+  try {
+    if (readFileSync(`/sys/class/net/${bridge}/addr_assign_type`, 'utf8').trim() === '3') return;
+    const mac = readFileSync(`/sys/class/net/${bridge}/address`, 'utf8').trim();
+    if (/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac))
+      await ipBatch([`link set ${bridge} address ${mac}`], undefined, true);
+  } catch {
+    // gone meanwhile: the next caller makes it anew
   }
 }
 
