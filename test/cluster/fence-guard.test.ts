@@ -229,5 +229,14 @@ describe('cluster fence guard', { skip, timeout: 120_000 }, () => {
     await s.exited;
     assert.match(s.log(), /fence guard: the daemon died without its 'bye'/);
     assert.deepEqual(jailPids(stateB), other, "another folder's jail still runs");
+
+    // the node comes back by itself: no `jailyard reconcile` by hand; the restarted daemon
+    // finishes the fenced jail's local records and its agent starts fg1 again (etcd still
+    // places it here and wants it running), then a remove works
+    serve = await startServe();
+    await waitFor('fg1 to run again on its node', () => jailPids(stateA).length > 0, 30_000).catch((e) => {
+      throw new Error(`${e.message}:\n${serve?.log()}`);
+    });
+    assert.match(serve.log(), /"msg":"recovered","name":"fg1"/);
   });
 });

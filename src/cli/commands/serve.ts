@@ -167,6 +167,21 @@ async function openCluster(flags: ClusterFlags, io: CliIO) {
       const { startNodeAgent } = await import('../../cluster/agent.ts');
       const { loadDriver } = await import('../../platform/index.ts');
       const driver = await loadDriver({ stateDir: session.stateDir });
+      // A node coming back after a crash or a fence (its guard killed every jail's processes):
+      // the local records still say running or starting. Finish them as `jailyard reconcile`
+      // does before the agent acts on them; it then starts what etcd still places here.
+      const local = session.service as LocalService;
+      if (rejoin && local.recover) {
+        const recover = local.recover.bind(local);
+        const { reconcile } = await import('../../runtime/reconcile.ts');
+        const report = await reconcile({ store: session.store!, driver, stateDir: session.stateDir, recover });
+        for (const name of report.recovered)
+          io.err(JSON.stringify({ level: 'warn', time: Date.now(), node: flags.node.name, msg: 'recovered', name }));
+        for (const f of report.failed)
+          io.err(
+            JSON.stringify({ level: 'error', time: Date.now(), node: flags.node.name, msg: 'recover failed', ...f }),
+          );
+      }
       const start = () =>
         startNodeAgent({
           state,
