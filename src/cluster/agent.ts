@@ -37,7 +37,14 @@ export interface NodeAgentOptions {
   /** Fail-over's choice of a node (default: placement.ts's, least loaded). */
   place?: PlaceFn;
   node: Omit<NodeRecord, 'startedAt' | 'version'>;
-  local: { service: LocalService; store: Store; isAlive?: (j: JailRecord) => boolean };
+  local: {
+    service: LocalService;
+    store: Store;
+    isAlive?: (j: JailRecord) => boolean;
+    /** Kills every process of every jail of the local state folder at once (the driver's
+     * killAll): the fence's last resort at its deadline (default: the platform driver's). */
+    killAll?: () => Promise<number>;
+  };
   /** Lease TTL in seconds (default 10). */
   leaseTtlSec?: number;
   /** Full pass over every jail (default 5000 ms). */
@@ -343,6 +350,28 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     );
   };
 
+  /** Reports `to` ('starting', 'stopping') for the current token before the local step, in
+   * the same CAS as the check that the record still asks for it (desired running for a
+   * start, stopped for a stop). False: the record changed meanwhile, the step is not taken
+   * (the change queues the jail again). An error (etcd unreachable) is the step's error. */
+  const claim = async (name: string, token: string, to: 'starting' | 'stopping', l: JailRecord): Promise<boolean> => {
+    if (fenced || stopped) return false;
+    let ok = false;
+    const want = to === 'starting' ? 'running' : 'stopped';
+    await within(
+      update(name, (j) => {
+        ok = false;
+        if (j.placement?.node !== me || j.placement.token !== token || j.desired !== want) return undefined;
+        ok = true;
+        const next: JailStatus = { ...statusOf(l, null), state: to, token, at: new Date().toISOString() };
+        return { ...j, status: next };
+      }),
+      stepMs,
+      'status report',
+    );
+    return ok && !fenced;
+  };
+
   const statusOf = (l: JailRecord | undefined, error: string | null): Omit<JailStatus, 'token' | 'at'> => ({
     state: l?.state ?? 'stopped',
     jid: l?.jid ?? 0,
@@ -436,8 +465,12 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       l = local.store.getJail(name);
       if (fenced) return;
       if (wantRunning && l?.state === 'stopped') {
+        // the cluster sees 'starting' before anything runs: a stop waits for it and a move is
+        // refused; a stop written first is seen here and nothing starts
+        if (!(await claim(name, token, 'starting', l))) return;
         error = outcomeError(await local.service.start([name], { signal: AbortSignal.timeout(stepMs) }), name);
       } else if (!wantRunning && l && l.state !== 'stopped') {
+        await claim(name, token, 'stopping', l);
         error = outcomeError(await within(local.service.stop([name]), stepMs, 'stop'), name);
       }
     } catch (e) {
@@ -544,18 +577,42 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     }
   });
 
-  /** Stops every local jail; nothing is reported until the node has re-registered. */
+  /** Stops every local jail; nothing is reported until the node has re-registered. The stop
+   * has a deadline: the lease's end (TTL after the last renewal) less a margin, since another
+   * node may start the jail from then on. A jail's own exec.stop or a process that ignores
+   * SIGTERM could hold an ordinary stop for longer: at the deadline every process of every
+   * jail of this state folder is killed at once, and the records are finished as after a crash. */
   let fencing: Promise<void> | undefined;
+  const fenceMarginMs = Math.min(1000, ttlMs / 4);
   const fence = (why: string): Promise<void> => {
     if (fenced || stopped) return fencing ?? Promise.resolve();
     fenced = true;
-    log('warn', 'fenced: stopping every local jail', { reason: why });
+    const deadline = lastAlive + ttlMs - fenceMarginMs;
+    log('warn', 'fenced: stopping every local jail', { reason: why, deadlineInMs: deadline - Date.now() });
     attempts.clear();
     fencing = (async () => {
-      await stopAllLocal();
-      // a reconcile under way may still start a jail: once they are done, stop again
-      while (running > 0) await new Promise((r) => setTimeout(r, 50));
-      await stopAllLocal();
+      let done = false;
+      const graceful = (async () => {
+        await stopAllLocal();
+        // a reconcile under way may still start a jail: once they are done, stop again
+        while (running > 0) await new Promise((r) => setTimeout(r, 50));
+        await stopAllLocal();
+      })().finally(() => {
+        done = true;
+      });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        graceful,
+        new Promise((r) => {
+          timer = setTimeout(r, Math.max(0, deadline - Date.now()));
+        }),
+      ]);
+      clearTimeout(timer);
+      if (done && local.store.listJails().every((j) => j.state === 'stopped')) return;
+      await killAllLocal();
+      // with its processes gone the ordinary stop ends soon; what it leaves is a crash's
+      await within(graceful, stepMs, 'fence stop').catch(() => {});
+      await recoverLocal();
     })().finally(() => {
       fencing = undefined;
     });
@@ -573,7 +630,33 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       log('error', 'stopping local jails failed', { error: describeError(e) });
     }
   };
-
+  let killAllFn: (() => Promise<number>) | undefined = local.killAll;
+  const killAllLocal = async (): Promise<void> => {
+    try {
+      if (!killAllFn) {
+        const { loadDriver } = await import('../platform/index.ts');
+        const driver = await loadDriver({ stateDir: local.store.dir });
+        if (!driver.killAll) throw new JailyardError('JY_ERR_STEP_FAILED', `the ${driver.platform} driver cannot kill`);
+        killAllFn = () => driver.killAll!();
+      }
+      const n = await killAllFn();
+      log('warn', 'fence deadline: killed every jail process of this node', { killed: n });
+    } catch (e) {
+      log('error', 'killing the local jails failed', { error: describeError(e) });
+    }
+  };
+  /** Finishes, as after a crash, every local jail the stop left not stopped. */
+  const recoverLocal = async (): Promise<void> => {
+    for (const j of local.store.listJails()) {
+      if (j.state === 'stopped' || !local.service.recover) continue;
+      try {
+        if (j.state === 'running') local.store.transition(j.name, 'running', 'stopping', { lastError: 'fenced' });
+        await within(local.service.recover(j.name), stepMs, 'recover');
+      } catch (e) {
+        log('error', 'finishing a fenced jail failed', { jail: j.name, error: describeError(e) });
+      }
+    }
+  };
   const reRegister = async (): Promise<void> => {
     if (reRegistering || stopped) return;
     reRegistering = true;

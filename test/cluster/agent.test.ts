@@ -5,12 +5,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { ClusterState, newToken } from '../../src/cluster/state.ts';
 import { probeMember, startNodeAgent, type NodeAgent } from '../../src/cluster/agent.ts';
+import { createClusterService } from '../../src/cluster/service.ts';
 import type { ClusterJail } from '../../src/cluster/records.ts';
 import { openStore } from '../../src/store/sqlite.ts';
 import { createLocalService } from '../../src/runtime/service.ts';
@@ -463,6 +464,92 @@ describe('node agent over a real etcd and real jails', () => {
       assert.deepEqual(left.nodeEntries(), []);
     } finally {
       await left.close();
+    }
+  });
+
+  test("the fence has a deadline: a hanging exec.stop and processes that ignore SIGTERM are killed before the lease's TTL; the node re-registers", async () => {
+    // pids of this test's own in-jail processes, by their unique command lines
+    const pidsOf = (arg: string): number[] =>
+      readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .filter((d) => {
+          try {
+            return readFileSync(`/proc/${d}/cmdline`, 'utf8') === `sleep\0${arg}\0`;
+          } catch {
+            return false;
+          }
+        })
+        .map(Number);
+    await cs.createJail(
+      newJail('da8', {
+        params: {
+          skeleton: 'host',
+          persist: true,
+          'host.hostname': 'da8.test',
+          'exec.start': "trap '' TERM; sleep 6173 >/dev/null 2>&1 &",
+          'exec.stop': 'sleep 6174',
+          'stop.timeout': 1,
+        },
+      }),
+    );
+    await waitFor('da8 running', () => jailOf('da8')?.status?.state === 'running');
+    await waitFor('the TERM-ignoring process', () => pidsOf('6173').length > 0);
+    etcd.kill('SIGSTOP');
+    // the last renewal was at most one keepalive interval (TTL/6) before the cut
+    const t0 = Date.now();
+    let gone: number;
+    try {
+      await waitFor('fenced', () => agent!.fenced, 10_000);
+      await waitFor('every process of da8 gone', () => !pidsOf('6173').length && !pidsOf('6174').length, 10_000);
+      gone = Date.now() - t0;
+      await waitFor('da8 stopped locally', () => store.requireJail('da8').state === 'stopped', 10_000);
+    } finally {
+      etcd.kill('SIGCONT');
+    }
+    assert.ok(gone < TTL * 1000 - (TTL * 1000) / 6, `every process gone ${gone} ms after the cut, lease TTL ${TTL} s`);
+    await waitFor('agent unfenced', () => !agent!.fenced, 20_000);
+    assert.ok(cs.nodeEntry('dn1'));
+    // clean-up: the jail runs again; its exec.stop (found by its command line) is ended by pid
+    await waitFor('da8 running again', () => jailOf('da8')?.status?.state === 'running', 20_000);
+    await put('da8', (j) => ({ ...j, desired: 'stopped' }));
+    await waitFor('exec.stop running', () => pidsOf('6174').length > 0, 10_000);
+    for (const pid of pidsOf('6174')) process.kill(pid, 'SIGKILL');
+    await waitFor('da8 stopped', () => jailOf('da8')?.status?.state === 'stopped', 20_000);
+    await cs.deleteJailAt('da8', cs.jailEntry('da8')!.revision);
+    await waitFor('local da8 removed', () => !store.getJail('da8'));
+  });
+
+  test("a start reports 'starting' first: a stop through the cluster waits for the jail to be really stopped, a move is refused meanwhile", async () => {
+    const svc = createClusterService(cs, { waitMs: 20_000 });
+    const other = await otherNode('dn2', '198.51.100.80/29');
+    try {
+      await cs.createJail(
+        newJail('da9', {
+          params: { skeleton: 'host', persist: true, 'host.hostname': 'da9.test', 'exec.poststart': 'sleep 3' },
+        }),
+      );
+      const token = jailOf('da9')!.placement!.token;
+      await waitFor("status 'starting'", () => {
+        const j = jailOf('da9');
+        return j?.status?.state === 'starting' && j.status.token === token;
+      });
+      assert.equal(store.getJail('da9')?.state, 'starting');
+      // a client stops it without waiting, then tries to move it: refused while it starts
+      await put('da9', (j) => ({ ...j, desired: 'stopped' }));
+      await assert.rejects(
+        svc.modify('da9', { params: { node: 'dn2' } }),
+        (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_PARAM_VALUE',
+      );
+      assert.equal(jailOf('da9')!.placement!.node, 'dn1');
+      const r = await svc.stop(['da9']);
+      assert.ok(r.ok, JSON.stringify(r.outcomes));
+      assert.equal(store.getJail('da9')?.state, 'stopped', 'the stop returned ok while the jail still ran');
+      // stopped for real: now it may move
+      await svc.modify('da9', { params: { node: 'dn2' } });
+      await waitFor('local da9 removed', () => !store.getJail('da9'));
+      await cs.deleteJailAt('da9', cs.jailEntry('da9')!.revision);
+    } finally {
+      await other.revoke().catch(() => {});
     }
   });
 
