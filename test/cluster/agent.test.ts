@@ -467,7 +467,7 @@ describe('node agent over a real etcd and real jails', () => {
     }
   });
 
-  test("the fence has a deadline: a hanging exec.stop and processes that ignore SIGTERM are killed before the lease's TTL; the node re-registers", async () => {
+  test("the fence has a deadline: a hanging exec.stop and processes that ignore SIGTERM are killed before the lease's TTL; the node re-registers", async (t) => {
     // pids of this test's own in-jail processes, by their unique command lines
     const pidsOf = (arg: string): number[] =>
       readdirSync('/proc')
@@ -506,6 +506,7 @@ describe('node agent over a real etcd and real jails', () => {
     } finally {
       etcd.kill('SIGCONT');
     }
+    t.diagnostic(`every process of da8 gone ${gone} ms after etcd stopped answering`);
     assert.ok(gone < TTL * 1000 - (TTL * 1000) / 6, `every process gone ${gone} ms after the cut, lease TTL ${TTL} s`);
     await waitFor('agent unfenced', () => !agent!.fenced, 20_000);
     assert.ok(cs.nodeEntry('dn1'));
