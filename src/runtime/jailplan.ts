@@ -228,13 +228,14 @@ export function completePlan(_stateDir: string, record: JailRecord, root: string
   }
   // The guest folder's mount point only: the driver's create step binds the folder there in
   // the jail's own mount namespace (in the host's view a local user could reach its socket).
-  // With it the other mount points the create step uses (proc, tini at /.jailyard/tini):
+  // With it the other mount points the create step uses (proc, tini at /.jailyard/tini, the
+  // holder at /.jailyard/hold):
   // made by the mounts step, they are recorded, so a stop takes them out of an admin's
   // `path` again (the create step still checks each is a real directory of the jail's).
   // (dev too: without mount.devfs the stage mounts a minimal /dev there when the root has
   // none)
   if (!plan.mkdirs.includes(join(root, 'dev'))) plan.mkdirs.push(join(root, 'dev'));
   plan.mkdirs.push(join(root, 'proc'), join(root, 'run', 'jailyard'), join(root, '.jailyard'));
-  plan.files = [...(base?.files ?? []), join(root, '.jailyard', 'tini')];
+  plan.files = [...(base?.files ?? []), join(root, '.jailyard', 'tini'), join(root, '.jailyard', 'hold')];
   return plan;
 }

@@ -158,7 +158,7 @@ describe('jails without a path, for real', { timeout: 120_000 }, () => {
     await ok('start', 'plpath');
     const r = await sh(
       'plpath',
-      'echo hi > /written && mkdir -p /run/own && ls -d /dev/null /proc/self /.jailyard/tini',
+      'echo hi > /written && mkdir -p /run/own && ls -d /dev/null /proc/self /.jailyard/tini /.jailyard/hold',
     );
     assert.equal(r.code, 0, r.stderr);
     await ok('stop', 'plpath');
