@@ -18,7 +18,7 @@ import type { MetaOp } from '../meta/ops.ts';
 import type { JailService } from '../runtime/types.ts';
 import type { JailChange, JailRecord, Store } from '../store/types.ts';
 import { manifestDigest, resolveSkeleton, skeletonDigests } from '../skeleton/registry.ts';
-import { choosePlacement, type RestartPolicy, restartPolicy, skeletonOf } from './placement.ts';
+import { checkNodeAddresses, choosePlacement, type RestartPolicy, restartPolicy, skeletonOf } from './placement.ts';
 import type { ClusterJail, JailStatus, NodeRecord, Placement } from './records.ts';
 import type { ClusterState, NodeRegistration } from './state.ts';
 
@@ -435,7 +435,11 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     let error: string | null = null;
     try {
       const params = localParams(cj.params);
+      // addresses outside this node's range (a record that never went through placement):
+      // nothing is created, changed for a run, or started
+      const checkAddresses = (): void => checkNodeAddresses(name, cj.params, opts.node);
       if (!l) {
+        checkAddresses();
         checkSkeleton(name, params);
         const replace = (value: string): MetaOp[] => (value ? [{ op: 'replace', value }] : []);
         await within(
@@ -451,6 +455,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
         const change: JailChange = { ...paramsChange(params, l.params) };
         if (l.meta !== cj.meta) change.meta = [{ op: 'replace', value: cj.meta }];
         if (l.env !== cj.env) change.env = [{ op: 'replace', value: cj.env }];
+        if (wantRunning && (change.params || change.unset)) checkAddresses();
         if (change.params || change.unset || change.meta || change.env) {
           // what cannot change on a running jail is refused by the local service: with
           // desired running that stays an error (as on one host); stopped, it applies
@@ -467,6 +472,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       if (wantRunning && l?.state === 'stopped') {
         // the cluster sees 'starting' before anything runs: a stop waits for it and a move is
         // refused; a stop written first is seen here and nothing starts
+        checkAddresses();
         if (!(await claim(name, token, 'starting', l))) return;
         error = outcomeError(await local.service.start([name], { signal: AbortSignal.timeout(stepMs) }), name);
       } else if (!wantRunning && l && l.state !== 'stopped') {
@@ -521,44 +527,60 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   };
 
   /** A jail placed on a node that is gone: re-place it (restart.policy other than 'no') or
-   * mark it stopped; the CAS on its mod_revision makes exactly one agent's write win. */
+   * mark it stopped; the CAS on its mod_revision makes exactly one agent's write win. The
+   * same transaction requires `nodes/<lost>` absent: this node's mirror may lag the lost
+   * node's re-registration, and that node then starts the jail itself. */
   const failOver = async (name: string, lost: string): Promise<void> => {
     if (fenced || stopped) return;
+    const lostKey = state.keys.node(lost);
     try {
       await within(
-        update(name, (j) => {
-          if (j.placement?.node !== lost) return undefined;
-          if (nodes().some((n) => n.name === lost)) return undefined;
-          const now = new Date().toISOString();
-          if (policyOf(j) === 'no') {
-            const lastError = `node ${lost} lost`;
-            if (
-              j.status?.token === j.placement.token &&
-              j.status.state === 'stopped' &&
-              j.status.lastError === lastError
-            )
-              return undefined;
-            const status: JailStatus = {
-              state: 'stopped',
-              jid: 0,
-              ready: false,
-              lastError,
-              addresses: [],
-              token: j.placement.token,
-              at: now,
-            };
-            return { ...j, status };
-          }
-          const node = opts.place
-            ? opts.place(j, nodes(), jails())
-            : defaultPlace(j, nodes(), jails(), state.skeletonRefs());
-          const placement: Placement = { node, token: randomUUID(), at: now };
-          return { ...j, placement, status: null };
-        }),
+        state
+          .updateJail(
+            name,
+            (j) => {
+              if (j.placement?.node !== lost) return null;
+              if (nodes().some((n) => n.name === lost)) return null;
+              const now = new Date().toISOString();
+              if (policyOf(j) === 'no') {
+                const lastError = `node ${lost} lost`;
+                if (
+                  j.status?.token === j.placement.token &&
+                  j.status.state === 'stopped' &&
+                  j.status.lastError === lastError
+                )
+                  return null;
+                const status: JailStatus = {
+                  state: 'stopped',
+                  jid: 0,
+                  ready: false,
+                  lastError,
+                  addresses: [],
+                  token: j.placement.token,
+                  at: now,
+                };
+                return { ...j, status };
+              }
+              const node = opts.place
+                ? opts.place(j, nodes(), jails())
+                : defaultPlace(j, nodes(), jails(), state.skeletonRefs());
+              const placement: Placement = { node, token: randomUUID(), at: now };
+              return { ...j, placement, status: null };
+            },
+            { requireAbsent: [lostKey] },
+          )
+          .catch((e: unknown) => {
+            if (e instanceof JailyardError && e.code === 'JY_ERR_JAIL_NOT_FOUND') return;
+            throw e;
+          }),
         stepMs,
         'fail-over',
       );
     } catch (e) {
+      if (e instanceof JailyardError && e.place.key === lostKey) {
+        log('info', 'fail-over not needed: the node is registered again', { jail: name, node: lost });
+        return;
+      }
       log('warn', 'fail-over failed', { jail: name, node: lost, error: describeError(e) });
     }
   };

@@ -16,19 +16,63 @@ export interface NodeLoad {
   placed: number;
 }
 
+/** Each address of ip4.addr or ip6.addr as a node's driver reads it: comma-separated
+ * entries "[iface|]addr[/len][ options]", the address without its length. */
+export function addressEntries(params: Params, param: 'ip4.addr' | 'ip6.addr'): { entry: string; address: string }[] {
+  return paramList(params, param)
+    .flatMap((e) => e.split(','))
+    .map((e) => e.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const text = (entry.includes('|') ? entry.slice(entry.indexOf('|') + 1) : entry).trim().split(/\s+/)[0] ?? '';
+      return { entry, address: text.split('/')[0] ?? '' };
+    });
+}
+
 /** The jail's IPv4 addresses ("[iface|]addr[/len]") as numbers; a value that is not an
  * IPv4 address is refused (it could never be checked against a range). */
 export function jailIpv4(name: string, params: Params): number[] {
-  return paramList(params, 'ip4.addr').map((a) => {
-    const addr = a.includes('|') ? a.slice(a.indexOf('|') + 1) : a;
-    const n = ipv4Number(addr);
+  return addressEntries(params, 'ip4.addr').map(({ entry, address }) => {
+    const n = /^[\d.]+$/.test(address) ? ipv4Number(address) : undefined;
     if (n === undefined) {
-      throw new JailyardError('JY_ERR_ADDRESS', `ip4.addr ${JSON.stringify(a)} is not an IPv4 address`, {
+      throw new JailyardError('JY_ERR_ADDRESS', `ip4.addr ${JSON.stringify(entry)} is not an IPv4 address`, {
         jail: name,
         param: 'ip4.addr',
       });
     }
     return n;
+  });
+}
+
+/** Refuses ip6.addr: a node has an IPv4 jail range only (serve --range), so an IPv6 address
+ * could not be checked against anything, nor routed to the node that holds it. */
+export function refuseIpv6(name: string, params: Params, node?: string): void {
+  const [first] = addressEntries(params, 'ip6.addr');
+  if (!first) return;
+  throw new JailyardError(
+    'JY_ERR_ADDRESS',
+    `ip6.addr ${JSON.stringify(first.entry)}: ${node ? `node ${node} has` : 'cluster nodes have'} no IPv6 jail range (serve --range is IPv4 only); a cluster jail takes IPv4 addresses of its node's range`,
+    { jail: name, param: 'ip6.addr' },
+  );
+}
+
+/**
+ * What a node's agent checks before it creates, changes or starts a jail placed on it: every
+ * ip4.addr in the node's own range, no ip6.addr. Placement checks the same, but a record
+ * written by hand (or by anything else with etcd access) never went through placement.
+ */
+export function checkNodeAddresses(name: string, params: Params, node: { name: string; range: string }): void {
+  refuseIpv6(name, params, node.name);
+  const r = parseCidr(node.range);
+  const addrs = jailIpv4(name, params);
+  const entries = addressEntries(params, 'ip4.addr');
+  addrs.forEach((a, i) => {
+    if (r !== undefined && a >= r.first && a <= r.last) return;
+    throw new JailyardError(
+      'JY_ERR_ADDRESS',
+      `ip4.addr ${entries[i]!.address} is outside node ${node.name}'s range ${node.range}: the node does not start the jail (a jail's addresses route only to the node whose range holds them)`,
+      { jail: name, param: 'ip4.addr' },
+    );
   });
 }
 
@@ -58,6 +102,7 @@ export function choosePlacement(
     throw e;
   }
   const addrs = jailIpv4(name, params);
+  refuseIpv6(name, params);
   const why: string[] = [];
   const live = nodes.filter((n) => !opts.exclude?.has(n.record.name));
   if (live.length === 0) throw noNode(name, 'no live node');

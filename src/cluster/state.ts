@@ -95,6 +95,11 @@ export interface UpdateOptions {
   ifRevision?: number;
   /** Attempts before giving up under contention (default 100). */
   maxAttempts?: number;
+  /** Keys that must not exist in etcd for the write to be made, compared in the same
+   * transaction (create_revision 0): e.g. fail-over's `nodes/<lost>`, so an agent whose mirror lags
+   * the lost node's re-registration cannot move a jail that node is starting. When one
+   * exists, nothing is written: JY_ERR_CLUSTER with the key as its place. */
+  requireAbsent?: readonly string[];
 }
 
 /** A node's registration: its key lives as long as the lease (kept alive by etcd3). */
@@ -784,15 +789,28 @@ export class ClusterState implements EventLog {
       }
       if (refusal) throw refusal.error;
       if (next === null) return cur;
+      const absent = (opts.requireAbsent ?? []).map((k) => Buffer.from(k));
       const res = await this.#txn(`updating jail ${name}`, {
-        compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: cur.revision }],
+        compare: [
+          { key, target: 'Mod', result: 'Equal', mod_revision: cur.revision },
+          ...absent.map((k) => ({ key: k, target: 'Create' as const, result: 'Equal' as const, create_revision: 0 })),
+        ],
         success: [{ request_put: { key, value: Buffer.from(encodeRecord(next)) } }],
-        failure: [{ request_range: { key } }],
+        failure: [{ request_range: { key } }, ...absent.map((k) => ({ request_range: { key: k, count_only: true } }))],
       });
       if (res.succeeded) {
         const r = rev(res.header.revision);
         await this.caughtUp(r);
         return { jail: next, revision: r };
+      }
+      const present = absent.findIndex((_, j) => Number(res.responses[j + 1]?.response_range?.count ?? 0) > 0);
+      if (present >= 0) {
+        const k = opts.requireAbsent![present]!;
+        throw new JailyardError(
+          'JY_ERR_CLUSTER',
+          `jail "${name}" was not changed: etcd key "${k}" exists (the change required it absent)`,
+          { jail: name, key: k },
+        );
       }
       // lost the race: go again on the value etcd returned (ifRevision then reports it)
       fromMirror = false;

@@ -4,7 +4,7 @@
 // side by writing jail records into etcd itself (ClusterState's CAS writes).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { once } from 'node:events';
@@ -114,13 +114,17 @@ function runBinCode(sdir: string, args: string[]): Promise<{ code: number | null
   return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stderr })));
 }
 
+/** Called by the agent's fail-over choice of a node, before its transaction (a test's hook). */
+let onPlace: ((j: ClusterJail) => void) | undefined;
+
 async function startAgent(): Promise<NodeAgent> {
   const driver = await loadDriver({ stateDir: state });
   const service = createLocalService({ store, stateDir: state, driver, skeletons: skeletonHooks() });
   return startNodeAgent({
     state: cs,
     // the only node that can take a jail here is this one
-    place: (_j, nodes) => {
+    place: (j, nodes) => {
+      onPlace?.(j);
       if (!nodes.some((n) => n.name === 'dn1')) throw new JailyardError('JY_ERR_NO_NODE', 'no node left');
       return 'dn1';
     },
@@ -340,6 +344,99 @@ describe('node agent over a real etcd and real jails', () => {
     await waitFor('da4 stopped', () => jailOf('da4')?.status?.state === 'stopped');
     for (const n of ['da4', 'da5']) await cs.deleteJailAt(n, cs.jailEntry(n)!.revision);
     await waitFor('local da4 removed', () => !store.getJail('da4'));
+  });
+
+  test("fail-over requires the lost node's key absent in its transaction: a mirror lagging the node's re-registration moves nothing", async () => {
+    const lost = await otherNode('dlag', '203.0.113.240/30');
+    const token = newToken();
+    await cs.createJail(
+      newJail('da10', {
+        params: { skeleton: 'host', persist: true, 'restart.policy': 'always' },
+        placement: { node: 'dlag', token, at: new Date().toISOString() },
+      }),
+    );
+    await agent!.settled();
+    assert.equal(store.getJail('da10'), undefined, 'placed on dlag, not here');
+    const nodeKey = `${PREFIX}nodes/dlag`;
+    const back = { name: 'dlag', labels: {}, range: '203.0.113.240/30', capacity: 5, startedAt: 'x', version: 1 };
+    let placed = 0;
+    // dlag registers again after its key went away, before the fail-over's transaction
+    // reaches etcd: the agent's mirror (this process's, its event loop held here by a
+    // synchronous etcdctl) cannot have seen the new key when it chose the new node
+    onPlace = (j) => {
+      if (j.name !== 'da10' || placed++) return;
+      execFileSync('etcdctl', ['--endpoints', CLIENT, 'put', nodeKey, JSON.stringify(back)], {
+        env: { ...process.env, ETCDCTL_API: '3' },
+        stdio: 'ignore',
+      });
+    };
+    try {
+      await lost.revoke();
+      await waitFor('the fail-over chose a node', () => placed > 0);
+      await waitFor('dlag back in the mirror', () => cs.nodeEntry('dlag'));
+      await agent!.settled();
+      await new Promise((r) => setTimeout(r, 1500)); // a full pass too
+      const j = jailOf('da10')!;
+      assert.equal(j.placement!.node, 'dlag', 'moved while its node was registered again');
+      assert.equal(j.placement!.token, token);
+      assert.equal(store.getJail('da10'), undefined);
+    } finally {
+      onPlace = undefined;
+      const e = cs.jailEntry('da10');
+      if (e) await cs.deleteJailAt('da10', e.revision);
+      await cs.client.delete().key(nodeKey);
+    }
+    await waitFor('local da10 gone', () => !store.getJail('da10'));
+  });
+
+  test("a record whose addresses are outside the node's range (or IPv6) is refused by the agent: nothing created, the status names jail, parameter and range", async () => {
+    await cs.createJail(
+      newJail('da11', {
+        params: { skeleton: 'host', persist: true, 'ip4.addr': ['198.51.100.89/29', '198.51.100.20/24'] },
+      }),
+    );
+    const s = await waitFor('da11 refused', () => {
+      const st = jailOf('da11')?.status;
+      return st?.lastError ? st : undefined;
+    });
+    assert.equal(s.state, 'stopped');
+    assert.equal(
+      s.lastError,
+      `jail "da11", parameter "ip4.addr": ip4.addr 198.51.100.20 is outside node dn1's range 198.51.100.88/29: the node does not start the jail (a jail's addresses route only to the node whose range holds them)`,
+    );
+    assert.equal(store.getJail('da11'), undefined, 'a local jail was created');
+    await cs.createJail(
+      newJail('da12', {
+        params: { skeleton: 'host', persist: true, 'ip4.addr': '198.51.100.90/29', 'ip6.addr': '2001:db8::5/64' },
+      }),
+    );
+    const s6 = await waitFor('da12 refused', () => {
+      const st = jailOf('da12')?.status;
+      return st?.lastError ? st : undefined;
+    });
+    assert.match(
+      s6.lastError!,
+      /^jail "da12", parameter "ip6\.addr": ip6\.addr "2001:db8::5\/64": node dn1 has no IPv6 jail range/,
+    );
+    assert.equal(store.getJail('da12'), undefined);
+    // a valid jail whose record is changed by hand to a foreign address is not started again
+    await cs.createJail(
+      newJail('da13', { params: { skeleton: 'host', persist: true, 'ip4.addr': '198.51.100.91/29' } }),
+    );
+    await waitFor('da13 running', () => jailOf('da13')?.status?.state === 'running');
+    await put('da13', (j) => ({ ...j, desired: 'stopped' }));
+    await waitFor('da13 stopped', () => jailOf('da13')?.status?.state === 'stopped');
+    await put('da13', (j) => ({ ...j, desired: 'running', params: { ...j.params, 'ip4.addr': '198.51.100.44/28' } }));
+    const s13 = await waitFor('da13 refused', () => {
+      const st = jailOf('da13')?.status;
+      return st?.lastError?.includes('198.51.100.44') && st;
+    });
+    assert.equal(s13.state, 'stopped');
+    assert.match(s13.lastError!, /parameter "ip4\.addr": ip4\.addr 198\.51\.100\.44 is outside node dn1's range/);
+    assert.equal(store.requireJail('da13').state, 'stopped');
+    assert.deepEqual(store.requireJail('da13').params['ip4.addr'], '198.51.100.91/29', 'changed for a run');
+    for (const n of ['da11', 'da12', 'da13']) await cs.deleteJailAt(n, cs.jailEntry(n)!.revision);
+    await waitFor('local da13 removed', () => !store.getJail('da13'));
   });
 
   test('fencing: with etcd unreachable, the node stops its jails within TTL/2 and a pass; it comes back after', async () => {

@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { JailyardError } from '../../src/errors.ts';
 import fc from 'fast-check';
-import { choosePlacement, jailIpv4, restartPolicy, type NodeLoad } from '../../src/cluster/placement.ts';
+import {
+  checkNodeAddresses,
+  choosePlacement,
+  jailIpv4,
+  restartPolicy,
+  type NodeLoad,
+} from '../../src/cluster/placement.ts';
 import {
   parseClusterJail,
   parseNodeRecord,
@@ -72,6 +78,42 @@ test('a jail with addresses goes only where its addresses route', () => {
   assert.throws(
     () => jailIpv4('j', { 'ip4.addr': ['not-an-address'] }),
     (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_ADDRESS' && e.place.param === 'ip4.addr',
+  );
+  // a comma list is read as the node's driver reads it: every address counts
+  assert.throws(
+    () => place({ 'ip4.addr': '198.51.100.82,198.51.100.90' }),
+    noNode(/no such node's range holds 198\.51\.100\.82,198\.51\.100\.90/),
+  );
+  // nodes have no IPv6 range: an ip6.addr is refused at placement, naming the parameter
+  const ip6 = (e: unknown) => e instanceof JailyardError && e.code === 'JY_ERR_ADDRESS' && e.place.param === 'ip6.addr';
+  assert.throws(() => place({ 'ip6.addr': '2001:db8::1' }), ip6);
+  assert.throws(() => place({ 'ip4.addr': '198.51.100.82', 'ip6.addr': ['2001:db8::1'] }), ip6);
+  assert.equal(place({ 'ip4.addr': '198.51.100.82', 'ip6.addr': [] }), 'a');
+});
+
+test("a node's own check of a record's addresses (the agent's, for records that skipped placement)", () => {
+  const b = { name: 'b', range: '198.51.100.88/29' };
+  checkNodeAddresses('j', {}, b);
+  checkNodeAddresses('j', { 'ip4.addr': ['198.51.100.88', 'eth0|198.51.100.95/24'] }, b);
+  const refused = (param: string, re: RegExp) => (e: unknown) => {
+    assert.ok(e instanceof JailyardError && e.code === 'JY_ERR_ADDRESS', String(e));
+    assert.equal(e.place.jail, 'j');
+    assert.equal(e.place.param, param);
+    assert.match(e.message, re);
+    return true;
+  };
+  for (const a of ['198.51.100.87', '198.51.100.96/29', '198.51.100.90,198.51.100.20', '10.0.0.1 netmask 255.0.0.0'])
+    assert.throws(
+      () => checkNodeAddresses('j', { 'ip4.addr': a }, b),
+      refused('ip4.addr', /is outside node b's range 198\.51\.100\.88\/29/),
+    );
+  assert.throws(
+    () => checkNodeAddresses('j', { 'ip4.addr': '198.51.100.9x' }, b),
+    refused('ip4.addr', /is not an IPv4 address/),
+  );
+  assert.throws(
+    () => checkNodeAddresses('j', { 'ip6.addr': 'eth0|2001:db8::1/64' }, b),
+    refused('ip6.addr', /node b has no IPv6 jail range/),
   );
 });
 
