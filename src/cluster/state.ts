@@ -37,6 +37,10 @@ export interface ClusterStateOptions {
   prefix?: string;
   /** Jail events kept in memory for watchers that resume (default 10000). */
   ringSize?: number;
+  /** Bytes of those events (their records' JSON as etcd holds it, plus a fixed overhead per
+   * event) kept at most (default 64 MiB): a ring of large records stays bounded. A watcher
+   * asking for events older than the ring gets JY_ERR_REVISION_GONE, as after a compaction. */
+  ringBytes?: number;
   /** Keys per range call of the listing (default 500: each reply stays far below gRPC's
    * 4 MiB message limit). */
   listPageSize?: number;
@@ -114,6 +118,9 @@ export interface NodeRegistration {
 }
 
 const DEFAULT_RING = 10_000;
+const DEFAULT_RING_BYTES = 64 * 1024 * 1024;
+/** What one event costs beyond its record's JSON (its object, name, revision, time). */
+const EVENT_OVERHEAD = 256;
 /** Keys per range call of the initial listing: every call stays far below gRPC's 4 MiB. */
 const LIST_PAGE = 500;
 const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -146,11 +153,15 @@ export class ClusterState implements EventLog {
   readonly client: Etcd3;
   readonly #opts: ClusterStateOptions;
   readonly #ringSize: number;
+  readonly #ringBytes: number;
   #jails = new Map<string, JailEntry>();
   #nodes = new Map<string, NodeEntry>();
   #settings: Settings = { ...DEFAULT_SETTINGS };
   /** Jail events after #floor, oldest first. */
   #ring: JailEvent[] = [];
+  /** What each event of #ring costs, in bytes, and their sum. */
+  #ringCost: number[] = [];
+  #ringTotal = 0;
   #floor = 0;
   #revision = 0;
   #watcher: Watcher | undefined;
@@ -180,6 +191,7 @@ export class ClusterState implements EventLog {
     this.#opts = opts;
     this.keys = clusterKeys(opts.prefix);
     this.#ringSize = opts.ringSize ?? DEFAULT_RING;
+    this.#ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
     const callMs = opts.callTimeoutMs ?? 5000;
     const options: IOptions = {
       hosts: opts.endpoints,
@@ -455,6 +467,8 @@ export class ClusterState implements EventLog {
     this.#revision = r;
     // events before the listing cannot be served: watchers further behind must re-list
     this.#ring = [];
+    this.#ringCost = [];
+    this.#ringTotal = 0;
     this.#floor = r;
     await this.#watch(r);
     if (!first) {
@@ -632,7 +646,7 @@ export class ClusterState implements EventLog {
         this.#listVersion++;
         if (!gone) return;
         const last = { ...this.recordOf(gone), revision: r };
-        this.#push({ revision: r, type: 'DELETED', name: jailName, jail: last, at });
+        this.#push({ revision: r, type: 'DELETED', name: jailName, jail: last, at }, prevKv?.value.length ?? 0);
         this.#emit({ kind: 'jail', type: 'DELETED', name: jailName, entry: undefined, prev, revision: r });
         return;
       }
@@ -650,7 +664,7 @@ export class ClusterState implements EventLog {
       this.#jails.set(jailName, entry);
       this.#listVersion++;
       const t: EventType = prev ? 'MODIFIED' : 'ADDED';
-      this.#push({ revision: r, type: t, name: jailName, jail: this.recordOf(entry), at });
+      this.#push({ revision: r, type: t, name: jailName, jail: this.recordOf(entry), at }, kv.value.length);
       this.#emit({ kind: 'jail', type: t, name: jailName, entry, prev, revision: r });
       return;
     }
@@ -696,12 +710,30 @@ export class ClusterState implements EventLog {
     }
   }
 
-  #push(e: JailEvent): void {
+  /** Appends an event (its record `bytes` long in etcd). Bounded in count (between ringSize
+   * and twice that) and in bytes (at most ringBytes; trimmed to half of it): the oldest
+   * events go, and the floor (the oldest revision a watcher may resume after) rises. The
+   * newest event always stays, so a live watcher never misses it. */
+  #push(e: JailEvent, bytes: number): void {
+    const cost = bytes + e.name.length + EVENT_OVERHEAD;
     this.#ring.push(e);
-    if (this.#ring.length > 2 * this.#ringSize) {
-      const dropped = this.#ring.splice(0, this.#ring.length - this.#ringSize);
-      this.#floor = dropped[dropped.length - 1]!.revision;
-    }
+    this.#ringCost.push(cost);
+    this.#ringTotal += cost;
+    if (this.#ring.length <= 2 * this.#ringSize && this.#ringTotal <= this.#ringBytes) return;
+    let n = 0;
+    let total = this.#ringTotal;
+    const keep = this.#ring.length;
+    while (keep - n > 1 && (keep - n > this.#ringSize || total > this.#ringBytes / 2)) total -= this.#ringCost[n++]!;
+    const dropped = this.#ring.splice(0, n);
+    this.#ringCost.splice(0, n);
+    this.#ringTotal = total;
+    if (dropped.length) this.#floor = dropped[dropped.length - 1]!.revision;
+  }
+
+  /** The events the mirror holds for watchers that resume: how many, their bytes (as
+   * counted against ringBytes), and the revision after which they start. */
+  ringStats(): { events: number; bytes: number; floor: number } {
+    return { events: this.#ring.length, bytes: this.#ringTotal, floor: this.#floor };
   }
 
   // ------------------------------------------------------------------ writes

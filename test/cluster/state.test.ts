@@ -7,6 +7,10 @@ import { applyMetaOps } from '../../src/meta/ops.ts';
 import type { ClusterJail, NodeRecord } from '../../src/cluster/records.ts';
 import { ClusterState, rangesOverlap } from '../../src/cluster/state.ts';
 import { startEtcd, type SingleEtcd } from './single-etcd.ts';
+import { createClusterService } from '../../src/cluster/service.ts';
+import { startDaemon } from '../../src/api/daemon.ts';
+import { openStore } from '../../src/store/sqlite.ts';
+import { tempState } from '../api/helpers.ts';
 
 let etcd: SingleEtcd;
 const opened: ClusterState[] = [];
@@ -208,6 +212,63 @@ test('events beyond the ring, or before the mirror started, are REVISION_GONE', 
   assert.throws(() => late.eventsSince(start), code('JY_ERR_REVISION_GONE'));
   assert.deepEqual(late.eventsSince(late.currentRevision()), []);
   assert.equal(late.getJail('ring')?.meta, 'n=9');
+});
+
+test('the ring is bounded in bytes too: a since older than it is a 410 through the API, as after a compaction', async () => {
+  const p = freshPrefix();
+  const budget = 256 * 1024;
+  const a = await open(p, { ringBytes: budget });
+  await a.createJail(jail('big'));
+  const first = a.currentRevision();
+  // 20 records of ~50 KB each (a record may hold up to 2 MiB of meta): 1 MB of events
+  for (let i = 0; i < 20; i++) await a.updateJail('big', (j) => ({ ...j, meta: `n=${i}\nbig=${'x'.repeat(50_000)}` }));
+  const st = a.ringStats();
+  assert.ok(st.bytes <= budget, `ring holds ${st.bytes} bytes, budget ${budget}`);
+  assert.ok(st.events >= 2 && st.events < 21, `ring holds ${st.events} events`);
+  assert.ok(st.floor > first);
+  assert.throws(() => a.eventsSince(first), code('JY_ERR_REVISION_GONE'));
+  // what is still held is served in full
+  const held = a.eventsSince(st.floor);
+  assert.equal(held.length, st.events);
+  assert.deepEqual(
+    held.map((e) => e.jail.meta.split('\n')[0]),
+    Array.from({ length: st.events }, (_, k) => `n=${20 - st.events + k}`),
+  );
+  // count alone still bounds too (ringSize 3: at most 6 held)
+  const c = await open(p, { ringSize: 3 });
+  for (let i = 0; i < 10; i++) await c.updateJail('big', (j) => ({ ...j, meta: `m=${i}` }));
+  assert.ok(c.ringStats().events <= 6);
+  // through the API: the same 410 a watcher gets from a node whose history etcd compacted
+  await etcd.compact(a.currentRevision());
+  const late = await open(p);
+  const tmp = tempState('jy-c-ring-');
+  const daemons: Awaited<ReturnType<typeof startDaemon>>[] = [];
+  const stores: ReturnType<typeof openStore>[] = [];
+  try {
+    const answers = [];
+    for (const [i, s] of [a, late].entries()) {
+      const store = openStore(`${tmp.dir}/${i}`);
+      stores.push(store);
+      const d = await startDaemon({
+        store,
+        service: createClusterService(s),
+        events: s,
+        socketPath: `${tmp.dir}/${i}/jailyard.sock`,
+        pollIntervalMs: 20,
+      });
+      daemons.push(d);
+      const res = await d.app.inject({ method: 'GET', url: `/v1/jails?watch=1&since=${first}` });
+      answers.push([res.statusCode, (res.json() as { code: string }).code]);
+    }
+    assert.deepEqual(answers, [
+      [410, 'JY_ERR_REVISION_GONE'],
+      [410, 'JY_ERR_REVISION_GONE'],
+    ]);
+  } finally {
+    for (const d of daemons) await d.close();
+    for (const s of stores) s.close();
+    tmp.cleanup();
+  }
 });
 
 test('a watch resumed after a compaction re-lists: the state is current, older events are gone', async () => {
