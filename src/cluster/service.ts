@@ -216,6 +216,20 @@ export function createClusterService(state: ClusterState, opts: ClusterServiceOp
     const parent = dot > 0 && state.jailEntry(n.slice(0, dot)) ? [n.slice(0, dot)] : [];
     return [...(e ? dependsOf(e.jail.params) : []), ...parent].filter((d) => state.jailEntry(d) !== undefined);
   };
+  /** A dry run's step: what `drive` would refuse, decided on the mirror, nothing written (a
+   * start that needs a placement must find a node; a conditional one checks the revision). */
+  const dryDrive = (name: string, desired: Desired, cas?: number): void => {
+    const e = state.jailEntry(name);
+    if (!e) throw new JailyardError('JY_ERR_JAIL_NOT_FOUND', `jail "${name}" not found`, { jail: name });
+    if (cas !== undefined && e.revision !== cas)
+      throw new JailyardError(
+        'JY_ERR_REVISION_CONFLICT',
+        `revision conflict: expected revision ${cas}, jail is at revision ${e.revision}`,
+        { jail: name },
+      );
+    const cur = e.jail;
+    if (desired === 'running' && (cur.placement === null || nodeLost(cur) !== undefined)) place(name, cur.params, null);
+  };
   const batch = async (names: string[], desired: Desired, bopts: BatchOptions): Promise<BatchResult> => {
     const graph = buildGraph(names, dependsOfName);
     return summarize(
@@ -224,7 +238,7 @@ export function createClusterService(state: ClusterState, opts: ClusterServiceOp
         graph,
         desired === 'running' ? 'start' : 'stop',
         bopts.parallel ?? 1,
-        async (n) => void (await drive(n, desired, bopts)),
+        async (n) => void (bopts.dryRun ? dryDrive(n, desired) : await drive(n, desired, bopts)),
         bopts.signal,
       ),
     );
@@ -363,6 +377,19 @@ export function createClusterService(state: ClusterState, opts: ClusterServiceOp
         );
       }
       const outcomes: JailOutcome[] = [];
+      if (bopts.dryRun) {
+        // what the remove would do, in its order; nothing is written to etcd
+        for (const n of names) {
+          try {
+            dryDrive(n, 'stopped', cas);
+            outcomes.push({ name: n, status: 'ok' });
+          } catch (e) {
+            if (cas !== undefined && e instanceof JailyardError && e.code === 'JY_ERR_REVISION_CONFLICT') throw e;
+            outcomes.push(failedOutcome(n, e));
+          }
+        }
+        return summarize(outcomes);
+      }
       for (const n of names) {
         // the first change compares the caller's revision; a lost race changes nothing
         let compare = cas;

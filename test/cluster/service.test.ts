@@ -375,3 +375,124 @@ test('the API of two nodes over one cluster: a write on one is seen in a watch o
   assert.ok((await apiA.remove(['web'])).ok);
   await watcher.until((ev) => ev.some((e) => e.type === 'DELETED' && e.jail?.name === 'web'));
 });
+
+test('--dry-run in cluster mode: batches and apply through the API write nothing to etcd and answer as a real run would', async () => {
+  const p = freshPrefix();
+  const s = await open(p);
+  await standInAgent(s, 'n1', '198.51.100.80/29');
+  const svc = createClusterService(s, { waitMs: 5000 });
+  await svc.create(spec('run1'));
+  assert.ok((await svc.start(['run1'])).ok);
+  await svc.create(spec('idle'));
+  // a node that goes away with a jail pinned to it
+  const gone = await s.register(
+    { name: 'gone', labels: {}, range: '198.51.100.96/29', capacity: 5, startedAt: '', version: 1 },
+    { ttlSec: 5 },
+  );
+  await svc.create(spec('pin', { node: 'gone' }));
+  await svc.create(spec('dep', { depend: ['pin'] }));
+  await gone.revoke();
+  await s.waitUntil(() => !s.nodeEntry('gone'), { timeoutMs: 5000 });
+  const tmp = tempState('jy-c-dry-');
+  closers.push(async () => tmp.cleanup());
+  const store = openStore(tmp.dir);
+  const d = await startDaemon({
+    store,
+    service: svc,
+    events: s,
+    socketPath: `${tmp.dir}/jailyard.sock`,
+    pollIntervalMs: 20,
+  });
+  closers.push(async () => {
+    await d.close();
+    store.close();
+  });
+  const host = `unix://${d.socketPath}`;
+  const api = createRemoteService(host);
+  // etcd's own revision (not the mirror's): any write at all would raise it
+  const etcdRevision = async (): Promise<number> =>
+    Number((await s.client.kv.range({ key: Buffer.from(`${p}none`) })).header.revision);
+  const records = async () => JSON.stringify((await svc.list()).map((j) => [j.name, j.state, j.revision, j.node]));
+  const before = [await etcdRevision(), await records()];
+
+  // a start: dependency order, a placement that cannot be made fails and skips what needs it
+  const start = await api.start(['idle', 'dep'], { dryRun: true });
+  assert.deepEqual(start, {
+    ok: false,
+    outcomes: [
+      { name: 'idle', status: 'ok' },
+      {
+        name: 'pin',
+        status: 'failed',
+        code: 'JY_ERR_NO_NODE',
+        message: 'jail "pin": no node can take the jail: node "gone" is not a live node',
+      },
+      { name: 'dep', status: 'skipped', message: 'skipped: pin failed' },
+    ],
+  });
+  assert.deepEqual(await api.stop(['run1'], { dryRun: true }), {
+    ok: true,
+    outcomes: [{ name: 'run1', status: 'ok' }],
+  });
+  assert.deepEqual(await api.restart(['run1', 'idle'], { dryRun: true }), {
+    ok: true,
+    outcomes: [
+      { name: 'run1', status: 'ok' },
+      { name: 'idle', status: 'ok' },
+    ],
+  });
+  assert.deepEqual(await api.remove(['run1', 'idle'], { dryRun: true }), {
+    ok: true,
+    outcomes: [
+      { name: 'run1', status: 'ok' },
+      { name: 'idle', status: 'ok' },
+    ],
+  });
+  // the same refusals as a real run: a missing name, a stale revision
+  await assert.rejects(api.start(['idle', 'nope'], { dryRun: true }), code('JY_ERR_JAIL_NOT_FOUND'));
+  const idle = await svc.get('idle');
+  await assert.rejects(
+    svc.remove(['idle'], { dryRun: true, ifRevision: idle.revision - 1 }),
+    code('JY_ERR_REVISION_CONFLICT'),
+  );
+  assert.ok((await svc.remove(['idle'], { dryRun: true, ifRevision: idle.revision })).ok);
+
+  // apply --dry-run through --host: the plan on stderr, {actions, plans} with --json
+  const conf = `${tmp.dir}/jail.conf`;
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(conf, 'idle { path = "/srv/x"; meta = "v=2"; }\nfresh { path = "/srv/y"; persist; }\n');
+  const { runCli } = await import('../helpers/cli.ts');
+  const r = await runCli(['--host', host, 'apply', '-f', conf, '--dry-run', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), {
+    actions: [
+      {
+        jail: 'idle',
+        action: 'modify',
+        set: {},
+        unset: [],
+        meta: [{ op: 'replace', value: 'v=2' }],
+        restart: false,
+        start: true,
+      },
+      {
+        jail: 'fresh',
+        action: 'create',
+        set: { path: '/srv/y', persist: true },
+        unset: [],
+        restart: false,
+        start: true,
+      },
+    ],
+    plans: {},
+  });
+  assert.equal(
+    r.stderr,
+    'idle: modify, start\n  meta = "v=2"\nfresh: create, start\n  set path = "/srv/y"\n  set persist = true\n',
+  );
+
+  assert.deepEqual([await etcdRevision(), await records()], before, 'a dry run wrote to etcd');
+  // and a real run does write: the check above can fail
+  assert.ok((await api.remove(['idle'])).ok);
+  assert.notEqual(await etcdRevision(), before[0]);
+});
