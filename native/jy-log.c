@@ -1,7 +1,7 @@
 /*
  * jy-log: the host-side writer of a jail's console log, with a size limit and one rotation.
  *
- *   jy-log [--max BYTES] LOGFILE
+ *   jy-log [--max BYTES] [--index] LOGFILE
  *
  * It makes a pipe whose read end is its fd 0, prints "ready" on stdout, and from then on
  * copies what arrives in the pipe to LOGFILE. Writers open /proc/<its pid>/fd/0 for
@@ -21,6 +21,17 @@
  * (a symlink, a FIFO, a hard link) is removed, never written through. Several jy-log on one file (the
  * jail's and an exec.* command's) take turns by flock on the directory, so the rotation
  * sees every writer's bytes. Errors go to stdout before "ready" (exit 111), else stderr.
+ *
+ * With --index (jailyard's own console log in the state folder, never an operator's
+ * exec.consolelog), it also keeps LOGFILE.idx, a time index that `jailyard logs --since`
+ * reads (src/runtime/logs.ts), so the log's bytes stay exactly what the jail wrote. One fixed
+ * width record per run of writes: "FIRST LAST OFFSET\n" (IDX_REC bytes: unix seconds of the
+ * run's first and last write, the log's size when the run began), i.e. the bytes from OFFSET
+ * up to the next record's OFFSET were written between FIRST and LAST. A write in a new second
+ * starts a new record, one in the same second extends LAST in place. Once the index reaches
+ * a cap (1/16 of the limit, at least 64K) the last record only grows (coarser, never wrong).
+ * It rotates with the log (LOGFILE.1.idx) and is opened as the log is: never through a
+ * symlink, never a non-regular or hard-linked file.
  */
 #define _GNU_SOURCE
 #define DIE_PREFIX "jailyard log"
@@ -30,6 +41,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include "jy-common.h"
 
 #define RING (256 * 1024)
@@ -48,6 +60,9 @@ static int dirfd_ = -1, logfd = -1;
 static const char *base;
 static char rotated[512], fresh[512];
 static unsigned long long max_bytes = 4ULL << 20;
+static int indexing;
+static char idxname[512], idxrotated[512];
+#define IDX_REC 35
 
 /* Copies n bytes into the ring at its end (n <= RING - used). */
 static void ring_put(const char *p, size_t n) {
@@ -114,6 +129,10 @@ static int open_log(void) {
 
 /* LOGFILE -> LOGFILE.1, a new empty LOGFILE; the name never misses (readers tail it):
  * the new file is made aside and exchanged with the old one in one step. */
+static void rotate_index(void) {
+	if (indexing && renameat(dirfd_, idxname, dirfd_, idxrotated) != 0) unlinkat(dirfd_, idxrotated, 0);
+}
+
 static void rotate(void) {
 	int fd = -1;
 	for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
@@ -122,6 +141,7 @@ static void rotate(void) {
 	}
 	if (fd >= 0 && renameat2(dirfd_, fresh, dirfd_, base, RENAME_EXCHANGE) == 0) {
 		renameat(dirfd_, fresh, dirfd_, rotated);
+		rotate_index();
 		close(logfd);
 		logfd = fd;
 		return;
@@ -131,6 +151,7 @@ static void rotate(void) {
 		unlinkat(dirfd_, fresh, 0);
 	}
 	if (renameat(dirfd_, base, dirfd_, rotated) == 0) {
+		rotate_index();
 		close(logfd);
 		logfd = open_log();
 	}
@@ -149,6 +170,42 @@ static void write_all(const char *p, size_t n) {
 	}
 }
 
+/* Notes in the index that bytes from the log's current size on are written now (under the
+ * flock, before they are written). */
+static void index_note(void) {
+	if (!indexing || logfd < 0) return;
+	struct stat lst, ist;
+	if (fstat(logfd, &lst) != 0) return;
+	long long now = (long long)time(NULL);
+	int fd = openat(dirfd_, idxname, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0640);
+	if (fd < 0 && errno == ELOOP) {
+		unlinkat(dirfd_, idxname, 0);
+		return;
+	}
+	if (fd < 0) return;
+	if (fstat(fd, &ist) != 0 || !S_ISREG(ist.st_mode) || ist.st_nlink != 1) {
+		close(fd);
+		unlinkat(dirfd_, idxname, 0);
+		return;
+	}
+	long long size = (long long)ist.st_size - (long long)ist.st_size % IDX_REC;
+	long long cap = (long long)(max_bytes / 16 < MIN_MAX ? MIN_MAX : max_bytes / 16);
+	char rec[64];
+	long long first = 0, last = 0, off = 0;
+	int have = size >= IDX_REC && pread(fd, rec, IDX_REC, size - IDX_REC) == IDX_REC && (rec[IDX_REC] = '\0', sscanf(rec, "%lld %lld %lld", &first, &last, &off) == 3);
+	if (have && (last == now || size >= cap)) {
+		/* the same run (or the index is full): its last second moves on */
+		if (last != now && now > last) {
+			snprintf(rec, sizeof rec, "%010lld %010lld %012lld\n", first, now, off);
+			if (pwrite(fd, rec, IDX_REC, size - IDX_REC) != IDX_REC) {}
+		}
+	} else {
+		snprintf(rec, sizeof rec, "%010lld %010lld %012lld\n", now, now, (long long)lst.st_size);
+		if (pwrite(fd, rec, IDX_REC, size) != IDX_REC) {}
+	}
+	close(fd);
+}
+
 /* Appends one chunk, rotating first when it would take the file past the limit. */
 static void put(const char *p, size_t n) {
 	flock(dirfd_, LOCK_EX);
@@ -164,8 +221,10 @@ static void put(const char *p, size_t n) {
 		p += n - max_bytes;
 		n = max_bytes;
 	}
-	if (logfd >= 0) write_all(p, n);
-	else unwritten += n;
+	if (logfd >= 0) {
+		index_note();
+		write_all(p, n);
+	} else unwritten += n;
 	flock(dirfd_, LOCK_UN);
 }
 
@@ -175,8 +234,12 @@ int main(int argc, char **argv) {
 		max_bytes = strtoull(argv[i + 1], NULL, 10);
 		i += 2;
 	}
+	if (i < argc && !strcmp(argv[i], "--index")) {
+		indexing = 1;
+		i++;
+	}
 	if (argc - i != 1 || max_bytes < MIN_MAX) {
-		printf("usage: jy-log [--max BYTES (>= %d)] LOGFILE\n", MIN_MAX);
+		printf("usage: jy-log [--max BYTES (>= %d)] [--index] LOGFILE\n", MIN_MAX);
 		return 2;
 	}
 	/* errors before "ready" go to the starter, who reads our stdout */
@@ -188,7 +251,7 @@ int main(int argc, char **argv) {
 	memcpy(dir, path, (size_t)(slash - path));
 	dir[slash - path] = '\0';
 	base = slash + 1;
-	if ((size_t)snprintf(rotated, sizeof rotated, "%s.1", base) >= sizeof rotated || (size_t)snprintf(fresh, sizeof fresh, "%s.new", base) >= sizeof fresh) die("name too long: %s", base);
+	if ((size_t)snprintf(rotated, sizeof rotated, "%s.1", base) >= sizeof rotated || (size_t)snprintf(fresh, sizeof fresh, "%s.new", base) >= sizeof fresh || (size_t)snprintf(idxname, sizeof idxname, "%s.idx", base) >= sizeof idxname || (size_t)snprintf(idxrotated, sizeof idxrotated, "%s.1.idx", base) >= sizeof idxrotated) die("name too long: %s", base);
 	dirfd_ = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dirfd_ < 0) die_errno("cannot open the directory %s", dir);
 	logfd = open_log();

@@ -48,6 +48,13 @@ export function guestDir(stateDir: string, name: string): string {
   return join(jailStateDir(stateDir, name), 'guest');
 }
 
+/** The jail's console log (what its processes and its exec.* commands inside it write; it
+ * rotates to console.log.1, with a time index console.log.idx: src/platform/linux/console.ts,
+ * read by src/runtime/logs.ts). Host-only: the jail never sees this folder. */
+export function consoleLogFile(stateDir: string, name: string): string {
+  return join(jailStateDir(stateDir, name), 'console.log');
+}
+
 /** The skeleton version a jail was seeded from (src/skeleton/hooks.ts PinnedSkeleton). */
 export function skeletonPinFile(stateDir: string, name: string): string {
   return join(jailStateDir(stateDir, name), 'skeleton.json');

@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { JailyardError } from '../errors.ts';
+import { consoleLogFile } from '../layout.ts';
 import type { JailService } from '../runtime/types.ts';
 import type { EventLog, Store } from '../store/types.ts';
 import type { ApiContext, NodeView } from './context.ts';
@@ -20,6 +21,7 @@ import { apiLimits, capConnections, guardHandler, serverOptions, type ApiLimits 
 import { PeerCheck } from './peer.ts';
 import { createMetrics } from './metrics.ts';
 import { jailRoutes } from './routes/jails.ts';
+import { logRoutes } from './routes/logs.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { systemRoutes } from './routes/system.ts';
 import { endAllStreams } from './routes/watch.ts';
@@ -218,5 +220,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   app.register(jailRoutes, { ctx });
   app.register(systemRoutes, { ctx, metrics });
   app.register(nodeRoutes, { ctx });
+  // a jail's console log is on the host that runs it: in cluster mode, jails of this node
+  app.register(logRoutes, {
+    ctx,
+    logOf: (name) => (opts.store.getJail(name) ? consoleLogFile(opts.store.dir, name) : undefined),
+  });
   return app as unknown as FastifyInstance;
 }

@@ -284,3 +284,72 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done);
   });
 }
+
+export interface LogsOptions extends RemoteOptions {
+  /** Only what was written at or after this time (ms since the epoch). */
+  sinceMs?: number;
+  /** Only the last N lines. */
+  lines?: number;
+  /** Keep the response open and go on with what the jail writes (tail -F). */
+  follow?: boolean;
+  signal?: AbortSignal;
+}
+
+/** A jail's console log from the daemon (GET /v1/jails/:name/logs): its bytes as they come.
+ * An unknown jail, a bad --since, a jail on another node: the daemon's error, thrown before
+ * the first chunk. */
+export async function* logs(url: string, name: string, opts: LogsOptions = {}): AsyncGenerator<Buffer> {
+  const t = targetOf(url, opts);
+  const q = new URLSearchParams();
+  if (opts.sinceMs !== undefined) q.set('since', `@${opts.sinceMs / 1000}`);
+  if (opts.lines !== undefined) q.set('lines', String(opts.lines));
+  if (opts.follow) q.set('follow', '1');
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(`${t.origin}/v1/jails/${encodeURIComponent(name)}/logs${q.size ? `?${q}` : ''}`, {
+      dispatcher: t.dispatcher,
+      headers: t.headers,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  } catch (e) {
+    if (opts.signal?.aborted) return;
+    throw unreachable(url, e);
+  }
+  if (res.statusCode !== 200) {
+    const text = await res.body.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = { message: text };
+    }
+    throw errorFrom(res.statusCode, json);
+  }
+  try {
+    for await (const chunk of res.body) yield chunk as Buffer;
+  } catch (e) {
+    if (opts.signal?.aborted) return;
+    throw unreachable(url, e);
+  }
+}
+
+/** One GET of the daemon's API as JSON (what a verb that only reads a resource of its own
+ * needs, e.g. `jailyard ports` and GET /v1/ports); an error answer throws the daemon's error. */
+export async function getJson<T>(url: string, path: string, opts: RemoteOptions = {}): Promise<T> {
+  const t = targetOf(url, opts);
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(t.origin + path, { method: 'GET', dispatcher: t.dispatcher, headers: t.headers });
+  } catch (e) {
+    throw unreachable(url, e);
+  }
+  const text = await res.body.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = { code: 'JY_ERR_INTERNAL', message: text };
+  }
+  if (res.statusCode >= 400) throw errorFrom(res.statusCode, json);
+  return json as T;
+}

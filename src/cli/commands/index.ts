@@ -19,6 +19,7 @@ export const verbs: Verb[] = [
   { names: ['remove', 'rm'], load: () => import('./remove.ts') },
   { names: ['apply'], load: () => import('./apply.ts') },
   { names: ['exec'], load: () => import('./exec.ts') },
+  { names: ['logs'], load: () => import('./logs.ts') },
   { names: ['ls'], load: () => import('./ls.ts') },
   { names: ['skel'], load: () => import('./skel.ts') },
   { names: ['upgrade'], load: () => import('./upgrade.ts') },

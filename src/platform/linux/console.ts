@@ -7,7 +7,7 @@
 // leaves behind). Relays of one file take turns (flock) so the limit counts every byte.
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadDefaults } from '../../defaults.ts';
 import { JailyardError, describeError } from '../../errors.ts';
@@ -44,6 +44,13 @@ export function consoleLimitOf(params: Params, jail?: string): number {
   return bytes;
 }
 
+/** Whether `log` is jailyard's own console log of a jail (state/jails/NAME/console.log,
+ * src/layout.ts consoleLogFile): only that one gets a time index beside it (console.log.idx,
+ * read by `jailyard logs --since`), never a file an operator named in exec.consolelog. */
+export function ownConsoleLog(log: string): boolean {
+  return basename(log) === 'console.log' && basename(dirname(dirname(log))) === 'jails';
+}
+
 /**
  * Starts a relay for `log` and returns the path a writer opens to reach it
  * (/proc/<relay>/fd/0: the pipe; its link text is "pipe:[…]", no host path). Open it in
@@ -60,7 +67,13 @@ export async function consoleSink(
       step: 'create',
     });
   }
-  const argv = [JY_LOG, '--max', String(Math.max(MIN_LIMIT, Math.floor(maxBytes))), log];
+  const argv = [
+    JY_LOG,
+    '--max',
+    String(Math.max(MIN_LIMIT, Math.floor(maxBytes))),
+    ...(ownConsoleLog(log) ? ['--index'] : []),
+    log,
+  ];
   const helper = spawner();
   let release: () => void;
   let first: Promise<string>;

@@ -8,6 +8,7 @@ import { resolveInside } from './paths.ts';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, ExecOptions, ExecResult, JailContext } from '../driver.ts';
 import { JY_ENTER } from './native.ts';
+import { consoleLimitOf } from './console.ts';
 import { minimalEnv, run } from './proc.ts';
 import { jailSecurity } from './security.ts';
 
@@ -61,7 +62,9 @@ export function runHost(ctx: JailContext, command: string, opts: ExecOptions = {
     cwd: opts.cwd ?? '/',
     ...(opts.stdio ? { stdio: opts.stdio } : {}),
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-    ...(opts.consoleLog ? { consoleLog: opts.consoleLog } : {}),
+    ...(opts.consoleLog
+      ? { consoleLog: opts.consoleLog, consoleLimit: consoleLimitOf(ctx.spec.params, ctx.name) }
+      : {}),
     ...(opts.drain ? { drain: true } : {}),
   });
 }
@@ -163,7 +166,9 @@ export async function runInJail(
       env,
       ...(opts.stdio ? { stdio: opts.stdio } : {}),
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-      ...(opts.consoleLog ? { consoleLog: opts.consoleLog } : {}),
+      ...(opts.consoleLog
+        ? { consoleLog: opts.consoleLog, consoleLimit: consoleLimitOf(ctx.spec.params, ctx.name) }
+        : {}),
       ...(opts.drain ? { drain: true } : {}),
       ...(forwarder ? { onSpawn: forwarder.attach } : {}),
     });
