@@ -87,6 +87,11 @@ export const ERROR_CODES = {
   JY_ERR_NO_NODE: 409,
   // a node's copy of a skeleton version differs from the cluster's (same name@version)
   JY_ERR_SKELETON_MISMATCH: 409,
+  // export/import (src/portable): an archive that is not jailyard's, or that is hostile
+  // (paths leaving the target, links escaping it, sizes beyond the limits); nothing was made
+  JY_ERR_ARCHIVE: 400,
+  // snapshots (src/portable/snapshot.ts): no snapshot of that name
+  JY_ERR_SNAPSHOT_NOT_FOUND: 404,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

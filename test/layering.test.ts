@@ -22,6 +22,8 @@ const ALLOWED: Record<string, string[]> = {
   store: ['errors', 'defaults', 'conf', 'meta'],
   platform: ['errors', 'defaults', 'conf', 'meta', 'layout', 'skeleton', 'store'],
   runtime: ['errors', 'defaults', 'conf', 'meta', 'layout', 'skeleton', 'platform', 'store'],
+  // export/import/clone/snapshots of a jail's writable part: over the runtime's create
+  portable: ['errors', 'defaults', 'conf', 'meta', 'layout', 'skeleton', 'runtime', 'platform', 'store'],
   api: ['errors', 'defaults', 'conf', 'meta', 'layout', 'skeleton', 'runtime', 'store'],
   lb: ['errors', 'defaults', 'conf', 'meta', 'layout', 'runtime', 'store', 'api'],
   // the cluster (etcd state, its service, the node agent) runs the single-host runtime on
@@ -40,6 +42,7 @@ const ALLOWED: Record<string, string[]> = {
     'api',
     'lb',
     'cluster',
+    'portable',
   ],
   index: [
     'errors',
@@ -54,6 +57,7 @@ const ALLOWED: Record<string, string[]> = {
     'api',
     'lb',
     'cluster',
+    'portable',
   ],
 };
 

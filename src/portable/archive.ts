@@ -1,0 +1,495 @@
+// jailyard's export archives: a tar stream (POSIX ustar with pax headers, encoded by node-tar's
+// Header and Pax) compressed with Node's own zstd (node:zlib). The first entry is the
+// manifest (jailyard-export.json), then the writable part below `part/<name>/`, then, in a
+// --full export, the skeleton's tree below `skeleton/`.
+//
+// Writing walks the trees itself (lstat, never following a link): directories, regular
+// files and symlinks with modes, owners and times; hard links are stored as separate files;
+// overlay whiteouts (character devices 0:0 in a copy-on-write layer: files the jail deleted)
+// are kept; other device nodes, FIFOs and sockets are left out with a note (a jail's /dev is
+// a mount).
+//
+// Reading treats the archive as hostile input (it may come from another host, or be made by
+// hand): every entry is checked before anything is written, and everything is written into a
+// fresh staging folder only, with O_CREAT|O_EXCL|O_NOFOLLOW, below directories this reader
+// made. Refused (JY_ERR_ARCHIVE): a first entry that is not the manifest, a path that is
+// absolute, empty or has `.`/`..` components or a NUL, a path outside `part/<known part>/` and
+// `skeleton/`, an entry whose parent is not a directory made earlier by the archive (so
+// nothing is ever written below a symlink), the same path twice, a hard link to anything but
+// a file earlier in the same part, a symlink whose relative target climbs out of its part, a
+// type other than file, directory, symlink, hard link and a whiteout in part/cow or
+// part/overlay, and sizes beyond the limit (the
+// caller's, at most the free space of the staging folder's filesystem) or beyond what the
+// manifest declares. A refused archive leaves nothing: the caller removes the staging folder.
+
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  createWriteStream,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statfsSync,
+  symlinkSync,
+  utimesSync,
+  writeSync,
+} from 'node:fs';
+import { join, posix } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createZstdCompress, createZstdDecompress } from 'node:zlib';
+import { Header, Pax, Parser, type ReadEntry } from 'tar';
+import { JailyardError } from '../errors.ts';
+import { isWhiteout, makeWhiteout } from '../platform/linux/whiteout.ts';
+
+/** The manifest's entry name (the archive's first entry). */
+export const MANIFEST_ENTRY = 'jailyard-export.json';
+/** A manifest larger than this is not ours. */
+const MAX_MANIFEST = 4 << 20;
+/** Space left free on the staging folder's filesystem by an import. */
+const RESERVE = 64 << 20;
+
+export interface ArchiveSource {
+  /** The entries' prefix in the archive (`part/root`, `skeleton`). */
+  prefix: string;
+  /** The tree (or single file) on this host. */
+  path: string;
+  /** Leaves an entry (and its subtree) out; rel is relative to `path`. */
+  skip?: (rel: string) => boolean;
+}
+
+export interface WriteResult {
+  entries: number;
+  bytes: number;
+  /** What was left out and why. */
+  notes: string[];
+}
+
+const BLOCK = 512;
+const ZEROS = Buffer.alloc(BLOCK * 2);
+
+function headerBlocks(h: {
+  path: string;
+  type: 'File' | 'Directory' | 'SymbolicLink' | 'CharacterDevice';
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: Date;
+  linkpath?: string;
+}): Buffer[] {
+  const header = new Header({ ...h, uname: '', gname: '' });
+  const out: Buffer[] = [];
+  // a path or link too long for ustar (or an id too large) goes into a pax header before it
+  if (header.encode()) {
+    out.push(
+      new Pax({
+        path: h.path,
+        ...(h.linkpath !== undefined ? { linkpath: h.linkpath } : {}),
+        size: h.size,
+        uid: h.uid,
+        gid: h.gid,
+        mtime: h.mtime,
+      }).encode(),
+    );
+  }
+  out.push(header.block as Buffer);
+  return out;
+}
+
+function pad(size: number): Buffer {
+  const r = size % BLOCK;
+  return r === 0 ? Buffer.alloc(0) : Buffer.alloc(BLOCK - r);
+}
+
+/** The tar stream's blocks: the manifest, then every source's entries. */
+async function* tarBlocks(manifest: Buffer, sources: ArchiveSource[], result: WriteResult): AsyncGenerator<Buffer> {
+  const now = new Date();
+  yield* headerBlocks({
+    path: MANIFEST_ENTRY,
+    type: 'File',
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: manifest.length,
+    mtime: now,
+  });
+  yield manifest;
+  yield pad(manifest.length);
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (const src of sources) {
+    const skip = src.skip ?? (() => false);
+    const stack: { path: string; rel: string }[] = [{ path: src.path, rel: '' }];
+    while (stack.length) {
+      const { path, rel } = stack.pop()!;
+      const st = lstatSync(path);
+      const name = rel ? `${src.prefix}/${rel}` : src.prefix;
+      const meta = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
+      if (st.isDirectory()) {
+        yield* headerBlocks({ path: `${name}/`, type: 'Directory', size: 0, ...meta });
+        result.entries++;
+        // pushed in reverse so the archive lists a folder's entries in name order
+        for (const child of readdirSync(path).sort().reverse()) {
+          const r = rel ? `${rel}/${child}` : child;
+          if (!skip(r)) stack.push({ path: join(path, child), rel: r });
+        }
+      } else if (st.isSymbolicLink()) {
+        yield* headerBlocks({ path: name, type: 'SymbolicLink', size: 0, linkpath: readlinkSync(path), ...meta });
+        result.entries++;
+      } else if (st.isFile()) {
+        yield* headerBlocks({ path: name, type: 'File', size: st.size, ...meta });
+        // exactly the size the header says, whatever happens to the file meanwhile
+        const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+        try {
+          let left = st.size;
+          while (left > 0) {
+            const n = readSync(fd, buf, 0, Math.min(buf.length, left), null);
+            if (n === 0) {
+              result.notes.push(`${name}: shrank while it was read; padded with zeros`);
+              yield Buffer.alloc(left);
+              break;
+            }
+            left -= n;
+            yield Buffer.from(buf.subarray(0, n));
+          }
+        } finally {
+          closeSync(fd);
+        }
+        yield pad(st.size);
+        result.entries++;
+        result.bytes += st.size;
+      } else if (isWhiteout(st)) {
+        // an overlay whiteout (a file deleted from a copy-on-write layer): kept
+        yield* headerBlocks({ path: name, type: 'CharacterDevice', size: 0, ...meta });
+        result.entries++;
+      } else {
+        const what = st.isCharacterDevice()
+          ? 'a character device'
+          : st.isBlockDevice()
+            ? 'a block device'
+            : st.isFIFO()
+              ? 'a FIFO'
+              : st.isSocket()
+                ? 'a socket'
+                : 'an entry of an unknown type';
+        result.notes.push(`${name}: ${what}, left out`);
+      }
+    }
+  }
+  yield ZEROS;
+}
+
+/**
+ * Writes the archive to `file` (through a temp file in the same folder, renamed at the end:
+ * a failed export leaves no file).
+ */
+export async function writeArchive(file: string, manifest: object, sources: ArchiveSource[]): Promise<WriteResult> {
+  const result: WriteResult = { entries: 0, bytes: 0, notes: [] };
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    await pipeline(
+      Readable.from(tarBlocks(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), sources, result)),
+      createZstdCompress(),
+      createWriteStream(tmp, { flags: 'wx', mode: 0o600 }),
+    );
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  return result;
+}
+
+export interface ReadLimits {
+  /** The most file bytes the archive may hold (default: the staging filesystem's free
+   * space, less a reserve). */
+  maxBytes?: number;
+  /** The most entries. */
+  maxEntries?: number;
+  /** Checks the manifest as soon as it is read (before any other entry is written); returns
+   * the declared totals the rest must not exceed. */
+  onManifest(manifest: unknown): { bytes: number; entries: number };
+}
+
+export interface ReadResult {
+  manifest: unknown;
+  entries: number;
+  bytes: number;
+}
+
+const refuse = (file: string, why: string): JailyardError =>
+  new JailyardError('JY_ERR_ARCHIVE', `${file}: refused: ${why}; nothing was imported`);
+
+/** The part an entry belongs to: `part/<name>` or `skeleton`. */
+function partOf(path: string): string {
+  const parts = path.split('/');
+  return parts[0] === 'skeleton' ? 'skeleton' : `${parts[0]}/${parts[1]}`;
+}
+
+/**
+ * Reads an archive into `staging` (an empty folder this process made), checking every
+ * entry first (see the head of this file). Owners, modes and times are set as recorded;
+ * directories' last, deepest first.
+ */
+export async function readArchive(
+  file: string,
+  staging: string,
+  parts: readonly string[],
+  limits: ReadLimits,
+): Promise<ReadResult> {
+  const free = (() => {
+    const s = statfsSync(staging);
+    return Math.max(0, s.bavail * s.bsize - RESERVE);
+  })();
+  const maxBytes = Math.min(limits.maxBytes ?? Number.MAX_SAFE_INTEGER, free);
+  const maxEntries = limits.maxEntries ?? 10_000_000;
+  const dirs = new Map<string, { mode: number; uid: number; gid: number; mtime?: Date }>();
+  const seen = new Set<string>();
+  const files = new Set<string>();
+  let manifest: unknown;
+  let declared: { bytes: number; entries: number } | undefined;
+  let bytes = 0;
+  let entries = 0;
+  let failure: Error | undefined;
+
+  const parser = new Parser({ strict: true, gzip: false, zstd: false, brotli: false } as never);
+  const fail = (e: unknown, entry?: ReadEntry): void => {
+    failure ??= e instanceof Error ? e : new Error(String(e));
+    entry?.resume();
+    parser.abort(failure);
+  };
+
+  const checkPath = (raw: string, type: string): string => {
+    if (raw.includes('\0')) throw refuse(file, `an entry's path has a NUL byte`);
+    if (raw.startsWith('/')) throw refuse(file, `entry "${raw}" has an absolute path`);
+    const path = type === 'Directory' ? raw.replace(/\/+$/, '') : raw;
+    const comps = path.split('/');
+    if (path === '' || comps.some((c) => c === '' || c === '.' || c === '..'))
+      throw refuse(file, `entry "${raw}" has an empty, "." or ".." component`);
+    const top = comps[0] === 'skeleton' ? 'skeleton' : comps[0] === 'part' ? comps[1] : undefined;
+    if (top === undefined || (top !== 'skeleton' && !parts.includes(top)))
+      throw refuse(file, `entry "${raw}" is outside the archive's parts (part/{${parts.join(',')}}/, skeleton/)`);
+    if (comps[0] === 'part' && comps.length === 2 && type === 'Directory' && top === 'disk.img')
+      throw refuse(file, `part/disk.img must be a file`);
+    const parent = comps.slice(0, -1).join('/');
+    // the top of a part is made by its own entry, below `part` (made here)
+    if (parent !== '' && parent !== 'part' && !dirs.has(parent))
+      throw refuse(
+        file,
+        `entry "${raw}" is not below a directory the archive made first (a symlink, a file, or missing)`,
+      );
+    if (seen.has(path)) throw refuse(file, `entry "${raw}" is in the archive twice`);
+    return path;
+  };
+
+  /** A relative link target, read from the link's folder, must stay in the link's part. */
+  const checkSymlink = (path: string, target: string): void => {
+    if (target === '' || target.includes('\0')) throw refuse(file, `symlink "${path}" has an empty target or a NUL`);
+    if (target.startsWith('/')) return; // read inside the jail's root, never by the host
+    const part = partOf(path);
+    const resolved = posix.normalize(posix.join(posix.dirname(path), target));
+    if (resolved !== part && !resolved.startsWith(`${part}/`))
+      throw refuse(file, `symlink "${path}" -> "${target}" climbs out of ${part}`);
+  };
+
+  const onEntry = (entry: ReadEntry): void => {
+    if (failure) {
+      entry.resume();
+      return;
+    }
+    try {
+      const type = entry.type;
+      if (manifest === undefined) {
+        if (entry.path !== MANIFEST_ENTRY || type !== 'File' || entry.size > MAX_MANIFEST)
+          throw refuse(file, `not a jailyard export (its first entry is not ${MANIFEST_ENTRY})`);
+        const chunks: Buffer[] = [];
+        entry.on('data', (c: Buffer) => chunks.push(c));
+        entry.on('end', () => {
+          try {
+            manifest = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            fail(refuse(file, `its manifest is not JSON`));
+            return;
+          }
+          try {
+            declared = limits.onManifest(manifest);
+          } catch (e) {
+            fail(e);
+          }
+        });
+        return;
+      }
+      if (!declared) throw refuse(file, 'its manifest was not accepted');
+      const whiteout =
+        type === 'CharacterDevice' &&
+        entry.header.devmaj === 0 &&
+        entry.header.devmin === 0 &&
+        /^part\/(cow|overlay)\//.test(entry.path);
+      if (!whiteout && !['File', 'OldFile', 'Directory', 'SymbolicLink', 'Link'].includes(type))
+        throw refuse(
+          file,
+          `entry "${entry.path}" is a ${type}; a jailyard export holds files, directories, links and overlay whiteouts (0:0 devices in part/cow, part/overlay)`,
+        );
+      const path = checkPath(entry.path, type);
+      if (++entries > Math.min(maxEntries, declared.entries))
+        throw refuse(file, `more entries than its manifest declares (${declared.entries})`);
+      const size = type === 'File' || type === 'OldFile' ? entry.size : 0;
+      if (bytes + size > maxBytes)
+        throw refuse(
+          file,
+          `its files need more than ${maxBytes} bytes (the limit, or the free space below ${staging} less ${RESERVE >> 20} MiB)`,
+        );
+      if (bytes + size > declared.bytes)
+        throw refuse(file, `more file bytes than its manifest declares (${declared.bytes})`);
+      bytes += size;
+      seen.add(path);
+      const dest = join(staging, path);
+      const meta = { mode: (entry.mode ?? 0o644) & 0o7777, uid: entry.uid ?? 0, gid: entry.gid ?? 0 };
+      if (path.startsWith('part/') && !dirs.has('part')) {
+        mkdirSync(join(staging, 'part'), { mode: 0o700 });
+        dirs.set('part', { mode: 0o700, uid: 0, gid: 0 });
+      }
+      switch (type) {
+        case 'Directory':
+          mkdirSync(dest, { mode: 0o700 });
+          dirs.set(path, { ...meta, ...(entry.mtime ? { mtime: entry.mtime } : {}) });
+          entry.resume();
+          return;
+        case 'SymbolicLink':
+          checkSymlink(path, entry.linkpath ?? '');
+          symlinkSync(entry.linkpath as string, dest);
+          lchownSync(dest, meta.uid, meta.gid);
+          if (entry.mtime) lutimesSync(dest, entry.mtime, entry.mtime);
+          entry.resume();
+          return;
+        case 'CharacterDevice':
+          makeWhiteout(dest);
+          lchownSync(dest, meta.uid, meta.gid);
+          entry.resume();
+          return;
+        case 'Link': {
+          const to = entry.linkpath ?? '';
+          if (to.startsWith('/') || to.split('/').includes('..') || !files.has(to) || partOf(to) !== partOf(path))
+            throw refuse(file, `hard link "${path}" -> "${to}" does not name a file earlier in the same part`);
+          linkSync(join(staging, to), dest);
+          entry.resume();
+          return;
+        }
+        default: {
+          const fd = openSync(
+            dest,
+            constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+            0o600,
+          );
+          files.add(path);
+          let closed = false;
+          const close = (): void => {
+            if (!closed) closeSync(fd);
+            closed = true;
+          };
+          entry.on('data', (c: Buffer) => {
+            if (failure) return;
+            try {
+              let off = 0;
+              while (off < c.length) off += writeSync(fd, c, off, c.length - off);
+            } catch (e) {
+              close();
+              fail(e);
+            }
+          });
+          entry.on('end', () => {
+            if (closed) return;
+            try {
+              fchownSync(fd, meta.uid, meta.gid);
+              fchmodSync(fd, meta.mode);
+              if (entry.mtime) futimesSync(fd, entry.mtime, entry.mtime);
+            } catch (e) {
+              fail(e);
+            } finally {
+              close();
+            }
+          });
+        }
+      }
+    } catch (e) {
+      fail(e, entry);
+    }
+  };
+  parser.on('entry', onEntry);
+  // strict: a damaged header, a bad checksum or a truncated archive is an 'error'; so is the
+  // abort that fail() makes (its error is then the failure already kept)
+  parser.on('error', (e: Error) => {
+    failure ??= refuse(file, `damaged tar stream (${e.message})`);
+  });
+  const ended = new Promise<void>((resolve, reject) => {
+    parser.on('end', resolve);
+    parser.on('abort', reject);
+    parser.on('error', reject);
+  });
+  ended.catch(() => {});
+
+  let first = true;
+  const input = createReadStream(file);
+  const source = input.pipe(createZstdDecompress());
+  input.on('error', (e) => source.destroy(e));
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      if (failure) break;
+      if (first) {
+        first = false;
+        // a compressed stream inside: tar's own sniffing would decompress it again
+        if (chunk.length >= 4 && ((chunk[0] === 0x1f && chunk[1] === 0x8b) || chunk.readUInt32LE(0) === 0xfd2fb528))
+          throw refuse(file, 'not a jailyard export (compressed twice)');
+      }
+      if (!parser.write(chunk))
+        await Promise.race([new Promise<void>((r) => parser.once('drain', () => r())), ended.catch(() => {})]);
+    }
+    if (!failure) {
+      parser.end();
+      await ended;
+    }
+  } catch (e) {
+    if (e instanceof JailyardError) throw e;
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    failure ??=
+      code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR'
+        ? new JailyardError('JY_ERR_USAGE', `cannot read ${file}: ${(e as Error).message}`)
+        : refuse(file, `not a zstd-compressed jailyard export, or damaged (${(e as Error).message})`);
+  } finally {
+    source.destroy();
+    input.destroy();
+  }
+  if (failure) throw failure;
+  if (manifest === undefined) throw refuse(file, 'not a jailyard export (empty)');
+  if (!declared) throw refuse(file, 'its manifest was not accepted');
+  // directories last, deepest first, so a read-only one could still be filled
+  for (const [path, d] of [...dirs].sort((a, b) => b[0].length - a[0].length)) {
+    const p = join(staging, path);
+    const fd = openSync(p, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      fchownSync(fd, d.uid, d.gid);
+      fchmodSync(fd, d.mode);
+    } finally {
+      closeSync(fd);
+    }
+    if (d.mtime) utimesSync(p, d.mtime, d.mtime);
+  }
+  return { manifest, entries, bytes };
+}
+
+/** Whether `p` exists (lstat: a dangling link exists). */
+export function exists(p: string): boolean {
+  return lstatSync(p, { throwIfNoEntry: false }) !== undefined;
+}

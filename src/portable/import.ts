@@ -1,0 +1,165 @@
+// jailyard import: an export archive (hostile input: src/portable/archive.ts checks every
+// entry, manifest.ts every field) becomes a jail of this host: staged in a folder of the
+// state folder's own filesystem, its skeleton matched by digest (or made from a --full
+// archive's tree), then created through the local service with its parts moved into place.
+// Any refusal or failure removes the staging folder and leaves no jail.
+//
+// The config is the exporting host's: parameters that reach the host (exec.* commands run
+// on the host, mounts of host paths, the root's host path, host interfaces, the console log
+// file, the cgroup parent) and allow.* rights that widen what the jail may do are refused
+// unless the caller trusts the archive (--trust); `param=value` words given to the import
+// replace or drop (`param=`) them.
+
+import { mkdirSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { JailyardError } from '../errors.ts';
+import { parseConfString } from '../conf/evaluate.ts';
+import type { Params } from '../conf/spec.ts';
+import type { MetaOp } from '../meta/ops.ts';
+import type { JailRecord, Store } from '../store/types.ts';
+import { readArchive, exists } from './archive.ts';
+import { checkManifest, type ExportManifest } from './manifest.ts';
+import { createWithParts, matchSkeleton, repointSkeleton } from './install.ts';
+import { PART_NAMES, refuseNested } from './parts.ts';
+
+/** Parameters whose values act on the host, not only inside the jail. */
+const HOST_PARAMS = new Set([
+  'exec.prepare',
+  'exec.prestart',
+  'exec.created',
+  'exec.poststart',
+  'exec.prestop',
+  'exec.poststop',
+  'exec.release',
+  'exec.consolelog',
+  'exec.system_user',
+  'mount',
+  'mount.fstab',
+  'path',
+  'interface',
+  'vnet.interface',
+  'limits.cgroup_parent',
+]);
+
+/** The archive's parameters that reach the host or widen the jail's rights. */
+export function hostReaching(params: Params): string[] {
+  return Object.entries(params)
+    .filter(([k, v]) => {
+      const set = v !== false && v !== '' && !(Array.isArray(v) && v.length === 0);
+      return set && (HOST_PARAMS.has(k) || (k.startsWith('allow.') && v === true));
+    })
+    .map(([k]) => k);
+}
+
+/** A staging folder in the state folder (same filesystem as the jails: parts are renamed). */
+export function makeStaging(stateDir: string, what: string): string {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const dir = join(stateDir, `.${what}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  mkdirSync(dir, { mode: 0o700 });
+  return dir;
+}
+
+export interface ImportOptions {
+  /** The new jail's name (default: the archive's). */
+  name?: string;
+  /** Parameters given on the command line: replace the archive's (an empty value drops one). */
+  params?: Params;
+  meta?: MetaOp[];
+  env?: MetaOp[];
+  /** Accept host-reaching parameters from the archive. */
+  trust?: boolean;
+  /** The most file bytes to unpack (default: the free space). */
+  maxBytes?: number;
+}
+
+export interface ImportResult {
+  jail: JailRecord;
+  from: string;
+  skeleton: { name: string; version: number; made: boolean } | null;
+  entries: number;
+  bytes: number;
+  notes: string[];
+}
+
+export async function importJail(
+  store: Store,
+  stateDir: string,
+  file: string,
+  opts: ImportOptions = {},
+): Promise<ImportResult> {
+  const staging = makeStaging(stateDir, 'import');
+  try {
+    let manifest: ExportManifest | undefined;
+    const read = await readArchive(file, staging, PART_NAMES, {
+      ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
+      onManifest(m) {
+        manifest = checkManifest(m, file);
+        return { bytes: manifest.bytes, entries: manifest.entries };
+      },
+    });
+    const m = manifest!;
+    const name = opts.name ?? m.jail;
+    refuseNested(name, 'import');
+    const specs = parseConfString(m.conf, `${file}:jail.conf`, {
+      include: () => {
+        throw new JailyardError('JY_ERR_ARCHIVE', `${file}: refused: its config has an .include; nothing was imported`);
+      },
+    });
+    if (specs.length !== 1 || specs[0]!.name !== m.jail)
+      throw new JailyardError(
+        'JY_ERR_ARCHIVE',
+        `${file}: refused: its config must define exactly the jail "${m.jail}"; nothing was imported`,
+      );
+    const { name: _n, ...archived } = specs[0]!.params;
+    const given = opts.params ?? {};
+    const risky = hostReaching(archived).filter((k) => !(k in given));
+    if (risky.length && !opts.trust)
+      throw new JailyardError(
+        'JY_ERR_ARCHIVE',
+        `${file}: refused: its config sets ${risky.join(', ')}, which act on this host or widen the jail's rights; read them (tar -xOf ${file} --zstd jailyard-export.json), then import with --trust, or replace them (param=value, "param=" drops one); nothing was imported`,
+        { jail: name, param: risky[0]! },
+      );
+    let params: Params = { ...archived };
+    for (const [k, v] of Object.entries(given)) {
+      if (v === '') delete params[k];
+      else params[k] = v;
+    }
+    if (exists(join(staging, 'part', 'root')) && params.path === undefined && archived.path !== undefined)
+      throw new JailyardError('JY_ERR_PATH', 'the jail had a path of its own: give it one here (path=DIR)', {
+        jail: name,
+        param: 'path',
+      });
+    let skeleton: ImportResult['skeleton'] = null;
+    if (m.skeleton) {
+      const tree = m.skeleton.included ? join(staging, 'skeleton') : undefined;
+      if (tree && !exists(tree))
+        throw new JailyardError(
+          'JY_ERR_ARCHIVE',
+          `${file}: refused: it says it holds its skeleton but has no skeleton/`,
+        );
+      const found = await matchSkeleton(stateDir, m.skeleton, tree, name);
+      params = repointSkeleton(params, m.skeleton.name, found.version);
+      skeleton = { name: m.skeleton.name, ...found };
+    }
+    const record = await createWithParts(store, stateDir, {
+      spec: { name, params: { name, ...params } },
+      meta: [{ op: 'replace', value: m.meta }, ...(opts.meta ?? [])],
+      env: [{ op: 'replace', value: m.env }, ...(opts.env ?? [])],
+      staged: join(staging, 'part'),
+      ...(m.skeleton && m.pin && skeleton
+        ? { pin: { name: m.skeleton.name, version: skeleton.version, ...m.pin } }
+        : {}),
+    });
+    return {
+      jail: record,
+      from: file,
+      skeleton,
+      entries: read.entries,
+      bytes: read.bytes,
+      notes: m.notes,
+    };
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}

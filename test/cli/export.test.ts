@@ -1,0 +1,269 @@
+// export / import: a jail that wrote files (and deleted one of its skeleton's) goes to an
+// archive, is imported into a second state folder (another host's, for jailyard) and starts
+// there with its files, meta and env; a missing or different skeleton is refused and says
+// what to do; crafted archives (.. paths, absolute paths, links out, entries below a symlink,
+// huge sizes) are refused and leave nothing, on the host or in the state folder.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { zstdCompressSync } from 'node:zlib';
+import { Header } from 'tar';
+import { cliFor, runBin } from '../helpers/cli.ts';
+import { assertNoLeaks, snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
+
+let A: string;
+let B: string;
+let baseline: SystemSnapshot;
+const jyA = cliFor(() => A);
+const jyB = cliFor(() => B);
+
+/** A tiny skeleton that starts: a static busybox as sh, cat, ls, sleep. */
+export function miniTree(dir: string, extra: Record<string, string> = {}): string {
+  for (const d of ['bin', 'etc', 'var/log', 'tmp', 'root']) mkdirSync(join(dir, d), { recursive: true });
+  copyFileSync('/usr/bin/busybox', join(dir, 'bin/busybox'));
+  chmodSync(join(dir, 'bin/busybox'), 0o755);
+  for (const c of ['sh', 'cat', 'ls', 'sleep', 'rm', 'hostname']) symlinkSync('busybox', join(dir, 'bin', c));
+  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  writeFileSync(join(dir, 'etc/group'), 'root:x:0:\n');
+  for (const [rel, text] of Object.entries(extra)) writeFileSync(join(dir, rel), text);
+  chmodSync(join(dir, 'tmp'), 0o1777);
+  return dir;
+}
+
+function sh(state: string, jail: string, script: string): string {
+  const r = runBin(state, ['exec', jail, '/bin/sh', '-c', script]);
+  assert.equal(r.code, 0, `${jail}: ${script}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** What a refused import must not leave: a jail, a staging folder. */
+function assertNothingImported(state: string): void {
+  const left = existsSync(state) ? readdirSync(state).filter((n) => n.startsWith('.import-')) : [];
+  assert.deepEqual(left, [], 'no staging folder left');
+  const jails = join(state, 'jails');
+  assert.deepEqual(existsSync(jails) ? readdirSync(jails) : [], [], 'no jail folder left');
+}
+
+before(async () => {
+  baseline = snapshot();
+  A = mkdtempSync(join(tmpdir(), 'jy-export-a-'));
+  B = mkdtempSync(join(tmpdir(), 'jy-export-b-'));
+  miniTree(join(A, 'src'));
+  const r = await jyA('skel', 'create', 'mini', '--copy', join(A, 'src'));
+  assert.equal(r.code, 0, r.stderr);
+});
+
+after(async () => {
+  await jyA('remove', 'ex1');
+  await jyB('remove', 'im1');
+  assertNoLeaks(baseline, A);
+  assertNoLeaks(baseline, B);
+  rmSync(A, { recursive: true, force: true });
+  rmSync(B, { recursive: true, force: true });
+});
+
+test('export a jail that wrote files, import it into another state folder, start it: files, meta and env are there', {
+  timeout: 120_000,
+}, async () => {
+  let r = await jyA(
+    'create',
+    'ex1',
+    'skeleton=mini',
+    'persist',
+    'ip4.addr=198.51.100.231/24',
+    'meta.app=web',
+    'env.color=blue',
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await jyA('start', 'ex1')).code, 0);
+  // its own file, a changed config file (copy-on-write /etc), a deleted skeleton file
+  sh(A, 'ex1', 'echo data > /root/data.txt && echo app > /etc/app.conf && rm /etc/passwd && mkdir -p /var/log/app');
+  // a running jail is refused (its files change under the copy)
+  r = await jyA('export', 'ex1', '-o', join(A, 'ex1.tar.zst'));
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /running.*stop it first, or pass --restart/);
+  assert.equal(existsSync(join(A, 'ex1.tar.zst')), false);
+  // --restart: stopped for the export, running again after it
+  r = await jyA('export', 'ex1', '-o', join(A, 'ex1.tar.zst'), '--restart');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /ex1: started again/);
+  assert.equal((await jyA('stop', 'ex1')).code, 0);
+  r = await jyA('export', 'ex1', '-o', join(A, 'ex1-full.tar.zst'), '--full', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout) as { skeleton: { name: string; version: number; included: boolean } };
+  assert.deepEqual([summary.skeleton.name, summary.skeleton.version, summary.skeleton.included], ['mini', 1, true]);
+
+  // B has no skeleton mini: refused, says what to do, nothing made
+  r = await jyB('import', join(A, 'ex1.tar.zst'), '--name', 'im1', 'ip4.addr=198.51.100.232/24');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /skeleton mini@1 \(digest [0-9a-f]{64}\) is not on this host.*--full/);
+  assertNothingImported(B);
+
+  // B's mini@1 is another tree: a digest mismatch, refused
+  miniTree(join(B, 'src'), { 'etc/motd': 'another tree\n' });
+  assert.equal((await jyB('skel', 'create', 'mini', '--copy', join(B, 'src'))).code, 0);
+  r = await jyB('import', join(A, 'ex1.tar.zst'), '--name', 'im1', 'ip4.addr=198.51.100.232/24');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /skeleton mini@1 here has digest [0-9a-f]{64}, the archive's has [0-9a-f]{64}/);
+  assert.equal(existsSync(join(B, 'jails')) ? readdirSync(join(B, 'jails')).length : 0, 0);
+
+  // the --full archive carries the tree: B gets it as mini@2 (same digest as A's mini@1)
+  r = await jyB('import', join(A, 'ex1-full.tar.zst'), '--name', 'im1', 'ip4.addr=198.51.100.232/24', '--start');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /im1: skeleton mini@2 made from the archive/);
+  assert.equal(sh(B, 'im1', 'cat /root/data.txt /etc/app.conf'), 'data\napp\n');
+  assert.equal(sh(B, 'im1', 'ls /etc/passwd 2>/dev/null || echo gone'), 'gone\n', 'the deleted file stays deleted');
+  assert.equal(sh(B, 'im1', 'ls -d /var/log/app'), '/var/log/app\n');
+  assert.match(sh(B, 'im1', 'cat /run/jailyard/env'), /color=blue/);
+  assert.equal(sh(B, 'im1', 'hostname').trim(), 'im1', 'its own name');
+  r = await jyB('ls', '--json', '-j', 'im1', 'name', 'meta', 'ip4.addr', 'skeleton');
+  assert.match(r.stdout, /app=web/);
+  assert.match(r.stdout, /198\.51\.100\.232/);
+  // a second import of the same name: refused by create, nothing changed
+  r = await jyB('import', join(A, 'ex1-full.tar.zst'), '--name', 'im1');
+  assert.equal(r.code, 1);
+  assert.deepEqual(
+    readdirSync(B).filter((n) => n.startsWith('.import-')),
+    [],
+  );
+  assert.equal((await jyB('stop', 'im1')).code, 0);
+});
+
+// --- crafted archives -----------------------------------------------------------------
+
+interface Crafted {
+  path: string;
+  type?: 'File' | 'Directory' | 'SymbolicLink' | 'Link' | 'CharacterDevice';
+  linkpath?: string;
+  body?: string;
+  size?: number;
+}
+
+function block(h: Crafted): Buffer {
+  const size = h.size ?? (h.body !== undefined ? Buffer.byteLength(h.body) : 0);
+  const header = new Header({
+    path: h.path,
+    type: h.type ?? 'File',
+    mode: h.type === 'Directory' ? 0o755 : 0o644,
+    uid: 0,
+    gid: 0,
+    size,
+    mtime: new Date(),
+    ...(h.linkpath !== undefined ? { linkpath: h.linkpath } : {}),
+  });
+  header.encode();
+  const parts = [header.block as Buffer];
+  if (h.body !== undefined) {
+    const b = Buffer.from(h.body);
+    parts.push(b, Buffer.alloc((512 - (b.length % 512)) % 512));
+  }
+  return Buffer.concat(parts);
+}
+
+/** A zstd tar with a valid manifest first (no skeleton), then `entries`. */
+function craft(file: string, entries: Crafted[], manifest: Record<string, unknown> = {}): string {
+  const m = JSON.stringify({
+    format: 'jailyard-export',
+    version: 1,
+    jail: 'evil',
+    conf: 'evil {\n\tpersist;\n\tpath = /nonexistent/evil;\n}\n',
+    meta: '',
+    env: '',
+    skeleton: null,
+    pin: null,
+    parts: ['root'],
+    bytes: 1 << 20,
+    entries: 100,
+    createdAt: '',
+    host: 'elsewhere',
+    notes: [],
+    ...manifest,
+  });
+  const tar = Buffer.concat([
+    block({ path: 'jailyard-export.json', body: m }),
+    ...entries.map(block),
+    Buffer.alloc(1024),
+  ]);
+  writeFileSync(file, zstdCompressSync(tar));
+  return file;
+}
+
+test('crafted archives are refused with a clear error and leave nothing', { timeout: 60_000 }, async () => {
+  const victim = join(A, 'victim');
+  mkdirSync(victim);
+  const dir = { path: 'part/root/', type: 'Directory' } as const;
+  const cases: [string, Crafted[], RegExp, Record<string, unknown>?][] = [
+    ['dotdot', [dir, { path: 'part/root/../../../victim/pwned', body: 'x' }], /has an empty, "\." or "\.\." component/],
+    ['absolute', [dir, { path: `${victim}/pwned`, body: 'x' }], /has an absolute path/],
+    [
+      'through a symlink',
+      [
+        dir,
+        { path: 'part/root/evil', type: 'SymbolicLink', linkpath: victim },
+        { path: 'part/root/evil/pwned', body: 'x' },
+      ],
+      /not below a directory the archive made first/,
+    ],
+    [
+      'absolute hard link',
+      [dir, { path: 'part/root/h', type: 'Link', linkpath: '/etc/passwd' }],
+      /hard link "part\/root\/h" -> "\/etc\/passwd" does not name a file earlier/,
+    ],
+    [
+      'symlink climbing out',
+      [dir, { path: 'part/root/up', type: 'SymbolicLink', linkpath: '../../../../victim' }],
+      /climbs out of part\/root/,
+    ],
+    ['outside the parts', [{ path: 'etc/passwd', body: 'x' }], /outside the archive's parts/],
+    ['a device', [dir, { path: 'part/root/sda', type: 'CharacterDevice' }], /is a CharacterDevice/],
+    ['huge', [dir, { path: 'part/root/big', size: 2 ** 40 }], /more than|more file bytes than its manifest declares/],
+    [
+      'more than declared',
+      [dir, { path: 'part/root/a', body: 'x'.repeat(2000) }],
+      /more file bytes than its manifest declares \(100\)/,
+      { bytes: 100 },
+    ],
+    ['not ours', [dir], /its manifest is not a jailyard-export manifest/, { format: 'tar' }],
+    ['an include', [dir], /its config has an \.include/, { conf: '.include "/etc/jail.conf";\nevil { persist; }\n' }],
+  ];
+  for (const [what, entries, message, manifest] of cases) {
+    const file = craft(join(A, `${what.replace(/ /g, '-')}.tar.zst`), entries, manifest);
+    const r = await jyB('import', file, '--trust');
+    assert.equal(r.code, 1, `${what}: refused`);
+    assert.match(r.stderr, message, `${what}: ${r.stderr}`);
+    assert.match(r.stderr, /nothing was imported/, what);
+    assert.deepEqual(readdirSync(victim), [], `${what}: nothing written outside`);
+    assert.equal(existsSync('/nonexistent/evil'), false);
+    assert.deepEqual(
+      readdirSync(B).filter((n) => n.startsWith('.import-')),
+      [],
+      `${what}: no staging folder left`,
+    );
+    assert.equal((await jyB('ls', '-j', 'evil')).code, 1, `${what}: no jail`);
+  }
+  // a well-formed archive whose config reaches the host (path, exec.* on the host) is refused
+  // without --trust, naming the parameters
+  const hostly = craft(join(A, 'hostly.tar.zst'), [dir], {
+    conf: 'evil {\n\tpersist;\n\texec.prestart = "touch /tmp/pwned";\n}\n',
+  });
+  const r = await jyB('import', hostly);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /sets exec\.prestart, which act on this host/);
+  // a file that is no archive at all
+  writeFileSync(join(A, 'junk.tar.zst'), 'not zstd at all');
+  const j = await jyB('import', join(A, 'junk.tar.zst'));
+  assert.equal(j.code, 1);
+  assert.match(j.stderr, /not a zstd-compressed jailyard export/);
+});
