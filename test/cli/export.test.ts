@@ -5,42 +5,20 @@
 // huge sizes) are refused and leave nothing, on the host or in the state folder.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zstdCompressSync } from 'node:zlib';
 import { Header } from 'tar';
 import { cliFor, runBin } from '../helpers/cli.ts';
 import { assertNoLeaks, snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
+import { miniTree } from '../helpers/mini-skeleton.ts';
 
 let A: string;
 let B: string;
 let baseline: SystemSnapshot;
 const jyA = cliFor(() => A);
 const jyB = cliFor(() => B);
-
-/** A tiny skeleton that starts: a static busybox as sh, cat, ls, sleep. */
-export function miniTree(dir: string, extra: Record<string, string> = {}): string {
-  for (const d of ['bin', 'etc', 'var/log', 'tmp', 'root']) mkdirSync(join(dir, d), { recursive: true });
-  copyFileSync('/usr/bin/busybox', join(dir, 'bin/busybox'));
-  chmodSync(join(dir, 'bin/busybox'), 0o755);
-  for (const c of ['sh', 'cat', 'ls', 'sleep', 'rm', 'hostname']) symlinkSync('busybox', join(dir, 'bin', c));
-  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-  writeFileSync(join(dir, 'etc/group'), 'root:x:0:\n');
-  for (const [rel, text] of Object.entries(extra)) writeFileSync(join(dir, rel), text);
-  chmodSync(join(dir, 'tmp'), 0o1777);
-  return dir;
-}
 
 function sh(state: string, jail: string, script: string): string {
   const r = runBin(state, ['exec', jail, '/bin/sh', '-c', script]);
