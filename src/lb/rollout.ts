@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from '
 import { dirname, join } from 'node:path';
 import { request } from 'undici';
 import { JailyardError, describeError, isJailyardError } from '../errors.ts';
-import { paramList, type JailSpec, type Params } from '../conf/spec.ts';
+import { paramList, paramString, type JailSpec, type Params } from '../conf/spec.ts';
 import type { MetaOp } from '../meta/ops.ts';
 import { parseSelector } from '../meta/selector.ts';
 import { labelsOf } from '../meta/labels.ts';
@@ -19,6 +19,7 @@ import { DRAIN_LABEL, PORT_LABEL, serverNameOf, waitForServer } from './controll
 import { sleep } from './haproxy-process.ts';
 import { HaproxyRuntime } from './haproxy-runtime.ts';
 import { crashPoint } from '../runtime/crashpoint.ts';
+import { parseCidr } from '../cluster/records.ts';
 
 export interface RolloutPlanInput {
   selector: string;
@@ -51,8 +52,19 @@ export interface RolloutState extends RolloutPlanInput {
   error?: string;
 }
 
+/** A live node of a cluster, as GET /v1/nodes lists it. */
+export interface RolloutNode {
+  name: string;
+  labels: Record<string, string>;
+  range: string;
+  capacity: number;
+}
+
 export interface RolloutDeps {
   service: JailService;
+  /** Cluster mode: the live nodes (a new jail's address is then taken from the range of the
+   * node placement would choose); undefined or none on one host. */
+  nodes?: () => Promise<readonly RolloutNode[] | undefined>;
   template: JailSpec;
   /** The progress file. */
   stateFile: string;
@@ -123,6 +135,63 @@ export function freeAddress(jails: readonly Pick<JailRecord, 'params'>[], range:
   throw new JailyardError('JY_ERR_ADDRESS', `no free address left in 198.51.100.${range[0]}-${range[1]}`, {
     param: 'ip4.addr',
   });
+}
+
+/**
+ * A new jail's address. On one host: freeAddress. In a cluster, a jail's address decides its
+ * node (placement takes it only where the address routes), so taking the first free address
+ * of the range put every new jail on the node holding the low end of it. Here the node comes
+ * first, among those with a free address in both their range and `range`, capacity left, and
+ * the template's `node` and `node.selector`: the one with the fewest of `spread` (the new
+ * jails so far: they spread over the nodes), then the fewest jails placed (placement's own
+ * measure), ties by name; then the first free address there.
+ */
+export function placeAddress(
+  jails: readonly Pick<JailRecord, 'params' | 'node'>[],
+  nodes: readonly RolloutNode[] | undefined,
+  template: Params,
+  range: [number, number] = [2, 254],
+  spread: readonly Pick<JailRecord, 'node'>[] = [],
+): string {
+  if (!nodes?.length) return freeAddress(jails, range);
+  const wanted = paramString(template, 'node') || undefined;
+  const selText = paramString(template, 'node.selector') || undefined;
+  const selector = selText ? parseSelector(selText) : undefined;
+  const placed = (n: string) => jails.filter((j) => j.node === n).length;
+  const why: string[] = [];
+  const candidates = nodes
+    .filter((n) => (wanted === undefined || n.name === wanted) && (!selector || selector.matches(n.labels)))
+    .map((n) => ({
+      n,
+      mine: spread.filter((j) => j.node === n.name).length,
+      placed: placed(n.name),
+      r: parseCidr(n.range),
+    }))
+    .sort((x, y) => x.mine - y.mine || x.placed - y.placed || (x.n.name < y.n.name ? -1 : x.n.name > y.n.name ? 1 : 0));
+  for (const { n, placed: count, r } of candidates) {
+    // host numbers of 198.51.100.N in this node's range
+    const base = 198 * 2 ** 24 + 51 * 2 ** 16 + 100 * 2 ** 8;
+    const lo = r ? Math.max(range[0], r.first - base) : 1;
+    const hi = r ? Math.min(range[1], r.last - base) : 0;
+    if (!r || lo > hi) {
+      why.push(`${n.name}: ${n.range} has no address in 198.51.100.${range[0]}-${range[1]}`);
+      continue;
+    }
+    if (count >= n.capacity) {
+      why.push(`${n.name}: full (${count}/${n.capacity})`);
+      continue;
+    }
+    try {
+      return freeAddress(jails, [lo, hi]);
+    } catch {
+      why.push(`${n.name}: 198.51.100.${lo}-${hi} all taken`);
+    }
+  }
+  throw new JailyardError(
+    'JY_ERR_ADDRESS',
+    `no node has a free address for a new jail in 198.51.100.${range[0]}-${range[1]} (${why.join('; ') || 'no node matches the template'})`,
+    { param: 'ip4.addr' },
+  );
 }
 
 function firstAddress(j: JailRecord): string | undefined {
@@ -351,7 +420,7 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
         let n = 1;
         while (names.has(`${state.prefix}-${suffix}-${n}`)) n++;
         const name = `${state.prefix}-${suffix}-${n}`;
-        const addr = freeAddress(all, state.addressRange);
+        const addr = placeAddress(all, await deps.nodes?.(), deps.template.params, state.addressRange, news);
         // recorded before it exists: an abort after a crash here still finds it
         state.created.push(name);
         step(`create ${name} at ${addr} (${news.length + 1}/${state.replicas})`);

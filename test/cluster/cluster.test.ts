@@ -466,7 +466,7 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
     await ok(t.cli('a', 'remove', 'www1', 'www2'), 'remove www');
   });
 
-  test('a rollout through node c replaces the v1 app=www jails on a and b by v2, no request fails', async () => {
+  test('a rollout through node c replaces the v1 app=www jails on a and b by v2 spread over a and b, no request fails', async () => {
     const dir = mkdtempSync('/tmp/jy-cluster-rollout-');
     // each jail serves "<name> <version>" from a folder named after it: that argument of its
     // http.server process tells on which node it runs (runningWhere)
@@ -481,7 +481,8 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
       'meta.version=v1',
       `exec.start=mkdir -p ${folder(name)} && echo ${name} v1 > ${folder(name)}/index.html && /usr/bin/python3 -m http.server 8080 -d ${folder(name)} >/dev/null 2>&1 &`,
     ];
-    // the template: no node, so each new jail goes where its address (--address-range) belongs
+    // the template: no node; the rollout takes each new jail's address (--address-range 44-54:
+    // a's .44-.47 and b's .48-.54) from the range of the node placement chooses
     const template = `${dir}/web.conf`;
     writeFileSync(
       template,
@@ -580,7 +581,7 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
         '--backend',
         'www',
         '--address-range',
-        '44-45',
+        '44-54',
         '--health-timeout',
         '30',
         '--json',
@@ -612,6 +613,12 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
       ]);
       for (const name of ['web-v2-1', 'web-v2-2'])
         assert.equal(runningWhere(folder(name)).length, 1, `${name} runs on ${runningWhere(folder(name)).join('+')}`);
+      // spread: one new jail on each of the nodes the address range reaches (before: both on a)
+      assert.deepEqual(
+        ['web-v2-1', 'web-v2-2'].map((n) => runningWhere(folder(n))[0]).sort(),
+        ['a', 'b'],
+        `the new jails run on ${JSON.stringify(Object.fromEntries(await placement('c')))}`,
+      );
       for (const name of ['wv1a', 'wv1b']) assert.deepEqual(runningWhere(folder(name)), [], `${name} still runs`);
       const h = await hits(20);
       assert.deepEqual(Object.keys(h).sort(), ['web-v2-1 v2', 'web-v2-2 v2'], JSON.stringify(h));

@@ -210,3 +210,76 @@ test('records: node names and API addresses that `nodes` and `ls` print are plai
   };
   assert.throws(() => parseClusterJail('k', JSON.stringify(jail), 'j'), /node name .* is not a valid name/);
 });
+
+test("rollout in a cluster: a new jail's node comes first (as placement chooses), then an address of its range", async () => {
+  const { placeAddress } = await import('../../src/lb/rollout.ts');
+  const nodes = [
+    { name: 'a', labels: { zone: 'z1' }, range: '198.51.100.32/28', capacity: 10 },
+    { name: 'b', labels: { zone: 'z1' }, range: '198.51.100.48/28', capacity: 10 },
+    { name: 'c', labels: { zone: 'z2' }, range: '198.51.100.64/28', capacity: 10 },
+  ];
+  const jails = [
+    { node: 'a', params: { 'ip4.addr': ['198.51.100.37/24'] } },
+    { node: 'b', params: { 'ip4.addr': ['198.51.100.53/24'] } },
+  ];
+  // the rollout's loop: each new jail is counted on the node its address routes to
+  const rollout = (count: number, template: Params, range: [number, number]) => {
+    const all = [...jails];
+    const news: { node: string }[] = [];
+    const out: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const addr = placeAddress(all, nodes, template, range, news);
+      const node = choosePlacement(
+        { name: `n${i}`, params: { ...template, 'ip4.addr': addr } },
+        nodes.map((record) => ({
+          record: { ...record, startedAt: '', version: 1 as const },
+          placed: all.filter((j) => j.node === record.name).length,
+        })),
+      );
+      all.push({ node, params: { 'ip4.addr': [`${addr}/24`] } });
+      news.push({ node });
+      out.push(`${node} ${addr}`);
+    }
+    return out;
+  };
+  // the old way (first free address of the range) put all of them on a
+  assert.deepEqual(
+    [0, 1].map(() => placeAddress(jails, undefined, {}, [44, 54])),
+    ['198.51.100.44', '198.51.100.44'],
+  );
+  // c holds no address of 44-54: a and b take turns, least loaded first
+  assert.deepEqual(rollout(4, {}, [44, 54]), [
+    'a 198.51.100.44',
+    'b 198.51.100.48',
+    'a 198.51.100.45',
+    'b 198.51.100.49',
+  ]);
+  // the whole /24: c (no jail yet) first
+  assert.deepEqual(rollout(3, {}, [2, 254]), ['c 198.51.100.64', 'a 198.51.100.32', 'b 198.51.100.48']);
+  // mid-rollout (surge 1): v2 #1 on a, a's v1 removed, b's still there: loads tie, the new
+  // jails spread, so #2 goes to b
+  const mid = [
+    { node: 'a', params: { 'ip4.addr': ['198.51.100.44/24'] } },
+    { node: 'b', params: { 'ip4.addr': ['198.51.100.53/24'] } },
+  ];
+  assert.equal(placeAddress(mid, nodes, {}, [44, 54], [mid[0]!]), '198.51.100.48');
+  assert.equal(placeAddress(mid, nodes, {}, [44, 54]), '198.51.100.45');
+  // the template's node and node.selector narrow the nodes, as placement does
+  assert.deepEqual(rollout(2, { node: 'b' }, [2, 254]), ['b 198.51.100.48', 'b 198.51.100.49']);
+  assert.deepEqual(rollout(2, { 'node.selector': 'zone=z2' }, [2, 254]), ['c 198.51.100.64', 'c 198.51.100.65']);
+  // a full node is passed over; nothing left is a clear error
+  assert.equal(placeAddress(jails, [{ ...nodes[0]!, capacity: 1 }, nodes[1]!], {}, [2, 254]), '198.51.100.48');
+  const taken = [
+    ...jails,
+    { node: 'a', params: { 'ip4.addr': '198.51.100.44' } },
+    { node: 'a', params: { 'ip4.addr': '198.51.100.45/24' } },
+  ];
+  assert.throws(
+    () => placeAddress(taken, nodes, {}, [44, 45]),
+    (e: unknown) =>
+      e instanceof JailyardError &&
+      e.code === 'JY_ERR_ADDRESS' &&
+      e.message ===
+        'no node has a free address for a new jail in 198.51.100.44-45 (c: 198.51.100.64/28 has no address in 198.51.100.44-45; b: 198.51.100.48/28 has no address in 198.51.100.44-45; a: 198.51.100.44-45 all taken)',
+  );
+});

@@ -20,7 +20,10 @@ function localDaemon(dir: string, explicit: boolean): string {
   return `unix://${sock}`;
 }
 
-async function fetchNodes(url: string, token: string | undefined): Promise<{ cluster: boolean; items: NodeView[] }> {
+export async function fetchNodes(
+  url: string,
+  token: string | undefined,
+): Promise<{ cluster: boolean; items: NodeView[] }> {
   const { Agent, request } = await import('undici');
   let origin: string;
   let agent: InstanceType<typeof Agent>;

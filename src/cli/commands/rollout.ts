@@ -80,8 +80,24 @@ export const register: RegisterVerb = (program, io) => {
         const adminSocket = str('adminSocket');
         const lb = adminSocket ? { adminSocket, backend: str('backend') ?? 'www' } : undefined;
         const progress = (line: string) => io.err(`rollout: ${line}`);
+        // through a cluster node's API: new jails' addresses follow placement (placeAddress)
+        const host = program.opts<{ host?: string }>().host ?? process.env.JAILYARD_HOST;
+        const nodes = host
+          ? async () => {
+              const { fetchNodes } = await import('./nodes.ts');
+              try {
+                const r = await fetchNodes(host, process.env.JAILYARD_TOKEN);
+                return r.cluster ? r.items : undefined;
+              } catch (e) {
+                // a daemon that lists no nodes (an older jailyard) serves one host
+                if (isJailyardError(e) && e.code === 'JY_ERR_ROUTE_NOT_FOUND') return undefined;
+                throw e;
+              }
+            }
+          : undefined;
         const deps = {
           service,
+          ...(nodes ? { nodes } : {}),
           stateFile,
           progress,
           healthTimeoutMs: num('healthTimeout') * 1000,
