@@ -2,7 +2,8 @@
 # Compiles src/ into dist/ (tsc -p tsconfig.build.json: the library, its types, and the CLI
 # module by module) and bundles the CLI into dist/bundle/ (scripts/bundle-cli.ts: esbuild, one
 # chunk per verb), which bin/jailyard.js runs while it is current. Run by `npm install`
-# (prepare), `npm test` (pretest) and `npm run build`.
+# (prepare), `npm test` (pretest) and `npm run build`. The web dashboard (ui/) is bundled into
+# dist/ui by scripts/bundle-ui.ts.
 #
 # dist/.built is the build's stamp. It is touched BEFORE tsc or esbuild reads any source, and
 # the build is moved into place only when both succeeded, so "nothing under src/ (or a tsconfig)
@@ -27,8 +28,15 @@ if [ -d node_modules/esbuild ] && [ -x node_modules/.bin/node ]; then
   bundle=1
   inputs+=(scripts/bundle-cli.ts)
 fi
+# the web dashboard (ui/, docs/ui.md) into dist/ui: esbuild and preact (devDependencies)
+ui=0
+if [ $bundle = 1 ] && [ -d node_modules/preact ]; then
+  ui=1
+  inputs+=(ui scripts/bundle-ui.ts)
+fi
 
 if [ -e dist/.built ] && { [ $bundle = 0 ] || [ -e dist/bundle/main.mjs ]; } &&
+  { [ $ui = 0 ] || [ -e dist/ui/index.html ]; } &&
   [ -z "$(find "${inputs[@]}" -newer dist/.built -print -quit)" ]; then
   exit 0
 fi
@@ -40,6 +48,7 @@ node=node_modules/.bin/node
 [ -x "$node" ] || node=node
 "$node" node_modules/typescript/bin/tsc -p tsconfig.build.json --outDir dist.next
 if [ $bundle = 1 ]; then "$node" scripts/bundle-cli.ts dist.next/bundle; fi
+if [ $ui = 1 ]; then "$node" scripts/bundle-ui.ts dist.next/ui; fi
 mv dist.next/.built.pending dist.next/.built
 [ -d dist ] && mv dist dist.old
 mv dist.next dist

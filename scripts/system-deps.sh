@@ -15,11 +15,12 @@
 #   kyua, atf-sh, athena-jot  run FreeBSD's own jail tests unchanged (test/freebsd/upstream.test.ts:
 #               kyua, atf-sh and the jot the tests call)
 #   etcd-server, etcd-client  the cluster's store, etcd 3.4, and etcdctl: test/cluster, bench/cluster.bench.ts
+#   chromium    the headless browser test/ui drives the web dashboard in (playwright-core)
 set -euo pipefail
 [ "$(uname -s)" = Linux ] || exit 0
 command -v dpkg-query >/dev/null 2>&1 || exit 0
 missing=()
-for pkg in tini haproxy iproute2 util-linux bubblewrap crun lxc busybox-static gcc libc6-dev libseccomp-dev nftables keyutils python3 procps libcap2-bin kyua atf-sh athena-jot etcd-server etcd-client; do
+for pkg in tini haproxy iproute2 util-linux bubblewrap crun lxc busybox-static gcc libc6-dev libseccomp-dev nftables keyutils python3 procps libcap2-bin kyua atf-sh athena-jot etcd-server etcd-client chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -23,7 +23,9 @@ import { createMetrics } from './metrics.ts';
 import { jailRoutes } from './routes/jails.ts';
 import { logRoutes } from './routes/logs.ts';
 import { nodeRoutes } from './routes/nodes.ts';
+import { skeletonRoutes } from './routes/skeletons.ts';
 import { systemRoutes } from './routes/system.ts';
+import { uiRoutes } from './ui.ts';
 import { endAllStreams } from './routes/watch.ts';
 
 export interface AppOptions {
@@ -55,6 +57,8 @@ export interface AppOptions {
   /** The jail(8)/jls(8) front the guest sockets run for the jail(8) and jls(8) inside jails
    * (the CLI hands it in: src/cli/freebsd); without it those requests get a 404. */
   tools?: Omit<ToolContext, 'service'>;
+  /** The dashboard's built files (default: dist/ui of this package; docs/ui.md). */
+  uiDir?: string;
 }
 
 function sameSecret(given: string, expected: string): boolean {
@@ -134,6 +138,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     const auth = opts.auth;
     app.addHook('onRequest', async (request, reply) => {
       if (!auth.required(request.raw.socket)) return;
+      // the dashboard's static files hold no data (it reads the API with the token)
+      if (request.routeOptions.config?.public === true) return;
       const header = request.headers.authorization ?? '';
       const m = /^Bearer\s+(\S+)$/i.exec(header);
       if (m && sameSecret(m[1]!, auth.token)) {
@@ -225,5 +231,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     ctx,
     logOf: (name) => (opts.store.getJail(name) ? consoleLogFile(opts.store.dir, name) : undefined),
   });
+  app.register(skeletonRoutes, { stateDir: opts.store.dir });
+  app.register(uiRoutes, opts.uiDir !== undefined ? { dir: opts.uiDir } : {});
   return app as unknown as FastifyInstance;
 }
