@@ -62,6 +62,8 @@ export const ERROR_CODES = {
   JY_ERR_MOUNT: 500,
   JY_ERR_UPGRADE_CONFLICT: 409,
   JY_ERR_SKELETON_CREATE: 500,
+  // a container image (skel create --oci-archive) that is invalid or unsafe
+  JY_ERR_IMAGE: 400,
   // platform
   JY_ERR_PLATFORM: 500,
   // the state store (src/store): full disk, locked or read-only file; nothing was changed

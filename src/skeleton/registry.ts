@@ -18,11 +18,15 @@ import { loadDefaults, currentPlatform, type Platform } from '../defaults.ts';
 import { buildManifest, diffManifests, formatManifest, parseManifest, type ManifestDiff } from './manifest.ts';
 import { copyListed, copyTree, liveSeedRules, seedWritable, type LiveRules, type SeedRules } from './writable.ts';
 import type { DebootstrapOptions, DebootstrapProgress } from './debootstrap.ts';
+import type { ImageInfo } from './image.ts';
+import type { LayerLimits } from './layers.ts';
 
 export type SkeletonSource =
   | { type: 'from'; path: string }
   | { type: 'copy'; path: string }
-  | { type: 'debootstrap'; suite: string; mirror?: string; variant?: string };
+  | { type: 'debootstrap'; suite: string; mirror?: string; variant?: string }
+  /** A container image: an OCI layout (directory or tar) or a docker save archive (image.ts). */
+  | { type: 'oci-archive'; path: string; ref?: string };
 
 export interface SkeletonVersion {
   version: number;
@@ -38,6 +42,8 @@ export interface SkeletonVersion {
   /** Entries and file bytes in the manifest. */
   entries: number;
   bytes: number;
+  /** --oci-archive: the image it was made from, its config (recorded, not run) and notes. */
+  image?: ImageInfo;
 }
 
 export interface Skeleton {
@@ -52,6 +58,7 @@ interface StoredVersion {
   createdAt: string;
   entries: number;
   bytes: number;
+  image?: ImageInfo;
 }
 
 interface StoredSkeleton {
@@ -157,6 +164,8 @@ export interface CreateOptions {
   /** The platform driver: needed for --debootstrap, which it runs and which mounts inside
    * the tree it builds. */
   host?: SkeletonHost;
+  /** --oci-archive: caps on the image's file bytes and entries (default DEFAULT_LIMITS). */
+  imageLimits?: Partial<LayerLimits>;
 }
 
 /**
@@ -234,20 +243,22 @@ export async function createSkeleton(
   const platform = opts.platform ?? currentPlatform();
   const defaults = loadDefaults();
   if (source.type !== 'debootstrap') {
+    const param = source.type === 'from' ? '--from' : source.type === 'copy' ? '--copy' : '--oci-archive';
     if (!isAbsolute(source.path))
-      throw new JailyardError('JY_ERR_PATH', `"${source.path}" is not an absolute path`, {
-        param: source.type === 'from' ? '--from' : '--copy',
-      });
-    let isDir = false;
+      throw new JailyardError('JY_ERR_PATH', `"${source.path}" is not an absolute path`, { param });
+    let st;
     try {
-      isDir = statSync(source.path).isDirectory();
+      st = statSync(source.path);
     } catch {
-      isDir = false;
+      st = undefined;
     }
-    if (!isDir)
-      throw new JailyardError('JY_ERR_PATH', `${source.path} is not a directory`, {
-        param: source.type === 'from' ? '--from' : '--copy',
-      });
+    if (source.type === 'oci-archive') {
+      if (!st?.isDirectory() && !st?.isFile())
+        throw new JailyardError('JY_ERR_PATH', `${source.path} is neither an image directory nor an archive file`, {
+          param,
+        });
+    } else if (!st?.isDirectory())
+      throw new JailyardError('JY_ERR_PATH', `${source.path} is not a directory`, { param });
   }
   const dir = skeletonDir(stateDir, name);
   // the state folder is jailyard's alone (a seed holds a live root's config)
@@ -261,6 +272,7 @@ export async function createSkeleton(
     mkdirSync(tmp, { mode: 0o755 });
     let kind: 'reference' | 'owned';
     let manifestRoot: string;
+    let image: ImageInfo | undefined;
     const writable = opts.writable ?? defaults.skeleton.writable[platform];
     const live = liveSeedRules(
       opts.seedRules ?? defaults.skeleton.seed?.[platform] ?? {},
@@ -283,6 +295,19 @@ export async function createSkeleton(
         // a prepared tree (a distribution made for jails) is taken as it is
         copyTree(source.path, manifestRoot);
       }
+    } else if (source.type === 'oci-archive') {
+      kind = 'owned';
+      manifestRoot = join(tmp, 'root');
+      mkdirSync(manifestRoot, { mode: 0o755 });
+      const { buildFromImage } = await import('./image.ts');
+      const { DEFAULT_LIMITS } = await import('./layers.ts');
+      // a tar's files are unpacked beside the tree, inside the version's temp folder
+      const scratch = join(tmp, 'archive');
+      image = await buildFromImage(source.path, manifestRoot, scratch, {
+        ...(source.ref !== undefined ? { ref: source.ref } : {}),
+        limits: { ...DEFAULT_LIMITS, ...opts.imageLimits },
+      });
+      rmSync(scratch, { recursive: true, force: true });
     } else {
       kind = 'owned';
       manifestRoot = join(tmp, 'root');
@@ -309,6 +334,7 @@ export async function createSkeleton(
       createdAt: new Date().toISOString(),
       entries: entries.length,
       bytes: entries.reduce((n, e) => n + e.size, 0),
+      ...(image ? { image } : {}),
     };
     renameSync(tmp, join(dir, String(version)));
     placed = join(dir, String(version));

@@ -1,5 +1,6 @@
 // jailyard skel — named, versioned skeletons. See docs/skeletons.md and docs/cli.md#skel
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { JailyardError } from '../../errors.ts';
 import { stateDir, type CliIO, type RegisterVerb } from '../context.ts';
@@ -17,13 +18,40 @@ import {
 } from '../../skeleton/registry.ts';
 import { aptMirror, type DebootstrapProgress } from '../../skeleton/debootstrap.ts';
 import { readPinned } from '../../skeleton/hooks.ts';
+import type { ImageInfo } from '../../skeleton/image.ts';
+import { printable } from '../../skeleton/printable.ts';
+import { parseSize } from '../../conf/spec.ts';
 import { skeletonOf } from '../../layout.ts';
 import type { JailSpec } from '../../conf/spec.ts';
 import { loadDriver } from '../../platform/index.ts';
 
 function describeSource(v: SkeletonVersion): string {
   const s = v.source;
-  return s.type === 'debootstrap' ? `debootstrap ${s.suite}${s.mirror ? ` ${s.mirror}` : ''}` : `${s.type} ${s.path}`;
+  if (s.type === 'debootstrap') return `debootstrap ${s.suite}${s.mirror ? ` ${s.mirror}` : ''}`;
+  if (s.type === 'oci-archive')
+    return printable(`oci-archive ${s.path}${v.image?.ref ? ` (${v.image.ref})` : s.ref ? ` (${s.ref})` : ''}`);
+  return `${s.type} ${s.path}`;
+}
+
+/** `skel show`'s lines for a skeleton made from an image: what it recorded (nothing of it
+ * runs by itself: docs/skeletons.md, "Skeletons from images"). */
+function describeImage(img: ImageInfo): string[] {
+  const c = img.config;
+  const list = (xs: string[]): string => printable(JSON.stringify(xs));
+  return [
+    `image:     ${img.format}${img.ref ? ` ${printable(img.ref)}` : ''}`,
+    ...(img.manifestDigest ? [`  manifest:   ${img.manifestDigest}`] : []),
+    `  config:     ${img.configDigest}`,
+    `  layers:     ${img.layers.length}${img.layers.map((l) => `\n    ${l.diffId} (${l.compression}, ${l.size} bytes)`).join('')}`,
+    ...(c.entrypoint ? [`  entrypoint: ${list(c.entrypoint)}`] : []),
+    ...(c.cmd ? [`  cmd:        ${list(c.cmd)}`] : []),
+    ...(c.workingDir ? [`  workdir:    ${printable(c.workingDir)}`] : []),
+    ...(c.user ? [`  user:       ${printable(c.user)}`] : []),
+    ...(c.exposedPorts ? [`  ports:      ${printable(c.exposedPorts.join(' '))}`] : []),
+    ...(c.env ? c.env.map((e) => `  env:        ${printable(e)}`) : []),
+    ...(c.os || c.architecture ? [`  platform:   ${printable(`${c.os ?? '?'}/${c.architecture ?? '?'}`)}`] : []),
+    ...img.notes.map((n) => `  note:       ${n}`),
+  ];
 }
 
 /** The mirror apt uses on this machine (debootstrap needs one it can reach). */
@@ -106,25 +134,49 @@ export const register: RegisterVerb = (program: Command, io: CliIO) => {
   skel
     .command('create')
     .description(
-      'create skeleton NAME (or its next version): --from DIR references a tree in place (default /), --copy DIR and --debootstrap SUITE make an owned, immutable tree',
+      'create skeleton NAME (or its next version): --from DIR references a tree in place (default /), --copy DIR, --debootstrap SUITE and --oci-archive FILE make an owned, immutable tree',
     )
     .argument('<name>', 'skeleton name')
     .option('--from <dir>', 'reference this tree where it is (nothing copied)')
     .option('--copy <dir>', 'copy this tree into the skeleton')
     .option('--debootstrap <suite>', 'build a Debian tree with debootstrap --variant=minbase')
     .option('--mirror <url>', 'Debian mirror for --debootstrap (default: the one apt uses)')
+    .option(
+      '--oci-archive <file>',
+      'build the tree from a container image: an OCI image layout (directory or tar) or a docker save archive',
+    )
+    .option('--ref <name>', 'with --oci-archive: which image of several (its name or tag)')
+    .option('--max-size <size>', 'with --oci-archive: refuse images with more file bytes than this (default 16G)')
     .option('--json', 'print the new version as JSON')
     .action(
       async (
         name: string,
-        o: { from?: string; copy?: string; debootstrap?: string; mirror?: string; json?: boolean },
+        o: {
+          from?: string;
+          copy?: string;
+          debootstrap?: string;
+          mirror?: string;
+          ociArchive?: string;
+          ref?: string;
+          maxSize?: string;
+          json?: boolean;
+        },
       ) => {
-        const given = [o.from, o.copy, o.debootstrap].filter((x) => x !== undefined).length;
-        if (given > 1) throw new JailyardError('JY_ERR_USAGE', 'give one of --from, --copy, --debootstrap');
+        const given = [o.from, o.copy, o.debootstrap, o.ociArchive].filter((x) => x !== undefined).length;
+        if (given > 1)
+          throw new JailyardError('JY_ERR_USAGE', 'give one of --from, --copy, --debootstrap, --oci-archive');
         if (o.mirror && !o.debootstrap)
           throw new JailyardError('JY_ERR_USAGE', '--mirror only goes with --debootstrap');
+        if ((o.ref !== undefined || o.maxSize !== undefined) && o.ociArchive === undefined)
+          throw new JailyardError('JY_ERR_USAGE', '--ref and --max-size only go with --oci-archive');
         let source: SkeletonSource;
-        if (o.copy !== undefined) source = { type: 'copy', path: o.copy };
+        if (o.ociArchive !== undefined)
+          source = {
+            type: 'oci-archive',
+            path: isAbsolute(o.ociArchive) ? o.ociArchive : resolve(o.ociArchive),
+            ...(o.ref !== undefined ? { ref: o.ref } : {}),
+          };
+        else if (o.copy !== undefined) source = { type: 'copy', path: o.copy };
         else if (o.debootstrap !== undefined) {
           const mirror = o.mirror ?? systemMirror();
           source = { type: 'debootstrap', suite: o.debootstrap, ...(mirror ? { mirror } : {}) };
@@ -136,12 +188,16 @@ export const register: RegisterVerb = (program: Command, io: CliIO) => {
             ...(bar ? { onProgress: bar.update } : {}),
             // the driver runs debootstrap, and unmounts what it leaves in the tree it builds
             ...(source.type === 'debootstrap' ? { host: await loadDriver({ stateDir: stateDir(program) }) } : {}),
+            ...(o.maxSize !== undefined
+              ? { imageLimits: { maxBytes: parseSize(o.maxSize, { param: '--max-size' }) } }
+              : {}),
           });
         } finally {
           bar?.stop();
         }
         if (o.json) io.out(JSON.stringify({ name, ...v }));
         io.err(`skeleton ${name}@${v.version}: ${v.kind}, ${describeSource(v)}, ${v.entries} entries in its manifest`);
+        for (const n of v.image?.notes ?? []) io.err(`note: ${n}`);
       },
     );
 
@@ -195,6 +251,7 @@ export const register: RegisterVerb = (program: Command, io: CliIO) => {
             `root:      ${v.root}`,
             `seed:      ${v.seedRoot}`,
             `manifest:  ${v.manifest} (${v.entries} entries, ${v.bytes} bytes)`,
+            ...(v.image ? describeImage(v.image) : []),
           ].join('\n'),
         );
         if (verify)
