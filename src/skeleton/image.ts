@@ -152,10 +152,9 @@ async function tarFiles(path: string, scratch: string, limits: LayerLimits): Pro
     files.delete(name);
     links.delete(name);
     if (entry.type === 'SymbolicLink' || entry.type === 'Link') {
+      const link = entry.linkpath ?? '';
       const target =
-        entry.type === 'Link'
-          ? (entry.linkpath ?? '')
-          : posix.normalize(posix.join(posix.dirname(name), entry.linkpath ?? ''));
+        entry.type === 'Link' || link.startsWith('/') ? link : posix.normalize(posix.join(posix.dirname(name), link));
       if (target.startsWith('/') || target === '..' || target.startsWith('../'))
         throw imageError(`"${printable(name)}" links out of the archive (to "${printable(entry.linkpath ?? '')}")`);
       links.set(name, archiveName(target));

@@ -18,6 +18,7 @@ import {
   readlinkSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -336,6 +337,67 @@ describe('hostile archives are refused, nothing is left', () => {
     assert.deepEqual(readdirSync(join(state, 'skeletons/bb')).sort(), ['1', '2', 'skeleton.json']);
     assert.ok(lstatSync(join(state, 'skeletons/bb/1/root')).isDirectory());
   });
+});
+
+test('deleting what holds symlinks to host folders (whiteout, opaque dir, a symlink replaced by a directory) leaves the host alone', async () => {
+  const dir = ociLayout(join(work, 'links'), [
+    {
+      tar: tar([
+        { name: 'd/', type: '5' },
+        { name: 'd/out', type: '2', link: victim },
+        { name: 'd/file', type: '2', link: join(victim, 'keep') },
+        { name: 'e/', type: '5' },
+        { name: 'e/out', type: '2', link: victim },
+        { name: 's', type: '2', link: victim },
+      ]),
+    },
+    {
+      tar: tar([
+        { name: 'd/.wh..wh..opq' },
+        { name: '.wh.e' },
+        { name: 's/', type: '5' },
+        { name: 's/new', data: 'in the tree\n' },
+      ]),
+    },
+  ]);
+  const r = await jy('skel', 'create', 'links', '--oci-archive', dir);
+  assert.equal(r.code, 0, r.stderr);
+  const root = join(state, 'skeletons/links/1/root');
+  assert.deepEqual(readdirSync(join(root, 'd')), []);
+  assert.equal(existsSync(join(root, 'e')), false);
+  assert.ok(lstatSync(join(root, 's')).isDirectory(), 'the symlink was replaced by a directory');
+  assert.equal(readFileSync(join(root, 's/new'), 'utf8'), 'in the tree\n');
+  victimUntouched();
+});
+
+test('a hostile outer archive or image folder: names with .., links out of it', async () => {
+  const out = join(work, 'outer');
+  mkdirSync(out, { recursive: true });
+  const cases: [string, Buffer, RegExp][] = [
+    ['dotdot', tar([{ name: '../evil', data: 'x' }]), /bad file name "\.\.\/evil"/],
+    ['abs', tar([{ name: `${victim}/evil`, data: 'x' }]), /absolute/],
+    [
+      'linkout',
+      tar([{ name: 'index.json', type: '2', link: '../../../../etc/passwd' }]),
+      /"index\.json" links out of the archive/,
+    ],
+    ['linkabs', tar([{ name: 'manifest.json', type: '2', link: '/etc/passwd' }]), /links out of the archive/],
+  ];
+  for (const [name, bytes, why] of cases) {
+    writeFileSync(join(out, `${name}.tar`), bytes);
+    const r = await jy('skel', 'create', `outer-${name}`, '--oci-archive', join(out, `${name}.tar`));
+    assert.equal(r.code, 1, name);
+    assert.match(r.stderr, why, name);
+    assert.equal(existsSync(join(state, 'skeletons', `outer-${name}`)), false, name);
+  }
+  // a folder whose index.json is a symlink to a host file
+  const folder = join(out, 'folder');
+  mkdirSync(folder);
+  symlinkSync('/etc/hostname', join(folder, 'index.json'));
+  const r = await jy('skel', 'create', 'outer-folder', '--oci-archive', folder);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /"index\.json" leads out of the image directory/);
+  victimUntouched();
 });
 
 test('not an image: a plain folder, a missing file', async () => {
