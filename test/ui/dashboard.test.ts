@@ -43,6 +43,7 @@ describe('dashboard in chromium', { skip: missing ?? false, timeout: 300_000 }, 
       'skeleton=host',
       'persist',
       'ip4.addr=198.51.100.171/24',
+      'exec.start=echo ui-log-line',
       'meta.app=www',
       'meta.version=v1',
     );
@@ -220,10 +221,27 @@ describe('dashboard in chromium', { skip: missing ?? false, timeout: 300_000 }, 
     await page.getByText('not a cluster').waitFor();
   });
 
+  test("a jail's console log: its last lines, then what it writes, live", async () => {
+    await jy('start', 'web1');
+    await page.goto(`${served.url}/ui/#/jail/web1`);
+    const log = page.locator('[data-testid="console-log"]');
+    await log.getByText('ui-log-line').waitFor();
+    const count = async () => (await text(log)).split('ui-log-line').length - 1;
+    const before = await count();
+    assert.ok(before >= 1);
+    // the page stays open while the jail runs its exec.start again
+    await jy('restart', 'web1');
+    await page.waitForFunction(
+      (n) =>
+        (document.querySelector('[data-testid="console-log"]')?.textContent ?? '').split('ui-log-line').length - 1 > n,
+      before,
+    );
+    assert.equal(await text(page.locator('[data-testid="log-status"]')), 'following (last 200 lines, then live)');
+  });
+
   test('screenshot of the jails page (JAILYARD_UI_SCREENSHOT=FILE)', async (t) => {
     const file = process.env.JAILYARD_UI_SCREENSHOT;
     if (!file) return t.skip('JAILYARD_UI_SCREENSHOT not set');
-    await jy('start', 'web1');
     await jy('start', 'db1');
     await page.setViewportSize({ width: 1300, height: 330 });
     await page.goto(`${served.url}/ui/#/jails`);

@@ -18,6 +18,9 @@ export interface JailView {
   createdAt: string;
   updatedAt: string;
   node?: string;
+  /** The health check's verdict while running; null or absent without one. */
+  health?: 'starting' | 'healthy' | 'unhealthy' | null;
+  supervision?: { restarts: number; health?: { output?: string } } | null;
 }
 
 export interface WatchEvent {
@@ -120,6 +123,23 @@ export async function* watchStream(since: number | undefined, signal: AbortSigna
       const { value, done } = await reader.read();
       if (done) return;
       for (const m of parser.push(value)) yield JSON.parse(m.data) as WatchEvent;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+/** A text answer read as it arrives (a jail's console log with follow=1 stays open). */
+export async function* textStream(path: string, signal: AbortSignal): AsyncGenerator<string> {
+  const res = await fetch(path, { headers: headers({ accept: 'text/plain' }), signal });
+  if (!res.ok) await fail(res);
+  if (!res.body) return;
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      yield value;
     }
   } finally {
     reader.cancel().catch(() => {});

@@ -5,7 +5,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { parseParamAssignment } from '../../../src/conf/params.ts';
-import { ApiError, request, watchStream, type JailView } from '../api.ts';
+import { ApiError, request, textStream, watchStream, type JailView } from '../api.ts';
 import type { FeedEvent, JailFeed } from '../feed.ts';
 import { Confirm, Labels, type Notice, NoticeLine, paramText, StateBadge, useFeed } from '../parts.tsx';
 import { runVerb } from './jails.tsx';
@@ -119,6 +119,45 @@ async function recentEvents(name: string, revision: number, depth = 500): Promis
     ac.abort();
   }
   return out;
+}
+
+const LOG_KEEP = 64 * 1024;
+
+/** The jail's console log: its last 200 lines, then what it writes, as it writes it
+ * (GET /v1/jails/NAME/logs?follow=1). Shown as text: its bytes are the jail's. */
+function ConsoleLog({ name }: { name: string }) {
+  const [text, setText] = useState('');
+  const [status, setStatus] = useState<string>('loading');
+  useEffect(() => {
+    const ac = new AbortController();
+    let all = '';
+    void (async () => {
+      try {
+        setStatus('following');
+        for await (const chunk of textStream(
+          `/v1/jails/${encodeURIComponent(name)}/logs?lines=200&follow=1`,
+          ac.signal,
+        )) {
+          all = (all + chunk).slice(-LOG_KEEP);
+          setText(all);
+        }
+        setStatus('ended');
+      } catch (e) {
+        if (!ac.signal.aborted) setStatus((e as Error).message);
+      }
+    })();
+    return () => ac.abort();
+  }, [name]);
+  return (
+    <div>
+      <p class="muted" data-testid="log-status">
+        {status === 'following' ? 'following (last 200 lines, then live)' : status}
+      </p>
+      <pre class="console-log" data-testid="console-log">
+        {text || (status === 'following' ? '(nothing written yet)' : '')}
+      </pre>
+    </div>
+  );
 }
 
 function RowsEditor(props: { section: Section; rows: Row[]; onChange(rows: Row[]): void; keyEditable: boolean }) {
@@ -389,9 +428,10 @@ export function JailPage({ feed, name }: { feed: JailFeed; name: string }) {
             ))}
         </tbody>
       </table>
+      <h3>Console log</h3>
+      <ConsoleLog name={name} />
       <p class="muted">
-        The mount plan and console log are not served by the API yet: <code>jailyard apply --dry-run</code> prints a
-        plan, and <code>exec.consolelog</code> names the log file on the host (docs/ui.md).
+        The mount plan is not served by the API yet: <code>jailyard apply --dry-run</code> prints it (docs/ui.md).
       </p>
       {pending ? (
         <Confirm title={`${pending} ${name}?`} onAnswer={answer}>

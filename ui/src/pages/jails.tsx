@@ -36,6 +36,16 @@ function verbsFor(j: JailView): Verb[] {
   return [];
 }
 
+/** The health check's verdict where the jail has one, else whether its last step failed. */
+function healthText(j: JailView): string {
+  if (j.health) return j.health;
+  return j.lastError ? 'error' : '';
+}
+
+function healthTitle(j: JailView): string {
+  return [j.lastError, j.supervision?.health?.output].filter(Boolean).join('\n');
+}
+
 function skeletonText(j: JailView): string {
   return paramText(j.params.skeleton);
 }
@@ -141,8 +151,9 @@ export function JailsPage({ feed, initialSelector }: { feed: JailFeed; initialSe
                 <Labels labels={j.labels} />
               </td>
               <td>{j.state === 'running' ? (j.ready ? 'ready' : 'not ready') : ''}</td>
-              <td class={j.lastError ? 'error-text' : ''} title={j.lastError ?? ''}>
-                {j.lastError ? 'error' : 'ok'}
+              <td class={`health health-${healthText(j)}`} title={healthTitle(j)}>
+                {healthText(j)}
+                {j.supervision?.restarts ? <span class="muted"> · {j.supervision.restarts} restarts</span> : null}
               </td>
               <td class="actions">
                 {verbsFor(j).map((verb) => (
