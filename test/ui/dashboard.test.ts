@@ -231,11 +231,11 @@ describe('dashboard in chromium', { skip: missing ?? false, timeout: 300_000 }, 
     assert.ok(before >= 1);
     // the page stays open while the jail runs its exec.start again
     await jy('restart', 'web1');
-    await page.waitForFunction(
-      (n) =>
-        (document.querySelector('[data-testid="console-log"]')?.textContent ?? '').split('ui-log-line').length - 1 > n,
-      before,
-    );
+    const until = Date.now() + TIMEOUT;
+    while ((await count()) <= before) {
+      assert.ok(Date.now() < until, "the restart's line did not reach the page");
+      await new Promise((r) => setTimeout(r, 100));
+    }
     assert.equal(await text(page.locator('[data-testid="log-status"]')), 'following (last 200 lines, then live)');
   });
 
