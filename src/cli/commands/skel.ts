@@ -42,7 +42,7 @@ function describeImage(img: ImageInfo): string[] {
     `image:     ${img.format}${img.ref ? ` ${printable(img.ref)}` : ''}`,
     ...(img.manifestDigest ? [`  manifest:   ${img.manifestDigest}`] : []),
     `  config:     ${img.configDigest}`,
-    `  layers:     ${img.layers.length}${img.layers.map((l) => `\n    ${l.diffId} (${l.compression}, ${l.size} bytes)`).join('')}`,
+    `  layers:     ${img.layers.length}${img.layers.map((l) => `\n    ${printable(l.blob)} (${l.compression}, ${l.size} bytes)`).join('')}`,
     ...(c.entrypoint ? [`  entrypoint: ${list(c.entrypoint)}`] : []),
     ...(c.cmd ? [`  cmd:        ${list(c.cmd)}`] : []),
     ...(c.workingDir ? [`  workdir:    ${printable(c.workingDir)}`] : []),
