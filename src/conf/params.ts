@@ -6,6 +6,7 @@ import { JailyardError } from '../errors.ts';
 import { parseMetaWord, type MetaOp, type MetaParam } from '../meta/ops.ts';
 import type { ParamValue } from './spec.ts';
 import { typeValue, ValueProblem } from './typing.ts';
+import { checkExposeValue } from './expose.ts';
 
 /**
  * - string: one value (a list keeps its last element, as jail(8) does for scalars)
@@ -41,6 +42,9 @@ export interface ParamDef {
   /** Inclusive integer bounds. */
   min?: number;
   max?: number;
+  /** A string parameter's own check of its value (a list's: of each value): why it is
+   * refused, or undefined. */
+  check?: (value: string) => string | undefined;
 }
 
 const JAILSYS = ['new', 'inherit', 'disable'] as const;
@@ -205,6 +209,13 @@ const DEFS: ParamDef[] = [
     'bool',
     JY,
     "Linux: the jail's root is an unprivileged host uid range of its own (a user namespace; default: the defaults' userns.enabled)",
+  ),
+  def(
+    'expose',
+    'list',
+    JY,
+    "published ports: [tcp:|udp:]HOST[:JAIL] host ports (or ranges LOW-HIGH) forwarded to the jail's first ip4.addr (docs/cli.md#ports)",
+    { check: checkExposeValue },
   ),
   // cluster parameters (docs/cluster.md): where a jail may run, what happens when its node is lost
   def('node', 'string', JY, 'cluster: the node the jail runs on; on one host only the empty value is accepted'),

@@ -107,6 +107,10 @@ export function typeValue(def: ParamDef, negated: boolean, values: readonly stri
           if (problem) return new ValueProblem(problem, i);
         }
       }
+      for (let i = 0; i < values.length; i++) {
+        const problem = def.check?.(values[i] as string);
+        if (problem !== undefined) return new ValueProblem(problem, i);
+      }
       return [...values];
     }
   }

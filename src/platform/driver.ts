@@ -6,11 +6,11 @@
 import type { JailSpec } from '../conf/spec.ts';
 import type { DebootstrapOptions } from '../skeleton/debootstrap.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
-import type { CreateFacts, MountFacts, NetworkFacts } from '../store/types.ts';
+import type { CreateFacts, MountFacts, NetworkFacts, PortFacts } from '../store/types.ts';
 
 // The facts a driver reports are the store's records (it persists them as they are), so
 // their shapes are defined there; drivers take them from here with the rest of the contract.
-export type { CreateFacts, MountFacts, NetworkFacts };
+export type { CreateFacts, MountFacts, NetworkFacts, PortFacts };
 
 /** Everything a driver needs to know about the jail it works on. */
 export interface JailContext {
@@ -87,6 +87,20 @@ export interface Driver {
   /** The addresses step (before create): netns, veth, bridge, ip4.addr/ip6.addr. */
   setupNetwork(ctx: JailContext): Promise<NetworkFacts>;
   teardownNetwork(ctx: JailContext, facts: NetworkFacts): Promise<void>;
+
+  /** The ports step (after addresses): the jail's `expose` entries forwarded from the host
+   * to its address. Refuses (JY_ERR_PORT_IN_USE, changing nothing) a host port that a jail
+   * of any state folder publishes already. Absent where the platform has none yet. */
+  publishPorts?(ctx: JailContext, net: NetworkFacts): Promise<PortFacts>;
+  /** Removes exactly these published ports; tolerates them being gone already. */
+  unpublishPorts?(ctx: JailContext, facts: PortFacts): Promise<void>;
+  /** reconcile: makes this state folder's published ports those of `running` (restores
+   * missing ones, removes those of no running jail). `keep`: another process is starting or
+   * stopping a jail, remove nothing. Returns what it changed, as "tcp 8080 -> addr:80". */
+  syncPorts?(
+    running: { jail: string; facts: PortFacts }[],
+    opts: { keep: boolean },
+  ): Promise<{ restored: string[]; removed: string[] }>;
 
   /**
    * The mounts step: make every directory, symlink and mount of the plan in order.

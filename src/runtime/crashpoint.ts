@@ -10,6 +10,7 @@
 export const START_STEPS = [
   'exec.prepare',
   'addresses',
+  'ports',
   'mounts',
   'exec.prestart',
   'create',
@@ -25,6 +26,7 @@ export const STOP_STEPS = [
   'remove',
   'exec.poststop',
   'unmount',
+  'ports.remove',
   'addresses.remove',
   'exec.release',
 ] as const;

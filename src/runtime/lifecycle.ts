@@ -20,7 +20,8 @@ import { JailyardError, describeError, withContext } from '../errors.ts';
 import type { Driver, ExecOptions, ExecResult, JailContext } from '../platform/driver.ts';
 import type { JailRecord, RuntimeFacts, Store } from '../store/types.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
-import { paramBool, paramInt, paramString } from '../conf/spec.ts';
+import { paramBool, paramInt, paramList, paramString } from '../conf/spec.ts';
+import { exposeConflict, exposeRules, ruleText } from '../conf/expose.ts';
 import { hookCommands, jailLimits, mayHaveDied } from './params.ts';
 import { checkNestedParams, checkNestedStart, parentName } from './jailplan.ts';
 import { selfOwner } from './owner.ts';
@@ -30,6 +31,7 @@ import { enterFiles, removeEnterFiles } from '../layout.ts';
 export type StartStep =
   | 'exec.prepare'
   | 'addresses'
+  | 'ports'
   | 'mounts'
   | 'exec.prestart'
   | 'create'
@@ -43,6 +45,7 @@ export type StopStep =
   | 'remove'
   | 'exec.poststop'
   | 'unmount'
+  | 'ports.remove'
   | 'addresses.remove'
   | 'exec.release';
 
@@ -50,6 +53,8 @@ export type StopStep =
 export const LIFECYCLE: readonly { step: StartStep; undo: StopStep | null }[] = [
   { step: 'exec.prepare', undo: 'exec.release' },
   { step: 'addresses', undo: 'addresses.remove' },
+  // published ports (expose): forwarded to the jail's address once it exists
+  { step: 'ports', undo: 'ports.remove' },
   { step: 'mounts', undo: 'unmount' },
   { step: 'exec.prestart', undo: 'exec.poststop' },
   { step: 'create', undo: 'remove' },
@@ -252,6 +257,12 @@ async function doStep(
     case 'addresses':
       rt.network = await deps.driver.setupNetwork(ctx);
       return;
+    case 'ports': {
+      if (!publishes(ctx)) return;
+      const facts = await requirePorts(deps.driver, ctx).publishPorts(ctx, rt.network ?? { addresses: [] });
+      if (facts.ports.length) rt.ports = facts;
+      return;
+    }
     case 'mounts':
       rt.mounts = await deps.driver.mount(ctx, deps.planFor(record, ctx));
       return;
@@ -290,11 +301,58 @@ async function undoStep(deps: LifecycleDeps, step: StopStep, ctx: JailContext, r
       if (rt.mounts) await deps.driver.unmount(ctx, rt.mounts);
       delete rt.mounts;
       return;
+    case 'ports.remove':
+      if (rt.ports) await requirePorts(deps.driver, ctx).unpublishPorts(ctx, rt.ports);
+      delete rt.ports;
+      return;
     case 'addresses.remove':
       if (rt.network) await deps.driver.teardownNetwork(ctx, rt.network);
       delete rt.network;
       return;
   }
+}
+
+/** Whether the jail publishes ports (expose). */
+const publishes = (ctx: JailContext): boolean => paramList(ctx.spec.params, 'expose').length > 0;
+
+/** The driver's ports step, or JY_ERR_PLATFORM naming the parameter where it has none. */
+function requirePorts(driver: Driver, ctx: JailContext): Required<Pick<Driver, 'publishPorts' | 'unpublishPorts'>> {
+  const { publishPorts, unpublishPorts } = driver;
+  if (!publishPorts || !unpublishPorts)
+    throw new JailyardError('JY_ERR_PLATFORM', `expose is not supported on ${driver.platform} yet`, {
+      jail: ctx.name,
+      param: 'expose',
+    });
+  return { publishPorts, unpublishPorts };
+}
+
+/**
+ * Before a start changes anything: the jail's expose entries are valid, the driver can
+ * publish them, and no other jail of this store that is not stopped publishes one of its
+ * host ports (JY_ERR_PORT_IN_USE naming both). The driver checks again, host-wide and under
+ * its lock, when it publishes them.
+ */
+function checkExpose(deps: LifecycleDeps, record: JailRecord): void {
+  const rules = exposeRules(record.name, record.params);
+  if (!rules.length) return;
+  requirePorts(deps.driver, deps.contextFor(record));
+  const others = deps.store
+    .listJails()
+    .filter((j) => j.name !== record.name && j.state !== 'stopped' && paramList(j.params, 'expose').length > 0)
+    .flatMap((j) => {
+      try {
+        return [{ name: j.name, rules: exposeRules(j.name, j.params) }];
+      } catch {
+        return [];
+      }
+    });
+  const clash = exposeConflict(rules, others);
+  if (clash)
+    throw new JailyardError(
+      'JY_ERR_PORT_IN_USE',
+      `expose "${clash.rule.entry}": host port ${clash.rule.proto} ${ruleText(clash.other).host} is published by jail "${clash.jail}" ("${clash.other.entry}")`,
+      { jail: record.name, param: 'expose' },
+    );
 }
 
 const undoOf = (step: StartStep): StopStep | null => LIFECYCLE.find((s) => s.step === step)?.undo ?? null;
@@ -309,6 +367,8 @@ function startActs(ctx: JailContext, step: StartStep): boolean {
       return hookCommands(ctx.spec.params, step).length > 0;
     case 'exec.start':
       return hookCommands(ctx.spec.params, 'exec.start').length + hookCommands(ctx.spec.params, 'command').length > 0;
+    case 'ports':
+      return publishes(ctx);
     default:
       return true;
   }
@@ -325,6 +385,8 @@ function undoActs(ctx: JailContext, undo: StopStep | null, rt: RuntimeFacts): bo
       return rt.mounts !== undefined;
     case 'addresses.remove':
       return rt.network !== undefined;
+    case 'ports.remove':
+      return rt.ports !== undefined;
     default:
       return hookCommands(ctx.spec.params, undo).length > 0;
   }
@@ -450,6 +512,7 @@ export async function startJail(deps: LifecycleDeps, name: string, signal?: Abor
     );
   }
   checkConsoleLog(deps.contextFor(current));
+  checkExpose(deps, current);
   const rt: RuntimeFacts = { steps: [], owner: selfOwner() };
   let record = deps.store.transition(name, 'stopped', 'starting', { runtime: rt, lastError: null }, () =>
     checkNesting(deps.store, name),

@@ -129,6 +129,23 @@ export async function reconcile(opts: {
     }
     report.removed.push(t);
   }
+  // published ports (expose): the running jails' are restored (a firewall reload that
+  // flushed the ruleset), those of no running jail removed (a start or stop killed between
+  // its nft change and its record); while another process is between steps, nothing goes
+  if (driver.syncPorts && !opts.dryRun) {
+    const running = store
+      .listJails()
+      .flatMap((j) =>
+        j.state !== 'stopped' && j.runtime?.ports?.ports.length ? [{ jail: j.name, facts: j.runtime.ports }] : [],
+      );
+    try {
+      const synced = await driver.syncPorts(running, { keep: report.busy.length > 0 });
+      report.undone.push(...synced.restored.map((p) => `published port ${p} restored`));
+      report.undone.push(...synced.removed.map((p) => `published port ${p} of no running jail removed`));
+    } catch (e) {
+      report.failed.push({ jail: '-', message: `published ports: ${describeError(e)}` });
+    }
+  }
   // the folders of jails the store no longer has (after the mounts below them are gone)
   if (report.busy.length === 0) {
     const swept = await sweepJailFolders({

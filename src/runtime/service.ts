@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import { implicitJid, paramString, type JailSpec, type Params } from '../conf/spec.ts';
 import { checkKeyOps, type MetaOp } from '../meta/ops.ts';
+import { exposeRules } from '../conf/expose.ts';
 import type { Driver, JailContext } from '../platform/driver.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
 import { checkRevision } from '../store/revision.ts';
@@ -92,6 +93,7 @@ export function checkCreate(
   if (nested) opts.requireParent?.(nested);
   checkNestedParams({ name, params: rest });
   jailLimits(rest, name); // validates sizes before anything is written
+  exposeRules(name, rest); // and published ports (an API body's parameters come untyped)
   return { name, params: rest };
 }
 
@@ -102,6 +104,7 @@ export function checkChange(before: JailRecord, change: JailChange): void {
   const name = before.name;
   checkKeyOps('meta', change.meta, name);
   checkKeyOps('env', change.env, name);
+  if (change.params?.expose !== undefined) exposeRules(name, change.params);
   if (before.state === 'stopped') return;
   const touched = [...Object.keys(change.params ?? {}), ...(change.unset ?? [])];
   const fixed = touched.find(

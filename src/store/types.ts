@@ -68,10 +68,30 @@ export interface CreateFacts {
 }
 
 /** What the runtime did to the system for a jail: enough to undo it after a crash. */
+/** Published ports (the `expose` parameter) as the ports step put them in place. */
+export interface PortFacts {
+  /** Linux: the nftables table (`ip jy-TAG-ports`) holding them. */
+  table?: string;
+  /** Linux: the bridge the jail's address is on (what the table's masquerade names). */
+  bridge?: string;
+  ports: PublishedPort[];
+}
+
+/** Host ports hostPort..hostPortEnd of `proto` forwarded to address:jailPort..jailPortEnd. */
+export interface PublishedPort {
+  proto: 'tcp' | 'udp';
+  hostPort: number;
+  hostPortEnd: number;
+  address: string;
+  jailPort: number;
+  jailPortEnd: number;
+}
+
 export interface RuntimeFacts {
   /** Names of the start steps completed, in order (the undo stack). */
   steps: string[];
   network?: NetworkFacts;
+  ports?: PortFacts;
   mounts?: MountFacts;
   create?: CreateFacts;
   /** The jailyard process walking the steps while the jail is starting or stopping. */

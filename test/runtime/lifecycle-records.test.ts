@@ -81,8 +81,8 @@ test('a jail without hooks: each acting step finds the one before it recorded, i
   assert.ok(started.ok, JSON.stringify(started));
   assert.deepEqual(seen, [
     ['setupNetwork', []],
-    ['mount', ['exec.prepare', 'addresses']],
-    ['create', ['exec.prepare', 'addresses', 'mounts', 'exec.prestart']],
+    ['mount', ['exec.prepare', 'addresses', 'ports']],
+    ['create', ['exec.prepare', 'addresses', 'ports', 'mounts', 'exec.prestart']],
   ]);
   assert.deepEqual(writes, { runtime: 2, transition: 2 });
   const running = store.requireJail('rec1');
@@ -90,6 +90,7 @@ test('a jail without hooks: each acting step finds the one before it recorded, i
   assert.deepEqual(running.runtime?.steps, [
     'exec.prepare',
     'addresses',
+    'ports',
     'mounts',
     'exec.prestart',
     'create',
@@ -129,9 +130,9 @@ test("a hook's step is recorded before the next step acts, and so is a step whos
   assert.ok(started.ok, JSON.stringify(started));
   assert.deepEqual(seen, [
     ['setupNetwork', ['exec.prepare']],
-    ['mount', ['exec.prepare', 'addresses']],
-    ['runHost true', ['exec.prepare', 'addresses', 'mounts']],
-    ['create', ['exec.prepare', 'addresses', 'mounts', 'exec.prestart']],
+    ['mount', ['exec.prepare', 'addresses', 'ports']],
+    ['runHost true', ['exec.prepare', 'addresses', 'ports', 'mounts']],
+    ['create', ['exec.prepare', 'addresses', 'ports', 'mounts', 'exec.prestart']],
   ]);
   reset();
   const stopped = await service.stop(['rec2']);

@@ -21,6 +21,7 @@ export const verbs: Verb[] = [
   { names: ['exec'], load: () => import('./exec.ts') },
   { names: ['logs'], load: () => import('./logs.ts') },
   { names: ['ls'], load: () => import('./ls.ts') },
+  { names: ['ports'], load: () => import('./ports.ts') },
   { names: ['skel'], load: () => import('./skel.ts') },
   { names: ['upgrade'], load: () => import('./upgrade.ts') },
   { names: ['export'], load: () => import('./export.ts') },

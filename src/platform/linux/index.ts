@@ -16,6 +16,7 @@ import { removeLeftover, scanLeftovers } from './leftovers.ts';
 import { mount, unmount } from './mounts.ts';
 import { holderOf, removeBridgeIfUnused, setupNetwork, teardownNetwork } from './network.ts';
 import { isUnder, stateTag } from './paths.ts';
+import { publishPorts, syncPorts, unpublishPorts } from './ports.ts';
 import { releaseRange } from './userns.ts';
 import { claimStateTag, liveOtherFolder, tagOf } from './statefolders.ts';
 import { dirname } from 'node:path';
@@ -170,6 +171,9 @@ export function createLinuxDriver(opts: LinuxDriverOptions = {}): LinuxDriver {
       return setupNetwork(ctx, net);
     },
     teardownNetwork: (ctx, facts) => teardownNetwork(facts, holderOf(ctx)),
+    publishPorts: (ctx, netFacts) => publishPorts(ctx, netFacts, net),
+    unpublishPorts: (_ctx, facts) => unpublishPorts(facts),
+    syncPorts: (running, o) => syncPorts(opts.stateRoots?.[0], running, net, o),
     mount,
     unmount,
     create: async (ctx, netFacts, limits, mounts) => {
