@@ -302,7 +302,8 @@ export async function applyLayer(
     const base = parts[parts.length - 1]!;
     const path = join(dir, base);
     const existing = lstatOrUndefined(path);
-    mine.add(rel);
+    // the entry and its parents are this layer's: an opaque marker keeps them
+    for (let i = 1; i <= parts.length; i++) mine.add(parts.slice(0, i).join('/'));
     if (type === 'Directory') {
       if (existing && !existing.isDirectory()) removeAt(path, existing);
       if (!existing?.isDirectory()) mkdirSync(path, { mode: 0o700 });
@@ -392,6 +393,9 @@ export async function applyLayer(
     );
   } catch (e) {
     if (e instanceof JailyardError) throw e;
+    // a full disk stays what it is (createSkeleton says so, naming the state folder)
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') throw e;
     throw imageError(
       `${(e as Error).message}${current ? '' : ' (before the first entry)'}`,
       layer.label,

@@ -69,6 +69,8 @@ function top(): TarEntry[] {
     { name: 'etc/motd', data: 'from layer 2\n' },
     { name: 'opt/data/', type: '5' },
     { name: 'opt/data/new', data: 'new\n' },
+    // a file below a lower directory this layer has no entry for, before the marker
+    { name: 'opt/data/sub/kept', data: 'kept\n' },
     { name: 'opt/data/.wh..wh..opq' },
     { name: 'srv/index.html', data: 'v2\n', uid: 33, gid: 33 },
   ];
@@ -141,7 +143,16 @@ test('an OCI layout (directory): layers in order, whiteouts, opaque dir, owners,
   assert.equal(readlinkSync(join(root, 'bin/sh')), 'busybox');
   assert.equal(existsSync(join(root, 'etc/doomed')), false, '.wh.doomed deleted the lower file');
   assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'from layer 2\n');
-  assert.deepEqual(readdirSync(join(root, 'opt/data')), ['new'], 'opaque: lower entries gone, its own kept');
+  assert.deepEqual(
+    readdirSync(join(root, 'opt/data')).sort(),
+    ['new', 'sub'],
+    'opaque: lower entries gone, its own kept',
+  );
+  assert.deepEqual(
+    readdirSync(join(root, 'opt/data/sub')),
+    ['kept'],
+    "the lower sub/old2 is gone, the layer's own file stays",
+  );
   assert.equal(readFileSync(join(root, 'srv/index.html'), 'utf8'), 'v2\n');
   assert.equal(statSync(join(root, 'srv/index.html')).uid, 33);
   assert.equal(statSync(join(root, 'bin/su-test')).mode & 0o7777, 0o4755, 'setuid kept');
@@ -207,7 +218,7 @@ test('the same layout as a tar file, and a docker save archive (uncompressed lay
   assert.equal(v.image.format, 'docker-save');
   assert.equal(v.image.ref, 'busybox:test');
   const root = join(state, 'skeletons/dk/1/root');
-  assert.deepEqual(readdirSync(join(root, 'opt/data')), ['new']);
+  assert.deepEqual(readdirSync(join(root, 'opt/data')).sort(), ['new', 'sub']);
   assert.equal(existsSync(join(root, 'etc/doomed')), false);
   assert.equal(sha256(readFileSync(join(state, 'skeletons/dk/1/manifest.tsv'))), sha256(a));
   // --ref picks by tag; a wrong one is refused
