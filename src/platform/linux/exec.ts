@@ -170,6 +170,7 @@ export async function runInJail(
         ? { consoleLog: opts.consoleLog, consoleLimit: consoleLimitOf(ctx.spec.params, ctx.name) }
         : {}),
       ...(opts.drain ? { drain: true } : {}),
+      ...(opts.input !== undefined && opts.stdio !== 'inherit' ? { input: opts.input } : {}),
       ...(forwarder ? { onSpawn: forwarder.attach } : {}),
     });
   } finally {

@@ -14,7 +14,7 @@ export interface RunOptions {
   stdio?: 'pipe' | 'inherit';
   timeoutMs?: number;
   /** Written to the child's stdin, which is then closed (pipe mode only). */
-  input?: string;
+  input?: string | Buffer;
   /** Append stdout and stderr to this host file (through a relay that keeps it under
    * consoleLimit bytes, see console.ts); resolve when the process exits. */
   consoleLog?: string;

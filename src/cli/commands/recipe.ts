@@ -1,0 +1,126 @@
+// jailyard recipe — apply a Jailfile's ordered steps to a jail (like Bastille's template and
+// AppJail's Makejail), or check one. See docs/cli.md#recipe
+import { closeSync, constants, fstatSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { dirname, join, resolve, sep } from 'node:path';
+import type { RegisterVerb } from '../context.ts';
+import { JailyardError, type SourcePosition } from '../../errors.ts';
+import type { RecipeStep } from '../../conf/recipe.ts';
+
+/** FILE, or FILE/Jailfile when FILE is a folder. */
+function recipeFile(path: string): string {
+  const abs = resolve(path);
+  try {
+    if (statSync(abs).isDirectory()) return join(abs, 'Jailfile');
+  } catch {
+    // read below: its error names the file
+  }
+  return abs;
+}
+
+/** --arg name=value (repeatable). */
+function collectArg(text: string, acc: Record<string, string>): Record<string, string> {
+  const eq = text.indexOf('=');
+  if (eq <= 0) throw new JailyardError('JY_ERR_USAGE', `--arg takes NAME=VALUE, not ${JSON.stringify(text)}`);
+  return { ...acc, [text.slice(0, eq)]: text.slice(eq + 1) };
+}
+
+async function load(file: string, args: Record<string, string>): Promise<RecipeStep[]> {
+  const { loadRecipe } = await import('../../conf/recipe.ts');
+  return loadRecipe(recipeFile(file), { args, read: (f) => readFileSync(f, 'utf8') });
+}
+
+/**
+ * A CP source: a regular file whose real path is inside the folder of the recipe that names
+ * it (a symlink there pointing out of it is refused), read through one descriptor.
+ */
+function readSource(path: string, pos: SourcePosition): { data: Buffer; mode: number } {
+  const folder = realpathSync(dirname(pos.file));
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch (e) {
+    throw new JailyardError('JY_ERR_PATH', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code}`, { pos });
+  }
+  if (!real.startsWith(folder + sep))
+    throw new JailyardError('JY_ERR_PATH', `${path} leads out of the recipe's folder ${folder} (to ${real})`, { pos });
+  const fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new JailyardError('JY_ERR_PATH', `${path} is not a regular file`, { pos });
+    return { data: readFileSync(fd), mode: st.mode };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export const register: RegisterVerb = (program, io) => {
+  const recipe = program
+    .command('recipe')
+    .description('recipes (Jailfile): ordered steps that make a jail what it should be');
+
+  recipe
+    .command('check')
+    .description('parse a Jailfile with its INCLUDEs and arguments and print its steps (runs nothing)')
+    .argument('<file>', 'the Jailfile, or a folder holding one')
+    .option('--arg <name=value>', 'an ARG of the recipe (repeatable)', collectArg, {})
+    .option('--json', 'the steps as JSON')
+    .action(async (file: string, o: { arg: Record<string, string>; json?: boolean }) => {
+      const steps = await load(file, o.arg);
+      if (o.json) io.out(JSON.stringify(steps));
+      else
+        for (const s of steps) {
+          const { kind, pos, ...rest } = s;
+          io.out(`${pos.file}:${pos.line}:${pos.col} ${kind} ${JSON.stringify(rest)}`);
+        }
+    });
+
+  recipe
+    .command('apply')
+    .description('apply a Jailfile to a jail, step by step; stops at the first failing step (its line)')
+    .argument('<file>', 'the Jailfile, or a folder holding one')
+    .argument('<jail>', 'the jail (started first when a step works inside it)')
+    .option('--arg <name=value>', 'an ARG of the recipe (repeatable)', collectArg, {})
+    .option('--json', 'print what each step did as JSON')
+    .action(async (file: string, jail: string, o: { arg: Record<string, string>; json?: boolean }) => {
+      // every error in the recipe (syntax, arguments, INCLUDEs) before anything changes
+      const steps = await load(file, o.arg);
+      const { withSession } = await import('../jails.ts');
+      await withSession(
+        program,
+        io,
+        async ({ service, store, stateDir }) => {
+          if (!store)
+            throw new JailyardError(
+              'JY_ERR_USAGE',
+              'recipe apply runs on the jail host itself (RUN, CP, PKG and SYSRC enter the jail), not through --host',
+            );
+          const { applyRecipe } = await import('../../runtime/recipe.ts');
+          const { contextFromRecords } = await import('../../runtime/jailplan.ts');
+          const { loadRunInJail } = await import('../../platform/index.ts');
+          const runInJail = await loadRunInJail({ stateDir });
+          const context = (name: string) =>
+            contextFromRecords(stateDir, store.requireJail(name), (n) => store.getJail(n));
+          const report = await applyRecipe(jail, steps, {
+            service,
+            exec: async (name, argv, input) => {
+              const j = store.requireJail(name);
+              if (j.state !== 'running' || !j.runtime?.create)
+                throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail is ${j.state}, not running`, { jail: name });
+              return runInJail(context(name), j.runtime.create, argv, {
+                stdio: 'pipe',
+                ...(input ? { input } : {}),
+              });
+            },
+            readSource,
+            rootOf: async (name) => context(name).path,
+            progress: (text) => io.err(text),
+            output: (text) => io.err(text.replace(/\n$/, '')),
+          });
+          if (o.json) io.out(JSON.stringify(report));
+          const changed = report.steps.filter((s) => s.result === 'changed').length;
+          io.err(`${report.jail}: recipe applied (${changed} changed, ${report.steps.length - changed} unchanged)`);
+        },
+        { progress: true },
+      );
+    });
+};
