@@ -48,6 +48,9 @@ export interface ExecOptions {
   tty?: boolean;
   /** Kill after this many milliseconds (exec.timeout). */
   timeoutMs?: number;
+  /** runInJail with 'pipe': written to the command's stdin, which is then closed (a recipe's
+   * CP hands a file's bytes to a copy made inside the jail). */
+  input?: string | Buffer;
   /** Working directory (inside the jail for runInJail). */
   cwd?: string;
   /** Append stdout and stderr to this host file instead of piping them (exec.consolelog);

@@ -18,6 +18,7 @@ export const verbs: Verb[] = [
   { names: ['restart'], load: () => import('./restart.ts') },
   { names: ['remove', 'rm'], load: () => import('./remove.ts') },
   { names: ['apply'], load: () => import('./apply.ts') },
+  { names: ['recipe'], load: () => import('./recipe.ts') },
   { names: ['exec'], load: () => import('./exec.ts') },
   { names: ['logs'], load: () => import('./logs.ts') },
   { names: ['ls'], load: () => import('./ls.ts') },
