@@ -23,6 +23,7 @@ import { createMetrics } from './metrics.ts';
 import { jailRoutes } from './routes/jails.ts';
 import { logRoutes } from './routes/logs.ts';
 import { nodeRoutes } from './routes/nodes.ts';
+import { portableRoutes } from './routes/portable.ts';
 import { portRoutes } from './routes/ports.ts';
 import { skeletonRoutes } from './routes/skeletons.ts';
 import { systemRoutes } from './routes/system.ts';
@@ -227,6 +228,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   app.register(jailRoutes, { ctx });
   app.register(systemRoutes, { ctx, metrics });
   app.register(nodeRoutes, { ctx });
+  // export/import/clone/snapshots: the files of this host's jails (src/portable)
+  app.register(portableRoutes, { ctx, store: opts.store, stateDir: opts.store.dir });
   app.register(portRoutes, { ctx });
   // a jail's console log is on the host that runs it: in cluster mode, jails of this node
   app.register(logRoutes, {
