@@ -24,7 +24,7 @@ const ALLOWED: Record<string, string[]> = {
   runtime: ['errors', 'defaults', 'conf', 'meta', 'layout', 'skeleton', 'platform', 'store'],
   // export/import/clone/snapshots of a jail's writable part: over the runtime's create
   portable: ['errors', 'defaults', 'conf', 'meta', 'layout', 'skeleton', 'runtime', 'platform', 'store'],
-  api: ['errors', 'defaults', 'conf', 'meta', 'layout', 'skeleton', 'runtime', 'store'],
+  api: ['errors', 'defaults', 'conf', 'meta', 'layout', 'skeleton', 'runtime', 'store', 'portable'],
   lb: ['errors', 'defaults', 'conf', 'meta', 'layout', 'runtime', 'store', 'api'],
   // the cluster (etcd state, its service, the node agent) runs the single-host runtime on
   // each node; the API serves it through the JailService and EventLog interfaces

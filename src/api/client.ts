@@ -16,7 +16,7 @@ export interface RemoteOptions {
   token?: string;
 }
 
-interface Target {
+export interface Target {
   origin: string;
   dispatcher: Dispatcher;
   headers: Record<string, string>;
@@ -24,7 +24,7 @@ interface Target {
 
 const targets = new Map<string, Dispatcher>();
 
-function targetOf(url: string, opts: RemoteOptions): Target {
+export function targetOf(url: string, opts: RemoteOptions): Target {
   const headers: Record<string, string> = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
   if (url.startsWith('unix://')) {
     const socketPath = url.slice('unix://'.length);
@@ -45,14 +45,14 @@ function targetOf(url: string, opts: RemoteOptions): Target {
 }
 
 /** The server's JSON error as the same JailyardError the daemon threw. */
-function errorFrom(status: number, body: unknown): JailyardError {
+export function errorFrom(status: number, body: unknown): JailyardError {
   const b = (body ?? {}) as { code?: string; message?: string } & ErrorPlace;
   const { code, message, ...place } = b;
   const known = typeof code === 'string' && code in ERROR_CODES;
   return new JailyardError(known ? (code as ErrorCode) : 'JY_ERR_INTERNAL', message ?? `HTTP ${status}`, place);
 }
 
-function unreachable(url: string, e: unknown): JailyardError {
+export function unreachable(url: string, e: unknown): JailyardError {
   const reason = e instanceof Error ? ((e as NodeJS.ErrnoException).code ?? e.message) : String(e);
   return new JailyardError(
     'JY_ERR_DAEMON_UNREACHABLE',

@@ -1,7 +1,5 @@
-// What the export, import, clone and snapshot verbs share: a local session (they read and
-// write the state folder's files, so they run on the jail host itself, like `upgrade`), the
-// driver's view of mounts, and --restart: stop a running jail for the time of the work and
-// start it again afterwards, whatever happened.
+// What the export, import, clone and snapshot verbs share: a local session with the driver's
+// view of mounts, or with --host the daemon's (src/api/portable-client.ts), and --restart.
 
 import type { Command } from 'commander';
 import { JailyardError } from '../errors.ts';
@@ -17,7 +15,15 @@ export interface LocalWork {
   mountsBelow: (dir: string) => string[];
 }
 
-/** Runs `fn` on the local store; with --host, a usage error naming the verb. */
+/** The daemon named by --host (or $JAILYARD_HOST) and the token, when there is one. */
+export function remoteOf(program: Command): { host: string; token?: string } | undefined {
+  const host = program.opts<{ host?: string }>().host ?? process.env.JAILYARD_HOST;
+  if (!host) return undefined;
+  const token = process.env.JAILYARD_TOKEN;
+  return { host, ...(token ? { token } : {}) };
+}
+
+/** Runs `fn` on the local store. */
 export async function withLocal<T>(
   program: Command,
   io: CliIO,
@@ -25,19 +31,13 @@ export async function withLocal<T>(
   fn: (w: LocalWork) => Promise<T>,
 ): Promise<T> {
   return withSession(program, io, async ({ service, store, stateDir }) => {
-    if (!store)
-      throw new JailyardError(
-        'JY_ERR_USAGE',
-        `${verb} reads and writes the jail's files in the state folder: run it on the jail host itself, not through --host`,
-      );
-    const { loadDriver } = await import('../platform/index.ts');
-    const driver = await loadDriver({ stateDir });
-    return fn({ service, store, stateDir, mountsBelow: (dir) => driver.mountsBelow(dir) });
+    if (!store) throw new JailyardError('JY_ERR_USAGE', `${verb} has no local store here`);
+    const { mountChecker } = await import('../portable/stopped.ts');
+    return fn({ service, store, stateDir, mountsBelow: await mountChecker(stateDir) });
   });
 }
 
-/** With `restart`, stops the jail if it runs, runs `fn`, and starts it again (also after a
- * failure of `fn`); without, runs `fn` (which refuses a running jail). */
+/** With `restart`, stops the jail for `fn` and starts it again afterwards (said on stderr). */
 export async function whileStopped<T>(
   w: LocalWork,
   io: CliIO,
@@ -45,15 +45,9 @@ export async function whileStopped<T>(
   restart: boolean | undefined,
   fn: () => Promise<T>,
 ): Promise<T> {
-  const running = w.store.requireJail(name).state !== 'stopped';
-  if (!restart || !running) return fn();
-  const r = await w.service.stop([name]);
-  if (!r.ok) throw new JailyardError('JY_ERR_STEP_FAILED', r.outcomes[0]?.message ?? 'stop failed', { jail: name });
-  try {
-    return await fn();
-  } finally {
-    const s = await w.service.start([name]);
-    io.err(`${name}: ${s.ok ? 'started again' : `failed to start again: ${s.outcomes[0]?.message}`}`);
-    if (!s.ok) process.exitCode = 1;
-  }
+  const { whileStopped: stopped } = await import('../portable/stopped.ts');
+  return stopped(w.service, w.store, name, restart, fn, (ok, message) => {
+    io.err(`${name}: ${ok ? 'started again' : `failed to start again: ${message}`}`);
+    if (!ok) process.exitCode = 1;
+  });
 }

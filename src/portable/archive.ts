@@ -191,19 +191,24 @@ async function* tarBlocks(manifest: Buffer, sources: ArchiveSource[], result: Wr
   yield ZEROS;
 }
 
+/** The archive as a stream (tar blocks through zstd); `result` fills as it is read. */
+export function packArchive(manifest: object, sources: ArchiveSource[]): { stream: Readable; result: WriteResult } {
+  const result: WriteResult = { entries: 0, bytes: 0, notes: [] };
+  const blocks = Readable.from(tarBlocks(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), sources, result));
+  const zstd = createZstdCompress();
+  blocks.on('error', (e) => zstd.destroy(e));
+  return { stream: blocks.pipe(zstd), result };
+}
+
 /**
  * Writes the archive to `file` (through a temp file in the same folder, renamed at the end:
  * a failed export leaves no file).
  */
 export async function writeArchive(file: string, manifest: object, sources: ArchiveSource[]): Promise<WriteResult> {
-  const result: WriteResult = { entries: 0, bytes: 0, notes: [] };
   const tmp = `${file}.tmp-${process.pid}`;
+  const { stream, result } = packArchive(manifest, sources);
   try {
-    await pipeline(
-      Readable.from(tarBlocks(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), sources, result)),
-      createZstdCompress(),
-      createWriteStream(tmp, { flags: 'wx', mode: 0o600 }),
-    );
+    await pipeline(stream, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
     renameSync(tmp, file);
   } catch (e) {
     rmSync(tmp, { force: true });

@@ -76,12 +76,12 @@ export interface ExportResult {
   notes: string[];
 }
 
-export async function exportJail(
+/** What an export writes: its manifest and the trees, checked (a stopped, quiet jail). */
+export function planExport(
   stateDir: string,
   record: JailRecord,
-  file: string,
   opts: { full?: boolean; mountsBelow: (dir: string) => string[] },
-): Promise<ExportResult> {
+): { manifest: ExportManifest; sources: ArchiveSource[] } {
   requireQuiet(stateDir, record, 'export', opts.mountsBelow);
   const skeleton = skeletonRefOf(stateDir, record, !!opts.full);
   const pinned = skeleton ? readPinned(stateDir, record.name) : undefined;
@@ -126,11 +126,21 @@ export async function exportJail(
     host: hostname(),
     notes: [],
   };
+  return { manifest, sources };
+}
+
+export async function exportJail(
+  stateDir: string,
+  record: JailRecord,
+  file: string,
+  opts: { full?: boolean; mountsBelow: (dir: string) => string[] },
+): Promise<ExportResult> {
+  const { manifest, sources } = planExport(stateDir, record, opts);
   const written = await writeArchive(file, manifest, sources);
   return {
     file,
     jail: record.name,
-    skeleton,
+    skeleton: manifest.skeleton,
     parts: manifest.parts,
     entries: written.entries,
     bytes: written.bytes,

@@ -245,3 +245,75 @@ test('crafted archives are refused with a clear error and leave nothing', { time
   assert.equal(j.code, 1);
   assert.match(j.stderr, /not a zstd-compressed jailyard export/);
 });
+
+test('over --host: export streams from the daemon, import sends the archive, clone and snapshots work', {
+  timeout: 120_000,
+}, async () => {
+  const { openStore } = await import('../../src/store/sqlite.ts');
+  const { createLocalService } = await import('../../src/runtime/service.ts');
+  const { skeletonHooks } = await import('../../src/skeleton/hooks.ts');
+  const { startDaemon } = await import('../../src/api/daemon.ts');
+  const store = openStore(B);
+  const daemon = await startDaemon({
+    store,
+    service: createLocalService({ store, stateDir: B, skeletons: skeletonHooks() }),
+    socketPath: join(B, 'api.sock'),
+  });
+  const host = `unix://${join(B, 'api.sock')}`;
+  try {
+    // im1 (imported by the first test) is stopped
+    let r = await jyB('--host', host, 'export', 'im1', '-o', join(A, 'remote.tar.zst'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(join(A, 'remote.tar.zst')));
+    // a refusal is the daemon's error, and no file is left
+    r = await jyB('--host', host, 'export', 'nope', '-o', join(A, 'nope.tar.zst'));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /nope.*not found/);
+    assert.equal(existsSync(join(A, 'nope.tar.zst')), false);
+    r = await jyB('--host', host, 'import', join(A, 'remote.tar.zst'), '--name', 'im3', 'ip4.addr=198.51.100.233/24');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /im3: skeleton mini@2 \(same digest\)/);
+    assert.equal(existsSync(join(B, 'jails/im3/root/root/data.txt')), true);
+    assert.deepEqual(
+      readdirSync(B).filter((n) => n.startsWith('.upload-') || n.startsWith('.import-')),
+      [],
+      'no spooled upload left',
+    );
+    // a crafted archive over --host: refused, nothing left
+    const evil = craft(join(A, 'remote-evil.tar.zst'), [
+      { path: 'part/root/', type: 'Directory' },
+      { path: 'part/root/../../x', body: 'x' },
+    ]);
+    r = await jyB('--host', host, 'import', evil, '--trust');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /refused.*nothing was imported/);
+    assert.deepEqual(
+      readdirSync(B).filter((n) => n.startsWith('.upload-') || n.startsWith('.import-')),
+      [],
+    );
+    r = await jyB('--host', host, 'clone', 'im3', 'im4', 'ip4.addr=198.51.100.234/24', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { params: Record<string, unknown> }).params['host.hostname'], 'im4');
+    r = await jyB('--host', host, 'snapshot', 'create', 'im4', 'one');
+    assert.equal(r.code, 0, r.stderr);
+    r = await jyB('--host', host, 'snapshot', 'list', 'im4', '--json');
+    assert.deepEqual(
+      (JSON.parse(r.stdout) as { name: string }[]).map((s) => s.name),
+      ['one'],
+    );
+    rmSync(join(B, 'jails/im4/root/root/data.txt'));
+    r = await jyB('--host', host, 'snapshot', 'rollback', 'im4', 'one');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(existsSync(join(B, 'jails/im4/root/root/data.txt')), true, 'rolled back through the daemon');
+    r = await jyB('--host', host, 'snapshot', 'remove', 'im4', 'one');
+    assert.equal(r.code, 0, r.stderr);
+    r = await jyB('--host', host, 'snapshot', 'remove', 'im4', 'one');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no snapshot "one"/);
+    r = await jyB('--host', host, 'remove', 'im3', 'im4');
+    assert.equal(r.code, 0, r.stderr);
+  } finally {
+    await daemon.close();
+    store.close();
+  }
+});

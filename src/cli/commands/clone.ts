@@ -4,7 +4,16 @@
 import type { RegisterVerb } from '../context.ts';
 import { JailyardError } from '../../errors.ts';
 import { parseWords } from '../words.ts';
-import { whileStopped, withLocal } from '../portable.ts';
+import { remoteOf, whileStopped, withLocal } from '../portable.ts';
+
+interface Cloned {
+  jail: { name: string; params: Record<string, unknown> };
+  from: string;
+  entries: number;
+  bytes: number;
+  notes: string[];
+  started?: boolean;
+}
 
 export const register: RegisterVerb = (program, io) => {
   program
@@ -23,12 +32,37 @@ export const register: RegisterVerb = (program, io) => {
         words: string[],
         o: { restart?: boolean; start?: boolean; json?: boolean },
       ) => {
+        const parsed = parseWords(words, next);
+        if ('name' in parsed.params)
+          throw new JailyardError('JY_ERR_USAGE', 'the new name is the second argument, not name=', { param: 'name' });
+        const report = (r: Cloned): void => {
+          for (const n of r.notes) io.err(`${next}: note: ${n}`);
+          const addr = [r.jail.params['ip4.addr'], r.jail.params['ip6.addr']].filter(Boolean).join(' ');
+          io.err(
+            `${next}: cloned from ${r.from}: ${r.entries} entries, ${r.bytes} bytes of files${addr ? `, ${addr}` : ''}`,
+          );
+        };
+        const remote = remoteOf(program);
+        if (remote) {
+          const { cloneRemote } = await import('../../api/portable-client.ts');
+          const r = await cloneRemote<Cloned>(
+            remote.host,
+            name,
+            {
+              name: next,
+              params: words,
+              ...(o.restart ? { restart: true } : {}),
+              ...(o.start ? { start: true } : {}),
+            },
+            remote.token ? { token: remote.token } : {},
+          );
+          report(r);
+          if (r.started !== undefined) io.err(`${next}: ${r.started ? 'started' : 'failed to start'}`);
+          if (r.started === false) process.exitCode = 1;
+          if (o.json) io.out(JSON.stringify(r.jail));
+          return;
+        }
         await withLocal(program, io, 'clone', async (w) => {
-          const parsed = parseWords(words, next);
-          if ('name' in parsed.params)
-            throw new JailyardError('JY_ERR_USAGE', 'the new name is the second argument, not name=', {
-              param: 'name',
-            });
           const original = w.store.requireJailRef(name);
           const { cloneJail } = await import('../../portable/clone.ts');
           const r = await whileStopped(w, io, original.name, o.restart, () =>
@@ -39,11 +73,7 @@ export const register: RegisterVerb = (program, io) => {
               mountsBelow: w.mountsBelow,
             }),
           );
-          for (const n of r.notes) io.err(`${next}: note: ${n}`);
-          const addr = [r.jail.params['ip4.addr'], r.jail.params['ip6.addr']].filter(Boolean).join(' ');
-          io.err(
-            `${next}: cloned from ${r.from}: ${r.entries} entries, ${r.bytes} bytes of files${addr ? `, ${addr}` : ''}`,
-          );
+          report(r);
           if (o.start) {
             const s = await w.service.start([next]);
             for (const x of s.outcomes) io.err(`${x.name}: ${x.status === 'ok' ? 'started' : x.message}`);

@@ -1,9 +1,10 @@
 // jailyard export — a stopped jail as one archive (tar + zstd): its config, meta, env, a
 // reference to its skeleton (name@version and digest), its writable part, and with --full the
-// skeleton's tree. See docs/cli.md#export and src/portable/export.ts.
+// skeleton's tree. With --host the daemon streams it here. See docs/cli.md#export and
+// src/portable/export.ts.
 import { resolve } from 'node:path';
 import type { RegisterVerb } from '../context.ts';
-import { whileStopped, withLocal } from '../portable.ts';
+import { remoteOf, whileStopped, withLocal } from '../portable.ts';
 
 export const register: RegisterVerb = (program, io) => {
   program
@@ -15,6 +16,21 @@ export const register: RegisterVerb = (program, io) => {
     .option('--restart', 'stop the jail for the export if it runs, and start it again afterwards')
     .option('--json', 'print what was written as JSON')
     .action(async (name: string, o: { output?: string; full?: boolean; restart?: boolean; json?: boolean }) => {
+      const remote = remoteOf(program);
+      if (remote) {
+        const file = resolve(o.output ?? `${name}.tar.zst`);
+        const { exportRemote } = await import('../../api/portable-client.ts');
+        const r = await exportRemote(
+          remote.host,
+          name,
+          file,
+          { ...(o.full ? { full: true } : {}), ...(o.restart ? { restart: true } : {}) },
+          remote.token ? { token: remote.token } : {},
+        );
+        io.err(`${name}: exported to ${file}: ${r.bytes} bytes (compressed) from ${remote.host}`);
+        if (o.json) io.out(JSON.stringify({ file, jail: name, compressed: r.bytes }));
+        return;
+      }
       await withLocal(program, io, 'export', async (w) => {
         const record = w.store.requireJailRef(name);
         const file = resolve(o.output ?? `${record.name}.tar.zst`);
