@@ -25,6 +25,7 @@ import { logRoutes } from './routes/logs.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { portableRoutes } from './routes/portable.ts';
 import { portRoutes } from './routes/ports.ts';
+import { rolloutRoutes } from './routes/rollouts.ts';
 import { skeletonRoutes } from './routes/skeletons.ts';
 import { systemRoutes } from './routes/system.ts';
 import { uiRoutes } from './ui.ts';
@@ -237,6 +238,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     logOf: (name) => (opts.store.getJail(name) ? consoleLogFile(opts.store.dir, name) : undefined),
   });
   app.register(skeletonRoutes, { stateDir: opts.store.dir });
+  app.register(rolloutRoutes, { stateDir: opts.store.dir });
   app.register(uiRoutes, opts.uiDir !== undefined ? { dir: opts.uiDir } : {});
   return app as unknown as FastifyInstance;
 }

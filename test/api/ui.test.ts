@@ -1,4 +1,4 @@
-// /ui (src/api/ui.ts) and /v1/skeletons through inject(): the dashboard's files are the only
+// /ui (src/api/ui.ts), /v1/skeletons and /v1/rollouts through inject(): the dashboard's files are the only
 // routes served without the bearer token, each with its content type and the strict CSP;
 // anything else under /ui is a 404 in the API's error form, never a file outside the folder.
 import { after, before, describe, test } from 'node:test';
@@ -13,7 +13,7 @@ import type { Store } from '../../src/store/types.ts';
 import { cliFor } from '../helpers/cli.ts';
 import { storeOnlyService, tempState } from './helpers.ts';
 
-describe('/ui and /v1/skeletons through inject()', () => {
+describe('/ui, /v1/skeletons and /v1/rollouts through inject()', () => {
   const state = tempState('jy-api-ui-');
   // the folder's parent holds a file no URL may reach
   const uiDir = join(state.dir, 'ui');
@@ -109,5 +109,48 @@ describe('/ui and /v1/skeletons through inject()', () => {
     assert.equal(s.versions[0].version, 1);
     assert.equal(s.versions[0].source, `from ${tree}`);
     assert.ok(s.versions[0].entries >= 2);
+  });
+
+  test('GET /v1/rollouts: the saved rollouts with their steps; anything else in the folder is skipped', async () => {
+    assert.deepEqual((await app.inject({ url: '/v1/rollouts', headers: bearer })).json(), { items: [] });
+    const dir = join(state.dir, 'rollouts');
+    mkdirSync(dir);
+    const saved = {
+      version: 1,
+      selector: 'app=www',
+      from: 'version=v1',
+      to: 'version=v2',
+      replicas: 2,
+      maxSurge: 1,
+      maxUnavailable: 0,
+      port: 80,
+      healthPath: '/',
+      prefix: 'www',
+      phase: 'running',
+      created: ['www-v2-1'],
+      removed: [],
+      log: [{ at: '2026-12-02T23:00:00.000Z', text: 'rollout app=www,version=v1 → app=www,version=v2' }],
+    };
+    writeFileSync(join(dir, 'app_www.json'), JSON.stringify(saved));
+    writeFileSync(join(dir, 'broken.json'), '{"selector":');
+    writeFileSync(join(dir, 'other.json'), JSON.stringify({ selector: 'x', phase: 1 }));
+    writeFileSync(join(dir, 'app_www.json.123.tmp'), JSON.stringify(saved));
+    const res = await app.inject({ url: '/v1/rollouts', headers: bearer });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(res.json(), {
+      items: [
+        {
+          selector: 'app=www',
+          from: 'version=v1',
+          to: 'version=v2',
+          replicas: 2,
+          phase: 'running',
+          created: ['www-v2-1'],
+          removed: [],
+          log: saved.log,
+        },
+      ],
+    });
+    assert.equal((await app.inject({ url: '/v1/rollouts' })).statusCode, 401);
   });
 });

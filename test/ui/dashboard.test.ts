@@ -6,7 +6,7 @@
 // JAILYARD_UI_SCREENSHOT=FILE to keep a picture of the jails page (docs/img/dashboard.png).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { BrowserContext, Locator, Page, Request } from 'playwright-core';
@@ -79,7 +79,8 @@ describe('dashboard in chromium', { skip: missing ?? false, timeout: 300_000 }, 
     await browser?.close();
     await served?.stop();
     // what the tests left (a failed test may leave any of them)
-    for (const name of ['web1', 'web2', 'db1', 'web3']) await jy('remove', name).catch(() => {});
+    for (const name of ['web1', 'web2', 'db1', 'web3', 'ro-v1-1', 'ro-v2-1', 'ro-v2-2'])
+      await jy('remove', name).catch(() => {});
     assertNoLeaks(leaksBefore, state);
     rmSync(state, { recursive: true, force: true });
   });
@@ -237,6 +238,68 @@ describe('dashboard in chromium', { skip: missing ?? false, timeout: 300_000 }, 
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(await text(page.locator('[data-testid="log-status"]')), 'following (last 200 lines, then live)');
+  });
+
+  test('a rollout shows its steps as it saves them, and the pool as the jails show it', async () => {
+    const PORT = 8080;
+    const web = (v: string) =>
+      `mkdir -p /etc/jyweb && echo ${v} > /etc/jyweb/index.html && /usr/bin/python3 -m http.server ${PORT} -d /etc/jyweb >/dev/null 2>&1 &`;
+    const template = join(state, 'ro.conf');
+    writeFileSync(
+      template,
+      `ro { skeleton = host; persist; ip4.addr = 198.51.100.2/24; exec.start = "${web('v2')}"; }\n`,
+    );
+    await jy(
+      'create',
+      'ro-v1-1',
+      'skeleton=host',
+      'persist',
+      'ip4.addr=198.51.100.174/24',
+      `exec.start=${web('v1')}`,
+      'meta.app=ro',
+      'meta.version=v1',
+    );
+    await jy('start', 'ro-v1-1');
+    await page.goto(`${served.url}/ui/#/rollout`);
+    await page.getByText('No rollout saved').waitFor();
+    let finished = false;
+    const run = jy(
+      'rollout',
+      '-l',
+      'app=ro',
+      '--from',
+      'version=v1',
+      '--to',
+      'version=v2',
+      '--replicas',
+      '1',
+      '--template',
+      template,
+      '--port',
+      String(PORT),
+      '--health-timeout',
+      '30',
+      '--address-range',
+      '175-176',
+    ).finally(() => (finished = true));
+    const phase = page.locator('[data-testid="phase"]');
+    const steps = page.locator('[data-testid="steps"] li');
+    // the page shows steps while the rollout still runs (it is not read once at the end)
+    let stepsWhileRunning = 0;
+    while (!finished) {
+      if ((await phase.count()) && (await text(phase)) === 'running') stepsWhileRunning = await steps.count();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await run;
+    assert.ok(stepsWhileRunning >= 1, 'no step shown while the rollout ran');
+    await page.locator('[data-testid="phase"]', { hasText: 'done' }).waitFor();
+    assert.ok((await steps.count()) > stepsWhileRunning);
+    assert.match(await text(steps.first()), /rollout app=ro,version=v1 → app=ro,version=v2/);
+    // the new jail serves, the old one is gone
+    await page.locator('tr[data-pool-jail="ro-v2-1"][data-pool="up"]').waitFor();
+    await page.locator('tr[data-pool-jail="ro-v1-1"]').waitFor({ state: 'detached' });
+    const file = process.env.JAILYARD_UI_SCREENSHOT;
+    if (file) await page.screenshot({ path: file.replace(/(\.png)?$/, '-rollout.png'), fullPage: true });
   });
 
   test('screenshot of the jails page (JAILYARD_UI_SCREENSHOT=FILE)', async (t) => {

@@ -74,7 +74,7 @@ function Shell({ feed, onLogout }: { feed: JailFeed; onLogout(): void }) {
   ) : current === 'nodes' ? (
     <NodesPage />
   ) : current === 'rollout' ? (
-    <RolloutPage />
+    <RolloutPage feed={feed} />
   ) : (
     <JailsPage feed={feed} initialSelector={params.get('l') ?? ''} />
   );

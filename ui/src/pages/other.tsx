@@ -1,9 +1,11 @@
-// Skeletons (GET /v1/skeletons), nodes (GET /v1/nodes, cluster mode) and the rollout view.
+// Skeletons (GET /v1/skeletons), nodes (GET /v1/nodes, cluster mode) and rollouts
+// (GET /v1/rollouts with the pool as the jails show it).
 
-import { useEffect, useState } from 'preact/hooks';
-import { request } from '../api.ts';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { parseSelector, type Selector } from '../../../src/meta/selector.ts';
+import { request, type JailView } from '../api.ts';
 import type { JailFeed } from '../feed.ts';
-import { paramText, useFeed } from '../parts.tsx';
+import { paramText, StateBadge, useFeed } from '../parts.tsx';
 
 interface SkeletonView {
   name: string;
@@ -134,15 +136,156 @@ export function NodesPage() {
   );
 }
 
-export function RolloutPage() {
+interface RolloutView {
+  selector: string;
+  from: string;
+  to: string;
+  replicas: number;
+  phase: string;
+  created: string[];
+  removed: string[];
+  log: { at: string; text: string }[];
+  error?: string;
+}
+
+const DRAIN_LABEL = 'jailyard.lb/drain';
+const READINESS_LABEL = 'jailyard.lb/readiness';
+
+/** A jail's place in the load balancer's pool as the controller decides it from the jail
+ * (docs/lb.md): drained when labelled so, up when running and healthy (and ready where the
+ * jail asks the balancer to wait for readiness), else down. */
+export function poolStatus(j: JailView): 'up' | 'draining' | 'down' {
+  if (j.labels[DRAIN_LABEL] !== undefined) return 'draining';
+  if (j.state !== 'running') return 'down';
+  if (j.health && j.health !== 'healthy') return 'down';
+  if (j.labels[READINESS_LABEL] === 'guest' && !j.ready) return 'down';
+  return 'up';
+}
+
+function selectorOrNone(text: string): Selector | undefined {
+  try {
+    return parseSelector(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function Rollout({ r, feed }: { r: RolloutView; feed: JailFeed }) {
+  const service = selectorOrNone(r.selector);
+  const versions = [r.from, r.to].map((v) => selectorOrNone(v));
+  const keys = [...new Set(versions.flatMap((v) => v?.requirements.map((q) => q.key) ?? []))];
+  const pool = [...feed.jails.values()]
+    .filter((j) => service?.matches(j.labels) && versions.some((v) => v?.matches(j.labels)))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
   return (
-    <section class="prose">
-      <p>
-        A rollout (<code>jailyard rollout</code>) and the HAProxy pool (<code>jailyard lb haproxy</code>) run in
-        processes of their own, not in the daemon: the API exposes neither a rollout's steps nor the pool's members, so
-        this page cannot show them or abort a rollout yet. What the daemon does show: each jail's state, readiness and
-        labels, live, on the Jails page; filter it with the rollout's selectors (for example{' '}
-        <code>app=www,version in (v1,v2)</code>) to watch the replacement happen.
+    <section class="rollout" data-rollout={r.selector}>
+      <h3>
+        {r.selector}: {r.from} → {r.to}, {r.replicas} replicas{' '}
+        <span class={`state phase-${r.phase}`} data-testid="phase">
+          {r.phase}
+        </span>
+      </h3>
+      {r.error ? <p class="notice notice-error">{r.error}</p> : null}
+      <h4>Pool</h4>
+      <table class="pool">
+        <thead>
+          <tr>
+            <th>jail</th>
+            {keys.map((k) => (
+              <th key={k}>{k}</th>
+            ))}
+            <th>state</th>
+            <th>pool</th>
+          </tr>
+        </thead>
+        <tbody>
+          {pool.map((j) => (
+            <tr key={j.name} data-pool-jail={j.name} data-pool={poolStatus(j)}>
+              <td>{j.name}</td>
+              {keys.map((k) => (
+                <td key={k}>{j.labels[k] ?? ''}</td>
+              ))}
+              <td>
+                <StateBadge state={j.state} />
+              </td>
+              <td class={`pool-${poolStatus(j)}`}>{poolStatus(j)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h4>Steps</h4>
+      <ol class="steps" data-testid="steps">
+        {r.log.map((l, i) => (
+          <li key={i}>
+            <span class="muted mono">{l.at.slice(11, 19)}</span> {l.text}
+          </li>
+        ))}
+      </ol>
+      <p class="muted">
+        Abort (back to {r.from}, removing the new jails it made):{' '}
+        <code>jailyard rollout -l '{r.selector}' --abort</code> on the host that runs it; the API has no abort.
+      </p>
+    </section>
+  );
+}
+
+export function RolloutPage({ feed }: { feed: JailFeed }) {
+  useFeed(feed);
+  const [data, setData] = useState<{ items: RolloutView[] } | undefined>(undefined);
+  const [error, setError] = useState<string | undefined>(undefined);
+  const running = data?.items.some((r) => r.phase === 'running') ?? false;
+  // read again after changes of the jails (a rollout's steps change them), at most every
+  // 200 ms (a throttle, not a debounce: a rollout makes events without pause), and every 2 s
+  // while one runs: its progress file is not in the event log (health waits make no event)
+  const pendingRead = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  const read = () =>
+    request<{ items: RolloutView[] }>('GET', '/v1/rollouts').then(
+      ({ data }) => {
+        setData(data);
+        setError(undefined);
+      },
+      (e: Error) => setError(e.message),
+    );
+  useEffect(() => {
+    if (pendingRead.current !== undefined) return;
+    pendingRead.current = setTimeout(
+      () => {
+        pendingRead.current = undefined;
+        void read();
+      },
+      data ? 200 : 0,
+    );
+  }, [feed.revision]);
+  useEffect(() => () => clearTimeout(pendingRead.current), []);
+  useEffect(() => {
+    if (!running) return;
+    const timer = setInterval(
+      () =>
+        request<{ items: RolloutView[] }>('GET', '/v1/rollouts').then(
+          ({ data }) => setData(data),
+          () => {},
+        ),
+      2000,
+    );
+    return () => clearInterval(timer);
+  }, [running]);
+  if (error) return <p class="notice notice-error">{error}</p>;
+  if (!data) return <p class="muted">Loading...</p>;
+  return (
+    <section>
+      {data.items.length === 0 ? (
+        <p class="muted">
+          No rollout saved in this host's state folder (
+          <code>jailyard rollout -l app=www --from version=v1 --to version=v2 ...</code>).
+        </p>
+      ) : null}
+      {data.items.map((r) => (
+        <Rollout key={r.selector} r={r} feed={feed} />
+      ))}
+      <p class="muted">
+        A rollout runs in the <code>jailyard rollout</code> that started it and saves its steps in the state folder; the
+        pool column is what the load-balancer controller decides from each jail (drain label, state, health, readiness),
+        not a reading of HAProxy (docs/ui.md).
       </p>
     </section>
   );
