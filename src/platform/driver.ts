@@ -99,10 +99,11 @@ export interface Driver {
   unpublishPorts?(ctx: JailContext, facts: PortFacts): Promise<void>;
   /** reconcile: makes this state folder's published ports those of `running` (restores
    * missing ones, removes those of no running jail). `keep`: another process is starting or
-   * stopping a jail, remove nothing. Returns what it changed, as "tcp 8080 -> addr:80". */
+   * stopping a jail, remove nothing; `all` (reconcile --all): also the tables of state
+   * folders no longer on the host. Returns what it changed, as "tcp 8080 -> addr:80". */
   syncPorts?(
     running: { jail: string; facts: PortFacts }[],
-    opts: { keep: boolean },
+    opts: { keep: boolean; all?: boolean },
   ): Promise<{ restored: string[]; removed: string[] }>;
 
   /**

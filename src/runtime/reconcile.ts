@@ -139,9 +139,13 @@ export async function reconcile(opts: {
         j.state !== 'stopped' && j.runtime?.ports?.ports.length ? [{ jail: j.name, facts: j.runtime.ports }] : [],
       );
     try {
-      const synced = await driver.syncPorts(running, { keep: report.busy.length > 0 });
+      const synced = await driver.syncPorts(running, { keep: report.busy.length > 0, all: !!opts.all });
       report.undone.push(...synced.restored.map((p) => `published port ${p} restored`));
-      report.undone.push(...synced.removed.map((p) => `published port ${p} of no running jail removed`));
+      report.undone.push(
+        ...synced.removed.map((p) =>
+          p.startsWith('table ') ? `published ports: ${p} removed` : `published port ${p} of no running jail removed`,
+        ),
+      );
     } catch (e) {
       report.failed.push({ jail: '-', message: `published ports: ${describeError(e)}` });
     }

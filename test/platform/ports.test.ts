@@ -372,6 +372,18 @@ describe('published ports (expose), for real', { timeout: 300_000 }, () => {
     assert.equal(rec3.code, 0, rec3.stderr);
     assert.deepEqual(tableElements(table(state)), [`tcp ${P} -> ${A1}:7000`, `udp ${P + 1} -> ${A1}:5353`]);
     await ok(jy, 'remove', 'pt3');
+
+    // reconcile --all: the table of a state folder that is gone (a test run killed before its
+    // clean-up) goes; this folder's own stays as it is
+    const orphan = table(`/nonexistent/jy-ports-orphan-${process.pid}`);
+    execFileSync('nft', ['-f', '-'], {
+      input: `add table ip ${orphan}\nadd map ip ${orphan} published { type inet_proto . inet_service : ipv4_addr . inet_service; }\nadd element ip ${orphan} published { tcp . ${P + 3} : ${A3} . 80 }\n`,
+    });
+    const rec4 = await jy('reconcile', '--all');
+    assert.equal(rec4.code, 0, rec4.stderr);
+    assert.match(rec4.stderr, new RegExp(`published ports: table ip ${orphan} of no state folder removed`));
+    assert.equal(tableElements(orphan), undefined);
+    assert.deepEqual(tableElements(table(state)), [`tcp ${P} -> ${A1}:7000`, `udp ${P + 1} -> ${A1}:5353`]);
   });
 
   test('after stop the port is closed and no rule of the jail is left', async () => {

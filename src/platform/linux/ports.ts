@@ -27,6 +27,7 @@ import type { PublishedPort } from '../../store/types.ts';
 import { inNetwork, jailAddresses } from './addresses.ts';
 import { withHostLock } from './lock.ts';
 import { stateTag } from './paths.ts';
+import { liveOtherFolder } from './statefolders.ts';
 import {
   addElements,
   deleteElements,
@@ -36,6 +37,7 @@ import {
   PORTS_MAP,
   portElements,
   portsTable,
+  portsTableTag,
   rulesetText,
   sameElement,
   tableRuleset,
@@ -247,15 +249,42 @@ export async function unpublishPorts(facts: PortFacts): Promise<void> {
 }
 
 /**
+ * reconcile --all: the tables of state folders no longer on this host (a removed folder's,
+ * a test run killed before its clean-up): their rules would keep taking host ports to
+ * addresses that other jails may hold now. Never the table of a folder that still exists.
+ */
+async function removeOrphanTables(stateRoot: string, own: string): Promise<string[]> {
+  const removed: string[] = [];
+  const tables = await portTables();
+  for (const t of tables) {
+    const tag = portsTableTag(t);
+    if (t === own || tag === undefined || liveOtherFolder(tag, stateRoot) !== undefined) continue;
+    const r = await nftApply([`delete table ip ${t}`]);
+    if (r.code !== 0) continue;
+    removed.push(`table ip ${t} of no state folder`);
+    let bridges: string[] = [];
+    try {
+      bridges = readdirSync(BRIDGES);
+    } catch {
+      // none recorded
+    }
+    const left = tables.filter((x) => x !== t);
+    for (const b of bridges) leaveBridge(b, t, left);
+  }
+  return removed;
+}
+
+/**
  * reconcile: the state folder's table made to hold exactly the running jails' ports.
  * Missing elements come back (the table too, and the bridge's settings); elements no running
- * jail accounts for go, unless `keep` (another process is between steps).
+ * jail accounts for go, unless `keep` (another process is between steps). With `all`, the
+ * tables of state folders that no longer exist go too.
  */
 export async function syncPorts(
   stateRoot: string | undefined,
   running: { jail: string; facts: PortFacts }[],
   cfg: PortsConfig,
-  opts: { keep: boolean },
+  opts: { keep: boolean; all?: boolean },
 ): Promise<{ restored: string[]; removed: string[] }> {
   if (!stateRoot) return { restored: [], removed: [] };
   const table = portsTable(stateTag(`${stateRoot}/jails/x`));
@@ -298,6 +327,7 @@ export async function syncPorts(
             extra.filter((x) => !missing.some((m) => m.e.proto === x.proto && m.e.hostPort === x.hostPort)),
           )
         : [];
+    if (opts.all) removed.push(...(await removeOrphanTables(stateRoot, table)));
     return { restored, removed };
   });
 }
