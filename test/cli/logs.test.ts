@@ -130,6 +130,8 @@ describe('logs: a real jail, the CLI, -f across a rotation, the API', () => {
   const jy = cliFor(() => state);
   const root = () => join(state, 'jails/lg1/root');
   let said = 0;
+  /** The --since test's mark (ms), read again through the API. */
+  let sinceMark = 0;
   /** Has the jail's service print `text` (it cats files it finds in its /tmp). */
   const say = (text: string) => {
     const n = ++said;
@@ -200,6 +202,7 @@ describe('logs: a real jail, the CLI, -f across a rotation, the API', () => {
     await until('before-mark', () => logText().includes('before-mark'));
     await sleep(1100);
     const mark = Date.now();
+    sinceMark = mark;
     say('after-mark\n');
     await until('after-mark', () => logText().includes('after-mark'));
     const r = await jy('logs', '--since', `@${mark / 1000}`, 'lg1');
@@ -247,12 +250,22 @@ describe('logs: a real jail, the CLI, -f across a rotation, the API', () => {
       const nf = await request(`${tcp}/v1/jails/nope/logs`, { headers: { authorization: `Bearer ${token}` } });
       assert.equal(nf.statusCode, 404);
       assert.equal(((await nf.body.json()) as { code: string }).code, 'JY_ERR_JAIL_NOT_FOUND');
+      const bad = await request(`${tcp}/v1/jails/lg1/logs?since=bogus`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      assert.equal(bad.statusCode, 400);
+      assert.equal(((await bad.body.json()) as { code: string }).code, 'JY_ERR_USAGE');
       let r = await jy('--host', url, 'logs', 'nope');
       assert.equal(r.code, 1);
       assert.match(r.stderr, /nope.*not found/);
       r = await jy('--host', url, 'logs', '-n', '1', 'lg1');
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, 'after-mark\n');
+      r = await jy('--host', url, 'logs', '--since', `@${sinceMark / 1000}`, 'lg1');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'after-mark\n', '--since through the API');
+      r = await jy('--host', url, 'logs', '--since', 'soon', 'lg1');
+      assert.equal(r.code, 2, 'a bad --since is refused before the request');
       // follow: a new line arrives on the open stream
       const ac = new AbortController();
       let got = '';
