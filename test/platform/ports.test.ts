@@ -185,7 +185,15 @@ describe('published ports (expose), for real', { timeout: 300_000 }, () => {
   });
 
   test('TCP and UDP reach the jail from the host and from two other namespaces', async () => {
-    await ok(jy, 'create', 'pt1', 'persist', `ip4.addr=${A1}`, `expose=tcp:${P}:7000,udp:${P + 1}:5353`);
+    await ok(
+      jy,
+      'create',
+      'pt1',
+      'persist',
+      `ip4.addr=${A1}`,
+      `expose=tcp:${P}:7000,udp:${P + 1}:5353`,
+      'meta.app=pub',
+    );
     await ok(jy, 'start', 'pt1');
     const served = runBin(state, ['exec', 'pt1', '/bin/sh', '-c', SERVERS]);
     assert.match(served.stdout, /LISTENING/, served.stderr);
@@ -248,6 +256,8 @@ describe('published ports (expose), for real', { timeout: 300_000 }, () => {
     assert.deepEqual(local, { ports: rows });
     const text = await ok(jy, 'ports', 'pt1');
     assert.match(text, new RegExp(`pt1\\s+tcp\\s+${P}\\s+${A1.replace(/\./g, '\\.')}:7000`));
+    assert.deepEqual(JSON.parse(await ok(jy, 'ports', '-l', 'app=pub', '--json')), { ports: rows });
+    assert.deepEqual(JSON.parse(await ok(jy, 'ports', '-l', 'app=other', '--json')), { ports: [] });
     const none = await jy('ports', 'nosuch');
     assert.equal(none.code, 1);
     assert.match(none.stderr, /nosuch/);
@@ -266,6 +276,12 @@ describe('published ports (expose), for real', { timeout: 300_000 }, () => {
       }
       const remote = await ok(jy, '--host', `unix://${sock}`, 'ports', '--json');
       assert.deepEqual(JSON.parse(remote), { ports: rows });
+      const host = ['--host', `unix://${sock}`];
+      assert.deepEqual(JSON.parse(await ok(jy, ...host, 'ports', '-l', 'app in (pub)', '--json')), { ports: rows });
+      assert.deepEqual(JSON.parse(await ok(jy, ...host, 'ports', '-l', 'app=other', '--json')), { ports: [] });
+      const bad = await jy(...host, 'ports', '-l', 'app in (', '--json');
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /labelSelector/);
       const missing = await jy('--host', `unix://${sock}`, 'ports', 'nosuch');
       assert.equal(missing.code, 1);
       assert.match(missing.stderr, /nosuch/);

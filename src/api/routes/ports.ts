@@ -5,6 +5,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@fastify/type-provider-typebox';
 import type { ApiContext } from '../context.ts';
 import { publishedPorts } from '../../runtime/published.ts';
+import { checkSelectorParam } from '../input.ts';
 import { ErrorBody } from '../schemas.ts';
 
 export const PublishedPortSchema = Type.Object({
@@ -22,16 +23,19 @@ export const portRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
     '/v1/ports',
     {
       schema: {
-        summary: 'Published ports of the running jails (expose), or of one jail with ?jail=NAME',
-        querystring: Type.Object({ jail: Type.Optional(Type.String()) }),
-        response: { 200: Type.Object({ items: Type.Array(PublishedPortSchema) }), 404: ErrorBody },
+        summary:
+          'Published ports of the running jails (expose): of one jail with ?jail=NAME, of the jails a label selector matches with ?labelSelector=SEL',
+        querystring: Type.Object({ jail: Type.Optional(Type.String()), labelSelector: Type.Optional(Type.String()) }),
+        response: { 200: Type.Object({ items: Type.Array(PublishedPortSchema) }), 400: ErrorBody, 404: ErrorBody },
       },
     },
     async (request) => {
-      const jail = request.query.jail;
+      const { jail, labelSelector } = request.query;
+      checkSelectorParam(labelSelector);
       // a jail that does not exist is a 404, as GET /v1/jails/NAME answers
       if (jail !== undefined) await ctx.service.get(jail);
-      return { items: publishedPorts(await ctx.service.list(), jail) };
+      const jails = await ctx.service.list(labelSelector ? { selector: labelSelector } : undefined);
+      return { items: publishedPorts(jails, jail) };
     },
   );
 };
