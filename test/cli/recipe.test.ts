@@ -294,6 +294,42 @@ describe('recipe apply on real jails', () => {
     assert.equal(r.code, 0, r.stderr);
   });
 
+  test('EXPOSE, SET, ENV on a stopped jail: its parameters; applied again, unchanged', async () => {
+    const dir = join(work, 'expose');
+    mkdirSync(dir);
+    writeFileSync(
+      join(dir, 'Jailfile'),
+      'ARG port=8080\nEXPOSE tcp:${port}:80 udp:5353:53\nSET host.hostname=recipe.test\nENV PORT=${port}\n',
+    );
+    let r = await jy('create', 'rexp', 'skeleton=host', 'persist', 'meta.test=recipe', 'ip4.addr=198.51.100.62/24');
+    assert.equal(r.code, 0, r.stderr);
+    r = await jy('recipe', 'apply', dir, 'rexp', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).started, false, 'no step inside the jail: it stays stopped');
+    r = await jy('ls', '-a', '-j', 'rexp', '--json', 'expose', 'host.hostname', 'env.PORT', 'state');
+    assert.deepEqual(JSON.parse(r.stdout)['jail-information'].jail[0], {
+      expose: 'tcp:8080:80,udp:5353:53',
+      'host.hostname': 'recipe.test',
+      'env.PORT': '8080',
+      state: 'stopped',
+    });
+    r = await jy('recipe', 'apply', dir, 'rexp', '--json');
+    assert.deepEqual(
+      JSON.parse(r.stdout).steps.map((s: { result: string }) => s.result),
+      ['unchanged', 'unchanged', 'unchanged', 'unchanged'],
+    );
+    // an entry the parameter refuses: the EXPOSE line, with the parameter's reason
+    writeFileSync(join(dir, 'Jailfile'), 'META ok=1\nEXPOSE tcp:99999:80\n');
+    r = await jy('recipe', 'apply', dir, 'rexp');
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /Jailfile:2:8, jail "rexp", step recipe EXPOSE: EXPOSE tcp:99999:80 failed: .*\(parameter expose\)/,
+    );
+    r = await jy('remove', 'rexp');
+    assert.equal(r.code, 0, r.stderr);
+  });
+
   test('MOUNT before the jail starts; applied again on the running jail, unchanged', async () => {
     const dir = join(work, 'mount');
     const data = join(work, 'data');
