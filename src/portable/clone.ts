@@ -15,7 +15,7 @@ import { skeletonOf } from '../layout.ts';
 import { requireQuiet } from './export.ts';
 import { addressRange, createWithParts, nextFreeAddress, usedAddresses } from './install.ts';
 import { makeStaging } from './import.ts';
-import { checkPartKind, jailParts, refuseNested, rootOutsideState, skipInPart } from './parts.ts';
+import { checkPartKind, holdsLayers, jailParts, refuseNested, rootOutsideState, skipInPart } from './parts.ts';
 import { copyExact } from './tree.ts';
 import { rmSync } from 'node:fs';
 
@@ -77,7 +77,7 @@ export async function cloneJail(
     let bytes = 0;
     for (const p of jailParts(stateDir, original)) {
       checkPartKind(p, original.name);
-      const s = copyExact(p.path, join(staging, p.name), skipInPart(p.name));
+      const s = copyExact(p.path, join(staging, p.name), skipInPart(p.name), { overlay: holdsLayers(p.name) });
       entries += s.entries;
       bytes += s.bytes;
       notes.push(...s.notes.map((n) => `${p.name}/${n}`));

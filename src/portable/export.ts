@@ -15,7 +15,8 @@ import { manifestDigest } from '../skeleton/registry.ts';
 import { refuseUnfinished } from '../runtime/intent.ts';
 import { writeArchive, type ArchiveSource } from './archive.ts';
 import { FORMAT, FORMAT_VERSION, type ExportManifest, type SkeletonRef } from './manifest.ts';
-import { checkPartKind, jailParts, refuseNested, skipInPart } from './parts.ts';
+import { checkPartKind, holdsLayers, jailParts, refuseNested, skipInPart } from './parts.ts';
+import { opaqueDirs } from '../platform/linux/whiteout.ts';
 import { treeSize } from './tree.ts';
 
 /** A jail whose writable part may be read or replaced now: stopped, no unfinished upgrade,
@@ -104,6 +105,9 @@ export function planExport(
     bytes += t.bytes;
     entries += t.entries;
   }
+  const opaque = parts
+    .filter((p) => holdsLayers(p.name))
+    .flatMap((p) => opaqueDirs(p.path).map((rel) => `part/${p.name}/${rel}`));
   const manifest: ExportManifest = {
     format: FORMAT,
     version: FORMAT_VERSION,
@@ -120,6 +124,7 @@ export function planExport(
         }
       : null,
     parts: parts.map((p) => p.name),
+    ...(opaque.length ? { opaque } : {}),
     bytes,
     entries,
     createdAt: new Date().toISOString(),

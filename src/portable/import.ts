@@ -10,7 +10,7 @@
 // unless the caller trusts the archive (--trust); `param=value` words given to the import
 // replace or drop (`param=`) them.
 
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { JailyardError } from '../errors.ts';
@@ -22,6 +22,8 @@ import { readArchive, exists } from './archive.ts';
 import { checkManifest, type ExportManifest } from './manifest.ts';
 import { createWithParts, matchSkeleton, repointSkeleton } from './install.ts';
 import { PART_NAMES, refuseNested } from './parts.ts';
+import { alive } from './stopped.ts';
+import { markOpaque } from '../platform/linux/whiteout.ts';
 
 /** Parameters whose values act on the host, not only inside the jail. */
 const HOST_PARAMS = new Set([
@@ -55,6 +57,11 @@ export function hostReaching(params: Params): string[] {
 /** A staging folder in the state folder (same filesystem as the jails: parts are renamed). */
 export function makeStaging(stateDir: string, what: string): string {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  // what an import, clone or upload killed part way left (its process is gone)
+  for (const n of readdirSync(stateDir)) {
+    const m = /^\.(?:import|clone|upload)-(\d+)-[0-9a-f]+(?:\.tar\.zst)?$/.exec(n);
+    if (m && !alive(Number(m[1]))) rmSync(join(stateDir, n), { recursive: true, force: true });
+  }
   const dir = join(stateDir, `.${what}-${process.pid}-${randomBytes(4).toString('hex')}`);
   mkdirSync(dir, { mode: 0o700 });
   return dir;
@@ -99,6 +106,17 @@ export async function importJail(
       },
     });
     const m = manifest!;
+    if (m.opaque?.length) {
+      // each must be a directory the archive made, reached without a link (jy-xattr refuses one)
+      try {
+        markOpaque(staging, m.opaque);
+      } catch (e) {
+        throw new JailyardError(
+          'JY_ERR_ARCHIVE',
+          `${file}: refused: an opaque directory of its manifest is not a directory of its layers (${(e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e)}); nothing was imported`,
+        );
+      }
+    }
     const name = opts.name ?? m.jail;
     refuseNested(name, 'import');
     const specs = parseConfString(m.conf, `${file}:jail.conf`, {

@@ -33,6 +33,9 @@ export interface ExportManifest {
    * version: copy-on-write dirs, disk image size, live layout. */
   pin: { cow: string[]; disk?: number; live?: boolean } | null;
   parts: PartName[];
+  /** Directories of overlay layers (part/cow/..., part/overlay/...) that carry overlayfs's
+   * opaque mark; absent in archives that have none. */
+  opaque?: string[];
   /** File bytes and entries of everything after the manifest (limits for the reader). */
   bytes: number;
   entries: number;
@@ -100,6 +103,21 @@ export function checkManifest(m: unknown, file: string): ExportManifest {
     };
   }
   if ((skeleton === null) !== (pin === null)) throw bad(file, 'has a skeleton without a pin, or a pin without one');
+  let opaque: string[] | undefined;
+  if (o.opaque !== undefined) {
+    if (!Array.isArray(o.opaque) || o.opaque.length > 1_000_000) throw bad(file, 'has a bad opaque list');
+    opaque = o.opaque.map((p) => {
+      const comps = typeof p === 'string' ? p.split('/') : [];
+      if (
+        typeof p !== 'string' ||
+        !/^part\/(cow|overlay)\//.test(p) ||
+        p.includes('\0') ||
+        comps.some((c) => c === '' || c === '.' || c === '..')
+      )
+        throw bad(file, `has a bad opaque directory ${JSON.stringify(p)}`);
+      return p;
+    });
+  }
   const notes = Array.isArray(o.notes) ? o.notes.filter((n): n is string => isText(n, 4096)).slice(0, 1000) : [];
   return {
     format: FORMAT,
@@ -111,6 +129,7 @@ export function checkManifest(m: unknown, file: string): ExportManifest {
     skeleton,
     pin,
     parts: o.parts as PartName[],
+    ...(opaque ? { opaque } : {}),
     bytes: o.bytes,
     entries: o.entries,
     createdAt: isText(o.createdAt, 64) ? o.createdAt : '',

@@ -33,6 +33,11 @@ export function skipInPart(part: PartName): (rel: string) => boolean {
   return part === 'root' ? (rel) => rel === '.jailyard' : () => false;
 }
 
+/** Whether a part holds overlay layers (whose directories may carry the opaque mark). */
+export function holdsLayers(part: PartName): boolean {
+  return part === 'cow' || part === 'overlay';
+}
+
 /** A nested jail lives in its parent's root: it travels with its parent, not alone. */
 export function refuseNested(name: string, verb: string): void {
   if (name.includes('.'))

@@ -12,8 +12,9 @@ import { jailStateDir, skeletonOf } from '../layout.ts';
 import type { JailRecord } from '../store/types.ts';
 import { readPinned, type PinnedSkeleton } from '../skeleton/hooks.ts';
 import { requireQuiet } from './export.ts';
-import { checkPartKind, jailParts, partPaths, skipInPart, type PartName } from './parts.ts';
+import { checkPartKind, holdsLayers, jailParts, partPaths, skipInPart, type PartName } from './parts.ts';
 import { copyExact } from './tree.ts';
+import { alive } from './stopped.ts';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -84,6 +85,11 @@ export function createSnapshot(
       jail: record.name,
     });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // what a snapshot command killed part way left (its temp copy, a removal's renamed folder)
+  for (const n of readdirSync(dir)) {
+    const m = /^\.(?:tmp|rm)-.*-(\d+)$/.exec(n);
+    if (m && !alive(Number(m[1]))) rmSync(join(dir, n), { recursive: true, force: true });
+  }
   const tmp = join(dir, `.tmp-${snap}-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { mode: 0o700 });
@@ -99,7 +105,7 @@ export function createSnapshot(
     };
     for (const p of jailParts(stateDir, record)) {
       checkPartKind(p, record.name);
-      const s = copyExact(p.path, join(tmp, p.name), skipInPart(p.name));
+      const s = copyExact(p.path, join(tmp, p.name), skipInPart(p.name), { overlay: holdsLayers(p.name) });
       info.parts.push(p.name);
       info.entries += s.entries;
       info.bytes += s.bytes;
@@ -123,6 +129,34 @@ export function removeSnapshot(stateDir: string, jail: string, name: string): vo
   rmSync(gone, { recursive: true, force: true });
 }
 
+const LEFT = /\.rollback-(new|old)-(\d+)$/;
+
+/**
+ * What a rollback killed part way left beside the jail's parts: the new copies it was making
+ * (removed), and the parts it had moved aside (put back when their place is empty, i.e. the
+ * swap did not finish; removed when the new part is in place, i.e. it did).
+ */
+function cleanRollbackLeftovers(stateDir: string, record: JailRecord): void {
+  for (const p of partPaths(stateDir, record)) {
+    const dir = dirname(p.path);
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    const base = p.path.slice(dir.length + 1);
+    for (const n of names) {
+      if (!n.startsWith(`${base}.rollback-`)) continue;
+      const m = LEFT.exec(n);
+      if (!m || alive(Number(m[2]))) continue;
+      const left = join(dir, n);
+      if (m[1] === 'old' && !existsSync(p.path)) renameSync(left, p.path);
+      else rmSync(left, { recursive: true, force: true });
+    }
+  }
+}
+
 export function rollbackSnapshot(
   stateDir: string,
   record: JailRecord,
@@ -138,32 +172,45 @@ export function rollbackSnapshot(
       `snapshot "${name}" was taken on skeleton ${snap.pin.name}@${snap.pin.version}, the jail is now on ${pin.name}@${pin.version}: upgrade it back first`,
       { jail: record.name, param: 'skeleton' },
     );
+  cleanRollbackLeftovers(stateDir, record);
   const from = join(snapshotsDir(stateDir, record.name), name);
-  const aside: { path: string; old: string }[] = [];
-  const placed: string[] = [];
-  const suffix = `.rollback-${process.pid}`;
+  const parts = partPaths(stateDir, record);
+  const fresh = (path: string) => `${path}.rollback-new-${process.pid}`;
+  const aside = (path: string) => `${path}.rollback-old-${process.pid}`;
+  // 1. the snapshot's parts copied beside the jail's (same folder: the swap is renames); a
+  //    failure or a crash here changes nothing of the jail
   try {
-    for (const p of partPaths(stateDir, record)) {
+    for (const p of parts) {
+      if (!snap.parts.includes(p.name)) continue;
+      mkdirSync(dirname(p.path), { recursive: true, mode: 0o700 });
+      copyExact(join(from, p.name), fresh(p.path), () => false, { overlay: holdsLayers(p.name) });
+    }
+  } catch (e) {
+    for (const p of parts) rmSync(fresh(p.path), { recursive: true, force: true });
+    throw e;
+  }
+  // 2. the swap: renames only (a crash in between is finished or undone by the next
+  //    snapshot command, cleanRollbackLeftovers)
+  const moved: string[] = [];
+  const placed: string[] = [];
+  try {
+    for (const p of parts) {
       if (existsSync(p.path)) {
-        // the root's .jailyard (the start's own) stays where it is
-        const old = `${p.path}${suffix}`;
-        renameSync(p.path, old);
-        aside.push({ path: p.path, old });
+        renameSync(p.path, aside(p.path));
+        moved.push(p.path);
       }
       if (snap.parts.includes(p.name)) {
-        mkdirSync(dirname(p.path), { recursive: true, mode: 0o700 });
-        copyExact(join(from, p.name), p.path);
+        renameSync(fresh(p.path), p.path);
         placed.push(p.path);
       }
     }
   } catch (e) {
-    for (const p of placed) rmSync(p, { recursive: true, force: true });
-    for (const a of aside.reverse()) {
-      rmSync(a.path, { recursive: true, force: true });
-      renameSync(a.old, a.path);
-    }
+    for (const p of placed.reverse()) renameSync(p, fresh(p));
+    for (const p of moved.reverse()) renameSync(aside(p), p);
+    for (const p of parts) rmSync(fresh(p.path), { recursive: true, force: true });
     throw e;
   }
-  for (const a of aside) rmSync(a.old, { recursive: true, force: true });
+  // 3. the old parts go
+  for (const p of moved) rmSync(aside(p), { recursive: true, force: true });
   return snap;
 }

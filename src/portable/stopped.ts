@@ -35,3 +35,13 @@ export async function whileStopped<T>(
     started(s.ok, s.outcomes[0]?.message);
   }
 }
+
+/** Whether the process `pid` is alive (a leftover of a dead one may be cleaned up). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

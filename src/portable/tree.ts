@@ -4,8 +4,9 @@
 // copy costs no data. Symlinks are copied as symlinks, never followed; device nodes, FIFOs
 // and sockets are skipped with a note (Node cannot make them; a jail's /dev is a mount).
 // Overlay whiteouts (character devices 0:0: files deleted from a copy-on-write layer) are
-// made again with mknod. Hard links become separate files. Extended attributes are not
-// copied (Node has no API): an overlay's opaque mark on a directory is lost.
+// made again with mknod, and with `overlay` so are the directories' opaque marks (jy-xattr).
+// Hard links become separate files; other extended attributes are not copied (Node has no
+// API for them).
 // The source may be a tree the jail controls: nothing here resolves a link in it, and the
 // destination is made fresh (O_EXCL, mkdir) below a folder jailyard made.
 
@@ -28,7 +29,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
-import { isWhiteout, makeWhiteout } from '../platform/linux/whiteout.ts';
+import { isWhiteout, makeWhiteout, markOpaque, opaqueDirs } from '../platform/linux/whiteout.ts';
 
 export interface CopyStats {
   entries: number;
@@ -66,7 +67,12 @@ function applyMeta(path: string, st: Stats, dir: boolean): void {
  * (and its subtree) out; rel is relative to `src`, "" for `src` itself. Directory times are
  * set after their content, so they match the source's.
  */
-export function copyExact(src: string, dest: string, skip: (rel: string) => boolean = () => false): CopyStats {
+export function copyExact(
+  src: string,
+  dest: string,
+  skip: (rel: string) => boolean = () => false,
+  opts: { overlay?: boolean } = {},
+): CopyStats {
   const stats: CopyStats = { entries: 0, bytes: 0, notes: [] };
   const dirTimes: [string, Stats][] = [];
   const walk = (from: string, to: string, rel: string): void => {
@@ -100,6 +106,12 @@ export function copyExact(src: string, dest: string, skip: (rel: string) => bool
     }
   };
   walk(src, dest, '');
+  // an overlay layer's opaque directories (what the jail removed and made again)
+  if (opts.overlay && lstatSync(src).isDirectory())
+    markOpaque(
+      dest,
+      opaqueDirs(src).filter((r) => !skip(r)),
+    );
   for (const [dir, st] of dirTimes) utimesSync(dir, st.atime, st.mtime);
   return stats;
 }

@@ -54,7 +54,10 @@ test('clone runs beside the original with its own name, hostname and address', {
   );
   assert.equal(r.code, 0, r.stderr);
   assert.equal((await jy('start', 'cl1')).code, 0);
-  sh('cl1', 'echo rows > /root/db.txt && echo conf > /etc/db.conf && rm /etc/group');
+  sh(
+    'cl1',
+    'echo rows > /root/db.txt && echo conf > /etc/db.conf && rm /etc/group && rm -r /etc/sub && mkdir /etc/sub && echo b > /etc/sub/b.conf',
+  );
   // running: refused without --restart, nothing made
   r = await jy('clone', 'cl1', 'cl2');
   assert.equal(r.code, 1);
@@ -81,6 +84,7 @@ test('clone runs beside the original with its own name, hostname and address', {
   assert.equal((await jy('start', 'cl1', 'cl3')).code, 0);
   assert.equal(sh('cl3', 'cat /root/db.txt /etc/db.conf'), 'rows\nconf\n');
   assert.equal(sh('cl3', 'ls /etc/group 2>/dev/null || echo gone'), 'gone\n');
+  assert.equal(sh('cl3', 'ls /etc/sub'), 'b.conf\n', 'the opaque mark is copied');
   assert.equal(sh('cl3', 'hostname').trim(), 'replica');
   assert.equal(sh('cl1', 'hostname').trim(), 'cl1.example');
   assert.match(sh('cl3', 'cat /run/jailyard/env'), /role=replica/);

@@ -67,7 +67,12 @@ test('export a jail that wrote files, import it into another state folder, start
   assert.equal(r.code, 0, r.stderr);
   assert.equal((await jyA('start', 'ex1')).code, 0);
   // its own file, a changed config file (copy-on-write /etc), a deleted skeleton file
-  sh(A, 'ex1', 'echo data > /root/data.txt && echo app > /etc/app.conf && rm /etc/passwd && mkdir -p /var/log/app');
+  // and a folder of the skeleton's removed and made again (overlayfs marks it opaque)
+  sh(
+    A,
+    'ex1',
+    'echo data > /root/data.txt && echo app > /etc/app.conf && rm /etc/passwd && mkdir -p /var/log/app && rm -r /etc/sub && mkdir /etc/sub && echo b > /etc/sub/b.conf',
+  );
   // a running jail is refused (its files change under the copy)
   r = await jyA('export', 'ex1', '-o', join(A, 'ex1.tar.zst'));
   assert.equal(r.code, 1);
@@ -104,6 +109,7 @@ test('export a jail that wrote files, import it into another state folder, start
   assert.equal(sh(B, 'im1', 'cat /root/data.txt /etc/app.conf'), 'data\napp\n');
   assert.equal(sh(B, 'im1', 'ls /etc/passwd 2>/dev/null || echo gone'), 'gone\n', 'the deleted file stays deleted');
   assert.equal(sh(B, 'im1', 'ls -d /var/log/app'), '/var/log/app\n');
+  assert.equal(sh(B, 'im1', 'ls /etc/sub'), 'b.conf\n', "the remade folder hides the skeleton's files (opaque)");
   assert.match(sh(B, 'im1', 'cat /run/jailyard/env'), /color=blue/);
   assert.equal(sh(B, 'im1', 'hostname').trim(), 'im1', 'its own name');
   r = await jyB('ls', '--json', '-j', 'im1', 'name', 'meta', 'ip4.addr', 'skeleton');

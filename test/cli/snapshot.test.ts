@@ -38,7 +38,10 @@ test('snapshot rollback restores a deleted file; a running jail is refused', { t
   let r = await jy('create', 'sn1', 'skeleton=mini', 'persist');
   assert.equal(r.code, 0, r.stderr);
   assert.equal((await jy('start', 'sn1')).code, 0);
-  sh('sn1', 'echo keep > /root/keep.txt && echo v1 > /etc/app.conf');
+  sh(
+    'sn1',
+    'echo keep > /root/keep.txt && echo v1 > /etc/app.conf && rm -r /etc/sub && mkdir /etc/sub && echo b > /etc/sub/b.conf',
+  );
   // running: refused unless --restart
   r = await jy('snapshot', 'create', 'sn1', 'before');
   assert.equal(r.code, 1);
@@ -46,7 +49,7 @@ test('snapshot rollback restores a deleted file; a running jail is refused', { t
   r = await jy('snapshot', 'create', 'sn1', 'before', '--restart');
   assert.equal(r.code, 0, r.stderr);
   // the jail deletes its own file and a skeleton file, changes one, makes one
-  sh('sn1', 'rm /root/keep.txt /etc/passwd && echo v2 > /etc/app.conf && echo new > /root/new.txt');
+  sh('sn1', 'rm /root/keep.txt /etc/passwd && echo v2 > /etc/app.conf && echo new > /root/new.txt && rm -r /etc/sub');
   r = await jy('snapshot', 'rollback', 'sn1', 'before');
   assert.equal(r.code, 1, 'a running jail is refused');
   assert.match(r.stderr, /running/);
@@ -73,6 +76,7 @@ test('snapshot rollback restores a deleted file; a running jail is refused', { t
   assert.equal(sh('sn1', 'cat /root/keep.txt /etc/app.conf'), 'keep\nv1\n');
   assert.match(sh('sn1', 'cat /etc/passwd'), /^root:/, "the skeleton's file is back");
   assert.equal(sh('sn1', 'ls /root/new.txt 2>/dev/null || echo gone'), 'gone\n');
+  assert.equal(sh('sn1', 'ls /etc/sub'), 'b.conf\n', "the remade folder still hides the skeleton's files");
   assert.equal((await jy('stop', 'sn1')).code, 0);
   // the later snapshot still has the deletions: rolling forward works too
   r = await jy('snapshot', 'rollback', 'sn1', list[1]!.name);

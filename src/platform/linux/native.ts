@@ -23,6 +23,8 @@ export const JY_SPAWNER = built('jy-spawner');
 export const JY_HOLD = built('jy-hold');
 /** The folder of the in-jail tools (jy-guest as jail, jls, sysctl; scripts/build-native.sh). */
 export const JY_GUEST_TOOLS = built('guest-bin');
+/** overlayfs's opaque mark on directories, read and written for copies of a layer (native/jy-xattr.c). */
+export const JY_XATTR = built('jy-xattr');
 
 /**
  * Whether the process `pid` runs jy-stage (by program name, so jails started by another
