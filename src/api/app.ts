@@ -25,6 +25,7 @@ import { logRoutes } from './routes/logs.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { portableRoutes } from './routes/portable.ts';
 import { portRoutes } from './routes/ports.ts';
+import { planRoutes } from './routes/plan.ts';
 import { rolloutRoutes } from './routes/rollouts.ts';
 import { skeletonRoutes } from './routes/skeletons.ts';
 import { systemRoutes } from './routes/system.ts';
@@ -239,6 +240,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
   app.register(skeletonRoutes, { stateDir: opts.store.dir });
   app.register(rolloutRoutes, { stateDir: opts.store.dir });
+  app.register(planRoutes, { ctx, stateDir: opts.store.dir, local: (name) => opts.store.getJail(name) });
   app.register(uiRoutes, opts.uiDir !== undefined ? { dir: opts.uiDir } : {});
   return app as unknown as FastifyInstance;
 }

@@ -1,4 +1,4 @@
-// /ui (src/api/ui.ts), /v1/skeletons and /v1/rollouts through inject(): the dashboard's files are the only
+// /ui (src/api/ui.ts), /v1/skeletons, /v1/rollouts and a jail's plan through inject(): the dashboard's files are the only
 // routes served without the bearer token, each with its content type and the strict CSP;
 // anything else under /ui is a 404 in the API's error form, never a file outside the folder.
 import { after, before, describe, test } from 'node:test';
@@ -152,5 +152,27 @@ describe('/ui, /v1/skeletons and /v1/rollouts through inject()', () => {
       ],
     });
     assert.equal((await app.inject({ url: '/v1/rollouts' })).statusCode, 401);
+  });
+
+  test('GET /v1/jails/NAME/plan: the mount plan a start would execute, as apply --dry-run has it', async () => {
+    // the skeleton made by the test above
+    const made = await app.inject({
+      method: 'POST',
+      url: '/v1/jails',
+      headers: bearer,
+      payload: { name: 'planned', params: { skeleton: 'tiny', persist: true, 'mount.devfs': true } },
+    });
+    assert.equal(made.statusCode, 201, made.body);
+    const res = await app.inject({ url: '/v1/jails/planned/plan', headers: bearer });
+    assert.equal(res.statusCode, 200, res.body);
+    const { plan } = res.json() as { plan: { root: string; mounts: { kind: string; origin: string }[] } };
+    assert.ok(plan.root.startsWith(state.dir), plan.root);
+    assert.ok(
+      plan.mounts.some((m) => m.kind === 'devfs'),
+      JSON.stringify(plan.mounts),
+    );
+    const missing = await app.inject({ url: '/v1/jails/nope/plan', headers: bearer });
+    assert.equal(missing.statusCode, 404);
+    assert.equal(missing.json().code, 'JY_ERR_JAIL_NOT_FOUND');
   });
 });

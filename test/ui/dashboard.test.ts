@@ -238,6 +238,12 @@ describe('dashboard in chromium', { skip: missing ?? false, timeout: 300_000 }, 
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(await text(page.locator('[data-testid="log-status"]')), 'following (last 200 lines, then live)');
+    // the mount plan a start would execute: the skeleton's binds into the jail's root
+    const plan = await text(page.locator('[data-testid="mount-plan"]'));
+    assert.match(plan, new RegExp(`^root ${state.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/`, 'm'));
+    assert.match(plan, /^mount (ro|rw) bind \S+ \S+ \(skeleton/m);
+    await page.goto(`${served.url}/ui/#/jail/db1`);
+    await page.locator('[data-testid="mount-plan"]', { hasText: 'mount overlay' }).waitFor();
   });
 
   test('a rollout shows its steps as it saves them, and the pool as the jails show it', async () => {

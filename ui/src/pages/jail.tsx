@@ -121,6 +121,64 @@ async function recentEvents(name: string, revision: number, depth = 500): Promis
   return out;
 }
 
+type MountStep =
+  | { kind: 'bind'; source: string; target: string; readonly: boolean; origin: string }
+  | { kind: 'overlay'; lower: string[]; upper: string; target: string; origin: string }
+  | { kind: 'fs'; fstype: string; source: string; target: string; options: string[]; origin: string }
+  | { kind: 'tmpfs' | 'proc' | 'devfs'; target: string; origin: string };
+
+interface MountPlan {
+  root: string;
+  mkdirs: string[];
+  symlinks: { path: string; target: string }[];
+  mounts: MountStep[];
+  notes?: string[];
+}
+
+/** One line per step, in execution order, as `jailyard apply --dry-run` prints a plan. */
+export function planLines(plan: MountPlan): string[] {
+  const lines = [`root ${plan.root}`];
+  for (const d of plan.mkdirs) lines.push(`mkdir ${d}`);
+  for (const l of plan.symlinks) lines.push(`symlink ${l.path} -> ${l.target}`);
+  for (const m of plan.mounts) {
+    if (m.kind === 'bind') lines.push(`mount ${m.readonly ? 'ro' : 'rw'} bind ${m.source} ${m.target} (${m.origin})`);
+    else if (m.kind === 'overlay')
+      lines.push(`mount overlay lower=${m.lower.join(':')} upper=${m.upper} ${m.target} (${m.origin})`);
+    else if (m.kind === 'fs')
+      lines.push(`mount ${m.fstype} ${m.source} ${m.target} ${m.options.join(',')} (${m.origin})`);
+    else lines.push(`mount ${m.kind} ${m.target} (${m.origin})`);
+  }
+  for (const n of plan.notes ?? []) lines.push(`note: ${n}`);
+  return lines;
+}
+
+/** The mount plan a start would execute now (GET /v1/jails/NAME/plan), read at `revision`. */
+function MountPlanView({ name, revision }: { name: string; revision: number }) {
+  const [lines, setLines] = useState<string[] | undefined>(undefined);
+  const [error, setError] = useState<string | undefined>(undefined);
+  useEffect(() => {
+    let gone = false;
+    request<{ plan: MountPlan }>('GET', `/v1/jails/${encodeURIComponent(name)}/plan`).then(
+      ({ data }) => {
+        if (gone) return;
+        setLines(planLines(data.plan));
+        setError(undefined);
+      },
+      (e: Error) => !gone && setError(e.message),
+    );
+    return () => {
+      gone = true;
+    };
+  }, [name, revision]);
+  if (error) return <p class="notice notice-error">{error}</p>;
+  if (!lines) return <p class="muted">Loading the plan...</p>;
+  return (
+    <pre class="plan" data-testid="mount-plan">
+      {lines.join('\n')}
+    </pre>
+  );
+}
+
 const LOG_KEEP = 64 * 1024;
 
 /** The jail's console log: its last 200 lines, then what it writes, as it writes it
@@ -430,9 +488,9 @@ export function JailPage({ feed, name }: { feed: JailFeed; name: string }) {
       </table>
       <h3>Console log</h3>
       <ConsoleLog name={name} />
-      <p class="muted">
-        The mount plan is not served by the API yet: <code>jailyard apply --dry-run</code> prints it (docs/ui.md).
-      </p>
+      <h3>Mount plan</h3>
+      <p class="muted">What a start would mount now (as read at revision {read.revision}; teardown is the reverse).</p>
+      <MountPlanView name={name} revision={read.revision} />
       {pending ? (
         <Confirm title={`${pending} ${name}?`} onAnswer={answer}>
           {pending === 'remove' ? `Stop (if running) and forget the jail "${name}".` : `${pending} the jail "${name}".`}
