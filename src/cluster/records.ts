@@ -5,10 +5,13 @@
 
 import { JailyardError } from '../errors.ts';
 import type { ParamValue, Params } from '../conf/spec.ts';
+import { ipv4Number, parseCidr } from '../conf/ipv4.ts';
 import { isLabelKey, labelValueErrors } from '../meta/selector.ts';
 import { DEFAULT_SETTINGS, checkSetting } from '../store/settings.ts';
 import { validateJailName, wantedJid } from '../store/names.ts';
 import type { JailRecord, JailState, Settings } from '../store/types.ts';
+
+export { ipv4Number, parseCidr };
 
 export type Desired = 'running' | 'stopped';
 
@@ -111,28 +114,6 @@ function apiOk(a: string): string {
   if (!/^(https?:\/\/[A-Za-z0-9.:[\]-]+\/?|unix:\/\/\/[!-~]+)$/.test(a))
     fail(`field "api" ${JSON.stringify(a)} is not an http(s):// or unix:// address`);
   return a;
-}
-
-/** "a.b.c.d/len" with its numeric bounds, or undefined. */
-export function parseCidr(text: string): { base: number; bits: number; first: number; last: number } | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
-  if (!m) return undefined;
-  const parts = m.slice(1, 5).map(Number);
-  const bits = Number(m[5]);
-  if (parts.some((p) => p > 255) || bits > 32) return undefined;
-  const addr = parts.reduce((a, p) => a * 256 + p, 0);
-  const size = 2 ** (32 - bits);
-  const first = addr - (addr % size);
-  return { base: addr, bits, first, last: first + size - 1 };
-}
-
-/** An IPv4 address (with or without /len) as a number, or undefined. */
-export function ipv4Number(text: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/\d{1,2})?$/.exec(text.trim());
-  if (!m) return undefined;
-  const parts = m.slice(1, 5).map(Number);
-  if (parts.some((p) => p > 255)) return undefined;
-  return parts.reduce((a, p) => a * 256 + p, 0);
 }
 
 function parseParams(v: unknown): Params {

@@ -19,7 +19,7 @@ import { DRAIN_LABEL, PORT_LABEL, serverNameOf, waitForServer } from './controll
 import { sleep } from './haproxy-process.ts';
 import { HaproxyRuntime } from './haproxy-runtime.ts';
 import { crashPoint } from '../runtime/crashpoint.ts';
-import { parseCidr } from '../cluster/records.ts';
+import { parseCidr } from '../conf/ipv4.ts';
 
 export interface RolloutPlanInput {
   selector: string;
