@@ -55,7 +55,8 @@ export const ERROR_CODES = {
   JY_ERR_STEP_FAILED: 500,
   JY_ERR_DEPEND: 424,
   JY_ERR_ADDRESS: 400,
-  // a host port (expose) that a running jail of any state folder publishes already
+  // a host port (expose) that a running jail of any state folder publishes already, or a
+  // host process listens on
   JY_ERR_PORT_IN_USE: 409,
   // skeletons and mounts (src/skeleton)
   JY_ERR_SKELETON_NOT_FOUND: 404,

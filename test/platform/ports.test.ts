@@ -353,6 +353,19 @@ describe('published ports (expose), for real', { timeout: 300_000 }, () => {
     assert.match(r2.stderr, new RegExp(`nft table ip ${table(state)}`));
     assert.equal(tableElements(table(state2)), undefined, 'the second folder made no table');
     assert.deepEqual(tableElements(table(state)), before);
+    // a host service on the port: refused too (its connections would go to the jail)
+    const service = createServer((c) => c.end('host\n'));
+    await new Promise<void>((r) => service.listen(P + 7, '127.0.0.1', () => r()));
+    try {
+      await ok(jy2, 'set', 'pq1', `expose=tcp:${P + 7}:80`);
+      const r3 = await jy2('start', 'pq1');
+      assert.equal(r3.code, 1);
+      assert.match(r3.stderr, new RegExp(`host port tcp ${P + 7} is in use by a process of the host`));
+      assert.equal(tableElements(table(state2)), undefined);
+      assert.equal(await tcpLine('127.0.0.1', P + 7), 'host', 'the host service keeps its port');
+    } finally {
+      await new Promise((r) => service.close(r));
+    }
     // the refused starts left nothing (no netns, veth, mounts): checked at the end as well
     assertNoLeaks(baseline, state2);
   });

@@ -172,3 +172,23 @@ export function parsePortMap(json: string): PortElement[] {
 
 /** "tcp 8080 -> 198.51.100.7:80" */
 export const elementText = (e: PortElement): string => `${e.proto} ${e.hostPort} -> ${e.address}:${e.jailPort}`;
+
+/**
+ * The host ports with a socket of the host's own on them, from /proc/net/{tcp,tcp6,udp,udp6}
+ * texts: TCP sockets listening (state 0A), UDP sockets bound but not connected (07: a
+ * service; a connected one is a client's). As "tcp/22", "udp/53".
+ */
+export function listeningPorts(texts: { tcp: string[]; udp: string[] }): Set<string> {
+  const out = new Set<string>();
+  for (const [proto, state] of [
+    ['tcp', '0A'],
+    ['udp', '07'],
+  ] as const)
+    for (const text of texts[proto])
+      for (const line of text.split('\n').slice(1)) {
+        const f = line.trim().split(/\s+/);
+        const port = f[1]?.split(':')[1];
+        if (port && f[3] === state) out.add(`${proto}/${Number.parseInt(port, 16)}`);
+      }
+  return out;
+}

@@ -32,6 +32,7 @@ import {
   addElements,
   deleteElements,
   elementText,
+  listeningPorts,
   parsePortMap,
   parsePortTables,
   PORTS_MAP,
@@ -150,6 +151,18 @@ function leaveBridge(bridge: string, table: string, liveTables: readonly string[
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** The host ports a host process listens on (the host's own network namespace). */
+function hostListeners(): Set<string> {
+  const read = (f: string) => {
+    try {
+      return [readFileSync(`/proc/net/${f}`, 'utf8')];
+    } catch {
+      return [];
+    }
+  };
+  return listeningPorts({ tcp: [...read('tcp'), ...read('tcp6')], udp: [...read('udp'), ...read('udp6')] });
+}
+
 /** Who holds a host port, for a refusal: the jail (and state folder tag) of the element. */
 function holderText(e: PortElement, table: string, own: string): string {
   const who = e.jail !== undefined ? `jail "${e.jail}"` : `${e.address}:${e.jailPort}`;
@@ -200,6 +213,15 @@ export async function publishPorts(ctx: JailContext, net: NetworkFacts, cfg: Por
           );
       }
     }
+    // a host service on the port would lose its connections to the jail (DNAT comes first)
+    const listening = hostListeners();
+    const taken = elements.find((e) => listening.has(`${e.proto}/${e.hostPort}`));
+    if (taken)
+      throw new JailyardError(
+        'JY_ERR_PORT_IN_USE',
+        `host port ${taken.proto} ${taken.hostPort} is in use by a process of the host (a ${taken.proto === 'tcp' ? 'listening' : 'bound'} socket): publishing it would take that service's connections`,
+        { jail: ctx.name, param: 'expose', step: 'ports' },
+      );
     const guardForward = useBridge(bridge, table);
     const lines = [
       ...(held.has(table) ? [] : tableRuleset(table, bridge, guardForward)),

@@ -7,6 +7,7 @@ import {
   addElements,
   commentOf,
   deleteElements,
+  listeningPorts,
   parsePortMap,
   parsePortTables,
   portElements,
@@ -118,4 +119,12 @@ test("reading the kernel's JSON: tables, elements with and without comments", ()
     { proto: 'udp', hostPort: 5353, address: '198.51.100.78', jailPort: 53 },
   ]);
   assert.deepEqual(parsePortMap(JSON.stringify({ nftables: [{ map: { name: 'published' } }] })), []);
+});
+
+test('host sockets: listening TCP and unconnected UDP count, connected ones do not', () => {
+  const head = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
+  const tcp = `${head}   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1\n`;
+  const tcp6 = `${head}   0: 00000000000000000000000001000000:1F91 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1\n`;
+  const udp = `${head}   5: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4 2\n   6: 0200000A:D431 0100000A:0035 01 00000000:00000000 00:00000000 00000000     0        0 5 2\n`;
+  assert.deepEqual([...listeningPorts({ tcp: [tcp, tcp6], udp: [udp] })].sort(), ['tcp/22', 'tcp/8081', 'udp/53']);
 });
