@@ -30,6 +30,10 @@ const NS = `jyt-ports-${process.pid}`;
 const NSX = `jyt-portx-${process.pid}`;
 const VB = `jytpb${process.pid % 100000}`;
 const VX = `jytpx${process.pid % 100000}`;
+// the routed namespace's /30 in TEST-NET-3, apart from other runs: host .1, client .2
+const NET = 4 * (process.pid % 64);
+const UPLINK = `203.0.113.${NET + 1}`;
+const OUTSIDE = `203.0.113.${NET + 2}`;
 
 let state: string;
 let state2: string;
@@ -223,13 +227,13 @@ describe('published ports (expose), for real', { timeout: 300_000 }, () => {
     // host forwards from that interface (the admin's setting, here the test's own link)
     ip('netns', 'add', NSX);
     ip('link', 'add', VX, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', NSX);
-    ip('addr', 'add', '203.0.113.1/30', 'dev', VX);
+    ip('addr', 'add', `${UPLINK}/30`, 'dev', VX);
     ip('link', 'set', VX, 'up');
     execFileSync('sysctl', ['-qw', `net.ipv4.conf.${VX}.forwarding=1`]);
-    ip('-n', NSX, 'addr', 'add', '203.0.113.2/30', 'dev', 'eth0');
+    ip('-n', NSX, 'addr', 'add', `${OUTSIDE}/30`, 'dev', 'eth0');
     ip('-n', NSX, 'link', 'set', 'eth0', 'up');
-    ip('-n', NSX, 'route', 'add', 'default', 'via', '203.0.113.1');
-    assert.equal(fromNetns(NSX, '203.0.113.1', P), 'TCP tcp-hello\nUDP udp:ping\n');
+    ip('-n', NSX, 'route', 'add', 'default', 'via', UPLINK);
+    assert.equal(fromNetns(NSX, UPLINK, P), 'TCP tcp-hello\nUDP udp:ping\n');
     // ... but the jail itself is not routed to: only its published ports are
     const direct = spawnSync(
       'ip',
