@@ -187,6 +187,8 @@ describe('dashboard in chromium', { skip: missing ?? false, timeout: 300_000 }, 
     assert.equal(now.labels.owner, 'cli');
     const patch = requests.filter((r) => r.method() === 'PATCH').at(-1)!;
     assert.equal(patch.headers()['if-match'], `"${readAt}"`);
+    const file = process.env.JAILYARD_UI_SCREENSHOT;
+    if (file) await page.screenshot({ path: file.replace(/(\.png)?$/, '-conflict.png'), fullPage: false });
     // reload, edit again: saved with the new revision
     await conflict.getByRole('button', { name: 'reload' }).click();
     await page.locator('[data-testid="conflict"]').waitFor({ state: 'detached' });
