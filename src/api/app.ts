@@ -20,6 +20,7 @@ import { WatchHub } from './hub.ts';
 import { apiLimits, capConnections, guardHandler, serverOptions, type ApiLimits } from './limits.ts';
 import { PeerCheck } from './peer.ts';
 import { createMetrics } from './metrics.ts';
+import type { SupervisorStats } from '../runtime/supervisor.ts';
 import { jailRoutes } from './routes/jails.ts';
 import { logRoutes } from './routes/logs.ts';
 import { nodeRoutes } from './routes/nodes.ts';
@@ -61,6 +62,8 @@ export interface AppOptions {
   /** The jail(8)/jls(8) front the guest sockets run for the jail(8) and jls(8) inside jails
    * (the CLI hands it in: src/cli/freebsd); without it those requests get a 404. */
   tools?: Omit<ToolContext, 'service'>;
+  /** The daemon's supervisor (health checks, restart.policy): its counts on /metrics. */
+  supervisor?: { stats: SupervisorStats };
   /** The dashboard's built files (default: dist/ui of this package; docs/ui.md). */
   uiDir?: string;
 }
@@ -112,7 +115,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     streams: new Set(),
     bookmarkMs: (opts.bookmarkIntervalSec ?? 30) * 1000,
   };
-  const metrics = createMetrics(hub);
+  const metrics = createMetrics(hub, opts.supervisor?.stats);
   const guestRoot = opts.guestRoot;
   // with guest sockets the daemon serves jails: it tells their processes from the host's
   const peers = guestRoot === undefined ? undefined : PeerCheck.start();

@@ -77,6 +77,7 @@ export function fromView(v: JailView): JailRecord {
     createdAt: v.createdAt,
     updatedAt: v.updatedAt,
     ...(v.node !== undefined ? { node: v.node } : {}),
+    ...(v.supervision ? { supervision: v.supervision } : {}),
   };
 }
 

@@ -4,6 +4,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { WatchHub } from './hub.ts';
 import type { JailState } from '../store/types.ts';
+import type { SupervisorStats } from '../runtime/supervisor.ts';
 
 export interface ApiMetrics {
   registry: Registry;
@@ -12,8 +13,68 @@ export interface ApiMetrics {
 
 const STATES: JailState[] = ['stopped', 'starting', 'running', 'stopping'];
 
-export function createMetrics(hub: WatchHub): ApiMetrics {
+export function createMetrics(hub: WatchHub, supervisor?: SupervisorStats): ApiMetrics {
   const registry = new Registry();
+  // health and restarts (docs/health.md): per jail from the records, so they agree with ls
+  new Gauge({
+    name: 'jailyard_jail_health',
+    help: "A running jail's health check verdict: 1 for its status (starting, healthy, unhealthy)",
+    labelNames: ['jail', 'status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const j of hub.states().values()) {
+        const h = j.state === 'running' ? j.supervision?.health : undefined;
+        if (h) this.set({ jail: j.name, status: h.status }, 1);
+      }
+    },
+  });
+  new Counter({
+    name: 'jailyard_jail_restarts_total',
+    help: 'Restarts of a jail by restart.policy since it was created',
+    labelNames: ['jail'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const j of hub.states().values()) {
+        const n = j.supervision?.restarts ?? 0;
+        if (n > 0) this.inc({ jail: j.name }, n);
+      }
+    },
+  });
+  new Gauge({
+    name: 'jailyard_jail_restart_pending',
+    help: 'Jails waiting for a restart (their back-off)',
+    registers: [registry],
+    collect() {
+      let n = 0;
+      for (const j of hub.states().values()) if (j.supervision?.pending) n++;
+      this.set(n);
+    },
+  });
+  if (supervisor) {
+    new Counter({
+      name: 'jailyard_health_checks_total',
+      help: 'Health checks the daemon ran since it started, by result',
+      labelNames: ['result'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ result: 'ok' }, supervisor.checks.ok);
+        this.inc({ result: 'failed' }, supervisor.checks.failed);
+      },
+    });
+    new Counter({
+      name: 'jailyard_restarts_total',
+      help: 'Jails the daemon restarted since it started, by reason (died, exited, unhealthy)',
+      labelNames: ['reason'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(supervisor.restarts)) this.inc({ reason }, n);
+      },
+    });
+  }
   new Gauge({
     name: 'jailyard_jails',
     help: 'Jails by state',

@@ -20,6 +20,29 @@ export const MetaInput = Type.Union([Type.String(), Type.Array(Type.Union([MetaO
   description: 'a whole buffer, or operations: objects or words like "meta.k=v", "meta.k"',
 });
 
+const HealthStatus = Type.Union([Type.Literal('starting'), Type.Literal('healthy'), Type.Literal('unhealthy')]);
+const RestartReason = Type.Union([Type.Literal('died'), Type.Literal('exited'), Type.Literal('unhealthy')]);
+
+/** JailSupervision (src/store/types.ts): health detail and restarts (docs/health.md). */
+const Supervision = Type.Object(
+  {
+    health: Type.Optional(
+      Type.Object({
+        status: HealthStatus,
+        failingStreak: Type.Integer(),
+        since: Type.String(),
+        output: Type.Optional(Type.String()),
+      }),
+    ),
+    restarts: Type.Integer(),
+    streak: Type.Optional(Type.Integer()),
+    lastStart: Type.Optional(Type.String()),
+    lastReason: Type.Optional(RestartReason),
+    pending: Type.Optional(Type.Object({ reason: RestartReason, at: Type.String(), attempt: Type.Integer() })),
+  },
+  { description: 'health detail and restarts (docs/health.md)' },
+);
+
 export const JailView = Type.Object({
   name: Type.String(),
   state: Type.Optional(
@@ -36,6 +59,12 @@ export const JailView = Type.Object({
   createdAt: Type.Optional(Type.String()),
   updatedAt: Type.Optional(Type.String()),
   node: Type.Optional(Type.String({ description: 'cluster mode: the node the jail is placed on' })),
+  health: Type.Optional(
+    Type.Union([HealthStatus, Type.Null()], {
+      description: "the health check's verdict while running (docs/health.md); null without one",
+    }),
+  ),
+  supervision: Type.Optional(Type.Union([Supervision, Type.Null()])),
 });
 
 export const JailList = Type.Object({

@@ -3,7 +3,7 @@
 
 import { labelsOf } from '../meta/labels.ts';
 import type { Params } from '../conf/spec.ts';
-import type { JailRecord, JailState } from '../store/types.ts';
+import type { HealthStatus, JailRecord, JailState, JailSupervision } from '../store/types.ts';
 
 export interface JailView {
   name: string;
@@ -23,6 +23,10 @@ export interface JailView {
   updatedAt: string;
   /** Cluster mode: the node the jail is placed on (absent on one host). */
   node?: string;
+  /** The health check's verdict while the jail runs (docs/health.md); null without one. */
+  health: HealthStatus | null;
+  /** Health detail and restarts (restart.policy); null when nothing was recorded. */
+  supervision: JailSupervision | null;
 }
 
 export const VIEW_FIELDS = [
@@ -39,6 +43,8 @@ export const VIEW_FIELDS = [
   'createdAt',
   'updatedAt',
   'node',
+  'health',
+  'supervision',
 ] as const;
 export type ViewField = (typeof VIEW_FIELDS)[number];
 
@@ -57,6 +63,8 @@ export function toView(record: JailRecord): JailView {
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
     ...(record.node !== undefined ? { node: record.node } : {}),
+    health: (record.state === 'running' && record.supervision?.health?.status) || null,
+    supervision: record.supervision ?? null,
   };
 }
 

@@ -21,7 +21,18 @@ export interface JlsOptions {
 }
 
 /** Parameters jls -s leaves out: read-only ones jail(8) cannot set. */
-const READ_ONLY = new Set(['jid', 'dying', 'parent', 'children.cur', 'cpuset.id', 'state', 'revision', 'ready']);
+const READ_ONLY = new Set([
+  'jid',
+  'dying',
+  'parent',
+  'children.cur',
+  'cpuset.id',
+  'state',
+  'revision',
+  'ready',
+  'health',
+  'restarts',
+]);
 
 /** Read-only pseudo-parameters jailyard shows beside the jail's own. */
 function pseudo(j: JailRecord, name: string): ParamValue | undefined {
@@ -39,6 +50,14 @@ function pseudo(j: JailRecord, name: string): ParamValue | undefined {
     case 'ready':
       // the jail's own readiness signal (PUT /ready on its guest socket), kept in the store
       return j.ready === true;
+    case 'health':
+      // the daemon's health check verdict (docs/health.md): starting, healthy, unhealthy
+      return (j.state === 'running' && j.supervision?.health?.status) || '';
+    case 'restarts':
+      // restarts by restart.policy; "N (next at TIME)" while one is pending
+      return j.supervision?.pending
+        ? `${j.supervision.restarts} (next ${j.supervision.pending.at})`
+        : (j.supervision?.restarts ?? 0);
     case 'meta':
       return j.meta;
     case 'env':

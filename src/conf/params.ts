@@ -7,6 +7,21 @@ import { parseMetaWord, type MetaOp, type MetaParam } from '../meta/ops.ts';
 import type { ParamValue } from './spec.ts';
 import { typeValue, ValueProblem } from './typing.ts';
 import { checkExposeValue } from './expose.ts';
+import { parseDuration } from './duration.ts';
+import { parseProbeUrl } from './probe-url.ts';
+
+/** check: a duration (duration.ts), at least `minMs`. */
+const duration =
+  (minMs: number) =>
+  (v: string): string | undefined => {
+    const ms = parseDuration(v);
+    if (typeof ms !== 'number') return ms.problem;
+    return ms < minMs ? `duration "${v}" is shorter than ${minMs}ms` : undefined;
+  };
+const probeUrl = (v: string): string | undefined => {
+  const u = parseProbeUrl(v);
+  return 'problem' in u ? u.problem : undefined;
+};
 
 /**
  * - string: one value (a list keeps its last element, as jail(8) does for scalars)
@@ -220,8 +235,34 @@ const DEFS: ParamDef[] = [
   // cluster parameters (docs/cluster.md): where a jail may run, what happens when its node is lost
   def('node', 'string', JY, 'cluster: the node the jail runs on; on one host only the empty value is accepted'),
   def('node.selector', 'string', JY, 'cluster: a label selector over node labels for the nodes the jail may run on'),
-  def('restart.policy', 'string', JY, 'cluster: re-place the jail on another node when its node is lost', {
-    values: ['no', 'always', 'on-failure'],
+  def(
+    'restart.policy',
+    'string',
+    JY,
+    "what the daemon does when the jail's processes die or it turns unhealthy: no, on-failure, always (docs/health.md); cluster: re-place the jail on another node when its node is lost",
+    { values: ['no', 'always', 'on-failure'] },
+  ),
+  def('restart.delay', 'string', JY, 'the first restart back-off (doubled per restart in a row; default 1s)', {
+    check: duration(100),
+  }),
+  def('restart.delay_max', 'string', JY, 'the longest restart back-off (default 60s)', { check: duration(100) }),
+  // health checks (docs/health.md), run by the daemon while the jail runs
+  def('health.cmd', 'string', JY, 'a command run inside the jail (/bin/sh -c, like exec.start); exit 0 = healthy'),
+  def(
+    'health.http',
+    'string',
+    JY,
+    "an HTTP GET from the host: /path (the jail's first address, port 80) or http://ADDRESS[:PORT]/path; 200-399 = healthy",
+    { check: probeUrl },
+  ),
+  def('health.interval', 'string', JY, 'time between checks (default 30s)', { check: duration(100) }),
+  def('health.timeout', 'string', JY, 'a check taking longer fails (default 30s)', { check: duration(100) }),
+  def('health.retries', 'int', JY, 'failures in a row that make the jail unhealthy (default 3)', {
+    min: 1,
+    max: 1000,
+  }),
+  def('health.start_period', 'string', JY, 'failures in this time after start do not count (default 0s)', {
+    check: duration(0),
   }),
 ];
 

@@ -96,6 +96,8 @@ export function typeValue(def: ParamDef, negated: boolean, values: readonly stri
       }
       if (def.type === 'size' && !SIZE.test(last))
         return new ValueProblem(`"${last}" is not a size (like 512M or 2G)`, lastIndex);
+      const problem = def.check?.(last);
+      if (problem !== undefined) return new ValueProblem(problem, lastIndex);
       return last;
     }
     case 'list':

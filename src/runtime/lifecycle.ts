@@ -18,7 +18,8 @@ import {
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { JailyardError, describeError, withContext } from '../errors.ts';
 import type { Driver, ExecOptions, ExecResult, JailContext } from '../platform/driver.ts';
-import type { JailRecord, RuntimeFacts, Store } from '../store/types.ts';
+import type { JailRecord, JailSupervision, RuntimeFacts, Store } from '../store/types.ts';
+import { pendingRestart, restartSpecOf, restartWanted } from './supervision.ts';
 import type { MountPlan } from '../skeleton/plan.ts';
 import { paramBool, paramInt, paramList, paramString } from '../conf/spec.ts';
 import { exposeConflict, exposeRules, ruleText } from '../conf/expose.ts';
@@ -486,8 +487,22 @@ function checkNesting(store: Store, name: string): void {
   checkNestedStart(child, ancestors);
 }
 
-/** Starts one jail (store state stopped → starting → running). */
-export async function startJail(deps: LifecycleDeps, name: string, signal?: AbortSignal): Promise<JailRecord> {
+/** The supervisor's part in a transition (supervisor.ts): a check inside its transaction and
+ * the supervision it writes (JailSupervision). */
+export interface SupervisedTransition {
+  guard?: (cur: JailRecord) => void;
+  supervision?: (cur: JailSupervision | null) => JailSupervision | null;
+}
+
+/** Starts one jail (store state stopped → starting → running). `supervised`: the
+ * supervisor's restart (its guard and supervision go into stopped → starting; `failed`
+ * into starting → stopped when the start is undone). */
+export async function startJail(
+  deps: LifecycleDeps,
+  name: string,
+  signal?: AbortSignal,
+  supervised?: SupervisedTransition & { failed?: SupervisedTransition['supervision'] },
+): Promise<JailRecord> {
   const current = deps.store.requireJail(name);
   if (current.state !== 'stopped') {
     const dead =
@@ -514,8 +529,15 @@ export async function startJail(deps: LifecycleDeps, name: string, signal?: Abor
   checkConsoleLog(deps.contextFor(current));
   checkExpose(deps, current);
   const rt: RuntimeFacts = { steps: [], owner: selfOwner() };
-  let record = deps.store.transition(name, 'stopped', 'starting', { runtime: rt, lastError: null }, () =>
-    checkNesting(deps.store, name),
+  let record = deps.store.transition(
+    name,
+    'stopped',
+    'starting',
+    { runtime: rt, lastError: null, ...(supervised?.supervision ? { supervision: supervised.supervision } : {}) },
+    () => {
+      supervised?.guard?.(deps.store.requireJail(name));
+      checkNesting(deps.store, name);
+    },
   );
   const ctx = deps.contextFor(record);
   const rec = new Recorder(deps.store, name, rt);
@@ -544,7 +566,11 @@ export async function startJail(deps: LifecycleDeps, name: string, signal?: Abor
     }
     const message = describeError(e) + cleanup;
     if (rt.steps.length === 0)
-      deps.store.transition(name, 'starting', 'stopped', { runtime: null, lastError: message });
+      deps.store.transition(name, 'starting', 'stopped', {
+        runtime: null,
+        lastError: message,
+        ...(supervised?.failed ? { supervision: supervised.failed } : {}),
+      });
     throw e instanceof JailyardError && cleanup ? withContext(e, { after: cleanup }) : e;
   }
   delete rt.owner;
@@ -600,7 +626,9 @@ export async function reapDied(deps: LifecycleDeps, all: readonly JailRecord[]):
     if (!hasDied(deps, deps.store.getJail(j.name) ?? j, now)) continue;
     try {
       deps.progress?.(j.name, 'no persist and no process left: the jail is removed');
-      await stopJail(deps, j.name, undefined, { died: true });
+      // restart.policy=always brings it back (the daemon's supervisor, after its back-off):
+      // the restart it owes is written with the stop's first transition (docs/health.md)
+      await stopJail(deps, j.name, undefined, { died: true, ...exitedRestart(j) });
       reaped.push(j.name);
     } catch {
       // another process is stopping it, or a step failed: then it is 'stopping' with its
@@ -610,13 +638,34 @@ export async function reapDied(deps: LifecycleDeps, all: readonly JailRecord[]):
   return reaped;
 }
 
+/** The restart a reaped jail without persist is owed: restart.policy=always only. */
+function exitedRestart(j: JailRecord): { supervision?: SupervisedTransition['supervision'] } {
+  let spec: ReturnType<typeof restartSpecOf>;
+  try {
+    spec = restartSpecOf(j.params, j.name);
+  } catch {
+    return {};
+  }
+  if (!restartWanted(spec.policy, 'exited')) return {};
+  const now = Date.now();
+  const lastStart = j.supervision?.lastStart ? Date.parse(j.supervision.lastStart) : undefined;
+  return {
+    supervision: (cur) => ({
+      ...(cur ?? { restarts: 0 }),
+      pending: pendingRestart(cur, 'exited', spec, now, lastStart),
+    }),
+  };
+}
+
 /** Stops one jail: the recorded start steps undone in reverse (jail -r's order). `guard` runs
- * inside the store transaction that turns it 'stopping' (throwing cancels the stop). */
+ * inside the store transaction that turns it 'stopping' (throwing cancels the stop).
+ * `how.supervision`: the supervisor's stop (a restart it owes, written in that transaction;
+ * any other stop cancels a pending restart there). */
 export async function stopJail(
   deps: LifecycleDeps,
   name: string,
   guard?: () => void,
-  how: { died?: boolean } = {},
+  how: { died?: boolean; supervision?: SupervisedTransition['supervision'] } = {},
 ): Promise<JailRecord> {
   const state = deps.store.requireJail(name).state;
   if (state === 'starting' || state === 'stopping') {
@@ -635,7 +684,10 @@ export async function stopJail(
     name,
     'running',
     'stopping',
-    { runtime: { ...(running ?? { steps: [] }), owner: selfOwner(), ...(how.died ? { died: true } : {}) } },
+    {
+      runtime: { ...(running ?? { steps: [] }), owner: selfOwner(), ...(how.died ? { died: true } : {}) },
+      ...(how.supervision ? { supervision: how.supervision } : {}),
+    },
     guard,
   );
   return await finishStop(deps, record);

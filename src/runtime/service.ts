@@ -20,6 +20,7 @@ import { dropIntent, refuseUnfinished, saveIntent } from './intent.ts';
 import { buildGraph, failedOutcome, runBatch, withDependencies } from './order.ts';
 import { dependsOf, jailLimits, mayHaveDied } from './params.ts';
 import { loadDriver } from '../platform/index.ts';
+import { checkSupervisionParams } from './supervision.ts';
 
 /** Parameters jail(8) cannot change on a running jail (jail -m refuses them). */
 export const IMMUTABLE_WHILE_RUNNING = new Set([
@@ -94,6 +95,7 @@ export function checkCreate(
   checkNestedParams({ name, params: rest });
   jailLimits(rest, name); // validates sizes before anything is written
   exposeRules(name, rest); // and published ports (an API body's parameters come untyped)
+  checkSupervisionParams(rest, name); // health.* and restart.* (docs/health.md)
   return { name, params: rest };
 }
 
@@ -105,6 +107,11 @@ export function checkChange(before: JailRecord, change: JailChange): void {
   checkKeyOps('meta', change.meta, name);
   checkKeyOps('env', change.env, name);
   if (change.params?.expose !== undefined) exposeRules(name, change.params);
+  if (change.params || change.unset) {
+    const after = { ...before.params, ...change.params };
+    for (const p of change.unset ?? []) delete after[p];
+    checkSupervisionParams(after, name);
+  }
   if (before.state === 'stopped') return;
   const touched = [...Object.keys(change.params ?? {}), ...(change.unset ?? [])];
   const fixed = touched.find(
@@ -153,6 +160,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
   /** Mounts `plan` for a (stopped) jail through the driver, e.g. to merge its copy-on-write
    * dirs on upgrade; returns the undo. */
   mountTransient(name: string, plan: MountPlan): Promise<() => Promise<void>>;
+  /** The lifecycle's dependencies, for the daemon's supervisor (supervisor.ts). */
+  lifecycle(): Promise<LifecycleDeps>;
 } {
   const { store, stateDir } = opts;
   let driver: Driver | undefined = opts.driver;
@@ -270,6 +279,23 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     await (await getDriver()).forget?.(dir);
   };
 
+  /** Cancels the pending restarts of `names`; returns the stopped ones that had one. */
+  const cancelRestarts = (names: string[]): string[] => {
+    const cancelled: string[] = [];
+    for (const n of names) {
+      if (!store.getJail(n)?.supervision?.pending || !store.supervise) continue;
+      let stopped = false;
+      store.supervise(n, (cur) => {
+        if (!cur.supervision?.pending) return undefined;
+        stopped = cur.state === 'stopped';
+        const { pending: _p, ...rest } = cur.supervision;
+        return rest;
+      });
+      if (stopped) cancelled.push(n);
+    }
+    return cancelled;
+  };
+
   const service = {
     async list(filter?: { selector?: string }): Promise<JailRecord[]> {
       await reap();
@@ -382,7 +408,12 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
 
     async stop(refs: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
       await reap(bopts);
-      const requested = requireAll(refs);
+      const asked = requireAll(refs);
+      // a stop cancels the restart the supervisor owes a jail (docs/health.md): a stopped jail
+      // waiting for its back-off stays stopped (its stop succeeds), one being stopped by the
+      // supervisor is not started again
+      const cancelled = cancelRestarts(asked);
+      const requested = asked.filter((n) => !cancelled.includes(n));
       // a parent stops only after its running children (jail -r removes children first)
       const names = [
         ...new Set(
@@ -396,17 +427,18 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       ];
       const graph = buildGraph(names, dependsOfName);
       const d = await deps(bopts);
-      return summarize(
+      return summarize([
+        ...cancelled.map((name): JailOutcome => ({ name, status: 'ok', message: 'restart cancelled' })),
         // a signal begins no further jail; a jail being stopped always finishes its stop
-        await runBatch(
+        ...(await runBatch(
           names,
           graph,
           'stop',
           bopts.parallel ?? 1,
           async (n) => void (await stopJail(d, n)),
           bopts.signal,
-        ),
-      );
+        )),
+      ]);
     },
 
     async restart(refs: string[], bopts: BatchOptions = {}): Promise<BatchResult> {
@@ -478,6 +510,10 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
 
     async recover(name: string): Promise<JailRecord> {
       return await finishStop(await deps(), store.requireJail(name));
+    },
+
+    lifecycle(): Promise<LifecycleDeps> {
+      return deps();
     },
 
     async mountTransient(name: string, plan: MountPlan): Promise<() => Promise<void>> {

@@ -14,6 +14,8 @@ export interface JailRow {
   ready: number;
   runtime: string | null;
   last_error: string | null;
+  /** JSON or NULL (JailSupervision) */
+  supervision: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -32,6 +34,7 @@ export function rowToRecord(r: JailRow): JailRecord {
     lastError: r.last_error,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    ...(r.supervision ? { supervision: JSON.parse(r.supervision) as JailRecord['supervision'] } : {}),
   };
 }
 
@@ -47,6 +50,7 @@ export function recordToRow(j: JailRecord): JailRow {
     ready: j.ready === true ? 1 : 0,
     runtime: j.runtime === null ? null : JSON.stringify(j.runtime),
     last_error: j.lastError,
+    supervision: j.supervision ? JSON.stringify(j.supervision) : null,
     created_at: j.createdAt,
     updated_at: j.updatedAt,
   };

@@ -112,6 +112,10 @@ const migrations: (string | ((db: Database.Database) => void))[] = [
       DELETE FROM counters WHERE name IN ('revision', 'event_count');
     `);
   },
+  // 3 -> 4: health and restarts (JailSupervision as JSON, NULL when nothing was recorded)
+  `
+  ALTER TABLE jails ADD COLUMN supervision TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

@@ -36,6 +36,7 @@ import {
   type JailEvent,
   type JailRecord,
   type JailState,
+  type JailSupervision,
   type RuntimeFacts,
   type Settings,
   type Store,
@@ -164,6 +165,23 @@ interface EventRow {
   at: string;
 }
 
+/**
+ * A jail's supervision after a transition to `to` (JailSupervision): 'starting' and 'stopped'
+ * end the health of the life before, 'starting' and 'stopping' cancel a pending restart (an
+ * operator's start or stop); then the transition's own patch (the supervisor's) applies.
+ */
+export function supervisionAfter(
+  cur: JailSupervision | null,
+  to: JailState,
+  patch?: (cur: JailSupervision | null) => JailSupervision | null,
+): JailSupervision | null {
+  let next = cur ? { ...cur } : null;
+  if (next && (to === 'starting' || to === 'stopped')) delete next.health;
+  if (next && (to === 'starting' || to === 'stopping')) delete next.pending;
+  if (patch) next = patch(next);
+  return next && (next.restarts > 0 || next.health || next.pending || next.streak) ? next : null;
+}
+
 /** An event's jail as stored; snapshots written before `ready` existed read as not ready. */
 function snapshotOf(text: string): JailRecord {
   const jail = JSON.parse(text) as JailRecord;
@@ -177,15 +195,28 @@ function statements(db: Database.Database) {
     get: db.prepare<[string], JailRow>('SELECT * FROM jails WHERE name = ?'),
     all: db.prepare<[], JailRow>('SELECT * FROM jails ORDER BY name'),
     insert: db.prepare<[JailRow]>(
-      `INSERT INTO jails (name, jid, state, params, meta, env, revision, ready, runtime, last_error, created_at, updated_at)
-       VALUES (@name, @jid, @state, @params, @meta, @env, @revision, @ready, @runtime, @last_error, @created_at, @updated_at)`,
+      `INSERT INTO jails (name, jid, state, params, meta, env, revision, ready, runtime, last_error, supervision, created_at, updated_at)
+       VALUES (@name, @jid, @state, @params, @meta, @env, @revision, @ready, @runtime, @last_error, @supervision, @created_at, @updated_at)`,
     ),
-    // positional: binding eleven values by name costs more than the rest of the statement
+    // positional: binding twelve values by name costs more than the rest of the statement
     update: db.prepare<
-      [number, string, string, string, string, number, number, string | null, string | null, string, string]
+      [
+        number,
+        string,
+        string,
+        string,
+        string,
+        number,
+        number,
+        string | null,
+        string | null,
+        string | null,
+        string,
+        string,
+      ]
     >(
       `UPDATE jails SET jid = ?, state = ?, params = ?, meta = ?, env = ?, revision = ?,
-       ready = ?, runtime = ?, last_error = ?, updated_at = ? WHERE name = ?`,
+       ready = ?, runtime = ?, last_error = ?, supervision = ?, updated_at = ? WHERE name = ?`,
     ),
     delete: db.prepare<[string]>('DELETE FROM jails WHERE name = ?'),
     revisions: db.prepare<[], Revisions>(REVISIONS_SQL),
@@ -441,6 +472,7 @@ export class SqliteStore implements Store {
       r.ready,
       r.runtime,
       r.last_error,
+      r.supervision,
       r.updated_at,
       r.name,
     );
@@ -681,7 +713,11 @@ export class SqliteStore implements Store {
     name: string,
     from: JailState,
     to: JailState,
-    patch?: { runtime?: RuntimeFacts | null; lastError?: string | null },
+    patch?: {
+      runtime?: RuntimeFacts | null;
+      lastError?: string | null;
+      supervision?: (cur: JailSupervision | null) => JailSupervision | null;
+    },
     guard?: () => void,
   ): JailRecord {
     // stopping needs no room beyond the reserve; starting must leave it
@@ -711,6 +747,7 @@ export class SqliteStore implements Store {
         if (to === 'stopped') jid = 0;
         // a (re)starting or stopped jail has not said it is ready in its new life
         const ready = to === 'starting' || to === 'stopped' ? false : cur.ready === true;
+        const supervision = supervisionAfter(cur.supervision ?? null, to, patch?.supervision);
         const jail: JailRecord = {
           ...cur,
           state: to,
@@ -721,6 +758,8 @@ export class SqliteStore implements Store {
           revision: this.nextRevision(),
           updatedAt: this.now(),
         };
+        if (supervision) jail.supervision = supervision;
+        else delete jail.supervision;
         this.updateRow(jail);
         this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
         return jail;
@@ -768,6 +807,24 @@ export class SqliteStore implements Store {
         return jail;
       },
       { jail: name, frees: !ready },
+    );
+  }
+
+  supervise(name: string, update: (cur: JailRecord) => JailSupervision | null | undefined): JailRecord {
+    return this.write(
+      () => {
+        const cur = this.requireRow(name);
+        const next = update(cur);
+        if (next === undefined || JSON.stringify(next) === JSON.stringify(cur.supervision ?? null)) return cur;
+        const jail: JailRecord = { ...cur, revision: this.nextRevision(), updatedAt: this.now() };
+        if (next) jail.supervision = next;
+        else delete jail.supervision;
+        this.updateRow(jail);
+        this.appendEvent(jail.revision, 'MODIFIED', jail, this.readSettings());
+        return jail;
+      },
+      // the supervisor's bookkeeping of a jail that exists: no room is reserved for it
+      { jail: name, frees: true },
     );
   }
 

@@ -101,6 +101,39 @@ export interface RuntimeFacts {
   died?: boolean;
 }
 
+/** A health check's verdict (docs/health.md): 'starting' until the first success or the
+ * end of health.start_period, 'healthy' after a success, 'unhealthy' after health.retries
+ * failures in a row. */
+export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
+
+/** Why the supervisor restarts a jail (restart.policy, docs/health.md). */
+export type RestartReason = 'died' | 'exited' | 'unhealthy';
+
+/** What the daemon's supervisor (src/runtime/supervisor.ts) keeps of a jail: its health in
+ * its current life and its restarts. Written by the supervisor, and by transitions:
+ * 'starting' and 'stopped' clear `health`; 'starting' and 'stopping' clear `pending` unless
+ * the transition's own patch sets it (an operator's stop or start cancels a restart). */
+export interface JailSupervision {
+  health?: {
+    status: HealthStatus;
+    /** Failed checks in a row. */
+    failingStreak: number;
+    /** When the status last changed (ISO time). */
+    since: string;
+    /** The last failed check's output (bounded, control characters removed). */
+    output?: string;
+  };
+  /** How many times the supervisor restarted the jail since it was created. */
+  restarts: number;
+  /** Restarts in a row without the jail staying up (the back-off exponent). */
+  streak?: number;
+  /** When the supervisor last started the jail (ISO time). */
+  lastStart?: string;
+  lastReason?: RestartReason;
+  /** A restart the supervisor owes: due at `at` (ISO time). */
+  pending?: { reason: RestartReason; at: string; attempt: number };
+}
+
 export interface JailRecord {
   name: string;
   /** Jail id while running (allocated when starting), 0 when stopped. */
@@ -122,6 +155,8 @@ export interface JailRecord {
   updatedAt: string;
   /** Cluster mode: the node the jail is placed on (absent on one host and while unplaced). */
   node?: string;
+  /** Health and restarts (docs/health.md); absent or null when nothing was recorded. */
+  supervision?: JailSupervision | null;
 }
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -200,7 +235,13 @@ export interface Store extends EventLog {
     name: string,
     from: JailState,
     to: JailState,
-    patch?: { runtime?: RuntimeFacts | null; lastError?: string | null },
+    patch?: {
+      runtime?: RuntimeFacts | null;
+      lastError?: string | null;
+      /** The supervision after the transition, from what it is once the transition's own
+       * rules applied (see JailSupervision); stores without supervision ignore it. */
+      supervision?: (cur: JailSupervision | null) => JailSupervision | null;
+    },
     /** Runs inside the write transaction before the change; throwing cancels it. Checks
      * that read other jails (children.max) cannot race another process this way. */
     guard?: () => void,
@@ -209,6 +250,11 @@ export interface Store extends EventLog {
    * (JY_ERR_INVALID_TRANSITION otherwise). A change bumps the jail's revision and appends
    * one MODIFIED event; setting the value it already has changes nothing. */
   setReady(name: string, ready: boolean): JailRecord;
+  /** The supervisor's write (health, restarts): `update` sees the current record inside the
+   * write transaction and returns the new supervision, or undefined to change nothing. A
+   * change bumps the revision and appends one MODIFIED event. Absent in stores without it
+   * (the cluster's). */
+  supervise?(name: string, update: (cur: JailRecord) => JailSupervision | null | undefined): JailRecord;
   /** Record progress (runtime facts) without changing state: bumps the revision, one MODIFIED
    * event (watchers see every revision, as in Kubernetes). */
   recordRuntime(name: string, runtime: RuntimeFacts | null): void;

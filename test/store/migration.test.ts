@@ -59,8 +59,10 @@ test('a version-2 store: revisions continue, the runtime-only change gets its ev
   const path = join(dir, 'state');
   versionTwo(path);
   store = openStore(path, { cache: false });
-  assert.equal(SCHEMA_VERSION, 3);
+  assert.equal(SCHEMA_VERSION, 4);
   assert.equal(store.currentRevision(), 3, 'the revision never goes back');
+  // 3 -> 4: no supervision recorded for the jails that were there (docs/health.md)
+  assert.equal(store.requireJail('a').supervision, undefined);
   const events = store.eventsSince(0);
   assert.deepEqual(
     events.map((e) => [e.revision, e.type, e.name]),
@@ -91,7 +93,7 @@ test('a version-2 store: revisions continue, the runtime-only change gets its ev
 
   const db = new Database(join(path, STORE_FILE), { readonly: true });
   try {
-    assert.equal(db.pragma('user_version', { simple: true }), 3);
+    assert.equal(db.pragma('user_version', { simple: true }), 4);
     const names = (
       db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%'`).all() as {
         name: string;

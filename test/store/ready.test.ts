@@ -186,7 +186,7 @@ describe('schema migration to readiness', () => {
     const check = new Database(join(old, STORE_FILE), { readonly: true });
     try {
       assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-      assert.equal(SCHEMA_VERSION, 3);
+      assert.equal(SCHEMA_VERSION, 4);
     } finally {
       check.close();
     }

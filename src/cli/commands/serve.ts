@@ -5,6 +5,7 @@ import { JailyardError } from '../../errors.ts';
 import type { CliIO, RegisterVerb } from '../context.ts';
 import { openSession, type Session } from '../jails.ts';
 import type { LocalService, NodeAgent } from '../../cluster/agent.ts';
+import type { createLocalService } from '../../runtime/service.ts';
 import type { FenceGuard } from '../../cluster/fence-guard.ts';
 import type { ApiLimits } from '../../api/limits.ts';
 import type { Store } from '../../store/types.ts';
@@ -345,9 +346,19 @@ export const register: RegisterVerb = (program, io) => {
       // the jail(8) and jls(8) jails run inside themselves, answered on their guest sockets
       const { runJail, runJls } = await import('../freebsd/index.ts');
       const { rootsFrom } = await import('../../api/guest-tools.ts');
+      // health checks and restart.policy on one host (docs/health.md); a cluster node's jails
+      // are its agent's
+      const supervisor = joined
+        ? undefined
+        : new (await import('../../runtime/supervisor.ts')).Supervisor({
+            store: session.store,
+            lifecycle: () => (session.service as ReturnType<typeof createLocalService>).lifecycle(),
+            log: (line) => io.err(`jailyard: ${line}`),
+          });
       let daemon: Awaited<ReturnType<typeof startDaemon>>;
       try {
         daemon = await startDaemon({
+          ...(supervisor ? { supervisor } : {}),
           store: session.store,
           service: joined?.service ?? session.service,
           // cluster mode: jails, revisions and watches are the cluster's (the etcd mirror)
@@ -391,6 +402,7 @@ export const register: RegisterVerb = (program, io) => {
         }
         io.err(`jailyard: node ${cluster.node.name} joined the cluster at ${cluster.endpoints.join(',')}`);
       }
+      supervisor?.start();
       io.err(
         `jailyard: serving on unix://${socketPath}${daemon.tcp ? ` and http://${daemon.tcp.host}:${daemon.tcp.port}` : ''}`,
       );
@@ -402,6 +414,8 @@ export const register: RegisterVerb = (program, io) => {
           // a node leaving stops its jails before its lease goes: others may re-place them
           (agent ? agent.stop({ stopJails: true }) : Promise.resolve())
             .catch(() => {})
+            // the checks, stops and starts under way finish first
+            .then(() => supervisor?.close())
             .then(() => daemon.close())
             .finally(async () => {
               // the jails are stopped: the guard may go without fencing
