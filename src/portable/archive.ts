@@ -237,6 +237,21 @@ export interface ReadResult {
 const refuse = (file: string, why: string): JailyardError =>
   new JailyardError('JY_ERR_ARCHIVE', `${file}: refused: ${why}; nothing was imported`);
 
+/**
+ * Entries that are jailyard's own structure, not the jail's content: the top of each part
+ * and of the skeleton, a copy-on-write dir's folder and its upper/work (cow/<dir>/{upper,work}),
+ * the overlay's upper, work and ro layers (overlay/{upper,work,ro/<dir>/{upper,work}}). The
+ * mounts use them as they are: a link there would point a mount at the host's tree.
+ */
+function structural(comps: string[]): boolean {
+  if (comps[0] === 'skeleton') return comps.length === 1;
+  const r = comps.slice(2);
+  if (r.length === 0) return true;
+  if (comps[1] === 'cow') return r.length <= 2;
+  if (comps[1] === 'overlay') return r[0] === 'ro' ? r.length <= 3 : r.length <= 1;
+  return false;
+}
+
 /** The part an entry belongs to: `part/<name>` or `skeleton`. */
 function partOf(path: string): string {
   const parts = path.split('/');
@@ -286,8 +301,11 @@ export async function readArchive(
     const top = comps[0] === 'skeleton' ? 'skeleton' : comps[0] === 'part' ? comps[1] : undefined;
     if (top === undefined || (top !== 'skeleton' && !parts.includes(top)))
       throw refuse(file, `entry "${raw}" is outside the archive's parts (part/{${parts.join(',')}}/, skeleton/)`);
-    if (comps[0] === 'part' && comps.length === 2 && type === 'Directory' && top === 'disk.img')
-      throw refuse(file, `part/disk.img must be a file`);
+    if (structural(comps) && type !== (comps[1] === 'disk.img' && comps.length === 2 ? 'File' : 'Directory'))
+      throw refuse(
+        file,
+        `entry "${raw}" must be a ${comps[1] === 'disk.img' ? 'file' : 'directory'}: it is where jailyard mounts or copies from, never a link`,
+      );
     const parent = comps.slice(0, -1).join('/');
     // the top of a part is made by its own entry, below `part` (made here)
     if (parent !== '' && parent !== 'part' && !dirs.has(parent))

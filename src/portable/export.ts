@@ -15,7 +15,7 @@ import { manifestDigest } from '../skeleton/registry.ts';
 import { refuseUnfinished } from '../runtime/intent.ts';
 import { writeArchive, type ArchiveSource } from './archive.ts';
 import { FORMAT, FORMAT_VERSION, type ExportManifest, type SkeletonRef } from './manifest.ts';
-import { checkPartKind, holdsLayers, jailParts, refuseNested, skipInPart } from './parts.ts';
+import { checkPartKind, finishRollbacks, holdsLayers, jailParts, refuseNested, skipInPart } from './parts.ts';
 import { opaqueDirs } from '../platform/linux/whiteout.ts';
 import { treeSize } from './tree.ts';
 
@@ -35,6 +35,8 @@ export function requireQuiet(
       { jail: record.name },
     );
   refuseUnfinished(stateDir, record.name);
+  // a rollback killed in its renames is finished or undone first
+  finishRollbacks(stateDir, record);
   for (const p of jailParts(stateDir, record)) {
     const left = mountsBelow(p.path);
     if (left.length)

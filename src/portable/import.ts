@@ -10,7 +10,9 @@
 // unless the caller trusts the archive (--trust); `param=value` words given to the import
 // replace or drop (`param=`) them.
 
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { currentPlatform, loadDefaults } from '../defaults.ts';
+import { skeletonLists } from '../skeleton/planner.ts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { JailyardError } from '../errors.ts';
@@ -142,6 +144,24 @@ export async function importJail(
     for (const [k, v] of Object.entries(given)) {
       if (v === '') delete params[k];
       else params[k] = v;
+    }
+    // the rwmounts' sources are bound into the jail as they are: real directories only
+    const rw = join(staging, 'part', 'rw');
+    if (exists(rw)) {
+      const lists = skeletonLists(name, params, loadDefaults(), currentPlatform());
+      for (const entry of lists.rwmounts) {
+        let at = rw;
+        for (const c of entry.split('/')) {
+          at = join(at, c);
+          const st = lstatSync(at, { throwIfNoEntry: false });
+          if (st && !st.isDirectory())
+            throw new JailyardError(
+              'JY_ERR_ARCHIVE',
+              `${file}: refused: part/rw/${entry} is bound into the jail and must be a directory, not a ${st.isSymbolicLink() ? 'link' : 'file'}; nothing was imported`,
+            );
+          if (!st) break;
+        }
+      }
     }
     if (exists(join(staging, 'part', 'root')) && params.path === undefined && archived.path !== undefined)
       throw new JailyardError('JY_ERR_PATH', 'the jail had a path of its own: give it one here (path=DIR)', {

@@ -19,7 +19,7 @@ import { buildManifest, formatManifest } from '../skeleton/manifest.ts';
 import { loadDefaults } from '../defaults.ts';
 import { addressBits } from '../platform/linux/addresses.ts';
 import { copyExact } from './tree.ts';
-import { partPaths } from './parts.ts';
+import { checkPartKind, partPaths } from './parts.ts';
 import type { SkeletonRef } from './manifest.ts';
 
 /** Moves `src` to `dest` (a rename; across filesystems a copy, then the source goes). */
@@ -50,6 +50,8 @@ export function installParts(stateDir: string, jail: JailSpec, from: string): vo
   for (const part of partPaths(stateDir, jail)) {
     const src = join(from, part.name);
     if (!existsSync(src)) continue;
+    // a link here would make the jail's root or layer the host's own tree
+    checkPartKind({ name: part.name, path: src }, jail.name);
     if (existsSync(part.path)) {
       if (!emptyDir(part.path))
         throw new JailyardError(

@@ -13,8 +13,10 @@
 // skeleton pin (written again from the archive's manifest) and `.jailyard` at the top of
 // the root (the start's own holder and tini mount points).
 
-import { existsSync, lstatSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, lstatSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { alive } from './stopped.ts';
+import type { JailRecord } from '../store/types.ts';
 import { JailyardError } from '../errors.ts';
 import { jailRoot, jailStateDir } from '../layout.ts';
 import type { JailSpec } from '../conf/spec.ts';
@@ -72,4 +74,32 @@ export function checkPartKind(part: Part, jail: string): void {
     throw new JailyardError('JY_ERR_PATH', `${part.path} is not a ${part.name === 'disk.img' ? 'file' : 'directory'}`, {
       jail,
     });
+}
+
+const LEFT = /\.rollback-(new|old)-(\d+)$/;
+
+/**
+ * What a rollback killed part way left beside the jail's parts: the new copies it was making
+ * (removed), and the parts it had moved aside (put back when their place is empty, i.e. the
+ * swap did not finish; removed when the new part is in place, i.e. it did).
+ */
+export function finishRollbacks(stateDir: string, record: JailRecord): void {
+  for (const p of partPaths(stateDir, record)) {
+    const dir = dirname(p.path);
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    const base = p.path.slice(dir.length + 1);
+    for (const n of names) {
+      if (!n.startsWith(`${base}.rollback-`)) continue;
+      const m = LEFT.exec(n);
+      if (!m || alive(Number(m[2]))) continue;
+      const left = join(dir, n);
+      if (m[1] === 'old' && !existsSync(p.path)) renameSync(left, p.path);
+      else rmSync(left, { recursive: true, force: true });
+    }
+  }
 }

@@ -129,34 +129,6 @@ export function removeSnapshot(stateDir: string, jail: string, name: string): vo
   rmSync(gone, { recursive: true, force: true });
 }
 
-const LEFT = /\.rollback-(new|old)-(\d+)$/;
-
-/**
- * What a rollback killed part way left beside the jail's parts: the new copies it was making
- * (removed), and the parts it had moved aside (put back when their place is empty, i.e. the
- * swap did not finish; removed when the new part is in place, i.e. it did).
- */
-function cleanRollbackLeftovers(stateDir: string, record: JailRecord): void {
-  for (const p of partPaths(stateDir, record)) {
-    const dir = dirname(p.path);
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    const base = p.path.slice(dir.length + 1);
-    for (const n of names) {
-      if (!n.startsWith(`${base}.rollback-`)) continue;
-      const m = LEFT.exec(n);
-      if (!m || alive(Number(m[2]))) continue;
-      const left = join(dir, n);
-      if (m[1] === 'old' && !existsSync(p.path)) renameSync(left, p.path);
-      else rmSync(left, { recursive: true, force: true });
-    }
-  }
-}
-
 export function rollbackSnapshot(
   stateDir: string,
   record: JailRecord,
@@ -172,7 +144,6 @@ export function rollbackSnapshot(
       `snapshot "${name}" was taken on skeleton ${snap.pin.name}@${snap.pin.version}, the jail is now on ${pin.name}@${pin.version}: upgrade it back first`,
       { jail: record.name, param: 'skeleton' },
     );
-  cleanRollbackLeftovers(stateDir, record);
   const from = join(snapshotsDir(stateDir, record.name), name);
   const parts = partPaths(stateDir, record);
   const fresh = (path: string) => `${path}.rollback-new-${process.pid}`;
@@ -189,8 +160,8 @@ export function rollbackSnapshot(
     for (const p of parts) rmSync(fresh(p.path), { recursive: true, force: true });
     throw e;
   }
-  // 2. the swap: renames only (a crash in between is finished or undone by the next
-  //    snapshot command, cleanRollbackLeftovers)
+  // 2. the swap: renames only (a crash in between is finished or undone before the next
+  //    export, clone or snapshot command: finishRollbacks in parts.ts)
   const moved: string[] = [];
   const placed: string[] = [];
   try {

@@ -211,6 +211,29 @@ test('crafted archives are refused with a clear error and leave nothing', { time
       /climbs out of part\/root/,
     ],
     ['outside the parts', [{ path: 'etc/passwd', body: 'x' }], /outside the archive's parts/],
+    [
+      'the root a link',
+      [{ path: 'part/root', type: 'SymbolicLink', linkpath: '/' }],
+      /entry "part\/root" must be a directory: it is where jailyard mounts or copies from, never a link/,
+    ],
+    [
+      'a layer a link',
+      [
+        { path: 'part/cow/', type: 'Directory' },
+        { path: 'part/cow/etc', type: 'SymbolicLink', linkpath: victim },
+      ],
+      /entry "part\/cow\/etc" must be a directory/,
+      { parts: ['cow'] },
+    ],
+    [
+      'an rwmounts source a link',
+      [
+        { path: 'part/rw/', type: 'Directory' },
+        { path: 'part/rw/data', type: 'SymbolicLink', linkpath: victim },
+      ],
+      /part\/rw\/data is bound into the jail and must be a directory, not a link/,
+      { parts: ['rw'], conf: 'evil {\n\tpersist;\n\tskeleton.rwmounts = data;\n}\n' },
+    ],
     ['a device', [dir, { path: 'part/root/sda', type: 'CharacterDevice' }], /is a CharacterDevice/],
     ['huge', [dir, { path: 'part/root/big', size: 2 ** 40 }], /more than|more file bytes than its manifest declares/],
     [

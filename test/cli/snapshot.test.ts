@@ -3,7 +3,8 @@
 // since; a running jail is refused; the jail starts and runs after it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliFor, runBin } from '../helpers/cli.ts';
@@ -82,6 +83,21 @@ test('snapshot rollback restores a deleted file; a running jail is refused', { t
   r = await jy('snapshot', 'rollback', 'sn1', list[1]!.name);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(existsSync(join(state, 'jails/sn1/root/root/new.txt')), true);
+  // a rollback killed in its renames (a dead process's leftovers): the root moved aside and
+  // not yet replaced, a new copy half made; the next snapshot command puts the root back
+  const dead = spawnSync('true').pid!;
+  const root = join(state, 'jails/sn1/root');
+  renameSync(root, `${root}.rollback-old-${dead}`);
+  mkdirSync(`${join(state, 'jails/sn1/cow')}.rollback-new-${dead}`);
+  r = await jy('snapshot', 'create', 'sn1', 'after-crash');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(existsSync(join(root, 'root/new.txt')), true, 'the root is back in its place');
+  assert.deepEqual(
+    readdirSync(join(state, 'jails/sn1')).filter((n) => n.includes('.rollback-')),
+    [],
+    'the leftovers are gone',
+  );
+  assert.equal((await jy('snapshot', 'remove', 'sn1', 'after-crash')).code, 0);
   for (const s of list) assert.equal((await jy('snapshot', 'remove', 'sn1', s.name)).code, 0);
   r = await jy('snapshot', 'list', 'sn1', '--json');
   assert.deepEqual(JSON.parse(r.stdout), []);
