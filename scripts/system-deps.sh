@@ -8,7 +8,8 @@
 #   busybox-static  the root those baselines run in (bench/lib.ts builds it, no image pulls)
 #   gcc, libc6-dev, libseccomp-dev  build the static native helpers (native/*.c); the jail's
 #               seccomp filter links libseccomp.a
-#   nftables    the bridge's anti-spoofing rules (one table of jailyard's own)
+#   nftables    the bridge's anti-spoofing rules and published ports (tables of jailyard's own)
+#   conntrack   published UDP ports: a flow's NAT is forgotten when its rules change
 #   keyutils    keyctl, used by the isolation tests (host root's keyring is not the jail's)
 #   python3, procps, libcap2-bin  what the jails of the quick start and the escape suite run
 #               (/usr/bin/python3, ps, setcap)
@@ -20,7 +21,7 @@ set -euo pipefail
 [ "$(uname -s)" = Linux ] || exit 0
 command -v dpkg-query >/dev/null 2>&1 || exit 0
 missing=()
-for pkg in tini haproxy iproute2 util-linux bubblewrap crun lxc busybox-static gcc libc6-dev libseccomp-dev nftables keyutils python3 procps libcap2-bin kyua atf-sh athena-jot etcd-server etcd-client chromium; do
+for pkg in tini haproxy iproute2 util-linux bubblewrap crun lxc busybox-static gcc libc6-dev libseccomp-dev nftables conntrack keyutils python3 procps libcap2-bin kyua atf-sh athena-jot etcd-server etcd-client chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

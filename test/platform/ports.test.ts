@@ -85,8 +85,8 @@ function bridgeOf(name: string): string {
   }
 }
 
-/** A TCP server on 7000 ("tcp-hello") and a UDP echo on 5353 ("udp:DATA") in the jail. */
-const SERVERS = `python3 -c '
+/** A TCP server on 7000 ("tcp-hello") and a UDP echo on 5353 ("TAG:DATA") in the jail. */
+const SERVERS = (tag = 'udp') => `python3 -c '
 import socket, os
 t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); t.bind(("0.0.0.0", 7000)); t.listen(16)
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 5353))
@@ -97,7 +97,7 @@ if os.fork() == 0:
     for fd in (0, 1, 2): os.dup2(null, fd)
     if os.fork() == 0:
         while True:
-            d, a = u.recvfrom(512); u.sendto(b"udp:" + d, a)
+            d, a = u.recvfrom(512); u.sendto(b"${tag}:" + d, a)
     while True:
         c, _ = t.accept(); c.sendall(b"tcp-hello\\n"); c.close()
 ' </dev/null`;
@@ -199,7 +199,7 @@ describe('published ports (expose), for real', { timeout: 300_000 }, () => {
       'meta.app=pub',
     );
     await ok(jy, 'start', 'pt1');
-    const served = runBin(state, ['exec', 'pt1', '/bin/sh', '-c', SERVERS]);
+    const served = runBin(state, ['exec', 'pt1', '/bin/sh', '-c', SERVERS()]);
     assert.match(served.stdout, /LISTENING/, served.stderr);
     assert.deepEqual(tableElements(table(state)), [`tcp ${P} -> ${A1}:7000`, `udp ${P + 1} -> ${A1}:5353`]);
 
@@ -427,5 +427,38 @@ describe('published ports (expose), for real', { timeout: 300_000 }, () => {
     assert.ok(!existsSync(`/run/jailyard/ports/${bridge}/${table(state)}`), 'the bridge no longer lists the table');
     const r = await jy('ports', '--json');
     assert.deepEqual(JSON.parse(r.stdout), { ports: [] });
+  });
+
+  test('a UDP client that keeps its port follows the rules when they change (conntrack)', async () => {
+    await ok(jy, 'start', 'pt1');
+    assert.match(runBin(state, ['exec', 'pt1', '/bin/sh', '-c', SERVERS('one')]).stdout, /LISTENING/);
+    const u = createSocket('udp4');
+    await new Promise<void>((r) => u.bind(0, '127.0.0.1', () => r()));
+    const ask = () =>
+      new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          u.removeAllListeners('message');
+          reject(new Error('no UDP answer'));
+        }, 3000);
+        u.once('message', (m) => {
+          clearTimeout(timer);
+          resolve(m.toString());
+        });
+        u.send('ping', P + 1, '127.0.0.1');
+      });
+    try {
+      assert.equal(await ask(), 'one:ping');
+      // the port moves to another jail while the client keeps sending from the same port:
+      // without forgetting its flow, the kernel would go on sending it to pt1's address
+      await ok(jy, 'stop', 'pt1');
+      await ok(jy, 'set', 'pt2', `expose=udp:${P + 1}:5353`);
+      await ok(jy, 'start', 'pt2');
+      assert.match(runBin(state, ['exec', 'pt2', '/bin/sh', '-c', SERVERS('two')]).stdout, /LISTENING/);
+      assert.equal(await ask(), 'two:ping');
+      await ok(jy, 'stop', 'pt2');
+      assert.equal(tableElements(table(state)), undefined);
+    } finally {
+      u.close();
+    }
   });
 });

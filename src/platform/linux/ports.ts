@@ -18,7 +18,7 @@
 // bridge made again starts from the kernel's defaults), and which tables use the bridge as
 // one file each beside it.
 
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { exposeRules } from '../../conf/expose.ts';
 import { JailyardError } from '../../errors.ts';
 import { HOST_RUN_DIR } from '../../layout.ts';
@@ -163,6 +163,25 @@ function hostListeners(): Set<string> {
   return listeningPorts({ tcp: [...read('tcp'), ...read('tcp6')], udp: [...read('udp'), ...read('udp6')] });
 }
 
+/**
+ * UDP has no connection to end: conntrack keeps a flow's NAT decision while its packets keep
+ * coming, so a client sending from a fixed port would go on reaching where the port led
+ * before (a stopped jail; nowhere, before it was published) however the rules change. Its
+ * flows are forgotten when the rules change (conntrack(8), package conntrack; without it,
+ * such a flow follows the new rules once it has been idle for the kernel's UDP timeout).
+ * `to`: the flows DNATed to these jail addresses (unpublish); `ports`: the flows to these
+ * host UDP ports (publish; a long range is left to the timeout).
+ */
+async function forgetUdpFlows(what: { to?: string[]; ports?: number[] }): Promise<void> {
+  if (!['/usr/sbin/conntrack', '/sbin/conntrack', '/usr/bin/conntrack'].some((p) => existsSync(p))) return;
+  const calls = [
+    ...(what.to ?? []).map((a) => ['--reply-src', a]),
+    ...(what.ports && what.ports.length <= 64 ? what.ports : []).map((p) => ['--orig-port-dst', String(p)]),
+  ];
+  // nothing to delete is exit 1 (conntrack's "0 flow entries"): either way there is none left
+  for (const c of calls) await run(['conntrack', '-D', '-p', 'udp', ...c]).catch(() => undefined);
+}
+
 /** Who holds a host port, for a refusal: the jail (and state folder tag) of the element. */
 function holderText(e: PortElement, table: string, own: string): string {
   const who = e.jail !== undefined ? `jail "${e.jail}"` : `${e.address}:${e.jailPort}`;
@@ -228,6 +247,7 @@ export async function publishPorts(ctx: JailContext, net: NetworkFacts, cfg: Por
       ...addElements(table, elements),
     ];
     const r = await nftApply(lines);
+    if (r.code === 0) await forgetUdpFlows({ ports: elements.filter((e) => e.proto === 'udp').map((e) => e.hostPort) });
     if (r.code !== 0) {
       if (!held.has(table)) leaveBridge(bridge, table, tables);
       throw new JailyardError(
@@ -261,6 +281,7 @@ async function removeElements(table: string, bridge: string | undefined, mine: P
       output: r.stderr.trim(),
     });
   if (last && bridge) leaveBridge(bridge, table, await portTables());
+  await forgetUdpFlows({ to: [...new Set(gone.filter((g) => g.proto === 'udp').map((g) => g.address))] });
   return gone.map(elementText);
 }
 
