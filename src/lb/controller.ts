@@ -23,7 +23,8 @@ import type { JailSource, LbJail } from './source.ts';
  * running: what `rollout` sets before it stops an old jail. */
 export const DRAIN_LABEL = 'jailyard.lb/drain';
 /** Label choosing what a jail must pass before it gets traffic. Absent: HAProxy's check.
- * `guest`: HAProxy's check AND the jail's own ready signal (PUT /ready on its guest socket). */
+ * `guest`: HAProxy's check AND the jail's own ready signal (PUT /ready on its guest socket).
+ * `health`: HAProxy's check AND the daemon's health check says healthy (docs/health.md). */
 export const READINESS_LABEL = 'jailyard.lb/readiness';
 /** Label naming the port a jail serves on (else the controller's `port` option). */
 export const PORT_LABEL = 'port';
@@ -61,8 +62,11 @@ export function desiredServers(
   for (const j of jails) {
     if (j.state !== 'running' || !sel.matches(j.labels)) continue;
     const readiness = j.labels[READINESS_LABEL];
-    if (readiness !== undefined && readiness !== '' && readiness !== 'guest') {
-      skipped.push({ jail: j.name, reason: `invalid ${READINESS_LABEL} label "${readiness}" (guest, or no label)` });
+    if (readiness !== undefined && readiness !== '' && readiness !== 'guest' && readiness !== 'health') {
+      skipped.push({
+        jail: j.name,
+        reason: `invalid ${READINESS_LABEL} label "${readiness}" (guest, health, or no label)`,
+      });
       continue;
     }
     if (j.labels[DRAIN_LABEL] !== undefined && j.labels[DRAIN_LABEL] !== '' && j.labels[DRAIN_LABEL] !== 'false')
@@ -89,14 +93,14 @@ export function desiredServers(
       });
       continue;
     }
-    const gated = readiness === 'guest';
+    const gated = readiness === 'guest' || readiness === 'health';
     servers.set(serverNameOf(j.name), {
       server: serverNameOf(j.name),
       jail: j.name,
       addr,
       port,
       gated,
-      awaitingReady: gated && !j.ready,
+      awaitingReady: readiness === 'health' ? j.health !== 'healthy' : gated && !j.ready,
     });
   }
   return { servers, skipped };

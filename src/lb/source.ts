@@ -19,6 +19,9 @@ export interface LbJail {
   /** The jail signalled ready through its guest socket (PUT /ready); only jails labelled
    * jailyard.lb/readiness=guest wait for it. */
   ready: boolean;
+  /** The daemon's health check verdict while running (docs/health.md); only jails labelled
+   * jailyard.lb/readiness=health wait for 'healthy'. */
+  health?: string | null;
 }
 
 export type SourceEvent = { type: 'SYNC'; jails: LbJail[] } | { type: 'ADDED' | 'MODIFIED' | 'DELETED'; jail: LbJail };
@@ -29,9 +32,16 @@ export interface JailSource {
 }
 
 export function lbJailOf(
-  r: Pick<JailRecord, 'name' | 'state' | 'meta' | 'env' | 'params'> & { ready?: boolean },
+  r: Pick<JailRecord, 'name' | 'state' | 'meta' | 'env' | 'params' | 'supervision'> & { ready?: boolean },
 ): LbJail {
-  return { name: r.name, state: r.state, labels: labelsOf(r.meta, r.env), params: r.params, ready: r.ready === true };
+  return {
+    name: r.name,
+    state: r.state,
+    labels: labelsOf(r.meta, r.env),
+    params: r.params,
+    ready: r.ready === true,
+    health: (r.state === 'running' && r.supervision?.health?.status) || null,
+  };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -78,6 +88,7 @@ export function apiSource(url: string, opts: { token?: string; log?: (line: stri
               labels: e.jail.labels,
               params: e.jail.params,
               ready: e.jail.ready === true,
+              health: e.jail.health ?? null,
             };
             if (initial) {
               if (e.type !== 'DELETED') initial.push(jail);

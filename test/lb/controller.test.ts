@@ -96,7 +96,7 @@ describe('desiredServers (pure)', () => {
       ],
     );
     assert.deepEqual(skipped, [
-      { jail: 'c', reason: 'invalid jailyard.lb/readiness label "http" (guest, or no label)' },
+      { jail: 'c', reason: 'invalid jailyard.lb/readiness label "http" (guest, health, or no label)' },
     ]);
   });
 
