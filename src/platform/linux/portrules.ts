@@ -139,11 +139,24 @@ const PROTOS: Record<string, 'tcp' | 'udp'> = { tcp: 'tcp', udp: 'udp', '6': 'tc
 
 /** The elements in `nft -j list map ip TABLE published` output. */
 export function parsePortMap(json: string): PortElement[] {
+  return [...parsePortMaps(json, true).values()].flat();
+}
+
+/**
+ * The elements of every jailyard ports table in `nft -j list maps ip` output (one call for
+ * all state folders' tables: the conflict check), by table; `any`: whatever table the
+ * `published` maps are in (a single table's listing).
+ */
+export function parsePortMaps(json: string, any = false): Map<string, PortElement[]> {
   const items = (JSON.parse(json) as { nftables?: Json[] }).nftables ?? [];
-  const out: PortElement[] = [];
+  const tables = new Map<string, PortElement[]>();
   for (const i of items) {
-    const map = i.map as { name?: string; elem?: unknown[] } | undefined;
+    const map = i.map as { name?: string; table?: string; family?: string; elem?: unknown[] } | undefined;
     if (map?.name !== PORTS_MAP) continue;
+    const table = String(map.table ?? '');
+    if (!any && (map.family !== 'ip' || portsTableTag(table) === undefined)) continue;
+    const out: PortElement[] = tables.get(table) ?? [];
+    tables.set(table, out);
     for (const el of map.elem ?? []) {
       if (!Array.isArray(el) || el.length !== 2) continue;
       let k = el[0] as Json;
@@ -167,7 +180,7 @@ export function parsePortMap(json: string): PortElement[] {
       });
     }
   }
-  return out;
+  return tables;
 }
 
 /** "tcp 8080 -> 198.51.100.7:80" */

@@ -34,6 +34,7 @@ import {
   elementText,
   listeningPorts,
   parsePortMap,
+  parsePortMaps,
   parsePortTables,
   PORTS_MAP,
   portElements,
@@ -78,6 +79,12 @@ async function nftJson(args: string[]): Promise<string | undefined> {
 async function portTables(): Promise<string[]> {
   const out = await nftJson(['list', 'tables', 'ip']);
   return out ? parsePortTables(out) : [];
+}
+
+/** Every jailyard ports table on the host with its elements (one nft call). */
+async function allPortMaps(): Promise<Map<string, PortElement[]>> {
+  const out = await nftJson(['list', 'maps', 'ip']);
+  return out ? parsePortMaps(out) : new Map();
 }
 
 /** A table's elements, or undefined when there is no such table. */
@@ -218,9 +225,8 @@ export async function publishPorts(ctx: JailContext, net: NetworkFacts, cfg: Por
   const bridge = net.bridge ?? cfg.bridge;
   const elements = portElements(ports, ctx.name);
   return withHostLock('ports', async () => {
-    const tables = await portTables();
-    const held = new Map<string, PortElement[]>();
-    for (const t of tables) held.set(t, (await tableElements(t)) ?? []);
+    const held = await allPortMaps();
+    const tables = [...held.keys()];
     for (const e of elements) {
       for (const [t, els] of held) {
         const other = els.find((o) => o.proto === e.proto && o.hostPort === e.hostPort);
@@ -344,8 +350,8 @@ export async function syncPorts(
       const guardForward = useBridge(bridge, table);
       // a host port another table took meanwhile stays theirs
       const others = new Set<string>();
-      for (const t of await portTables())
-        if (t !== table) for (const o of (await tableElements(t)) ?? []) others.add(`${o.proto}/${o.hostPort}`);
+      for (const [t, els] of await allPortMaps())
+        if (t !== table) for (const o of els) others.add(`${o.proto}/${o.hostPort}`);
       const add = missing.filter((m) => !others.has(`${m.e.proto}/${m.e.hostPort}`)).map((m) => m.e);
       const stale = (present ?? []).filter((p) => add.some((a) => a.proto === p.proto && a.hostPort === p.hostPort));
       const r = await nftApply([

@@ -9,6 +9,7 @@ import {
   deleteElements,
   listeningPorts,
   parsePortMap,
+  parsePortMaps,
   parsePortTables,
   portElements,
   portsTable,
@@ -119,6 +120,33 @@ test("reading the kernel's JSON: tables, elements with and without comments", ()
     { proto: 'udp', hostPort: 5353, address: '198.51.100.78', jailPort: 53 },
   ]);
   assert.deepEqual(parsePortMap(JSON.stringify({ nftables: [{ map: { name: 'published' } }] })), []);
+  // `nft -j list maps ip`: every table's maps; only jailyard's port tables count
+  const maps = JSON.stringify({
+    nftables: [
+      {
+        map: {
+          family: 'ip',
+          name: 'published',
+          table: 'jy-ab12-ports',
+          elem: [[{ concat: ['tcp', 1] }, { concat: ['198.51.100.1', 2] }]],
+        },
+      },
+      { map: { family: 'ip', name: 'published', table: 'jy-cd34-ports' } },
+      {
+        map: {
+          family: 'ip',
+          name: 'published',
+          table: 'someone-else',
+          elem: [[{ concat: ['tcp', 3] }, { concat: ['10.0.0.1', 4] }]],
+        },
+      },
+      { map: { family: 'ip', name: 'other', table: 'jy-ab12-ports' } },
+    ],
+  });
+  assert.deepEqual(Object.fromEntries(parsePortMaps(maps)), {
+    'jy-ab12-ports': [{ proto: 'tcp', hostPort: 1, address: '198.51.100.1', jailPort: 2 }],
+    'jy-cd34-ports': [],
+  });
 });
 
 test('host sockets: listening TCP and unconnected UDP count, connected ones do not', () => {
