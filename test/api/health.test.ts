@@ -67,9 +67,12 @@ describe('health and restart.policy under jailyard serve', () => {
     const url = `unix://${daemon.socket}`;
     const seen: string[] = [];
     const ac = new AbortController();
+    const store = openStore(h.state);
+    const since = store.currentRevision();
+    store.close();
     const watching = (async () => {
       try {
-        for await (const e of watch(url, { signal: ac.signal, selector: 'hw=1' }))
+        for await (const e of watch(url, { signal: ac.signal, selector: 'hw=1', since }))
           if (e.jail) {
             const health = (e.jail as { health?: string | null }).health ?? null;
             if (health && seen.at(-1) !== health) seen.push(health);
@@ -124,10 +127,27 @@ describe('health and restart.policy under jailyard serve', () => {
 
   test('restart.policy=always: a jail whose pid 1 is killed comes back, with a growing back-off; restarts counted', async () => {
     await h.jail('ra1', { params: ['restart.policy=always', 'restart.delay=500ms', 'restart.delay_max=4s'] });
+    const delays = [500, 1000, 2000];
     const gaps: number[] = [];
+    const kills: number[] = [];
+    // the back-off is in the record: each stop's first event carries the pending restart
+    const pendings: { attempt: number; at: string }[] = [];
+    const ac = new AbortController();
+    const watching = (async () => {
+      try {
+        for await (const e of watch(`unix://${daemon.socket}`, { signal: ac.signal, since: record('ra1').revision }))
+          if (e.jail?.name === 'ra1' && e.jail.supervision?.pending) {
+            const p = e.jail.supervision.pending;
+            if (pendings.at(-1)?.at !== p.at) pendings.push({ attempt: p.attempt, at: p.at });
+          }
+      } catch {
+        // aborted
+      }
+    })();
     for (let i = 1; i <= 3; i++) {
       const pid = h.facts('ra1').initPid;
       const t0 = Date.now();
+      kills.push(t0);
       killInit('ra1');
       const j = await waitFor(
         'ra1',
@@ -138,9 +158,20 @@ describe('health and restart.policy under jailyard serve', () => {
       assert.deepEqual([j.supervision!.lastReason, j.supervision!.streak], ['died', i]);
       assert.equal((await h.sh('ra1', 'echo up')).stdout, 'up\n');
     }
-    // 500 ms, 1 s, 2 s: each gap at least its delay, and the third clearly longer than the first
-    assert.ok(gaps[0]! >= 500 && gaps[1]! >= 1000 && gaps[2]! >= 2000, `gaps ${gaps.join(', ')} ms`);
-    assert.ok(gaps[2]! > gaps[0]! + 1000, `gaps ${gaps.join(', ')} ms`);
+    await sleep(300);
+    ac.abort();
+    await watching;
+    assert.deepEqual(
+      pendings.map((p) => p.attempt),
+      [1, 2, 3],
+    );
+    for (const [i, p] of pendings.entries())
+      assert.ok(Date.parse(p.at) - kills[i]! >= delays[i]!, `restart ${i + 1} due ${p.at}, killed ${kills[i]}`);
+    // 500 ms, 1 s, 2 s: each restart came after its delay (upper bounds depend on the load)
+    assert.ok(
+      gaps.every((g, i) => g >= delays[i]!),
+      `gaps ${gaps.join(', ')} ms`,
+    );
     assert.match(await ls('ra1', 'name', 'restarts'), /^ra1 3$/);
     const m = await metrics();
     assert.match(m, /jailyard_jail_restarts_total\{jail="ra1"\} 3/);
