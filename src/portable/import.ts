@@ -6,7 +6,7 @@
 //
 // The config is the exporting host's: parameters that reach the host (exec.* commands run
 // on the host, mounts of host paths, the root's host path, host interfaces, the console log
-// file, the cgroup parent) and allow.* rights that widen what the jail may do are refused
+// file, the cgroup parent), allow.* rights and nouserns, which widen what the jail may do, are refused
 // unless the caller trusts the archive (--trust); `param=value` words given to the import
 // replace or drop (`param=`) them.
 
@@ -22,7 +22,8 @@ import type { MetaOp } from '../meta/ops.ts';
 import type { JailRecord, Store } from '../store/types.ts';
 import { readArchive, exists } from './archive.ts';
 import { checkManifest, type ExportManifest } from './manifest.ts';
-import { createWithParts, matchSkeleton, repointSkeleton } from './install.ts';
+import { createWithParts, matchSkeleton, repointSkeleton, requireSkeletonDigest } from './install.ts';
+import { HOST_ROOT_SKELETON } from '../layout.ts';
 import { PART_NAMES, refuseNested } from './parts.ts';
 import { alive } from './stopped.ts';
 import { markOpaque } from '../platform/linux/whiteout.ts';
@@ -51,9 +52,27 @@ export function hostReaching(params: Params): string[] {
   return Object.entries(params)
     .filter(([k, v]) => {
       const set = v !== false && v !== '' && !(Array.isArray(v) && v.length === 0);
+      // nouserns: the jail's root would be the host's root where the defaults map it away
+      if (k === 'userns') return v === false;
       return set && (HOST_PARAMS.has(k) || (k.startsWith('allow.') && v === true));
     })
     .map(([k]) => k);
+}
+
+/** The archive's parameters (its one jail.conf block, no .include), without `name`. */
+function archivedParams(m: ExportManifest, file: string): Params {
+  const specs = parseConfString(m.conf, `${file}:jail.conf`, {
+    include: () => {
+      throw new JailyardError('JY_ERR_ARCHIVE', `${file}: refused: its config has an .include; nothing was imported`);
+    },
+  });
+  if (specs.length !== 1 || specs[0]!.name !== m.jail)
+    throw new JailyardError(
+      'JY_ERR_ARCHIVE',
+      `${file}: refused: its config must define exactly the jail "${m.jail}"; nothing was imported`,
+    );
+  const { name: _n, ...params } = specs[0]!.params;
+  return params;
 }
 
 /** A staging folder in the state folder (same filesystem as the jails: parts are renamed). */
@@ -99,12 +118,31 @@ export async function importJail(
 ): Promise<ImportResult> {
   const staging = makeStaging(stateDir, 'import');
   try {
+    // the manifest is judged before any other entry is unpacked: its config and its skeleton
+    // can refuse the archive without reading the rest
     let manifest: ExportManifest | undefined;
+    let name = '';
+    let archived: Params = {};
+    const given = opts.params ?? {};
     const read = await readArchive(file, staging, PART_NAMES, {
       ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
-      onManifest(m) {
-        manifest = checkManifest(m, file);
-        return { bytes: manifest.bytes, entries: manifest.entries };
+      onManifest(raw) {
+        const m = checkManifest(raw, file);
+        manifest = m;
+        name = opts.name ?? m.jail;
+        refuseNested(name, 'import');
+        archived = archivedParams(m, file);
+        const risky = hostReaching(archived).filter((k) => !(k in given));
+        if (risky.length && !opts.trust)
+          throw new JailyardError(
+            'JY_ERR_ARCHIVE',
+            `${file}: refused: its config sets ${risky.join(', ')}, which act on this host or widen the jail's rights; read them (tar -xOf ${file} --zstd jailyard-export.json), then import with --trust, or replace them (param=value, "param=" drops one); nothing was imported`,
+            { jail: name, param: risky[0]! },
+          );
+        // a skeleton the archive does not carry must be here already
+        if (m.skeleton && !m.skeleton.included && m.skeleton.name !== HOST_ROOT_SKELETON)
+          requireSkeletonDigest(stateDir, m.skeleton, name);
+        return { bytes: m.bytes, entries: m.entries };
       },
     });
     const m = manifest!;
@@ -119,27 +157,6 @@ export async function importJail(
         );
       }
     }
-    const name = opts.name ?? m.jail;
-    refuseNested(name, 'import');
-    const specs = parseConfString(m.conf, `${file}:jail.conf`, {
-      include: () => {
-        throw new JailyardError('JY_ERR_ARCHIVE', `${file}: refused: its config has an .include; nothing was imported`);
-      },
-    });
-    if (specs.length !== 1 || specs[0]!.name !== m.jail)
-      throw new JailyardError(
-        'JY_ERR_ARCHIVE',
-        `${file}: refused: its config must define exactly the jail "${m.jail}"; nothing was imported`,
-      );
-    const { name: _n, ...archived } = specs[0]!.params;
-    const given = opts.params ?? {};
-    const risky = hostReaching(archived).filter((k) => !(k in given));
-    if (risky.length && !opts.trust)
-      throw new JailyardError(
-        'JY_ERR_ARCHIVE',
-        `${file}: refused: its config sets ${risky.join(', ')}, which act on this host or widen the jail's rights; read them (tar -xOf ${file} --zstd jailyard-export.json), then import with --trust, or replace them (param=value, "param=" drops one); nothing was imported`,
-        { jail: name, param: risky[0]! },
-      );
     let params: Params = { ...archived };
     for (const [k, v] of Object.entries(given)) {
       if (v === '') delete params[k];

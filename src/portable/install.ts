@@ -72,6 +72,33 @@ export function installParts(stateDir: string, jail: JailSpec, from: string): vo
  * (its digest checked before it is made). JY_ERR_SKELETON_MISMATCH when NAME@N here has
  * other content, JY_ERR_SKELETON_NOT_FOUND when it is not here, each saying what to do.
  */
+/** Without the tree: NAME has a version with the archive's digest here, else the error
+ * matchSkeleton would give (checked before the archive is unpacked). */
+export function requireSkeletonDigest(stateDir: string, ref: SkeletonRef, jail: string): void {
+  const digests = skeletonDigests(stateDir);
+  if (Object.entries(digests).some(([k, d]) => d === ref.digest && k.startsWith(`${ref.name}@`))) return;
+  throw skeletonMissing(ref, digests, jail);
+}
+
+function skeletonMissing(ref: SkeletonRef, digests: Record<string, string>, jail: string): JailyardError {
+  const key = `${ref.name}@${ref.version}`;
+  const how =
+    ref.kind === 'reference'
+      ? `it is a reference skeleton (a live tree of the exporting host): make it here with "jailyard skel create ${ref.name} --from DIR" from a tree with the same content`
+      : `export the jail with --full (the archive then carries the skeleton), or make it here with "jailyard skel create ${ref.name} ..." from the same tree`;
+  if (digests[key] !== undefined)
+    return new JailyardError(
+      'JY_ERR_SKELETON_MISMATCH',
+      `skeleton ${key} here has digest ${digests[key]}, the archive's has ${ref.digest} (other content, and no version of ${ref.name} here matches); ${how}`,
+      { jail, param: 'skeleton' },
+    );
+  return new JailyardError(
+    'JY_ERR_SKELETON_NOT_FOUND',
+    `skeleton ${key} (digest ${ref.digest}) is not on this host; ${how}`,
+    { jail, param: 'skeleton' },
+  );
+}
+
 export async function matchSkeleton(
   stateDir: string,
   ref: SkeletonRef,
@@ -95,21 +122,7 @@ export async function matchSkeleton(
     const v = await createSkeleton(stateDir, ref.name, { type: 'copy', path: tree });
     return { version: v.version, made: true };
   }
-  const how =
-    ref.kind === 'reference'
-      ? `it is a reference skeleton (a live tree of the exporting host): make it here with "jailyard skel create ${ref.name} --from DIR" from a tree with the same content`
-      : `export the jail with --full (the archive then carries the skeleton), or make it here with "jailyard skel create ${ref.name} ..." from the same tree`;
-  if (digests[key] !== undefined)
-    throw new JailyardError(
-      'JY_ERR_SKELETON_MISMATCH',
-      `skeleton ${key} here has digest ${digests[key]}, the archive's has ${ref.digest} (other content, and no version of ${ref.name} here matches); ${how}`,
-      { jail, param: 'skeleton' },
-    );
-  throw new JailyardError(
-    'JY_ERR_SKELETON_NOT_FOUND',
-    `skeleton ${key} (digest ${ref.digest}) is not on this host; ${how}`,
-    { jail, param: 'skeleton' },
-  );
+  throw skeletonMissing(ref, digests, jail);
 }
 
 /** The `skeleton` parameter pointed at the matched version (only a versioned NAME@N changes). */

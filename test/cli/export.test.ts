@@ -268,6 +268,11 @@ test('crafted archives are refused with a clear error and leave nothing', { time
   const r = await jyB('import', hostly);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /sets exec\.prestart, which act on this host/);
+  // nouserns would give the jail the host's root where the defaults map it away
+  const nouserns = craft(join(A, 'nouserns.tar.zst'), [dir], { conf: 'evil {\n\tpersist;\n\tnouserns;\n}\n' });
+  const u = await jyB('import', nouserns);
+  assert.equal(u.code, 1);
+  assert.match(u.stderr, /sets userns, which act on this host or widen the jail's rights/);
   // a file that is no archive at all
   writeFileSync(join(A, 'junk.tar.zst'), 'not zstd at all');
   const j = await jyB('import', join(A, 'junk.tar.zst'));
