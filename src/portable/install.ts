@@ -47,22 +47,37 @@ function emptyDir(p: string): boolean {
  * overwritten).
  */
 export function installParts(stateDir: string, jail: JailSpec, from: string): void {
-  for (const part of partPaths(stateDir, jail)) {
-    const src = join(from, part.name);
-    if (!existsSync(src)) continue;
-    // a link here would make the jail's root or layer the host's own tree
-    checkPartKind({ name: part.name, path: src }, jail.name);
-    if (existsSync(part.path)) {
-      if (!emptyDir(part.path))
-        throw new JailyardError(
-          'JY_ERR_PATH',
-          `${part.path} exists and is not empty; give the jail another path=`,
-          part.name === 'root' ? { jail: jail.name, param: 'path' } : { jail: jail.name },
-        );
-      rmdirSync(part.path);
+  // a failure part way moves back what was moved (the caller removes the staging folder, and
+  // the create's undo the jail's folder; a root at an admin's path is not left there)
+  const moved: { src: string; dest: string }[] = [];
+  try {
+    for (const part of partPaths(stateDir, jail)) {
+      const src = join(from, part.name);
+      if (!existsSync(src)) continue;
+      // a link here would make the jail's root or layer the host's own tree
+      checkPartKind({ name: part.name, path: src }, jail.name);
+      if (existsSync(part.path)) {
+        if (!emptyDir(part.path))
+          throw new JailyardError(
+            'JY_ERR_PATH',
+            `${part.path} exists and is not empty; give the jail another path=`,
+            part.name === 'root' ? { jail: jail.name, param: 'path' } : { jail: jail.name },
+          );
+        rmdirSync(part.path);
+      }
+      mkdirSync(dirname(part.path), { recursive: true, mode: 0o700 });
+      move(src, part.path);
+      moved.push({ src, dest: part.path });
     }
-    mkdirSync(dirname(part.path), { recursive: true, mode: 0o700 });
-    move(src, part.path);
+  } catch (e) {
+    for (const m of moved.reverse()) {
+      try {
+        move(m.dest, m.src);
+      } catch {
+        rmSync(m.dest, { recursive: true, force: true });
+      }
+    }
+    throw e;
   }
 }
 

@@ -3,7 +3,7 @@
 // in the other.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliFor, runBin } from '../helpers/cli.ts';
@@ -101,4 +101,28 @@ test('clone runs beside the original with its own name, hostname and address', {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /already exists/);
   assert.equal((await jy('stop', 'cl3')).code, 0);
+});
+
+test("a jail with a path of its own: its clone needs one, and gets the root's copy there", {
+  timeout: 60_000,
+}, async () => {
+  let r = await jy('create', 'pj1', 'skeleton=mini', 'persist', `path=${join(state, 'roots/pj1')}`);
+  assert.equal(r.code, 0, r.stderr);
+  writeFileSync(join(state, 'roots/pj1/root/mine.txt'), 'mine\n');
+  r = await jy('clone', 'pj1', 'pj2');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /its own path .*give the clone one \(path=DIR\)/);
+  assert.equal(existsSync(join(state, 'jails/pj2')), false);
+  // an admin's folder that is not empty is never overwritten
+  mkdirSync(join(state, 'roots/busy'), { recursive: true });
+  writeFileSync(join(state, 'roots/busy/keep'), 'x');
+  r = await jy('clone', 'pj1', 'pj2', `path=${join(state, 'roots/busy')}`);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /exists and is not empty/);
+  assert.deepEqual(readdirSync(join(state, 'roots/busy')), ['keep']);
+  assert.equal((await jy('ls', '-j', 'pj2')).code, 1, 'no jail left');
+  r = await jy('clone', 'pj1', 'pj2', `path=${join(state, 'roots/pj2')}`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(join(state, 'roots/pj2/root/mine.txt'), 'utf8'), 'mine\n');
+  assert.equal((await jy('remove', 'pj1', 'pj2')).code, 0);
 });
