@@ -277,4 +277,18 @@ describe('health and restart.policy under jailyard serve', () => {
     await sleep(800);
     assert.deepEqual([record('re1').state, record('re1').supervision?.pending], ['stopped', undefined]);
   });
+
+  test('a jail killed while no daemon ran is restarted when the daemon starts; a stopped one is not started', async () => {
+    await daemon.stop();
+    await h.jail('rd1', { params: ['restart.policy=always', 'restart.delay=200ms'] });
+    await h.jail('rd2', { params: ['restart.policy=always'], start: false });
+    const pid = h.facts('rd1').initPid;
+    killInit('rd1');
+    await sleep(500);
+    assert.deepEqual([record('rd1').state, record('rd1').runtime?.create?.initPid], ['running', pid]);
+    daemon = await h.serve();
+    const j = await waitFor('rd1', 'restarted', (r) => r.state === 'running' && r.runtime?.create?.initPid !== pid);
+    assert.deepEqual([j.supervision?.restarts, j.supervision?.lastReason], [1, 'died']);
+    assert.equal(record('rd2').state, 'stopped');
+  });
 });
