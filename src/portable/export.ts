@@ -12,6 +12,8 @@ import { skeletonOf } from '../layout.ts';
 import type { JailRecord } from '../store/types.ts';
 import { jailSkeleton, readPinned } from '../skeleton/hooks.ts';
 import { manifestDigest } from '../skeleton/registry.ts';
+import { parseManifest } from '../skeleton/manifest.ts';
+import { contentDigest } from './install.ts';
 import { refuseUnfinished } from '../runtime/intent.ts';
 import { writeArchive, type ArchiveSource } from './archive.ts';
 import { FORMAT, FORMAT_VERSION, type ExportManifest, type SkeletonRef } from './manifest.ts';
@@ -60,12 +62,14 @@ export function skeletonRefOf(stateDir: string, record: JailRecord, full: boolea
       `skeleton ${v.name}@${v.version} is a reference to ${v.root} on this host, not a tree of its own: --full cannot carry it (export without --full; the importing host needs a skeleton with the same digest)`,
       { jail: record.name, param: 'skeleton' },
     );
+  const text = readFileSync(v.manifest);
   return {
     name: v.name,
     version: v.version,
-    digest: manifestDigest(readFileSync(v.manifest)),
+    digest: manifestDigest(text),
     kind: v.kind,
     included: full,
+    ...(full ? { contentDigest: contentDigest(parseManifest(text.toString('utf8'))) } : {}),
   };
 }
 

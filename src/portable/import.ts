@@ -186,6 +186,7 @@ export async function importJail(
         param: 'path',
       });
     let skeleton: ImportResult['skeleton'] = null;
+    const notes = [...m.notes];
     if (m.skeleton) {
       const tree = m.skeleton.included ? join(staging, 'skeleton') : undefined;
       if (tree && !exists(tree))
@@ -195,7 +196,8 @@ export async function importJail(
         );
       const found = await matchSkeleton(stateDir, m.skeleton, tree, name);
       params = repointSkeleton(params, m.skeleton.name, found.version);
-      skeleton = { name: m.skeleton.name, ...found };
+      skeleton = { name: m.skeleton.name, version: found.version, made: found.made };
+      notes.push(...found.notes);
     }
     const record = await createWithParts(store, stateDir, {
       spec: { name, params: { name, ...params } },
@@ -212,7 +214,7 @@ export async function importJail(
       skeleton,
       entries: read.entries,
       bytes: read.bytes,
-      notes: m.notes,
+      notes,
     };
   } finally {
     rmSync(staging, { recursive: true, force: true });

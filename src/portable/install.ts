@@ -15,7 +15,7 @@ import type { SkeletonHooks } from '../runtime/service.ts';
 import { createLocalService } from '../runtime/service.ts';
 import { ensureHostRootSkeleton, skeletonHooks, writePinned, type PinnedSkeleton } from '../skeleton/hooks.ts';
 import { createSkeleton, manifestDigest, parseSkeletonRef, skeletonDigests } from '../skeleton/registry.ts';
-import { buildManifest, formatManifest } from '../skeleton/manifest.ts';
+import { buildManifest, formatManifest, type ManifestEntry } from '../skeleton/manifest.ts';
 import { loadDefaults } from '../defaults.ts';
 import { addressBits } from '../platform/linux/addresses.ts';
 import { copyExact } from './tree.ts';
@@ -114,28 +114,45 @@ function skeletonMissing(ref: SkeletonRef, digests: Record<string, string>, jail
   );
 }
 
+/** The digest of a manifest without the entries an archive does not carry (device nodes,
+ * FIFOs, sockets: type "other"). */
+export function contentDigest(entries: ManifestEntry[]): string {
+  return manifestDigest(formatManifest(entries.filter((e) => e.type !== 'other')));
+}
+
 export async function matchSkeleton(
   stateDir: string,
   ref: SkeletonRef,
   tree: string | undefined,
   jail: string,
-): Promise<{ version: number; made: boolean }> {
+): Promise<{ version: number; made: boolean; notes: string[] }> {
   if (ref.name === HOST_ROOT_SKELETON) await ensureHostRootSkeleton(stateDir);
   const digests = skeletonDigests(stateDir);
   const key = `${ref.name}@${ref.version}`;
-  if (digests[key] === ref.digest) return { version: ref.version, made: false };
+  if (digests[key] === ref.digest) return { version: ref.version, made: false, notes: [] };
   const same = Object.entries(digests).find(([k, d]) => d === ref.digest && k.startsWith(`${ref.name}@`));
-  if (same) return { version: Number(same[0].slice(ref.name.length + 1)), made: false };
+  if (same) return { version: Number(same[0].slice(ref.name.length + 1)), made: false, notes: [] };
   if (tree) {
-    const digest = manifestDigest(formatManifest(buildManifest(tree)));
-    if (digest !== ref.digest)
+    // what the archive carries of the tree, unpacked, must be what its manifest says
+    const expected = ref.contentDigest ?? ref.digest;
+    const digest = contentDigest(buildManifest(tree));
+    if (digest !== expected)
       throw new JailyardError(
         'JY_ERR_SKELETON_MISMATCH',
-        `the archive's skeleton tree has digest ${digest}, its manifest says ${ref.digest}: damaged or altered`,
+        `the archive's skeleton tree has digest ${digest}, its manifest says ${expected}: damaged or altered`,
         { jail, param: 'skeleton' },
       );
     const v = await createSkeleton(stateDir, ref.name, { type: 'copy', path: tree });
-    return { version: v.version, made: true };
+    const made = skeletonDigests(stateDir)[`${ref.name}@${v.version}`];
+    // a tree with device nodes (a debootstrap's /dev), or files a copy leaves out (key
+    // material by name), is not the same content here: said, not hidden
+    const notes =
+      made === ref.digest
+        ? []
+        : [
+            `skeleton ${ref.name}@${v.version} made from the archive has digest ${made ?? '?'}, the exporting host's ${key} has ${ref.digest}: the archive does not carry its device nodes, FIFOs and sockets, and a copy leaves out key material; its jails run the same, but the two versions are not the same by digest`,
+          ];
+    return { version: v.version, made: true, notes };
   }
   throw skeletonMissing(ref, digests, jail);
 }

@@ -18,6 +18,9 @@ export interface SkeletonRef {
   kind: 'owned' | 'reference';
   /** The tree is in the archive (below skeleton/): an export with --full. */
   included: boolean;
+  /** With the tree: the digest of its manifest without the entries an archive does not
+   * carry (device nodes, FIFOs, sockets), which the tree unpacked must have. */
+  contentDigest?: string;
 }
 
 export interface ExportManifest {
@@ -80,7 +83,19 @@ export function checkManifest(m: unknown, file: string): ExportManifest {
     if (s.kind !== 'owned' && s.kind !== 'reference') throw bad(file, 'has a bad skeleton kind');
     if (typeof s.included !== 'boolean') throw bad(file, 'does not say whether the skeleton is included');
     if (s.included && s.kind !== 'owned') throw bad(file, 'includes a reference skeleton');
-    skeleton = { name: s.name, version: s.version, digest: s.digest, kind: s.kind, included: s.included };
+    if (
+      s.contentDigest !== undefined &&
+      (typeof s.contentDigest !== 'string' || !/^[0-9a-f]{64}$/.test(s.contentDigest))
+    )
+      throw bad(file, 'has a bad skeleton content digest');
+    skeleton = {
+      name: s.name,
+      version: s.version,
+      digest: s.digest,
+      kind: s.kind,
+      included: s.included,
+      ...(s.included && s.contentDigest !== undefined ? { contentDigest: s.contentDigest as string } : {}),
+    };
   }
   let pin: ExportManifest['pin'] = null;
   if (o.pin !== null) {

@@ -13,6 +13,7 @@ interface Imported {
   skeleton: { name: string; version: number; made: boolean } | null;
   entries: number;
   bytes: number;
+  notes: string[];
   started?: boolean;
 }
 
@@ -49,6 +50,7 @@ export const register: RegisterVerb = (program, io) => {
             io.err(
               `${name}: skeleton ${r.skeleton.name}@${r.skeleton.version}${r.skeleton.made ? ' made from the archive' : ' (same digest)'}`,
             );
+          for (const n of r.notes) io.err(`${name}: note: ${n}`);
           io.err(`${name}: imported from ${file}: ${r.entries} entries, ${r.bytes} bytes of files`);
         };
         const remote = remoteOf(program);
