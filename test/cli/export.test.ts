@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zstdCompressSync } from 'node:zlib';
@@ -102,10 +103,14 @@ test('export a jail that wrote files, import it into another state folder, start
   assert.match(r.stderr, /skeleton mini@1 here has digest [0-9a-f]{64}, the archive's has [0-9a-f]{64}/);
   assert.equal(existsSync(join(B, 'jails')) ? readdirSync(join(B, 'jails')).length : 0, 0);
 
+  // what a killed import left (its process is gone) is removed by the next one
+  const dead = spawnSync('true').pid!;
+  mkdirSync(join(B, `.import-${dead}-0badc0de/part`), { recursive: true });
   // the --full archive carries the tree: B gets it as mini@2 (same digest as A's mini@1)
   r = await jyB('import', join(A, 'ex1-full.tar.zst'), '--name', 'im1', 'ip4.addr=198.51.100.232/24', '--start');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /im1: skeleton mini@2 made from the archive/);
+  assert.equal(existsSync(join(B, `.import-${dead}-0badc0de`)), false, "a dead import's folder is gone");
   assert.equal(sh(B, 'im1', 'cat /root/data.txt /etc/app.conf'), 'data\napp\n');
   assert.equal(sh(B, 'im1', 'ls /etc/passwd 2>/dev/null || echo gone'), 'gone\n', 'the deleted file stays deleted');
   assert.equal(sh(B, 'im1', 'ls -d /var/log/app'), '/var/log/app\n');
