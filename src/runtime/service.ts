@@ -204,6 +204,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
   /** Jails without persist whose processes have all exited go away (jail(8)); with no
    * daemon to notice, whoever looks next cleans them up (lifecycle.ts reapDied). */
   const reap = async (bopts: BatchOptions = {}): Promise<void> => {
+    if (bopts.dryRun) return;
     const all = store.listJails();
     if (all.some(mayHaveDied)) await reapDied(await deps(bopts), all);
   };
@@ -399,7 +400,8 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
           graph,
           'start',
           bopts.parallel ?? 1,
-          async (n) => void (await startJail(d, n, bopts.signal)),
+          // a dry run: the order, the skips and the refusals above, nothing started
+          async (n) => void (bopts.dryRun ? undefined : await startJail(d, n, bopts.signal)),
           bopts.signal,
         );
       const batch = all.length > 1 ? opts.skeletons?.batch : undefined;
@@ -412,7 +414,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       // a stop cancels the restart the supervisor owes a jail (docs/health.md): a stopped jail
       // waiting for its back-off stays stopped (its stop succeeds), one being stopped by the
       // supervisor is not started again
-      const cancelled = cancelRestarts(asked);
+      const cancelled = bopts.dryRun ? [] : cancelRestarts(asked);
       const requested = asked.filter((n) => !cancelled.includes(n));
       // a parent stops only after its running children (jail -r removes children first)
       const names = [
@@ -435,7 +437,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
           graph,
           'stop',
           bopts.parallel ?? 1,
-          async (n) => void (await stopJail(d, n)),
+          async (n) => void (bopts.dryRun ? undefined : await stopJail(d, n)),
           bopts.signal,
         )),
       ]);
@@ -460,7 +462,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
     },
 
     async remove(refs: string[], bopts: BatchOptions & WriteOptions = {}): Promise<BatchResult> {
-      await reap();
+      if (!bopts.dryRun) await reap();
       const requested = requireAll(refs);
       // removing a parent removes its children, deepest first
       const names = [...new Set(requested.flatMap((n) => [...descendantsOf(n).map((j) => j.name), n]))];
@@ -471,6 +473,14 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
           'JY_ERR_USAGE',
           'a conditional remove (If-Match, --if-revision) takes one jail without child jails',
           { jail: requested[0] ?? '' },
+        );
+      }
+      if (bopts.dryRun) {
+        // what the remove would do, in its order: the revision compared, nothing changed
+        if (cas !== undefined) checkRevision(store.requireJail(names[0]!), cas);
+        const stops = running.length ? await service.stop(running, bopts) : summarize([]);
+        return summarize(
+          names.map((n) => stops.outcomes.find((o) => o.name === n && o.status !== 'ok') ?? { name: n, status: 'ok' }),
         );
       }
       const stopped =
