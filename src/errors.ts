@@ -97,6 +97,8 @@ export const ERROR_CODES = {
   JY_ERR_ARCHIVE: 400,
   // snapshots (src/portable/snapshot.ts): no snapshot of that name
   JY_ERR_SNAPSHOT_NOT_FOUND: 404,
+  // /v1/rollouts/ID/...: no saved rollout of that id in the daemon's state folder
+  JY_ERR_ROLLOUT_NOT_FOUND: 404,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

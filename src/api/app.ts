@@ -27,7 +27,7 @@ import { nodeRoutes } from './routes/nodes.ts';
 import { portableRoutes } from './routes/portable.ts';
 import { portRoutes } from './routes/ports.ts';
 import { planRoutes } from './routes/plan.ts';
-import { rolloutRoutes } from './routes/rollouts.ts';
+import { type RolloutControl, rolloutRoutes } from './routes/rollouts.ts';
 import { skeletonRoutes } from './routes/skeletons.ts';
 import { systemRoutes } from './routes/system.ts';
 import { uiRoutes } from './ui.ts';
@@ -66,6 +66,9 @@ export interface AppOptions {
   supervisor?: { stats: SupervisorStats };
   /** The dashboard's built files (default: dist/ui of this package; docs/ui.md). */
   uiDir?: string;
+  /** Abort and HAProxy's pool view for /v1/rollouts (src/lb/rollout-control.ts); without it
+   * rollouts are read-only. */
+  rollouts?: RolloutControl;
 }
 
 function sameSecret(given: string, expected: string): boolean {
@@ -242,7 +245,11 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     logOf: (name) => (opts.store.getJail(name) ? consoleLogFile(opts.store.dir, name) : undefined),
   });
   app.register(skeletonRoutes, { stateDir: opts.store.dir });
-  app.register(rolloutRoutes, { stateDir: opts.store.dir });
+  app.register(rolloutRoutes, {
+    stateDir: opts.store.dir,
+    service: ctx.service,
+    ...(opts.rollouts ? { control: opts.rollouts } : {}),
+  });
   app.register(planRoutes, { ctx, stateDir: opts.store.dir, local: (name) => opts.store.getJail(name) });
   app.register(uiRoutes, opts.uiDir !== undefined ? { dir: opts.uiDir } : {});
   return app as unknown as FastifyInstance;

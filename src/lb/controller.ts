@@ -280,9 +280,12 @@ export async function waitForServer(
   server: string,
   want: 'serving' | 'absent',
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    // stopped (a signal, an abort request): the caller says why
+    if (signal?.aborted) return;
     const s = (await rt.showServersState(backend)).find((x) => x.name === server);
     if (want === 'absent' ? !s : s !== undefined && isServing(s)) return;
     if (Date.now() > deadline) {

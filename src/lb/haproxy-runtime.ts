@@ -242,3 +242,18 @@ export class HaproxyRuntime {
 export function isServing(s: ServerState): boolean {
   return s.opState === OP_RUNNING && (s.adminState & 0x7f) === 0;
 }
+
+/** srv_admin_state bits: maintenance (forced, inherited, configured, resolver, hostname) and
+ * drain (forced, inherited). */
+const ADMIN_MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40;
+const ADMIN_DRAIN_BITS = 0x08 | 0x10;
+
+export type ServerStatus = 'up' | 'down' | 'drain' | 'maint' | 'starting' | 'stopping';
+
+/** What HAProxy does with a server, as `show stat` words it: MAINT and DRAIN (admin) before
+ * the operational state (UP, DOWN, and the transitions between them). */
+export function serverStatus(s: Pick<ServerState, 'opState' | 'adminState'>): ServerStatus {
+  if (s.adminState & ADMIN_MAINT_BITS) return 'maint';
+  if (s.adminState & ADMIN_DRAIN_BITS) return 'drain';
+  return s.opState === OP_RUNNING ? 'up' : s.opState === 1 ? 'starting' : s.opState === 3 ? 'stopping' : 'down';
+}

@@ -20,6 +20,7 @@ import { sleep } from './haproxy-process.ts';
 import { HaproxyRuntime } from './haproxy-runtime.ts';
 import { crashPoint } from '../runtime/crashpoint.ts';
 import { parseCidr } from '../conf/ipv4.ts';
+import { abortRequested, claimRollout } from './rollout-owner.ts';
 
 export interface RolloutPlanInput {
   selector: string;
@@ -39,6 +40,9 @@ export interface RolloutPlanInput {
   prefix: string;
   /** Host numbers N of 198.51.100.N new jails may take (default 2..254). */
   addressRange?: [number, number];
+  /** The HAProxy admin socket and backend the rollout waits on: saved so --resume/--abort
+   * and the daemon (its pool view, an abort of a rollout nobody runs) reach the same one. */
+  lb?: { adminSocket: string; backend: string };
 }
 
 export interface RolloutState extends RolloutPlanInput {
@@ -293,8 +297,65 @@ function rolloutTools(state: RolloutState, deps: Omit<RolloutDeps, 'template'>, 
   };
 }
 
-/** Runs (or resumes) a rollout until done; throws (state saved as failed) when it cannot. */
+/** runSteps stopped for an abort request (never leaves runRollout). */
+class AbortRequested extends Error {
+  constructor(cause: unknown) {
+    super('abort requested', { cause });
+  }
+}
+
+/** How often a running rollout looks for an abort request (`<file>.abort`). */
+const ABORT_POLL_MS = 200;
+
+/**
+ * Runs (or resumes) a rollout until done; throws (state saved as failed) when it cannot.
+ * Holds the rollout's owner file meanwhile (JY_ERR_ROLLOUT when another live process runs
+ * it). An abort request (requestAbort, POST /v1/rollouts/ID/abort) stops it as a signal
+ * does, between steps or in a wait, and then runs the abort here, in the one writer: the
+ * state ends `aborted` (returned, not thrown).
+ */
 export async function runRollout(state: RolloutState, deps: RolloutDeps): Promise<RolloutState> {
+  const release = claimRollout(deps.stateFile, state.selector);
+  const stop = new AbortController();
+  let abortAsked = false;
+  const onSignal = () => stop.abort(deps.signal?.reason);
+  if (deps.signal?.aborted) onSignal();
+  deps.signal?.addEventListener('abort', onSignal);
+  const watcher = setInterval(() => {
+    if (!stop.signal.aborted && abortRequested(deps.stateFile)) {
+      abortAsked = true;
+      stop.abort('an abort request (POST /v1/rollouts/ID/abort)');
+    }
+  }, ABORT_POLL_MS);
+  try {
+    try {
+      return await runSteps(
+        state,
+        { ...deps, signal: stop.signal },
+        () => abortAsked || abortRequested(deps.stateFile),
+      );
+    } catch (e) {
+      if (!(e instanceof AbortRequested)) throw e;
+    }
+    clearInterval(watcher);
+    const { lb, progress, healthTimeoutMs, poolTimeoutMs, nodes, stateFile, service } = deps;
+    return await abortSteps(state, {
+      service,
+      stateFile,
+      ...(lb ? { lb } : {}),
+      ...(progress ? { progress } : {}),
+      ...(healthTimeoutMs !== undefined ? { healthTimeoutMs } : {}),
+      ...(poolTimeoutMs !== undefined ? { poolTimeoutMs } : {}),
+      ...(nodes ? { nodes } : {}),
+    });
+  } finally {
+    clearInterval(watcher);
+    deps.signal?.removeEventListener('abort', onSignal);
+    release();
+  }
+}
+
+async function runSteps(state: RolloutState, deps: RolloutDeps, abortAsked: () => boolean): Promise<RolloutState> {
   const { service } = deps;
   const { rt, poolTimeout, step } = rolloutTools(state, deps);
   const oldSel = `${state.selector},${state.from}`;
@@ -309,6 +370,11 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
   );
 
   const fail = async (e: unknown): Promise<never> => {
+    if (abortAsked()) {
+      // not saved as interrupted: runRollout goes on with the abort at once
+      step(`abort requested: stopped ${describeError(e)}`);
+      throw new AbortRequested(e);
+    }
     if (deps.signal?.aborted) {
       state.phase = 'interrupted';
       const err = new JailyardError(
@@ -380,7 +446,8 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
     step(`${j.name} healthy at ${addr}:${state.port}`);
     crashPoint('rollout:healthy');
     if (rt && deps.lb) {
-      await waitForServer(rt, deps.lb.backend, serverNameOf(j.name), 'serving', poolTimeout);
+      await waitForServer(rt, deps.lb.backend, serverNameOf(j.name), 'serving', poolTimeout, deps.signal);
+      interrupted();
       step(`${j.name} serving in ${deps.lb.backend}`);
     }
     known.add(j.name);
@@ -448,7 +515,8 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
           step(`drain ${victim.name}`);
           crashPoint('rollout:drain');
           await service.modify(victim.name, { meta: [{ op: 'set', key: DRAIN_LABEL, value: '1' }] });
-          await waitForServer(rt, deps.lb.backend, serverNameOf(victim.name), 'absent', poolTimeout);
+          await waitForServer(rt, deps.lb.backend, serverNameOf(victim.name), 'absent', poolTimeout, deps.signal);
+          interrupted();
         }
         step(`remove ${victim.name} (${olds.length - 1} old left)`);
         crashPoint('rollout:remove');
@@ -475,6 +543,29 @@ export async function runRollout(state: RolloutState, deps: RolloutDeps): Promis
 /** Back to the old version: old jails rejoin the pool, the new ones this rollout created leave
  * it and are removed. Old jails already removed are not recreated (no template for them). */
 export async function abortRollout(state: RolloutState, deps: Omit<RolloutDeps, 'template'>): Promise<RolloutState> {
+  const release = claimRollout(deps.stateFile, state.selector);
+  try {
+    // as saved now that no one else writes it (what the caller read may predate a last step)
+    Object.assign(state, readRolloutState(deps.stateFile) ?? {});
+    return await abortSteps(state, deps);
+  } finally {
+    release();
+  }
+}
+
+/** The abort's steps; a failure is saved (phase failed, `abort failed: ...`) for another try. */
+async function abortSteps(state: RolloutState, deps: Omit<RolloutDeps, 'template'>): Promise<RolloutState> {
+  try {
+    return await abortWalk(state, deps);
+  } catch (e) {
+    state.phase = 'failed';
+    state.error = `abort failed: ${describeError(e)}`;
+    rolloutTools(state, deps, 'abort').step(state.error);
+    throw e;
+  }
+}
+
+async function abortWalk(state: RolloutState, deps: Omit<RolloutDeps, 'template'>): Promise<RolloutState> {
   const { service } = deps;
   const { rt, poolTimeout, step } = rolloutTools(state, deps, 'abort');
   step(`abort: back to ${state.selector},${state.from}`);

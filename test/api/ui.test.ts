@@ -140,6 +140,7 @@ describe('/ui, /v1/skeletons and /v1/rollouts through inject()', () => {
     assert.deepEqual(res.json(), {
       items: [
         {
+          id: 'app_www',
           selector: 'app=www',
           from: 'version=v1',
           to: 'version=v2',
@@ -148,6 +149,8 @@ describe('/ui, /v1/skeletons and /v1/rollouts through inject()', () => {
           created: ['www-v2-1'],
           removed: [],
           log: saved.log,
+          active: false,
+          abortRequested: false,
         },
       ],
     });

@@ -78,7 +78,8 @@ export const register: RegisterVerb = (program, io) => {
         const stateFile = rolloutFileFor(stateDir, selector);
         const saved = readRolloutState(stateFile);
         const adminSocket = str('adminSocket');
-        const lb = adminSocket ? { adminSocket, backend: str('backend') ?? 'www' } : undefined;
+        // --resume/--abort reach the HAProxy the rollout was started with, unless told otherwise
+        const lb = adminSocket ? { adminSocket: resolve(adminSocket), backend: str('backend') ?? 'www' } : saved?.lb;
         const progress = (line: string) => io.err(`rollout: ${line}`);
         // through a cluster node's API: new jails' addresses follow placement (placeAddress)
         const host = program.opts<{ host?: string }>().host ?? process.env.JAILYARD_HOST;
@@ -158,6 +159,7 @@ export const register: RegisterVerb = (program, io) => {
                 ...(str('templateJail') ? { templateJail: str('templateJail')! } : {}),
                 prefix: template.name,
                 ...addressRange(str('addressRange')),
+                ...(lb ? { lb } : {}),
               });
               state = await run(state, { ...deps, signal, template });
             }
@@ -168,6 +170,13 @@ export const register: RegisterVerb = (program, io) => {
           ],
         );
         if (state && o.json) io.out(JSON.stringify(state));
+        // stopped by an abort request (POST /v1/rollouts/ID/abort, the dashboard): it went back
+        if (state?.phase === 'aborted' && !o.abort)
+          throw new JailyardError(
+            'JY_ERR_ROLLOUT',
+            `the rollout of ${str('selector')} was aborted on request: the ${state.from} jails serve, the new ones are removed`,
+            { param: 'selector' },
+          );
       });
     });
 };

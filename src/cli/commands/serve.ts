@@ -376,6 +376,8 @@ export const register: RegisterVerb = (program, io) => {
             : { hostTools: (await import('../host-front.ts')).hostFront(session.service, session.stateDir) }),
           bookmarkIntervalSec,
           limits,
+          // /v1/rollouts: abort, HAProxy's view of the pool (docs/api.md)
+          rollouts: (await import('../../lb/rollout-control.ts')).rolloutControl,
           // warnings and errors (failed polls, guest sockets, internal errors) as JSON lines
           logger: { level: 'warn' },
           ...(listen ? { listen } : {}),

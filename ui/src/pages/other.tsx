@@ -1,11 +1,12 @@
 // Skeletons (GET /v1/skeletons), nodes (GET /v1/nodes, cluster mode) and rollouts
-// (GET /v1/rollouts with the pool as the jails show it).
+// (GET /v1/rollouts; the pool as HAProxy has it, GET /v1/rollouts/ID/pool, or as the jails
+// show it when HAProxy is not reachable; POST /v1/rollouts/ID/abort after a confirmation).
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { parseSelector, type Selector } from '../../../src/meta/selector.ts';
 import { request, type JailView } from '../api.ts';
 import type { JailFeed } from '../feed.ts';
-import { paramText, StateBadge, useFeed } from '../parts.tsx';
+import { Confirm, type Notice, NoticeLine, paramText, StateBadge, useFeed } from '../parts.tsx';
 
 interface SkeletonView {
   name: string;
@@ -137,6 +138,7 @@ export function NodesPage() {
 }
 
 interface RolloutView {
+  id: string;
   selector: string;
   from: string;
   to: string;
@@ -146,6 +148,16 @@ interface RolloutView {
   removed: string[];
   log: { at: string; text: string }[];
   error?: string;
+  active: boolean;
+  abortRequested: boolean;
+  haproxy?: { adminSocket: string; backend: string };
+}
+
+interface PoolView {
+  source: 'haproxy' | 'jails';
+  backend?: string;
+  servers: { server: string; jail?: string; addr: string; port: number; status: string; sessions: number }[];
+  reason?: string;
 }
 
 const DRAIN_LABEL = 'jailyard.lb/drain';
@@ -170,49 +182,147 @@ function selectorOrNone(text: string): Selector | undefined {
   }
 }
 
-function Rollout({ r, feed }: { r: RolloutView; feed: JailFeed }) {
+/** HAProxy's servers for the rollout's backend, read again whenever `version` changes. */
+function useHaproxyPool({ r, version }: { r: RolloutView; version: number }) {
+  const [pool, setPool] = useState<PoolView | undefined>(undefined);
+  useEffect(() => {
+    let gone = false;
+    request<PoolView>('GET', `/v1/rollouts/${encodeURIComponent(r.id)}/pool`).then(
+      ({ data }) => void (gone || setPool(data)),
+      (e: Error) => void (gone || setPool({ source: 'jails', servers: [], reason: e.message })),
+    );
+    return () => {
+      gone = true;
+    };
+  }, [r.id, version]);
+  return pool;
+}
+
+function Rollout({ r, feed, version }: { r: RolloutView; feed: JailFeed; version: number }) {
   const service = selectorOrNone(r.selector);
   const versions = [r.from, r.to].map((v) => selectorOrNone(v));
   const keys = [...new Set(versions.flatMap((v) => v?.requirements.map((q) => q.key) ?? []))];
   const pool = [...feed.jails.values()]
     .filter((j) => service?.matches(j.labels) && versions.some((v) => v?.matches(j.labels)))
     .sort((a, b) => (a.name < b.name ? -1 : 1));
+  const hp = useHaproxyPool({ r, version });
+  const [asking, setAsking] = useState(false);
+  const [notice, setNotice] = useState<Notice | undefined>(undefined);
+  const abortable = r.phase !== 'done' && r.phase !== 'aborted';
+  const answer = (yes: boolean) => {
+    setAsking(false);
+    if (!yes) return;
+    request<{ id: string; how: string }>('POST', `/v1/rollouts/${encodeURIComponent(r.id)}/abort`).then(
+      ({ data }) =>
+        setNotice({
+          kind: 'ok',
+          text:
+            data.how === 'requested'
+              ? 'Abort requested: the process running the rollout stops at its current step and goes back.'
+              : 'Abort started by the daemon: going back.',
+        }),
+      (e: Error) => setNotice({ kind: 'error', text: e.message }),
+    );
+  };
+  const fromHaproxy = hp?.source === 'haproxy';
   return (
-    <section class="rollout" data-rollout={r.selector}>
+    <section class="rollout" data-rollout={r.selector} data-rollout-id={r.id}>
       <h3>
         {r.selector}: {r.from} → {r.to}, {r.replicas} replicas{' '}
         <span class={`state phase-${r.phase}`} data-testid="phase">
           {r.phase}
         </span>
+        {r.abortRequested ? <span class="muted"> (abort requested)</span> : null}
       </h3>
       {r.error ? <p class="notice notice-error">{r.error}</p> : null}
-      <h4>Pool</h4>
-      <table class="pool">
-        <thead>
-          <tr>
-            <th>jail</th>
-            {keys.map((k) => (
-              <th key={k}>{k}</th>
-            ))}
-            <th>state</th>
-            <th>pool</th>
-          </tr>
-        </thead>
-        <tbody>
-          {pool.map((j) => (
-            <tr key={j.name} data-pool-jail={j.name} data-pool={poolStatus(j)}>
-              <td>{j.name}</td>
-              {keys.map((k) => (
-                <td key={k}>{j.labels[k] ?? ''}</td>
+      <NoticeLine notice={notice} />
+      {abortable ? (
+        <p>
+          <button type="button" class="danger" data-testid="abort" onClick={() => setAsking(true)}>
+            Abort
+          </button>{' '}
+          <span class="muted">
+            back to {r.from}: the old jails serve again, the new ones it made are removed
+            {r.active ? ' (asked of the process running it)' : ' (run by the daemon: nobody runs this rollout now)'}
+          </span>
+        </p>
+      ) : null}
+      {asking ? (
+        <Confirm title={`Abort the rollout of ${r.selector}?`} onAnswer={answer}>
+          <p>
+            Back to {r.from}: the {r.from} jails rejoin the pool, the {r.created.length} new jail(s) this rollout made
+            are drained and removed.
+          </p>
+        </Confirm>
+      ) : null}
+      {fromHaproxy ? (
+        <>
+          <h4>Pool</h4>
+          <p class="muted" data-testid="pool-source" data-source="haproxy">
+            HAProxy's view of backend {hp.backend} (read from its admin socket now)
+          </p>
+          <table class="pool">
+            <thead>
+              <tr>
+                <th>server</th>
+                <th>jail</th>
+                <th>address</th>
+                <th>HAProxy</th>
+                <th>sessions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {hp.servers.map((s) => (
+                <tr key={s.server} data-haproxy-server={s.server} data-haproxy-status={s.status}>
+                  <td class="mono">{s.server}</td>
+                  <td>{s.jail ?? ''}</td>
+                  <td class="mono">
+                    {s.addr}:{s.port}
+                  </td>
+                  <td class={`pool-${s.status === 'up' ? 'up' : s.status === 'drain' ? 'draining' : 'down'}`}>
+                    {s.status.toUpperCase()}
+                  </td>
+                  <td>{s.sessions}</td>
+                </tr>
               ))}
-              <td>
-                <StateBadge state={j.state} />
-              </td>
-              <td class={`pool-${poolStatus(j)}`}>{poolStatus(j)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+            </tbody>
+          </table>
+        </>
+      ) : (
+        <>
+          <h4>Pool</h4>
+          <p class="muted" data-testid="pool-source" data-source="jails">
+            Computed from the jails' labels and states, not read from HAProxy
+            {hp?.reason ? ` (${hp.reason})` : ''}
+          </p>
+          <table class="pool">
+            <thead>
+              <tr>
+                <th>jail</th>
+                {keys.map((k) => (
+                  <th key={k}>{k}</th>
+                ))}
+                <th>state</th>
+                <th>pool</th>
+              </tr>
+            </thead>
+            <tbody>
+              {pool.map((j) => (
+                <tr key={j.name} data-pool-jail={j.name} data-pool={poolStatus(j)}>
+                  <td>{j.name}</td>
+                  {keys.map((k) => (
+                    <td key={k}>{j.labels[k] ?? ''}</td>
+                  ))}
+                  <td>
+                    <StateBadge state={j.state} />
+                  </td>
+                  <td class={`pool-${poolStatus(j)}`}>{poolStatus(j)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
       <h4>Steps</h4>
       <ol class="steps" data-testid="steps">
         {r.log.map((l, i) => (
@@ -221,10 +331,6 @@ function Rollout({ r, feed }: { r: RolloutView; feed: JailFeed }) {
           </li>
         ))}
       </ol>
-      <p class="muted">
-        Abort (back to {r.from}, removing the new jails it made):{' '}
-        <code>jailyard rollout -l '{r.selector}' --abort</code> on the host that runs it; the API has no abort.
-      </p>
     </section>
   );
 }
@@ -232,8 +338,10 @@ function Rollout({ r, feed }: { r: RolloutView; feed: JailFeed }) {
 export function RolloutPage({ feed }: { feed: JailFeed }) {
   useFeed(feed);
   const [data, setData] = useState<{ items: RolloutView[] } | undefined>(undefined);
+  // counts the reads: each one reads HAProxy's pool again too
+  const [version, setVersion] = useState(0);
   const [error, setError] = useState<string | undefined>(undefined);
-  const running = data?.items.some((r) => r.phase === 'running') ?? false;
+  const running = data?.items.some((r) => r.phase === 'running' || r.active) ?? false;
   // read again after changes of the jails (a rollout's steps change them), at most every
   // 200 ms (a throttle, not a debounce: a rollout makes events without pause), and every 2 s
   // while one runs: its progress file is not in the event log (health waits make no event)
@@ -242,6 +350,7 @@ export function RolloutPage({ feed }: { feed: JailFeed }) {
     request<{ items: RolloutView[] }>('GET', '/v1/rollouts').then(
       ({ data }) => {
         setData(data);
+        setVersion((v) => v + 1);
         setError(undefined);
       },
       (e: Error) => setError(e.message),
@@ -262,7 +371,10 @@ export function RolloutPage({ feed }: { feed: JailFeed }) {
     const timer = setInterval(
       () =>
         request<{ items: RolloutView[] }>('GET', '/v1/rollouts').then(
-          ({ data }) => setData(data),
+          ({ data }) => {
+            setData(data);
+            setVersion((v) => v + 1);
+          },
           () => {},
         ),
       2000,
@@ -280,12 +392,13 @@ export function RolloutPage({ feed }: { feed: JailFeed }) {
         </p>
       ) : null}
       {data.items.map((r) => (
-        <Rollout key={r.selector} r={r} feed={feed} />
+        <Rollout key={r.id} r={r} feed={feed} version={version} />
       ))}
       <p class="muted">
-        A rollout runs in the <code>jailyard rollout</code> that started it and saves its steps in the state folder; the
-        pool column is what the load-balancer controller decides from each jail (drain label, state, health, readiness),
-        not a reading of HAProxy (docs/ui.md).
+        A rollout runs in the <code>jailyard rollout</code> that started it and saves its steps in the state folder. Its
+        pool is read from HAProxy's admin socket when the rollout names one (<code>--admin-socket</code>) and the daemon
+        reaches it; else it is what the load-balancer controller decides from each jail (drain label, state, health,
+        readiness), said so above the table (docs/ui.md).
       </p>
     </section>
   );
