@@ -5,7 +5,18 @@
 // (killed) is taken over. Anyone else asks the owner to abort by writing `<file>.abort`,
 // which the running rollout checks between steps and while it waits (src/lb/rollout.ts).
 
-import { existsSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  closeSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import { ownerAlive, selfOwner, type Owner } from '../runtime/owner.ts';
 
@@ -45,6 +56,8 @@ export function claimRollout(stateFile: string, selector: string): () => void {
       { param: 'selector' },
     );
   if (held.has(stateFile)) throw busy(selfOwner());
+  // the first rollout of a state folder: no rollouts/ yet
+  mkdirSync(dirname(file), { recursive: true });
   for (let attempt = 0; ; attempt++) {
     try {
       const fd = openSync(file, 'wx', 0o600);

@@ -207,6 +207,20 @@ describe('POST /v1/rollouts/ID/abort, GET /v1/rollouts/ID/pool', () => {
     assert.ok(!existsSync(ownerFileOf(file)) && !existsSync(abortFileOf(file)));
   });
 
+  test('the first rollout of a state folder (no rollouts/ yet) takes its owner file, and gives it back', () => {
+    const fresh = tempState('jy-api-rollout-fresh-');
+    try {
+      const file = rolloutFileFor(fresh.dir, 'app=first');
+      const release = claimRollout(file, 'app=first');
+      assert.ok(existsSync(ownerFileOf(file)));
+      assert.equal(JSON.parse(readFileSync(ownerFileOf(file), 'utf8')).pid, process.pid);
+      release();
+      assert.ok(!existsSync(ownerFileOf(file)));
+    } finally {
+      fresh.cleanup();
+    }
+  });
+
   test('the pool: HAProxy not named or not reachable says so (source jails, with the reason)', async () => {
     const { id, file } = await seed('p', 'running', []);
     let r = await app.inject({ url: `/v1/rollouts/${id}/pool`, headers: bearer });
