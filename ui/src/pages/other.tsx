@@ -182,9 +182,21 @@ function selectorOrNone(text: string): Selector | undefined {
   }
 }
 
+/** How often HAProxy's view of a pool is read while the page shows it. */
+const POOL_MS = 3000;
+
 /** HAProxy's servers for the rollout's backend, read again whenever `version` changes. */
 function useHaproxyPool({ r, version }: { r: RolloutView; version: number }) {
   const [pool, setPool] = useState<PoolView | undefined>(undefined);
+  // HAProxy's states change without a jail changing (checks, drains): with a socket named,
+  // read again every POOL_MS as well
+  const [tick, setTick] = useState(0);
+  const named = r.haproxy !== undefined;
+  useEffect(() => {
+    if (!named) return;
+    const timer = setInterval(() => setTick((t) => t + 1), POOL_MS);
+    return () => clearInterval(timer);
+  }, [named]);
   useEffect(() => {
     let gone = false;
     request<PoolView>('GET', `/v1/rollouts/${encodeURIComponent(r.id)}/pool`).then(
@@ -194,7 +206,7 @@ function useHaproxyPool({ r, version }: { r: RolloutView; version: number }) {
     return () => {
       gone = true;
     };
-  }, [r.id, version]);
+  }, [r.id, version, tick]);
   return pool;
 }
 
