@@ -26,6 +26,7 @@ import { logRoutes } from './routes/logs.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { portableRoutes } from './routes/portable.ts';
 import { portRoutes } from './routes/ports.ts';
+import { recipeRoutes } from './routes/recipe.ts';
 import { planRoutes } from './routes/plan.ts';
 import { type RolloutControl, rolloutRoutes } from './routes/rollouts.ts';
 import { skeletonRoutes } from './routes/skeletons.ts';
@@ -244,6 +245,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     ctx,
     logOf: (name) => (opts.store.getJail(name) ? consoleLogFile(opts.store.dir, name) : undefined),
   });
+  // a recipe's steps inside the jail run on the host that runs it (src/runtime/recipe.ts)
+  app.register(recipeRoutes, { ctx, store: opts.store, stateDir: opts.store.dir });
   app.register(skeletonRoutes, { stateDir: opts.store.dir });
   app.register(rolloutRoutes, {
     stateDir: opts.store.dir,

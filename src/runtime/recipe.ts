@@ -27,6 +27,8 @@ export interface RecipeDeps {
   progress(text: string): void;
   /** A RUN command's output, as it printed it. */
   output(text: string): void;
+  /** Stops the recipe before its next step (the API's client went away). */
+  signal?: AbortSignal;
 }
 
 export type StepResult = 'changed' | 'unchanged';
@@ -169,6 +171,11 @@ export async function applyRecipe(jail: string, steps: RecipeStep[], deps: Recip
 
   for (const step of steps) {
     const place = `${step.pos.file}:${step.pos.line}`;
+    if (deps.signal?.aborted)
+      throw new JailyardError('JY_ERR_INTERRUPTED', `stopped before ${describe(step)}: the caller went away`, {
+        pos: step.pos,
+        jail: name,
+      });
     let result: StepResult;
     try {
       switch (step.kind) {

@@ -166,6 +166,9 @@ export interface CreateOptions {
   host?: SkeletonHost;
   /** --oci-archive: caps on the image's file bytes and entries (default DEFAULT_LIMITS). */
   imageLimits?: Partial<LayerLimits>;
+  /** What skeleton.json records as the source instead of `source` (an archive uploaded to
+   * the daemon is read from a spooled file that is gone afterwards). */
+  recordSource?: SkeletonSource;
 }
 
 /**
@@ -330,7 +333,7 @@ export async function createSkeleton(
     const sv: StoredVersion = {
       version,
       kind,
-      source,
+      source: opts.recordSource ?? source,
       createdAt: new Date().toISOString(),
       entries: entries.length,
       bytes: entries.reduce((n, e) => n + e.size, 0),

@@ -24,9 +24,16 @@ function collectArg(text: string, acc: Record<string, string>): Record<string, s
   return { ...acc, [text.slice(0, eq)]: text.slice(eq + 1) };
 }
 
-async function load(file: string, args: Record<string, string>): Promise<RecipeStep[]> {
+async function load(file: string, args: Record<string, string>, texts?: Record<string, string>): Promise<RecipeStep[]> {
   const { loadRecipe } = await import('../../conf/recipe.ts');
-  return loadRecipe(recipeFile(file), { args, read: (f) => readFileSync(f, 'utf8') });
+  return loadRecipe(recipeFile(file), {
+    args,
+    read: (f) => {
+      const text = readFileSync(f, 'utf8');
+      if (texts) texts[f] = text;
+      return text;
+    },
+  });
 }
 
 /**
@@ -83,17 +90,38 @@ export const register: RegisterVerb = (program, io) => {
     .option('--json', 'print what each step did as JSON')
     .action(async (file: string, jail: string, o: { arg: Record<string, string>; json?: boolean }) => {
       // every error in the recipe (syntax, arguments, INCLUDEs) before anything changes
-      const steps = await load(file, o.arg);
+      const texts: Record<string, string> = {};
+      const steps = await load(file, o.arg, texts);
+      const { remoteOf } = await import('../portable.ts');
+      const remote = remoteOf(program);
+      if (remote) {
+        // the caller's files go to the daemon as a bundle: the recipe texts it read, and each
+        // CP source read here with the same checks as a local apply (its folder, a regular file)
+        const sources: Record<string, { mode: number; data: string }> = {};
+        for (const s of steps)
+          if (s.kind === 'CP' && !sources[s.src]) {
+            const src = readSource(s.src, s.pos);
+            sources[s.src] = { mode: src.mode & 0o7777, data: src.data.toString('base64') };
+          }
+        const { applyRecipeRemote } = await import('../../api/recipe-client.ts');
+        const report = await applyRecipeRemote(
+          remote.host,
+          jail,
+          { file: recipeFile(file), args: o.arg, recipes: texts, sources },
+          { progress: (text) => io.err(text), output: (text) => io.err(text.replace(/\n$/, '')) },
+          remote.token ? { token: remote.token } : {},
+        );
+        if (o.json) io.out(JSON.stringify(report));
+        const changed = report.steps.filter((s) => s.result === 'changed').length;
+        io.err(`${report.jail}: recipe applied (${changed} changed, ${report.steps.length - changed} unchanged)`);
+        return;
+      }
       const { withSession } = await import('../jails.ts');
       await withSession(
         program,
         io,
         async ({ service, store, stateDir }) => {
-          if (!store)
-            throw new JailyardError(
-              'JY_ERR_USAGE',
-              'recipe apply runs on the jail host itself (RUN, CP, PKG and SYSRC enter the jail), not through --host',
-            );
+          if (!store) throw new JailyardError('JY_ERR_INTERNAL', 'recipe apply: no local store');
           const { applyRecipe } = await import('../../runtime/recipe.ts');
           const { contextFromRecords } = await import('../../runtime/jailplan.ts');
           const { loadRunInJail } = await import('../../platform/index.ts');

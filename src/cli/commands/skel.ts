@@ -169,6 +169,33 @@ export const register: RegisterVerb = (program: Command, io: CliIO) => {
           throw new JailyardError('JY_ERR_USAGE', '--mirror only goes with --debootstrap');
         if ((o.ref !== undefined || o.maxSize !== undefined) && o.ociArchive === undefined)
           throw new JailyardError('JY_ERR_USAGE', '--ref and --max-size only go with --oci-archive');
+        const { remoteOf } = await import('../portable.ts');
+        const remote = remoteOf(program);
+        if (remote) {
+          // over --host only an image archive: the other sources are folders of this machine
+          if (o.ociArchive === undefined)
+            throw new JailyardError(
+              'JY_ERR_USAGE',
+              'over --host, skel create takes --oci-archive FILE (the archive is sent to the daemon); --from, --copy and --debootstrap run on the jail host itself',
+            );
+          const { createSkeletonRemote } = await import('../../api/skeleton-client.ts');
+          const v = await createSkeletonRemote(
+            remote.host,
+            name,
+            resolve(o.ociArchive),
+            {
+              ...(o.ref !== undefined ? { ref: o.ref } : {}),
+              ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
+            },
+            remote.token ? { token: remote.token } : {},
+          );
+          if (o.json) io.out(JSON.stringify(v));
+          io.err(
+            `skeleton ${name}@${v.version} on ${remote.host}: ${v.kind}, ${describeSource(v)}, ${v.entries} entries in its manifest`,
+          );
+          for (const n of v.image?.notes ?? []) io.err(`note: ${n}`);
+          return;
+        }
         let source: SkeletonSource;
         if (o.ociArchive !== undefined)
           source = {
