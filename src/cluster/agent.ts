@@ -21,6 +21,7 @@ import { manifestDigest, resolveSkeleton, skeletonDigests } from '../skeleton/re
 import { checkNodeAddresses, choosePlacement, type RestartPolicy, restartPolicy, skeletonOf } from './placement.ts';
 import type { ClusterJail, JailStatus, NodeRecord, Placement } from './records.ts';
 import type { ClusterState, NodeRegistration } from './state.ts';
+import { type EtcdAccess, etcdClientOptions } from './etcd-access.ts';
 
 /** Parameters that only mean something to the cluster: never handed to the local service. */
 export const CLUSTER_ONLY_PARAMS: readonly string[] = ['node', 'node.selector', 'restart.policy'];
@@ -147,7 +148,14 @@ const { workerData } = require('node:worker_threads');
 const { Etcd3 } = require(workerData.etcd3);
 const beat = new BigInt64Array(workerData.shared);
 const every = workerData.every;
-const client = new Etcd3({ hosts: workerData.endpoints, dialTimeout: every });
+// Buffers arrive as Uint8Arrays (structured clone): grpc wants Buffers
+const o = workerData.options;
+const buf = (u) => (u ? Buffer.from(u.buffer, u.byteOffset, u.byteLength) : undefined);
+if (o.credentials) {
+  const c = o.credentials;
+  o.credentials = { rootCertificate: buf(c.rootCertificate), privateKey: buf(c.privateKey), certChain: buf(c.certChain) };
+}
+const client = new Etcd3({ hosts: workerData.endpoints, dialTimeout: every, ...o });
 const LATE = Symbol('late');
 const late = () => new Promise((r) => setTimeout(() => r(LATE), every));
 async function once() {
@@ -178,6 +186,7 @@ async function once() {
 
 function startKeeperThread(
   endpoints: string[],
+  access: EtcdAccess | undefined,
   leaseId: string,
   every: number,
   shared: SharedArrayBuffer,
@@ -185,23 +194,41 @@ function startKeeperThread(
 ): KeeperThread {
   const { Worker } = process.getBuiltinModule('node:worker_threads') as typeof WorkerThreads;
   const etcd3 = createRequire(import.meta.url).resolve('etcd3');
-  const worker = new Worker(KEEPER, { eval: true, workerData: { etcd3, endpoints, leaseId, every, shared } });
+  // the credentials go in memory (workerData), never through argv or the environment
+  const options = etcdClientOptions(access);
+  const worker = new Worker(KEEPER, { eval: true, workerData: { etcd3, endpoints, options, leaseId, every, shared } });
   worker.unref();
   worker.on('error', onError);
   return { stop: () => void worker.terminate() };
 }
 
-/** What one etcd member says of itself: its /health, or why it did not answer. */
+/** What one etcd member says of itself: its /health, or why it did not answer. With TLS
+ * (https:// members) the probe shows the node's CA, client certificate and key. */
 export async function probeMember(
   endpoint: string,
   timeoutMs: number,
+  tls?: EtcdAccess['tls'],
 ): Promise<'healthy' | 'no-leader' | 'down' | 'unreachable'> {
+  const url = new URL('/health', endpoint);
   try {
-    const res = await fetch(new URL('/health', endpoint), { signal: AbortSignal.timeout(timeoutMs) });
+    if (tls) {
+      const { Agent, request } = await import('undici');
+      const dispatcher = new Agent({
+        connect: { ca: tls.ca, ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}) },
+      });
+      try {
+        const res = await request(url, { dispatcher, signal: AbortSignal.timeout(timeoutMs) });
+        const body = (await res.body.json().catch(() => ({}))) as { health?: unknown };
+        return body.health === 'true' ? 'healthy' : 'no-leader';
+      } finally {
+        void dispatcher.close().catch(() => {});
+      }
+    }
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     const body = (await res.json().catch(() => ({}))) as { health?: unknown };
     return body.health === 'true' ? 'healthy' : 'no-leader';
   } catch (e) {
-    const code = (e as { cause?: { code?: string } }).cause?.code;
+    const code = (e as { code?: string }).code ?? (e as { cause?: { code?: string } }).cause?.code;
     return code === 'ECONNREFUSED' ? 'down' : 'unreachable';
   }
 }
@@ -719,10 +746,17 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     Atomics.store(beat, 1, 0n);
     if (!reg || !opts.endpoints?.length) return;
     try {
-      keeper = startKeeperThread(opts.endpoints, reg.leaseId, kaEvery, beat.buffer as SharedArrayBuffer, (e) => {
-        log('warn', 'keepalive thread failed: keepalives from the main thread', { error: describeError(e) });
-        keeper = undefined;
-      });
+      keeper = startKeeperThread(
+        opts.endpoints,
+        state.access,
+        reg.leaseId,
+        kaEvery,
+        beat.buffer as SharedArrayBuffer,
+        (e) => {
+          log('warn', 'keepalive thread failed: keepalives from the main thread', { error: describeError(e) });
+          keeper = undefined;
+        },
+      );
     } catch (e) {
       log('warn', 'no keepalive thread: keepalives from the main thread', { error: describeError(e) });
     }
@@ -762,7 +796,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     if (probing || !endpoints.length) return;
     probing = true;
     const at = Date.now();
-    void Promise.all(endpoints.map((ep) => probeMember(ep, Math.max(300, Math.floor(ttlMs / 6)))))
+    void Promise.all(endpoints.map((ep) => probeMember(ep, Math.max(300, Math.floor(ttlMs / 6)), state.access?.tls)))
       .then((seen) => {
         const lost = seen.includes('no-leader') && seen.every((m) => m === 'no-leader' || m === 'down');
         if (holding && seen.includes('healthy')) {

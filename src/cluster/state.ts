@@ -16,6 +16,7 @@ import { parseSelector } from '../meta/selector.ts';
 import { checkRevision } from '../store/revision.ts';
 import { DEFAULT_SETTINGS } from '../store/settings.ts';
 import type { EventLog, EventType, JailEvent, JailRecord, Settings } from '../store/types.ts';
+import { type EtcdAccess, etcdClientOptions } from './etcd-access.ts';
 import { type ClusterKeys, clusterKeys } from './keys.ts';
 import {
   type ClusterJail,
@@ -33,6 +34,8 @@ import {
 export interface ClusterStateOptions {
   /** etcd client URLs (http://HOST:PORT); the client fails over between them. */
   endpoints: string[];
+  /** Client TLS and etcd user (etcd-access.ts); none: plain http, no authentication. */
+  access?: EtcdAccess;
   /** Key prefix (default /jailyard/). */
   prefix?: string;
   /** Jail events kept in memory for watchers that resume (default 10000). */
@@ -136,6 +139,54 @@ function clusterError(what: string, e: unknown): JailyardError {
   );
 }
 
+/** Why etcd refused this client for good (TLS, authentication, permission), from an error
+ * and its causes; undefined when it is worth trying again (unreachable, no leader). */
+export function accessRefusal(e: unknown): string | undefined {
+  let c: unknown = e;
+  for (let depth = 0; c instanceof Error && depth < 6; depth++, c = c.cause) {
+    const name = c.constructor?.name ?? c.name;
+    if (
+      /^Etcd(AuthenticationFailed|UserNotFound|PermissionDenied|InvalidAuthToken|RoleNotGranted|RoleNotFound)Error$/.test(
+        name,
+      )
+    )
+      return `etcd refused the user: ${grpcReason(c.message)}${
+        /PermissionDenied/.test(name)
+          ? ' (no --etcd-user, or the user has no readwrite role on the prefix; a client certificate alone acts as the user its CN names)'
+          : ''
+      }`;
+    if (/certificate|handshake|\bSSL\b|\bTLS\b|tlsv1|alert/i.test(c.message))
+      return `TLS failed: ${tlsReason(c.message)}`;
+  }
+  return undefined;
+}
+
+const firstLine = (m: string): string => m.split('\n')[0]!.trim();
+/** A gRPC error's text without its status ("3 INVALID_ARGUMENT: ") nor etcd's "etcdserver: ". */
+const grpcReason = (m: string): string =>
+  firstLine(m)
+    .replace(/^\d+ [A-Z_]+: /, '')
+    .replace(/^etcdserver: /, '');
+
+/** The TLS layer's reason out of a gRPC error's text, with what it means for the flags. */
+function tlsReason(message: string): string {
+  const text = firstLine(message);
+  // OpenSSL's "...:SSL routines:FUNCTION:REASON:FILE:LINE:..."; else Node's own wording
+  const raw =
+    /SSL routines:[^:]*:([^:]+):/.exec(text)?.[1] ??
+    /Last error: (?:Error: )?(.+)$/.exec(text)?.[1] ??
+    grpcReason(text.replace(/^.*?UNAVAILABLE: /, ''));
+  // Node's advice (--use-system-ca) does not apply: the system's CAs are already trusted
+  const reason = raw.replace(/; if the root CA is installed locally.*$/, '').replace(/\s*Resolution note:.*$/, '');
+  if (/alert (bad certificate|certificate required|unknown ca|certificate unknown|handshake failure)/i.test(reason))
+    return `${reason}: the member refused this node's client certificate (none given, or not signed by a CA the member trusts; --etcd-cert, --etcd-key)`;
+  if (/self[- ]signed|unable to (get local issuer|verify)|unknown authority|certificate verify failed/i.test(reason))
+    return `${reason}: the member's certificate is not signed by a trusted CA (--etcd-cacert; without it the system's CAs)`;
+  if (/altname|Hostname\/IP does not match|not in the cert/i.test(reason))
+    return `${reason}: the member's certificate does not name the host of the URL`;
+  return reason;
+}
+
 function rev(v: string | number | undefined): number {
   return v === undefined ? 0 : Number(v);
 }
@@ -151,6 +202,9 @@ export function rangesOverlap(a: string, b: string): boolean {
 export class ClusterState implements EventLog {
   readonly keys: ClusterKeys;
   readonly client: Etcd3;
+  /** How this process reaches etcd (TLS, user): the agent's keepalive thread and /health
+   * probes use the same. */
+  readonly access: EtcdAccess | undefined;
   readonly #opts: ClusterStateOptions;
   readonly #ringSize: number;
   readonly #ringBytes: number;
@@ -190,6 +244,7 @@ export class ClusterState implements EventLog {
   private constructor(opts: ClusterStateOptions) {
     this.#opts = opts;
     this.keys = clusterKeys(opts.prefix);
+    this.access = opts.access;
     this.#ringSize = opts.ringSize ?? DEFAULT_RING;
     this.#ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
     const callMs = opts.callTimeoutMs ?? 5000;
@@ -197,6 +252,7 @@ export class ClusterState implements EventLog {
       hosts: opts.endpoints,
       dialTimeout: callMs,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callMs }),
+      ...etcdClientOptions(opts.access),
     };
     this.client = new Etcd3(options);
   }
@@ -217,6 +273,17 @@ export class ClusterState implements EventLog {
         await s.#sync();
         return s;
       } catch (e) {
+        // a certificate or a password does not get better by trying again
+        const refused = accessRefusal(e);
+        if (refused) {
+          s.client.close();
+          throw new JailyardError(
+            'JY_ERR_CLUSTER',
+            `etcd: connecting to ${opts.endpoints.join(',')} failed: ${refused}`,
+            { step: 'etcd' },
+            { cause: e },
+          );
+        }
         if (Date.now() >= until || (isJailyardError(e) && e.code !== 'JY_ERR_CLUSTER')) {
           s.client.close();
           throw clusterError(`connecting to ${opts.endpoints.join(',')}`, e);

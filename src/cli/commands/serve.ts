@@ -9,6 +9,7 @@ import type { createLocalService } from '../../runtime/service.ts';
 import type { FenceGuard } from '../../cluster/fence-guard.ts';
 import type { ApiLimits } from '../../api/limits.ts';
 import type { Store } from '../../store/types.ts';
+import type { EtcdAccess } from '../../cluster/etcd-access.ts';
 
 interface ServeOptions {
   socket?: string;
@@ -29,6 +30,11 @@ interface ServeOptions {
   capacity?: string;
   leaseTtl?: string;
   etcdPrefix?: string;
+  etcdCacert?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  etcdUser?: string;
+  etcdPasswordFile?: string;
 }
 
 /** What `serve --etcd ...` joins: the cluster and this node. */
@@ -37,9 +43,23 @@ export interface ClusterFlags {
   prefix?: string;
   node: { name: string; labels: Record<string, string>; range: string; capacity: number };
   leaseTtlSec: number;
+  /** Client TLS and etcd user (in memory only; never on a command line). */
+  access: EtcdAccess;
 }
 
-const CLUSTER_FLAGS = ['--node', '--node-label', '--range', '--capacity', '--lease-ttl', '--etcd-prefix'] as const;
+const CLUSTER_FLAGS = [
+  '--node',
+  '--node-label',
+  '--range',
+  '--capacity',
+  '--lease-ttl',
+  '--etcd-prefix',
+  '--etcd-cacert',
+  '--etcd-cert',
+  '--etcd-key',
+  '--etcd-user',
+  '--etcd-password-file',
+] as const;
 
 /** The cluster flags, checked before anything is opened; undefined without --etcd. */
 export async function clusterFlags(o: ServeOptions): Promise<ClusterFlags | undefined> {
@@ -56,6 +76,11 @@ export async function clusterFlags(o: ServeOptions): Promise<ClusterFlags | unde
                 '--capacity': 'capacity',
                 '--lease-ttl': 'leaseTtl',
                 '--etcd-prefix': 'etcdPrefix',
+                '--etcd-cacert': 'etcdCacert',
+                '--etcd-cert': 'etcdCert',
+                '--etcd-key': 'etcdKey',
+                '--etcd-user': 'etcdUser',
+                '--etcd-password-file': 'etcdPasswordFile',
               } as const
             )[f]
           ] !== undefined,
@@ -76,7 +101,7 @@ export async function clusterFlags(o: ServeOptions): Promise<ClusterFlags | unde
       url = undefined;
     }
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.port || url.pathname !== '/')
-      throw usage('--etcd', `--etcd takes http://HOST:PORT URLs, got "${u}"`);
+      throw usage('--etcd', `--etcd takes http://HOST:PORT or https://HOST:PORT URLs, got "${u}"`);
   }
   if (!o.node) throw usage('--node', "--etcd needs --node NAME (this node's name in the cluster)");
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(o.node))
@@ -108,11 +133,24 @@ export async function clusterFlags(o: ServeOptions): Promise<ClusterFlags | unde
   };
   if (o.etcdPrefix !== undefined && (o.etcdPrefix === '' || !o.etcdPrefix.startsWith('/')))
     throw usage('--etcd-prefix', `--etcd-prefix must be a key prefix starting with '/', got "${o.etcdPrefix}"`);
+  const node = { name: o.node, labels, range: o.range, capacity: int('--capacity', o.capacity, 100, 1) };
+  const leaseTtlSec = int('--lease-ttl', o.leaseTtl, 10, 2);
+  // last: it takes $JAILYARD_ETCD_PASSWORD out of the environment
+  const { readEtcdAccess } = await import('../../cluster/etcd-access.ts');
+  const access = readEtcdAccess({
+    endpoints,
+    ...(o.etcdCacert !== undefined ? { cacert: o.etcdCacert } : {}),
+    ...(o.etcdCert !== undefined ? { cert: o.etcdCert } : {}),
+    ...(o.etcdKey !== undefined ? { key: o.etcdKey } : {}),
+    ...(o.etcdUser !== undefined ? { user: o.etcdUser } : {}),
+    ...(o.etcdPasswordFile !== undefined ? { passwordFile: o.etcdPasswordFile } : {}),
+  });
   return {
     endpoints,
     ...(o.etcdPrefix !== undefined ? { prefix: o.etcdPrefix } : {}),
-    node: { name: o.node, labels, range: o.range, capacity: int('--capacity', o.capacity, 100, 1) },
-    leaseTtlSec: int('--lease-ttl', o.leaseTtl, 10, 2),
+    node,
+    leaseTtlSec,
+    access,
   };
 }
 
@@ -155,6 +193,7 @@ async function openCluster(flags: ClusterFlags, io: CliIO) {
     io.err(JSON.stringify({ level: 'warn', time: Date.now(), msg, ...fields }));
   const state = await ClusterState.open({
     endpoints: flags.endpoints,
+    access: flags.access,
     ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
     // etcd keeps every revision until compacted: keep settings.event_history of them
     compactEveryMs: 300_000,
@@ -273,7 +312,10 @@ export const register: RegisterVerb = (program, io) => {
     .option('--idle-timeout <sec>', 'idle time allowed between requests on a kept-alive connection')
     .option('--auth-timeout <sec>', 'TCP: time to send a first request with the right token')
     // cluster mode (docs/cluster.md): jails in etcd, this node's agent runs those placed here
-    .option('--etcd <urls>', 'join the cluster whose etcd answers at these URLs (http://HOST:PORT, comma-separated)')
+    .option(
+      '--etcd <urls>',
+      'join the cluster whose etcd answers at these URLs (http://HOST:PORT or https://HOST:PORT, comma-separated)',
+    )
     .option('--node <name>', "this node's name in the cluster (with --etcd)")
     .option(
       '--node-label <key=value>',
@@ -285,6 +327,15 @@ export const register: RegisterVerb = (program, io) => {
     .option('--capacity <n>', 'most jails placed on this node (default 100)')
     .option('--lease-ttl <sec>', "the node lease's TTL: a node gone this long loses its jails (default 10)")
     .option('--etcd-prefix <prefix>', 'key prefix of the cluster in etcd (default /jailyard/)')
+    // securing etcd (docs/cluster.md#securing-etcd): files only, never a secret in argv
+    .option('--etcd-cacert <file>', "CA (PEM) of the etcd members' certificates (https://; default: the system's CAs)")
+    .option('--etcd-cert <file>', 'client certificate (PEM) for etcd members run with --client-cert-auth')
+    .option('--etcd-key <file>', "the client certificate's private key (PEM)")
+    .option(
+      '--etcd-user <name>',
+      'etcd user (auth enabled); password from --etcd-password-file or $JAILYARD_ETCD_PASSWORD',
+    )
+    .option('--etcd-password-file <file>', "file holding the etcd user's password (mode 0600 or stricter)")
     .action(async (o: ServeOptions) => {
       if (program.opts<{ host?: string }>().host)
         throw new JailyardError('JY_ERR_USAGE', 'serve runs the daemon: --host makes no sense here', {
