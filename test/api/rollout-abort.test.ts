@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/api/app.ts';
@@ -217,6 +217,83 @@ describe('POST /v1/rollouts/ID/abort, GET /v1/rollouts/ID/pool', () => {
       release();
       assert.ok(!existsSync(ownerFileOf(file)));
     } finally {
+      fresh.cleanup();
+    }
+  });
+
+  test('GET /v1/rollouts/watch: the rollouts now, again on a change (no polling), ended when the daemon closes', async () => {
+    const fresh = tempState('jy-api-rollout-watch-');
+    const st = openStore(fresh.dir);
+    const app2 = buildApp({
+      store: st,
+      service: storeOnlyService(st),
+      rollouts: rolloutControl,
+      auth: { token: 'sesame', required: () => true },
+    });
+    try {
+      await app2.listen({ host: '127.0.0.1', port: 0 });
+      const { port } = app2.server.address() as { port: number };
+      const url = `http://127.0.0.1:${port}/v1/rollouts/watch`;
+      assert.equal((await fetch(url)).status, 401);
+      const res = await fetch(url, { headers: bearer });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      const nextEvent = async (): Promise<{ items: { id: string; phase: string; active: boolean }[] }> => {
+        for (;;) {
+          const end = buf.indexOf('\n\n');
+          if (end >= 0) {
+            const block = buf.slice(0, end);
+            buf = buf.slice(end + 2);
+            const data = block.split('\n').find((l) => l.startsWith('data: '));
+            if (data) return JSON.parse(data.slice(6));
+            continue;
+          }
+          const { value, done } = await reader.read();
+          if (done) throw new Error('stream ended');
+          buf += value;
+        }
+      };
+      assert.deepEqual((await nextEvent()).items, []);
+      // a step saved by a rollout (temp file, rename) and its owner file: events, not a poll
+      const file = rolloutFileFor(fresh.dir, 'app=s');
+      const s = newRolloutState({
+        selector: 'app=s',
+        from: 'version=v1',
+        to: 'version=v2',
+        replicas: 1,
+        maxSurge: 1,
+        maxUnavailable: 0,
+        port: 80,
+        healthPath: '/',
+        prefix: 's',
+      });
+      const t0 = Date.now();
+      writeFileSync(`${file}.1.tmp`, JSON.stringify(s));
+      renameSync(`${file}.1.tmp`, file);
+      let ev = await nextEvent();
+      assert.deepEqual(
+        ev.items.map((i) => [i.id, i.phase, i.active]),
+        [['app_s', 'running', false]],
+      );
+      assert.ok(Date.now() - t0 < 1000, `${Date.now() - t0} ms`);
+      const release = claimRollout(file, 'app=s');
+      ev = await nextEvent();
+      assert.equal(ev.items[0]!.active, true);
+      release();
+      ev = await nextEvent();
+      assert.equal(ev.items[0]!.active, false);
+      // the daemon closing ends the stream (it does not wait for the client)
+      const closed = app2.close();
+      await assert.rejects(nextEvent(), /stream ended|terminated/);
+      await Promise.race([
+        closed,
+        new Promise((_, no) => setTimeout(() => no(new Error('close waited for the stream')), 5000)),
+      ]);
+    } finally {
+      await app2.close();
+      st.close();
       fresh.cleanup();
     }
   });

@@ -164,6 +164,14 @@ describe('rollout abort and HAProxy pool in chromium', { skip: missing ?? false,
       assert.ok(actual && serverStatus(actual) !== 'up', 'HAProxy has v2 UP');
       assert.equal(exit, undefined, `the rollout ended before the abort: ${runErr}`);
 
+      // progress arrives on the stream (GET /v1/rollouts/watch), not by reading the list again:
+      // no list read from here to the end, over more than one 2 s poll period
+      const lists = () =>
+        requests.filter((r) => r.method() === 'GET' && new URL(r.url()).pathname === '/v1/rollouts').length;
+      assert.ok(requests.some((r) => new URL(r.url()).pathname === '/v1/rollouts/watch'));
+      const listsBefore = lists();
+      await new Promise((r) => setTimeout(r, 2500));
+
       // cancelled: nothing sent
       const posts = () => requests.filter((r) => r.method() === 'POST' && /\/abort$/.test(r.url())).length;
       await section.locator('[data-testid="abort"]').click();
@@ -175,6 +183,7 @@ describe('rollout abort and HAProxy pool in chromium', { skip: missing ?? false,
       await page.getByText('Abort requested').waitFor();
       assert.equal(posts(), 1);
       await section.locator('[data-testid="phase"]', { hasText: 'aborted' }).waitFor({ timeout: 60_000 });
+      assert.equal(lists(), listsBefore, 'the page read the rollouts list again (polling)');
       await exited;
       assert.notEqual(exit!.code, 0);
       assert.match(exit!.err, /aborted on request/);

@@ -129,6 +129,25 @@ export async function* watchStream(since: number | undefined, signal: AbortSigna
   }
 }
 
+/** The `data` of each event of an SSE stream (GET /v1/rollouts/watch), until it ends or
+ * `signal` aborts. */
+export async function* eventStream(path: string, signal: AbortSignal): AsyncGenerator<string> {
+  const res = await fetch(path, { headers: headers({ accept: 'text/event-stream' }), signal });
+  if (!res.ok) await fail(res);
+  if (!res.body) return;
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  const parser = new SseParser();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      for (const m of parser.push(value)) yield m.data;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
 /** A text answer read as it arrives (a jail's console log with follow=1 stays open). */
 export async function* textStream(path: string, signal: AbortSignal): AsyncGenerator<string> {
   const res = await fetch(path, { headers: headers({ accept: 'text/plain' }), signal });

@@ -1,14 +1,15 @@
 // /v1/rollouts: the rollouts saved in the daemon's state folder (`jailyard rollout` writes its
 // progress to <state>/rollouts/<selector>.json after every step: src/lb/rollout.ts
 // rolloutFileFor). A rollout runs in the CLI that started it, not in the daemon: this shows
-// its steps as they are saved, HAProxy's view of its pool where the rollout names HAProxy's
+// its steps as they are saved (also as a stream: the folder watched with inotify), HAProxy's view of its pool where the rollout names HAProxy's
 // admin socket, and aborts it. An abort never makes a second writer: a rollout whose process
 // runs (its owner file, src/lb/rollout-owner.ts) is asked to abort and does it itself between
 // its steps; one nobody runs (interrupted, failed, or its process killed) is aborted by the
 // daemon, holding the owner file meanwhile. A file that is not a rollout's (or is being
 // replaced) is skipped.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, watch } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@fastify/type-provider-typebox';
@@ -160,6 +161,31 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<{
     if (!view) throw new JailyardError('JY_ERR_ROLLOUT_NOT_FOUND', `no rollout "${id}" in this host's state folder`);
     return view;
   };
+  /** The rollouts as GET /v1/rollouts answers them. */
+  const list = (): RolloutView[] => {
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((n) => n.endsWith('.json'));
+    } catch {
+      return [];
+    }
+    const items: RolloutView[] = [];
+    for (const name of names.sort()) {
+      const id = name.slice(0, -'.json'.length);
+      try {
+        const view = rolloutView(JSON.parse(readFileSync(join(dir, name), 'utf8')), id, live(id));
+        if (view) items.push(view);
+      } catch {
+        // gone meanwhile, or not JSON
+      }
+    }
+    return items;
+  };
+  /** Open /v1/rollouts/watch streams, ended when the daemon closes. */
+  const streams = new Set<ServerResponse>();
+  app.addHook('preClose', async () => {
+    for (const res of streams) res.end();
+  });
   /** Aborts the daemon runs itself (a rollout nobody runs), awaited when the daemon closes. */
   const aborting = new Set<Promise<unknown>>();
   app.addHook('onClose', async () => {
@@ -174,24 +200,53 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<{
         response: { 200: Type.Object({ items: Type.Array(RolloutViewSchema) }), 500: ErrorBody },
       },
     },
-    async () => {
-      let names: string[];
-      try {
-        names = readdirSync(dir).filter((n) => n.endsWith('.json'));
-      } catch {
-        return { items: [] };
-      }
-      const items: RolloutView[] = [];
-      for (const name of names.sort()) {
-        const id = name.slice(0, -'.json'.length);
-        try {
-          const view = rolloutView(JSON.parse(readFileSync(join(dir, name), 'utf8')), id, live(id));
-          if (view) items.push(view);
-        } catch {
-          // gone meanwhile, or not JSON
-        }
-      }
-      return { items };
+    async () => ({ items: list() }),
+  );
+
+  app.get(
+    '/v1/rollouts/watch',
+    {
+      schema: {
+        summary:
+          "The rollouts as a stream: GET /v1/rollouts's answer as an SSE `rollouts` event, again on every change",
+        description:
+          'text/event-stream: one `rollouts` event now, then one within 50 ms of any change of the rollouts folder (a ' +
+          'step saved, an owner or abort file made or removed; inotify, no polling), a `: ping` comment every 15 s.',
+      },
+    },
+    async (_req, reply) => {
+      mkdirSync(dir, { recursive: true });
+      const res = reply.raw;
+      reply.hijack();
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'x-content-type-options': 'nosniff',
+        'cache-control': 'no-cache',
+        'x-accel-buffering': 'no',
+      });
+      let timer: NodeJS.Timeout | undefined;
+      let last = '';
+      const send = () => {
+        timer = undefined;
+        const data = JSON.stringify({ items: list() });
+        // a temp file made and renamed away, a step's rename: the same answer is not sent twice
+        if (data === last || res.writableEnded || res.destroyed) return;
+        last = data;
+        res.write(`event: rollouts\ndata: ${data}\n\n`);
+      };
+      const watcher = watch(dir, () => {
+        timer ??= setTimeout(send, 50);
+      });
+      watcher.on('error', () => res.end());
+      const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+      streams.add(res);
+      res.on('close', () => {
+        streams.delete(res);
+        watcher.close();
+        clearInterval(ping);
+        clearTimeout(timer);
+      });
+      send();
     },
   );
 

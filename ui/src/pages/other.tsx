@@ -4,7 +4,7 @@
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { parseSelector, type Selector } from '../../../src/meta/selector.ts';
-import { request, type JailView } from '../api.ts';
+import { eventStream, request, type JailView } from '../api.ts';
 import type { JailFeed } from '../feed.ts';
 import { Confirm, type Notice, NoticeLine, paramText, StateBadge, useFeed } from '../parts.tsx';
 
@@ -354,9 +354,33 @@ export function RolloutPage({ feed }: { feed: JailFeed }) {
   const [version, setVersion] = useState(0);
   const [error, setError] = useState<string | undefined>(undefined);
   const running = data?.items.some((r) => r.phase === 'running' || r.active) ?? false;
-  // read again after changes of the jails (a rollout's steps change them), at most every
-  // 200 ms (a throttle, not a debounce: a rollout makes events without pause), and every 2 s
-  // while one runs: its progress file is not in the event log (health waits make no event)
+  // The rollouts as a stream (GET /v1/rollouts/watch: the daemon watches the folder, so a step
+  // saved, a health wait's end, an abort request arrive as they happen); dropped, it is opened
+  // again after 2 s. Meanwhile (and with a daemon without it) the page reads the rollouts after
+  // changes of the jails (at most every 200 ms: a throttle, a rollout makes events without
+  // pause) and every 2 s while one runs.
+  const [live, setLive] = useState(false);
+  useEffect(() => {
+    const stop = new AbortController();
+    void (async () => {
+      while (!stop.signal.aborted) {
+        try {
+          for await (const text of eventStream('/v1/rollouts/watch', stop.signal)) {
+            setData(JSON.parse(text) as { items: RolloutView[] });
+            setVersion((v) => v + 1);
+            setError(undefined);
+            setLive(true);
+          }
+        } catch {
+          // dropped, refused or aborted: read below until it is back
+        }
+        if (stop.signal.aborted) return;
+        setLive(false);
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    })();
+    return () => stop.abort();
+  }, []);
   const pendingRead = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   const read = () =>
     request<{ items: RolloutView[] }>('GET', '/v1/rollouts').then(
@@ -368,7 +392,7 @@ export function RolloutPage({ feed }: { feed: JailFeed }) {
       (e: Error) => setError(e.message),
     );
   useEffect(() => {
-    if (pendingRead.current !== undefined) return;
+    if (live || pendingRead.current !== undefined) return;
     pendingRead.current = setTimeout(
       () => {
         pendingRead.current = undefined;
@@ -376,10 +400,10 @@ export function RolloutPage({ feed }: { feed: JailFeed }) {
       },
       data ? 200 : 0,
     );
-  }, [feed.revision]);
+  }, [feed.revision, live]);
   useEffect(() => () => clearTimeout(pendingRead.current), []);
   useEffect(() => {
-    if (!running) return;
+    if (!running || live) return;
     const timer = setInterval(
       () =>
         request<{ items: RolloutView[] }>('GET', '/v1/rollouts').then(
@@ -392,7 +416,7 @@ export function RolloutPage({ feed }: { feed: JailFeed }) {
       2000,
     );
     return () => clearInterval(timer);
-  }, [running]);
+  }, [running, live]);
   if (error) return <p class="notice notice-error">{error}</p>;
   if (!data) return <p class="muted">Loading...</p>;
   return (
