@@ -155,7 +155,11 @@ export function accessRefusal(e: unknown): string | undefined {
           ? ' (no --etcd-user, or the user has no readwrite role on the prefix; a client certificate alone acts as the user its CN names)'
           : ''
       }`;
-    if (/certificate|handshake|\bSSL\b|\bTLS\b|tlsv1|alert/i.test(c.message))
+    // a connection cut during the handshake (a member restarting) is worth another try
+    if (
+      /certificate|handshake|\bSSL\b|\bTLS\b|tlsv1|alert/i.test(c.message) &&
+      !/disconnected before secure TLS connection/i.test(c.message)
+    )
       return `TLS failed: ${tlsReason(c.message)}`;
   }
   return undefined;

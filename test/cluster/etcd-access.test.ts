@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { etcdClientOptions, PASSWORD_ENV, readEtcdAccess } from '../../src/cluster/etcd-access.ts';
 import { JailyardError } from '../../src/errors.ts';
+import { accessRefusal } from '../../src/cluster/state.ts';
 import { makePki, type TestPki } from './etcd-certs.ts';
 
 const HTTPS = ['https://127.0.0.1:2379'];
@@ -117,5 +118,63 @@ describe('etcd access flags', () => {
     writeFileSync(empty, '', { mode: 0o600 });
     r = refused(() => readEtcdAccess({ endpoints: HTTPS, user: 'jy', passwordFile: empty }, {}));
     assert.match(r.message, /is empty/);
+  });
+
+  test("start-up refusals: TLS and the user's are final and explained; being unreachable is not", () => {
+    const wrapped = (message: string, name = 'GRPCUnavailableError'): Error => {
+      const inner = new Error(message);
+      Object.defineProperty(inner, 'name', { value: name });
+      return new JailyardError(
+        'JY_ERR_CLUSTER',
+        `etcd: listing the cluster state failed: ${message}`,
+        {},
+        { cause: inner },
+      );
+    };
+    class EtcdAuthenticationFailedError extends Error {}
+    class EtcdPermissionDeniedError extends Error {}
+    const grpcTls =
+      '14 UNAVAILABLE: No connection established. Last error: 40EDC4544E7F0000:error:0A000412:SSL routines:ssl3_read_bytes:ssl/tls alert bad certificate:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:918:SSL alert number 42\n (2026-12-02T23:49:44.309Z). Resolution note: ';
+    assert.equal(
+      accessRefusal(wrapped(grpcTls)),
+      "TLS failed: ssl/tls alert bad certificate: the member refused this node's client certificate (none given, or not signed by a CA the member trusts; --etcd-cert, --etcd-key)",
+    );
+    assert.match(
+      accessRefusal(
+        wrapped(
+          '14 UNAVAILABLE: No connection established. Last error: unable to verify the first certificate; if the root CA is installed locally, try running Node.js with --use-system-ca. Resolution note: ',
+        ),
+      )!,
+      /^TLS failed: unable to verify the first certificate: the member's certificate is not signed by a trusted CA/,
+    );
+    const auth = new JailyardError(
+      'JY_ERR_CLUSTER',
+      'x',
+      {},
+      {
+        cause: new EtcdAuthenticationFailedError(
+          '3 INVALID_ARGUMENT: etcdserver: authentication failed, invalid user ID or password',
+        ),
+      },
+    );
+    assert.equal(accessRefusal(auth), 'etcd refused the user: authentication failed, invalid user ID or password');
+    assert.match(
+      accessRefusal(new EtcdPermissionDeniedError('7 PERMISSION_DENIED: etcdserver: permission denied'))!,
+      /^etcd refused the user: permission denied \(no --etcd-user/,
+    );
+    // worth another try: refused connections, a handshake cut short, no leader
+    assert.equal(
+      accessRefusal(
+        wrapped('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:2379'),
+      ),
+      undefined,
+    );
+    assert.equal(
+      accessRefusal(
+        wrapped('14 UNAVAILABLE: Client network socket disconnected before secure TLS connection was established'),
+      ),
+      undefined,
+    );
+    assert.equal(accessRefusal(wrapped('etcdserver: no leader')), undefined);
   });
 });
