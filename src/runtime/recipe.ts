@@ -13,6 +13,9 @@ import { JailyardError, isJailyardError, type SourcePosition } from '../errors.t
 import type { RecipeStep } from '../conf/recipe.ts';
 import { paramList } from '../conf/spec.ts';
 import type { ExecResult } from '../platform/driver.ts';
+import { loadRunInJail } from '../platform/index.ts';
+import type { Store } from '../store/types.ts';
+import { contextFromRecords } from './jailplan.ts';
 import type { JailService } from './types.ts';
 
 export interface RecipeDeps {
@@ -29,6 +32,22 @@ export interface RecipeDeps {
   output(text: string): void;
   /** Stops the recipe before its next step (the API's client went away). */
   signal?: AbortSignal;
+}
+
+/** A recipe's view of the jails of one local store: `exec` in a running jail (the driver's
+ * exec path, stdin `input`) and `rootOf`; what the local verb and the API route both use. */
+export async function localJailAccess(stateDir: string, store: Store): Promise<Pick<RecipeDeps, 'exec' | 'rootOf'>> {
+  const runInJail = await loadRunInJail({ stateDir });
+  const context = (name: string) => contextFromRecords(stateDir, store.requireJail(name), (n) => store.getJail(n));
+  return {
+    exec: async (name, argv, input) => {
+      const j = store.requireJail(name);
+      if (j.state !== 'running' || !j.runtime?.create)
+        throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail is ${j.state}, not running`, { jail: name });
+      return runInJail(context(name), j.runtime.create, argv, { stdio: 'pipe', ...(input ? { input } : {}) });
+    },
+    rootOf: async (name) => context(name).path,
+  };
 }
 
 export type StepResult = 'changed' | 'unchanged';

@@ -82,13 +82,8 @@ export const recipeRoutes: FastifyPluginAsyncTypebox<RecipeRouteOptions> = async
           `${record.name} runs on ${record.node ? `node ${record.node}` : 'another node'}: ask that node's API (jailyard nodes lists them)`,
           { jail: record.name },
         );
-      const [{ applyRecipe }, { contextFromRecords }, { loadRunInJail }] = await Promise.all([
-        import('../../runtime/recipe.ts'),
-        import('../../runtime/jailplan.ts'),
-        import('../../platform/index.ts'),
-      ]);
-      const runInJail = await loadRunInJail({ stateDir });
-      const context = (n: string) => contextFromRecords(stateDir, store.requireJail(n), (x) => store.getJail(x));
+      const { applyRecipe, localJailAccess } = await import('../../runtime/recipe.ts');
+      const access = await localJailAccess(stateDir, store);
 
       const abort = new AbortController();
       const res = reply.raw;
@@ -107,18 +102,12 @@ export const recipeRoutes: FastifyPluginAsyncTypebox<RecipeRouteOptions> = async
       try {
         const report = await applyRecipe(record.name, steps, {
           service: ctx.service,
-          exec: async (n, argv, input) => {
-            const j = store.requireJail(n);
-            if (j.state !== 'running' || !j.runtime?.create)
-              throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail is ${j.state}, not running`, { jail: n });
-            return runInJail(context(n), j.runtime.create, argv, { stdio: 'pipe', ...(input ? { input } : {}) });
-          },
+          ...access,
           readSource: (path, pos) => {
             const s = sources.get(path);
             if (!s) throw new JailyardError('JY_ERR_PATH', `the bundle does not hold the CP source ${path}`, { pos });
             return { data: Buffer.from(s.data, 'base64'), mode: s.mode };
           },
-          rootOf: async (n) => context(n).path,
           progress: (text) => void line({ progress: text }),
           output: (text) => void line({ output: text }),
           signal: abort.signal,

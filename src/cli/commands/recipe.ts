@@ -122,25 +122,11 @@ export const register: RegisterVerb = (program, io) => {
         io,
         async ({ service, store, stateDir }) => {
           if (!store) throw new JailyardError('JY_ERR_INTERNAL', 'recipe apply: no local store');
-          const { applyRecipe } = await import('../../runtime/recipe.ts');
-          const { contextFromRecords } = await import('../../runtime/jailplan.ts');
-          const { loadRunInJail } = await import('../../platform/index.ts');
-          const runInJail = await loadRunInJail({ stateDir });
-          const context = (name: string) =>
-            contextFromRecords(stateDir, store.requireJail(name), (n) => store.getJail(n));
+          const { applyRecipe, localJailAccess } = await import('../../runtime/recipe.ts');
           const report = await applyRecipe(jail, steps, {
             service,
-            exec: async (name, argv, input) => {
-              const j = store.requireJail(name);
-              if (j.state !== 'running' || !j.runtime?.create)
-                throw new JailyardError('JY_ERR_INVALID_TRANSITION', `jail is ${j.state}, not running`, { jail: name });
-              return runInJail(context(name), j.runtime.create, argv, {
-                stdio: 'pipe',
-                ...(input ? { input } : {}),
-              });
-            },
+            ...(await localJailAccess(stateDir, store)),
             readSource,
-            rootOf: async (name) => context(name).path,
             progress: (text) => io.err(text),
             output: (text) => io.err(text.replace(/\n$/, '')),
           });
