@@ -52,6 +52,24 @@ export function errorFrom(status: number, body: unknown): JailyardError {
   return new JailyardError(known ? (code as ErrorCode) : 'JY_ERR_INTERNAL', message ?? `HTTP ${status}`, place);
 }
 
+/** An answer's body as JSON (undefined when empty); a body that is not JSON becomes an
+ * internal error's message, so errorFrom still gives the daemon's words. */
+export async function bodyJson(res: Dispatcher.ResponseData): Promise<unknown> {
+  const text = await res.body.text();
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return { code: 'JY_ERR_INTERNAL', message: text };
+  }
+}
+
+/** The answer's JSON, or the daemon's error (as it threw it) for a status of 400 or more. */
+export async function answerJson<T>(res: Dispatcher.ResponseData): Promise<T> {
+  const body = await bodyJson(res);
+  if (res.statusCode >= 400) throw errorFrom(res.statusCode, body);
+  return body as T;
+}
+
 export function unreachable(url: string, e: unknown): JailyardError {
   const reason = e instanceof Error ? ((e as NodeJS.ErrnoException).code ?? e.message) : String(e);
   return new JailyardError(
@@ -101,14 +119,7 @@ export function createRemoteService(url: string, opts: RemoteOptions = {}): Jail
     } catch (e) {
       throw unreachable(url, e);
     }
-    const text = await res.body.text();
-    let json: unknown;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = { code: 'JY_ERR_INTERNAL', message: text };
-    }
-    return { status: res.statusCode, json };
+    return { status: res.statusCode, json: await bodyJson(res) };
   }
 
   async function ok<T>(p: Promise<{ status: number; json: unknown }>): Promise<T> {
@@ -230,14 +241,7 @@ export async function* watch(url: string, opts: WatchOptions = {}): AsyncGenerat
         continue;
       }
       if (res.statusCode !== 200) {
-        const text = await res.body.text();
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = { message: text };
-        }
-        const err = errorFrom(res.statusCode, json);
+        const err = errorFrom(res.statusCode, await bodyJson(res));
         if (res.statusCode < 500) throw err;
         await sleep(delay, opts.signal);
         delay = Math.min(delay * 2, 5000);
@@ -316,16 +320,7 @@ export async function* logs(url: string, name: string, opts: LogsOptions = {}): 
     if (opts.signal?.aborted) return;
     throw unreachable(url, e);
   }
-  if (res.statusCode !== 200) {
-    const text = await res.body.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = { message: text };
-    }
-    throw errorFrom(res.statusCode, json);
-  }
+  if (res.statusCode !== 200) throw errorFrom(res.statusCode, await bodyJson(res));
   try {
     for await (const chunk of res.body) yield chunk as Buffer;
   } catch (e) {
@@ -344,13 +339,5 @@ export async function getJson<T>(url: string, path: string, opts: RemoteOptions 
   } catch (e) {
     throw unreachable(url, e);
   }
-  const text = await res.body.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = { code: 'JY_ERR_INTERNAL', message: text };
-  }
-  if (res.statusCode >= 400) throw errorFrom(res.statusCode, json);
-  return json as T;
+  return answerJson<T>(res);
 }

@@ -6,7 +6,7 @@ import { createReadStream, createWriteStream, renameSync, rmSync, statSync } fro
 import { pipeline } from 'node:stream/promises';
 import { request, type Dispatcher } from 'undici';
 import { JailyardError } from '../errors.ts';
-import { errorFrom, targetOf, unreachable, type RemoteOptions } from './client.ts';
+import { answerJson, targetOf, unreachable, type RemoteOptions } from './client.ts';
 
 const enc = encodeURIComponent;
 
@@ -41,18 +41,6 @@ async function send(
   }
 }
 
-async function json<T>(res: Dispatcher.ResponseData): Promise<T> {
-  const text = await res.body.text();
-  let body: unknown;
-  try {
-    body = text ? JSON.parse(text) : undefined;
-  } catch {
-    body = { code: 'JY_ERR_INTERNAL', message: text };
-  }
-  if (res.statusCode >= 400) throw errorFrom(res.statusCode, body);
-  return body as T;
-}
-
 /** GET /v1/jails/:name/export into `file`. */
 export async function exportRemote(
   url: string,
@@ -63,7 +51,7 @@ export async function exportRemote(
 ): Promise<{ bytes: number }> {
   const query = new URLSearchParams({ ...(q.full ? { full: '1' } : {}), ...(q.restart ? { restart: '1' } : {}) });
   const res = await send(url, opts, 'GET', `/v1/jails/${enc(name)}/export?${query}`);
-  if (res.statusCode !== 200) return json(res);
+  if (res.statusCode !== 200) return answerJson(res);
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     // a daemon that cannot finish an archive breaks the connection: the pipeline fails
@@ -89,7 +77,7 @@ export async function importRemote<T>(
   if (q.start) query.set('start', '1');
   if (q.maxSize) query.set('maxSize', q.maxSize);
   for (const w of q.words) query.append('param', w);
-  return json(await send(url, opts, 'POST', `/v1/import?${query}`, { file }));
+  return answerJson(await send(url, opts, 'POST', `/v1/import?${query}`, { file }));
 }
 
 /** POST /v1/jails/:name/clone. */
@@ -99,7 +87,7 @@ export async function cloneRemote<T>(
   body: { name: string; params: string[]; restart?: boolean; start?: boolean },
   opts: RemoteOptions = {},
 ): Promise<T> {
-  return json(await send(url, opts, 'POST', `/v1/jails/${enc(name)}/clone`, { json: body }));
+  return answerJson(await send(url, opts, 'POST', `/v1/jails/${enc(name)}/clone`, { json: body }));
 }
 
 /** The snapshot routes: list, create, rollback, remove. */
@@ -111,14 +99,14 @@ export async function snapshotRemote<T>(
   opts: RemoteOptions = {},
 ): Promise<T> {
   const base = `/v1/jails/${enc(jail)}/snapshots`;
-  if (op === 'list') return json(await send(url, opts, 'GET', base));
+  if (op === 'list') return answerJson(await send(url, opts, 'GET', base));
   if (op === 'create')
-    return json(
+    return answerJson(
       await send(url, opts, 'POST', base, {
         json: { ...(snap.name ? { name: snap.name } : {}), ...(snap.restart ? { restart: true } : {}) },
       }),
     );
   const one = `${base}/${enc(snap.name ?? '')}`;
-  if (op === 'rollback') return json(await send(url, opts, 'POST', `${one}/rollback`, { json: {} }));
-  return json(await send(url, opts, 'DELETE', one));
+  if (op === 'rollback') return answerJson(await send(url, opts, 'POST', `${one}/rollback`, { json: {} }));
+  return answerJson(await send(url, opts, 'DELETE', one));
 }

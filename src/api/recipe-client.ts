@@ -6,7 +6,7 @@
 import { request, type Dispatcher } from 'undici';
 import { JailyardError } from '../errors.ts';
 import type { RecipeReport } from '../runtime/recipe.ts';
-import { errorFrom, targetOf, unreachable, type RemoteOptions } from './client.ts';
+import { bodyJson, errorFrom, targetOf, unreachable, type RemoteOptions } from './client.ts';
 
 export interface RecipeBundle {
   /** The top recipe (a key of `recipes`). */
@@ -40,16 +40,7 @@ export async function applyRecipeRemote(
   } catch (e) {
     throw unreachable(url, e);
   }
-  if (res.statusCode !== 200) {
-    const text = await res.body.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = { message: text };
-    }
-    throw errorFrom(res.statusCode, json);
-  }
+  if (res.statusCode !== 200) throw errorFrom(res.statusCode, await bodyJson(res));
   let rest = '';
   const decoder = new TextDecoder();
   const handle = (raw: string): RecipeReport | undefined => {

@@ -6,7 +6,7 @@ import { basename } from 'node:path';
 import { request, type Dispatcher } from 'undici';
 import { JailyardError } from '../errors.ts';
 import type { SkeletonVersion } from '../skeleton/registry.ts';
-import { errorFrom, targetOf, unreachable, type RemoteOptions } from './client.ts';
+import { answerJson, targetOf, unreachable, type RemoteOptions } from './client.ts';
 
 export async function createSkeletonRemote(
   url: string,
@@ -40,13 +40,5 @@ export async function createSkeletonRemote(
   } catch (e) {
     throw unreachable(url, e);
   }
-  const text = await res.body.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = { code: 'JY_ERR_INTERNAL', message: text };
-  }
-  if (res.statusCode >= 400) throw errorFrom(res.statusCode, json);
-  return json as SkeletonVersion & { name: string };
+  return answerJson<SkeletonVersion & { name: string }>(res);
 }
