@@ -14,6 +14,7 @@ import {
   unlinkSync,
   lstatSync,
   readFileSync,
+  writeFileSync,
 } from 'node:fs';
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
@@ -103,7 +104,28 @@ export async function mount(ctx: JailContext, plan: MountPlan): Promise<MountFac
       { jail: ctx.name, param: 'userns', step: 'mount' },
     );
   }
-  if (ctx.parent) return await mountNested(ctx, plan);
+  if (ctx.parent) {
+    // the guest tmpfs in the host's namespace first: the nested jail's private namespace,
+    // a copy of the host's, then has it too, and the host's writes reach the jail
+    const host: MountFacts = { mounted: [], created: [] };
+    const guest = guestMount(ctx, host, HOST_VIEW);
+    try {
+      const batch = new Batch(HOST_VIEW, host);
+      batch.add(guest.ops);
+      await batch.flush();
+      guest.fill();
+      const facts = await mountNested(ctx, plan);
+      return { ...facts, mounted: [...host.mounted, ...facts.mounted], created: [...host.created, ...facts.created] };
+    } catch (e) {
+      await undo(host);
+      if (e instanceof JailyardError) throw e;
+      throw new JailyardError('JY_ERR_MOUNT', e instanceof Error ? e.message : String(e), {
+        jail: ctx.name,
+        step: 'mount',
+        output: e instanceof MountError ? e.output : '',
+      });
+    }
+  }
   const range = userns ? await rangeFor(ctx) : undefined;
   return await mountIn(ctx, plan, HOST_VIEW, { mounted: [], created: [] }, false, range);
 }
@@ -190,7 +212,10 @@ async function mountIn(
       );
     }
     for (const step of plan.mounts) await mountStep(ctx, root, step, facts, view, batch, range);
+    const guest = view === HOST_VIEW ? guestMount(ctx, facts, view) : undefined;
+    if (guest) batch.add(guest.ops);
     await batch.flush();
+    guest?.fill();
     return facts;
   } catch (e) {
     await undo(facts, view);
@@ -287,6 +312,39 @@ async function mountStep(
       batch.add(devfsOps(target, range));
       return;
   }
+}
+
+/** The jail's guest folder on the host (src/layout.ts guestDir). */
+const guestPath = (ctx: JailContext) => posix.join(ctx.stateDir, 'guest');
+
+/**
+ * The guest folder (the jail's env, its guest socket, the tools' mount point: bound at
+ * /run/jailyard by the create step) as a small tmpfs of its own while the jail runs. A bind
+ * shows its source's path in its file system as the mount's root (/proc/self/mountinfo field
+ * 4): of a folder on the host's disk, that is <state>/jails/J/guest; of a tmpfs's root, "/".
+ * The folder on disk below it keeps what is written while the jail is stopped; the env is
+ * written into the tmpfs from the jail's record (`fill`), and changes while it runs go there.
+ */
+function guestMount(ctx: JailContext, facts: MountFacts, view: MountView): { ops: BatchOp[]; fill: () => void } {
+  const guest = guestPath(ctx);
+  facts.created.push(...mkdirTracked(guest, view.fs));
+  return {
+    ops: [
+      ...ops.fs('tmpfs', 'jailyard-guest', guest, [
+        'mode=755',
+        'size=256k',
+        'nr_inodes=256',
+        'nosuid',
+        'nodev',
+        'noexec',
+      ]),
+      ...ops.private(guest),
+    ],
+    fill: () => {
+      const env = ctx.spec.params.env;
+      writeFileSync(view.fs(posix.join(guest, 'env')), typeof env === 'string' ? env : '', { mode: 0o644 });
+    },
+  };
 }
 
 /**
@@ -452,8 +510,15 @@ export async function unmount(ctx: JailContext, facts: MountFacts): Promise<void
     // A nested jail's mounts live in a private namespace: releasing it (if create has not
     // already) frees them; the child's own copy goes with the child's last process.
     const ns = heldNamespace(ctx.stateDir);
-    if (ns) return await ns.release();
-    if (isMountnsHolder(facts.namespaceHolder, ctx.stateDir)) killTree(facts.namespaceHolder, 'SIGKILL');
+    if (ns) await ns.release();
+    else if (isMountnsHolder(facts.namespaceHolder, ctx.stateDir)) killTree(facts.namespaceHolder, 'SIGKILL');
+    // its guest tmpfs is the one mount in the host's namespace (mount(): the others are the
+    // private namespace's)
+    const guest = guestPath(ctx);
+    await unmountAll(
+      facts.mounted.filter((m) => m === guest),
+      ctx.name,
+    );
     return;
   }
   await unmountAll(facts.mounted, ctx.name);
