@@ -317,6 +317,10 @@ async function mountStep(
 /** The jail's guest folder on the host (src/layout.ts guestDir). */
 const guestPath = (ctx: JailContext) => posix.join(ctx.stateDir, 'guest');
 
+/** The guest tmpfs is detached, not unmounted: the daemon's guest socket, bound in it until
+ * the daemon sees the stop, keeps it busy (EBUSY), and it goes with that socket. */
+const GUEST_LAZY = (ctx: JailContext): ReadonlySet<string> => new Set([guestPath(ctx)]);
+
 /**
  * The guest folder (the jail's env, its guest socket, the tools' mount point: bound at
  * /run/jailyard by the create step) as a small tmpfs of its own while the jail runs. A bind
@@ -479,15 +483,21 @@ function mountedTargets(view: MountView): Set<string> {
 
 /**
  * Unmounts `targets` newest first, in one jy-mount run; a target that fails is detached
- * lazily (it is busy) and the run goes on with the rest.
+ * lazily (it is busy) and the run goes on with the rest. Those in `detach` are detached at
+ * once.
  */
-export async function unmountAll(targets: string[], jail?: string, view: MountView = HOST_VIEW): Promise<void> {
+export async function unmountAll(
+  targets: string[],
+  jail?: string,
+  view: MountView = HOST_VIEW,
+  detach: ReadonlySet<string> = new Set(),
+): Promise<void> {
   const present = mountedTargets(view);
   let todo = [...targets].reverse().filter((t) => present.has(t));
   const failed: string[] = [];
   while (todo.length) {
     const r = await runBatch(
-      todo.flatMap((t) => ops.umount(t)),
+      todo.flatMap((t) => ops.umount(t, detach.has(t))),
       (argv) => view.argv(argv),
     );
     if (r.error === undefined) break;
@@ -518,10 +528,12 @@ export async function unmount(ctx: JailContext, facts: MountFacts): Promise<void
     await unmountAll(
       facts.mounted.filter((m) => m === guest),
       ctx.name,
+      HOST_VIEW,
+      GUEST_LAZY(ctx),
     );
     return;
   }
-  await unmountAll(facts.mounted, ctx.name);
+  await unmountAll(facts.mounted, ctx.name, HOST_VIEW, GUEST_LAZY(ctx));
   // An admin's `path` keeps only what was there before and what the jail wrote: the mount
   // points and files this start made go (empty ones only; links the plan made stay, they
   // are the jail's layout). A root in the state folder keeps its tree between starts.
