@@ -120,6 +120,19 @@ test('the guest folder (/run/jailyard) is a tmpfs of its own: its mount root is 
   r = await jy('start', name);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(jyBin('exec', name, 'cat', `${GUEST}/env`), 'size=large\ncolour=blue');
+  // an env as large as a raised meta_maxbufsize allows fits (the jail cannot write there:
+  // the tmpfs has no cap of its own)
+  r = await jy('sysctl', 'meta_maxbufsize=1048576');
+  assert.equal(r.code, 0, r.stderr);
+  try {
+    const part = 'x'.repeat(100_000);
+    r = await jy('set', name, `env.a=${part}`, `env.b=${part}`, `env.c=${part}`);
+    assert.equal(r.code, 0, r.stderr);
+    const bytes = Number(jyBin('exec', name, 'wc', '-c', `${GUEST}/env`).trim().split(' ')[0]);
+    assert.ok(bytes > 300_000, `the jail reads the whole env: ${bytes} bytes`);
+  } finally {
+    await jy('sysctl', 'meta_maxbufsize=4096');
+  }
   r = await jy('remove', name);
   assert.equal(r.code, 0, r.stderr);
 });

@@ -328,20 +328,16 @@ const GUEST_LAZY = (ctx: JailContext): ReadonlySet<string> => new Set([guestPath
  * 4): of a folder on the host's disk, that is <state>/jails/J/guest; of a tmpfs's root, "/".
  * The folder on disk below it keeps what is written while the jail is stopped; the env is
  * written into the tmpfs from the jail's record (`fill`), and changes while it runs go there.
+ * No size cap: the jail cannot write there (read-only in its namespace), and the host writes
+ * an env (bound by meta_maxbufsize, which an administrator may raise), sockets and a mount
+ * point.
  */
 function guestMount(ctx: JailContext, facts: MountFacts, view: MountView): { ops: BatchOp[]; fill: () => void } {
   const guest = guestPath(ctx);
   facts.created.push(...mkdirTracked(guest, view.fs));
   return {
     ops: [
-      ...ops.fs('tmpfs', 'jailyard-guest', guest, [
-        'mode=755',
-        'size=256k',
-        'nr_inodes=256',
-        'nosuid',
-        'nodev',
-        'noexec',
-      ]),
+      ...ops.fs('tmpfs', 'jailyard-guest', guest, ['mode=755', 'nosuid', 'nodev', 'noexec']),
       ...ops.private(guest),
     ],
     fill: () => {
