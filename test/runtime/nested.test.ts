@@ -195,12 +195,17 @@ describe('nested jails with real namespaces (root)', () => {
     assert.equal(inJail('nest1', 'hostname').trim(), 'nest1.test');
     assert.equal(inJail('nest1.c1', 'cat', '/run/jailyard/env').trim(), 'role=child', 'env is not inherited');
     assert.equal(inJail('nest1', 'cat', '/run/jailyard/env').trim(), 'role=parent');
-    // its guest folder is a tmpfs of its own (mount root "/"), as a top-level jail's (its
-    // root, a bind of a folder, still names it: SECURITY.md "What is not isolated")
+    // no path of the state folder in its mountinfo: its root (in its state folder) is an
+    // overlay of itself and its guest folder a tmpfs of its own, both with mount root "/"
     const childMounts = inJail('nest1.c1', 'cat', '/proc/self/mountinfo').split('\n');
     const guestLine = childMounts.find((l) => l.split(' ')[4] === '/run/jailyard') ?? '';
     assert.equal(guestLine.split(' ')[3], '/', `the child's guest folder: ${guestLine}`);
     assert.match(guestLine, / - tmpfs jailyard-guest /);
+    assert.deepEqual(
+      childMounts.filter((l) => l.includes(state)),
+      [],
+      'no state path in the child',
+    );
     const childComms = inJail('nest1.c1', '/bin/sh', '-c', 'cat /proc/[0-9]*/comm').trim().split('\n');
     assert.ok(
       childComms.every((c) => ['tini', 'hold', 'sh', 'cat'].includes(c)),

@@ -616,10 +616,13 @@ async function mountNested(ctx: JailContext, plan: MountPlan): Promise<MountFact
   const pin = nestedRoot(ctx.stateDir);
   try {
     let real: string;
+    /** A root in the child's state folder (not in its parent's tree). */
+    let own = false;
     if (ctx.parentPath && isUnder(ctx.parentPath, root)) {
       real = resolveInside(ctx.parentPath, root, ctx.name, view.fs);
     } else if (isUnder(ctx.stateDir, root)) {
       real = root;
+      own = true;
       facts.created.push(...mkdirTracked(root, view.fs));
     } else {
       throw new JailyardError(
@@ -636,12 +639,22 @@ async function mountNested(ctx: JailContext, plan: MountPlan): Promise<MountFact
         place,
       );
     facts.created.push(...mkdirTracked(pin, view.fs));
-    // recursive: the child sees the parent's own mounts below its path, as on FreeBSD
     const pinning = new Batch(view, facts);
-    pinning.add(ops.bind(real, pin, false, true));
+    if (own) {
+      // a root in the child's state folder (no parent's mounts below it; nothing of the
+      // parent's can move it): an overlay of itself, as a top-level jail's (rootMount), whose
+      // mount root shows "/" in the child's mountinfo where a bind's names the folder
+      const lower = posix.join(ctx.stateDir, 'root-lower');
+      const work = posix.join(ctx.stateDir, 'root-work');
+      facts.created.push(...mkdirTracked(lower, view.fs), ...mkdirTracked(work, view.fs));
+      pinning.add(ops.overlay([lower], real, work, pin, 0));
+    } else {
+      // recursive: the child sees the parent's own mounts below its path, as on FreeBSD
+      pinning.add(ops.bind(real, pin, false, true));
+    }
     await pinning.flush();
     const after = statSync(view.fs(pin));
-    if (after.dev !== before.dev || after.ino !== before.ino) {
+    if (!own && (after.dev !== before.dev || after.ino !== before.ino)) {
       throw new JailyardError(
         'JY_ERR_PATH',
         `the jail root ${root} changed while it was mounted (replaced by a symlink?)`,
