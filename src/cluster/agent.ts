@@ -343,7 +343,30 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       if (reg === r && /^Lease \d+ is expired or revoked/.test(err?.message ?? ''))
         void fence('etcd says the node lease expired');
     });
+    // who the members are, for the fence's judgement (beforeFence): while etcd answers
+    void learnMembers();
     return r;
+  };
+  /** The voting members, and which of them each of the node's endpoints reaches. */
+  let members: { count: number; of: Map<string, string> } | undefined;
+  const learnMembers = async (): Promise<void> => {
+    if (!opts.endpoints?.length) return;
+    try {
+      const list = await state.members(Math.min(2000, ttlMs / 2));
+      const origin = (u: string) => {
+        try {
+          return new URL(u).origin;
+        } catch {
+          return u;
+        }
+      };
+      const of = new Map<string, string>();
+      for (const ep of opts.endpoints)
+        for (const m of list) if (m.clientURLs.some((u) => origin(u) === origin(ep))) of.set(ep, m.id);
+      members = { count: list.length, of };
+    } catch {
+      // kept from the last time; without it the rule without counting holds
+    }
   };
   let reg: NodeRegistration | undefined;
   reg = await register();
@@ -717,7 +740,9 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     try {
       const old = reg;
       reg = undefined;
-      await old?.revoke().catch(() => {});
+      // bounded: without a quorum a revoke waits for a leader, and an unbounded one could keep
+      // the node from ever registering again once the quorum was back (it expires by itself)
+      if (old) await within(old.revoke(), ttlMs, 'revoke').catch(() => {});
       reg = await within(register(), ttlMs, 'register');
       lastAlive = Date.now();
       startKeeper();
@@ -803,7 +828,13 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     const at = Date.now();
     void Promise.all(endpoints.map((ep) => probeMember(ep, Math.max(300, Math.floor(ttlMs / 6)), state.access?.tls)))
       .then((seen) => {
-        const lost = seen.includes('no-leader') && seen.every((m) => m === 'no-leader' || m === 'down');
+        // no quorum is possible when a majority of the voting members refuse connections
+        // (their processes are down): a member that is still up may answer slowly or not at
+        // all at first (it waits for the leader it still believes in), and that must not
+        // count as a partition
+        const down = new Set(endpoints.flatMap((ep, k) => (seen[k] === 'down' && members?.of.get(ep)) || []));
+        const noMajority = members !== undefined && down.size >= Math.floor(members.count / 2) + 1;
+        const lost = noMajority || (seen.includes('no-leader') && seen.every((m) => m === 'no-leader' || m === 'down'));
         if (holding && seen.includes('healthy')) {
           // a leader again: it renewed every lease in full when it was elected
           holding = false;
@@ -817,7 +848,12 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       });
   };
   const beforeFence = (now: number): void => {
-    const fresh = verdict && now - verdict.at < ttlMs / 3 ? verdict : undefined;
+    // the members as they are now: a verdict asked at the last tick or the one before (a
+    // probe is bounded by about a tick). One asked earlier in the same silence may predate
+    // the loss of the quorum (a second member stopped since), and fencing on it stops every
+    // jail while no lease can expire. Waiting for a newer one is bounded: at two thirds of
+    // the TTL the node fences whatever it knows.
+    const fresh = verdict && now - verdict.at <= 2 * kaEvery + 50 ? verdict : undefined;
     if (fresh?.lost) {
       if (!holding)
         log('warn', 'etcd has no quorum: no lease can expire, local jails keep running', { seen: fresh.seen });
@@ -833,8 +869,8 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       doubtSince ??= now;
       if (now - doubtSince < ttlMs / 2) return;
     }
-    // the members' answer is on its way (asked since TTL/3, each bounded by TTL/6)
-    if (opts.endpoints?.length && !fresh) {
+    // the members' answer is on its way (asked at every tick since TTL/3, each bounded by TTL/6)
+    if (opts.endpoints?.length && !fresh && now - lastAlive < (2 * ttlMs) / 3) {
       probe();
       return;
     }

@@ -1065,6 +1065,16 @@ export class ClusterState implements EventLog {
     }
   }
 
+  /** The cluster's voting members (learners do not count for a quorum) and their client URLs. */
+  async members(timeoutMs = 2000): Promise<{ id: string; clientURLs: string[] }[]> {
+    try {
+      const res = await this.client.cluster.memberList({}, { deadline: Date.now() + timeoutMs });
+      return res.members.filter((m) => !m.isLearner).map((m) => ({ id: m.ID, clientURLs: m.clientURLs }));
+    } catch (e) {
+      throw clusterError('listing the etcd members', e);
+    }
+  }
+
   async #txn(what: string, req: Parameters<Etcd3['kv']['txn']>[0]): Promise<Awaited<ReturnType<Etcd3['kv']['txn']>>> {
     try {
       return await this.client.kv.txn(req);
