@@ -373,6 +373,13 @@ export class Topology {
     m.proc = undefined;
   }
 
+  /** Freezes member i (SIGSTOP) or lets it go on (SIGCONT): its port still accepts
+   * connections (the kernel's backlog), but it answers nothing meanwhile. */
+  pauseEtcdMember(i: number, paused: boolean): void {
+    const pid = this.etcd[i]!.proc?.pid;
+    if (pid) process.kill(pid, paused ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   /** Starts member i again on its data folder (it rejoins the cluster). */
   async startEtcdMember(i: number): Promise<void> {
     const m = this.etcd[i]!;
