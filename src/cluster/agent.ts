@@ -349,8 +349,10 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   };
   /** The voting members, and which of them each of the node's endpoints reaches. */
   let members: { count: number; of: Map<string, string> } | undefined;
+  let learning = false;
   const learnMembers = async (): Promise<void> => {
-    if (!opts.endpoints?.length) return;
+    if (!opts.endpoints?.length || learning) return;
+    learning = true;
     try {
       const list = await state.members(Math.min(2000, ttlMs / 2));
       const origin = (u: string) => {
@@ -366,6 +368,8 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       members = { count: list.length, of };
     } catch {
       // kept from the last time; without it the rule without counting holds
+    } finally {
+      learning = false;
     }
   };
   let reg: NodeRegistration | undefined;
@@ -573,6 +577,8 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   const fullPass = (): void => {
     if (fenced || stopped) return;
     void refreshSkeletons();
+    // a member added since would make the count too small, and the fence's judgement unsafe
+    void learnMembers();
     const live = new Set(nodes().map((n) => n.name));
     for (const jail of jails()) {
       if (jail.placement?.node === me) queue(jail.name, true);
