@@ -81,21 +81,28 @@ test("exec into a user-namespace jail runs as the jail's root: the range's first
   assert.match(map ?? '', /^\s*0\s+100000\s+65536$/, "inside the jail's user namespace");
   assert.equal(ns, readlinkSync(`/proc/${target}/ns/user`));
   assert.notEqual(ns, readlinkSync('/proc/self/ns/user'));
-  // seen from the host, the program is the range's first uid, not root
-  const hostUids = readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .flatMap((d) => {
-      try {
-        if (
-          readlinkSync(`/proc/${d}/ns/user`) !== ns ||
-          readFileSync(`/proc/${d}/cmdline`, 'utf8') !== 'sleep\x002.5\x00'
-        )
+  // seen from the host, the program is the range's first uid, not root (the shell has
+  // printed its lines but may not have exec'd sleep yet: looked for until it has)
+  const sleeping = () =>
+    readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .flatMap((d) => {
+        try {
+          if (
+            readlinkSync(`/proc/${d}/ns/user`) !== ns ||
+            readFileSync(`/proc/${d}/cmdline`, 'utf8') !== 'sleep\x002.5\x00'
+          )
+            return [];
+          return [readFileSync(`/proc/${d}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1]];
+        } catch {
           return [];
-        return [readFileSync(`/proc/${d}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1]];
-      } catch {
-        return [];
-      }
-    });
+        }
+      });
+  let hostUids = sleeping();
+  for (let i = 0; i < 80 && hostUids.length === 0; i++) {
+    await new Promise((res) => setTimeout(res, 25));
+    hostUids = sleeping();
+  }
   assert.deepEqual(hostUids, ['100000']);
   assert.equal(await exited, 0, err);
 });
