@@ -3,8 +3,8 @@
 // and a guard around every raw request handler so one bad request costs one 400, never
 // the process (the API, the watch streams and every jail's guest socket live in it).
 
-import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
+import type { Server, Socket } from 'node:net';
 import { JailyardError } from '../errors.ts';
 import { loadDefaults } from '../defaults.ts';
 
@@ -91,6 +91,12 @@ export function capConnections(server: Server, opts: CapOptions): void {
   const perKey = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
     const key = opts.keyOf?.(socket);
+    const full = () =>
+      open.size >= opts.max ||
+      (opts.perClient !== undefined && key !== undefined && (perKey.get(key) ?? 0) >= opts.perClient);
+    // a socket destroyed (a timeout, an eviction) frees its place at once: its 'close' comes
+    // a loop turn later, after its peer may already have seen it end and connected again
+    if (full()) for (const [s, release] of open) if (s.destroyed) release();
     if (opts.perClient !== undefined && key !== undefined && (perKey.get(key) ?? 0) >= opts.perClient) {
       socket.destroy();
       return;

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { apiLimits, LIMIT_NAMES, serverOptions } from '../../src/api/limits.ts';
+import { createServer, connect, Socket, type AddressInfo } from 'node:net';
+import { apiLimits, capConnections, LIMIT_NAMES, serverOptions } from '../../src/api/limits.ts';
 import { JailyardError } from '../../src/errors.ts';
 import { cliFor } from '../helpers/cli.ts';
 
@@ -33,5 +34,32 @@ test('serve refuses a bad limit option before opening anything', async () => {
     const r = await jy('serve', '--socket', '/nonexistent-jy-apic/s.sock', ...args);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, new RegExp(args[0]!));
+  }
+});
+
+test('capConnections: a destroyed connection frees its place at once, before its close event', async () => {
+  // a timeout destroys a socket; its 'close' (which released the place) comes a loop turn
+  // later, and a peer that saw the end may connect again in between: it was refused (a CI
+  // run of api-limits' "then it serves again")
+  const server = createServer();
+  capConnections(server, { max: 1 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const client = connect(port, '127.0.0.1');
+  client.on('error', () => {});
+  try {
+    const first = await new Promise<Socket>((resolve) => server.once('connection', resolve));
+    first.destroy();
+    // the same turn: no 'close' yet
+    const second = new Socket();
+    server.emit('connection', second);
+    assert.equal(second.destroyed, false, 'the next connection is taken, not refused');
+    const third = new Socket();
+    server.emit('connection', third);
+    assert.equal(third.destroyed, true, 'the cap still holds');
+    second.destroy();
+  } finally {
+    client.destroy();
+    await new Promise((resolve) => server.close(resolve));
   }
 });
