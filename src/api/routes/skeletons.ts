@@ -19,6 +19,9 @@ import { ErrorBody, NameParams } from '../schemas.ts';
 /** The largest archive taken without maxSize (the image limit's default file bytes). */
 const DEFAULT_UPLOAD_MAX = 16 * 1024 ** 3;
 
+/** A refused upload up to this size is read (and dropped) before the answer. */
+const DRAIN_MAX = 16 * 1024 ** 2;
+
 export const SkeletonViewSchema = Type.Object({
   name: Type.String(),
   versions: Type.Array(
@@ -93,11 +96,14 @@ export const skeletonRoutes: FastifyPluginAsyncTypebox<{ stateDir: string }> = a
           `the archive is larger than ${room} bytes (maxSize, or the free space); no skeleton was made`,
           { step: 'request body' },
         );
-      // a declared length over the cap: refused before a byte is read (and the connection
-      // closed after the answer rather than reading the rest)
+      // a declared length over the cap: refused, nothing written, and the connection closed
+      // after the answer. A body of up to 16 MiB is read and dropped first: closing while
+      // the client still sends gave it EPIPE instead of the answer (a CI run); a larger one
+      // is not read at all.
       const declared = Number(request.headers['content-length'] ?? Number.NaN);
       if (declared > room) {
         reply.header('connection', 'close');
+        if (declared <= DRAIN_MAX) for await (const _ of body) void _;
         throw tooLarge();
       }
       const file = join(stateDir, `.upload-${process.pid}-${randomBytes(4).toString('hex')}.tar`);
