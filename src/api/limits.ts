@@ -91,13 +91,12 @@ export function capConnections(server: Server, opts: CapOptions): void {
   const perKey = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
     const key = opts.keyOf?.(socket);
-    const full = () =>
-      open.size >= opts.max ||
-      (opts.perClient !== undefined && key !== undefined && (perKey.get(key) ?? 0) >= opts.perClient);
+    const overClient = () =>
+      opts.perClient !== undefined && key !== undefined && (perKey.get(key) ?? 0) >= opts.perClient;
     // a socket destroyed (a timeout, an eviction) frees its place at once: its 'close' comes
     // a loop turn later, after its peer may already have seen it end and connected again
-    if (full()) for (const [s, release] of open) if (s.destroyed) release();
-    if (opts.perClient !== undefined && key !== undefined && (perKey.get(key) ?? 0) >= opts.perClient) {
+    if (open.size >= opts.max || overClient()) for (const [s, release] of open) if (s.destroyed) release();
+    if (overClient()) {
       socket.destroy();
       return;
     }

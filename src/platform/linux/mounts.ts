@@ -118,12 +118,7 @@ export async function mount(ctx: JailContext, plan: MountPlan): Promise<MountFac
       return { ...facts, mounted: [...host.mounted, ...facts.mounted], created: [...host.created, ...facts.created] };
     } catch (e) {
       await undo(host);
-      if (e instanceof JailyardError) throw e;
-      throw new JailyardError('JY_ERR_MOUNT', e instanceof Error ? e.message : String(e), {
-        jail: ctx.name,
-        step: 'mount',
-        output: e instanceof MountError ? e.output : '',
-      });
+      throw mountFailure(ctx, e);
     }
   }
   const range = userns ? await rangeFor(ctx) : undefined;
@@ -219,11 +214,17 @@ async function mountIn(
     return facts;
   } catch (e) {
     await undo(facts, view);
-    if (e instanceof JailyardError) throw e;
-    const output = e instanceof MountError ? e.output : e instanceof Error ? e.message : String(e);
-    const message = e instanceof Error ? e.message : String(e);
-    throw new JailyardError('JY_ERR_MOUNT', message, { jail: ctx.name, step: 'mount', output });
+    throw mountFailure(ctx, e);
   }
+}
+
+/** A failure of the mounts step as the caller sees it: a JailyardError as it is, anything
+ * else as JY_ERR_MOUNT with jy-mount's or mount(8)'s output. */
+function mountFailure(ctx: JailContext, e: unknown): JailyardError {
+  if (e instanceof JailyardError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  const output = e instanceof MountError ? e.output : message;
+  return new JailyardError('JY_ERR_MOUNT', message, { jail: ctx.name, step: 'mount', output });
 }
 
 async function mountStep(
@@ -319,7 +320,7 @@ const guestPath = (ctx: JailContext) => posix.join(ctx.stateDir, 'guest');
 
 /** The guest tmpfs is detached, not unmounted: the daemon's guest socket, bound in it until
  * the daemon sees the stop, keeps it busy (EBUSY), and it goes with that socket. */
-const GUEST_LAZY = (ctx: JailContext): ReadonlySet<string> => new Set([guestPath(ctx)]);
+const guestDetach = (ctx: JailContext): ReadonlySet<string> => new Set([guestPath(ctx)]);
 
 /**
  * The guest folder (the jail's env, its guest socket, the tools' mount point: bound at
@@ -362,10 +363,24 @@ function rootMount(ctx: JailContext, plan: MountPlan, root: string, facts: Mount
     root !== posix.normalize(ctx.stateDir) &&
     !plan.mounts.some((m) => posix.normalize(m.target) === root);
   if (!own) return onItself(honourSuid(ops.bind(root, root, false, false, HOST_MOUNT_FLAGS)));
+  return onItself(honourSuid(selfOverlay(ctx, root, root, facts, view, HOST_MOUNT_FLAGS)));
+}
+
+/** `root` as the only layer of an overlay at `target`, beside an empty lower dir of the
+ * jail's state folder: the mount's root and its layers show as "/" and "." in the jail's
+ * mountinfo, where a bind's root names the folder. */
+function selfOverlay(
+  ctx: JailContext,
+  root: string,
+  target: string,
+  facts: MountFacts,
+  view: MountView,
+  flags: number,
+): BatchOp[] {
   const lower = posix.join(ctx.stateDir, 'root-lower');
   const work = posix.join(ctx.stateDir, 'root-work');
   facts.created.push(...mkdirTracked(lower, view.fs), ...mkdirTracked(work, view.fs));
-  return onItself(honourSuid(ops.overlay([lower], root, work, root, HOST_MOUNT_FLAGS)));
+  return ops.overlay([lower], root, work, target, flags);
 }
 
 /**
@@ -525,11 +540,11 @@ export async function unmount(ctx: JailContext, facts: MountFacts): Promise<void
       facts.mounted.filter((m) => m === guest),
       ctx.name,
       HOST_VIEW,
-      GUEST_LAZY(ctx),
+      guestDetach(ctx),
     );
     return;
   }
-  await unmountAll(facts.mounted, ctx.name, HOST_VIEW, GUEST_LAZY(ctx));
+  await unmountAll(facts.mounted, ctx.name, HOST_VIEW, guestDetach(ctx));
   // An admin's `path` keeps only what was there before and what the jail wrote: the mount
   // points and files this start made go (empty ones only; links the plan made stay, they
   // are the jail's layout). A root in the state folder keeps its tree between starts.
@@ -642,12 +657,8 @@ async function mountNested(ctx: JailContext, plan: MountPlan): Promise<MountFact
     const pinning = new Batch(view, facts);
     if (own) {
       // a root in the child's state folder (no parent's mounts below it; nothing of the
-      // parent's can move it): an overlay of itself, as a top-level jail's (rootMount), whose
-      // mount root shows "/" in the child's mountinfo where a bind's names the folder
-      const lower = posix.join(ctx.stateDir, 'root-lower');
-      const work = posix.join(ctx.stateDir, 'root-work');
-      facts.created.push(...mkdirTracked(lower, view.fs), ...mkdirTracked(work, view.fs));
-      pinning.add(ops.overlay([lower], real, work, pin, 0));
+      // parent's can move it): an overlay of itself, as a top-level jail's (rootMount)
+      pinning.add(selfOverlay(ctx, real, pin, facts, view, 0));
     } else {
       // recursive: the child sees the parent's own mounts below its path, as on FreeBSD
       pinning.add(ops.bind(real, pin, false, true));
@@ -667,13 +678,7 @@ async function mountNested(ctx: JailContext, plan: MountPlan): Promise<MountFact
   } catch (e) {
     await undo(facts, view);
     await ns.release();
-    if (e instanceof JailyardError) throw e;
-    const output = e instanceof MountError ? e.output : e instanceof Error ? e.message : String(e);
-    throw new JailyardError('JY_ERR_MOUNT', e instanceof Error ? e.message : String(e), {
-      jail: ctx.name,
-      step: 'mount',
-      output,
-    });
+    throw mountFailure(ctx, e);
   }
 }
 
