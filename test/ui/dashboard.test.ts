@@ -290,12 +290,17 @@ describe('dashboard in chromium', { skip: missing ?? false, timeout: 300_000 }, 
       '--address-range',
       '175-176',
     ).finally(() => (finished = true));
-    const phase = page.locator('[data-testid="phase"]');
     const steps = page.locator('[data-testid="steps"] li');
     // the page shows steps while the rollout still runs (it is not read once at the end)
+    // phase and steps read in one turn of the page: read apart, the page could show the last
+    // step and 'done' between the two reads, and the count taken as 'while running' be the last
     let stepsWhileRunning = 0;
     while (!finished) {
-      if ((await phase.count()) && (await text(phase)) === 'running') stepsWhileRunning = await steps.count();
+      const seen: { phase?: string; steps: number } = await page.evaluate(`({
+        phase: document.querySelector('[data-testid="phase"]')?.textContent?.trim(),
+        steps: document.querySelectorAll('[data-testid="steps"] li').length,
+      })`);
+      if (seen.phase === 'running') stepsWhileRunning = seen.steps;
       await new Promise((r) => setTimeout(r, 50));
     }
     await run;
