@@ -7,14 +7,15 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { JailyardError, withContext } from '../errors.ts';
-import { currentPlatform, loadDefaults, type Defaults, type Platform } from '../defaults.ts';
+import { currentPlatform, loadDefaults, type Defaults } from '../defaults.ts';
 import { paramString, parseSize, type JailSpec } from '../conf/spec.ts';
 import { HOST_ROOT_SKELETON, jailRoot, jailStateDir, skeletonOf, skeletonPinFile } from '../layout.ts';
 import type { MountPlan } from './plan.ts';
 import { readLayout, withLayouts } from './layout.ts';
 import { coveredByCow, cowSteps, planMounts, skeletonLists } from './planner.ts';
 import { createSkeleton, listSkeletons, parseSkeletonRef, resolveSkeleton, type SkeletonVersion } from './registry.ts';
-import { copyListed, copyTree, liveSeedRules, seedWritable, type SeedRules } from './writable.ts';
+import { copyListed, copyTree, seedWritable, type SeedRules } from './writable.ts';
+import { cowLower, cowLowers, seedRulesFor } from './cowlayer.ts';
 import { ensureDirsInRoot } from './paths.ts';
 import { upgradeWritable, type UpgradeAction, type UpgradeResult } from './merge.ts';
 
@@ -65,31 +66,6 @@ export function jailSkeleton(stateDir: string, record: JailSpec): SkeletonVersio
   }
 }
 
-/**
- * The read-only lower layer of a copy-on-write dir: the version's seed of that dir, made once
- * per skeleton version and dir (SKELETON/N/cow/<rel>/<rel>, by the seed rules, so skipped
- * files such as SSH host keys are not in it), then shared by every jail. Built in a temp dir
- * and renamed into place: concurrent creates agree, and a crash leaves no half layer.
- * Undefined when the seed has no such dir.
- */
-function cowLower(skel: SkeletonVersion, rel: string, rules: SeedRules): string | undefined {
-  const dir = join(dirname(skel.manifest), 'cow', encodeURIComponent(rel));
-  if (!existsSync(dir)) {
-    const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
-    mkdirSync(tmp, { recursive: true, mode: 0o755 });
-    try {
-      seedWritable(skel.seedRoot, tmp, [rel], { rules });
-      renameSync(tmp, dir);
-    } catch (e) {
-      rmSync(tmp, { recursive: true, force: true });
-      // another process made it first
-      if (!existsSync(dir)) throw e;
-    }
-  }
-  const lower = join(dir, rel);
-  return existsSync(lower) ? lower : undefined;
-}
-
 /** The writable dirs whose seed layer has something in it (a live tree's overlay jail keeps
  * them copy-on-write; the others are seeded as the jail's own empty dirs). */
 function seededDirs(skel: SkeletonVersion, writable: string[], rules: SeedRules): string[] {
@@ -97,20 +73,6 @@ function seededDirs(skel: SkeletonVersion, writable: string[], rules: SeedRules)
     const lower = cowLower(skel, rel, rules);
     return lower !== undefined && readdirOr(lower).length > 0;
   });
-}
-
-function cowLowers(skel: SkeletonVersion, cow: string[], rules: SeedRules): Record<string, string | undefined> {
-  return Object.fromEntries(cow.map((rel) => [rel, cowLower(skel, rel, rules)]));
-}
-
-/**
- * The seed rules for a jail of `skel`: a reference skeleton's seed came from a live root, so
- * its jails get only what the live rules allow (also from seeds made before those rules
- * existed); an owned tree (debootstrap, a prepared --copy) is taken as it is.
- */
-function seedRulesFor(skel: SkeletonVersion, defaults: Defaults, platform: Platform): SeedRules {
-  const seed = defaults.skeleton.seed?.[platform] ?? {};
-  return skel.kind === 'reference' ? liveSeedRules(seed, defaults.skeleton.live?.[platform] ?? {}) : seed;
 }
 
 /**

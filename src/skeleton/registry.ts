@@ -17,6 +17,7 @@ import { DEFAULT_STATE_DIR, HOST_RUN_DIR, skeletonDir, skeletonsDir } from '../l
 import { loadDefaults, currentPlatform, type Platform } from '../defaults.ts';
 import { buildManifest, diffManifests, formatManifest, parseManifest, type ManifestDiff } from './manifest.ts';
 import { copyListed, copyTree, liveSeedRules, seedWritable, type LiveRules, type SeedRules } from './writable.ts';
+import { makeDefaultCowLayers } from './cowlayer.ts';
 import type { DebootstrapOptions, DebootstrapProgress } from './debootstrap.ts';
 import type { ImageInfo } from './image.ts';
 import type { LayerLimits } from './layers.ts';
@@ -93,7 +94,11 @@ export function parseSkeletonRef(ref: string): { name: string; version?: number 
 }
 
 function expand(dir: string, s: StoredVersion): SkeletonVersion {
-  const vdir = join(dir, String(s.version));
+  return versionAt(join(dir, String(s.version)), s);
+}
+
+/** A version as stored in `vdir` (its place, or the temp folder it is built in). */
+function versionAt(vdir: string, s: StoredVersion): SkeletonVersion {
   const root = s.kind === 'owned' ? join(vdir, 'root') : (s.source as { path: string }).path;
   return { ...s, root, seedRoot: s.kind === 'owned' ? root : join(vdir, 'seed'), manifest: join(vdir, 'manifest.tsv') };
 }
@@ -339,6 +344,8 @@ export async function createSkeleton(
       bytes: entries.reduce((n, e) => n + e.size, 0),
       ...(image ? { image } : {}),
     };
+    // the shared layers of the default copy-on-write dirs, renamed into place with the version
+    makeDefaultCowLayers(versionAt(tmp, sv), defaults, platform);
     renameSync(tmp, join(dir, String(version)));
     placed = join(dir, String(version));
     // re-read: another version may have been added meanwhile (numbers come from the rename)

@@ -6,9 +6,19 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadDefaults } from '../../src/defaults.ts';
 import { binFor, cliFor } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
@@ -95,6 +105,33 @@ test('a host-root thin jail with a copy-on-write /etc: small on disk, writes sta
   r = await jy('remove', 'cow1', 'cow2');
   assert.equal(r.code, 0, r.stderr);
   assert.equal(existsSync(jailDir), false);
+});
+
+test('skel create makes the shared layers of the default copy-on-write dirs; a create only reads them, or makes a missing one', async () => {
+  const src = tree(join(state, 'src-layers'), { 'etc/app.conf': 'a\n', 'var/lib/app/db': 'x\n', 'usr/bin/true': '' });
+  let r = await jy('skel', 'create', 'layers', '--copy', src);
+  assert.equal(r.code, 0, r.stderr);
+  const cow = join(state, 'skeletons/layers/1/cow');
+  const dirs = loadDefaults().skeleton.cow?.linux ?? [];
+  assert.ok(dirs.length > 0, 'the defaults name copy-on-write dirs');
+  // every default dir has its layer (an empty one for a dir the tree lacks), no temp folder
+  assert.deepEqual(readdirSync(cow).sort(), dirs.map((d) => encodeURIComponent(d)).sort());
+  assert.equal(readFileSync(join(cow, 'etc/etc/app.conf'), 'utf8'), 'a\n');
+  // var by the seed rules: its structure, not its files
+  assert.ok(statSync(join(cow, 'var/var/lib/app')).isDirectory());
+  assert.equal(existsSync(join(cow, 'var/var/lib/app/db')), false);
+  const made = statSync(join(cow, 'etc')).ino;
+  r = await jy('create', 'lay1', 'skeleton=layers', 'persist', 'meta.test=cow');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(statSync(join(cow, 'etc')).ino, made, 'the create used the layer skel create made');
+  assert.deepEqual(readdirSync(cow).sort(), dirs.map((d) => encodeURIComponent(d)).sort());
+  // a version without them (made by an older jailyard): its first jail's create makes them
+  rmSync(cow, { recursive: true });
+  r = await jy('create', 'lay2', 'skeleton=layers', 'persist', 'meta.test=cow');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(join(cow, 'etc/etc/app.conf'), 'utf8'), 'a\n');
+  r = await jy('remove', 'lay1', 'lay2');
+  assert.equal(r.code, 0, r.stderr);
 });
 
 test("upgrade merges a copy-on-write /etc through its overlay: the new version below, the jail's changes on top", async () => {
