@@ -23,9 +23,10 @@ export interface CgroupConfig {
 
 type Layout = { version: 1; dirs: Record<(typeof V1_CONTROLLERS)[number], string> } | { version: 2; dir: string };
 
-/** The caller's group path for a v1 controller ("memory") or v2 (""), from /proc/self/cgroup. */
-function ownPath(controller: string): string {
-  for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+/** The caller's group path for a v1 controller ("memory") or v2 (""), from the lines of
+ * /proc/self/cgroup (read once by the caller when it asks for several). */
+function ownPath(controller: string, lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n')): string {
+  for (const line of lines) {
     const [, ctrls, path] = line.split(':');
     if (ctrls === undefined || path === undefined) continue;
     if (controller === '' ? ctrls === '' : ctrls.split(',').includes(controller)) return path;
@@ -35,8 +36,9 @@ function ownPath(controller: string): string {
 
 /** The parent directories jailyard uses on this machine (one per v1 controller, or one). */
 export function parentDirs(cfg: CgroupConfig): Layout {
+  const own = cfg.base === 'self' ? readFileSync('/proc/self/cgroup', 'utf8').split('\n') : [];
   const at = (ctrlRoot: string, controller: string) =>
-    `${`${ctrlRoot}${cfg.base === 'self' ? ownPath(controller) : '/'}`.replace(/\/+$/, '')}/${cfg.parent}`;
+    `${`${ctrlRoot}${cfg.base === 'self' ? ownPath(controller, own) : '/'}`.replace(/\/+$/, '')}/${cfg.parent}`;
   if (existsSync(`${CGROOT}/memory/cgroup.procs`)) {
     return {
       version: 1,
@@ -110,6 +112,9 @@ async function mkdirOnce(dir: string, jail: string): Promise<void> {
   }
 }
 
+/** v1 parent groups this process has made (or found) already. */
+const madeParents = new Set<string>();
+
 /**
  * jailyard's own parent group, shared by every state folder: another jail's destroy removes it
  * when it empties (removeGroups), possibly between the steps of a recursive mkdir, which then
@@ -160,7 +165,13 @@ export async function createGroups(
     } else {
       const layout = parentDirs(cfg);
       parents = layout.version === 1 ? V1_CONTROLLERS.map((c) => layout.dirs[c]) : [layout.dir];
-      for (const parent of parents) await mkdirParent(parent);
+      for (const parent of parents) {
+        // v1: once per process (a parent removed since, by another jail's destroy, is made
+        // again by mkdirOnce); v2 delegates its controllers at every make, so it goes on each time
+        if (layout.version === 1 && madeParents.has(parent)) continue;
+        await mkdirParent(parent);
+        if (layout.version === 1) madeParents.add(parent);
+      }
       if (layout.version === 2) await enableV2Controllers(layout.dir);
     }
     for (const parent of parents) {

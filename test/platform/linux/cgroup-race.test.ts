@@ -33,3 +33,21 @@ test('two state folders starting and stopping jails at once never fail on the sh
   }
   for (const p of parents) assert.equal(existsSync(p), false, `${p} left behind`);
 });
+
+test('one process: a parent removed by the destroy that emptied it is made again at the next create', async () => {
+  const own = { parent: `jy-remade-${process.pid}`, base: 'root' as const };
+  const layout = parentDirs(own);
+  const parents = layout.version === 1 ? Object.values(layout.dirs) : [layout.dir];
+  try {
+    for (let i = 1; i <= 3; i++) {
+      const dirs = await createGroups(own, i, 'j-remade', {});
+      for (const d of dirs) assert.ok(existsSync(d), `${d} made`);
+      await removeGroups(dirs, 'j-remade');
+      // the destroy removed the emptied parents: the next create (the same process, which
+      // made them before) must not take them for present
+      for (const p of parents) assert.equal(existsSync(p), false, `${p} removed with its last group`);
+    }
+  } finally {
+    for (const p of parents) if (existsSync(p)) await removeGroups([p], 'cleanup').catch(() => {});
+  }
+});
