@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { JY_ENTER } from '../../src/platform/linux/native.ts';
+import { waitFor } from '../../src/platform/linux/proc.ts';
 import { JAIL_KEEP_CAPS } from '../../src/platform/linux/caps.ts';
 
 const TARGET = String.raw`
@@ -98,11 +99,8 @@ test("exec into a user-namespace jail runs as the jail's root: the range's first
           return [];
         }
       });
-  let hostUids = sleeping();
-  for (let i = 0; i < 80 && hostUids.length === 0; i++) {
-    await new Promise((res) => setTimeout(res, 25));
-    hostUids = sleeping();
-  }
+  let hostUids: (string | undefined)[] = [];
+  await waitFor(() => (hostUids = sleeping()).length > 0, 2000, 25);
   assert.deepEqual(hostUids, ['100000']);
   assert.equal(await exited, 0, err);
 });
