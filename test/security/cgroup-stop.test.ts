@@ -10,9 +10,37 @@ import { dirname, join } from 'node:path';
 import { createLinuxDriver } from '../../src/platform/linux/index.ts';
 import { parentDirs } from '../../src/platform/linux/cgroups.ts';
 import { stateTag } from '../../src/platform/linux/paths.ts';
+import { waitFor } from '../../src/platform/linux/proc.ts';
 import type { CreateFacts, MountFacts, NetworkFacts } from '../../src/platform/driver.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 import { makeTestJail, type TestJail } from '../platform/linux/fixture.ts';
+
+/** The `sleep` a jail's shell put in the background, in cgroup GROUP: the shell has printed
+ * its pid and returned, but the child may not have exec'd sleep yet (its comm is still sh):
+ * looked for up to 2 s. */
+async function sleeperIn(group: string): Promise<number | undefined> {
+  const comm = (p: number) => {
+    try {
+      return readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  let found: number | undefined;
+  await waitFor(
+    () => {
+      found = readFileSync(`${group}/cgroup.procs`, 'utf8')
+        .trim()
+        .split('\n')
+        .map(Number)
+        .find((p) => comm(p) === 'sleep');
+      return found !== undefined;
+    },
+    2000,
+    25,
+  );
+  return found;
+}
 
 const PREFIX = 'jysecgrp';
 const CGPARENT = `jailyard-${PREFIX}`;
@@ -89,12 +117,8 @@ describe('security: a jail with groups of its own below its cgroup', () => {
     for (let i = 0; i < 200; i++) mkdirSync(`${pidsGroup(facts!)}/s${i}`);
     const sleeper = await driver.runInJail(jail.ctx, facts!, ['/bin/sh', '-c', 'sleep 1000 >/dev/null 2>&1 & echo $!']);
     assert.equal(sleeper.code, 0, sleeper.stderr);
-    const procs = readFileSync(`${pidsGroup(facts!)}/cgroup.procs`, 'utf8')
-      .trim()
-      .split('\n')
-      .map(Number);
-    const sleepPid = procs.find((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sleep');
-    assert.ok(sleepPid, `a sleep in the jail's group: ${procs.join(' ')}`);
+    const sleepPid = await sleeperIn(pidsGroup(facts!));
+    assert.ok(sleepPid, `a sleep in the jail's group: ${readFileSync(`${pidsGroup(facts!)}/cgroup.procs`, 'utf8')}`);
     writeFileSync(`${pidsGroup(facts!)}/child/grandchild/cgroup.procs`, String(sleepPid));
 
     const t0 = Date.now();
@@ -166,11 +190,7 @@ test('security: `jailyard stop` (and reconcile of a half-done stop) of a jail wi
   r = await jy('exec', 'cg1', '/bin/sh', '-c', 'sleep 1000 >/dev/null 2>&1 & echo $! > /tmp/sleeper');
   assert.equal(r.code, 0, r.stderr);
   const pids = groups.find((d) => d.includes('/pids/')) ?? groups[0]!;
-  const sleepPid = readFileSync(`${pids}/cgroup.procs`, 'utf8')
-    .trim()
-    .split('\n')
-    .map(Number)
-    .find((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sleep');
+  const sleepPid = await sleeperIn(pids);
   assert.ok(sleepPid);
   writeFileSync(`${pids}/evil/deeper/cgroup.procs`, String(sleepPid));
   r = await jy('stop', 'cg1');
