@@ -180,7 +180,9 @@ describe('rollout abort and HAProxy pool in chromium', { skip: missing ?? false,
       // confirmed: the process running the rollout is asked, and goes back itself
       await section.locator('[data-testid="abort"]').click();
       await page.locator('[data-testid="confirm"]').click();
-      await page.getByText('Abort requested').waitFor();
+      // the notice (the text alone also matches the rollout's own '(abort requested)' marker
+      // once the stream has brought the request back: two elements, a strict-mode error)
+      await page.getByRole('status').filter({ hasText: 'Abort requested:' }).waitFor();
       assert.equal(posts(), 1);
       await section.locator('[data-testid="phase"]', { hasText: 'aborted' }).waitFor({ timeout: 60_000 });
       assert.equal(lists(), listsBefore, 'the page read the rollouts list again (polling)');
