@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { createRemoteService } from '../../src/api/client.ts';
-import { Collector, startTestDaemon, tempState, type TestDaemon } from './helpers.ts';
+import { Collector, stopCollectors, startTestDaemon, tempState, type TestDaemon } from './helpers.ts';
 import { assertNoLeaks, snapshot } from '../helpers/leaks.ts';
 
 async function ask(
@@ -47,6 +47,7 @@ describe('guest sockets (one per running jail)', () => {
     }
   });
   after(async () => {
+    await stopCollectors(d.url);
     await d.close();
     state.cleanup();
   });
@@ -106,9 +107,10 @@ describe('guest sockets (one per running jail)', () => {
   });
 
   test('PUT /ready: the jail shows ready=true; watchers get a MODIFIED with the next global revision, kept in the log', async () => {
-    const c = new Collector(d.url, { selector: 'role=g-a' });
-    await new Promise((r) => setTimeout(r, 100));
+    // from the revision read first: a stream from "now" would miss a change made before its
+    // request reached the daemon
     const global = d.store.currentRevision();
+    const c = new Collector(d.url, { selector: 'role=g-a', since: global });
     const r = await ask(sock('g-a'), 'PUT', '/ready');
     assert.equal(r.status, 204);
     await c.until((ev) => ev.some((e) => e.type === 'MODIFIED'));
@@ -148,9 +150,10 @@ describe('guest sockets (one per running jail)', () => {
   });
 
   test('DELETE /ready takes readiness back (one MODIFIED event)', async () => {
-    const c = new Collector(d.url, { selector: 'role=g-b' });
-    await new Promise((r) => setTimeout(r, 100));
+    // from the revision read first: a stream from "now" would miss a change made before its
+    // request reached the daemon
     const global = d.store.currentRevision();
+    const c = new Collector(d.url, { selector: 'role=g-b', since: global });
     assert.equal((await ask(sock('g-b'), 'DELETE', '/ready')).status, 204);
     await c.until((ev) => ev.some((e) => e.type === 'MODIFIED'));
     await c.stop();
@@ -187,9 +190,18 @@ describe('guest sockets (one per running jail)', () => {
   test('a restart clears readiness and leaves one working socket (its shut and open never overlap)', async () => {
     await d.daemon.app.inject({ method: 'POST', url: '/v1/jails/g-b/restart' });
     assert.equal((await d.daemon.app.inject({ url: '/v1/jails/g-b' })).json().ready, false);
-    await new Promise((r) => setTimeout(r, 100));
+    // the socket is shut and opened again after the restart's events reach the guest hub:
+    // asked until it answers (a request to the old one may be cut when it shuts)
+    let answer: string | undefined;
+    for (const end = Date.now() + 5000; answer !== 'bravo' && Date.now() < end; ) {
+      answer = await ask(sock('g-b'), 'GET', '/env/secret').then(
+        (r) => r.body,
+        () => undefined,
+      );
+      if (answer !== 'bravo') await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(answer, 'bravo');
     assert.ok(existsSync(sock('g-b')));
-    assert.equal((await ask(sock('g-b'), 'GET', '/env/secret')).body, 'bravo');
     assert.equal((await ask(sock('g-b'), 'PUT', '/ready')).status, 204);
     assert.equal(d.store.requireJail('g-b').ready, true);
   });

@@ -98,7 +98,8 @@ describe('health and restart.policy under jailyard serve', () => {
     j = await waitFor('hc1', 'healthy', (r) => r.supervision?.health?.status === 'healthy');
     assert.equal(j.supervision!.health!.failingStreak, 0);
     assert.equal(await ls('hc1', 'name', 'health'), 'hc1 healthy');
-    await sleep(300);
+    // the store has it; the watch event may still be on its way
+    for (const end = Date.now() + 10_000; seen.at(-1) !== 'healthy' && Date.now() < end; ) await sleep(50);
     ac.abort();
     await watching;
     assert.deepEqual(seen, ['starting', 'unhealthy', 'healthy']);
@@ -187,7 +188,9 @@ describe('health and restart.policy under jailyard serve', () => {
     assert.equal(record('ra1').state, 'stopped');
     assert.equal(record('ra1').supervision?.pending, undefined);
     // a jail waiting for its restart: the stop cancels it
-    await h.jail('ra2', { params: ['restart.policy=always', 'restart.delay=3s'] });
+    // (a delay long enough that the restart cannot come before the ls and the stop below,
+    // however slow the supervisor's teardown: it counts from before it)
+    await h.jail('ra2', { params: ['restart.policy=always', 'restart.delay=10s'] });
     killInit('ra2');
     const j = await waitFor(
       'ra2',
@@ -198,7 +201,8 @@ describe('health and restart.policy under jailyard serve', () => {
     assert.match(await ls('ra2', 'name', 'restarts'), /^ra2 0 \(next .*\)$/);
     const stop = await h.jy('stop', 'ra2');
     assert.equal(stop.code, 0, stop.stderr);
-    await sleep(3500);
+    // past the time the restart was due, and a while more
+    await sleep(Math.max(0, Date.parse(j.supervision!.pending!.at) - Date.now()) + 1500);
     const after = record('ra2');
     assert.equal(after.state, 'stopped');
     assert.equal(after.supervision?.pending, undefined);

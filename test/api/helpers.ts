@@ -108,19 +108,35 @@ export async function startTestDaemon(dir: string, extra: Partial<DaemonOptions>
   };
 }
 
+/** The collectors still reading (a test that failed did not stop its own). */
+const openCollectors = new Set<Collector>();
+
+/**
+ * Stops the collectors still reading from `url`: for an after hook, before the daemon's
+ * close, which would otherwise wait for the streams of a test that failed before its stop.
+ */
+export async function stopCollectors(url: string): Promise<void> {
+  await Promise.all([...openCollectors].filter((c) => c.url === url).map((c) => c.stop()));
+}
+
 /** Collects watch events in the background; `until` waits for a condition. */
 export class Collector {
   events: WatchEvent[] = [];
   error: unknown;
+  readonly url: string;
   readonly #abort = new AbortController();
   readonly done: Promise<void>;
 
   constructor(url: string, opts: WatchOptions = {}) {
+    this.url = url;
+    openCollectors.add(this);
     this.done = (async () => {
       try {
         for await (const e of watch(url, { ...opts, signal: this.#abort.signal })) this.events.push(e);
       } catch (e) {
         this.error = e;
+      } finally {
+        openCollectors.delete(this);
       }
     })();
   }
@@ -133,6 +149,16 @@ export class Collector {
         throw new Error(`timed out; got ${JSON.stringify(this.events.map((e) => [e.type, e.revision, e.jail?.name]))}`);
       await new Promise((r) => setTimeout(r, 10));
     }
+  }
+
+  /**
+   * Until the stream is live: a BOOKMARK has come (the daemon sends one at each bookmark
+   * interval; the collector must be made with `bookmarks: true`). A stream without `since`
+   * sees only what happens after its request reached the daemon, so a write made before
+   * that would never come.
+   */
+  async live(timeoutMs = 5000): Promise<void> {
+    await this.until((events) => events.some((e) => e.type === 'BOOKMARK'), timeoutMs);
   }
 
   async stop(): Promise<void> {

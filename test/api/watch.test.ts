@@ -7,7 +7,7 @@ import { request } from 'undici';
 import { Agent } from 'undici';
 import { createRemoteService, watch } from '../../src/api/client.ts';
 import { JailyardError } from '../../src/errors.ts';
-import { Collector, startTestDaemon, tempState, type TestDaemon } from './helpers.ts';
+import { Collector, stopCollectors, startTestDaemon, tempState, type TestDaemon } from './helpers.ts';
 
 const writerScript = new URL('./fixtures/writer.ts', import.meta.url).pathname;
 
@@ -43,6 +43,7 @@ describe('watch over a unix socket', () => {
   });
   after(async () => {
     await other.close();
+    await stopCollectors(d.url);
     await d.close();
     state.cleanup();
   });
@@ -75,9 +76,8 @@ describe('watch over a unix socket', () => {
   });
 
   test('resume with since (and with Last-Event-ID) gives exactly the missed events', async () => {
-    const first = new Collector(d.url);
-    await first.until(() => true);
-    await new Promise((r) => setTimeout(r, 50));
+    const first = new Collector(d.url, { bookmarks: true });
+    await first.live();
     await other.do('create', 'r-1');
     await first.until((ev) => ev.some((e) => e.jail?.name === 'r-1'));
     await first.stop();
@@ -119,9 +119,8 @@ describe('watch over a unix socket', () => {
   });
 
   test('label selector: starting to match is ADDED, stopping is DELETED, others unseen', async () => {
-    const c = new Collector(d.url, { selector: 'tier=web' });
-    await c.until(() => true);
-    await new Promise((r) => setTimeout(r, 50));
+    const c = new Collector(d.url, { selector: 'tier=web', bookmarks: true });
+    await c.live();
     await other.do('create', 's-1');
     await other.do('set', 's-1', 'tier=web');
     await other.do('set', 's-1', 'v=2');

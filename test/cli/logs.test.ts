@@ -25,6 +25,22 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 
     await sleep(30);
   }
 }
+/**
+ * Until a follower started at the log's end (-n 0) is there: numbered sync lines are said,
+ * one every 200 ms, until one comes out, then the last said is awaited and what was read
+ * dropped. A line said before the follower has found the log's end would be before it and
+ * never come: a fixed sleep is not enough for a Node start on a loaded machine.
+ */
+async function followerReady(say: (s: string) => void, got: () => string, clear: () => void): Promise<void> {
+  let n = 0;
+  do {
+    assert.ok(n < 75, 'the follower printed none of the sync lines in 15 s');
+    say(`sync-${++n}\n`);
+    await sleep(200);
+  } while (!got().includes('sync-'));
+  await until(`sync-${n}`, () => got().includes(`sync-${n}\n`));
+  clear();
+}
 async function collect(chunks: AsyncIterable<Buffer>): Promise<string> {
   let s = '';
   for await (const c of chunks) s += c.toString('utf8');
@@ -272,7 +288,11 @@ describe('logs: a real jail, the CLI, -f across a rotation, the API', () => {
       const reading = (async () => {
         for await (const c of remoteLogs(url, 'lg1', { follow: true, lines: 0, signal: ac.signal })) got += c;
       })();
-      await sleep(300);
+      await followerReady(
+        say,
+        () => got,
+        () => (got = ''),
+      );
       say('streamed-line\n');
       await until('streamed line over the API', () => got.includes('streamed-line\n'));
       assert.equal(got, 'streamed-line\n');
@@ -294,7 +314,11 @@ describe('logs: a real jail, the CLI, -f across a rotation, the API', () => {
     child.stderr.on('data', (b) => (err += b));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     try {
-      await sleep(1000);
+      await followerReady(
+        say,
+        () => out,
+        () => (out = ''),
+      );
       say('follow-1\n');
       await until('follow-1', () => out.includes('follow-1\n'));
       // 3 x 30000 bytes of numbered lines: the 64K log rotates at least once meanwhile

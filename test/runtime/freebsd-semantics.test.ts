@@ -253,14 +253,14 @@ describe('jail(8) semantics', () => {
     assert.equal(store.requireJail('fsn3').state, 'stopped');
     assert.equal(store.requireJail('fsn3').lastError, null, 'refused before anything changed');
     // a process left by exec.start keeps it; when that exits, the next reader cleans up
-    r = await jy('create', 'fsn2', 'skeleton=host', 'exec.start=sleep 1 &', ...hooks, 'meta.test=f2');
+    r = await jy('create', 'fsn2', 'skeleton=host', 'exec.start=sleep 3 &', ...hooks, 'meta.test=f2');
     r = await jy('start', 'fsn2');
     assert.equal(r.code, 0, r.stderr);
     r = await jy('ls', 'name');
     assert.match(r.stdout, /^fsn2$/m);
     assert.equal(existsSync(join(state, 'jails/fsn2/enter')), false, 'no exec fast path: the CLI notices its death');
     const jid = store.requireJail('fsn2').jid;
-    await sleep(1500);
+    await sleep(4500); // past the sleep's 3 s (bounds with room for a loaded machine)
     assert.equal(store.requireJail('fsn2').state, 'running', 'nobody looked yet');
     r = await jy('ls', 'name');
     assert.equal(r.code, 0, r.stderr);
@@ -269,10 +269,10 @@ describe('jail(8) semantics', () => {
     assert.equal((await jy('exec', String(jid), '/bin/true')).code, 1);
     assert.equal(readFileSync(marks, 'utf8'), 'poststart\n', 'no exec.prestop or exec.poststop ran');
     // reconcile cleans up the same way
-    r = await jy('create', 'fsn4', 'skeleton=host', 'exec.start=sleep 1 &', ...hooks, 'meta.test=f2');
+    r = await jy('create', 'fsn4', 'skeleton=host', 'exec.start=sleep 3 &', ...hooks, 'meta.test=f2');
     r = await jy('start', 'fsn4');
     assert.equal(r.code, 0, r.stderr);
-    await sleep(1500);
+    await sleep(4500);
     r = await jy('reconcile', '--dry-run');
     assert.match(r.stderr, /^fsn4: would be stopped$/m);
     assert.equal(store.requireJail('fsn4').state, 'running');

@@ -209,16 +209,17 @@ test('security: reconcile ends a relay whose jail folder is gone', { timeout: 30
 test('security: a stalled disk never blocks the writers; the newest lines and a count of the dropped arrive', {
   timeout: 60_000,
 }, async (t) => {
-  const { spawn } = await import('node:child_process');
+  const { spawn, spawnSync } = await import('node:child_process');
   const dir = mkdtempSync(join(tmpdir(), 'jy-seccon-'));
   const log = `${dir}/console.log`;
-  // the relay's writer waits for this lock (as on a disk that does not answer): 3 s
-  const holder = spawn('flock', ['-x', dir, 'sleep', '3'], { stdio: 'ignore' });
+  // the relay's writer waits for this lock (as on a disk that does not answer): 6 s
+  const holder = spawn('flock', ['-x', dir, 'sleep', '6'], { stdio: 'ignore' });
   t.after(() => {
     holder.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
-  await sleep(300);
+  // until flock holds it (a non-blocking try fails)
+  await until('the lock held', () => spawnSync('flock', ['-n', dir, 'true']).status === 1, 5000);
   const sink = await consoleSink(log, 1 * MiB);
   const fd = openSync(sink.path, 'a');
   const t0 = Date.now();
@@ -227,10 +228,11 @@ test('security: a stalled disk never blocks the writers; the newest lines and a 
   writeSync(fd, '\nNEWEST-LINE\n');
   const ms = Date.now() - t0;
   closeSync(fd);
-  assert.ok(ms < 2000, `50 MiB written in ${ms} ms while the log could not be written`);
+  // (blocked writers would have waited for the lock: most of its 6 s)
+  assert.ok(ms < 4000, `50 MiB written in ${ms} ms while the log could not be written`);
   await until('the relay to finish', () => relaysOf(log).length === 0, 15_000);
   const text = readLog(log);
   assert.match(text, /NEWEST-LINE\n$/);
   assert.match(text + readLog(`${log}.1`), /\[jailyard: \d+ bytes of console output dropped\]/);
-  console.log(`# 50 MiB written in ${ms} ms with the log's writer stalled for 3 s`);
+  console.log(`# 50 MiB written in ${ms} ms with the log's writer stalled for 6 s`);
 });

@@ -140,7 +140,11 @@ test('an interactive exec gets a pty of its own: prompt, commands, window size, 
     [
       { wait: '# $', send: 'echo hi-$((1+2)); tty; stty size; [ -t 0 ] && echo tty-$((40+2))\r' },
       { wait: 'tty-42', resize: [40, 120] },
-      { wait: 'tty-42', send: 'sleep 0.5; stty size; echo size-$((50+5))\r' },
+      // the resize travels SIGWINCH -> the CLI -> the jail's pty: looked for up to 10 s
+      {
+        wait: 'tty-42',
+        send: 'i=0; while [ "$(stty size)" != "$((20+20)) $((60+60))" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; stty size; echo size-$((50+5))\r',
+      },
       { wait: 'size-55', send: 'exit 7\r' },
     ],
     33,

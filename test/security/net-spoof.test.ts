@@ -127,8 +127,8 @@ const neighMac = (addr: string) => /lladdr ([0-9a-f:]+)/.exec(ip('neigh', 'show'
 const inNetns = (r: Running, script: string, ...args: string[]) =>
   execFileSync('ip', ['netns', 'exec', r.net!.netns!, '/usr/bin/python3', '-c', script, ...args], { encoding: 'utf8' });
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
-async function until6(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 100 && !cond(); i++) await sleep(30);
+async function untilNeighbour(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 150 && !cond(); i++) await sleep(30);
   assert.ok(cond(), 'the host learnt the neighbour');
 }
 
@@ -178,14 +178,20 @@ describe('security: no spoofing on the bridge', () => {
     for (const r of [a, b]) r?.jail.cleanup();
   });
 
-  test('host<->jail and jail<->jail traffic flows, IPv4 and IPv6', { timeout: 30_000 }, async () => {
+  test('host<->jail and jail<->jail traffic flows, IPv4 and IPv6', { timeout: 60_000 }, async () => {
     for (const [family, aAddr, bAddr, any] of [
       [4, A4, B4, '0.0.0.0'],
       [6, A6, B6, '::'],
     ] as const) {
       // A listens; B and the host send to it
-      const recv = driver.runInJail(a.jail.ctx, a.facts!, ['/usr/bin/python3', '-c', RECV, any, '5000', '2']);
-      await sleep(400);
+      const recv = driver.runInJail(a.jail.ctx, a.facts!, ['/usr/bin/python3', '-c', RECV, any, '5000', '5']);
+      // until its socket is bound (a datagram sent before would be refused, not queued)
+      const bound = () =>
+        execFileSync('ip', ['netns', 'exec', a.net!.netns!, 'ss', '-Hlun', 'sport = :5000'], {
+          encoding: 'utf8',
+        }).trim() !== '';
+      for (let i = 0; i < 400 && !bound(); i++) await sleep(25);
+      assert.ok(bound(), `IPv${family}: the receiver in A bound :5000`);
       const fromB = await driver.runInJail(b.jail.ctx, b.facts!, [
         '/usr/bin/python3',
         '-c',
@@ -227,8 +233,7 @@ describe('security: no spoofing on the bridge', () => {
     const aMac = macOf(a);
     const bMac = macOf(b);
     await hostSend(4, A4, 9, 'arp-me');
-    await sleep(200);
-    assert.equal(neighMac(A4), aMac, "the host learnt A's MAC");
+    await untilNeighbour(() => neighMac(A4) === aMac);
     await sleep(1200); // past the neighbour entry's locktime (1 s): a reply now would count
     // B claims A's address with its own MAC, then with A's MAC as the frame's source: from
     // inside the jail (raw sockets allowed) and from its netns with the host's tools
@@ -261,7 +266,7 @@ describe('security: no spoofing on the bridge', () => {
     const aMac = macOf(a);
     const bMac = macOf(b);
     await hostSend(6, A6, 9, 'nd-me');
-    await until6(() => neighMac(A6) === aMac);
+    await untilNeighbour(() => neighMac(A6) === aMac);
     // from B's own address (its source passes), claiming A's address for B's MAC
     inNetns(b, FORGE, 'na', B6, GW6, A6, bMac, bMac, bridgeMac());
     const seen = new Set<string | undefined>();
@@ -296,6 +301,8 @@ describe('security: no spoofing on the bridge', () => {
         ...(family === 6 ? ['nodad'] : []),
       );
       inNetns(b, SEND_FROM, dst, String(l.port), 'forged-kernel', src);
+      // the honest one awaited (it may wait for neighbour discovery), then a while for any forged
+      for (let i = 0; i < 100 && !l.got.some((g) => g.endsWith(' honest')); i++) await sleep(50);
       await sleep(500);
       l.close();
       ip('-n', b.net!.netns!, 'addr', 'del', `${src}/${family === 4 ? 32 : 128}`, 'dev', 'eth0');
