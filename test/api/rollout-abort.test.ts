@@ -277,7 +277,8 @@ describe('POST /v1/rollouts/ID/abort, GET /v1/rollouts/ID/pool', () => {
         ev.items.map((i) => [i.id, i.phase, i.active]),
         [['app_s', 'running', false]],
       );
-      assert.ok(Date.now() - t0 < 1000, `${Date.now() - t0} ms`);
+      // pushed at once (inotify, a 50 ms debounce): bounded with room for a loaded machine
+      assert.ok(Date.now() - t0 < 1900, `${Date.now() - t0} ms`);
       const release = claimRollout(file, 'app=s');
       ev = await nextEvent();
       assert.equal(ev.items[0]!.active, true);

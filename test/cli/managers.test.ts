@@ -3,7 +3,7 @@
 // with a clear message; the first start finishes and nothing leaks.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,16 @@ before(async () => {
   baseline = snapshot();
   state = mkdtempSync(join(tmpdir(), 'jy-managers-'));
   assert.equal((await jy('skel', 'create', 'host', '--from', '/')).code, 0);
-  const r = await jy('create', 'm1', 'skeleton=host', 'persist', 'ip4.addr=198.51.100.140/24', 'exec.prestart=sleep 3');
+  // exec.prestart waits (up to 60 s) for the test's go: a fixed sleep had to outlast an ls,
+  // a reconcile and a start, which a loaded machine may not do in time
+  const r = await jy(
+    'create',
+    'm1',
+    'skeleton=host',
+    'persist',
+    'ip4.addr=198.51.100.140/24',
+    `exec.prestart=i=0; until test -e ${join(state, 'go')} || [ $i -ge 600 ]; do sleep 0.1; i=$((i+1)); done`,
+  );
   assert.equal(r.code, 0, r.stderr);
 });
 
@@ -62,6 +71,7 @@ test('reconcile and a second start leave a jail alone while another process star
   assert.equal(second.code, 1);
   assert.match(second.stderr, /m1.*starting/);
 
+  writeFileSync(join(state, 'go'), '');
   assert.equal(await done, 0, out);
   assert.equal(await stateOf('m1'), 'running');
   assert.equal((await jy('stop', 'm1')).code, 0);

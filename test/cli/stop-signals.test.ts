@@ -60,8 +60,9 @@ before(async () => {
       n,
       'skeleton=host',
       'persist',
-      `exec.prestop=touch ${marks}/stop-${n}; sleep 0.8`,
-      `exec.poststart=touch ${marks}/start-${n}; sleep 0.8`,
+      // (3 s: the signal, sent when the marker shows up, lands inside the hook on a loaded machine)
+      `exec.prestop=touch ${marks}/stop-${n}; sleep 3`,
+      `exec.poststart=touch ${marks}/start-${n}; sleep 3`,
     );
     assert.equal(r.code, 0, r.stderr);
   }

@@ -118,6 +118,16 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
     return m;
   }
 
+  /**
+   * What `read` gives once `done` holds (polled, 10 s): reading through one node right after
+   * a write through another, that node's mirror of etcd may not have the write yet.
+   */
+  async function eventually<T>(what: string, read: () => Promise<T>, done: (v: T) => boolean): Promise<T> {
+    let v = await read();
+    await waitUntil(what, async () => done((v = await read())), 10_000);
+    return v;
+  }
+
   async function jail(via: NodeName, name: string) {
     const r = await t.api(via, 'GET', `/v1/jails/${name}`);
     assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -206,7 +216,11 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
       // an address routes only to the node whose range holds it
       ok(t.cli('c', 'create', ...spec('pi1', 'ip4.addr=198.51.100.50')), 'create pi1'),
     ]);
-    let m = await placement('c');
+    let m = await eventually(
+      'c lists the three',
+      () => placement('c'),
+      (p) => ['pn1', 'ps1', 'pi1'].every((n) => p.has(n)),
+    );
     assert.equal(m.get('pn1'), 'a');
     assert.equal(m.get('ps1'), 'c');
     assert.equal(m.get('pi1'), 'b');
@@ -220,16 +234,28 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
     await runsOn('pn1', 'a');
     await runsOn('ps1', 'c');
     await runsOn('pi1', 'b');
-    assert.equal((await jail('a', 'pi1')).state, 'running');
+    await eventually(
+      'a reports pi1 running',
+      () => jail('a', 'pi1'),
+      (j) => j.state === 'running',
+    );
     // least loaded (a: 1, b: 1, c: 1 jails): ties by name, then the next goes elsewhere
     await ok(t.cli('a', 'create', ...spec('pl1')), 'create pl1');
     await ok(t.cli('a', 'create', ...spec('pl2')), 'create pl2');
-    m = await placement('b');
+    m = await eventually(
+      'b lists pl1 and pl2',
+      () => placement('b'),
+      (p) => p.has('pl1') && p.has('pl2'),
+    );
     assert.equal(m.get('pl1'), 'a');
     assert.notEqual(m.get('pl2'), 'a');
     await ok(t.cli('b', 'remove', 'pn1', 'ps1', 'pi1', 'pl1', 'pl2'), 'remove');
     assert.deepEqual(runningOn('pn1'), []);
-    assert.equal((await placement('c')).size, 0);
+    await eventually(
+      'c lists none',
+      () => placement('c'),
+      (p) => p.size === 0,
+    );
   });
 
   test('a change made through node a is seen by a watch on node b, with the same revision', async () => {
@@ -266,14 +292,22 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
     const r = await t.cli('b', 'set', '--if-revision', String(rev), 'w1', 'meta.owner=b');
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /JY_ERR_REVISION_CONFLICT|revision/i);
-    const j = await jail('c', 'w1');
+    const j = await eventually(
+      "c has a's write",
+      () => jail('c', 'w1'),
+      (x) => x.meta.includes('owner='),
+    );
     assert.match(j.meta, /owner=a/);
     assert.doesNotMatch(j.meta, /owner=b/);
     // concurrent key writers on different nodes lose no key
     await Promise.all(
       NODES.flatMap((n) => [1, 2].map((i) => ok(t.cli(n, 'set', 'w1', `meta.k${n}${i}=v`), `set on ${n}`))),
     );
-    const meta = (await jail('a', 'w1')).meta;
+    const { meta } = await eventually(
+      'a has the six keys',
+      () => jail('a', 'w1'),
+      (x) => NODES.every((n) => [1, 2].every((i) => x.meta.includes(`k${n}${i}=v`))),
+    );
     for (const n of NODES) for (const i of [1, 2]) assert.match(meta, new RegExp(`k${n}${i}=v`));
     await ok(t.cli('b', 'remove', 'w1'), 'remove w1');
   });
@@ -663,11 +697,19 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
       assert.ok((stats.seen['web-v2-1 v2'] ?? 0) + (stats.seen['web-v2-2 v2'] ?? 0) > 0, JSON.stringify(stats));
 
       // at the end: the app=www jails are the two v2 ones, each running on exactly one node
-      const names = (await ok(t.cli('a', 'ls', '-a', '-n', '--selector', 'app=www', 'name'), 'ls')).trim().split('\n');
-      assert.deepEqual(names.map((n) => n.replace(/^name=/, '').replace(/^"|"$/g, '')).sort(), [
-        'web-v2-1',
-        'web-v2-2',
-      ]);
+      // (through a, after a rollout driven through c: a's mirror may lag its last writes)
+      const wwwOn = async (via: NodeName) =>
+        (await ok(t.cli(via, 'ls', '-a', '-n', '--selector', 'app=www', 'name'), 'ls'))
+          .trim()
+          .split('\n')
+          .map((n) => n.replace(/^name=/, '').replace(/^"|"$/g, ''))
+          .sort();
+      const names = await eventually(
+        'a lists the v2 jails alone',
+        () => wwwOn('a'),
+        (n) => n.join() === 'web-v2-1,web-v2-2',
+      );
+      assert.deepEqual(names, ['web-v2-1', 'web-v2-2']);
       for (const name of ['web-v2-1', 'web-v2-2'])
         assert.equal(runningWhere(folder(name)).length, 1, `${name} runs on ${runningWhere(folder(name)).join('+')}`);
       // spread: one new jail on each of the nodes the address range reaches (before: both on a)

@@ -4,7 +4,7 @@
 // normal commands work and the store is intact.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,7 +156,14 @@ test('store on a read-only mount: clear error naming the file, nothing changed; 
 test('store locked between two steps of a start: the start fails naming reconcile, which recovers everything', {
   timeout: 60_000,
 }, async () => {
-  const set = await jy('set', 'k1', 'exec.prestart=sleep 1');
+  // the hook waits (up to 30 s) for the test's word that the store is locked: a fixed sleep
+  // lost the race to the lock holder's own Node start on a loaded machine
+  const go = join(state, 'locked');
+  const set = await jy(
+    'set',
+    'k1',
+    `exec.prestart=i=0; until test -e ${go} || [ $i -ge 300 ]; do sleep 0.1; i=$((i+1)); done`,
+  );
   assert.equal(set.code, 0, set.out);
   // the CLI in a process of its own (its pid is the jail's recorded owner)
   const child = spawn(process.execPath, [BIN, '--state', state, 'start', 'k1'], {
@@ -170,7 +177,11 @@ test('store locked between two steps of a start: the start fails naming reconcil
     out += d.toString();
     // exec.prestart runs (mounts and addresses are made and recorded): lock the store
     // before the step can be recorded
-    if (!holder && /k1: exec\.prestart/.test(out)) holder = lockHolder(join(state, 'jailyard.db'));
+    if (!holder && /k1: exec\.prestart/.test(out))
+      holder = lockHolder(join(state, 'jailyard.db')).then((c) => {
+        writeFileSync(go, '');
+        return c;
+      });
   });
   const [code] = (await once(child, 'exit')) as [number | null];
   assert.ok(holder, out);

@@ -64,8 +64,12 @@ describe('haproxy runtime API (real haproxy)', () => {
     await rt.addServer('www', 'jy-bad', s.addr, s.port, { check: true, ...CHECK_TIMING });
     await rt.enableHealth('www', 'jy-bad');
     await rt.enableServer('www', 'jy-bad');
-    await sleep(600);
-    const st = (await rt.showServersState('www')).find((x) => x.name === 'jy-bad')!;
+    // its first check may come an interval later, then HAProxy's scheduling: polled up to 5 s
+    let st = (await rt.showServersState('www')).find((x) => x.name === 'jy-bad')!;
+    for (let i = 0; i < 100 && st.opState !== 0; i++) {
+      await sleep(50);
+      st = (await rt.showServersState('www')).find((x) => x.name === 'jy-bad')!;
+    }
     assert.equal(st.opState, 0);
     assert.equal(isServing(st), false);
     const row = (await rt.showStat('www')).find((r) => r.svname === 'jy-bad')!;

@@ -642,9 +642,14 @@ print(n, refused)
         );
         // the host spawns programs as usual meanwhile
         await new Promise((r) => setTimeout(r, 1000));
-        const t0 = Date.now();
-        execFileSync('true');
-        const hostMs = Date.now() - t0;
+        // (the best of three: one fork of this large process can be slow on a loaded machine)
+        const hostMs = Math.min(
+          ...[0, 1, 2].map(() => {
+            const t0 = Date.now();
+            execFileSync('true');
+            return Date.now() - t0;
+          }),
+        );
         const r = await bomb;
         const [n, refused] = r.stdout.trim().split(' ').map(Number);
         assert.ok(refused! > 0 && n! < 128, `the bomb was not bounded by limits.procs: ${r.stdout} ${r.stderr}`);
