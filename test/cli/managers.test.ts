@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
-import { cliFor } from '../helpers/cli.ts';
+import { cliFor, hookWaitingFor } from '../helpers/cli.ts';
 
 let state: string;
 let baseline: SystemSnapshot;
@@ -26,7 +26,7 @@ before(async () => {
     'skeleton=host',
     'persist',
     'ip4.addr=198.51.100.140/24',
-    `exec.prestart=i=0; until test -e ${join(state, 'go')} || [ $i -ge 600 ]; do sleep 0.1; i=$((i+1)); done`,
+    `exec.prestart=${hookWaitingFor(join(state, 'go'), 60)}`,
   );
   assert.equal(r.code, 0, r.stderr);
 });

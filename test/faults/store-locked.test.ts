@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import Database from 'better-sqlite3';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
-import { cliFor } from '../helpers/cli.ts';
+import { cliFor, hookWaitingFor } from '../helpers/cli.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/jailyard.js');
@@ -159,11 +159,7 @@ test('store locked between two steps of a start: the start fails naming reconcil
   // the hook waits (up to 30 s) for the test's word that the store is locked: a fixed sleep
   // lost the race to the lock holder's own Node start on a loaded machine
   const go = join(state, 'locked');
-  const set = await jy(
-    'set',
-    'k1',
-    `exec.prestart=i=0; until test -e ${go} || [ $i -ge 300 ]; do sleep 0.1; i=$((i+1)); done`,
-  );
+  const set = await jy('set', 'k1', `exec.prestart=${hookWaitingFor(go, 30)}`);
   assert.equal(set.code, 0, set.out);
   // the CLI in a process of its own (its pid is the jail's recorded owner)
   const child = spawn(process.execPath, [BIN, '--state', state, 'start', 'k1'], {

@@ -68,3 +68,12 @@ export function runBin(state: string, args: string[], opts: SpawnSyncOptions = {
   const code = r.status ?? 128 + (r.signal ? constants.signals[r.signal] : 0);
   return { code, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
+
+/**
+ * A hook command (exec.*) that waits until `file` exists, up to `seconds`: a test holds a
+ * jail inside a step until it has done what must happen there, and then makes the file,
+ * instead of guessing how long a fixed sleep must be on a loaded machine.
+ */
+export function hookWaitingFor(file: string, seconds: number): string {
+  return `i=0; until test -e ${file} || [ $i -ge ${seconds * 10} ]; do sleep 0.1; i=$((i+1)); done`;
+}
