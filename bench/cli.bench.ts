@@ -72,6 +72,8 @@ const samples = {
 // ran to its end, not the jails' own processes nor the resident jy-spawner)
 const cpu = Object.fromEntries(Object.keys(samples).map((k) => [k, 0])) as Record<keyof typeof samples, number>;
 let fromDist = false;
+/** Without a daemon, `ls` ran the bin's fast path (src/cli/ls-fast.ts), not the whole CLI. */
+let lsFastPath = false;
 let daemon: ChildProcess | undefined;
 // the daemon's own CPU over the daemon path's runs (it is not a process the bench waits for)
 let daemonCpuMs = 0;
@@ -122,6 +124,11 @@ try {
         .replaceAll(state, 'S');
     if (shape(fast.stdout) !== shape(node.stdout)) throw new Error(`${what}: ${fast.stdout} != ${node.stdout}`);
   }
+  const plain = spawnSync(BIN, ['--state', state, 'ls'], {
+    encoding: 'utf8',
+    env: { ...process.env, JAILYARD_TRACE_FAST: '1' },
+  });
+  lsFastPath = plain.status === 0 && plain.stderr.startsWith('jailyard: ls: fast path\n');
   const viaDaemon = (verb: string) => {
     const r = spawnSync(BIN, ['--state', served, verb, CYCLED], {
       encoding: 'utf8',
@@ -241,6 +248,7 @@ report({
     node_e0_p50_ms: p50(samples.node),
     ...cpuOf('ls', 'node'),
     runs_from: runsFrom,
+    fast_path: lsFastPath ? 'yes' : 'no',
   },
 });
 report({

@@ -20,7 +20,9 @@
 // dist/ is current: dist/.built is stamped by scripts/build-dist.sh before tsc and esbuild read
 // the sources, so dist/ is current when nothing under src/ (or a tsconfig) is newer than it.
 // Otherwise, or with JAILYARD_SRC=1, it runs the TypeScript sources directly (Node 24 strips
-// the types): an edit to src/ is never run stale. Started by an older Node (`node
+// the types): an edit to src/ is never run stale. A plain `ls` (switches and parameter names
+// only, no daemon) runs dist/bundle/ls-fast.mjs instead of the CLI, with the same output
+// (src/cli/ls-fast.ts), or the CLI when that leaves it. Started by an older Node (`node
 // bin/jailyard.js` with the machine's own), it hands over to the Node 24 that npm installed
 // beside it. Node's own modules are taken with process.getBuiltinModule, not imported: the ES
 // module face of node:fs reads every export, and its `promises` loads fs/promises, streams and
@@ -48,9 +50,23 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   // V8's compiled code (and Node's type stripping) kept across runs, keyed by each file's
   // contents; in jailyard's own folder, never a shared one (/tmp) another user could fill
   process.getBuiltinModule('node:module').enableCompileCache(new URL('node_modules/.cache/jailyard-compile/', root).pathname);
-  const entry = process.env.JAILYARD_SRC !== '1' && distCurrent() ? distEntry() : 'src/cli/main.ts';
-  const { main } = await import(new URL(entry, root).href);
-  process.exitCode = await main(argv);
+  const fromDist = process.env.JAILYARD_SRC !== '1' && distCurrent();
+  if (!(fromDist && (await lsFast()))) {
+    const { main } = await import(new URL(fromDist ? distEntry() : 'src/cli/main.ts', root).href);
+    process.exitCode = await main(argv);
+  }
+}
+
+/** A plain `[--state DIR] ls ...` (not for a daemon: no $JAILYARD_HOST) run by
+ * dist/bundle/ls-fast.mjs (src/cli/ls-fast.ts) without loading the CLI; false when it is not
+ * one, or when the CLI must run it after all. */
+async function lsFast() {
+  const at = argv[0] === '--state' ? 2 : 0;
+  if (argv[at] !== 'ls' || process.env.JAILYARD_HOST) return false;
+  const file = new URL('dist/bundle/ls-fast.mjs', root);
+  if (!existsSync(file)) return false;
+  const { lsFast } = await import(file.href);
+  return lsFast(at ? argv[1] : undefined, argv.slice(at + 1));
 }
 
 /** The bundle when the build made one (esbuild is a devDependency), else tsc's modules. */

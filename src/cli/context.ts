@@ -114,7 +114,11 @@ export const processIO: CliIO = {
 
 /** The state folder: --state, then $JAILYARD_STATE, then /var/db/jailyard. */
 export function stateDir(program: Command): string {
-  const opt = program.opts<{ state?: string }>().state;
+  return stateDirOf(program.opts<{ state?: string }>().state);
+}
+
+/** The state folder for `--state` given as `opt` (or not given). */
+export function stateDirOf(opt: string | undefined): string {
   // layout.ts DEFAULT_STATE_DIR, spelled here: this module is loaded by every command and
   // stays free of the parameter code layout.ts imports
   return resolve(opt ?? process.env.JAILYARD_STATE ?? '/var/db/jailyard');

@@ -7,7 +7,7 @@
 import type Database from 'better-sqlite3';
 import { labelsOf } from '../meta/labels.ts';
 import type { Selector } from '../meta/selector.ts';
-import { rowToRecord, type JailRow } from './rows.ts';
+import { byName, rowToRecord, type JailRow } from './rows.ts';
 import { REVISIONS_SQL, type Revisions } from './schema.ts';
 import type { JailRecord } from './types.ts';
 
@@ -70,10 +70,7 @@ export class JailCache {
    * shared: treat them as read-only. */
   list(selector?: Selector): JailRecord[] {
     this.refresh();
-    if (!this.sorted)
-      this.sorted = [...this.entries.values()].sort((a, b) =>
-        a.record.name < b.record.name ? -1 : a.record.name > b.record.name ? 1 : 0,
-      );
+    if (!this.sorted) this.sorted = [...this.entries.values()].sort((a, b) => byName(a.record, b.record));
     const out: JailRecord[] = [];
     for (const e of this.sorted) if (!selector || selector.matches(e.labels)) out.push(e.record);
     return out;

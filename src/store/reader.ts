@@ -10,6 +10,18 @@
 // migrate first, a Node without node:sqlite).
 import type Database from 'better-sqlite3';
 import type * as NodeSqlite from 'node:sqlite';
+import { join } from 'node:path';
+import { SCHEMA_VERSION } from './schema.ts';
+
+/** The store's file in its state folder. */
+export const STORE_FILE = 'jailyard.db';
+
+/** How long a connection waits for another process's write lock: `given`, else
+ * $JAILYARD_STORE_BUSY_MS, else 10 s. */
+export function busyTimeoutMs(given?: number): number {
+  const env = Number(process.env.JAILYARD_STORE_BUSY_MS || NaN);
+  return given ?? (Number.isInteger(env) && env >= 0 ? env : 10_000);
+}
 
 /** SQLite's primary result codes, as better-sqlite3 names them in `code` (storeError reads
  * those); node:sqlite gives the number only. */
@@ -105,4 +117,11 @@ export function openReader(file: string, schemaVersion: number, busyMs: number):
     },
   };
   return reader as unknown as Database.Database;
+}
+
+/** A read-only connection to the store in the state folder `dir` (openReader: undefined when
+ * the caller should open it read-write), for a reader that is not a SqliteStore: the CLI's
+ * fast `ls` (src/cli/ls-fast.ts). */
+export function openStoreReader(dir: string): Database.Database | undefined {
+  return openReader(join(dir, STORE_FILE), SCHEMA_VERSION, busyTimeoutMs());
 }

@@ -20,6 +20,11 @@ export interface JailRow {
   updated_at: string;
 }
 
+/** Jails by name, as every list of the store is ordered (JavaScript's string order: the
+ * store's cache sorts so, and the CLI's fast `ls` too). */
+export const byName = (a: { name: string }, b: { name: string }): number =>
+  a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+
 export function rowToRecord(r: JailRow): JailRecord {
   return {
     name: r.name,

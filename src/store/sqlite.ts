@@ -22,7 +22,7 @@ import { labelMapOf, labelsOf } from '../meta/labels.ts';
 import { parseSelector, type Requirement } from '../meta/selector.ts';
 import type { Params } from '../conf/spec.ts';
 import { migrate, REVISIONS_SQL, SCHEMA_VERSION, type Revisions } from './schema.ts';
-import { openReader } from './reader.ts';
+import { busyTimeoutMs, openReader, STORE_FILE } from './reader.ts';
 import { ancestorsOf, isJidRef, validateJailName, wantedJid } from './names.ts';
 import { checkSetting, DEFAULT_SETTINGS, SETTING_NAMES } from './settings.ts';
 import { recordToRow, rowToRecord, type JailRow } from './rows.ts';
@@ -75,7 +75,7 @@ let driver: typeof Database | undefined;
  */
 const nodeSqliteReaders = new Set<SqliteStore>();
 
-export const STORE_FILE = 'jailyard.db';
+export { STORE_FILE };
 /** Space kept free for the writes that stop and remove jails (see docs/reliability.md). */
 export const RESERVE_FILE = 'jailyard.reserve';
 export const RESERVE_BYTES = 1 << 20;
@@ -271,8 +271,7 @@ export class SqliteStore implements Store {
   constructor(dir: string, opts: OpenStoreOptions = {}) {
     this.dir = dir;
     this.file = join(dir, STORE_FILE);
-    const envBusy = Number(process.env.JAILYARD_STORE_BUSY_MS || NaN);
-    this.busyMs = opts.busyTimeoutMs ?? (Number.isInteger(envBusy) && envBusy >= 0 ? envBusy : 10_000);
+    this.busyMs = busyTimeoutMs(opts.busyTimeoutMs);
     this.opts = opts;
     this.cacheOn = opts.cache !== false;
     const reader = opts.readOnly && !driver ? openReader(this.file, SCHEMA_VERSION, this.busyMs) : undefined;
