@@ -2,36 +2,48 @@
 # Builds jailyard's native helpers, native/*.c -> native/build/NAME, statically linked (so
 # they run inside any jail root without the jail's libraries): jy-stage, jy-enter, jy-mount,
 # jy-spawner, jy-guest, jy-ctl (see src/platform/linux/native.ts). Run by `npm install` (prepare); idempotent:
-# a helper is rebuilt when its source or a header is newer. Helpers that include jy-seccomp.h
-# link libseccomp's static archive (Debian libseccomp-dev).
+# a helper is rebuilt when its source or a header is newer. The jail's seccomp filters are
+# compiled first, by libseccomp (Debian libseccomp-dev), into native/build/jy-seccomp-filters.h
+# (native/gen/seccomp-filters.c, run here): the helpers that include jy-seccomp.h load them
+# as they are and do not link libseccomp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(uname -s)" = Linux ] || exit 0
 cc=${CC:-cc}
 mkdir -p native/build
+need_cc() {
+  if ! command -v "$cc" >/dev/null 2>&1; then
+    echo "jailyard: a C compiler is needed to build $1 (apt-get install gcc libc6-dev)" >&2
+    exit 1
+  fi
+}
+filters=native/build/jy-seccomp-filters.h
+fresh=1
+for dep in native/gen/seccomp-filters.c native/jy-common.h native/jy-seccomp-allow.h; do [ "$filters" -nt "$dep" ] || fresh=0; done
+if [ $fresh = 0 ]; then
+  need_cc "$filters"
+  if [ ! -e /usr/include/seccomp.h ]; then
+    echo "jailyard: libseccomp-dev is needed to build $filters (apt-get install libseccomp-dev)" >&2
+    exit 1
+  fi
+  "$cc" -O2 -Wall -Wextra -Werror -o native/build/.seccomp-filters native/gen/seccomp-filters.c -lseccomp
+  native/build/.seccomp-filters >"$filters.tmp"
+  rm native/build/.seccomp-filters
+  mv "$filters.tmp" "$filters"
+fi
 for src in native/*.c; do
   out=native/build/$(basename "$src" .c)
   fresh=1
-  for dep in "$src" native/*.h; do [ "$out" -nt "$dep" ] || fresh=0; done
+  for dep in "$src" native/*.h "$filters"; do [ "$out" -nt "$dep" ] || fresh=0; done
   [ -x "$out" ] && [ $fresh = 1 ] && continue
-  if ! command -v "$cc" >/dev/null 2>&1; then
-    echo "jailyard: a C compiler is needed to build $out (apt-get install gcc libc6-dev)" >&2
-    exit 1
-  fi
+  need_cc "$out"
   libs=()
-  if grep -q '#include "jy-seccomp.h"' "$src"; then
-    if [ ! -e /usr/include/seccomp.h ]; then
-      echo "jailyard: libseccomp-dev is needed to build $out (apt-get install libseccomp-dev)" >&2
-      exit 1
-    fi
-    libs=(-lseccomp)
-  fi
   # a helper whose source says so is built without libc (native/jy-hold.c: its own _start)
   grep -q '^ \* build: -nostdlib' "$src" && libs+=(-nostdlib)
   # jy-ctl (the CLI's start/stop through the daemon) is on a command's path: speed over size
   opt=-Os
   [ "$src" = native/jy-ctl.c ] && opt=-O2
-  "$cc" -static $opt -Wall -Wextra -Werror -o "$out.tmp" "$src" "${libs[@]}"
+  "$cc" -static $opt -Wall -Wextra -Werror -Inative/build -o "$out.tmp" "$src" "${libs[@]}"
   mv "$out.tmp" "$out"
 done
 # The tools a jail runs inside itself (jy-guest by the names jail, jls and sysctl): a folder

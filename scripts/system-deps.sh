@@ -6,8 +6,8 @@
 #   iproute2, util-linux   ip, nsenter, unshare, setpriv, mount
 #   bubblewrap, crun, lxc  the baselines of the start, exec and scale benchmarks
 #   busybox-static  the root those baselines run in (bench/lib.ts builds it, no image pulls)
-#   gcc, libc6-dev, libseccomp-dev  build the static native helpers (native/*.c); the jail's
-#               seccomp filter links libseccomp.a
+#   gcc, libc6-dev, libseccomp-dev  build the static native helpers (native/*.c); libseccomp
+#               compiles the jail's seccomp filters at build time (native/gen/)
 #   nftables    the bridge's anti-spoofing rules and published ports (tables of jailyard's own)
 #   conntrack   published UDP ports: a flow's NAT is forgotten when its rules change
 #   keyutils    keyctl, used by the isolation tests (host root's keyring is not the jail's)
