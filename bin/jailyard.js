@@ -20,7 +20,8 @@
 // dist/ is current: dist/.built is stamped by scripts/build-dist.sh before tsc and esbuild read
 // the sources, so dist/ is current when nothing under src/ (or a tsconfig) is newer than it.
 // Otherwise, or with JAILYARD_SRC=1, it runs the TypeScript sources directly (Node 24 strips
-// the types): an edit to src/ is never run stale. A plain `ls` (switches and parameter names
+// the types): an edit to src/ is never run stale. (jy-ctl, when it hands a command to this
+// file, has made that check already, in C, and says so: $JAILYARD_DIST_BUILT.) A plain `ls` (switches and parameter names
 // only, no daemon) runs dist/bundle/ls-fast.mjs instead of the CLI, with the same output
 // (src/cli/ls-fast.ts), or the CLI when that leaves it. Started by an older Node (`node
 // bin/jailyard.js` with the machine's own), it hands over to the Node 24 that npm installed
@@ -30,6 +31,11 @@
 
 const root = new URL('../', import.meta.url);
 const argv = process.argv.slice(2);
+// jy-ctl's word that dist/ is current, when it hands a command over (native/jy-ctl.c
+// tell_dist_current): dist/.built's mtime in ns as it found it. Not passed on to
+// anything this command runs.
+const toldBuilt = process.env.JAILYARD_DIST_BUILT;
+delete process.env.JAILYARD_DIST_BUILT;
 
 if (Number(process.versions.node.split('.')[0]) < 24) {
   const local = new URL('node_modules/.bin/node', root).pathname;
@@ -80,6 +86,9 @@ function distCurrent() {
   // no sources at all: an installed package, dist/ is all there is
   if (!existsSync(at('src/'))) return true;
   try {
+    // jy-ctl looked at every source a moment ago, against this same stamp
+    if (toldBuilt !== undefined && toldBuilt === String(statSync(at('dist/.built'), { bigint: true }).mtimeNs))
+      return true;
     const built = statSync(at('dist/.built')).mtimeMs;
     const newer = (path) => (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? 0) > built;
     if (newer(at('tsconfig.json')) || newer(at('tsconfig.build.json'))) return false;

@@ -133,6 +133,64 @@ test('the bin runs dist/ only while nothing under src/ or a tsconfig is newer th
   }
 });
 
+test('jy-ctl makes the same check before it hands a command to the bin, which takes its word ($JAILYARD_DIST_BUILT)', () => {
+  const dir = stubTree();
+  const state = mkdtempSync(join(tmpdir(), 'jy-bin-state-'));
+  try {
+    // the entries say which tree ran and whether the word reached them (the bin removes it)
+    const entry = (from: string) =>
+      `export async function main() { console.log('${from}', process.env.JAILYARD_DIST_BUILT ?? '-'); return 3; }\n`;
+    writeFileSync(join(dir, 'src/cli/main.ts'), entry('src'));
+    writeFileSync(join(dir, 'dist/cli/main.js'), entry('dist'));
+    mkdirSync(join(dir, 'native/build'), { recursive: true });
+    copyFileSync(join(ROOT, 'native/build/jy-ctl'), join(dir, 'native/build/jy-ctl'));
+    // the "node" jy-ctl hands the command to says what jy-ctl told it
+    mkdirSync(join(dir, 'node_modules/.bin'), { recursive: true });
+    writeFileSync(
+      join(dir, 'node_modules/.bin/node'),
+      `#!/bin/sh\necho "told=\${JAILYARD_DIST_BUILT-}" >&2\nexec ${JSON.stringify(process.execPath)} "$@"\n`,
+      { mode: 0o755 },
+    );
+    /** `ls -a` as a shell runs the bin: its sh line, jy-ctl (no daemon serves `state`), node. */
+    const viaCtl = (env: NodeJS.ProcessEnv = {}) => {
+      const r = spawnSync(join(dir, 'bin/jailyard.js'), ['ls', '-a'], {
+        encoding: 'utf8',
+        env: { PATH: '/usr/bin:/bin', JAILYARD_STATE: state, ...env },
+      });
+      assert.equal(r.status, 3, r.stderr);
+      return { told: /^told=(.*)$/m.exec(r.stderr)?.[1], out: r.stdout };
+    };
+    const stampNs = () => String(statSync(join(dir, 'dist/.built'), { bigint: true }).mtimeNs);
+
+    built(dir);
+    assert.deepEqual(viaCtl(), { told: stampNs(), out: 'dist -\n' }, 'current: told, and not passed on');
+    const now = new Date();
+    utimesSync(join(dir, 'src/cli/commands/x.ts'), now, now);
+    assert.deepEqual(viaCtl(), { told: '', out: 'src -\n' }, 'edited file');
+    // a caller's own word is not jy-ctl's
+    assert.deepEqual(viaCtl({ JAILYARD_DIST_BUILT: stampNs() }), { told: '', out: 'src -\n' }, 'caller');
+    built(dir);
+    writeFileSync(join(dir, 'src/cli/commands/y.ts'), '');
+    utimesSync(join(dir, 'src/cli/commands/y.ts'), new Date(0), new Date(0));
+    assert.deepEqual(viaCtl(), { told: '', out: 'src -\n' }, 'added file');
+    rmSync(join(dir, 'src/cli/commands/y.ts'));
+    built(dir);
+    utimesSync(join(dir, 'tsconfig.json'), now, now);
+    assert.deepEqual(viaCtl(), { told: '', out: 'src -\n' }, 'tsconfig');
+    built(dir);
+    assert.equal(viaCtl().out, 'dist -\n');
+
+    // the bin takes the word only for the stamp's mtime as it is
+    utimesSync(join(dir, 'src/cli/commands/x.ts'), now, now);
+    const direct = (told: string) => run(dir, ['ls'], { JAILYARD_DIST_BUILT: told }).out;
+    assert.equal(direct(stampNs()), 'dist -\n', 'told: no walk of its own');
+    assert.equal(direct(String(BigInt(stampNs()) - 1n)), 'src -\n', 'another stamp');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(state, { recursive: true, force: true });
+  }
+});
+
 test('run as a program, the bin starts node_modules/.bin/node on itself, also through a symlink', () => {
   const dir = stubTree();
   try {
