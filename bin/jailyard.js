@@ -21,13 +21,13 @@
 // the sources, so dist/ is current when nothing under src/ (or a tsconfig) is newer than it.
 // Otherwise, or with JAILYARD_SRC=1, it runs the TypeScript sources directly (Node 24 strips
 // the types): an edit to src/ is never run stale. (jy-ctl, when it hands a command to this
-// file, has made that check already, in C, and says so: $JAILYARD_DIST_BUILT.) A plain `ls` (switches and parameter names
-// only, no daemon) runs dist/bundle/ls-fast.mjs instead of the CLI, with the same output
-// (src/cli/ls-fast.ts), or the CLI when that leaves it. Started by an older Node (`node
-// bin/jailyard.js` with the machine's own), it hands over to the Node 24 that npm installed
-// beside it. Node's own modules are taken with process.getBuiltinModule, not imported: the ES
-// module face of node:fs reads every export, and its `promises` loads fs/promises, streams and
-// readline, which most commands never use.
+// file, has made that check already, in C, and says so: $JAILYARD_DIST_BUILT.) A plain `ls`
+// (switches and parameter names only, no daemon) runs dist/bundle/ls-fast.mjs instead of the
+// CLI, with the same output (src/cli/ls-fast.ts), or the CLI when that leaves it. Started by
+// an older Node (`node bin/jailyard.js` with the machine's own), it hands over to the Node 24
+// that npm installed beside it. Node's own modules are taken with process.getBuiltinModule,
+// not imported: the ES module face of node:fs reads every export, and its `promises` loads
+// fs/promises, streams and readline, which most commands never use.
 
 const root = new URL('../', import.meta.url);
 const argv = process.argv.slice(2);
