@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages jailyard's jails, quick start and tests use, if missing
-# (idempotent; one apt-get update at most). Run by `npm start`, `npm test` and .ci/run.
+# (idempotent; one apt-get update at most). Run by `npm start`, `npm test` and .ci/run; with
+# --build, only what building the native helpers needs (`npm install`'s prepare, which builds
+# them before `npm start` or `npm test` could install the rest).
 #   tini        zombie-reaping pid 1 of every Linux jail (tini-static is bound into jails)
 #   haproxy     the load balancer of the quick start, the lb tests and the rollout
 #   iproute2, util-linux   ip, nsenter, unshare, setpriv, mount
@@ -20,8 +22,10 @@
 set -euo pipefail
 [ "$(uname -s)" = Linux ] || exit 0
 command -v dpkg-query >/dev/null 2>&1 || exit 0
+packages=(tini haproxy iproute2 util-linux bubblewrap crun lxc busybox-static gcc libc6-dev libseccomp-dev nftables conntrack keyutils python3 procps libcap2-bin kyua atf-sh athena-jot etcd-server etcd-client chromium)
+[ "${1-}" = --build ] && packages=(gcc libc6-dev libseccomp-dev)
 missing=()
-for pkg in tini haproxy iproute2 util-linux bubblewrap crun lxc busybox-static gcc libc6-dev libseccomp-dev nftables conntrack keyutils python3 procps libcap2-bin kyua atf-sh athena-jot etcd-server etcd-client chromium; do
+for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
