@@ -120,8 +120,8 @@ export function openReader(file: string, schemaVersion: number, busyMs: number):
 }
 
 /** A read-only connection to the store in the state folder `dir` (openReader: undefined when
- * the caller should open it read-write), for a reader that is not a SqliteStore: the CLI's
- * fast `ls` (src/cli/ls-fast.ts). */
-export function openStoreReader(dir: string): Database.Database | undefined {
-  return openReader(join(dir, STORE_FILE), SCHEMA_VERSION, busyTimeoutMs());
+ * the caller should open it read-write): SqliteStore's until its first write, and the CLI's
+ * fast `ls`'s (src/cli/ls-fast.ts). */
+export function openStoreReader(dir: string, busyMs = busyTimeoutMs()): Database.Database | undefined {
+  return openReader(join(dir, STORE_FILE), SCHEMA_VERSION, busyMs);
 }
