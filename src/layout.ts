@@ -5,8 +5,6 @@
 //   <state>/jails/NAME/guest           its guest folder (env file, guest socket)
 //   <state>/jails/NAME/skeleton.json   the skeleton version it was seeded from
 //   <state>/skeletons/NAME/            a skeleton's versions (src/skeleton/registry.ts)
-//   <state>/mount-points/HASH/         shared layers of empty mount points under jail roots
-//                                      (src/platform/linux/mountpoints.ts)
 // One home for these rules, below the skeleton module and the runtime, so both (and the CLI)
 // name the same places and check a jail's `path` the same way.
 
@@ -38,12 +36,6 @@ function folderName(name: string, what: 'jail' | 'skeleton'): string {
 /** All jails' folders; one per jail name below it. */
 export function jailsDir(stateDir: string): string {
   return join(stateDir, 'jails');
-}
-
-/** The shared, never-changed layers of mount points that roots in the state folder are
- * overlaid on (src/platform/linux/mountpoints.ts), one per set of mount points. */
-export function mountPointsDir(stateDir: string): string {
-  return join(stateDir, 'mount-points');
 }
 
 /** jailyard's folder for one jail: console log, guest folder, writable parts. */

@@ -2,9 +2,8 @@
 // is its record (config, meta, env) or comes from its skeleton. Where each strategy keeps it
 // (docs/skeletons.md, src/skeleton/hooks.ts prepareJail):
 //   root       the jail's root (STATE/jails/J/root, or its `path`): nullfs/basejail jails'
-//              seeded writable dirs and links (the mount points of a root in the state
-//              folder are in a shared layer below it, STATE/mount-points); a full jail's
-//              whole tree; an owned overlay jail's (empty) mount point
+//              seeded writable dirs, links and mount points; a full jail's whole tree; an
+//              owned overlay jail's (empty) mount point
 //   cow        STATE/jails/J/cow/<dir>/{upper,work}: the copy-on-write config dirs' layers
 //   overlay    STATE/jails/J/overlay/{upper,work} (and ro/ layers of a live tree)
 //   rw         STATE/jails/J/rw/<dir>: the sources of skeleton.rwmounts
@@ -36,11 +35,9 @@ export function skipInPart(part: PartName): (rel: string) => boolean {
   return part === 'root' ? (rel) => rel === '.jailyard' : () => false;
 }
 
-/** Whether a part holds overlay layers (whose directories may carry the opaque mark). The
- * root is one too: a root in the state folder is the upper layer of an overlay over its
- * shared mount points (src/platform/linux/mountpoints.ts). */
+/** Whether a part holds overlay layers (whose directories may carry the opaque mark). */
 export function holdsLayers(part: PartName): boolean {
-  return part === 'cow' || part === 'overlay' || part === 'root';
+  return part === 'cow' || part === 'overlay';
 }
 
 /** A nested jail lives in its parent's root: it travels with its parent, not alone. */

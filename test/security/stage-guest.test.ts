@@ -47,19 +47,8 @@ test("the guest folder is bound in the jail only: readable there, read-only, no 
 });
 
 test('a jail that puts a symlink where its guest folder goes gets no bind elsewhere', async () => {
-  // a root in the state folder: /run and /run/jailyard come from the shared layer of mount
-  // points (src/platform/linux/mountpoints.ts), which the jail cannot rename
-  // (rename(2) itself: mv would copy the tree instead)
-  const moved = await h.sh('g1', `python3 -c 'import os; os.rename("/run", "/run.old")'`);
-  assert.notEqual(moved.code, 0);
-  assert.match(moved.stderr, /Errno 18\] Invalid cross-device link/, moved.stderr);
-  assert.ok(
-    (await h.sh('g1', 'cat /proc/self/mountinfo')).stdout.includes(' /run/jailyard '),
-    'the guest folder is still bound at /run/jailyard',
-  );
-  // a root of the admin's (a `path`) holds jailyard's names in its own tree, which the jail
-  // can move: the mount point itself cannot go while it is mounted, so it moves its parent
-  await h.jail('g2', { params: [`path=${join(h.state, 'g2-root')}`] });
+  await h.jail('g2');
+  // the mount point itself cannot go while it is mounted: the jail moves its parent away
   const r = await h.sh('g2', 'mv /run /run.old && mkdir /run && ln -s /etc /run/jailyard && ls -ld /run/jailyard');
   assert.equal(r.code, 0, r.stderr);
   // at the next start what the jail put at jailyard's name is moved aside, never followed:

@@ -21,7 +21,6 @@ import { JailyardError } from '../../errors.ts';
 import type { JailContext, MountFacts } from '../driver.ts';
 import type { MountPlan, MountStep } from '../../skeleton/plan.ts';
 import { isUnder, mkdirTracked, resolveInside } from './paths.ts';
-import { layersDir, pointLayer, pointsOf } from './mountpoints.ts';
 import { killTree, run } from './proc.ts';
 import { HOST_MOUNT_FLAGS, ops, parseMountOptions, MS, runBatch, type BatchOp } from './mountops.ts';
 import { HOST_VIEW, heldNamespace, holdMountNamespace, type MountView } from './mountns.ts';
@@ -173,7 +172,7 @@ async function mountIn(
       // directories on the way to a jail's path are jailyard's, not the local users'
       for (const d of made) if (d !== root) chmodSync(view.fs(d), 0o700);
       if (plan.disk) await mountDisk(plan.disk, facts, view);
-      batch.add([...rootMount(ctx, plan, root, facts, view, range), ...ops.private(root)]);
+      batch.add([...rootMount(ctx, plan, root, facts, view), ...ops.private(root)]);
     }
     for (const dir of plan.mkdirs) {
       await batch.settle(dir);
@@ -351,45 +350,25 @@ function guestMount(ctx: JailContext, facts: MountFacts, view: MountView): { ops
 
 /**
  * The mount that makes the root a mount point (pivot_root needs one). A root in jailyard's
- * state folder becomes an overlay of itself (its upper layer) over the shared layer of its
- * mount points (mountpoints.ts): a bind's mount root would show the jail its host path
- * (/proc/self/mountinfo field 4, e.g. <state>/jails/J/root), an overlay's is "/", and its
- * layers print as ".". The steps after it wait for it (the mount points they look for are in
- * the merged root). A user-namespace jail's mount points are its range's (made in its tree,
- * over an empty lower layer): the shared layer's are host root's. Other roots (a `path` of
- * the admin's, a disk image, the overlay strategy's own overlay) are bound onto themselves.
+ * state folder becomes an overlay of itself (its only layer, beside an empty lower dir): a
+ * bind's mount root would show the jail its host path (/proc/self/mountinfo field 4, e.g.
+ * <state>/jails/J/root), an overlay's is "/", and its layers print as ".". Other roots (a
+ * `path` of the admin's, a disk image, the overlay strategy's own overlay) are bound onto
+ * themselves.
  */
-function rootMount(
-  ctx: JailContext,
-  plan: MountPlan,
-  root: string,
-  facts: MountFacts,
-  view: MountView,
-  range?: UidRange,
-): BatchOp[] {
+function rootMount(ctx: JailContext, plan: MountPlan, root: string, facts: MountFacts, view: MountView): BatchOp[] {
   const own =
     !plan.disk &&
     isUnder(ctx.stateDir, root) &&
     root !== posix.normalize(ctx.stateDir) &&
     !plan.mounts.some((m) => posix.normalize(m.target) === root);
   if (!own) return onItself(honourSuid(ops.bind(root, root, false, false, HOST_MOUNT_FLAGS)));
-  const points = range
-    ? undefined
-    : pointsOf(plan, root, (source) => {
-        try {
-          return statSync(view.fs(source)).isDirectory();
-        } catch {
-          return undefined;
-        }
-      });
-  if (!points) return onItself(honourSuid(selfOverlay(ctx, root, root, facts, view, HOST_MOUNT_FLAGS)));
-  const lower = pointLayer(layersDir(ctx.stateDir), points);
-  return honourSuid(selfOverlay(ctx, root, root, facts, view, HOST_MOUNT_FLAGS, lower));
+  return onItself(honourSuid(selfOverlay(ctx, root, root, facts, view, HOST_MOUNT_FLAGS)));
 }
 
-/** `root` as the upper layer of an overlay at `target`, over `lower` (by default an empty
- * dir of the jail's state folder): the mount's root and its layers show as "/" and "." in
- * the jail's mountinfo, where a bind's root names the folder. */
+/** `root` as the only layer of an overlay at `target`, beside an empty lower dir of the
+ * jail's state folder: the mount's root and its layers show as "/" and "." in the jail's
+ * mountinfo, where a bind's root names the folder. */
 function selfOverlay(
   ctx: JailContext,
   root: string,
@@ -397,14 +376,10 @@ function selfOverlay(
   facts: MountFacts,
   view: MountView,
   flags: number,
-  lower?: string,
 ): BatchOp[] {
+  const lower = posix.join(ctx.stateDir, 'root-lower');
   const work = posix.join(ctx.stateDir, 'root-work');
-  if (lower === undefined) {
-    lower = posix.join(ctx.stateDir, 'root-lower');
-    facts.created.push(...mkdirTracked(lower, view.fs));
-  }
-  facts.created.push(...mkdirTracked(work, view.fs));
+  facts.created.push(...mkdirTracked(lower, view.fs), ...mkdirTracked(work, view.fs));
   return ops.overlay([lower], root, work, target, flags);
 }
 
