@@ -23,7 +23,8 @@
 // the types): an edit to src/ is never run stale. (jy-ctl, when it hands a command to this
 // file, has made that check already, in C, and says so: $JAILYARD_DIST_BUILT.) A plain `ls`
 // (switches and parameter names only, no daemon) runs dist/bundle/ls-fast.mjs instead of the
-// CLI, with the same output (src/cli/ls-fast.ts), or the CLI when that leaves it. Started by
+// CLI, with the same output (src/cli/ls-fast.ts), or the CLI when that leaves it; a plain
+// `jls` (bin/jls's form) likewise runs dist/bundle/jls-fast.mjs (src/cli/jls-fast.ts). Started by
 // an older Node (`node bin/jailyard.js` with the machine's own), it hands over to the Node 24
 // that npm installed beside it. Node's own modules are taken with process.getBuiltinModule,
 // not imported: the ES module face of node:fs reads every export, and its `promises` loads
@@ -57,22 +58,23 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   // contents; in jailyard's own folder, never a shared one (/tmp) another user could fill
   process.getBuiltinModule('node:module').enableCompileCache(new URL('node_modules/.cache/jailyard-compile/', root).pathname);
   const fromDist = process.env.JAILYARD_SRC !== '1' && distCurrent();
-  if (!(fromDist && (await lsFast()))) {
+  if (!(fromDist && (await readFast()))) {
     const { main } = await import(new URL(fromDist ? distEntry() : 'src/cli/main.ts', root).href);
     process.exitCode = await main(argv);
   }
 }
 
-/** A plain `[--state DIR] ls ...` (not for a daemon: no $JAILYARD_HOST) run by
- * dist/bundle/ls-fast.mjs (src/cli/ls-fast.ts) without loading the CLI; false when it is not
- * one, or when the CLI must run it after all. */
-async function lsFast() {
+/** A plain `[--state DIR] ls ...` or `jls ...` (not for a daemon: no $JAILYARD_HOST) run by
+ * dist/bundle/ls-fast.mjs or jls-fast.mjs (src/cli/ls-fast.ts, src/cli/jls-fast.ts) without
+ * loading the CLI; false when it is not one, or when the CLI must run it after all. */
+async function readFast() {
   const at = argv[0] === '--state' ? 2 : 0;
-  if (argv[at] !== 'ls' || process.env.JAILYARD_HOST) return false;
-  const file = new URL('dist/bundle/ls-fast.mjs', root);
+  const verb = argv[at];
+  if ((verb !== 'ls' && verb !== 'jls') || process.env.JAILYARD_HOST) return false;
+  const file = new URL(`dist/bundle/${verb}-fast.mjs`, root);
   if (!existsSync(file)) return false;
-  const { lsFast } = await import(file.href);
-  return lsFast(at ? argv[1] : undefined, argv.slice(at + 1));
+  const fast = await import(file.href);
+  return (verb === 'ls' ? fast.lsFast : fast.jlsFast)(at ? argv[1] : undefined, argv.slice(at + 1));
 }
 
 /** The bundle when the build made one (esbuild is a devDependency), else tsc's modules. */

@@ -1,8 +1,8 @@
 // Bundles the CLI (src/cli/main.ts and everything of ours it imports, plus commander) into
 // OUTDIR with esbuild: one entry, main.js, and one chunk per verb (and per module group the
 // verbs share), loaded by the same dynamic imports as in src/, so a command still loads only
-// its own verb; and beside it ls-fast.mjs, the plain `ls` the bin runs before the CLI
-// (src/cli/ls-fast.ts). Run by scripts/build-dist.sh: `node scripts/bundle-cli.ts OUTDIR`.
+// its own verb; and beside it ls-fast.mjs and jls-fast.mjs, the plain `ls` and `jls` the bin
+// runs before the CLI (src/cli/ls-fast.ts, src/cli/jls-fast.ts). Run by scripts/build-dist.sh: `node scripts/bundle-cli.ts OUTDIR`.
 //
 // Why a bundle: `jailyard ls` spent more time resolving, reading and linking ~60 small
 // modules than running (docs/benchmarks.md). What it keeps the same:
@@ -121,6 +121,11 @@ const common = {
 } as const;
 
 await build({ ...common, entryPoints: [join(srcDir, 'cli/main.ts')], splitting: true, chunkNames: '[name]-[hash]' });
-// ls-fast.mjs: the plain `ls` that bin/jailyard.js runs before the CLI (src/cli/ls-fast.ts),
-// one file with all it uses (~10 KB), not the CLI's chunks: each chunk is a module to resolve
-await build({ ...common, entryPoints: [join(srcDir, 'cli/ls-fast.ts')], splitting: false });
+// ls-fast.mjs and jls-fast.mjs: the plain `ls` and `jls` that bin/jailyard.js runs before the
+// CLI (src/cli/ls-fast.ts, src/cli/jls-fast.ts), each one file with all it uses (~10-25 KB),
+// not the CLI's chunks: each chunk is a module to resolve
+await build({
+  ...common,
+  entryPoints: [join(srcDir, 'cli/ls-fast.ts'), join(srcDir, 'cli/jls-fast.ts')],
+  splitting: false,
+});

@@ -2,7 +2,9 @@
 // (bin/jailyard.js, src/cli/ls-fast.ts): the same output, streams and exit code as the CLI's
 // own ls (JAILYARD_SRC=1 forces it) for every switch and parameter list it takes, and the CLI
 // for whatever else (-j, -l, --help, an unknown option, `--`) and while a running jail
-// without persist may have died (the CLI reaps it first).
+// without persist may have died (the CLI reaps it first). A plain `jls` (bin/jls, or
+// `jailyard jls`) likewise runs dist/bundle/jls-fast.mjs (src/cli/jls-fast.ts): the bytes
+// and exit status of the CLI's jls verb for every argument list, errors included.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -15,7 +17,7 @@ import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.t
 let state: string;
 let baseline: SystemSnapshot;
 const jy = cliFor(() => state);
-const MARK = 'jailyard: ls: fast path\n';
+const MARKS = ['jailyard: ls: fast path\n', 'jailyard: jls: fast path\n'];
 const ROOT = join(import.meta.dirname, '../..');
 
 interface Run {
@@ -34,19 +36,19 @@ function run(args: string[], node = false): Run {
   if (node) env.JAILYARD_SRC = '1';
   else delete env.JAILYARD_SRC;
   const r = spawnSync(JY_BIN, ['--state', state, ...args], { env, encoding: 'utf8', timeout: 120_000 });
-  const fast = r.stderr.startsWith(MARK);
-  return { code: r.status, stdout: r.stdout, stderr: fast ? r.stderr.slice(MARK.length) : r.stderr, fast };
+  const mark = MARKS.find((m) => r.stderr.startsWith(m));
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr.slice(mark?.length ?? 0), fast: mark !== undefined };
 }
 
-/** `ls ...args` both ways: equal, and whether the fast path ran. */
-function same(args: string[], fast: boolean): Run {
-  const f = run(['ls', ...args]);
-  const n = run(['ls', ...args], true);
+/** `VERB ...args` both ways: equal, and whether the fast path ran. */
+function same(args: string[], fast: boolean, verb: 'ls' | 'jls' = 'ls'): Run {
+  const f = run([verb, ...args]);
+  const n = run([verb, ...args], true);
   assert.equal(n.fast, false);
-  assert.equal(f.fast, fast, `ls ${args.join(' ')}: ${f.stderr}`);
+  assert.equal(f.fast, fast, `${verb} ${args.join(' ')}: ${f.stderr}`);
   const { fast: _f, ...fr } = f;
   const { fast: _n, ...nr } = n;
-  assert.deepEqual(fr, nr, `ls ${args.join(' ')}`);
+  assert.deepEqual(fr, nr, `${verb} ${args.join(' ')}`);
   return f;
 }
 
@@ -127,18 +129,74 @@ test('a running jail without persist may have died: the ls of the CLI (which rea
   assert.equal((await jy('start', 'np')).code, 0);
   same([], false);
   same(['-a', 'name', 'persist'], false);
+  same(['-n', 'name'], false, 'jls');
   assert.equal((await jy('stop', 'np')).code, 0);
+  same(['-n', 'name'], true, 'jls');
   same(['-a', 'name', 'persist'], true);
 });
 
-test('no store yet: the ls of the CLI', () => {
+test('jls: the bytes and exit status of the CLI verb for every argument list, without loading it', () => {
+  assert.equal(
+    same(['-N', '-h', 'name', 'host.hostname'], true, 'jls').stdout,
+    'name host.hostname\nweb web\ndb db.example\npar par\npar.kid par.kid\n',
+  );
+  for (const args of [
+    [],
+    ['-v'],
+    ['-n'],
+    ['-s'],
+    ['-q', '-n', 'name', 'meta'],
+    ['-h', 'jid', 'name', 'children.cur', 'children.max', 'parent'],
+    ['--libxo', 'json'],
+    ['--libxo=json,pretty', '-v'],
+    ['-j', 'web'],
+    ['-j', 'web', 'name', 'env'],
+    ['-c', '-j', 'db'],
+    // the error forms: usage, a jail not found (or stopped: jail(8) has none), -c alone, libxo
+    ['-j', 'off'],
+    ['-c', '-j', 'nope'],
+    ['-c'],
+    ['-x'],
+    ['--libxo'],
+    ['-j'],
+  ])
+    same(args, true, 'jls');
+  assert.equal(same(['-j', 'off'], true, 'jls').code, 1, 'a stopped jail is no jail to jls(8)');
+  assert.equal(same(['-c', '-j', 'db'], true, 'jls').code, 0);
+});
+
+test('bin/jls, as FreeBSD scripts run it: the fast path with $JAILYARD_STATE, the same bytes as the CLI', () => {
+  const jls = (src: boolean) => {
+    const env: Record<string, string | undefined> = { ...process.env, JAILYARD_STATE: state, JAILYARD_TRACE_FAST: '1' };
+    delete env.JAILYARD_HOST;
+    if (src) env.JAILYARD_SRC = '1';
+    else delete env.JAILYARD_SRC;
+    return spawnSync(join(ROOT, 'bin/jls'), ['-n', 'name', 'jid'], { env, encoding: 'utf8', timeout: 120_000 });
+  };
+  const f = jls(false);
+  const n = jls(true);
+  assert.equal(f.stderr, MARKS[1]);
+  assert.equal(n.stderr, '');
+  assert.equal(f.status, 0);
+  assert.equal(f.stdout, n.stdout);
+  // jid order, as jls(8) walks them
+  assert.match(f.stdout, /^name=web jid=\d+\nname=db jid=\d+\n/);
+});
+
+test('no store yet: the ls and jls of the CLI', () => {
   const kept = state;
-  state = mkdtempSync(join(tmpdir(), 'jy-lsfast-empty-'));
-  try {
-    rmSync(state, { recursive: true });
-    same(['-a'], false);
-  } finally {
-    rmSync(state, { recursive: true, force: true });
-    state = kept;
+  // each in a folder of its own: the CLI's run makes the store
+  for (const [verb, args] of [
+    ['ls', ['-a']],
+    ['jls', []],
+  ] as const) {
+    state = mkdtempSync(join(tmpdir(), 'jy-lsfast-empty-'));
+    try {
+      rmSync(state, { recursive: true });
+      same([...args], false, verb);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+      state = kept;
+    }
   }
 });
