@@ -51,10 +51,12 @@ async function stopJail(r: Running): Promise<void> {
   if (r.net) await driver.teardownNetwork(r.jail.ctx, r.net);
 }
 
-// Waits for datagrams for `secs` seconds and prints "source payload" per datagram.
+// Prints "source payload" per datagram; ends once every payload named after `secs` came
+// (what it prints is checked all the same), else when none came for `secs` seconds.
 const RECV = `
 import socket, sys
 host, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+want = set(sys.argv[4:])
 s = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((host, port))
 s.settimeout(secs)
@@ -63,6 +65,9 @@ try:
     while True:
         d, a = s.recvfrom(200)
         print(a[0], d.decode(), flush=True)
+        want.discard(d.decode())
+        if len(sys.argv) > 4 and not want:
+            break
 except socket.timeout:
     pass
 `;
@@ -184,7 +189,16 @@ describe('security: no spoofing on the bridge', () => {
       [6, A6, B6, '::'],
     ] as const) {
       // A listens; B and the host send to it
-      const recv = driver.runInJail(a.jail.ctx, a.facts!, ['/usr/bin/python3', '-c', RECV, any, '5000', '5']);
+      const recv = driver.runInJail(a.jail.ctx, a.facts!, [
+        '/usr/bin/python3',
+        '-c',
+        RECV,
+        any,
+        '5000',
+        '5',
+        'from-b',
+        'from-host',
+      ]);
       // until its socket is bound (a datagram sent before would be refused, not queued)
       const bound = () =>
         execFileSync('ip', ['netns', 'exec', a.net!.netns!, 'ss', '-Hlun', 'sport = :5000'], {
