@@ -4,7 +4,7 @@
 // the stop short (Node's default would kill the process half-way through a jail's stop).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,11 +23,17 @@ async function stateOf(name: string): Promise<string> {
   return doc['jail-information']?.jail?.find((j) => j.name === name)?.state ?? '(none)';
 }
 
-/** Runs the CLI, sends SIGINT twice once `mark` exists; resolves with status and stderr. */
+/**
+ * Runs the CLI with `marks/hold-PHASE` in place, sends SIGINT twice once a `PHASE-` marker
+ * exists (its hook is then waiting for the hold to go, so both signals land inside it however
+ * loaded the machine), then lets the hook end; resolves with status and stderr.
+ */
 async function interrupted(
   args: string[],
-  markPrefix: string,
+  phase: 'stop' | 'start',
 ): Promise<{ status: number; err: string; first: string }> {
+  const hold = join(marks, `hold-${phase}`);
+  writeFileSync(hold, '');
   const child = spawn(process.execPath, [JY_BIN, '--state', state, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -36,17 +42,27 @@ async function interrupted(
     child.on('exit', (code, sig) => r(code ?? 128 + (sig ? constants.signals[sig] : 0))),
   );
   let first = '';
-  for (let i = 0; i < 200 && !first; i++) {
-    first = readdirSync(marks).find((f) => f.startsWith(markPrefix)) ?? '';
-    if (!first) await sleep(50);
+  try {
+    for (let i = 0; i < 200 && !first; i++) {
+      first = readdirSync(marks).find((f) => f.startsWith(`${phase}-`)) ?? '';
+      if (!first) await sleep(50);
+    }
+    assert.ok(first, `no ${phase}-* marker: ${err}`);
+    child.kill('SIGINT');
+    await sleep(100);
+    child.kill('SIGINT');
+    // the CLI has taken both (its stderr says so for the second) before the hook may end
+    for (let i = 0; i < 200 && !/still/.test(err); i++) await sleep(25);
+  } finally {
+    rmSync(hold, { force: true });
   }
-  assert.ok(first, `no ${markPrefix}* marker: ${err}`);
-  child.kill('SIGINT');
-  await sleep(100);
-  child.kill('SIGINT');
   const status = await exited;
-  return { status, err, first: first.slice(markPrefix.length) };
+  return { status, err, first: first.slice(phase.length + 1) };
 }
+
+/** A hook that marks `PHASE-NAME` and, while `marks/hold-PHASE` is there, waits (60 s at most). */
+const held = (phase: 'stop' | 'start', n: string) =>
+  `touch ${marks}/${phase}-${n}; i=0; while [ -e ${marks}/hold-${phase} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done`;
 
 before(async () => {
   baseline = snapshot();
@@ -60,9 +76,8 @@ before(async () => {
       n,
       'skeleton=host',
       'persist',
-      // (3 s: the signal, sent when the marker shows up, lands inside the hook on a loaded machine)
-      `exec.prestop=touch ${marks}/stop-${n}; sleep 3`,
-      `exec.poststart=touch ${marks}/start-${n}; sleep 3`,
+      `exec.prestop=${held('stop', n)}`,
+      `exec.poststart=${held('start', n)}`,
     );
     assert.equal(r.code, 0, r.stderr);
   }
@@ -78,7 +93,7 @@ after(async () => {
 test('SIGINT (twice) during a stop: the jail in hand is stopped, the other is not begun and named', async () => {
   assert.equal((await jy('start', 'ss1', 'ss2')).code, 0);
   for (const f of readdirSync(marks)) rmSync(join(marks, f));
-  const r = await interrupted(['stop', '-p', '1', 'ss1', 'ss2'], 'stop-');
+  const r = await interrupted(['stop', '-p', '1', 'ss1', 'ss2'], 'stop');
   const other = r.first === 'ss1' ? 'ss2' : 'ss1';
   assert.equal(r.status, 130, r.err);
   assert.equal(await stateOf(r.first), 'stopped', r.err);
@@ -94,7 +109,7 @@ test('SIGINT during a restart: what was not restarted is named, nothing is left 
   assert.equal((await jy('start', 'ss1', 'ss2')).code, 0);
   for (const f of readdirSync(marks)) rmSync(join(marks, f));
   // the restart stops both, then starts them: the signal comes during the first start
-  const r = await interrupted(['restart', '-p', '1', 'ss1', 'ss2'], 'start-');
+  const r = await interrupted(['restart', '-p', '1', 'ss1', 'ss2'], 'start');
   assert.equal(r.status, 130, r.err);
   const states = [await stateOf('ss1'), await stateOf('ss2')];
   for (const s of states) assert.ok(s === 'running' || s === 'stopped', `state ${s}: ${r.err}`);
