@@ -20,7 +20,7 @@ import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.t
 
 const REPO = join(import.meta.dirname, '../..');
 const MARK = 'jailyard: ctl: fast path\n';
-const LS_MARK = /^jailyard: ls: fast path\n/;
+const LS_MARK = /^jailyard: j?ls: fast path\n/;
 const ADDR = '198.51.100.4';
 
 let state: string;
@@ -46,8 +46,8 @@ function run(
   else delete env.JAILYARD_SRC;
   const file = join(REPO, 'bin', cmd === 'jailyard' ? 'jailyard.js' : cmd);
   const r = spawnSync(file, args, { env, encoding: 'utf8', timeout: 60_000, input: '' });
-  // the Node front's own fast `ls` (src/cli/ls-fast.ts, test/cli/ls-fast.test.ts) is the
-  // Node front here: its marker is not jy-ctl's
+  // the Node front's own fast `ls` and `jls` (src/cli/ls-fast.ts, src/cli/jls-fast.ts,
+  // test/cli/ls-fast.test.ts) are the Node front here: their marker is not jy-ctl's
   const stderr = (r.stderr ?? '').replace(LS_MARK, '');
   const fast = stderr.startsWith(MARK);
   return { code: r.status, stdout: r.stdout ?? '', stderr: fast ? stderr.slice(MARK.length) : stderr, fast };
