@@ -2,7 +2,8 @@
 // OUTDIR with esbuild: one entry, main.js, and one chunk per verb (and per module group the
 // verbs share), loaded by the same dynamic imports as in src/, so a command still loads only
 // its own verb; and beside it ls-fast.mjs and jls-fast.mjs, the plain `ls` and `jls` the bin
-// runs before the CLI (src/cli/ls-fast.ts, src/cli/jls-fast.ts). Run by scripts/build-dist.sh: `node scripts/bundle-cli.ts OUTDIR`.
+// runs before the CLI (src/cli/ls-fast.ts, src/cli/jls-fast.ts). Run by
+// scripts/build-dist.sh: `node scripts/bundle-cli.ts OUTDIR`.
 //
 // Why a bundle: `jailyard ls` spent more time resolving, reading and linking ~60 small
 // modules than running (docs/benchmarks.md). What it keeps the same:
@@ -36,9 +37,10 @@ const srcDir = join(root, 'src');
 const toRoot = relative(outdir, root).split('\\').join('/');
 const depth = relative(root, outdir).split('/').length;
 
-/** Node's builtin modules that most commands never call: loaded at their first call (each
- * ~4 ms of a start or stop, which never hash or check an address when the jail has none). Only
- * their functions are exported: a module of ours importing anything else fails the build. */
+/** Node's builtin modules that most commands never call: loaded at their first call
+ * (node:crypto is ~4 ms of a command that never hashes; node:net ~1 ms beside child_process,
+ * which loads most of its internals). Only their functions are exported: a module of ours
+ * importing anything else fails the build. */
 const LAZY = new Set(['node:crypto', 'node:net']);
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 /** Builtins whose accessors are read too: async_hooks offers AsyncLocalStorage only as one (a

@@ -29,6 +29,12 @@ export function readJails(state: string | undefined): JailRecord[] | undefined {
   return all.some(mayHaveDied) ? undefined : all;
 }
 
+/** One text of the CLI's output to fd 1 or 2, framed as the CLI's writer frames it
+ * (./context.ts): a newline added unless it ends in one. */
+export function writeLine(fd: 1 | 2, text: string): void {
+  writeOut(fd, text.endsWith('\n') ? text : `${text}\n`);
+}
+
 /**
  * All of `text` to stdout (fd 1) or stderr (2), as the CLI's writer would (./context.ts): a
  * closed pipe (`ls | head`) takes nothing more and is no error; a pipe full for now

@@ -8,7 +8,8 @@
 
 import { withDerived } from '../runtime/params.ts';
 import type { JailRecord } from '../store/types.ts';
-import { readJails, writeOut } from './fast-read.ts';
+import { readJails, writeLine, writeOut } from './fast-read.ts';
+import { frontIO } from './freebsd/front-io.ts';
 import { jlsMain } from './freebsd/jls.ts';
 
 /** Runs `jls args` on the state folder of `--state state` (undefined: not given), sets the
@@ -34,25 +35,15 @@ export async function jlsFast(state: string | undefined, args: readonly string[]
         throw new Error('jls-fast: get');
       },
     };
-    // the verb's io (freebsd/verbs.ts frontIO): whole lines, nothing for an empty text
-    code = await jlsMain(
-      [...args],
-      { stdout: (t) => void (t && written.push([1, t])), stderr: (t) => void (t && written.push([2, t])) },
-      { service },
-    );
+    // the verb's io over a CLI io that keeps each text, to be framed as the CLI's writer does
+    const io = frontIO({ out: (t) => void written.push([1, t]), err: (t) => void written.push([2, t]) }, 'jls');
+    code = await jlsMain([...args], io, { service });
   } catch {
     // the CLI reports it, naming the place
     return false;
   }
   if (process.env.JAILYARD_TRACE_FAST) writeOut(2, 'jailyard: jls: fast path\n');
-  for (const [fd, t] of written) writeOut(fd, asTheCliWrites(t));
+  for (const [fd, t] of written) writeLine(fd, t);
   process.exitCode = code;
   return true;
-}
-
-/** A text of the front as the verb prints it: frontIO takes one final newline off, the CLI's
- * writer (./context.ts) puts one on unless the text still ends in one. */
-function asTheCliWrites(t: string): string {
-  const s = t.endsWith('\n') ? t.slice(0, -1) : t;
-  return s.endsWith('\n') ? s : `${s}\n`;
 }

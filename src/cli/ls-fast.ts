@@ -8,7 +8,7 @@
 // printed.
 
 import { withDerived } from '../runtime/params.ts';
-import { readJails, writeOut } from './fast-read.ts';
+import { readJails, writeLine, writeOut } from './fast-read.ts';
 import { lsShown, lsText, switchesOnly } from './ls-view.ts';
 
 /** Runs `ls args` on the state folder of `--state state` (undefined: not given) and returns
@@ -26,6 +26,6 @@ export function lsFast(state: string | undefined, args: readonly string[]): bool
     return false;
   }
   if (process.env.JAILYARD_TRACE_FAST) writeOut(2, 'jailyard: ls: fast path\n');
-  if (text) writeOut(1, text.endsWith('\n') ? text : `${text}\n`);
+  if (text) writeLine(1, text);
   return true;
 }

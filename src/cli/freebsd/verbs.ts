@@ -4,8 +4,8 @@
 
 import type { Command } from 'commander';
 import type { CliIO, RegisterVerb } from '../context.ts';
+import { frontIO } from './front-io.ts';
 import { withJails, withSession } from '../jails.ts';
-import type { FrontIO } from './index.ts';
 
 type Front = 'jail' | 'jls' | 'jexec';
 
@@ -14,22 +14,6 @@ const descriptions: Record<Front, string> = {
   jls: 'jls(8): list jails with FreeBSD arguments and output (--libxo json)',
   jexec: 'jexec(8): run a command in a jail by name or jid',
 };
-
-/** The CLI's io as the front's: the front writes whole lines (ending in a newline). Only
- * jexec asks about a terminal: touching process.stdin sets up a stream (~20 ms of a jls). */
-function frontIO(io: CliIO, front: Front): FrontIO {
-  const strip = (t: string): string => (t.endsWith('\n') ? t.slice(0, -1) : t);
-  return {
-    stdout: (t) => {
-      if (t !== '') io.out(strip(t));
-    },
-    stderr: (t) => {
-      if (t !== '') io.err(strip(t));
-    },
-    stdin: 'inherit',
-    ...(front === 'jexec' ? { terminal: process.stdin.isTTY === true && process.stdout.isTTY === true } : {}),
-  };
-}
 
 function registerFront(front: Front): RegisterVerb {
   return (program: Command, io: CliIO) => {
