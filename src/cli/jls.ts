@@ -65,8 +65,10 @@ function pseudo(j: JailRecord, name: string): ParamValue | undefined {
     case 'host.hostname':
       return j.params['host.hostname'] ?? j.name;
     case 'path':
-      // a jail without a path takes its parent's root: the caller's "/" (jail(8))
-      return j.params.path ?? (takesParentRoot(j) ? '/' : '');
+      // a running jail: its root on the host, as jls(8) prints the kernel's path (the records
+      // a jail reads of its children carry none: freebsd/jls.ts); else the parameter, and a
+      // jail without a path takes its parent's root: the caller's "/" (jail(8))
+      return j.runtime?.root ?? j.params.path ?? (takesParentRoot(j) ? '/' : '');
     default:
       return undefined;
   }

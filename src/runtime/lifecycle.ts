@@ -540,6 +540,7 @@ export async function startJail(
     },
   );
   const ctx = deps.contextFor(record);
+  rt.root = ctx.path;
   const rec = new Recorder(deps.store, name, rt);
   try {
     for (const { step } of LIFECYCLE) {

@@ -96,6 +96,10 @@ export interface RuntimeFacts {
   create?: CreateFacts;
   /** The jailyard process walking the steps while the jail is starting or stopping. */
   owner?: Owner;
+  /** The jail's root on the host as this start made it (JailContext.path): what jls(8) and
+   * `ls` print as `path` on the host, as FreeBSD's jls prints the kernel's path, also for a
+   * skeleton jail whose root is in the state folder. Never shown inside a jail. */
+  root?: string;
   /** The jail went away by itself (no `persist` and no process left): its stop undoes what
    * the start made but runs no exec.* command, as jail(8) runs none for such a jail. */
   died?: boolean;

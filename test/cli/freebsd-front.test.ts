@@ -281,6 +281,25 @@ test('inside a jail: names relative to it, only its descendants, children.max bo
   assert.equal((await front('jls', ['-j', 'nested', 'name'], 'parent')).stdout, 'nested\n');
   assert.equal((await front('jls', ['-j', 'nochild'], 'parent')).code, 1, 'a sibling is out of sight');
   assert.equal((await jls('-j', 'parent.nested', 'meta')).stdout, '""\n');
+  // path as jls(8) prints the kernel's: on the host the root a running jail was made in (here
+  // the state folder's, a thin jail of the host's root), and the nested one without a path
+  // has its parent's; inside the parent no host path, its child's root is its own "/"
+  const root = join(state, 'jails/parent/root');
+  assert.equal((await jls('-j', 'parent', 'path')).stdout, `${root}\n`);
+  assert.equal((await jls('-n', '-j', 'parent.nested', 'name', 'path')).stdout, `name=parent.nested path=${root}\n`);
+  assert.equal((await front('jls', ['-j', 'nested', 'path'], 'parent')).stdout, '/\n');
+  assert.doesNotMatch((await front('jls', ['-v'], 'parent')).stdout, new RegExp(state));
+  assert.equal(bin('jls', ['-j', 'parent', 'path']).stdout, `${root}\n`, 'the fast path prints it too');
+  assert.equal(
+    (await front('jexec', ['parent', 'sh', '-c', 'echo inside > /tmp/jls-path-mark'])).code,
+    0,
+    'a file made inside the jail',
+  );
+  assert.equal(
+    readFileSync(join(root, 'tmp/jls-path-mark'), 'utf8'),
+    'inside\n',
+    'is found under the path jls printed',
+  );
   assert.equal((await front('jail', ['-r', 'nested'], 'parent')).code, 0);
   assert.equal(store.getJail('parent.nested'), undefined);
   assert.equal((await jail('-r', 'parent', 'nochild')).stdout, 'parent: removed\nnochild: removed\n');

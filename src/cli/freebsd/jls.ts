@@ -115,7 +115,8 @@ export async function jlsMain(argv: string[], io: FrontIO, scope: ReaderScope): 
   // children.max (0 when unset), children.cur and parent as the kernel reports them, counted
   // among the jails the caller sees; names relative to its own jail
   const derived = withDerived(jails, await visibleJails(scope));
-  const shown = scope.root ? derived.map((j) => ({ ...j, name: shownName(scope, j.name) })) : derived;
+  // inside a jail: no host path (a running child's root on the host is not the caller's to see)
+  const shown = scope.root ? derived.map((j) => ({ ...j, name: shownName(scope, j.name), runtime: null })) : derived;
   const opts: JlsOptions = {
     params,
     header,
