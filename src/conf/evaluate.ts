@@ -110,16 +110,14 @@ export function evaluate(ast: ConfAst, sources: SourceTexts = new SourceTexts())
   return { jails: specs };
 }
 
-function checkJailName(section: Section, sources: SourceTexts): void {
+function checkJailName(section: Section, sources: SourceTexts, param?: 'name'): void {
   const name = section.name;
   if (/[\x00-\x1f\x7f]/.test(name) || name.split('.').some((c) => c === '')) {
     throw sources.error(
       'JY_ERR_JAIL_NAME',
       `bad jail name "${JSON.stringify(name).slice(1, -1)}": no empty components or control characters`,
       section.pos,
-      {
-        jail: name,
-      },
+      { jail: name, ...(param ? { param } : {}) },
     );
   }
 }
@@ -317,5 +315,16 @@ function evaluateJail(
     typed[found.def.name] = v;
   }
   const named = typeof typed.name === 'string' && typed.name !== '' ? typed.name : jail;
+  if (named !== jail) {
+    // a numeric block's `name` names the jail as a block name would: the same rules, and no
+    // wildcard (a name with "*" would be read back as a wildcard section)
+    const at = byKey.get('name')?.pos ?? section.pos;
+    if (named.includes('*'))
+      throw sources.error('JY_ERR_JAIL_NAME', `bad jail name "${named}": no "*" in a jail's name`, at, {
+        jail,
+        param: 'name',
+      });
+    checkJailName({ name: named, pos: at, params: [] }, sources, 'name');
+  }
   return named === jail ? { name: jail, params: typed } : { name: named, block: jail, params: typed };
 }

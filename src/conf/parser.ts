@@ -1,6 +1,9 @@
 // jail.conf(5) parser, after FreeBSD's usr.sbin/jail/jailparse.y:
-//   conf    := { ';' | jail | param ';' | '.include' STRING ';' }
-//   jail    := NAME '{' { ';' | jail | param ';' } '}'     (a nested block names "outer.inner")
+//   conf    := { ';' | jail | param ';' | '.include' STRING { ',' STRING } ';' }
+//   jail    := NAME '{' conf '}'     (a nested block names "outer.inner")
+// Parameters outside every block go to one global `*` section, placed where the first of them
+// stands (jailparse.y's global_jail); `.include` is read where it stands, also in a block, whose
+// jail then takes the included file's parameters and names its blocks below its own.
 //   param   := NAME | NAME '=' value | NAME '+=' value | NAME value | '$'VAR ('=' value | value)
 //   value   := string { ',' string }
 // Includes are read through a loader (so this stays free of file I/O and can be fuzzed).
@@ -30,9 +33,16 @@ export interface ParseOptions {
 }
 
 export function parseConf(text: string, file: string, sources: SourceTexts, options: ParseOptions = {}): ConfAst {
-  const sections: Section[] = [];
-  new FileParser(text, file, sources, options, sections, [resolve(file)]).parseTop();
-  return { sections };
+  const parsed: Parsed = { sections: [] };
+  new FileParser(text, file, sources, options, parsed, [resolve(file)]).parseTop();
+  return { sections: parsed.sections };
+}
+
+/** What the files of one parse build together (an included file adds to its includer's). */
+interface Parsed {
+  sections: Section[];
+  /** The global section, once a parameter outside every block made it. */
+  global?: Section;
 }
 
 class FileParser {
@@ -41,7 +51,7 @@ class FileParser {
   readonly #file: string;
   readonly #sources: SourceTexts;
   readonly #options: ParseOptions;
-  readonly #sections: Section[];
+  readonly #parsed: Parsed;
   readonly #chain: string[];
 
   constructor(
@@ -49,42 +59,64 @@ class FileParser {
     file: string,
     sources: SourceTexts,
     options: ParseOptions,
-    sections: Section[],
+    parsed: Parsed,
     chain: string[],
   ) {
     this.#tokens = lex(text, file, sources);
     this.#file = file;
     this.#sources = sources;
     this.#options = options;
-    this.#sections = sections;
+    this.#parsed = parsed;
     this.#chain = chain;
   }
 
-  parseTop(): void {
+  /** The whole file, read inside `within` (an including block) or at the top. */
+  parseTop(within?: Section): void {
+    this.#statements(within, true);
+  }
+
+  /** Statements up to the end of the file (`toEof`) or the "}" closing `within`. */
+  #statements(within: Section | undefined, toEof: boolean): void {
     for (;;) {
       const t = this.#peek();
-      if (t.kind === 'eof') return;
-      if (t.kind === 'punct' && t.value === ';') {
-        this.#at++;
-        continue;
+      if (t.kind === 'eof') {
+        if (toEof) return;
+        throw this.#expected(`"}" to close jail "${within?.name}"`, t);
       }
-      if (t.kind === 'punct') throw this.#expected('a jail name or a parameter', t);
+      if (t.kind === 'punct') {
+        if (t.value === ';') {
+          this.#at++;
+          continue;
+        }
+        if (t.value === '}' && !toEof) {
+          this.#at++;
+          return;
+        }
+        throw this.#expected(within ? 'a parameter or "}"' : 'a jail name or a parameter', t);
+      }
       if (this.#isInclude(t)) {
-        this.#include();
+        this.#include(within);
         continue;
       }
       const after = this.#tokens[this.#at + 1];
       if (after?.kind === 'punct' && after.value === '{') {
-        this.#block('');
+        this.#block(within?.name ?? '');
         continue;
       }
       const p = this.#param();
       this.#expectPunct(';', 'after the parameter');
-      // As jailparse.y does: top-level parameters join the last section if it is `*`.
-      const last = this.#sections[this.#sections.length - 1];
-      if (last && last.name === '*') last.params.push(p);
-      else this.#sections.push({ pos: p.pos, name: '*', params: [p] });
+      if (within) within.params.push(p);
+      else this.#global(p.pos).params.push(p);
     }
+  }
+
+  /** The one global section, made where the first parameter outside every block stands. */
+  #global(pos: SourcePosition): Section {
+    if (!this.#parsed.global) {
+      this.#parsed.global = { pos, name: '*', params: [] };
+      this.#parsed.sections.push(this.#parsed.global);
+    }
+    return this.#parsed.global;
   }
 
   #peek(): Token {
@@ -131,32 +163,8 @@ class FileParser {
     this.#at += 2; // name and '{'
     // Reserve the section's place at its opening so a parent comes before its children.
     const section: Section = { pos: nameTok.pos, name, params: [] };
-    this.#sections.push(section);
-    for (;;) {
-      const t = this.#peek();
-      if (t.kind === 'eof') throw this.#expected(`"}" to close jail "${name}"`, t);
-      if (t.kind === 'punct') {
-        if (t.value === '}') {
-          this.#at++;
-          return;
-        }
-        if (t.value === ';') {
-          this.#at++;
-          continue;
-        }
-        throw this.#expected('a parameter or "}"', t);
-      }
-      if (this.#isInclude(t)) {
-        throw this.#sources.error('JY_ERR_CONF_SYNTAX', '".include" is only allowed outside jail blocks', t.pos);
-      }
-      const after = this.#tokens[this.#at + 1];
-      if (after?.kind === 'punct' && after.value === '{') {
-        this.#block(name);
-        continue;
-      }
-      section.params.push(this.#param());
-      this.#expectPunct(';', 'after the parameter');
-    }
+    this.#parsed.sections.push(section);
+    this.#statements(section, false);
   }
 
   #param(): ParamStmt {
@@ -204,35 +212,42 @@ class FileParser {
     }
   }
 
-  #include(): void {
+  /** `.include "pattern"[, "pattern"...];` each read in turn where the statement stands. */
+  #include(within: Section | undefined): void {
     const kw = this.#peek();
     this.#at++;
     const t = this.#peek();
     if (t.kind !== 'word') throw this.#expected('a file name after ".include"', t);
-    const pattern = this.#literal(t, 'an include file name');
-    this.#at++;
+    const names = this.#value().map((w) => ({
+      pattern: this.#literal({ ...t, ...w }, 'an include file name'),
+      pos: w.pos,
+    }));
     this.#expectPunct(';', 'after the included file name');
     const loader = this.#options.include;
     if (!loader)
       throw this.#sources.error('JY_ERR_CONF_INCLUDE', '".include" is not allowed here (no include loader)', kw.pos);
     const maxDepth = this.#options.maxIncludeDepth ?? 32;
-    let files: IncludedFile[];
-    try {
-      files = loader(pattern, this.#file, t.pos);
-    } catch (e) {
-      // Give the loader's error the caret excerpt of the include statement.
-      if (isJailyardError(e) && !e.place.excerpt) throw this.#sources.error(e.code, e.message, e.place.pos ?? t.pos);
-      throw e;
-    }
-    for (const inc of files) {
-      const id = resolve(inc.file);
-      if (this.#chain.includes(id)) {
-        throw this.#sources.error('JY_ERR_CONF_INCLUDE', `include cycle: ${[...this.#chain, id].join(' -> ')}`, t.pos);
+    for (const { pattern, pos } of names) {
+      let files: IncludedFile[];
+      try {
+        files = loader(pattern, this.#file, pos);
+      } catch (e) {
+        // Give the loader's error the caret excerpt of the include statement.
+        if (isJailyardError(e) && !e.place.excerpt) throw this.#sources.error(e.code, e.message, e.place.pos ?? pos);
+        throw e;
       }
-      if (this.#chain.length >= maxDepth) {
-        throw this.#sources.error('JY_ERR_CONF_INCLUDE', `includes nested deeper than ${maxDepth} files`, t.pos);
+      for (const inc of files) {
+        const id = resolve(inc.file);
+        if (this.#chain.includes(id)) {
+          throw this.#sources.error('JY_ERR_CONF_INCLUDE', `include cycle: ${[...this.#chain, id].join(' -> ')}`, pos);
+        }
+        if (this.#chain.length >= maxDepth) {
+          throw this.#sources.error('JY_ERR_CONF_INCLUDE', `includes nested deeper than ${maxDepth} files`, pos);
+        }
+        new FileParser(inc.text, inc.file, this.#sources, this.#options, this.#parsed, [...this.#chain, id]).parseTop(
+          within,
+        );
       }
-      new FileParser(inc.text, inc.file, this.#sources, this.#options, this.#sections, [...this.#chain, id]).parseTop();
     }
   }
 }

@@ -259,8 +259,19 @@ function importParameters(r: JailVars): void {
   const extra = r.get('parameters');
   if (!extra) return;
   for (const word of extra.value.split(/\s+/).filter(Boolean)) {
-    const a = withPos(() => parseParamAssignment(word.replace(/;$/, ''), r.j), extra, r.sources);
-    if (a.kind === 'param') r.params[a.name] = a.value;
+    // rc.d/jail writes each word as a statement of the jail's block: `name+=value` appends
+    const append = /^([^=]+?)\+=/.exec(word);
+    const text = (append ? `${append[1]}=${word.slice(append[0].length)}` : word).replace(/;$/, '');
+    const a = withPos(() => parseParamAssignment(text, r.j), extra, r.sources);
+    if (append && a.kind === 'param') {
+      const cur = r.params[a.name];
+      if (!Array.isArray(a.value))
+        throw r.sources.error('JY_ERR_PARAM_VALUE', `"${word}": += appends to a list parameter only`, extra.pos, {
+          jail: r.j,
+          param: a.name,
+        });
+      r.params[a.name] = [...(Array.isArray(cur) ? cur : []), ...a.value];
+    } else if (a.kind === 'param') r.params[a.name] = a.value;
     else if (a.op.op === 'replace') r.params[a.param] = a.op.value;
     else
       throw r.sources.error('JY_ERR_PARAM_VALUE', `"${word}": key operations are not jail parameters`, extra.pos, {

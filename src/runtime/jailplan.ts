@@ -70,7 +70,7 @@ export function contextFromRecords(
 export function checkNestedParams(record: Pick<JailRecord, 'name' | 'params'>): void {
   if (!parentName(record.name)) return;
   for (const param of ['mount', 'mount.fstab']) {
-    if (paramList(record.params, param).length) {
+    if (paramList(record.params, param).some((v) => v !== '')) {
       throw new JailyardError(
         'JY_ERR_PARAM_VALUE',
         `${param} is not supported for a nested jail (its mounts could name paths outside its parent)`,
@@ -191,7 +191,9 @@ export function paramMounts(record: JailRecord, root: string): MountStep[] {
     const e = parseFstabLine(line, { file: `jail ${record.name} parameter mount`, line: i + 1, col: 1 });
     if (e) steps.push(fstabStep(e, root, record.name, 'mount'));
   });
-  for (const file of paramList(record.params, 'mount.fstab')) {
+  // an empty entry names no file (config.c check_intparams): `mount.fstab = "";` in a jail
+  // turns off a global one
+  for (const file of paramList(record.params, 'mount.fstab').filter((f) => f !== '')) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');

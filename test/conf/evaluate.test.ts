@@ -141,6 +141,30 @@ describe('.include', () => {
     );
     assert.deepEqual(specs[1]?.params, { name: 'b', path: '/j/b', persist: true, 'host.hostname': 'bee' });
   });
+  test("inside a block: the file's parameters are the jail's, its blocks are named below it; several files in one statement", (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'jyconf-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(
+      join(dir, 'jail.conf'),
+      'host.hostname = top;\na { path = /a; .include "common.inc", "more.inc"; }\nb { path = /b; }\n',
+    );
+    writeFileSync(join(dir, 'common.inc'), 'persist;\nexec.start = "/bin/sh /etc/rc";\nc { path = /c; }\n');
+    writeFileSync(join(dir, 'more.inc'), 'exec.start += "echo more";\n');
+    const specs = loadConf(join(dir, 'jail.conf'));
+    assert.deepEqual(
+      specs.map((s) => s.name),
+      ['a', 'a.c', 'b'],
+    );
+    assert.deepEqual(specs[0]?.params, {
+      name: 'a',
+      path: '/a',
+      persist: true,
+      'exec.start': ['/bin/sh /etc/rc', 'echo more'],
+      'host.hostname': 'top',
+    });
+    assert.equal(specs[1]?.params.persist, undefined, "the parameters of the file are a's, not its child's");
+    assert.equal(specs[2]?.params.persist, undefined, 'nor of the jail after the block');
+  });
   test('a missing literal file is an error at the include; cycles are detected', (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'jyconf-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));

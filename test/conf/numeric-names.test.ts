@@ -58,6 +58,21 @@ describe('numeric jail.conf blocks', () => {
         /already defined by block "basejail"/.test(e.message),
     );
   });
+
+  test("a numeric block's name follows a block name's rules: no wildcard, no empty component (fuzz: it could not be printed)", () => {
+    for (const bad of ['"*/basejail"', 'a*', '"a..b"']) {
+      assert.throws(
+        () => parse(`5309 {\n  persist;\n  name = ${bad};\n}`),
+        (e) =>
+          e instanceof JailyardError &&
+          e.code === 'JY_ERR_JAIL_NAME' &&
+          e.place.param === 'name' &&
+          e.place.pos?.line === 3 &&
+          e.place.pos?.col === 3,
+        bad,
+      );
+    }
+  });
 });
 
 describe('numeric names in the store', () => {

@@ -85,6 +85,17 @@ describe('importRcConf: libexec/rc/rc.d/jail mapping', () => {
     assert.equal(p?.['mount.devfs'], true);
     assert.equal(p?.devfs_ruleset, 4);
   });
+  test('jail_<j>_parameters: each word a statement of the block, as rc.d/jail writes it (`+=` appends)', () => {
+    const base = 'jail_list=w\njail_w_rootdir=/w\njail_w_hostname=w\njail_w_ip=198.51.100.8\n';
+    const p = spec(`${base}jail_w_parameters="allow.raw_sockets=1 ip4.addr+=198.51.100.9 exec.timeout=30;"`, 'w');
+    assert.deepEqual(p?.['ip4.addr'], ['198.51.100.8/32', '198.51.100.9']);
+    assert.equal(p?.['allow.raw_sockets'], true);
+    assert.equal(p?.['exec.timeout'], 30);
+    assert.throws(
+      () => spec(`${base}jail_w_parameters="host.hostname+=x"`, 'w'),
+      (e) => e instanceof JailyardError && e.place.param === 'host.hostname' && /list parameter only/.test(e.message),
+    );
+  });
   test('no address: a vnet jail with vnet.interface', () => {
     const p = spec('jail_list=v\njail_v_rootdir=/v\njail_v_hostname=v\njail_v_vnet_interface="epair0b epair1b"', 'v');
     assert.equal(p?.vnet, 'new');

@@ -131,8 +131,19 @@ describe('jail.conf syntax errors name file:line:col with an excerpt', () => {
   test('a variable in a jail name', () => {
     fails('$x { }', { code: 'JY_ERR_CONF_SYNTAX', col: 1 });
   });
-  test('.include inside a block, or without a loader', () => {
-    fails('j { .include "x"; }', { code: 'JY_ERR_CONF_SYNTAX', col: 5 });
+  test('.include without a loader, at the top or in a block; a variable in its name', () => {
+    fails('j { .include "x"; }', { code: 'JY_ERR_CONF_INCLUDE', col: 5 });
     fails('.include "x";', { code: 'JY_ERR_CONF_INCLUDE', col: 1 });
+    fails('.include "a", "$x";', { code: 'JY_ERR_CONF_SYNTAX', col: 16 });
+  });
+  test('parameters outside blocks are one global section, placed where the first of them stands (jailparse.y global_jail)', () => {
+    // the later top-level hostname joins the section above a's block: a's own value wins
+    const text = 'host.hostname = x;\na { host.hostname = a; }\nhost.hostname = y;\nb { }\n';
+    assert.equal(params(text, 'a')['host.hostname'], 'a');
+    assert.equal(params(text, 'b')['host.hostname'], 'y');
+    // the first top-level parameter after a block places the section below it: it wins there
+    assert.equal(params('a { host.hostname = a; }\nhost.hostname = y;\n', 'a')['host.hostname'], 'y');
+    // an explicit "*" block is a section of its own, in file order
+    assert.equal(params('persist;\na { nopersist; }\n* { persist; }\n', 'a').persist, true);
   });
 });
