@@ -11,7 +11,7 @@
 // replace or drop (`param=`) them.
 
 import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { currentPlatform, loadDefaults } from '../defaults.ts';
+import { currentPlatform, loadDefaults, type Defaults } from '../defaults.ts';
 import { skeletonLists } from '../skeleton/planner.ts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -45,15 +45,44 @@ const HOST_PARAMS = new Set([
   'interface',
   'vnet.interface',
   'limits.cgroup_parent',
+  // a host directory as the skeleton tree
+  'skeleton.root',
+  // host ports published to the jail
+  'expose',
 ]);
 
+/** Skeleton directory lists: relative to the skeleton, which for one made from the host's
+ * root is the host's `/` (`skeleton.romounts = root` binds the host's /root into the jail).
+ * A list equal to this platform's default is the jail's own as any new jail's. */
+const SKELETON_LISTS = {
+  'skeleton.romounts': 'romounts',
+  'skeleton.rwmounts': 'rwmounts',
+  'skeleton.cow': 'cow',
+} as const;
+
+/** Parameters whose kernel meaning shares something of the host's with the jail (FreeBSD:
+ * `inherit` is the host's network stack, host name or System V IPC). */
+const JAILSYS_SHARED = new Set(['ip4', 'ip6', 'host', 'sysvmsg', 'sysvsem', 'sysvshm', 'vnet']);
+
 /** The archive's parameters that reach the host or widen the jail's rights. */
-export function hostReaching(params: Params): string[] {
+export function hostReaching(params: Params, defaults: Defaults = loadDefaults()): string[] {
+  const platform = currentPlatform();
   return Object.entries(params)
     .filter(([k, v]) => {
       const set = v !== false && v !== '' && !(Array.isArray(v) && v.length === 0);
       // nouserns: the jail's root would be the host's root where the defaults map it away
       if (k === 'userns') return v === false;
+      if (k in SKELETON_LISTS) {
+        const fallback = defaults.skeleton[SKELETON_LISTS[k as keyof typeof SKELETON_LISTS]]?.[platform];
+        const list = (Array.isArray(v) ? v : [v]).filter((x) => x !== '');
+        return list.length > 0 && JSON.stringify(list) !== JSON.stringify(fallback ?? []);
+      }
+      if (JAILSYS_SHARED.has(k)) return v === 'inherit';
+      // FreeBSD: devfs rules other than jail(8)'s own 4 may show host devices; a lower
+      // enforce_statfs shows the host's mount points; children may be made
+      if (k === 'devfs_ruleset') return v !== 4;
+      if (k === 'enforce_statfs') return v !== 2;
+      if (k === 'children.max') return v !== 0;
       return set && (HOST_PARAMS.has(k) || (k.startsWith('allow.') && v === true));
     })
     .map(([k]) => k);

@@ -278,6 +278,25 @@ test('crafted archives are refused with a clear error and leave nothing', { time
   const u = await jyB('import', nouserns);
   assert.equal(u.code, 1);
   assert.match(u.stderr, /sets userns, which act on this host or widen the jail's rights/);
+  // parameters that reach host files, ports or the host's kernel state: a skeleton list names
+  // directories of the skeleton, the host's own for one made from / (audit: romounts = root
+  // bound the host's /root into the jail); each is refused without --trust, naming it
+  for (const [param, line] of [
+    ['skeleton.romounts', 'skeleton.romounts = usr/bin, root, etc/ssh;'],
+    ['skeleton.cow', 'skeleton.cow = etc, root;'],
+    ['skeleton.root', 'skeleton.root = /;'],
+    ['expose', 'expose = "tcp:18080:80";'],
+    ['ip4', 'ip4 = inherit;'],
+    ['devfs_ruleset', 'devfs_ruleset = 0;'],
+    ['enforce_statfs', 'enforce_statfs = 0;'],
+    ['children.max', 'children.max = 5;'],
+  ]) {
+    const f = craft(join(A, `reach-${param}.tar.zst`), [dir], { conf: `evil {\n\tpersist;\n\t${line}\n}\n` });
+    const x = await jyB('import', f);
+    assert.equal(x.code, 1, `${param}: refused`);
+    assert.match(x.stderr, new RegExp(`sets ${param.replace('.', '\\.')}, which act on this host`), x.stderr);
+    assert.equal((await jyB('ls', '-j', 'evil')).code, 1, `${param}: no jail`);
+  }
   // a file that is no archive at all
   writeFileSync(join(A, 'junk.tar.zst'), 'not zstd at all');
   const j = await jyB('import', join(A, 'junk.tar.zst'));
@@ -355,4 +374,26 @@ test('over --host: export streams from the daemon, import sends the archive, clo
     await daemon.close();
     store.close();
   }
+});
+
+test("hostReaching: a skeleton list equal to the default, or empty, is a new jail's own; any other is refused without --trust", async () => {
+  const { hostReaching } = await import('../../src/portable/import.ts');
+  const { currentPlatform, loadDefaults } = await import('../../src/defaults.ts');
+  const d = loadDefaults();
+  const p = currentPlatform();
+  assert.deepEqual(
+    hostReaching({
+      'skeleton.romounts': d.skeleton.romounts[p],
+      'skeleton.rwmounts': d.skeleton.rwmounts[p],
+      'skeleton.cow': [''],
+      ip4: 'new',
+      devfs_ruleset: 4,
+      enforce_statfs: 2,
+      'children.max': 0,
+      persist: true,
+    }),
+    [],
+  );
+  assert.deepEqual(hostReaching({ 'skeleton.romounts': [...d.skeleton.romounts[p], 'root'] }), ['skeleton.romounts']);
+  assert.deepEqual(hostReaching({ 'skeleton.rwmounts': ['usr/bin'] }), ['skeleton.rwmounts']);
 });
