@@ -20,6 +20,7 @@ import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { isAbsolute, join, normalize } from 'node:path';
+import { isCommandWord } from '../conf/params.ts';
 import { paramInt, paramList, paramString, type Params } from '../conf/spec.ts';
 import { isJailyardError, JailyardError } from '../errors.ts';
 import { addressesOf, contextFromRecords, parentName } from '../runtime/jailplan.ts';
@@ -219,7 +220,9 @@ export async function checkJailArgv(argv: string[], caller: string, service: Jai
   let name: string | undefined;
   for (const w of words) {
     const p = wordParam(w);
-    if (p === 'command') break; // the rest is the command's own arguments
+    // the rest is the command's own arguments, by the front's own rule (`command+=x` is not
+    // that word: the front reads the words after it as parameters, so they are checked)
+    if (isCommandWord(w)) break;
     if (!childParamAllowed(p)) return notPermitted(p);
     if (p === 'name') name = w.slice(w.indexOf('=') + 1);
   }

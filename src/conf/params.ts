@@ -331,6 +331,12 @@ export type ParamAssignment =
  * (address lists split at commas; other lists take the word as one element),
  * `meta.k=v`, `meta.k`, `meta=...`, `env.k=v`.
  */
+/** jail(8)'s command line (jail.c): a word `command` or `command=...` takes the rest of the
+ * line as the command; every word before it is a parameter. */
+export function isCommandWord(word: string): boolean {
+  return word.startsWith('command') && (word.length === 7 || word[7] === '=');
+}
+
 export function parseParamAssignment(word: string, jail?: string): ParamAssignment {
   const metaWord = parseMetaWord(word);
   if (metaWord) return { kind: 'meta', ...metaWord };

@@ -331,6 +331,12 @@ describe('guest-tools units', () => {
       assert.match((await checkJailArgv(['-c', 'name=a', p], 'p', svc)) ?? '', /Operation not permitted/, p);
     // a command's own arguments are not parameters
     assert.equal(await checkJailArgv(['-c', 'name=a', 'command=/bin/sh', '-c', 'mount.x=1'], 'p', svc), undefined);
+    // the same rule as the front's (jail.c): `command+=` takes no rest of the line there, so
+    // the words after it are parameters and are checked here too
+    assert.equal(
+      await checkJailArgv(['-c', 'name=a', 'command+=/bin/true', 'exec.prestart=touch /x'], 'p', svc),
+      'jail: jail_set: exec.prestart: Operation not permitted\n',
+    );
     for (const argv of [
       ['-f', '/etc/shadow', '-c', 'a'],
       ['-qf/etc/jail.conf', '-c'],

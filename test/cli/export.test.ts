@@ -290,7 +290,7 @@ test('crafted archives are refused with a clear error and leave nothing', { time
     ['devfs_ruleset', 'devfs_ruleset = 0;'],
     ['enforce_statfs', 'enforce_statfs = 0;'],
     ['children.max', 'children.max = 5;'],
-  ]) {
+  ] as const) {
     const f = craft(join(A, `reach-${param}.tar.zst`), [dir], { conf: `evil {\n\tpersist;\n\t${line}\n}\n` });
     const x = await jyB('import', f);
     assert.equal(x.code, 1, `${param}: refused`);

@@ -5,7 +5,7 @@
 // and starts, and a failed -c leaves nothing; -r stops and forgets.
 
 import { existsSync, writeFileSync } from 'node:fs';
-import { parseParamAssignment } from '../../conf/params.ts';
+import { isCommandWord, parseParamAssignment } from '../../conf/params.ts';
 import type { Params, ParamValue } from '../../conf/spec.ts';
 import { JailyardError } from '../../errors.ts';
 import type { MetaOp } from '../../meta/ops.ts';
@@ -225,7 +225,7 @@ function commandLineJail(words: string[]): Wanted {
   const w: Wanted = { label: undefined, name: undefined, jid: undefined, params: {}, meta: [], env: [] };
   for (let i = 0; i < words.length; i++) {
     const word = words[i] as string;
-    if (word.startsWith('command') && (word.length === 7 || word[7] === '=')) {
+    if (isCommandWord(word)) {
       const command = [...(word[7] === '=' ? [word.slice(8)] : []), ...words.slice(i + 1)];
       if (command.length) w.params.command = [command.map(shellWord).join(' ')];
       break;
