@@ -17,8 +17,8 @@
  *   --unshare-net  a new network namespace too, with only the loopback (up): a jail without
  *                  addresses, like bwrap --unshare-net or a FreeBSD jail with no ip4.addr
  *   --proc-ro PATH    a path below /proc (/proc/sys, ...) the jail gets read-only
- *   --proc-mask PATH  a path below /proc the jail cannot read: /dev/null bound over a file,
- *                  an empty read-only tmpfs over a directory (paths that do not exist are skipped)
+ *   --proc-mask PATH  a path below /proc the jail cannot read: /dev/null bound read-only over
+ *                  a file, an empty read-only tmpfs over a directory (paths that do not exist are skipped)
  *   --ro-fstype TYPE  every mount of TYPE (sysfs, cgroup, ...: the kernel's own state) below
  *                  ROOT is made read-only, nosuid, nodev, noexec in the jail's own namespace
  *   --suid TARGET  a mount (host path) that is nosuid in the host's view but whose setuid bits
@@ -71,6 +71,8 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/keyctl.h>
@@ -106,6 +108,28 @@ static void bind_ro(const char *src, const char *target) {
 	do_mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
 }
 
+/* The flags of the mount at TARGET that a remount must name to keep: a bind remount sets
+ * the per-mount flags it is given and clears the others, and where the kernel locked one
+ * (a mount namespace of a user namespace) clearing it fails with EPERM. */
+static unsigned long kept_flags(const char *target) {
+	static const unsigned long map[][2] = {{ST_NOSUID, MS_NOSUID}, {ST_NODEV, MS_NODEV}, {ST_NOEXEC, MS_NOEXEC}, {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME}};
+	struct statvfs sv;
+	if (statvfs(target, &sv) != 0) die_errno("cannot read the mount flags of %s", target);
+	unsigned long flags = 0;
+	for (size_t k = 0; k < sizeof map / sizeof *map; k++)
+		if (sv.f_flag & map[k][0]) flags |= map[k][1];
+	return flags;
+}
+
+/* A host device node (SRC: /dev/null, ...) bound at TARGET read-only, nosuid, noexec, with
+ * the flags the mount had kept: the device still reads and writes, but a bind is the host's
+ * inode, and a chmod, chown or utimes by the jailed root would otherwise change the host's
+ * node (read-only: EROFS). Not nodev: the device must still open. */
+static void bind_node_ro(const char *src, const char *target) {
+	do_mount(src, target, NULL, MS_BIND, NULL);
+	do_mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC | kept_flags(target), NULL);
+}
+
 /* Dies unless PATH (relative to the jail root ROOT, the cwd) is of TYPE (S_IFDIR or S_IFREG),
  * itself and not a symlink to one. */
 static void expect_type(const char *root, const char *path, mode_t type) {
@@ -138,7 +162,7 @@ static void make_dev(unsigned long owner) {
 		close(fd);
 		/* read-only: the devices still read and write, but a chmod or chown by the jailed
 		 * root would otherwise change the host's node (a bind is the same inode) */
-		bind_ro(host, here);
+		bind_node_ro(host, here);
 	}
 	if (mkdir("dev/pts", 0755) != 0 || mkdir("dev/shm", 0755) != 0) die_errno("cannot make dev/pts, dev/shm");
 	do_mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620");
@@ -179,7 +203,8 @@ static int proc_path_ok(const char *p) {
 	return 1;
 }
 
-/* Under the fresh ./proc: PATHS read-only, MASKED unreadable. Symlinks are refused (a
+/* Under the fresh ./proc: PATHS read-only, MASKED unreadable (files: the host's /dev/null
+ * bound read-only, reads nothing; directories: an empty read-only tmpfs). Symlinks are refused (a
  * /proc/self/... entry is no fixed place); what this kernel does not have is skipped. */
 static void restrict_proc(const char **ro, int nro, const char **masked, int nmasked) {
 	struct stat st;
@@ -197,7 +222,9 @@ static void restrict_proc(const char **ro, int nro, const char **masked, int nma
 		} else if (S_ISDIR(st.st_mode)) {
 			do_mount("jailyard-masked", rel, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=1,mode=555");
 		} else {
-			do_mount("/dev/null", rel, NULL, MS_BIND, NULL);
+			/* the host's /dev/null, read-only as the jail's /dev/null is: a writable bind
+			 * let the jailed root chmod, chown or touch the host's node through the mask */
+			bind_node_ro("/dev/null", rel);
 		}
 	}
 }
@@ -347,6 +374,33 @@ static void hide_arguments(int argc, char **argv) {
 	if (end - start > (long)sizeof "jy-stage") end[-1] = ' ';
 }
 
+/* Pid 1's stdin, opened after pivot_root: the jail's own /dev/null when it is the null
+ * device (not a symlink) on a read-only mount (the stage's /dev and mount.devfs bind the
+ * host's node read-only), opened again from an O_PATH look first (no other device is
+ * opened); otherwise an empty pipe. Never the host's /dev/null opened before pivot_root:
+ * that crossed as /proc/1/fd/0 (tini's and the holder's fd 0), a writable way to the host's
+ * node for the jailed root (chmod, chown, utimes) on a mount outside the jail. */
+static int jail_stdin(void) {
+	int path = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (path >= 0) {
+		struct stat st;
+		struct statvfs sv;
+		int fd = -1;
+		if (fstat(path, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3) && fstatvfs(path, &sv) == 0 &&
+		    (sv.f_flag & ST_RDONLY)) {
+			char self[64];
+			snprintf(self, sizeof self, "/proc/self/fd/%d", path);
+			fd = open(self, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		}
+		close(path);
+		if (fd >= 0) return fd;
+	}
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0) die_errno("pipe");
+	close(p[1]);
+	return p[0];
+}
+
 /* The index of the argument P (a pointer into ARGV). */
 static int index_of(char **argv, int argc, const char *p) {
 	for (int k = 0; k < argc; k++)
@@ -450,8 +504,7 @@ int main(int argc, char **argv) {
 	fork_or_continue();
 
 	/* pid 1 of the jail from here on */
-	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull < 0 || chdir(root) != 0) die_errno("no jail root %s", root);
+	if (chdir(root) != 0) die_errno("no jail root %s", root);
 	expect_type(root, "proc", S_IFDIR);
 	do_mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	restrict_proc(proc_ro, nro, proc_mask, nmask);
@@ -474,6 +527,7 @@ int main(int argc, char **argv) {
 	if (syscall(SYS_pivot_root, ".", ".") != 0) die_errno("pivot_root into %s failed", root);
 	if (umount2(".", MNT_DETACH) != 0) die_errno("cannot detach the old root");
 	if (chdir("/") != 0) die_errno("chdir /");
+	int devnull = jail_stdin();
 	/* after the old root is gone: the table then holds the jail's own mounts only, not the
 	 * host's and every other running jail's (read before, it grew with the jails running) */
 	readonly_kernel_fs("", rofs, nrofs);
@@ -489,7 +543,8 @@ int main(int argc, char **argv) {
 	printf("ready\n");
 	fflush(stdout);
 	if (dup2(devnull, 0) < 0 || dup2(2, 1) < 0) die_errno("dup2");
-	/* nothing of the host crosses but stdin (/dev/null), stdout and stderr (the console log) */
+	/* nothing of the host crosses but stdout and stderr (the console log); stdin is the
+	 * jail's own read-only /dev/null or an empty pipe (jail_stdin) */
 	if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) die_errno("close_range");
 	int n = 0;
 	while (holder[n]) n++;
