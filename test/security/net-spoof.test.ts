@@ -7,10 +7,11 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createLinuxDriver } from '../../src/platform/linux/index.ts';
+import { addressBits } from '../../src/platform/linux/addresses.ts';
 import type { CreateFacts, MountFacts, NetworkFacts } from '../../src/platform/driver.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 import { makeTestJail, type TestJail } from '../platform/linux/fixture.ts';
@@ -80,7 +81,8 @@ for _ in range(3):
 `;
 const SEND_FROM = SEND.replace('for _', 's.bind((sys.argv[4], 0))\nfor _');
 // Raw frames out of eth0 (AF_PACKET): "arp SHA SPA THA TPA ETHSRC" (an ARP reply),
-// "udp4 SRC DST PORT ETHSRC ETHDST TEXT", "udp6 SRC DST PORT ETHSRC ETHDST TEXT".
+// "udp4 SRC DST PORT ETHSRC ETHDST TEXT [SPORT]", "udp6 ..." likewise,
+// "icmp6 SRC DST ETHSRC ETHDST TYPE CODE HEXBODY" (hop limit 255), "icmp4 ..." likewise.
 const FORGE = `
 import socket, struct, sys, ipaddress
 def mac(m): return bytes(int(x, 16) for x in m.split(':'))
@@ -107,10 +109,30 @@ elif kind == 'arp':
     arp = struct.pack('!HHBBH', 1, 0x0800, 6, 4, 2) + mac(sha) + socket.inet_aton(spa) + mac(tha) + socket.inet_aton(tpa)
     for edst in (tha, 'ff:ff:ff:ff:ff:ff'):
         s.send(mac(edst) + mac(esrc) + struct.pack('!H', 0x0806) + arp)
+elif kind == 'icmp6':
+    # an ICMPv6 message of TYPE and CODE with BODY (hex, after the checksum), hop limit 255
+    src, dst, esrc, edst, typ, code, body = sys.argv[2:9]
+    s6, d6 = ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed
+    icmp = struct.pack('!BBH', int(typ), int(code), 0) + bytes.fromhex(body)
+    pseudo = s6 + d6 + struct.pack('!IxxxB', len(icmp), 58)
+    icmp = icmp[:2] + struct.pack('!H', csum(pseudo + icmp)) + icmp[4:]
+    ip = struct.pack('!IHBB', 0x60000000, len(icmp), 58, 255) + s6 + d6
+    for _ in range(3):
+        s.send(mac(edst) + mac(esrc) + struct.pack('!H', 0x86dd) + ip + icmp)
+elif kind == 'icmp4':
+    src, dst, esrc, edst, typ, code, body = sys.argv[2:9]
+    icmp = struct.pack('!BBH', int(typ), int(code), 0) + bytes.fromhex(body)
+    icmp = icmp[:2] + struct.pack('!H', csum(icmp)) + icmp[4:]
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(icmp), 1, 0, 64, 1, 0, socket.inet_aton(src), socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+    for _ in range(3):
+        s.send(mac(edst) + mac(esrc) + struct.pack('!H', 0x0800) + ip + icmp)
 else:
+    # "udp4|udp6 SRC DST PORT ETHSRC ETHDST TEXT [SPORT]"
     src, dst, port, esrc, edst, text = sys.argv[2:8]
+    sport = int(sys.argv[8]) if len(sys.argv) > 8 else 40000
     data = text.encode()
-    udp = struct.pack('!HHHH', 40000, int(port), 8 + len(data), 0) + data
+    udp = struct.pack('!HHHH', sport, int(port), 8 + len(data), 0) + data
     if kind == 'udp4':
         ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
         ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
@@ -123,6 +145,35 @@ else:
         frame = mac(edst) + mac(esrc) + struct.pack('!H', 0x86dd) + ip + udp
     for _ in range(3):
         s.send(frame)
+`;
+
+// What arrives on eth0 from one MAC for SECS seconds, a line per frame: "icmp6 TYPE",
+// "icmp4 TYPE", "udp SPORT" (either family), "other" (ETH_P_ALL; frames sent out skipped).
+const SNIFF = `
+import socket, struct, sys, time
+src = bytes(int(x, 16) for x in sys.argv[1].split(':'))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind(('eth0', 0))
+s.settimeout(0.2)
+print('listening', flush=True)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    try:
+        f, addr = s.recvfrom(2000)
+    except socket.timeout:
+        continue
+    if addr[2] == socket.PACKET_OUTGOING or f[6:12] != src:
+        continue
+    et, p = struct.unpack('!H', f[12:14])[0], f[14:]
+    if et == 0x86dd and p[6] == 58:
+        print('icmp6', p[40], flush=True)
+    elif et == 0x86dd and p[6] == 17:
+        print('udp', struct.unpack('!H', p[40:42])[0], flush=True)
+    elif et == 0x0800 and p[9] in (1, 17):
+        h = (p[0] & 15) * 4
+        print('icmp4 %d' % p[h] if p[9] == 1 else 'udp %d' % struct.unpack('!H', p[h:h + 2])[0], flush=True)
+    else:
+        print('other', flush=True)
 `;
 
 const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8' });
@@ -330,6 +381,167 @@ describe('security: no spoofing on the bridge', () => {
         `IPv${family}: B's honest datagram arrived: ${l.got.join(', ')}`,
       );
     }
+  });
+
+  // Issue: a jail is never a router on the bridge. With raw sockets, B sends router
+  // advertisements (a prefix, a non-zero router lifetime), redirects and DHCP server replies
+  // from its own addresses (the source checks pass): the bridge drops them, and neither a
+  // jail's netns nor the bridge on the host accepts router advertisements or redirects.
+  const RA_PREFIX = '2001:db8:5eed::';
+  const ipIn = (r: Running, ...args: string[]) => ip('-n', r.net!.netns!, ...args);
+  const addrsOf = (text: string) =>
+    text
+      .split('\n')
+      .map((l) => /\sinet6?\s+(\S+)/.exec(l)?.[1])
+      .filter((x): x is string => !!x)
+      .sort();
+  const jailView = (r: Running) => ({
+    addrs: addrsOf(ipIn(r, '-o', 'addr', 'show')),
+    routes: ipIn(r, '-6', 'route', 'show', 'table', 'all').trim(),
+    routes4: ipIn(r, '-4', 'route', 'show', 'table', 'all').trim(),
+  });
+  const hostView = () => ({
+    addrs: addrsOf(ip('-6', '-o', 'addr', 'show', 'dev', BRIDGE)),
+    routes: ip('-6', 'route', 'show', 'dev', BRIDGE).trim(),
+  });
+  const hex6 = (a: string) => addressBits(a).bits.toString(16).padStart(32, '0');
+  const hexIp4 = (a: string) =>
+    a
+      .split('.')
+      .map((o) => Number(o).toString(16).padStart(2, '0'))
+      .join('');
+  const hexMac = (m: string) => m.replaceAll(':', '');
+  /** An RA body (after the checksum): hop limit 64, the router lifetime, a prefix option
+   * (on-link, autonomous) for RA_PREFIX/64 and a source link-layer option. */
+  const raBody = (lifetime: number, lladdr: string) =>
+    [
+      '40',
+      '00',
+      lifetime.toString(16).padStart(4, '0'),
+      '00000000',
+      '00000000',
+      // prefix information: type 3, length 4, /64, L and A, valid 60 s, preferred 30 s
+      '0304',
+      '40',
+      'c0',
+      '0000003c',
+      '0000001e',
+      '00000000',
+      hex6(RA_PREFIX),
+      '0101',
+      hexMac(lladdr),
+    ].join('');
+  const linkLocal = (text: string) => /inet6 (fe80::[0-9a-f:]+)\//.exec(text)?.[1];
+  const bridgeLinkLocal = () => linkLocal(ip('-6', '-o', 'addr', 'show', 'dev', BRIDGE, 'scope', 'link'))!;
+  const jailLinkLocal = (r: Running) => linkLocal(ipIn(r, '-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'link'))!;
+  async function forgeFromB(...args: string[]): Promise<void> {
+    const r = await driver.runInJail(b.jail.ctx, b.facts!, ['/usr/bin/python3', '-c', FORGE, ...args]);
+    assert.equal(r.code, 0, `forging from inside B (allow.raw_sockets): ${r.stderr}`);
+  }
+  /** Removes whatever a router advertisement gave the host's bridge (old code, a failure). */
+  function cleanBridge(): void {
+    for (const a of hostView().addrs.filter((x) => x.startsWith('2001:db8:5eed:')))
+      execFileSync('ip', ['-6', 'addr', 'del', a, 'dev', BRIDGE], { stdio: 'ignore' });
+    for (const l of ip('-6', 'route', 'show', 'dev', BRIDGE).split('\n')) {
+      if (!l.includes('proto ra') && !l.startsWith('2001:db8:5eed:')) continue;
+      const route = l.replace(/\s+(proto|metric|expires|pref)\s+\S+/g, '').trim();
+      execFileSync('ip', ['-6', 'route', 'del', ...route.split(/\s+/), 'dev', BRIDGE], { stdio: 'ignore' });
+    }
+  }
+
+  test('router advertisements and redirects are off in the jail and on the bridge', () => {
+    const inA = (key: string) =>
+      execFileSync('ip', ['netns', 'exec', a.net!.netns!, 'sysctl', '-n', key], { encoding: 'utf8' }).trim();
+    for (const dev of ['all', 'default', 'eth0']) {
+      assert.equal(inA(`net.ipv6.conf.${dev}.accept_ra`), '0', `jail ${dev} accept_ra`);
+      assert.equal(inA(`net.ipv6.conf.${dev}.accept_redirects`), '0', `jail ${dev} IPv6 accept_redirects`);
+      assert.equal(inA(`net.ipv4.conf.${dev}.accept_redirects`), '0', `jail ${dev} IPv4 accept_redirects`);
+    }
+    const onHost = (p: string) => readFileSync(`/proc/sys/net/${p}`, 'utf8').trim();
+    assert.equal(onHost(`ipv6/conf/${BRIDGE}/accept_ra`), '0', `${BRIDGE} accept_ra`);
+    assert.equal(onHost(`ipv6/conf/${BRIDGE}/accept_redirects`), '0', `${BRIDGE} IPv6 accept_redirects`);
+    assert.equal(onHost(`ipv4/conf/${BRIDGE}/accept_redirects`), '0', `${BRIDGE} IPv4 accept_redirects`);
+  });
+
+  test("a router advertisement from B to A's link-local address changes nothing in A", {
+    timeout: 30_000,
+  }, async () => {
+    const before = jailView(a);
+    const bMac = macOf(b);
+    await forgeFromB('icmp6', jailLinkLocal(b), jailLinkLocal(a), bMac, macOf(a), '134', '0', raBody(1800, bMac));
+    await sleep(1000);
+    assert.deepEqual(jailView(a), before, "A's addresses and routes are as before");
+  });
+
+  test("a router advertisement from B to the bridge's link-local address changes nothing on the host", {
+    timeout: 30_000,
+  }, async (t) => {
+    t.after(cleanBridge);
+    const before = hostView();
+    const bMac = macOf(b);
+    const send = (lifetime: number) =>
+      forgeFromB('icmp6', jailLinkLocal(b), bridgeLinkLocal(), bMac, bridgeMac(), '134', '0', raBody(lifetime, bMac));
+    // a probe first (router lifetime 0: never a default route for the host), and the real one
+    // only once the probe changed nothing
+    await send(0);
+    await sleep(1000);
+    assert.deepEqual(hostView(), before, `the probe left ${BRIDGE}'s addresses and routes as they were`);
+    await send(30);
+    await sleep(1000);
+    assert.deepEqual(hostView(), before, `${BRIDGE}'s addresses and routes are as before`);
+  });
+
+  test("a redirect from B does not move A's route that goes through B", { timeout: 30_000 }, async (t) => {
+    // A routes 2001:db8:77::/64 through B (the first-hop router a redirect must come from)
+    const bLl = jailLinkLocal(b);
+    ipIn(a, '-6', 'route', 'add', '2001:db8:77::/64', 'via', bLl, 'dev', 'eth0');
+    t.after(() => execFileSync('ip', ['-n', a.net!.netns!, '-6', 'route', 'flush', 'cache'], { stdio: 'ignore' }));
+    t.after(() => ipIn(a, '-6', 'route', 'del', '2001:db8:77::/64'));
+    const bMac = macOf(b);
+    // "for 2001:db8:77::1 use fe80::77" (with its link-layer address)
+    const body = `00000000${hex6('fe80::77')}${hex6('2001:db8:77::1')}0201020000000077`;
+    await forgeFromB('icmp6', bLl, jailLinkLocal(a), bMac, macOf(a), '137', '0', body);
+    await sleep(1000);
+    const via = ipIn(a, '-6', 'route', 'get', '2001:db8:77::1');
+    assert.match(via, new RegExp(`via ${bLl} `), `A still routes through B: ${via}`);
+  });
+
+  test('B sends no router advertisement, redirect, router renumbering or DHCP reply to A', {
+    timeout: 30_000,
+  }, async () => {
+    const aMac = macOf(a);
+    const bMac = macOf(b);
+    // a sniffer on A's eth0 (from the host): what arrives from B's MAC
+    const sniff = spawn('ip', ['netns', 'exec', a.net!.netns!, '/usr/bin/python3', '-c', SNIFF, bMac, '3'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let seen = '';
+    sniff.stdout.setEncoding('utf8').on('data', (d: string) => (seen += d));
+    const done = new Promise<void>((res) => sniff.on('close', () => res()));
+    for (let i = 0; i < 200 && !seen.includes('listening'); i++) await sleep(10);
+    assert.ok(seen.includes('listening'), 'the sniffer runs');
+    const [bLl, aLl] = [jailLinkLocal(b), jailLinkLocal(a)];
+    // allowed, to show the sniffer sees B: an echo request each way
+    await forgeFromB('icmp6', B6, A6, bMac, aMac, '128', '0', '00010001');
+    await forgeFromB('icmp4', B4, A4, bMac, aMac, '8', '0', '00010001');
+    // dropped
+    await forgeFromB('icmp6', bLl, aLl, bMac, aMac, '134', '0', raBody(1800, bMac));
+    await forgeFromB('icmp6', bLl, aLl, bMac, aMac, '137', '0', `00000000${hex6('fe80::77')}${hex6('2001:db8:77::1')}`);
+    await forgeFromB('icmp6', B6, A6, bMac, aMac, '138', '0', '0000000000000000');
+    // an ICMPv4 host redirect ("use 198.51.100.1") quoting a datagram A sent to B
+    const quoted = `4500001c0001000040110000${hexIp4(A4)}${hexIp4(B4)}9c40138800080000`;
+    await forgeFromB('icmp4', B4, A4, bMac, aMac, '5', '1', `${hexIp4(GW4)}${quoted}`);
+    await forgeFromB('udp4', B4, A4, '68', bMac, aMac, 'dhcp4-offer', '67');
+    await forgeFromB('udp6', bLl, aLl, '546', bMac, aMac, 'dhcp6-reply', '547');
+    await done;
+    const got = seen.split('\n').filter((l) => l && l !== 'listening');
+    assert.ok(got.includes('icmp6 128') && got.includes('icmp4 8'), `B's echo requests arrived: ${got.join(', ')}`);
+    const forbidden = ['icmp6 134', 'icmp6 137', 'icmp6 138', 'icmp4 5', 'udp 67', 'udp 547'];
+    assert.deepEqual(
+      got.filter((g) => forbidden.includes(g)),
+      [],
+      'no router advertisement, redirect, router renumbering or DHCP reply from B arrived',
+    );
   });
 });
 

@@ -117,9 +117,11 @@ function checkPortName(veth: string): void {
  * host veth) only frames with the jail's own MAC, IPv4 and IPv6 source addresses (its
  * link-local one, and the unspecified address for duplicate address detection and MLD
  * only), ARP only for its own MAC and IPv4 addresses, neighbour advertisements only for its
- * own IPv6 addresses, and no other ethertype (no VLAN tags). Inbound traffic is not
- * touched. Repeating them is harmless (the table, map and base chain are shared by all
- * jails; the base chain's one rule is rewritten, the port's chain refilled).
+ * own IPv6 addresses, no router advertisement, redirect (ICMPv6 and ICMP), router
+ * renumbering or DHCP/DHCPv6 server reply (source port 67, 547), and no other ethertype (no
+ * VLAN tags). Inbound traffic is not touched. Repeating them is harmless (the table, map
+ * and base chain are shared by all jails; the base chain's one rule is rewritten, the port's
+ * chain refilled).
  */
 export function spoofRules(veth: string, mac: string, addresses: Pick<JailAddress, 'address' | 'family'>[]): string[] {
   checkPortName(veth);
@@ -151,6 +153,12 @@ export function spoofRules(veth: string, mac: string, addresses: Pick<JailAddres
     ),
     // the target address of a neighbour advertisement (ICMPv6 bytes 8-23)
     rule(`ether type ip6 icmpv6 type nd-neighbor-advert @th,64,128 != ${set(own6.map(ipv6Hex))} drop`),
+    // a jail is never a router or a DHCP server on the bridge (CVE-2020-13401's class: a
+    // router advertisement from its own link-local address gave other jails and the host a
+    // default route through it, and the host a SLAAC address)
+    rule('ether type ip6 icmpv6 type { nd-router-advert, nd-redirect, router-renumbering } drop'),
+    rule('ether type ip6 udp sport 547 drop'),
+    ...(v4.length ? [rule('ether type ip icmp type redirect drop'), rule('ether type ip udp sport 67 drop')] : []),
     `add element ${t} ${SPOOF_MAP} { "${veth}" : jump ${chain} }`,
   ];
 }

@@ -70,6 +70,7 @@ export async function ensureBridge(cfg: NetworkConfig): Promise<void> {
     if (!hasIPv6(cfg.bridge, cfg.gateway6.split('/')[0]!))
       await ipBatch([`addr add ${cfg.gateway6} dev ${cfg.bridge} nodad`], undefined, true);
     await pinBridgeMac(cfg.bridge);
+    ignoreRouters(cfg.bridge);
     return;
   }
   // -force: a concurrent caller may have made it meanwhile ("File exists" is fine).
@@ -88,6 +89,31 @@ export async function ensureBridge(cfg: NetworkConfig): Promise<void> {
   );
   if (!existsSync(`/sys/class/net/${cfg.bridge}`)) {
     throw new JailyardError('JY_ERR_PLATFORM', `cannot create bridge ${cfg.bridge}`, { step: 'addresses' });
+  }
+  // before its first port joins: until then nothing can reach it
+  ignoreRouters(cfg.bridge);
+}
+
+/** The sysctls that keep an interface from taking routers' word (a jail is never a router on
+ * the bridge): no router advertisements (SLAAC addresses, default routes), no redirects. */
+const NO_ROUTERS = ['ipv6/conf/%/accept_ra', 'ipv6/conf/%/accept_redirects', 'ipv4/conf/%/accept_redirects'];
+
+/** Turns them off for the host's bridge (idempotent; a write only where one is needed). A host
+ * without IPv6 has no such files. IPv4 redirects still count while the host's
+ * conf/all/accept_redirects is on and the bridge does not forward (the kernel ORs them): the
+ * bridge filter drops jails' redirects before that. */
+function ignoreRouters(bridge: string): void {
+  for (const key of NO_ROUTERS) {
+    const path = `/proc/sys/net/${key.replace('%', bridge)}`;
+    try {
+      if (readFileSync(path, 'utf8').trim() !== '0') writeFileSync(path, '0');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new JailyardError('JY_ERR_PLATFORM', `cannot turn off ${path}`, {
+        step: 'addresses',
+        output: (e as Error).message,
+      });
+    }
   }
 }
 
@@ -729,6 +755,12 @@ export async function setupNetwork(ctx: JailContext, cfg: NetworkConfig): Promis
   }
   const inside = await ipBatch(
     [
+      // no router advertisements and no redirects, before eth0 is up (all, default and eth0:
+      // the IPv4 kernel ORs all with the device's). One sysctl that `ip` forks and execs in the
+      // netns; -e: a host without IPv6 has no such keys
+      `netns exec ${netns} sysctl -q -e -w ${['all', 'default', 'eth0']
+        .flatMap((dev) => NO_ROUTERS.map((k) => `net/${k.replace('%', dev)}=0`))
+        .join(' ')}`,
       'link set lo up',
       // the link-local address from the MAC, whatever the host's default: the filter allows it
       'link set eth0 addrgenmode eui64',
