@@ -13,6 +13,12 @@
  *     i SOURCE TARGET RANGE FLAGS          an idmapped bind (native/jy-userns.h): SOURCE seen
  *                                          with host uid u as BASE+u, RANGE "BASE,COUNT";
  *                                          FLAGS: MOUNT_ATTR_* bits as for o (user-namespace jails)
+ *     r ROOT                               the SOURCE of the next op (m or i) is a path inside
+ *                                          ROOT, a tree a jail writes: it is opened with
+ *                                          openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS), so a
+ *                                          symlink the jail put there since jailyard resolved the
+ *                                          path fails the op instead of leading out of ROOT; the op
+ *                                          then mounts what was opened (/proc/self/fd/N)
  *     o TARGET LOWERS UPPER WORK FLAGS     an overlay (new mount API) at TARGET (absolute);
  *                                          LOWERS ':'-separated, top first, all absolute;
  *                                          FLAGS: decimal MOUNT_ATTR_* bits (ro, nosuid,
@@ -39,6 +45,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 #include <unistd.h>
 #include "jy-userns.h"
 
@@ -94,6 +101,30 @@ out:
 	return rc;
 }
 
+/* The "r" op's source: SOURCE (absolute, as jailyard resolved it inside ROOT) opened below
+ * ROOT with no symlink followed, as an O_PATH descriptor; -1 with errno on failure. */
+static int open_inside(const char *root, const char *source) {
+	size_t n = strlen(root);
+	while (n > 1 && root[n - 1] == '/') n--;
+	if (root[0] != '/' || strncmp(source, root, n) != 0 || (source[n] != '/' && source[n] != '\0')) {
+		errno = EXDEV;
+		return -1;
+	}
+	const char *rel = source + n;
+	while (*rel == '/') rel++;
+	int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0) return -1;
+	struct open_how how = {
+		.flags = O_PATH | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, rootfd, *rel ? rel : ".", &how, sizeof how);
+	int saved = errno;
+	close(rootfd);
+	errno = saved;
+	return fd;
+}
+
 static int usage(const char *why) {
 	fprintf(stderr, "jy-mount: %s\n", why);
 	return 2;
@@ -107,6 +138,7 @@ static int arity(const char *op) {
 	if (!strcmp(op, "d")) return 2;
 	if (!strcmp(op, "l")) return 2;
 	if (!strcmp(op, "o")) return 5;
+	if (!strcmp(op, "r")) return 1;
 	if (!strcmp(op, "i")) return 4;
 	return -1;
 }
@@ -124,19 +156,32 @@ int main(int argc, char **argv) {
 		if (!strcmp(argv[i], "o") && parse_ulong(argv[i + 5], 10, &v)) return usage("bad overlay flags");
 		unsigned long b, c;
 		if (!strcmp(argv[i], "i") && (!jy_parse_range(argv[i + 3], &b, &c) || parse_ulong(argv[i + 4], 10, &v))) return usage("bad idmap range or flags");
+		if (!strcmp(argv[i], "r") && (i + 2 >= argc || (strcmp(argv[i + 2], "m") && strcmp(argv[i + 2], "i"))))
+			return usage("r must come before an m or i op");
 		i += n + 1;
 	}
-	int done = 0, nsfd = -1;
+	int done = 0, nsfd = -1, srcfd = -1;
 	const char *nsrange = NULL;
+	char fdpath[64];
 	for (int i = 1; i < argc;) {
 		const char *op = argv[i];
 		char **a = &argv[i + 1];
 		int rc = 0;
 		unsigned long v = 0;
-		if (!strcmp(op, "m")) {
+		/* the source an "r" op opened stands in for the text of this op's SOURCE */
+		char *source = a[0];
+		if (srcfd >= 0) {
+			snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", srcfd);
+			a[0] = fdpath;
+		}
+		if (!strcmp(op, "r")) {
+			srcfd = open_inside(a[0], argv[i + 3]);
+			rc = srcfd < 0 ? -1 : 0;
+			if (rc) fprintf(stderr, "jy-mount: %s inside %s: %s\n", argv[i + 3], a[0], strerror(errno));
+		} else if (!strcmp(op, "m")) {
 			parse_ulong(a[3], 10, &v);
 			rc = mount(nul(a[0]), a[1], nul(a[2]), v, nul(a[4]));
-			if (rc) fprintf(stderr, "jy-mount: mount %s on %s (%s): %s\n", *a[0] ? a[0] : "-", a[1], *a[2] ? a[2] : "-", strerror(errno));
+			if (rc) fprintf(stderr, "jy-mount: mount %s on %s (%s): %s\n", *source ? source : "-", a[1], *a[2] ? a[2] : "-", strerror(errno));
 		} else if (!strcmp(op, "u")) {
 			parse_ulong(a[1], 10, &v);
 			rc = umount2(a[0], (int)v);
@@ -168,7 +213,7 @@ int main(int argc, char **argv) {
 				nsrange = a[2];
 			}
 			rc = nsfd < 0 ? -1 : jy_idmap_bind(a[0], a[1], nsfd, v);
-			if (rc) fprintf(stderr, "jy-mount: idmapped bind %s on %s (%s): %s\n", a[0], a[1], a[2], strerror(errno));
+			if (rc) fprintf(stderr, "jy-mount: idmapped bind %s on %s (%s): %s\n", source, a[1], a[2], strerror(errno));
 		} else if (!strcmp(op, "o")) {
 			parse_ulong(a[4], 10, &v);
 			rc = overlay(a[0], a[1], a[2], a[3], v);
@@ -176,6 +221,11 @@ int main(int argc, char **argv) {
 		} else if (!strcmp(op, "l")) {
 			rc = symlink(a[0], a[1]);
 			if (rc) fprintf(stderr, "jy-mount: symlink %s -> %s: %s\n", a[1], a[0], strerror(errno));
+		}
+		if (strcmp(op, "r") && srcfd >= 0) {
+			a[0] = source;
+			close(srcfd);
+			srcfd = -1;
 		}
 		if (rc) {
 			printf("done %d\n", done);

@@ -147,6 +147,21 @@ function insideRoot(root: string, target: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
 
+/**
+ * The plan with each bind of the jail's own `mount` and `mount.fstab` lines whose source lies
+ * in a jail's tree (`trees`: every jail's root and its folder of the state folder, which the
+ * jail writes) marked with the innermost such tree (MountStep `within`): the driver resolves
+ * that source inside it, as the jail sees it, never through a symlink the jail made.
+ */
+export function markJailTrees(plan: MountPlan, trees: readonly string[]): MountPlan {
+  const mounts = plan.mounts.map((m) => {
+    if (m.kind !== 'bind' || (m.origin !== 'mount' && m.origin !== 'mount.fstab')) return m;
+    const within = trees.filter((t) => insideRoot(t, normalize(m.source))).sort((a, b) => b.length - a.length)[0];
+    return within === undefined ? m : { ...m, within };
+  });
+  return { ...plan, mounts };
+}
+
 /** One fstab entry as a plan step (nullfs is a bind mount on Linux). */
 export function fstabStep(entry: FstabEntry, root: string, jail: string, origin: string): MountStep {
   const target = normalize(entry.target);

@@ -13,7 +13,14 @@ import { checkRevision } from '../store/revision.ts';
 import type { JailChange, JailRecord, Store, WriteOptions } from '../store/types.ts';
 import type { BatchOptions, BatchResult, JailOutcome, JailService } from './types.ts';
 import { guestDir, jailRoot, jailStateDir, removeEnterFiles, skeletonOf } from '../layout.ts';
-import { buildContext, checkNestedParams, completePlan, parentName, type ParentInfo } from './jailplan.ts';
+import {
+  buildContext,
+  checkNestedParams,
+  completePlan,
+  markJailTrees,
+  parentName,
+  type ParentInfo,
+} from './jailplan.ts';
 import { finishStop, reapDied, startJail, stopJail, type LifecycleDeps } from './lifecycle.ts';
 import { crashPoint } from './crashpoint.ts';
 import { dropIntent, refuseUnfinished, saveIntent } from './intent.ts';
@@ -189,7 +196,18 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
   const planOf = (record: JailRecord): MountPlan => {
     const root = rootOf(record);
     const base = skeletonOf(record) && opts.skeletons ? opts.skeletons.plan(stateDir, record, root) : undefined;
-    return completePlan(stateDir, record, root, base);
+    const plan = completePlan(stateDir, record, root, base);
+    // a `mount` line may name a directory of a jail's tree: every jail's (this one's too)
+    if (!plan.mounts.some((m) => m.kind === 'bind' && (m.origin === 'mount' || m.origin === 'mount.fstab')))
+      return plan;
+    const trees = store.listJails().flatMap((j) => {
+      try {
+        return [rootOf(j), jailStateDir(stateDir, j.name)];
+      } catch {
+        return [jailStateDir(stateDir, j.name)];
+      }
+    });
+    return markJailTrees(plan, trees);
   };
 
   const deps = async (bopts: BatchOptions = {}): Promise<LifecycleDeps> => ({

@@ -15,6 +15,10 @@ export type MountStep =
       origin: string;
       /** mount(8) option words the user gave (fstab, mount): nosuid, nodev, noexec... */
       options?: string[];
+      /** The source lies in this jail's tree (a root, or a jail's folder of the state
+       * folder), which the jail writes: it is resolved inside it, as the jail sees it, and
+       * opened with no symlink followed, never by the host's view of a link the jail made. */
+      within?: string;
     }
   | { kind: 'overlay'; lower: string[]; upper: string; work: string; target: string; origin: string }
   | { kind: 'tmpfs'; target: string; options: string[]; origin: string }

@@ -26,3 +26,26 @@ test('an empty mount.fstab entry names no file, as config.c skips it: `mount.fst
   assert.doesNotThrow(() => checkNestedParams(record('p.c', { 'mount.fstab': [''] })));
   assert.throws(() => checkNestedParams(record('p.c', { 'mount.fstab': [fstab] })), /not supported for a nested jail/);
 });
+
+test("markJailTrees: a mount line's source in a jail's tree is marked with the innermost tree; skeleton binds and other sources are not", async () => {
+  const { markJailTrees } = await import('../../src/runtime/jailplan.ts');
+  const bind = (source: string, origin: string) =>
+    ({ kind: 'bind', source, target: `/jails/j/mnt${source}`, readonly: false, origin }) as const;
+  const plan = {
+    root: '/jails/j',
+    mkdirs: [],
+    symlinks: [],
+    mounts: [
+      bind('/state/jails/a/root/srv/share', 'mount'),
+      bind('/state/jails/a/upper/x', 'mount.fstab'),
+      bind('/state/jails/a/root/usr', 'skeleton-ro'),
+      bind('/srv/data', 'mount'),
+      bind('/jails/b/../b/srv', 'mount'),
+    ],
+  };
+  const trees = ['/state/jails/a', '/state/jails/a/root', '/jails/b'];
+  assert.deepEqual(
+    markJailTrees(plan, trees).mounts.map((m) => (m.kind === 'bind' ? (m.within ?? '-') : '')),
+    ['/state/jails/a/root', '/state/jails/a', '-', '-', '/jails/b'],
+  );
+});

@@ -33,14 +33,14 @@ function mkdirRecorded(dir: string): string[] {
  * jail(8)'s check_path: below the jail root no component of a mount point may be a symlink,
  * or a jail's root user could plant one and have the host mount over its own files.
  */
-function checkNoSymlink(root: string, target: string, jail: string): void {
+function checkNoSymlink(root: string, target: string, jail: string, what = 'mount point'): void {
   const rel = relative(root, target);
   if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return;
   let p = root;
   for (const part of rel.split(sep)) {
     p = `${p}${sep}${part}`;
     if (exists(p) && lstatSync(p).isSymbolicLink()) {
-      throw new JailyardError('JY_ERR_PATH', `mount point ${target}: ${p} is a symbolic link`, {
+      throw new JailyardError('JY_ERR_PATH', `${what} ${target}: ${p} is a symbolic link`, {
         jail,
         step: 'mounts',
       });
@@ -137,6 +137,10 @@ export async function executePlan(
     for (const cmd of mountCommands(step, devfsRuleset)) {
       try {
         checkNoSymlink(plan.root, cmd.target, ctx.name);
+        // a source in a jail's tree (MountStep within): no symlink of that jail's on the way
+        // (mount_nullfs would follow it to a host path)
+        if (step.kind === 'bind' && step.within)
+          checkNoSymlink(step.within, step.source, ctx.name, "mount source in a jail's tree");
       } catch (e) {
         return fail(e as JailyardError);
       }

@@ -84,7 +84,10 @@ export type MountOp =
   | { op: 'd'; path: string; mode: number }
   | { op: 'l'; target: string; path: string }
   | { op: 'o'; target: string; lower: string[]; upper: string; work: string; flags: number }
-  | { op: 'i'; source: string; target: string; range: string; flags: number };
+  | { op: 'i'; source: string; target: string; range: string; flags: number }
+  /** The next op's source lies in `root`, a tree a jail writes: opened with no symlink
+   * followed (native/jy-mount.c). */
+  | { op: 'r'; root: string };
 
 /** One op plus what it means to the caller: a description and the mount it creates. */
 export interface BatchOp {
@@ -106,7 +109,7 @@ export const HOST_MOUNT_FLAGS = MS.NOSUID | MS.NODEV;
 export const ops = {
   /** mount --bind [-o ro,...]: a bind, then a remount with its flags (mount(2) ignores the
    * flags of a bind itself); `flags` are more MS_* bits for that remount (nosuid, nodev...). */
-  bind(source: string, target: string, readonly: boolean, recursive = false, flags = 0): BatchOp[] {
+  bind(source: string, target: string, readonly: boolean, recursive = false, flags = 0, within?: string): BatchOp[] {
     const what = `${source} on ${target} (${recursive ? 'rbind' : 'bind'}${readonly ? ', ro' : ''})`;
     const first: BatchOp = {
       op: { op: 'm', source, target, fstype: '', flags: MS.BIND | (recursive ? MS.REC : 0), data: '' },
@@ -115,8 +118,9 @@ export const ops = {
       ...(source === target ? {} : { covers: target }),
     };
     const set = (readonly ? MS.RDONLY : 0) | flags;
-    if (!set) return [first];
+    if (!set) return [...sourceInside(source, within), first];
     return [
+      ...sourceInside(source, within),
       first,
       {
         op: { op: 'm', source: '', target, fstype: '', flags: MS.BIND | MS.REMOUNT | set, data: '' },
@@ -151,9 +155,10 @@ export const ops = {
   },
   /** An idmapped bind (user-namespace jails, docs/userns.md): host uid u of `source` shows as
    * BASE+u; `range` "BASE,COUNT"; `flags`: ro, nosuid, nodev, noexec bits as for overlay. */
-  idmap(source: string, target: string, range: string, readonly: boolean, flags = 0): BatchOp[] {
+  idmap(source: string, target: string, range: string, readonly: boolean, flags = 0, within?: string): BatchOp[] {
     const attr = ((readonly ? MS.RDONLY : 0) | flags) & (MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
     return [
+      ...sourceInside(source, within),
       {
         op: { op: 'i', source, target, range, flags: attr },
         what: `${source} on ${target} (idmapped ${range}${readonly ? ', ro' : ''})`,
@@ -185,6 +190,12 @@ export const ops = {
   },
 };
 
+/** The op that makes the next one open `source` inside `within` (a jail's tree) with no
+ * symlink followed; none without `within`. */
+function sourceInside(source: string, within: string | undefined): BatchOp[] {
+  return within === undefined ? [] : [{ op: { op: 'r', root: within }, what: `${source} inside ${within}` }];
+}
+
 /** jy-mount's argv for a batch (no shell: every value is one argument). */
 export function batchArgv(batch: readonly BatchOp[]): string[] {
   const argv = [JY_MOUNT];
@@ -210,6 +221,9 @@ export function batchArgv(batch: readonly BatchOp[]): string[] {
         break;
       case 'i':
         argv.push('i', op.source, op.target, op.range, String(op.flags));
+        break;
+      case 'r':
+        argv.push('r', op.root);
         break;
     }
   }

@@ -243,19 +243,31 @@ async function mountStep(
       return; // proc belongs to the jail's pid namespace: mounted inside at create
     case 'bind': {
       await batch.settle(step.source);
-      const srcIsDir = statSync(view.fs(step.source)).isDirectory();
+      // a source in a jail's tree (a `mount` line naming another jail's directory): read as
+      // that jail sees it, never through a symlink it made to a host path, and opened by
+      // jy-mount with no symlink followed (one made since fails the mount)
+      const source = step.within ? resolveInside(step.within, step.source, ctx.name, view.fs) : step.source;
+      const srcIsDir = statSync(view.fs(source)).isDirectory();
       prepareTarget(target, srcIsDir, facts, view);
       const asked = parseMountOptions(step.options ?? []).flags;
       // a user-namespace jail sees the host's shared trees through its range's idmapping
       const b =
         range && IDMAPPED_ORIGINS.has(step.origin)
-          ? ops.idmap(step.source, target, rangeArg(range), step.readonly, HOST_MOUNT_FLAGS | (asked & MS.NOEXEC))
+          ? ops.idmap(
+              source,
+              target,
+              rangeArg(range),
+              step.readonly,
+              HOST_MOUNT_FLAGS | (asked & MS.NOEXEC),
+              step.within,
+            )
           : ops.bind(
-              step.source,
+              source,
               target,
               step.readonly,
               false,
               HOST_MOUNT_FLAGS | (asked & (MS.NOEXEC | MS.NOSYMFOLLOW)),
+              step.within,
             );
       batch.add(asked & MS.NOSUID ? b : honourSuid(b));
       return;

@@ -113,6 +113,39 @@ describe('FreeBSD driver: mounts (mocked FreeBSD)', () => {
     fake.verify();
   });
 
+  test("a source in another jail's tree passing a symlink of that jail's is refused before mounting (mocked FreeBSD)", async (t) => {
+    const sb = sandbox(t, NAME);
+    const { root, ctx } = sb;
+    // the other jail's tree: a folder of this sandbox, with its link to a host path
+    const other = join(root, '..', 'other-root');
+    mkdirSync(join(other, 'srv'), { recursive: true });
+    symlinkSync('/etc', join(other, 'srv/share'));
+    const plan: MountPlan = {
+      root,
+      mkdirs: [],
+      symlinks: [],
+      mounts: [
+        {
+          kind: 'bind',
+          source: join(other, 'srv/share'),
+          target: join(root, 'mnt'),
+          readonly: false,
+          origin: 'mount',
+          within: other,
+        },
+      ],
+    };
+    const fake = createFakeRunner([]);
+    const driver = createFreeBSDDriver({ runner: fake });
+    await assert.rejects(driver.mount(ctx, plan), (e: unknown) => {
+      assert.ok(e instanceof JailyardError);
+      assert.equal(e.code, 'JY_ERR_PATH');
+      assert.match(e.message, /mount source in a jail's tree .*share is a symbolic link/);
+      return true;
+    });
+    fake.verify();
+  });
+
   test('basejail: one ro nullfs plus symlinks; unmount skips targets already gone (mocked FreeBSD)', async (t) => {
     const sb = sandbox(t, NAME);
     const { root, ctx } = sb;
