@@ -118,7 +118,8 @@ export class JailyardError extends Error {
     return ERROR_CODES[this.code];
   }
 
-  /** The message with its place first, the way jail(8) names the jail first. */
+  /** The message with its place first, the way jail(8) names the jail first. The output
+   * (often a jail's own: a hook run inside it) is shown printable, never as terminal controls. */
   describe(): string {
     const p = this.place;
     const where: string[] = [];
@@ -129,13 +130,28 @@ export class JailyardError extends Error {
     if (p.step) where.push(`step ${p.step}`);
     let text = where.length ? `${where.join(', ')}: ${this.message}` : this.message;
     if (p.excerpt) text += `\n${p.excerpt}`;
-    if (p.output) text += `\n${p.output}`;
+    if (p.output) text += `\n${printable(p.output)}`;
     return text;
   }
 
   toJSON(): { code: ErrorCode; message: string } & ErrorPlace {
     return { code: this.code, message: this.message, ...this.place };
   }
+}
+
+/**
+ * What a terminal may be shown of a jail's bytes: control characters other than newline and
+ * tab (ESC, CSI and the rest of C0 and C1, DEL, a carriage return that does not end a line)
+ * become visible escapes (\x1b, \u009b, \r), so a jail cannot move the cursor, retitle the
+ * window, change the colours for what follows or write into the terminal's answerback;
+ * bytes that are not UTF-8 become U+FFFD. Everything else passes as it is.
+ */
+export function printable(text: string): string {
+  return text.replace(/\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/g, (c) => {
+    if (c === '\r') return '\\r';
+    const code = c.charCodeAt(0);
+    return code < 0x80 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }
 
 export function isJailyardError(e: unknown): e is JailyardError {

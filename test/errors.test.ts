@@ -14,6 +14,17 @@ test('JailyardError names the place first, then the message', () => {
   assert.equal(e.toJSON().code, 'JY_ERR_PARAM_VALUE');
 });
 
+test("an error's output (a jail's own, from a hook inside it) is shown printable: no terminal controls", () => {
+  const e = new JailyardError('JY_ERR_STEP_FAILED', 'exec.start failed with status 3', {
+    jail: 'b5',
+    output: 'A\x1b]0;TITLE\x07B\x1b[31mRED\r\nnext\tline\n',
+  });
+  assert.equal(
+    e.describe(),
+    'jail "b5": exec.start failed with status 3\nA\\x1b]0;TITLE\\x07B\\x1b[31mRED\r\nnext\tline\n',
+  );
+});
+
 test('docs/errors.md lists exactly the registered codes, with their HTTP status', async () => {
   const { readFileSync } = await import('node:fs');
   const { ERROR_CODES } = await import('../src/errors.ts');

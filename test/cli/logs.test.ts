@@ -13,7 +13,7 @@ import { request } from 'undici';
 import { binArgs, cliFor } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, processesMentioning, type SystemSnapshot } from '../helpers/leaks.ts';
 import { parseIndex, parseSince, readConsoleLog, startOffset } from '../../src/runtime/logs.ts';
-import { printable } from '../../src/cli/commands/logs.ts';
+import { printable } from '../../src/errors.ts';
 import { logs as remoteLogs } from '../../src/api/client.ts';
 import { consoleRelays } from '../../src/platform/linux/console.ts';
 

@@ -20,6 +20,7 @@ before(async () => {
 
 after(async () => {
   await jy('remove', 'cp1');
+  await jy('remove', 'cp2');
   assertNoLeaks(baseline, state);
   rmSync(state, { recursive: true, force: true });
 });
@@ -40,4 +41,16 @@ test('an exec.consolelog inside the jail root fails the start, naming the parame
   const ls = await jy('ls', '-a', '--json', 'name', 'state');
   assert.match(ls.stdout, /"state":\s*"stopped"/);
   assert.equal(existsSync(log), false, 'nothing was written there');
+});
+
+test("a failed start shows the jail's output printable: its escape sequences never reach the operator's terminal", {
+  timeout: 60_000,
+}, async () => {
+  // exec.start runs inside the jail: its output is the jail's to choose
+  const hostile = `printf 'A\\033]0;TITLE\\007B\\033[31mRED\\n'; exit 3`;
+  assert.equal((await jy('create', 'cp2', 'skeleton=host', 'persist', `exec.start=${hostile}`)).code, 0);
+  const r = await jy('start', 'cp2');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /A\\x1b\]0;TITLE\\x07B\\x1b\[31mRED/, r.stderr);
+  assert.doesNotMatch(r.stderr, /[\x1b\x07]/, 'no raw ESC or BEL');
 });

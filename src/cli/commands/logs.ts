@@ -3,22 +3,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { RegisterVerb } from '../context.ts';
 import { processIO, type CliIO } from '../context.ts';
-import { JailyardError } from '../../errors.ts';
-
-/**
- * What a terminal may be shown of a jail's bytes: control characters other than newline and
- * tab (ESC, CSI and the rest of C0 and C1, DEL, a carriage return that does not end a line)
- * become visible escapes (\x1b, \u009b, \r), so a jail cannot move the cursor, retitle the
- * window, change the colours for what follows or write into the terminal's answerback;
- * bytes that are not UTF-8 become U+FFFD. Everything else passes as it is.
- */
-export function printable(text: string): string {
-  return text.replace(/\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/g, (c) => {
-    if (c === '\r') return '\\r';
-    const code = c.charCodeAt(0);
-    return code < 0x80 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
-  });
-}
+import { JailyardError, printable } from '../../errors.ts';
 
 /** Writes chunks as they come: bytes untouched to a pipe or file (like `tail`), escaped to a
  * terminal unless --raw; through the CLI's io (in-process callers) line by line. */
