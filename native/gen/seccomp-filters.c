@@ -141,6 +141,11 @@ static void add_rules(scmp_filter_ctx ctx, unsigned allow) {
 		}
 		struct scmp_arg_cmp high = SCMP_A0(SCMP_CMP_GE, AF_PACKET + 1);
 		seccomp_deny(ctx, SCMP_ACT_ERRNO(EPERM), "socket", 1, &high);
+	} else {
+		/* not even with allow.socket_af: vsock has no network namespace, so it would reach the
+		 * hypervisor (CID 2) and the host's own vsock listeners (CID 1) from any jail */
+		struct scmp_arg_cmp vsock = SCMP_A0(SCMP_CMP_EQ, AF_VSOCK);
+		seccomp_deny(ctx, SCMP_ACT_ERRNO(EPERM), "socket", 1, &vsock);
 	}
 }
 

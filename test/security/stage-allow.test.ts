@@ -49,6 +49,8 @@ test("allow.raw_sockets: CAP_NET_RAW in pid 1's bounding set, raw and packet soc
 test('allow.socket_af: other families pass the filter; allow.read_msgbuf: syslog(2)', () => {
   const p = probeResults(log);
   assert.notEqual(p.socket_alg, 'EPERM', 'AF_ALG is up to the kernel now (EAFNOSUPPORT when it lacks it)');
+  // vsock has no network namespace: it would reach the hypervisor and the host's listeners
+  assert.equal(p.socket_vsock, 'EPERM', 'AF_VSOCK stays closed');
   assert.equal(p.syslog, 'ok', log);
   // what no allow.* parameter opens
   for (const call of ['keyctl', 'unshare_user', 'mount', 'bpf', 'tiocsti']) assert.equal(p[call], 'EPERM', call);

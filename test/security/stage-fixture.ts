@@ -202,6 +202,7 @@ int main(void) {
 	out("socket_raw", socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, 1));
 	out("socket_packet", socket(AF_PACKET, SOCK_RAW, 0));
 	out("socket_alg", socket(AF_ALG, SOCK_SEQPACKET, 0));
+	out("socket_vsock", socket(AF_VSOCK, SOCK_STREAM, 0));
 	out("socket_netlink", socket(AF_NETLINK, SOCK_RAW, 0));
 	out("socket_tcp", socket(AF_INET, SOCK_STREAM, 0));
 	pid_t p = fork();

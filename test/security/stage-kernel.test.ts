@@ -120,6 +120,7 @@ test('seccomp: denied calls fail with EPERM, also through int 0x80; clone3 ENOSY
     'socket_raw',
     'socket_packet',
     'socket_alg',
+    'socket_vsock',
   ];
   for (const call of denied) assert.equal(p[call], 'EPERM', `${call}: ${probeLog}`);
   if (p.getpid_i386 === 'NOIA32') {
