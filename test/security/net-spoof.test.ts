@@ -91,19 +91,21 @@ def csum(b):
     s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
     while s >> 16: s = (s & 0xffff) + (s >> 16)
     return (~s) & 0xffff
+def icmp6(src, dst, esrc, edst, icmp):
+    # ICMP with its checksum field zero: the checksum, an IPv6 header (hop limit 255), 3 frames
+    s6, d6 = ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed
+    pseudo = s6 + d6 + struct.pack('!IxxxB', len(icmp), 58)
+    icmp = icmp[:2] + struct.pack('!H', csum(pseudo + icmp)) + icmp[4:]
+    ip = struct.pack('!IHBB', 0x60000000, len(icmp), 58, 255) + s6 + d6
+    for _ in range(3):
+        s.send(mac(edst) + mac(esrc) + struct.pack('!H', 0x86dd) + ip + icmp)
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind(('eth0', 0))
 kind = sys.argv[1]
 if kind == 'na':
     # an unsolicited neighbour advertisement (override) for TARGET from SRC (B's own address)
     src, dst, target, lladdr, esrc, edst = sys.argv[2:8]
-    s6, d6 = ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed
-    icmp = struct.pack('!BBHI', 136, 0, 0, 0x20000000) + ipaddress.IPv6Address(target).packed + bytes([2, 1]) + mac(lladdr)
-    pseudo = s6 + d6 + struct.pack('!IxxxB', len(icmp), 58)
-    icmp = icmp[:2] + struct.pack('!H', csum(pseudo + icmp)) + icmp[4:]
-    ip = struct.pack('!IHBB', 0x60000000, len(icmp), 58, 255) + s6 + d6
-    for _ in range(3):
-        s.send(mac(edst) + mac(esrc) + struct.pack('!H', 0x86dd) + ip + icmp)
+    icmp6(src, dst, esrc, edst, struct.pack('!BBHI', 136, 0, 0, 0x20000000) + ipaddress.IPv6Address(target).packed + bytes([2, 1]) + mac(lladdr))
 elif kind == 'arp':
     sha, spa, tha, tpa, esrc = sys.argv[2:7]
     arp = struct.pack('!HHBBH', 1, 0x0800, 6, 4, 2) + mac(sha) + socket.inet_aton(spa) + mac(tha) + socket.inet_aton(tpa)
@@ -112,13 +114,7 @@ elif kind == 'arp':
 elif kind == 'icmp6':
     # an ICMPv6 message of TYPE and CODE with BODY (hex, after the checksum), hop limit 255
     src, dst, esrc, edst, typ, code, body = sys.argv[2:9]
-    s6, d6 = ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed
-    icmp = struct.pack('!BBH', int(typ), int(code), 0) + bytes.fromhex(body)
-    pseudo = s6 + d6 + struct.pack('!IxxxB', len(icmp), 58)
-    icmp = icmp[:2] + struct.pack('!H', csum(pseudo + icmp)) + icmp[4:]
-    ip = struct.pack('!IHBB', 0x60000000, len(icmp), 58, 255) + s6 + d6
-    for _ in range(3):
-        s.send(mac(edst) + mac(esrc) + struct.pack('!H', 0x86dd) + ip + icmp)
+    icmp6(src, dst, esrc, edst, struct.pack('!BBH', int(typ), int(code), 0) + bytes.fromhex(body))
 elif kind == 'icmp4':
     src, dst, esrc, edst, typ, code, body = sys.argv[2:9]
     icmp = struct.pack('!BBH', int(typ), int(code), 0) + bytes.fromhex(body)
