@@ -190,7 +190,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       if (socket.remoteAddress !== undefined || jailNamespaces().size === 0) return;
       const peer = await peers.of(socket);
       const ns = jailNamespaces();
-      if (peer && ((peer.mnt && ns.has(peer.mnt)) || (peer.pidns && ns.has(peer.pidns)))) {
+      // a peer whose namespaces cannot be read (the connecting process exited, a child of it
+      // holding the socket; its number reused) is refused: unknown is not the host
+      const unknown = peer !== undefined && peer.mnt === undefined && peer.pidns === undefined;
+      if (peer && (unknown || (peer.mnt && ns.has(peer.mnt)) || (peer.pidns && ns.has(peer.pidns)))) {
         reply.header('connection', 'close');
         throw new JailyardError('JY_ERR_UNAUTHORIZED', 'the API does not serve processes inside a jail', {
           step: 'authorization',

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SecurityHost } from './helpers.ts';
 import { rawRequest } from './api-helpers.ts';
@@ -70,6 +70,39 @@ describe('unix socket peers (guest sockets, the API socket)', {
 
   test('a process of another jail gets 403 from the guest socket and 401 from the API socket', () => {
     assert.equal(fromOtherJail('gp2', ASK(guestOf('gp1'), GET_ENV)), 'HTTP/1.1 403 Forbidden');
+    assert.equal(fromOtherJail('gp2', ASK(daemon.socket, GET_JAILS)), 'HTTP/1.1 401 Unauthorized');
+  });
+
+  test('the connecting process exits and a child of it asks: 401 (a peer that cannot be read is not the host)', () => {
+    // SO_PEERCRED names the process that connected; once it is gone its namespaces cannot be
+    // read (and its number may be reused by a host process). Audit: a jail's process got 200
+    const out = join(h.jailDir('gp1'), '..', 'peer-handoff.txt');
+    const handOff = `
+import os, socket, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(${JSON.stringify(daemon.socket)})
+if os.fork() == 0:
+    time.sleep(0.5)
+    s.sendall(${JSON.stringify(GET_JAILS)}.encode())
+    try:
+        line = s.recv(200).decode(errors="replace").split("\\r\\n")[0] or "EMPTY"
+    except OSError as e:
+        line = "OSERROR %d" % e.errno
+    open(${JSON.stringify(out)}, "w").write(line)
+os._exit(0)
+`;
+    const answer = (): string => {
+      const t0 = Date.now();
+      while (!existsSync(out) && Date.now() - t0 < 10_000) execFileSync('sleep', ['0.1']);
+      const line = readFileSync(out, 'utf8');
+      rmSync(out);
+      return line;
+    };
+    fromOtherJail('gp2', handOff);
+    assert.equal(answer(), 'HTTP/1.1 401 Unauthorized', 'a process of a jail');
+    execFileSync('/usr/bin/python3', ['-c', handOff]);
+    assert.equal(answer(), 'HTTP/1.1 401 Unauthorized', 'and the same hand-off on the host: unknown is refused');
     assert.equal(fromOtherJail('gp2', ASK(daemon.socket, GET_JAILS)), 'HTTP/1.1 401 Unauthorized');
   });
 
