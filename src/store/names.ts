@@ -15,7 +15,8 @@ const MAX_NAME_BYTES = 255;
  *   unless it is the jail's own `jid` parameter (a jail.conf block `5309 { }` is the jail with
  *   jid 5309, named "5309" by default, as the kernel names a jail created without a name);
  * - no "/" (the name is a folder name), no whitespace or control characters (jls output is
- *   space-separated), no "*" (jail.conf's wildcard).
+ *   space-separated), no invisible format characters (U+202E, U+200B: a name that shows as
+ *   another), no "*" (jail.conf's wildcard).
  */
 export function validateJailName(name: string, jid?: number): void {
   const fail = (why: string): never => {
@@ -25,7 +26,10 @@ export function validateJailName(name: string, jid?: number): void {
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) fail(`longer than ${MAX_NAME_BYTES} bytes`);
   if (name.includes('/')) fail('contains "/"');
   if (name.includes('*')) fail('contains "*" (the jail.conf wildcard)');
-  if (/[\s\x00-\x1f\x7f]/.test(name)) fail('contains whitespace or a control character');
+  // and nothing invisible that would make one name look like another on a terminal or the
+  // dashboard: C1 controls, format characters (right-to-left overrides, zero-width spaces)
+  if (/[\s\x00-\x1f\x7f-\x9f\p{Cf}\p{Zl}\p{Zp}]/u.test(name))
+    fail('contains whitespace, a control character or an invisible format character');
   const parts = name.split('.');
   if (parts.some((p) => p.length === 0)) fail('empty component (leading, trailing or doubled ".")');
   const last = parts[parts.length - 1]!;

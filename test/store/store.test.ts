@@ -99,7 +99,7 @@ describe('store basics', () => {
   });
 
   test('jail names: FreeBSD rules plus folder safety', () => {
-    for (const ok of ['a', 'www', 'web-1', 'p.c', 'a.b.c', 'j_1', '1a', 'a.1b']) validateJailName(ok);
+    for (const ok of ['a', 'www', 'web-1', 'p.c', 'a.b.c', 'j_1', '1a', 'a.1b', 'café', 'ядро']) validateJailName(ok);
     for (const bad of [
       '',
       '1',
@@ -114,6 +114,11 @@ describe('store basics', () => {
       'a b',
       'a\tb',
       'a\nb',
+      // shown as another name: a right-to-left override, a zero-width space, a C1 control
+      'x\u202e2u',
+      'u2\u200b',
+      'a\u0085b',
+      '\ufeffa',
       '*',
       'x'.repeat(256),
     ]) {
