@@ -47,20 +47,31 @@ export interface DesiredServer {
   awaitingReady: boolean;
 }
 
+/** Why a nested jail is no server unless asked for: its labels are its parent jail's to
+ * write (a jail's own jail(8) sets its children's meta), so a jail could put a child of its
+ * own, at its own address, into another service's pool. */
+export const NESTED_REASON = "a nested jail (its labels are its parent jail's to write): lb --nested serves them";
+
 /**
  * The servers a set of jails should give (pure): running, matching, not draining, with an
- * ip4 address and a port. Jails that match but cannot be served are reported in `skipped`.
+ * ip4 address and a port, and top-level unless `nested`. Jails that match but cannot be
+ * served are reported in `skipped`.
  */
 export function desiredServers(
   jails: Iterable<LbJail>,
   selector: string,
   defaultPort: number | undefined,
+  opts: { nested?: boolean } = {},
 ): { servers: Map<string, DesiredServer>; skipped: { jail: string; reason: string }[] } {
   const sel = parseSelector(selector);
   const servers = new Map<string, DesiredServer>();
   const skipped: { jail: string; reason: string }[] = [];
   for (const j of jails) {
     if (j.state !== 'running' || !sel.matches(j.labels)) continue;
+    if (!opts.nested && j.name.includes('.')) {
+      skipped.push({ jail: j.name, reason: NESTED_REASON });
+      continue;
+    }
     const readiness = j.labels[READINESS_LABEL];
     if (readiness !== undefined && readiness !== '' && readiness !== 'guest' && readiness !== 'health') {
       skipped.push({
@@ -113,6 +124,9 @@ export interface ControllerOptions {
   adminSocket: string;
   /** Port for jails without a `port` label. */
   port?: number;
+  /** Nested jails matching the selector are servers too (their parent jails write their
+   * labels); by default they are skipped. */
+  nested?: boolean;
   signal: AbortSignal;
   /** Longest wait for a draining server's sessions to end before they are cut (default 30 s). */
   drainTimeoutMs?: number;
@@ -170,7 +184,9 @@ export async function runHaproxyController(o: ControllerOptions): Promise<void> 
   };
 
   const reconcile = async (): Promise<void> => {
-    const { servers: desired, skipped } = desiredServers(jails.values(), o.selector, o.port);
+    const { servers: desired, skipped } = desiredServers(jails.values(), o.selector, o.port, {
+      ...(o.nested ? { nested: true } : {}),
+    });
     for (const s of skipped) {
       const key = `${s.jail}:${s.reason}`;
       if (!skippedLogged.has(key)) log(`skip jail ${s.jail}: ${s.reason}`);

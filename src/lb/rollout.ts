@@ -465,8 +465,10 @@ async function runSteps(state: RolloutState, deps: RolloutDeps, abortAsked: () =
   try {
     for (;;) {
       interrupted();
-      const olds = await service.list({ selector: oldSel });
-      const news = await service.list({ selector: newSel });
+      // top-level jails only: a nested one's labels are its parent jail's to write, so a jail
+      // could otherwise make a child of its own count as a new replica (lb.ts NESTED_REASON)
+      const olds = (await service.list({ selector: oldSel })).filter(topLevel);
+      const news = (await service.list({ selector: newSel })).filter(topLevel);
       const healthyNews: JailRecord[] = [];
       for (const j of news) {
         try {
@@ -565,11 +567,13 @@ async function abortSteps(state: RolloutState, deps: Omit<RolloutDeps, 'template
   }
 }
 
+const topLevel = (j: JailRecord): boolean => !j.name.includes('.');
+
 async function abortWalk(state: RolloutState, deps: Omit<RolloutDeps, 'template'>): Promise<RolloutState> {
   const { service } = deps;
   const { rt, poolTimeout, step } = rolloutTools(state, deps, 'abort');
   step(`abort: back to ${state.selector},${state.from}`);
-  for (const j of await service.list({ selector: `${state.selector},${state.from}` })) {
+  for (const j of (await service.list({ selector: `${state.selector},${state.from}` })).filter(topLevel)) {
     if (labelsOf(j.meta, j.env)[DRAIN_LABEL] !== undefined) {
       step(`undrain ${j.name}`);
       crashPoint('abort:undrain');

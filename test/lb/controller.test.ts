@@ -10,6 +10,7 @@ import {
   DRAIN_LABEL,
   READINESS_LABEL,
   desiredServers,
+  NESTED_REASON,
   runHaproxyController,
   serverNameOf,
   waitForServer,
@@ -98,6 +99,31 @@ describe('desiredServers (pure)', () => {
     assert.deepEqual(skipped, [
       { jail: 'c', reason: 'invalid jailyard.lb/readiness label "http" (guest, health, or no label)' },
     ]);
+  });
+
+  test("a nested jail is no server unless --nested: its labels are its parent jail's to write", () => {
+    // audit: a jail made a child at its own address labelled app=www and joined www's pool
+    const jails: LbJail[] = [
+      { name: 'www1', state: 'running', labels: { app: 'www' }, params: { 'ip4.addr': '198.51.100.30' }, ready: false },
+      {
+        name: 'u1.uw',
+        state: 'running',
+        labels: { app: 'www' },
+        params: { 'ip4.addr': '198.51.100.31' },
+        ready: false,
+      },
+    ];
+    const plain = desiredServers(jails, 'app=www', 80);
+    assert.deepEqual(
+      [...plain.servers.values()].map((s) => s.jail),
+      ['www1'],
+    );
+    assert.deepEqual(plain.skipped, [{ jail: 'u1.uw', reason: NESTED_REASON }]);
+    const nested = desiredServers(jails, 'app=www', 80, { nested: true });
+    assert.deepEqual(
+      [...nested.servers.values()].map((s) => s.jail),
+      ['www1', 'u1.uw'],
+    );
   });
 
   test('a bad selector throws JY_ERR_SELECTOR', () => {

@@ -16,8 +16,16 @@ export const register: RegisterVerb = (program, io) => {
     .option('--backend <name>', 'HAProxy backend (balance roundrobin, option httpchk)', 'www')
     .option('--port <port>', 'port for jails without a `port` label')
     .option('--drain-timeout <seconds>', 'longest wait for sessions to end before cutting them', '30')
+    .option('--nested', "serve matching nested jails too (their labels are their parent jail's to write)")
     .action(
-      async (o: { selector: string; adminSocket: string; backend: string; port?: string; drainTimeout: string }) => {
+      async (o: {
+        selector: string;
+        adminSocket: string;
+        backend: string;
+        port?: string;
+        drainTimeout: string;
+        nested?: boolean;
+      }) => {
         const port = o.port === undefined ? undefined : Number(o.port);
         if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) {
           throw new JailyardError('JY_ERR_USAGE', `--port must be 1..65535, got "${o.port}"`, { param: 'port' });
@@ -42,6 +50,7 @@ export const register: RegisterVerb = (program, io) => {
             backend: o.backend,
             adminSocket: o.adminSocket,
             ...(port !== undefined ? { port } : {}),
+            ...(o.nested ? { nested: true } : {}),
             drainTimeoutMs: Number(o.drainTimeout) * 1000,
             signal: abort.signal,
             log,
