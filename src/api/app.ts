@@ -201,6 +201,17 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       }
     });
   }
+  // Every answer: never sniffed as another type, never framed, no referrer; an answer that
+  // is no dashboard file (JSON, text, SSE: data a jail may have written) runs nothing in a
+  // browser that opens it (the dashboard's files set their own policy, src/api/ui.ts)
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('referrer-policy', 'no-referrer');
+    if (!reply.hasHeader('content-security-policy'))
+      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
+    return payload;
+  });
   // Writes made through this daemon reach watchers at once, not at the next poll.
   app.addHook('onSend', async (request, _reply, payload) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') {

@@ -58,6 +58,19 @@ describe('/ui, /v1/skeletons and /v1/rollouts through inject()', () => {
     assert.equal(redirect.headers.location, '/ui/');
   });
 
+  test('every other answer (JSON, an error) runs nothing in a browser: CSP none, nosniff, no framing', async () => {
+    for (const res of [
+      await app.inject({ url: '/v1/jails', headers: bearer }),
+      await app.inject({ url: '/v1/jails' }),
+      await app.inject({ url: '/v1/nothing-here', headers: bearer }),
+    ]) {
+      assert.equal(res.headers['content-security-policy'], "default-src 'none'; frame-ancestors 'none'", res.body);
+      assert.equal(res.headers['x-content-type-options'], 'nosniff');
+      assert.equal(res.headers['x-frame-options'], 'DENY');
+      assert.equal(res.headers['referrer-policy'], 'no-referrer');
+    }
+  });
+
   test('the API still needs the token; nothing outside the folder is served', async () => {
     assert.equal((await app.inject({ url: '/v1/jails' })).statusCode, 401);
     assert.equal((await app.inject({ url: '/v1/jails', headers: bearer })).statusCode, 200);
