@@ -7,8 +7,10 @@
 // made again with mknod, and with `overlay` so are the directories' opaque marks (jy-xattr).
 // Hard links become separate files; other extended attributes are not copied (Node has no
 // API for them).
-// The source may be a tree the jail controls: nothing here resolves a link in it, and the
-// destination is made fresh (O_EXCL, mkdir) below a folder jailyard made.
+// The source may be a tree the jail (or anyone who reaches it) writes while it is copied:
+// nothing here resolves a link in it, directories are read through descriptors and files
+// copied from the inode lstat saw, and the destination is made fresh (O_EXCL, mkdir) below a
+// folder jailyard made.
 
 import {
   closeSync,
@@ -30,6 +32,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { isWhiteout, makeWhiteout, markOpaque, opaqueDirs } from '../platform/linux/whiteout.ts';
+import { openSame, PinnedDir, reach } from '../platform/linux/pinned.ts';
 
 export interface CopyStats {
   entries: number;
@@ -75,26 +78,55 @@ export function copyExact(
 ): CopyStats {
   const stats: CopyStats = { entries: 0, bytes: 0, notes: [] };
   const dirTimes: [string, Stats][] = [];
+  // `from` reaches the entry through its directory's descriptor (platform/linux/pinned.ts):
+  // whoever writes the source meanwhile cannot swap a directory above it for a link
+  const raced = (rel: string): void => void stats.notes.push(`${rel || '.'}: changed while copied, skipped`);
   const walk = (from: string, to: string, rel: string): void => {
     const st = lstatSync(from);
     stats.entries++;
     if (st.isDirectory()) {
+      const dir = PinnedDir.open(from, st);
+      if (!dir) {
+        raced(rel);
+        return;
+      }
       mkdirSync(to, { mode: 0o700 });
-      for (const name of readdirSync(from).sort()) {
-        const r = rel ? `${rel}/${name}` : name;
-        if (!skip(r)) walk(join(from, name), join(to, name), r);
+      try {
+        for (const name of dir.names().sort()) {
+          const r = rel ? `${rel}/${name}` : name;
+          if (!skip(r)) walk(dir.entry(name), join(to, name), r);
+        }
+      } finally {
+        dir.close();
       }
       applyMeta(to, st, true);
       dirTimes.push([to, st]);
     } else if (st.isFile()) {
-      // reflink when the filesystem has them, a plain copy otherwise; never through a link
-      // (lstat said file; a swap to a link in between gives the link's target's content at
-      // worst, read by root from a tree of the jail's own: the same as the jail reading it)
-      copyFileSync(from, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+      // reflink when the filesystem has them, a plain copy otherwise; from the inode lstat
+      // saw, opened without following a link (a file swapped for a link to a host file
+      // meanwhile is not copied: host root would read the host's file, not the jail's)
+      const fd = openSame(from, st, constants.O_RDONLY | constants.O_NONBLOCK);
+      if (fd === undefined) {
+        raced(rel);
+        return;
+      }
+      try {
+        copyFileSync(reach(fd, from), to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+      } finally {
+        closeSync(fd);
+      }
       applyMeta(to, st, false);
       stats.bytes += st.size;
     } else if (st.isSymbolicLink()) {
-      symlinkSync(readlinkSync(from), to);
+      let target: string;
+      try {
+        target = readlinkSync(from);
+      } catch {
+        // no longer a link (EINVAL): what is there now was not looked at
+        raced(rel);
+        return;
+      }
+      symlinkSync(target, to);
       lchownSync(to, st.uid, st.gid);
       lutimesSync(to, st.atime, st.mtime);
     } else if (isWhiteout(st)) {

@@ -5,7 +5,7 @@
 // mount points.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -97,4 +97,27 @@ test('shift: host-owned entries move into the range, setuid kept, symlinks and m
     0,
     'a second run changes nothing',
   );
+});
+
+test("shift: a tree owned by another range (a clone's or an import's) moves into this one, uid for uid; ids outside the area stay", () => {
+  // audit: a clone of a userns jail kept its source's range, so its root saw every file as nobody
+  const top = join(dir, 'cloned');
+  mkdirSync(join(top, 'home'), { recursive: true });
+  writeFileSync(join(top, 'home', 'user-file'), 'x');
+  writeFileSync(join(top, 'outside'), 'y');
+  const source = { slot: 3, base: cfg.first + 3 * cfg.size, count: cfg.size };
+  const mine = { slot: 5, base: cfg.first + 5 * cfg.size, count: cfg.size };
+  chownSync(top, source.base, source.base);
+  chownSync(join(top, 'home'), source.base, source.base);
+  chownSync(join(top, 'home', 'user-file'), source.base + 1000, source.base + 1000);
+  // above the area: nobody's range, left as it is
+  const above = cfg.first + cfg.slots * cfg.size + 5;
+  chownSync(join(top, 'outside'), above, above);
+  const r = shiftOwnership([top], mine, new Set(), cfg);
+  assert.equal(r.shifted, 3);
+  assert.equal(lstatSync(top).uid, mine.base);
+  assert.equal(lstatSync(join(top, 'home', 'user-file')).uid, mine.base + 1000);
+  assert.equal(lstatSync(join(top, 'home', 'user-file')).gid, mine.base + 1000);
+  assert.equal(lstatSync(join(top, 'outside')).uid, above);
+  assert.equal(shiftOwnership([top], mine, new Set(), cfg).shifted, 0, 'a second run changes nothing');
 });

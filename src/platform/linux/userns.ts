@@ -15,6 +15,7 @@
 import {
   closeSync,
   chmodSync,
+  chownSync,
   existsSync,
   lchownSync,
   lstatSync,
@@ -33,6 +34,7 @@ import { loadDefaults } from '../../defaults.ts';
 import type { JailContext } from '../driver.ts';
 import { paramBool, type JailSpec } from '../../conf/spec.ts';
 import { withHostLock } from './lock.ts';
+import { openSame, PinnedDir, reach } from './pinned.ts';
 
 /** A jail's host uid/gid range: jail uid u is host uid base + u, for u < count. */
 export interface UidRange {
@@ -252,34 +254,69 @@ export interface ShiftResult {
 
 /**
  * Moves the ownership of everything below each of `tops` into the range: an entry owned by
- * host uid (gid) u < count becomes base + u; entries already in the range, or owned outside
- * both, are left alone. Symlinks are changed themselves, never followed; `skip` (the mount
- * points below `tops`, whose lstat would be the mounted tree's) and other filesystems are
- * neither changed nor entered. chown clears
- * setuid/setgid bits: they are set again, now meaning a uid of the range.
+ * host uid (gid) u < count becomes base + u, one owned by another range of the `area` (a
+ * clone's or an import's tree) the same jail uid of this range; entries already in the range,
+ * or owned outside the area, are left alone. Symlinks are changed themselves, never followed;
+ * every other entry is changed through a descriptor of the inode lstat saw, reached through
+ * its directory's descriptor (pinned.ts), so a writer racing the walk (a directory or file
+ * swapped for a link) never redirects it to a host file. `skip` (the mount points below
+ * `tops`, whose lstat would be the mounted tree's) and other filesystems are neither changed
+ * nor entered. chown clears setuid/setgid bits: they are set again, now meaning a uid of the
+ * range.
  */
-export function shiftOwnership(tops: string[], range: UidRange, skip: ReadonlySet<string> = new Set()): ShiftResult {
+export function shiftOwnership(
+  tops: string[],
+  range: UidRange,
+  skip: ReadonlySet<string> = new Set(),
+  area: Pick<UsernsConfig, 'first' | 'size' | 'slots'> = usernsConfig(),
+): ShiftResult {
   const out: ShiftResult = { seen: 0, shifted: 0 };
-  const map = (id: number) => (id < range.count ? range.base + id : id);
-  const visit = (path: string, dev: number): void => {
+  const areaEnd = area.first + area.size * area.slots;
+  const map = (id: number): number => {
+    if (id < range.count) return range.base + id;
+    // another range's id (a clone or an import of a tree made while it was another jail's,
+    // or a range this jail had before): the same jail uid in this range
+    if (id >= area.first && id < areaEnd && (id < range.base || id >= range.base + range.count))
+      return range.base + ((id - area.first) % area.size);
+    return id;
+  };
+  // `path`: the entry's name (for `skip`); `at`: what reaches it, through its directory's
+  // descriptor (pinned.ts): whoever else writes the tree cannot swap a directory above it
+  const visit = (path: string, at: string, dev: number): void => {
     if (skip.has(path)) return; // a mount point: its lstat is the mounted tree's root
-    const st = lstatSync(path, { throwIfNoEntry: false });
+    const st = lstatSync(at, { throwIfNoEntry: false });
     if (!st || st.dev !== dev) return;
     out.seen++;
     const uid = map(st.uid);
     const gid = map(st.gid);
     if (uid !== st.uid || gid !== st.gid) {
-      lchownSync(path, uid, gid);
-      if (!st.isSymbolicLink() && st.mode & 0o6000) chmodSync(path, st.mode & 0o7777);
+      if (st.isSymbolicLink()) lchownSync(at, uid, gid);
+      else {
+        // the inode lstat saw, never what a link put there since points to
+        const fd = openSame(at, st);
+        if (fd === undefined) return;
+        try {
+          chownSync(reach(fd, at), uid, gid);
+          if (st.mode & 0o6000) chmodSync(reach(fd, at), st.mode & 0o7777);
+        } finally {
+          closeSync(fd);
+        }
+      }
       out.shifted++;
     }
     if (st.isDirectory()) {
-      for (const name of readdirSync(path)) visit(posix.join(path, name), dev);
+      const dir = PinnedDir.open(at, st);
+      if (!dir) return;
+      try {
+        for (const name of dir.names()) visit(posix.join(path, name), dir.entry(name), dev);
+      } finally {
+        dir.close();
+      }
     }
   };
   for (const top of tops) {
     const st = lstatSync(top, { throwIfNoEntry: false });
-    if (st?.isDirectory()) visit(posix.normalize(top), st.dev);
+    if (st?.isDirectory()) visit(posix.normalize(top), posix.normalize(top), st.dev);
   }
   return out;
 }
