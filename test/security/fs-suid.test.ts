@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, lstatSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { binFor, cliFor } from '../helpers/cli.ts';
@@ -104,6 +104,30 @@ for (const strategy of ['nullfs', 'overlay'] as const) {
     assert.match(got.out, /Permission denied/);
   });
 }
+
+test('a path whose every folder above lets local users pass is refused at start, naming the folders; closing one is enough', async () => {
+  // audit: path=/srv/pub/r7 with /srv/pub 0755 (made by the admin): a local user ran the
+  // stopped jail's setuid-root copy as root, wrote into its tree, and raced host walks of it
+  const open = join(outer, 'pub');
+  mkdirSync(open, { mode: 0o755 });
+  chmodSync(open, 0o755);
+  chmodSync(outer, 0o755);
+  const root = join(open, 'r7');
+  let r = await jy('skel', 'create', 'host-open', '--from', '/');
+  assert.equal(r.code, 0, r.stderr);
+  r = await jy('create', 'open-path', 'skeleton=host-open', `path=${root}`, 'persist', 'meta.test=fs-suid');
+  assert.equal(r.code, 0, r.stderr);
+  r = await jy('start', 'open-path');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /parameter "path".*reachable by the host's local users/);
+  assert.match(r.stderr, new RegExp(`chmod 700 ${open}`));
+  assert.match((await jy('ls', '-a', '-n', '-j', 'open-path', 'state')).stdout, /state=stopped/);
+  chmodSync(open, 0o700);
+  r = await jy('start', 'open-path');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await jy('stop', 'open-path')).code, 0);
+  chmodSync(outer, 0o700);
+});
 
 test("jailyard's state folders are 0700", async () => {
   const fresh = join(state, 'nested-state');

@@ -14,7 +14,9 @@ import {
   unlinkSync,
   lstatSync,
   readFileSync,
+  realpathSync,
   writeFileSync,
+  type Stats,
 } from 'node:fs';
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
@@ -171,6 +173,7 @@ async function mountIn(
       facts.created.push(...made);
       // directories on the way to a jail's path are jailyard's, not the local users'
       for (const d of made) if (d !== root) chmodSync(view.fs(d), 0o700);
+      if (view === HOST_VIEW) requireClosedAbove(root, ctx.name);
       if (plan.disk) await mountDisk(plan.disk, facts, view);
       batch.add([...rootMount(ctx, plan, root, facts, view), ...ops.private(root)]);
     }
@@ -216,6 +219,35 @@ async function mountIn(
     await undo(facts, view);
     throw mountFailure(ctx, e);
   }
+}
+
+/** Whether only root may pass through directory `st`: root's, and no x for others (nor for
+ * a group other than root's). */
+const closedToUsers = (st: Stats): boolean =>
+  st.uid === 0 && (st.mode & 0o001) === 0 && (st.gid === 0 || (st.mode & 0o010) === 0);
+
+/**
+ * A jail's root must not be reachable by the host's local users: with a path through folders
+ * they may all pass, a user could run a setuid program the jailed root planted (while the jail
+ * is stopped, when its tree is no nosuid mount), read and write its files, or race a host
+ * walk of it. One folder above the root closed to them is enough (FreeBSD's jail(8) and the
+ * OCI runtimes keep a jail's root in such a folder too; the state folder is one).
+ */
+function requireClosedAbove(root: string, jail: string): void {
+  let dir = posix.dirname(realpathSync(root));
+  const open: string[] = [];
+  for (;;) {
+    const st = statSync(dir);
+    if (closedToUsers(st)) return;
+    open.push(`${dir} (${(st.mode & 0o7777).toString(8)}, uid ${st.uid}, gid ${st.gid})`);
+    if (dir === '/') break;
+    dir = posix.dirname(dir);
+  }
+  throw new JailyardError(
+    'JY_ERR_PATH',
+    `the jail's root ${root} is reachable by the host's local users: every folder above it lets them pass (${open.join(', ')}); close one to them, e.g. chmod 700 ${posix.dirname(realpathSync(root))}, or leave path unset (the root is then in the state folder)`,
+    { jail, param: 'path', step: 'mount' },
+  );
 }
 
 /** A failure of the mounts step as the caller sees it: a JailyardError as it is, anything
