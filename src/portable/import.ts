@@ -161,6 +161,14 @@ export async function importJail(
         name = opts.name ?? m.jail;
         refuseNested(name, 'import');
         archived = archivedParams(m, file);
+        // a disk image is a file system the host's kernel parses when it mounts it: a crafted
+        // one is hostile input to the kernel itself
+        if (m.parts.includes('disk.img') && !opts.trust)
+          throw new JailyardError(
+            'JY_ERR_ARCHIVE',
+            `${file}: refused: it carries a disk image (limits.disk), a file system this host's kernel would mount as it is; import it with --trust only when you made or trust the archive; nothing was imported`,
+            { jail: name, param: 'limits.disk' },
+          );
         const risky = hostReaching(archived).filter((k) => !(k in given));
         if (risky.length && !opts.trust)
           throw new JailyardError(

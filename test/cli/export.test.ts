@@ -297,6 +297,16 @@ test('crafted archives are refused with a clear error and leave nothing', { time
     assert.match(x.stderr, new RegExp(`sets ${param.replace('.', '\\.')}, which act on this host`), x.stderr);
     assert.equal((await jyB('ls', '-j', 'evil')).code, 1, `${param}: no jail`);
   }
+  // a disk image (limits.disk) is a file system the host's kernel would mount: a crafted
+  // one is input to the kernel's ext4 parser, so it needs --trust (audit)
+  const disk = craft(join(A, 'disk.tar.zst'), [{ path: 'part/disk.img', body: 'not really ext4' }], {
+    conf: 'evil {\n\tpersist;\n}\n',
+    parts: ['disk.img'],
+  });
+  const d = await jyB('import', disk);
+  assert.equal(d.code, 1);
+  assert.match(d.stderr, /carries a disk image \(limits\.disk\).*--trust/);
+  assert.equal((await jyB('ls', '-j', 'evil')).code, 1, 'no jail');
   // a file that is no archive at all
   writeFileSync(join(A, 'junk.tar.zst'), 'not zstd at all');
   const j = await jyB('import', join(A, 'junk.tar.zst'));
