@@ -21,7 +21,11 @@ export interface Defaults {
     live?: Record<Platform, { allow?: string[]; accounts?: string[]; secret?: string[] }>;
   };
   network: { bridge: string; range: string; gateway: string; range6: string; gateway6: string };
-  limits: { cgroupParent: string };
+  limits: {
+    cgroupParent: string;
+    /** limits.procs of a jail that sets none, per platform (null: none). */
+    procs?: Partial<Record<Platform, number | null>>;
+  };
   stop: { timeout: number };
   /** User-namespace jails (src/platform/linux/userns.ts UsernsConfig, docs/userns.md). */
   userns?: { enabled?: boolean; first?: number; size?: number; slots?: number; registry?: string };

@@ -2,6 +2,7 @@
 // The generic typed readers (paramString/Int/Bool/List, parseSize) are in src/conf/spec.ts.
 
 import { paramBool, paramInt, paramList, paramString, parseSize, type Params } from '../conf/spec.ts';
+import { currentPlatform, loadDefaults } from '../defaults.ts';
 import type { Limits } from '../platform/driver.ts';
 import { ancestorsOf } from '../store/names.ts';
 import type { JailRecord } from '../store/types.ts';
@@ -16,7 +17,8 @@ export function jailLimits(params: Params, jail: string): Limits {
   const limits: Limits = {};
   const mem = paramString(params, 'limits.memory');
   if (mem) limits.memoryBytes = parseSize(mem, { jail, param: 'limits.memory' });
-  const procs = paramInt(params, 'limits.procs');
+  // none set: the platform's default (defaults.json limits.procs), so a fork bomb stays inside
+  const procs = paramInt(params, 'limits.procs') ?? loadDefaults().limits.procs?.[currentPlatform()] ?? undefined;
   if (procs !== undefined) limits.maxProcs = procs;
   const cpu = paramInt(params, 'limits.cpu');
   if (cpu !== undefined) limits.cpuPercent = cpu;

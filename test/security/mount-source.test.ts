@@ -67,6 +67,12 @@ test("a source in another jail's tree is read as that jail sees it: its symlink 
   assert.equal((await jy('create', 'ms3', 'skeleton=host', 'persist', `mount=${inner}`)).code, 0);
   assert.equal((await jy('start', 'ms3')).code, 0);
   assert.equal(runBin(state, ['exec', 'ms3', 'cat', '/mnt/inner/f']).stdout, 'mine\n');
+  // none of these jails sets limits.procs: each has the default (defaults.json), so a fork bomb
+  // in one stays in it
+  const cgroup = runBin(state, ['exec', 'ms3', 'cat', '/proc/self/cgroup']).stdout;
+  const pids = /^\d+:pids:(.+)$/m.exec(cgroup)?.[1];
+  if (pids) assert.equal(readFileSync(`/sys/fs/cgroup/pids${pids}/pids.max`, 'utf8').trim(), '4096');
+  else assert.equal(readFileSync(`/sys/fs/cgroup${/^0::(.+)$/m.exec(cgroup)![1]}/pids.max`, 'utf8').trim(), '4096');
 });
 
 test('jy-mount r: a symlink on the way below ROOT fails the mount (ELOOP), a plain path mounts', (t) => {
