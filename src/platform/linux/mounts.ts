@@ -230,11 +230,11 @@ const closedToUsers = (st: Stats): boolean =>
  * A jail's root must not be reachable by the host's local users: with a path through folders
  * they may all pass, a user could run a setuid program the jailed root planted (while the jail
  * is stopped, when its tree is no nosuid mount), read and write its files, or race a host
- * walk of it. One folder above the root closed to them is enough (FreeBSD's jail(8) and the
- * OCI runtimes keep a jail's root in such a folder too; the state folder is one).
+ * walk of it. One folder closed to them, the root itself or one above it, is enough (FreeBSD's
+ * jail(8) and the OCI runtimes keep a jail's root in such a folder; the state folder is one).
  */
 function requireClosedAbove(root: string, jail: string): void {
-  let dir = posix.dirname(realpathSync(root));
+  let dir = realpathSync(root);
   const open: string[] = [];
   for (;;) {
     const st = statSync(dir);
@@ -245,7 +245,7 @@ function requireClosedAbove(root: string, jail: string): void {
   }
   throw new JailyardError(
     'JY_ERR_PATH',
-    `the jail's root ${root} is reachable by the host's local users: every folder above it lets them pass (${open.join(', ')}); close one to them, e.g. chmod 700 ${posix.dirname(realpathSync(root))}, or leave path unset (the root is then in the state folder)`,
+    `the jail's root ${root} is reachable by the host's local users: it and every folder above it let them pass (${open.join(', ')}); close one above it to them, e.g. chmod 700 ${posix.dirname(realpathSync(root))}, or leave path unset (the root is then in the state folder)`,
     { jail, param: 'path', step: 'mount' },
   );
 }
