@@ -497,7 +497,7 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
     await waitUntil('q3 running on b', () => runningOn('q3').join() === 'b', 30_000);
     await ok(t.cli('a', 'remove', 'q3'), 'remove');
     // the members' return may find a node's lease gone meanwhile: every node registered again
-    // before the next test places jails on them (a CI run of ccc74ff: "node a is not a live node")
+    // before the next test places jails on them (a CI run of e8e84a6: "node a is not a live node")
     await waitUntil(
       'every node listed again',
       async () => {
