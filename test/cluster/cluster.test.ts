@@ -59,6 +59,18 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
     await waitUntil(`${jail} running on ${node} alone`, () => runningOn(jail).join() === node, 5000);
   }
 
+  /** Waits until `names` are all listed by `from`'s `nodes` (registered, their leases live). */
+  async function nodesListed(from: NodeName, names: readonly NodeName[], ms: number): Promise<void> {
+    await waitUntil(
+      `${names.join(', ')} listed by ${from}`,
+      async () => {
+        const r = await t.cli(from, 'nodes', '--json');
+        return r.code === 0 && names.every((n) => r.stdout.includes(`"${n}"`));
+      },
+      ms,
+    );
+  }
+
   /** The nodes on which a process with the argument `needle` runs now (by its cgroup's node tag). */
   function runningWhere(needle: string): NodeName[] {
     const tags = new Map(NODES.map((n) => [`/jy-${stateTag(`${t.node(n).state}/jails/x`)}-`, n] as const));
@@ -164,14 +176,7 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
   });
 
   test('every node registers with its labels and range; a node whose range overlaps is refused', async () => {
-    await waitUntil(
-      'three nodes listed',
-      async () => {
-        const r = await t.cli('c', 'nodes', '--json');
-        return r.code === 0 && NODES.every((n) => r.stdout.includes(`"${n}"`));
-      },
-      10_000,
-    );
+    await nodesListed('c', NODES, 10_000);
     const nodes = nodesOf(await ok(t.cli('b', 'nodes', '--json'), 'nodes'));
     const a = nodes.find((n) => n.name === 'a');
     assert.equal(a?.range, '198.51.100.32/28');
@@ -453,14 +458,7 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
     // what tells the nodes that no lease can expire (a node that took the silence for a
     // partition fenced: a CI run of 441a7e1). The members' return is the quorum test's
     // (above); here only the silence is judged.
-    await waitUntil(
-      'b listed',
-      async () => {
-        const r = await t.cli('b', 'nodes', '--json');
-        return r.code === 0 && r.stdout.includes('"b"');
-      },
-      20_000,
-    );
+    await nodesListed('b', ['b'], 20_000);
     await ok(t.cli('b', 'create', ...spec('q3', 'node=b')), 'create q3');
     await ok(t.cli('b', 'start', 'q3'), 'start q3');
     await runsOn('q3', 'b');
@@ -498,14 +496,7 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
     await ok(t.cli('a', 'remove', 'q3'), 'remove');
     // the members' return may find a node's lease gone meanwhile: every node registered again
     // before the next test places jails on them (a CI run of e8e84a6: "node a is not a live node")
-    await waitUntil(
-      'every node listed again',
-      async () => {
-        const r = await t.cli('a', 'nodes', '--json');
-        return r.code === 0 && NODES.every((n) => r.stdout.includes(`"${n}"`));
-      },
-      30_000,
-    );
+    await nodesListed('a', NODES, 30_000);
   });
 
   test('an HAProxy pool in the router follows the app=www jails on two nodes', async () => {
