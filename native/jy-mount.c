@@ -45,8 +45,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <linux/mount.h>
-#include <linux/openat2.h>
 #include <unistd.h>
+#include "jy-path.h"
 #include "jy-userns.h"
 
 static const char *nul(const char *s) { return *s ? s : NULL; }
@@ -104,21 +104,14 @@ out:
 /* The "r" op's source: SOURCE (absolute, as jailyard resolved it inside ROOT) opened below
  * ROOT with no symlink followed, as an O_PATH descriptor; -1 with errno on failure. */
 static int open_inside(const char *root, const char *source) {
-	size_t n = strlen(root);
-	while (n > 1 && root[n - 1] == '/') n--;
-	if (root[0] != '/' || strncmp(source, root, n) != 0 || (source[n] != '/' && source[n] != '\0')) {
+	const char *rel = jy_below(root, source);
+	if (!rel) {
 		errno = EXDEV;
 		return -1;
 	}
-	const char *rel = source + n;
-	while (*rel == '/') rel++;
 	int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0) return -1;
-	struct open_how how = {
-		.flags = O_PATH | O_CLOEXEC,
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-	};
-	int fd = (int)syscall(SYS_openat2, rootfd, *rel ? rel : ".", &how, sizeof how);
+	int fd = jy_open_in_root(rootfd, rel);
 	int saved = errno;
 	close(rootfd);
 	errno = saved;

@@ -78,6 +78,7 @@
 #include <linux/keyctl.h>
 #include <linux/openat2.h>
 #include "jy-common.h"
+#include "jy-path.h"
 #include "jy-seccomp.h"
 #include "jy-userns.h"
 
@@ -232,15 +233,9 @@ static void restrict_proc(const char **ro, int nro, const char **masked, int nma
 /* An O_PATH descriptor of the host path TARGET without following a symlink: resolved below
  * ROOTFD when it lies in the jail root (which the jail owns), as the mount step resolved it. */
 static int open_target(int rootfd, const char *root, const char *target) {
-	size_t len = strlen(root);
-	while (len > 1 && root[len - 1] == '/') len--;
-	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_IN_ROOT};
-	if (!strncmp(target, root, len) && (target[len] == '\0' || target[len] == '/')) {
-		const char *rel = target + len;
-		while (*rel == '/') rel++;
-		return (int)syscall(SYS_openat2, rootfd, *rel ? rel : ".", &how, sizeof how);
-	}
-	how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+	const char *rel = jy_below(root, target);
+	if (rel) return jy_open_in_root(rootfd, rel);
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
 	return (int)syscall(SYS_openat2, AT_FDCWD, target, &how, sizeof how);
 }
 

@@ -8,6 +8,7 @@
 import { JailyardError, describeError } from '../errors.ts';
 import { parseSelector } from '../meta/selector.ts';
 import { paramList } from '../conf/spec.ts';
+import { parentName } from '../runtime/jailplan.ts';
 import { CHECK_TIMING, sleep } from './haproxy-process.ts';
 import {
   ADMIN_FDRAIN,
@@ -68,7 +69,7 @@ export function desiredServers(
   const skipped: { jail: string; reason: string }[] = [];
   for (const j of jails) {
     if (j.state !== 'running' || !sel.matches(j.labels)) continue;
-    if (!opts.nested && j.name.includes('.')) {
+    if (!opts.nested && parentName(j.name) !== undefined) {
       skipped.push({ jail: j.name, reason: NESTED_REASON });
       continue;
     }

@@ -14,6 +14,7 @@ import type { MetaOp } from '../meta/ops.ts';
 import { parseSelector } from '../meta/selector.ts';
 import { labelsOf } from '../meta/labels.ts';
 import type { JailService } from '../runtime/types.ts';
+import { parentName } from '../runtime/jailplan.ts';
 import type { JailRecord } from '../store/types.ts';
 import { DRAIN_LABEL, PORT_LABEL, serverNameOf, waitForServer } from './controller.ts';
 import { sleep } from './haproxy-process.ts';
@@ -567,7 +568,7 @@ async function abortSteps(state: RolloutState, deps: Omit<RolloutDeps, 'template
   }
 }
 
-const topLevel = (j: JailRecord): boolean => !j.name.includes('.');
+const topLevel = (j: JailRecord): boolean => parentName(j.name) === undefined;
 
 async function abortWalk(state: RolloutState, deps: Omit<RolloutDeps, 'template'>): Promise<RolloutState> {
   const { service } = deps;
