@@ -670,6 +670,12 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   const fence = (why: string): Promise<void> => {
     if (fenced || stopped) return fencing ?? Promise.resolve();
     fenced = true;
+    // a fenced node renews nothing: its lease is given up (others may take its jails at the
+    // lease's end). A keepalive still sent after etcd came back kept the old lease, and with
+    // it the node's name, alive for ever: the node could never register again
+    keeper?.stop();
+    keeper = undefined;
+    reg?.lease.release();
     const deadline = lastAlive + ttlMs - fenceMarginMs;
     log('warn', 'fenced: stopping every local jail', { reason: why, deadlineInMs: deadline - Date.now() });
     attempts.clear();
@@ -740,24 +746,41 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       }
     }
   };
+  /** The registration given up by a fence, until etcd has revoked its lease. */
+  let staleReg: NodeRegistration | undefined;
   const reRegister = async (): Promise<void> => {
     if (reRegistering || stopped) return;
     reRegistering = true;
     try {
-      const old = reg;
+      const t0 = Date.now();
+      if (reg) staleReg = reg;
       reg = undefined;
-      // bounded: without a quorum a revoke waits for a leader, and an unbounded one could keep
-      // the node from ever registering again once the quorum was back (it expires by itself)
-      if (old) await within(old.revoke(), ttlMs, 'revoke').catch(() => {});
+      // the old lease holds the node's name until it is revoked or expires: revoked again at
+      // every attempt until etcd takes it (a client whose circuit breaker is still open
+      // refuses the first ones). Bounded: without a quorum a revoke waits for a leader, and an
+      // unbounded one could keep the node from ever registering again once the quorum was back
+      if (staleReg) {
+        await within(staleReg.revoke(), ttlMs, 'revoke');
+        staleReg = undefined;
+      }
+      const revokedMs = Date.now() - t0;
       reg = await within(register(), ttlMs, 'register');
       lastAlive = Date.now();
+      const registeredMs = lastAlive - t0;
       startKeeper();
       // the fencing stop ends before anything is reconciled again
       await fencing;
+      const stoppedMs = Date.now() - t0;
       while (running > 0) await new Promise((r) => setTimeout(r, 50));
       attempts.clear();
       fenced = false;
-      log('info', 're-registered: reconciling from scratch');
+      // where the time went, for an operator wondering why a node came back late
+      log('info', 're-registered: reconciling from scratch', {
+        revokedMs,
+        registeredMs,
+        fenceStopMs: stoppedMs,
+        tookMs: Date.now() - t0,
+      });
       fullPass();
     } catch (e) {
       log('warn', 're-registration failed', { error: describeError(e) });
