@@ -5,7 +5,7 @@
  *            [--seccomp ALLOW] [--pty] -- PROGRAM [ARGS...]
  *
  * It closes every descriptor above 2 it inherited, leaves its caller's session, joins the
- * cgroups DIR (writing "0" to DIR/cgroup.procs), then the ipc, uts, net, pid and mount
+ * cgroups DIR (writing "0" to DIR/cgroup.procs), then the ipc, uts, net, cgroup, pid and mount
  * namespaces of PID (the jail's pid 1), takes PID's root and working directory, and forks (a
  * pid namespace applies to children only). When PID is in a user namespace of its own (a
  * user-namespace jail), the child joins it too, last, as its root. Before that fork it blanks its argument area: the
@@ -338,16 +338,18 @@ static int enter_main(int argc, char **argv) {
 
 	/* Open everything of the target first: after the mount namespace, /proc is the jail's. */
 	static const struct { const char *name; int type; } ns[] = {
-		{"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET}, {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS},
+		{"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET}, {"cgroup", CLONE_NEWCGROUP},
+		{"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS},
 	};
-	int fds[5];
-	for (int n = 0; n < 5; n++) {
+	enum { NNS = sizeof ns / sizeof ns[0], PIDNS = 4 };
+	int fds[NNS];
+	for (int n = 0; n < NNS; n++) {
 		snprintf(path, sizeof path, "/proc/%ld/ns/%s", target, ns[n].name);
 		if ((fds[n] = open(path, O_RDONLY | O_CLOEXEC)) < 0) die_errno("cannot open %s", path);
 	}
 	struct stat st;
 	if (expect_pidns) {
-		if (fstat(fds[3], &st) != 0) die_errno("process %ld is not the jail's pid 1 any more", target);
+		if (fstat(fds[PIDNS], &st) != 0) die_errno("process %ld is not the jail's pid 1 any more", target);
 		if ((unsigned long long)st.st_ino != expect_pidns) die("process %ld is not the jail's pid 1 any more", target);
 	}
 	snprintf(path, sizeof path, "/proc/%ld/root", target);
@@ -360,7 +362,7 @@ static int enter_main(int argc, char **argv) {
 	/* a user-namespace jail: the program joins its user namespace last, in the child (the
 	 * other namespaces belong to the host's, so joining them needs the host's privilege) */
 	int userns = target_userns(target);
-	for (int n = 0; n < 5; n++) {
+	for (int n = 0; n < NNS; n++) {
 		if (setns(fds[n], ns[n].type) != 0) die_errno("cannot join the %s namespace of %ld", ns[n].name, target);
 		close(fds[n]);
 	}

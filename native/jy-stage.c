@@ -47,7 +47,7 @@
  *
  * The process chain: this process joins the given namespaces and, when one of them was a
  * pid namespace, forks (setns of a pid namespace only applies to children); then it
- * unshares mount, pid, uts and ipc, makes every mount private and forks the jail's pid 1.
+ * unshares mount, pid, uts, ipc and cgroup, makes every mount private and forks the jail's pid 1.
  * Each parent waits for its child and exits with its status (like unshare --fork). Right
  * after parsing, every process of the chain blanks its argument area: /proc/PID/cmdline
  * (readable by a parent jail that sees a nested child's stage) reads just "jy-stage", no
@@ -492,7 +492,9 @@ int main(int argc, char **argv) {
 	}
 	if (joined_pid) fork_or_continue();
 
-	if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (unshare_net ? CLONE_NEWNET : 0)) != 0) die_errno("unshare");
+	/* a cgroup namespace too, rooted at the jail's groups (joined above): /proc/self/cgroup
+	 * inside reads "/", not the host's layout (runc and crun do the same on cgroup v2) */
+	if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | (unshare_net ? CLONE_NEWNET : 0)) != 0) die_errno("unshare");
 	do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 	if (unshare_net) loopback_up();
 	if (userns >= 0 && jy_write_all("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0\n") != 0) die_errno("cannot open the ports below 1024 to the jail's root");

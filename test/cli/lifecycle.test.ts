@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { binFor, cliFor } from '../helpers/cli.ts';
+import { binFor, cliFor, hostCgroupsOf } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 let state: string;
@@ -82,8 +82,9 @@ test("start runs jail(8)'s order, stop the reverse; the jail is isolated and not
   assert.equal(jyBin('exec', 'life1', 'hostname').trim(), 'life1.test');
   assert.equal(jyBin('exec', 'life1', 'cat', '/run/jailyard/env').trim(), 'greeting=hello');
   // limits: the jail's cgroup sits below its limits.cgroup_parent, with pids.max set
-  const cg = jyBin('exec', 'life1', 'cat', '/proc/self/cgroup');
-  assert.match(cg, /:pids:.*\/jy-life-parent\/jy-[0-9a-f]{4}-\d+/);
+  assert.match(hostCgroupsOf(state, 'life1'), /:pids:.*\/jy-life-parent\/jy-[0-9a-f]{4}-\d+/);
+  // inside, a cgroup namespace rooted there: no host path
+  assert.match(jyBin('exec', 'life1', 'cat', '/proc/self/cgroup'), /^\d+:pids:\/$/m);
   const comm1 = jyBin('exec', 'life1', 'cat', '/proc/1/comm').trim();
   assert.match(comm1, /tini/);
   const addrs = jyBin('exec', 'life1', 'ip', '-o', '-4', 'addr');

@@ -4,8 +4,10 @@
 // process (its environment, descriptors, signals, a crash).
 import { execFileSync, spawnSync, type ExecFileSyncOptions, type SpawnSyncOptions } from 'node:child_process';
 import { constants } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.ts';
+import { openStore } from '../../src/store/sqlite.ts';
 import type { CliIO } from '../../src/cli/context.ts';
 
 export interface CliResult {
@@ -76,4 +78,17 @@ export function runBin(state: string, args: string[], opts: SpawnSyncOptions = {
  */
 export function hookWaitingFor(file: string, seconds: number): string {
   return `i=0; until test -e ${file} || [ $i -ge ${seconds * 10} ]; do sleep 0.1; i=$((i+1)); done`;
+}
+
+/** The cgroups of a running jail's pid 1 as the host sees them (/proc/PID/cgroup lines): the
+ * jail itself reads "/" for each (a cgroup namespace of its own). */
+export function hostCgroupsOf(state: string, name: string): string {
+  const store = openStore(state);
+  try {
+    const pid = store.requireJail(name).runtime?.create?.initPid;
+    if (!pid) throw new Error(`jail ${name} has no pid 1`);
+    return readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  } finally {
+    store.close();
+  }
 }

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JY_MOUNT } from '../../src/platform/linux/native.ts';
-import { cliFor, runBin } from '../helpers/cli.ts';
+import { cliFor, hostCgroupsOf, runBin } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 let state: string;
@@ -69,7 +69,7 @@ test("a source in another jail's tree is read as that jail sees it: its symlink 
   assert.equal(runBin(state, ['exec', 'ms3', 'cat', '/mnt/inner/f']).stdout, 'mine\n');
   // none of these jails sets limits.procs: each has the default (defaults.json), so a fork bomb
   // in one stays in it
-  const cgroup = runBin(state, ['exec', 'ms3', 'cat', '/proc/self/cgroup']).stdout;
+  const cgroup = hostCgroupsOf(state, 'ms3');
   const pids = /^\d+:pids:(.+)$/m.exec(cgroup)?.[1];
   if (pids) assert.equal(readFileSync(`/sys/fs/cgroup/pids${pids}/pids.max`, 'utf8').trim(), '4096');
   else assert.equal(readFileSync(`/sys/fs/cgroup${/^0::(.+)$/m.exec(cgroup)![1]}/pids.max`, 'utf8').trim(), '4096');

@@ -51,24 +51,39 @@ describe('linux driver: one running jail', () => {
     assert.ok(procs.length <= 5, `only the jail's processes: ${r.stdout}`);
   });
 
-  test('hostname, clean environment, cgroups joined', async () => {
-    const r = await inJail('hostname; echo "$JNAME $JID $PATH $FOO"; env | wc -l; cat /proc/self/cgroup', {
-      env: { FOO: 'bar' },
-    });
-    const [host, vars, ...rest] = r.stdout.trim().split('\n');
+  test('hostname, clean environment, cgroups joined, a cgroup namespace of its own', async () => {
+    const r = await inJail(
+      'hostname; echo "$JNAME $JID $PATH $FOO"; env | wc -l; readlink /proc/self/ns/cgroup; cat /proc/self/cgroup',
+      {
+        env: { FOO: 'bar' },
+      },
+    );
+    const [host, vars, count, cgroupNs, ...groups] = r.stdout.trim().split('\n');
     assert.equal(host, 'inside.example');
     assert.equal(
       vars,
       `${jail.ctx.name} ${jail.ctx.jid} /run/jailyard/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bar`,
     );
-    assert.ok(Number(rest[0]) < 15, 'no host environment leaks in');
+    assert.ok(Number(count) < 15, 'no host environment leaks in');
+    // the program run in the jail is in pid 1's cgroup namespace, which is not the host's and
+    // is rooted at the jail's groups: every line reads "/", nothing of the host's layout (a
+    // process outside the jail's groups would read a path going up: "/..")
+    assert.equal(cgroupNs, readlinkSync(`/proc/${facts!.initPid}/ns/cgroup`));
+    assert.notEqual(cgroupNs, readlinkSync('/proc/self/ns/cgroup'));
     assert.ok(
-      rest.some((l) => l.startsWith('8:pids:') || l.includes(':pids:/')),
-      'pids cgroup line',
+      groups.some((l) => /:pids:\/$/.test(l)),
+      `pids cgroup line: ${groups.join(' ')}`,
     );
+    assert.deepEqual(
+      groups.filter((l) => !l.endsWith(':/')),
+      [],
+      'no host cgroup path',
+    );
+    // seen from the host, pid 1 sits in the jail's own groups
+    const hostView = readFileSync(`/proc/${facts!.initPid}/cgroup`, 'utf8').split('\n');
     assert.ok(
-      rest.filter((l) => l.includes(`-${jail.ctx.jid}`)).length >= 2,
-      `joined the jail's groups: ${rest.join(' ')}`,
+      hostView.filter((l) => l.includes(`-${jail.ctx.jid}`)).length >= 2,
+      `joined the jail's groups: ${hostView.join(' ')}`,
     );
   });
 
