@@ -666,7 +666,9 @@ describe('node agent over a real etcd and real jails', () => {
         const j = jailOf('da9');
         return j?.status?.state === 'starting' && j.status.token === token;
       });
-      assert.equal(store.getJail('da9')?.state, 'starting');
+      // the claim is written before the local step begins (a CI run read the local record
+      // in between: still 'stopped'); the exec.poststart holds the local start for 3 s
+      await waitFor('local da9 starting', () => store.getJail('da9')?.state === 'starting', 10_000);
       // a client stops it without waiting, then tries to move it: refused while it starts
       await put('da9', (j) => ({ ...j, desired: 'stopped' }));
       await assert.rejects(
