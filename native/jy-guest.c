@@ -9,6 +9,9 @@
  *                  "V\n", with -e "security.jail.env=V\n". Any other name goes to the jail's
  *                  own /sbin/sysctl or /usr/sbin/sysctl with the same options; with none of
  *                  them: "sysctl: unknown oid 'NAME'", exit 1.
+ *   sysctl [-deNnq] security.jail.children.max|security.jail.children.cur   the jail's own
+ *                  children.max and the number of jails below it, as FreeBSD's kernel
+ *                  counts them: asked of the host (below), one name at a time.
  *   jail ..., jls ...   the arguments go to the host, which runs its jail(8)/jls(8) front
  *                  for this jail (names are relative to it, it sees its descendants only)
  *                  and answers stdout, stderr and the exit status, which this prints and
@@ -40,6 +43,8 @@
 #define MAX_ANSWER (9u << 20)
 
 static const char *tool = "jy-guest";
+
+static int host_main(int argc, char **argv);
 
 static void write_all(int fd, const char *buf, size_t len) {
 	while (len) {
@@ -130,6 +135,30 @@ static int is_ours(const char *name) {
 	return n == strlen(ENV_OID) && !strncmp(name, ENV_OID, n);
 }
 
+/* The jail-tree names, which only the host can count. */
+static int is_host(const char *name) {
+	static const char *const oids[] = {"security.jail.children.max", "security.jail.children.cur"};
+	size_t n = strcspn(name, "=");
+	for (size_t i = 0; i < sizeof oids / sizeof *oids; i++)
+		if (n == strlen(oids[i]) && !strncmp(name, oids[i], n)) return 1;
+	return 0;
+}
+
+/* One jail-tree name asked of the host with the given options: its exit status. */
+static int run_host(char **opts, int nopts, char *name) {
+	char **args = calloc((size_t)nopts + 3, sizeof *args);
+	if (!args) return fail("out of memory");
+	int a = 0;
+	args[a++] = "sysctl";
+	for (int i = 0; i < nopts; i++) args[a++] = opts[i];
+	args[a++] = name;
+	args[a] = NULL;
+	fflush(stdout);
+	int status = host_main(a, args);
+	free(args);
+	return status;
+}
+
 static int sysctl_main(int argc, char **argv) {
 	int nflag = 0, eflag = 0, qflag = 0, other_opt = 0, ours = 0, first = 1;
 	/* options before the first name, as FreeBSD's getopt; "--" ends them */
@@ -142,8 +171,12 @@ static int sysctl_main(int argc, char **argv) {
 			else other_opt = 1;
 		}
 	}
-	for (int i = first; i < argc; i++) ours += is_ours(argv[i]);
-	if (!ours) {
+	int hosts = 0;
+	for (int i = first; i < argc; i++) {
+		ours += is_ours(argv[i]);
+		hosts += is_host(argv[i]);
+	}
+	if (!ours && !hosts) {
 		/* nothing of ours: the jail's own sysctl as if called directly */
 		const char *prog = own_sysctl();
 		if (!prog) {
@@ -155,12 +188,17 @@ static int sysctl_main(int argc, char **argv) {
 		perror("sysctl: exec");
 		return 1;
 	}
-	if (other_opt) {
+	if (other_opt && ours) {
 		fprintf(stderr, "sysctl: only -n, -e and -q go with %s here\n", ENV_OID);
 		return 1;
 	}
 	int status = 0;
 	for (int i = first; i < argc; i++) {
+		if (is_host(argv[i])) {
+			int s = run_host(argv + 1, first - 1, argv[i]);
+			if (s) status = s;
+			continue;
+		}
 		if (!is_ours(argv[i])) {
 			int s = run_own(argv + 1, first - 1, argv[i], qflag);
 			if (s) status = s;

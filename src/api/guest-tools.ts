@@ -1,6 +1,7 @@
 // The host side of the jail(8) and jls(8) a jail runs inside itself (native/jy-guest.c, at
-// /run/jailyard/bin in every jail). Two servers answer them with the code here: the
-// daemon's guest socket (guest.ts, POST /tools/jail and /tools/jls) and, without a daemon,
+// /run/jailyard/bin in every jail), and of its sysctl's jail-tree names
+// (security.jail.children.max and .cur). Two servers answer them with the code here: the
+// daemon's guest socket (guest.ts, POST /tools/jail, /tools/jls, /tools/sysctl) and, without a daemon,
 // the host's jexec for the command it runs (openToolsChannel: a socket in the jail's guest
 // folder, named to the command by JAILYARD_TOOLS_SOCKET).
 //
@@ -16,10 +17,10 @@
 // jail_set: "jail: jail_set: PARAM: Operation not permitted".
 
 import { randomBytes } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
-import { isAbsolute, join, normalize } from 'node:path';
+import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import { isCommandWord } from '../conf/params.ts';
 import { paramInt, paramList, paramString, type Params } from '../conf/spec.ts';
 import { isJailyardError, JailyardError } from '../errors.ts';
@@ -34,8 +35,8 @@ import { GUEST_TARGET } from '../layout.ts';
 /** The environment variable that names the jexec channel inside the jail. */
 export const TOOLS_SOCKET_ENV = 'JAILYARD_TOOLS_SOCKET';
 
-export type ToolName = 'jail' | 'jls';
-export const TOOL_NAMES: readonly ToolName[] = ['jail', 'jls'];
+export type ToolName = 'jail' | 'jls' | 'sysctl';
+export const TOOL_NAMES: readonly ToolName[] = ['jail', 'jls', 'sysctl'];
 
 /** What a front command writes to (the shape of src/cli/freebsd's FrontIO). */
 export interface ToolIO {
@@ -48,10 +49,12 @@ export interface ToolScope {
   root?: string;
 }
 export type ToolCommand = (argv: string[], io: ToolIO, scope: ToolScope) => Promise<number>;
-/** jail(8) and jls(8) (src/cli/freebsd/index.ts runJail, runJls), handed in by the CLI. */
+/** jail(8), jls(8) and the jail-tree sysctls (src/cli/freebsd/index.ts runJail, runJls,
+ * runSysctl), handed in by the CLI. */
 export interface ToolFront {
   jail: ToolCommand;
   jls: ToolCommand;
+  sysctl: ToolCommand;
 }
 
 export interface ToolLimits {
@@ -406,7 +409,9 @@ export async function runTool(ctx: ToolContext, tool: ToolName, argv: string[], 
   try {
     const refusal = tool === 'jail' ? await checkJailArgv(argv, caller, ctx.service) : undefined;
     if (refusal) return { status: 1, stdout: '', stderr: refusal };
-    const service = scopedService(ctx.service, caller, ctx.scope);
+    // the sysctls count the caller's own jail and its descendants (two numbers, nothing else
+    // of any record is shown): the caller's own record is not in the scoped view
+    const service = tool === 'sysctl' ? ctx.service : scopedService(ctx.service, caller, ctx.scope);
     status = await ctx.front[tool](argv, { stdout: out.write, stderr: err.write }, { service, root: caller });
   } catch (e) {
     err.write(`${tool}: ${isJailyardError(e) ? e.message : 'internal error'}\n`);
@@ -500,7 +505,7 @@ export class ToolsEndpoint {
 
   /** Whether `path` is one of the endpoint's routes. */
   static routes(path: string): boolean {
-    return path === '/tools/jail' || path === '/tools/jls';
+    return path === '/tools/jail' || path === '/tools/jls' || path === '/tools/sysctl';
   }
 
   async handle(caller: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -508,7 +513,7 @@ export class ToolsEndpoint {
     const tool = path.slice('/tools/'.length) as ToolName;
     if (!ToolsEndpoint.routes(path)) {
       req.resume();
-      return reply(res, 404, 'not found: POST /tools/jail, POST /tools/jls\n');
+      return reply(res, 404, 'not found: POST /tools/jail, POST /tools/jls, POST /tools/sysctl\n');
     }
     if (req.method !== 'POST') {
       req.resume();
@@ -576,20 +581,22 @@ export interface ToolsChannel {
  * listens: the connection is refused); those of running jexecs answer and stay. */
 async function removeStaleChannels(dir: string): Promise<void> {
   const stale = readdirSync(dir).filter((f) => /^tools-[0-9a-f]{16}\.sock$/.test(f));
-  await Promise.all(
-    stale.map(
-      (f) =>
-        new Promise<void>((resolve) => {
-          const s = connect(join(dir, f));
-          s.once('connect', () => {
-            s.destroy();
-            resolve();
-          });
-          s.once('error', (e: NodeJS.ErrnoException) => {
-            if (e.code === 'ECONNREFUSED') rmSync(join(dir, f), { force: true });
-            resolve();
-          });
-        }),
+  await throughFolder(dir, (at) =>
+    Promise.all(
+      stale.map(
+        (f) =>
+          new Promise<void>((resolve) => {
+            const s = connect(at(f));
+            s.once('connect', () => {
+              s.destroy();
+              resolve();
+            });
+            s.once('error', (e: NodeJS.ErrnoException) => {
+              if (e.code === 'ECONNREFUSED') rmSync(join(dir, f), { force: true });
+              resolve();
+            });
+          }),
+      ),
     ),
   );
 }
@@ -640,12 +647,28 @@ export async function openToolsChannel(opts: ChannelOptions): Promise<ToolsChann
  * own, so that is the jail's processes and host root). Shared by the daemon's guest sockets
  * and jexec's tools channel. */
 export async function listenJailSocket(server: Server, path: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await throughFolder(
+    dirname(path),
+    (at) =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(at(basename(path)), () => {
+          server.off('error', reject);
+          resolve();
+        });
+      }),
+  );
   chmodSync(path, 0o666);
+}
+
+/** A unix socket's address holds at most 107 bytes of path (sun_path), and the guest folder
+ * of a nested jail in a deep state folder is longer (jexec failed there with EINVAL): sockets
+ * in it are bound and reached as /proc/self/fd/N/NAME, N the folder held open for the call. */
+async function throughFolder<T>(dir: string, use: (at: (name: string) => string) => Promise<T>): Promise<T> {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    return await use((name) => `/proc/self/fd/${fd}/${name}`);
+  } finally {
+    closeSync(fd);
+  }
 }

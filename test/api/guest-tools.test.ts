@@ -4,9 +4,10 @@
 // Real jails (a skeleton of the host's root), real sockets, the real client binary.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { SecurityHost } from '../security/helpers.ts';
 import { openStore } from '../../src/store/sqlite.ts';
 import { createLocalService } from '../../src/runtime/service.ts';
@@ -25,6 +26,7 @@ import {
   type ToolScope,
 } from '../../src/api/guest-tools.ts';
 import type { JailService } from '../../src/runtime/types.ts';
+import { runJail, runJls, runSysctl } from '../../src/cli/freebsd/index.ts';
 import type { JailRecord } from '../../src/store/types.ts';
 
 const NO_CHANNEL = 'jail: jailyard: no channel to the host (run it under jexec or with jailyard serve running)\n';
@@ -57,7 +59,7 @@ function probeFront(calls: { tool: string; argv: string[]; root?: string }[]): T
       io.stdout(`${tool} ${JSON.stringify(argv)} root=${scope.root}\n`);
       return 0;
     };
-  return { jail: probe('jail'), jls: probe('jls') };
+  return { jail: probe('jail'), jls: probe('jls'), sysctl: probe('sysctl') };
 }
 
 describe('in-jail tools: sysctl, jail and jls through the host', () => {
@@ -115,6 +117,47 @@ describe('in-jail tools: sysctl, jail and jls through the host', () => {
     // both at once: ours in order, the other by the jail's sysctl
     const both = await run('gtp', ['sysctl', '-n', 'security.jail.env', 'kernel.ostype']);
     assert.deepEqual([both.code, both.stdout], [0, 'cba\nLinux\n']);
+  });
+
+  test("sysctl security.jail.children.max and .cur: the jail's own, counted by the host through the channel, read-only", async () => {
+    const front = { jail: runJail, jls: runJls, sysctl: runSysctl };
+    const open = (jail: string) => openToolsChannel({ front, service, jail, guestDir: guestDir(h.state, jail) });
+    const p = await open('gtp');
+    const q = await open('gtq');
+    try {
+      // gtp: children.max=1, its child defined but not started (no jail in FreeBSD's sense)
+      let r = await run('gtp', ['sysctl', '-n', 'security.jail.children.max', 'security.jail.children.cur'], p.env);
+      assert.deepEqual([r.code, r.stdout, r.stderr], [0, '1\n0\n', '']);
+      r = await run('gtq', ['sysctl', 'security.jail.children.max', 'security.jail.children.cur'], q.env);
+      assert.deepEqual([r.code, r.stdout], [0, 'security.jail.children.max: 0\nsecurity.jail.children.cur: 0\n']);
+      // in order beside the jail's env and the jail's own sysctl
+      r = await run('gtp', ['sysctl', '-n', 'security.jail.env', 'security.jail.children.max', 'kernel.ostype'], p.env);
+      assert.deepEqual([r.code, r.stdout], [0, 'cba\n1\nLinux\n']);
+      r = await run('gtp', ['sysctl', '-d', 'security.jail.children.cur'], p.env);
+      assert.deepEqual([r.code, r.stdout], [0, 'security.jail.children.cur: Current number of child jails\n']);
+      // the host sets children.max (jail -m), never the jail
+      r = await run('gtp', ['sysctl', 'security.jail.children.max=5'], p.env);
+      assert.deepEqual([r.code, r.stderr], [1, "sysctl: oid 'security.jail.children.max' is read only\n"]);
+      assert.equal(store.requireJail('gtp').params['children.max'], 1);
+      // a child started: counted for its parent only
+      await service.start(['gtp.kid']);
+      try {
+        r = await run('gtp', ['sysctl', '-n', 'security.jail.children.cur'], p.env);
+        assert.deepEqual([r.code, r.stdout], [0, '1\n']);
+        r = await run('gtq', ['sysctl', '-n', 'security.jail.children.cur'], q.env);
+        assert.deepEqual([r.code, r.stdout], [0, '0\n']);
+      } finally {
+        await service.stop(['gtp.kid']);
+      }
+    } finally {
+      await p.close();
+      await q.close();
+    }
+    // no channel: said so, nothing printed
+    const r = await run('gtq', ['sysctl', '-n', 'security.jail.children.max']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^sysctl: jailyard: no channel to the host/);
   });
 
   test('/run/jailyard/bin is first on PATH: read-only, nosuid, nodev, exec-able; the guest folder stays noexec', async () => {
@@ -197,6 +240,50 @@ describe('in-jail tools: sysctl, jail and jls through the host', () => {
       await again.close();
       rmSync(join(guest, 'tools-not-a-socket'));
     }
+  });
+
+  test('a guest folder deeper than a socket address holds (108 bytes): the channel listens and answers', async (t) => {
+    // a nested jail in a deep state folder: FreeBSD's sysctl_security_jail_children case made
+    // one, and its jexec failed with "listen EINVAL" before
+    const top = join(h.state, 'x'.repeat(60));
+    const deep = join(top, 'y'.repeat(60), 'guest');
+    t.after(() => rmSync(top, { recursive: true, force: true }));
+    const calls: { tool: string; argv: string[]; root?: string }[] = [];
+    const channel = await openToolsChannel({ front: probeFront(calls), service, jail: 'gtp', guestDir: deep });
+    try {
+      const name = basename(channel.env.JAILYARD_TOOLS_SOCKET!);
+      assert.ok(join(deep, name).length > 108);
+      assert.equal(statSync(join(deep, name)).mode & 0o777, 0o666);
+      // reached the way the jail would, through a path short enough
+      const fd = openSync(deep, 'r');
+      try {
+        const body = Buffer.from('-v\0');
+        const answer = await new Promise<string>((resolve, reject) => {
+          const req = request(
+            {
+              socketPath: `/proc/self/fd/${fd}/${name}`,
+              method: 'POST',
+              path: '/tools/jls',
+              headers: { 'content-length': body.length },
+            },
+            (res) => {
+              let text = '';
+              res.on('data', (d: Buffer) => (text += d));
+              res.on('end', () => resolve(text));
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+        assert.equal(answer, `0 20 0\njls ["-v"] root=gtp\n`);
+        assert.deepEqual(calls.at(-1), { tool: 'jls', argv: ['-v'], root: 'gtp' });
+      } finally {
+        closeSync(fd);
+      }
+    } finally {
+      await channel.close();
+    }
+    assert.deepEqual(readdirSync(deep), [], 'removed at the end');
   });
 
   test("the daemon's guest socket answers the same, and the front sees the caller's descendants only, without meta", async () => {

@@ -7,6 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.ts';
+import { jailTreeValue, sysctlMain } from '../../src/cli/freebsd/sysctl.ts';
+import type { JailRecord } from '../../src/store/types.ts';
 
 const sysctlFront = new URL('../../compat/freebsd/bin/sysctl', import.meta.url).pathname;
 
@@ -44,6 +46,57 @@ describe('the sysctl front', () => {
     const ro = sysctl('kern.features.vimage=1');
     assert.deepEqual(ro, { code: 1, stdout: '', stderr: "sysctl: oid 'kern.features.vimage' is read only\n" });
     assert.equal(sysctl('-n', 'security.jail.meta_maxbufsize').stdout, '4096\n');
+  });
+
+  test("security.jail.children.max/.cur on the host: prison0's JAIL_MAX and the jails that exist, read-only", () => {
+    assert.deepEqual(sysctl('-n', 'security.jail.children.max', 'security.jail.children.cur'), {
+      code: 0,
+      stdout: '999999\n0\n',
+      stderr: '',
+    });
+    assert.equal(
+      sysctl('-d', 'security.jail.children.cur').stdout,
+      'security.jail.children.cur: Current number of child jails\n',
+    );
+    assert.deepEqual(sysctl('security.jail.children.max=5'), {
+      code: 1,
+      stdout: '',
+      stderr: "sysctl: oid 'security.jail.children.max' is read only\n",
+    });
+  });
+
+  test('jailTreeValue and the in-jail sysctl: a jail counts what exists below it at any depth, never a sibling', async () => {
+    const rec = (name: string, state: JailRecord['state'], params: JailRecord['params'] = {}) =>
+      ({ name, state, params, jid: 0 }) as JailRecord;
+    const all = [
+      rec('a', 'running', { 'children.max': 5 }),
+      rec('a.b', 'running', { 'children.max': 2 }),
+      rec('a.b.c', 'running'),
+      rec('a.d', 'stopped'),
+      rec('e', 'running'),
+      rec('e.f', 'running'),
+      rec('g', 'stopped'),
+    ];
+    assert.equal(jailTreeValue('security.jail.children.max', all), 999999);
+    assert.equal(jailTreeValue('security.jail.children.cur', all), 5, 'every started jail, at any depth');
+    assert.equal(jailTreeValue('security.jail.children.max', all, 'a'), 5);
+    assert.equal(jailTreeValue('security.jail.children.cur', all, 'a'), 2, 'a.b and a.b.c; a.d is stopped');
+    assert.equal(jailTreeValue('security.jail.children.cur', all, 'a.b'), 1);
+    assert.equal(jailTreeValue('security.jail.children.max', all, 'e'), 0, 'unset: 0');
+    // the front for a caller inside e: e's own values, forms as sysctl(8)
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { stdout: (t: string) => out.push(t), stderr: (t: string) => err.push(t) };
+    const scope = { root: 'e', service: { list: async () => all, get: async () => all[0]! } };
+    assert.equal(await sysctlMain(['-n', 'security.jail.children.max', 'security.jail.children.cur'], io, scope), 0);
+    assert.equal(await sysctlMain(['-e', 'security.jail.children.cur'], io, scope), 0);
+    assert.deepEqual(out, ['0\n', '1\n', 'security.jail.children.cur=1\n']);
+    assert.equal(await sysctlMain(['security.jail.meta_maxbufsize', 'kern.ostype'], io, scope), 1);
+    assert.deepEqual(err, [
+      "sysctl: unknown oid 'security.jail.meta_maxbufsize'\n",
+      "sysctl: unknown oid 'kern.ostype'\n",
+    ]);
+    assert.equal(await sysctlMain(['-x'], io, scope), 1);
   });
 
   test('kern.features.vimage is 0 (no epair(4)); the host has no env of its own', () => {

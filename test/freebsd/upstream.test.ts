@@ -28,6 +28,7 @@ const compatBin = join(repo, 'compat/freebsd/bin');
 const PROGRAMS = [
   { name: 'jail_basic_test', file: 'jail_basic_test.sh' },
   { name: 'jailmeta', file: 'jailmeta.sh' },
+  { name: 'sysctl_security_jail_children', file: 'sysctl_security_jail_children.sh' },
 ];
 
 /**
@@ -289,7 +290,12 @@ function run(cmd: string, args: string[], opts: SpawnOptions & { timeout: number
 test('the upstream files are byte for byte the ones SOURCE.md names', () => {
   const source = readFileSync(join(upstream, 'SOURCE.md'), 'utf8');
   const rows = [...source.matchAll(/^\| `([^`]+)` \| `([^`]+)` \| `([0-9a-f]{40})` \| `([0-9a-f]{64})` \|$/gm)];
-  assert.deepEqual(rows.map((r) => r[1]).sort(), ['commands.jail.conf', 'jail_basic_test.sh', 'jailmeta.sh']);
+  assert.deepEqual(rows.map((r) => r[1]).sort(), [
+    'commands.jail.conf',
+    'jail_basic_test.sh',
+    'jailmeta.sh',
+    'sysctl_security_jail_children.sh',
+  ]);
   for (const [, file, , , sha] of rows) {
     const got = createHash('sha256')
       .update(readFileSync(join(upstream, file!)))
@@ -298,7 +304,9 @@ test('the upstream files are byte for byte the ones SOURCE.md names', () => {
   }
 });
 
-test("FreeBSD's jail_basic_test and jailmeta pass under kyua", { timeout: 300_000 }, async (t) => {
+test("FreeBSD's jail_basic_test, jailmeta and sysctl_security_jail_children pass under kyua", {
+  timeout: 300_000,
+}, async (t) => {
   const tools = { kyua: which('kyua'), 'atf-sh': which('atf-sh'), jot: which('jot') };
   const missing = Object.entries(tools).filter(([, p]) => !p);
   assert.deepEqual(
@@ -409,13 +417,13 @@ test("FreeBSD's jail_basic_test and jailmeta pass under kyua", { timeout: 300_00
     );
   }
 
-  // every case of both programs was listed and run (a broken program lists one pseudo-case)
+  // every case of every program was listed and run (a broken program lists one pseudo-case)
   assert.deepEqual(
     cases.map((c) => c.id).filter((id) => id.endsWith('__test_cases_list__')),
     [],
     `a program did not list its cases:\n${runs.map((r) => r.stdout).join('\n')}`,
   );
-  assert.equal(cases.length, 7 + 12, `kyua ran ${cases.length} cases:\n${runs.map((r) => r.stdout).join('\n')}`);
+  assert.equal(cases.length, 7 + 12 + 1, `kyua ran ${cases.length} cases:\n${runs.map((r) => r.stdout).join('\n')}`);
   // a listed case that ran out of time still may not read back a wrong value
   const contention = cases.find((c) => c.id === 'jailmeta:keyvalue_contention');
   assert.ok(

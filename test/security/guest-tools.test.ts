@@ -18,7 +18,7 @@ import type { Store } from '../../src/store/types.ts';
 import { startDaemon, type Daemon } from '../../src/api/daemon.ts';
 import { guestDir } from '../../src/layout.ts';
 import { DEFAULT_TOOL_LIMITS, rootsFrom, type ToolCommand } from '../../src/api/guest-tools.ts';
-import { runJail, runJls } from '../../src/cli/freebsd/index.ts';
+import { runJail, runJls, runSysctl } from '../../src/cli/freebsd/index.ts';
 
 describe('in-jail tools under attack', () => {
   let h: SecurityHost;
@@ -66,7 +66,7 @@ describe('in-jail tools under attack', () => {
       socketPath: join(h.state, 'jailyard.sock'),
       pollIntervalMs: 20,
       guestRoot: (n) => guestDir(h.state, n),
-      tools: { front: { jail, jls }, scope: { rootOf: rootsFrom(h.state, store) } },
+      tools: { front: { jail, jls, sysctl: runSysctl }, scope: { rootOf: rootsFrom(h.state, store) } },
     });
     const t0 = Date.now();
     for (const j of ['gsp', 'gsq'])
@@ -246,6 +246,44 @@ describe('in-jail tools under attack', () => {
     assert.equal(readFileSync(join(guestDir(h.state, 'gsq'), 'env'), 'utf8'), 'sibling-secret');
     r = await sh('gsp', `cat ${join(guestDir(h.state, 'gsq'), 'env')} 2>&1; echo rc=$?`);
     assert.doesNotMatch(r.stdout, /sibling-secret/);
+    unchanged();
+  });
+
+  test("the jail-tree sysctls count the caller's own jail only; the route answers nothing else and sets nothing", async () => {
+    const oids = ['security.jail.children.max', 'security.jail.children.cur'];
+    let r = await run('gsp', ['sysctl', '-n', ...oids]);
+    assert.deepEqual([r.code, r.stdout, r.stderr], [0, '1\n0\n', ''], "the sibling's child is not counted");
+    r = await run('gsq', ['sysctl', '-n', ...oids]);
+    assert.deepEqual([r.code, r.stdout, r.stderr], [0, '1\n1\n', '']);
+    // a hostile request on the guest socket itself: a host setting to read and to set, and the
+    // tree names with a value. The front knows only the two names, read-only.
+    const post = [
+      'import socket, sys',
+      's = socket.socket(socket.AF_UNIX); s.connect("/run/jailyard/guest.sock")',
+      'body = b"".join(a.encode() + b"\\0" for a in sys.argv[1:])',
+      's.sendall(b"POST /tools/sysctl HTTP/1.1\\r\\nHost: g\\r\\nConnection: close\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body) + body)',
+      'out = b""',
+      'while True:',
+      '    d = s.recv(65536)',
+      '    if not d: break',
+      '    out += d',
+      'sys.stdout.write(out.split(b"\\r\\n\\r\\n", 1)[1].decode())',
+    ].join('\n');
+    r = await run('gsp', [
+      'python3',
+      '-c',
+      post,
+      'security.jail.meta_maxbufsize=1',
+      'security.jail.param.meta',
+      'security.jail.children.max=100',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^1 0 \d+\n/, 'status 1, nothing on stdout');
+    assert.match(r.stdout, /unknown oid 'security\.jail\.meta_maxbufsize'/);
+    assert.match(r.stdout, /unknown oid 'security\.jail\.param\.meta'/);
+    assert.match(r.stdout, /oid 'security\.jail\.children\.max' is read only/);
+    assert.equal(store.getSettings().meta_maxbufsize, 4096);
+    assert.equal(store.requireJail('gsp').params['children.max'], 1);
     unchanged();
   });
 });

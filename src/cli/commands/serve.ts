@@ -395,7 +395,7 @@ export const register: RegisterVerb = (program, io) => {
         throw e;
       }
       // the jail(8) and jls(8) jails run inside themselves, answered on their guest sockets
-      const { runJail, runJls } = await import('../freebsd/index.ts');
+      const { runJail, runJls, runSysctl } = await import('../freebsd/index.ts');
       const { rootsFrom } = await import('../../api/guest-tools.ts');
       // health checks and restart.policy on one host (docs/health.md); a cluster node's jails
       // are its agent's
@@ -417,7 +417,7 @@ export const register: RegisterVerb = (program, io) => {
           socketPath,
           guestRoot: (name) => guestDir(session.stateDir, name),
           tools: {
-            front: { jail: runJail, jls: runJls },
+            front: { jail: runJail, jls: runJls, sysctl: runSysctl },
             scope: { rootOf: rootsFrom(session.stateDir, session.store) },
           },
           // the host's own jail(8), jls(8) and ls for native/jy-ctl (one host only: in a

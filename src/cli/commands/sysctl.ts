@@ -5,7 +5,8 @@
 //   jailyard sysctl meta_maxbufsize=8192     set (root only): "name: old -> new"
 // FreeBSD's names (security.jail.meta_maxbufsize) are accepted too, and printed as given.
 // FreeBSD's read-only names that scripts about jails read are answered as well:
-// security.jail.param.meta / .env, security.jail.env, kern.features.vimage. With
+// security.jail.param.meta / .env, security.jail.env, security.jail.children.max / .cur,
+// kern.features.vimage. With
 // --pass-unknown (what compat/freebsd/bin/sysctl passes) any other name is handed to the
 // system's own sysctl, so a FreeBSD script's `sysctl -n vm.swappiness` still works.
 import { spawnSync } from 'node:child_process';
@@ -15,6 +16,7 @@ import { openStore } from '../../store/sqlite.ts';
 import { checkSetting, describeSetting, isSettingName, SETTING_NAMES } from '../../store/settings.ts';
 import type { Settings, Store } from '../../store/types.ts';
 import { stateDir, type RegisterVerb } from '../context.ts';
+import { JAIL_TREE_OIDS, jailTreeValue } from '../freebsd/sysctl.ts';
 
 const FREEBSD_PREFIX = 'security.jail.';
 
@@ -65,6 +67,13 @@ const FREEBSD_READONLY: Record<string, ReadOnly> = {
   // has no epair(4) and its ifconfig cannot make one, so this front answers 0 and those
   // scripts take their own skip path instead of failing half-way. jailyard's jails still
   // get network stacks of their own (vnet, vnet.interface): see docs/freebsd-front.md.
+  // prison0's: JAIL_MAX and every existing jail (a jail's own sysctl answers for the jail)
+  ...Object.fromEntries(
+    Object.entries(JAIL_TREE_OIDS).map(([oid, describe]) => [
+      oid,
+      { describe, read: (store: () => Store) => String(jailTreeValue(oid, store().listJails())) },
+    ]),
+  ),
   'kern.features.vimage': {
     describe: 'VImage kernel virtualization (0: no epair(4) on this front)',
     read: () => '0',

@@ -40,6 +40,12 @@ export async function runJls(argv: string[], io: FrontIO, scope: ReaderScope): P
   return jlsMain(argv, io, scope);
 }
 
+/** sysctl(8) for security.jail.children.max and .cur (./sysctl.ts). */
+export async function runSysctl(argv: string[], io: FrontIO, scope: ReaderScope): Promise<number> {
+  const { sysctlMain } = await import('./sysctl.ts');
+  return sysctlMain(argv, io, scope);
+}
+
 export async function runJexec(argv: string[], io: FrontIO, scope: FrontScope): Promise<number> {
   const { jexecMain } = await import('./jexec.ts');
   return jexecMain(argv, io, scope);

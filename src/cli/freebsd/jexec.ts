@@ -93,7 +93,7 @@ async function toolsChannel(
   records: Map<string, JailRecord>,
 ): Promise<{ env: Record<string, string>; close(): Promise<void> }> {
   const stateDir = scope.stateDir as string;
-  const [{ openToolsChannel }, { PeerCheck }, { runJail, runJls }] = await Promise.all([
+  const [{ openToolsChannel }, { PeerCheck }, { runJail, runJls, runSysctl }] = await Promise.all([
     import('../../api/guest-tools.ts'),
     import('../../api/peer.ts'),
     import('./index.ts'),
@@ -110,7 +110,7 @@ async function toolsChannel(
   };
   try {
     const channel = await openToolsChannel({
-      front: { jail: runJail, jls: runJls },
+      front: { jail: runJail, jls: runJls, sysctl: runSysctl },
       service: scope.service,
       scope: { rootOf },
       jail,
