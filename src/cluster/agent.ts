@@ -160,6 +160,13 @@ if (o.credentials) {
   const c = o.credentials;
   o.credentials = { rootCertificate: buf(c.rootCertificate), privateKey: buf(c.privateKey), certChain: buf(c.certChain) };
 }
+// no circuit breaker and no retries: etcd3's default opens a member's breaker for 5 s after
+// three failed calls, longer than a short lease; after the quorum's return the keepalives
+// then stayed refused while the new leader's renewal ran out, and the node fenced (a CI run
+// of f2549e5: a jail stopped 12 s after a quorum's loss, the members back). Each tick is
+// one bounded try per member; the next tick is the retry.
+const { noop } = require(workerData.cockatiel);
+o.faultHandling = { host: () => noop, global: noop };
 const clients = workerData.endpoints.map((h) => new Etcd3({ hosts: [h], dialTimeout: every, ...o }));
 const LATE = Symbol('late');
 const late = () => new Promise((r) => setTimeout(() => r(LATE), every));
@@ -199,9 +206,14 @@ function startKeeperThread(
 ): KeeperThread {
   const { Worker } = process.getBuiltinModule('node:worker_threads') as typeof WorkerThreads;
   const etcd3 = createRequire(import.meta.url).resolve('etcd3');
+  // etcd3's own fault-handling library, the one its policies are checked against
+  const cockatiel = createRequire(etcd3).resolve('cockatiel');
   // the credentials go in memory (workerData), never through argv or the environment
   const options = etcdClientOptions(access);
-  const worker = new Worker(KEEPER, { eval: true, workerData: { etcd3, endpoints, options, leaseId, every, shared } });
+  const worker = new Worker(KEEPER, {
+    eval: true,
+    workerData: { etcd3, cockatiel, endpoints, options, leaseId, every, shared },
+  });
   worker.unref();
   worker.on('error', onError);
   return { stop: () => void worker.terminate() };
@@ -798,10 +810,13 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   const kaEvery = Math.max(200, Math.floor(ttlMs / 6));
   const beat = new BigInt64Array(new SharedArrayBuffer(16)); // [last answer ms, lease gone]
   let keeper: KeeperThread | undefined;
+  /** The last keepalive answer seen (the keeper's beat[0]). */
+  let lastAnswer = Date.now();
   const startKeeper = (): void => {
     keeper?.stop();
     keeper = undefined;
-    Atomics.store(beat, 0, BigInt(Date.now()));
+    lastAnswer = Date.now();
+    Atomics.store(beat, 0, BigInt(lastAnswer));
     Atomics.store(beat, 1, 0n);
     if (!reg || !opts.endpoints?.length) return;
     try {
@@ -909,7 +924,14 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     setInterval(() => {
       if (stopped) return;
       const now = Date.now();
-      lastAlive = Math.max(lastAlive, Number(Atomics.load(beat, 0)));
+      const answered = Number(Atomics.load(beat, 0));
+      // the first keepalive answered after a silence: how long it was, for the log
+      if (answered > lastAnswer) {
+        if (answered - lastAnswer > ttlMs / 3)
+          log('info', 'etcd answers keepalives again', { silentMs: answered - lastAnswer, fenced });
+        lastAnswer = answered;
+      }
+      lastAlive = Math.max(lastAlive, answered);
       if (Atomics.load(beat, 1) === 1n && !fenced) {
         Atomics.store(beat, 1, 0n);
         void fence('etcd says the node lease expired');

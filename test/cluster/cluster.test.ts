@@ -447,7 +447,18 @@ describe('jailyard cluster on etcd', { skip: cantRun() }, () => {
         await sampler;
       }
     }
-    assert.equal(gap, undefined, `q1 did not keep running on b through the quorum's loss and return: ${gap}`);
+    // on a failure, node b's judgement of the silence says why it fenced
+    const judged = () =>
+      readFileSync(t.node('b').log, 'utf8')
+        .split('\n')
+        .filter((l) => /fence|quorum|leader|keepalive|re-regist/.test(l))
+        .slice(-30)
+        .join('\n');
+    assert.equal(
+      gap,
+      undefined,
+      `q1 did not keep running on b through the quorum's loss and return: ${gap}\n${gap ? judged() : ''}`,
+    );
     await waitUntil('q1 running on b', () => runningOn('q1').join() === 'b', 20_000);
     await ok(t.cli('a', 'remove', 'q1', 'q2'), 'remove');
   });
