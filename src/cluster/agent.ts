@@ -928,7 +928,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       // the first keepalive answered after a silence: how long it was, for the log
       if (answered > lastAnswer) {
         if (answered - lastAnswer > ttlMs / 3)
-          log('info', 'etcd answers keepalives again', { silentMs: answered - lastAnswer, fenced });
+          log('info', 'etcd answers keepalives again', { silentMs: answered - lastAnswer });
         lastAnswer = answered;
       }
       lastAlive = Math.max(lastAlive, answered);
