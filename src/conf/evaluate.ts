@@ -286,8 +286,10 @@ function evaluateJail(
 
   const typed: Params = {};
   for (const p of params) {
-    if (p.isVar) continue;
     const values = resolve(p);
+    // every variable is expanded for each jail, used or not, as jail(8) does (config.c): one
+    // that names a missing variable fails the jail
+    if (p.isVar) continue;
     const found = resolveParamName(p.name);
     if (!found) {
       const hints = suggestParams(p.name);

@@ -91,6 +91,7 @@ const allowFlags: [string, string][] = [
   ['allow.mount.procfs', 'the jail root may mount procfs'],
   ['allow.mount.linprocfs', 'the jail root may mount linprocfs'],
   ['allow.mount.linsysfs', 'the jail root may mount linsysfs'],
+  ['allow.mount.lindebugfs', 'the jail root may mount lindebugfs'],
   ['allow.mount.tmpfs', 'the jail root may mount tmpfs'],
   ['allow.mount.zfs', 'the jail root may mount ZFS'],
   ['allow.quotas', 'the jail root may administer quotas'],
@@ -109,6 +110,7 @@ const allowFlags: [string, string][] = [
   ['allow.setaudit', 'the jail may set audit state'],
   ['allow.jails', 'the jail may create child jails (needs children.max)'],
   ['allow.dying', 'operate on a dying jail (jail(8) -d)'],
+  ['allow.unprivileged_parent_tampering', "unprivileged host processes may act on the jail's processes (FreeBSD 14.3)"],
 ];
 
 const execHooks: [string, string][] = [
@@ -143,7 +145,9 @@ const DEFS: ParamDef[] = [
   def('host.hostuuid', 'string', K, 'the host UUID of the jail'),
   def('host.hostid', 'int', K, 'the host ID of the jail', { min: 0 }),
   def('host', 'jailsys', K, 'hostname origin: new or inherit', { values: ['new', 'inherit'] }),
-  def('securelevel', 'int', K, 'the jail kern.securelevel', { min: -1, max: 3 }),
+  // the kernel takes any int (a level above 3 acts as 3; a jail's level never goes below
+  // its parent's)
+  def('securelevel', 'int', K, 'the jail kern.securelevel (-1 to 3)', { min: -2147483648, max: 2147483647 }),
   def('devfs_ruleset', 'int', K, 'the devfs ruleset enforced in the jail', { min: 0 }),
   def('children.max', 'int', K, 'how many child jails this jail may create', { min: 0 }),
   def('children.cur', 'int', RO, 'the number of descendant jails (read-only)'),
@@ -163,6 +167,11 @@ const DEFS: ParamDef[] = [
   def('sysvsem', 'jailsys', K, 'System V semaphores: new, inherit, disable', { values: JAILSYS }),
   def('sysvshm', 'jailsys', K, 'System V shared memory: new, inherit, disable', { values: JAILSYS }),
   def('zfs.mount_snapshot', 'int', K, 'the jail may mount ZFS snapshots (0, 1)', { min: 0, max: 1 }),
+  def('mac.do', 'jailsys', K, 'mac_do(4) in the jail: new (its own rules), inherit, disable (FreeBSD 15)', {
+    values: JAILSYS,
+  }),
+  def('mac.do.rules', 'string', K, 'the mac_do(4) rules of the jail (FreeBSD 15)'),
+  def('mac.do.exec_paths', 'string', K, 'the programs mac_do(4) lets change credentials in the jail (FreeBSD 15)'),
   def('meta', 'string', K, 'key=value lines visible to the host only (FreeBSD 15)'),
   def('env', 'string', K, 'key=value lines visible to the host and, read-only, to the jail (FreeBSD 15)'),
   // jail(8) pseudo-parameters (config.c intparams[])
@@ -184,6 +193,12 @@ const DEFS: ParamDef[] = [
   def('mount.fdescfs', 'bool', I, 'mount fdescfs on the jail /dev/fd'),
   def('mount.procfs', 'bool', I, 'mount procfs on the jail /proc'),
   def('depend', 'list', I, 'jails started before this one and stopped after it'),
+  def(
+    'zfs.dataset',
+    'list',
+    I,
+    'ZFS datasets attached to the jail after it is created (FreeBSD 15; needs allow.mount.zfs)',
+  ),
   // jailyard's own parameters (docs/jail-conf.md)
   def('skeleton', 'string', JY, 'the skeleton the jail is built from: NAME or NAME@VERSION'),
   def('skeleton.strategy', 'string', JY, 'how the skeleton is used: nullfs, basejail, overlay, full', {

@@ -126,7 +126,8 @@ class FileParser {
   #isInclude(t: Token): boolean {
     const first = t.kind === 'word' ? t.pieces[0] : undefined;
     return (
-      t.kind === 'word' && t.pieces.length === 1 && first?.kind === 'lit' && !first.quoted && first.text === '.include'
+      // jail(8) compares the word's text, quoted or not (jailparse.y special_param)
+      t.kind === 'word' && t.pieces.length === 1 && first?.kind === 'lit' && first.text === '.include'
     );
   }
 

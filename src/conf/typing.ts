@@ -70,6 +70,12 @@ export function typeValue(def: ParamDef, negated: boolean, values: readonly stri
       if (negated) return new ValueProblem(`"no${def.name.split('.').pop() ?? ''}" takes no value`, lastIndex);
       const l = last.toLowerCase();
       if (allowed.includes(l)) return l;
+      // libjail reads a number as the kernel's value: 0 disable, 1 new, 2 inherit (jail.h)
+      if (/^[0-2]$/.test(last)) {
+        const named = (['disable', 'new', 'inherit'] as const)[Number(last)]!;
+        if (allowed.includes(named)) return named;
+        return new ValueProblem(`value ${last} (${named}) is not one of ${allowed.join(', ')}`, lastIndex);
+      }
       // libjail also reads a jailsys parameter as a boolean: true = new.
       const b = parseBool(last);
       if (b !== undefined) return b ? 'new' : allowed.includes('disable') ? 'disable' : 'inherit';
@@ -104,10 +110,18 @@ export function typeValue(def: ParamDef, negated: boolean, values: readonly stri
     case 'addrlist': {
       if (negated) return new ValueProblem('only boolean parameters take a "no" prefix');
       if (def.type === 'addrlist') {
+        // a value may hold several addresses separated by commas, as libjail reads it
+        // (jailparam_import splits an array parameter's string at commas; jail(8) joins the
+        // list's values with commas first): "10.0.0.1,10.0.0.2" is two addresses
+        const split: string[] = [];
         for (let i = 0; i < values.length; i++) {
-          const problem = checkAddress(def, values[i] as string);
-          if (problem) return new ValueProblem(problem, i);
+          for (const entry of (values[i] as string).split(',')) {
+            const problem = checkAddress(def, entry);
+            if (problem) return new ValueProblem(problem, i);
+            split.push(entry);
+          }
         }
+        return split;
       }
       for (let i = 0; i < values.length; i++) {
         const problem = def.check?.(values[i] as string);

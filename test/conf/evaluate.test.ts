@@ -103,6 +103,59 @@ describe('evaluation: FreeBSD precedence (config.c load_config)', () => {
     });
     assert.deepEqual(one('j {} k { novnet; nosysvmsg; }', 'k'), { name: 'k', vnet: 'inherit', sysvmsg: 'disable' });
   });
+  test('jailsys parameters take libjail numbers: 0 disable, 1 new, 2 inherit; one the parameter lacks is refused', () => {
+    assert.deepEqual(one('j { ip4 = 2; ip6 = 0; sysvshm = 1; vnet = 1; }', 'j'), {
+      name: 'j',
+      ip4: 'inherit',
+      ip6: 'disable',
+      sysvshm: 'new',
+      vnet: 'new',
+    });
+    // vnet has no "disable": the kernel refuses vnet=0 (EINVAL)
+    const e = err(() => parse('j {\n vnet = 0;\n}'));
+    assert.deepEqual([e.code, e.place.jail, e.place.param, e.place.pos?.line], ['JY_ERR_PARAM_VALUE', 'j', 'vnet', 2]);
+  });
+  test('an address value with commas is several addresses, as libjail splits it; a bad one is named', () => {
+    assert.deepEqual(
+      one('j { ip4.addr = "10.0.0.1,10.0.0.2", 10.0.0.3; ip6.addr = "2001:db8::1,2001:db8::2"; }', 'j'),
+      {
+        name: 'j',
+        'ip4.addr': ['10.0.0.1', '10.0.0.2', '10.0.0.3'],
+        'ip6.addr': ['2001:db8::1', '2001:db8::2'],
+      },
+    );
+    const e = err(() => parse('j { ip4.addr = 10.0.0.9, "10.0.0.1,10.0.0.x"; }'));
+    assert.deepEqual([e.code, e.place.param, e.place.pos?.col], ['JY_ERR_PARAM_VALUE', 'ip4.addr', 26]);
+    assert.match(e.message, /"10\.0\.0\.x" is not an IPv4 address/);
+  });
+  test('every variable is expanded for each jail, used or not (config.c): a missing one fails the jail', () => {
+    // quBSD's base.conf shape: a variable built from $path, in a file where one jail sets no path
+    const text = '$compat = "$path/compat/ubuntu";\na { path = /jails/a; }\nb { persist; }';
+    const e = err(() => parse(text));
+    assert.deepEqual(
+      [e.code, e.place.jail, e.place.param, e.place.pos?.line, e.place.pos?.col],
+      ['JY_ERR_CONF_VARIABLE', 'b', '$compat', 1, 12],
+    );
+    assert.deepEqual(one('$compat = "$path/compat"; a { path = /jails/a; }', 'a'), { name: 'a', path: '/jails/a' });
+  });
+  test('FreeBSD 14.3 and 15 parameters: zfs.dataset, mac.do, allow.unprivileged_parent_tampering, lindebugfs; any int securelevel', () => {
+    assert.deepEqual(
+      one(
+        'j { allow.mount.zfs; zfs.dataset = "zroot/jails/j/data", zroot/jails/j/vm; mac.do = new; mac.do.rules = "uid=1001>uid=0"; allow.unprivileged_parent_tampering; allow.mount.lindebugfs; securelevel = 5; }',
+        'j',
+      ),
+      {
+        name: 'j',
+        'allow.mount.zfs': true,
+        'zfs.dataset': ['zroot/jails/j/data', 'zroot/jails/j/vm'],
+        'mac.do': 'new',
+        'mac.do.rules': 'uid=1001>uid=0',
+        'allow.unprivileged_parent_tampering': true,
+        'allow.mount.lindebugfs': true,
+        securelevel: 5,
+      },
+    );
+  });
   test('jailyard parameters are typed', () => {
     assert.deepEqual(
       one(
@@ -164,6 +217,16 @@ describe('.include', () => {
     });
     assert.equal(specs[1]?.params.persist, undefined, "the parameters of the file are a's, not its child's");
     assert.equal(specs[2]?.params.persist, undefined, 'nor of the jail after the block');
+  });
+  test('".include" quoted is the same statement (jail(8) compares the text)', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'jy-inc-q-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'k.conf'), 'k { persist; }\n');
+    writeFileSync(join(dir, 'jail.conf'), '".include" "k.conf";\n');
+    assert.deepEqual(
+      loadConf(join(dir, 'jail.conf')).map((s) => s.name),
+      ['k'],
+    );
   });
   test('a missing literal file is an error at the include; cycles are detected', (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'jyconf-'));
