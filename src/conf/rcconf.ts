@@ -2,9 +2,10 @@
 // libexec/rc/rc.d/jail (parse_options, extract_var, jail_handle_ips_option) does, plus the
 // 2006 skeleton-jail variables (`jail_<name>_skel_*`) with defaults from defaults.json.
 
-import { JailyardError, withContext } from '../errors.ts';
+import { JailyardError } from '../errors.ts';
 import { currentPlatform, loadDefaults, type Platform } from '../defaults.ts';
-import { findParam, parseParamAssignment } from './params.ts';
+import { parseConfString } from './evaluate.ts';
+import { findParam } from './params.ts';
 import { printConf } from './printer.ts';
 import { parseShellVars, type ShellVar } from './shellvars.ts';
 import { SourceTexts } from './source.ts';
@@ -21,6 +22,7 @@ export interface ImportRcOptions {
 }
 
 const YES = /^(yes|true|on|1)$/i;
+const NO = /^(no|false|off|0)$/i;
 
 /** The jail.conf text equivalent to the jail_* variables of an rc.conf. */
 export function importRcConf(text: string, file: string, options: ImportRcOptions = {}): string {
@@ -101,8 +103,18 @@ class JailVars {
     return this.own(name) ?? (g && g.value !== '' ? g : undefined);
   }
 
+  /** rc.subr checkyesno: yes/true/on/1, no/false/off/0; anything else is "not set
+   * properly" (a warning, and NO). */
   yes(name: string): boolean {
-    return YES.test(this.get(name)?.value ?? '');
+    const v = this.get(name);
+    if (v && !YES.test(v.value) && !NO.test(v.value))
+      this.notes.push(`jail "${this.j}": $${this.varName(name)} is not set properly ("${v.value}"): taken as NO`);
+    return YES.test(v?.value ?? '');
+  }
+
+  /** The variable `get(name)` read: the jail's own or the global one. */
+  varName(name: string): string {
+    return this.own(name) ? `jail_${this.jv}_${name}` : `jail_${name}`;
   }
 
   /** extract_var with a number: ${name}0 is optional, then 1, 2, ... until one is unset. */
@@ -156,6 +168,7 @@ function importJail(r: JailVars): JailSpec | undefined {
   importCommands(r);
   importMounts(r);
   importAllows(r);
+  importFlags(r);
   importParameters(r);
   importSkeleton(r);
   return { name: j, params: r.params };
@@ -176,9 +189,15 @@ function importNetwork(r: JailVars): void {
       sources6.push(m);
     }
     for (const src of sources6) {
-      for (const entry of src.value.split(',')) {
+      // rc.d/jail passes the value unquoted (jail_handle_ips_option $_ip $_interface): a
+      // space after a comma made the rest an interface name there; here it is only spacing
+      for (const entry of src.value.split(',').map((e) => e.trim())) {
         const a = extractAddress(entry, iface?.value ?? '');
-        if (!a) continue;
+        if (!a) {
+          // jail_extract_address: "type not identified" (an empty entry: "called without input")
+          if (entry) r.notes.push(`jail "${r.j}": address "${entry}" left out: type not identified`);
+          continue;
+        }
         if (a.type === 'inet6') ipv6 = true;
         r.append(a.type === 'inet' ? 'ip4.addr' : 'ip6.addr', a.text);
       }
@@ -254,31 +273,90 @@ function importAllows(r: JailVars): void {
   r.setFrom('osrelease', 'osrelease');
 }
 
-/** jail_<j>_parameters: further `name=value` words, as jail(8) takes them. */
+/** jail_<j>_parameters: rc.d/jail writes each word of it into the jail's block as a
+ * statement (`\t${_p%\;};`), which jail(8) then reads as jail.conf: quotes removed,
+ * variables expanded against the jail's parameters, `;` ending a statement, `+=` appending
+ * to what the lines above set. */
 function importParameters(r: JailVars): void {
   const extra = r.get('parameters');
   if (!extra) return;
-  for (const word of extra.value.split(/\s+/).filter(Boolean)) {
-    // rc.d/jail writes each word as a statement of the jail's block: `name+=value` appends
-    const append = /^([^=]+?)\+=/.exec(word);
-    const text = (append ? `${append[1]}=${word.slice(append[0].length)}` : word).replace(/;$/, '');
-    const a = withPos(() => parseParamAssignment(text, r.j), extra, r.sources);
-    if (append && a.kind === 'param') {
-      const cur = r.params[a.name];
-      if (!Array.isArray(a.value))
-        throw r.sources.error('JY_ERR_PARAM_VALUE', `"${word}": += appends to a list parameter only`, extra.pos, {
-          jail: r.j,
-          param: a.name,
-        });
-      r.params[a.name] = [...(Array.isArray(cur) ? cur : []), ...a.value];
-    } else if (a.kind === 'param') r.params[a.name] = a.value;
-    else if (a.op.op === 'replace') r.params[a.param] = a.op.value;
-    else
-      throw r.sources.error('JY_ERR_PARAM_VALUE', `"${word}": key operations are not jail parameters`, extra.pos, {
-        jail: r.j,
-        param: a.param,
-      });
+  const words = extra.value.split(/\s+/).filter(Boolean);
+  if (!words.length) return;
+  const block = printConf([{ name: r.j, params: r.params }]);
+  const text = `${block.slice(0, block.lastIndexOf('}'))}${words.map((w) => `\t${w.replace(/;$/, '')};\n`).join('')}}\n`;
+  let specs: JailSpec[];
+  try {
+    specs = parseConfString(text, `jail_${r.jv}_parameters`, { include: undefined });
+  } catch (e) {
+    if (!(e instanceof JailyardError)) throw e;
+    // placed at the variable: the block is rc.d/jail's, not a file of the user's
+    throw r.sources.error(e.code, `${r.varName('parameters')}: ${e.message}`, extra.pos, {
+      jail: r.j,
+      ...(e.place.param !== undefined ? { param: e.place.param } : {}),
+    });
   }
+  const got = specs.find((x) => x.name === r.j);
+  if (specs.length !== 1 || !got)
+    throw r.sources.error(
+      'JY_ERR_PARAM_VALUE',
+      `${r.varName('parameters')}: "${extra.value}" is not a list of jail parameters`,
+      extra.pos,
+      { jail: r.j },
+    );
+  for (const k of Object.keys(r.params)) delete r.params[k];
+  Object.assign(r.params, got.params);
+}
+
+/** jail_<j>_flags (else jail_flags): jail(8) options rc.d/jail puts before `-f CONF -c J`.
+ * The ones a jail.conf can say become parameters; the others are noted and left out. */
+function importFlags(r: JailVars): void {
+  const flags = r.get('flags');
+  if (!flags) return;
+  const words = flags.value.split(/\s+/).filter(Boolean);
+  const withArg = new Set(['J', 'n', 'p', 's', 'u', 'U', 'f', 'e']);
+  const left: string[] = [];
+  for (let k = 0; k < words.length; k++) {
+    const w = words[k] as string;
+    if (!w.startsWith('-') || w === '-') {
+      left.push(w);
+      continue;
+    }
+    for (let c = 1; c < w.length; c++) {
+      const opt = w[c] as string;
+      let arg: string | undefined;
+      if (withArg.has(opt)) {
+        arg = w.slice(c + 1) || words[++k];
+        c = w.length;
+      }
+      switch (opt) {
+        case 'l':
+          r.params['exec.clean'] = true;
+          break;
+        case 'U':
+          if (arg) r.set('exec.jail_user', [arg], flags);
+          break;
+        case 'u':
+          if (arg) {
+            r.set('exec.jail_user', [arg], flags);
+            r.params['exec.system_jail_user'] = true;
+          }
+          break;
+        case 's':
+          if (arg !== undefined) r.set('securelevel', [arg], flags);
+          break;
+        case 'h':
+          r.params.ip_hostname = true;
+          break;
+        case 'd':
+          r.params['allow.dying'] = true;
+          break;
+        default:
+          left.push(arg !== undefined ? `-${opt} ${arg}` : `-${opt}`);
+      }
+    }
+  }
+  if (left.length)
+    r.notes.push(`jail "${r.j}": ${r.varName('flags')} "${left.join(' ')}" left out (no jail.conf equivalent)`);
 }
 
 /** The 2006 skeleton-jail variables (jail_<j>_skel_*), defaults from defaults.json. */
@@ -293,22 +371,12 @@ function importSkeleton(r: JailVars): void {
   r.params['skeleton.rwmounts'] = words(r.get('skel_rwmounts')) ?? [...d.rwmounts[platform]];
 }
 
-function withPos<T>(f: () => T, from: ShellVar, sources: SourceTexts): T {
-  try {
-    return f();
-  } catch (e) {
-    if (!(e instanceof JailyardError) || e.place.pos) throw e;
-    // the word's own error, placed at the variable that held it
-    const excerpt = sources.excerpt(from.pos);
-    throw withContext(e, { place: { pos: from.pos, ...(excerpt !== undefined ? { excerpt } : {}) } });
-  }
-}
-
 /** rc.d/jail jail_extract_address: `[iface|]addr[/mask | /dotted | " netmask x"]`. */
 function extractAddress(entry: string, defaultIface: string): { type: 'inet' | 'inet6'; text: string } | undefined {
   if (!entry) return undefined;
   const bar = entry.indexOf('|');
-  const iface = bar >= 0 ? entry.slice(0, bar) : defaultIface;
+  // `|addr`: an empty interface is the default one (rc.d/jail: _iface=${_iface:-$_interface})
+  const iface = (bar >= 0 ? entry.slice(0, bar) : '') || defaultIface;
   const rest = bar >= 0 ? entry.slice(entry.lastIndexOf('|') + 1) : entry;
   const addr = rest.split(/[/ ]/, 1)[0] ?? '';
   if (!addr) return undefined;

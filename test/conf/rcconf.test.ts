@@ -7,6 +7,15 @@ import { parseConfString } from '../../src/conf/evaluate.ts';
 import { loadDefaults } from '../../src/defaults.ts';
 import { JailyardError } from '../../src/errors.ts';
 
+function err(f: () => unknown): JailyardError {
+  try {
+    f();
+  } catch (e) {
+    assert.ok(e instanceof JailyardError, String(e));
+    return e;
+  }
+  assert.fail('expected an error');
+}
 const spec = (text: string, name: string) =>
   importRcConfSpecs(text, 'rc.conf', { platform: 'freebsd' }).specs.find((s) => s.name === name)?.params;
 
@@ -91,10 +100,60 @@ describe('importRcConf: libexec/rc/rc.d/jail mapping', () => {
     assert.deepEqual(p?.['ip4.addr'], ['198.51.100.8/32', '198.51.100.9']);
     assert.equal(p?.['allow.raw_sockets'], true);
     assert.equal(p?.['exec.timeout'], 30);
-    assert.throws(
-      () => spec(`${base}jail_w_parameters="host.hostname+=x"`, 'w'),
-      (e) => e instanceof JailyardError && e.place.param === 'host.hostname' && /list parameter only/.test(e.message),
+    // jail(8) reads the words as jail.conf: quotes go, variables expand against the jail's
+    // parameters, `;` ends a statement
+    const q = spec(
+      `${base}jail_w_parameters='exec.timeout="30" osrelease="12.2-RELEASE" mount.fstab=/etc/fstab.$name host.domainname=\${host.hostname}.lan children.max=2;allow.mlock'`,
+      'w',
     );
+    assert.deepEqual(
+      [
+        q?.['exec.timeout'],
+        q?.osrelease,
+        q?.['mount.fstab'],
+        q?.['host.domainname'],
+        q?.['children.max'],
+        q?.['allow.mlock'],
+      ],
+      [30, '12.2-RELEASE', ['/etc/fstab.w'], 'w.lan', 2, true],
+    );
+    // a bad word is placed at the variable that holds it, naming the jail and the parameter
+    const e = err(() => spec(`${base}jail_w_parameters="exec.timeout=soon"`, 'w'));
+    assert.deepEqual(
+      [e.code, e.place.jail, e.place.param, e.place.pos?.line, e.place.pos?.col],
+      ['JY_ERR_PARAM_VALUE', 'w', 'exec.timeout', 5, 1],
+    );
+    assert.match(e.message, /jail_w_parameters: exec\.timeout: non-integer value "soon"/);
+    assert.equal(err(() => spec(`${base}jail_w_parameters="x { }"`, 'w')).place.pos?.line, 5);
+  });
+  test('jail_ip as people write it: spaces after commas, an empty interface, an entry of no address type (noted)', () => {
+    const r = importRcConfSpecs(
+      'jail_list=i\njail_interface=em0\njail_i_rootdir=/i\njail_i_hostname=i\njail_i_ip="em1|198.51.100.10/24, 2001:db8::10/64 ,|198.51.100.11, myhost"',
+      'rc.conf',
+      { platform: 'freebsd' },
+    );
+    const p = r.specs[0]?.params;
+    assert.deepEqual(p?.['ip4.addr'], ['em1|198.51.100.10/24', 'em0|198.51.100.11/32']);
+    assert.deepEqual(p?.['ip6.addr'], ['em0|2001:db8::10/64']);
+    assert.deepEqual(r.notes, ['jail "i": address "myhost" left out: type not identified']);
+  });
+  test('jail_flags: the options a jail.conf can say become parameters, the others are noted; yes/no junk is noted', () => {
+    const r = importRcConfSpecs(
+      'jail_list=f\njail_flags="-l -U www -s2 -v -J /var/run/f.jid"\njail_f_rootdir=/f\njail_f_hostname=f\njail_f_ip=198.51.100.12\njail_f_sysvipc_allow=maybe',
+      'rc.conf',
+      { platform: 'freebsd' },
+    );
+    const p = r.specs[0]?.params;
+    assert.deepEqual(
+      [p?.['exec.clean'], p?.['exec.jail_user'], p?.securelevel, p?.['allow.sysvipc']],
+      [true, 'www', 2, false],
+    );
+    assert.deepEqual(r.notes, [
+      'jail "f": $jail_f_sysvipc_allow is not set properly ("maybe"): taken as NO',
+      'jail "f": jail_flags "-v -J /var/run/f.jid" left out (no jail.conf equivalent)',
+    ]);
+    const u = spec('jail_list=f\njail_f_flags="-u operator"\njail_f_rootdir=/f\njail_f_hostname=f', 'f');
+    assert.deepEqual([u?.['exec.jail_user'], u?.['exec.system_jail_user']], ['operator', true]);
   });
   test('no address: a vnet jail with vnet.interface', () => {
     const p = spec('jail_list=v\njail_v_rootdir=/v\njail_v_hostname=v\njail_v_vnet_interface="epair0b epair1b"', 'v');
