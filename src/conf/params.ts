@@ -140,7 +140,11 @@ const DEFS: ParamDef[] = [
   def('vnet', 'jailsys', K, 'a virtual network stack of its own (new) or the host one (inherit)', {
     values: ['new', 'inherit'],
   }),
-  def('host.hostname', 'string', K, 'the hostname of the jail'),
+  // a name that starts with '-' is an option to every tool that takes a hostname (a jail set
+  // host.hostname=-F/etc/machine-id and read the host file through hostname(1))
+  def('host.hostname', 'string', K, 'the hostname of the jail', {
+    check: (v) => (v.startsWith('-') ? 'a hostname cannot start with "-"' : undefined),
+  }),
   def('host.domainname', 'string', K, 'the NIS domain name of the jail'),
   def('host.hostuuid', 'string', K, 'the host UUID of the jail'),
   def('host.hostid', 'int', K, 'the host ID of the jail', { min: 0 }),

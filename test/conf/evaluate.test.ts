@@ -91,6 +91,11 @@ describe('evaluation: FreeBSD precedence (config.c load_config)', () => {
     assert.deepEqual([e.code, e.place.pos?.col], ['JY_ERR_PARAM_VALUE', 26]);
     e = err(() => parse('j { limits.memory = lots; }'));
     assert.equal(e.code, 'JY_ERR_PARAM_VALUE');
+    // an option to hostname(1) and every other tool the name is handed to (a red-team finding)
+    e = err(() => parse('j { host.hostname = "-F/etc/machine-id"; }'));
+    assert.deepEqual([e.code, e.place.param], ['JY_ERR_PARAM_VALUE', 'host.hostname']);
+    e = err(() => parseParamAssignment('host.hostname=-F/etc/machine-id', 'j'));
+    assert.deepEqual([e.code, e.place.param], ['JY_ERR_PARAM_VALUE', 'host.hostname']);
     e = err(() => parse('j { dying; }'));
     assert.equal(e.code, 'JY_ERR_PARAM_VALUE');
   });

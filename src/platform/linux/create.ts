@@ -402,7 +402,7 @@ export async function modify(
 ): Promise<void> {
   if (changes.limits) await applyLimits(facts.cgroups, changes.limits, ctx.name);
   if (changes.hostname !== undefined) {
-    const r = await run(['nsenter', `--target=${facts.initPid}`, '--uts', '--', 'hostname', changes.hostname]);
+    const r = await run(['nsenter', `--target=${facts.initPid}`, '--uts', '--', 'hostname', '--', changes.hostname]);
     if (r.code !== 0) {
       throw new JailyardError('JY_ERR_PLATFORM', `cannot set hostname ${changes.hostname}`, {
         jail: ctx.name,
