@@ -5,19 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConf, parseConfString, wildcardMatches } from '../../src/conf/evaluate.ts';
 import { parseParamAssignment, PARAMS, findParam } from '../../src/conf/params.ts';
-import { JailyardError } from '../../src/errors.ts';
+import { err } from '../helpers/thrown.ts';
 
 const parse = (text: string) => parseConfString(text, 't.conf', { include: undefined });
 const one = (text: string, jail: string) => parse(text).find((s) => s.name === jail)?.params;
-function err(f: () => unknown): JailyardError {
-  try {
-    f();
-  } catch (e) {
-    assert.ok(e instanceof JailyardError, String(e));
-    return e;
-  }
-  assert.fail('expected an error');
-}
 
 describe('evaluation: FreeBSD precedence (config.c load_config)', () => {
   test('later definitions override earlier: a wildcard above a jail is overridden, one below wins', () => {

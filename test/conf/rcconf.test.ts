@@ -6,16 +6,8 @@ import { parseShellVars } from '../../src/conf/shellvars.ts';
 import { parseConfString } from '../../src/conf/evaluate.ts';
 import { loadDefaults } from '../../src/defaults.ts';
 import { JailyardError } from '../../src/errors.ts';
+import { err } from '../helpers/thrown.ts';
 
-function err(f: () => unknown): JailyardError {
-  try {
-    f();
-  } catch (e) {
-    assert.ok(e instanceof JailyardError, String(e));
-    return e;
-  }
-  assert.fail('expected an error');
-}
 const spec = (text: string, name: string) =>
   importRcConfSpecs(text, 'rc.conf', { platform: 'freebsd' }).specs.find((s) => s.name === name)?.params;
 
