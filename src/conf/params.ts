@@ -371,7 +371,8 @@ export function parseParamAssignment(word: string, jail?: string): ParamAssignme
   }
   if (found.def.flags.readOnly)
     throw new JailyardError('JY_ERR_PARAM_VALUE', `parameter "${found.def.name}" is read-only`, place);
-  const values = raw === undefined ? [] : found.def.type === 'addrlist' ? raw.split(',') : [raw];
+  // an address list's commas are split by the typing, as in jail.conf
+  const values = raw === undefined ? [] : [raw];
   const value = typeValue(found.def, found.negated, values);
   if (value instanceof ValueProblem) {
     throw new JailyardError('JY_ERR_PARAM_VALUE', `${found.def.name}: ${value.message}`, {

@@ -109,25 +109,17 @@ export function typeValue(def: ParamDef, negated: boolean, values: readonly stri
     case 'list':
     case 'addrlist': {
       if (negated) return new ValueProblem('only boolean parameters take a "no" prefix');
-      if (def.type === 'addrlist') {
-        // a value may hold several addresses separated by commas, as libjail reads it
-        // (jailparam_import splits an array parameter's string at commas; jail(8) joins the
-        // list's values with commas first): "10.0.0.1,10.0.0.2" is two addresses
-        const split: string[] = [];
-        for (let i = 0; i < values.length; i++) {
-          for (const entry of (values[i] as string).split(',')) {
-            const problem = checkAddress(def, entry);
-            if (problem) return new ValueProblem(problem, i);
-            split.push(entry);
-          }
-        }
-        return split;
+      // an address value may hold several addresses separated by commas, as libjail reads
+      // it (jailparam_import splits an array parameter's string at commas; jail(8) joins the
+      // list's values with commas first): "10.0.0.1,10.0.0.2" is two addresses
+      const items: { text: string; index: number }[] = values.flatMap((v, index) =>
+        def.type === 'addrlist' ? v.split(',').map((text) => ({ text, index })) : [{ text: v, index }],
+      );
+      for (const { text, index } of items) {
+        const problem = (def.type === 'addrlist' ? checkAddress(def, text) : undefined) ?? def.check?.(text);
+        if (problem !== undefined) return new ValueProblem(problem, index);
       }
-      for (let i = 0; i < values.length; i++) {
-        const problem = def.check?.(values[i] as string);
-        if (problem !== undefined) return new ValueProblem(problem, i);
-      }
-      return [...values];
+      return items.map((x) => x.text);
     }
   }
 }

@@ -16,6 +16,7 @@ import { parseManifest } from '../../src/skeleton/manifest.ts';
 import { JailyardError } from '../../src/errors.ts';
 import { loadDriver } from '../../src/platform/index.ts';
 import { tempDir, makeSkeleton } from './fixtures.ts';
+import { err } from '../helpers/thrown.ts';
 
 const t = tempDir('registry');
 after(t.cleanup);
@@ -24,16 +25,6 @@ makeSkeleton(src);
 const state = join(t.dir, 'state');
 // the Linux driver: it runs debootstrap and unmounts what a failed run leaves in its tree
 const host = await loadDriver({ stateDir: state });
-
-function err(fn: () => unknown): JailyardError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof JailyardError, String(e));
-    return e;
-  }
-  assert.fail('did not throw');
-}
 
 async function rejection(p: Promise<unknown>): Promise<JailyardError> {
   try {
