@@ -38,6 +38,10 @@
  *                  every other namespace stays the host's to own. The jail's network
  *                  namespace lets it bind ports below 1024 (ip_unprivileged_port_start 0:
  *                  its root holds no capability there)
+ *   --join-user FILE BASE  a nested jail of a user-namespace jail: pid 1 enters the user
+ *                  namespace FILE (its parent's, /proc/PID/ns/user) where --userns would make
+ *                  one, so the child's root is its parent's root and nothing more; BASE is
+ *                  the host uid of that root (the owner of a made /dev)
  *   ROOT           the jail root (a private mount point with the plan's mounts below it)
  *   TINI           the host's static tini, bound read-only at ROOT/.jailyard/tini (the
  *                  driver made that directory and mount point file; both are checked to be
@@ -76,6 +80,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/keyctl.h>
+#include <linux/nsfs.h>
 #include <linux/openat2.h>
 #include "jy-common.h"
 #include "jy-path.h"
@@ -407,7 +412,7 @@ int main(int argc, char **argv) {
 	const char *nsfiles[MAX_NS], *cgroups[MAX_NS], *proc_ro[MAX_LIST], *proc_mask[MAX_LIST], *suid[MAX_LIST], *rofs[MAX_LIST];
 	const char *bind_src[MAX_NS], *bind_dst[MAX_NS];
 	int bind_exec[MAX_NS];
-	const char *allow = "", *holder_bin = NULL;
+	const char *allow = "", *holder_bin = NULL, *user_join = NULL;
 	int nstypes[MAX_NS];
 	unsigned long ubase = 0, ucount = 0;
 	int nns = 0, ncg = 0, nro = 0, nmask = 0, nsuid = 0, nrofs = 0, nbind = 0, unshare_net = 0, i = 1, bad = 0;
@@ -435,6 +440,13 @@ int main(int argc, char **argv) {
 			i += 2;
 		} else if (!strcmp(argv[i], "--userns") && i + 1 < argc) {
 			bad |= !jy_parse_range(argv[++i], &ubase, &ucount);
+		} else if (!strcmp(argv[i], "--join-user") && i + 2 < argc) {
+			char *end;
+			user_join = argv[i + 1];
+			errno = 0;
+			ubase = strtoul(argv[i + 2], &end, 10);
+			bad |= errno != 0 || end == argv[i + 2] || *end != 0 || ubase == 0;
+			i += 2;
 		} else if (!strcmp(argv[i], "--seccomp") && i + 1 < argc) {
 			allow = argv[++i];
 		} else if (!strcmp(argv[i], "--holder") && i + 1 < argc) {
@@ -444,8 +456,10 @@ int main(int argc, char **argv) {
 		}
 	}
 	unsigned long long keep = 0;
+	/* one user namespace at most: made (--userns) or joined (--join-user) */
+	bad |= user_join != NULL && ucount != 0;
 	if (bad || argc - i < 7 || strcmp(argv[i + 5], "--") != 0 || !parse_caps(argv[i + 3], &keep)) {
-		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] [--proc-ro /proc/P]... [--proc-mask /proc/P]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]... [--bind-rx SRC TARGET]... [--seccomp ALLOW] [--holder PROGRAM] [--userns BASE,COUNT] ROOT HOSTNAME TINI KEEP makedev|keepdev -- HOLDER...\n");
+		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] [--proc-ro /proc/P]... [--proc-mask /proc/P]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]... [--bind-rx SRC TARGET]... [--seccomp ALLOW] [--holder PROGRAM] [--userns BASE,COUNT | --join-user FILE BASE] ROOT HOSTNAME TINI KEEP makedev|keepdev -- HOLDER...\n");
 		return 2;
 	}
 	/* every argument is copied out of the argument area, which is then blanked */
@@ -465,6 +479,7 @@ int main(int argc, char **argv) {
 	}
 	if (*allow) allow = all[index_of(argv, argc, allow)];
 	if (holder_bin) holder_bin = all[index_of(argv, argc, holder_bin)];
+	if (user_join) user_join = all[index_of(argv, argc, user_join)];
 	const char *root = all[i], *hostname = all[i + 1], *tini = all[i + 2], *dev = all[i + 4];
 	char **holder = &all[i + 6];
 	hide_arguments(argc, argv);
@@ -472,6 +487,11 @@ int main(int argc, char **argv) {
 	/* made before the pid namespace (its helper child must not become the jail's pid 1) */
 	int userns = -1;
 	if (ucount && (userns = jy_userns_fd(ubase, ucount)) < 0) die_errno("cannot make the user namespace %lu,%lu", ubase, ucount);
+	/* opened before any join (the path is the host's); entered where a made one would be */
+	if (user_join) {
+		if ((userns = open(user_join, O_RDONLY | O_CLOEXEC)) < 0) die_errno("cannot open the user namespace %s", user_join);
+		if (ioctl(userns, NS_GET_NSTYPE) != CLONE_NEWUSER) die("%s is not a user namespace", user_join);
+	}
 
 	for (int n = 0; n < ncg; n++) join_cgroup(cgroups[n]);
 

@@ -29,7 +29,7 @@ import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { spawner } from './spawner.ts';
 import { consoleLimitOf, stageConsole } from './console.ts';
 import { nestedRoot } from './mounts.ts';
-import { rangeArg, rangeFor, usernsWanted } from './userns.ts';
+import { parentUserNamespace, rangeArg, rangeFor, usernsWanted } from './userns.ts';
 import { applyLimits, createGroups, removeGroups, warmCgroupMoves, type CgroupConfig } from './cgroups.ts';
 import {
   childrenOf,
@@ -260,11 +260,15 @@ export async function create(
   const guest = `${ctx.stateDir}/guest`;
   // user-namespace jail: the range recorded by the mounts step (taken now if it was not)
   const range = usernsWanted(ctx.spec) && !nest ? await rangeFor(ctx) : undefined;
+  // a child of a user-namespace jail enters its parent's namespace: a child is never more
+  // than its parent (in the host's namespace its root would be host root)
+  const joinedUser = nest ? parentUserNamespace(ctx.parent!.initPid, place) : undefined;
   const argv = [
     JY_STAGE,
     ...cgroups.flatMap((d) => ['--cgroup', d]),
     ...joins,
     ...(range ? ['--userns', rangeArg(range)] : []),
+    ...(joinedUser ? ['--join-user', joinedUser.file, String(joinedUser.base)] : []),
     ...procArgs(procRules(loadDefaults())),
     ...kernelFsArgs(kernelFsTypes(loadDefaults())),
     ...(mounts?.suid ?? []).flatMap((t) => ['--suid', t]),

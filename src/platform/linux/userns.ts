@@ -23,6 +23,7 @@ import {
   openSync,
   readFileSync,
   readdirSync,
+  readlinkSync,
   rmSync,
   unlinkSync,
   writeFileSync,
@@ -327,5 +328,43 @@ export function ownByRangeRoot(paths: string[], range: UidRange): void {
     const st = lstatSync(p, { throwIfNoEntry: false });
     if (st && st.uid < range.count)
       lchownSync(p, range.base + st.uid, range.base + (st.gid < range.count ? st.gid : 0));
+  }
+}
+
+/** The user namespace a nested jail enters: its parent's, when the parent has one. */
+export interface JoinedUserNamespace {
+  /** /proc/PID/ns/user of the parent's pid 1. */
+  file: string;
+  /** The host uid of the namespace's root (the parent jail's root). */
+  base: number;
+}
+
+/**
+ * The user namespace of the running jail whose pid 1 is `initPid`, when it is not the
+ * host's (a user-namespace jail, or a child of one): a child started below it enters that
+ * namespace, so it never holds more than its parent (a child in the host's namespace would
+ * be host root). Throws when the parent's namespace cannot be read: starting the child as
+ * host root instead is never the fallback.
+ */
+export function parentUserNamespace(
+  initPid: number,
+  place: { jail: string; step: string },
+): JoinedUserNamespace | undefined {
+  const file = `/proc/${initPid}/ns/user`;
+  try {
+    if (readlinkSync(file) === readlinkSync('/proc/self/ns/user')) return undefined;
+    // "0 BASE COUNT": the line that maps the namespace's uid 0 (the stage writes one line)
+    const zero = readFileSync(`/proc/${initPid}/uid_map`, 'utf8')
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/).map(Number))
+      .find((f) => f.length === 3 && f[0] === 0);
+    if (!zero || !(zero[1]! > 0)) throw new Error(`no mapping of uid 0 in ${file}`);
+    return { file, base: zero[1]! };
+  } catch (e) {
+    throw new JailyardError(
+      'JY_ERR_PLATFORM',
+      `cannot read the parent jail's user namespace: ${(e as Error).message}`,
+      place,
+    );
   }
 }
