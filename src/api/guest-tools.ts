@@ -27,9 +27,9 @@ import { isJailyardError, JailyardError } from '../errors.ts';
 import { addressesOf, contextFromRecords, parentName } from '../runtime/jailplan.ts';
 import type { JailService } from '../runtime/types.ts';
 import { validateJailName } from '../store/names.ts';
-import type { JailChange, JailRecord, Store } from '../store/types.ts';
+import type { CreateFacts, JailChange, JailRecord, Store } from '../store/types.ts';
 import { capConnections, guardHandler } from './limits.ts';
-import { type PeerCheck, peerInJail } from './peer.ts';
+import { type PeerCheck, peerInJail, peerIsRoot } from './peer.ts';
 import { GUEST_TARGET } from '../layout.ts';
 
 /** The environment variable that names the jexec channel inside the jail. */
@@ -560,6 +560,32 @@ export class ToolsEndpoint {
   }
 }
 
+/**
+ * Whether the process at the other end of `req` is the jail's root (peer.ts peerIsRoot), for
+ * a route that changes something; when it is not, a 403 is sent (and false returned, as
+ * when the socket closed meanwhile). `true` at once when nothing can be checked: the caller
+ * then goes on in the same tick, as without the check (a pipelined request behind this one
+ * must not be parsed, and perhaps refused with the connection's end, before it is answered).
+ */
+export function requireJailRoot(
+  peers: PeerCheck | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+  facts: CreateFacts | undefined,
+): true | Promise<boolean> {
+  const check = peerIsRoot(peers, req.socket, facts);
+  if (check === true) return true;
+  return check.then((isRoot) => {
+    if (isRoot === undefined) return false;
+    if (isRoot) return true;
+    res.setHeader('connection', 'close');
+    req.resume();
+    const path = (req.url ?? '/').split('?')[0]!;
+    reply(res, 403, `${path}: only the jail's root may do this: Operation not permitted\n`);
+    return false;
+  });
+}
+
 // ---- jexec's channel ----
 
 export interface ChannelOptions extends ToolContext {
@@ -623,6 +649,12 @@ export async function openToolsChannel(opts: ChannelOptions): Promise<ToolsChann
         res.setHeader('connection', 'close');
         req.resume();
         return reply(res, 403, 'this socket serves the processes of its own jail only\n');
+      }
+      // jail(8) needs the jail's root (jexec -U runs the command as another user)
+      const path = (req.url ?? '/').split('?')[0]!;
+      if (path === '/tools/jail') {
+        const root = requireJailRoot(opts.peers, req, res, record.runtime?.create);
+        if (root !== true && !(await root)) return;
       }
       return endpoint.handle(opts.jail, req, res);
     },

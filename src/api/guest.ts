@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { ERROR_CODES, isJailyardError } from '../errors.ts';
 import { readMetaKey } from '../meta/ops.ts';
 import type { Store } from '../store/types.ts';
-import { listenJailSocket, type ToolContext, ToolsEndpoint } from './guest-tools.ts';
+import { listenJailSocket, requireJailRoot, type ToolContext, ToolsEndpoint } from './guest-tools.ts';
 import type { HubEvent, HubSubscriber, Subscription, WatchHub } from './hub.ts';
 import { capConnections, guardHandler } from './limits.ts';
 import { type PeerCheck, peerInJail } from './peer.ts';
@@ -41,6 +41,15 @@ export interface GuestOptions {
 function reply(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+/**
+ * The routes that change something: the in-jail jail(8) (jail_set(2) and jail_remove(2) need
+ * privilege on FreeBSD) and the jail's readiness (what its load balancer acts on). Only the
+ * jail's root may use them; any process of the jail may read its env and list with jls(8).
+ */
+export function changesSomething(path: string, method: string | undefined): boolean {
+  return path === '/tools/jail' || (path === '/ready' && method !== 'GET' && method !== 'HEAD');
 }
 
 export class GuestServer {
@@ -157,6 +166,14 @@ export class GuestServer {
       // as it is now, after the wait
       jail = this.#opts.store.getJail(name);
       if (!jail) return reply(res, 404, 'no such jail\n');
+    }
+    if (changesSomething(path, req.method)) {
+      const root = requireJailRoot(this.#opts.peers, req, res, jail.runtime?.create);
+      if (root !== true) {
+        if (!(await root)) return;
+        jail = this.#opts.store.getJail(name);
+        if (!jail) return reply(res, 404, 'no such jail\n');
+      }
     }
     if (ToolsEndpoint.routes(path)) {
       if (this.#tools) return this.#tools.handle(name, req, res);

@@ -48,6 +48,24 @@ export function peerInJail(
   return peers.of(socket).then((peer) => (socket.destroyed ? undefined : isInside(peer, wanted)));
 }
 
+/**
+ * The check a privileged route makes (the in-jail jail(8), readiness): whether the process at
+ * the other end is the jail's root, as jail_set(2) needs privilege on FreeBSD. `facts.rootUid` is
+ * the host uid of the jail's uid 0 (CreateFacts.rootUid; unrecorded: 0, host root, which a
+ * user-namespace jail started by an older jailyard then lacks until its restart). Like
+ * peerInJail: `true` at once when nothing can be checked (no helper, or no namespaces
+ * recorded: no jail runs), else the helper's (cached) answer, undefined when the socket
+ * closed meanwhile.
+ */
+export function peerIsRoot(
+  peers: PeerCheck | undefined,
+  socket: Socket,
+  facts: { nsIds?: JailNamespaces; rootUid?: number } | undefined,
+): true | Promise<boolean | undefined> {
+  if (!peers || (facts?.nsIds?.mnt === undefined && facts?.nsIds?.pid === undefined)) return true;
+  return peers.of(socket).then((peer) => (socket.destroyed ? undefined : peer?.uid === (facts.rootUid ?? 0)));
+}
+
 export class PeerCheck {
   readonly #child: ChildProcessByStdio<Writable, Readable, null>;
   /** The helper answers in order. */

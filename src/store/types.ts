@@ -65,6 +65,10 @@ export interface CreateFacts {
   cgroups: string[];
   /** Process start time (from /proc/<pid>/stat field 22) to detect pid reuse. */
   startTime?: string;
+  /** Host uid of the jail's root (its uid 0): 0, or the first uid of its user namespace's
+   * range (its own, or its parent's for a child). Who may use the guest socket's routes
+   * that change something (the in-jail jail(8), readiness). */
+  rootUid?: number;
 }
 
 /** What the runtime did to the system for a jail: enough to undo it after a crash. */

@@ -315,7 +315,14 @@ export async function create(
   // The child copied the prepared mount namespace: the copy held for it is done.
   await nest?.ns.release();
   const startTime = startTimeOf(initPid);
-  return { initPid, holderPid, nsIds: nsIdsOf(initPid), cgroups, ...(startTime ? { startTime } : {}) };
+  return {
+    initPid,
+    holderPid,
+    nsIds: nsIdsOf(initPid),
+    cgroups,
+    ...(startTime ? { startTime } : {}),
+    rootUid: range?.base ?? joinedUser?.base ?? 0,
+  };
 }
 
 /** What creating a nested jail needs: its parent alive and the namespace its mounts are in. */
