@@ -22,6 +22,9 @@ export class JailFeed {
   status: FeedStatus = 'connecting';
   /** The latest events seen since the page loaded, newest last. */
   events: FeedEvent[] = [];
+  /** Counts the changes: a view that rendered at one version and subscribed later can tell
+   * that it missed some (parts.tsx useFeed). */
+  version = 0;
   readonly #listeners = new Set<() => void>();
   readonly #abort = new AbortController();
 
@@ -31,6 +34,7 @@ export class JailFeed {
   }
 
   #changed(): void {
+    this.version++;
     for (const l of this.#listeners) l();
   }
 

@@ -8,7 +8,16 @@ import type { JailFeed } from './feed.ts';
 /** Re-renders the caller whenever the feed changes. */
 export function useFeed(feed: JailFeed): JailFeed {
   const [, setTick] = useState(0);
-  useEffect(() => feed.subscribe(() => setTick((n) => n + 1)), [feed]);
+  // the version this render showed: a change between the render and the subscription below
+  // (effects run after paint; the first list and the watch's first bookmark can land in
+  // between) told nobody, and the view would wait for the next event, 30 s for an idle
+  // feed's bookmark (the dashboard test's "live" that never came on a busy CI machine)
+  const rendered = feed.version;
+  useEffect(() => {
+    const unsubscribe = feed.subscribe(() => setTick((n) => n + 1));
+    if (feed.version !== rendered) setTick((n) => n + 1);
+    return unsubscribe;
+  }, [feed]);
   return feed;
 }
 
