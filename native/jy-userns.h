@@ -7,7 +7,8 @@
  *
  * The jail's other namespaces (mount, pid, uts, ipc, net) stay owned by the host's user
  * namespace: all of the stage's mount work is done with host privilege, and the jail's root
- * holds capabilities only over its own user namespace, which owns nothing. So it can act on
+ * holds capabilities only over its own user namespace, which owns nothing (and which is
+ * itself owned by the range's first uid, not host root: jy_userns_fd). So it can act on
  * files and processes of its range (chown, setuid, kill) but cannot mount, set the
  * hostname, write sysctls, configure its network or read host root's keyring.
  *
@@ -28,9 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/capability.h>
 
 /* "BASE,COUNT" (decimal) -> *base, *count; 0 on a malformed or out-of-range value. */
 __attribute__((unused)) static int jy_parse_range(const char *text, unsigned long *base, unsigned long *count) {
@@ -59,11 +64,51 @@ __attribute__((unused)) static int jy_write_all(const char *path, const char *te
 }
 
 /*
- * A new user namespace whose uid and gid maps are "0 BASE COUNT", as an O_CLOEXEC fd. A
- * short-lived child unshares it and waits; this (host-privileged) process writes the maps
- * and opens /proc/CHILD/ns/user, then lets the child go. setgroups stays allowed: the maps
- * are written with CAP_SETGID of the parent namespace, and the jail's root manages its own
- * users' groups inside its range.
+ * The credentials the namespace is made with: the kernel makes the creator's euid the
+ * namespace's owner, and charges everything counted per user inside it (inotify instances
+ * and watches, user namespaces, POSIX message queues, pending signals, processes) to that
+ * owner in the host's namespace too. Made by host root, a jail holding
+ * fs.inotify.max_user_instances would starve host root's inotify_init1 (EMFILE). So the
+ * child becomes the range's first uid and gid, the jail's root on the host, first.
+ *
+ * RLIMIT_NPROC is raised to unlimited before (to its hard limit without CAP_SYS_RESOURCE):
+ * a namespace made by a uid other than 0 caps the processes of all its users together at
+ * its creator's RLIMIT_NPROC (made by root: no cap); the jail's number of processes is its
+ * pids cgroup's business (limits.procs).
+ * CAP_SYS_ADMIN is kept (PR_SET_KEEPCAPS, then raised again in the effective set) for the
+ * unshare alone, so that distributions gating unprivileged user namespaces (Debian's
+ * kernel.unprivileged_userns_clone=0, AppArmor's restrict_unprivileged_userns) treat it as
+ * the privileged request it is; the owner is the euid whatever the capabilities.
+ *
+ * The child is non-dumpable after the uid change, so /proc/CHILD is root's: host root (this
+ * process) still writes its maps and opens its namespace; no other process of the range's
+ * uid can (and none runs on the host: the range is reserved for jails, docs/userns.md).
+ */
+__attribute__((unused)) static int jy_userns_creator(unsigned long base) {
+	struct rlimit nproc = { RLIM_INFINITY, RLIM_INFINITY };
+	if (setrlimit(RLIMIT_NPROC, &nproc) != 0 && getrlimit(RLIMIT_NPROC, &nproc) == 0) {
+		/* no CAP_SYS_RESOURCE (a container): as far as the hard limit goes */
+		nproc.rlim_cur = nproc.rlim_max;
+		setrlimit(RLIMIT_NPROC, &nproc);
+	}
+	if (prctl(PR_SET_KEEPCAPS, 1L, 0L, 0L, 0L) != 0) return -1;
+	if (setgroups(0, NULL) != 0 || setresgid((gid_t)base, (gid_t)base, (gid_t)base) != 0 ||
+	    setresuid((uid_t)base, (uid_t)base, (uid_t)base) != 0)
+		return -1;
+	struct __user_cap_header_struct head = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct caps[2];
+	memset(caps, 0, sizeof caps);
+	caps[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective = CAP_TO_MASK(CAP_SYS_ADMIN);
+	caps[CAP_TO_INDEX(CAP_SYS_ADMIN)].permitted = CAP_TO_MASK(CAP_SYS_ADMIN);
+	return (int)syscall(SYS_capset, &head, caps);
+}
+
+/*
+ * A new user namespace whose uid and gid maps are "0 BASE COUNT", owned by host uid BASE
+ * (above), as an O_CLOEXEC fd. A short-lived child takes the range's first uid, unshares it
+ * and waits; this (host-privileged) process writes the maps and opens /proc/CHILD/ns/user,
+ * then lets the child go. setgroups stays allowed: the maps are written with CAP_SETGID of
+ * the parent namespace, and the jail's root manages its own users' groups inside its range.
  */
 __attribute__((unused)) static int jy_userns_fd(unsigned long base, unsigned long count) {
 	int up[2], go[2];
@@ -74,21 +119,31 @@ __attribute__((unused)) static int jy_userns_fd(unsigned long base, unsigned lon
 		return -1;
 	}
 	pid_t pid = fork();
-	if (pid < 0) return -1;
+	if (pid < 0) {
+		int err = errno;
+		close(up[0]);
+		close(up[1]);
+		close(go[0]);
+		close(go[1]);
+		errno = err;
+		return -1;
+	}
 	if (pid == 0) {
 		close(up[0]);
 		close(go[1]);
-		char c = unshare(CLONE_NEWUSER) == 0 ? 'u' : 'e';
-		if (write(up[1], &c, 1) != 1) _exit(1);
+		/* 0, or the errno of the step that failed */
+		int e = jy_userns_creator(base) == 0 && unshare(CLONE_NEWUSER) == 0 ? 0 : errno;
+		if (write(up[1], &e, sizeof e) != (ssize_t)sizeof e) _exit(1);
+		char c;
 		while (read(go[0], &c, 1) > 0) ; /* until the parent closes its end */
 		_exit(0);
 	}
 	close(up[1]);
 	close(go[0]);
-	char c = 0, path[64], map[64];
-	int fd = -1, err = 0;
-	if (read(up[0], &c, 1) != 1 || c != 'u') {
-		err = EPERM;
+	char path[64], map[64];
+	int fd = -1, err = 0, e = EPERM;
+	if (read(up[0], &e, sizeof e) != (ssize_t)sizeof e || e != 0) {
+		err = e ? e : EPERM;
 	} else {
 		snprintf(map, sizeof map, "0 %lu %lu\n", base, count);
 		snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
