@@ -9,32 +9,22 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { SecurityHost } from './helpers.ts';
-import { openStore } from '../../src/store/sqlite.ts';
-import { createLocalService } from '../../src/runtime/service.ts';
-import { loadDriver } from '../../src/platform/index.ts';
-import type { Driver } from '../../src/platform/driver.ts';
+import { SecurityHost, toolsDaemon, type ToolsDaemon } from './helpers.ts';
 import type { Store } from '../../src/store/types.ts';
-import { startDaemon, type Daemon } from '../../src/api/daemon.ts';
 import { guestDir } from '../../src/layout.ts';
-import { DEFAULT_TOOL_LIMITS, rootsFrom, type ToolCommand } from '../../src/api/guest-tools.ts';
-import { runJail, runJls, runSysctl } from '../../src/cli/freebsd/index.ts';
+import { DEFAULT_TOOL_LIMITS, type ToolCommand } from '../../src/api/guest-tools.ts';
+import { runJail, runJls } from '../../src/cli/freebsd/index.ts';
 
 describe('in-jail tools under attack', () => {
   let h: SecurityHost;
+  let d: ToolsDaemon;
   let store: Store;
-  let driver: Driver;
-  let service: ReturnType<typeof createLocalService>;
-  let daemon: Daemon;
   const frontCalls: string[][] = [];
   /** Requests of the slow jls in the front at once, and the most seen. */
   const slow = { now: 0, most: 0 };
   const marker = `/tmp/jy-gtsec-hook-${process.pid}`;
 
-  const run = async (jail: string, argv: string[], timeoutMs = 30_000) => {
-    const j = store.requireJail(jail);
-    return driver.runInJail(service.contextOf(jail), j.runtime!.create!, argv, { stdio: 'pipe', timeoutMs });
-  };
+  const run = (jail: string, argv: string[], timeoutMs = 30_000) => d.run(jail, argv, timeoutMs);
   const sh = (jail: string, script: string) => run(jail, ['/bin/sh', '-c', script], 60_000);
 
   before(async () => {
@@ -43,9 +33,6 @@ describe('in-jail tools under attack', () => {
     await h.jail('gsq', { params: ['children.max=1', 'env=sibling-secret', 'meta.m=sibling-meta'] });
     // a child of the sibling, to be named from gsp by name and by jid
     await h.jail('gsq.kid', { params: ['env=nephew-secret'] });
-    store = openStore(h.state);
-    driver = await loadDriver({ stateDir: h.state });
-    service = createLocalService({ store, stateDir: h.state, driver });
     const jls: ToolCommand = async (argv, io, scope) => {
       frontCalls.push(['jls', ...argv]);
       if (argv[0] === 'slow') {
@@ -60,24 +47,11 @@ describe('in-jail tools under attack', () => {
       frontCalls.push(['jail', ...argv]);
       return runJail(argv, io, scope);
     };
-    daemon = await startDaemon({
-      store,
-      service,
-      socketPath: join(h.state, 'jailyard.sock'),
-      pollIntervalMs: 20,
-      guestRoot: (n) => guestDir(h.state, n),
-      tools: { front: { jail, jls, sysctl: runSysctl }, scope: { rootOf: rootsFrom(h.state, store) } },
-    });
-    const t0 = Date.now();
-    for (const j of ['gsp', 'gsq'])
-      while (!existsSync(join(guestDir(h.state, j), 'guest.sock'))) {
-        if (Date.now() - t0 > 10_000) throw new Error('no guest socket');
-        await new Promise((r) => setTimeout(r, 20));
-      }
+    d = await toolsDaemon(h, ['gsp', 'gsq'], { jail, jls });
+    store = d.store;
   });
   after(async () => {
-    await daemon?.close();
-    store?.close();
+    await d?.close();
     rmSync(marker, { force: true });
     await h?.close();
   });

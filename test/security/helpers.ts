@@ -35,6 +35,11 @@ import { openStore } from '../../src/store/sqlite.ts';
 import { createLocalService } from '../../src/runtime/service.ts';
 import { loadDriver } from '../../src/platform/index.ts';
 import type { Driver } from '../../src/platform/driver.ts';
+import type { Store } from '../../src/store/types.ts';
+import { startDaemon, type Daemon } from '../../src/api/daemon.ts';
+import { guestDir } from '../../src/layout.ts';
+import { rootsFrom, type ToolFront } from '../../src/api/guest-tools.ts';
+import { runJail, runJls, runSysctl } from '../../src/cli/freebsd/index.ts';
 
 export { STRATEGIES, type Strategy, type CliResult };
 
@@ -537,4 +542,62 @@ export function hostRunMs(): number {
       return Date.now() - t0;
     }),
   );
+}
+
+/** The daemon of toolsDaemon and what it acts through. */
+export interface ToolsDaemon {
+  store: Store;
+  driver: Driver;
+  service: ReturnType<typeof createLocalService>;
+  daemon: Daemon;
+  /** argv in `jail` through the driver (piped), as the jail's root. */
+  run(jail: string, argv: string[], timeoutMs?: number): ReturnType<Driver['runInJail']>;
+  close(): Promise<void>;
+}
+
+/**
+ * The daemon in this process over `h`'s state, with the in-jail tools (the real jail(8),
+ * jls(8) and sysctl front, each replaceable by a wrapper in `front`): what the guest tools'
+ * attacks go through. Ready when the guest sockets of `jails` exist.
+ */
+export async function toolsDaemon(
+  h: SecurityHost,
+  jails: string[],
+  front: Partial<ToolFront> = {},
+): Promise<ToolsDaemon> {
+  const store = openStore(h.state);
+  const driver = await loadDriver({ stateDir: h.state });
+  const service = createLocalService({ store, stateDir: h.state, driver });
+  const daemon = await startDaemon({
+    store,
+    service,
+    socketPath: join(h.state, 'jailyard.sock'),
+    pollIntervalMs: 20,
+    guestRoot: (n) => guestDir(h.state, n),
+    tools: {
+      front: { jail: runJail, jls: runJls, sysctl: runSysctl, ...front },
+      scope: { rootOf: rootsFrom(h.state, store) },
+    },
+  });
+  const t0 = Date.now();
+  for (const j of jails)
+    while (!existsSync(join(guestDir(h.state, j), 'guest.sock'))) {
+      if (Date.now() - t0 > 10_000) throw new Error(`no guest socket for ${j}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  return {
+    store,
+    driver,
+    service,
+    daemon,
+    run: (jail, argv, timeoutMs = 60_000) =>
+      driver.runInJail(service.contextOf(jail), store.requireJail(jail).runtime!.create!, argv, {
+        stdio: 'pipe',
+        timeoutMs,
+      }),
+    close: async () => {
+      await daemon.close();
+      store.close();
+    },
+  };
 }

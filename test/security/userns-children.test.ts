@@ -7,18 +7,9 @@
 // Addresses: none (the children share their parent's network).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { SecurityHost } from './helpers.ts';
-import { openStore } from '../../src/store/sqlite.ts';
-import { createLocalService } from '../../src/runtime/service.ts';
-import { loadDriver } from '../../src/platform/index.ts';
-import type { Driver } from '../../src/platform/driver.ts';
-import type { Store } from '../../src/store/types.ts';
-import { startDaemon, type Daemon } from '../../src/api/daemon.ts';
-import { guestDir } from '../../src/layout.ts';
-import { rootsFrom } from '../../src/api/guest-tools.ts';
-import { runJail, runJls, runSysctl } from '../../src/cli/freebsd/index.ts';
+import { SecurityHost, toolsDaemon, type ToolsDaemon } from './helpers.ts';
 import { recordedRange } from '../../src/platform/linux/userns.ts';
 
 /** Real, effective, saved and fs uid of a process, as the host sees them. */
@@ -31,18 +22,12 @@ function uids(pid: number): number[] {
 
 describe('children of a user-namespace jail', () => {
   let h: SecurityHost;
-  let store: Store;
-  let driver: Driver;
-  let service: ReturnType<typeof createLocalService>;
-  let daemon: Daemon;
+  let d: ToolsDaemon;
   let base: number;
 
-  const run = async (jail: string, argv: string[]) => {
-    const j = store.requireJail(jail);
-    return driver.runInJail(service.contextOf(jail), j.runtime!.create!, argv, { stdio: 'pipe', timeoutMs: 60_000 });
-  };
+  const run = (jail: string, argv: string[]) => d.run(jail, argv);
   const initOf = (jail: string): number => {
-    const pid = store.requireJail(jail).runtime?.create?.initPid;
+    const pid = d.store.requireJail(jail).runtime?.create?.initPid;
     assert.ok(pid, `${jail} is not running`);
     return pid;
   };
@@ -50,28 +35,14 @@ describe('children of a user-namespace jail', () => {
   before(async () => {
     h = await SecurityHost.open('unkids');
     await h.jail('unp', { params: ['userns', 'children.max=2'] });
-    store = openStore(h.state);
-    driver = await loadDriver({ stateDir: h.state });
-    service = createLocalService({ store, stateDir: h.state, driver });
-    daemon = await startDaemon({
-      store,
-      service,
-      socketPath: join(h.state, 'jailyard.sock'),
-      pollIntervalMs: 20,
-      guestRoot: (n) => guestDir(h.state, n),
-      tools: { front: { jail: runJail, jls: runJls, sysctl: runSysctl }, scope: { rootOf: rootsFrom(h.state, store) } },
-    });
-    const sock = join(guestDir(h.state, 'unp'), 'guest.sock');
-    for (const t0 = Date.now(); !existsSync(sock); await new Promise((r) => setTimeout(r, 20)))
-      if (Date.now() - t0 > 10_000) throw new Error('no guest socket');
+    d = await toolsDaemon(h, ['unp']);
     const range = recordedRange(h.jailDir('unp'));
     assert.ok(range, 'the parent has a range');
     base = range.base;
     assert.deepEqual(uids(initOf('unp')), [base, base, base, base], "the parent's root is its range's first uid");
   });
   after(async () => {
-    await daemon?.close();
-    store?.close();
+    await d?.close();
     await h?.close();
   });
 
@@ -101,10 +72,10 @@ describe('children of a user-namespace jail', () => {
   test("a child made by the jail's own `jail -c` enters the parent's user namespace", async () => {
     const r = await run('unp', ['jail', '-c', 'name=kid', 'persist', 'exec.start=id -u > /tmp/kid-start']);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(store.getJail('unp.kid')?.state, 'running');
+    assert.equal(d.store.getJail('unp.kid')?.state, 'running');
     await confined('unp.kid');
     // its exec.start ran as the jail's root, not the host's: the file it wrote is the range's
-    const rootOf = service.contextOf('unp.kid').path;
+    const rootOf = d.service.contextOf('unp.kid').path;
     const written = join(rootOf, 'tmp', 'kid-start');
     assert.equal(readFileSync(written, 'utf8').trim(), '0');
     assert.equal(statSync(written).uid, base, "exec.start's file is owned by the range, not by host root");
