@@ -594,6 +594,10 @@ int main(int argc, char **argv) {
 		state = getenv("JAILYARD_STATE");
 		if (state && !plain_dir(state)) fallback();
 	}
+	/* the daemon prints for a pipe: on a terminal, the values a jail chose (hostnames, meta,
+	 * env) are shown escaped, which only the caller's own ls and jls know to do
+	 * (src/cli/jls.ts) */
+	if (tool && strcmp(verb, "jail") && isatty(1)) fallback();
 	if (tool) return host_tool(state, verb, argc - i, argv + i);
 
 	struct sockaddr_un addr;

@@ -147,11 +147,27 @@ export class JailyardError extends Error {
  * bytes that are not UTF-8 become U+FFFD. Everything else passes as it is.
  */
 export function printable(text: string): string {
-  return text.replace(/\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/g, (c) => {
-    if (c === '\r') return '\\r';
-    const code = c.charCodeAt(0);
-    return code < 0x80 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
-  });
+  return text.replace(/\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/g, escapeControl);
+}
+
+/** Every control character, newline and tab included. */
+export const CONTROL_CHARACTER = /[\x00-\x1f\x7f-\x9f]/;
+
+/**
+ * A value a jail chose (its hostname, a meta or env value), made fit for one field of a
+ * listing on a terminal: as printable(), and newline and tab escaped too (\n, \t), since in
+ * a field they would start a line or a column the jail made up.
+ */
+export function printableValue(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, escapeControl);
+}
+
+function escapeControl(c: string): string {
+  if (c === '\r') return '\\r';
+  if (c === '\n') return '\\n';
+  if (c === '\t') return '\\t';
+  const code = c.charCodeAt(0);
+  return code < 0x80 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
 }
 
 export function isJailyardError(e: unknown): e is JailyardError {

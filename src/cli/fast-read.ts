@@ -57,3 +57,9 @@ export function writeOut(fd: 1 | 2, text: string): void {
     }
   }
 }
+
+/** Whether fd 1 is a terminal, as the CLI's process.stdout.isTTY tells it, without making
+ * that stream (Node's tty module loads net and the streams: asked only when it matters). */
+export function stdoutTerminal(): boolean {
+  return process.getBuiltinModule('node:tty').isatty(1);
+}

@@ -8,7 +8,7 @@
 
 import { withDerived } from '../runtime/params.ts';
 import type { JailRecord } from '../store/types.ts';
-import { readJails, writeLine, writeOut } from './fast-read.ts';
+import { readJails, stdoutTerminal, writeLine, writeOut } from './fast-read.ts';
 import { frontIO } from './freebsd/front-io.ts';
 import { jlsMain } from './freebsd/jls.ts';
 
@@ -36,7 +36,11 @@ export async function jlsFast(state: string | undefined, args: readonly string[]
       },
     };
     // the verb's io over a CLI io that keeps each text, to be framed as the CLI's writer does
-    const io = frontIO({ out: (t) => void written.push([1, t]), err: (t) => void written.push([2, t]) }, 'jls');
+    const io = frontIO(
+      { out: (t) => void written.push([1, t]), err: (t) => void written.push([2, t]) },
+      'jls',
+      stdoutTerminal,
+    );
     code = await jlsMain([...args], io, { service });
   } catch {
     // the CLI reports it, naming the place

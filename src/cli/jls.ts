@@ -1,7 +1,11 @@
 // jls(8)'s output forms over jail records (usr.sbin/jls/jls.c): the default table, -v,
 // -n name=value, -s (what jail(8) can read back), -h header, -q quoting, and libxo's JSON
 // shape {"__version": "2", "jail-information": {"jail": [...]}}. Pure: records in, text out.
+// A jail chooses much of what is printed (its children's hostnames, meta and env through its
+// own jail -c, its own env), so nothing of a record reaches a terminal as control characters:
+// the text forms escape them when told the output is one, JSON always.
 
+import { CONTROL_CHARACTER, printableValue } from '../errors.ts';
 import { takesParentRoot } from '../layout.ts';
 import { readMetaKey } from '../meta/ops.ts';
 import type { ParamValue } from '../conf/spec.ts';
@@ -18,6 +22,10 @@ export interface JlsOptions {
   pretty?: boolean;
   /** Parameters to print; empty = the default columns. */
   params: string[];
+  /** Whether stdout is a terminal, where the text forms show control characters escaped
+   * (printableValue). Asked only once a value has one: finding out can load Node's tty
+   * module, with net and the streams the fast paths keep out (./ls-fast.ts, ./jls-fast.ts). */
+  terminal?: () => boolean;
 }
 
 /** Parameters jls -s leaves out: read-only ones jail(8) cannot set. */
@@ -110,8 +118,19 @@ function pad(s: string, width: number, max?: number): string {
   return cut.padEnd(width);
 }
 
+/** What a text form prints of a string from a record: as it is, or escaped on a terminal. */
+function shownOn(terminal: (() => boolean) | undefined): (s: string) => string {
+  let escaped: boolean | undefined;
+  return (s) => {
+    if (!CONTROL_CHARACTER.test(s)) return s;
+    escaped ??= terminal?.() === true;
+    return escaped ? printableValue(s) : s;
+  };
+}
+
 export function formatJls(jails: JailRecord[], o: JlsOptions): string {
   const lines: string[] = [];
+  const shown = shownOn(o.terminal);
   if (o.params.length === 0 && o.verbose) {
     lines.push(
       '   JID  Hostname                      Path',
@@ -121,14 +140,14 @@ export function formatJls(jails: JailRecord[], o: JlsOptions): string {
     );
     for (const j of jails) {
       lines.push(
-        `${String(j.jid).padStart(6)}  ${pad(text(pseudo(j, 'host.hostname')), 29, 29)} ${text(pseudo(j, 'path')).slice(0, 74)}`,
+        `${String(j.jid).padStart(6)}  ${pad(shown(text(pseudo(j, 'host.hostname'))), 29, 29)} ${shown(text(pseudo(j, 'path'))).slice(0, 74)}`,
       );
       lines.push(
-        `        ${pad(j.name, 29, 29)} ${j.state === 'stopping' ? 'DYING' : j.state === 'running' ? 'ACTIVE' : j.state.toUpperCase()}`,
+        `        ${pad(shown(j.name), 29, 29)} ${j.state === 'stopping' ? 'DYING' : j.state === 'running' ? 'ACTIVE' : j.state.toUpperCase()}`,
       );
       lines.push(`        0`);
       for (const a of [...toList(j.params['ip4.addr']), ...toList(j.params['ip6.addr'])])
-        lines.push(`        ${a.replace(/^[^|]*\|/, '').replace(/\/\d+$/, '')}`);
+        lines.push(`        ${shown(a.replace(/^[^|]*\|/, '').replace(/\/\d+$/, ''))}`);
     }
     return lines.map((l) => `${l}\n`).join('');
   }
@@ -139,43 +158,45 @@ export function formatJls(jails: JailRecord[], o: JlsOptions): string {
         : `   JID  IP Address${' '.repeat(6)}Hostname${' '.repeat(22)}Path`,
     );
     for (const j of jails) {
-      const first = o.jailName ? ` ${pad(j.name, 15)} ` : `${String(j.jid).padStart(6)}  `;
+      const first = o.jailName ? ` ${pad(shown(j.name), 15)} ` : `${String(j.jid).padStart(6)}  `;
       lines.push(
-        `${first}${pad(firstAddr(j.params['ip4.addr']), 15, 15)} ${pad(text(pseudo(j, 'host.hostname')), 29, 29)} ${text(pseudo(j, 'path')).slice(0, 74)}`,
+        `${first}${pad(shown(firstAddr(j.params['ip4.addr'])), 15, 15)} ${pad(shown(text(pseudo(j, 'host.hostname'))), 29, 29)} ${shown(text(pseudo(j, 'path'))).slice(0, 74)}`,
       );
     }
     return lines.map((l) => `${l}\n`).join('');
   }
   const names = o.params.length ? o.params : allParamNames(jails);
-  if (o.header) lines.push(names.join(' '));
+  if (o.header) lines.push(names.map(shown).join(' '));
   for (const j of jails) {
     const fields: string[] = [];
     for (const name of names) {
       if (o.skip && READ_ONLY.has(name)) continue;
       const v = paramValue(j, name);
+      // a parameter's name can be a record's too (-n without names prints every one stored)
+      const label = shown(name);
       if (o.nameval && typeof v === 'boolean') {
-        fields.push(v ? name : noName(name));
+        fields.push(v ? label : shown(noName(name)));
         continue;
       }
-      const shown = text(v);
+      const value = shown(text(v));
       // jls: a meta/env key the jail does not have prints nothing (an empty field, an empty
       // line for a single key), its bare name with -n or -s; an empty string prints ""
       // (quoted_print); an empty address list prints "" with -q, nothing with -n, else "-"
       if (v === undefined) {
-        fields.push(o.nameval ? name : o.quoted ? '""' : '');
+        fields.push(o.nameval ? label : o.quoted ? '""' : '');
         continue;
       }
       const emptyList = Array.isArray(v) && v.length === 0;
-      const value = emptyList
+      const field = emptyList
         ? o.quoted
           ? '""'
           : o.nameval
             ? ''
             : '-'
-        : shown === ''
+        : value === ''
           ? '""'
-          : quote(shown, !!o.quoted);
-      fields.push(o.nameval ? `${name}=${value}` : value);
+          : quote(value, !!o.quoted);
+      fields.push(o.nameval ? `${label}=${field}` : field);
     }
     lines.push(fields.join(' '));
   }
@@ -240,18 +261,18 @@ export function jlsJson(jails: JailRecord[], o: JlsOptions): string {
  */
 export function libxoJson(items: Record<string, unknown>[], pretty: boolean): string {
   const value = (v: unknown): string =>
-    Array.isArray(v) ? `[${v.map((x) => JSON.stringify(x)).join(pretty ? ', ' : ',')}]` : JSON.stringify(v);
+    Array.isArray(v) ? `[${v.map((x) => json(x)).join(pretty ? ', ' : ',')}]` : json(v);
   if (!pretty) {
     const inst = items.map(
       (i) =>
         `{${Object.entries(i)
-          .map(([k, v]) => `${JSON.stringify(k)}:${value(v)}`)
+          .map(([k, v]) => `${json(k)}:${value(v)}`)
           .join(',')}}`,
     );
     return `{"__version": "2", "jail-information": {"jail": [${inst.join(', ')}]}}`;
   }
   const inst = items.map((i) => {
-    const fields = Object.entries(i).map(([k, v]) => `        ${JSON.stringify(k)}: ${value(v)}`);
+    const fields = Object.entries(i).map(([k, v]) => `        ${json(k)}: ${value(v)}`);
     return fields.length ? `      {\n${fields.join(',\n')}\n      }` : '      {\n      }';
   });
   return [
@@ -264,4 +285,13 @@ export function libxoJson(items: Record<string, unknown>[], pretty: boolean): st
     '  }',
     '}',
   ].join('\n');
+}
+
+/**
+ * JSON.stringify, with DEL and the C1 controls escaped (\u007f, \u009b) as well as C0: the
+ * same string to a parser, and none of a jail's control characters on a terminal that shows
+ * the document as it is (JSON escapes only those below U+0020).
+ */
+function json(v: unknown): string {
+  return JSON.stringify(v).replace(/[\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -8,7 +8,7 @@
 // printed.
 
 import { withDerived } from '../runtime/params.ts';
-import { readJails, writeLine, writeOut } from './fast-read.ts';
+import { readJails, stdoutTerminal, writeLine, writeOut } from './fast-read.ts';
 import { lsShown, lsText, switchesOnly } from './ls-view.ts';
 
 /** Runs `ls args` on the state folder of `--state state` (undefined: not given) and returns
@@ -20,7 +20,7 @@ export function lsFast(state: string | undefined, args: readonly string[]): bool
   try {
     const all = readJails(state);
     if (!all) return false;
-    text = lsText(lsShown(withDerived(all, all), parsed.switches), parsed.params, parsed.switches);
+    text = lsText(lsShown(withDerived(all, all), parsed.switches), parsed.params, parsed.switches, stdoutTerminal);
   } catch {
     // the CLI reports it, naming the place
     return false;

@@ -72,9 +72,11 @@ export function lsShown(jails: readonly JailRecord[], o: LsSwitches): JailRecord
   );
 }
 
-/** What ls prints for `jails` (empty: nothing), as jls(8) does with the same flags. */
-export function lsText(jails: JailRecord[], params: string[], o: LsSwitches): string {
+/** What ls prints for `jails` (empty: nothing), as jls(8) does with the same flags; `terminal`
+ * tells whether stdout is a terminal (./jls.ts JlsOptions). */
+export function lsText(jails: JailRecord[], params: string[], o: LsSwitches, terminal: () => boolean): string {
   const opts = {
+    terminal,
     params,
     header: !!o.header,
     nameval: !!(o.nameval || o.settable),

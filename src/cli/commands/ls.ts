@@ -1,7 +1,7 @@
 // jailyard ls — jls(8): list jails and their parameters. See docs/cli.md#ls
 // Its options and output are in ../ls-view.ts, shared with the fast path (../ls-fast.ts) that
 // runs a plain `ls` before the CLI is loaded.
-import type { RegisterVerb } from '../context.ts';
+import { processIO, type RegisterVerb } from '../context.ts';
 import { withJails } from '../jails.ts';
 import { LS_OPTIONS, lsShown, lsText, type LsSwitches } from '../ls-view.ts';
 
@@ -20,7 +20,8 @@ export const register: RegisterVerb = (program, io) => {
         if (one && o.selector !== undefined)
           jails = (await service.list({ selector: o.selector })).filter((j) => j.name === one.name);
         // -j shows its jail, stopped or not
-        const text = lsText(lsShown(jails, one ? { all: true } : o), params, o);
+        const terminal = () => io === processIO && process.stdout.isTTY === true;
+        const text = lsText(lsShown(jails, one ? { all: true } : o), params, o, terminal);
         if (text) io.out(text);
       });
     },

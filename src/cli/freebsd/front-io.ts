@@ -6,9 +6,9 @@ import type { CliIO } from '../context.ts';
 import type { FrontIO } from './index.ts';
 
 /** The front writes whole lines (ending in a newline); the CLI's writer ends each text with
- * one. Only jexec asks about a terminal: touching process.stdin sets up a stream (~20 ms of a
- * jls). */
-export function frontIO(io: CliIO, front: 'jail' | 'jls' | 'jexec'): FrontIO {
+ * one. Only jexec asks about a terminal at once: touching process.stdin sets up a stream
+ * (~20 ms of a jls); jls asks `stdoutTerminal` when a value needs it. */
+export function frontIO(io: CliIO, front: 'jail' | 'jls' | 'jexec', stdoutTerminal?: () => boolean): FrontIO {
   const strip = (t: string): string => (t.endsWith('\n') ? t.slice(0, -1) : t);
   return {
     stdout: (t) => {
@@ -18,6 +18,7 @@ export function frontIO(io: CliIO, front: 'jail' | 'jls' | 'jexec'): FrontIO {
       if (t !== '') io.err(strip(t));
     },
     stdin: 'inherit',
+    ...(stdoutTerminal ? { stdoutTerminal } : {}),
     ...(front === 'jexec' ? { terminal: process.stdin.isTTY === true && process.stdout.isTTY === true } : {}),
   };
 }

@@ -13,6 +13,9 @@ export interface FrontIO {
   stdin?: NodeJS.ReadableStream | 'inherit';
   /** jexec: the caller has a terminal (a pty for the command). */
   terminal?: boolean;
+  /** jls: whether stdout is a terminal, where values are shown escaped (src/cli/jls.ts
+   * JlsOptions.terminal); absent: not one. */
+  stdoutTerminal?: () => boolean;
 }
 
 /** Whom a front command acts for. */

@@ -126,6 +126,7 @@ export async function jlsMain(argv: string[], io: FrontIO, scope: ReaderScope): 
     verbose: verbose && params.length === 0,
     jailName,
     pretty: xo.pretty,
+    ...(io.stdoutTerminal ? { terminal: io.stdoutTerminal } : {}),
   };
   if (xo.json) io.stdout(`${jlsJson(shown, opts)}\n`);
   else io.stdout(formatJls(shown, opts));

@@ -3,7 +3,7 @@
 // the front's. bin/jail, bin/jls and bin/jexec run these.
 
 import type { Command } from 'commander';
-import type { CliIO, RegisterVerb } from '../context.ts';
+import { processIO, type CliIO, type RegisterVerb } from '../context.ts';
 import { frontIO } from './front-io.ts';
 import { withJails, withSession } from '../jails.ts';
 
@@ -30,7 +30,8 @@ function registerFront(front: Front): RegisterVerb {
         if (front === 'jls') {
           // reading needs the store alone, not the service, driver and skeleton code
           await withJails(program, io, async ({ jails, stateDir }) => {
-            process.exitCode = await runJls(args, frontIO(io, front), { service: jails, stateDir });
+            const terminal = () => io === processIO && process.stdout.isTTY === true;
+            process.exitCode = await runJls(args, frontIO(io, front, terminal), { service: jails, stateDir });
           });
           return;
         }
