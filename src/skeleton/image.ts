@@ -27,17 +27,9 @@ import {
 } from 'node:fs';
 import { join, posix } from 'node:path';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
+import { printableValue } from '../errors.ts';
 import type { ReadEntry } from 'tar';
-import {
-  applyLayer,
-  entryParts,
-  imageError,
-  note,
-  parseTar,
-  printable,
-  type ApplyTally,
-  type LayerLimits,
-} from './layers.ts';
+import { applyLayer, entryParts, imageError, note, parseTar, type ApplyTally, type LayerLimits } from './layers.ts';
 
 const MAX_JSON = 4 * 1024 * 1024;
 
@@ -87,7 +79,7 @@ function archiveName(rel: string): string {
   try {
     return entryParts(rel).join('/');
   } catch (e) {
-    throw imageError(`bad file name "${printable(rel)}" in the archive: ${(e as Error).message}`);
+    throw imageError(`bad file name "${printableValue(rel)}" in the archive: ${(e as Error).message}`);
   }
 }
 
@@ -103,7 +95,7 @@ function dirFiles(dir: string): ArchiveFiles {
       } catch {
         return undefined;
       }
-      if (!real.startsWith(`${top}/`)) throw imageError(`"${printable(name)}" leads out of the image directory`);
+      if (!real.startsWith(`${top}/`)) throw imageError(`"${printableValue(name)}" leads out of the image directory`);
       return statSync(real).isFile() ? real : undefined;
     },
   };
@@ -156,7 +148,9 @@ async function tarFiles(path: string, scratch: string, limits: LayerLimits): Pro
       const target =
         entry.type === 'Link' || link.startsWith('/') ? link : posix.normalize(posix.join(posix.dirname(name), link));
       if (target.startsWith('/') || target === '..' || target.startsWith('../'))
-        throw imageError(`"${printable(name)}" links out of the archive (to "${printable(entry.linkpath ?? '')}")`);
+        throw imageError(
+          `"${printableValue(name)}" links out of the archive (to "${printableValue(entry.linkpath ?? '')}")`,
+        );
       links.set(name, archiveName(target));
       entry.resume();
       return;
@@ -201,7 +195,7 @@ async function tarFiles(path: string, scratch: string, limits: LayerLimits): Pro
         if (l === undefined) return undefined;
         name = l;
       }
-      throw imageError(`"${printable(rel)}": too many links in the archive`);
+      throw imageError(`"${printableValue(rel)}": too many links in the archive`);
     },
   };
 }
@@ -212,7 +206,7 @@ const DIGEST_RE = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 
 function checkDigest(d: unknown, what: string): string {
   if (typeof d !== 'string' || !DIGEST_RE.test(d))
-    throw imageError(`${what}: not a digest: ${printable(JSON.stringify(d) ?? '')}`);
+    throw imageError(`${what}: not a digest: ${printableValue(JSON.stringify(d) ?? '')}`);
   return d;
 }
 
@@ -365,7 +359,7 @@ function layerCompression(mediaType: string, what: string): Magic {
     return 'zstd';
   if (m === 'application/vnd.oci.image.layer.v1.tar' || m === 'application/vnd.docker.image.rootfs.diff.tar')
     return 'none';
-  throw imageError(`${what}: unsupported media type "${printable(mediaType)}"`);
+  throw imageError(`${what}: unsupported media type "${printableValue(mediaType)}"`);
 }
 
 function refOf(d: Descriptor): string | undefined {
@@ -373,12 +367,12 @@ function refOf(d: Descriptor): string | undefined {
 }
 
 function pick<T>(all: T[], names: (x: T) => string[], ref: string | undefined, what: string): T {
-  const shown = all.map((x) => printable(names(x).join(' ') || '(unnamed)')).join(', ');
+  const shown = all.map((x) => printableValue(names(x).join(' ') || '(unnamed)')).join(', ');
   if (ref !== undefined) {
     const hit = all.filter((x) => names(x).some((n) => n === ref || n.endsWith(`:${ref}`) || n.endsWith(`/${ref}`)));
     if (hit.length !== 1)
       throw imageError(
-        `${hit.length ? 'several images' : 'no image'} named "${printable(ref)}" in the ${what} (it has: ${shown})`,
+        `${hit.length ? 'several images' : 'no image'} named "${printableValue(ref)}" in the ${what} (it has: ${shown})`,
       );
     return hit[0]!;
   }
@@ -398,7 +392,7 @@ async function ociPlan(files: ArchiveFiles, ref: string | undefined): Promise<Pl
     const layout = parseJson(readSmall(layoutFile, 'oci-layout'), 'oci-layout');
     if (layout.imageLayoutVersion !== '1.0.0')
       throw imageError(
-        `oci-layout: unsupported imageLayoutVersion ${printable(JSON.stringify(layout.imageLayoutVersion) ?? '')}`,
+        `oci-layout: unsupported imageLayoutVersion ${printableValue(JSON.stringify(layout.imageLayoutVersion) ?? '')}`,
       );
   }
   const index = parseJson(readSmall(files.find('index.json')!, 'index.json'), 'index.json');
@@ -420,7 +414,7 @@ async function ociPlan(files: ArchiveFiles, ref: string | undefined): Promise<Pl
     d = mine[0]!;
   }
   if (!MANIFEST_TYPES.includes(d.mediaType))
-    throw imageError(`manifest ${d.digest}: unsupported media type "${printable(d.mediaType)}"`);
+    throw imageError(`manifest ${d.digest}: unsupported media type "${printableValue(d.mediaType)}"`);
   const manifest = parseJson(readSmall(await blob(files, d, 'manifest'), 'the manifest'), 'the manifest');
   const configD = descriptor(manifest.config, "the manifest's config");
   const { config, diffIds } = readConfig(readSmall(await blob(files, configD, 'config'), 'the image config'));
@@ -470,27 +464,27 @@ async function dockerPlan(files: ArchiveFiles, ref: string | undefined): Promise
   );
   if (typeof image.Config !== 'string') throw imageError('manifest.json: an image without Config');
   const configPath = files.find(image.Config);
-  if (!configPath) throw imageError(`manifest.json: the archive has no config "${printable(image.Config)}"`);
+  if (!configPath) throw imageError(`manifest.json: the archive has no config "${printableValue(image.Config)}"`);
   // the config's name is its digest (HEX.json, blobs/sha256/HEX): the one digest that
   // anchors the diff_ids, so it is required
   const m = /(?:^|\/)([a-f0-9]{64})(?:\.json)?$/.exec(image.Config);
-  if (!m) throw imageError(`manifest.json: config "${printable(image.Config)}" is not named by its sha256`);
+  if (!m) throw imageError(`manifest.json: config "${printableValue(image.Config)}" is not named by its sha256`);
   const configDigest = `sha256:${m[1]}`;
   const got = await fileDigest(configPath, 'sha256');
   if (got !== configDigest)
     throw imageError(
-      `config "${printable(image.Config)}": digest mismatch: its name says ${configDigest}, it is ${got}`,
+      `config "${printableValue(image.Config)}": digest mismatch: its name says ${configDigest}, it is ${got}`,
     );
   const { config, diffIds } = readConfig(readSmall(configPath, 'the image config'));
   if (!Array.isArray(image.Layers) || image.Layers.some((l) => typeof l !== 'string'))
     throw imageError('manifest.json: Layers is not a list of file names');
   const layers = (image.Layers as string[]).map((name, i) => {
     const path = files.find(name);
-    if (!path) throw imageError(`manifest.json: the archive has no layer "${printable(name)}"`);
+    if (!path) throw imageError(`manifest.json: the archive has no layer "${printableValue(name)}"`);
     return {
       path,
       compression: magicOf(path),
-      label: `layer ${i + 1} (${printable(name)})`,
+      label: `layer ${i + 1} (${printableValue(name)})`,
       blob: name,
       size: statSync(path).size,
     };
@@ -531,18 +525,18 @@ export async function buildFromImage(
       : undefined;
   if (!plan)
     throw imageError(
-      `${printable(archive)} is neither an OCI image layout (index.json) nor a docker save archive (manifest.json)`,
+      `${printableValue(archive)} is neither an OCI image layout (index.json) nor a docker save archive (manifest.json)`,
     );
   if (plan.diffIds.length !== plan.layers.length)
     throw imageError(`the config lists ${plan.diffIds.length} diff_ids for ${plan.layers.length} layers`);
   const tally: ApplyTally = { bytes: 0, entries: 0, notes: [] };
   const cfg = plan.info.config;
-  if (cfg.os !== undefined && cfg.os !== 'linux') throw imageError(`an image for ${printable(cfg.os)}, not linux`);
+  if (cfg.os !== undefined && cfg.os !== 'linux') throw imageError(`an image for ${printableValue(cfg.os)}, not linux`);
   const arch = GOARCH[process.arch] ?? process.arch;
   if (cfg.architecture !== undefined && cfg.architecture !== arch)
     note(
       tally,
-      `the image is for ${printable(cfg.architecture)}, this machine is ${arch}: its programs may not run here`,
+      `the image is for ${printableValue(cfg.architecture)}, this machine is ${arch}: its programs may not run here`,
     );
   const layers: ImageLayer[] = [];
   let streamed = 0;

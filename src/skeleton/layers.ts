@@ -37,10 +37,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
-import { JailyardError } from '../errors.ts';
-import { printable } from './printable.ts';
-
-export { printable };
+import { JailyardError, printableValue } from '../errors.ts';
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_DIRECTORY } = constants;
 
@@ -70,7 +67,7 @@ export function note(t: ApplyTally, text: string): void {
 export function imageError(msg: string, layer?: string, entry?: string): JailyardError {
   return new JailyardError(
     'JY_ERR_IMAGE',
-    `${layer ? `${layer}: ` : ''}${entry !== undefined ? `entry "${printable(entry)}": ` : ''}${msg}`,
+    `${layer ? `${layer}: ` : ''}${entry !== undefined ? `entry "${printableValue(entry)}": ` : ''}${msg}`,
     { param: '--oci-archive' },
   );
 }
@@ -129,8 +126,8 @@ function dirIn(root: string, parts: string[], make: boolean): string | undefined
       mkdirSync(cur, { mode: 0o755 });
       continue;
     }
-    if (st.isSymbolicLink()) throw new Error(`"${printable(shown)}" is a symlink: nothing is written through one`);
-    if (!st.isDirectory()) throw new Error(`"${printable(shown)}" is not a directory`);
+    if (st.isSymbolicLink()) throw new Error(`"${printableValue(shown)}" is a symlink: nothing is written through one`);
+    if (!st.isDirectory()) throw new Error(`"${printableValue(shown)}" is not a directory`);
   }
   return cur;
 }
@@ -197,7 +194,7 @@ export async function parseTar(
     }
   });
   parser.on('ignoredEntry', (entry: ReadEntry) =>
-    fail(new Error(`entry "${printable(entry.path)}": unsupported type ${entry.type}`)),
+    fail(new Error(`entry "${printableValue(entry.path)}": unsupported type ${entry.type}`)),
   );
   let first = true;
   for await (const chunk of input) {
@@ -285,7 +282,7 @@ export async function applyLayer(
     }
     const type = entry.type;
     if (type === 'CharacterDevice' || type === 'BlockDevice' || type === 'FIFO') {
-      note(tally, `${layer.label}: ${printable(rel)}: ${type} not made (jails get their own /dev)`);
+      note(tally, `${layer.label}: ${printableValue(rel)}: ${type} not made (jails get their own /dev)`);
       entry.resume();
       return;
     }
@@ -333,16 +330,16 @@ export async function applyLayer(
       try {
         tparts = entryParts(entry.linkpath ?? '');
       } catch (e) {
-        throw new Error(`a hard link to "${printable(entry.linkpath ?? '')}": ${(e as Error).message}`);
+        throw new Error(`a hard link to "${printableValue(entry.linkpath ?? '')}": ${(e as Error).message}`);
       }
       if (tparts.length === 0) throw new Error('a hard link to the root');
       const tdir = dirIn(root, tparts.slice(0, -1), false);
       const tpath = tdir === undefined ? undefined : join(tdir, tparts[tparts.length - 1]!);
       const tst = tpath === undefined ? undefined : lstatOrUndefined(tpath);
       if (!tpath || !tst)
-        throw new Error(`a hard link to "${printable(tparts.join('/'))}", which the image does not have`);
+        throw new Error(`a hard link to "${printableValue(tparts.join('/'))}", which the image does not have`);
       if (!tst.isFile() && !tst.isSymbolicLink())
-        throw new Error(`a hard link to "${printable(tparts.join('/'))}", which is not a file`);
+        throw new Error(`a hard link to "${printableValue(tparts.join('/'))}", which is not a file`);
       linkSync(tpath, path);
       entry.resume();
       return;

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { JailyardError } from '../../errors.ts';
+import { JailyardError, printableValue } from '../../errors.ts';
 import { stateDir, type CliIO, type RegisterVerb } from '../context.ts';
 import {
   createSkeleton,
@@ -19,7 +19,6 @@ import {
 import { aptMirror, type DebootstrapProgress } from '../../skeleton/debootstrap.ts';
 import { readPinned } from '../../skeleton/hooks.ts';
 import type { ImageInfo } from '../../skeleton/image.ts';
-import { printable } from '../../skeleton/printable.ts';
 import { parseSize } from '../../conf/spec.ts';
 import { skeletonOf } from '../../layout.ts';
 import type { JailSpec } from '../../conf/spec.ts';
@@ -29,7 +28,7 @@ function describeSource(v: SkeletonVersion): string {
   const s = v.source;
   if (s.type === 'debootstrap') return `debootstrap ${s.suite}${s.mirror ? ` ${s.mirror}` : ''}`;
   if (s.type === 'oci-archive')
-    return printable(`oci-archive ${s.path}${v.image?.ref ? ` (${v.image.ref})` : s.ref ? ` (${s.ref})` : ''}`);
+    return printableValue(`oci-archive ${s.path}${v.image?.ref ? ` (${v.image.ref})` : s.ref ? ` (${s.ref})` : ''}`);
   return `${s.type} ${s.path}`;
 }
 
@@ -37,19 +36,19 @@ function describeSource(v: SkeletonVersion): string {
  * runs by itself: docs/skeletons.md, "Skeletons from images"). */
 function describeImage(img: ImageInfo): string[] {
   const c = img.config;
-  const list = (xs: string[]): string => printable(JSON.stringify(xs));
+  const list = (xs: string[]): string => printableValue(JSON.stringify(xs));
   return [
-    `image:     ${img.format}${img.ref ? ` ${printable(img.ref)}` : ''}`,
+    `image:     ${img.format}${img.ref ? ` ${printableValue(img.ref)}` : ''}`,
     ...(img.manifestDigest ? [`  manifest:   ${img.manifestDigest}`] : []),
     `  config:     ${img.configDigest}`,
-    `  layers:     ${img.layers.length}${img.layers.map((l) => `\n    ${printable(l.blob)} (${l.compression}, ${l.size} bytes)`).join('')}`,
+    `  layers:     ${img.layers.length}${img.layers.map((l) => `\n    ${printableValue(l.blob)} (${l.compression}, ${l.size} bytes)`).join('')}`,
     ...(c.entrypoint ? [`  entrypoint: ${list(c.entrypoint)}`] : []),
     ...(c.cmd ? [`  cmd:        ${list(c.cmd)}`] : []),
-    ...(c.workingDir ? [`  workdir:    ${printable(c.workingDir)}`] : []),
-    ...(c.user ? [`  user:       ${printable(c.user)}`] : []),
-    ...(c.exposedPorts ? [`  ports:      ${printable(c.exposedPorts.join(' '))}`] : []),
-    ...(c.env ? c.env.map((e) => `  env:        ${printable(e)}`) : []),
-    ...(c.os || c.architecture ? [`  platform:   ${printable(`${c.os ?? '?'}/${c.architecture ?? '?'}`)}`] : []),
+    ...(c.workingDir ? [`  workdir:    ${printableValue(c.workingDir)}`] : []),
+    ...(c.user ? [`  user:       ${printableValue(c.user)}`] : []),
+    ...(c.exposedPorts ? [`  ports:      ${printableValue(c.exposedPorts.join(' '))}`] : []),
+    ...(c.env ? c.env.map((e) => `  env:        ${printableValue(e)}`) : []),
+    ...(c.os || c.architecture ? [`  platform:   ${printableValue(`${c.os ?? '?'}/${c.architecture ?? '?'}`)}`] : []),
     ...img.notes.map((n) => `  note:       ${n}`),
   ];
 }
