@@ -135,6 +135,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
           dirOf: typeof guestRoot === 'function' ? guestRoot : (name) => join(guestRoot, name),
           onError: (name, e) => app.log.error({ err: e, jail: name }, 'guest socket failed'),
           maxConnections: limits.guestMaxConnections,
+          ready: { burst: limits.guestReadyBurst, intervalMs: limits.guestReadyIntervalMs },
           serverOptions: serverOptions(limits),
           ...(peers ? { peers } : {}),
           ...(opts.tools ? { tools: { ...opts.tools, service: opts.service } } : {}),

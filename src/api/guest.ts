@@ -4,7 +4,8 @@
 // it. A socket answers for its own jail only, so which jail asks is decided by which socket
 // it can reach: nothing in the request can name another jail. It serves the jail's env
 // (never meta) and takes the jail's readiness signal, which the store keeps (a daemon
-// restart does not lose it; a stop or restart of the jail clears it). With the tools
+// restart does not lose it; a stop or restart of the jail clears it); how often a jail may
+// change it is bounded per jail (#setReady). With the tools
 // configured it also answers the jail(8) and jls(8) the jail runs inside itself
 // (POST /tools/jail, /tools/jls: guest-tools.ts), for that jail and its descendants only.
 
@@ -16,7 +17,7 @@ import { readMetaKey } from '../meta/ops.ts';
 import type { Store } from '../store/types.ts';
 import { listenJailSocket, requireJailRoot, type ToolContext, ToolsEndpoint } from './guest-tools.ts';
 import type { HubEvent, HubSubscriber, Subscription, WatchHub } from './hub.ts';
-import { capConnections, guardHandler } from './limits.ts';
+import { capConnections, guardHandler, TokenBucket } from './limits.ts';
 import { type PeerCheck, peerInJail } from './peer.ts';
 
 export const GUEST_SOCKET = 'guest.sock';
@@ -36,7 +37,20 @@ export interface GuestOptions {
   peers?: PeerCheck;
   /** The in-jail jail(8) and jls(8): the front and the host's service they act through. */
   tools?: ToolContext;
+  /** Readiness changes stored per jail: `burst` at once, then one per `intervalMs` (default
+   * 5 and 500 ms: limits.ts guestReadyBurst, guestReadyIntervalMs); more are coalesced. */
+  ready?: { burst: number; intervalMs: number };
 }
+
+/** A jail's readiness budget, and the change it asked for that waits for the budget. */
+interface ReadyBudget {
+  bucket: TokenBucket;
+  /** The latest readiness asked for while over the limit, stored when the timer fires; the
+   * socket it came through (a socket shut since belonged to a life of the jail that ended). */
+  pending?: { ready: boolean; timer: NodeJS.Timeout; server: Server | undefined };
+}
+
+const DEFAULT_READY_LIMIT = { burst: 5, intervalMs: 500 };
 
 function reply(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
@@ -58,6 +72,8 @@ export class GuestServer {
   /** The last queued open/shut of each jail's socket (see #sync). */
   readonly #queued = new Map<string, Promise<void>>();
   readonly #tools: ToolsEndpoint | undefined;
+  /** Per jail that changed its readiness lately (see #setReady). */
+  readonly #ready = new Map<string, ReadyBudget>();
   #sub: Subscription | undefined;
 
   constructor(opts: GuestOptions) {
@@ -204,22 +220,95 @@ export class GuestServer {
     );
   }
 
-  /** Readiness goes to the store: a change is one MODIFIED event with a revision, which the
-   * hub is told to read at once (watchers, the load balancer). */
+  /**
+   * Readiness goes to the store: a change is one MODIFIED event with a revision, which the
+   * hub is told to read at once (watchers, the load balancer). Each change is a store write
+   * and an event in the bounded watch history, so a jail toggling it in a loop would grow the
+   * store and push other jails' events out of the history: per jail, `ready.burst` changes
+   * are stored at once and then one per `ready.intervalMs` (a token bucket). A change asked
+   * for beyond that is not refused but coalesced: 202, and the latest state asked for is
+   * stored when the next token is due (at most intervalMs later), so the load balancer still
+   * sees the jail's final word promptly and a jail's health script need not retry. A request
+   * that changes nothing (the stored state, nothing waiting) is 204 without a write.
+   */
   #setReady(name: string, ready: boolean, res: ServerResponse): void {
+    const limit = this.#opts.ready ?? DEFAULT_READY_LIMIT;
+    const now = Date.now();
+    let budget = this.#ready.get(name);
+    if (budget?.pending) {
+      // the timer stores whatever was asked last
+      budget.pending.ready = ready;
+      reply(res, 202, this.#coalesced(limit));
+      return;
+    }
+    const jail = this.#opts.store.getJail(name);
+    if (!jail || jail.ready === ready) {
+      reply(res, jail ? 204 : 404, jail ? '' : 'no such jail\n');
+      return;
+    }
+    if (!budget) {
+      // a full bucket with nothing waiting is the same as a new one: forgotten, so the map
+      // holds only jails that changed their readiness lately
+      for (const [n, b] of this.#ready) if (!b.pending && b.bucket.full(now)) this.#ready.delete(n);
+      budget = { bucket: new TokenBucket(limit.burst, limit.intervalMs, now) };
+      this.#ready.set(name, budget);
+    }
+    // a jail that is not running is refused by the store at once (409), over the limit or not
+    if (jail.state !== 'running' || budget.bucket.take(now)) {
+      if (this.#storeReady(name, ready, res)) reply(res, 204, '');
+      return;
+    }
+    const wait = budget.bucket.waitMs(now);
+    const b = budget;
+    const timer = setTimeout(() => this.#flushReady(name, b), wait);
+    timer.unref();
+    b.pending = { ready, timer, server: this.#servers.get(name) };
+    reply(res, 202, this.#coalesced(limit));
+  }
+
+  #coalesced(limit: { burst: number; intervalMs: number }): string {
+    return `readiness changes are limited to ${limit.burst} at once, then one per ${limit.intervalMs} ms: the latest asked for is stored within ${limit.intervalMs} ms\n`;
+  }
+
+  /** Stores the readiness a jail asked for while over its limit (see #setReady). */
+  #flushReady(name: string, budget: ReadyBudget): void {
+    const pending = budget.pending;
+    if (!pending) return;
+    const now = Date.now();
+    // the socket was shut since (the jail stopped or restarted, or the daemon closes): the
+    // wish was made in a life of the jail that ended, and a new life starts not ready
+    if (this.#servers.get(name) !== pending.server || this.#ready.get(name) !== budget) {
+      budget.pending = undefined;
+      return;
+    }
+    const wait = budget.bucket.waitMs(now);
+    if (wait > 0) {
+      pending.timer = setTimeout(() => this.#flushReady(name, budget), wait);
+      pending.timer.unref();
+      return;
+    }
+    budget.pending = undefined;
+    const jail = this.#opts.store.getJail(name);
+    if (!jail || jail.ready === pending.ready) return;
+    budget.bucket.take(now);
+    this.#storeReady(name, pending.ready);
+  }
+
+  /** One readiness write; with `res`, a failure is answered there. Whether it was stored. */
+  #storeReady(name: string, ready: boolean, res?: ServerResponse): boolean {
     try {
       this.#opts.store.setReady(name, ready);
-      // idempotent when nothing changed: the hub's poll then finds no new revision
       this.#opts.hub.notify();
-      reply(res, 204, '');
+      return true;
     } catch (e) {
       // e.g. the jail is stopping while it still reaches its socket
       if (isJailyardError(e)) {
-        reply(res, ERROR_CODES[e.code], `${e.message}\n`);
-        return;
+        if (res) reply(res, ERROR_CODES[e.code], `${e.message}\n`);
+        return false;
       }
       this.#opts.onError?.(name, e);
-      reply(res, 500, 'internal error\n');
+      if (res) reply(res, 500, 'internal error\n');
+      return false;
     }
   }
 }

@@ -1,7 +1,8 @@
 // What keeps the daemon alive under hostile or merely many clients: connection caps (per
 // listener, per TCP client address, per guest socket), short header/request/idle timeouts,
-// and a guard around every raw request handler so one bad request costs one 400, never
-// the process (the API, the watch streams and every jail's guest socket live in it).
+// a token bucket per jail for the store writes its guest socket may cause (readiness), and a
+// guard around every raw request handler so one bad request costs one 400, never the process
+// (the API, the watch streams and every jail's guest socket live in it).
 
 import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import type { Server, Socket } from 'node:net';
@@ -15,6 +16,10 @@ export interface ApiLimits {
   maxConnectionsPerClient: number;
   /** Open connections per guest socket (one per running jail). */
   guestMaxConnections: number;
+  /** Readiness changes a jail may store at once through its guest socket (the bucket's size). */
+  guestReadyBurst: number;
+  /** Once the burst is spent: one stored readiness change per this many milliseconds. */
+  guestReadyIntervalMs: number;
   /** Time to receive a request's headers, from the connection's start or the previous response. */
   headersTimeoutMs: number;
   /** Time to receive a whole request (headers and body). Responses (watch streams) are not limited. */
@@ -29,6 +34,8 @@ export const LIMIT_NAMES = [
   'maxConnections',
   'maxConnectionsPerClient',
   'guestMaxConnections',
+  'guestReadyBurst',
+  'guestReadyIntervalMs',
   'headersTimeoutMs',
   'requestTimeoutMs',
   'keepAliveTimeoutMs',
@@ -161,4 +168,49 @@ export function guardHandler(
       fail(e, req, res);
     }
   };
+}
+
+/**
+ * A token bucket: `burst` tokens at first, one more every `intervalMs` (never above
+ * `burst`). Bounds how often something may happen: at most burst + t / intervalMs times in
+ * any t milliseconds. `now` is passed in so the arithmetic is tested without a clock.
+ */
+export class TokenBucket {
+  readonly #burst: number;
+  readonly #intervalMs: number;
+  #tokens: number;
+  #at: number;
+
+  constructor(burst: number, intervalMs: number, now: number) {
+    this.#burst = burst;
+    this.#intervalMs = intervalMs;
+    this.#tokens = burst;
+    this.#at = now;
+  }
+
+  #refill(now: number): void {
+    if (now <= this.#at) return;
+    this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#at) / this.#intervalMs);
+    this.#at = now;
+  }
+
+  /** Takes a token when one is there. */
+  take(now: number): boolean {
+    this.#refill(now);
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  /** Milliseconds from `now` until a token is there (0: one is). */
+  waitMs(now: number): number {
+    this.#refill(now);
+    return this.#tokens >= 1 ? 0 : Math.ceil((1 - this.#tokens) * this.#intervalMs);
+  }
+
+  /** Whether the bucket is full again (its owner may forget it: a new one is the same). */
+  full(now: number): boolean {
+    this.#refill(now);
+    return this.#tokens >= this.#burst;
+  }
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, connect, Socket, type AddressInfo } from 'node:net';
-import { apiLimits, capConnections, LIMIT_NAMES, serverOptions } from '../../src/api/limits.ts';
+import { apiLimits, capConnections, LIMIT_NAMES, serverOptions, TokenBucket } from '../../src/api/limits.ts';
 import { JailyardError } from '../../src/errors.ts';
 import { cliFor } from '../helpers/cli.ts';
 
@@ -62,4 +62,19 @@ test('capConnections: a destroyed connection frees its place at once, before its
     client.destroy();
     await new Promise((resolve) => server.close(resolve));
   }
+});
+
+test('token bucket: burst at once, then one per interval, never more than the burst saved up', () => {
+  const b = new TokenBucket(3, 100, 0);
+  assert.deepEqual([b.take(0), b.take(0), b.take(0), b.take(0)], [true, true, true, false]);
+  assert.equal(b.waitMs(0), 100);
+  assert.equal(b.waitMs(40), 60);
+  assert.equal(b.take(99), false);
+  assert.equal(b.take(100), true);
+  assert.equal(b.full(100), false);
+  // a long pause fills it to the burst, no further
+  assert.equal(b.full(10_000), true);
+  assert.deepEqual([b.take(10_000), b.take(10_000), b.take(10_000), b.take(10_000)], [true, true, true, false]);
+  // a clock going back takes nothing away and gives nothing
+  assert.equal(b.take(5_000), false);
 });

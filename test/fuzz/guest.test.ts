@@ -32,8 +32,9 @@ before(async () => {
   d = await startTestDaemon(state.dir, {
     guestRoot: join(state.dir, 'guest'),
     logger: { level: 'error', stream: { write: (line: string) => void logged.push(line) } },
-    // the fuzzer opens one short connection per request
-    limits: { guestMaxConnections: 64 },
+    // the fuzzer opens one short connection per request; its /ready requests must be stored
+    // at once (the oracle ties a change to its 204), so the readiness budget never runs out
+    limits: { guestMaxConnections: 64, guestReadyBurst: 1_000_000 },
   });
   await d.service.create({
     spec: { name: 'gj', params: { name: 'gj', path: '/x' } },

@@ -19,6 +19,8 @@ interface ServeOptions {
   maxConnections?: string;
   maxClientConnections?: string;
   guestMaxConnections?: string;
+  guestReadyBurst?: string;
+  guestReadyInterval?: string;
   headersTimeout?: string;
   requestTimeout?: string;
   idleTimeout?: string;
@@ -283,6 +285,8 @@ function limitOptions(o: ServeOptions): Partial<ApiLimits> {
   count('--max-connections', o.maxConnections, 'maxConnections');
   count('--max-client-connections', o.maxClientConnections, 'maxConnectionsPerClient');
   count('--guest-max-connections', o.guestMaxConnections, 'guestMaxConnections');
+  count('--guest-ready-burst', o.guestReadyBurst, 'guestReadyBurst');
+  seconds('--guest-ready-interval', o.guestReadyInterval, 'guestReadyIntervalMs');
   seconds('--headers-timeout', o.headersTimeout, 'headersTimeoutMs');
   seconds('--request-timeout', o.requestTimeout, 'requestTimeoutMs');
   seconds('--idle-timeout', o.idleTimeout, 'keepAliveTimeoutMs');
@@ -307,6 +311,8 @@ export const register: RegisterVerb = (program, io) => {
     .option('--max-connections <n>', 'open connections per listener (TCP, unix socket), watch streams included')
     .option('--max-client-connections <n>', 'open TCP connections per client address')
     .option('--guest-max-connections <n>', 'open connections per guest socket')
+    .option('--guest-ready-burst <n>', 'readiness changes a jail may store at once (PUT/DELETE /ready)')
+    .option('--guest-ready-interval <sec>', 'then one readiness change per this many seconds (later ones coalesce)')
     .option('--headers-timeout <sec>', "time to send a request's headers")
     .option('--request-timeout <sec>', 'time to send a whole request')
     .option('--idle-timeout <sec>', 'idle time allowed between requests on a kept-alive connection')
