@@ -196,14 +196,16 @@ function chainTo(caller: string, child: string): string[] {
 }
 
 const isDescendant = (caller: string, name: string): boolean => name.startsWith(`${caller}.`);
-const active = (r: JailRecord): boolean => r.state === 'running' || r.state === 'starting';
 
 /**
  * The checks made before jail(8)'s front sees a jail's arguments: options acting on host
  * files, the configuration file form, parameters outside the allow-list, and the kernel's
  * own rules for a caller creating a child (children.max 0: no jail_set at all; the
- * limit reached at any ancestor: "prison limit exceeded"). Returns jail(8)'s stderr text,
- * or undefined when the front may run.
+ * limit reached at any ancestor: "prison limit exceeded"). The limit counts every descendant
+ * record whatever its state: a FreeBSD jail that stops is gone, a jailyard record stays (its
+ * name, its store rows, its folder), so counting running ones only let a jail pile up
+ * stopped children without bound. children.cur counts the same (runtime/params.ts
+ * withDerived). Returns jail(8)'s stderr text, or undefined when the front may run.
  */
 export async function checkJailArgv(argv: string[], caller: string, service: JailService): Promise<string | undefined> {
   const parsed = parseJailArgs(argv);
@@ -235,13 +237,15 @@ export async function checkJailArgv(argv: string[], caller: string, service: Jai
     const child = `${caller}.${name}`;
     const all = await service.list();
     const byName = new Map(all.map((r) => [r.name, r]));
-    if (byName.get(child) && active(byName.get(child)!)) return undefined; // the front says it exists
+    // a record of that name is counted already: the front says it exists, or takes the place
+    // of a child that went away by itself (and the start checks the running ones)
+    if (byName.has(child)) return undefined;
     for (const a of chainTo(caller, child)) {
       const rec = byName.get(a);
       if (!rec) continue; // the front reports the missing parent
       const max = paramInt(rec.params, 'children.max') ?? 0;
-      const running = all.filter((r) => isDescendant(a, r.name) && active(r)).length;
-      if (running >= max) return 'jail: prison limit exceeded\n';
+      const records = all.filter((r) => isDescendant(a, r.name)).length;
+      if (records >= max) return 'jail: prison limit exceeded\n';
     }
   }
   return undefined;

@@ -39,16 +39,17 @@ export const mayHaveDied = (j: JailRecord): boolean =>
 
 /**
  * Records as jls(8) reports them: `children.max` 0 when unset (its default), `children.cur`
- * the jail's descendants that exist (not stopped; the kernel counts every level), and
+ * the jail's descendant records, at every level and whatever their state (what children.max
+ * bounds: a FreeBSD jail that ends is gone, a jailyard record stays until it is removed and
+ * holds its name and store space all the while; guest-tools.ts checkJailArgv), and
  * `parent` the parent's jid (0 at the top, or while the parent is stopped). Copies: the
  * stored parameters are not changed. `all` is every jail (for the counts).
  */
 export function withDerived(jails: readonly JailRecord[], all: readonly JailRecord[]): JailRecord[] {
   const jidOf = new Map(all.map((j) => [j.name, j.jid]));
-  // every existing jail counts once for each of its ancestors
+  // every record counts once for each of its ancestors
   const below = new Map<string, number>();
   for (const c of all) {
-    if (c.state === 'stopped') continue;
     for (const a of ancestorsOf(c.name)) below.set(a, (below.get(a) ?? 0) + 1);
   }
   return jails.map((j) => {

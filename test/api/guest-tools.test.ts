@@ -82,7 +82,7 @@ describe('in-jail tools: sysctl, jail and jls through the host', () => {
 
   before(async () => {
     h = await SecurityHost.open('gtools');
-    await h.jail('gtp', { params: ['children.max=1', 'env=cba', 'meta.secret=secret-meta'] });
+    await h.jail('gtp', { params: ['children.max=2', 'env=cba', 'meta.secret=secret-meta'] });
     await h.jail('gtq', { params: [] });
     await h.jail('gtp.kid', { start: false, params: ['env=kid-env', 'meta.secret=kid-meta'] });
     store = openStore(h.state);
@@ -125,21 +125,22 @@ describe('in-jail tools: sysctl, jail and jls through the host', () => {
     const p = await open('gtp');
     const q = await open('gtq');
     try {
-      // gtp: children.max=1, its child defined but not started (no jail in FreeBSD's sense)
+      // gtp: children.max=2, its child defined but not started: a record, which counts (what
+      // children.max bounds), though it is no jail in FreeBSD's sense
       let r = await run('gtp', ['sysctl', '-n', 'security.jail.children.max', 'security.jail.children.cur'], p.env);
-      assert.deepEqual([r.code, r.stdout, r.stderr], [0, '1\n0\n', '']);
+      assert.deepEqual([r.code, r.stdout, r.stderr], [0, '2\n1\n', '']);
       r = await run('gtq', ['sysctl', 'security.jail.children.max', 'security.jail.children.cur'], q.env);
       assert.deepEqual([r.code, r.stdout], [0, 'security.jail.children.max: 0\nsecurity.jail.children.cur: 0\n']);
       // in order beside the jail's env and the jail's own sysctl
       r = await run('gtp', ['sysctl', '-n', 'security.jail.env', 'security.jail.children.max', 'kernel.ostype'], p.env);
-      assert.deepEqual([r.code, r.stdout], [0, 'cba\n1\nLinux\n']);
+      assert.deepEqual([r.code, r.stdout], [0, 'cba\n2\nLinux\n']);
       r = await run('gtp', ['sysctl', '-d', 'security.jail.children.cur'], p.env);
       assert.deepEqual([r.code, r.stdout], [0, 'security.jail.children.cur: Current number of child jails\n']);
       // the host sets children.max (jail -m), never the jail
       r = await run('gtp', ['sysctl', 'security.jail.children.max=5'], p.env);
       assert.deepEqual([r.code, r.stderr], [1, "sysctl: oid 'security.jail.children.max' is read only\n"]);
-      assert.equal(store.requireJail('gtp').params['children.max'], 1);
-      // a child started: counted for its parent only
+      assert.equal(store.requireJail('gtp').params['children.max'], 2);
+      // a child started: counted for its parent only, once
       await service.start(['gtp.kid']);
       try {
         r = await run('gtp', ['sysctl', '-n', 'security.jail.children.cur'], p.env);
@@ -397,12 +398,19 @@ describe('guest-tools units', () => {
       { name: 'z', params: {} },
       { name: 'full', params: { 'children.max': 1 } },
       { name: 'full.one', params: {} },
+      // a stopped child is a record all the same: it counts
+      { name: 'held', params: { 'children.max': 2 } },
+      { name: 'held.a', params: {}, state: 'stopped' },
+      { name: 'held.a.b', params: {}, state: 'stopped' },
     ]);
     const eperm = 'jail: jail_set: Operation not permitted\n';
     assert.equal(await checkJailArgv(['-c', 'name=a', 'persist', 'ip4.addr=198.51.100.190'], 'p', svc), undefined);
     assert.equal(await checkJailArgv(['-c', 'name=a', 'persist'], 'z', svc), eperm);
     assert.equal(await checkJailArgv(['-m', 'name=a', 'env=x'], 'z', svc), eperm);
     assert.equal(await checkJailArgv(['-c', 'name=two', 'persist'], 'full', svc), 'jail: prison limit exceeded\n');
+    assert.equal(await checkJailArgv(['-c', 'name=c', 'persist'], 'held', svc), 'jail: prison limit exceeded\n');
+    // a name whose record exists is counted already (the front reuses or refuses it)
+    assert.equal(await checkJailArgv(['-c', 'name=a', 'persist'], 'held', svc), undefined);
     assert.equal(
       await checkJailArgv(['-c', 'name=a', 'exec.prestart=touch /x'], 'p', svc),
       'jail: jail_set: exec.prestart: Operation not permitted\n',

@@ -65,7 +65,7 @@ describe('the sysctl front', () => {
     });
   });
 
-  test('jailTreeValue and the in-jail sysctl: a jail counts what exists below it at any depth, never a sibling', async () => {
+  test('jailTreeValue and the in-jail sysctl: a jail counts the records below it at any depth (stopped ones too: children.max bounds them), never a sibling', async () => {
     const rec = (name: string, state: JailRecord['state'], params: JailRecord['params'] = {}) =>
       ({ name, state, params, jid: 0 }) as JailRecord;
     const all = [
@@ -78,9 +78,9 @@ describe('the sysctl front', () => {
       rec('g', 'stopped'),
     ];
     assert.equal(jailTreeValue('security.jail.children.max', all), 999999);
-    assert.equal(jailTreeValue('security.jail.children.cur', all), 5, 'every started jail, at any depth');
+    assert.equal(jailTreeValue('security.jail.children.cur', all), 7, 'every jail, at any depth');
     assert.equal(jailTreeValue('security.jail.children.max', all, 'a'), 5);
-    assert.equal(jailTreeValue('security.jail.children.cur', all, 'a'), 2, 'a.b and a.b.c; a.d is stopped');
+    assert.equal(jailTreeValue('security.jail.children.cur', all, 'a'), 3, 'a.b, a.b.c and the stopped a.d');
     assert.equal(jailTreeValue('security.jail.children.cur', all, 'a.b'), 1);
     assert.equal(jailTreeValue('security.jail.children.max', all, 'e'), 0, 'unset: 0');
     // the front for a caller inside e: e's own values, forms as sysctl(8)

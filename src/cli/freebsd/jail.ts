@@ -390,7 +390,8 @@ async function freeJidName(scope: FrontScope): Promise<string> {
 /**
  * The kernel's rules for a new child jail, checked before anything is written: a caller
  * inside a jail whose children.max is 0 may not create jails (jail_set: EPERM); every
- * ancestor's children.max bounds its descendants ("prison limit exceeded"). A service scoped
+ * ancestor's children.max bounds its descendant records, whatever their state ("prison limit
+ * exceeded"; a record of the new jail's own name is counted already). A service scoped
  * to the caller (the in-jail tools, src/api/guest-tools.ts) shows neither the caller's own
  * record nor those above it: that side checks them before the front runs.
  */
@@ -407,7 +408,7 @@ async function checkChildLimits(host: string, scope: FrontScope): Promise<void> 
       if (!inScope(scope, ancestorName) || ancestorName === scope.root) continue;
       throw new JailyardError('JY_ERR_JAIL_NOT_FOUND', `jail "${shownName(scope, ancestorName)}" not found`);
     }
-    const below = all.filter((j) => j.name.startsWith(`${ancestorName}.`) && j.state !== 'stopped').length;
+    const below = all.filter((j) => j.name.startsWith(`${ancestorName}.`) && j.name !== host).length;
     if (below >= maxOf(ancestor)) throw new JailyardError('JY_ERR_PARAM_VALUE', 'prison limit exceeded');
   }
 }

@@ -1,7 +1,8 @@
 // FreeBSD's jail-tree sysctls, security.jail.children.max and security.jail.children.cur
 // (sys/kern/kern_jail.c, read-only): for the caller's own jail, its children.max (0 when
-// unset) and how many jails exist below it at any depth; on the host, prison0's: JAIL_MAX and
-// every existing jail. The host's `jailyard sysctl` (../commands/sysctl.ts) and a jail's own
+// unset) and how many jail records lie below it at any depth, whatever their state (what
+// children.max bounds: runtime/params.ts withDerived); on the host, prison0's: JAIL_MAX and
+// every record. The host's `jailyard sysctl` (../commands/sysctl.ts) and a jail's own
 // sysctl (native/jy-guest.c, through the tools channel: src/api/guest-tools.ts) answer them
 // with this code, as FreeBSD's tests/sys/kern/sysctl_security_jail_children.sh reads them.
 
@@ -24,10 +25,10 @@ export function isJailTreeOid(name: string): boolean {
 }
 
 /** The value of `oid` for the jail `root` (the host when undefined), from every jail of the
- * state folder (stopped ones do not exist in jail(8)'s sense and count for nothing). */
+ * state folder (stopped ones count too: their records are what children.max bounds). */
 export function jailTreeValue(oid: string, all: readonly JailRecord[], root?: string): number {
   const max = oid === 'security.jail.children.max';
-  if (root === undefined) return max ? JAIL_MAX : all.filter((j) => j.state !== 'stopped').length;
+  if (root === undefined) return max ? JAIL_MAX : all.length;
   const self = all.find((j) => j.name === root);
   if (!self) return 0;
   const [derived] = withDerived([self], all);

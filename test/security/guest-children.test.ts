@@ -1,0 +1,88 @@
+// What a jail's children may cost the host (red-team run of 2026-12-04), through the in-jail
+// jail(8) (src/api/guest-tools.ts): stopped children counted for nothing, so a jail could
+// leave an unbounded number of child records (create, stop, create ...); and a child's
+// exec.stop, written by the jail, had no time bound and held the operator's stop of the
+// parent for good. The daemon runs in this process with the real jail(8) front; the jail
+// runs its own `jail` as a jailed root would.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { SecurityHost } from './helpers.ts';
+import { openStore } from '../../src/store/sqlite.ts';
+import { createLocalService } from '../../src/runtime/service.ts';
+import { loadDriver } from '../../src/platform/index.ts';
+import type { Driver } from '../../src/platform/driver.ts';
+import type { Store } from '../../src/store/types.ts';
+import { startDaemon, type Daemon } from '../../src/api/daemon.ts';
+import { guestDir } from '../../src/layout.ts';
+import { rootsFrom } from '../../src/api/guest-tools.ts';
+import { runJail, runJls, runSysctl } from '../../src/cli/freebsd/index.ts';
+
+describe("a jail's children: counted whatever their state", () => {
+  let h: SecurityHost;
+  let store: Store;
+  let driver: Driver;
+  let service: ReturnType<typeof createLocalService>;
+  let daemon: Daemon;
+
+  /** argv run in the jail as its root (the jail's own `jail`, `sysctl` reach the daemon). */
+  const run = async (jail: string, argv: string[]) => {
+    const j = store.requireJail(jail);
+    return driver.runInJail(service.contextOf(jail), j.runtime!.create!, argv, { stdio: 'pipe', timeoutMs: 60_000 });
+  };
+  const names = () =>
+    store
+      .listJails()
+      .map((j) => `${j.name}:${j.state}`)
+      .sort();
+
+  before(async () => {
+    h = await SecurityHost.open('f6');
+    await h.jail('f6p', { params: ['children.max=2'] });
+    store = openStore(h.state);
+    driver = await loadDriver({ stateDir: h.state });
+    service = createLocalService({ store, stateDir: h.state, driver });
+    daemon = await startDaemon({
+      store,
+      service,
+      socketPath: join(h.state, 'jailyard.sock'),
+      pollIntervalMs: 20,
+      guestRoot: (n) => guestDir(h.state, n),
+      tools: {
+        front: { jail: runJail, jls: runJls, sysctl: runSysctl },
+        scope: { rootOf: rootsFrom(h.state, store) },
+      },
+    });
+    for (const t0 = Date.now(); !existsSync(join(guestDir(h.state, 'f6p'), 'guest.sock')); ) {
+      if (Date.now() - t0 > 10_000) throw new Error('no guest socket');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  });
+  after(async () => {
+    await daemon?.close();
+    store?.close();
+    await h?.close();
+  });
+
+  test('children.max=2: two children made and stopped still count; a third create is "prison limit exceeded"', async () => {
+    for (const kid of ['a', 'b']) {
+      const r = await run('f6p', ['jail', '-c', `name=${kid}`, 'persist']);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const stopped = await service.stop(['f6p.a', 'f6p.b']);
+    assert.ok(stopped.ok, JSON.stringify(stopped.outcomes));
+    // what the jail reads of its tree is what the limit counts
+    let r = await run('f6p', ['sysctl', '-n', 'security.jail.children.max', 'security.jail.children.cur']);
+    assert.deepEqual([r.code, r.stdout], [0, '2\n2\n']);
+    r = await run('f6p', ['jail', '-c', 'name=c', 'persist']);
+    assert.deepEqual([r.code, r.stderr], [1, 'jail: prison limit exceeded\n']);
+    assert.deepEqual(names(), ['f6p.a:stopped', 'f6p.b:stopped', 'f6p:running']);
+    // removing a record gives its place back
+    assert.ok((await service.remove(['f6p.a'])).ok);
+    r = await run('f6p', ['jail', '-c', 'name=c', 'persist']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok((await service.remove(['f6p.b', 'f6p.c'])).ok);
+    assert.deepEqual(names(), ['f6p:running']);
+  });
+});
