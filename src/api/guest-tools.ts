@@ -14,7 +14,9 @@
 // above the parent's, commands that run inside the child, a path inside the parent's root.
 // Host-side hooks (exec.prestart, exec.poststart, ...), mounts, vnet, allow.*, limits,
 // skeletons and every other parameter are refused the way jail(8) reports a refused
-// jail_set: "jail: jail_set: PARAM: Operation not permitted".
+// jail_set: "jail: jail_set: PARAM: Operation not permitted". The commands a jail gives a
+// child (exec.start, command, exec.stop) run with a host-given exec.timeout, so none of them
+// holds the host's start or stop of the child, or of its parent, for longer.
 
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
@@ -57,6 +59,16 @@ export interface ToolFront {
   sysctl: ToolCommand;
 }
 
+/**
+ * Seconds each exec.start, command and exec.stop command of a child a jail made may run.
+ * jail(8) has no default exec.timeout, and an operator's own jails keep that: their hooks
+ * are the operator's. A child's are the jail's, and its exec.stop runs in the host's stop of
+ * the parent: without a bound, `exec.stop="sleep 1000000"` held that stop for good. A
+ * command killed at the bound fails its step; a stop goes on (everything is undone, the
+ * jail's stop.timeout kill included) and the child is stopped.
+ */
+export const DEFAULT_CHILD_EXEC_TIMEOUT = 60;
+
 export interface ToolLimits {
   /** Request body bytes (the arguments, NUL-terminated). */
   maxBody: number;
@@ -68,6 +80,9 @@ export interface ToolLimits {
   maxRunning: number;
   /** Requests of one jail waiting; more are refused (429). */
   maxWaiting: number;
+  /** exec.timeout (seconds) of the commands a jail gives its children (see
+   * DEFAULT_CHILD_EXEC_TIMEOUT). */
+  childExecTimeout: number;
 }
 
 export const DEFAULT_TOOL_LIMITS: ToolLimits = {
@@ -76,6 +91,7 @@ export const DEFAULT_TOOL_LIMITS: ToolLimits = {
   maxOutput: 4 * 1024 * 1024,
   maxRunning: 2,
   maxWaiting: 8,
+  childExecTimeout: DEFAULT_CHILD_EXEC_TIMEOUT,
 };
 
 export interface ToolAnswer {
@@ -263,7 +279,13 @@ function refused(jail: string, param: string, why: string): JailyardError {
 export interface ScopeOptions {
   /** A jail's root on the host, to check a child's `path` (without it, `path` is refused). */
   rootOf?: (name: string) => string | undefined;
+  /** The exec.timeout (seconds) a child gets with commands of the jail's (default
+   * DEFAULT_CHILD_EXEC_TIMEOUT). */
+  execTimeout?: number;
 }
+
+/** The parameters that hold commands a jail gives its child (run inside the child). */
+const CHILD_COMMANDS = ['exec.start', 'command', 'exec.stop'];
 
 /** ScopeOptions.rootOf from a local store. */
 export function rootsFrom(stateDir: string, store: Pick<Store, 'getJail'>): (name: string) => string | undefined {
@@ -329,6 +351,15 @@ export function scopedService(inner: JailService, caller: string, opts: ScopeOpt
     if (change.params) await checkParams(name, change.params);
     for (const p of change.unset ?? []) if (!childParamAllowed(p)) throw refused(name, p, 'not a jail parameter');
   };
+  // exec.timeout is not the jail's to give (not in CHILD_PARAMS): a child whose commands are
+  // the jail's gets the host's bound unless it has one already (an operator's)
+  const timeout = String(opts.execTimeout ?? DEFAULT_CHILD_EXEC_TIMEOUT);
+  const bounded = (params: Params, has: Params = {}): Params =>
+    params['exec.timeout'] === undefined &&
+    has['exec.timeout'] === undefined &&
+    CHILD_COMMANDS.some((p) => params[p] !== undefined && params[p] !== false)
+      ? { ...params, 'exec.timeout': timeout }
+      : params;
 
   return {
     async list(filter) {
@@ -342,12 +373,13 @@ export function scopedService(inner: JailService, caller: string, opts: ScopeOpt
       mine(input.spec.name);
       validateJailName(input.spec.name);
       await checkParams(input.spec.name, input.spec.params);
-      return hide(await inner.create(input));
+      return hide(await inner.create({ ...input, spec: { ...input.spec, params: bounded(input.spec.params) } }));
     },
     async modify(name, change, wopts) {
       mine(name);
       await checkChange(name, change);
-      return hide(await inner.modify(name, change, wopts));
+      const params = change.params && bounded(change.params, (await inner.get(name)).params);
+      return hide(await inner.modify(name, params ? { ...change, params } : change, wopts));
     },
     async start(names, bopts) {
       names.forEach(mine);
@@ -415,7 +447,10 @@ export async function runTool(ctx: ToolContext, tool: ToolName, argv: string[], 
     if (refusal) return { status: 1, stdout: '', stderr: refusal };
     // the sysctls count the caller's own jail and its descendants (two numbers, nothing else
     // of any record is shown): the caller's own record is not in the scoped view
-    const service = tool === 'sysctl' ? ctx.service : scopedService(ctx.service, caller, ctx.scope);
+    const service =
+      tool === 'sysctl'
+        ? ctx.service
+        : scopedService(ctx.service, caller, { execTimeout: limits.childExecTimeout, ...ctx.scope });
     status = await ctx.front[tool](argv, { stdout: out.write, stderr: err.write }, { service, root: caller });
   } catch (e) {
     err.write(`${tool}: ${isJailyardError(e) ? e.message : 'internal error'}\n`);

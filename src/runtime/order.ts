@@ -53,11 +53,6 @@ export function withDependencies(names: string[], dependsOf: (name: string) => s
   return out;
 }
 
-/**
- * Runs `work` for every jail of the graph, respecting the order: for 'start' a jail waits for
- * the jails it depends on; for 'stop' it waits for the jails that depend on it. Returns one
- * outcome per jail, in the order given.
- */
 /** The outcome of a jail whose step threw `e`: the error's description and code. */
 export function failedOutcome(name: string, e: unknown): JailOutcome {
   return {
@@ -68,6 +63,14 @@ export function failedOutcome(name: string, e: unknown): JailOutcome {
   };
 }
 
+/**
+ * Runs `work` for every jail of the graph, respecting the order: for 'start' a jail waits for
+ * the jails it depends on; for 'stop' it waits for the jails that depend on it. A jail whose
+ * prerequisite failed is skipped, unless `doneAnyway(prerequisite)` says the failure left it
+ * where the batch needed it all the same (a stop that failed in an exec.* command only: the
+ * jail is stopped, and the jail that waited for it may go on). Returns one outcome per jail,
+ * in the order given.
+ */
 export async function runBatch(
   names: string[],
   graph: DependGraph,
@@ -75,6 +78,7 @@ export async function runBatch(
   parallel: number,
   work: (name: string) => Promise<void>,
   signal?: AbortSignal,
+  doneAnyway?: (name: string) => boolean,
 ): Promise<JailOutcome[]> {
   // waitsFor: the jails that must have finished before this one may run
   const waitsFor = new Map<string, string[]>();
@@ -99,7 +103,7 @@ export async function runBatch(
           if (outcome.has(n) || running.has(n)) continue;
           const bad = waitsFor.get(n)!.find((d) => {
             const o = outcome.get(d);
-            return o !== undefined && o.status !== 'ok';
+            return o !== undefined && o.status !== 'ok' && !(o.status === 'failed' && doneAnyway?.(d));
           });
           if (bad !== undefined) {
             outcome.set(n, {
@@ -119,7 +123,8 @@ export async function runBatch(
       for (const n of names) {
         if (running.size >= limit) break;
         if (outcome.has(n) || running.has(n)) continue;
-        if (!waitsFor.get(n)!.every((d) => outcome.get(d)?.status === 'ok')) continue;
+        // every prerequisite finished (one that failed, and was not done anyway, skipped n above)
+        if (!waitsFor.get(n)!.every((d) => outcome.has(d))) continue;
         running.add(n);
         work(n).then(
           () => finish(n, { name: n, status: 'ok' }),

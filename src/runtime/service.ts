@@ -457,6 +457,10 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
           bopts.parallel ?? 1,
           async (n) => void (bopts.dryRun ? undefined : await stopJail(d, n)),
           bopts.signal,
+          // a stop that failed in an exec.* command only leaves the jail stopped (finishStop):
+          // its parent, or the jail it depends on, is stopped after it all the same, so what a
+          // jail's own commands do cannot keep its parent running against the operator's stop
+          (n) => store.getJail(n)?.state === 'stopped',
         )),
       ]);
     },

@@ -72,3 +72,26 @@ test('parallel runs independent jails at once, never more than asked', async () 
   });
   assert.equal(peak, 3);
 });
+
+test('a failed stop that left the jail where the batch needs it (doneAnyway) does not skip the jails waiting for it', async () => {
+  const names = ['web', 'db', 'cache', 'lone'];
+  const g = buildGraph(names, dependsOf);
+  const stopped: string[] = [];
+  const out = await runBatch(
+    names,
+    g,
+    'stop',
+    1,
+    async (n) => {
+      stopped.push(n);
+      if (n === 'web') throw new JailyardError('JY_ERR_STEP_FAILED', 'exec.stop command failed', { jail: 'web' });
+      if (n === 'cache') throw new JailyardError('JY_ERR_STEP_FAILED', 'unmount failed', { jail: 'cache' });
+    },
+    undefined,
+    (n) => n === 'web',
+  );
+  const by = Object.fromEntries(out.map((o) => [o.name, o.status]));
+  // web failed but is down: cache goes on; cache failed and is not: db is skipped
+  assert.deepEqual(by, { web: 'failed', cache: 'failed', db: 'skipped', lone: 'ok' });
+  assert.ok(stopped.indexOf('web') < stopped.indexOf('cache'));
+});

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { SecurityHost } from './helpers.ts';
+import { assertNoLeaks } from '../helpers/leaks.ts';
 import { openStore } from '../../src/store/sqlite.ts';
 import { createLocalService } from '../../src/runtime/service.ts';
 import { loadDriver } from '../../src/platform/index.ts';
@@ -19,7 +20,10 @@ import { guestDir } from '../../src/layout.ts';
 import { rootsFrom } from '../../src/api/guest-tools.ts';
 import { runJail, runJls, runSysctl } from '../../src/cli/freebsd/index.ts';
 
-describe("a jail's children: counted whatever their state", () => {
+/** The exec.timeout the daemon gives a jail's children here (seconds; default 60). */
+const CHILD_EXEC_TIMEOUT = 2;
+
+describe("a jail's children: counted whatever their state, their commands bounded in time", () => {
   let h: SecurityHost;
   let store: Store;
   let driver: Driver;
@@ -52,6 +56,7 @@ describe("a jail's children: counted whatever their state", () => {
       tools: {
         front: { jail: runJail, jls: runJls, sysctl: runSysctl },
         scope: { rootOf: rootsFrom(h.state, store) },
+        limits: { childExecTimeout: CHILD_EXEC_TIMEOUT },
       },
     });
     for (const t0 = Date.now(); !existsSync(join(guestDir(h.state, 'f6p'), 'guest.sock')); ) {
@@ -84,5 +89,35 @@ describe("a jail's children: counted whatever their state", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.ok((await service.remove(['f6p.b', 'f6p.c'])).ok);
     assert.deepEqual(names(), ['f6p:running']);
+  });
+
+  test("a child's hanging exec.stop holds the operator's stop of the parent for no longer than its bound", async () => {
+    const r = await run('f6p', ['jail', '-c', 'name=h', 'persist', 'exec.stop=sleep 1000000']);
+    assert.equal(r.code, 0, r.stderr);
+    // the host's bound, which the jail cannot give nor take away
+    assert.equal(String(store.requireJail('f6p.h').params['exec.timeout']), String(CHILD_EXEC_TIMEOUT));
+    const m = await run('f6p', ['jail', '-m', 'name=h', 'exec.timeout=0']);
+    assert.deepEqual([m.code, m.stderr], [1, 'jail: jail_set: exec.timeout: Operation not permitted\n']);
+    const t0 = Date.now();
+    const result = await service.stop(['f6p']);
+    const ms = Date.now() - t0;
+    // the child's stop.timeout (10 s) and the parent's own stop come on top of the bound
+    assert.ok(ms < CHILD_EXEC_TIMEOUT * 1000 + 15_000, `the stop took ${ms} ms`);
+    // the parent is stopped; the child too, its killed exec.stop reported as its failure
+    assert.equal(store.requireJail('f6p').state, 'stopped');
+    assert.equal(store.requireJail('f6p.h').state, 'stopped');
+    assert.deepEqual(
+      result.outcomes.map((o) => [o.name, o.status]),
+      [
+        ['f6p.h', 'failed'],
+        ['f6p', 'ok'],
+      ],
+    );
+    assert.match(result.outcomes[0]!.message ?? '', /exec\.stop command failed \(killed by SIGKILL\)/);
+    assert.match(store.requireJail('f6p.h').lastError ?? '', /exec\.stop/);
+    // nothing of either jail is left: no process (the sleep included), mount, netns or cgroup
+    assert.equal(store.requireJail('f6p').runtime, null);
+    assert.equal(store.requireJail('f6p.h').runtime, null);
+    assertNoLeaks(h.baseline, h.state);
   });
 });
