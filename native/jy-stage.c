@@ -49,22 +49,29 @@
  *   KEEP           capability numbers the jail keeps (comma-separated)
  *   DEV            "makedev": mount a minimal /dev (the plan had none); "keepdev": leave it
  *
- * The process chain: this process joins the given namespaces and, when one of them was a
- * pid namespace, forks (setns of a pid namespace only applies to children); then it
- * unshares mount, pid, uts, ipc and cgroup, makes every mount private and forks the jail's pid 1.
- * Each parent waits for its child and exits with its status (like unshare --fork). Right
- * after parsing, every process of the chain blanks its argument area: /proc/PID/cmdline
- * (readable by a parent jail that sees a nested child's stage) reads just "jy-stage", no
- * host path, cgroup or pid.
+ * The process chain: this process joins the given namespaces but a pid namespace, unshares
+ * mount, uts, ipc and cgroup (and pid, unless one was given), makes every mount private, and
+ * builds the jail's tree: the host files the jail gets (tini, the holder, device nodes,
+ * /dev/null for /proc's masks, the --bind-ro trees) are taken as detached trees first; then
+ * it pivot_roots into ROOT and detaches the old root BEFORE anything is made or mounted in
+ * the jail's tree, which after the pivot is reached only through descriptors opened with no
+ * link followed: /dev, nosuid cleared on the --suid mounts, tini and the holder, the binds,
+ * the hostname. A nested jail's root is its running parent's folder, so a path looked at
+ * twice could change in between (a symlink to a host folder swapped in: host root's mkdir
+ * landed there), and no process exists yet in the parent's pid namespace, which could read
+ * the host's mount table from it. Only then, for a nested jail, it joins the given pid
+ * namespace and forks (a pid namespace is made in the active one), and that process
+ * unshares the jail's own; then the jail's pid 1 is forked. Each parent waits for its child
+ * and exits with its status (like unshare --fork). Right after parsing, every process of
+ * the chain blanks its argument area: /proc/PID/cmdline (readable by a parent jail that
+ * sees a nested child's stage) reads just "jy-stage", no host path, cgroup or pid.
  *
- * Pid 1 mounts /proc (read-only and masked parts as given, the OCI runtimes' defaults) and
- * /dev, clears nosuid on the --suid mounts, binds tini (and the holder), sets the hostname,
- * pivot_roots, detaches the old root, makes the --ro-fstype mounts read-only (the table is
- * the jail's own by then), makes the --bind-ro binds,
- * joins a fresh session keyring, installs the seccomp filter, drops every capability not in
- * KEEP, prints "ready" on stdout (the driver waits for that line), closes every descriptor
- * above 2 and execs tini, the first program of the jail. Nothing of the jail's own tree runs
- * before the drop. Errors go to stderr (the jail's console log), exit status 111.
+ * Pid 1 mounts its /proc (read-only and masked parts as given, the OCI runtimes' defaults,
+ * placed through the proc mount's own descriptor), makes the --ro-fstype mounts read-only
+ * (the table is the jail's own), joins a fresh session keyring, installs the seccomp filter,
+ * drops every capability not in KEEP, prints "ready" on stdout (the driver waits for that
+ * line), closes every descriptor above 2 and execs tini, the first program of the jail.
+ * Nothing of the jail's own tree runs before the drop. Errors go to stderr (the jail's console log), exit status 111.
  */
 #define _GNU_SOURCE
 #define DIE_PREFIX "jailyard stage"
@@ -106,76 +113,105 @@ static void fork_or_continue(void) {
 }
 
 static void do_mount(const char *src, const char *target, const char *type, unsigned long flags, const char *data) {
-	if (mount(src, target, type, flags, data) != 0) die_errno("cannot mount %s on %s", type ? type : src, target);
+	if (mount(src, target, type, flags, data) != 0) die_errno("cannot mount %s on %s", type ? type : src ? src : "(remount)", target);
 }
 
-static void bind_ro(const char *src, const char *target) {
-	do_mount(src, target, NULL, MS_BIND, NULL);
-	do_mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
+/* A detached clone of the host file SRC (tini, the holder, a device node), taken before
+ * pivot_root and attached in the jail after it: read-only and nosuid, plus ATTR
+ * (MOUNT_ATTR_NODEV for programs, MOUNT_ATTR_NOEXEC for devices). A bind is the host's
+ * inode: read-only, a chmod, chown or utimes by the jailed root cannot change it. */
+static int detach_file(const char *src, unsigned long long attr_set) {
+	int fd = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+	if (fd < 0) die_errno("cannot open %s to bind it", src);
+	struct stat st;
+	if (fstat(fd, &st) != 0) die_errno("cannot look at %s", src);
+	if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) die("%s is not a file or a device", src);
+	struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | attr_set};
+	if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) die_errno("cannot make the bind of %s read-only", src);
+	return fd;
 }
 
-/* The flags of the mount at TARGET that a remount must name to keep: a bind remount sets
- * the per-mount flags it is given and clears the others, and where the kernel locked one
- * (a mount namespace of a user namespace) clearing it fails with EPERM. */
-static unsigned long kept_flags(const char *target) {
-	static const unsigned long map[][2] = {{ST_NOSUID, MS_NOSUID}, {ST_NODEV, MS_NODEV}, {ST_NOEXEC, MS_NOEXEC}, {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME}};
-	struct statvfs sv;
-	if (statvfs(target, &sv) != 0) die_errno("cannot read the mount flags of %s", target);
-	unsigned long flags = 0;
-	for (size_t k = 0; k < sizeof map / sizeof *map; k++)
-		if (sv.f_flag & map[k][0]) flags |= map[k][1];
-	return flags;
-}
-
-/* A host device node (SRC: /dev/null, ...) bound at TARGET read-only, nosuid, noexec, with
- * the flags the mount had kept: the device still reads and writes, but a bind is the host's
- * inode, and a chmod, chown or utimes by the jailed root would otherwise change the host's
- * node (read-only: EROFS). Not nodev: the device must still open. */
-static void bind_node_ro(const char *src, const char *target) {
-	do_mount(src, target, NULL, MS_BIND, NULL);
-	do_mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC | kept_flags(target), NULL);
-}
-
-/* Dies unless PATH (relative to the jail root ROOT, the cwd) is of TYPE (S_IFDIR or S_IFREG),
- * itself and not a symlink to one. */
-static void expect_type(const char *root, const char *path, mode_t type) {
+/* PATH below the jail root ROOTFD (after pivot_root: "/"), opened O_PATH with no link
+ * followed and no way above the root; dies unless it is of TYPE (S_IFDIR or S_IFREG). A
+ * nested jail's root is its parent's folder, which the running parent may change at any
+ * time: every place in it is opened this way, once, and acted on through the descriptor. */
+static int open_in_jail(int rootfd, const char *path, mode_t type) {
 	const char *what = type == S_IFDIR ? "a directory" : "a regular file";
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+	int fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+	if (fd < 0) die_errno("the jail's /%s is not %s", path, what);
 	struct stat st;
-	if (lstat(path, &st) != 0) die_errno("%s/%s is not %s", root, path, what);
-	if ((st.st_mode & S_IFMT) != type) die("%s/%s is not %s", root, path, what);
+	if (fstat(fd, &st) != 0 || (st.st_mode & S_IFMT) != type) die("the jail's /%s is not %s (a symlink?)", path, what);
+	return fd;
 }
 
-/* A minimal /dev at ./dev: tmpfs, host device nodes bound in, devpts, shm, fd links. */
-static void make_dev(unsigned long owner) {
-	static const char *nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
-	static const char *links[][2] = {{"pts/ptmx", "dev/ptmx"}, {"/proc/self/fd", "dev/fd"}, {"/proc/self/fd/0", "dev/stdin"}, {"/proc/self/fd/1", "dev/stdout"}, {"/proc/self/fd/2", "dev/stderr"}};
-	struct stat st;
-	if (lstat("dev", &st) == 0) {
-		if (!S_ISDIR(st.st_mode)) die("the jail's dev is not a directory (a symlink?)");
-	} else if (mkdir("dev", 0755) != 0) {
-		die_errno("cannot make dev");
+/* Attaches the detached TREE on the place FD holds. */
+static void attach_at(int tree, int fd, const char *what) {
+	if (move_mount(tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) die_errno("cannot mount %s", what);
+	close(tree);
+}
+
+/* A new mount of file system TYPE with the comma-separated OPTIONS ("key=value" or flags),
+ * detached, with mount attributes ATTR: for attach_at. */
+static int new_mount(const char *type, const char *options, unsigned long long attr) {
+	int fs = fsopen(type, FSOPEN_CLOEXEC);
+	if (fs < 0) die_errno("cannot make a %s", type);
+	char opts[256];
+	if (strlen(options) >= sizeof opts) die("internal: %s options too long", type);
+	strcpy(opts, options);
+	for (char *kv = strtok(opts, ","); kv; kv = strtok(NULL, ",")) {
+		char *eq = strchr(kv, '=');
+		int rc;
+		if (eq) {
+			*eq = '\0';
+			rc = fsconfig(fs, FSCONFIG_SET_STRING, kv, eq + 1, 0);
+		} else {
+			rc = fsconfig(fs, FSCONFIG_SET_FLAG, kv, NULL, 0);
+		}
+		if (rc != 0) die_errno("cannot set %s on a %s", kv, type);
 	}
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) die_errno("cannot make a %s", type);
+	int mnt = fsmount(fs, FSMOUNT_CLOEXEC, attr);
+	if (mnt < 0) die_errno("cannot mount a %s", type);
+	close(fs);
+	return mnt;
+}
+
+/* The device nodes of a made /dev, bound from the host's: detached before pivot_root. */
+static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+#define NDEV_NODES (sizeof dev_nodes / sizeof *dev_nodes)
+
+/* A minimal /dev (after pivot_root): a tmpfs on the jail's dev (made if missing), the host
+ * device nodes NODES bound in, devpts, shm and the fd links. Everything below dev is made in
+ * the fresh tmpfs, through its descriptor: nothing is looked up by name in the jail's tree. */
+static void make_dev(int rootfd, unsigned long owner, const int *nodes) {
+	static const char *links[][2] = {{"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
+	if (mkdirat(rootfd, "dev", 0755) != 0 && errno != EEXIST) die_errno("cannot make dev");
+	int dir = open_in_jail(rootfd, "dev", S_IFDIR);
 	/* a user-namespace jail's root owns its /dev as it would without one (OWNER: its host uid) */
 	char opts[96];
 	snprintf(opts, sizeof opts, "mode=755,size=64k,uid=%lu,gid=%lu", owner, owner);
-	do_mount("jailyard-dev", "dev", "tmpfs", MS_NOSUID, opts);
-	char host[64], here[64];
-	for (size_t i = 0; i < sizeof nodes / sizeof *nodes; i++) {
-		snprintf(host, sizeof host, "/dev/%s", nodes[i]);
-		snprintf(here, sizeof here, "dev/%s", nodes[i]);
-		int fd = open(here, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd < 0) die_errno("cannot make %s", here);
+	int dev = new_mount("tmpfs", opts, MOUNT_ATTR_NOSUID);
+	if (move_mount(dev, "", dir, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) die_errno("cannot mount the jail's dev");
+	close(dir);
+	for (size_t i = 0; i < NDEV_NODES; i++) {
+		int fd = openat(dev, dev_nodes[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0) die_errno("cannot make dev/%s", dev_nodes[i]);
 		close(fd);
-		/* read-only: the devices still read and write, but a chmod or chown by the jailed
-		 * root would otherwise change the host's node (a bind is the same inode) */
-		bind_node_ro(host, here);
+		if (move_mount(nodes[i], "", dev, dev_nodes[i], MOVE_MOUNT_F_EMPTY_PATH) != 0) die_errno("cannot bind dev/%s", dev_nodes[i]);
+		close(nodes[i]);
 	}
-	if (mkdir("dev/pts", 0755) != 0 || mkdir("dev/shm", 0755) != 0) die_errno("cannot make dev/pts, dev/shm");
-	do_mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620");
+	if (mkdirat(dev, "pts", 0755) != 0 || mkdirat(dev, "shm", 0755) != 0) die_errno("cannot make dev/pts, dev/shm");
+	int pts = new_mount("devpts", "newinstance,ptmxmode=0666,mode=620", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+	if (move_mount(pts, "", dev, "pts", MOVE_MOUNT_F_EMPTY_PATH) != 0) die_errno("cannot mount dev/pts");
+	close(pts);
 	snprintf(opts, sizeof opts, "mode=1777,uid=%lu,gid=%lu", owner, owner);
-	do_mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts);
+	int shm = new_mount("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (move_mount(shm, "", dev, "shm", MOVE_MOUNT_F_EMPTY_PATH) != 0) die_errno("cannot mount dev/shm");
+	close(shm);
 	for (size_t i = 0; i < sizeof links / sizeof *links; i++)
-		if (symlink(links[i][0], links[i][1]) != 0) die_errno("cannot link %s", links[i][1]);
+		if (symlinkat(links[i][0], dev, links[i][1]) != 0) die_errno("cannot link dev/%s", links[i][1]);
+	close(dev);
 }
 
 /* ip link set lo up, in the network namespace this process is in. */
@@ -209,29 +245,49 @@ static int proc_path_ok(const char *p) {
 	return 1;
 }
 
-/* Under the fresh ./proc: PATHS read-only, MASKED unreadable (files: the host's /dev/null
- * bound read-only, reads nothing; directories: an empty read-only tmpfs). Symlinks are refused (a
- * /proc/self/... entry is no fixed place); what this kernel does not have is skipped. */
-static void restrict_proc(const char **ro, int nro, const char **masked, int nmasked) {
+/* The jail's fresh /proc (after pivot_root), mounted through the new mount API on the
+ * jail's proc directory: its mount descriptor, through which restrict_proc places the masks
+ * (a parent renaming the directory meanwhile moves the mount, masks and all). */
+static int mount_proc(int rootfd) {
+	int dir = open_in_jail(rootfd, "proc", S_IFDIR);
+	int proc = new_mount("proc", "", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+	if (move_mount(proc, "", dir, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) die_errno("cannot mount /proc");
+	close(dir);
+	return proc;
+}
+
+/* Under the fresh proc mount PROC: PATHS read-only, MASKED unreadable (files: the host's
+ * /dev/null bound read-only from NULLS, one each, reads nothing; directories: an empty
+ * read-only tmpfs). Reached from the mount itself, never by the jail's names. Symlinks are
+ * refused (a /proc/self/... entry is no fixed place); what this kernel does not have is
+ * skipped. */
+static void restrict_proc(int proc, const char **ro, int nro, const char **masked, int nmasked, const int *nulls) {
 	struct stat st;
 	for (int n = 0; n < nro + nmasked; n++) {
 		const char *abs = n < nro ? ro[n] : masked[n - nro];
-		const char *rel = abs + 1; /* "proc/...", relative to the jail root (the cwd) */
-		if (lstat(rel, &st) != 0) {
+		const char *rel = abs + 6; /* below "/proc/" */
+		struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+		int fd = (int)syscall(SYS_openat2, proc, rel, &how, sizeof how);
+		if (fd < 0) {
 			if (errno == ENOENT) continue;
+			if (errno == ELOOP) die("%s is a symlink: not a fixed place to make read-only or mask", abs);
 			die_errno("cannot look at %s", abs);
 		}
-		if (S_ISLNK(st.st_mode)) die("%s is a symlink: not a fixed place to make read-only or mask", abs);
+		if (fstat(fd, &st) != 0) die_errno("cannot look at %s", abs);
 		if (n < nro) {
-			do_mount(rel, rel, NULL, MS_BIND | MS_REC, NULL);
-			do_mount(NULL, rel, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+			int tree = open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+			if (tree < 0) die_errno("cannot bind %s", abs);
+			struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC};
+			if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0) die_errno("cannot make %s read-only", abs);
+			attach_at(tree, fd, abs);
 		} else if (S_ISDIR(st.st_mode)) {
-			do_mount("jailyard-masked", rel, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=1,mode=555");
+			attach_at(new_mount("tmpfs", "size=4k,nr_inodes=1,mode=555", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC), fd, abs);
 		} else {
 			/* the host's /dev/null, read-only as the jail's /dev/null is: a writable bind
 			 * let the jailed root chmod, chown or touch the host's node through the mask */
-			bind_node_ro("/dev/null", rel);
+			attach_at(nulls[n - nro], fd, abs);
 		}
+		close(fd);
 	}
 }
 
@@ -496,59 +552,91 @@ int main(int argc, char **argv) {
 	for (int n = 0; n < ncg; n++) join_cgroup(cgroups[n]);
 
 	/* Join: open every file first (their paths are resolved where we are now). */
-	int fds[MAX_NS], joined_pid = 0;
+	int fds[MAX_NS];
 	for (int n = 0; n < nns; n++) {
 		fds[n] = open(nsfiles[n], O_RDONLY | O_CLOEXEC);
 		if (fds[n] < 0) die_errno("cannot open namespace %s", nsfiles[n]);
 	}
-	/* the mount namespace last: after it, paths resolve in the joined tree */
+	/* the mount namespace last: after it, paths resolve in the joined tree; a pid namespace
+	 * only once the jail's tree is pivoted (below) */
+	int pidns = -1;
 	for (int pass = 0; pass < 2; pass++) {
 		for (int n = 0; n < nns; n++) {
+			if (nstypes[n] == CLONE_NEWPID) {
+				pidns = fds[n];
+				continue;
+			}
 			if ((nstypes[n] == CLONE_NEWNS) != (pass == 1)) continue;
 			if (setns(fds[n], nstypes[n]) != 0) die_errno("cannot join namespace %s", nsfiles[n]);
-			if (nstypes[n] == CLONE_NEWPID) joined_pid = 1;
 			close(fds[n]);
 		}
 	}
-	if (joined_pid) fork_or_continue();
 
 	/* a cgroup namespace too, rooted at the jail's groups (joined above): /proc/self/cgroup
 	 * inside reads "/", not the host's layout (runc and crun do the same on cgroup v2) */
-	if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | (unshare_net ? CLONE_NEWNET : 0)) != 0) die_errno("unshare");
+	if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | (pidns < 0 ? CLONE_NEWPID : 0) | (unshare_net ? CLONE_NEWNET : 0)) != 0) die_errno("unshare");
 	do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 	if (unshare_net) loopback_up();
 	if (userns >= 0 && jy_write_all("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0\n") != 0) die_errno("cannot open the ports below 1024 to the jail's root");
-	fork_or_continue();
 
-	/* pid 1 of the jail from here on */
+	/*
+	 * The jail's tree, made in this process, before any process of the jail's pid namespace
+	 * (or of a parent jail's) exists: every host file the jail gets is taken first, as a
+	 * detached tree, and the root is pivoted BEFORE anything is made or mounted in it. A
+	 * nested jail's root is its running parent's folder, which the parent may change at any
+	 * time: a symlink swapped in between a look and a mkdir sent host root's mkdir to a host
+	 * folder, and a parent reading /proc/PID/mountinfo of a stage in its pid namespace saw the
+	 * host's mount table (red-team run of 2026-12-04). After the pivot nothing of the host is
+	 * reachable by name; in the jail every place is opened once, with no link followed.
+	 */
 	if (chdir(root) != 0) die_errno("no jail root %s", root);
-	expect_type(root, "proc", S_IFDIR);
-	do_mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-	restrict_proc(proc_ro, nro, proc_mask, nmask);
-	if (!strcmp(dev, "makedev")) make_dev(ubase);
-	honour_suid(root, suid, nsuid);
-	/* the jail owns its root: .jailyard must be a real directory and tini a regular file
-	 * in it, never a symlink that would send the bind (and the exec below) elsewhere */
-	expect_type(root, ".jailyard", S_IFDIR);
-	expect_type(root, ".jailyard/tini", S_IFREG);
-	bind_ro(tini, ".jailyard/tini");
-	if (holder_bin) {
-		expect_type(root, ".jailyard/hold", S_IFREG);
-		bind_ro(holder_bin, ".jailyard/hold");
+	int makedev = !strcmp(dev, "makedev");
+	int nodes[NDEV_NODES], nulls[MAX_LIST];
+	char node[64];
+	for (size_t k = 0; makedev && k < NDEV_NODES; k++) {
+		snprintf(node, sizeof node, "/dev/%s", dev_nodes[k]);
+		nodes[k] = detach_file(node, MOUNT_ATTR_NOEXEC);
 	}
+	for (int k = 0; k < nmask; k++) nulls[k] = detach_file("/dev/null", MOUNT_ATTR_NOEXEC);
+	int tini_tree = detach_file(tini, MOUNT_ATTR_NODEV);
+	int holder_tree = holder_bin ? detach_file(holder_bin, MOUNT_ATTR_NODEV) : -1;
 	int trees[MAX_NS];
 	for (int n = 0; n < nbind; n++) trees[n] = detach_bind(bind_src[n], bind_exec[n]);
-	if (sethostname(hostname, strlen(hostname)) != 0) die_errno("cannot set hostname %s", hostname);
 	/* new and old root the same directory: the old root ends up stacked on "/" and is
 	 * detached right away; nothing of the host stays reachable */
 	if (syscall(SYS_pivot_root, ".", ".") != 0) die_errno("pivot_root into %s failed", root);
 	if (umount2(".", MNT_DETACH) != 0) die_errno("cannot detach the old root");
 	if (chdir("/") != 0) die_errno("chdir /");
+	int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0) die_errno("cannot open the jail root");
+	if (makedev) make_dev(rootfd, ubase, nodes);
+	honour_suid(root, suid, nsuid);
+	/* the jail owns its root: .jailyard must be a real directory and tini a regular file
+	 * in it, never a symlink that would send the bind (and the exec below) elsewhere */
+	attach_at(tini_tree, open_in_jail(rootfd, ".jailyard/tini", S_IFREG), ".jailyard/tini");
+	if (holder_bin) attach_at(holder_tree, open_in_jail(rootfd, ".jailyard/hold", S_IFREG), ".jailyard/hold");
+	for (int n = 0; n < nbind; n++) attach_bind(trees[n], bind_dst[n]);
+	if (sethostname(hostname, strlen(hostname)) != 0) die_errno("cannot set hostname %s", hostname);
+
+	/* a nested jail: its pid namespace nested in its parent's, made by a process there (a
+	 * pid namespace is made in the active one), which sees only the jail's mounts by now */
+	if (pidns >= 0) {
+		if (setns(pidns, CLONE_NEWPID) != 0) die_errno("cannot join the parent's pid namespace");
+		close(pidns);
+		fork_or_continue();
+		if (unshare(CLONE_NEWPID) != 0) die_errno("unshare");
+	}
+	fork_or_continue();
+
+	/* pid 1 of the jail from here on: its own /proc */
+	int proc = mount_proc(rootfd);
+	restrict_proc(proc, proc_ro, nro, proc_mask, nmask, nulls);
+	close(proc);
+	close(rootfd);
 	int devnull = jail_stdin();
 	/* after the old root is gone: the table then holds the jail's own mounts only, not the
 	 * host's and every other running jail's (read before, it grew with the jails running) */
 	readonly_kernel_fs("", rofs, nrofs);
-	for (int n = 0; n < nbind; n++) attach_bind(trees[n], bind_dst[n]);
 	/* a session keyring of the jail's own, not the one of whoever started jailyard (the
 	 * filter then denies every keyctl: root's user keyring stays out of reach too) */
 	/* from here on the jail's root is its range's first uid: nobody on the host */

@@ -3,21 +3,7 @@
 // to the host's peers, and pivot_root later finds a mount point. Every made thing is recorded
 // the moment it exists; a failure undoes exactly those, newest first.
 import { mountTargets } from './mountinfo.ts';
-import {
-  chmodSync,
-  closeSync,
-  openSync,
-  readlinkSync,
-  rmdirSync,
-  statSync,
-  symlinkSync,
-  unlinkSync,
-  lstatSync,
-  readFileSync,
-  realpathSync,
-  writeFileSync,
-  type Stats,
-} from 'node:fs';
+import { chmodSync, statSync, lstatSync, readFileSync, realpathSync, writeFileSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, MountFacts } from '../driver.ts';
@@ -26,6 +12,7 @@ import { isUnder, mkdirTracked, resolveInside } from './paths.ts';
 import { killTree, run } from './proc.ts';
 import { HOST_MOUNT_FLAGS, ops, parseMountOptions, MS, runBatch, type BatchOp } from './mountops.ts';
 import { HOST_VIEW, heldNamespace, holdMountNamespace, type MountView } from './mountns.ts';
+import { plain, treeBeneath, type TreeOps } from './beneath.ts';
 import {
   IDMAPPED_ORIGINS,
   ownByRangeRoot,
@@ -167,6 +154,9 @@ async function mountIn(
   for (const step of plan.mounts) inRoot(step.target);
   for (const l of plan.symlinks) inRoot(posix.dirname(l.path));
   const batch = new Batch(view, facts);
+  // a nested jail's root is its running parent's folder: below it nothing is made or removed
+  // by path (beneath.ts); a top-level jail has no process running while it is prepared
+  const tree = view === HOST_VIEW ? plain() : treeBeneath(root, view.fs);
   try {
     if (!rootReady) {
       const made = mkdirTracked(root, view.fs);
@@ -179,25 +169,21 @@ async function mountIn(
     }
     for (const dir of plan.mkdirs) {
       await batch.settle(dir);
-      facts.created.push(...mkdirTracked(isUnder(root, dir) ? inRoot(dir) : posix.normalize(dir), view.fs));
+      facts.created.push(...tree.mkdirp(isUnder(root, dir) ? inRoot(dir) : posix.normalize(dir)));
     }
     for (const file of plan.files ?? []) {
       await batch.settle(file);
       const at = posix.join(inRoot(posix.dirname(file)), posix.basename(file));
-      if (lstatSync(view.fs(at), { throwIfNoEntry: false })) continue;
-      facts.created.push(...mkdirTracked(posix.dirname(at), view.fs));
-      closeSync(openSync(view.fs(at), 'wx', 0o644));
-      facts.created.push(at);
+      if (tree.exists(at)) continue;
+      facts.created.push(...tree.mkdirp(posix.dirname(at)));
+      if (tree.touch(at)) facts.created.push(at);
     }
     for (const link of plan.symlinks) {
       await batch.settle(link.path);
       const at = posix.join(inRoot(posix.dirname(link.path)), posix.basename(link.path));
-      facts.created.push(...mkdirTracked(posix.dirname(at), view.fs));
-      // a restart finds the links of the first start in the jail's own tree: keep them
-      const existing = lstatSync(view.fs(at), { throwIfNoEntry: false });
-      if (existing?.isSymbolicLink() && readlinkSync(view.fs(at)) === link.target) continue;
-      symlinkSync(link.target, view.fs(at));
-      facts.created.push(at);
+      facts.created.push(...tree.mkdirp(posix.dirname(at)));
+      // a restart finds the links of the first start in the jail's own tree: kept
+      if (tree.symlink(link.target, at)) facts.created.push(at);
     }
     if (range) {
       await batch.flush();
@@ -209,14 +195,14 @@ async function mountIn(
         range,
       );
     }
-    for (const step of plan.mounts) await mountStep(ctx, root, step, facts, view, batch, range);
+    for (const step of plan.mounts) await mountStep(ctx, root, step, facts, view, tree, batch, range);
     const guest = view === HOST_VIEW ? guestMount(ctx, facts, view) : undefined;
     if (guest) batch.add(guest.ops);
     await batch.flush();
     guest?.fill();
     return facts;
   } catch (e) {
-    await undo(facts, view);
+    await undo(facts, view, tree);
     throw mountFailure(ctx, e);
   }
 }
@@ -265,6 +251,7 @@ async function mountStep(
   step: MountStep,
   facts: MountFacts,
   view: MountView,
+  tree: TreeOps,
   batch: Batch,
   range?: UidRange,
 ): Promise<void> {
@@ -280,7 +267,7 @@ async function mountStep(
       // jy-mount with no symlink followed (one made since fails the mount)
       const source = step.within ? resolveInside(step.within, step.source, ctx.name, view.fs) : step.source;
       const srcIsDir = statSync(view.fs(source)).isDirectory();
-      prepareTarget(target, srcIsDir, facts, view);
+      prepareTarget(target, srcIsDir, facts, tree);
       const asked = parseMountOptions(step.options ?? []).flags;
       // a user-namespace jail sees the host's shared trees through its range's idmapping
       const b =
@@ -313,8 +300,8 @@ async function mountStep(
           '',
         );
       for (const p of paths) await batch.settle(p);
-      facts.created.push(...mkdirTracked(step.upper, view.fs), ...mkdirTracked(step.work, view.fs));
-      prepareTarget(target, true, facts, view);
+      facts.created.push(...tree.mkdirp(step.upper), ...tree.mkdirp(step.work));
+      prepareTarget(target, true, facts, tree);
       // user-namespace jail: each lower layer (host-owned, shared) through the range's
       // idmapping, attached in the jail's state folder just for the overlay mount (overlayfs
       // keeps a private clone of each layer) and detached right after
@@ -324,7 +311,7 @@ async function mountStep(
           )
         : step.lower;
       for (const [k, l] of range ? lower.entries() : []) {
-        facts.created.push(...mkdirTracked(l, view.fs));
+        facts.created.push(...tree.mkdirp(l));
         batch.add(ops.idmap(step.lower[k]!, l, rangeArg(range!), true, HOST_MOUNT_FLAGS));
       }
       batch.add(honourSuid(ops.overlay(lower, step.upper, step.work, target, HOST_MOUNT_FLAGS)));
@@ -332,7 +319,7 @@ async function mountStep(
       return;
     }
     case 'tmpfs': {
-      prepareTarget(target, true, facts, view);
+      prepareTarget(target, true, facts, tree);
       const b = ops.fs('tmpfs', 'tmpfs', target, [
         ...(step.options.length ? step.options : ['mode=755']),
         ...HOST_WORDS,
@@ -343,7 +330,7 @@ async function mountStep(
     case 'fs':
       // any filesystem, perhaps with a mount helper (nfs, ...): mount(8) itself
       await batch.flush();
-      prepareTarget(target, true, facts, view);
+      prepareTarget(target, true, facts, tree);
       await mountCmd(
         ['-t', step.fstype, '-o', [...step.options, ...HOST_WORDS].join(','), step.source, target],
         `${step.source} on ${target} (${step.fstype})`,
@@ -353,7 +340,7 @@ async function mountStep(
       if (!userNosuid(step.options)) (facts.suid ??= []).push(target);
       return;
     case 'devfs':
-      prepareTarget(target, true, facts, view);
+      prepareTarget(target, true, facts, tree);
       batch.add(devfsOps(target, range));
       return;
   }
@@ -480,19 +467,13 @@ function honourSuid(batch: BatchOp[]): BatchOp[] {
   return batch.map((q) => (q.creates !== undefined ? { ...q, suid: true } : q));
 }
 
-function prepareTarget(target: string, dir: boolean, facts: MountFacts, view: MountView): void {
-  try {
-    lstatSync(view.fs(target));
-    return;
-  } catch {
-    // missing: create it below
-  }
+function prepareTarget(target: string, dir: boolean, facts: MountFacts, tree: TreeOps): void {
+  if (tree.exists(target)) return;
   if (dir) {
-    facts.created.push(...mkdirTracked(target, view.fs));
+    facts.created.push(...tree.mkdirp(target));
   } else {
-    facts.created.push(...mkdirTracked(posix.dirname(target), view.fs));
-    closeSync(openSync(view.fs(target), 'a'));
-    facts.created.push(target);
+    facts.created.push(...tree.mkdirp(posix.dirname(target)));
+    if (tree.touch(target)) facts.created.push(target);
   }
 }
 
@@ -597,7 +578,7 @@ export async function unmount(ctx: JailContext, facts: MountFacts): Promise<void
       // the jail had its tree: below the root only what still resolves to itself (a
       // directory the jail swapped for a symlink is never followed out of its root)
       facts.created.filter((p) => !isUnder(ctx.path, p) || sameInside(ctx.path, p)),
-      HOST_VIEW,
+      plain(),
       false,
     );
 }
@@ -616,17 +597,8 @@ function sameInside(root: string, p: string): boolean {
  * files; with `links` the symlinks too. What is not empty (the jail wrote there) or was
  * replaced by something else stays. Never follows a symlink.
  */
-function removeCreated(created: string[], view: MountView, links: boolean): void {
-  for (const p of [...created].reverse()) {
-    try {
-      const st = lstatSync(view.fs(p));
-      if (st.isDirectory()) rmdirSync(view.fs(p));
-      else if ((st.isFile() && st.size === 0) || (links && st.isSymbolicLink())) unlinkSync(view.fs(p));
-      else if (links && st.isFile()) unlinkSync(view.fs(p));
-    } catch {
-      // already gone, or not empty because the jail wrote there
-    }
-  }
+function removeCreated(created: string[], tree: TreeOps, links: boolean): void {
+  for (const p of [...created].reverse()) tree.remove(p, links);
 }
 
 function isMountnsHolder(pid: number, stateDir: string): boolean {
@@ -720,18 +692,18 @@ async function mountNested(ctx: JailContext, plan: MountPlan): Promise<MountFact
     await pinning.flush();
     return await mountIn(ctx, rebasePlan(plan, root, pin), view, facts, true);
   } catch (e) {
-    await undo(facts, view);
+    await undo(facts, view, treeBeneath(pin, view.fs));
     await ns.release();
     throw mountFailure(ctx, e);
   }
 }
 
 /** Undo of a failed mount call: unmount, then remove what was created, newest first. */
-async function undo(facts: MountFacts, view: MountView = HOST_VIEW): Promise<void> {
+async function undo(facts: MountFacts, view: MountView = HOST_VIEW, tree: TreeOps = plain(view.fs)): Promise<void> {
   try {
     await unmountAll(facts.mounted, undefined, view);
   } catch {
     // reported by the original error; reconcile finds what is left
   }
-  removeCreated(facts.created, view, true);
+  removeCreated(facts.created, tree, true);
 }

@@ -1,0 +1,188 @@
+// Making and removing entries in a tree that its owner changes meanwhile: a nested jail's root
+// is its running parent's folder. A path below the tree's root is walked one part at a time,
+// each directory opened without following a link and held open, and the last part is made or
+// removed through its directory's descriptor (/proc/self/fd/N/NAME, as pinned.ts does). A
+// symlink or a moved directory the owner swaps in between a look and a write then fails the
+// step or stays inside the tree: it never leads host root out of it (red-team run of
+// 2026-12-04: a parent jail's symlink race sent host root's mkdir and file creation for its
+// child's start into a host folder). Paths outside the tree (jailyard's state folder) are
+// the host's own and are used as they are.
+
+import {
+  closeSync,
+  constants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readlinkSync,
+  rmdirSync,
+  symlinkSync,
+  unlinkSync,
+} from 'node:fs';
+import { posix } from 'node:path';
+import { JailyardError } from '../../errors.ts';
+import { fdPath } from './pinned.ts';
+
+const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+
+export interface TreeOps {
+  /** Makes `dir` and any missing parent; the ones made, outermost first. */
+  mkdirp(dir: string): string[];
+  /** Makes the empty file `file` unless something is there; whether it made it. */
+  touch(file: string): boolean;
+  /** Whether anything (a link too) is at `p`. */
+  exists(p: string): boolean;
+  /** Makes the symlink `p` -> `target` unless one to `target` is there; whether it made it. */
+  symlink(target: string, p: string): boolean;
+  /** Removes `p` when it is a directory (if empty), an empty file, or (`links`) a link or
+   * any file: what a failed or finished step made. Never throws. */
+  remove(p: string, links: boolean): void;
+}
+
+/** The tree ops for paths as `fs` maps them, everything below `root` reached without a link. */
+export function treeBeneath(root: string, fs: (p: string) => string): TreeOps {
+  const top = posix.normalize(root).replace(/\/+$/, '');
+  const below = (p: string): string[] | undefined => {
+    const n = posix.normalize(p);
+    if (n === top) return [];
+    return n.startsWith(`${top}/`)
+      ? n
+          .slice(top.length + 1)
+          .split('/')
+          .filter(Boolean)
+      : undefined;
+  };
+  const refused = (p: string, why: string) =>
+    new JailyardError('JY_ERR_PATH', `${p} in the jail's tree ${why} (changed while it was prepared?)`, {
+      step: 'mount',
+    });
+
+  /** Runs `use` with the directory holding the last part of `parts` open; `made` collects
+   * the directories made on the way when `create`. */
+  const inDir = <T>(parts: string[], create: boolean, made: string[], use: (entry: string) => T): T => {
+    let fd = openSync(fs(top), DIR_FLAGS);
+    try {
+      let at = top;
+      for (const part of parts.slice(0, -1)) {
+        at = `${at}/${part}`;
+        const entry = `${fdPath(fd)}/${part}`;
+        let next: number;
+        try {
+          next = openSync(entry, DIR_FLAGS);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code !== 'ENOENT' || !create) throw code === 'ENOENT' ? e : refused(at, 'is not a directory');
+          mkdirSync(entry);
+          made.push(at);
+          next = openSync(entry, DIR_FLAGS);
+        }
+        closeSync(fd);
+        fd = next;
+      }
+      return use(`${fdPath(fd)}/${parts[parts.length - 1]}`);
+    } finally {
+      closeSync(fd);
+    }
+  };
+
+  return {
+    mkdirp(dir) {
+      const parts = below(dir);
+      if (!parts) return plain(fs).mkdirp(dir);
+      if (!parts.length) return [];
+      const made: string[] = [];
+      inDir([...parts, '.'], true, made, () => undefined);
+      return made;
+    },
+    touch(file) {
+      const parts = below(file);
+      if (!parts?.length) return plain(fs).touch(file);
+      return inDir(parts, false, [], (entry) => {
+        try {
+          closeSync(
+            openSync(entry, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644),
+          );
+          return true;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+          throw e;
+        }
+      });
+    },
+    exists(p) {
+      const parts = below(p);
+      if (!parts?.length) return plain(fs).exists(p);
+      try {
+        return inDir(parts, false, [], (entry) => lstatSync(entry, { throwIfNoEntry: false }) !== undefined);
+      } catch {
+        return false;
+      }
+    },
+    symlink(target, p) {
+      const parts = below(p);
+      if (!parts?.length) return plain(fs).symlink(target, p);
+      return inDir(parts, false, [], (entry) => makeLink(target, entry));
+    },
+    remove(p, links) {
+      const parts = below(p);
+      if (!parts?.length) return plain(fs).remove(p, links);
+      try {
+        inDir(parts, false, [], (entry) => removeEntry(entry, links));
+      } catch {
+        // gone, or a part of the way is no directory of the tree any more: left as it is
+      }
+    },
+  };
+}
+
+/** The tree ops by path (the host's own folders, a tree nobody else writes meanwhile). */
+export function plain(fs: (p: string) => string = (p) => p): TreeOps {
+  return {
+    mkdirp(dir) {
+      const missing: string[] = [];
+      for (let cur = posix.normalize(dir); ; ) {
+        if (lstatSync(fs(cur), { throwIfNoEntry: false })) break;
+        missing.unshift(cur);
+        const up = posix.dirname(cur);
+        if (up === cur) break;
+        cur = up;
+      }
+      for (const d of missing) mkdirSync(fs(d));
+      return missing;
+    },
+    touch(file) {
+      if (lstatSync(fs(file), { throwIfNoEntry: false })) return false;
+      closeSync(openSync(fs(file), 'wx', 0o644));
+      return true;
+    },
+    exists: (p) => lstatSync(fs(p), { throwIfNoEntry: false }) !== undefined,
+    symlink: (target, p) => makeLink(target, fs(p)),
+    remove(p, links) {
+      try {
+        removeEntry(fs(p), links);
+      } catch {
+        // already gone, or not empty because the jail wrote there
+      }
+    },
+  };
+}
+
+/** The link `at` -> `target`; false when it is there already (a restart finds the links of
+ * the first start in the jail's own tree); anything else there is an error. */
+function makeLink(target: string, at: string): boolean {
+  try {
+    symlinkSync(target, at);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST' && lstatSync(at).isSymbolicLink() && readlinkSync(at) === target)
+      return false;
+    throw e;
+  }
+}
+
+function removeEntry(at: string, links: boolean): void {
+  const st = lstatSync(at, { throwIfNoEntry: false });
+  if (!st) return;
+  if (st.isDirectory()) rmdirSync(at);
+  else if ((st.isFile() && st.size === 0) || (links && (st.isSymbolicLink() || st.isFile()))) unlinkSync(at);
+}
