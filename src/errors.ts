@@ -97,6 +97,9 @@ export const ERROR_CODES = {
   JY_ERR_ARCHIVE: 400,
   // snapshots (src/portable/snapshot.ts): no snapshot of that name
   JY_ERR_SNAPSHOT_NOT_FOUND: 404,
+  // snapshot, clone, rollback (src/portable/tree.ts): the copy needs more space or inodes than
+  // the destination's filesystem has free; nothing was copied
+  JY_ERR_NO_SPACE: 507,
   // /v1/rollouts/ID/...: no saved rollout of that id in the daemon's state folder
   JY_ERR_ROLLOUT_NOT_FOUND: 404,
 } as const;

@@ -16,7 +16,7 @@ import { requireQuiet } from './export.ts';
 import { addressRange, createWithParts, nextFreeAddress, usedAddresses } from './install.ts';
 import { makeStaging } from './import.ts';
 import { checkPartKind, holdsLayers, jailParts, refuseNested, rootOutsideState, skipInPart } from './parts.ts';
-import { copyExact } from './tree.ts';
+import { checkSpace, copyExact, noSpace } from './tree.ts';
 import { rmSync } from 'node:fs';
 
 export interface CloneResult {
@@ -70,17 +70,27 @@ export async function cloneJail(
       { jail: name, param: 'path' },
     );
   const params = cloneParams(original, name, given, store.listJails());
+  const parts = jailParts(stateDir, original);
+  for (const p of parts) checkPartKind(p, original.name);
   const staging = makeStaging(stateDir, 'clone');
   try {
+    checkSpace(
+      parts.map((p) => ({ src: p.path, destDir: staging, skip: skipInPart(p.name) })),
+      original.name,
+      'clone',
+    );
     const notes: string[] = [];
     let entries = 0;
     let bytes = 0;
-    for (const p of jailParts(stateDir, original)) {
-      checkPartKind(p, original.name);
-      const s = copyExact(p.path, join(staging, p.name), skipInPart(p.name), { overlay: holdsLayers(p.name) });
-      entries += s.entries;
-      bytes += s.bytes;
-      notes.push(...s.notes.map((n) => `${p.name}/${n}`));
+    try {
+      for (const p of parts) {
+        const s = copyExact(p.path, join(staging, p.name), skipInPart(p.name), { overlay: holdsLayers(p.name) });
+        entries += s.entries;
+        bytes += s.bytes;
+        notes.push(...s.notes.map((n) => `${p.name}/${n}`));
+      }
+    } catch (e) {
+      throw noSpace(e, original.name, 'clone');
     }
     const pin = skeletonOf(original) ? readPinned(stateDir, original.name) : undefined;
     const jail = await createWithParts(store, stateDir, {

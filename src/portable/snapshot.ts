@@ -13,7 +13,7 @@ import type { JailRecord } from '../store/types.ts';
 import { readPinned, type PinnedSkeleton } from '../skeleton/hooks.ts';
 import { requireQuiet } from './export.ts';
 import { checkPartKind, holdsLayers, jailParts, partPaths, skipInPart, type PartName } from './parts.ts';
-import { copyExact } from './tree.ts';
+import { checkSpace, copyExact, noSpace } from './tree.ts';
 import { alive } from './stopped.ts';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -90,6 +90,13 @@ export function createSnapshot(
     const m = /^\.(?:tmp|rm)-.*-(\d+)$/.exec(n);
     if (m && !alive(Number(m[1]))) rmSync(join(dir, n), { recursive: true, force: true });
   }
+  const parts = jailParts(stateDir, record);
+  for (const p of parts) checkPartKind(p, record.name);
+  checkSpace(
+    parts.map((p) => ({ src: p.path, destDir: dir, skip: skipInPart(p.name) })),
+    record.name,
+    'snapshot',
+  );
   const tmp = join(dir, `.tmp-${snap}-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { mode: 0o700 });
@@ -103,8 +110,7 @@ export function createSnapshot(
       pin: (skeletonOf(record) && readPinned(stateDir, record.name)) || null,
       notes: [],
     };
-    for (const p of jailParts(stateDir, record)) {
-      checkPartKind(p, record.name);
+    for (const p of parts) {
       const s = copyExact(p.path, join(tmp, p.name), skipInPart(p.name), { overlay: holdsLayers(p.name) });
       info.parts.push(p.name);
       info.entries += s.entries;
@@ -116,7 +122,7 @@ export function createSnapshot(
     return info;
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    throw noSpace(e, record.name, 'snapshot');
   }
 }
 
@@ -149,16 +155,20 @@ export function rollbackSnapshot(
   const fresh = (path: string) => `${path}.rollback-new-${process.pid}`;
   const aside = (path: string) => `${path}.rollback-old-${process.pid}`;
   // 1. the snapshot's parts copied beside the jail's (same folder: the swap is renames); a
-  //    failure or a crash here changes nothing of the jail
+  //    failure or a crash here changes nothing of the jail. The jail's current parts stay
+  //    until the copies are in place: the copies need room beside them.
+  const taken = parts.filter((p) => snap.parts.includes(p.name));
+  for (const p of taken) mkdirSync(dirname(p.path), { recursive: true, mode: 0o700 });
+  checkSpace(
+    taken.map((p) => ({ src: join(from, p.name), destDir: dirname(p.path) })),
+    record.name,
+    'rollback',
+  );
   try {
-    for (const p of parts) {
-      if (!snap.parts.includes(p.name)) continue;
-      mkdirSync(dirname(p.path), { recursive: true, mode: 0o700 });
-      copyExact(join(from, p.name), fresh(p.path), () => false, { overlay: holdsLayers(p.name) });
-    }
+    for (const p of taken) copyExact(join(from, p.name), fresh(p.path), () => false, { overlay: holdsLayers(p.name) });
   } catch (e) {
     for (const p of parts) rmSync(fresh(p.path), { recursive: true, force: true });
-    throw e;
+    throw noSpace(e, record.name, 'rollback');
   }
   // 2. the swap: renames only (a crash in between is finished or undone before the next
   //    export, clone or snapshot command: finishRollbacks in parts.ts)

@@ -1,7 +1,12 @@
 // Exact copies of a jail's writable part on one host (clone, snapshots): directories, files,
 // symlinks with their modes (setuid, sticky), owners and times; files through copy_file_range
 // with FICLONE first, so a filesystem with reflinks (btrfs, xfs) shares the blocks and a
-// copy costs no data. Symlinks are copied as symlinks, never followed; device nodes, FIFOs
+// copy costs no data. A file with holes (fewer blocks than its size: `truncate -s 10T`) keeps
+// them: a reflink where there is one, else its data only (small files here, skipping zero
+// blocks; larger ones by cp(1) --sparse=always, which finds the data with SEEK_DATA and reads
+// the inode through the descriptor it is given): copy_file_range would write every hole as
+// data, and a file that costs the jail nothing would fill the host's disk. checkSpace refuses
+// a copy the destination's filesystem has no room for before anything is written. Symlinks are copied as symlinks, never followed; device nodes, FIFOs
 // and sockets are skipped with a note (Node cannot make them; a jail's /dev is a mount).
 // Overlay whiteouts (character devices 0:0: files deleted from a copy-on-write layer) are
 // made again with mknod, and with `overlay` so are the directories' opaque marks (jy-xattr).
@@ -12,12 +17,14 @@
 // copied from the inode lstat saw, and the destination is made fresh (O_EXCL, mkdir) below a
 // folder jailyard made.
 
+import { spawnSync } from 'node:child_process';
 import {
   closeSync,
   constants,
   copyFileSync,
   fchmodSync,
   fchownSync,
+  ftruncateSync,
   futimesSync,
   lchownSync,
   lstatSync,
@@ -26,11 +33,17 @@ import {
   openSync,
   readdirSync,
   readlinkSync,
+  readSync,
+  rmSync,
+  statfsSync,
+  statSync,
   symlinkSync,
   utimesSync,
+  writeSync,
   type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
+import { JailyardError } from '../errors.ts';
 import { isWhiteout, makeWhiteout, markOpaque, opaqueDirs } from '../platform/linux/whiteout.ts';
 import { openSame, PinnedDir, reach } from '../platform/linux/pinned.ts';
 
@@ -42,7 +55,107 @@ export interface CopyStats {
   notes: string[];
 }
 
-const { O_RDONLY, O_NOFOLLOW, O_DIRECTORY } = constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = constants;
+
+/** A file with holes up to this size is copied here (read whole, zero blocks skipped); a
+ * larger one by cp(1), which skips its holes without reading them. */
+const SMALL_SPARSE = 1 << 20;
+/** The unit of holes: a block all zeros is not written. */
+const BLOCK = 4096;
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
+
+/** Whether a file has holes: fewer bytes allocated than its size. (Also a file a compressing
+ * filesystem stores small, or ext4 inline data: copied the sparse way, to the same content.) */
+const hasHoles = (st: Stats): boolean => st.blocks * 512 < st.size;
+
+/**
+ * Writes `buf` at `pos` of `fd` (a file made empty just before, written at increasing
+ * positions) but its zero blocks (aligned on the file's offsets): they stay holes. The
+ * caller sets the size at the end (ftruncate).
+ */
+export function writeSkippingZeros(fd: number, buf: Buffer, pos: number): void {
+  let off = 0;
+  while (off < buf.length) {
+    // the data run: from the first non-zero block to the next zero block
+    let start = off;
+    while (start < buf.length) {
+      const end = Math.min(buf.length, start + BLOCK - ((pos + start) % BLOCK));
+      if (!buf.subarray(start, end).equals(ZERO_BLOCK.subarray(0, end - start))) break;
+      start = end;
+    }
+    let end = start;
+    while (end < buf.length) {
+      const next = Math.min(buf.length, end + BLOCK - ((pos + end) % BLOCK));
+      if (buf.subarray(end, next).equals(ZERO_BLOCK.subarray(0, next - end))) break;
+      end = next;
+    }
+    for (let w = start; w < end; ) w += writeSync(fd, buf, w, end - w, pos + w);
+    off = end;
+  }
+}
+
+let smallBuf: Buffer | undefined;
+
+/** `from` (open, read from position 0 to its end) into `to` (empty), holes kept. */
+function copySmallSparse(from: number, to: number): void {
+  const buf = (smallBuf ??= Buffer.allocUnsafe(SMALL_SPARSE));
+  let pos = 0;
+  for (;;) {
+    const n = readSync(from, buf, 0, buf.length, pos);
+    if (n === 0) break;
+    writeSkippingZeros(to, buf.subarray(0, n), pos);
+    pos += n;
+  }
+  ftruncateSync(to, pos);
+}
+
+/**
+ * `from` into `to` (empty) by cp(1), holes kept: the two descriptors are its stdin and
+ * stdout and it opens /dev/stdin and /dev/stdout, which are those inodes (the file openSame
+ * checked, not whatever has its name now). No shell; the arguments are constants.
+ */
+function copyLargeSparse(from: number, to: number, rel: string): void {
+  const r = spawnSync('cp', ['--sparse=always', '--reflink=never', '--', '/dev/stdin', '/dev/stdout'], {
+    stdio: [from, to, 'pipe'],
+    encoding: 'utf8',
+  });
+  if (r.error) throw r.error;
+  if (r.status !== 0) {
+    const why = (r.stderr || `exit ${r.status ?? r.signal}`).trim();
+    const e: NodeJS.ErrnoException = new Error(`copying ${rel} (cp --sparse=always): ${why}`);
+    if (/No space left|Disk quota exceeded/.test(why)) e.code = 'ENOSPC';
+    throw e;
+  }
+}
+
+/**
+ * The file `fd` (opened from `from` by openSame: the inode `st`) copied to `to`, which must
+ * not exist. Reads the descriptor only (where there is /proc/self/fd: reach()): `from` may
+ * name something else by now.
+ */
+export function copyOpenFile(fd: number, from: string, st: Stats, to: string, rel = ''): void {
+  const src = reach(fd, from);
+  if (!hasHoles(st)) {
+    // reflink when the filesystem has them, a plain copy otherwise
+    copyFileSync(src, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    return;
+  }
+  try {
+    // a reflink shares the extents, holes and all
+    copyFileSync(src, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+    return;
+  } catch {
+    // no reflinks here (ext4, another filesystem): the data only, below
+    rmSync(to, { force: true });
+  }
+  const out = openSync(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  try {
+    if (st.size <= SMALL_SPARSE) copySmallSparse(fd, out);
+    else copyLargeSparse(fd, out, rel || '.');
+  } finally {
+    closeSync(out);
+  }
+}
 
 function kindNote(st: Stats): string {
   if (st.isCharacterDevice()) return 'a character device';
@@ -102,16 +215,16 @@ export function copyExact(
       applyMeta(to, st, true);
       dirTimes.push([to, st]);
     } else if (st.isFile()) {
-      // reflink when the filesystem has them, a plain copy otherwise; from the inode lstat
-      // saw, opened without following a link (a file swapped for a link to a host file
-      // meanwhile is not copied: host root would read the host's file, not the jail's)
+      // from the inode lstat saw, opened without following a link (a file swapped for a
+      // link to a host file meanwhile is not copied: host root would read the host's file,
+      // not the jail's); every way of copying reads that descriptor
       const fd = openSame(from, st, constants.O_RDONLY | constants.O_NONBLOCK);
       if (fd === undefined) {
         raced(rel);
         return;
       }
       try {
-        copyFileSync(reach(fd, from), to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+        copyOpenFile(fd, from, st, to, rel);
       } finally {
         closeSync(fd);
       }
@@ -148,15 +261,17 @@ export function copyExact(
   return stats;
 }
 
-/** Bytes and entries below `dir` (lstat, links not followed), `skip` as for copyExact. */
+/** Bytes, allocated bytes (the blocks used: holes are free) and entries below `dir` (lstat,
+ * links not followed), `skip` as for copyExact. */
 export function treeSize(
   dir: string,
   skip: (rel: string) => boolean = () => false,
-): { entries: number; bytes: number } {
-  const out = { entries: 0, bytes: 0 };
+): { entries: number; bytes: number; allocated: number } {
+  const out = { entries: 0, bytes: 0, allocated: 0 };
   const walk = (p: string, rel: string): void => {
     const st = lstatSync(p);
     out.entries++;
+    out.allocated += st.blocks * 512;
     if (st.isFile()) out.bytes += st.size;
     if (!st.isDirectory()) return;
     for (const name of readdirSync(p)) {
@@ -166,4 +281,66 @@ export function treeSize(
   };
   walk(dir, '');
   return out;
+}
+
+/** Space a copy leaves free on the destination's filesystem (as an import does). */
+export const COPY_RESERVE = 64 << 20;
+
+export interface CopyJob {
+  /** The tree copied (a part of a jail). */
+  src: string;
+  /** An existing folder on the destination's filesystem (the copy's parent). */
+  destDir: string;
+  skip?: (rel: string) => boolean;
+}
+
+/**
+ * Refuses (JY_ERR_NO_SPACE, naming the jail) copies whose trees need more blocks or inodes
+ * than the destinations' filesystems have free, less COPY_RESERVE: an operator gets "not
+ * enough space" before anything is written, not a full disk. Counted as allocated (copies
+ * keep holes); on a filesystem with reflinks, where a copy shares the blocks, this asks for
+ * more than the copy takes.
+ */
+export function checkSpace(jobs: readonly CopyJob[], jail: string, verb: string): void {
+  const need = new Map<number, { dir: string; bytes: number; entries: number }>();
+  for (const j of jobs) {
+    const dev = statSync(j.destDir).dev;
+    const t = treeSize(j.src, j.skip);
+    const n = need.get(dev) ?? { dir: j.destDir, bytes: 0, entries: 0 };
+    n.bytes += t.allocated;
+    n.entries += t.entries;
+    need.set(dev, n);
+  }
+  for (const { dir, bytes, entries } of need.values()) {
+    const fs = statfsSync(dir);
+    const free = Math.max(0, fs.bavail * fs.bsize - COPY_RESERVE);
+    if (bytes > free)
+      throw new JailyardError(
+        'JY_ERR_NO_SPACE',
+        `not enough space for the ${verb}: the jail's files use ${mib(bytes)}, ${dir} has ${mib(free)} free (less ${mib(COPY_RESERVE)} kept free); nothing was copied`,
+        { jail },
+      );
+    // a filesystem that counts inodes (btrfs reports none)
+    if (fs.files > 0 && entries > fs.ffree)
+      throw new JailyardError(
+        'JY_ERR_NO_SPACE',
+        `not enough inodes for the ${verb}: the jail has ${entries} entries, ${dir} has ${fs.ffree} free; nothing was copied`,
+        { jail },
+      );
+  }
+}
+
+const mib = (n: number): string => `${(n / (1 << 20)).toFixed(1)} MiB`;
+
+/** A full disk (ENOSPC, EDQUOT) met while copying, as JY_ERR_NO_SPACE naming the jail;
+ * any other error as it is. */
+export function noSpace(e: unknown, jail: string, verb: string): unknown {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return e;
+  return new JailyardError(
+    'JY_ERR_NO_SPACE',
+    `no space left for the ${verb} (${code}): ${(e as Error).message}; nothing of it was kept`,
+    { jail },
+    { cause: e },
+  );
 }
