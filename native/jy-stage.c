@@ -6,7 +6,7 @@
  *   jy-stage [--cgroup DIR]... [--join TYPE FILE]... [--unshare-net] [--proc-ro PATH]...
  *            [--proc-mask PATH]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]...
  *            [--bind-rx SRC TARGET]...
- *            [--seccomp ALLOW] [--holder PROGRAM]
+ *            [--seccomp ALLOW] [--holder PROGRAM] [--ptys N]
  *            ROOT HOSTNAME TINI KEEP DEV -- HOLDER...
  *
  *   --cgroup DIR   join the cgroup DIR first (every process of the jail descends from this
@@ -42,6 +42,10 @@
  *                  namespace FILE (its parent's, /proc/PID/ns/user) where --userns would make
  *                  one, so the child's root is its parent's root and nothing more; BASE is
  *                  the host uid of that root (the owner of a made /dev)
+ *   --ptys N       the devpts of a made /dev holds at most N ptys (devpts max): every devpts
+ *                  instance draws on the kernel's one pool (kernel.pty.max), which
+ *                  kernel.pty.reserve keeps back for the host's own instance only; none
+ *                  given: no cap of its own
  *   ROOT           the jail root (a private mount point with the plan's mounts below it)
  *   TINI           the host's static tini, bound read-only at ROOT/.jailyard/tini (the
  *                  driver made that directory and mount point file; both are checked to be
@@ -183,8 +187,10 @@ static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urand
 
 /* A minimal /dev (after pivot_root): a tmpfs on the jail's dev (made if missing), the host
  * device nodes NODES bound in, devpts, shm and the fd links. Everything below dev is made in
- * the fresh tmpfs, through its descriptor: nothing is looked up by name in the jail's tree. */
-static void make_dev(int rootfd, unsigned long owner, const int *nodes) {
+ * the fresh tmpfs, through its descriptor: nothing is looked up by name in the jail's tree.
+ * The devpts holds at most PTYS ptys (0: no cap), so one jail's users cannot take every pty
+ * of the global pool from the other jails. */
+static void make_dev(int rootfd, unsigned long owner, const int *nodes, unsigned long ptys) {
 	static const char *links[][2] = {{"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
 	if (mkdirat(rootfd, "dev", 0755) != 0 && errno != EEXIST) die_errno("cannot make dev");
 	int dir = open_in_jail(rootfd, "dev", S_IFDIR);
@@ -202,7 +208,9 @@ static void make_dev(int rootfd, unsigned long owner, const int *nodes) {
 		close(nodes[i]);
 	}
 	if (mkdirat(dev, "pts", 0755) != 0 || mkdirat(dev, "shm", 0755) != 0) die_errno("cannot make dev/pts, dev/shm");
-	int pts = new_mount("devpts", "newinstance,ptmxmode=0666,mode=620", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+	char pts_opts[96] = "newinstance,ptmxmode=0666,mode=620";
+	if (ptys) snprintf(pts_opts + strlen(pts_opts), sizeof pts_opts - strlen(pts_opts), ",max=%lu", ptys);
+	int pts = new_mount("devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
 	if (move_mount(pts, "", dev, "pts", MOVE_MOUNT_F_EMPTY_PATH) != 0) die_errno("cannot mount dev/pts");
 	close(pts);
 	snprintf(opts, sizeof opts, "mode=1777,uid=%lu,gid=%lu", owner, owner);
@@ -470,7 +478,7 @@ int main(int argc, char **argv) {
 	int bind_exec[MAX_NS];
 	const char *allow = "", *holder_bin = NULL, *user_join = NULL;
 	int nstypes[MAX_NS];
-	unsigned long ubase = 0, ucount = 0;
+	unsigned long ubase = 0, ucount = 0, ptys = 0;
 	int nns = 0, ncg = 0, nro = 0, nmask = 0, nsuid = 0, nrofs = 0, nbind = 0, unshare_net = 0, i = 1, bad = 0;
 	for (; i < argc; i++) {
 		if (!strcmp(argv[i], "--cgroup") && i + 1 < argc && ncg < MAX_NS) {
@@ -507,6 +515,11 @@ int main(int argc, char **argv) {
 			allow = argv[++i];
 		} else if (!strcmp(argv[i], "--holder") && i + 1 < argc) {
 			holder_bin = argv[++i];
+		} else if (!strcmp(argv[i], "--ptys") && i + 1 < argc) {
+			char *end;
+			errno = 0;
+			ptys = strtoul(argv[++i], &end, 10);
+			bad |= errno != 0 || end == argv[i] || *end != 0 || ptys == 0 || ptys > (1UL << 20);
 		} else {
 			break;
 		}
@@ -515,7 +528,7 @@ int main(int argc, char **argv) {
 	/* one user namespace at most: made (--userns) or joined (--join-user) */
 	bad |= user_join != NULL && ucount != 0;
 	if (bad || argc - i < 7 || strcmp(argv[i + 5], "--") != 0 || !parse_caps(argv[i + 3], &keep)) {
-		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] [--proc-ro /proc/P]... [--proc-mask /proc/P]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]... [--bind-rx SRC TARGET]... [--seccomp ALLOW] [--holder PROGRAM] [--userns BASE,COUNT | --join-user FILE BASE] ROOT HOSTNAME TINI KEEP makedev|keepdev -- HOLDER...\n");
+		fprintf(stderr, "usage: jy-stage [--cgroup DIR]... [--join ipc|uts|net|pid|mnt FILE]... [--unshare-net] [--proc-ro /proc/P]... [--proc-mask /proc/P]... [--ro-fstype TYPE]... [--suid TARGET]... [--bind-ro SRC TARGET]... [--bind-rx SRC TARGET]... [--seccomp ALLOW] [--holder PROGRAM] [--ptys N] [--userns BASE,COUNT | --join-user FILE BASE] ROOT HOSTNAME TINI KEEP makedev|keepdev -- HOLDER...\n");
 		return 2;
 	}
 	/* every argument is copied out of the argument area, which is then blanked */
@@ -609,7 +622,7 @@ int main(int argc, char **argv) {
 	if (chdir("/") != 0) die_errno("chdir /");
 	int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0) die_errno("cannot open the jail root");
-	if (makedev) make_dev(rootfd, ubase, nodes);
+	if (makedev) make_dev(rootfd, ubase, nodes, ptys);
 	honour_suid(root, suid, nsuid);
 	/* the jail owns its root: .jailyard must be a real directory and tini a regular file
 	 * in it, never a symlink that would send the bind (and the exec below) elsewhere */

@@ -25,6 +25,8 @@ export interface Defaults {
     cgroupParent: string;
     /** limits.procs of a jail that sets none, per platform (null: none). */
     procs?: Partial<Record<Platform, number | null>>;
+    /** limits.ptys of a jail that sets none, per platform (null: no cap of its own). */
+    ptys?: Partial<Record<Platform, number | null>>;
   };
   stop: { timeout: number };
   /** User-namespace jails (src/platform/linux/userns.ts UsernsConfig, docs/userns.md). */

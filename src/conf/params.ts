@@ -225,6 +225,13 @@ const DEFS: ParamDef[] = [
   def('limits.memory', 'size', JY, 'memory limit, e.g. 256M (K, M, G, T suffixes)'),
   def('limits.procs', 'int', JY, 'maximum number of processes', { min: 1 }),
   def('limits.cpu', 'int', JY, 'CPU limit in percent of one core (e.g. 150)', { min: 1 }),
+  def(
+    'limits.ptys',
+    'int',
+    JY,
+    "Linux: ptys the jail's own devpts holds at once (devpts max; default: the defaults' limits.ptys, 256)",
+    { min: 1, max: 1 << 20 },
+  ),
   def('limits.cgroup_parent', 'string', JY, 'the parent cgroup (Linux) of the jail cgroup'),
   def(
     'limits.consolelog',

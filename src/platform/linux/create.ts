@@ -43,6 +43,7 @@ import {
   waitFor,
 } from './proc.ts';
 import { GUEST_TARGET } from '../../layout.ts';
+import { stagePtysArgs } from './ptys.ts';
 
 export interface LifeConfig {
   cgroups: CgroupConfig;
@@ -276,6 +277,7 @@ export async function create(
     '--seccomp',
     security.seccomp,
     ...(cfg.holderBin ? ['--holder', cfg.holderBin] : []),
+    ...stagePtysArgs(ctx.spec.params),
     root,
     hostname,
     cfg.tini,

@@ -5,6 +5,7 @@
 import { mountTargets } from './mountinfo.ts';
 import { chmodSync, statSync, lstatSync, readFileSync, realpathSync, writeFileSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
+import { ptyLimitOf } from './ptys.ts';
 import { JailyardError } from '../../errors.ts';
 import type { JailContext, MountFacts } from '../driver.ts';
 import type { MountPlan, MountStep } from '../../skeleton/plan.ts';
@@ -341,7 +342,7 @@ async function mountStep(
       return;
     case 'devfs':
       prepareTarget(target, true, facts, tree);
-      batch.add(devfsOps(target, range));
+      batch.add(devfsOps(target, range, ptyLimitOf(ctx.spec.params)));
       return;
   }
 }
@@ -481,9 +482,10 @@ function prepareTarget(target: string, dir: boolean, facts: MountFacts, tree: Tr
  * A minimal /dev: tmpfs, host device nodes bound in, a private devpts, shm, fd links. All
  * of it inside the fresh tmpfs, so nothing here meets a file the jail made. The device
  * binds are read-only: reading and writing the devices works, but a chmod or chown by the
- * jailed root would change the HOST's node (the bind is the same inode).
+ * jailed root would change the HOST's node (the bind is the same inode). The devpts holds at
+ * most `ptys` ptys (ptys.ts): every instance draws on the kernel's one global pool.
  */
-function devfsOps(target: string, range?: UidRange): BatchOp[] {
+function devfsOps(target: string, range?: UidRange, ptys?: number): BatchOp[] {
   // a user-namespace jail's root owns its /dev as it would without one; its tty group is
   // its range's gid 5
   const owner = range ? [`uid=${range.base}`, `gid=${range.base}`] : [];
@@ -497,6 +499,7 @@ function devfsOps(target: string, range?: UidRange): BatchOp[] {
       'ptmxmode=0666',
       'mode=620',
       `gid=${(range?.base ?? 0) + 5}`,
+      ...(ptys === undefined ? [] : [`max=${ptys}`]),
       'nosuid',
       'noexec',
     ]),
