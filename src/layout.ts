@@ -43,6 +43,13 @@ export function jailStateDir(stateDir: string, name: string): string {
   return join(jailsDir(stateDir), folderName(name, 'jail'));
 }
 
+/** Where a nested jail's root is mounted in the private mount namespace its start uses
+ * (src/platform/linux/mounts.ts nestedRoot, given the jail's folder): host messages about a
+ * child's start name paths below it (src/api/tool-paths.ts shows them as the parent sees them). */
+export function nestedRootDir(stateDir: string, name: string): string {
+  return join(jailStateDir(stateDir, name), 'nest-root');
+}
+
 /** The jail's guest folder (its env file and guest socket, bound at /run/jailyard). */
 export function guestDir(stateDir: string, name: string): string {
   return join(jailStateDir(stateDir, name), 'guest');

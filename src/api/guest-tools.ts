@@ -33,6 +33,7 @@ import type { CreateFacts, JailChange, JailRecord, Store } from '../store/types.
 import { capConnections, guardHandler } from './limits.ts';
 import { type PeerCheck, peerInJail, peerIsRoot } from './peer.ts';
 import { GUEST_TARGET } from '../layout.ts';
+import { hideHostPaths, hostPathMap } from './tool-paths.ts';
 
 /** The environment variable that names the jexec channel inside the jail. */
 export const TOOLS_SOCKET_ENV = 'JAILYARD_TOOLS_SOCKET';
@@ -282,6 +283,8 @@ export interface ScopeOptions {
   /** The exec.timeout (seconds) a child gets with commands of the jail's (default
    * DEFAULT_CHILD_EXEC_TIMEOUT). */
   execTimeout?: number;
+  /** The state folder: its paths in an answer are hidden from the jail (tool-paths.ts). */
+  stateDir?: string;
 }
 
 /** The parameters that hold commands a jail gives its child (run inside the child). */
@@ -402,8 +405,13 @@ export function scopedService(inner: JailService, caller: string, opts: ScopeOpt
 
 // ---- running a request ----
 
-/** Collects a stream's text up to `max` bytes. */
-function collector(max: number): { write(text: string): void; text(): string } {
+/** Room past maxOutput kept until the host paths are hidden, so that a path the limit would
+ * cut in two is whole when it is looked at (longer than PATH_MAX). */
+const PATH_SLACK = 8192;
+
+/** Collects a stream's text up to `max` bytes (+ PATH_SLACK); `text(show)` gives it with
+ * `show` applied, cut to `max`. */
+function collector(max: number): { write(text: string): void; text(show: (t: string) => string): string } {
   const parts: string[] = [];
   let size = 0;
   let cut = false;
@@ -411,20 +419,26 @@ function collector(max: number): { write(text: string): void; text(): string } {
     write(text) {
       if (cut) return;
       const n = Buffer.byteLength(text);
-      if (size + n > max) {
+      if (size + n > max + PATH_SLACK) {
         parts.push(
           Buffer.from(text)
-            .subarray(0, max - size)
+            .subarray(0, max + PATH_SLACK - size)
             .toString(),
         );
-        parts.push('\n[jailyard: output cut]\n');
         cut = true;
         return;
       }
       parts.push(text);
       size += n;
     },
-    text: () => parts.join(''),
+    text(show) {
+      let all = parts.join('');
+      if (cut) all = all.replace(/\S*$/, ''); // the word the slack cut may be a piece of a path
+      all = show(all);
+      const bytes = Buffer.from(all);
+      if (!cut && bytes.length <= max) return all;
+      return `${bytes.subarray(0, max).toString()}\n[jailyard: output cut]\n`;
+    },
   };
 }
 
@@ -456,7 +470,26 @@ export async function runTool(ctx: ToolContext, tool: ToolName, argv: string[], 
     err.write(`${tool}: ${isJailyardError(e) ? e.message : 'internal error'}\n`);
     status = 1;
   }
-  return { status, stdout: out.text(), stderr: err.text() };
+  const show = await pathsShown(ctx, caller);
+  return { status, stdout: out.text(show), stderr: err.text(show) };
+}
+
+/** How host paths in an answer to `caller` are shown (tool-paths.ts), the jail's
+ * descendants read after the front ran (a child it just made is one). */
+async function pathsShown(ctx: ToolContext, caller: string): Promise<(text: string) => string> {
+  let descendants: string[] = [];
+  try {
+    descendants = (await ctx.service.list()).map((r) => r.name).filter((n) => isDescendant(caller, n));
+  } catch {
+    // without the list the children's paths are hidden, not shown: still no host path
+  }
+  const map = hostPathMap({
+    caller,
+    descendants,
+    ...(ctx.scope?.rootOf ? { rootOf: ctx.scope.rootOf } : {}),
+    ...(ctx.scope?.stateDir ? { stateDir: ctx.scope.stateDir } : {}),
+  });
+  return (text) => hideHostPaths(text, map);
 }
 
 function reply(res: ServerResponse, status: number, body: string | Buffer, type = 'text/plain; charset=utf-8'): void {

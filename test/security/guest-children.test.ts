@@ -55,7 +55,7 @@ describe("a jail's children: counted whatever their state, their commands bounde
       guestRoot: (n) => guestDir(h.state, n),
       tools: {
         front: { jail: runJail, jls: runJls, sysctl: runSysctl },
-        scope: { rootOf: rootsFrom(h.state, store) },
+        scope: { rootOf: rootsFrom(h.state, store), stateDir: h.state },
         limits: { childExecTimeout: CHILD_EXEC_TIMEOUT },
       },
     });

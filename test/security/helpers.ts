@@ -576,7 +576,7 @@ export async function toolsDaemon(
     guestRoot: (n) => guestDir(h.state, n),
     tools: {
       front: { jail: runJail, jls: runJls, sysctl: runSysctl, ...front },
-      scope: { rootOf: rootsFrom(h.state, store) },
+      scope: { rootOf: rootsFrom(h.state, store), stateDir: h.state },
     },
   });
   const t0 = Date.now();

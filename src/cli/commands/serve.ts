@@ -424,7 +424,7 @@ export const register: RegisterVerb = (program, io) => {
           guestRoot: (name) => guestDir(session.stateDir, name),
           tools: {
             front: { jail: runJail, jls: runJls, sysctl: runSysctl },
-            scope: { rootOf: rootsFrom(session.stateDir, session.store) },
+            scope: { rootOf: rootsFrom(session.stateDir, session.store), stateDir: session.stateDir },
           },
           // the host's own jail(8), jls(8) and ls for native/jy-ctl (one host only: in a
           // cluster they go through the CLI, which asks the API)

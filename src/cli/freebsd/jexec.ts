@@ -112,7 +112,7 @@ async function toolsChannel(
     const channel = await openToolsChannel({
       front: { jail: runJail, jls: runJls, sysctl: runSysctl },
       service: scope.service,
-      scope: { rootOf },
+      scope: { rootOf, stateDir },
       jail,
       guestDir: guestDir(stateDir, jail),
       ...(peers ? { peers } : {}),
