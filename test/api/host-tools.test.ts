@@ -7,7 +7,7 @@
 // token, get nothing). Real daemon, real jails; nothing of them left at the end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import { startDaemon as startApiDaemon } from '../../src/api/daemon.ts';
 import type { HostTools } from '../../src/api/host-tools.ts';
 import { createLocalService } from '../../src/runtime/service.ts';
 import { openStore } from '../../src/store/sqlite.ts';
-import { cliFor, JY_BIN, runCli } from '../helpers/cli.ts';
+import { cliFor, runCli, spawnServe } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 const REPO = join(import.meta.dirname, '../..');
@@ -85,22 +85,7 @@ async function same(cmd: 'jail' | 'jls' | 'jailyard', args: string[], fast = tru
 }
 
 async function startDaemon(): Promise<void> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.JAILYARD_HOST;
-  const child = spawn(JY_BIN, ['--state', state, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  daemon = child;
-  let text = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no daemon: ${text}`)), 60_000);
-    child.stderr!.on('data', (d: Buffer) => {
-      text += d;
-      if (text.includes('serving on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`the daemon exited ${code}: ${text}`)));
-  });
+  daemon = await spawnServe(state);
 }
 
 /** Ends the daemon by its pid and waits until it is gone. */

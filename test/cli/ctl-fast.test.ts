@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, utimesSync } from
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliFor, JY_BIN } from '../helpers/cli.ts';
+import { cliFor, JY_BIN, spawnServe } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 
 let state: string;
@@ -69,23 +69,7 @@ function same(commands: string[][], reset: string[][] = [], host = false): Run[]
 }
 
 async function startDaemon(): Promise<void> {
-  const env: Record<string, string | undefined> = { ...process.env };
-  delete env.JAILYARD_HOST;
-  delete env.JAILYARD_STATE;
-  const child = spawn(JY_BIN, ['--state', state, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  daemon = child;
-  let text = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no daemon: ${text}`)), 60_000);
-    child.stderr?.on('data', (d: Buffer) => {
-      text += d.toString();
-      if (text.includes('serving on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`the daemon exited ${code}: ${text}`)));
-  });
+  daemon = await spawnServe(state);
 }
 
 /** Ends the daemon by its pid and waits until it is gone. */

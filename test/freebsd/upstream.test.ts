@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertNoLeaks, processesMentioning, snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
-import { JY_BIN, runCli } from '../helpers/cli.ts';
+import { runCli, spawnServe } from '../helpers/cli.ts';
 
 const repo = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
 const upstream = join(repo, 'test/freebsd-upstream');
@@ -209,25 +209,8 @@ const daemons: ChildProcess[] = [];
 
 /** `jailyard serve` for `state`, once it serves (its unix socket is there). */
 async function serve(state: string): Promise<ChildProcess> {
-  const env: Record<string, string | undefined> = { ...process.env };
-  delete env.JAILYARD_HOST;
-  const child = spawn(JY_BIN, ['--state', state, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = await spawnServe(state);
   daemons.push(child);
-  let text = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no daemon for ${state}: ${text}`)), 60_000);
-    child.stderr!.on('data', (d: Buffer) => {
-      text += d;
-      if (text.includes('serving on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the daemon for ${state} ended (${code}): ${text}`));
-    });
-  });
   return child;
 }
 

@@ -2,7 +2,14 @@
 // as a process of its own (binFor, runBin) where the output is not the CLI's to capture
 // (`exec` hands the jail's program the real stdout and stderr), or where the test needs a
 // process (its environment, descriptors, signals, a crash).
-import { execFileSync, spawnSync, type ExecFileSyncOptions, type SpawnSyncOptions } from 'node:child_process';
+import {
+  type ChildProcess,
+  execFileSync,
+  spawn,
+  spawnSync,
+  type ExecFileSyncOptions,
+  type SpawnSyncOptions,
+} from 'node:child_process';
 import { constants } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -91,4 +98,45 @@ export function hostCgroupsOf(state: string, name: string): string {
   } finally {
     store.close();
   }
+}
+
+/**
+ * `jailyard --state STATE serve ARGS...` as a child process (the real binary), resolved once
+ * it says it serves; rejects if it ends first or says nothing of the kind within 60 s. `env`
+ * is the child's environment (default: this process's without JAILYARD_HOST and
+ * JAILYARD_STATE, so it serves STATE locally). Stop it by its pid (the caller's to do).
+ */
+export async function spawnServe(
+  state: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = localEnv(),
+): Promise<ChildProcess> {
+  const child = spawn(JY_BIN, ['--state', state, 'serve', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let text = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no daemon for ${state}: ${text}`));
+    }, 60_000);
+    child.stderr!.on('data', (d: Buffer) => {
+      text += d;
+      if (text.includes('serving on')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the daemon for ${state} ended (${code}): ${text}`));
+    });
+  });
+  return child;
+}
+
+/** This process's environment without what would send the CLI elsewhere than its --state. */
+function localEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.JAILYARD_HOST;
+  delete env.JAILYARD_STATE;
+  return env;
 }

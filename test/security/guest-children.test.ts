@@ -6,35 +6,21 @@
 // runs its own `jail` as a jailed root would.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { SecurityHost } from './helpers.ts';
+import { SecurityHost, toolsDaemon, type ToolsDaemon } from './helpers.ts';
 import { assertNoLeaks } from '../helpers/leaks.ts';
-import { openStore } from '../../src/store/sqlite.ts';
-import { createLocalService } from '../../src/runtime/service.ts';
-import { loadDriver } from '../../src/platform/index.ts';
-import type { Driver } from '../../src/platform/driver.ts';
 import type { Store } from '../../src/store/types.ts';
-import { startDaemon, type Daemon } from '../../src/api/daemon.ts';
-import { guestDir } from '../../src/layout.ts';
-import { rootsFrom } from '../../src/api/guest-tools.ts';
-import { runJail, runJls, runSysctl } from '../../src/cli/freebsd/index.ts';
 
 /** The exec.timeout the daemon gives a jail's children here (seconds; default 60). */
 const CHILD_EXEC_TIMEOUT = 2;
 
 describe("a jail's children: counted whatever their state, their commands bounded in time", () => {
   let h: SecurityHost;
+  let d: ToolsDaemon;
   let store: Store;
-  let driver: Driver;
-  let service: ReturnType<typeof createLocalService>;
-  let daemon: Daemon;
+  let service: ToolsDaemon['service'];
 
   /** argv run in the jail as its root (the jail's own `jail`, `sysctl` reach the daemon). */
-  const run = async (jail: string, argv: string[]) => {
-    const j = store.requireJail(jail);
-    return driver.runInJail(service.contextOf(jail), j.runtime!.create!, argv, { stdio: 'pipe', timeoutMs: 60_000 });
-  };
+  const run = (jail: string, argv: string[]) => d.run(jail, argv);
   const names = () =>
     store
       .listJails()
@@ -44,29 +30,11 @@ describe("a jail's children: counted whatever their state, their commands bounde
   before(async () => {
     h = await SecurityHost.open('f6');
     await h.jail('f6p', { params: ['children.max=2'] });
-    store = openStore(h.state);
-    driver = await loadDriver({ stateDir: h.state });
-    service = createLocalService({ store, stateDir: h.state, driver });
-    daemon = await startDaemon({
-      store,
-      service,
-      socketPath: join(h.state, 'jailyard.sock'),
-      pollIntervalMs: 20,
-      guestRoot: (n) => guestDir(h.state, n),
-      tools: {
-        front: { jail: runJail, jls: runJls, sysctl: runSysctl },
-        scope: { rootOf: rootsFrom(h.state, store), stateDir: h.state },
-        limits: { childExecTimeout: CHILD_EXEC_TIMEOUT },
-      },
-    });
-    for (const t0 = Date.now(); !existsSync(join(guestDir(h.state, 'f6p'), 'guest.sock')); ) {
-      if (Date.now() - t0 > 10_000) throw new Error('no guest socket');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    d = await toolsDaemon(h, ['f6p'], {}, { childExecTimeout: CHILD_EXEC_TIMEOUT });
+    ({ store, service } = d);
   });
   after(async () => {
-    await daemon?.close();
-    store?.close();
+    await d?.close();
     await h?.close();
   });
 

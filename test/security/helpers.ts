@@ -38,7 +38,7 @@ import type { Driver } from '../../src/platform/driver.ts';
 import type { Store } from '../../src/store/types.ts';
 import { startDaemon, type Daemon } from '../../src/api/daemon.ts';
 import { guestDir } from '../../src/layout.ts';
-import { rootsFrom, type ToolFront } from '../../src/api/guest-tools.ts';
+import { rootsFrom, type ToolFront, type ToolLimits } from '../../src/api/guest-tools.ts';
 import { runJail, runJls, runSysctl } from '../../src/cli/freebsd/index.ts';
 
 export { STRATEGIES, type Strategy, type CliResult };
@@ -557,13 +557,15 @@ export interface ToolsDaemon {
 
 /**
  * The daemon in this process over `h`'s state, with the in-jail tools (the real jail(8),
- * jls(8) and sysctl front, each replaceable by a wrapper in `front`): what the guest tools'
+ * jls(8) and sysctl front, each replaceable by a wrapper in `front`; `limits` as in
+ * ToolLimits): what the guest tools'
  * attacks go through. Ready when the guest sockets of `jails` exist.
  */
 export async function toolsDaemon(
   h: SecurityHost,
   jails: string[],
   front: Partial<ToolFront> = {},
+  limits: Partial<ToolLimits> = {},
 ): Promise<ToolsDaemon> {
   const store = openStore(h.state);
   const driver = await loadDriver({ stateDir: h.state });
@@ -577,6 +579,7 @@ export async function toolsDaemon(
     tools: {
       front: { jail: runJail, jls: runJls, sysctl: runSysctl, ...front },
       scope: { rootOf: rootsFrom(h.state, store), stateDir: h.state },
+      limits,
     },
   });
   const t0 = Date.now();

@@ -11,11 +11,11 @@
 // the store as a jail's jail -c leaves them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JY_BIN } from '../helpers/cli.ts';
+import { JY_BIN, spawnServe } from '../helpers/cli.ts';
 import { formatJls } from '../../src/cli/jls.ts';
 import { printableValue } from '../../src/errors.ts';
 import { openStore } from '../../src/store/sqlite.ts';
@@ -247,20 +247,7 @@ test('the text forms: each field escaped on one line, asking about the terminal 
 });
 
 async function startDaemon(): Promise<void> {
-  const child = spawn(JY_BIN, ['--state', state, 'serve'], { env: env(false), stdio: ['ignore', 'ignore', 'pipe'] });
-  daemon = child;
-  let text = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no daemon: ${text}`)), 60_000);
-    child.stderr?.on('data', (d: Buffer) => {
-      text += d.toString();
-      if (text.includes('serving on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`the daemon exited ${code}: ${text}`)));
-  });
+  daemon = await spawnServe(state, [], env(false));
 }
 
 /** Ends the daemon this file started, by its pid, and waits until it is gone. */
