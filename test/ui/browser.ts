@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { BrowserContext } from 'playwright-core';
+import type { BrowserContext, Page, Request } from 'playwright-core';
 import { binArgs } from '../helpers/cli.ts';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -110,4 +110,29 @@ export function cliProcess(state: string): (...args: string[]) => Promise<string
       throw new Error(`jailyard ${args.join(' ')}: ${err.stderr ?? err.message}`);
     }
   };
+}
+
+/**
+ * Waits until the dashboard's header says its feed is live. On a timeout the error says what
+ * the page showed instead and which API requests it made and how they ended (CI once waited
+ * 20 s in vain after the login, and nothing else was known).
+ */
+export async function waitForLive(page: Page, requests: Request[], consoleErrors: string[]): Promise<void> {
+  const status = page.locator('[data-testid="feed-status"]');
+  try {
+    await status.filter({ hasText: 'live' }).waitFor();
+  } catch (e) {
+    const shown = await status.textContent({ timeout: 1000 }).catch(() => '(no feed status on the page)');
+    const api = await Promise.all(
+      requests
+        .filter((r) => r.url().includes('/v1/'))
+        .map(async (r) => {
+          const res = await r.response().catch(() => null);
+          return `${r.method()} ${new URL(r.url()).pathname}${new URL(r.url()).search} -> ${res ? res.status() : (r.failure()?.errorText ?? 'no answer yet')}`;
+        }),
+    );
+    throw new Error(
+      `the feed did not become live (it shows "${shown}"): ${(e as Error).message}\nAPI requests:\n${api.join('\n')}\nconsole errors: ${consoleErrors.join(' | ') || 'none'}`,
+    );
+  }
 }

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import type { BrowserContext, Locator, Page, Request } from 'playwright-core';
 import { parseSelector } from '../../src/meta/selector.ts';
 import { assertNoLeaks, snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
-import { browserMissing, cliProcess, launchBrowser, serve, type Served } from './browser.ts';
+import { browserMissing, cliProcess, launchBrowser, serve, type Served, waitForLive } from './browser.ts';
 
 const missing = browserMissing();
 const text = async (l: Locator): Promise<string> => (await l.textContent()) ?? '';
@@ -97,7 +97,7 @@ describe('dashboard in chromium', { skip: missing ?? false, timeout: 300_000 }, 
     await page.getByText('The daemon refused the token.').waitFor();
     await token.fill(served.token);
     await page.getByRole('button', { name: 'Log in' }).click();
-    await page.locator('[data-testid="feed-status"]', { hasText: 'live' }).waitFor();
+    await waitForLive(page, requests, consoleErrors);
     for (const name of ['web1', 'web2', 'db1']) await row(name).waitFor();
     assert.equal(await row('web1').getAttribute('data-state'), 'stopped');
     assert.match(await text(row('web1')), /198\.51\.100\.171\/24/);

@@ -18,7 +18,7 @@ import { serverStatus } from '../../src/lb/haproxy-runtime.ts';
 import { binArgs } from '../helpers/cli.ts';
 import { assertNoLeaks, snapshot, type SystemSnapshot } from '../helpers/leaks.ts';
 import { freePort } from '../lb/fixtures.ts';
-import { browserMissing, cliProcess, launchBrowser, serve, type Served } from './browser.ts';
+import { browserMissing, cliProcess, launchBrowser, serve, type Served, waitForLive } from './browser.ts';
 
 const haproxyMissing = spawnSync('haproxy', ['-v']).status === 0 ? undefined : 'no haproxy binary';
 const missing = browserMissing() ?? haproxyMissing;
@@ -91,7 +91,7 @@ describe('rollout abort and HAProxy pool in chromium', { skip: missing ?? false,
     await page.goto(`${served.url}/ui/`);
     await page.locator('input[name="token"]').fill(served.token);
     await page.getByRole('button', { name: 'Log in' }).click();
-    await page.locator('[data-testid="feed-status"]', { hasText: 'live' }).waitFor();
+    await waitForLive(page, requests, consoleErrors);
   });
 
   after(async () => {
