@@ -27,11 +27,11 @@
  *   exit) and its window size passed on (at start and on SIGWINCH), like `runc exec -t`.
  *   End of the caller's input becomes the pty's end-of-file character.
  * - otherwise every one of fds 0-2 that is a terminal becomes a pipe this process copies
- *   to or from; a standard input that is not a pipe or socket (a host file, a device) is
- *   copied through a pipe too (the jail's root could chmod or reopen a host file through
- *   the descriptor), /dev/null as input is an empty pipe, and /dev/null as output is the
- *   jail's own /dev/null. Pipes, sockets and output files cross as they are (a daemon the
- *   program leaves running may write to them after this process is gone).
+ *   to or from, and so does every one that is not a pipe or socket (a host file, a device):
+ *   through the descriptor the jail's root could chmod (setuid), chown or reopen the host's
+ *   file, and write to it after this process is gone. /dev/null as input is an empty pipe,
+ *   and /dev/null as output is the jail's own /dev/null. Pipes and sockets cross as they
+ *   are (a daemon the program leaves running may write to them after this process is gone).
  *
  * This process waits and exits with the child's status (128+signal when it was killed);
  * SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to it are passed on to the
@@ -401,8 +401,15 @@ static int enter_main(int argc, char **argv) {
 			if (fstat(k, &st) != 0) continue;
 			int fifo_or_sock = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
 			if (k > 0 && !isatty(k)) {
-				if (is_devnull(&st)) child_fd[k] = jail_devnull();
-				continue;
+				if (is_devnull(&st)) {
+					child_fd[k] = jail_devnull();
+					continue;
+				}
+				/* pipes and sockets cross; a host file (`exec ... > /srv/dump`) or device
+				 * is copied to through a pipe: through the descriptor itself the jailed root
+				 * could fchmod it setuid, chown it, reopen it to read what was there, and
+				 * write to it after this process is gone (red-team run of 2026-12-04) */
+				if (fifo_or_sock) continue;
 			}
 			if (k == 0 && fifo_or_sock && !isatty(0)) continue;
 			int p[2];

@@ -135,6 +135,48 @@ export function treeBeneath(root: string, fs: (p: string) => string): TreeOps {
   };
 }
 
+/**
+ * The file `rel` below the directory `root` (e.g. /proc/PID/root: a running jail's tree, as
+ * host root reaches it), opened with `flags`, its symlinks resolved as the jail sees them:
+ * inside `root`, never above it (openat2's RESOLVE_IN_ROOT, which node does not have). Each
+ * directory on the way is held open and the next part looked up through it; a part that
+ * became a link since it was looked at fails the open (O_NOFOLLOW) instead of being
+ * followed. Through /proc/PID/root the kernel would resolve an absolute link the jail made
+ * against the host's root (a host file read for the jail's /etc/passwd).
+ */
+export function openInRoot(root: string, rel: string, flags: number): number {
+  const rootFd = openSync(root, DIR_FLAGS & ~constants.O_NOFOLLOW);
+  const held: number[] = [];
+  const here = (): number => held[held.length - 1] ?? rootFd;
+  let parts = rel.split('/').filter(Boolean);
+  let links = 0;
+  try {
+    while (parts.length) {
+      const part = parts.shift()!;
+      if (part === '.') continue;
+      if (part === '..') {
+        const up = held.pop();
+        if (up !== undefined) closeSync(up);
+        continue;
+      }
+      const at = `${fdPath(here())}/${part}`;
+      if (lstatSync(at, { throwIfNoEntry: false })?.isSymbolicLink()) {
+        if (++links > 40) throw Object.assign(new Error(`too many links in ${rel}`), { code: 'ELOOP' });
+        const target = readlinkSync(at);
+        if (target.startsWith('/')) while (held.length) closeSync(held.pop()!);
+        parts = [...target.split('/').filter(Boolean), ...parts];
+        continue;
+      }
+      if (!parts.length) return openSync(at, flags | constants.O_NOFOLLOW);
+      held.push(openSync(at, DIR_FLAGS));
+    }
+    return openSync(fdPath(here()), flags);
+  } finally {
+    for (const fd of held) closeSync(fd);
+    closeSync(rootFd);
+  }
+}
+
 /** The tree ops by path (the host's own folders, a tree nobody else writes meanwhile). */
 export function plain(fs: (p: string) => string = (p) => p): TreeOps {
   return {

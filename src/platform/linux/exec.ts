@@ -2,9 +2,9 @@
 // like jexec, through native/jy-enter: every namespace of its pid 1, its root, its cgroups,
 // a session of its own, only fds 0-2 (never the caller's terminal: a pty of the jail's own or
 // pipes), a clean environment, the jail's seccomp filter and its capability bounding set.
-import { closeSync, constants, fstatSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { enterFiles, removeEnterFiles } from '../../layout.ts';
-import { resolveInside } from './paths.ts';
+import { openInRoot } from './beneath.ts';
 import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, ExecOptions, ExecResult, JailContext } from '../driver.ts';
 import { JY_ENTER } from './native.ts';
@@ -87,10 +87,9 @@ function lookupUser(facts: CreateFacts, user: string, jail: string): PasswdEntry
   const root = `/proc/${facts.initPid}/root`;
   let text = '';
   try {
-    const fd = openSync(
-      resolveInside(root, `${root}/etc/passwd`, jail),
-      constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
-    );
+    // the jail runs: its links are resolved inside its root, each directory held open (an
+    // absolute one, swapped in for /etc, would be resolved against the host's root from here)
+    const fd = openInRoot(root, 'etc/passwd', constants.O_RDONLY | constants.O_NONBLOCK);
     try {
       const st = fstatSync(fd);
       if (st.isFile() && st.size <= 1 << 20) text = readFileSync(fd, 'utf8');

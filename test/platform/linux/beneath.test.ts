@@ -4,11 +4,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  closeSync,
+  constants,
   existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   readlinkSync,
   renameSync,
   rmSync,
@@ -17,7 +20,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { treeBeneath } from '../../../src/platform/linux/beneath.ts';
+import { openInRoot, treeBeneath } from '../../../src/platform/linux/beneath.ts';
 
 describe('treeBeneath', () => {
   let dir: string;
@@ -77,6 +80,46 @@ describe('treeBeneath', () => {
     assert.equal(existsSync(join(outside, 'hold')), false);
     assert.ok(lstatSync(join(root, 's/.jailyard')).isSymbolicLink());
     assert.equal(readlinkSync(join(root, 's/.jailyard')), outside);
+  });
+
+  test("openInRoot resolves the jail's links inside its root, never on the host (exec -U's /etc/passwd)", () => {
+    const jail = join(dir, 'jail');
+    mkdirSync(join(jail, 'etc'), { recursive: true });
+    writeFileSync(join(jail, 'etc/passwd'), 'www:x:80:80::/var/www:/bin/sh\n');
+    writeFileSync(join(outside, 'passwd'), 'secret:x:0:0::/root:/bin/sh\n');
+    const read = () => {
+      const fd = openInRoot(jail, 'etc/passwd', constants.O_RDONLY);
+      try {
+        return readFileSync(fd, 'utf8');
+      } finally {
+        closeSync(fd);
+      }
+    };
+    assert.match(read(), /^www:/);
+    // the jail swaps its /etc for an absolute link to the host's folder: inside the jail that
+    // path is not there
+    renameSync(join(jail, 'etc'), join(jail, 'etc.away'));
+    symlinkSync(outside, join(jail, 'etc'));
+    assert.throws(read, /ENOENT/);
+    // ... and when the jail has that path, it is the jail's file that is read
+    mkdirSync(join(jail, outside), { recursive: true });
+    writeFileSync(join(jail, outside, 'passwd'), 'inside:x:1:1::/:/bin/sh\n');
+    assert.match(read(), /^inside:/);
+    rmSync(join(jail, 'etc'));
+    renameSync(join(jail, 'etc.away'), join(jail, 'etc'));
+    // a link at the end, absolute, and one with .. above the root: both stay inside
+    rmSync(join(jail, 'etc/passwd'));
+    symlinkSync('/etc/passwd.alt', join(jail, 'etc/passwd'));
+    writeFileSync(join(jail, 'etc/passwd.alt'), 'alt:x:2:2::/:/bin/sh\n');
+    assert.match(read(), /^alt:/);
+    rmSync(join(jail, 'etc/passwd'));
+    symlinkSync('../../../../../../../../etc/passwd.alt', join(jail, 'etc/passwd'));
+    assert.match(read(), /^alt:/);
+    // a loop is an error, not a hang
+    rmSync(join(jail, 'etc/passwd'));
+    symlinkSync('passwd', join(jail, 'etc/passwd'));
+    assert.throws(read, /ELOOP|too many links/);
+    assert.equal(readFileSync(join(outside, 'passwd'), 'utf8'), 'secret:x:0:0::/root:/bin/sh\n');
   });
 
   test('paths outside the root (the state folder) are used as they are', () => {
