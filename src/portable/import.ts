@@ -18,7 +18,9 @@ import { join } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import { parseConfString } from '../conf/evaluate.ts';
 import type { Params } from '../conf/spec.ts';
-import type { MetaOp } from '../meta/ops.ts';
+import { applyMetaOps, DEFAULT_META_MAXBUFSIZE, type MetaOp } from '../meta/ops.ts';
+import { labelMapOf } from '../meta/labels.ts';
+import { addressesOf } from '../runtime/jailplan.ts';
 import type { JailRecord, Store } from '../store/types.ts';
 import { readArchive, exists } from './archive.ts';
 import { checkManifest, type ExportManifest } from './manifest.ts';
@@ -86,6 +88,47 @@ export function hostReaching(params: Params, defaults: Defaults = loadDefaults()
       return set && (HOST_PARAMS.has(k) || (k.startsWith('allow.') && v === true));
     })
     .map(([k]) => k);
+}
+
+/**
+ * The labels the archive would give the jail (key=value lines of its meta and env, after the
+ * import's own meta/env operations) that the import's operations did not set: what selectors
+ * and load balancers act on (docs/lb.md), chosen by whoever made the archive. A replace on
+ * the command line (`meta=...`) makes that buffer's lines the operator's.
+ */
+export function archiveLabels(
+  m: Pick<ExportManifest, 'meta' | 'env'>,
+  meta: MetaOp[] = [],
+  env: MetaOp[] = [],
+): string[] {
+  const mine = new Set<string>();
+  const own = (ops: MetaOp[]) => {
+    for (const op of ops) {
+      if (op.op === 'set') mine.add(op.key);
+      if (op.op === 'replace') for (const k of labelMapOf(op.value, '').keys()) mine.add(k);
+    }
+  };
+  own(meta);
+  own(env);
+  const after = (buffer: string, ops: MetaOp[]) =>
+    applyMetaOps(buffer, ops, Math.max(DEFAULT_META_MAXBUFSIZE, buffer.length + 1) * 2);
+  const labels = labelMapOf(after(m.meta, meta), after(m.env, env));
+  return [...labels.keys()].filter((k) => !mine.has(k)).sort();
+}
+
+/** Addresses of the archive's config that a jail of this host has already: jails sharing an
+ * address share a network stack (its loopback services, its ports, its /proc/net). */
+function takenAddresses(params: Params, store: Store, name: string): string[] {
+  const wanted = new Set(addressesOf({ params }).map((a) => a.address));
+  if (!wanted.size) return [];
+  return store
+    .listJails()
+    .filter((j) => j.name !== name)
+    .flatMap((j) =>
+      addressesOf(j)
+        .map((a) => `${a.address} (jail ${j.name})`)
+        .filter((t) => wanted.has(t.split(' ')[0]!)),
+    );
 }
 
 /** The archive's parameters (its one jail.conf block, no .include), without `name`. */
@@ -179,6 +222,26 @@ export async function importJail(
         // a skeleton the archive does not carry must be here already
         if (m.skeleton && !m.skeleton.included && m.skeleton.name !== HOST_ROOT_SKELETON)
           requireSkeletonDigest(stateDir, m.skeleton, name);
+        // what it takes of this host's other jails: an address (their network stack), labels
+        // (their load balancer pools and selectors)
+        const taken = takenAddresses(
+          Object.fromEntries(Object.entries(archived).filter(([k]) => !(k in given))),
+          store,
+          name,
+        );
+        if (taken.length && !opts.trust)
+          throw new JailyardError(
+            'JY_ERR_ARCHIVE',
+            `${file}: refused: its config takes the address ${taken.join(', ')} of this host: jails sharing an address share a network stack; give it one here (ip4.addr=, ip6.addr=; "ip4.addr=" drops it) or import with --trust; nothing was imported`,
+            { jail: name, param: taken[0]!.includes(':') ? 'ip6.addr' : 'ip4.addr' },
+          );
+        const labels = archiveLabels(m, opts.meta, opts.env);
+        if (labels.length && !opts.trust)
+          throw new JailyardError(
+            'JY_ERR_ARCHIVE',
+            `${file}: refused: its meta/env carry the labels ${labels.join(', ')}, which selectors and load balancers act on (docs/lb.md); set them here (meta.KEY=VALUE, env.KEY=VALUE; meta= and env= drop the archive's) or import with --trust; nothing was imported`,
+            { jail: name, param: 'meta', key: labels[0]! },
+          );
         return { bytes: m.bytes, entries: m.entries };
       },
     });

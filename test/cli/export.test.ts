@@ -107,7 +107,21 @@ test('export a jail that wrote files, import it into another state folder, start
   const dead = spawnSync('true').pid!;
   mkdirSync(join(B, `.import-${dead}-0badc0de/part`), { recursive: true });
   // the --full archive carries the tree: B gets it as mini@2 (same digest as A's mini@1)
-  r = await jyB('import', join(A, 'ex1-full.tar.zst'), '--name', 'im1', 'ip4.addr=198.51.100.232/24', '--start');
+  // its labels (meta app=web, env color=blue) are the exporter's: refused without --trust,
+  // naming them, nothing made (they would put it in this host's pools and selectors)
+  r = await jyB('import', join(A, 'ex1-full.tar.zst'), '--name', 'im1', 'ip4.addr=198.51.100.232/24');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /refused: its meta\/env carry the labels app, color/);
+  assertNothingImported(B);
+  r = await jyB(
+    'import',
+    join(A, 'ex1-full.tar.zst'),
+    '--name',
+    'im1',
+    'ip4.addr=198.51.100.232/24',
+    '--start',
+    '--trust',
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /im1: skeleton mini@2 made from the archive/);
   assert.equal(existsSync(join(B, `.import-${dead}-0badc0de`)), false, "a dead import's folder is gone");
@@ -273,6 +287,30 @@ test('crafted archives are refused with a clear error and leave nothing', { time
   const r = await jyB('import', hostly);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /sets exec\.prestart, which act on this host/);
+  // what the archive takes of this host's other jails: their address (a shared network
+  // stack: their loopback services and ports) and its labels (load balancer pools,
+  // selectors) are refused without --trust, naming them (red-team run of 2026-12-04)
+  assert.equal((await jyB('create', 'addrowner', 'skeleton=mini', 'ip4.addr=198.51.100.233/24')).code, 0);
+  const addr = craft(join(A, 'addr.tar.zst'), [dir], {
+    conf: 'evil {\n\tpersist;\n\tip4.addr = 198.51.100.233/24;\n}\n',
+  });
+  let t = await jyB('import', addr);
+  assert.equal(t.code, 1);
+  assert.match(t.stderr, /takes the address 198\.51\.100\.233 \(jail addrowner\) of this host/);
+  assert.equal((await jyB('remove', 'addrowner')).code, 0);
+  const labelled = craft(join(A, 'labels.tar.zst'), [dir], {
+    conf: 'evil {\n\tpersist;\n}\n',
+    meta: 'app=www\nport=80',
+    env: 'tier=front',
+  });
+  t = await jyB('import', labelled);
+  assert.equal(t.code, 1);
+  assert.match(t.stderr, /its meta\/env carry the labels (?=.*app)(?=.*port)(?=.*tier).*load balancers/);
+  // the operator's own values for them are fine as far as labels go (it is refused later,
+  // here, only for what any crafted archive without a skeleton is)
+  t = await jyB('import', labelled, 'meta.app=other', 'meta.port=81', 'env=');
+  assert.doesNotMatch(t.stderr, /carry the labels/);
+  assert.equal((await jyB('ls', '-j', 'evil')).code === 1 || (await jyB('remove', 'evil')).code === 0, true);
   // nouserns would give the jail the host's root where the defaults map it away
   const nouserns = craft(join(A, 'nouserns.tar.zst'), [dir], { conf: 'evil {\n\tpersist;\n\tnouserns;\n}\n' });
   const u = await jyB('import', nouserns);
@@ -338,7 +376,18 @@ test('over --host: export streams from the daemon, import sends the archive, clo
     assert.equal(r.code, 1);
     assert.match(r.stderr, /nope.*not found/);
     assert.equal(existsSync(join(A, 'nope.tar.zst')), false);
-    r = await jyB('--host', host, 'import', join(A, 'remote.tar.zst'), '--name', 'im3', 'ip4.addr=198.51.100.233/24');
+    // its labels (app, color) are im1's: the operator's values, given here, take their place
+    r = await jyB(
+      '--host',
+      host,
+      'import',
+      join(A, 'remote.tar.zst'),
+      '--name',
+      'im3',
+      'ip4.addr=198.51.100.233/24',
+      'meta=app=web3',
+      'env=color=green',
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /im3: skeleton mini@2 \(same digest\)/);
     assert.equal(existsSync(join(B, 'jails/im3/root/root/data.txt')), true);
