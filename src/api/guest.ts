@@ -37,8 +37,9 @@ export interface GuestOptions {
   peers?: PeerCheck;
   /** The in-jail jail(8) and jls(8): the front and the host's service they act through. */
   tools?: ToolContext;
-  /** Readiness changes stored per jail: `burst` at once, then one per `intervalMs` (default
-   * 5 and 500 ms: limits.ts guestReadyBurst, guestReadyIntervalMs); more are coalesced. */
+  /** Readiness changes stored per tree of jails (a top-level jail and its children): `burst`
+   * at once, then one per `intervalMs` (default 5 and 500 ms: limits.ts guestReadyBurst,
+   * guestReadyIntervalMs); more are coalesced. */
   ready?: { burst: number; intervalMs: number };
 }
 
@@ -74,6 +75,10 @@ export class GuestServer {
   readonly #tools: ToolsEndpoint | undefined;
   /** Per jail that changed its readiness lately (see #setReady). */
   readonly #ready = new Map<string, ReadyBudget>();
+  /** The token bucket of each tree of jails (a top-level jail and its descendants): a
+   * jail's children have sockets of their own, and with a bucket each a jail could change
+   * readiness (1 + children) times as often. */
+  readonly #treeBuckets = new Map<string, TokenBucket>();
   #sub: Subscription | undefined;
 
   constructor(opts: GuestOptions) {
@@ -224,7 +229,8 @@ export class GuestServer {
    * Readiness goes to the store: a change is one MODIFIED event with a revision, which the
    * hub is told to read at once (watchers, the load balancer). Each change is a store write
    * and an event in the bounded watch history, so a jail toggling it in a loop would grow the
-   * store and push other jails' events out of the history: per jail, `ready.burst` changes
+   * store and push other jails' events out of the history: per tree of jails (a top-level
+   * jail and the children it made), `ready.burst` changes
    * are stored at once and then one per `ready.intervalMs` (a token bucket). A change asked
    * for beyond that is not refused but coalesced: 202, and the latest state asked for is
    * stored when the next token is due (at most intervalMs later), so the load balancer still
@@ -250,7 +256,14 @@ export class GuestServer {
       // a full bucket with nothing waiting is the same as a new one: forgotten, so the map
       // holds only jails that changed their readiness lately
       for (const [n, b] of this.#ready) if (!b.pending && b.bucket.full(now)) this.#ready.delete(n);
-      budget = { bucket: new TokenBucket(limit.burst, limit.intervalMs, now) };
+      for (const [t, b] of this.#treeBuckets) if (b.full(now)) this.#treeBuckets.delete(t);
+      const tree = name.split('.')[0]!;
+      let bucket = this.#treeBuckets.get(tree);
+      if (!bucket) {
+        bucket = new TokenBucket(limit.burst, limit.intervalMs, now);
+        this.#treeBuckets.set(tree, bucket);
+      }
+      budget = { bucket };
       this.#ready.set(name, budget);
     }
     // a jail that is not running is refused by the store at once (409), over the limit or not

@@ -1,7 +1,7 @@
 // A jail toggling its readiness in a loop (PUT/DELETE /ready on its guest socket, ~1,000 a
 // second in the red-team run of 2026-12-04) grew the store by a write and an event per
 // toggle and pushed other jails' events out of the watch history. The guest socket now
-// stores a jail's readiness changes through a token bucket per jail (src/api/guest.ts
+// stores readiness changes through a token bucket per tree of jails (src/api/guest.ts
 // #setReady): `guestReadyBurst` at once, then one per `guestReadyIntervalMs`; a change asked
 // for over that is coalesced (202) and the latest one is stored when the next token is due.
 // No real jail: the store-only service of test/api/helpers.ts walks the state machine and
@@ -42,11 +42,15 @@ describe('guest /ready under a toggling flood', () => {
       guestRoot,
       limits: { guestReadyBurst: BURST, guestReadyIntervalMs: INTERVAL_MS },
     });
-    for (const name of ['f6-ra', 'f6-rb']) {
+    for (const name of ['f6-ra', 'f6-rb', 'f6-rb.kid']) {
       await d.service.create({ spec: { name, params: { name, path: '/x' } } });
       await d.service.start([name]);
     }
-    for (const t0 = Date.now(); !(existsSync(sock('f6-ra')) && existsSync(sock('f6-rb'))); await sleep(10))
+    for (
+      const t0 = Date.now();
+      !(existsSync(sock('f6-ra')) && existsSync(sock('f6-rb')) && existsSync(sock('f6-rb.kid')));
+      await sleep(10)
+    )
       if (Date.now() - t0 > 5000) throw new Error('no guest sockets');
   });
   after(async () => {
@@ -102,6 +106,23 @@ describe('guest /ready under a toggling flood', () => {
     assert.equal(eventsOf('f6-rb', since).length, 1);
     assert.equal((await ask('f6-rb', 'DELETE')).status, 204);
     assert.equal(d.store.requireJail('f6-rb').ready, false);
+  });
+
+  test('a jail and its children share one budget: children do not multiply the rate (third red-team run)', async () => {
+    await sleep(BURST * INTERVAL_MS + 100); // a full bucket
+    const since = d.store.currentRevision();
+    const t0 = Date.now();
+    for (let i = 0; i < 4; i++) {
+      await ask('f6-rb', i % 2 === 0 ? 'PUT' : 'DELETE');
+      await ask('f6-rb.kid', i % 2 === 0 ? 'PUT' : 'DELETE');
+    }
+    const stored = [...eventsOf('f6-rb', since), ...eventsOf('f6-rb.kid', since)].length;
+    const allowed = BURST + Math.floor((Date.now() - t0) / INTERVAL_MS) + 1;
+    assert.ok(stored <= allowed, `${stored} changes stored, the tree's budget is ${allowed}`);
+    // the last word of each is stored once the budget allows
+    await sleep(3 * INTERVAL_MS + 100);
+    assert.equal(d.store.requireJail('f6-rb').ready, false);
+    assert.equal(d.store.requireJail('f6-rb.kid').ready, false);
   });
 
   test('a request that changes nothing is answered 204 without a write, also over the limit', async () => {
