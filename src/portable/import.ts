@@ -51,6 +51,8 @@ const HOST_PARAMS = new Set([
   'skeleton.root',
   // host ports published to the jail
   'expose',
+  // FreeBSD: host ZFS datasets handed to the jail to manage
+  'zfs.dataset',
 ]);
 
 /** Skeleton directory lists: relative to the skeleton, which for one made from the host's

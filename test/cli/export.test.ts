@@ -328,6 +328,7 @@ test('crafted archives are refused with a clear error and leave nothing', { time
     ['devfs_ruleset', 'devfs_ruleset = 0;'],
     ['enforce_statfs', 'enforce_statfs = 0;'],
     ['children.max', 'children.max = 5;'],
+    ['zfs.dataset', 'zfs.dataset = "tank/host";'],
   ] as const) {
     const f = craft(join(A, `reach-${param}.tar.zst`), [dir], { conf: `evil {\n\tpersist;\n\t${line}\n}\n` });
     const x = await jyB('import', f);
