@@ -2,7 +2,7 @@
  * jy-enter: runs a program inside a running jail, like jexec(8), in one static process.
  *
  *   jy-enter [--cgroup DIR]... --target PID [--expect-pidns INODE] --keep-caps KEEP
- *            [--seccomp ALLOW] [--pty] -- PROGRAM [ARGS...]
+ *            [--seccomp ALLOW] [--pty] [--cwd DIR] [--user UID:GID[:GID,...]] -- PROGRAM [ARGS...]
  *
  * It closes every descriptor above 2 it inherited, leaves its caller's session, joins the
  * cgroups DIR (writing "0" to DIR/cgroup.procs), then the ipc, uts, net, cgroup, pid and mount
@@ -13,8 +13,11 @@
  * cgroup or pid. The child starts a session of its own (it never has the caller's terminal
  * as controlling terminal, so TIOCSTI cannot type into it), closes every descriptor above 2,
  * installs the jail's seccomp filter (ALLOW: native/jy-seccomp.h), drops
- * every capability not in KEEP (comma-separated numbers) from its bounding set and executes
- * PROGRAM, looked up in PATH inside the jail. Nothing of the jail's tree runs before that
+ * every capability not in KEEP (comma-separated numbers) from its bounding set, enters DIR
+ * (--cwd, inside the jail), becomes UID with group GID and the supplementary groups listed
+ * (--user: jexec -U; every capability is gone with the uid change) and executes PROGRAM,
+ * looked up in PATH inside the jail. The uid change is made here, not by a program of the
+ * jail's (its setpriv could be the jailed root's, or missing in a minimal jail). Nothing of the jail's tree runs before that
  * drop: the jail owns its tree, so any program there (or a library it preloads) may be the
  * jailed root's. With --expect-pidns, PID's pid namespace must be that one (the inode of the
  * link /proc/PID/ns/pid, checked on the descriptor that is then joined): a jail whose pid 1
@@ -283,7 +286,10 @@ static int enter_main(int argc, char **argv) {
 	int ncg = 0, i = 1, want_pty = 0;
 	long target = 0;
 	unsigned long long expect_pidns = 0, keep = 0;
-	int have_keep = 0;
+	int have_keep = 0, have_user = 0, ngroups = 0;
+	uid_t uid = 0;
+	gid_t gid = 0, groups[64];
+	const char *cwd = NULL;
 	for (; i < argc; i++) {
 		if (!strcmp(argv[i], "--cgroup") && i + 1 < argc && ncg < MAX_CG) {
 			cgroups[ncg++] = argv[++i];
@@ -304,6 +310,34 @@ static int enter_main(int argc, char **argv) {
 			allow = argv[++i];
 		} else if (!strcmp(argv[i], "--pty")) {
 			want_pty = 1;
+		} else if (!strcmp(argv[i], "--cwd") && i + 1 < argc) {
+			cwd = argv[++i];
+		} else if (!strcmp(argv[i], "--user") && i + 1 < argc) {
+			/* UID:GID[:GID,GID...], decimal */
+			char *end;
+			const char *u = argv[++i];
+			unsigned long v = strtoul(u, &end, 10);
+			int ok = end != u && *end == ':' && v < 0xffffffffUL;
+			uid = (uid_t)v;
+			if (ok) {
+				u = end + 1;
+				v = strtoul(u, &end, 10);
+				ok = end != u && (*end == '\0' || *end == ':') && v < 0xffffffffUL;
+				gid = (gid_t)v;
+			}
+			/* the supplementary groups: ":G1,G2,..." (none: an empty list) */
+			if (ok && *end == ':') {
+				for (u = end + 1; ok && *u; u = *end ? end + 1 : end) {
+					v = strtoul(u, &end, 10);
+					ok = end != u && (*end == '\0' || *end == ',') && v < 0xffffffffUL && ngroups < 64;
+					if (ok) groups[ngroups++] = (gid_t)v;
+				}
+			}
+			if (!ok) {
+				fprintf(stderr, "jy-enter: bad --user\n");
+				return 125;
+			}
+			have_user = 1;
 		} else if (!strcmp(argv[i], "--target") && i + 1 < argc) {
 			char *end;
 			target = strtol(argv[++i], &end, 10);
@@ -313,7 +347,7 @@ static int enter_main(int argc, char **argv) {
 		}
 	}
 	if (!target || !have_keep || i + 1 >= argc || strcmp(argv[i], "--") != 0) {
-		fprintf(stderr, "usage: jy-enter [--cgroup DIR]... --target PID [--expect-pidns INODE] --keep-caps KEEP [--seccomp ALLOW] [--pty] -- PROGRAM [ARGS...]\n");
+		fprintf(stderr, "usage: jy-enter [--cgroup DIR]... --target PID [--expect-pidns INODE] --keep-caps KEEP [--seccomp ALLOW] [--pty] [--cwd DIR] [--user UID:GID[:GID,...]] -- PROGRAM [ARGS...]\n");
 		return 125;
 	}
 	/* Every argument used later is copied out, then the argument area (host paths of the
@@ -322,7 +356,7 @@ static int enter_main(int argc, char **argv) {
 	 * "jy-enter" there (and on the host). */
 	int nprog = argc - (i + 1);
 	char **program = calloc((size_t)nprog + 1, sizeof *program);
-	if (!program || !(allow = strdup(allow))) die_errno("calloc");
+	if (!program || !(allow = strdup(allow)) || (cwd && !(cwd = strdup(cwd)))) die_errno("calloc");
 	for (int k = 0; k < nprog; k++)
 		if (!(program[k] = strdup(argv[i + 1 + k]))) die_errno("strdup");
 	for (int k = 0; k < ncg; k++)
@@ -463,6 +497,9 @@ static int enter_main(int argc, char **argv) {
 		close_above_stdio();
 		install_seccomp(allow);
 		drop_capabilities(keep);
+		if (cwd && chdir(cwd) != 0) die_errno("cannot enter %s in the jail", cwd);
+		if (have_user && (setgroups((size_t)ngroups, groups) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0))
+			die_errno("cannot become uid %u gid %u in the jail", (unsigned)uid, (unsigned)gid);
 		execvp(program[0], program);
 		die_errno("cannot run %s", program[0]);
 	}

@@ -56,10 +56,10 @@ test('a jailed root that replaces setpriv and umount in its tree gains no capabi
       `mv /usr/bin/${prog} /usr/bin/${prog}.real && printf '#!/bin/sh\\ngrep CapBnd /proc/self/status > /tmp/trojan-${prog}\\nexec /usr/bin/${prog}.real "$@"\\n' > /usr/bin/${prog} && chmod 755 /usr/bin/${prog}`,
     );
   }
-  // exec as a user goes through the jail's setpriv: only after the capabilities are dropped
+  // exec as a user runs no program of the jail's to change the uid (jy-enter does it, after
+  // the drop): the trojan setpriv never runs
   assert.equal(jyBin('exec', '-U', 'nobody', 'caps1', 'id', '-un').trim(), 'nobody');
-  const trojan = jyBin('exec', 'caps1', 'cat', '/tmp/trojan-setpriv');
-  assert.match(trojan, new RegExp(`CapBnd:\\s+${JAIL_CAPBND}`), "the trojan ran with the jail's reduced set only");
+  assert.equal(jyBin('exec', 'caps1', 'sh', '-c', 'ls /tmp/trojan-setpriv 2>/dev/null || echo none').trim(), 'none');
 
   // a restart runs nothing of the jail's tree before the drop (the old stage ran umount and
   // setpriv from it with every capability)

@@ -73,37 +73,45 @@ interface PasswdEntry {
   name: string;
   uid: number;
   gid: number;
+  /** Supplementary groups: those of the jail's /etc/group that list the user. */
+  groups: number[];
   home: string;
   shell: string;
 }
 
-/**
- * The user as the jail knows it: the jail's own /etc/passwd, never the host's. Read through
- * pid 1's root with every symlink resolved inside the jail (the kernel would resolve an
- * absolute link under /proc/PID/root against the HOST's root), the last component not
- * followed, regular files of up to 1 MiB only (never a FIFO that would block).
- */
-function lookupUser(facts: CreateFacts, user: string, jail: string): PasswdEntry {
-  const root = `/proc/${facts.initPid}/root`;
-  let text = '';
+/** A file of the jail's own (/etc/passwd, /etc/group) as text: read through pid 1's root with
+ * its links resolved inside the jail (beneath.ts openInRoot), regular files of up to 1 MiB
+ * only (never a FIFO that would block); "" when there is none. */
+function jailFile(facts: CreateFacts, rel: string): string {
   try {
-    // the jail runs: its links are resolved inside its root, each directory held open (an
-    // absolute one, swapped in for /etc, would be resolved against the host's root from here)
-    const fd = openInRoot(root, 'etc/passwd', constants.O_RDONLY | constants.O_NONBLOCK);
+    const fd = openInRoot(`/proc/${facts.initPid}/root`, rel, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
       const st = fstatSync(fd);
-      if (st.isFile() && st.size <= 1 << 20) text = readFileSync(fd, 'utf8');
+      return st.isFile() && st.size <= 1 << 20 ? readFileSync(fd, 'utf8') : '';
     } finally {
       closeSync(fd);
     }
   } catch {
-    // no passwd file (or not a plain one inside the jail): no users
+    return '';
   }
-  for (const line of text.split('\n')) {
+}
+
+/** The user as the jail knows it: the jail's own /etc/passwd and /etc/group, never the host's. */
+function lookupUser(facts: CreateFacts, user: string, jail: string): PasswdEntry {
+  for (const line of jailFile(facts, 'etc/passwd').split('\n')) {
     const [name = '', , uid = '', gid = '', , home = '/', shell = '/bin/sh'] = line.split(':');
     if (!/^\d+$/.test(uid) || !/^\d+$/.test(gid)) continue;
-    if (name === user || (/^\d+$/.test(user) && uid === user))
-      return { name, uid: Number(uid), gid: Number(gid), home, shell };
+    if (name === user || (/^\d+$/.test(user) && uid === user)) {
+      // initgroups(3)'s list, as setpriv --init-groups made it: the primary group and the
+      // groups that name the user as a member
+      const member = jailFile(facts, 'etc/group')
+        .split('\n')
+        .map((l) => l.split(':'))
+        .filter((f) => /^\d+$/.test(f[2] ?? '') && (f[3] ?? '').split(',').includes(name))
+        .map((f) => Number(f[2]));
+      const groups = [...new Set([Number(gid), ...member])].slice(0, 64);
+      return { name, uid: Number(uid), gid: Number(gid), groups, home, shell };
+    }
   }
   throw new JailyardError('JY_ERR_USAGE', `no user "${user}" in the jail's /etc/passwd`, {
     jail,
@@ -154,9 +162,11 @@ export async function runInJail(
     '--seccomp',
     security.seccomp,
     ...(pty ? ['--pty'] : []),
+    // the directory and the user are jy-enter's to take, not programs of the jail's (its
+    // env or setpriv could be the jailed root's, or missing in a minimal jail)
+    ...(opts.cwd ? ['--cwd', opts.cwd] : []),
+    ...(who ? ['--user', [who.uid, who.gid, who.groups.join(',')].join(':')] : []),
     '--',
-    ...(opts.cwd ? ['/usr/bin/env', '-C', opts.cwd] : []),
-    ...(who ? ['setpriv', '--reuid', String(who.uid), '--regid', String(who.gid), '--init-groups', '--'] : []),
     ...argv,
   ];
   const forwarder = opts.stdio === 'inherit' ? signalForwarder() : undefined;
