@@ -47,8 +47,11 @@ export function jailStateDir(stateDir: string, name: string): string {
  * (src/platform/linux/mounts.ts nestedRoot, given the jail's folder): host messages about a
  * child's start name paths below it (src/api/tool-paths.ts shows them as the parent sees them). */
 export function nestedRootDir(stateDir: string, name: string): string {
-  return join(jailStateDir(stateDir, name), 'nest-root');
+  return join(jailStateDir(stateDir, name), NEST_ROOT);
 }
+
+/** The name of that mount point in a jail's folder. */
+export const NEST_ROOT = 'nest-root';
 
 /** The jail's guest folder (its env file and guest socket, bound at /run/jailyard). */
 export function guestDir(stateDir: string, name: string): string {

@@ -633,6 +633,15 @@ export class ToolsEndpoint {
 }
 
 /**
+ * The routes that change something: the in-jail jail(8) (jail_set(2) and jail_remove(2) need
+ * privilege on FreeBSD) and the jail's readiness (what its load balancer acts on). Only the
+ * jail's root may use them; any process of the jail may read its env and list with jls(8).
+ */
+export function changesSomething(path: string, method: string | undefined): boolean {
+  return path === '/tools/jail' || (path === '/ready' && method !== 'GET' && method !== 'HEAD');
+}
+
+/**
  * Whether the process at the other end of `req` is the jail's root (peer.ts peerIsRoot), for
  * a route that changes something; when it is not, a 403 is sent (and false returned, as
  * when the socket closed meanwhile). `true` at once when nothing can be checked: the caller
@@ -723,8 +732,7 @@ export async function openToolsChannel(opts: ChannelOptions): Promise<ToolsChann
         return reply(res, 403, 'this socket serves the processes of its own jail only\n');
       }
       // jail(8) needs the jail's root (jexec -U runs the command as another user)
-      const path = (req.url ?? '/').split('?')[0]!;
-      if (path === '/tools/jail') {
+      if (changesSomething((req.url ?? '/').split('?')[0]!, req.method)) {
         const root = requireJailRoot(opts.peers, req, res, record.runtime?.create);
         if (root !== true && !(await root)) return;
       }

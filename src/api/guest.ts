@@ -4,8 +4,9 @@
 // it. A socket answers for its own jail only, so which jail asks is decided by which socket
 // it can reach: nothing in the request can name another jail. It serves the jail's env
 // (never meta) and takes the jail's readiness signal, which the store keeps (a daemon
-// restart does not lose it; a stop or restart of the jail clears it); how often a jail may
-// change it is bounded per jail (#setReady). With the tools
+// restart does not lose it; a stop or restart of the jail clears it); how often it may
+// change is bounded per tree of jails (#setReady). Only the jail's root may change it or use
+// the in-jail jail(8) (guest-tools.ts changesSomething). With the tools
 // configured it also answers the jail(8) and jls(8) the jail runs inside itself
 // (POST /tools/jail, /tools/jls: guest-tools.ts), for that jail and its descendants only.
 
@@ -15,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { ERROR_CODES, isJailyardError } from '../errors.ts';
 import { readMetaKey } from '../meta/ops.ts';
 import type { Store } from '../store/types.ts';
-import { listenJailSocket, requireJailRoot, type ToolContext, ToolsEndpoint } from './guest-tools.ts';
+import { changesSomething, listenJailSocket, requireJailRoot, type ToolContext, ToolsEndpoint } from './guest-tools.ts';
 import type { HubEvent, HubSubscriber, Subscription, WatchHub } from './hub.ts';
 import { capConnections, guardHandler, TokenBucket } from './limits.ts';
 import { type PeerCheck, peerInJail } from './peer.ts';
@@ -56,15 +57,6 @@ const DEFAULT_READY_LIMIT = { burst: 5, intervalMs: 500 };
 function reply(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
   res.end(body);
-}
-
-/**
- * The routes that change something: the in-jail jail(8) (jail_set(2) and jail_remove(2) need
- * privilege on FreeBSD) and the jail's readiness (what its load balancer acts on). Only the
- * jail's root may use them; any process of the jail may read its env and list with jls(8).
- */
-export function changesSomething(path: string, method: string | undefined): boolean {
-  return path === '/tools/jail' || (path === '/ready' && method !== 'GET' && method !== 'HEAD');
 }
 
 export class GuestServer {

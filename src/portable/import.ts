@@ -20,11 +20,10 @@ import { parseConfString } from '../conf/evaluate.ts';
 import type { Params } from '../conf/spec.ts';
 import { applyMetaOps, DEFAULT_META_MAXBUFSIZE, type MetaOp } from '../meta/ops.ts';
 import { labelMapOf } from '../meta/labels.ts';
-import { addressesOf } from '../runtime/jailplan.ts';
 import type { JailRecord, Store } from '../store/types.ts';
 import { readArchive, exists } from './archive.ts';
 import { checkManifest, type ExportManifest } from './manifest.ts';
-import { createWithParts, matchSkeleton, repointSkeleton, requireSkeletonDigest } from './install.ts';
+import { createWithParts, matchSkeleton, repointSkeleton, requireSkeletonDigest, usedAddresses } from './install.ts';
 import { HOST_ROOT_SKELETON } from '../layout.ts';
 import { PART_NAMES, refuseNested } from './parts.ts';
 import { alive } from './stopped.ts';
@@ -121,15 +120,15 @@ export function archiveLabels(
 /** Addresses of the archive's config that a jail of this host has already: jails sharing an
  * address share a network stack (its loopback services, its ports, its /proc/net). */
 function takenAddresses(params: Params, store: Store, name: string): string[] {
-  const wanted = new Set(addressesOf({ params }).map((a) => a.address));
+  const wanted = new Set(usedAddresses([{ params }]));
   if (!wanted.size) return [];
   return store
     .listJails()
     .filter((j) => j.name !== name)
     .flatMap((j) =>
-      addressesOf(j)
-        .map((a) => `${a.address} (jail ${j.name})`)
-        .filter((t) => wanted.has(t.split(' ')[0]!)),
+      usedAddresses([j])
+        .filter((a) => wanted.has(a))
+        .map((a) => `${a} (jail ${j.name})`),
     );
 }
 

@@ -25,7 +25,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { binArgs, cliFor, type CliResult } from '../helpers/cli.ts';
+import { binArgs, cliFor, spawnServe, type CliResult } from '../helpers/cli.ts';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 import { stateTag } from '../../src/platform/linux/paths.ts';
 import { PARAMS } from '../../src/conf/params.ts';
@@ -266,24 +266,7 @@ export class SecurityHost {
    */
   async serve(extra: string[] = []): Promise<{ pid: number; socket: string; stop: () => Promise<void> }> {
     const socket = join(this.state, 'jailyard.sock');
-    const child = spawn(process.execPath, binArgs(this.state, 'serve', '--socket', socket, ...extra), {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let err = '';
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 30_000);
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-        err += d;
-        if (err.includes('serving on')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`serve exited (${code}): ${err}`));
-      });
-    });
+    const child = await spawnServe(this.state, ['--socket', socket, ...extra]);
     child.stderr!.resume();
     const stop = async (): Promise<void> => {
       if (child.exitCode !== null || child.signalCode !== null) return;

@@ -21,6 +21,7 @@ import {
 } from 'node:fs';
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
+import { mkdirTracked } from './paths.ts';
 import { fdPath } from './pinned.ts';
 
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
@@ -52,6 +53,7 @@ export function treeBeneath(root: string, fs: (p: string) => string): TreeOps {
           .filter(Boolean)
       : undefined;
   };
+  const outside = plain(fs);
   const refused = (p: string, why: string) =>
     new JailyardError('JY_ERR_PATH', `${p} in the jail's tree ${why} (changed while it was prepared?)`, {
       step: 'mount',
@@ -88,7 +90,7 @@ export function treeBeneath(root: string, fs: (p: string) => string): TreeOps {
   return {
     mkdirp(dir) {
       const parts = below(dir);
-      if (!parts) return plain(fs).mkdirp(dir);
+      if (!parts) return outside.mkdirp(dir);
       if (!parts.length) return [];
       const made: string[] = [];
       inDir([...parts, '.'], true, made, () => undefined);
@@ -96,7 +98,7 @@ export function treeBeneath(root: string, fs: (p: string) => string): TreeOps {
     },
     touch(file) {
       const parts = below(file);
-      if (!parts?.length) return plain(fs).touch(file);
+      if (!parts?.length) return outside.touch(file);
       return inDir(parts, false, [], (entry) => {
         try {
           closeSync(
@@ -111,7 +113,7 @@ export function treeBeneath(root: string, fs: (p: string) => string): TreeOps {
     },
     exists(p) {
       const parts = below(p);
-      if (!parts?.length) return plain(fs).exists(p);
+      if (!parts?.length) return outside.exists(p);
       try {
         return inDir(parts, false, [], (entry) => lstatSync(entry, { throwIfNoEntry: false }) !== undefined);
       } catch {
@@ -120,12 +122,12 @@ export function treeBeneath(root: string, fs: (p: string) => string): TreeOps {
     },
     symlink(target, p) {
       const parts = below(p);
-      if (!parts?.length) return plain(fs).symlink(target, p);
+      if (!parts?.length) return outside.symlink(target, p);
       return inDir(parts, false, [], (entry) => makeLink(target, entry));
     },
     remove(p, links) {
       const parts = below(p);
-      if (!parts?.length) return plain(fs).remove(p, links);
+      if (!parts?.length) return outside.remove(p, links);
       try {
         inDir(parts, false, [], (entry) => removeEntry(entry, links));
       } catch {
@@ -180,18 +182,7 @@ export function openInRoot(root: string, rel: string, flags: number): number {
 /** The tree ops by path (the host's own folders, a tree nobody else writes meanwhile). */
 export function plain(fs: (p: string) => string = (p) => p): TreeOps {
   return {
-    mkdirp(dir) {
-      const missing: string[] = [];
-      for (let cur = posix.normalize(dir); ; ) {
-        if (lstatSync(fs(cur), { throwIfNoEntry: false })) break;
-        missing.unshift(cur);
-        const up = posix.dirname(cur);
-        if (up === cur) break;
-        cur = up;
-      }
-      for (const d of missing) mkdirSync(fs(d));
-      return missing;
-    },
+    mkdirp: (dir) => mkdirTracked(dir, fs),
     touch(file) {
       if (lstatSync(fs(file), { throwIfNoEntry: false })) return false;
       closeSync(openSync(fs(file), 'wx', 0o644));

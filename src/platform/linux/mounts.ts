@@ -14,6 +14,7 @@ import { killTree, run } from './proc.ts';
 import { HOST_MOUNT_FLAGS, ops, parseMountOptions, MS, runBatch, type BatchOp } from './mountops.ts';
 import { HOST_VIEW, heldNamespace, holdMountNamespace, type MountView } from './mountns.ts';
 import { plain, treeBeneath, type TreeOps } from './beneath.ts';
+import { NEST_ROOT } from '../../layout.ts';
 import {
   IDMAPPED_ORIGINS,
   ownByRangeRoot,
@@ -620,7 +621,7 @@ function isMountnsHolder(pid: number, stateDir: string): boolean {
  * the parent's directories again.
  */
 export function nestedRoot(stateDir: string): string {
-  return posix.join(stateDir, 'nest-root');
+  return posix.join(stateDir, NEST_ROOT);
 }
 
 /** The plan with every path below `from` moved below `to` (sources stay host paths). */
