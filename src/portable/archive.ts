@@ -7,10 +7,12 @@
 // files and symlinks with modes, owners and times; hard links are stored as separate files;
 // overlay whiteouts (character devices 0:0 in a copy-on-write layer: files the jail deleted)
 // are kept; other device nodes, FIFOs and sockets are left out with a note (a jail's /dev is
-// a mount). A sparse file is stored whole, its holes as zeros (no sparse entries: node-tar has
-// none, and Node no SEEK_DATA to find the holes without reading them); zstd makes them next
-// to nothing, but reading them costs time (~2 s per GiB here). Reading writes no zero block,
-// so such a file is sparse again.
+// a mount). A file with holes (fewer blocks than its size, at least SPARSE_MIN) is a GNU tar
+// sparse entry (PAX 1.0, src/portable/sparse-tar.ts): its data regions only, found by
+// SEEK_DATA/SEEK_HOLE on the descriptor opened here (src/platform/linux/sparse.ts), so a
+// `truncate -s 1T` file is neither read nor stored as zeros; at most MAX_SPARSE_REGIONS
+// regions, the last then taking the rest of the file. Other files are read whole; reading
+// writes no zero block of theirs either, so a hole stored as zeros is a hole again.
 //
 // Reading treats the archive as hostile input (it may come from another host, or be made by
 // hand): every entry is checked before anything is written, and everything is written into a
@@ -21,7 +23,8 @@
 // nothing is ever written below a symlink), the same path twice, a hard link to anything but
 // a file earlier in the same part, a symlink whose relative target climbs out of its part, a
 // type other than file, directory, symlink, hard link and a whiteout in part/cow or
-// part/overlay, and sizes beyond the limit (the
+// part/overlay, a sparse entry whose map is not a well-formed one (sparse-tar.ts), and sizes
+// beyond the limit (the
 // caller's, at most the free space of the staging folder's filesystem) or beyond what the
 // manifest declares. A refused archive leaves nothing: the caller removes the staging folder.
 
@@ -45,6 +48,7 @@ import {
   readSync,
   renameSync,
   rmSync,
+  type Stats,
   statfsSync,
   symlinkSync,
   utimesSync,
@@ -53,9 +57,21 @@ import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createZstdCompress, createZstdDecompress } from 'node:zlib';
-import { Header, Pax, Parser, type ReadEntry } from 'tar';
+import { Header, Parser, type ReadEntry } from 'tar';
 import { JailyardError } from '../errors.ts';
+import { type DataRegion, dataRegions } from '../platform/linux/sparse.ts';
 import { isWhiteout, makeWhiteout } from '../platform/linux/whiteout.ts';
+import {
+  encodeSparseMap,
+  MAX_SPARSE_REGIONS,
+  PaxWith,
+  SPARSE_MIN,
+  type SparseInfo,
+  SparseSink,
+  sparseHeader,
+  sparseOfPax,
+  sparseStored,
+} from './sparse-tar.ts';
 import { writeSkippingZeros } from './tree.ts';
 
 /** The manifest's entry name (the archive's first entry). */
@@ -84,33 +100,72 @@ export interface WriteResult {
 const BLOCK = 512;
 const ZEROS = Buffer.alloc(BLOCK * 2);
 
-function headerBlocks(h: {
-  path: string;
-  type: 'File' | 'Directory' | 'SymbolicLink' | 'CharacterDevice';
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: Date;
-  linkpath?: string;
-}): Buffer[] {
+function headerBlocks(
+  h: {
+    path: string;
+    type: 'File' | 'Directory' | 'SymbolicLink' | 'CharacterDevice';
+    mode: number;
+    uid: number;
+    gid: number;
+    size: number;
+    mtime: Date;
+    linkpath?: string;
+  },
+  records?: Record<string, string>,
+): Buffer[] {
   const header = new Header({ ...h, uname: '', gname: '' });
   const out: Buffer[] = [];
-  // a path or link too long for ustar (or an id too large) goes into a pax header before it
-  if (header.encode()) {
+  // a path or link too long for ustar (or an id too large) goes into a pax header before it,
+  // and so do a sparse entry's GNU.sparse.* records
+  if (header.encode() || records) {
     out.push(
-      new Pax({
-        path: h.path,
-        ...(h.linkpath !== undefined ? { linkpath: h.linkpath } : {}),
-        size: h.size,
-        uid: h.uid,
-        gid: h.gid,
-        mtime: h.mtime,
-      }).encode(),
+      new PaxWith(
+        {
+          path: h.path,
+          ...(h.linkpath !== undefined ? { linkpath: h.linkpath } : {}),
+          size: h.size,
+          uid: h.uid,
+          gid: h.gid,
+          mtime: h.mtime,
+        },
+        records ?? {},
+      ).encode(),
     );
   }
   out.push(header.block as Buffer);
   return out;
+}
+
+/**
+ * The data regions to store of the open file `fd` (lstat `st`), or undefined to store it
+ * whole: a file with no holes, a small one, or one whose regions and map would not be
+ * smaller than the file.
+ */
+function sparseRegions(fd: number, st: Stats): DataRegion[] | undefined {
+  if (st.blocks * 512 >= st.size || st.size < SPARSE_MIN) return undefined;
+  const regions = dataRegions(fd, st.size, MAX_SPARSE_REGIONS);
+  return sparseStored(regions, st.size) < st.size ? regions : undefined;
+}
+
+/**
+ * `length` bytes of `fd` from `offset`, read into `buf` (reused: a piece is valid until the
+ * next is asked for); exactly that many whatever happens to the file meanwhile: a file that
+ * shrank is padded with zeros, with a note.
+ */
+function* readRange(fd: number, offset: number, length: number, buf: Buffer, onShort: () => void): Generator<Buffer> {
+  let pos = offset;
+  let left = length;
+  while (left > 0) {
+    const n = readSync(fd, buf, 0, Math.min(buf.length, left), pos);
+    if (n === 0) {
+      onShort();
+      yield Buffer.alloc(left);
+      return;
+    }
+    pos += n;
+    left -= n;
+    yield buf.subarray(0, n);
+  }
 }
 
 function pad(size: number): Buffer {
@@ -153,25 +208,32 @@ async function* tarBlocks(manifest: Buffer, sources: ArchiveSource[], result: Wr
         yield* headerBlocks({ path: name, type: 'SymbolicLink', size: 0, linkpath: readlinkSync(path), ...meta });
         result.entries++;
       } else if (st.isFile()) {
-        yield* headerBlocks({ path: name, type: 'File', size: st.size, ...meta });
-        // exactly the size the header says, whatever happens to the file meanwhile
         const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
         try {
-          let left = st.size;
-          while (left > 0) {
-            const n = readSync(fd, buf, 0, Math.min(buf.length, left), null);
-            if (n === 0) {
-              result.notes.push(`${name}: shrank while it was read; padded with zeros`);
-              yield Buffer.alloc(left);
-              break;
-            }
-            left -= n;
-            yield buf.subarray(0, n);
+          // exactly the size the header says, whatever happens to the file meanwhile
+          let shrank = false;
+          const onShort = (): void => {
+            if (!shrank) result.notes.push(`${name}: shrank while it was read; padded with zeros`);
+            shrank = true;
+          };
+          const regions = sparseRegions(fd, st);
+          if (regions) {
+            // the data regions only (the holes are neither read nor stored)
+            const sparse = sparseHeader(name, st.size);
+            const map = encodeSparseMap(regions, st.size);
+            const stored = sparseStored(regions, st.size);
+            yield* headerBlocks({ path: sparse.path, type: 'File', size: stored, ...meta }, sparse.records);
+            yield map;
+            for (const r of regions) yield* readRange(fd, r.offset, r.length, buf, onShort);
+            yield pad(stored);
+          } else {
+            yield* headerBlocks({ path: name, type: 'File', size: st.size, ...meta });
+            yield* readRange(fd, 0, st.size, buf, onShort);
+            yield pad(st.size);
           }
         } finally {
           closeSync(fd);
         }
-        yield pad(st.size);
         result.entries++;
         result.bytes += st.size;
       } else if (isWhiteout(st)) {
@@ -360,15 +422,29 @@ export async function readArchive(
       throw refuse(file, `symlink "${path}" -> "${target}" climbs out of ${part}`);
   };
 
+  // a pax header's GNU.sparse.* records (node-tar's parser drops them; it emits the header's
+  // text as 'meta' just before the entry it belongs to)
+  let paxSparse: SparseInfo | string | undefined;
+  parser.on('meta', (text: string) => {
+    paxSparse = sparseOfPax(text);
+  });
+
   const onEntry = (entry: ReadEntry): void => {
+    const sparse = paxSparse;
+    paxSparse = undefined;
     if (failure) {
       entry.resume();
       return;
     }
     try {
       const type = entry.type;
+      if (typeof sparse === 'string') throw refuse(file, `entry "${entry.path}" has ${sparse}`);
+      if (sparse && type !== 'File' && type !== 'OldFile')
+        throw refuse(file, `entry "${entry.path}" is a ${type} with a sparse file's header`);
+      // a sparse entry's own name is .../GNUSparseFile.0/NAME; the file's is in its pax header
+      const entryPath = sparse ? sparse.name : entry.path;
       if (manifest === undefined) {
-        if (entry.path !== MANIFEST_ENTRY || type !== 'File' || entry.size > MAX_MANIFEST)
+        if (entryPath !== MANIFEST_ENTRY || sparse || type !== 'File' || entry.size > MAX_MANIFEST)
           throw refuse(file, `not a jailyard export (its first entry is not ${MANIFEST_ENTRY})`);
         const chunks: Buffer[] = [];
         entry.on('data', (c: Buffer) => chunks.push(c));
@@ -392,13 +468,13 @@ export async function readArchive(
         type === 'CharacterDevice' &&
         entry.header.devmaj === 0 &&
         entry.header.devmin === 0 &&
-        /^part\/(cow|overlay)\//.test(entry.path);
+        /^part\/(cow|overlay)\//.test(entryPath);
       if (!whiteout && !['File', 'OldFile', 'Directory', 'SymbolicLink', 'Link'].includes(type))
         throw refuse(
           file,
-          `entry "${entry.path}" is a ${type}; a jailyard export holds files, directories, links and overlay whiteouts (0:0 devices in part/cow, part/overlay)`,
+          `entry "${entryPath}" is a ${type}; a jailyard export holds files, directories, links and overlay whiteouts (0:0 devices in part/cow, part/overlay)`,
         );
-      const path = checkPath(entry.path, type);
+      const path = checkPath(entryPath, type);
       if (++entries > Math.min(maxEntries, declared.entries))
         throw refuse(file, `more entries than its manifest declares (${declared.entries})`);
       const size = type === 'File' || type === 'OldFile' ? entry.size : 0;
@@ -455,28 +531,37 @@ export async function readArchive(
             if (!closed) closeSync(fd);
             closed = true;
           };
-          // zero blocks are not written (the archive holds a sparse file's holes as zeros):
-          // they stay holes, and the size is set at the end
+          // zero blocks are not written (a hole stored as zeros stays a hole), nor are a sparse
+          // entry's holes; the size is set at the end
           let written = 0;
+          const sink = sparse
+            ? new SparseSink(entry.size, sparse.realSize, (b, pos) => writeSkippingZeros(fd, b, pos))
+            : undefined;
+          const asRefusal = (e: unknown): unknown =>
+            sink && !(e as NodeJS.ErrnoException).code && !(e instanceof JailyardError)
+              ? refuse(file, `sparse entry "${path}": ${(e as Error).message}`)
+              : e;
           entry.on('data', (c: Buffer) => {
             if (failure) return;
             try {
-              writeSkippingZeros(fd, c, written);
+              if (sink) sink.write(c);
+              else writeSkippingZeros(fd, c, written);
               written += c.length;
             } catch (e) {
               close();
-              fail(e);
+              fail(asRefusal(e));
             }
           });
           entry.on('end', () => {
             if (closed) return;
             try {
-              ftruncateSync(fd, written);
+              if (sink) sink.end();
+              ftruncateSync(fd, sparse ? sparse.realSize : written);
               fchownSync(fd, meta.uid, meta.gid);
               fchmodSync(fd, meta.mode);
               if (entry.mtime) futimesSync(fd, entry.mtime, entry.mtime);
             } catch (e) {
-              fail(e);
+              fail(asRefusal(e));
             } finally {
               close();
             }

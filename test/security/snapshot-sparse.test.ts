@@ -130,7 +130,7 @@ test('a 1 GiB sparse file of a jail costs next to nothing on the host: snapshot,
   assertSparseCopy(original, reference, 'rollback');
   assert.ok(du(jailDir) < 256 * MiB, `the jail's folder uses ${du(jailDir)} bytes after the rollback`);
 
-  // export (the holes stored as zeros, which zstd makes next to nothing) and import (holes again)
+  // export (the data regions only: a GNU tar sparse entry, test/security/export-sparse) and import (holes again)
   const archive = join(work, 'sp1.tar.zst');
   t0 = Date.now();
   c = await h.jy('export', 'sp1', '-o', archive);

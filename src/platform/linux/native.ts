@@ -9,6 +9,8 @@
 //   jy-peer     tells the daemon which process is at the other end of a unix socket
 //               (src/api/peer.ts; optional: without it the sockets' file modes decide)
 //   jy-guest    jail, jls and sysctl inside every jail (guest-bin/, bound at /run/jailyard/bin)
+//   jy-xattr    overlayfs's opaque marks (src/platform/linux/whiteout.ts)
+//   jy-sparse   a file's data regions, its holes unread (src/platform/linux/sparse.ts)
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { JailyardError } from '../../errors.ts';
@@ -25,6 +27,8 @@ export const JY_HOLD = built('jy-hold');
 export const JY_GUEST_TOOLS = built('guest-bin');
 /** overlayfs's opaque mark on directories, read and written for copies of a layer (native/jy-xattr.c). */
 export const JY_XATTR = built('jy-xattr');
+/** A file's data regions by SEEK_DATA/SEEK_HOLE, for export's sparse entries (native/jy-sparse.c). */
+export const JY_SPARSE = built('jy-sparse');
 
 /**
  * Whether the process `pid` runs jy-stage (by program name, so jails started by another
