@@ -5,9 +5,10 @@
 // the calling jail's tree are shown as it sees them. No jail needed: a fake front and service.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { runTool, type ToolFront, type ToolContext } from '../../src/api/guest-tools.ts';
-import { HIDDEN_PATH, hideHostPaths, hostPathMap } from '../../src/api/tool-paths.ts';
+import { HIDDEN_PATH, hideHostPaths, hostPathMap, installPaths } from '../../src/api/tool-paths.ts';
 import { JailyardError } from '../../src/errors.ts';
 import { jailStateDir, nestedRootDir } from '../../src/layout.ts';
 import { nestedRoot } from '../../src/platform/linux/mounts.ts';
@@ -125,4 +126,51 @@ test('hideHostPaths leaves paths outside the state folder and the roots alone', 
   assert.equal(hideHostPaths(`"${STATE}"`, map), `"${HIDDEN_PATH}"`);
   const spaced = hostPathMap({ caller: 'a', descendants: [], stateDir: '/tmp/my state' });
   assert.equal(hideHostPaths("mkdir '/tmp/my state/jails/a/x'", spaced), `mkdir '${HIDDEN_PATH}/jails/a/x'`);
+});
+
+// jailyard's install folder and node's program: where the package, its native helpers and
+// node live on the host (a missing helper, a failed spawn, a module not found, a stack's
+// file:// URL). Before: "jail: step create: missing /work/.../native/build/jy-log: run npm
+// install" reached a jail whose jail -c started a child while a helper was missing.
+const PKG = join(import.meta.dirname, '../..');
+const NODE_MODULES = realpathSync(join(PKG, 'node_modules'));
+const installLeaks = (text: string): string[] =>
+  [PKG, NODE_MODULES, process.execPath, realpathSync(process.execPath)].filter((s) => text.includes(s));
+
+test("the install folder, its node_modules' real folder and node's program are hidden, the message kept", async () => {
+  assert.ok(installPaths().includes(PKG), `${installPaths().join(', ')} has the package folder ${PKG}`);
+  const error = new JailyardError(
+    'JY_ERR_PLATFORM',
+    `missing ${PKG}/native/build/jy-stage, ${PKG}/native/build/jy-log: run npm install (or bash scripts/build-native.sh)`,
+    { step: 'create' },
+  );
+  const err = [
+    `jail: spawn ${PKG}/native/build/jy-enter EACCES`,
+    `jail: spawn ${process.execPath} ENOENT`,
+    `jail: Cannot find module '${NODE_MODULES}/tar/dist/esm/index.js' imported from ${PKG}/dist/bundle/main.mjs`,
+    `    at step (file://${PKG}/src/platform/linux/create.ts:12:3)`,
+    '',
+  ].join('\n');
+  for (const opts of [{}, { scope: false }]) {
+    const a = await runTool(context(front('', err, error), opts), 'jls', [], 'rt2a');
+    const text = a.stdout + a.stderr;
+    assert.deepEqual(installLeaks(text), [], text);
+    assert.match(a.stderr, new RegExp(`^jail: spawn ${HIDDEN_PATH} EACCES$`, 'm'));
+    assert.match(a.stderr, new RegExp(`^jail: spawn ${HIDDEN_PATH} ENOENT$`, 'm'));
+    assert.match(a.stderr, new RegExp(`^jail: Cannot find module '${HIDDEN_PATH}' imported from ${HIDDEN_PATH}$`, 'm'));
+    assert.match(a.stderr, new RegExp(`at step \\(file:${HIDDEN_PATH}:12:3\\)$`, 'm'));
+    assert.match(
+      a.stderr,
+      new RegExp(
+        `^jls: missing ${HIDDEN_PATH}, ${HIDDEN_PATH}: run npm install \\(or bash scripts/build-native.sh\\)$`,
+        'm',
+      ),
+    );
+  }
+});
+
+test("a path that only starts like the install folder's is left alone; the folder itself is hidden", () => {
+  const map = hostPathMap({ caller: 'rt2a', descendants: [], rootOf: (n) => roots[n], stateDir: STATE });
+  assert.equal(hideHostPaths(`${PKG}x/y ${PKG}-old`, map), `${PKG}x/y ${PKG}-old`);
+  assert.equal(hideHostPaths(`${PKG}`, map), HIDDEN_PATH);
 });
