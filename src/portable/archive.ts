@@ -326,6 +326,7 @@ export interface ReadLimits {
 export interface ReadResult {
   manifest: unknown;
   entries: number;
+  /** The files' sizes (as export's WriteResult counts them; a sparse file's holes too). */
   bytes: number;
 }
 
@@ -375,7 +376,10 @@ export async function readArchive(
   const files = new Set<string>();
   let manifest: unknown;
   let declared: { bytes: number; entries: number } | undefined;
+  /** What the entries store (a sparse file's data and map): what the limits count. */
   let bytes = 0;
+  /** The files' sizes (a sparse file's whole), as export counts them. */
+  let fileBytes = 0;
   let entries = 0;
   let failure: Error | undefined;
 
@@ -486,6 +490,7 @@ export async function readArchive(
       if (bytes + size > declared.bytes)
         throw refuse(file, `more file bytes than its manifest declares (${declared.bytes})`);
       bytes += size;
+      fileBytes += sparse ? sparse.realSize : size;
       seen.add(path);
       const dest = join(staging, path);
       const meta = { mode: (entry.mode ?? 0o644) & 0o7777, uid: entry.uid ?? 0, gid: entry.gid ?? 0 };
@@ -631,7 +636,7 @@ export async function readArchive(
     }
     if (d.mtime) utimesSync(p, d.mtime, d.mtime);
   }
-  return { manifest, entries, bytes };
+  return { manifest, entries, bytes: fileBytes };
 }
 
 /** Whether `p` exists (lstat: a dangling link exists). */
