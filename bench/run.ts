@@ -2,6 +2,14 @@
 import { readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 
+// the baselines (crun, lxc, bubblewrap, busybox-static) and debootstrap are Debian packages:
+// installed if missing, as `npm test` does (idempotent)
+const deps = spawnSync('bash', [new URL('../scripts/system-deps.sh', import.meta.url).pathname], { stdio: 'inherit' });
+if (deps.status !== 0) {
+  console.error('[bench] scripts/system-deps.sh failed: the baselines may be missing');
+  process.exit(1);
+}
+
 const only = process.argv.slice(2);
 const files = readdirSync(new URL('.', import.meta.url))
   .filter((f) => f.endsWith('.bench.ts'))

@@ -19,10 +19,12 @@
 #               kyua, atf-sh and the jot the tests call)
 #   etcd-server, etcd-client  the cluster's store, etcd 3.4, and etcdctl: test/cluster, bench/cluster.bench.ts
 #   chromium    the headless browser test/ui drives the web dashboard in (playwright-core)
+#   debootstrap `skel create --debootstrap` (an owned Debian skeleton), and the Debian tree
+#               bench/skeleton.bench.ts builds once (/var/tmp/jyskel-bench-bookworm)
 set -euo pipefail
 [ "$(uname -s)" = Linux ] || exit 0
 command -v dpkg-query >/dev/null 2>&1 || exit 0
-packages=(tini haproxy iproute2 util-linux bubblewrap crun lxc busybox-static gcc libc6-dev libseccomp-dev nftables conntrack keyutils python3 procps libcap2-bin kyua atf-sh athena-jot etcd-server etcd-client chromium)
+packages=(tini haproxy iproute2 util-linux bubblewrap crun lxc busybox-static gcc libc6-dev libseccomp-dev nftables conntrack keyutils python3 procps libcap2-bin kyua atf-sh athena-jot etcd-server etcd-client chromium debootstrap)
 [ "${1-}" = --build ] && packages=(gcc libc6-dev libseccomp-dev)
 missing=()
 for pkg in "${packages[@]}"; do

@@ -2,6 +2,7 @@
 // verbs print exactly what local ones print) and `watch`, the resumable SSE reader the
 // load-balancer controller consumes. URLs: unix:///path/to.sock or http(s)://host:port.
 
+import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import { ERROR_CODES, JailyardError, type ErrorCode, type ErrorPlace } from '../errors.ts';
 import type { MetaOp } from '../meta/ops.ts';
@@ -278,17 +279,9 @@ export async function* watch(url: string, opts: WatchOptions = {}): AsyncGenerat
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done);
-  });
-}
+/** Waits `ms`, or less when `signal` aborts (resolves either way: the caller checks it). */
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  delay(ms, undefined, { signal }).catch(() => undefined);
 
 export interface LogsOptions extends RemoteOptions {
   /** Only what was written at or after this time (ms since the epoch). */

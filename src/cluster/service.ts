@@ -9,7 +9,7 @@ import { jailRoot } from '../layout.ts';
 import { applyMetaOps, type MetaOp } from '../meta/ops.ts';
 import { buildGraph, failedOutcome, runBatch, withDependencies } from '../runtime/order.ts';
 import { dependsOf } from '../runtime/params.ts';
-import { checkChange, checkCreate } from '../runtime/service.ts';
+import { checkChange, checkConditionalRemove, checkCreate } from '../runtime/service.ts';
 import type { BatchOptions, BatchResult, JailOutcome, JailService } from '../runtime/types.ts';
 import { isJidRef, validateJailName, wantedJid } from '../store/names.ts';
 import type { JailChange, JailRecord, WriteOptions } from '../store/types.ts';
@@ -369,13 +369,7 @@ export function createClusterService(state: ClusterState, opts: ClusterServiceOp
       const requested = requireAll(refs);
       const names = [...new Set(requested.flatMap((n) => [...descendantsOf(n), n]))];
       const cas = bopts.ifRevision;
-      if (cas !== undefined && names.length !== 1) {
-        throw new JailyardError(
-          'JY_ERR_USAGE',
-          'a conditional remove (If-Match, --if-revision) takes one jail without child jails',
-          { jail: requested[0] ?? '' },
-        );
-      }
+      checkConditionalRemove(cas, requested, names);
       const outcomes: JailOutcome[] = [];
       if (bopts.dryRun) {
         // what the remove would do, in its order; nothing is written to etcd

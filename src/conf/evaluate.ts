@@ -51,11 +51,10 @@ export function parseConfString(text: string, file: string, options: ParseOption
   return evaluate(ast, sources).jails;
 }
 
-/** Reads, parses and evaluates a jail.conf file (with its includes). */
-export function loadConf(file: string, options: ParseOptions = {}): JailSpec[] {
-  let text: string;
+/** A configuration file's text; an unreadable file is JY_ERR_CONF_INCLUDE at FILE:1:1. */
+export function readConfFile(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (e) {
     throw new JailyardError(
       'JY_ERR_CONF_INCLUDE',
@@ -64,6 +63,11 @@ export function loadConf(file: string, options: ParseOptions = {}): JailSpec[] {
       { cause: e },
     );
   }
+}
+
+/** Reads, parses and evaluates a jail.conf file (with its includes). */
+export function loadConf(file: string, options: ParseOptions = {}): JailSpec[] {
+  const text = readConfFile(file);
   return parseConfString(text, file, options);
 }
 

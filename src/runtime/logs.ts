@@ -9,6 +9,7 @@
 
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readFileSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { JailyardError } from '../errors.ts';
 
 /** One record of the time index (native/jy-log.c, --index): the bytes from `offset` up to
@@ -172,16 +173,9 @@ function keepLastLines(segments: Segment[], n: number): void {
   }
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done);
-  });
+/** Waits `ms`, or less when `signal` aborts (resolves either way: the caller checks it). */
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  delay(ms, undefined, { signal }).catch(() => undefined);
 
 /** The inode of what is at `path` now (never followed), or undefined. */
 function inodeAt(path: string): number | undefined {

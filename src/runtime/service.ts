@@ -109,6 +109,18 @@ export function checkCreate(
 /** The checks of a change to an existing jail (jail -m), shared by the local and the
  * cluster service: key operations, and on a jail that is not stopped, what cannot change
  * while it runs and the limits. */
+/** A conditional remove (If-Match, --if-revision) compares one revision: it takes one jail
+ * without child jails (`names`: the requested jails with their descendants). */
+export function checkConditionalRemove(cas: number | undefined, requested: string[], names: string[]): void {
+  if (cas !== undefined && names.length !== 1) {
+    throw new JailyardError(
+      'JY_ERR_USAGE',
+      'a conditional remove (If-Match, --if-revision) takes one jail without child jails',
+      { jail: requested[0] ?? '' },
+    );
+  }
+}
+
 export function checkChange(before: JailRecord, change: JailChange): void {
   const name = before.name;
   checkKeyOps('meta', change.meta, name);
@@ -490,13 +502,7 @@ export function createLocalService(opts: LocalServiceOptions): JailService & {
       const names = [...new Set(requested.flatMap((n) => [...descendantsOf(n).map((j) => j.name), n]))];
       const running = names.filter((n) => store.requireJail(n).state !== 'stopped');
       const cas = bopts.ifRevision;
-      if (cas !== undefined && names.length !== 1) {
-        throw new JailyardError(
-          'JY_ERR_USAGE',
-          'a conditional remove (If-Match, --if-revision) takes one jail without child jails',
-          { jail: requested[0] ?? '' },
-        );
-      }
+      checkConditionalRemove(cas, requested, names);
       if (bopts.dryRun) {
         // what the remove would do, in its order: the revision compared, nothing changed
         if (cas !== undefined) checkRevision(store.requireJail(names[0]!), cas);

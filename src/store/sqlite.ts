@@ -40,6 +40,7 @@ import {
   type RuntimeFacts,
   type Settings,
   type Store,
+  type TransitionPatch,
   type WriteOptions,
 } from './types.ts';
 
@@ -708,17 +709,7 @@ export class SqliteStore implements Store {
     );
   }
 
-  transition(
-    name: string,
-    from: JailState,
-    to: JailState,
-    patch?: {
-      runtime?: RuntimeFacts | null;
-      lastError?: string | null;
-      supervision?: (cur: JailSupervision | null) => JailSupervision | null;
-    },
-    guard?: () => void,
-  ): JailRecord {
+  transition(name: string, from: JailState, to: JailState, patch?: TransitionPatch, guard?: () => void): JailRecord {
     // stopping needs no room beyond the reserve; starting must leave it
     const frees = to === 'stopping' || to === 'stopped';
     return this.write(

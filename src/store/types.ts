@@ -216,6 +216,15 @@ export interface EventLog {
   subscribe?(listener: () => void): () => void;
 }
 
+/** What a state transition changes beside the state (JailStore.transition). */
+export interface TransitionPatch {
+  runtime?: RuntimeFacts | null;
+  lastError?: string | null;
+  /** The supervision after the transition, from what it is once the transition's own
+   * rules applied (see JailSupervision); stores without supervision ignore it. */
+  supervision?: (cur: JailSupervision | null) => JailSupervision | null;
+}
+
 export interface Store extends EventLog {
   readonly dir: string;
   close(): void;
@@ -243,13 +252,7 @@ export interface Store extends EventLog {
     name: string,
     from: JailState,
     to: JailState,
-    patch?: {
-      runtime?: RuntimeFacts | null;
-      lastError?: string | null;
-      /** The supervision after the transition, from what it is once the transition's own
-       * rules applied (see JailSupervision); stores without supervision ignore it. */
-      supervision?: (cur: JailSupervision | null) => JailSupervision | null;
-    },
+    patch?: TransitionPatch,
     /** Runs inside the write transaction before the change; throwing cancels it. Checks
      * that read other jails (children.max) cannot race another process this way. */
     guard?: () => void,

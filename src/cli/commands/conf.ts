@@ -1,8 +1,7 @@
 // jailyard conf — check, show, format a jail.conf; import legacy rc.conf jail_* variables.
 // See docs/jail-conf.md.
-import { readFileSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
-import { loadConf } from '../../conf/evaluate.ts';
+import { loadConf, readConfFile } from '../../conf/evaluate.ts';
 import { printConf, printParamLine } from '../../conf/printer.ts';
 import { importRcConf } from '../../conf/rcconf.ts';
 import type { JailSpec, Params } from '../../conf/spec.ts';
@@ -67,17 +66,6 @@ export const register: RegisterVerb = (program, io) => {
     .description('print the jail.conf equivalent of the jail_* variables of an rc.conf')
     .argument('<file>', 'rc.conf file')
     .action((file: string) => {
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (e) {
-        throw new JailyardError(
-          'JY_ERR_CONF_INCLUDE',
-          `cannot read ${file}: ${(e as Error).message}`,
-          { pos: { file, line: 1, col: 1 } },
-          { cause: e },
-        );
-      }
-      io.out(importRcConf(text, file));
+      io.out(importRcConf(readConfFile(file), file));
     });
 };
