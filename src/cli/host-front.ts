@@ -17,7 +17,7 @@ import type { ToolIO } from '../api/guest-tools.ts';
 import type { JailService } from '../runtime/types.ts';
 import type { JailRecord } from '../store/types.ts';
 import type { CliIO } from './context.ts';
-import type { FrontIO } from './freebsd/index.ts';
+import type { FrontIO } from './freebsd/types.ts';
 import { derivedReader } from './jails.ts';
 
 /** jail(8)'s options (src/cli/freebsd/jail.ts parseFlags). */

@@ -3,7 +3,7 @@
 // its own, so that path takes the same framing without loading the verbs' modules.
 
 import type { CliIO } from '../context.ts';
-import type { FrontIO } from './index.ts';
+import type { FrontIO } from './types.ts';
 
 /** The front writes whole lines (ending in a newline); the CLI's writer ends each text with
  * one. Only jexec asks about a terminal at once: touching process.stdin sets up a stream

@@ -13,7 +13,7 @@ import { IMMUTABLE_WHILE_RUNNING } from '../../runtime/service.ts';
 import type { BatchOptions } from '../../runtime/types.ts';
 import type { JailRecord } from '../../store/types.ts';
 import { getopt, GetoptError } from './getopt.ts';
-import type { FrontIO, FrontScope } from './index.ts';
+import type { FrontIO, FrontScope } from './types.ts';
 import { findJail, hostName, inScope, isJid, shownName, visibleJails } from './scope.ts';
 
 const USAGE = `usage: jail [-dhilqv] [-J jid_file] [-u username] [-U username]

@@ -9,7 +9,7 @@ import { guestDir } from '../../layout.ts';
 import { contextFromRecords } from '../../runtime/jailplan.ts';
 import { loadRunInJail } from '../../platform/index.ts';
 import { getopt, GetoptError } from './getopt.ts';
-import type { FrontIO, FrontScope } from './index.ts';
+import type { FrontIO, FrontScope } from './types.ts';
 import { findJail } from './scope.ts';
 import type { JailRecord } from '../../store/types.ts';
 

@@ -6,7 +6,7 @@ import type { JailRecord } from '../../store/types.ts';
 import { withDerived } from '../../runtime/params.ts';
 import { formatJls, jlsJson, type JlsOptions } from '../jls.ts';
 import { getopt, GetoptError } from './getopt.ts';
-import type { FrontIO, ReaderScope } from './index.ts';
+import type { FrontIO, ReaderScope } from './types.ts';
 import { findJail, shownName, visibleJails } from './scope.ts';
 
 const USAGE = 'jls: usage: jls [-dhNnqv] [-j jail] [param ...]\n';

@@ -3,7 +3,7 @@
 // stopped jail).
 
 import type { JailRecord } from '../../store/types.ts';
-import type { ReaderScope as FrontScope } from './index.ts';
+import type { ReaderScope as FrontScope } from './types.ts';
 
 /** The host's name of a jail the caller names `name`. */
 export function hostName(scope: FrontScope, name: string): string {

@@ -8,7 +8,7 @@
 
 import { withDerived } from '../../runtime/params.ts';
 import type { JailRecord } from '../../store/types.ts';
-import type { FrontIO, ReaderScope } from './index.ts';
+import type { FrontIO, ReaderScope } from './types.ts';
 import { inScope } from './scope.ts';
 
 /** The most jails FreeBSD allows (sys/jail.h JAIL_MAX): prison0's children.max. */

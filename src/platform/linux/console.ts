@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { loadDefaults } from '../../defaults.ts';
 import { JailyardError, describeError } from '../../errors.ts';
 import { paramString, parseSize, type Params } from '../../conf/spec.ts';
-import { minimalEnv } from './proc.ts';
+import { minimalEnv } from './host-env.ts';
 import { spawner } from './spawner.ts';
 
 /** The relay (native/jy-log.c), built with the other helpers. */

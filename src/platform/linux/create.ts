@@ -28,20 +28,11 @@ import { JY_GUEST_TOOLS, JY_STAGE, checkNative, isStageProcess } from './native.
 import { heldNamespace, type HeldNamespace } from './mountns.ts';
 import { spawner } from './spawner.ts';
 import { consoleLimitOf, stageConsole } from './console.ts';
+import { minimalEnv } from './host-env.ts';
 import { nestedRoot } from './mounts.ts';
 import { parentUserNamespace, rangeArg, rangeFor, usernsWanted } from './userns.ts';
 import { applyLimits, createGroups, removeGroups, warmCgroupMoves, type CgroupConfig } from './cgroups.ts';
-import {
-  childrenOf,
-  killTree,
-  minimalEnv,
-  nsIdsOf,
-  pidAlive,
-  pidsInNamespace,
-  run,
-  startTimeOf,
-  waitFor,
-} from './proc.ts';
+import { childrenOf, killTree, nsIdsOf, pidAlive, pidsInNamespace, run, startTimeOf, waitFor } from './proc.ts';
 import { GUEST_TARGET } from '../../layout.ts';
 import { stagePtysArgs } from './ptys.ts';
 

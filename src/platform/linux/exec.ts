@@ -9,7 +9,8 @@ import { JailyardError } from '../../errors.ts';
 import type { CreateFacts, ExecOptions, ExecResult, JailContext } from '../driver.ts';
 import { JY_ENTER } from './native.ts';
 import { consoleLimitOf } from './console.ts';
-import { minimalEnv, run } from './proc.ts';
+import { minimalEnv } from './host-env.ts';
+import { run } from './proc.ts';
 import { jailSecurity } from './security.ts';
 
 /** In-jail commands' PATH: the tools jailyard binds into every jail (jail, jls, sysctl at

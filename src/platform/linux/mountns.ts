@@ -12,7 +12,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { JailyardError } from '../../errors.ts';
-import { minimalEnv, waitFor } from './proc.ts';
+import { minimalEnv } from './host-env.ts';
+import { waitFor } from './proc.ts';
 
 /** How the mount code reaches one mount namespace: file paths and mount(8) commands. */
 export interface MountView {

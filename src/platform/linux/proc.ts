@@ -7,6 +7,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { ExecResult } from '../driver.ts';
 import { spawner, type Output, type Spawner } from './spawner.ts';
 import { consoleDrained, consoleSink } from './console.ts';
+import { minimalEnv } from './host-env.ts';
 
 export interface RunOptions {
   env?: Record<string, string>;
@@ -128,11 +129,6 @@ function runWithNode(argv: string[], opts: RunOptions): Promise<ExecResult> {
 
 function signalNumber(signal: NodeJS.Signals | null): number {
   return signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : signal ? 1 : 0;
-}
-
-/** The environment host tools run with: a fixed PATH, no inherited variables. */
-export function minimalEnv(extra: Record<string, string> = {}): Record<string, string> {
-  return { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C', ...extra };
 }
 
 /** Runs argv and returns stdout; throws (plain Error with stderr) on failure. */

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Spawner, type SpawnedProcess } from '../../../src/platform/linux/spawner.ts';
 import { JY_SPAWNER } from '../../../src/platform/linux/native.ts';
-import { run, minimalEnv, pidAlive, waitFor } from '../../../src/platform/linux/proc.ts';
+import { minimalEnv } from '../../../src/platform/linux/host-env.ts';
+import { run, pidAlive, waitFor } from '../../../src/platform/linux/proc.ts';
 
 const helper = new Spawner(JY_SPAWNER);
 
