@@ -8,6 +8,7 @@
 // bounded in time and its error becomes the jail's status.lastError: nothing here may crash
 // the daemon it runs in.
 
+import type { MountPlan } from '../skeleton/plan.ts';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -30,7 +31,10 @@ export const CLUSTER_ONLY_PARAMS: readonly string[] = ['node', 'node.selector', 
 export type PlaceFn = (jail: ClusterJail, nodes: readonly NodeRecord[], jails: readonly ClusterJail[]) => string;
 
 /** The local single-host service the agent drives (src/runtime/service.ts). */
-export type LocalService = JailService & { recover?(name: string): Promise<JailRecord> };
+export type LocalService = JailService & {
+  recover?(name: string): Promise<JailRecord>;
+  mountTransient?(name: string, plan: MountPlan): Promise<() => Promise<void>>;
+};
 
 export interface NodeAgentOptions {
   /** The cluster state, open (its mirror loaded). */

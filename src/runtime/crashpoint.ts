@@ -51,6 +51,8 @@ export const CRASH_POINTS = {
   upgrade: [
     'upgrade:stopped',
     'upgrade:intent',
+    // copy-on-write dirs or a disk image listed as the views of the merge, not yet mounted
+    'upgrade:views',
     // before each change to the jail's tree, once it is listed: reached once per change
     'upgrade:stage',
     'upgrade:mkdir',

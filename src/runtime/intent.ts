@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { JailyardError, describeError } from '../errors.ts';
 import type { Driver } from '../platform/driver.ts';
 import type { JournalOp } from '../skeleton/merge.ts';
+import type { MountPlan } from '../skeleton/plan.ts';
 import { writePinned, type PinnedSkeleton } from '../skeleton/hooks.ts';
 import type { Store } from '../store/types.ts';
 import { jailsDir, skeletonPinFile } from '../layout.ts';
@@ -197,7 +198,15 @@ export interface IntentReport {
  * then the folder); an upgrade whose new `skeleton` parameter is in the store is finished
  * (its backups removed), else undone (renames reversed, the old pin put back).
  */
-export function recoverIntents(opts: { store: Store; stateDir: string; dryRun?: boolean }): IntentReport {
+export async function recoverIntents(opts: {
+  store: Store;
+  stateDir: string;
+  dryRun?: boolean;
+  /** Mounts a jail's views again for an upgrade made in them (a `views` op: copy-on-write
+   * dirs, a disk image), after unmounting what the crashed process left of them; returns
+   * the unmount. Without it such an intent is reported failed and kept. */
+  views?: (jail: string, plan: MountPlan) => Promise<() => Promise<void>>;
+}): Promise<IntentReport> {
   const { store, stateDir } = opts;
   const report: IntentReport = { undone: [], busy: [], failed: [] };
   let names: string[];
@@ -230,12 +239,30 @@ export function recoverIntents(opts: { store: Store; stateDir: string; dryRun?: 
         // the folder goes with the other folders no record accounts for (sweepJailFolders)
         if (!opts.dryRun && record) store.removeJail(header.jail);
         report.undone.push(`create of ${header.jail} undone`);
-      } else if (record && record.params.skeleton === header.paramAfter) {
-        if (!opts.dryRun) removeStages(ops);
-        report.undone.push(`upgrade of ${header.jail} to ${header.paramAfter} finished`);
       } else {
-        if (!opts.dryRun) undoIntent(stateDir, header, ops);
-        report.undone.push(`upgrade of ${header.jail} undone (${header.paramBefore} kept)`);
+        const finished = record?.params.skeleton === header.paramAfter;
+        if (!opts.dryRun) {
+          // changes made in mounted views are reached through the same views only
+          const plan = ops.find((op) => op.op === 'views')?.plan;
+          if (plan && !opts.views)
+            throw new JailyardError(
+              'JY_ERR_PLATFORM',
+              'its upgrade was made in mounted copy-on-write dirs or a disk image: reconcile needs the platform driver to mount them again',
+              { jail: header.jail },
+            );
+          const unmount = plan && opts.views ? await opts.views(header.jail, plan) : undefined;
+          try {
+            if (finished) removeStages(ops);
+            else undoIntent(stateDir, header, ops);
+          } finally {
+            await unmount?.();
+          }
+        }
+        report.undone.push(
+          finished
+            ? `upgrade of ${header.jail} to ${header.paramAfter} finished`
+            : `upgrade of ${header.jail} undone (${header.paramBefore} kept)`,
+        );
       }
       if (!opts.dryRun) rmSync(file, { force: true });
     } catch (e) {

@@ -7,6 +7,7 @@
 //    those of any state folder too.
 
 import type { Driver, Leftovers } from '../platform/driver.ts';
+import type { MountPlan } from '../skeleton/plan.ts';
 import type { Store } from '../store/types.ts';
 import { describeError } from '../errors.ts';
 import { ownerAlive } from './owner.ts';
@@ -29,6 +30,9 @@ export async function reconcile(opts: {
   driver: Driver;
   stateDir: string;
   recover: (name: string) => Promise<unknown>;
+  /** Mounts `plan` for a stopped jail (the service's mountTransient); returns the unmount.
+   * Needed to undo or finish an upgrade made in mounted views (src/runtime/intent.ts). */
+  mountTransient?: (name: string, plan: MountPlan) => Promise<() => Promise<void>>;
   all?: boolean;
   dryRun?: boolean;
 }): Promise<ReconcileReport> {
@@ -67,7 +71,15 @@ export async function reconcile(opts: {
 
   // creates and upgrades a crashed process left half done (after the jails' own recovery:
   // an upgrade --restart killed during its stop has a stopping jail)
-  const intents = recoverIntents({ store, stateDir, ...(opts.dryRun ? { dryRun: true } : {}) });
+  const mountTransient = opts.mountTransient;
+  const intents = await recoverIntents({
+    store,
+    stateDir,
+    ...(opts.dryRun ? { dryRun: true } : {}),
+    ...(mountTransient
+      ? { views: (jail: string, plan: MountPlan) => remountViews(driver, stateDir, mountTransient, jail, plan) }
+      : {}),
+  });
   report.undone.push(...intents.undone);
   report.busy.push(...intents.busy);
   report.failed.push(...intents.failed);
@@ -169,4 +181,30 @@ export async function reconcile(opts: {
 function isRootSelfBindOfKnown(m: string, known: Set<string>): boolean {
   for (const k of known) if (k.startsWith(`${m}/`)) return true;
   return false;
+}
+
+/**
+ * The views of an upgrade a crashed process made (its copy-on-write dirs, its disk image),
+ * mounted afresh: what that process left mounted for them goes first, deepest first (after
+ * a reboot nothing is), since a second overlay on the same upper dir is refused: everything
+ * at or below their targets, and the root's own mount when the root lies in the state
+ * folder (the driver mounts a root there as an overlay of itself). The jail is stopped, so
+ * nothing else of it is mounted. Returns the unmount.
+ */
+async function remountViews(
+  driver: Driver,
+  stateDir: string,
+  mountTransient: (name: string, plan: MountPlan) => Promise<() => Promise<void>>,
+  jail: string,
+  plan: MountPlan,
+): Promise<() => Promise<void>> {
+  const targets = [...plan.mounts.map((m) => m.target), ...(plan.disk ? [plan.disk.target] : [])];
+  if (plan.root.startsWith(`${stateDir}/`)) targets.push(plan.root);
+  const under = (m: string) => targets.some((t) => m === t || m.startsWith(`${t}/`));
+  const left = driver
+    .mountsBelow(plan.root)
+    .filter(under)
+    .sort((a, b) => b.length - a.length);
+  for (const m of left) await driver.removeLeftover('mounts', m);
+  return mountTransient(jail, plan);
 }

@@ -284,8 +284,10 @@ export async function upgradeJail(
   toRef: string,
   views?: MountViews,
   /** Lists each change to the jail's tree before it is made (src/runtime/intent.ts), so a
-   * crash can be undone; only for a tree not mounted for the merge (no copy-on-write dirs,
-   * no disk image), whose paths are the same after a crash. */
+   * crash can be undone. A tree mounted for the merge (copy-on-write dirs, a disk image) is
+   * listed as its views first (`{ op: 'views' }`): its changes are undone or finished in the
+   * same views, mounted again (reconcile). The caller then keeps the views mounted (the undo
+   * `views` returns may be a no-op) until its intent is finished or rolled back. */
   journal?: Parameters<typeof upgradeWritable>[0]['journal'],
 ): Promise<UpgradeResult & { actions: UpgradeAction[]; from: number; to: number }> {
   const from = jailSkeleton(stateDir, record);
@@ -328,15 +330,17 @@ export async function upgradeJail(
         jailStateDir(stateDir, record.name),
         cowLowers(to, cow, seedRulesFor(to, defaults, platform)),
       );
-      const undo = await views({
+      const plan: MountPlan = {
         root,
         mkdirs: layers.mkdirs,
         symlinks: [],
         mounts: layers.mounts.map((m) => m.step),
         ...disk,
-      });
+      };
+      journal?.({ op: 'views', plan });
+      const undo = await views(plan);
       try {
-        res = merge();
+        res = merge(journal);
       } finally {
         await undo();
       }

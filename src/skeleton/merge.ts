@@ -27,6 +27,7 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { JailyardError } from '../errors.ts';
 import { merge3 } from './diff3.ts';
+import type { MountPlan } from './plan.ts';
 import { checkListEntry, ensureDirsInRoot, lstatOrUndefined, splitRel } from './paths.ts';
 import { copyFileNoFollow, copySymlink, writeFileNoFollow } from './tree.ts';
 
@@ -241,11 +242,15 @@ export function planUpgrade(input: { old: TreeSnapshot; new: TreeSnapshot; jail:
 }
 
 /** A change applyUpgrade is about to make, listed first (see src/runtime/intent.ts): a rename,
- * a directory made in the jail, a stage folder (holding the new entries and the replaced ones). */
+ * a directory made in the jail, a stage folder (holding the new entries and the replaced ones);
+ * and, before those, the views they are made in when the jail's tree is mounted for the merge
+ * (copy-on-write dirs, a disk image: upgradeJail): undoing or finishing them later needs the
+ * same views mounted again, since their paths are the mounted ones. */
 export type JournalOp =
   | { op: 'rename'; from: string; to: string }
   | { op: 'mkdir'; path: string }
-  | { op: 'stage'; path: string };
+  | { op: 'stage'; path: string }
+  | { op: 'views'; plan: MountPlan };
 
 export interface UpgradeResult {
   /** Paths written, created or deleted in the jail (incl. .jailyard-new files). */

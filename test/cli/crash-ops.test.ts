@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 import { cliFor } from '../helpers/cli.ts';
 import { CRASH_POINTS } from '../../src/runtime/crashpoint.ts';
+import { openStore } from '../../src/store/sqlite.ts';
 import { assertNothingHalfDone, Coverage, crashing, sample, SOAK } from '../helpers/crash.ts';
 
 let state: string;
@@ -236,9 +237,10 @@ test('upgrade killed at each of its points: the jail is on the old or the new ve
   // this fixture makes one stage folder, one directory (etc/newdir) and five renames (app.conf
   // merged: the old one aside, the merge in; motd.jailyard-new, new.conf, newdir/x.conf)
   const times: Record<string, number> = { 'upgrade:stage': 1, 'upgrade:mkdir': 1, 'upgrade:rename': 5 };
-  const own = CRASH_POINTS.upgrade.flatMap((p) =>
-    times[p] ? Array.from({ length: times[p] }, (_, i) => `${p}@${i + 1}`) : [p],
-  );
+  // (upgrade:views: only a tree mounted for the merge, the next test)
+  const own = CRASH_POINTS.upgrade
+    .filter((p) => p !== 'upgrade:views')
+    .flatMap((p) => (times[p] ? Array.from({ length: times[p] }, (_, i) => `${p}@${i + 1}`) : [p]));
   coverage.declare('upgrade', own);
   coverage.declare('upgrade --restart', lifecycle);
   const runs: { point: string; restart: boolean }[] = [
@@ -266,6 +268,104 @@ test('upgrade killed at each of its points: the jail is on the old or the new ve
     coverage.covered(restart ? 'upgrade --restart' : 'upgrade', point);
   }
   await ok('remove', 'ou1');
+});
+
+/** The files of a running jail as it sees them (its mounts included): exactly version 1's or
+ * version 2's, and no upgrade stage folder in its / or /etc. */
+function versionSeenBy(name: string, point: string): 1 | 2 {
+  const store = openStore(state);
+  let pid: number | undefined;
+  try {
+    pid = store.getJail(name)?.runtime?.create?.initPid;
+  } finally {
+    store.close();
+  }
+  assert.ok(pid, `${point}: ${name} runs`);
+  const root = `/proc/${pid}/root`;
+  const read = (rel: string) => (existsSync(join(root, rel)) ? readFileSync(join(root, rel), 'utf8') : undefined);
+  const stages = [...readdirSync(root), ...readdirSync(join(root, 'etc'))].filter((n) =>
+    n.startsWith('.jailyard-upgrade-'),
+  );
+  assert.deepEqual(stages, [], `${point}: no upgrade stage folder left in the jail's view`);
+  const is = (files: Record<string, string>) =>
+    Object.entries(files).every(([rel, text]) => read(rel) === text) &&
+    FILES.every((rel) => rel in files || rel === 'etc/newdir' || !existsSync(join(root, rel)));
+  if (is(V1)) return 1;
+  if (is(V2)) return 2;
+  assert.fail(
+    `${point}: the jail sees a mix of versions: ${JSON.stringify({
+      app: read('etc/app.conf'),
+      motd: read('etc/motd'),
+      new: read('etc/new.conf'),
+      newMotd: read('etc/motd.jailyard-new'),
+    })}`,
+  );
+}
+
+test('upgrade of a jail with copy-on-write dirs killed at its points: reconcile mounts its views again and undoes or finishes it', {
+  timeout: 600_000,
+}, async () => {
+  // the same two versions as above, as a second skeleton; etc is copy-on-write (the
+  // default skeleton.cow), so the merge runs in a mounted overlay of the jail's upper dir
+  const src = join(state, 'src-cow');
+  tree(join(src, '1'), { 'etc/app.conf': 'one\ntwo\nthree\nfour\nfive\n', 'etc/motd': 'welcome v1\n' });
+  tree(join(src, '2'), {
+    'etc/app.conf': 'one\ntwo\nthree\nfour\nFIVE\n',
+    'etc/motd': 'welcome v2\n',
+    'etc/new.conf': 'new\n',
+    'etc/newdir/x.conf': 'x\n',
+  });
+  for (const v of ['1', '2']) {
+    mkdirSync(join(src, v, 'bin'), { recursive: true });
+    copyFileSync('/usr/bin/busybox', join(src, v, 'bin/sleep'));
+    chmodSync(join(src, v, 'bin/sleep'), 0o755);
+  }
+  await ok('skel', 'create', 'cbase', '--copy', join(src, '1'));
+  await ok('skel', 'create', 'cbase', '--copy', join(src, '2'));
+  const fresh = async (): Promise<void> => {
+    if ((await stateOf('ou2')) !== '(none)') await ok('remove', 'ou2');
+    await ok('create', 'ou2', 'skeleton=cbase@1', 'skeleton.cow=etc', 'persist');
+    // the jail's own edits, written as the jail sees its /etc (into the overlay's upper dir)
+    await ok('start', 'ou2');
+    const store = openStore(state);
+    const pid = store.getJail('ou2')?.runtime?.create?.initPid;
+    store.close();
+    tree(`/proc/${pid}/root`, V1);
+    await ok('stop', 'ou2');
+  };
+  // views listed; the stage folder (inside the mounted etc); the first and a later rename
+  // (app.conf moved aside, then the merge in); the pin; the new parameter recorded
+  const points = [
+    'upgrade:views',
+    'upgrade:stage@1',
+    'upgrade:rename@1',
+    'upgrade:rename@2',
+    'upgrade:pinned',
+    'upgrade:recorded',
+  ];
+  const own = points;
+  coverage.declare('upgrade (copy-on-write)', own);
+  for (const point of own) {
+    await fresh();
+    crash(['upgrade', 'ou2', '--to', 'cbase@2'], point);
+    await recover(point);
+    const jail = (await jails()).find((j) => j.name === 'ou2');
+    assert.ok(jail && jail.state === 'stopped', `${point}: the jail is there and stopped`);
+    await ok('start', 'ou2');
+    const version = versionSeenBy('ou2', point);
+    await ok('stop', 'ou2');
+    assert.equal(jail.skeleton, `cbase@${version}`, `${point}: the skeleton parameter names the tree's version`);
+    assert.equal(version, point === 'upgrade:recorded' ? 2 : 1, `${point}: version after reconcile`);
+    if (version === 1) {
+      await ok('upgrade', 'ou2', '--to', 'cbase@2');
+      await ok('start', 'ou2');
+      assert.equal(versionSeenBy('ou2', point), 2, `${point}: the upgrade works afterwards`);
+      await ok('stop', 'ou2');
+    }
+    await assertClean(point);
+    coverage.covered('upgrade (copy-on-write)', point);
+  }
+  await ok('remove', 'ou2');
 });
 
 // --- rollout ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ export const register: RegisterVerb = (program, io) => {
           driver,
           stateDir,
           recover: (n) => local.recover(n),
+          mountTransient: (n, plan) => local.mountTransient(n, plan),
           all: !!o.all,
           dryRun: !!o.dryRun,
         });

@@ -216,7 +216,13 @@ async function openCluster(flags: ClusterFlags, io: CliIO) {
       if (rejoin && local.recover) {
         const recover = local.recover.bind(local);
         const { reconcile } = await import('../../runtime/reconcile.ts');
-        const report = await reconcile({ store: session.store!, driver, stateDir: session.stateDir, recover });
+        const report = await reconcile({
+          store: session.store!,
+          driver,
+          stateDir: session.stateDir,
+          recover,
+          ...(local.mountTransient ? { mountTransient: local.mountTransient.bind(local) } : {}),
+        });
         for (const name of report.recovered)
           io.err(JSON.stringify({ level: 'warn', time: Date.now(), node: flags.node.name, msg: 'recovered', name }));
         for (const f of report.failed)

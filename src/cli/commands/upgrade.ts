@@ -10,6 +10,7 @@ import type { RegisterVerb } from '../context.ts';
 import { JailyardError } from '../../errors.ts';
 import { withSession } from '../jails.ts';
 import { readPinned, upgradeJail } from '../../skeleton/hooks.ts';
+import type { MountPlan } from '../../skeleton/plan.ts';
 import { resolveSkeleton } from '../../skeleton/registry.ts';
 import { skeletonOf } from '../../layout.ts';
 import { crashPoint } from '../../runtime/crashpoint.ts';
@@ -58,26 +59,33 @@ export const register: RegisterVerb = (program, io) => {
               pinBefore: readPinned(stateDir, name) ?? null,
             });
             crashPoint('upgrade:intent');
+            // copy-on-write dirs or a disk image are mounted for the merge: they stay mounted
+            // until the intent is finished or rolled back, whose paths are the mounted ones
+            let unmountViews: (() => Promise<void>) | undefined;
+            const views =
+              mountTransient &&
+              (async (plan: MountPlan) => {
+                unmountViews = await mountTransient(name, plan);
+                return async () => {};
+              });
             try {
-              result = await upgradeJail(
-                stateDir,
-                record,
-                o.to,
-                mountTransient && ((plan) => mountTransient(name, plan)),
-                (op) => {
+              try {
+                result = await upgradeJail(stateDir, record, o.to, views, (op) => {
                   intent.record(op);
                   crashPoint(`upgrade:${op.op}`);
-                },
-              );
-              crashPoint('upgrade:pinned');
-              await service.modify(name, { params: { skeleton: paramAfter } });
-            } catch (e) {
-              // not recorded: the tree and the pin go back to the old version
-              intent.rollBack(stateDir);
-              throw e;
+                });
+                crashPoint('upgrade:pinned');
+                await service.modify(name, { params: { skeleton: paramAfter } });
+              } catch (e) {
+                // not recorded: the tree and the pin go back to the old version
+                intent.rollBack(stateDir);
+                throw e;
+              }
+              crashPoint('upgrade:recorded');
+              intent.finish();
+            } finally {
+              await unmountViews?.();
             }
-            crashPoint('upgrade:recorded');
-            intent.finish();
             crashPoint('upgrade:done');
           } finally {
             if (wasRunning) {
