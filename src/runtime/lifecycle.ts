@@ -404,6 +404,8 @@ function undoActs(ctx: JailContext, undo: StopStep | null, rt: RuntimeFacts): bo
  */
 class Recorder {
   private dirty = false;
+  /** Writing an undo's progress (unwind, a recovery): the store lets it use its reserve. */
+  undoing = false;
   private readonly store: Store;
   private readonly name: string;
   private readonly rt: RuntimeFacts;
@@ -417,7 +419,7 @@ class Recorder {
   }
   flush(): void {
     if (!this.dirty) return;
-    this.store.recordRuntime(this.name, this.rt);
+    this.store.recordRuntime(this.name, this.rt, this.undoing ? { undo: true } : undefined);
     this.dirty = false;
   }
 }
@@ -435,6 +437,7 @@ async function unwind(
   rec: Recorder,
 ): Promise<void> {
   let first: unknown;
+  rec.undoing = true;
   while (rt.steps.length > 0) {
     const done = rt.steps[rt.steps.length - 1] as StartStep;
     // a jail that went away by itself runs no exec.* command on the way down (jail(8))
@@ -701,6 +704,7 @@ export async function finishStop(deps: LifecycleDeps, record: JailRecord): Promi
   removeEnterFiles(ctx.stateDir);
   const rt: RuntimeFacts = { ...structuredClone(record.runtime ?? { steps: [] }), owner: selfOwner() };
   const rec = new Recorder(deps.store, record.name, rt);
+  rec.undoing = true;
   // stopJail's transition wrote this process as the owner already; a recovery writes it now
   if (JSON.stringify(record.runtime?.owner) !== JSON.stringify(rt.owner)) {
     rec.changed();

@@ -818,13 +818,13 @@ export class SqliteStore implements Store {
     );
   }
 
-  recordRuntime(name: string, runtime: RuntimeFacts | null): void {
+  recordRuntime(name: string, runtime: RuntimeFacts | null, opts?: { undo?: boolean }): void {
     let stopping = false;
     this.write(
       () => {
         const cur = this.requireRow(name);
-        // the steps a stop records need no room beyond the reserve
-        stopping = cur.state === 'stopping' || cur.state === 'stopped';
+        // the steps a stop or an undo records need no room beyond the reserve
+        stopping = opts?.undo === true || cur.state === 'stopping' || cur.state === 'stopped';
         if (!stopping) this.needSpace(name);
         const jail: JailRecord = { ...cur, runtime, revision: this.nextRevision(), updatedAt: this.now() };
         this.updateRow(jail);

@@ -267,8 +267,10 @@ export interface Store extends EventLog {
    * (the cluster's). */
   supervise?(name: string, update: (cur: JailRecord) => JailSupervision | null | undefined): JailRecord;
   /** Record progress (runtime facts) without changing state: bumps the revision, one MODIFIED
-   * event (watchers see every revision, as in Kubernetes). */
-  recordRuntime(name: string, runtime: RuntimeFacts | null): void;
+   * event (watchers see every revision, as in Kubernetes). `undo`: the progress of an undo (a
+   * failed start unwinding, a recovery): like a stop's steps it needs no room beyond the
+   * reserve, so a start that met a full disk can still take back what it made. */
+  recordRuntime(name: string, runtime: RuntimeFacts | null, opts?: { undo?: boolean }): void;
   removeJail(name: string, opts?: WriteOptions): void;
 
   /** For long-running processes (the daemon): keep the store's housekeeping (SQLite's WAL

@@ -4,13 +4,14 @@
 // for them); once space is freed, the store has its last good state and everything works.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, mkdtempSync, openSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { snapshot, assertNoLeaks, type SystemSnapshot } from '../helpers/leaks.ts';
 import { cliFor } from '../helpers/cli.ts';
 import { openStore } from '../../src/store/sqlite.ts';
+import { crashing } from '../helpers/crash.ts';
 
 let disk: string;
 let state: string;
@@ -79,7 +80,7 @@ before(async () => {
 after(async () => {
   for (const f of ['fill', 'fill.tail']) if (existsSync(join(state, f))) unlinkSync(join(state, f));
   // one at a time: a batch naming a jail that is gone removes none
-  for (const name of ['d1', 'd2', 'd3', 'd4']) await jy('remove', name);
+  for (const name of ['d1', 'd2', 'd3', 'd4', 'd5']) await jy('remove', name);
   assertNoLeaks(baseline, state);
   if (mounted) spawnSync('umount', [disk]);
   rmdirSync(disk);
@@ -191,4 +192,54 @@ test('full state disk under a long-lived store handle (the daemon): adds refused
   } finally {
     st.close();
   }
+});
+
+/** This state folder's mounts (the leak check's own count, at a moment in the middle). */
+const mountsOfState = (): number =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.split(' ')[4]?.startsWith(`${state}/`)).length;
+
+test('the disk fills in the middle of a start: the start is undone on the reserve, and reconcile recovers a killed one on a full disk', {
+  timeout: 120_000,
+}, async () => {
+  const fillFile = join(state, 'fill');
+  const freeAgain = () => {
+    for (const f of ['fill', 'fill.tail']) if (existsSync(join(state, f))) unlinkSync(join(state, f));
+  };
+  // exec.prestart runs after the mounts and before the jail is made: it fills the disk, so
+  // the start's next record (its create step) meets ENOSPC with mounts made
+  const fillAll = `dd if=/dev/zero of=${fillFile} bs=64k 2>/dev/null; dd if=/dev/zero of=${fillFile}.tail bs=512 2>/dev/null; true`;
+  const c = await jy('create', 'd5', 'skeleton=host', 'persist', `exec.prestart=${fillAll}`);
+  assert.equal(c.code, 0, c.out);
+  const start = await jy('start', 'd5');
+  assert.notEqual(start.code, 0);
+  assert.match(start.out, /step store: no space left on the state folder's disk \(ENOSPC\)/);
+  // before: "(and undoing it failed: ... ENOSPC ...; run jailyard reconcile)", the jail left
+  // starting with its 12 mounts, and reconcile failed the same way until space was freed
+  assert.doesNotMatch(start.out, /undoing it failed/);
+  assert.equal((await states()).d5, 'stopped', 'the failed start is undone');
+  assert.equal(mountsOfState(), 0, 'no mount of the failed start is left');
+  freeAgain();
+
+  // a start killed after its mounts, then the disk full: reconcile finishes its stop
+  const set = await jy('set', 'd5', 'exec.prestart=');
+  assert.equal(set.code, 0, set.out);
+  const killed = crashing(state, ['start', 'd5'], 'mounts:done');
+  assert.equal(killed.signal, 'SIGKILL', killed.out);
+  assert.equal((await states()).d5, 'starting');
+  assert.ok(mountsOfState() > 0, 'the killed start left its mounts');
+  assert.ok(fill(fillFile) >= 0);
+  const rec = await jy('reconcile');
+  assert.equal(rec.code, 0, `reconcile recovers on a full disk: ${rec.out}`);
+  assert.equal((await states()).d5, 'stopped');
+  assert.equal(mountsOfState(), 0, 'reconcile unmounted the killed start');
+  freeAgain();
+  const again = await jy('start', 'd5');
+  assert.equal(again.code, 0, again.out);
+  const stop = await jy('stop', 'd5');
+  assert.equal(stop.code, 0, stop.out);
+  const rm = await jy('remove', 'd5');
+  assert.equal(rm.code, 0, rm.out);
+  assertNoLeaks(baseline, state);
 });
