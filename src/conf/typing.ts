@@ -25,6 +25,9 @@ function parseBool(s: string): boolean | undefined {
   if (l === 'true') return true;
   if (l === 'false') return false;
   if (INT.test(s)) return Number(s) !== 0;
+  // an empty value is false, as strtol reads it: jail(8)'s bool_param for its own booleans
+  // (mount.devfs = "";), libjail's jailparam_import for the kernel's (persist = "";)
+  if (s === '') return false;
   return undefined;
 }
 
@@ -33,7 +36,8 @@ function checkAddress(def: ParamDef, entry: string): string | undefined {
   const bar = entry.indexOf('|');
   const rest = bar >= 0 ? entry.slice(bar + 1) : entry;
   const addr = rest.split(/[/ ]/, 1)[0] ?? '';
-  const family = isIP(addr);
+  // libjail converts with inet_pton(3), which takes no "%zone" (Node's isIP does)
+  const family = addr.includes('%') ? 0 : isIP(addr);
   const want = def.name.startsWith('ip6') ? 6 : 4;
   if (family !== want) return `"${entry}" is not an IPv${want} address ([interface|]address[/mask])`;
   const slash = rest.indexOf('/');
@@ -68,6 +72,8 @@ export function typeValue(def: ParamDef, negated: boolean, values: readonly stri
       const allowed = def.values ?? [];
       if (last === undefined) return negated ? (allowed.includes('disable') ? 'disable' : 'inherit') : 'new';
       if (negated) return new ValueProblem(`"no${def.name.split('.').pop() ?? ''}" takes no value`, lastIndex);
+      // libjail: an empty value sets a jailsys parameter to "new", as the bare name does
+      if (last === '') return 'new';
       const l = last.toLowerCase();
       if (allowed.includes(l)) return l;
       // libjail reads a number as the kernel's value: 0 disable, 1 new, 2 inherit (jail.h)
@@ -111,7 +117,9 @@ export function typeValue(def: ParamDef, negated: boolean, values: readonly stri
       if (negated) return new ValueProblem('only boolean parameters take a "no" prefix');
       // an address value may hold several addresses separated by commas, as libjail reads
       // it (jailparam_import splits an array parameter's string at commas; jail(8) joins the
-      // list's values with commas first): "10.0.0.1,10.0.0.2" is two addresses
+      // list's values with commas first): "10.0.0.1,10.0.0.2" is two addresses. The joined
+      // value "" or "-" is libjail's empty array: `ip4.addr = "";` sets no address at all
+      if (def.type === 'addrlist' && (values.join(',') === '' || values.join(',') === '-')) return [];
       const items: { text: string; index: number }[] = values.flatMap((v, index) =>
         def.type === 'addrlist' ? v.split(',').map((text) => ({ text, index })) : [{ text: v, index }],
       );
