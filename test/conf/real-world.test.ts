@@ -170,6 +170,17 @@ describe('tricky real-world configs resolve as jail(8) resolves them', () => {
     );
     assert.deepEqual(j.wireguard?.['vnet.interface'], ['epair4b']);
   });
+  test('FreeBSD jail_basic_test.sh configs: numeric blocks, a path added after the block, single-quoted $', () => {
+    assert.deepEqual(loadConf(join(DIR, 'freebsd-tests-jid-name-set.conf')), [
+      { name: 'basejail', block: '5309', params: { jid: 5309, name: 'basejail', persist: true } },
+    ]);
+    assert.equal(jails('freebsd-tests-jid-hostname.conf')['5309']?.['host.hostname'], '5309');
+    assert.equal(jails('freebsd-tests-name-jid.conf').basejail?.jid, 5309);
+    assert.deepEqual(jails('freebsd-tests-param-consistency.conf').basejail?.['exec.poststop'], ['echo JID=$JID']);
+    const c = jails('freebsd-tests-commands.conf').basejail;
+    assert.equal(c?.path, '/tmp/atf-commands');
+    assert.deepEqual(c?.['exec.prestart'], ['echo START']);
+  });
   test('global-only files (no jail block) define no jail', () => {
     assert.deepEqual(jails('nihr43-jm.conf'), {});
     assert.deepEqual(jails('larafercue-ansible-playbooks.conf'), {});
