@@ -13,7 +13,7 @@ import type { ConfAst, ParamStmt, Section } from './ast.ts';
 import { fsIncludeLoader } from './include.ts';
 import type { Piece } from './lexer.ts';
 import { parseConf, type ParseOptions } from './parser.ts';
-import { resolveParamName, suggestParams } from './params.ts';
+import { isIntparamName, resolveParamName, suggestParams } from './params.ts';
 import { SourceTexts } from './source.ts';
 import { implicitJid, type JailSpec, type Params } from './spec.ts';
 import { typeValue, ValueProblem } from './typing.ts';
@@ -185,6 +185,16 @@ function evaluateJail(
   byKey.set(implicit, implicitParam);
 
   const add = (stmt: ParamStmt): void => {
+    // config.c add_param: a variable may not share a name with one of jail(8)'s own
+    // parameters, set or not
+    if (stmt.isVar && isIntparamName(stmt.name)) {
+      throw sources.error(
+        'JY_ERR_CONF_VARIABLE',
+        `variable "$${stmt.name}" cannot have the same name as a parameter`,
+        stmt.pos,
+        { jail },
+      );
+    }
     const key = stmt.isVar ? stmt.name : (resolveParamName(stmt.name)?.def.name ?? stmt.name);
     const existing = byKey.get(key);
     const values = stmt.values.map((w) => ({ pieces: w.pieces, pos: w.pos }));

@@ -292,6 +292,69 @@ const DEFS: ParamDef[] = [
   }),
 ];
 
+/**
+ * The parameters config.c's intparams[] names: jail(8) refuses a variable named like one
+ * of them (`$path = "/j";`, `$interface = em0;`) even when the parameter itself is not set.
+ */
+const INTPARAM_NAMES: ReadonlySet<string> = new Set([
+  'allow.dying',
+  'command',
+  'depend',
+  'exec.clean',
+  'exec.consolelog',
+  'exec.fib',
+  'exec.jail_user',
+  'exec.poststart',
+  'exec.poststop',
+  'exec.prepare',
+  'exec.prestart',
+  'exec.prestop',
+  'exec.release',
+  'exec.created',
+  'exec.start',
+  'exec.stop',
+  'exec.system_jail_user',
+  'exec.system_user',
+  'exec.timeout',
+  'interface',
+  'ip_hostname',
+  'mount',
+  'mount.devfs',
+  'mount.fdescfs',
+  'mount.procfs',
+  'mount.fstab',
+  'stop.timeout',
+  'vnet.interface',
+  'ip4.addr',
+  'ip6.addr',
+  'allow.chflags',
+  'allow.mount',
+  'allow.raw_sockets',
+  'allow.set_hostname',
+  'allow.socket_af',
+  'allow.sysvipc',
+  'devfs_ruleset',
+  'host.hostname',
+  'jid',
+  'name',
+  'path',
+  'persist',
+  'securelevel',
+  'vnet',
+]);
+
+/** config.c equalopts(): names compared with a "no" before their last component ignored. */
+function withoutNo(name: string): string {
+  const dot = name.lastIndexOf('.');
+  const last = name.slice(dot + 1);
+  return last.startsWith('no') ? name.slice(0, dot + 1) + last.slice(2) : name;
+}
+
+/** Whether `$name = ...;` is refused by jail(8) for naming one of its intparams. */
+export function isIntparamName(name: string): boolean {
+  return INTPARAM_NAMES.has(name) || INTPARAM_NAMES.has(withoutNo(name));
+}
+
 /** Every known parameter, by name. */
 export const PARAMS: ReadonlyMap<string, ParamDef> = new Map(DEFS.map((d) => [d.name, d]));
 

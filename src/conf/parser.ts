@@ -4,7 +4,7 @@
 // Parameters outside every block go to one global `*` section, placed where the first of them
 // stands (jailparse.y's global_jail); `.include` is read where it stands, also in a block, whose
 // jail then takes the included file's parameters and names its blocks below its own.
-//   param   := NAME | NAME '=' value | NAME '+=' value | NAME value | '$'VAR ('=' value | value)
+//   param   := NAME | NAME '=' value | NAME '+=' value | NAME value   (NAME or '$'VAR)
 //   value   := string { ',' string }
 // Includes are read through a loader (so this stays free of file I/O and can be fuzzed).
 
@@ -191,9 +191,8 @@ class FileParser {
       values = this.#value();
     } else if (t.kind === 'word') {
       values = this.#value();
-    } else if (isVar) {
-      throw this.#expected(`"=" and a value for variable "$${name}"`, t);
     }
+    // `$x;` is a variable with no value (jailparse.y takes it): using it is the error
     return { pos: nameTok.pos, name, isVar, append, values };
   }
 

@@ -240,3 +240,30 @@ describe('empty values, as libjail and jail(8) read them', () => {
     assert.match(e.message, /not an IPv6 address/);
   });
 });
+
+describe('variables as config.c collects them', () => {
+  const one = (text: string) => parseConfString(text, 't.conf')[0]?.params;
+  test("a variable named like one of jail(8)'s own parameters is refused, set or not (add_param)", () => {
+    for (const [text, col] of [
+      ['a { $path = "/j"; persist; }', 5],
+      ['$interface = em0;\na { ip4.addr = "$interface|10.0.0.1"; }', 1],
+      ['a { $nopersist = 1; }', 5],
+    ] as const) {
+      const e = err(() => one(text));
+      assert.equal(e.code, 'JY_ERR_CONF_VARIABLE', text);
+      assert.match(e.message, /cannot have the same name as a parameter/);
+      assert.deepEqual([e.place.pos?.line, e.place.pos?.col], [1, col], text);
+    }
+    // other names, the ones real configs use, are variables
+    assert.deepEqual(one('a { $ip = 1; $epair = "epair$ip"; $if_name = "$name"; vnet.interface = $epair; }'), {
+      name: 'a',
+      'vnet.interface': ['epair1'],
+    });
+  });
+  test('`$x;` is a variable with no value (jailparse.y): only using it fails', () => {
+    assert.deepEqual(one('a { $x; persist; }'), { name: 'a', persist: true });
+    const e = err(() => one('a { $x; path = "/$x"; }'));
+    assert.equal(e.code, 'JY_ERR_CONF_VARIABLE');
+    assert.deepEqual([e.place.pos?.line, e.place.pos?.col], [1, 18]);
+  });
+});
