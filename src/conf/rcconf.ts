@@ -182,16 +182,16 @@ function importNetwork(r: JailVars): void {
   let ipv6 = false;
   if (ip) {
     if (iface) r.set('interface', [iface.value], iface);
-    const sources6: ShellVar[] = [ip];
+    const sources6: { src: ShellVar; variable: string }[] = [{ src: ip, variable: `jail_${r.jv}_ip` }];
     for (let k = 0; ; k++) {
       const m = r.own(`ip_multi${k}`);
       if (!m) break;
-      sources6.push(m);
+      sources6.push({ src: m, variable: `jail_${r.jv}_ip_multi${k}` });
     }
-    for (const src of sources6) {
+    for (const { src, variable } of sources6) {
       // rc.d/jail passes the value unquoted (jail_handle_ips_option $_ip $_interface): a
       // space after a comma made the rest an interface name there; here it is only spacing
-      for (const entry of src.value.split(',').map((e) => e.trim())) {
+      for (const entry of src.value.split(',').flatMap((e) => addressWords(e.trim(), r, variable))) {
         const a = extractAddress(entry, iface?.value ?? '');
         if (!a) {
           // jail_extract_address: "type not identified" (an empty entry: "called without input")
@@ -369,6 +369,21 @@ function importSkeleton(r: JailVars): void {
   r.params['skeleton.root'] = r.get('skel_root')?.value ?? d.root;
   r.params['skeleton.romounts'] = words(r.get('skel_romounts')) ?? [...d.romounts[platform]];
   r.params['skeleton.rwmounts'] = words(r.get('skel_rwmounts')) ?? [...d.rwmounts[platform]];
+}
+
+/**
+ * One comma-separated `_ip` entry, as the addresses it holds. Words after the address are
+ * ifconfig's (`192.0.2.5 netmask 255.255.255.0`), unless every one of them is an address
+ * itself: `192.0.2.1 192.0.2.2` is two addresses here, with a note, where rc.d/jail (which
+ * expands the value unquoted) took only the first and the second as the interface name.
+ */
+function addressWords(entry: string, r: JailVars, variable: string): string[] {
+  const words = entry.split(/\s+/).filter(Boolean);
+  if (words.length < 2 || !words.slice(1).every((w) => extractAddress(w, '') !== undefined)) return [entry];
+  r.notes.push(
+    `jail "${r.j}": $${variable} lists "${entry}" with spaces: imported as ${words.length} addresses (rc.d/jail takes "${words[0]}", with "${words[1]}" as its interface)`,
+  );
+  return words;
 }
 
 /** rc.d/jail jail_extract_address: `[iface|]addr[/mask | /dotted | " netmask x"]`. */

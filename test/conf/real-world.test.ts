@@ -211,6 +211,25 @@ describe('real-world rc.conf snippets import as rc.d/jail reads them', () => {
     assert.equal(o?.['allow.sysvipc'], true);
     assert.equal(o?.enforce_statfs, 1);
   });
+  test('_ip with addresses separated by spaces: each an address, with a note (rc.d/jail made the second the interface)', () => {
+    const text = [
+      'jail_enable="YES"',
+      'jail_list="sp"',
+      'jail_sp_rootdir="/j/sp"',
+      'jail_sp_hostname="sp"',
+      'jail_sp_ip="192.0.2.1 em1|192.0.2.2, 192.0.2.5 netmask 255.255.255.0"',
+    ].join('\n');
+    const { specs, notes } = importRcConfSpecs(text, 'rc.conf', { platform: 'freebsd' });
+    assert.deepEqual(specs[0]?.params['ip4.addr'], [
+      '192.0.2.1/32',
+      'em1|192.0.2.2/32',
+      '192.0.2.5 netmask 255.255.255.0',
+    ]);
+    assert.ok(
+      notes.some((n) => n.includes('$jail_sp_ip lists "192.0.2.1 em1|192.0.2.2" with spaces')),
+      notes.join('\n'),
+    );
+  });
   test('jail_list naming a jail with no rootdir/hostname, or an empty jail_list, imports nothing', () => {
     assert.deepEqual(rcJails('chinese-blog-jail-list.rc.conf'), {});
     assert.deepEqual(rcJails('asepready-vnet-guide.rc.conf'), {});
