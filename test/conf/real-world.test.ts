@@ -6,13 +6,15 @@
 // them; the *.bad.conf files are refused by jail(8) too, and must fail at the right place.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConf, parseConfString } from '../../src/conf/evaluate.ts';
 import { printConf } from '../../src/conf/printer.ts';
 import { importRcConf, importRcConfSpecs } from '../../src/conf/rcconf.ts';
 import type { JailSpec } from '../../src/conf/spec.ts';
+import { runCli } from '../helpers/cli.ts';
 import { err } from '../helpers/thrown.ts';
 
 const DIR = fileURLToPath(new URL('./fixtures/real-world/', import.meta.url));
@@ -62,6 +64,43 @@ describe('real-world corpus', () => {
       assert.equal(printConf(read), printConf(specs));
     });
   }
+});
+
+describe('real-world corpus through the CLI', () => {
+  test('conf check, conf show --json, conf fmt then show again, import-rc then check', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'jy-real-world-'));
+    try {
+      for (const f of confs) {
+        const file = join(DIR, f);
+        const check = await runCli(['conf', 'check', file]);
+        assert.equal(check.code, 0, `${f}: ${check.stderr}`);
+        const show = await runCli(['conf', 'show', file, '--json']);
+        assert.equal(show.code, 0, `${f}: ${show.stderr}`);
+        const fmt = await runCli(['conf', 'fmt', file]);
+        assert.equal(fmt.code, 0, `${f}: ${fmt.stderr}`);
+        const again = join(tmp, f);
+        writeFileSync(again, fmt.stdout);
+        const reshow = await runCli(['conf', 'show', again, '--json']);
+        assert.equal(reshow.code, 0, `${f} (fmt): ${reshow.stderr}`);
+        assert.deepEqual(JSON.parse(reshow.stdout), JSON.parse(show.stdout), f);
+      }
+      for (const f of bad) {
+        const check = await runCli(['conf', 'check', join(DIR, f)]);
+        assert.equal(check.code, 1, f);
+        assert.match(check.stderr, new RegExp(`${f.replace(/[.]/g, '[.]')}:[0-9]+:[0-9]+`), f);
+      }
+      for (const f of rcs) {
+        const imp = await runCli(['conf', 'import-rc', join(RC_DIR, f)]);
+        assert.equal(imp.code, 0, `${f}: ${imp.stderr}`);
+        const out = join(tmp, `${f}.jail.conf`);
+        writeFileSync(out, imp.stdout);
+        const check = await runCli(['conf', 'check', out]);
+        assert.equal(check.code, 0, `${f}: ${check.stderr}`);
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('real-world configs jail(8) refuses fail at the right place', () => {
