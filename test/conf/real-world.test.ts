@@ -220,6 +220,15 @@ describe('tricky real-world configs resolve as jail(8) resolves them', () => {
     assert.equal(c?.path, '/tmp/atf-commands');
     assert.deepEqual(c?.['exec.prestart'], ['echo START']);
   });
+  test('FreeBSD 14 layout: defaults, then .include of jail.conf.d/*.conf (sorted; a [.] glob may match nothing)', () => {
+    const j = jails('freebsd14-jail.conf.5-layout.conf');
+    assert.deepEqual(Object.keys(j), ['bar', 'www']);
+    assert.equal(j.bar?.path, '/');
+    assert.equal(j.bar?.['mount.devfs'], false);
+    assert.deepEqual(j.bar?.['exec.start'], ['']);
+    assert.equal(j.www?.path, '/var/jail/www');
+    assert.deepEqual(j.www?.['exec.stop'], ['/bin/sh /etc/rc.shutdown jail']);
+  });
   test('global-only files (no jail block) define no jail', () => {
     assert.deepEqual(jails('nihr43-jm.conf'), {});
     assert.deepEqual(jails('larafercue-ansible-playbooks.conf'), {});
