@@ -713,13 +713,26 @@ export async function finishStop(deps: LifecycleDeps, record: JailRecord): Promi
   try {
     await unwind(deps, ctx, rt, false, rec);
   } catch (e) {
-    rec.changed();
-    rec.flush();
-    // only hooks failed: everything was undone, the jail is stopped (the error says which)
-    if (rt.steps.length === 0)
-      deps.store.transition(record.name, deps.store.requireJail(record.name).state, 'stopped', {
-        runtime: null,
-        lastError: describeError(e),
+    let left = e instanceof JailyardError && e.code === 'JY_ERR_STORE';
+    try {
+      rec.changed();
+      rec.flush();
+      // only hooks failed: everything was undone, the jail is stopped (the error says which)
+      if (rt.steps.length === 0)
+        deps.store.transition(record.name, deps.store.requireJail(record.name).state, 'stopped', {
+          runtime: null,
+          lastError: describeError(e),
+        });
+    } catch {
+      // the store itself failed (locked, unwritable): what is undone is undone, the rest is
+      // the recorded steps' to finish
+      left = true;
+    }
+    // a stop the store could not follow is left stopping: the store's "nothing was changed"
+    // is true of that write, not of the stop
+    if (left && e instanceof JailyardError)
+      throw withContext(e, {
+        after: `; the stop of "${record.name}" is left half done: run jailyard reconcile once the store can be written`,
       });
     throw e;
   }

@@ -200,3 +200,55 @@ test('store locked between two steps of a start: the start fails naming reconcil
   }
   assertNoLeaks(baseline, state);
 });
+
+test('store locked between two steps of a stop: the stop fails naming reconcile, which finishes it', {
+  timeout: 60_000,
+}, async () => {
+  const go = join(state, 'locked-stop');
+  const set = await jy('set', 'k1', 'exec.prestart=', `exec.prestop=${hookWaitingFor(go, 30)}`);
+  assert.equal(set.code, 0, set.out);
+  const start = await jy('start', 'k1');
+  assert.equal(start.code, 0, start.out);
+  const child = spawn(process.execPath, [BIN, '--state', state, 'stop', 'k1'], {
+    env: { ...process.env, JAILYARD_STORE_BUSY_MS: '300' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  let holder: Promise<ChildProcess> | undefined;
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString();
+    // exec.prestop runs (the stop is recorded as begun): lock the store before its next step
+    if (!holder && /k1: exec\.prestop/.test(out))
+      holder = lockHolder(join(state, 'jailyard.db')).then((c) => {
+        writeFileSync(go, '');
+        return c;
+      });
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.ok(holder, out);
+  await kill(await holder);
+  assert.notEqual(code, 0, out);
+  assert.match(out, /is locked by another process \(waited 300 ms\)/, out);
+  assert.match(out, /run jailyard reconcile/, out);
+  const mid = await cli('ls', '-a', '--json', 'name', 'state');
+  assert.match(mid.stdout, /"name":\s*"k1",\s*"state":\s*"stopping"/, 'left stopping, for reconcile');
+  // the owner is gone: reconcile finishes the stop from the last recorded step (a hook whose
+  // end could not be recorded runs again: the go file is still there)
+  const rec = await jy('reconcile');
+  assert.equal(rec.code, 0, rec.out);
+  rmSync(go, { force: true });
+  const ls = await cli('ls', '-a', '--json', 'name', 'state');
+  assert.match(ls.stdout, /"name":\s*"k1",\s*"state":\s*"stopped"/);
+  assertNoLeaks(baseline, state);
+  const again = await jy('set', 'k1', 'exec.prestop=');
+  assert.equal(again.code, 0, again.out);
+  for (const args of [
+    ['start', 'k1'],
+    ['stop', 'k1'],
+  ]) {
+    const r = await jy(...args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`);
+  }
+  assertNoLeaks(baseline, state);
+});
