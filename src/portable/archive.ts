@@ -43,7 +43,6 @@ import {
   lutimesSync,
   mkdirSync,
   openSync,
-  readdirSync,
   readlinkSync,
   readSync,
   renameSync,
@@ -58,7 +57,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createZstdCompress, createZstdDecompress } from 'node:zlib';
 import { Header, Parser, type ReadEntry } from 'tar';
-import { JailyardError } from '../errors.ts';
+import { JailyardError, printableValue } from '../errors.ts';
+import { openSame, PinnedDir } from '../platform/linux/pinned.ts';
 import { type DataRegion, dataRegions } from '../platform/linux/sparse.ts';
 import { isWhiteout, makeWhiteout } from '../platform/linux/whiteout.ts';
 import {
@@ -188,71 +188,136 @@ async function* tarBlocks(manifest: Buffer, sources: ArchiveSource[], result: Wr
   yield manifest;
   yield pad(manifest.length);
   const buf = Buffer.allocUnsafe(1 << 20);
-  for (const src of sources) {
-    const skip = src.skip ?? (() => false);
-    const stack: { path: string; rel: string }[] = [{ path: src.path, rel: '' }];
-    while (stack.length) {
-      const { path, rel } = stack.pop()!;
-      const st = lstatSync(path);
-      const name = rel ? `${src.prefix}/${rel}` : src.prefix;
-      const meta = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
-      if (st.isDirectory()) {
-        yield* headerBlocks({ path: `${name}/`, type: 'Directory', size: 0, ...meta });
-        result.entries++;
-        // pushed in reverse so the archive lists a folder's entries in name order
-        for (const child of readdirSync(path).sort().reverse()) {
-          const r = rel ? `${rel}/${child}` : child;
-          if (!skip(r)) stack.push({ path: join(path, child), rel: r });
-        }
-      } else if (st.isSymbolicLink()) {
-        yield* headerBlocks({ path: name, type: 'SymbolicLink', size: 0, linkpath: readlinkSync(path), ...meta });
-        result.entries++;
-      } else if (st.isFile()) {
-        const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  // The walk holds each directory open until its entries are done and reaches them through
+  // it (platform/linux/pinned.ts), as copyExact does: the tree may be written meanwhile (a
+  // jail sharing it), and a directory swapped for a link to a host folder must lead nowhere.
+  // A file is opened (O_NONBLOCK: a FIFO swapped in never blocks) and checked to be the inode
+  // lstat saw before its header is written.
+  interface Held {
+    dir: PinnedDir;
+    left: number;
+  }
+  interface Item {
+    path: string;
+    rel: string;
+    parent?: Held;
+  }
+  const open = new Set<PinnedDir>();
+  const done = (it: Item): void => {
+    if (it.parent && --it.parent.left === 0) {
+      it.parent.dir.close();
+      open.delete(it.parent.dir);
+    }
+  };
+  try {
+    for (const src of sources) {
+      const skip = src.skip ?? (() => false);
+      const stack: Item[] = [{ path: src.path, rel: '' }];
+      while (stack.length) {
+        const it = stack.pop()!;
+        const { path, rel } = it;
+        const name = rel ? `${src.prefix}/${rel}` : src.prefix;
+        const raced = (): void => void result.notes.push(`${printableValue(name)}: changed while read, left out`);
+        let st: Stats;
         try {
-          // exactly the size the header says, whatever happens to the file meanwhile
-          let shrank = false;
-          const onShort = (): void => {
-            if (!shrank) result.notes.push(`${name}: shrank while it was read; padded with zeros`);
-            shrank = true;
-          };
-          const regions = sparseRegions(fd, st);
-          if (regions) {
-            // the data regions only (the holes are neither read nor stored)
-            const sparse = sparseHeader(name, st.size);
-            const map = encodeSparseMap(regions, st.size);
-            const stored = sparseStored(regions, st.size);
-            yield* headerBlocks({ path: sparse.path, type: 'File', size: stored, ...meta }, sparse.records);
-            yield map;
-            for (const r of regions) yield* readRange(fd, r.offset, r.length, buf, onShort);
-            yield pad(stored);
-          } else {
-            yield* headerBlocks({ path: name, type: 'File', size: st.size, ...meta });
-            yield* readRange(fd, 0, st.size, buf, onShort);
-            yield pad(st.size);
-          }
-        } finally {
-          closeSync(fd);
+          st = lstatSync(path);
+        } catch {
+          raced();
+          done(it);
+          continue;
         }
-        result.entries++;
-        result.bytes += st.size;
-      } else if (isWhiteout(st)) {
-        // an overlay whiteout (a file deleted from a copy-on-write layer): kept
-        yield* headerBlocks({ path: name, type: 'CharacterDevice', size: 0, ...meta });
-        result.entries++;
-      } else {
-        const what = st.isCharacterDevice()
-          ? 'a character device'
-          : st.isBlockDevice()
-            ? 'a block device'
-            : st.isFIFO()
-              ? 'a FIFO'
-              : st.isSocket()
-                ? 'a socket'
-                : 'an entry of an unknown type';
-        result.notes.push(`${name}: ${what}, left out`);
+        const meta = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
+        if (st.isDirectory()) {
+          const dir = PinnedDir.open(path, st);
+          if (!dir) {
+            raced();
+            done(it);
+            continue;
+          }
+          open.add(dir);
+          yield* headerBlocks({ path: `${name}/`, type: 'Directory', size: 0, ...meta });
+          result.entries++;
+          const names = dir
+            .names()
+            .sort()
+            .filter((child) => !skip(rel ? `${rel}/${child}` : child));
+          if (names.length === 0) {
+            dir.close();
+            open.delete(dir);
+          } else {
+            const held: Held = { dir, left: names.length };
+            // pushed in reverse so the archive lists a folder's entries in name order
+            for (const child of names.reverse())
+              stack.push({ path: dir.entry(child), rel: rel ? `${rel}/${child}` : child, parent: held });
+          }
+        } else if (st.isSymbolicLink()) {
+          let linkpath: string;
+          try {
+            linkpath = readlinkSync(path);
+          } catch {
+            // no longer a link (EINVAL): what is there now was not looked at
+            raced();
+            done(it);
+            continue;
+          }
+          yield* headerBlocks({ path: name, type: 'SymbolicLink', size: 0, linkpath, ...meta });
+          result.entries++;
+        } else if (st.isFile()) {
+          // the inode lstat saw, never a link, a FIFO or a device swapped in for it
+          const fd = openSame(path, st, constants.O_RDONLY | constants.O_NONBLOCK);
+          if (fd === undefined) {
+            raced();
+            done(it);
+            continue;
+          }
+          try {
+            // exactly the size the header says, whatever happens to the file meanwhile
+            let shrank = false;
+            const onShort = (): void => {
+              if (!shrank) result.notes.push(`${printableValue(name)}: shrank while it was read; padded with zeros`);
+              shrank = true;
+            };
+            const regions = sparseRegions(fd, st);
+            if (regions) {
+              // the data regions only (the holes are neither read nor stored)
+              const sparse = sparseHeader(name, st.size);
+              const map = encodeSparseMap(regions, st.size);
+              const stored = sparseStored(regions, st.size);
+              yield* headerBlocks({ path: sparse.path, type: 'File', size: stored, ...meta }, sparse.records);
+              yield map;
+              for (const r of regions) yield* readRange(fd, r.offset, r.length, buf, onShort);
+              yield pad(stored);
+            } else {
+              yield* headerBlocks({ path: name, type: 'File', size: st.size, ...meta });
+              yield* readRange(fd, 0, st.size, buf, onShort);
+              yield pad(st.size);
+            }
+          } finally {
+            closeSync(fd);
+          }
+          result.entries++;
+          result.bytes += st.size;
+        } else if (isWhiteout(st)) {
+          // an overlay whiteout (a file deleted from a copy-on-write layer): kept
+          yield* headerBlocks({ path: name, type: 'CharacterDevice', size: 0, ...meta });
+          result.entries++;
+        } else {
+          const what = st.isCharacterDevice()
+            ? 'a character device'
+            : st.isBlockDevice()
+              ? 'a block device'
+              : st.isFIFO()
+                ? 'a FIFO'
+                : st.isSocket()
+                  ? 'a socket'
+                  : 'an entry of an unknown type';
+          result.notes.push(`${printableValue(name)}: ${what}, left out`);
+        }
+        done(it);
       }
     }
+  } finally {
+    for (const d of open) d.close();
   }
   yield ZEROS;
 }
