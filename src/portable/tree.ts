@@ -1,13 +1,14 @@
 // Exact copies of a jail's writable part on one host (clone, snapshots): directories, files,
-// symlinks with their modes (setuid, sticky), owners and times; files through copy_file_range
-// with FICLONE first, so a filesystem with reflinks (btrfs, xfs) shares the blocks and a
-// copy costs no data. A file with holes (fewer blocks than its size: `truncate -s 10T`) keeps
-// them: a reflink where there is one, else its data only (small files here, skipping zero
-// blocks; larger ones by cp(1) --sparse=always, which finds the data with SEEK_DATA and reads
-// the inode through the descriptor it is given): copy_file_range would write every hole as
-// data, and a file that costs the jail nothing would fill the host's disk. checkSpace refuses
-// a copy the destination's filesystem has no room for before anything is written. Symlinks are copied as symlinks, never followed; device nodes, FIFOs
-// and sockets are skipped with a note (Node cannot make them; a jail's /dev is a mount).
+// symlinks with their modes (setuid, sticky), owners and times; files by a reflink (FICLONE:
+// btrfs, xfs share the blocks, a copy costs no data), else by a bounded copy of their data:
+// small files here, larger ones by native/jy-copy (SEEK_DATA finds the data without reading
+// the holes), zero blocks of a file with holes not written, never more than the size the
+// walk's lstat saw (a writer may grow the file meanwhile: `truncate -s 10T` after the lstat
+// must not become 10 TiB of host disk, nor hours of reading holes). checkSpace refuses
+// a copy the destination's filesystem has no room for before anything is written. Symlinks
+// are copied as symlinks, never followed; device nodes, FIFOs and sockets are skipped with a
+// note (names escaped: notes reach the operator's terminal; Node cannot make them; a jail's
+// /dev is a mount).
 // Overlay whiteouts (character devices 0:0: files deleted from a copy-on-write layer) are
 // made again with mknod, and with `overlay` so are the directories' opaque marks (jy-xattr).
 // Hard links become separate files; other extended attributes are not copied (Node has no
@@ -43,7 +44,8 @@ import {
   type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
-import { JailyardError } from '../errors.ts';
+import { JailyardError, printableValue } from '../errors.ts';
+import { JY_COPY } from '../platform/linux/native.ts';
 import { isWhiteout, makeWhiteout, markOpaque, opaqueDirs } from '../platform/linux/whiteout.ts';
 import { openSame, PinnedDir, reach } from '../platform/linux/pinned.ts';
 
@@ -96,62 +98,62 @@ export function writeSkippingZeros(fd: number, buf: Buffer, pos: number): void {
 
 let smallBuf: Buffer | undefined;
 
-/** `from` (open, read from position 0 to its end) into `to` (empty), holes kept. */
-function copySmallSparse(from: number, to: number): void {
+/** At most `limit` bytes of `from` (open, read from position 0) into `to` (empty); with
+ * `holes`, zero blocks are not written. The copy's size is what was read. */
+function copySmall(from: number, to: number, limit: number, holes: boolean): void {
   const buf = (smallBuf ??= Buffer.allocUnsafe(SMALL_SPARSE));
   let pos = 0;
-  for (;;) {
-    const n = readSync(from, buf, 0, buf.length, pos);
+  while (pos < limit) {
+    const n = readSync(from, buf, 0, Math.min(buf.length, limit - pos), pos);
     if (n === 0) break;
-    writeSkippingZeros(to, buf.subarray(0, n), pos);
+    if (holes) writeSkippingZeros(to, buf.subarray(0, n), pos);
+    else for (let w = 0; w < n; ) w += writeSync(to, buf, w, n - w, pos + w);
     pos += n;
   }
   ftruncateSync(to, pos);
 }
 
 /**
- * `from` into `to` (empty) by cp(1), holes kept: the two descriptors are its stdin and
- * stdout and it opens /dev/stdin and /dev/stdout, which are those inodes (the file openSame
- * checked, not whatever has its name now). No shell; the arguments are constants.
+ * At most `limit` bytes of `from` into `to` (empty), holes kept, by jy-copy (native/jy-copy.c:
+ * SEEK_DATA finds the data without reading the holes): the two descriptors are its stdin and
+ * stdout. The arguments are a number; no shell.
  */
-function copyLargeSparse(from: number, to: number, rel: string): void {
-  const r = spawnSync('cp', ['--sparse=always', '--reflink=never', '--', '/dev/stdin', '/dev/stdout'], {
-    stdio: [from, to, 'pipe'],
-    encoding: 'utf8',
-  });
+function copyLarge(from: number, to: number, limit: number, rel: string): void {
+  const r = spawnSync(JY_COPY, [String(limit)], { stdio: [from, to, 'pipe'], encoding: 'utf8' });
   if (r.error) throw r.error;
   if (r.status !== 0) {
     const why = (r.stderr || `exit ${r.status ?? r.signal}`).trim();
-    const e: NodeJS.ErrnoException = new Error(`copying ${rel} (cp --sparse=always): ${why}`);
+    const e: NodeJS.ErrnoException = new Error(`copying ${printableValue(rel)} (jy-copy): ${why}`);
     if (/No space left|Disk quota exceeded/.test(why)) e.code = 'ENOSPC';
     throw e;
   }
 }
 
 /**
- * The file `fd` (opened from `from` by openSame: the inode `st`) copied to `to`, which must
- * not exist. Reads the descriptor only (where there is /proc/self/fd: reach()): `from` may
- * name something else by now.
+ * The file `fd` (opened from `from` by openSame: the inode `st`, an lstat of it) copied to
+ * `to`, which must not exist. Reads the descriptor only (where there is /proc/self/fd:
+ * reach()): `from` may name something else by now. Never more than `st.size` bytes of data:
+ * whoever writes the source may have grown it since the lstat (ftruncate to 10 TiB, or data
+ * appended as fast as it is read), and copyFileSync or cp(1) would copy the size they find
+ * (copy_file_range writing the holes as data): a reflink, which shares the blocks and costs
+ * nothing, or a bounded copy.
  */
 export function copyOpenFile(fd: number, from: string, st: Stats, to: string, rel = ''): void {
   const src = reach(fd, from);
-  if (!hasHoles(st)) {
-    // reflink when the filesystem has them, a plain copy otherwise
-    copyFileSync(src, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
-    return;
-  }
-  try {
-    // a reflink shares the extents, holes and all
-    copyFileSync(src, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
-    return;
-  } catch {
-    // no reflinks here (ext4, another filesystem): the data only, below
-    rmSync(to, { force: true });
+  if (st.size > 0) {
+    try {
+      // a reflink shares the extents, holes and all
+      copyFileSync(src, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+      return;
+    } catch {
+      // no reflinks here (ext4, tmpfs, another filesystem): a bounded copy, below
+      rmSync(to, { force: true });
+    }
   }
   const out = openSync(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
   try {
-    if (st.size <= SMALL_SPARSE) copySmallSparse(fd, out);
-    else copyLargeSparse(fd, out, rel || '.');
+    if (st.size <= SMALL_SPARSE) copySmall(fd, out, st.size, hasHoles(st));
+    else copyLarge(fd, out, st.size, rel || '.');
   } finally {
     closeSync(out);
   }
@@ -193,7 +195,8 @@ export function copyExact(
   const dirTimes: [string, Stats][] = [];
   // `from` reaches the entry through its directory's descriptor (platform/linux/pinned.ts):
   // whoever writes the source meanwhile cannot swap a directory above it for a link
-  const raced = (rel: string): void => void stats.notes.push(`${rel || '.'}: changed while copied, skipped`);
+  const raced = (rel: string): void =>
+    void stats.notes.push(`${printableValue(rel || '.')}: changed while copied, skipped`);
   const walk = (from: string, to: string, rel: string): void => {
     const st = lstatSync(from);
     stats.entries++;
@@ -247,7 +250,7 @@ export function copyExact(
       makeWhiteout(to);
       lchownSync(to, st.uid, st.gid);
     } else {
-      stats.notes.push(`${rel || '.'}: ${kindNote(st)}, skipped`);
+      stats.notes.push(`${printableValue(rel || '.')}: ${kindNote(st)}, skipped`);
     }
   };
   walk(src, dest, '');
