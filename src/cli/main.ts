@@ -2,7 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { isJailyardError } from '../errors.ts';
+import { isJailyardError, printable } from '../errors.ts';
 import { processIO, type CliIO } from './context.ts';
 import { verbsFor, verbs } from './commands/index.ts';
 import type { JailReader } from './jails.ts';
@@ -48,10 +48,12 @@ export async function main(argv: string[], io: CliIO = processIO, served?: JailR
       return 2;
     }
     if (isJailyardError(e)) {
-      io.err(`jailyard: ${e.describe()}`);
+      // a message may name a jail's file (a copy's ENOSPC): no control character of it reaches
+      // the operator's terminal
+      io.err(`jailyard: ${printable(e.describe())}`);
       return e.code === 'JY_ERR_USAGE' ? 2 : 1;
     }
-    io.err(`jailyard: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    io.err(`jailyard: ${printable(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);
     return 1;
   } finally {
     process.exitCode = served ? before : undefined;

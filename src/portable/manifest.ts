@@ -2,7 +2,7 @@
 // manifest is read from a file that may come from anywhere: every field is checked for type
 // and range before the import uses it.
 
-import { JailyardError } from '../errors.ts';
+import { JailyardError, printableValue } from '../errors.ts';
 import { checkSkeletonName } from '../skeleton/registry.ts';
 import { checkListEntry } from '../skeleton/paths.ts';
 import { PART_NAMES, type PartName } from './parts.ts';
@@ -133,7 +133,14 @@ export function checkManifest(m: unknown, file: string): ExportManifest {
       return p;
     });
   }
-  const notes = Array.isArray(o.notes) ? o.notes.filter((n): n is string => isText(n, 4096)).slice(0, 1000) : [];
+  // an archive's notes are printed on the operator's terminal (import): one line each, no
+  // control character of the archive's maker
+  const notes = Array.isArray(o.notes)
+    ? o.notes
+        .filter((n): n is string => isText(n, 4096))
+        .slice(0, 1000)
+        .map(printableValue)
+    : [];
   return {
     format: FORMAT,
     version: FORMAT_VERSION,

@@ -2,7 +2,7 @@
 // writable part (reflinks where the filesystem has them), with a new name, hostname and
 // addresses. See docs/cli.md#clone and src/portable/clone.ts.
 import type { RegisterVerb } from '../context.ts';
-import { JailyardError } from '../../errors.ts';
+import { JailyardError, printableValue } from '../../errors.ts';
 import { parseWords } from '../words.ts';
 import { remoteOf, whileStopped, withLocal } from '../portable.ts';
 
@@ -36,7 +36,7 @@ export const register: RegisterVerb = (program, io) => {
         if ('name' in parsed.params)
           throw new JailyardError('JY_ERR_USAGE', 'the new name is the second argument, not name=', { param: 'name' });
         const report = (r: Cloned): void => {
-          for (const n of r.notes) io.err(`${next}: note: ${n}`);
+          for (const n of r.notes) io.err(`${next}: note: ${printableValue(n)}`);
           const addr = [r.jail.params['ip4.addr'], r.jail.params['ip6.addr']].filter(Boolean).join(' ');
           io.err(
             `${next}: cloned from ${r.from}: ${r.entries} entries, ${r.bytes} bytes of files${addr ? `, ${addr}` : ''}`,

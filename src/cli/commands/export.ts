@@ -2,6 +2,7 @@
 // reference to its skeleton (name@version and digest), its writable part, and with --full the
 // skeleton's tree. With --host the daemon streams it here. See docs/cli.md#export and
 // src/portable/export.ts.
+import { printableValue } from '../../errors.ts';
 import { resolve } from 'node:path';
 import type { RegisterVerb } from '../context.ts';
 import { remoteOf, whileStopped, withLocal } from '../portable.ts';
@@ -41,7 +42,7 @@ export const register: RegisterVerb = (program, io) => {
             mountsBelow: w.mountsBelow,
           }),
         );
-        for (const n of r.notes) io.err(`${record.name}: note: ${n}`);
+        for (const n of r.notes) io.err(`${record.name}: note: ${printableValue(n)}`);
         const skel = r.skeleton
           ? `, skeleton ${r.skeleton.name}@${r.skeleton.version}${r.skeleton.included ? ' (included)' : ''}`
           : '';

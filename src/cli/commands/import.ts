@@ -3,7 +3,7 @@
 // docs/cli.md#import and src/portable/import.ts.
 import { resolve } from 'node:path';
 import type { RegisterVerb } from '../context.ts';
-import { JailyardError } from '../../errors.ts';
+import { JailyardError, printableValue } from '../../errors.ts';
 import { parseSize } from '../../conf/spec.ts';
 import { parseWords } from '../words.ts';
 import { remoteOf, withLocal } from '../portable.ts';
@@ -50,7 +50,7 @@ export const register: RegisterVerb = (program, io) => {
             io.err(
               `${name}: skeleton ${r.skeleton.name}@${r.skeleton.version}${r.skeleton.made ? ' made from the archive' : ' (same digest)'}`,
             );
-          for (const n of r.notes) io.err(`${name}: note: ${n}`);
+          for (const n of r.notes) io.err(`${name}: note: ${printableValue(n)}`);
           io.err(`${name}: imported from ${file}: ${r.entries} entries, ${r.bytes} bytes of files`);
         };
         const remote = remoteOf(program);

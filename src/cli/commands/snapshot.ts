@@ -1,5 +1,6 @@
 // jailyard snapshot — copies of a stopped jail's writable part kept beside it
 // (create/list/rollback/remove). See docs/cli.md#snapshot and src/portable/snapshot.ts.
+import { printableValue } from '../../errors.ts';
 import type { RegisterVerb } from '../context.ts';
 import type { SnapshotInfo } from '../../portable/snapshot.ts';
 import { remoteOf, whileStopped, withLocal } from '../portable.ts';
@@ -31,7 +32,7 @@ export const register: RegisterVerb = (program, io) => {
     .option('--json', 'print the snapshot as JSON')
     .action(async (jail: string, name: string | undefined, o: { restart?: boolean; json?: boolean }) => {
       const report = (s: SnapshotInfo): void => {
-        for (const n of s.notes) io.err(`${jail}: note: ${n}`);
+        for (const n of s.notes) io.err(`${jail}: note: ${printableValue(n)}`);
         io.err(`${jail}: snapshot ${s.name}: ${s.entries} entries, ${s.bytes} bytes of files`);
         if (o.json) io.out(JSON.stringify(s));
       };
