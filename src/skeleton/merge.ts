@@ -26,9 +26,10 @@ import {
 import { createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { JailyardError } from '../errors.ts';
+import { openSame } from '../platform/linux/pinned.ts';
 import { merge3 } from './diff3.ts';
 import type { MountPlan } from './plan.ts';
-import { checkListEntry, ensureDirsInRoot, lstatOrUndefined, splitRel } from './paths.ts';
+import { checkListEntry, lstatOrUndefined, openDirInRoot, pinnedEntry, splitRel } from './paths.ts';
 import { copyFileNoFollow, copySymlink, writeFileNoFollow } from './tree.ts';
 
 export type TreeEntry =
@@ -52,10 +53,19 @@ export type TreeSnapshot = Record<string, TreeEntry>;
 const MAX_TEXT = 1 << 20;
 
 function readEntry(path: string, st: Stats): TreeEntry {
-  if (st.isSymbolicLink()) return { type: 'symlink', target: readlinkSync(path) };
+  if (st.isSymbolicLink()) {
+    try {
+      return { type: 'symlink', target: readlinkSync(path) };
+    } catch {
+      // no longer a link: what is there now was not looked at
+      return { type: 'other' };
+    }
+  }
   if (st.isDirectory()) return { type: 'dir', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
   if (!st.isFile()) return { type: 'other' };
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  // the inode lstat saw, never a link, or a FIFO swapped in (O_NONBLOCK: no open blocks)
+  const fd = openSame(path, st, constants.O_RDONLY | constants.O_NONBLOCK);
+  if (fd === undefined) return { type: 'other' };
   const h = createHash('sha256');
   const chunks: Buffer[] = [];
   let total = 0;
@@ -107,6 +117,25 @@ export function snapshotTree(root: string, dirs: string[]): TreeSnapshot {
 export function snapshotPaths(root: string, paths: string[]): TreeSnapshot {
   const snap: TreeSnapshot = {};
   const blocked = new Set<string>();
+  // an entry is read through its directory held open (openDirInRoot): the tree may be
+  // written meanwhile, and a directory swapped for a link to a host folder must not make
+  // host root read the host's file as the jail's
+  const readAt = (rel: string): TreeEntry | undefined => {
+    const parts = splitRel(rel);
+    let fd: number;
+    try {
+      fd = openDirInRoot(root, parts.slice(0, -1).join('/'), null);
+    } catch {
+      return undefined;
+    }
+    try {
+      const entry = pinnedEntry(fd, parts[parts.length - 1]!);
+      const st = lstatOrUndefined(entry);
+      return st ? readEntry(entry, st) : undefined;
+    } finally {
+      closeSync(fd);
+    }
+  };
   for (const rel of [...paths].sort()) {
     const parts = splitRel(rel);
     let ok = true;
@@ -117,14 +146,15 @@ export function snapshotPaths(root: string, paths: string[]): TreeSnapshot {
         const st = lstatOrUndefined(join(root, prefix));
         if (st && !st.isDirectory()) {
           blocked.add(prefix);
-          snap[prefix] ??= readEntry(join(root, prefix), st);
+          const e = snap[prefix] ?? readAt(prefix);
+          if (e) snap[prefix] = e;
           ok = false;
         } else if (!st) ok = false;
       }
     }
     if (!ok) continue;
-    const st = lstatOrUndefined(join(root, rel));
-    if (st) snap[rel] = readEntry(join(root, rel), st);
+    const e = readAt(rel);
+    if (e) snap[rel] = e;
   }
   return snap;
 }
@@ -279,52 +309,69 @@ export function applyUpgrade(
   const place = opts.jail ? { jail: opts.jail, step: 'upgrade' } : { step: 'upgrade' };
   const rootSt = lstatOrUndefined(jailRoot);
   if (!rootSt?.isDirectory()) throw new JailyardError('JY_ERR_PATH', `jail root ${jailRoot} is not a directory`, place);
+  // The jail's tree may be written while this runs (a jail sharing it): every directory is
+  // reached through the one above it, held open, never by a path from the root again (a
+  // directory swapped for a link to a host folder fails the step instead of making host root
+  // rename in the host folder), and every rename and mkdir goes through those descriptors.
+  // The journal names the real paths, for a recovery after a crash.
+  const held: number[] = [];
+  const hold = (rel: string, modeOf: ((prefix: string) => number) | null = () => 0o755, made?: string[]): number => {
+    const fd = openDirInRoot(jailRoot, rel, modeOf, opts.jail, made);
+    held.push(fd);
+    return fd;
+  };
   // renames cannot cross filesystems: one stage dir per mount the targets are on
-  const stages = new Map<string, string>();
-  const stageFor = (target: string): string => {
+  const stages = new Map<string, { real: string; fd: number }>();
+  const stageFor = (target: string): { real: string; fd: number } => {
     const mount =
       (opts.mounts ?? []).filter((m) => target.startsWith(`${m}/`)).sort((a, b) => b.length - a.length)[0] ?? '';
-    let dir = stages.get(mount);
-    if (!dir) {
-      const base = join(
-        mount === '' ? jailRoot : ensureDirsInRoot(jailRoot, mount, undefined, opts.jail),
-        '.jailyard-upgrade-',
-      );
+    let stage = stages.get(mount);
+    if (!stage) {
+      const at = mount === '' ? jailRoot : join(jailRoot, ...splitRel(mount));
+      const parent = hold(mount);
+      let name: string;
       if (journal) {
         // named and listed before it is made: a crash in between leaves nothing unlisted
-        dir = `${base}${process.pid}-${stages.size}`;
-        journal({ op: 'stage', path: dir });
-        mkdirSync(dir, { mode: 0o700 });
-      } else dir = mkdtempSync(base);
-      stages.set(mount, dir);
+        name = `.jailyard-upgrade-${process.pid}-${stages.size}`;
+        journal({ op: 'stage', path: join(at, name) });
+        mkdirSync(pinnedEntry(parent, name), { mode: 0o700 });
+      } else name = basename(mkdtempSync(pinnedEntry(parent, '.jailyard-upgrade-')));
+      const fd = openSync(pinnedEntry(parent, name), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+      held.push(fd);
+      stage = { real: join(at, name), fd };
+      stages.set(mount, stage);
     }
-    return dir;
+    return stage;
   };
   const removeStages = (): void => {
-    for (const dir of stages.values()) rmSync(dir, { recursive: true, force: true });
+    for (const { fd } of stages.values())
+      for (const name of readdirSync(pinnedEntry(fd, '.'))) rmSync(pinnedEntry(fd, name), { force: true });
+    for (const { real } of stages.values()) rmSync(real, { recursive: true, force: true });
   };
   const undo: (() => void)[] = [];
   const result: UpgradeResult = { touched: [], conflicts: [] };
   try {
     // 1. stage every new entry (nothing of the jail changes yet)
-    const staged = new Map<number, { from: string; to: string }>();
+    const staged = new Map<number, { from: string; real: string; to: string }>();
     actions.forEach((a, i) => {
       const dest = a.kind === 'conflict' ? a.newPath : a.path;
       if (dest === undefined || a.kind === 'mkdir' || a.kind === 'delete') {
         if (a.kind === 'conflict') result.conflicts.push({ path: a.path, reason: a.reason });
         return;
       }
-      const at = join(stageFor(dest), `n${i}`);
+      const stage = stageFor(dest);
+      const at = pinnedEntry(stage.fd, `n${i}`);
+      const real = join(stage.real, `n${i}`);
       if (a.kind === 'take' || (a.kind === 'conflict' && a.newPath)) {
         const src = join(newRoot, a.path);
         const st = lstatSync(src);
         if (st.isSymbolicLink()) copySymlink(src, at, st);
         else if (st.isFile()) copyFileNoFollow(src, at, st);
         else return;
-        staged.set(i, { from: at, to: a.kind === 'take' ? a.path : a.newPath! });
+        staged.set(i, { from: at, real, to: a.kind === 'take' ? a.path : a.newPath! });
       } else if (a.kind === 'merge') {
         writeFileNoFollow(at, a.text, a);
-        staged.set(i, { from: at, to: a.path });
+        staged.set(i, { from: at, real, to: a.path });
       }
       if (a.kind === 'conflict')
         result.conflicts.push({ path: a.path, reason: a.reason, ...(a.newPath ? { newPath: a.newPath } : {}) });
@@ -333,34 +380,49 @@ export function applyUpgrade(
     actions.forEach((a, i) => {
       if (a.kind === 'mkdir') {
         const parts = splitRel(a.path);
-        // create missing components one by one so undo removes exactly those
-        for (let k = 1; k <= parts.length; k++) {
-          const rel = parts.slice(0, k).join('/');
-          if (!lstatOrUndefined(join(jailRoot, rel))) {
+        // create missing components one by one so undo removes exactly those, each through
+        // its parent held open
+        let dir = hold('', null);
+        parts.forEach((part, k) => {
+          const rel = parts.slice(0, k + 1).join('/');
+          const entry = pinnedEntry(dir, part);
+          if (!lstatOrUndefined(entry)) {
             journal?.({ op: 'mkdir', path: join(jailRoot, rel) });
-            ensureDirsInRoot(jailRoot, rel, () => (k === parts.length ? a.mode : 0o755), opts.jail);
-            undo.push(() => rmdirSync(join(jailRoot, rel)));
+            mkdirSync(entry, { mode: k === parts.length - 1 ? a.mode : 0o755 });
+            undo.push(() => rmdirSync(entry));
             result.touched.push(rel);
-          } else ensureDirsInRoot(jailRoot, rel, undefined, opts.jail);
-        }
+          }
+          try {
+            dir = openSync(entry, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+          } catch {
+            throw new JailyardError(
+              'JY_ERR_PATH',
+              `"${rel}" under ${jailRoot} is a symlink or non-directory, refusing to write through it`,
+              place,
+            );
+          }
+          held.push(dir);
+        });
         return;
       }
       const move = staged.get(i);
       const target = move?.to ?? (a.kind === 'delete' ? a.path : undefined);
       if (!target) return;
-      const parent = ensureDirsInRoot(jailRoot, dirname(target) === '.' ? '' : dirname(target), undefined, opts.jail);
-      const dest = join(parent, basename(target));
+      const parent = hold(dirname(target) === '.' ? '' : dirname(target));
+      const dest = pinnedEntry(parent, basename(target));
+      const realDest = join(jailRoot, target);
       const existing = lstatOrUndefined(dest);
       if (existing?.isDirectory())
         throw new JailyardError('JY_ERR_UPGRADE_CONFLICT', `${target} is a directory in the jail`, place);
       if (existing) {
-        const backup = join(stageFor(target), `b${i}`);
-        journal?.({ op: 'rename', from: dest, to: backup });
+        const stage = stageFor(target);
+        const backup = pinnedEntry(stage.fd, `b${i}`);
+        journal?.({ op: 'rename', from: realDest, to: join(stage.real, `b${i}`) });
         renameSync(dest, backup);
         undo.push(() => renameSync(backup, dest));
       }
       if (move) {
-        journal?.({ op: 'rename', from: move.from, to: dest });
+        journal?.({ op: 'rename', from: move.real, to: realDest });
         renameSync(move.from, dest);
         undo.push(() => renameSync(dest, move.from));
       }
@@ -374,14 +436,22 @@ export function applyUpgrade(
         // keep undoing the rest; the stage dir below still holds what could not go back
       }
     }
-    removeStages();
+    try {
+      removeStages();
+    } finally {
+      for (const fd of held) closeSync(fd);
+    }
     throw e instanceof JailyardError
       ? e
       : new JailyardError('JY_ERR_STEP_FAILED', `upgrade failed, nothing changed: ${(e as Error).message}`, place, {
           cause: e,
         });
   }
-  if (!journal) removeStages();
+  try {
+    if (!journal) removeStages();
+  } finally {
+    for (const fd of held) closeSync(fd);
+  }
   return result;
 }
 

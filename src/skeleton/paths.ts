@@ -3,9 +3,11 @@
 // paths component by component under the root, the way the kernel would inside the jail
 // (absolute link targets are relative to the root), and refuses to climb out of it.
 
-import { lstatSync, readlinkSync, mkdirSync, type Stats } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, readlinkSync, mkdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { JailyardError, type ErrorPlace } from '../errors.ts';
+
+const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 
 /** Linux's MAXSYMLINKS: more hops than this is a loop. */
 const MAX_SYMLINK_HOPS = 40;
@@ -101,8 +103,65 @@ export function resolveInRoot(root: string, rel: string, opts: ResolveOptions = 
 }
 
 /**
+ * The directory `rel` under `root`, opened (O_DIRECTORY) and returned as a descriptor: each
+ * component opened through the one before it (/proc/self/fd/N/NAME) without following a link,
+ * so a directory the jail's tree swaps for a symlink meanwhile fails the walk instead of
+ * leading out of the root; missing components are made (`modeOf(prefix)`, and `made` gets
+ * their relative paths) unless `modeOf` is null. The caller closes the descriptor and acts
+ * on entries through pinnedEntry(fd, name): never by a path from `root` again.
+ */
+export function openDirInRoot(
+  root: string,
+  rel: string,
+  modeOf: ((prefix: string) => number) | null = () => 0o755,
+  jail?: string,
+  made?: string[],
+): number {
+  const parts = splitRel(rel);
+  // the root is the host's choice (a jail's `path` may be reached through a link of the host's)
+  let fd = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      const prefix = parts.slice(0, i + 1).join('/');
+      if (part === '..') throw new JailyardError('JY_ERR_PATH', `"${rel}" contains ".."`, jail ? { jail } : {});
+      const entry = pinnedEntry(fd, part);
+      let next: number;
+      try {
+        next = openSync(entry, DIR_FLAGS);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && modeOf) {
+          mkdirSync(entry, { mode: modeOf(prefix) });
+          made?.push(prefix);
+          next = openSync(entry, DIR_FLAGS);
+        } else if (code === 'ELOOP' || code === 'ENOTDIR') {
+          const st = lstatOrUndefined(entry);
+          throw new JailyardError(
+            'JY_ERR_PATH',
+            `"${prefix}" under ${root} is a ${st?.isSymbolicLink() ? 'symlink' : 'non-directory'}, refusing to write through it`,
+            jail ? { jail } : {},
+          );
+        } else throw e;
+      }
+      closeSync(fd);
+      fd = next;
+    }
+    return fd;
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
+
+/** The path reaching entry `name` of the directory held open as `fd` (and of no other). */
+export const pinnedEntry = (fd: number, name: string): string => `/proc/self/fd/${fd}/${name}`;
+
+/**
  * Makes sure every component of `rel` under `root` is a real directory (not a symlink),
- * creating missing ones with `modeOf(prefix)` (default 0755). Returns the host path.
+ * creating missing ones with `modeOf(prefix)` (default 0755), each through its parent held
+ * open (openDirInRoot). Returns the host path: for a tree nobody writes meanwhile; where
+ * someone may, use openDirInRoot's descriptor.
  */
 export function ensureDirsInRoot(
   root: string,
@@ -110,24 +169,8 @@ export function ensureDirsInRoot(
   modeOf: (prefix: string) => number = () => 0o755,
   jail?: string,
 ): string {
-  const parts = splitRel(rel);
-  let here = root;
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i]!;
-    if (part === '..') throw new JailyardError('JY_ERR_PATH', `"${rel}" contains ".."`, jail ? { jail } : {});
-    here = join(here, part);
-    const st = lstatOrUndefined(here);
-    if (!st) {
-      mkdirSync(here, { mode: modeOf(parts.slice(0, i + 1).join('/')) });
-    } else if (!st.isDirectory()) {
-      throw new JailyardError(
-        'JY_ERR_PATH',
-        `"${parts.slice(0, i + 1).join('/')}" under ${root} is a ${st.isSymbolicLink() ? 'symlink' : 'non-directory'}, refusing to write through it`,
-        jail ? { jail } : {},
-      );
-    }
-  }
-  return here;
+  closeSync(openDirInRoot(root, rel, modeOf, jail));
+  return join(root, ...splitRel(rel));
 }
 
 export { lstatOrUndefined };

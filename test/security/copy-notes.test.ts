@@ -55,7 +55,11 @@ test("a jail's file names in the notes of snapshot, clone and export reach the t
     assert.equal(c.code, 0, `${args.join(' ')}: ${c.stderr}`);
     const text = c.stdout + c.stderr;
     assert.match(text, /x\\x1b\]0;pwned\\x07\\nrt4n1: note: everything was copied/, `${args[0]}: the name, escaped`);
-    assert.doesNotMatch(text, RAW_CONTROL, `${args[0]}: a control character reached the output: ${JSON.stringify(text)}`);
+    assert.doesNotMatch(
+      text,
+      RAW_CONTROL,
+      `${args[0]}: a control character reached the output: ${JSON.stringify(text)}`,
+    );
     assert.ok(
       !text.split('\n').some((l) => l.startsWith('rt4n1: note: everything')),
       `${args[0]}: a line the jail made up`,
