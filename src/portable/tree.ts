@@ -32,7 +32,6 @@ import {
   lutimesSync,
   mkdirSync,
   openSync,
-  readdirSync,
   readlinkSync,
   readSync,
   rmSync,
@@ -265,21 +264,30 @@ export function copyExact(
 }
 
 /** Bytes, allocated bytes (the blocks used: holes are free) and entries below `dir` (lstat,
- * links not followed), `skip` as for copyExact. */
+ * links not followed, each directory held open as copyExact does: a directory swapped for a
+ * link to a host folder meanwhile is not counted, nor walked), `skip` as for copyExact. */
 export function treeSize(
   dir: string,
   skip: (rel: string) => boolean = () => false,
 ): { entries: number; bytes: number; allocated: number } {
   const out = { entries: 0, bytes: 0, allocated: 0 };
   const walk = (p: string, rel: string): void => {
-    const st = lstatSync(p);
+    // the top must be there; an entry below may be gone by now
+    const st = lstatSync(p, { throwIfNoEntry: rel === '' });
+    if (!st) return;
     out.entries++;
     out.allocated += st.blocks * 512;
     if (st.isFile()) out.bytes += st.size;
     if (!st.isDirectory()) return;
-    for (const name of readdirSync(p)) {
-      const r = rel ? `${rel}/${name}` : name;
-      if (!skip(r)) walk(join(p, name), r);
+    const d = PinnedDir.open(p, st);
+    if (!d) return;
+    try {
+      for (const name of d.names()) {
+        const r = rel ? `${rel}/${name}` : name;
+        if (!skip(r)) walk(d.entry(name), r);
+      }
+    } finally {
+      d.close();
     }
   };
   walk(dir, '');

@@ -20,13 +20,14 @@ import {
   rmSync,
   statfsSync,
   statSync,
+  symlinkSync,
   truncateSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSame } from '../../src/platform/linux/pinned.ts';
-import { copyExact, copyOpenFile } from '../../src/portable/tree.ts';
+import { copyExact, copyOpenFile, treeSize } from '../../src/portable/tree.ts';
 
 const MiB = 1 << 20;
 const TiB = 2 ** 40;
@@ -153,4 +154,61 @@ while True:
     writer.kill('SIGKILL');
     await gone;
   }
+});
+
+test('the space check (treeSize) raced by a writer swapping a directory for a link to a host folder never counts the host folder', {
+  timeout: 60_000,
+}, async (t) => {
+  const src = join(work, 'part2');
+  const host = join(work, 'host-big');
+  mkdirSync(host);
+  // the host folder: 2000 entries a walk through the link would count
+  for (let i = 0; i < 2000; i++) writeFileSync(join(host, `h${i}`), '');
+  const pairs = 16;
+  for (let i = 0; i < pairs; i++) {
+    mkdirSync(join(src, `d${i}`), { recursive: true });
+    writeFileSync(join(src, `d${i}`, 'f'), 'jail');
+    symlinkSync(host, join(src, `l${i}`));
+  }
+  t.after(() => {
+    rmSync(src, { recursive: true, force: true });
+    rmSync(host, { recursive: true, force: true });
+  });
+  const own = 1 + pairs * 3;
+  const swapper = spawn(
+    'python3',
+    [
+      '-c',
+      `import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+d = sys.argv[1]
+pairs = [(os.path.join(d, 'd%d' % i).encode(), os.path.join(d, 'l%d' % i).encode()) for i in range(${pairs})]
+print('go', flush=True)
+while True:
+    for a, b in pairs:
+        libc.renameat2(-100, a, -100, b, 2)`,
+      src,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const gone = new Promise((r) => swapper.once('exit', r));
+  let most = 0;
+  let walks = 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      swapper.stdout.once('data', () => resolve());
+      swapper.once('exit', (code) => reject(new Error(`swapper exited ${code}`)));
+    });
+    const until = Date.now() + 2000;
+    while (Date.now() < until) {
+      most = Math.max(most, treeSize(src).entries);
+      walks++;
+    }
+  } finally {
+    swapper.kill('SIGKILL');
+    await gone;
+  }
+  assert.ok(walks > 3, `walks: ${walks}`);
+  // a directory seen twice as the names swap is the jail's own; the host folder would add 2000
+  assert.ok(most < 2 * own, `a walk counted ${most} entries; the tree has ${own}`);
 });
