@@ -98,6 +98,8 @@ export interface WriteResult {
 }
 
 const BLOCK = 512;
+/** The longest entry name written (Linux's PATH_MAX). */
+const MAX_NAME = 4096;
 const ZEROS = Buffer.alloc(BLOCK * 2);
 
 function headerBlocks(
@@ -218,6 +220,13 @@ async function* tarBlocks(manifest: Buffer, sources: ArchiveSource[], result: Wr
         const { path, rel } = it;
         const name = rel ? `${src.prefix}/${rel}` : src.prefix;
         const raced = (): void => void result.notes.push(`${printableValue(name)}: changed while read, left out`);
+        if (Buffer.byteLength(name) >= MAX_NAME) {
+          // deeper than a path can reach (PATH_MAX): no import could write it, and a tree
+          // made ever deeper would make each header longer (the export's time squared)
+          result.notes.push(`${printableValue(name.slice(0, 200))}...: a path longer than ${MAX_NAME} bytes, left out`);
+          done(it);
+          continue;
+        }
         let st: Stats;
         try {
           st = lstatSync(path);
