@@ -52,6 +52,7 @@ import {
   symlinkSync,
   utimesSync,
 } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -246,10 +247,16 @@ async function* tarBlocks(manifest: Buffer, sources: ArchiveSource[], result: Wr
           open.add(dir);
           yield* headerBlocks({ path: `${name}/`, type: 'Directory', size: 0, ...meta });
           result.entries++;
-          const names = dir
-            .names()
-            .sort()
-            .filter((child) => !skip(rel ? `${rel}/${child}` : child));
+          // a name that is not UTF-8 cannot be written in the archive's headers (strings):
+          // left out, noted (read as a string it would name nothing, or another entry)
+          const names: string[] = [];
+          for (const raw of dir.rawNames()) {
+            const child = raw.toString();
+            if (!isUtf8(raw))
+              result.notes.push(`${printableValue(`${name}/${child}`)}: a name that is not UTF-8, left out`);
+            else if (!skip(rel ? `${rel}/${child}` : child)) names.push(child);
+          }
+          names.sort();
           if (names.length === 0) {
             dir.close();
             open.delete(dir);

@@ -42,7 +42,7 @@ import {
   writeSync,
   type Stats,
 } from 'node:fs';
-import { join } from 'node:path';
+import { isUtf8 } from 'node:buffer';
 import { JailyardError, printableValue } from '../errors.ts';
 import { JY_COPY } from '../platform/linux/native.ts';
 import { isWhiteout, makeWhiteout, markOpaque, opaqueDirs } from '../platform/linux/whiteout.ts';
@@ -55,6 +55,8 @@ export interface CopyStats {
   /** What was left out and why ("etc/x: a character device, skipped"). */
   notes: string[];
 }
+
+const SLASH = Buffer.from('/');
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = constants;
 
@@ -137,7 +139,7 @@ function copyLarge(from: number, to: number, limit: number, rel: string): void {
  * (copy_file_range writing the holes as data): a reflink, which shares the blocks and costs
  * nothing, or a bounded copy.
  */
-export function copyOpenFile(fd: number, from: string, st: Stats, to: string, rel = ''): void {
+export function copyOpenFile(fd: number, from: string | Buffer, st: Stats, to: string | Buffer, rel = ''): void {
   const src = reach(fd, from);
   if (st.size > 0) {
     try {
@@ -167,7 +169,7 @@ function kindNote(st: Stats): string {
 }
 
 /** Owner, mode and times onto a path jailyard just made (a file or directory). */
-function applyMeta(path: string, st: Stats, dir: boolean): void {
+function applyMeta(path: string | Buffer, st: Stats, dir: boolean): void {
   const fd = openSync(path, O_RDONLY | O_NOFOLLOW | (dir ? O_DIRECTORY : 0));
   try {
     fchownSync(fd, st.uid, st.gid);
@@ -191,12 +193,13 @@ export function copyExact(
   opts: { overlay?: boolean } = {},
 ): CopyStats {
   const stats: CopyStats = { entries: 0, bytes: 0, notes: [] };
-  const dirTimes: [string, Stats][] = [];
+  const dirTimes: [string | Buffer, Stats][] = [];
   // `from` reaches the entry through its directory's descriptor (platform/linux/pinned.ts):
   // whoever writes the source meanwhile cannot swap a directory above it for a link
   const raced = (rel: string): void =>
     void stats.notes.push(`${printableValue(rel || '.')}: changed while copied, skipped`);
-  const walk = (from: string, to: string, rel: string): void => {
+  // names are walked as bytes (a name that is not UTF-8 is copied as it is)
+  const walk = (from: string | Buffer, to: string | Buffer, rel: string): void => {
     const st = lstatSync(from);
     stats.entries++;
     if (st.isDirectory()) {
@@ -207,9 +210,10 @@ export function copyExact(
       }
       mkdirSync(to, { mode: 0o700 });
       try {
-        for (const name of dir.names().sort()) {
-          const r = rel ? `${rel}/${name}` : name;
-          if (!skip(r)) walk(dir.entry(name), join(to, name), r);
+        for (const name of dir.rawNames().sort(Buffer.compare)) {
+          const text = name.toString();
+          const r = rel ? `${rel}/${text}` : text;
+          if (!skip(r)) walk(dir.rawEntry(name), Buffer.concat([Buffer.from(to), SLASH, name]), r);
         }
       } finally {
         dir.close();
@@ -233,9 +237,9 @@ export function copyExact(
       applyMeta(to, st, false);
       stats.bytes += st.size;
     } else if (st.isSymbolicLink()) {
-      let target: string;
+      let target: Buffer;
       try {
-        target = readlinkSync(from);
+        target = readlinkSync(from, { encoding: 'buffer' });
       } catch {
         // no longer a link (EINVAL): what is there now was not looked at
         raced(rel);
@@ -246,7 +250,11 @@ export function copyExact(
       lutimesSync(to, st.atime, st.mtime);
     } else if (isWhiteout(st)) {
       // a file the jail deleted from a copy-on-write layer: it stays deleted in the copy
-      makeWhiteout(to);
+      if (typeof to !== 'string' && !isUtf8(to)) {
+        stats.notes.push(`${printableValue(rel)}: a whiteout whose name is not UTF-8, skipped`);
+        return;
+      }
+      makeWhiteout(to.toString());
       lchownSync(to, st.uid, st.gid);
     } else {
       stats.notes.push(`${printableValue(rel || '.')}: ${kindNote(st)}, skipped`);
@@ -271,7 +279,7 @@ export function treeSize(
   skip: (rel: string) => boolean = () => false,
 ): { entries: number; bytes: number; allocated: number } {
   const out = { entries: 0, bytes: 0, allocated: 0 };
-  const walk = (p: string, rel: string): void => {
+  const walk = (p: string | Buffer, rel: string): void => {
     // the top must be there; an entry below may be gone by now
     const st = lstatSync(p, { throwIfNoEntry: rel === '' });
     if (!st) return;
@@ -282,9 +290,9 @@ export function treeSize(
     const d = PinnedDir.open(p, st);
     if (!d) return;
     try {
-      for (const name of d.names()) {
-        const r = rel ? `${rel}/${name}` : name;
-        if (!skip(r)) walk(d.entry(name), r);
+      for (const name of d.rawNames()) {
+        const r = rel ? `${rel}/${name.toString()}` : name.toString();
+        if (!skip(r)) walk(d.rawEntry(name), r);
       }
     } finally {
       d.close();

@@ -7,7 +7,7 @@
 // every control character is escaped (\x1b, \n), one note per line.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SecurityHost } from './helpers.ts';
@@ -38,6 +38,10 @@ test("a jail's file names in the notes of snapshot, clone and export reach the t
     [
       `mkfifo "/var/$(printf 'x\\033]0;pwned\\007\\nrt4n1: note: everything was copied')"`,
       `mkfifo "/var/$(printf 'y\\302\\233')2J"`,
+      // a name that is not UTF-8 (read as a string: a\ufffdb, which names nothing) and the
+      // UTF-8 name it would be read as: a copy failed with ENOENT, or took one for the other
+      `printf jail-raw > "/var/$(printf 'a\\377b')"`,
+      `printf jail-utf8 > "/var/$(printf 'a\\357\\277\\275b')"`,
       'ls /var | wc -l',
     ].join(' && '),
   );
@@ -63,6 +67,24 @@ test("a jail's file names in the notes of snapshot, clone and export reach the t
     assert.ok(
       !text.split('\n').some((l) => l.startsWith('rt4n1: note: everything')),
       `${args[0]}: a line the jail made up`,
+    );
+  }
+  // the copies hold both files, each with its own content and name (bytes)
+  for (const dir of [join(h.jailDir('rt4n1'), 'snapshots', 's1'), h.jailDir('rt4n2')]) {
+    const found = new Map<string, string>();
+    const walk = (p: Buffer): void => {
+      for (const e of readdirSync(p, { encoding: 'buffer', withFileTypes: true })) {
+        const q = Buffer.concat([p, Buffer.from('/'), e.name]);
+        if (e.isDirectory()) walk(q);
+        else if (e.isFile() && /^a(\xff|\u00ef\u00bf\u00bd)b$/.test(e.name.toString('latin1')))
+          found.set(e.name.toString('hex'), readFileSync(q, 'utf8'));
+      }
+    };
+    walk(Buffer.from(dir));
+    assert.deepEqual(
+      Object.fromEntries(found),
+      { '61ff62': 'jail-raw', '61efbfbd62': 'jail-utf8' },
+      `${dir}: both files, as the jail wrote them`,
     );
   }
 });

@@ -21,7 +21,7 @@ export function fdPath(fd: number): string {
 }
 
 /** What reaches the inode `fd` (opened from `path`) holds: fdPath where there is one. */
-export function reach(fd: number, path: string): string {
+export function reach(fd: number, path: string | Buffer): string | Buffer {
   return haveProcFd() ? fdPath(fd) : path;
 }
 
@@ -36,7 +36,7 @@ const same = (a: Stats, b: Stats): boolean =>
  * with O_NONBLOCK for content (a FIFO never blocks), or O_PATH (the default) to act on the
  * inode through fdPath() (chown, chmod) without opening it.
  */
-export function openSame(path: string, seen: Stats, flags = O_PATH): number | undefined {
+export function openSame(path: string | Buffer, seen: Stats, flags = O_PATH): number | undefined {
   let fd: number;
   try {
     fd = openSync(path, flags | constants.O_NOFOLLOW | constants.O_NOCTTY);
@@ -51,16 +51,16 @@ export function openSame(path: string, seen: Stats, flags = O_PATH): number | un
 /** A directory held open; its entries are reached through it. */
 export class PinnedDir {
   readonly #fd: number | undefined;
-  readonly #path: string;
+  readonly #path: string | Buffer;
 
-  private constructor(fd: number | undefined, path: string) {
+  private constructor(fd: number | undefined, path: string | Buffer) {
     this.#fd = fd;
     this.#path = path;
   }
 
   /** The directory `path` (reached as it is: a path from another PinnedDir, or a top the
    * host chose), when it is still the directory `seen`; undefined when it changed. */
-  static open(path: string, seen: Stats): PinnedDir | undefined {
+  static open(path: string | Buffer, seen: Stats): PinnedDir | undefined {
     if (!haveProcFd()) return new PinnedDir(undefined, path);
     const fd = openSame(path, seen, constants.O_RDONLY | constants.O_DIRECTORY);
     return fd === undefined ? undefined : new PinnedDir(fd, path);
@@ -68,11 +68,25 @@ export class PinnedDir {
 
   /** The path that reaches entry `name` of this directory and of no other. */
   entry(name: string): string {
-    return this.#fd === undefined ? posix.join(this.#path, name) : `${fdPath(this.#fd)}/${name}`;
+    return this.#fd === undefined ? posix.join(this.#path.toString(), name) : `${fdPath(this.#fd)}/${name}`;
   }
 
   names(): string[] {
     return readdirSync(this.#fd === undefined ? this.#path : fdPath(this.#fd));
+  }
+
+  /** The entries' names as the bytes they are: a name that is not UTF-8 (`a\xffb`) read as
+   * a string is `a\ufffdb`, which names nothing (or another entry). */
+  rawNames(): Buffer[] {
+    return readdirSync(this.#fd === undefined ? this.#path : fdPath(this.#fd), { encoding: 'buffer' });
+  }
+
+  /** The path (bytes) that reaches entry `name` of this directory and of no other. */
+  rawEntry(name: Buffer): Buffer {
+    return Buffer.concat([
+      Buffer.from(this.#fd === undefined ? `${this.#path.toString()}/` : `${fdPath(this.#fd)}/`),
+      name,
+    ]);
   }
 
   close(): void {
