@@ -59,7 +59,7 @@ import { pipeline } from 'node:stream/promises';
 import { createZstdCompress, createZstdDecompress } from 'node:zlib';
 import { Header, Parser, type ReadEntry } from 'tar';
 import { JailyardError, printableValue } from '../errors.ts';
-import { openSame, PinnedDir } from '../platform/linux/pinned.ts';
+import { openSame, PinnedDir } from '../skeleton/pinned.ts';
 import { type DataRegion, dataRegions } from '../platform/linux/sparse.ts';
 import { isWhiteout, makeWhiteout } from '../platform/linux/whiteout.ts';
 import {
@@ -192,7 +192,7 @@ async function* tarBlocks(manifest: Buffer, sources: ArchiveSource[], result: Wr
   yield pad(manifest.length);
   const buf = Buffer.allocUnsafe(1 << 20);
   // The walk holds each directory open until its entries are done and reaches them through
-  // it (platform/linux/pinned.ts), as copyExact does: the tree may be written meanwhile (a
+  // it (skeleton/pinned.ts), as copyExact does: the tree may be written meanwhile (a
   // jail sharing it), and a directory swapped for a link to a host folder must lead nowhere.
   // A file is opened (O_NONBLOCK: a FIFO swapped in never blocks) and checked to be the inode
   // lstat saw before its header is written.

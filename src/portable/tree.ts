@@ -46,7 +46,7 @@ import { isUtf8 } from 'node:buffer';
 import { JailyardError, printableValue } from '../errors.ts';
 import { JY_COPY } from '../platform/linux/native.ts';
 import { isWhiteout, makeWhiteout, markOpaque, opaqueDirs } from '../platform/linux/whiteout.ts';
-import { openSame, PinnedDir, reach } from '../platform/linux/pinned.ts';
+import { openSame, PinnedDir, reach } from '../skeleton/pinned.ts';
 
 export interface CopyStats {
   entries: number;
@@ -194,7 +194,7 @@ export function copyExact(
 ): CopyStats {
   const stats: CopyStats = { entries: 0, bytes: 0, notes: [] };
   const dirTimes: [string | Buffer, Stats][] = [];
-  // `from` reaches the entry through its directory's descriptor (platform/linux/pinned.ts):
+  // `from` reaches the entry through its directory's descriptor (skeleton/pinned.ts):
   // whoever writes the source meanwhile cannot swap a directory above it for a link
   const raced = (rel: string): void =>
     void stats.notes.push(`${printableValue(rel || '.')}: changed while copied, skipped`);

@@ -1,6 +1,6 @@
 // Red-team run 4: `export` walked the jail's tree by path (lstat, readdir and open of
 // part/root/a/b/c, each looked up again from the top), unlike snapshot and clone, whose walk
-// holds each directory open (platform/linux/pinned.ts). A writer sharing the tree (another
+// holds each directory open (skeleton/pinned.ts). A writer sharing the tree (another
 // jail with a `mount` of it, a local user who reaches a jail's `path`: SECURITY.md, "A jail's
 // processes against host-side steps") that swaps a directory for a link to a host folder
 // between the readdir and the lstat of its entries made host root pack the host's file into

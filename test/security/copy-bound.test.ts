@@ -26,7 +26,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSame } from '../../src/platform/linux/pinned.ts';
+import { openSame } from '../../src/skeleton/pinned.ts';
 import { copyExact, copyOpenFile, treeSize } from '../../src/portable/tree.ts';
 
 const MiB = 1 << 20;

@@ -28,7 +28,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JailyardError } from '../../src/errors.ts';
-import { openSame } from '../../src/platform/linux/pinned.ts';
+import { openSame } from '../../src/skeleton/pinned.ts';
 import { checkSpace, copyExact, copyOpenFile } from '../../src/portable/tree.ts';
 import { SecurityHost } from './helpers.ts';
 

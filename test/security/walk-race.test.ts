@@ -25,7 +25,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSame, PinnedDir } from '../../src/platform/linux/pinned.ts';
+import { openSame, PinnedDir } from '../../src/skeleton/pinned.ts';
 import { shiftOwnership } from '../../src/platform/linux/userns.ts';
 import { copyExact } from '../../src/portable/tree.ts';
 

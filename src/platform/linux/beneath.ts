@@ -22,7 +22,7 @@ import {
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import { mkdirTracked } from './paths.ts';
-import { fdPath } from './pinned.ts';
+import { fdPath } from '../../skeleton/pinned.ts';
 
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 

@@ -35,7 +35,7 @@ import { loadDefaults } from '../../defaults.ts';
 import type { JailContext } from '../driver.ts';
 import { paramBool, type JailSpec } from '../../conf/spec.ts';
 import { withHostLock } from './lock.ts';
-import { openSame, PinnedDir, reach } from './pinned.ts';
+import { openSame, PinnedDir, reach } from '../../skeleton/pinned.ts';
 
 /** A jail's host uid/gid range: jail uid u is host uid base + u, for u < count. */
 export interface UidRange {
