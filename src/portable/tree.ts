@@ -1,7 +1,7 @@
 // Exact copies of a jail's writable part on one host (clone, snapshots): directories, files,
 // symlinks with their modes (setuid, sticky), owners and times; files by a reflink (FICLONE:
 // btrfs, xfs share the blocks, a copy costs no data), else by a bounded copy of their data:
-// small files here, larger ones by native/jy-copy (SEEK_DATA finds the data without reading
+// small files here, larger ones by native/jy-sparse (SEEK_DATA finds the data without reading
 // the holes), zero blocks of a file with holes not written, never more than the size the
 // walk's lstat saw (a writer may grow the file meanwhile: `truncate -s 10T` after the lstat
 // must not become 10 TiB of host disk, nor hours of reading holes). checkSpace refuses
@@ -44,7 +44,7 @@ import {
 } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { JailyardError, printableValue } from '../errors.ts';
-import { JY_COPY } from '../platform/linux/native.ts';
+import { JY_SPARSE } from '../platform/linux/native.ts';
 import { isWhiteout, makeWhiteout, markOpaque, opaqueDirs } from '../platform/linux/whiteout.ts';
 import { openSame, PinnedDir, reach } from '../skeleton/pinned.ts';
 
@@ -115,16 +115,16 @@ function copySmall(from: number, to: number, limit: number, holes: boolean): voi
 }
 
 /**
- * At most `limit` bytes of `from` into `to` (empty), holes kept, by jy-copy (native/jy-copy.c:
+ * At most `limit` bytes of `from` into `to` (empty), holes kept, by `jy-sparse copy` (native/jy-sparse.c:
  * SEEK_DATA finds the data without reading the holes): the two descriptors are its stdin and
  * stdout. The arguments are a number; no shell.
  */
 function copyLarge(from: number, to: number, limit: number, rel: string): void {
-  const r = spawnSync(JY_COPY, [String(limit)], { stdio: [from, to, 'pipe'], encoding: 'utf8' });
+  const r = spawnSync(JY_SPARSE, ['copy', String(limit)], { stdio: [from, to, 'pipe'], encoding: 'utf8' });
   if (r.error) throw r.error;
   if (r.status !== 0) {
     const why = (r.stderr || `exit ${r.status ?? r.signal}`).trim();
-    const e: NodeJS.ErrnoException = new Error(`copying ${printableValue(rel)} (jy-copy): ${why}`);
+    const e: NodeJS.ErrnoException = new Error(`copying ${printableValue(rel)} (jy-sparse copy): ${why}`);
     if (/No space left|Disk quota exceeded/.test(why)) e.code = 'ENOSPC';
     throw e;
   }

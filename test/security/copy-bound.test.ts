@@ -6,7 +6,7 @@
 // long by ftruncate between the lstat and the copy: host root then wrote zeros until the
 // disk was full (the space check had counted 4 KiB), or read a terabyte of holes for hours. A
 // copy now holds at most the size lstat saw, reads the holes of a large file not at all
-// (native/jy-copy: SEEK_DATA), and writes no zero block of a sparse one.
+// (native/jy-sparse copy: SEEK_DATA), and writes no zero block of a sparse one.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';

@@ -10,8 +10,8 @@
 //               (src/api/peer.ts; optional: without it the sockets' file modes decide)
 //   jy-guest    jail, jls and sysctl inside every jail (guest-bin/, bound at /run/jailyard/bin)
 //   jy-xattr    overlayfs's opaque marks (src/platform/linux/whiteout.ts)
-//   jy-sparse   a file's data regions, its holes unread (src/platform/linux/sparse.ts)
-//   jy-copy     a file's first N bytes, holes kept, for copies of a jail's files (src/portable/tree.ts)
+//   jy-sparse   a file's data regions, its holes unread (src/platform/linux/sparse.ts), and a
+//               bounded copy with the holes kept (src/portable/tree.ts)
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { JailyardError } from '../../errors.ts';
@@ -28,10 +28,9 @@ export const JY_HOLD = built('jy-hold');
 export const JY_GUEST_TOOLS = built('guest-bin');
 /** overlayfs's opaque mark on directories, read and written for copies of a layer (native/jy-xattr.c). */
 export const JY_XATTR = built('jy-xattr');
-/** A file's data regions by SEEK_DATA/SEEK_HOLE, for export's sparse entries (native/jy-sparse.c). */
+/** SEEK_DATA/SEEK_HOLE (native/jy-sparse.c): `map`, a file's data regions for export's sparse
+ * entries; `copy`, a bounded copy with holes kept for host-side copies of a jail's files. */
 export const JY_SPARSE = built('jy-sparse');
-/** A bounded, sparse copy of one file for host-side copies of a jail's files (native/jy-copy.c). */
-export const JY_COPY = built('jy-copy');
 
 /**
  * Whether the process `pid` runs jy-stage (by program name, so jails started by another

@@ -25,7 +25,7 @@ export function dataRegions(fd: number, size: number, max: number): DataRegion[]
       'JY_ERR_PLATFORM',
       `missing ${JY_SPARSE}: run npm install (or bash scripts/build-native.sh; needs gcc and libc6-dev)`,
     );
-  const r = spawnSync(JY_SPARSE, [String(size), String(max)], {
+  const r = spawnSync(JY_SPARSE, ['map', String(size), String(max)], {
     stdio: [fd, 'pipe', 'pipe'],
     encoding: 'latin1',
     maxBuffer: max * 48 + 4096,
