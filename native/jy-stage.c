@@ -552,6 +552,12 @@ int main(int argc, char **argv) {
 	const char *root = all[i], *hostname = all[i + 1], *tini = all[i + 2], *dev = all[i + 4];
 	char **holder = &all[i + 6];
 	hide_arguments(argc, argv);
+	/* not dumpable until the exec of tini (an exec makes a program dumpable again): a nested
+	 * jail's stage later joins its parent jail's pid namespace, where the parent's root (the
+	 * same uid in root mode, without CAP_SYS_PTRACE) could otherwise ptrace it, read its
+	 * /proc/PID/mem or take its descriptors with pidfd_getfd while it still holds host files
+	 * and capabilities (runc's init is not dumpable either) */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) die_errno("PR_SET_DUMPABLE");
 
 	/* made before the pid namespace (its helper child must not become the jail's pid 1) */
 	int userns = -1;
