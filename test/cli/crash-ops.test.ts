@@ -183,6 +183,27 @@ const V2 = {
 };
 const FILES = [...Object.keys(V2), 'etc/newdir'];
 
+/** Skeleton NAME in two versions of a tiny tree: version 2 changes a line of etc/app.conf
+ * and etc/motd and adds etc/new.conf and etc/newdir/x.conf. */
+async function twoVersions(name: string): Promise<void> {
+  const src = join(state, `src-${name}`);
+  tree(join(src, '1'), { 'etc/app.conf': 'one\ntwo\nthree\nfour\nfive\n', 'etc/motd': 'welcome v1\n' });
+  tree(join(src, '2'), {
+    'etc/app.conf': 'one\ntwo\nthree\nfour\nFIVE\n',
+    'etc/motd': 'welcome v2\n',
+    'etc/new.conf': 'new\n',
+    'etc/newdir/x.conf': 'x\n',
+  });
+  // the jail's pid 1 holder (`sleep infinity`): a static busybox, so the tiny tree starts
+  for (const v of ['1', '2']) {
+    mkdirSync(join(src, v, 'bin'), { recursive: true });
+    copyFileSync('/usr/bin/busybox', join(src, v, 'bin/sleep'));
+    chmodSync(join(src, v, 'bin/sleep'), 0o755);
+  }
+  await ok('skel', 'create', name, '--copy', join(src, '1'));
+  await ok('skel', 'create', name, '--copy', join(src, '2'));
+}
+
 /** The jail's files are exactly version 1's or exactly version 2's (never a mix). */
 function versionOfTree(name: string, point: string): 1 | 2 {
   const root = join(state, 'jails', name, 'root');
@@ -210,22 +231,7 @@ function versionOfTree(name: string, point: string): 1 | 2 {
 test('upgrade killed at each of its points: the jail is on the old or the new version, never a mix', {
   timeout: 1_200_000,
 }, async () => {
-  const src = join(state, 'src');
-  tree(join(src, '1'), { 'etc/app.conf': 'one\ntwo\nthree\nfour\nfive\n', 'etc/motd': 'welcome v1\n' });
-  tree(join(src, '2'), {
-    'etc/app.conf': 'one\ntwo\nthree\nfour\nFIVE\n',
-    'etc/motd': 'welcome v2\n',
-    'etc/new.conf': 'new\n',
-    'etc/newdir/x.conf': 'x\n',
-  });
-  // the jail's pid 1 holder (`sleep infinity`): a static busybox, so the tiny tree starts
-  for (const v of ['1', '2']) {
-    mkdirSync(join(src, v, 'bin'), { recursive: true });
-    copyFileSync('/usr/bin/busybox', join(src, v, 'bin/sleep'));
-    chmodSync(join(src, v, 'bin/sleep'), 0o755);
-  }
-  await ok('skel', 'create', 'base', '--copy', join(src, '1'));
-  await ok('skel', 'create', 'base', '--copy', join(src, '2'));
+  await twoVersions('base');
   const fresh = async (running: boolean): Promise<void> => {
     if ((await stateOf('ou1')) !== '(none)') await ok('remove', 'ou1');
     const r = await jy('create', 'ou1', 'skeleton=base@1', 'skeleton.cow=', 'persist');
@@ -307,21 +313,7 @@ test('upgrade of a jail with copy-on-write dirs killed at its points: reconcile 
 }, async () => {
   // the same two versions as above, as a second skeleton; etc is copy-on-write (the
   // default skeleton.cow), so the merge runs in a mounted overlay of the jail's upper dir
-  const src = join(state, 'src-cow');
-  tree(join(src, '1'), { 'etc/app.conf': 'one\ntwo\nthree\nfour\nfive\n', 'etc/motd': 'welcome v1\n' });
-  tree(join(src, '2'), {
-    'etc/app.conf': 'one\ntwo\nthree\nfour\nFIVE\n',
-    'etc/motd': 'welcome v2\n',
-    'etc/new.conf': 'new\n',
-    'etc/newdir/x.conf': 'x\n',
-  });
-  for (const v of ['1', '2']) {
-    mkdirSync(join(src, v, 'bin'), { recursive: true });
-    copyFileSync('/usr/bin/busybox', join(src, v, 'bin/sleep'));
-    chmodSync(join(src, v, 'bin/sleep'), 0o755);
-  }
-  await ok('skel', 'create', 'cbase', '--copy', join(src, '1'));
-  await ok('skel', 'create', 'cbase', '--copy', join(src, '2'));
+  await twoVersions('cbase');
   const fresh = async (): Promise<void> => {
     if ((await stateOf('ou2')) !== '(none)') await ok('remove', 'ou2');
     await ok('create', 'ou2', 'skeleton=cbase@1', 'skeleton.cow=etc', 'persist');

@@ -12,6 +12,7 @@ import {
   chmodSync,
   copyFileSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -586,4 +587,36 @@ export async function toolsDaemon(
       store.close();
     },
   };
+}
+
+/** The one file named `name` below `dir` (an lstat walk: a part's layout depends on the
+ * skeleton strategy). */
+export function findFile(dir: string, name: string): string {
+  const found: string[] = [];
+  const walk = (p: string): void => {
+    const st = lstatSync(p);
+    if (st.isDirectory()) for (const n of readdirSync(p)) walk(join(p, n));
+    else if (st.isFile() && p.endsWith(`/${name}`)) found.push(p);
+  };
+  walk(dir);
+  assert.equal(found.length, 1, `one ${name} below ${dir}: ${found.join(', ')}`);
+  return found[0]!;
+}
+
+/** A copy of a sparse file: `size` long, at most `maxAllocated` bytes of disk, and the same
+ * bytes as `reference` (cmp reads both whole, holes as zeros). */
+export function assertSparseCopy(
+  path: string,
+  reference: string,
+  size: number,
+  maxAllocated: number,
+  what: string,
+): void {
+  const st = statSync(path);
+  assert.equal(st.size, size, `${what}: the size`);
+  assert.ok(
+    st.blocks * 512 <= maxAllocated,
+    `${what}: ${st.blocks * 512} bytes allocated for a ${size}-byte sparse file`,
+  );
+  execFileSync('cmp', ['--', reference, path]);
 }
