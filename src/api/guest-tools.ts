@@ -290,6 +290,13 @@ export interface ScopeOptions {
 /** The parameters that hold commands a jail gives its child (run inside the child). */
 const CHILD_COMMANDS = ['exec.start', 'command', 'exec.stop'];
 
+/** The most bytes a child's parameters may take (their JSON, as the record holds them), when
+ * a jail sets them: the size of meta's buffer (meta and env have their own bound). Every
+ * change is a whole record written to the store, and in a cluster to etcd, which keeps each
+ * revision until compaction (settings event_history): a jail rewriting a child with a
+ * 256 KiB exec.start filled etcd at ~20 MB/s, and etcd's quota stops the whole cluster. */
+export const CHILD_PARAMS_MAX_BYTES = 4096;
+
 /** ScopeOptions.rootOf from a local store. */
 export function rootsFrom(stateDir: string, store: Pick<Store, 'getJail'>): (name: string) => string | undefined {
   return (name) => {
@@ -316,6 +323,20 @@ export function scopedService(inner: JailService, caller: string, opts: ScopeOpt
   };
   const hide = (r: JailRecord): JailRecord => ({ ...r, meta: '' });
 
+  /** `all`: the child's parameters as they would be after the change. */
+  const checkSize = (name: string, all: Params, set: Params): void => {
+    const size = Buffer.byteLength(JSON.stringify(all));
+    if (size <= CHILD_PARAMS_MAX_BYTES) return;
+    // the largest value set names the parameter
+    const [p] = Object.entries(set).sort(
+      (a, b) => Buffer.byteLength(JSON.stringify(b[1])) - Buffer.byteLength(JSON.stringify(a[1])),
+    )[0] ?? ['name'];
+    throw refused(
+      name,
+      p,
+      `the child's parameters would take ${size} bytes, more than the ${CHILD_PARAMS_MAX_BYTES} a jail may give its child`,
+    );
+  };
   const checkParams = async (name: string, params: Params): Promise<void> => {
     const parentOfChild = parentName(name)!;
     const parent = await inner.get(parentOfChild);
@@ -375,13 +396,20 @@ export function scopedService(inner: JailService, caller: string, opts: ScopeOpt
     async create(input) {
       mine(input.spec.name);
       validateJailName(input.spec.name);
+      checkSize(input.spec.name, input.spec.params, input.spec.params);
       await checkParams(input.spec.name, input.spec.params);
       return hide(await inner.create({ ...input, spec: { ...input.spec, params: bounded(input.spec.params) } }));
     },
     async modify(name, change, wopts) {
       mine(name);
       await checkChange(name, change);
-      const params = change.params && bounded(change.params, (await inner.get(name)).params);
+      const have = (await inner.get(name)).params;
+      if (change.params && Object.keys(change.params).length) {
+        const all: Params = { ...have };
+        for (const k of change.unset ?? []) delete all[k];
+        checkSize(name, Object.assign(all, change.params), change.params);
+      }
+      const params = change.params && bounded(change.params, have);
       return hide(await inner.modify(name, params ? { ...change, params } : change, wopts));
     },
     async start(names, bopts) {

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const ETCD_CLIENT = 'http://127.0.0.1:23794';
-const PEER = 'http://127.0.0.1:23804';
+const DEFAULT_CLIENT = ETCD_CLIENT;
+const DEFAULT_PEER = 'http://127.0.0.1:23804';
 
 export interface SingleEtcd {
   endpoint: string;
@@ -31,7 +32,17 @@ function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-export async function startEtcd(): Promise<SingleEtcd> {
+/** Ports of its own (a test file that runs beside the others) and extra etcd flags (a small
+ * --quota-backend-bytes, say). */
+export interface EtcdOptions {
+  client?: number;
+  peer?: number;
+  args?: string[];
+}
+
+export async function startEtcd(o: EtcdOptions = {}): Promise<SingleEtcd> {
+  const ETCD_CLIENT = o.client ? `http://127.0.0.1:${o.client}` : DEFAULT_CLIENT;
+  const PEER = o.peer ? `http://127.0.0.1:${o.peer}` : DEFAULT_PEER;
   const dir = mkdtempSync(join(tmpdir(), 'jy-etcd-c-'));
   const proc = spawn(
     'etcd',
@@ -52,6 +63,7 @@ export async function startEtcd(): Promise<SingleEtcd> {
       `c1=${PEER}`,
       '--log-level',
       'error',
+      ...(o.args ?? []),
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
