@@ -72,6 +72,8 @@ const sizeOf = async (s: ClusterState, name: string): Promise<number> => {
 test("a jail's jail -c / jail -m cannot write a child record of more than CHILD_PARAMS_MAX_BYTES of parameters to etcd", async () => {
   const { s, service, ctx } = await cluster();
   await service.create({ spec: { name: 'ce1', params: { name: 'ce1', path: '/srv/x', 'children.max': '2' } } });
+  // the stand-in's first report of the parent is in before anything is compared
+  assert.ok(await s.waitUntil(() => !!s.jailEntry('ce1')?.jail.status, { timeoutMs: 5000 }));
   const big = 'x'.repeat(200_000);
   const rev = s.currentRevision();
   const c = await runTool(ctx, 'jail', ['-c', 'name=k', `exec.start=${big}`], 'ce1');
