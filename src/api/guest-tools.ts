@@ -30,7 +30,7 @@ import { addressesOf, contextFromRecords, parentName } from '../runtime/jailplan
 import type { JailService } from '../runtime/types.ts';
 import { validateJailName } from '../store/names.ts';
 import type { CreateFacts, JailChange, JailRecord, Store } from '../store/types.ts';
-import { capConnections, guardHandler } from './limits.ts';
+import { capConnections, guardHandler, TokenBucket } from './limits.ts';
 import { type PeerCheck, peerInJail, peerIsRoot } from './peer.ts';
 import { GUEST_TARGET } from '../layout.ts';
 import { hideHostPaths, hostPathMap } from './tool-paths.ts';
@@ -84,6 +84,13 @@ export interface ToolLimits {
   /** exec.timeout (seconds) of the commands a jail gives its children (see
    * DEFAULT_CHILD_EXEC_TIMEOUT). */
   childExecTimeout: number;
+  /** jail(8) requests of a tree of jails (a top-level jail and its descendants) served at
+   * once before the pace below applies (a token bucket). */
+  jailBurst: number;
+  /** Then one jail(8) request per this many ms; the others wait their turn. Each jail -c, -m
+   * or -r writes a child's record: in a cluster a record in etcd's history, in every node's
+   * watch ring and to every watcher, as readiness changes (guestReadyIntervalMs). */
+  jailIntervalMs: number;
 }
 
 export const DEFAULT_TOOL_LIMITS: ToolLimits = {
@@ -93,6 +100,8 @@ export const DEFAULT_TOOL_LIMITS: ToolLimits = {
   maxRunning: 2,
   maxWaiting: 8,
   childExecTimeout: DEFAULT_CHILD_EXEC_TIMEOUT,
+  jailBurst: 20,
+  jailIntervalMs: 250,
 };
 
 export interface ToolAnswer {
@@ -597,6 +606,9 @@ export class ToolsEndpoint {
   readonly #ctx: ToolContext;
   readonly #limits: ToolLimits;
   readonly #load = new Map<string, { running: number; waiting: Array<() => void> }>();
+  /** The jail(8) budget of each tree of jails: a jail's children have sockets of their own,
+   * and with a bucket each a jail could write (1 + children) times as often. */
+  readonly #paces = new Map<string, TokenBucket>();
 
   constructor(ctx: ToolContext) {
     this.#ctx = ctx;
@@ -626,11 +638,29 @@ export class ToolsEndpoint {
     const release = await this.#enter(caller);
     if (!release) return refuse(req, res, 429, 'too many requests from this jail at once\n');
     try {
+      if (tool === 'jail') await this.#pace(caller);
       if (res.destroyed) return;
       const answer = await runTool(this.#ctx, tool, argv, caller);
       reply(res, 200, encodeAnswer(answer), 'application/octet-stream');
     } finally {
       release();
+    }
+  }
+
+  /** Waits for a token of the caller's tree (held in its slot: the queue behind it is
+   * bounded by maxWaiting, the rest refused). */
+  async #pace(caller: string): Promise<void> {
+    const tree = caller.split('.')[0]!;
+    for (;;) {
+      const now = Date.now();
+      for (const [t, b] of this.#paces) if (b.full(now)) this.#paces.delete(t);
+      let bucket = this.#paces.get(tree);
+      if (!bucket) {
+        bucket = new TokenBucket(this.#limits.jailBurst, this.#limits.jailIntervalMs, now);
+        this.#paces.set(tree, bucket);
+      }
+      if (bucket.take(now)) return;
+      await new Promise((r) => setTimeout(r, bucket.waitMs(now)));
     }
   }
 

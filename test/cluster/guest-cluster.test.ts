@@ -6,7 +6,10 @@
 // makes it.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { runTool, type ToolContext } from '../../src/api/guest-tools.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import { join } from 'node:path';
+import { runTool, type ToolContext, ToolsEndpoint } from '../../src/api/guest-tools.ts';
 
 /** guest-tools.ts CHILD_PARAMS_MAX_BYTES (a number here: the test runs on the code before it too). */
 const CHILD_PARAMS_MAX_BYTES = 4096;
@@ -101,4 +104,57 @@ test("a jail's jail -c / jail -m cannot write a child record of more than CHILD_
   // and a change within the bound still works
   const m3 = await runTool(ctx, 'jail', ['-m', 'name=k', 'exec.stop=/bin/false'], 'ce1');
   assert.deepEqual((await service.get('ce1.k')).params['exec.stop'], ['/bin/false'], m3.stderr);
+});
+
+/** POST /tools/jail with `argv` on the unix socket `path`: jail(8)'s exit status. */
+function jailTool(path: string, argv: string[]): Promise<number> {
+  const body = Buffer.from(argv.map((a) => `${a}\0`).join(''));
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: path, path: '/tools/jail', method: 'POST' }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve(res.statusCode === 200 ? Number(Buffer.concat(parts).toString().split(' ')[0]) : -1));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test("a jail's jail(8) requests that write etcd are paced per tree of jails (a burst, then one per 250 ms)", async () => {
+  const { s, service, ctx } = await cluster();
+  await service.create({ spec: { name: 'ce2', params: { name: 'ce2', path: '/srv/x', 'children.max': '2' } } });
+  assert.ok(await s.waitUntil(() => !!s.jailEntry('ce2')?.jail.status, { timeoutMs: 5000 }));
+  assert.equal((await runTool(ctx, 'jail', ['-c', 'name=k', 'exec.stop=/bin/true'], 'ce2')).status, 0);
+  // the guest socket's endpoint, as the daemon serves it to the jail ce2 (the caller is named
+  // by the server that accepted the connection)
+  const dir = mkdtempSync('/tmp/etcd-rt-guest-');
+  closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const endpoint = new ToolsEndpoint(ctx);
+  const server = createServer((req, res) => void endpoint.handle('ce2', req, res));
+  const sock = join(dir, 'tools.sock');
+  await new Promise<void>((r) => server.listen(sock, r));
+  closers.push(() => new Promise<void>((r) => server.close(() => r())));
+  const rev = s.currentRevision();
+  const t0 = Date.now();
+  const n = 36;
+  // two at a time, as the endpoint serves them (maxRunning)
+  let next = 0;
+  const statuses: number[] = [];
+  await Promise.all(
+    [0, 1].map(async () => {
+      while (next < n) {
+        const i = next++;
+        statuses.push(await jailTool(sock, ['-m', 'name=k', `exec.stop=/bin/echo ${i}`]));
+      }
+    }),
+  );
+  const took = Date.now() - t0;
+  assert.deepEqual(
+    statuses.filter((x) => x !== 0),
+    [],
+  );
+  const writes = s.currentRevision() - rev;
+  assert.ok(writes >= n, `each jail -m wrote the child's record (${writes} revisions)`);
+  // 20 at once, the 16 others at 4 per second: about 4 s (before the pace: ~0.5 s)
+  assert.ok(took >= (n - 20 - 1) * 250, `${n} jail -m took ${took} ms: paced`);
 });
