@@ -319,6 +319,26 @@ export function rootsFrom(stateDir: string, store: Pick<Store, 'getJail'>): (nam
   };
 }
 
+/** The creates of each tree of jails under way, per service (see scopedService's create). */
+const creating = new WeakMap<JailService, Map<string, Promise<unknown>>>();
+
+/** Runs `f` after every create of the same tree of jails through `inner` has ended. */
+async function oneAtATime<T>(inner: JailService, tree: string, f: () => Promise<T>): Promise<T> {
+  let trees = creating.get(inner);
+  if (!trees) {
+    trees = new Map();
+    creating.set(inner, trees);
+  }
+  const before = trees.get(tree) ?? Promise.resolve();
+  const run = before.catch(() => {}).then(f);
+  const settled = run.catch(() => {});
+  trees.set(tree, settled);
+  void settled.then(() => {
+    if (trees.get(tree) === settled) trees.delete(tree);
+  });
+  return run;
+}
+
 /**
  * `inner` as the jail `caller` may use it: its strict descendants only (any other name is
  * "not found", whether it exists or not), never their meta, and only parameters that
@@ -407,7 +427,26 @@ export function scopedService(inner: JailService, caller: string, opts: ScopeOpt
       validateJailName(input.spec.name);
       checkSize(input.spec.name, input.spec.params, input.spec.params);
       await checkParams(input.spec.name, input.spec.params);
-      return hide(await inner.create({ ...input, spec: { ...input.spec, params: bounded(input.spec.params) } }));
+      // children.max counts records: checked again here, one create of the tree at a time,
+      // since checkJailArgv's count and the front's create are apart (another request of the
+      // tree may create between them; in a cluster an etcd round trip apart)
+      const child = input.spec.name;
+      return oneAtATime(inner, child.split('.')[0]!, async () => {
+        const all = await inner.list();
+        if (!all.some((r) => r.name === child)) {
+          for (const a of chainTo(caller, child)) {
+            const rec = all.find((r) => r.name === a);
+            if (!rec) continue;
+            const max = paramInt(rec.params, 'children.max') ?? 0;
+            if (all.filter((r) => isDescendant(a, r.name)).length >= max)
+              throw new JailyardError('JY_ERR_PARAM_VALUE', `prison limit exceeded (children.max=${max} of "${a}")`, {
+                jail: child,
+                param: 'children.max',
+              });
+          }
+        }
+        return hide(await inner.create({ ...input, spec: { ...input.spec, params: bounded(input.spec.params) } }));
+      });
     },
     async modify(name, change, wopts) {
       mine(name);

@@ -158,3 +158,17 @@ test("a jail's jail(8) requests that write etcd are paced per tree of jails (a b
   // 20 at once, the 16 others at 4 per second: about 4 s (before the pace: ~0.5 s)
   assert.ok(took >= (n - 20 - 1) * 250, `${n} jail -m took ${took} ms: paced`);
 });
+
+test("children.max holds against a jail's concurrent jail -c (its own socket and its children's each serve 2 at once)", async () => {
+  const { s, service, ctx } = await cluster();
+  await service.create({ spec: { name: 'ce3', params: { name: 'ce3', path: '/srv/x', 'children.max': '1' } } });
+  assert.ok(await s.waitUntil(() => !!s.jailEntry('ce3')?.jail.status, { timeoutMs: 5000 }));
+  const r = await Promise.all(
+    ['a', 'b', 'c', 'd'].map((n) => runTool(ctx, 'jail', ['-c', `name=${n}`, 'persist'], 'ce3')),
+  );
+  const children = (await service.list()).map((j) => j.name).filter((n) => n.startsWith('ce3.'));
+  // before: all four created (the count and the create an etcd round trip apart)
+  assert.equal(children.length, 1, `children of ce3 (children.max=1): ${children.join(', ')}`);
+  assert.equal(r.filter((x) => x.status === 0).length, 1);
+  for (const x of r.filter((x) => x.status !== 0)) assert.match(x.stderr, /prison limit exceeded/);
+});
