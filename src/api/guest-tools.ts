@@ -33,6 +33,7 @@ import type { CreateFacts, JailChange, JailRecord, Store } from '../store/types.
 import { capConnections, guardHandler, TokenBucket } from './limits.ts';
 import { type PeerCheck, peerInJail, peerIsRoot } from './peer.ts';
 import { GUEST_TARGET } from '../layout.ts';
+import { pinnedEntry } from '../skeleton/pinned.ts';
 import { hideHostPaths, hostPathMap } from './tool-paths.ts';
 
 /** The environment variable that names the jexec channel inside the jail. */
@@ -876,7 +877,7 @@ export async function listenJailSocket(server: Server, path: string): Promise<vo
 async function throughFolder<T>(dir: string, use: (at: (name: string) => string) => Promise<T>): Promise<T> {
   const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
-    return await use((name) => `/proc/self/fd/${fd}/${name}`);
+    return await use((name) => pinnedEntry(fd, name));
   } finally {
     closeSync(fd);
   }

@@ -26,10 +26,10 @@ import {
 import { createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { JailyardError } from '../errors.ts';
-import { openSame } from './pinned.ts';
+import { openSame, pinnedEntry } from './pinned.ts';
 import { merge3 } from './diff3.ts';
 import type { MountPlan } from './plan.ts';
-import { checkListEntry, lstatOrUndefined, openDirInRoot, pinnedEntry, splitRel } from './paths.ts';
+import { checkListEntry, lstatOrUndefined, openDirInRoot, splitRel } from './paths.ts';
 import { copyFileNoFollow, copySymlink, writeFileNoFollow } from './tree.ts';
 
 export type TreeEntry =

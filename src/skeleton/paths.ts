@@ -6,6 +6,7 @@
 import { closeSync, constants, lstatSync, openSync, readlinkSync, mkdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { JailyardError, type ErrorPlace } from '../errors.ts';
+import { pinnedEntry } from './pinned.ts';
 
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 
@@ -153,9 +154,6 @@ export function openDirInRoot(
     throw e;
   }
 }
-
-/** The path reaching entry `name` of the directory held open as `fd` (and of no other). */
-export const pinnedEntry = (fd: number, name: string): string => `/proc/self/fd/${fd}/${name}`;
 
 /**
  * Makes sure every component of `rel` under `root` is a real directory (not a symlink),

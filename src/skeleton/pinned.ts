@@ -20,6 +20,9 @@ export function fdPath(fd: number): string {
   return `/proc/self/fd/${fd}`;
 }
 
+/** The path reaching entry `name` of the directory held open as `fd` (and of no other). */
+export const pinnedEntry = (fd: number, name: string): string => `${fdPath(fd)}/${name}`;
+
 /** What reaches the inode `fd` (opened from `path`) holds: fdPath where there is one. */
 export function reach(fd: number, path: string | Buffer): string | Buffer {
   return haveProcFd() ? fdPath(fd) : path;

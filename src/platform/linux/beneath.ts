@@ -22,7 +22,7 @@ import {
 import { posix } from 'node:path';
 import { JailyardError } from '../../errors.ts';
 import { mkdirTracked } from './paths.ts';
-import { fdPath } from '../../skeleton/pinned.ts';
+import { fdPath, pinnedEntry } from '../../skeleton/pinned.ts';
 
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 
@@ -67,7 +67,7 @@ export function treeBeneath(root: string, fs: (p: string) => string): TreeOps {
       let at = top;
       for (const part of parts.slice(0, -1)) {
         at = `${at}/${part}`;
-        const entry = `${fdPath(fd)}/${part}`;
+        const entry = pinnedEntry(fd, part);
         let next: number;
         try {
           next = openSync(entry, DIR_FLAGS);
@@ -81,7 +81,7 @@ export function treeBeneath(root: string, fs: (p: string) => string): TreeOps {
         closeSync(fd);
         fd = next;
       }
-      return use(`${fdPath(fd)}/${parts[parts.length - 1]}`);
+      return use(pinnedEntry(fd, parts[parts.length - 1]!));
     } finally {
       closeSync(fd);
     }
@@ -161,7 +161,7 @@ export function openInRoot(root: string, rel: string, flags: number): number {
         if (up !== undefined) closeSync(up);
         continue;
       }
-      const at = `${fdPath(here())}/${part}`;
+      const at = pinnedEntry(here(), part);
       if (lstatSync(at, { throwIfNoEntry: false })?.isSymbolicLink()) {
         if (++links > 40) throw Object.assign(new Error(`too many links in ${rel}`), { code: 'ELOOP' });
         const target = readlinkSync(at);
