@@ -47,6 +47,34 @@ async function kill(child: ChildProcess): Promise<void> {
   await gone;
 }
 
+/**
+ * `jailyard VERB k1` in a process of its own (its pid is the jail's recorded owner), with a
+ * 300 ms store wait: once its output matches `at` (a hook that waits for `go`), another
+ * process locks the store and then writes `go`; the lock holder is killed once the CLI
+ * exited. Its exit code and output.
+ */
+async function lockedDuring(verb: string, at: RegExp, go: string): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, [BIN, '--state', state, verb, 'k1'], {
+    env: { ...process.env, JAILYARD_STORE_BUSY_MS: '300' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  let holder: Promise<ChildProcess> | undefined;
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (!holder && at.test(out))
+      holder = lockHolder(join(state, 'jailyard.db')).then((c) => {
+        writeFileSync(go, '');
+        return c;
+      });
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.ok(holder, out);
+  await kill(await holder);
+  return { code, out };
+}
+
 function integrity(dir: string): string {
   const db = new Database(join(dir, 'jailyard.db'), { readonly: true });
   try {
@@ -161,27 +189,10 @@ test('store locked between two steps of a start: the start fails naming reconcil
   const go = join(state, 'locked');
   const set = await jy('set', 'k1', `exec.prestart=${hookWaitingFor(go, 30)}`);
   assert.equal(set.code, 0, set.out);
-  // the CLI in a process of its own (its pid is the jail's recorded owner)
-  const child = spawn(process.execPath, [BIN, '--state', state, 'start', 'k1'], {
-    env: { ...process.env, JAILYARD_STORE_BUSY_MS: '300' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  let holder: Promise<ChildProcess> | undefined;
-  child.stderr!.on('data', (d: Buffer) => {
-    out += d.toString();
-    // exec.prestart runs (mounts and addresses are made and recorded): lock the store
-    // before the step can be recorded
-    if (!holder && /k1: exec\.prestart/.test(out))
-      holder = lockHolder(join(state, 'jailyard.db')).then((c) => {
-        writeFileSync(go, '');
-        return c;
-      });
-  });
-  const [code] = (await once(child, 'exit')) as [number | null];
-  assert.ok(holder, out);
-  await kill(await holder);
+  // the CLI in a process of its own (its pid is the jail's recorded owner); exec.prestart
+  // runs (mounts and addresses are made and recorded): lock the store before the step can
+  // be recorded
+  const { code, out } = await lockedDuring('start', /k1: exec\.prestart/, go);
   assert.notEqual(code, 0);
   assert.match(out, /is locked by another process \(waited 300 ms\)/, out);
   assert.match(out, /run jailyard reconcile/, out);
@@ -209,25 +220,8 @@ test('store locked between two steps of a stop: the stop fails naming reconcile,
   assert.equal(set.code, 0, set.out);
   const start = await jy('start', 'k1');
   assert.equal(start.code, 0, start.out);
-  const child = spawn(process.execPath, [BIN, '--state', state, 'stop', 'k1'], {
-    env: { ...process.env, JAILYARD_STORE_BUSY_MS: '300' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  let holder: Promise<ChildProcess> | undefined;
-  child.stderr!.on('data', (d: Buffer) => {
-    out += d.toString();
-    // exec.prestop runs (the stop is recorded as begun): lock the store before its next step
-    if (!holder && /k1: exec\.prestop/.test(out))
-      holder = lockHolder(join(state, 'jailyard.db')).then((c) => {
-        writeFileSync(go, '');
-        return c;
-      });
-  });
-  const [code] = (await once(child, 'exit')) as [number | null];
-  assert.ok(holder, out);
-  await kill(await holder);
+  // exec.prestop runs (the stop is recorded as begun): lock the store before its next step
+  const { code, out } = await lockedDuring('stop', /k1: exec\.prestop/, go);
   assert.notEqual(code, 0, out);
   assert.match(out, /is locked by another process \(waited 300 ms\)/, out);
   assert.match(out, /run jailyard reconcile/, out);
